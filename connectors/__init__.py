@@ -1,0 +1,1 @@
+"""Connector plugins: one module per service (see connectors.base)."""

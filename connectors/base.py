@@ -1,0 +1,265 @@
+"""The connector protocol and registry.
+
+A connector turns one service's API into syncd's records and carries out
+writes. It owns its config model, its HTTP session, its cursor format,
+normalisation and write operations, and nothing else: it never touches the
+store and makes no mapping decisions.
+
+Connectors are found through the ``syncd.connectors`` entry point group; the
+built-in ones register the same way a third-party package would.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, Callable, ClassVar, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from syncd.errors import ConfigError
+from syncd.http import HttpClient
+from syncd.records import Comment, Issue, Ticket
+
+Role = Literal["helpdesk", "tracker"]
+
+ENTRY_POINT_GROUP = "syncd.connectors"
+
+# --- markers ------------------------------------------------------------------
+
+MARKER_RE = re.compile(r"syncd:([0-9a-f]{20})\b")
+
+
+def marker_token(key: str) -> str:
+    """The text every write carries so that it can be found again."""
+    return f"syncd:{key}"
+
+
+def find_markers(text: str | None) -> tuple[str, ...]:
+    return tuple(MARKER_RE.findall(text or ""))
+
+
+# --- config -------------------------------------------------------------------
+
+
+class ConnectorConfig(BaseModel):
+    """Settings every connector takes. Kinds extend it with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    url: str = Field(description="Base URL of the service (or the sandbox, or a self-hosted instance).")
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for a response.")
+    connect_timeout: float = Field(5.0, gt=0, le=120)
+    max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request before giving up.")
+    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest single wait a Retry-After may impose.")
+    requests_per_minute: float | None = Field(None, gt=0, description="A request budget of our own.")
+    poll_interval: float | None = Field(None, gt=0, description="Seconds between polls; overrides [daemon].")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an http(s) URL such as https://example.zendesk.com")
+        return value.rstrip("/")
+
+
+def read_secret(value: SecretStr | None, path: str | None) -> SecretStr | None:
+    """A secret given directly (from the environment) or read from a file."""
+    if value is not None:
+        return value
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return SecretStr(fh.read().strip())
+
+
+# --- pages and writes ---------------------------------------------------------
+
+
+@dataclass
+class Rejected:
+    """A record the connector could not normalise: quarantined by the engine."""
+
+    record_id: str | None
+    reason: str
+    payload: Any = None
+
+
+@dataclass
+class Page:
+    """One page of a feed.
+
+    ``cursor`` is what to store once this page is committed: resuming from it
+    must not skip anything not yet committed. ``done`` is True on the last
+    page of this poll.
+    """
+
+    records: list[Any]
+    cursor: str | None
+    done: bool
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TicketUpdate:
+    """One write to a ticket. Empty parts are left out of the request."""
+
+    note: str | None = None  # internal note (private comment), plain text
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    fields: dict[str, Any] = field(default_factory=dict)  # custom field id -> value
+    status: str | None = None
+    # Change status only when the ticket's current status is one of these.
+    status_from: tuple[str, ...] = ()
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "TicketUpdate":
+        return cls(
+            note=payload.get("note"),
+            add_tags=tuple(payload.get("add_tags", ())),
+            remove_tags=tuple(payload.get("remove_tags", ())),
+            fields=dict(payload.get("fields", {})),
+            status=payload.get("status"),
+            status_from=tuple(payload.get("status_from", ())),
+        )
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write told us back. ``updated_at`` lets the engine recognise the
+    echo of its own write in the next poll."""
+
+    updated_at: datetime | None = None
+    id: str | None = None
+
+
+# --- the protocol -------------------------------------------------------------
+
+
+class Connector(abc.ABC):
+    kind: ClassVar[str]
+    role: ClassVar[Role]
+    config_model: ClassVar[type[ConnectorConfig]]
+
+    def __init__(self, name: str, config: ConnectorConfig, *,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.name = name
+        self.config = config
+        self._sleep = sleep
+        self.http = self.make_http()
+
+    @abc.abstractmethod
+    def make_http(self) -> HttpClient:
+        """Build this connector's one HTTP session (auth, headers, rate headers)."""
+
+    def http_options(self) -> dict[str, Any]:
+        """HttpClient keyword arguments common to every connector."""
+        c = self.config
+        return dict(
+            timeout=(c.connect_timeout, c.timeout),
+            max_attempts=c.max_attempts,
+            max_wait=c.max_wait,
+            requests_per_minute=c.requests_per_minute,
+            sleep=self._sleep,
+        )
+
+    @abc.abstractmethod
+    def check(self) -> str:
+        """Try the credentials; return who we are ("agent@acme.com"), raise AuthError."""
+
+    @abc.abstractmethod
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        """Changes since ``cursor`` (None: first run), one page at a time."""
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Helpdesk(Connector):
+    role: ClassVar[Role] = "helpdesk"
+
+    @abc.abstractmethod
+    def ticket_url(self, ticket_id: str) -> str:
+        """The agent-facing URL of a ticket."""
+
+    @abc.abstractmethod
+    def ticket_url_pattern(self) -> str:
+        """A regex with a named group ``id`` matching this helpdesk's ticket URLs."""
+
+    @abc.abstractmethod
+    def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+    @abc.abstractmethod
+    def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
+        """Comments newer than the comment id ``after``, oldest first."""
+
+    @abc.abstractmethod
+    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str) -> WriteResult:
+        """Apply ``update``; a note carries ``marker_token(key)``."""
+
+    def update_tickets(self, ticket_ids: list[str], update: TicketUpdate, key: str) -> dict[str, WriteResult | Exception]:
+        """The same update on many tickets. Connectors with a bulk API override this."""
+        results: dict[str, WriteResult | Exception] = {}
+        for ticket_id in ticket_ids:
+            try:
+                results[ticket_id] = self.update_ticket(ticket_id, update, key)
+            except Exception as exc:  # reported per ticket to the caller
+                results[ticket_id] = exc
+        return results
+
+    @abc.abstractmethod
+    def find_marker(self, ticket_id: str, key: str) -> bool:
+        """Whether a write carrying ``key`` already landed on the ticket."""
+
+    def link_fields(self) -> tuple[str, ...]:
+        """Custom field ids whose value may name a linked issue."""
+        return ()
+
+
+class Tracker(Connector):
+    role: ClassVar[Role] = "tracker"
+    # How notes written here are formatted: "markdown" or "adf".
+    text_format: ClassVar[str] = "markdown"
+
+    @abc.abstractmethod
+    def link_patterns(self) -> list[str]:
+        """Regexes with a named group ``ref`` that find this tracker's issues in text."""
+
+    @abc.abstractmethod
+    def get_issue(self, ref: str) -> Issue:
+        """An issue by stable id or by human key; NotFound if there is none."""
+
+    @abc.abstractmethod
+    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+        """Comment on the issue; the body carries ``marker_token(key)``."""
+
+    @abc.abstractmethod
+    def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
+        """Show the ticket on the issue (an attachment or remote link), idempotent per URL."""
+
+    @abc.abstractmethod
+    def find_marker(self, issue_id: str, key: str) -> bool: ...
+
+
+# --- registry -----------------------------------------------------------------
+
+
+def load_registry() -> dict[str, Any]:
+    """Entry points by kind, from the ``syncd.connectors`` group (loaded on use)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def connector_class(kind: str, registry: dict[str, Any] | None = None) -> type[Connector]:
+    """The connector class for ``kind``; ConfigError if none is installed."""
+    registry = registry if registry is not None else load_registry()
+    try:
+        entry = registry[kind]
+    except KeyError:
+        known = ", ".join(sorted(registry)) or "none installed"
+        raise ConfigError([f"unknown connector kind {kind!r} (known: {known})"]) from None
+    return entry.load() if hasattr(entry, "load") else entry

@@ -1,0 +1,1 @@
+"""The pure mapping layer: records in, decisions out. No I/O here."""

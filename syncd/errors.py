@@ -1,0 +1,77 @@
+"""Errors that cross module boundaries.
+
+Each names what went wrong in words a user can act on; ``str(error)`` is the
+one-line message the CLI prints. None of them ever carries a secret.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base for every error syncd expects and reports in one line."""
+
+
+class ConfigError(SyncdError):
+    """The configuration cannot be used. ``problems`` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class StoreLocked(SyncdError):
+    """Another syncd process holds the state store."""
+
+
+class ApiError(SyncdError):
+    """A service answered in a way the connector cannot go on with."""
+
+    def __init__(self, connector: str, message: str, *, status: int | None = None):
+        self.connector = connector
+        self.status = status
+        super().__init__(f"{connector}: {message}")
+
+
+class AuthError(ApiError):
+    """Credentials refused (401) or not allowed (403): retrying will not help."""
+
+
+class NotFound(ApiError):
+    """404: the record is not there (or not visible to these credentials)."""
+
+
+class Gone(ApiError):
+    """410: the record was deleted for good."""
+
+
+class Conflict(ApiError):
+    """409/422: the service refused the write as it stands (closed ticket...)."""
+
+
+class TransientError(ApiError):
+    """Still failing after the retries allowed: try again next cycle.
+
+    ``maybe_applied`` is True when a write may have reached the service
+    (a 5xx or a timeout after the request was sent): delivery must look
+    for the marker before sending it again.
+    """
+
+    def __init__(self, connector: str, message: str, *, status: int | None = None,
+                 maybe_applied: bool = False, retry_after: float | None = None):
+        super().__init__(connector, message, status=status)
+        self.maybe_applied = maybe_applied
+        self.retry_after = retry_after
+
+
+class PayloadError(ApiError):
+    """A response did not have the shape the connector expects.
+
+    ``record_id`` names the record when one can be named, so the engine can
+    quarantine that record and go on.
+    """
+
+    def __init__(self, connector: str, message: str, *, record_id: str | None = None,
+                 payload: object = None):
+        super().__init__(connector, message)
+        self.record_id = record_id
+        self.payload = payload

@@ -1,0 +1,381 @@
+"""The one HTTP session every connector uses.
+
+One ``requests.Session`` per connector, a timeout on every call, and one
+retry layer (tenacity) for 429, 5xx and connection failures that honours
+``Retry-After``. It also reads the service's rate-limit headers and slows
+down before the service refuses, and can space mutating requests (GitHub
+asks for a second between them) and cap requests per minute.
+
+Writes are retried only where the service cannot have applied them (429,
+a connection that never opened); anything else raises
+:class:`~syncd.errors.TransientError` with ``maybe_applied`` so that the
+outbox looks for the write's marker before sending it again.
+"""
+
+from __future__ import annotations
+
+import collections
+import email.utils
+import json as jsonlib
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import urljoin
+
+import requests
+import structlog
+import tenacity
+
+from syncd import __version__
+from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
+
+log = structlog.get_logger("syncd.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """Names of a service's rate-limit headers (any may be None)."""
+
+    remaining: str | None = None
+    reset: str | None = None  # epoch seconds, or seconds from now if reset_is_delta
+    limit: str | None = None
+    reset_is_delta: bool = False
+
+
+@dataclass
+class RateState:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None  # wall clock (time.time)
+
+
+@dataclass
+class HttpStats:
+    requests: int = 0
+    retries: int = 0
+    by_endpoint: collections.Counter = field(default_factory=collections.Counter)
+    throttled_seconds: float = 0.0
+
+
+class _Retry(Exception):
+    """Internal: a response or failure worth another attempt."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, maybe_applied: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class HttpClient:
+    """A retrying, rate-aware session bound to one connector and base URL."""
+
+    def __init__(
+        self,
+        connector: str,
+        base_url: str,
+        *,
+        auth: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_attempts: int = 5,
+        max_wait: float = 120.0,
+        backoff: float = 0.5,
+        rate_headers: RateHeaders = RateHeaders(),
+        low_watermark: int = 5,
+        requests_per_minute: float | None = None,
+        mutation_interval: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.connector = connector
+        self.base_url = base_url.rstrip("/") + "/"
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.headers["User-Agent"] = f"syncd/{__version__}"
+        self.session.headers.update(headers or {})
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self.backoff = backoff
+        self.rate_headers = rate_headers
+        self.low_watermark = low_watermark
+        self.requests_per_minute = requests_per_minute
+        self.mutation_interval = mutation_interval
+        self.rate = RateState()
+        self.stats = HttpStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._wall = wall_clock
+        self._lock = threading.Lock()
+        self._last_mutation: float | None = None
+        self._window: collections.deque[float] = collections.deque()
+
+    # -- public -------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        expect: Iterable[int] = (),
+        endpoint: str | None = None,
+    ) -> requests.Response:
+        """Send one logical request; retries happen inside.
+
+        ``idempotent`` says whether the request may be repeated when the
+        service might already have acted on it (default: safe methods).
+        ``expect`` lists extra statuses returned as they are (304, 404...)
+        instead of raising. ``endpoint`` names the request in counters.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in SAFE_METHODS
+        url = self.url(path)
+        endpoint = endpoint or f"{method} {path.split('?')[0]}"
+        expected = frozenset(expect)
+
+        def attempt() -> requests.Response:
+            return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint)
+
+        try:
+            return self._retrying(attempt)
+        except _Retry as exc:
+            raise TransientError(
+                self.connector,
+                f"{endpoint} still failing after {self.max_attempts} attempts: {exc}",
+                status=exc.status,
+                maybe_applied=exc.maybe_applied,
+                retry_after=exc.retry_after,
+            ) from None
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`request` and parse the body as JSON (None for 204/304).
+
+        A body that is not JSON (truncated, an HTML error page) is retried
+        like a 5xx for idempotent requests; for writes it raises
+        TransientError with ``maybe_applied`` since the write did arrive.
+        """
+        method = method.upper()
+        idempotent = kwargs.get("idempotent")
+        if idempotent is None:
+            idempotent = kwargs["idempotent"] = method in SAFE_METHODS
+        endpoint = kwargs.get("endpoint") or f"{method} {path.split('?')[0]}"
+        for attempt in range(1, self.max_attempts + 1):
+            response = self.request(method, path, **kwargs)
+            if response.status_code in (204, 304) or not response.content and response.status_code >= 300:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                if not idempotent:
+                    raise TransientError(self.connector, f"{endpoint}: response body is not JSON",
+                                         maybe_applied=True) from None
+                self.stats.retries += 1
+                log.warning("response body is not JSON", connector=self.connector,
+                            endpoint=endpoint, status=response.status_code, attempt=attempt)
+                if attempt < self.max_attempts:
+                    self._sleep(self._backoff_delay(attempt))
+        raise TransientError(self.connector, f"{endpoint}: response body is not JSON "
+                             f"after {self.max_attempts} attempts")
+
+    # -- internals ----------------------------------------------------------
+
+    def _retrying(self, fn: Callable[[], requests.Response]) -> requests.Response:
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Retry) and exc.retry_after is not None:
+                return min(exc.retry_after, self.max_wait)
+            return self._backoff_delay(state.attempt_number)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.stats.retries += 1
+            log.info("retrying", connector=self.connector, attempt=state.attempt_number,
+                     reason=str(exc), wait=round(state.next_action.sleep, 2) if state.next_action else None)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retry),
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+    def _backoff_delay(self, attempt: int) -> float:
+        base = self.backoff * (2 ** (attempt - 1))
+        return min(self.max_wait, base + random.uniform(0, base / 2))
+
+    def _attempt(self, method, url, params, json, headers, idempotent, expected, endpoint) -> requests.Response:
+        self._throttle(mutating=method not in SAFE_METHODS)
+        self.stats.requests += 1
+        self.stats.by_endpoint[endpoint] += 1
+        try:
+            response = self.session.request(
+                method, url, params=params, json=json, headers=headers,
+                timeout=self.timeout, allow_redirects=True,
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise _Retry(f"connect timeout ({type(exc).__name__})") from None
+        except requests.exceptions.ConnectionError as exc:
+            # A refused connection never reached the service; a reset after
+            # sending might have.
+            sent = not _is_connect_failure(exc)
+            if sent and not idempotent:
+                raise TransientError(self.connector, f"{endpoint}: connection lost after sending",
+                                     maybe_applied=True) from None
+            raise _Retry(f"connection error ({type(exc).__name__})", maybe_applied=sent) from None
+        except requests.exceptions.Timeout:
+            if not idempotent:
+                raise TransientError(self.connector, f"{endpoint}: read timeout after sending",
+                                     maybe_applied=True) from None
+            raise _Retry("read timeout", maybe_applied=True) from None
+        finally:
+            if method not in SAFE_METHODS:
+                self._last_mutation = self._clock()
+
+        self._read_rate_headers(response)
+        status = response.status_code
+        if status in expected or 200 <= status < 300 or status == 304:
+            return response
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
+        if status == 429 or (status == 403 and self._is_rate_limited_403(response)):
+            if retry_after is None:
+                retry_after = self._seconds_to_reset()
+            raise _Retry(f"HTTP {status} rate limited", status=status, retry_after=retry_after)
+        if status in RETRY_STATUSES:
+            if not idempotent:
+                raise TransientError(self.connector, f"{endpoint}: HTTP {status}", status=status,
+                                     maybe_applied=status != 503, retry_after=retry_after)
+            raise _Retry(f"HTTP {status}", status=status, retry_after=retry_after)
+        message = f"{endpoint}: HTTP {status} {_error_summary(response)}"
+        if status in (401, 403):
+            raise AuthError(self.connector, message, status=status)
+        if status == 404:
+            raise NotFound(self.connector, message, status=status)
+        if status == 410:
+            raise Gone(self.connector, message, status=status)
+        if status in (409, 422):
+            raise Conflict(self.connector, message, status=status)
+        if 500 <= status:
+            raise TransientError(self.connector, message, status=status, maybe_applied=not idempotent)
+        raise ApiError(self.connector, message, status=status)
+
+    def _is_rate_limited_403(self, response: requests.Response) -> bool:
+        if "Retry-After" in response.headers:
+            return True
+        name = self.rate_headers.remaining
+        return bool(name and response.headers.get(name) == "0")
+
+    def _seconds_to_reset(self) -> float | None:
+        if self.rate.reset_at is None:
+            return None
+        return max(0.0, self.rate.reset_at - self._wall())
+
+    def _read_rate_headers(self, response: requests.Response) -> None:
+        names = self.rate_headers
+        h = response.headers
+        try:
+            if names.limit and h.get(names.limit):
+                self.rate.limit = int(float(h[names.limit]))
+            if names.remaining and h.get(names.remaining):
+                self.rate.remaining = int(float(h[names.remaining]))
+            if names.reset and h.get(names.reset):
+                value = float(h[names.reset])
+                if names.reset_is_delta:
+                    value = self._wall() + value
+                elif value > 1e11:  # milliseconds (Linear)
+                    value = value / 1000.0
+                self.rate.reset_at = value
+        except ValueError:
+            log.warning("unreadable rate-limit header", connector=self.connector)
+
+    def _throttle(self, *, mutating: bool) -> None:
+        """Wait as the budgets ask, before sending."""
+        with self._lock:
+            delay = 0.0
+            now = self._clock()
+            if self.rate.remaining is not None and self.rate.remaining <= self.low_watermark:
+                to_reset = self._seconds_to_reset()
+                if to_reset:
+                    delay = max(delay, min(to_reset, self.max_wait))
+                    self.rate.remaining = None  # re-read from the next response
+            if mutating and self.mutation_interval and self._last_mutation is not None:
+                delay = max(delay, self.mutation_interval - (now - self._last_mutation))
+            if self.requests_per_minute:
+                while self._window and now - self._window[0] >= 60.0:
+                    self._window.popleft()
+                if len(self._window) >= self.requests_per_minute:
+                    delay = max(delay, 60.0 - (now - self._window[0]))
+            if delay > 0:
+                self.stats.throttled_seconds += delay
+                log.debug("throttling", connector=self.connector, seconds=round(delay, 2))
+                self._sleep(delay)
+            if self.requests_per_minute:
+                self._window.append(self._clock())
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish",
+                                    "NameResolutionError", "Max retries exceeded with url") ) and \
+        "RemoteDisconnected" not in text and "ProtocolError" not in text
+
+
+def _error_summary(response: requests.Response) -> str:
+    """A short, secret-free description of an error body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "")[:120].replace("\n", " ")
+    if isinstance(body, dict):
+        for key in ("error", "message", "description", "errorMessages", "errors", "details"):
+            if key in body and body[key]:
+                value = body[key]
+                return (jsonlib.dumps(value) if not isinstance(value, str) else value)[:200]
+    return jsonlib.dumps(body)[:200]
+
+
+def expect_dict(connector: str, value: Any, what: str, *, record_id: str | None = None) -> dict:
+    """Return ``value`` if it is a JSON object, else raise PayloadError naming ``what``."""
+    if not isinstance(value, dict):
+        raise PayloadError(connector, f"{what}: expected an object, got {type(value).__name__}",
+                           record_id=record_id, payload=value)
+    return value

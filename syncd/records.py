@@ -1,0 +1,247 @@
+"""The shared vocabulary every part of syncd speaks.
+
+Connectors normalise their API payloads into these records; the mapping layer
+reads them and returns decisions; the store persists them as JSON. They are
+frozen dataclasses so that a snapshot can never be mutated behind the store's
+back, and ``to_dict``/``from_dict`` give a stable JSON form for snapshots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+class StateCategory(str, enum.Enum):
+    """Where an issue stands, whatever the tracker calls it.
+
+    Linear's state types map one to one; Jira's status categories map
+    new→unstarted, indeterminate→started, done→completed (or canceled by
+    resolution); GitHub's open→unstarted, closed+completed→completed,
+    closed+not_planned/duplicate→canceled.
+    """
+
+    TRIAGE = "triage"
+    BACKLOG = "backlog"
+    UNSTARTED = "unstarted"
+    STARTED = "started"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (StateCategory.COMPLETED, StateCategory.CANCELED)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A stable reference to a record: the connector's name and the service's id."""
+
+    connector: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.connector}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Ref":
+        connector, _, ident = text.partition(":")
+        if not connector or not ident:
+            raise ValueError(f"not a reference (want CONNECTOR:ID): {text!r}")
+        return cls(connector, ident)
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    tier: str | None = None  # plan or tier where the helpdesk knows it
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    email: str | None = None
+    organization_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on a ticket or an issue. ``public`` is False for internal notes."""
+
+    id: str
+    body: str
+    public: bool
+    author_id: str | None
+    created_at: datetime
+    # Idempotency keys of syncd markers found in this comment (echo detection).
+    markers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A link shown on an issue (Linear attachment, Jira remote link...)."""
+
+    url: str
+    title: str = ""
+    # The syncd idempotency key when syncd wrote it, else None (a person did).
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    ref: Ref
+    key: str  # what people call it ("#123")
+    url: str  # the agent-facing URL
+    subject: str
+    status: str  # new, open, pending, hold, solved, closed
+    updated_at: datetime
+    created_at: datetime | None = None
+    priority: str | None = None
+    requester: Customer | None = None
+    organization: Organization | None = None
+    assignee_id: str | None = None
+    group_id: str | None = None
+    tags: tuple[str, ...] = ()
+    # Custom fields by their id as a string, values as the API gives them.
+    fields: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def can_update(self) -> bool:
+        return self.status != "closed"
+
+
+@dataclass(frozen=True)
+class Issue:
+    ref: Ref
+    key: str  # ENG-123, owner/repo#12, PROJ-7: changes when the issue moves
+    url: str
+    title: str
+    state: StateCategory
+    state_name: str  # what the tracker shows ("In Review")
+    updated_at: datetime
+    assignee: str | None = None
+    team: str | None = None  # team key, repository or project
+    resolution: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # True where anyone on the internet can read what syncd writes there.
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    ticket: Ref
+    issue: Ref
+    origin: str  # comment, tag, field, attachment, cli
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write planned for the outbox.
+
+    ``key`` is deterministic from (link, transition): planning the same input
+    twice yields the same key, which the store uses to refuse duplicates and
+    the connector writes as a marker so delivery can check before re-sending.
+    ``group`` orders actions: actions of one group are delivered in order.
+    """
+
+    key: str
+    connector: str
+    target: str  # the service id of the ticket or issue written to
+    op: str  # see connectors.base: OPS
+    payload: dict[str, Any]
+    group: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a follow-up's history (``syncd history TICKET``)."""
+
+    kind: str
+    summary: str
+    ticket: Ref | None = None
+    issue: Ref | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def idempotency_key(*parts: object) -> str:
+    """A short, stable key for a transition; the same parts give the same key."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return digest[:20]
+
+
+def utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def format_time(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return utc(dt).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# --- JSON form for snapshots -------------------------------------------------
+
+_RECORD_TYPES: dict[str, type] = {
+    "Ticket": Ticket,
+    "Issue": Issue,
+    "Comment": Comment,
+    "Customer": Customer,
+    "Organization": Organization,
+    "Attachment": Attachment,
+    "Ref": Ref,
+}
+
+
+def to_dict(record: Any) -> Any:
+    """Dataclass → JSON-able dict (datetimes as ISO strings, enums as values)."""
+    if dataclasses.is_dataclass(record):
+        out = {"_type": type(record).__name__}
+        for f in dataclasses.fields(record):
+            out[f.name] = to_dict(getattr(record, f.name))
+        return out
+    if isinstance(record, enum.Enum):
+        return record.value
+    if isinstance(record, datetime):
+        return format_time(record)
+    if isinstance(record, (list, tuple)):
+        return [to_dict(x) for x in record]
+    if isinstance(record, dict):
+        return {k: to_dict(v) for k, v in record.items()}
+    return record
+
+
+def from_dict(data: Any) -> Any:
+    """Inverse of :func:`to_dict`."""
+    if isinstance(data, dict) and "_type" in data:
+        cls = _RECORD_TYPES[data["_type"]]
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = from_dict(data[f.name])
+            if f.name in ("updated_at", "created_at") and isinstance(value, str):
+                value = parse_time(value)
+            elif f.name == "state" and cls is Issue:
+                value = StateCategory(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+    if isinstance(data, list):
+        return [from_dict(x) for x in data]
+    if isinstance(data, dict):
+        return {k: from_dict(v) for k, v in data.items()}
+    return data

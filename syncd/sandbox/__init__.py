@@ -1,0 +1,1 @@
+"""Fake services for the demo, end-to-end tests and benchmarks."""
