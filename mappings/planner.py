@@ -1,0 +1,225 @@
+"""Planning: observed changes in, outbox actions and events out.
+
+Pure functions. Every action's key is derived from (link, transition) so
+that planning the same input twice yields the same keys; the outbox refuses
+a key it already holds, which is what makes replaying a page harmless.
+
+Ticket writes that say the same thing to many tickets (an issue moved, and
+30 tickets wait on it) share a ``marker``: the payloads are then equal and
+delivery can send them as one bulk update where the helpdesk allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from mappings.templates import DEFAULTS, Template
+from syncd.records import Action, Event, Issue, Link, Ref, StateCategory, Ticket, format_time, idempotency_key
+
+TICKET_UPDATE = "ticket.update"
+ISSUE_COMMENT = "issue.comment"
+ISSUE_ATTACH = "issue.attach"
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    helpdesk: str
+    helpdesk_name: str = "Zendesk"
+    linked_tag: str = "syncd_linked"
+    status_field: str | None = None  # custom field id that shows the linked issue status
+    reopen_statuses: tuple[str, ...] = ("solved", "pending")
+    templates: Mapping[str, Template] = field(default_factory=lambda: dict(DEFAULTS))
+
+
+@dataclass
+class Plan:
+    links: list[Link] = field(default_factory=list)
+    ended: list[tuple[Link, str]] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def extend(self, other: "Plan") -> "Plan":
+        self.links += other.links
+        self.ended += other.ended
+        self.actions += other.actions
+        self.events += other.events
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.links or self.ended or self.actions or self.events)
+
+
+def ticket_group(ref: Ref) -> str:
+    return f"ticket:{ref}"
+
+
+def issue_group(ref: Ref) -> str:
+    return f"issue:{ref}"
+
+
+def opaque_ref(ticket: Ref) -> str:
+    """A reference to a ticket that says nothing about the customer."""
+    return "T-" + hashlib.sha256(str(ticket).encode()).hexdigest()[:10]
+
+
+def status_field_value(issues: Iterable[Issue]) -> str:
+    """What agents read in the ticket's status field: one entry per linked issue."""
+    parts = []
+    for issue in sorted(issues, key=lambda i: i.key):
+        owner = f" ({issue.assignee})" if issue.assignee else ""
+        parts.append(f"{issue.key}: {issue.state_name}{owner}")
+    return "; ".join(parts)
+
+
+def _issue_values(issue: Issue) -> dict[str, object]:
+    return {
+        "issue_key": issue.key,
+        "issue_title": issue.title,
+        "issue_url": issue.url,
+        "state_name": issue.state_name,
+        "owner": issue.assignee or "unassigned",
+    }
+
+
+def _fields(settings: PlanSettings, issues: Iterable[Issue]) -> dict[str, str]:
+    if not settings.status_field:
+        return {}
+    return {settings.status_field: status_field_value(issues)}
+
+
+def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[Issue],
+              settings: PlanSettings, *, ticket_count: int = 1, epoch: str = "") -> Plan:
+    """A new link: a note and tag on the ticket, the ticket shown on the issue.
+
+    ``linked_issues`` are all issues the ticket is linked to, this one included.
+    ``epoch`` tells a re-link after an unlink apart from the first link (the
+    time the earlier link ended), so that its note is written again.
+    """
+    t = settings.templates
+    issues = {i.ref: i for i in linked_issues}
+    issues[issue.ref] = issue
+    key = idempotency_key("link", link.ticket, link.issue, epoch)
+    note = t["linked"].render(_issue_values(issue))
+    payload = {
+        "note": note,
+        "add_tags": [settings.linked_tag],
+        "fields": _fields(settings, issues.values()),
+    }
+    actions = [Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload, ticket_group(ticket.ref))]
+    actions.append(_attach_action(ticket, issue, settings, ticket_count))
+    event = Event("linked", f"{ticket.key} linked to {issue.key} ({link.origin})", ticket.ref, issue.ref,
+                  {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name})
+    return Plan(links=[link], actions=actions, events=[event])
+
+
+def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_count: int) -> Action:
+    t = settings.templates
+    if issue.public:
+        values = {"opaque_ref": opaque_ref(ticket.ref), "ticket_count": ticket_count}
+        title = t["attachment_title_public"].render(values)
+        subtitle = t["attachment_subtitle_public"].render(values)
+    else:
+        values = {
+            "helpdesk_name": settings.helpdesk_name,
+            "ticket_key": ticket.key,
+            "ticket_subject": ticket.subject,
+            "organization": ticket.organization.name if ticket.organization else "no organisation",
+            "ticket_status": ticket.status,
+        }
+        title = t["attachment_title"].render(values)
+        subtitle = t["attachment_subtitle"].render(values)
+    key = idempotency_key("attach", ticket.ref, issue.ref)
+    payload = {"url": ticket.url, "title": title, "subtitle": subtitle, "public": issue.public}
+    return Action(key, issue.ref.connector, issue.ref.id, ISSUE_ATTACH, payload, issue_group(issue.ref))
+
+
+@dataclass(frozen=True)
+class LinkedTicket:
+    """A ticket affected by an issue change, with every issue it is linked to."""
+
+    ticket: Ticket
+    issues: tuple[Issue, ...]  # current snapshots, the changed issue included
+
+
+def state_changed(issue: Issue, previous: Issue | None) -> bool:
+    return previous is not None and (previous.state != issue.state or previous.state_name != issue.state_name)
+
+
+def shown_fields_changed(issue: Issue, previous: Issue | None) -> bool:
+    """Whether what the ticket's status field shows (key, owner) changed."""
+    return previous is not None and (previous.assignee != issue.assignee or previous.key != issue.key)
+
+
+def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[LinkedTicket],
+                      settings: PlanSettings) -> Plan:
+    """An issue changed: tell every linked ticket what it needs to know."""
+    plan = Plan()
+    moved = state_changed(issue, previous)
+    if previous is not None and previous.key != issue.key:
+        plan.events.append(Event("issue_moved", f"{previous.key} is now {issue.key}", None, issue.ref,
+                                 {"old_key": previous.key, "new_key": issue.key}))
+    if not moved and not shown_fields_changed(issue, previous):
+        return plan
+    assert previous is not None
+    transition = ("state", issue.ref, previous.state_name, issue.state_name, issue.assignee, issue.key,
+                  format_time(issue.updated_at))
+    if moved:
+        plan.events.append(Event("issue_state", f"{issue.key} moved from {previous.state_name} to {issue.state_name}",
+                                 None, issue.ref, {"from": previous.state_name, "to": issue.state_name,
+                                                   "category": issue.state.value}))
+    marker = idempotency_key(*transition)
+    t = settings.templates
+    for linked in tickets:
+        ticket = linked.ticket
+        others = [i for i in linked.issues if i.ref != issue.ref]
+        all_issues = others + [issue]
+        payload: dict[str, object] = {"fields": _fields(settings, all_issues), "marker": marker}
+        kind = "field"
+        if moved:
+            values = _issue_values(issue) | {"old_state": previous.state_name}
+            if issue.state.is_closed and all(i.state.is_closed for i in others):
+                reopen = ticket.status in settings.reopen_statuses
+                summary = "\n".join(f"- {i.key}: {i.state_name}" for i in sorted(all_issues, key=lambda i: i.key))
+                values |= {"summary": summary,
+                           "reopened": " The ticket was reopened for that." if reopen else ""}
+                payload["note"] = t["resolved"].render(values)
+                if reopen:
+                    payload["status"] = "open"
+                    payload["status_from"] = list(settings.reopen_statuses)
+                kind = "resolved"
+            elif issue.state.is_closed:
+                waiting = "\n".join(f"- {i.key}: {i.state_name}" for i in sorted(others, key=lambda i: i.key)
+                                    if not i.state.is_closed)
+                payload["note"] = t["closed_waiting"].render(values | {"waiting": waiting})
+                kind = "closed_waiting"
+            else:
+                payload["note"] = t["state_changed"].render(values)
+                kind = "state_changed"
+        if not payload["fields"] and "note" not in payload:
+            continue
+        key = idempotency_key(*transition, ticket.ref)
+        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
+                                   ticket_group(ticket.ref)))
+        if kind == "resolved":
+            plan.events.append(Event("resolved", f"{ticket.key}: every linked issue is closed; follow up due",
+                                     ticket.ref, issue.ref, {"reopen": payload.get("status") == "open"}))
+    return plan
+
+
+def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iterable[Issue],
+                settings: PlanSettings, reason: str, *, epoch: str = "") -> Plan:
+    """An ended link: say so on the ticket, and drop the tag when nothing is left."""
+    remaining = list(remaining)
+    values = {"issue_key": issue.key if issue else link.issue.id, "issue_title": issue.title if issue else ""}
+    payload: dict[str, object] = {"note": settings.templates["unlinked"].render(values)}
+    if settings.status_field:
+        payload["fields"] = {settings.status_field: status_field_value(remaining)}
+    if not remaining:
+        payload["remove_tags"] = [settings.linked_tag]
+    key = idempotency_key("unlink", link.ticket, link.issue, reason, epoch)
+    action = Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload, ticket_group(ticket.ref))
+    event = Event("unlinked", f"{ticket.key} unlinked from {values['issue_key']} ({reason})", ticket.ref, link.issue,
+                  {"reason": reason})
+    return Plan(ended=[(link, reason)], actions=[action], events=[event])
