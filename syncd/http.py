@@ -110,6 +110,7 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        rate_limited: Callable[[requests.Response], bool] | None = None,
     ):
         self.connector = connector
         self.base_url = base_url.rstrip("/") + "/"
@@ -130,6 +131,9 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._wall = wall_clock
+        # For services that say "rate limited" in the body of a 200/400
+        # (Linear's GraphQL RATELIMITED): such a response is retried like a 429.
+        self._rate_limited = rate_limited
         self._lock = threading.Lock()
         self._last_mutation: float | None = None
         self._window: collections.deque[float] = collections.deque()
@@ -270,6 +274,11 @@ class HttpClient:
 
         self._read_rate_headers(response)
         status = response.status_code
+        if self._rate_limited is not None and self._rate_limited(response):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
+            if retry_after is None:
+                retry_after = self._seconds_to_reset()
+            raise _Retry(f"HTTP {status} rate limited (body)", status=status, retry_after=retry_after)
         if status in expected or 200 <= status < 300 or status == 304:
             return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
