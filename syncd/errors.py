@@ -19,7 +19,11 @@ class ConfigError(SyncdError):
         super().__init__("; ".join(problems))
 
 
-class StoreLocked(SyncdError):
+class StoreError(SyncdError):
+    """The state store cannot be used as it stands (too new, not a store, closed...)."""
+
+
+class StoreLocked(StoreError):
     """Another syncd process holds the state store."""
 
 
