@@ -528,6 +528,9 @@ def _organization(org_id: Any, orgs: dict[int, dict]) -> Organization | None:
     if org_id is None:
         return None
     org = orgs.get(org_id, {})
-    return Organization(id=str(org_id), name=_text(org.get("name")))
+    # Plan or tier lives in a custom organisation field; "plan" and "tier" are the keys looked for.
+    custom = org.get("organization_fields") if isinstance(org.get("organization_fields"), dict) else {}
+    tier = next((v for v in (custom.get("plan"), custom.get("tier")) if isinstance(v, str) and v), None)
+    return Organization(id=str(org_id), name=_text(org.get("name")), tier=tier)
 
 

@@ -161,11 +161,13 @@ def test_poll_maps_sideloaded_users_organizations_and_custom_fields():
     raw["custom_fields"] = [{"id": 360001, "value": "ENG-12"}, {"id": 360002, "value": None}]
     body["users"] = [{"id": raw["requester_id"], "name": "Ada", "email": "ada@customer.test",
                       "organization_id": raw["organization_id"]}]
-    body["organizations"] = [{"id": raw["organization_id"], "name": "Customer Ltd"}]
+    body["organizations"] = [{"id": raw["organization_id"], "name": "Customer Ltd",
+                              "organization_fields": {"plan": "enterprise"}}]
     responses.get(export_url(), json=body)
     ticket = next(t for t in next(make().poll(None)).records if t.ref.id == str(raw["id"]))
     assert ticket.requester.name == "Ada" and ticket.requester.email == "ada@customer.test"
     assert ticket.organization.id == str(raw["organization_id"]) and ticket.organization.name == "Customer Ltd"
+    assert ticket.organization.tier == "enterprise"
     assert ticket.fields == {"360001": "ENG-12", "360002": None}
 
 
