@@ -156,6 +156,7 @@ class HttpClient:
         idempotent: bool | None = None,
         expect: Iterable[int] = (),
         endpoint: str | None = None,
+        allow_redirects: bool = True,
     ) -> requests.Response:
         """Send one logical request; retries happen inside.
 
@@ -163,6 +164,8 @@ class HttpClient:
         service might already have acted on it (default: safe methods).
         ``expect`` lists extra statuses returned as they are (304, 404...)
         instead of raising. ``endpoint`` names the request in counters.
+        ``allow_redirects=False`` returns a 3xx as it is (list it in
+        ``expect``): requests would turn a redirected POST into a GET.
         """
         method = method.upper()
         if idempotent is None:
@@ -172,7 +175,8 @@ class HttpClient:
         expected = frozenset(expect)
 
         def attempt() -> requests.Response:
-            return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint)
+            return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint,
+                                 allow_redirects)
 
         try:
             return self._retrying(attempt)
@@ -244,14 +248,15 @@ class HttpClient:
         base = self.backoff * (2 ** (attempt - 1))
         return min(self.max_wait, base + random.uniform(0, base / 2))
 
-    def _attempt(self, method, url, params, json, headers, idempotent, expected, endpoint) -> requests.Response:
+    def _attempt(self, method, url, params, json, headers, idempotent, expected, endpoint,
+                 allow_redirects: bool = True) -> requests.Response:
         self._throttle(mutating=method not in SAFE_METHODS)
         self.stats.requests += 1
         self.stats.by_endpoint[endpoint] += 1
         try:
             response = self.session.request(
                 method, url, params=params, json=json, headers=headers,
-                timeout=self.timeout, allow_redirects=True,
+                timeout=self.timeout, allow_redirects=allow_redirects,
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise _Retry(f"connect timeout ({type(exc).__name__})") from None

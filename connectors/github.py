@@ -1,0 +1,733 @@
+"""GitHub Issues (REST) as a tracker.
+
+Feed. Per repository, ``GET /repos/{o}/{r}/issues?state=all&since=…&sort=updated
+&direction=asc&per_page=100``. The first page carries ``If-None-Match`` with the
+ETag of the last identical request, so an idle poll is a 304 (free against the
+rate limit). Later pages follow the ``Link: rel="next"`` URL, with one
+refinement: page-number paging over an ``updated`` sort shifts when an issue
+already read is updated mid-read (everything after it moves up one place and
+one issue would be skipped for good). So when a page spans more than one second,
+the next page is asked for by ``since`` = the last ``updated_at`` read minus one
+second instead (keyset paging, same cost); only a page whose issues all share
+one second follows the Link URL. Boundary issues are read twice and
+de-duplicated by (id, updated_at). ``since`` becomes the high-water mark minus
+``OVERLAP`` only once the last page is read.
+
+The cursor is JSON: ``{"v": 1, "repos": {"owner/repo": {"since", "etag",
+"next", "hwm", "public", "vis_etag", "vis_at"}}}``.
+
+Identity. ``Issue.ref.id`` is GitHub's numeric issue id, stable across
+transfers; ``Issue.key`` is ``owner/repo#n``. REST has no get-issue-by-id, so
+every method taking an issue accepts the key (or the issue's URL) — the engine
+passes the key it last knew — and also a bare id this process has seen in a
+poll or a read. A transferred issue answers 301; reads follow it and return the
+Issue under its new key, writes re-resolve and are sent to the new place once.
+A deleted issue answers 410 (:class:`~syncd.errors.Gone`), a missing one 404
+(:class:`~syncd.errors.NotFound`): both final, never retried in a loop.
+
+State. open → UNSTARTED, or STARTED when someone is assigned (GitHub has no
+"in progress" state; an assignee is the closest signal that work has an owner
+and began; reopened issues follow the same rule); closed + completed (or no
+reason: issues closed before state_reason existed) → COMPLETED; closed +
+not_planned or duplicate → CANCELED.
+
+Public repositories. What syncd writes to a public repository is readable by
+anyone. :meth:`GitHubConnector.is_public` says which repositories are (cached
+for ``visibility_ttl`` seconds, re-validated with a conditional request before
+any write that may carry customer data). Writes flagged ``customer_data=True``
+— and any body holding an e-mail address — are refused there with
+:class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
+only an opaque reference and counts there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Literal
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from connectors.base import (
+    ConnectorConfig,
+    Page,
+    Rejected,
+    Tracker,
+    WriteResult,
+    find_markers,
+    marker_token,
+    read_secret,
+)
+from syncd.errors import ApiError, Conflict, ConfigError, NotFound, PayloadError, TransientError
+from syncd.http import HttpClient, RateHeaders, expect_dict
+from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
+
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+OVERLAP = timedelta(seconds=5)
+CONTEXT_SLOT = "context"
+
+REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+KEY_RE = re.compile(r"^(?P<owner>[A-Za-z0-9-]+)/(?P<repo>[A-Za-z0-9._-]+)#(?P<number>\d+)$")
+SLOT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+TICKET_LINE_RE = re.compile(r"^- .*<!-- syncd:t=(?P<hash>[0-9a-f]{12}) -->$", re.M)
+TICKETS_BLOCK_RE = re.compile(r"<!-- syncd:tickets -->\n.*?<!-- /syncd:tickets -->\n?", re.S)
+KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->\n?")
+
+
+class GitHubConfig(ConnectorConfig):
+    kind: Literal["github"]
+    url: str = Field("https://api.github.com",
+                     description="API base; GitHub Enterprise Server: https://HOST/api/v3.")
+    token: SecretStr | None = Field(None, description="Personal access token or app token (sent as Bearer).")
+    token_file: str | None = Field(None, description="A file holding the token.")
+    repositories: list[str] = Field(min_length=1, description="Repositories to follow, as owner/name.")
+    include_pull_requests: bool = Field(False, description="Treat pull requests as issues too.")
+    backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
+    mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
+    visibility_ttl: float = Field(3600, ge=0, description="Seconds a repository's visibility is trusted before "
+                                                          "it is checked again (bounds how late a repository "
+                                                          "turning public is noticed).")
+
+    @field_validator("repositories")
+    @classmethod
+    def _repo_names(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not REPO_RE.match(r)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} is not owner/name (e.g. acme/webapp)")
+        lowered = [r.lower() for r in value]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("lists a repository twice")
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> "GitHubConfig":
+        if self.token is None and self.token_file is None:
+            raise ValueError("no credentials: set token (environment variable SYNCD_CONNECTORS__<NAME>__TOKEN) "
+                             "or token_file")
+        return self
+
+
+class PublicRepositoryRefused(Conflict):
+    """A write that may carry customer data was aimed at a public repository."""
+
+
+@dataclass(frozen=True)
+class IssueLocation:
+    owner: str
+    repo: str
+    number: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner}/{self.repo}#{self.number}"
+
+    @property
+    def path(self) -> str:
+        return f"repos/{self.owner}/{self.repo}/issues/{self.number}"
+
+
+@dataclass
+class _Visibility:
+    public: bool
+    etag: str | None
+    checked_at: float
+
+
+def web_root(api_url: str) -> str:
+    """The web host for an API base: api.github.com → github.com; GHE drops /api/v3."""
+    parts = urlsplit(api_url)
+    if parts.netloc.lower() == "api.github.com":
+        return "https://github.com"
+    path = re.sub(r"/api/v3/?$", "", parts.path.rstrip("/"))
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def ticket_hash(url: str) -> str:
+    """An opaque, stable reference to a ticket: nothing about it can be read back."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def next_link(response: requests.Response) -> str | None:
+    return (response.links.get("next") or {}).get("url")
+
+
+def is_pull_request(item: dict) -> bool:
+    # Old payloads carry "pull_request" with null URLs on plain issues.
+    pr = item.get("pull_request")
+    return isinstance(pr, dict) and any(pr.get(k) for k in ("url", "html_url"))
+
+
+def repo_of(item: dict) -> str:
+    """owner/repo of an issue payload, from repository_url (or html_url)."""
+    m = re.search(r"/repos/([^/]+)/([^/]+)/?$", item.get("repository_url") or "")
+    if m:
+        return f"{m.group(1)}/{m.group(2)}"
+    m = re.search(r"/([^/]+)/([^/]+)/(?:issues|pull)/\d+$", item.get("html_url") or "")
+    if m:
+        return f"{m.group(1)}/{m.group(2)}"
+    raise KeyError("repository_url")
+
+
+def state_of(item: dict) -> tuple[StateCategory, str]:
+    state = item["state"]
+    reason = item.get("state_reason")
+    if state == "open":
+        name = "Open (reopened)" if reason == "reopened" else "Open"
+        return (StateCategory.STARTED if assignee_of(item) else StateCategory.UNSTARTED), name
+    if state == "closed":
+        if reason in ("not_planned", "duplicate"):
+            return StateCategory.CANCELED, f"Closed ({reason.replace('_', ' ')})"
+        return StateCategory.COMPLETED, "Closed (completed)" if reason == "completed" else "Closed"
+    raise ValueError(f"unknown state {state!r}")
+
+
+def assignee_of(item: dict) -> str | None:
+    person = item.get("assignee") or next(iter(item.get("assignees") or []), None)
+    return person.get("login") if isinstance(person, dict) else None
+
+
+class GitHubConnector(Tracker):
+    kind = "github"
+    text_format = "markdown"
+    config_model = GitHubConfig
+    config: GitHubConfig
+
+    def __init__(self, name: str, config: GitHubConfig, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall_clock: Callable[[], float] = time.time):
+        self._wall_clock = wall_clock
+        super().__init__(name, config, sleep=sleep)
+        self._repos = {r.lower(): r for r in config.repositories}
+        self._visibility: dict[str, _Visibility] = {}
+        self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
+        self._slot_comments: dict[tuple[str, str], int] = {}  # (issue id, slot) -> comment id
+        self._login: str | None = None
+
+    # -- session ----------------------------------------------------------------
+
+    def make_http(self) -> HttpClient:
+        c = self.config
+        try:
+            token = read_secret(c.token, c.token_file)
+        except OSError as exc:
+            raise ConfigError([f"connectors.{self.name}.token_file: cannot read {c.token_file!r} "
+                               f"({exc.strerror}); check the path and its permissions"]) from None
+        if token is None or not token.get_secret_value():
+            where = f"token_file {c.token_file!r}" if c.token is None else "token"
+            raise ConfigError([f"connectors.{self.name}: the GitHub token in {where} is empty; "
+                               f"set SYNCD_CONNECTORS__{self.name.upper()}__TOKEN to a token with issues access"])
+        return HttpClient(
+            self.name, c.url,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "Authorization": f"Bearer {token.get_secret_value()}",
+            },
+            rate_headers=RateHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset",
+                                     limit="x-ratelimit-limit"),
+            mutation_interval=c.mutation_interval,
+            wall_clock=self._wall_clock,
+            **self.http_options(),
+        )
+
+    # -- check ------------------------------------------------------------------
+
+    def check(self) -> str:
+        """``GET /user`` and each repository: who we are, and each repository's visibility."""
+        user = self._get_object("user", "GET /user")
+        self._login = str(user.get("login") or "")
+        seen = []
+        for repo in self.config.repositories:
+            try:
+                public = self.is_public(repo, max_age=0)
+            except NotFound:
+                raise NotFound(self.name, f"repository {repo} (connectors.{self.name}.repositories) does not exist "
+                                          "or this token cannot see it; check the name and the token's access",
+                               status=404) from None
+            seen.append(f"{repo} {'public' if public else 'private'}")
+        return f"{self._login} ({', '.join(seen)})"
+
+    # -- visibility -------------------------------------------------------------
+
+    def is_public(self, repo: str, *, max_age: float | None = None) -> bool:
+        """Whether anyone can read ``repo`` (owner/name).
+
+        Answers from a cache younger than ``max_age`` (default
+        ``visibility_ttl``); otherwise asks ``GET /repos/{o}/{r}`` with the
+        cached ETag (a 304 costs no rate limit).
+        """
+        ttl = self.config.visibility_ttl if max_age is None else max_age
+        name = repo.lower()
+        cached = self._visibility.get(name)
+        now = self._wall_clock()
+        if cached is not None and ttl > 0 and now - cached.checked_at < ttl:
+            return cached.public
+        headers = {"If-None-Match": cached.etag} if cached is not None and cached.etag else None
+        response, body = self._get(f"repos/{repo}", "GET /repos/{o}/{r}", headers=headers)
+        if response.status_code == 304 and cached is not None:
+            cached.checked_at = now
+            return cached.public
+        body = expect_dict(self.name, body, f"GET /repos/{repo}")
+        visibility = body.get("visibility")
+        if visibility is not None:
+            public = visibility == "public"
+        elif isinstance(body.get("private"), bool):
+            public = not body["private"]
+        else:
+            raise PayloadError(self.name, f"GET /repos/{repo}: neither visibility nor private in the answer",
+                               payload=body)
+        self._visibility[name] = _Visibility(public, response.headers.get("ETag"), now)
+        return public
+
+    # -- feed -------------------------------------------------------------------
+
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        state = self._load_cursor(cursor)
+        pending: Page | None = None
+        for page in self._pages(state):
+            if pending is not None:
+                yield pending
+            pending = page
+        if pending is None:
+            pending = Page([], self._dump_cursor(state), done=True)
+        pending.done = True
+        yield pending
+
+    def _pages(self, state: dict[str, dict]) -> Iterator[Page]:
+        for repo in self.config.repositories:
+            entry = state.setdefault(repo, {})
+            self._refresh_visibility(repo, entry)
+            public = entry["public"]
+            if not entry.get("since"):
+                start = datetime.fromtimestamp(self._wall_clock(), timezone.utc) - timedelta(
+                    days=self.config.backfill_days)
+                entry["since"] = format_time(start.replace(microsecond=0))
+            url = entry.get("next")
+            first = url is None
+            if first:
+                url = self._feed_path(repo, entry["since"])
+            emitted: set[tuple[str, str]] = set()
+            while url is not None:
+                headers = {"If-None-Match": entry["etag"]} if first and entry.get("etag") else None
+                response, items = self._get(url, "GET /repos/{o}/{r}/issues", headers=headers)
+                if response.status_code == 304:
+                    break
+                if not isinstance(items, list):
+                    raise PayloadError(self.name, f"GET /repos/{repo}/issues: expected a list, "
+                                                  f"got {type(items).__name__}", payload=items)
+                if first:
+                    entry["etag"] = response.headers.get("ETag")
+                records, rejected, times = self._normalise_page(items, public, emitted)
+                if times:
+                    hwm = max(times + ([entry["hwm"]] if entry.get("hwm") else []))
+                    entry["hwm"] = hwm
+                url = self._next_url(repo, response, times)
+                if url is None:
+                    self._finish(entry)
+                else:
+                    entry["next"] = url
+                first = False
+                yield Page(records, self._dump_cursor(state), done=False, rejected=rejected)
+
+    def _finish(self, entry: dict) -> None:
+        """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies."""
+        entry.pop("next", None)
+        hwm = entry.pop("hwm", None)
+        if hwm:
+            new_since = format_time(parse_time(hwm) - OVERLAP)
+            if new_since > entry["since"]:
+                entry["since"] = new_since
+                entry.pop("etag", None)  # it was for the old since
+
+    def _next_url(self, repo: str, response: requests.Response, times: list[str]) -> str | None:
+        link = next_link(response)
+        if link is None:
+            return None
+        if len(times) >= 2:
+            oldest, newest = min(times), max(times)
+            floor = format_time(parse_time(newest) - timedelta(seconds=1))
+            if oldest < floor:
+                return self._feed_path(repo, floor)
+        return link
+
+    def _feed_path(self, repo: str, since: str) -> str:
+        query = urlencode({"state": "all", "since": since, "sort": "updated", "direction": "asc",
+                           "per_page": PER_PAGE})
+        return f"repos/{repo}/issues?{query}"
+
+    def _normalise_page(self, items: list, public: bool, emitted: set[tuple[str, str]]):
+        records: list[Issue] = []
+        rejected: list[Rejected] = []
+        times: list[str] = []
+        for item in items:
+            record_id = str(item.get("id")) if isinstance(item, dict) and item.get("id") is not None else None
+            try:
+                if not isinstance(item, dict):
+                    raise TypeError(f"expected an object, got {type(item).__name__}")
+                updated = format_time(parse_time(item["updated_at"]))
+                if updated is None:
+                    raise ValueError("updated_at is empty")
+                times.append(updated)
+                if is_pull_request(item) and not self.config.include_pull_requests:
+                    continue
+                if (record_id, updated) in emitted:
+                    continue
+                emitted.add((record_id, updated))
+                records.append(self._issue(item, public))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                rejected.append(Rejected(record_id, f"github issue payload: {type(exc).__name__}: {exc}", item))
+        return records, rejected, times
+
+    def _refresh_visibility(self, repo: str, entry: dict) -> None:
+        """Seed the cache from the cursor, re-check when stale, write the result back."""
+        name = repo.lower()
+        if name not in self._visibility and "public" in entry:
+            self._visibility[name] = _Visibility(bool(entry["public"]), entry.get("vis_etag"),
+                                                 float(entry.get("vis_at") or 0))
+        entry["public"] = self.is_public(repo)
+        cached = self._visibility[name]
+        entry["vis_etag"] = cached.etag
+        entry["vis_at"] = cached.checked_at
+
+    def _load_cursor(self, cursor: str | None) -> dict[str, dict]:
+        if not cursor:
+            return {}
+        try:
+            data = json.loads(cursor)
+            if data.get("v") != 1 or not isinstance(data.get("repos"), dict):
+                raise ValueError("unknown version")
+            repos = {k.lower(): dict(v) for k, v in data["repos"].items()}
+        except (ValueError, TypeError, AttributeError):
+            raise ConfigError([f"connector {self.name}: stored cursor {cursor[:80]!r} is unreadable "
+                               "(want GitHub cursor v1 JSON); reset this connector's cursor to read again "
+                               "from the backfill window"]) from None
+        # Repositories dropped from the config are forgotten; new ones start fresh.
+        return {repo: repos.get(repo.lower(), {}) for repo in self.config.repositories}
+
+    @staticmethod
+    def _dump_cursor(state: dict[str, dict]) -> str:
+        return json.dumps({"v": 1, "repos": state}, sort_keys=True)
+
+    # -- normalisation ----------------------------------------------------------
+
+    def _issue(self, item: dict, public: bool | None = None) -> Issue:
+        repo = repo_of(item)
+        number = int(item["number"])
+        owner, name = repo.split("/", 1)
+        location = IssueLocation(owner, name, number)
+        ident = str(item["id"])
+        self._known[ident] = location
+        if public is None:
+            public = self.is_public(repo)
+        category, state_name = state_of(item)
+        updated = parse_time(item["updated_at"])
+        if updated is None:
+            raise ValueError("updated_at is empty")
+        return Issue(
+            ref=Ref(self.name, ident),
+            key=location.key,
+            url=str(item["html_url"]),
+            title=str(item["title"]),
+            state=category,
+            state_name=state_name,
+            updated_at=updated,
+            assignee=assignee_of(item),
+            team=repo,
+            resolution=item.get("state_reason"),
+            public=public,
+        )
+
+    # -- links ------------------------------------------------------------------
+
+    def link_patterns(self) -> list[str]:
+        host = re.escape(re.sub(r"^https?://", "", web_root(self.config.url)))
+        repos = "|".join(re.escape(r) for r in self.config.repositories)
+        return [
+            rf"https?://{host}/(?P<ref>[A-Za-z0-9-]+/[A-Za-z0-9._-]+/issues/\d+)\b",
+            rf"(?<![\w/.-])(?P<ref>(?i:{repos})#\d+)\b",
+        ]
+
+    def normalise_ref(self, text: str) -> str:
+        """``owner/repo/issues/n`` or an issue URL → ``owner/repo#n`` (other forms unchanged)."""
+        m = re.search(r"([A-Za-z0-9-]+)/([A-Za-z0-9._-]+)/issues/(\d+)/?$", text)
+        if m:
+            return f"{m.group(1)}/{m.group(2)}#{m.group(3)}"
+        return text
+
+    def _locate(self, ref: str) -> IssueLocation:
+        ref = self.normalise_ref(ref.strip())
+        m = KEY_RE.match(ref)
+        if m:
+            return IssueLocation(m["owner"], m["repo"], int(m["number"]))
+        if ref.isdigit():
+            known = self._known.get(ref)
+            if known is not None:
+                return known
+            raise NotFound(self.name, f"issue id {ref} has not been seen by this process and GitHub cannot "
+                                      "fetch an issue by id; pass its key (owner/repo#n)", status=None)
+        raise NotFound(self.name, f"{ref!r} is not a GitHub issue reference (want owner/repo#n, an issue "
+                                  "URL, or an issue id)")
+
+    # -- reads ------------------------------------------------------------------
+
+    def get_issue(self, ref: str) -> Issue:
+        """By key, URL or a known id; follows a transfer (301) to the issue's new key."""
+        location = self._locate(ref)
+        item = self._get_object(location.path, "GET /repos/{o}/{r}/issues/{n}")
+        return self._issue(item)
+
+    def _resolve(self, ref: str) -> tuple[IssueLocation, str]:
+        """Current location and stable id of an issue (one GET, following a transfer)."""
+        issue = self.get_issue(ref)
+        return self._known[issue.ref.id], issue.ref.id
+
+    def comments(self, ref: str) -> list[Comment]:
+        """All comments on the issue, oldest first, with their syncd markers."""
+        location = self._locate(ref)
+        return [self._comment(c) for c in self._raw_comments(location)]
+
+    def _raw_comments(self, location: IssueLocation) -> list[dict]:
+        out: list[dict] = []
+        url: str | None = f"{location.path}/comments?per_page={PER_PAGE}"
+        while url is not None:
+            response, items = self._get(url, "GET /repos/{o}/{r}/issues/{n}/comments")
+            if not isinstance(items, list):
+                raise PayloadError(self.name, "issue comments: expected a list", payload=items)
+            out.extend(c for c in items if isinstance(c, dict))
+            url = next_link(response)
+        return out
+
+    def _comment(self, raw: dict) -> Comment:
+        body = raw.get("body") or ""
+        return Comment(
+            id=str(raw["id"]),
+            body=body,
+            public=True,
+            author_id=(raw.get("user") or {}).get("login"),
+            created_at=parse_time(raw["created_at"]) or datetime.now(timezone.utc),
+            markers=find_markers(body),
+        )
+
+    def find_marker(self, issue_id: str, key: str) -> bool:
+        """Whether a comment carrying ``marker_token(key)`` is on the issue."""
+        location = self._locate(issue_id)
+        token = marker_token(key)
+        return any(token in (c.get("body") or "") for c in self._raw_comments(location))
+
+    # -- writes -----------------------------------------------------------------
+
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """A new comment ending with ``<!-- syncd:KEY -->``.
+
+        ``customer_data=True`` says the body names a customer: refused (with
+        :class:`PublicRepositoryRefused`) in a public repository.
+        """
+        location = self._locate(issue_id)
+        text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"
+        location = self._guard(location, text, customer_data)
+        raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
+                          "POST /repos/{o}/{r}/issues/{n}/comments")
+        return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
+
+    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *,
+                       customer_data: bool = False) -> WriteResult:
+        """Keep ONE syncd comment per (issue, ``slot``), edited in place.
+
+        The comment is found by the hidden slot marker ``<!-- syncd:SLOT -->``
+        (in a comment by this syncd user when :meth:`check` has told who that
+        is), created when absent, and edited with
+        ``PATCH /repos/{o}/{r}/issues/comments/{id}`` when its text changes.
+        It also carries ``<!-- syncd:KEY -->`` of the latest write, so
+        :meth:`find_marker` can tell that write landed. In the context slot
+        the list of linked tickets kept by :meth:`attach_ticket` is preserved.
+        ``customer_data`` as for :meth:`add_comment`.
+        """
+        if not SLOT_RE.match(slot):
+            raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
+
+        def compose(existing: str | None, public: bool) -> str:
+            if public and customer_data:
+                raise self._refusal(location)
+            tickets = TICKETS_BLOCK_RE.search(existing or "")
+            return self._compose(body, tickets.group(0) if tickets else "", slot, key)
+
+        location = self._locate(issue_id)
+        if customer_data and self._public_for_write(location):
+            raise self._refusal(location)  # before reading anything
+        return self._upsert(location, slot, compose)
+
+    def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
+        """List the ticket in the issue's context comment, once per ticket URL.
+
+        Private repository: a line with the ticket's title (linked) and
+        subtitle. Public repository: only an opaque reference (a hash of the
+        ticket URL) and the count of linked tickets; any line written while
+        the repository was private is rewritten in the opaque form.
+        """
+        ref = ticket_hash(url)
+
+        def compose(existing: str | None, public: bool) -> str:
+            existing = existing or ""
+            block = TICKETS_BLOCK_RE.search(existing)
+            lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
+            if public:
+                lines = {h: _opaque_line(h) for h in lines}
+                lines[ref] = _opaque_line(ref)
+            else:
+                label = _inline(title) or "Support ticket"
+                extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
+                lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
+            tickets = ("<!-- syncd:tickets -->\n"
+                       f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
+                       "\n<!-- /syncd:tickets -->\n")
+            head = existing
+            for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
+                head = pattern.sub("", head)
+            head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
+            return self._compose(head, tickets, CONTEXT_SLOT, key)
+
+        location = self._locate(issue_id)
+        return self._upsert(location, CONTEXT_SLOT, compose)
+
+    # -- write plumbing ---------------------------------------------------------
+
+    @staticmethod
+    def _compose(body: str, tickets: str, slot: str, key: str) -> str:
+        parts = [p for p in (body.strip(), tickets.strip()) if p]
+        return "\n\n".join(parts) + f"\n\n<!-- syncd:{slot} -->\n<!-- {marker_token(key)} -->\n"
+
+    def _upsert(self, location: IssueLocation, slot: str,
+                compose: Callable[[str | None, bool], str]) -> WriteResult:
+        """Find the slot comment, compose its new text from the old, write it if it changed."""
+        existing = self._find_slot_comment(location, slot)
+        if existing is not None:
+            location = self._location_of_comment(existing) or location
+        public = self._public_for_write(location)
+        text = compose(existing.get("body") if existing else None, public)
+        if public:
+            self._refuse_personal_data(location, text)
+        if existing is None:
+            raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
+                              "POST /repos/{o}/{r}/issues/{n}/comments")
+        elif existing.get("body") == text:
+            return WriteResult(updated_at=parse_time(existing.get("updated_at")), id=str(existing["id"]))
+        else:
+            path = f"repos/{location.full_name}/issues/comments/{existing['id']}"
+            raw = self._write("PATCH", path, {"body": text}, location,
+                              "PATCH /repos/{o}/{r}/issues/comments/{id}")
+        moved = self._location_of_comment(raw)
+        self._slot_comments[((moved or location).key, slot)] = int(raw["id"])
+        return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
+
+    def _find_slot_comment(self, location: IssueLocation, slot: str) -> dict | None:
+        """The slot's comment: the remembered one if it still holds the marker, else a scan."""
+        marker = f"<!-- syncd:{slot} -->"
+        cached = self._slot_comments.get((location.key, slot))
+        if cached is not None:
+            response, raw = self._get(f"repos/{location.full_name}/issues/comments/{cached}",
+                                      "GET /repos/{o}/{r}/issues/comments/{id}", expect=(404,))
+            if response.status_code != 404:
+                if isinstance(raw, dict) and marker in (raw.get("body") or ""):
+                    return raw
+        for raw in self._raw_comments(location):
+            author = (raw.get("user") or {}).get("login")
+            if marker in (raw.get("body") or "") and (self._login is None or author == self._login):
+                return raw
+        return None
+
+    @staticmethod
+    def _location_of_comment(raw: dict) -> IssueLocation | None:
+        """Where a comment's issue lives now, from its ``issue_url`` (comments move with transfers)."""
+        m = re.search(r"/repos/([^/]+)/([^/]+)/issues/(\d+)$", raw.get("issue_url") or "")
+        return IssueLocation(m.group(1), m.group(2), int(m.group(3))) if m else None
+
+    def _public_for_write(self, location: IssueLocation) -> bool:
+        """Visibility re-validated for a write (a conditional request: free when unchanged)."""
+        return self.is_public(location.full_name, max_age=0)
+
+    def _refusal(self, location: IssueLocation) -> PublicRepositoryRefused:
+        return PublicRepositoryRefused(
+            self.name, f"refused to write customer data to public repository {location.full_name} "
+                       f"({location.key}); write only an opaque reference there")
+
+    def _guard(self, location: IssueLocation, text: str, customer_data: bool) -> IssueLocation:
+        if self._public_for_write(location):
+            if customer_data:
+                raise self._refusal(location)
+            self._refuse_personal_data(location, text)
+        return location
+
+    def _refuse_personal_data(self, location: IssueLocation, text: str) -> None:
+        if EMAIL_RE.search(text):
+            raise PublicRepositoryRefused(
+                self.name, f"refused to write an e-mail address to public repository {location.full_name} "
+                           f"({location.key}); remove customer details from the text")
+
+    def _write(self, method: str, path: str, body: dict, location: IssueLocation, endpoint: str) -> dict:
+        """One mutating request; on 301 (the issue moved) re-resolve and send once more."""
+        response = self.http.request(method, path, json=body, allow_redirects=False, expect=(301, 302, 307, 308),
+                                     endpoint=endpoint)
+        if response.status_code in (301, 302, 307, 308):
+            moved, _ = self._resolve(location.key)
+            if moved == location:
+                raise ApiError(self.name, f"{endpoint}: {location.key} redirects to itself", status=301)
+            new_path = path.replace(f"repos/{location.full_name}/issues/{location.number}", moved.path, 1)
+            new_path = new_path.replace(f"repos/{location.full_name}/", f"repos/{moved.full_name}/", 1)
+            if self._public_for_write(moved):
+                self._refuse_personal_data(moved, body.get("body") or "")
+            response = self.http.request(method, new_path, json=body, allow_redirects=False, endpoint=endpoint)
+        raw = self._json(response, endpoint)
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise PayloadError(self.name, f"{endpoint}: the answer has no comment id", payload=raw)
+        return raw
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _get(self, path: str, endpoint: str, *, headers: dict[str, str] | None = None,
+             expect: tuple[int, ...] = ()) -> tuple[requests.Response, Any]:
+        """A GET and its JSON (None for 304 or an expected error); a body that is not
+        JSON (truncated, an HTML error page) is asked for again, like a 5xx."""
+        for attempt in range(1, self.config.max_attempts + 1):
+            response = self.http.request("GET", path, headers=headers, expect=expect, endpoint=endpoint)
+            if response.status_code == 304 or response.status_code in expect:
+                return response, None
+            try:
+                return response, response.json()
+            except ValueError:
+                if attempt < self.config.max_attempts:
+                    self._sleep(self.http._backoff_delay(attempt))
+        raise TransientError(self.name, f"{endpoint}: response body is not JSON after "
+                                        f"{self.config.max_attempts} attempts")
+
+    def _get_object(self, path: str, endpoint: str) -> dict:
+        _, body = self._get(path, endpoint)
+        if not isinstance(body, dict):
+            raise PayloadError(self.name, f"{endpoint}: expected an object, got {type(body).__name__}", payload=body)
+        return body
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise PayloadError(self.name, f"{what}: HTTP {response.status_code} answer is not JSON") from None
+
+
+def _opaque_line(ref: str) -> str:
+    return f"- Support ticket `{ref}` <!-- syncd:t={ref} -->"
+
+
+def _inline(text: str | None) -> str:
+    """One line of Markdown-safe text for a list item."""
+    return re.sub(r"\s+", " ", (text or "")).strip().replace("[", "(").replace("]", ")")
