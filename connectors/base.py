@@ -64,7 +64,7 @@ class ConnectorConfig(BaseModel):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
-            raise ValueError("must be an http(s) URL such as https://example.zendesk.com")
+            raise ValueError("must be an http(s) URL such as https://acme.example.com")
         return value.rstrip("/")
 
 

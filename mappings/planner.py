@@ -180,12 +180,11 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
         if moved:
             values = _issue_values(issue) | {"old_state": previous.state_name}
             if issue.state.is_closed and all(i.state.is_closed for i in others):
-                reopen = ticket.status in settings.reopen_statuses
                 summary = "\n".join(f"- {i.key}: {i.state_name}" for i in sorted(all_issues, key=lambda i: i.key))
-                values |= {"summary": summary,
-                           "reopened": " The ticket was reopened for that." if reopen else ""}
-                payload["note"] = t["resolved"].render(values)
-                if reopen:
+                payload["note"] = t["resolved"].render(values | {"summary": summary})
+                if settings.reopen_statuses:
+                    # Conditional on the ticket's status when the write lands, not
+                    # on our snapshot of it, which may be a poll behind.
                     payload["status"] = "open"
                     payload["status_from"] = list(settings.reopen_statuses)
                 kind = "resolved"

@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Template] = {
         Template(
             "resolved",
             "{issue_key} is {state_name}. Every linked issue is now closed:\n{summary}\n"
-            "Please follow up with the customer and tell them what changed.{reopened}",
+            "Please follow up with the customer and tell them what changed.",
         ),
         Template(
             "unlinked",

@@ -329,12 +329,16 @@ class Store:
     Open for writing (the daemon, ``syncd once``, repair commands) it migrates
     the schema and holds the lock until :meth:`close`. ``readonly=True`` is for
     inspection while the daemon runs: no lock, no migration, no writes.
+    ``shared=True`` writes without taking the daemon lock: for short repair
+    commands (``syncd link`` while the daemon runs), which leave delivery to
+    the daemon; SQLite serialises the writers.
 
     One Store may be shared by threads (a metrics endpoint reading while the
     engine writes): calls are serialised by an internal lock.
     """
 
-    def __init__(self, path: str | os.PathLike, *, clock: Clock = _utcnow, readonly: bool = False):
+    def __init__(self, path: str | os.PathLike, *, clock: Clock = _utcnow, readonly: bool = False,
+                 shared: bool = False):
         self.path = Path(path)
         self.readonly = readonly
         self._clock = clock
@@ -346,7 +350,8 @@ class Store:
             if readonly:
                 self._open_readonly()
             else:
-                self._acquire_lock()
+                if not shared:
+                    self._acquire_lock()
                 self._open_writable()
         except BaseException:
             self.close()

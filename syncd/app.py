@@ -1,0 +1,74 @@
+"""Wiring: settings in, a ready store, connectors and engine out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from connectors.base import Connector, Helpdesk, Tracker, connector_class
+from mappings.planner import PlanSettings
+from syncd.config import Settings
+from syncd.engine import Engine
+from syncd.errors import ConfigError
+from syncd.store import Store
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    connectors: dict[str, Connector]
+    engine: Engine
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+        self.store.close()
+
+    def __enter__(self) -> "App":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> dict[str, Connector]:
+    out: dict[str, Connector] = {}
+    for name, config in settings.connectors.items():
+        cls = connector_class(config.kind)
+        out[name] = cls(name, config, sleep=sleep)
+    return out
+
+
+def plan_settings(settings: Settings, helpdesk: Helpdesk) -> PlanSettings:
+    status_field = getattr(helpdesk.config, "status_field_id", None)
+    return PlanSettings(
+        helpdesk=helpdesk.name,
+        helpdesk_name=type(helpdesk).__name__.removesuffix("Connector"),
+        linked_tag=settings.sync.linked_tag,
+        status_field=str(status_field) if status_field else None,
+        reopen_statuses=tuple(settings.sync.reopen_statuses),
+    )
+
+
+def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,
+              clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> App:
+    store = Store(settings.store_path, readonly=readonly, shared=shared, clock=clock)
+    try:
+        connectors = build_connectors(settings, sleep=sleep)
+        helpdesk = connectors[settings.sync.helpdesk]
+        trackers = {name: connectors[name] for name in settings.sync.trackers}
+        if not isinstance(helpdesk, Helpdesk):
+            raise ConfigError([f"sync.helpdesk: {settings.sync.helpdesk!r} is not a helpdesk connector"])
+        for name, tracker in trackers.items():
+            if not isinstance(tracker, Tracker):
+                raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
+        engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk),  # type: ignore[arg-type]
+                        max_attempts=settings.daemon.max_attempts, backoff_max=settings.daemon.backoff_max,
+                        clock=clock)
+    except BaseException:
+        store.close()
+        raise
+    return App(settings, store, connectors, engine)

@@ -1,0 +1,383 @@
+"""The ``syncd`` command.
+
+Exit codes: 0 ok, 1 failed (a service refused, a cycle had errors), 2 bad
+usage or configuration. Every error a user can cause is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from syncd import __version__
+from syncd.errors import ConfigError, StoreLocked, SyncdError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Context:
+    def __init__(self, config: str | None, log_level: str | None, log_format: str | None):
+        self.config_path = config
+        self.log_level = log_level
+        self.log_format = log_format
+        self._settings = None
+
+    def settings(self):
+        if self._settings is None:
+            from syncd.config import load_config
+            from syncd.logs import configure_logging
+
+            self._settings = load_config(self.config_path)
+            configure_logging(self.log_level or self._settings.log.level,
+                              self.log_format or self._settings.log.format)
+        return self._settings
+
+    def app(self, *, readonly: bool = False):
+        from syncd.app import build_app
+
+        return build_app(self.settings(), readonly=readonly)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"syncd: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one line and the right exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"syncd: {problem}", err=True)
+            sys.exit(EXIT_USAGE)
+        except StoreLocked as exc:
+            fail(str(exc))
+        except SyncdError as exc:
+            fail(str(exc))
+        except ValueError as exc:  # bad references given on the command line
+            fail(str(exc), EXIT_USAGE)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", metavar="PATH", envvar="SYNCD_CONFIG", show_envvar=True,
+              help="Configuration file (default: ./syncd.toml).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Override [log] level.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]),
+              help="Override [log] format (auto: JSON unless on a terminal).")
+@click.version_option(__version__, prog_name="syncd")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, log_level: str | None, log_format: str | None) -> None:
+    """syncd links helpdesk tickets to tracker issues and keeps both sides current.
+
+    \b
+    Exit status: 0 ok, 1 failed, 2 bad usage or configuration.
+    Secrets come from the environment: SYNCD_CONNECTORS__<NAME>__<KEY>.
+    """
+    ctx.obj = Context(config, log_level, log_format)
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+@guarded
+def run(obj: Context) -> None:
+    """Run as a service: poll on intervals, deliver, serve /healthz and /metrics.
+
+    SIGTERM or SIGINT finish the step in hand and exit 0; SIGHUP reloads the
+    configuration (a bad new one is refused and the running one kept).
+    """
+    from syncd.app import build_app
+    from syncd.config import load_config
+    from syncd.daemon import Daemon
+
+    obj.settings()
+    daemon = Daemon(lambda: load_config(obj.config_path), build_app)
+    daemon.install_signals()
+    sys.exit(daemon.run())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the cycle report as JSON.")
+@click.pass_obj
+@guarded
+def once(obj: Context, as_json: bool) -> None:
+    """Run one cycle (poll every connector, then deliver) and exit: for cron."""
+    with obj.app() as app:
+        report = app.engine.cycle()
+        if as_json:
+            click.echo(json.dumps({
+                "polls": [p.__dict__ for p in report.polls],
+                "delivery": report.delivery.__dict__ if report.delivery else None,
+                "ok": report.ok,
+            }, default=str))
+        else:
+            click.echo(report.summary())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@main.command()
+@click.option("--offline", is_flag=True, help="Validate the files only; do not contact the services.")
+@click.pass_obj
+@guarded
+def check(obj: Context, offline: bool) -> None:
+    """Validate the configuration, then try each connector's credentials."""
+    from syncd.app import build_connectors
+
+    settings = obj.settings()
+    click.echo(f"configuration {settings.source or '(environment only)'}: ok")
+    if offline:
+        return
+    failed = 0
+    for name, connector in build_connectors(settings).items():
+        try:
+            who = connector.check()
+        except SyncdError as exc:
+            failed += 1
+            click.echo(f"  {name} ({connector.kind}): FAILED: {exc}")
+        else:
+            click.echo(f"  {name} ({connector.kind}): ok, {who}")
+        finally:
+            connector.close()
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's state directory and print where it is.")
+@guarded
+def demo(keep: bool) -> None:
+    """Play a handoff story against the built-in sandbox and show what syncd did."""
+    from syncd.demo import run_demo
+
+    sys.exit(run_demo(keep=keep))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--zendesk-port", default=8801, show_default=True, type=int)
+@click.option("--linear-port", default=8802, show_default=True, type=int)
+@click.option("--empty", is_flag=True, help="Start without seed data.")
+@guarded
+def sandbox(host: str, zendesk_port: int, linear_port: int, empty: bool) -> None:
+    """Serve the fake services on their own for manual play (Ctrl-C stops)."""
+    from syncd.sandbox.runner import serve
+
+    serve(host=host, ports={"zendesk": zendesk_port, "linear": linear_port}, seed_data=not empty)
+
+
+# -- links --------------------------------------------------------------------------------------
+
+
+def _open_for_write(obj: Context):
+    """The store for a command that writes; while the daemon runs, queue for it instead."""
+    from syncd.app import build_app
+
+    settings = obj.settings()
+    try:
+        return build_app(settings), True
+    except StoreLocked:
+        return build_app(settings, shared=True), False
+
+
+@main.command()
+@click.argument("ticket")
+@click.argument("issue")
+@click.option("--tracker", help="Tracker connector name, when the issue key does not say.")
+@click.pass_obj
+@guarded
+def link(obj: Context, ticket: str, issue: str, tracker: str | None) -> None:
+    """Link TICKET (helpdesk id) to ISSUE (key such as ENG-123, URL or id)."""
+    app, deliver = _open_for_write(obj)
+    with app:
+        t, i, created = app.engine.link(_ticket_id(ticket), issue, tracker)
+        if not created:
+            click.echo(f"{t.key} is already linked to {i.key}")
+            return
+        click.echo(f"linked {t.key} ({t.subject}) to {i.key} ({i.title}, {i.state_name})")
+        if deliver:
+            report = app.engine.deliver()
+            click.echo(f"delivered {report.done} write(s)" + (f", {report.failed} to retry" if report.failed else ""))
+        else:
+            click.echo("the running daemon will deliver the writes")
+
+
+@main.command()
+@click.argument("ticket")
+@click.argument("issue")
+@click.option("--tracker", help="Tracker connector name, when the issue key does not say.")
+@click.pass_obj
+@guarded
+def unlink(obj: Context, ticket: str, issue: str, tracker: str | None) -> None:
+    """End the link between TICKET and ISSUE (a note says so on the ticket)."""
+    app, deliver = _open_for_write(obj)
+    with app:
+        if not app.engine.unlink(_ticket_id(ticket), issue, tracker):
+            fail(f"ticket {ticket} is not linked to {issue}")
+        click.echo(f"unlinked {ticket} from {issue}")
+        if deliver:
+            app.engine.deliver()
+
+
+@main.command("links")
+@click.option("--ticket", help="Only this ticket's links.")
+@click.option("--all", "show_all", is_flag=True, help="Include ended links.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -> None:
+    """List links: ticket, issue (key and state), origin, since."""
+    from syncd.records import Ref
+
+    with obj.app(readonly=True) as app:
+        store = app.store
+        if ticket:
+            rows = store.links_for_ticket(Ref(app.engine.helpdesk.name, _ticket_id(ticket)), active=not show_all)
+        else:
+            rows = store.all_links(active=not show_all)
+        snaps = store.get_snapshots([r.issue for r in rows] + [r.ticket for r in rows])
+        out = []
+        for r in rows:
+            i, t = snaps.get(r.issue), snaps.get(r.ticket)
+            out.append({
+                "ticket": t.key if t else r.ticket.id, "ticket_status": t.status if t else None,
+                "issue": i.key if i else r.issue.id, "issue_state": i.state_name if i else None,
+                "tracker": r.issue.connector, "origin": r.origin,
+                "since": str(r.created_at), "active": r.active,
+            })
+        if as_json:
+            click.echo(json.dumps(out, indent=2))
+            return
+        if not out:
+            click.echo("no links")
+        for row in out:
+            ended = "" if row["active"] else "  (ended)"
+            click.echo(f"{row['ticket']:>8}  {row['issue']:<12} {row['issue_state'] or '?':<14} "
+                       f"{row['origin']:<10} {row['since']}{ended}")
+
+
+@main.command()
+@click.argument("ticket")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def history(obj: Context, ticket: str, as_json: bool) -> None:
+    """The story of TICKET: links, issue moves, writes, in order."""
+    from syncd.records import Ref
+
+    with obj.app(readonly=True) as app:
+        rows = app.store.history(Ref(app.engine.helpdesk.name, _ticket_id(ticket)))
+        if as_json:
+            click.echo(json.dumps([{"at": str(r.at), "kind": r.kind, "summary": r.summary} for r in rows], indent=2))
+            return
+        if not rows:
+            click.echo(f"nothing recorded for ticket {ticket}")
+        for r in rows:
+            click.echo(f"{str(r.at)[:19]}  {r.kind:<12} {r.summary}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def status(obj: Context, as_json: bool) -> None:
+    """The store at a glance: links, outbox backlog, quarantine, cursors."""
+    with obj.app(readonly=True) as app:
+        stats = app.store.stats()
+        if as_json:
+            click.echo(json.dumps(stats, indent=2, default=str))
+            return
+        for key, value in stats.items():
+            click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+
+
+# -- outbox and quarantine -------------------------------------------------------------------------
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect and repair the outbox of pending writes."""
+
+
+@outbox.command("list")
+@click.option("--state", type=click.Choice(["pending", "sending", "done", "dead", "dropped"]))
+@click.pass_obj
+@guarded
+def outbox_list(obj: Context, state: str | None) -> None:
+    """List outbox actions (default: all not yet done)."""
+    with obj.app(readonly=True) as app:
+        rows = app.store.list_outbox(state)
+        if not rows:
+            click.echo("outbox empty")
+        for r in rows:
+            click.echo(f"{r.id:>6} {r.state:<8} {r.op:<14} {r.connector}:{r.target:<10} attempts={r.attempts} "
+                       f"{(r.last_error or '')[:80]}")
+
+
+@outbox.command("retry")
+@click.argument("action_id", type=int)
+@click.pass_obj
+@guarded
+def outbox_retry(obj: Context, action_id: int) -> None:
+    """Send a dead action again at the next delivery."""
+    app, _ = _open_for_write(obj)
+    with app:
+        if not app.store.retry_action(action_id):
+            fail(f"no dead action with id {action_id} (see: syncd outbox list --state dead)", EXIT_USAGE)
+        click.echo(f"action {action_id} will be retried")
+
+
+@outbox.command("drop")
+@click.argument("action_id", type=int)
+@click.pass_obj
+@guarded
+def outbox_drop(obj: Context, action_id: int) -> None:
+    """Give up on an action; later writes to the same ticket or issue go on."""
+    app, _ = _open_for_write(obj)
+    with app:
+        if not app.store.drop_action(action_id):
+            fail(f"no unfinished action with id {action_id} (see: syncd outbox list)", EXIT_USAGE)
+        click.echo(f"action {action_id} dropped")
+
+
+@main.group()
+def quarantine() -> None:
+    """Records a connector could not read, kept with their reason."""
+
+
+@quarantine.command("list")
+@click.pass_obj
+@guarded
+def quarantine_list(obj: Context) -> None:
+    """List quarantined records."""
+    with obj.app(readonly=True) as app:
+        rows = app.store.list_quarantine()
+        if not rows:
+            click.echo("quarantine empty")
+        for r in rows:
+            click.echo(f"{r.id:>5} {r.connector}:{r.record_id}  {r.reason}")
+
+
+def _ticket_id(text: str) -> str:
+    """Accept 123, #123 or a ticket URL."""
+    text = text.strip().lstrip("#")
+    tail = text.rstrip("/").rsplit("/", 1)[-1]
+    if not tail.isdigit():
+        raise ValueError(f"not a ticket id: {text!r} (give the number, #number or the ticket URL)")
+    return tail
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,257 @@
+"""The service: scheduling, signals, health and metrics.
+
+Each connector is polled on its own interval (with jitter so that a fleet of
+daemons does not poll in step), and the outbox is delivered after every poll.
+SIGTERM and SIGINT finish the step in hand and exit 0; SIGHUP reloads the
+configuration between steps, keeping the running one if the new one is bad.
+A connector whose credentials are refused is paused and tried again with a
+single cheap check at a slow pace, not hammered.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from syncd.app import App
+from syncd.config import Settings
+from syncd.errors import AuthError, ConfigError, SyncdError
+
+log = structlog.get_logger("syncd.daemon")
+
+AUTH_RETRY_SECONDS = 300.0
+
+
+@dataclass
+class ConnectorState:
+    next_poll: float = 0.0
+    last_ok: float | None = None
+    last_error: str | None = None
+    paused_auth: bool = False
+    polls: int = 0
+
+
+@dataclass
+class Health:
+    started: float = field(default_factory=time.time)
+    connectors: dict[str, ConnectorState] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+    cycles: int = 0
+
+    def as_dict(self) -> dict:
+        ok = all(not s.last_error for s in self.connectors.values())
+        return {
+            "status": "ok" if ok else "degraded",
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "cycles": self.cycles,
+            "outbox": self.outbox,
+            "connectors": {
+                name: {"last_ok": _iso(s.last_ok), "last_error": s.last_error, "paused": s.paused_auth,
+                       "polls": s.polls}
+                for name, s in self.connectors.items()
+            },
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts else None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.polls = Counter("syncd_polls", "Polls per connector", ["connector", "result"], registry=self.registry)
+        self.records = Counter("syncd_records", "Records read per connector", ["connector"], registry=self.registry)
+        self.delivered = Counter("syncd_actions_delivered", "Outbox actions delivered", registry=self.registry)
+        self.failed = Counter("syncd_actions_failed", "Outbox attempts failed", registry=self.registry)
+        self.outbox = Gauge("syncd_outbox", "Outbox actions by state", ["state"], registry=self.registry)
+        self.requests = Gauge("syncd_http_requests", "HTTP requests sent per connector", ["connector"],
+                              registry=self.registry)
+
+
+class Daemon:
+    def __init__(self, load_settings: Callable[[], Settings], build: Callable[[Settings], App], *,
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.load_settings = load_settings
+        self.build = build
+        self.app = build(load_settings())
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.reload_requested = False
+        self.health = Health()
+        self.metrics = Metrics()
+        self._sleep = sleep or (lambda s: self.stop_event.wait(s))
+        self._http: ThreadingHTTPServer | None = None
+        for name in self.app.connectors:
+            self.health.connectors[name] = ConnectorState()
+
+    # -- signals --------------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        log.info("stopping after the step in hand", signal=signal.Signals(signum).name)
+        self.stop_event.set()
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self.reload_requested = True
+        self.stop_event.set()  # wake the sleep; the loop clears it again
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def interval(self, name: str) -> float:
+        config = self.app.connectors[name].config
+        return float(config.poll_interval or self.app.settings.daemon.poll_interval)
+
+    def run(self) -> int:
+        self.start_health_server()
+        log.info("syncd running", connectors=list(self.app.connectors), store=str(self.app.settings.store_path))
+        try:
+            while True:
+                if self.reload_requested:
+                    self._reload()
+                if self.stop_event.is_set():
+                    if self.reload_requested:
+                        continue
+                    break
+                self.step()
+                self._sleep(max(0.05, self._time_to_next()))
+                if self.stop_event.is_set() and self.reload_requested:
+                    self.stop_event.clear()
+        finally:
+            self.stop_health_server()
+            self.app.close()
+        log.info("syncd stopped")
+        return 0
+
+    def _time_to_next(self) -> float:
+        now = self.clock()
+        return min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
+
+    def step(self) -> None:
+        """Poll every connector that is due, then deliver the outbox."""
+        now = self.clock()
+        jitter = self.app.settings.daemon.jitter
+        for name, state in self.health.connectors.items():
+            if self.stop_event.is_set() and not self.reload_requested:
+                return
+            if state.next_poll > now:
+                continue
+            if state.paused_auth and not self._credentials_back(name, state):
+                state.next_poll = now + AUTH_RETRY_SECONDS
+                continue
+            report = self.app.engine.poll(name)
+            state.polls += 1
+            self.metrics.records.labels(name).inc(report.records)
+            if report.error:
+                state.last_error = report.error
+                state.paused_auth = report.auth_failed
+                self.metrics.polls.labels(name, "error").inc()
+            else:
+                state.last_error = None
+                state.last_ok = time.time()
+                self.metrics.polls.labels(name, "ok").inc()
+            interval = AUTH_RETRY_SECONDS if state.paused_auth else self.interval(name)
+            state.next_poll = self.clock() + interval * (1 + random.uniform(-jitter, jitter))
+        delivery = self.app.engine.deliver()
+        self.metrics.delivered.inc(delivery.done + delivery.already)
+        self.metrics.failed.inc(delivery.failed + delivery.dead)
+        self.health.outbox = self.app.store.outbox_counts()
+        for state_name, count in self.health.outbox.items():
+            self.metrics.outbox.labels(state_name).set(count)
+        for name, connector in self.app.connectors.items():
+            self.metrics.requests.labels(name).set(connector.http.stats.requests)
+        self.health.cycles += 1
+
+    def _credentials_back(self, name: str, state: ConnectorState) -> bool:
+        try:
+            self.app.connectors[name].check()
+        except AuthError:
+            return False
+        except SyncdError as exc:
+            state.last_error = str(exc)
+            return False
+        log.info("credentials accepted again; polling resumes", connector=name)
+        state.paused_auth = False
+        self.app.engine.deliverer.paused.pop(name, None)
+        return True
+
+    def _reload(self) -> None:
+        """Swap in a new configuration between steps; keep the old one if the new is bad."""
+        self.reload_requested = False
+        self.stop_event.clear()
+        log.info("reloading configuration")
+        try:
+            settings = self.load_settings()
+        except ConfigError as exc:
+            log.error("new configuration refused; keeping the running one", problems=exc.problems)
+            return
+        old_settings = self.app.settings
+        self.app.close()  # releases the store lock for the new app
+        try:
+            self.app = self.build(settings)
+        except SyncdError as exc:
+            log.error("new configuration failed to start; keeping the running one", error=str(exc))
+            self.app = self.build(old_settings)
+        for name in self.app.connectors:
+            self.health.connectors.setdefault(name, ConnectorState())
+        for name in list(self.health.connectors):
+            if name not in self.app.connectors:
+                del self.health.connectors[name]
+        log.info("configuration reloaded", connectors=list(self.app.connectors))
+
+    # -- health endpoint --------------------------------------------------------------------------
+
+    def start_health_server(self) -> None:
+        address = self.app.settings.daemon.health_address
+        if not address:
+            return
+        host, _, port = address.rpartition(":")
+        daemon = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/healthz"):
+                    body = json.dumps(daemon.health.as_dict()).encode()
+                    status = 200 if daemon.health.as_dict()["status"] == "ok" else 503
+                    ctype = "application/json"
+                elif self.path.startswith("/metrics"):
+                    body, status, ctype = generate_latest(daemon.metrics.registry), 200, CONTENT_TYPE_LATEST
+                else:
+                    body, status, ctype = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        try:
+            self._http = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+        except OSError as exc:
+            log.error("health endpoint not started", address=address, error=str(exc))
+            return
+        threading.Thread(target=self._http.serve_forever, name="syncd-health", daemon=True).start()
+        log.info("health endpoint listening", address=f"http://{address}/healthz")
+
+    def stop_health_server(self) -> None:
+        if self._http:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

@@ -1,0 +1,235 @@
+"""Delivery: send the outbox through the connectors, exactly once in effect.
+
+An action is marked 'sending' (committed) before its request goes out. If the
+process dies before the result is recorded, or the service's answer left it
+unclear whether the write landed, the action is still 'sending' next time:
+delivery then asks the service whether the write's marker is already there
+before sending it again.
+
+Ticket updates with equal payloads (one issue moved; many tickets wait on it)
+go out as one bulk request where the helpdesk has one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import structlog
+
+from connectors.base import Connector, Helpdesk, TicketUpdate, Tracker, WriteResult
+from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
+from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, SyncdError, TransientError
+from syncd.records import Event, Ref, format_time
+from syncd.store import OutboxRow, Store
+
+log = structlog.get_logger("syncd.delivery")
+
+BULK_MIN = 2  # fewer tickets than this go one by one
+
+
+@dataclass
+class DeliveryReport:
+    done: int = 0
+    already: int = 0  # found landed by marker after a crash
+    failed: int = 0
+    dead: int = 0
+    requests_saved: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Deliverer:
+    def __init__(self, store: Store, connectors: dict[str, Connector], *, max_attempts: int = 8,
+                 backoff_max: float = 3600.0, backoff_base: float = 30.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.store = store
+        self.connectors = connectors
+        self.max_attempts = max_attempts
+        self.backoff_max = backoff_max
+        self.backoff_base = backoff_base
+        self.clock = clock
+        self.paused: dict[str, str] = {}  # connector -> why (credentials refused)
+
+    def run(self, limit: int = 500) -> DeliveryReport:
+        report = DeliveryReport()
+        # Each round takes the head of every group; repeat while heads finish.
+        for _ in range(50):
+            due = [a for a in self.store.due_actions(limit) if a.connector not in self.paused]
+            if not due:
+                break
+            progressed = report.done + report.already
+            for batch in self._batches(due):
+                if batch[0].connector in self.paused:
+                    continue
+                if len(batch) >= BULK_MIN:
+                    self._deliver_bulk(batch, report)
+                else:
+                    self._deliver_one(batch[0], report)
+            if report.done + report.already == progressed:
+                break  # nothing finished this round: the rest waits for backoff
+        return report
+
+    # -- batching -----------------------------------------------------------------
+
+    def _batches(self, due: list[OutboxRow]) -> list[list[OutboxRow]]:
+        """Equal pending ticket updates together (≤100 a batch); everything else alone."""
+        groups: dict[str, list[OutboxRow]] = {}
+        for row in due:
+            connector = self.connectors.get(row.connector)
+            bulkable = (row.op == TICKET_UPDATE and row.state == "pending" and isinstance(connector, Helpdesk)
+                        and "marker" in row.payload)
+            key = f"bulk:{row.connector}:{json.dumps(row.payload, sort_keys=True)}" if bulkable else f"one:{row.id}"
+            groups.setdefault(key, []).append(row)
+        return [rows[i:i + 100] for rows in groups.values() for i in range(0, len(rows), 100)]
+
+    # -- one action -----------------------------------------------------------------
+
+    def _deliver_one(self, row: OutboxRow, report: DeliveryReport) -> None:
+        connector = self.connectors.get(row.connector)
+        if connector is None:
+            self._fail(row, f"no connector named {row.connector!r} is configured", report, dead=True)
+            return
+        marker = row.payload.get("marker") or row.key
+        try:
+            if row.state == "sending" and self._landed(connector, row, marker):
+                self.store.mark_done(row.id, {"found_marker": True})
+                self._event(row, "delivered", "found already written (after an interruption)")
+                report.already += 1
+                return
+            self.store.mark_sending(row.id)
+            result = self._send(connector, row, marker)
+        except AuthError as exc:
+            self._pause(row.connector, str(exc), report)
+            self.store.mark_failed(row.id, str(exc), retry_at=self._retry_at(1))
+            return
+        except (Conflict, NotFound, Gone, PayloadError) as exc:
+            self._fail(row, str(exc), report, dead=True)
+            return
+        except TransientError as exc:
+            self._fail(row, str(exc), report, uncertain=exc.maybe_applied, retry_after=exc.retry_after)
+            return
+        except ApiError as exc:
+            self._fail(row, str(exc), report)
+            return
+        self._done(row, result, report)
+
+    def _landed(self, connector: Connector, row: OutboxRow, marker: str) -> bool:
+        if isinstance(connector, (Helpdesk, Tracker)):
+            return connector.find_marker(row.target, marker)
+        return False
+
+    def _send(self, connector: Connector, row: OutboxRow, marker: str) -> WriteResult:
+        p = row.payload
+        if row.op == TICKET_UPDATE and isinstance(connector, Helpdesk):
+            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker)
+        if row.op == ISSUE_COMMENT and isinstance(connector, Tracker):
+            return connector.add_comment(row.target, p["body"], marker)
+        if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):
+            return connector.attach_ticket(row.target, p["url"], p["title"], p["subtitle"], marker)
+        raise PayloadError(row.connector, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}")
+
+    # -- many tickets at once ----------------------------------------------------------
+
+    def _deliver_bulk(self, rows: list[OutboxRow], report: DeliveryReport) -> None:
+        helpdesk = self.connectors[rows[0].connector]
+        assert isinstance(helpdesk, Helpdesk)
+        marker = rows[0].payload["marker"]
+        with self.store.transaction():
+            for row in rows:
+                self.store.mark_sending(row.id)
+        by_target = {row.target: row for row in rows}
+        try:
+            results = helpdesk.update_tickets(list(by_target), TicketUpdate.from_payload(rows[0].payload), marker)
+        except AuthError as exc:
+            self._pause(helpdesk.name, str(exc), report)
+            for row in rows:
+                self.store.mark_failed(row.id, str(exc), retry_at=self._retry_at(1))
+            return
+        except SyncdError as exc:
+            uncertain = isinstance(exc, TransientError) and exc.maybe_applied
+            for row in rows:
+                self._fail(row, str(exc), report, uncertain=uncertain)
+            return
+        report.requests_saved += len(rows) - 1
+        for target, row in by_target.items():
+            result = results.get(target)
+            if isinstance(result, WriteResult):
+                self._done(row, result, report)
+            elif isinstance(result, (Conflict, NotFound, Gone)):
+                self._fail(row, str(result), report, dead=True)
+            else:
+                self._fail(row, str(result or "no result for this ticket"), report, uncertain=True)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _done(self, row: OutboxRow, result: WriteResult, report: DeliveryReport) -> None:
+        with self.store.transaction():
+            self.store.mark_done(row.id, {"updated_at": format_time(result.updated_at), "id": result.id})
+            if row.op == TICKET_UPDATE and result.updated_at is not None:
+                # The next poll will see this write; it is ours, not news.
+                self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at))
+            self._event(row, "delivered", _describe(row))
+        report.done += 1
+
+    def _fail(self, row: OutboxRow, error: str, report: DeliveryReport, *, dead: bool = False,
+              uncertain: bool = False, retry_after: float | None = None) -> None:
+        attempts = row.attempts + (0 if row.state == "sending" and dead else 1)
+        dead = dead or attempts >= self.max_attempts
+        retry_at = None if dead else self._retry_at(attempts, retry_after)
+        with self.store.transaction():
+            self.store.mark_failed(row.id, error, retry_at=retry_at, dead=dead, uncertain=uncertain)
+            if dead:
+                self._event(row, "dead_letter", f"gave up after {attempts} attempt(s): {error}")
+        if dead:
+            report.dead += 1
+            log.error("action moved to dead letter", action=row.id, op=row.op, target=row.target, error=error)
+        else:
+            report.failed += 1
+            log.warning("action failed; will retry", action=row.id, op=row.op, target=row.target,
+                        error=error, retry_at=format_time(retry_at))
+        report.errors.append(error)
+
+    def _retry_at(self, attempts: int, retry_after: float | None = None) -> datetime:
+        delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return self.clock() + timedelta(seconds=delay)
+
+    def _pause(self, connector: str, why: str, report: DeliveryReport) -> None:
+        if connector not in self.paused:
+            log.error("credentials refused; delivery to this connector paused", connector=connector, error=why)
+        self.paused[connector] = why
+        report.errors.append(why)
+
+    def _event(self, row: OutboxRow, kind: str, summary: str) -> None:
+        ticket = issue = None
+        ref = Ref(row.connector, row.target)
+        if row.op == TICKET_UPDATE:
+            ticket = ref
+        else:
+            issue = ref
+        self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
+
+
+def _describe(row: OutboxRow) -> str:
+    p = row.payload
+    if row.op == TICKET_UPDATE:
+        parts = []
+        if p.get("note"):
+            parts.append("internal note: " + p["note"].splitlines()[0])
+        if p.get("add_tags"):
+            parts.append("tags +" + ",".join(p["add_tags"]))
+        if p.get("remove_tags"):
+            parts.append("tags -" + ",".join(p["remove_tags"]))
+        if p.get("fields"):
+            parts.append("status field: " + "; ".join(str(v) for v in p["fields"].values()))
+        if p.get("status"):
+            parts.append(f"status → {p['status']}")
+        return " | ".join(parts) or "ticket update"
+    if row.op == ISSUE_ATTACH:
+        return f"attachment: {p.get('title')}"
+    if row.op == ISSUE_COMMENT:
+        return "comment: " + (p.get("body") or "").splitlines()[0][:80]
+    return row.op

@@ -1,0 +1,160 @@
+"""``syncd demo``: a handoff story played against the sandbox.
+
+The sandbox (fake Zendesk and Linear on loopback ports) is seeded with a
+small support desk and product team. The people in the story act through the
+services' public APIs, as they would in the real tools; syncd runs its
+cycles in between; then the timeline of what syncd saw and wrote, and the
+final state of the linked tickets and issues, are printed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import TextIO
+
+from syncd.records import Ref
+from syncd.sandbox.harness import Playground
+
+
+class Story:
+    def __init__(self, pg: Playground, out: TextIO):
+        self.pg = pg
+        self.out = out
+        self.app = pg.app()
+        self.t0 = time.monotonic()
+        self.chapter = 0
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def step(self, who: str, text: str) -> None:
+        self.chapter += 1
+        self.say(f"\n{self.chapter}. {who}: {text}")
+
+    def cycle(self, label: str = "syncd cycle") -> None:
+        before = self.pg.sandbox.total_requests()
+        first_event = self.app.store.last_event_id()
+        report = self.app.engine.cycle()
+        spent = self.pg.sandbox.total_requests() - before
+        self.say(f"   ↻ {label}: {report.summary()} — {spent} API request(s)")
+        for event in self.app.store.events_since(first_event):
+            if event.kind in ("delivered",):
+                continue
+            self.say(f"     · {event.summary}")
+
+    def run_cli(self, *args: str) -> None:
+        """Run the real ``syncd`` command, as an admin would in a shell."""
+        self.app.close()  # the command takes the store's lock for its write
+        result = subprocess.run([sys.executable, "-m", "syncd", *args], env=self.pg.cli_env(),
+                                capture_output=True, text=True, timeout=60)
+        self.say(f"   $ syncd {' '.join(args)}")
+        for line in (result.stdout + result.stderr).strip().splitlines():
+            self.say(f"     {line}")
+        if result.returncode != 0:
+            raise RuntimeError(f"syncd {' '.join(args)} exited {result.returncode}")
+        self.app = self.pg.app()
+
+
+def run_demo(*, keep: bool = False, out: TextIO = sys.stdout) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    try:
+        with Playground(workdir) as pg:
+            story = Story(pg, out)
+            try:
+                play(story)
+                show_timeline(story)
+                show_final_state(story)
+            finally:
+                story.app.close()
+        if keep:
+            print(f"\nState kept in {workdir} (store: {workdir / 'syncd.db'})", file=out)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def play(story: Story) -> None:
+    pg, seed = story.pg, story.pg.seed
+    tickets, keys = seed.tickets, seed.identifiers
+    story.say("syncd demo — fake Zendesk at %s, fake Linear at %s" % (pg.sandbox.url("zendesk"),
+                                                                      pg.sandbox.url("linear")))
+    story.say(f"Seeded: {len(tickets)} tickets from {len(seed.organizations)} organisations, "
+              f"{len(seed.issues)} issues in teams {', '.join(seed.teams)}.")
+
+    story.step("syncd", "first run: reads the ticket and issue feeds; agents had already named issues "
+                        "in the 'Linked issue' field of some tickets")
+    story.cycle()
+
+    search_ticket, search_issue = tickets["search"], keys["search"]
+    url = f"https://linear.app/sandbox/issue/{search_issue}/search-index-lags"
+    story.step("Priya (support agent)", f"pastes {url} into an internal note on ticket #{search_ticket}")
+    pg.agent_note(search_ticket, f"Engineering tracks this as {url} — linking so we hear when it moves.")
+    story.cycle()
+
+    saml_ticket, sso_issue = tickets["saml"], keys["sso"]
+    story.step("Tomás (support lead)", f"links ticket #{saml_ticket} to {sso_issue} from the command line")
+    story.run_cli("link", str(saml_ticket), sso_issue)
+
+    story.step("Ada (engineer)", f"moves {search_issue} to In Progress")
+    pg.engineer_move(search_issue, "In Progress", engineer="Ada Novak")
+    story.step("Priya", f"tells the customer on #{search_ticket} and sets it to pending")
+    pg.agent_note(search_ticket, "Our engineers are working on it; we will update you as soon as it ships.",
+                  public=True)
+    pg.agent_set_status(search_ticket, "pending")
+    story.cycle()
+
+    story.step("Ada", f"ships the fix: {search_issue} → Done; Sam closes {sso_issue} as Done too")
+    pg.engineer_move(search_issue, "Done", engineer="Ada Novak")
+    pg.engineer_move(sso_issue, "Done", engineer="Sam Okafor")
+    story.cycle()
+
+    story.step("syncd", "runs again with nothing new to do")
+    story.cycle("idle cycle")
+
+
+def show_timeline(story: Story) -> None:
+    story.say("\nTimeline (syncd's event history)")
+    story.say("-" * 78)
+    events = story.app.store.events_since(0, limit=10000)
+    start = events[0].at if events else None
+    for event in events:
+        offset = (event.at - start).total_seconds() if start else 0.0
+        line = f"+{offset:6.2f}s  {event.kind:<12} {event.summary}"
+        story.say(textwrap.shorten(line, 140, placeholder=" …"))
+
+
+def show_final_state(story: Story) -> None:
+    pg, store = story.pg, story.app.store
+    seed = pg.seed
+    field_id = seed.linked_issue_status_field_id
+    story.say("\nFinal state of the tickets in the story")
+    story.say("-" * 78)
+    for key in ("search", "saml", "sso"):
+        ticket = pg.zendesk.ticket(seed.tickets[key])
+        story.say(f"#{ticket['id']} {ticket['subject']}")
+        story.say(f"   status: {ticket['status']}   tags: {', '.join(ticket['tags'])}")
+        story.say(f"   Linked issue status: {pg.zendesk.field_value(ticket['id'], field_id) or '—'}")
+        for comment in pg.zendesk.ticket_comments(ticket["id"]):
+            if "syncd:" in comment["body"]:
+                first = comment["body"].splitlines()[0]
+                story.say(f"   internal note: {textwrap.shorten(first, 100, placeholder=' …')}")
+    story.say("\nFinal state of the issues in the story")
+    story.say("-" * 78)
+    for key in ("search", "sso"):
+        issue = pg.linear.issue(seed.issues[key])
+        story.say(f"{issue['identifier']} {issue['title']} — {issue['state']['name']}")
+        for attachment in issue["attachments"]:
+            story.say(f"   attachment: {attachment['title']} ({attachment.get('subtitle') or ''}) {attachment['url']}")
+        links = store.links_for_issue(Ref("linear", issue["id"]))
+        story.say(f"   linked tickets in syncd's store: {', '.join('#' + r.ticket.id for r in links) or 'none'}")
+    counts = pg.sandbox.counts()
+    total = sum(sum(c.values()) for c in counts.values())
+    story.say(f"\nAPI requests served by the sandbox in all: {total} "
+              f"(zendesk {sum(counts['zendesk'].values())}, linear {sum(counts['linear'].values())})")

@@ -1,0 +1,321 @@
+"""One sync cycle: poll → record → map → plan → commit, then deliver.
+
+Per page of a feed, everything the page decides (snapshots, links, planned
+outbox actions, events, quarantined records and the advanced cursor) is
+written in ONE store transaction. Reads that planning needs (a ticket's new
+comments, an issue named by key) happen before that transaction; writes to
+the services happen after it, from the outbox (see :mod:`syncd.delivery`).
+A crash before the commit replays the page; after it, the actions wait.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+import structlog
+
+from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
+from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
+from mappings.planner import LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link, plan_unlink
+from syncd.delivery import Deliverer, DeliveryReport
+from syncd.errors import ApiError, AuthError, NotFound, PayloadError, SyncdError
+from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.store import Store
+
+log = structlog.get_logger("syncd.engine")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class PollReport:
+    connector: str
+    pages: int = 0
+    records: int = 0
+    changed: int = 0
+    actions: int = 0
+    links: int = 0
+    quarantined: int = 0
+    error: str | None = None
+    auth_failed: bool = False
+
+
+@dataclass
+class CycleReport:
+    polls: list[PollReport] = field(default_factory=list)
+    delivery: DeliveryReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.error for p in self.polls) and not (self.delivery and self.delivery.errors)
+
+    def summary(self) -> str:
+        parts = [f"{p.connector}: {p.changed}/{p.records} changed" + (f" ERROR {p.error}" if p.error else "")
+                 for p in self.polls]
+        if self.delivery:
+            parts.append(f"delivered {self.delivery.done}, failed {self.delivery.failed}, dead {self.delivery.dead}")
+        return "; ".join(parts)
+
+
+class Engine:
+    def __init__(self, store: Store, helpdesk: Helpdesk, trackers: dict[str, Tracker], settings: PlanSettings,
+                 *, max_attempts: int = 8, backoff_max: float = 3600.0,
+                 clock: Callable[[], datetime] = utcnow):
+        self.store = store
+        self.helpdesk = helpdesk
+        self.trackers = trackers
+        self.settings = settings
+        self.clock = clock
+        self.patterns = compile_patterns({name: t.link_patterns() for name, t in trackers.items()})
+        self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
+        self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
+        self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
+                                   backoff_max=backoff_max, clock=clock)
+
+    # -- the cycle --------------------------------------------------------------
+
+    def cycle(self, names: Iterable[str] | None = None) -> CycleReport:
+        """Poll the named connectors (default: all, helpdesk first), then deliver."""
+        report = CycleReport()
+        for name in names or self.connectors:
+            report.polls.append(self.poll(name))
+        report.delivery = self.deliver()
+        return report
+
+    def poll(self, name: str) -> PollReport:
+        connector = self.connectors[name]
+        report = PollReport(name)
+        try:
+            for page in connector.poll(self.store.get_cursor(name)):
+                report.pages += 1
+                report.records += len(page.records)
+                if isinstance(connector, Helpdesk):
+                    self._ticket_page(connector, page, report)
+                else:
+                    self._issue_page(connector, page, report)
+        except AuthError as exc:
+            report.error = str(exc)
+            report.auth_failed = True
+            log.error("credentials refused; polling paused", connector=name, error=str(exc))
+        except SyncdError as exc:
+            report.error = str(exc)
+            log.warning("poll failed; will retry next cycle", connector=name, error=str(exc))
+        return report
+
+    def deliver(self) -> DeliveryReport:
+        return self.deliverer.run()
+
+    # -- helpdesk pages -----------------------------------------------------------
+
+    def _ticket_page(self, helpdesk: Helpdesk, page: Page, report: PollReport) -> None:
+        tickets: list[Ticket] = page.records
+        previous = self.store.get_snapshots([t.ref for t in tickets])
+        work: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
+        for ticket in tickets:
+            prev = previous.get(ticket.ref)
+            if prev is not None and prev.updated_at >= ticket.updated_at:
+                continue  # already seen (feed overlap) or older
+            report.changed += 1
+            meta = self.store.get_meta(ticket.ref)
+            own_echo = meta.get("echo_updated_at") == format_time(ticket.updated_at)
+            comments: list[Comment] = []
+            if not own_echo:
+                try:
+                    comments = helpdesk.comments(ticket.ref.id, after=meta.get("last_comment_id"))
+                except PayloadError as exc:
+                    page.rejected.append(_rejected(ticket.ref.id, exc))
+                    continue
+            candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
+            work.append((ticket, comments, candidates))
+        issues = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
+
+        with self.store.transaction():
+            for ticket, comments, candidates in work:
+                self.store.put_snapshot(ticket)
+                if comments:
+                    self.store.set_meta(ticket.ref, last_comment_id=comments[-1].id)
+                for candidate in candidates:
+                    issue = issues.get((candidate.tracker, candidate.ref))
+                    if issue is None:
+                        self.store.add_event(Event("unresolved", f"{ticket.key} names {candidate.ref}, which "
+                                                   f"{candidate.tracker} does not know", ticket.ref, None,
+                                                   {"ref": candidate.ref}))
+                        continue
+                    report.links += self._link(ticket, issue, candidate.origin, report)
+            self._quarantine(helpdesk.name, page, report)
+            self.store.set_cursor(helpdesk.name, page.cursor)
+
+    def _resolve_issue_refs(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Issue]:
+        """Issues named by key or URL: from the store when known, else one read each."""
+        out: dict[tuple[str, str], Issue] = {}
+        for tracker_name, ref in wanted:
+            issue = self.store.find_issue_by_key(tracker_name, ref)
+            if issue is None:
+                try:
+                    issue = self.trackers[tracker_name].get_issue(ref)
+                except NotFound:
+                    continue
+                except ApiError as exc:
+                    log.warning("could not resolve issue reference", tracker=tracker_name, ref=ref, error=str(exc))
+                    continue
+                self.store.put_snapshot(issue)
+            out[(tracker_name, ref)] = issue
+        return out
+
+    # -- tracker pages --------------------------------------------------------------
+
+    def _issue_page(self, tracker: Tracker, page: Page, report: PollReport) -> None:
+        issues: list[Issue] = page.records
+        previous = self.store.get_snapshots([i.ref for i in issues])
+        changed: list[tuple[Issue, Issue | None]] = []
+        for issue in issues:
+            prev = previous.get(issue.ref)
+            if prev is not None and prev.updated_at >= issue.updated_at:
+                continue
+            changed.append((issue, prev))
+        report.changed += len(changed)
+        # Tickets a person attached to an issue (read before the transaction).
+        attached: dict[Ref, list[Ticket]] = {}
+        for issue, prev in changed:
+            ids = issue_ticket_ids(issue, prev, self.ticket_pattern)
+            if ids:
+                attached[issue.ref] = self._resolve_tickets(ids)
+        links = self.store.links_for_issues([i.ref for i, _ in changed])
+
+        with self.store.transaction():
+            for issue, prev in changed:
+                self.store.put_snapshot(issue)
+            for issue, prev in changed:
+                for ticket in attached.get(issue.ref, ()):
+                    report.links += self._link(ticket, issue, "attachment", report)
+                rows = links.get(issue.ref, [])
+                if prev is None or not rows:
+                    continue
+                linked = self._linked_tickets([row.ticket for row in rows])
+                plan = plan_issue_update(issue, prev, linked, self.settings)
+                report.actions += self._commit(plan)
+            self._quarantine(tracker.name, page, report)
+            self.store.set_cursor(tracker.name, page.cursor)
+
+    def _resolve_tickets(self, ids: list[str]) -> list[Ticket]:
+        refs = [Ref(self.helpdesk.name, i) for i in ids]
+        known = self.store.get_snapshots(refs)
+        out = []
+        for ref in refs:
+            ticket = known.get(ref)
+            if ticket is None:
+                try:
+                    ticket = self.helpdesk.get_ticket(ref.id)
+                except NotFound:
+                    continue
+                self.store.put_snapshot(ticket)
+            out.append(ticket)
+        return out
+
+    def _linked_tickets(self, ticket_refs: list[Ref]) -> list[LinkedTicket]:
+        """Each ticket with the current snapshots of every issue it is linked to."""
+        tickets = self.store.get_snapshots(ticket_refs)
+        out = []
+        for ref in ticket_refs:
+            ticket = tickets.get(ref)
+            if ticket is None:
+                continue
+            issue_refs = [row.issue for row in self.store.links_for_ticket(ref)]
+            issues = self.store.get_snapshots(issue_refs)
+            out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
+        return out
+
+    # -- links ---------------------------------------------------------------------------
+
+    def _link(self, ticket: Ticket, issue: Issue, origin: str, report: PollReport | None = None) -> int:
+        """Create the link unless it exists; plan its writes. Inside a transaction."""
+        rows = self.store.links_for_ticket(ticket.ref, active=False)
+        if any(r.issue == issue.ref and r.active for r in rows):
+            return 0
+        ended = [r for r in rows if r.issue == issue.ref and not r.active]
+        epoch = format_time(ended[-1].ended_at) if ended and ended[-1].ended_at else ""
+        others = self.store.get_snapshots([r.issue for r in rows if r.active])
+        ticket_count = len(self.store.links_for_issue(issue.ref)) + 1
+        plan = plan_link(Link(ticket.ref, issue.ref, origin), ticket, issue, list(others.values()),
+                         self.settings, ticket_count=ticket_count, epoch=epoch or "")
+        n = self._commit(plan)
+        if report is not None:
+            report.actions += n
+        return 1
+
+    def link(self, ticket_id: str, issue_ref: str, tracker: str | None = None, origin: str = "cli") -> tuple[Ticket, Issue, bool]:
+        """Link a ticket to an issue by hand (``syncd link``). Returns (ticket, issue, created)."""
+        tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
+        ticket = self.helpdesk.get_ticket(ticket_id)
+        issue = tracker_conn.get_issue(issue_ref)
+        with self.store.transaction():
+            self.store.put_snapshot(ticket)
+            self.store.put_snapshot(issue)
+            created = self._link(ticket, issue, origin) > 0
+        return ticket, issue, created
+
+    def unlink(self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand") -> bool:
+        tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
+        ticket_ref = Ref(self.helpdesk.name, ticket_id)
+        issue = self.store.find_issue_by_key(tracker_name, issue_ref) or self.store.get_snapshot(Ref(tracker_name, issue_ref))
+        if issue is None:
+            issue = tracker_conn.get_issue(issue_ref)
+        ticket = self.store.get_snapshot(ticket_ref) or self.helpdesk.get_ticket(ticket_id)
+        with self.store.transaction():
+            rows = self.store.links_for_ticket(ticket_ref)
+            match = [r for r in rows if r.issue == issue.ref]
+            if not match:
+                return False
+            remaining_refs = [r.issue for r in rows if r.issue != issue.ref]
+            remaining = list(self.store.get_snapshots(remaining_refs).values())
+            link = Link(ticket_ref, issue.ref, match[0].origin)
+            plan = plan_unlink(link, ticket, issue, remaining, self.settings, reason,
+                               epoch=format_time(match[0].created_at) or "")
+            self._commit(plan)
+        return True
+
+    def _tracker_for(self, issue_ref: str, tracker: str | None) -> tuple[str, Tracker]:
+        if tracker:
+            if tracker not in self.trackers:
+                raise SyncdError(f"no tracker named {tracker!r} (configured: {', '.join(self.trackers)})")
+            return tracker, self.trackers[tracker]
+        for name, regexes in self.patterns.items():
+            if any(r.fullmatch(issue_ref) or r.search(issue_ref) for r in regexes):
+                return name, self.trackers[name]
+        if len(self.trackers) == 1:
+            name = next(iter(self.trackers))
+            return name, self.trackers[name]
+        raise SyncdError(f"cannot tell which tracker {issue_ref!r} belongs to; name it with --tracker")
+
+    # -- commit helpers -------------------------------------------------------------------
+
+    def _commit(self, plan: Plan) -> int:
+        """Write a plan's links, ended links, actions and events. Inside a transaction."""
+        for link in plan.links:
+            self.store.add_link(link)
+        for link, reason in plan.ended:
+            self.store.end_link(link.ticket, link.issue, reason)
+        queued = 0
+        for action in plan.actions:
+            queued += bool(self.store.enqueue(action))
+        for event in plan.events:
+            self.store.add_event(event)
+        return queued
+
+    def _quarantine(self, connector: str, page: Page, report: PollReport) -> None:
+        for rejected in page.rejected:
+            report.quarantined += 1
+            self.store.quarantine(connector, rejected.record_id, rejected.reason, rejected.payload)
+            self.store.add_event(Event("quarantined", f"{connector} record {rejected.record_id}: {rejected.reason}",
+                                       None, None, {"connector": connector, "record_id": rejected.record_id}))
+            log.warning("record quarantined", connector=connector, record_id=rejected.record_id,
+                        reason=rejected.reason)
+
+
+def _rejected(record_id: str, exc: PayloadError) -> Rejected:
+    return Rejected(record_id, str(exc), exc.payload)
