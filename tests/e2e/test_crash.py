@@ -1,0 +1,103 @@
+"""Crash safety with a real process: SIGKILL after a write was sent, before it was recorded.
+
+The sandbox applies the write, then kills the ``syncd once`` process before
+answering, so the write has landed but syncd never learns it did. The next
+run must find the write's marker and not send it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from connectors.base import find_markers
+from syncd.sandbox.harness import Playground
+
+pytestmark = pytest.mark.e2e
+
+
+def run_once(pg: Playground, on_start=None) -> subprocess.CompletedProcess | int:
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "once"], env=pg.cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if on_start:
+        on_start(proc)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def kill_on(pg: Playground, service: str, predicate):
+    """Kill the syncd process the moment ``service`` has applied a matching request."""
+    holder = {}
+
+    def listener(endpoint, request, response):
+        if "proc" in holder and not holder.get("done") and predicate(endpoint, request):
+            holder["done"] = True
+            os.kill(holder["proc"].pid, signal.SIGKILL)
+
+    pg.sandbox[service].listeners.append(listener)
+    return lambda proc: holder.__setitem__("proc", proc), holder
+
+
+def test_killed_after_a_ticket_note_was_sent_does_not_send_it_again(tmp_path):
+    with Playground(tmp_path) as pg:
+        ticket, key = pg.seed.tickets["search"], pg.seed.identifiers["search"]
+        pg.agent_note(ticket, f"engineering has this as {key}")
+        target = f"/api/v2/tickets/{ticket}"
+        start, holder = kill_on(pg, "zendesk", lambda endpoint, request: request.method == "PUT"
+                                and request.path == target and b"syncd:" in request.body)
+        code, out, err = run_once(pg, start)
+        assert holder.get("done"), "the write was never sent"
+        assert code == -signal.SIGKILL
+        notes = [c for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
+        assert len(notes) == 1  # it landed before the kill
+
+        code, out, err = run_once(pg)
+        assert code == 0, err
+        code, out, err = run_once(pg)
+        assert code == 0, err
+        notes = [c for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
+        assert len(notes) == 1, [n["body"] for n in notes]
+        assert "syncd_linked" in pg.zendesk.ticket(ticket)["tags"]
+
+
+def test_killed_after_a_linear_attachment_was_sent_does_not_duplicate_it(tmp_path):
+    with Playground(tmp_path) as pg:
+        ticket, key = pg.seed.tickets["vat"], pg.seed.identifiers["csv"]
+        pg.agent_note(ticket, f"same as {key}")
+        start, holder = kill_on(pg, "linear", lambda endpoint, request: "AttachmentCreate" in endpoint
+                                and str(ticket).encode() in request.body)
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done") and code == -signal.SIGKILL
+        for _ in range(2):
+            code, _, err = run_once(pg)
+            assert code == 0, err
+        urls = [a["url"] for a in pg.linear.issue(key)["attachments"]]
+        assert urls.count(pg.zendesk.agent_url(ticket)) == 1
+        notes = [c for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
+        assert len(notes) == 1
+
+
+def test_killed_at_the_first_write_of_a_busy_first_run_delivers_everything_once(tmp_path):
+    """The first run commits a page of links and actions, then dies on its first write."""
+    with Playground(tmp_path) as pg:
+        pg.agent_note(pg.seed.tickets["slack"], f"see {pg.seed.identifiers['webhook']}")
+        start, holder = kill_on(pg, "zendesk", lambda endpoint, request: request.method == "PUT")
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done") and code == -signal.SIGKILL
+        code, _, err = run_once(pg)
+        assert code == 0, err
+        app = pg.app()
+        try:
+            links = app.store.all_links()
+            assert len(links) == 9
+            for link in links:
+                notes = [c for c in pg.zendesk.ticket_comments(int(link.ticket.id))
+                         if find_markers(c["body"]) and c["body"].startswith("Linked to")]
+                assert len(notes) == 1, (link, [n["body"] for n in notes])
+            assert app.store.outbox_counts().get("pending", 0) == 0
+        finally:
+            app.close()
