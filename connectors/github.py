@@ -19,9 +19,11 @@ The cursor is JSON: ``{"v": 1, "repos": {"owner/repo": {"since", "etag",
 Identity. ``Issue.ref.id`` is GitHub's numeric issue id, stable across
 transfers; ``Issue.key`` is ``owner/repo#n``. REST has no get-issue-by-id, so
 every method taking an issue accepts the key (or the issue's URL) — the engine
-passes the key it last knew — and also a bare id this process has seen in a
-poll or a read. A transferred issue answers 301; reads follow it and return the
-Issue under its new key, writes re-resolve and are sent to the new place once.
+passes the key it last knew — and also a bare id: one this process has seen
+in a poll or a read, else one that ``key_lookup`` (a callable the engine
+sets, answering from its snapshots) can name. A transferred issue answers
+301; reads follow it and return the Issue under its new key, writes
+re-resolve and are sent to the new place once.
 A deleted issue answers 410 (:class:`~syncd.errors.Gone`), a missing one 404
 (:class:`~syncd.errors.NotFound`): both final, never retried in a loop.
 
@@ -214,6 +216,10 @@ class GitHubConnector(Tracker):
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
         self._slot_comments: dict[tuple[str, str], int] = {}  # (issue id, slot) -> comment id
         self._login: str | None = None
+        # Set by the engine: the key it last stored for an issue id (a snapshot
+        # lookup), for ids this process has not read. The connector itself
+        # never touches the store.
+        self.key_lookup: Callable[[str], str | None] | None = None
 
     # -- session ----------------------------------------------------------------
 
@@ -475,6 +481,10 @@ class GitHubConnector(Tracker):
             known = self._known.get(ref)
             if known is not None:
                 return known
+            hint = self.key_lookup(ref) if self.key_lookup is not None else None
+            m = KEY_RE.match(hint or "")
+            if m:
+                return IssueLocation(m["owner"], m["repo"], int(m["number"]))
             raise NotFound(self.name, f"issue id {ref} has not been seen by this process and GitHub cannot "
                                       "fetch an issue by id; pass its key (owner/repo#n)", status=None)
         raise NotFound(self.name, f"{ref!r} is not a GitHub issue reference (want owner/repo#n, an issue "
@@ -538,7 +548,7 @@ class GitHubConnector(Tracker):
         text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"
         location = self._guard(location, text, customer_data)
         raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
-                          "POST /repos/{o}/{r}/issues/{n}/comments")
+                          "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=customer_data)
         return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
 
     def upsert_comment(self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *,
@@ -566,7 +576,7 @@ class GitHubConnector(Tracker):
         location = self._locate(issue_id)
         if customer_data and self._public_for_write(location):
             raise self._refusal(location)  # before reading anything
-        return self._upsert(location, slot, compose)
+        return self._upsert(location, slot, compose, lambda public: customer_data)
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
         """List the ticket in the issue's context comment, once per ticket URL.
@@ -576,30 +586,37 @@ class GitHubConnector(Tracker):
         ticket URL) and the count of linked tickets; any line written while
         the repository was private is rewritten in the opaque form.
         """
-        ref = ticket_hash(url)
+        return self.attach_tickets(issue_id, [(url, title, subtitle)], key)
+
+    def attach_tickets(self, issue_id: str, tickets: list[tuple[str, str, str]], key: str) -> WriteResult:
+        """:meth:`attach_ticket` for many (url, title, subtitle) at once: one edit, not one per ticket."""
 
         def compose(existing: str | None, public: bool) -> str:
             existing = existing or ""
             block = TICKETS_BLOCK_RE.search(existing)
             lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
+            for url, title, subtitle in tickets:
+                ref = ticket_hash(url)
+                if public:
+                    lines[ref] = _opaque_line(ref)
+                else:
+                    label = _inline(title) or "Support ticket"
+                    extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
+                    lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
             if public:
                 lines = {h: _opaque_line(h) for h in lines}
-                lines[ref] = _opaque_line(ref)
-            else:
-                label = _inline(title) or "Support ticket"
-                extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
-                lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
-            tickets = ("<!-- syncd:tickets -->\n"
-                       f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
-                       "\n<!-- /syncd:tickets -->\n")
+            block_text = ("<!-- syncd:tickets -->\n"
+                          f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
+                          "\n<!-- /syncd:tickets -->\n")
             head = existing
             for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
                 head = pattern.sub("", head)
             head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
-            return self._compose(head, tickets, CONTEXT_SLOT, key)
+            return self._compose(head, block_text, CONTEXT_SLOT, key)
 
         location = self._locate(issue_id)
-        return self._upsert(location, CONTEXT_SLOT, compose)
+        # Lines composed for a private repository name the customer.
+        return self._upsert(location, CONTEXT_SLOT, compose, lambda public: not public)
 
     # -- write plumbing ---------------------------------------------------------
 
@@ -608,8 +625,8 @@ class GitHubConnector(Tracker):
         parts = [p for p in (body.strip(), tickets.strip()) if p]
         return "\n\n".join(parts) + f"\n\n<!-- syncd:{slot} -->\n<!-- {marker_token(key)} -->\n"
 
-    def _upsert(self, location: IssueLocation, slot: str,
-                compose: Callable[[str | None, bool], str]) -> WriteResult:
+    def _upsert(self, location: IssueLocation, slot: str, compose: Callable[[str | None, bool], str],
+                sensitive: Callable[[bool], bool]) -> WriteResult:
         """Find the slot comment, compose its new text from the old, write it if it changed."""
         existing = self._find_slot_comment(location, slot)
         if existing is not None:
@@ -620,13 +637,13 @@ class GitHubConnector(Tracker):
             self._refuse_personal_data(location, text)
         if existing is None:
             raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
-                              "POST /repos/{o}/{r}/issues/{n}/comments")
+                              "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=sensitive(public))
         elif existing.get("body") == text:
             return WriteResult(updated_at=parse_time(existing.get("updated_at")), id=str(existing["id"]))
         else:
             path = f"repos/{location.full_name}/issues/comments/{existing['id']}"
             raw = self._write("PATCH", path, {"body": text}, location,
-                              "PATCH /repos/{o}/{r}/issues/comments/{id}")
+                              "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=sensitive(public))
         moved = self._location_of_comment(raw)
         self._slot_comments[((moved or location).key, slot)] = int(raw["id"])
         return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
@@ -675,8 +692,13 @@ class GitHubConnector(Tracker):
                 self.name, f"refused to write an e-mail address to public repository {location.full_name} "
                            f"({location.key}); remove customer details from the text")
 
-    def _write(self, method: str, path: str, body: dict, location: IssueLocation, endpoint: str) -> dict:
-        """One mutating request; on 301 (the issue moved) re-resolve and send once more."""
+    def _write(self, method: str, path: str, body: dict, location: IssueLocation, endpoint: str, *,
+               sensitive: bool) -> dict:
+        """One mutating request; on 301 (the issue moved) re-resolve and send once more.
+
+        ``sensitive``: the text may name a customer, so it must not follow the
+        issue into a public repository.
+        """
         response = self.http.request(method, path, json=body, allow_redirects=False, expect=(301, 302, 307, 308),
                                      endpoint=endpoint)
         if response.status_code in (301, 302, 307, 308):
@@ -686,6 +708,8 @@ class GitHubConnector(Tracker):
             new_path = path.replace(f"repos/{location.full_name}/issues/{location.number}", moved.path, 1)
             new_path = new_path.replace(f"repos/{location.full_name}/", f"repos/{moved.full_name}/", 1)
             if self._public_for_write(moved):
+                if sensitive:
+                    raise self._refusal(moved)
                 self._refuse_personal_data(moved, body.get("body") or "")
             response = self.http.request(method, new_path, json=body, allow_redirects=False, endpoint=endpoint)
         raw = self._json(response, endpoint)

@@ -235,6 +235,18 @@ def test_get_issue_by_url_and_by_known_id():
     assert "owner/repo#n" in str(err.value)
 
 
+@responses.activate
+def test_an_unseen_id_is_resolved_through_the_engines_key_lookup():
+    add_repo("acme/web", public=False)
+    responses.add(responses.POST, f"{API}/repos/acme/web/issues/7/comments", status=201,
+                  json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"})
+    c = make(mutation_interval=0)
+    c.key_lookup = {"9007": "acme/web#7"}.get
+    assert c.add_comment("9007", "hello", KEY_A).id == "1"
+    with pytest.raises(NotFound):
+        c.add_comment("9008", "hello", KEY_A)
+
+
 def test_link_patterns_find_urls_and_short_refs_of_configured_repos():
     import re
 
@@ -570,3 +582,20 @@ def test_find_marker_reads_the_comments_through_their_pages():
     c = make()
     assert c.find_marker("acme/web#1", KEY_A) is True
     assert c.find_marker("acme/web#1", KEY_B) is False
+
+
+@responses.activate
+def test_customer_data_does_not_follow_an_issue_moved_into_a_public_repository():
+    moved_to = f"{API}/repositories/42/issues/3"
+    add_repo("acme/web", public=False)
+    add_repo("acme/sdk", public=True)
+    responses.add(responses.POST, f"{API}/repos/acme/web/issues/7/comments", status=301,
+                  headers={"Location": moved_to + "/comments"})
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/7", status=301, headers={"Location": moved_to})
+    responses.add(responses.GET, moved_to, json=issue_body(3, repo="acme/sdk", ident=9007))
+    c = make(["acme/web", "acme/sdk"], mutation_interval=0)
+    with pytest.raises(PublicRepositoryRefused) as err:
+        c.add_comment("acme/web#7", "Acme Corp is waiting", KEY_A, customer_data=True)
+    assert "acme/sdk" in str(err.value)
+    assert [urlsplit(x.request.url).path for x in responses.calls if x.request.method == "POST"] == [
+        "/repos/acme/web/issues/7/comments"]

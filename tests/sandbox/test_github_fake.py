@@ -265,3 +265,15 @@ def test_cursor_is_json_and_drops_repositories_no_longer_configured(fake):
     for page in only_web.poll(cursor):
         cursor = page.cursor
     assert set(json.loads(cursor)["repos"]) == {"acme/web"}
+
+
+def test_fifty_tickets_attach_in_one_edit(fake):
+    issue = fake.create_issue("acme/web", "popular bug")
+    c = connector(fake, repos=("acme/web",))
+    key = f"acme/web#{issue.number}"
+    tickets = [(f"https://acme.zendesk.com/agent/tickets/{n}", f"Ticket {n}", "") for n in range(50)]
+    fake.reset_counts()
+    c.attach_tickets(key, tickets, "8" * 20)
+    (comment,) = fake.comments_of(issue)
+    assert "Linked support tickets: 50" in comment.body and "[Ticket 49]" in comment.body
+    assert fake.total_requests() == 3  # find the comment, visibility (304 or 200), one write
