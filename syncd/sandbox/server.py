@@ -119,6 +119,10 @@ class FakeService:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
         self.routes.append((method.upper(), re.compile(regex), pattern, handler))
 
+    def normalize_path(self, path: str) -> str:
+        """The path as routes see it (e.g. Zendesk accepts an optional ``.json``)."""
+        return path
+
     def endpoint_name(self, request: FakeRequest, pattern: str) -> str:
         """How a request is counted; GraphQL fakes add the operation."""
         return f"{request.method} {pattern}"
@@ -190,7 +194,7 @@ def _make_handler(service: FakeService) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             request = FakeRequest(
                 method=self.command,
-                path=parts.path,
+                path=service.normalize_path(parts.path),
                 query=parse_qs(parts.query, keep_blank_values=True),
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
@@ -273,7 +277,9 @@ class Sandbox:
             server = _Server((self.host, ports.get(name, 0)), _make_handler(service))
             port = server.server_address[1]
             service.base_url = f"http://{self.host}:{port}"
-            thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
+            # A short poll interval keeps stop() quick (shutdown waits for the next poll).
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name=f"sandbox-{name}", daemon=True)
             thread.start()
             self._servers.append((server, thread))
         return self
