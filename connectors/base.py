@@ -199,8 +199,13 @@ class Helpdesk(Connector):
         """Comments newer than the comment id ``after``, oldest first."""
 
     @abc.abstractmethod
-    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str) -> WriteResult:
-        """Apply ``update``; a note carries ``marker_token(key)``."""
+    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str,
+                      current: Ticket | None = None) -> WriteResult:
+        """Apply ``update``; a note carries ``marker_token(key)``.
+
+        ``current`` is the engine's last snapshot of the ticket: a hint that
+        can save a read, which the connector must not trust blindly (it may
+        be a poll behind)."""
 
     def update_tickets(self, ticket_ids: list[str], update: TicketUpdate, key: str) -> dict[str, WriteResult | Exception]:
         """The same update on many tickets. Connectors with a bulk API override this."""

@@ -45,7 +45,7 @@ from connectors.base import (
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
-from syncd.records import Comment, Customer, Organization, Ref, Ticket, parse_time
+from syncd.records import Comment, Customer, Organization, Ref, Ticket, format_time, parse_time
 
 log = structlog.get_logger("syncd.connectors.zendesk")
 
@@ -262,22 +262,35 @@ class ZendeskConnector(Helpdesk):
 
     # -- writes ---------------------------------------------------------------
 
-    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str) -> WriteResult:
+    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str,
+                      current: Ticket | None = None) -> WriteResult:
+        """One PUT. Tag changes and a conditional status need the ticket's
+        current tags, status and ``updated_at``: taken from ``current`` (the
+        engine's snapshot) when given, else read first; either way the write is
+        a ``safe_update``, so a stale guess is refused (409) and read again."""
         tid = _numeric(ticket_id)
         must_read = bool(update.status and update.status_from) or bool(update.add_tags or update.remove_tags)
         for attempt in range(1, MAX_SAFE_UPDATE_TRIES + 1):
-            current = self._read_for_update(tid) if must_read else None
-            ticket = self._write_body(update, key, current)
-            if current is not None:
+            if must_read and attempt == 1 and current is not None:
+                if current.status == "closed":
+                    raise Conflict(self.name, f"ticket {tid} is closed and cannot be updated; "
+                                   "a follow-up needs a new ticket", status=422)
+                known: dict | None = {"status": current.status, "tags": list(current.tags),
+                                      "updated_at": format_time(current.updated_at)}
+            else:
+                known = self._read_for_update(tid) if must_read else None
+            current_json = known
+            ticket = self._write_body(update, key, current_json)
+            if current_json is not None:
                 if not ticket:  # nothing left to change
-                    return WriteResult(updated_at=parse_time(current.get("updated_at")), id=tid)
+                    return WriteResult(updated_at=parse_time(current_json.get("updated_at")), id=tid)
                 ticket["safe_update"] = True
-                ticket["updated_stamp"] = current.get("updated_at")
+                ticket["updated_stamp"] = current_json.get("updated_at")
             try:
                 body = self.http.request_json("PUT", f"/api/v2/tickets/{tid}", json={"ticket": ticket},
                                               endpoint="PUT /api/v2/tickets/{ticket_id}")
             except Conflict as exc:
-                if exc.status == 409 and current is not None and attempt < MAX_SAFE_UPDATE_TRIES:
+                if exc.status == 409 and current_json is not None and attempt < MAX_SAFE_UPDATE_TRIES:
                     log.info("ticket changed while writing, reading it again", connector=self.name,
                              ticket=tid, attempt=attempt)
                     continue

@@ -22,7 +22,7 @@ import structlog
 from connectors.base import Connector, Helpdesk, TicketUpdate, Tracker, WriteResult
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
 from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, SyncdError, TransientError
-from syncd.records import Event, Ref, format_time
+from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
 
 log = structlog.get_logger("syncd.delivery")
@@ -123,7 +123,9 @@ class Deliverer:
     def _send(self, connector: Connector, row: OutboxRow, marker: str) -> WriteResult:
         p = row.payload
         if row.op == TICKET_UPDATE and isinstance(connector, Helpdesk):
-            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker)
+            snapshot = self.store.get_snapshot(Ref(row.connector, row.target))
+            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker,
+                                           current=snapshot if isinstance(snapshot, Ticket) else None)
         if row.op == ISSUE_COMMENT and isinstance(connector, Tracker):
             return connector.add_comment(row.target, p["body"], marker)
         if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):

@@ -32,6 +32,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def seen_already(previous: Ticket | Issue | None, record: Ticket | Issue) -> bool:
+    """Whether a record from a feed brings nothing new (overlapping windows).
+
+    Equal timestamps are not enough: Zendesk's are whole seconds, and two
+    changes within one second must not be taken for one.
+    """
+    if previous is None:
+        return False
+    return previous.updated_at > record.updated_at or previous == record
+
+
 @dataclass
 class PollReport:
     connector: str
@@ -74,15 +85,31 @@ class Engine:
         self.patterns = compile_patterns({name: t.link_patterns() for name, t in trackers.items()})
         self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
         self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
+        for name, tracker in trackers.items():
+            if hasattr(tracker, "key_lookup"):
+                # Trackers that cannot read an issue by its stable id (GitHub)
+                # ask for the key syncd last saw it under.
+                tracker.key_lookup = self._key_lookup(name)
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
                                    backoff_max=backoff_max, clock=clock)
+
+    def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
+        def lookup(issue_id: str) -> str | None:
+            snapshot = self.store.get_snapshot(Ref(tracker, issue_id))
+            return snapshot.key if snapshot is not None else None
+
+        return lookup
 
     # -- the cycle --------------------------------------------------------------
 
     def cycle(self, names: Iterable[str] | None = None) -> CycleReport:
-        """Poll the named connectors (default: all, helpdesk first), then deliver."""
+        """Poll the named connectors (default: all, trackers first), then deliver.
+
+        Trackers go first so that an issue a ticket names is usually known
+        already (no read to resolve it) and new links show its latest state.
+        """
         report = CycleReport()
-        for name in names or self.connectors:
+        for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
         report.delivery = self.deliver()
         return report
@@ -118,8 +145,8 @@ class Engine:
         work: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
         for ticket in tickets:
             prev = previous.get(ticket.ref)
-            if prev is not None and prev.updated_at >= ticket.updated_at:
-                continue  # already seen (feed overlap) or older
+            if seen_already(prev, ticket):
+                continue
             report.changed += 1
             meta = self.store.get_meta(ticket.ref)
             own_echo = meta.get("echo_updated_at") == format_time(ticket.updated_at)
@@ -175,7 +202,7 @@ class Engine:
         changed: list[tuple[Issue, Issue | None]] = []
         for issue in issues:
             prev = previous.get(issue.ref)
-            if prev is not None and prev.updated_at >= issue.updated_at:
+            if seen_already(prev, issue):
                 continue
             changed.append((issue, prev))
         report.changed += len(changed)

@@ -1,0 +1,177 @@
+"""``make bench``: what syncd costs, measured against the sandbox.
+
+For each size (1,000 and 10,000 links) it builds a sandbox whose tickets
+already name their issue in the "Linked issue" field, then runs the real
+``syncd once`` command as a child process and reports, from the sandbox's
+own request counters and the child's resource usage:
+
+- the first sync (links made, notes and attachments written);
+- an idle cycle: requests per feed (the goal is 1, flat across sizes);
+- a busy cycle with 1 % of issues moved to another state;
+- changes per second through poll → commit (tickets and issues), in process;
+- peak memory (max RSS) of the syncd process.
+
+Figures are printed; nothing is asserted. ``--sizes`` picks other sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.logs import configure_logging
+from syncd.sandbox.harness import Playground
+from syncd.sandbox.linear import LinearFake
+from syncd.sandbox.server import Sandbox
+from syncd.sandbox.zendesk import ZendeskFake
+
+TICKETS_PER_ISSUE = 10
+
+
+@dataclass
+class BenchSeed:
+    linked_issue_field_id: int
+    linked_issue_status_field_id: int
+    tickets: list[int]
+    issues: list[str]  # identifiers
+
+
+def build(n_links: int) -> Sandbox:
+    # Budgets far above any plan's, so that the figures count requests rather
+    # than the rate limiter's waits (which syncd obeys: see docs/benchmarks.md).
+    zendesk = ZendeskFake(limit_per_minute=1_000_000)
+    linear = LinearFake(requests_per_hour=10_000_000, complexity_per_hour=10_000_000_000)
+    linked = zendesk.add_ticket_field("Linked issue", "text")
+    status = zendesk.add_ticket_field("Linked issue status", "text")
+    orgs = [zendesk.add_organization(f"Customer {i:03d}") for i in range(50)]
+    people = [zendesk.add_user(f"Person {i}", f"p{i}@c{i % 50}.example", organization_id=orgs[i % 50]["id"])
+              for i in range(200)]
+    linear.add_team("ENG", "Engineering")
+    n_issues = max(10, n_links // TICKETS_PER_ISSUE)
+    issues = [linear.issue(linear.create_issue("ENG", f"Defect {i}", state="Todo"))["identifier"]
+              for i in range(n_issues)]
+    tickets = []
+    for i in range(n_links):
+        person = people[i % len(people)]
+        t = zendesk.create_ticket(f"Problem report {i}", "It does not work as expected.",
+                                  requester_id=person["id"], organization_id=person["organization_id"],
+                                  status="open", custom_fields={linked["id"]: issues[i % n_issues]})
+        tickets.append(t["id"])
+    sandbox = Sandbox([zendesk, linear])
+    sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues)  # type: ignore[attr-defined]
+    return sandbox
+
+
+def run_once(pg: Playground) -> tuple[float, float, int]:
+    """Run ``syncd once`` as a child; (seconds, max RSS MiB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "once"], env=pg.cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        print(err, file=sys.stderr)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+
+
+def per_feed(counts: dict[str, dict[str, int]]) -> str:
+    zendesk = counts.get("zendesk", {})
+    linear = counts.get("linear", {})
+    return (f"zendesk feed {zendesk.get('GET /api/v2/incremental/tickets/cursor', 0)}, "
+            f"linear feed {linear.get('POST /graphql SyncdIssues', 0)}, "
+            f"total {sum(zendesk.values()) + sum(linear.values())}")
+
+
+def bench(n_links: int, out=sys.stdout) -> dict:
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"syncd-bench-{n_links}-"))
+    t = time.perf_counter()
+    sandbox = build(n_links)
+    say(f"\n== {n_links} links ({len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets each); "
+        f"sandbox built in {time.perf_counter() - t:.1f}s")
+    result: dict = {"links": n_links}
+    try:
+        with Playground(workdir, sandbox=sandbox) as pg:
+            pg.sandbox.reset_counts()
+            seconds, rss, code = run_once(pg)
+            first = pg.sandbox.counts()
+            result["first_sync"] = {"seconds": seconds, "requests": pg.sandbox.total_requests(), "rss": rss}
+            say(f"first sync:   {pg.sandbox.total_requests():>6} requests in {seconds:6.1f}s, max RSS {rss:.0f} MiB"
+                f" (exit {code})")
+            for name, counts in first.items():
+                say("              " + name + ": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+            run_once(pg)  # sees the echoes of its own writes
+            time.sleep(6)  # past the Linear feed's 5 s overlap, as between real cycles
+            pg.sandbox.reset_counts()
+            seconds, rss, code = run_once(pg)
+            result["idle"] = pg.sandbox.counts()
+            say(f"idle cycle:   {per_feed(pg.sandbox.counts())} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
+
+            moved = sandbox.seed.issues[: max(1, len(sandbox.seed.issues) // 100)]
+            for key in moved:
+                pg.linear.move_to_state(key, "In Progress")
+            pg.sandbox.reset_counts()
+            seconds, rss, code = run_once(pg)
+            busy = pg.sandbox.counts()
+            result["busy"] = busy
+            say(f"busy cycle:   {len(moved)} issue(s) moved ({len(moved) * TICKETS_PER_ISSUE} linked tickets): "
+                f"{per_feed(busy)} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
+            say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
+
+            throughput(pg, say, result)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def throughput(pg: Playground, say, result: dict) -> None:
+    """Changes per second through poll → record → map → plan → commit (no delivery)."""
+    seed = pg.sandbox.seed
+    n = min(1000, len(seed.tickets))
+    for ticket_id in seed.tickets[:n]:
+        pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)
+    issues = seed.issues[: min(500, len(seed.issues))]
+    for key in issues:
+        pg.linear.move_to_state(key, "In Review")
+    app = pg.app()
+    try:
+        t = time.perf_counter()
+        report = app.engine.poll("zendesk")
+        ticket_rate = report.changed / (time.perf_counter() - t)
+        t = time.perf_counter()
+        report = app.engine.poll("linear")
+        issue_rate = report.changed / (time.perf_counter() - t)
+        planned = report.actions
+    finally:
+        app.close()
+    result["throughput"] = {"tickets_per_s": ticket_rate, "issues_per_s": issue_rate}
+    say(f"throughput:   {ticket_rate:.0f} ticket changes/s (each reads its new comments), "
+        f"{issue_rate:.0f} issue changes/s ({planned} writes planned)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m syncd.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated link counts (default: 1000,10000)")
+    args = parser.parse_args(argv)
+    configure_logging("warning", "console")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
+        bench(size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
