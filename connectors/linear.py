@@ -224,6 +224,7 @@ class LinearConnector(Tracker):
             start = datetime.fromtimestamp(self._wall_clock(), timezone.utc)
             state = FeedCursor(start - timedelta(days=self.config.backfill_days))
         since, after, hwm = state.since, state.after, state.hwm
+        polled_at = datetime.fromtimestamp(self._wall_clock(), timezone.utc)
         seen: set[tuple[str, str]] = set()
         while True:
             variables = {"filter": self._feed_filter(since), "first": self.config.page_size, "after": after}
@@ -248,8 +249,12 @@ class LinearConnector(Tracker):
                 after = end_cursor
                 yield Page(records, FeedCursor(since, after, hwm).dump(), done=False, rejected=rejected)
                 continue
+            # The overlap re-reads what changed just before this poll, in case
+            # the feed showed it late; once a poll is quiet for longer than the
+            # overlap, the window closes on the high-water mark, so an idle feed
+            # does not re-read a burst of old changes forever.
             overlap = timedelta(seconds=self.config.overlap_seconds)
-            next_since = max(since, hwm - overlap) if hwm is not None else since
+            next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
             yield Page(records, FeedCursor(next_since).dump(), done=True, rejected=rejected)
             return
 

@@ -118,13 +118,13 @@ def test_recorded_bugwarrior_response(fixtures_dir, api):
         list(make().poll(None))
 
     api.data("SyncdIssues", issues_page(nodes))
-    (page,) = list(make().poll(None))
+    (page,) = list(make(Clock(t=1_753_500_000.0)).poll(None))  # a clock after the recording
     assert page.records == []
     assert [r.record_id for r in page.rejected] == ["DUS-5", "DUS-1"]
     for r in page.rejected:
         assert "id" in r.reason and "state.type" in r.reason
     # the rejected nodes still move the high-water mark: they are not re-read forever
-    assert json.loads(page.cursor)["since"] == "2025-07-25T17:02:59.239Z"
+    assert json.loads(page.cursor)["since"] == "2025-07-25T17:03:04.239Z"
 
     completed = [dict(n, id=f"uuid-{i}", state=dict(n["state"], type=t))
                  for i, (n, t) in enumerate(zip(nodes, ["completed", "unstarted"]))]
@@ -154,7 +154,21 @@ def test_pagination_keeps_high_water_mark_until_last_page(api):
                      "first": 2, "after": None}
     assert second["after"] == "c1" and second["filter"] == first["filter"]
     assert json.loads(pages[0].cursor) == {"since": since, "after": "c1", "hwm": "2025-06-03T00:00:00.000Z"}
-    assert json.loads(pages[1].cursor) == {"since": "2025-06-02T23:59:55.000Z"}  # hwm - overlap
+    # Quiet for longer than the overlap before this poll: the window closes on the hwm.
+    assert json.loads(pages[1].cursor) == {"since": "2025-06-03T00:00:00.000Z"}
+
+
+def test_recent_changes_are_read_again_once_then_the_window_closes(api):
+    clock = Clock()
+    just_now = iso(datetime.fromtimestamp(NOW - 1, timezone.utc))
+    api.data("SyncdIssues", issues_page([node(1, just_now)]))
+    (page,) = list(make(clock).poll(None))
+    # Changed a second before the poll: the next poll starts overlap_seconds before the poll time.
+    assert json.loads(page.cursor) == {"since": iso(datetime.fromtimestamp(NOW - 5, timezone.utc))}
+    clock.t += 60
+    api.data("SyncdIssues", issues_page([node(1, just_now)]))
+    (again,) = list(make(clock).poll(page.cursor))
+    assert json.loads(again.cursor) == {"since": just_now}  # quiet since: closed on the hwm
 
 
 def test_resume_after_crash_mid_pagination(api):
@@ -170,7 +184,7 @@ def test_resume_after_crash_mid_pagination(api):
     assert resumed["filter"]["updatedAt"] == {"gt": "2025-05-20T00:00:00.000Z"}
     assert [i.key for i in page2.records] == ["ENG-1"]
     # the high-water mark of page 1 survived the crash inside the cursor
-    assert json.loads(page2.cursor) == {"since": "2025-06-02T23:59:55.000Z"}
+    assert json.loads(page2.cursor) == {"since": "2025-06-03T00:00:00.000Z"}
 
 
 def test_same_id_and_time_is_yielded_once_per_poll(api):
