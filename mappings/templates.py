@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Template] = {
             "unlinked",
             "Unlinked from {issue_key}: {issue_title}. syncd no longer follows it for this ticket.",
         ),
+        Template(
+            "issue_gone",
+            "{issue_key} ({issue_title}) was deleted in the tracker, so this ticket is no longer linked "
+            "to it. If the work still matters, link the issue that replaced it.",
+        ),
         Template("attachment_title", "{helpdesk_name} {ticket_key}: {ticket_subject}"),
         Template("attachment_subtitle", "{organization} · {ticket_status}"),
         Template("attachment_title_public", "Support ticket {opaque_ref}"),

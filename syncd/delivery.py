@@ -38,6 +38,7 @@ class DeliveryReport:
     dead: int = 0
     requests_saved: int = 0
     errors: list[str] = field(default_factory=list)
+    gone: list[Ref] = field(default_factory=list)  # issues a write found deleted (410)
 
 
 class Deliverer:
@@ -106,6 +107,8 @@ class Deliverer:
             return
         except (Conflict, NotFound, Gone, PayloadError) as exc:
             self._fail(row, str(exc), report, dead=True)
+            if isinstance(exc, Gone) and row.op != TICKET_UPDATE:
+                report.gone.append(Ref(row.connector, row.target))
             return
         except TransientError as exc:
             self._fail(row, str(exc), report, uncertain=exc.maybe_applied, retry_after=exc.retry_after)
@@ -124,8 +127,11 @@ class Deliverer:
         p = row.payload
         if row.op == TICKET_UPDATE and isinstance(connector, Helpdesk):
             snapshot = self.store.get_snapshot(Ref(row.connector, row.target))
-            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker,
-                                           current=snapshot if isinstance(snapshot, Ticket) else None)
+            # A tag removal computed from a snapshot older than syncd's own last
+            # write (same second: the stamps cannot tell) would silently do
+            # nothing; removals are rare, so they read the ticket first.
+            hint = snapshot if isinstance(snapshot, Ticket) and not p.get("remove_tags") else None
+            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker, current=hint)
         if row.op == ISSUE_COMMENT and isinstance(connector, Tracker):
             return connector.add_comment(row.target, p["body"], marker)
         if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):

@@ -11,7 +11,7 @@ A crash before the commit replays the page; after it, the actions wait.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -21,7 +21,7 @@ from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
 from mappings.planner import LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link, plan_unlink
 from syncd.delivery import Deliverer, DeliveryReport
-from syncd.errors import ApiError, AuthError, NotFound, PayloadError, SyncdError
+from syncd.errors import ApiError, AuthError, Gone, NotFound, PayloadError, SyncdError
 from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
 
@@ -135,7 +135,36 @@ class Engine:
         return report
 
     def deliver(self) -> DeliveryReport:
-        return self.deliverer.run()
+        report = self.deliverer.run()
+        if report.gone:
+            # Issues deleted in the tracker: end their links, then send the notes saying so.
+            self._end_gone_links(report.gone)
+            more = self.deliverer.run()
+            report.done += more.done
+            report.already += more.already
+            report.failed += more.failed
+            report.dead += more.dead
+            report.requests_saved += more.requests_saved
+            report.errors += more.errors
+        return report
+
+    def _end_gone_links(self, issues: list[Ref]) -> None:
+        """End every link to issues the tracker answered 410 for, with a note on each ticket."""
+        templates = self.settings.templates
+        settings = replace(self.settings, templates={**templates, "unlinked": templates["issue_gone"]})
+        with self.store.transaction():
+            for issue_ref in dict.fromkeys(issues):
+                issue = self.store.get_snapshot(issue_ref)
+                for row in self.store.links_for_issue(issue_ref):
+                    ticket = self.store.get_snapshot(row.ticket)
+                    if not isinstance(ticket, Ticket) or not isinstance(issue, Issue):
+                        self.store.end_link(row.ticket, issue_ref, "issue deleted")
+                        continue
+                    remaining = [r.issue for r in self.store.links_for_ticket(row.ticket) if r.issue != issue_ref]
+                    plan = plan_unlink(Link(row.ticket, issue_ref, row.origin), ticket, issue,
+                                       list(self.store.get_snapshots(remaining).values()), settings,
+                                       "issue deleted", epoch=format_time(row.created_at) or "")
+                    self._commit(plan)
 
     # -- helpdesk pages -----------------------------------------------------------
 
@@ -185,7 +214,7 @@ class Engine:
             if issue is None:
                 try:
                     issue = self.trackers[tracker_name].get_issue(ref)
-                except NotFound:
+                except (NotFound, Gone):  # no such issue (any more): an answer, not a failure
                     continue
                 except ApiError as exc:
                     log.warning("could not resolve issue reference", tracker=tracker_name, ref=ref, error=str(exc))
