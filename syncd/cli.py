@@ -169,13 +169,16 @@ def demo(keep: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--zendesk-port", default=8801, show_default=True, type=int)
 @click.option("--linear-port", default=8802, show_default=True, type=int)
+@click.option("--github-port", default=8803, show_default=True, type=int)
+@click.option("--jira-port", default=8804, show_default=True, type=int)
 @click.option("--empty", is_flag=True, help="Start without seed data.")
 @guarded
-def sandbox(host: str, zendesk_port: int, linear_port: int, empty: bool) -> None:
+def sandbox(host: str, zendesk_port: int, linear_port: int, github_port: int, jira_port: int, empty: bool) -> None:
     """Serve the fake services on their own for manual play (Ctrl-C stops)."""
     from syncd.sandbox.runner import serve
 
-    serve(host=host, ports={"zendesk": zendesk_port, "linear": linear_port}, seed_data=not empty)
+    serve(host=host, ports={"zendesk": zendesk_port, "linear": linear_port, "github": github_port,
+                            "jira": jira_port}, seed_data=not empty)
 
 
 # -- links --------------------------------------------------------------------------------------

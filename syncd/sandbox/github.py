@@ -33,6 +33,8 @@ from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService, HttpFau
 
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT = 5000
+SANDBOX_GITHUB_TOKEN = "sandbox-github-token"
+SANDBOX_GITHUB_LOGIN = "syncd-bot"
 
 
 def gh_error(status: int, message: str, doc: str = DOCS, headers: dict[str, str] | None = None) -> HttpFault:
@@ -98,7 +100,7 @@ class GitHubFake(FakeService):
     def __init__(self, *, seed: int = 0, tokens: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.time, rate_limit: int = RATE_LIMIT):
         super().__init__(seed=seed)
-        self.tokens = dict(tokens or {"sandbox-github-token": "syncd-bot"})
+        self.tokens = dict(tokens or {SANDBOX_GITHUB_TOKEN: SANDBOX_GITHUB_LOGIN})
         self._clock = clock
         self._last = 0
         self.repos: dict[str, FakeRepo] = {}  # lower-case full name -> repo
@@ -559,4 +561,4 @@ class GitHubFake(FakeService):
         return FakeResponse(200, self.comment_json(comment))
 
 
-__all__ = ["GitHubFake", "FakeRepo", "FakeIssue", "FakeComment", "gh_error"]
+__all__ = ["SANDBOX_GITHUB_LOGIN", "SANDBOX_GITHUB_TOKEN", "GitHubFake", "FakeRepo", "FakeIssue", "FakeComment", "gh_error"]

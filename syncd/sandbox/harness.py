@@ -1,10 +1,13 @@
 """A running sandbox with a syncd configuration pointed at it.
 
 Used by ``syncd demo``, the end-to-end and crash tests and the benchmarks:
-it starts the fakes, writes a ``syncd.toml`` into a working directory, and
-lets a script act as the people in the story would — an agent adding an
-internal note, an engineer moving an issue — through the services' public
-APIs, over HTTP, with their own credentials.
+it starts the fakes, writes a ``syncd.toml`` into a working directory (a
+connector for every fake present, secrets in ``env``), and lets a script act
+as the people in the story would — an agent adding an internal note, an
+engineer moving an issue — through the services' public APIs, over HTTP,
+with their own credentials. Where the real service offers no API for an
+act (deleting or transferring a GitHub issue, a Jira workflow transition in
+this fake), the fake's own method plays the person in the web UI.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from typing import Any, Callable
 
 import requests
 
-from syncd.sandbox.linear import SANDBOX_API_KEY
-from syncd.sandbox.runner import build_sandbox
+from syncd.sandbox.runner import TRACKERS, build_sandbox, secrets_env, tracker_config, trackers_of
 from syncd.sandbox.server import Sandbox
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN
 
@@ -26,22 +28,27 @@ AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zend
 
 class Playground:
     def __init__(self, workdir: Path, *, seed_data: bool = True, clock: Callable[[], datetime] | None = None,
-                 rng_seed: int = 7, extra_config: str = "", sandbox: Sandbox | None = None):
+                 rng_seed: int = 7, extra_config: str = "", sandbox: Sandbox | None = None,
+                 trackers: tuple[str, ...] = TRACKERS, tracker_options: dict[str, str] | None = None):
+        """``tracker_options``: extra TOML lines per tracker table (e.g. ``{"github": "visibility_ttl = 0"}``)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed)
+        self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed,
+                                                trackers=trackers)
         self.sandbox.start()
         self.zendesk = self.sandbox["zendesk"]
-        self.linear = self.sandbox["linear"]
+        self.linear = self.sandbox.services.get("linear")
+        self.github = self.sandbox.services.get("github")
+        self.jira = self.sandbox.services.get("jira")
+        self.trackers = trackers_of(self.sandbox)
         self.seed = getattr(self.sandbox, "seed", None)
         self.config_path = self.workdir / "syncd.toml"
         self.store_path = self.workdir / "syncd.db"
+        self.tracker_options = dict(tracker_options or {})
         self.config_path.write_text(self.config_text(extra_config))
-        self.env = {
-            "SYNCD_CONNECTORS__ZENDESK__TOKEN": SANDBOX_TOKEN,
-            "SYNCD_CONNECTORS__LINEAR__API_KEY": SANDBOX_API_KEY,
-        }
+        self.env = secrets_env(self.sandbox)
         self._engineer_keys: dict[str, str] = {}
+        self._github_tokens: dict[str, str] = {}
 
     def config_text(self, extra: str = "") -> str:
         fields = ""
@@ -62,7 +69,7 @@ level = "warning"
 
 [sync]
 helpdesk = "zendesk"
-trackers = ["linear"]
+trackers = [{", ".join(f'"{t}"' for t in self.trackers)}]
 
 [connectors.zendesk]
 kind = "zendesk"
@@ -70,13 +77,25 @@ url = "{self.sandbox.url('zendesk')}"
 email = "{SANDBOX_EMAIL}"
 max_wait = 2
 {fields}
-[connectors.linear]
-kind = "linear"
-url = "{self.sandbox.url('linear')}"
-teams = ["ENG", "APP"]
-workspace = "sandbox"
-max_wait = 2
+{self._trackers_text()}
 {extra}"""
+
+    # Per-tracker settings for the sandbox beyond runner.tracker_config.
+    _SANDBOX_OPTIONS = {
+        "linear": ['workspace = "sandbox"'],
+        # The fake enforces no secondary limit unless asked to: no need to
+        # space mutating requests by GitHub's one second.
+        "github": ["mutation_interval = 0"],
+    }
+
+    def _trackers_text(self) -> str:
+        tables = []
+        for name in self.trackers:
+            lines = tracker_config(self.sandbox, name) + self._SANDBOX_OPTIONS.get(name, []) + ["max_wait = 2"]
+            if self.tracker_options.get(name):
+                lines.append(self.tracker_options[name])
+            tables.append("\n".join(lines) + "\n")
+        return "\n".join(tables)
 
     # -- syncd ----------------------------------------------------------------------------
 
@@ -143,6 +162,63 @@ max_wait = 2
             " issueUpdate(id: $id, input: $input) { success issue { identifier state { name } } } }",
             {"id": issue["id"], "input": {"stateId": state_id}}, engineer=engineer)
         return data["issueUpdate"]["issue"]
+
+    # -- GitHub people --------------------------------------------------------------------
+
+    def github_token(self, login: str) -> str:
+        """A personal token for ``login`` on the GitHub fake."""
+        if login not in self._github_tokens:
+            token = "ghp_" + "".join(c for c in login.lower() if c.isalnum()).ljust(36, "0")
+            self.github.tokens[token] = login
+            self._github_tokens[login] = token
+        return self._github_tokens[login]
+
+    def github_issue(self, key: str):
+        """The fake's issue for a short seed key, an ``owner/repo#n`` key or an id."""
+        if self.seed is not None and key in self.seed.github_issues:
+            return self.github.issues[int(self.seed.github_issues[key])]
+        if key.isdigit():
+            return self.github.issues[int(key)]
+        repo, number = key.split("#")
+        return next(i for i in self.github.issues.values()
+                    if i.repo.full_name.lower() == repo.lower() and i.number == int(number))
+
+    def github_close(self, key: str, reason: str = "completed", *, login: str = "ada-novak") -> dict:
+        """An engineer closes an issue (``completed`` or ``not_planned``) through the REST API."""
+        return self._github_patch(key, {"state": "closed", "state_reason": reason}, login)
+
+    def github_reopen(self, key: str, *, login: str = "ada-novak") -> dict:
+        return self._github_patch(key, {"state": "open"}, login)
+
+    def github_assign(self, key: str, assignee: str | None, *, login: str = "ada-novak") -> dict:
+        return self._github_patch(key, {"assignees": [assignee] if assignee else []}, login)
+
+    def _github_patch(self, key: str, body: dict, login: str) -> dict:
+        issue = self.github_issue(key)
+        response = requests.patch(f"{self.sandbox.url('github')}/repos/{issue.repo.full_name}/issues/{issue.number}",
+                                  json=body, timeout=10,
+                                  headers={"Authorization": f"Bearer {self.github_token(login)}",
+                                           "Accept": "application/vnd.github+json"})
+        response.raise_for_status()
+        return response.json()
+
+    def github_comment_bodies(self, key: str) -> list[str]:
+        """Every comment body stored on the issue (what anyone reading it would see)."""
+        return [c.body for c in self.github.comments_of(self.github_issue(key))]
+
+    # -- Jira people (the fake's workflow, as a person clicking in Jira) ------------------
+
+    def jira_move(self, key: str, status: str, *, resolution: str | None = None):
+        """An engineer moves a Jira issue (short seed key or PLAT-n) to ``status``."""
+        return self.jira.transition(self._jira_key(key), status, resolution=resolution)
+
+    def jira_move_project(self, key: str, project: str):
+        return self.jira.move_project(self._jira_key(key), project)
+
+    def _jira_key(self, key: str) -> str:
+        if self.seed is not None and key in self.seed.jira_keys:
+            return self.seed.jira_issues[key]
+        return key
 
     def close(self) -> None:
         self.sandbox.stop()

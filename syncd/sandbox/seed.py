@@ -8,6 +8,14 @@ a few already naming a Linear issue in the "Linked issue" field, so the demo
 has handoffs in every stage to show. Records are back-dated over the last
 three weeks through each fake's clock, so the export and the issue feed see
 a believable history. The same ``rng_seed`` always gives the same data.
+
+When the GitHub and Jira fakes are given, they get their own product work:
+the public SDK repository ``sandbox/mobile-sdk`` (anyone can read it: syncd
+must write nothing there that names a customer), the private
+``sandbox/billing``, and the Jira projects PLAT and INFRA (keys chosen not to
+collide with Linear's ENG and APP, so a pasted key names one tracker only).
+No ticket names a GitHub or Jira issue yet: the demo and the tests make those
+links the way agents do.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
+from syncd.sandbox.github import SANDBOX_GITHUB_TOKEN, GitHubFake
+from syncd.sandbox.jira import JiraFake
 from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
@@ -42,6 +52,17 @@ class SeedResult:
     engineers: dict[str, str] = field(default_factory=dict)  # name -> user id
     issues: dict[str, str] = field(default_factory=dict)  # short key -> issue id (UUID)
     identifiers: dict[str, str] = field(default_factory=dict)  # short key -> identifier (ENG-3)
+    # GitHub (empty when the sandbox has no GitHub fake)
+    github_token: str | None = None
+    repositories: dict[str, str] = field(default_factory=dict)  # owner/name -> "public" | "private"
+    github_issues: dict[str, str] = field(default_factory=dict)  # short key -> issue id (stable)
+    github_keys: dict[str, str] = field(default_factory=dict)  # short key -> owner/repo#n
+    # Jira (empty when the sandbox has no Jira fake)
+    jira_email: str | None = None
+    jira_token: str | None = None
+    jira_projects: dict[str, str] = field(default_factory=dict)  # key -> name
+    jira_issues: dict[str, str] = field(default_factory=dict)  # short key -> issue id (numeric string)
+    jira_keys: dict[str, str] = field(default_factory=dict)  # short key -> PLAT-3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +185,50 @@ TICKETS = [
      "pending", "normal", ["compliance", "escalated"], None, None, None),
 ]
 
+GITHUB_REPOSITORIES = [
+    # owner/name, private
+    ("sandbox/mobile-sdk", False),  # the customers' SDK: public, anyone can read it
+    ("sandbox/billing", True),
+]
+
+GITHUB_ISSUES = [
+    # key, repository, title, body, assignee login, labels, closed as (None: open)
+    ("offline", "sandbox/mobile-sdk", "Crash on cold start when the offline cache is corrupt",
+     "SQLiteDatabaseCorruptException from CacheStore.open(); we should drop and rebuild the cache.",
+     "sam-okafor", ("bug",), None),
+    ("push", "sandbox/mobile-sdk", "Push notifications delivered twice on iOS 17",
+     "The token refresh registers a second APNs handler.", None, ("bug", "ios"), None),
+    ("totp", "sandbox/mobile-sdk", "TOTP codes rejected after restoring the authenticator on a new device",
+     "The restored seed is read with the wrong time step; codes are off by one window.",
+     "ada-novak", ("bug", "auth"), None),
+    ("configure", "sandbox/mobile-sdk", "Deprecate setApiKey() in favour of configure()",
+     "Shipped in 5.2.", "ravi-patel", ("api",), "completed"),
+    ("vat", "sandbox/billing", "Norwegian invoices use the 20% VAT rate instead of 25%",
+     "The rate table keys Norway under the EU default.", "lena-fischer", ("bug",), None),
+    ("proration", "sandbox/billing", "Proration is wrong after a mid-cycle downgrade",
+     "Credits are computed from the new plan's price.", None, ("bug",), None),
+    ("dunning", "sandbox/billing", "Retry failed card payments on day 3",
+     "Superseded by the payment provider's smart retries.", None, ("feature",), "not_planned"),
+]
+
+JIRA_PROJECTS = [("PLAT", "Platform"), ("INFRA", "Infrastructure")]
+
+JIRA_ISSUES = [
+    # key, project, summary, status, assignee, resolution (for done), description
+    ("gdpr", "PLAT", "GDPR export omits uploaded attachments", "In Progress", "Lena Fischer", None,
+     "The export job reads records from the database but never walks the object store."),
+    ("saml", "PLAT", "SAML signing certificate rotation needs a restart to take effect", "To Do", "Ada Novak",
+     None, "The IdP metadata is cached for the life of the process."),
+    ("digest", "PLAT", "Weekly report e-mail sent twice after the DST change", "In Review", "Ravi Patel", None,
+     "The scheduler fires at 01:30 local time, which happened twice."),
+    ("pg16", "PLAT", "Upgrade the primary database to PostgreSQL 16", "Done", "Sam Okafor", "Done",
+     "Done in the October maintenance window."),
+    ("tenantkeys", "PLAT", "Per-tenant encryption keys for the EU region", "Done", None, "Won't Do",
+     "Replaced by the regional KMS rollout."),
+    ("backups", "INFRA", "Nightly backup verification job times out", "In Progress", "Sam Okafor", None,
+     "Verification restores the whole database; sample instead."),
+]
+
 
 @contextlib.contextmanager
 def _at(fake: Any, when: datetime) -> Iterator[None]:
@@ -176,8 +241,9 @@ def _at(fake: Any, when: datetime) -> Iterator[None]:
         fake.clock = clock
 
 
-def seed(zendesk: ZendeskFake, linear: LinearFake, *, rng_seed: int = 7) -> SeedResult:
-    """Fill both fakes with the sample data; deterministic for a given ``rng_seed``."""
+def seed(zendesk: ZendeskFake, linear: LinearFake, *, rng_seed: int = 7, github: GitHubFake | None = None,
+         jira: JiraFake | None = None) -> SeedResult:
+    """Fill the fakes with the sample data; deterministic for a given ``rng_seed``."""
     rng = random.Random(rng_seed)
     now = zendesk.clock().replace(microsecond=0)
     start = now - timedelta(days=21)
@@ -264,4 +330,60 @@ def seed(zendesk: ZendeskFake, linear: LinearFake, *, rng_seed: int = 7) -> Seed
                 note = "Escalated to product." if "escalated" in tags else "Updated."
                 zendesk.add_comment(ticket["id"], note, public=False, author_id=agent)
                 zendesk.update_ticket(ticket["id"], author_id=agent, **changes)
+    # Drawn after everything above, so Zendesk and Linear data do not depend
+    # on which other fakes are present.
+    later = sorted(start + timedelta(minutes=rng.randint(0, 20 * 24 * 60)) for _ in range(40))
+    if github is not None:
+        seed_github(github, result, start, later[:20])
+    if jira is not None:
+        seed_jira(jira, result, start, later[20:])
     return result
+
+
+@contextlib.contextmanager
+def _github_at(fake: GitHubFake, when: datetime) -> Iterator[None]:
+    """The GitHub fake's clock is epoch seconds and never goes back: call in time order."""
+    clock = fake._clock
+    fake._clock = lambda: when.timestamp()
+    try:
+        yield
+    finally:
+        fake._clock = clock
+
+
+def seed_github(github: GitHubFake, result: SeedResult, start: datetime, moments: list[datetime]) -> None:
+    """Two repositories (one public, one private) with a few issues each."""
+    tick = iter(moments)
+    result.github_token = SANDBOX_GITHUB_TOKEN
+    with _github_at(github, start):
+        for name, private in GITHUB_REPOSITORIES:
+            github.create_repo(name, private=private)
+            result.repositories[name] = "private" if private else "public"
+    for key, repo, title, body, assignee, labels, closed in GITHUB_ISSUES:
+        with _github_at(github, next(tick)):
+            issue = github.create_issue(repo, title, body, user="ravi-patel", assignee=assignee, labels=labels)
+        if closed:
+            with _github_at(github, next(tick)):
+                github.close(issue, closed)
+        result.github_issues[key] = str(issue.id)
+        result.github_keys[key] = f"{issue.repo.full_name}#{issue.number}"
+
+
+def seed_jira(jira: JiraFake, result: SeedResult, start: datetime, moments: list[datetime]) -> None:
+    """Projects PLAT and INFRA with issues in every status category (one cancelled)."""
+    tick = iter(moments)
+    result.jira_email = jira.email
+    result.jira_token = jira.api_token
+    for key, name in JIRA_PROJECTS:
+        if key not in jira.projects:
+            jira.add_project(key, name)
+        result.jira_projects[key] = name
+    for name, _ in ENGINEERS:
+        if name not in jira.users:
+            jira.add_user(name, f"{name.split()[0].lower()}@product.sandbox.example")
+    for key, project, summary, status, assignee, resolution, description in JIRA_ISSUES:
+        issue = jira.create_issue(project, summary, description=description, assignee=assignee, at=next(tick))
+        if status != "To Do":
+            jira.transition(issue, status, resolution=resolution, at=next(tick))
+        result.jira_issues[key] = issue.id
+        result.jira_keys[key] = issue.key

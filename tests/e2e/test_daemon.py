@@ -69,7 +69,7 @@ def test_runs_serves_health_and_metrics_and_stops_cleanly_on_sigterm(daemon):
     status, body = get(base + "/healthz")
     health = json.loads(body)
     assert status == 200 and health["status"] == "ok"
-    assert set(health["connectors"]) == {"zendesk", "linear"}
+    assert set(health["connectors"]) == {"zendesk", "linear", "github", "jira"}
     status, metrics = get(base + "/metrics")
     assert status == 200 and 'syncd_polls_total{connector="zendesk",result="ok"}' in metrics
 

@@ -352,7 +352,8 @@ class Captured(io.StringIO):
 
 def test_serve_prints_urls_credentials_and_a_config_then_stops():
     out, stop = Captured(), threading.Event()
-    thread = threading.Thread(target=serve, kwargs={"ports": {"zendesk": 0, "linear": 0}, "out": out, "stop": stop})
+    ports = {"zendesk": 0, "linear": 0, "github": 0, "jira": 0}
+    thread = threading.Thread(target=serve, kwargs={"ports": ports, "out": out, "stop": stop})
     thread.start()
     try:
         assert out.ready.wait(timeout=30)
@@ -360,7 +361,7 @@ def test_serve_prints_urls_credentials_and_a_config_then_stops():
         assert "[connectors.zendesk]" in text and "[connectors.linear]" in text
         assert SANDBOX_API_KEY in text and "SYNCD_CONNECTORS__ZENDESK__TOKEN" in text
         urls = [line.split('"')[1] for line in text.splitlines() if line.startswith("url = ")]
-        assert len(urls) == 2 and all(u.startswith("http://127.0.0.1:") for u in urls)
+        assert len(urls) == 4 and all(u.startswith("http://127.0.0.1:") for u in urls)
         assert requests.post(urls[1] + "/graphql", json={"query": "{ viewer { id } }"},
                              headers={"Authorization": SANDBOX_API_KEY}, timeout=5).status_code == 200
     finally:
