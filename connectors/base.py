@@ -230,6 +230,9 @@ class Tracker(Connector):
     role: ClassVar[Role] = "tracker"
     # How notes written here are formatted: "markdown" or "adf".
     text_format: ClassVar[str] = "markdown"
+    # How the ticket title given to attach_ticket is shown: "plain" (an
+    # attachment or remote link title) or "markdown" (inside a comment).
+    attachment_format: ClassVar[str] = "plain"
 
     @abc.abstractmethod
     def link_patterns(self) -> list[str]:

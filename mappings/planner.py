@@ -4,6 +4,11 @@ Pure functions. Every action's key is derived from (link, transition) so
 that planning the same input twice yields the same keys; the outbox refuses
 a key it already holds, which is what makes replaying a page harmless.
 
+Every outside value (titles, subjects, names, states) goes through
+:mod:`mappings.escaping` for the format it lands in: plain text for the
+helpdesk's notes and fields, the tracker's ``attachment_formats`` entry for
+what is shown on an issue.
+
 Ticket writes that say the same thing to many tickets (an issue moved, and
 30 tickets wait on it) share a ``marker``: the payloads are then equal and
 delivery can send them as one bulk update where the helpdesk allows it.
@@ -15,6 +20,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from mappings.escaping import escape, escape_values
 from mappings.templates import DEFAULTS, Template
 from syncd.records import Action, Event, Issue, Link, Ref, StateCategory, Ticket, format_time, idempotency_key
 
@@ -31,6 +37,9 @@ class PlanSettings:
     status_field: str | None = None  # custom field id that shows the linked issue status
     reopen_statuses: tuple[str, ...] = ("solved", "pending")
     templates: Mapping[str, Template] = field(default_factory=lambda: dict(DEFAULTS))
+    note_format: str = "plain"  # how the helpdesk reads notes (see mappings.escaping)
+    # Tracker connector name -> format of the ticket title shown on its issues; default plain.
+    attachment_formats: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,8 +77,8 @@ def status_field_value(issues: Iterable[Issue]) -> str:
     """What agents read in the ticket's status field: one entry per linked issue."""
     parts = []
     for issue in sorted(issues, key=lambda i: i.key):
-        owner = f" ({issue.assignee})" if issue.assignee else ""
-        parts.append(f"{issue.key}: {issue.state_name}{owner}")
+        owner = f" ({escape(issue.assignee)})" if issue.assignee else ""
+        parts.append(f"{escape(issue.key)}: {escape(issue.state_name)}{owner}")
     return "; ".join(parts)
 
 
@@ -101,7 +110,7 @@ def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[
     issues = {i.ref: i for i in linked_issues}
     issues[issue.ref] = issue
     key = idempotency_key("link", link.ticket, link.issue, epoch)
-    note = t["linked"].render(_issue_values(issue))
+    note = t["linked"].render(escape_values(_issue_values(issue), settings.note_format))
     payload = {
         "note": note,
         "add_tags": [settings.linked_tag],
@@ -116,8 +125,9 @@ def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[
 
 def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_count: int) -> Action:
     t = settings.templates
+    fmt = settings.attachment_formats.get(issue.ref.connector, "plain")
     if issue.public:
-        values = {"opaque_ref": opaque_ref(ticket.ref), "ticket_count": ticket_count}
+        values = escape_values({"opaque_ref": opaque_ref(ticket.ref), "ticket_count": ticket_count}, fmt)
         title = t["attachment_title_public"].render(values)
         subtitle = t["attachment_subtitle_public"].render(values)
     else:
@@ -128,6 +138,7 @@ def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_
             "organization": ticket.organization.name if ticket.organization else "no organisation",
             "ticket_status": ticket.status,
         }
+        values = escape_values(values, fmt)
         title = t["attachment_title"].render(values)
         subtitle = t["attachment_subtitle"].render(values)
     key = idempotency_key("attach", ticket.ref, issue.ref)
@@ -171,6 +182,11 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
                                                    "category": issue.state.value}))
     marker = idempotency_key(*transition)
     t = settings.templates
+    fmt = settings.note_format
+
+    def line(i: Issue) -> str:
+        return f"- {escape(i.key, fmt)}: {escape(i.state_name, fmt)}"
+
     for linked in tickets:
         ticket = linked.ticket
         others = [i for i in linked.issues if i.ref != issue.ref]
@@ -178,9 +194,9 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
         payload: dict[str, object] = {"fields": _fields(settings, all_issues), "marker": marker}
         kind = "field"
         if moved:
-            values = _issue_values(issue) | {"old_state": previous.state_name}
+            values = escape_values(_issue_values(issue) | {"old_state": previous.state_name}, fmt)
             if issue.state.is_closed and all(i.state.is_closed for i in others):
-                summary = "\n".join(f"- {i.key}: {i.state_name}" for i in sorted(all_issues, key=lambda i: i.key))
+                summary = "\n".join(line(i) for i in sorted(all_issues, key=lambda i: i.key))
                 payload["note"] = t["resolved"].render(values | {"summary": summary})
                 if settings.reopen_statuses:
                     # Conditional on the ticket's status when the write lands, not
@@ -189,8 +205,7 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
                     payload["status_from"] = list(settings.reopen_statuses)
                 kind = "resolved"
             elif issue.state.is_closed:
-                waiting = "\n".join(f"- {i.key}: {i.state_name}" for i in sorted(others, key=lambda i: i.key)
-                                    if not i.state.is_closed)
+                waiting = "\n".join(line(i) for i in sorted(others, key=lambda i: i.key) if not i.state.is_closed)
                 payload["note"] = t["closed_waiting"].render(values | {"waiting": waiting})
                 kind = "closed_waiting"
             else:
@@ -212,7 +227,8 @@ def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iter
     """An ended link: say so on the ticket, and drop the tag when nothing is left."""
     remaining = list(remaining)
     values = {"issue_key": issue.key if issue else link.issue.id, "issue_title": issue.title if issue else ""}
-    payload: dict[str, object] = {"note": settings.templates["unlinked"].render(values)}
+    payload: dict[str, object] = {"note": settings.templates["unlinked"].render(
+        escape_values(values, settings.note_format))}
     if settings.status_field:
         payload["fields"] = {settings.status_field: status_field_value(remaining)}
     if not remaining:

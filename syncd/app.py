@@ -42,7 +42,7 @@ def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = tim
     return out
 
 
-def plan_settings(settings: Settings, helpdesk: Helpdesk) -> PlanSettings:
+def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tracker] | None = None) -> PlanSettings:
     status_field = getattr(helpdesk.config, "status_field_id", None)
     return PlanSettings(
         helpdesk=helpdesk.name,
@@ -50,6 +50,7 @@ def plan_settings(settings: Settings, helpdesk: Helpdesk) -> PlanSettings:
         linked_tag=settings.sync.linked_tag,
         status_field=str(status_field) if status_field else None,
         reopen_statuses=tuple(settings.sync.reopen_statuses),
+        attachment_formats={name: t.attachment_format for name, t in (trackers or {}).items()},
     )
 
 
@@ -65,7 +66,7 @@ def build_app(settings: Settings, *, readonly: bool = False, shared: bool = Fals
         for name, tracker in trackers.items():
             if not isinstance(tracker, Tracker):
                 raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
-        engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk),  # type: ignore[arg-type]
+        engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
                         max_attempts=settings.daemon.max_attempts, backoff_max=settings.daemon.backoff_max,
                         clock=clock)
     except BaseException:
