@@ -197,12 +197,14 @@ def state_of(item: dict) -> tuple[StateCategory, str]:
 
 def assignee_of(item: dict) -> str | None:
     person = item.get("assignee") or next(iter(item.get("assignees") or []), None)
-    return person.get("login") if isinstance(person, dict) else None
+    login = person.get("login") if isinstance(person, dict) else None
+    return login if isinstance(login, str) else None
 
 
 class GitHubConnector(Tracker):
     kind = "github"
     text_format = "markdown"
+    attachment_format = "markdown"  # the ticket's title goes into the context comment
     config_model = GitHubConfig
     config: GitHubConfig
 
@@ -392,7 +394,7 @@ class GitHubConnector(Tracker):
                     continue
                 emitted.add((record_id, updated))
                 records.append(self._issue(item, public))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 rejected.append(Rejected(record_id, f"github issue payload: {type(exc).__name__}: {exc}", item))
         return records, rejected, times
 
@@ -430,10 +432,16 @@ class GitHubConnector(Tracker):
 
     def _issue(self, item: dict, public: bool | None = None) -> Issue:
         repo = repo_of(item)
-        number = int(item["number"])
+        number, ident = item["number"], item["id"]
+        for label, value in (("number", number), ("id", ident)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{label} is {value!r}, expected a positive integer")
+        for label in ("title", "html_url", "state"):
+            if not isinstance(item[label], str):
+                raise TypeError(f"{label} is {type(item[label]).__name__}, expected a string")
         owner, name = repo.split("/", 1)
         location = IssueLocation(owner, name, number)
-        ident = str(item["id"])
+        ident = str(ident)
         self._known[ident] = location
         if public is None:
             public = self.is_public(repo)
@@ -451,7 +459,7 @@ class GitHubConnector(Tracker):
             updated_at=updated,
             assignee=assignee_of(item),
             team=repo,
-            resolution=item.get("state_reason"),
+            resolution=item.get("state_reason") if isinstance(item.get("state_reason"), str) else None,
             public=public,
         )
 

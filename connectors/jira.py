@@ -305,13 +305,15 @@ class JiraConnector(Tracker):
             raise bad("fields.status.name missing")
         category = status.get("statusCategory")
         category_key = category.get("key") if isinstance(category, dict) else None
-        if category_key not in _CATEGORIES:
+        if not isinstance(category_key, str) or category_key not in _CATEGORIES:
             raise bad(f"fields.status.statusCategory.key is {category_key!r}, not new/indeterminate/done")
         updated = _parse_instant(fields.get("updated"))
         if updated is None:
             raise bad(f"fields.updated is not a timestamp: {fields.get('updated')!r}")
         resolution = fields.get("resolution")
         resolution_name = resolution.get("name") if isinstance(resolution, dict) else None
+        if not isinstance(resolution_name, str):
+            resolution_name = None
         state = _CATEGORIES[category_key]
         if state is StateCategory.COMPLETED and resolution_name in self.config.cancel_resolutions:
             state = StateCategory.CANCELED
@@ -327,7 +329,8 @@ class JiraConnector(Tracker):
             state=state,
             state_name=status["name"],
             updated_at=updated,
-            assignee=assignee.get("displayName") if isinstance(assignee, dict) else None,
+            assignee=assignee.get("displayName") if isinstance(assignee, dict) \
+            and isinstance(assignee.get("displayName"), str) else None,
             team=team,
             resolution=resolution_name if isinstance(resolution_name, str) else None,
             public=False,
@@ -423,7 +426,10 @@ def _parse_instant(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # year 1 or 9999 pushed out of range by its offset
+        return None
 
 
 def _path(ref: str, connector: str = "jira") -> str:

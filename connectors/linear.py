@@ -308,12 +308,12 @@ class LinearConnector(Tracker):
             ref=Ref(self.name, node["id"]),
             key=node["identifier"],
             url=node["url"],
-            title=node.get("title") or "",
+            title=_str(node.get("title")) or "",
             state=category,
-            state_name=state.get("name") or category.value,
+            state_name=_str(state.get("name")) or category.value,
             updated_at=updated,
-            assignee=assignee.get("name") or assignee.get("displayName") or assignee.get("email"),
-            team=team.get("key"),
+            assignee=_str(assignee.get("name")) or _str(assignee.get("displayName")) or _str(assignee.get("email")),
+            team=_str(team.get("key")),
             attachments=_attachments(node),
             public=False,
         )
@@ -369,9 +369,17 @@ def _node_time(node: Any) -> datetime | None:
     if not isinstance(node, dict) or not isinstance(node.get("updatedAt"), str):
         return None
     try:
-        return parse_time(node["updatedAt"])
-    except ValueError:
+        parsed = parse_time(node["updatedAt"])
+        if parsed is not None:
+            iso(parsed)  # in range once made UTC
+        return parsed
+    except (ValueError, OverflowError):
         return None
+
+
+def _str(value: Any) -> str | None:
+    """A string field of a payload, or None when it is anything else."""
+    return value if isinstance(value, str) else None
 
 
 def _node_label(node: Any) -> str | None:
@@ -394,7 +402,7 @@ def _attachments(node: dict) -> tuple[Attachment, ...]:
         metadata = a.get("metadata") if isinstance(a.get("metadata"), dict) else {}
         marker = metadata.get("syncd") if isinstance(metadata.get("syncd"), str) else None
         if marker is None:
-            found = find_markers(f"{a.get('title') or ''} {a['url']}")
+            found = find_markers(f"{_str(a.get('title')) or ''} {a['url']}")
             marker = found[0] if found else None
-        out.append(Attachment(a["url"], a.get("title") or "", marker))
+        out.append(Attachment(a["url"], _str(a.get("title")) or "", marker))
     return tuple(out)

@@ -444,13 +444,17 @@ class ZendeskConnector(Helpdesk):
         try:
             updated_at = parse_time(raw.get("updated_at"))
             created_at = parse_time(raw.get("created_at"))
-        except (TypeError, ValueError, AttributeError):
+            format_time(updated_at), format_time(created_at)  # in range once made UTC
+        except (TypeError, ValueError, AttributeError, OverflowError):
             raise bad("updated_at/created_at is not an ISO time") from None
         if updated_at is None:
             raise bad("updated_at is missing")
         tags = raw.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise bad("tags is not a list of strings")
+        for key in ("requester_id", "organization_id", "assignee_id", "group_id"):
+            if not _is_id(raw.get(key)):
+                raise bad(f"{key} is {type(raw.get(key)).__name__}, expected a numeric id or null")
         fields: dict[str, Any] = {}
         custom = raw.get("custom_fields") or []
         if not isinstance(custom, list):
@@ -484,7 +488,8 @@ class ZendeskConnector(Helpdesk):
             created = parse_time(raw.get("created_at"))
             if not isinstance(cid, int) or created is None or not isinstance(body, str):
                 raise ValueError("id, body or created_at")
-        except (TypeError, KeyError, ValueError, AttributeError):
+            format_time(created)  # in range once made UTC
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
             log.warning("skipping a malformed comment", connector=self.name, ticket=str(ticket_id))
             return None
         return Comment(
@@ -514,7 +519,17 @@ def _numeric(value: Any) -> str:
 def _index(items: Any) -> dict[int, dict]:
     if not isinstance(items, list):
         return {}
-    return {item["id"]: item for item in items if isinstance(item, dict) and item.get("id") is not None}
+    return {item["id"]: item for item in items
+            if isinstance(item, dict) and item.get("id") is not None and _is_id(item["id"])}
+
+
+def _is_id(value: Any) -> bool:
+    """None, or what Zendesk uses as an id (an integer; a string of digits from some proxies)."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
 
 
 def _str_id(value: Any) -> str | None:
