@@ -6,10 +6,18 @@ already name their issue in the "Linked issue" field, then runs the real
 own request counters and the child's resource usage:
 
 - the first sync (links made, notes and attachments written);
-- an idle cycle: requests per feed (the goal is 1, flat across sizes);
-- a busy cycle with 1 % of issues moved to another state;
+- an idle cycle: requests per feed (the goal is 1, flat across sizes; on
+  GitHub one conditional request per repository, answered 304);
+- a busy cycle: 1 % of the Linear issues moved, a few GitHub and Jira issues changed;
 - changes per second through poll → commit (tickets and issues), in process;
 - peak memory (max RSS) of the syncd process.
+
+GitHub and Jira carry as many links as Linear (each ticket is also linked
+to one GitHub and one Jira issue, 5 tickets per issue). Those links are
+written into the store directly after the first sync, because making them
+through the API would triple the first sync's time and measure nothing the
+Linear links do not; their issues are real, read by the first sync's feeds,
+and the idle and busy cycles run against them.
 
 Figures are printed; nothing is asserted. ``--sizes`` picks other sizes.
 """
@@ -28,12 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.logs import configure_logging
+from syncd.records import Link, Ref
+from syncd.sandbox.github import GitHubFake
 from syncd.sandbox.harness import Playground
+from syncd.sandbox.jira import JiraFake
 from syncd.sandbox.linear import LinearFake
+from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS
 from syncd.sandbox.server import Sandbox
 from syncd.sandbox.zendesk import ZendeskFake
 
 TICKETS_PER_ISSUE = 10
+TICKETS_PER_OTHER_ISSUE = 5  # GitHub and Jira
 
 
 @dataclass
@@ -42,6 +55,8 @@ class BenchSeed:
     linked_issue_status_field_id: int
     tickets: list[int]
     issues: list[str]  # identifiers
+    github_issues: list[int]  # ids
+    jira_issues: list[str]  # ids
 
 
 def build(n_links: int) -> Sandbox:
@@ -65,9 +80,33 @@ def build(n_links: int) -> Sandbox:
                                   requester_id=person["id"], organization_id=person["organization_id"],
                                   status="open", custom_fields={linked["id"]: issues[i % n_issues]})
         tickets.append(t["id"])
-    sandbox = Sandbox([zendesk, linear])
-    sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues)  # type: ignore[attr-defined]
+    github = GitHubFake(rate_limit=10_000_000)
+    repos = [github.create_repo(name, private=private) for name, private in GITHUB_REPOSITORIES]
+    n_other = max(10, n_links // TICKETS_PER_OTHER_ISSUE)
+    github_issues = [github.create_issue(repos[i % len(repos)], f"Defect {i}", assignee="dev").id
+                     for i in range(n_other)]
+    jira = JiraFake(projects=dict(JIRA_PROJECTS))
+    jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}").id for i in range(n_other)]
+    sandbox = Sandbox([zendesk, linear, github, jira])
+    sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues,  # type: ignore[attr-defined]
+                             github_issues, jira_issues)
     return sandbox
+
+
+def link_other_trackers(pg: Playground) -> int:
+    """Each ticket also linked to a GitHub and a Jira issue, written straight into the store."""
+    seed = pg.sandbox.seed
+    app = pg.app()
+    try:
+        with app.store.transaction():
+            for i, ticket in enumerate(seed.tickets):
+                ref = Ref("zendesk", str(ticket))
+                app.store.add_link(Link(ref, Ref("github", str(seed.github_issues[i % len(seed.github_issues)])),
+                                        "bench"))
+                app.store.add_link(Link(ref, Ref("jira", seed.jira_issues[i % len(seed.jira_issues)]), "bench"))
+    finally:
+        app.close()
+    return 2 * len(seed.tickets)
 
 
 def run_once(pg: Playground) -> tuple[float, float, int]:
@@ -83,12 +122,24 @@ def run_once(pg: Playground) -> tuple[float, float, int]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
 
 
+FEEDS = {
+    "zendesk": "GET /api/v2/incremental/tickets/cursor",
+    "linear": "POST /graphql SyncdIssues",
+    "github": "GET /repos/{owner}/{repo}/issues",
+    "jira": "POST /rest/api/3/search/jql",
+}
+
+
 def per_feed(counts: dict[str, dict[str, int]]) -> str:
-    zendesk = counts.get("zendesk", {})
-    linear = counts.get("linear", {})
-    return (f"zendesk feed {zendesk.get('GET /api/v2/incremental/tickets/cursor', 0)}, "
-            f"linear feed {linear.get('POST /graphql SyncdIssues', 0)}, "
-            f"total {sum(zendesk.values()) + sum(linear.values())}")
+    feeds = ", ".join(f"{name} feed {counts.get(name, {}).get(endpoint, 0)}" for name, endpoint in FEEDS.items())
+    return f"{feeds}, total {sum(sum(c.values()) for c in counts.values())}"
+
+
+def watch_statuses(pg: Playground, service: str) -> list[int]:
+    """The HTTP status of every answer ``service`` gives from now on."""
+    statuses: list[int] = []
+    pg.sandbox[service].listeners.append(lambda endpoint, request, response: statuses.append(response.status))
+    return statuses
 
 
 def bench(n_links: int, out=sys.stdout) -> dict:
@@ -98,8 +149,9 @@ def bench(n_links: int, out=sys.stdout) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"syncd-bench-{n_links}-"))
     t = time.perf_counter()
     sandbox = build(n_links)
-    say(f"\n== {n_links} links ({len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets each); "
-        f"sandbox built in {time.perf_counter() - t:.1f}s")
+    say(f"\n== {n_links} links per tracker (Linear: {len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
+        f"each; GitHub and Jira: {len(sandbox.seed.github_issues)} issues each, {TICKETS_PER_OTHER_ISSUE} tickets "
+        f"each); sandbox built in {time.perf_counter() - t:.1f}s")
     result: dict = {"links": n_links}
     try:
         with Playground(workdir, sandbox=sandbox) as pg:
@@ -112,22 +164,39 @@ def bench(n_links: int, out=sys.stdout) -> dict:
             for name, counts in first.items():
                 say("              " + name + ": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
+            say(f"              + {link_other_trackers(pg)} GitHub and Jira links written into the store")
+
             run_once(pg)  # sees the echoes of its own writes
             time.sleep(6)  # past the Linear feed's 5 s overlap, as between real cycles
+            run_once(pg)  # settle: the overlap windows re-read the last changes once
             pg.sandbox.reset_counts()
+            github_statuses = watch_statuses(pg, "github")
             seconds, rss, code = run_once(pg)
             result["idle"] = pg.sandbox.counts()
+            result["idle_github_statuses"] = list(github_statuses)
             say(f"idle cycle:   {per_feed(pg.sandbox.counts())} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
+            say(f"              GitHub answers: {', '.join(str(s) for s in github_statuses) or 'none'} "
+                f"(one per repository; a 304 costs no rate limit)")
 
-            moved = sandbox.seed.issues[: max(1, len(sandbox.seed.issues) // 100)]
+            seed = sandbox.seed
+            moved = seed.issues[: max(1, len(seed.issues) // 100)]
             for key in moved:
                 pg.linear.move_to_state(key, "In Progress")
+            # Fewer on GitHub and Jira: each changed issue is one bulk ticket
+            # update, whose job status Zendesk makes us wait for (seconds each).
+            closed = seed.github_issues[: max(1, len(moved) // 5)]
+            for ident in closed:
+                pg.github.close(ident, "completed")
+            started = seed.jira_issues[: max(1, len(moved) // 5)]
+            for ident in started:
+                pg.jira.transition(ident, "In Progress")
             pg.sandbox.reset_counts()
             seconds, rss, code = run_once(pg)
             busy = pg.sandbox.counts()
             result["busy"] = busy
-            say(f"busy cycle:   {len(moved)} issue(s) moved ({len(moved) * TICKETS_PER_ISSUE} linked tickets): "
-                f"{per_feed(busy)} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
+            say(f"busy cycle:   issues changed: {len(moved)} Linear (1 %), {len(closed)} GitHub, "
+                f"{len(started)} Jira ({len(moved) * TICKETS_PER_ISSUE + (len(closed) + len(started)) * TICKETS_PER_OTHER_ISSUE}"
+                f" linked tickets): {per_feed(busy)} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
 
             throughput(pg, say, result)

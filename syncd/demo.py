@@ -1,7 +1,7 @@
 """``syncd demo``: a handoff story played against the sandbox.
 
-The sandbox (fake Zendesk and Linear on loopback ports) is seeded with a
-small support desk and product team. The people in the story act through the
+The sandbox (fake Zendesk, Linear, GitHub and Jira on loopback ports) is
+seeded with a small support desk and product teams in all three trackers. The people in the story act through the
 services' public APIs, as they would in the real tools; syncd runs its
 cycles in between; then the timeline of what syncd saw and wrote, and the
 final state of the linked tickets and issues, are printed.
@@ -9,6 +9,7 @@ final state of the linked tickets and issues, are printed.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -83,10 +84,13 @@ def run_demo(*, keep: bool = False, out: TextIO = sys.stdout) -> int:
 def play(story: Story) -> None:
     pg, seed = story.pg, story.pg.seed
     tickets, keys = seed.tickets, seed.identifiers
-    story.say("syncd demo — fake Zendesk at %s, fake Linear at %s" % (pg.sandbox.url("zendesk"),
-                                                                      pg.sandbox.url("linear")))
-    story.say(f"Seeded: {len(tickets)} tickets from {len(seed.organizations)} organisations, "
-              f"{len(seed.issues)} issues in teams {', '.join(seed.teams)}.")
+    story.say("syncd demo — fake services on loopback: " + ", ".join(
+        f"{name} {pg.sandbox.url(name)}" for name in ("zendesk", *pg.trackers)))
+    story.say(f"Seeded: {len(tickets)} tickets from {len(seed.organizations)} organisations; "
+              f"Linear {len(seed.issues)} issues (teams {', '.join(seed.teams)}), "
+              f"GitHub {len(seed.github_issues)} issues ("
+              + ", ".join(f"{r} {v}" for r, v in seed.repositories.items()) + "), "
+              f"Jira {len(seed.jira_issues)} issues (projects {', '.join(seed.jira_projects)}).")
 
     story.step("syncd", "first run: reads the ticket and issue feeds; agents had already named issues "
                         "in the 'Linked issue' field of some tickets")
@@ -102,17 +106,52 @@ def play(story: Story) -> None:
     story.step("Tomás (support lead)", f"links ticket #{saml_ticket} to {sso_issue} from the command line")
     story.run_cli("link", str(saml_ticket), sso_issue)
 
-    story.step("Ada (engineer)", f"moves {search_issue} to In Progress")
+    twofa_ticket, sdk_key = tickets["2fa"], seed.github_keys["totp"]
+    sdk = pg.github_issue("totp")
+    sdk_url = f"{pg.sandbox.url('github')}/{sdk.repo.full_name}/issues/{sdk.number}"
+    story.step("Mei (support agent)", f"pastes {sdk_url} — an issue in the PUBLIC repository "
+                                      f"{sdk.repo.full_name} — into an internal note on ticket #{twofa_ticket}")
+    pg.agent_note(twofa_ticket, f"The SDK team has this: {sdk_url}", agent="Mei Chen")
+    gdpr_ticket, gdpr_key = tickets["gdpr"], seed.jira_keys["gdpr"]
+    story.step("Priya", f"notes that ticket #{gdpr_ticket} is Jira issue {gdpr_key}")
+    pg.agent_note(gdpr_ticket, f"Platform tracks this as {gdpr_key}.")
+    saml_key = seed.jira_keys["saml"]
+    story.step("Tomás", f"adds that ticket #{saml_ticket} also needs Jira issue {saml_key} "
+                        f"(it is now linked to a Linear and a Jira issue)")
+    pg.agent_note(saml_ticket, f"Needs the platform fix too: {pg.sandbox.url('jira')}/browse/{saml_key}",
+                  agent="Tomás Ortega")
+    story.cycle()
+    story.say(f"   The context comment syncd keeps on {sdk_key} (public: no customer, only a reference "
+              "and a count):")
+    for body in pg.github_comment_bodies("totp"):
+        for line in body.splitlines():
+            shown = re.sub(r"<!--.*?-->", "", line).rstrip()  # hidden markers, invisible when rendered
+            if shown:
+                story.say(f"     │ {shown}")
+    for link in pg.jira.get(gdpr_key).remotelinks:
+        story.say(f"   The remote link on {gdpr_key}: {link['object']['title']} "
+                  f"({link['object'].get('summary', '')}) → {link['object']['url']}")
+
+    story.step("Ada (engineer)", f"moves {search_issue} to In Progress; in Jira, {saml_key} goes to In Progress")
     pg.engineer_move(search_issue, "In Progress", engineer="Ada Novak")
-    story.step("Priya", f"tells the customer on #{search_ticket} and sets it to pending")
-    pg.agent_note(search_ticket, "Our engineers are working on it; we will update you as soon as it ships.",
-                  public=True)
-    pg.agent_set_status(search_ticket, "pending")
+    pg.jira_move("saml", "In Progress")
+    story.step("Priya", f"tells the customers on #{search_ticket} and #{saml_ticket} and sets both to pending")
+    for ticket in (search_ticket, saml_ticket):
+        pg.agent_note(ticket, "Our engineers are working on it; we will update you as soon as it ships.",
+                      public=True)
+        pg.agent_set_status(ticket, "pending")
     story.cycle()
 
-    story.step("Ada", f"ships the fix: {search_issue} → Done; Sam closes {sso_issue} as Done too")
+    story.step("Ada", f"ships the fix: {search_issue} → Done; Sam closes {sso_issue} as Done too "
+                      f"(#{saml_ticket} still waits on {saml_key})")
     pg.engineer_move(search_issue, "Done", engineer="Ada Novak")
     pg.engineer_move(sso_issue, "Done", engineer="Sam Okafor")
+    story.cycle()
+
+    story.step("Jira", f"{saml_key} → Done: now every issue #{saml_ticket} waits on is closed; "
+                       f"on GitHub, {sdk_key} is closed as completed")
+    pg.jira_move("saml", "Done")
+    pg.github_close("totp", "completed", login="ada-novak")
     story.cycle()
 
     story.step("syncd", "runs again with nothing new to do")
@@ -136,15 +175,18 @@ def show_final_state(story: Story) -> None:
     field_id = seed.linked_issue_status_field_id
     story.say("\nFinal state of the tickets in the story")
     story.say("-" * 78)
-    for key in ("search", "saml", "sso"):
+    for key in ("search", "saml", "2fa", "gdpr"):
         ticket = pg.zendesk.ticket(seed.tickets[key])
         story.say(f"#{ticket['id']} {ticket['subject']}")
         story.say(f"   status: {ticket['status']}   tags: {', '.join(ticket['tags'])}")
         story.say(f"   Linked issue status: {pg.zendesk.field_value(ticket['id'], field_id) or '—'}")
         for comment in pg.zendesk.ticket_comments(ticket["id"]):
             if "syncd:" in comment["body"]:
-                first = comment["body"].splitlines()[0]
+                first, *rest = comment["body"].splitlines()
                 story.say(f"   internal note: {textwrap.shorten(first, 100, placeholder=' …')}")
+                for line in rest:
+                    if line.startswith("- "):  # which issues are closed, or still awaited
+                        story.say(f"                  {line}")
     story.say("\nFinal state of the issues in the story")
     story.say("-" * 78)
     for key in ("search", "sso"):
@@ -154,7 +196,16 @@ def show_final_state(story: Story) -> None:
             story.say(f"   attachment: {attachment['title']} ({attachment.get('subtitle') or ''}) {attachment['url']}")
         links = store.links_for_issue(Ref("linear", issue["id"]))
         story.say(f"   linked tickets in syncd's store: {', '.join('#' + r.ticket.id for r in links) or 'none'}")
+    sdk = pg.github_issue("totp")
+    story.say(f"{sdk.repo.full_name}#{sdk.number} {sdk.title} — {sdk.state} ({sdk.state_reason}), "
+              f"repository {sdk.repo.visibility}")
+    story.say(f"   syncd comments: {len(pg.github_comment_bodies('totp'))} (one, edited in place)")
+    for short in ("gdpr", "saml"):
+        issue = pg.jira.get(seed.jira_keys[short])
+        story.say(f"{issue.key} {issue.summary} — {issue.status}")
+        for link in issue.remotelinks:
+            story.say(f"   remote link: {link['object']['title']} → {link['object']['url']}")
     counts = pg.sandbox.counts()
     total = sum(sum(c.values()) for c in counts.values())
-    story.say(f"\nAPI requests served by the sandbox in all: {total} "
-              f"(zendesk {sum(counts['zendesk'].values())}, linear {sum(counts['linear'].values())})")
+    story.say(f"\nAPI requests served by the sandbox in all: {total} ("
+              + ", ".join(f"{name} {sum(c.values())}" for name, c in counts.items()) + ")")

@@ -311,3 +311,26 @@ def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path)
         assert len(bodies) == 1, bodies
         assert "Linked support tickets: 1" in bodies[0]
         assert len([n for n in syncd_notes(pg, ticket) if n["body"].startswith("Linked to")]) == 1
+
+
+# -- the demo -------------------------------------------------------------------------------------
+
+
+def test_demo_tells_the_github_and_jira_story_and_exits_0():
+    import io
+    import re
+
+    from syncd.demo import run_demo
+
+    out = io.StringIO()
+    assert run_demo(out=out) == 0
+    text = out.getvalue()
+    comment = text.split("The context comment syncd keeps on")[1].split("The remote link on")[0]
+    assert "Linked support tickets: 1" in comment and re.search(r"Support ticket `[0-9a-f]{12}`", comment)
+    assert "Two-factor" not in comment and "jonas" not in comment.lower() and "Acme" not in comment
+    assert re.search(r"The remote link on PLAT-\d+: Zendesk .*GDPR", text)
+    saml = text.split("#10 SAML certificate rotation")[-1].split("\n#")[0]
+    assert "Still waiting on:" in saml and "Every linked issue is now closed" in saml
+    assert "status: open" in saml
+    idle = text.split("idle cycle:")[1].splitlines()[0]
+    assert "delivered 0" in idle
