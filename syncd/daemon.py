@@ -2,17 +2,28 @@
 
 Each connector is polled on its own interval (with jitter so that a fleet of
 daemons does not poll in step), and the outbox is delivered after every poll.
-SIGTERM and SIGINT finish the step in hand and exit 0; SIGHUP reloads the
-configuration between steps, keeping the running one if the new one is bad.
-A connector whose credentials are refused is paused and tried again with a
-single cheap check at a slow pace, not hammered.
+SIGTERM and SIGINT finish the step in hand and exit 0: a poll stops after
+the page it is committing, delivery after the action it is recording. If
+that takes longer than ``daemon.shutdown_timeout`` (a service answering
+slowly, a long Retry-After), the process exits 0 anyway: everything done so
+far is committed, and what was in flight is found again at the next start
+(a page is replayed, a write is looked for by its marker). SIGHUP reloads
+the configuration between steps, keeping the running one if the new one is
+bad; the store and its outbox carry over untouched.
+
+A connector whose credentials are refused is paused with one log line and
+tried again with a single cheap check at a slow pace, not hammered; the
+other connectors go on. Each connector's state is written to the store, so
+``syncd status`` shows it next to the outbox backlog.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,10 +38,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from syncd.app import App
 from syncd.config import Settings
 from syncd.errors import AuthError, ConfigError, SyncdError
+from syncd.records import Ref
 
 log = structlog.get_logger("syncd.daemon")
 
 AUTH_RETRY_SECONDS = 300.0
+# Where the daemon keeps its view of each connector in the store (record_meta).
+STATUS_REF = Ref("syncd", "daemon")
 
 
 @dataclass
@@ -82,19 +96,33 @@ class Metrics:
 
 class Daemon:
     def __init__(self, load_settings: Callable[[], Settings], build: Callable[[Settings], App], *,
-                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 auth_retry: float = AUTH_RETRY_SECONDS, exit: Callable[[int], None] = os._exit):
         self.load_settings = load_settings
         self.build = build
         self.app = build(load_settings())
         self.clock = clock
+        self.auth_retry = auth_retry
+        self._exit = exit
         self.stop_event = threading.Event()
         self.reload_requested = False
+        self._watchdog: threading.Timer | None = None
+        self._delivery_paused_at: dict[str, float] = {}
+        self._published: dict | None = None
         self.health = Health()
         self.metrics = Metrics()
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
         self._http: ThreadingHTTPServer | None = None
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
+        self._wire()
+
+    def _wire(self) -> None:
+        self.app.engine.stop_requested = self.stopping
+
+    def stopping(self) -> bool:
+        """A stop (not a reload) was asked for: finish what is in hand and go."""
+        return self.stop_event.is_set() and not self.reload_requested
 
     # -- signals --------------------------------------------------------------------------
 
@@ -104,8 +132,22 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_stop(self, signum: int, frame: object) -> None:
-        log.info("stopping after the step in hand", signal=signal.Signals(signum).name)
+        timeout = self.app.settings.daemon.shutdown_timeout
+        log.info("stopping after the step in hand", signal=signal.Signals(signum).name,
+                 shutdown_timeout=timeout)
         self.stop_event.set()
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(timeout, self._overdue, args=(timeout,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _overdue(self, timeout: float) -> None:
+        """The step in hand outlived shutdown_timeout: leave now; nothing committed is lost."""
+        log.warning("shutdown_timeout passed with a step unfinished; exiting now. What was in flight "
+                    "resumes at the next start (pages replay, writes are looked for by marker)",
+                    shutdown_timeout=timeout)
+        sys.stderr.flush()
+        self._exit(0)
 
     def _on_hup(self, signum: int, frame: object) -> None:
         self.reload_requested = True
@@ -133,6 +175,8 @@ class Daemon:
                 if self.stop_event.is_set() and self.reload_requested:
                     self.stop_event.clear()
         finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             self.stop_health_server()
             self.app.close()
         log.info("syncd stopped")
@@ -147,12 +191,12 @@ class Daemon:
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
         for name, state in self.health.connectors.items():
-            if self.stop_event.is_set() and not self.reload_requested:
+            if self.stopping():
                 return
             if state.next_poll > now:
                 continue
             if state.paused_auth and not self._credentials_back(name, state):
-                state.next_poll = now + AUTH_RETRY_SECONDS
+                state.next_poll = now + self.auth_retry
                 continue
             report = self.app.engine.poll(name)
             state.polls += 1
@@ -165,8 +209,11 @@ class Daemon:
                 state.last_error = None
                 state.last_ok = time.time()
                 self.metrics.polls.labels(name, "ok").inc()
-            interval = AUTH_RETRY_SECONDS if state.paused_auth else self.interval(name)
+            interval = self.auth_retry if state.paused_auth else self.interval(name)
             state.next_poll = self.clock() + interval * (1 + random.uniform(-jitter, jitter))
+        if self.stopping():
+            return
+        self._retry_paused_delivery()
         delivery = self.app.engine.deliver()
         self.metrics.delivered.inc(delivery.done + delivery.already)
         self.metrics.failed.inc(delivery.failed + delivery.dead)
@@ -176,6 +223,36 @@ class Daemon:
         for name, connector in self.app.connectors.items():
             self.metrics.requests.labels(name).set(connector.http.stats.requests)
         self.health.cycles += 1
+        self._publish()
+
+    def _retry_paused_delivery(self) -> None:
+        """Writes refused for credentials are tried again (once) every auth_retry seconds."""
+        paused = self.app.engine.deliverer.paused
+        now = self.clock()
+        for name in list(paused):
+            since = self._delivery_paused_at.setdefault(name, now)
+            if now - since >= self.auth_retry and not self.health.connectors.get(name, ConnectorState()).paused_auth:
+                paused.pop(name, None)
+                self._delivery_paused_at.pop(name, None)
+        for name in list(self._delivery_paused_at):
+            if name not in paused:
+                self._delivery_paused_at.pop(name)
+
+    def _publish(self) -> None:
+        """Keep each connector's state in the store for ``syncd status`` (written when it changes)."""
+        paused_delivery = self.app.engine.deliverer.paused
+        view = {name: {"ok": not s.last_error and name not in paused_delivery, "error": s.last_error,
+                       "polling_paused": s.paused_auth,
+                       "delivery_paused": paused_delivery.get(name)}
+                for name, s in self.health.connectors.items()}
+        if view == self._published:
+            return
+        try:
+            self.app.store.set_meta(STATUS_REF, connectors=view, pid=os.getpid())
+        except SyncdError as exc:
+            log.warning("could not record connector status in the store", error=str(exc))
+            return
+        self._published = view
 
     def _credentials_back(self, name: str, state: ConnectorState) -> bool:
         try:
@@ -187,6 +264,7 @@ class Daemon:
             return False
         log.info("credentials accepted again; polling resumes", connector=name)
         state.paused_auth = False
+        state.last_error = None
         self.app.engine.deliverer.paused.pop(name, None)
         return True
 
@@ -212,6 +290,8 @@ class Daemon:
         for name in list(self.health.connectors):
             if name not in self.app.connectors:
                 del self.health.connectors[name]
+        self._wire()
+        self._published = None
         log.info("configuration reloaded", connectors=list(self.app.connectors))
 
     # -- health endpoint --------------------------------------------------------------------------

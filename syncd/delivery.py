@@ -8,6 +8,15 @@ before sending it again.
 
 Ticket updates with equal payloads (one issue moved; many tickets wait on it)
 go out as one bulk request where the helpdesk has one.
+
+Failures: a write the service refused for good (closed ticket, gone issue)
+goes to dead letter at once; anything else is retried with exponential
+backoff (and at least the service's Retry-After) until ``max_attempts``,
+then goes to dead letter with its last error. Actions of one group (one
+ticket, one issue) go out in order: a dead action holds the later ones back
+until it is retried or dropped (``syncd outbox retry|drop``). An answer
+that arrived but could not be read (wrong shape, not JSON) means the write
+may have landed: the next attempt looks for its marker first.
 """
 
 from __future__ import annotations
@@ -44,8 +53,10 @@ class DeliveryReport:
 class Deliverer:
     def __init__(self, store: Store, connectors: dict[str, Connector], *, max_attempts: int = 8,
                  backoff_max: float = 3600.0, backoff_base: float = 30.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 stop_requested: Callable[[], bool] = lambda: False):
         self.store = store
+        self.stop_requested = stop_requested
         self.connectors = connectors
         self.max_attempts = max_attempts
         self.backoff_max = backoff_max
@@ -62,6 +73,8 @@ class Deliverer:
                 break
             progressed = report.done + report.already
             for batch in self._batches(due):
+                if self.stop_requested():
+                    return report
                 if batch[0].connector in self.paused:
                     continue
                 if len(batch) >= BULK_MIN:
@@ -92,6 +105,9 @@ class Deliverer:
         if connector is None:
             self._fail(row, f"no connector named {row.connector!r} is configured", report, dead=True)
             return
+        if not _supports(connector, row.op):
+            self._fail(row, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}", report, dead=True)
+            return
         marker = row.payload.get("marker") or row.key
         try:
             if row.state == "sending" and self._landed(connector, row, marker):
@@ -105,10 +121,14 @@ class Deliverer:
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self._retry_at(1))
             return
-        except (Conflict, NotFound, Gone, PayloadError) as exc:
+        except (Conflict, NotFound, Gone) as exc:
             self._fail(row, str(exc), report, dead=True)
             if isinstance(exc, Gone) and row.op != TICKET_UPDATE:
                 report.gone.append(Ref(row.connector, row.target))
+            return
+        except PayloadError as exc:
+            # The answer could not be read: the write may have landed.
+            self._fail(row, str(exc), report, uncertain=True)
             return
         except TransientError as exc:
             self._fail(row, str(exc), report, uncertain=exc.maybe_applied, retry_after=exc.retry_after)
@@ -219,6 +239,12 @@ class Deliverer:
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
+
+
+def _supports(connector: Connector, op: str) -> bool:
+    if op == TICKET_UPDATE:
+        return isinstance(connector, Helpdesk)
+    return op in (ISSUE_COMMENT, ISSUE_ATTACH) and isinstance(connector, Tracker)
 
 
 def _describe(row: OutboxRow) -> str:

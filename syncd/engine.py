@@ -21,11 +21,15 @@ from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
 from mappings.planner import LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link, plan_unlink
 from syncd.delivery import Deliverer, DeliveryReport
-from syncd.errors import ApiError, AuthError, Gone, NotFound, PayloadError, SyncdError
+from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
 from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.engine")
+
+# A quarantined record is read again by id on this many later polls (a bad
+# answer may have been a passing fault); after that it waits until it changes.
+QUARANTINE_RETRIES = 3
 
 
 def utcnow() -> datetime:
@@ -36,11 +40,15 @@ def seen_already(previous: Ticket | Issue | None, record: Ticket | Issue) -> boo
     """Whether a record from a feed brings nothing new (overlapping windows).
 
     Equal timestamps are not enough: Zendesk's are whole seconds, and two
-    changes within one second must not be taken for one.
+    changes within one second must not be taken for one. For a ticket even an
+    equal record is not enough: a new comment changes nothing in the ticket
+    but its timestamp, so a ticket listed again in the same second is read.
     """
     if previous is None:
         return False
-    return previous.updated_at > record.updated_at or previous == record
+    if previous.updated_at > record.updated_at:
+        return True
+    return isinstance(record, Issue) and previous == record
 
 
 @dataclass
@@ -90,8 +98,12 @@ class Engine:
                 # Trackers that cannot read an issue by its stable id (GitHub)
                 # ask for the key syncd last saw it under.
                 tracker.key_lookup = self._key_lookup(name)
+        # Set by the daemon on SIGTERM: polls stop after the page in hand is
+        # committed and delivery after the action in hand is recorded.
+        self.stop_requested: Callable[[], bool] = lambda: False
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
-                                   backoff_max=backoff_max, clock=clock)
+                                   backoff_max=backoff_max, clock=clock,
+                                   stop_requested=lambda: self.stop_requested())
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -115,24 +127,65 @@ class Engine:
         return report
 
     def poll(self, name: str) -> PollReport:
+        """Read the connector's feed from its stored cursor, committing page by page.
+
+        A failure part-way leaves the cursor at the last committed page: the
+        next poll resumes there and replays nothing that was committed.
+        """
         connector = self.connectors[name]
         report = PollReport(name)
         try:
+            self._retry_quarantined(connector, report)
             for page in connector.poll(self.store.get_cursor(name)):
                 report.pages += 1
                 report.records += len(page.records)
-                if isinstance(connector, Helpdesk):
-                    self._ticket_page(connector, page, report)
-                else:
-                    self._issue_page(connector, page, report)
+                self._page(connector, page, report)
+                if self.stop_requested() and not page.done:
+                    log.info("stopping the poll after a committed page", connector=name)
+                    break
         except AuthError as exc:
             report.error = str(exc)
             report.auth_failed = True
             log.error("credentials refused; polling paused", connector=name, error=str(exc))
         except SyncdError as exc:
             report.error = str(exc)
-            log.warning("poll failed; will retry next cycle", connector=name, error=str(exc))
+            log.warning("poll failed; will resume from the last committed page", connector=name,
+                        error=str(exc))
         return report
+
+    def _page(self, connector: Connector, page: Page, report: PollReport) -> None:
+        if isinstance(connector, Helpdesk):
+            self._ticket_page(connector, page, report)
+        else:
+            self._issue_page(connector, page, report)
+
+    def _retry_quarantined(self, connector: Connector, report: PollReport) -> None:
+        """Read recently quarantined records again by id and process the ones that now read well.
+
+        A wrong-shaped answer is often a passing fault; the feed's cursor has
+        moved past the record, so without this it would wait for its next change.
+        """
+        rows = [r for r in self.store.list_quarantine()
+                if r.connector == connector.name and r.record_id and r.count <= QUARANTINE_RETRIES]
+        for row in rows:
+            if self.stop_requested():
+                return
+            try:
+                if isinstance(connector, Helpdesk):
+                    record = connector.get_ticket(row.record_id)
+                else:
+                    record = connector.get_issue(row.record_id)  # type: ignore[union-attr]
+                # The cursor stays where it is: this page is one record, not a feed position.
+                page = Page(records=[record], cursor=self.store.get_cursor(connector.name), done=True)
+                self._page(connector, page, report)
+            except AuthError:
+                raise
+            except (NotFound, PayloadError) as exc:
+                with self.store.transaction():
+                    self.store.quarantine(connector.name, row.record_id, f"read again: {exc}", row.payload)
+            except SyncdError as exc:  # a passing failure: try again next poll
+                log.info("quarantined record not read again yet", connector=connector.name,
+                         record_id=row.record_id, error=str(exc))
 
     def deliver(self) -> DeliveryReport:
         report = self.deliverer.run()
@@ -178,14 +231,14 @@ class Engine:
                 continue
             report.changed += 1
             meta = self.store.get_meta(ticket.ref)
-            own_echo = meta.get("echo_updated_at") == format_time(ticket.updated_at)
-            comments: list[Comment] = []
-            if not own_echo:
-                try:
-                    comments = helpdesk.comments(ticket.ref.id, after=meta.get("last_comment_id"))
-                except PayloadError as exc:
-                    page.rejected.append(_rejected(ticket.ref.id, exc))
-                    continue
+            # Comments are read even when the change looks like the echo of
+            # syncd's own write: timestamps are whole seconds, and an agent's
+            # note in the same second as that write would otherwise be missed.
+            try:
+                comments = helpdesk.comments(ticket.ref.id, after=meta.get("last_comment_id"))
+            except PayloadError as exc:
+                page.rejected.append(_rejected(ticket.ref.id, exc))
+                continue
             candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
             work.append((ticket, comments, candidates))
         issues = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
@@ -204,10 +257,16 @@ class Engine:
                         continue
                     report.links += self._link(ticket, issue, candidate.origin, report)
             self._quarantine(helpdesk.name, page, report)
+            self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
             self.store.set_cursor(helpdesk.name, page.cursor)
 
     def _resolve_issue_refs(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Issue]:
-        """Issues named by key or URL: from the store when known, else one read each."""
+        """Issues named by key or URL: from the store when known, else one read each.
+
+        Only "no such issue" is an answer; any other failure aborts the page
+        (the poll resumes from the last committed page), since skipping would
+        lose the link for good.
+        """
         out: dict[tuple[str, str], Issue] = {}
         for tracker_name, ref in wanted:
             issue = self.store.find_issue_by_key(tracker_name, ref)
@@ -215,9 +274,6 @@ class Engine:
                 try:
                     issue = self.trackers[tracker_name].get_issue(ref)
                 except (NotFound, Gone):  # no such issue (any more): an answer, not a failure
-                    continue
-                except ApiError as exc:
-                    log.warning("could not resolve issue reference", tracker=tracker_name, ref=ref, error=str(exc))
                     continue
                 self.store.put_snapshot(issue)
             out[(tracker_name, ref)] = issue
@@ -256,6 +312,7 @@ class Engine:
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += self._commit(plan)
             self._quarantine(tracker.name, page, report)
+            self._release(tracker.name, [i.ref.id for i, _ in changed])
             self.store.set_cursor(tracker.name, page.cursor)
 
     def _resolve_tickets(self, ids: list[str]) -> list[Ticket]:
@@ -371,6 +428,23 @@ class Engine:
                                        None, None, {"connector": connector, "record_id": rejected.record_id}))
             log.warning("record quarantined", connector=connector, record_id=rejected.record_id,
                         reason=rejected.reason)
+
+
+    def _release(self, connector: str, record_ids: list[str]) -> None:
+        """Records that were quarantined and have now been processed leave quarantine."""
+        if not record_ids:
+            return
+        held = self.store.quarantined_ids(connector)
+        if not held.intersection(record_ids):
+            return
+        wanted = set(record_ids)
+        for row in self.store.list_quarantine():
+            if row.connector == connector and row.record_id in wanted:
+                self.store.resolve_quarantine(row.id)
+                self.store.add_event(Event("released", f"{connector} record {row.record_id} read well again; "
+                                           "out of quarantine", None, None,
+                                           {"connector": connector, "record_id": row.record_id}))
+                log.info("record out of quarantine", connector=connector, record_id=row.record_id)
 
 
 def _rejected(record_id: str, exc: PayloadError) -> Rejected:

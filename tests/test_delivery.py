@@ -1,0 +1,267 @@
+"""Delivery of the outbox, against scripted connectors (no network).
+
+A scripted connector answers each write from a queue of outcomes (an error
+to raise, or success) and records what it was asked, so each test can say
+exactly how many writes went out and in what order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connectors.base import ConnectorConfig, Helpdesk, TicketUpdate, Tracker, WriteResult
+from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_group
+from syncd.delivery import Deliverer
+from syncd.errors import AuthError, Conflict, PayloadError, TransientError
+from syncd.http import HttpClient
+from syncd.records import Action, Ref
+from syncd.store import Store
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Scripted:
+    """Shared by both fakes: outcomes per target, a log of sends, markers that landed."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, list] = {}
+        self.sent: list[tuple[str, str]] = []  # (target, marker)
+        self.landed: set[tuple[str, str]] = set()
+        self.marker_checks = 0
+
+    def make_http(self) -> HttpClient:
+        return HttpClient(self.name, "http://127.0.0.1:9")  # never used: no request is sent
+
+    def check(self) -> str:
+        return "scripted"
+
+    def poll(self, cursor):
+        return iter(())
+
+    def _write(self, target: str, marker: str) -> WriteResult:
+        self.sent.append((target, marker))
+        queue = self.outcomes.get(target) or []
+        outcome = queue.pop(0) if queue else None
+        if isinstance(outcome, tuple):  # (error, landed anyway)
+            outcome, landed = outcome
+            if landed:
+                self.landed.add((target, marker))
+        if isinstance(outcome, Exception):
+            raise outcome
+        self.landed.add((target, marker))
+        return WriteResult(updated_at=T0, id=target)
+
+    def find_marker(self, target: str, key: str) -> bool:
+        self.marker_checks += 1
+        return (target, key) in self.landed
+
+
+class ScriptedHelpdesk(Scripted, Helpdesk):
+    kind = "scripted-helpdesk"
+    config_model = ConnectorConfig
+
+    def __init__(self, name: str = "zendesk") -> None:
+        Scripted.__init__(self)
+        Helpdesk.__init__(self, name, ConnectorConfig(kind=self.kind, url="http://127.0.0.1:9"))
+        self.bulk_calls: list[list[str]] = []
+
+    def ticket_url(self, ticket_id):
+        return f"http://127.0.0.1:9/agent/tickets/{ticket_id}"
+
+    def ticket_url_pattern(self):
+        return r"http://127\.0\.0\.1:9/agent/tickets/(?P<id>\d+)"
+
+    def get_ticket(self, ticket_id):
+        raise NotImplementedError
+
+    def comments(self, ticket_id, after=None):
+        return []
+
+    def update_ticket(self, ticket_id, update: TicketUpdate, key, current=None):
+        return self._write(ticket_id, key)
+
+    def update_tickets(self, ticket_ids, update, key):
+        self.bulk_calls.append(list(ticket_ids))
+        return {t: self._write(t, key) for t in ticket_ids}
+
+
+class ScriptedTracker(Scripted, Tracker):
+    kind = "scripted-tracker"
+    config_model = ConnectorConfig
+
+    def __init__(self, name: str = "linear") -> None:
+        Scripted.__init__(self)
+        Tracker.__init__(self, name, ConnectorConfig(kind=self.kind, url="http://127.0.0.1:9"))
+
+    def link_patterns(self):
+        return []
+
+    def get_issue(self, ref):
+        raise NotImplementedError
+
+    def add_comment(self, issue_id, body, key):
+        return self._write(issue_id, key)
+
+    def attach_ticket(self, issue_id, url, title, subtitle, key):
+        return self._write(issue_id, key)
+
+
+@pytest.fixture
+def env(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "syncd.db", clock=clock)
+    helpdesk, tracker = ScriptedHelpdesk(), ScriptedTracker()
+    deliverer = Deliverer(store, {"zendesk": helpdesk, "linear": tracker}, max_attempts=3,
+                          backoff_base=30.0, backoff_max=600.0, clock=clock)
+    yield store, helpdesk, tracker, deliverer, clock
+    store.close()
+
+
+def note(store: Store, ticket: str, key: str, text: str = "a note") -> int:
+    store.enqueue(Action(key, "zendesk", ticket, TICKET_UPDATE, {"note": f"{text} {key}"},
+                         ticket_group(Ref("zendesk", ticket))))
+    return next(r.id for r in store.list_outbox() if r.key == key)
+
+
+def state(store: Store, action_id: int) -> str:
+    return store.get_action(action_id).state
+
+
+def test_an_action_that_keeps_failing_goes_to_dead_letter_with_its_last_error(env):
+    store, helpdesk, _, deliverer, clock = env
+    helpdesk.outcomes["1"] = [TransientError("zendesk", f"HTTP 500 (try {n})", status=500) for n in (1, 2, 3, 4)]
+    action = note(store, "1", "k1")
+    for _ in range(5):
+        deliverer.run()
+        clock.advance(3600)
+    row = store.get_action(action)
+    assert row.state == "dead" and row.attempts == 3
+    assert row.last_error == "zendesk: HTTP 500 (try 3)"
+    assert len(helpdesk.sent) == 3  # bounded: no fourth try
+    assert any(e.kind == "dead_letter" for e in store.history(Ref("zendesk", "1")))
+
+
+def test_backoff_grows_and_honours_retry_after(env):
+    store, helpdesk, _, deliverer, clock = env
+    helpdesk.outcomes["1"] = [TransientError("zendesk", "HTTP 503", status=503, retry_after=900.0),
+                              TransientError("zendesk", "HTTP 500", status=500)]
+    action = note(store, "1", "k1")
+    deliverer.run()
+    assert store.get_action(action).next_attempt_at == T0 + timedelta(seconds=900)  # Retry-After beats 30 s
+    deliverer.run()
+    assert len(helpdesk.sent) == 1  # not due yet
+    clock.advance(900)
+    deliverer.run()
+    assert store.get_action(action).next_attempt_at == clock.now + timedelta(seconds=60)  # 30 s doubled
+    clock.advance(60)
+    deliverer.run()
+    assert state(store, action) == "done" and len(helpdesk.sent) == 3
+
+
+def test_later_writes_to_the_same_ticket_wait_behind_a_dead_one_and_keep_their_order(env):
+    store, helpdesk, _, deliverer, clock = env
+    helpdesk.outcomes["1"] = [Conflict("zendesk", "ticket 1 is closed", status=422)]
+    first, second = note(store, "1", "k1", "first"), note(store, "1", "k2", "second")
+    other = note(store, "2", "k3")
+    deliverer.run()
+    assert state(store, first) == "dead" and state(store, second) == "pending"
+    assert state(store, other) == "done"  # another ticket is not held up
+    clock.advance(7200)
+    deliverer.run()
+    assert state(store, second) == "pending" and [t for t, _ in helpdesk.sent].count("1") == 1
+
+    assert store.retry_action(first)
+    deliverer.run()
+    assert state(store, first) == "done" and state(store, second) == "done"
+    assert [m for t, m in helpdesk.sent if t == "1"] == ["k1", "k1", "k2"]
+
+
+def test_dropping_a_dead_action_lets_the_ones_behind_it_go(env):
+    store, helpdesk, _, deliverer, _ = env
+    helpdesk.outcomes["1"] = [Conflict("zendesk", "closed", status=422)]
+    first, second = note(store, "1", "k1"), note(store, "1", "k2")
+    deliverer.run()
+    assert store.drop_action(first)
+    deliverer.run()
+    assert state(store, first) == "dropped" and state(store, second) == "done"
+
+
+@pytest.mark.parametrize("failure", [
+    TransientError("zendesk", "read timeout after sending", maybe_applied=True),
+    PayloadError("zendesk", "update: the response has no 'ticket'"),
+], ids=["timeout", "unreadable answer"])
+def test_a_write_that_may_have_landed_is_looked_for_before_it_is_sent_again(env, failure):
+    store, helpdesk, _, deliverer, clock = env
+    helpdesk.outcomes["1"] = [(failure, True)]  # the service applied it, then the answer was lost
+    action = note(store, "1", "k1")
+    deliverer.run()
+    row = store.get_action(action)
+    assert row.state == "sending" and row.maybe_applied
+    clock.advance(3600)
+    report = deliverer.run()
+    assert report.already == 1 and state(store, action) == "done"
+    assert len(helpdesk.sent) == 1 and helpdesk.marker_checks == 1
+
+
+def test_a_write_that_may_have_failed_before_landing_is_sent_again_after_the_check(env):
+    store, helpdesk, _, deliverer, clock = env
+    helpdesk.outcomes["1"] = [(TransientError("zendesk", "connection lost", maybe_applied=True), False)]
+    action = note(store, "1", "k1")
+    deliverer.run()
+    clock.advance(3600)
+    deliverer.run()
+    assert state(store, action) == "done" and helpdesk.marker_checks == 1 and len(helpdesk.sent) == 2
+
+
+def test_refused_credentials_pause_that_connector_only(env):
+    store, helpdesk, tracker, deliverer, clock = env
+    helpdesk.outcomes["1"] = [AuthError("zendesk", "HTTP 401", status=401)]
+    a = note(store, "1", "k1")
+    b = note(store, "2", "k2")
+    store.enqueue(Action("k3", "linear", "I1", ISSUE_COMMENT, {"body": "hi"}, issue_group(Ref("linear", "I1"))))
+    report = deliverer.run()
+    assert deliverer.paused == {"zendesk": "zendesk: HTTP 401"}
+    assert len(helpdesk.sent) == 1  # no storm: ticket 2 was not tried with the same credentials
+    assert tracker.sent == [("I1", "k3")]
+    assert state(store, a) == "pending" and state(store, b) == "pending"
+    assert report.errors == ["zendesk: HTTP 401"]
+    clock.advance(3600)
+    deliverer.run()
+    assert len(helpdesk.sent) == 1  # still paused until the daemon sees the credentials work
+    deliverer.paused.clear()
+    deliverer.run()
+    assert state(store, a) == "done" and state(store, b) == "done"
+
+
+def test_equal_updates_to_many_tickets_go_out_as_one_bulk_write(env):
+    store, helpdesk, _, deliverer, _ = env
+    for ticket in ("1", "2", "3"):
+        store.enqueue(Action(f"k{ticket}", "zendesk", ticket, TICKET_UPDATE,
+                             {"note": "ENG-1 moved", "marker": "m1"}, ticket_group(Ref("zendesk", ticket))))
+    report = deliverer.run()
+    assert helpdesk.bulk_calls == [["1", "2", "3"]] and report.done == 3 and report.requests_saved == 2
+
+
+def test_a_stop_request_ends_delivery_between_actions(env):
+    store, helpdesk, _, _, clock = env
+    calls = []
+    deliverer = Deliverer(store, {"zendesk": helpdesk}, clock=clock,
+                          stop_requested=lambda: len(helpdesk.sent) >= 1 and not calls.append(1))
+    for ticket in ("1", "2", "3"):
+        note(store, ticket, f"k{ticket}", text=f"different {ticket}")
+    deliverer.run()
+    assert len(helpdesk.sent) == 1
+    assert store.outbox_counts()["pending"] == 2 and store.outbox_counts()["sending"] == 0
