@@ -111,6 +111,7 @@ class Ticket:
     # Custom fields by their id as a string, values as the API gives them.
     fields: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    form_id: str | None = None  # the helpdesk's ticket form, where it has forms
 
     @property
     def can_update(self) -> bool:
@@ -170,6 +171,68 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class Stage(str, enum.Enum):
+    """Where a support follow-up stands (DESIGN.md, "The handoff model").
+
+    Computed by :func:`mappings.stages.compute_stage`, never typed in by hand.
+    """
+
+    NEW = "new"
+    NEEDS_CONTEXT = "needs_context"
+    ASSIGNED = "assigned"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    FOLLOW_UP = "follow_up"
+
+    @property
+    def label(self) -> str:
+        return "Follow-up" if self is Stage.FOLLOW_UP else self.value.replace("_", " ").capitalize()
+
+
+class PromiseState(str, enum.Enum):
+    OPEN = "open"  # made; nothing to do yet
+    DUE = "due"  # the linked work resolved: the customer must hear now
+    KEPT = "kept"
+    BROKEN = "broken"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (PromiseState.KEPT, PromiseState.BROKEN, PromiseState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class PromiseChange:
+    """One line of a promise's history."""
+
+    state: PromiseState
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What the customer was told they would hear, by when, and whether it happened.
+
+    ``due_at`` is a deadline; ``trigger`` (``"issue_resolved"``) makes the
+    promise fall due when the linked work resolves. A promise may have both.
+    Transitions are the pure functions in :mod:`mappings.promises`.
+    """
+
+    id: str
+    ticket: Ref
+    what: str
+    created_at: datetime
+    origin: str  # rule, field, tag, cli
+    issues: tuple[Ref, ...] = ()
+    owner: str | None = None
+    due_at: datetime | None = None
+    trigger: str | None = None
+    state: PromiseState = PromiseState.OPEN
+    history: tuple[PromiseChange, ...] = ()
+    rule: str | None = None  # the promise rule (mappings) that made it, if any
+
+
 def idempotency_key(*parts: object) -> str:
     """A short, stable key for a transition; the same parts give the same key."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
@@ -202,6 +265,8 @@ _RECORD_TYPES: dict[str, type] = {
     "Organization": Organization,
     "Attachment": Attachment,
     "Ref": Ref,
+    "Promise": Promise,
+    "PromiseChange": PromiseChange,
 }
 
 
@@ -232,10 +297,12 @@ def from_dict(data: Any) -> Any:
             if f.name not in data:
                 continue
             value = from_dict(data[f.name])
-            if f.name in ("updated_at", "created_at") and isinstance(value, str):
+            if (f.name.endswith("_at") or f.name == "at") and isinstance(value, str):
                 value = parse_time(value)
             elif f.name == "state" and cls is Issue:
                 value = StateCategory(value)
+            elif f.name == "state" and cls in (Promise, PromiseChange):
+                value = PromiseState(value)
             elif isinstance(value, list):
                 value = tuple(value)
             kwargs[f.name] = value
