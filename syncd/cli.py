@@ -139,6 +139,7 @@ def check(obj: Context, offline: bool) -> None:
 
     settings = obj.settings()
     click.echo(f"configuration {settings.source or '(environment only)'}: ok")
+    _check_mappings(settings)
     if offline:
         return
     failed = 0
@@ -153,6 +154,20 @@ def check(obj: Context, offline: bool) -> None:
         finally:
             connector.close()
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _check_mappings(settings: Any) -> None:
+    """Validate the mapping directory; its problems exit 2 through ``guarded``."""
+    from mappings.handoff_config import load_mappings
+
+    trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers
+                if name in settings.connectors}
+    mappings = load_mappings(settings.mappings_path, trackers=trackers)
+    if mappings.files:
+        click.echo(f"mappings {settings.mappings_path}: ok, {len(mappings.files)} file(s), "
+                   f"{len(mappings.routes)} route(s)")
+    else:
+        click.echo(f"mappings {settings.mappings_path}: no mapping files, built-in defaults apply")
 
 
 @main.command()

@@ -1,0 +1,865 @@
+"""The admins' mapping files: loading, validating, and the objects the engine uses.
+
+Every ``*.toml`` file in the mappings directory is read, in name order. Their
+top-level tables are sections, and a section's entries may be spread over
+files (each entry defined once):
+
+==================  ==========================================================
+``[routes.<name>]``      which tickets go to which tracker and team, the escalation flag
+``[links]``              which trackers' patterns apply, extra fields to scan
+``[states.<name>]``      a tracker's states → stage and the value agents see
+``[templates.<set>]``    note templates with named placeholders
+``[acceptance.<name>]``  the handoff acceptance criteria
+``[promises.<name>]``    promise rules and SLAs
+``[calendars.<name>]``   time zone, working days, business hours, holidays
+==================  ==========================================================
+
+:func:`load_mappings` validates everything (pydantic models, extra keys
+forbidden, then the checks across files) and raises
+:class:`~syncd.errors.ConfigError` with one line per problem::
+
+    <file>:<line>: <dotted.key>: <what is wrong and what to do>
+
+Routes are tried in order (files by name, then as written); the first whose
+``match`` holds wins, and a route without ``match`` takes every ticket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from mappings import acceptance as acc
+from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, weekday, zone
+from mappings.promises import PromiseRule
+from mappings.stages import NATIVE_KEYS, SHOW_VALUES, StateMap, StateRule, default_state_map
+from mappings.templates import DEFAULTS, Template
+from mappings.tomllines import key_lines, line_of
+from syncd.errors import ConfigError
+from syncd.records import Issue, Stage, Ticket
+
+EXAMPLES = Path(__file__).resolve().parent  # the documented example set ships beside this module
+SECTIONS = ("routes", "links", "states", "templates", "acceptance", "promises", "calendars")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+# -- templates: what each note is given ------------------------------------------------------------
+
+_ISSUE = ("issue_key", "issue_title", "issue_url", "state_name", "owner")
+_TICKET_SIDE = ("helpdesk_name", "ticket_key", "ticket_subject", "organization", "ticket_status")
+_PUBLIC = ("opaque_ref", "ticket_count")
+
+# The placeholders each template is rendered with. A template may use any of
+# its own; one it is not given is a configuration error, never a blank.
+TEMPLATE_VALUES: dict[str, frozenset[str]] = {name: frozenset(values) for name, values in {
+    "linked": _ISSUE,
+    "state_changed": _ISSUE + ("old_state",),
+    "closed_waiting": _ISSUE + ("old_state", "waiting"),
+    "resolved": _ISSUE + ("old_state", "summary"),
+    "unlinked": ("issue_key", "issue_title"),
+    "issue_gone": ("issue_key", "issue_title"),
+    "attachment_title": _TICKET_SIDE,
+    "attachment_subtitle": _TICKET_SIDE,
+    "attachment_title_public": _PUBLIC,
+    "attachment_subtitle_public": _PUBLIC,
+    # The handoff.
+    "needs_context": ("ticket_key", "route", "missing", "missing_count"),
+    "handoff_title": ("ticket_key", "ticket_subject", "organization", "severity", "route"),
+    "handoff_body": ("ticket_key", "ticket_url", "ticket_subject", "organization", "tier", "severity", "agent",
+                     "customer_count", "internal_note", "promise", "route"),
+    # On a public tracker nothing that identifies a customer is given.
+    "handoff_title_public": ("opaque_ref", "severity", "route"),
+    "handoff_body_public": ("opaque_ref", "severity", "customer_count", "promise", "route"),
+    "promise_due": _ISSUE + ("summary", "promise", "due"),
+    "promise_broken": ("ticket_key", "promise", "due"),
+    "owner_gap_ticket": ("ticket_key", "stage"),
+    "owner_gap_issue": ("issue_key", "issue_title", "unassigned_since", "triage_sla"),
+    "follow_up_ticket": ("ticket_key", "issue_key", "summary"),
+    "demand": ("ticket_count", "organization_count", "highest_severity", "oldest_promise", "customers"),
+    "demand_public": ("ticket_count", "organization_count", "highest_severity", "oldest_promise"),
+}.items()}
+
+HANDOFF_TEMPLATES: dict[str, Template] = {t.name: t for t in (
+    Template("needs_context", "This ticket is flagged for product ({route}) but cannot be handed over yet. "
+                              "Please add:\n{missing}\nsyncd will check again when the ticket changes."),
+    Template("handoff_title", "{ticket_subject}"),
+    Template("handoff_body", "Escalated from support ticket {ticket_key}: {ticket_url}\n"
+                             "Customer: {organization} ({tier}) · Severity: {severity} · "
+                             "Customers asking: {customer_count}\n"
+                             "Support owner: {agent}\n\n{internal_note}\n\nPromised to the customer: {promise}"),
+    Template("handoff_title_public", "Customer report {opaque_ref}"),
+    Template("handoff_body_public", "Escalated from support ({opaque_ref}) · Severity: {severity} · "
+                                    "Customers asking: {customer_count}\nPromised: {promise}"),
+    Template("promise_due", "{issue_key} is {state_name}:\n{summary}\n"
+                            "The customer was promised {promise}. Tell them what changed by {due}."),
+    Template("promise_broken", "The promise to the customer ({promise}) was due {due} and was not kept."),
+    Template("owner_gap_ticket", "This follow-up ({stage}) has no assigned agent: assign one so the customer "
+                                 "hears back."),
+    Template("owner_gap_issue", "{issue_key} has had no assignee since {unassigned_since} (triage SLA "
+                                "{triage_sla}): ask the team to pick an owner."),
+    Template("follow_up_ticket", "Follow-up to {ticket_key}: {issue_key} is done.\n{summary}"),
+    Template("demand", "Support demand: {ticket_count} ticket(s) from {organization_count} organisation(s); "
+                       "highest severity {highest_severity}; oldest open promise {oldest_promise}.\n{customers}"),
+    Template("demand_public", "Support demand: {ticket_count} ticket(s) from {organization_count} "
+                              "organisation(s); highest severity {highest_severity}; oldest open promise "
+                              "{oldest_promise}."),
+)}
+
+
+def template_values(name: str) -> frozenset[str] | None:
+    """The placeholders ``name`` is rendered with; None for an unknown template."""
+    if name in TEMPLATE_VALUES:
+        return TEMPLATE_VALUES[name]
+    if name in DEFAULTS:  # a built-in added after this catalogue: its own placeholders are given
+        return DEFAULTS[name].placeholders
+    return None
+
+
+def builtin_templates() -> dict[str, Template]:
+    return {**DEFAULTS, **HANDOFF_TEMPLATES}
+
+
+# -- what the engine uses ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    tracker: str  # a tracker connector's name in syncd.toml
+    team: str  # Linear team key, GitHub owner/repo, Jira project key
+    tags: tuple[str, ...] = ()  # match: any of these tags
+    groups: tuple[str, ...] = ()
+    forms: tuple[str, ...] = ()
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # field id -> accepted values
+    escalate_tag: str | None = None
+    escalate_field: str | None = None
+    escalate_values: tuple[str, ...] = ()  # empty: any value flags
+    criteria: tuple[acc.Criterion, ...] = ()
+    states: StateMap | None = None
+    templates: Mapping[str, Template] = field(default_factory=builtin_templates)
+    promises: PromiseRule | None = None
+    severity_field: str | None = None
+    severity_order: tuple[str, ...] = ()  # most severe first
+
+    @property
+    def catch_all(self) -> bool:
+        return not (self.tags or self.groups or self.forms or self.fields)
+
+    def matches(self, ticket: Ticket) -> bool:
+        """Every condition given holds (tags: any of them; fields: each one)."""
+        if self.tags and not set(self.tags) & set(ticket.tags):
+            return False
+        if self.groups and ticket.group_id not in self.groups:
+            return False
+        if self.forms and ticket.form_id not in self.forms:
+            return False
+        return all(_field_holds(ticket.fields.get(fid), values) for fid, values in self.fields.items())
+
+    def is_flagged(self, ticket: Ticket) -> bool:
+        """The ticket carries this route's escalation flag."""
+        if self.escalate_tag:
+            return self.escalate_tag in ticket.tags
+        if self.escalate_field:
+            return _field_holds(ticket.fields.get(self.escalate_field), self.escalate_values)
+        return False
+
+    def acceptance(self, ticket: Ticket, notes: Sequence[str] = ()) -> acc.AcceptanceResult:
+        return acc.evaluate(self.criteria, ticket, notes)
+
+    def issue_stage(self, issue: Issue, kind: str) -> tuple[Stage, str]:
+        """The stage a linked issue stands for, and the value agents see."""
+        return (self.states or default_state_map(kind)).issue_stage(issue)
+
+    def severity(self, ticket: Ticket) -> str | None:
+        if not self.severity_field:
+            return None
+        value = ticket.fields.get(self.severity_field)
+        return str(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Mappings:
+    routes: tuple[Route, ...] = ()
+    link_trackers: tuple[str, ...] | None = None  # None: every tracker's patterns
+    link_fields: tuple[str, ...] = ()
+    states: Mapping[str, StateMap] = field(default_factory=dict)
+    templates: Mapping[str, Mapping[str, Template]] = field(default_factory=dict)  # set -> name -> template
+    promises: Mapping[str, PromiseRule] = field(default_factory=dict)
+    calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+
+    def route_for(self, ticket: Ticket) -> Route | None:
+        return next((r for r in self.routes if r.matches(ticket)), None)
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+    def default_templates(self) -> dict[str, Template]:
+        return {**builtin_templates(), **self.templates.get("default", {})}
+
+
+# -- the file schema -----------------------------------------------------------------------------------
+
+
+def _id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _listed(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def _duration(text: str) -> str:
+    Duration.parse(text)
+    return text
+
+
+def _zone(name: str) -> str:
+    zone(name)
+    return name
+
+
+def _regex(pattern: str) -> str:
+    try:
+        acc.compile_text(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}); fix the pattern "
+                         "(TOML literal strings, '...', need no escaping of backslashes)") from None
+    return pattern
+
+
+Id = Annotated[str, BeforeValidator(_id)]
+Ids = Annotated[list[Id], BeforeValidator(_listed)]
+Values = Annotated[list[Annotated[str, BeforeValidator(_scalar_text)]], BeforeValidator(_listed)]
+DurationText = Annotated[str, AfterValidator(_duration)]
+Name = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MatchModel(_Model):
+    tags: Annotated[list[str], BeforeValidator(_listed)] = []
+    group: Ids = []
+    form: Ids = []
+    fields: dict[Id, Values] = {}
+
+
+class EscalateModel(_Model):
+    tag: str | None = None
+    field: Id | None = None
+    value: Values = []
+
+    @model_validator(mode="after")
+    def _one_flag(self) -> "EscalateModel":
+        if (self.tag is None) == (self.field is None):
+            raise ValueError('give either tag = "..." or field = "<field id>" (with value = ...), not '
+                             + ("both" if self.tag else "neither"))
+        if self.tag is not None and self.value:
+            raise ValueError("value applies to field only; remove it or flag by field")
+        return self
+
+
+class SeverityModel(_Model):
+    field: Id
+    order: list[str] = Field(default=[], description="most severe first")
+
+
+class RouteModel(_Model):
+    tracker: Name
+    team: Name
+    match: MatchModel | None = None
+    escalate: EscalateModel | None = None
+    acceptance: Name | None = None
+    states: Name | None = None
+    templates: Name | None = None
+    promises: Name | None = None
+    severity: SeverityModel | None = None
+
+
+class LinksModel(_Model):
+    trackers: list[Name] | None = None
+    fields: Ids = []
+
+
+class StateMapModel(_Model):
+    kind: Literal["linear", "jira", "github"]
+    rules: list[dict[str, Any]] = []
+
+
+_STAGE = Literal["assigned", "waiting", "resolved"]
+
+
+class _RuleModel(_Model):
+    stage: _STAGE
+    show: str = "{state_name}"
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> "_RuleModel":
+        keys = [k for k in type(self).model_fields if k not in ("stage", "show")]
+        if all(getattr(self, k) is None for k in keys):
+            raise ValueError(f"a rule needs a condition: {' and/or '.join(keys)}")
+        return self
+
+
+class LinearRule(_RuleModel):
+    type: Literal["triage", "backlog", "unstarted", "started", "completed", "canceled"] | None = None
+    name: Name | None = None
+
+
+class JiraRule(_RuleModel):
+    category: Literal["new", "indeterminate", "done"] | None = None
+    status: Name | None = None
+
+
+class GitHubRule(_RuleModel):
+    state: Literal["open", "closed"] | None = None
+    reason: Literal["completed", "not_planned", "duplicate", "reopened"] | None = None
+
+
+RULE_MODELS: dict[str, type[_RuleModel]] = {"linear": LinearRule, "jira": JiraRule, "github": GitHubRule}
+
+
+class CriterionModel(_Model):
+    label: Name
+    organization: Literal[True] | None = None
+    priority: Literal[True] | None = None
+    field: Id | None = None
+    values: Values = []
+    tags: Annotated[list[str], BeforeValidator(_listed)] = []
+    text: Annotated[str, AfterValidator(_regex)] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "CriterionModel":
+        given = [k for k in ("organization", "priority", "field", "tags", "text") if getattr(self, k)]
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise ValueError(f"give exactly one rule: organization = true, priority = true, field, tags or "
+                             f"text ({found})")
+        if self.values and self.field is None:
+            raise ValueError("values applies to field only; remove it or check a field")
+        return self
+
+
+class AcceptanceModel(_Model):
+    criteria: list[CriterionModel] = Field(min_length=1)
+
+
+class CalendarModel(_Model):
+    time_zone: Annotated[str, AfterValidator(_zone)]
+    days: list[str] = ["mon", "tue", "wed", "thu", "fri"]
+    hours: str = "09:00-17:00"
+    holidays: list[date] = []
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one working day, e.g. [\"mon\", \"tue\"]")
+        for name in value:
+            weekday(name)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    def build(self) -> BusinessCalendar:
+        opens, closes = parse_hours(self.hours)
+        return BusinessCalendar(self.time_zone, frozenset(weekday(d) for d in self.days), opens, closes,
+                                frozenset(self.holidays))
+
+
+class PromiseModel(_Model):
+    calendar: Name | None = None
+    update_within: DurationText | None = None
+    when_resolved: bool = True
+    respond_within: DurationText | None = None
+    triage_sla: DurationText | None = None
+    follow_up_window: DurationText | None = None
+    stale_after: DurationText | None = None
+    follow_up_field: Id | None = None
+    follow_up_tags: dict[str, DurationText] = {}
+
+    def durations(self) -> dict[str, Duration]:
+        out = {k: Duration.parse(getattr(self, k)) for k in
+               ("update_within", "respond_within", "triage_sla", "follow_up_window", "stale_after")
+               if getattr(self, k) is not None}
+        out.update({f"follow_up_tags.{tag}": Duration.parse(text) for tag, text in self.follow_up_tags.items()})
+        return out
+
+
+ENTRY_MODELS: dict[str, type[_Model]] = {
+    "routes": RouteModel, "states": StateMapModel, "acceptance": AcceptanceModel,
+    "promises": PromiseModel, "calendars": CalendarModel,
+}
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+class _Source:
+    """One mapping file: its label, parsed data and key lines."""
+
+    def __init__(self, label: str, data: dict[str, Any], lines: dict[tuple[Any, ...], int]):
+        self.label, self.data, self.lines = label, data, lines
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, int, str]] = []
+
+    def add(self, source: _Source | str, path: Sequence[Any], message: str, line: int | None = None) -> None:
+        label = source if isinstance(source, str) else source.label
+        if line is None and not isinstance(source, str):
+            line = line_of(source.lines, path)
+        where = f"{label}:{line}" if line else label
+        key = _dotted(path)
+        self.items.append((label, line or 0, f"{where}: {key}: {message}" if key else f"{where}: {message}"))
+
+    def lines(self) -> list[str]:
+        seen: set[str] = set()
+        out = []
+        for _, _, text in sorted(self.items, key=lambda item: (item[0], item[1])):
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+        return out
+
+
+def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None) -> Mappings:
+    """Read and validate every ``*.toml`` in ``directory``.
+
+    ``trackers`` maps the tracker connector names of syncd.toml to their
+    kinds; with it, routes and link rules are checked against them. A
+    directory that does not exist gives the built-in defaults (no routes).
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return Mappings()
+    if not directory.is_dir():
+        raise ConfigError([f"{directory}: not a directory; sync.mappings must name the directory holding "
+                           "the mapping files (*.toml)"])
+    problems = _Problems()
+    sources = [s for s in (_read(path, problems) for path in sorted(directory.glob("*.toml"))) if s]
+    entries = _collect(sources, problems)
+    mappings = _build(entries, trackers, problems)
+    if problems.items:
+        raise ConfigError(problems.lines())
+    return dataclasses.replace(mappings, files=tuple(Path(s.label) for s in sources))
+
+
+def _read(path: Path, problems: _Problems) -> _Source | None:
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.add(label, (), f"cannot read it ({exc.strerror or type(exc).__name__}); make it readable "
+                                "by the user running syncd")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.add(label, (), "not UTF-8 text; save the file as UTF-8", line=raw[:exc.start].count(b"\n") + 1)
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"^(?P<detail>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", str(exc), re.S)
+        if found:
+            problems.add(label, (), f"TOML syntax error at column {found['col']}: {found['detail']}; "
+                                    "fix the syntax there", line=int(found["line"]))
+        else:
+            problems.add(label, (), f"TOML syntax error: {exc}; fix the syntax")
+        return None
+    return _Source(label, data, key_lines(text))
+
+
+# An entry is (section, name) for named sections, (section, None) for [links].
+_Entry = tuple[_Source, Any]
+
+
+def _collect(sources: list[_Source], problems: _Problems) -> dict[str, dict[str | None, _Entry]]:
+    entries: dict[str, dict[str | None, _Entry]] = {s: {} for s in SECTIONS}
+    for source in sources:
+        for section, value in source.data.items():
+            if section not in SECTIONS:
+                close = difflib.get_close_matches(section, SECTIONS, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else f"known sections: {', '.join(SECTIONS)}"
+                problems.add(source, (section,), f"unknown section; {hint}")
+                continue
+            if not isinstance(value, dict):
+                problems.add(source, (section,), f"must be a table: write [{section}{'' if section == 'links' else '.<name>'}]")
+                continue
+            if section == "links":
+                _once(entries[section], None, source, value, (section,), problems)
+                continue
+            for name, entry in value.items():
+                if not NAME_RE.match(name):
+                    problems.add(source, (section, name), "names may hold letters, digits, - and _ only, "
+                                                          "starting with a letter or digit; rename it")
+                    continue
+                if not isinstance(entry, dict):
+                    problems.add(source, (section, name), f"must be a table: write [{section}.{name}] with its "
+                                                          "keys under it")
+                    continue
+                _once(entries[section], name, source, entry, (section, name), problems)
+    return entries
+
+
+def _once(into: dict[str | None, _Entry], name: str | None, source: _Source, value: Any,
+          path: tuple[Any, ...], problems: _Problems) -> None:
+    if name in into:
+        first = into[name][0]
+        problems.add(source, path, f"already defined in {first.label}:{line_of(first.lines, path)}; "
+                                   "define it once")
+        return
+    into[name] = (source, value)
+
+
+def _validate(model: type[BaseModel], source: _Source, data: Any, path: tuple[Any, ...],
+              problems: _Problems) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = path + tuple(error["loc"])
+            problems.add(source, loc, _message(error, model))
+        return None
+
+
+def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
+    kind, loc = error["type"], error["loc"]
+    key = str(loc[-1]) if loc else ""
+    parent = _model_at(model, loc[:-1])
+    if kind == "missing":
+        return f"missing; add {key} = ..."
+    if kind == "extra_forbidden":
+        known = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(key, known, n=1)
+        if close:
+            return f'unknown key; did you mean "{close[0]}"?'
+        return f"unknown key; remove it (known keys here: {', '.join(known)})"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind in ("model_type", "dict_type"):
+        return "must be a table"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    value = error.get("input")
+    if isinstance(value, (str, int, float, bool)) and kind != "value_error":
+        message += f" (got {json.dumps(value, ensure_ascii=False)})"
+    return message
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = current.model_fields.get(part) if isinstance(part, str) else None
+        if field_info is None:
+            return None
+        nested = [a for a in _flatten(field_info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return None
+        current = nested[0]
+    return current
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    out = [annotation]
+    for arg in get_args(annotation):
+        out += _flatten(arg)
+    return out
+
+
+# -- building and checks across files -------------------------------------------------------------------
+
+
+def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, str] | None,
+           problems: _Problems) -> Mappings:
+    models: dict[str, dict[str, tuple[_Source, Any]]] = {}
+    for section, model in ENTRY_MODELS.items():
+        models[section] = {}
+        for name, (source, data) in entries[section].items():
+            valid = _validate(model, source, data, (section, name), problems)
+            if valid is not None:
+                models[section][name] = (source, valid)
+
+    calendars = {name: m.build() for name, (_, m) in models["calendars"].items()}
+    promises = _promise_rules(models["promises"], entries["calendars"], calendars, problems)
+    states = _state_maps(models["states"], problems)
+    templates = _template_sets(entries["templates"], problems)
+    criteria = {name: tuple(_criterion(c) for c in m.criteria) for name, (_, m) in models["acceptance"].items()}
+
+    links = LinksModel()
+    if None in entries["links"]:
+        source, data = entries["links"][None]
+        valid = _validate(LinksModel, source, data, ("links",), problems)
+        if valid is not None:
+            links = valid
+            if trackers is not None:
+                for i, name in enumerate(valid.trackers or []):
+                    if name not in trackers:
+                        problems.add(source, ("links", "trackers", i), _unknown_tracker(name, trackers))
+
+    routes = []
+    catch_all: str | None = None
+    for name, (source, route) in models["routes"].items():
+        path = ("routes", name)
+        check = _Refs(source, path, problems)
+        kind = trackers.get(route.tracker) if trackers is not None else None
+        if trackers is not None and kind is None:
+            problems.add(source, path + ("tracker",), _unknown_tracker(route.tracker, trackers))
+        if kind is not None:
+            _check_team(source, path, kind, route.team, problems)
+        state_map = check.ref("states", route.states, states, entries["states"])
+        if state_map is not None and kind is not None and state_map.kind != kind:
+            problems.add(source, path + ("states",), f'state map "{route.states}" is for {state_map.kind}, but '
+                                                     f'tracker "{route.tracker}" is {kind}; name a {kind} state map')
+        template_set = check.ref("templates", route.templates, templates, entries["templates"])
+        route_criteria = check.ref("acceptance", route.acceptance, criteria, entries["acceptance"])
+        promise_rule = check.ref("promises", route.promises, promises, entries["promises"])
+        if route.acceptance and route.escalate is None:
+            problems.add(source, path + ("acceptance",), "acceptance criteria are checked when a ticket is flagged "
+                                                         "for product, and this route has no escalate flag; add "
+                                                         "escalate = { tag = \"...\" } or remove acceptance")
+        if catch_all is not None:
+            problems.add(source, path, f'never used: routes.{catch_all} before it has no match and takes every '
+                                       "ticket; move the catch-all route last")
+        match = route.match or MatchModel()
+        built = Route(
+            name=name, tracker=route.tracker, team=route.team, tags=tuple(match.tags), groups=tuple(match.group),
+            forms=tuple(match.form), fields={k: tuple(v) for k, v in match.fields.items()},
+            escalate_tag=route.escalate.tag if route.escalate else None,
+            escalate_field=route.escalate.field if route.escalate else None,
+            escalate_values=tuple(route.escalate.value) if route.escalate else (),
+            criteria=route_criteria or (), states=state_map,
+            templates={**builtin_templates(), **templates.get("default", {}),
+                       **(template_set if route.templates and template_set else {})},
+            promises=promise_rule,
+            severity_field=route.severity.field if route.severity else None,
+            severity_order=tuple(route.severity.order) if route.severity else (),
+        )
+        if built.catch_all and catch_all is None:
+            catch_all = name
+        routes.append(built)
+
+    return Mappings(routes=tuple(routes), link_trackers=tuple(links.trackers) if links.trackers is not None else None,
+                    link_fields=tuple(links.fields), states=states, templates=templates, promises=promises,
+                    calendars=calendars)
+
+
+class _Refs:
+    """Checks a route's reference to a named entry of another section."""
+
+    def __init__(self, source: _Source, path: tuple[Any, ...], problems: _Problems):
+        self.source, self.path, self.problems = source, path, problems
+
+    def ref(self, section: str, name: str | None, built: Mapping[str, Any], defined: Mapping[Any, Any],
+            key: str | None = None) -> Any:
+        if name is None:
+            return None
+        if name in built:
+            return built[name]
+        if name not in defined:  # defined but invalid: its own problems are reported
+            names = sorted(n for n in defined if n is not None)
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f'did you mean "{close[0]}"?' if close else (
+                f"defined: {', '.join(names)}" if names else f"none is defined; add [{section}.{name}]")
+            self.problems.add(self.source, self.path + (key or section,),
+                              f'no {_SECTION_NOUN[section]} named "{name}"; {hint}')
+        return None
+
+
+_SECTION_NOUN = {"states": "state map", "templates": "template set", "acceptance": "acceptance criteria set",
+                 "promises": "promise rule", "calendars": "calendar"}
+
+
+def _unknown_tracker(name: str, trackers: Mapping[str, str]) -> str:
+    known = ", ".join(sorted(trackers)) or "none"
+    return (f'no tracker named "{name}" in syncd.toml (sync.trackers: {known}); name one of them or add it '
+            "to sync.trackers")
+
+
+_TEAM_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "linear": (re.compile(r"^[A-Za-z0-9]{1,10}$"), 'a Linear team key such as "ENG"'),
+    "github": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$"), 'a repository "owner/name"'),
+    "jira": (re.compile(r"^[A-Z][A-Z0-9_]{1,9}$"), 'a Jira project key such as "PLAT"'),
+}
+
+
+def _check_team(source: _Source, path: tuple[Any, ...], kind: str, team: str, problems: _Problems) -> None:
+    form = _TEAM_FORMS.get(kind)
+    if form and not form[0].match(team):
+        problems.add(source, path + ("team",), f"must be {form[1]} for a {kind} tracker (got {json.dumps(team)})")
+
+
+def _promise_rules(models: Mapping[str, tuple[_Source, PromiseModel]], calendar_entries: Mapping[Any, Any],
+                   calendars: Mapping[str, BusinessCalendar], problems: _Problems) -> dict[str, PromiseRule]:
+    out = {}
+    for name, (source, model) in models.items():
+        path = ("promises", name)
+        calendar = ALWAYS
+        if model.calendar is not None:
+            calendar = _Refs(source, path, problems).ref("calendars", model.calendar, calendars, calendar_entries,
+                                                         key="calendar")
+        durations = model.durations()
+        if model.calendar is None:
+            for key, duration in durations.items():
+                if duration.business:
+                    problems.add(source, path + tuple(key.split(".", 1)),
+                                 f'"{duration}" counts business time but this rule names no calendar; add '
+                                 'calendar = "<name>" (a [calendars.<name>] with time zone and hours)')
+        if calendar is None:
+            continue
+        out[name] = PromiseRule(
+            name=name, calendar=calendar, update_within=durations.get("update_within"),
+            when_resolved=model.when_resolved, respond_within=durations.get("respond_within"),
+            triage_sla=durations.get("triage_sla"), follow_up_window=durations.get("follow_up_window"),
+            stale_after=durations.get("stale_after"), follow_up_field=model.follow_up_field,
+            follow_up_tags={tag: durations[f"follow_up_tags.{tag}"] for tag in model.follow_up_tags},
+        )
+    return out
+
+
+def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], problems: _Problems) -> dict[str, StateMap]:
+    out = {}
+    for name, (source, model) in models.items():
+        rules = []
+        ok = True
+        for i, raw in enumerate(model.rules):
+            path = ("states", name, "rules", i)
+            rule = _validate(RULE_MODELS[model.kind], source, raw, path, problems)
+            if rule is None:
+                ok = False
+                continue
+            show = _template_problems(source, path + ("show",), "show", rule.show, SHOW_VALUES, problems)
+            if show is None:
+                ok = False
+                continue
+            when = tuple((k, str(getattr(rule, k))) for k in NATIVE_KEYS[model.kind] if getattr(rule, k) is not None)
+            rules.append(StateRule(when, Stage(rule.stage), show))
+        if ok:
+            out[name] = StateMap(name, model.kind, tuple(rules))
+    return out
+
+
+def _template_sets(entries: Mapping[Any, _Entry], problems: _Problems) -> dict[str, dict[str, Template]]:
+    out: dict[str, dict[str, Template]] = {}
+    for set_name, (source, table) in entries.items():
+        templates: dict[str, Template] = {}
+        for name, text in table.items():
+            path = ("templates", set_name, name)
+            values = template_values(name)
+            if values is None:
+                known = sorted(set(TEMPLATE_VALUES) | set(DEFAULTS))
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else f"known templates: {', '.join(known)}"
+                problems.add(source, path, f"unknown template; {hint}")
+                continue
+            if not isinstance(text, str):
+                problems.add(source, path, 'must be a string: write name = """...""" for several lines')
+                continue
+            template = _template_problems(source, path, name, text, values, problems)
+            if template is None:
+                continue
+            if name == "needs_context" and "missing" not in template.placeholders:
+                problems.add(source, path, "must show {missing}, the list of what the agent has to add; "
+                                           "put {missing} in the text")
+                continue
+            templates[name] = template
+        out[set_name] = templates
+    return out
+
+
+def _template_problems(source: _Source, path: tuple[Any, ...], name: str, text: str, values: frozenset[str],
+                       problems: _Problems) -> Template | None:
+    """The template, or None after reporting why it cannot be used."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        problems.add(source, path, f"braces do not pair up ({exc}); write {{{{ and }}}} for a literal brace")
+        return None
+    given = ", ".join(sorted(values))
+    bad = False
+    for _, placeholder, spec, conversion in parts:
+        if placeholder is None:
+            continue
+        if not placeholder.isidentifier():
+            problems.add(source, path, f"placeholder {{{placeholder}}} is not a name; use one of: {given}")
+            bad = True
+        elif spec or conversion:
+            problems.add(source, path, f"placeholder {{{placeholder}}} has a format or conversion; write it "
+                                       f"as {{{placeholder}}}")
+            bad = True
+        elif placeholder not in values:
+            close = difflib.get_close_matches(placeholder, sorted(values), n=1)
+            hint = f'did you mean {{{close[0]}}}? ' if close else ""
+            problems.add(source, path, f"placeholder {{{placeholder}}} is not given to this template; "
+                                       f"{hint}it gets: {given}")
+            bad = True
+    return None if bad else Template(name, text)
+
+
+def _criterion(model: CriterionModel) -> acc.Criterion:
+    return acc.Criterion(label=model.label, organization=bool(model.organization), priority=bool(model.priority),
+                         field=model.field, values=tuple(model.values), tags=tuple(model.tags),
+                         text=acc.compile_text(model.text) if model.text else None)
+
+
+def _field_holds(value: Any, accepted: Sequence[str]) -> bool:
+    if value is None or value == "" or value is False or value == []:
+        return False
+    if not accepted:
+        return True
+    held = value if isinstance(value, (list, tuple)) else [value]
+    return any(_scalar_text(v) in accepted for v in held)
+
+
+def _dotted(path: Sequence[Any]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def check_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None) -> list[str]:
+    """The problems :func:`load_mappings` would raise, as lines (empty when the mappings are good)."""
+    try:
+        load_mappings(directory, trackers=trackers)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+__all__ = ["EXAMPLES", "HANDOFF_TEMPLATES", "Mappings", "Route", "TEMPLATE_VALUES", "check_mappings",
+           "load_mappings", "template_values"]
