@@ -13,7 +13,7 @@ own request counters and the child's resource usage:
 - peak memory (max RSS) of the syncd process.
 
 GitHub and Jira carry as many links as Linear (each ticket is also linked
-to one GitHub and one Jira issue, 5 tickets per issue). Those links are
+to one GitHub and one Jira issue, 10 tickets per issue). Those links are
 written into the store directly after the first sync, because making them
 through the API would triple the first sync's time and measure nothing the
 Linear links do not; their issues are real, read by the first sync's feeds,
@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from syncd.logs import configure_logging
@@ -46,7 +47,9 @@ from syncd.sandbox.server import Sandbox
 from syncd.sandbox.zendesk import ZendeskFake
 
 TICKETS_PER_ISSUE = 10
-TICKETS_PER_OTHER_ISSUE = 5  # GitHub and Jira
+# GitHub and Jira: the tickets of one Linear issue share one GitHub and one
+# Jira issue, so their status fields agree and a change is one bulk update.
+TICKETS_PER_OTHER_ISSUE = TICKETS_PER_ISSUE
 
 
 @dataclass
@@ -80,13 +83,18 @@ def build(n_links: int) -> Sandbox:
                                   requester_id=person["id"], organization_id=person["organization_id"],
                                   status="open", custom_fields={linked["id"]: issues[i % n_issues]})
         tickets.append(t["id"])
-    github = GitHubFake(rate_limit=10_000_000)
+    # GitHub and Jira issues date from an hour ago: the feeds' overlap windows
+    # (minutes) would otherwise re-read every one of them in the idle cycle.
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    github = GitHubFake(rate_limit=10_000_000, clock=lambda: an_hour_ago.timestamp())
     repos = [github.create_repo(name, private=private) for name, private in GITHUB_REPOSITORIES]
     n_other = max(10, n_links // TICKETS_PER_OTHER_ISSUE)
     github_issues = [github.create_issue(repos[i % len(repos)], f"Defect {i}", assignee="dev").id
                      for i in range(n_other)]
+    github._clock = time.time  # the present from here on
     jira = JiraFake(projects=dict(JIRA_PROJECTS))
-    jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}").id for i in range(n_other)]
+    jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago).id
+                   for i in range(n_other)]
     sandbox = Sandbox([zendesk, linear, github, jira])
     sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues,  # type: ignore[attr-defined]
                              github_issues, jira_issues)
@@ -184,10 +192,10 @@ def bench(n_links: int, out=sys.stdout) -> dict:
                 pg.linear.move_to_state(key, "In Progress")
             # Fewer on GitHub and Jira: each changed issue is one bulk ticket
             # update, whose job status Zendesk makes us wait for (seconds each).
-            closed = seed.github_issues[: max(1, len(moved) // 5)]
+            closed = seed.github_issues[: max(1, len(moved) // 10)]
             for ident in closed:
                 pg.github.close(ident, "completed")
-            started = seed.jira_issues[: max(1, len(moved) // 5)]
+            started = seed.jira_issues[: max(1, len(moved) // 10)]
             for ident in started:
                 pg.jira.transition(ident, "In Progress")
             pg.sandbox.reset_counts()
