@@ -297,31 +297,107 @@ def _playground(workdir: Path, rng_seed: int) -> Playground:
     return Playground(workdir, rng_seed=rng_seed, trackers=("linear",))
 
 
-def reference_run(workdir: Path, stream: Stream, *, rng_seed: int = 7,
-                  job_polls: int = 1) -> tuple[Outcome, list[str], int]:
-    """Play the stream with one uninterrupted in-process syncd; returns (outcome, stream problems, requests)."""
+FAULTS = ("429", "500", "502", "503", "timeout", "reset", "truncate", "non_json", "wrong_shape")
+
+
+@dataclass
+class SettledRun:
+    """An in-process run that catches up after every batch."""
+
+    outcome: Outcome
+    stream_problems: list[str]
+    requests: int  # what syncd sent (every attempt, retries included)
+    faults: int  # faults the fakes injected
+    cycles: int
+    quarantine_open: int
+    dead: int
+
+
+def settled_run(workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: int = 1,
+                fault_rate: float = 0.0) -> SettledRun:
+    """Play the stream with one uninterrupted in-process syncd, catching up after each batch.
+
+    With ``fault_rate``, every endpoint of both fakes answers that share of
+    syncd's requests with a fault, the kinds in :data:`FAULTS` equally likely
+    (the people's own changes go through unharmed). A virtual clock moves an
+    hour between cycles that leave work behind, so backoffs expire without
+    waiting; request timeouts are real (half a second).
+    """
+    from syncd.sandbox.server import FaultRule
+
     with _playground(workdir, rng_seed) as pg:
         pg.zendesk.job_polls = job_polls
         world = World(pg, stream.tickets, stream.issues)
-        with pg.app() as app:
-            _settle_in_process(app)
+        services = (pg.zendesk, pg.linear)
+        rules: dict[object, list[FaultRule]] = {service: [] for service in services}
+        if fault_rate:
+            share = fault_rate / len(FAULTS)
+            for service in services:
+                for n, kind in enumerate(FAULTS):
+                    # Each rule sees only what the ones before it let through.
+                    rate = share / (1 - share * n)
+                    rules[service].append(FaultRule(kind, ".*", rate, None, 0.0, 0.6))
+            for name in ("ZENDESK", "LINEAR"):
+                pg.env[f"SYNCD_CONNECTORS__{name}__TIMEOUT"] = "0.5"
+        clock = _VirtualClock()
+        cycles = 0
+        with pg.app(clock=clock) as app:
+            def settle() -> None:
+                nonlocal cycles
+                for service in services:
+                    service.faults[:] = rules[service]
+                try:
+                    cycles += _settle_in_process(app, clock)
+                finally:
+                    for service in services:
+                        service.faults.clear()
+
+            settle()
             serial = 0
             for batch in stream.batches:
                 for change in batch:
                     serial += 1
                     world.apply(change, serial)
-                _settle_in_process(app)
+                settle()
+            requests = sum(c.http.stats.requests for c in app.connectors.values())
+            quarantined = len(app.store.list_quarantine())
+            dead = app.store.outbox_counts()["dead"]
         outcome = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None)
-        return outcome, check_stream_links(stream, world, outcome), pg.sandbox.total_requests()
+        return SettledRun(outcome, check_stream_links(stream, world, outcome), requests,
+                          sum(r.fired for rs in rules.values() for r in rs), cycles, quarantined, dead)
 
 
-def _settle_in_process(app, limit: int = 20) -> None:
-    for _ in range(limit):
+def reference_run(workdir: Path, stream: Stream, *, rng_seed: int = 7,
+                  job_polls: int = 1) -> tuple[Outcome, list[str], int]:
+    """Play the stream with one uninterrupted in-process syncd; returns (outcome, stream problems, requests)."""
+    run = settled_run(workdir, stream, rng_seed=rng_seed, job_polls=job_polls)
+    return run.outcome, run.stream_problems, run.requests
+
+
+class _VirtualClock:
+    def __init__(self) -> None:
+        from datetime import datetime, timezone
+
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+def _settle_in_process(app, clock: _VirtualClock, limit: int = 60) -> int:
+    """Cycle until a cycle sees no change, fails nothing and leaves no write undelivered."""
+    for n in range(1, limit + 1):
         report = app.engine.cycle()
         counts = app.store.outbox_counts()
         if report.ok and not any(p.changed for p in report.polls) and not counts["pending"] and not counts["sending"]:
-            return
-    raise RuntimeError("the reference run did not settle: " + report.summary())
+            return n
+        clock.advance(3600)
+    raise RuntimeError("syncd did not settle: " + report.summary())
 
 
 class DaemonUnderFire:
@@ -505,7 +581,10 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
             _settle(pg, daemon, settle_timeout)
             serial = 0
             for number, batch in enumerate(stream.batches):
-                signal_at = {rng.randrange(len(batch)): rng.choice(("hup", "term"))} if rng.random() < 0.15 else {}
+                # A reload and a clean stop early on, then now and then.
+                forced = {1: "hup", 2: "term"}.get(number)
+                signal_at = ({rng.randrange(len(batch)): forced or rng.choice(("hup", "term"))}
+                             if forced or rng.random() < 0.15 else {})
                 # Most kills land while the batch is being applied, some while syncd catches up.
                 daemon.plan_kills(per_batch[number], window=max(4, len(batch)))
                 for position, change in enumerate(batch):
@@ -583,16 +662,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issues", type=int, default=40)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a new random seed)")
     parser.add_argument("--workdir", default=None, help="keep the playgrounds and the daemon log here")
+    parser.add_argument("--fault-rate", type=float, default=None, metavar="RATE",
+                        help="instead of kills: play the stream in-process with this share of requests "
+                             "faulted (0.1 = 10%%) and compare with a clean run")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     with tempfile.TemporaryDirectory(prefix="syncd-chaos-") as tmp:
         workdir = Path(args.workdir or tmp)
+        if args.fault_rate is not None:
+            return faults_main(workdir, seed, args)
         started = time.monotonic()
         result = chaos_run(workdir, seed=seed, changes=args.changes, kills=args.kills, batch_size=args.batch,
                            tickets=args.tickets, issues=args.issues)
         print(f"chaos: {'PASS' if result.ok else 'FAIL'} in {time.monotonic() - started:.0f}s; seed {seed}")
         _print_problems(result)
     return 0 if result.ok else 1
+
+
+def faults_main(workdir: Path, seed: int, args: argparse.Namespace) -> int:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    stream = generate(seed, changes=args.changes, batch_size=args.batch, tickets=args.tickets, issues=args.issues)
+    print(f"faults: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
+          f"fault rate {args.fault_rate:.0%} (replay with --seed {seed})")
+    clean = settled_run(workdir / "clean", stream, job_polls=0)
+    faulty = settled_run(workdir / "faulty", stream, job_polls=0, fault_rate=args.fault_rate)
+    c = compare(clean.outcome, faulty.outcome, faulty.stream_problems + clean.stream_problems)
+    ratio = faulty.requests / clean.requests
+    ok = c.ok and not faulty.quarantine_open and not faulty.dead
+    print(f"faults: {faulty.faults} faults injected in {faulty.requests} requests "
+          f"({faulty.faults / faulty.requests:.1%}); clean run {clean.requests} requests; ratio {ratio:.2f}; "
+          f"writes expected {c.expected}, found {c.found}, missing {len(c.missing)}, extra {len(c.extra)}, "
+          f"state mismatches {len(c.state_mismatches)}; quarantined {faulty.quarantine_open}, "
+          f"dead letters {faulty.dead}; {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 def _print_problems(result: ChaosResult, limit: int = 10) -> None:

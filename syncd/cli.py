@@ -312,8 +312,12 @@ def history(obj: Context, ticket: str, as_json: bool) -> None:
 @guarded
 def status(obj: Context, as_json: bool) -> None:
     """The store at a glance: links, outbox backlog, quarantine, cursors."""
+    from syncd.daemon import STATUS_REF
+
     with obj.app(readonly=True) as app:
         stats = app.store.stats()
+        # As the daemon last saw each connector (a paused one says why).
+        stats["connectors"] = app.store.get_meta(STATUS_REF).get("connectors", {})
         if as_json:
             click.echo(json.dumps(stats, indent=2, default=str))
             return
@@ -336,7 +340,11 @@ def outbox() -> None:
 def outbox_list(obj: Context, state: str | None) -> None:
     """List outbox actions (default: all not yet done)."""
     with obj.app(readonly=True) as app:
-        rows = app.store.list_outbox(state)
+        if state is None:
+            rows = sorted((r for s in ("pending", "sending", "dead") for r in app.store.list_outbox(s, limit=1000)),
+                          key=lambda r: r.id)
+        else:
+            rows = app.store.list_outbox(state)
         if not rows:
             click.echo("outbox empty")
         for r in rows:

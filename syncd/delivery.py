@@ -118,8 +118,9 @@ class Deliverer:
             self.store.mark_sending(row.id)
             result = self._send(connector, row, marker)
         except AuthError as exc:
+            # Due again as soon as the credentials work (the pause holds it till then).
             self._pause(row.connector, str(exc), report)
-            self.store.mark_failed(row.id, str(exc), retry_at=self._retry_at(1))
+            self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
         except (Conflict, NotFound, Gone) as exc:
             self._fail(row, str(exc), report, dead=True)
@@ -173,7 +174,7 @@ class Deliverer:
         except AuthError as exc:
             self._pause(helpdesk.name, str(exc), report)
             for row in rows:
-                self.store.mark_failed(row.id, str(exc), retry_at=self._retry_at(1))
+                self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
         except SyncdError as exc:
             uncertain = isinstance(exc, TransientError) and exc.maybe_applied

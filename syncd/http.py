@@ -268,6 +268,12 @@ class HttpClient:
                 raise TransientError(self.connector, f"{endpoint}: connection lost after sending",
                                      maybe_applied=True) from None
             raise _Retry(f"connection error ({type(exc).__name__})", maybe_applied=sent) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # The answer was cut short: the request arrived and may have acted.
+            if not idempotent:
+                raise TransientError(self.connector, f"{endpoint}: response cut short after sending",
+                                     maybe_applied=True) from None
+            raise _Retry("response cut short", maybe_applied=True) from None
         except requests.exceptions.Timeout:
             if not idempotent:
                 raise TransientError(self.connector, f"{endpoint}: read timeout after sending",
