@@ -563,7 +563,7 @@ class _Report:
             if close:
                 return f'unknown key; did you mean "{close[0]}"?'
             return f"unknown key; remove it (known keys here: {', '.join(known)})"
-        if kind == "too_short":
+        if kind in ("too_short", "string_too_short"):
             return "must not be empty"
         if kind in ("model_type", "dict_type", "model_attributes_type"):
             return f"must be a table: write [{_dotted(loc)}] with its keys under it"

@@ -7,7 +7,9 @@ real Zendesk and Linear models through the installed entry points.
 Each file under tests/badconfig/ states what it expects in its header:
 ``# expect: <line>`` (``{file}`` and ``{dir}`` substituted), ``# env: VAR=value``
 to add to the environment, ``# unset: VAR`` to take a default secret away,
-and ``# secret: value`` for values that must appear in no message.
+``# secret: value`` for values that must appear in no message, and
+``# registry: real`` to load the installed connectors (zendesk, linear,
+github, jira) instead of the two test kinds.
 """
 
 from __future__ import annotations
@@ -213,9 +215,9 @@ def test_settings_are_frozen(tmp_path):
 
 
 def _header(path: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {"expect": [], "env": [], "unset": [], "secret": []}
+    found: dict[str, list[str]] = {"expect": [], "env": [], "unset": [], "secret": [], "registry": []}
     for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
-        match = re.match(r"# (expect|env|unset|secret): (.*)$", line)
+        match = re.match(r"# (expect|env|unset|secret|registry): (.*)$", line)
         if match:
             found[match.group(1)].append(match.group(2))
     return found
@@ -225,17 +227,28 @@ BAD_CASES = sorted(BADCONFIG.glob("*.toml"))
 
 
 def test_there_are_enough_bad_cases():
-    assert len(BAD_CASES) >= 15
+    assert len(BAD_CASES) >= 30
+    real = {p.stem for p in BAD_CASES if _header(p)["registry"] == ["real"]}
+    for kind in ("zendesk", "linear", "github", "jira"):
+        assert any(name.startswith(f"real_{kind}") for name in real), f"no bad case for the {kind} connector"
+
+
+def _load_case(path: Path):
+    header = _header(path)
+    registry = None if header["registry"] == ["real"] else REGISTRY
+    env = {k: v for k, v in SECRETS.items() if k not in header["unset"]} if registry else {}
+    env.update(entry.split("=", 1) for entry in header["env"])
+    return header, env, registry
 
 
 @pytest.mark.parametrize("path", BAD_CASES, ids=[p.stem for p in BAD_CASES])
 def test_bad_config_is_reported_line_by_line(path):
-    header = _header(path)
+    header, env, registry = _load_case(path)
     assert header["expect"], f"{path.name} states no expected message"
-    env = {k: v for k, v in SECRETS.items() if k not in header["unset"]}
-    env.update(entry.split("=", 1) for entry in header["env"])
+    if registry is None:
+        _real_kinds_or_skip()
     with pytest.raises(ConfigError) as caught:
-        load_config(path, env=env, registry=REGISTRY)
+        load_config(path, env=env, registry=registry)
     expected = [line.replace("{file}", str(path)).replace("{dir}", str(path.parent)) for line in header["expect"]]
     assert caught.value.problems == expected
     assert isinstance(caught.value, SyncdError)  # the CLI prints each line and exits 2
@@ -374,3 +387,60 @@ def test_cli_exits_2_on_a_bad_config(tmp_path):
     result = CliRunner().invoke(cli.main, ["--config", str(path), "check", "--offline"], env=REAL_SECRETS)
     assert result.exit_code == 2
     assert f"{path}: daemon.poll_interval: must be greater than 0 (got -5)" in result.output
+
+
+# --- the real command line on bad files -------------------------------------------------------
+
+REAL_CASES = [p for p in BAD_CASES if _header(p)["registry"] == ["real"]]
+CORE_CASES = [BADCONFIG / f"{name}.toml" for name in ("duplicate_key", "syntax_error", "not_utf8",
+                                                     "duplicate_table")]
+
+
+def _cli_env(env: dict[str, str]) -> dict[str, str | None]:
+    """``env`` alone: every other SYNCD_ variable of this process unset for the command."""
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k.upper().startswith("SYNCD_")}
+    return {**cleared, **env}
+
+
+@pytest.mark.parametrize("path", REAL_CASES + CORE_CASES, ids=[p.stem for p in REAL_CASES + CORE_CASES])
+def test_cli_check_prints_each_problem_on_stderr_and_exits_2(path):
+    _real_kinds_or_skip()
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+
+    header, env, _ = _load_case(path)
+    expected = [line.replace("{file}", str(path)).replace("{dir}", str(path.parent)) for line in header["expect"]]
+    result = CliRunner().invoke(main, ["--config", str(path), "check", "--offline"], env=_cli_env(env))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"syncd: {line}" for line in expected]
+    for secret in header["secret"]:
+        assert secret not in result.output
+
+
+def test_syncd_once_in_a_subprocess_exits_2_with_one_line_per_problem():
+    _real_kinds_or_skip()
+    import subprocess
+    import sys
+
+    path = BADCONFIG / "real_jira_keys.toml"
+    header, env, _ = _load_case(path)
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("SYNCD_")}
+    done = subprocess.run([sys.executable, "-m", "syncd", "--config", str(path), "once"], env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    expected = [line.replace("{file}", str(path)) for line in header["expect"]]
+    assert done.stderr.splitlines() == [f"syncd: {line}" for line in expected]
+    assert done.stdout == ""
+    assert "jira-badconfig-token" not in done.stderr
+
+
+def test_the_health_endpoint_binds_to_loopback_by_default(tmp_path):
+    assert Settings().daemon.health_address == "127.0.0.1:9187"
+    settings = load_config(write(tmp_path), env=SECRETS, registry=REGISTRY)  # no [daemon] health_address
+    host, _, port = settings.daemon.health_address.rpartition(":")
+    assert host == "127.0.0.1" and port == "9187"
+    _real_kinds_or_skip()
+    example = load_config(EXAMPLE, env=REAL_SECRETS)
+    assert example.daemon.health_address.rpartition(":")[0] in ("127.0.0.1", "[::1]")
