@@ -396,6 +396,42 @@ def quarantine_list(obj: Context) -> None:
             click.echo(f"{r.id:>5} {r.connector}:{r.record_id}  {r.reason}")
 
 
+@quarantine.command("retry")
+@click.argument("quarantine_id", type=int)
+@click.pass_obj
+@guarded
+def quarantine_retry(obj: Context, quarantine_id: int) -> None:
+    """Read record QUARANTINE_ID again; release it if it reads now.
+
+    A released record is forgotten by the quarantine: its next change is
+    processed like any other. One that still cannot be read stays, with the
+    new reason.
+    """
+    from connectors.base import Helpdesk
+    from syncd.errors import NotFound, PayloadError
+
+    app, _ = _open_for_write(obj)
+    with app:
+        row = next((r for r in app.store.list_quarantine() if r.id == quarantine_id), None)
+        if row is None:
+            fail(f"no quarantined record with id {quarantine_id} (see: syncd quarantine list)", EXIT_USAGE)
+        connector = app.connectors.get(row.connector)
+        label = f"{row.connector}:{row.record_id}"
+        if connector is not None and row.record_id:
+            try:
+                if isinstance(connector, Helpdesk):
+                    connector.get_ticket(row.record_id)
+                else:
+                    connector.get_issue(row.record_id)  # type: ignore[attr-defined]
+            except PayloadError as exc:
+                app.store.quarantine(row.connector, row.record_id, str(exc), exc.payload)
+                fail(f"quarantine {quarantine_id}: {label} still cannot be read: {exc}")
+            except NotFound:
+                pass  # gone from the service: nothing left to wait for
+        app.store.resolve_quarantine(quarantine_id)
+        click.echo(f"quarantine {quarantine_id}: {label} released; its next change is processed")
+
+
 def _ticket_id(text: str) -> str:
     """Accept 123, #123 or a ticket URL."""
     text = text.strip().lstrip("#")
