@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos sandbox lint clean
+.PHONY: demo test fuzz bench chaos sandbox lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Property tests at 2000 examples each instead of the suite's 150 (a few minutes).
+fuzz: $(STAMP)
+	SYNCD_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/fuzz tests/test_escaping.py
 
 bench: $(STAMP)
 	$(BIN)/python -m syncd.bench

@@ -52,7 +52,8 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # What must not survive in any format.
 _MARKER_RE = re.compile(r"(?i)(syncd)(\s*:)")
 _MENTION_RE = re.compile(r"@(?=[\w.-])")
-_SCHEME_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)(:)(?=//)|\b(mailto|javascript|data|vbscript)(:)")
+_SCHEME_RE = re.compile(r"(?i)\b(mailto|javascript|data|vbscript)(:)")
+_SLASHES_RE = re.compile(r":(?=\s*//)")
 _WWW_RE = re.compile(r"(?i)\b(www)(\.)")
 
 _MD_PUNCT_RE = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%^,;?/])")
@@ -66,13 +67,15 @@ def escape(value: object, fmt: str = "plain") -> str:
     """``value`` as inert text for ``fmt`` ("plain", "markdown" or "adf")."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown text format {fmt!r} (one of {', '.join(FORMATS)})")
-    text = _plain(value)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if fmt == "adf":  # before the mention check: U+02CB is a letter
+        text = text.replace("`", "\u02cb")  # MODIFIER LETTER GRAVE ACCENT: looks alike, opens no code span
+    text = _plain(text)
     if fmt == "markdown":
         text = _MD_PUNCT_RE.sub(r"\\\1", text)
         text = _MD_ISSUE_REF_RE.sub("#" + WORD_JOINER, text)
     elif fmt == "adf":
-        text = text.replace("`", "\u02cb")  # MODIFIER LETTER GRAVE ACCENT: looks alike, opens no code span
-        text = text.replace("**", "*" + WORD_JOINER + "*")
+        text = re.sub(r"\*(?=\*)", "*" + WORD_JOINER, text)  # no ** pair: no bold
         text = _ADF_LINE_START_RE.sub(r"\1" + WORD_JOINER, text)
     return text
 
@@ -99,8 +102,7 @@ def escape_values(values: Mapping[str, object], fmt: str = "plain") -> dict[str,
     return out
 
 
-def _plain(value: object) -> str:
-    text = value if isinstance(value, str) else ("" if value is None else str(value))
+def _plain(text: str) -> str:
     text = _SURROGATE_RE.sub("\ufffd", text)
     text = _SPACE_RE.sub(" ", text)
     text = _INVISIBLE_RE.sub("", text).strip()
@@ -108,5 +110,6 @@ def _plain(value: object) -> str:
         text = text[:MAX_VALUE_LENGTH - 1].rstrip() + ELLIPSIS
     text = _MARKER_RE.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), text)
     text = _MENTION_RE.sub("@" + WORD_JOINER, text)
-    text = _SCHEME_RE.sub(lambda m: (m.group(1) or m.group(3)) + WORD_JOINER + (m.group(2) or m.group(4)), text)
+    text = _SLASHES_RE.sub(":" + WORD_JOINER, text)
+    text = _SCHEME_RE.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), text)
     return _WWW_RE.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), text)
