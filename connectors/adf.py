@@ -349,6 +349,9 @@ def _text(node: dict) -> str:
             href = _str(_attrs(mark).get("href"))
             if href and href != text:
                 return f"{text} ({href})"
+    if any(isinstance(mark, dict) and mark.get("type") == "code" for mark in marks):
+        # Backticks keep inline code apart from the words around it.
+        return f"`{text}`"
     return text
 
 
