@@ -12,7 +12,11 @@ drops what it already delivered by (issue id, updated). The cursor is JSON::
      "token": "..."}                 # its nextPageToken
 
 so an idle poll is one request, and resuming an interrupted poll neither
-skips nor repeats a change.
+skips nor repeats a change. Once a poll has read to the end, ``since`` is
+also moved up to ``SETTLED`` before that poll began: a change older than that
+has had time to show in search, so a burst of changes (a bulk edit of
+thousands of issues) is not re-read by every later poll while nothing newer
+happens.
 
 Writes: comments are ADF (see :mod:`connectors.adf`) and carry the marker as
 a comment property ``syncd = {"key": KEY}`` (invisible to people); a ticket
@@ -49,6 +53,9 @@ ISSUE_FIELDS = ("summary", "status", "assignee", "updated", "resolution", "proje
 JQL_TIME_FORMAT = "%Y/%m/%d %H:%M"
 PROPERTY_KEY = "syncd"
 COMMENT_PAGE = 100
+# How long after a change syncd trusts that search shows it (index lag and
+# clock skew between syncd and the site, with room to spare).
+SETTLED = timedelta(minutes=5)
 
 _CATEGORIES = {
     "new": StateCategory.UNSTARTED,
@@ -167,6 +174,7 @@ class JiraConnector(Tracker):
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
         state = self._load_cursor(cursor)
+        started = self._now()
         if state.get("tz") and self._time_zone is None:
             self._time_zone = state["tz"]
         tz = self.user_time_zone()
@@ -205,6 +213,8 @@ class JiraConnector(Tracker):
                     rejected.append(Rejected(exc.record_id, str(exc), raw))
             token = body.get("nextPageToken") or None
             done = bool(body.get("isLast", token is None)) or token is None
+            if done:
+                since = max(since, started - SETTLED)
             seen = self._boundary(seen | delivered, since, tz)
             next_state: dict[str, Any] = {
                 "since": since.isoformat(), "seen": sorted(map(list, seen)), "tz": str(tz.key),
