@@ -666,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of kills: play the stream in-process with this share of requests "
                              "faulted (0.1 = 10%%) and compare with a clean run")
     args = parser.parse_args(argv)
+    _quiet()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     with tempfile.TemporaryDirectory(prefix="syncd-chaos-") as tmp:
         workdir = Path(args.workdir or tmp)
@@ -679,12 +680,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.ok else 1
 
 
-def faults_main(workdir: Path, seed: int, args: argparse.Namespace) -> int:
+def _quiet() -> None:
+    """The in-process runs log like syncd does; only errors matter on this console."""
     import logging
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+
+def faults_main(workdir: Path, seed: int, args: argparse.Namespace) -> int:
     stream = generate(seed, changes=args.changes, batch_size=args.batch, tickets=args.tickets, issues=args.issues)
     print(f"faults: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
           f"fault rate {args.fault_rate:.0%} (replay with --seed {seed})")
