@@ -46,7 +46,7 @@ from mappings.promises import PromiseRule
 from mappings.stages import NATIVE_KEYS, SHOW_VALUES, StateMap, StateRule, default_state_map
 from mappings.templates import DEFAULTS, Template
 from mappings.tomllines import key_lines, line_of
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, unknown_key_message
 from syncd.records import Issue, Stage, Ticket
 
 EXAMPLES = Path(__file__).resolve().parent  # the documented example set ships beside this module
@@ -560,11 +560,7 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return f"missing; add {key} = ..."
     if kind == "extra_forbidden":
-        known = sorted(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(key, known, n=1)
-        if close:
-            return f'unknown key; did you mean "{close[0]}"?'
-        return f"unknown key; remove it (known keys here: {', '.join(known)})"
+        return unknown_key_message(key, parent.model_fields if parent else ())
     if kind == "too_short":
         return "must not be empty"
     if kind in ("model_type", "dict_type"):

@@ -40,7 +40,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from connectors.base import ConnectorConfig, connector_class, load_registry
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, unknown_key_message
 from syncd.logs import redact_value, register_secret
 
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -558,11 +558,7 @@ class _Report:
             where = f"[{table}]" if table else "the top of the file"
             return f"missing; add {key} = ... to {where}"
         if kind == "extra_forbidden":
-            known = sorted(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(key, known, n=1)
-            if close:
-                return f'unknown key; did you mean "{close[0]}"?'
-            return f"unknown key; remove it (known keys here: {', '.join(known)})"
+            return unknown_key_message(key, parent.model_fields if parent else ())
         if kind in ("too_short", "string_too_short"):
             return "must not be empty"
         if kind in ("model_type", "dict_type", "model_attributes_type"):

@@ -6,6 +6,9 @@ one-line message the CLI prints. None of them ever carries a secret.
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class SyncdError(Exception):
     """Base for every error syncd expects and reports in one line."""
@@ -79,3 +82,12 @@ class PayloadError(ApiError):
         super().__init__(connector, message)
         self.record_id = record_id
         self.payload = payload
+
+
+def unknown_key_message(key: str, known: Iterable[str]) -> str:
+    """What to say about a key a settings or mapping file does not know."""
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f'unknown key; did you mean "{close[0]}"?'
+    return f"unknown key; remove it (known keys here: {', '.join(known)})"
