@@ -482,15 +482,32 @@ class DaemonUnderFire:
         self._arm()
         return True
 
+    def wait_until_serving(self, timeout: float = 30.0) -> bool:
+        """Whether the daemon has sent a request since its (re)start, within ``timeout``.
+
+        A signal sent while the interpreter is still starting, before Python
+        runs any of syncd, meets the operating system's default action; an
+        ops tool signals a service that is up, and so does the driver.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self._requests > 0:
+                    return True
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return False
+
     def hup(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None and self.wait_until_serving():
             self.proc.send_signal(signal.SIGHUP)
             self.hups += 1
 
     def term(self, timeout: float) -> None:
         """SIGTERM: the daemon must finish the step in hand and exit 0 within ``timeout``."""
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None or proc.poll() is not None or not self.wait_until_serving():
             return
         with self.lock:
             if self._kill_at is not None:  # not during shutdown: the kill waits for the restart

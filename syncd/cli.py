@@ -100,6 +100,15 @@ def run(obj: Context) -> None:
     SIGTERM or SIGINT finish the step in hand and exit 0; SIGHUP reloads the
     configuration (a bad new one is refused and the running one kept).
     """
+    import signal
+
+    # Until the daemon is built (imports, configuration, store), a signal is
+    # held, not acted on by the default handler (which would end the process
+    # mid-start, or on SIGHUP at all); the daemon then takes it.
+    held: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda received, frame: held.append(received))
+
     from syncd.app import build_app
     from syncd.config import load_config
     from syncd.daemon import Daemon
@@ -107,6 +116,8 @@ def run(obj: Context) -> None:
     obj.settings()
     daemon = Daemon(lambda: load_config(obj.config_path), build_app)
     daemon.install_signals()
+    for signum in held:
+        signal.raise_signal(signum)
     sys.exit(daemon.run())
 
 
