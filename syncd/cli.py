@@ -323,12 +323,10 @@ def history(obj: Context, ticket: str, as_json: bool) -> None:
 @guarded
 def status(obj: Context, as_json: bool) -> None:
     """The store at a glance: links, outbox backlog, quarantine, cursors."""
-    from syncd.daemon import STATUS_REF
-
     with obj.app(readonly=True) as app:
         stats = app.store.stats()
         # As the daemon last saw each connector (a paused one says why).
-        stats["connectors"] = app.store.get_meta(STATUS_REF).get("connectors", {})
+        stats["connectors"] = app.store.daemon_status().get("connectors", {})
         if as_json:
             click.echo(json.dumps(stats, indent=2, default=str))
             return

@@ -38,13 +38,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from syncd.app import App
 from syncd.config import Settings
 from syncd.errors import AuthError, ConfigError, SyncdError
-from syncd.records import Ref
 
 log = structlog.get_logger("syncd.daemon")
 
 AUTH_RETRY_SECONDS = 300.0
 # Where the daemon keeps its view of each connector in the store (record_meta).
-STATUS_REF = Ref("syncd", "daemon")
 
 
 @dataclass
@@ -248,7 +246,7 @@ class Daemon:
         if view == self._published:
             return
         try:
-            self.app.store.set_meta(STATUS_REF, connectors=view, pid=os.getpid())
+            self.app.store.set_daemon_status({"connectors": view, "pid": os.getpid()})
         except SyncdError as exc:
             log.warning("could not record connector status in the store", error=str(exc))
             return

@@ -590,6 +590,17 @@ class Store:
                        "ORDER BY updated_at DESC, seen_at DESC LIMIT 1", [connector, key])
         return from_dict(json.loads(rows[0][0])) if rows else None
 
+    @_writes
+    def set_daemon_status(self, status: dict[str, Any]) -> None:
+        """What the running daemon last saw of each connector, for ``syncd status``."""
+        self._x("INSERT INTO meta (key, value) VALUES ('daemon_status', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [_json(status)])
+
+    @_reads
+    def daemon_status(self) -> dict[str, Any]:
+        rows = self._q("SELECT value FROM meta WHERE key = 'daemon_status'")
+        return _loads(rows[0][0]) if rows else {}
+
     @_reads
     def get_meta(self, ref: Ref) -> dict[str, Any]:
         """Engine bookkeeping for a record (last_comment_id, last_state...); {} if none."""
