@@ -12,6 +12,7 @@ files (each entry defined once):
 ``[acceptance.<name>]``  the handoff acceptance criteria
 ``[promises.<name>]``    promise rules and SLAs
 ``[calendars.<name>]``   time zone, working days, business hours, holidays
+``[stages]``             how a follow-up's stage is shown on the ticket (field, tag prefix)
 ==================  ==========================================================
 
 :func:`load_mappings` validates everything (pydantic models, extra keys
@@ -50,7 +51,8 @@ from syncd.errors import ConfigError, unknown_key_message
 from syncd.records import Issue, Stage, Ticket
 
 EXAMPLES = Path(__file__).resolve().parent  # the documented example set ships beside this module
-SECTIONS = ("routes", "links", "states", "templates", "acceptance", "promises", "calendars")
+SECTIONS = ("routes", "links", "states", "templates", "acceptance", "promises", "calendars", "stages")
+SINGLE_SECTIONS = ("links", "stages")  # one table each, not named entries
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 # -- templates: what each note is given ------------------------------------------------------------
@@ -196,7 +198,14 @@ class Mappings:
     templates: Mapping[str, Mapping[str, Template]] = field(default_factory=dict)  # set -> name -> template
     promises: Mapping[str, PromiseRule] = field(default_factory=dict)
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    stage_field: str | None = None  # helpdesk custom field that shows the stage
+    stage_tag_prefix: str | None = None  # the stage is also shown as one tag <prefix><stage>
     files: tuple[Path, ...] = ()
+
+    @property
+    def shows_stages(self) -> bool:
+        """Whether stage changes are written to the helpdesk at all."""
+        return bool(self.stage_field or self.stage_tag_prefix)
 
     def route_for(self, ticket: Ticket) -> Route | None:
         return next((r for r in self.routes if r.matches(ticket)), None)
@@ -303,6 +312,27 @@ class RouteModel(_Model):
 class LinksModel(_Model):
     trackers: list[Name] | None = None
     fields: Ids = []
+
+
+TAG_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_:-]*$")
+
+
+def _tag_prefix(value: str) -> str:
+    if not TAG_PREFIX_RE.match(value):
+        raise ValueError("must be lower-case letters, digits, _, - or : without spaces (a helpdesk tag "
+                         'begins with it), e.g. "syncd_stage_"')
+    return value
+
+
+class StagesModel(_Model):
+    field: Id | None = None
+    tag_prefix: Annotated[str, AfterValidator(_tag_prefix)] | None = None
+
+    @model_validator(mode="after")
+    def _shown_somewhere(self) -> "StagesModel":
+        if self.field is None and self.tag_prefix is None:
+            raise ValueError('say where stages are shown: field = "<field id>" and/or tag_prefix = "syncd_stage_"')
+        return self
 
 
 class StateMapModel(_Model):
@@ -514,9 +544,9 @@ def _collect(sources: list[_Source], problems: _Problems) -> dict[str, dict[str 
                 problems.add(source, (section,), f"unknown section; {hint}")
                 continue
             if not isinstance(value, dict):
-                problems.add(source, (section,), f"must be a table: write [{section}{'' if section == 'links' else '.<name>'}]")
+                problems.add(source, (section,), f"must be a table: write [{section}{'' if section in SINGLE_SECTIONS else '.<name>'}]")
                 continue
-            if section == "links":
+            if section in SINGLE_SECTIONS:
                 _once(entries[section], None, source, value, (section,), problems)
                 continue
             for name, entry in value.items():
@@ -624,6 +654,11 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
                     if name not in trackers:
                         problems.add(source, ("links", "trackers", i), _unknown_tracker(name, trackers))
 
+    stages = None
+    if None in entries["stages"]:
+        source, data = entries["stages"][None]
+        stages = _validate(StagesModel, source, data, ("stages",), problems)
+
     routes = []
     catch_all: str | None = None
     for name, (source, route) in models["routes"].items():
@@ -668,7 +703,8 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
 
     return Mappings(routes=tuple(routes), link_trackers=tuple(links.trackers) if links.trackers is not None else None,
                     link_fields=tuple(links.fields), states=states, templates=templates, promises=promises,
-                    calendars=calendars)
+                    calendars=calendars, stage_field=stages.field if stages else None,
+                    stage_tag_prefix=stages.tag_prefix if stages else None)
 
 
 class _Refs:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class
+from mappings.handoff_config import Mappings, load_mappings
 from mappings.planner import PlanSettings
 from syncd.config import Settings
 from syncd.engine import Engine
@@ -54,8 +55,18 @@ def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tr
     )
 
 
+def handoff_mappings(settings: Settings) -> Mappings:
+    """The mapping files of ``sync.mappings``, checked against the configured trackers (ConfigError if bad)."""
+    trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers
+                if name in settings.connectors}
+    return load_mappings(settings.mappings_path, trackers=trackers)
+
+
 def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> App:
+    # Read-only commands (status, history...) inspect the store; only the
+    # ones that run the engine need the mapping files to be good.
+    mappings = None if readonly else handoff_mappings(settings)
     store = Store(settings.store_path, readonly=readonly, shared=shared, clock=clock)
     try:
         connectors = build_connectors(settings, sleep=sleep)
@@ -68,7 +79,7 @@ def build_app(settings: Settings, *, readonly: bool = False, shared: bool = Fals
                 raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
         engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
                         max_attempts=settings.daemon.max_attempts, backoff_max=settings.daemon.backoff_max,
-                        clock=clock)
+                        clock=clock, mappings=mappings)
     except BaseException:
         store.close()
         raise

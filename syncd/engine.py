@@ -18,11 +18,13 @@ from typing import Callable, Iterable
 import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
+from mappings.handoff_config import Mappings
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
 from mappings.planner import LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link, plan_unlink
+from mappings.stage_plan import StageDisplay, follow_up_stage, issue_view, observe, plan_stage, told_customer_at
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
-from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.engine")
@@ -84,8 +86,11 @@ class CycleReport:
 class Engine:
     def __init__(self, store: Store, helpdesk: Helpdesk, trackers: dict[str, Tracker], settings: PlanSettings,
                  *, max_attempts: int = 8, backoff_max: float = 3600.0,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, mappings: Mappings | None = None):
         self.store = store
+        # Follow-up stages are computed only when the mapping files say where
+        # to show them ([stages]); without that the engine does as before.
+        self.mappings = mappings if mappings is not None and mappings.shows_stages else None
         self.helpdesk = helpdesk
         self.trackers = trackers
         self.settings = settings
@@ -256,6 +261,8 @@ class Engine:
                                                    {"ref": candidate.ref}))
                         continue
                     report.links += self._link(ticket, issue, candidate.origin, report)
+            report.actions += self._stages([t.ref for t, _, _ in work], previous,
+                                           {t.ref: c for t, c, _ in work})
             self._quarantine(helpdesk.name, page, report)
             self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
             self.store.set_cursor(helpdesk.name, page.cursor)
@@ -302,15 +309,19 @@ class Engine:
         with self.store.transaction():
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
+            affected: dict[Ref, None] = {}
             for issue, prev in changed:
                 for ticket in attached.get(issue.ref, ()):
                     report.links += self._link(ticket, issue, "attachment", report)
+                    affected[ticket.ref] = None
                 rows = links.get(issue.ref, [])
+                affected.update((row.ticket, None) for row in rows)
                 if prev is None or not rows:
                     continue
                 linked = self._linked_tickets([row.ticket for row in rows])
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += self._commit(plan)
+            report.actions += self._stages(list(affected))
             self._quarantine(tracker.name, page, report)
             self._release(tracker.name, [i.ref.id for i, _ in changed])
             self.store.set_cursor(tracker.name, page.cursor)
@@ -342,6 +353,61 @@ class Engine:
             issues = self.store.get_snapshots(issue_refs)
             out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
         return out
+
+    # -- follow-up stages -------------------------------------------------------------------
+
+    def _stages(self, tickets: list[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
+                comments: dict[Ref, list[Comment]] | None = None) -> int:
+        """Recompute the follow-up stage of tickets whose inputs changed. Inside the page's transaction.
+
+        ``previous`` and ``comments`` come with a helpdesk page (the snapshots
+        before it, the comments read with it); an issue page passes neither.
+        """
+        if self.mappings is None or not tickets:
+            return 0
+        display = StageDisplay.of(self.mappings)
+        snapshots = self.store.get_snapshots(tickets)
+        queued = 0
+        for ref in tickets:
+            ticket = snapshots.get(ref)
+            if not isinstance(ticket, Ticket):
+                continue
+            meta = self.store.get_meta(ref)
+            known = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
+            prev = (previous or {}).get(ref)
+            told = told_customer_at(ticket, prev if isinstance(prev, Ticket) else None,
+                                    (comments or {}).get(ref, ()), known)
+            if prev is None and comments is None:
+                told = known  # an issue page: the ticket itself did not change
+            if told != known:
+                self.store.set_meta(ref, told_customer_at=told)
+            route = self.mappings.route_for(ticket)
+            result = follow_up_stage(observe(ticket, route, self._issue_views(ref, route), now=self.clock(),
+                                             told_at=told),
+                                     route, self.store.stage_history(ref))
+            if not result.changed:
+                continue
+            self.store.put_stage(ref, result.history)
+            queued += self._commit(plan_stage(ticket, result, display))
+        return queued
+
+    def _issue_views(self, ticket: Ref, route) -> list:
+        """The ticket's linked issues as the stage sees them; remembers when each entered its stage."""
+        refs = [row.issue for row in self.store.links_for_ticket(ticket)]
+        issues = self.store.get_snapshots(refs)
+        views = []
+        for ref in refs:
+            issue = issues.get(ref)
+            tracker = self.trackers.get(ref.connector)
+            if not isinstance(issue, Issue) or tracker is None:
+                continue
+            stored = self.store.get_meta(ref).get("stage_mark")
+            mark = (Stage(stored[0]), parse_time(stored[1])) if stored else None
+            view, new_mark = issue_view(issue, tracker.kind, route, mark)
+            if new_mark != mark:
+                self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
+            views.append(view)
+        return views
 
     # -- links ---------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from syncd.errors import StoreError, StoreLocked
-from syncd.records import Action, Event, Issue, Link, Ref, Ticket, from_dict, parse_time, to_dict, utc
+from syncd.records import Action, Event, Issue, Link, Ref, Stage, Ticket, from_dict, parse_time, to_dict, utc
 
 Clock = Callable[[], datetime]
 
@@ -274,8 +274,22 @@ CREATE INDEX events_by_ticket ON events (ticket_connector, ticket_id, id);
 CREATE INDEX events_by_issue ON events (issue_connector, issue_id, id);
 """
 
+# A follow-up's stage per ticket (mappings.stages): the current stage, when it
+# began, and every transition so far as a JSON list of [stage, since].
+_V2 = """
+CREATE TABLE stages (
+    ticket_connector TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    since TEXT NOT NULL,
+    history TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (ticket_connector, ticket_id)
+) WITHOUT ROWID;
+"""
+
 # Ordered: MIGRATIONS[n] takes the schema from version n to n + 1. Append only.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -838,6 +852,30 @@ class Store:
         rows = self._q("SELECT record_id FROM quarantine WHERE connector = ? "
                        "AND record_id IS NOT NULL AND resolved_at IS NULL", [connector])
         return {r[0] for r in rows}
+
+    # --- follow-up stages ----------------------------------------------------
+
+    @_writes
+    def put_stage(self, ticket: Ref, history: Iterable[tuple[Any, datetime]]) -> None:
+        """Store a ticket's stage history; its last entry is the current stage."""
+        spans = [(str(getattr(stage, "value", stage)), _ts(since)) for stage, since in history]
+        if not spans:
+            raise ValueError("a stage history needs at least one entry")
+        stage, since = spans[-1]
+        self._x("INSERT INTO stages (ticket_connector, ticket_id, stage, since, history, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_connector, ticket_id) DO UPDATE SET "
+                "stage = excluded.stage, since = excluded.since, history = excluded.history, "
+                "updated_at = excluded.updated_at",
+                [ticket.connector, ticket.id, stage, since, _json(spans), self._now()])
+
+    @_reads
+    def stage_history(self, ticket: Ref) -> list[tuple[Stage, datetime]]:
+        """Every stage the ticket's follow-up has been in, with when it began; [] if none."""
+        rows = self._q("SELECT history FROM stages WHERE ticket_connector = ? AND ticket_id = ?",
+                       [ticket.connector, ticket.id])
+        if not rows:
+            return []
+        return [(Stage(stage), parse_time(since)) for stage, since in json.loads(rows[0][0])]
 
     # --- events -------------------------------------------------------------
 

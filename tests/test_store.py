@@ -109,9 +109,9 @@ def test_migrations_are_applied_in_order_from_the_stored_version(db_path, monkey
     v2 = "CREATE TABLE promises (id INTEGER PRIMARY KEY, due_at TEXT)"
     v3 = "ALTER TABLE promises ADD COLUMN kept_at TEXT"
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + (v2, v3))
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
     with Store(db_path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == SCHEMA_VERSION + 2
         assert s.get_cursor("zendesk") == "kept"
         columns = [r[1] for r in s._conn.execute("PRAGMA table_info(promises)")]
     assert columns == ["id", "due_at", "kept_at"]
@@ -121,11 +121,11 @@ def test_a_failing_migration_leaves_the_store_as_it_was(db_path, monkeypatch):
     with Store(db_path):
         pass
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + ("CREATE TABLE t (a); SELECT nope FROM t",))
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(sqlite3.OperationalError):
         Store(db_path)
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name='t'").fetchone() == (0,)
 
 
@@ -137,7 +137,7 @@ def test_a_store_from_a_newer_syncd_is_refused(db_path):
     conn.commit()
     conn.close()
     for readonly in (False, True):
-        with pytest.raises(StoreError, match=r"schema version 99, newer .*\(1\); upgrade syncd"):
+        with pytest.raises(StoreError, match=rf"schema version 99, newer .*\({SCHEMA_VERSION}\); upgrade syncd"):
             Store(db_path, readonly=readonly)
 
 

@@ -12,6 +12,7 @@ this fake), the fake's own method plays the person in the web UI.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -29,8 +30,10 @@ AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zend
 class Playground:
     def __init__(self, workdir: Path, *, seed_data: bool = True, clock: Callable[[], datetime] | None = None,
                  rng_seed: int = 7, extra_config: str = "", sandbox: Sandbox | None = None,
-                 trackers: tuple[str, ...] = TRACKERS, tracker_options: dict[str, str] | None = None):
-        """``tracker_options``: extra TOML lines per tracker table (e.g. ``{"github": "visibility_ttl = 0"}``)."""
+                 trackers: tuple[str, ...] = TRACKERS, tracker_options: dict[str, str] | None = None,
+                 mappings: str | Path | None = None):
+        """``tracker_options``: extra TOML lines per tracker table (e.g. ``{"github": "visibility_ttl = 0"}``).
+        ``mappings``: a mapping directory for ``sync.mappings`` (default: none, the built-in behaviour)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed,
@@ -45,6 +48,7 @@ class Playground:
         self.config_path = self.workdir / "syncd.toml"
         self.store_path = self.workdir / "syncd.db"
         self.tracker_options = dict(tracker_options or {})
+        self.mappings = Path(mappings).resolve() if mappings is not None else None
         self.config_path.write_text(self.config_text(extra_config))
         self.env = secrets_env(self.sandbox)
         self._engineer_keys: dict[str, str] = {}
@@ -70,7 +74,7 @@ level = "warning"
 [sync]
 helpdesk = "zendesk"
 trackers = [{", ".join(f'"{t}"' for t in self.trackers)}]
-
+{self._mappings_line()}
 [connectors.zendesk]
 kind = "zendesk"
 url = "{self.sandbox.url('zendesk')}"
@@ -79,6 +83,11 @@ max_wait = 2
 {fields}
 {self._trackers_text()}
 {extra}"""
+
+    def _mappings_line(self) -> str:
+        if self.mappings is None:
+            return ""
+        return f"mappings = {json.dumps(str(self.mappings))}\n"
 
     # Per-tracker settings for the sandbox beyond runner.tracker_config.
     _SANDBOX_OPTIONS = {
@@ -125,6 +134,10 @@ max_wait = 2
     def agent_note(self, ticket_id: int, body: str, *, agent: str = "Priya Raman", public: bool = False) -> dict:
         """An agent adds an internal note (or a public reply) to a ticket."""
         return self._put_ticket(ticket_id, {"comment": {"body": body, "public": public}}, agent)
+
+    def agent_set_tags(self, ticket_id: int, tags: list[str], *, agent: str = "Priya Raman") -> dict:
+        """An agent replaces a ticket's tags (adding an escalation tag, say)."""
+        return self._put_ticket(ticket_id, {"tags": tags}, agent)
 
     def agent_set_status(self, ticket_id: int, status: str, *, agent: str = "Priya Raman") -> dict:
         return self._put_ticket(ticket_id, {"status": status}, agent)

@@ -1,0 +1,135 @@
+"""Planning a follow-up's stage: what the engine observes in, the stage write out.
+
+Pure. The engine gathers the records (ticket, its new comments, its linked
+issues and what it remembered of them) and the stored stage history; these
+functions turn them into a :class:`~mappings.stages.Observation`, and a
+stage change into one event and one ``ticket.update`` that sets the stage
+field and swaps the stage tag. The action's key is derived from (ticket,
+stage, since), so replaying the same change plans the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from mappings.handoff_config import Mappings, Route
+from mappings.planner import TICKET_UPDATE, Plan, ticket_group
+from mappings.stages import IssueView, Observation, StageResult, compute_stage, default_state_map
+from syncd.records import Action, Comment, Event, Issue, Stage, Ticket, idempotency_key, utc
+
+STAGE_WORDS = {
+    Stage.NEW: "New", Stage.NEEDS_CONTEXT: "Needs context", Stage.ASSIGNED: "Assigned",
+    Stage.WAITING: "Waiting", Stage.RESOLVED: "Resolved", Stage.FOLLOW_UP: "Follow-up",
+}
+
+
+@dataclass(frozen=True)
+class StageDisplay:
+    """Where agents see the stage: a custom field's value and/or one tag ``<prefix><stage>``."""
+
+    field: str | None = None
+    tag_prefix: str | None = None
+
+    @classmethod
+    def of(cls, mappings: Mappings) -> "StageDisplay":
+        return cls(mappings.stage_field, mappings.stage_tag_prefix)
+
+    def tag(self, stage: Stage) -> str | None:
+        return f"{self.tag_prefix}{stage.value}" if self.tag_prefix else None
+
+    def payload(self, stage: Stage | None) -> dict[str, object]:
+        """The ticket write that shows ``stage`` (None: the ticket is no longer a follow-up)."""
+        payload: dict[str, object] = {}
+        if self.field:
+            payload["fields"] = {self.field: stage.value if stage else ""}
+        if self.tag_prefix:
+            wanted = self.tag(stage) if stage else None
+            if wanted:
+                payload["add_tags"] = [wanted]
+            # Every other stage's tag goes, not only the previous one: exactly
+            # one stage tag remains even if a person added another by hand.
+            payload["remove_tags"] = [t for s in Stage if (t := self.tag(s)) != wanted]
+        return payload
+
+
+# -- what the engine observes ------------------------------------------------------------------
+
+
+IssueMark = tuple[Stage, datetime]  # the stage an issue stood for, and since when
+
+
+def issue_view(issue: Issue, kind: str, route: Route | None, mark: IssueMark | None) -> tuple[IssueView, IssueMark]:
+    """A linked issue as the stage computation sees it, and the mark to remember for it.
+
+    The state map gives the issue's stage; it has stood for that stage since
+    the remembered mark when the stage is unchanged, else since the issue's
+    last change (the one that moved it).
+    """
+    stage, _shown = route.issue_stage(issue, kind) if route else default_state_map(kind).issue_stage(issue)
+    since = mark[1] if mark is not None and mark[0] is stage else utc(issue.updated_at)
+    unassigned = None if issue.assignee else since
+    view = IssueView(issue.ref, stage, since, assignee=issue.assignee, unassigned_since=unassigned)
+    return view, (stage, since)
+
+
+def told_customer_at(ticket: Ticket, previous: Ticket | None, comments: Iterable[Comment],
+                     known: datetime | None) -> datetime | None:
+    """When an agent last told the customer: a public reply (not the requester's, not
+    syncd's own) or solving the ticket. ``known`` is what was remembered before."""
+    requester = ticket.requester.id if ticket.requester else None
+    times = [utc(known)] if known else []
+    times += [utc(c.created_at) for c in comments
+              if c.public and not c.markers and c.author_id is not None and c.author_id != requester]
+    if ticket.status == "solved" and (previous is None or previous.status != "solved"):
+        times.append(utc(ticket.updated_at))
+    return max(times) if times else None
+
+
+def observe(ticket: Ticket, route: Route | None, issues: Sequence[IssueView], *, now: datetime,
+            told_at: datetime | None) -> Observation:
+    """The ticket's observation: flagged per its route, criteria judged only when the route names them."""
+    flagged = route.is_flagged(ticket) if route else False
+    criteria_met = None
+    if route is not None and route.criteria and flagged:
+        criteria_met = route.acceptance(ticket).met
+    return Observation(now=now, flagged=flagged, criteria_met=criteria_met, issues=tuple(issues),
+                       told_customer_at=told_at)
+
+
+def follow_up_stage(obs: Observation, route: Route | None, history: Sequence[tuple[Stage, datetime]]) -> StageResult:
+    rule = route.promises if route else None
+    kwargs = {}
+    if rule is not None:
+        kwargs = {"follow_up_window": rule.follow_up_window, "calendar": rule.calendar}
+    return compute_stage(obs, history, **kwargs)
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+
+def plan_stage(ticket: Ticket, result: StageResult, display: StageDisplay) -> Plan:
+    """A stage change: an event for ``syncd history`` and one ticket write showing it.
+
+    Nothing when the stage did not change (a replay, an echo of syncd's own write).
+    """
+    if not result.changed or result.stage is None:
+        return Plan()
+    stage, since = result.stage, result.since
+    assert since is not None
+    before = result.history[-2].stage if len(result.history) > 1 else None
+    summary = (f"{ticket.key}: follow-up stage {STAGE_WORDS[before]} → {STAGE_WORDS[stage]}" if before
+               else f"{ticket.key}: follow-up stage {STAGE_WORDS[stage]}")
+    event = Event("stage", summary, ticket.ref, None,
+                  {"stage": stage.value, "from": before.value if before else None, "since": since.isoformat()})
+    plan = Plan(events=[event])
+    payload = display.payload(stage)
+    if payload:
+        key = idempotency_key("stage", ticket.ref, stage.value, since.isoformat())
+        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
+                                   ticket_group(ticket.ref)))
+    return plan
+
+
+__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "observe", "plan_stage", "told_customer_at"]

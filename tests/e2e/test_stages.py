@@ -1,0 +1,143 @@
+"""Follow-up stages end to end: a ticket walks New → Assigned → Waiting → Resolved → Follow-up
+as people act in the sandbox, and the helpdesk shows each stage in a field and one tag."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from syncd.records import Ref, Stage
+from syncd.sandbox.harness import Playground
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "syncd_stage_"
+
+
+class Clock:
+    """The sandbox's and the engine's time: moved on by the test between acts."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: int = 1) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+def mappings_dir(tmp_path, field_id: int):
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    (directory / "routes.toml").write_text(textwrap.dedent("""
+        [routes.product]
+        tracker = "linear"
+        team = "ENG"
+        escalate = { tag = "escalated" }
+        """))
+    (directory / "stages.toml").write_text(f'[stages]\nfield = {field_id}\ntag_prefix = "{PREFIX}"\n')
+    return directory
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def pg(tmp_path, clock):
+    # The stage field is created in the sandbox before syncd's configuration is written.
+    from syncd.sandbox.runner import build_sandbox
+
+    sandbox = build_sandbox(clock=clock, trackers=("linear",))
+    field = sandbox["zendesk"].add_ticket_field("Follow-up stage", "text")
+    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
+                    mappings=mappings_dir(tmp_path, field["id"])) as playground:
+        playground.stage_field_id = field["id"]
+        yield playground
+
+
+def shown(pg: Playground, ticket: int) -> tuple[str | None, list[str]]:
+    tags = [t for t in pg.zendesk.ticket(ticket)["tags"] if t.startswith(PREFIX)]
+    return pg.zendesk.field_value(ticket, pg.stage_field_id), tags
+
+
+def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
+    ticket, key = pg.seed.tickets["vat"], pg.seed.identifiers["search"]
+    ref = Ref("zendesk", str(ticket))
+    app = pg.app(clock=clock)
+    try:
+        assert app.engine.cycle().ok  # first sync
+        assert shown(pg, ticket) == (None, [])  # not flagged, not linked: not a follow-up
+        assert app.store.stage_history(ref) == []
+
+        def act_and_cycle(act) -> None:
+            clock.advance()
+            act()
+            clock.advance()
+            report = app.engine.cycle()
+            assert report.ok, report.summary()
+
+        steps = [
+            (lambda: pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"]), Stage.NEW),
+            (lambda: pg.agent_note(ticket, f"Product tracks this as {key}"), Stage.ASSIGNED),
+            (lambda: pg.engineer_move(key, "In Progress"), Stage.WAITING),
+            (lambda: pg.engineer_move(key, "Done"), Stage.RESOLVED),
+            (lambda: pg.agent_note(ticket, "Fixed in today's release, sorry for the trouble.", public=True),
+             Stage.FOLLOW_UP),
+        ]
+        for act, stage in steps:
+            act_and_cycle(act)
+            assert shown(pg, ticket) == (stage.value, [PREFIX + stage.value]), stage
+            assert app.store.stage_history(ref)[-1][0] is stage
+
+        history = app.store.stage_history(ref)
+        assert [s for s, _ in history] == [s for _, s in steps]
+        assert [since for _, since in history] == sorted(since for _, since in history)
+        events = [e for e in app.store.history(ref) if e.kind == "stage"]
+        assert [e.detail["stage"] for e in events] == [s.value for _, s in steps]
+        assert "Resolved → Follow-up" in events[-1].summary
+
+        # Exactly one stage write per change for this ticket.
+        stage_writes = [r for r in app.store.list_outbox("done", limit=10_000) if r.target == str(ticket)
+                        and "syncd_stage_" in str(r.payload.get("add_tags"))]
+        assert len(stage_writes) == len(steps)
+
+        # Idle: the echoes of syncd's writes are read and nothing more is written.
+        clock.advance()
+        counts = app.store.outbox_counts()
+        assert app.engine.cycle().ok
+        clock.advance()
+        report = app.engine.cycle()
+        assert report.ok and report.delivery.done == 0
+        assert app.store.outbox_counts() == counts
+        assert app.store.stage_history(ref) == history
+        assert shown(pg, ticket) == ("follow_up", [PREFIX + "follow_up"])
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("command", ["once", "run"])
+def test_a_bad_mapping_directory_refuses_to_start(tmp_path, command):
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    (directory / "stages.toml").write_text('[stages]\ntag_prefix = "Stage "\n')
+    (directory / "routes.toml").write_text('[routes.product]\ntracker = "nope"\nteam = "ENG"\n')
+    with Playground(tmp_path / "work", trackers=("linear",), mappings=directory) as pg:
+        result = CliRunner().invoke(main, [command], env=pg.cli_env())
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert lines == [
+            f'syncd: {directory}/routes.toml:2: routes.product.tracker: no tracker named "nope" in syncd.toml '
+            "(sync.trackers: linear); name one of them or add it to sync.trackers",
+            f"syncd: {directory}/stages.toml:2: stages.tag_prefix: must be lower-case letters, digits, _, - or : "
+            'without spaces (a helpdesk tag begins with it), e.g. "syncd_stage_"',
+        ]
+        assert not pg.store_path.exists()  # refused before the store was opened

@@ -1,0 +1,125 @@
+"""Stage planning, pure: observations from records, one event and one ticket write per stage change."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from mappings import acceptance as acc
+from mappings.handoff_config import Route
+from mappings.planner import TICKET_UPDATE
+from mappings.stage_plan import StageDisplay, follow_up_stage, issue_view, observe, plan_stage, told_customer_at
+from mappings.stages import StageSpan
+from syncd.records import Comment, Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+DISPLAY = StageDisplay(field="900", tag_prefix="syncd_stage_")
+ROUTE = Route(name="all", tracker="linear", team="ENG", escalate_tag="escalated",
+              criteria=(acc.Criterion(label="the customer's organisation", organization=True),))
+
+
+def ticket(**kw) -> Ticket:
+    base = dict(ref=Ref("zendesk", "1"), key="#1", url="u", subject="s", status="open", updated_at=T0,
+                requester=Customer("c1", "Cara"), tags=("escalated",),
+                organization=Organization("o1", "Fjord"))
+    return Ticket(**{**base, **kw})
+
+
+def issue(state=StateCategory.TRIAGE, name="Triage", at=T0, assignee="ada") -> Issue:
+    return Issue(Ref("linear", "i1"), "ENG-1", "u", "t", state, name, at, assignee=assignee)
+
+
+def comment(at, *, public=True, author="agent7", markers=()) -> Comment:
+    return Comment("c", "hello", public, author, at, markers)
+
+
+def stage_of(t: Ticket, issues=(), told=None, history=(), now=T0):
+    views = [issue_view(i, "linear", ROUTE, None)[0] for i in issues]
+    return follow_up_stage(observe(t, ROUTE, views, now=now, told_at=told), ROUTE, history)
+
+
+# -- observing ---------------------------------------------------------------------------------------
+
+
+def test_flag_and_criteria_come_from_the_route():
+    assert stage_of(ticket(tags=())).stage is None
+    assert stage_of(ticket()).stage is Stage.NEW
+    assert stage_of(ticket(organization=None)).stage is Stage.NEEDS_CONTEXT
+    no_criteria = Route(name="x", tracker="linear", team="ENG", escalate_tag="escalated")
+    obs = observe(ticket(organization=None), no_criteria, [], now=T0, told_at=None)
+    assert obs.flagged and obs.criteria_met is None  # the route names no criteria: not judged
+
+
+def test_linked_issues_walk_assigned_waiting_resolved_follow_up():
+    t = ticket()
+    assert stage_of(t, [issue()]).stage is Stage.ASSIGNED
+    assert stage_of(t, [issue(StateCategory.STARTED, "In Progress")]).stage is Stage.WAITING
+    done = issue(StateCategory.COMPLETED, "Done", at=T0 + timedelta(hours=2))
+    assert stage_of(t, [done]).stage is Stage.RESOLVED
+    assert stage_of(t, [done], told=T0 + timedelta(hours=1)).stage is Stage.RESOLVED  # told before it was done
+    assert stage_of(t, [done], told=T0 + timedelta(hours=3)).stage is Stage.FOLLOW_UP
+
+
+def test_an_issue_keeps_the_time_it_entered_its_stage_while_it_changes_otherwise():
+    first = issue(StateCategory.COMPLETED, "Done", at=T0)
+    _, mark = issue_view(first, "linear", ROUTE, None)
+    assert mark == (Stage.RESOLVED, T0)
+    retitled = issue(StateCategory.COMPLETED, "Done", at=T0 + timedelta(hours=5))
+    view, again = issue_view(retitled, "linear", ROUTE, mark)
+    assert view.since == T0 and again == mark
+    reopened = issue(StateCategory.STARTED, "In Progress", at=T0 + timedelta(hours=6))
+    assert issue_view(reopened, "linear", ROUTE, mark)[1] == (Stage.WAITING, T0 + timedelta(hours=6))
+
+
+def test_told_customer_counts_public_agent_replies_and_solves_only():
+    t = ticket()
+    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    assert told_customer_at(t, t, [comment(t1, public=False)], None) is None
+    assert told_customer_at(t, t, [comment(t1, author="c1")], None) is None  # the customer's own reply
+    assert told_customer_at(t, t, [comment(t1, markers=("k",))], None) is None  # syncd's own write
+    assert told_customer_at(t, t, [comment(t1)], None) == t1
+    assert told_customer_at(t, t, [comment(t1)], t2) == t2  # remembered later time kept
+    solved = ticket(status="solved", updated_at=t2)
+    assert told_customer_at(solved, t, [], None) == t2
+    assert told_customer_at(solved, solved, [], None) is None  # still solved: not a new solve
+
+
+# -- planning ----------------------------------------------------------------------------------------
+
+
+def test_a_stage_change_plans_one_event_and_one_write_that_swaps_the_tag():
+    result = stage_of(ticket(), [issue()], history=[StageSpan(Stage.NEW, T0 - timedelta(hours=1))])
+    plan = plan_stage(ticket(), result, DISPLAY)
+    (action,) = plan.actions
+    assert action.op == TICKET_UPDATE and action.target == "1"
+    assert action.payload["fields"] == {"900": "assigned"}
+    assert action.payload["add_tags"] == ["syncd_stage_assigned"]
+    assert set(action.payload["remove_tags"]) == {f"syncd_stage_{s.value}" for s in Stage} - {"syncd_stage_assigned"}
+    (event,) = plan.events
+    assert event.kind == "stage" and event.detail["from"] == "new" and event.detail["stage"] == "assigned"
+    assert "New → Assigned" in event.summary
+
+
+def test_the_key_follows_ticket_stage_and_since():
+    history = [StageSpan(Stage.NEW, T0 - timedelta(hours=1))]
+    a = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0), DISPLAY).actions[0]
+    again = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0), DISPLAY).actions[0]
+    later = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0 + timedelta(1)),
+                       DISPLAY).actions[0]
+    other = plan_stage(ticket(ref=Ref("zendesk", "2")), stage_of(ticket(ref=Ref("zendesk", "2")), [issue()],
+                       history=history, now=T0), DISPLAY).actions[0]
+    assert a.key == again.key
+    assert len({a.key, later.key, other.key}) == 3
+
+
+def test_no_change_plans_nothing():
+    first = stage_of(ticket(), [issue()])
+    same = stage_of(ticket(), [issue()], history=first.history, now=T0 + timedelta(hours=1))
+    assert not same.changed and not plan_stage(ticket(), same, DISPLAY)
+
+
+def test_display_by_field_only_or_tag_only():
+    result = stage_of(ticket())
+    field_only = plan_stage(ticket(), result, StageDisplay(field="900")).actions[0].payload
+    assert field_only == {"fields": {"900": "new"}}
+    tag_only = plan_stage(ticket(), result, StageDisplay(tag_prefix="fu_")).actions[0].payload
+    assert tag_only["add_tags"] == ["fu_new"] and "fields" not in tag_only and "fu_new" not in tag_only["remove_tags"]
