@@ -6,6 +6,11 @@ functions turn them into a :class:`~mappings.stages.Observation`, and a
 stage change into one event and one ``ticket.update`` that sets the stage
 field and swaps the stage tag. The action's key is derived from (ticket,
 stage, since), so replaying the same change plans the same key.
+
+Writes are kept few: when the same page already plans a ticket write (a
+link note, a state note), :func:`merge_stage` folds the stage into it; a
+stage write of its own carries a marker shared by every ticket entering the
+same stage at the same time, so delivery can send them as one bulk update.
 """
 
 from __future__ import annotations
@@ -126,10 +131,30 @@ def plan_stage(ticket: Ticket, result: StageResult, display: StageDisplay) -> Pl
     plan = Plan(events=[event])
     payload = display.payload(stage)
     if payload:
+        payload["marker"] = idempotency_key("stage", stage.value, since.isoformat())
         key = idempotency_key("stage", ticket.ref, stage.value, since.isoformat())
         plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
                                    ticket_group(ticket.ref)))
     return plan
 
 
-__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "observe", "plan_stage", "told_customer_at"]
+def merge_stage(payload: dict[str, object], stage_payload: dict[str, object]) -> dict[str, object]:
+    """A ticket write's payload that also shows the stage (``stage_payload`` from :func:`plan_stage`).
+
+    The stage's field is set beside the write's own fields, its tag added
+    beside the write's tags; the write keeps its own marker.
+    """
+    out = dict(payload)
+    if stage_payload.get("fields"):
+        out["fields"] = {**dict(payload.get("fields") or {}), **dict(stage_payload["fields"])}  # type: ignore[arg-type]
+    add = list(dict.fromkeys([*payload.get("add_tags", ()), *stage_payload.get("add_tags", ())]))  # type: ignore[misc]
+    remove = [t for t in dict.fromkeys([*payload.get("remove_tags", ()), *stage_payload.get("remove_tags", ())])  # type: ignore[misc]
+              if t not in add]
+    if add:
+        out["add_tags"] = add
+    if remove:
+        out["remove_tags"] = remove
+    return out
+
+
+__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "merge_stage", "observe", "plan_stage", "told_customer_at"]

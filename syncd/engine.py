@@ -20,11 +20,13 @@ import structlog
 from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
 from mappings.handoff_config import Mappings
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
-from mappings.planner import LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link, plan_unlink
-from mappings.stage_plan import StageDisplay, follow_up_stage, issue_view, observe, plan_stage, told_customer_at
+from mappings.planner import (TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link,
+                              plan_unlink)
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
+                                 told_customer_at)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
-from syncd.records import Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
+from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.engine")
@@ -91,6 +93,9 @@ class Engine:
         # Follow-up stages are computed only when the mapping files say where
         # to show them ([stages]); without that the engine does as before.
         self.mappings = mappings if mappings is not None and mappings.shows_stages else None
+        # Ticket writes queued in the open page transaction, by ticket: a
+        # stage change in the same page is folded into them.
+        self._page_writes: dict[Ref, Action] = {}
         self.helpdesk = helpdesk
         self.trackers = trackers
         self.settings = settings
@@ -248,6 +253,7 @@ class Engine:
             work.append((ticket, comments, candidates))
         issues = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
 
+        self._page_writes = {}
         with self.store.transaction():
             for ticket, comments, candidates in work:
                 self.store.put_snapshot(ticket)
@@ -306,6 +312,7 @@ class Engine:
                 attached[issue.ref] = self._resolve_tickets(ids)
         links = self.store.links_for_issues([i.ref for i, _ in changed])
 
+        self._page_writes = {}
         with self.store.transaction():
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
@@ -363,6 +370,7 @@ class Engine:
         ``previous`` and ``comments`` come with a helpdesk page (the snapshots
         before it, the comments read with it); an issue page passes neither.
         """
+        writes, self._page_writes = self._page_writes, {}
         if self.mappings is None or not tickets:
             return 0
         display = StageDisplay.of(self.mappings)
@@ -388,7 +396,14 @@ class Engine:
             if not result.changed:
                 continue
             self.store.put_stage(ref, result.history)
-            queued += self._commit(plan_stage(ticket, result, display))
+            plan = plan_stage(ticket, result, display)
+            host = writes.get(ref)
+            if plan.actions and host is not None:
+                merged = merge_stage(host.payload, plan.actions[0].payload)
+                if self.store.replace_payload(host.key, merged):
+                    plan.actions = []
+                    plan.events[0].detail["written_with"] = host.key
+            queued += self._commit(plan)
         return queued
 
     def _issue_views(self, ticket: Ref, route) -> list:
@@ -481,7 +496,10 @@ class Engine:
             self.store.end_link(link.ticket, link.issue, reason)
         queued = 0
         for action in plan.actions:
-            queued += bool(self.store.enqueue(action))
+            if self.store.enqueue(action):
+                queued += 1
+                if action.op == TICKET_UPDATE and action.connector == self.helpdesk.name:
+                    self._page_writes[Ref(action.connector, action.target)] = action
         for event in plan.events:
             self.store.add_event(event)
         return queued

@@ -718,6 +718,13 @@ class Store:
              action.group, now, now])
         return cur.rowcount == 1
 
+    @_writes
+    def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:
+        """Change what a queued action will write, while it is still pending and unsent."""
+        cur = self._x("UPDATE outbox SET payload = ? WHERE key = ? AND state = 'pending' AND attempts = 0",
+                      [_json(payload), key])
+        return cur.rowcount == 1
+
     @_reads
     def due_actions(self, limit: int = 100) -> list[OutboxRow]:
         """Actions to deliver now, oldest first: the first unfinished action of

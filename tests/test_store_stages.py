@@ -35,3 +35,17 @@ def test_a_version_1_store_gains_the_stages_table(tmp_path):
         assert store.schema_version == 2
         store.put_stage(TICKET, [(Stage.WAITING, T0)])
         assert store.stage_history(TICKET) == [(Stage.WAITING, T0)]
+
+
+def test_replace_payload_changes_only_an_unsent_pending_action(tmp_path):
+    from syncd.records import Action
+
+    with Store(tmp_path / "s.db") as store:
+        store.enqueue(Action("k1", "zendesk", "7", "ticket.update", {"note": "a"}, "g"))
+        assert store.replace_payload("k1", {"note": "a", "add_tags": ["x"]})
+        (row,) = store.list_outbox()
+        assert row.payload == {"note": "a", "add_tags": ["x"]}
+        store.mark_done(row.id, {})
+        assert not store.replace_payload("k1", {"note": "b"})
+        assert not store.replace_payload("nope", {"note": "b"})
+        assert store.list_outbox()[0].payload == {"note": "a", "add_tags": ["x"]}

@@ -74,12 +74,21 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
         assert shown(pg, ticket) == (None, [])  # not flagged, not linked: not a follow-up
         assert app.store.stage_history(ref) == []
 
-        def act_and_cycle(act) -> None:
+        def act_and_cycle(act) -> tuple[int, int]:
+            """The person acts, syncd runs a cycle: the ticket writes it queued and the Zendesk writes it sent."""
             clock.advance()
             act()
             clock.advance()
+            queued = len(ticket_writes())
+            pg.sandbox.reset_counts()
             report = app.engine.cycle()
             assert report.ok, report.summary()
+            puts = sum(n for endpoint, n in pg.sandbox.counts()["zendesk"].items() if endpoint.startswith("PUT"))
+            return len(ticket_writes()) - queued, puts
+
+        def ticket_writes():
+            return [r for r in app.store.list_outbox(limit=10_000) if r.target == str(ticket)
+                    and r.op == "ticket.update"]
 
         steps = [
             (lambda: pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"]), Stage.NEW),
@@ -90,7 +99,9 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
              Stage.FOLLOW_UP),
         ]
         for act, stage in steps:
-            act_and_cycle(act)
+            # One write per change: the link and state notes carry the stage (the resolution's
+            # note reopens nothing here: the ticket is open).
+            assert act_and_cycle(act) == (1, 1), stage
             assert shown(pg, ticket) == (stage.value, [PREFIX + stage.value]), stage
             assert app.store.stage_history(ref)[-1][0] is stage
 
@@ -101,10 +112,13 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
         assert [e.detail["stage"] for e in events] == [s.value for _, s in steps]
         assert "Resolved → Follow-up" in events[-1].summary
 
-        # Exactly one stage write per change for this ticket.
-        stage_writes = [r for r in app.store.list_outbox("done", limit=10_000) if r.target == str(ticket)
-                        and "syncd_stage_" in str(r.payload.get("add_tags"))]
-        assert len(stage_writes) == len(steps)
+        writes = ticket_writes()
+        assert all(r.state == "done" for r in writes)
+        # The link, the two moves and the resolution each wrote their note with the stage in it.
+        noted = [r for r in writes if r.payload.get("note")]
+        assert [r.payload["fields"][str(pg.stage_field_id)] for r in noted] == ["assigned", "waiting", "resolved"]
+        merged = [e.detail.get("written_with") for e in events]
+        assert merged[0] is None and merged[-1] is None and all(merged[1:4]), merged
 
         # Idle: the echoes of syncd's writes are read and nothing more is written.
         clock.advance()
@@ -141,3 +155,29 @@ def test_a_bad_mapping_directory_refuses_to_start(tmp_path, command):
             'without spaces (a helpdesk tag begins with it), e.g. "syncd_stage_"',
         ]
         assert not pg.store_path.exists()  # refused before the store was opened
+
+
+def test_tickets_waiting_on_one_issue_get_the_stage_in_the_same_bulk_write(pg, clock):
+    key = pg.seed.identifiers["search"]
+    tickets = [pg.seed.tickets["vat"], pg.seed.tickets["archive"]]
+    app = pg.app(clock=clock)
+    try:
+        assert app.engine.cycle().ok
+        clock.advance()
+        for ticket in tickets:
+            pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"])
+            pg.agent_note(ticket, f"see {key}")
+        clock.advance()
+        assert app.engine.cycle().ok
+        assert [shown(pg, t) for t in tickets] == [("assigned", [PREFIX + "assigned"])] * 2
+
+        clock.advance()
+        pg.engineer_move(key, "In Progress")
+        clock.advance()
+        pg.sandbox.reset_counts()
+        assert app.engine.cycle().ok
+        puts = {e: n for e, n in pg.sandbox.counts()["zendesk"].items() if e.startswith("PUT")}
+        assert puts == {"PUT /api/v2/tickets/update_many": 1}
+        assert [shown(pg, t) for t in tickets] == [("waiting", [PREFIX + "waiting"])] * 2
+    finally:
+        app.close()

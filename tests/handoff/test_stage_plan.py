@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from mappings import acceptance as acc
 from mappings.handoff_config import Route
 from mappings.planner import TICKET_UPDATE
-from mappings.stage_plan import StageDisplay, follow_up_stage, issue_view, observe, plan_stage, told_customer_at
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
+                                 told_customer_at)
 from mappings.stages import StageSpan
 from syncd.records import Comment, Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
 
@@ -120,6 +121,29 @@ def test_no_change_plans_nothing():
 def test_display_by_field_only_or_tag_only():
     result = stage_of(ticket())
     field_only = plan_stage(ticket(), result, StageDisplay(field="900")).actions[0].payload
-    assert field_only == {"fields": {"900": "new"}}
+    assert field_only["fields"] == {"900": "new"} and set(field_only) == {"fields", "marker"}
     tag_only = plan_stage(ticket(), result, StageDisplay(tag_prefix="fu_")).actions[0].payload
     assert tag_only["add_tags"] == ["fu_new"] and "fields" not in tag_only and "fu_new" not in tag_only["remove_tags"]
+
+
+def test_tickets_entering_the_same_stage_together_share_a_marker_for_one_bulk_write():
+    done = issue(StateCategory.COMPLETED, "Done", at=T0 + timedelta(hours=2))
+    history = [StageSpan(Stage.WAITING, T0)]
+    one = plan_stage(ticket(), stage_of(ticket(), [done], history=history), DISPLAY).actions[0]
+    t2 = ticket(ref=Ref("zendesk", "2"), key="#2")
+    two = plan_stage(t2, stage_of(t2, [done], history=history), DISPLAY).actions[0]
+    assert one.key != two.key and one.payload == two.payload  # equal payloads: delivery bulks them
+
+
+def test_merge_folds_the_stage_into_another_ticket_write():
+    link_write = {"note": "Linked to ENG-1", "add_tags": ["syncd_linked"], "fields": {"800": "ENG-1: Triage"},
+                  "marker": "m"}
+    stage = plan_stage(ticket(), stage_of(ticket(), [issue()]), DISPLAY).actions[0].payload
+    merged = merge_stage(link_write, stage)
+    assert merged["note"] == "Linked to ENG-1" and merged["marker"] == "m"
+    assert merged["fields"] == {"800": "ENG-1: Triage", "900": "assigned"}
+    assert merged["add_tags"] == ["syncd_linked", "syncd_stage_assigned"]
+    assert "syncd_stage_new" in merged["remove_tags"] and "syncd_stage_assigned" not in merged["remove_tags"]
+    unlink = merge_stage({"note": "n", "remove_tags": ["syncd_linked"]}, stage)
+    assert "syncd_linked" in unlink["remove_tags"] and unlink["add_tags"] == ["syncd_stage_assigned"]
+    assert "fields" not in merge_stage({"note": "n"}, {"add_tags": ["x"], "remove_tags": []})
