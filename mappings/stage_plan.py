@@ -92,15 +92,28 @@ def told_customer_at(ticket: Ticket, previous: Ticket | None, comments: Iterable
     return max(times) if times else None
 
 
+REOPENED_FROM = ("solved", "closed")
+
+
+def reopened_at(ticket: Ticket, previous: Ticket | None, known: datetime | None) -> datetime | None:
+    """When the ticket last came back from solved (a customer's reply reopens it in the helpdesk).
+
+    Whether that counts as rework is :func:`~mappings.stages.compute_stage`'s
+    call (only after Follow-up, within the window)."""
+    if previous is not None and previous.status in REOPENED_FROM and ticket.status not in REOPENED_FROM:
+        return utc(ticket.updated_at)
+    return known
+
+
 def observe(ticket: Ticket, route: Route | None, issues: Sequence[IssueView], *, now: datetime,
-            told_at: datetime | None) -> Observation:
+            told_at: datetime | None, reopened: datetime | None = None) -> Observation:
     """The ticket's observation: flagged per its route, criteria judged only when the route names them."""
     flagged = route.is_flagged(ticket) if route else False
     criteria_met = None
     if route is not None and route.criteria and flagged:
         criteria_met = route.acceptance(ticket).met
     return Observation(now=now, flagged=flagged, criteria_met=criteria_met, issues=tuple(issues),
-                       told_customer_at=told_at)
+                       told_customer_at=told_at, reopened_at=reopened)
 
 
 def follow_up_stage(obs: Observation, route: Route | None, history: Sequence[tuple[Stage, datetime]]) -> StageResult:
@@ -157,4 +170,5 @@ def merge_stage(payload: dict[str, object], stage_payload: dict[str, object]) ->
     return out
 
 
-__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "merge_stage", "observe", "plan_stage", "told_customer_at"]
+__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "merge_stage", "observe", "plan_stage", "reopened_at",
+           "told_customer_at"]

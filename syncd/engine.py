@@ -23,7 +23,7 @@ from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket
 from mappings.planner import (TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link,
                               plan_unlink)
 from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
-                                 told_customer_at)
+                                 reopened_at, told_customer_at)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
@@ -385,13 +385,17 @@ class Engine:
             prev = (previous or {}).get(ref)
             told = told_customer_at(ticket, prev if isinstance(prev, Ticket) else None,
                                     (comments or {}).get(ref, ()), known)
+            known_reopen = parse_time(meta["reopened_at"]) if meta.get("reopened_at") else None
+            reopened = reopened_at(ticket, prev if isinstance(prev, Ticket) else None, known_reopen)
             if prev is None and comments is None:
                 told = known  # an issue page: the ticket itself did not change
             if told != known:
                 self.store.set_meta(ref, told_customer_at=told)
+            if reopened != known_reopen:
+                self.store.set_meta(ref, reopened_at=reopened)
             route = self.mappings.route_for(ticket)
             result = follow_up_stage(observe(ticket, route, self._issue_views(ref, route), now=self.clock(),
-                                             told_at=told),
+                                             told_at=told, reopened=reopened),
                                      route, self.store.stage_history(ref))
             if not result.changed:
                 continue

@@ -130,6 +130,12 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
         assert app.store.outbox_counts() == counts
         assert app.store.stage_history(ref) == history
         assert shown(pg, ticket) == ("follow_up", [PREFIX + "follow_up"])
+
+        # Solving keeps Follow-up (nothing written); the ticket coming back is rework: New again.
+        assert act_and_cycle(lambda: pg.agent_set_status(ticket, "solved")) == (0, 0)
+        assert act_and_cycle(lambda: pg.agent_set_status(ticket, "open")) == (1, 1)
+        assert shown(pg, ticket) == ("new", [PREFIX + "new"])
+        assert [s for s, _ in app.store.stage_history(ref)][-2:] == [Stage.FOLLOW_UP, Stage.NEW]
     finally:
         app.close()
 

@@ -8,7 +8,7 @@ from mappings import acceptance as acc
 from mappings.handoff_config import Route
 from mappings.planner import TICKET_UPDATE
 from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
-                                 told_customer_at)
+                                 reopened_at, told_customer_at)
 from mappings.stages import StageSpan
 from syncd.records import Comment, Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
 
@@ -33,9 +33,9 @@ def comment(at, *, public=True, author="agent7", markers=()) -> Comment:
     return Comment("c", "hello", public, author, at, markers)
 
 
-def stage_of(t: Ticket, issues=(), told=None, history=(), now=T0):
+def stage_of(t: Ticket, issues=(), told=None, history=(), now=T0, reopened=None):
     views = [issue_view(i, "linear", ROUTE, None)[0] for i in issues]
-    return follow_up_stage(observe(t, ROUTE, views, now=now, told_at=told), ROUTE, history)
+    return follow_up_stage(observe(t, ROUTE, views, now=now, told_at=told, reopened=reopened), ROUTE, history)
 
 
 # -- observing ---------------------------------------------------------------------------------------
@@ -147,3 +147,19 @@ def test_merge_folds_the_stage_into_another_ticket_write():
     unlink = merge_stage({"note": "n", "remove_tags": ["syncd_linked"]}, stage)
     assert "syncd_linked" in unlink["remove_tags"] and unlink["add_tags"] == ["syncd_stage_assigned"]
     assert "fields" not in merge_stage({"note": "n"}, {"add_tags": ["x"], "remove_tags": []})
+
+
+def test_a_reopen_after_follow_up_is_rework_back_to_new():
+    t1, t2, t3 = (T0 + timedelta(hours=h) for h in (1, 2, 3))
+    solved, reopened = ticket(status="solved", updated_at=t2), ticket(status="open", updated_at=t3)
+    assert reopened_at(reopened, solved, None) == t3
+    assert reopened_at(solved, reopened, t3) == t3  # solving again keeps the last reopen
+    assert reopened_at(reopened, ticket(status="pending"), None) is None  # pending → open is no reopen
+    done = issue(StateCategory.COMPLETED, "Done", at=T0)
+    follow_up = stage_of(solved, [done], told=t1)
+    assert follow_up.stage is Stage.FOLLOW_UP
+    again = stage_of(reopened, [done], told=t1, history=follow_up.history, reopened=t3)
+    assert again.stage is Stage.NEW and again.changed and again.rework_at == t3
+    plan = plan_stage(reopened, again, DISPLAY)
+    assert plan.actions[0].payload["add_tags"] == ["syncd_stage_new"]
+    assert "Follow-up → New" in plan.events[0].summary
