@@ -35,7 +35,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from syncd.app import App
+from syncd.app import App, handoff_mappings
 from syncd.config import Settings
 from syncd.errors import AuthError, ConfigError, SyncdError
 
@@ -273,6 +273,9 @@ class Daemon:
         log.info("reloading configuration")
         try:
             settings = self.load_settings()
+            # The mapping files too, before the running app is closed: a bad
+            # one must leave the daemon on the mappings it runs with.
+            handoff_mappings(settings)
         except ConfigError as exc:
             log.error("new configuration refused; keeping the running one", problems=exc.problems)
             return

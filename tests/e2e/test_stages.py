@@ -187,3 +187,27 @@ def test_tickets_waiting_on_one_issue_get_the_stage_in_the_same_bulk_write(pg, c
         assert [shown(pg, t) for t in tickets] == [("waiting", [PREFIX + "waiting"])] * 2
     finally:
         app.close()
+
+
+def test_sighup_with_a_bad_mapping_file_keeps_the_running_mappings(pg, clock):
+    from syncd.app import build_app
+    from syncd.daemon import Daemon
+
+    daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=clock),
+                    sleep=lambda _: None)
+    try:
+        daemon.step()
+        running = daemon.app
+        routes = pg.settings().mappings_path / "routes.toml"
+        routes.write_text(routes.read_text().replace('tracker = "linear"', 'tracker = "nowhere"'))
+        daemon.reload_requested = True
+        daemon._reload()
+        assert daemon.app is running, "a bad mapping file must not replace the running app"
+        assert daemon.app.engine.mappings is not None
+        ticket = pg.seed.tickets["vat"]
+        pg.agent_note(ticket, f"see {pg.seed.identifiers['csv']}")
+        clock.advance()
+        assert daemon.app.engine.cycle().ok  # still working on the old mappings, on an open store
+        assert any("syncd:" in c["body"] for c in pg.zendesk.ticket_comments(ticket))
+    finally:
+        daemon.app.close()
