@@ -20,22 +20,7 @@ from graphql import (
 from syncd.sandbox.linear import SANDBOX_API_KEY, SANDBOX_OAUTH_TOKEN, LinearFake, load_schema
 from syncd.sandbox.runner import build_sandbox, serve
 from syncd.sandbox.server import Sandbox
-
-
-class Clock:
-    def __init__(self, start: datetime):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 21, 12, 0, 0, tzinfo=timezone.utc))
+from tests.sandbox.conftest import Clock
 
 
 @pytest.fixture

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 import requests
 
 from syncd.sandbox.server import Sandbox
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_OAUTH_TOKEN, SANDBOX_TOKEN, ZendeskFake
-
-
-class Clock:
-    def __init__(self, start: datetime):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 21, 12, 0, 0, tzinfo=timezone.utc))
+from tests.sandbox.conftest import Clock
 
 
 @pytest.fixture
