@@ -471,10 +471,7 @@ class JiraFake(FakeService):
 
     def _search_jql(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
-        try:
-            body = request.json()
-        except ValueError:
-            raise jira_error(400, "The request body is not valid JSON.") from None
+        body = _json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("jql"), str):
             raise jira_error(400, "Unbounded JQL queries are not allowed here. Please add a search restriction.")
         jql = body["jql"]
@@ -571,10 +568,7 @@ class JiraFake(FakeService):
     def _add_comment(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
         issue = self._lookup(request)
-        try:
-            body = request.json()
-        except ValueError:
-            raise jira_error(400, "The request body is not valid JSON.") from None
+        body = _json_body(request)
         doc = body.get("body") if isinstance(body, dict) else None
         if not (isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1
                 and isinstance(doc.get("content"), list)):
@@ -601,10 +595,7 @@ class JiraFake(FakeService):
     def _upsert_remotelink(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
         issue = self._lookup(request)
-        try:
-            body = request.json()
-        except ValueError:
-            raise jira_error(400, "The request body is not valid JSON.") from None
+        body = _json_body(request)
         obj = body.get("object") if isinstance(body, dict) else None
         if not isinstance(obj, dict):
             raise jira_error(400, errors={"object": "'object' is required."})
@@ -632,3 +623,11 @@ class JiraFake(FakeService):
 
     def _link_json(self, issue: FakeIssue, link: dict) -> dict:
         return {**{k: v for k, v in link.items() if k != "id"}, **self._ids(issue, link)}
+
+
+def _json_body(request: FakeRequest) -> object:
+    """The request's JSON body, or Jira's 400 when it is not JSON."""
+    try:
+        return request.json()
+    except ValueError:
+        raise jira_error(400, "The request body is not valid JSON.") from None
