@@ -21,13 +21,22 @@ from typing import Any, Callable, ClassVar, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
 from syncd.records import Comment, Issue, Ticket
 
 Role = Literal["helpdesk", "tracker"]
 
 ENTRY_POINT_GROUP = "syncd.connectors"
+
+class Unsupported(SyncdError):
+    """The connector cannot do this write (an optional capability a plugin may lack)."""
+
+    def __init__(self, connector: str, what: str):
+        super().__init__(f"{connector}: this connector cannot {what}; "
+                         "use a connector version that can, or leave that part of the handoff off")
+        self.connector = connector
+
 
 # --- markers ------------------------------------------------------------------
 
@@ -130,6 +139,31 @@ class TicketUpdate:
 
 
 @dataclass(frozen=True)
+class IssueDraft:
+    """A new issue for the tracker: the handoff record, already rendered.
+
+    ``body`` is Markdown (the Jira connector converts it to ADF). ``labels``
+    are added where the tracker has labels; unknown labels are skipped, not
+    created, where creating them needs more rights than syncd has."""
+
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    priority: str | None = None  # the ticket's severity word ("sev1"), for trackers that map it
+
+
+@dataclass(frozen=True)
+class FollowUpTicket:
+    """A new helpdesk ticket that follows up a closed one."""
+
+    subject: str
+    note: str  # internal note: what to tell the customer
+    requester_id: str | None = None
+    assignee_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What a write told us back. ``updated_at`` lets the engine recognise the
     echo of its own write in the next poll."""
@@ -225,6 +259,20 @@ class Helpdesk(Connector):
         """Custom field ids whose value may name a linked issue."""
         return ()
 
+    def create_followup(self, source_id: str, followup: "FollowUpTicket", key: str) -> WriteResult:
+        """Open a new ticket that follows up ``source_id`` (which is closed and cannot be reopened).
+
+        The new ticket references the source (Zendesk: ``via_followup_source_id``),
+        has the same requester, and its first comment is ``followup.note`` as an
+        internal note, so the agent replies from it. It carries the marker of
+        ``key`` where :meth:`find_followup` can find it. ``WriteResult.id`` is
+        the new ticket's id."""
+        raise Unsupported(self.name, "create follow-up tickets")
+
+    def find_followup(self, source_id: str, key: str) -> str | None:
+        """The id of the follow-up ticket created with ``key``, if one was (after a crash)."""
+        raise Unsupported(self.name, "create follow-up tickets")
+
 
 class Tracker(Connector):
     role: ClassVar[Role] = "tracker"
@@ -252,6 +300,34 @@ class Tracker(Connector):
 
     @abc.abstractmethod
     def find_marker(self, issue_id: str, key: str) -> bool: ...
+
+    def is_private(self, team: str) -> bool:
+        """Whether what is written in ``team`` (a Linear team key, a GitHub
+        repository, a Jira project) is seen only by the organisation. Customer
+        names and personal data are written only where this is True."""
+        return True
+
+    def create_issue(self, team: str, draft: "IssueDraft", key: str) -> WriteResult:
+        """Create an issue in ``team`` carrying ``marker_token(key)`` (hidden where the
+        tracker allows) so that :meth:`find_created` can find it after a crash.
+        ``WriteResult.id`` is the new issue's stable id (what ``get_issue`` accepts)."""
+        raise Unsupported(self.name, "create issues")
+
+    def find_created(self, team: str, key: str) -> str | None:
+        """The stable id of the issue created with ``key`` in ``team``, if one was."""
+        raise Unsupported(self.name, "create issues")
+
+    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
+                       customer_data: bool = False) -> WriteResult:
+        """Keep ONE syncd comment per (issue, ``slot``), edited in place.
+
+        Found by a hidden slot marker (and, where the tracker says who wrote
+        it, written by syncd's own user); created when absent; edited only
+        when its text changes. It also carries ``marker_token(key)`` of the
+        latest write so :meth:`find_marker` can tell that write landed.
+        ``customer_data=True`` says the body names a customer: refused where
+        :meth:`is_private` is False."""
+        raise Unsupported(self.name, "edit a comment in place")
 
 
 # --- registry -----------------------------------------------------------------
