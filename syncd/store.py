@@ -44,7 +44,8 @@ from urllib.parse import quote
 import sqlite_utils
 
 from syncd.errors import StoreError, StoreLocked
-from syncd.records import Action, Event, Issue, Link, Ref, Stage, Ticket, from_dict, parse_time, to_dict, utc
+from syncd.records import (Action, Event, Issue, Link, Promise, PromiseState, Ref, Stage, Ticket, from_dict,
+                           parse_time, to_dict, utc)
 
 Clock = Callable[[], datetime]
 
@@ -288,8 +289,37 @@ CREATE TABLE stages (
 ) WITHOUT ROWID;
 """
 
+# Promises made to customers (mappings.promises): the whole Promise as JSON in
+# ``data``, with the columns the queries filter on beside it. promise_issues
+# indexes promise.issues, so "the promises of this issue" is a lookup, not a
+# scan of every promise's JSON.
+_V3 = """
+CREATE TABLE promises (
+    id TEXT PRIMARY KEY,
+    ticket_connector TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'due', 'kept', 'broken', 'cancelled')),
+    due_at TEXT,
+    trigger TEXT,
+    origin TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX promises_by_ticket ON promises (ticket_connector, ticket_id, created_at);
+CREATE INDEX promises_by_state_due ON promises (state, due_at);
+
+CREATE TABLE promise_issues (
+    issue_connector TEXT NOT NULL,
+    issue_id TEXT NOT NULL,
+    promise_id TEXT NOT NULL REFERENCES promises (id),
+    PRIMARY KEY (issue_connector, issue_id, promise_id)
+) WITHOUT ROWID;
+CREATE INDEX promise_issues_by_promise ON promise_issues (promise_id);
+"""
+
 # Ordered: MIGRATIONS[n] takes the schema from version n to n + 1. Append only.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -819,6 +849,24 @@ class Store:
                       "WHERE id = ? AND state IN ('pending', 'sending', 'dead')", [self._now(), id])
         return cur.rowcount == 1
 
+    # Creates (an escalation's issue, a follow-up ticket) are finished by the
+    # engine after delivery: it links what was created, then marks the result.
+    CREATE_OPS = ("issue.create", "ticket.followup")
+
+    @_reads
+    def unfinished_creates(self) -> list[OutboxRow]:
+        """Delivered creates whose new record the engine has not linked yet, oldest first."""
+        marks = ", ".join("?" for _ in self.CREATE_OPS)
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op IN ({marks}) "
+                       "AND json_extract(result, '$.linked') IS NULL ORDER BY id", list(self.CREATE_OPS))
+        return [_outbox_row(r) for r in rows]
+
+    @_writes
+    def set_action_result(self, id: int, result: dict[str, Any]) -> bool:
+        """Record what became of a delivered action (e.g. ``linked``) beside what the service said."""
+        cur = self._x("UPDATE outbox SET result = ? WHERE id = ?", [_json(result), id])
+        return cur.rowcount == 1
+
     @_reads
     def oldest_pending_age(self) -> timedelta | None:
         """How long the oldest undelivered (pending or sending) action has waited."""
@@ -883,6 +931,106 @@ class Store:
         if not rows:
             return []
         return [(Stage(stage), parse_time(since)) for stage, since in json.loads(rows[0][0])]
+
+    @_reads
+    def all_stage_histories(self) -> dict[Ref, list[tuple[Stage, datetime]]]:
+        """Every ticket's stage history (as :meth:`stage_history`), for the review report."""
+        rows = self._q("SELECT ticket_connector, ticket_id, history FROM stages "
+                       "ORDER BY ticket_connector, ticket_id")
+        return {Ref(c, i): [(Stage(stage), parse_time(since)) for stage, since in json.loads(history)]
+                for c, i, history in rows}
+
+    # --- promises -----------------------------------------------------------
+
+    @_writes
+    def put_promise(self, promise: Promise) -> bool:
+        """Insert the promise or replace the stored one with the same id.
+
+        True when something changed: writing back an unchanged promise (a
+        replayed page) is a no-op and returns False.
+        """
+        data = _json(promise)
+        cur = self._x(
+            "INSERT INTO promises (id, ticket_connector, ticket_id, state, due_at, trigger, origin, "
+            "created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET ticket_connector = excluded.ticket_connector, "
+            "ticket_id = excluded.ticket_id, state = excluded.state, due_at = excluded.due_at, "
+            "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
+            "updated_at = excluded.updated_at, data = excluded.data "
+            "WHERE promises.data IS NOT excluded.data",
+            [promise.id, promise.ticket.connector, promise.ticket.id, PromiseState(promise.state).value,
+             _ts(promise.due_at) if promise.due_at else None, promise.trigger, promise.origin,
+             _ts(promise.created_at), self._now(), data])
+        if cur.rowcount != 1:
+            return False
+        self._x("DELETE FROM promise_issues WHERE promise_id = ?", [promise.id])
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?)",
+            [(ref.connector, ref.id, promise.id) for ref in promise.issues])
+        return True
+
+    @_reads
+    def get_promise(self, id: str) -> Promise | None:
+        rows = self._q("SELECT data FROM promises WHERE id = ?", [id])
+        return from_dict(json.loads(rows[0][0])) if rows else None
+
+    @_reads
+    def find_promise(self, prefix: str) -> Promise | None:
+        """The promise whose id starts with ``prefix`` (None if none does).
+
+        ValueError when the prefix is empty or more than one id starts with it.
+        """
+        prefix = prefix.strip()
+        if not prefix:
+            raise ValueError("a promise id prefix must not be empty (see: syncd promise list)")
+        # A range on the primary key: no LIKE, so '%' or '_' in the prefix mean themselves.
+        rows = self._q("SELECT data FROM promises WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                       [prefix, prefix + "\U0010ffff"])
+        if len(rows) > 1:
+            raise ValueError(f"promise id prefix {prefix!r} matches more than one promise; "
+                             "give more of the id (see: syncd promise list)")
+        return from_dict(json.loads(rows[0][0])) if rows else None
+
+    @_reads
+    def promises_for_ticket(self, ticket: Ref, *, active: bool = False) -> list[Promise]:
+        """A ticket's promises, oldest first; ``active``: only open or due ones."""
+        where = " AND state IN ('open', 'due')" if active else ""
+        rows = self._q("SELECT data FROM promises WHERE ticket_connector = ? AND ticket_id = ?"
+                       f"{where} ORDER BY created_at, id", [ticket.connector, ticket.id])
+        return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def promises_past_due(self, now: datetime) -> list[Promise]:
+        """Open or due promises whose deadline is at or before ``now``, earliest deadline first."""
+        rows = self._q("SELECT data FROM promises WHERE state IN ('open', 'due') AND due_at IS NOT NULL "
+                       "AND due_at <= ? ORDER BY due_at, id", [_ts(now)])
+        return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def promises_for_issue(self, issue: Ref, *, active: bool = True) -> list[Promise]:
+        """Promises that name ``issue`` among their issues, oldest first; ``active``: open or due only."""
+        where = " AND p.state IN ('open', 'due')" if active else ""
+        rows = self._q("SELECT p.data FROM promise_issues AS pi JOIN promises AS p ON p.id = pi.promise_id "
+                       f"WHERE pi.issue_connector = ? AND pi.issue_id = ?{where} ORDER BY p.created_at, p.id",
+                       [issue.connector, issue.id])
+        return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def list_promises(self, state: str | None = None, ticket: Ref | None = None) -> list[Promise]:
+        """Promises, oldest first, optionally of one state and/or one ticket."""
+        clauses, params = [], []
+        if state is not None:
+            states = [s.value for s in PromiseState]
+            if state not in states:
+                raise ValueError(f"unknown promise state {state!r}; use one of {', '.join(states)}")
+            clauses.append("state = ?")
+            params.append(state)
+        if ticket is not None:
+            clauses.append("ticket_connector = ? AND ticket_id = ?")
+            params += [ticket.connector, ticket.id]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._q(f"SELECT data FROM promises{where} ORDER BY created_at, id", params)
+        return [from_dict(json.loads(r[0])) for r in rows]
 
     # --- events -------------------------------------------------------------
 

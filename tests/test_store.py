@@ -106,14 +106,14 @@ def test_new_store_is_migrated_and_reopens_with_its_data(db_path, clock):
 def test_migrations_are_applied_in_order_from_the_stored_version(db_path, monkeypatch):
     with Store(db_path) as s:
         s.set_cursor("zendesk", "kept")
-    v2 = "CREATE TABLE promises (id INTEGER PRIMARY KEY, due_at TEXT)"
-    v3 = "ALTER TABLE promises ADD COLUMN kept_at TEXT"
+    v2 = "CREATE TABLE widgets (id INTEGER PRIMARY KEY, due_at TEXT)"
+    v3 = "ALTER TABLE widgets ADD COLUMN kept_at TEXT"
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + (v2, v3))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
     with Store(db_path) as s:
         assert s.schema_version == SCHEMA_VERSION + 2
         assert s.get_cursor("zendesk") == "kept"
-        columns = [r[1] for r in s._conn.execute("PRAGMA table_info(promises)")]
+        columns = [r[1] for r in s._conn.execute("PRAGMA table_info(widgets)")]
     assert columns == ["id", "due_at", "kept_at"]
 
 
