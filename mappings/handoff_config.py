@@ -109,7 +109,8 @@ HANDOFF_TEMPLATES: dict[str, Template] = {t.name: t for t in (
                                  "hears back."),
     Template("owner_gap_issue", "{issue_key} has had no assignee since {unassigned_since} (triage SLA "
                                 "{triage_sla}): ask the team to pick an owner."),
-    Template("follow_up_ticket", "Follow-up to {ticket_key}: {issue_key} is done.\n{summary}"),
+    Template("follow_up_ticket", "Follow-up to {ticket_key}, which is closed and could not be reopened: "
+                                 "{issue_key} is done."),
     Template("demand", "Support demand: {ticket_count} ticket(s) from {organization_count} organisation(s); "
                        "highest severity {highest_severity}; oldest open promise {oldest_promise}.\n{customers}"),
     Template("demand_public", "Support demand: {ticket_count} ticket(s) from {organization_count} "
@@ -200,6 +201,8 @@ class Mappings:
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
     stage_field: str | None = None  # helpdesk custom field that shows the stage
     stage_tag_prefix: str | None = None  # the stage is also shown as one tag <prefix><stage>
+    missing_field: str | None = None  # helpdesk text field kept current with what a flagged ticket lacks
+    broken_tag: str = "syncd_promise_broken"  # added to a ticket whose promise was broken
     files: tuple[Path, ...] = ()
 
     @property
@@ -327,6 +330,8 @@ def _tag_prefix(value: str) -> str:
 class StagesModel(_Model):
     field: Id | None = None
     tag_prefix: Annotated[str, AfterValidator(_tag_prefix)] | None = None
+    missing_field: Id | None = None  # a text field that always shows what a flagged ticket still lacks
+    broken_tag: Annotated[str, AfterValidator(_tag_prefix)] = "syncd_promise_broken"
 
     @model_validator(mode="after")
     def _shown_somewhere(self) -> "StagesModel":
@@ -704,7 +709,9 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
     return Mappings(routes=tuple(routes), link_trackers=tuple(links.trackers) if links.trackers is not None else None,
                     link_fields=tuple(links.fields), states=states, templates=templates, promises=promises,
                     calendars=calendars, stage_field=stages.field if stages else None,
-                    stage_tag_prefix=stages.tag_prefix if stages else None)
+                    stage_tag_prefix=stages.tag_prefix if stages else None,
+                    missing_field=stages.missing_field if stages else None,
+                    broken_tag=stages.broken_tag if stages else "syncd_promise_broken")
 
 
 class _Refs:

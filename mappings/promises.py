@@ -68,17 +68,20 @@ def new_promise(ticket: Ref, what: str, at: datetime, *, origin: str, issues: It
 
 
 def escalation_promises(rule: PromiseRule, ticket: Ref, issues: Iterable[Ref], at: datetime, *,
-                        owner: str | None = None) -> list[Promise]:
-    """What an escalation promises under ``rule``: an update by a deadline, news when it ships."""
+                        owner: str | None = None, epoch: str = "") -> list[Promise]:
+    """What an escalation promises under ``rule``: an update by a deadline, news when it ships.
+
+    ``epoch`` tells handoffs of one ticket apart (a rework starts a new one);
+    within one handoff the same promises have the same ids, whenever made."""
     issues = tuple(issues)
     out = []
     if rule.update_within is not None:
         out.append(new_promise(ticket, f"an update within {rule.update_within}", at, origin="rule",
                                issues=issues, owner=owner, due_at=rule.due(at, rule.update_within),
-                               rule=rule.name))
+                               rule=rule.name, key=(epoch,) if epoch else ()))
     if rule.when_resolved:
         out.append(new_promise(ticket, "news when the linked work ships", at, origin="rule", issues=issues,
-                               owner=owner, trigger=ISSUE_RESOLVED, rule=rule.name))
+                               owner=owner, trigger=ISSUE_RESOLVED, rule=rule.name, key=(epoch,) if epoch else ()))
     return out
 
 

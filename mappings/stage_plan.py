@@ -106,12 +106,15 @@ def reopened_at(ticket: Ticket, previous: Ticket | None, known: datetime | None)
 
 
 def observe(ticket: Ticket, route: Route | None, issues: Sequence[IssueView], *, now: datetime,
-            told_at: datetime | None, reopened: datetime | None = None) -> Observation:
-    """The ticket's observation: flagged per its route, criteria judged only when the route names them."""
+            told_at: datetime | None, reopened: datetime | None = None, notes: Sequence[str] = ()) -> Observation:
+    """The ticket's observation: flagged per its route, criteria judged only when the route names them.
+
+    ``notes`` are the agent's own internal notes: text criteria (steps to
+    reproduce, expected behaviour) may be met there as well as in the description."""
     flagged = route.is_flagged(ticket) if route else False
     criteria_met = None
     if route is not None and route.criteria and flagged:
-        criteria_met = route.acceptance(ticket).met
+        criteria_met = route.acceptance(ticket, notes).met
     return Observation(now=now, flagged=flagged, criteria_met=criteria_met, issues=tuple(issues),
                        told_customer_at=told_at, reopened_at=reopened)
 

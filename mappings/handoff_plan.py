@@ -1,0 +1,298 @@
+"""Planning the handoff's writes: escalation, the needs-context note, promises, owner gaps, demand.
+
+Pure: the engine gathers the records and what it remembered, these functions
+return :class:`~mappings.planner.Plan` objects (outbox actions with
+deterministic keys, events) and the values the engine should remember next.
+Every outside value goes through :mod:`mappings.escaping` for the format it
+lands in; on a tracker that is not private (a public GitHub repository) only
+the ``*_public`` templates are used, which are given no customer data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Mapping, Sequence
+
+from mappings.acceptance import missing_list
+from mappings.calendar import ALWAYS, BusinessCalendar
+from mappings.escaping import escape, escape_values
+from mappings.handoff_config import Route
+from mappings.planner import TICKET_UPDATE, ISSUE_COMMENT, Plan, issue_group, opaque_ref, ticket_group
+from mappings.stages import OwnerGap
+from syncd.records import Action, Event, Issue, Promise, PromiseState, Ref, Stage, Ticket, idempotency_key, utc
+
+ISSUE_CREATE = "issue.create"
+ISSUE_UPSERT = "issue.upsert_comment"
+TICKET_FOLLOWUP = "ticket.followup"
+DEMAND_SLOT = "demand"
+NOTE_SEPARATOR = "\n\n"
+
+
+def show_time(at: datetime | None, calendar: BusinessCalendar = ALWAYS) -> str:
+    """A deadline as people read it, in the team's time zone: ``Tue 24 Nov 2026 17:00 CET``."""
+    if at is None:
+        return "—"
+    local = calendar.local(utc(at))
+    return local.strftime("%a %d %b %Y %H:%M ") + (local.tzname() or "UTC")
+
+
+def promise_text(promise: Promise, calendar: BusinessCalendar = ALWAYS) -> str:
+    """``an update within 2 business days (by Tue 24 Nov 2026 17:00 CET)``."""
+    if promise.due_at is None:
+        return promise.what
+    return f"{promise.what} (by {show_time(promise.due_at, calendar)})"
+
+
+def promises_text(promises: Iterable[Promise], calendar: BusinessCalendar = ALWAYS) -> str:
+    texts = [promise_text(p, calendar) for p in promises if not p.state.is_final]
+    return "; ".join(texts) if texts else "nothing yet"
+
+
+# -- needs context -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MissingNote:
+    plan: Plan
+    noted: tuple[str, ...]  # every label the agent has been told about in this escalation
+    field_value: str | None  # what the "missing" field should show now (None: no field)
+
+
+def plan_missing(ticket: Ticket, route: Route, missing: Sequence[str], noted: Sequence[str], *,
+                 missing_field: str | None = None, shown: str | None = None, note_format: str = "plain") -> MissingNote:
+    """The needs-context note: written once per escalation, never repeated.
+
+    Zendesk cannot edit a comment, so "in place" is the ``missing_field``
+    (when the admins name one): it always shows what is still missing. The
+    internal note is written when the ticket is first judged incomplete, and
+    again only when something is missing that no earlier note listed (the
+    agent removed information); the same list is never written twice.
+    """
+    missing = tuple(missing)
+    new = [label for label in missing if label not in noted]
+    plan = Plan()
+    noted_now = tuple(dict.fromkeys([*noted, *missing]))
+    payload: dict[str, object] = {}
+    if missing and new:
+        values = escape_values({"ticket_key": ticket.key, "route": route.name}, note_format)
+        values["missing"] = missing_list_escaped(missing, note_format)
+        values["missing_count"] = len(missing)
+        payload["note"] = route.templates["needs_context"].render(values)
+        plan.events.append(Event("handoff_rejected", f"{ticket.key}: not handed over yet; missing "
+                                 + ", ".join(missing), ticket.ref, None,
+                                 {"route": route.name, "missing": list(missing)}))
+    field_value = None
+    if missing_field:
+        field_value = missing_list_escaped(missing, note_format) if missing else ""
+        if field_value != (shown or ""):
+            payload["fields"] = {missing_field: field_value}
+    if payload:
+        key = idempotency_key("needs_context", ticket.ref, *missing, "|", *noted)
+        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
+                                   ticket_group(ticket.ref)))
+    return MissingNote(plan, noted_now if missing else tuple(noted), field_value)
+
+
+def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
+    return "\n".join(f"- {escape(label, fmt)}" for label in missing)
+
+
+# -- escalation ----------------------------------------------------------------------------------------------
+
+
+def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | None, promises: Sequence[Promise],
+                    customer_count: int, epoch: str = "", helpdesk_name: str = "Zendesk") -> Plan:
+    """Create the issue in the route's tracker with the handoff record.
+
+    The key is per (ticket, escalation epoch): flagging again, or the same
+    change seen twice, plans the same key, which the outbox refuses, so the
+    issue is created once. ``epoch`` changes only when the follow-up starts
+    over (rework), which is a new handoff.
+    """
+    calendar = route.promises.calendar if route.promises else ALWAYS
+    severity = route.severity(ticket)
+    org = ticket.organization
+    shared = {"severity": severity or "not set", "route": route.name, "customer_count": customer_count,
+              "promise": promises_text(promises, calendar)}
+    t = route.templates
+    if private:
+        values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
+                                "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
+                                "tier": (org.tier if org else None) or "tier unknown",
+                                "agent": ticket.assignee_id or "unassigned",
+                                "internal_note": note or "(no internal note)"}, "markdown")
+        title = t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))
+        body = t["handoff_body"].render(values)
+    else:
+        values = escape_values({**shared, "opaque_ref": opaque_ref(ticket.ref)}, "markdown")
+        title = t["handoff_title_public"].render(
+            {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name})
+        body = t["handoff_body_public"].render(values)
+    key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
+    payload = {"team": route.team, "title": title[:250], "body": body, "labels": ["support-escalation"],
+               "priority": severity, "ticket": ticket.ref.id, "customer_data": private}
+    action = Action(key, route.tracker, route.team, ISSUE_CREATE, payload, f"escalate:{ticket.ref}")
+    event = Event("escalating", f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} "
+                  f"{route.team}", ticket.ref, None, {"route": route.name, "key": key})
+    return Plan(actions=[action], events=[event])
+
+
+def _title_values(ticket: Ticket, severity: str | None, route: Route, helpdesk_name: str) -> dict[str, object]:
+    """Title values: a title is plain text in every tracker, so only made inert, not Markdown-escaped."""
+    org = ticket.organization
+    return escape_values({"ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_subject": ticket.subject,
+                          "organization": org.name if org else "unknown", "severity": severity or "not set",
+                          "route": route.name}, "plain")
+
+
+# -- promises --------------------------------------------------------------------------------------------------
+
+
+def plan_promise_due(ticket: Ticket, issues: Sequence[Issue], due: Sequence[Promise], route: Route,
+                     note_format: str = "plain") -> str:
+    """The note telling the agent what to tell the customer, and by when."""
+    calendar = route.promises.calendar if route.promises else ALWAYS
+    last = max(issues, key=lambda i: i.updated_at) if issues else None
+    summary = "\n".join(f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+                        for i in sorted(issues, key=lambda i: i.key))
+    values = escape_values({"issue_key": last.key if last else "", "issue_title": last.title if last else "",
+                            "issue_url": last.url if last else "", "state_name": last.state_name if last else "",
+                            "owner": (last.assignee if last else None) or "unassigned",
+                            "promise": "; ".join(p.what for p in due),
+                            "due": show_time(min((p.due_at for p in due if p.due_at), default=None), calendar)},
+                           note_format)
+    values["summary"] = summary
+    return route.templates["promise_due"].render(values)
+
+
+def plan_followup_ticket(ticket: Ticket, issues: Sequence[Issue], note: str, route: Route, since: datetime,
+                         note_format: str = "plain") -> Plan:
+    """The ticket is closed and cannot be reopened: a new ticket follows it up."""
+    last = max(issues, key=lambda i: i.updated_at) if issues else None
+    summary = "\n".join(f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+                        for i in sorted(issues, key=lambda i: i.key))
+    values = escape_values({"ticket_key": ticket.key, "issue_key": last.key if last else ""}, note_format)
+    values["summary"] = summary
+    first = route.templates["follow_up_ticket"].render(values)
+    subject = f"Follow-up: {ticket.subject}"[:250]
+    payload = {"subject": subject, "note": first + NOTE_SEPARATOR + note,
+               "requester_id": ticket.requester.id if ticket.requester else None,
+               "assignee_id": ticket.assignee_id, "tags": ["syncd_followup"]}
+    key = idempotency_key("followup", ticket.ref, utc(since).isoformat())
+    action = Action(key, ticket.ref.connector, ticket.ref.id, TICKET_FOLLOWUP, payload, ticket_group(ticket.ref))
+    event = Event("followup_ticket", f"{ticket.key} is closed: opening a follow-up ticket for it", ticket.ref, None,
+                  {"key": key})
+    return Plan(actions=[action], events=[event])
+
+
+def plan_promise_broken(ticket: Ticket, promise: Promise, route: Route | None, *, tag: str,
+                        note_format: str = "plain") -> Plan:
+    """A deadline passed: a note and a tag on the ticket (nothing to write on a closed one)."""
+    calendar = route.promises.calendar if route and route.promises else ALWAYS
+    templates = route.templates if route else None
+    event = Event("promise_broken", f"{ticket.key}: promise broken ({promise.what}, due "
+                  f"{show_time(promise.due_at, calendar)})", ticket.ref, None,
+                  {"promise": promise.id, "due_at": promise.due_at.isoformat() if promise.due_at else None})
+    plan = Plan(events=[event])
+    if not ticket.can_update or templates is None:
+        return plan
+    values = escape_values({"ticket_key": ticket.key, "promise": promise.what,
+                            "due": show_time(promise.due_at, calendar)}, note_format)
+    payload = {"note": templates["promise_broken"].render(values), "add_tags": [tag]}
+    key = idempotency_key("promise_broken", promise.id)
+    plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
+                               ticket_group(ticket.ref)))
+    return plan
+
+
+def promise_event(promise: Promise, ticket_key: str) -> Event:
+    """One history line for a promise's latest change."""
+    change = promise.history[-1]
+    return Event("promise", f"{ticket_key}: promise {change.state.value} — {promise.what} ({change.reason})",
+                 promise.ticket, None, {"promise": promise.id, "state": change.state.value, "reason": change.reason})
+
+
+# -- owner gaps -------------------------------------------------------------------------------------------------
+
+
+def plan_owner_gap(ticket: Ticket, gap: OwnerGap, stage: Stage, route: Route, issue: Issue | None, *,
+                   triage_sla: str, note_format: str = "plain", issue_format: str = "markdown") -> Plan:
+    """Noted once per gap (its key holds when it began): on the ticket, or on the issue."""
+    calendar = route.promises.calendar if route.promises else ALWAYS
+    t = route.templates
+    if gap.kind == "ticket":
+        values = escape_values({"ticket_key": ticket.key, "stage": stage.label}, note_format)
+        action = Action(gap.key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE,
+                        {"note": t["owner_gap_ticket"].render(values)}, ticket_group(ticket.ref))
+        what = f"{ticket.key} has no assigned agent"
+        issue_ref = None
+    else:
+        assert issue is not None
+        values = escape_values({"issue_key": issue.key, "issue_title": issue.title,
+                                "unassigned_since": show_time(gap.since, calendar), "triage_sla": triage_sla},
+                               issue_format)
+        action = Action(gap.key, issue.ref.connector, issue.ref.id, ISSUE_COMMENT,
+                        {"body": t["owner_gap_issue"].render(values)}, issue_group(issue.ref))
+        what = f"{issue.key} has no assignee (linked to {ticket.key})"
+        issue_ref = issue.ref
+    event = Event("owner_gap", f"owner gap: {what}", ticket.ref, issue_ref,
+                  {"kind": gap.kind, "ref": str(gap.ref), "since": gap.since.isoformat(), "key": gap.key})
+    return Plan(actions=[action], events=[event])
+
+
+# -- demand on the issue ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemandTicket:
+    ticket: Ticket
+    severity: str | None  # the ticket's severity per its route
+    severity_rank: int | None  # position in the route's order (0 most severe)
+
+
+def demand_body(issue: Issue, tickets: Sequence[DemandTicket], promises: Sequence[Promise], *, private: bool,
+                templates: Mapping[str, object], calendar: BusinessCalendar = ALWAYS, fmt: str = "markdown") -> str:
+    """What the issue shows about who is asking: counts, highest severity, oldest open promise.
+
+    Customer names appear only where the tracker is private.
+    """
+    orgs = {dt.ticket.organization.id: dt.ticket.organization for dt in tickets if dt.ticket.organization}
+    ranked = [dt for dt in tickets if dt.severity_rank is not None]
+    highest = min(ranked, key=lambda dt: dt.severity_rank).severity if ranked else None  # type: ignore[arg-type]
+    active = sorted((p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)),
+                    key=lambda p: p.created_at)
+    oldest = (f"{active[0].what}, made {show_time(active[0].created_at, calendar)}"
+              + (f", due {show_time(active[0].due_at, calendar)}" if active[0].due_at else "")) if active else "none"
+    values = {"ticket_count": len(tickets), "organization_count": len(orgs), "highest_severity": highest or "not set",
+              "oldest_promise": oldest}
+    if private:
+        names = sorted({(o.name, o.tier or "") for o in orgs.values()})
+        customers = "\n".join(f"- {name}" + (f" ({tier})" if tier else "") for name, tier in names)
+        return templates["demand"].render(escape_values({**values, "customers": ""}, fmt)  # type: ignore[union-attr]
+                                          | {"customers": _escape_lines(customers, fmt)})
+    return templates["demand_public"].render(escape_values(values, fmt))  # type: ignore[union-attr]
+
+
+def _escape_lines(text: str, fmt: str) -> str:
+    return "\n".join(f"- {escape(line[2:], fmt)}" for line in text.splitlines())
+
+
+def plan_demand(issue: Issue, body: str, version: int, *, private: bool) -> Action:
+    """Keep the issue's demand comment current: one comment, edited in place.
+
+    ``version`` counts the bodies written; a changed body gets the next one,
+    so going back to an earlier text is still a new write.
+    """
+    digest = hashlib.sha256(body.encode()).hexdigest()[:12]
+    key = idempotency_key("demand", issue.ref, version, digest)
+    return Action(key, issue.ref.connector, issue.ref.id, ISSUE_UPSERT,
+                  {"slot": DEMAND_SLOT, "body": body, "customer_data": private}, issue_group(issue.ref))
+
+
+def append_note(payload: dict[str, object], note: str) -> dict[str, object]:
+    """A ticket write's payload with one more paragraph in its internal note."""
+    out = dict(payload)
+    out["note"] = (str(payload["note"]) + NOTE_SEPARATOR + note) if payload.get("note") else note
+    return out
