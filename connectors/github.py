@@ -40,6 +40,13 @@ any write that may carry customer data). Writes flagged ``customer_data=True``
 — and any body holding an e-mail address — are refused there with
 :class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
 only an opaque reference and counts there.
+
+Handoff. :meth:`~GitHubConnector.create_issue` opens an issue in the route's
+repository with one POST (its body ends with a hidden ``<!-- syncd:KEY -->``;
+labels only those the repository has, from a list read once per process);
+:meth:`~GitHubConnector.find_created` finds it again after a crash in syncd's
+newest issues of that repository; :meth:`~GitHubConnector.upsert_comment`
+keeps one comment per slot ("context", "demand", ...) edited in place.
 """
 
 from __future__ import annotations
@@ -54,10 +61,12 @@ from typing import Any, Callable, Iterator, Literal
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
     ConnectorConfig,
+    IssueDraft,
     Page,
     Rejected,
     Tracker,
@@ -66,9 +75,11 @@ from connectors.base import (
     marker_token,
     read_secret,
 )
-from syncd.errors import ApiError, Conflict, ConfigError, NotFound, PayloadError, TransientError
+from syncd.errors import ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
+
+log = structlog.get_logger("syncd.connectors.github")
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -82,6 +93,8 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TICKET_LINE_RE = re.compile(r"^- .*<!-- syncd:t=(?P<hash>[0-9a-f]{12}) -->$", re.M)
 TICKETS_BLOCK_RE = re.compile(r"<!-- syncd:tickets -->\n.*?<!-- /syncd:tickets -->\n?", re.S)
 KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->\n?")
+# A label asked for but missing from the cached list is looked up again at most this often (seconds).
+LABEL_RECHECK = 600.0
 
 
 class GitHubConfig(ConnectorConfig):
@@ -144,6 +157,12 @@ class IssueLocation:
 class _Visibility:
     public: bool
     etag: str | None
+    checked_at: float
+
+
+@dataclass
+class _Labels:
+    by_lower: dict[str, str]  # lower-case name -> the repository's spelling
     checked_at: float
 
 
@@ -216,7 +235,8 @@ class GitHubConnector(Tracker):
         self._repos = {r.lower(): r for r in config.repositories}
         self._visibility: dict[str, _Visibility] = {}
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
-        self._slot_comments: dict[tuple[str, str], int] = {}  # (issue id, slot) -> comment id
+        self._slot_comments: dict[tuple[str, str], int] = {}  # (issue key, slot) -> comment id
+        self._labels: dict[str, _Labels] = {}  # lower-case repository -> its labels
         self._login: str | None = None
         # Set by the engine: the key it last stored for an issue id (a snapshot
         # lookup), for ids this process has not read. The connector itself
@@ -544,6 +564,163 @@ class GitHubConnector(Tracker):
         token = marker_token(key)
         return any(token in (c.get("body") or "") for c in self._raw_comments(location))
 
+    # -- handoff: new issues ------------------------------------------------------
+
+    def is_private(self, team: str) -> bool:
+        """Whether repository ``team`` (owner/name) is private or internal (cached like :meth:`is_public`)."""
+        repo = self._team_repo(team)
+        try:
+            return not self.is_public(repo)
+        except NotFound:
+            raise self._unknown_team(team) from None
+
+    def create_issue(self, team: str, draft: IssueDraft, key: str) -> WriteResult:
+        """Open an issue in repository ``team`` with ``POST /repos/{o}/{r}/issues``.
+
+        The body ends with the hidden marker ``<!-- syncd:KEY -->`` that
+        :meth:`find_created` looks for. Labels are sent only when the
+        repository has them (GitHub would create unknown ones for a token that
+        may push); the others are skipped and logged. GitHub Issues has no
+        priority field, so ``draft.priority`` is not written. In a public
+        repository a draft holding an e-mail address is refused before
+        anything is sent: the engine writes only an opaque reference there.
+        Before the one write: the repository's visibility (a conditional
+        request, free when unchanged) and, once per process, its labels.
+        """
+        repo = self._team_repo(team)
+        title = re.sub(r"\s+", " ", draft.title).strip()
+        if not title:
+            raise Conflict(self.name, f"an issue for repository {repo} needs a title; the handoff draft has none")
+        body = f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"
+        try:
+            public = self.is_public(repo, max_age=0)
+        except NotFound:
+            raise self._unknown_team(team) from None
+        if public and (EMAIL_RE.search(title) or EMAIL_RE.search(body)):
+            raise PublicRepositoryRefused(
+                self.name, f"refused to create an issue holding an e-mail address in public repository {repo}; "
+                           "write only an opaque reference to the ticket there")
+        payload: dict[str, Any] = {"title": title, "body": body}
+        labels = self._existing_labels(repo, draft.labels)
+        if labels:
+            payload["labels"] = labels
+        endpoint = "POST /repos/{o}/{r}/issues"
+        try:
+            response = self.http.request("POST", f"repos/{repo}/issues", json=payload, allow_redirects=False,
+                                         expect=(301, 302, 307, 308), endpoint=endpoint)
+        except NotFound:
+            raise self._unknown_team(team) from None
+        except AuthError as exc:
+            raise AuthError(self.name, f"{str(exc).removeprefix(self.name + ': ')} (repository {repo}); give the token "
+                                       "write access to the repository's issues", status=exc.status) from None
+        except Conflict as exc:
+            raise Conflict(self.name, f"{str(exc).removeprefix(self.name + ': ')} (new issue in repository {repo}); "
+                                      "check the handoff's title and labels", status=exc.status) from None
+        except Gone:
+            raise Gone(self.name, f"repository {repo} (route team {team!r}) has issues turned off; turn them on "
+                                  "in the repository's settings or route these tickets elsewhere",
+                       status=410) from None
+        if response.status_code in (301, 302, 307, 308):
+            moved = urlsplit(response.headers.get("Location") or "").path
+            raise NotFound(self.name, f"repository {repo} (route team {team!r}) has moved ({moved or 'no Location'}); "
+                                      "set the route's team to the repository's new owner/name",
+                           status=response.status_code)
+        raw = self._json(response, endpoint)
+        try:
+            issue = self._issue(raw, public)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PayloadError(self.name, f"{endpoint}: the answer is not an issue ({type(exc).__name__}: {exc})",
+                               payload=raw) from None
+        return WriteResult(updated_at=issue.updated_at, id=issue.ref.id)
+
+    def find_created(self, team: str, key: str) -> str | None:
+        """The id of the issue :meth:`create_issue` made with ``key`` in ``team``, if it did.
+
+        Reads ONE page of ``GET /repos/{o}/{r}/issues?creator=LOGIN&state=all
+        &sort=created&direction=desc&per_page=100`` and looks for the body's
+        hidden marker. Why this and not ``GET /search/issues``: the issue list
+        is read from the repository's own records and shows an issue the
+        moment its create returned (the question asked right after a crash),
+        while search answers from an index that lags behind by seconds to
+        minutes and would say "not created" for an issue that was. Newest
+        first, an issue created just before the crash is on the first page
+        unless syncd opened 100 more in that repository since; ``creator``
+        keeps out issues where someone else quoted the marker.
+        """
+        repo = self._team_repo(team)
+        query = urlencode({"creator": self._own_login(), "state": "all", "sort": "created",
+                           "direction": "desc", "per_page": PER_PAGE})
+        try:
+            _, items = self._get(f"repos/{repo}/issues?{query}", "GET /repos/{o}/{r}/issues")
+        except NotFound:
+            raise self._unknown_team(team) from None
+        if not isinstance(items, list):
+            raise PayloadError(self.name, f"GET /repos/{repo}/issues: expected a list, got {type(items).__name__}",
+                               payload=items)
+        token = f"<!-- {marker_token(key)} -->"
+        for item in items:
+            if not isinstance(item, dict) or is_pull_request(item) or token not in (item.get("body") or ""):
+                continue
+            try:
+                owner, name = repo_of(item).split("/", 1)
+                ident, number = str(int(item["id"])), int(item["number"])
+            except (KeyError, TypeError, ValueError):
+                raise PayloadError(self.name, f"GET /repos/{repo}/issues: the issue carrying marker {key} "
+                                              "has no id or number", payload=item) from None
+            self._known[ident] = IssueLocation(owner, name, number)
+            return ident
+        return None
+
+    def _own_login(self) -> str:
+        """syncd's login on GitHub (``GET /user`` once per process, unless :meth:`check` told it)."""
+        if not self._login:
+            login = self._get_object("user", "GET /user").get("login")
+            if not isinstance(login, str) or not login:
+                raise PayloadError(self.name, "GET /user: the answer has no login")
+            self._login = login
+        return self._login
+
+    def _team_repo(self, team: str) -> str:
+        if not REPO_RE.match(team or ""):
+            raise NotFound(self.name, f"route team {team!r} is not a GitHub repository; set the route's team "
+                                      "to owner/name (e.g. acme/webapp)", status=None)
+        return team
+
+    def _unknown_team(self, team: str) -> NotFound:
+        return NotFound(self.name, f"repository {team} (route team) does not exist or this token cannot see it; "
+                                   "check the route's team and give the token access to the repository's issues",
+                        status=404)
+
+    def _existing_labels(self, repo: str, wanted: tuple[str, ...]) -> list[str]:
+        """``wanted`` as the repository spells them, leaving out (and logging) those it lacks."""
+        if not wanted:
+            return []
+        cached = self._labels.get(repo.lower())
+        if cached is None or (any(w.lower() not in cached.by_lower for w in wanted)
+                              and self._wall_clock() - cached.checked_at >= LABEL_RECHECK):
+            cached = self._labels[repo.lower()] = _Labels(self._read_labels(repo), self._wall_clock())
+        out: list[str] = []
+        for name in wanted:
+            found = cached.by_lower.get(name.lower())
+            if found is None:
+                log.info("label not in repository, skipped", connector=self.name, repository=repo, label=name)
+            elif found not in out:
+                out.append(found)
+        return out
+
+    def _read_labels(self, repo: str) -> dict[str, str]:
+        names: dict[str, str] = {}
+        url: str | None = f"repos/{repo}/labels?per_page={PER_PAGE}"
+        while url is not None:
+            response, items = self._get(url, "GET /repos/{o}/{r}/labels")
+            if not isinstance(items, list):
+                raise PayloadError(self.name, f"GET /repos/{repo}/labels: expected a list", payload=items)
+            for item in items:
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    names[item["name"].lower()] = item["name"]
+            url = next_link(response)
+        return names
+
     # -- writes -----------------------------------------------------------------
 
     def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
@@ -570,7 +747,10 @@ class GitHubConnector(Tracker):
         It also carries ``<!-- syncd:KEY -->`` of the latest write, so
         :meth:`find_marker` can tell that write landed. In the context slot
         the list of linked tickets kept by :meth:`attach_ticket` is preserved.
-        ``customer_data`` as for :meth:`add_comment`.
+        A text equal to the comment's but for the key marker is not written
+        again. The comment's id is remembered, so the next call reads that
+        one comment (checking it still holds the slot marker) instead of
+        scanning the issue. ``customer_data`` as for :meth:`add_comment`.
         """
         if not SLOT_RE.match(slot):
             raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
@@ -646,7 +826,9 @@ class GitHubConnector(Tracker):
         if existing is None:
             raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
                               "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=sensitive(public))
-        elif existing.get("body") == text:
+        elif KEY_MARKER_RE.sub("", existing.get("body") or "") == KEY_MARKER_RE.sub("", text):
+            # Same text: no edit just to swap the key marker. A re-send after a
+            # crash (find_marker said no) lands here too and is rightly a no-op.
             return WriteResult(updated_at=parse_time(existing.get("updated_at")), id=str(existing["id"]))
         else:
             path = f"repos/{location.full_name}/issues/comments/{existing['id']}"

@@ -4,7 +4,9 @@ It speaks the wire format of what syncd uses: ``GET /user``, repositories
 (public or private, visibility changeable), the issue list of a repository
 with ``state``/``since``/``sort``/``direction``/``per_page``/``page`` and a real
 ``Link`` header (pointing at ``/repositories/{id}/issues`` as GitHub's does),
-issue get/update, comments (list, create, get, edit), ETags with 304 on
+issue create (unknown labels are created, as GitHub does for a token that
+may push) and get/update, the ``creator`` filter of the issue list, the
+repository's labels (paged), comments (list, create, get, edit), ETags with 304 on
 ``If-None-Match`` (a 304 does not spend the rate limit), ``x-ratelimit-*``
 headers and a primary limit that answers 403 when spent, a secondary limit
 (403 with ``retry-after``) on demand, Bearer auth (401 otherwise), and moved
@@ -15,7 +17,8 @@ Timestamps are the real clock in whole seconds, never going back, so that
 
 People act through :meth:`create_repo`, :meth:`create_issue`, :meth:`close`,
 :meth:`reopen`, :meth:`assign`, :meth:`comment`, :meth:`transfer`,
-:meth:`delete` and :meth:`set_visibility`.
+:meth:`delete`, :meth:`set_visibility`, :meth:`create_label` and
+:meth:`disable_issues`; :meth:`issues_in` lists a repository's issues.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class FakeRepo:
     created: int
     updated: int
     next_number: int = 1
+    labels: dict[str, str] = field(default_factory=dict)  # lower-case name -> name
+    has_issues: bool = True
 
     @property
     def full_name(self) -> str:
@@ -117,6 +122,8 @@ class GitHubFake(FakeService):
         for method, pattern, handler in (
             ("GET", "/user", self._get_user),
             ("GET", "/repos/{owner}/{repo}", self._get_repo),
+            ("GET", "/repos/{owner}/{repo}/labels", self._list_labels),
+            ("GET", "/repositories/{repo_id}/labels", self._list_labels),
             ("GET", "/repos/{owner}/{repo}/issues", self._list_issues),
             ("GET", "/repositories/{repo_id}/issues", self._list_issues),
             ("POST", "/repos/{owner}/{repo}/issues", self._create_issue),
@@ -151,14 +158,36 @@ class GitHubFake(FakeService):
             r.updated = self.now()
         return r
 
+    def create_label(self, repo: str | FakeRepo, name: str) -> None:
+        r = self._repo_obj(repo)
+        with self.lock:
+            r.labels.setdefault(name.lower(), name)
+
+    def disable_issues(self, repo: str | FakeRepo) -> None:
+        """Turn the repository's issues off: creating one answers 410, as GitHub does."""
+        r = self._repo_obj(repo)
+        with self.lock:
+            r.has_issues = False
+
+    def issues_in(self, repo: str | FakeRepo) -> list[FakeIssue]:
+        r = self._repo_obj(repo)
+        with self.lock:
+            return sorted((i for i in self.issues.values() if i.repo is r), key=lambda i: i.number)
+
     def create_issue(self, repo: str | FakeRepo, title: str, body: str = "", *, user: str = "octocat",
                      assignee: str | None = None, labels: tuple[str, ...] = (),
                      pull_request: bool = False) -> FakeIssue:
+        """A new issue; its labels join the repository's (existing spellings win, case aside)."""
         r = self._repo_obj(repo)
         with self.lock:
             now = self.now()
+            names = []
+            for name in labels:
+                name = r.labels.setdefault(name.lower(), name)
+                if name not in names:
+                    names.append(name)
             issue = FakeIssue(self._new_id(), r, r.next_number, title, body, user, now, now,
-                              assignees=[assignee] if assignee else [], labels=list(labels),
+                              assignees=[assignee] if assignee else [], labels=names,
                               pull_request=pull_request)
             r.next_number += 1
             self.issues[issue.id] = issue
@@ -272,7 +301,7 @@ class GitHubFake(FakeService):
             "private": r.visibility != "public", "visibility": r.visibility,
             "owner": self.user_json(r.owner), "html_url": f"{self.base_url}/{r.full_name}",
             "url": f"{api}/repos/{r.full_name}", "issues_url": f"{api}/repos/{r.full_name}/issues{{/number}}",
-            "has_issues": True, "archived": False, "disabled": False,
+            "has_issues": r.has_issues, "archived": False, "disabled": False,
             "created_at": iso(r.created), "updated_at": iso(r.updated), "pushed_at": iso(r.updated),
             "open_issues_count": sum(1 for i in self.issues.values() if i.repo is r and i.state == "open"),
             "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
@@ -437,6 +466,7 @@ class GitHubFake(FakeService):
             page = max(1, int(request.arg("page", "1")))
         except ValueError:
             raise gh_error(422, "Validation Failed") from None
+        creator = request.arg("creator")
         since = request.arg("since")
         since_ts = None
         if since:
@@ -446,6 +476,7 @@ class GitHubFake(FakeService):
                 raise gh_error(422, "Validation Failed") from None
         items = [i for i in self.issues.values() if i.repo is repo
                  and (state == "all" or i.state == state)
+                 and (creator is None or i.user.lower() == creator.lower())
                  and (since_ts is None or i.updated >= since_ts)]
         keys = {"created": lambda i: (i.created, i.id), "updated": lambda i: (i.updated, i.id),
                 "comments": lambda i: (len(i.comment_ids), i.id)}
@@ -458,11 +489,11 @@ class GitHubFake(FakeService):
             headers["Link"] = links
         return FakeResponse(200, [self.issue_json(i) for i in chunk], headers)
 
-    def _links(self, repo: FakeRepo, request: FakeRequest, page: int, last: int) -> str:
+    def _links(self, repo: FakeRepo, request: FakeRequest, page: int, last: int, what: str = "issues") -> str:
         base = {k: v[0] for k, v in request.query.items() if k != "page"}
 
         def url(n: int) -> str:
-            return f"{self._api()}/repositories/{repo.id}/issues?" + urlencode({**base, "page": n})
+            return f"{self._api()}/repositories/{repo.id}/{what}?" + urlencode({**base, "page": n})
 
         rels = []
         if page > 1:
@@ -473,14 +504,46 @@ class GitHubFake(FakeService):
             rels += [(url(1), "first")]
         return ", ".join(f'<{u}>; rel="{rel}"' for u, rel in rels)
 
+    def _list_labels(self, request: FakeRequest, login: str) -> FakeResponse:
+        repo = self._find_repo(request)
+        try:
+            per_page = min(100, max(1, int(request.arg("per_page", "30"))))
+            page = max(1, int(request.arg("page", "1")))
+        except ValueError:
+            raise gh_error(422, "Validation Failed") from None
+        names = sorted(repo.labels.values(), key=str.lower)
+        last = max(1, -(-len(names) // per_page))
+        chunk = names[(page - 1) * per_page: page * per_page]
+        headers = {}
+        links = self._links(repo, request, page, last, "labels")
+        if links:
+            headers["Link"] = links
+        return FakeResponse(200, [self.label_json(repo, n) for n in chunk], headers)
+
+    def label_json(self, repo: FakeRepo, name: str) -> dict:
+        ident = int(hashlib.sha256(f"{repo.id}/{name}".encode()).hexdigest()[:7], 16)
+        return {"id": ident, "node_id": node_id("LA", ident), "url": f"{self._api()}/repos/{repo.full_name}/labels/{name}",
+                "name": name, "description": None, "color": "ededed", "default": False}
+
     def _create_issue(self, request: FakeRequest, login: str) -> FakeResponse:
         repo = self._find_repo(request)
         body = self._body(request)
-        if not isinstance(body.get("title"), str) or not body["title"]:
+        title = body.get("title")
+        if isinstance(title, int) and not isinstance(title, bool):
+            title = str(title)
+        labels = body.get("labels", [])
+        if (not isinstance(title, str) or not title.strip() or len(title) > 256
+                or not isinstance(body.get("body", ""), (str, type(None)))
+                or not isinstance(labels, list)
+                or not all(isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("name"), str)
+                           for x in labels)
+                or not isinstance(body.get("assignees", []), list)):
             raise gh_error(422, "Validation Failed")
-        issue = self.create_issue(repo, body["title"], body.get("body") or "", user=login,
-                                  assignee=(body.get("assignees") or [None])[0],
-                                  labels=tuple(body.get("labels") or ()))
+        if not repo.has_issues:
+            raise gh_error(410, "Issues are disabled for this repo")
+        names = tuple(x if isinstance(x, str) else x["name"] for x in labels)
+        issue = self.create_issue(repo, title, body.get("body") or "", user=login,
+                                  assignee=(body.get("assignees") or [None])[0], labels=names)
         return FakeResponse(201, self.issue_json(issue))
 
     def _get_issue(self, request: FakeRequest, login: str) -> FakeResponse:

@@ -119,3 +119,50 @@ def test_the_contract_catches_a_wrong_request(github_contract):
     wrong_state = requests.Request("GET", f"{API}/repos/acme/web/issues", params={"state": "everything"}).prepare()
     with pytest.raises(AssertionError):
         assert_calls_conform([wrong_state], github_contract)
+
+
+@pytest.mark.parametrize("base", [API, GHE])
+@responses.activate
+def test_handoff_requests_conform(github_contract, fixtures_dir, base):
+    """create_issue (visibility, labels through their pages, the create), find_created and a slot comment."""
+    from connectors.base import IssueDraft
+
+    repo = "octokit-fixture-org/labels"
+    recorded = json.loads((fixtures_dir / "github" / "octokit-fixtures" / "labels.normalized-fixture.json").read_text())
+    labels = next(i["response"] for i in recorded if i["method"] == "get" and i["path"].endswith("/labels"))
+    responses.add(responses.GET, f"{base}/repos/{repo}", json={"private": True, "visibility": "private"},
+                  headers={"ETag": '"r1"'})
+    responses.add(responses.GET, f"{base}/repos/{repo}/labels", json=labels[:2],
+                  headers={"Link": f'<{base}/repositories/7/labels?per_page=100&page=2>; rel="next"'})
+    responses.add(responses.GET, f"{base}/repositories/7/labels", json=labels[2:])
+    created = issue(4, repo, base) | {"body": f"x\n\n<!-- syncd:{KEY} -->\n"}
+    responses.add(responses.POST, f"{base}/repos/{repo}/issues", status=201, json=created)
+    responses.add(responses.GET, f"{base}/user", json={"login": "syncd-bot"})
+    responses.add(responses.GET, f"{base}/repos/{repo}/issues", json=[created])
+    responses.add(responses.GET, f"{base}/repos/{repo}/issues/4/comments", json=[])
+    responses.add(responses.POST, f"{base}/repos/{repo}/issues/4/comments", status=201,
+                  json={"id": 71, "updated_at": "2024-05-01T10:00:00Z", "issue_url": f"{base}/repos/{repo}/issues/4"})
+
+    c = connector(base, repo)
+    result = c.create_issue(repo, IssueDraft("Export fails", "x", ("bug", "wontfix", "missing")), KEY)
+    assert c.find_created(repo, KEY) == result.id
+    c.upsert_comment(result.id, "**Demand**: 2 tickets", "d" * 20, "demand")
+
+    posted = json.loads(next(x for x in responses.calls if x.request.url.endswith("/issues")
+                             and x.request.method == "POST").request.body)
+    assert posted["labels"] == ["bug", "wontfix"]
+    seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
+    assert {"GET /repos/{owner}/{repo}", "GET /repos/{owner}/{repo}/labels", "POST /repos/{owner}/{repo}/issues",
+            "GET /user", "GET /repos/{owner}/{repo}/issues",
+            "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"} <= set(seen)
+
+
+def test_the_contract_catches_a_wrong_create(github_contract):
+    """A create without a title, or with labels not given as a list, does not pass."""
+    import requests
+
+    for body in ({"body": "no title"}, {"title": "t", "labels": "bug"}):
+        bad = requests.Request("POST", f"{API}/repos/acme/web/issues", json=body,
+                               headers={"Authorization": "Bearer x"}).prepare()
+        with pytest.raises(AssertionError):
+            assert_calls_conform([bad], github_contract)
