@@ -11,23 +11,31 @@ page cursor (``after``), so a crash mid-pagination resumes where it stopped.
 Linear reports most failures as an ``errors`` array on HTTP 200 or 400;
 every response is checked. ``RATELIMITED`` is retried by the one retry layer
 in :mod:`syncd.http` (through its ``rate_limited`` hook).
+
+Escalation creates issues with an id derived from the write's key (Linear
+takes a client-chosen UUID), so the issue can be read back by that id after
+a crash, and keeps one comment per slot current with ``commentUpdate``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Literal
 
 import requests
+import structlog
 from pydantic import Field, SecretStr, model_validator
 
 from connectors import linear_queries as q
 from connectors.base import (
     ConnectorConfig,
+    IssueDraft,
     Page,
     Rejected,
     Tracker,
@@ -44,6 +52,33 @@ AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})
 TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"})
 RATELIMITED = "RATELIMITED"
+
+log = structlog.get_logger("syncd.connectors.linear")
+
+# Linear's priorities: 1 urgent, 2 high, 3 medium, 4 low (0 is "no priority").
+PRIORITIES = {"sev1": 1, "urgent": 1, "sev2": 2, "high": 2, "sev3": 3, "normal": 3, "medium": 3,
+              "sev4": 4, "low": 4}
+SLOT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")  # the same slot names as the GitHub connector
+LABEL_MISS_TTL = 600.0  # seconds before a label name that was not found is looked up again
+
+
+def created_issue_id(key: str) -> str:
+    """The id syncd gives the issue it creates for ``key``: a UUID v4 derived from the key.
+
+    Linear accepts a client-chosen id on ``issueCreate`` ("The identifier in
+    UUID v4 format"), so the key alone says where the issue is, and a second
+    create with the same key is refused instead of making a duplicate."""
+    digest = hashlib.sha256(f"syncd/linear/issue/{key}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def linear_priority(word: str | None) -> int | None:
+    """The ticket's severity word as Linear's priority number; None leaves it unset."""
+    return PRIORITIES.get(word.strip().lower()) if isinstance(word, str) else None
+
+
+def slot_marker(slot: str) -> str:
+    return f"<!-- syncd:{slot} -->"
 
 
 class LinearConfig(ConnectorConfig):
@@ -147,6 +182,10 @@ class LinearConnector(Tracker):
                  sleep: Callable[[float], None] = time.sleep,
                  wall_clock: Callable[[], float] = time.time):
         self._wall_clock = wall_clock
+        # Per-process caches of what creating issues and keeping comments need.
+        self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
+        self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
+        self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
         super().__init__(name, config, sleep=sleep)
 
     # -- session ----------------------------------------------------------------
@@ -178,12 +217,17 @@ class LinearConnector(Tracker):
         )
 
     def _graphql(self, operation: str, document: str, variables: dict[str, Any] | None = None,
-                 *, mutation: bool = False) -> dict:
-        """Send one named operation; return its ``data`` or raise what its ``errors`` say."""
+                 *, mutation: bool = False, idempotent: bool | None = None) -> dict:
+        """Send one named operation; return its ``data`` or raise what its ``errors`` say.
+
+        ``idempotent`` overrides the default (queries only) for a mutation
+        that is safe to send twice: an update to a fixed text, or a create
+        with an id syncd chose (a second one is refused, not applied)."""
         body = self.http.request_json(
             "POST", "graphql",
             json={"query": document, "variables": variables or {}, "operationName": operation},
-            idempotent=not mutation, expect=(400,), endpoint=f"POST /graphql {operation}",
+            idempotent=(not mutation) if idempotent is None else idempotent,
+            expect=(400,), endpoint=f"POST /graphql {operation}",
         )
         errors = graphql_errors(body)
         if errors:
@@ -363,6 +407,201 @@ class LinearConnector(Tracker):
         attachments = (issue.get("attachments") or {}).get("nodes") or []
         return any(isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
                    for a in attachments)
+
+    # -- escalation: issues syncd creates, comments kept in place -----------------------
+
+    def is_private(self, team: str) -> bool:
+        """A Linear workspace is seen only by its members, whatever the team."""
+        return True
+
+    def create_issue(self, team: str, draft: IssueDraft, key: str) -> WriteResult:
+        """One ``issueCreate`` with the id :func:`created_issue_id` derives from ``key``.
+
+        The team id and label ids come from :meth:`_create_lookup`, cached for
+        the process. Labels that do not exist in the team or the workspace
+        are skipped (and logged), never created. The description ends with
+        the hidden ``<!-- syncd:KEY -->`` marker. Because the id is fixed, the
+        create may be retried on a lost answer: a second create is refused,
+        and a refused create whose issue exists is answered with that issue.
+        """
+        for attempt in (1, 2):
+            team_id, label_ids, cached = self._create_lookup(team, draft.labels)
+            issue = {"id": created_issue_id(key), "teamId": team_id, "title": draft.title,
+                     "description": f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->"}
+            if label_ids:
+                issue["labelIds"] = label_ids
+            priority = linear_priority(draft.priority)
+            if priority is not None:
+                issue["priority"] = priority
+            try:
+                data = self._graphql("SyncdIssueCreate", q.ISSUE_CREATE, {"input": issue},
+                                     mutation=True, idempotent=True)
+            except (AuthError, TransientError):
+                raise
+            except NotFound:
+                # A cached team or label may have gone since: forget them and look again, once.
+                if attempt == 1 and cached:
+                    self._forget_team(team)
+                    continue
+                raise
+            except ApiError:
+                landed = self._find_created_result(issue["id"])
+                if landed is not None:
+                    return landed
+                raise
+            return self._write_result("SyncdIssueCreate", data.get("issueCreate"), "issue")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def find_created(self, team: str, key: str) -> str | None:
+        """The id of the issue created for ``key``, read by that id with ``issue(id:)``.
+
+        This is a read of the issue itself, which Linear answers from its
+        primary store as soon as the create returned; a search (by title or
+        by the marker in the description) goes through an index that can lag
+        behind a create, and would miss an issue made a moment before a
+        crash. The issue is found wherever it lives now, even if it moved to
+        another team since."""
+        found = self._find_created_result(created_issue_id(key))
+        return found.id if found is not None else None
+
+    def _find_created_result(self, issue_id: str) -> WriteResult | None:
+        try:
+            data = self._graphql("SyncdFindCreated", q.FIND_CREATED, {"id": issue_id})
+        except NotFound:
+            return None
+        node = data.get("issue")
+        if node is None:
+            return None
+        if not isinstance(node, dict) or node.get("id") != issue_id:
+            raise PayloadError(self.name, f"SyncdFindCreated: issue {issue_id} answered without its id",
+                               payload=data)
+        return WriteResult(updated_at=parse_time(node.get("updatedAt")), id=issue_id)
+
+    def _create_lookup(self, team: str, labels: tuple[str, ...]) -> tuple[str, list[str], bool]:
+        """(team id, label ids, whether everything came from the cache): one request at most."""
+        team_key = team.strip().upper()
+        names = list(dict.fromkeys(n.strip() for n in labels if n and n.strip()))
+        now = self._wall_clock()
+        wanted = [n for n in names if not self._label_fresh((team_key, n.lower()), now)]
+        need_team = team_key not in self._team_ids
+        if need_team or wanted:
+            label_filter = {"and": [{"or": [{"name": {"eqIgnoreCase": n}} for n in wanted]},
+                                    {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": team_key}}}]}]
+                            } if wanted else {}
+            data = self._graphql("SyncdCreateLookup", q.CREATE_LOOKUP, {
+                "teamKey": team_key, "withTeam": need_team, "labels": label_filter, "withLabels": bool(wanted)})
+            if need_team:
+                self._team_ids[team_key] = self._team_from(data, team_key)
+            if wanted:
+                self._remember_labels(data, team_key, wanted, now)
+        ids = []
+        for name in names:
+            label_id, _ = self._labels[(team_key, name.lower())]
+            if label_id is None:
+                log.info("label not in the team or workspace, skipped", connector=self.name, team=team_key,
+                         label=name)
+            elif label_id not in ids:
+                ids.append(label_id)
+        return self._team_ids[team_key], ids, not (need_team or wanted)
+
+    def _label_fresh(self, key: tuple[str, str], now: float) -> bool:
+        cached = self._labels.get(key)
+        if cached is None:
+            return False
+        label_id, at = cached
+        return label_id is not None or now - at < LABEL_MISS_TTL
+
+    def _team_from(self, data: dict, team_key: str) -> str:
+        conn = data.get("teams")
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list):
+            raise PayloadError(self.name, "SyncdCreateLookup: expected teams.nodes to be a list", payload=data)
+        for t in nodes:
+            if isinstance(t, dict) and isinstance(t.get("id"), str) and str(t.get("key", "")).upper() == team_key:
+                return t["id"]
+        raise NotFound(self.name, f"no Linear team with key {team_key!r} (a route's team in the mapping files): "
+                                  "use a team key shown in Linear's team settings that this API key can see")
+
+    def _remember_labels(self, data: dict, team_key: str, wanted: list[str], now: float) -> None:
+        conn = data.get("issueLabels")
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list):
+            raise PayloadError(self.name, "SyncdCreateLookup: expected issueLabels.nodes to be a list",
+                               payload=data)
+        found: dict[str, tuple[int, str]] = {}  # name -> (rank, id): the team's own label before a workspace one
+        for label in nodes:
+            if not isinstance(label, dict) or not isinstance(label.get("id"), str):
+                continue
+            name = str(label.get("name") or "").lower()
+            owner = label.get("team") if isinstance(label.get("team"), dict) else None
+            rank = 0 if owner and str(owner.get("key", "")).upper() == team_key else 1 if owner is None else 2
+            if rank < 2 and (name not in found or rank < found[name][0]):
+                found[name] = (rank, label["id"])
+        for name in wanted:
+            hit = found.get(name.lower())
+            self._labels[(team_key, name.lower())] = (hit[1] if hit else None, now)
+
+    def _forget_team(self, team: str) -> None:
+        team_key = team.strip().upper()
+        self._team_ids.pop(team_key, None)
+        for cached in [k for k in self._labels if k[0] == team_key]:
+            del self._labels[cached]
+
+    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
+                       customer_data: bool = False) -> WriteResult:
+        """Keep ONE syncd comment per (issue, ``slot``), edited in place with ``commentUpdate``.
+
+        The comment ends with ``<!-- syncd:SLOT -->`` and ``<!-- syncd:KEY -->``
+        of the latest write. It is found by the slot marker among comments
+        written by syncd's own user (a scan, once per process), then by the
+        id remembered from the scan, checked to still hold the marker on
+        the same issue. Text equal to what is there is not written again.
+        ``customer_data`` needs no refusal: Linear is private (:meth:`is_private`).
+        """
+        if not SLOT_RE.match(slot):
+            raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
+        text = f"{body.strip()}\n\n{slot_marker(slot)}\n<!-- {marker_token(key)} -->"
+        existing, issue_uuid = self._find_slot_comment(issue_id, slot)
+        if existing is None:
+            data = self._graphql("SyncdCommentCreate", q.COMMENT_CREATE,
+                                 {"input": {"issueId": issue_uuid, "body": text}}, mutation=True)
+            result = self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
+        elif existing.get("body") == text:
+            return WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
+        else:
+            data = self._graphql("SyncdCommentUpdate", q.COMMENT_UPDATE,
+                                 {"id": existing["id"], "input": {"body": text}}, mutation=True, idempotent=True)
+            result = self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
+        self._slot_comments[(issue_id, slot)] = (result.id, issue_uuid)
+        return result
+
+    def _find_slot_comment(self, issue_id: str, slot: str) -> tuple[dict | None, str]:
+        """(the slot's comment or None, the issue's id): the remembered comment if it holds, else a scan."""
+        marker = slot_marker(slot)
+        remembered = self._slot_comments.get((issue_id, slot))
+        if remembered is not None:
+            comment_id, issue_uuid = remembered
+            try:
+                comment = self._graphql("SyncdSlotComment", q.SLOT_COMMENT, {"id": comment_id}).get("comment")
+            except NotFound:
+                comment = None
+            if (isinstance(comment, dict) and comment.get("id") == comment_id
+                    and marker in (_str(comment.get("body")) or "")
+                    and (comment.get("issue") or {}).get("id") == issue_uuid):
+                return comment, issue_uuid
+            del self._slot_comments[(issue_id, slot)]
+        data = self._graphql("SyncdFindSlot", q.FIND_SLOT,
+                             {"issue": issue_id, "comments": {"body": {"contains": marker}}})
+        issue = data.get("issue")
+        if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):
+            raise NotFound(self.name, f"SyncdFindSlot: no issue {issue_id}")
+        viewer = (data.get("viewer") or {}).get("id")
+        comments = (issue.get("comments") or {}).get("nodes") or []
+        mine = [c for c in comments
+                if isinstance(c, dict) and isinstance(c.get("id"), str) and marker in (_str(c.get("body")) or "")
+                and (c.get("user") or {}).get("id") == viewer]
+        mine.sort(key=lambda c: str(c.get("createdAt") or ""))
+        return (mine[0] if mine else None), issue["id"]
 
 
 def _node_time(node: Any) -> datetime | None:

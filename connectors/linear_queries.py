@@ -76,3 +76,61 @@ query SyncdFindMarker($id: String!, $comments: CommentFilter!) {
   }
 }
 """
+
+# --- escalation: creating issues and comments kept in place --------------------------
+
+# What an issue create needs once per process: the team's id and the ids of
+# the draft's labels (team or workspace labels, names matched ignoring case).
+# Each half is skipped with @include when its answer is already cached.
+CREATE_LOOKUP = """
+query SyncdCreateLookup($teamKey: String!, $withTeam: Boolean!, $labels: IssueLabelFilter!,
+                        $withLabels: Boolean!) {
+  teams(filter: {key: {eq: $teamKey}}, first: 1) @include(if: $withTeam) { nodes { id key } }
+  issueLabels(filter: $labels, first: 100) @include(if: $withLabels) { nodes { id name team { key } } }
+}
+"""
+
+ISSUE_CREATE = """
+mutation SyncdIssueCreate($input: IssueCreateInput!) {
+  issueCreate(input: $input) {
+    success
+    issue { id identifier updatedAt }
+  }
+}
+"""
+
+# The issue by the id syncd chose for it: a read of the primary record,
+# consistent as soon as the create returned (no search index in between).
+FIND_CREATED = """
+query SyncdFindCreated($id: String!) {
+  issue(id: $id) { id updatedAt }
+}
+"""
+
+# The remembered slot comment, read again to check it still holds its marker.
+SLOT_COMMENT = """
+query SyncdSlotComment($id: String!) {
+  comment(id: $id) { id body updatedAt issue { id } }
+}
+"""
+
+# The scan for a slot comment: the issue's comments holding the slot marker
+# (filtered server-side) and who syncd is, to keep only its own comments.
+FIND_SLOT = """
+query SyncdFindSlot($issue: String!, $comments: CommentFilter!) {
+  viewer { id }
+  issue(id: $issue) {
+    id
+    comments(filter: $comments, first: 10) { nodes { id body updatedAt createdAt user { id } } }
+  }
+}
+"""
+
+COMMENT_UPDATE = """
+mutation SyncdCommentUpdate($id: String!, $input: CommentUpdateInput!) {
+  commentUpdate(id: $id, input: $input) {
+    success
+    comment { id updatedAt }
+  }
+}
+"""

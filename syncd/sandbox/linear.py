@@ -6,7 +6,9 @@ names and types, so a document the fake accepts is one Linear accepts too.
 Semantics follow Linear's documentation: ``orderBy`` lists newest first,
 ``sort: [{updatedAt: {order: Ascending}}]`` oldest first, opaque cursors, a
 default page of 50, ``issue(id:)`` taking a UUID or an identifier (also one
-from before a team move), ``attachmentCreate`` idempotent per (issue, url),
+from before a team move), ``issueCreate`` taking a client-chosen UUID once and
+only existing labels of the team or workspace, ``commentUpdate`` by the
+comment's author only, ``attachmentCreate`` idempotent per (issue, url),
 errors as an ``errors`` array with ``extensions.code``, and rate-limit headers
 on every response.
 
@@ -239,9 +241,11 @@ class LinearFake(FakeService):
                 self.states[state["id"]] = state
             return team
 
-    def add_label(self, name: str, color: str = "#bec2c8") -> dict:
+    def add_label(self, name: str, color: str = "#bec2c8", *, team: dict | str | None = None) -> dict:
+        """A workspace label, or one of ``team``'s own labels."""
         with self.lock:
-            label = {"id": self._uuid(), "name": name, "color": color}
+            label = {"id": self._uuid(), "name": name, "color": color,
+                     "teamId": self._team(team)["id"] if team else None}
             self.labels[label["id"]] = label
             return label
 
@@ -293,6 +297,18 @@ class LinearFake(FakeService):
             creator = self._user(user) if user else None
             return self._upsert_attachment(obj, url, title, subtitle, None, None, creator["id"] if creator else None)
 
+    def edit_comment(self, comment_id: str, body: str) -> dict:
+        """A person rewriting a comment's text in the UI."""
+        with self.lock:
+            comment = self._comment(comment_id)
+            self._edit_comment(comment, body)
+            return comment
+
+    def delete_comment(self, comment_id: str) -> None:
+        with self.lock:
+            self._comment(comment_id)
+            del self.comments[comment_id]
+
     def issue(self, ref: str | dict) -> dict:
         """The issue (by id or any identifier it had) as a GraphQL-shaped dict."""
         with self.lock:
@@ -338,6 +354,11 @@ class LinearFake(FakeService):
             if label["name"] == ref:
                 return label
         return self.add_label(ref)
+
+    def _comment(self, comment_id: str) -> dict:
+        if comment_id in self.comments:
+            return self.comments[comment_id]
+        raise not_found("Comment")
 
     def _issue(self, ref: dict | str) -> dict:
         key = ref["id"] if isinstance(ref, dict) else str(ref)
@@ -434,6 +455,12 @@ class LinearFake(FakeService):
         self.comments[comment["id"]] = comment
         issue["updatedAt"] = now
         return comment
+
+    def _edit_comment(self, comment: dict, body: str) -> None:
+        """A new body for a comment (its issue's updatedAt is left as it was)."""
+        now = self._now()
+        comment["body"] = body
+        comment["updatedAt"] = comment["editedAt"] = now
 
     def _upsert_attachment(self, issue: dict, url: str, title: str | None, subtitle: str | None,
                            metadata: dict | None, group_by_source: bool | None, creator_id: str | None,
@@ -596,9 +623,13 @@ class LinearFake(FakeService):
                 self._filtered(self.states.values(), a.get("filter"), self._state_filter), a),
             ("Query", "comments"): lambda root, info, **a: self._connection(
                 self._filtered(self.comments.values(), a.get("filter"), self._comment_filter), a),
+            ("Query", "comment"): self._q_comment,
+            ("Query", "issueLabels"): lambda root, info, **a: self._connection(
+                self._filtered(self.labels.values(), a.get("filter"), self._label_filter), a),
             ("Query", "attachmentsForURL"): lambda root, info, url, **a: self._connection(
                 [x for x in self.attachments.values() if x["url"] == url], a),
             ("Mutation", "commentCreate"): self._m_comment_create,
+            ("Mutation", "commentUpdate"): self._m_comment_update,
             ("Mutation", "attachmentCreate"): self._m_attachment_create,
             ("Mutation", "attachmentLinkURL"): self._m_attachment_link_url,
             ("Mutation", "issueCreate"): self._m_issue_create,
@@ -628,6 +659,7 @@ class LinearFake(FakeService):
             ("Issue", "attachments"): lambda i, info, **a: self._connection(self._filtered(
                 [x for x in self.attachments.values() if x["issueId"] == i["id"]], a.get("filter"),
                 self._attachment_filter), a),
+            ("IssueLabel", "team"): lambda x, info: self.teams.get(x["teamId"]) if x.get("teamId") else None,
             ("Comment", "url"): lambda c, info: f"{self._issue_url(self.issues[c['issueId']])}#comment-"
                                                 f"{c['id'][:8]}",
             ("Comment", "issue"): lambda c, info: self.issues.get(c["issueId"]),
@@ -647,6 +679,21 @@ class LinearFake(FakeService):
             raise invalid("body is required.")
         issue = self._issue(input["issueId"])
         comment = self._new_comment(issue, input["body"], self._actor, input.get("id"))
+        return {"success": True, "lastSyncId": float(self._sync()), "comment": comment}
+
+    def _q_comment(self, root: Any, info: Any, id: str | None = None, hash: str | None = None) -> dict:
+        if not id:
+            raise invalid("Either id or hash is required to find a comment; the sandbox supports id.")
+        return self._comment(id)
+
+    def _m_comment_update(self, root: Any, info: Any, id: str, input: dict, skipEditedAt: bool | None = None) -> dict:
+        comment = self._comment(id)
+        if comment["userId"] != self._actor:
+            raise LinearError("You can only edit your own comments.", "FORBIDDEN", "forbidden", status=403)
+        if input.get("body") is not None:
+            if not input["body"]:
+                raise invalid("body must not be empty.")
+            self._edit_comment(comment, input["body"])
         return {"success": True, "lastSyncId": float(self._sync()), "comment": comment}
 
     def _m_attachment_create(self, root: Any, info: Any, input: dict) -> dict:
@@ -675,10 +722,25 @@ class LinearFake(FakeService):
         assignee = input.get("assigneeId")
         if assignee is not None and assignee not in self.users:
             raise not_found("User")
+        issue_id = input.get("id")
+        if issue_id is not None:
+            try:
+                if uuid.UUID(issue_id).version != 4:
+                    raise ValueError
+            except ValueError:
+                raise invalid("id must be a UUID v4.") from None
+            if issue_id in self.issues:
+                raise invalid(f"An issue with id {issue_id} already exists.")
+        label_ids = []
+        for label_id in input.get("labelIds") or []:
+            label = self.labels.get(label_id)
+            if label is None:
+                raise not_found("IssueLabel")
+            if label.get("teamId") not in (None, team["id"]):
+                raise invalid(f"Label {label['name']} belongs to another team.")
+            label_ids.append(label_id)
         issue = self._new_issue(team, input.get("title") or "", input.get("description"), state, assignee,
-                                input.get("priority") or 0,
-                                [self._label(x)["id"] for x in input.get("labelIds") or []],
-                                self._actor, input.get("id"))
+                                input.get("priority") or 0, label_ids, self._actor, issue_id)
         return {"success": True, "lastSyncId": float(self._sync()), "issue": issue}
 
     def _m_issue_update(self, root: Any, info: Any, id: str, input: dict) -> dict:
@@ -760,7 +822,9 @@ class LinearFake(FakeService):
                            {}, recurse=self._user_filter)
 
     def _label_filter(self, label: dict | None, flt: dict | None) -> bool:
-        return self._match(label, flt, {k: (lambda x, k=k: x[k]) for k in ("id", "name")}, {},
+        return self._match(label, flt, {k: (lambda x, k=k: x[k]) for k in ("id", "name")},
+                           {"team": (lambda x: self.teams.get(x["teamId"]) if x.get("teamId") else None,
+                                     self._team_filter)},
                            recurse=self._label_filter)
 
     def _comment_filter(self, comment: dict | None, flt: dict | None) -> bool:

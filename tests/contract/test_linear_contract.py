@@ -15,7 +15,8 @@ from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse,
 from graphql.execution.values import get_variable_values
 
 from connectors import linear_queries
-from connectors.linear import LinearConfig, LinearConnector
+from connectors.base import IssueDraft
+from connectors.linear import LinearConfig, LinearConnector, created_issue_id
 from tests.conftest import SPECS, require_shared
 from tests.connectors.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
 
@@ -48,6 +49,22 @@ def tour(**config) -> list[dict]:
         conn.attach_ticket("ENG-1", "https://acme.zendesk.com/agent/tickets/7", "Ticket #7", "1 customer", MARK)
         api.data("SyncdFindMarker", {"issue": {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}})
         conn.find_marker("ENG-1", MARK)
+        # escalation: a created issue (team and label lookup, create), the crash check,
+        # and a comment kept in place (scan and create, then remembered and edited)
+        api.data("SyncdCreateLookup", {"teams": {"nodes": [{"id": "t", "key": "ENG"}]},
+                                       "issueLabels": {"nodes": [{"id": "l", "name": "bug", "team": None}]}})
+        api.data("SyncdIssueCreate", {"issueCreate": {"success": True, "issue": {
+            "id": created_issue_id(MARK), "identifier": "ENG-2", "updatedAt": "2025-06-01T00:00:00.000Z"}}})
+        conn.create_issue("ENG", IssueDraft("Export fails", "Steps...", labels=("bug", "nope"), priority="sev2"),
+                          MARK)
+        api.data("SyncdFindCreated", {"issue": {"id": created_issue_id(MARK), "updatedAt": None}})
+        conn.find_created("ENG", MARK)
+        api.data("SyncdFindSlot", {"viewer": {"id": "u"}, "issue": {"id": "i", "comments": {"nodes": []}}})
+        api.data("SyncdCommentCreate", {"commentCreate": {"success": True, "comment": {"id": "c"}}})
+        conn.upsert_comment("ENG-1", "2 tickets", MARK, "demand")
+        api.data("SyncdSlotComment", {"comment": {"id": "c", "body": "1 <!-- syncd:demand -->", "issue": {"id": "i"}}})
+        api.data("SyncdCommentUpdate", {"commentUpdate": {"success": True, "comment": {"id": "c"}}})
+        conn.upsert_comment("ENG-1", "3 tickets", MARK, "demand")
     return api.sent
 
 
