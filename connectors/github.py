@@ -95,6 +95,7 @@ TICKETS_BLOCK_RE = re.compile(r"<!-- syncd:tickets -->\n.*?<!-- /syncd:tickets -
 KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->\n?")
 # A label asked for but missing from the cached list is looked up again at most this often (seconds).
 LABEL_RECHECK = 600.0
+TITLE_MAX = 256  # characters GitHub takes in an issue title
 
 
 class GitHubConfig(ConnectorConfig):
@@ -589,6 +590,8 @@ class GitHubConnector(Tracker):
         """
         repo = self._team_repo(team)
         title = re.sub(r"\s+", " ", draft.title).strip()
+        if len(title) > TITLE_MAX:  # GitHub answers 422 to a longer one
+            title = title[:TITLE_MAX - 1].rstrip() + "…"
         if not title:
             raise Conflict(self.name, f"an issue for repository {repo} needs a title; the handoff draft has none")
         body = f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"

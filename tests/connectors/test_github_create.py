@@ -208,6 +208,17 @@ def test_an_unreadable_create_answer_is_a_payload_error(answer):
 
 
 @responses.activate
+def test_a_title_longer_than_github_takes_is_shortened(fixtures_dir):
+    mock_create(fixtures_dir)
+    c = make([REPO], mutation_interval=0)
+    c.create_issue(REPO, IssueDraft(title="x" * 300, body="b"), KEY)
+    c.create_issue(REPO, IssueDraft(title="word " * 60, body="b"), KEY)
+    first, second = (p["title"] for p in posts())
+    assert first == "x" * 255 + "…"
+    assert len(second) <= 256 and second.endswith("word…")
+
+
+@responses.activate
 def test_an_empty_title_is_refused_without_a_request():
     with pytest.raises(Conflict):
         make([REPO], mutation_interval=0).create_issue(REPO, IssueDraft(title=" \n", body="b"), KEY)
