@@ -19,6 +19,10 @@ Choices worth knowing:
   add/remove-tags property in the description; ``additional_tags`` and
   ``remove_tags`` are documented for Update Many only, which is what the
   bulk write uses.
+- A follow-up of a closed ticket (which Zendesk will not reopen or update)
+  is a new ticket created with ``via_followup_source_id``; its marker is its
+  ``external_id``, found again with List Tickets' ``external_id`` filter
+  (see :meth:`ZendeskConnector.find_followup` for why that is reliable).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     ConnectorConfig,
+    FollowUpTicket,
     Helpdesk,
     Page,
     Rejected,
@@ -50,6 +55,7 @@ from syncd.records import Comment, Customer, Organization, Ref, Ticket, format_t
 log = structlog.get_logger("syncd.connectors.zendesk")
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor"
+TICKETS_PATH = "/api/v2/tickets"
 COMMENTS_PAGE_SIZE = 100  # the most List Comments returns per page
 BULK_LIMIT = 100  # Update Many takes up to 100 ids
 JOB_POLL_LIMIT = 60
@@ -425,6 +431,111 @@ class ZendeskConnector(Helpdesk):
             return AuthError(self.name, message, status=403)
         return Conflict(self.name, message, status=422)
 
+    # -- follow-ups -------------------------------------------------------------
+
+    def create_followup(self, source_id: str, followup: FollowUpTicket, key: str) -> WriteResult:
+        """One ``POST /api/v2/tickets`` with ``via_followup_source_id``.
+
+        The requester is ``followup.requester_id``, or the source ticket's
+        (one GET, which also checks that the source is closed: Zendesk
+        ignores ``via_followup_source_id`` on any other ticket, and an open
+        ticket should be updated, not followed up). The note is the first
+        comment, private, with the marker in its text like every note; the
+        marker is also the ticket's ``external_id``, which is what
+        :meth:`find_followup` looks up. Tags, when given, replace the ones
+        Zendesk would otherwise copy from the source ticket.
+        """
+        source = _numeric(source_id)
+        requester = followup.requester_id
+        if requester is None:
+            requester = self._followup_requester(source)
+        ticket: dict[str, Any] = {
+            "via_followup_source_id": int(source),
+            "subject": followup.subject,
+            "requester_id": int(_numeric(requester)),
+            "comment": {"body": f"{followup.note}\n\n[{marker_token(key)}]", "public": False},
+            "external_id": marker_token(key),
+        }
+        if followup.assignee_id is not None:
+            ticket["assignee_id"] = int(_numeric(followup.assignee_id))
+        if followup.tags:
+            ticket["tags"] = list(dict.fromkeys(followup.tags))
+        try:
+            response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket},
+                                         endpoint=f"POST {TICKETS_PATH}")
+        except Conflict as exc:
+            raise Conflict(self.name, f"ticket {source}: Zendesk refused the follow-up ticket "
+                           f"({_detail(self.name, exc)}); check that the requester and assignee still "
+                           "exist and that the assignee is an agent", status=exc.status) from None
+        except ApiError as exc:
+            raise _about(self.name, f"ticket {source}: creating its follow-up ticket", exc) from None
+        return self._created(source, response)
+
+    def find_followup(self, source_id: str, key: str) -> str | None:
+        """The follow-up created with ``key``: ``GET /api/v2/tickets?external_id=<marker>``.
+
+        Reliable straight after the write, unlike the Search API: List
+        Tickets filters the tickets themselves, while search reads an index
+        that trails new tickets by minutes (a crash just after the POST would
+        find nothing there and the follow-up would be created twice). Only
+        archived tickets are left out, which a new ticket never is. External
+        ids need not be unique, so a ticket counts only when its
+        ``external_id`` is our marker and, where the answer names the source
+        (``via.source`` with ``rel: follow_up``), that source is
+        ``source_id``. Only syncd writes this marker, so one page is enough.
+        """
+        source = _numeric(source_id)
+        token = marker_token(key)
+        body = self._get(TICKETS_PATH, params={"external_id": token}, endpoint=f"GET {TICKETS_PATH}")
+        raw_tickets = body.get("tickets")
+        if not isinstance(raw_tickets, list):
+            raise PayloadError(self.name, f"ticket {source}: looking for its follow-up, the answer has no "
+                               "'tickets' list", record_id=source, payload=body)
+        found = [raw["id"] for raw in raw_tickets
+                 if isinstance(raw, dict) and raw.get("external_id") == token
+                 and isinstance(raw.get("id"), int) and not isinstance(raw.get("id"), bool)
+                 and _followup_source(raw) in (None, source)]
+        return str(min(found)) if found else None
+
+    def _followup_requester(self, source: str) -> str:
+        body = self._get(f"/api/v2/tickets/{source}", endpoint="GET /api/v2/tickets/{ticket_id}")
+        ticket = expect_dict(self.name, body.get("ticket"), f"ticket {source}", record_id=source)
+        status = ticket.get("status")
+        if status != "closed":
+            raise Conflict(self.name, f"ticket {source} is {status!r}, not closed: Zendesk makes follow-up "
+                           "tickets of closed tickets only; update the ticket itself")
+        requester = ticket.get("requester_id")
+        if requester is None or not _is_id(requester):
+            raise PayloadError(self.name, f"ticket {source} has no requester_id ({requester!r}); give the "
+                               "follow-up a requester", record_id=source, payload=ticket)
+        return str(requester)
+
+    def _created(self, source: str, response: Any) -> WriteResult:
+        """The new ticket's id from the 201 body, else from its Location header."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        ticket = ticket if isinstance(ticket, dict) else {}
+        tid = ticket.get("id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            match = re.search(r"/tickets/(\d+)(?:\.json)?/?$", response.headers.get("Location") or "")
+            if match is None:
+                raise TransientError(self.name, f"ticket {source}: the follow-up ticket was created but the "
+                                     "answer names no ticket; it will be found by its marker",
+                                     maybe_applied=True)
+            tid = int(match.group(1))
+        origin = _followup_source(ticket)
+        if isinstance(ticket.get("via"), dict) and origin != source:  # Zendesk ignored the source
+            log.warning("the new ticket is not linked as a follow-up", connector=self.name,
+                        ticket=str(tid), source=source, shown_source=origin)
+        try:
+            updated_at = parse_time(ticket.get("updated_at"))
+        except (TypeError, ValueError, AttributeError):
+            updated_at = None
+        return WriteResult(updated_at=updated_at, id=str(tid))
+
     # -- normalisation --------------------------------------------------------
 
     def _ticket(self, raw: Any, users: dict[int, dict], orgs: dict[int, dict]) -> Ticket:
@@ -514,6 +625,37 @@ def _numeric(value: Any) -> str:
     if not text.isdigit():
         raise ValueError(f"not a Zendesk id (digits expected): {value!r}")
     return text
+
+
+def _followup_source(raw: dict) -> str | None:
+    """The source ticket a follow-up names: ``via.source.from.ticket_id`` with
+    ``rel: follow_up`` (the via object reference), or ``via_followup_source_id``
+    where an answer echoes it; None when the answer shows neither."""
+    echoed = raw.get("via_followup_source_id")
+    if _is_id(echoed) and echoed is not None:
+        return str(echoed)
+    via = raw.get("via") if isinstance(raw.get("via"), dict) else {}
+    source = via.get("source") if isinstance(via.get("source"), dict) else {}
+    origin = source.get("from") if isinstance(source.get("from"), dict) else {}
+    if source.get("rel") == "follow_up" and _is_id(origin.get("ticket_id")) and origin.get("ticket_id") is not None:
+        return str(origin["ticket_id"])
+    return None
+
+
+def _detail(connector: str, exc: ApiError) -> str:
+    """An error's message without the connector name in front."""
+    return str(exc).removeprefix(f"{connector}: ")
+
+
+def _about(connector: str, what: str, exc: ApiError) -> ApiError:
+    """The same error, its message prefixed with what was being done."""
+    message = f"{what}: {_detail(connector, exc)}"
+    if isinstance(exc, TransientError):
+        return TransientError(connector, message, status=exc.status, maybe_applied=exc.maybe_applied,
+                              retry_after=exc.retry_after)
+    if isinstance(exc, PayloadError):
+        return PayloadError(connector, message, record_id=exc.record_id, payload=exc.payload)
+    return type(exc)(connector, message, status=exc.status)
 
 
 def _index(items: Any) -> dict[int, dict]:

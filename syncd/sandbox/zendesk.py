@@ -3,7 +3,9 @@
 It speaks the wire format of Zendesk's official OpenAPI description and
 documentation: the cursor-based incremental ticket export (tickets ordered by
 change, opaque ``after_cursor``, ``end_of_stream``, sideloads), ticket show,
-create and update (comments, tags, custom fields, ``safe_update``), bulk
+create and update (comments, tags, custom fields, ``safe_update``), follow-up
+tickets of closed tickets (``via_followup_source_id``), listing by
+``external_id``, bulk
 ``update_many`` with job statuses, comment listing with cursor pagination,
 tags, ticket fields, Zendesk's error bodies and rate-limit headers. Paths are
 served with or without the ``.json`` suffix.
@@ -39,6 +41,7 @@ ROLES = ("end-user", "agent", "admin")
 DEFAULT_LIMIT_PER_MINUTE = 700  # what the headers report when no budget is set
 EXPORT_PAGE_MAX = 1000
 COMMENTS_PAGE_MAX = 100
+LIST_PAGE_MAX = 100
 RECENT_WINDOW = timedelta(seconds=60)
 
 NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
@@ -124,6 +127,7 @@ class ZendeskFake(FakeService):
         r("GET", "/api/v2/tickets/show_many", self._h_show_many)
         r("PUT", "/api/v2/tickets/update_many", self._h_update_many)
         r("GET", "/api/v2/tickets/{id}", self._h_show)
+        r("GET", "/api/v2/tickets", self._h_list)
         r("POST", "/api/v2/tickets", self._h_create)
         r("PUT", "/api/v2/tickets/{id}", self._h_update)
         r("GET", "/api/v2/tickets/{id}/comments", self._h_comments)
@@ -247,6 +251,15 @@ class ZendeskFake(FakeService):
     def set_status(self, ticket_id: int, status: str, *, author_id: int | None = None) -> dict:
         return self.update_ticket(ticket_id, author_id=author_id, status=status)
 
+    def close_ticket(self, ticket_id: int) -> dict:
+        """Zendesk's automation closes a solved ticket (days later; here at once).
+        From then on the ticket refuses every update."""
+        with self.lock:
+            ticket = self._ticket(ticket_id)
+            if ticket["status"] != "closed":
+                self._update(ticket, {"status": "closed"}, actor_id=-1, via="rule")
+            return copy.deepcopy(ticket)
+
     def update_ticket(self, ticket_id: int, *, author_id: int | None = None, **changes: Any) -> dict:
         """An agent edits the ticket in the UI (status, priority, tags, assignee_id, custom_fields...)."""
         if isinstance(changes.get("custom_fields"), dict):
@@ -336,11 +349,15 @@ class ZendeskFake(FakeService):
             raise record_invalid("description", "Description: cannot be blank")
         requester_id = data.get("requester_id") or actor_id
         self._validate_user(requester_id, "requester_id", agent=False)
+        external_id = data.get("external_id")
+        if external_id is not None and (not isinstance(external_id, str) or len(external_id) > 255
+                                        or not external_id.isascii()):
+            raise record_invalid("external_id", "External id: must be ASCII text of at most 255 characters")
         org_id = data.get("organization_id") or self.users[requester_id]["organization_id"]
         now = self._now()
         ticket_id = self._id("ticket")
         ticket = {
-            "id": ticket_id, "url": "", "external_id": data.get("external_id"),
+            "id": ticket_id, "url": "", "external_id": external_id,
             "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
             "created_at": now, "updated_at": now, "type": None, "subject": data.get("subject") or "",
             "raw_subject": data.get("subject") or "", "description": "", "priority": None, "status": "new",
@@ -350,19 +367,20 @@ class ZendeskFake(FakeService):
             "is_public": bool(comment.get("public", True)), "due_at": None, "tags": [],
             "custom_fields": [{"id": f["id"], "value": None} for f in self.ticket_fields.values()
                               if f["removable"]],
-            "satisfaction_rating": None, "sharing_agreement_ids": [], "followup_ids": [],
-            "via_followup_source_id": data.get("via_followup_source_id"), "ticket_form_id": None,
+            "satisfaction_rating": None, "sharing_agreement_ids": [], "followup_ids": [], "ticket_form_id": None,
             "brand_id": None, "allow_channelback": False, "allow_attachments": True,
             "from_messaging_channel": False,
         }
-        self.tickets[ticket_id] = ticket
-        self.comments[ticket_id] = []
-        source = data.get("via_followup_source_id")
-        if source and source in self.tickets:
-            self.tickets[source]["followup_ids"].append(ticket_id)
         changes = {k: v for k, v in data.items()
                    if k in ("status", "priority", "tags", "custom_fields", "assignee_id", "group_id", "type",
                             "comment", "metadata") and v is not None}
+        source = self._followup_source(data.get("via_followup_source_id"))
+        if source is not None:
+            ticket["via"]["source"] = {"from": {"ticket_id": source["id"], "subject": source["subject"]},
+                                       "to": {}, "rel": "follow_up"}
+            changes.setdefault("tags", list(source["tags"]))  # inherited unless the request gives tags
+        self.tickets[ticket_id] = ticket
+        self.comments[ticket_id] = []
         changes.setdefault("status", "open" if data.get("assignee_id") else "new")
         try:
             audit = self._update(ticket, changes, actor_id=actor_id, via=via, creating=True)
@@ -370,15 +388,30 @@ class ZendeskFake(FakeService):
             del self.tickets[ticket_id]
             del self.comments[ticket_id]
             raise
+        if source is not None:
+            source["followup_ids"].append(ticket_id)
         ticket["description"] = self.comments[ticket_id][0]["plain_body"]
         return ticket, audit
+
+    def _followup_source(self, value: Any) -> dict | None:
+        """The ticket a new one follows up. Zendesk honours ``via_followup_source_id``
+        for a closed ticket only; for any other (or none) it has no effect."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or _int(value) is None:
+            raise record_invalid("via_followup_source_id", f"via_followup_source_id {value!r} is not a ticket id")
+        source = self.tickets.get(_int(value))
+        return source if source is not None and source["status"] == "closed" else None
 
     def _update(self, ticket: dict, changes: dict, *, actor_id: int, via: str, creating: bool = False) -> dict:
         """Apply a ticket update the way Zendesk does; returns the audit. Raises HttpFault on refusal."""
         if not isinstance(changes, dict):
             raise bad_request("ticket must be an object")
         if ticket["status"] == "closed" and not creating:
-            raise record_invalid("status", "Status: closed prevents ticket update")
+            # Zendesk's own words and code for any write to a closed ticket.
+            raise HttpFault(422, {"error": "RecordInvalid", "description": "Record validation errors",
+                                  "details": {"status": [{"description": "Status: closed prevents ticket update",
+                                                          "error": "ClosedTicket"}]}})
         stamp = changes.get("updated_stamp")
         if changes.get("safe_update") in (True, "true") and stamp is not None:
             if parse_iso(stamp) != parse_iso(ticket["updated_at"]):
@@ -632,6 +665,26 @@ class ZendeskFake(FakeService):
     def _h_show(self, request: FakeRequest) -> FakeResponse:
         ticket = self._ticket(request.params["id"])
         return FakeResponse(200, {"ticket": self._ticket_json(ticket), **self._sideloads(request, [ticket])})
+
+    def _h_list(self, request: FakeRequest) -> FakeResponse:
+        """List Tickets, by id, with offset pagination; ``external_id`` filters
+        on the exact value (ids need not be unique, so several may match)."""
+        per_page = min(max(1, _int(request.arg("per_page") or LIST_PAGE_MAX) or LIST_PAGE_MAX), LIST_PAGE_MAX)
+        page = max(1, _int(request.arg("page") or 1) or 1)
+        found = sorted(self.tickets.values(), key=lambda t: t["id"])
+        external_id = request.arg("external_id")
+        if external_id is not None:
+            found = [t for t in found if t["external_id"] == external_id]
+        chunk = found[(page - 1) * per_page: page * per_page]
+        query = {"external_id": external_id} if external_id is not None else {}
+
+        def link(n: int) -> str:
+            return self._url("/api/v2/tickets.json?" + urlencode({**query, "page": n, "per_page": per_page}))
+
+        return FakeResponse(200, {"tickets": [self._ticket_json(t) for t in chunk],
+                                  "next_page": link(page + 1) if page * per_page < len(found) else None,
+                                  "previous_page": link(page - 1) if page > 1 else None,
+                                  "count": len(found), **self._sideloads(request, chunk)})
 
     def _h_show_many(self, request: FakeRequest) -> FakeResponse:
         ids = _id_list(request.arg("ids"))

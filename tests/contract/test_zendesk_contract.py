@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from connectors.base import TicketUpdate
+from connectors.base import FollowUpTicket, TicketUpdate, marker_token
 from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from tests.contract.openapi import assert_calls_conform, contract_fixture
@@ -134,6 +134,25 @@ def test_bulk_update_and_job_status_conform(zendesk_contract):
 
 
 @responses.activate
+def test_followup_create_and_lookup_conform(zendesk_contract):
+    closed = {**ticket(5, "closed"), "requester_id": 7}
+    created = {**ticket(9, "new"), "external_id": marker_token(KEY),
+               "via": {"channel": "api", "source": {"from": {"ticket_id": 5, "subject": "s"}, "to": {},
+                                                    "rel": "follow_up"}}}
+    responses.get(BASE + "/api/v2/tickets/5", json={"ticket": closed})
+    responses.post(BASE + "/api/v2/tickets", status=201, json={"ticket": created},
+                   headers={"Location": BASE + "/api/v2/tickets/9.json"})
+    responses.get(BASE + "/api/v2/tickets", json={"tickets": [created], "next_page": None, "count": 1})
+    zd = connector()
+    zd.create_followup("5", FollowUpTicket("Follow-up", "Tell them", assignee_id="3", tags=("a",)), KEY)
+    zd.create_followup("5", FollowUpTicket("Follow-up", "Tell them", requester_id="7"), KEY)
+    assert zd.find_followup("5", KEY) == "9"
+    seen = assert_calls_conform(responses.calls, zendesk_contract)
+    assert seen == ["GET /api/v2/tickets/{ticket_id}", "POST /api/v2/tickets", "POST /api/v2/tickets",
+                    "GET /api/v2/tickets"]
+
+
+@responses.activate
 def test_oauth_requests_conform(zendesk_contract):
     responses.get(BASE + "/api/v2/tickets/5", json={"ticket": ticket(5)})
     connector(oauth_token="oauth-value").get_ticket("5")
@@ -158,6 +177,11 @@ def _prepared(method: str, url: str, *, auth=True, **kwargs) -> requests.Prepare
     (("GET", BASE + "/api/v2/tickets/5.json", {}), "ticket_id"),
     (("GET", BASE + "/api/v2/tickets/5?bogus=1", {}), "bogus"),
     (("PATCH", BASE + "/api/v2/tickets/5", {}), "no PATCH operation"),
+    # A follow-up must say which closed ticket it follows, as an integer, and carry a comment.
+    (("POST", BASE + "/api/v2/tickets", {"json": {"ticket": {"via_followup_source_id": "5",
+                                                              "comment": {"body": "b"}}}}), "not of type 'integer'"),
+    (("POST", BASE + "/api/v2/tickets", {"json": {"ticket": {"via_followup_source_id": 5}}}), "comment"),
+    (("GET", BASE + "/api/v2/tickets?external_ids=x", {}), "external_ids"),
 ])
 def test_validator_rejects_bad_requests(zendesk_contract, request_args, message):
     method, url, kwargs = request_args
