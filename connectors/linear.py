@@ -77,6 +77,9 @@ def linear_priority(word: str | None) -> int | None:
     return PRIORITIES.get(word.strip().lower()) if isinstance(word, str) else None
 
 
+KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->")
+
+
 def slot_marker(slot: str) -> str:
     return f"<!-- syncd:{slot} -->"
 
@@ -555,7 +558,8 @@ class LinearConnector(Tracker):
         of the latest write. It is found by the slot marker among comments
         written by syncd's own user (a scan, once per process), then by the
         id remembered from the scan, checked to still hold the marker on
-        the same issue. Text equal to what is there is not written again.
+        the same issue. Text equal to what is there (but for the key marker)
+        is not written again, so the same demand planned twice costs no edit.
         ``customer_data`` needs no refusal: Linear is private (:meth:`is_private`).
         """
         if not SLOT_RE.match(slot):
@@ -566,7 +570,9 @@ class LinearConnector(Tracker):
             data = self._graphql("SyncdCommentCreate", q.COMMENT_CREATE,
                                  {"input": {"issueId": issue_uuid, "body": text}}, mutation=True)
             result = self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
-        elif existing.get("body") == text:
+        elif _without_key(existing.get("body")) == _without_key(text):
+            # Same words: no edit just to swap the key marker. A re-send after a
+            # crash (find_marker said no) lands here too and is rightly a no-op.
             return WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
         else:
             data = self._graphql("SyncdCommentUpdate", q.COMMENT_UPDATE,
@@ -602,6 +608,11 @@ class LinearConnector(Tracker):
                 and (c.get("user") or {}).get("id") == viewer]
         mine.sort(key=lambda c: str(c.get("createdAt") or ""))
         return (mine[0] if mine else None), issue["id"]
+
+
+def _without_key(text: Any) -> str:
+    """A comment's text without its key marker: what a reader sees, and what syncd compares."""
+    return KEY_MARKER_RE.sub("", text if isinstance(text, str) else "").strip()
 
 
 def _node_time(node: Any) -> datetime | None:

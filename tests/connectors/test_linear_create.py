@@ -297,11 +297,20 @@ def test_upsert_creates_then_edits_in_place_then_leaves_equal_text_alone(api):
 
 
 def test_the_latest_key_is_carried_so_find_marker_sees_it(api):
-    api.data("SyncdFindSlot", slot_scan([comment("c-9", slot_text("old", MARK))]))
+    api.data("SyncdFindSlot", slot_scan([comment("c-9", slot_text("Demand: 2 tickets", MARK))]))
     api.data("SyncdCommentUpdate", wrote("c-9", "commentUpdate"))
-    make().upsert_comment(ISSUE_UUID, "old", OTHER, "demand")  # same words, new key: rewritten
+    make().upsert_comment(ISSUE_UUID, "Demand: 3 tickets", OTHER, "demand")  # only the end differs
     body = api.variables("SyncdCommentUpdate")[0]["input"]["body"]
     assert find_markers(body) == (OTHER,)
+
+
+def test_same_words_under_a_new_key_are_not_rewritten(api):
+    """Only the key marker would change: no edit (a re-send after a crash lands here too)."""
+    api.data("SyncdFindSlot", slot_scan([comment("c-9", slot_text("same", MARK),
+                                                 updated="2025-06-05T00:00:00.000Z")]))
+    result = make().upsert_comment(ISSUE_UUID, "same", OTHER, "demand")
+    assert result.id == "c-9" and result.updated_at == parse_time("2025-06-05T00:00:00Z")
+    assert ops(api) == ["SyncdFindSlot"]
 
 
 def test_scan_keeps_only_syncds_own_comment_and_the_oldest(api):
