@@ -441,6 +441,261 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
         click.echo(f"quarantine {quarantine_id}: {label} released; its next change is processed")
 
 
+# -- promises and the review ------------------------------------------------------------------
+
+
+def _now():
+    """The current time (UTC); tests replace it."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def _usage(message: str) -> None:
+    fail(message, EXIT_USAGE)
+
+
+def _existing_store(settings: Any, *, readonly: bool = False, shared: bool = False):
+    """The store, for a command that needs what syncd has already seen (never creates one)."""
+    from syncd.errors import StoreError
+    from syncd.store import Store
+
+    if not settings.store_path.exists():
+        raise StoreError(f"{settings.store_path} does not exist: no store yet; run `syncd once` first")
+    return Store(settings.store_path, readonly=readonly, shared=shared, clock=lambda: _now())
+
+
+def _tracker_kinds(settings: Any) -> dict[str, str]:
+    return {name: settings.connectors[name].kind for name in settings.sync.trackers if name in settings.connectors}
+
+
+def _local(at: Any, calendar: Any) -> str:
+    local = calendar.local(at)
+    return f"{local:%Y-%m-%d %H:%M} {calendar.time_zone}"
+
+
+def _calendar(route: Any) -> Any:
+    """The calendar of the route's promise rule (UTC, every day, all day without one)."""
+    from mappings.calendar import ALWAYS
+
+    return route.promises.calendar if route is not None and route.promises is not None else ALWAYS
+
+
+def _deadline(due: str | None, within: str | None, route: Any, now: Any) -> Any:
+    """The promise's deadline from --due or --within, in the route's promise calendar."""
+    from datetime import date, datetime
+
+    from mappings.calendar import ALWAYS, Duration
+
+    rule = route.promises if route else None
+    calendar = _calendar(route)
+    where = f"route {route.name!r}" if route else "the ticket (no route takes it)"
+    if due is not None:
+        text = due.strip()
+        try:
+            if len(text) == 10:
+                at = calendar.end_of_day(date.fromisoformat(text))  # "by that day": at its close of business
+            elif "T" in text and len(text) == 16:
+                at = datetime.fromisoformat(text).replace(tzinfo=calendar.tz)
+            else:
+                raise ValueError
+        except ValueError:
+            _usage(f"--due: not a date (got {due!r}); write YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                   f"(local time in {calendar.time_zone})")
+        if at <= now:
+            _usage(f"--due: {_local(at, calendar)} has already passed; give a later date")
+        return at
+    if within is not None:
+        try:
+            span = Duration.parse(within)
+        except ValueError as exc:
+            _usage(f"--within: {exc}")
+        if span.business and (rule is None or rule.calendar == ALWAYS):
+            _usage(f"--within: {within!r} counts business time, but {where} has no promise rule with a "
+                   "calendar; write calendar time (\"3 days\", \"8 hours\") or use --due")
+        return calendar.add(now, span)
+    return None
+
+
+@main.group()
+def promise() -> None:
+    """Promises made to customers: add one by hand, list, cancel."""
+
+
+@promise.command("add")
+@click.argument("ticket")
+@click.argument("what")
+@click.option("--due", metavar="YYYY-MM-DD[THH:MM]",
+              help="Tell the customer by then (a date: its close of business), in the route's time zone.")
+@click.option("--within", metavar="DURATION", help='Tell the customer within this, e.g. "2 business days".')
+@click.option("--when-resolved", is_flag=True, help="Tell the customer when the linked work resolves.")
+@click.option("--owner", metavar="NAME", help="Who keeps it (default: the ticket's assignee).")
+@click.option("--route", "route_name", metavar="NAME", help="Use this route's calendar (default: the ticket's).")
+@click.pass_obj
+@guarded
+def promise_add(obj: Context, ticket: str, what: str, due: str | None, within: str | None, when_resolved: bool,
+                owner: str | None, route_name: str | None) -> None:
+    """Record that the customer of TICKET was promised WHAT.
+
+    Give when: --due, --within, or --when-resolved (which may come with one
+    of the other two: news when it ships, by then at the latest). Works while
+    the daemon runs; the daemon then tracks the promise.
+    """
+    from mappings.promises import ISSUE_RESOLVED, new_promise
+    from syncd.app import handoff_mappings
+    from syncd.records import Event, Ref, Ticket, format_time
+    from syncd.report import check_route
+
+    if due is not None and within is not None:
+        _usage("--due and --within both give a deadline; give one of them")
+    if due is None and within is None and not when_resolved:
+        _usage("say when the customer hears: --due YYYY-MM-DD[THH:MM], --within \"2 business days\" "
+               "or --when-resolved")
+    if not what.strip():
+        _usage("WHAT must not be empty; say what the customer was promised, e.g. \"an update on the fix\"")
+    ticket_id = _ticket_id(ticket)
+    settings = obj.settings()
+    mappings = handoff_mappings(settings)
+    check_route(mappings, route_name)
+    now = _now()
+    with _existing_store(settings, shared=True) as store:
+        ref = Ref(settings.sync.helpdesk, ticket_id)
+        snapshot = store.get_snapshot(ref)
+        if not isinstance(snapshot, Ticket):
+            fail(f"ticket {ticket_id} is not known to syncd yet; run `syncd once` first, or check the id")
+        route = mappings.route(route_name) if route_name else mappings.route_for(snapshot)
+        due_at = _deadline(due, within, route, now)
+        issues = [row.issue for row in store.links_for_ticket(ref)]
+        made = new_promise(ref, what.strip(), now, origin="cli", issues=issues, owner=owner or snapshot.assignee_id,
+                           due_at=due_at, trigger=ISSUE_RESOLVED if when_resolved else None,
+                           key=(format_time(now),))
+        when = []
+        if due_at is not None:
+            when.append(f"by {_local(due_at, _calendar(route))}")
+        if when_resolved:
+            when.append("when the linked work resolves")
+        summary = f"{snapshot.key}: promised {made.what} ({', '.join(when)})"
+        with store.transaction():
+            store.put_promise(made)
+            store.add_event(Event("promise", summary, ref, None,
+                                  {"promise": made.id, "what": made.what, "due_at": format_time(due_at),
+                                   "trigger": made.trigger, "origin": "cli", "owner": made.owner}))
+    click.echo(f"promise {made.id[:10]} {summary.split(': ', 1)[1]}"
+               + (f", {len(issues)} linked issue(s)" if issues else ", no linked issue yet"))
+
+
+def _promise_dict(p: Any, key: str | None) -> dict[str, Any]:
+    from syncd.records import format_time
+
+    return {"id": p.id, "ticket": key or p.ticket.id, "what": p.what, "state": p.state.value,
+            "due_at": format_time(p.due_at), "trigger": p.trigger, "owner": p.owner, "origin": p.origin,
+            "rule": p.rule, "issues": [str(i) for i in p.issues], "created_at": format_time(p.created_at),
+            "history": [{"state": c.state.value, "at": format_time(c.at), "reason": c.reason} for c in p.history]}
+
+
+@promise.command("list")
+@click.option("--ticket", metavar="ID", help="Only this ticket's promises.")
+@click.option("--state", metavar="STATE", help="Only promises in this state (open, due, kept, broken, cancelled).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def promise_list(obj: Context, ticket: str | None, state: str | None, as_json: bool) -> None:
+    """List promises, oldest first."""
+    from syncd.records import PromiseState, Ref, format_time
+
+    states = [s.value for s in PromiseState]
+    if state is not None and state not in states:
+        _usage(f"--state: unknown state {state!r}; write one of {', '.join(states)}")
+    settings = obj.settings()
+    ref = Ref(settings.sync.helpdesk, _ticket_id(ticket)) if ticket else None
+    with _existing_store(settings, readonly=True) as store:
+        rows = store.list_promises(state=state, ticket=ref)
+        snaps = store.get_snapshots({p.ticket for p in rows})
+    keys = {r: getattr(snaps.get(r), "key", None) for r in {p.ticket for p in rows}}
+    if as_json:
+        click.echo(json.dumps([_promise_dict(p, keys[p.ticket]) for p in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no promises")
+    for p in rows:
+        when = " and ".join(filter(None, [f"by {format_time(p.due_at)}" if p.due_at else None,
+                                          "when resolved" if p.trigger else None]))
+        click.echo(f"{p.id[:10]}  {p.state.value:<9} {keys[p.ticket] or p.ticket.id:>8}  {p.what}  ({when})"
+                   + (f"  owner {p.owner}" if p.owner else ""))
+
+
+@promise.command("cancel")
+@click.argument("promise_id", metavar="ID_PREFIX")
+@click.option("--reason", default="cancelled by hand", show_default=True, help="Kept in the promise's history.")
+@click.pass_obj
+@guarded
+def promise_cancel(obj: Context, promise_id: str, reason: str) -> None:
+    """Withdraw a promise (it then counts neither kept nor broken)."""
+    from mappings.promises import on_cancel
+    from syncd.records import Event
+
+    settings = obj.settings()
+    with _existing_store(settings, shared=True) as store:
+        found = store.find_promise(promise_id)
+        if found is None:
+            _usage(f"no promise with an id starting {promise_id!r} (see: syncd promise list)")
+        cancelled = on_cancel(found, _now(), reason)
+        if cancelled is found:
+            fail(f"promise {found.id[:10]} is already {found.state.value}; only open or due promises can be cancelled")
+        with store.transaction():
+            store.put_promise(cancelled)
+            store.add_event(Event("promise", f"promise cancelled: {found.what} ({reason})", found.ticket, None,
+                                  {"promise": found.id, "state": "cancelled", "reason": reason}))
+    click.echo(f"promise {found.id[:10]} cancelled")
+
+
+FORMATS = ("table", "json", "csv")
+
+
+@main.command()
+@click.option("--since", metavar='DATE|"7 days"', help="Count what happened since then (default: all time).")
+@click.option("--route", "route_name", metavar="NAME", help="Only this route's follow-ups.")
+@click.option("--format", "fmt", metavar="FORMAT",
+              help="table, json or csv (default: table on a terminal, else json; for --output, by its suffix).")
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.pass_obj
+@guarded
+def report(obj: Context, since: str | None, route_name: str | None, fmt: str | None, output: str | None) -> None:
+    """The review: stale work, owner gaps, blocked, promises due and broken, handoff limbo, rejected, rework.
+
+    Reads the store only, so it works while the daemon runs.
+    """
+    from mappings.review import render
+    from syncd.app import handoff_mappings
+    from syncd.report import check_route, parse_since
+    from syncd.report import review as build
+
+    if fmt is not None and fmt not in FORMATS:
+        _usage(f"--format: unknown format {fmt!r}; write table, json or csv")
+    settings = obj.settings()
+    mappings = handoff_mappings(settings)
+    check_route(mappings, route_name)
+    now = _now()
+    route = mappings.route(route_name) if route_name else None
+    start = parse_since(since, now, _calendar(route)) if since else None
+    if fmt is None:
+        suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+        if output:
+            fmt = suffix if suffix in ("json", "csv") else "table"
+        else:
+            fmt = "table" if sys.stdout.isatty() else "json"
+    with _existing_store(settings, readonly=True) as store:
+        text = render(build(store, mappings, _tracker_kinds(settings), now=now, since=start, route=route_name), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _usage(f"--output: cannot write {output} ({exc.strerror}); check the path")
+    click.echo(f"report written to {output}")
+
+
 def _ticket_id(text: str) -> str:
     """Accept 123, #123 or a ticket URL."""
     text = text.strip().lstrip("#")
