@@ -446,18 +446,19 @@ class ZendeskConnector(Helpdesk):
         Zendesk would otherwise copy from the source ticket.
         """
         source = _numeric(source_id)
+        assignee = self._user_id(source, "assignee_id", followup.assignee_id)
         requester = followup.requester_id
         if requester is None:
             requester = self._followup_requester(source)
         ticket: dict[str, Any] = {
             "via_followup_source_id": int(source),
             "subject": followup.subject,
-            "requester_id": int(_numeric(requester)),
+            "requester_id": self._user_id(source, "requester_id", requester),
             "comment": {"body": f"{followup.note}\n\n[{marker_token(key)}]", "public": False},
             "external_id": marker_token(key),
         }
-        if followup.assignee_id is not None:
-            ticket["assignee_id"] = int(_numeric(followup.assignee_id))
+        if assignee is not None:
+            ticket["assignee_id"] = assignee
         if followup.tags:
             ticket["tags"] = list(dict.fromkeys(followup.tags))
         try:
@@ -496,6 +497,16 @@ class ZendeskConnector(Helpdesk):
                  and isinstance(raw.get("id"), int) and not isinstance(raw.get("id"), bool)
                  and _followup_source(raw) in (None, source)]
         return str(min(found)) if found else None
+
+    def _user_id(self, source: str, what: str, value: str | None) -> int | None:
+        """A user id for the follow-up; one that is not a Zendesk id cannot be sent, ever."""
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not text.isdigit():
+            raise Conflict(self.name, f"ticket {source}: the follow-up's {what} {value!r} is not a Zendesk "
+                           "user id (digits expected)")
+        return int(text)
 
     def _followup_requester(self, source: str) -> str:
         body = self._get(f"/api/v2/tickets/{source}", endpoint="GET /api/v2/tickets/{ticket_id}")

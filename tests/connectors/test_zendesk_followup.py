@@ -173,9 +173,15 @@ def test_an_answer_naming_no_ticket_at_all_sends_delivery_to_the_marker():
     assert info.value.maybe_applied is True
 
 
-def test_ids_that_are_not_zendesk_ids_are_refused_before_any_request():
-    with pytest.raises(ValueError, match="digits"):
-        make().create_followup("4632", FollowUpTicket("s", "n", requester_id="hannah@x"), KEY)
+@responses.activate
+@pytest.mark.parametrize("followup, what", [
+    (FollowUpTicket("s", "n", requester_id="hannah@x"), "requester_id 'hannah@x'"),
+    (FollowUpTicket("s", "n", assignee_id="priya"), "assignee_id 'priya'"),
+])
+def test_user_ids_that_are_not_zendesk_ids_are_refused_before_any_request(followup, what):
+    with pytest.raises(Conflict, match=f"ticket 4632: the follow-up's {what} is not a Zendesk user id"):
+        make().create_followup("4632", followup, KEY)
+    assert len(responses.calls) == 0
 
 
 # -- find_followup ----------------------------------------------------------------
