@@ -170,6 +170,8 @@ class WriteResult:
 
     updated_at: datetime | None = None
     id: str | None = None
+    # The human key of a record a create made, where the tracker cannot read by id alone (GitHub).
+    key: str | None = None
 
 
 # --- the protocol -------------------------------------------------------------

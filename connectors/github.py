@@ -634,7 +634,7 @@ class GitHubConnector(Tracker):
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PayloadError(self.name, f"{endpoint}: the answer is not an issue ({type(exc).__name__}: {exc})",
                                payload=raw) from None
-        return WriteResult(updated_at=issue.updated_at, id=issue.ref.id)
+        return WriteResult(updated_at=issue.updated_at, id=issue.ref.id, key=issue.key)
 
     def find_created(self, team: str, key: str) -> str | None:
         """The id of the issue :meth:`create_issue` made with ``key`` in ``team``, if it did.

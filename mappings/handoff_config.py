@@ -153,6 +153,7 @@ class Route:
     promises: PromiseRule | None = None
     severity_field: str | None = None
     severity_order: tuple[str, ...] = ()  # most severe first
+    labels: tuple[str, ...] = ()  # labels for the issues an escalation creates (existing ones only)
 
     @property
     def catch_all(self) -> bool:
@@ -310,6 +311,7 @@ class RouteModel(_Model):
     templates: Name | None = None
     promises: Name | None = None
     severity: SeverityModel | None = None
+    labels: list[Annotated[str, Field(min_length=1, max_length=100)]] = []  # put on issues an escalation creates
 
 
 class LinksModel(_Model):
@@ -701,6 +703,7 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
             promises=promise_rule,
             severity_field=route.severity.field if route.severity else None,
             severity_order=tuple(route.severity.order) if route.severity else (),
+            labels=tuple(route.labels),
         )
         if built.catch_all and catch_all is None:
             catch_all = name

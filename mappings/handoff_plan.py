@@ -131,7 +131,7 @@ def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | 
             {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name})
         body = t["handoff_body_public"].render(values)
     key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
-    payload = {"team": route.team, "title": title[:250], "body": body, "labels": ["support-escalation"],
+    payload = {"team": route.team, "title": title[:250], "body": body, "labels": list(route.labels),
                "priority": severity, "ticket": ticket.ref.id, "customer_data": private}
     action = Action(key, route.tracker, route.team, ISSUE_CREATE, payload, f"escalate:{ticket.ref}")
     event = Event("escalating", f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} "

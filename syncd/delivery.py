@@ -28,7 +28,9 @@ from typing import Callable
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, TicketUpdate, Tracker, WriteResult
+from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, TicketUpdate, Tracker, Unsupported,
+                             WriteResult)
+from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
 from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, SyncdError, TransientError
 from syncd.records import Event, Ref, Ticket, format_time
@@ -110,8 +112,9 @@ class Deliverer:
             return
         marker = row.payload.get("marker") or row.key
         try:
-            if row.state == "sending" and self._landed(connector, row, marker):
-                self.store.mark_done(row.id, {"found_marker": True})
+            found = self._landed(connector, row, marker) if row.state == "sending" else None
+            if found is not None:
+                self.store.mark_done(row.id, {"found_marker": True, **found})
                 self._event(row, "delivered", "found already written (after an interruption)")
                 report.already += 1
                 return
@@ -122,9 +125,9 @@ class Deliverer:
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
-        except (Conflict, NotFound, Gone) as exc:
+        except (Conflict, NotFound, Gone, Unsupported) as exc:
             self._fail(row, str(exc), report, dead=True)
-            if isinstance(exc, Gone) and row.op != TICKET_UPDATE:
+            if isinstance(exc, Gone) and row.op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT):
                 report.gone.append(Ref(row.connector, row.target))
             return
         except PayloadError as exc:
@@ -139,10 +142,18 @@ class Deliverer:
             return
         self._done(row, result, report)
 
-    def _landed(self, connector: Connector, row: OutboxRow, marker: str) -> bool:
-        if isinstance(connector, (Helpdesk, Tracker)):
-            return connector.find_marker(row.target, marker)
-        return False
+    def _landed(self, connector: Connector, row: OutboxRow, marker: str) -> dict | None:
+        """What the interrupted write left, if it landed (None: it did not): for a
+        create, the new record's id, found by its marker."""
+        if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
+            created = connector.find_created(row.target, marker)
+            return {"id": created} if created else None
+        if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
+            created = connector.find_followup(row.target, marker)
+            return {"id": created} if created else None
+        if isinstance(connector, (Helpdesk, Tracker)) and connector.find_marker(row.target, marker):
+            return {}
+        return None
 
     def _send(self, connector: Connector, row: OutboxRow, marker: str) -> WriteResult:
         p = row.payload
@@ -157,6 +168,16 @@ class Deliverer:
             return connector.add_comment(row.target, p["body"], marker)
         if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):
             return connector.attach_ticket(row.target, p["url"], p["title"], p["subtitle"], marker)
+        if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
+            draft = IssueDraft(p["title"], p["body"], tuple(p.get("labels") or ()), p.get("priority"))
+            return connector.create_issue(row.target, draft, marker)
+        if row.op == ISSUE_UPSERT and isinstance(connector, Tracker):
+            return connector.upsert_comment(row.target, p["body"], marker, p["slot"],
+                                            customer_data=bool(p.get("customer_data")))
+        if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
+            followup = FollowUpTicket(p["subject"], p["note"], p.get("requester_id"), p.get("assignee_id"),
+                                      tuple(p.get("tags") or ()))
+            return connector.create_followup(row.target, followup, marker)
         raise PayloadError(row.connector, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}")
 
     # -- many tickets at once ----------------------------------------------------------
@@ -195,7 +216,10 @@ class Deliverer:
 
     def _done(self, row: OutboxRow, result: WriteResult, report: DeliveryReport) -> None:
         with self.store.transaction():
-            self.store.mark_done(row.id, {"updated_at": format_time(result.updated_at), "id": result.id})
+            done = {"updated_at": format_time(result.updated_at), "id": result.id}
+            if result.key:
+                done["key"] = result.key
+            self.store.mark_done(row.id, done)
             if row.op == TICKET_UPDATE and result.updated_at is not None:
                 # The next poll will see this write; it is ours, not news.
                 self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at))
@@ -235,17 +259,21 @@ class Deliverer:
     def _event(self, row: OutboxRow, kind: str, summary: str) -> None:
         ticket = issue = None
         ref = Ref(row.connector, row.target)
-        if row.op == TICKET_UPDATE:
+        if row.op in (TICKET_UPDATE, TICKET_FOLLOWUP):
             ticket = ref
+        elif row.op == ISSUE_CREATE:
+            # The target is a team; the event belongs to the escalated ticket.
+            helpdesk = next((c.name for c in self.connectors.values() if isinstance(c, Helpdesk)), None)
+            ticket = Ref(helpdesk, str(row.payload.get("ticket"))) if helpdesk else None
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
 
 
 def _supports(connector: Connector, op: str) -> bool:
-    if op == TICKET_UPDATE:
+    if op in (TICKET_UPDATE, TICKET_FOLLOWUP):
         return isinstance(connector, Helpdesk)
-    return op in (ISSUE_COMMENT, ISSUE_ATTACH) and isinstance(connector, Tracker)
+    return op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_CREATE, ISSUE_UPSERT) and isinstance(connector, Tracker)
 
 
 def _describe(row: OutboxRow) -> str:
@@ -267,4 +295,10 @@ def _describe(row: OutboxRow) -> str:
         return f"attachment: {p.get('title')}"
     if row.op == ISSUE_COMMENT:
         return "comment: " + (p.get("body") or "").splitlines()[0][:80]
+    if row.op == ISSUE_CREATE:
+        return f"issue created in {row.target}: {p.get('title')}"
+    if row.op == ISSUE_UPSERT:
+        return f"{p.get('slot')} comment kept current: " + ((p.get("body") or "").splitlines() or [""])[0][:80]
+    if row.op == TICKET_FOLLOWUP:
+        return f"follow-up ticket opened: {p.get('subject')}"
     return row.op

@@ -16,18 +16,21 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
+from mappings.handoff_config import EXAMPLES
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 
 
 class Story:
-    def __init__(self, pg: Playground, out: TextIO):
+    def __init__(self, pg: Playground, out: TextIO, clock: DemoClock | None = None):
         self.pg = pg
         self.out = out
-        self.app = pg.app()
+        self.clock = clock or DemoClock()
+        self.app = pg.app(clock=self.clock)
         self.t0 = time.monotonic()
         self.chapter = 0
 
@@ -35,10 +38,12 @@ class Story:
         print(text, file=self.out)
 
     def step(self, who: str, text: str) -> None:
+        self.clock.jump(timedelta(minutes=1))  # people take a moment between acts
         self.chapter += 1
         self.say(f"\n{self.chapter}. {who}: {text}")
 
     def cycle(self, label: str = "syncd cycle") -> None:
+        self.clock.jump(timedelta(minutes=1))
         before = self.pg.sandbox.total_requests()
         first_event = self.app.store.last_event_id()
         report = self.app.engine.cycle()
@@ -59,14 +64,35 @@ class Story:
             self.say(f"     {line}")
         if result.returncode != 0:
             raise RuntimeError(f"syncd {' '.join(args)} exited {result.returncode}")
-        self.app = self.pg.app()
+        self.app = self.pg.app(clock=self.clock)
+
+
+class DemoClock:
+    """Real time, plus however far the story has jumped ahead ("two business days later")."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def jump(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+def example_mappings(workdir: Path) -> Path:
+    """The shipped example mapping set, copied as an admin would start from it."""
+    target = workdir / "mappings"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
 
 
 def run_demo(*, keep: bool = False, out: TextIO = sys.stdout) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    clock = DemoClock()
     try:
-        with Playground(workdir) as pg:
-            story = Story(pg, out)
+        with Playground(workdir, clock=clock, mappings=example_mappings(workdir)) as pg:
+            story = Story(pg, out, clock)
             try:
                 play(story)
                 show_timeline(story)
@@ -93,8 +119,10 @@ def play(story: Story) -> None:
               f"Jira {len(seed.jira_issues)} issues (projects {', '.join(seed.jira_projects)}).")
 
     story.step("syncd", "first run: reads the ticket and issue feeds; agents had already named issues "
-                        "in the 'Linked issue' field of some tickets")
+                        "in the 'Linked issue' field of some tickets, and flagged some for product")
     story.cycle()
+
+    handoff = play_handoff(story)
 
     search_ticket, search_issue = tickets["search"], keys["search"]
     url = f"https://linear.app/sandbox/issue/{search_issue}/search-index-lags"
@@ -154,8 +182,120 @@ def play(story: Story) -> None:
     pg.github_close("totp", "completed", login="ada-novak")
     story.cycle()
 
+    play_promises(story, handoff)
+    story.handoff = handoff
+
     story.step("syncd", "runs again with nothing new to do")
     story.cycle("idle cycle")
+
+    story.step("Tomás", "prints the review for this week's support/product meeting")
+    story.run_cli("report", "--format", "table")
+
+
+def play_handoff(story: Story) -> dict[str, int]:
+    """One ticket through every stage: New, Needs context, Assigned, Waiting, Resolved, Follow-up."""
+    pg, seed = story.pg, story.pg.seed
+    zendesk = pg.zendesk
+    hannah = seed.customers["hannah@northwind.example"]
+    jonas = seed.customers["jonas@acmehealth.example"]
+    priya = seed.agents["Priya Raman"]
+    subject = "Route planner drops the last stop on long routes"
+    ticket = zendesk.create_ticket(subject, "When a route has more than 20 stops, the last stop is not shown.",
+                                   requester_id=hannah, status="open", assignee_id=priya,
+                                   organization_id=seed.organizations["Northwind Logistics"])["id"]
+    story.step("Hannah (Northwind, customer)", f"opens ticket #{ticket}: {subject!r}")
+    story.step("Priya", f"flags #{ticket} for product (tag 'escalated'); it has no severity, steps or impact yet")
+    pg.agent_set_tags(ticket, ["escalated"])
+    story.cycle()
+    show_handoff_fields(story, ticket)
+
+    story.step("Priya", "adds the steps, what should happen and who is affected in an internal note, "
+                        "and sets Severity to sev2")
+    pg.agent_note(ticket, "Steps: plan a route with 21 stops and open it in the driver app.\n"
+                          "Expected: all 21 stops are listed.\n"
+                          "Impact: every Northwind dispatcher with long routes is affected; drivers miss deliveries.")
+    zendesk.update_ticket(ticket, author_id=priya, custom_fields={seed.severity_field_id: "sev2"})
+    story.cycle()
+    [link] = story.app.store.links_for_ticket(Ref("zendesk", str(ticket)))
+    issue = pg.linear.issue(link.issue.id)
+    key = issue["identifier"]
+    show_handoff_fields(story, ticket)
+    story.say(f"   {key} as created in Linear (the handoff record):")
+    for line in issue["description"].splitlines():
+        shown = re.sub(r"<!--.*?-->", "", line).replace("\\", "").replace("\u2060", "").rstrip()
+        if shown:
+            story.say(f"     │ {shown}")
+
+    other = zendesk.create_ticket("Last delivery stop missing", "Our drivers do not see the final stop.",
+                                  requester_id=jonas, status="open", assignee_id=priya,
+                                  organization_id=seed.organizations["Acme Health"])["id"]
+    story.step("Jonas (Acme Health, customer)", f"reports the same problem in ticket #{other}")
+    story.step("Priya", f"flags #{other} too, and notes it is {key}: linked, no second issue")
+    pg.agent_set_tags(other, ["escalated"])
+    pg.agent_note(other, f"Same problem as #{ticket}, tracked as {key}.")
+    story.cycle()
+    show_demand(story, key)
+
+    story.step("Ada (engineer)", f"takes {key} and starts it")
+    pg.engineer_move(key, "In Progress", engineer="Ada Novak")
+    story.cycle()
+    show_handoff_fields(story, ticket)
+
+    story.step("Ada", f"ships the fix: {key} → Done")
+    pg.engineer_move(key, "Done", engineer="Ada Novak")
+    story.cycle()
+    show_handoff_fields(story, ticket)
+
+    story.step("Priya", f"tells Hannah on #{ticket} that the fix is live (a public reply): the promise is kept")
+    pg.agent_note(ticket, "The fix for long routes is live; all stops show again. Sorry for the trouble!",
+                  public=True)
+    story.cycle()
+    show_handoff_fields(story, ticket)
+    return {"ticket": ticket, "other": other}
+
+
+def play_promises(story: Story, handoff: dict[str, int]) -> None:
+    """The clock breaks a promise nobody kept; a closed ticket gets a follow-up ticket."""
+    pg, seed = story.pg, story.pg.seed
+    csv = seed.tickets["csv"]
+    story.step("Tomás", f"solves #{csv}; Zendesk's automation closes it (closed tickets cannot be reopened)")
+    pg.agent_set_status(csv, "solved", agent="Tomás Ortega")
+    pg.zendesk.close_ticket(csv)
+    story.cycle()
+    story.step("Ravi (engineer)", f"ships {seed.identifiers['csv']}, the issue #{csv} waited on")
+    pg.engineer_move(seed.identifiers["csv"], "Done", engineer="Ravi Patel")
+    story.cycle()
+    followups = [t for t in pg.zendesk.tickets if pg.zendesk.ticket(t)["via"]["source"].get("rel") == "follow_up"]
+    for tid in followups:
+        story.say(f"   follow-up ticket #{tid}: {pg.zendesk.ticket(tid)['subject']}")
+
+    story.step("time", f"three business days pass; nobody has replied on #{handoff['other']}")
+    story.clock.jump(timedelta(days=5))
+    story.cycle()
+    tags = [t for t in pg.zendesk.ticket(handoff["other"])["tags"] if "promise" in t]
+    story.say(f"   #{handoff['other']} tags now include: {', '.join(tags) or '—'}")
+
+
+def show_handoff_fields(story: Story, ticket: int) -> None:
+    seed, zendesk = story.pg.seed, story.pg.zendesk
+    stage = zendesk.field_value(ticket, seed.stage_field_id) or "—"
+    missing = zendesk.field_value(ticket, seed.missing_field_id) or ""
+    tags = [t for t in zendesk.ticket(ticket)["tags"] if t.startswith("syncd_stage_")]
+    story.say(f"   #{ticket} in Zendesk — Follow-up stage: {stage}; stage tag: {', '.join(tags) or '—'}")
+    if missing.strip():
+        story.say("   'Handoff: still missing' field:")
+        for line in missing.splitlines():
+            story.say(f"     {line}")
+
+
+def show_demand(story: Story, key: str) -> None:
+    for comment in story.pg.linear.issue(key)["comments"]:
+        if "Support demand" in comment["body"]:
+            story.say(f"   The demand comment syncd keeps on {key} (edited in place):")
+            for line in comment["body"].splitlines():
+                shown = re.sub(r"<!--.*?-->", "", line).replace("\\", "").replace("\u2060", "").rstrip()
+                if shown:
+                    story.say(f"     │ {shown}")
 
 
 def show_timeline(story: Story) -> None:
@@ -175,8 +315,9 @@ def show_final_state(story: Story) -> None:
     field_id = seed.linked_issue_status_field_id
     story.say("\nFinal state of the tickets in the story")
     story.say("-" * 78)
-    for key in ("search", "saml", "2fa", "gdpr"):
-        ticket = pg.zendesk.ticket(seed.tickets[key])
+    shown = [*getattr(story, "handoff", {}).values(), *(seed.tickets[k] for k in ("search", "saml", "2fa", "gdpr"))]
+    for ticket_id in shown:
+        ticket = pg.zendesk.ticket(ticket_id)
         story.say(f"#{ticket['id']} {ticket['subject']}")
         story.say(f"   status: {ticket['status']}   tags: {', '.join(ticket['tags'])}")
         story.say(f"   Linked issue status: {pg.zendesk.field_value(ticket['id'], field_id) or '—'}")

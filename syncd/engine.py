@@ -22,9 +22,8 @@ from mappings.handoff_config import Mappings
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
 from mappings.planner import (TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link,
                               plan_unlink)
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
-                                 reopened_at, told_customer_at)
 from syncd.delivery import Deliverer, DeliveryReport
+from syncd.handoff import FollowUps
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
@@ -93,9 +92,11 @@ class Engine:
         # Follow-up stages are computed only when the mapping files say where
         # to show them ([stages]); without that the engine does as before.
         self.mappings = mappings if mappings is not None and mappings.shows_stages else None
+        self.followups = FollowUps(self, self.mappings) if self.mappings is not None else None
         # Ticket writes queued in the open page transaction, by ticket: a
         # stage change in the same page is folded into them.
         self._page_writes: dict[Ref, Action] = {}
+        self.first_sync = False  # set per poll: the connector had no cursor yet
         self.helpdesk = helpdesk
         self.trackers = trackers
         self.settings = settings
@@ -133,6 +134,8 @@ class Engine:
         report = CycleReport()
         for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
+        if self.followups is not None and not self.stop_requested():
+            self.followups.tick()
         report.delivery = self.deliver()
         return report
 
@@ -144,6 +147,8 @@ class Engine:
         """
         connector = self.connectors[name]
         report = PollReport(name)
+        # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
+        self.first_sync = self.store.get_cursor(name) is None
         try:
             self._retry_quarantined(connector, report)
             for page in connector.poll(self.store.get_cursor(name)):
@@ -199,9 +204,14 @@ class Engine:
 
     def deliver(self) -> DeliveryReport:
         report = self.deliverer.run()
+        again = False
         if report.gone:
             # Issues deleted in the tracker: end their links, then send the notes saying so.
             self._end_gone_links(report.gone)
+            again = True
+        if self.followups is not None and not self.stop_requested() and self.followups.finish_created():
+            again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+        if again:
             more = self.deliverer.run()
             report.done += more.done
             report.already += more.already
@@ -325,7 +335,8 @@ class Engine:
                 affected.update((row.ticket, None) for row in rows)
                 if prev is None or not rows:
                     continue
-                linked = self._linked_tickets([row.ticket for row in rows])
+                # A closed ticket cannot be written to (the handoff opens a follow-up ticket instead).
+                linked = [lt for lt in self._linked_tickets([row.ticket for row in rows]) if lt.ticket.can_update]
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += self._commit(plan)
             report.actions += self._stages(list(affected))
@@ -361,72 +372,15 @@ class Engine:
             out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
         return out
 
-    # -- follow-up stages -------------------------------------------------------------------
+    # -- the handoff --------------------------------------------------------------------------
 
     def _stages(self, tickets: list[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
                 comments: dict[Ref, list[Comment]] | None = None) -> int:
-        """Recompute the follow-up stage of tickets whose inputs changed. Inside the page's transaction.
-
-        ``previous`` and ``comments`` come with a helpdesk page (the snapshots
-        before it, the comments read with it); an issue page passes neither.
-        """
+        """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`). Inside the page's transaction."""
         writes, self._page_writes = self._page_writes, {}
-        if self.mappings is None or not tickets:
+        if self.followups is None or not tickets:
             return 0
-        display = StageDisplay.of(self.mappings)
-        snapshots = self.store.get_snapshots(tickets)
-        queued = 0
-        for ref in tickets:
-            ticket = snapshots.get(ref)
-            if not isinstance(ticket, Ticket):
-                continue
-            meta = self.store.get_meta(ref)
-            known = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
-            prev = (previous or {}).get(ref)
-            told = told_customer_at(ticket, prev if isinstance(prev, Ticket) else None,
-                                    (comments or {}).get(ref, ()), known)
-            known_reopen = parse_time(meta["reopened_at"]) if meta.get("reopened_at") else None
-            reopened = reopened_at(ticket, prev if isinstance(prev, Ticket) else None, known_reopen)
-            if prev is None and comments is None:
-                told = known  # an issue page: the ticket itself did not change
-            if told != known:
-                self.store.set_meta(ref, told_customer_at=told)
-            if reopened != known_reopen:
-                self.store.set_meta(ref, reopened_at=reopened)
-            route = self.mappings.route_for(ticket)
-            result = follow_up_stage(observe(ticket, route, self._issue_views(ref, route), now=self.clock(),
-                                             told_at=told, reopened=reopened),
-                                     route, self.store.stage_history(ref))
-            if not result.changed:
-                continue
-            self.store.put_stage(ref, result.history)
-            plan = plan_stage(ticket, result, display)
-            host = writes.get(ref)
-            if plan.actions and host is not None:
-                merged = merge_stage(host.payload, plan.actions[0].payload)
-                if self.store.replace_payload(host.key, merged):
-                    plan.actions = []
-                    plan.events[0].detail["written_with"] = host.key
-            queued += self._commit(plan)
-        return queued
-
-    def _issue_views(self, ticket: Ref, route) -> list:
-        """The ticket's linked issues as the stage sees them; remembers when each entered its stage."""
-        refs = [row.issue for row in self.store.links_for_ticket(ticket)]
-        issues = self.store.get_snapshots(refs)
-        views = []
-        for ref in refs:
-            issue = issues.get(ref)
-            tracker = self.trackers.get(ref.connector)
-            if not isinstance(issue, Issue) or tracker is None:
-                continue
-            stored = self.store.get_meta(ref).get("stage_mark")
-            mark = (Stage(stored[0]), parse_time(stored[1])) if stored else None
-            view, new_mark = issue_view(issue, tracker.kind, route, mark)
-            if new_mark != mark:
-                self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
-            views.append(view)
-        return views
+        return self.followups.update(tickets, previous, comments, writes)
 
     # -- links ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The state store: one SQLite file holding everything syncd must not forget.
 
-Cursors, snapshots, links, the outbox, quarantine and the event history live
-in one file so that a page of changes is committed in ONE transaction (see
+Cursors, snapshots, links, follow-up stages, promises, the outbox, quarantine
+and the event history live in one file so that a page of changes is committed in ONE transaction (see
 DESIGN.md, "commit"): a crash before it replays the page, a crash after it
 finds the planned actions waiting in the outbox.
 
@@ -1083,6 +1083,7 @@ class Store:
             "outbox": self.outbox_counts(),
             "oldest_pending_seconds": None if age is None else age.total_seconds(),
             "quarantine_open": self._q("SELECT count(*) FROM quarantine WHERE resolved_at IS NULL")[0][0],
+            "promises": dict(self._q("SELECT state, count(*) FROM promises GROUP BY state ORDER BY state")),
             "cursors": {c: {"value": v, "updated_at": parse_time(u)}
                         for c, v, u in self._q("SELECT connector, value, updated_at FROM cursors "
                                                "ORDER BY connector")},

@@ -44,6 +44,8 @@ class SeedResult:
     severity_field_id: int
     product_area_field_id: int
     escalation_tag: str
+    stage_field_id: int = 0  # "Follow-up stage" ([stages] field in the example mappings)
+    missing_field_id: int = 0  # "Handoff: still missing" ([stages] missing_field)
     organizations: dict[str, int] = field(default_factory=dict)  # name -> id
     agents: dict[str, int] = field(default_factory=dict)  # name -> id
     customers: dict[str, int] = field(default_factory=dict)  # email -> id
@@ -260,10 +262,16 @@ def seed(zendesk: ZendeskFake, linear: LinearFake, *, rng_seed: int = 7, github:
         area = zendesk.add_ticket_field("Product area", "tagger", options=[
             (name.title(), name) for name in ("auth", "reporting", "integrations", "billing", "mobile", "web",
                                               "api", "search")])
+        stage = zendesk.add_ticket_field("Follow-up stage", "text",
+                                         description="Where the follow-up stands in the handoff (set by syncd).")
+        missing = zendesk.add_ticket_field("Handoff: still missing", "textarea",
+                                           description="What a flagged ticket needs before it goes to product "
+                                                       "(set by syncd).")
         result = SeedResult(zendesk_email=SANDBOX_EMAIL, zendesk_token=SANDBOX_TOKEN,
                             linear_api_key=SANDBOX_API_KEY, linked_issue_field_id=linked["id"],
                             linked_issue_status_field_id=linked_status["id"], severity_field_id=severity["id"],
-                            product_area_field_id=area["id"], escalation_tag="escalated")
+                            product_area_field_id=area["id"], escalation_tag="escalated",
+                            stage_field_id=stage["id"], missing_field_id=missing["id"])
         org_ids = {}
         for name, plan, domain in ORGANIZATIONS:
             org = zendesk.add_organization(name, plan=plan, domain_names=[domain], tags=[plan])

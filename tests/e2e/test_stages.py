@@ -90,11 +90,16 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
             return [r for r in app.store.list_outbox(limit=10_000) if r.target == str(ticket)
                     and r.op == "ticket.update"]
 
+        def created() -> str:
+            [row] = app.store.links_for_ticket(ref)
+            return pg.linear.issue(row.issue.id)["identifier"]
+
+        # Flagging escalates: syncd creates the issue (New, kept in the history only) and the
+        # note of its link carries the next stage.
         steps = [
-            (lambda: pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"]), Stage.NEW),
-            (lambda: pg.agent_note(ticket, f"Product tracks this as {key}"), Stage.ASSIGNED),
-            (lambda: pg.engineer_move(key, "In Progress"), Stage.WAITING),
-            (lambda: pg.engineer_move(key, "Done"), Stage.RESOLVED),
+            (lambda: pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"]), Stage.ASSIGNED),
+            (lambda: pg.engineer_move(created(), "In Progress"), Stage.WAITING),
+            (lambda: pg.engineer_move(created(), "Done"), Stage.RESOLVED),
             (lambda: pg.agent_note(ticket, "Fixed in today's release, sorry for the trouble.", public=True),
              Stage.FOLLOW_UP),
         ]
@@ -106,10 +111,11 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
             assert app.store.stage_history(ref)[-1][0] is stage
 
         history = app.store.stage_history(ref)
-        assert [s for s, _ in history] == [s for _, s in steps]
+        walked = [Stage.NEW] + [s for _, s in steps]
+        assert [s for s, _ in history] == walked
         assert [since for _, since in history] == sorted(since for _, since in history)
         events = [e for e in app.store.history(ref) if e.kind == "stage"]
-        assert [e.detail["stage"] for e in events] == [s.value for _, s in steps]
+        assert [e.detail["stage"] for e in events] == [s.value for s in walked]
         assert "Resolved → Follow-up" in events[-1].summary
 
         writes = ticket_writes()

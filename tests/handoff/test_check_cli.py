@@ -38,7 +38,7 @@ def test_check_accepts_the_example_set(tmp_path):
     shutil.copytree(EXAMPLES, tmp_path / "rules", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     result = check(tmp_path)
     assert result.exit_code == 0, result.output
-    assert f"mappings {tmp_path / 'rules'}: ok, 5 file(s), 2 route(s)" in result.output
+    assert f"mappings {tmp_path / 'rules'}: ok, 6 file(s), 2 route(s)" in result.output
 
 
 def test_check_reports_a_bad_mapping_with_file_line_and_key(tmp_path):

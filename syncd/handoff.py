@@ -1,0 +1,592 @@
+"""The handoff run by the engine: stages, escalation, promises, owner gaps and demand.
+
+This is the glue between the store and the pure planning in
+:mod:`mappings.stage_plan`, :mod:`mappings.promises`, :mod:`mappings.stages`
+and :mod:`mappings.handoff_plan`. It runs inside the engine's page
+transaction (``update``), on the engine's clock (``tick``) and after
+delivery (``finish_created``: link the issue an escalation created, or the
+follow-up ticket opened for a closed one).
+
+Writes are kept few. Whatever the handoff wants to tell a ticket in one
+page (stage field and tag, the needs-context note, a promise falling due,
+an owner gap) is folded into ONE ticket write: the write the page already
+queued for the ticket (a link note, a state note) when there is one, else a
+write of its own. A stage change alone carries a marker shared by every
+ticket entering that stage together, so delivery can send them as one bulk
+update.
+
+What is remembered per ticket (``store`` meta): ``agent_notes`` (the agent's
+latest internal notes, for the acceptance criteria and the handoff record),
+``told_customer_at``, ``reopened_at``, ``missing`` and ``missing_noted``
+(the needs-context note), ``escalation`` (the key of the planned issue
+creation), ``owner_gaps`` (gaps already noted), ``stage_cleared`` and
+``followup_ticket``; per issue ``stage_mark`` and the demand comment's
+``demand_body``/``demand_version``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import structlog
+
+from connectors.base import Tracker
+from mappings import promises as pr
+from mappings.handoff_config import Mappings, Route
+from mappings.handoff_plan import (ISSUE_CREATE, TICKET_FOLLOWUP, DemandTicket, append_note, demand_body,
+                                   plan_demand, plan_escalation, plan_followup_ticket, plan_missing, plan_owner_gap,
+                                   plan_promise_broken, plan_promise_due, promise_event)
+from mappings.planner import TICKET_UPDATE, Plan, ticket_group
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
+                                 reopened_at, told_customer_at)
+from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gaps
+from syncd.errors import NotFound, SyncdError
+from syncd.records import (Action, Comment, Event, Issue, Link, Promise, PromiseChange, PromiseState, Ref, Stage, Ticket,
+                           format_time, idempotency_key, parse_time, utc)
+
+if TYPE_CHECKING:
+    from syncd.engine import Engine
+
+log = structlog.get_logger("syncd.handoff")
+
+AGENT_NOTES_KEPT = 5  # the agent's latest internal notes remembered per ticket
+AGENT_NOTE_CHARS = 4000
+OWNER_SWEEP_EVERY = timedelta(minutes=5)  # issues that outlive the triage SLA without a change
+BROKEN_TAG = "syncd_promise_broken"
+
+
+class FollowUps:
+    """The handoff of every follow-up, for one engine (its store, connectors, clock and mappings)."""
+
+    def __init__(self, engine: "Engine", mappings: Mappings):
+        self.engine = engine
+        self.store = engine.store
+        self.mappings = mappings
+        self.display = StageDisplay.of(mappings)
+        self._last_sweep: datetime | None = None
+
+    @property
+    def now(self) -> datetime:
+        return utc(self.engine.clock())
+
+    # -- one page ----------------------------------------------------------------------------------
+
+    def update(self, tickets: Sequence[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
+               comments: dict[Ref, list[Comment]] | None = None, writes: dict[Ref, Action] | None = None) -> int:
+        """Recompute the follow-up of tickets whose inputs changed. Inside the page's transaction.
+
+        ``previous`` and ``comments`` come with a helpdesk page (the snapshots
+        before it, the comments read with it); an issue page passes neither.
+        ``writes`` are the ticket writes the page already queued, by ticket.
+        """
+        writes = dict(writes or {})
+        snapshots = self.store.get_snapshots(tickets)
+        queued = 0
+        demand: dict[Ref, None] = {}
+        for ref in dict.fromkeys(tickets):
+            ticket = snapshots.get(ref)
+            if not isinstance(ticket, Ticket):
+                continue
+            prev = (previous or {}).get(ref)
+            queued += self._one(ticket, prev if isinstance(prev, Ticket) else None,
+                                None if comments is None else comments.get(ref, []), writes.get(ref))
+            demand.update((row.issue, None) for row in self.store.links_for_ticket(ref))
+        queued += self.update_demand(list(demand))
+        return queued
+
+    def _one(self, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, host: Action | None) -> int:
+        ref = ticket.ref
+        meta = self.store.get_meta(ref)
+        notes = self._remember_notes(ticket, meta, comments or [])
+        told, reopened = self._told_and_reopened(ticket, prev, comments, meta)
+        route = self.mappings.route_for(ticket)
+        views = self._issue_views(ref, route)
+        cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
+        stored = self.store.stage_history(ref)
+        result = follow_up_stage(observe(ticket, route, views, now=self.now, told_at=told, reopened=reopened,
+                                         notes=notes),
+                                 route, [] if cleared else stored)
+        if meta.get("followup_ticket"):
+            result = StageResult(None, result.history, False)  # followed up by a new ticket: this one is done
+        extra: list[Plan] = []
+        fields: dict[str, object] = {}
+        if route is not None and comments is not None:
+            self._agent_promises(ticket, prev, route)
+        if route is not None:
+            extra += self._escalate_or_note(ticket, route, result, views, notes, meta, fields)
+            extra += self._promises(ticket, prev, route, result, told, meta,
+                                    first_seen=comments is not None and prev is None and self.engine.first_sync)
+            extra += self._owner_gaps(ticket, route, result.stage, views, meta)
+        stage_plan = Plan()
+        if result.changed:
+            history = list(stored) + [result.history[-1]] if cleared else list(result.history)
+            self.store.put_stage(ref, history)
+            if cleared:
+                self.store.set_meta(ref, stage_cleared=None)
+            stage_plan = plan_stage(ticket, dataclasses.replace(result, history=tuple(StageSpan(*h) for h in history)),
+                                    self.display)
+        elif result.stage is None and stored and not cleared:
+            stage_plan = self._clear_stage(ticket, stored)
+        if result.stage is Stage.NEW and any(a.op == ISSUE_CREATE for p in extra for a in p.actions):
+            # The issue is being created and its link follows in this cycle, moving the stage on:
+            # New stays in the history but is not written on its own.
+            stage_plan.actions = []
+        return self._write(ticket, host, stage_plan, extra, fields)
+
+    def _write(self, ticket: Ticket, host: Action | None, stage_plan: Plan, extra: list[Plan],
+               fields: dict[str, object]) -> int:
+        """Fold everything for this ticket into as few writes as possible, then commit."""
+        merged = Plan(events=list(stage_plan.events))
+        ticket_payloads: list[tuple[str, dict]] = []
+        for plan in extra:
+            merged.events += plan.events
+            merged.links += plan.links
+            for action in plan.actions:
+                if action.op == TICKET_UPDATE and action.target == ticket.ref.id:
+                    ticket_payloads.append((action.key, action.payload))
+                else:
+                    merged.actions.append(action)
+        stage_payload = stage_plan.actions[0].payload if stage_plan.actions else None
+        if fields:
+            ticket_payloads.append(("fields", {"fields": fields}))
+        if not ticket_payloads and stage_payload is None:
+            return self.engine._commit(merged)
+        if not ticket.can_update:
+            return self.engine._commit(merged)  # a closed ticket takes no writes
+        combined: dict[str, object] = {}
+        for _key, payload in ticket_payloads:
+            combined = _combine(combined, payload)
+        replaces = combined.pop("replaces_resolution", False)
+        if stage_payload is not None:
+            combined = merge_stage(combined, stage_payload) if combined else dict(stage_payload)
+        if replaces:
+            combined["replaces_resolution"] = True
+        if host is not None and self.store.replace_payload(host.key, _strip(_combine(dict(host.payload), combined,
+                                                                                     keep_marker=True))):
+            for event in merged.events:
+                if event.kind == "stage":
+                    event.detail["written_with"] = host.key
+            return self.engine._commit(merged)
+        combined = _strip(combined)
+        if ticket_payloads:
+            keys = [k for k, _ in ticket_payloads] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
+            combined.pop("marker", None)
+            key = idempotency_key("handoff", ticket.ref, *keys)
+            merged.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, combined,
+                                         ticket_group(ticket.ref)))
+        else:
+            merged.actions += stage_plan.actions
+        return self.engine._commit(merged)
+
+    def _clear_stage(self, ticket: Ticket, stored: list) -> Plan:
+        """No longer a follow-up (unflagged, unlinked): the stage field and tag go; the history stays."""
+        last = stored[-1]
+        self.store.set_meta(ticket.ref, stage_cleared=format_time(self.now))
+        for promise in self.store.promises_for_ticket(ticket.ref, active=True):
+            self._put_promise(pr.on_cancel(promise, self.now, "no longer a follow-up"), ticket.key)
+        event = Event("stage", f"{ticket.key}: no longer a follow-up (was {Stage(last[0]).label})", ticket.ref,
+                      None, {"stage": None, "from": Stage(last[0]).value})
+        payload = self.display.payload(None)
+        plan = Plan(events=[event])
+        if payload:
+            payload["marker"] = idempotency_key("stage", "none", format_time(utc(last[1])))
+            key = idempotency_key("stage", ticket.ref, "none", format_time(utc(last[1])))
+            plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
+                                       ticket_group(ticket.ref)))
+        return plan
+
+    # -- what the ticket says ------------------------------------------------------------------------
+
+    def _remember_notes(self, ticket: Ticket, meta: dict, comments: list[Comment]) -> list[str]:
+        notes = list(meta.get("agent_notes") or [])
+        requester = ticket.requester.id if ticket.requester else None
+        fresh = [c.body[:AGENT_NOTE_CHARS] for c in comments
+                 if not c.public and not c.markers and c.author_id is not None and c.author_id != requester]
+        if fresh:
+            notes = (notes + fresh)[-AGENT_NOTES_KEPT:]
+            self.store.set_meta(ticket.ref, agent_notes=notes)
+        return notes
+
+    def _told_and_reopened(self, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None,
+                           meta: dict) -> tuple[datetime | None, datetime | None]:
+        known = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
+        told = told_customer_at(ticket, prev, comments or (), known) if comments is not None else known
+        known_reopen = parse_time(meta["reopened_at"]) if meta.get("reopened_at") else None
+        reopened = reopened_at(ticket, prev, known_reopen)
+        if told != known:
+            self.store.set_meta(ticket.ref, told_customer_at=told)
+        if reopened != known_reopen:
+            self.store.set_meta(ticket.ref, reopened_at=reopened)
+        return told, reopened
+
+    def _issue_views(self, ticket: Ref, route: Route | None) -> list[IssueView]:
+        """The ticket's linked issues as the stage sees them; remembers when each entered its stage."""
+        refs = [row.issue for row in self.store.links_for_ticket(ticket)]
+        issues = self.store.get_snapshots(refs)
+        views = []
+        for ref in refs:
+            issue = issues.get(ref)
+            tracker = self.engine.trackers.get(ref.connector)
+            if not isinstance(issue, Issue) or tracker is None:
+                continue
+            stored = self.store.get_meta(ref).get("stage_mark")
+            mark = (Stage(stored[0]), parse_time(stored[1])) if stored else None
+            view, new_mark = issue_view(issue, tracker.kind, route, mark)
+            if new_mark != mark:
+                self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
+            views.append(view)
+        return views
+
+    # -- escalation and the needs-context note -------------------------------------------------------
+
+    def _escalate_or_note(self, ticket: Ticket, route: Route, result: StageResult, views: list[IssueView],
+                          notes: list[str], meta: dict, fields: dict[str, object]) -> list[Plan]:
+        plans: list[Plan] = []
+        missing_field = self.mappings.missing_field
+        flagged = route.is_flagged(ticket)
+        if result.stage is Stage.NEEDS_CONTEXT:
+            verdict = route.acceptance(ticket, notes)
+            note = plan_missing(ticket, route, verdict.missing, meta.get("missing_noted") or [],
+                                missing_field=missing_field, shown=meta.get("missing_shown"),
+                                note_format=self.engine.settings.note_format)
+            self.store.set_meta(ticket.ref, missing=list(verdict.missing), missing_noted=list(note.noted),
+                                missing_shown=note.field_value)
+            plans.append(note.plan)
+            return plans
+        if meta.get("missing") or meta.get("missing_shown"):
+            # Complete now (or handed over by a link): the field shows nothing is missing.
+            if missing_field and meta.get("missing_shown"):
+                fields[missing_field] = ""
+            self.store.set_meta(ticket.ref, missing=None, missing_noted=None, missing_shown=None)
+        if not flagged or views or result.stage not in (Stage.NEW, None):
+            return plans
+        tracker = self.engine.trackers.get(route.tracker)
+        if tracker is None:
+            return plans
+        epoch = format_time(parse_time(meta["reopened_at"])) if meta.get("reopened_at") else ""
+        if meta.get("escalation", {}).get("epoch", None) == epoch:
+            return plans  # already planned for this handoff: flagging again creates nothing
+        promises = self._rule_promises(ticket, route, ())
+        count = 1
+        plan = plan_escalation(ticket, route, private=self._private(tracker, route.team), note=notes[-1] if notes
+                               else None, promises=promises, customer_count=count, epoch=epoch,
+                               helpdesk_name=self.engine.settings.helpdesk_name)
+        self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
+        plans.append(plan)
+        return plans
+
+    def _private(self, tracker: Tracker, team: str) -> bool:
+        try:
+            return tracker.is_private(team)
+        except SyncdError as exc:  # cannot tell: treat as public, the safe side
+            log.warning("could not tell whether the team is private; writing only an opaque reference",
+                        tracker=tracker.name, team=team, error=str(exc))
+            return False
+
+    # -- promises ------------------------------------------------------------------------------------
+
+    def _rule_promises(self, ticket: Ticket, route: Route, issues: Iterable[Ref]) -> list[Promise]:
+        """Promises the route's rule makes at the handoff, once per handoff (stored here)."""
+        rule = route.promises
+        if rule is None:
+            return []
+        existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
+        epoch = self.store.get_meta(ticket.ref).get("reopened_at") or ""
+        made = []
+        for promise in pr.escalation_promises(rule, ticket.ref, issues, self.now, owner=ticket.assignee_id,
+                                              epoch=epoch):
+            if promise.id in existing:
+                made.append(existing[promise.id])
+                continue
+            self._put_promise(promise, ticket.key)
+            made.append(promise)
+        return made
+
+    def _agent_promises(self, ticket: Ticket, prev: Ticket | None, route: Route) -> None:
+        """A follow-up date field or tag the agent set in the helpdesk."""
+        rule = route.promises
+        if rule is None:
+            return
+        issues = [row.issue for row in self.store.links_for_ticket(ticket.ref)]
+        existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
+        made = []
+        from_field = pr.promise_from_field(rule, ticket, issues, self.now)
+        if from_field is not None:
+            made.append(from_field)
+            for old in existing.values():  # a new date replaces the one set before
+                if old.origin == "field" and old.id != from_field.id and not old.state.is_final:
+                    self._put_promise(pr.on_cancel(old, self.now, "follow-up date changed"), ticket.key)
+        added = [t for t in ticket.tags if prev is None or t not in prev.tags]
+        made += pr.promises_from_tags(rule, ticket, added, issues, ticket.updated_at)
+        for promise in made:
+            if promise.id not in existing:
+                self._put_promise(promise, ticket.key)
+
+    def _promises(self, ticket: Ticket, prev: Ticket | None, route: Route, result: StageResult,
+                  told: datetime | None, meta: dict, first_seen: bool = False) -> list[Plan]:
+        plans: list[Plan] = []
+        issue_refs = tuple(row.issue for row in self.store.links_for_ticket(ticket.ref))
+        if result.changed and result.stage in (Stage.ASSIGNED, Stage.WAITING) and issue_refs and not first_seen:
+            # The handoff: a follow-up just linked. A ticket first seen already linked (the first
+            # sync) was handed over before syncd watched: no deadline is invented for it.
+            before = result.history[-2].stage if len(result.history) > 1 else None
+            if before in (None, Stage.NEW, Stage.NEEDS_CONTEXT):
+                self._rule_promises(ticket, route, issue_refs)
+        known_told = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
+        active = self.store.promises_for_ticket(ticket.ref, active=True)
+        changed: list[Promise] = []
+        due_now: list[Promise] = []
+        for promise in active:
+            new = promise
+            if issue_refs and set(new.issues) != set(issue_refs):
+                new = dataclasses.replace(new, issues=issue_refs)
+            if result.stage is Stage.RESOLVED and result.changed:
+                respond_by = route.promises.due(result.since, route.promises.respond_within) if (
+                    route.promises and result.since) else None
+                moved = pr.on_issue_resolved(new, result.since or self.now, respond_by=respond_by)
+                if moved.state is PromiseState.DUE and new.state is not PromiseState.DUE:
+                    due_now.append(moved)
+                new = moved
+            if told is not None and told != known_told:
+                solved = ticket.status == "solved" and (prev is None or prev.status != "solved")
+                new = pr.on_solved(new, told) if solved else pr.on_public_reply(new, told)
+            if new != promise:
+                changed.append(new)
+        for promise in changed:
+            self._put_promise(promise, ticket.key)
+        if due_now:
+            issues = [i for i in self.store.get_snapshots(issue_refs).values() if isinstance(i, Issue)]
+            note = plan_promise_due(ticket, issues, due_now, route, self.engine.settings.note_format)
+            if ticket.can_update:
+                key = idempotency_key("promise_due", ticket.ref, *sorted(p.id for p in due_now))
+                plans.append(Plan(actions=[Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE,
+                                                  {"note": note, "status": "open", "replaces_resolution": True,
+                                                   "status_from": list(self.engine.settings.reopen_statuses)},
+                                                  ticket_group(ticket.ref))]))
+            elif ticket.status == "closed" and self.engine.helpdesk is not None:
+                plans.append(plan_followup_ticket(ticket, issues, note, route, result.since or self.now,
+                                                  self.engine.settings.note_format))
+        return plans
+
+    def _put_promise(self, promise: Promise, ticket_key: str) -> None:
+        """Store the promise; its history gets an event when its state moved (not for a new issue list)."""
+        before = self.store.get_promise(promise.id)
+        if self.store.put_promise(promise) and (before is None or len(before.history) != len(promise.history)):
+            self.store.add_event(promise_event(promise, ticket_key))
+
+    def tick(self) -> int:
+        """The clock: promises past their deadline are broken; issues past the triage SLA are owner gaps.
+
+        Local work only (the store); the writes it plans go out with the
+        cycle's delivery. Inside one transaction.
+        """
+        now = self.now
+        queued = 0
+        with self.store.transaction():
+            demand: dict[Ref, None] = {}
+            for promise in self.store.promises_past_due(now):
+                broken = pr.on_clock(promise, now)
+                if broken == promise:
+                    continue
+                demand.update((ref, None) for ref in broken.issues)
+                ticket = self.store.get_snapshot(promise.ticket)
+                key = ticket.key if isinstance(ticket, Ticket) else str(promise.ticket)
+                self._put_promise(broken, key)
+                if isinstance(ticket, Ticket):
+                    route = self.mappings.route_for(ticket)
+                    queued += self.engine._commit(plan_promise_broken(
+                        ticket, broken, route, tag=self.mappings.broken_tag or BROKEN_TAG,
+                        note_format=self.engine.settings.note_format))
+            queued += self.update_demand(list(demand))  # the oldest open promise may have changed
+            if self._last_sweep is None or now - self._last_sweep >= OWNER_SWEEP_EVERY:
+                self._last_sweep = now
+                queued += self._sweep_owner_gaps()
+        return queued
+
+    # -- owner gaps -----------------------------------------------------------------------------------
+
+    def _owner_gaps(self, ticket: Ticket, route: Route, stage: Stage | None, views: list[IssueView],
+                    meta: dict) -> list[Plan]:
+        rule = route.promises
+        gaps = owner_gaps(stage, ticket.ref, ticket.assignee_id, views, now=self.now,
+                          ticket_unassigned_since=ticket.created_at,
+                          triage_sla=rule.triage_sla if rule else None,
+                          calendar=rule.calendar if rule else pr.ALWAYS)
+        noted = set(meta.get("owner_gaps") or [])
+        fresh = [g for g in gaps if g.key not in noted]
+        if not fresh or stage is None:
+            return []
+        self.store.set_meta(ticket.ref, owner_gaps=sorted(noted | {g.key for g in fresh}))
+        issues = self.store.get_snapshots([g.ref for g in fresh if g.kind == "issue"])
+        plans = []
+        for gap in fresh:
+            issue = issues.get(gap.ref) if gap.kind == "issue" else None
+            if gap.kind == "issue" and not isinstance(issue, Issue):
+                continue
+            tracker = self.engine.trackers.get(gap.ref.connector) if gap.kind == "issue" else None
+            plans.append(plan_owner_gap(ticket, gap, stage, route, issue,
+                                        triage_sla=str(rule.triage_sla) if rule and rule.triage_sla else "none",
+                                        note_format=self.engine.settings.note_format,
+                                        issue_format=getattr(tracker, "text_format", "markdown")))
+        return plans
+
+    def _sweep_owner_gaps(self) -> int:
+        """Active follow-ups whose issue went unassigned past the triage SLA with nothing changing."""
+        queued = 0
+        for ref, history in self.store.all_stage_histories().items():
+            if not history or Stage(history[-1][0]) not in ACTIVE:
+                continue
+            ticket = self.store.get_snapshot(ref)
+            if not isinstance(ticket, Ticket):
+                continue
+            meta = self.store.get_meta(ref)
+            if meta.get("stage_cleared") or meta.get("followup_ticket"):
+                continue
+            route = self.mappings.route_for(ticket)
+            if route is None:
+                continue
+            views = self._issue_views(ref, route)
+            if not any(v.assignee is None and v.stage is not Stage.RESOLVED for v in views):
+                continue
+            plans = self._owner_gaps(ticket, route, Stage(history[-1][0]), views, meta)
+            queued += self._write(ticket, None, Plan(), plans, {})
+        return queued
+
+    # -- demand on the issue --------------------------------------------------------------------------
+
+    def update_demand(self, issues: Sequence[Ref]) -> int:
+        """Keep each issue's demand comment current: written only when its text changes."""
+        queued = 0
+        for ref in issues:
+            issue = self.store.get_snapshot(ref)
+            tracker = self.engine.trackers.get(ref.connector)
+            if not isinstance(issue, Issue) or tracker is None:
+                continue
+            rows = self.store.links_for_issue(ref)
+            tickets = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+            if not tickets:
+                continue
+            demand = []
+            calendar = pr.ALWAYS
+            templates = self.mappings.default_templates()
+            for ticket in tickets:
+                route = self.mappings.route_for(ticket)
+                severity = route.severity(ticket) if route else None
+                rank = route.severity_order.index(severity) if route and severity in route.severity_order else None
+                demand.append(DemandTicket(ticket, severity, rank))
+                if route is not None and route.promises is not None:
+                    calendar = route.promises.calendar
+            # The snapshot says whether the issue is public; the connector checks again on write.
+            private = not issue.public
+            body = demand_body(issue, demand, self.store.promises_for_issue(ref), private=private,
+                               templates=templates, calendar=calendar,
+                               fmt=getattr(tracker, "text_format", "markdown"))
+            meta = self.store.get_meta(ref)
+            if meta.get("demand_body") == body:
+                continue
+            version = int(meta.get("demand_version") or 0) + 1
+            self.store.set_meta(ref, demand_body=body, demand_version=version)
+            queued += self.engine._commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
+        return queued
+
+    # -- after delivery: what a create made --------------------------------------------------------------
+
+    def finish_created(self) -> int:
+        """Link the issues escalations created and the follow-up tickets opened; returns how many."""
+        finished = 0
+        for row in self.store.unfinished_creates():
+            new_id = (row.result or {}).get("id")
+            if not new_id:
+                continue
+            try:
+                if row.op == ISSUE_CREATE:
+                    self._link_created_issue(row, str(new_id))
+                elif row.op == TICKET_FOLLOWUP:
+                    self._link_followup_ticket(row, str(new_id))
+                finished += 1
+            except NotFound as exc:
+                log.error("created record not readable; its link is left for a person", action=row.id,
+                          error=str(exc))
+                with self.store.transaction():
+                    self.store.set_action_result(row.id, {**(row.result or {}), "linked": False,
+                                                          "error": str(exc)})
+            except SyncdError as exc:  # passing: try again after the next delivery
+                log.warning("could not read the created record yet", action=row.id, error=str(exc))
+        return finished
+
+    def _link_created_issue(self, row, issue_id: str) -> None:
+        tracker = self.engine.trackers[row.connector]
+        # By key where the create told it: GitHub cannot read an issue by id alone after a restart.
+        issue = tracker.get_issue((row.result or {}).get("key") or issue_id)
+        ticket_ref = Ref(self.engine.helpdesk.name, str(row.payload["ticket"]))
+        ticket = self.store.get_snapshot(ticket_ref)
+        with self.store.transaction():
+            self.store.put_snapshot(issue)
+            self.store.set_action_result(row.id, {**(row.result or {}), "linked": True})
+            if not isinstance(ticket, Ticket):
+                return
+            self.store.add_event(Event("escalated", f"{ticket.key}: {issue.key} created in {row.connector} "
+                                       f"({row.target})", ticket.ref, issue.ref, {"issue_key": issue.key}))
+            self.engine._page_writes = {}
+            self.engine._link(ticket, issue, "escalation")
+            writes, self.engine._page_writes = self.engine._page_writes, {}
+            self.update([ticket.ref], writes=writes)
+
+    def _link_followup_ticket(self, row, ticket_id: str) -> None:
+        helpdesk = self.engine.helpdesk
+        new = helpdesk.get_ticket(ticket_id)
+        source_ref = Ref(row.connector, row.target)
+        source = self.store.get_snapshot(source_ref)
+        with self.store.transaction():
+            self.store.put_snapshot(new)
+            self.store.set_action_result(row.id, {**(row.result or {}), "linked": True})
+            self.store.set_meta(source_ref, followup_ticket=new.ref.id)
+            self.store.set_meta(new.ref, followup_of=source_ref.id)
+            key = source.key if isinstance(source, Ticket) else str(source_ref)
+            self.store.add_event(Event("followup_ticket", f"{key}: follow-up ticket {new.key} opened", source_ref,
+                                       None, {"ticket": new.ref.id}))
+            issues = self.store.get_snapshots([r.issue for r in self.store.links_for_ticket(source_ref)])
+            self.engine._page_writes = {}
+            for issue in issues.values():
+                if isinstance(issue, Issue):
+                    self.store.add_link(Link(new.ref, issue.ref, "followup"))
+            for promise in self.store.promises_for_ticket(source_ref, active=True):
+                change = PromiseChange(promise.state, self.now, f"moved to follow-up ticket {new.key}")
+                self._put_promise(dataclasses.replace(promise, ticket=new.ref,
+                                                      history=promise.history + (change,)), new.key)
+            self.update([source_ref, new.ref])
+
+
+def _combine(base: dict, more: dict, *, keep_marker: bool = False) -> dict:
+    """Two ticket writes as one: notes as paragraphs, fields and tags merged, the first status kept."""
+    out = dict(base)
+    if more.get("note") and more.get("replaces_resolution") and base.get("status") == "open":
+        # The resolution's own note (it reopens the ticket) says less than the promise-due note,
+        # which repeats its summary: one note, not the same list twice.
+        out["note"] = more["note"]
+    elif more.get("note"):
+        out = append_note(out, str(more["note"]))
+    if more.get("fields"):
+        out["fields"] = {**dict(out.get("fields") or {}), **dict(more["fields"])}
+    add = list(dict.fromkeys([*out.get("add_tags", ()), *more.get("add_tags", ())]))
+    remove = [t for t in dict.fromkeys([*out.get("remove_tags", ()), *more.get("remove_tags", ())]) if t not in add]
+    if add:
+        out["add_tags"] = add
+    if remove:
+        out["remove_tags"] = remove
+    if more.get("status") and not out.get("status"):
+        out["status"] = more["status"]
+        if more.get("status_from"):
+            out["status_from"] = more["status_from"]
+    if not keep_marker and "marker" in more and "marker" not in out:
+        out["marker"] = more["marker"]
+    if more.get("replaces_resolution") and not base.get("status"):
+        out["replaces_resolution"] = True  # still to be folded into the resolution's write
+    return out
+
+
+def _strip(payload: dict) -> dict:
+    """The payload as the connector reads it (planning hints removed)."""
+    return {k: v for k, v in payload.items() if k != "replaces_resolution"}
