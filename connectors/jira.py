@@ -27,6 +27,12 @@ posting it again updates the same link instead of adding one.
 first: one request unless the issue has more than 100 comments. Remote links
 carry no marker: they are idempotent by ``globalId``, so re-sending one after
 a crash is harmless.
+
+The handoff: :meth:`JiraConnector.create_issue` is one ``POST /issue`` whose
+issue property ``syncd`` holds the marker; :meth:`JiraConnector.find_created`
+finds it again through search and then by key (see there why both);
+:meth:`JiraConnector.upsert_comment` keeps one comment per slot, marked by
+its ``syncd`` property and edited with ``PUT .../comment/{id}``.
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.adf import to_adf
-from connectors.base import ConnectorConfig, Page, Rejected, Tracker, WriteResult, read_secret
-from syncd.errors import ApiError, ConfigError, NotFound, PayloadError
+import structlog
+
+from connectors.adf import to_adf, to_text
+from connectors.base import ConnectorConfig, IssueDraft, Page, Rejected, Tracker, WriteResult, read_secret
+from syncd.errors import ApiError, ConfigError, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
+
+log = structlog.get_logger("syncd.connectors.jira")
 
 API = "/rest/api/3"
 # Only what normalisation reads: Jira's payload grows with every field asked for.
@@ -56,6 +66,15 @@ COMMENT_PAGE = 100
 # How long after a change syncd trusts that search shows it (index lag and
 # clock skew between syncd and the site, with room to spare).
 SETTLED = timedelta(minutes=5)
+# find_created: how many of a project's newest issues it reads from search,
+# then how many keys past the highest it reads directly, and after how many
+# keys in a row that are not there (deleted issues leave gaps) it stops.
+FIND_SCAN = 300
+FIND_PROBE_MAX = 25
+FIND_PROBE_MISSES = 3
+# Fields that may be missing from a project's create screen: the create is
+# sent again without them rather than failing the handoff.
+OPTIONAL_CREATE_FIELDS = ("labels", "priority")
 
 _CATEGORIES = {
     "new": StateCategory.UNSTARTED,
@@ -82,6 +101,14 @@ class JiraConfig(ConnectorConfig):
         default_factory=lambda: ["Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce"],
         description="Resolutions that mean the issue was cancelled rather than completed.")
     ticket_icon_url: str | None = Field(None, description="16x16 icon shown beside linked tickets.")
+    issue_type: str = Field("Bug", min_length=1, max_length=255,
+                            description="Issue type of the issues syncd creates (a name every project has).")
+    issue_types: dict[str, str] = Field(
+        default_factory=dict, description="Per-project issue type overriding issue_type, e.g. {OPS = \"Task\"}.")
+    priorities: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ticket severity -> Jira priority name for created issues, e.g. {sev1 = \"Highest\"}; "
+                    "a severity not listed leaves the project's default priority.")
 
     @field_validator("projects")
     @classmethod
@@ -89,6 +116,17 @@ class JiraConfig(ConnectorConfig):
         bad = [p for p in value if not _PROJECT_KEY_RE.match(p)]
         if bad:
             raise ValueError(f"not Jira project keys (upper case, like ENG): {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("issue_types")
+    @classmethod
+    def _check_issue_types(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [p for p in value if not _PROJECT_KEY_RE.match(p)]
+        if bad:
+            raise ValueError(f"keys must be Jira project keys (upper case, like ENG): {', '.join(map(repr, bad))}")
+        empty = [p for p, t in value.items() if not t.strip()]
+        if empty:
+            raise ValueError(f"empty issue type for {', '.join(empty)}")
         return value
 
     @field_validator("time_zone")
@@ -126,6 +164,9 @@ class JiraConnector(Tracker):
                  now: Callable[[], datetime] | None = None):
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._time_zone: str | None = config.time_zone
+        self._account_id: str | None = None
+        # (issue, slot) -> the id of syncd's comment holding that slot.
+        self._slot_comments: dict[tuple[str, str], str] = {}
         kwargs = {"sleep": sleep} if sleep is not None else {}
         super().__init__(name, config, **kwargs)
 
@@ -159,6 +200,8 @@ class JiraConnector(Tracker):
         me = expect_dict(self.name, self.http.request_json("GET", f"{API}/myself"), "GET /myself")
         if self._time_zone is None and isinstance(me.get("timeZone"), str):
             self._time_zone = me["timeZone"]
+        if isinstance(me.get("accountId"), str):
+            self._account_id = me["accountId"]
         who = me.get("emailAddress") or me.get("displayName") or me.get("accountId")
         return str(who or "unknown user")
 
@@ -360,9 +403,7 @@ class JiraConnector(Tracker):
         payload = {"body": to_adf(body), "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]}
         result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/comment", json=payload,
                                         endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
-        comment = expect_dict(self.name, result, "POST /comment", record_id=issue_id)
-        when = _parse_instant(comment.get("updated")) or _parse_instant(comment.get("created"))
-        return WriteResult(updated_at=when, id=str(comment["id"]) if comment.get("id") is not None else None)
+        return _comment_result(expect_dict(self.name, result, "POST /comment", record_id=issue_id))
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
         icon: dict[str, str] = {"title": "Helpdesk ticket"}
@@ -397,6 +438,332 @@ class JiraConnector(Tracker):
             if not comments or not isinstance(total, int) or start >= total:
                 return False
 
+    # -- handoff: issues syncd creates, comments kept current in place ----------------
+
+    def is_private(self, team: str) -> bool:
+        """Always True: a Jira project lives on the organisation's own site."""
+        return True
+
+    def create_issue(self, team: str, draft: IssueDraft, key: str) -> WriteResult:
+        """Create the handoff issue in project ``team`` with one ``POST /issue``.
+
+        The marker travels as the issue property ``syncd = {"key": KEY}``,
+        set by the same request, so the issue never exists without it.
+        Labels are sanitised (Jira labels have no spaces); a project whose
+        create screen lacks labels or priority answers 400 having created
+        nothing, and the create is sent again without them. The create
+        answer has no timestamp: ``updated_at`` comes from one small read
+        afterwards, and is None if that read fails (the issue exists; the
+        write must not be repeated for it).
+        """
+        project = _project_key(team, self.name)
+        fields: dict[str, Any] = {
+            "project": {"key": project},
+            "summary": _summary(draft.title),
+            "issuetype": {"name": self.config.issue_types.get(project, self.config.issue_type)},
+            "description": to_adf(draft.body),
+        }
+        labels = jira_labels(draft.labels)
+        if labels:
+            fields["labels"] = labels
+        priority = self.config.priorities.get(draft.priority) if draft.priority else None
+        if priority:
+            fields["priority"] = {"name": priority}
+        while True:
+            response = self.http.request("POST", f"{API}/issue", json={
+                "fields": fields, "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]},
+                idempotent=False, expect=(400,), endpoint=f"POST {API}/issue")
+            if response.status_code != 400:
+                break
+            errors = _field_errors(response)
+            dropped = [f for f in OPTIONAL_CREATE_FIELDS if f in errors and f in fields]
+            if not dropped or set(errors) - set(dropped):
+                raise self._create_refused(project, errors, response)
+            for name in dropped:
+                log.warning("field refused by the project's create screen; creating without it",
+                            connector=self.name, project=project, field=name, reason=errors[name][:200])
+                del fields[name]
+        try:
+            created = response.json()
+        except ValueError:
+            raise TransientError(self.name, "POST /issue: response body is not JSON", maybe_applied=True) from None
+        if not isinstance(created, dict) or not re.fullmatch(r"[0-9]+", str(created.get("id", ""))):
+            raise PayloadError(self.name, f"POST /issue in {project}: the answer names no issue id",
+                               payload=created)
+        ident = str(created["id"])
+        return WriteResult(updated_at=self._updated_at(ident), id=ident)
+
+    def _create_refused(self, project: str, errors: dict[str, str], response: requests.Response) -> ApiError:
+        """One line saying why Jira would not create the issue and what to change."""
+        if "project" in errors:
+            return NotFound(self.name, f"project {project!r} cannot take new issues ({errors['project']}); "
+                            f"check the route's team and that the API user may create issues there",
+                            status=400)
+        if "issuetype" in errors:
+            chosen = self.config.issue_types.get(project, self.config.issue_type)
+            where = f"issue_types.{project}" if project in self.config.issue_types else "issue_type"
+            return ApiError(self.name, f"project {project} has no issue type {chosen!r} "
+                            f"({errors['issuetype']}); set connectors.{self.name}.{where} to one it has",
+                            status=400)
+        detail = "; ".join(f"{k}: {v}" for k, v in errors.items()) or _messages(response)
+        return ApiError(self.name, f"POST /issue in {project} refused: {detail[:300]}", status=400)
+
+    def _updated_at(self, ident: str) -> datetime | None:
+        try:
+            body = self.http.request_json("GET", f"{API}/issue/{ident}", params={"fields": "updated"},
+                                          endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+        except ApiError as exc:
+            log.warning("created issue: could not read its timestamp", connector=self.name, issue=ident,
+                        error=str(exc))
+            return None
+        fields = body.get("fields") if isinstance(body, dict) else None
+        return _parse_instant(fields.get("updated")) if isinstance(fields, dict) else None
+
+    def find_created(self, team: str, key: str) -> str | None:
+        """The id of the issue created in ``team`` with ``key``, if there is one.
+
+        Jira's search is eventually consistent: an issue created a moment
+        ago (the case after a crash) may not be in it yet, and JQL cannot
+        match an issue property that no app has indexed. So this reads in
+        two steps. (1) Search the project's newest issues (``ORDER BY
+        created DESC``, the ``syncd`` property returned with each), up to
+        FIND_SCAN of them. (2) Read directly by key the issues numbered
+        above the highest key search returned: issue numbers are given out
+        in order within a project and reading an issue by key is consistent
+        at once, so an issue search has not indexed yet is still found.
+        Step 2 stops after FIND_PROBE_MISSES keys in a row that are not
+        there (deleted issues leave gaps) or FIND_PROBE_MAX keys.
+
+        Limits: an issue among more than FIND_SCAN newer ones that search
+        already shows is not looked at, nor one moved out of the project
+        after it was indexed, nor one behind more deleted keys in a row than
+        FIND_PROBE_MISSES. Recovery follows a crash soon after the create,
+        so these are far outside the window it searches.
+        """
+        project = _project_key(team, self.name)
+        highest, read, token = 0, 0, None
+        while read < FIND_SCAN:
+            body = self._search_project(project, token)
+            issues = body.get("issues")
+            if not isinstance(issues, list):
+                raise PayloadError(self.name, "POST /search/jql: 'issues' is not a list", payload=body)
+            for raw in issues:
+                if issue_marker(raw) == key:
+                    return str(raw["id"])
+                highest = max(highest, _key_number(raw, project))
+            read += len(issues)
+            token = body.get("nextPageToken") or None
+            if not issues or token is None or body.get("isLast"):
+                break
+        misses, number = 0, highest
+        for _ in range(FIND_PROBE_MAX):
+            if misses >= FIND_PROBE_MISSES:
+                break
+            number += 1
+            raw = self._read_by_key(f"{project}-{number}")
+            if raw is None:
+                misses += 1
+                continue
+            misses = 0
+            if issue_marker(raw) == key:
+                return str(raw["id"])
+        return None
+
+    def _search_project(self, project: str, token: str | None) -> dict:
+        payload: dict[str, Any] = {
+            "jql": f'project = "{project}" ORDER BY created DESC',
+            "fields": ["created"], "properties": [PROPERTY_KEY], "maxResults": 100,
+        }
+        if token:
+            payload["nextPageToken"] = token
+        try:
+            body = self.http.request_json("POST", f"{API}/search/jql", json=payload, idempotent=True)
+        except ApiError as exc:
+            if exc.status == 400:
+                raise NotFound(self.name, f"project {project!r} is not on this Jira site or not visible to "
+                               "the API user; check the route's team", status=400) from None
+            raise
+        return expect_dict(self.name, body, "POST /search/jql")
+
+    def _read_by_key(self, issue_key: str) -> dict | None:
+        response = self.http.request("GET", f"{API}/issue/{issue_key}", expect=(404,),
+                                     params={"fields": "created", "properties": PROPERTY_KEY},
+                                     endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+        if response.status_code == 404:
+            return None
+        try:
+            raw = response.json()
+        except ValueError:
+            raise PayloadError(self.name, f"GET /issue/{issue_key}: response body is not JSON",
+                               record_id=issue_key) from None
+        return expect_dict(self.name, raw, f"GET /issue/{issue_key}", record_id=issue_key)
+
+    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
+                       customer_data: bool = False) -> WriteResult:
+        """Keep syncd's one comment for ``slot`` on the issue current.
+
+        The comment carries the property ``syncd = {"key", "slot",
+        "digest"}``: the slot finds it, the key is the latest write's (what
+        :meth:`find_marker` looks for), the digest is of the Markdown it was
+        written from. It is left alone when both the digest and its text
+        match (Jira may reshape ADF it stores, so the text is compared, and a
+        person's edit of the text is put right). Only comments by syncd's
+        own account hold a slot. The comment's id is remembered, and checked
+        with one read next time instead of a scan of the thread.
+
+        A write with nothing to change sends nothing, so the property keeps
+        the earlier key: after a crash, delivery then finds no marker of the
+        new key and calls this again, which again sends nothing. A Jira
+        project is never public (:meth:`is_private`), so ``customer_data``
+        is always allowed here.
+        """
+        path = _path(issue_id, self.name)
+        doc = to_adf(body)
+        digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+        found = self._slot_comment(path, slot)
+        payload = {"body": doc, "properties": [
+            {"key": PROPERTY_KEY, "value": {"key": key, "slot": slot, "digest": digest}}]}
+        if found is None:
+            result = self.http.request_json("POST", f"{API}/issue/{path}/comment", json=payload,
+                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
+        else:
+            value = _syncd_property(found) or {}
+            if value.get("digest") == digest and to_text(found.get("body")) == to_text(doc):
+                return _comment_result(found)
+            # The same body put twice is the same comment: safe to retry.
+            result = self.http.request_json("PUT", f"{API}/issue/{path}/comment/{found['id']}", json=payload,
+                                            idempotent=True,
+                                            endpoint=f"PUT {API}/issue/{{issueIdOrKey}}/comment/{{id}}")
+        comment = expect_dict(self.name, result, "comment write", record_id=issue_id)
+        written = _comment_result(comment)
+        if written.id:
+            self._slot_comments[(path, slot)] = written.id
+        return written
+
+    def _slot_comment(self, path: str, slot: str) -> dict | None:
+        """syncd's comment holding ``slot`` on the issue (with its properties), or None."""
+        me = self._own_account()
+        remembered = self._slot_comments.get((path, slot))
+        if remembered:
+            response = self.http.request("GET", f"{API}/issue/{path}/comment/{remembered}",
+                                         params={"expand": "properties"}, expect=(404,),
+                                         endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment/{{id}}")
+            if response.status_code != 404:
+                try:
+                    comment = response.json()
+                except ValueError:
+                    comment = None
+                if _holds_slot(comment, slot, me):
+                    return comment
+            del self._slot_comments[(path, slot)]
+        start = 0
+        while True:
+            body = self.http.request_json(
+                "GET", f"{API}/issue/{path}/comment",
+                params={"expand": "properties", "orderBy": "created", "startAt": start, "maxResults": COMMENT_PAGE},
+                endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment")
+            page = expect_dict(self.name, body, "GET /comment", record_id=path)
+            comments = page.get("comments")
+            if not isinstance(comments, list):
+                raise PayloadError(self.name, f"issue {path}: comments is not a list", record_id=path)
+            for comment in comments:
+                if _holds_slot(comment, slot, me):
+                    self._slot_comments[(path, slot)] = str(comment["id"])
+                    return comment
+            total = page.get("total")
+            start += len(comments)
+            if not comments or not isinstance(total, int) or start >= total:
+                return None
+
+    def _own_account(self) -> str | None:
+        """syncd's own accountId (read once per process from /myself)."""
+        if self._account_id is None:
+            self.check()
+        return self._account_id
+
+
+def jira_labels(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Labels as Jira takes them: no whitespace (runs become "-"), at most
+    255 characters, no empties, each once in the order given."""
+    out: list[str] = []
+    for label in labels:
+        clean = re.sub(r"\s+", "-", str(label).strip())[:255]
+        if clean and clean not in out:
+            out.append(clean)
+    return out
+
+
+def issue_marker(raw: Any) -> str | None:
+    """The idempotency key in an issue's ``syncd`` property (as search and GET /issue return it)."""
+    props = raw.get("properties") if isinstance(raw, dict) and raw.get("id") is not None else None
+    value = props.get(PROPERTY_KEY) if isinstance(props, dict) else None
+    key = value.get("key") if isinstance(value, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def _syncd_property(comment: Any) -> dict | None:
+    if not isinstance(comment, dict) or not isinstance(comment.get("properties"), list):
+        return None
+    for prop in comment["properties"]:
+        if isinstance(prop, dict) and prop.get("key") == PROPERTY_KEY and isinstance(prop.get("value"), dict):
+            return prop["value"]
+    return None
+
+
+def _holds_slot(comment: Any, slot: str, account_id: str | None) -> bool:
+    value = _syncd_property(comment)
+    if value is None or value.get("slot") != slot or comment.get("id") is None:
+        return False
+    author = comment.get("author")
+    author_id = author.get("accountId") if isinstance(author, dict) else None
+    return account_id is None or author_id is None or author_id == account_id
+
+
+def _comment_result(comment: dict) -> WriteResult:
+    when = _parse_instant(comment.get("updated")) or _parse_instant(comment.get("created"))
+    return WriteResult(updated_at=when, id=str(comment["id"]) if comment.get("id") is not None else None)
+
+
+def _project_key(team: str, connector: str) -> str:
+    if not isinstance(team, str) or not _PROJECT_KEY_RE.match(team):
+        raise NotFound(connector, f"team {team!r} is not a Jira project key (upper case, like ENG); "
+                       "set the route's team to the project's key")
+    return team
+
+
+def _summary(title: str) -> str:
+    """Jira's summary: one line of at most 255 characters."""
+    line = " ".join(title.split())
+    return line if len(line) <= 255 else line[:254] + "…"
+
+
+def _key_number(raw: Any, project: str) -> int:
+    key = raw.get("key") if isinstance(raw, dict) else None
+    if isinstance(key, str) and key.startswith(project + "-") and key[len(project) + 1:].isdigit():
+        return int(key[len(project) + 1:])
+    return 0
+
+
+def _field_errors(response: requests.Response) -> dict[str, str]:
+    """Jira's 400 body ``{"errors": {field: message}}`` as a dict (empty when absent)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+def _messages(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    messages = body.get("errorMessages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and messages:
+        return "; ".join(str(m) for m in messages)
+    return f"HTTP {response.status_code}"
+
 
 def ticket_global_id(url: str) -> str:
     """The remote link's globalId for a ticket URL (at most 255 characters)."""
@@ -408,13 +775,9 @@ def ticket_global_id(url: str) -> str:
 
 def comment_marker(comment: Any) -> str | None:
     """The idempotency key in a comment's ``syncd`` property, if syncd wrote it."""
-    if not isinstance(comment, dict) or not isinstance(comment.get("properties"), list):
-        return None
-    for prop in comment["properties"]:
-        if isinstance(prop, dict) and prop.get("key") == PROPERTY_KEY and isinstance(prop.get("value"), dict):
-            value = prop["value"].get("key")
-            return value if isinstance(value, str) else None
-    return None
+    value = _syncd_property(comment)
+    key = value.get("key") if value is not None else None
+    return key if isinstance(key, str) else None
 
 
 def _pair(raw: Any) -> tuple[str, str] | None:

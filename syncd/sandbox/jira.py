@@ -7,6 +7,15 @@ properties, remote links upserted by ``globalId``, ``/myself``, HTTP Basic
 auth, and 429 with ``Retry-After`` once a request budget is spent. The
 withdrawn ``/rest/api/3/search`` answers 410 as Jira does.
 
+Issues can be created through ``POST /rest/api/3/issue`` (project, summary,
+issue type, ADF description, labels, priority and issue properties, each
+checked the way Jira refuses them, including fields missing from a project's
+create screen: :meth:`JiraFake.hide_create_field`); issue properties come back
+from ``GET /issue`` and search when asked for. Comments can be read one by
+one and edited (``PUT .../comment/{id}``, by their author only). Search can
+lag behind writes like Jira's (``search_lag``): an issue created less than
+that long ago is not found by JQL yet, though it reads by id or key.
+
 JQL dates are read in the user's time zone (``user_time_zone``) to the
 minute, like Jira; ``updated`` is sent with milliseconds and an offset in
 that zone ("2026-11-21T13:00:00.000+0100"). Anything in a JQL query outside
@@ -44,6 +53,8 @@ DEFAULT_STATUSES = {
     "In Review": ("10001", "indeterminate", 4, "In Progress"),
     "Done": ("10002", "done", 3, "Done"),
 }
+PRIORITIES = {"Highest": "1", "High": "2", "Medium": "3", "Low": "4", "Lowest": "5"}
+ISSUE_TYPES = ("Bug", "Task", "Story", "Epic")
 RESOLUTIONS = {"Done": "10000", "Won't Do": "10001", "Duplicate": "10002", "Cannot Reproduce": "10003"}
 
 
@@ -92,6 +103,9 @@ class FakeIssue:
     assignee: FakeUser | None = None
     comments: list[dict] = field(default_factory=list)
     remotelinks: list[dict] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    priority: str = "Medium"
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 class JqlError(ValueError):
@@ -104,6 +118,7 @@ class JqlQuery:
     updated_from: datetime | None = None  # inclusive, aware
     updated_after: datetime | None = None  # exclusive, aware
     order_desc: bool = False
+    order_by: str = "updated"
 
 
 _TOKEN_RE = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|!=|=|>|<)|(?P<punct>[(),])|(?P<word>[A-Za-z0-9_\-/.:]+))')
@@ -112,7 +127,7 @@ _TOKEN_RE = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|!=|=|>|<)
 def parse_jql(jql: str, tz: ZoneInfo, known_projects: set[str]) -> JqlQuery:
     """The subset syncd sends: ``project in (A, B)`` / ``project = A``,
     ``updated >= "yyyy/MM/dd HH:mm"`` (or ``>``, also ``yyyy-MM-dd``), joined by
-    AND, then ``ORDER BY updated ASC|DESC``."""
+    AND, then ``ORDER BY updated|created ASC|DESC``."""
     tokens = _tokenize(jql)
     query = JqlQuery()
     pos = 0
@@ -172,8 +187,9 @@ def parse_jql(jql: str, tz: ZoneInfo, known_projects: set[str]) -> JqlQuery:
         take()
         if (take() or "").lower() != "by":
             raise JqlError("Error in the JQL Query: expecting 'by' after 'order'.")
-        if take().lower() != "updated":
-            raise JqlError("Error in the JQL Query: this sandbox orders by 'updated' only.")
+        query.order_by = take().lower()
+        if query.order_by not in ("updated", "created"):
+            raise JqlError("Error in the JQL Query: this sandbox orders by 'updated' or 'created' only.")
         direction = (take() if peek() is not None else "asc").lower()
         if direction not in ("asc", "desc"):
             raise JqlError(f"Error in the JQL Query: unknown order '{direction}'.")
@@ -222,9 +238,10 @@ class JiraFake(FakeService):
                  email: str = SANDBOX_EMAIL, api_token: str = SANDBOX_TOKEN,
                  user_time_zone: str = "UTC", projects: dict[str, str] | None = None,
                  statuses: dict[str, tuple[str, str, int, str]] | None = None,
-                 budget: int | None = None, budget_window: float = 60.0):
+                 budget: int | None = None, budget_window: float = 60.0, search_lag: float = 0.0):
         """``budget``: requests allowed per ``budget_window`` seconds (None: no limit);
-        ``clock`` gives the time of every change and of the budget window."""
+        ``clock`` gives the time of every change and of the budget window;
+        ``search_lag``: seconds before a new issue shows in JQL search."""
         super().__init__(seed=seed)
         self.email = email
         self.api_token = api_token
@@ -242,6 +259,9 @@ class JiraFake(FakeService):
         self.me = self.add_user("syncd bot", email)
         self.budget = budget
         self.budget_window = budget_window
+        self.search_lag = search_lag
+        self.issue_types: dict[str, tuple[str, ...]] = {}  # project -> its types (default ISSUE_TYPES)
+        self.hidden_create_fields: dict[str, set[str]] = {}  # project -> fields not on its create screen
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self._window_start: float | None = None
         self._window_used = 0
@@ -252,9 +272,12 @@ class JiraFake(FakeService):
             self.route(method, f"{API}/search", self._withdrawn_search)
         self.route("POST", f"{API}/search/jql", self._search_jql)
         self.route("GET", f"{API}/myself", self._myself)
+        self.route("POST", f"{API}/issue", self._create_issue)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}", self._get_issue)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}/comment", self._list_comments)
         self.route("POST", f"{API}/issue/{{issueIdOrKey}}/comment", self._add_comment)
+        self.route("GET", f"{API}/issue/{{issueIdOrKey}}/comment/{{id}}", self._get_comment)
+        self.route("PUT", f"{API}/issue/{{issueIdOrKey}}/comment/{{id}}", self._edit_comment)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}/remotelink", self._list_remotelinks)
         self.route("POST", f"{API}/issue/{{issueIdOrKey}}/remotelink", self._upsert_remotelink)
 
@@ -274,7 +297,8 @@ class JiraFake(FakeService):
 
     def create_issue(self, project: str, summary: str, *, description: str | None = None,
                      status: str = "To Do", assignee: str | None = None, issuetype: str = "Bug",
-                     at: datetime | None = None) -> FakeIssue:
+                     at: datetime | None = None, labels: list[str] | None = None,
+                     properties: dict[str, Any] | None = None) -> FakeIssue:
         with self.lock:
             if project not in self.projects:
                 raise KeyError(f"no project {project!r} in the Jira sandbox")
@@ -287,6 +311,8 @@ class JiraFake(FakeService):
                               plain_adf(description) if description else None)
             if assignee:
                 issue.assignee = self.users.get(assignee) or self.add_user(assignee)
+            issue.labels = list(labels or [])
+            issue.properties = dict(properties or {})
             self.issues[ident] = issue
             self.keys[key] = ident
             return issue
@@ -335,6 +361,27 @@ class JiraFake(FakeService):
         with self.lock:
             return self._resolve(issue)
 
+    def delete_issue(self, issue: str | FakeIssue) -> None:
+        """Delete for good: its keys answer 404 from now on (a gap in the project's numbers)."""
+        with self.lock:
+            found = self._resolve(issue)
+            del self.issues[found.id]
+
+    def hide_create_field(self, project: str, name: str) -> None:
+        """Take a field (labels, priority) off the project's create screen."""
+        with self.lock:
+            self.hidden_create_fields.setdefault(project, set()).add(name)
+
+    def set_issue_types(self, project: str, names: tuple[str, ...]) -> None:
+        with self.lock:
+            self.issue_types[project] = tuple(names)
+
+    def issues_with_property(self, key: str, value_key: str) -> list[FakeIssue]:
+        """Issues whose property ``key`` holds ``{"key": value_key}`` (syncd's marker)."""
+        with self.lock:
+            return [i for i in self.issues.values()
+                    if isinstance(i.properties.get(key), dict) and i.properties[key].get("key") == value_key]
+
     # -- helpers ------------------------------------------------------------------
 
     def _check_status(self, status: str) -> None:
@@ -381,7 +428,7 @@ class JiraFake(FakeService):
 
     # -- wire format --------------------------------------------------------------
 
-    def issue_json(self, issue: FakeIssue, fields: list[str] | None) -> dict:
+    def issue_json(self, issue: FakeIssue, fields: list[str] | None, properties: list[str] | None = None) -> dict:
         base = self.base_url
         tz = self.user_time_zone
         status_id, cat_key, cat_id, cat_name = self.statuses[issue.status]
@@ -406,14 +453,19 @@ class JiraFake(FakeService):
             "issuetype": {"self": f"{base}{API}/issuetype/10004", "id": "10004", "name": issue.issuetype,
                           "subtask": False, "hierarchyLevel": 0},
             "description": issue.description,
-            "labels": [],
+            "labels": list(issue.labels),
+            "priority": {"self": f"{base}{API}/priority/{PRIORITIES[issue.priority]}", "iconUrl": f"{base}/",
+                         "name": issue.priority, "id": PRIORITIES[issue.priority]},
         }
         if fields is None or "*all" in fields or "*navigable" in fields:
             chosen = every
         else:
             chosen = {name: every[name] for name in fields if name in every}
-        return {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
-                "id": issue.id, "self": f"{base}{API}/issue/{issue.id}", "key": issue.key, "fields": chosen}
+        out = {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+               "id": issue.id, "self": f"{base}{API}/issue/{issue.id}", "key": issue.key, "fields": chosen}
+        if properties:
+            out["properties"] = {k: issue.properties[k] for k in properties if k in issue.properties}
+        return out
 
     def comment_json(self, issue: FakeIssue, comment: dict, with_properties: bool) -> dict:
         base = self.base_url
@@ -489,22 +541,34 @@ class JiraFake(FakeService):
         if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 0:
             raise jira_error(400, "'maxResults' must be a non-negative integer.")
         max_results = min(max_results, MAX_RESULTS)
+        properties = body.get("properties")
+        if properties is not None and (not isinstance(properties, list) or len(properties) > 5
+                                       or not all(isinstance(p, str) for p in properties)):
+            raise jira_error(400, "'properties' must be a list of at most 5 property keys.")
         after = self._read_token(body.get("nextPageToken"), jql)
-        matches = [i for i in self.issues.values() if self._matches(i, query)]
-        matches.sort(key=self._sort_key, reverse=query.order_desc)
+        sort_key = self._created_key if query.order_by == "created" else self._sort_key
+        matches = [i for i in self.issues.values() if self._matches(i, query) and self._indexed(i)]
+        matches.sort(key=sort_key, reverse=query.order_desc)
         if after is not None:
-            matches = [i for i in matches if (self._sort_key(i) < after if query.order_desc
-                                              else self._sort_key(i) > after)]
+            matches = [i for i in matches if (sort_key(i) < after if query.order_desc else sort_key(i) > after)]
         page = matches[:max_results]
-        result: dict[str, Any] = {"issues": [self.issue_json(i, fields) for i in page],
+        result: dict[str, Any] = {"issues": [self.issue_json(i, fields, properties) for i in page],
                                   "isLast": len(page) == len(matches)}
         if len(page) < len(matches):
-            result["nextPageToken"] = self._make_token(self._sort_key(page[-1]), jql)
+            result["nextPageToken"] = self._make_token(sort_key(page[-1]), jql)
         return FakeResponse(200, result, headers)
 
     @staticmethod
     def _sort_key(issue: FakeIssue) -> tuple[datetime, int]:
         return issue.updated, int(issue.id)
+
+    def _indexed(self, issue: FakeIssue) -> bool:
+        """Whether search shows the issue yet (``search_lag`` after its creation)."""
+        return not self.search_lag or issue.created.timestamp() <= self.clock().timestamp() - self.search_lag
+
+    @staticmethod
+    def _created_key(issue: FakeIssue) -> tuple[datetime, int]:
+        return issue.created, int(issue.id)
 
     @staticmethod
     def _matches(issue: FakeIssue, query: JqlQuery) -> bool:
@@ -544,7 +608,9 @@ class JiraFake(FakeService):
         issue = self._lookup(request)
         fields_arg = request.arg("fields")
         fields = [f.strip() for f in fields_arg.split(",") if f.strip()] if fields_arg else None
-        return FakeResponse(200, self.issue_json(issue, fields), headers)
+        props_arg = request.arg("properties")
+        properties = [p.strip() for p in props_arg.split(",") if p.strip()] if props_arg else None
+        return FakeResponse(200, self.issue_json(issue, fields, properties), headers)
 
     def _list_comments(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
@@ -568,17 +634,98 @@ class JiraFake(FakeService):
     def _add_comment(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
         issue = self._lookup(request)
+        doc, properties = _comment_body(request)
+        comment = self._store_comment(issue, doc, self.me, properties or [], None)
+        return FakeResponse(201, self.comment_json(issue, comment, False), headers)
+
+    def _find_comment(self, request: FakeRequest) -> tuple[FakeIssue, dict]:
+        issue = self._lookup(request)
+        ident = request.params["id"]
+        for comment in issue.comments:
+            if comment["id"] == ident:
+                return issue, comment
+        raise jira_error(404, f"Can not find a comment for the id: {ident}.")
+
+    def _get_comment(self, request: FakeRequest) -> FakeResponse:
+        headers = self._guard(request)
+        issue, comment = self._find_comment(request)
+        expand = {e.strip() for e in (request.arg("expand") or "").split(",")}
+        return FakeResponse(200, self.comment_json(issue, comment, "properties" in expand), headers)
+
+    def _edit_comment(self, request: FakeRequest) -> FakeResponse:
+        """Replace the body; properties given are set (by key), others kept."""
+        headers = self._guard(request)
+        issue, comment = self._find_comment(request)
+        if comment["author"] is not self.me:
+            raise jira_error(403, "You do not have the permission to edit this comment.")
+        doc, properties = _comment_body(request)
+        comment["body"] = doc
+        for prop in properties or []:
+            comment["properties"] = [p for p in comment["properties"] if p["key"] != prop["key"]] + [dict(prop)]
+        comment["updated"] = self._stamp(None)
+        issue.updated = comment["updated"]
+        expand = {e.strip() for e in (request.arg("expand") or "").split(",")}
+        return FakeResponse(200, self.comment_json(issue, comment, "properties" in expand), headers)
+
+    def _create_issue(self, request: FakeRequest) -> FakeResponse:
+        """``POST /issue``: every field checked the way Jira refuses it, all at once."""
+        headers = self._guard(request)
         body = _json_body(request)
-        doc = body.get("body") if isinstance(body, dict) else None
-        if not (isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1
-                and isinstance(doc.get("content"), list)):
-            raise jira_error(400, errors={"comment": "Comment body is not valid!"})
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(fields, dict):
+            raise jira_error(400, "Issue must have fields set.")
+        errors: dict[str, str] = {}
+        project = fields.get("project")
+        key = project.get("key") if isinstance(project, dict) else None
+        if isinstance(project, dict) and key is None and isinstance(project.get("id"), str):
+            key = next((k for k, v in self.projects.items() if v == project["id"]), None)
+        if key not in self.projects:
+            errors["project"] = "valid project is required"
+        hidden = self.hidden_create_fields.get(key, set())
+        for name in fields:
+            if name in hidden or name not in ("project", "summary", "issuetype", "description", "labels",
+                                              "priority"):
+                errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+        summary = fields.get("summary")
+        if not isinstance(summary, str) or not summary.strip():
+            errors["summary"] = "You must specify a summary of the issue."
+        elif len(summary) > 255 or "\n" in summary:
+            errors["summary"] = "Summary must be less than 255 characters and on one line."
+        itype = fields.get("issuetype")
+        type_name = itype.get("name") if isinstance(itype, dict) else None
+        if not isinstance(itype, dict):
+            errors["issuetype"] = "Specify an issue type"
+        elif key in self.projects and type_name not in self.issue_types.get(key, ISSUE_TYPES):
+            errors["issuetype"] = "Specify a valid issue type"
+        description = fields.get("description")
+        if description is not None and not _is_doc(description):
+            errors["description"] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+        labels = fields.get("labels", [])
+        if "labels" not in errors:
+            if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+                errors["labels"] = "Labels must be a list of strings."
+            else:
+                for label in labels:
+                    if re.search(r"\s", label) or len(label) > 255:
+                        errors["labels"] = f"The label '{label}' contains spaces which is invalid."
+        priority = fields.get("priority")
+        if priority is not None and "priority" not in errors:
+            name = priority.get("name") if isinstance(priority, dict) else None
+            if name not in PRIORITIES:
+                errors["priority"] = f"Priority name '{name}' is not valid"
         properties = body.get("properties") or []
         if not isinstance(properties, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str)
-                                                       for p in properties):
-            raise jira_error(400, errors={"properties": "Each property needs a key and a value."})
-        comment = self._store_comment(issue, doc, self.me, properties, None)
-        return FakeResponse(201, self.comment_json(issue, comment, False), headers)
+                                                       and "value" in p for p in properties):
+            errors["properties"] = "Each property needs a key and a value."
+        if errors:
+            raise jira_error(400, errors=errors)
+        issue = self.create_issue(key, summary, issuetype=type_name, labels=labels,
+                                  properties={p["key"]: p["value"] for p in properties})
+        issue.description = description
+        if priority is not None:
+            issue.priority = priority["name"]
+        return FakeResponse(201, {"id": issue.id, "key": issue.key, "self": f"{self.base_url}{API}/issue/{issue.id}"},
+                            headers)
 
     def _list_remotelinks(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
@@ -623,6 +770,24 @@ class JiraFake(FakeService):
 
     def _link_json(self, issue: FakeIssue, link: dict) -> dict:
         return {**{k: v for k, v in link.items() if k != "id"}, **self._ids(issue, link)}
+
+
+def _is_doc(doc: Any) -> bool:
+    return (isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1
+            and isinstance(doc.get("content"), list))
+
+
+def _comment_body(request: FakeRequest) -> tuple[dict, list[dict] | None]:
+    """A comment write's ADF body and properties, or Jira's 400."""
+    body = _json_body(request)
+    doc = body.get("body") if isinstance(body, dict) else None
+    if not _is_doc(doc):
+        raise jira_error(400, errors={"comment": "Comment body is not valid!"})
+    properties = body.get("properties")
+    if properties is not None and (not isinstance(properties, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p for p in properties)):
+        raise jira_error(400, errors={"properties": "Each property needs a key and a value."})
+    return doc, properties
 
 
 def _json_body(request: FakeRequest) -> object:

@@ -121,3 +121,50 @@ def test_the_comment_body_is_what_the_description_shows(jira_contract):
 def jira_contract_path():
     from tests.conftest import SPECS, require_shared
     return require_shared(SPECS / "jira/swagger-v3.v3.json")
+
+
+@responses.activate
+def test_handoff_requests_conform(jira_contract):
+    """create_issue (with a retry without a field the screen lacks), find_created and upsert_comment."""
+    from connectors.base import IssueDraft
+
+    responses.post(f"{BASE}/rest/api/3/issue", status=400, json={
+        "errorMessages": [], "errors": {"priority": "Field 'priority' cannot be set."}})
+    responses.post(f"{BASE}/rest/api/3/issue", status=201, json={"id": "10627", "key": "ENG-1", "self": BASE})
+    responses.get(f"{BASE}/rest/api/3/issue/10627", json=ISSUE)
+    responses.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [dict(ISSUE, properties={})], "isLast": True})
+    responses.get(f"{BASE}/rest/api/3/issue/ENG-2", status=404, json={"errorMessages": ["no"], "errors": {}})
+    responses.get(f"{BASE}/rest/api/3/issue/ENG-3", status=404, json={"errorMessages": ["no"], "errors": {}})
+    responses.get(f"{BASE}/rest/api/3/issue/ENG-4", status=404, json={"errorMessages": ["no"], "errors": {}})
+    responses.get(f"{BASE}/rest/api/3/myself", json={"accountId": "1", "timeZone": "UTC"})
+    comment = {"id": "5", "author": {"accountId": "1"}, "created": "2026-11-21T12:00:00.000+0000",
+               "body": {"type": "doc", "version": 1, "content": []},
+               "properties": [{"key": "syncd", "value": {"key": KEY, "slot": "demand"}}]}
+    responses.get(f"{BASE}/rest/api/3/issue/10627/comment",
+                  json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []})
+    responses.post(f"{BASE}/rest/api/3/issue/10627/comment", status=201, json=comment)
+    responses.get(f"{BASE}/rest/api/3/issue/10627/comment/5", json=comment)
+    responses.put(f"{BASE}/rest/api/3/issue/10627/comment/5", json=comment)
+
+    jira = connector(time_zone="UTC", priorities={"sev1": "Highest"})
+    draft = IssueDraft("Login fails", "From **#42**:\n\n- [ticket](https://acme.zendesk.com/agent/tickets/42)",
+                       ("support escalation",), "sev1")
+    assert jira.create_issue("ENG", draft, KEY).id == "10627"
+    assert jira.find_created("ENG", KEY) is None
+    jira.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand")
+    jira.upsert_comment("10627", "Demand: 4 tickets", KEY, "demand")
+
+    assert assert_calls_conform(responses.calls, jira_contract) == [
+        "POST /rest/api/3/issue",
+        "POST /rest/api/3/issue",
+        "GET /rest/api/3/issue/{issueIdOrKey}",
+        "POST /rest/api/3/search/jql",
+        "GET /rest/api/3/issue/{issueIdOrKey}",
+        "GET /rest/api/3/issue/{issueIdOrKey}",
+        "GET /rest/api/3/issue/{issueIdOrKey}",
+        "GET /rest/api/3/myself",
+        "GET /rest/api/3/issue/{issueIdOrKey}/comment",
+        "POST /rest/api/3/issue/{issueIdOrKey}/comment",
+        "GET /rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        "PUT /rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+    ]

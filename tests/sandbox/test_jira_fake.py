@@ -8,8 +8,9 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from connectors.base import IssueDraft
 from connectors.jira import JiraConfig, JiraConnector
-from syncd.errors import ApiError, AuthError, Gone
+from syncd.errors import ApiError, AuthError, Gone, TransientError
 from syncd.records import StateCategory
 from syncd.sandbox.jira import SANDBOX_OAUTH_TOKEN, JiraFake
 from syncd.sandbox.server import Sandbox
@@ -100,7 +101,7 @@ def test_the_withdrawn_search_answers_410(fake, method):
     ('project in (ENG, NOPE) ORDER BY updated ASC', "The value 'NOPE' does not exist for the field 'project'"),
     ('project = ENG AND updated >= "21/11/2026"', "Date value '21/11/2026' for field 'updated' is invalid"),
     ('project = ENG OR project = OPS', "expecting 'AND' or 'ORDER BY'"),
-    ('project = ENG ORDER BY created DESC', "orders by 'updated' only"),
+    ('project = ENG ORDER BY priority DESC', "orders by 'updated' or 'created' only"),
     ("ORDER BY updated", "Unbounded JQL"),
 ])
 def test_jql_outside_the_subset_is_refused_like_jira(fake, jql, message):
@@ -286,3 +287,115 @@ def test_an_issue_updated_while_paging_shifts_nothing(fake, clock):
     fake.transition("ENG-1", "In Progress", at=START + timedelta(seconds=30))
     rest = [r.key for page in feed for r in page.records]
     assert rest == ["ENG-3", "ENG-4", "ENG-1"]
+
+
+# --- the handoff: creating issues and one comment per slot --------------------------------------
+
+
+def create_body(project: str = "ENG", **fields) -> dict:
+    body = {"project": {"key": project}, "summary": "Login fails", "issuetype": {"name": "Bug"},
+            "description": {"type": "doc", "version": 1, "content": []}}
+    body.update(fields)
+    return {"fields": body, "properties": [{"key": "syncd", "value": {"key": KEY}}]}
+
+
+def test_post_issue_creates_with_properties_and_refuses_like_jira(fake):
+    created = api(fake, "POST", "/rest/api/3/issue", json=create_body(labels=["a-b"], priority={"name": "High"}))
+    assert created.status_code == 201 and set(created.json()) == {"id", "key", "self"}
+    issue = fake.get(created.json()["id"])
+    assert (issue.key, issue.labels, issue.priority, issue.properties) == (
+        "ENG-1", ["a-b"], "High", {"syncd": {"key": KEY}})
+    read = api(fake, "GET", f"/rest/api/3/issue/{issue.key}", params={"properties": "syncd", "fields": "labels"})
+    assert read.json()["properties"] == {"syncd": {"key": KEY}} and read.json()["fields"] == {"labels": ["a-b"]}
+    assert "properties" not in api(fake, "GET", f"/rest/api/3/issue/{issue.key}").json()
+    fake.hide_create_field("OPS", "labels")
+    refused = api(fake, "POST", "/rest/api/3/issue", json=create_body(
+        "OPS", summary="", labels=["has space"], issuetype={"name": "Nope"}, priority={"name": "Urgent"}))
+    assert refused.status_code == 400
+    assert set(refused.json()["errors"]) == {"summary", "labels", "issuetype", "priority"}
+    assert "not on the appropriate screen" in refused.json()["errors"]["labels"]
+    assert api(fake, "POST", "/rest/api/3/issue", json=create_body("NOPE")).json()["errors"] == {
+        "project": "valid project is required"}
+    assert api(fake, "POST", "/rest/api/3/issue", json=create_body(labels=["a b"])).json()["errors"]["labels"]
+    assert len(fake.issues) == 1
+
+
+def test_search_lags_behind_new_issues_but_reads_by_key_do_not(clock):
+    fake = JiraFake(clock=clock, search_lag=30)
+    with Sandbox([fake]):
+        fake.create_issue("ENG", "new", properties={"syncd": {"key": KEY}})
+        query = {"jql": 'project = "ENG" ORDER BY created DESC', "properties": ["syncd"], "fields": ["created"]}
+        assert api(fake, "POST", "/rest/api/3/search/jql", json=query).json()["issues"] == []
+        assert api(fake, "GET", "/rest/api/3/issue/ENG-1").status_code == 200
+        clock.advance(seconds=31)
+        issues = api(fake, "POST", "/rest/api/3/search/jql", json=query).json()["issues"]
+        assert [(i["key"], i["properties"]) for i in issues] == [("ENG-1", {"syncd": {"key": KEY}})]
+
+
+def test_comments_are_read_one_by_one_and_edited_by_their_author_only(fake):
+    issue = fake.create_issue("ENG", "x")
+    ours = fake.comment(issue, "mine", properties=[{"key": "syncd", "value": {"key": KEY, "slot": "demand"}}])
+    theirs = fake.comment(issue, "theirs", author="Ana Agent")
+    path = f"/rest/api/3/issue/{issue.key}/comment"
+    one = api(fake, "GET", f"{path}/{ours['id']}", params={"expand": "properties"}).json()
+    assert one["properties"][0]["value"]["slot"] == "demand"
+    new_body = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
+        {"type": "text", "text": "edited"}]}]}
+    edited = api(fake, "PUT", f"{path}/{ours['id']}", json={
+        "body": new_body, "properties": [{"key": "syncd", "value": {"key": "f" * 20, "slot": "demand"}}]})
+    assert edited.status_code == 200 and ours["body"] == new_body
+    assert ours["properties"] == [{"key": "syncd", "value": {"key": "f" * 20, "slot": "demand"}}]
+    assert api(fake, "PUT", f"{path}/{theirs['id']}", json={"body": new_body}).status_code == 403
+    assert api(fake, "GET", f"{path}/99999").status_code == 404
+    assert api(fake, "PUT", f"{path}/{ours['id']}", json={"body": "text"}).status_code == 400
+
+
+def test_create_then_upsert_through_the_connector(fake, clock):
+    connector = connect(fake, clock, time_zone="UTC", priorities={"sev1": "Highest"})
+    fake.hide_create_field("ENG", "priority")
+    draft = IssueDraft("Login fails", "From **#42**\n\n- sev1", ("support escalation",), "sev1")
+    result = connector.create_issue("ENG", draft, KEY)
+    issue = fake.get(result.id)
+    assert result.updated_at == START and connector.get_issue(result.id).key == issue.key == "ENG-1"
+    assert issue.labels == ["support-escalation"] and issue.priority == "Medium"
+    assert fake.counts["POST /rest/api/3/issue"] == 2  # refused for priority, then created without it
+    fake.reset_counts()
+    first = connector.upsert_comment(result.id, "Demand: 3 tickets", KEY, "demand")
+    connector.upsert_comment(result.id, "Demand: 3 tickets", "1" * 20, "demand")
+    clock.advance(minutes=1)
+    last = connector.upsert_comment(result.id, "Demand: 4 tickets", "2" * 20, "demand")
+    assert first.id == last.id and last.updated_at == START + timedelta(minutes=1)
+    assert len(issue.comments) == 1
+    assert connector.find_marker(result.id, "2" * 20) and not connector.find_marker(result.id, KEY)
+    assert fake.counts["POST /rest/api/3/issue/{issueIdOrKey}/comment"] == 1
+    assert fake.counts["PUT /rest/api/3/issue/{issueIdOrKey}/comment/{id}"] == 1
+    assert fake.counts["GET /rest/api/3/issue/{issueIdOrKey}/comment"] == 1 + 2  # one scan, two find_marker
+    # A new process has no memory of the comment: it finds it again by the slot.
+    again = connect(fake, clock, time_zone="UTC")
+    assert again.upsert_comment(result.id, "Demand: 5 tickets", "3" * 20, "demand").id == first.id
+    assert len(issue.comments) == 1
+
+
+@pytest.mark.parametrize("fault, landed", [("timeout", True), ("truncate", True), ("reset", False)])
+def test_a_create_whose_answer_is_lost_is_found_and_not_made_twice(clock, fault, landed):
+    """The crash case: the create lands (or not), its answer is lost; search has not indexed it yet."""
+    fake = JiraFake(clock=clock, search_lag=60)
+    with Sandbox([fake]):
+        for n in range(3):
+            fake.create_issue("ENG", f"older {n}", at=START - timedelta(hours=1))
+        fake.delete_issue("ENG-3")  # a gap just before the new issue's number
+        connector = connect(fake, clock, time_zone="UTC")
+        fake.inject(fault, "POST /rest/api/3/issue", count=1, delay=0)
+        with pytest.raises(TransientError) as err:
+            connector.create_issue("ENG", IssueDraft("Login fails", "body"), KEY)
+        assert err.value.maybe_applied
+        assert len(fake.issues_with_property("syncd", KEY)) == int(landed)
+        recovered = connect(fake, clock, time_zone="UTC")  # after the crash: nothing remembered
+        found = recovered.find_created("ENG", KEY)
+        if landed:
+            assert found == fake.issues_with_property("syncd", KEY)[0].id
+        else:
+            assert found is None
+            recovered.create_issue("ENG", IssueDraft("Login fails", "body"), KEY)  # what delivery does then
+        assert recovered.find_created("ENG", "f" * 20) is None
+        assert len([i for i in fake.issues.values() if i.summary == "Login fails"]) == 1
