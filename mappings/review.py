@@ -48,6 +48,7 @@ class FollowUpRecord:
     history: tuple[StageSpan, ...]
     owner_gaps: tuple[OwnerGap, ...] = ()
     missing: tuple[str, ...] = ()  # what its "needs context" note lists, if any
+    current: bool = True  # False: no longer a follow-up (unflagged, unlinked); only its history counts
 
     @property
     def stage(self) -> Stage | None:
@@ -131,6 +132,9 @@ def build_review(followups: Iterable[FollowUpRecord], promises: Iterable[Promise
     for fu in followups:
         stage = fu.stage
         if stage is None:
+            continue
+        if not fu.current:
+            _history_findings(fu, report, in_period)
             continue
         report.active[stage.value] = report.active.get(stage.value, 0) + 1
         current = fu.history[-1]

@@ -98,14 +98,17 @@ def gather(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *
             if isinstance(issue, Issue) and kind:
                 views.append(issue_view(issue, kind, route, _mark(store.get_meta(issue_ref)))[0])
         meta = store.get_meta(ref)
-        unassigned = parse_time(meta["unassigned_since"]) if meta.get("unassigned_since") else None
-        gaps = owner_gaps(spans[-1].stage if spans else None, ref, ticket.assignee_id if ticket else None, views,
-                          now=now, ticket_unassigned_since=unassigned,
+        # The engine marks a ticket that stopped being a follow-up (unflagged, unlinked) and keeps its history.
+        current = not meta.get("stage_cleared")
+        stage = spans[-1].stage if spans and current else None
+        # A ticket without an agent is dated from its creation, as the engine dates the gap it notes.
+        gaps = owner_gaps(stage, ref, ticket.assignee_id if ticket else None, views, now=now,
+                          ticket_unassigned_since=ticket.created_at if ticket else None,
                           triage_sla=rule.triage_sla if rule else None,
                           calendar=rule.calendar if rule else ALWAYS)
         missing = meta.get("missing") or ()
         out.append(FollowUpRecord(ref, ticket.key if ticket else str(ref), route.name if route else None, spans,
-                                  tuple(gaps), tuple(str(m) for m in missing)))
+                                  tuple(gaps), tuple(str(m) for m in missing), current=current))
     return out
 
 

@@ -32,9 +32,9 @@ def zd(n: int) -> Ref:
     return Ref("zendesk", str(n))
 
 
-def ticket(n: int, *, tags=(), assignee: str | None = None) -> Ticket:
-    return Ticket(zd(n), f"#{n}", f"https://z/{n}", f"ticket {n}", "open", at(1), tags=tuple(tags),
-                  assignee_id=assignee)
+def ticket(n: int, *, tags=(), assignee: str | None = None, created: datetime = at(1)) -> Ticket:
+    return Ticket(zd(n), f"#{n}", f"https://z/{n}", f"ticket {n}", "open", at(1), created_at=created,
+                  tags=tuple(tags), assignee_id=assignee)
 
 
 def issue(ident: str, state: StateCategory, *, assignee: str | None = None, updated: datetime = at(19)) -> Issue:
@@ -57,9 +57,9 @@ def fill(s: Store) -> None:
     s.add_link(Link(zd(1), Ref("linear", "i1"), "comment"))
     s.set_meta(Ref("linear", "i1"), stage_mark=["waiting", format_time(at(16, 12))])
     # 2 (mobile): rejected for incompleteness, no agent since the 18th.
-    s.put_snapshot(ticket(2, tags=["mobile"]))
+    s.put_snapshot(ticket(2, tags=["mobile"], created=at(18, 10)))
     s.put_stage(zd(2), [(Stage.NEW, at(18, 10)), (Stage.NEEDS_CONTEXT, at(18, 11))])
-    s.set_meta(zd(2), missing=["organisation", "steps to reproduce"], unassigned_since=format_time(at(18, 10)))
+    s.set_meta(zd(2), missing=["organisation", "steps to reproduce"])
     # 3 (product): two handoffs (48 h, then 21 h after a reopen that was rework).
     s.put_snapshot(ticket(3, assignee="a3"))
     s.put_stage(zd(3), [(Stage.NEW, at(1)), (Stage.ASSIGNED, at(3)), (Stage.RESOLVED, at(5)),
@@ -79,6 +79,11 @@ def fill(s: Store) -> None:
     s.add_link(Link(zd(5), Ref("linear", "i3"), "comment"))
     # 4: a stage history whose ticket snapshot is gone (it still counts, under its ref, with no route).
     s.put_stage(zd(4), [(Stage.FOLLOW_UP, at(2))])
+    # 6 (product): flagged and rejected on the 17th, then unflagged: no longer a follow-up, so it
+    # is neither stale nor blocked now, but the rejection happened.
+    s.put_snapshot(ticket(6))
+    s.put_stage(zd(6), [(Stage.NEW, at(17, 9)), (Stage.NEEDS_CONTEXT, at(17, 10))])
+    s.set_meta(zd(6), stage_cleared=format_time(at(17, 15)), missing=["severity"])
     # Promises: due on 1, broken on 3 on the 15th, open on 2.
     due = on_issue_resolved(new_promise(zd(1), "news when it ships", at(10), origin="rule",
                                         trigger=ISSUE_RESOLVED), at(19))
@@ -94,9 +99,10 @@ def by_ticket(store):
 
 def test_every_ticket_with_a_stage_history_is_gathered_with_its_route(store):
     records = by_ticket(store)
-    assert set(records) == {"#1", "#2", "#3", "#5", "zendesk:4"}
+    assert set(records) == {"#1", "#2", "#3", "#5", "#6", "zendesk:4"}
     assert {k: r.route for k, r in records.items()} == {"#1": "mobile", "#2": "mobile", "#3": "product",
-                                                         "#5": "mobile", "zendesk:4": None}
+                                                         "#5": "mobile", "#6": "product", "zendesk:4": None}
+    assert [k for k, r in records.items() if not r.current] == ["#6"]
     assert records["#3"].stage is Stage.ASSIGNED and len(records["#3"].history) == 6
     assert records["#2"].missing == ("organisation", "steps to reproduce")
 
@@ -113,6 +119,7 @@ def test_owner_gaps_are_computed_now_from_snapshots_and_issue_marks(store):
     assert [(g.kind, g.ref, g.since) for g in records["#3"].owner_gaps] == [("issue", Ref("linear", "i2"), at(19))]
     assert records["#5"].owner_gaps == ()  # 2 hours unassigned, SLA 4 hours
     assert records["zendesk:4"].owner_gaps == ()  # Follow-up is not active
+    assert records["#6"].owner_gaps == ()  # no agent, but no longer a follow-up
     later = {f.key: f for f in gather(store, MAPPINGS, KINDS, now=NOW + timedelta(hours=3))}
     assert [g.ref for g in later["#5"].owner_gaps] == [Ref("linear", "i3")]
 
@@ -134,7 +141,10 @@ def test_the_review_figures_per_route(store):
     assert [f.ticket for f in product.promises_broken] == ["#3"] and product.promises_due == []
     assert sorted(f.age for f in product.limbo) == [timedelta(hours=21), timedelta(hours=48)]
     assert product.limbo_median == timedelta(hours=34, minutes=30) and product.limbo_p90 == timedelta(hours=48)
-    assert [f.ticket for f in product.rework] == ["#3"] and product.rejected == []
+    assert [f.ticket for f in product.rework] == ["#3"]
+    # #6 is no longer a follow-up: its rejection on the 17th counts, it is neither blocked nor stale now.
+    assert [f.ticket for f in product.rejected] == ["#6"] and product.blocked == []
+    assert "needs_context" not in product.active
 
 
 def test_the_whole_review_and_since(store):
@@ -145,10 +155,12 @@ def test_the_whole_review_and_since(store):
 
     since_11th = review(store, MAPPINGS, KINDS, now=NOW, since=at(11, 0))
     assert [f.age for f in since_11th.limbo] == [timedelta(hours=21)]  # #1's handoff on the 10th is before
-    assert len(since_11th.rework) == 1 and len(since_11th.promises_broken) == 1 and len(since_11th.rejected) == 1
+    assert len(since_11th.rework) == 1 and len(since_11th.promises_broken) == 1 and len(since_11th.rejected) == 2
     since_16th = review(store, MAPPINGS, KINDS, now=NOW, since=at(16, 0))
     assert since_16th.limbo == [] and since_16th.rework == [] and since_16th.promises_broken == []
-    assert len(since_16th.rejected) == 1
+    assert len(since_16th.rejected) == 2
+    since_18th = review(store, MAPPINGS, KINDS, now=NOW, since=at(18, 0))
+    assert [f.ticket for f in since_18th.rejected] == ["#2"]
     # The state now does not depend on the period.
     assert len(since_16th.stale) == len(everything.stale) == 3 and len(since_16th.owner_gaps) == 3
 

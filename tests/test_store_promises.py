@@ -202,3 +202,11 @@ def test_a_shared_writer_adds_a_promise_while_the_daemon_holds_the_store(tmp_pat
             assert cli.put_promise(p)
         assert daemon.get_promise(p.id) == p
         assert daemon.promises_past_due(p.due_at) == [p]
+
+
+def test_status_counts_promises_by_state(store):
+    assert store.stats()["promises"] == {}
+    store.put_promise(promise("a"))
+    store.put_promise(promise("b"))
+    store.put_promise(on_cancel(promise("c"), T0))
+    assert store.stats()["promises"] == {"cancelled": 1, "open": 2}

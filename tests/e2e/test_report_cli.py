@@ -234,7 +234,7 @@ def test_report_json_figures(env):
     s = data["summary"]
     assert (s["stale"], s["owner_gaps"], s["blocked"], s["promises_due"], s["promises_broken"]) == (3, 3, 1, 1, 1)
     assert (s["handoffs"], s["limbo_median_hours"], s["limbo_p90_hours"], s["rejected"], s["rework"]) == \
-        (3, 21.0, 48.0, 1, 1)
+        (3, 21.0, 48.0, 2, 1)
     assert data["now"] == "2026-03-20T12:00:00Z" and data["since"] is None
 
 
@@ -247,7 +247,7 @@ def test_report_per_route_and_since(env):
     recent = report_json(env, "--since", "7 days")
     assert recent["since"] == "2026-03-13T12:00:00Z"
     figures = recent["summary"]
-    assert (figures["handoffs"], figures["rework"], figures["promises_broken"], figures["rejected"]) == (0, 0, 1, 1)
+    assert (figures["handoffs"], figures["rework"], figures["promises_broken"], figures["rejected"]) == (0, 0, 1, 2)
     dated = report_json(env, "--since", "2026-03-16", "--route", "product")
     assert dated["since"] == "2026-03-16T00:00:00Z" and dated["summary"]["promises_broken"] == 0
     # A date is read in the route's calendar: midnight in Berlin.
