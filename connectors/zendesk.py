@@ -574,7 +574,7 @@ class ZendeskConnector(Helpdesk):
         tags = raw.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise bad("tags is not a list of strings")
-        for key in ("requester_id", "organization_id", "assignee_id", "group_id"):
+        for key in ("requester_id", "organization_id", "assignee_id", "group_id", "ticket_form_id"):
             if not _is_id(raw.get(key)):
                 raise bad(f"{key} is {type(raw.get(key)).__name__}, expected a numeric id or null")
         fields: dict[str, Any] = {}
@@ -597,10 +597,12 @@ class ZendeskConnector(Helpdesk):
             requester=_customer(raw.get("requester_id"), users),
             organization=_organization(raw.get("organization_id"), orgs),
             assignee_id=_str_id(raw.get("assignee_id")),
+            assignee_name=_user_name(raw.get("assignee_id"), users),
             group_id=_str_id(raw.get("group_id")),
             tags=tuple(tags),
             fields=fields,
             description=_text(raw.get("description")),
+            form_id=_str_id(raw.get("ticket_form_id")),
         )
 
     def _comment(self, raw: Any, ticket_id: str) -> Comment | None:
@@ -703,6 +705,13 @@ def _customer(user_id: Any, users: dict[int, dict]) -> Customer | None:
         email=user.get("email") if isinstance(user.get("email"), str) else None,
         organization_id=_str_id(user.get("organization_id")),
     )
+
+
+def _user_name(user_id: Any, users: dict[int, dict]) -> str | None:
+    """A sideloaded user's name (the assignee's, for the handoff record), if the answer had it."""
+    user = users.get(user_id) if isinstance(user_id, int) else None
+    name = user.get("name") if isinstance(user, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
 
 
 def _organization(org_id: Any, orgs: dict[int, dict]) -> Organization | None:

@@ -121,7 +121,7 @@ def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | 
         values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
                                 "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
                                 "tier": (org.tier if org else None) or "tier unknown",
-                                "agent": ticket.assignee_id or "unassigned",
+                                "agent": ticket.assignee_name or (f"agent {ticket.assignee_id}" if ticket.assignee_id else "unassigned"),
                                 "internal_note": note or "(no internal note)"}, "markdown")
         title = t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))
         body = t["handoff_body"].render(values)

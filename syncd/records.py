@@ -106,6 +106,7 @@ class Ticket:
     requester: Customer | None = None
     organization: Organization | None = None
     assignee_id: str | None = None
+    assignee_name: str | None = None  # where the helpdesk's answer names the agent
     group_id: str | None = None
     tags: tuple[str, ...] = ()
     # Custom fields by their id as a string, values as the API gives them.
