@@ -49,6 +49,7 @@ class FollowUpRecord:
     owner_gaps: tuple[OwnerGap, ...] = ()
     missing: tuple[str, ...] = ()  # what its "needs context" note lists, if any
     current: bool = True  # False: no longer a follow-up (unflagged, unlinked); only its history counts
+    issue_keys: tuple[tuple[Ref, str], ...] = ()  # what people call the linked issues ("ENG-12")
 
     @property
     def stage(self) -> Stage | None:
@@ -145,7 +146,8 @@ def build_review(followups: Iterable[FollowUpRecord], promises: Iterable[Promise
             report.stale.append(Finding("stale", fu.key, fu.route, stage, current.since, now - current.since,
                                         f"unchanged for more than {threshold}"))
         for gap in fu.owner_gaps:
-            what = "no agent on the ticket" if gap.kind == "ticket" else f"no assignee on {gap.ref}"
+            what = ("no agent on the ticket" if gap.kind == "ticket"
+                    else f"no assignee on {dict(fu.issue_keys).get(gap.ref, str(gap.ref))}")
             report.owner_gaps.append(Finding("owner_gap", fu.key, fu.route, stage, gap.since, now - gap.since, what))
         if stage is Stage.NEEDS_CONTEXT:
             report.blocked.append(Finding("blocked", fu.key, fu.route, stage, current.since, now - current.since,

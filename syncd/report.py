@@ -99,7 +99,8 @@ def gather(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *
                 views.append(issue_view(issue, kind, route, _mark(store.get_meta(issue_ref)))[0])
         meta = store.get_meta(ref)
         # The engine marks a ticket that stopped being a follow-up (unflagged, unlinked) and keeps its history.
-        current = not meta.get("stage_cleared")
+        # A closed ticket followed up by a new ticket is done too: the new one carries the follow-up.
+        current = not meta.get("stage_cleared") and not meta.get("followup_ticket")
         stage = spans[-1].stage if spans and current else None
         # A ticket without an agent is dated from its creation, as the engine dates the gap it notes.
         gaps = owner_gaps(stage, ref, ticket.assignee_id if ticket else None, views, now=now,
@@ -108,7 +109,9 @@ def gather(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *
                           calendar=rule.calendar if rule else ALWAYS)
         missing = meta.get("missing") or ()
         out.append(FollowUpRecord(ref, ticket.key if ticket else str(ref), route.name if route else None, spans,
-                                  tuple(gaps), tuple(str(m) for m in missing), current=current))
+                                  tuple(gaps), tuple(str(m) for m in missing), current=current,
+                                  issue_keys=tuple((i, snapshots[i].key) for i in links.get(ref, ())
+                                                   if isinstance(snapshots.get(i), Issue))))
     return out
 
 

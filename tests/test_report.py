@@ -128,7 +128,7 @@ def test_the_review_figures_per_route(store):
     mobile = review(store, MAPPINGS, KINDS, now=NOW, route="mobile")
     assert sorted(f.ticket for f in mobile.stale) == ["#1", "#2"]  # stale_after 2 days
     assert sorted((f.ticket, f.detail) for f in mobile.owner_gaps) == [
-        ("#1", "no assignee on linear:i1"), ("#2", "no agent on the ticket")]
+        ("#1", "no assignee on ENG-i1"), ("#2", "no agent on the ticket")]
     assert [(f.ticket, f.detail) for f in mobile.blocked] == [("#2", "missing: organisation; steps to reproduce")]
     assert [f.ticket for f in mobile.promises_due] == ["#1"]
     assert mobile.promises_broken == []

@@ -258,7 +258,7 @@ def test_report_table_and_csv_to_a_file(env):
     table = env.invoke("report", "--format", "table")
     assert table.exit_code == 0, table.output
     assert table.output.startswith("syncd review at 2026-03-20T12:00:00Z (all time)")
-    assert "Owner gaps:" in table.output and "no assignee on linear:i1" in table.output
+    assert "Owner gaps:" in table.output and "no assignee on ENG-i1" in table.output
     out = env.dir / "review.csv"
     result = env.invoke("report", "--output", str(out))  # the format follows the suffix
     assert result.exit_code == 0 and result.output == f"report written to {out}\n"
