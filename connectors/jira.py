@@ -421,22 +421,25 @@ class JiraConnector(Tracker):
         return WriteResult(id=str(link["id"]) if link.get("id") is not None else None)
 
     def find_marker(self, issue_id: str, key: str) -> bool:
+        return any(comment_marker(c) == key for c in self._comments(_path(issue_id, self.name), "-created"))
+
+    def _comments(self, path: str, order: str) -> Iterator[dict]:
+        """The issue's comments with their properties, page by page, in ``order``."""
         start = 0
         while True:
             body = self.http.request_json(
-                "GET", f"{API}/issue/{_path(issue_id, self.name)}/comment",
-                params={"expand": "properties", "orderBy": "-created", "startAt": start, "maxResults": COMMENT_PAGE},
+                "GET", f"{API}/issue/{path}/comment",
+                params={"expand": "properties", "orderBy": order, "startAt": start, "maxResults": COMMENT_PAGE},
                 endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment")
-            page = expect_dict(self.name, body, "GET /comment", record_id=issue_id)
+            page = expect_dict(self.name, body, "GET /comment", record_id=path)
             comments = page.get("comments")
             if not isinstance(comments, list):
-                raise PayloadError(self.name, f"issue {issue_id}: comments is not a list", record_id=issue_id)
-            if any(comment_marker(c) == key for c in comments):
-                return True
+                raise PayloadError(self.name, f"issue {path}: comments is not a list", record_id=path)
+            yield from comments
             total = page.get("total")
             start += len(comments)
             if not comments or not isinstance(total, int) or start >= total:
-                return False
+                return
 
     # -- handoff: issues syncd creates, comments kept current in place ----------------
 
@@ -656,24 +659,11 @@ class JiraConnector(Tracker):
                 if _holds_slot(comment, slot, me):
                     return comment
             del self._slot_comments[(path, slot)]
-        start = 0
-        while True:
-            body = self.http.request_json(
-                "GET", f"{API}/issue/{path}/comment",
-                params={"expand": "properties", "orderBy": "created", "startAt": start, "maxResults": COMMENT_PAGE},
-                endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment")
-            page = expect_dict(self.name, body, "GET /comment", record_id=path)
-            comments = page.get("comments")
-            if not isinstance(comments, list):
-                raise PayloadError(self.name, f"issue {path}: comments is not a list", record_id=path)
-            for comment in comments:
-                if _holds_slot(comment, slot, me):
-                    self._slot_comments[(path, slot)] = str(comment["id"])
-                    return comment
-            total = page.get("total")
-            start += len(comments)
-            if not comments or not isinstance(total, int) or start >= total:
-                return None
+        for comment in self._comments(path, "created"):
+            if _holds_slot(comment, slot, me):
+                self._slot_comments[(path, slot)] = str(comment["id"])
+                return comment
+        return None
 
     def _own_account(self) -> str | None:
         """syncd's own accountId (read once per process from /myself)."""
