@@ -11,6 +11,7 @@ daemon with a deadline, never on a fixed sleep.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -145,3 +146,72 @@ def test_killed_after_the_create_landed_finds_the_issue_instead_of_creating_anot
         assert [e.summary for e in delivered] == ["found already written (after an interruption)"]
     finally:
         app.close()
+
+
+def _followup_of(ticket: int):
+    def is_create(endpoint, request) -> bool:
+        if request.method != "POST" or request.path != "/api/v2/tickets":
+            return False
+        body = json.loads(request.body or b"{}")
+        return (body.get("ticket") or {}).get("via_followup_source_id") == ticket
+    return is_create
+
+
+def followups_of(pg: Playground, ticket: int) -> list[dict]:
+    return [t for t in pg.zendesk.tickets.values()
+            if ((t.get("via") or {}).get("source") or {}).get("from", {}).get("ticket_id") == ticket]
+
+
+def test_killed_after_the_followup_ticket_landed_finds_it_instead_of_opening_another(pg):
+    """A closed ticket's linked work ships: the follow-up ticket is opened once across a SIGKILL."""
+    zendesk = pg.zendesk
+    requester = pg.seed.customers["hannah@northwind.example"]
+    ticket = zendesk.create_ticket("Monthly export times out", "The full-month CSV export fails after 30 s.",
+                                   requester_id=requester, status="open", assignee_id=pg.seed.agents["Priya Raman"],
+                                   organization_id=zendesk.users[requester]["organization_id"],
+                                   custom_fields={pg.seed.severity_field_id: "sev3"})["id"]
+    pg.agent_note(ticket, f"Known problem: {pg.seed.identifiers['csv']}")
+    code, _, err = run_once(pg)  # the handoff: linked, promises made
+    assert code == 0, err
+    pg.agent_set_status(ticket, "solved")
+    zendesk.close_ticket(ticket)
+    code, _, err = run_once(pg)
+    assert code == 0, err
+    pg.engineer_move(pg.seed.identifiers["csv"], "Done")
+
+    start, holder = kill_on(pg, "zendesk", _followup_of(ticket))
+    with daemon(pg, start) as proc:
+        wait_for(proc, lambda: holder.get("done"), "the follow-up ticket's create")
+        proc.wait(timeout=DEADLINE)
+        assert proc.returncode == -signal.SIGKILL
+    [followup] = followups_of(pg, ticket)  # it landed before the kill
+
+    source, new_ref = Ref("zendesk", str(ticket)), Ref("zendesk", str(followup["id"]))
+
+    def followed_up():
+        store = Store(pg.store_path, readonly=True)
+        try:
+            return store.get_meta(source).get("followup_ticket")
+        finally:
+            store.close()
+
+    with daemon(pg) as proc:
+        wait_for(proc, followed_up, "the follow-up ticket to be recorded")
+        wait_for(proc, lambda: outbox_drained(pg), "the outbox to drain")
+        stop(proc)
+
+    assert [t["id"] for t in followups_of(pg, ticket)] == [followup["id"]]  # exactly one follow-up
+    first = zendesk.ticket_comments(followup["id"])[0]
+    assert not first["public"] and "We promised the customer" in first["body"]
+    app = pg.app()
+    try:
+        assert app.store.promises_for_ticket(new_ref)  # the promises moved over
+        assert [r.issue for r in app.store.links_for_ticket(new_ref)] == [
+            r.issue for r in app.store.links_for_ticket(source)]
+        assert app.store.get_meta(source).get("followup_ticket") == str(followup["id"])
+        delivered = [e for e in app.store.history(source) if e.kind == "delivered"
+                     and e.detail.get("op") == "ticket.followup"]
+        assert [e.summary for e in delivered] == ["found already written (after an interruption)"]
+    finally:
+        app.close()
+    assert zendesk.ticket(ticket)["status"] == "closed"
