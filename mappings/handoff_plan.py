@@ -126,7 +126,9 @@ def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | 
         title = t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))
         body = t["handoff_body"].render(values)
     else:
-        values = escape_values({**shared, "opaque_ref": opaque_ref(ticket.ref)}, "markdown")
+        values = escape_values(shared, "markdown")
+        # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
+        values["opaque_ref"] = opaque_ref(ticket.ref)
         title = t["handoff_title_public"].render(
             {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name})
         body = t["handoff_body_public"].render(values)

@@ -14,7 +14,7 @@ from mappings.handoff_config import Route
 from mappings.handoff_plan import (ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, DemandTicket, demand_body,
                                    plan_demand, plan_escalation, plan_followup_ticket, plan_missing, plan_owner_gap,
                                    plan_promise_broken, plan_promise_due, show_time)
-from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE
+from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, opaque_ref
 from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
 from mappings.stages import OwnerGap
 from syncd.records import (Customer, Issue, Organization, PromiseState, Ref, Stage, StateCategory, Ticket)
@@ -106,7 +106,9 @@ def test_escalation_to_a_public_tracker_names_no_customer():
     text = payload["title"] + payload["body"]
     for secret in ("Northwind", "Hannah", "hannah@example.com", "Export", "acme.zendesk.com"):
         assert secret not in text
-    assert "T-" in payload["title"] and payload["customer_data"] is False
+    ref = opaque_ref(Ref("zendesk", "7"))
+    assert ref in payload["title"] and ref in payload["body"]  # as typed: searchable in the tracker
+    assert payload["customer_data"] is False
 
 
 def test_promise_due_note_names_the_promise_and_the_deadline_in_the_team_time_zone():
