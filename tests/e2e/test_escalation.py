@@ -9,52 +9,30 @@ the clock (time injected), and a closed ticket followed up by a new one.
 
 from __future__ import annotations
 
-import shutil
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 
-from mappings.handoff_config import EXAMPLES
 from syncd.records import PromiseState, Ref, Stage
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.runner import build_sandbox
+from tests.e2e.handoff_support import MondayClock, copy_examples
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "syncd_stage_"
 
 
-class Clock:
-    """The sandbox's and the engine's time: a Monday morning in Berlin, moved on by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**(delta or {"minutes": 1}))
-
-
-def example_mappings(tmp_path: Path) -> Path:
-    """The shipped example set as it is (its ids are the sandbox's)."""
-    directory = tmp_path / "mappings"
-    shutil.copytree(EXAMPLES, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    return directory
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return MondayClock()
 
 
 @pytest.fixture
 def pg(tmp_path, clock):
     sandbox = build_sandbox(clock=clock, trackers=("linear",))
     with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
-                    mappings=example_mappings(tmp_path)) as playground:
+                    mappings=copy_examples(tmp_path)) as playground:
         playground.stage_field_id = playground.seed.stage_field_id
         playground.missing_field_id = playground.seed.missing_field_id
         yield playground

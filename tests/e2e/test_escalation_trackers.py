@@ -12,18 +12,16 @@ makes the promise due.
 from __future__ import annotations
 
 import re
-import shutil
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from connectors.base import find_markers
-from mappings.handoff_config import EXAMPLES
 from mappings.planner import opaque_ref
 from syncd.records import PromiseState, Ref, Stage
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.runner import build_sandbox
+from tests.e2e.handoff_support import MondayClock, copy_examples
 
 pytestmark = pytest.mark.e2e
 
@@ -32,67 +30,35 @@ PUBLIC_REPO, PRIVATE_REPO, JIRA_PROJECT = "sandbox/mobile-sdk", "sandbox/billing
 STAGE_PREFIX = "syncd_stage_"
 CATCH_ALL = "# Everything else goes to Engineering"
 
-# Routes to the other trackers, chosen by a tag the agent puts on the ticket.
-TRACKER_ROUTES = f"""\
-[routes.sdk]
-tracker = "github"
-team = "{PUBLIC_REPO}"
+
+
+def route(name: str, tracker: str, team: str, states: str, label: str) -> str:
+    """A route to another tracker, chosen by the tag ``name`` the agent puts on the ticket."""
+    return f"""\
+[routes.{name}]
+tracker = "{tracker}"
+team = "{team}"
 escalate = {{ tag = "escalated" }}
 acceptance = "bug-report"
-states = "github"
+states = "{states}"
 promises = "standard"
 severity = {{ field = "36000000010", order = ["sev1", "sev2", "sev3", "sev4"] }}
-labels = ["bug"]
+labels = ["{label}"]
 
-[routes.sdk.match]
-tags = ["sdk"]
-
-[routes.billing]
-tracker = "github"
-team = "{PRIVATE_REPO}"
-escalate = {{ tag = "escalated" }}
-acceptance = "bug-report"
-states = "github"
-promises = "standard"
-severity = {{ field = "36000000010", order = ["sev1", "sev2", "sev3", "sev4"] }}
-labels = ["bug"]
-
-[routes.billing.match]
-tags = ["billing"]
-
-[routes.platform]
-tracker = "jira"
-team = "{JIRA_PROJECT}"
-escalate = {{ tag = "escalated" }}
-acceptance = "bug-report"
-states = "jira"
-promises = "standard"
-severity = {{ field = "36000000010", order = ["sev1", "sev2", "sev3", "sev4"] }}
-labels = ["customer report"]
-
-[routes.platform.match]
-tags = ["platform"]
+[routes.{name}.match]
+tags = ["{name}"]
 
 """
 
 
-class Clock:
-    """The sandbox's and the engine's time: a Monday morning in Berlin, moved on by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**(delta or {"minutes": 1}))
+TRACKER_ROUTES = (route("sdk", "github", PUBLIC_REPO, "github", "bug")
+                  + route("billing", "github", PRIVATE_REPO, "github", "bug")
+                  + route("platform", "jira", JIRA_PROJECT, "jira", "customer report"))
 
 
 def tracker_mappings(tmp_path: Path) -> Path:
     """The shipped example set with the GitHub and Jira routes put before the catch-all route."""
-    directory = tmp_path / "mappings"
-    shutil.copytree(EXAMPLES, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    directory = copy_examples(tmp_path)
     routes = directory / "routes.toml"
     text = routes.read_text()
     assert text.count(CATCH_ALL) == 1, "the example routes.toml changed: place the routes anew"
@@ -102,7 +68,7 @@ def tracker_mappings(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return MondayClock()
 
 
 @pytest.fixture
