@@ -311,7 +311,7 @@ class RouteModel(_Model):
     templates: Name | None = None
     promises: Name | None = None
     severity: SeverityModel | None = None
-    labels: list[Annotated[str, Field(min_length=1, max_length=100)]] = []  # put on issues an escalation creates
+    labels: list[Annotated[str, AfterValidator(_label)]] = []  # put on issues an escalation creates
 
 
 class LinksModel(_Model):
@@ -329,11 +329,24 @@ def _tag_prefix(value: str) -> str:
     return value
 
 
+def _tag(value: str) -> str:
+    if not TAG_PREFIX_RE.match(value):
+        raise ValueError('must be one helpdesk tag: lower-case letters, digits, _, - or : without spaces, '
+                         'e.g. "syncd_promise_broken"')
+    return value
+
+
+def _label(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an empty label; write the name of a label the tracker has, or remove it")
+    return value
+
+
 class StagesModel(_Model):
     field: Id | None = None
     tag_prefix: Annotated[str, AfterValidator(_tag_prefix)] | None = None
     missing_field: Id | None = None  # a text field that always shows what a flagged ticket still lacks
-    broken_tag: Annotated[str, AfterValidator(_tag_prefix)] = "syncd_promise_broken"
+    broken_tag: Annotated[str, AfterValidator(_tag)] = "syncd_promise_broken"
 
     @model_validator(mode="after")
     def _shown_somewhere(self) -> "StagesModel":

@@ -208,6 +208,13 @@ BAD = {
     "unknown section": (
         {"routes.toml": '[route.main]\ntracker = "linear"\n'},
         ['{d}/routes.toml:1: route: unknown section; did you mean "routes"?']),
+    "bad broken-promise tag and an empty label": (
+        {"stages.toml": '[stages]\nfield = 5\nmissing_field = 6\nbroken_tag = "Promise Broken"\n',
+         "routes.toml": ROUTE + 'labels = ["", "Bug"]\n'},
+        ['{d}/routes.toml:4: routes.main.labels[0]: an empty label; write the name of a label the tracker has, '
+         'or remove it',
+         '{d}/stages.toml:4: stages.broken_tag: must be one helpdesk tag: lower-case letters, digits, _, - or : '
+         'without spaces, e.g. "syncd_promise_broken"']),
     "escalate both ways": (
         {"routes.toml": ROUTE + '[routes.main.escalate]\ntag = "x"\nfield = 5\n'},
         ['{d}/routes.toml:4: routes.main.escalate: give either tag = "..." or field = "<field id>" (with value = '
