@@ -102,9 +102,15 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 # -- escalation ----------------------------------------------------------------------------------------------
 
 
-def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | None, promises: Sequence[Promise],
+def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises: Sequence[Promise],
                     customer_count: int, epoch: str = "", helpdesk_name: str = "Zendesk") -> Plan:
     """Create the issue in the route's tracker with the handoff record.
+
+    Two drafts are planned: the whole record for a private team and, for a
+    public one, only an opaque reference and counts. Delivery asks the
+    tracker which applies when it sends (a repository's visibility can
+    change in between, and asking is a request, which has no place in the
+    page's transaction).
 
     The key is per (ticket, escalation epoch): flagging again, or the same
     change seen twice, plans the same key, which the outbox refuses, so the
@@ -117,24 +123,22 @@ def plan_escalation(ticket: Ticket, route: Route, *, private: bool, note: str | 
     shared = {"severity": severity or "not set", "route": route.name, "customer_count": customer_count,
               "promise": promises_text(promises, calendar)}
     t = route.templates
-    if private:
-        values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
-                                "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
-                                "tier": (org.tier if org else None) or "tier unknown",
-                                "agent": ticket.assignee_name or (f"agent {ticket.assignee_id}" if ticket.assignee_id else "unassigned"),
-                                "internal_note": note or "(no internal note)"}, "markdown")
-        title = t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))
-        body = t["handoff_body"].render(values)
-    else:
-        values = escape_values(shared, "markdown")
-        # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
-        values["opaque_ref"] = opaque_ref(ticket.ref)
-        title = t["handoff_title_public"].render(
-            {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name})
-        body = t["handoff_body_public"].render(values)
+    agent = ticket.assignee_name or (f"agent {ticket.assignee_id}" if ticket.assignee_id else "unassigned")
+    values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
+                            "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
+                            "tier": (org.tier if org else None) or "tier unknown", "agent": agent,
+                            "internal_note": note or "(no internal note)"}, "markdown")
+    private = {"title": t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
+               "body": t["handoff_body"].render(values)}
+    values = escape_values(shared, "markdown")
+    # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
+    values["opaque_ref"] = opaque_ref(ticket.ref)
+    public = {"title": t["handoff_title_public"].render(
+                  {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name}),
+              "body": t["handoff_body_public"].render(values)}
     key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
-    payload = {"team": route.team, "title": title[:250], "body": body, "labels": list(route.labels),
-               "priority": severity, "ticket": ticket.ref.id, "customer_data": private}
+    payload = {"team": route.team, "private": private, "public": public, "labels": list(route.labels),
+               "priority": severity, "ticket": ticket.ref.id}
     action = Action(key, route.tracker, route.team, ISSUE_CREATE, payload, f"escalate:{ticket.ref}")
     event = Event("escalating", f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} "
                   f"{route.team}", ticket.ref, None, {"route": route.name, "key": key})

@@ -169,7 +169,9 @@ class Deliverer:
         if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):
             return connector.attach_ticket(row.target, p["url"], p["title"], p["subtitle"], marker)
         if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
-            draft = IssueDraft(p["title"], p["body"], tuple(p.get("labels") or ()), p.get("priority"))
+            # Which draft goes is decided now, by the tracker: the team may have turned public.
+            text = p["private"] if connector.is_private(row.target) else p["public"]
+            draft = IssueDraft(text["title"], text["body"], tuple(p.get("labels") or ()), p.get("priority"))
             return connector.create_issue(row.target, draft, marker)
         if row.op == ISSUE_UPSERT and isinstance(connector, Tracker):
             return connector.upsert_comment(row.target, p["body"], marker, p["slot"],
@@ -296,7 +298,7 @@ def _describe(row: OutboxRow) -> str:
     if row.op == ISSUE_COMMENT:
         return "comment: " + (p.get("body") or "").splitlines()[0][:80]
     if row.op == ISSUE_CREATE:
-        return f"issue created in {row.target}: {p.get('title')}"
+        return f"issue created in {row.target}: {(p.get('public') or {}).get('title')}"
     if row.op == ISSUE_UPSERT:
         return f"{p.get('slot')} comment kept current: " + ((p.get("body") or "").splitlines() or [""])[0][:80]
     if row.op == TICKET_FOLLOWUP:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import structlog
 
-from connectors.base import Tracker
 from mappings import promises as pr
 from mappings.handoff_config import Mappings, Route
 from mappings.handoff_plan import (ISSUE_CREATE, TICKET_FOLLOWUP, DemandTicket, append_note, demand_body,
@@ -262,28 +261,18 @@ class FollowUps:
             self.store.set_meta(ticket.ref, missing=None, missing_noted=None, missing_shown=None)
         if not flagged or views or result.stage not in (Stage.NEW, None):
             return plans
-        tracker = self.engine.trackers.get(route.tracker)
-        if tracker is None:
+        if route.tracker not in self.engine.trackers:
             return plans
         epoch = format_time(parse_time(meta["reopened_at"])) if meta.get("reopened_at") else ""
         if meta.get("escalation", {}).get("epoch", None) == epoch:
             return plans  # already planned for this handoff: flagging again creates nothing
         promises = self._rule_promises(ticket, route, ())
         count = 1
-        plan = plan_escalation(ticket, route, private=self._private(tracker, route.team), note=notes[-1] if notes
-                               else None, promises=promises, customer_count=count, epoch=epoch,
-                               helpdesk_name=self.engine.settings.helpdesk_name)
+        plan = plan_escalation(ticket, route, note=notes[-1] if notes else None, promises=promises,
+                               customer_count=count, epoch=epoch, helpdesk_name=self.engine.settings.helpdesk_name)
         self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
         return plans
-
-    def _private(self, tracker: Tracker, team: str) -> bool:
-        try:
-            return tracker.is_private(team)
-        except SyncdError as exc:  # cannot tell: treat as public, the safe side
-            log.warning("could not tell whether the team is private; writing only an opaque reference",
-                        tracker=tracker.name, team=team, error=str(exc))
-            return False
 
     # -- promises ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from connectors.base import ConnectorConfig, Helpdesk, TicketUpdate, Tracker, WriteResult
+from mappings.handoff_plan import ISSUE_CREATE
 from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_group
 from syncd.delivery import Deliverer
 from syncd.errors import AuthError, Conflict, PayloadError, TransientError
@@ -105,6 +106,8 @@ class ScriptedTracker(Scripted, Tracker):
     def __init__(self, name: str = "linear") -> None:
         Scripted.__init__(self)
         Tracker.__init__(self, name, ConnectorConfig(kind=self.kind, url="http://127.0.0.1:9"))
+        self.public_teams: set[str] = set()
+        self.drafts: list = []  # what create_issue was given
 
     def link_patterns(self):
         return []
@@ -117,6 +120,26 @@ class ScriptedTracker(Scripted, Tracker):
 
     def attach_ticket(self, issue_id, url, title, subtitle, key):
         return self._write(issue_id, key)
+
+    def is_private(self, team):
+        return team not in self.public_teams
+
+    def create_issue(self, team, draft, key):
+        self.drafts.append(draft)
+        result = self._write(team, key)
+        return WriteResult(updated_at=result.updated_at, id=f"new-{team}")
+
+    def find_created(self, team, key):
+        self.marker_checks += 1
+        return f"new-{team}" if (team, key) in self.landed else None
+
+
+def escalation(store: Store, team: str, key: str) -> int:
+    store.enqueue(Action(key, "linear", team, ISSUE_CREATE, {
+        "team": team, "ticket": "7", "labels": [], "priority": None,
+        "private": {"title": "Export fails for Northwind", "body": "Northwind, enterprise"},
+        "public": {"title": "Customer report T-1", "body": "T-1"}}, f"escalate:{team}"))
+    return next(r.id for r in store.list_outbox() if r.key == key)
 
 
 @pytest.fixture
@@ -265,3 +288,27 @@ def test_a_stop_request_ends_delivery_between_actions(env):
     deliverer.run()
     assert len(helpdesk.sent) == 1
     assert store.outbox_counts()["pending"] == 2 and store.outbox_counts()["sending"] == 0
+
+
+def test_an_escalation_sends_the_draft_for_what_the_team_is_when_it_is_sent(env):
+    store, _, tracker, deliverer, _ = env
+    tracker.public_teams = {"acme/sdk"}
+    escalation(store, "ENG", "e1")
+    escalation(store, "acme/sdk", "e2")
+    deliverer.run()
+    assert [d.title for d in tracker.drafts] == ["Export fails for Northwind", "Customer report T-1"]
+    assert "Northwind" not in tracker.drafts[1].body
+    done = {r.key: r.result for r in store.list_outbox(state="done")}
+    assert done["e1"]["id"] == "new-ENG" and done["e2"]["id"] == "new-acme/sdk"
+
+
+def test_an_interrupted_escalation_is_found_by_its_marker_not_created_again(env):
+    store, _, tracker, deliverer, clock = env
+    action = escalation(store, "ENG", "e3")
+    tracker.outcomes["ENG"] = [(TransientError("linear", "reset", maybe_applied=True), True)]
+    deliverer.run()  # the issue was created, but the answer was lost
+    assert store.get_action(action).state == "sending"
+    clock.advance(3600)
+    report = deliverer.run()
+    assert report.already == 1 and len(tracker.drafts) == 1  # found by its marker, not created again
+    assert store.get_action(action).result["id"] == "new-ENG"  # the id the engine links

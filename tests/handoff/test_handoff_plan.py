@@ -79,36 +79,32 @@ def test_the_missing_note_is_written_once_and_again_only_for_something_new():
 
 def test_escalation_to_a_private_tracker_carries_the_handoff_record():
     promises = escalation_promises(RULE, Ref("zendesk", "7"), (), AT)
-    plan = plan_escalation(ticket(), ROUTE, private=True, note="Steps: 1. open 2. export", promises=promises,
-                           customer_count=1)
+    plan = plan_escalation(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
     [action] = plan.actions
     assert action.op == ISSUE_CREATE and action.connector == "linear" and action.target == "ENG"
-    body = action.payload["body"]
+    body = action.payload["private"]["body"]
     assert "https://acme.zendesk.com/agent/tickets/7" in body  # the URL stays a link
     assert "1\\. open" in body  # the agent's note is inert Markdown: no list is started
     shown = rendered(body)
     assert "Northwind (enterprise)" in shown and "sev2" in shown and "Steps: 1. open 2. export" in shown
     assert "an update within 2 business days (by Wed 25 Nov 2026 10:00 CET)" in shown
-    assert action.payload["title"] == "Export *fails* <b>"  # a title is plain text
-    assert action.payload["customer_data"] is True
-    again = plan_escalation(ticket(tags=("escalated", "other")), ROUTE, private=True, note=None, promises=[],
-                            customer_count=1)
+    assert action.payload["private"]["title"] == "Export *fails* <b>"  # a title is plain text
+    again = plan_escalation(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
     assert again.actions[0].key == action.key  # flagging again: the same key, created once
-    rework = plan_escalation(ticket(), ROUTE, private=True, note=None, promises=[], customer_count=1,
+    rework = plan_escalation(ticket(), ROUTE, note=None, promises=[], customer_count=1,
                              epoch="2026-12-01T10:00:00Z")
     assert rework.actions[0].key != action.key
 
 
 def test_escalation_to_a_public_tracker_names_no_customer():
-    plan = plan_escalation(ticket(), ROUTE, private=False, note="Hannah at Northwind, hannah@example.com",
-                           promises=[], customer_count=3)
-    payload = plan.actions[0].payload
+    plan = plan_escalation(ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[],
+                           customer_count=3)
+    payload = plan.actions[0].payload["public"]  # the draft delivery sends where the team is public
     text = payload["title"] + payload["body"]
     for secret in ("Northwind", "Hannah", "hannah@example.com", "Export", "acme.zendesk.com"):
         assert secret not in text
     ref = opaque_ref(Ref("zendesk", "7"))
     assert ref in payload["title"] and ref in payload["body"]  # as typed: searchable in the tracker
-    assert payload["customer_data"] is False
 
 
 def test_promise_due_note_names_the_promise_and_the_deadline_in_the_team_time_zone():
