@@ -557,14 +557,7 @@ def _combine(base: dict, more: dict, *, keep_marker: bool = False) -> dict:
         out["note"] = more["note"]
     elif more.get("note"):
         out = append_note(out, str(more["note"]))
-    if more.get("fields"):
-        out["fields"] = {**dict(out.get("fields") or {}), **dict(more["fields"])}
-    add = list(dict.fromkeys([*out.get("add_tags", ()), *more.get("add_tags", ())]))
-    remove = [t for t in dict.fromkeys([*out.get("remove_tags", ()), *more.get("remove_tags", ())]) if t not in add]
-    if add:
-        out["add_tags"] = add
-    if remove:
-        out["remove_tags"] = remove
+    out = merge_stage(out, more)  # fields and tags, merged as a stage change is
     if more.get("status") and not out.get("status"):
         out["status"] = more["status"]
         if more.get("status_from"):
