@@ -62,6 +62,22 @@ class BenchSeed:
     jira_issues: list[str]  # ids
 
 
+HANDOFF_MAPPINGS = {
+    "routes.toml": '[routes.all]\ntracker = "linear"\nteam = "ENG"\npromises = "std"\n',
+    "promises.toml": '[promises.std]\nupdate_within = "2 days"\ntriage_sla = "4 hours"\n',
+}
+
+
+def handoff_mappings(workdir: Path, stage_field: int) -> Path:
+    """A small mapping set that turns the handoff on: stages, one route, promises and a triage SLA."""
+    directory = workdir / "mappings"
+    directory.mkdir()
+    for name, text in HANDOFF_MAPPINGS.items():
+        (directory / name).write_text(text)
+    (directory / "stages.toml").write_text(f'[stages]\nfield = {stage_field}\ntag_prefix = "syncd_stage_"\n')
+    return directory
+
+
 def build(n_links: int) -> Sandbox:
     # Budgets far above any plan's, so that the figures count requests rather
     # than the rate limiter's waits (which syncd obeys: see docs/benchmarks.md).
@@ -69,6 +85,7 @@ def build(n_links: int) -> Sandbox:
     linear = LinearFake(requests_per_hour=10_000_000, complexity_per_hour=10_000_000_000)
     linked = zendesk.add_ticket_field("Linked issue", "text")
     status = zendesk.add_ticket_field("Linked issue status", "text")
+    stage = zendesk.add_ticket_field("Follow-up stage", "text")
     orgs = [zendesk.add_organization(f"Customer {i:03d}") for i in range(50)]
     people = [zendesk.add_user(f"Person {i}", f"p{i}@c{i % 50}.example", organization_id=orgs[i % 50]["id"])
               for i in range(200)]
@@ -98,6 +115,7 @@ def build(n_links: int) -> Sandbox:
     sandbox = Sandbox([zendesk, linear, github, jira])
     sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues,  # type: ignore[attr-defined]
                              github_issues, jira_issues)
+    sandbox.stage_field = stage["id"]  # type: ignore[attr-defined]
     return sandbox
 
 
@@ -150,7 +168,7 @@ def watch_statuses(pg: Playground, service: str) -> list[int]:
     return statuses
 
 
-def bench(n_links: int, out=sys.stdout) -> dict:
+def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
@@ -160,9 +178,12 @@ def bench(n_links: int, out=sys.stdout) -> dict:
     say(f"\n== {n_links} links per tracker (Linear: {len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
         f"each; GitHub and Jira: {len(sandbox.seed.github_issues)} issues each, {TICKETS_PER_OTHER_ISSUE} tickets "
         f"each); sandbox built in {time.perf_counter() - t:.1f}s")
-    result: dict = {"links": n_links}
+    result: dict = {"links": n_links, "handoff": handoff}
+    if handoff:
+        say("              with the handoff on (stages, promises, owner gaps, demand comments)")
+    mappings = handoff_mappings(workdir, sandbox.stage_field) if handoff else None  # type: ignore[attr-defined]
     try:
-        with Playground(workdir, sandbox=sandbox) as pg:
+        with Playground(workdir, sandbox=sandbox, mappings=mappings) as pg:
             pg.sandbox.reset_counts()
             seconds, rss, code = run_once(pg)
             first = pg.sandbox.counts()
@@ -241,12 +262,14 @@ def throughput(pg: Playground, say, result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncd.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated link counts (default: 1000,10000)")
+    parser.add_argument("--handoff", action="store_true",
+                        help="turn the handoff on (a [stages] mapping set) to measure what it adds")
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
-        bench(size)
+        bench(size, handoff=args.handoff)
     return 0
 
 
