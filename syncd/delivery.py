@@ -158,11 +158,13 @@ class Deliverer:
     def _send(self, connector: Connector, row: OutboxRow, marker: str) -> WriteResult:
         p = row.payload
         if row.op == TICKET_UPDATE and isinstance(connector, Helpdesk):
-            snapshot = self.store.get_snapshot(Ref(row.connector, row.target))
+            ref = Ref(row.connector, row.target)
+            snapshot = self.store.get_snapshot(ref)
             # A tag removal computed from a snapshot older than syncd's own last
-            # write (same second: the stamps cannot tell) would silently do
-            # nothing; removals are rare, so they read the ticket first.
-            hint = snapshot if isinstance(snapshot, Ticket) and not p.get("remove_tags") else None
+            # tag write (same second: the stamps cannot tell) would silently do
+            # nothing: the ticket is read first until a poll has stored it since.
+            stale = bool(p.get("remove_tags")) and bool(self.store.get_meta(ref).get("tags_unseen"))
+            hint = snapshot if isinstance(snapshot, Ticket) and not stale else None
             return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker, current=hint)
         if row.op == ISSUE_COMMENT and isinstance(connector, Tracker):
             return connector.add_comment(row.target, p["body"], marker)
@@ -223,8 +225,11 @@ class Deliverer:
                 done["key"] = result.key
             self.store.mark_done(row.id, done)
             if row.op == TICKET_UPDATE and result.updated_at is not None:
-                # The next poll will see this write; it is ours, not news.
-                self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at))
+                # The next poll will see this write; it is ours, not news. Until it
+                # does, the stored snapshot does not hold the tags written here.
+                tags = bool(row.payload.get("add_tags") or row.payload.get("remove_tags"))
+                self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at),
+                                    **({"tags_unseen": True} if tags else {}))
             self._event(row, "delivered", _describe(row))
         report.done += 1
 

@@ -245,12 +245,15 @@ class Engine:
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
         work: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
+        unseen: set[Ref] = set()
         for ticket in tickets:
             prev = previous.get(ticket.ref)
             if seen_already(prev, ticket):
                 continue
             report.changed += 1
             meta = self.store.get_meta(ticket.ref)
+            if meta.get("tags_unseen"):
+                unseen.add(ticket.ref)
             # Comments are read even when the change looks like the echo of
             # syncd's own write: timestamps are whole seconds, and an agent's
             # note in the same second as that write would otherwise be missed.
@@ -267,8 +270,11 @@ class Engine:
         with self.store.transaction():
             for ticket, comments, candidates in work:
                 self.store.put_snapshot(ticket)
-                if comments:
-                    self.store.set_meta(ticket.ref, last_comment_id=comments[-1].id)
+                changes: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
+                if ticket.ref in unseen:
+                    changes["tags_unseen"] = None  # read after syncd's tag write: the snapshot holds its tags
+                if changes:
+                    self.store.set_meta(ticket.ref, **changes)
                 for candidate in candidates:
                     issue = issues.get((candidate.tracker, candidate.ref))
                     if issue is None:

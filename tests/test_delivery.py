@@ -17,7 +17,7 @@ from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_g
 from syncd.delivery import Deliverer
 from syncd.errors import AuthError, Conflict, PayloadError, TransientError
 from syncd.http import HttpClient
-from syncd.records import Action, Ref
+from syncd.records import Action, Ref, Ticket
 from syncd.store import Store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -78,6 +78,7 @@ class ScriptedHelpdesk(Scripted, Helpdesk):
         Scripted.__init__(self)
         Helpdesk.__init__(self, name, ConnectorConfig(kind=self.kind, url="http://127.0.0.1:9"))
         self.bulk_calls: list[list[str]] = []
+        self.hints: list = []  # the snapshot given to each update_ticket (None: the connector reads the ticket)
 
     def ticket_url(self, ticket_id):
         return f"http://127.0.0.1:9/agent/tickets/{ticket_id}"
@@ -92,6 +93,7 @@ class ScriptedHelpdesk(Scripted, Helpdesk):
         return []
 
     def update_ticket(self, ticket_id, update: TicketUpdate, key, current=None):
+        self.hints.append(current)
         return self._write(ticket_id, key)
 
     def update_tickets(self, ticket_ids, update, key):
@@ -312,3 +314,23 @@ def test_an_interrupted_escalation_is_found_by_its_marker_not_created_again(env)
     report = deliverer.run()
     assert report.already == 1 and len(tracker.drafts) == 1  # found by its marker, not created again
     assert store.get_action(action).result["id"] == "new-ENG"  # the id the engine links
+
+
+def test_a_tag_removal_trusts_the_snapshot_only_once_a_poll_has_seen_syncds_own_tag_write(env):
+    store, helpdesk, _, deliverer, _ = env
+    ref = Ref("zendesk", "5")
+    store.put_snapshot(Ticket(ref, "#5", "u", "s", "open", T0, tags=("syncd_stage_new",)))
+
+    def swap(key: str, old: str, new: str) -> None:
+        store.enqueue(Action(key, "zendesk", "5", TICKET_UPDATE, {"add_tags": [new], "remove_tags": [old]},
+                             ticket_group(ref)))
+        deliverer.run()
+
+    swap("s1", "syncd_stage_new", "syncd_stage_assigned")
+    assert helpdesk.hints[-1] is not None  # syncd never wrote tags here: the snapshot saves a read
+    assert store.get_meta(ref).get("tags_unseen")
+    swap("s2", "syncd_stage_assigned", "syncd_stage_waiting")
+    assert helpdesk.hints[-1] is None  # the snapshot predates syncd's own tag write: read the ticket
+    store.set_meta(ref, tags_unseen=None)  # what the engine does when a poll stores the ticket again
+    swap("s3", "syncd_stage_waiting", "syncd_stage_resolved")
+    assert helpdesk.hints[-1] is not None

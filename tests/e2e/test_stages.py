@@ -84,6 +84,8 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
             report = app.engine.cycle()
             assert report.ok, report.summary()
             puts = sum(n for endpoint, n in pg.sandbox.counts()["zendesk"].items() if endpoint.startswith("PUT"))
+            # The stage tag swap trusts the snapshot the poll stored after syncd's own last write: no read first.
+            assert pg.sandbox.counts()["zendesk"].get("GET /api/v2/tickets/{id}", 0) == 0
             return len(ticket_writes()) - queued, puts
 
         def ticket_writes():
