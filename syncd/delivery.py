@@ -32,7 +32,8 @@ from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, Ti
                              WriteResult)
 from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
-from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, SyncdError, TransientError
+from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, SyncdError,
+                          TransientError)
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
 
@@ -125,7 +126,9 @@ class Deliverer:
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
-        except (Conflict, NotFound, Gone, Unsupported) as exc:
+        except (Conflict, NotFound, Gone, Unsupported, ConfigError) as exc:
+            # ConfigError: the write names something the service cannot take (a mapping's
+            # field id that is not one): refused for good, kept in the dead letter with why.
             self._fail(row, str(exc), report, dead=True)
             if isinstance(exc, Gone) and row.op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT):
                 report.gone.append(Ref(row.connector, row.target))

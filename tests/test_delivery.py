@@ -15,7 +15,7 @@ from connectors.base import ConnectorConfig, Helpdesk, TicketUpdate, Tracker, Wr
 from mappings.handoff_plan import ISSUE_CREATE
 from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_group
 from syncd.delivery import Deliverer
-from syncd.errors import AuthError, Conflict, PayloadError, TransientError
+from syncd.errors import AuthError, ConfigError, Conflict, PayloadError, TransientError
 from syncd.http import HttpClient
 from syncd.records import Action, Ref, Ticket
 from syncd.store import Store
@@ -334,3 +334,13 @@ def test_a_tag_removal_trusts_the_snapshot_only_once_a_poll_has_seen_syncds_own_
     store.set_meta(ref, tags_unseen=None)  # what the engine does when a poll stores the ticket again
     swap("s3", "syncd_stage_waiting", "syncd_stage_resolved")
     assert helpdesk.hints[-1] is not None
+
+
+def test_a_write_naming_a_field_the_helpdesk_cannot_take_goes_to_dead_letter_with_the_reason(env):
+    store, helpdesk, _, deliverer, _ = env
+    helpdesk.outcomes["9"] = [ConfigError(["connector zendesk: custom field id 'stage' is not a number; use the "
+                                           "field's numeric id"])]
+    action = note(store, "9", "bad-field")
+    report = deliverer.run()  # the cycle goes on
+    assert report.dead == 1 and state(store, action) == "dead"
+    assert "custom field id 'stage' is not a number" in store.get_action(action).last_error
