@@ -15,7 +15,7 @@ import abc
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from importlib.metadata import entry_points
 from typing import Any, Callable, ClassVar, Iterator, Literal
 
@@ -174,6 +174,10 @@ class WriteResult:
     key: str | None = None
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 # --- the protocol -------------------------------------------------------------
 
 
@@ -183,10 +187,14 @@ class Connector(abc.ABC):
     config_model: ClassVar[type[ConnectorConfig]]
 
     def __init__(self, name: str, config: ConnectorConfig, *,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = utc_now):
         self.name = name
         self.config = config
         self._sleep = sleep
+        # The app's clock (the engine's and the store's): a connector never
+        # reads the machine's time itself, so tests and the sandbox can move it.
+        self.clock = clock
         self.http = self.make_http()
 
     @abc.abstractmethod
@@ -202,6 +210,7 @@ class Connector(abc.ABC):
             max_wait=c.max_wait,
             requests_per_minute=c.requests_per_minute,
             sleep=self._sleep,
+            wall_clock=lambda: self.clock().timestamp(),
         )
 
     @abc.abstractmethod

@@ -65,6 +65,7 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
+    utc_now,
     ConnectorConfig,
     IssueDraft,
     Page,
@@ -230,9 +231,8 @@ class GitHubConnector(Tracker):
 
     def __init__(self, name: str, config: GitHubConfig, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 wall_clock: Callable[[], float] = time.time):
-        self._wall_clock = wall_clock
-        super().__init__(name, config, sleep=sleep)
+                 clock: Callable[[], datetime] = utc_now):
+        super().__init__(name, config, sleep=sleep, clock=clock)
         self._repos = {r.lower(): r for r in config.repositories}
         self._visibility: dict[str, _Visibility] = {}
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
@@ -267,7 +267,6 @@ class GitHubConnector(Tracker):
             rate_headers=RateHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset",
                                      limit="x-ratelimit-limit"),
             mutation_interval=c.mutation_interval,
-            wall_clock=self._wall_clock,
             **self.http_options(),
         )
 
@@ -300,7 +299,7 @@ class GitHubConnector(Tracker):
         ttl = self.config.visibility_ttl if max_age is None else max_age
         name = repo.lower()
         cached = self._visibility.get(name)
-        now = self._wall_clock()
+        now = self.clock().timestamp()
         if cached is not None and ttl > 0 and now - cached.checked_at < ttl:
             return cached.public
         headers = {"If-None-Match": cached.etag} if cached is not None and cached.etag else None
@@ -340,7 +339,7 @@ class GitHubConnector(Tracker):
             self._refresh_visibility(repo, entry)
             public = entry["public"]
             if not entry.get("since"):
-                start = datetime.fromtimestamp(self._wall_clock(), timezone.utc) - timedelta(
+                start = self.clock() - timedelta(
                     days=self.config.backfill_days)
                 entry["since"] = format_time(start.replace(microsecond=0))
             url = entry.get("next")
@@ -700,8 +699,8 @@ class GitHubConnector(Tracker):
             return []
         cached = self._labels.get(repo.lower())
         if cached is None or (any(w.lower() not in cached.by_lower for w in wanted)
-                              and self._wall_clock() - cached.checked_at >= LABEL_RECHECK):
-            cached = self._labels[repo.lower()] = _Labels(self._read_labels(repo), self._wall_clock())
+                              and self.clock().timestamp() - cached.checked_at >= LABEL_RECHECK):
+            cached = self._labels[repo.lower()] = _Labels(self._read_labels(repo), self.clock().timestamp())
         out: list[str] = []
         for name in wanted:
             found = cached.by_lower.get(name.lower())

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, ClassVar, Iterator, Literal
@@ -50,7 +51,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 import structlog
 
 from connectors.adf import to_adf, to_text
-from connectors.base import ConnectorConfig, IssueDraft, Page, Rejected, Tracker, WriteResult, read_secret
+from connectors.base import ConnectorConfig, IssueDraft, Page, Rejected, Tracker, WriteResult, read_secret, utc_now
 from syncd.errors import ApiError, ConfigError, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
@@ -160,15 +161,13 @@ class JiraConnector(Tracker):
     text_format: ClassVar[str] = "adf"
     config: JiraConfig
 
-    def __init__(self, name: str, config: JiraConfig, *, sleep: Callable[[float], None] | None = None,
-                 now: Callable[[], datetime] | None = None):
-        self._now = now or (lambda: datetime.now(timezone.utc))
+    def __init__(self, name: str, config: JiraConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = utc_now):
         self._time_zone: str | None = config.time_zone
         self._account_id: str | None = None
         # (issue, slot) -> the id of syncd's comment holding that slot.
         self._slot_comments: dict[tuple[str, str], str] = {}
-        kwargs = {"sleep": sleep} if sleep is not None else {}
-        super().__init__(name, config, **kwargs)
+        super().__init__(name, config, sleep=sleep, clock=clock)
 
     # -- session ----------------------------------------------------------------
 
@@ -217,11 +216,11 @@ class JiraConnector(Tracker):
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
         state = self._load_cursor(cursor)
-        started = self._now()
+        started = self.clock()
         if state.get("tz") and self._time_zone is None:
             self._time_zone = state["tz"]
         tz = self.user_time_zone()
-        since = _parse_instant(state.get("since")) or self._now() - timedelta(days=self.config.backfill_days)
+        since = _parse_instant(state.get("since")) or self.clock() - timedelta(days=self.config.backfill_days)
         seen = {(str(i), str(u)) for i, u in state.get("seen", [])}
         token = state.get("token") or None
         jql_from = state.get("from") if token else None

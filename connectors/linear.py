@@ -34,6 +34,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors import linear_queries as q
 from connectors.base import (
+    utc_now,
     ConnectorConfig,
     IssueDraft,
     Page,
@@ -183,13 +184,12 @@ class LinearConnector(Tracker):
 
     def __init__(self, name: str, config: LinearConfig, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 wall_clock: Callable[[], float] = time.time):
-        self._wall_clock = wall_clock
+                 clock: Callable[[], datetime] = utc_now):
         # Per-process caches of what creating issues and keeping comments need.
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
         self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
         self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
-        super().__init__(name, config, sleep=sleep)
+        super().__init__(name, config, sleep=sleep, clock=clock)
 
     # -- session ----------------------------------------------------------------
 
@@ -215,7 +215,6 @@ class LinearConnector(Tracker):
                                      reset="X-RateLimit-Requests-Reset",
                                      limit="X-RateLimit-Requests-Limit"),
             rate_limited=is_rate_limited,
-            wall_clock=self._wall_clock,
             **self.http_options(),
         )
 
@@ -268,10 +267,10 @@ class LinearConnector(Tracker):
         if cursor:
             state = FeedCursor.load(cursor, self.name)
         else:
-            start = datetime.fromtimestamp(self._wall_clock(), timezone.utc)
+            start = self.clock()
             state = FeedCursor(start - timedelta(days=self.config.backfill_days))
         since, after, hwm = state.since, state.after, state.hwm
-        polled_at = datetime.fromtimestamp(self._wall_clock(), timezone.utc)
+        polled_at = self.clock()
         seen: set[tuple[str, str]] = set()
         while True:
             variables = {"filter": self._feed_filter(since), "first": self.config.page_size, "after": after}
@@ -484,7 +483,7 @@ class LinearConnector(Tracker):
         """(team id, label ids, whether everything came from the cache): one request at most."""
         team_key = team.strip().upper()
         names = list(dict.fromkeys(n.strip() for n in labels if n and n.strip()))
-        now = self._wall_clock()
+        now = self.clock().timestamp()
         wanted = [n for n in names if not self._label_fresh((team_key, n.lower()), now)]
         need_team = team_key not in self._team_ids
         if need_team or wanted:

@@ -120,10 +120,6 @@ class ZendeskConnector(Helpdesk):
     config_model = ZendeskConfig
     config: ZendeskConfig
 
-    def __init__(self, name: str, config: ZendeskConfig, *, sleep: Callable[[float], None] = time.sleep):
-        super().__init__(name, config, sleep=sleep)
-        # Wall clock for the first poll's start time; tests replace it.
-        self.clock: Callable[[], float] = time.time
 
     def make_http(self) -> HttpClient:
         auth, headers = self.config.auth()
@@ -203,7 +199,7 @@ class ZendeskConnector(Helpdesk):
 
     def _parse_cursor(self, cursor: str | None) -> dict[str, Any]:
         if cursor is None:
-            now = self.clock()
+            now = self.clock().timestamp()
             # The export refuses a start time within the last minute.
             return {"start_time": int(min(now - self.config.backfill_days * 86400, now - 60))}
         try:

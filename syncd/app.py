@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
-from connectors.base import Connector, Helpdesk, Tracker, connector_class
+from connectors.base import Connector, Helpdesk, Tracker, connector_class, utc_now
 from mappings.handoff_config import Mappings, load_mappings
 from mappings.planner import PlanSettings
 from syncd.config import Settings
@@ -35,11 +35,12 @@ class App:
         self.close()
 
 
-def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> dict[str, Connector]:
+def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], datetime] = utc_now) -> dict[str, Connector]:
     out: dict[str, Connector] = {}
     for name, config in settings.connectors.items():
         cls = connector_class(config.kind)
-        out[name] = cls(name, config, sleep=sleep)
+        out[name] = cls(name, config, sleep=sleep, clock=clock)
     return out
 
 
@@ -63,13 +64,13 @@ def handoff_mappings(settings: Settings) -> Mappings:
 
 
 def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,
-              clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> App:
+              clock: Callable[[], datetime] = utc_now) -> App:
     # Read-only commands (status, history...) inspect the store; only the
     # ones that run the engine need the mapping files to be good.
     mappings = None if readonly else handoff_mappings(settings)
     store = Store(settings.store_path, readonly=readonly, shared=shared, clock=clock)
     try:
-        connectors = build_connectors(settings, sleep=sleep)
+        connectors = build_connectors(settings, sleep=sleep, clock=clock)
         helpdesk = connectors[settings.sync.helpdesk]
         trackers = {name: connectors[name] for name in settings.sync.trackers}
         if not isinstance(helpdesk, Helpdesk):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -87,11 +88,14 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now, timezone.utc)
+
 
 def make(repos=("acme/web",), *, sleeps=None, clock=None, **extra) -> GitHubConnector:
     config = GitHubConfig(kind="github", token=TOKEN, repositories=list(repos), **extra)
     return GitHubConnector("gh", config, sleep=sleeps if sleeps is not None else Sleeps(),
-                           wall_clock=clock or Clock())
+                           clock=(clock or Clock()).datetime)
 
 
 def repo_body(full_name: str, public: bool) -> dict:

@@ -28,7 +28,7 @@ def make(**overrides) -> JiraConnector:
     options = dict(url=URL, email="bot@acme.test", api_token=SecretStr(TOKEN), projects=["ENG"],
                    time_zone="Europe/Paris")
     options.update(overrides)
-    return JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None, now=lambda: NOW)
+    return JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None, clock=lambda: NOW)
 
 
 def load(fixtures_dir, name: str):
@@ -317,7 +317,7 @@ def test_a_response_of_the_wrong_shape_is_a_payload_error():
 @responses.activate
 def test_rate_limits_are_obeyed(airbyte_issue):
     slept: list[float] = []
-    connector = JiraConnector("jira", make().config, sleep=slept.append, now=lambda: NOW)
+    connector = JiraConnector("jira", make().config, sleep=slept.append, clock=lambda: NOW)
     responses.post(SEARCH, status=429, headers={"Retry-After": "7", "X-RateLimit-Remaining": "0"}, json={})
     responses.post(SEARCH, status=503, json={})
     responses.post(SEARCH, json=search_reply([]), headers={"X-RateLimit-Limit": "100",

@@ -89,7 +89,7 @@ def issues_page(nodes: list, end: str | None = None) -> dict:
 def make(clock: Clock | None = None, **config) -> LinearConnector:
     clock = clock or Clock()
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], "page_size": 2, **config}
-    return LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, wall_clock=clock.time)
+    return LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc))
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ def body_of(name: str, index: int) -> dict:
 def make(sleeps: list[float] | None = None, **overrides) -> ZendeskConnector:
     settings = {"kind": "zendesk", "url": BASE, "email": "ops@acme.test", "token": "t0ken-value", **overrides}
     sink = sleeps if sleeps is not None else []
-    connector = ZendeskConnector("zd", ZendeskConfig(**settings), sleep=sink.append)
-    connector.clock = lambda: NOW
+    connector = ZendeskConnector("zd", ZendeskConfig(**settings), sleep=sink.append,
+                                 clock=lambda: datetime.fromtimestamp(NOW, timezone.utc))
     return connector
 
 

@@ -9,6 +9,8 @@ string where an Int belongs fails here, not in production).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 import responses
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
@@ -35,7 +37,7 @@ def tour(**config) -> list[dict]:
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], **config}
     with responses.RequestsMock() as rsps:
         api = FakeLinear(rsps)
-        conn = LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, wall_clock=clock.time)
+        conn = LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc))
         api.data("SyncdViewer", {"viewer": {"id": "u", "name": "Bot", "email": "bot@acme.com"}})
         conn.check()
         api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))

@@ -54,7 +54,7 @@ def connect(fake: JiraFake, clock: Clock, **overrides) -> JiraConnector:
     options = dict(url=fake.base_url, email=fake.email, api_token=SecretStr(fake.api_token),
                    projects=["ENG", "OPS"], backfill_days=1)
     options.update(overrides)
-    return JiraConnector("jira", JiraConfig(**options), sleep=clock.sleep, now=clock)
+    return JiraConnector("jira", JiraConfig(**options), sleep=clock.sleep, clock=clock)
 
 
 def api(fake: JiraFake, method: str, path: str, *, auth=True, **kwargs) -> requests.Response:
