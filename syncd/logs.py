@@ -31,13 +31,44 @@ SECRET_KEY_RE = re.compile(
     r"token|passw(or)?d|secret|api[_-]?key|authori[sz]ation|cookie|credential|private[_-]?key",
     re.IGNORECASE,
 )
-# Credentials written inside text: "Authorization: Basic dXNlcg==", "Bearer abc".
-CREDENTIAL_RE = re.compile(r"\b(Basic|Bearer|Token)(\s+)[A-Za-z0-9._~+/=:-]{4,}", re.IGNORECASE)
-# key=value pairs in URLs and messages: "?access_token=abc&x=1", "password: hunter2".
+# What a credential looks like when it stands in prose, after "Bearer", "Basic",
+# "Token" or "password:": eight or more token characters with a digit, a
+# punctuation mark of the base64/JWT/URL alphabets, or mixed case. An ordinary
+# word ("the token cannot see it", "Basic auth", "give the token access") has
+# none of these and stays readable.
+_VALUE = r"[A-Za-z0-9_.~+/=-]"
+
+
+def credential_shaped(value: str) -> bool:
+    """True if ``value`` looks like a token, key or password rather than a word."""
+    if len(value) < 8 or not re.fullmatch(f"{_VALUE}+", value):
+        return False
+    return bool(re.search(r"[0-9_.~+/=-]", value)) or (value[1:] != value[1:].lower())
+
+
+# "Authorization: Basic dXNlcg==", "Bearer abc.def-123", "token ghp_…" (the scheme
+# word, then the value, redacted only when it is credential-shaped).
+CREDENTIAL_RE = re.compile(rf"\b(Basic|Bearer|Token)(\s+)({_VALUE}+)", re.IGNORECASE)
+# "Authorization: lin_api_…" (Linear sends its key without a scheme).
+AUTHORIZATION_RE = re.compile(rf"\b(Authori[sz]ation[\"']?\s*[:=]\s*[\"']?)(?!Basic\b|Bearer\b|Token\b)({_VALUE}+)",
+                              re.IGNORECASE)
+# key=value pairs in URLs, JSON and messages: "?access_token=abc&x=1", '"password": "x"',
+# "password: hunter22". After "=", ":" without a space, or in quotes, the value is
+# syntax and always redacted; after ": " in prose only a credential-shaped one.
 KEY_VALUE_RE = re.compile(
-    r"\b([\w-]*(?:token|passw(?:or)?d|secret|api[_-]?key)[\w-]*)(\s*[=:]\s*)(?!\*\*\*)([^\s&,;\"'}]+)",
+    r"\b([\w-]*(?:token|passw(?:or)?d|secret|api[_-]?key)[\w-]*)([\"']?)(\s*[=:]\s*)([\"']?)"
+    r"(?!\*\*\*)([^\s&,;\"'}]+)",
     re.IGNORECASE,
 )
+# Credentials recognisable on their own, wherever they stand: GitHub, Linear,
+# Slack and Atlassian tokens by their documented prefixes, and JWTs.
+PREFIXED_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|lin_(?:api|oauth)_[A-Za-z0-9]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|ATATT[A-Za-z0-9_=-]{20,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+)
+# A password in a URL: https://user:password@host/.
+URL_PASSWORD_RE = re.compile(r"(://[^/\s:@]+:)([^/\s@]+)(@)")
 # Registering very short values would blank out ordinary words in every line.
 MIN_SECRET_LENGTH = 4
 
@@ -61,15 +92,32 @@ def _is_secret_key(key: Any) -> bool:
     return isinstance(key, str) and bool(SECRET_KEY_RE.search(key)) and not key.endswith(("_file", "_path"))
 
 
+def _key_value(m: re.Match) -> str:
+    key, q1, sep, q2, value = m.groups()
+    syntax = bool(q1 or q2) or "=" in sep or not sep.endswith((" ", "\t"))
+    if not syntax and not credential_shaped(value):
+        return m.group(0)
+    return f"{key}{q1}{sep}{q2}{REDACTED}"
+
+
 def redact_text(text: str) -> str:
-    """``text`` with registered secrets and inline credentials replaced."""
+    """``text`` with registered secrets and credential-shaped strings replaced.
+
+    Ordinary words stay: only the configured secret values, strings shaped
+    like credentials and the values of key=value pairs are replaced.
+    """
     with _secrets_lock:
         known = sorted(_secrets, key=len, reverse=True)
     for secret in known:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    text = CREDENTIAL_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return KEY_VALUE_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = PREFIXED_RE.sub(REDACTED, text)
+    text = URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)
+    text = CREDENTIAL_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if credential_shaped(m.group(3))
+                             else m.group(0), text)
+    text = AUTHORIZATION_RE.sub(lambda m: f"{m.group(1)}{REDACTED}" if credential_shaped(m.group(2))
+                                else m.group(0), text)
+    return KEY_VALUE_RE.sub(_key_value, text)
 
 
 def redact_value(value: Any, key: Any = None) -> Any:

@@ -180,3 +180,63 @@ def test_configure_twice_keeps_one_handler():
 def test_bad_arguments(level, fmt):
     with pytest.raises(ValueError):
         logs.configure_logging(level, fmt, io.StringIO())
+
+
+# -- readable prose, redacted credentials (issue 9, item 8) ------------------------------------
+
+# Words around "token", "password", "secret", "key" and "authorization" that are
+# prose, not credentials: every one must come out exactly as it went in.
+PROSE = [
+    # GitHub's dead-letter line that read "this token *** see it; … give the token *** to …"
+    "github: repository acme/web (route team) does not exist or this token cannot see it; "
+    "check the route's team and give the token access to the repository's issues",
+    "credentials refused; check email and token (API token access must be enabled in the Admin Center)",
+    "Basic auth is email + token",
+    "the token: it expired yesterday, ask for a new one",
+    "Password: required when the account has no token",
+    "a secret: nobody reads the internal note",
+    "the key to the project is ENG; the api key setting is in [connectors.linear]",
+    "Authorization: missing scope repo",
+    "Bearer of bad news: the tracker answered 404",
+    "set token_file to the file holding the token",
+]
+
+
+@pytest.mark.parametrize("text", PROSE)
+def test_ordinary_prose_stays_readable(out, text):
+    structlog.get_logger().error("action moved to dead letter", error=text)
+    assert records(out)[0]["error"] == text
+    assert logs.redact_text(text) == text
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "Authorization: Bearer ***"),
+    ("sent Authorization: token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "sent Authorization: token ***"),
+    ("cloned with ghp_16C7e42F292c6912E7710c838347Ae178B4a today", "cloned with *** today"),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop in a message", "*** in a message"),
+    ("Authorization: lin_api_8f3k2m9q4w7e1r5t6y0u2i3o", "Authorization: ***"),
+    ("header Basic ZW1haWxAZXhhbXBsZS5jb20vdG9rZW46czNjcmV0 refused", "header Basic *** refused"),
+    ("GET https://x.test/api?page=2&api_key=plainword&b=1", "GET https://x.test/api?page=2&api_key=***&b=1"),
+    ('answer {"access_token":"abc","token_type":"bearer"}', 'answer {"access_token":"***","token_type":"***"}'),
+    ("proxy https://agent:hunter2@proxy.test:8080/ refused", "proxy https://agent:***@proxy.test:8080/ refused"),
+    ("password: Tr0ub4dor3x was rejected", "password: *** was rejected"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk", "jwt ***"),
+])
+def test_credential_shapes_are_redacted(out, text, expected):
+    structlog.get_logger().warning("request failed", error=text)
+    assert records(out)[0]["error"] == expected
+
+
+def test_configured_secret_values_are_redacted_even_when_they_look_like_words(out):
+    # A configured secret is redacted wherever it stands, shaped like a credential or not.
+    logs.register_secret("correcthorsebatterystaple")
+    structlog.get_logger().warning("refused", error="the password correcthorsebatterystaple was refused")
+    assert records(out)[0]["error"] == "the password *** was refused"
+    assert "correcthorsebatterystaple" not in out.getvalue()
+
+
+@pytest.mark.parametrize("word,shaped", [("cannot", False), ("access", False), ("re-check", True),
+                                         ("abc.def-123", True), ("YWdlbnQ6cGFzcw==", True), ("McDonalds", True),
+                                         ("hunter22", True), ("password", False), ("s3c", False)])
+def test_credential_shape(word, shaped):
+    assert logs.credential_shaped(word) is shaped
