@@ -14,7 +14,7 @@ from typing import Any, Callable
 import click
 
 from syncd import __version__
-from syncd.errors import ConfigError, StoreLocked, SyncdError
+from syncd.errors import ConfigError, StoreLocked, StoreUnusable, SyncdError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,6 +61,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_USAGE)
         except StoreLocked as exc:
             fail(str(exc))
+        except StoreUnusable as exc:  # damaged, unwritable, a full disk: the operator acts
+            fail(str(exc), EXIT_USAGE)
         except SyncdError as exc:
             fail(str(exc))
         except ValueError as exc:  # bad references given on the command line
@@ -145,12 +147,13 @@ def once(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 @guarded
 def check(obj: Context, offline: bool) -> None:
-    """Validate the configuration, then try each connector's credentials."""
+    """Validate the configuration and the store, then try each connector's credentials."""
     from syncd.app import build_connectors
 
     settings = obj.settings()
     click.echo(f"configuration {settings.source or '(environment only)'}: ok")
     _check_mappings(settings)
+    _check_store(settings)
     if offline:
         return
     failed = 0
@@ -165,6 +168,24 @@ def check(obj: Context, offline: bool) -> None:
         finally:
             connector.close()
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _check_store(settings: Any) -> None:
+    """SQLite's quick check of the store, read-only (works while the daemon runs); damage exits 2."""
+    from syncd.errors import StoreError, StoreUnusable
+    from syncd.store import Store
+
+    path = settings.store_path
+    if not path.exists() and not path.is_symlink():
+        click.echo(f"store: none yet; the first run creates {path}")
+        return
+    try:
+        with Store(path, readonly=True) as store:
+            click.echo(f"store {path}: ok, schema {store.schema_version}, {store.count_links()} active link(s)")
+    except StoreUnusable:
+        raise
+    except StoreError as exc:  # older schema, say: the next run migrates it
+        click.echo(f"store {path}: {exc}")
 
 
 def _check_mappings(settings: Any) -> None:

@@ -37,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from syncd.app import App, handoff_mappings
 from syncd.config import Settings
-from syncd.errors import AuthError, ConfigError, SyncdError
+from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -212,7 +212,13 @@ class Daemon:
         if self.stopping():
             return
         self._retry_paused_delivery()
-        delivery = self.app.engine.deliver()
+        try:
+            delivery = self.app.engine.deliver()
+        except StoreFull as exc:
+            # The transaction in hand rolled back; a write already sent is found by its marker
+            # at the next attempt. A damaged store (StoreUnusable) ends the run with its line instead.
+            log.error("the store's disk is full; delivery resumes at the next step", error=str(exc))
+            return
         self.metrics.delivered.inc(delivery.done + delivery.already)
         self.metrics.failed.inc(delivery.failed + delivery.dead)
         self.health.outbox = self.app.store.outbox_counts()

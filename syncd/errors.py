@@ -26,6 +26,15 @@ class StoreError(SyncdError):
     """The state store cannot be used as it stands (too new, not a store, closed...)."""
 
 
+class StoreUnusable(StoreError):
+    """The store cannot be used where it is: damaged, not a store, a directory, not
+    readable or writable by syncd's user, or the disk failed. The CLI exits 2."""
+
+
+class StoreFull(StoreUnusable):
+    """The disk holding the store is full: the change in hand was rolled back."""
+
+
 class StoreLocked(StoreError):
     """Another syncd process holds the state store."""
 

@@ -27,6 +27,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import json
@@ -43,7 +44,8 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from syncd.errors import StoreError, StoreLocked
+from syncd.errors import StoreError, StoreFull, StoreLocked, StoreUnusable
+from syncd.logs import redact_text
 from syncd.records import (Action, Event, Issue, Link, Promise, PromiseState, Ref, Stage, Ticket, from_dict,
                            parse_time, to_dict, utc)
 
@@ -390,6 +392,9 @@ class Store:
         self._depth = 0
         self._lock_fd: int | None = None
         self._db: sqlite_utils.Database | None = None
+        if self.path.is_dir():
+            raise StoreUnusable(f"{self.path} is a directory, not a store file; set store.path to a file "
+                                f"(for example {self.path / 'syncd.db'})")
         try:
             if readonly:
                 self._open_readonly()
@@ -405,14 +410,14 @@ class Store:
 
     def _acquire_lock(self) -> None:
         if not self.path.parent.is_dir():
-            raise StoreError(f"{self.path}: directory {self.path.parent} does not exist; "
+            raise StoreUnusable(f"{self.path}: directory {self.path.parent} does not exist; "
                              "create it or point the store path elsewhere")
         lock_path = Path(f"{self.path}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
-            raise StoreError(f"{lock_path}: cannot open the lock file ({exc.strerror}); "
-                             "check the directory's permissions") from None
+            raise StoreUnusable(f"{lock_path}: cannot open the lock file ({exc.strerror}); "
+                                "check that syncd's user may write the directory") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -437,18 +442,22 @@ class Store:
             try:
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
             except OSError as exc:
-                raise StoreError(f"{self.path}: cannot create the store ({exc.strerror})") from None
-        _tighten(self.path)
+                raise self._os_error(exc, "cannot create the store") from None
+        try:
+            _tighten(self.path)
+        except OSError as exc:
+            raise self._os_error(exc, "cannot make the store private (mode 0600)") from None
         self._connect(str(self.path), uri=False)
         try:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a syncd store ({exc}); "
-                             "point the store path at another file") from None
+            raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc}); "
+                                                          "point the store path at another file") from None
         if mode.lower() != "wal":
             raise StoreError(f"{self.path}: cannot use the WAL journal (got {mode!r}); "
                              "put the store on a local file system")
-        self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+        self._x(f"PRAGMA synchronous={SYNCHRONOUS}")
+        self.check()
         self._migrate()
         for companion in _companions(self.path):
             _tighten(companion)
@@ -458,20 +467,69 @@ class Store:
             raise StoreError(f"{self.path} does not exist: no store yet; "
                              "run `syncd once` or `syncd run` to create it")
         self._connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True)
+        self.check()
         try:
             version = self._read_version()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a syncd store ({exc})") from None
+            raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc})") from None
         self._check_not_newer(version)
         if version < SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}, older than this syncd "
                              f"({SCHEMA_VERSION}); run `syncd once` to migrate it first")
 
     def _read_version(self) -> int:
-        if not self._db["meta"].exists():
+        if not self._q("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"):
             return 0
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._q("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0][0]) if rows else 0
+
+    # --- damage, full disks and unusable files --------------------------------
+
+    def check(self) -> None:
+        """SQLite's quick check of the whole file: StoreUnusable naming the damage and how to restore.
+
+        It reads every page once but skips the index-content cross-checks of
+        ``integrity_check`` (see docs/reliability.md for its cost on a large store).
+        """
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) or StoreUnusable(self._damaged(str(exc))) from None
+        # Rows read like "*** in database main ***\nPage 123: btreeInitPage() returns error code 11".
+        problems = [line.strip() for r in rows if r[0] != "ok" for line in str(r[0]).splitlines()
+                    if line.strip() and not line.startswith("***")]
+        if problems:
+            raise StoreUnusable(self._damaged("; ".join(problems[:2])))
+
+    def _damaged(self, detail: str) -> str:
+        p = self.path
+        return (f"{p} is damaged ({detail}); restore your last backup: stop syncd, move {p.name} and its "
+                f"-wal and -shm files aside, copy the backup to {p} (README: Backup and restore)")
+
+    def _os_error(self, exc: OSError, what: str) -> StoreError:
+        if exc.errno == errno.ENOSPC:
+            return StoreFull(f"{self.path}: {what}: the disk is full; free space on it and start again")
+        return StoreUnusable(f"{self.path}: {what} ({exc.strerror}); check that syncd's user may write "
+                             f"{self.path} and its directory {self.path.parent}")
+
+    def _store_error(self, exc: sqlite3.Error) -> StoreError | None:
+        """The one-line StoreError for an SQLite error the operator must act on (None: a bug)."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        p = self.path
+        if name.startswith("SQLITE_FULL"):
+            return StoreFull(f"{p}: the disk is full; the change in hand was rolled back and nothing is "
+                             f"lost; free space on the disk holding {p.parent}")
+        if name.startswith("SQLITE_CORRUPT"):
+            return StoreUnusable(self._damaged(str(exc)))
+        if name.startswith("SQLITE_NOTADB"):
+            return StoreUnusable(f"{p} is not a syncd store ({exc}); point the store path at another file")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+            return StoreUnusable(f"{p}: cannot use the store ({exc}); check that syncd's user may read and "
+                                 f"write {p} and its directory {p.parent}")
+        if name.startswith("SQLITE_IOERR"):
+            return StoreUnusable(f"{p}: the disk failed a read or write ({exc}); check the disk, then "
+                                 "`syncd check`; if the store is damaged, restore your last backup")
+        return None
 
     def _check_not_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -484,9 +542,9 @@ class Store:
             self._check_not_newer(version)
             for step in range(version, SCHEMA_VERSION):
                 for statement in _split_sql(MIGRATIONS[step]):
-                    self._db.execute(statement)
+                    self._x(statement)
             if version < SCHEMA_VERSION:
-                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                self._x("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                  [str(SCHEMA_VERSION)])
 
@@ -528,10 +586,22 @@ class Store:
         return _ts(self._clock())
 
     def _q(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        return self._conn.execute(sql, tuple(params)).fetchall()
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) or exc from None
 
     def _x(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self._conn.execute(sql, tuple(params))
+        try:
+            return self._conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) or exc from None
+
+    def _xmany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+        try:
+            return self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) or exc from None
 
     # --- transactions -------------------------------------------------------
 
@@ -553,22 +623,28 @@ class Store:
                     self._depth -= 1
                 return
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            self._x("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield self
             except BaseException:
                 self._depth = 0
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
             self._depth = 0
             try:
-                conn.execute("COMMIT")
+                self._x("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                # A full disk at COMMIT: nothing of the block is kept; it is done again later.
+                self._rollback(conn)
                 raise
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled it back itself (as after SQLITE_FULL or an I/O error)
 
     # --- cursors ------------------------------------------------------------
 
@@ -796,7 +872,8 @@ class Store:
         attempt looks for its marker first; a dead one remembers it
         (``maybe_applied``) for :meth:`retry_action`.
         """
-        error = error[:_MAX_ERROR_CHARS]
+        # Kept for `syncd outbox list` and the dead letter: no secret, but readable words.
+        error = redact_text(error)[:_MAX_ERROR_CHARS]
         if dead:
             state = "dead"
         else:
@@ -964,7 +1041,7 @@ class Store:
         if cur.rowcount != 1:
             return False
         self._x("DELETE FROM promise_issues WHERE promise_id = ?", [promise.id])
-        self._conn.executemany(
+        self._xmany(
             "INSERT OR IGNORE INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?)",
             [(ref.connector, ref.id, promise.id) for ref in promise.issues])
         return True
