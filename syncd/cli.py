@@ -462,6 +462,48 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
         click.echo(f"quarantine {quarantine_id}: {label} released; its next change is processed")
 
 
+# -- the store ---------------------------------------------------------------------------------------
+
+
+@main.group("store")
+def store_group() -> None:
+    """Back up the state store."""
+
+
+@store_group.command("backup")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.pass_obj
+@guarded
+def store_backup(obj: Context, file: Path, force: bool) -> None:
+    """Copy the store to FILE (mode 0600), safely while the daemon runs.
+
+    SQLite's online backup takes the store as of one commit; the copy is
+    checked (quick check, schema version) before it replaces FILE. To restore:
+    stop syncd, move the store and its -wal/-shm files aside, copy FILE to
+    the store path, start syncd (see README, "Backup and restore").
+    """
+    from syncd.store import backup
+
+    settings = obj.settings()
+    source = settings.store_path
+    if not source.exists():
+        _usage(f"{source} does not exist: no store to back up yet")
+    target = file.expanduser().absolute()
+    if target.is_dir():
+        _usage(f"{file} is a directory; give the backup's file name, e.g. {target / 'syncd-backup.db'}")
+    if not target.parent.is_dir():
+        _usage(f"{file}: directory {target.parent} does not exist; create it first")
+    companions = {source.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
+    if target.name in companions and target.parent.resolve() == source.parent.resolve():
+        _usage(f"{file} is the store itself (or one of its files); write the backup elsewhere")
+    if (target.exists() or target.is_symlink()) and not force:
+        _usage(f"{file} exists; give another name, or --force to replace it")
+    info = backup(source, target)
+    click.echo(f"backed up {source} to {info.path} (schema {info.schema_version}, {info.links} active link(s), "
+               f"{info.size} bytes)")
+
+
 # -- promises and the review ------------------------------------------------------------------
 
 

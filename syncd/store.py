@@ -1166,3 +1166,82 @@ class Store:
                                                "ORDER BY connector")},
             "last_event_id": self.last_event_id(),
         }
+
+
+# --- backup -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    path: Path
+    schema_version: int
+    links: int
+    size: int
+
+
+def backup(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock = _utcnow) -> BackupInfo:
+    """Copy the store at ``source`` to ``target`` with SQLite's online backup API.
+
+    Safe while the daemon runs and writes: the copy is taken in one step inside
+    one read transaction (WAL readers do not block the writer), so it is the
+    store as of one commit. It is written to a private temporary file beside
+    ``target`` (mode 0600), switched to a plain rollback journal (one
+    self-contained file), checked (quick check, schema version) and only then
+    renamed over ``target``. The caller decides whether ``target`` may be replaced.
+    """
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with Store(source, readonly=True, clock=clock) as store:
+        version = store.schema_version
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except OSError as exc:
+            raise store._os_error(exc, f"cannot write the backup {target}") from None
+        try:
+            os.fchmod(fd, FILE_MODE)
+            os.close(fd)
+            copy = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                with store._mutex:
+                    store._conn.backup(copy)  # pages=-1: all of it in one step, one snapshot
+                copy.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                copy.close()
+            info = _verify_backup(tmp, target, version)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+            return info
+        except sqlite3.Error as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith("SQLITE_FULL"):
+                raise StoreFull(f"{target}: the disk is full; no backup was written; free space or "
+                                "write the backup elsewhere") from None
+            raise StoreUnusable(f"{target}: the backup failed ({exc}); nothing was written") from None
+        except OSError as exc:
+            raise store._os_error(exc, f"cannot write the backup {target}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _verify_backup(path: Path, target: Path, version: int) -> BackupInfo:
+    conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall() if r[0] != "ok"]
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        links = conn.execute("SELECT count(*) FROM links WHERE active = 1").fetchone()[0]
+    finally:
+        conn.close()
+    if problems or row is None or int(row[0]) != version:
+        raise StoreUnusable(f"{target}: the copy did not check out ({'; '.join(map(str, problems)) or 'schema'}); "
+                            "nothing was written; try again")
+    return BackupInfo(target, version, links, path.stat().st_size)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -139,3 +139,78 @@ def test_a_full_disk_rolls_back_the_whole_transaction_and_says_so(tmp_path):
         unfill(store)
         _links(store, 2000, start=10)
         assert store.count_links() == 2010
+
+
+# -- backup ------------------------------------------------------------------------------------------
+
+
+def test_a_backup_taken_while_another_connection_writes_is_one_consistent_commit(tmp_path):
+    from syncd.store import backup
+
+    path = tmp_path / "syncd.db"
+    with Store(path) as store:
+        _links(store, 5000)
+    stop = threading.Event()
+    written = []
+
+    def daemon() -> None:  # the running daemon: its own connection, committing batches of 10 links
+        with Store(path) as store:
+            batch = 0
+            while not stop.is_set() or batch < 5:
+                _links(store, 10, start=100_000 + batch * 10)
+                batch += 1
+                written.append(batch)
+
+    writer = threading.Thread(target=daemon)
+    writer.start()
+    try:
+        while len(written) < 3:  # writing has begun
+            stop.wait(0.01)
+        copies = [backup(path, tmp_path / f"copy{i}.db") for i in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    counts = []
+    for info in copies:
+        assert stat.S_IMODE(info.path.stat().st_mode) == 0o600
+        assert not Path(f"{info.path}-wal").exists()  # one self-contained file
+        with Store(info.path, readonly=True) as copy:
+            copy.check()
+            assert copy.schema_version == SCHEMA_VERSION
+            n = copy.count_links()
+        assert n == info.links and n % 10 == 0 and n >= 5030  # whole batches only: one commit's state
+        counts.append(n)
+    assert len(written) >= 5 and counts == sorted(counts)
+    with Store(path, readonly=True) as store:
+        assert store.count_links() == 5000 + 10 * len(written)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_backup_of_a_damaged_store_is_refused_and_writes_nothing(tmp_path):
+    from syncd.store import backup
+
+    path = tmp_path / "syncd.db"
+    truncate_as_after_a_crash(path)
+    with pytest.raises(StoreUnusable, match="is damaged"):
+        backup(path, tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_backup_that_meets_a_full_disk_leaves_nothing_behind(tmp_path, monkeypatch):
+    from syncd import store as store_module
+
+    path = tmp_path / "syncd.db"
+    with Store(path) as store:
+        _links(store, 2000)
+    real_connect = sqlite3.connect
+
+    def tiny_disk(target, *args, **kwargs):  # the backup's file system holds 4 pages
+        conn = real_connect(target, *args, **kwargs)
+        if str(target).endswith(".tmp"):
+            conn.execute("PRAGMA max_page_count = 4")
+        return conn
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", tiny_disk)
+    with pytest.raises(StoreFull, match="copy.db: the disk is full; no backup was written"):
+        store_module.backup(path, tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists() and not list(tmp_path.glob(".*.tmp"))

@@ -114,3 +114,50 @@ def test_a_full_disk_while_running_loses_nothing_and_writes_nothing_twice(tmp_pa
             assert len(links) == store.count_links() > 0
         finally:
             daemon.app.close()
+
+
+# -- syncd store backup -----------------------------------------------------------------------------------
+
+
+def test_store_backup_while_the_daemon_holds_the_store_then_restore(tmp_path):
+    import os
+    import shutil
+    import stat
+
+    with Playground(tmp_path, trackers=("linear",)) as pg:
+        assert invoke(pg, "once").exit_code == 0
+        before = json.loads(invoke(pg, "links", "--json").output)
+        backup = tmp_path / "backups" / "syncd-1.db"
+        backup.parent.mkdir()
+        old_umask = os.umask(0)
+        try:
+            with build_app(pg.settings()) as app:  # the daemon's app: it holds the store's lock
+                app.store.set_daemon_status({"pid": 1})
+                result = invoke(pg, "store", "backup", str(backup))
+        finally:
+            os.umask(old_umask)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"backed up {pg.store_path} to {backup} (schema ")
+        assert f"{len(before)} active link(s)" in result.output
+        assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+
+        err = one_line(invoke(pg, "store", "backup", str(backup)))
+        assert err == f"syncd: {backup} exists; give another name, or --force to replace it\n"
+        assert invoke(pg, "store", "backup", str(backup), "--force").exit_code == 0
+        for bad, says in ((pg.store_path, "is the store itself"), (tmp_path / "nope" / "b.db", "does not exist"),
+                          (tmp_path / "backups", "is a directory")):
+            assert says in one_line(invoke(pg, "store", "backup", str(bad))), bad
+
+        # Restore as the README says: move the store and its companions aside, copy the backup in.
+        for p in pg.store_path.parent.glob(pg.store_path.name + "*"):
+            p.rename(tmp_path / f"aside-{p.name}")
+        shutil.copy(backup, pg.store_path)
+        assert json.loads(invoke(pg, "links", "--json").output) == before
+        assert invoke(pg, "once").exit_code == 0
+
+
+def test_store_backup_of_a_damaged_store_is_exit_2(tmp_path):
+    with Playground(tmp_path, trackers=("linear",)) as pg:
+        truncate_as_after_a_crash(pg.store_path)
+        err = one_line(invoke(pg, "store", "backup", str(tmp_path / "b.db")))
+        assert "is damaged" in err and not (tmp_path / "b.db").exists()
