@@ -55,11 +55,19 @@ class ConnectorState:
 
 
 @dataclass
+class ReloadOutcome:
+    at: float
+    outcome: str  # "applied" or "refused"
+    reason: str | None = None
+
+
+@dataclass
 class Health:
     started: float = field(default_factory=time.time)
     connectors: dict[str, ConnectorState] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     cycles: int = 0
+    last_reload: ReloadOutcome | None = None
 
     def as_dict(self) -> dict:
         ok = all(not s.last_error for s in self.connectors.values())
@@ -73,6 +81,10 @@ class Health:
                        "polls": s.polls}
                 for name, s in self.connectors.items()
             },
+            # A refused reload leaves the daemon healthy on its running configuration: shown, not a 503.
+            "last_reload": None if self.last_reload is None else {
+                "at": _iso(self.last_reload.at), "outcome": self.last_reload.outcome,
+                "reason": self.last_reload.reason},
         }
 
 
@@ -90,6 +102,49 @@ class Metrics:
         self.outbox = Gauge("syncd_outbox", "Outbox actions by state", ["state"], registry=self.registry)
         self.requests = Gauge("syncd_http_requests", "HTTP requests sent per connector", ["connector"],
                               registry=self.registry)
+        self.reloads = Counter("syncd_reloads", "Configuration reloads (SIGHUP) by outcome: applied or refused",
+                               ["outcome"], registry=self.registry)
+        for outcome in ("applied", "refused"):
+            self.reloads.labels(outcome)
+        self.last_reload_refused = Gauge("syncd_last_reload_refused", "1 when the last reload was refused and the "
+                                         "running configuration kept (see /healthz for why), else 0",
+                                         registry=self.registry)
+        self.last_reload_time = Gauge("syncd_last_reload_timestamp_seconds", "When the last reload was asked for",
+                                      registry=self.registry)
+
+
+def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) -> list[str]:
+    """What a reload from ``old`` to ``new`` cannot switch in the running daemon, one phrase each.
+
+    The store and the health endpoint's socket are opened once, at start; a
+    connector's kind or URL is the account its cursor and stored records belong
+    to; the helpdesk is the side every link hangs on; logging is set up at
+    start. A connector may be added (its first sync begins) or removed when no
+    write to it waits in the outbox (``waiting``: unfinished writes per connector).
+    Everything else (credentials, intervals, timeouts, budgets, repositories,
+    projects and teams followed, mappings, tags) is applied by the reload.
+    """
+    changes = []
+    if new.store_path != old.store_path:
+        changes.append(f"store.path ({old.store_path} -> {new.store_path})")
+    if new.daemon.health_address != old.daemon.health_address:
+        changes.append(f"daemon.health_address ({old.daemon.health_address or 'off'} -> "
+                       f"{new.daemon.health_address or 'off'})")
+    if new.sync.helpdesk != old.sync.helpdesk:
+        changes.append(f"sync.helpdesk ({old.sync.helpdesk} -> {new.sync.helpdesk})")
+    for name in sorted(old.connectors.keys() & new.connectors.keys()):
+        was, now = old.connectors[name], new.connectors[name]
+        if was.kind != now.kind:
+            changes.append(f"connectors.{name}.kind ({was.kind} -> {now.kind})")
+        elif was.url.rstrip("/") != now.url.rstrip("/"):
+            changes.append(f"connectors.{name}.url ({was.url} -> {now.url})")
+    for name in sorted(old.connectors.keys() - new.connectors.keys()):
+        if (count := waiting(name)):
+            changes.append(f"connectors.{name} removed while {count} write(s) to it wait in the outbox")
+    for key in ("level", "format"):
+        if getattr(new.log, key) != getattr(old.log, key):
+            changes.append(f"log.{key} ({getattr(old.log, key)} -> {getattr(new.log, key)})")
+    return changes
 
 
 class Daemon:
@@ -284,14 +339,25 @@ class Daemon:
             handoff_mappings(settings)
         except ConfigError as exc:
             log.error("new configuration refused; keeping the running one", problems=exc.problems)
+            self._reloaded("refused", "invalid configuration: " + "; ".join(exc.problems))
             return
         old_settings = self.app.settings
+        changes = unswitchable(old_settings, settings, self.app.store.unfinished_for)
+        if changes:
+            why = "; ".join(changes)
+            log.error("reload refused: these changes need a restart; keeping the running configuration",
+                      changes=why)
+            self._reloaded("refused", f"needs a restart: {why}")
+            return
         self.app.close()  # releases the store lock for the new app
         try:
             self.app = self.build(settings)
         except SyncdError as exc:
             log.error("new configuration failed to start; keeping the running one", error=str(exc))
             self.app = self.build(old_settings)
+            self._reloaded("refused", f"failed to start: {exc}")
+        else:
+            self._reloaded("applied")
         for name in self.app.connectors:
             self.health.connectors.setdefault(name, ConnectorState())
         for name in list(self.health.connectors):
@@ -300,6 +366,12 @@ class Daemon:
         self._wire()
         self._published = None
         log.info("configuration reloaded", connectors=list(self.app.connectors))
+
+    def _reloaded(self, outcome: str, reason: str | None = None) -> None:
+        self.health.last_reload = ReloadOutcome(time.time(), outcome, reason)
+        self.metrics.reloads.labels(outcome).inc()
+        self.metrics.last_reload_refused.set(1 if outcome == "refused" else 0)
+        self.metrics.last_reload_time.set(self.health.last_reload.at)
 
     # -- health endpoint --------------------------------------------------------------------------
 

@@ -898,6 +898,12 @@ class Store:
         return counts
 
     @_reads
+    def unfinished_for(self, connector: str) -> int:
+        """Writes to ``connector`` not yet done (pending, sending or dead)."""
+        return self._q("SELECT count(*) FROM outbox WHERE connector = ? AND state IN ('pending', 'sending', 'dead')",
+                       [connector])[0][0]
+
+    @_reads
     def list_outbox(self, state: str | None = None, limit: int = 100) -> list[OutboxRow]:
         if state is None:
             rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT ?", [limit])
