@@ -100,7 +100,8 @@ def run(obj: Context) -> None:
     """Run as a service: poll on intervals, deliver, serve /healthz and /metrics.
 
     SIGTERM or SIGINT finish the step in hand and exit 0; SIGHUP reloads the
-    configuration (a bad new one is refused and the running one kept).
+    configuration (a bad new one, or one changing what needs a restart such as
+    the store path or health address, is refused and the running one kept).
     """
     import signal
 

@@ -9,7 +9,8 @@ slowly, a long Retry-After), the process exits 0 anyway: everything done so
 far is committed, and what was in flight is found again at the next start
 (a page is replayed, a write is looked for by its marker). SIGHUP reloads
 the configuration between steps, keeping the running one if the new one is
-bad; the store and its outbox carry over untouched.
+bad or changes what cannot switch live (see :func:`unswitchable`); the store
+and its outbox carry over untouched.
 
 A connector whose credentials are refused is paused with one log line and
 tried again with a single cheap check at a slow pace, not hammered; the
