@@ -418,6 +418,7 @@ class DaemonUnderFire:
         self.planned = 0  # kills still to do in this batch
         self.window = 1  # a kill lands on one of the next ``window`` requests syncd sends
         self._kill_at: int | None = None  # kill when the request count reaches this
+        self._killed: subprocess.Popen | None = None  # the process the last SIGKILL went to
         self._requests = 0  # requests syncd sent since the last (re)start
         self._feeds = collections.Counter()  # feed requests since the last (re)start or mark
         self._zendesk_auth = "Basic " + base64.b64encode(
@@ -442,6 +443,7 @@ class DaemonUnderFire:
                 # The request has been applied; syncd never hears the answer.
                 self._kill_at = None
                 os.kill(self.proc.pid, signal.SIGKILL)
+                self._killed = self.proc
                 self.kills += 1
 
     # -- process control -------------------------------------------------------------------
@@ -510,6 +512,8 @@ class DaemonUnderFire:
         if proc is None or proc.poll() is not None or not self.wait_until_serving():
             return
         with self.lock:
+            if self._killed is proc:
+                return  # a planned SIGKILL landed first: reap() restarts it, as after any kill
             if self._kill_at is not None:  # not during shutdown: the kill waits for the restart
                 self._kill_at = None
                 self.planned += 1
