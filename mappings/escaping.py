@@ -27,6 +27,10 @@ Three target formats, each connector declares its own (``text_format``,
     ``plain``, then the same backslash escapes as ``markdown``:
     ``to_adf`` reads them as CommonMark does, so the ADF text nodes hold
     the characters themselves and Jira shows no backslash.
+``html``
+    A helpdesk whose notes are HTML (Intercom's ``body``; Zendesk's
+    ``html_body``, which syncd does not use). ``plain``, then ``& < > " '``
+    as character references, which a browser shows as the characters.
 
 :func:`shown` is the other direction: what a person reads of a text written
 in a format (for ``syncd history``, the demo): the escapes and hidden markers
@@ -40,10 +44,11 @@ Pure: strings in, strings out.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Mapping
 
-FORMATS = ("plain", "markdown", "adf")
+FORMATS = ("plain", "markdown", "adf", "html")
 
 WORD_JOINER = "\u2060"
 # The longest piece of outside text one value may put into a note.
@@ -70,6 +75,7 @@ _MD_ISSUE_REF_RE = re.compile(r"#(?=\d)")
 # A backslash escape as CommonMark (and connectors.adf.to_adf) reads it.
 _UNESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
+_TAG_RE = re.compile(r"<[^>]*>")
 _URL_RE = re.compile(r"^https?://[^\s<>()\[\]{}\"'`\\|^]+$")
 
 
@@ -83,6 +89,8 @@ def escape(value: object, fmt: str = "plain") -> str:
         text = _MD_PUNCT_RE.sub(r"\\\1", text)
     if fmt == "markdown":
         text = _MD_ISSUE_REF_RE.sub("#" + WORD_JOINER, text)
+    if fmt == "html":
+        text = html.escape(text)
     return text
 
 
@@ -96,6 +104,8 @@ def shown(text: str, fmt: str = "plain") -> str:
         raise ValueError(f"unknown text format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "plain":
         return text
+    if fmt == "html":
+        return html.unescape(_TAG_RE.sub("", _HTML_COMMENT_RE.sub("", text)))
     if fmt == "markdown":
         text = _HTML_COMMENT_RE.sub("", text)
     return _UNESCAPE_RE.sub(r"\1", text)

@@ -113,6 +113,8 @@ def test_hostile_values_are_inert_in_every_format(value, fmt):
     if fmt == "adf":
         assert_adf_is_plain_text(to_adf(f"Linked to {out}"))
         assert_adf_is_plain_text(to_adf(out))  # at the start of a line too: no list, fence or heading
+    if fmt == "html":
+        assert not re.search(r"[<>\"']", out)
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -120,6 +122,7 @@ def test_hostile_values_still_read_the_same(value):
     assert escape(value, "plain").replace(WORD_JOINER, "") == normalised(value)
     assert reads_as(escape(value, "markdown")) == normalised(value)
     assert adf_text(to_adf(escape(value, "adf"))).replace(WORD_JOINER, "") == normalised(value)
+    assert html_module.unescape(escape(value, "html")).replace(WORD_JOINER, "") == normalised(value)
 
 
 def test_examples():
@@ -147,7 +150,7 @@ def test_urls_meant_to_be_shown_are_kept_and_others_defused():
 
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="unknown text format"):
-        escape("x", "html")
+        escape("x", "rtf")
 
 
 # -- properties -------------------------------------------------------------------------------------
@@ -170,6 +173,9 @@ def test_property_any_text_is_inert_and_reads_the_same(value, fmt):
     elif fmt == "markdown":
         assert reads_as(out) == expected
         assert unescaped_specials(out) == []
+    elif fmt == "html":
+        assert html_module.unescape(out).replace(WORD_JOINER, "") == expected
+        assert not re.search(r"[<>\"']", out)  # no tag, no attribute can start
     else:
         assert adf_text(to_adf(out)).replace(WORD_JOINER, "") == expected
         assert_adf_is_plain_text(to_adf(f"Linked to {out}\n{out}"))
@@ -326,6 +332,8 @@ def seen(text: str, fmt: str) -> str:
         out = markdown_seen(text)
     elif fmt == "adf":
         out = adf_text(to_adf(text))
+    elif fmt == "html":  # what a browser shows: tags are markup, references are characters
+        out = html_module.unescape(re.sub(r"<[^>]*>", "", text))
     else:
         out = text
     return re.sub(r"\s+", " ", out.replace(WORD_JOINER, "")).strip()
