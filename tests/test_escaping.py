@@ -346,7 +346,8 @@ def test_property_what_a_person_sees_is_what_was_meant(value, fmt, context):
     assume(meant)  # templates show an empty value as "—"
     written = context.format(v=escape(value, fmt))
     # The template's own text as the format shows it (a "- " line is a list item), the value in it as meant.
-    assert seen(written, fmt) == seen(context.format(v="VALUE"), fmt).replace("VALUE", meant)
+    expected = seen(context.format(v="VALUE"), fmt).replace("VALUE", meant)
+    assert seen(written, fmt) == re.sub(r"\s+", " ", expected)
     if fmt == "markdown":  # the template's own structure only: paragraphs and the one list
         assert markdown_tags(written) <= {"p", "ul", "li"}
 
@@ -364,9 +365,9 @@ def test_the_punctuation_of_the_issue_reads_as_written(fmt):
 @given(value=SEEN_TEXT, fmt=st.sampled_from(escaping.FORMATS))
 def test_property_shown_undoes_the_escapes(value, fmt):
     """:func:`shown` (history, demo) gives back the text, escapes and hidden markers removed."""
-    assert shown(escape(value, fmt), fmt).replace(WORD_JOINER, "") == normalised(value)
-    assert shown(f"{escape(value, fmt)}\n\n<!-- syncd:0123456789abcdef0123 -->", "markdown").strip() == (
-        shown(escape(value, fmt), "markdown").strip())
+    assert shown(escape(value, fmt), fmt).replace(WORD_JOINER, "") == normalised(value).replace(WORD_JOINER, "")
+    marked = f"{escape(value, 'markdown')}\n\n<!-- syncd:0123456789abcdef0123 -->"
+    assert shown(marked, "markdown").strip() == shown(escape(value, "markdown"), "markdown").strip()
 
 
 def test_html_comment_markers_stay_invisible_in_rendered_markdown():
