@@ -7,7 +7,7 @@ pings people (``@user``, ``@channel``), no HTML, image or link, and nothing
 that syncd itself would later read as one of its markers
 (``syncd:<20 hex>``, see :data:`connectors.base.MARKER_RE`).
 
-Three target formats, each connector declares its own (``text_format``,
+Four target formats, each connector declares its own (``text_format``,
 ``attachment_format`` on trackers, ``text_format`` on the helpdesk):
 
 ``plain``
