@@ -1,4 +1,4 @@
-"""Atlassian Document Format (ADF) to and from syncd's plain-text notes.
+r"""Atlassian Document Format (ADF) to and from syncd's plain-text notes.
 
 Jira Cloud's v3 API takes and returns rich text as ADF documents. syncd
 writes notes as plain text with a little Markdown, so :func:`to_adf` turns
@@ -8,7 +8,12 @@ plain text.
 ``to_adf`` recognises only paragraphs, ``- `` and ``1.`` lists, fenced code
 blocks, inline code, ``**bold**``, ``[label](url)`` and bare http(s) URLs.
 Everything else stays literal text: a ticket subject copied into a note can
-never become a mention, a macro or any other node.
+never become a mention, a macro or any other node. A backslash before ASCII
+punctuation is an escape, as in CommonMark: ``\*\*x\*\*`` is the text
+``**x**``, and the backslash is not written (ADF itself has no escapes, so
+outside text escaped with :func:`mappings.escaping.escape` for ``"adf"``
+arrives in Jira as the characters themselves). Code spans and code blocks
+keep backslashes, as in CommonMark.
 
 ``to_text`` must read whatever Jira (or a person, or a broken payload) hands
 it, so it never raises: unknown nodes fall back to the text of their
@@ -30,13 +35,17 @@ _BULLET_RE = re.compile(r"^\s*- (.*)$")
 _ORDERED_RE = re.compile(r"^\s*(\d{1,9})\. (.*)$")
 
 # Inline constructs, in order of precedence at the same position.
+# An escaped character counts as one unit wherever a construct's content is matched.
+_CHAR = r"(?:\\[!-/:-@\[-`{-~]|[^\\\n])"
 _INLINE_RE = re.compile(
-    r"`(?P<code>[^`\n]+)`"
-    r"|\[(?P<label>[^\[\]\n]+)\]\((?P<href>(?:https?://|mailto:)[^\s()]+)\)"
-    r"|\*\*(?P<bold>\S(?:.*?\S)?)\*\*"
+    r"\\(?P<esc>[!-/:-@\[-`{-~])"
+    r"|`(?P<code>[^`\n]+)`"
+    r"|\[(?P<label>(?:\\[!-/:-@\[-`{-~]|[^\[\]\n\\])+)\]\((?P<href>(?:https?://|mailto:)[^\s()\\]+)\)"
+    r"|\*\*(?P<bold>(?=\S)" + _CHAR + r"(?:" + _CHAR + r"*?(?<=[^\s\\]))?)\*\*"
     r"|(?P<url>https?://[^\s<>()\[\]`\"']+)"
 )
 _URL_TRAILING = ".,;:!?"
+_UNESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def to_adf(text: str) -> dict:
@@ -128,15 +137,17 @@ def _inline(text: str, marks: tuple[dict, ...]) -> list[dict]:
         else:
             end = m.end()
         _add_text(nodes, text[pos:m.start()], marks)
-        if m.group("code") is not None:
+        if m.group("esc") is not None:
+            _add_text(nodes, m.group("esc"), marks)
+        elif m.group("code") is not None:
             # ADF lets the code mark combine with link only.
             _add_text(nodes, m.group("code"), tuple(k for k in marks if k["type"] == "link") + ({"type": "code"},))
         elif m.group("label") is not None:
             link = {"type": "link", "attrs": {"href": m.group("href")}}
-            _add_text(nodes, m.group("label"), marks + (link,))
+            _add_text(nodes, _UNESCAPE_RE.sub(r"\1", m.group("label")), marks + (link,))
         elif m.group("bold") is not None:
             if any(k["type"] == "strong" for k in marks):
-                _add_text(nodes, m.group(0), marks)
+                _add_text(nodes, _UNESCAPE_RE.sub(r"\1", m.group(0)), marks)
             else:
                 nodes.extend(_inline(m.group("bold"), marks + ({"type": "strong"},)))
         else:

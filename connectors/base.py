@@ -227,6 +227,9 @@ class Connector(abc.ABC):
 
 class Helpdesk(Connector):
     role: ClassVar[Role] = "helpdesk"
+    # How the notes and field values written here are read (see mappings.escaping):
+    # "plain" where the helpdesk shows a note as written.
+    text_format: ClassVar[str] = "plain"
 
     @abc.abstractmethod
     def ticket_url(self, ticket_id: str) -> str:
@@ -287,7 +290,8 @@ class Helpdesk(Connector):
 
 class Tracker(Connector):
     role: ClassVar[Role] = "tracker"
-    # How notes written here are formatted: "markdown" or "adf".
+    # How comments and descriptions written here are read: "markdown" or "adf"
+    # (Markdown-escaped text that connectors.adf.to_adf turns into a document).
     text_format: ClassVar[str] = "markdown"
     # How the ticket title given to attach_ticket is shown: "plain" (an
     # attachment or remote link title) or "markdown" (inside a comment).

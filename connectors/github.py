@@ -945,5 +945,10 @@ def _opaque_line(ref: str) -> str:
 
 
 def _inline(text: str | None) -> str:
-    """One line of Markdown-safe text for a list item."""
-    return re.sub(r"\s+", " ", (text or "")).strip().replace("[", "(").replace("]", ")")
+    """One line of Markdown-safe text for a list item: a bracket left unescaped could
+    end the link label, so it is shown as a parenthesis; escaped ones are kept."""
+    text = re.sub(r"\s+", " ", (text or "")).strip()
+    return re.sub(r"\\.|[\[\]]", lambda m: _BRACKETS.get(m.group(0), m.group(0)), text)
+
+
+_BRACKETS = {"[": "(", "]": ")"}

@@ -119,6 +119,9 @@ class ZendeskConnector(Helpdesk):
     kind = "zendesk"
     config_model = ZendeskConfig
     config: ZendeskConfig
+    # Notes are sent as comment.body, which Zendesk shows as written (it makes
+    # the HTML itself): plain text, so nothing in them is escaped.
+    text_format = "plain"
 
 
     def make_http(self) -> HttpClient:

@@ -7,22 +7,34 @@ pings people (``@user``, ``@channel``), no HTML, image or link, and nothing
 that syncd itself would later read as one of its markers
 (``syncd:<20 hex>``, see :data:`connectors.base.MARKER_RE`).
 
-Three target formats:
+Four target formats, each connector declares its own (``text_format``,
+``attachment_format`` on trackers, ``text_format`` on the helpdesk):
 
 ``plain``
-    Zendesk internal notes and fields, Linear attachment titles, Jira remote
-    link titles. One line; control and bidirectional-override characters
+    Zendesk internal notes (sent as ``comment.body``, which Zendesk shows as
+    written) and fields, Linear attachment titles, Jira remote link titles,
+    issue titles. One line; control and bidirectional-override characters
     removed; markers, mentions and bare links defused with an invisible
-    WORD JOINER (U+2060) so the text still reads the same.
+    WORD JOINER (U+2060) so the text still reads the same. Nothing else is
+    changed: a backslash here would be read as a backslash.
 ``markdown``
-    Linear and GitHub comments. ``plain``, then every ASCII punctuation
-    character that Markdown could read is backslash-escaped (CommonMark
-    allows escaping any of them), and ``#123`` references are defused.
+    Linear and GitHub comments and descriptions. ``plain``, then every ASCII
+    punctuation character that Markdown could read is backslash-escaped
+    (CommonMark allows escaping any of them, and a renderer removes the
+    backslash), and ``#123`` references are defused.
 ``adf``
-    Text that :func:`connectors.adf.to_adf` turns into a Jira document. That
-    converter has no escape syntax, so the few constructs it recognises
-    (code spans, ``**bold**``, links, list and fence lines) are broken
-    instead.
+    Text that :func:`connectors.adf.to_adf` turns into a Jira document.
+    ``plain``, then the same backslash escapes as ``markdown``:
+    ``to_adf`` reads them as CommonMark does, so the ADF text nodes hold
+    the characters themselves and Jira shows no backslash.
+``html``
+    A helpdesk whose notes are HTML (Intercom's ``body``; Zendesk's
+    ``html_body``, which syncd does not use). ``plain``, then ``& < > " '``
+    as character references, which a browser shows as the characters.
+
+:func:`shown` is the other direction: what a person reads of a text written
+in a format (for ``syncd history``, the demo): the escapes and hidden markers
+removed, the rest as it is.
 
 Values whose name ends in ``_url`` are URLs that syncd means to show: they
 are kept when they are plain http(s) URLs and defused like text otherwise.
@@ -32,10 +44,11 @@ Pure: strings in, strings out.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Mapping
 
-FORMATS = ("plain", "markdown", "adf")
+FORMATS = ("plain", "markdown", "adf", "html")
 
 WORD_JOINER = "\u2060"
 # The longest piece of outside text one value may put into a note.
@@ -59,7 +72,10 @@ _WWW_RE = re.compile(r"(?i)\b(www)(\.)")
 _MD_PUNCT_RE = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%^,;?/])")
 _MD_ISSUE_REF_RE = re.compile(r"#(?=\d)")
 
-_ADF_LINE_START_RE = re.compile(r"^(\s*)(?=-\s|\d+\.\s|```)")
+# A backslash escape as CommonMark (and connectors.adf.to_adf) reads it.
+_UNESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
+_TAG_RE = re.compile(r"<[^>]*>")
 _URL_RE = re.compile(r"^https?://[^\s<>()\[\]{}\"'`\\|^]+$")
 
 
@@ -68,16 +84,31 @@ def escape(value: object, fmt: str = "plain") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown text format {fmt!r} (one of {', '.join(FORMATS)})")
     text = value if isinstance(value, str) else ("" if value is None else str(value))
-    if fmt == "adf":  # before the mention check: U+02CB is a letter
-        text = text.replace("`", "\u02cb")  # MODIFIER LETTER GRAVE ACCENT: looks alike, opens no code span
     text = _plain(text)
-    if fmt == "markdown":
+    if fmt in ("markdown", "adf"):
         text = _MD_PUNCT_RE.sub(r"\\\1", text)
+    if fmt == "markdown":
         text = _MD_ISSUE_REF_RE.sub("#" + WORD_JOINER, text)
-    elif fmt == "adf":
-        text = re.sub(r"\*(?=\*)", "*" + WORD_JOINER, text)  # no ** pair: no bold
-        text = _ADF_LINE_START_RE.sub(r"\1" + WORD_JOINER, text)
+    if fmt == "html":
+        text = html.escape(text)
     return text
+
+
+def shown(text: str, fmt: str = "plain") -> str:
+    """What a person reads of ``text`` written in ``fmt``: escapes and hidden markers removed.
+
+    Meant for syncd's own writes (what :func:`escape` and the templates
+    produce), shown where plain text is read: the history, the demo.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown text format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "plain":
+        return text
+    if fmt == "html":
+        return html.unescape(_TAG_RE.sub("", _HTML_COMMENT_RE.sub("", text)))
+    if fmt == "markdown":
+        text = _HTML_COMMENT_RE.sub("", text)
+    return _UNESCAPE_RE.sub(r"\1", text)
 
 
 def escape_url(value: object, fmt: str = "plain") -> str:

@@ -103,7 +103,8 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 
 
 def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises: Sequence[Promise],
-                    customer_count: int, epoch: str = "", helpdesk_name: str = "Zendesk") -> Plan:
+                    customer_count: int, epoch: str = "", helpdesk_name: str = "Zendesk",
+                    body_format: str = "markdown") -> Plan:
     """Create the issue in the route's tracker with the handoff record.
 
     Two drafts are planned: the whole record for a private team and, for a
@@ -116,6 +117,9 @@ def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises:
     change seen twice, plans the same key, which the outbox refuses, so the
     issue is created once. ``epoch`` changes only when the follow-up starts
     over (rework), which is a new handoff.
+
+    ``body_format`` is the tracker's ``text_format``: the description is
+    escaped for it (Markdown for Linear and GitHub, ``"adf"`` for Jira).
     """
     calendar = route.promises.calendar if route.promises else ALWAYS
     severity = route.severity(ticket)
@@ -127,10 +131,10 @@ def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises:
     values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
                             "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
                             "tier": (org.tier if org else None) or "tier unknown", "agent": agent,
-                            "internal_note": note or "(no internal note)"}, "markdown")
+                            "internal_note": note or "(no internal note)"}, body_format)
     private = {"title": t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
                "body": t["handoff_body"].render(values)}
-    values = escape_values(shared, "markdown")
+    values = escape_values(shared, body_format)
     # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
     values["opaque_ref"] = opaque_ref(ticket.ref)
     public = {"title": t["handoff_title_public"].render(

@@ -127,7 +127,9 @@ def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_
     t = settings.templates
     fmt = settings.attachment_formats.get(issue.ref.connector, "plain")
     if issue.public:
-        values = escape_values({"opaque_ref": opaque_ref(ticket.ref), "ticket_count": ticket_count}, fmt)
+        values = escape_values({"ticket_count": ticket_count}, fmt)
+        # syncd's own "T-<hex>": safe in every format, written as it is so people can search for it.
+        values["opaque_ref"] = opaque_ref(ticket.ref)
         title = t["attachment_title_public"].render(values)
         subtitle = t["attachment_subtitle_public"].render(values)
     else:

@@ -52,6 +52,7 @@ def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tr
         linked_tag=settings.sync.linked_tag,
         status_field=str(status_field) if status_field else None,
         reopen_statuses=tuple(settings.sync.reopen_statuses),
+        note_format=helpdesk.text_format,
         attachment_formats={name: t.attachment_format for name, t in (trackers or {}).items()},
     )
 

@@ -30,6 +30,7 @@ import structlog
 
 from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, TicketUpdate, Tracker, Unsupported,
                              WriteResult)
+from mappings.escaping import shown
 from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
 from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, SyncdError,
@@ -233,7 +234,7 @@ class Deliverer:
                 tags = bool(row.payload.get("add_tags") or row.payload.get("remove_tags"))
                 self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at),
                                     **({"tags_unseen": True} if tags else {}))
-            self._event(row, "delivered", _describe(row))
+            self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))
         report.done += 1
 
     def _fail(self, row: OutboxRow, error: str, report: DeliveryReport, *, dead: bool = False,
@@ -286,12 +287,20 @@ def _supports(connector: Connector, op: str) -> bool:
     return op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_CREATE, ISSUE_UPSERT) and isinstance(connector, Tracker)
 
 
-def _describe(row: OutboxRow) -> str:
+def _describe(row: OutboxRow, connector: Connector | None = None) -> str:
+    """One history line for a delivered write, as a person reads it: the text
+    as the place it went shows it (no Markdown escapes, no hidden markers)."""
     p = row.payload
+    text_format = connector.text_format if isinstance(connector, (Helpdesk, Tracker)) else "plain"
+    attachment_format = connector.attachment_format if isinstance(connector, Tracker) else "plain"
+
+    def first_line(text: object, fmt: str = text_format) -> str:
+        return (shown(str(text or ""), fmt).strip().splitlines() or [""])[0]
+
     if row.op == TICKET_UPDATE:
         parts = []
         if p.get("note"):
-            parts.append("internal note: " + p["note"].splitlines()[0])
+            parts.append("internal note: " + first_line(p["note"]))
         if p.get("add_tags"):
             parts.append("tags +" + ",".join(p["add_tags"]))
         if p.get("remove_tags"):
@@ -302,13 +311,13 @@ def _describe(row: OutboxRow) -> str:
             parts.append(f"status → {p['status']}")
         return " | ".join(parts) or "ticket update"
     if row.op == ISSUE_ATTACH:
-        return f"attachment: {p.get('title')}"
+        return f"attachment: {first_line(p.get('title'), attachment_format)}"
     if row.op == ISSUE_COMMENT:
-        return "comment: " + (p.get("body") or "").splitlines()[0][:80]
+        return "comment: " + first_line(p.get("body"))[:80]
     if row.op == ISSUE_CREATE:
         return f"issue created in {row.target}: {(p.get('public') or {}).get('title')}"
     if row.op == ISSUE_UPSERT:
-        return f"{p.get('slot')} comment kept current: " + ((p.get("body") or "").splitlines() or [""])[0][:80]
+        return f"{p.get('slot')} comment kept current: " + first_line(p.get("body"))[:80]
     if row.op == TICKET_FOLLOWUP:
         return f"follow-up ticket opened: {p.get('subject')}"
     return row.op

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
+from mappings.escaping import shown
 from mappings.handoff_config import EXAMPLES
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
@@ -152,10 +153,7 @@ def play(story: Story) -> None:
     story.say(f"   The context comment syncd keeps on {sdk_key} (public: no customer, only a reference "
               "and a count):")
     for body in pg.github_comment_bodies("totp"):
-        for line in body.splitlines():
-            shown = re.sub(r"<!--.*?-->", "", line).rstrip()  # hidden markers, invisible when rendered
-            if shown:
-                story.say(f"     │ {shown}")
+        say_rendered(story, body, story.app.engine.trackers["github"].text_format)
     for link in pg.jira.get(gdpr_key).remotelinks:
         story.say(f"   The remote link on {gdpr_key}: {link['object']['title']} "
                   f"({link['object'].get('summary', '')}) → {link['object']['url']}")
@@ -221,10 +219,7 @@ def play_handoff(story: Story) -> dict[str, int]:
     key = issue["identifier"]
     show_handoff_fields(story, ticket)
     story.say(f"   {key} as created in Linear (the handoff record):")
-    for line in issue["description"].splitlines():
-        shown = re.sub(r"<!--.*?-->", "", line).replace("\\", "").replace("\u2060", "").rstrip()
-        if shown:
-            story.say(f"     │ {shown}")
+    say_rendered(story, issue["description"], story.app.engine.trackers["linear"].text_format)
 
     other = zendesk.create_ticket("Last delivery stop missing", "Our drivers do not see the final stop.",
                                   requester_id=jonas, status="open", assignee_id=priya,
@@ -305,10 +300,14 @@ def show_demand(story: Story, key: str) -> None:
     for comment in story.pg.linear.issue(key)["comments"]:
         if "Support demand" in comment["body"]:
             story.say(f"   The demand comment syncd keeps on {key} (edited in place):")
-            for line in comment["body"].splitlines():
-                shown = re.sub(r"<!--.*?-->", "", line).replace("\\", "").replace("\u2060", "").rstrip()
-                if shown:
-                    story.say(f"     │ {shown}")
+            say_rendered(story, comment["body"], story.app.engine.trackers["linear"].text_format)
+
+
+def say_rendered(story: Story, text: str, fmt: str) -> None:
+    """A comment or description as its tracker shows it: no escapes, no hidden markers."""
+    for line in shown(text, fmt).splitlines():
+        if line.strip():
+            story.say(f"     │ {line.rstrip()}")
 
 
 def show_timeline(story: Story) -> None:

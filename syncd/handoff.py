@@ -269,7 +269,8 @@ class FollowUps:
         promises = self._rule_promises(ticket, route, ())
         count = 1
         plan = plan_escalation(ticket, route, note=notes[-1] if notes else None, promises=promises,
-                               customer_count=count, epoch=epoch, helpdesk_name=self.engine.settings.helpdesk_name)
+                               customer_count=count, epoch=epoch, helpdesk_name=self.engine.settings.helpdesk_name,
+                               body_format=self.engine.trackers[route.tracker].text_format)
         self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
         return plans
@@ -418,7 +419,7 @@ class FollowUps:
             plans.append(plan_owner_gap(ticket, gap, stage, route, issue,
                                         triage_sla=str(rule.triage_sla) if rule and rule.triage_sla else "none",
                                         note_format=self.engine.settings.note_format,
-                                        issue_format=getattr(tracker, "text_format", "markdown")))
+                                        issue_format=tracker.text_format if tracker else "plain"))
         return plans
 
     def _sweep_owner_gaps(self) -> int:
@@ -471,7 +472,7 @@ class FollowUps:
             private = not issue.public
             body = demand_body(issue, demand, self.store.promises_for_issue(ref), private=private,
                                templates=templates, calendar=calendar,
-                               fmt=getattr(tracker, "text_format", "markdown"))
+                               fmt=tracker.text_format)
             meta = self.store.get_meta(ref)
             if meta.get("demand_body") == body:
                 continue

@@ -7,17 +7,18 @@ marker in the format it lands in.
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connectors.adf import to_adf, validate_adf
 from connectors.base import find_markers
 from mappings import escaping
-from mappings.escaping import MAX_VALUE_LENGTH, WORD_JOINER, escape, escape_url, escape_values
+from mappings.escaping import MAX_VALUE_LENGTH, WORD_JOINER, escape, escape_url, escape_values, shown
 from mappings.planner import ISSUE_ATTACH, TICKET_UPDATE, LinkedTicket, PlanSettings, plan_issue_update, plan_link
 from syncd.records import Issue, Link, Organization, Ref, StateCategory, Ticket
 from tests.fuzz.mutate import EXAMPLES
@@ -111,13 +112,17 @@ def test_hostile_values_are_inert_in_every_format(value, fmt):
         assert not re.search("#\\d", out)
     if fmt == "adf":
         assert_adf_is_plain_text(to_adf(f"Linked to {out}"))
+        assert_adf_is_plain_text(to_adf(out))  # at the start of a line too: no list, fence or heading
+    if fmt == "html":
+        assert not re.search(r"[<>\"']", out)
 
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_still_read_the_same(value):
     assert escape(value, "plain").replace(WORD_JOINER, "") == normalised(value)
     assert reads_as(escape(value, "markdown")) == normalised(value)
-    assert escape(value, "adf").replace(WORD_JOINER, "").replace("\u02cb", "`") == normalised(value)
+    assert adf_text(to_adf(escape(value, "adf"))).replace(WORD_JOINER, "") == normalised(value)
+    assert html_module.unescape(escape(value, "html")).replace(WORD_JOINER, "") == normalised(value)
 
 
 def test_examples():
@@ -145,7 +150,7 @@ def test_urls_meant_to_be_shown_are_kept_and_others_defused():
 
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="unknown text format"):
-        escape("x", "html")
+        escape("x", "rtf")
 
 
 # -- properties -------------------------------------------------------------------------------------
@@ -168,8 +173,11 @@ def test_property_any_text_is_inert_and_reads_the_same(value, fmt):
     elif fmt == "markdown":
         assert reads_as(out) == expected
         assert unescaped_specials(out) == []
+    elif fmt == "html":
+        assert html_module.unescape(out).replace(WORD_JOINER, "") == expected
+        assert not re.search(r"[<>\"']", out)  # no tag, no attribute can start
     else:
-        assert out.replace(WORD_JOINER, "").replace("\u02cb", "`") == expected.replace("\u02cb", "`")
+        assert adf_text(to_adf(out)).replace(WORD_JOINER, "") == expected
         assert_adf_is_plain_text(to_adf(f"Linked to {out}\n{out}"))
 
 
@@ -178,6 +186,18 @@ def test_property_any_text_is_inert_and_reads_the_same(value, fmt):
 def test_property_escaping_twice_stays_inert(value):
     for fmt in escaping.FORMATS:
         assert_no_live_constructs(escape(escape(value, fmt), fmt))
+
+
+def adf_text(doc: dict) -> str:
+    """What Jira shows of a document: its text nodes (hard breaks as newlines, blocks as lines)."""
+    def walk(node: dict) -> str:
+        if node["type"] == "text":
+            return node["text"]
+        if node["type"] == "hardBreak":
+            return "\n"
+        sep = "" if node["type"] == "paragraph" else "\n"
+        return sep.join(walk(child) for child in node.get("content", []))
+    return walk(doc)
 
 
 def assert_adf_is_plain_text(doc: dict) -> None:
@@ -271,3 +291,90 @@ def test_hostile_subject_and_title_arrive_inert_through_the_sandbox(tmp_path):
             assert_no_live_constructs(attachment["subtitle"])
         finally:
             app.close()
+
+
+# -- what a person sees, per format -----------------------------------------------------------------
+#
+# Each format is read through what shows it to a person: plain text as it
+# is, Markdown through a CommonMark renderer (markdown-it-py, with GitHub's
+# strikethrough and tables), ADF through connectors.adf.to_adf to the text
+# nodes Jira displays. What is seen must be what was meant: the text itself,
+# not one backslash more, wherever the value lands in a line.
+
+PUNCTUATION = "\\`*_#();,.-:<>&[]!|~{}+=\"'$%^?/@"
+SEEN_TEXT = st.one_of(
+    TEXT,
+    st.lists(st.one_of(st.sampled_from(list(PUNCTUATION) + ["\n", " ", "1", "a", "ENG-3", "06:23", "- ", "1. ",
+                                                             "```", "**", "&amp;", "<!--", "-->", "#1017"]),
+                       st.text(max_size=4)), max_size=40).map("".join))
+# A value alone, at the start of a line, in the middle of one, and in a list item.
+CONTEXTS = ("{v}", "Escalated from {v}: done", "Customer: {v}\n\n{v}\n- {v}")
+
+
+def markdown_seen(markdown: str) -> str:
+    """The text a CommonMark renderer shows for ``markdown`` (tags dropped, entities decoded)."""
+    from markdown_it import MarkdownIt
+
+    html_out = MarkdownIt("commonmark").enable(["strikethrough", "table"]).render(markdown)
+    return html_module.unescape(re.sub(r"<[^>]*>", "", html_out))
+
+
+def markdown_tags(markdown: str) -> set[str]:
+    from markdown_it import MarkdownIt
+
+    html_out = MarkdownIt("commonmark").enable(["strikethrough", "table"]).render(markdown)
+    return set(re.findall(r"<(\w+)", html_out))
+
+
+def seen(text: str, fmt: str) -> str:
+    """What a person reads of ``text`` written in ``fmt``, invisible joiners aside, one line per block."""
+    if fmt == "markdown":
+        out = markdown_seen(text)
+    elif fmt == "adf":
+        out = adf_text(to_adf(text))
+    elif fmt == "html":  # what a browser shows: tags are markup, references are characters
+        out = html_module.unescape(re.sub(r"<[^>]*>", "", text))
+    else:
+        out = text
+    return re.sub(r"\s+", " ", out.replace(WORD_JOINER, "")).strip()
+
+
+@settings(max_examples=max(300, EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=SEEN_TEXT, fmt=st.sampled_from(escaping.FORMATS), context=st.sampled_from(CONTEXTS))
+def test_property_what_a_person_sees_is_what_was_meant(value, fmt, context):
+    meant = normalised(value).replace(WORD_JOINER, "")
+    assume(meant)  # templates show an empty value as "—"
+    written = context.format(v=escape(value, fmt))
+    # The template's own text as the format shows it (a "- " line is a list item), the value in it as meant.
+    expected = seen(context.format(v="VALUE"), fmt).replace("VALUE", meant)
+    assert seen(written, fmt) == re.sub(r"\s+", " ", expected)
+    if fmt == "markdown":  # the template's own structure only: paragraphs and the one list
+        assert markdown_tags(written) <= {"p", "ul", "li"}
+
+
+@pytest.mark.parametrize("fmt", escaping.FORMATS)
+def test_the_punctuation_of_the_issue_reads_as_written(fmt):
+    for meant in ("Zendesk #1017", "audit log (November); expected 120 rows, got 80.", "06:23", "ENG-3",
+                  "C:\\exports\\*.csv", "a `b` **c** _d_ [e](https://f.example) <g> & ~h~ | i !"):
+        assert seen(escape(meant, fmt), fmt) == meant.replace("https://", f"https:{WORD_JOINER}//").replace(
+            WORD_JOINER, "")
+        assert shown(escape(meant, fmt), fmt).replace(WORD_JOINER, "") == meant
+
+
+@settings(max_examples=max(200, EXAMPLES), deadline=None)
+@given(value=SEEN_TEXT, fmt=st.sampled_from(escaping.FORMATS))
+def test_property_shown_undoes_the_escapes(value, fmt):
+    """:func:`shown` (history, demo) gives back the text, escapes and hidden markers removed."""
+    assert shown(escape(value, fmt), fmt).replace(WORD_JOINER, "") == normalised(value).replace(WORD_JOINER, "")
+    marked = f"{escape(value, 'markdown')}\n\n<!-- syncd:0123456789abcdef0123 -->"
+    assert shown(marked, "markdown").strip() == shown(escape(value, "markdown"), "markdown").strip()
+
+
+def test_html_comment_markers_stay_invisible_in_rendered_markdown():
+    """The markers GitHub and Linear comments carry: a renderer shows none of them."""
+    body = ("Support demand: 2 ticket(s)\n\n<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n"
+            "- [Zendesk \\#7\\: x](https://acme.zendesk.com/agent/tickets/7) <!-- syncd:t=0123456789ab -->\n"
+            "<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n<!-- syncd:0123456789abcdef0123 -->\n")
+    text = markdown_seen(body)
+    assert "syncd" not in text and "<!--" not in text and "-->" not in text
+    assert "Zendesk #7: x" in text

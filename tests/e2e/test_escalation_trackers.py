@@ -11,6 +11,7 @@ makes the promise due.
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from pathlib import Path
 
@@ -239,3 +240,90 @@ def test_escalation_to_jira_creates_one_issue_with_a_hidden_marker_and_a_remote_
     notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket)
              if not c["public"] and "We promised the customer" in c["body"]]
     assert len(notes) == 1 and issue.key in notes[0]
+
+
+# -- text in the format of the place it goes ----------------------------------------------------------
+
+PUNCTUATED_SUBJECT = "Audit log (November); expected 120 rows, got 80. Export #1017: `csv` *all* [x] <b> & ~ | ! _"
+PUNCTUATED_NOTE = ("Context: audit log (November); expected 120 rows, got 80. Ops saw it at 06:23 (batch-3)! "
+                   "[urgent] *now* _please_ ~x~ | y <tag> & z")
+
+
+def adf_text(node) -> str:
+    """The text Jira shows of an ADF document: its text nodes, blocks on their own lines."""
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return node.get("text", "")
+    if node.get("type") == "hardBreak":
+        return "\n"
+    sep = "" if node.get("type") == "paragraph" else "\n"
+    return sep.join(adf_text(child) for child in node.get("content", []))
+
+
+def markdown_seen(markdown: str) -> str:
+    """What a CommonMark renderer shows of ``markdown``: tags dropped, entities decoded."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    rendered_html = MarkdownIt("commonmark").enable(["strikethrough", "table"]).render(markdown)
+    return html.unescape(re.sub(r"<[^>]*>", "", rendered_html)).replace("\u2060", "")
+
+
+def punctuated_ticket(pg) -> int:
+    ticket = complete_ticket(pg, PUNCTUATED_SUBJECT, tag="platform")
+    pg.agent_note(ticket, PUNCTUATED_NOTE)  # the latest internal note goes into the handoff record
+    return ticket
+
+
+def history_output(pg, app, ticket: int) -> str:
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+
+    app.close()  # the command opens the store itself
+    result = CliRunner().invoke(main, ["history", str(ticket)], env=pg.cli_env())
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_escalation_to_jira_writes_punctuation_without_markdown_escapes(pg, app, clock):
+    before = set(pg.jira.issues)
+    ticket = punctuated_ticket(pg)
+    cycle(app, clock)
+    cycle(app, clock)
+
+    [issue] = [i for ident, i in pg.jira.issues.items() if ident not in before]
+    shown = adf_text(issue.description)
+    assert "\\" not in shown, shown  # ADF has no escapes: a backslash would be shown as one
+    assert f"Zendesk #{ticket}" in shown and PUNCTUATED_NOTE in shown, shown
+    assert issue.summary == PUNCTUATED_SUBJECT
+    # The helpdesk note names the issue's title as it is (plain text, Zendesk makes the HTML).
+    [note] = [c for c in pg.zendesk.ticket_comments(ticket) if not c["public"] and c["body"].startswith("Linked to")]
+    assert PUNCTUATED_SUBJECT in note["body"] and "\\" not in note["body"]
+    html_seen = html_module.unescape(re.sub(r"<[^>]+>", "", note["html_body"]))
+    assert PUNCTUATED_SUBJECT in html_seen
+    history = history_output(pg, app, ticket)
+    assert "\\" not in history, history
+    assert PUNCTUATED_SUBJECT in history
+
+
+def test_escalation_to_github_reads_as_written_and_history_shows_no_escapes(pg, app, clock):
+    before = {i.id for i in pg.github.issues.values()}
+    ticket = complete_ticket(pg, PUNCTUATED_SUBJECT, tag="billing")
+    pg.agent_note(ticket, PUNCTUATED_NOTE)
+    cycle(app, clock)
+    cycle(app, clock)  # the demand and context comments settle
+
+    [issue] = [i for i in pg.github.issues.values() if i.id not in before]
+    assert issue.title == PUNCTUATED_SUBJECT  # a title is plain text
+    seen = markdown_seen(issue.body)
+    assert f"Zendesk #{ticket}" in seen and PUNCTUATED_NOTE in seen, seen
+    assert "syncd:" not in seen  # the hidden marker stays hidden
+    comments = "\n".join(markdown_seen(c) for c in pg.github_comment_bodies(str(issue.id)))
+    assert "Support demand" in comments and f"Zendesk #{ticket}: {PUNCTUATED_SUBJECT}" in comments, comments
+    assert "syncd:" not in comments and "<!--" not in comments
+    history = history_output(pg, app, ticket)
+    assert "\\" not in history, history
+    assert "demand comment kept current: Support demand" in history and PUNCTUATED_SUBJECT in history

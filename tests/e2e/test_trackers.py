@@ -335,6 +335,8 @@ def test_demo_tells_the_github_and_jira_story_and_exits_0():
     assert "status: open" in saml
     idle = text.split("idle cycle:")[1].splitlines()[0]
     assert "delivered 0" in idle
+    # People read the story, the timeline and the report as plain text: no Markdown escape shows.
+    assert "\\" not in text, [line for line in text.splitlines() if "\\" in line]
 
 
 def test_jira_idle_poll_is_one_search_after_a_settled_burst_of_changes(tmp_path):
