@@ -168,6 +168,7 @@ class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
+    presence_batch: ClassVar[int] = PRESENCE_BATCH
     config: JiraConfig
 
     def __init__(self, name: str, config: JiraConfig, *, sleep: Callable[[float], None] = time.sleep,

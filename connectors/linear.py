@@ -187,6 +187,7 @@ def is_rate_limited(response: requests.Response) -> bool:
 class LinearConnector(Tracker):
     kind = "linear"
     text_format = "markdown"
+    presence_batch = PRESENCE_BATCH
     config_model = LinearConfig
     config: LinearConfig
 

@@ -212,7 +212,7 @@ class Deliverer:
         for the issue (its group) are dropped with the reason, not dead-lettered."""
         reason = f"not sent: the issue is deleted, or no longer visible to syncd's account ({why})"
         with self.store.transaction():
-            dropped = self.store.drop_group(row.grp, reason)
+            dropped = self.store.drop_group(row.group, reason)
             self._event(row, "dropped", reason)
         report.dropped += dropped
         report.gone.setdefault(Ref(row.connector, row.target), why)
