@@ -196,6 +196,11 @@ class Engine:
                 self._page(connector, page, report)
             except AuthError:
                 raise
+            except Gone as exc:  # deleted or hidden since: end its links rather than wait for it
+                with self.store.transaction():
+                    self.store.resolve_quarantine(row.id)
+                if not isinstance(connector, Helpdesk):
+                    self.issues_gone({Ref(connector.name, row.record_id): str(exc)})
             except (NotFound, PayloadError) as exc:
                 with self.store.transaction():
                     self.store.quarantine(connector.name, row.record_id, f"read again: {exc}", row.payload)
@@ -509,6 +514,7 @@ class Engine:
         with self.store.transaction():
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
+            self.store.clear_issue_gone(issue.ref)  # the tracker just returned it
             created = self._link(ticket, issue, origin) > 0
         return ticket, issue, created
 

@@ -216,3 +216,42 @@ def test_killed_after_the_gone_note_was_sent_does_not_send_it_twice(tmp_path):
         for ticket in (gdpr, saml):
             assert sum(GONE in n for n in notes(pg, ticket)) == 1, notes(pg, ticket)
             assert "syncd_linked" not in pg.zendesk.ticket(ticket)["tags"]
+
+
+def test_the_check_reads_in_batches_within_its_budget_and_takes_the_least_recently_checked_first(tmp_path):
+    """150 Jira issues are 2 bulk fetches; GitHub's 5 are 5 conditional GETs, at most
+    ``budget`` a run, the least recently checked first; unchanged ones answer 304 for free."""
+    from syncd.records import Link
+    from syncd.sandbox.seed import GITHUB_REPOSITORIES
+
+    with Playground(tmp_path, seed_data=False) as pg:
+        for name, private in GITHUB_REPOSITORIES:
+            pg.github.create_repo(name, private=private)
+        jira_ids = [pg.jira.create_issue("PLAT", f"Issue {n}").id for n in range(150)]
+        github = [pg.github.create_issue("sandbox/billing", f"Issue {n}") for n in range(5)]
+        app = pg.app()
+        try:
+            app.engine.cycle()  # the feeds read the new issues
+            with app.store.transaction():
+                for n, ident in enumerate(jira_ids):
+                    app.store.add_link(Link(Ref("zendesk", str(90000 + n)), Ref("jira", ident), "field"))
+                for n, issue in enumerate(github):
+                    app.store.add_link(Link(Ref("zendesk", str(91000 + n)), Ref("github", str(issue.id)), "field"))
+            pg.jira.delete_issue(pg.jira.issues[jira_ids[120]].key)
+            pg.github.delete(github[4])
+
+            pg.sandbox.reset_counts()
+            assert app.engine.check_presence(budget=1) == {"jira": 1, "github": 1, "linear": 0}
+            assert app.store.links_for_issue(Ref("jira", jira_ids[120]))  # not asked yet (the second hundred)
+            assert app.engine.check_presence(budget=1) == {"jira": 1, "github": 1, "linear": 0}
+            assert app.store.links_for_issue(Ref("jira", jira_ids[120])) == []  # found by the second request
+            assert pg.sandbox.counts()["jira"] == {"POST /rest/api/3/issue/bulkfetch": 2}
+            assert app.store.links_for_issue(Ref("github", str(github[4].id)))
+            assert app.engine.check_presence(budget=3)["github"] == 3
+            assert app.store.links_for_issue(Ref("github", str(github[4].id))) == []
+
+            remaining = pg.github.rate_remaining
+            assert app.engine.check_presence(budget=4)["github"] == 4  # each checked before: its ETag is sent
+            assert pg.github.rate_remaining == remaining  # 304s cost nothing against the rate limit
+        finally:
+            app.close()
