@@ -311,8 +311,9 @@ class Engine:
         with self.store.transaction():
             for ident in asked:
                 if ident in answer.found or ident in answer.unchanged or ident in answer.gone:
-                    self.store.set_meta(Ref(tracker.name, ident), presence_at=now,
-                                        presence_etag=answer.validators.get(ident))
+                    # A 304 keeps the ETag it matched; a fresh read brings its own.
+                    etag = {"presence_etag": answer.validators[ident]} if ident in answer.validators else {}
+                    self.store.set_meta(Ref(tracker.name, ident), presence_at=now, **etag)
         if answer.gone:
             self.issues_gone({Ref(tracker.name, i): f"the periodic check: {why}" for i, why in answer.gone.items()})
         for issue in answer.found.values():

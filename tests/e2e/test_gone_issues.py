@@ -251,7 +251,8 @@ def test_the_check_reads_in_batches_within_its_budget_and_takes_the_least_recent
             assert app.store.links_for_issue(Ref("github", str(github[4].id))) == []
 
             remaining = pg.github.rate_remaining
-            assert app.engine.check_presence(budget=4)["github"] == 4  # each checked before: its ETag is sent
-            assert pg.github.rate_remaining == remaining  # 304s cost nothing against the rate limit
+            for _ in range(2):  # a 304 keeps the ETag it matched
+                assert app.engine.check_presence(budget=4)["github"] == 4  # each checked before: its ETag is sent
+                assert pg.github.rate_remaining == remaining  # 304s cost nothing against the rate limit
         finally:
             app.close()
