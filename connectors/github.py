@@ -24,8 +24,11 @@ in a poll or a read, else one that ``key_lookup`` (a callable the engine
 sets, answering from its snapshots) can name. A transferred issue answers
 301; reads follow it and return the Issue under its new key, writes
 re-resolve and are sent to the new place once.
-A deleted issue answers 410 (:class:`~syncd.errors.Gone`), a missing one 404
-(:class:`~syncd.errors.NotFound`): both final, never retried in a loop.
+A deleted issue answers 410, and an issue of a followed repository that the
+token may no longer see answers 404: both are :class:`~syncd.errors.Gone`
+(a 404 elsewhere stays :class:`~syncd.errors.NotFound`); final, never
+retried in a loop. :meth:`GitHubConnector.presence` checks linked issues with
+conditional GETs (REST has no batch read by id).
 
 State. open → UNSTARTED, or STARTED when someone is assigned (GitHub has no
 "in progress" state; an assignee is the closest signal that work has an owner

@@ -28,6 +28,12 @@ first: one request unless the issue has more than 100 comments. Remote links
 carry no marker: they are idempotent by ``globalId``, so re-sending one after
 a crash is harmless.
 
+Deleted issues: Jira answers 404 "Issue does not exist or you do not have
+permission to see it" on the issue's path, for a deleted issue and for one
+the account may no longer see alike; on an issue path that answer (and only
+that one) is :class:`~syncd.errors.Gone`. :meth:`JiraConnector.presence`
+checks 100 linked issues a request with ``POST /issue/bulkfetch``.
+
 The handoff: :meth:`JiraConnector.create_issue` is one ``POST /issue`` whose
 issue property ``syncd`` holds the marker; :meth:`JiraConnector.find_created`
 finds it again through search and then by key (see there why both);

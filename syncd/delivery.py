@@ -9,8 +9,11 @@ before sending it again.
 Ticket updates with equal payloads (one issue moved; many tickets wait on it)
 go out as one bulk request where the helpdesk has one.
 
-Failures: a write the service refused for good (closed ticket, gone issue)
-goes to dead letter at once; anything else is retried with exponential
+Failures: a write to an issue the tracker says is gone (deleted, or not
+visible to syncd's account) is dropped with that reason, with every other
+write waiting for the issue, and the engine ends the issue's links; a write
+the service refused for good otherwise (closed ticket) goes to dead letter
+at once; anything else is retried with exponential
 backoff (and at least the service's Retry-After) until ``max_attempts``,
 then goes to dead letter with its last error. Actions of one group (one
 ticket, one issue) go out in order: a dead action holds the later ones back
