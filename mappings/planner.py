@@ -261,7 +261,7 @@ def plan_gone_ref(ticket: Ticket, tracker: str, ref: str, key: str, settings: Pl
     action_key = idempotency_key("gone_ref", ticket.ref, tracker, ref)
     action = Action(action_key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, {"note": note},
                     ticket_group(ticket.ref))
-    event = Event("not_linked", f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
+    event = Event("unresolved", f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
                   ticket.ref, None, {"tracker": tracker, "ref": ref})
     return Plan(actions=[action], events=[event])
 
