@@ -239,3 +239,19 @@ def test_escalation_to_jira_creates_one_issue_with_a_hidden_marker_and_a_remote_
     notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket)
              if not c["public"] and "We promised the customer" in c["body"]]
     assert len(notes) == 1 and issue.key in notes[0]
+
+
+def test_an_escalated_jira_issue_deleted_at_once_is_left_for_a_person_not_read_again_forever(pg, app, clock):
+    """Jira answers 404 (Gone) for the issue the escalation just created: syncd records
+    that it could not link it, once, instead of reading it again every cycle."""
+    def delete_on_create(endpoint, request, response):
+        if request.method == "POST" and request.path == "/rest/api/3/issue" and response.status == 201:
+            pg.jira.delete_issue(response.body["key"])
+
+    pg.jira.listeners.append(delete_on_create)
+    complete_ticket(pg, "Shipment API rejects empty reference numbers", tag="platform")
+    cycle(app, clock)
+    assert app.store.unfinished_creates() == []
+    pg.sandbox.reset_counts()
+    cycle(app, clock)
+    assert "GET /rest/api/3/issue/{issueIdOrKey}" not in pg.sandbox.counts()["jira"]
