@@ -174,6 +174,22 @@ class WriteResult:
     key: str | None = None
 
 
+@dataclass
+class Presence:
+    """What one existence check of linked issues found (see :meth:`Tracker.presence`).
+
+    Every id asked about is in exactly one of ``found`` (read now: where it
+    is and what it is), ``unchanged`` (the stored validator still matches:
+    it exists, as it was) or ``gone`` (the tracker says it is deleted or not
+    visible to syncd's account; the value says how it answered)."""
+
+    found: dict[str, Issue] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)
+    gone: dict[str, str] = field(default_factory=dict)
+    validators: dict[str, str] = field(default_factory=dict)  # id -> ETag to send next time
+    requests: int = 0
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -315,6 +331,21 @@ class Tracker(Connector):
 
     @abc.abstractmethod
     def find_marker(self, issue_id: str, key: str) -> bool: ...
+
+    # How many issues one existence-check request reads (0: this tracker cannot check).
+    presence_batch: ClassVar[int] = 0
+
+    def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
+        """Whether each issue (by stable id) still exists, in as few requests as the
+        service allows (at most ``presence_batch`` ids per call). ``validators``
+        are the ETags of earlier checks, where the tracker has them."""
+        raise Unsupported(self.name, "check that linked issues still exist")
+
+    def follows(self, issue: Issue) -> bool:
+        """Whether ``issue`` is in a place this connector follows (its project, team or
+        repository is configured). An issue moved elsewhere still exists, but its
+        changes no longer reach syncd."""
+        return True
 
     def is_private(self, team: str) -> bool:
         """Whether what is written in ``team`` (a Linear team key, a GitHub

@@ -24,8 +24,11 @@ in a poll or a read, else one that ``key_lookup`` (a callable the engine
 sets, answering from its snapshots) can name. A transferred issue answers
 301; reads follow it and return the Issue under its new key, writes
 re-resolve and are sent to the new place once.
-A deleted issue answers 410 (:class:`~syncd.errors.Gone`), a missing one 404
-(:class:`~syncd.errors.NotFound`): both final, never retried in a loop.
+A deleted issue answers 410, and an issue of a followed repository that the
+token may no longer see answers 404: both are :class:`~syncd.errors.Gone`
+(a 404 elsewhere stays :class:`~syncd.errors.NotFound`); final, never
+retried in a loop. :meth:`GitHubConnector.presence` checks linked issues with
+conditional GETs (REST has no batch read by id).
 
 State. open → UNSTARTED, or STARTED when someone is assigned (GitHub has no
 "in progress" state; an assignee is the closest signal that work has an owner
@@ -51,6 +54,7 @@ keeps one comment per slot ("context", "demand", ...) edited in place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -69,6 +73,7 @@ from connectors.base import (
     ConnectorConfig,
     IssueDraft,
     Page,
+    Presence,
     Rejected,
     Tracker,
     WriteResult,
@@ -220,6 +225,21 @@ def assignee_of(item: dict) -> str | None:
     person = item.get("assignee") or next(iter(item.get("assignees") or []), None)
     login = person.get("login") if isinstance(person, dict) else None
     return login if isinstance(login, str) else None
+
+
+def _issue_path(method):
+    """A 404 on the issue's own path (or its comments) in a followed repository
+    means the issue is deleted or hidden from syncd's token: :class:`Gone`, as
+    for GitHub's 410. (A 404 elsewhere — a comment, a repository — stays NotFound.)"""
+
+    @functools.wraps(method)
+    def wrapper(self: "GitHubConnector", ref: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, ref, *args, **kwargs)
+        except NotFound as exc:
+            raise self._gone_from_404(ref, exc) from None
+
+    return wrapper
 
 
 class GitHubConnector(Tracker):
@@ -520,17 +540,77 @@ class GitHubConnector(Tracker):
 
     # -- reads ------------------------------------------------------------------
 
+    @_issue_path
     def get_issue(self, ref: str) -> Issue:
         """By key, URL or a known id; follows a transfer (301) to the issue's new key."""
         location = self._locate(ref)
         item = self._get_object(location.path, "GET /repos/{o}/{r}/issues/{n}")
         return self._issue(item)
 
+    def _gone_from_404(self, ref: str, exc: NotFound) -> ApiError:
+        if exc.status != 404 or "/issues/{n}" not in str(exc):
+            return exc
+        try:
+            location = self._locate(ref)
+        except NotFound:
+            return exc
+        if location.full_name.lower() not in self._repos:
+            return exc
+        return Gone(self.name, f"{location.key} is deleted, or no longer visible to this token "
+                               f"(GitHub answered 404 in a followed repository)", status=404)
+
+    # No batch read by id in REST: one conditional GET per issue. An issue
+    # unchanged since the stored ETag answers 304, which does not count against
+    # the primary rate limit.
+    presence_batch = 1
+
+    def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
+        """``GET /repos/{o}/{r}/issues/{n}`` with ``If-None-Match`` per issue: 304 unchanged,
+        200 found (a transferred issue is followed to its new repository), 410 or a 404
+        in a followed repository gone."""
+        out = Presence()
+        for ident in issue_ids:
+            try:
+                location = self._locate(ident)
+            except NotFound:
+                continue  # never seen under a key: nothing to ask GitHub
+            etag = validators.get(ident)
+            out.requests += 1
+            try:
+                response, body = self._get(location.path, "GET /repos/{o}/{r}/issues/{n}",
+                                           headers={"If-None-Match": etag} if etag else None)
+            except Gone:
+                out.gone[ident] = "GitHub answered 410 (deleted)"
+                continue
+            except NotFound as exc:
+                gone = self._gone_from_404(ident, exc)
+                if isinstance(gone, Gone):
+                    out.gone[ident] = "GitHub answered 404 (deleted, or not visible to this token)"
+                    continue
+                raise
+            if response.status_code == 304:
+                out.unchanged.add(ident)
+                continue
+            if not isinstance(body, dict):
+                continue  # unreadable now: checked again later
+            try:
+                issue = self._issue(body)
+            except (KeyError, TypeError, ValueError):
+                continue
+            out.found[ident] = issue
+            if response.headers.get("ETag"):
+                out.validators[ident] = response.headers["ETag"]
+        return out
+
+    def follows(self, issue: Issue) -> bool:
+        return (issue.team or "").lower() in self._repos
+
     def _resolve(self, ref: str) -> tuple[IssueLocation, str]:
         """Current location and stable id of an issue (one GET, following a transfer)."""
         issue = self.get_issue(ref)
         return self._known[issue.ref.id], issue.ref.id
 
+    @_issue_path
     def comments(self, ref: str) -> list[Comment]:
         """All comments on the issue, oldest first, with their syncd markers."""
         location = self._locate(ref)
@@ -558,6 +638,7 @@ class GitHubConnector(Tracker):
             markers=find_markers(body),
         )
 
+    @_issue_path
     def find_marker(self, issue_id: str, key: str) -> bool:
         """Whether a comment carrying ``marker_token(key)`` is on the issue."""
         location = self._locate(issue_id)
@@ -725,6 +806,7 @@ class GitHubConnector(Tracker):
 
     # -- writes -----------------------------------------------------------------
 
+    @_issue_path
     def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
         """A new comment ending with ``<!-- syncd:KEY -->``.
 
@@ -738,6 +820,7 @@ class GitHubConnector(Tracker):
                           "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=customer_data)
         return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
 
+    @_issue_path
     def upsert_comment(self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *,
                        customer_data: bool = False) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
@@ -778,6 +861,7 @@ class GitHubConnector(Tracker):
         """
         return self.attach_tickets(issue_id, [(url, title, subtitle)], key)
 
+    @_issue_path
     def attach_tickets(self, issue_id: str, tickets: list[tuple[str, str, str]], key: str) -> WriteResult:
         """:meth:`attach_ticket` for many (url, title, subtitle) at once: one edit, not one per ticket."""
 

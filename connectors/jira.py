@@ -28,6 +28,12 @@ first: one request unless the issue has more than 100 comments. Remote links
 carry no marker: they are idempotent by ``globalId``, so re-sending one after
 a crash is harmless.
 
+Deleted issues: Jira answers 404 "Issue does not exist or you do not have
+permission to see it" on the issue's path, for a deleted issue and for one
+the account may no longer see alike; on an issue path that answer (and only
+that one) is :class:`~syncd.errors.Gone`. :meth:`JiraConnector.presence`
+checks 100 linked issues a request with ``POST /issue/bulkfetch``.
+
 The handoff: :meth:`JiraConnector.create_issue` is one ``POST /issue`` whose
 issue property ``syncd`` holds the marker; :meth:`JiraConnector.find_created`
 finds it again through search and then by key (see there why both);
@@ -51,8 +57,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 import structlog
 
 from connectors.adf import to_adf, to_text
-from connectors.base import ConnectorConfig, IssueDraft, Page, Rejected, Tracker, WriteResult, read_secret, utc_now
-from syncd.errors import ApiError, ConfigError, NotFound, PayloadError, TransientError
+from contextlib import contextmanager
+
+from connectors.base import (ConnectorConfig, IssueDraft, Page, Presence, Rejected, Tracker, WriteResult, read_secret,
+                             utc_now)
+from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
 
@@ -73,6 +82,12 @@ SETTLED = timedelta(minutes=5)
 FIND_SCAN = 300
 FIND_PROBE_MAX = 25
 FIND_PROBE_MISSES = 3
+# The existence check: POST /issue/bulkfetch reads up to 100 issues by id.
+PRESENCE_BATCH = 100
+# What Jira answers (404) on an issue path for an issue that was deleted or that
+# syncd's account may no longer see. A 404 without it (a wrong base URL, a proxy's
+# page, a project) is not taken for a deleted issue.
+ISSUE_GONE_TEXT = "issue does not exist"
 # Fields that may be missing from a project's create screen: the create is
 # sent again without them rather than failing the handoff.
 OPTIONAL_CREATE_FIELDS = ("labels", "priority")
@@ -159,6 +174,7 @@ class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
+    presence_batch: ClassVar[int] = PRESENCE_BATCH
     config: JiraConfig
 
     def __init__(self, name: str, config: JiraConfig, *, sleep: Callable[[float], None] = time.sleep,
@@ -325,9 +341,54 @@ class JiraConnector(Tracker):
         return state
 
     def get_issue(self, ref: str) -> Issue:
-        body = self.http.request_json("GET", f"{API}/issue/{_path(ref, self.name)}", params={"fields": ",".join(ISSUE_FIELDS)},
-                                      endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+        with self._issue_gone(ref):
+            body = self.http.request_json("GET", f"{API}/issue/{_path(ref, self.name)}", params={"fields": ",".join(ISSUE_FIELDS)},
+                                          endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
         return self.normalise(expect_dict(self.name, body, f"GET /issue/{ref}", record_id=ref))
+
+    @contextmanager
+    def _issue_gone(self, ref: str) -> Iterator[None]:
+        """Jira's 404 "Issue does not exist or you do not have permission to see it"
+        on an issue's own path → :class:`Gone` (deleted, or hidden from syncd's account)."""
+        try:
+            yield
+        except NotFound as exc:
+            if exc.status == 404 and ISSUE_GONE_TEXT in str(exc).lower():
+                raise Gone(self.name, f"issue {ref} is deleted, or no longer visible to this account "
+                                      f"(Jira answered 404: {exc})", status=404) from None
+            raise
+
+    def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
+        """One ``POST /issue/bulkfetch`` per 100 ids. An issue deleted or hidden from
+        syncd's account is simply absent from ``issues``; ``issueErrors`` lists those
+        Jira could not read this time (neither found nor gone: checked again later).
+        (``id in (...)`` through search would fail the whole batch with a 400 for one
+        deleted id, and search lags behind.)"""
+        out = Presence()
+        for start in range(0, len(issue_ids), PRESENCE_BATCH):
+            chunk = issue_ids[start:start + PRESENCE_BATCH]
+            body = expect_dict(self.name, self.http.request_json(
+                "POST", f"{API}/issue/bulkfetch", json={"issueIdsOrKeys": chunk, "fields": list(ISSUE_FIELDS)},
+                idempotent=True), "POST /issue/bulkfetch")
+            out.requests += 1
+            issues, errors = body.get("issues"), body.get("issueErrors") or []
+            if not isinstance(issues, list) or not isinstance(errors, list):
+                raise PayloadError(self.name, "POST /issue/bulkfetch: 'issues' or 'issueErrors' is not a list",
+                                   payload=body)
+            for raw in issues:
+                try:
+                    issue = self.normalise(raw)
+                except PayloadError:
+                    continue  # unreadable now: not a deletion; checked again later
+                out.found[issue.ref.id] = issue
+            retry = {str(e.get("id")) for e in errors if isinstance(e, dict)}
+            for ident in chunk:
+                if ident not in out.found and ident not in retry:
+                    out.gone[ident] = "Jira's bulk fetch no longer returns it (deleted, or not visible to this account)"
+        return out
+
+    def follows(self, issue: Issue) -> bool:
+        return issue.team in self.config.projects
 
     # -- normalisation ------------------------------------------------------------
 
@@ -400,8 +461,9 @@ class JiraConnector(Tracker):
 
     def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
         payload = {"body": to_adf(body), "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]}
-        result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/comment", json=payload,
-                                        endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
+        with self._issue_gone(issue_id):
+            result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/comment", json=payload,
+                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
         return _comment_result(expect_dict(self.name, result, "POST /comment", record_id=issue_id))
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
@@ -414,13 +476,16 @@ class JiraConnector(Tracker):
             "object": {"url": url, "title": title or url, "summary": subtitle, "icon": icon},
         }
         # Posting the same globalId again updates the link: safe to retry.
-        result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/remotelink", json=payload,
-                                        idempotent=True, endpoint=f"POST {API}/issue/{{issueIdOrKey}}/remotelink")
+        with self._issue_gone(issue_id):
+            result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/remotelink", json=payload,
+                                            idempotent=True,
+                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/remotelink")
         link = expect_dict(self.name, result, "POST /remotelink", record_id=issue_id)
         return WriteResult(id=str(link["id"]) if link.get("id") is not None else None)
 
     def find_marker(self, issue_id: str, key: str) -> bool:
-        return any(comment_marker(c) == key for c in self._comments(_path(issue_id, self.name), "-created"))
+        with self._issue_gone(issue_id):
+            return any(comment_marker(c) == key for c in self._comments(_path(issue_id, self.name), "-created"))
 
     def _comments(self, path: str, order: str) -> Iterator[dict]:
         """The issue's comments with their properties, page by page, in ``order``."""
@@ -602,6 +667,10 @@ class JiraConnector(Tracker):
 
     def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
                        customer_data: bool = False) -> WriteResult:
+        with self._issue_gone(issue_id):
+            return self._upsert_comment(issue_id, body, key, slot)
+
+    def _upsert_comment(self, issue_id: str, body: str, key: str, slot: str) -> WriteResult:
         """Keep syncd's one comment for ``slot`` on the issue current.
 
         The comment carries the property ``syncd = {"key", "slot",

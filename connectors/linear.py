@@ -38,6 +38,7 @@ from connectors.base import (
     ConnectorConfig,
     IssueDraft,
     Page,
+    Presence,
     Rejected,
     Tracker,
     WriteResult,
@@ -45,7 +46,7 @@ from connectors.base import (
     marker_token,
     read_secret,
 )
-from syncd.errors import ApiError, AuthError, ConfigError, NotFound, PayloadError, TransientError
+from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
 
@@ -53,6 +54,13 @@ AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})
 TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"})
 RATELIMITED = "RATELIMITED"
+# Operations on one issue named by the caller: "Entity not found: Issue" there means
+# the issue is deleted (purged from the trash) or not visible to syncd's account.
+ISSUE_OPERATIONS = frozenset({"SyncdIssue", "SyncdFindMarker", "SyncdCommentCreate", "SyncdAttachmentCreate",
+                              "SyncdFindSlot"})
+# Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
+# prices a query by its complexity, which grows with ``first``.
+PRESENCE_BATCH = 50
 
 log = structlog.get_logger("syncd.connectors.linear")
 
@@ -179,6 +187,7 @@ def is_rate_limited(response: requests.Response) -> bool:
 class LinearConnector(Tracker):
     kind = "linear"
     text_format = "markdown"
+    presence_batch = PRESENCE_BATCH
     config_model = LinearConfig
     config: LinearConfig
 
@@ -247,6 +256,8 @@ class LinearConnector(Tracker):
         if codes & AUTH_CODES:
             raise AuthError(self.name, text + " (check the API key or OAuth token and its scopes)")
         if codes & NOT_FOUND_CODES or message.lower().startswith("entity not found"):
+            if operation in ISSUE_OPERATIONS and message.lower().startswith("entity not found: issue"):
+                raise Gone(self.name, text + " (deleted, or not visible to this account)")
             raise NotFound(self.name, text)
         if RATELIMITED in codes:
             raise TransientError(self.name, text, maybe_applied=False)
@@ -326,11 +337,43 @@ class LinearConnector(Tracker):
         data = self._graphql("SyncdIssue", q.ISSUE, {"id": ref})
         node = data.get("issue")
         if node is None:
-            raise NotFound(self.name, f"SyncdIssue: no issue {ref}")
+            raise Gone(self.name, f"SyncdIssue: no issue {ref} (deleted, or not visible to this account)")
+        if isinstance(node, dict) and node.get("trashed") is True:
+            raise Gone(self.name, f"SyncdIssue: {node.get('identifier') or ref} is in Linear's trash (deleted)")
         try:
             return self.normalise(node)
         except _Reject as exc:
             raise PayloadError(self.name, f"SyncdIssue: issue {ref}: {exc}", record_id=ref, payload=node) from None
+
+    def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
+        """``issues(filter: {id: {in: [...]}}, includeArchived: true)``, 50 ids a request.
+        Absent (purged, or not visible) or in the trash: gone."""
+        out = Presence()
+        for start in range(0, len(issue_ids), PRESENCE_BATCH):
+            chunk = issue_ids[start:start + PRESENCE_BATCH]
+            data = self._graphql("SyncdPresence", q.PRESENCE,
+                                 {"filter": {"id": {"in": chunk}}, "first": len(chunk)})
+            out.requests += 1
+            nodes, _, _ = self._connection(data)
+            trashed: set[str] = set()
+            for node in nodes:
+                if isinstance(node, dict) and node.get("trashed") is True and isinstance(node.get("id"), str):
+                    trashed.add(node["id"])
+                    continue
+                try:
+                    issue = self.normalise(node)
+                except _Reject:
+                    continue
+                out.found[issue.ref.id] = issue
+            for ident in chunk:
+                if ident in trashed:
+                    out.gone[ident] = "in Linear's trash (deleted)"
+                elif ident not in out.found and not any(isinstance(n, dict) and n.get("id") == ident for n in nodes):
+                    out.gone[ident] = "Linear no longer returns it (deleted, or not visible to this account)"
+        return out
+
+    def follows(self, issue: Issue) -> bool:
+        return not self.config.teams or issue.team in self.config.teams
 
     def normalise(self, node: Any) -> Issue:
         """One ``Issue`` node → :class:`Issue`; raises _Reject naming every field that is missing."""
@@ -402,7 +445,7 @@ class LinearConnector(Tracker):
                              {"id": issue_id, "comments": {"body": {"contains": token}}})
         issue = data.get("issue")
         if not isinstance(issue, dict):
-            raise NotFound(self.name, f"SyncdFindMarker: no issue {issue_id}")
+            raise Gone(self.name, f"SyncdFindMarker: no issue {issue_id} (deleted, or not visible to this account)")
         comments = (issue.get("comments") or {}).get("nodes") or []
         if any(key in find_markers(c.get("body")) for c in comments if isinstance(c, dict)):
             return True
@@ -599,7 +642,7 @@ class LinearConnector(Tracker):
                              {"issue": issue_id, "comments": {"body": {"contains": marker}}})
         issue = data.get("issue")
         if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):
-            raise NotFound(self.name, f"SyncdFindSlot: no issue {issue_id}")
+            raise Gone(self.name, f"SyncdFindSlot: no issue {issue_id} (deleted, or not visible to this account)")
         viewer = (data.get("viewer") or {}).get("id")
         comments = (issue.get("comments") or {}).get("nodes") or []
         mine = [c for c in comments

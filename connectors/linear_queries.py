@@ -43,7 +43,19 @@ query SyncdIssues($filter: IssueFilter!, $first: Int!, $after: String) {
 
 ISSUE = """
 query SyncdIssue($id: String!) {
-  issue(id: $id) { ...SyncdIssueFields }
+  issue(id: $id) { ...SyncdIssueFields trashed }
+}
+""" + ISSUE_FIELDS
+
+# The existence check of linked issues: up to PRESENCE_BATCH ids a request.
+# Archived issues (Linear archives closed ones after a while) still exist;
+# a deleted one is in the trash (trashed) until Linear purges it, then absent.
+PRESENCE = """
+query SyncdPresence($filter: IssueFilter!, $first: Int!) {
+  issues(filter: $filter, first: $first, includeArchived: true) {
+    nodes { ...SyncdIssueFields trashed }
+    pageInfo { hasNextPage endCursor }
+  }
 }
 """ + ISSUE_FIELDS
 

@@ -17,7 +17,7 @@ delivery can send them as one bulk update where the helpdesk allows it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from mappings.escaping import escape, escape_values
@@ -240,3 +240,44 @@ def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iter
     event = Event("unlinked", f"{ticket.key} unlinked from {values['issue_key']} ({reason})", ticket.ref, link.issue,
                   {"reason": reason})
     return Plan(ended=[(link, reason)], actions=[action], events=[event])
+
+
+# -- issues deleted, hidden or moved out of reach ---------------------------------------------
+
+GONE_REASON = "issue deleted or no longer visible"
+
+
+def plan_issue_gone(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iterable[Issue],
+                    settings: PlanSettings, *, epoch: str = "") -> Plan:
+    """The tracker says a linked issue is gone: end the link with the ``issue_gone``
+    note, and update the tag and status field as for an unlink."""
+    t = settings.templates
+    gone_settings = replace(settings, templates={**t, "unlinked": t["issue_gone"]})
+    return plan_unlink(link, ticket, issue, remaining, gone_settings, GONE_REASON, epoch=epoch)
+
+
+def plan_gone_ref(ticket: Ticket, tracker: str, ref: str, key: str, settings: PlanSettings) -> Plan:
+    """A ticket names an issue the tracker says is gone (``ref`` as found, ``key`` as
+    shown): one note saying so, never a link. Planned once per (ticket, issue named)."""
+    note = settings.templates["issue_gone_ref"].render(escape_values({"issue_key": key}, settings.note_format))
+    action_key = idempotency_key("gone_ref", ticket.ref, tracker, ref)
+    action = Action(action_key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, {"note": note},
+                    ticket_group(ticket.ref))
+    event = Event("unresolved", f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
+                  ticket.ref, None, {"tracker": tracker, "ref": ref})
+    return Plan(actions=[action], events=[event])
+
+
+def plan_out_of_reach(issue: Issue, tickets: Iterable[Ticket], settings: PlanSettings) -> Plan:
+    """A linked issue moved to a project, team or repository syncd does not follow:
+    tell each linked ticket once (per place it moved to). The links stay."""
+    plan = Plan()
+    values = escape_values(_issue_values(issue) | {"place": issue.team or "another place"}, settings.note_format)
+    note = settings.templates["issue_out_of_reach"].render(values)
+    for ticket in tickets:
+        key = idempotency_key("out_of_reach", ticket.ref, issue.ref, issue.team or "")
+        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, {"note": note},
+                                   ticket_group(ticket.ref)))
+        plan.events.append(Event("issue_out_of_reach", f"{issue.key} moved to {issue.team}, which syncd does "
+                                 f"not follow; {ticket.key} told", ticket.ref, issue.ref, {"place": issue.team}))
+    return plan

@@ -67,8 +67,19 @@ DEFAULTS: dict[str, Template] = {
         ),
         Template(
             "issue_gone",
-            "{issue_key} ({issue_title}) was deleted in the tracker, so this ticket is no longer linked "
-            "to it. If the work still matters, link the issue that replaced it.",
+            "{issue_key} ({issue_title}) was deleted, or is no longer visible to syncd's account, so this "
+            "ticket is no longer linked to it. If the work still matters, link the issue that replaced it.",
+        ),
+        Template(
+            "issue_gone_ref",
+            "{issue_key} is deleted, or not visible to syncd's account, so this ticket was not linked to it. "
+            "If the work still matters, link the issue that replaced it.",
+        ),
+        Template(
+            "issue_out_of_reach",
+            "{issue_key} ({issue_title}) moved to {place}, which syncd does not follow: its changes will no "
+            "longer be posted here. The link stays; unlink it, or link the issue where syncd follows it.\n"
+            "{issue_url}",
         ),
         Template("attachment_title", "{helpdesk_name} {ticket_key}: {ticket_subject}"),
         Template("attachment_subtitle", "{organization} · {ticket_status}"),

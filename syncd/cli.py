@@ -439,7 +439,7 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
     new reason.
     """
     from connectors.base import Helpdesk
-    from syncd.errors import NotFound, PayloadError
+    from syncd.errors import Gone, NotFound, PayloadError
 
     app, _ = _open_for_write(obj)
     with app:
@@ -457,7 +457,7 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
             except PayloadError as exc:
                 app.store.quarantine(row.connector, row.record_id, str(exc), exc.payload)
                 fail(f"quarantine {quarantine_id}: {label} still cannot be read: {exc}")
-            except NotFound:
+            except (NotFound, Gone):
                 pass  # gone from the service: nothing left to wait for
         app.store.resolve_quarantine(quarantine_id)
         click.echo(f"quarantine {quarantine_id}: {label} released; its next change is processed")

@@ -167,6 +167,7 @@ class Daemon:
         self.metrics = Metrics()
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
         self._http: ThreadingHTTPServer | None = None
+        self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
@@ -268,6 +269,7 @@ class Daemon:
         if self.stopping():
             return
         self._retry_paused_delivery()
+        self._check_presence()
         try:
             delivery = self.app.engine.deliver()
         except StoreFull as exc:
@@ -284,6 +286,17 @@ class Daemon:
             self.metrics.requests.labels(name).set(connector.http.stats.requests)
         self.health.cycles += 1
         self._publish()
+
+    def _check_presence(self) -> None:
+        """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""
+        daemon = self.app.settings.daemon
+        now = self.clock()
+        if daemon.presence_budget <= 0 or now < self.next_presence:
+            return
+        self.next_presence = now + daemon.presence_interval
+        spent = self.app.engine.check_presence(daemon.presence_budget)
+        if any(spent.values()):
+            log.info("checked that linked issues still exist", requests=spent)
 
     def _retry_paused_delivery(self) -> None:
         """Writes refused for credentials are tried again (once) every auth_retry seconds."""

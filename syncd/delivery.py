@@ -9,8 +9,11 @@ before sending it again.
 Ticket updates with equal payloads (one issue moved; many tickets wait on it)
 go out as one bulk request where the helpdesk has one.
 
-Failures: a write the service refused for good (closed ticket, gone issue)
-goes to dead letter at once; anything else is retried with exponential
+Failures: a write to an issue the tracker says is gone (deleted, or not
+visible to syncd's account) is dropped with that reason, with every other
+write waiting for the issue, and the engine ends the issue's links; a write
+the service refused for good otherwise (closed ticket) goes to dead letter
+at once; anything else is retried with exponential
 backoff (and at least the service's Retry-After) until ``max_attempts``,
 then goes to dead letter with its last error. Actions of one group (one
 ticket, one issue) go out in order: a dead action holds the later ones back
@@ -51,7 +54,9 @@ class DeliveryReport:
     dead: int = 0
     requests_saved: int = 0
     errors: list[str] = field(default_factory=list)
-    gone: list[Ref] = field(default_factory=list)  # issues a write found deleted (410)
+    # Issues a write or a read found deleted or hidden (the connector raised Gone), with why.
+    gone: dict[Ref, str] = field(default_factory=dict)
+    dropped: int = 0  # writes to such issues, dropped (not failures)
 
 
 class Deliverer:
@@ -113,6 +118,8 @@ class Deliverer:
             self._fail(row, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}", report, dead=True)
             return
         marker = row.payload.get("marker") or row.key
+        if self._to_gone_issue(row, report):
+            return
         try:
             found = self._landed(connector, row, marker) if row.state == "sending" else None
             if found is not None:
@@ -127,12 +134,16 @@ class Deliverer:
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
-        except (Conflict, NotFound, Gone, Unsupported, ConfigError) as exc:
+        except Gone as exc:
+            if row.op in ISSUE_OPS:
+                self._drop_gone(row, str(exc), report)
+            else:
+                self._fail(row, str(exc), report, dead=True)
+            return
+        except (Conflict, NotFound, Unsupported, ConfigError) as exc:
             # ConfigError: the write names something the service cannot take (a mapping's
             # field id that is not one): refused for good, kept in the dead letter with why.
             self._fail(row, str(exc), report, dead=True)
-            if isinstance(exc, Gone) and row.op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT):
-                report.gone.append(Ref(row.connector, row.target))
             return
         except PayloadError as exc:
             # The answer could not be read: the write may have landed.
@@ -187,6 +198,30 @@ class Deliverer:
                                       tuple(p.get("tags") or ()))
             return connector.create_followup(row.target, followup, marker)
         raise PayloadError(row.connector, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}")
+
+    # -- writes to an issue that is gone ------------------------------------------------
+
+    def _to_gone_issue(self, row: OutboxRow, report: DeliveryReport) -> bool:
+        """A write to an issue the store holds a tombstone for is dropped unsent."""
+        if row.op not in ISSUE_OPS:
+            return False
+        tombstone = self.store.gone_issue(Ref(row.connector, row.target))
+        if tombstone is None:
+            return False
+        self._drop_gone(row, tombstone["reason"], report)
+        return True
+
+    def _drop_gone(self, row: OutboxRow, why: str, report: DeliveryReport) -> None:
+        """The issue is deleted or hidden: this write and every other write waiting
+        for the issue (its group) are dropped with the reason, not dead-lettered."""
+        reason = f"not sent: the issue is deleted, or no longer visible to syncd's account ({why})"
+        with self.store.transaction():
+            dropped = self.store.drop_group(row.group, reason)
+            self._event(row, "dropped", reason)
+        report.dropped += dropped
+        report.gone.setdefault(Ref(row.connector, row.target), why)
+        log.info("writes dropped: the issue is gone", action=row.id, op=row.op, target=row.target,
+                 dropped=dropped, why=why)
 
     # -- many tickets at once ----------------------------------------------------------
 
@@ -279,6 +314,10 @@ class Deliverer:
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
+
+
+# Writes whose target is one issue (not a team, not a ticket).
+ISSUE_OPS = (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT)
 
 
 def _supports(connector: Connector, op: str) -> bool:

@@ -11,16 +11,17 @@ A crash before the commit replays the page; after it, the actions wait.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, Page, Rejected, Tracker
+from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.handoff_config import Mappings
 from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
-from mappings.planner import (TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, plan_issue_update, plan_link,
+from mappings.planner import (GONE_REASON, TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, issue_group,
+                              plan_gone_ref, plan_issue_gone, plan_issue_update, plan_link, plan_out_of_reach,
                               plan_unlink)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
@@ -195,6 +196,11 @@ class Engine:
                 self._page(connector, page, report)
             except AuthError:
                 raise
+            except Gone as exc:  # deleted or hidden since: end its links rather than wait for it
+                with self.store.transaction():
+                    self.store.resolve_quarantine(row.id)
+                if not isinstance(connector, Helpdesk):
+                    self.issues_gone({Ref(connector.name, row.record_id): str(exc)})
             except (NotFound, PayloadError) as exc:
                 with self.store.transaction():
                     self.store.quarantine(connector.name, row.record_id, f"read again: {exc}", row.payload)
@@ -206,8 +212,8 @@ class Engine:
         report = self.deliverer.run()
         again = False
         if report.gone:
-            # Issues deleted in the tracker: end their links, then send the notes saying so.
-            self._end_gone_links(report.gone)
+            # Issues deleted or hidden in the tracker: end their links, then send the notes saying so.
+            self.issues_gone(report.gone)
             again = True
         if self.followups is not None and not self.stop_requested() and self.followups.finish_created():
             again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
@@ -217,27 +223,105 @@ class Engine:
             report.already += more.already
             report.failed += more.failed
             report.dead += more.dead
+            report.dropped += more.dropped
             report.requests_saved += more.requests_saved
             report.errors += more.errors
         return report
 
-    def _end_gone_links(self, issues: list[Ref]) -> None:
-        """End every link to issues the tracker answered 410 for, with a note on each ticket."""
-        templates = self.settings.templates
-        settings = replace(self.settings, templates={**templates, "unlinked": templates["issue_gone"]})
+    # -- issues deleted, hidden or moved out of reach ---------------------------------------
+
+    def issues_gone(self, gone: dict[Ref, str]) -> int:
+        """Issues the tracker says are deleted or not visible to syncd's account (a
+        write, a read or the periodic check met :class:`Gone`): each gets a tombstone
+        (when, why), its waiting writes are dropped, and every link to it ends with
+        one note per ticket (the tag and status field as for an unlink). The notes'
+        keys are fixed per link, so a replay plans nothing twice. Returns the links ended."""
+        ended = 0
         with self.store.transaction():
-            for issue_ref in dict.fromkeys(issues):
-                issue = self.store.get_snapshot(issue_ref)
-                for row in self.store.links_for_issue(issue_ref):
+            for ref, why in gone.items():
+                snapshot = self.store.get_snapshot(ref)
+                issue = snapshot if isinstance(snapshot, Issue) else None
+                key = issue.key if issue is not None else ref.id
+                if self.store.mark_issue_gone(ref, key, why):
+                    self.store.add_event(Event("issue_gone", f"{key} is deleted, or no longer visible to "
+                                               f"syncd's account ({why})", None, ref, {"reason": why}))
+                    log.info("issue gone from its tracker; ending its links", issue=key, tracker=ref.connector,
+                             why=why)
+                self.store.drop_group(issue_group(ref), "not sent: the issue is deleted, or no longer visible "
+                                      f"to syncd's account ({why})")
+                for row in self.store.links_for_issue(ref):
+                    ended += 1
                     ticket = self.store.get_snapshot(row.ticket)
-                    if not isinstance(ticket, Ticket) or not isinstance(issue, Issue):
-                        self.store.end_link(row.ticket, issue_ref, "issue deleted")
+                    if not isinstance(ticket, Ticket):
+                        self.store.end_link(row.ticket, ref, GONE_REASON)
                         continue
-                    remaining = [r.issue for r in self.store.links_for_ticket(row.ticket) if r.issue != issue_ref]
-                    plan = plan_unlink(Link(row.ticket, issue_ref, row.origin), ticket, issue,
-                                       list(self.store.get_snapshots(remaining).values()), settings,
-                                       "issue deleted", epoch=format_time(row.created_at) or "")
+                    remaining = [r.issue for r in self.store.links_for_ticket(row.ticket) if r.issue != ref]
+                    plan = plan_issue_gone(Link(row.ticket, ref, row.origin), ticket, issue,
+                                           list(self.store.get_snapshots(remaining).values()), self.settings,
+                                           epoch=format_time(row.created_at) or "")
+                    if not ticket.can_update:
+                        plan.actions = []  # a closed ticket cannot take a note: the link just ends
                     self._commit(plan)
+        return ended
+
+    def issue_out_of_reach(self, issue: Issue) -> int:
+        """A linked issue now lives in a project, team or repository syncd does not
+        follow: it still exists, so the links stay, but its changes no longer reach
+        syncd. Each linked ticket is told once per place (the mark is kept in the
+        issue's bookkeeping; moving back clears it). Returns the notes planned."""
+        if self.store.get_meta(issue.ref).get("out_of_reach") == issue.team:
+            return 0
+        with self.store.transaction():
+            self.store.put_snapshot(issue)
+            refs = [row.ticket for row in self.store.links_for_issue(issue.ref)]
+            tickets = [t for t in self.store.get_snapshots(refs).values() if isinstance(t, Ticket) and t.can_update]
+            n = self._commit(plan_out_of_reach(issue, tickets, self.settings))
+            self.store.set_meta(issue.ref, out_of_reach=issue.team)
+        log.info("linked issue moved where syncd does not follow; tickets told", issue=issue.key, place=issue.team)
+        return n
+
+    def check_presence(self, budget: int) -> dict[str, int]:
+        """The periodic existence check: for each tracker that can, read the linked
+        issues checked least recently, in the tracker's batches, with at most
+        ``budget`` requests. Finds deletions and moves of issues syncd never writes
+        to again. Returns the requests spent per tracker."""
+        spent: dict[str, int] = {}
+        for name, tracker in self.trackers.items():
+            if tracker.presence_batch <= 0 or self.stop_requested():
+                continue
+            spent[name] = 0
+            due = self.store.presence_due(name, budget * tracker.presence_batch)
+            for start in range(0, len(due), tracker.presence_batch):
+                if spent[name] >= budget or self.stop_requested():
+                    break
+                chunk = due[start:start + tracker.presence_batch]
+                try:
+                    answer = tracker.presence([i for i, _ in chunk], {i: e for i, e in chunk if e})
+                except SyncdError as exc:
+                    log.warning("existence check of linked issues failed; tried again next time",
+                                connector=name, error=str(exc))
+                    spent[name] += 1
+                    break
+                spent[name] += answer.requests
+                self._presence_answer(tracker, [i for i, _ in chunk], answer)
+        return spent
+
+    def _presence_answer(self, tracker: Tracker, asked: list[str], answer: Presence) -> None:
+        now = self.clock()
+        with self.store.transaction():
+            for ident in asked:
+                if ident in answer.found or ident in answer.unchanged or ident in answer.gone:
+                    # A 304 keeps the ETag it matched; a fresh read brings its own.
+                    etag = {"presence_etag": answer.validators[ident]} if ident in answer.validators else {}
+                    self.store.set_meta(Ref(tracker.name, ident), presence_at=now, **etag)
+        if answer.gone:
+            self.issues_gone({Ref(tracker.name, i): f"the periodic check: {why}" for i, why in answer.gone.items()})
+        for issue in answer.found.values():
+            if not tracker.follows(issue):
+                self.issue_out_of_reach(issue)
+            elif self.store.get_meta(issue.ref).get("out_of_reach"):
+                with self.store.transaction():
+                    self.store.set_meta(issue.ref, out_of_reach=None)
 
     # -- helpdesk pages -----------------------------------------------------------
 
@@ -264,7 +348,7 @@ class Engine:
                 continue
             candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
             work.append((ticket, comments, candidates))
-        issues = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
+        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
 
         self._page_writes = {}
         with self.store.transaction():
@@ -278,9 +362,10 @@ class Engine:
                 for candidate in candidates:
                     issue = issues.get((candidate.tracker, candidate.ref))
                     if issue is None:
-                        self.store.add_event(Event("unresolved", f"{ticket.key} names {candidate.ref}, which "
-                                                   f"{candidate.tracker} does not know", ticket.ref, None,
-                                                   {"ref": candidate.ref}))
+                        gone_key = gone.get((candidate.tracker, candidate.ref), candidate.ref)
+                        if ticket.can_update:
+                            self._commit(plan_gone_ref(ticket, candidate.tracker, candidate.ref, gone_key,
+                                                       self.settings))
                         continue
                     report.links += self._link(ticket, issue, candidate.origin, report)
             report.actions += self._stages([t.ref for t, _, _ in work], previous,
@@ -289,24 +374,33 @@ class Engine:
             self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
             self.store.set_cursor(helpdesk.name, page.cursor)
 
-    def _resolve_issue_refs(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Issue]:
+    def _resolve_issue_refs(self, wanted: set[tuple[str, str]]
+                            ) -> tuple[dict[tuple[str, str], Issue], dict[tuple[str, str], str]]:
         """Issues named by key or URL: from the store when known, else one read each.
 
-        Only "no such issue" is an answer; any other failure aborts the page
-        (the poll resumes from the last committed page), since skipping would
-        lose the link for good.
+        Returns the issues found and, apart, the refs the tracker says are gone
+        (deleted, hidden, or no such issue), with the key to show: a stored issue
+        with a tombstone is never linked from its snapshot. Any other failure
+        aborts the page (the poll resumes from the last committed page), since
+        skipping would lose the link for good.
         """
         out: dict[tuple[str, str], Issue] = {}
+        gone: dict[tuple[str, str], str] = {}
         for tracker_name, ref in wanted:
             issue = self.store.find_issue_by_key(tracker_name, ref)
+            if issue is not None and self.store.gone_issue(issue.ref) is not None:
+                gone[(tracker_name, ref)] = issue.key
+                continue
             if issue is None:
                 try:
                     issue = self.trackers[tracker_name].get_issue(ref)
                 except (NotFound, Gone):  # no such issue (any more): an answer, not a failure
+                    gone[(tracker_name, ref)] = ref
                     continue
                 self.store.put_snapshot(issue)
+                self.store.clear_issue_gone(issue.ref)  # readable again
             out[(tracker_name, ref)] = issue
-        return out
+        return out, gone
 
     # -- tracker pages --------------------------------------------------------------
 
@@ -332,6 +426,7 @@ class Engine:
         with self.store.transaction():
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
+            self._seen_again([i for i, _ in changed])
             affected: dict[Ref, None] = {}
             for issue, prev in changed:
                 for ticket in attached.get(issue.ref, ()):
@@ -349,6 +444,12 @@ class Engine:
             self._quarantine(tracker.name, page, report)
             self._release(tracker.name, [i.ref.id for i, _ in changed])
             self.store.set_cursor(tracker.name, page.cursor)
+
+    def _seen_again(self, issues: list[Issue]) -> None:
+        """Issues a poll returned exist and are visible: any tombstone goes (links that
+        ended stay ended; naming the issue again links it). Inside the page's transaction."""
+        for ident in self.store.gone_ids(issues[0].ref.connector, [i.ref.id for i in issues]) if issues else ():
+            self.store.clear_issue_gone(Ref(issues[0].ref.connector, ident))
 
     def _resolve_tickets(self, ids: list[str]) -> list[Ticket]:
         refs = [Ref(self.helpdesk.name, i) for i in ids]
@@ -414,6 +515,7 @@ class Engine:
         with self.store.transaction():
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
+            self.store.clear_issue_gone(issue.ref)  # the tracker just returned it
             created = self._link(ticket, issue, origin) > 0
         return ticket, issue, created
 

@@ -57,7 +57,10 @@ class NotFound(ApiError):
 
 
 class Gone(ApiError):
-    """410: the record was deleted for good."""
+    """The issue is deleted, or no longer visible to syncd's account. Each tracker
+    connector maps its service's answer to it (GitHub 410, Jira's 404 "Issue does
+    not exist", Linear's "Entity not found: Issue" or trash); the engine then
+    ends the issue's links (see Engine.issues_gone)."""
 
 
 class Conflict(ApiError):

@@ -41,7 +41,7 @@ from mappings.planner import TICKET_UPDATE, Plan, ticket_group
 from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
                                  reopened_at, told_customer_at)
 from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gaps
-from syncd.errors import NotFound, SyncdError
+from syncd.errors import Gone, NotFound, SyncdError
 from syncd.records import (Action, Comment, Event, Issue, Link, Promise, PromiseChange, PromiseState, Ref, Stage, Ticket,
                            format_time, idempotency_key, parse_time, utc)
 
@@ -496,7 +496,7 @@ class FollowUps:
                 elif row.op == TICKET_FOLLOWUP:
                     self._link_followup_ticket(row, str(new_id))
                 finished += 1
-            except NotFound as exc:
+            except (NotFound, Gone) as exc:  # deleted (or hidden) as soon as it was made
                 log.error("created record not readable; its link is left for a person", action=row.id,
                           error=str(exc))
                 with self.store.transaction():

@@ -320,8 +320,23 @@ CREATE TABLE promise_issues (
 CREATE INDEX promise_issues_by_promise ON promise_issues (promise_id);
 """
 
+# Issues a tracker said are deleted or no longer visible to syncd's account
+# (a tombstone: when, why, under which key): never linked again from a stored
+# snapshot. See Engine.issue_gone.
+_V4_GONE_ISSUES = """
+CREATE TABLE gone_issues (
+    issue_connector TEXT NOT NULL,
+    issue_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    gone_at TEXT NOT NULL,
+    PRIMARY KEY (issue_connector, issue_id)
+) WITHOUT ROWID;
+CREATE INDEX gone_issues_by_key ON gone_issues (issue_connector, key);
+"""
+
 # Ordered: MIGRATIONS[n] takes the schema from version n to n + 1. Append only.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4_GONE_ISSUES)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -931,6 +946,59 @@ class Store:
         cur = self._x("UPDATE outbox SET state = 'dropped', done_at = ? "
                       "WHERE id = ? AND state IN ('pending', 'sending', 'dead')", [self._now(), id])
         return cur.rowcount == 1
+
+    @_writes
+    def drop_group(self, grp: str, reason: str) -> int:
+        """Drop every unfinished action of a group (all writes to an issue that is
+        gone), keeping ``reason`` as its last error. Returns how many."""
+        cur = self._x("UPDATE outbox SET state = 'dropped', done_at = ?, last_error = ? "
+                      "WHERE grp = ? AND state IN ('pending', 'sending', 'dead')",
+                      [self._now(), reason[:_MAX_ERROR_CHARS], grp])
+        return cur.rowcount
+
+    # --- issues gone from their tracker ---------------------------------------
+
+    @_writes
+    def mark_issue_gone(self, ref: Ref, key: str, reason: str) -> bool:
+        """Tombstone an issue the tracker says is deleted or not visible; False if it already was."""
+        cur = self._x("INSERT INTO gone_issues (issue_connector, issue_id, key, reason, gone_at) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (issue_connector, issue_id) DO NOTHING",
+                      [ref.connector, ref.id, key, reason[:_MAX_ERROR_CHARS], self._now()])
+        return cur.rowcount == 1
+
+    @_writes
+    def clear_issue_gone(self, ref: Ref) -> bool:
+        """The issue is visible again (a poll or a read returned it)."""
+        cur = self._x("DELETE FROM gone_issues WHERE issue_connector = ? AND issue_id = ?",
+                      [ref.connector, ref.id])
+        return cur.rowcount == 1
+
+    @_reads
+    def gone_issue(self, ref: Ref) -> dict[str, str] | None:
+        """The tombstone of an issue ({key, reason, gone_at}), or None."""
+        rows = self._q("SELECT key, reason, gone_at FROM gone_issues WHERE issue_connector = ? AND issue_id = ?",
+                       [ref.connector, ref.id])
+        return {"key": rows[0][0], "reason": rows[0][1], "gone_at": rows[0][2]} if rows else None
+
+    @_reads
+    def gone_ids(self, connector: str, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are tombstoned, in one query."""
+        rows = self._q("SELECT g.issue_id FROM json_each(?) AS j JOIN gone_issues AS g "
+                       "ON g.issue_connector = ? AND g.issue_id = j.value", [_json(list(ids)), connector])
+        return {r[0] for r in rows}
+
+    @_reads
+    def presence_due(self, connector: str, limit: int) -> list[tuple[str, str | None]]:
+        """Issues of ``connector`` with an active link, least recently checked for
+        existence first (never checked: first), with the validator (ETag) kept
+        from their last check: up to ``limit`` (issue id, validator) pairs."""
+        rows = self._q(
+            "SELECT l.issue_id, json_extract(m.data, '$.presence_etag') FROM links AS l "
+            "LEFT JOIN record_meta AS m ON m.connector = l.issue_connector AND m.id = l.issue_id "
+            "WHERE l.issue_connector = ? AND l.active = 1 GROUP BY l.issue_id "
+            "ORDER BY coalesce(json_extract(m.data, '$.presence_at'), '') ASC, l.issue_id LIMIT ?",
+            [connector, limit])
+        return [(r[0], r[1]) for r in rows]
 
     # Creates (an escalation's issue, a follow-up ticket) are finished by the
     # engine after delivery: it links what was created, then marks the result.

@@ -15,7 +15,7 @@ from connectors.base import ConnectorConfig, Helpdesk, TicketUpdate, Tracker, Wr
 from mappings.handoff_plan import ISSUE_CREATE
 from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_group
 from syncd.delivery import Deliverer
-from syncd.errors import AuthError, ConfigError, Conflict, PayloadError, TransientError
+from syncd.errors import AuthError, ConfigError, Conflict, Gone, PayloadError, TransientError
 from syncd.http import HttpClient
 from syncd.records import Action, Ref, Ticket
 from syncd.store import Store
@@ -344,3 +344,30 @@ def test_a_write_naming_a_field_the_helpdesk_cannot_take_goes_to_dead_letter_wit
     report = deliverer.run()  # the cycle goes on
     assert report.dead == 1 and state(store, action) == "dead"
     assert "custom field id 'stage' is not a number" in store.get_action(action).last_error
+
+
+def comment(store: Store, issue: str, key: str) -> int:
+    store.enqueue(Action(key, "linear", issue, ISSUE_COMMENT, {"body": f"comment {key}"},
+                         issue_group(Ref("linear", issue))))
+    return next(r.id for r in store.list_outbox() if r.key == key)
+
+
+def test_a_write_to_a_gone_issue_drops_every_write_waiting_for_it_instead_of_dead_letters(env):
+    store, _, tracker, deliverer, _ = env
+    tracker.outcomes["i1"] = [Gone("linear", "SyncdCommentCreate: Entity not found: Issue")]
+    first, second = comment(store, "i1", "c1"), comment(store, "i1", "c2")
+    report = deliverer.run()
+    assert report.gone == {Ref("linear", "i1"): "linear: SyncdCommentCreate: Entity not found: Issue"}
+    assert report.dead == 0 and report.dropped == 2 and report.errors == []
+    assert [state(store, a) for a in (first, second)] == ["dropped", "dropped"]
+    assert "no longer visible" in store.get_action(second).last_error
+    assert len(tracker.sent) == 1  # the second was never sent
+
+
+def test_a_write_to_an_issue_with_a_tombstone_is_dropped_unsent(env):
+    store, _, tracker, deliverer, _ = env
+    store.mark_issue_gone(Ref("linear", "i1"), "ENG-1", "the periodic check: deleted")
+    action = comment(store, "i1", "c1")
+    report = deliverer.run()
+    assert state(store, action) == "dropped" and tracker.sent == []
+    assert report.dead == 0 and report.dropped == 1

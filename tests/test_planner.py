@@ -17,6 +17,9 @@ from mappings.planner import (
     opaque_ref,
     plan_issue_update,
     plan_link,
+    plan_gone_ref,
+    plan_issue_gone,
+    plan_out_of_reach,
     plan_unlink,
     status_field_value,
 )
@@ -189,3 +192,39 @@ def test_template_with_a_missing_placeholder_is_an_error():
         Template("t", "Hello {customer}").render({})
     # Values are text: braces in a subject are not re-read as placeholders.
     assert Template("t", "{a}").render({"a": "{b}"}) == "{b}"
+
+
+# -- issues gone or out of reach ------------------------------------------------------------
+
+
+def test_a_gone_issue_ends_the_link_with_its_own_note_and_drops_the_tag_when_nothing_is_left():
+    gone, other = issue("ENG-1"), issue("ENG-2", uid="u2", name="In Progress")
+    link = Link(Ref("zendesk", "1"), gone.ref, "comment")
+    plan = plan_issue_gone(link, ticket(), gone, [], SETTINGS, epoch="e1")
+    (action,) = plan.actions
+    assert "ENG-1 (CSV export) was deleted, or is no longer visible to syncd's account" in action.payload["note"]
+    assert action.payload["remove_tags"] == ["syncd_linked"] and action.payload["fields"] == {"9001": ""}
+    assert plan.ended == [(link, "issue deleted or no longer visible")]
+    assert plan_issue_gone(link, ticket(), gone, [], SETTINGS, epoch="e1").actions[0].key == action.key
+    kept = plan_issue_gone(link, ticket(), gone, [other], SETTINGS, epoch="e1").actions[0]
+    assert "remove_tags" not in kept.payload and kept.payload["fields"] == {"9001": "ENG-2: In Progress"}
+
+
+def test_a_ticket_naming_a_gone_issue_gets_one_note_keyed_by_what_it_named():
+    plan = plan_gone_ref(ticket(), "linear", "ENG-9", "ENG-9", SETTINGS)
+    (action,) = plan.actions
+    assert action.payload == {"note": "ENG-9 is deleted, or not visible to syncd's account, so this ticket was not "
+                                      "linked to it. If the work still matters, link the issue that replaced it."}
+    assert not plan.links
+    assert plan_gone_ref(ticket(), "linear", "ENG-9", "ENG-9", SETTINGS).actions[0].key == action.key
+    assert plan_gone_ref(ticket(2), "linear", "ENG-9", "ENG-9", SETTINGS).actions[0].key != action.key
+
+
+def test_an_issue_out_of_reach_tells_each_ticket_once_per_place():
+    moved = issue("OLD-3", team="OLD")
+    plan = plan_out_of_reach(moved, [ticket(1), ticket(2)], SETTINGS)
+    assert [a.target for a in plan.actions] == ["1", "2"]
+    assert "OLD-3 (CSV export) moved to OLD, which syncd does not follow" in plan.actions[0].payload["note"]
+    assert not plan.ended and not plan.links
+    again = plan_out_of_reach(replace(moved, team="ARCHIVE"), [ticket(1)], SETTINGS)
+    assert again.actions[0].key != plan.actions[0].key

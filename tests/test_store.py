@@ -646,3 +646,30 @@ def test_stored_timestamps_sort_as_times_do(a, b):
     """SQL compares stored timestamps as text; that must agree with time order."""
     ta, tb = store_module._ts(a), store_module._ts(b)
     assert (ta < tb) == (a < b) and (ta == tb) == (a == b)
+
+
+def test_tombstones_and_the_order_of_existence_checks(db_path, clock):
+    with Store(db_path, clock=clock) as s:
+        for n in (1, 2, 3):
+            s.add_link(Link(Ref("zendesk", str(n)), Ref("jira", f"1000{n}"), "comment"))
+        s.add_link(Link(Ref("zendesk", "4"), Ref("jira", "10001"), "comment"))  # one issue, two links
+        s.add_link(Link(Ref("zendesk", "5"), Ref("linear", "x"), "comment"))
+        assert s.presence_due("jira", 10) == [("10001", None), ("10002", None), ("10003", None)]
+        s.set_meta(Ref("jira", "10001"), presence_at=T0, presence_etag='"e1"')
+        s.set_meta(Ref("jira", "10003"), presence_at=T0 - timedelta(hours=1))
+        assert s.presence_due("jira", 10) == [("10002", None), ("10003", None), ("10001", '"e1"')]
+        assert s.presence_due("jira", 1) == [("10002", None)]
+
+        assert s.mark_issue_gone(Ref("jira", "10002"), "ENG-2", "deleted")
+        assert not s.mark_issue_gone(Ref("jira", "10002"), "ENG-2", "again")  # the first tombstone stays
+        assert s.gone_issue(Ref("jira", "10002")) == {"key": "ENG-2", "reason": "deleted",
+                                                      "gone_at": "2024-05-01T12:00:00.000000Z"}
+        assert s.gone_ids("jira", ["10001", "10002"]) == {"10002"}
+        assert s.clear_issue_gone(Ref("jira", "10002")) and s.gone_issue(Ref("jira", "10002")) is None
+
+        s.enqueue(Action("k1", "jira", "10001", "issue.comment", {"body": "a"}, "issue:jira:10001"))
+        s.enqueue(Action("k2", "jira", "10001", "issue.attach", {"url": "u"}, "issue:jira:10001"))
+        s.enqueue(Action("k3", "zendesk", "1", "ticket.update", {"note": "n"}, "ticket:zendesk:1"))
+        assert s.drop_group("issue:jira:10001", "the issue is gone") == 2
+        assert s.outbox_counts()["dropped"] == 2 and s.outbox_counts()["pending"] == 1
+        assert {r.last_error for r in s.list_outbox("dropped")} == {"the issue is gone"}

@@ -273,6 +273,7 @@ class JiraFake(FakeService):
         self.route("POST", f"{API}/search/jql", self._search_jql)
         self.route("GET", f"{API}/myself", self._myself)
         self.route("POST", f"{API}/issue", self._create_issue)
+        self.route("POST", f"{API}/issue/bulkfetch", self._bulk_fetch)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}", self._get_issue)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}/comment", self._list_comments)
         self.route("POST", f"{API}/issue/{{issueIdOrKey}}/comment", self._add_comment)
@@ -602,6 +603,30 @@ class JiraFake(FakeService):
         if digest != hashlib.sha256(jql.encode()).hexdigest()[:16]:
             raise jira_error(400, "The provided next page token is invalid or expired.")
         return last
+
+    def _bulk_fetch(self, request: FakeRequest) -> FakeResponse:
+        """``POST /issue/bulkfetch``: up to 100 ids or keys; issues that do not exist
+        (or that the user may not see) are left out of ``issues``, not reported as
+        errors; ``issueErrors`` is for issues Jira could not read this time."""
+        headers = self._guard(request)
+        body = _json_body(request)
+        wanted = body.get("issueIdsOrKeys") if isinstance(body, dict) else None
+        if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+            raise jira_error(400, "issueIdsOrKeys must be a list of issue ids or keys.")
+        if len(wanted) > 100:
+            raise jira_error(400, "You can request up to 100 issues.")
+        fields = body.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise jira_error(400, "'fields' must be a list of field names.")
+        found: dict[str, FakeIssue] = {}
+        for ref in wanted:
+            try:
+                issue = self._resolve(ref)
+            except KeyError:
+                continue
+            found[issue.id] = issue
+        issues = [self.issue_json(found[i], fields) for i in sorted(found, key=int)]
+        return FakeResponse(200, {"expand": "", "issues": issues, "issueErrors": []}, headers)
 
     def _get_issue(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)

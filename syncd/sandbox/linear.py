@@ -283,6 +283,22 @@ class LinearFake(FakeService):
             self._apply_issue_update(obj, {"teamId": self._team(team)["id"]})
             return obj
 
+    def delete_issue(self, issue: dict | str, *, purge: bool = False) -> None:
+        """Delete as a person does: into the trash (``trashed`` true, archived, still
+        readable by id; left out of lists unless ``includeArchived``); ``purge``: gone
+        for good (as after the trash's 30 days): ``Entity not found: Issue``."""
+        with self.lock:
+            obj = self._issue(issue)
+            if purge:
+                del self.issues[obj["id"]]
+                for cid in [c for c, x in self.comments.items() if x["issueId"] == obj["id"]]:
+                    del self.comments[cid]
+                return
+            now = self._now()
+            obj["trashed"] = True
+            obj["archivedAt"] = now
+            obj["updatedAt"] = now
+
     def add_comment(self, issue: dict | str, body: str, *, user: dict | str | None = None) -> dict:
         with self.lock:
             obj = self._issue(issue)
@@ -365,7 +381,7 @@ class LinearFake(FakeService):
         if key in self.issues:
             return self.issues[key]
         issue_id = self.identifiers.get(key.upper())
-        if issue_id:
+        if issue_id and issue_id in self.issues:
             return self.issues[issue_id]
         raise not_found("Issue")
 

@@ -461,12 +461,18 @@ def test_deleted_and_missing_issues_raise_once_without_retrying():
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/8", status=410,
                   json={"message": "This issue was deleted"})
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/9", status=404, json={"message": "Not Found"})
+    responses.add(responses.GET, f"{API}/repos/other/place/issues/9", status=404, json={"message": "Not Found"})
     c = make()
     with pytest.raises(Gone):
         c.get_issue("acme/web#8")
-    with pytest.raises(NotFound):
+    # A 404 for an issue of a followed repository: deleted, or hidden from the token.
+    with pytest.raises(Gone, match="no longer visible"):
         c.get_issue("acme/web#9")
-    assert len(responses.calls) == 2
+    # Elsewhere it says nothing about an issue syncd follows.
+    with pytest.raises(NotFound) as caught:
+        c.get_issue("other/place#9")
+    assert not isinstance(caught.value, Gone)
+    assert len(responses.calls) == 3
 
 
 @responses.activate

@@ -14,7 +14,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.adf import validate_adf
 from connectors.jira import ISSUE_FIELDS, JiraConfig, JiraConnector, ticket_global_id
-from syncd.errors import AuthError, ConfigError, NotFound, PayloadError
+from syncd.errors import AuthError, ConfigError, Gone, NotFound, PayloadError
 from syncd.records import StateCategory
 
 URL = "https://acme.atlassian.net"
@@ -345,11 +345,48 @@ def test_get_issue_by_an_old_key_follows_the_move(airbyte_issue):
 def test_get_issue_not_found_and_refs_that_are_not_issues():
     responses.get(f"{URL}/rest/api/3/issue/ENG-404", status=404,
                   json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]})
-    with pytest.raises(NotFound):
+    # Jira's answer for a deleted issue (and for one hidden from the account): Gone.
+    with pytest.raises(Gone, match="deleted, or no longer visible"):
         make().get_issue("ENG-404")
     with pytest.raises(NotFound, match="not a Jira issue id or key"):
         make().get_issue("../../admin")
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_404_that_is_not_jiras_issue_answer_is_not_a_deletion():
+    # A proxy's page or a wrong base URL must not end every link.
+    responses.get(f"{URL}/rest/api/3/issue/ENG-5", status=404, body="<html>Not Found</html>")
+    responses.post(f"{URL}/rest/api/3/issue/ENG-5/comment", status=404,
+                   json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]})
+    with pytest.raises(NotFound) as caught:
+        make().get_issue("ENG-5")
+    assert not isinstance(caught.value, Gone)
+    with pytest.raises(Gone):
+        make().add_comment("ENG-5", "hello", KEY)
+
+
+@responses.activate
+def test_presence_reads_100_ids_a_request_and_calls_absent_ones_gone():
+    def answer(request):
+        ids = json.loads(request.body)["issueIdsOrKeys"]
+        present = [i for i in ids if int(i) % 7]  # every seventh id is deleted
+        issues = [{"id": i, "key": f"ENG-{i}", "fields": {
+            "summary": "x", "updated": "2026-11-21T12:00:00.000+0000", "resolution": None, "assignee": None,
+            "status": {"name": "To Do", "statusCategory": {"key": "new"}},
+            "project": {"key": "OPS" if i == "10001" else "ENG"}}} for i in present]
+        errors = [{"id": "10002", "errorMessage": "try again"}] if "10002" in ids else []
+        return 200, {}, json.dumps({"issues": [x for x in issues if x["id"] != "10002"], "issueErrors": errors})
+
+    responses.add_callback(responses.POST, f"{URL}/rest/api/3/issue/bulkfetch", callback=answer)
+    ids = [str(10000 + n) for n in range(250)]
+    connector = make()
+    found = connector.presence(ids, {})
+    assert found.requests == len(responses.calls) == 3
+    assert [len(json.loads(c.request.body)["issueIdsOrKeys"]) for c in responses.calls] == [100, 100, 50]
+    assert set(found.gone) == {i for i in ids if int(i) % 7 == 0}
+    assert "10002" not in found.gone and "10002" not in found.found  # a retriable error: neither
+    assert not connector.follows(found.found["10001"]) and connector.follows(found.found["10004"])
 
 
 @responses.activate

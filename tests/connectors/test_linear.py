@@ -16,7 +16,7 @@ import responses
 
 from connectors.base import find_markers, marker_token
 from connectors.linear import FeedCursor, LinearConfig, LinearConnector, iso
-from syncd.errors import ApiError, AuthError, ConfigError, NotFound, PayloadError, TransientError
+from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.records import StateCategory, parse_time
 
 URL = "https://linear.test"
@@ -324,11 +324,48 @@ def test_other_errors_on_http_200_raise(api):
         make().get_issue("ENG-1")
 
 
-def test_entity_not_found_is_not_found(api):
+def test_entity_not_found_for_an_issue_is_gone(api):
     api.reply("SyncdIssue", {"data": None, "errors": [{"message": "Entity not found: Issue",
                                                        "extensions": {"code": "INVALID_INPUT"}}]})
-    with pytest.raises(NotFound):
+    api.reply("SyncdCommentCreate", {"data": None, "errors": [{"message": "Entity not found: Issue",
+                                                               "extensions": {"code": "INVALID_INPUT"}}]})
+    with pytest.raises(Gone, match="not visible"):
         make().get_issue("ENG-404")
+    with pytest.raises(Gone):
+        make().add_comment("ENG-404", "hello", "k" * 20)
+
+
+def test_entity_not_found_for_something_else_stays_not_found(api):
+    api.reply("SyncdSlotComment", {"data": None, "errors": [{"message": "Entity not found: Comment",
+                                                             "extensions": {"code": "INVALID_INPUT"}}]})
+    with pytest.raises(NotFound) as caught:
+        make()._graphql("SyncdSlotComment", "query SyncdSlotComment { x }")
+    assert not isinstance(caught.value, Gone)
+
+
+def test_an_issue_in_the_trash_is_gone(api):
+    api.data("SyncdIssue", {"issue": {**node(1, "2026-11-21T12:00:00.000Z"), "trashed": True}})
+    with pytest.raises(Gone, match="trash"):
+        make().get_issue("ENG-1")
+
+
+def test_presence_batches_ids_and_tells_found_trashed_and_absent(api):
+    when = "2026-11-21T12:00:00.000Z"
+    nodes = {n: node(n, when, team="ENG" if n < 50 else "OPS", trashed=n == 3) for n in range(60)}
+    ids = [nodes[n]["id"] for n in range(60)]
+    api.data("SyncdPresence", {"issues": {"nodes": [nodes[n] for n in range(50) if n != 7],
+                                          "pageInfo": {"hasNextPage": False}}})
+    api.data("SyncdPresence", {"issues": {"nodes": [nodes[n] for n in range(50, 60)],
+                                          "pageInfo": {"hasNextPage": False}}})
+    connector = make(teams=["ENG"])
+    found = connector.presence(ids, {})
+    assert found.requests == 2
+    sent = [s["payload"]["variables"] for s in api.sent]
+    assert [v["filter"]["id"]["in"] for v in sent] == [ids[:50], ids[50:]]
+    assert set(found.gone) == {ids[3], ids[7]}
+    assert "trash" in found.gone[ids[3]]
+    assert len(found.found) == 58
+    assert connector.follows(found.found[ids[1]]) and not connector.follows(found.found[ids[55]])
 
 
 @pytest.mark.parametrize("body", [

@@ -11,7 +11,7 @@ import structlog
 
 from connectors.base import IssueDraft, find_markers, marker_token
 from connectors.linear import LABEL_MISS_TTL, created_issue_id, linear_priority
-from syncd.errors import ApiError, AuthError, NotFound, TransientError
+from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time
 from tests.connectors.test_linear import MARK, Clock, api, make, rsps  # noqa: F401 (fixtures)
 
@@ -364,10 +364,10 @@ def test_slots_are_kept_apart(api):
         "<!-- syncd:demand -->", "<!-- syncd:context -->"]
 
 
-def test_unknown_issue_is_not_found(api):
+def test_unknown_issue_is_gone(api):
     api.reply("SyncdFindSlot", {"data": None, "errors": [{"message": "Entity not found: Issue",
                                                           "extensions": {"code": "INVALID_INPUT"}}]})
-    with pytest.raises(NotFound):
+    with pytest.raises(Gone):
         make().upsert_comment("ENG-404", "x", MARK, "demand")
 
 

@@ -100,6 +100,12 @@ def test_check_reads_and_writes_conform(github_contract):
     c.attach_ticket(f"{repo}#9", "https://acme.zendesk.com/agent/tickets/1", "Login", "Acme", KEY)
     c.upsert_comment(f"{repo}#9", "Context", "d" * 20)
     c.find_marker(f"{repo}#9", KEY)
+    # The existence check: a conditional GET per issue (304 unchanged, 410 deleted).
+    responses.add(responses.GET, f"{API}/repos/{repo}/issues/4", status=304, headers={"ETag": '"e4"'})
+    responses.add(responses.GET, f"{API}/repos/{repo}/issues/5", status=410, json={"message": "This issue was deleted"})
+    presence = c.presence([f"{repo}#4", f"{repo}#5"], {f"{repo}#4": '"e4"'})
+    assert presence.unchanged == {f"{repo}#4"} and set(presence.gone) == {f"{repo}#5"}
+    assert responses.calls[-2].request.headers["If-None-Match"] == '"e4"'
 
     seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
     assert {"GET /user", "GET /repos/{owner}/{repo}/issues/{issue_number}",

@@ -58,6 +58,7 @@ def test_every_request_conforms(jira_contract):
     responses.get(f"{BASE}/rest/api/3/issue/10627/comment",
                   json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []})
     responses.post(f"{BASE}/rest/api/3/issue/10627/remotelink", status=201, json={"id": 1})
+    responses.post(f"{BASE}/rest/api/3/issue/bulkfetch", json={"issues": [ISSUE], "issueErrors": []})
 
     jira = connector(time_zone=None, ticket_icon_url="https://acme.zendesk.com/favicon.ico")
     jira.check()
@@ -67,8 +68,10 @@ def test_every_request_conforms(jira_contract):
                               "```\ntrace\n```", KEY)
     jira.find_marker("10627", KEY)
     jira.attach_ticket("10627", "https://acme.zendesk.com/agent/tickets/42", "#42 Login fails", "Acme", KEY)
+    presence = jira.presence(["10627", "10628"], {})
 
     assert len(pages) == 2
+    assert set(presence.found) == {"10627"} and set(presence.gone) == {"10628"}
     assert assert_calls_conform(responses.calls, jira_contract) == [
         "GET /rest/api/3/myself",
         "POST /rest/api/3/search/jql",
@@ -77,7 +80,15 @@ def test_every_request_conforms(jira_contract):
         "POST /rest/api/3/issue/{issueIdOrKey}/comment",
         "GET /rest/api/3/issue/{issueIdOrKey}/comment",
         "POST /rest/api/3/issue/{issueIdOrKey}/remotelink",
+        "POST /rest/api/3/issue/bulkfetch",
     ]
+
+
+def test_the_contract_refuses_a_bulk_fetch_without_its_ids(jira_contract):
+    auth = ("bot@acme.test", "contract-token")
+    bad = requests.Request("POST", f"{BASE}/rest/api/3/issue/bulkfetch", auth=auth, json={"ids": ["10627"]})
+    with pytest.raises(AssertionError, match="does not conform"):
+        jira_contract.validate(bad)
 
 
 @responses.activate

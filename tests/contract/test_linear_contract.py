@@ -51,6 +51,9 @@ def tour(**config) -> list[dict]:
         conn.attach_ticket("ENG-1", "https://acme.zendesk.com/agent/tickets/7", "Ticket #7", "1 customer", MARK)
         api.data("SyncdFindMarker", {"issue": {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}})
         conn.find_marker("ENG-1", MARK)
+        # the periodic existence check of linked issues
+        api.data("SyncdPresence", issues_page([{**node(1, "2025-06-01T00:00:00.000Z"), "trashed": False}]))
+        conn.presence(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"], {})
         # escalation: a created issue (team and label lookup, create), the crash check,
         # and a comment kept in place (scan and create, then remembered and edited)
         api.data("SyncdCreateLookup", {"teams": {"nodes": [{"id": "t", "key": "ENG"}]},

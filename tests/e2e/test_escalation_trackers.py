@@ -327,3 +327,19 @@ def test_escalation_to_github_reads_as_written_and_history_shows_no_escapes(pg, 
     history = history_output(pg, app, ticket)
     assert "\\" not in history, history
     assert "demand comment kept current: Support demand" in history and PUNCTUATED_SUBJECT in history
+
+
+def test_an_escalated_jira_issue_deleted_at_once_is_left_for_a_person_not_read_again_forever(pg, app, clock):
+    """Jira answers 404 (Gone) for the issue the escalation just created: syncd records
+    that it could not link it, once, instead of reading it again every cycle."""
+    def delete_on_create(endpoint, request, response):
+        if request.method == "POST" and request.path == "/rest/api/3/issue" and response.status == 201:
+            pg.jira.delete_issue(response.body["key"])
+
+    pg.jira.listeners.append(delete_on_create)
+    complete_ticket(pg, "Shipment API rejects empty reference numbers", tag="platform")
+    cycle(app, clock)
+    assert app.store.unfinished_creates() == []
+    pg.sandbox.reset_counts()
+    cycle(app, clock)
+    assert "GET /rest/api/3/issue/{issueIdOrKey}" not in pg.sandbox.counts()["jira"]

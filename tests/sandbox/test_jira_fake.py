@@ -399,3 +399,22 @@ def test_a_create_whose_answer_is_lost_is_found_and_not_made_twice(clock, fault,
             recovered.create_issue("ENG", IssueDraft("Login fails", "body"), KEY)  # what delivery does then
         assert recovered.find_created("ENG", "f" * 20) is None
         assert len([i for i in fake.issues.values() if i.summary == "Login fails"]) == 1
+
+
+def test_a_deleted_issue_answers_jiras_404_and_is_left_out_of_a_bulk_fetch(fake, clock):
+    kept = fake.create_issue("ENG", "Kept")
+    gone = fake.create_issue("ENG", "Gone")
+    fake.delete_issue(gone.key)
+    answer = api(fake, "GET", f"/rest/api/3/issue/{gone.key}")
+    assert answer.status_code == 404
+    assert answer.json()["errorMessages"] == ["Issue does not exist or you do not have permission to see it."]
+    body = api(fake, "POST", "/rest/api/3/issue/bulkfetch",
+               json={"issueIdsOrKeys": [kept.id, gone.id], "fields": ["summary"]}).json()
+    assert [i["id"] for i in body["issues"]] == [kept.id] and body["issueErrors"] == []
+    assert api(fake, "POST", "/rest/api/3/issue/bulkfetch",
+               json={"issueIdsOrKeys": [str(n) for n in range(101)]}).status_code == 400
+    connector = connect(fake, clock)
+    with pytest.raises(Gone):
+        connector.add_comment(gone.id, "hello", "k" * 20)
+    presence = connector.presence([kept.id, gone.id], {})
+    assert set(presence.found) == {kept.id} and set(presence.gone) == {gone.id}

@@ -353,3 +353,21 @@ def test_serve_prints_urls_credentials_and_a_config_then_stops():
         stop.set()
         thread.join(timeout=10)
     assert "Sandbox stopped." in out.getvalue()
+
+
+def test_a_deleted_issue_goes_to_the_trash_then_is_not_found_once_purged(fake, gql, clock):
+    from connectors import linear_queries as q
+
+    kept, trashed, purged = make_issues(fake, clock, 3)
+    fake.delete_issue(trashed["id"])
+    fake.delete_issue(purged["id"], purge=True)
+    one = "query SyncdIssue($id: String!) { issue(id: $id) { id trashed archivedAt } }"
+    assert data(gql(one, {"id": trashed["id"]}))["issue"]["trashed"] is True
+    missing = gql(one, {"id": purged["id"]}).json()
+    assert missing["errors"][0]["message"] == "Entity not found: Issue"
+    # Lists leave the trash out unless archived issues are asked for (as Linear does).
+    listed = data(gql(ISSUES, {"filter": {"id": {"in": [i["id"] for i in (kept, trashed, purged)]}}}))
+    assert [n["id"] for n in listed["issues"]["nodes"]] == [kept["id"]]
+    presence = data(gql(q.PRESENCE, {"filter": {"id": {"in": [kept["id"], trashed["id"], purged["id"]]}},
+                                     "first": 3}))
+    assert {n["id"]: n["trashed"] for n in presence["issues"]["nodes"]} == {kept["id"]: None, trashed["id"]: True}
