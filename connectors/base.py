@@ -185,6 +185,9 @@ class Connector(abc.ABC):
     kind: ClassVar[str]
     role: ClassVar[Role]
     config_model: ClassVar[type[ConnectorConfig]]
+    # The service's name as people know it ("GitHub"), in what they read:
+    # "waiting for GitHub's rate limit until 14:05 UTC". Default: the kind.
+    service_name: ClassVar[str] = ""
 
     def __init__(self, name: str, config: ConnectorConfig, *,
                  sleep: Callable[[float], None] = time.sleep,
@@ -211,6 +214,7 @@ class Connector(abc.ABC):
             requests_per_minute=c.requests_per_minute,
             sleep=self._sleep,
             wall_clock=lambda: self.clock().timestamp(),
+            service=self.service_name or self.kind,
         )
 
     @abc.abstractmethod

@@ -157,6 +157,7 @@ class JiraConfig(ConnectorConfig):
 
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
+    service_name: ClassVar[str] = "Jira"
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
     config: JiraConfig
