@@ -373,8 +373,8 @@ class HttpClient:
 
     def _block(self, wait: float, what: str, status: int | None = None) -> RateLimited:
         """Send nothing for ``wait`` seconds; the error that says so."""
-        now = self._wall()
-        self.blocked_until = max(self.blocked_until or 0.0, now + wait)
+        until = round(self._wall() + wait, 3)  # whole milliseconds: a reset reads back as it was given
+        self.blocked_until = max(self.blocked_until or 0.0, until)
         return self._blocked_error(what, status)
 
     def _blocked_error(self, what: str, status: int | None = None) -> RateLimited:
