@@ -65,7 +65,8 @@ class ConnectorConfig(BaseModel):
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for a response.")
     connect_timeout: float = Field(5.0, gt=0, le=120)
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request before giving up.")
-    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest single wait a Retry-After may impose.")
+    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest wait for a rate limit slept in place; "
+                                                              "a longer one parks the connector until its end.")
     requests_per_minute: float | None = Field(None, gt=0, description="A request budget of our own.")
     poll_interval: float | None = Field(None, gt=0, description="Seconds between polls; overrides [daemon].")
 
