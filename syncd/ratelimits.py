@@ -66,7 +66,7 @@ class Parking:
         if self.clock() >= wait.until:
             del self.waits[connector]
             self._save()
-            log.info(f"{wait.service}'s rate limit is over; sending again", connector=connector)
+            log.debug(f"{wait.service}'s rate limit is over; sending again", connector=connector)
             return None
         return wait.until
 
