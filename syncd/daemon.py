@@ -16,8 +16,9 @@ tried again with a single cheap check at a slow pace, not hammered; the
 other connectors go on. A connector whose service asked for a longer wait
 than ``max_wait`` (a rate limit) is parked until then: not polled, nothing
 delivered to it, one info log line, the others go on (see
-:mod:`syncd.ratelimits`); /healthz, /metrics and ``syncd status`` show it. Each connector's state is written to the store, so
-``syncd status`` shows it next to the outbox backlog.
+:mod:`syncd.ratelimits`); /healthz, /metrics and ``syncd status`` show it.
+Each connector's state is written to the store, so ``syncd status`` shows
+it next to the outbox backlog.
 """
 
 from __future__ import annotations
