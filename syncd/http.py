@@ -14,9 +14,7 @@ own wait for an answer that names none (GitHub: a minute, doubling while the
 limit repeats), else the usual backoff. A wait up to ``max_wait`` is slept
 here and the request sent again; a longer one raises
 :class:`~syncd.errors.RateLimited` carrying the instant, and no request goes
-to that service before it (the caller parks the connector meanwhile). The
-same holds when the budget headers say the requests are spent and the reset
-is further away than ``max_wait``.
+to that service before it (the caller parks the connector meanwhile).
 
 Writes are retried only where the service cannot have applied them (429,
 a connection that never opened); anything else raises
@@ -290,7 +288,7 @@ class HttpClient:
 
     def _attempt(self, method, url, params, json, headers, idempotent, expected, endpoint,
                  allow_redirects: bool = True) -> requests.Response:
-        self._throttle(mutating=method not in SAFE_METHODS, endpoint=endpoint)
+        self._throttle(mutating=method not in SAFE_METHODS)
         self.stats.requests += 1
         self.stats.by_endpoint[endpoint] += 1
         try:
@@ -415,21 +413,20 @@ class HttpClient:
         except ValueError:
             log.warning("unreadable rate-limit header", connector=self.connector)
 
-    def _throttle(self, *, mutating: bool, endpoint: str = "request") -> None:
+    def _throttle(self, *, mutating: bool) -> None:
         """Wait as the budgets ask, before sending."""
         with self._lock:
             delay = 0.0
             now = self._clock()
             if self.rate.remaining is not None and self.rate.remaining <= self.low_watermark:
                 to_reset = self._seconds_to_reset()
-                if to_reset and to_reset > self.max_wait:
-                    # Spent (or nearly) until a reset further away than a wait in
-                    # place may be: the caller parks the connector until then.
-                    raise self._block(to_reset, f"{endpoint}: not sent, {self.rate.remaining} requests "
-                                                f"left until the reset")
-                if to_reset:
+                if to_reset and to_reset <= self.max_wait:
                     delay = max(delay, to_reset)
                     self.rate.remaining = None  # re-read from the next response
+                # A reset further away than max_wait is not waited for in place
+                # (sleeping max_wait would not reach it and would hold up every
+                # other connector): the request goes, and if the service refuses
+                # it, its answer parks the connector until the reset.
             if mutating and self.mutation_interval and self._last_mutation is not None:
                 delay = max(delay, self.mutation_interval - (now - self._last_mutation))
             if self.requests_per_minute:

@@ -588,20 +588,26 @@ def test_primary_limit_with_a_reset_beyond_max_wait_parks_until_the_reset(fixtur
 
 
 @responses.activate
-def test_a_spent_budget_with_a_far_reset_parks_before_sending():
+def test_a_spent_budget_with_a_far_reset_holds_nothing_up_in_place_and_the_refusal_parks():
     add_repo("acme/web", public=False)
     clock = Clock()
     reset = int(clock.now) + 1800
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1),
-                  headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
+    spent = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1), headers=spent)
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=403, headers=spent,
+                  json={"message": "API rate limit exceeded for user ID 1."})
     sleeps = Sleeps(clock)
     c = make(sleeps=sleeps, clock=clock)
     c.is_public("acme/web")  # known: the issue read is the last request the budget allowed
     c.get_issue("acme/web#1")
-    sent = len(responses.calls)
     with pytest.raises(RateLimited) as err:
         c.get_issue("acme/web#1")
-    assert err.value.until.timestamp() == reset and sleeps == [] and len(responses.calls) == sent
+    # No sleep of max_wait that would not reach the reset anyway (and would hold up the other connectors).
+    assert err.value.until.timestamp() == reset and sleeps == []
+    sent = len(responses.calls)
+    with pytest.raises(RateLimited):
+        c.get_issue("acme/web#1")
+    assert len(responses.calls) == sent
 
 
 @responses.activate
