@@ -65,7 +65,8 @@ class ConnectorConfig(BaseModel):
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for a response.")
     connect_timeout: float = Field(5.0, gt=0, le=120)
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request before giving up.")
-    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest single wait a Retry-After may impose.")
+    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest wait for a rate limit slept in place; "
+                                                              "a longer one parks the connector until its end.")
     requests_per_minute: float | None = Field(None, gt=0, description="A request budget of our own.")
     poll_interval: float | None = Field(None, gt=0, description="Seconds between polls; overrides [daemon].")
 
@@ -201,6 +202,9 @@ class Connector(abc.ABC):
     kind: ClassVar[str]
     role: ClassVar[Role]
     config_model: ClassVar[type[ConnectorConfig]]
+    # The service's name as people know it ("GitHub"), in what they read:
+    # "waiting for GitHub's rate limit until 14:05 UTC". Default: the kind.
+    service_name: ClassVar[str] = ""
 
     def __init__(self, name: str, config: ConnectorConfig, *,
                  sleep: Callable[[float], None] = time.sleep,
@@ -227,6 +231,7 @@ class Connector(abc.ABC):
             requests_per_minute=c.requests_per_minute,
             sleep=self._sleep,
             wall_clock=lambda: self.clock().timestamp(),
+            service=self.service_name or self.kind,
         )
 
     @abc.abstractmethod

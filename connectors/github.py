@@ -82,7 +82,7 @@ from connectors.base import (
     read_secret,
 )
 from syncd.errors import ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, TransientError
-from syncd.http import HttpClient, RateHeaders, expect_dict
+from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 
 log = structlog.get_logger("syncd.connectors.github")
@@ -102,6 +102,36 @@ KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->\n?")
 # A label asked for but missing from the cached list is looked up again at most this often (seconds).
 LABEL_RECHECK = 600.0
 TITLE_MAX = 256  # characters GitHub takes in an issue title
+
+# Rate limits, as GitHub's "Rate limits for the REST API" describes them. The
+# primary limit answers 403 or 429 with x-ratelimit-remaining 0: wait for
+# x-ratelimit-reset. A secondary limit answers 403 or 429 with a message
+# naming it ("You have exceeded a secondary rate limit..."), retry-after when
+# GitHub gives one, and requests often still remaining: it is not a
+# credentials problem. Without retry-after GitHub asks for at least a minute,
+# then exponentially longer: 60 s, 120, 240, 480, then 15 minutes each time.
+SECONDARY_FIRST_WAIT = 60.0
+SECONDARY_LONGEST_WAIT = 900.0
+RATE_LIMIT_WORDS = ("rate limit", "abuse detection")
+
+
+def is_rate_limited(response: requests.Response) -> bool:
+    """Whether a 403/429 from GitHub is a rate limit (primary or secondary), not a refusal."""
+    if response.status_code not in (403, 429):
+        return False
+    headers = response.headers
+    if headers.get("x-ratelimit-remaining", "").strip() == "0" or "retry-after" in headers:
+        return True
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, str) and any(word in message.lower() for word in RATE_LIMIT_WORDS)
+
+
+RATE_RULE = RateRule(matches=is_rate_limited, unhinted_wait=SECONDARY_FIRST_WAIT,
+                     unhinted_longest=SECONDARY_LONGEST_WAIT)
 
 
 class GitHubConfig(ConnectorConfig):
@@ -244,6 +274,7 @@ def _issue_path(method):
 
 class GitHubConnector(Tracker):
     kind = "github"
+    service_name = "GitHub"
     text_format = "markdown"
     attachment_format = "markdown"  # the ticket's title goes into the context comment
     config_model = GitHubConfig
@@ -287,6 +318,7 @@ class GitHubConnector(Tracker):
             rate_headers=RateHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset",
                                      limit="x-ratelimit-limit"),
             mutation_interval=c.mutation_interval,
+            rate_rule=RATE_RULE,
             **self.http_options(),
         )
 

@@ -172,6 +172,7 @@ class JiraConfig(ConnectorConfig):
 
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
+    service_name: ClassVar[str] = "Jira"
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
     presence_batch: ClassVar[int] = PRESENCE_BATCH

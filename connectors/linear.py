@@ -10,7 +10,7 @@ page cursor (``after``), so a crash mid-pagination resumes where it stopped.
 
 Linear reports most failures as an ``errors`` array on HTTP 200 or 400;
 every response is checked. ``RATELIMITED`` is retried by the one retry layer
-in :mod:`syncd.http` (through its ``rate_limited`` hook).
+in :mod:`syncd.http` (through its :class:`~syncd.http.RateRule`).
 
 Escalation creates issues with an id derived from the write's key (Linear
 takes a client-chosen UUID), so the issue can be read back by that id after
@@ -47,7 +47,7 @@ from connectors.base import (
     read_secret,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
-from syncd.http import HttpClient, RateHeaders
+from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
@@ -186,6 +186,7 @@ def is_rate_limited(response: requests.Response) -> bool:
 
 class LinearConnector(Tracker):
     kind = "linear"
+    service_name = "Linear"
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
     config_model = LinearConfig
@@ -223,7 +224,7 @@ class LinearConnector(Tracker):
             rate_headers=RateHeaders(remaining="X-RateLimit-Requests-Remaining",
                                      reset="X-RateLimit-Requests-Reset",
                                      limit="X-RateLimit-Requests-Limit"),
-            rate_limited=is_rate_limited,
+            rate_rule=RateRule(matches=is_rate_limited),
             **self.http_options(),
         )
 

@@ -117,6 +117,7 @@ def _check_readable(key: str, path: str | None) -> None:
 
 class ZendeskConnector(Helpdesk):
     kind = "zendesk"
+    service_name = "Zendesk"
     config_model = ZendeskConfig
     config: ZendeskConfig
     # Notes are sent as comment.body, which Zendesk shows as written (it makes

@@ -129,13 +129,21 @@ def run(obj: Context) -> None:
 @click.pass_obj
 @guarded
 def once(obj: Context, as_json: bool) -> None:
-    """Run one cycle (poll every connector, then deliver) and exit: for cron."""
+    """Run one cycle (poll every connector, then deliver) and exit: for cron.
+
+    A connector whose service asks for a longer wait than its max_wait (a rate
+    limit) is not waited for: the others finish, the summary names it and when
+    its limit ends, and the exit status stays 0 (nothing failed; runs before
+    that time send nothing to it).
+    """
     with obj.app() as app:
         report = app.engine.cycle()
         if as_json:
             click.echo(json.dumps({
                 "polls": [p.__dict__ for p in report.polls],
                 "delivery": report.delivery.__dict__ if report.delivery else None,
+                "rate_limited": {name: {"service": w.service, "until": w.until}
+                                 for name, w in report.rate_limited.items()},
                 "ok": report.ok,
             }, default=str))
         else:
@@ -344,16 +352,31 @@ def history(obj: Context, ticket: str, as_json: bool) -> None:
 @click.pass_obj
 @guarded
 def status(obj: Context, as_json: bool) -> None:
-    """The store at a glance: links, outbox backlog, quarantine, cursors."""
+    """The store at a glance: links, outbox backlog, quarantine, cursors, and
+    each connector as the daemon last saw it (rate_limited_until: parked for
+    its service's rate limit until then, UTC)."""
+    from syncd.errors import until_text
+    from syncd.ratelimits import waits_in_store
+    from syncd.records import format_time
+
     with obj.app(readonly=True) as app:
         stats = app.store.stats()
         # As the daemon last saw each connector (a paused one says why).
         stats["connectors"] = app.store.daemon_status().get("connectors", {})
+        now = app.engine.clock()
+        waits = waits_in_store(app.store, now)  # written by the daemon or by `syncd once`
+        for name, view in stats["connectors"].items():
+            if isinstance(view, dict):
+                view["rate_limited_until"] = None
+        for name, wait in waits.items():
+            stats["connectors"].setdefault(name, {})["rate_limited_until"] = format_time(wait.until)
         if as_json:
             click.echo(json.dumps(stats, indent=2, default=str))
             return
         for key, value in stats.items():
             click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+        for name, wait in waits.items():
+            click.echo(f"{name}: waiting for {wait.service}'s rate limit until {until_text(wait.until, now)}")
 
 
 # -- outbox and quarantine -------------------------------------------------------------------------

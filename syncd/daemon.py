@@ -14,8 +14,12 @@ and its outbox carry over untouched.
 
 A connector whose credentials are refused is paused with one log line and
 tried again with a single cheap check at a slow pace, not hammered; the
-other connectors go on. Each connector's state is written to the store, so
-``syncd status`` shows it next to the outbox backlog.
+other connectors go on. A connector whose service asked for a longer wait
+than ``max_wait`` (a rate limit) is parked until then: not polled, nothing
+delivered to it, one info log line, the others go on (see
+:mod:`syncd.ratelimits`); /healthz, /metrics and ``syncd status`` show it.
+Each connector's state is written to the store, so ``syncd status`` shows
+it next to the outbox backlog.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from syncd.app import App, handoff_mappings
 from syncd.config import Settings
 from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
+from syncd.ratelimits import Wait
+from syncd.records import format_time
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -53,6 +59,7 @@ class ConnectorState:
     last_error: str | None = None
     paused_auth: bool = False
     polls: int = 0
+    rate_limited_until: datetime | None = None  # parked for a rate limit until then (the app's clock)
 
 
 @dataclass
@@ -79,7 +86,7 @@ class Health:
             "outbox": self.outbox,
             "connectors": {
                 name: {"last_ok": _iso(s.last_ok), "last_error": s.last_error, "paused": s.paused_auth,
-                       "polls": s.polls}
+                       "polls": s.polls, "rate_limited_until": format_time(s.rate_limited_until)}
                 for name, s in self.connectors.items()
             },
             # A refused reload leaves the daemon healthy on its running configuration: shown, not a 503.
@@ -103,6 +110,13 @@ class Metrics:
         self.outbox = Gauge("syncd_outbox", "Outbox actions by state", ["state"], registry=self.registry)
         self.requests = Gauge("syncd_http_requests", "HTTP requests sent per connector", ["connector"],
                               registry=self.registry)
+        self.rate_limit_waits = Counter("syncd_rate_limit_waits", "Rate-limit waits begun per connector "
+                                        "(parked: nothing sent until the service's limit ends)", ["connector"],
+                                        registry=self.registry)
+        self.rate_limit_seconds = Counter("syncd_rate_limit_parked_seconds", "Seconds connectors were parked "
+                                          "for rate limits (counted when a wait begins)", ["connector"],
+                                          registry=self.registry)
+
         self.reloads = Counter("syncd_reloads", "Configuration reloads (SIGHUP) by outcome: applied or refused",
                                ["outcome"], registry=self.registry)
         for outcome in ("applied", "refused"):
@@ -174,6 +188,12 @@ class Daemon:
 
     def _wire(self) -> None:
         self.app.engine.stop_requested = self.stopping
+        self.app.engine.parking.listeners.append(self._on_rate_limit)
+
+    def _on_rate_limit(self, wait: Wait, seconds: float, begun: bool) -> None:
+        if begun:
+            self.metrics.rate_limit_waits.labels(wait.connector).inc()
+        self.metrics.rate_limit_seconds.labels(wait.connector).inc(seconds)
 
     def stopping(self) -> bool:
         """A stop (not a reload) was asked for: finish what is in hand and go."""
@@ -250,6 +270,8 @@ class Daemon:
                 return
             if state.next_poll > now:
                 continue
+            if self._parked(name, state, now):
+                continue
             if state.paused_auth and not self._credentials_back(name, state):
                 state.next_poll = now + self.auth_retry
                 continue
@@ -260,12 +282,16 @@ class Daemon:
                 state.last_error = report.error
                 state.paused_auth = report.auth_failed
                 self.metrics.polls.labels(name, "error").inc()
+            elif report.rate_limited_until is not None:
+                state.last_error = None  # the service's flow control, not a failure
+                self.metrics.polls.labels(name, "rate_limited").inc()
             else:
                 state.last_error = None
                 state.last_ok = time.time()
                 self.metrics.polls.labels(name, "ok").inc()
             interval = self.auth_retry if state.paused_auth else self.interval(name)
             state.next_poll = self.clock() + interval * (1 + random.uniform(-jitter, jitter))
+            self._parked(name, state, self.clock())
         if self.stopping():
             return
         self._retry_paused_delivery()
@@ -277,6 +303,8 @@ class Daemon:
             # at the next attempt. A damaged store (StoreUnusable) ends the run with its line instead.
             log.error("the store's disk is full; delivery resumes at the next step", error=str(exc))
             return
+        for name, state in self.health.connectors.items():
+            self._parked(name, state, self.clock())  # a write may have met the limit
         self.metrics.delivered.inc(delivery.done + delivery.already)
         self.metrics.failed.inc(delivery.failed + delivery.dead)
         self.health.outbox = self.app.store.outbox_counts()
@@ -298,6 +326,16 @@ class Daemon:
         if any(spent.values()):
             log.info("checked that linked issues still exist", requests=spent)
 
+    def _parked(self, name: str, state: ConnectorState, now: float) -> bool:
+        """Whether the connector waits for a rate limit; if so its next poll is at the end."""
+        engine = self.app.engine
+        until = state.rate_limited_until = engine.parking.until(name)
+        if until is None:
+            return False
+        left = (until - engine.clock()).total_seconds()
+        state.next_poll = max(state.next_poll, now + max(0.0, left))
+        return True
+
     def _retry_paused_delivery(self) -> None:
         """Writes refused for credentials are tried again (once) every auth_retry seconds."""
         paused = self.app.engine.deliverer.paused
@@ -316,7 +354,8 @@ class Daemon:
         paused_delivery = self.app.engine.deliverer.paused
         view = {name: {"ok": not s.last_error and name not in paused_delivery, "error": s.last_error,
                        "polling_paused": s.paused_auth,
-                       "delivery_paused": paused_delivery.get(name)}
+                       "delivery_paused": paused_delivery.get(name),
+                       "rate_limited_until": format_time(s.rate_limited_until)}
                 for name, s in self.health.connectors.items()}
         if view == self._published:
             return

@@ -36,8 +36,9 @@ from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, Ti
 from mappings.escaping import shown
 from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
-from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, SyncdError,
-                          TransientError)
+from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, RateLimited,
+                          SyncdError, TransientError)
+from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
 
@@ -57,13 +58,14 @@ class DeliveryReport:
     # Issues a write or a read found deleted or hidden (the connector raised Gone), with why.
     gone: dict[Ref, str] = field(default_factory=dict)
     dropped: int = 0  # writes to such issues, dropped (not failures)
+    waiting: int = 0  # writes held back by a service's rate limit (not failed attempts)
 
 
 class Deliverer:
     def __init__(self, store: Store, connectors: dict[str, Connector], *, max_attempts: int = 8,
                  backoff_max: float = 3600.0, backoff_base: float = 30.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 stop_requested: Callable[[], bool] = lambda: False):
+                 stop_requested: Callable[[], bool] = lambda: False, parking: Parking | None = None):
         self.store = store
         self.stop_requested = stop_requested
         self.connectors = connectors
@@ -72,19 +74,22 @@ class Deliverer:
         self.backoff_base = backoff_base
         self.clock = clock
         self.paused: dict[str, str] = {}  # connector -> why (credentials refused)
+        # Connectors waiting out a rate limit: nothing is sent to them before its end.
+        self.parking = parking if parking is not None else Parking(store, connectors, clock)
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
-            due = [a for a in self.store.due_actions(limit) if a.connector not in self.paused]
+            due = [a for a in self.store.due_actions(limit)
+                   if a.connector not in self.paused and self.parking.until(a.connector) is None]
             if not due:
                 break
             progressed = report.done + report.already
             for batch in self._batches(due):
                 if self.stop_requested():
                     return report
-                if batch[0].connector in self.paused:
+                if batch[0].connector in self.paused or self.parking.until(batch[0].connector) is not None:
                     continue
                 if len(batch) >= BULK_MIN:
                     self._deliver_bulk(batch, report)
@@ -120,6 +125,7 @@ class Deliverer:
         marker = row.payload.get("marker") or row.key
         if self._to_gone_issue(row, report):
             return
+        sent = False
         try:
             found = self._landed(connector, row, marker) if row.state == "sending" else None
             if found is not None:
@@ -128,7 +134,11 @@ class Deliverer:
                 report.already += 1
                 return
             self.store.mark_sending(row.id)
+            sent = True
             result = self._send(connector, row, marker)
+        except RateLimited as exc:
+            self._wait(row, exc, report, sent=sent)
+            return
         except AuthError as exc:
             # Due again as soon as the credentials work (the pause holds it till then).
             self._pause(row.connector, str(exc), report)
@@ -235,6 +245,10 @@ class Deliverer:
         by_target = {row.target: row for row in rows}
         try:
             results = helpdesk.update_tickets(list(by_target), TicketUpdate.from_payload(rows[0].payload), marker)
+        except RateLimited as exc:
+            for row in rows:
+                self._wait(row, exc, report, sent=True)
+            return
         except AuthError as exc:
             self._pause(helpdesk.name, str(exc), report)
             for row in rows:
@@ -250,6 +264,8 @@ class Deliverer:
             result = results.get(target)
             if isinstance(result, WriteResult):
                 self._done(row, result, report)
+            elif isinstance(result, RateLimited):
+                self._wait(row, result, report, sent=True)
             elif isinstance(result, (Conflict, NotFound, Gone)):
                 self._fail(row, str(result), report, dead=True)
             else:
@@ -295,6 +311,16 @@ class Deliverer:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return self.clock() + timedelta(seconds=delay)
+
+    def _wait(self, row: OutboxRow, exc: RateLimited, report: DeliveryReport, *, sent: bool) -> None:
+        """The service's rate limit held the write back: due again at its end, and
+        not counted as a failed attempt. A write that was sent stays 'sending'
+        (an operation of several requests may have made part of it): its marker
+        is looked for first."""
+        self.parking.park(exc)
+        self.store.mark_waiting(row.id, str(exc), until=exc.until, refund=sent,
+                                uncertain=sent or row.state == "sending")
+        report.waiting += 1
 
     def _pause(self, connector: str, why: str, report: DeliveryReport) -> None:
         if connector not in self.paused:

@@ -25,7 +25,8 @@ from mappings.planner import (GONE_REASON, TICKET_UPDATE, LinkedTicket, Plan, Pl
                               plan_unlink)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
-from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
+from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
+from syncd.ratelimits import Parking, Wait
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
 
@@ -66,12 +67,18 @@ class PollReport:
     quarantined: int = 0
     error: str | None = None
     auth_failed: bool = False
+    # The connector waits out its service's rate limit until then: not polled.
+    rate_limited_until: datetime | None = None
 
 
 @dataclass
 class CycleReport:
     polls: list[PollReport] = field(default_factory=list)
     delivery: DeliveryReport | None = None
+    # Connectors parked for a rate limit when the cycle ended (not an error:
+    # nothing is sent to them before the end; the next run goes on from there).
+    rate_limited: dict[str, Wait] = field(default_factory=dict)
+    now: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -82,6 +89,9 @@ class CycleReport:
                  for p in self.polls]
         if self.delivery:
             parts.append(f"delivered {self.delivery.done}, failed {self.delivery.failed}, dead {self.delivery.dead}")
+        for name, wait in self.rate_limited.items():
+            parts.append(f"{name}: waiting for {wait.service}'s rate limit until "
+                         f"{until_text(wait.until, self.now or wait.until)}; nothing sent to it before then")
         return "; ".join(parts)
 
 
@@ -113,9 +123,11 @@ class Engine:
         # Set by the daemon on SIGTERM: polls stop after the page in hand is
         # committed and delivery after the action in hand is recorded.
         self.stop_requested: Callable[[], bool] = lambda: False
+        # Connectors waiting out a rate limit (see syncd.ratelimits): not polled, not written to.
+        self.parking = Parking(store, self.connectors, clock)
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
                                    backoff_max=backoff_max, clock=clock,
-                                   stop_requested=lambda: self.stop_requested())
+                                   stop_requested=lambda: self.stop_requested(), parking=self.parking)
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -138,6 +150,8 @@ class Engine:
         if self.followups is not None and not self.stop_requested():
             self.followups.tick()
         report.delivery = self.deliver()
+        report.rate_limited = self.parking.all()
+        report.now = self.clock()
         return report
 
     def poll(self, name: str) -> PollReport:
@@ -148,6 +162,9 @@ class Engine:
         """
         connector = self.connectors[name]
         report = PollReport(name)
+        report.rate_limited_until = self.parking.until(name)
+        if report.rate_limited_until is not None:
+            return report  # nothing is sent to it before its rate limit ends
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
         try:
@@ -163,6 +180,13 @@ class Engine:
             report.error = str(exc)
             report.auth_failed = True
             log.error("credentials refused; polling paused", connector=name, error=str(exc))
+        except RateLimited as exc:
+            # Parked until the end; the cursor stays at the last committed page.
+            self.parking.park(exc)
+            if exc.connector == name:
+                report.rate_limited_until = exc.until
+            else:  # a page naming an issue on a parked tracker waits for it
+                report.error = str(exc)
         except SyncdError as exc:
             report.error = str(exc)
             log.warning("poll failed; will resume from the last committed page", connector=name,
@@ -224,6 +248,7 @@ class Engine:
             report.failed += more.failed
             report.dead += more.dead
             report.dropped += more.dropped
+            report.waiting += more.waiting
             report.requests_saved += more.requests_saved
             report.errors += more.errors
         return report

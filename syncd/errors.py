@@ -7,6 +7,7 @@ one-line message the CLI prints. None of them ever carries a secret.
 from __future__ import annotations
 
 import difflib
+from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 
@@ -80,6 +81,35 @@ class TransientError(ApiError):
         super().__init__(connector, message, status=status)
         self.maybe_applied = maybe_applied
         self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The service asked for a longer wait than ``max_wait`` allows in place.
+
+    Nothing is sent to the connector before ``until`` (an aware UTC datetime,
+    on the app's clock): the HTTP layer refuses to, and the daemon parks the
+    connector. The request was refused, not applied. ``service`` is the
+    service's display name ("GitHub").
+    """
+
+    def __init__(self, connector: str, message: str, *, until: datetime, service: str,
+                 status: int | None = None):
+        super().__init__(connector, message, status=status, maybe_applied=False)
+        self.until = until
+        self.service = service
+
+
+def until_text(until: datetime, now: datetime) -> str:
+    """When a wait ends, for people: "14:05 UTC" (with the date when it is not
+    ``now``'s day). Always UTC, rounded up to the minute (nothing is sent before
+    it), so the text does not depend on the machine's time zone."""
+    until = until.astimezone(timezone.utc)
+    shown = until.replace(second=0, microsecond=0)
+    if shown < until:
+        shown += timedelta(minutes=1)
+    if shown.date() == now.astimezone(timezone.utc).date():
+        return shown.strftime("%H:%M UTC")
+    return shown.strftime("%Y-%m-%d %H:%M UTC")
 
 
 class PayloadError(ApiError):

@@ -6,6 +6,16 @@ retry layer (tenacity) for 429, 5xx and connection failures that honours
 down before the service refuses, and can space mutating requests (GitHub
 asks for a second between them) and cap requests per minute.
 
+Rate limits. Each connector declares how its service says "rate limited"
+(a :class:`RateRule`: 429 by default; GitHub adds its 403s, Linear its
+RATELIMITED GraphQL error). The wait asked for is, in order: ``Retry-After``;
+the reset header when this answer says no requests remain; else the rule's
+own wait for an answer that names none (GitHub: a minute, doubling while the
+limit repeats), else the usual backoff. A wait up to ``max_wait`` is slept
+here and the request sent again; a longer one raises
+:class:`~syncd.errors.RateLimited` carrying the instant, and no request goes
+to that service before it (the caller parks the connector meanwhile).
+
 Writes are retried only where the service cannot have applied them (429,
 a connection that never opened); anything else raises
 :class:`~syncd.errors.TransientError` with ``maybe_applied`` so that the
@@ -21,6 +31,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import urljoin
 
@@ -29,7 +40,8 @@ import structlog
 import tenacity
 
 from syncd import __version__
-from syncd.errors import ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
+from syncd.errors import (ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, RateLimited, TransientError,
+                          until_text)
 
 log = structlog.get_logger("syncd.http")
 
@@ -45,6 +57,26 @@ class RateHeaders:
     reset: str | None = None  # epoch seconds, or seconds from now if reset_is_delta
     limit: str | None = None
     reset_is_delta: bool = False
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """How a service says "rate limited" (each connector declares its own).
+
+    ``statuses`` are rate limits whatever the body (429); ``matches`` finds
+    the others (GitHub's 403 "secondary rate limit", Linear's RATELIMITED in
+    a 200 or 400). ``unhinted_wait``: seconds to wait when such an answer
+    names no wait (no ``Retry-After``, requests not spent), doubled each time
+    it comes again in a row, up to ``unhinted_longest``; None: the backoff.
+    """
+
+    statuses: frozenset[int] = frozenset({429})
+    matches: Callable[[requests.Response], bool] | None = None
+    unhinted_wait: float | None = None
+    unhinted_longest: float = 900.0
+
+    def limited(self, response: requests.Response) -> bool:
+        return response.status_code in self.statuses or (self.matches is not None and self.matches(response))
 
 
 @dataclass
@@ -110,7 +142,8 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        rate_limited: Callable[[requests.Response], bool] | None = None,
+        rate_rule: RateRule = RateRule(),
+        service: str | None = None,
     ):
         self.connector = connector
         self.base_url = base_url.rstrip("/") + "/"
@@ -131,9 +164,12 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._wall = wall_clock
-        # For services that say "rate limited" in the body of a 200/400
-        # (Linear's GraphQL RATELIMITED): such a response is retried like a 429.
-        self._rate_limited = rate_limited
+        self.rate_rule = rate_rule
+        self.service = service or connector  # display name, in what people read
+        # No request goes out before this instant (epoch seconds, wall clock):
+        # the service asked for a longer wait than max_wait.
+        self.blocked_until: float | None = None
+        self._limited_streak = 0  # rate-limit answers naming no wait, in a row
         self._lock = threading.Lock()
         self._last_mutation: float | None = None
         self._window: collections.deque[float] = collections.deque()
@@ -177,6 +213,8 @@ class HttpClient:
         def attempt() -> requests.Response:
             return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint,
                                  allow_redirects)
+
+        self._check_blocked(endpoint)
 
         try:
             return self._retrying(attempt)
@@ -285,18 +323,15 @@ class HttpClient:
 
         self._read_rate_headers(response)
         status = response.status_code
-        if self._rate_limited is not None and self._rate_limited(response):
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-            if retry_after is None:
-                retry_after = self._seconds_to_reset()
-            raise _Retry(f"HTTP {status} rate limited (body)", status=status, retry_after=retry_after)
+        if self.rate_rule.limited(response):
+            wait = self._rate_limit_wait(response)
+            if wait is not None and wait > self.max_wait:
+                raise self._block(wait, f"{endpoint}: HTTP {status} rate limited", status)
+            raise _Retry(f"HTTP {status} rate limited", status=status, retry_after=wait)
+        self._limited_streak = 0
         if status in expected or 200 <= status < 300 or status == 304:
             return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-        if status == 429 or (status == 403 and self._is_rate_limited_403(response)):
-            if retry_after is None:
-                retry_after = self._seconds_to_reset()
-            raise _Retry(f"HTTP {status} rate limited", status=status, retry_after=retry_after)
         if status in RETRY_STATUSES:
             if not idempotent:
                 raise TransientError(self.connector, f"{endpoint}: HTTP {status}", status=status,
@@ -315,11 +350,45 @@ class HttpClient:
             raise TransientError(self.connector, message, status=status, maybe_applied=not idempotent)
         raise ApiError(self.connector, message, status=status)
 
-    def _is_rate_limited_403(self, response: requests.Response) -> bool:
-        if "Retry-After" in response.headers:
-            return True
+    def _rate_limit_wait(self, response: requests.Response) -> float | None:
+        """Seconds a rate-limit answer asks for (None: the usual backoff)."""
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
+        if retry_after is not None:
+            return retry_after
         name = self.rate_headers.remaining
-        return bool(name and response.headers.get(name) == "0")
+        said = response.headers.get(name) if name else None
+        if said is not None and said.strip() in ("0", "0.0"):
+            to_reset = self._seconds_to_reset()
+            if to_reset is not None:
+                return to_reset
+        rule = self.rate_rule
+        if rule.unhinted_wait is not None:
+            self._limited_streak += 1
+            return min(rule.unhinted_wait * 2 ** (self._limited_streak - 1), rule.unhinted_longest)
+        if said is None:  # the answer says nothing of the budget: the last reset heard of
+            return self._seconds_to_reset()
+        return None
+
+    def _block(self, wait: float, what: str, status: int | None = None) -> RateLimited:
+        """Send nothing for ``wait`` seconds; the error that says so."""
+        until = round(self._wall() + wait, 3)  # whole milliseconds: a reset reads back as it was given
+        self.blocked_until = max(self.blocked_until or 0.0, until)
+        return self._blocked_error(what, status)
+
+    def _blocked_error(self, what: str, status: int | None = None) -> RateLimited:
+        assert self.blocked_until is not None
+        until = datetime.fromtimestamp(self.blocked_until, timezone.utc)
+        now = datetime.fromtimestamp(self._wall(), timezone.utc)
+        return RateLimited(self.connector, f"{what}: {self.service}'s rate limit; nothing is sent to "
+                                           f"{self.service} before {until_text(until, now)}",
+                           until=until, service=self.service, status=status)
+
+    def _check_blocked(self, endpoint: str) -> None:
+        if self.blocked_until is None:
+            return
+        if self._wall() < self.blocked_until:
+            raise self._blocked_error(f"{endpoint}: not sent")
+        self.blocked_until = None
 
     def _seconds_to_reset(self) -> float | None:
         if self.rate.reset_at is None:
@@ -351,9 +420,13 @@ class HttpClient:
             now = self._clock()
             if self.rate.remaining is not None and self.rate.remaining <= self.low_watermark:
                 to_reset = self._seconds_to_reset()
-                if to_reset:
-                    delay = max(delay, min(to_reset, self.max_wait))
+                if to_reset and to_reset <= self.max_wait:
+                    delay = max(delay, to_reset)
                     self.rate.remaining = None  # re-read from the next response
+                # A reset further away than max_wait is not waited for in place
+                # (sleeping max_wait would not reach it and would hold up every
+                # other connector): the request goes, and if the service refuses
+                # it, its answer parks the connector until the reset.
             if mutating and self.mutation_interval and self._last_mutation is not None:
                 delay = max(delay, self.mutation_interval - (now - self._last_mutation))
             if self.requests_per_minute:

@@ -736,6 +736,30 @@ class Store:
         rows = self._q("SELECT value FROM meta WHERE key = 'daemon_status'")
         return _loads(rows[0][0]) if rows else {}
 
+    @_writes
+    def set_rate_limits(self, waits: dict[str, dict[str, Any]]) -> None:
+        """Connectors waiting out a service's rate limit ({name: {"until", "service"}}):
+        kept here so that the next ``syncd once`` (or a restart) sends nothing before then."""
+        self._x("INSERT INTO meta (key, value) VALUES ('rate_limits', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [_json(waits)])
+
+    @_reads
+    def rate_limits(self) -> dict[str, dict[str, Any]]:
+        rows = self._q("SELECT value FROM meta WHERE key = 'rate_limits'")
+        value = _loads(rows[0][0]) if rows else {}
+        return value if isinstance(value, dict) else {}
+
+    @_writes
+    def mark_waiting(self, id: int, error: str, *, until: datetime, refund: bool, uncertain: bool) -> bool:
+        """Due again at ``until`` (a rate limit's end), not counted as a failed
+        attempt: ``refund`` takes back the attempt :meth:`mark_sending` counted.
+        ``uncertain`` keeps it 'sending' (its marker is looked for first)."""
+        cur = self._x("UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
+                      "attempts = max(0, attempts - ?) WHERE id = ? AND state IN ('pending', 'sending')",
+                      ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until),
+                       int(refund), id])
+        return cur.rowcount == 1
+
     @_reads
     def get_meta(self, ref: Ref) -> dict[str, Any]:
         """Engine bookkeeping for a record (last_comment_id, last_state...); {} if none."""

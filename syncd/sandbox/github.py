@@ -9,7 +9,8 @@ may push) and get/update, the ``creator`` filter of the issue list, the
 repository's labels (paged), comments (list, create, get, edit), ETags with 304 on
 ``If-None-Match`` (a 304 does not spend the rate limit), ``x-ratelimit-*``
 headers and a primary limit that answers 403 when spent, a secondary limit
-(403 with ``retry-after``) on demand, Bearer auth (401 otherwise), and moved
+on demand (403 with GitHub's message, requests still remaining, and
+``retry-after`` or, as GitHub also answers, none), Bearer auth (401 otherwise), and moved
 (301 with ``Location``) and deleted (410) issues.
 
 Timestamps are the real clock in whole seconds, never going back, so that
@@ -117,7 +118,7 @@ class GitHubFake(FakeService):
         self.rate_remaining = rate_limit
         self.rate_reset = int(clock()) + 3600
         self.secondary_pending = 0
-        self.secondary_retry_after = 60
+        self.secondary_retry_after: int | None = 60
         self._ids = 1000
         for method, pattern, handler in (
             ("GET", "/user", self._get_user),
@@ -241,8 +242,9 @@ class GitHubFake(FakeService):
             for cid in i.comment_ids:
                 self.comments_by_id.pop(cid, None)
 
-    def secondary_limit(self, count: int = 1, retry_after: int = 60) -> None:
-        """The next ``count`` requests answer 403 with ``retry-after`` (GitHub's secondary limit)."""
+    def secondary_limit(self, count: int = 1, retry_after: int | None = 60) -> None:
+        """The next ``count`` requests answer 403 as GitHub's secondary limit does, with
+        ``retry-after`` (None: without, as GitHub also answers; the budget is not spent)."""
         with self.lock:
             self.secondary_pending = count
             self.secondary_retry_after = retry_after
@@ -387,9 +389,10 @@ class GitHubFake(FakeService):
             self.rate_remaining, self.rate_reset = self.rate_limit, now + 3600
         if self.secondary_pending > 0:
             self.secondary_pending -= 1
+            wait = self.secondary_retry_after
             raise gh_error(403, "You have exceeded a secondary rate limit. Please wait a few minutes "
                                 "before you try again.",
-                           headers={"retry-after": str(self.secondary_retry_after)})
+                           headers={"retry-after": str(wait)} if wait is not None else None)
         if self.rate_remaining <= 0:
             raise gh_error(403, "API rate limit exceeded for user.")
         self.rate_remaining -= 1

@@ -25,7 +25,7 @@ from connectors.github import (
     state_of,
     ticket_hash,
 )
-from syncd.errors import AuthError, ConfigError, Gone, NotFound, TransientError
+from syncd.errors import AuthError, ConfigError, Gone, NotFound, RateLimited, TransientError
 from syncd.records import StateCategory
 
 API = "https://api.github.com"
@@ -499,6 +499,121 @@ def test_secondary_rate_limit_honours_retry_after():
     sleeps = Sleeps()
     make(sleeps=sleeps, mutation_interval=0).add_comment("acme/web#1", "hello", KEY_A)
     assert sleeps == [60.0]
+
+
+SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                        "If you reach out to GitHub Support for help, please include the request ID ABCD:1234.",
+             "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+                                  "#about-secondary-rate-limits", "status": "403"}
+BUDGET_LEFT = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990", "x-ratelimit-reset": "1700003000"}
+
+
+@responses.activate
+def test_secondary_rate_limit_without_retry_after_is_not_a_credentials_problem():
+    add_repo("acme/web", public=False)
+    comments = f"{API}/repos/acme/web/issues/1/comments"
+    responses.add(responses.POST, comments, status=403, json=SECONDARY, headers=BUDGET_LEFT)
+    responses.add(responses.POST, comments, status=201, json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"})
+    sleeps = Sleeps()
+    result = make(sleeps=sleeps, mutation_interval=0).add_comment("acme/web#1", "hello", KEY_A)
+    assert result.id == "1"
+    assert sleeps == [60.0]  # at least a minute, as GitHub asks
+
+
+@responses.activate
+def test_a_403_that_is_not_a_rate_limit_is_still_refused_credentials():
+    add_repo("acme/web", public=False)
+    responses.add(responses.POST, f"{API}/repos/acme/web/issues/1/comments", status=403, headers=BUDGET_LEFT,
+                  json={"message": "Resource not accessible by personal access token"})
+    with pytest.raises(AuthError):
+        make(mutation_interval=0).add_comment("acme/web#1", "hello", KEY_A)
+
+
+@responses.activate
+def test_repeated_secondary_limits_wait_longer_each_time_and_park_beyond_max_wait():
+    add_repo("acme/web", public=False)
+    issue = f"{API}/repos/acme/web/issues/1"
+    for _ in range(3):
+        responses.add(responses.GET, issue, status=403, json=SECONDARY, headers=BUDGET_LEFT)
+    clock = Clock()
+    sleeps = Sleeps(clock)
+    c = make(sleeps=sleeps, clock=clock, max_wait=120)
+    c.is_public("acme/web")
+    start = clock.now
+    with pytest.raises(RateLimited) as err:
+        c.get_issue("acme/web#1")
+    assert not isinstance(err.value, AuthError)
+    assert sleeps == [60.0, 120.0]  # a minute, then twice that; 240 s is more than max_wait
+    assert err.value.until.timestamp() == start + 60 + 120 + 240
+    assert err.value.service == "GitHub" and "GitHub's rate limit" in str(err.value)
+    sent = len(responses.calls)
+    clock.now = start + 60 + 120 + 239  # a second before the end: nothing is sent
+    with pytest.raises(RateLimited):
+        c.get_issue("acme/web#1")
+    assert len(responses.calls) == sent
+    # After the wait, a fourth limit in a row asks for longer again; an answer ends the streak.
+    clock.now += 1
+    responses.add(responses.GET, issue, status=403, json=SECONDARY, headers=BUDGET_LEFT)
+    with pytest.raises(RateLimited) as err:
+        c.get_issue("acme/web#1")
+    assert err.value.until.timestamp() == clock.now + 480
+    clock.now += 480
+    responses.add(responses.GET, issue, json=issue_body(1))
+    responses.add(responses.GET, issue, status=403, json=SECONDARY, headers=BUDGET_LEFT)
+    responses.add(responses.GET, issue, json=issue_body(1))
+    c.get_issue("acme/web#1")
+    del sleeps[:]
+    c.get_issue("acme/web#1")
+    assert sleeps == [60.0]
+
+
+@responses.activate
+def test_primary_limit_with_a_reset_beyond_max_wait_parks_until_the_reset(fixtures_dir):
+    ok, limited = replay(fixtures_dir, "SpecificExceptions.testRateLimitExceeded")[:2]
+    add_repo("acme/web", public=False)
+    clock = Clock()
+    reset = int(clock.now) + 3000
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=limited["status"], body=limited["body"],
+                  headers={**response_headers(limited["headers"]), "x-ratelimit-reset": str(reset)})
+    sleeps = Sleeps(clock)
+    c = make(sleeps=sleeps, clock=clock)
+    with pytest.raises(RateLimited) as err:
+        c.get_issue("acme/web#1")
+    assert err.value.until.timestamp() == reset and sleeps == []  # no wait in place: the caller parks
+    assert "nothing is sent to GitHub before" in str(err.value)
+    sent = len(responses.calls)
+    clock.now = reset - 1
+    with pytest.raises(RateLimited):
+        c.get_issue("acme/web#1")
+    with pytest.raises(RateLimited):
+        c.add_comment("acme/web#1", "hello", KEY_A)
+    assert len(responses.calls) == sent  # never sent to before the reset
+    clock.now = reset
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1))
+    assert c.get_issue("acme/web#1").key == "acme/web#1"
+
+
+@responses.activate
+def test_a_spent_budget_with_a_far_reset_holds_nothing_up_in_place_and_the_refusal_parks():
+    add_repo("acme/web", public=False)
+    clock = Clock()
+    reset = int(clock.now) + 1800
+    spent = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1), headers=spent)
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=403, headers=spent,
+                  json={"message": "API rate limit exceeded for user ID 1."})
+    sleeps = Sleeps(clock)
+    c = make(sleeps=sleeps, clock=clock)
+    c.is_public("acme/web")  # known: the issue read is the last request the budget allowed
+    c.get_issue("acme/web#1")
+    with pytest.raises(RateLimited) as err:
+        c.get_issue("acme/web#1")
+    # No sleep of max_wait that would not reach the reset anyway (and would hold up the other connectors).
+    assert err.value.until.timestamp() == reset and sleeps == []
+    sent = len(responses.calls)
+    with pytest.raises(RateLimited):
+        c.get_issue("acme/web#1")
+    assert len(responses.calls) == sent
 
 
 @responses.activate

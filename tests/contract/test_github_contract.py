@@ -172,3 +172,29 @@ def test_the_contract_catches_a_wrong_create(github_contract):
                                headers={"Authorization": "Bearer x"}).prepare()
         with pytest.raises(AssertionError):
             assert_calls_conform([bad], github_contract)
+
+
+def test_the_sandbox_secondary_limit_answer_conforms(github_contract):
+    """The fake's secondary limit (403, no retry-after, requests remaining) is an answer the description allows."""
+    import requests
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from syncd.sandbox.github import GitHubFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = GitHubFake()
+    fake.create_repo("acme/web", private=True)
+    issue = fake.create_issue("acme/web", "bug")
+    token = next(iter(fake.tokens))
+    path = f"/repos/acme/web/issues/{issue.number}/comments"
+    with Sandbox([fake]):
+        fake.secondary_limit(count=1, retry_after=None)
+        answer = requests.post(fake.base_url + path, json={"body": "x"}, timeout=5,
+                               headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 403 and "retry-after" not in answer.headers
+    assert int(answer.headers["x-ratelimit-remaining"]) > 0
+    assert "secondary rate limit" in answer.json()["message"]
+    request = answer.request.copy()
+    request.url = "http://contract.invalid" + path
+    github_contract.validate(request)
+    github_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))

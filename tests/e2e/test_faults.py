@@ -186,7 +186,7 @@ def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_wh
             assert daemon.health.as_dict()["status"] == "ok"
             status = json.loads(syncd(pg, "status", "--json").stdout)
             assert status["connectors"]["linear"] == {"ok": True, "error": None, "polling_paused": False,
-                                                      "delivery_paused": None}
+                                                      "delivery_paused": None, "rate_limited_until": None}
         finally:
             daemon.app.close()
 

@@ -143,6 +143,14 @@ def test_secondary_rate_limit_on_demand(fake):
     assert get(fake, "/user").status_code == 200
 
 
+def test_secondary_rate_limit_without_retry_after_leaves_the_budget(fake):
+    fake.secondary_limit(count=1, retry_after=None)
+    limited = get(fake, "/user")
+    assert limited.status_code == 403 and "retry-after" not in limited.headers
+    assert int(limited.headers["x-ratelimit-remaining"]) > 0
+    assert "secondary rate limit" in limited.json()["message"]
+
+
 def test_primary_rate_limit_answers_403_with_remaining_zero(fake):
     fake.rate_remaining = 1
     assert get(fake, "/user").status_code == 200
@@ -252,6 +260,18 @@ def test_secondary_limit_is_waited_out_by_the_connector(fake):
     fake.secondary_limit(count=1, retry_after=42)
     assert c.get_issue(f"acme/web#{issue.number}").title == "bug"
     assert 42.0 in waits
+
+
+def test_secondary_limit_without_retry_after_is_waited_out_not_taken_for_refused_credentials(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    waits = []
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"],
+                          mutation_interval=0)
+    c = GitHubConnector("gh", config, sleep=waits.append)
+    fake.secondary_limit(count=2, retry_after=None)
+    c.add_comment(f"acme/web#{issue.number}", "hello", "d" * 20)
+    assert waits == [60.0, 120.0]  # at least a minute, then longer
+    assert [cm.body for cm in fake.comments_of(issue)][-1].startswith("hello")
 
 
 def test_cursor_is_json_and_drops_repositories_no_longer_configured(fake):
