@@ -68,6 +68,9 @@ from connectors.base import (
     utc_now,
     ConnectorConfig,
     IssueDraft,
+    KeptText,
+    OpaqueResult,
+    OpaqueRewrite,
     Page,
     Rejected,
     Tracker,
@@ -226,6 +229,7 @@ class GitHubConnector(Tracker):
     kind = "github"
     text_format = "markdown"
     attachment_format = "markdown"  # the ticket's title goes into the context comment
+    reports_visibility = True
     config_model = GitHubConfig
     config: GitHubConfig
 
@@ -782,31 +786,144 @@ class GitHubConnector(Tracker):
         """:meth:`attach_ticket` for many (url, title, subtitle) at once: one edit, not one per ticket."""
 
         def compose(existing: str | None, public: bool) -> str:
-            existing = existing or ""
-            block = TICKETS_BLOCK_RE.search(existing)
-            lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
-            for url, title, subtitle in tickets:
-                ref = ticket_hash(url)
-                if public:
-                    lines[ref] = _opaque_line(ref)
-                else:
-                    label = _inline(title) or "Support ticket"
-                    extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
-                    lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
-            if public:
-                lines = {h: _opaque_line(h) for h in lines}
-            block_text = ("<!-- syncd:tickets -->\n"
-                          f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
-                          "\n<!-- /syncd:tickets -->\n")
-            head = existing
-            for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
-                head = pattern.sub("", head)
-            head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
-            return self._compose(head, block_text, CONTEXT_SLOT, key)
+            return self._context_text(existing, tickets, public, key)
 
         location = self._locate(issue_id)
         # Lines composed for a private repository name the customer.
         return self._upsert(location, CONTEXT_SLOT, compose, lambda public: not public)
+
+    @classmethod
+    def _context_text(cls, existing: str | None, tickets: list[tuple[str, str, str]], public: bool,
+                      key: str) -> str:
+        """The context comment's text: the lines it had plus ``tickets``; all opaque when ``public``."""
+        existing = existing or ""
+        block = TICKETS_BLOCK_RE.search(existing)
+        lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
+        for url, title, subtitle in tickets:
+            ref = ticket_hash(url)
+            if public:
+                lines[ref] = _opaque_line(ref)
+            else:
+                label = _inline(title) or "Support ticket"
+                extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
+                lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
+        if public:
+            lines = {h: _opaque_line(h) for h in lines}
+        block_text = ("<!-- syncd:tickets -->\n"
+                      f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
+                      "\n<!-- /syncd:tickets -->\n")
+        head = existing
+        for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
+            head = pattern.sub("", head)
+        head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
+        return cls._compose(head, block_text, CONTEXT_SLOT, key)
+
+    # -- a repository turned public ----------------------------------------------
+
+    def visibility(self) -> dict[str, bool]:
+        """Each repository's visibility as last read (lower-case owner/name → public); asks nothing.
+
+        Read by :meth:`is_public`: on every poll once ``visibility_ttl`` has
+        passed, and before every write (a conditional request, free when
+        unchanged). The engine compares it with what it last acted on."""
+        return {name: v.public for name, v in self._visibility.items()}
+
+    def make_opaque(self, issue_id: str, rewrite: OpaqueRewrite, key: str) -> OpaqueResult:
+        """Rewrite syncd's texts on one issue of a repository that turned public.
+
+        Reads the issue's comments (one page per 100) and, when syncd created
+        the issue, the issue itself; then edits in place, one PATCH per text
+        that still names the customer: the context comment (every linked
+        ticket as its opaque reference), each slot comment in
+        ``rewrite.slots`` (the demand comment, composed by the engine), and
+        the title and description of an issue created from an escalation
+        (the public draft, keeping its create marker). Comments without a
+        slot marker (owner-gap notes) carry no customer data and stay.
+
+        A text someone else edited after syncd wrote it is not overwritten:
+        a comment whose ``updated_at`` is later than what GitHub answered to
+        syncd's last write of it (``rewrite.written``; with no record, one
+        edited at all), an issue title or description that is neither of
+        syncd's drafts. GitHub's REST API does not say who edited a
+        comment, so ``edited_by`` is None there. Sending again after a crash
+        finds the texts already opaque and writes nothing twice.
+        """
+        location = self._locate(issue_id)
+        login = self._own_login()
+        rewritten: list[str] = []
+        kept: list[KeptText] = []
+        written: dict[str, str] = {}
+        for raw in self._raw_comments(location):
+            body = raw.get("body") or ""
+            if (raw.get("user") or {}).get("login") != login:
+                continue
+            slot = next((s for s in (CONTEXT_SLOT, *rewrite.slots) if f"<!-- syncd:{s} -->" in body), None)
+            if slot is None:
+                continue
+            what = "the linked-tickets comment" if slot == CONTEXT_SLOT else f"the {slot} comment"
+            if slot == CONTEXT_SLOT:
+                text = self._context_text(body, [], True, key)
+            else:
+                tickets = TICKETS_BLOCK_RE.search(body)
+                text = self._compose(rewrite.slots[slot], tickets.group(0) if tickets else "", slot, key)
+            if KEY_MARKER_RE.sub("", body) == KEY_MARKER_RE.sub("", text):
+                continue  # opaque already (or rewritten before a crash)
+            edited = self._edited_since(raw, rewrite.written.get(str(raw.get("id"))))
+            if edited is not None:
+                kept.append(KeptText(what, str(raw.get("html_url") or location.key), None, edited))
+                continue
+            path = f"repos/{location.full_name}/issues/comments/{raw['id']}"
+            answer = self._write("PATCH", path, {"body": text}, location,
+                                 "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=False)
+            rewritten.append(what)
+            written[str(answer["id"])] = str(answer.get("updated_at") or "")
+        if rewrite.created:
+            done, left = self._opaque_created(location, rewrite.created)
+            rewritten += done
+            kept += left
+        return OpaqueResult(tuple(rewritten), tuple(kept), written)
+
+    def _opaque_created(self, location: IssueLocation, created: dict) -> tuple[list[str], list[KeptText]]:
+        """The title and description of an issue syncd created: the public draft where the private one stands."""
+        item = self._get_object(location.path, "GET /repos/{o}/{r}/issues/{n}")
+        token = f"<!-- {marker_token(str(created['key']))} -->"
+
+        def drafted(which: str) -> tuple[str, str]:
+            draft = created.get(which) or {}
+            title = re.sub(r"\s+", " ", str(draft.get("title") or "")).strip()
+            if len(title) > TITLE_MAX:
+                title = title[:TITLE_MAX - 1].rstrip() + "…"
+            return title, f"{str(draft.get('body') or '').rstrip()}\n\n{token}\n"
+
+        private, public = drafted("private"), drafted("public")
+        change: dict[str, str] = {}
+        kept: list[KeptText] = []
+        url = str(item.get("html_url") or location.key)
+        for field_name, what, index in (("title", "the issue title", 0), ("body", "the issue description", 1)):
+            now = item.get(field_name) or ""
+            if now == public[index]:
+                continue
+            if now == private[index]:
+                change[field_name] = public[index]
+            else:
+                kept.append(KeptText(what, url, None, parse_time(item.get("updated_at"))))
+        if change:
+            self._write("PATCH", location.path, change, location, "PATCH /repos/{o}/{r}/issues/{n}",
+                        sensitive=False)
+        names = {"title": "the issue title", "body": "the issue description"}
+        return [names[f] for f in change], kept
+
+    @staticmethod
+    def _edited_since(raw: dict, written: str | None) -> datetime | None:
+        """When someone else edited the comment after syncd's last write of it (None: they did not)."""
+        updated = parse_time(raw.get("updated_at"))
+        if updated is None:
+            return None
+        if written is not None:
+            ours = parse_time(written)
+            return updated if ours is not None and updated > ours else None
+        # No record of syncd's last write (a lost store): an edited comment may be anyone's edit.
+        return updated if updated != parse_time(raw.get("created_at")) else None
 
     # -- write plumbing ---------------------------------------------------------
 

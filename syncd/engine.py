@@ -24,6 +24,7 @@ from mappings.planner import (TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, p
                               plan_unlink)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
+from syncd.privacy import Privacy
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, SyncdError
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
@@ -115,6 +116,8 @@ class Engine:
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
                                    backoff_max=backoff_max, clock=clock,
                                    stop_requested=lambda: self.stop_requested())
+        # Places (GitHub repositories) that turned public: what syncd wrote there is rewritten.
+        self.privacy = Privacy(self)
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -203,6 +206,8 @@ class Engine:
                          record_id=row.record_id, error=str(exc))
 
     def deliver(self) -> DeliveryReport:
+        if not self.stop_requested():
+            self.privacy.learn()  # a poll read a place's visibility anew: its rewrites go out in this run
         report = self.deliverer.run()
         again = False
         if report.gone:
@@ -211,14 +216,12 @@ class Engine:
             again = True
         if self.followups is not None and not self.stop_requested() and self.followups.finish_created():
             again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+        if not self.stop_requested() and self.privacy.learn():
+            again = True  # a write found its place turned public: rewrite what syncd wrote there now
         if again:
-            more = self.deliverer.run()
-            report.done += more.done
-            report.already += more.already
-            report.failed += more.failed
-            report.dead += more.dead
-            report.requests_saved += more.requests_saved
-            report.errors += more.errors
+            _merge(report, self.deliverer.run())
+        if not self.stop_requested() and self.privacy.finish():
+            _merge(report, self.deliverer.run())  # notes on the tickets: texts that could not be rewritten
         return report
 
     def _end_gone_links(self, issues: list[Ref]) -> None:
@@ -311,6 +314,9 @@ class Engine:
     # -- tracker pages --------------------------------------------------------------
 
     def _issue_page(self, tracker: Tracker, page: Page, report: PollReport) -> None:
+        # The feed read its places' visibility before this page: a place now public is acted on
+        # first, so that nothing this page plans there names a customer.
+        self.privacy.learn(tracker.name)
         issues: list[Issue] = page.records
         previous = self.store.get_snapshots([i.ref for i in issues])
         changed: list[tuple[Issue, Issue | None]] = []
@@ -493,6 +499,17 @@ class Engine:
                                            "out of quarantine", None, None,
                                            {"connector": connector, "record_id": row.record_id}))
                 log.info("record out of quarantine", connector=connector, record_id=row.record_id)
+
+
+def _merge(report: DeliveryReport, more: DeliveryReport) -> None:
+    report.done += more.done
+    report.already += more.already
+    report.failed += more.failed
+    report.dead += more.dead
+    report.requests_saved += more.requests_saved
+    report.errors += more.errors
+    report.privacy_rewritten += more.privacy_rewritten
+    report.privacy_kept += more.privacy_kept
 
 
 def _rejected(record_id: str, exc: PayloadError) -> Rejected:

@@ -16,7 +16,8 @@ Timestamps are the real clock in whole seconds, never going back, so that
 ``since`` works with a connector that computes its window from the clock.
 
 People act through :meth:`create_repo`, :meth:`create_issue`, :meth:`close`,
-:meth:`reopen`, :meth:`assign`, :meth:`comment`, :meth:`transfer`,
+:meth:`reopen`, :meth:`assign`, :meth:`comment`, :meth:`edit_comment`,
+:meth:`edit_issue_body`, :meth:`transfer`,
 :meth:`delete`, :meth:`set_visibility`, :meth:`create_label` and
 :meth:`disable_issues`; :meth:`issues_in` lists a repository's issues.
 """
@@ -78,6 +79,7 @@ class FakeComment:
     user: str
     created: int
     updated: int
+    editor: str | None = None  # who last edited it, when someone did
 
 
 @dataclass
@@ -220,6 +222,21 @@ class GitHubFake(FakeService):
         i = self._issue_obj(issue)
         with self.lock:
             return self._add_comment(i, body, user)
+
+    def edit_comment(self, comment: int | FakeComment, body: str, *, user: str = "octocat") -> FakeComment:
+        """A person edits a comment in the web UI (anyone with write access may edit anyone's comment):
+        its body and ``updated_at`` change, its author does not; the issue's ``updated_at`` stays."""
+        c = comment if isinstance(comment, FakeComment) else self.comments_by_id[comment]
+        with self.lock:
+            c.body, c.updated, c.editor = body, self.now(), user
+        return c
+
+    def edit_issue_body(self, issue: int | FakeIssue, body: str) -> FakeIssue:
+        """A person edits the issue's description in the web UI."""
+        i = self._issue_obj(issue)
+        with self.lock:
+            i.body, i.updated = body, self.now()
+        return i
 
     def transfer(self, issue: int | FakeIssue, to_repo: str | FakeRepo) -> FakeIssue:
         """Move the issue: same id, a new number; the old address answers 301."""
@@ -619,7 +636,7 @@ class GitHubFake(FakeService):
             raise gh_error(422, "Validation Failed")
         if comment.user != login:
             raise gh_error(403, "Must have admin rights to Repository.")
-        comment.body = body["body"]
+        comment.body, comment.editor = body["body"], login
         comment.updated = self.now()  # editing a comment leaves the issue's updated_at alone
         return FakeResponse(200, self.comment_json(comment))
 
