@@ -39,7 +39,10 @@ for ``visibility_ttl`` seconds, re-validated with a conditional request before
 any write that may carry customer data). Writes flagged ``customer_data=True``
 — and any body holding an e-mail address — are refused there with
 :class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
-only an opaque reference and counts there.
+only an opaque reference and counts there. :meth:`~GitHubConnector.visibility`
+reports each repository's visibility as last read; when one turned public the
+engine has :meth:`~GitHubConnector.make_opaque` rewrite syncd's texts on each
+issue there in place (see docs/privacy.md).
 
 Handoff. :meth:`~GitHubConnector.create_issue` opens an issue in the route's
 repository with one POST (its body ends with a hidden ``<!-- syncd:KEY -->``;
