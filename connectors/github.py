@@ -54,6 +54,7 @@ keeps one comment per slot ("context", "demand", ...) edited in place.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -82,7 +83,8 @@ from connectors.base import (
     marker_token,
     read_secret,
 )
-from syncd.errors import ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, TransientError
+from syncd.errors import (ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, SyncdError,
+                          TransientError)
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 
@@ -181,6 +183,17 @@ def web_root(api_url: str) -> str:
         return "https://github.com"
     path = re.sub(r"/api/v3/?$", "", parts.path.rstrip("/"))
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def graphql_url(api_url: str) -> str:
+    """GitHub's GraphQL endpoint for an API base: api.github.com/graphql; GHE: https://HOST/api/graphql."""
+    base = api_url.rstrip("/")
+    return base[:-len("/v3")] + "/graphql" if base.endswith("/api/v3") else base + "/graphql"
+
+
+# Who last edited comments or issues: REST does not say, GraphQL does (``editor``).
+EDITORS_QUERY = ("query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } "
+                 "... on Issue { id editor { login } lastEditedAt } } }")
 
 
 def ticket_hash(url: str) -> str:
@@ -847,8 +860,9 @@ class GitHubConnector(Tracker):
         a comment whose ``updated_at`` is later than what GitHub answered to
         syncd's last write of it (``rewrite.written``; with no record, one
         edited at all), an issue title or description that is neither of
-        syncd's drafts. GitHub's REST API does not say who edited a
-        comment, so ``edited_by`` is None there. Sending again after a crash
+        syncd's drafts. REST does not say who edited a text: for the kept
+        ones one GraphQL query (``editor``) names them (None if it cannot be
+        asked). Sending again after a crash
         finds the texts already opaque and writes nothing twice.
         """
         location = self._locate(issue_id)
@@ -856,6 +870,7 @@ class GitHubConnector(Tracker):
         rewritten: list[str] = []
         kept: list[KeptText] = []
         written: dict[str, str] = {}
+        nodes: list[str] = []  # GraphQL node id of each kept text
         for raw in self._raw_comments(location):
             body = raw.get("body") or ""
             if (raw.get("user") or {}).get("login") != login:
@@ -874,6 +889,7 @@ class GitHubConnector(Tracker):
             edited = self._edited_since(raw, rewrite.written.get(str(raw.get("id"))))
             if edited is not None:
                 kept.append(KeptText(what, str(raw.get("html_url") or location.key), None, edited))
+                nodes.append(str(raw.get("node_id") or ""))
                 continue
             path = f"repos/{location.full_name}/issues/comments/{raw['id']}"
             answer = self._write("PATCH", path, {"body": text}, location,
@@ -881,12 +897,38 @@ class GitHubConnector(Tracker):
             rewritten.append(what)
             written[str(answer["id"])] = str(answer.get("updated_at") or "")
         if rewrite.created:
-            done, left = self._opaque_created(location, rewrite.created)
+            done, left, node = self._opaque_created(location, rewrite.created)
             rewritten += done
             kept += left
+            nodes += [node] * len(left)
+        if kept:
+            editors = self._editors([n for n in nodes if n])
+            kept = [dataclasses.replace(k, edited_by=editors.get(n)) for k, n in zip(kept, nodes)]
         return OpaqueResult(tuple(rewritten), tuple(kept), written)
 
-    def _opaque_created(self, location: IssueLocation, created: dict) -> tuple[list[str], list[KeptText]]:
+    def _editors(self, node_ids: list[str]) -> dict[str, str]:
+        """Node id → login of whoever last edited it: one GraphQL query (REST does not say).
+
+        Only for texts syncd leaves alone, so rarely sent; any failure
+        answers {} (the note then says "someone other than syncd")."""
+        if not node_ids:
+            return {}
+        try:
+            response = self.http.request("POST", graphql_url(self.config.url), idempotent=True,
+                                         json={"query": EDITORS_QUERY, "variables": {"ids": node_ids}},
+                                         endpoint="POST /graphql")
+            nodes = ((response.json() or {}).get("data") or {}).get("nodes") or []
+        except (SyncdError, ValueError, AttributeError) as exc:
+            log.info("could not ask GitHub who edited syncd's texts", connector=self.name, error=str(exc))
+            return {}
+        out = {}
+        for node in nodes:
+            login = ((node or {}).get("editor") or {}).get("login") if isinstance(node, dict) else None
+            if isinstance(login, str) and isinstance(node.get("id"), str):
+                out[node["id"]] = login
+        return out
+
+    def _opaque_created(self, location: IssueLocation, created: dict) -> tuple[list[str], list[KeptText], str]:
         """The title and description of an issue syncd created: the public draft where the private one stands."""
         item = self._get_object(location.path, "GET /repos/{o}/{r}/issues/{n}")
         token = f"<!-- {marker_token(str(created['key']))} -->"
@@ -914,7 +956,7 @@ class GitHubConnector(Tracker):
             self._write("PATCH", location.path, change, location, "PATCH /repos/{o}/{r}/issues/{n}",
                         sensitive=False)
         names = {"title": "the issue title", "body": "the issue description"}
-        return [names[f] for f in change], kept
+        return [names[f] for f in change], kept, str(item.get("node_id") or "")
 
     @staticmethod
     def _edited_since(raw: dict, written: str | None) -> datetime | None:

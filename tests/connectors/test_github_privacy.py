@@ -36,12 +36,12 @@ def connector() -> GitHubConnector:
 
 def comment(ident: int, body: str, *, user: str = "syncd-bot", created: str = "2026-11-23T08:00:00Z",
             updated: str = "2026-11-23T08:00:00Z") -> dict:
-    return {"id": ident, "body": body, "user": {"login": user}, "created_at": created, "updated_at": updated,
+    return {"id": ident, "node_id": f"IC_{ident}", "body": body, "user": {"login": user}, "created_at": created, "updated_at": updated,
             "html_url": f"https://github.com/{REPO}/issues/7#issuecomment-{ident}", "issue_url": ISSUE}
 
 
 def created_issue(title: str, body: str) -> dict:
-    return {"id": 907, "number": 7, "title": title, "body": body, "state": "open", "state_reason": None,
+    return {"id": 907, "node_id": "I_907", "number": 7, "title": title, "body": body, "state": "open", "state_reason": None,
             "html_url": f"https://github.com/{REPO}/issues/7", "repository_url": f"{API}/repos/{REPO}",
             "updated_at": "2026-11-23T08:00:00Z", "assignee": None, "assignees": []}
 
@@ -68,6 +68,9 @@ def serve(comments: list[dict], issue: dict) -> None:
     responses.add_callback(responses.PATCH, f"{API}/repos/{REPO}/issues/comments/11", callback=patched)
     responses.add_callback(responses.PATCH, f"{API}/repos/{REPO}/issues/comments/12", callback=patched)
     responses.add(responses.PATCH, ISSUE, json=created_issue(PUBLIC["title"], with_marker(PUBLIC["body"])))
+    responses.add(responses.POST, f"{API}/graphql", json={"data": {"nodes": [
+        {"id": "IC_12", "editor": {"login": "ada-novak"}, "lastEditedAt": "2026-11-23T08:40:00Z"},
+        {"id": "I_907", "editor": None, "lastEditedAt": None}]}})
 
 
 def patches() -> dict[str, dict]:
@@ -112,10 +115,13 @@ def test_make_opaque_leaves_a_text_someone_edited_after_syncd_wrote_it():
     sent = patches()
     assert list(sent) == [f"{API}/repos/{REPO}/issues/comments/11", ISSUE]
     assert sent[ISSUE] == {"title": PUBLIC["title"]}  # the description was edited: only the title changes
+    # REST does not say who edited: one GraphQL question for the kept texts does.
     assert [(k.what, k.url, k.edited_by) for k in result.kept] == [
-        ("the demand comment", f"https://github.com/{REPO}/issues/7#issuecomment-12", None),
+        ("the demand comment", f"https://github.com/{REPO}/issues/7#issuecomment-12", "ada-novak"),
         ("the issue description", f"https://github.com/{REPO}/issues/7", None)]
     assert result.kept[0].edited_at == datetime(2026, 11, 23, 8, 40, tzinfo=timezone.utc)
+    [ask] = [c.request for c in responses.calls if c.request.url == f"{API}/graphql"]
+    assert json.loads(ask.body)["variables"] == {"ids": ["IC_12", "I_907"]}
 
 
 @responses.activate
@@ -151,3 +157,20 @@ def test_visibility_reports_each_repository_as_last_read_without_asking():
     assert c.visibility() == {"acme/billing": False}
     assert len(responses.calls) == calls
 
+
+
+@responses.activate
+def test_who_edited_is_left_unsaid_when_graphql_cannot_be_asked():
+    serve([comment(12, DEMAND, updated="2026-11-23T08:40:00Z")], created_issue(PUBLIC["title"],
+                                                                                with_marker(PUBLIC["body"])))
+    responses.replace(responses.POST, f"{API}/graphql", status=403, json={"message": "Resource not accessible"})
+    result = connector().make_opaque("acme/billing#7", rewrite(**{"12": "2026-11-23T08:00:00Z"}), KEY)
+    assert [(k.what, k.edited_by) for k in result.kept] == [("the demand comment", None)]
+    assert patches() == {}
+
+
+def test_graphql_endpoint_for_github_and_enterprise():
+    from connectors.github import graphql_url
+
+    assert graphql_url("https://api.github.com") == "https://api.github.com/graphql"
+    assert graphql_url("https://git.example.com/api/v3") == "https://git.example.com/api/graphql"

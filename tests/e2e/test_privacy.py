@@ -139,6 +139,7 @@ def test_a_comment_a_person_edited_is_left_alone_the_ticket_is_told_once_and_met
     [note] = kept_notes(pg, ticket)
     assert f"{PRIVATE_REPO}#{issue.number}" in note and "the demand comment" in note
     assert str(demand.id) in note  # the link to the comment left as it was
+    assert "edited by ada-novak" in note  # GitHub's GraphQL names who edited it
     metrics = generate_latest(daemon.metrics.registry).decode()
     assert "syncd_privacy_rewrite_skipped_total 1.0" in metrics
     assert "syncd_privacy_rewritten_total 3.0" in metrics  # context comment, issue title, description
