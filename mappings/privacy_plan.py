@@ -23,7 +23,7 @@ from mappings.escaping import escape, escape_values
 from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE, ticket_group
 from mappings.templates import Template
-from syncd.records import Action, Issue, Ref, idempotency_key
+from syncd.records import Action, Issue, Ref, idempotency_key, parse_time, utc
 
 ISSUE_OPAQUE = "issue.make_opaque"
 # Writes that leave syncd's text on an issue (a rewrite is one too: it records what it wrote).
@@ -79,14 +79,15 @@ def written_comments(rows: Iterable[Any]) -> dict[str, str]:
 
 PRIVACY_KEPT = Template(
     "privacy_kept",
-    "{issue_key} is now in a public place. syncd rewrote what it had written there without customer "
+    "{issue_key} is now publicly visible. syncd rewrote what it had written there without customer "
     "details, except:\n{texts}\nSomeone edited these after syncd wrote them, so syncd left them as they are. "
     "Please check them for customer details.")
 
 
 def kept_line(kept: Mapping[str, Any], fmt: str) -> str:
     who = kept.get("edited_by") or "someone other than syncd (the tracker does not say who)"
-    when = f" at {kept['edited_at']}" if kept.get("edited_at") else ""
+    at = parse_time(kept["edited_at"]) if kept.get("edited_at") else None
+    when = f" on {utc(at).strftime('%Y-%m-%d at %H:%M UTC')}" if at else ""
     return f"- {escape(str(kept.get('what')), fmt)}, edited by {escape(str(who), fmt)}{escape(when, fmt)}: " \
            f"{escape(str(kept.get('url')), fmt)}"
 

@@ -272,6 +272,7 @@ class Deliverer:
 
     def _fail(self, row: OutboxRow, error: str, report: DeliveryReport, *, dead: bool = False,
               uncertain: bool = False, retry_after: float | None = None) -> None:
+        self._drafts.pop(row.id, None)
         attempts = row.attempts + (0 if row.state == "sending" and dead else 1)
         dead = dead or attempts >= self.max_attempts
         retry_at = None if dead else self._retry_at(attempts, retry_after)

@@ -56,6 +56,6 @@ def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
     assert [(n.target, n.op) for n in notes] == [("21", TICKET_UPDATE), ("22", TICKET_UPDATE)]
     note = notes[0].payload["note"]
     assert "acme/billing#7" in note and "the demand comment" in note and "issuecomment-12" in note
-    assert "someone other than syncd" in note and "\\" not in note  # plain text: no escapes a person would read
+    assert "someone other than syncd" in note and "on 2026-11-23 at 08:40 UTC" in note and "\\" not in note  # plain text: no escapes a person would read
     assert notes[0].key != notes[1].key
     assert plan_kept_notes("acme/billing#7", [t1], [], "k" * 20) == []

@@ -89,8 +89,8 @@ def syncd_comments(pg, issue, slot: str) -> list:
 
 def kept_notes(pg, ticket: int) -> list[str]:
     return [c["body"] for c in pg.zendesk.ticket_comments(ticket)
-            if not c["public"] and find_markers(c["body"]) and "could not" not in c["body"]
-            and "is now in a public place" in c["body"]]
+            if not c["public"] and find_markers(c["body"])
+            and "is now publicly visible" in c["body"]]
 
 
 def test_every_text_syncd_wrote_is_made_opaque_in_the_cycle_that_reads_the_repository_public(pg, app, clock):
