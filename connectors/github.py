@@ -118,8 +118,9 @@ class GitHubConfig(ConnectorConfig):
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
     visibility_ttl: float = Field(3600, ge=0, description="Seconds a repository's visibility is trusted before "
-                                                          "it is checked again (bounds how late a repository "
-                                                          "turning public is noticed).")
+                                                          "it is checked again on a poll (bounds how late a "
+                                                          "repository turning public is noticed; syncd then "
+                                                          "rewrites its texts there, docs/privacy.md).")
 
     @field_validator("repositories")
     @classmethod
