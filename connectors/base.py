@@ -191,6 +191,40 @@ class Presence:
     requests: int = 0
 
 
+@dataclass(frozen=True)
+class OpaqueRewrite:
+    """What :meth:`Tracker.make_opaque` needs to rewrite syncd's texts on one issue.
+
+    ``slots``: the opaque text of each slot comment syncd can compose only
+    with the engine's data (the demand comment). ``written``: comment id →
+    the ``updated_at`` the tracker answered to syncd's last write of that
+    comment (a later ``updated_at`` means someone else edited it since).
+    ``created``: when syncd created the issue from an escalation, the two
+    drafts and the create's key: ``{"key", "private": {title, body},
+    "public": {title, body}}``."""
+
+    slots: dict[str, str] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+    created: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class KeptText:
+    """A text syncd could not make opaque, because someone edited it after syncd wrote it."""
+
+    what: str  # "the linked-tickets comment", "the issue description", ...
+    url: str
+    edited_by: str | None  # None when the tracker does not say who
+    edited_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OpaqueResult:
+    rewritten: tuple[str, ...] = ()  # what was rewritten (same words as KeptText.what)
+    kept: tuple[KeptText, ...] = ()
+    comments: dict[str, str] = field(default_factory=dict)  # comment id -> updated_at after the rewrite
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -379,6 +413,23 @@ class Tracker(Connector):
         ``customer_data=True`` says the body names a customer: refused where
         :meth:`is_private` is False."""
         raise Unsupported(self.name, "edit a comment in place")
+
+    # A tracker whose places (repositories) can turn public says so: it reports
+    # each place's visibility as last read (:meth:`visibility`, no request) and
+    # rewrites what syncd wrote there to the opaque form (:meth:`make_opaque`).
+    reports_visibility: ClassVar[bool] = False
+
+    def visibility(self) -> dict[str, bool]:
+        """Place (as the tracker names it) → public, as last read; asks nothing."""
+        return {}
+
+    def make_opaque(self, issue_id: str, rewrite: "OpaqueRewrite", key: str) -> "OpaqueResult":
+        """Rewrite every text syncd wrote on the issue to the form fit for a public place.
+
+        Edits in place only (never creates); a text someone else edited since
+        syncd wrote it is left alone and reported in ``OpaqueResult.kept``.
+        Sending it again after a crash rewrites what is left and nothing twice."""
+        raise Unsupported(self.name, "rewrite its texts for a public place")
 
 
 # --- registry -----------------------------------------------------------------

@@ -42,7 +42,10 @@ for ``visibility_ttl`` seconds, re-validated with a conditional request before
 any write that may carry customer data). Writes flagged ``customer_data=True``
 — and any body holding an e-mail address — are refused there with
 :class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
-only an opaque reference and counts there.
+only an opaque reference and counts there. :meth:`~GitHubConnector.visibility`
+reports each repository's visibility as last read; when one turned public the
+engine has :meth:`~GitHubConnector.make_opaque` rewrite syncd's texts on each
+issue there in place (see docs/privacy.md).
 
 Handoff. :meth:`~GitHubConnector.create_issue` opens an issue in the route's
 repository with one POST (its body ends with a hidden ``<!-- syncd:KEY -->``;
@@ -54,6 +57,7 @@ keeps one comment per slot ("context", "demand", ...) edited in place.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -72,6 +76,9 @@ from connectors.base import (
     utc_now,
     ConnectorConfig,
     IssueDraft,
+    KeptText,
+    OpaqueResult,
+    OpaqueRewrite,
     Page,
     Presence,
     Rejected,
@@ -81,7 +88,8 @@ from connectors.base import (
     marker_token,
     read_secret,
 )
-from syncd.errors import ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, TransientError
+from syncd.errors import (ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, SyncdError,
+                          TransientError)
 from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 
@@ -145,8 +153,9 @@ class GitHubConfig(ConnectorConfig):
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
     visibility_ttl: float = Field(3600, ge=0, description="Seconds a repository's visibility is trusted before "
-                                                          "it is checked again (bounds how late a repository "
-                                                          "turning public is noticed).")
+                                                          "it is checked again on a poll (bounds how late a "
+                                                          "repository turning public is noticed; syncd then "
+                                                          "rewrites its texts there, docs/privacy.md).")
 
     @field_validator("repositories")
     @classmethod
@@ -210,6 +219,17 @@ def web_root(api_url: str) -> str:
         return "https://github.com"
     path = re.sub(r"/api/v3/?$", "", parts.path.rstrip("/"))
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def graphql_url(api_url: str) -> str:
+    """GitHub's GraphQL endpoint for an API base: api.github.com/graphql; GHE: https://HOST/api/graphql."""
+    base = api_url.rstrip("/")
+    return base[:-len("/v3")] + "/graphql" if base.endswith("/api/v3") else base + "/graphql"
+
+
+# Who last edited comments or issues: REST does not say, GraphQL does (``editor``).
+EDITORS_QUERY = ("query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } "
+                 "... on Issue { id editor { login } lastEditedAt } } }")
 
 
 def ticket_hash(url: str) -> str:
@@ -277,6 +297,7 @@ class GitHubConnector(Tracker):
     service_name = "GitHub"
     text_format = "markdown"
     attachment_format = "markdown"  # the ticket's title goes into the context comment
+    reports_visibility = True
     config_model = GitHubConfig
     config: GitHubConfig
 
@@ -898,31 +919,173 @@ class GitHubConnector(Tracker):
         """:meth:`attach_ticket` for many (url, title, subtitle) at once: one edit, not one per ticket."""
 
         def compose(existing: str | None, public: bool) -> str:
-            existing = existing or ""
-            block = TICKETS_BLOCK_RE.search(existing)
-            lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
-            for url, title, subtitle in tickets:
-                ref = ticket_hash(url)
-                if public:
-                    lines[ref] = _opaque_line(ref)
-                else:
-                    label = _inline(title) or "Support ticket"
-                    extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
-                    lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
-            if public:
-                lines = {h: _opaque_line(h) for h in lines}
-            block_text = ("<!-- syncd:tickets -->\n"
-                          f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
-                          "\n<!-- /syncd:tickets -->\n")
-            head = existing
-            for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
-                head = pattern.sub("", head)
-            head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
-            return self._compose(head, block_text, CONTEXT_SLOT, key)
+            return self._context_text(existing, tickets, public, key)
 
         location = self._locate(issue_id)
         # Lines composed for a private repository name the customer.
         return self._upsert(location, CONTEXT_SLOT, compose, lambda public: not public)
+
+    @classmethod
+    def _context_text(cls, existing: str | None, tickets: list[tuple[str, str, str]], public: bool,
+                      key: str) -> str:
+        """The context comment's text: the lines it had plus ``tickets``; all opaque when ``public``."""
+        existing = existing or ""
+        block = TICKETS_BLOCK_RE.search(existing)
+        lines = {m["hash"]: m.group(0) for m in TICKET_LINE_RE.finditer(block.group(0) if block else "")}
+        for url, title, subtitle in tickets:
+            ref = ticket_hash(url)
+            if public:
+                lines[ref] = _opaque_line(ref)
+            else:
+                label = _inline(title) or "Support ticket"
+                extra = f" — {_inline(subtitle)}" if _inline(subtitle) else ""
+                lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
+        if public:
+            lines = {h: _opaque_line(h) for h in lines}
+        block_text = ("<!-- syncd:tickets -->\n"
+                      f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
+                      "\n<!-- /syncd:tickets -->\n")
+        head = existing
+        for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
+            head = pattern.sub("", head)
+        head = head.replace(f"<!-- syncd:{CONTEXT_SLOT} -->", "").strip()
+        return cls._compose(head, block_text, CONTEXT_SLOT, key)
+
+    # -- a repository turned public ----------------------------------------------
+
+    def visibility(self) -> dict[str, bool]:
+        """Each repository's visibility as last read (lower-case owner/name → public); asks nothing.
+
+        Read by :meth:`is_public`: on every poll once ``visibility_ttl`` has
+        passed, and before every write (a conditional request, free when
+        unchanged). The engine compares it with what it last acted on."""
+        return {name: v.public for name, v in self._visibility.items()}
+
+    def make_opaque(self, issue_id: str, rewrite: OpaqueRewrite, key: str) -> OpaqueResult:
+        """Rewrite syncd's texts on one issue of a repository that turned public.
+
+        Reads the issue's comments (one page per 100) and, when syncd created
+        the issue, the issue itself; then edits in place, one PATCH per text
+        that still names the customer: the context comment (every linked
+        ticket as its opaque reference), each slot comment in
+        ``rewrite.slots`` (the demand comment, composed by the engine), and
+        the title and description of an issue created from an escalation
+        (the public draft, keeping its create marker). Comments without a
+        slot marker (owner-gap notes) carry no customer data and stay.
+
+        A text someone else edited after syncd wrote it is not overwritten:
+        a comment whose ``updated_at`` is later than what GitHub answered to
+        syncd's last write of it (``rewrite.written``; with no record, one
+        edited at all), an issue title or description that is neither of
+        syncd's drafts. REST does not say who edited a text: for the kept
+        ones one GraphQL query (``editor``) names them (None if it cannot be
+        asked). Sending again after a crash
+        finds the texts already opaque and writes nothing twice.
+        """
+        location = self._locate(issue_id)
+        login = self._own_login()
+        rewritten: list[str] = []
+        kept: list[KeptText] = []
+        written: dict[str, str] = {}
+        nodes: list[str] = []  # GraphQL node id of each kept text
+        for raw in self._raw_comments(location):
+            body = raw.get("body") or ""
+            if (raw.get("user") or {}).get("login") != login:
+                continue
+            slot = next((s for s in (CONTEXT_SLOT, *rewrite.slots) if f"<!-- syncd:{s} -->" in body), None)
+            if slot is None:
+                continue
+            what = "the linked-tickets comment" if slot == CONTEXT_SLOT else f"the {slot} comment"
+            if slot == CONTEXT_SLOT:
+                text = self._context_text(body, [], True, key)
+            else:
+                tickets = TICKETS_BLOCK_RE.search(body)
+                text = self._compose(rewrite.slots[slot], tickets.group(0) if tickets else "", slot, key)
+            if KEY_MARKER_RE.sub("", body) == KEY_MARKER_RE.sub("", text):
+                continue  # opaque already (or rewritten before a crash)
+            edited = self._edited_since(raw, rewrite.written.get(str(raw.get("id"))))
+            if edited is not None:
+                kept.append(KeptText(what, str(raw.get("html_url") or location.key), None, edited))
+                nodes.append(str(raw.get("node_id") or ""))
+                continue
+            path = f"repos/{location.full_name}/issues/comments/{raw['id']}"
+            answer = self._write("PATCH", path, {"body": text}, location,
+                                 "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=False)
+            rewritten.append(what)
+            written[str(answer["id"])] = str(answer.get("updated_at") or "")
+        if rewrite.created:
+            done, left, node = self._opaque_created(location, rewrite.created)
+            rewritten += done
+            kept += left
+            nodes += [node] * len(left)
+        if kept:
+            editors = self._editors([n for n in nodes if n])
+            kept = [dataclasses.replace(k, edited_by=editors.get(n)) for k, n in zip(kept, nodes)]
+        return OpaqueResult(tuple(rewritten), tuple(kept), written)
+
+    def _editors(self, node_ids: list[str]) -> dict[str, str]:
+        """Node id → login of whoever last edited it: one GraphQL query (REST does not say).
+
+        Only for texts syncd leaves alone, so rarely sent; any failure
+        answers {} (the note then says "someone other than syncd")."""
+        if not node_ids:
+            return {}
+        try:
+            response = self.http.request("POST", graphql_url(self.config.url), idempotent=True,
+                                         json={"query": EDITORS_QUERY, "variables": {"ids": node_ids}},
+                                         endpoint="POST /graphql")
+            nodes = ((response.json() or {}).get("data") or {}).get("nodes") or []
+        except (SyncdError, ValueError, AttributeError) as exc:
+            log.info("could not ask GitHub who edited syncd's texts", connector=self.name, error=str(exc))
+            return {}
+        out = {}
+        for node in nodes:
+            login = ((node or {}).get("editor") or {}).get("login") if isinstance(node, dict) else None
+            if isinstance(login, str) and isinstance(node.get("id"), str):
+                out[node["id"]] = login
+        return out
+
+    def _opaque_created(self, location: IssueLocation, created: dict) -> tuple[list[str], list[KeptText], str]:
+        """The title and description of an issue syncd created: the public draft where the private one stands."""
+        item = self._get_object(location.path, "GET /repos/{o}/{r}/issues/{n}")
+        token = f"<!-- {marker_token(str(created['key']))} -->"
+
+        def drafted(which: str) -> tuple[str, str]:
+            draft = created.get(which) or {}
+            title = re.sub(r"\s+", " ", str(draft.get("title") or "")).strip()
+            if len(title) > TITLE_MAX:
+                title = title[:TITLE_MAX - 1].rstrip() + "…"
+            return title, f"{str(draft.get('body') or '').rstrip()}\n\n{token}\n"
+
+        private, public = drafted("private"), drafted("public")
+        change: dict[str, str] = {}
+        kept: list[KeptText] = []
+        url = str(item.get("html_url") or location.key)
+        for field_name, what, index in (("title", "the issue title", 0), ("body", "the issue description", 1)):
+            now = item.get(field_name) or ""
+            if now == public[index]:
+                continue
+            if now == private[index]:
+                change[field_name] = public[index]
+            else:
+                kept.append(KeptText(what, url, None, parse_time(item.get("updated_at"))))
+        if change:
+            self._write("PATCH", location.path, change, location, "PATCH /repos/{o}/{r}/issues/{n}",
+                        sensitive=False)
+        names = {"title": "the issue title", "body": "the issue description"}
+        return [names[f] for f in change], kept, str(item.get("node_id") or "")
+
+    @staticmethod
+    def _edited_since(raw: dict, written: str | None) -> datetime | None:
+        """When someone else edited the comment after syncd's last write of it (None: they did not)."""
+        updated = parse_time(raw.get("updated_at"))
+        if updated is None:
+            return None
+        if written is not None:
+            ours = parse_time(written)
+            return updated if ours is not None and updated > ours else None
+        # No record of syncd's last write (a lost store): an edited comment may be anyone's edit.
+        return updated if updated != parse_time(raw.get("created_at")) else None
 
     # -- write plumbing ---------------------------------------------------------
 

@@ -108,6 +108,11 @@ class Metrics:
         self.delivered = Counter("syncd_actions_delivered", "Outbox actions delivered", registry=self.registry)
         self.failed = Counter("syncd_actions_failed", "Outbox attempts failed", registry=self.registry)
         self.outbox = Gauge("syncd_outbox", "Outbox actions by state", ["state"], registry=self.registry)
+        self.privacy_rewritten = Counter("syncd_privacy_rewritten", "Texts syncd made opaque in a place that "
+                                         "turned public", registry=self.registry)
+        self.privacy_skipped = Counter("syncd_privacy_rewrite_skipped", "Texts in a place that turned public "
+                                       "left as they were: someone edited them after syncd wrote them",
+                                       registry=self.registry)
         self.requests = Gauge("syncd_http_requests", "HTTP requests sent per connector", ["connector"],
                               registry=self.registry)
         self.rate_limit_waits = Counter("syncd_rate_limit_waits", "Rate-limit waits begun per connector "
@@ -307,6 +312,8 @@ class Daemon:
             self._parked(name, state, self.clock())  # a write may have met the limit
         self.metrics.delivered.inc(delivery.done + delivery.already)
         self.metrics.failed.inc(delivery.failed + delivery.dead)
+        self.metrics.privacy_rewritten.inc(delivery.privacy_rewritten)
+        self.metrics.privacy_skipped.inc(delivery.privacy_kept)
         self.health.outbox = self.app.store.outbox_counts()
         for state_name, count in self.health.outbox.items():
             self.metrics.outbox.labels(state_name).set(count)

@@ -31,15 +31,17 @@ from typing import Callable
 
 import structlog
 
-from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, TicketUpdate, Tracker, Unsupported,
-                             WriteResult)
+from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, OpaqueResult, OpaqueRewrite,
+                             TicketUpdate, Tracker, Unsupported, WriteResult)
 from mappings.escaping import shown
 from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
 from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
+from mappings.privacy_plan import ISSUE_OPAQUE
 from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, RateLimited,
                           SyncdError, TransientError)
 from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
+from syncd.privacy import written_for
 from syncd.store import OutboxRow, Store
 
 log = structlog.get_logger("syncd.delivery")
@@ -59,6 +61,8 @@ class DeliveryReport:
     gone: dict[Ref, str] = field(default_factory=dict)
     dropped: int = 0  # writes to such issues, dropped (not failures)
     waiting: int = 0  # writes held back by a service's rate limit (not failed attempts)
+    privacy_rewritten: int = 0  # texts made opaque in a place that turned public
+    privacy_kept: int = 0  # texts left as they were there: someone edited them since syncd wrote them
 
 
 class Deliverer:
@@ -76,6 +80,7 @@ class Deliverer:
         self.paused: dict[str, str] = {}  # connector -> why (credentials refused)
         # Connectors waiting out a rate limit: nothing is sent to them before its end.
         self.parking = parking if parking is not None else Parking(store, connectors, clock)
+        self._drafts: dict[int, str] = {}  # create action id -> which draft went ("private"/"public")
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
@@ -176,6 +181,8 @@ class Deliverer:
         if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
             created = connector.find_followup(row.target, marker)
             return {"id": created} if created else None
+        if row.op == ISSUE_OPAQUE:
+            return None  # a rewrite sent again finds what it already rewrote and edits the rest
         if isinstance(connector, (Helpdesk, Tracker)) and connector.find_marker(row.target, marker):
             return {}
         return None
@@ -197,12 +204,19 @@ class Deliverer:
             return connector.attach_ticket(row.target, p["url"], p["title"], p["subtitle"], marker)
         if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
             # Which draft goes is decided now, by the tracker: the team may have turned public.
-            text = p["private"] if connector.is_private(row.target) else p["public"]
+            which = "private" if connector.is_private(row.target) else "public"
+            self._drafts[row.id] = which
+            text = p[which]
             draft = IssueDraft(text["title"], text["body"], tuple(p.get("labels") or ()), p.get("priority"))
             return connector.create_issue(row.target, draft, marker)
         if row.op == ISSUE_UPSERT and isinstance(connector, Tracker):
             return connector.upsert_comment(row.target, p["body"], marker, p["slot"],
                                             customer_data=bool(p.get("customer_data")))
+        if row.op == ISSUE_OPAQUE and isinstance(connector, Tracker):
+            created = p.get("created")
+            rewrite = OpaqueRewrite(dict(p.get("slots") or {}), written_for(self.store, row.connector, row.target),
+                                    dict(created) if created else None)
+            return connector.make_opaque(row.target, rewrite, marker)
         if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
             followup = FollowUpTicket(p["subject"], p["note"], p.get("requester_id"), p.get("assignee_id"),
                                       tuple(p.get("tags") or ()))
@@ -273,11 +287,16 @@ class Deliverer:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _done(self, row: OutboxRow, result: WriteResult, report: DeliveryReport) -> None:
+    def _done(self, row: OutboxRow, result: WriteResult | OpaqueResult, report: DeliveryReport) -> None:
+        if isinstance(result, OpaqueResult):
+            self._done_opaque(row, result, report)
+            return
         with self.store.transaction():
             done = {"updated_at": format_time(result.updated_at), "id": result.id}
             if result.key:
                 done["key"] = result.key
+            if row.id in self._drafts:
+                done["draft"] = self._drafts.pop(row.id)
             self.store.mark_done(row.id, done)
             if row.op == TICKET_UPDATE and result.updated_at is not None:
                 # The next poll will see this write; it is ours, not news. Until it
@@ -288,8 +307,24 @@ class Deliverer:
             self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))
         report.done += 1
 
+    def _done_opaque(self, row: OutboxRow, result: OpaqueResult, report: DeliveryReport) -> None:
+        """A rewrite for a place that turned public: what it rewrote, and what it had to leave."""
+        kept = [{"what": k.what, "url": k.url, "edited_by": k.edited_by, "edited_at": format_time(k.edited_at)}
+                for k in result.kept]
+        with self.store.transaction():
+            self.store.mark_done(row.id, {"rewritten": list(result.rewritten), "kept": kept,
+                                          "comments": dict(result.comments)})
+            self._event(row, "delivered", _describe(row, result=result))
+        report.done += 1
+        report.privacy_rewritten += len(result.rewritten)
+        report.privacy_kept += len(kept)
+        if kept:
+            log.warning("texts in a place now public were edited by someone else; left as they are",
+                        action=row.id, issue=row.target, kept=[k["what"] for k in kept])
+
     def _fail(self, row: OutboxRow, error: str, report: DeliveryReport, *, dead: bool = False,
               uncertain: bool = False, retry_after: float | None = None) -> None:
+        self._drafts.pop(row.id, None)
         attempts = row.attempts + (0 if row.state == "sending" and dead else 1)
         dead = dead or attempts >= self.max_attempts
         retry_at = None if dead else self._retry_at(attempts, retry_after)
@@ -349,13 +384,20 @@ ISSUE_OPS = (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT)
 def _supports(connector: Connector, op: str) -> bool:
     if op in (TICKET_UPDATE, TICKET_FOLLOWUP):
         return isinstance(connector, Helpdesk)
+    if op == ISSUE_OPAQUE:
+        return isinstance(connector, Tracker) and connector.reports_visibility
     return op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_CREATE, ISSUE_UPSERT) and isinstance(connector, Tracker)
 
 
-def _describe(row: OutboxRow, connector: Connector | None = None) -> str:
+def _describe(row: OutboxRow, connector: Connector | None = None, result: OpaqueResult | None = None) -> str:
     """One history line for a delivered write, as a person reads it: the text
     as the place it went shows it (no Markdown escapes, no hidden markers)."""
     p = row.payload
+    if row.op == ISSUE_OPAQUE:
+        done = ", ".join(result.rewritten) if result and result.rewritten else "nothing left to rewrite"
+        kept = f"; left as edited by someone else: {', '.join(k.what for k in result.kept)}" if (
+            result and result.kept) else ""
+        return f"made private for a public place ({p.get('place')}): {done}{kept}"
     text_format = connector.text_format if isinstance(connector, (Helpdesk, Tracker)) else "plain"
     attachment_format = connector.attachment_format if isinstance(connector, Tracker) else "plain"
 

@@ -27,6 +27,7 @@ from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.ratelimits import Parking, Wait
+from syncd.privacy import Privacy
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
 from syncd.store import Store
 
@@ -128,6 +129,8 @@ class Engine:
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
                                    backoff_max=backoff_max, clock=clock,
                                    stop_requested=lambda: self.stop_requested(), parking=self.parking)
+        # Places (GitHub repositories) that turned public: what syncd wrote there is rewritten.
+        self.privacy = Privacy(self)
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -233,6 +236,8 @@ class Engine:
                          record_id=row.record_id, error=str(exc))
 
     def deliver(self) -> DeliveryReport:
+        if not self.stop_requested():
+            self.privacy.learn()  # a poll read a place's visibility anew: its rewrites go out in this run
         report = self.deliverer.run()
         again = False
         if report.gone:
@@ -241,16 +246,12 @@ class Engine:
             again = True
         if self.followups is not None and not self.stop_requested() and self.followups.finish_created():
             again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+        if not self.stop_requested() and self.privacy.learn():
+            again = True  # a write found its place turned public: rewrite what syncd wrote there now
         if again:
-            more = self.deliverer.run()
-            report.done += more.done
-            report.already += more.already
-            report.failed += more.failed
-            report.dead += more.dead
-            report.dropped += more.dropped
-            report.waiting += more.waiting
-            report.requests_saved += more.requests_saved
-            report.errors += more.errors
+            _merge(report, self.deliverer.run())
+        if not self.stop_requested() and self.privacy.finish():
+            _merge(report, self.deliverer.run())  # notes on the tickets: texts that could not be rewritten
         return report
 
     # -- issues deleted, hidden or moved out of reach ---------------------------------------
@@ -430,6 +431,9 @@ class Engine:
     # -- tracker pages --------------------------------------------------------------
 
     def _issue_page(self, tracker: Tracker, page: Page, report: PollReport) -> None:
+        # The feed read its places' visibility before this page: a place now public is acted on
+        # first, so that nothing this page plans there names a customer.
+        self.privacy.learn(tracker.name)
         issues: list[Issue] = page.records
         previous = self.store.get_snapshots([i.ref for i in issues])
         changed: list[tuple[Issue, Issue | None]] = []
@@ -620,6 +624,17 @@ class Engine:
                                            "out of quarantine", None, None,
                                            {"connector": connector, "record_id": row.record_id}))
                 log.info("record out of quarantine", connector=connector, record_id=row.record_id)
+
+
+def _merge(report: DeliveryReport, more: DeliveryReport) -> None:
+    report.done += more.done
+    report.already += more.already
+    report.failed += more.failed
+    report.dead += more.dead
+    report.requests_saved += more.requests_saved
+    report.errors += more.errors
+    report.privacy_rewritten += more.privacy_rewritten
+    report.privacy_kept += more.privacy_kept
 
 
 def _rejected(record_id: str, exc: PayloadError) -> Rejected:

@@ -451,28 +451,14 @@ class FollowUps:
         queued = 0
         for ref in issues:
             issue = self.store.get_snapshot(ref)
-            tracker = self.engine.trackers.get(ref.connector)
-            if not isinstance(issue, Issue) or tracker is None:
+            if not isinstance(issue, Issue):
                 continue
-            rows = self.store.links_for_issue(ref)
-            tickets = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
-            if not tickets:
-                continue
-            demand = []
-            calendar = pr.ALWAYS
-            templates = self.mappings.default_templates()
-            for ticket in tickets:
-                route = self.mappings.route_for(ticket)
-                severity = route.severity(ticket) if route else None
-                rank = route.severity_order.index(severity) if route and severity in route.severity_order else None
-                demand.append(DemandTicket(ticket, severity, rank))
-                if route is not None and route.promises is not None:
-                    calendar = route.promises.calendar
-            # The snapshot says whether the issue is public; the connector checks again on write.
+            # The snapshot says whether the issue is public (syncd.privacy marks it so the
+            # moment its place turns public); the connector checks again on write.
             private = not issue.public
-            body = demand_body(issue, demand, self.store.promises_for_issue(ref), private=private,
-                               templates=templates, calendar=calendar,
-                               fmt=tracker.text_format)
+            body = self.demand_text(issue)
+            if body is None:
+                continue
             meta = self.store.get_meta(ref)
             if meta.get("demand_body") == body:
                 continue
@@ -480,6 +466,28 @@ class FollowUps:
             self.store.set_meta(ref, demand_body=body, demand_version=version)
             queued += self.engine._commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
         return queued
+
+    def demand_text(self, issue: Issue) -> str | None:
+        """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket."""
+        tracker = self.engine.trackers.get(issue.ref.connector)
+        if tracker is None:
+            return None
+        rows = self.store.links_for_issue(issue.ref)
+        tickets = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+        if not tickets:
+            return None
+        demand = []
+        calendar = pr.ALWAYS
+        templates = self.mappings.default_templates()
+        for ticket in tickets:
+            route = self.mappings.route_for(ticket)
+            severity = route.severity(ticket) if route else None
+            rank = route.severity_order.index(severity) if route and severity in route.severity_order else None
+            demand.append(DemandTicket(ticket, severity, rank))
+            if route is not None and route.promises is not None:
+                calendar = route.promises.calendar
+        return demand_body(issue, demand, self.store.promises_for_issue(issue.ref), private=not issue.public,
+                           templates=templates, calendar=calendar, fmt=tracker.text_format)
 
     # -- after delivery: what a create made --------------------------------------------------------------
 

@@ -783,6 +783,54 @@ class Store:
                 [ref.connector, ref.id, _json(merged), self._now()])
         return merged
 
+    # --- privacy: places that turned public --------------------------------------
+    # The visibility syncd last acted on per place (a GitHub repository), kept
+    # in record_meta under the id "place:<lower-case name>" (issue ids never
+    # take that form), so no schema change is needed.
+
+    @_reads
+    def place_visibility(self, connector: str) -> dict[str, bool]:
+        """Place (lower-case) → public, as syncd last acted on it."""
+        rows = self._q("SELECT id, data FROM record_meta WHERE connector = ? AND id LIKE 'place:%'", [connector])
+        return {ident[len("place:"):]: bool(json.loads(data).get("public")) for ident, data in rows}
+
+    @_writes
+    def set_place_visibility(self, connector: str, place: str, public: bool) -> None:
+        self.set_meta(Ref(connector, "place:" + place.lower()), public=public, changed_at=self._now())
+
+    @_reads
+    def issues_in_place(self, connector: str, place: str) -> list[Issue]:
+        """Issue snapshots of ``connector`` whose team (repository) is ``place``, any case."""
+        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
+                       "AND lower(json_extract(data, '$.team')) = ?", [connector, place.lower()])
+        return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def done_writes(self, connector: str, ops: Iterable[str], target: str | None = None) -> list[OutboxRow]:
+        """Delivered actions of ``connector`` with one of ``ops`` (to ``target`` when given), oldest first."""
+        ops = list(ops)
+        marks = ", ".join("?" for _ in ops)
+        where, params = f"connector = ? AND state = 'done' AND op IN ({marks})", [connector, *ops]
+        if target is not None:
+            where += " AND target = ?"
+            params.append(target)
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id", params)
+        return [_outbox_row(r) for r in rows]
+
+    @_reads
+    def done_writes_unnoted(self, op: str) -> list[OutboxRow]:
+        """Delivered actions of ``op`` whose result the engine has not acted on yet (no ``noted``), oldest first."""
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op = ? "
+                       "AND json_extract(result, '$.noted') IS NULL ORDER BY id", [op])
+        return [_outbox_row(r) for r in rows]
+
+    @_reads
+    def unfinished_for(self, connector: str, target: str) -> list[OutboxRow]:
+        """Actions to ``target`` not delivered yet (pending, sending or dead), oldest first."""
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE connector = ? AND target = ? "
+                       "AND state IN ('pending', 'sending', 'dead') ORDER BY id", [connector, target])
+        return [_outbox_row(r) for r in rows]
+
     # --- links --------------------------------------------------------------
 
     @_writes

@@ -6,7 +6,8 @@ with ``state``/``since``/``sort``/``direction``/``per_page``/``page`` and a real
 ``Link`` header (pointing at ``/repositories/{id}/issues`` as GitHub's does),
 issue create (unknown labels are created, as GitHub does for a token that
 may push) and get/update, the ``creator`` filter of the issue list, the
-repository's labels (paged), comments (list, create, get, edit), ETags with 304 on
+repository's labels (paged), comments (list, create, get, edit), the GraphQL
+``nodes(ids:)`` question of who last edited a comment or issue, ETags with 304 on
 ``If-None-Match`` (a 304 does not spend the rate limit), ``x-ratelimit-*``
 headers and a primary limit that answers 403 when spent, a secondary limit
 on demand (403 with GitHub's message, requests still remaining, and
@@ -17,7 +18,8 @@ Timestamps are the real clock in whole seconds, never going back, so that
 ``since`` works with a connector that computes its window from the clock.
 
 People act through :meth:`create_repo`, :meth:`create_issue`, :meth:`close`,
-:meth:`reopen`, :meth:`assign`, :meth:`comment`, :meth:`transfer`,
+:meth:`reopen`, :meth:`assign`, :meth:`comment`, :meth:`edit_comment`,
+:meth:`edit_issue_body`, :meth:`transfer`,
 :meth:`delete`, :meth:`set_visibility`, :meth:`create_label` and
 :meth:`disable_issues`; :meth:`issues_in` lists a repository's issues.
 """
@@ -79,6 +81,7 @@ class FakeComment:
     user: str
     created: int
     updated: int
+    editor: str | None = None  # who last edited it, when someone did
 
 
 @dataclass
@@ -98,6 +101,8 @@ class FakeIssue:
     labels: list[str] = field(default_factory=list)
     pull_request: bool = False
     comment_ids: list[int] = field(default_factory=list)
+    editor: str | None = None  # who last edited the title or description, when someone did
+    edited: int | None = None
 
 
 class GitHubFake(FakeService):
@@ -137,6 +142,7 @@ class GitHubFake(FakeService):
             ("POST", "/repositories/{repo_id}/issues/{number}/comments", self._create_comment),
             ("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", self._get_comment),
             ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}", self._update_comment),
+            ("POST", "/graphql", self._graphql),
         ):
             self.route(method, pattern, self._guarded(handler))
 
@@ -221,6 +227,22 @@ class GitHubFake(FakeService):
         i = self._issue_obj(issue)
         with self.lock:
             return self._add_comment(i, body, user)
+
+    def edit_comment(self, comment: int | FakeComment, body: str, *, user: str = "octocat") -> FakeComment:
+        """A person edits a comment in the web UI (anyone with write access may edit anyone's comment):
+        its body and ``updated_at`` change, its author does not; the issue's ``updated_at`` stays."""
+        c = comment if isinstance(comment, FakeComment) else self.comments_by_id[comment]
+        with self.lock:
+            c.body, c.updated, c.editor = body, self.now(), user
+        return c
+
+    def edit_issue_body(self, issue: int | FakeIssue, body: str, *, user: str = "octocat") -> FakeIssue:
+        """A person edits the issue's description in the web UI."""
+        i = self._issue_obj(issue)
+        with self.lock:
+            i.body, i.updated, i.editor = body, self.now(), user
+            i.edited = i.updated
+        return i
 
     def transfer(self, issue: int | FakeIssue, to_repo: str | FakeRepo) -> FakeIssue:
         """Move the issue: same id, a new number; the old address answers 301."""
@@ -558,6 +580,8 @@ class GitHubFake(FakeService):
         state = body.get("state")
         if state not in (None, "open", "closed"):
             raise gh_error(422, "Validation Failed")
+        if "title" in body or "body" in body:
+            issue.editor, issue.edited = login, self.now()
         if "title" in body:
             issue.title = str(body["title"])
         if "body" in body:
@@ -615,6 +639,28 @@ class GitHubFake(FakeService):
     def _get_comment(self, request: FakeRequest, login: str) -> FakeResponse:
         return FakeResponse(200, self.comment_json(self._find_comment(request)))
 
+    def _graphql(self, request: FakeRequest, login: str) -> FakeResponse:
+        """The one GraphQL question syncd asks: ``nodes(ids:)`` with ``editor { login }`` and
+        ``lastEditedAt`` of issue comments and issues. Anything else answers GitHub's error shape."""
+        body = self._body(request)
+        query, ids = body.get("query"), (body.get("variables") or {}).get("ids")
+        if not isinstance(query, str) or "nodes(ids:" not in query.replace(" ", "") or not isinstance(ids, list):
+            return FakeResponse(200, {"errors": [{"message": "this sandbox answers only nodes(ids:) editor queries"}]})
+        nodes: list[dict | None] = []
+        with self.lock:
+            for ident in ids:
+                found = None
+                for c in self.comments_by_id.values():
+                    if node_id("IC", c.id) == ident:
+                        found = {"id": ident, "editor": self.user_json(c.editor) if c.editor else None,
+                                 "lastEditedAt": iso(c.updated) if c.editor else None}
+                for i in self.issues.values():
+                    if node_id("I", i.id) == ident:
+                        found = {"id": ident, "editor": self.user_json(i.editor) if i.editor else None,
+                                 "lastEditedAt": iso(i.edited) if i.edited else None}
+                nodes.append(found)
+        return FakeResponse(200, {"data": {"nodes": nodes}})
+
     def _update_comment(self, request: FakeRequest, login: str) -> FakeResponse:
         comment = self._find_comment(request)
         body = self._body(request)
@@ -622,7 +668,7 @@ class GitHubFake(FakeService):
             raise gh_error(422, "Validation Failed")
         if comment.user != login:
             raise gh_error(403, "Must have admin rights to Repository.")
-        comment.body = body["body"]
+        comment.body, comment.editor = body["body"], login
         comment.updated = self.now()  # editing a comment leaves the issue's updated_at alone
         return FakeResponse(200, self.comment_json(comment))
 

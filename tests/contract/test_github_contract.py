@@ -198,3 +198,35 @@ def test_the_sandbox_secondary_limit_answer_conforms(github_contract):
     request.url = "http://contract.invalid" + path
     github_contract.validate(request)
     github_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+@responses.activate
+def test_opaque_rewrite_requests_conform(github_contract):
+    """make_opaque: the issue's comments, the issue, a comment edited in place, the issue's title and body."""
+    from connectors.base import OpaqueRewrite
+
+    repo = "acme/billing"
+    url = f"{API}/repos/{repo}/issues/7"
+    private = {"title": "Export fails for Northwind", "body": "Customer: Northwind"}
+    public = {"title": "Customer report T-1", "body": "Escalated from support (T-1)"}
+    context = ("<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n- [Export](https://x.zendesk.com/agent/"
+               "tickets/1) <!-- syncd:t=0123456789ab -->\n<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n")
+    stamp = "2024-05-01T10:00:00Z"
+    responses.add(responses.GET, f"{API}/user", json={"login": "syncd-bot"})
+    responses.add(responses.GET, f"{url}/comments",
+                  json=[{"id": 71, "body": context, "user": {"login": "syncd-bot"}, "created_at": stamp,
+                         "updated_at": stamp, "issue_url": url}])
+    responses.add(responses.GET, url, json=issue(7, repo) | {"title": private["title"],
+                                                             "body": f"{private['body']}\n\n<!-- syncd:{KEY} -->\n"})
+    responses.add(responses.PATCH, f"{API}/repos/{repo}/issues/comments/71",
+                  json={"id": 71, "updated_at": stamp, "issue_url": url})
+    responses.add(responses.PATCH, url, json=issue(7, repo))
+
+    result = connector(API, repo).make_opaque(f"{repo}#7", OpaqueRewrite({}, {}, {"key": KEY, "private": private,
+                                                                                 "public": public}), "e" * 20)
+    assert len(result.rewritten) == 3
+    seen = assert_calls_conform(recorded_requests(responses.calls), github_contract)
+    assert {"GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+            "GET /repos/{owner}/{repo}/issues/{issue_number}",
+            "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
+            "PATCH /repos/{owner}/{repo}/issues/{issue_number}"} <= set(seen)

@@ -297,3 +297,16 @@ def test_fifty_tickets_attach_in_one_edit(fake):
     (comment,) = fake.comments_of(issue)
     assert "Linked support tickets: 50" in comment.body and "[Ticket 49]" in comment.body
     assert fake.total_requests() == 3  # find the comment, visibility (304 or 200), one write
+
+
+def test_a_person_editing_a_comment_is_named_by_graphql_and_rest_keeps_the_author(fake):
+    issue = fake.create_issue("acme/web", "Export fails")
+    mine = send(fake, "POST", "/repos/acme/web/issues/1/comments", {"body": "syncd's text"}).json()
+    fake.edit_comment(mine["id"], "a person's text", user="ada-novak")
+    [listed] = get(fake, "/repos/acme/web/issues/1/comments").json()
+    assert (listed["body"], listed["user"]["login"]) == ("a person's text", "syncd-bot")  # REST: the author stays
+    query = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } } }"
+    answer = send(fake, "POST", "/graphql", {"query": query, "variables": {"ids": [mine["node_id"], "nope"]}}).json()
+    assert answer["data"]["nodes"][0]["editor"]["login"] == "ada-novak"
+    assert answer["data"]["nodes"][1] is None
+    assert issue.comment_ids == [mine["id"]]

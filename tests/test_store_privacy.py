@@ -1,0 +1,45 @@
+"""The store's record of places that turned public, and of syncd's delivered writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from syncd.records import Action, Issue, Ref, StateCategory
+from syncd.store import Store
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+
+def issue(ident: str, team: str) -> Issue:
+    return Issue(Ref("github", ident), f"{team}#{ident}", f"https://github.com/{team}/issues/{ident}", "t",
+                 StateCategory.UNSTARTED, "Open", T0, team=team)
+
+
+def test_place_visibility_is_kept_per_tracker_and_place_any_case(tmp_path):
+    with Store(tmp_path / "s.db", clock=lambda: T0) as store:
+        assert store.place_visibility("github") == {}
+        store.set_place_visibility("github", "Acme/Billing", False)
+        store.set_place_visibility("github", "acme/web", True)
+        store.set_place_visibility("github", "acme/billing", True)
+        assert store.place_visibility("github") == {"acme/billing": True, "acme/web": True}
+        assert store.place_visibility("other") == {}
+        assert store.get_meta(Ref("github", "907")) == {}  # issue bookkeeping is apart
+
+
+def test_issues_in_place_and_delivered_writes(tmp_path):
+    with Store(tmp_path / "s.db", clock=lambda: T0) as store:
+        for record in (issue("1", "Acme/Billing"), issue("2", "acme/web")):
+            store.put_snapshot(record)
+        assert [i.ref.id for i in store.issues_in_place("github", "acme/billing")] == ["1"]
+        for key, target, op in (("a" * 20, "1", "issue.attach"), ("b" * 20, "1", "issue.comment"),
+                                ("c" * 20, "2", "issue.attach")):
+            store.enqueue(Action(key, "github", target, op, {}, f"issue:{target}"))
+        rows = {r.key: r for r in store.list_outbox()}
+        store.mark_done(rows["a" * 20].id, {"id": "11"})
+        store.mark_done(rows["c" * 20].id, {"id": "12"})
+        assert [r.key for r in store.done_writes("github", ["issue.attach"])] == ["a" * 20, "c" * 20]
+        assert [r.key for r in store.done_writes("github", ["issue.attach", "issue.comment"], target="1")] == ["a" * 20]
+        assert [r.key for r in store.unfinished_for("github", "1")] == ["b" * 20]
+        assert [r.key for r in store.done_writes_unnoted("issue.attach")] == ["a" * 20, "c" * 20]
+        store.set_action_result(rows["a" * 20].id, {"id": "11", "noted": True})
+        assert [r.key for r in store.done_writes_unnoted("issue.attach")] == ["c" * 20]
