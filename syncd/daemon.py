@@ -402,7 +402,7 @@ class Daemon:
             self._reloaded("refused", "invalid configuration: " + "; ".join(exc.problems))
             return
         old_settings = self.app.settings
-        changes = unswitchable(old_settings, settings, self.app.store.unfinished_for)
+        changes = unswitchable(old_settings, settings, self.app.store.unfinished_count)
         if changes:
             why = "; ".join(changes)
             log.error("reload refused: these changes need a restart; keeping the running configuration",

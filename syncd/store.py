@@ -985,7 +985,7 @@ class Store:
         return counts
 
     @_reads
-    def unfinished_for(self, connector: str) -> int:
+    def unfinished_count(self, connector: str) -> int:
         """Writes to ``connector`` not yet done (pending, sending or dead)."""
         return self._q("SELECT count(*) FROM outbox WHERE connector = ? AND state IN ('pending', 'sending', 'dead')",
                        [connector])[0][0]

@@ -169,7 +169,7 @@ def test_a_connector_is_removed_live_only_when_no_write_to_it_waits(tmp_path):
             pg.config_path.write_text(text.replace(github_table, "").replace('"linear", "github"', '"linear"'))
             for key in [k for k in pg.env if k.startswith("SYNCD_CONNECTORS__GITHUB__")]:
                 del pg.env[key]
-            unfinished = store.unfinished_for("github")
+            unfinished = store.unfinished_count("github")
             reload(daemon)
             assert daemon.health.as_dict()["last_reload"]["reason"] == (
                 f"needs a restart: connectors.github removed while {unfinished} write(s) to it wait in the outbox")
