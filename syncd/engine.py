@@ -37,6 +37,9 @@ log = structlog.get_logger("syncd.engine")
 # answer may have been a passing fault); after that it waits until it changes.
 QUARANTINE_RETRIES = 3
 
+# Delivery runs per cycle that act on what the previous run found (see Engine.deliver).
+DELIVERY_ROUNDS = 3
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -236,20 +239,33 @@ class Engine:
                          record_id=row.record_id, error=str(exc))
 
     def deliver(self) -> DeliveryReport:
+        """Send the outbox; then act on what the sends found, and send what that planned.
+
+        A run can find issues gone (their links end, with notes), issues or
+        follow-up tickets created (their links' writes), or a place turned
+        public (its rewrites): each plans writes that go out in a further run
+        of this same delivery, up to a few rounds; anything left waits for the
+        next cycle.
+        """
         if not self.stop_requested():
             self.privacy.learn()  # a poll read a place's visibility anew: its rewrites go out in this run
-        report = self.deliverer.run()
-        again = False
-        if report.gone:
-            # Issues deleted or hidden in the tracker: end their links, then send the notes saying so.
-            self.issues_gone(report.gone)
-            again = True
-        if self.followups is not None and not self.stop_requested() and self.followups.finish_created():
-            again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
-        if not self.stop_requested() and self.privacy.learn():
-            again = True  # a write found its place turned public: rewrite what syncd wrote there now
-        if again:
-            _merge(report, self.deliverer.run())
+        report = DeliveryReport()
+        for _ in range(DELIVERY_ROUNDS):
+            run = self.deliverer.run()
+            _merge(report, run)
+            again = False
+            if run.gone:
+                # Issues deleted or hidden in the tracker: end their links, then send the notes saying so.
+                self.issues_gone(run.gone)
+                again = True
+            if self.stop_requested():
+                break
+            if self.followups is not None and self.followups.finish_created():
+                again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+            if self.privacy.learn():
+                again = True  # a write found its place turned public: rewrite what syncd wrote there now
+            if not again:
+                break
         if not self.stop_requested() and self.privacy.finish():
             _merge(report, self.deliverer.run())  # notes on the tickets: texts that could not be rewritten
         return report
@@ -631,8 +647,12 @@ def _merge(report: DeliveryReport, more: DeliveryReport) -> None:
     report.already += more.already
     report.failed += more.failed
     report.dead += more.dead
+    report.dropped += more.dropped
+    report.waiting += more.waiting
     report.requests_saved += more.requests_saved
     report.errors += more.errors
+    for ref, why in more.gone.items():
+        report.gone.setdefault(ref, why)
     report.privacy_rewritten += more.privacy_rewritten
     report.privacy_kept += more.privacy_kept
 
