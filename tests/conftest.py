@@ -161,17 +161,19 @@ def _leak_check_last(items):
 # that a hidden read of the real clock changes their outcome:
 #
 #   --clocks=one      (default) one instant, the hour issue 9's failure was seen at;
-#   --clocks=sample   a dozen edges: around midnight UTC and Berlin, across the
-#                     DST changes of Europe/Berlin (the example calendar) and
-#                     America/New_York (the Jira user of the tests), month and
-#                     year ends, a leap day;
-#   --clocks=matrix   the fast pure tests at every hour of one week plus the
-#                     edges; the end-to-end ones at a sample of the edges.
+#   --clocks=sample   the two instants of E2E_EDGES;
+#   --clocks=matrix   "hourly" tests at every hour of one week and at every
+#                     edge of EDGES (midnight UTC and Berlin, the DST changes of
+#                     Europe/Berlin, the example calendar's zone, and of
+#                     America/New_York, the tests' Jira user's, month and year
+#                     ends, a leap day); "edges" tests at every edge; "sample"
+#                     tests at E2E_EDGES.
 #
 # A test that keeps its own clock takes its start from the ``base_instant``
 # fixture; the machine's clock is then set apart from it (MACHINE_SKEW, ahead
 # or behind), as on a machine whose clock is not the app's. `make test` runs
-# the matrix and then the time-sensitive tests under several TZ values.
+# the suite with --clocks=matrix and the time-sensitive tests under each TZ of
+# TEST_ZONES (Makefile); docs/reliability.md, "Time: the suite at every hour".
 
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
@@ -200,19 +202,30 @@ EDGES = {
     "new-year": datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC),
     "leap-day": datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
 }
-# The end-to-end tests' share of the edges (each one costs seconds).
-E2E_EDGES = ("before-midnight-utc", "berlin-dst-end-after", "new-york-dst-start-after", "year-end")
+# The "sample" tests' share of the edges (a store or a sandbox each: tens of
+# milliseconds to a second a test): the machine a day after the example
+# Monday's test clock, near midnight UTC, and a month before it, in the hour
+# Berlin's clocks go back.
+E2E_EDGES = ("before-midnight-utc", "berlin-dst-end-after")
 
-# Where time matters, by path: "hourly" (pure and fast: every hour of a week in
-# the matrix) or "sample" (end to end: a few edges). A test elsewhere joins with
-# @pytest.mark.time_sensitive.
+# Where time matters, by path. In the matrix: "hourly" tests (pure, about one
+# millisecond each) run at every hour of a week and at every edge, "edges" tests
+# at every edge, "sample" ones (stores, sandboxes: tens of milliseconds and
+# more) at E2E_EDGES. A test elsewhere joins with @pytest.mark.time_sensitive
+# (kind="hourly" or "edges"; "sample" without).
 TIME_SENSITIVE = {
-    "tests/handoff/": "hourly",
-    "tests/test_report.py": "hourly",
-    "tests/test_store_promises.py": "hourly",
-    "tests/test_store_stages.py": "hourly",
-    "tests/connectors/test_jira.py": "hourly",
-    "tests/connectors/test_zendesk.py": "hourly",
+    "tests/handoff/test_calendar.py": "hourly",
+    "tests/handoff/test_promises.py": "hourly",
+    "tests/handoff/test_handoff_plan.py": "hourly",
+    "tests/handoff/test_stage_plan.py": "edges",
+    "tests/handoff/test_stages.py": "edges",
+    "tests/handoff/test_review.py": "edges",
+    "tests/handoff/test_acceptance.py": "edges",
+    "tests/test_report.py": "edges",
+    "tests/connectors/test_jira.py": "edges",
+    "tests/connectors/test_zendesk.py": "edges",
+    "tests/test_store_promises.py": "sample",
+    "tests/test_store_stages.py": "sample",
     "tests/sandbox/test_jira_fake.py": "sample",
     "tests/sandbox/test_zendesk_fake.py": "sample",
     "tests/e2e/test_escalation_trackers.py": "sample",
@@ -249,13 +262,12 @@ def clock_instants(mode: str, kind: str) -> list[tuple[str, datetime]]:
     """(id, instant) pairs a test of this kind runs at under --clocks=mode."""
     if mode == "one":
         return [("at-default", DEFAULT_INSTANT)]
+    if mode == "sample" or kind == "sample":
+        return [(name, EDGES[name]) for name in E2E_EDGES]
     edges = list(EDGES.items())
-    if kind != "hourly":
-        chosen = [(name, EDGES[name]) for name in E2E_EDGES] if mode == "matrix" else edges
-        return chosen
-    if mode == "sample":
-        return edges
-    return [(f"hour-{_instant_id(i)}", i) for i in HOURS_OF_A_WEEK] + edges
+    if kind == "hourly":
+        return [(f"hour-{_instant_id(i)}", i) for i in HOURS_OF_A_WEEK] + edges
+    return edges
 
 
 def pytest_generate_tests(metafunc):
@@ -300,6 +312,25 @@ def _machine_clock(request, clock_point):
     machine = instant
     if "base_instant" in request.fixturenames:  # the test's clock starts here: keep the machine apart
         machine = instant + (MACHINE_SKEW if index % 2 == 0 else -MACHINE_SKEW)
-    # Pure tests see a frozen clock; end-to-end ones (servers, threads, timeouts) a ticking one.
-    with time_machine.travel(machine, tick=kind != "hourly"):
+    # Pure tests see a frozen clock; the others (servers, threads, timeouts) a ticking one.
+    with time_machine.travel(machine, tick=kind == "sample"):
         yield machine
+
+
+def pytest_configure(config):
+    """A TZ the machine cannot load silently means UTC: then a TZ run would prove nothing."""
+    import os
+    import time
+
+    name = os.environ.get("TZ", "")
+    if "/" not in name:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        expected = ZoneInfo(name).utcoffset(datetime.now(UTC))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise pytest.UsageError(f"TZ={name}: no such time zone on this machine (install tzdata)")
+    if timedelta(seconds=time.localtime().tm_gmtoff) != expected:
+        raise pytest.UsageError(f"TZ={name} is not in effect (local offset {time.strftime('%z')}, "
+                                f"expected {expected}): install tzdata")
