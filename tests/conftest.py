@@ -194,6 +194,7 @@ EDGES = {
     "berlin-dst-end-before": datetime(2026, 10, 25, 0, 59, 30, tzinfo=UTC),
     "berlin-dst-end-after": datetime(2026, 10, 25, 1, 0, 30, tzinfo=UTC),
     # America/New_York: 02:00 EST → 03:00 EDT on 8 March, 02:00 EDT → 01:00 EST on 1 November 2026.
+    "new-york-dst-start-before": datetime(2026, 3, 8, 6, 59, 30, tzinfo=UTC),
     "new-york-dst-start-after": datetime(2026, 3, 8, 7, 0, 30, tzinfo=UTC),
     "new-york-dst-end-before": datetime(2026, 11, 1, 5, 59, 30, tzinfo=UTC),
     "new-york-dst-end-after": datetime(2026, 11, 1, 6, 0, 30, tzinfo=UTC),
