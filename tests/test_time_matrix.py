@@ -77,3 +77,36 @@ def test_the_jql_window_reaches_back_past_the_cursor_at_every_instant(base_insta
     readings = [wall.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)]
     assert max(readings) <= base_instant - overlap
     assert min(readings) >= base_instant - overlap - timedelta(hours=1, minutes=1)
+
+
+@pytest.mark.time_sensitive(kind="edges")
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Paris"])
+def test_every_change_to_a_jira_issue_is_read_around_each_instant(base_instant, zone):
+    """The Jira fake (JQL in the user's zone) and the connector on one clock that walks from six
+    minutes before the instant to six after it, a poll every 20 seconds and a change every minute:
+    each change is read by the next poll, whatever DST or the date does in between."""
+    from syncd.sandbox.jira import JiraFake
+    from syncd.sandbox.server import Sandbox
+
+    now = [base_instant - timedelta(minutes=6)]
+    fake = JiraFake(user_time_zone=zone, clock=lambda: now[0])
+    with Sandbox([fake]):
+        issue = fake.create_issue("ENG", "walks through the instant")
+        connector = JiraConnector("jira", JiraConfig(url=fake.base_url, email=fake.email,
+                                                      api_token=SecretStr(fake.api_token), projects=["ENG"],
+                                                      backfill_days=1, time_zone=zone),
+                                  sleep=lambda s: None, clock=lambda: now[0])
+        cursor, missed = None, []
+        for step in range(36):
+            status = None
+            if step % 3 == 0:
+                status = "In Progress" if step % 2 == 0 else "To Do"
+                fake.transition(issue, status)
+            now[0] += timedelta(seconds=20)
+            read = []
+            for page in connector.poll(cursor):
+                read.extend(page.records)
+                cursor = page.cursor
+            if status is not None and not any(r.state_name == status for r in read if r.ref.id == issue.id):
+                missed.append(f"{status} at {now[0]:%Y-%m-%d %H:%M:%S} UTC")
+    assert missed == []
