@@ -15,8 +15,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/syncd demo
 
+# The whole suite, its time-sensitive tests at every instant of the clock matrix
+# (tests/conftest.py); meanwhile, on the other core, the time-sensitive tests
+# again under each time zone of TEST_ZONES. Fails if any run fails.
+# docs/reliability.md, "Time: the suite at every hour".
+TEST_ZONES ?= Pacific/Kiritimati America/St_Johns UTC
+ZONE_RUNS := $(VENV)/zone-runs
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@rm -rf $(ZONE_RUNS) && mkdir -p $(ZONE_RUNS); \
+	( for tz in $(TEST_ZONES); do \
+	    log=$(ZONE_RUNS)/$$(echo $$tz | tr / -); \
+	    TZ=$$tz $(BIN)/python -m pytest -q -p no:cacheprovider -m time_sensitive \
+	        --basetemp=$(ZONE_RUNS)/tmp > $$log.log 2>&1; echo $$? > $$log.rc; \
+	  done ) & zones=$$!; \
+	$(BIN)/python -m pytest -q --clocks=matrix; status=$$?; \
+	wait $$zones; \
+	for tz in $(TEST_ZONES); do \
+	    log=$(ZONE_RUNS)/$$(echo $$tz | tr / -); rc=$$(cat $$log.rc 2>/dev/null || echo missing); \
+	    echo "TZ=$$tz, time-sensitive tests: $$(tail -n 1 $$log.log) (exit $$rc)"; \
+	    if [ "$$rc" != 0 ]; then cat $$log.log; status=1; fi; \
+	done; \
+	exit $$status
 
 # Property tests at 2000 examples each instead of the suite's 150 (a few minutes).
 fuzz: $(STAMP)

@@ -64,7 +64,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -687,7 +687,7 @@ class GitHubConnector(Tracker):
             body=body,
             public=True,
             author_id=(raw.get("user") or {}).get("login"),
-            created_at=parse_time(raw["created_at"]) or datetime.now(timezone.utc),
+            created_at=parse_time(raw["created_at"]) or self.clock(),
             markers=find_markers(body),
         )
 

@@ -291,14 +291,17 @@ class JiraConnector(Tracker):
         back), Jira may read it as the later instant; step back until both
         readings are at or before the bound so nothing is skipped.
         """
-        bound = since.astimezone(tz).replace(second=0, microsecond=0) - timedelta(minutes=self.config.overlap_minutes)
+        # Subtract in UTC: the same arithmetic on the local time lands in the hour
+        # that does not exist when clocks go forward, which Jira reads an hour late.
+        back = since.astimezone(timezone.utc) - timedelta(minutes=self.config.overlap_minutes)
+        bound = back.astimezone(tz).replace(second=0, microsecond=0)
         for _ in range(4):
             wall = bound.replace(tzinfo=None)
             latest = max(wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc),
                          wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc))
             if latest <= bound.astimezone(timezone.utc):
                 break
-            bound = (bound - timedelta(hours=1)).astimezone(tz)
+            bound = (bound.astimezone(timezone.utc) - timedelta(hours=1)).astimezone(tz)
         return bound.strftime(JQL_TIME_FORMAT)
 
     def jql(self, lower_bound: str) -> str:

@@ -724,3 +724,13 @@ def test_customer_data_does_not_follow_an_issue_moved_into_a_public_repository()
     assert "acme/sdk" in str(err.value)
     assert [urlsplit(x.request.url).path for x in responses.calls if x.request.method == "POST"] == [
         "/repos/acme/web/issues/7/comments"]
+
+
+@responses.activate
+def test_a_comment_without_a_creation_time_is_dated_by_the_apps_clock_not_the_machines():
+    """The fallback for a missing created_at is the connector's clock (issue 9: no machine time)."""
+    responses.get(f"{API}/repos/acme/web/issues/7/comments?per_page=100",
+                  json=[{"id": 1, "body": "hello", "user": {"login": "dev"}, "created_at": None}])
+    clock = Clock(1_700_000_000.0)
+    [comment] = make(clock=clock).comments("acme/web#7")
+    assert comment.created_at == clock.datetime()

@@ -192,8 +192,9 @@ def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_wh
 
 
 def test_a_tracker_that_is_down_does_not_stop_the_helpdesk(tmp_path):
-    with playground(tmp_path) as pg:
-        clock, vt = Monotonic(), VirtualTime()
+    vt = VirtualTime()
+    with playground(tmp_path, clock=vt) as pg:  # the fakes and syncd on one clock
+        clock = Monotonic()
         daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=vt), clock=clock,
                         sleep=lambda _: None)
         try:
@@ -312,8 +313,8 @@ def test_sigterm_during_a_slow_step_exits_0_within_shutdown_timeout(tmp_path):
 class VirtualTime:
     """One clock for the fakes and syncd's waits: sleeping moves it, nothing really waits."""
 
-    def __init__(self) -> None:
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+    def __init__(self, start: datetime = datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)) -> None:
+        self.now = start  # a fixed instant, never the machine's time
         self.slept: list[float] = []
 
     def __call__(self) -> datetime:
@@ -363,7 +364,8 @@ def test_requests_per_minute_is_honoured(tmp_path):
         sent: list[datetime] = []
         pg.zendesk.listeners.append(lambda endpoint, request, response: sent.append(vt.now))
         client = HttpClient("zendesk", pg.sandbox.url("zendesk"), auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN),
-                            requests_per_minute=10, sleep=vt.sleep, clock=vt.monotonic)
+                            requests_per_minute=10, sleep=vt.sleep, clock=vt.monotonic,
+                            wall_clock=vt.monotonic)
         try:
             for _ in range(35):
                 client.request_json("GET", "/api/v2/users/me")

@@ -17,10 +17,12 @@ PREFIX = "syncd_stage_"
 
 
 class Clock:
-    """The sandbox's and the engine's time: moved on by the test between acts."""
+    """The sandbox's and the engine's time: moved on by the test between acts.
 
-    def __init__(self) -> None:
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+    It starts at the suite's base instant (tests/conftest.py), never at the machine's time."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
 
     def __call__(self) -> datetime:
         return self.now
@@ -43,8 +45,8 @@ def mappings_dir(tmp_path, field_id: int):
 
 
 @pytest.fixture
-def clock():
-    return Clock()
+def clock(base_instant):
+    return Clock(base_instant)
 
 
 @pytest.fixture

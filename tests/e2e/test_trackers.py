@@ -341,18 +341,22 @@ def test_demo_tells_the_github_and_jira_story_and_exits_0():
 
 def test_jira_idle_poll_is_one_search_after_a_settled_burst_of_changes(tmp_path):
     """A bulk edit an hour ago must not be re-read by every later poll."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
-    sandbox = build_sandbox()
-    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    from tests.e2e.handoff_support import MondayClock
+
+    clock = MondayClock()  # the fakes' and syncd's time, never the machine's
+    sandbox = build_sandbox(clock=clock)
+    an_hour_ago = clock.now - timedelta(hours=1)
     for i in range(250):  # three pages of search results
         sandbox["jira"].create_issue("PLAT", f"Imported defect {i}", at=an_hour_ago)
     with Playground(tmp_path, sandbox=sandbox) as pg:
-        app = pg.app()
+        app = pg.app(clock=clock)
         try:
             app.engine.cycle()
             pg.sandbox.reset_counts()
             for _ in range(3):
+                clock.advance(minutes=1)
                 assert app.engine.cycle().ok
             assert pg.sandbox.counts()["jira"] == {"POST /rest/api/3/search/jql": 3}
         finally:

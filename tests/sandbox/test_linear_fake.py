@@ -295,7 +295,8 @@ def test_every_type_field_and_argument_exists_in_linears_official_schema(specs_d
 
 
 def test_seed_is_realistic_and_deterministic():
-    one, two = build_sandbox(), build_sandbox()
+    at = datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)  # the seed's present, not the machine's
+    one, two = build_sandbox(clock=lambda: at), build_sandbox(clock=lambda: at)
     zd, lin, result = one["zendesk"], one["linear"], one.seed
     assert result.to_dict() == two.seed.to_dict()
     assert [t["subject"] for t in zd.tickets.values()] == [t["subject"] for t in two["zendesk"].tickets.values()]
@@ -314,7 +315,7 @@ def test_seed_is_realistic_and_deterministic():
     types = {lin.issue(i)["state"]["type"] for i in result.issues.values()}
     assert {"triage", "backlog", "unstarted", "started", "completed", "canceled"} == types
     times = sorted(t["updated_at"] for t in zd.tickets.values())
-    assert times[0] < times[-1] <= datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert times[0] < times[-1] <= at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_build_sandbox_can_start_empty():
