@@ -102,6 +102,9 @@ class Engine:
         # Tickets whose comments the open page read, with the markers of syncd's notes among them.
         self._seen_markers: dict[Ref, set[str]] = {}
         self._unsure = False  # a link by hand: the store may be newer than the services' history
+        # Set per poll: the store may be behind the services (a first sync, or a restored copy
+        # that has not read this feed to its end yet): writes that could repeat are checked first.
+        self._catching_up = False
         self.helpdesk = helpdesk
         self.trackers = trackers
         self.settings = settings
@@ -154,6 +157,10 @@ class Engine:
         report = PollReport(name)
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
+        self._catching_up = self.first_sync or self.store.catching_up(name)
+        if self._catching_up and not self.first_sync:
+            log.info("the store is a restored or copied file: checking what this feed replays against "
+                     "what syncd already wrote", connector=name)
         try:
             self._retry_quarantined(connector, report)
             for page in connector.poll(self.store.get_cursor(name)):
@@ -166,6 +173,9 @@ class Engine:
             else:
                 if isinstance(connector, Helpdesk):
                     report.links += self._restore_shown()
+                if self._catching_up and not self.first_sync:
+                    with self.store.transaction():
+                        self.store.caught_up(name, self.connectors)
         except AuthError as exc:
             report.error = str(exc)
             report.auth_failed = True
@@ -624,9 +634,11 @@ class Engine:
 
         Shown tickets on an issue carry their key where the tracker keeps one
         (a Linear attachment): found in the issue's snapshot, done. Notes,
-        comments and creates planned while the store is new (first sync) or
-        by hand are checked for their marker before the first send, unless
-        this page read the ticket's comments (settled with the page).
+        comments and creates planned while the store may be behind the
+        services (a first sync; a restored or copied store file until each
+        feed was read to its end) or by hand are checked for their marker
+        before the first send, unless this page read the ticket's comments
+        (settled with the page).
         Attachments and in-place comments need neither: the trackers keep one per ticket."""
         ref = Ref(action.connector, action.target)
         if action.op == ISSUE_ATTACH:
@@ -637,7 +649,7 @@ class Engine:
                     self.store.add_event(Event("delivered", "found already written (by an earlier run)", None,
                                                ref, {"action": row.id, "op": row.op, "key": row.key}))
             return
-        if not (self.first_sync or self._unsure) or ref in self._seen_markers:
+        if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
         repeats = (action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP)
                    or (action.op == TICKET_UPDATE and bool(action.payload.get("note"))))

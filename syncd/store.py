@@ -450,6 +450,7 @@ class Store:
                              "put the store on a local file system")
         self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         self._migrate()
+        self._note_copy()
         for companion in _companions(self.path):
             _tighten(companion)
 
@@ -877,6 +878,41 @@ class Store:
         cur = self._x("UPDATE outbox SET state = 'pending' WHERE id = ? AND state = 'sending' AND attempts = 0",
                       [id])
         return cur.rowcount == 1
+
+    def _note_copy(self) -> None:
+        """A store file that is not the file this store was last opened as (a
+        backup restored, a copy) may be older than the services: it is marked
+        catching up until the engine has read every feed to its end once
+        (see :meth:`catching_up`). The file's inode tells them apart; a store
+        from before this check has none recorded and is not marked."""
+        identity = str(os.stat(self.path).st_ino)
+        rows = self._q("SELECT value FROM meta WHERE key = 'file_identity'")
+        if rows and rows[0][0] == identity:
+            return
+        with self.transaction():
+            if rows:
+                self._x("INSERT INTO meta (key, value) VALUES ('catching_up', '[]') "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            self._x("INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [identity])
+
+    @_reads
+    def catching_up(self, connector: str) -> bool:
+        """Whether this store was restored or copied and has not read ``connector``'s feed to its end since."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'catching_up'")
+        return bool(rows) and connector not in json.loads(rows[0][0])
+
+    @_writes
+    def caught_up(self, connector: str, every: Iterable[str]) -> None:
+        """``connector``'s feed was read to its end; when ``every`` connector's was, the store has caught up."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'catching_up'")
+        if not rows:
+            return
+        done = set(json.loads(rows[0][0])) | {connector}
+        if done >= set(every):
+            self._x("DELETE FROM meta WHERE key = 'catching_up'")
+        else:
+            self._x("UPDATE meta SET value = ? WHERE key = 'catching_up'", [_json(sorted(done))])
 
     @_reads
     def shown_unlinked(self) -> list[tuple[Ref, str]]:

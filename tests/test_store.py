@@ -646,3 +646,48 @@ def test_stored_timestamps_sort_as_times_do(a, b):
     """SQL compares stored timestamps as text; that must agree with time order."""
     ta, tb = store_module._ts(a), store_module._ts(b)
     assert (ta < tb) == (a < b) and (ta == tb) == (a == b)
+
+
+# -- a lost or restored store ---------------------------------------------------------------------
+
+
+def test_a_restored_copy_of_the_store_is_catching_up_until_every_feed_was_read(db_path, clock, tmp_path):
+    with Store(db_path, clock=clock) as s:
+        assert not s.catching_up("zendesk")  # a new store: the engine's first sync covers it
+    with Store(db_path, clock=clock) as s:
+        assert not s.catching_up("zendesk")  # the same file opened again
+    copy = tmp_path / "backup.db"
+    with sqlite3.connect(db_path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    db_path.unlink()
+    copy.rename(db_path)
+    with Store(db_path, clock=clock) as s:
+        assert s.catching_up("zendesk") and s.catching_up("linear")
+        s.caught_up("zendesk", ["zendesk", "linear"])
+        assert not s.catching_up("zendesk") and s.catching_up("linear")
+    with Store(db_path, clock=clock) as s:  # kept across a restart until every feed was read
+        assert s.catching_up("linear")
+        s.caught_up("linear", ["zendesk", "linear"])
+        assert not s.catching_up("linear") and not s.catching_up("zendesk")
+
+
+def test_an_action_to_check_before_sending_is_sending_with_no_attempt_until_known_unsent(store):
+    store.enqueue(action("k1"))
+    assert store.check_before_send("k1")
+    (row,) = store.open_actions("zendesk:1")
+    assert (row.state, row.attempts) == ("sending", 0)
+    assert store.known_unsent(row.id)
+    (row,) = store.open_actions("zendesk:1")
+    assert (row.state, row.attempts) == ("pending", 0)
+    store.mark_sending(row.id)
+    assert not store.check_before_send("k1")  # sent once: delivery's own crash rule applies
+    assert not store.known_unsent(row.id)
+    assert store.get_action(row.id).state == "sending"
+
+
+def test_tickets_shown_on_issues_wait_in_the_store(store):
+    assert store.shown_unlinked() == []
+    store.set_shown_unlinked([(Ref("linear", "i1"), "7"), (Ref("linear", "i1"), "7"), (Ref("jira", "10"), "8")])
+    assert store.shown_unlinked() == [(Ref("jira", "10"), "8"), (Ref("linear", "i1"), "7")]
+    store.set_shown_unlinked([])
+    assert store.shown_unlinked() == []

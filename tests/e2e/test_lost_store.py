@@ -149,3 +149,23 @@ def test_an_ended_link_is_not_taken_up_again_after_the_store_is_lost(pg):
 
     remove_store(pg)
     assert_converged(pg, before, links)
+
+
+def test_a_restored_backup_checks_replayed_notes_when_the_helpdesk_feed_fails(pg, tmp_path):
+    """The first cycle after a restore reads the trackers' feeds but not the helpdesk's:
+    the notes the replay plans are looked for on their tickets before they are sent."""
+    first_part(pg)
+    copy = tmp_path / "backup.db"
+    with sqlite3.connect(pg.store_path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    second_part(pg)
+    before, links = written(pg), listed_links(pg)
+
+    remove_store(pg)
+    copy.rename(pg.store_path)
+    rule = pg.zendesk.inject("500", r"GET /api/v2/incremental/tickets/cursor")
+    result = CliRunner().invoke(main, ["once"], env=pg.cli_env())
+    assert result.exit_code != 0 and rule.fired  # the helpdesk's feed failed; the trackers' were read
+    assert repeated_markers(pg) == {}
+    pg.zendesk.clear_faults()
+    assert_converged(pg, before, links)
