@@ -157,6 +157,7 @@ class Engine:
         report = PollReport(name)
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
+        self._seen_markers = {}
         self._catching_up = self.first_sync or self.store.catching_up(name)
         if self._catching_up and not self.first_sync:
             log.info("the store is a restored or copied file: checking what this feed replays against "
@@ -310,7 +311,7 @@ class Engine:
                 report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
             report.actions += self._stages([t.ref for t, _, _ in work], previous,
                                            {t.ref: c for t, c, _ in work})
-            self._settle_found(seen)
+            self._settle_found(seen, {t.ref: c for t, c, _ in work})
             self._quarantine(helpdesk.name, page, report)
             self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
             self.store.set_cursor(helpdesk.name, page.cursor)
@@ -357,6 +358,7 @@ class Engine:
         shown = {issue.ref: self._shown_by_syncd(issue) for issue, _ in changed}
 
         self._page_writes = {}
+        self._seen_markers = {}  # no ticket's comments were read for this page
         with self.store.transaction():
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
@@ -613,16 +615,22 @@ class Engine:
         log.info("link taken up again from what syncd wrote", ticket=ticket.key, issue=issue.key)
         return 1
 
-    def _settle_found(self, seen: dict[Ref, set[str]]) -> None:
+    def _settle_found(self, seen: dict[Ref, set[str]], comments: dict[Ref, list[Comment]]) -> None:
         """Queued notes whose marker the page read on their ticket are done; the others are known unsent.
 
         The page read every comment since the store's last one: a note an
-        earlier run wrote is among them, and one absent is not there."""
+        earlier run wrote is among them, and one absent is not there. While
+        the store may be behind, a note whose very text syncd already wrote
+        there (its key made from times the store forgot, such as a stage's
+        start folded into the handoff's note) is done too."""
         for ref, markers in seen.items():
+            written = {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} \
+                if self._catching_up else set()
             for row in self.store.open_actions(ticket_group(ref)):
                 if row.op != TICKET_UPDATE or row.connector != ref.connector or row.target != ref.id:
                     continue
-                if row.payload.get("note") and (row.payload.get("marker") or row.key) in markers:
+                note = row.payload.get("note")
+                if note and ((row.payload.get("marker") or row.key) in markers or _plain(note) in written):
                     self.store.mark_done(row.id, {"found_marker": True})
                     self.store.add_event(Event("delivered", "found already written (by an earlier run)", ref,
                                                None, {"action": row.id, "op": row.op, "key": row.key}))
@@ -681,6 +689,15 @@ class Engine:
                                            "out of quarantine", None, None,
                                            {"connector": connector, "record_id": row.record_id}))
                 log.info("record out of quarantine", connector=connector, record_id=row.record_id)
+
+
+def _unmarked(text: str) -> str:
+    """A note's text without syncd's marker tokens (as ``[syncd:KEY]`` or bare)."""
+    return re.sub(r"\[?syncd:[0-9a-f]{20}\]?", "", text)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _rejected(record_id: str, exc: PayloadError) -> Rejected:

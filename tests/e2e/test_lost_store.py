@@ -42,9 +42,11 @@ def written(pg: Playground) -> dict[str, int]:
     counts = {f"zendesk #{tid} comments": len(pg.zendesk.ticket_comments(tid)) for tid in pg.zendesk.tickets}
     counts["linear comments"] = len(pg.linear.comments)
     counts["linear attachments"] = len(pg.linear.attachments)
-    counts["github comments"] = len(pg.github.comments_by_id)
-    counts["jira comments"] = sum(len(i.comments) for i in pg.jira.issues.values())
-    counts["jira remote links"] = sum(len(i.remotelinks) for i in pg.jira.issues.values())
+    if pg.github is not None:
+        counts["github comments"] = len(pg.github.comments_by_id)
+    if pg.jira is not None:
+        counts["jira comments"] = sum(len(i.comments) for i in pg.jira.issues.values())
+        counts["jira remote links"] = sum(len(i.remotelinks) for i in pg.jira.issues.values())
     return counts
 
 
@@ -169,3 +171,53 @@ def test_a_restored_backup_checks_replayed_notes_when_the_helpdesk_feed_fails(pg
     assert repeated_markers(pg) == {}
     pg.zendesk.clear_faults()
     assert_converged(pg, before, links)
+
+
+def test_the_handoff_repeats_no_note_after_the_store_is_lost(tmp_path):
+    """With the handoff on (the example mappings): an escalation created its issue, flagged
+    tickets got their needs-context note (its key folds in when the stage began, which the
+    lost store does not know), an issue resolved. After the store is lost nothing is repeated:
+    no second note, no second issue."""
+    from syncd.sandbox.runner import build_sandbox
+    from tests.e2e.handoff_support import MondayClock, copy_examples
+    from tests.e2e.test_escalation import new_ticket
+
+    clock = MondayClock()
+    sandbox = build_sandbox(clock=clock, trackers=("linear",))
+    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
+                    mappings=copy_examples(tmp_path)) as pg:
+        app = pg.app(clock=clock)
+        def cycle(n: int = 1) -> None:
+            for _ in range(n):
+                clock.advance()
+                assert app.engine.cycle().ok
+
+        try:
+            cycle()
+            ticket = new_ticket(pg, "Route planner drops the last stop", "More than 20 stops: the last is missing.",
+                                severity="sev2")
+            pg.agent_note(ticket, "Steps: plan a route with 21 stops.\nExpected: all 21 stops are shown.\n"
+                                  "Impact: every dispatcher is affected.")
+            pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"])
+            cycle(2)
+            other = new_ticket(pg, "Monthly export times out", "The CSV export fails.", severity="sev3")
+            pg.agent_note(other, f"Known problem: {pg.seed.identifiers['csv']}")
+            cycle()
+            pg.engineer_move(pg.seed.identifiers["csv"], "Done")
+            cycle(2)
+            before = written(pg) | {"linear issues": len(pg.linear.issues)}
+            links = {(r.ticket.id, r.issue.id) for r in app.store.all_links()}
+            assert any(r.origin == "escalation" for r in app.store.all_links())
+        finally:
+            app.close()
+
+        remove_store(pg)
+        app = pg.app(clock=clock)
+        try:
+            cycle(3)
+            after = written(pg) | {"linear issues": len(pg.linear.issues)}
+            assert {k: (before[k], after[k]) for k in before if before[k] != after[k]} == {}
+            assert repeated_markers(pg) == {}
+            assert {(r.ticket.id, r.issue.id) for r in app.store.all_links()} == links
+        finally:
+            app.close()
