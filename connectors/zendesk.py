@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Iterator, Literal
 from urllib.parse import urlsplit
 
 import structlog

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from mappings.acceptance import missing_list
 from mappings.calendar import ALWAYS, BusinessCalendar
 from mappings.escaping import escape, escape_values
 from mappings.handoff_config import Route
 from mappings.planner import TICKET_UPDATE, ISSUE_COMMENT, Plan, issue_group, opaque_ref, ticket_group
 from mappings.stages import OwnerGap
-from syncd.records import Action, Event, Issue, Promise, PromiseState, Ref, Stage, Ticket, idempotency_key, utc
+from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
 
 ISSUE_CREATE = "issue.create"
 ISSUE_UPSERT = "issue.upsert_comment"

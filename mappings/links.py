@@ -89,3 +89,25 @@ def issue_ticket_ids(issue: Issue, previous: Issue | None, ticket_pattern: re.Pa
         if m and m.group("id") not in out:
             out.append(m.group("id"))
     return out
+
+
+def syncd_attached_ticket_ids(issue: Issue, ticket_pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    """(ticket id, marker) of the tickets syncd itself showed on an issue (its own attachments).
+
+    Not a person's intent, so never a new link; but after a lost store they
+    are what is left of a link made by hand (``syncd link``)."""
+    out: list[tuple[str, str]] = []
+    for attachment in issue.attachments:
+        m = ticket_pattern.search(attachment.url) if attachment.marker else None
+        if m and attachment.marker and (m.group("id"), attachment.marker) not in out:
+            out.append((m.group("id"), attachment.marker))
+    return out
+
+
+def noted_refs(comments: Iterable[Comment], patterns: Mapping[str, list[re.Pattern[str]]]) -> list[tuple[str, str]]:
+    """(tracker, ref) named in the notes syncd wrote (comments with a marker): a link's own note among them."""
+    out: list[tuple[str, str]] = []
+    for comment in comments:
+        if comment.markers:
+            out += [pair for pair in refs_in_text(comment.body, patterns) if pair not in out]
+    return out

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from mappings.escaping import escape, escape_values
 from mappings.templates import DEFAULTS, Template
-from syncd.records import Action, Event, Issue, Link, Ref, StateCategory, Ticket, format_time, idempotency_key
+from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time, idempotency_key
 
 TICKET_UPDATE = "ticket.update"
 ISSUE_COMMENT = "issue.comment"
@@ -98,6 +98,16 @@ def _fields(settings: PlanSettings, issues: Iterable[Issue]) -> dict[str, str]:
     return {settings.status_field: status_field_value(issues)}
 
 
+def link_key(ticket: Ref, issue: Ref, epoch: str = "") -> str:
+    """The key of a link's note on the ticket (its marker there)."""
+    return idempotency_key("link", ticket, issue, epoch)
+
+
+def attach_key(ticket: Ref, issue: Ref) -> str:
+    """The key of the ticket shown on the issue (its marker there, where the tracker keeps one)."""
+    return idempotency_key("attach", ticket, issue)
+
+
 def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[Issue],
               settings: PlanSettings, *, ticket_count: int = 1, epoch: str = "") -> Plan:
     """A new link: a note and tag on the ticket, the ticket shown on the issue.
@@ -109,7 +119,7 @@ def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[
     t = settings.templates
     issues = {i.ref: i for i in linked_issues}
     issues[issue.ref] = issue
-    key = idempotency_key("link", link.ticket, link.issue, epoch)
+    key = link_key(link.ticket, link.issue, epoch)
     note = t["linked"].render(escape_values(_issue_values(issue), settings.note_format))
     payload = {
         "note": note,
@@ -143,7 +153,7 @@ def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_
         values = escape_values(values, fmt)
         title = t["attachment_title"].render(values)
         subtitle = t["attachment_subtitle"].render(values)
-    key = idempotency_key("attach", ticket.ref, issue.ref)
+    key = attach_key(ticket.ref, issue.ref)
     payload = {"url": ticket.url, "title": title, "subtitle": subtitle, "public": issue.public}
     return Action(key, issue.ref.connector, issue.ref.id, ISSUE_ATTACH, payload, issue_group(issue.ref))
 

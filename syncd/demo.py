@@ -9,7 +9,6 @@ final state of the linked tickets and issues, are printed.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys

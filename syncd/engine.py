@@ -19,16 +19,18 @@ import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.handoff_config import Mappings
-from mappings.links import Candidate, compile_patterns, issue_ticket_ids, ticket_candidates
-from mappings.planner import (GONE_REASON, TICKET_UPDATE, LinkedTicket, Plan, PlanSettings, issue_group,
-                              plan_gone_ref, plan_issue_gone, plan_issue_update, plan_link, plan_out_of_reach,
-                              plan_unlink)
+from mappings.handoff_plan import ISSUE_CREATE, TICKET_FOLLOWUP
+from mappings.links import (Candidate, compile_patterns, issue_ticket_ids, noted_refs, syncd_attached_ticket_ids,
+                            ticket_candidates)
+from mappings.planner import (GONE_REASON, ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE, LinkedTicket, Plan,
+                              PlanSettings, attach_key, issue_group, link_key, plan_gone_ref, plan_issue_gone,
+                              plan_issue_update, plan_link, plan_out_of_reach, plan_unlink, ticket_group)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.ratelimits import Parking, Wait
 from syncd.privacy import Privacy
-from syncd.records import Action, Comment, Event, Issue, Link, Ref, Stage, Ticket, format_time, parse_time
+from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.engine")
@@ -112,6 +114,12 @@ class Engine:
         # stage change in the same page is folded into them.
         self._page_writes: dict[Ref, Action] = {}
         self.first_sync = False  # set per poll: the connector had no cursor yet
+        # Tickets whose comments the open page read, with the markers of syncd's notes among them.
+        self._seen_markers: dict[Ref, set[str]] = {}
+        self._unsure = False  # a link by hand: the store may be newer than the services' history
+        # Set per poll: the store may be behind the services (a first sync, or a restored copy
+        # that has not read this feed to its end yet): writes that could repeat are checked first.
+        self._catching_up = False
         self.helpdesk = helpdesk
         self.trackers = trackers
         self.settings = settings
@@ -173,6 +181,11 @@ class Engine:
             return report  # nothing is sent to it before its rate limit ends
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
+        self._seen_markers = {}
+        self._catching_up = self.first_sync or self.store.catching_up(name)
+        if self._catching_up and not self.first_sync:
+            log.info("the store is a restored or copied file: checking what this feed replays against "
+                     "what syncd already wrote", connector=name)
         try:
             self._retry_quarantined(connector, report)
             for page in connector.poll(self.store.get_cursor(name)):
@@ -182,6 +195,12 @@ class Engine:
                 if self.stop_requested() and not page.done:
                     log.info("stopping the poll after a committed page", connector=name)
                     break
+            else:
+                if isinstance(connector, Helpdesk):
+                    report.links += self._restore_shown()
+                if self._catching_up and not self.first_sync:
+                    with self.store.transaction():
+                        self.store.caught_up(name, self.connectors)
         except AuthError as exc:
             report.error = str(exc)
             report.auth_failed = True
@@ -372,6 +391,8 @@ class Engine:
         previous = self.store.get_snapshots([t.ref for t in tickets])
         work: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
         unseen: set[Ref] = set()
+        seen: dict[Ref, set[str]] = {}
+        noted: dict[Ref, list[tuple[str, str]]] = {}
         for ticket in tickets:
             prev = previous.get(ticket.ref)
             if seen_already(prev, ticket):
@@ -390,9 +411,13 @@ class Engine:
                 continue
             candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
             work.append((ticket, comments, candidates))
-        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs})
+            seen[ticket.ref] = {m for c in comments for m in c.markers}
+            noted[ticket.ref] = self._noted_links(ticket, comments)
+        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs} |
+                                                {pair for pairs in noted.values() for pair in pairs})
 
         self._page_writes = {}
+        self._seen_markers = seen
         with self.store.transaction():
             for ticket, comments, candidates in work:
                 self.store.put_snapshot(ticket)
@@ -410,11 +435,14 @@ class Engine:
                                                        self.settings))
                         continue
                     report.links += self._link(ticket, issue, candidate.origin, report)
+                report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
             report.actions += self._stages([t.ref for t, _, _ in work], previous,
                                            {t.ref: c for t, c, _ in work})
+            self._settle_found(seen, {t.ref: c for t, c, _ in work})
             self._quarantine(helpdesk.name, page, report)
             self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
             self.store.set_cursor(helpdesk.name, page.cursor)
+        self._seen_markers = {}
 
     def _resolve_issue_refs(self, wanted: set[tuple[str, str]]
                             ) -> tuple[dict[tuple[str, str], Issue], dict[tuple[str, str], str]]:
@@ -466,8 +494,10 @@ class Engine:
             if ids:
                 attached[issue.ref] = self._resolve_tickets(ids)
         links = self.store.links_for_issues([i.ref for i, _ in changed])
+        shown = {issue.ref: self._shown_by_syncd(issue) for issue, _ in changed}
 
         self._page_writes = {}
+        self._seen_markers = {}  # no ticket's comments were read for this page
         with self.store.transaction():
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
@@ -477,6 +507,10 @@ class Engine:
                 for ticket in attached.get(issue.ref, ()):
                     report.links += self._link(ticket, issue, "attachment", report)
                     affected[ticket.ref] = None
+                for ticket in shown[issue.ref][0]:
+                    if self._restore_link(ticket, issue, f"syncd's {tracker.name} attachment on the issue names it"):
+                        report.links += 1
+                        affected[ticket.ref] = None
                 rows = links.get(issue.ref, [])
                 affected.update((row.ticket, None) for row in rows)
                 if prev is None or not rows:
@@ -485,6 +519,7 @@ class Engine:
                 linked = [lt for lt in self._linked_tickets([row.ticket for row in rows]) if lt.ticket.can_update]
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += self._commit(plan)
+            self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
             report.actions += self._stages(list(affected))
             self._quarantine(tracker.name, page, report)
             self._release(tracker.name, [i.ref.id for i, _ in changed])
@@ -561,7 +596,13 @@ class Engine:
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
             self.store.clear_issue_gone(issue.ref)  # the tracker just returned it
-            created = self._link(ticket, issue, origin) > 0
+            # A store rebuilt since this link was first made would write its note again:
+            # delivery looks for the note's marker first (one read of the ticket's comments).
+            self._unsure = True
+            try:
+                created = self._link(ticket, issue, origin) > 0
+            finally:
+                self._unsure = False
         return ticket, issue, created
 
     def unlink(self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand") -> bool:
@@ -611,9 +652,164 @@ class Engine:
                 queued += 1
                 if action.op == TICKET_UPDATE and action.connector == self.helpdesk.name:
                     self._page_writes[Ref(action.connector, action.target)] = action
+                self._maybe_made_already(action)
         for event in plan.events:
             self.store.add_event(event)
         return queued
+
+    # -- a lost or restored store ------------------------------------------------------------
+    # What syncd wrote is still in the services, each write with its marker.
+    # A store that lost its history (deleted, rebuilt, restored from an older
+    # copy) plans those writes again with the same keys: a write whose marker
+    # the engine has just read is recorded as done, never sent; one it cannot
+    # see for free is checked for its marker before its first send; and the
+    # links that only syncd's own notes and attachments still show (links
+    # made by hand) are taken up again, without a new note.
+
+    def _noted_links(self, ticket: Ticket, comments: list[Comment]) -> list[tuple[str, str]]:
+        """Issues named in syncd's own notes on a ticket that no link of the store explains.
+
+        Only read when the ticket carries syncd's linked tag: a ticket syncd
+        never linked, or whose links all ended, has nothing to take up."""
+        if self.settings.linked_tag not in ticket.tags:
+            return []
+        refs = noted_refs(comments, self.patterns)
+        if refs and self.store.links_for_ticket(ticket.ref, active=False):
+            known = {r.issue for r in self.store.links_for_ticket(ticket.ref, active=False)}
+            snapshots = self.store.get_snapshots(known)
+            keys = {(r.connector, snapshots[r].key) for r in known if r in snapshots}
+            refs = [pair for pair in refs if pair not in keys]
+        return refs
+
+    def _restore_noted_links(self, ticket: Ticket, refs: list[tuple[str, str]],
+                             issues: dict[tuple[str, str], Issue], markers: set[str]) -> int:
+        """Take up the links whose own note (its marker: the link's key) is on the ticket. Inside a transaction."""
+        restored = 0
+        for pair in refs:
+            issue = issues.get(pair)
+            if issue is not None and link_key(ticket.ref, issue.ref) in markers:
+                restored += self._restore_link(ticket, issue, "the note syncd left on the ticket names it")
+        return restored
+
+    def _shown_by_syncd(self, issue: Issue) -> tuple[list[Ticket], list[str]]:
+        """Tickets syncd's own attachments on the issue show, with no link in the store:
+        (those the store knows, ids of the others).
+
+        The attachment's marker must be the key syncd gives exactly that
+        ticket on exactly this issue. A ticket the store does not know waits
+        for the helpdesk's feed (after a lost store trackers are polled
+        first, and most tickets come in the helpdesk's first pages): no read
+        per ticket here."""
+        shown = [tid for tid, marker in syncd_attached_ticket_ids(issue, self.ticket_pattern)
+                 if marker == attach_key(Ref(self.helpdesk.name, tid), issue.ref)]
+        if not shown:
+            return [], []
+        known = {r.ticket.id for r in self.store.links_for_issue(issue.ref, active=False)}
+        refs = [Ref(self.helpdesk.name, tid) for tid in shown if tid not in known]
+        tickets = self.store.get_snapshots(refs)
+        return ([t for r in refs if isinstance(t := tickets.get(r), Ticket)],
+                [r.id for r in refs if r not in tickets])
+
+    def _defer_shown(self, later: dict[Ref, list[str]]) -> None:
+        """Remember tickets shown by syncd on issues, to take up after the helpdesk's feed. Inside a transaction."""
+        if later:
+            pairs = self.store.shown_unlinked()
+            self.store.set_shown_unlinked(pairs + [(issue, tid) for issue, ids in later.items() for tid in ids])
+
+    def _restore_shown(self) -> int:
+        """After the helpdesk's feed: the deferred tickets its pages did not link, read once each now."""
+        pairs = self.store.shown_unlinked()
+        left: list[tuple[Ref, str]] = []
+        restored = 0
+        for issue_ref, tid in pairs:
+            ticket_ref = Ref(self.helpdesk.name, tid)
+            if any(r.issue == issue_ref for r in self.store.links_for_ticket(ticket_ref, active=False)):
+                continue
+            issue = self.store.get_snapshot(issue_ref)
+            if not isinstance(issue, Issue):
+                continue
+            if self.stop_requested():
+                left.append((issue_ref, tid))
+                continue
+            try:
+                tickets = self._resolve_tickets([tid])
+            except AuthError:
+                raise
+            except SyncdError as exc:  # passing: try again after the next helpdesk poll
+                log.info("ticket shown on an issue not read yet", ticket=tid, error=str(exc))
+                left.append((issue_ref, tid))
+                continue
+            with self.store.transaction():
+                for ticket in tickets:
+                    restored += self._restore_link(ticket, issue, "syncd's attachment on the issue names it")
+        with self.store.transaction():
+            self.store.set_shown_unlinked(left)
+        return restored
+
+    def _restore_link(self, ticket: Ticket, issue: Issue, why: str) -> int:
+        """A link syncd made before and the store forgot: record it, write nothing (its writes are there).
+
+        Not when the ticket has lost syncd's linked tag (every link of it
+        ended since; a closed ticket takes no tag, so it is not asked) or the
+        store knows of the link, ended or not."""
+        if self.settings.linked_tag not in ticket.tags and ticket.can_update:
+            return 0
+        if any(r.issue == issue.ref for r in self.store.links_for_ticket(ticket.ref, active=False)):
+            return 0
+        self.store.add_link(Link(ticket.ref, issue.ref, "restored"))
+        self.store.add_event(Event("restored", f"{ticket.key} linked to {issue.key} again: {why}", ticket.ref,
+                                   issue.ref, {"origin": "restored", "issue_key": issue.key}))
+        log.info("link taken up again from what syncd wrote", ticket=ticket.key, issue=issue.key)
+        return 1
+
+    def _settle_found(self, seen: dict[Ref, set[str]], comments: dict[Ref, list[Comment]]) -> None:
+        """Queued notes whose marker the page read on their ticket are done; the others are known unsent.
+
+        The page read every comment since the store's last one: a note an
+        earlier run wrote is among them, and one absent is not there. While
+        the store may be behind, a note whose very text syncd already wrote
+        there (its key made from times the store forgot, such as a stage's
+        start folded into the handoff's note) is done too."""
+        for ref, markers in seen.items():
+            written = {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} \
+                if self._catching_up else set()
+            for row in self.store.open_actions(ticket_group(ref)):
+                if row.op != TICKET_UPDATE or row.connector != ref.connector or row.target != ref.id:
+                    continue
+                note = row.payload.get("note")
+                if note and ((row.payload.get("marker") or row.key) in markers or _plain(note) in written):
+                    self.store.mark_done(row.id, {"found_marker": True})
+                    self.store.add_event(Event("delivered", "found already written (by an earlier run)", ref,
+                                               None, {"action": row.id, "op": row.op, "key": row.key}))
+                elif row.state == "sending" and row.attempts == 0:
+                    self.store.known_unsent(row.id)
+
+    def _maybe_made_already(self, action: Action) -> None:
+        """A write just queued that an earlier run may have made: settle it now, or check it before sending.
+
+        Shown tickets on an issue carry their key where the tracker keeps one
+        (a Linear attachment): found in the issue's snapshot, done. Notes,
+        comments and creates planned while the store may be behind the
+        services (a first sync; a restored or copied store file until each
+        feed was read to its end) or by hand are checked for their marker
+        before the first send, unless this page read the ticket's comments
+        (settled with the page).
+        Attachments and in-place comments need neither: the trackers keep one per ticket."""
+        ref = Ref(action.connector, action.target)
+        if action.op == ISSUE_ATTACH:
+            issue = self.store.get_snapshot(ref)
+            if isinstance(issue, Issue) and any(a.marker == action.key for a in issue.attachments):
+                row = next((r for r in self.store.open_actions(action.group) if r.key == action.key), None)
+                if row is not None and self.store.mark_done(row.id, {"found_marker": True}):
+                    self.store.add_event(Event("delivered", "found already written (by an earlier run)", None,
+                                               ref, {"action": row.id, "op": row.op, "key": row.key}))
+            return
+        if not (self._catching_up or self._unsure) or ref in self._seen_markers:
+            return
+        repeats = (action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP)
+                   or (action.op == TICKET_UPDATE and bool(action.payload.get("note"))))
+        if repeats:
+            self.store.check_before_send(action.key)
 
     def _quarantine(self, connector: str, page: Page, report: PollReport) -> None:
         for rejected in page.rejected:
@@ -655,6 +851,15 @@ def _merge(report: DeliveryReport, more: DeliveryReport) -> None:
         report.gone.setdefault(ref, why)
     report.privacy_rewritten += more.privacy_rewritten
     report.privacy_kept += more.privacy_kept
+
+
+def _unmarked(text: str) -> str:
+    """A note's text without syncd's marker tokens (as ``[syncd:KEY]`` or bare)."""
+    return re.sub(r"\[?syncd:[0-9a-f]{20}\]?", "", text)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _rejected(record_id: str, exc: PayloadError) -> Rejected:

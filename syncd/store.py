@@ -474,6 +474,7 @@ class Store:
         self._x(f"PRAGMA synchronous={SYNCHRONOUS}")
         self.check()
         self._migrate()
+        self._note_copy()
         for companion in _companions(self.path):
             _tighten(companion)
 
@@ -1071,6 +1072,86 @@ class Store:
             "ORDER BY coalesce(json_extract(m.data, '$.presence_at'), '') ASC, l.issue_id LIMIT ?",
             [connector, limit])
         return [(r[0], r[1]) for r in rows]
+
+    # --- a lost or restored store: writes found already made -------------------
+    # A store rebuilt from nothing, or restored from an older copy, plans
+    # again writes that earlier runs made. The engine settles them against
+    # the markers it reads in the services (see Engine._settle_found); an
+    # unsettled one is checked before its first send: state 'sending' with
+    # no attempt yet means "look for the marker first" to delivery.
+
+    @_reads
+    def open_actions(self, group: str) -> list[OutboxRow]:
+        """The group's actions not yet delivered (pending or sending), oldest first."""
+        # The same condition as the partial index outbox_unfinished, so that it serves this query.
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE grp = ? AND state IN ('pending', 'sending', 'dead') "
+                       "ORDER BY id", [group])
+        return [row for row in map(_outbox_row, rows) if row.state != "dead"]
+
+    @_writes
+    def check_before_send(self, key: str) -> bool:
+        """A queued, never-sent action may have been made by an earlier run: delivery looks for its marker first."""
+        cur = self._x("UPDATE outbox SET state = 'sending' WHERE key = ? AND state = 'pending' AND attempts = 0",
+                      [key])
+        return cur.rowcount == 1
+
+    @_writes
+    def known_unsent(self, id: int) -> bool:
+        """An action :meth:`check_before_send` flagged is known not to be in the service: send it as usual."""
+        cur = self._x("UPDATE outbox SET state = 'pending' WHERE id = ? AND state = 'sending' AND attempts = 0",
+                      [id])
+        return cur.rowcount == 1
+
+    def _note_copy(self) -> None:
+        """A store file that is not the file this store was last opened as (a
+        backup restored, a copy) may be older than the services: it is marked
+        catching up until the engine has read every feed to its end once
+        (see :meth:`catching_up`). The file's inode tells them apart; a store
+        from before this check has none recorded and is not marked."""
+        identity = str(os.stat(self.path).st_ino)
+        rows = self._q("SELECT value FROM meta WHERE key = 'file_identity'")
+        if rows and rows[0][0] == identity:
+            return
+        with self.transaction():
+            if rows:
+                self._x("INSERT INTO meta (key, value) VALUES ('catching_up', '[]') "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            self._x("INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [identity])
+
+    @_reads
+    def catching_up(self, connector: str) -> bool:
+        """Whether this store was restored or copied and has not read ``connector``'s feed to its end since."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'catching_up'")
+        return bool(rows) and connector not in json.loads(rows[0][0])
+
+    @_writes
+    def caught_up(self, connector: str, every: Iterable[str]) -> None:
+        """``connector``'s feed was read to its end; when ``every`` connector's was, the store has caught up."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'catching_up'")
+        if not rows:
+            return
+        done = set(json.loads(rows[0][0])) | {connector}
+        if done >= set(every):
+            self._x("DELETE FROM meta WHERE key = 'catching_up'")
+        else:
+            self._x("UPDATE meta SET value = ? WHERE key = 'catching_up'", [_json(sorted(done))])
+
+    @_reads
+    def shown_unlinked(self) -> list[tuple[Ref, str]]:
+        """(issue, ticket id): tickets syncd's own attachments show on an issue, to take up as links
+        once the helpdesk's feed has been read (see Engine._restore_shown)."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'shown_unlinked'")
+        return [(Ref(c, i), t) for c, i, t in (json.loads(rows[0][0]) if rows else [])]
+
+    @_writes
+    def set_shown_unlinked(self, pairs: Iterable[tuple[Ref, str]]) -> None:
+        value = sorted({(r.connector, r.id, t) for r, t in pairs})
+        if not value:
+            self._x("DELETE FROM meta WHERE key = 'shown_unlinked'")
+            return
+        self._x("INSERT INTO meta (key, value) VALUES ('shown_unlinked', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [_json(value)])
 
     # Creates (an escalation's issue, a follow-up ticket) are finished by the
     # engine after delivery: it links what was created, then marks the result.

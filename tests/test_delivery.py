@@ -371,3 +371,20 @@ def test_a_write_to_an_issue_with_a_tombstone_is_dropped_unsent(env):
     report = deliverer.run()
     assert state(store, action) == "dropped" and tracker.sent == []
     assert report.dead == 0 and report.dropped == 1
+
+
+def test_a_write_an_earlier_store_may_have_made_is_looked_for_before_its_first_send(env):
+    """What a lost or restored store plans again: checked by marker first, sent only when absent."""
+    store, helpdesk, tracker, deliverer, _ = env
+    made = note(store, "1", "k1")
+    helpdesk.landed.add(("1", "k1"))  # an earlier run with another store wrote it
+    fresh = note(store, "2", "k2")
+    create = escalation(store, "ENG", "e9")
+    tracker.landed.add(("ENG", "e9"))
+    for key in ("k1", "k2", "e9"):
+        assert store.check_before_send(key)
+    report = deliverer.run()
+    assert helpdesk.sent == [("2", "k2")] and tracker.drafts == []  # only the absent note went out
+    assert report.already == 2 and helpdesk.marker_checks == 2 and tracker.marker_checks == 1
+    assert store.get_action(create).result["id"] == "new-ENG"  # found, linked by the engine as if created
+    assert state(store, made) == state(store, fresh) == "done"

@@ -8,9 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mappings.links import compile_patterns, issue_ticket_ids, refs_in_text, ticket_candidates
+from mappings.links import (compile_patterns, issue_ticket_ids, noted_refs, refs_in_text, syncd_attached_ticket_ids,
+                            ticket_candidates)
 from mappings.planner import (
     ISSUE_ATTACH,
+    attach_key,
+    link_key,
     TICKET_UPDATE,
     LinkedTicket,
     PlanSettings,
@@ -81,6 +84,25 @@ def test_attachments_a_person_added_link_but_syncd_ones_do_not():
                            Attachment("https://example.com/doc", "doc")))
     assert issue_ticket_ids(i, None, pattern) == ["7"]
     assert issue_ticket_ids(i, i, pattern) == []  # already seen
+
+
+def test_what_syncd_showed_and_noted_is_found_for_a_lost_store_but_a_persons_text_is_not():
+    pattern = re.compile(r"https://acme\.zendesk\.com/agent/tickets/(?P<id>\d+)")
+    i = issue(attachments=(Attachment("https://acme.zendesk.com/agent/tickets/7", "t"),
+                           Attachment("https://acme.zendesk.com/agent/tickets/8", "t", marker="k" * 20),
+                           Attachment("https://example.com/doc", "doc", marker="m" * 20)))
+    assert syncd_attached_ticket_ids(i, pattern) == [("8", "k" * 20)]
+    notes = [comment("Waiting on ENG-4"), comment("Linked to ENG-5: CSV export", markers=("a" * 20,)),
+             comment("ENG-5 moved to Done; see APP-2", markers=("b" * 20,))]
+    assert noted_refs(notes, PATTERNS) == [("linear", "ENG-5"), ("linear", "APP-2")]
+
+
+def test_the_keys_a_link_writes_are_the_ones_a_lost_store_looks_for():
+    t, i = ticket(), issue()
+    plan = plan_link(Link(t.ref, i.ref, "cli"), t, i, [], SETTINGS)
+    assert [a.key for a in plan.actions] == [link_key(t.ref, i.ref), attach_key(t.ref, i.ref)]
+    relinked = plan_link(Link(t.ref, i.ref, "cli"), t, i, [], SETTINGS, epoch="2026-11-02T10:00:00Z")
+    assert relinked.actions[0].key == link_key(t.ref, i.ref, "2026-11-02T10:00:00Z") != link_key(t.ref, i.ref)
 
 
 # -- planning --------------------------------------------------------------------------------

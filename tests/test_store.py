@@ -673,3 +673,48 @@ def test_tombstones_and_the_order_of_existence_checks(db_path, clock):
         assert s.drop_group("issue:jira:10001", "the issue is gone") == 2
         assert s.outbox_counts()["dropped"] == 2 and s.outbox_counts()["pending"] == 1
         assert {r.last_error for r in s.list_outbox("dropped")} == {"the issue is gone"}
+
+
+# -- a lost or restored store ---------------------------------------------------------------------
+
+
+def test_a_restored_copy_of_the_store_is_catching_up_until_every_feed_was_read(db_path, clock, tmp_path):
+    with Store(db_path, clock=clock) as s:
+        assert not s.catching_up("zendesk")  # a new store: the engine's first sync covers it
+    with Store(db_path, clock=clock) as s:
+        assert not s.catching_up("zendesk")  # the same file opened again
+    copy = tmp_path / "backup.db"
+    with sqlite3.connect(db_path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    db_path.unlink()
+    copy.rename(db_path)
+    with Store(db_path, clock=clock) as s:
+        assert s.catching_up("zendesk") and s.catching_up("linear")
+        s.caught_up("zendesk", ["zendesk", "linear"])
+        assert not s.catching_up("zendesk") and s.catching_up("linear")
+    with Store(db_path, clock=clock) as s:  # kept across a restart until every feed was read
+        assert s.catching_up("linear")
+        s.caught_up("linear", ["zendesk", "linear"])
+        assert not s.catching_up("linear") and not s.catching_up("zendesk")
+
+
+def test_an_action_to_check_before_sending_is_sending_with_no_attempt_until_known_unsent(store):
+    store.enqueue(action("k1"))
+    assert store.check_before_send("k1")
+    (row,) = store.open_actions("zendesk:1")
+    assert (row.state, row.attempts) == ("sending", 0)
+    assert store.known_unsent(row.id)
+    (row,) = store.open_actions("zendesk:1")
+    assert (row.state, row.attempts) == ("pending", 0)
+    store.mark_sending(row.id)
+    assert not store.check_before_send("k1")  # sent once: delivery's own crash rule applies
+    assert not store.known_unsent(row.id)
+    assert store.get_action(row.id).state == "sending"
+
+
+def test_tickets_shown_on_issues_wait_in_the_store(store):
+    assert store.shown_unlinked() == []
+    store.set_shown_unlinked([(Ref("linear", "i1"), "7"), (Ref("linear", "i1"), "7"), (Ref("jira", "10"), "8")])
+    assert store.shown_unlinked() == [(Ref("jira", "10"), "8"), (Ref("linear", "i1"), "7")]
+    store.set_shown_unlinked([])
+    assert store.shown_unlinked() == []

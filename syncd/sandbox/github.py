@@ -32,7 +32,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlencode
 
 from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService, HttpFault
