@@ -356,6 +356,13 @@ class Tracker(Connector):
     def link_patterns(self) -> list[str]:
         """Regexes with a named group ``ref`` that find this tracker's issues in text."""
 
+    def normalise_ref(self, text: str) -> str:
+        """The issue key (the form ``Issue.key`` and the store hold) of a ``ref`` the
+        link patterns matched; a tracker whose URLs name an issue in another form
+        (GitHub's ``owner/repo/issues/n``) overrides this, so that an issue the store
+        knows is not read again because it was pasted as a URL."""
+        return text
+
     @abc.abstractmethod
     def get_issue(self, ref: str) -> Issue:
         """An issue by stable id or by human key; NotFound if there is none."""

@@ -348,8 +348,8 @@ class Engine:
         to again. Returns the requests spent per tracker."""
         spent: dict[str, int] = {}
         for name, tracker in self.trackers.items():
-            if tracker.presence_batch <= 0 or self.stop_requested():
-                continue
+            if tracker.presence_batch <= 0 or self.stop_requested() or self.parking.until(name) is not None:
+                continue  # a tracker waiting for its rate limit is checked at the next run after the wait
             spent[name] = 0
             due = self.store.presence_due(name, budget * tracker.presence_batch)
             for start in range(0, len(due), tracker.presence_batch):
@@ -358,6 +358,10 @@ class Engine:
                 chunk = due[start:start + tracker.presence_batch]
                 try:
                     answer = tracker.presence([i for i, _ in chunk], {i: e for i, e in chunk if e})
+                except RateLimited as exc:
+                    self.parking.park(exc)
+                    spent[name] += 1
+                    break
                 except SyncdError as exc:
                     log.warning("existence check of linked issues failed; tried again next time",
                                 connector=name, error=str(exc))
@@ -457,7 +461,7 @@ class Engine:
         out: dict[tuple[str, str], Issue] = {}
         gone: dict[tuple[str, str], str] = {}
         for tracker_name, ref in wanted:
-            issue = self.store.find_issue_by_key(tracker_name, ref)
+            issue = self.store.find_issue_by_key(tracker_name, self.trackers[tracker_name].normalise_ref(ref))
             if issue is not None and self.store.gone_issue(issue.ref) is not None:
                 gone[(tracker_name, ref)] = issue.key
                 continue
@@ -678,7 +682,7 @@ class Engine:
             known = {r.issue for r in self.store.links_for_ticket(ticket.ref, active=False)}
             snapshots = self.store.get_snapshots(known)
             keys = {(r.connector, snapshots[r].key) for r in known if r in snapshots}
-            refs = [pair for pair in refs if pair not in keys]
+            refs = [(name, ref) for name, ref in refs if (name, self.trackers[name].normalise_ref(ref)) not in keys]
         return refs
 
     def _restore_noted_links(self, ticket: Ticket, refs: list[tuple[str, str]],

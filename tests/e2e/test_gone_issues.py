@@ -256,3 +256,31 @@ def test_the_check_reads_in_batches_within_its_budget_and_takes_the_least_recent
                 assert pg.github.rate_remaining == remaining  # 304s cost nothing against the rate limit
         finally:
             app.close()
+
+
+def test_the_check_sends_nothing_to_a_tracker_waiting_for_its_rate_limit_and_parks_one_that_meets_it(tmp_path):
+    """GitHub's budget is spent with its reset an hour away: the first check meets the refusal and
+    parks GitHub; the next check sends it nothing and still checks Jira."""
+    from syncd.records import Link
+    from syncd.sandbox.seed import GITHUB_REPOSITORIES
+
+    with Playground(tmp_path, seed_data=False) as pg:
+        for name, private in GITHUB_REPOSITORIES:
+            pg.github.create_repo(name, private=private)
+        jira = pg.jira.create_issue("PLAT", "Issue")
+        github = pg.github.create_issue("sandbox/billing", "Issue")
+        app = pg.app()
+        try:
+            app.engine.cycle()
+            with app.store.transaction():
+                app.store.add_link(Link(Ref("zendesk", "90000"), Ref("jira", jira.id), "field"))
+                app.store.add_link(Link(Ref("zendesk", "91000"), Ref("github", str(github.id)), "field"))
+            pg.github.rate_remaining, pg.github.rate_reset = 0, int(app.engine.clock().timestamp()) + 3600
+            assert app.engine.check_presence(budget=5)["github"] == 1  # the refusal
+            assert app.engine.parking.until("github") is not None
+            pg.sandbox.reset_counts()
+            assert app.engine.check_presence(budget=5) == {"jira": 1, "linear": 0}
+            assert "github" not in pg.sandbox.counts() or not pg.sandbox.counts()["github"]
+            assert app.store.links_for_issue(Ref("github", str(github.id)))  # a limit is not a deletion
+        finally:
+            app.close()
