@@ -7,6 +7,22 @@ store and makes no mapping decisions.
 
 Connectors are found through the ``syncd.connectors`` entry point group; the
 built-in ones register the same way a third-party package would.
+
+What the rest of syncd needs to know about a service beyond the abstract
+methods, a connector class *declares* as class attributes (nothing probes
+for methods or reads class names):
+
+- ``display_name``: the service's name as people read it ("GitHub");
+- ``text_format``: how the texts written there are read (markdown, adf, plain);
+- ``Helpdesk.status_field``: the config field naming the custom ticket field
+  that shows the linked issues' status;
+- ``Tracker.needs_key_lookup``: the tracker reads an issue by its key only,
+  so the engine hands it ``key_lookup``;
+- ``Tracker.state_rule_model``: the ``[states.<name>]`` rule in the tracker's
+  own state words (the keys of ``Issue.native``);
+- ``Tracker.team_pattern``: what a route's ``team`` must look like;
+- ``Tracker.attachment_format``, ``presence_batch``, ``reports_visibility``:
+  see the class.
 """
 
 from __future__ import annotations
@@ -17,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import entry_points
-from typing import Any, Callable, ClassVar, Iterator, Literal
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
@@ -86,6 +102,37 @@ def read_secret(value: SecretStr | None, path: str | None) -> SecretStr | None:
         return None
     with open(path, encoding="utf-8") as fh:
         return SecretStr(fh.read().strip())
+
+
+# --- state rules -------------------------------------------------------------
+
+StateName = Annotated[str, Field(min_length=1)]
+
+
+class StateRule(BaseModel):
+    """One rule of a ``[states.<name>]`` map, as the admin writes it.
+
+    A tracker subclasses it with its own condition fields, named as the words
+    its connector puts in :attr:`Issue.native <syncd.records.Issue.native>`
+    (Linear: ``type``, ``name``); each is optional and at least one must be
+    given. All given conditions must hold for the rule to apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["assigned", "waiting", "resolved"]
+    show: str = "{state_name}"
+
+    @classmethod
+    def conditions(cls) -> tuple[str, ...]:
+        """The condition fields, in declaration order: the keys of ``Issue.native``."""
+        return tuple(k for k in cls.model_fields if k not in StateRule.model_fields)
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> "StateRule":
+        keys = type(self).conditions()
+        if all(getattr(self, k) is None for k in keys):
+            raise ValueError(f"a rule needs a condition: {' and/or '.join(keys)}")
+        return self
 
 
 # --- pages and writes ---------------------------------------------------------
@@ -237,8 +284,9 @@ class Connector(abc.ABC):
     role: ClassVar[Role]
     config_model: ClassVar[type[ConnectorConfig]]
     # The service's name as people know it ("GitHub"), in what they read:
-    # "waiting for GitHub's rate limit until 14:05 UTC". Default: the kind.
-    service_name: ClassVar[str] = ""
+    # "waiting for GitHub's rate limit until 14:05 UTC", "Zendesk #1017" in a
+    # handoff. Default: the kind.
+    display_name: ClassVar[str] = ""
 
     def __init__(self, name: str, config: ConnectorConfig, *,
                  sleep: Callable[[float], None] = time.sleep,
@@ -250,6 +298,11 @@ class Connector(abc.ABC):
         # reads the machine's time itself, so tests and the sandbox can move it.
         self.clock = clock
         self.http = self.make_http()
+
+    @property
+    def label(self) -> str:
+        """:attr:`display_name`, or the kind where the class declares none."""
+        return self.display_name or self.kind
 
     @abc.abstractmethod
     def make_http(self) -> HttpClient:
@@ -265,7 +318,7 @@ class Connector(abc.ABC):
             requests_per_minute=c.requests_per_minute,
             sleep=self._sleep,
             wall_clock=lambda: self.clock().timestamp(),
-            service=self.service_name or self.kind,
+            service=self.label,
         )
 
     @abc.abstractmethod
@@ -280,11 +333,34 @@ class Connector(abc.ABC):
         self.http.close()
 
 
+# The canonical ticket statuses: the helpdesk contract's vocabulary. A helpdesk
+# connector translates its service's statuses into these words in
+# ``Ticket.status`` and back when it writes ``TicketUpdate.status``:
+#   new      nobody has worked on it yet
+#   open     an agent is on it
+#   pending  waiting for the customer
+#   hold     waiting for someone else (a third party, another team)
+#   solved   answered; the customer may still reply, which reopens it
+#   closed   final: it can no longer be updated or reopened (a follow-up
+#            ticket continues it, see Helpdesk.create_followup)
+TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+
+
 class Helpdesk(Connector):
+    """A helpdesk: tickets, in the canonical statuses of :data:`TICKET_STATUSES`."""
+
     role: ClassVar[Role] = "helpdesk"
     # How the notes and field values written here are read (see mappings.escaping):
     # "plain" where the helpdesk shows a note as written.
     text_format: ClassVar[str] = "plain"
+    # The name of this connector's config field that holds the id of the custom
+    # ticket field syncd writes the linked issues' status to (None: it has none).
+    status_field: ClassVar[str | None] = None
+
+    def status_field_id(self) -> str | None:
+        """The custom field (id as text) that shows the linked issues' status, if configured."""
+        value = getattr(self.config, self.status_field) if self.status_field else None
+        return str(value) if value else None
 
     @abc.abstractmethod
     def ticket_url(self, ticket_id: str) -> str:
@@ -351,6 +427,18 @@ class Tracker(Connector):
     # How the ticket title given to attach_ticket is shown: "plain" (an
     # attachment or remote link title) or "markdown" (inside a comment).
     attachment_format: ClassVar[str] = "plain"
+    # The ``[states.<name>]`` rule model in this tracker's own state words: its
+    # condition fields are the keys normalise puts in ``Issue.native``
+    # (None: the admin cannot write state maps for this tracker).
+    state_rule_model: ClassVar[type[StateRule] | None] = None
+    # What a route's ``team`` must be for this tracker: a regex and the words
+    # that say it to the admin ('a Jira project key such as "PLAT"'). None: any.
+    team_pattern: ClassVar[tuple[str, str] | None] = None
+    # True where the tracker cannot read an issue by its stable id alone
+    # (GitHub): the engine then sets ``key_lookup``, which answers the key
+    # syncd last saw an issue id under (None when it never saw it).
+    needs_key_lookup: ClassVar[bool] = False
+    key_lookup: Callable[[str], str | None] | None = None
 
     @abc.abstractmethod
     def link_patterns(self) -> list[str]:
@@ -365,7 +453,11 @@ class Tracker(Connector):
 
     @abc.abstractmethod
     def get_issue(self, ref: str) -> Issue:
-        """An issue by stable id or by human key; NotFound if there is none."""
+        """An issue by stable id or by human key; NotFound if there is none.
+
+        Every ``Issue`` a tracker returns (here, from ``poll`` and ``presence``)
+        carries ``native``: the tracker's own words for its state, keyed as the
+        condition fields of :attr:`state_rule_model`."""
 
     @abc.abstractmethod
     def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:

@@ -74,6 +74,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
     utc_now,
+    StateName,
+    StateRule,
     ConnectorConfig,
     IssueDraft,
     KeptText,
@@ -271,6 +273,14 @@ def state_of(item: dict) -> tuple[StateCategory, str]:
     raise ValueError(f"unknown state {state!r}")
 
 
+def native_of(item: dict) -> dict[str, str | None]:
+    """GitHub's own words for the state: ``state`` and the ``state_reason`` that
+    the state name shows (a reason that does not fit the state is left out)."""
+    state, reason = item["state"], item.get("state_reason")
+    shown = ("reopened",) if state == "open" else ("completed", "not_planned", "duplicate")
+    return {"state": state, "reason": reason if reason in shown else None}
+
+
 def assignee_of(item: dict) -> str | None:
     person = item.get("assignee") or next(iter(item.get("assignees") or []), None)
     login = person.get("login") if isinstance(person, dict) else None
@@ -292,9 +302,19 @@ def _issue_path(method):
     return wrapper
 
 
+class GitHubRule(StateRule):
+    """A ``[states.<name>]`` rule for GitHub: the issue's state and state_reason."""
+
+    state: Literal["open", "closed"] | None = None
+    reason: Literal["completed", "not_planned", "duplicate", "reopened"] | None = None
+
+
 class GitHubConnector(Tracker):
     kind = "github"
-    service_name = "GitHub"
+    display_name = "GitHub"
+    state_rule_model = GitHubRule
+    team_pattern = (r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$", 'a repository "owner/name"')
+    needs_key_lookup = True  # reads an issue by owner/repo#number: the engine sets key_lookup
     text_format = "markdown"
     attachment_format = "markdown"  # the ticket's title goes into the context comment
     reports_visibility = True
@@ -549,6 +569,7 @@ class GitHubConnector(Tracker):
             title=str(item["title"]),
             state=category,
             state_name=state_name,
+            native=native_of(item),
             updated_at=updated,
             assignee=assignee_of(item),
             team=repo,

@@ -59,8 +59,8 @@ import structlog
 from connectors.adf import to_adf, to_text
 from contextlib import contextmanager
 
-from connectors.base import (ConnectorConfig, IssueDraft, Page, Presence, Rejected, Tracker, WriteResult, read_secret,
-                             utc_now)
+from connectors.base import (ConnectorConfig, IssueDraft, Page, Presence, Rejected, StateName, StateRule, Tracker,
+                             WriteResult, read_secret, utc_now)
 from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
@@ -170,9 +170,18 @@ class JiraConfig(ConnectorConfig):
         return self
 
 
+class JiraRule(StateRule):
+    """A ``[states.<name>]`` rule for Jira: the status category key and the status name."""
+
+    category: Literal["new", "indeterminate", "done"] | None = None
+    status: StateName | None = None
+
+
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
-    service_name: ClassVar[str] = "Jira"
+    display_name: ClassVar[str] = "Jira"
+    state_rule_model: ClassVar[type[StateRule]] = JiraRule
+    team_pattern: ClassVar[tuple[str, str]] = (r"^[A-Z][A-Z0-9_]{1,9}$", 'a Jira project key such as "PLAT"')
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
     presence_batch: ClassVar[int] = PRESENCE_BATCH
@@ -445,6 +454,7 @@ class JiraConnector(Tracker):
             title=summary,
             state=state,
             state_name=status["name"],
+            native={"category": category_key, "status": status["name"]},
             updated_at=updated,
             assignee=assignee.get("displayName") if isinstance(assignee, dict) \
             and isinstance(assignee.get("displayName"), str) else None,

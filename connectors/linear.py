@@ -35,6 +35,8 @@ from pydantic import Field, SecretStr, model_validator
 from connectors import linear_queries as q
 from connectors.base import (
     utc_now,
+    StateName,
+    StateRule,
     ConnectorConfig,
     IssueDraft,
     Page,
@@ -184,9 +186,18 @@ def is_rate_limited(response: requests.Response) -> bool:
     return any(error_code(e) == RATELIMITED for e in graphql_errors(body))
 
 
+class LinearRule(StateRule):
+    """A ``[states.<name>]`` rule for Linear: the workflow state's type and name."""
+
+    type: Literal["triage", "backlog", "unstarted", "started", "completed", "canceled"] | None = None
+    name: StateName | None = None
+
+
 class LinearConnector(Tracker):
     kind = "linear"
-    service_name = "Linear"
+    display_name = "Linear"
+    state_rule_model = LinearRule
+    team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
     config_model = LinearConfig
@@ -394,13 +405,15 @@ class LinearConnector(Tracker):
             raise _Reject("missing or invalid " + ", ".join(missing))
         assignee = node.get("assignee") if isinstance(node.get("assignee"), dict) else {}
         team = node.get("team") if isinstance(node.get("team"), dict) else {}
+        state_name = _str(state.get("name")) or category.value
         return Issue(
             ref=Ref(self.name, node["id"]),
             key=node["identifier"],
             url=node["url"],
             title=_str(node.get("title")) or "",
             state=category,
-            state_name=_str(state.get("name")) or category.value,
+            state_name=state_name,
+            native={"type": category.value, "name": state_name},
             updated_at=updated,
             assignee=_str(assignee.get("name")) or _str(assignee.get("displayName")) or _str(assignee.get("email")),
             team=_str(team.get("key")),

@@ -116,8 +116,11 @@ def _check_readable(key: str, path: str | None) -> None:
 
 class ZendeskConnector(Helpdesk):
     kind = "zendesk"
-    service_name = "Zendesk"
+    display_name = "Zendesk"
     config_model = ZendeskConfig
+    # Zendesk's own statuses are the helpdesk contract's canonical words
+    # (connectors.base.TICKET_STATUSES): they pass through unchanged.
+    status_field = "status_field_id"
     config: ZendeskConfig
     # Notes are sent as comment.body, which Zendesk shows as written (it makes
     # the HTML itself): plain text, so nothing in them is escaped.

@@ -44,7 +44,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from mappings import acceptance as acc
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, weekday, zone
 from mappings.promises import PromiseRule
-from mappings.stages import NATIVE_KEYS, SHOW_VALUES, StateMap, StateRule, default_state_map
+from mappings.stages import SHOW_VALUES, StateMap, StateRule, default_state_map
 from mappings.templates import DEFAULTS, Template
 from mappings.tomllines import key_lines, line_of
 from syncd.errors import ConfigError, unknown_key_message
@@ -358,41 +358,22 @@ class StagesModel(_Model):
 
 
 class StateMapModel(_Model):
-    kind: Literal["linear", "jira", "github"]
+    kind: Any  # a tracker kind with a state rule model: checked against the kinds given to the loader
     rules: list[dict[str, Any]] = []
 
 
-_STAGE = Literal["assigned", "waiting", "resolved"]
+@dataclass(frozen=True)
+class TrackerKind:
+    """What the loader knows of one tracker kind, handed in by the app from its connector class.
 
+    ``rule_model`` validates one ``[states.<name>]`` rule (a pydantic model with
+    ``stage``, ``show`` and the tracker's own condition fields); ``conditions``
+    names those fields, which are the keys of ``Issue.native``; ``team_pattern``
+    is a regex a route's ``team`` must match and the words that describe it."""
 
-class _RuleModel(_Model):
-    stage: _STAGE
-    show: str = "{state_name}"
-
-    @model_validator(mode="after")
-    def _some_condition(self) -> "_RuleModel":
-        keys = [k for k in type(self).model_fields if k not in ("stage", "show")]
-        if all(getattr(self, k) is None for k in keys):
-            raise ValueError(f"a rule needs a condition: {' and/or '.join(keys)}")
-        return self
-
-
-class LinearRule(_RuleModel):
-    type: Literal["triage", "backlog", "unstarted", "started", "completed", "canceled"] | None = None
-    name: Name | None = None
-
-
-class JiraRule(_RuleModel):
-    category: Literal["new", "indeterminate", "done"] | None = None
-    status: Name | None = None
-
-
-class GitHubRule(_RuleModel):
-    state: Literal["open", "closed"] | None = None
-    reason: Literal["completed", "not_planned", "duplicate", "reopened"] | None = None
-
-
-RULE_MODELS: dict[str, type[_RuleModel]] = {"linear": LinearRule, "jira": JiraRule, "github": GitHubRule}
+    rule_model: type[BaseModel] | None = None
+    conditions: tuple[str, ...] = ()
+    team_pattern: tuple[str, str] | None = None
 
 
 class CriterionModel(_Model):
@@ -504,12 +485,15 @@ class _Problems:
         return out
 
 
-def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None) -> Mappings:
+def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None,
+                  kinds: Mapping[str, TrackerKind] | None = None) -> Mappings:
     """Read and validate every ``*.toml`` in ``directory``.
 
     ``trackers`` maps the tracker connector names of syncd.toml to their
-    kinds; with it, routes and link rules are checked against them. A
-    directory that does not exist gives the built-in defaults (no routes).
+    kinds; with it, routes and link rules are checked against them.
+    ``kinds`` says what each installed tracker kind accepts (its state rules
+    and team form, from its connector class); a state map names one of them.
+    A directory that does not exist gives the built-in defaults (no routes).
     """
     directory = Path(directory)
     if not directory.exists():
@@ -520,7 +504,7 @@ def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None =
     problems = _Problems()
     sources = [s for s in (_read(path, problems) for path in sorted(directory.glob("*.toml"))) if s]
     entries = _collect(sources, problems)
-    mappings = _build(entries, trackers, problems)
+    mappings = _build(entries, trackers, kinds or {}, problems)
     if problems.items:
         raise ConfigError(problems.lines())
     return dataclasses.replace(mappings, files=tuple(Path(s.label) for s in sources))
@@ -650,7 +634,7 @@ def _flatten(annotation: Any) -> list[Any]:
 
 
 def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, str] | None,
-           problems: _Problems) -> Mappings:
+           kinds: Mapping[str, TrackerKind], problems: _Problems) -> Mappings:
     models: dict[str, dict[str, tuple[_Source, Any]]] = {}
     for section, model in ENTRY_MODELS.items():
         models[section] = {}
@@ -661,7 +645,7 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
 
     calendars = {name: m.build() for name, (_, m) in models["calendars"].items()}
     promises = _promise_rules(models["promises"], entries["calendars"], calendars, problems)
-    states = _state_maps(models["states"], problems)
+    states = _state_maps(models["states"], kinds, problems)
     templates = _template_sets(entries["templates"], problems)
     criteria = {name: tuple(_criterion(c) for c in m.criteria) for name, (_, m) in models["acceptance"].items()}
 
@@ -690,7 +674,7 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
         if trackers is not None and kind is None:
             problems.add(source, path + ("tracker",), _unknown_tracker(route.tracker, trackers))
         if kind is not None:
-            _check_team(source, path, kind, route.team, problems)
+            _check_team(source, path, kind, kinds.get(kind), route.team, problems)
         state_map = check.ref("states", route.states, states, entries["states"])
         if state_map is not None and kind is not None and state_map.kind != kind:
             problems.add(source, path + ("states",), f'state map "{route.states}" is for {state_map.kind}, but '
@@ -764,16 +748,10 @@ def _unknown_tracker(name: str, trackers: Mapping[str, str]) -> str:
             "to sync.trackers")
 
 
-_TEAM_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
-    "linear": (re.compile(r"^[A-Za-z0-9]{1,10}$"), 'a Linear team key such as "ENG"'),
-    "github": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$"), 'a repository "owner/name"'),
-    "jira": (re.compile(r"^[A-Z][A-Z0-9_]{1,9}$"), 'a Jira project key such as "PLAT"'),
-}
-
-
-def _check_team(source: _Source, path: tuple[Any, ...], kind: str, team: str, problems: _Problems) -> None:
-    form = _TEAM_FORMS.get(kind)
-    if form and not form[0].match(team):
+def _check_team(source: _Source, path: tuple[Any, ...], kind: str, known: TrackerKind | None, team: str,
+                problems: _Problems) -> None:
+    form = known.team_pattern if known else None
+    if form and not re.match(form[0], team):
         problems.add(source, path + ("team",), f"must be {form[1]} for a {kind} tracker (got {json.dumps(team)})")
 
 
@@ -805,14 +783,20 @@ def _promise_rules(models: Mapping[str, tuple[_Source, PromiseModel]], calendar_
     return out
 
 
-def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], problems: _Problems) -> dict[str, StateMap]:
+def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], kinds: Mapping[str, TrackerKind],
+                problems: _Problems) -> dict[str, StateMap]:
     out = {}
+    choices = [k for k, known in kinds.items() if known.rule_model is not None]
     for name, (source, model) in models.items():
+        known = kinds.get(model.kind) if isinstance(model.kind, str) else None
+        if known is None or known.rule_model is None:
+            problems.add(source, ("states", name, "kind"), _one_of(choices, model.kind))
+            continue
         rules = []
         ok = True
         for i, raw in enumerate(model.rules):
             path = ("states", name, "rules", i)
-            rule = _validate(RULE_MODELS[model.kind], source, raw, path, problems)
+            rule = _validate(known.rule_model, source, raw, path, problems)
             if rule is None:
                 ok = False
                 continue
@@ -820,11 +804,21 @@ def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], problems: _
             if show is None:
                 ok = False
                 continue
-            when = tuple((k, str(getattr(rule, k))) for k in NATIVE_KEYS[model.kind] if getattr(rule, k) is not None)
+            when = tuple((k, str(getattr(rule, k))) for k in known.conditions if getattr(rule, k) is not None)
             rules.append(StateRule(when, Stage(rule.stage), show))
         if ok:
             out[name] = StateMap(name, model.kind, tuple(rules))
     return out
+
+
+def _one_of(choices: Sequence[str], value: Any) -> str:
+    """Pydantic's words for a value outside a Literal, for a choice known only at load time."""
+    quoted = [f"'{c}'" for c in choices]
+    words = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted) or "a known tracker kind"
+    message = f"must be {words}"
+    if isinstance(value, (str, int, float, bool)):
+        message += f" (got {json.dumps(value, ensure_ascii=False)})"
+    return message
 
 
 def _template_sets(entries: Mapping[Any, _Entry], problems: _Problems) -> dict[str, dict[str, Template]]:
@@ -909,14 +903,15 @@ def _dotted(path: Sequence[Any]) -> str:
     return text
 
 
-def check_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None) -> list[str]:
+def check_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None,
+                   kinds: Mapping[str, TrackerKind] | None = None) -> list[str]:
     """The problems :func:`load_mappings` would raise, as lines (empty when the mappings are good)."""
     try:
-        load_mappings(directory, trackers=trackers)
+        load_mappings(directory, trackers=trackers, kinds=kinds)
     except ConfigError as exc:
         return list(exc.problems)
     return []
 
 
-__all__ = ["EXAMPLES", "HANDOFF_TEMPLATES", "Mappings", "Route", "TEMPLATE_VALUES", "check_mappings",
+__all__ = ["EXAMPLES", "HANDOFF_TEMPLATES", "Mappings", "Route", "TEMPLATE_VALUES", "TrackerKind", "check_mappings",
            "load_mappings", "template_values"]

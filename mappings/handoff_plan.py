@@ -102,7 +102,7 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 
 
 def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises: Sequence[Promise],
-                    customer_count: int, epoch: str = "", helpdesk_name: str = "Zendesk",
+                    customer_count: int, epoch: str = "", helpdesk_name: str = "Helpdesk",
                     body_format: str = "markdown") -> Plan:
     """Create the issue in the route's tracker with the handoff record.
 

@@ -32,7 +32,7 @@ ISSUE_ATTACH = "issue.attach"
 @dataclass(frozen=True)
 class PlanSettings:
     helpdesk: str
-    helpdesk_name: str = "Zendesk"
+    helpdesk_name: str = "Helpdesk"  # the helpdesk connector's display_name (set by the app)
     linked_tag: str = "syncd_linked"
     status_field: str | None = None  # custom field id that shows the linked issue status
     reopen_statuses: tuple[str, ...] = ("solved", "pending")

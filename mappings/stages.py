@@ -23,7 +23,6 @@ The order of the rules follows the handoff table in DESIGN.md:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, NamedTuple, Sequence
@@ -195,17 +194,6 @@ def decision_age(history: Sequence[StageSpan], now: datetime, calendar: Business
 
 # -- state maps: a tracker's state → an issue's stage and what agents see -------------------------
 
-# Each tracker's own words for where an issue stands, as the admins write them.
-NATIVE_KEYS = {
-    "linear": ("type", "name"),  # WorkflowState.type and .name
-    "jira": ("category", "status"),  # status.statusCategory.key and status.name
-    "github": ("state", "reason"),  # state and state_reason
-}
-_JIRA_CATEGORY = {
-    StateCategory.TRIAGE: "new", StateCategory.BACKLOG: "new", StateCategory.UNSTARTED: "new",
-    StateCategory.STARTED: "indeterminate", StateCategory.COMPLETED: "done", StateCategory.CANCELED: "done",
-}
-_GITHUB_REASON = re.compile(r"\((?P<reason>[a-z ]+)\)\s*$")
 DEFAULT_STAGE = {
     StateCategory.TRIAGE: Stage.ASSIGNED, StateCategory.BACKLOG: Stage.ASSIGNED,
     StateCategory.UNSTARTED: Stage.ASSIGNED, StateCategory.STARTED: Stage.WAITING,
@@ -214,30 +202,9 @@ DEFAULT_STAGE = {
 SHOW_VALUES = frozenset({"state_name", "issue_key", "owner"})
 
 
-def native_state(issue: Issue, kind: str) -> dict[str, str | None]:
-    """The tracker's own words for the issue's state, recovered from the shared record.
-
-    Linear's state type is the record's category; Jira's status category is
-    derived the way the Jira connector derives the category from it; GitHub's
-    ``state_reason`` is read back from the state name the GitHub connector
-    gives (``"Closed (not planned)"``).
-    """
-    if kind == "linear":
-        return {"type": issue.state.value, "name": issue.state_name}
-    if kind == "jira":
-        return {"category": _JIRA_CATEGORY[issue.state], "status": issue.state_name}
-    if kind == "github":
-        found = _GITHUB_REASON.search(issue.state_name or "")
-        reason = found["reason"].replace(" ", "_") if found else None
-        if reason is None and issue.state is StateCategory.CANCELED:
-            reason = "not_planned"
-        return {"state": "closed" if issue.state.is_closed else "open", "reason": reason}
-    raise ValueError(f"no state map vocabulary for tracker kind {kind!r}")
-
-
 @dataclass(frozen=True)
 class StateRule:
-    when: tuple[tuple[str, str], ...]  # native key, value: all must hold (names compared case-insensitively)
+    when: tuple[tuple[str, str], ...]  # Issue.native key, value: all must hold (compared case-insensitively)
     stage: Stage
     show: Template = Template("show", "{state_name}")
 
@@ -247,7 +214,10 @@ class StateRule:
 
 @dataclass(frozen=True)
 class StateMap:
-    """A tracker's states → stage: the first matching rule wins, else the category's default."""
+    """A tracker's states → stage: the first matching rule wins, else the category's default.
+
+    Rules read :attr:`Issue.native`, the tracker's own state words that its
+    connector records; ``kind`` is the tracker kind the map was written for."""
 
     name: str
     kind: str
@@ -255,10 +225,9 @@ class StateMap:
 
     def issue_stage(self, issue: Issue) -> tuple[Stage, str]:
         """The stage the issue stands for, and the value agents see for it."""
-        native = native_state(issue, self.kind)
         values = {"state_name": issue.state_name, "issue_key": issue.key, "owner": issue.assignee or "unassigned"}
         for rule in self.rules:
-            if rule.matches(native):
+            if rule.matches(issue.native):
                 return rule.stage, rule.show.render(values)
         return DEFAULT_STAGE[issue.state], issue.state_name
 

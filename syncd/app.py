@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
-from connectors.base import Connector, Helpdesk, Tracker, connector_class, utc_now
-from mappings.handoff_config import Mappings, load_mappings
+from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
+from mappings.handoff_config import Mappings, TrackerKind, load_mappings
 from mappings.planner import PlanSettings
 from syncd.config import Settings
 from syncd.engine import Engine
@@ -45,23 +45,38 @@ def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = tim
 
 
 def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tracker] | None = None) -> PlanSettings:
-    status_field = getattr(helpdesk.config, "status_field_id", None)
     return PlanSettings(
         helpdesk=helpdesk.name,
-        helpdesk_name=type(helpdesk).__name__.removesuffix("Connector"),
+        helpdesk_name=helpdesk.label,
         linked_tag=settings.sync.linked_tag,
-        status_field=str(status_field) if status_field else None,
+        status_field=helpdesk.status_field_id(),
         reopen_statuses=tuple(settings.sync.reopen_statuses),
         note_format=helpdesk.text_format,
         attachment_formats={name: t.attachment_format for name, t in (trackers or {}).items()},
     )
 
 
+def tracker_kinds(registry: dict[str, Any] | None = None) -> dict[str, TrackerKind]:
+    """What each installed tracker kind accepts in the mapping files, from its connector class."""
+    registry = registry if registry is not None else load_registry()
+    out = {}
+    for kind in registry:
+        try:
+            cls = connector_class(kind, registry)
+        except ImportError:  # a broken plugin: its kind is unknown (and fails where it is configured)
+            continue
+        if issubclass(cls, Tracker):
+            rules = cls.state_rule_model
+            out[kind] = TrackerKind(rule_model=rules, conditions=rules.conditions() if rules else (),
+                                    team_pattern=cls.team_pattern)
+    return out
+
+
 def handoff_mappings(settings: Settings) -> Mappings:
     """The mapping files of ``sync.mappings``, checked against the configured trackers (ConfigError if bad)."""
     trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers
                 if name in settings.connectors}
-    return load_mappings(settings.mappings_path, trackers=trackers)
+    return load_mappings(settings.mappings_path, trackers=trackers, kinds=tracker_kinds())
 
 
 def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,

@@ -199,11 +199,9 @@ def _check_store(settings: Any) -> None:
 
 def _check_mappings(settings: Any) -> None:
     """Validate the mapping directory; its problems exit 2 through ``guarded``."""
-    from mappings.handoff_config import load_mappings
+    from syncd.app import handoff_mappings
 
-    trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers
-                if name in settings.connectors}
-    mappings = load_mappings(settings.mappings_path, trackers=trackers)
+    mappings = handoff_mappings(settings)
     if mappings.files:
         click.echo(f"mappings {settings.mappings_path}: ok, {len(mappings.files)} file(s), "
                    f"{len(mappings.routes)} route(s)")

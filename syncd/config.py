@@ -98,6 +98,7 @@ class SyncSettings(_Section):
     helpdesk: str = "zendesk"
     trackers: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     linked_tag: str = "syncd_linked"
+    # Canonical ticket statuses (connectors.base.TICKET_STATUSES) but "closed", which is final.
     reopen_statuses: list[Literal["new", "open", "pending", "hold", "solved"]] = Field(
         default_factory=lambda: ["solved", "pending"])
     mappings: str = "mappings"
@@ -116,14 +117,14 @@ class SyncSettings(_Section):
     @classmethod
     def _tag_syntax(cls, value: str) -> str:
         if not re.fullmatch(r"[^\s,]+", value):
-            raise ValueError('must be one Zendesk tag: no spaces or commas, e.g. "syncd_linked"')
+            raise ValueError('must be one tag: no spaces or commas, e.g. "syncd_linked"')
         return value
 
     @field_validator("reopen_statuses", mode="before")
     @classmethod
     def _reopenable(cls, value: Any) -> Any:
         if isinstance(value, list) and "closed" in value:
-            raise ValueError('cannot contain "closed": Zendesk never reopens a closed ticket; remove it')
+            raise ValueError('cannot contain "closed": a closed ticket is never reopened; remove it')
         return value
 
 

@@ -128,7 +128,7 @@ class Engine:
         self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
         self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
         for name, tracker in trackers.items():
-            if hasattr(tracker, "key_lookup"):
+            if tracker.needs_key_lookup:
                 # Trackers that cannot read an issue by its stable id (GitHub)
                 # ask for the key syncd last saw it under.
                 tracker.key_lookup = self._key_lookup(name)

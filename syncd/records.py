@@ -99,7 +99,7 @@ class Ticket:
     key: str  # what people call it ("#123")
     url: str  # the agent-facing URL
     subject: str
-    status: str  # new, open, pending, hold, solved, closed
+    status: str  # canonical: new, open, pending, hold, solved, closed (connectors.base.TICKET_STATUSES)
     updated_at: datetime
     created_at: datetime | None = None
     priority: str | None = None
@@ -134,6 +134,11 @@ class Issue:
     attachments: tuple[Attachment, ...] = ()
     # True where anyone on the internet can read what syncd writes there.
     public: bool = False
+    # The tracker's own words for the state, as its connector read them and as
+    # the admins' state maps name them (Linear: {"type": "started", "name":
+    # "In Review"}); keyed as the tracker's ``state_rule_model`` conditions.
+    # Empty in snapshots stored before syncd kept it.
+    native: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

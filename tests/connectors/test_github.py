@@ -22,6 +22,7 @@ from connectors.github import (
     GitHubConfig,
     GitHubConnector,
     PublicRepositoryRefused,
+    native_of,
     state_of,
     ticket_hash,
 )
@@ -206,6 +207,23 @@ def test_check_names_a_missing_repository(fixtures_dir):
 ])
 def test_state_mapping(state, reason, assignee, category, name):
     assert state_of(issue_body(1, state=state, reason=reason, assignee=assignee)) == (category, name)
+
+
+@pytest.mark.parametrize("item, expected", [
+    ({"state": "closed", "state_reason": "not_planned"}, {"state": "closed", "reason": "not_planned"}),
+    ({"state": "closed", "state_reason": "duplicate"}, {"state": "closed", "reason": "duplicate"}),
+    ({"state": "closed", "state_reason": "completed"}, {"state": "closed", "reason": "completed"}),
+    ({"state": "open", "state_reason": "reopened"}, {"state": "open", "reason": "reopened"}),
+    ({"state": "open", "state_reason": None}, {"state": "open", "reason": None}),
+])
+def test_github_state_reason_is_recovered_from_what_the_connector_records(item, expected):
+    assert native_of(item) == expected
+
+
+def test_the_issue_carries_githubs_own_state_words():
+    issue = make()._issue(issue_body(1, state="closed", reason="not_planned"), public=False)
+    assert issue.native == {"state": "closed", "reason": "not_planned"}
+    assert GitHubConnector.state_rule_model.conditions() == tuple(issue.native)
 
 
 @responses.activate

@@ -139,6 +139,18 @@ def test_state_comes_from_the_status_category_and_resolution(airbyte_issue, cate
     assert issue.resolution == resolution
 
 
+@pytest.mark.parametrize("category, resolution, status", [
+    ("indeterminate", None, "In Progress"),
+    ("done", "Won't Do", "Won't do"),
+])
+def test_jira_category_from_the_record(airbyte_issue, category, resolution, status):
+    raw = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category=category,
+                     status=status, resolution=resolution)
+    issue = make().normalise(raw)
+    assert issue.native == {"category": category, "status": status}
+    assert JiraConnector.state_rule_model.conditions() == tuple(issue.native)
+
+
 def test_configurable_cancel_resolutions(airbyte_issue):
     raw = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category="done",
                      resolution="Obsolete")

@@ -230,6 +230,13 @@ def test_bad_nodes_are_rejected_and_the_rest_kept(api):
     assert "str, not an object" in reasons[None]
 
 
+def test_the_issue_carries_linears_own_state_words(api):
+    api.data("SyncdIssue", {"issue": node(9, "2025-06-01T00:00:00.000Z", state="started")})
+    issue = make().get_issue("ENG-9")
+    assert issue.native == {"type": "started", "name": "Started"}
+    assert LinearConnector.state_rule_model.conditions() == tuple(issue.native)
+
+
 def test_attachments_and_markers_normalise(api):
     attachments = {"nodes": [
         {"url": "https://acme.zendesk.com/agent/tickets/7", "title": "Ticket #7", "metadata": {"syncd": MARK}},

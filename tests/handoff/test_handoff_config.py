@@ -8,13 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from mappings.handoff_config import EXAMPLES, check_mappings, load_mappings
+from mappings import handoff_config
+from mappings.handoff_config import EXAMPLES
 from mappings.tomllines import key_lines
+from syncd.app import tracker_kinds
 from syncd.errors import ConfigError
 from syncd.records import Issue, Organization, Ref, Stage, StateCategory, Ticket
 
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=timezone.utc)
 TRACKERS = {"linear": "linear", "github": "github", "jira": "jira"}
+KINDS = tracker_kinds()  # what the installed trackers accept, as the app hands it to the loader
+
+
+def load_mappings(directory, **kw):
+    return handoff_config.load_mappings(directory, kinds=KINDS, **kw)
+
+
+def check_mappings(directory, **kw):
+    return handoff_config.check_mappings(directory, kinds=KINDS, **kw)
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:
@@ -69,7 +80,8 @@ def test_example_routes_and_acceptance_on_a_sandbox_like_ticket():
 
 def test_example_state_map_and_templates():
     route = load_mappings(EXAMPLES).route("product")
-    review = Issue(Ref("linear", "a"), "ENG-1", "u", "t", StateCategory.STARTED, "In Review", T0, assignee="Lena")
+    review = Issue(Ref("linear", "a"), "ENG-1", "u", "t", StateCategory.STARTED, "In Review", T0, assignee="Lena",
+                   native={"type": "started", "name": "In Review"})
     assert route.issue_stage(review, "linear") == (Stage.WAITING, "Fix in review (Lena)")
     note = route.templates["needs_context"].render({"ticket_key": "#1", "route": "product", "missing": "- severity",
                                                     "missing_count": 1})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mappings.handoff_config import load_mappings
 from syncd.errors import ConfigError
-from tests.handoff.test_handoff_config import write
+from tests.handoff.test_handoff_config import load_mappings, write
 
 ROUTE = """
 [routes.all]

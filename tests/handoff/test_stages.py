@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
-from connectors.github import state_of
 from mappings.calendar import BusinessCalendar, Duration
 from mappings.stages import (IssueView, Observation, StateMap, StageSpan, StateRule,
-                             compute_stage, decision_age, native_state, owner_gaps, rework_count)
+                             compute_stage, decision_age, owner_gaps, rework_count)
 from mappings.templates import Template
 from syncd.records import Issue, Ref, Stage, StateCategory
 
@@ -174,7 +171,8 @@ def test_decision_age():
 
 
 def issue(category: StateCategory, name: str, *, assignee=None) -> Issue:
-    return Issue(A, "ENG-1", "https://x/ENG-1", "t", category, name, T0, assignee=assignee)
+    return Issue(A, "ENG-1", "https://x/ENG-1", "t", category, name, T0, assignee=assignee,
+                 native={"type": category.value, "name": name})
 
 
 def test_state_map_first_matching_rule_wins_and_shows_its_value():
@@ -189,21 +187,3 @@ def test_state_map_first_matching_rule_wins_and_shows_its_value():
     # No rule: the category's default, showing the tracker's name.
     assert smap.issue_stage(issue(StateCategory.CANCELED, "Canceled")) == (Stage.RESOLVED, "Canceled")
     assert smap.issue_stage(issue(StateCategory.BACKLOG, "Backlog")) == (Stage.ASSIGNED, "Backlog")
-
-
-@pytest.mark.parametrize("item, expected", [
-    ({"state": "closed", "state_reason": "not_planned"}, {"state": "closed", "reason": "not_planned"}),
-    ({"state": "closed", "state_reason": "duplicate"}, {"state": "closed", "reason": "duplicate"}),
-    ({"state": "closed", "state_reason": "completed"}, {"state": "closed", "reason": "completed"}),
-    ({"state": "open", "state_reason": "reopened"}, {"state": "open", "reason": "reopened"}),
-    ({"state": "open", "state_reason": None}, {"state": "open", "reason": None}),
-])
-def test_github_state_reason_is_recovered_from_what_the_connector_records(item, expected):
-    category, name = state_of(item)
-    assert native_state(issue(category, name), "github") == expected
-
-
-def test_jira_category_from_the_record():
-    assert native_state(issue(StateCategory.STARTED, "In Progress"), "jira") == \
-        {"category": "indeterminate", "status": "In Progress"}
-    assert native_state(issue(StateCategory.CANCELED, "Won't do"), "jira")["category"] == "done"
