@@ -440,6 +440,13 @@ class Tracker(Connector):
     needs_key_lookup: ClassVar[bool] = False
     key_lookup: Callable[[str], str | None] | None = None
 
+    def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
+        """The state words of an issue stored before ``Issue.native`` existed,
+        recovered from the record's category and state name (the app fills them
+        in once after an upgrade, so the admin's state rules hold for issues
+        that have not changed since). Trackers with state rules override it."""
+        return {}
+
     @abc.abstractmethod
     def link_patterns(self) -> list[str]:
         """Regexes with a named group ``ref`` that find this tracker's issues in text."""

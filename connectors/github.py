@@ -579,6 +579,14 @@ class GitHubConnector(Tracker):
 
     # -- links ------------------------------------------------------------------
 
+    def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
+        # normalise shows state_reason in the state name: "Closed (not planned)".
+        found = re.search(r"\((?P<reason>[a-z ]+)\)\s*$", issue.state_name or "")
+        reason = found["reason"].replace(" ", "_") if found else None
+        if reason is None and issue.state is StateCategory.CANCELED:
+            reason = "not_planned"
+        return {"state": "closed" if issue.state.is_closed else "open", "reason": reason}
+
     def link_patterns(self) -> list[str]:
         host = re.escape(re.sub(r"^https?://", "", web_root(self.config.url)))
         repos = "|".join(re.escape(r) for r in self.config.repositories)

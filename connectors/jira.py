@@ -463,6 +463,13 @@ class JiraConnector(Tracker):
             public=False,
         )
 
+    def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
+        # The status category is the one the category was derived from (a done
+        # issue counted as cancelled by its resolution is still category done).
+        category = {StateCategory.STARTED: "indeterminate", StateCategory.COMPLETED: "done",
+                    StateCategory.CANCELED: "done"}.get(issue.state, "new")
+        return {"category": category, "status": issue.state_name}
+
     def link_patterns(self) -> list[str]:
         keys = "|".join(re.escape(p) for p in self.config.projects)
         issue_key = rf"(?:{keys})-[1-9][0-9]*"

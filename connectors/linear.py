@@ -423,6 +423,9 @@ class LinearConnector(Tracker):
 
     # -- links ----------------------------------------------------------------------
 
+    def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
+        return {"type": issue.state.value, "name": issue.state_name}
+
     def link_patterns(self) -> list[str]:
         workspace = re.escape(self.config.workspace) if self.config.workspace else r"[\w-]+"
         patterns = [rf"https?://linear\.app/{workspace}/issue/(?P<ref>[A-Za-z0-9_]+-\d+)(?![\w-])(?:/[\w%.~-]*)?"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -79,6 +79,22 @@ def handoff_mappings(settings: Settings) -> Mappings:
     return load_mappings(settings.mappings_path, trackers=trackers, kinds=tracker_kinds())
 
 
+def fill_native(store: Store, trackers: dict[str, Tracker]) -> int:
+    """Give issue snapshots stored before ``Issue.native`` existed their tracker's
+    state words, once, so the admin's state rules hold for issues that have not
+    changed since the upgrade. Returns how many were filled."""
+    filled = 0
+    for name, tracker in trackers.items():
+        stale = store.issues_without_native(name)
+        if not stale:
+            continue
+        with store.transaction():
+            for issue in stale:
+                store.set_native(replace(issue, native=tracker.native_of_stored(issue)))
+        filled += len(stale)
+    return filled
+
+
 def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], datetime] = utc_now) -> App:
     # Read-only commands (status, history...) inspect the store; only the
@@ -94,6 +110,8 @@ def build_app(settings: Settings, *, readonly: bool = False, shared: bool = Fals
         for name, tracker in trackers.items():
             if not isinstance(tracker, Tracker):
                 raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
+        if not readonly:
+            fill_native(store, trackers)  # type: ignore[arg-type]
         engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
                         max_attempts=settings.daemon.max_attempts, backoff_max=settings.daemon.backoff_max,
                         clock=clock, mappings=mappings)

@@ -717,6 +717,19 @@ class Store:
         return cur.rowcount == 1
 
     @_reads
+    def issues_without_native(self, connector: str) -> list[Issue]:
+        """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`)."""
+        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
+                       "AND json_extract(data, '$.native') IS NULL", [connector])
+        return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_writes
+    def set_native(self, issue: Issue) -> None:
+        """Record an issue snapshot's state words in place (its times unchanged)."""
+        self._x("UPDATE snapshots SET data = ? WHERE connector = ? AND id = ?",
+                [_json(issue), issue.ref.connector, issue.ref.id])
+
+    @_reads
     def find_issue_by_key(self, connector: str, key: str) -> Issue | None:
         """The issue known as ``key`` (ENG-12). Keys move with issues, so when two
         snapshots claim one key (one not re-polled since its move) the newest wins."""

@@ -361,3 +361,32 @@ def test_jira_idle_poll_is_one_search_after_a_settled_burst_of_changes(tmp_path)
             assert pg.sandbox.counts()["jira"] == {"POST /rest/api/3/search/jql": 3}
         finally:
             app.close()
+
+
+def test_issues_stored_before_their_state_words_were_kept_get_them_once_from_their_tracker(pg, app):
+    """An upgrade from a store whose issue snapshots have no ``native``: the app fills them in
+    (the words each connector's normalise gives), so the admin's state rules still hold."""
+    from syncd.app import fill_native
+
+    pg.github_close("vat", "completed")
+    pg.github_close("totp", "not_planned")
+    pg.jira_move(next(iter(pg.seed.jira_keys.values())), "Done")
+    app.engine.cycle()
+    store = app.store
+    issues = {name: [i for i in store.get_snapshots([r for r in _issue_refs(store, name)]).values()]
+              for name in ("linear", "github", "jira")}
+    assert all(issues.values())
+    assert {i.native.get("reason") for i in issues["github"]} >= {"completed", "not_planned", None}
+    with store.transaction():
+        store._x("UPDATE snapshots SET data = json_remove(data, '$.native') WHERE kind = 'issue'")
+    assert sum(len(store.issues_without_native(n)) for n in issues) == sum(map(len, issues.values()))
+    assert fill_native(store, app.engine.trackers) == sum(map(len, issues.values()))
+    for name, before in issues.items():
+        after = store.get_snapshots([i.ref for i in before])
+        assert {i.ref: i.native for i in before} == {r: i.native for r, i in after.items()}, name
+    assert fill_native(store, app.engine.trackers) == 0  # once
+
+
+def _issue_refs(store, connector: str) -> list[Ref]:
+    rows = store._q("SELECT id FROM snapshots WHERE connector = ? AND kind = 'issue'", [connector])
+    return [Ref(connector, r[0]) for r in rows]
