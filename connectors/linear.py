@@ -36,7 +36,6 @@ from connectors import linear_queries as q
 from connectors.base import (
     utc_now,
     ConnectorConfig,
-    IssueDraft,
     Page,
     Presence,
     Rejected,
@@ -49,6 +48,7 @@ from connectors.base import (
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
+from syncd.writes import IssueDraft
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})

@@ -19,12 +19,11 @@ import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.handoff_config import Mappings
-from mappings.handoff_plan import ISSUE_CREATE, TICKET_FOLLOWUP
 from mappings.links import (Candidate, compile_patterns, issue_ticket_ids, noted_refs, syncd_attached_ticket_ids,
                             ticket_candidates)
-from mappings.planner import (GONE_REASON, ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE, LinkedTicket, Plan,
-                              PlanSettings, attach_key, issue_group, link_key, plan_gone_ref, plan_issue_gone,
-                              plan_issue_update, plan_link, plan_out_of_reach, plan_unlink, ticket_group)
+from mappings.planner import (GONE_REASON, LinkedTicket, Plan, PlanSettings, attach_key, issue_group, link_key,
+                              plan_gone_ref, plan_issue_gone, plan_issue_update, plan_link, plan_out_of_reach,
+                              plan_unlink, ticket_group)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
@@ -32,6 +31,7 @@ from syncd.ratelimits import Parking, Wait
 from syncd.privacy import Privacy
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
+from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE
 
 log = structlog.get_logger("syncd.engine")
 

@@ -34,16 +34,16 @@ import structlog
 
 from mappings import promises as pr
 from mappings.handoff_config import Mappings, Route
-from mappings.handoff_plan import (ISSUE_CREATE, TICKET_FOLLOWUP, DemandTicket, append_note, demand_body,
-                                   plan_demand, plan_escalation, plan_followup_ticket, plan_missing, plan_owner_gap,
-                                   plan_promise_broken, plan_promise_due, promise_event)
-from mappings.planner import TICKET_UPDATE, Plan, ticket_group
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
-                                 reopened_at, told_customer_at)
+from mappings.handoff_plan import (DemandTicket, demand_body, plan_demand, plan_escalation, plan_followup_ticket,
+                                   plan_missing, plan_owner_gap, plan_promise_broken, plan_promise_due, promise_event)
+from mappings.planner import Plan, ticket_group
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, observe, plan_stage, reopened_at,
+                                 told_customer_at)
 from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gaps
 from syncd.errors import Gone, NotFound, SyncdError
 from syncd.records import (Action, Comment, Event, Issue, Link, Promise, PromiseChange, PromiseState, Ref, Stage, Ticket,
                            format_time, idempotency_key, parse_time, utc)
+from syncd.writes import ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE, TicketUpdate
 
 if TYPE_CHECKING:
     from syncd.engine import Engine
@@ -138,43 +138,43 @@ class FollowUps:
                fields: dict[str, object]) -> int:
         """Fold everything for this ticket into as few writes as possible, then commit."""
         merged = Plan(events=list(stage_plan.events))
-        ticket_payloads: list[tuple[str, dict]] = []
+        ticket_writes: list[tuple[str, TicketUpdate]] = []
         for plan in extra:
             merged.events += plan.events
             merged.links += plan.links
             for action in plan.actions:
                 if action.op == TICKET_UPDATE and action.target == ticket.ref.id:
-                    ticket_payloads.append((action.key, action.payload))
+                    ticket_writes.append((action.key, TicketUpdate.from_payload(action.payload)))
                 else:
                     merged.actions.append(action)
-        stage_payload = stage_plan.actions[0].payload if stage_plan.actions else None
+        stage_write = TicketUpdate.from_payload(stage_plan.actions[0].payload) if stage_plan.actions else None
         if fields:
-            ticket_payloads.append(("fields", {"fields": fields}))
-        if not ticket_payloads and stage_payload is None:
+            ticket_writes.append(("fields", TicketUpdate(fields=fields)))
+        if not ticket_writes and stage_write is None:
             return self.engine._commit(merged)
         if not ticket.can_update:
             return self.engine._commit(merged)  # a closed ticket takes no writes
-        combined: dict[str, object] = {}
-        for _key, payload in ticket_payloads:
-            combined = _combine(combined, payload)
-        replaces = combined.pop("replaces_resolution", False)
-        if stage_payload is not None:
-            combined = merge_stage(combined, stage_payload) if combined else dict(stage_payload)
+        combined = TicketUpdate()
+        for _key, write in ticket_writes:
+            combined = combined.merge(write)
+        replaces = combined.replaces_resolution
+        combined = combined.settled()
+        if stage_write is not None:
+            combined = combined.with_stage(stage_write) if combined else stage_write
         if replaces:
-            combined["replaces_resolution"] = True
-        if host is not None and self.store.replace_payload(host.key, _strip(_combine(dict(host.payload), combined,
-                                                                                     keep_marker=True))):
+            combined = dataclasses.replace(combined, replaces_resolution=True)
+        host_write = TicketUpdate.from_payload(host.payload).merge(combined, keep_marker=True) if host else None
+        if host is not None and host_write is not None and self.store.replace_payload(host.key,
+                                                                                      host_write.settled().payload()):
             for event in merged.events:
                 if event.kind == "stage":
                     event.detail["written_with"] = host.key
             return self.engine._commit(merged)
-        combined = _strip(combined)
-        if ticket_payloads:
-            keys = [k for k, _ in ticket_payloads] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
-            combined.pop("marker", None)
+        if ticket_writes:
+            keys = [k for k, _ in ticket_writes] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
             key = idempotency_key("handoff", ticket.ref, *keys)
-            merged.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, combined,
-                                         ticket_group(ticket.ref)))
+            merged.actions.append(dataclasses.replace(combined.settled(), marker=None).action(
+                key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         else:
             merged.actions += stage_plan.actions
         return self.engine._commit(merged)
@@ -187,13 +187,11 @@ class FollowUps:
             self._put_promise(pr.on_cancel(promise, self.now, "no longer a follow-up"), ticket.key)
         event = Event("stage", f"{ticket.key}: no longer a follow-up (was {Stage(last[0]).label})", ticket.ref,
                       None, {"stage": None, "from": Stage(last[0]).value})
-        payload = self.display.payload(None)
+        write = self.display.write(None, idempotency_key("stage", "none", format_time(utc(last[1]))))
         plan = Plan(events=[event])
-        if payload:
-            payload["marker"] = idempotency_key("stage", "none", format_time(utc(last[1])))
+        if write:
             key = idempotency_key("stage", ticket.ref, "none", format_time(utc(last[1])))
-            plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                                       ticket_group(ticket.ref)))
+            plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         return plan
 
     # -- what the ticket says ------------------------------------------------------------------------
@@ -351,10 +349,10 @@ class FollowUps:
             note = plan_promise_due(ticket, issues, due_now, route, self.engine.settings.note_format)
             if ticket.can_update:
                 key = idempotency_key("promise_due", ticket.ref, *sorted(p.id for p in due_now))
-                plans.append(Plan(actions=[Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE,
-                                                  {"note": note, "status": "open", "replaces_resolution": True,
-                                                   "status_from": list(self.engine.settings.reopen_statuses)},
-                                                  ticket_group(ticket.ref))]))
+                write = TicketUpdate(note=note, status="open", replaces_resolution=True,
+                                     status_from=tuple(self.engine.settings.reopen_statuses))
+                plans.append(Plan(actions=[write.action(key, ticket.ref.connector, ticket.ref.id,
+                                                        ticket_group(ticket.ref))]))
             elif ticket.status == "closed" and self.engine.helpdesk is not None:
                 plans.append(plan_followup_ticket(ticket, issues, note, route, result.since or self.now,
                                                   self.engine.settings.note_format))
@@ -555,29 +553,3 @@ class FollowUps:
                 self._put_promise(dataclasses.replace(promise, ticket=new.ref,
                                                       history=promise.history + (change,)), new.key)
             self.update([source_ref, new.ref])
-
-
-def _combine(base: dict, more: dict, *, keep_marker: bool = False) -> dict:
-    """Two ticket writes as one: notes as paragraphs, fields and tags merged, the first status kept."""
-    out = dict(base)
-    if more.get("note") and more.get("replaces_resolution") and base.get("status") == "open":
-        # The resolution's own note (it reopens the ticket) says less than the promise-due note,
-        # which repeats its summary: one note, not the same list twice.
-        out["note"] = more["note"]
-    elif more.get("note"):
-        out = append_note(out, str(more["note"]))
-    out = merge_stage(out, more)  # fields and tags, merged as a stage change is
-    if more.get("status") and not out.get("status"):
-        out["status"] = more["status"]
-        if more.get("status_from"):
-            out["status_from"] = more["status_from"]
-    if not keep_marker and "marker" in more and "marker" not in out:
-        out["marker"] = more["marker"]
-    if more.get("replaces_resolution") and not base.get("status"):
-        out["replaces_resolution"] = True  # still to be folded into the resolution's write
-    return out
-
-
-def _strip(payload: dict) -> dict:
-    """The payload as the connector reads it (planning hints removed)."""
-    return {k: v for k, v in payload.items() if k != "replaces_resolution"}

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT
-from mappings.privacy_plan import (ISSUE_OPAQUE, ISSUE_WRITES, PRIVACY_KEPT, created_drafts, plan_kept_notes,
+from mappings.privacy_plan import (ISSUE_WRITES, PRIVACY_KEPT, created_drafts, plan_kept_notes,
                                    plan_make_opaque, private_form, written_comments)
 from mappings.planner import Plan
 from syncd.records import Event, Issue, Ref, Ticket, format_time
 from syncd.store import Store
+from syncd.writes import ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT
 
 if TYPE_CHECKING:
     from syncd.engine import Engine
