@@ -37,16 +37,28 @@ def _first_line(text: object, fmt: str) -> str:
     return (shown(str(text or ""), fmt).strip().splitlines() or [""])[0]
 
 
+Role = Literal["helpdesk", "tracker"]
+TargetKind = Literal["ticket", "issue", "team"]
+
+
 @dataclass(frozen=True)
 class Write:
-    """What every outbox write has: its op string, the side it goes to and what it targets."""
+    """What every outbox write has: its op string, the side it goes to and what it targets.
+
+    A kind declares them in its class line:
+    ``class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue")``."""
 
     op: ClassVar[str]
-    role: ClassVar[Literal["helpdesk", "tracker"]]
+    role: ClassVar[Role]
     # What an action's target names: a ticket, an issue or a tracker's team.
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]]
+    target_kind: ClassVar[TargetKind]
     # Dropped unsent, with the rest of its issue's queue, when the issue is gone.
     drops_when_gone: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, op: str, role: Role, target_kind: TargetKind, drops_when_gone: bool = False,
+                          **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.op, cls.role, cls.target_kind, cls.drops_when_gone = op, role, target_kind, drops_when_gone
 
     def payload(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -64,12 +76,8 @@ class Write:
 
 
 @dataclass(frozen=True)
-class TicketUpdate(Write):
+class TicketUpdate(Write, op="ticket.update", role="helpdesk", target_kind="ticket"):
     """One write to a ticket. Empty parts are left out of the request."""
-
-    op: ClassVar[str] = "ticket.update"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "helpdesk"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "ticket"
 
     note: str | None = None  # internal note (private comment), plain text
     add_tags: tuple[str, ...] = ()
@@ -176,12 +184,8 @@ class TicketUpdate(Write):
 
 
 @dataclass(frozen=True)
-class FollowUpTicket(Write):
+class FollowUpTicket(Write, op="ticket.followup", role="helpdesk", target_kind="ticket"):
     """A new helpdesk ticket that follows up a closed one (the target: the closed ticket)."""
-
-    op: ClassVar[str] = "ticket.followup"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "helpdesk"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "ticket"
 
     subject: str
     note: str  # internal note: what to tell the customer
@@ -203,13 +207,8 @@ class FollowUpTicket(Write):
 
 
 @dataclass(frozen=True)
-class IssueComment(Write):
+class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue", drops_when_gone=True):
     """A comment on an issue."""
-
-    op: ClassVar[str] = "issue.comment"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "tracker"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "issue"
-    drops_when_gone: ClassVar[bool] = True
 
     body: str
 
@@ -225,13 +224,8 @@ class IssueComment(Write):
 
 
 @dataclass(frozen=True)
-class AttachTicket(Write):
+class AttachTicket(Write, op="issue.attach", role="tracker", target_kind="issue", drops_when_gone=True):
     """The ticket shown on the issue (an attachment, a link or a comment, as the tracker has)."""
-
-    op: ClassVar[str] = "issue.attach"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "tracker"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "issue"
-    drops_when_gone: ClassVar[bool] = True
 
     url: str
     title: str
@@ -277,13 +271,9 @@ class DraftText:
 
 
 @dataclass(frozen=True)
-class CreateIssue(Write):
+class CreateIssue(Write, op="issue.create", role="tracker", target_kind="team"):
     """An escalation: a new issue in a tracker's team (the target). Two drafts are
     planned; which one goes is decided at delivery, by the place's visibility then."""
-
-    op: ClassVar[str] = "issue.create"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "tracker"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "team"
 
     team: str
     private: DraftText
@@ -312,13 +302,8 @@ class CreateIssue(Write):
 
 
 @dataclass(frozen=True)
-class UpsertComment(Write):
+class UpsertComment(Write, op="issue.upsert_comment", role="tracker", target_kind="issue", drops_when_gone=True):
     """The one comment of a slot on an issue (the demand comment), written or edited to ``body``."""
-
-    op: ClassVar[str] = "issue.upsert_comment"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "tracker"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "issue"
-    drops_when_gone: ClassVar[bool] = True
 
     slot: str
     body: str
@@ -336,12 +321,8 @@ class UpsertComment(Write):
 
 
 @dataclass(frozen=True)
-class MakeOpaque(Write):
+class MakeOpaque(Write, op="issue.make_opaque", role="tracker", target_kind="issue"):
     """Rewrite what syncd wrote on an issue to the form fit for a public place."""
-
-    op: ClassVar[str] = "issue.make_opaque"
-    role: ClassVar[Literal["helpdesk", "tracker"]] = "tracker"
-    target_kind: ClassVar[Literal["ticket", "issue", "team"]] = "issue"
 
     place: str
     issue_key: str
