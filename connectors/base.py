@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
 from syncd.records import Comment, Issue, Ticket
+from syncd.writes import FollowUpTicket, IssueDraft, TicketUpdate
 
 Role = Literal["helpdesk", "tracker"]
 
@@ -160,55 +161,6 @@ class Page:
     cursor: str | None
     done: bool
     rejected: list[Rejected] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TicketUpdate:
-    """One write to a ticket. Empty parts are left out of the request."""
-
-    note: str | None = None  # internal note (private comment), plain text
-    add_tags: tuple[str, ...] = ()
-    remove_tags: tuple[str, ...] = ()
-    fields: dict[str, Any] = field(default_factory=dict)  # custom field id -> value
-    status: str | None = None
-    # Change status only when the ticket's current status is one of these.
-    status_from: tuple[str, ...] = ()
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "TicketUpdate":
-        return cls(
-            note=payload.get("note"),
-            add_tags=tuple(payload.get("add_tags", ())),
-            remove_tags=tuple(payload.get("remove_tags", ())),
-            fields=dict(payload.get("fields", {})),
-            status=payload.get("status"),
-            status_from=tuple(payload.get("status_from", ())),
-        )
-
-
-@dataclass(frozen=True)
-class IssueDraft:
-    """A new issue for the tracker: the handoff record, already rendered.
-
-    ``body`` is Markdown (the Jira connector converts it to ADF). ``labels``
-    are added where the tracker has labels; unknown labels are skipped, not
-    created, where creating them needs more rights than syncd has."""
-
-    title: str
-    body: str
-    labels: tuple[str, ...] = ()
-    priority: str | None = None  # the ticket's severity word ("sev1"), for trackers that map it
-
-
-@dataclass(frozen=True)
-class FollowUpTicket:
-    """A new helpdesk ticket that follows up a closed one."""
-
-    subject: str
-    note: str  # internal note: what to tell the customer
-    requester_id: str | None = None
-    assignee_id: str | None = None
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
     utc_now,
-    StateName,
     StateRule,
     ConnectorConfig,
-    IssueDraft,
     KeptText,
     OpaqueResult,
     OpaqueRewrite,
@@ -94,6 +92,7 @@ from syncd.errors import (ApiError, AuthError, Conflict, ConfigError, Gone, NotF
                           TransientError)
 from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
+from syncd.writes import IssueDraft
 
 log = structlog.get_logger("syncd.connectors.github")
 

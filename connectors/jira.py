@@ -59,11 +59,12 @@ import structlog
 from connectors.adf import to_adf, to_text
 from contextlib import contextmanager
 
-from connectors.base import (ConnectorConfig, IssueDraft, Page, Presence, Rejected, StateName, StateRule, Tracker,
-                             WriteResult, read_secret, utc_now)
+from connectors.base import (ConnectorConfig, Page, Presence, Rejected, StateName, StateRule, Tracker, WriteResult,
+                             read_secret, utc_now)
 from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
+from syncd.writes import IssueDraft
 
 log = structlog.get_logger("syncd.connectors.jira")
 

@@ -38,7 +38,6 @@ from connectors.base import (
     StateName,
     StateRule,
     ConnectorConfig,
-    IssueDraft,
     Page,
     Presence,
     Rejected,
@@ -51,6 +50,7 @@ from connectors.base import (
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
+from syncd.writes import IssueDraft
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})

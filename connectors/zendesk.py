@@ -37,11 +37,9 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     ConnectorConfig,
-    FollowUpTicket,
     Helpdesk,
     Page,
     Rejected,
-    TicketUpdate,
     WriteResult,
     find_markers,
     marker_token,
@@ -50,6 +48,7 @@ from connectors.base import (
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Comment, Customer, Organization, Ref, Ticket, format_time, parse_time
+from syncd.writes import FollowUpTicket, TicketUpdate
 
 log = structlog.get_logger("syncd.connectors.zendesk")
 

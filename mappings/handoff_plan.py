@@ -11,22 +11,20 @@ the ``*_public`` templates are used, which are given no customer data.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
 from mappings.calendar import ALWAYS, BusinessCalendar
 from mappings.escaping import escape, escape_values
 from mappings.handoff_config import Route
-from mappings.planner import TICKET_UPDATE, ISSUE_COMMENT, Plan, issue_group, opaque_ref, ticket_group
+from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
 from mappings.stages import OwnerGap
 from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
+from syncd.writes import (NOTE_SEPARATOR, CreateIssue, DraftText, FollowUpTicket, IssueComment, TicketUpdate,
+                          UpsertComment)
 
-ISSUE_CREATE = "issue.create"
-ISSUE_UPSERT = "issue.upsert_comment"
-TICKET_FOLLOWUP = "ticket.followup"
 DEMAND_SLOT = "demand"
-NOTE_SEPARATOR = "\n\n"
 
 
 def show_time(at: datetime | None, calendar: BusinessCalendar = ALWAYS) -> str:
@@ -73,12 +71,12 @@ def plan_missing(ticket: Ticket, route: Route, missing: Sequence[str], noted: Se
     new = [label for label in missing if label not in noted]
     plan = Plan()
     noted_now = tuple(dict.fromkeys([*noted, *missing]))
-    payload: dict[str, object] = {}
+    write = TicketUpdate()
     if missing and new:
         values = escape_values({"ticket_key": ticket.key, "route": route.name}, note_format)
         values["missing"] = missing_list_escaped(missing, note_format)
         values["missing_count"] = len(missing)
-        payload["note"] = route.templates["needs_context"].render(values)
+        write = replace(write, note=route.templates["needs_context"].render(values))
         plan.events.append(Event("handoff_rejected", f"{ticket.key}: not handed over yet; missing "
                                  + ", ".join(missing), ticket.ref, None,
                                  {"route": route.name, "missing": list(missing)}))
@@ -86,11 +84,10 @@ def plan_missing(ticket: Ticket, route: Route, missing: Sequence[str], noted: Se
     if missing_field:
         field_value = missing_list_escaped(missing, note_format) if missing else ""
         if field_value != (shown or ""):
-            payload["fields"] = {missing_field: field_value}
-    if payload:
+            write = replace(write, fields={missing_field: field_value})
+    if write:
         key = idempotency_key("needs_context", ticket.ref, *missing, "|", *noted)
-        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                                   ticket_group(ticket.ref)))
+        plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
     return MissingNote(plan, noted_now if missing else tuple(noted), field_value)
 
 
@@ -131,18 +128,16 @@ def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises:
                             "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
                             "tier": (org.tier if org else None) or "tier unknown", "agent": agent,
                             "internal_note": note or "(no internal note)"}, body_format)
-    private = {"title": t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
-               "body": t["handoff_body"].render(values)}
+    private = DraftText(t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
+                        t["handoff_body"].render(values))
     values = escape_values(shared, body_format)
     # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
     values["opaque_ref"] = opaque_ref(ticket.ref)
-    public = {"title": t["handoff_title_public"].render(
-                  {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name}),
-              "body": t["handoff_body_public"].render(values)}
+    title_values = {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name}
+    public = DraftText(t["handoff_title_public"].render(title_values), t["handoff_body_public"].render(values))
     key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
-    payload = {"team": route.team, "private": private, "public": public, "labels": list(route.labels),
-               "priority": severity, "ticket": ticket.ref.id}
-    action = Action(key, route.tracker, route.team, ISSUE_CREATE, payload, f"escalate:{ticket.ref}")
+    write = CreateIssue(route.team, private, public, tuple(route.labels), severity, ticket.ref.id)
+    action = write.action(key, route.tracker, route.team, f"escalate:{ticket.ref}")
     event = Event("escalating", f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} "
                   f"{route.team}", ticket.ref, None, {"route": route.name, "key": key})
     return Plan(actions=[action], events=[event])
@@ -186,11 +181,10 @@ def plan_followup_ticket(ticket: Ticket, issues: Sequence[Issue], note: str, rou
     values["summary"] = summary
     first = route.templates["follow_up_ticket"].render(values)
     subject = f"Follow-up: {ticket.subject}"[:250]
-    payload = {"subject": subject, "note": first + NOTE_SEPARATOR + note,
-               "requester_id": ticket.requester.id if ticket.requester else None,
-               "assignee_id": ticket.assignee_id, "tags": ["syncd_followup"]}
+    write = FollowUpTicket(subject, first + NOTE_SEPARATOR + note, ticket.requester.id if ticket.requester else None,
+                           ticket.assignee_id, ("syncd_followup",))
     key = idempotency_key("followup", ticket.ref, utc(since).isoformat())
-    action = Action(key, ticket.ref.connector, ticket.ref.id, TICKET_FOLLOWUP, payload, ticket_group(ticket.ref))
+    action = write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
     event = Event("followup_ticket", f"{ticket.key} is closed: opening a follow-up ticket for it", ticket.ref, None,
                   {"key": key})
     return Plan(actions=[action], events=[event])
@@ -209,10 +203,9 @@ def plan_promise_broken(ticket: Ticket, promise: Promise, route: Route | None, *
         return plan
     values = escape_values({"ticket_key": ticket.key, "promise": promise.what,
                             "due": show_time(promise.due_at, calendar)}, note_format)
-    payload = {"note": templates["promise_broken"].render(values), "add_tags": [tag]}
+    write = TicketUpdate(note=templates["promise_broken"].render(values), add_tags=(tag,))
     key = idempotency_key("promise_broken", promise.id)
-    plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                               ticket_group(ticket.ref)))
+    plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
     return plan
 
 
@@ -233,8 +226,8 @@ def plan_owner_gap(ticket: Ticket, gap: OwnerGap, stage: Stage, route: Route, is
     t = route.templates
     if gap.kind == "ticket":
         values = escape_values({"ticket_key": ticket.key, "stage": stage.label}, note_format)
-        action = Action(gap.key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE,
-                        {"note": t["owner_gap_ticket"].render(values)}, ticket_group(ticket.ref))
+        action = TicketUpdate(note=t["owner_gap_ticket"].render(values)).action(
+            gap.key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
         what = f"{ticket.key} has no assigned agent"
         issue_ref = None
     else:
@@ -242,8 +235,8 @@ def plan_owner_gap(ticket: Ticket, gap: OwnerGap, stage: Stage, route: Route, is
         values = escape_values({"issue_key": issue.key, "issue_title": issue.title,
                                 "unassigned_since": show_time(gap.since, calendar), "triage_sla": triage_sla},
                                issue_format)
-        action = Action(gap.key, issue.ref.connector, issue.ref.id, ISSUE_COMMENT,
-                        {"body": t["owner_gap_issue"].render(values)}, issue_group(issue.ref))
+        action = IssueComment(t["owner_gap_issue"].render(values)).action(
+            gap.key, issue.ref.connector, issue.ref.id, issue_group(issue.ref))
         what = f"{issue.key} has no assignee (linked to {ticket.key})"
         issue_ref = issue.ref
     event = Event("owner_gap", f"owner gap: {what}", ticket.ref, issue_ref,
@@ -296,12 +289,5 @@ def plan_demand(issue: Issue, body: str, version: int, *, private: bool) -> Acti
     """
     digest = hashlib.sha256(body.encode()).hexdigest()[:12]
     key = idempotency_key("demand", issue.ref, version, digest)
-    return Action(key, issue.ref.connector, issue.ref.id, ISSUE_UPSERT,
-                  {"slot": DEMAND_SLOT, "body": body, "customer_data": private}, issue_group(issue.ref))
-
-
-def append_note(payload: dict[str, object], note: str) -> dict[str, object]:
-    """A ticket write's payload with one more paragraph in its internal note."""
-    out = dict(payload)
-    out["note"] = (str(payload["note"]) + NOTE_SEPARATOR + note) if payload.get("note") else note
-    return out
+    return UpsertComment(DEMAND_SLOT, body, private).action(key, issue.ref.connector, issue.ref.id,
+                                                            issue_group(issue.ref))

@@ -23,10 +23,8 @@ from typing import Iterable, Mapping
 from mappings.escaping import escape, escape_values
 from mappings.templates import DEFAULTS, Template
 from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time, idempotency_key
+from syncd.writes import AttachTicket, TicketUpdate
 
-TICKET_UPDATE = "ticket.update"
-ISSUE_COMMENT = "issue.comment"
-ISSUE_ATTACH = "issue.attach"
 
 
 @dataclass(frozen=True)
@@ -121,12 +119,8 @@ def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[
     issues[issue.ref] = issue
     key = link_key(link.ticket, link.issue, epoch)
     note = t["linked"].render(escape_values(_issue_values(issue), settings.note_format))
-    payload = {
-        "note": note,
-        "add_tags": [settings.linked_tag],
-        "fields": _fields(settings, issues.values()),
-    }
-    actions = [Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload, ticket_group(ticket.ref))]
+    write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=_fields(settings, issues.values()))
+    actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
     actions.append(_attach_action(ticket, issue, settings, ticket_count))
     event = Event("linked", f"{ticket.key} linked to {issue.key} ({link.origin})", ticket.ref, issue.ref,
                   {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name})
@@ -154,8 +148,8 @@ def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_
         title = t["attachment_title"].render(values)
         subtitle = t["attachment_subtitle"].render(values)
     key = attach_key(ticket.ref, issue.ref)
-    payload = {"url": ticket.url, "title": title, "subtitle": subtitle, "public": issue.public}
-    return Action(key, issue.ref.connector, issue.ref.id, ISSUE_ATTACH, payload, issue_group(issue.ref))
+    write = AttachTicket(ticket.url, title, subtitle, issue.public)
+    return write.action(key, issue.ref.connector, issue.ref.id, issue_group(issue.ref))
 
 
 @dataclass(frozen=True)
@@ -203,34 +197,32 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
         ticket = linked.ticket
         others = [i for i in linked.issues if i.ref != issue.ref]
         all_issues = others + [issue]
-        payload: dict[str, object] = {"fields": _fields(settings, all_issues), "marker": marker}
+        write = TicketUpdate(fields=_fields(settings, all_issues), marker=marker)
         kind = "field"
         if moved:
             values = escape_values(_issue_values(issue) | {"old_state": previous.state_name}, fmt)
             if issue.state.is_closed and all(i.state.is_closed for i in others):
                 summary = "\n".join(line(i) for i in sorted(all_issues, key=lambda i: i.key))
-                payload["note"] = t["resolved"].render(values | {"summary": summary})
+                write = replace(write, note=t["resolved"].render(values | {"summary": summary}))
                 if settings.reopen_statuses:
                     # Conditional on the ticket's status when the write lands, not
                     # on our snapshot of it, which may be a poll behind.
-                    payload["status"] = "open"
-                    payload["status_from"] = list(settings.reopen_statuses)
+                    write = replace(write, status="open", status_from=tuple(settings.reopen_statuses))
                 kind = "resolved"
             elif issue.state.is_closed:
                 waiting = "\n".join(line(i) for i in sorted(others, key=lambda i: i.key) if not i.state.is_closed)
-                payload["note"] = t["closed_waiting"].render(values | {"waiting": waiting})
+                write = replace(write, note=t["closed_waiting"].render(values | {"waiting": waiting}))
                 kind = "closed_waiting"
             else:
-                payload["note"] = t["state_changed"].render(values)
+                write = replace(write, note=t["state_changed"].render(values))
                 kind = "state_changed"
-        if not payload["fields"] and "note" not in payload:
+        if not write.fields and write.note is None:
             continue
         key = idempotency_key(*transition, ticket.ref)
-        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                                   ticket_group(ticket.ref)))
+        plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         if kind == "resolved":
             plan.events.append(Event("resolved", f"{ticket.key}: every linked issue is closed; follow up due",
-                                     ticket.ref, issue.ref, {"reopen": payload.get("status") == "open"}))
+                                     ticket.ref, issue.ref, {"reopen": write.status == "open"}))
     return plan
 
 
@@ -239,14 +231,12 @@ def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iter
     """An ended link: say so on the ticket, and drop the tag when nothing is left."""
     remaining = list(remaining)
     values = {"issue_key": issue.key if issue else link.issue.id, "issue_title": issue.title if issue else ""}
-    payload: dict[str, object] = {"note": settings.templates["unlinked"].render(
-        escape_values(values, settings.note_format))}
-    if settings.status_field:
-        payload["fields"] = {settings.status_field: status_field_value(remaining)}
-    if not remaining:
-        payload["remove_tags"] = [settings.linked_tag]
+    write = TicketUpdate(
+        note=settings.templates["unlinked"].render(escape_values(values, settings.note_format)),
+        fields={settings.status_field: status_field_value(remaining)} if settings.status_field else {},
+        remove_tags=() if remaining else (settings.linked_tag,))
     key = idempotency_key("unlink", link.ticket, link.issue, reason, epoch)
-    action = Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload, ticket_group(ticket.ref))
+    action = write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
     event = Event("unlinked", f"{ticket.key} unlinked from {values['issue_key']} ({reason})", ticket.ref, link.issue,
                   {"reason": reason})
     return Plan(ended=[(link, reason)], actions=[action], events=[event])
@@ -271,8 +261,7 @@ def plan_gone_ref(ticket: Ticket, tracker: str, ref: str, key: str, settings: Pl
     shown): one note saying so, never a link. Planned once per (ticket, issue named)."""
     note = settings.templates["issue_gone_ref"].render(escape_values({"issue_key": key}, settings.note_format))
     action_key = idempotency_key("gone_ref", ticket.ref, tracker, ref)
-    action = Action(action_key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, {"note": note},
-                    ticket_group(ticket.ref))
+    action = TicketUpdate(note=note).action(action_key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
     event = Event("unresolved", f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
                   ticket.ref, None, {"tracker": tracker, "ref": ref})
     return Plan(actions=[action], events=[event])
@@ -286,8 +275,8 @@ def plan_out_of_reach(issue: Issue, tickets: Iterable[Ticket], settings: PlanSet
     note = settings.templates["issue_out_of_reach"].render(values)
     for ticket in tickets:
         key = idempotency_key("out_of_reach", ticket.ref, issue.ref, issue.team or "")
-        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, {"note": note},
-                                   ticket_group(ticket.ref)))
+        plan.actions.append(TicketUpdate(note=note).action(key, ticket.ref.connector, ticket.ref.id,
+                                                           ticket_group(ticket.ref)))
         plan.events.append(Event("issue_out_of_reach", f"{issue.key} moved to {issue.team}, which syncd does "
                                  f"not follow; {ticket.key} told", ticket.ref, issue.ref, {"place": issue.team}))
     return plan

@@ -20,12 +20,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from mappings.escaping import escape, escape_values
-from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT
-from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE, ticket_group
+from mappings.planner import ticket_group
 from mappings.templates import Template
 from syncd.records import Action, Issue, Ref, idempotency_key, parse_time, utc
+from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, MakeOpaque, TicketUpdate
 
-ISSUE_OPAQUE = "issue.make_opaque"
 # Writes that leave syncd's text on an issue (a rewrite is one too: it records what it wrote).
 ISSUE_WRITES = (ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_UPSERT, ISSUE_OPAQUE)
 
@@ -52,9 +51,8 @@ def plan_make_opaque(issue: Issue, place: str, epoch: str, *, slots: Mapping[str
                      created: Mapping[str, Any] | None = None) -> Action:
     """Rewrite everything syncd wrote on ``issue`` to the form fit for a public place."""
     key = idempotency_key("make_opaque", issue.ref, place.lower(), epoch)
-    payload = {"place": place, "issue_key": issue.key, "slots": dict(slots or {}),
-               "created": dict(created) if created else None}
-    return Action(key, issue.ref.connector, issue.ref.id, ISSUE_OPAQUE, payload, opaque_group(issue.ref))
+    write = MakeOpaque(place, issue.key, dict(slots or {}), dict(created) if created else None)
+    return write.action(key, issue.ref.connector, issue.ref.id, opaque_group(issue.ref))
 
 
 def created_drafts(key: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,5 +98,5 @@ def plan_kept_notes(issue_key: str, tickets: Sequence[Ref], kept: Sequence[Mappi
     values = escape_values({"issue_key": issue_key}, note_format)
     values["texts"] = "\n".join(kept_line(k, note_format) for k in kept)
     note = (template or PRIVACY_KEPT).render(values)
-    return [Action(idempotency_key("privacy_kept", ticket, rewrite_key), ticket.connector, ticket.id, TICKET_UPDATE,
-                   {"note": note}, ticket_group(ticket)) for ticket in dict.fromkeys(tickets)]
+    return [TicketUpdate(note=note).action(idempotency_key("privacy_kept", ticket, rewrite_key), ticket.connector,
+                                           ticket.id, ticket_group(ticket)) for ticket in dict.fromkeys(tickets)]

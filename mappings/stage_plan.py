@@ -8,7 +8,7 @@ field and swaps the stage tag. The action's key is derived from (ticket,
 stage, since), so replaying the same change plans the same key.
 
 Writes are kept few: when the same page already plans a ticket write (a
-link note, a state note), :func:`merge_stage` folds the stage into it; a
+link note, a state note), ``TicketUpdate.with_stage`` folds the stage into it; a
 stage write of its own carries a marker shared by every ticket entering the
 same stage at the same time, so delivery can send them as one bulk update.
 """
@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from mappings.handoff_config import Mappings, Route
-from mappings.planner import TICKET_UPDATE, Plan, ticket_group
+from mappings.planner import Plan, ticket_group
 from mappings.stages import IssueView, Observation, StageResult, compute_stage, default_state_map
-from syncd.records import Action, Comment, Event, Issue, Stage, Ticket, idempotency_key, utc
+from syncd.records import Comment, Event, Issue, Stage, Ticket, idempotency_key, utc
+from syncd.writes import TicketUpdate
 
 STAGE_WORDS = {
     Stage.NEW: "New", Stage.NEEDS_CONTEXT: "Needs context", Stage.ASSIGNED: "Assigned",
@@ -44,19 +45,21 @@ class StageDisplay:
     def tag(self, stage: Stage) -> str | None:
         return f"{self.tag_prefix}{stage.value}" if self.tag_prefix else None
 
-    def payload(self, stage: Stage | None) -> dict[str, object]:
-        """The ticket write that shows ``stage`` (None: the ticket is no longer a follow-up)."""
-        payload: dict[str, object] = {}
-        if self.field:
-            payload["fields"] = {self.field: stage.value if stage else ""}
+    def write(self, stage: Stage | None, marker: str | None = None) -> TicketUpdate:
+        """The ticket write that shows ``stage`` (None: the ticket is no longer a follow-up);
+        empty when the stage is shown nowhere."""
+        fields = {self.field: stage.value if stage else ""} if self.field else {}
+        add: tuple[str, ...] = ()
+        remove: tuple[str, ...] = ()
         if self.tag_prefix:
             wanted = self.tag(stage) if stage else None
-            if wanted:
-                payload["add_tags"] = [wanted]
+            add = (wanted,) if wanted else ()
             # Every other stage's tag goes, not only the previous one: exactly
             # one stage tag remains even if a person added another by hand.
-            payload["remove_tags"] = [t for s in Stage if (t := self.tag(s)) != wanted]
-        return payload
+            remove = tuple(t for s in Stage if (t := self.tag(s)) != wanted)
+        if not (fields or add or remove):
+            return TicketUpdate()
+        return TicketUpdate(add_tags=add, remove_tags=remove, fields=fields, marker=marker)
 
 
 # -- what the engine observes ------------------------------------------------------------------
@@ -145,33 +148,12 @@ def plan_stage(ticket: Ticket, result: StageResult, display: StageDisplay) -> Pl
     event = Event("stage", summary, ticket.ref, None,
                   {"stage": stage.value, "from": before.value if before else None, "since": since.isoformat()})
     plan = Plan(events=[event])
-    payload = display.payload(stage)
-    if payload:
-        payload["marker"] = idempotency_key("stage", stage.value, since.isoformat())
+    write = display.write(stage, idempotency_key("stage", stage.value, since.isoformat()))
+    if write:
         key = idempotency_key("stage", ticket.ref, stage.value, since.isoformat())
-        plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                                   ticket_group(ticket.ref)))
+        plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
     return plan
 
 
-def merge_stage(payload: dict[str, object], stage_payload: dict[str, object]) -> dict[str, object]:
-    """A ticket write's payload that also shows the stage (``stage_payload`` from :func:`plan_stage`).
-
-    The stage's field is set beside the write's own fields, its tag added
-    beside the write's tags; the write keeps its own marker.
-    """
-    out = dict(payload)
-    if stage_payload.get("fields"):
-        out["fields"] = {**dict(payload.get("fields") or {}), **dict(stage_payload["fields"])}  # type: ignore[arg-type]
-    add = list(dict.fromkeys([*payload.get("add_tags", ()), *stage_payload.get("add_tags", ())]))  # type: ignore[misc]
-    remove = [t for t in dict.fromkeys([*payload.get("remove_tags", ()), *stage_payload.get("remove_tags", ())])  # type: ignore[misc]
-              if t not in add]
-    if add:
-        out["add_tags"] = add
-    if remove:
-        out["remove_tags"] = remove
-    return out
-
-
-__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "merge_stage", "observe", "plan_stage", "reopened_at",
+__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "observe", "plan_stage", "reopened_at",
            "told_customer_at"]

@@ -27,22 +27,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import structlog
 
-from connectors.base import (Connector, FollowUpTicket, Helpdesk, IssueDraft, OpaqueResult, OpaqueRewrite,
-                             TicketUpdate, Tracker, Unsupported, WriteResult)
-from mappings.escaping import shown
-from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP
-from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
-from mappings.privacy_plan import ISSUE_OPAQUE
+from connectors.base import Connector, Helpdesk, OpaqueResult, OpaqueRewrite, Tracker, Unsupported, WriteResult
 from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, RateLimited,
                           SyncdError, TransientError)
 from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.privacy import written_for
 from syncd.store import OutboxRow, Store
+from syncd.writes import (BY_OP, TICKET_UPDATE, AttachTicket, CreateIssue, FollowUpTicket, IssueComment, MakeOpaque,
+                          TicketUpdate, UpsertComment, Write, read)
 
 log = structlog.get_logger("syncd.delivery")
 
@@ -124,15 +121,17 @@ class Deliverer:
         if connector is None:
             self._fail(row, f"no connector named {row.connector!r} is configured", report, dead=True)
             return
-        if not _supports(connector, row.op):
+        write = _read(row)
+        route = ROUTES.get(type(write)) if write is not None else None
+        if write is None or route is None or not route.accepts(connector):
             self._fail(row, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}", report, dead=True)
             return
         marker = row.payload.get("marker") or row.key
-        if self._to_gone_issue(row, report):
+        if self._to_gone_issue(row, write, report):
             return
         sent = False
         try:
-            found = self._landed(connector, row, marker) if row.state == "sending" else None
+            found = route.landed(self, connector, row, write, marker) if row.state == "sending" else None
             if found is not None:
                 self.store.mark_done(row.id, {"found_marker": True, **found})
                 self._event(row, "delivered", "found already written (after an interruption)")
@@ -140,7 +139,7 @@ class Deliverer:
                 return
             self.store.mark_sending(row.id)
             sent = True
-            result = self._send(connector, row, marker)
+            result = route.send(self, connector, row, write, marker)
         except RateLimited as exc:
             self._wait(row, exc, report, sent=sent)
             return
@@ -150,7 +149,7 @@ class Deliverer:
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
             return
         except Gone as exc:
-            if row.op in ISSUE_OPS:
+            if write.drops_when_gone:
                 self._drop_gone(row, str(exc), report)
             else:
                 self._fail(row, str(exc), report, dead=True)
@@ -172,62 +171,72 @@ class Deliverer:
             return
         self._done(row, result, report)
 
-    def _landed(self, connector: Connector, row: OutboxRow, marker: str) -> dict | None:
-        """What the interrupted write left, if it landed (None: it did not): for a
-        create, the new record's id, found by its marker."""
-        if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
-            created = connector.find_created(row.target, marker)
-            return {"id": created} if created else None
-        if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
-            created = connector.find_followup(row.target, marker)
-            return {"id": created} if created else None
-        if row.op == ISSUE_OPAQUE:
-            return None  # a rewrite sent again finds what it already rewrote and edits the rest
-        if isinstance(connector, (Helpdesk, Tracker)) and connector.find_marker(row.target, marker):
-            return {}
-        return None
+    # -- sending each kind of write (the table ROUTES below picks one) ----------------------------
 
-    def _send(self, connector: Connector, row: OutboxRow, marker: str) -> WriteResult:
-        p = row.payload
-        if row.op == TICKET_UPDATE and isinstance(connector, Helpdesk):
-            ref = Ref(row.connector, row.target)
-            snapshot = self.store.get_snapshot(ref)
-            # A tag removal computed from a snapshot older than syncd's own last
-            # tag write (same second: the stamps cannot tell) would silently do
-            # nothing: the ticket is read first until a poll has stored it since.
-            stale = bool(p.get("remove_tags")) and bool(self.store.get_meta(ref).get("tags_unseen"))
-            hint = snapshot if isinstance(snapshot, Ticket) and not stale else None
-            return connector.update_ticket(row.target, TicketUpdate.from_payload(p), marker, current=hint)
-        if row.op == ISSUE_COMMENT and isinstance(connector, Tracker):
-            return connector.add_comment(row.target, p["body"], marker)
-        if row.op == ISSUE_ATTACH and isinstance(connector, Tracker):
-            return connector.attach_ticket(row.target, p["url"], p["title"], p["subtitle"], marker)
-        if row.op == ISSUE_CREATE and isinstance(connector, Tracker):
-            # Which draft goes is decided now, by the tracker: the team may have turned public.
-            which = "private" if connector.is_private(row.target) else "public"
-            self._drafts[row.id] = which
-            text = p[which]
-            draft = IssueDraft(text["title"], text["body"], tuple(p.get("labels") or ()), p.get("priority"))
-            return connector.create_issue(row.target, draft, marker)
-        if row.op == ISSUE_UPSERT and isinstance(connector, Tracker):
-            return connector.upsert_comment(row.target, p["body"], marker, p["slot"],
-                                            customer_data=bool(p.get("customer_data")))
-        if row.op == ISSUE_OPAQUE and isinstance(connector, Tracker):
-            created = p.get("created")
-            rewrite = OpaqueRewrite(dict(p.get("slots") or {}), written_for(self.store, row.connector, row.target),
-                                    dict(created) if created else None)
-            return connector.make_opaque(row.target, rewrite, marker)
-        if row.op == TICKET_FOLLOWUP and isinstance(connector, Helpdesk):
-            followup = FollowUpTicket(p["subject"], p["note"], p.get("requester_id"), p.get("assignee_id"),
-                                      tuple(p.get("tags") or ()))
-            return connector.create_followup(row.target, followup, marker)
-        raise PayloadError(row.connector, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}")
+    def _found_marker(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+        """What the interrupted write left, if it landed (None: it did not)."""
+        assert isinstance(connector, (Helpdesk, Tracker))
+        return {} if connector.find_marker(row.target, marker) else None
+
+    def _found_created_issue(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+        """A create that landed: the new issue's id, found by its marker."""
+        assert isinstance(connector, Tracker)
+        created = connector.find_created(row.target, marker)
+        return {"id": created} if created else None
+
+    def _found_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+        assert isinstance(connector, Helpdesk)
+        created = connector.find_followup(row.target, marker)
+        return {"id": created} if created else None
+
+    def _never_found(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+        return None  # a rewrite sent again finds what it already rewrote and edits the rest
+
+    def _update_ticket(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Helpdesk) and isinstance(write, TicketUpdate)
+        ref = Ref(row.connector, row.target)
+        snapshot = self.store.get_snapshot(ref)
+        # A tag removal computed from a snapshot older than syncd's own last
+        # tag write (same second: the stamps cannot tell) would silently do
+        # nothing: the ticket is read first until a poll has stored it since.
+        stale = bool(write.remove_tags) and bool(self.store.get_meta(ref).get("tags_unseen"))
+        hint = snapshot if isinstance(snapshot, Ticket) and not stale else None
+        return connector.update_ticket(row.target, write, marker, current=hint)
+
+    def _add_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, IssueComment)
+        return connector.add_comment(row.target, write.body, marker)
+
+    def _attach_ticket(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, AttachTicket)
+        return connector.attach_ticket(row.target, write.url, write.title, write.subtitle, marker)
+
+    def _create_issue(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, CreateIssue)
+        # Which draft goes is decided now, by the tracker: the team may have turned public.
+        which = "private" if connector.is_private(row.target) else "public"
+        self._drafts[row.id] = which
+        return connector.create_issue(row.target, write.draft(which), marker)
+
+    def _upsert_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, UpsertComment)
+        return connector.upsert_comment(row.target, write.body, marker, write.slot, customer_data=write.customer_data)
+
+    def _make_opaque(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> OpaqueResult:
+        assert isinstance(connector, Tracker) and isinstance(write, MakeOpaque)
+        rewrite = OpaqueRewrite(dict(write.slots), written_for(self.store, row.connector, row.target),
+                                dict(write.created) if write.created else None)
+        return connector.make_opaque(row.target, rewrite, marker)
+
+    def _create_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)
+        return connector.create_followup(row.target, write, marker)
 
     # -- writes to an issue that is gone ------------------------------------------------
 
-    def _to_gone_issue(self, row: OutboxRow, report: DeliveryReport) -> bool:
+    def _to_gone_issue(self, row: OutboxRow, write: Write, report: DeliveryReport) -> bool:
         """A write to an issue the store holds a tombstone for is dropped unsent."""
-        if row.op not in ISSUE_OPS:
+        if not write.drops_when_gone:
             return False
         tombstone = self.store.gone_issue(Ref(row.connector, row.target))
         if tombstone is None:
@@ -366,9 +375,10 @@ class Deliverer:
     def _event(self, row: OutboxRow, kind: str, summary: str) -> None:
         ticket = issue = None
         ref = Ref(row.connector, row.target)
-        if row.op in (TICKET_UPDATE, TICKET_FOLLOWUP):
+        target_kind = BY_OP[row.op].target_kind if row.op in BY_OP else "issue"
+        if target_kind == "ticket":
             ticket = ref
-        elif row.op == ISSUE_CREATE:
+        elif target_kind == "team":
             # The target is a team; the event belongs to the escalated ticket.
             helpdesk = next((c.name for c in self.connectors.values() if isinstance(c, Helpdesk)), None)
             ticket = Ref(helpdesk, str(row.payload.get("ticket"))) if helpdesk else None
@@ -377,54 +387,51 @@ class Deliverer:
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
 
 
-# Writes whose target is one issue (not a team, not a ticket).
-ISSUE_OPS = (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_UPSERT)
+class Route(NamedTuple):
+    """How delivery sends one kind of write, and how it finds whether an interrupted one landed."""
+
+    send: Callable[[Deliverer, Connector, OutboxRow, Any, str], WriteResult | OpaqueResult]
+    landed: Callable[[Deliverer, Connector, OutboxRow, Any, str], dict | None]
+    accepts: Callable[[Connector], bool]  # which connectors take it
 
 
-def _supports(connector: Connector, op: str) -> bool:
-    if op in (TICKET_UPDATE, TICKET_FOLLOWUP):
-        return isinstance(connector, Helpdesk)
-    if op == ISSUE_OPAQUE:
-        return isinstance(connector, Tracker) and connector.reports_visibility
-    return op in (ISSUE_COMMENT, ISSUE_ATTACH, ISSUE_CREATE, ISSUE_UPSERT) and isinstance(connector, Tracker)
+def _helpdesk(connector: Connector) -> bool:
+    return isinstance(connector, Helpdesk)
+
+
+def _tracker(connector: Connector) -> bool:
+    return isinstance(connector, Tracker)
+
+
+def _tracker_seeing_visibility(connector: Connector) -> bool:
+    return isinstance(connector, Tracker) and connector.reports_visibility
+
+
+# One row per kind of write: adding a kind is a dataclass in syncd/writes.py, a row here and the connector method.
+ROUTES: dict[type[Write], Route] = {
+    TicketUpdate: Route(Deliverer._update_ticket, Deliverer._found_marker, _helpdesk),
+    FollowUpTicket: Route(Deliverer._create_followup, Deliverer._found_followup, _helpdesk),
+    IssueComment: Route(Deliverer._add_comment, Deliverer._found_marker, _tracker),
+    AttachTicket: Route(Deliverer._attach_ticket, Deliverer._found_marker, _tracker),
+    CreateIssue: Route(Deliverer._create_issue, Deliverer._found_created_issue, _tracker),
+    UpsertComment: Route(Deliverer._upsert_comment, Deliverer._found_marker, _tracker),
+    MakeOpaque: Route(Deliverer._make_opaque, Deliverer._never_found, _tracker_seeing_visibility),
+}
+
+
+def _read(row: OutboxRow) -> Write | None:
+    """The row's write; None for an op this version does not know."""
+    return read(row.op, row.payload) if row.op in BY_OP else None
 
 
 def _describe(row: OutboxRow, connector: Connector | None = None, result: OpaqueResult | None = None) -> str:
     """One history line for a delivered write, as a person reads it: the text
     as the place it went shows it (no Markdown escapes, no hidden markers)."""
-    p = row.payload
-    if row.op == ISSUE_OPAQUE:
-        done = ", ".join(result.rewritten) if result and result.rewritten else "nothing left to rewrite"
-        kept = f"; left as edited by someone else: {', '.join(k.what for k in result.kept)}" if (
-            result and result.kept) else ""
-        return f"made private for a public place ({p.get('place')}): {done}{kept}"
+    write = _read(row)
+    if write is None:
+        return row.op
+    if isinstance(write, MakeOpaque):
+        return write.describe(row.target, result=result)
     text_format = connector.text_format if isinstance(connector, (Helpdesk, Tracker)) else "plain"
     attachment_format = connector.attachment_format if isinstance(connector, Tracker) else "plain"
-
-    def first_line(text: object, fmt: str = text_format) -> str:
-        return (shown(str(text or ""), fmt).strip().splitlines() or [""])[0]
-
-    if row.op == TICKET_UPDATE:
-        parts = []
-        if p.get("note"):
-            parts.append("internal note: " + first_line(p["note"]))
-        if p.get("add_tags"):
-            parts.append("tags +" + ",".join(p["add_tags"]))
-        if p.get("remove_tags"):
-            parts.append("tags -" + ",".join(p["remove_tags"]))
-        if p.get("fields"):
-            parts.append("status field: " + "; ".join(str(v) for v in p["fields"].values()))
-        if p.get("status"):
-            parts.append(f"status → {p['status']}")
-        return " | ".join(parts) or "ticket update"
-    if row.op == ISSUE_ATTACH:
-        return f"attachment: {first_line(p.get('title'), attachment_format)}"
-    if row.op == ISSUE_COMMENT:
-        return "comment: " + first_line(p.get("body"))[:80]
-    if row.op == ISSUE_CREATE:
-        return f"issue created in {row.target}: {(p.get('public') or {}).get('title')}"
-    if row.op == ISSUE_UPSERT:
-        return f"{p.get('slot')} comment kept current: " + first_line(p.get("body"))[:80]
-    if row.op == TICKET_FOLLOWUP:
-        return f"follow-up ticket opened: {p.get('subject')}"
-    return row.op
+    return write.describe(row.target, text_format=text_format, attachment_format=attachment_format)

@@ -2,7 +2,8 @@
 
 Per page of a feed, everything the page decides (snapshots, links, planned
 outbox actions, events, quarantined records and the advanced cursor) is
-written in ONE store transaction. Reads that planning needs (a ticket's new
+written in ONE store transaction, through the page's
+:class:`~syncd.page.PageWork`. Reads that planning needs (a ticket's new
 comments, an issue named by key) happen before that transaction; writes to
 the services happen after it, from the outbox (see :mod:`syncd.delivery`).
 A crash before the commit replays the page; after it, the actions wait.
@@ -19,19 +20,20 @@ import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.handoff_config import Mappings
-from mappings.handoff_plan import ISSUE_CREATE, TICKET_FOLLOWUP
 from mappings.links import (Candidate, compile_patterns, issue_ticket_ids, noted_refs, syncd_attached_ticket_ids,
                             ticket_candidates)
-from mappings.planner import (GONE_REASON, ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE, LinkedTicket, Plan,
-                              PlanSettings, attach_key, issue_group, link_key, plan_gone_ref, plan_issue_gone,
-                              plan_issue_update, plan_link, plan_out_of_reach, plan_unlink, ticket_group)
+from mappings.planner import (GONE_REASON, LinkedTicket, PlanSettings, attach_key, issue_group, link_key,
+                              plan_gone_ref, plan_issue_gone, plan_issue_update, plan_out_of_reach, plan_unlink,
+                              ticket_group)
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.handoff import FollowUps
+from syncd.page import PageWork, PollReport, Ports
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.ratelimits import Parking, Wait
 from syncd.privacy import Privacy
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
+from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE
 
 log = structlog.get_logger("syncd.engine")
 
@@ -60,21 +62,6 @@ def seen_already(previous: Ticket | Issue | None, record: Ticket | Issue) -> boo
     if previous.updated_at > record.updated_at:
         return True
     return isinstance(record, Issue) and previous == record
-
-
-@dataclass
-class PollReport:
-    connector: str
-    pages: int = 0
-    records: int = 0
-    changed: int = 0
-    actions: int = 0
-    links: int = 0
-    quarantined: int = 0
-    error: str | None = None
-    auth_failed: bool = False
-    # The connector waits out its service's rate limit until then: not polled.
-    rate_limited_until: datetime | None = None
 
 
 @dataclass
@@ -109,10 +96,6 @@ class Engine:
         # Follow-up stages are computed only when the mapping files say where
         # to show them ([stages]); without that the engine does as before.
         self.mappings = mappings if mappings is not None and mappings.shows_stages else None
-        self.followups = FollowUps(self, self.mappings) if self.mappings is not None else None
-        # Ticket writes queued in the open page transaction, by ticket: a
-        # stage change in the same page is folded into them.
-        self._page_writes: dict[Ref, Action] = {}
         self.first_sync = False  # set per poll: the connector had no cursor yet
         # Tickets whose comments the open page read, with the markers of syncd's notes among them.
         self._seen_markers: dict[Ref, set[str]] = {}
@@ -140,8 +123,16 @@ class Engine:
         self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
                                    backoff_max=backoff_max, clock=clock,
                                    stop_requested=lambda: self.stop_requested(), parking=self.parking)
+        # What the handoff and the privacy work use: the engine's ports, not the engine.
+        ports = Ports(store, clock, trackers, helpdesk, settings, self._work)
+        self.followups = FollowUps(ports, self.mappings) if self.mappings is not None else None
         # Places (GitHub repositories) that turned public: what syncd wrote there is rewritten.
-        self.privacy = Privacy(self)
+        self.privacy = Privacy(ports, self.followups)
+
+    def _work(self) -> PageWork:
+        """A new page transaction's work (enter it to open the transaction)."""
+        return PageWork(self.store, self.settings, self.helpdesk.name, first_sync=self.first_sync,
+                        on_queued=self._maybe_made_already)
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -298,7 +289,7 @@ class Engine:
         one note per ticket (the tag and status field as for an unlink). The notes'
         keys are fixed per link, so a replay plans nothing twice. Returns the links ended."""
         ended = 0
-        with self.store.transaction():
+        with self._work() as work:
             for ref, why in gone.items():
                 snapshot = self.store.get_snapshot(ref)
                 issue = snapshot if isinstance(snapshot, Issue) else None
@@ -322,7 +313,7 @@ class Engine:
                                            epoch=format_time(row.created_at) or "")
                     if not ticket.can_update:
                         plan.actions = []  # a closed ticket cannot take a note: the link just ends
-                    self._commit(plan)
+                    work.commit(plan)
         return ended
 
     def issue_out_of_reach(self, issue: Issue) -> int:
@@ -332,11 +323,11 @@ class Engine:
         issue's bookkeeping; moving back clears it). Returns the notes planned."""
         if self.store.get_meta(issue.ref).get("out_of_reach") == issue.team:
             return 0
-        with self.store.transaction():
+        with self._work() as work:
             self.store.put_snapshot(issue)
             refs = [row.ticket for row in self.store.links_for_issue(issue.ref)]
             tickets = [t for t in self.store.get_snapshots(refs).values() if isinstance(t, Ticket) and t.can_update]
-            n = self._commit(plan_out_of_reach(issue, tickets, self.settings))
+            n = work.commit(plan_out_of_reach(issue, tickets, self.settings))
             self.store.set_meta(issue.ref, out_of_reach=issue.team)
         log.info("linked issue moved where syncd does not follow; tickets told", issue=issue.key, place=issue.team)
         return n
@@ -393,7 +384,7 @@ class Engine:
     def _ticket_page(self, helpdesk: Helpdesk, page: Page, report: PollReport) -> None:
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
-        work: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
+        todo: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
         unseen: set[Ref] = set()
         seen: dict[Ref, set[str]] = {}
         noted: dict[Ref, list[tuple[str, str]]] = {}
@@ -414,16 +405,15 @@ class Engine:
                 page.rejected.append(_rejected(ticket.ref.id, exc))
                 continue
             candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
-            work.append((ticket, comments, candidates))
+            todo.append((ticket, comments, candidates))
             seen[ticket.ref] = {m for c in comments for m in c.markers}
             noted[ticket.ref] = self._noted_links(ticket, comments)
-        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in work for c in cs} |
+        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in todo for c in cs} |
                                                 {pair for pairs in noted.values() for pair in pairs})
 
-        self._page_writes = {}
         self._seen_markers = seen
-        with self.store.transaction():
-            for ticket, comments, candidates in work:
+        with self._work() as work:
+            for ticket, comments, candidates in todo:
                 self.store.put_snapshot(ticket)
                 changes: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
                 if ticket.ref in unseen:
@@ -435,17 +425,17 @@ class Engine:
                     if issue is None:
                         gone_key = gone.get((candidate.tracker, candidate.ref), candidate.ref)
                         if ticket.can_update:
-                            self._commit(plan_gone_ref(ticket, candidate.tracker, candidate.ref, gone_key,
-                                                       self.settings))
+                            work.commit(plan_gone_ref(ticket, candidate.tracker, candidate.ref, gone_key,
+                                                      self.settings))
                         continue
-                    report.links += self._link(ticket, issue, candidate.origin, report)
+                    report.links += work.link(ticket, issue, candidate.origin, report)
                 report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
-            report.actions += self._stages([t.ref for t, _, _ in work], previous,
-                                           {t.ref: c for t, c, _ in work})
-            self._settle_found(seen, {t.ref: c for t, c, _ in work})
-            self._quarantine(helpdesk.name, page, report)
-            self._release(helpdesk.name, [t.ref.id for t, _, _ in work])
-            self.store.set_cursor(helpdesk.name, page.cursor)
+            report.actions += self._stages(work, [t.ref for t, _, _ in todo], previous,
+                                           {t.ref: c for t, c, _ in todo})
+            self._settle_found(seen, {t.ref: c for t, c, _ in todo})
+            report.quarantined += work.quarantine(helpdesk.name, page.rejected)
+            work.release(helpdesk.name, [t.ref.id for t, _, _ in todo])
+            work.set_cursor(helpdesk.name, page.cursor)
         self._seen_markers = {}
 
     def _resolve_issue_refs(self, wanted: set[tuple[str, str]]
@@ -500,16 +490,15 @@ class Engine:
         links = self.store.links_for_issues([i.ref for i, _ in changed])
         shown = {issue.ref: self._shown_by_syncd(issue) for issue, _ in changed}
 
-        self._page_writes = {}
         self._seen_markers = {}  # no ticket's comments were read for this page
-        with self.store.transaction():
+        with self._work() as work:
             for issue, prev in changed:
                 self.store.put_snapshot(issue)
             self._seen_again([i for i, _ in changed])
             affected: dict[Ref, None] = {}
             for issue, prev in changed:
                 for ticket in attached.get(issue.ref, ()):
-                    report.links += self._link(ticket, issue, "attachment", report)
+                    report.links += work.link(ticket, issue, "attachment", report)
                     affected[ticket.ref] = None
                 for ticket in shown[issue.ref][0]:
                     if self._restore_link(ticket, issue, f"syncd's {tracker.name} attachment on the issue names it"):
@@ -522,12 +511,12 @@ class Engine:
                 # A closed ticket cannot be written to (the handoff opens a follow-up ticket instead).
                 linked = [lt for lt in self._linked_tickets([row.ticket for row in rows]) if lt.ticket.can_update]
                 plan = plan_issue_update(issue, prev, linked, self.settings)
-                report.actions += self._commit(plan)
+                report.actions += work.commit(plan)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
-            report.actions += self._stages(list(affected))
-            self._quarantine(tracker.name, page, report)
-            self._release(tracker.name, [i.ref.id for i, _ in changed])
-            self.store.set_cursor(tracker.name, page.cursor)
+            report.actions += self._stages(work, list(affected))
+            report.quarantined += work.quarantine(tracker.name, page.rejected)
+            work.release(tracker.name, [i.ref.id for i, _ in changed])
+            work.set_cursor(tracker.name, page.cursor)
 
     def _seen_again(self, issues: list[Issue]) -> None:
         """Issues a poll returned exist and are visible: any tombstone goes (links that
@@ -565,38 +554,22 @@ class Engine:
 
     # -- the handoff --------------------------------------------------------------------------
 
-    def _stages(self, tickets: list[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
+    def _stages(self, work: PageWork, tickets: list[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
                 comments: dict[Ref, list[Comment]] | None = None) -> int:
-        """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`). Inside the page's transaction."""
-        writes, self._page_writes = self._page_writes, {}
+        """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work."""
         if self.followups is None or not tickets:
+            work.take_writes()
             return 0
-        return self.followups.update(tickets, previous, comments, writes)
+        return self.followups.update(work, tickets, previous, comments)
 
     # -- links ---------------------------------------------------------------------------
-
-    def _link(self, ticket: Ticket, issue: Issue, origin: str, report: PollReport | None = None) -> int:
-        """Create the link unless it exists; plan its writes. Inside a transaction."""
-        rows = self.store.links_for_ticket(ticket.ref, active=False)
-        if any(r.issue == issue.ref and r.active for r in rows):
-            return 0
-        ended = [r for r in rows if r.issue == issue.ref and not r.active]
-        epoch = format_time(ended[-1].ended_at) if ended and ended[-1].ended_at else ""
-        others = self.store.get_snapshots([r.issue for r in rows if r.active])
-        ticket_count = len(self.store.links_for_issue(issue.ref)) + 1
-        plan = plan_link(Link(ticket.ref, issue.ref, origin), ticket, issue, list(others.values()),
-                         self.settings, ticket_count=ticket_count, epoch=epoch or "")
-        n = self._commit(plan)
-        if report is not None:
-            report.actions += n
-        return 1
 
     def link(self, ticket_id: str, issue_ref: str, tracker: str | None = None, origin: str = "cli") -> tuple[Ticket, Issue, bool]:
         """Link a ticket to an issue by hand (``syncd link``). Returns (ticket, issue, created)."""
         tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
         ticket = self.helpdesk.get_ticket(ticket_id)
         issue = tracker_conn.get_issue(issue_ref)
-        with self.store.transaction():
+        with self._work() as work:
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
             self.store.clear_issue_gone(issue.ref)  # the tracker just returned it
@@ -604,7 +577,7 @@ class Engine:
             # delivery looks for the note's marker first (one read of the ticket's comments).
             self._unsure = True
             try:
-                created = self._link(ticket, issue, origin) > 0
+                created = work.link(ticket, issue, origin) > 0
             finally:
                 self._unsure = False
         return ticket, issue, created
@@ -616,7 +589,7 @@ class Engine:
         if issue is None:
             issue = tracker_conn.get_issue(issue_ref)
         ticket = self.store.get_snapshot(ticket_ref) or self.helpdesk.get_ticket(ticket_id)
-        with self.store.transaction():
+        with self._work() as work:
             rows = self.store.links_for_ticket(ticket_ref)
             match = [r for r in rows if r.issue == issue.ref]
             if not match:
@@ -626,7 +599,7 @@ class Engine:
             link = Link(ticket_ref, issue.ref, match[0].origin)
             plan = plan_unlink(link, ticket, issue, remaining, self.settings, reason,
                                epoch=format_time(match[0].created_at) or "")
-            self._commit(plan)
+            work.commit(plan)
         return True
 
     def _tracker_for(self, issue_ref: str, tracker: str | None) -> tuple[str, Tracker]:
@@ -641,25 +614,6 @@ class Engine:
             name = next(iter(self.trackers))
             return name, self.trackers[name]
         raise SyncdError(f"cannot tell which tracker {issue_ref!r} belongs to; name it with --tracker")
-
-    # -- commit helpers -------------------------------------------------------------------
-
-    def _commit(self, plan: Plan) -> int:
-        """Write a plan's links, ended links, actions and events. Inside a transaction."""
-        for link in plan.links:
-            self.store.add_link(link)
-        for link, reason in plan.ended:
-            self.store.end_link(link.ticket, link.issue, reason)
-        queued = 0
-        for action in plan.actions:
-            if self.store.enqueue(action):
-                queued += 1
-                if action.op == TICKET_UPDATE and action.connector == self.helpdesk.name:
-                    self._page_writes[Ref(action.connector, action.target)] = action
-                self._maybe_made_already(action)
-        for event in plan.events:
-            self.store.add_event(event)
-        return queued
 
     # -- a lost or restored store ------------------------------------------------------------
     # What syncd wrote is still in the services, each write with its marker.
@@ -814,32 +768,6 @@ class Engine:
                    or (action.op == TICKET_UPDATE and bool(action.payload.get("note"))))
         if repeats:
             self.store.check_before_send(action.key)
-
-    def _quarantine(self, connector: str, page: Page, report: PollReport) -> None:
-        for rejected in page.rejected:
-            report.quarantined += 1
-            self.store.quarantine(connector, rejected.record_id, rejected.reason, rejected.payload)
-            self.store.add_event(Event("quarantined", f"{connector} record {rejected.record_id}: {rejected.reason}",
-                                       None, None, {"connector": connector, "record_id": rejected.record_id}))
-            log.warning("record quarantined", connector=connector, record_id=rejected.record_id,
-                        reason=rejected.reason)
-
-
-    def _release(self, connector: str, record_ids: list[str]) -> None:
-        """Records that were quarantined and have now been processed leave quarantine."""
-        if not record_ids:
-            return
-        held = self.store.quarantined_ids(connector)
-        if not held.intersection(record_ids):
-            return
-        wanted = set(record_ids)
-        for row in self.store.list_quarantine():
-            if row.connector == connector and row.record_id in wanted:
-                self.store.resolve_quarantine(row.id)
-                self.store.add_event(Event("released", f"{connector} record {row.record_id} read well again; "
-                                           "out of quarantine", None, None,
-                                           {"connector": connector, "record_id": row.record_id}))
-                log.info("record out of quarantine", connector=connector, record_id=row.record_id)
 
 
 def _merge(report: DeliveryReport, more: DeliveryReport) -> None:

@@ -2,10 +2,12 @@
 
 This is the glue between the store and the pure planning in
 :mod:`mappings.stage_plan`, :mod:`mappings.promises`, :mod:`mappings.stages`
-and :mod:`mappings.handoff_plan`. It runs inside the engine's page
-transaction (``update``), on the engine's clock (``tick``) and after
-delivery (``finish_created``: link the issue an escalation created, or the
-follow-up ticket opened for a closed one).
+and :mod:`mappings.handoff_plan`. It runs inside the page's transaction
+(``update``, given the page's :class:`~syncd.page.PageWork`), on the
+engine's clock (``tick``) and after delivery (``finish_created``: link the
+issue an escalation created, or the follow-up ticket opened for a closed
+one), each of those in a PageWork of its own. It sees the engine only
+through its :class:`~syncd.page.Ports`.
 
 Writes are kept few. Whatever the handoff wants to tell a ticket in one
 page (stage field and tag, the needs-context note, a promise falling due,
@@ -28,25 +30,24 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import structlog
 
 from mappings import promises as pr
 from mappings.handoff_config import Mappings, Route
-from mappings.handoff_plan import (ISSUE_CREATE, TICKET_FOLLOWUP, DemandTicket, append_note, demand_body,
-                                   plan_demand, plan_escalation, plan_followup_ticket, plan_missing, plan_owner_gap,
-                                   plan_promise_broken, plan_promise_due, promise_event)
-from mappings.planner import TICKET_UPDATE, Plan, ticket_group
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
-                                 reopened_at, told_customer_at)
+from mappings.handoff_plan import (DemandTicket, demand_body, plan_demand, plan_escalation, plan_followup_ticket,
+                                   plan_missing, plan_owner_gap, plan_promise_broken, plan_promise_due, promise_event)
+from mappings.planner import Plan, ticket_group
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, observe, plan_stage, reopened_at,
+                                 told_customer_at)
 from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gaps
 from syncd.errors import Gone, NotFound, SyncdError
+from syncd.page import PageWork, Ports
 from syncd.records import (Action, Comment, Event, Issue, Link, Promise, PromiseChange, PromiseState, Ref, Stage, Ticket,
                            format_time, idempotency_key, parse_time, utc)
+from syncd.writes import ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE, TicketUpdate
 
-if TYPE_CHECKING:
-    from syncd.engine import Engine
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -57,30 +58,32 @@ BROKEN_TAG = "syncd_promise_broken"
 
 
 class FollowUps:
-    """The handoff of every follow-up, for one engine (its store, connectors, clock and mappings)."""
+    """The handoff of every follow-up: through the engine's ports (store, connectors, clock, settings)
+    and the mappings; what it plans goes into the open page's work."""
 
-    def __init__(self, engine: "Engine", mappings: Mappings):
-        self.engine = engine
-        self.store = engine.store
+    def __init__(self, ports: Ports, mappings: Mappings):
+        self.ports = ports
+        self.store = ports.store
         self.mappings = mappings
         self.display = StageDisplay.of(mappings)
         self._last_sweep: datetime | None = None
 
     @property
     def now(self) -> datetime:
-        return utc(self.engine.clock())
+        return utc(self.ports.clock())
 
     # -- one page ----------------------------------------------------------------------------------
 
-    def update(self, tickets: Sequence[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
-               comments: dict[Ref, list[Comment]] | None = None, writes: dict[Ref, Action] | None = None) -> int:
-        """Recompute the follow-up of tickets whose inputs changed. Inside the page's transaction.
+    def update(self, work: PageWork, tickets: Sequence[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
+               comments: dict[Ref, list[Comment]] | None = None) -> int:
+        """Recompute the follow-up of tickets whose inputs changed, in the page's ``work``.
 
         ``previous`` and ``comments`` come with a helpdesk page (the snapshots
         before it, the comments read with it); an issue page passes neither.
-        ``writes`` are the ticket writes the page already queued, by ticket.
+        The ticket writes the page already queued (``work.writes``) take the
+        stage change and the handoff's notes in.
         """
-        writes = dict(writes or {})
+        writes = work.take_writes()
         snapshots = self.store.get_snapshots(tickets)
         queued = 0
         demand: dict[Ref, None] = {}
@@ -89,13 +92,14 @@ class FollowUps:
             if not isinstance(ticket, Ticket):
                 continue
             prev = (previous or {}).get(ref)
-            queued += self._one(ticket, prev if isinstance(prev, Ticket) else None,
+            queued += self._one(work, ticket, prev if isinstance(prev, Ticket) else None,
                                 None if comments is None else comments.get(ref, []), writes.get(ref))
             demand.update((row.issue, None) for row in self.store.links_for_ticket(ref))
-        queued += self.update_demand(list(demand))
+        queued += self.update_demand(work, list(demand))
         return queued
 
-    def _one(self, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, host: Action | None) -> int:
+    def _one(self, work: PageWork, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None,
+             host: Action | None) -> int:
         ref = ticket.ref
         meta = self.store.get_meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
@@ -116,7 +120,7 @@ class FollowUps:
         if route is not None:
             extra += self._escalate_or_note(ticket, route, result, views, notes, meta, fields)
             extra += self._promises(ticket, prev, route, result, told, meta,
-                                    first_seen=comments is not None and prev is None and self.engine.first_sync)
+                                    first_seen=comments is not None and prev is None and work.first_sync)
             extra += self._owner_gaps(ticket, route, result.stage, views, meta)
         stage_plan = Plan()
         if result.changed:
@@ -132,52 +136,52 @@ class FollowUps:
             # The issue is being created and its link follows in this cycle, moving the stage on:
             # New stays in the history but is not written on its own.
             stage_plan.actions = []
-        return self._write(ticket, host, stage_plan, extra, fields)
+        return self._write(work, ticket, host, stage_plan, extra, fields)
 
-    def _write(self, ticket: Ticket, host: Action | None, stage_plan: Plan, extra: list[Plan],
+    def _write(self, work: PageWork, ticket: Ticket, host: Action | None, stage_plan: Plan, extra: list[Plan],
                fields: dict[str, object]) -> int:
         """Fold everything for this ticket into as few writes as possible, then commit."""
         merged = Plan(events=list(stage_plan.events))
-        ticket_payloads: list[tuple[str, dict]] = []
+        ticket_writes: list[tuple[str, TicketUpdate]] = []
         for plan in extra:
             merged.events += plan.events
             merged.links += plan.links
             for action in plan.actions:
                 if action.op == TICKET_UPDATE and action.target == ticket.ref.id:
-                    ticket_payloads.append((action.key, action.payload))
+                    ticket_writes.append((action.key, TicketUpdate.from_payload(action.payload)))
                 else:
                     merged.actions.append(action)
-        stage_payload = stage_plan.actions[0].payload if stage_plan.actions else None
+        stage_write = TicketUpdate.from_payload(stage_plan.actions[0].payload) if stage_plan.actions else None
         if fields:
-            ticket_payloads.append(("fields", {"fields": fields}))
-        if not ticket_payloads and stage_payload is None:
-            return self.engine._commit(merged)
+            ticket_writes.append(("fields", TicketUpdate(fields=fields)))
+        if not ticket_writes and stage_write is None:
+            return work.commit(merged)
         if not ticket.can_update:
-            return self.engine._commit(merged)  # a closed ticket takes no writes
-        combined: dict[str, object] = {}
-        for _key, payload in ticket_payloads:
-            combined = _combine(combined, payload)
-        replaces = combined.pop("replaces_resolution", False)
-        if stage_payload is not None:
-            combined = merge_stage(combined, stage_payload) if combined else dict(stage_payload)
+            return work.commit(merged)  # a closed ticket takes no writes
+        combined = TicketUpdate()
+        for _key, write in ticket_writes:
+            combined = combined.merge(write)
+        replaces = combined.replaces_resolution
+        combined = combined.settled()
+        if stage_write is not None:
+            combined = combined.with_stage(stage_write) if combined else stage_write
         if replaces:
-            combined["replaces_resolution"] = True
-        if host is not None and self.store.replace_payload(host.key, _strip(_combine(dict(host.payload), combined,
-                                                                                     keep_marker=True))):
+            combined = dataclasses.replace(combined, replaces_resolution=True)
+        host_write = TicketUpdate.from_payload(host.payload).merge(combined, keep_marker=True) if host else None
+        if host is not None and host_write is not None and self.store.replace_payload(host.key,
+                                                                                      host_write.settled().payload()):
             for event in merged.events:
                 if event.kind == "stage":
                     event.detail["written_with"] = host.key
-            return self.engine._commit(merged)
-        combined = _strip(combined)
-        if ticket_payloads:
-            keys = [k for k, _ in ticket_payloads] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
-            combined.pop("marker", None)
+            return work.commit(merged)
+        if ticket_writes:
+            keys = [k for k, _ in ticket_writes] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
             key = idempotency_key("handoff", ticket.ref, *keys)
-            merged.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, combined,
-                                         ticket_group(ticket.ref)))
+            merged.actions.append(dataclasses.replace(combined.settled(), marker=None).action(
+                key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         else:
             merged.actions += stage_plan.actions
-        return self.engine._commit(merged)
+        return work.commit(merged)
 
     def _clear_stage(self, ticket: Ticket, stored: list) -> Plan:
         """No longer a follow-up (unflagged, unlinked): the stage field and tag go; the history stays."""
@@ -187,13 +191,11 @@ class FollowUps:
             self._put_promise(pr.on_cancel(promise, self.now, "no longer a follow-up"), ticket.key)
         event = Event("stage", f"{ticket.key}: no longer a follow-up (was {Stage(last[0]).label})", ticket.ref,
                       None, {"stage": None, "from": Stage(last[0]).value})
-        payload = self.display.payload(None)
+        write = self.display.write(None, idempotency_key("stage", "none", format_time(utc(last[1]))))
         plan = Plan(events=[event])
-        if payload:
-            payload["marker"] = idempotency_key("stage", "none", format_time(utc(last[1])))
+        if write:
             key = idempotency_key("stage", ticket.ref, "none", format_time(utc(last[1])))
-            plan.actions.append(Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE, payload,
-                                       ticket_group(ticket.ref)))
+            plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         return plan
 
     # -- what the ticket says ------------------------------------------------------------------------
@@ -227,7 +229,7 @@ class FollowUps:
         views = []
         for ref in refs:
             issue = issues.get(ref)
-            tracker = self.engine.trackers.get(ref.connector)
+            tracker = self.ports.trackers.get(ref.connector)
             if not isinstance(issue, Issue) or tracker is None:
                 continue
             stored = self.store.get_meta(ref).get("stage_mark")
@@ -249,7 +251,7 @@ class FollowUps:
             verdict = route.acceptance(ticket, notes)
             note = plan_missing(ticket, route, verdict.missing, meta.get("missing_noted") or [],
                                 missing_field=missing_field, shown=meta.get("missing_shown"),
-                                note_format=self.engine.settings.note_format)
+                                note_format=self.ports.settings.note_format)
             self.store.set_meta(ticket.ref, missing=list(verdict.missing), missing_noted=list(note.noted),
                                 missing_shown=note.field_value)
             plans.append(note.plan)
@@ -261,7 +263,7 @@ class FollowUps:
             self.store.set_meta(ticket.ref, missing=None, missing_noted=None, missing_shown=None)
         if not flagged or views or result.stage not in (Stage.NEW, None):
             return plans
-        if route.tracker not in self.engine.trackers:
+        if route.tracker not in self.ports.trackers:
             return plans
         epoch = format_time(parse_time(meta["reopened_at"])) if meta.get("reopened_at") else ""
         if meta.get("escalation", {}).get("epoch", None) == epoch:
@@ -269,8 +271,8 @@ class FollowUps:
         promises = self._rule_promises(ticket, route, ())
         count = 1
         plan = plan_escalation(ticket, route, note=notes[-1] if notes else None, promises=promises,
-                               customer_count=count, epoch=epoch, helpdesk_name=self.engine.settings.helpdesk_name,
-                               body_format=self.engine.trackers[route.tracker].text_format)
+                               customer_count=count, epoch=epoch, helpdesk_name=self.ports.settings.helpdesk_name,
+                               body_format=self.ports.trackers[route.tracker].text_format)
         self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
         return plans
@@ -348,16 +350,16 @@ class FollowUps:
             self._put_promise(promise, ticket.key)
         if due_now:
             issues = [i for i in self.store.get_snapshots(issue_refs).values() if isinstance(i, Issue)]
-            note = plan_promise_due(ticket, issues, due_now, route, self.engine.settings.note_format)
+            note = plan_promise_due(ticket, issues, due_now, route, self.ports.settings.note_format)
             if ticket.can_update:
                 key = idempotency_key("promise_due", ticket.ref, *sorted(p.id for p in due_now))
-                plans.append(Plan(actions=[Action(key, ticket.ref.connector, ticket.ref.id, TICKET_UPDATE,
-                                                  {"note": note, "status": "open", "replaces_resolution": True,
-                                                   "status_from": list(self.engine.settings.reopen_statuses)},
-                                                  ticket_group(ticket.ref))]))
-            elif ticket.status == "closed" and self.engine.helpdesk is not None:
+                write = TicketUpdate(note=note, status="open", replaces_resolution=True,
+                                     status_from=tuple(self.ports.settings.reopen_statuses))
+                plans.append(Plan(actions=[write.action(key, ticket.ref.connector, ticket.ref.id,
+                                                        ticket_group(ticket.ref))]))
+            elif ticket.status == "closed" and self.ports.helpdesk is not None:
                 plans.append(plan_followup_ticket(ticket, issues, note, route, result.since or self.now,
-                                                  self.engine.settings.note_format))
+                                                  self.ports.settings.note_format))
         return plans
 
     def _put_promise(self, promise: Promise, ticket_key: str) -> None:
@@ -374,7 +376,7 @@ class FollowUps:
         """
         now = self.now
         queued = 0
-        with self.store.transaction():
+        with self.ports.work() as work:
             demand: dict[Ref, None] = {}
             for promise in self.store.promises_past_due(now):
                 broken = pr.on_clock(promise, now)
@@ -386,13 +388,13 @@ class FollowUps:
                 self._put_promise(broken, key)
                 if isinstance(ticket, Ticket):
                     route = self.mappings.route_for(ticket)
-                    queued += self.engine._commit(plan_promise_broken(
+                    queued += work.commit(plan_promise_broken(
                         ticket, broken, route, tag=self.mappings.broken_tag or BROKEN_TAG,
-                        note_format=self.engine.settings.note_format))
-            queued += self.update_demand(list(demand))  # the oldest open promise may have changed
+                        note_format=self.ports.settings.note_format))
+            queued += self.update_demand(work, list(demand))  # the oldest open promise may have changed
             if self._last_sweep is None or now - self._last_sweep >= OWNER_SWEEP_EVERY:
                 self._last_sweep = now
-                queued += self._sweep_owner_gaps()
+                queued += self._sweep_owner_gaps(work)
         return queued
 
     # -- owner gaps -----------------------------------------------------------------------------------
@@ -415,14 +417,14 @@ class FollowUps:
             issue = issues.get(gap.ref) if gap.kind == "issue" else None
             if gap.kind == "issue" and not isinstance(issue, Issue):
                 continue
-            tracker = self.engine.trackers.get(gap.ref.connector) if gap.kind == "issue" else None
+            tracker = self.ports.trackers.get(gap.ref.connector) if gap.kind == "issue" else None
             plans.append(plan_owner_gap(ticket, gap, stage, route, issue,
                                         triage_sla=str(rule.triage_sla) if rule and rule.triage_sla else "none",
-                                        note_format=self.engine.settings.note_format,
+                                        note_format=self.ports.settings.note_format,
                                         issue_format=tracker.text_format if tracker else "plain"))
         return plans
 
-    def _sweep_owner_gaps(self) -> int:
+    def _sweep_owner_gaps(self, work: PageWork) -> int:
         """Active follow-ups whose issue went unassigned past the triage SLA with nothing changing."""
         queued = 0
         for ref, history in self.store.all_stage_histories().items():
@@ -441,12 +443,12 @@ class FollowUps:
             if not any(v.assignee is None and v.stage is not Stage.RESOLVED for v in views):
                 continue
             plans = self._owner_gaps(ticket, route, Stage(history[-1][0]), views, meta)
-            queued += self._write(ticket, None, Plan(), plans, {})
+            queued += self._write(work, ticket, None, Plan(), plans, {})
         return queued
 
     # -- demand on the issue --------------------------------------------------------------------------
 
-    def update_demand(self, issues: Sequence[Ref]) -> int:
+    def update_demand(self, work: PageWork, issues: Sequence[Ref]) -> int:
         """Keep each issue's demand comment current: written only when its text changes."""
         queued = 0
         for ref in issues:
@@ -464,12 +466,12 @@ class FollowUps:
                 continue
             version = int(meta.get("demand_version") or 0) + 1
             self.store.set_meta(ref, demand_body=body, demand_version=version)
-            queued += self.engine._commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
+            queued += work.commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
         return queued
 
     def demand_text(self, issue: Issue) -> str | None:
         """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket."""
-        tracker = self.engine.trackers.get(issue.ref.connector)
+        tracker = self.ports.trackers.get(issue.ref.connector)
         if tracker is None:
             return None
         rows = self.store.links_for_issue(issue.ref)
@@ -515,29 +517,27 @@ class FollowUps:
         return finished
 
     def _link_created_issue(self, row, issue_id: str) -> None:
-        tracker = self.engine.trackers[row.connector]
+        tracker = self.ports.trackers[row.connector]
         # By key where the create told it: GitHub cannot read an issue by id alone after a restart.
         issue = tracker.get_issue((row.result or {}).get("key") or issue_id)
-        ticket_ref = Ref(self.engine.helpdesk.name, str(row.payload["ticket"]))
+        ticket_ref = Ref(self.ports.helpdesk.name, str(row.payload["ticket"]))
         ticket = self.store.get_snapshot(ticket_ref)
-        with self.store.transaction():
+        with self.ports.work() as work:
             self.store.put_snapshot(issue)
             self.store.set_action_result(row.id, {**(row.result or {}), "linked": True})
             if not isinstance(ticket, Ticket):
                 return
             self.store.add_event(Event("escalated", f"{ticket.key}: {issue.key} created in {row.connector} "
                                        f"({row.target})", ticket.ref, issue.ref, {"issue_key": issue.key}))
-            self.engine._page_writes = {}
-            self.engine._link(ticket, issue, "escalation")
-            writes, self.engine._page_writes = self.engine._page_writes, {}
-            self.update([ticket.ref], writes=writes)
+            work.link(ticket, issue, "escalation")
+            self.update(work, [ticket.ref])  # the link's ticket write takes the stage in
 
     def _link_followup_ticket(self, row, ticket_id: str) -> None:
-        helpdesk = self.engine.helpdesk
+        helpdesk = self.ports.helpdesk
         new = helpdesk.get_ticket(ticket_id)
         source_ref = Ref(row.connector, row.target)
         source = self.store.get_snapshot(source_ref)
-        with self.store.transaction():
+        with self.ports.work() as work:
             self.store.put_snapshot(new)
             self.store.set_action_result(row.id, {**(row.result or {}), "linked": True})
             self.store.set_meta(source_ref, followup_ticket=new.ref.id)
@@ -546,7 +546,6 @@ class FollowUps:
             self.store.add_event(Event("followup_ticket", f"{key}: follow-up ticket {new.key} opened", source_ref,
                                        None, {"ticket": new.ref.id}))
             issues = self.store.get_snapshots([r.issue for r in self.store.links_for_ticket(source_ref)])
-            self.engine._page_writes = {}
             for issue in issues.values():
                 if isinstance(issue, Issue):
                     self.store.add_link(Link(new.ref, issue.ref, "followup"))
@@ -554,30 +553,4 @@ class FollowUps:
                 change = PromiseChange(promise.state, self.now, f"moved to follow-up ticket {new.key}")
                 self._put_promise(dataclasses.replace(promise, ticket=new.ref,
                                                       history=promise.history + (change,)), new.key)
-            self.update([source_ref, new.ref])
-
-
-def _combine(base: dict, more: dict, *, keep_marker: bool = False) -> dict:
-    """Two ticket writes as one: notes as paragraphs, fields and tags merged, the first status kept."""
-    out = dict(base)
-    if more.get("note") and more.get("replaces_resolution") and base.get("status") == "open":
-        # The resolution's own note (it reopens the ticket) says less than the promise-due note,
-        # which repeats its summary: one note, not the same list twice.
-        out["note"] = more["note"]
-    elif more.get("note"):
-        out = append_note(out, str(more["note"]))
-    out = merge_stage(out, more)  # fields and tags, merged as a stage change is
-    if more.get("status") and not out.get("status"):
-        out["status"] = more["status"]
-        if more.get("status_from"):
-            out["status_from"] = more["status_from"]
-    if not keep_marker and "marker" in more and "marker" not in out:
-        out["marker"] = more["marker"]
-    if more.get("replaces_resolution") and not base.get("status"):
-        out["replaces_resolution"] = True  # still to be folded into the resolution's write
-    return out
-
-
-def _strip(payload: dict) -> dict:
-    """The payload as the connector reads it (planning hints removed)."""
-    return {k: v for k, v in payload.items() if k != "replaces_resolution"}
+            self.update(work, [source_ref, new.ref])

@@ -32,15 +32,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT
-from mappings.privacy_plan import (ISSUE_OPAQUE, ISSUE_WRITES, PRIVACY_KEPT, created_drafts, plan_kept_notes,
+from mappings.privacy_plan import (ISSUE_WRITES, PRIVACY_KEPT, created_drafts, plan_kept_notes,
                                    plan_make_opaque, private_form, written_comments)
 from mappings.planner import Plan
+from syncd.page import PageWork, Ports
 from syncd.records import Event, Issue, Ref, Ticket, format_time
 from syncd.store import Store
+from syncd.writes import ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT
 
 if TYPE_CHECKING:
-    from syncd.engine import Engine
+    from syncd.handoff import FollowUps
 
 log = structlog.get_logger("syncd.privacy")
 
@@ -51,9 +52,12 @@ def written_for(store: Store, connector: str, issue_id: str) -> dict[str, str]:
 
 
 class Privacy:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.store = engine.store
+    """Places turned public: through the engine's ports, with the handoff for the demand comment's text."""
+
+    def __init__(self, ports: Ports, followups: FollowUps | None):
+        self.ports = ports
+        self.store = ports.store
+        self.followups = followups
 
     def learn(self, only: str | None = None) -> int:
         """Act on every place a tracker (``only`` that one) now reports public that syncd had not acted on.
@@ -62,7 +66,7 @@ class Privacy:
         the visibility before its first page) and before and after each
         delivery run (a write reads it too). Returns the actions queued."""
         queued = 0
-        for name, tracker in self.engine.trackers.items():
+        for name, tracker in self.ports.trackers.items():
             if not tracker.reports_visibility or (only is not None and name != only):
                 continue
             known = {place.lower(): public for place, public in tracker.visibility().items()}
@@ -73,15 +77,15 @@ class Privacy:
                 before = stored.get(place)
                 if before == public:
                     continue
-                with self.store.transaction():
+                with self.ports.work() as work:
                     if public:
-                        queued += self._turned_public(name, place, first=before is None)
+                        queued += self._turned_public(work, name, place, first=before is None)
                     self.store.set_place_visibility(name, place, public)
         return queued
 
-    def _turned_public(self, tracker: str, place: str, *, first: bool) -> int:
+    def _turned_public(self, work: PageWork, tracker: str, place: str, *, first: bool) -> int:
         """Plan the rewrites of one place. Inside the transaction that records it public."""
-        epoch = format_time(self.engine.clock()) or ""
+        epoch = format_time(self.ports.clock()) or ""
         issues = {i.ref.id: i for i in self.store.issues_in_place(tracker, place)}
         wrote: dict[str, bool] = {}  # issue id -> a write that may have named a customer
         for row in self.store.done_writes(tracker, ISSUE_WRITES):
@@ -117,7 +121,7 @@ class Privacy:
                                  {"tracker": tracker, "place": place, "issues": len(plan.actions)}))
         log.warning("place turned public; rewriting syncd's texts there", tracker=tracker, place=place,
                     issues=len(plan.actions))
-        return self.engine._commit(plan)
+        return work.commit(plan)
 
     def _drop_private_writes(self, issue: Ref) -> None:
         """Queued writes to the issue that name a customer: dropped (the rewrite carries the opaque text)."""
@@ -129,7 +133,7 @@ class Privacy:
 
     def _opaque_demand(self, issue: Issue) -> str | None:
         """The demand comment's opaque text, when syncd wrote one on the issue."""
-        followups = self.engine.followups
+        followups = self.followups
         meta = self.store.get_meta(issue.ref)
         if followups is None or not meta.get("demand_body"):
             return None
@@ -145,7 +149,7 @@ class Privacy:
         queued = 0
         for row in self.store.done_writes_unnoted(ISSUE_OPAQUE):
             kept = (row.result or {}).get("kept") or []
-            with self.store.transaction():
+            with self.ports.work() as work:
                 self.store.set_action_result(row.id, {**(row.result or {}), "noted": True})
                 if not kept:
                     continue
@@ -155,10 +159,10 @@ class Privacy:
                 tickets = [t for t in tickets if isinstance(snapshots.get(t), Ticket) and snapshots[t].can_update]
                 issue = self.store.get_snapshot(issue_ref)
                 key = issue.key if isinstance(issue, Issue) else str(row.payload.get("issue_key") or row.target)
-                template = self.engine.settings.templates.get("privacy_kept", PRIVACY_KEPT)
-                actions = plan_kept_notes(key, tickets, kept, row.key, note_format=self.engine.settings.note_format,
+                template = self.ports.settings.templates.get("privacy_kept", PRIVACY_KEPT)
+                actions = plan_kept_notes(key, tickets, kept, row.key, note_format=self.ports.settings.note_format,
                                           template=template)
                 events = [Event("privacy_kept", f"{key}: {k.get('what')} could not be made private (edited since "
                                 "syncd wrote it)", None, issue_ref, dict(k)) for k in kept]
-                queued += self.engine._commit(Plan(actions=actions, events=events))
+                queued += work.commit(Plan(actions=actions, events=events))
         return queued

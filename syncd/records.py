@@ -161,7 +161,7 @@ class Action:
     key: str
     connector: str
     target: str  # the service id of the ticket or issue written to
-    op: str  # see connectors.base: OPS
+    op: str  # one of syncd.writes.BY_OP: the kind of write ``payload`` holds
     payload: dict[str, Any]
     group: str
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connectors.base import ConnectorConfig, Helpdesk, TicketUpdate, Tracker, WriteResult
-from mappings.handoff_plan import ISSUE_CREATE
-from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, issue_group, ticket_group
+from connectors.base import ConnectorConfig, Helpdesk, Tracker, WriteResult
+from mappings.planner import issue_group, ticket_group
+from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, TICKET_UPDATE, TicketUpdate
 from syncd.delivery import Deliverer
 from syncd.errors import AuthError, ConfigError, Conflict, Gone, PayloadError, TransientError
 from syncd.http import HttpClient

@@ -19,7 +19,8 @@ from connectors.adf import to_adf, validate_adf
 from connectors.base import find_markers
 from mappings import escaping
 from mappings.escaping import MAX_VALUE_LENGTH, WORD_JOINER, escape, escape_url, escape_values, shown
-from mappings.planner import ISSUE_ATTACH, TICKET_UPDATE, LinkedTicket, PlanSettings, plan_issue_update, plan_link
+from mappings.planner import LinkedTicket, PlanSettings, plan_issue_update, plan_link
+from syncd.writes import ISSUE_ATTACH, TICKET_UPDATE
 from syncd.records import Issue, Link, Organization, Ref, StateCategory, Ticket
 from tests.fuzz.mutate import EXAMPLES
 

@@ -11,10 +11,8 @@ import pytest
 from mappings.links import (compile_patterns, issue_ticket_ids, noted_refs, refs_in_text, syncd_attached_ticket_ids,
                             ticket_candidates)
 from mappings.planner import (
-    ISSUE_ATTACH,
     attach_key,
     link_key,
-    TICKET_UPDATE,
     LinkedTicket,
     PlanSettings,
     opaque_ref,
@@ -28,6 +26,7 @@ from mappings.planner import (
 )
 from mappings.templates import Template, TemplateError
 from syncd.records import Attachment, Comment, Issue, Link, Organization, Ref, StateCategory, Ticket
+from syncd.writes import ISSUE_ATTACH, TICKET_UPDATE
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 SETTINGS = PlanSettings(helpdesk="zendesk", status_field="9001")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mappings.handoff_plan import ISSUE_CREATE, ISSUE_UPSERT
-from mappings.planner import ISSUE_ATTACH, ISSUE_COMMENT, TICKET_UPDATE
-from mappings.privacy_plan import (ISSUE_OPAQUE, opaque_group, plan_kept_notes, plan_make_opaque, private_form,
+from mappings.privacy_plan import (opaque_group, plan_kept_notes, plan_make_opaque, private_form,
                                    written_comments)
 from syncd.records import Issue, Ref, StateCategory
+from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, TICKET_UPDATE
 
 
 @dataclass

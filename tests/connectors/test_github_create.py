@@ -12,7 +12,8 @@ import pytest
 import requests
 import responses
 
-from connectors.base import IssueDraft, marker_token
+from connectors.base import marker_token
+from syncd.writes import IssueDraft
 from connectors.github import LABEL_RECHECK, PublicRepositoryRefused
 from syncd.errors import AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
 from tests.connectors.test_github import API, Clock, add_repo, issue_body, make, octokit, replay

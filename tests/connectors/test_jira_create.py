@@ -14,7 +14,7 @@ import responses
 from pydantic import SecretStr, ValidationError
 
 from connectors.adf import validate_adf
-from connectors.base import IssueDraft
+from syncd.writes import IssueDraft
 from connectors.jira import FIND_PROBE_MISSES, JiraConfig, JiraConnector, jira_labels
 from syncd.errors import ApiError, NotFound, PayloadError, TransientError
 

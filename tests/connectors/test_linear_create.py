@@ -9,7 +9,8 @@ import uuid
 import pytest
 import structlog
 
-from connectors.base import IssueDraft, find_markers, marker_token
+from connectors.base import find_markers, marker_token
+from syncd.writes import IssueDraft
 from connectors.linear import LABEL_MISS_TTL, created_issue_id, linear_priority
 from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time

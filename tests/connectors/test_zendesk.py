@@ -12,7 +12,8 @@ import pytest
 import responses
 from pydantic import ValidationError
 
-from connectors.base import TicketUpdate, WriteResult, marker_token
+from connectors.base import WriteResult, marker_token
+from syncd.writes import TicketUpdate
 from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError
 from syncd.records import Ref, idempotency_key

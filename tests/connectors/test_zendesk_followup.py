@@ -10,7 +10,8 @@ import pytest
 import requests
 import responses
 
-from connectors.base import FollowUpTicket, marker_token
+from connectors.base import marker_token
+from syncd.writes import FollowUpTicket
 from syncd.errors import AuthError, Conflict, NotFound, PayloadError, TransientError
 from syncd.records import idempotency_key
 from tests.connectors.test_zendesk import BASE, body_of, make, path, query

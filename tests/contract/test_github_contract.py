@@ -131,7 +131,7 @@ def test_the_contract_catches_a_wrong_request(github_contract):
 @responses.activate
 def test_handoff_requests_conform(github_contract, fixtures_dir, base):
     """create_issue (visibility, labels through their pages, the create), find_created and a slot comment."""
-    from connectors.base import IssueDraft
+    from syncd.writes import IssueDraft
 
     repo = "octokit-fixture-org/labels"
     recorded = json.loads((fixtures_dir / "github" / "octokit-fixtures" / "labels.normalized-fixture.json").read_text())

@@ -137,7 +137,7 @@ def jira_contract_path():
 @responses.activate
 def test_handoff_requests_conform(jira_contract):
     """create_issue (with a retry without a field the screen lacks), find_created and upsert_comment."""
-    from connectors.base import IssueDraft
+    from syncd.writes import IssueDraft
 
     responses.post(f"{BASE}/rest/api/3/issue", status=400, json={
         "errorMessages": [], "errors": {"priority": "Field 'priority' cannot be set."}})

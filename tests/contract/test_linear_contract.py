@@ -17,7 +17,7 @@ from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse,
 from graphql.execution.values import get_variable_values
 
 from connectors import linear_queries
-from connectors.base import IssueDraft
+from syncd.writes import IssueDraft
 from connectors.linear import LinearConfig, LinearConnector, created_issue_id
 from tests.conftest import SPECS, require_shared
 from tests.connectors.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node

@@ -9,7 +9,8 @@ import pytest
 import requests
 import responses
 
-from connectors.base import FollowUpTicket, TicketUpdate, marker_token
+from connectors.base import marker_token
+from syncd.writes import FollowUpTicket, TicketUpdate
 from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from tests.contract.openapi import assert_calls_conform, contract_fixture

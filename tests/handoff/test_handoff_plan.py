@@ -11,13 +11,13 @@ import pytest
 from mappings.acceptance import Criterion
 from mappings.calendar import BusinessCalendar, Duration
 from mappings.handoff_config import Route
-from mappings.handoff_plan import (ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, DemandTicket, demand_body,
-                                   plan_demand, plan_escalation, plan_followup_ticket, plan_missing, plan_owner_gap,
-                                   plan_promise_broken, plan_promise_due, show_time)
-from mappings.planner import ISSUE_COMMENT, TICKET_UPDATE, opaque_ref
+from mappings.handoff_plan import (DemandTicket, demand_body, plan_demand, plan_escalation, plan_followup_ticket,
+                                   plan_missing, plan_owner_gap, plan_promise_broken, plan_promise_due, show_time)
+from mappings.planner import opaque_ref
 from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
 from mappings.stages import OwnerGap
 from syncd.records import (Customer, Issue, Organization, PromiseState, Ref, Stage, StateCategory, Ticket)
+from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, TICKET_UPDATE
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # Monday 10:00 in Berlin
 BERLIN = BusinessCalendar("Europe/Berlin")

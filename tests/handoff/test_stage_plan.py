@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from mappings import acceptance as acc
 from mappings.handoff_config import Route
-from mappings.planner import TICKET_UPDATE
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, merge_stage, observe, plan_stage,
+from syncd.writes import TICKET_UPDATE, TicketUpdate
+from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, observe, plan_stage,
                                  reopened_at, told_customer_at)
 from mappings.stages import StageSpan
 from syncd.records import Comment, Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
@@ -163,3 +163,8 @@ def test_a_reopen_after_follow_up_is_rework_back_to_new():
     plan = plan_stage(reopened, again, DISPLAY)
     assert plan.actions[0].payload["add_tags"] == ["syncd_stage_new"]
     assert "Follow-up → New" in plan.events[0].summary
+
+
+def merge_stage(payload: dict, stage: dict) -> dict:
+    """The stage folded into a ticket write, payload in and payload out."""
+    return TicketUpdate.from_payload(payload).with_stage(TicketUpdate.from_payload(stage)).payload()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.base import IssueDraft, marker_token
+from connectors.base import marker_token
+from syncd.writes import IssueDraft
 from connectors.github import GitHubConfig, GitHubConnector, PublicRepositoryRefused
 from syncd.errors import Gone, TransientError
 from syncd.sandbox.github import GitHubFake

@@ -8,7 +8,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from connectors.base import IssueDraft
+from syncd.writes import IssueDraft
 from connectors.jira import JiraConfig, JiraConnector
 from syncd.errors import ApiError, AuthError, Gone, TransientError
 from syncd.records import StateCategory

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.base import IssueDraft, find_markers
+from connectors.base import find_markers
+from syncd.writes import IssueDraft
 from connectors.linear import LinearConfig, LinearConnector, created_issue_id
 from syncd.errors import NotFound, TransientError
 from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.base import FollowUpTicket, marker_token
+from connectors.base import marker_token
+from syncd.writes import FollowUpTicket
 from connectors.zendesk import ZendeskConfig, ZendeskConnector
 from syncd.errors import Conflict, TransientError
 from syncd.records import idempotency_key
