@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,sandbox]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,12 +45,12 @@ fuzz: $(STAMP)
 	SYNCD_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/fuzz tests/test_escaping.py
 
 bench: $(STAMP)
-	$(BIN)/python -m syncd.bench
+	$(BIN)/python -m tools.bench
 
 # The long chaos run (2,000 changes, 60 SIGKILLs) and the 10 % fault run; see docs/reliability.md.
 chaos: $(STAMP)
-	$(BIN)/python -m syncd.chaos --changes 2000 --kills 60
-	$(BIN)/python -m syncd.chaos --fault-rate 0.1 --changes 1000 --batch 40 --tickets 120 --issues 30
+	$(BIN)/python -m tools.chaos --changes 2000 --kills 60
+	$(BIN)/python -m tools.chaos --fault-rate 0.1 --changes 1000 --batch 40 --tickets 120 --issues 30
 
 sandbox: $(STAMP)
 	$(BIN)/syncd sandbox

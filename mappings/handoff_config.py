@@ -50,7 +50,7 @@ from mappings.tomllines import key_lines, line_of
 from syncd.errors import ConfigError, unknown_key_message
 from syncd.records import Issue, Stage, Ticket
 
-EXAMPLES = Path(__file__).resolve().parent  # the documented example set ships beside this module
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # the documented example set, shipped with the package
 SECTIONS = ("routes", "links", "states", "templates", "acceptance", "promises", "calendars", "stages")
 SINGLE_SECTIONS = ("links", "stages")  # one table each, not named entries
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

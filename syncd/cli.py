@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -209,13 +209,23 @@ def _check_mappings(settings: Any) -> None:
         click.echo(f"mappings {settings.mappings_path}: no mapping files, built-in defaults apply")
 
 
+def _sandbox_missing(exc: ModuleNotFoundError) -> NoReturn:
+    """The fakes' own dependencies are the ``sandbox`` extra, which the daemon does not need: say what to install."""
+    if (exc.name or "").partition(".")[0] != "graphql":
+        raise exc
+    click.echo("syncd: the sandbox needs the 'sandbox' extra (graphql-core): pip install 'syncd[sandbox]'", err=True)
+    sys.exit(EXIT_FAILED)
+
+
 @main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's state directory and print where it is.")
 @guarded
 def demo(keep: bool) -> None:
     """Play a handoff story against the built-in sandbox and show what syncd did."""
-    from syncd.demo import run_demo
-
+    try:
+        from syncd.demo import run_demo
+    except ModuleNotFoundError as exc:
+        _sandbox_missing(exc)
     sys.exit(run_demo(keep=keep))
 
 
@@ -229,8 +239,10 @@ def demo(keep: bool) -> None:
 @guarded
 def sandbox(host: str, zendesk_port: int, linear_port: int, github_port: int, jira_port: int, empty: bool) -> None:
     """Serve the fake services on their own for manual play (Ctrl-C stops)."""
-    from syncd.sandbox.runner import serve
-
+    try:
+        from syncd.sandbox.runner import serve
+    except ModuleNotFoundError as exc:
+        _sandbox_missing(exc)
     serve(host=host, ports={"zendesk": zendesk_port, "linear": linear_port, "github": github_port,
                             "jira": jira_port}, seed_data=not empty)
 

@@ -101,7 +101,7 @@ class SyncSettings(_Section):
     # Canonical ticket statuses (connectors.base.TICKET_STATUSES) but "closed", which is final.
     reopen_statuses: list[Literal["new", "open", "pending", "hold", "solved"]] = Field(
         default_factory=lambda: ["solved", "pending"])
-    mappings: str = "mappings"
+    mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
 
     @field_validator("trackers")
     @classmethod

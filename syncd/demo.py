@@ -83,7 +83,7 @@ class DemoClock:
 def example_mappings(workdir: Path) -> Path:
     """The shipped example mapping set, copied as an admin would start from it."""
     target = workdir / "mappings"
-    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(EXAMPLES, target)
     return target
 
 

@@ -25,5 +25,5 @@ class MondayClock:
 def copy_examples(tmp_path: Path) -> Path:
     """The shipped example set as an admin starts from it (its ids are the sandbox's)."""
     directory = tmp_path / "mappings"
-    shutil.copytree(EXAMPLES, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(EXAMPLES, directory)
     return directory

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from syncd.chaos import Outcome, chaos_run, compare, generate
+from tools.chaos import Outcome, chaos_run, compare, generate
 
 pytestmark = pytest.mark.e2e
 

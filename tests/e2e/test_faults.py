@@ -19,7 +19,7 @@ import structlog
 
 from connectors.base import find_markers
 from syncd.app import build_app
-from syncd.chaos import compare, generate, settled_run
+from tools.chaos import compare, generate, settled_run
 from syncd.daemon import Daemon
 from syncd.http import HttpClient
 from syncd.sandbox.harness import Playground

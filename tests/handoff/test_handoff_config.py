@@ -51,6 +51,13 @@ def test_example_set_loads_against_the_example_config_and_the_sandbox_trackers()
                                                 "promises.toml"}
 
 
+def test_the_example_set_is_a_folder_of_its_own_and_the_mapping_code_holds_no_mapping_file():
+    """An admin copies mappings/examples/ whole; the package directory beside it is Python only."""
+    assert EXAMPLES == Path(handoff_config.__file__).resolve().parent / "examples"
+    assert sorted(p.suffix for p in EXAMPLES.iterdir() if p.is_file()) == [".toml"] * 6
+    assert not list(EXAMPLES.parent.glob("*.toml"))
+
+
 def test_example_set_ids_are_the_sandbox_seeds():
     """The demo runs on the example set: its field ids must be the sandbox's."""
     from syncd.sandbox.runner import build_sandbox

@@ -1,4 +1,4 @@
-"""``python -m syncd.bench_presence``: what the existence check of linked issues costs.
+"""``python -m tools.bench_presence``: what the existence check of linked issues costs.
 
 Builds a sandbox with N linked issues on each tracker (links written into the
 store directly, as ``make bench`` does for GitHub and Jira), deletes 1 % of

@@ -28,7 +28,7 @@ driver): in one batch an issue changes at most once, a changed issue gets no
 new link, and a ticket is affected by at most one changed issue and then gets
 no new link. Between batches the driver waits until syncd has caught up.
 
-``python -m syncd.chaos --changes 2000 --kills 50`` (``make chaos``) runs the
+``python -m tools.chaos --changes 2000 --kills 50`` (``make chaos``) runs the
 long version and prints the figures; the seed is printed so that a failure
 can be replayed with ``--seed``.
 """
@@ -675,7 +675,7 @@ def _settle(pg: Playground, daemon: DaemonUnderFire, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.chaos", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--batch", type=int, default=40, help="changes per batch (syncd catches up between)")

@@ -260,7 +260,7 @@ def throughput(pg: Playground, say, result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated link counts (default: 1000,10000)")
     parser.add_argument("--handoff", action="store_true",
                         help="turn the handoff on (a [stages] mapping set) to measure what it adds")
