@@ -198,7 +198,11 @@ def check_malformed_record_is_rejected(exam: Exam) -> None:
     """A record of the wrong shape comes back in Page.rejected; the rest of the page is kept."""
     good, bad = exam.create("well formed"), exam.create("malformed")
     exam.fake.malform(bad)
-    pages, _ = exam.drain(exam.connector(), None)
+    try:
+        pages, _ = exam.drain(exam.connector(), None)
+    except Exception as exc:  # the finding: one bad record stopped the feed
+        raise AssertionError(f"a malformed record raised {type(exc).__name__}: {exc}, "
+                             "not a Rejected in the page") from exc
     rejected = [r for p in pages for r in p.rejected]
     assert good in ids(pages), "the well-formed record was lost with the malformed one"
     assert bad not in ids(pages), "the malformed record was normalised as if it were whole"

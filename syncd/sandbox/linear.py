@@ -635,8 +635,7 @@ class LinearFake(FakeService):
     def exam_config(self) -> dict[str, Any]:
         if not any(t["key"] == self.EXAM_TEAM for t in self.teams.values()):
             self.add_team(self.EXAM_TEAM, "Exam")
-        return {"api_key": next(iter(self.api_keys)), "teams": [self.EXAM_TEAM], "backfill_days": 1,
-                "overlap_seconds": 0}
+        return {"api_key": next(iter(self.api_keys)), "teams": [self.EXAM_TEAM], "backfill_days": 1}
 
     def exam_bad_credentials(self) -> dict[str, Any]:
         return {"api_key": "lin_api_not_a_sandbox_key"}
