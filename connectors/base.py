@@ -22,7 +22,10 @@ for methods or reads class names):
   own state words (the keys of ``Issue.native``);
 - ``Tracker.team_pattern``: what a route's ``team`` must look like;
 - ``Tracker.attachment_format``, ``presence_batch``, ``reports_visibility``:
-  see the class.
+  see the class;
+- ``fake``: where the connector's fake service lives, as an import path
+  string ``"package.module:Class"`` (the product never imports it); the
+  conformance suite in :mod:`connectors.testing` runs the connector against it.
 """
 
 from __future__ import annotations
@@ -239,6 +242,10 @@ class Connector(abc.ABC):
     # "waiting for GitHub's rate limit until 14:05 UTC", "Zendesk #1017" in a
     # handoff. Default: the kind.
     display_name: ClassVar[str] = ""
+    # The fake of this service ("package.module:Class", a syncd.sandbox.server.FakeService
+    # that takes the connector exam): named, not imported, so the daemon never loads
+    # it. None: no fake, which the conformance meta-test refuses.
+    fake: ClassVar[str | None] = None
 
     def __init__(self, name: str, config: ConnectorConfig, *,
                  sleep: Callable[[float], None] = time.sleep,

@@ -181,6 +181,7 @@ class JiraRule(StateRule):
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
     display_name: ClassVar[str] = "Jira"
+    fake: ClassVar[str | None] = "syncd.sandbox.jira:JiraFake"
     state_rule_model: ClassVar[type[StateRule]] = JiraRule
     team_pattern: ClassVar[tuple[str, str]] = (r"^[A-Z][A-Z0-9_]{1,9}$", 'a Jira project key such as "PLAT"')
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig

@@ -196,6 +196,7 @@ class LinearRule(StateRule):
 class LinearConnector(Tracker):
     kind = "linear"
     display_name = "Linear"
+    fake = "syncd.sandbox.linear:LinearFake"
     state_rule_model = LinearRule
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"

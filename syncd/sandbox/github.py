@@ -32,7 +32,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService, HttpFault
@@ -331,6 +331,29 @@ class GitHubFake(FakeService):
             "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
         }
 
+    # -- the connector exam (connectors/testing.py) --------------------------------------
+
+    EXAM_REPOSITORY = "exam/app"
+
+    def exam_config(self) -> dict[str, Any]:
+        if self.EXAM_REPOSITORY not in self.repos:
+            self.create_repo(self.EXAM_REPOSITORY, private=True)
+        return {"token": next(iter(sorted(self.tokens))), "repositories": [self.EXAM_REPOSITORY],
+                "mutation_interval": 0, "backfill_days": 1}
+
+    def exam_bad_credentials(self) -> dict[str, Any]:
+        return {"token": "not-a-sandbox-token"}
+
+    def exam_create(self, title: str) -> str:
+        self.exam_config()
+        return str(self.create_issue(self.EXAM_REPOSITORY, title, f"{title}: it does not work").id)
+
+    def exam_missing(self) -> str:
+        return "999999999"
+
+    def exam_delete(self, record_id: str) -> None:
+        self.delete(next(i for i in self.issues.values() if str(i.id) == record_id))
+
     def issue_json(self, i: FakeIssue) -> dict:
         api, full = self._api(), i.repo.full_name
         url = f"{api}/repos/{full}/issues/{i.number}"
@@ -512,7 +535,7 @@ class GitHubFake(FakeService):
         links = self._links(repo, request, page, last)
         if links:
             headers["Link"] = links
-        return FakeResponse(200, [self.issue_json(i) for i in chunk], headers)
+        return FakeResponse(200, [self.shaped(self.issue_json(i)) for i in chunk], headers)
 
     def _links(self, repo: FakeRepo, request: FakeRequest, page: int, last: int, what: str = "issues") -> str:
         base = {k: v[0] for k, v in request.query.items() if k != "page"}

@@ -429,6 +429,24 @@ class JiraFake(FakeService):
 
     # -- wire format --------------------------------------------------------------
 
+    # -- the connector exam (connectors/testing.py) --------------------------------------
+
+    def exam_config(self) -> dict[str, Any]:
+        return {"email": self.email, "api_token": self.api_token, "projects": [next(iter(self.projects))],
+                "backfill_days": 1}
+
+    def exam_bad_credentials(self) -> dict[str, Any]:
+        return {"api_token": "not-a-sandbox-token"}
+
+    def exam_create(self, title: str) -> str:
+        return self.create_issue(next(iter(self.projects)), title).id
+
+    def exam_missing(self) -> str:
+        return "99999999"
+
+    def exam_delete(self, record_id: str) -> None:
+        self.delete_issue(record_id)
+
     def issue_json(self, issue: FakeIssue, fields: list[str] | None, properties: list[str] | None = None) -> dict:
         base = self.base_url
         tz = self.user_time_zone
@@ -553,7 +571,7 @@ class JiraFake(FakeService):
         if after is not None:
             matches = [i for i in matches if (sort_key(i) < after if query.order_desc else sort_key(i) > after)]
         page = matches[:max_results]
-        result: dict[str, Any] = {"issues": [self.issue_json(i, fields, properties) for i in page],
+        result: dict[str, Any] = {"issues": [self.shaped(self.issue_json(i, fields, properties)) for i in page],
                                   "isLast": len(page) == len(matches)}
         if len(page) < len(matches):
             result["nextPageToken"] = self._make_token(sort_key(page[-1]), jql)

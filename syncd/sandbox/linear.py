@@ -612,11 +612,43 @@ class LinearFake(FakeService):
                              operation_name=payload.get("operationName"))
         finally:
             self._actor = None
-        body: dict[str, Any] = {"data": result.data}
+        body: dict[str, Any] = {"data": self._shaped_tree(result.data) if self.malformed else result.data}
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]
         status = 400 if result.errors and result.data is None else 200
         return FakeResponse(status, body, self._rate_headers(complexity))
+
+    def _shaped_tree(self, data: Any) -> Any:
+        """The GraphQL answer with every record :meth:`malform` named in the wrong shape."""
+        if isinstance(data, dict):
+            if str(data.get("id")) in self.malformed:
+                return self.shaped(data)
+            return {k: self._shaped_tree(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self._shaped_tree(v) for v in data]
+        return data
+
+    # -- the connector exam (connectors/testing.py) --------------------------------------
+
+    EXAM_TEAM = "EXM"
+
+    def exam_config(self) -> dict[str, Any]:
+        if not any(t["key"] == self.EXAM_TEAM for t in self.teams.values()):
+            self.add_team(self.EXAM_TEAM, "Exam")
+        return {"api_key": next(iter(self.api_keys)), "teams": [self.EXAM_TEAM], "backfill_days": 1}
+
+    def exam_bad_credentials(self) -> dict[str, Any]:
+        return {"api_key": "lin_api_not_a_sandbox_key"}
+
+    def exam_create(self, title: str) -> str:
+        self.exam_config()
+        return self.create_issue(self.EXAM_TEAM, title, description=f"{title}: it does not work")["id"]
+
+    def exam_missing(self) -> str:
+        return "00000000-0000-4000-8000-00000000dead"
+
+    def exam_delete(self, record_id: str) -> None:
+        self.delete_issue(record_id, purge=True)
 
     # -- GraphQL resolvers ------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class FakeService:
         self.rng = random.Random(seed)
         self.listeners: list[Callable[[str, FakeRequest, FakeResponse], None]] = []
         self.base_url = ""  # set by Sandbox.start
+        self.malformed: set[str] = set()  # record ids sent in the wrong shape (see malform)
 
     # -- routing ---------------------------------------------------------------
 
@@ -169,6 +170,43 @@ class FakeService:
         if isinstance(body, dict):
             return {k: ("?" if isinstance(v, (dict, list)) else [v]) for k, v in body.items()}
         return {"unexpected": body}
+
+    def malform(self, record_id: str) -> None:
+        """Send this record (by stable id) as valid JSON of the wrong shape from now on,
+        wherever the fake lists or shows it: its id kept, every other field the wrong type."""
+        with self.lock:
+            self.malformed.add(str(record_id))
+
+    def shaped(self, record: Any) -> Any:
+        """``record`` as sent: in the wrong shape if :meth:`malform` named it."""
+        if isinstance(record, dict) and str(record.get("id")) in self.malformed:
+            return {**self.wrong_shape(record), "id": record["id"]}
+        return record
+
+    # -- the connector exam (connectors/testing.py) ---------------------------------
+    # Each fake says, in its own service's words, how the conformance suite reaches
+    # it: the config that reads it, a record to create, an id that names nothing.
+
+    def exam_config(self) -> dict[str, Any]:
+        """Config fields (beyond kind and url) with which the connector of this kind
+        reads this fake with valid credentials, following where exam_create writes."""
+        raise NotImplementedError(f"{type(self).__name__} does not take the connector exam")
+
+    def exam_bad_credentials(self) -> dict[str, Any]:
+        """Config fields to override in exam_config so that the fake answers 401."""
+        raise NotImplementedError(f"{type(self).__name__} does not take the connector exam")
+
+    def exam_create(self, title: str) -> str:
+        """Create a record (ticket, issue) as a person would; its stable id as the connector reports it."""
+        raise NotImplementedError(f"{type(self).__name__} does not take the connector exam")
+
+    def exam_missing(self) -> str:
+        """An id in this service's form that names no record."""
+        raise NotImplementedError(f"{type(self).__name__} does not take the connector exam")
+
+    def exam_delete(self, record_id: str) -> None:
+        """Delete a record for good, as a person can (trackers)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete records")
 
     # -- accounting --------------------------------------------------------------
 

@@ -299,6 +299,23 @@ class ZendeskFake(FakeService):
             raise HttpFault(404, NOT_FOUND)
         return ticket
 
+    # -- the connector exam (connectors/testing.py) --------------------------------------
+
+    def exam_config(self) -> dict[str, Any]:
+        return {"email": self.api_user["email"], "token": next(iter(sorted(self.api_tokens))), "backfill_days": 1}
+
+    def exam_bad_credentials(self) -> dict[str, Any]:
+        return {"token": "not-a-sandbox-token"}
+
+    def exam_create(self, title: str) -> str:
+        customer = next((u for u in self.users.values() if u["email"] == "exam@example.com"), None)
+        if customer is None:
+            customer = self.add_user("Exam Customer", "exam@example.com")
+        return str(self.create_ticket(title, f"{title}: it does not work", requester_id=customer["id"])["id"])
+
+    def exam_missing(self) -> str:
+        return "999999999"
+
     def _ticket_json(self, ticket: dict) -> dict:
         out = copy.deepcopy(ticket)
         out["url"] = self._url(f"/api/v2/tickets/{ticket['id']}.json")
@@ -655,7 +672,7 @@ class ZendeskFake(FakeService):
         for t in page:
             item = self._ticket_json(t)
             item["generated_timestamp"] = int(parse_iso(t["updated_at"]).timestamp())
-            tickets.append(item)
+            tickets.append(self.shaped(item))
         body = {"tickets": tickets, "after_url": link(after), "after_cursor": after,
                 "before_url": link(before) if before else None, "before_cursor": before,
                 "end_of_stream": not more}
