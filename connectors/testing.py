@@ -40,12 +40,12 @@ from connectors.base import (
     Connector,
     Helpdesk,
     Page,
-    TicketUpdate,
     Tracker,
     connector_class,
     load_registry,
 )
 from syncd.errors import AuthError, Gone, NotFound
+from syncd.writes import TicketUpdate
 
 KEY = "0123456789abcdef0123"  # a write's idempotency key, as the engine makes them
 OTHER_KEY = "fedcba9876543210fedc"
