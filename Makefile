@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench chaos sandbox clean
+.PHONY: demo test lint fuzz bench chaos sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: $(STAMP)
 TEST_ZONES ?= Pacific/Kiritimati America/St_Johns UTC
 ZONE_RUNS := $(VENV)/zone-runs
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@rm -rf $(ZONE_RUNS) && mkdir -p $(ZONE_RUNS); \
 	( for tz in $(TEST_ZONES); do \
 	    log=$(ZONE_RUNS)/$$(echo $$tz | tr / -); \
@@ -39,6 +39,11 @@ test: $(STAMP)
 	done; \
 	echo "All clocks, the machine's zone: $$(tail -n 1 $(ZONE_RUNS)/main.log)"; \
 	exit $$status
+
+# Lint and format check (ruff; settings in pyproject.toml). `ruff format .` mends the format.
+lint: $(STAMP)
+	$(BIN)/ruff check syncd connectors mappings tools tests
+	$(BIN)/ruff format --check syncd connectors mappings tools tests
 
 # Property tests at 2000 examples each instead of the suite's 150 (a few minutes).
 fuzz: $(STAMP)

@@ -136,7 +136,7 @@ def _inline(text: str, marks: tuple[dict, ...]) -> list[dict]:
             end = m.start() + len(url)
         else:
             end = m.end()
-        _add_text(nodes, text[pos:m.start()], marks)
+        _add_text(nodes, text[pos : m.start()], marks)
         if m.group("esc") is not None:
             _add_text(nodes, m.group("esc"), marks)
         elif m.group("code") is not None:
@@ -256,8 +256,18 @@ def _check_node(node: dict, path: str, problems: list[str], *, in_code: bool) ->
 
 # --- ADF -> plain text ----------------------------------------------------------
 
-_INLINE_TYPES = {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status",
-                 "placeholder", "mediaInline", "inlineExtension"}
+_INLINE_TYPES = {
+    "text",
+    "hardBreak",
+    "mention",
+    "emoji",
+    "inlineCard",
+    "date",
+    "status",
+    "placeholder",
+    "mediaInline",
+    "inlineExtension",
+}
 _MAX_DEPTH = 100
 
 

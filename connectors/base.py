@@ -49,12 +49,15 @@ Role = Literal["helpdesk", "tracker"]
 
 ENTRY_POINT_GROUP = "syncd.connectors"
 
+
 class Unsupported(SyncdError):
     """The connector cannot do this write (an optional capability a plugin may lack)."""
 
     def __init__(self, connector: str, what: str):
-        super().__init__(f"{connector}: this connector cannot {what}; "
-                         "use a connector version that can, or leave that part of the handoff off")
+        super().__init__(
+            f"{connector}: this connector cannot {what}; "
+            "use a connector version that can, or leave that part of the handoff off"
+        )
         self.connector = connector
 
 
@@ -85,8 +88,12 @@ class ConnectorConfig(BaseModel):
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for a response.")
     connect_timeout: float = Field(5.0, gt=0, le=120)
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request before giving up.")
-    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest wait for a rate limit slept in place; "
-                                                              "a longer one parks the connector until its end.")
+    max_wait: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Longest wait for a rate limit slept in place; a longer one parks the connector until its end.",
+    )
     requests_per_minute: float | None = Field(None, gt=0, description="A request budget of our own.")
     poll_interval: float | None = Field(None, gt=0, description="Seconds between polls; overrides [daemon].")
 
@@ -247,9 +254,14 @@ class Connector(abc.ABC):
     # it. None: no fake, which the conformance meta-test refuses.
     fake: ClassVar[str | None] = None
 
-    def __init__(self, name: str, config: ConnectorConfig, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = utc_now):
+    def __init__(
+        self,
+        name: str,
+        config: ConnectorConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         self.name = name
         self.config = config
         self._sleep = sleep
@@ -337,15 +349,18 @@ class Helpdesk(Connector):
         """Comments newer than the comment id ``after``, oldest first."""
 
     @abc.abstractmethod
-    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str,
-                      current: Ticket | None = None) -> WriteResult:
+    def update_ticket(
+        self, ticket_id: str, update: TicketUpdate, key: str, current: Ticket | None = None
+    ) -> WriteResult:
         """Apply ``update``; a note carries ``marker_token(key)``.
 
         ``current`` is the engine's last snapshot of the ticket: a hint that
         can save a read, which the connector must not trust blindly (it may
         be a poll behind)."""
 
-    def update_tickets(self, ticket_ids: list[str], update: TicketUpdate, key: str) -> dict[str, WriteResult | Exception]:
+    def update_tickets(
+        self, ticket_ids: list[str], update: TicketUpdate, key: str
+    ) -> dict[str, WriteResult | Exception]:
         """The same update on many tickets. Connectors with a bulk API override this."""
         results: dict[str, WriteResult | Exception] = {}
         for ticket_id in ticket_ids:
@@ -467,8 +482,9 @@ class Tracker(Connector):
         """The stable id of the issue created with ``key`` in ``team``, if one was."""
         raise Unsupported(self.name, "create issues")
 
-    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
-                       customer_data: bool = False) -> WriteResult:
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+    ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
 
         Found by a hidden slot marker (and, where the tracker says who wrote

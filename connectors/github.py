@@ -73,8 +73,6 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
-    utc_now,
-    StateRule,
     ConnectorConfig,
     KeptText,
     OpaqueResult,
@@ -82,14 +80,25 @@ from connectors.base import (
     Page,
     Presence,
     Rejected,
+    StateRule,
     Tracker,
     WriteResult,
     find_markers,
     marker_token,
     read_secret,
+    utc_now,
 )
-from syncd.errors import (ApiError, AuthError, Conflict, ConfigError, Gone, NotFound, PayloadError, SyncdError,
-                          TransientError)
+from syncd.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Conflict,
+    Gone,
+    NotFound,
+    PayloadError,
+    SyncdError,
+    TransientError,
+)
 from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 from syncd.writes import IssueDraft
@@ -139,24 +148,28 @@ def is_rate_limited(response: requests.Response) -> bool:
     return isinstance(message, str) and any(word in message.lower() for word in RATE_LIMIT_WORDS)
 
 
-RATE_RULE = RateRule(matches=is_rate_limited, unhinted_wait=SECONDARY_FIRST_WAIT,
-                     unhinted_longest=SECONDARY_LONGEST_WAIT)
+RATE_RULE = RateRule(
+    matches=is_rate_limited, unhinted_wait=SECONDARY_FIRST_WAIT, unhinted_longest=SECONDARY_LONGEST_WAIT
+)
 
 
 class GitHubConfig(ConnectorConfig):
     kind: Literal["github"]
-    url: str = Field("https://api.github.com",
-                     description="API base; GitHub Enterprise Server: https://HOST/api/v3.")
+    url: str = Field("https://api.github.com", description="API base; GitHub Enterprise Server: https://HOST/api/v3.")
     token: SecretStr | None = Field(None, description="Personal access token or app token (sent as Bearer).")
     token_file: str | None = Field(None, description="A file holding the token.")
     repositories: list[str] = Field(min_length=1, description="Repositories to follow, as owner/name.")
     include_pull_requests: bool = Field(False, description="Treat pull requests as issues too.")
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
-    visibility_ttl: float = Field(3600, ge=0, description="Seconds a repository's visibility is trusted before "
-                                                          "it is checked again on a poll (bounds how late a "
-                                                          "repository turning public is noticed; syncd then "
-                                                          "rewrites its texts there, docs/privacy.md).")
+    visibility_ttl: float = Field(
+        3600,
+        ge=0,
+        description="Seconds a repository's visibility is trusted before "
+        "it is checked again on a poll (bounds how late a "
+        "repository turning public is noticed; syncd then "
+        "rewrites its texts there, docs/privacy.md).",
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -172,8 +185,9 @@ class GitHubConfig(ConnectorConfig):
     @model_validator(mode="after")
     def _one_credential(self) -> "GitHubConfig":
         if self.token is None and self.token_file is None:
-            raise ValueError("no credentials: set token (environment variable SYNCD_CONNECTORS__<NAME>__TOKEN) "
-                             "or token_file")
+            raise ValueError(
+                "no credentials: set token (environment variable SYNCD_CONNECTORS__<NAME>__TOKEN) or token_file"
+            )
         return self
 
 
@@ -225,12 +239,14 @@ def web_root(api_url: str) -> str:
 def graphql_url(api_url: str) -> str:
     """GitHub's GraphQL endpoint for an API base: api.github.com/graphql; GHE: https://HOST/api/graphql."""
     base = api_url.rstrip("/")
-    return base[:-len("/v3")] + "/graphql" if base.endswith("/api/v3") else base + "/graphql"
+    return base[: -len("/v3")] + "/graphql" if base.endswith("/api/v3") else base + "/graphql"
 
 
 # Who last edited comments or issues: REST does not say, GraphQL does (``editor``).
-EDITORS_QUERY = ("query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } "
-                 "... on Issue { id editor { login } lastEditedAt } } }")
+EDITORS_QUERY = (
+    "query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } "
+    "... on Issue { id editor { login } lastEditedAt } } }"
+)
 
 
 def ticket_hash(url: str) -> str:
@@ -321,9 +337,14 @@ class GitHubConnector(Tracker):
     config_model = GitHubConfig
     config: GitHubConfig
 
-    def __init__(self, name: str, config: GitHubConfig, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = utc_now):
+    def __init__(
+        self,
+        name: str,
+        config: GitHubConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         super().__init__(name, config, sleep=sleep, clock=clock)
         self._repos = {r.lower(): r for r in config.repositories}
         self._visibility: dict[str, _Visibility] = {}
@@ -343,21 +364,31 @@ class GitHubConnector(Tracker):
         try:
             token = read_secret(c.token, c.token_file)
         except OSError as exc:
-            raise ConfigError([f"connectors.{self.name}.token_file: cannot read {c.token_file!r} "
-                               f"({exc.strerror}); check the path and its permissions"]) from None
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}.token_file: cannot read {c.token_file!r} "
+                    f"({exc.strerror}); check the path and its permissions"
+                ]
+            ) from None
         if token is None or not token.get_secret_value():
             where = f"token_file {c.token_file!r}" if c.token is None else "token"
-            raise ConfigError([f"connectors.{self.name}: the GitHub token in {where} is empty; "
-                               f"set SYNCD_CONNECTORS__{self.name.upper()}__TOKEN to a token with issues access"])
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}: the GitHub token in {where} is empty; "
+                    f"set SYNCD_CONNECTORS__{self.name.upper()}__TOKEN to a token with issues access"
+                ]
+            )
         return HttpClient(
-            self.name, c.url,
+            self.name,
+            c.url,
             headers={
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
                 "Authorization": f"Bearer {token.get_secret_value()}",
             },
-            rate_headers=RateHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset",
-                                     limit="x-ratelimit-limit"),
+            rate_headers=RateHeaders(
+                remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", limit="x-ratelimit-limit"
+            ),
             mutation_interval=c.mutation_interval,
             rate_rule=RATE_RULE,
             **self.http_options(),
@@ -374,9 +405,12 @@ class GitHubConnector(Tracker):
             try:
                 public = self.is_public(repo, max_age=0)
             except NotFound:
-                raise NotFound(self.name, f"repository {repo} (connectors.{self.name}.repositories) does not exist "
-                                          "or this token cannot see it; check the name and the token's access",
-                               status=404) from None
+                raise NotFound(
+                    self.name,
+                    f"repository {repo} (connectors.{self.name}.repositories) does not exist "
+                    "or this token cannot see it; check the name and the token's access",
+                    status=404,
+                ) from None
             seen.append(f"{repo} {'public' if public else 'private'}")
         return f"{self._login} ({', '.join(seen)})"
 
@@ -407,8 +441,9 @@ class GitHubConnector(Tracker):
         elif isinstance(body.get("private"), bool):
             public = not body["private"]
         else:
-            raise PayloadError(self.name, f"GET /repos/{repo}: neither visibility nor private in the answer",
-                               payload=body)
+            raise PayloadError(
+                self.name, f"GET /repos/{repo}: neither visibility nor private in the answer", payload=body
+            )
         self._visibility[name] = _Visibility(public, response.headers.get("ETag"), now)
         return public
 
@@ -432,8 +467,7 @@ class GitHubConnector(Tracker):
             self._refresh_visibility(repo, entry)
             public = entry["public"]
             if not entry.get("since"):
-                start = self.clock() - timedelta(
-                    days=self.config.backfill_days)
+                start = self.clock() - timedelta(days=self.config.backfill_days)
                 entry["since"] = format_time(start.replace(microsecond=0))
             url = entry.get("next")
             first = url is None
@@ -446,8 +480,11 @@ class GitHubConnector(Tracker):
                 if response.status_code == 304:
                     break
                 if not isinstance(items, list):
-                    raise PayloadError(self.name, f"GET /repos/{repo}/issues: expected a list, "
-                                                  f"got {type(items).__name__}", payload=items)
+                    raise PayloadError(
+                        self.name,
+                        f"GET /repos/{repo}/issues: expected a list, got {type(items).__name__}",
+                        payload=items,
+                    )
                 if first:
                     entry["etag"] = response.headers.get("ETag")
                 records, rejected, times = self._normalise_page(items, public, emitted)
@@ -484,8 +521,7 @@ class GitHubConnector(Tracker):
         return link
 
     def _feed_path(self, repo: str, since: str) -> str:
-        query = urlencode({"state": "all", "since": since, "sort": "updated", "direction": "asc",
-                           "per_page": PER_PAGE})
+        query = urlencode({"state": "all", "since": since, "sort": "updated", "direction": "asc", "per_page": PER_PAGE})
         return f"repos/{repo}/issues?{query}"
 
     def _normalise_page(self, items: list, public: bool, emitted: set[tuple[str, str]]):
@@ -515,8 +551,9 @@ class GitHubConnector(Tracker):
         """Seed the cache from the cursor, re-check when stale, write the result back."""
         name = repo.lower()
         if name not in self._visibility and "public" in entry:
-            self._visibility[name] = _Visibility(bool(entry["public"]), entry.get("vis_etag"),
-                                                 float(entry.get("vis_at") or 0))
+            self._visibility[name] = _Visibility(
+                bool(entry["public"]), entry.get("vis_etag"), float(entry.get("vis_at") or 0)
+            )
         entry["public"] = self.is_public(repo)
         cached = self._visibility[name]
         entry["vis_etag"] = cached.etag
@@ -531,9 +568,13 @@ class GitHubConnector(Tracker):
                 raise ValueError("unknown version")
             repos = {k.lower(): dict(v) for k, v in data["repos"].items()}
         except (ValueError, TypeError, AttributeError):
-            raise ConfigError([f"connector {self.name}: stored cursor {cursor[:80]!r} is unreadable "
-                               "(want GitHub cursor v1 JSON); reset this connector's cursor to read again "
-                               "from the backfill window"]) from None
+            raise ConfigError(
+                [
+                    f"connector {self.name}: stored cursor {cursor[:80]!r} is unreadable "
+                    "(want GitHub cursor v1 JSON); reset this connector's cursor to read again "
+                    "from the backfill window"
+                ]
+            ) from None
         # Repositories dropped from the config are forgotten; new ones start fresh.
         return {repo: repos.get(repo.lower(), {}) for repo in self.config.repositories}
 
@@ -615,10 +656,15 @@ class GitHubConnector(Tracker):
             m = KEY_RE.match(hint or "")
             if m:
                 return IssueLocation(m["owner"], m["repo"], int(m["number"]))
-            raise NotFound(self.name, f"issue id {ref} has not been seen by this process and GitHub cannot "
-                                      "fetch an issue by id; pass its key (owner/repo#n)", status=None)
-        raise NotFound(self.name, f"{ref!r} is not a GitHub issue reference (want owner/repo#n, an issue "
-                                  "URL, or an issue id)")
+            raise NotFound(
+                self.name,
+                f"issue id {ref} has not been seen by this process and GitHub cannot "
+                "fetch an issue by id; pass its key (owner/repo#n)",
+                status=None,
+            )
+        raise NotFound(
+            self.name, f"{ref!r} is not a GitHub issue reference (want owner/repo#n, an issue URL, or an issue id)"
+        )
 
     # -- reads ------------------------------------------------------------------
 
@@ -638,8 +684,12 @@ class GitHubConnector(Tracker):
             return exc
         if location.full_name.lower() not in self._repos:
             return exc
-        return Gone(self.name, f"{location.key} is deleted, or no longer visible to this token "
-                               f"(GitHub answered 404 in a followed repository)", status=404)
+        return Gone(
+            self.name,
+            f"{location.key} is deleted, or no longer visible to this token "
+            f"(GitHub answered 404 in a followed repository)",
+            status=404,
+        )
 
     # No batch read by id in REST: one conditional GET per issue. An issue
     # unchanged since the stored ETag answers 304, which does not count against
@@ -659,8 +709,9 @@ class GitHubConnector(Tracker):
             etag = validators.get(ident)
             out.requests += 1
             try:
-                response, body = self._get(location.path, "GET /repos/{o}/{r}/issues/{n}",
-                                           headers={"If-None-Match": etag} if etag else None)
+                response, body = self._get(
+                    location.path, "GET /repos/{o}/{r}/issues/{n}", headers={"If-None-Match": etag} if etag else None
+                )
             except Gone:
                 out.gone[ident] = "GitHub answered 410 (deleted)"
                 continue
@@ -753,7 +804,7 @@ class GitHubConnector(Tracker):
         repo = self._team_repo(team)
         title = re.sub(r"\s+", " ", draft.title).strip()
         if len(title) > TITLE_MAX:  # GitHub answers 422 to a longer one
-            title = title[:TITLE_MAX - 1].rstrip() + "…"
+            title = title[: TITLE_MAX - 1].rstrip() + "…"
         if not title:
             raise Conflict(self.name, f"an issue for repository {repo} needs a title; the handoff draft has none")
         body = f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"
@@ -763,39 +814,62 @@ class GitHubConnector(Tracker):
             raise self._unknown_team(team) from None
         if public and (EMAIL_RE.search(title) or EMAIL_RE.search(body)):
             raise PublicRepositoryRefused(
-                self.name, f"refused to create an issue holding an e-mail address in public repository {repo}; "
-                           "write only an opaque reference to the ticket there")
+                self.name,
+                f"refused to create an issue holding an e-mail address in public repository {repo}; "
+                "write only an opaque reference to the ticket there",
+            )
         payload: dict[str, Any] = {"title": title, "body": body}
         labels = self._existing_labels(repo, draft.labels)
         if labels:
             payload["labels"] = labels
         endpoint = "POST /repos/{o}/{r}/issues"
         try:
-            response = self.http.request("POST", f"repos/{repo}/issues", json=payload, allow_redirects=False,
-                                         expect=(301, 302, 307, 308), endpoint=endpoint)
+            response = self.http.request(
+                "POST",
+                f"repos/{repo}/issues",
+                json=payload,
+                allow_redirects=False,
+                expect=(301, 302, 307, 308),
+                endpoint=endpoint,
+            )
         except NotFound:
             raise self._unknown_team(team) from None
         except AuthError as exc:
-            raise AuthError(self.name, f"{str(exc).removeprefix(self.name + ': ')} (repository {repo}); give the token "
-                                       "write access to the repository's issues", status=exc.status) from None
+            raise AuthError(
+                self.name,
+                f"{str(exc).removeprefix(self.name + ': ')} (repository {repo}); give the token "
+                "write access to the repository's issues",
+                status=exc.status,
+            ) from None
         except Conflict as exc:
-            raise Conflict(self.name, f"{str(exc).removeprefix(self.name + ': ')} (new issue in repository {repo}); "
-                                      "check the handoff's title and labels", status=exc.status) from None
+            raise Conflict(
+                self.name,
+                f"{str(exc).removeprefix(self.name + ': ')} (new issue in repository {repo}); "
+                "check the handoff's title and labels",
+                status=exc.status,
+            ) from None
         except Gone:
-            raise Gone(self.name, f"repository {repo} (route team {team!r}) has issues turned off; turn them on "
-                                  "in the repository's settings or route these tickets elsewhere",
-                       status=410) from None
+            raise Gone(
+                self.name,
+                f"repository {repo} (route team {team!r}) has issues turned off; turn them on "
+                "in the repository's settings or route these tickets elsewhere",
+                status=410,
+            ) from None
         if response.status_code in (301, 302, 307, 308):
             moved = urlsplit(response.headers.get("Location") or "").path
-            raise NotFound(self.name, f"repository {repo} (route team {team!r}) has moved ({moved or 'no Location'}); "
-                                      "set the route's team to the repository's new owner/name",
-                           status=response.status_code)
+            raise NotFound(
+                self.name,
+                f"repository {repo} (route team {team!r}) has moved ({moved or 'no Location'}); "
+                "set the route's team to the repository's new owner/name",
+                status=response.status_code,
+            )
         raw = self._json(response, endpoint)
         try:
             issue = self._issue(raw, public)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PayloadError(self.name, f"{endpoint}: the answer is not an issue ({type(exc).__name__}: {exc})",
-                               payload=raw) from None
+            raise PayloadError(
+                self.name, f"{endpoint}: the answer is not an issue ({type(exc).__name__}: {exc})", payload=raw
+            ) from None
         return WriteResult(updated_at=issue.updated_at, id=issue.ref.id, key=issue.key)
 
     def find_created(self, team: str, key: str) -> str | None:
@@ -813,15 +887,17 @@ class GitHubConnector(Tracker):
         keeps out issues where someone else quoted the marker.
         """
         repo = self._team_repo(team)
-        query = urlencode({"creator": self._own_login(), "state": "all", "sort": "created",
-                           "direction": "desc", "per_page": PER_PAGE})
+        query = urlencode(
+            {"creator": self._own_login(), "state": "all", "sort": "created", "direction": "desc", "per_page": PER_PAGE}
+        )
         try:
             _, items = self._get(f"repos/{repo}/issues?{query}", "GET /repos/{o}/{r}/issues")
         except NotFound:
             raise self._unknown_team(team) from None
         if not isinstance(items, list):
-            raise PayloadError(self.name, f"GET /repos/{repo}/issues: expected a list, got {type(items).__name__}",
-                               payload=items)
+            raise PayloadError(
+                self.name, f"GET /repos/{repo}/issues: expected a list, got {type(items).__name__}", payload=items
+            )
         token = f"<!-- {marker_token(key)} -->"
         for item in items:
             if not isinstance(item, dict) or is_pull_request(item) or token not in (item.get("body") or ""):
@@ -830,8 +906,11 @@ class GitHubConnector(Tracker):
                 owner, name = repo_of(item).split("/", 1)
                 ident, number = str(int(item["id"])), int(item["number"])
             except (KeyError, TypeError, ValueError):
-                raise PayloadError(self.name, f"GET /repos/{repo}/issues: the issue carrying marker {key} "
-                                              "has no id or number", payload=item) from None
+                raise PayloadError(
+                    self.name,
+                    f"GET /repos/{repo}/issues: the issue carrying marker {key} has no id or number",
+                    payload=item,
+                ) from None
             self._known[ident] = IssueLocation(owner, name, number)
             return ident
         return None
@@ -847,22 +926,31 @@ class GitHubConnector(Tracker):
 
     def _team_repo(self, team: str) -> str:
         if not REPO_RE.match(team or ""):
-            raise NotFound(self.name, f"route team {team!r} is not a GitHub repository; set the route's team "
-                                      "to owner/name (e.g. acme/webapp)", status=None)
+            raise NotFound(
+                self.name,
+                f"route team {team!r} is not a GitHub repository; set the route's team "
+                "to owner/name (e.g. acme/webapp)",
+                status=None,
+            )
         return team
 
     def _unknown_team(self, team: str) -> NotFound:
-        return NotFound(self.name, f"repository {team} (route team) does not exist or this token cannot see it; "
-                                   "check the route's team and give the token access to the repository's issues",
-                        status=404)
+        return NotFound(
+            self.name,
+            f"repository {team} (route team) does not exist or this token cannot see it; "
+            "check the route's team and give the token access to the repository's issues",
+            status=404,
+        )
 
     def _existing_labels(self, repo: str, wanted: tuple[str, ...]) -> list[str]:
         """``wanted`` as the repository spells them, leaving out (and logging) those it lacks."""
         if not wanted:
             return []
         cached = self._labels.get(repo.lower())
-        if cached is None or (any(w.lower() not in cached.by_lower for w in wanted)
-                              and self.clock().timestamp() - cached.checked_at >= LABEL_RECHECK):
+        if cached is None or (
+            any(w.lower() not in cached.by_lower for w in wanted)
+            and self.clock().timestamp() - cached.checked_at >= LABEL_RECHECK
+        ):
             cached = self._labels[repo.lower()] = _Labels(self._read_labels(repo), self.clock().timestamp())
         out: list[str] = []
         for name in wanted:
@@ -898,13 +986,20 @@ class GitHubConnector(Tracker):
         location = self._locate(issue_id)
         text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->\n"
         location = self._guard(location, text, customer_data)
-        raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
-                          "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=customer_data)
+        raw = self._write(
+            "POST",
+            f"{location.path}/comments",
+            {"body": text},
+            location,
+            "POST /repos/{o}/{r}/issues/{n}/comments",
+            sensitive=customer_data,
+        )
         return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
 
     @_issue_path
-    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *,
-                       customer_data: bool = False) -> WriteResult:
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *, customer_data: bool = False
+    ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
 
         The comment is found by the hidden slot marker ``<!-- syncd:SLOT -->``
@@ -955,8 +1050,7 @@ class GitHubConnector(Tracker):
         return self._upsert(location, CONTEXT_SLOT, compose, lambda public: not public)
 
     @classmethod
-    def _context_text(cls, existing: str | None, tickets: list[tuple[str, str, str]], public: bool,
-                      key: str) -> str:
+    def _context_text(cls, existing: str | None, tickets: list[tuple[str, str, str]], public: bool, key: str) -> str:
         """The context comment's text: the lines it had plus ``tickets``; all opaque when ``public``."""
         existing = existing or ""
         block = TICKETS_BLOCK_RE.search(existing)
@@ -971,9 +1065,10 @@ class GitHubConnector(Tracker):
                 lines[ref] = f"- [{label}]({url}){extra} <!-- syncd:t={ref} -->"
         if public:
             lines = {h: _opaque_line(h) for h in lines}
-        block_text = ("<!-- syncd:tickets -->\n"
-                      f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) +
-                      "\n<!-- /syncd:tickets -->\n")
+        block_text = (
+            "<!-- syncd:tickets -->\n"
+            f"**Linked support tickets: {len(lines)}**\n\n" + "\n".join(lines.values()) + "\n<!-- /syncd:tickets -->\n"
+        )
         head = existing
         for pattern in (TICKETS_BLOCK_RE, KEY_MARKER_RE):
             head = pattern.sub("", head)
@@ -1038,8 +1133,9 @@ class GitHubConnector(Tracker):
                 nodes.append(str(raw.get("node_id") or ""))
                 continue
             path = f"repos/{location.full_name}/issues/comments/{raw['id']}"
-            answer = self._write("PATCH", path, {"body": text}, location,
-                                 "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=False)
+            answer = self._write(
+                "PATCH", path, {"body": text}, location, "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=False
+            )
             rewritten.append(what)
             written[str(answer["id"])] = str(answer.get("updated_at") or "")
         if rewrite.created:
@@ -1060,9 +1156,13 @@ class GitHubConnector(Tracker):
         if not node_ids:
             return {}
         try:
-            response = self.http.request("POST", graphql_url(self.config.url), idempotent=True,
-                                         json={"query": EDITORS_QUERY, "variables": {"ids": node_ids}},
-                                         endpoint="POST /graphql")
+            response = self.http.request(
+                "POST",
+                graphql_url(self.config.url),
+                idempotent=True,
+                json={"query": EDITORS_QUERY, "variables": {"ids": node_ids}},
+                endpoint="POST /graphql",
+            )
             nodes = ((response.json() or {}).get("data") or {}).get("nodes") or []
         except (SyncdError, ValueError, AttributeError) as exc:
             log.info("could not ask GitHub who edited syncd's texts", connector=self.name, error=str(exc))
@@ -1083,7 +1183,7 @@ class GitHubConnector(Tracker):
             draft = created.get(which) or {}
             title = re.sub(r"\s+", " ", str(draft.get("title") or "")).strip()
             if len(title) > TITLE_MAX:
-                title = title[:TITLE_MAX - 1].rstrip() + "…"
+                title = title[: TITLE_MAX - 1].rstrip() + "…"
             return title, f"{str(draft.get('body') or '').rstrip()}\n\n{token}\n"
 
         private, public = drafted("private"), drafted("public")
@@ -1099,8 +1199,7 @@ class GitHubConnector(Tracker):
             else:
                 kept.append(KeptText(what, url, None, parse_time(item.get("updated_at"))))
         if change:
-            self._write("PATCH", location.path, change, location, "PATCH /repos/{o}/{r}/issues/{n}",
-                        sensitive=False)
+            self._write("PATCH", location.path, change, location, "PATCH /repos/{o}/{r}/issues/{n}", sensitive=False)
         names = {"title": "the issue title", "body": "the issue description"}
         return [names[f] for f in change], kept, str(item.get("node_id") or "")
 
@@ -1123,8 +1222,13 @@ class GitHubConnector(Tracker):
         parts = [p for p in (body.strip(), tickets.strip()) if p]
         return "\n\n".join(parts) + f"\n\n<!-- syncd:{slot} -->\n<!-- {marker_token(key)} -->\n"
 
-    def _upsert(self, location: IssueLocation, slot: str, compose: Callable[[str | None, bool], str],
-                sensitive: Callable[[bool], bool]) -> WriteResult:
+    def _upsert(
+        self,
+        location: IssueLocation,
+        slot: str,
+        compose: Callable[[str | None, bool], str],
+        sensitive: Callable[[bool], bool],
+    ) -> WriteResult:
         """Find the slot comment, compose its new text from the old, write it if it changed."""
         existing = self._find_slot_comment(location, slot)
         if existing is not None:
@@ -1134,16 +1238,28 @@ class GitHubConnector(Tracker):
         if public:
             self._refuse_personal_data(location, text)
         if existing is None:
-            raw = self._write("POST", f"{location.path}/comments", {"body": text}, location,
-                              "POST /repos/{o}/{r}/issues/{n}/comments", sensitive=sensitive(public))
+            raw = self._write(
+                "POST",
+                f"{location.path}/comments",
+                {"body": text},
+                location,
+                "POST /repos/{o}/{r}/issues/{n}/comments",
+                sensitive=sensitive(public),
+            )
         elif KEY_MARKER_RE.sub("", existing.get("body") or "") == KEY_MARKER_RE.sub("", text):
             # Same text: no edit just to swap the key marker. A re-send after a
             # crash (find_marker said no) lands here too and is rightly a no-op.
             return WriteResult(updated_at=parse_time(existing.get("updated_at")), id=str(existing["id"]))
         else:
             path = f"repos/{location.full_name}/issues/comments/{existing['id']}"
-            raw = self._write("PATCH", path, {"body": text}, location,
-                              "PATCH /repos/{o}/{r}/issues/comments/{id}", sensitive=sensitive(public))
+            raw = self._write(
+                "PATCH",
+                path,
+                {"body": text},
+                location,
+                "PATCH /repos/{o}/{r}/issues/comments/{id}",
+                sensitive=sensitive(public),
+            )
         moved = self._location_of_comment(raw)
         self._slot_comments[((moved or location).key, slot)] = int(raw["id"])
         return WriteResult(updated_at=parse_time(raw.get("updated_at")), id=str(raw.get("id")))
@@ -1153,8 +1269,11 @@ class GitHubConnector(Tracker):
         marker = f"<!-- syncd:{slot} -->"
         cached = self._slot_comments.get((location.key, slot))
         if cached is not None:
-            response, raw = self._get(f"repos/{location.full_name}/issues/comments/{cached}",
-                                      "GET /repos/{o}/{r}/issues/comments/{id}", expect=(404,))
+            response, raw = self._get(
+                f"repos/{location.full_name}/issues/comments/{cached}",
+                "GET /repos/{o}/{r}/issues/comments/{id}",
+                expect=(404,),
+            )
             if response.status_code != 404:
                 if isinstance(raw, dict) and marker in (raw.get("body") or ""):
                     return raw
@@ -1176,8 +1295,10 @@ class GitHubConnector(Tracker):
 
     def _refusal(self, location: IssueLocation) -> PublicRepositoryRefused:
         return PublicRepositoryRefused(
-            self.name, f"refused to write customer data to public repository {location.full_name} "
-                       f"({location.key}); write only an opaque reference there")
+            self.name,
+            f"refused to write customer data to public repository {location.full_name} "
+            f"({location.key}); write only an opaque reference there",
+        )
 
     def _guard(self, location: IssueLocation, text: str, customer_data: bool) -> IssueLocation:
         if self._public_for_write(location):
@@ -1189,18 +1310,22 @@ class GitHubConnector(Tracker):
     def _refuse_personal_data(self, location: IssueLocation, text: str) -> None:
         if EMAIL_RE.search(text):
             raise PublicRepositoryRefused(
-                self.name, f"refused to write an e-mail address to public repository {location.full_name} "
-                           f"({location.key}); remove customer details from the text")
+                self.name,
+                f"refused to write an e-mail address to public repository {location.full_name} "
+                f"({location.key}); remove customer details from the text",
+            )
 
-    def _write(self, method: str, path: str, body: dict, location: IssueLocation, endpoint: str, *,
-               sensitive: bool) -> dict:
+    def _write(
+        self, method: str, path: str, body: dict, location: IssueLocation, endpoint: str, *, sensitive: bool
+    ) -> dict:
         """One mutating request; on 301 (the issue moved) re-resolve and send once more.
 
         ``sensitive``: the text may name a customer, so it must not follow the
         issue into a public repository.
         """
-        response = self.http.request(method, path, json=body, allow_redirects=False, expect=(301, 302, 307, 308),
-                                     endpoint=endpoint)
+        response = self.http.request(
+            method, path, json=body, allow_redirects=False, expect=(301, 302, 307, 308), endpoint=endpoint
+        )
         if response.status_code in (301, 302, 307, 308):
             moved, _ = self._resolve(location.key)
             if moved == location:
@@ -1219,8 +1344,9 @@ class GitHubConnector(Tracker):
 
     # -- helpers ----------------------------------------------------------------
 
-    def _get(self, path: str, endpoint: str, *, headers: dict[str, str] | None = None,
-             expect: tuple[int, ...] = ()) -> tuple[requests.Response, Any]:
+    def _get(
+        self, path: str, endpoint: str, *, headers: dict[str, str] | None = None, expect: tuple[int, ...] = ()
+    ) -> tuple[requests.Response, Any]:
         """A GET and its JSON (None for 304 or an expected error); a body that is not
         JSON (truncated, an HTML error page) is asked for again, like a 5xx."""
         for attempt in range(1, self.config.max_attempts + 1):
@@ -1232,8 +1358,9 @@ class GitHubConnector(Tracker):
             except ValueError:
                 if attempt < self.config.max_attempts:
                     self._sleep(self.http._backoff_delay(attempt))
-        raise TransientError(self.name, f"{endpoint}: response body is not JSON after "
-                                        f"{self.config.max_attempts} attempts")
+        raise TransientError(
+            self.name, f"{endpoint}: response body is not JSON after {self.config.max_attempts} attempts"
+        )
 
     def _get_object(self, path: str, endpoint: str) -> dict:
         _, body = self._get(path, endpoint)

@@ -45,22 +45,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import re
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, ClassVar, Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
+import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-import structlog
-
 from connectors.adf import to_adf, to_text
-from contextlib import contextmanager
-
-from connectors.base import (ConnectorConfig, Page, Presence, Rejected, StateName, StateRule, Tracker, WriteResult,
-                             read_secret, utc_now)
+from connectors.base import (
+    ConnectorConfig,
+    Page,
+    Presence,
+    Rejected,
+    StateName,
+    StateRule,
+    Tracker,
+    WriteResult,
+    read_secret,
+    utc_now,
+)
 from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
@@ -109,23 +117,30 @@ class JiraConfig(ConnectorConfig):
     api_token: SecretStr | None = Field(None, description="API token (prefer api_token_file or the environment).")
     api_token_file: str | None = Field(None, description="File holding the API token.")
     oauth_token: SecretStr | None = Field(None, description="OAuth 2.0 bearer token, instead of email + API token.")
-    projects: list[str] = Field(min_length=1, description="Project keys to follow (e.g. [\"ENG\", \"OPS\"]).")
+    projects: list[str] = Field(min_length=1, description='Project keys to follow (e.g. ["ENG", "OPS"]).')
     backfill_days: int = Field(30, ge=0, le=3650, description="How far back the first poll reads.")
     overlap_minutes: int = Field(2, ge=1, le=120, description="How far each poll re-reads before its cursor.")
     page_size: int = Field(100, ge=1, le=5000)
     time_zone: str | None = Field(None, description="The API user's time zone for JQL; None: read it from /myself.")
     cancel_resolutions: list[str] = Field(
         default_factory=lambda: ["Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce"],
-        description="Resolutions that mean the issue was cancelled rather than completed.")
+        description="Resolutions that mean the issue was cancelled rather than completed.",
+    )
     ticket_icon_url: str | None = Field(None, description="16x16 icon shown beside linked tickets.")
-    issue_type: str = Field("Bug", min_length=1, max_length=255,
-                            description="Issue type of the issues syncd creates (a name every project has).")
+    issue_type: str = Field(
+        "Bug",
+        min_length=1,
+        max_length=255,
+        description="Issue type of the issues syncd creates (a name every project has).",
+    )
     issue_types: dict[str, str] = Field(
-        default_factory=dict, description="Per-project issue type overriding issue_type, e.g. {OPS = \"Task\"}.")
+        default_factory=dict, description='Per-project issue type overriding issue_type, e.g. {OPS = "Task"}.'
+    )
     priorities: dict[str, str] = Field(
         default_factory=dict,
-        description="Ticket severity -> Jira priority name for created issues, e.g. {sev1 = \"Highest\"}; "
-                    "a severity not listed leaves the project's default priority.")
+        description='Ticket severity -> Jira priority name for created issues, e.g. {sev1 = "Highest"}; '
+        "a severity not listed leaves the project's default priority.",
+    )
 
     @field_validator("projects")
     @classmethod
@@ -189,8 +204,14 @@ class JiraConnector(Tracker):
     presence_batch: ClassVar[int] = PRESENCE_BATCH
     config: JiraConfig
 
-    def __init__(self, name: str, config: JiraConfig, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = utc_now):
+    def __init__(
+        self,
+        name: str,
+        config: JiraConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         self._time_zone: str | None = config.time_zone
         self._account_id: str | None = None
         # (issue, slot) -> the id of syncd's comment holding that slot.
@@ -209,14 +230,25 @@ class JiraConnector(Tracker):
             try:
                 token = read_secret(c.api_token, c.api_token_file)
             except OSError as exc:
-                raise ConfigError([f"connectors.{self.name}.api_token_file: cannot read {c.api_token_file} "
-                                   f"({exc.strerror or exc}); check the path and its permissions"]) from None
+                raise ConfigError(
+                    [
+                        f"connectors.{self.name}.api_token_file: cannot read {c.api_token_file} "
+                        f"({exc.strerror or exc}); check the path and its permissions"
+                    ]
+                ) from None
             if token is None or not token.get_secret_value():
-                raise ConfigError([f"connectors.{self.name}.api_token_file: {c.api_token_file} is empty; "
-                                   "put the Jira API token in it"])
+                raise ConfigError(
+                    [
+                        f"connectors.{self.name}.api_token_file: {c.api_token_file} is empty; "
+                        "put the Jira API token in it"
+                    ]
+                )
             auth = requests.auth.HTTPBasicAuth(c.email or "", token.get_secret_value())
         return HttpClient(
-            self.name, c.url, auth=auth, headers=headers,
+            self.name,
+            c.url,
+            auth=auth,
+            headers=headers,
             rate_headers=RateHeaders(remaining="X-RateLimit-Remaining", limit="X-RateLimit-Limit"),
             **self.http_options(),
         )
@@ -239,8 +271,9 @@ class JiraConnector(Tracker):
         try:
             return ZoneInfo(self._time_zone or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
-            raise PayloadError(self.name, f"GET /myself: unknown timeZone {self._time_zone!r}; "
-                               f"set time_zone in connectors.{self.name}") from None
+            raise PayloadError(
+                self.name, f"GET /myself: unknown timeZone {self._time_zone!r}; set time_zone in connectors.{self.name}"
+            ) from None
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
         state = self._load_cursor(cursor)
@@ -287,7 +320,9 @@ class JiraConnector(Tracker):
                 since = max(since, started - SETTLED)
             seen = self._boundary(seen | delivered, since, tz)
             next_state: dict[str, Any] = {
-                "since": since.isoformat(), "seen": sorted(map(list, seen)), "tz": str(tz.key),
+                "since": since.isoformat(),
+                "seen": sorted(map(list, seen)),
+                "tz": str(tz.key),
             }
             if not done:
                 next_state.update({"from": jql_from, "token": token})
@@ -308,8 +343,10 @@ class JiraConnector(Tracker):
         bound = back.astimezone(tz).replace(second=0, microsecond=0)
         for _ in range(4):
             wall = bound.replace(tzinfo=None)
-            latest = max(wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc),
-                         wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc))
+            latest = max(
+                wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc),
+                wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc),
+            )
             if latest <= bound.astimezone(timezone.utc):
                 break
             bound = (bound.astimezone(timezone.utc) - timedelta(hours=1)).astimezone(tz)
@@ -348,17 +385,26 @@ class JiraConnector(Tracker):
         try:
             state = json.loads(cursor)
         except ValueError:
-            raise ConfigError([f"connectors.{self.name}: stored cursor is not JSON; "
-                               "reset it with a backfill of this connector"]) from None
+            raise ConfigError(
+                [f"connectors.{self.name}: stored cursor is not JSON; reset it with a backfill of this connector"]
+            ) from None
         if not isinstance(state, dict):
-            raise ConfigError([f"connectors.{self.name}: stored cursor is not a JSON object; "
-                               "reset it with a backfill of this connector"])
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}: stored cursor is not a JSON object; "
+                    "reset it with a backfill of this connector"
+                ]
+            )
         return state
 
     def get_issue(self, ref: str) -> Issue:
         with self._issue_gone(ref):
-            body = self.http.request_json("GET", f"{API}/issue/{_path(ref, self.name)}", params={"fields": ",".join(ISSUE_FIELDS)},
-                                          endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+            body = self.http.request_json(
+                "GET",
+                f"{API}/issue/{_path(ref, self.name)}",
+                params={"fields": ",".join(ISSUE_FIELDS)},
+                endpoint=f"GET {API}/issue/{{issueIdOrKey}}",
+            )
         return self.normalise(expect_dict(self.name, body, f"GET /issue/{ref}", record_id=ref))
 
     @contextmanager
@@ -369,8 +415,11 @@ class JiraConnector(Tracker):
             yield
         except NotFound as exc:
             if exc.status == 404 and ISSUE_GONE_TEXT in str(exc).lower():
-                raise Gone(self.name, f"issue {ref} is deleted, or no longer visible to this account "
-                                      f"(Jira answered 404: {exc})", status=404) from None
+                raise Gone(
+                    self.name,
+                    f"issue {ref} is deleted, or no longer visible to this account (Jira answered 404: {exc})",
+                    status=404,
+                ) from None
             raise
 
     def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
@@ -381,15 +430,23 @@ class JiraConnector(Tracker):
         deleted id, and search lags behind.)"""
         out = Presence()
         for start in range(0, len(issue_ids), PRESENCE_BATCH):
-            chunk = issue_ids[start:start + PRESENCE_BATCH]
-            body = expect_dict(self.name, self.http.request_json(
-                "POST", f"{API}/issue/bulkfetch", json={"issueIdsOrKeys": chunk, "fields": list(ISSUE_FIELDS)},
-                idempotent=True), "POST /issue/bulkfetch")
+            chunk = issue_ids[start : start + PRESENCE_BATCH]
+            body = expect_dict(
+                self.name,
+                self.http.request_json(
+                    "POST",
+                    f"{API}/issue/bulkfetch",
+                    json={"issueIdsOrKeys": chunk, "fields": list(ISSUE_FIELDS)},
+                    idempotent=True,
+                ),
+                "POST /issue/bulkfetch",
+            )
             out.requests += 1
             issues, errors = body.get("issues"), body.get("issueErrors") or []
             if not isinstance(issues, list) or not isinstance(errors, list):
-                raise PayloadError(self.name, "POST /issue/bulkfetch: 'issues' or 'issueErrors' is not a list",
-                                   payload=body)
+                raise PayloadError(
+                    self.name, "POST /issue/bulkfetch: 'issues' or 'issueErrors' is not a list", payload=body
+                )
             for raw in issues:
                 try:
                     issue = self.normalise(raw)
@@ -447,8 +504,11 @@ class JiraConnector(Tracker):
             state = StateCategory.CANCELED
         assignee = fields.get("assignee")
         project = fields.get("project")
-        team = project.get("key") if isinstance(project, dict) and isinstance(project.get("key"), str) \
+        team = (
+            project.get("key")
+            if isinstance(project, dict) and isinstance(project.get("key"), str)
             else key.rsplit("-", 1)[0]
+        )
         return Issue(
             ref=Ref(self.name, ident),
             key=key,
@@ -458,8 +518,9 @@ class JiraConnector(Tracker):
             state_name=status["name"],
             native={"category": category_key, "status": status["name"]},
             updated_at=updated,
-            assignee=assignee.get("displayName") if isinstance(assignee, dict) \
-            and isinstance(assignee.get("displayName"), str) else None,
+            assignee=assignee.get("displayName")
+            if isinstance(assignee, dict) and isinstance(assignee.get("displayName"), str)
+            else None,
             team=team,
             resolution=resolution_name if isinstance(resolution_name, str) else None,
             public=False,
@@ -468,8 +529,11 @@ class JiraConnector(Tracker):
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         # The status category is the one the category was derived from (a done
         # issue counted as cancelled by its resolution is still category done).
-        category = {StateCategory.STARTED: "indeterminate", StateCategory.COMPLETED: "done",
-                    StateCategory.CANCELED: "done"}.get(issue.state, "new")
+        category = {
+            StateCategory.STARTED: "indeterminate",
+            StateCategory.COMPLETED: "done",
+            StateCategory.CANCELED: "done",
+        }.get(issue.state, "new")
         return {"category": category, "status": issue.state_name}
 
     def link_patterns(self) -> list[str]:
@@ -485,8 +549,12 @@ class JiraConnector(Tracker):
     def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
         payload = {"body": to_adf(body), "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]}
         with self._issue_gone(issue_id):
-            result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/comment", json=payload,
-                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
+            result = self.http.request_json(
+                "POST",
+                f"{API}/issue/{_path(issue_id, self.name)}/comment",
+                json=payload,
+                endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment",
+            )
         return _comment_result(expect_dict(self.name, result, "POST /comment", record_id=issue_id))
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
@@ -500,9 +568,13 @@ class JiraConnector(Tracker):
         }
         # Posting the same globalId again updates the link: safe to retry.
         with self._issue_gone(issue_id):
-            result = self.http.request_json("POST", f"{API}/issue/{_path(issue_id, self.name)}/remotelink", json=payload,
-                                            idempotent=True,
-                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/remotelink")
+            result = self.http.request_json(
+                "POST",
+                f"{API}/issue/{_path(issue_id, self.name)}/remotelink",
+                json=payload,
+                idempotent=True,
+                endpoint=f"POST {API}/issue/{{issueIdOrKey}}/remotelink",
+            )
         link = expect_dict(self.name, result, "POST /remotelink", record_id=issue_id)
         return WriteResult(id=str(link["id"]) if link.get("id") is not None else None)
 
@@ -515,9 +587,11 @@ class JiraConnector(Tracker):
         start = 0
         while True:
             body = self.http.request_json(
-                "GET", f"{API}/issue/{path}/comment",
+                "GET",
+                f"{API}/issue/{path}/comment",
                 params={"expand": "properties", "orderBy": order, "startAt": start, "maxResults": COMMENT_PAGE},
-                endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment")
+                endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment",
+            )
             page = expect_dict(self.name, body, "GET /comment", record_id=path)
             comments = page.get("comments")
             if not isinstance(comments, list):
@@ -560,9 +634,14 @@ class JiraConnector(Tracker):
         if priority:
             fields["priority"] = {"name": priority}
         while True:
-            response = self.http.request("POST", f"{API}/issue", json={
-                "fields": fields, "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]},
-                idempotent=False, expect=(400,), endpoint=f"POST {API}/issue")
+            response = self.http.request(
+                "POST",
+                f"{API}/issue",
+                json={"fields": fields, "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]},
+                idempotent=False,
+                expect=(400,),
+                endpoint=f"POST {API}/issue",
+            )
             if response.status_code != 400:
                 break
             errors = _field_errors(response)
@@ -570,41 +649,54 @@ class JiraConnector(Tracker):
             if not dropped or set(errors) - set(dropped):
                 raise self._create_refused(project, errors, response)
             for name in dropped:
-                log.warning("field refused by the project's create screen; creating without it",
-                            connector=self.name, project=project, field=name, reason=errors[name][:200])
+                log.warning(
+                    "field refused by the project's create screen; creating without it",
+                    connector=self.name,
+                    project=project,
+                    field=name,
+                    reason=errors[name][:200],
+                )
                 del fields[name]
         try:
             created = response.json()
         except ValueError:
             raise TransientError(self.name, "POST /issue: response body is not JSON", maybe_applied=True) from None
         if not isinstance(created, dict) or not re.fullmatch(r"[0-9]+", str(created.get("id", ""))):
-            raise PayloadError(self.name, f"POST /issue in {project}: the answer names no issue id",
-                               payload=created)
+            raise PayloadError(self.name, f"POST /issue in {project}: the answer names no issue id", payload=created)
         ident = str(created["id"])
         return WriteResult(updated_at=self._updated_at(ident), id=ident)
 
     def _create_refused(self, project: str, errors: dict[str, str], response: requests.Response) -> ApiError:
         """One line saying why Jira would not create the issue and what to change."""
         if "project" in errors:
-            return NotFound(self.name, f"project {project!r} cannot take new issues ({errors['project']}); "
-                            f"check the route's team and that the API user may create issues there",
-                            status=400)
+            return NotFound(
+                self.name,
+                f"project {project!r} cannot take new issues ({errors['project']}); "
+                f"check the route's team and that the API user may create issues there",
+                status=400,
+            )
         if "issuetype" in errors:
             chosen = self.config.issue_types.get(project, self.config.issue_type)
             where = f"issue_types.{project}" if project in self.config.issue_types else "issue_type"
-            return ApiError(self.name, f"project {project} has no issue type {chosen!r} "
-                            f"({errors['issuetype']}); set connectors.{self.name}.{where} to one it has",
-                            status=400)
+            return ApiError(
+                self.name,
+                f"project {project} has no issue type {chosen!r} "
+                f"({errors['issuetype']}); set connectors.{self.name}.{where} to one it has",
+                status=400,
+            )
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items()) or _messages(response)
         return ApiError(self.name, f"POST /issue in {project} refused: {detail[:300]}", status=400)
 
     def _updated_at(self, ident: str) -> datetime | None:
         try:
-            body = self.http.request_json("GET", f"{API}/issue/{ident}", params={"fields": "updated"},
-                                          endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+            body = self.http.request_json(
+                "GET",
+                f"{API}/issue/{ident}",
+                params={"fields": "updated"},
+                endpoint=f"GET {API}/issue/{{issueIdOrKey}}",
+            )
         except ApiError as exc:
-            log.warning("created issue: could not read its timestamp", connector=self.name, issue=ident,
-                        error=str(exc))
+            log.warning("created issue: could not read its timestamp", connector=self.name, issue=ident, error=str(exc))
             return None
         fields = body.get("fields") if isinstance(body, dict) else None
         return _parse_instant(fields.get("updated")) if isinstance(fields, dict) else None
@@ -662,7 +754,9 @@ class JiraConnector(Tracker):
     def _search_project(self, project: str, token: str | None) -> dict:
         payload: dict[str, Any] = {
             "jql": f'project = "{project}" ORDER BY created DESC',
-            "fields": ["created"], "properties": [PROPERTY_KEY], "maxResults": 100,
+            "fields": ["created"],
+            "properties": [PROPERTY_KEY],
+            "maxResults": 100,
         }
         if token:
             payload["nextPageToken"] = token
@@ -670,26 +764,36 @@ class JiraConnector(Tracker):
             body = self.http.request_json("POST", f"{API}/search/jql", json=payload, idempotent=True)
         except ApiError as exc:
             if exc.status == 400:
-                raise NotFound(self.name, f"project {project!r} is not on this Jira site or not visible to "
-                               "the API user; check the route's team", status=400) from None
+                raise NotFound(
+                    self.name,
+                    f"project {project!r} is not on this Jira site or not visible to "
+                    "the API user; check the route's team",
+                    status=400,
+                ) from None
             raise
         return expect_dict(self.name, body, "POST /search/jql")
 
     def _read_by_key(self, issue_key: str) -> dict | None:
-        response = self.http.request("GET", f"{API}/issue/{issue_key}", expect=(404,),
-                                     params={"fields": "created", "properties": PROPERTY_KEY},
-                                     endpoint=f"GET {API}/issue/{{issueIdOrKey}}")
+        response = self.http.request(
+            "GET",
+            f"{API}/issue/{issue_key}",
+            expect=(404,),
+            params={"fields": "created", "properties": PROPERTY_KEY},
+            endpoint=f"GET {API}/issue/{{issueIdOrKey}}",
+        )
         if response.status_code == 404:
             return None
         try:
             raw = response.json()
         except ValueError:
-            raise PayloadError(self.name, f"GET /issue/{issue_key}: response body is not JSON",
-                               record_id=issue_key) from None
+            raise PayloadError(
+                self.name, f"GET /issue/{issue_key}: response body is not JSON", record_id=issue_key
+            ) from None
         return expect_dict(self.name, raw, f"GET /issue/{issue_key}", record_id=issue_key)
 
-    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
-                       customer_data: bool = False) -> WriteResult:
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+    ) -> WriteResult:
         with self._issue_gone(issue_id):
             return self._upsert_comment(issue_id, body, key, slot)
 
@@ -715,19 +819,29 @@ class JiraConnector(Tracker):
         doc = to_adf(body)
         digest = hashlib.sha256(body.encode()).hexdigest()[:32]
         found = self._slot_comment(path, slot)
-        payload = {"body": doc, "properties": [
-            {"key": PROPERTY_KEY, "value": {"key": key, "slot": slot, "digest": digest}}]}
+        payload = {
+            "body": doc,
+            "properties": [{"key": PROPERTY_KEY, "value": {"key": key, "slot": slot, "digest": digest}}],
+        }
         if found is None:
-            result = self.http.request_json("POST", f"{API}/issue/{path}/comment", json=payload,
-                                            endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment")
+            result = self.http.request_json(
+                "POST",
+                f"{API}/issue/{path}/comment",
+                json=payload,
+                endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment",
+            )
         else:
             value = _syncd_property(found) or {}
             if value.get("digest") == digest and to_text(found.get("body")) == to_text(doc):
                 return _comment_result(found)
             # The same body put twice is the same comment: safe to retry.
-            result = self.http.request_json("PUT", f"{API}/issue/{path}/comment/{found['id']}", json=payload,
-                                            idempotent=True,
-                                            endpoint=f"PUT {API}/issue/{{issueIdOrKey}}/comment/{{id}}")
+            result = self.http.request_json(
+                "PUT",
+                f"{API}/issue/{path}/comment/{found['id']}",
+                json=payload,
+                idempotent=True,
+                endpoint=f"PUT {API}/issue/{{issueIdOrKey}}/comment/{{id}}",
+            )
         comment = expect_dict(self.name, result, "comment write", record_id=issue_id)
         written = _comment_result(comment)
         if written.id:
@@ -739,9 +853,13 @@ class JiraConnector(Tracker):
         me = self._own_account()
         remembered = self._slot_comments.get((path, slot))
         if remembered:
-            response = self.http.request("GET", f"{API}/issue/{path}/comment/{remembered}",
-                                         params={"expand": "properties"}, expect=(404,),
-                                         endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment/{{id}}")
+            response = self.http.request(
+                "GET",
+                f"{API}/issue/{path}/comment/{remembered}",
+                params={"expand": "properties"},
+                expect=(404,),
+                endpoint=f"GET {API}/issue/{{issueIdOrKey}}/comment/{{id}}",
+            )
             if response.status_code != 404:
                 try:
                     comment = response.json()
@@ -807,8 +925,11 @@ def _comment_result(comment: dict) -> WriteResult:
 
 def _project_key(team: str, connector: str) -> str:
     if not isinstance(team, str) or not _PROJECT_KEY_RE.match(team):
-        raise NotFound(connector, f"team {team!r} is not a Jira project key (upper case, like ENG); "
-                       "set the route's team to the project's key")
+        raise NotFound(
+            connector,
+            f"team {team!r} is not a Jira project key (upper case, like ENG); "
+            "set the route's team to the project's key",
+        )
     return team
 
 
@@ -820,8 +941,8 @@ def _summary(title: str) -> str:
 
 def _key_number(raw: Any, project: str) -> int:
     key = raw.get("key") if isinstance(raw, dict) else None
-    if isinstance(key, str) and key.startswith(project + "-") and key[len(project) + 1:].isdigit():
-        return int(key[len(project) + 1:])
+    if isinstance(key, str) and key.startswith(project + "-") and key[len(project) + 1 :].isdigit():
+        return int(key[len(project) + 1 :])
     return 0
 
 

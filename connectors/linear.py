@@ -34,18 +34,18 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors import linear_queries as q
 from connectors.base import (
-    utc_now,
-    StateName,
-    StateRule,
     ConnectorConfig,
     Page,
     Presence,
     Rejected,
+    StateName,
+    StateRule,
     Tracker,
     WriteResult,
     find_markers,
     marker_token,
     read_secret,
+    utc_now,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, RateRule
@@ -58,8 +58,9 @@ TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE
 RATELIMITED = "RATELIMITED"
 # Operations on one issue named by the caller: "Entity not found: Issue" there means
 # the issue is deleted (purged from the trash) or not visible to syncd's account.
-ISSUE_OPERATIONS = frozenset({"SyncdIssue", "SyncdFindMarker", "SyncdCommentCreate", "SyncdAttachmentCreate",
-                              "SyncdFindSlot"})
+ISSUE_OPERATIONS = frozenset(
+    {"SyncdIssue", "SyncdFindMarker", "SyncdCommentCreate", "SyncdAttachmentCreate", "SyncdFindSlot"}
+)
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
 # prices a query by its complexity, which grows with ``first``.
 PRESENCE_BATCH = 50
@@ -67,8 +68,7 @@ PRESENCE_BATCH = 50
 log = structlog.get_logger("syncd.connectors.linear")
 
 # Linear's priorities: 1 urgent, 2 high, 3 medium, 4 low (0 is "no priority").
-PRIORITIES = {"sev1": 1, "urgent": 1, "sev2": 2, "high": 2, "sev3": 3, "normal": 3, "medium": 3,
-              "sev4": 4, "low": 4}
+PRIORITIES = {"sev1": 1, "urgent": 1, "sev2": 2, "high": 2, "sev3": 3, "normal": 3, "medium": 3, "sev4": 4, "low": 4}
 SLOT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")  # the same slot names as the GitHub connector
 LABEL_MISS_TTL = 600.0  # seconds before a label name that was not found is looked up again
 
@@ -101,11 +101,14 @@ class LinearConfig(ConnectorConfig):
     api_key: SecretStr | None = Field(None, description="Personal API key (sent as it is in Authorization).")
     api_key_file: str | None = Field(None, description="A file holding the personal API key.")
     oauth_token: SecretStr | None = Field(None, description="OAuth access token (sent as Bearer).")
-    teams: list[str] = Field(default_factory=list,
-                             description="Team keys to follow (ENG); empty follows every team. "
-                                         "Also how bare identifiers (ENG-123) are recognised in ticket text.")
-    workspace: str | None = Field(None, description="URL slug of the workspace (linear.app/<workspace>/issue/...); "
-                                                   "None accepts any workspace.")
+    teams: list[str] = Field(
+        default_factory=list,
+        description="Team keys to follow (ENG); empty follows every team. "
+        "Also how bare identifiers (ENG-123) are recognised in ticket text.",
+    )
+    workspace: str | None = Field(
+        None, description="URL slug of the workspace (linear.app/<workspace>/issue/...); None accepts any workspace."
+    )
     page_size: int = Field(50, ge=1, le=250)
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     overlap_seconds: float = Field(5, ge=0, description="How far each poll re-reads before the last high-water mark.")
@@ -113,8 +116,10 @@ class LinearConfig(ConnectorConfig):
     @model_validator(mode="after")
     def _one_credential(self) -> "LinearConfig":
         if self.api_key is None and self.api_key_file is None and self.oauth_token is None:
-            raise ValueError("no credentials: set api_key (environment variable SYNCD_CONNECTORS__<NAME>__API_KEY), "
-                             "api_key_file, or oauth_token")
+            raise ValueError(
+                "no credentials: set api_key (environment variable SYNCD_CONNECTORS__<NAME>__API_KEY), "
+                "api_key_file, or oauth_token"
+            )
         return self
 
     @model_validator(mode="after")
@@ -150,9 +155,13 @@ class FeedCursor:
                 raise ValueError("empty since")
             return cls(since, data.get("after"), parse_time(data.get("hwm")))
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise ConfigError([f"connector {connector}: stored cursor {text[:80]!r} is unreadable "
-                               "(want JSON with since/after/hwm); reset this connector's cursor to read "
-                               "again from the backfill window"]) from None
+            raise ConfigError(
+                [
+                    f"connector {connector}: stored cursor {text[:80]!r} is unreadable "
+                    "(want JSON with since/after/hwm); reset this connector's cursor to read "
+                    "again from the backfill window"
+                ]
+            ) from None
 
 
 def iso(dt: datetime) -> str:
@@ -204,9 +213,14 @@ class LinearConnector(Tracker):
     config_model = LinearConfig
     config: LinearConfig
 
-    def __init__(self, name: str, config: LinearConfig, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = utc_now):
+    def __init__(
+        self,
+        name: str,
+        config: LinearConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         # Per-process caches of what creating issues and keeping comments need.
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
         self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
@@ -220,38 +234,58 @@ class LinearConnector(Tracker):
         try:
             api_key = read_secret(c.api_key, c.api_key_file)
         except OSError as exc:
-            raise ConfigError([f"connectors.{self.name}.api_key_file: cannot read {c.api_key_file!r} "
-                               f"({exc.strerror}); check the path and its permissions"]) from None
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}.api_key_file: cannot read {c.api_key_file!r} "
+                    f"({exc.strerror}); check the path and its permissions"
+                ]
+            ) from None
         if c.oauth_token is not None:
             authorization = f"Bearer {c.oauth_token.get_secret_value()}"
         elif api_key is not None and api_key.get_secret_value():
             authorization = api_key.get_secret_value()
         else:
             where = f"api_key_file {c.api_key_file!r}" if c.api_key is None else "api_key"
-            raise ConfigError([f"connectors.{self.name}: the Linear API key in {where} is empty; "
-                               "set it to a personal API key from Linear's settings"])
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}: the Linear API key in {where} is empty; "
+                    "set it to a personal API key from Linear's settings"
+                ]
+            )
         return HttpClient(
-            self.name, c.url,
+            self.name,
+            c.url,
             headers={"Authorization": authorization, "Content-Type": "application/json"},
-            rate_headers=RateHeaders(remaining="X-RateLimit-Requests-Remaining",
-                                     reset="X-RateLimit-Requests-Reset",
-                                     limit="X-RateLimit-Requests-Limit"),
+            rate_headers=RateHeaders(
+                remaining="X-RateLimit-Requests-Remaining",
+                reset="X-RateLimit-Requests-Reset",
+                limit="X-RateLimit-Requests-Limit",
+            ),
             rate_rule=RateRule(matches=is_rate_limited),
             **self.http_options(),
         )
 
-    def _graphql(self, operation: str, document: str, variables: dict[str, Any] | None = None,
-                 *, mutation: bool = False, idempotent: bool | None = None) -> dict:
+    def _graphql(
+        self,
+        operation: str,
+        document: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        mutation: bool = False,
+        idempotent: bool | None = None,
+    ) -> dict:
         """Send one named operation; return its ``data`` or raise what its ``errors`` say.
 
         ``idempotent`` overrides the default (queries only) for a mutation
         that is safe to send twice: an update to a fixed text, or a create
         with an id syncd chose (a second one is refused, not applied)."""
         body = self.http.request_json(
-            "POST", "graphql",
+            "POST",
+            "graphql",
             json={"query": document, "variables": variables or {}, "operationName": operation},
             idempotent=(not mutation) if idempotent is None else idempotent,
-            expect=(400,), endpoint=f"POST /graphql {operation}",
+            expect=(400,),
+            endpoint=f"POST /graphql {operation}",
         )
         errors = graphql_errors(body)
         if errors:
@@ -363,9 +397,8 @@ class LinearConnector(Tracker):
         Absent (purged, or not visible) or in the trash: gone."""
         out = Presence()
         for start in range(0, len(issue_ids), PRESENCE_BATCH):
-            chunk = issue_ids[start:start + PRESENCE_BATCH]
-            data = self._graphql("SyncdPresence", q.PRESENCE,
-                                 {"filter": {"id": {"in": chunk}}, "first": len(chunk)})
+            chunk = issue_ids[start : start + PRESENCE_BATCH]
+            data = self._graphql("SyncdPresence", q.PRESENCE, {"filter": {"id": {"in": chunk}}, "first": len(chunk)})
             out.requests += 1
             nodes, _, _ = self._connection(data)
             trashed: set[str] = set()
@@ -439,13 +472,13 @@ class LinearConnector(Tracker):
 
     def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
         text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->"
-        data = self._graphql("SyncdCommentCreate", q.COMMENT_CREATE,
-                             {"input": {"issueId": issue_id, "body": text}}, mutation=True)
+        data = self._graphql(
+            "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_id, "body": text}}, mutation=True
+        )
         return self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
-        attachment = {"issueId": issue_id, "url": url, "title": title, "subtitle": subtitle,
-                      "metadata": {"syncd": key}}
+        attachment = {"issueId": issue_id, "url": url, "title": title, "subtitle": subtitle, "metadata": {"syncd": key}}
         data = self._graphql("SyncdAttachmentCreate", q.ATTACHMENT_CREATE, {"input": attachment}, mutation=True)
         return self._write_result("SyncdAttachmentCreate", data.get("attachmentCreate"), "attachment")
 
@@ -459,8 +492,9 @@ class LinearConnector(Tracker):
 
     def find_marker(self, issue_id: str, key: str) -> bool:
         token = marker_token(key)
-        data = self._graphql("SyncdFindMarker", q.FIND_MARKER,
-                             {"id": issue_id, "comments": {"body": {"contains": token}}})
+        data = self._graphql(
+            "SyncdFindMarker", q.FIND_MARKER, {"id": issue_id, "comments": {"body": {"contains": token}}}
+        )
         issue = data.get("issue")
         if not isinstance(issue, dict):
             raise Gone(self.name, f"SyncdFindMarker: no issue {issue_id} (deleted, or not visible to this account)")
@@ -468,8 +502,10 @@ class LinearConnector(Tracker):
         if any(key in find_markers(c.get("body")) for c in comments if isinstance(c, dict)):
             return True
         attachments = (issue.get("attachments") or {}).get("nodes") or []
-        return any(isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
-                   for a in attachments)
+        return any(
+            isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
+            for a in attachments
+        )
 
     # -- escalation: issues syncd creates, comments kept in place -----------------------
 
@@ -489,16 +525,21 @@ class LinearConnector(Tracker):
         """
         for attempt in (1, 2):
             team_id, label_ids, cached = self._create_lookup(team, draft.labels)
-            issue = {"id": created_issue_id(key), "teamId": team_id, "title": draft.title,
-                     "description": f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->"}
+            issue = {
+                "id": created_issue_id(key),
+                "teamId": team_id,
+                "title": draft.title,
+                "description": f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->",
+            }
             if label_ids:
                 issue["labelIds"] = label_ids
             priority = linear_priority(draft.priority)
             if priority is not None:
                 issue["priority"] = priority
             try:
-                data = self._graphql("SyncdIssueCreate", q.ISSUE_CREATE, {"input": issue},
-                                     mutation=True, idempotent=True)
+                data = self._graphql(
+                    "SyncdIssueCreate", q.ISSUE_CREATE, {"input": issue}, mutation=True, idempotent=True
+                )
             except (AuthError, TransientError):
                 raise
             except NotFound:
@@ -536,8 +577,7 @@ class LinearConnector(Tracker):
         if node is None:
             return None
         if not isinstance(node, dict) or node.get("id") != issue_id:
-            raise PayloadError(self.name, f"SyncdFindCreated: issue {issue_id} answered without its id",
-                               payload=data)
+            raise PayloadError(self.name, f"SyncdFindCreated: issue {issue_id} answered without its id", payload=data)
         return WriteResult(updated_at=parse_time(node.get("updatedAt")), id=issue_id)
 
     def _create_lookup(self, team: str, labels: tuple[str, ...]) -> tuple[str, list[str], bool]:
@@ -548,11 +588,21 @@ class LinearConnector(Tracker):
         wanted = [n for n in names if not self._label_fresh((team_key, n.lower()), now)]
         need_team = team_key not in self._team_ids
         if need_team or wanted:
-            label_filter = {"and": [{"or": [{"name": {"eqIgnoreCase": n}} for n in wanted]},
-                                    {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": team_key}}}]}]
-                            } if wanted else {}
-            data = self._graphql("SyncdCreateLookup", q.CREATE_LOOKUP, {
-                "teamKey": team_key, "withTeam": need_team, "labels": label_filter, "withLabels": bool(wanted)})
+            label_filter = (
+                {
+                    "and": [
+                        {"or": [{"name": {"eqIgnoreCase": n}} for n in wanted]},
+                        {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": team_key}}}]},
+                    ]
+                }
+                if wanted
+                else {}
+            )
+            data = self._graphql(
+                "SyncdCreateLookup",
+                q.CREATE_LOOKUP,
+                {"teamKey": team_key, "withTeam": need_team, "labels": label_filter, "withLabels": bool(wanted)},
+            )
             if need_team:
                 self._team_ids[team_key] = self._team_from(data, team_key)
             if wanted:
@@ -561,8 +611,7 @@ class LinearConnector(Tracker):
         for name in names:
             label_id, _ = self._labels[(team_key, name.lower())]
             if label_id is None:
-                log.info("label not in the team or workspace, skipped", connector=self.name, team=team_key,
-                         label=name)
+                log.info("label not in the team or workspace, skipped", connector=self.name, team=team_key, label=name)
             elif label_id not in ids:
                 ids.append(label_id)
         return self._team_ids[team_key], ids, not (need_team or wanted)
@@ -582,15 +631,17 @@ class LinearConnector(Tracker):
         for t in nodes:
             if isinstance(t, dict) and isinstance(t.get("id"), str) and str(t.get("key", "")).upper() == team_key:
                 return t["id"]
-        raise NotFound(self.name, f"no Linear team with key {team_key!r} (a route's team in the mapping files): "
-                                  "use a team key shown in Linear's team settings that this API key can see")
+        raise NotFound(
+            self.name,
+            f"no Linear team with key {team_key!r} (a route's team in the mapping files): "
+            "use a team key shown in Linear's team settings that this API key can see",
+        )
 
     def _remember_labels(self, data: dict, team_key: str, wanted: list[str], now: float) -> None:
         conn = data.get("issueLabels")
         nodes = conn.get("nodes") if isinstance(conn, dict) else None
         if not isinstance(nodes, list):
-            raise PayloadError(self.name, "SyncdCreateLookup: expected issueLabels.nodes to be a list",
-                               payload=data)
+            raise PayloadError(self.name, "SyncdCreateLookup: expected issueLabels.nodes to be a list", payload=data)
         found: dict[str, tuple[int, str]] = {}  # name -> (rank, id): the team's own label before a workspace one
         for label in nodes:
             if not isinstance(label, dict) or not isinstance(label.get("id"), str):
@@ -610,8 +661,9 @@ class LinearConnector(Tracker):
         for cached in [k for k in self._labels if k[0] == team_key]:
             del self._labels[cached]
 
-    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
-                       customer_data: bool = False) -> WriteResult:
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+    ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place with ``commentUpdate``.
 
         The comment ends with ``<!-- syncd:SLOT -->`` and ``<!-- syncd:KEY -->``
@@ -627,16 +679,22 @@ class LinearConnector(Tracker):
         text = f"{body.strip()}\n\n{slot_marker(slot)}\n<!-- {marker_token(key)} -->"
         existing, issue_uuid = self._find_slot_comment(issue_id, slot)
         if existing is None:
-            data = self._graphql("SyncdCommentCreate", q.COMMENT_CREATE,
-                                 {"input": {"issueId": issue_uuid, "body": text}}, mutation=True)
+            data = self._graphql(
+                "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_uuid, "body": text}}, mutation=True
+            )
             result = self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
         elif _without_key(existing.get("body")) == _without_key(text):
             # Same words: no edit just to swap the key marker. A re-send after a
             # crash (find_marker said no) lands here too and is rightly a no-op.
             return WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
         else:
-            data = self._graphql("SyncdCommentUpdate", q.COMMENT_UPDATE,
-                                 {"id": existing["id"], "input": {"body": text}}, mutation=True, idempotent=True)
+            data = self._graphql(
+                "SyncdCommentUpdate",
+                q.COMMENT_UPDATE,
+                {"id": existing["id"], "input": {"body": text}},
+                mutation=True,
+                idempotent=True,
+            )
             result = self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
         self._slot_comments[(issue_id, slot)] = (result.id, issue_uuid)
         return result
@@ -651,21 +709,30 @@ class LinearConnector(Tracker):
                 comment = self._graphql("SyncdSlotComment", q.SLOT_COMMENT, {"id": comment_id}).get("comment")
             except NotFound:
                 comment = None
-            if (isinstance(comment, dict) and comment.get("id") == comment_id
-                    and marker in (_str(comment.get("body")) or "")
-                    and (comment.get("issue") or {}).get("id") == issue_uuid):
+            if (
+                isinstance(comment, dict)
+                and comment.get("id") == comment_id
+                and marker in (_str(comment.get("body")) or "")
+                and (comment.get("issue") or {}).get("id") == issue_uuid
+            ):
                 return comment, issue_uuid
             del self._slot_comments[(issue_id, slot)]
-        data = self._graphql("SyncdFindSlot", q.FIND_SLOT,
-                             {"issue": issue_id, "comments": {"body": {"contains": marker}}})
+        data = self._graphql(
+            "SyncdFindSlot", q.FIND_SLOT, {"issue": issue_id, "comments": {"body": {"contains": marker}}}
+        )
         issue = data.get("issue")
         if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):
             raise Gone(self.name, f"SyncdFindSlot: no issue {issue_id} (deleted, or not visible to this account)")
         viewer = (data.get("viewer") or {}).get("id")
         comments = (issue.get("comments") or {}).get("nodes") or []
-        mine = [c for c in comments
-                if isinstance(c, dict) and isinstance(c.get("id"), str) and marker in (_str(c.get("body")) or "")
-                and (c.get("user") or {}).get("id") == viewer]
+        mine = [
+            c
+            for c in comments
+            if isinstance(c, dict)
+            and isinstance(c.get("id"), str)
+            and marker in (_str(c.get("body")) or "")
+            and (c.get("user") or {}).get("id") == viewer
+        ]
         mine.sort(key=lambda c: str(c.get("createdAt") or ""))
         return (mine[0] if mine else None), issue["id"]
 

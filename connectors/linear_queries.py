@@ -32,32 +32,41 @@ query SyncdViewer {
 
 # Most recently updated first (orderBy: updatedAt): the feed keeps its
 # high-water mark until the last page (see LinearConnector.poll).
-ISSUES = """
+ISSUES = (
+    """
 query SyncdIssues($filter: IssueFilter!, $first: Int!, $after: String) {
   issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
     nodes { ...SyncdIssueFields }
     pageInfo { hasNextPage endCursor }
   }
 }
-""" + ISSUE_FIELDS
+"""
+    + ISSUE_FIELDS
+)
 
-ISSUE = """
+ISSUE = (
+    """
 query SyncdIssue($id: String!) {
   issue(id: $id) { ...SyncdIssueFields trashed }
 }
-""" + ISSUE_FIELDS
+"""
+    + ISSUE_FIELDS
+)
 
 # The existence check of linked issues: up to PRESENCE_BATCH ids a request.
 # Archived issues (Linear archives closed ones after a while) still exist;
 # a deleted one is in the trash (trashed) until Linear purges it, then absent.
-PRESENCE = """
+PRESENCE = (
+    """
 query SyncdPresence($filter: IssueFilter!, $first: Int!) {
   issues(filter: $filter, first: $first, includeArchived: true) {
     nodes { ...SyncdIssueFields trashed }
     pageInfo { hasNextPage endCursor }
   }
 }
-""" + ISSUE_FIELDS
+"""
+    + ISSUE_FIELDS
+)
 
 COMMENT_CREATE = """
 mutation SyncdCommentCreate($input: CommentCreateInput!) {

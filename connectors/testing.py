@@ -121,8 +121,9 @@ def _raises(what: tuple[type[BaseException], ...], action: Callable[[], Any], la
     except what:
         return
     except Exception as exc:  # the wrong error is the finding
-        raise AssertionError(f"{label}: raised {type(exc).__name__}: {exc}, "
-                             f"not {' or '.join(w.__name__ for w in what)}") from exc
+        raise AssertionError(
+            f"{label}: raised {type(exc).__name__}: {exc}, not {' or '.join(w.__name__ for w in what)}"
+        ) from exc
     raise AssertionError(f"{label}: raised nothing, not {' or '.join(w.__name__ for w in what)}")
 
 
@@ -201,8 +202,9 @@ def check_malformed_record_is_rejected(exam: Exam) -> None:
     try:
         pages, _ = exam.drain(exam.connector(), None)
     except Exception as exc:  # the finding: one bad record stopped the feed
-        raise AssertionError(f"a malformed record raised {type(exc).__name__}: {exc}, "
-                             "not a Rejected in the page") from exc
+        raise AssertionError(
+            f"a malformed record raised {type(exc).__name__}: {exc}, not a Rejected in the page"
+        ) from exc
     rejected = [r for p in pages for r in p.rejected]
     assert good in ids(pages), "the well-formed record was lost with the malformed one"
     assert bad not in ids(pages), "the malformed record was normalised as if it were whole"

@@ -70,8 +70,12 @@ class ZendeskConfig(ConnectorConfig):
     token_file: str | None = Field(None, description="File holding the API token.")
     oauth_token: SecretStr | None = Field(None, description="OAuth access token (instead of email and token).")
     oauth_token_file: str | None = Field(None, description="File holding the OAuth access token.")
-    status_field_id: int | None = Field(None, description="Custom ticket field syncd writes the linked issue status to.")
-    link_field_id: int | None = Field(None, description="Custom ticket field where agents may paste an issue key or URL.")
+    status_field_id: int | None = Field(
+        None, description="Custom ticket field syncd writes the linked issue status to."
+    )
+    link_field_id: int | None = Field(
+        None, description="Custom ticket field where agents may paste an issue key or URL."
+    )
     backfill_days: int = Field(30, ge=0, le=3650, description="How far back the first poll starts.")
     page_size: int = Field(1000, ge=1, le=1000, description="Tickets per export page.")
 
@@ -86,8 +90,10 @@ class ZendeskConfig(ConnectorConfig):
         if has_token and not self.email:
             raise ValueError("token is set but email is not: set email to the address the API token belongs to")
         if not has_token:
-            raise ValueError("no credentials: set email and token (env SYNCD_CONNECTORS__<NAME>__TOKEN) "
-                             "or token_file, or oauth_token / oauth_token_file")
+            raise ValueError(
+                "no credentials: set email and token (env SYNCD_CONNECTORS__<NAME>__TOKEN) "
+                "or token_file, or oauth_token / oauth_token_file"
+            )
         return self
 
     def auth(self) -> tuple[Any, dict[str, str]]:
@@ -107,8 +113,9 @@ def _check_readable(key: str, path: str | None) -> None:
         with open(path, encoding="utf-8") as fh:
             content = fh.read().strip()
     except OSError as exc:
-        raise ValueError(f"{key} {path!r} cannot be read ({exc.strerror or exc}): "
-                         "check the path and that syncd's user may read it") from None
+        raise ValueError(
+            f"{key} {path!r} cannot be read ({exc.strerror or exc}): check the path and that syncd's user may read it"
+        ) from None
     if not content:
         raise ValueError(f"{key} {path!r} is empty: put the secret in it")
 
@@ -126,7 +133,6 @@ class ZendeskConnector(Helpdesk):
     # the HTML itself): plain text, so nothing in them is escaped.
     text_format = "plain"
 
-
     def make_http(self) -> HttpClient:
         auth, headers = self.config.auth()
         return HttpClient(
@@ -136,8 +142,9 @@ class ZendeskConnector(Helpdesk):
             headers={"Accept": "application/json", **headers},
             # x-rate-limit(-remaining) is on every response; ratelimit-reset
             # (seconds from now) on most. A 429 carries Retry-After.
-            rate_headers=RateHeaders(remaining="x-rate-limit-remaining", limit="x-rate-limit",
-                                     reset="ratelimit-reset", reset_is_delta=True),
+            rate_headers=RateHeaders(
+                remaining="x-rate-limit-remaining", limit="x-rate-limit", reset="ratelimit-reset", reset_is_delta=True
+            ),
             **self.http_options(),
         )
 
@@ -147,9 +154,12 @@ class ZendeskConnector(Helpdesk):
         body = self._get("/api/v2/users/me", endpoint="GET /api/v2/users/me")
         user = body.get("user")
         if not isinstance(user, dict) or user.get("id") is None:
-            raise AuthError(self.name, "Zendesk answered as an anonymous user: the credentials were not "
-                            "accepted; check email and token (API token access must be enabled in the "
-                            "Admin Center) or oauth_token")
+            raise AuthError(
+                self.name,
+                "Zendesk answered as an anonymous user: the credentials were not "
+                "accepted; check email and token (API token access must be enabled in the "
+                "Admin Center) or oauth_token",
+            )
         role = user.get("role") or "unknown role"
         who = f"{user.get('name') or '?'} <{user.get('email') or '?'}> ({role})"
         if role == "end-user":
@@ -175,13 +185,16 @@ class ZendeskConnector(Helpdesk):
         position = self._parse_cursor(cursor)
         stored = cursor
         while True:
-            params: dict[str, Any] = {**position, "per_page": self.config.page_size,
-                                      "include": "users,organizations"}
+            params: dict[str, Any] = {**position, "per_page": self.config.page_size, "include": "users,organizations"}
             body = self._get(EXPORT_PATH, params=params, endpoint=f"GET {EXPORT_PATH}")
             raw_tickets = body.get("tickets")
             if not isinstance(raw_tickets, list):
-                raise PayloadError(self.name, "incremental export: the response has no 'tickets' list "
-                                   f"(keys: {', '.join(sorted(body)) or 'none'})", payload=body)
+                raise PayloadError(
+                    self.name,
+                    "incremental export: the response has no 'tickets' list "
+                    f"(keys: {', '.join(sorted(body)) or 'none'})",
+                    payload=body,
+                )
             users, orgs = _index(body.get("users")), _index(body.get("organizations"))
             records, rejected = [], []
             for raw in raw_tickets:
@@ -217,18 +230,22 @@ class ZendeskConnector(Helpdesk):
                 return {"cursor": value["cursor"]}
             if isinstance(value.get("start_time"), int):
                 return {"start_time": value["start_time"]}
-        raise ConfigError([f"connector {self.name}: stored cursor {cursor[:60]!r} is not a Zendesk export "
-                           "cursor; reset this connector's cursor to poll from backfill_days"])
+        raise ConfigError(
+            [
+                f"connector {self.name}: stored cursor {cursor[:60]!r} is not a Zendesk export "
+                "cursor; reset this connector's cursor to poll from backfill_days"
+            ]
+        )
 
     # -- reads ----------------------------------------------------------------
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         path = f"/api/v2/tickets/{_numeric(ticket_id)}"
-        body = self._get(path, params={"include": "users,organizations"},
-                         endpoint="GET /api/v2/tickets/{ticket_id}")
+        body = self._get(path, params={"include": "users,organizations"}, endpoint="GET /api/v2/tickets/{ticket_id}")
         if body.get("ticket") is None:
-            raise PayloadError(self.name, f"ticket {ticket_id}: the response has no 'ticket'",
-                               record_id=str(ticket_id), payload=body)
+            raise PayloadError(
+                self.name, f"ticket {ticket_id}: the response has no 'ticket'", record_id=str(ticket_id), payload=body
+            )
         return self._ticket(body["ticket"], _index(body.get("users")), _index(body.get("organizations")))
 
     def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
@@ -256,8 +273,12 @@ class ZendeskConnector(Helpdesk):
             body = self._get(path, params=params, endpoint="GET /api/v2/tickets/{ticket_id}/comments")
             raw_comments = body.get("comments")
             if not isinstance(raw_comments, list):
-                raise PayloadError(self.name, f"ticket {ticket_id} comments: the response has no "
-                                   "'comments' list", record_id=str(ticket_id), payload=body)
+                raise PayloadError(
+                    self.name,
+                    f"ticket {ticket_id} comments: the response has no 'comments' list",
+                    record_id=str(ticket_id),
+                    payload=body,
+                )
             for raw in raw_comments:
                 comment = self._comment(raw, ticket_id)
                 if comment is not None:
@@ -270,8 +291,9 @@ class ZendeskConnector(Helpdesk):
 
     # -- writes ---------------------------------------------------------------
 
-    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str,
-                      current: Ticket | None = None) -> WriteResult:
+    def update_ticket(
+        self, ticket_id: str, update: TicketUpdate, key: str, current: Ticket | None = None
+    ) -> WriteResult:
         """One PUT. Tag changes and a conditional status need the ticket's
         current tags, status and ``updated_at``: taken from ``current`` (the
         engine's snapshot) when given, else read first; either way the write is
@@ -281,10 +303,16 @@ class ZendeskConnector(Helpdesk):
         for attempt in range(1, MAX_SAFE_UPDATE_TRIES + 1):
             if must_read and attempt == 1 and current is not None:
                 if current.status == "closed":
-                    raise Conflict(self.name, f"ticket {tid} is closed and cannot be updated; "
-                                   "a follow-up needs a new ticket", status=422)
-                known: dict | None = {"status": current.status, "tags": list(current.tags),
-                                      "updated_at": format_time(current.updated_at)}
+                    raise Conflict(
+                        self.name,
+                        f"ticket {tid} is closed and cannot be updated; a follow-up needs a new ticket",
+                        status=422,
+                    )
+                known: dict | None = {
+                    "status": current.status,
+                    "tags": list(current.tags),
+                    "updated_at": format_time(current.updated_at),
+                }
             else:
                 known = self._read_for_update(tid) if must_read else None
             current_json = known
@@ -295,18 +323,25 @@ class ZendeskConnector(Helpdesk):
                 ticket["safe_update"] = True
                 ticket["updated_stamp"] = current_json.get("updated_at")
             try:
-                body = self.http.request_json("PUT", f"/api/v2/tickets/{tid}", json={"ticket": ticket},
-                                              endpoint="PUT /api/v2/tickets/{ticket_id}")
+                body = self.http.request_json(
+                    "PUT", f"/api/v2/tickets/{tid}", json={"ticket": ticket}, endpoint="PUT /api/v2/tickets/{ticket_id}"
+                )
             except Conflict as exc:
                 if exc.status == 409 and current_json is not None and attempt < MAX_SAFE_UPDATE_TRIES:
-                    log.info("ticket changed while writing, reading it again", connector=self.name,
-                             ticket=tid, attempt=attempt)
+                    log.info(
+                        "ticket changed while writing, reading it again",
+                        connector=self.name,
+                        ticket=tid,
+                        attempt=attempt,
+                    )
                     continue
                 raise self._refused(tid, exc) from None
             return self._write_result(tid, body)
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    def update_tickets(self, ticket_ids: list[str], update: TicketUpdate, key: str) -> dict[str, WriteResult | Exception]:
+    def update_tickets(
+        self, ticket_ids: list[str], update: TicketUpdate, key: str
+    ) -> dict[str, WriteResult | Exception]:
         """One Update Many per 100 tickets, then its job status until done.
 
         A conditional status needs each ticket's current status, which a bulk
@@ -322,11 +357,15 @@ class ZendeskConnector(Helpdesk):
         if update.remove_tags:
             ticket["remove_tags"] = list(update.remove_tags)
         for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start:start + BULK_LIMIT]
+            chunk = ids[start : start + BULK_LIMIT]
             try:
-                body = self.http.request_json("PUT", "/api/v2/tickets/update_many",
-                                              params={"ids": ",".join(chunk)}, json={"ticket": ticket},
-                                              endpoint="PUT /api/v2/tickets/update_many")
+                body = self.http.request_json(
+                    "PUT",
+                    "/api/v2/tickets/update_many",
+                    params={"ids": ",".join(chunk)},
+                    json={"ticket": ticket},
+                    endpoint="PUT /api/v2/tickets/update_many",
+                )
                 results.update(self._await_job(body, chunk))
             except ApiError as exc:
                 results.update({tid: exc for tid in chunk})
@@ -336,8 +375,9 @@ class ZendeskConnector(Helpdesk):
         body = self._get(f"/api/v2/tickets/{tid}", endpoint="GET /api/v2/tickets/{ticket_id}")
         current = expect_dict(self.name, body.get("ticket"), f"ticket {tid}", record_id=tid)
         if current.get("status") == "closed":
-            raise Conflict(self.name, f"ticket {tid} is closed and cannot be updated; "
-                           "a follow-up needs a new ticket", status=422)
+            raise Conflict(
+                self.name, f"ticket {tid} is closed and cannot be updated; a follow-up needs a new ticket", status=422
+            )
         return current
 
     def _write_body(self, update: TicketUpdate, key: str, current: dict | None) -> dict[str, Any]:
@@ -346,13 +386,17 @@ class ZendeskConnector(Helpdesk):
         if update.note:
             ticket["comment"] = {"body": f"{update.note}\n\n[{marker_token(key)}]", "public": False}
         if update.fields:
-            ticket["custom_fields"] = [{"id": self._field_id(fid), "value": value}
-                                       for fid, value in update.fields.items()]
+            ticket["custom_fields"] = [
+                {"id": self._field_id(fid), "value": value} for fid, value in update.fields.items()
+            ]
         if update.status:
             if not update.status_from:
                 ticket["status"] = update.status
-            elif current is not None and current.get("status") in update.status_from \
-                    and current.get("status") != update.status:
+            elif (
+                current is not None
+                and current.get("status") in update.status_from
+                and current.get("status") != update.status
+            ):
                 ticket["status"] = update.status
         if current is not None and (update.add_tags or update.remove_tags):
             tags = [t for t in current.get("tags") or [] if isinstance(t, str)]
@@ -366,8 +410,12 @@ class ZendeskConnector(Helpdesk):
         try:
             return int(fid)
         except (TypeError, ValueError):
-            raise ConfigError([f"connector {self.name}: custom field id {fid!r} is not a number; use the "
-                               "field's numeric id (GET /api/v2/ticket_fields lists them)"]) from None
+            raise ConfigError(
+                [
+                    f"connector {self.name}: custom field id {fid!r} is not a number; use the "
+                    "field's numeric id (GET /api/v2/ticket_fields lists them)"
+                ]
+            ) from None
 
     def _write_result(self, tid: str, body: Any) -> WriteResult:
         ticket = body.get("ticket") if isinstance(body, dict) else None
@@ -382,13 +430,18 @@ class ZendeskConnector(Helpdesk):
 
     def _refused(self, tid: str, exc: Conflict) -> Conflict:
         if exc.status == 422:
-            return Conflict(self.name, f"ticket {tid}: Zendesk refused the update ({exc}); a closed ticket "
-                            "cannot be updated, a follow-up needs a new ticket", status=422)
+            return Conflict(
+                self.name,
+                f"ticket {tid}: Zendesk refused the update ({exc}); a closed ticket "
+                "cannot be updated, a follow-up needs a new ticket",
+                status=422,
+            )
         return exc
 
     def _await_job(self, body: Any, chunk: list[str]) -> dict[str, WriteResult | Exception]:
-        job = expect_dict(self.name, (body or {}).get("job_status") if isinstance(body, dict) else None,
-                          "update_many: job_status")
+        job = expect_dict(
+            self.name, (body or {}).get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
+        )
         job_id = job.get("id")
         if not job_id:
             raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
@@ -404,8 +457,11 @@ class ZendeskConnector(Helpdesk):
             wait = min(wait * 2, 10.0)
             answer = self._get(f"/api/v2/job_statuses/{job_id}", endpoint="GET /api/v2/job_statuses/{job_status_id}")
             job = expect_dict(self.name, answer.get("job_status"), f"job status {job_id}")
-        raise TransientError(self.name, f"update_many job {job_id} still {job.get('status')!r} after "
-                             f"{JOB_POLL_LIMIT} checks", maybe_applied=True)
+        raise TransientError(
+            self.name,
+            f"update_many job {job_id} still {job.get('status')!r} after {JOB_POLL_LIMIT} checks",
+            maybe_applied=True,
+        )
 
     def _job_results(self, job: dict, chunk: list[str]) -> dict[str, WriteResult | Exception]:
         out: dict[str, WriteResult | Exception] = {}
@@ -464,12 +520,15 @@ class ZendeskConnector(Helpdesk):
         if followup.tags:
             ticket["tags"] = list(dict.fromkeys(followup.tags))
         try:
-            response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket},
-                                         endpoint=f"POST {TICKETS_PATH}")
+            response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket}, endpoint=f"POST {TICKETS_PATH}")
         except Conflict as exc:
-            raise Conflict(self.name, f"ticket {source}: Zendesk refused the follow-up ticket "
-                           f"({_detail(self.name, exc)}); check that the requester and assignee still "
-                           "exist and that the assignee is an agent", status=exc.status) from None
+            raise Conflict(
+                self.name,
+                f"ticket {source}: Zendesk refused the follow-up ticket "
+                f"({_detail(self.name, exc)}); check that the requester and assignee still "
+                "exist and that the assignee is an agent",
+                status=exc.status,
+            ) from None
         except ApiError as exc:
             raise _about(self.name, f"ticket {source}: creating its follow-up ticket", exc) from None
         return self._created(source, response)
@@ -492,12 +551,21 @@ class ZendeskConnector(Helpdesk):
         body = self._get(TICKETS_PATH, params={"external_id": token}, endpoint=f"GET {TICKETS_PATH}")
         raw_tickets = body.get("tickets")
         if not isinstance(raw_tickets, list):
-            raise PayloadError(self.name, f"ticket {source}: looking for its follow-up, the answer has no "
-                               "'tickets' list", record_id=source, payload=body)
-        found = [raw["id"] for raw in raw_tickets
-                 if isinstance(raw, dict) and raw.get("external_id") == token
-                 and isinstance(raw.get("id"), int) and not isinstance(raw.get("id"), bool)
-                 and _followup_source(raw) in (None, source)]
+            raise PayloadError(
+                self.name,
+                f"ticket {source}: looking for its follow-up, the answer has no 'tickets' list",
+                record_id=source,
+                payload=body,
+            )
+        found = [
+            raw["id"]
+            for raw in raw_tickets
+            if isinstance(raw, dict)
+            and raw.get("external_id") == token
+            and isinstance(raw.get("id"), int)
+            and not isinstance(raw.get("id"), bool)
+            and _followup_source(raw) in (None, source)
+        ]
         return str(min(found)) if found else None
 
     def _user_id(self, source: str, what: str, value: str | None) -> int | None:
@@ -506,8 +574,10 @@ class ZendeskConnector(Helpdesk):
             return None
         text = str(value).strip()
         if not text.isdigit():
-            raise Conflict(self.name, f"ticket {source}: the follow-up's {what} {value!r} is not a Zendesk "
-                           "user id (digits expected)")
+            raise Conflict(
+                self.name,
+                f"ticket {source}: the follow-up's {what} {value!r} is not a Zendesk user id (digits expected)",
+            )
         return int(text)
 
     def _followup_requester(self, source: str) -> str:
@@ -515,12 +585,19 @@ class ZendeskConnector(Helpdesk):
         ticket = expect_dict(self.name, body.get("ticket"), f"ticket {source}", record_id=source)
         status = ticket.get("status")
         if status != "closed":
-            raise Conflict(self.name, f"ticket {source} is {status!r}, not closed: Zendesk makes follow-up "
-                           "tickets of closed tickets only; update the ticket itself")
+            raise Conflict(
+                self.name,
+                f"ticket {source} is {status!r}, not closed: Zendesk makes follow-up "
+                "tickets of closed tickets only; update the ticket itself",
+            )
         requester = ticket.get("requester_id")
         if requester is None or not _is_id(requester):
-            raise PayloadError(self.name, f"ticket {source} has no requester_id ({requester!r}); give the "
-                               "follow-up a requester", record_id=source, payload=ticket)
+            raise PayloadError(
+                self.name,
+                f"ticket {source} has no requester_id ({requester!r}); give the follow-up a requester",
+                record_id=source,
+                payload=ticket,
+            )
         return str(requester)
 
     def _created(self, source: str, response: Any) -> WriteResult:
@@ -535,14 +612,22 @@ class ZendeskConnector(Helpdesk):
         if not isinstance(tid, int) or isinstance(tid, bool):
             match = re.search(r"/tickets/(\d+)(?:\.json)?/?$", response.headers.get("Location") or "")
             if match is None:
-                raise TransientError(self.name, f"ticket {source}: the follow-up ticket was created but the "
-                                     "answer names no ticket; it will be found by its marker",
-                                     maybe_applied=True)
+                raise TransientError(
+                    self.name,
+                    f"ticket {source}: the follow-up ticket was created but the "
+                    "answer names no ticket; it will be found by its marker",
+                    maybe_applied=True,
+                )
             tid = int(match.group(1))
         origin = _followup_source(ticket)
         if isinstance(ticket.get("via"), dict) and origin != source:  # Zendesk ignored the source
-            log.warning("the new ticket is not linked as a follow-up", connector=self.name,
-                        ticket=str(tid), source=source, shown_source=origin)
+            log.warning(
+                "the new ticket is not linked as a follow-up",
+                connector=self.name,
+                ticket=str(tid),
+                source=source,
+                shown_source=origin,
+            )
         try:
             updated_at = parse_time(ticket.get("updated_at"))
         except (TypeError, ValueError, AttributeError):
@@ -666,8 +751,9 @@ def _about(connector: str, what: str, exc: ApiError) -> ApiError:
     """The same error, its message prefixed with what was being done."""
     message = f"{what}: {_detail(connector, exc)}"
     if isinstance(exc, TransientError):
-        return TransientError(connector, message, status=exc.status, maybe_applied=exc.maybe_applied,
-                              retry_after=exc.retry_after)
+        return TransientError(
+            connector, message, status=exc.status, maybe_applied=exc.maybe_applied, retry_after=exc.retry_after
+        )
     if isinstance(exc, PayloadError):
         return PayloadError(connector, message, record_id=exc.record_id, payload=exc.payload)
     return type(exc)(connector, message, status=exc.status)
@@ -676,8 +762,11 @@ def _about(connector: str, what: str, exc: ApiError) -> ApiError:
 def _index(items: Any) -> dict[int, dict]:
     if not isinstance(items, list):
         return {}
-    return {item["id"]: item for item in items
-            if isinstance(item, dict) and item.get("id") is not None and _is_id(item["id"])}
+    return {
+        item["id"]: item
+        for item in items
+        if isinstance(item, dict) and item.get("id") is not None and _is_id(item["id"])
+    }
 
 
 def _is_id(value: Any) -> bool:
@@ -724,5 +813,3 @@ def _organization(org_id: Any, orgs: dict[int, dict]) -> Organization | None:
     custom = org.get("organization_fields") if isinstance(org.get("organization_fields"), dict) else {}
     tier = next((v for v in (custom.get("plan"), custom.get("tier")) if isinstance(v, str) and v), None)
     return Organization(id=str(org_id), name=_text(org.get("name")), tier=tier)
-
-

@@ -43,8 +43,10 @@ class Duration:
     def parse(cls, text: str) -> "Duration":
         found = _DURATION.match(text) if isinstance(text, str) else None
         if not found:
-            raise ValueError(f"not a duration (got {json.dumps(text)}); write e.g. \"2 business days\", "
-                             "\"4 business hours\", \"3 days\" or \"30 minutes\"")
+            raise ValueError(
+                f'not a duration (got {json.dumps(text)}); write e.g. "2 business days", '
+                '"4 business hours", "3 days" or "30 minutes"'
+            )
         return cls(int(found["n"]), found["unit"].lower() + "s", bool(found["business"]))
 
     def __str__(self) -> str:
@@ -65,16 +67,19 @@ def parse_hours(text: str) -> tuple[int, int]:
         closes = int(found["ch"]) * 60 + int(found["cm"])
         if int(found["om"]) < 60 and int(found["cm"]) < 60 and 0 <= opens < closes <= 24 * 60:
             return opens, closes
-    raise ValueError(f"not business hours (got {json.dumps(text)}); write \"HH:MM-HH:MM\" with the opening "
-                     "before the closing, e.g. \"09:00-17:00\" (\"00:00-24:00\" for the whole day)")
+    raise ValueError(
+        f'not business hours (got {json.dumps(text)}); write "HH:MM-HH:MM" with the opening '
+        'before the closing, e.g. "09:00-17:00" ("00:00-24:00" for the whole day)'
+    )
 
 
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {json.dumps(name)}; use an IANA name such as \"Europe/Berlin\" "
-                         "or \"America/New_York\"") from None
+        raise ValueError(
+            f'unknown time zone {json.dumps(name)}; use an IANA name such as "Europe/Berlin" or "America/New_York"'
+        ) from None
 
 
 @dataclass(frozen=True)

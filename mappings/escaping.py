@@ -138,7 +138,7 @@ def _plain(text: str) -> str:
     text = _SPACE_RE.sub(" ", text)
     text = _INVISIBLE_RE.sub("", text).strip()
     if len(text) > MAX_VALUE_LENGTH:
-        text = text[:MAX_VALUE_LENGTH - 1].rstrip() + ELLIPSIS
+        text = text[: MAX_VALUE_LENGTH - 1].rstrip() + ELLIPSIS
     text = _MARKER_RE.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), text)
     text = _MENTION_RE.sub("@" + WORD_JOINER, text)
     text = _SLASHES_RE.sub(":" + WORD_JOINER, text)

@@ -38,8 +38,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mappings import acceptance as acc
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, weekday, zone
@@ -63,62 +71,103 @@ _PUBLIC = ("opaque_ref", "ticket_count")
 
 # The placeholders each template is rendered with. A template may use any of
 # its own; one it is not given is a configuration error, never a blank.
-TEMPLATE_VALUES: dict[str, frozenset[str]] = {name: frozenset(values) for name, values in {
-    "linked": _ISSUE,
-    "state_changed": _ISSUE + ("old_state",),
-    "closed_waiting": _ISSUE + ("old_state", "waiting"),
-    "resolved": _ISSUE + ("old_state", "summary"),
-    "unlinked": ("issue_key", "issue_title"),
-    "issue_gone": ("issue_key", "issue_title"),
-    "issue_gone_ref": ("issue_key",),
-    "issue_out_of_reach": ("issue_key", "issue_title", "issue_url", "place"),
-    "attachment_title": _TICKET_SIDE,
-    "attachment_subtitle": _TICKET_SIDE,
-    "attachment_title_public": _PUBLIC,
-    "attachment_subtitle_public": _PUBLIC,
-    # The handoff.
-    "needs_context": ("ticket_key", "route", "missing", "missing_count"),
-    "handoff_title": ("ticket_key", "ticket_subject", "organization", "severity", "route"),
-    "handoff_body": ("ticket_key", "ticket_url", "ticket_subject", "organization", "tier", "severity", "agent",
-                     "customer_count", "internal_note", "promise", "route"),
-    # On a public tracker nothing that identifies a customer is given.
-    "handoff_title_public": ("opaque_ref", "severity", "route"),
-    "handoff_body_public": ("opaque_ref", "severity", "customer_count", "promise", "route"),
-    "promise_due": _ISSUE + ("summary", "promise", "due"),
-    "promise_broken": ("ticket_key", "promise", "due"),
-    "owner_gap_ticket": ("ticket_key", "stage"),
-    "owner_gap_issue": ("issue_key", "issue_title", "unassigned_since", "triage_sla"),
-    "follow_up_ticket": ("ticket_key", "issue_key", "summary"),
-    "demand": ("ticket_count", "organization_count", "highest_severity", "oldest_promise", "customers"),
-    "demand_public": ("ticket_count", "organization_count", "highest_severity", "oldest_promise"),
-}.items()}
+TEMPLATE_VALUES: dict[str, frozenset[str]] = {
+    name: frozenset(values)
+    for name, values in {
+        "linked": _ISSUE,
+        "state_changed": _ISSUE + ("old_state",),
+        "closed_waiting": _ISSUE + ("old_state", "waiting"),
+        "resolved": _ISSUE + ("old_state", "summary"),
+        "unlinked": ("issue_key", "issue_title"),
+        "issue_gone": ("issue_key", "issue_title"),
+        "issue_gone_ref": ("issue_key",),
+        "issue_out_of_reach": ("issue_key", "issue_title", "issue_url", "place"),
+        "attachment_title": _TICKET_SIDE,
+        "attachment_subtitle": _TICKET_SIDE,
+        "attachment_title_public": _PUBLIC,
+        "attachment_subtitle_public": _PUBLIC,
+        # The handoff.
+        "needs_context": ("ticket_key", "route", "missing", "missing_count"),
+        "handoff_title": ("ticket_key", "ticket_subject", "organization", "severity", "route"),
+        "handoff_body": (
+            "ticket_key",
+            "ticket_url",
+            "ticket_subject",
+            "organization",
+            "tier",
+            "severity",
+            "agent",
+            "customer_count",
+            "internal_note",
+            "promise",
+            "route",
+        ),
+        # On a public tracker nothing that identifies a customer is given.
+        "handoff_title_public": ("opaque_ref", "severity", "route"),
+        "handoff_body_public": ("opaque_ref", "severity", "customer_count", "promise", "route"),
+        "promise_due": _ISSUE + ("summary", "promise", "due"),
+        "promise_broken": ("ticket_key", "promise", "due"),
+        "owner_gap_ticket": ("ticket_key", "stage"),
+        "owner_gap_issue": ("issue_key", "issue_title", "unassigned_since", "triage_sla"),
+        "follow_up_ticket": ("ticket_key", "issue_key", "summary"),
+        "demand": ("ticket_count", "organization_count", "highest_severity", "oldest_promise", "customers"),
+        "demand_public": ("ticket_count", "organization_count", "highest_severity", "oldest_promise"),
+    }.items()
+}
 
-HANDOFF_TEMPLATES: dict[str, Template] = {t.name: t for t in (
-    Template("needs_context", "This ticket is flagged for product ({route}) but cannot be handed over yet. "
-                              "Please add:\n{missing}\nsyncd will check again when the ticket changes."),
-    Template("handoff_title", "{ticket_subject}"),
-    Template("handoff_body", "Escalated from support ticket {ticket_key}: {ticket_url}\n"
-                             "Customer: {organization} ({tier}) · Severity: {severity} · "
-                             "Customers asking: {customer_count}\n"
-                             "Support owner: {agent}\n\n{internal_note}\n\nPromised to the customer: {promise}"),
-    Template("handoff_title_public", "Customer report {opaque_ref}"),
-    Template("handoff_body_public", "Escalated from support ({opaque_ref}) · Severity: {severity} · "
-                                    "Customers asking: {customer_count}\nPromised: {promise}"),
-    Template("promise_due", "{issue_key} is {state_name}:\n{summary}\n"
-                            "The customer was promised {promise}. Tell them what changed by {due}."),
-    Template("promise_broken", "The promise to the customer ({promise}) was due {due} and was not kept."),
-    Template("owner_gap_ticket", "This follow-up ({stage}) has no assigned agent: assign one so the customer "
-                                 "hears back."),
-    Template("owner_gap_issue", "{issue_key} has had no assignee since {unassigned_since} (triage SLA "
-                                "{triage_sla}): ask the team to pick an owner."),
-    Template("follow_up_ticket", "Follow-up to {ticket_key}, which is closed and could not be reopened: "
-                                 "{issue_key} is done."),
-    Template("demand", "Support demand: {ticket_count} ticket(s) from {organization_count} organisation(s); "
-                       "highest severity {highest_severity}; oldest open promise {oldest_promise}.\n{customers}"),
-    Template("demand_public", "Support demand: {ticket_count} ticket(s) from {organization_count} "
-                              "organisation(s); highest severity {highest_severity}; oldest open promise "
-                              "{oldest_promise}."),
-)}
+HANDOFF_TEMPLATES: dict[str, Template] = {
+    t.name: t
+    for t in (
+        Template(
+            "needs_context",
+            "This ticket is flagged for product ({route}) but cannot be handed over yet. "
+            "Please add:\n{missing}\nsyncd will check again when the ticket changes.",
+        ),
+        Template("handoff_title", "{ticket_subject}"),
+        Template(
+            "handoff_body",
+            "Escalated from support ticket {ticket_key}: {ticket_url}\n"
+            "Customer: {organization} ({tier}) · Severity: {severity} · "
+            "Customers asking: {customer_count}\n"
+            "Support owner: {agent}\n\n{internal_note}\n\nPromised to the customer: {promise}",
+        ),
+        Template("handoff_title_public", "Customer report {opaque_ref}"),
+        Template(
+            "handoff_body_public",
+            "Escalated from support ({opaque_ref}) · Severity: {severity} · "
+            "Customers asking: {customer_count}\nPromised: {promise}",
+        ),
+        Template(
+            "promise_due",
+            "{issue_key} is {state_name}:\n{summary}\n"
+            "The customer was promised {promise}. Tell them what changed by {due}.",
+        ),
+        Template("promise_broken", "The promise to the customer ({promise}) was due {due} and was not kept."),
+        Template(
+            "owner_gap_ticket", "This follow-up ({stage}) has no assigned agent: assign one so the customer hears back."
+        ),
+        Template(
+            "owner_gap_issue",
+            "{issue_key} has had no assignee since {unassigned_since} (triage SLA "
+            "{triage_sla}): ask the team to pick an owner.",
+        ),
+        Template(
+            "follow_up_ticket",
+            "Follow-up to {ticket_key}, which is closed and could not be reopened: {issue_key} is done.",
+        ),
+        Template(
+            "demand",
+            "Support demand: {ticket_count} ticket(s) from {organization_count} organisation(s); "
+            "highest severity {highest_severity}; oldest open promise {oldest_promise}.\n{customers}",
+        ),
+        Template(
+            "demand_public",
+            "Support demand: {ticket_count} ticket(s) from {organization_count} "
+            "organisation(s); highest severity {highest_severity}; oldest open promise "
+            "{oldest_promise}.",
+        ),
+    )
+}
 
 
 def template_values(name: str) -> frozenset[str] | None:
@@ -260,8 +309,10 @@ def _regex(pattern: str) -> str:
     try:
         acc.compile_text(pattern)
     except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc}); fix the pattern "
-                         "(TOML literal strings, '...', need no escaping of backslashes)") from None
+        raise ValueError(
+            f"not a valid regular expression ({exc}); fix the pattern "
+            "(TOML literal strings, '...', need no escaping of backslashes)"
+        ) from None
     return pattern
 
 
@@ -291,8 +342,10 @@ class EscalateModel(_Model):
     @model_validator(mode="after")
     def _one_flag(self) -> "EscalateModel":
         if (self.tag is None) == (self.field is None):
-            raise ValueError('give either tag = "..." or field = "<field id>" (with value = ...), not '
-                             + ("both" if self.tag else "neither"))
+            raise ValueError(
+                'give either tag = "..." or field = "<field id>" (with value = ...), not '
+                + ("both" if self.tag else "neither")
+            )
         if self.tag is not None and self.value:
             raise ValueError("value applies to field only; remove it or flag by field")
         return self
@@ -326,15 +379,19 @@ TAG_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_:-]*$")
 
 def _tag_prefix(value: str) -> str:
     if not TAG_PREFIX_RE.match(value):
-        raise ValueError("must be lower-case letters, digits, _, - or : without spaces (a helpdesk tag "
-                         'begins with it), e.g. "syncd_stage_"')
+        raise ValueError(
+            "must be lower-case letters, digits, _, - or : without spaces (a helpdesk tag "
+            'begins with it), e.g. "syncd_stage_"'
+        )
     return value
 
 
 def _tag(value: str) -> str:
     if not TAG_PREFIX_RE.match(value):
-        raise ValueError('must be one helpdesk tag: lower-case letters, digits, _, - or : without spaces, '
-                         'e.g. "syncd_promise_broken"')
+        raise ValueError(
+            "must be one helpdesk tag: lower-case letters, digits, _, - or : without spaces, "
+            'e.g. "syncd_promise_broken"'
+        )
     return value
 
 
@@ -390,8 +447,9 @@ class CriterionModel(_Model):
         given = [k for k in ("organization", "priority", "field", "tags", "text") if getattr(self, k)]
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
-            raise ValueError(f"give exactly one rule: organization = true, priority = true, field, tags or "
-                             f"text ({found})")
+            raise ValueError(
+                f"give exactly one rule: organization = true, priority = true, field, tags or text ({found})"
+            )
         if self.values and self.field is None:
             raise ValueError("values applies to field only; remove it or check a field")
         return self
@@ -411,7 +469,7 @@ class CalendarModel(_Model):
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("must name at least one working day, e.g. [\"mon\", \"tue\"]")
+            raise ValueError('must name at least one working day, e.g. ["mon", "tue"]')
         for name in value:
             weekday(name)
         return value
@@ -424,8 +482,9 @@ class CalendarModel(_Model):
 
     def build(self) -> BusinessCalendar:
         opens, closes = parse_hours(self.hours)
-        return BusinessCalendar(self.time_zone, frozenset(weekday(d) for d in self.days), opens, closes,
-                                frozenset(self.holidays))
+        return BusinessCalendar(
+            self.time_zone, frozenset(weekday(d) for d in self.days), opens, closes, frozenset(self.holidays)
+        )
 
 
 class PromiseModel(_Model):
@@ -440,16 +499,21 @@ class PromiseModel(_Model):
     follow_up_tags: dict[str, DurationText] = {}
 
     def durations(self) -> dict[str, Duration]:
-        out = {k: Duration.parse(getattr(self, k)) for k in
-               ("update_within", "respond_within", "triage_sla", "follow_up_window", "stale_after")
-               if getattr(self, k) is not None}
+        out = {
+            k: Duration.parse(getattr(self, k))
+            for k in ("update_within", "respond_within", "triage_sla", "follow_up_window", "stale_after")
+            if getattr(self, k) is not None
+        }
         out.update({f"follow_up_tags.{tag}": Duration.parse(text) for tag, text in self.follow_up_tags.items()})
         return out
 
 
 ENTRY_MODELS: dict[str, type[_Model]] = {
-    "routes": RouteModel, "states": StateMapModel, "acceptance": AcceptanceModel,
-    "promises": PromiseModel, "calendars": CalendarModel,
+    "routes": RouteModel,
+    "states": StateMapModel,
+    "acceptance": AcceptanceModel,
+    "promises": PromiseModel,
+    "calendars": CalendarModel,
 }
 
 
@@ -485,8 +549,9 @@ class _Problems:
         return out
 
 
-def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None,
-                  kinds: Mapping[str, TrackerKind] | None = None) -> Mappings:
+def load_mappings(
+    directory: str | Path, *, trackers: Mapping[str, str] | None = None, kinds: Mapping[str, TrackerKind] | None = None
+) -> Mappings:
     """Read and validate every ``*.toml`` in ``directory``.
 
     ``trackers`` maps the tracker connector names of syncd.toml to their
@@ -499,8 +564,9 @@ def load_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None =
     if not directory.exists():
         return Mappings()
     if not directory.is_dir():
-        raise ConfigError([f"{directory}: not a directory; sync.mappings must name the directory holding "
-                           "the mapping files (*.toml)"])
+        raise ConfigError(
+            [f"{directory}: not a directory; sync.mappings must name the directory holding the mapping files (*.toml)"]
+        )
     problems = _Problems()
     sources = [s for s in (_read(path, problems) for path in sorted(directory.glob("*.toml"))) if s]
     entries = _collect(sources, problems)
@@ -515,21 +581,28 @@ def _read(path: Path, problems: _Problems) -> _Source | None:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        problems.add(label, (), f"cannot read it ({exc.strerror or type(exc).__name__}); make it readable "
-                                "by the user running syncd")
+        problems.add(
+            label,
+            (),
+            f"cannot read it ({exc.strerror or type(exc).__name__}); make it readable by the user running syncd",
+        )
         return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems.add(label, (), "not UTF-8 text; save the file as UTF-8", line=raw[:exc.start].count(b"\n") + 1)
+        problems.add(label, (), "not UTF-8 text; save the file as UTF-8", line=raw[: exc.start].count(b"\n") + 1)
         return None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"^(?P<detail>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", str(exc), re.S)
         if found:
-            problems.add(label, (), f"TOML syntax error at column {found['col']}: {found['detail']}; "
-                                    "fix the syntax there", line=int(found["line"]))
+            problems.add(
+                label,
+                (),
+                f"TOML syntax error at column {found['col']}: {found['detail']}; fix the syntax there",
+                line=int(found["line"]),
+            )
         else:
             problems.add(label, (), f"TOML syntax error: {exc}; fix the syntax")
         return None
@@ -550,36 +623,48 @@ def _collect(sources: list[_Source], problems: _Problems) -> dict[str, dict[str 
                 problems.add(source, (section,), f"unknown section; {hint}")
                 continue
             if not isinstance(value, dict):
-                problems.add(source, (section,), f"must be a table: write [{section}{'' if section in SINGLE_SECTIONS else '.<name>'}]")
+                problems.add(
+                    source,
+                    (section,),
+                    f"must be a table: write [{section}{'' if section in SINGLE_SECTIONS else '.<name>'}]",
+                )
                 continue
             if section in SINGLE_SECTIONS:
                 _once(entries[section], None, source, value, (section,), problems)
                 continue
             for name, entry in value.items():
                 if not NAME_RE.match(name):
-                    problems.add(source, (section, name), "names may hold letters, digits, - and _ only, "
-                                                          "starting with a letter or digit; rename it")
+                    problems.add(
+                        source,
+                        (section, name),
+                        "names may hold letters, digits, - and _ only, starting with a letter or digit; rename it",
+                    )
                     continue
                 if not isinstance(entry, dict):
-                    problems.add(source, (section, name), f"must be a table: write [{section}.{name}] with its "
-                                                          "keys under it")
+                    problems.add(
+                        source, (section, name), f"must be a table: write [{section}.{name}] with its keys under it"
+                    )
                     continue
                 _once(entries[section], name, source, entry, (section, name), problems)
     return entries
 
 
-def _once(into: dict[str | None, _Entry], name: str | None, source: _Source, value: Any,
-          path: tuple[Any, ...], problems: _Problems) -> None:
+def _once(
+    into: dict[str | None, _Entry],
+    name: str | None,
+    source: _Source,
+    value: Any,
+    path: tuple[Any, ...],
+    problems: _Problems,
+) -> None:
     if name in into:
         first = into[name][0]
-        problems.add(source, path, f"already defined in {first.label}:{line_of(first.lines, path)}; "
-                                   "define it once")
+        problems.add(source, path, f"already defined in {first.label}:{line_of(first.lines, path)}; define it once")
         return
     into[name] = (source, value)
 
 
-def _validate(model: type[BaseModel], source: _Source, data: Any, path: tuple[Any, ...],
-              problems: _Problems) -> Any:
+def _validate(model: type[BaseModel], source: _Source, data: Any, path: tuple[Any, ...], problems: _Problems) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -633,8 +718,12 @@ def _flatten(annotation: Any) -> list[Any]:
 # -- building and checks across files -------------------------------------------------------------------
 
 
-def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, str] | None,
-           kinds: Mapping[str, TrackerKind], problems: _Problems) -> Mappings:
+def _build(
+    entries: dict[str, dict[str | None, _Entry]],
+    trackers: Mapping[str, str] | None,
+    kinds: Mapping[str, TrackerKind],
+    problems: _Problems,
+) -> Mappings:
     models: dict[str, dict[str, tuple[_Source, Any]]] = {}
     for section, model in ENTRY_MODELS.items():
         models[section] = {}
@@ -677,28 +766,49 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
             _check_team(source, path, kind, kinds.get(kind), route.team, problems)
         state_map = check.ref("states", route.states, states, entries["states"])
         if state_map is not None and kind is not None and state_map.kind != kind:
-            problems.add(source, path + ("states",), f'state map "{route.states}" is for {state_map.kind}, but '
-                                                     f'tracker "{route.tracker}" is {kind}; name a {kind} state map')
+            problems.add(
+                source,
+                path + ("states",),
+                f'state map "{route.states}" is for {state_map.kind}, but '
+                f'tracker "{route.tracker}" is {kind}; name a {kind} state map',
+            )
         template_set = check.ref("templates", route.templates, templates, entries["templates"])
         route_criteria = check.ref("acceptance", route.acceptance, criteria, entries["acceptance"])
         promise_rule = check.ref("promises", route.promises, promises, entries["promises"])
         if route.acceptance and route.escalate is None:
-            problems.add(source, path + ("acceptance",), "acceptance criteria are checked when a ticket is flagged "
-                                                         "for product, and this route has no escalate flag; add "
-                                                         "escalate = { tag = \"...\" } or remove acceptance")
+            problems.add(
+                source,
+                path + ("acceptance",),
+                "acceptance criteria are checked when a ticket is flagged "
+                "for product, and this route has no escalate flag; add "
+                'escalate = { tag = "..." } or remove acceptance',
+            )
         if catch_all is not None:
-            problems.add(source, path, f'never used: routes.{catch_all} before it has no match and takes every '
-                                       "ticket; move the catch-all route last")
+            problems.add(
+                source,
+                path,
+                f"never used: routes.{catch_all} before it has no match and takes every "
+                "ticket; move the catch-all route last",
+            )
         match = route.match or MatchModel()
         built = Route(
-            name=name, tracker=route.tracker, team=route.team, tags=tuple(match.tags), groups=tuple(match.group),
-            forms=tuple(match.form), fields={k: tuple(v) for k, v in match.fields.items()},
+            name=name,
+            tracker=route.tracker,
+            team=route.team,
+            tags=tuple(match.tags),
+            groups=tuple(match.group),
+            forms=tuple(match.form),
+            fields={k: tuple(v) for k, v in match.fields.items()},
             escalate_tag=route.escalate.tag if route.escalate else None,
             escalate_field=route.escalate.field if route.escalate else None,
             escalate_values=tuple(route.escalate.value) if route.escalate else (),
-            criteria=route_criteria or (), states=state_map,
-            templates={**builtin_templates(), **templates.get("default", {}),
-                       **(template_set if route.templates and template_set else {})},
+            criteria=route_criteria or (),
+            states=state_map,
+            templates={
+                **builtin_templates(),
+                **templates.get("default", {}),
+                **(template_set if route.templates and template_set else {}),
+            },
             promises=promise_rule,
             severity_field=route.severity.field if route.severity else None,
             severity_order=tuple(route.severity.order) if route.severity else (),
@@ -708,12 +818,19 @@ def _build(entries: dict[str, dict[str | None, _Entry]], trackers: Mapping[str, 
             catch_all = name
         routes.append(built)
 
-    return Mappings(routes=tuple(routes), link_trackers=tuple(links.trackers) if links.trackers is not None else None,
-                    link_fields=tuple(links.fields), states=states, templates=templates, promises=promises,
-                    calendars=calendars, stage_field=stages.field if stages else None,
-                    stage_tag_prefix=stages.tag_prefix if stages else None,
-                    missing_field=stages.missing_field if stages else None,
-                    broken_tag=stages.broken_tag if stages else "syncd_promise_broken")
+    return Mappings(
+        routes=tuple(routes),
+        link_trackers=tuple(links.trackers) if links.trackers is not None else None,
+        link_fields=tuple(links.fields),
+        states=states,
+        templates=templates,
+        promises=promises,
+        calendars=calendars,
+        stage_field=stages.field if stages else None,
+        stage_tag_prefix=stages.tag_prefix if stages else None,
+        missing_field=stages.missing_field if stages else None,
+        broken_tag=stages.broken_tag if stages else "syncd_promise_broken",
+    )
 
 
 class _Refs:
@@ -722,8 +839,14 @@ class _Refs:
     def __init__(self, source: _Source, path: tuple[Any, ...], problems: _Problems):
         self.source, self.path, self.problems = source, path, problems
 
-    def ref(self, section: str, name: str | None, built: Mapping[str, Any], defined: Mapping[Any, Any],
-            key: str | None = None) -> Any:
+    def ref(
+        self,
+        section: str,
+        name: str | None,
+        built: Mapping[str, Any],
+        defined: Mapping[Any, Any],
+        key: str | None = None,
+    ) -> Any:
         if name is None:
             return None
         if name in built:
@@ -731,60 +854,85 @@ class _Refs:
         if name not in defined:  # defined but invalid: its own problems are reported
             names = sorted(n for n in defined if n is not None)
             close = difflib.get_close_matches(name, names, n=1)
-            hint = f'did you mean "{close[0]}"?' if close else (
-                f"defined: {', '.join(names)}" if names else f"none is defined; add [{section}.{name}]")
-            self.problems.add(self.source, self.path + (key or section,),
-                              f'no {_SECTION_NOUN[section]} named "{name}"; {hint}')
+            hint = (
+                f'did you mean "{close[0]}"?'
+                if close
+                else (f"defined: {', '.join(names)}" if names else f"none is defined; add [{section}.{name}]")
+            )
+            self.problems.add(
+                self.source, self.path + (key or section,), f'no {_SECTION_NOUN[section]} named "{name}"; {hint}'
+            )
         return None
 
 
-_SECTION_NOUN = {"states": "state map", "templates": "template set", "acceptance": "acceptance criteria set",
-                 "promises": "promise rule", "calendars": "calendar"}
+_SECTION_NOUN = {
+    "states": "state map",
+    "templates": "template set",
+    "acceptance": "acceptance criteria set",
+    "promises": "promise rule",
+    "calendars": "calendar",
+}
 
 
 def _unknown_tracker(name: str, trackers: Mapping[str, str]) -> str:
     known = ", ".join(sorted(trackers)) or "none"
-    return (f'no tracker named "{name}" in syncd.toml (sync.trackers: {known}); name one of them or add it '
-            "to sync.trackers")
+    return (
+        f'no tracker named "{name}" in syncd.toml (sync.trackers: {known}); name one of them or add it to sync.trackers'
+    )
 
 
-def _check_team(source: _Source, path: tuple[Any, ...], kind: str, known: TrackerKind | None, team: str,
-                problems: _Problems) -> None:
+def _check_team(
+    source: _Source, path: tuple[Any, ...], kind: str, known: TrackerKind | None, team: str, problems: _Problems
+) -> None:
     form = known.team_pattern if known else None
     if form and not re.match(form[0], team):
         problems.add(source, path + ("team",), f"must be {form[1]} for a {kind} tracker (got {json.dumps(team)})")
 
 
-def _promise_rules(models: Mapping[str, tuple[_Source, PromiseModel]], calendar_entries: Mapping[Any, Any],
-                   calendars: Mapping[str, BusinessCalendar], problems: _Problems) -> dict[str, PromiseRule]:
+def _promise_rules(
+    models: Mapping[str, tuple[_Source, PromiseModel]],
+    calendar_entries: Mapping[Any, Any],
+    calendars: Mapping[str, BusinessCalendar],
+    problems: _Problems,
+) -> dict[str, PromiseRule]:
     out = {}
     for name, (source, model) in models.items():
         path = ("promises", name)
         calendar = ALWAYS
         if model.calendar is not None:
-            calendar = _Refs(source, path, problems).ref("calendars", model.calendar, calendars, calendar_entries,
-                                                         key="calendar")
+            calendar = _Refs(source, path, problems).ref(
+                "calendars", model.calendar, calendars, calendar_entries, key="calendar"
+            )
         durations = model.durations()
         if model.calendar is None:
             for key, duration in durations.items():
                 if duration.business:
-                    problems.add(source, path + tuple(key.split(".", 1)),
-                                 f'"{duration}" counts business time but this rule names no calendar; add '
-                                 'calendar = "<name>" (a [calendars.<name>] with time zone and hours)')
+                    problems.add(
+                        source,
+                        path + tuple(key.split(".", 1)),
+                        f'"{duration}" counts business time but this rule names no calendar; add '
+                        'calendar = "<name>" (a [calendars.<name>] with time zone and hours)',
+                    )
         if calendar is None:
             continue
         out[name] = PromiseRule(
-            name=name, calendar=calendar, update_within=durations.get("update_within"),
-            when_resolved=model.when_resolved, respond_within=durations.get("respond_within"),
-            triage_sla=durations.get("triage_sla"), follow_up_window=durations.get("follow_up_window"),
-            stale_after=durations.get("stale_after"), follow_up_field=model.follow_up_field,
+            name=name,
+            calendar=calendar,
+            update_within=durations.get("update_within"),
+            when_resolved=model.when_resolved,
+            respond_within=durations.get("respond_within"),
+            triage_sla=durations.get("triage_sla"),
+            follow_up_window=durations.get("follow_up_window"),
+            stale_after=durations.get("stale_after"),
+            follow_up_field=model.follow_up_field,
             follow_up_tags={tag: durations[f"follow_up_tags.{tag}"] for tag in model.follow_up_tags},
         )
     return out
 
 
-def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], kinds: Mapping[str, TrackerKind],
-                problems: _Problems) -> dict[str, StateMap]:
+def _state_maps(
+    models: Mapping[str, tuple[_Source, StateMapModel]], kinds: Mapping[str, TrackerKind], problems: _Problems
+) -> dict[str, StateMap]:
     out = {}
     choices = [k for k, known in kinds.items() if known.rule_model is not None]
     for name, (source, model) in models.items():
@@ -814,7 +962,9 @@ def _state_maps(models: Mapping[str, tuple[_Source, StateMapModel]], kinds: Mapp
 def _one_of(choices: Sequence[str], value: Any) -> str:
     """Pydantic's words for a value outside a Literal, for a choice known only at load time."""
     quoted = [f"'{c}'" for c in choices]
-    words = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted) or "a known tracker kind"
+    words = (
+        f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted) or "a known tracker kind"
+    )
     message = f"must be {words}"
     if isinstance(value, (str, int, float, bool)):
         message += f" (got {json.dumps(value, ensure_ascii=False)})"
@@ -841,16 +991,20 @@ def _template_sets(entries: Mapping[Any, _Entry], problems: _Problems) -> dict[s
             if template is None:
                 continue
             if name == "needs_context" and "missing" not in template.placeholders:
-                problems.add(source, path, "must show {missing}, the list of what the agent has to add; "
-                                           "put {missing} in the text")
+                problems.add(
+                    source,
+                    path,
+                    "must show {missing}, the list of what the agent has to add; put {missing} in the text",
+                )
                 continue
             templates[name] = template
         out[set_name] = templates
     return out
 
 
-def _template_problems(source: _Source, path: tuple[Any, ...], name: str, text: str, values: frozenset[str],
-                       problems: _Problems) -> Template | None:
+def _template_problems(
+    source: _Source, path: tuple[Any, ...], name: str, text: str, values: frozenset[str], problems: _Problems
+) -> Template | None:
     """The template, or None after reporting why it cannot be used."""
     try:
         parts = list(string.Formatter().parse(text))
@@ -866,22 +1020,30 @@ def _template_problems(source: _Source, path: tuple[Any, ...], name: str, text: 
             problems.add(source, path, f"placeholder {{{placeholder}}} is not a name; use one of: {given}")
             bad = True
         elif spec or conversion:
-            problems.add(source, path, f"placeholder {{{placeholder}}} has a format or conversion; write it "
-                                       f"as {{{placeholder}}}")
+            problems.add(
+                source, path, f"placeholder {{{placeholder}}} has a format or conversion; write it as {{{placeholder}}}"
+            )
             bad = True
         elif placeholder not in values:
             close = difflib.get_close_matches(placeholder, sorted(values), n=1)
-            hint = f'did you mean {{{close[0]}}}? ' if close else ""
-            problems.add(source, path, f"placeholder {{{placeholder}}} is not given to this template; "
-                                       f"{hint}it gets: {given}")
+            hint = f"did you mean {{{close[0]}}}? " if close else ""
+            problems.add(
+                source, path, f"placeholder {{{placeholder}}} is not given to this template; {hint}it gets: {given}"
+            )
             bad = True
     return None if bad else Template(name, text)
 
 
 def _criterion(model: CriterionModel) -> acc.Criterion:
-    return acc.Criterion(label=model.label, organization=bool(model.organization), priority=bool(model.priority),
-                         field=model.field, values=tuple(model.values), tags=tuple(model.tags),
-                         text=acc.compile_text(model.text) if model.text else None)
+    return acc.Criterion(
+        label=model.label,
+        organization=bool(model.organization),
+        priority=bool(model.priority),
+        field=model.field,
+        values=tuple(model.values),
+        tags=tuple(model.tags),
+        text=acc.compile_text(model.text) if model.text else None,
+    )
 
 
 def _field_holds(value: Any, accepted: Sequence[str]) -> bool:
@@ -903,8 +1065,9 @@ def _dotted(path: Sequence[Any]) -> str:
     return text
 
 
-def check_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None = None,
-                   kinds: Mapping[str, TrackerKind] | None = None) -> list[str]:
+def check_mappings(
+    directory: str | Path, *, trackers: Mapping[str, str] | None = None, kinds: Mapping[str, TrackerKind] | None = None
+) -> list[str]:
     """The problems :func:`load_mappings` would raise, as lines (empty when the mappings are good)."""
     try:
         load_mappings(directory, trackers=trackers, kinds=kinds)
@@ -913,5 +1076,14 @@ def check_mappings(directory: str | Path, *, trackers: Mapping[str, str] | None 
     return []
 
 
-__all__ = ["EXAMPLES", "HANDOFF_TEMPLATES", "Mappings", "Route", "TEMPLATE_VALUES", "TrackerKind", "check_mappings",
-           "load_mappings", "template_values"]
+__all__ = [
+    "EXAMPLES",
+    "HANDOFF_TEMPLATES",
+    "Mappings",
+    "Route",
+    "TEMPLATE_VALUES",
+    "TrackerKind",
+    "check_mappings",
+    "load_mappings",
+    "template_values",
+]

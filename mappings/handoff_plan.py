@@ -21,8 +21,15 @@ from mappings.handoff_config import Route
 from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
 from mappings.stages import OwnerGap
 from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
-from syncd.writes import (NOTE_SEPARATOR, CreateIssue, DraftText, FollowUpTicket, IssueComment, TicketUpdate,
-                          UpsertComment)
+from syncd.writes import (
+    NOTE_SEPARATOR,
+    CreateIssue,
+    DraftText,
+    FollowUpTicket,
+    IssueComment,
+    TicketUpdate,
+    UpsertComment,
+)
 
 DEMAND_SLOT = "demand"
 
@@ -57,8 +64,16 @@ class MissingNote:
     field_value: str | None  # what the "missing" field should show now (None: no field)
 
 
-def plan_missing(ticket: Ticket, route: Route, missing: Sequence[str], noted: Sequence[str], *,
-                 missing_field: str | None = None, shown: str | None = None, note_format: str = "plain") -> MissingNote:
+def plan_missing(
+    ticket: Ticket,
+    route: Route,
+    missing: Sequence[str],
+    noted: Sequence[str],
+    *,
+    missing_field: str | None = None,
+    shown: str | None = None,
+    note_format: str = "plain",
+) -> MissingNote:
     """The needs-context note: written once per escalation, never repeated.
 
     Zendesk cannot edit a comment, so "in place" is the ``missing_field``
@@ -77,9 +92,15 @@ def plan_missing(ticket: Ticket, route: Route, missing: Sequence[str], noted: Se
         values["missing"] = missing_list_escaped(missing, note_format)
         values["missing_count"] = len(missing)
         write = replace(write, note=route.templates["needs_context"].render(values))
-        plan.events.append(Event("handoff_rejected", f"{ticket.key}: not handed over yet; missing "
-                                 + ", ".join(missing), ticket.ref, None,
-                                 {"route": route.name, "missing": list(missing)}))
+        plan.events.append(
+            Event(
+                "handoff_rejected",
+                f"{ticket.key}: not handed over yet; missing " + ", ".join(missing),
+                ticket.ref,
+                None,
+                {"route": route.name, "missing": list(missing)},
+            )
+        )
     field_value = None
     if missing_field:
         field_value = missing_list_escaped(missing, note_format) if missing else ""
@@ -98,9 +119,17 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 # -- escalation ----------------------------------------------------------------------------------------------
 
 
-def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises: Sequence[Promise],
-                    customer_count: int, epoch: str = "", helpdesk_name: str = "Helpdesk",
-                    body_format: str = "markdown") -> Plan:
+def plan_escalation(
+    ticket: Ticket,
+    route: Route,
+    *,
+    note: str | None,
+    promises: Sequence[Promise],
+    customer_count: int,
+    epoch: str = "",
+    helpdesk_name: str = "Helpdesk",
+    body_format: str = "markdown",
+) -> Plan:
     """Create the issue in the route's tracker with the handoff record.
 
     Two drafts are planned: the whole record for a private team and, for a
@@ -120,16 +149,31 @@ def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises:
     calendar = route.promises.calendar if route.promises else ALWAYS
     severity = route.severity(ticket)
     org = ticket.organization
-    shared = {"severity": severity or "not set", "route": route.name, "customer_count": customer_count,
-              "promise": promises_text(promises, calendar)}
+    shared = {
+        "severity": severity or "not set",
+        "route": route.name,
+        "customer_count": customer_count,
+        "promise": promises_text(promises, calendar),
+    }
     t = route.templates
     agent = ticket.assignee_name or (f"agent {ticket.assignee_id}" if ticket.assignee_id else "unassigned")
-    values = escape_values({**shared, "ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_url": ticket.url,
-                            "ticket_subject": ticket.subject, "organization": org.name if org else "unknown",
-                            "tier": (org.tier if org else None) or "tier unknown", "agent": agent,
-                            "internal_note": note or "(no internal note)"}, body_format)
-    private = DraftText(t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
-                        t["handoff_body"].render(values))
+    values = escape_values(
+        {
+            **shared,
+            "ticket_key": f"{helpdesk_name} {ticket.key}",
+            "ticket_url": ticket.url,
+            "ticket_subject": ticket.subject,
+            "organization": org.name if org else "unknown",
+            "tier": (org.tier if org else None) or "tier unknown",
+            "agent": agent,
+            "internal_note": note or "(no internal note)",
+        },
+        body_format,
+    )
+    private = DraftText(
+        t["handoff_title"].render(_title_values(ticket, severity, route, helpdesk_name))[:250],
+        t["handoff_body"].render(values),
+    )
     values = escape_values(shared, body_format)
     # syncd's own "T-<hex>", written as it is so people can search the tracker for it.
     values["opaque_ref"] = opaque_ref(ticket.ref)
@@ -138,71 +182,107 @@ def plan_escalation(ticket: Ticket, route: Route, *, note: str | None, promises:
     key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
     write = CreateIssue(route.team, private, public, tuple(route.labels), severity, ticket.ref.id)
     action = write.action(key, route.tracker, route.team, f"escalate:{ticket.ref}")
-    event = Event("escalating", f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} "
-                  f"{route.team}", ticket.ref, None, {"route": route.name, "key": key})
+    event = Event(
+        "escalating",
+        f"{ticket.key}: handoff accepted; creating the issue in {route.tracker} {route.team}",
+        ticket.ref,
+        None,
+        {"route": route.name, "key": key},
+    )
     return Plan(actions=[action], events=[event])
 
 
 def _title_values(ticket: Ticket, severity: str | None, route: Route, helpdesk_name: str) -> dict[str, object]:
     """Title values: a title is plain text in every tracker, so only made inert, not Markdown-escaped."""
     org = ticket.organization
-    return escape_values({"ticket_key": f"{helpdesk_name} {ticket.key}", "ticket_subject": ticket.subject,
-                          "organization": org.name if org else "unknown", "severity": severity or "not set",
-                          "route": route.name}, "plain")
+    return escape_values(
+        {
+            "ticket_key": f"{helpdesk_name} {ticket.key}",
+            "ticket_subject": ticket.subject,
+            "organization": org.name if org else "unknown",
+            "severity": severity or "not set",
+            "route": route.name,
+        },
+        "plain",
+    )
 
 
 # -- promises --------------------------------------------------------------------------------------------------
 
 
-def plan_promise_due(ticket: Ticket, issues: Sequence[Issue], due: Sequence[Promise], route: Route,
-                     note_format: str = "plain") -> str:
+def plan_promise_due(
+    ticket: Ticket, issues: Sequence[Issue], due: Sequence[Promise], route: Route, note_format: str = "plain"
+) -> str:
     """The note telling the agent what to tell the customer, and by when."""
     calendar = route.promises.calendar if route.promises else ALWAYS
     last = max(issues, key=lambda i: i.updated_at) if issues else None
-    summary = "\n".join(f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
-                        for i in sorted(issues, key=lambda i: i.key))
-    values = escape_values({"issue_key": last.key if last else "", "issue_title": last.title if last else "",
-                            "issue_url": last.url if last else "", "state_name": last.state_name if last else "",
-                            "owner": (last.assignee if last else None) or "unassigned",
-                            "promise": "; ".join(p.what for p in due),
-                            "due": show_time(min((p.due_at for p in due if p.due_at), default=None), calendar)},
-                           note_format)
+    summary = "\n".join(
+        f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+        for i in sorted(issues, key=lambda i: i.key)
+    )
+    values = escape_values(
+        {
+            "issue_key": last.key if last else "",
+            "issue_title": last.title if last else "",
+            "issue_url": last.url if last else "",
+            "state_name": last.state_name if last else "",
+            "owner": (last.assignee if last else None) or "unassigned",
+            "promise": "; ".join(p.what for p in due),
+            "due": show_time(min((p.due_at for p in due if p.due_at), default=None), calendar),
+        },
+        note_format,
+    )
     values["summary"] = summary
     return route.templates["promise_due"].render(values)
 
 
-def plan_followup_ticket(ticket: Ticket, issues: Sequence[Issue], note: str, route: Route, since: datetime,
-                         note_format: str = "plain") -> Plan:
+def plan_followup_ticket(
+    ticket: Ticket, issues: Sequence[Issue], note: str, route: Route, since: datetime, note_format: str = "plain"
+) -> Plan:
     """The ticket is closed and cannot be reopened: a new ticket follows it up."""
     last = max(issues, key=lambda i: i.updated_at) if issues else None
-    summary = "\n".join(f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
-                        for i in sorted(issues, key=lambda i: i.key))
+    summary = "\n".join(
+        f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+        for i in sorted(issues, key=lambda i: i.key)
+    )
     values = escape_values({"ticket_key": ticket.key, "issue_key": last.key if last else ""}, note_format)
     values["summary"] = summary
     first = route.templates["follow_up_ticket"].render(values)
     subject = f"Follow-up: {ticket.subject}"[:250]
-    write = FollowUpTicket(subject, first + NOTE_SEPARATOR + note, ticket.requester.id if ticket.requester else None,
-                           ticket.assignee_id, ("syncd_followup",))
+    write = FollowUpTicket(
+        subject,
+        first + NOTE_SEPARATOR + note,
+        ticket.requester.id if ticket.requester else None,
+        ticket.assignee_id,
+        ("syncd_followup",),
+    )
     key = idempotency_key("followup", ticket.ref, utc(since).isoformat())
     action = write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
-    event = Event("followup_ticket", f"{ticket.key} is closed: opening a follow-up ticket for it", ticket.ref, None,
-                  {"key": key})
+    event = Event(
+        "followup_ticket", f"{ticket.key} is closed: opening a follow-up ticket for it", ticket.ref, None, {"key": key}
+    )
     return Plan(actions=[action], events=[event])
 
 
-def plan_promise_broken(ticket: Ticket, promise: Promise, route: Route | None, *, tag: str,
-                        note_format: str = "plain") -> Plan:
+def plan_promise_broken(
+    ticket: Ticket, promise: Promise, route: Route | None, *, tag: str, note_format: str = "plain"
+) -> Plan:
     """A deadline passed: a note and a tag on the ticket (nothing to write on a closed one)."""
     calendar = route.promises.calendar if route and route.promises else ALWAYS
     templates = route.templates if route else None
-    event = Event("promise_broken", f"{ticket.key}: promise broken ({promise.what}, due "
-                  f"{show_time(promise.due_at, calendar)})", ticket.ref, None,
-                  {"promise": promise.id, "due_at": promise.due_at.isoformat() if promise.due_at else None})
+    event = Event(
+        "promise_broken",
+        f"{ticket.key}: promise broken ({promise.what}, due {show_time(promise.due_at, calendar)})",
+        ticket.ref,
+        None,
+        {"promise": promise.id, "due_at": promise.due_at.isoformat() if promise.due_at else None},
+    )
     plan = Plan(events=[event])
     if not ticket.can_update or templates is None:
         return plan
-    values = escape_values({"ticket_key": ticket.key, "promise": promise.what,
-                            "due": show_time(promise.due_at, calendar)}, note_format)
+    values = escape_values(
+        {"ticket_key": ticket.key, "promise": promise.what, "due": show_time(promise.due_at, calendar)}, note_format
+    )
     write = TicketUpdate(note=templates["promise_broken"].render(values), add_tags=(tag,))
     key = idempotency_key("promise_broken", promise.id)
     plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
@@ -212,35 +292,62 @@ def plan_promise_broken(ticket: Ticket, promise: Promise, route: Route | None, *
 def promise_event(promise: Promise, ticket_key: str) -> Event:
     """One history line for a promise's latest change."""
     change = promise.history[-1]
-    return Event("promise", f"{ticket_key}: promise {change.state.value} — {promise.what} ({change.reason})",
-                 promise.ticket, None, {"promise": promise.id, "state": change.state.value, "reason": change.reason})
+    return Event(
+        "promise",
+        f"{ticket_key}: promise {change.state.value} — {promise.what} ({change.reason})",
+        promise.ticket,
+        None,
+        {"promise": promise.id, "state": change.state.value, "reason": change.reason},
+    )
 
 
 # -- owner gaps -------------------------------------------------------------------------------------------------
 
 
-def plan_owner_gap(ticket: Ticket, gap: OwnerGap, stage: Stage, route: Route, issue: Issue | None, *,
-                   triage_sla: str, note_format: str = "plain", issue_format: str = "markdown") -> Plan:
+def plan_owner_gap(
+    ticket: Ticket,
+    gap: OwnerGap,
+    stage: Stage,
+    route: Route,
+    issue: Issue | None,
+    *,
+    triage_sla: str,
+    note_format: str = "plain",
+    issue_format: str = "markdown",
+) -> Plan:
     """Noted once per gap (its key holds when it began): on the ticket, or on the issue."""
     calendar = route.promises.calendar if route.promises else ALWAYS
     t = route.templates
     if gap.kind == "ticket":
         values = escape_values({"ticket_key": ticket.key, "stage": stage.label}, note_format)
         action = TicketUpdate(note=t["owner_gap_ticket"].render(values)).action(
-            gap.key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
+            gap.key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)
+        )
         what = f"{ticket.key} has no assigned agent"
         issue_ref = None
     else:
         assert issue is not None
-        values = escape_values({"issue_key": issue.key, "issue_title": issue.title,
-                                "unassigned_since": show_time(gap.since, calendar), "triage_sla": triage_sla},
-                               issue_format)
+        values = escape_values(
+            {
+                "issue_key": issue.key,
+                "issue_title": issue.title,
+                "unassigned_since": show_time(gap.since, calendar),
+                "triage_sla": triage_sla,
+            },
+            issue_format,
+        )
         action = IssueComment(t["owner_gap_issue"].render(values)).action(
-            gap.key, issue.ref.connector, issue.ref.id, issue_group(issue.ref))
+            gap.key, issue.ref.connector, issue.ref.id, issue_group(issue.ref)
+        )
         what = f"{issue.key} has no assignee (linked to {ticket.key})"
         issue_ref = issue.ref
-    event = Event("owner_gap", f"owner gap: {what}", ticket.ref, issue_ref,
-                  {"kind": gap.kind, "ref": str(gap.ref), "since": gap.since.isoformat(), "key": gap.key})
+    event = Event(
+        "owner_gap",
+        f"owner gap: {what}",
+        ticket.ref,
+        issue_ref,
+        {"kind": gap.kind, "ref": str(gap.ref), "since": gap.since.isoformat(), "key": gap.key},
+    )
     return Plan(actions=[action], events=[event])
 
 
@@ -254,8 +361,16 @@ class DemandTicket:
     severity_rank: int | None  # position in the route's order (0 most severe)
 
 
-def demand_body(issue: Issue, tickets: Sequence[DemandTicket], promises: Sequence[Promise], *, private: bool,
-                templates: Mapping[str, object], calendar: BusinessCalendar = ALWAYS, fmt: str = "markdown") -> str:
+def demand_body(
+    issue: Issue,
+    tickets: Sequence[DemandTicket],
+    promises: Sequence[Promise],
+    *,
+    private: bool,
+    templates: Mapping[str, object],
+    calendar: BusinessCalendar = ALWAYS,
+    fmt: str = "markdown",
+) -> str:
     """What the issue shows about who is asking: counts, highest severity, oldest open promise.
 
     Customer names appear only where the tracker is private.
@@ -263,17 +378,30 @@ def demand_body(issue: Issue, tickets: Sequence[DemandTicket], promises: Sequenc
     orgs = {dt.ticket.organization.id: dt.ticket.organization for dt in tickets if dt.ticket.organization}
     ranked = [dt for dt in tickets if dt.severity_rank is not None]
     highest = min(ranked, key=lambda dt: dt.severity_rank).severity if ranked else None  # type: ignore[arg-type]
-    active = sorted((p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)),
-                    key=lambda p: p.created_at)
-    oldest = (f"{active[0].what}, made {show_time(active[0].created_at, calendar)}"
-              + (f", due {show_time(active[0].due_at, calendar)}" if active[0].due_at else "")) if active else "none"
-    values = {"ticket_count": len(tickets), "organization_count": len(orgs), "highest_severity": highest or "not set",
-              "oldest_promise": oldest}
+    active = sorted(
+        (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
+    )
+    oldest = (
+        (
+            f"{active[0].what}, made {show_time(active[0].created_at, calendar)}"
+            + (f", due {show_time(active[0].due_at, calendar)}" if active[0].due_at else "")
+        )
+        if active
+        else "none"
+    )
+    values = {
+        "ticket_count": len(tickets),
+        "organization_count": len(orgs),
+        "highest_severity": highest or "not set",
+        "oldest_promise": oldest,
+    }
     if private:
         names = sorted({(o.name, o.tier or "") for o in orgs.values()})
         customers = "\n".join(f"- {name}" + (f" ({tier})" if tier else "") for name, tier in names)
-        return templates["demand"].render(escape_values({**values, "customers": ""}, fmt)  # type: ignore[union-attr]
-                                          | {"customers": _escape_lines(customers, fmt)})
+        return templates["demand"].render(
+            escape_values({**values, "customers": ""}, fmt)  # type: ignore[union-attr]
+            | {"customers": _escape_lines(customers, fmt)}
+        )
     return templates["demand_public"].render(escape_values(values, fmt))  # type: ignore[union-attr]
 
 
@@ -289,5 +417,6 @@ def plan_demand(issue: Issue, body: str, version: int, *, private: bool) -> Acti
     """
     digest = hashlib.sha256(body.encode()).hexdigest()[:12]
     key = idempotency_key("demand", issue.ref, version, digest)
-    return UpsertComment(DEMAND_SLOT, body, private).action(key, issue.ref.connector, issue.ref.id,
-                                                            issue_group(issue.ref))
+    return UpsertComment(DEMAND_SLOT, body, private).action(
+        key, issue.ref.connector, issue.ref.id, issue_group(issue.ref)
+    )

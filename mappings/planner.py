@@ -26,7 +26,6 @@ from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time, 
 from syncd.writes import AttachTicket, TicketUpdate
 
 
-
 @dataclass(frozen=True)
 class PlanSettings:
     helpdesk: str
@@ -106,8 +105,16 @@ def attach_key(ticket: Ref, issue: Ref) -> str:
     return idempotency_key("attach", ticket, issue)
 
 
-def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[Issue],
-              settings: PlanSettings, *, ticket_count: int = 1, epoch: str = "") -> Plan:
+def plan_link(
+    link: Link,
+    ticket: Ticket,
+    issue: Issue,
+    linked_issues: Iterable[Issue],
+    settings: PlanSettings,
+    *,
+    ticket_count: int = 1,
+    epoch: str = "",
+) -> Plan:
     """A new link: a note and tag on the ticket, the ticket shown on the issue.
 
     ``linked_issues`` are all issues the ticket is linked to, this one included.
@@ -122,8 +129,13 @@ def plan_link(link: Link, ticket: Ticket, issue: Issue, linked_issues: Iterable[
     write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=_fields(settings, issues.values()))
     actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
     actions.append(_attach_action(ticket, issue, settings, ticket_count))
-    event = Event("linked", f"{ticket.key} linked to {issue.key} ({link.origin})", ticket.ref, issue.ref,
-                  {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name})
+    event = Event(
+        "linked",
+        f"{ticket.key} linked to {issue.key} ({link.origin})",
+        ticket.ref,
+        issue.ref,
+        {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name},
+    )
     return Plan(links=[link], actions=actions, events=[event])
 
 
@@ -169,23 +181,44 @@ def shown_fields_changed(issue: Issue, previous: Issue | None) -> bool:
     return previous is not None and (previous.assignee != issue.assignee or previous.key != issue.key)
 
 
-def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[LinkedTicket],
-                      settings: PlanSettings) -> Plan:
+def plan_issue_update(
+    issue: Issue, previous: Issue | None, tickets: Iterable[LinkedTicket], settings: PlanSettings
+) -> Plan:
     """An issue changed: tell every linked ticket what it needs to know."""
     plan = Plan()
     moved = state_changed(issue, previous)
     if previous is not None and previous.key != issue.key:
-        plan.events.append(Event("issue_moved", f"{previous.key} is now {issue.key}", None, issue.ref,
-                                 {"old_key": previous.key, "new_key": issue.key}))
+        plan.events.append(
+            Event(
+                "issue_moved",
+                f"{previous.key} is now {issue.key}",
+                None,
+                issue.ref,
+                {"old_key": previous.key, "new_key": issue.key},
+            )
+        )
     if not moved and not shown_fields_changed(issue, previous):
         return plan
     assert previous is not None
-    transition = ("state", issue.ref, previous.state_name, issue.state_name, issue.assignee, issue.key,
-                  format_time(issue.updated_at))
+    transition = (
+        "state",
+        issue.ref,
+        previous.state_name,
+        issue.state_name,
+        issue.assignee,
+        issue.key,
+        format_time(issue.updated_at),
+    )
     if moved:
-        plan.events.append(Event("issue_state", f"{issue.key} moved from {previous.state_name} to {issue.state_name}",
-                                 None, issue.ref, {"from": previous.state_name, "to": issue.state_name,
-                                                   "category": issue.state.value}))
+        plan.events.append(
+            Event(
+                "issue_state",
+                f"{issue.key} moved from {previous.state_name} to {issue.state_name}",
+                None,
+                issue.ref,
+                {"from": previous.state_name, "to": issue.state_name, "category": issue.state.value},
+            )
+        )
     marker = idempotency_key(*transition)
     t = settings.templates
     fmt = settings.note_format
@@ -221,24 +254,45 @@ def plan_issue_update(issue: Issue, previous: Issue | None, tickets: Iterable[Li
         key = idempotency_key(*transition, ticket.ref)
         plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         if kind == "resolved":
-            plan.events.append(Event("resolved", f"{ticket.key}: every linked issue is closed; follow up due",
-                                     ticket.ref, issue.ref, {"reopen": write.status == "open"}))
+            plan.events.append(
+                Event(
+                    "resolved",
+                    f"{ticket.key}: every linked issue is closed; follow up due",
+                    ticket.ref,
+                    issue.ref,
+                    {"reopen": write.status == "open"},
+                )
+            )
     return plan
 
 
-def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iterable[Issue],
-                settings: PlanSettings, reason: str, *, epoch: str = "") -> Plan:
+def plan_unlink(
+    link: Link,
+    ticket: Ticket,
+    issue: Issue | None,
+    remaining: Iterable[Issue],
+    settings: PlanSettings,
+    reason: str,
+    *,
+    epoch: str = "",
+) -> Plan:
     """An ended link: say so on the ticket, and drop the tag when nothing is left."""
     remaining = list(remaining)
     values = {"issue_key": issue.key if issue else link.issue.id, "issue_title": issue.title if issue else ""}
     write = TicketUpdate(
         note=settings.templates["unlinked"].render(escape_values(values, settings.note_format)),
         fields={settings.status_field: status_field_value(remaining)} if settings.status_field else {},
-        remove_tags=() if remaining else (settings.linked_tag,))
+        remove_tags=() if remaining else (settings.linked_tag,),
+    )
     key = idempotency_key("unlink", link.ticket, link.issue, reason, epoch)
     action = write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
-    event = Event("unlinked", f"{ticket.key} unlinked from {values['issue_key']} ({reason})", ticket.ref, link.issue,
-                  {"reason": reason})
+    event = Event(
+        "unlinked",
+        f"{ticket.key} unlinked from {values['issue_key']} ({reason})",
+        ticket.ref,
+        link.issue,
+        {"reason": reason},
+    )
     return Plan(ended=[(link, reason)], actions=[action], events=[event])
 
 
@@ -247,8 +301,15 @@ def plan_unlink(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iter
 GONE_REASON = "issue deleted or no longer visible"
 
 
-def plan_issue_gone(link: Link, ticket: Ticket, issue: Issue | None, remaining: Iterable[Issue],
-                    settings: PlanSettings, *, epoch: str = "") -> Plan:
+def plan_issue_gone(
+    link: Link,
+    ticket: Ticket,
+    issue: Issue | None,
+    remaining: Iterable[Issue],
+    settings: PlanSettings,
+    *,
+    epoch: str = "",
+) -> Plan:
     """The tracker says a linked issue is gone: end the link with the ``issue_gone``
     note, and update the tag and status field as for an unlink."""
     t = settings.templates
@@ -262,8 +323,13 @@ def plan_gone_ref(ticket: Ticket, tracker: str, ref: str, key: str, settings: Pl
     note = settings.templates["issue_gone_ref"].render(escape_values({"issue_key": key}, settings.note_format))
     action_key = idempotency_key("gone_ref", ticket.ref, tracker, ref)
     action = TicketUpdate(note=note).action(action_key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
-    event = Event("unresolved", f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
-                  ticket.ref, None, {"tracker": tracker, "ref": ref})
+    event = Event(
+        "unresolved",
+        f"{ticket.key} names {key}, which {tracker} says is deleted or not visible",
+        ticket.ref,
+        None,
+        {"tracker": tracker, "ref": ref},
+    )
     return Plan(actions=[action], events=[event])
 
 
@@ -275,8 +341,16 @@ def plan_out_of_reach(issue: Issue, tickets: Iterable[Ticket], settings: PlanSet
     note = settings.templates["issue_out_of_reach"].render(values)
     for ticket in tickets:
         key = idempotency_key("out_of_reach", ticket.ref, issue.ref, issue.team or "")
-        plan.actions.append(TicketUpdate(note=note).action(key, ticket.ref.connector, ticket.ref.id,
-                                                           ticket_group(ticket.ref)))
-        plan.events.append(Event("issue_out_of_reach", f"{issue.key} moved to {issue.team}, which syncd does "
-                                 f"not follow; {ticket.key} told", ticket.ref, issue.ref, {"place": issue.team}))
+        plan.actions.append(
+            TicketUpdate(note=note).action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
+        )
+        plan.events.append(
+            Event(
+                "issue_out_of_reach",
+                f"{issue.key} moved to {issue.team}, which syncd does not follow; {ticket.key} told",
+                ticket.ref,
+                issue.ref,
+                {"place": issue.team},
+            )
+        )
     return plan

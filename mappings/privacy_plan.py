@@ -47,8 +47,14 @@ def private_form(op: str, payload: Mapping[str, Any], result: Mapping[str, Any] 
     return False
 
 
-def plan_make_opaque(issue: Issue, place: str, epoch: str, *, slots: Mapping[str, str] | None = None,
-                     created: Mapping[str, Any] | None = None) -> Action:
+def plan_make_opaque(
+    issue: Issue,
+    place: str,
+    epoch: str,
+    *,
+    slots: Mapping[str, str] | None = None,
+    created: Mapping[str, Any] | None = None,
+) -> Action:
     """Rewrite everything syncd wrote on ``issue`` to the form fit for a public place."""
     key = idempotency_key("make_opaque", issue.ref, place.lower(), epoch)
     write = MakeOpaque(place, issue.key, dict(slots or {}), dict(created) if created else None)
@@ -79,24 +85,38 @@ PRIVACY_KEPT = Template(
     "privacy_kept",
     "{issue_key} is now publicly visible. syncd rewrote what it had written there without customer "
     "details, except:\n{texts}\nSomeone edited these after syncd wrote them, so syncd left them as they are. "
-    "Please check them for customer details.")
+    "Please check them for customer details.",
+)
 
 
 def kept_line(kept: Mapping[str, Any], fmt: str) -> str:
     who = kept.get("edited_by") or "someone other than syncd (the tracker does not say who)"
     at = parse_time(kept["edited_at"]) if kept.get("edited_at") else None
     when = f" on {utc(at).strftime('%Y-%m-%d at %H:%M UTC')}" if at else ""
-    return f"- {escape(str(kept.get('what')), fmt)}, edited by {escape(str(who), fmt)}{escape(when, fmt)}: " \
-           f"{escape(str(kept.get('url')), fmt)}"
+    return (
+        f"- {escape(str(kept.get('what')), fmt)}, edited by {escape(str(who), fmt)}{escape(when, fmt)}: "
+        f"{escape(str(kept.get('url')), fmt)}"
+    )
 
 
-def plan_kept_notes(issue_key: str, tickets: Sequence[Ref], kept: Sequence[Mapping[str, Any]], rewrite_key: str,
-                    *, note_format: str = "plain", template: Template | None = None) -> list[Action]:
+def plan_kept_notes(
+    issue_key: str,
+    tickets: Sequence[Ref],
+    kept: Sequence[Mapping[str, Any]],
+    rewrite_key: str,
+    *,
+    note_format: str = "plain",
+    template: Template | None = None,
+) -> list[Action]:
     """One internal note per linked ticket: the texts on ``issue_key`` that could not be made private."""
     if not kept:
         return []
     values = escape_values({"issue_key": issue_key}, note_format)
     values["texts"] = "\n".join(kept_line(k, note_format) for k in kept)
     note = (template or PRIVACY_KEPT).render(values)
-    return [TicketUpdate(note=note).action(idempotency_key("privacy_kept", ticket, rewrite_key), ticket.connector,
-                                           ticket.id, ticket_group(ticket)) for ticket in dict.fromkeys(tickets)]
+    return [
+        TicketUpdate(note=note).action(
+            idempotency_key("privacy_kept", ticket, rewrite_key), ticket.connector, ticket.id, ticket_group(ticket)
+        )
+        for ticket in dict.fromkeys(tickets)
+    ]

@@ -47,9 +47,19 @@ class PromiseRule:
         return None if duration is None else self.calendar.add(start, duration)
 
 
-def new_promise(ticket: Ref, what: str, at: datetime, *, origin: str, issues: Iterable[Ref] = (),
-                owner: str | None = None, due_at: datetime | None = None, trigger: str | None = None,
-                rule: str | None = None, key: Iterable[object] = ()) -> Promise:
+def new_promise(
+    ticket: Ref,
+    what: str,
+    at: datetime,
+    *,
+    origin: str,
+    issues: Iterable[Ref] = (),
+    owner: str | None = None,
+    due_at: datetime | None = None,
+    trigger: str | None = None,
+    rule: str | None = None,
+    key: Iterable[object] = (),
+) -> Promise:
     """A promise made at ``at``. ``key`` tells promises of one origin apart (the id is derived from it)."""
     if origin not in ORIGINS:
         raise ValueError(f"unknown promise origin {origin!r} (one of {', '.join(ORIGINS)})")
@@ -59,16 +69,27 @@ def new_promise(ticket: Ref, what: str, at: datetime, *, origin: str, issues: It
         raise ValueError(f"unknown promise trigger {trigger!r} (only {ISSUE_RESOLVED!r})")
     at = utc(at)
     ident = idempotency_key("promise", ticket, origin, rule or "", what, *key)
-    return Promise(id=ident, ticket=ticket, what=what, created_at=at, origin=origin, issues=tuple(issues),
-                   owner=owner, due_at=utc(due_at) if due_at else None, trigger=trigger,
-                   history=(PromiseChange(PromiseState.OPEN, at, f"made ({origin})"),), rule=rule)
+    return Promise(
+        id=ident,
+        ticket=ticket,
+        what=what,
+        created_at=at,
+        origin=origin,
+        issues=tuple(issues),
+        owner=owner,
+        due_at=utc(due_at) if due_at else None,
+        trigger=trigger,
+        history=(PromiseChange(PromiseState.OPEN, at, f"made ({origin})"),),
+        rule=rule,
+    )
 
 
 # -- made by rules and by the agent -------------------------------------------------------------
 
 
-def escalation_promises(rule: PromiseRule, ticket: Ref, issues: Iterable[Ref], at: datetime, *,
-                        owner: str | None = None, epoch: str = "") -> list[Promise]:
+def escalation_promises(
+    rule: PromiseRule, ticket: Ref, issues: Iterable[Ref], at: datetime, *, owner: str | None = None, epoch: str = ""
+) -> list[Promise]:
     """What an escalation promises under ``rule``: an update by a deadline, news when it ships.
 
     ``epoch`` tells handoffs of one ticket apart (a rework starts a new one);
@@ -76,12 +97,33 @@ def escalation_promises(rule: PromiseRule, ticket: Ref, issues: Iterable[Ref], a
     issues = tuple(issues)
     out = []
     if rule.update_within is not None:
-        out.append(new_promise(ticket, f"an update within {rule.update_within}", at, origin="rule",
-                               issues=issues, owner=owner, due_at=rule.due(at, rule.update_within),
-                               rule=rule.name, key=(epoch,) if epoch else ()))
+        out.append(
+            new_promise(
+                ticket,
+                f"an update within {rule.update_within}",
+                at,
+                origin="rule",
+                issues=issues,
+                owner=owner,
+                due_at=rule.due(at, rule.update_within),
+                rule=rule.name,
+                key=(epoch,) if epoch else (),
+            )
+        )
     if rule.when_resolved:
-        out.append(new_promise(ticket, "news when the linked work ships", at, origin="rule", issues=issues,
-                               owner=owner, trigger=ISSUE_RESOLVED, rule=rule.name, key=(epoch,) if epoch else ()))
+        out.append(
+            new_promise(
+                ticket,
+                "news when the linked work ships",
+                at,
+                origin="rule",
+                issues=issues,
+                owner=owner,
+                trigger=ISSUE_RESOLVED,
+                rule=rule.name,
+                key=(epoch,) if epoch else (),
+            )
+        )
     return out
 
 
@@ -100,13 +142,22 @@ def promise_from_field(rule: PromiseRule, ticket: Ticket, issues: Iterable[Ref],
         return None
     if day is None:
         return None
-    return new_promise(ticket.ref, f"a follow-up by {day.isoformat()}", at, origin="field", issues=issues,
-                       owner=ticket.assignee_id, due_at=rule.calendar.end_of_day(day), rule=rule.name,
-                       key=(day.isoformat(),))
+    return new_promise(
+        ticket.ref,
+        f"a follow-up by {day.isoformat()}",
+        at,
+        origin="field",
+        issues=issues,
+        owner=ticket.assignee_id,
+        due_at=rule.calendar.end_of_day(day),
+        rule=rule.name,
+        key=(day.isoformat(),),
+    )
 
 
-def promises_from_tags(rule: PromiseRule, ticket: Ticket, added_tags: Iterable[str], issues: Iterable[Ref],
-                       at: datetime) -> list[Promise]:
+def promises_from_tags(
+    rule: PromiseRule, ticket: Ticket, added_tags: Iterable[str], issues: Iterable[Ref], at: datetime
+) -> list[Promise]:
     """A follow-up tag the agent just added (``follow_up_tags``): due that long after ``at``."""
     issues = tuple(issues)
     out = []
@@ -114,9 +165,19 @@ def promises_from_tags(rule: PromiseRule, ticket: Ticket, added_tags: Iterable[s
         within = rule.follow_up_tags.get(tag)
         if within is None:
             continue
-        out.append(new_promise(ticket.ref, f"a follow-up within {within}", at, origin="tag", issues=issues,
-                               owner=ticket.assignee_id, due_at=rule.due(at, within), rule=rule.name,
-                               key=(tag, utc(at).isoformat())))
+        out.append(
+            new_promise(
+                ticket.ref,
+                f"a follow-up within {within}",
+                at,
+                origin="tag",
+                issues=issues,
+                owner=ticket.assignee_id,
+                due_at=rule.due(at, within),
+                rule=rule.name,
+                key=(tag, utc(at).isoformat()),
+            )
+        )
     return out
 
 

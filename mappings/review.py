@@ -91,8 +91,16 @@ class Review:
         return percentile([f.age for f in self.limbo if f.age is not None], 90)
 
     def findings(self) -> list[Finding]:
-        return (self.stale + self.owner_gaps + self.blocked + self.promises_due + self.promises_broken
-                + self.limbo + self.rejected + self.rework)
+        return (
+            self.stale
+            + self.owner_gaps
+            + self.blocked
+            + self.promises_due
+            + self.promises_broken
+            + self.limbo
+            + self.rejected
+            + self.rework
+        )
 
 
 # -- statistics --------------------------------------------------------------------------------------
@@ -116,9 +124,15 @@ def percentile(values: Sequence[timedelta], pct: float) -> timedelta | None:
 # -- the computation ---------------------------------------------------------------------------------
 
 
-def build_review(followups: Iterable[FollowUpRecord], promises: Iterable[Promise], *, now: datetime,
-                 since: datetime | None = None, route: str | None = None,
-                 rules: Mapping[str, PromiseRule] | None = None) -> Review:
+def build_review(
+    followups: Iterable[FollowUpRecord],
+    promises: Iterable[Promise],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    route: str | None = None,
+    rules: Mapping[str, PromiseRule] | None = None,
+) -> Review:
     """The review at ``now``. ``rules`` maps route names to their promise rules (for stale_after)."""
     now = utc(now)
     since = utc(since) if since else None
@@ -143,15 +157,36 @@ def build_review(followups: Iterable[FollowUpRecord], promises: Iterable[Promise
         threshold = rule.stale_after if rule and rule.stale_after else DEFAULT_STALE
         calendar = rule.calendar if rule else ALWAYS
         if stage in ACTIVE and calendar.add(current.since, threshold) <= now:
-            report.stale.append(Finding("stale", fu.key, fu.route, stage, current.since, now - current.since,
-                                        f"unchanged for more than {threshold}"))
+            report.stale.append(
+                Finding(
+                    "stale",
+                    fu.key,
+                    fu.route,
+                    stage,
+                    current.since,
+                    now - current.since,
+                    f"unchanged for more than {threshold}",
+                )
+            )
         for gap in fu.owner_gaps:
-            what = ("no agent on the ticket" if gap.kind == "ticket"
-                    else f"no assignee on {dict(fu.issue_keys).get(gap.ref, str(gap.ref))}")
+            what = (
+                "no agent on the ticket"
+                if gap.kind == "ticket"
+                else f"no assignee on {dict(fu.issue_keys).get(gap.ref, str(gap.ref))}"
+            )
             report.owner_gaps.append(Finding("owner_gap", fu.key, fu.route, stage, gap.since, now - gap.since, what))
         if stage is Stage.NEEDS_CONTEXT:
-            report.blocked.append(Finding("blocked", fu.key, fu.route, stage, current.since, now - current.since,
-                                          "missing: " + "; ".join(fu.missing) if fu.missing else "needs context"))
+            report.blocked.append(
+                Finding(
+                    "blocked",
+                    fu.key,
+                    fu.route,
+                    stage,
+                    current.since,
+                    now - current.since,
+                    "missing: " + "; ".join(fu.missing) if fu.missing else "needs context",
+                )
+            )
         _history_findings(fu, report, in_period)
 
     for promise in promises:
@@ -168,8 +203,9 @@ def build_review(followups: Iterable[FollowUpRecord], promises: Iterable[Promise
         elif promise.state is PromiseState.BROKEN:
             broken = changed_at(promise, PromiseState.BROKEN) or now
             if in_period(broken):
-                report.promises_broken.append(Finding("promise_broken", key, route_name, stage, broken,
-                                                      now - broken, promise.what))
+                report.promises_broken.append(
+                    Finding("promise_broken", key, route_name, stage, broken, now - broken, promise.what)
+                )
 
     for findings in (report.stale, report.owner_gaps, report.blocked, report.promises_due):
         findings.sort(key=lambda f: (-(f.age or timedelta(0)), f.ticket))
@@ -187,15 +223,24 @@ def _history_findings(fu: FollowUpRecord, report: Review, in_period) -> None:
             started = span.since
         if stage in _HANDED_OVER and started is not None:
             if in_period(span.since):
-                report.limbo.append(Finding("limbo", fu.key, fu.route, stage, started, span.since - started,
-                                            f"flagged {format_time(started)}, handed over {format_time(span.since)}"))
+                report.limbo.append(
+                    Finding(
+                        "limbo",
+                        fu.key,
+                        fu.route,
+                        stage,
+                        started,
+                        span.since - started,
+                        f"flagged {format_time(started)}, handed over {format_time(span.since)}",
+                    )
+                )
             started = None
         if stage is Stage.NEEDS_CONTEXT and previous is not Stage.NEEDS_CONTEXT and in_period(span.since):
-            report.rejected.append(Finding("rejected", fu.key, fu.route, stage, span.since, None,
-                                           "handoff incomplete"))
+            report.rejected.append(Finding("rejected", fu.key, fu.route, stage, span.since, None, "handoff incomplete"))
         if stage is Stage.NEW and previous is Stage.FOLLOW_UP and in_period(span.since):
-            report.rework.append(Finding("rework", fu.key, fu.route, stage, span.since, None,
-                                         "customer reopened after the follow-up"))
+            report.rework.append(
+                Finding("rework", fu.key, fu.route, stage, span.since, None, "customer reopened after the follow-up")
+            )
         previous = stage
 
 
@@ -234,16 +279,29 @@ def summary(report: Review) -> dict[str, object]:
 
 
 def _finding_dict(f: Finding) -> dict[str, object]:
-    return {"kind": f.kind, "ticket": f.ticket, "route": f.route, "stage": f.stage.value if f.stage else None,
-            "since": format_time(f.since), "age_hours": _hours(f.age), "detail": f.detail}
+    return {
+        "kind": f.kind,
+        "ticket": f.ticket,
+        "route": f.route,
+        "stage": f.stage.value if f.stage else None,
+        "since": format_time(f.since),
+        "age_hours": _hours(f.age),
+        "detail": f.detail,
+    }
 
 
 def to_json(report: Review) -> str:
-    return json.dumps({
-        "now": format_time(report.now), "since": format_time(report.since), "route": report.route,
-        "summary": summary(report),
-        "findings": [_finding_dict(f) for f in report.findings()],
-    }, indent=2, ensure_ascii=False)
+    return json.dumps(
+        {
+            "now": format_time(report.now),
+            "since": format_time(report.since),
+            "route": report.route,
+            "summary": summary(report),
+            "findings": [_finding_dict(f) for f in report.findings()],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
 
 
 CSV_COLUMNS = ("kind", "ticket", "route", "stage", "since", "age_hours", "detail")
@@ -274,8 +332,9 @@ _SECTIONS = (
 def to_table(report: Review) -> str:
     """A terminal table: the figures first, then each list."""
     scope = f"since {format_time(report.since)}" if report.since else "all time"
-    lines = [f"syncd review at {format_time(report.now)} ({scope}"
-             + (f", route {report.route})" if report.route else ")")]
+    lines = [
+        f"syncd review at {format_time(report.now)} ({scope}" + (f", route {report.route})" if report.route else ")")
+    ]
     active = ", ".join(f"{Stage(k).label} {v}" for k, v in sorted(report.active.items())) or "none"
     figures = [
         ("follow-ups by stage", active),
@@ -283,8 +342,10 @@ def to_table(report: Review) -> str:
         ("owner gaps", str(len(report.owner_gaps))),
         ("blocked", str(len(report.blocked))),
         ("promises due / broken", f"{len(report.promises_due)} / {len(report.promises_broken)}"),
-        ("handoff limbo median / p90", f"{_age(report.limbo_median)} / {_age(report.limbo_p90)}"
-                                       f" over {len(report.limbo)} handoff(s)"),
+        (
+            "handoff limbo median / p90",
+            f"{_age(report.limbo_median)} / {_age(report.limbo_p90)} over {len(report.limbo)} handoff(s)",
+        ),
         ("rejected for incompleteness", str(len(report.rejected))),
         ("rework", str(len(report.rework))),
     ]
@@ -295,16 +356,27 @@ def to_table(report: Review) -> str:
         if not findings:
             continue
         lines += ["", f"{title}:"]
-        rows = [(f.ticket, f.route or "—", f.stage.label if f.stage else "—", format_time(f.since) or "",
-                 _age(f.age), f.detail) for f in findings]
+        rows = [
+            (
+                f.ticket,
+                f.route or "—",
+                f.stage.label if f.stage else "—",
+                format_time(f.since) or "",
+                _age(f.age),
+                f.detail,
+            )
+            for f in findings
+        ]
         lines += _columns(("ticket", "route", "stage", "since", "age", "detail"), rows)
     return "\n".join(lines) + "\n"
 
 
 def _columns(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+
     def fmt(row: Sequence[str]) -> str:
         return "  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+
     return [fmt(headers)] + [fmt(row) for row in rows]
 
 

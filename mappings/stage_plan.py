@@ -26,8 +26,12 @@ from syncd.records import Comment, Event, Issue, Stage, Ticket, idempotency_key,
 from syncd.writes import TicketUpdate
 
 STAGE_WORDS = {
-    Stage.NEW: "New", Stage.NEEDS_CONTEXT: "Needs context", Stage.ASSIGNED: "Assigned",
-    Stage.WAITING: "Waiting", Stage.RESOLVED: "Resolved", Stage.FOLLOW_UP: "Follow-up",
+    Stage.NEW: "New",
+    Stage.NEEDS_CONTEXT: "Needs context",
+    Stage.ASSIGNED: "Assigned",
+    Stage.WAITING: "Waiting",
+    Stage.RESOLVED: "Resolved",
+    Stage.FOLLOW_UP: "Follow-up",
 }
 
 
@@ -82,14 +86,18 @@ def issue_view(issue: Issue, kind: str, route: Route | None, mark: IssueMark | N
     return view, (stage, since)
 
 
-def told_customer_at(ticket: Ticket, previous: Ticket | None, comments: Iterable[Comment],
-                     known: datetime | None) -> datetime | None:
+def told_customer_at(
+    ticket: Ticket, previous: Ticket | None, comments: Iterable[Comment], known: datetime | None
+) -> datetime | None:
     """When an agent last told the customer: a public reply (not the requester's, not
     syncd's own) or solving the ticket. ``known`` is what was remembered before."""
     requester = ticket.requester.id if ticket.requester else None
     times = [utc(known)] if known else []
-    times += [utc(c.created_at) for c in comments
-              if c.public and not c.markers and c.author_id is not None and c.author_id != requester]
+    times += [
+        utc(c.created_at)
+        for c in comments
+        if c.public and not c.markers and c.author_id is not None and c.author_id != requester
+    ]
     if ticket.status == "solved" and (previous is None or previous.status != "solved"):
         times.append(utc(ticket.updated_at))
     return max(times) if times else None
@@ -108,8 +116,16 @@ def reopened_at(ticket: Ticket, previous: Ticket | None, known: datetime | None)
     return known
 
 
-def observe(ticket: Ticket, route: Route | None, issues: Sequence[IssueView], *, now: datetime,
-            told_at: datetime | None, reopened: datetime | None = None, notes: Sequence[str] = ()) -> Observation:
+def observe(
+    ticket: Ticket,
+    route: Route | None,
+    issues: Sequence[IssueView],
+    *,
+    now: datetime,
+    told_at: datetime | None,
+    reopened: datetime | None = None,
+    notes: Sequence[str] = (),
+) -> Observation:
     """The ticket's observation: flagged per its route, criteria judged only when the route names them.
 
     ``notes`` are the agent's own internal notes: text criteria (steps to
@@ -118,8 +134,14 @@ def observe(ticket: Ticket, route: Route | None, issues: Sequence[IssueView], *,
     criteria_met = None
     if route is not None and route.criteria and flagged:
         criteria_met = route.acceptance(ticket, notes).met
-    return Observation(now=now, flagged=flagged, criteria_met=criteria_met, issues=tuple(issues),
-                       told_customer_at=told_at, reopened_at=reopened)
+    return Observation(
+        now=now,
+        flagged=flagged,
+        criteria_met=criteria_met,
+        issues=tuple(issues),
+        told_customer_at=told_at,
+        reopened_at=reopened,
+    )
 
 
 def follow_up_stage(obs: Observation, route: Route | None, history: Sequence[tuple[Stage, datetime]]) -> StageResult:
@@ -143,10 +165,18 @@ def plan_stage(ticket: Ticket, result: StageResult, display: StageDisplay) -> Pl
     stage, since = result.stage, result.since
     assert since is not None
     before = result.history[-2].stage if len(result.history) > 1 else None
-    summary = (f"{ticket.key}: follow-up stage {STAGE_WORDS[before]} → {STAGE_WORDS[stage]}" if before
-               else f"{ticket.key}: follow-up stage {STAGE_WORDS[stage]}")
-    event = Event("stage", summary, ticket.ref, None,
-                  {"stage": stage.value, "from": before.value if before else None, "since": since.isoformat()})
+    summary = (
+        f"{ticket.key}: follow-up stage {STAGE_WORDS[before]} → {STAGE_WORDS[stage]}"
+        if before
+        else f"{ticket.key}: follow-up stage {STAGE_WORDS[stage]}"
+    )
+    event = Event(
+        "stage",
+        summary,
+        ticket.ref,
+        None,
+        {"stage": stage.value, "from": before.value if before else None, "since": since.isoformat()},
+    )
     plan = Plan(events=[event])
     write = display.write(stage, idempotency_key("stage", stage.value, since.isoformat()))
     if write:
@@ -155,5 +185,4 @@ def plan_stage(ticket: Ticket, result: StageResult, display: StageDisplay) -> Pl
     return plan
 
 
-__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "observe", "plan_stage", "reopened_at",
-           "told_customer_at"]
+__all__ = ["StageDisplay", "follow_up_stage", "issue_view", "observe", "plan_stage", "reopened_at", "told_customer_at"]

@@ -77,9 +77,13 @@ class StageResult:
         return self.history[-1].since if self.history else None
 
 
-def compute_stage(obs: Observation, history: Sequence[StageSpan] = (), *,
-                  follow_up_window: Duration | None = None,
-                  calendar: BusinessCalendar = ALWAYS) -> StageResult:
+def compute_stage(
+    obs: Observation,
+    history: Sequence[StageSpan] = (),
+    *,
+    follow_up_window: Duration | None = None,
+    calendar: BusinessCalendar = ALWAYS,
+) -> StageResult:
     """The follow-up's stage now, and its history with any transition appended."""
     history = tuple(StageSpan(Stage(s), utc(t)) for s, t in history)
     rework_at = _rework(obs, history, follow_up_window, calendar)
@@ -92,8 +96,9 @@ def compute_stage(obs: Observation, history: Sequence[StageSpan] = (), *,
     return StageResult(stage, history + (StageSpan(stage, since),), True, rework_at)
 
 
-def _rework(obs: Observation, history: tuple[StageSpan, ...], window: Duration | None,
-            calendar: BusinessCalendar) -> datetime | None:
+def _rework(
+    obs: Observation, history: tuple[StageSpan, ...], window: Duration | None, calendar: BusinessCalendar
+) -> datetime | None:
     """The customer's reopen, if it came within the window of the latest Follow-up."""
     if obs.reopened_at is None:
         return None
@@ -134,9 +139,13 @@ def _stage(obs: Observation, rework_at: datetime | None) -> tuple[Stage | None, 
 def rework_count(history: Iterable[StageSpan], since: datetime | None = None) -> int:
     """Reopens after a follow-up that counted as rework (Follow-up → New in the history)."""
     spans = list(history)
-    return sum(1 for before, after in zip(spans, spans[1:])
-               if before.stage is Stage.FOLLOW_UP and after.stage is Stage.NEW
-               and (since is None or utc(after.since) >= utc(since)))
+    return sum(
+        1
+        for before, after in zip(spans, spans[1:])
+        if before.stage is Stage.FOLLOW_UP
+        and after.stage is Stage.NEW
+        and (since is None or utc(after.since) >= utc(since))
+    )
 
 
 # -- owner gaps ---------------------------------------------------------------------------------
@@ -156,9 +165,17 @@ class OwnerGap:
         return idempotency_key("owner_gap", self.kind, self.ref, self.since.isoformat())
 
 
-def owner_gaps(stage: Stage | None, ticket: Ref, ticket_assignee: str | None, issues: Iterable[IssueView],
-               *, now: datetime, ticket_unassigned_since: datetime | None = None,
-               triage_sla: Duration | None = None, calendar: BusinessCalendar = ALWAYS) -> list[OwnerGap]:
+def owner_gaps(
+    stage: Stage | None,
+    ticket: Ref,
+    ticket_assignee: str | None,
+    issues: Iterable[IssueView],
+    *,
+    now: datetime,
+    ticket_unassigned_since: datetime | None = None,
+    triage_sla: Duration | None = None,
+    calendar: BusinessCalendar = ALWAYS,
+) -> list[OwnerGap]:
     """Owner gaps of a follow-up at ``now``.
 
     A ticket without an assignee is a gap at once while the follow-up is
@@ -181,8 +198,9 @@ def owner_gaps(stage: Stage | None, ticket: Ref, ticket_assignee: str | None, is
     return gaps
 
 
-def decision_age(history: Sequence[StageSpan], now: datetime, calendar: BusinessCalendar = ALWAYS,
-                 *, business: bool = False) -> timedelta:
+def decision_age(
+    history: Sequence[StageSpan], now: datetime, calendar: BusinessCalendar = ALWAYS, *, business: bool = False
+) -> timedelta:
     """How long the follow-up has sat in its current stage."""
     if not history:
         return timedelta(0)
@@ -195,9 +213,12 @@ def decision_age(history: Sequence[StageSpan], now: datetime, calendar: Business
 # -- state maps: a tracker's state → an issue's stage and what agents see -------------------------
 
 DEFAULT_STAGE = {
-    StateCategory.TRIAGE: Stage.ASSIGNED, StateCategory.BACKLOG: Stage.ASSIGNED,
-    StateCategory.UNSTARTED: Stage.ASSIGNED, StateCategory.STARTED: Stage.WAITING,
-    StateCategory.COMPLETED: Stage.RESOLVED, StateCategory.CANCELED: Stage.RESOLVED,
+    StateCategory.TRIAGE: Stage.ASSIGNED,
+    StateCategory.BACKLOG: Stage.ASSIGNED,
+    StateCategory.UNSTARTED: Stage.ASSIGNED,
+    StateCategory.STARTED: Stage.WAITING,
+    StateCategory.COMPLETED: Stage.RESOLVED,
+    StateCategory.CANCELED: Stage.RESOLVED,
 }
 SHOW_VALUES = frozenset({"state_name", "issue_key", "owner"})
 

@@ -48,13 +48,11 @@ DEFAULTS: dict[str, Template] = {
         ),
         Template(
             "state_changed",
-            "{issue_key} moved from {old_state} to {state_name} (owner: {owner}).\n"
-            "{issue_url}",
+            "{issue_key} moved from {old_state} to {state_name} (owner: {owner}).\n{issue_url}",
         ),
         Template(
             "closed_waiting",
-            "{issue_key} is {state_name}. Still waiting on:\n{waiting}\n"
-            "{issue_url}",
+            "{issue_key} is {state_name}. Still waiting on:\n{waiting}\n{issue_url}",
         ),
         Template(
             "resolved",

@@ -53,7 +53,7 @@ def _scan_value(text: str, state: dict[str, Any]) -> None:
             i += 1
             continue
         if text.startswith(('"""', "'''"), i):
-            state["quote"] = text[i:i + 3]
+            state["quote"] = text[i : i + 3]
             i += 3
             continue
         ch = text[i]
@@ -88,7 +88,9 @@ def key_lines(text: str) -> dict[tuple[Any, ...], int]:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        header = re.match(r"^\[\[\s*(.+?)\s*\]\]\s*(#.*)?$", stripped) or re.match(r"^\[\s*(.+?)\s*\]\s*(#.*)?$", stripped)
+        header = re.match(r"^\[\[\s*(.+?)\s*\]\]\s*(#.*)?$", stripped) or re.match(
+            r"^\[\s*(.+?)\s*\]\s*(#.*)?$", stripped
+        )
         if header:
             names = _split_key(header.group(1))
             if names is None:
@@ -97,7 +99,7 @@ def key_lines(text: str) -> dict[tuple[Any, ...], int]:
             if array:
                 aot[names] = aot.get(names, -1) + 1
                 # Sub-tables of an earlier item of this array belong to that item only.
-                for other in [k for k in aot if len(k) > len(names) and k[:len(names)] == names]:
+                for other in [k for k in aot if len(k) > len(names) and k[: len(names)] == names]:
                     del aot[other]
             table = _with_indices(names, aot)
             for end in range(1, len(table) + 1):
@@ -134,7 +136,7 @@ def _split_assignment(line: str) -> tuple[str, str, str]:
         elif ch in "\"'":
             quote = ch
         elif ch == "=":
-            return line[:i], "=", line[i + 1:]
+            return line[:i], "=", line[i + 1 :]
         elif ch == "#":
             break
     return line, "", ""

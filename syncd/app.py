@@ -35,8 +35,9 @@ class App:
         self.close()
 
 
-def build_connectors(settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
-                     clock: Callable[[], datetime] = utc_now) -> dict[str, Connector]:
+def build_connectors(
+    settings: Settings, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = utc_now
+) -> dict[str, Connector]:
     out: dict[str, Connector] = {}
     for name, config in settings.connectors.items():
         cls = connector_class(config.kind)
@@ -67,15 +68,15 @@ def tracker_kinds(registry: dict[str, Any] | None = None) -> dict[str, TrackerKi
             continue
         if issubclass(cls, Tracker):
             rules = cls.state_rule_model
-            out[kind] = TrackerKind(rule_model=rules, conditions=rules.conditions() if rules else (),
-                                    team_pattern=cls.team_pattern)
+            out[kind] = TrackerKind(
+                rule_model=rules, conditions=rules.conditions() if rules else (), team_pattern=cls.team_pattern
+            )
     return out
 
 
 def handoff_mappings(settings: Settings) -> Mappings:
     """The mapping files of ``sync.mappings``, checked against the configured trackers (ConfigError if bad)."""
-    trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers
-                if name in settings.connectors}
+    trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers if name in settings.connectors}
     return load_mappings(settings.mappings_path, trackers=trackers, kinds=tracker_kinds())
 
 
@@ -95,8 +96,14 @@ def fill_native(store: Store, trackers: dict[str, Tracker]) -> int:
     return filled
 
 
-def build_app(settings: Settings, *, readonly: bool = False, shared: bool = False, sleep: Callable[[float], None] = time.sleep,
-              clock: Callable[[], datetime] = utc_now) -> App:
+def build_app(
+    settings: Settings,
+    *,
+    readonly: bool = False,
+    shared: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
+) -> App:
     # Read-only commands (status, history...) inspect the store; only the
     # ones that run the engine need the mapping files to be good.
     mappings = None if readonly else handoff_mappings(settings)
@@ -112,9 +119,16 @@ def build_app(settings: Settings, *, readonly: bool = False, shared: bool = Fals
                 raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
         if not readonly:
             fill_native(store, trackers)  # type: ignore[arg-type]
-        engine = Engine(store, helpdesk, trackers, plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
-                        max_attempts=settings.daemon.max_attempts, backoff_max=settings.daemon.backoff_max,
-                        clock=clock, mappings=mappings)
+        engine = Engine(
+            store,
+            helpdesk,
+            trackers,
+            plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
+            max_attempts=settings.daemon.max_attempts,
+            backoff_max=settings.daemon.backoff_max,
+            clock=clock,
+            mappings=mappings,
+        )
     except BaseException:
         store.close()
         raise

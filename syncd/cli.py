@@ -32,8 +32,7 @@ class Context:
             from syncd.logs import configure_logging
 
             self._settings = load_config(self.config_path)
-            configure_logging(self.log_level or self._settings.log.level,
-                              self.log_format or self._settings.log.format)
+            configure_logging(self.log_level or self._settings.log.level, self.log_format or self._settings.log.format)
         return self._settings
 
     def app(self, *, readonly: bool = False):
@@ -72,12 +71,20 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "-c", metavar="PATH", envvar="SYNCD_CONFIG", show_envvar=True,
-              help="Configuration file (default: ./syncd.toml).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              help="Override [log] level.")
-@click.option("--log-format", type=click.Choice(["auto", "json", "console"]),
-              help="Override [log] format (auto: JSON unless on a terminal).")
+@click.option(
+    "--config",
+    "-c",
+    metavar="PATH",
+    envvar="SYNCD_CONFIG",
+    show_envvar=True,
+    help="Configuration file (default: ./syncd.toml).",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Override [log] level.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    help="Override [log] format (auto: JSON unless on a terminal).",
+)
 @click.version_option(__version__, prog_name="syncd")
 @click.pass_context
 def main(ctx: click.Context, config: str | None, log_level: str | None, log_format: str | None) -> None:
@@ -139,13 +146,19 @@ def once(obj: Context, as_json: bool) -> None:
     with obj.app() as app:
         report = app.engine.cycle()
         if as_json:
-            click.echo(json.dumps({
-                "polls": [p.__dict__ for p in report.polls],
-                "delivery": report.delivery.__dict__ if report.delivery else None,
-                "rate_limited": {name: {"service": w.service, "until": w.until}
-                                 for name, w in report.rate_limited.items()},
-                "ok": report.ok,
-            }, default=str))
+            click.echo(
+                json.dumps(
+                    {
+                        "polls": [p.__dict__ for p in report.polls],
+                        "delivery": report.delivery.__dict__ if report.delivery else None,
+                        "rate_limited": {
+                            name: {"service": w.service, "until": w.until} for name, w in report.rate_limited.items()
+                        },
+                        "ok": report.ok,
+                    },
+                    default=str,
+                )
+            )
         else:
             click.echo(report.summary())
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
@@ -203,8 +216,9 @@ def _check_mappings(settings: Any) -> None:
 
     mappings = handoff_mappings(settings)
     if mappings.files:
-        click.echo(f"mappings {settings.mappings_path}: ok, {len(mappings.files)} file(s), "
-                   f"{len(mappings.routes)} route(s)")
+        click.echo(
+            f"mappings {settings.mappings_path}: ok, {len(mappings.files)} file(s), {len(mappings.routes)} route(s)"
+        )
     else:
         click.echo(f"mappings {settings.mappings_path}: no mapping files, built-in defaults apply")
 
@@ -243,8 +257,11 @@ def sandbox(host: str, zendesk_port: int, linear_port: int, github_port: int, ji
         from syncd.sandbox.runner import serve
     except ModuleNotFoundError as exc:
         _sandbox_missing(exc)
-    serve(host=host, ports={"zendesk": zendesk_port, "linear": linear_port, "github": github_port,
-                            "jira": jira_port}, seed_data=not empty)
+    serve(
+        host=host,
+        ports={"zendesk": zendesk_port, "linear": linear_port, "github": github_port, "jira": jira_port},
+        seed_data=not empty,
+    )
 
 
 # -- links --------------------------------------------------------------------------------------
@@ -320,12 +337,18 @@ def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -
         out = []
         for r in rows:
             i, t = snaps.get(r.issue), snaps.get(r.ticket)
-            out.append({
-                "ticket": t.key if t else r.ticket.id, "ticket_status": t.status if t else None,
-                "issue": i.key if i else r.issue.id, "issue_state": i.state_name if i else None,
-                "tracker": r.issue.connector, "origin": r.origin,
-                "since": str(r.created_at), "active": r.active,
-            })
+            out.append(
+                {
+                    "ticket": t.key if t else r.ticket.id,
+                    "ticket_status": t.status if t else None,
+                    "issue": i.key if i else r.issue.id,
+                    "issue_state": i.state_name if i else None,
+                    "tracker": r.issue.connector,
+                    "origin": r.origin,
+                    "since": str(r.created_at),
+                    "active": r.active,
+                }
+            )
         if as_json:
             click.echo(json.dumps(out, indent=2))
             return
@@ -333,8 +356,10 @@ def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -
             click.echo("no links")
         for row in out:
             ended = "" if row["active"] else "  (ended)"
-            click.echo(f"{row['ticket']:>8}  {row['issue']:<12} {row['issue_state'] or '?':<14} "
-                       f"{row['origin']:<10} {row['since']}{ended}")
+            click.echo(
+                f"{row['ticket']:>8}  {row['issue']:<12} {row['issue_state'] or '?':<14} "
+                f"{row['origin']:<10} {row['since']}{ended}"
+            )
 
 
 @main.command()
@@ -405,15 +430,19 @@ def outbox_list(obj: Context, state: str | None) -> None:
     """List outbox actions (default: all not yet done)."""
     with obj.app(readonly=True) as app:
         if state is None:
-            rows = sorted((r for s in ("pending", "sending", "dead") for r in app.store.list_outbox(s, limit=1000)),
-                          key=lambda r: r.id)
+            rows = sorted(
+                (r for s in ("pending", "sending", "dead") for r in app.store.list_outbox(s, limit=1000)),
+                key=lambda r: r.id,
+            )
         else:
             rows = app.store.list_outbox(state)
         if not rows:
             click.echo("outbox empty")
         for r in rows:
-            click.echo(f"{r.id:>6} {r.state:<8} {r.op:<14} {r.connector}:{r.target:<10} attempts={r.attempts} "
-                       f"{(r.last_error or '')[:80]}")
+            click.echo(
+                f"{r.id:>6} {r.state:<8} {r.op:<14} {r.connector}:{r.target:<10} attempts={r.attempts} "
+                f"{(r.last_error or '')[:80]}"
+            )
 
 
 @outbox.command("retry")
@@ -534,8 +563,10 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
     if (target.exists() or target.is_symlink()) and not force:
         _usage(f"{file} exists; give another name, or --force to replace it")
     info = backup(source, target)
-    click.echo(f"backed up {source} to {info.path} (schema {info.schema_version}, {info.links} active link(s), "
-               f"{info.size} bytes)")
+    click.echo(
+        f"backed up {source} to {info.path} (schema {info.schema_version}, {info.links} active link(s), "
+        f"{info.size} bytes)"
+    )
 
 
 # -- promises and the review ------------------------------------------------------------------
@@ -597,8 +628,10 @@ def _deadline(due: str | None, within: str | None, route: Any, now: Any) -> Any:
             else:
                 raise ValueError
         except ValueError:
-            _usage(f"--due: not a date (got {due!r}); write YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                   f"(local time in {calendar.time_zone})")
+            _usage(
+                f"--due: not a date (got {due!r}); write YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                f"(local time in {calendar.time_zone})"
+            )
         if at <= now:
             _usage(f"--due: {_local(at, calendar)} has already passed; give a later date")
         return at
@@ -608,8 +641,10 @@ def _deadline(due: str | None, within: str | None, route: Any, now: Any) -> Any:
         except ValueError as exc:
             _usage(f"--within: {exc}")
         if span.business and (rule is None or rule.calendar == ALWAYS):
-            _usage(f"--within: {within!r} counts business time, but {where} has no promise rule with a "
-                   "calendar; write calendar time (\"3 days\", \"8 hours\") or use --due")
+            _usage(
+                f"--within: {within!r} counts business time, but {where} has no promise rule with a "
+                'calendar; write calendar time ("3 days", "8 hours") or use --due'
+            )
         return calendar.add(now, span)
     return None
 
@@ -622,16 +657,27 @@ def promise() -> None:
 @promise.command("add")
 @click.argument("ticket")
 @click.argument("what")
-@click.option("--due", metavar="YYYY-MM-DD[THH:MM]",
-              help="Tell the customer by then (a date: its close of business), in the route's time zone.")
+@click.option(
+    "--due",
+    metavar="YYYY-MM-DD[THH:MM]",
+    help="Tell the customer by then (a date: its close of business), in the route's time zone.",
+)
 @click.option("--within", metavar="DURATION", help='Tell the customer within this, e.g. "2 business days".')
 @click.option("--when-resolved", is_flag=True, help="Tell the customer when the linked work resolves.")
 @click.option("--owner", metavar="NAME", help="Who keeps it (default: the ticket's assignee).")
 @click.option("--route", "route_name", metavar="NAME", help="Use this route's calendar (default: the ticket's).")
 @click.pass_obj
 @guarded
-def promise_add(obj: Context, ticket: str, what: str, due: str | None, within: str | None, when_resolved: bool,
-                owner: str | None, route_name: str | None) -> None:
+def promise_add(
+    obj: Context,
+    ticket: str,
+    what: str,
+    due: str | None,
+    within: str | None,
+    when_resolved: bool,
+    owner: str | None,
+    route_name: str | None,
+) -> None:
     """Record that the customer of TICKET was promised WHAT.
 
     Give when: --due, --within, or --when-resolved (which may come with one
@@ -646,10 +692,9 @@ def promise_add(obj: Context, ticket: str, what: str, due: str | None, within: s
     if due is not None and within is not None:
         _usage("--due and --within both give a deadline; give one of them")
     if due is None and within is None and not when_resolved:
-        _usage("say when the customer hears: --due YYYY-MM-DD[THH:MM], --within \"2 business days\" "
-               "or --when-resolved")
+        _usage('say when the customer hears: --due YYYY-MM-DD[THH:MM], --within "2 business days" or --when-resolved')
     if not what.strip():
-        _usage("WHAT must not be empty; say what the customer was promised, e.g. \"an update on the fix\"")
+        _usage('WHAT must not be empty; say what the customer was promised, e.g. "an update on the fix"')
     ticket_id = _ticket_id(ticket)
     settings = obj.settings()
     mappings = handoff_mappings(settings)
@@ -663,9 +708,17 @@ def promise_add(obj: Context, ticket: str, what: str, due: str | None, within: s
         route = mappings.route(route_name) if route_name else mappings.route_for(snapshot)
         due_at = _deadline(due, within, route, now)
         issues = [row.issue for row in store.links_for_ticket(ref)]
-        made = new_promise(ref, what.strip(), now, origin="cli", issues=issues, owner=owner or snapshot.assignee_id,
-                           due_at=due_at, trigger=ISSUE_RESOLVED if when_resolved else None,
-                           key=(format_time(now),))
+        made = new_promise(
+            ref,
+            what.strip(),
+            now,
+            origin="cli",
+            issues=issues,
+            owner=owner or snapshot.assignee_id,
+            due_at=due_at,
+            trigger=ISSUE_RESOLVED if when_resolved else None,
+            key=(format_time(now),),
+        )
         when = []
         if due_at is not None:
             when.append(f"by {_local(due_at, _calendar(route))}")
@@ -674,20 +727,45 @@ def promise_add(obj: Context, ticket: str, what: str, due: str | None, within: s
         summary = f"{snapshot.key}: promised {made.what} ({', '.join(when)})"
         with store.transaction():
             store.put_promise(made)
-            store.add_event(Event("promise", summary, ref, None,
-                                  {"promise": made.id, "what": made.what, "due_at": format_time(due_at),
-                                   "trigger": made.trigger, "origin": "cli", "owner": made.owner}))
-    click.echo(f"promise {made.id[:10]} {summary.split(': ', 1)[1]}"
-               + (f", {len(issues)} linked issue(s)" if issues else ", no linked issue yet"))
+            store.add_event(
+                Event(
+                    "promise",
+                    summary,
+                    ref,
+                    None,
+                    {
+                        "promise": made.id,
+                        "what": made.what,
+                        "due_at": format_time(due_at),
+                        "trigger": made.trigger,
+                        "origin": "cli",
+                        "owner": made.owner,
+                    },
+                )
+            )
+    click.echo(
+        f"promise {made.id[:10]} {summary.split(': ', 1)[1]}"
+        + (f", {len(issues)} linked issue(s)" if issues else ", no linked issue yet")
+    )
 
 
 def _promise_dict(p: Any, key: str | None) -> dict[str, Any]:
     from syncd.records import format_time
 
-    return {"id": p.id, "ticket": key or p.ticket.id, "what": p.what, "state": p.state.value,
-            "due_at": format_time(p.due_at), "trigger": p.trigger, "owner": p.owner, "origin": p.origin,
-            "rule": p.rule, "issues": [str(i) for i in p.issues], "created_at": format_time(p.created_at),
-            "history": [{"state": c.state.value, "at": format_time(c.at), "reason": c.reason} for c in p.history]}
+    return {
+        "id": p.id,
+        "ticket": key or p.ticket.id,
+        "what": p.what,
+        "state": p.state.value,
+        "due_at": format_time(p.due_at),
+        "trigger": p.trigger,
+        "owner": p.owner,
+        "origin": p.origin,
+        "rule": p.rule,
+        "issues": [str(i) for i in p.issues],
+        "created_at": format_time(p.created_at),
+        "history": [{"state": c.state.value, "at": format_time(c.at), "reason": c.reason} for c in p.history],
+    }
 
 
 @promise.command("list")
@@ -715,10 +793,13 @@ def promise_list(obj: Context, ticket: str | None, state: str | None, as_json: b
     if not rows:
         click.echo("no promises")
     for p in rows:
-        when = " and ".join(filter(None, [f"by {format_time(p.due_at)}" if p.due_at else None,
-                                          "when resolved" if p.trigger else None]))
-        click.echo(f"{p.id[:10]}  {p.state.value:<9} {keys[p.ticket] or p.ticket.id:>8}  {p.what}  ({when})"
-                   + (f"  owner {p.owner}" if p.owner else ""))
+        when = " and ".join(
+            filter(None, [f"by {format_time(p.due_at)}" if p.due_at else None, "when resolved" if p.trigger else None])
+        )
+        click.echo(
+            f"{p.id[:10]}  {p.state.value:<9} {keys[p.ticket] or p.ticket.id:>8}  {p.what}  ({when})"
+            + (f"  owner {p.owner}" if p.owner else "")
+        )
 
 
 @promise.command("cancel")
@@ -741,8 +822,15 @@ def promise_cancel(obj: Context, promise_id: str, reason: str) -> None:
             fail(f"promise {found.id[:10]} is already {found.state.value}; only open or due promises can be cancelled")
         with store.transaction():
             store.put_promise(cancelled)
-            store.add_event(Event("promise", f"promise cancelled: {found.what} ({reason})", found.ticket, None,
-                                  {"promise": found.id, "state": "cancelled", "reason": reason}))
+            store.add_event(
+                Event(
+                    "promise",
+                    f"promise cancelled: {found.what} ({reason})",
+                    found.ticket,
+                    None,
+                    {"promise": found.id, "state": "cancelled", "reason": reason},
+                )
+            )
     click.echo(f"promise {found.id[:10]} cancelled")
 
 
@@ -752,8 +840,12 @@ FORMATS = ("table", "json", "csv")
 @main.command()
 @click.option("--since", metavar='DATE|"7 days"', help="Count what happened since then (default: all time).")
 @click.option("--route", "route_name", metavar="NAME", help="Only this route's follow-ups.")
-@click.option("--format", "fmt", metavar="FORMAT",
-              help="table, json or csv (default: table on a terminal, else json; for --output, by its suffix).")
+@click.option(
+    "--format",
+    "fmt",
+    metavar="FORMAT",
+    help="table, json or csv (default: table on a terminal, else json; for --output, by its suffix).",
+)
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.pass_obj
 @guarded

@@ -82,10 +82,17 @@ class DaemonSettings(_Section):
             return value
         host, sep, port = value.rpartition(":")
         bracketed = host.startswith("[") and host.endswith("]")
-        if (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536
-                or (":" in host and not bracketed) or any(c.isspace() for c in host)):
-            raise ValueError('must be "host:port" such as "127.0.0.1:9187" (or "[::1]:9187"), '
-                             'or "" to disable the health endpoint')
+        if (
+            not sep
+            or not host
+            or not port.isdigit()
+            or not 0 < int(port) < 65536
+            or (":" in host and not bracketed)
+            or any(c.isspace() for c in host)
+        ):
+            raise ValueError(
+                'must be "host:port" such as "127.0.0.1:9187" (or "[::1]:9187"), or "" to disable the health endpoint'
+            )
         return value
 
 
@@ -100,7 +107,8 @@ class SyncSettings(_Section):
     linked_tag: str = "syncd_linked"
     # Canonical ticket statuses (connectors.base.TICKET_STATUSES) but "closed", which is final.
     reopen_statuses: list[Literal["new", "open", "pending", "hold", "solved"]] = Field(
-        default_factory=lambda: ["solved", "pending"])
+        default_factory=lambda: ["solved", "pending"]
+    )
     mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
 
     @field_validator("trackers")
@@ -132,7 +140,8 @@ class SyncSettings(_Section):
 
 # The sources of the load in progress; Settings() outside load_config reads the environment only.
 _ACTIVE_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...] | None] = ContextVar(
-    "syncd_config_sources", default=None)
+    "syncd_config_sources", default=None
+)
 
 
 class _EnvSource(EnvSettingsSource):
@@ -159,7 +168,7 @@ class _EnvSource(EnvSettingsSource):
         found: dict[tuple[str, ...], str] = {}
         for name in self._env:
             if name.upper().startswith(ENV_PREFIX) and name.upper() != CONFIG_ENV:
-                path = tuple(name[len(ENV_PREFIX):].lower().split(ENV_DELIMITER))
+                path = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER))
                 found[path] = name
         return found
 
@@ -178,7 +187,7 @@ class _EnvSource(EnvSettingsSource):
         result: dict[str, Any] = {}
         for name, value in ours.items():
             if field_name == "connectors":
-                *parents, last = name[len(prefix):].split(ENV_DELIMITER)
+                *parents, last = name[len(prefix) :].split(ENV_DELIMITER)
                 node = result
                 for part in parents:
                     node = node.setdefault(part, {})
@@ -200,8 +209,9 @@ class _EnvSource(EnvSettingsSource):
         except SettingsError as exc:  # a whole section given as one bad JSON value
             field = re.search(r'field "([^"]+)"', str(exc))
             name = self.variable(f"{self.env_prefix}{field.group(1) if field else ''}".lower())
-            self.problems.append((name, "not valid JSON; set single keys instead, "
-                                        f"e.g. {name}{ENV_DELIMITER}<KEY>=<value>"))
+            self.problems.append(
+                (name, f"not valid JSON; set single keys instead, e.g. {name}{ENV_DELIMITER}<KEY>=<value>")
+            )
             return {}
 
 
@@ -216,8 +226,9 @@ def _json_problem(exc: ValueError) -> str:
 class Settings(BaseSettings):
     """Validated settings. Build them with :func:`load_config`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER,
-                                      extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", frozen=True
+    )
 
     store: StoreSettings = StoreSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -228,12 +239,14 @@ class Settings(BaseSettings):
     _source: Path | None = PrivateAttr(default=None)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
-                                   init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         active = _ACTIVE_SOURCES.get()
         if active is None:
             return (init_settings, _EnvSource(settings_cls, os.environ))
@@ -265,16 +278,16 @@ class Settings(BaseSettings):
             "daemon": self.daemon.model_dump(),
             "log": self.log.model_dump(),
             "sync": {**self.sync.model_dump(), "mappings": str(self.mappings_path)},
-            "connectors": {name: redact_value(cfg.model_dump())
-                           for name, cfg in sorted(self.connectors.items())},
+            "connectors": {name: redact_value(cfg.model_dump()) for name, cfg in sorted(self.connectors.items())},
         }
 
 
 # --- loading ------------------------------------------------------------------------
 
 
-def load_config(path: str | Path | None = None, *, env: Mapping[str, str] = os.environ,
-                registry: Mapping[str, Any] | None = None) -> Settings:
+def load_config(
+    path: str | Path | None = None, *, env: Mapping[str, str] = os.environ, registry: Mapping[str, Any] | None = None
+) -> Settings:
     """Read, merge and validate the configuration; ConfigError lists every problem."""
     file = _locate(path, env)
     label = str(file)
@@ -316,8 +329,7 @@ def _locate(path: str | Path | None, env: Mapping[str, str]) -> Path:
         file, how = Path(env[CONFIG_ENV]), f"fix {CONFIG_ENV} or pass --config PATH"
     else:
         file = Path(DEFAULT_FILE)
-        how = (f"pass --config PATH, set {CONFIG_ENV}, or copy config.example.toml to "
-               f"{DEFAULT_FILE} in {Path.cwd()}")
+        how = f"pass --config PATH, set {CONFIG_ENV}, or copy config.example.toml to {DEFAULT_FILE} in {Path.cwd()}"
     if not file.exists():
         raise ConfigError([f"{file}: config file not found (tried {file.absolute()}); {how}"])
     if file.is_dir():
@@ -331,12 +343,13 @@ def _read_toml(file: Path, label: str) -> TomlConfigSettingsSource:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_toml_problem(label, file, exc)]) from None
     except UnicodeDecodeError as exc:
-        line = exc.object[:exc.start].count(b"\n") + 1
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError([f"{label}: line {line}: not UTF-8 text; save the file as UTF-8"]) from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError([f"{label}: cannot read the config file ({reason}); "
-                           "make it readable by the user running syncd"]) from None
+        raise ConfigError(
+            [f"{label}: cannot read the config file ({reason}); make it readable by the user running syncd"]
+        ) from None
 
 
 _TOML_AT = re.compile(r"^(?P<detail>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
@@ -350,8 +363,10 @@ def _toml_problem(label: str, file: Path, exc: tomllib.TOMLDecodeError) -> str:
     twice = re.fullmatch(r"Cannot declare (\(.*\)) twice", detail)
     if twice:
         table = ".".join(ast.literal_eval(twice.group(1)))
-        return (f"{label}: {table}: table [{table}] is defined twice (again at line {line}); "
-                "TOML allows each table once: merge the two into one")
+        return (
+            f"{label}: {table}: table [{table}] is defined twice (again at line {line}); "
+            "TOML allows each table once: merge the two into one"
+        )
     if detail == "Cannot overwrite a value":
         key = _key_on_line(file, line)
         if key:
@@ -363,7 +378,7 @@ def _key_on_line(file: Path, line: int) -> str | None:
     """The dotted key a ``key = value`` line sets, with its table header."""
     table = ""
     lines = file.read_text(encoding="utf-8").splitlines()
-    for text in lines[:line - 1]:
+    for text in lines[: line - 1]:
         header = re.match(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", text)
         if header:
             table = header.group(1).replace('"', "").replace(" ", "")
@@ -377,8 +392,14 @@ def _key_on_line(file: Path, line: int) -> str | None:
 # --- connectors ---------------------------------------------------------------------
 
 
-def _load_connectors(merged: dict[str, Any], file_data: dict[str, Any], env_data: dict[str, Any],
-                     registry: Mapping[str, Any], base_dir: Path, report: "_Report") -> dict[str, ConnectorConfig]:
+def _load_connectors(
+    merged: dict[str, Any],
+    file_data: dict[str, Any],
+    env_data: dict[str, Any],
+    registry: Mapping[str, Any],
+    base_dir: Path,
+    report: "_Report",
+) -> dict[str, ConnectorConfig]:
     tables = merged.get("connectors", {})
     if not isinstance(tables, dict):
         report.line(("connectors",), "must be tables: write [connectors.<name>] with kind = ... under it")
@@ -393,12 +414,18 @@ def _load_connectors(merged: dict[str, Any], file_data: dict[str, Any], env_data
             continue
         if name not in file_tables and "kind" not in table:
             variable = report.origin(loc + (sorted(table)[0],)) if table else None
-            report.env_line(variable or _env_name(loc), f"there is no [connectors.{name}] table in the "
-                            "file; add one with kind = ..., or unset the variable", loc)
+            report.env_line(
+                variable or _env_name(loc),
+                f"there is no [connectors.{name}] table in the file; add one with kind = ..., or unset the variable",
+                loc,
+            )
             continue
         if not CONNECTOR_NAME_RE.match(name):
-            report.line(loc, "connector names must be lowercase letters, digits and _ (they appear "
-                             f"in SYNCD_CONNECTORS__<NAME>__<KEY>); rename [connectors.{name}]")
+            report.line(
+                loc,
+                "connector names must be lowercase letters, digits and _ (they appear "
+                f"in SYNCD_CONNECTORS__<NAME>__<KEY>); rename [connectors.{name}]",
+            )
             continue
         model = _connector_model(name, table.get("kind"), registry, report)
         if model is None:
@@ -418,8 +445,11 @@ def _load_connectors(merged: dict[str, Any], file_data: dict[str, Any], env_data
             if key in file_table:
                 register_secret(str(file_table[key]))
                 alternative = f" or {key}_file" if f"{key}_file" in model.model_fields else ""
-                report.file_line(loc + (key,), "a secret written in the config file; put secrets in the "
-                                 f"environment ({_env_name(loc + (key,))}){alternative}")
+                report.file_line(
+                    loc + (key,),
+                    "a secret written in the config file; put secrets in the "
+                    f"environment ({_env_name(loc + (key,))}){alternative}",
+                )
         before = len(report.problems)
         _check_secret_files(loc, data, model, base_dir, report)
         file_problems = len(report.problems) > before
@@ -427,8 +457,7 @@ def _load_connectors(merged: dict[str, Any], file_data: dict[str, Any], env_data
             config = model.model_validate(data)
         except ValidationError as exc:
             # A model's own check of an unreadable *_file would repeat what was just said.
-            report.validation(exc, model, prefix=loc,
-                              skip=(lambda l: l == loc) if file_problems else None)
+            report.validation(exc, model, prefix=loc, skip=(lambda where: where == loc) if file_problems else None)
             continue
         for key in secrets:
             register_secret(getattr(config, key, None))
@@ -436,13 +465,15 @@ def _load_connectors(merged: dict[str, Any], file_data: dict[str, Any], env_data
     return loaded
 
 
-def _connector_model(name: str, kind: Any, registry: Mapping[str, Any],
-                     report: "_Report") -> type[ConnectorConfig] | None:
+def _connector_model(
+    name: str, kind: Any, registry: Mapping[str, Any], report: "_Report"
+) -> type[ConnectorConfig] | None:
     loc = ("connectors", name, "kind")
     known = sorted(registry)
     if kind is None:
-        report.line(loc, f'missing; add kind = "<one of: {", ".join(known) or "none installed"}>" '
-                         f"to [connectors.{name}]")
+        report.line(
+            loc, f'missing; add kind = "<one of: {", ".join(known) or "none installed"}>" to [connectors.{name}]'
+        )
         return None
     if not isinstance(kind, str):
         report.line(loc, f"must be a string, one of: {', '.join(known)}")
@@ -454,13 +485,17 @@ def _connector_model(name: str, kind: Any, registry: Mapping[str, Any],
         hint = f'; did you mean "{close[0]}"?' if close else "; install the plugin that provides it"
         report.line(loc, f'unknown connector kind "{kind}" (known: {", ".join(known) or "none installed"}){hint}')
     except Exception as exc:  # a registered plugin that fails to import
-        report.line(loc, f'connector kind "{kind}" is installed but cannot be loaded '
-                         f"({type(exc).__name__}: {exc}); reinstall syncd or the plugin")
+        report.line(
+            loc,
+            f'connector kind "{kind}" is installed but cannot be loaded '
+            f"({type(exc).__name__}: {exc}); reinstall syncd or the plugin",
+        )
     return None
 
 
-def _check_secret_files(loc: tuple[str, ...], data: dict[str, Any], model: type[BaseModel],
-                        base_dir: Path, report: "_Report") -> None:
+def _check_secret_files(
+    loc: tuple[str, ...], data: dict[str, Any], model: type[BaseModel], base_dir: Path, report: "_Report"
+) -> None:
     """``*_file`` keys must name a readable file; resolve them and register what they hold."""
     for key, value in list(data.items()):
         if not key.endswith("_file") or key not in model.model_fields or not isinstance(value, str):
@@ -468,22 +503,25 @@ def _check_secret_files(loc: tuple[str, ...], data: dict[str, Any], model: type[
         path = (base_dir / os.path.expanduser(value)).resolve()
         data[key] = str(path)
         if not path.exists():
-            report.line(loc + (key,), f"{path} does not exist; create it holding only the secret, "
-                                      "or correct the path")
+            report.line(loc + (key,), f"{path} does not exist; create it holding only the secret, or correct the path")
         elif not path.is_file():
             report.line(loc + (key,), f"{path} is not a regular file; point it at the file holding the secret")
         else:
             try:
                 register_secret(path.read_text(encoding="utf-8").strip())
             except OSError as exc:
-                report.line(loc + (key,), f"{path} cannot be read ({exc.strerror or type(exc).__name__}); "
-                                          "make it readable by the user running syncd")
+                report.line(
+                    loc + (key,),
+                    f"{path} cannot be read ({exc.strerror or type(exc).__name__}); "
+                    "make it readable by the user running syncd",
+                )
             except UnicodeDecodeError:
                 report.line(loc + (key,), f"{path} is not UTF-8 text; it should hold only the secret")
 
 
-def _check_sync(sync: Any, loaded: dict[str, ConnectorConfig], tables: Any,
-                registry: Mapping[str, Any], report: "_Report") -> None:
+def _check_sync(
+    sync: Any, loaded: dict[str, ConnectorConfig], tables: Any, registry: Mapping[str, Any], report: "_Report"
+) -> None:
     """sync.helpdesk and sync.trackers must name defined connectors of the right role."""
     try:
         settings = SyncSettings.model_validate(sync if isinstance(sync, dict) else {})
@@ -494,8 +532,11 @@ def _check_sync(sync: Any, loaded: dict[str, ConnectorConfig], tables: Any,
     wanted += [(("sync", "trackers", i), name, "tracker") for i, name in enumerate(settings.trackers)]
     for loc, name, role in wanted:
         if name not in defined:
-            report.line(loc, f'no connector named "{name}" (defined: {", ".join(defined) or "none"}); '
-                             f"add a [connectors.{name}] table or name one of those")
+            report.line(
+                loc,
+                f'no connector named "{name}" (defined: {", ".join(defined) or "none"}); '
+                f"add a [connectors.{name}] table or name one of those",
+            )
             continue
         if name not in loaded:
             continue  # its table has problems of its own
@@ -536,22 +577,24 @@ class _Report:
         self.problems.append((_sort_key(loc), f"{self.label}: {_dotted(loc)}: {message}"))
 
     def env_line(self, variable: str, message: str, loc: tuple[Any, ...] | None = None) -> None:
-        key = loc if loc is not None else tuple(variable[len(ENV_PREFIX):].lower().split(ENV_DELIMITER))
+        key = loc if loc is not None else tuple(variable[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER))
         self.problems.append((_sort_key(key), f"environment {variable}: {message}"))
 
     def lines(self) -> list[str]:
         return [text for _, text in sorted(self.problems)]
 
-    def validation(self, exc: ValidationError, model: type[BaseModel], prefix: tuple[str, ...] = (),
-                   skip: Any = None) -> None:
+    def validation(
+        self, exc: ValidationError, model: type[BaseModel], prefix: tuple[str, ...] = (), skip: Any = None
+    ) -> None:
         for error in exc.errors(include_url=False):
             loc = prefix + tuple(error["loc"])
             if skip is not None and skip(loc):
                 continue
             self.line(loc, self._message(error, model, tuple(error["loc"]), loc))
 
-    def _message(self, error: dict[str, Any], model: type[BaseModel], rel: tuple[Any, ...],
-                 loc: tuple[Any, ...]) -> str:
+    def _message(
+        self, error: dict[str, Any], model: type[BaseModel], rel: tuple[Any, ...], loc: tuple[Any, ...]
+    ) -> str:
         kind, key = error["type"], str(rel[-1]) if rel else ""
         parent = _model_at(model, rel[:-1])
         field = parent.model_fields.get(key) if parent else None
@@ -605,8 +648,14 @@ def _model_at(model: type[BaseModel], rel: tuple[Any, ...]) -> type[BaseModel] |
         field = current.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
-        current = next((a for a in (field.annotation, *get_args(field.annotation))
-                        if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        current = next(
+            (
+                a
+                for a in (field.annotation, *get_args(field.annotation))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
         if current is None:
             return None
     return current

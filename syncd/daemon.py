@@ -85,14 +85,23 @@ class Health:
             "cycles": self.cycles,
             "outbox": self.outbox,
             "connectors": {
-                name: {"last_ok": _iso(s.last_ok), "last_error": s.last_error, "paused": s.paused_auth,
-                       "polls": s.polls, "rate_limited_until": format_time(s.rate_limited_until)}
+                name: {
+                    "last_ok": _iso(s.last_ok),
+                    "last_error": s.last_error,
+                    "paused": s.paused_auth,
+                    "polls": s.polls,
+                    "rate_limited_until": format_time(s.rate_limited_until),
+                }
                 for name, s in self.connectors.items()
             },
             # A refused reload leaves the daemon healthy on its running configuration: shown, not a 503.
-            "last_reload": None if self.last_reload is None else {
-                "at": _iso(self.last_reload.at), "outcome": self.last_reload.outcome,
-                "reason": self.last_reload.reason},
+            "last_reload": None
+            if self.last_reload is None
+            else {
+                "at": _iso(self.last_reload.at),
+                "outcome": self.last_reload.outcome,
+                "reason": self.last_reload.reason,
+            },
         }
 
 
@@ -108,29 +117,46 @@ class Metrics:
         self.delivered = Counter("syncd_actions_delivered", "Outbox actions delivered", registry=self.registry)
         self.failed = Counter("syncd_actions_failed", "Outbox attempts failed", registry=self.registry)
         self.outbox = Gauge("syncd_outbox", "Outbox actions by state", ["state"], registry=self.registry)
-        self.privacy_rewritten = Counter("syncd_privacy_rewritten", "Texts syncd made opaque in a place that "
-                                         "turned public", registry=self.registry)
-        self.privacy_skipped = Counter("syncd_privacy_rewrite_skipped", "Texts in a place that turned public "
-                                       "left as they were: someone edited them after syncd wrote them",
-                                       registry=self.registry)
-        self.requests = Gauge("syncd_http_requests", "HTTP requests sent per connector", ["connector"],
-                              registry=self.registry)
-        self.rate_limit_waits = Counter("syncd_rate_limit_waits", "Rate-limit waits begun per connector "
-                                        "(parked: nothing sent until the service's limit ends)", ["connector"],
-                                        registry=self.registry)
-        self.rate_limit_seconds = Counter("syncd_rate_limit_parked_seconds", "Seconds connectors were parked "
-                                          "for rate limits (counted when a wait begins)", ["connector"],
-                                          registry=self.registry)
+        self.privacy_rewritten = Counter(
+            "syncd_privacy_rewritten", "Texts syncd made opaque in a place that turned public", registry=self.registry
+        )
+        self.privacy_skipped = Counter(
+            "syncd_privacy_rewrite_skipped",
+            "Texts in a place that turned public left as they were: someone edited them after syncd wrote them",
+            registry=self.registry,
+        )
+        self.requests = Gauge(
+            "syncd_http_requests", "HTTP requests sent per connector", ["connector"], registry=self.registry
+        )
+        self.rate_limit_waits = Counter(
+            "syncd_rate_limit_waits",
+            "Rate-limit waits begun per connector (parked: nothing sent until the service's limit ends)",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.rate_limit_seconds = Counter(
+            "syncd_rate_limit_parked_seconds",
+            "Seconds connectors were parked for rate limits (counted when a wait begins)",
+            ["connector"],
+            registry=self.registry,
+        )
 
-        self.reloads = Counter("syncd_reloads", "Configuration reloads (SIGHUP) by outcome: applied or refused",
-                               ["outcome"], registry=self.registry)
+        self.reloads = Counter(
+            "syncd_reloads",
+            "Configuration reloads (SIGHUP) by outcome: applied or refused",
+            ["outcome"],
+            registry=self.registry,
+        )
         for outcome in ("applied", "refused"):
             self.reloads.labels(outcome)
-        self.last_reload_refused = Gauge("syncd_last_reload_refused", "1 when the last reload was refused and the "
-                                         "running configuration kept (see /healthz for why), else 0",
-                                         registry=self.registry)
-        self.last_reload_time = Gauge("syncd_last_reload_timestamp_seconds", "When the last reload was asked for",
-                                      registry=self.registry)
+        self.last_reload_refused = Gauge(
+            "syncd_last_reload_refused",
+            "1 when the last reload was refused and the running configuration kept (see /healthz for why), else 0",
+            registry=self.registry,
+        )
+        self.last_reload_time = Gauge(
+            "syncd_last_reload_timestamp_seconds", "When the last reload was asked for", registry=self.registry
+        )
 
 
 def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) -> list[str]:
@@ -148,8 +174,9 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
     if new.store_path != old.store_path:
         changes.append(f"store.path ({old.store_path} -> {new.store_path})")
     if new.daemon.health_address != old.daemon.health_address:
-        changes.append(f"daemon.health_address ({old.daemon.health_address or 'off'} -> "
-                       f"{new.daemon.health_address or 'off'})")
+        changes.append(
+            f"daemon.health_address ({old.daemon.health_address or 'off'} -> {new.daemon.health_address or 'off'})"
+        )
     if new.sync.helpdesk != old.sync.helpdesk:
         changes.append(f"sync.helpdesk ({old.sync.helpdesk} -> {new.sync.helpdesk})")
     for name in sorted(old.connectors.keys() & new.connectors.keys()):
@@ -159,7 +186,7 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
         elif was.url.rstrip("/") != now.url.rstrip("/"):
             changes.append(f"connectors.{name}.url ({was.url} -> {now.url})")
     for name in sorted(old.connectors.keys() - new.connectors.keys()):
-        if (count := waiting(name)):
+        if count := waiting(name):
             changes.append(f"connectors.{name} removed while {count} write(s) to it wait in the outbox")
     for key in ("level", "format"):
         if getattr(new.log, key) != getattr(old.log, key):
@@ -168,9 +195,16 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
 
 
 class Daemon:
-    def __init__(self, load_settings: Callable[[], Settings], build: Callable[[Settings], App], *,
-                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 auth_retry: float = AUTH_RETRY_SECONDS, exit: Callable[[int], None] = os._exit):
+    def __init__(
+        self,
+        load_settings: Callable[[], Settings],
+        build: Callable[[Settings], App],
+        *,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        auth_retry: float = AUTH_RETRY_SECONDS,
+        exit: Callable[[int], None] = os._exit,
+    ):
         self.load_settings = load_settings
         self.build = build
         self.app = build(load_settings())
@@ -213,8 +247,7 @@ class Daemon:
 
     def _on_stop(self, signum: int, frame: object) -> None:
         timeout = self.app.settings.daemon.shutdown_timeout
-        log.info("stopping after the step in hand", signal=signal.Signals(signum).name,
-                 shutdown_timeout=timeout)
+        log.info("stopping after the step in hand", signal=signal.Signals(signum).name, shutdown_timeout=timeout)
         self.stop_event.set()
         if self._watchdog is None:
             self._watchdog = threading.Timer(timeout, self._overdue, args=(timeout,))
@@ -223,9 +256,11 @@ class Daemon:
 
     def _overdue(self, timeout: float) -> None:
         """The step in hand outlived shutdown_timeout: leave now; nothing committed is lost."""
-        log.warning("shutdown_timeout passed with a step unfinished; exiting now. What was in flight "
-                    "resumes at the next start (pages replay, writes are looked for by marker)",
-                    shutdown_timeout=timeout)
+        log.warning(
+            "shutdown_timeout passed with a step unfinished; exiting now. What was in flight "
+            "resumes at the next start (pages replay, writes are looked for by marker)",
+            shutdown_timeout=timeout,
+        )
         sys.stderr.flush()
         self._exit(0)
 
@@ -359,11 +394,16 @@ class Daemon:
     def _publish(self) -> None:
         """Keep each connector's state in the store for ``syncd status`` (written when it changes)."""
         paused_delivery = self.app.engine.deliverer.paused
-        view = {name: {"ok": not s.last_error and name not in paused_delivery, "error": s.last_error,
-                       "polling_paused": s.paused_auth,
-                       "delivery_paused": paused_delivery.get(name),
-                       "rate_limited_until": format_time(s.rate_limited_until)}
-                for name, s in self.health.connectors.items()}
+        view = {
+            name: {
+                "ok": not s.last_error and name not in paused_delivery,
+                "error": s.last_error,
+                "polling_paused": s.paused_auth,
+                "delivery_paused": paused_delivery.get(name),
+                "rate_limited_until": format_time(s.rate_limited_until),
+            }
+            for name, s in self.health.connectors.items()
+        }
         if view == self._published:
             return
         try:
@@ -405,8 +445,7 @@ class Daemon:
         changes = unswitchable(old_settings, settings, self.app.store.unfinished_count)
         if changes:
             why = "; ".join(changes)
-            log.error("reload refused: these changes need a restart; keeping the running configuration",
-                      changes=why)
+            log.error("reload refused: these changes need a restart; keeping the running configuration", changes=why)
             self._reloaded("refused", f"needs a restart: {why}")
             return
         self.app.close()  # releases the store lock for the new app

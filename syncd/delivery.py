@@ -32,14 +32,35 @@ from typing import Any, Callable, NamedTuple
 import structlog
 
 from connectors.base import Connector, Helpdesk, OpaqueResult, OpaqueRewrite, Tracker, Unsupported, WriteResult
-from syncd.errors import (ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, RateLimited,
-                          SyncdError, TransientError)
+from syncd.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Conflict,
+    Gone,
+    NotFound,
+    PayloadError,
+    RateLimited,
+    SyncdError,
+    TransientError,
+)
+from syncd.privacy import written_for
 from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
-from syncd.privacy import written_for
 from syncd.store import OutboxRow, Store
-from syncd.writes import (BY_OP, TICKET_UPDATE, AttachTicket, CreateIssue, FollowUpTicket, IssueComment, MakeOpaque,
-                          TicketUpdate, UpsertComment, Write, read)
+from syncd.writes import (
+    BY_OP,
+    TICKET_UPDATE,
+    AttachTicket,
+    CreateIssue,
+    FollowUpTicket,
+    IssueComment,
+    MakeOpaque,
+    TicketUpdate,
+    UpsertComment,
+    Write,
+    read,
+)
 
 log = structlog.get_logger("syncd.delivery")
 
@@ -63,10 +84,18 @@ class DeliveryReport:
 
 
 class Deliverer:
-    def __init__(self, store: Store, connectors: dict[str, Connector], *, max_attempts: int = 8,
-                 backoff_max: float = 3600.0, backoff_base: float = 30.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 stop_requested: Callable[[], bool] = lambda: False, parking: Parking | None = None):
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        *,
+        max_attempts: int = 8,
+        backoff_max: float = 3600.0,
+        backoff_base: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        stop_requested: Callable[[], bool] = lambda: False,
+        parking: Parking | None = None,
+    ):
         self.store = store
         self.stop_requested = stop_requested
         self.connectors = connectors
@@ -83,8 +112,11 @@ class Deliverer:
         report = DeliveryReport()
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
-            due = [a for a in self.store.due_actions(limit)
-                   if a.connector not in self.paused and self.parking.until(a.connector) is None]
+            due = [
+                a
+                for a in self.store.due_actions(limit)
+                if a.connector not in self.paused and self.parking.until(a.connector) is None
+            ]
             if not due:
                 break
             progressed = report.done + report.already
@@ -108,11 +140,15 @@ class Deliverer:
         groups: dict[str, list[OutboxRow]] = {}
         for row in due:
             connector = self.connectors.get(row.connector)
-            bulkable = (row.op == TICKET_UPDATE and row.state == "pending" and isinstance(connector, Helpdesk)
-                        and "marker" in row.payload)
+            bulkable = (
+                row.op == TICKET_UPDATE
+                and row.state == "pending"
+                and isinstance(connector, Helpdesk)
+                and "marker" in row.payload
+            )
             key = f"bulk:{row.connector}:{json.dumps(row.payload, sort_keys=True)}" if bulkable else f"one:{row.id}"
             groups.setdefault(key, []).append(row)
-        return [rows[i:i + 100] for rows in groups.values() for i in range(0, len(rows), 100)]
+        return [rows[i : i + 100] for rows in groups.values() for i in range(0, len(rows), 100)]
 
     # -- one action -----------------------------------------------------------------
 
@@ -224,8 +260,11 @@ class Deliverer:
 
     def _make_opaque(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> OpaqueResult:
         assert isinstance(connector, Tracker) and isinstance(write, MakeOpaque)
-        rewrite = OpaqueRewrite(dict(write.slots), written_for(self.store, row.connector, row.target),
-                                dict(write.created) if write.created else None)
+        rewrite = OpaqueRewrite(
+            dict(write.slots),
+            written_for(self.store, row.connector, row.target),
+            dict(write.created) if write.created else None,
+        )
         return connector.make_opaque(row.target, rewrite, marker)
 
     def _create_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
@@ -253,8 +292,9 @@ class Deliverer:
             self._event(row, "dropped", reason)
         report.dropped += dropped
         report.gone.setdefault(Ref(row.connector, row.target), why)
-        log.info("writes dropped: the issue is gone", action=row.id, op=row.op, target=row.target,
-                 dropped=dropped, why=why)
+        log.info(
+            "writes dropped: the issue is gone", action=row.id, op=row.op, target=row.target, dropped=dropped, why=why
+        )
 
     # -- many tickets at once ----------------------------------------------------------
 
@@ -311,28 +351,46 @@ class Deliverer:
                 # The next poll will see this write; it is ours, not news. Until it
                 # does, the stored snapshot does not hold the tags written here.
                 tags = bool(row.payload.get("add_tags") or row.payload.get("remove_tags"))
-                self.store.set_meta(Ref(row.connector, row.target), echo_updated_at=format_time(result.updated_at),
-                                    **({"tags_unseen": True} if tags else {}))
+                self.store.set_meta(
+                    Ref(row.connector, row.target),
+                    echo_updated_at=format_time(result.updated_at),
+                    **({"tags_unseen": True} if tags else {}),
+                )
             self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))
         report.done += 1
 
     def _done_opaque(self, row: OutboxRow, result: OpaqueResult, report: DeliveryReport) -> None:
         """A rewrite for a place that turned public: what it rewrote, and what it had to leave."""
-        kept = [{"what": k.what, "url": k.url, "edited_by": k.edited_by, "edited_at": format_time(k.edited_at)}
-                for k in result.kept]
+        kept = [
+            {"what": k.what, "url": k.url, "edited_by": k.edited_by, "edited_at": format_time(k.edited_at)}
+            for k in result.kept
+        ]
         with self.store.transaction():
-            self.store.mark_done(row.id, {"rewritten": list(result.rewritten), "kept": kept,
-                                          "comments": dict(result.comments)})
+            self.store.mark_done(
+                row.id, {"rewritten": list(result.rewritten), "kept": kept, "comments": dict(result.comments)}
+            )
             self._event(row, "delivered", _describe(row, result=result))
         report.done += 1
         report.privacy_rewritten += len(result.rewritten)
         report.privacy_kept += len(kept)
         if kept:
-            log.warning("texts in a place now public were edited by someone else; left as they are",
-                        action=row.id, issue=row.target, kept=[k["what"] for k in kept])
+            log.warning(
+                "texts in a place now public were edited by someone else; left as they are",
+                action=row.id,
+                issue=row.target,
+                kept=[k["what"] for k in kept],
+            )
 
-    def _fail(self, row: OutboxRow, error: str, report: DeliveryReport, *, dead: bool = False,
-              uncertain: bool = False, retry_after: float | None = None) -> None:
+    def _fail(
+        self,
+        row: OutboxRow,
+        error: str,
+        report: DeliveryReport,
+        *,
+        dead: bool = False,
+        uncertain: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self._drafts.pop(row.id, None)
         attempts = row.attempts + (0 if row.state == "sending" and dead else 1)
         dead = dead or attempts >= self.max_attempts
@@ -346,8 +404,14 @@ class Deliverer:
             log.error("action moved to dead letter", action=row.id, op=row.op, target=row.target, error=error)
         else:
             report.failed += 1
-            log.warning("action failed; will retry", action=row.id, op=row.op, target=row.target,
-                        error=error, retry_at=format_time(retry_at))
+            log.warning(
+                "action failed; will retry",
+                action=row.id,
+                op=row.op,
+                target=row.target,
+                error=error,
+                retry_at=format_time(retry_at),
+            )
         report.errors.append(error)
 
     def _retry_at(self, attempts: int, retry_after: float | None = None) -> datetime:
@@ -362,8 +426,9 @@ class Deliverer:
         (an operation of several requests may have made part of it): its marker
         is looked for first."""
         self.parking.park(exc)
-        self.store.mark_waiting(row.id, str(exc), until=exc.until, refund=sent,
-                                uncertain=sent or row.state == "sending")
+        self.store.mark_waiting(
+            row.id, str(exc), until=exc.until, refund=sent, uncertain=sent or row.state == "sending"
+        )
         report.waiting += 1
 
     def _pause(self, connector: str, why: str, report: DeliveryReport) -> None:

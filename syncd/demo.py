@@ -57,8 +57,9 @@ class Story:
     def run_cli(self, *args: str) -> None:
         """Run the real ``syncd`` command, as an admin would in a shell."""
         self.app.close()  # the command takes the store's lock for its write
-        result = subprocess.run([sys.executable, "-m", "syncd", *args], env=self.pg.cli_env(),
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "syncd", *args], env=self.pg.cli_env(), capture_output=True, text=True, timeout=60
+        )
         self.say(f"   $ syncd {' '.join(args)}")
         for line in (result.stdout + result.stderr).strip().splitlines():
             self.say(f"     {line}")
@@ -110,16 +111,24 @@ def run_demo(*, keep: bool = False, out: TextIO = sys.stdout) -> int:
 def play(story: Story) -> None:
     pg, seed = story.pg, story.pg.seed
     tickets, keys = seed.tickets, seed.identifiers
-    story.say("syncd demo — fake services on loopback: " + ", ".join(
-        f"{name} {pg.sandbox.url(name)}" for name in ("zendesk", *pg.trackers)))
-    story.say(f"Seeded: {len(tickets)} tickets from {len(seed.organizations)} organisations; "
-              f"Linear {len(seed.issues)} issues (teams {', '.join(seed.teams)}), "
-              f"GitHub {len(seed.github_issues)} issues ("
-              + ", ".join(f"{r} {v}" for r, v in seed.repositories.items()) + "), "
-              f"Jira {len(seed.jira_issues)} issues (projects {', '.join(seed.jira_projects)}).")
+    story.say(
+        "syncd demo — fake services on loopback: "
+        + ", ".join(f"{name} {pg.sandbox.url(name)}" for name in ("zendesk", *pg.trackers))
+    )
+    story.say(
+        f"Seeded: {len(tickets)} tickets from {len(seed.organizations)} organisations; "
+        f"Linear {len(seed.issues)} issues (teams {', '.join(seed.teams)}), "
+        f"GitHub {len(seed.github_issues)} issues ("
+        + ", ".join(f"{r} {v}" for r, v in seed.repositories.items())
+        + "), "
+        f"Jira {len(seed.jira_issues)} issues (projects {', '.join(seed.jira_projects)})."
+    )
 
-    story.step("syncd", "first run: reads the ticket and issue feeds; agents had already named issues "
-                        "in the 'Linked issue' field of some tickets, and flagged some for product")
+    story.step(
+        "syncd",
+        "first run: reads the ticket and issue feeds; agents had already named issues "
+        "in the 'Linked issue' field of some tickets, and flagged some for product",
+    )
     story.cycle()
 
     handoff = play_handoff(story)
@@ -137,44 +146,57 @@ def play(story: Story) -> None:
     twofa_ticket, sdk_key = tickets["2fa"], seed.github_keys["totp"]
     sdk = pg.github_issue("totp")
     sdk_url = f"{pg.sandbox.url('github')}/{sdk.repo.full_name}/issues/{sdk.number}"
-    story.step("Mei (support agent)", f"pastes {sdk_url} — an issue in the PUBLIC repository "
-                                      f"{sdk.repo.full_name} — into an internal note on ticket #{twofa_ticket}")
+    story.step(
+        "Mei (support agent)",
+        f"pastes {sdk_url} — an issue in the PUBLIC repository "
+        f"{sdk.repo.full_name} — into an internal note on ticket #{twofa_ticket}",
+    )
     pg.agent_note(twofa_ticket, f"The SDK team has this: {sdk_url}", agent="Mei Chen")
     gdpr_ticket, gdpr_key = tickets["gdpr"], seed.jira_keys["gdpr"]
     story.step("Priya", f"notes that ticket #{gdpr_ticket} is Jira issue {gdpr_key}")
     pg.agent_note(gdpr_ticket, f"Platform tracks this as {gdpr_key}.")
     saml_key = seed.jira_keys["saml"]
-    story.step("Tomás", f"adds that ticket #{saml_ticket} also needs Jira issue {saml_key} "
-                        f"(it is now linked to a Linear and a Jira issue)")
-    pg.agent_note(saml_ticket, f"Needs the platform fix too: {pg.sandbox.url('jira')}/browse/{saml_key}",
-                  agent="Tomás Ortega")
+    story.step(
+        "Tomás",
+        f"adds that ticket #{saml_ticket} also needs Jira issue {saml_key} "
+        f"(it is now linked to a Linear and a Jira issue)",
+    )
+    pg.agent_note(
+        saml_ticket, f"Needs the platform fix too: {pg.sandbox.url('jira')}/browse/{saml_key}", agent="Tomás Ortega"
+    )
     story.cycle()
-    story.say(f"   The context comment syncd keeps on {sdk_key} (public: no customer, only a reference "
-              "and a count):")
+    story.say(f"   The context comment syncd keeps on {sdk_key} (public: no customer, only a reference and a count):")
     for body in pg.github_comment_bodies("totp"):
         say_rendered(story, body, story.app.engine.trackers["github"].text_format)
     for link in pg.jira.get(gdpr_key).remotelinks:
-        story.say(f"   The remote link on {gdpr_key}: {link['object']['title']} "
-                  f"({link['object'].get('summary', '')}) → {link['object']['url']}")
+        story.say(
+            f"   The remote link on {gdpr_key}: {link['object']['title']} "
+            f"({link['object'].get('summary', '')}) → {link['object']['url']}"
+        )
 
     story.step("Ada (engineer)", f"moves {search_issue} to In Progress; in Jira, {saml_key} goes to In Progress")
     pg.engineer_move(search_issue, "In Progress", engineer="Ada Novak")
     pg.jira_move("saml", "In Progress")
     story.step("Priya", f"tells the customers on #{search_ticket} and #{saml_ticket} and sets both to pending")
     for ticket in (search_ticket, saml_ticket):
-        pg.agent_note(ticket, "Our engineers are working on it; we will update you as soon as it ships.",
-                      public=True)
+        pg.agent_note(ticket, "Our engineers are working on it; we will update you as soon as it ships.", public=True)
         pg.agent_set_status(ticket, "pending")
     story.cycle()
 
-    story.step("Ada", f"ships the fix: {search_issue} → Done; Sam closes {sso_issue} as Done too "
-                      f"(#{saml_ticket} still waits on {saml_key})")
+    story.step(
+        "Ada",
+        f"ships the fix: {search_issue} → Done; Sam closes {sso_issue} as Done too "
+        f"(#{saml_ticket} still waits on {saml_key})",
+    )
     pg.engineer_move(search_issue, "Done", engineer="Ada Novak")
     pg.engineer_move(sso_issue, "Done", engineer="Sam Okafor")
     story.cycle()
 
-    story.step("Jira", f"{saml_key} → Done: now every issue #{saml_ticket} waits on is closed; "
-                       f"on GitHub, {sdk_key} is closed as completed")
+    story.step(
+        "Jira",
+        f"{saml_key} → Done: now every issue #{saml_ticket} waits on is closed; "
+        f"on GitHub, {sdk_key} is closed as completed",
+    )
     pg.jira_move("saml", "Done")
     pg.github_close("totp", "completed", login="ada-novak")
     story.cycle()
@@ -197,20 +219,29 @@ def play_handoff(story: Story) -> dict[str, int]:
     jonas = seed.customers["jonas@acmehealth.example"]
     priya = seed.agents["Priya Raman"]
     subject = "Route planner drops the last stop on long routes"
-    ticket = zendesk.create_ticket(subject, "When a route has more than 20 stops, the last stop is not shown.",
-                                   requester_id=hannah, status="open", assignee_id=priya,
-                                   organization_id=seed.organizations["Northwind Logistics"])["id"]
+    ticket = zendesk.create_ticket(
+        subject,
+        "When a route has more than 20 stops, the last stop is not shown.",
+        requester_id=hannah,
+        status="open",
+        assignee_id=priya,
+        organization_id=seed.organizations["Northwind Logistics"],
+    )["id"]
     story.step("Hannah (Northwind, customer)", f"opens ticket #{ticket}: {subject!r}")
     story.step("Priya", f"flags #{ticket} for product (tag 'escalated'); it has no severity, steps or impact yet")
     pg.agent_set_tags(ticket, ["escalated"])
     story.cycle()
     show_handoff_fields(story, ticket)
 
-    story.step("Priya", "adds the steps, what should happen and who is affected in an internal note, "
-                        "and sets Severity to sev2")
-    pg.agent_note(ticket, "Steps: plan a route with 21 stops and open it in the driver app.\n"
-                          "Expected: all 21 stops are listed.\n"
-                          "Impact: every Northwind dispatcher with long routes is affected; drivers miss deliveries.")
+    story.step(
+        "Priya", "adds the steps, what should happen and who is affected in an internal note, and sets Severity to sev2"
+    )
+    pg.agent_note(
+        ticket,
+        "Steps: plan a route with 21 stops and open it in the driver app.\n"
+        "Expected: all 21 stops are listed.\n"
+        "Impact: every Northwind dispatcher with long routes is affected; drivers miss deliveries.",
+    )
     zendesk.update_ticket(ticket, author_id=priya, custom_fields={seed.severity_field_id: "sev2"})
     story.cycle()
     [link] = story.app.store.links_for_ticket(Ref("zendesk", str(ticket)))
@@ -220,9 +251,14 @@ def play_handoff(story: Story) -> dict[str, int]:
     story.say(f"   {key} as created in Linear (the handoff record):")
     say_rendered(story, issue["description"], story.app.engine.trackers["linear"].text_format)
 
-    other = zendesk.create_ticket("Last delivery stop missing", "Our drivers do not see the final stop.",
-                                  requester_id=jonas, status="open", assignee_id=priya,
-                                  organization_id=seed.organizations["Acme Health"])["id"]
+    other = zendesk.create_ticket(
+        "Last delivery stop missing",
+        "Our drivers do not see the final stop.",
+        requester_id=jonas,
+        status="open",
+        assignee_id=priya,
+        organization_id=seed.organizations["Acme Health"],
+    )["id"]
     story.step("Jonas (Acme Health, customer)", f"reports the same problem in ticket #{other}")
     story.step("Priya", f"flags #{other} too, and notes it is {key}: linked, no second issue")
     pg.agent_set_tags(other, ["escalated"])
@@ -241,8 +277,7 @@ def play_handoff(story: Story) -> dict[str, int]:
     show_handoff_fields(story, ticket)
 
     story.step("Priya", f"tells Hannah on #{ticket} that the fix is live (a public reply): the promise is kept")
-    pg.agent_note(ticket, "The fix for long routes is live; all stops show again. Sorry for the trouble!",
-                  public=True)
+    pg.agent_note(ticket, "The fix for long routes is live; all stops show again. Sorry for the trouble!", public=True)
     story.cycle()
     show_handoff_fields(story, ticket)
     return {"ticket": ticket, "other": other}
@@ -349,8 +384,10 @@ def show_final_state(story: Story) -> None:
         links = store.links_for_issue(Ref("linear", issue["id"]))
         story.say(f"   linked tickets in syncd's store: {', '.join('#' + r.ticket.id for r in links) or 'none'}")
     sdk = pg.github_issue("totp")
-    story.say(f"{sdk.repo.full_name}#{sdk.number} {sdk.title} — {sdk.state} ({sdk.state_reason}), "
-              f"repository {sdk.repo.visibility}")
+    story.say(
+        f"{sdk.repo.full_name}#{sdk.number} {sdk.title} — {sdk.state} ({sdk.state_reason}), "
+        f"repository {sdk.repo.visibility}"
+    )
     story.say(f"   syncd comments: {len(pg.github_comment_bodies('totp'))} (one, edited in place)")
     for short in ("gdpr", "saml"):
         issue = pg.jira.get(seed.jira_keys[short])
@@ -359,5 +396,8 @@ def show_final_state(story: Story) -> None:
             story.say(f"   remote link: {link['object']['title']} → {link['object']['url']}")
     counts = pg.sandbox.counts()
     total = sum(sum(c.values()) for c in counts.values())
-    story.say(f"\nAPI requests served by the sandbox in all: {total} ("
-              + ", ".join(f"{name} {sum(c.values())}" for name, c in counts.items()) + ")")
+    story.say(
+        f"\nAPI requests served by the sandbox in all: {total} ("
+        + ", ".join(f"{name} {sum(c.values())}" for name, c in counts.items())
+        + ")"
+    )

@@ -20,17 +20,34 @@ import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.handoff_config import Mappings
-from mappings.links import (Candidate, compile_patterns, issue_ticket_ids, noted_refs, syncd_attached_ticket_ids,
-                            ticket_candidates)
-from mappings.planner import (GONE_REASON, LinkedTicket, PlanSettings, attach_key, issue_group, link_key,
-                              plan_gone_ref, plan_issue_gone, plan_issue_update, plan_out_of_reach, plan_unlink,
-                              ticket_group)
+from mappings.links import (
+    Candidate,
+    compile_patterns,
+    issue_ticket_ids,
+    noted_refs,
+    syncd_attached_ticket_ids,
+    ticket_candidates,
+)
+from mappings.planner import (
+    GONE_REASON,
+    LinkedTicket,
+    PlanSettings,
+    attach_key,
+    issue_group,
+    link_key,
+    plan_gone_ref,
+    plan_issue_gone,
+    plan_issue_update,
+    plan_out_of_reach,
+    plan_unlink,
+    ticket_group,
+)
 from syncd.delivery import Deliverer, DeliveryReport
+from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.handoff import FollowUps
 from syncd.page import PageWork, PollReport, Ports
-from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
-from syncd.ratelimits import Parking, Wait
 from syncd.privacy import Privacy
+from syncd.ratelimits import Parking, Wait
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
 from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE
@@ -78,20 +95,33 @@ class CycleReport:
         return not any(p.error for p in self.polls) and not (self.delivery and self.delivery.errors)
 
     def summary(self) -> str:
-        parts = [f"{p.connector}: {p.changed}/{p.records} changed" + (f" ERROR {p.error}" if p.error else "")
-                 for p in self.polls]
+        parts = [
+            f"{p.connector}: {p.changed}/{p.records} changed" + (f" ERROR {p.error}" if p.error else "")
+            for p in self.polls
+        ]
         if self.delivery:
             parts.append(f"delivered {self.delivery.done}, failed {self.delivery.failed}, dead {self.delivery.dead}")
         for name, wait in self.rate_limited.items():
-            parts.append(f"{name}: waiting for {wait.service}'s rate limit until "
-                         f"{until_text(wait.until, self.now or wait.until)}; nothing sent to it before then")
+            parts.append(
+                f"{name}: waiting for {wait.service}'s rate limit until "
+                f"{until_text(wait.until, self.now or wait.until)}; nothing sent to it before then"
+            )
         return "; ".join(parts)
 
 
 class Engine:
-    def __init__(self, store: Store, helpdesk: Helpdesk, trackers: dict[str, Tracker], settings: PlanSettings,
-                 *, max_attempts: int = 8, backoff_max: float = 3600.0,
-                 clock: Callable[[], datetime] = utcnow, mappings: Mappings | None = None):
+    def __init__(
+        self,
+        store: Store,
+        helpdesk: Helpdesk,
+        trackers: dict[str, Tracker],
+        settings: PlanSettings,
+        *,
+        max_attempts: int = 8,
+        backoff_max: float = 3600.0,
+        clock: Callable[[], datetime] = utcnow,
+        mappings: Mappings | None = None,
+    ):
         self.store = store
         # Follow-up stages are computed only when the mapping files say where
         # to show them ([stages]); without that the engine does as before.
@@ -120,9 +150,15 @@ class Engine:
         self.stop_requested: Callable[[], bool] = lambda: False
         # Connectors waiting out a rate limit (see syncd.ratelimits): not polled, not written to.
         self.parking = Parking(store, self.connectors, clock)
-        self.deliverer = Deliverer(store, self.connectors, max_attempts=max_attempts,
-                                   backoff_max=backoff_max, clock=clock,
-                                   stop_requested=lambda: self.stop_requested(), parking=self.parking)
+        self.deliverer = Deliverer(
+            store,
+            self.connectors,
+            max_attempts=max_attempts,
+            backoff_max=backoff_max,
+            clock=clock,
+            stop_requested=lambda: self.stop_requested(),
+            parking=self.parking,
+        )
         # What the handoff and the privacy work use: the engine's ports, not the engine.
         ports = Ports(store, clock, trackers, helpdesk, settings, self._work)
         self.followups = FollowUps(ports, self.mappings) if self.mappings is not None else None
@@ -131,8 +167,13 @@ class Engine:
 
     def _work(self) -> PageWork:
         """A new page transaction's work (enter it to open the transaction)."""
-        return PageWork(self.store, self.settings, self.helpdesk.name, first_sync=self.first_sync,
-                        on_queued=self._maybe_made_already)
+        return PageWork(
+            self.store,
+            self.settings,
+            self.helpdesk.name,
+            first_sync=self.first_sync,
+            on_queued=self._maybe_made_already,
+        )
 
     def _key_lookup(self, tracker: str) -> Callable[[str], str | None]:
         def lookup(issue_id: str) -> str | None:
@@ -175,8 +216,11 @@ class Engine:
         self._seen_markers = {}
         self._catching_up = self.first_sync or self.store.catching_up(name)
         if self._catching_up and not self.first_sync:
-            log.info("the store is a restored or copied file: checking what this feed replays against "
-                     "what syncd already wrote", connector=name)
+            log.info(
+                "the store is a restored or copied file: checking what this feed replays against "
+                "what syncd already wrote",
+                connector=name,
+            )
         try:
             self._retry_quarantined(connector, report)
             for page in connector.poll(self.store.get_cursor(name)):
@@ -205,8 +249,7 @@ class Engine:
                 report.error = str(exc)
         except SyncdError as exc:
             report.error = str(exc)
-            log.warning("poll failed; will resume from the last committed page", connector=name,
-                        error=str(exc))
+            log.warning("poll failed; will resume from the last committed page", connector=name, error=str(exc))
         return report
 
     def _page(self, connector: Connector, page: Page, report: PollReport) -> None:
@@ -221,8 +264,11 @@ class Engine:
         A wrong-shaped answer is often a passing fault; the feed's cursor has
         moved past the record, so without this it would wait for its next change.
         """
-        rows = [r for r in self.store.list_quarantine()
-                if r.connector == connector.name and r.record_id and r.count <= QUARANTINE_RETRIES]
+        rows = [
+            r
+            for r in self.store.list_quarantine()
+            if r.connector == connector.name and r.record_id and r.count <= QUARANTINE_RETRIES
+        ]
         for row in rows:
             if self.stop_requested():
                 return
@@ -245,8 +291,12 @@ class Engine:
                 with self.store.transaction():
                     self.store.quarantine(connector.name, row.record_id, f"read again: {exc}", row.payload)
             except SyncdError as exc:  # a passing failure: try again next poll
-                log.info("quarantined record not read again yet", connector=connector.name,
-                         record_id=row.record_id, error=str(exc))
+                log.info(
+                    "quarantined record not read again yet",
+                    connector=connector.name,
+                    record_id=row.record_id,
+                    error=str(exc),
+                )
 
     def deliver(self) -> DeliveryReport:
         """Send the outbox; then act on what the sends found, and send what that planned.
@@ -295,12 +345,19 @@ class Engine:
                 issue = snapshot if isinstance(snapshot, Issue) else None
                 key = issue.key if issue is not None else ref.id
                 if self.store.mark_issue_gone(ref, key, why):
-                    self.store.add_event(Event("issue_gone", f"{key} is deleted, or no longer visible to "
-                                               f"syncd's account ({why})", None, ref, {"reason": why}))
-                    log.info("issue gone from its tracker; ending its links", issue=key, tracker=ref.connector,
-                             why=why)
-                self.store.drop_group(issue_group(ref), "not sent: the issue is deleted, or no longer visible "
-                                      f"to syncd's account ({why})")
+                    self.store.add_event(
+                        Event(
+                            "issue_gone",
+                            f"{key} is deleted, or no longer visible to syncd's account ({why})",
+                            None,
+                            ref,
+                            {"reason": why},
+                        )
+                    )
+                    log.info("issue gone from its tracker; ending its links", issue=key, tracker=ref.connector, why=why)
+                self.store.drop_group(
+                    issue_group(ref), f"not sent: the issue is deleted, or no longer visible to syncd's account ({why})"
+                )
                 for row in self.store.links_for_issue(ref):
                     ended += 1
                     ticket = self.store.get_snapshot(row.ticket)
@@ -308,9 +365,14 @@ class Engine:
                         self.store.end_link(row.ticket, ref, GONE_REASON)
                         continue
                     remaining = [r.issue for r in self.store.links_for_ticket(row.ticket) if r.issue != ref]
-                    plan = plan_issue_gone(Link(row.ticket, ref, row.origin), ticket, issue,
-                                           list(self.store.get_snapshots(remaining).values()), self.settings,
-                                           epoch=format_time(row.created_at) or "")
+                    plan = plan_issue_gone(
+                        Link(row.ticket, ref, row.origin),
+                        ticket,
+                        issue,
+                        list(self.store.get_snapshots(remaining).values()),
+                        self.settings,
+                        epoch=format_time(row.created_at) or "",
+                    )
                     if not ticket.can_update:
                         plan.actions = []  # a closed ticket cannot take a note: the link just ends
                     work.commit(plan)
@@ -346,7 +408,7 @@ class Engine:
             for start in range(0, len(due), tracker.presence_batch):
                 if spent[name] >= budget or self.stop_requested():
                     break
-                chunk = due[start:start + tracker.presence_batch]
+                chunk = due[start : start + tracker.presence_batch]
                 try:
                     answer = tracker.presence([i for i, _ in chunk], {i: e for i, e in chunk if e})
                 except RateLimited as exc:
@@ -354,8 +416,9 @@ class Engine:
                     spent[name] += 1
                     break
                 except SyncdError as exc:
-                    log.warning("existence check of linked issues failed; tried again next time",
-                                connector=name, error=str(exc))
+                    log.warning(
+                        "existence check of linked issues failed; tried again next time", connector=name, error=str(exc)
+                    )
                     spent[name] += 1
                     break
                 spent[name] += answer.requests
@@ -408,8 +471,9 @@ class Engine:
             todo.append((ticket, comments, candidates))
             seen[ticket.ref] = {m for c in comments for m in c.markers}
             noted[ticket.ref] = self._noted_links(ticket, comments)
-        issues, gone = self._resolve_issue_refs({(c.tracker, c.ref) for _, _, cs in todo for c in cs} |
-                                                {pair for pairs in noted.values() for pair in pairs})
+        issues, gone = self._resolve_issue_refs(
+            {(c.tracker, c.ref) for _, _, cs in todo for c in cs} | {pair for pairs in noted.values() for pair in pairs}
+        )
 
         self._seen_markers = seen
         with self._work() as work:
@@ -425,21 +489,22 @@ class Engine:
                     if issue is None:
                         gone_key = gone.get((candidate.tracker, candidate.ref), candidate.ref)
                         if ticket.can_update:
-                            work.commit(plan_gone_ref(ticket, candidate.tracker, candidate.ref, gone_key,
-                                                      self.settings))
+                            work.commit(
+                                plan_gone_ref(ticket, candidate.tracker, candidate.ref, gone_key, self.settings)
+                            )
                         continue
                     report.links += work.link(ticket, issue, candidate.origin, report)
                 report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
-            report.actions += self._stages(work, [t.ref for t, _, _ in todo], previous,
-                                           {t.ref: c for t, c, _ in todo})
+            report.actions += self._stages(work, [t.ref for t, _, _ in todo], previous, {t.ref: c for t, c, _ in todo})
             self._settle_found(seen, {t.ref: c for t, c, _ in todo})
             report.quarantined += work.quarantine(helpdesk.name, page.rejected)
             work.release(helpdesk.name, [t.ref.id for t, _, _ in todo])
             work.set_cursor(helpdesk.name, page.cursor)
         self._seen_markers = {}
 
-    def _resolve_issue_refs(self, wanted: set[tuple[str, str]]
-                            ) -> tuple[dict[tuple[str, str], Issue], dict[tuple[str, str], str]]:
+    def _resolve_issue_refs(
+        self, wanted: set[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Issue], dict[tuple[str, str], str]]:
         """Issues named by key or URL: from the store when known, else one read each.
 
         Returns the issues found and, apart, the refs the tracker says are gone
@@ -554,8 +619,13 @@ class Engine:
 
     # -- the handoff --------------------------------------------------------------------------
 
-    def _stages(self, work: PageWork, tickets: list[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
-                comments: dict[Ref, list[Comment]] | None = None) -> int:
+    def _stages(
+        self,
+        work: PageWork,
+        tickets: list[Ref],
+        previous: dict[Ref, Ticket | Issue] | None = None,
+        comments: dict[Ref, list[Comment]] | None = None,
+    ) -> int:
         """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work."""
         if self.followups is None or not tickets:
             work.take_writes()
@@ -564,7 +634,9 @@ class Engine:
 
     # -- links ---------------------------------------------------------------------------
 
-    def link(self, ticket_id: str, issue_ref: str, tracker: str | None = None, origin: str = "cli") -> tuple[Ticket, Issue, bool]:
+    def link(
+        self, ticket_id: str, issue_ref: str, tracker: str | None = None, origin: str = "cli"
+    ) -> tuple[Ticket, Issue, bool]:
         """Link a ticket to an issue by hand (``syncd link``). Returns (ticket, issue, created)."""
         tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
         ticket = self.helpdesk.get_ticket(ticket_id)
@@ -582,10 +654,14 @@ class Engine:
                 self._unsure = False
         return ticket, issue, created
 
-    def unlink(self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand") -> bool:
+    def unlink(
+        self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand"
+    ) -> bool:
         tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
         ticket_ref = Ref(self.helpdesk.name, ticket_id)
-        issue = self.store.find_issue_by_key(tracker_name, issue_ref) or self.store.get_snapshot(Ref(tracker_name, issue_ref))
+        issue = self.store.find_issue_by_key(tracker_name, issue_ref) or self.store.get_snapshot(
+            Ref(tracker_name, issue_ref)
+        )
         if issue is None:
             issue = tracker_conn.get_issue(issue_ref)
         ticket = self.store.get_snapshot(ticket_ref) or self.helpdesk.get_ticket(ticket_id)
@@ -597,8 +673,9 @@ class Engine:
             remaining_refs = [r.issue for r in rows if r.issue != issue.ref]
             remaining = list(self.store.get_snapshots(remaining_refs).values())
             link = Link(ticket_ref, issue.ref, match[0].origin)
-            plan = plan_unlink(link, ticket, issue, remaining, self.settings, reason,
-                               epoch=format_time(match[0].created_at) or "")
+            plan = plan_unlink(
+                link, ticket, issue, remaining, self.settings, reason, epoch=format_time(match[0].created_at) or ""
+            )
             work.commit(plan)
         return True
 
@@ -639,8 +716,9 @@ class Engine:
             refs = [(name, ref) for name, ref in refs if (name, self.trackers[name].normalise_ref(ref)) not in keys]
         return refs
 
-    def _restore_noted_links(self, ticket: Ticket, refs: list[tuple[str, str]],
-                             issues: dict[tuple[str, str], Issue], markers: set[str]) -> int:
+    def _restore_noted_links(
+        self, ticket: Ticket, refs: list[tuple[str, str]], issues: dict[tuple[str, str], Issue], markers: set[str]
+    ) -> int:
         """Take up the links whose own note (its marker: the link's key) is on the ticket. Inside a transaction."""
         restored = 0
         for pair in refs:
@@ -658,15 +736,17 @@ class Engine:
         for the helpdesk's feed (after a lost store trackers are polled
         first, and most tickets come in the helpdesk's first pages): no read
         per ticket here."""
-        shown = [tid for tid, marker in syncd_attached_ticket_ids(issue, self.ticket_pattern)
-                 if marker == attach_key(Ref(self.helpdesk.name, tid), issue.ref)]
+        shown = [
+            tid
+            for tid, marker in syncd_attached_ticket_ids(issue, self.ticket_pattern)
+            if marker == attach_key(Ref(self.helpdesk.name, tid), issue.ref)
+        ]
         if not shown:
             return [], []
         known = {r.ticket.id for r in self.store.links_for_issue(issue.ref, active=False)}
         refs = [Ref(self.helpdesk.name, tid) for tid in shown if tid not in known]
         tickets = self.store.get_snapshots(refs)
-        return ([t for r in refs if isinstance(t := tickets.get(r), Ticket)],
-                [r.id for r in refs if r not in tickets])
+        return ([t for r in refs if isinstance(t := tickets.get(r), Ticket)], [r.id for r in refs if r not in tickets])
 
     def _defer_shown(self, later: dict[Ref, list[str]]) -> None:
         """Remember tickets shown by syncd on issues, to take up after the helpdesk's feed. Inside a transaction."""
@@ -715,8 +795,15 @@ class Engine:
         if any(r.issue == issue.ref for r in self.store.links_for_ticket(ticket.ref, active=False)):
             return 0
         self.store.add_link(Link(ticket.ref, issue.ref, "restored"))
-        self.store.add_event(Event("restored", f"{ticket.key} linked to {issue.key} again: {why}", ticket.ref,
-                                   issue.ref, {"origin": "restored", "issue_key": issue.key}))
+        self.store.add_event(
+            Event(
+                "restored",
+                f"{ticket.key} linked to {issue.key} again: {why}",
+                ticket.ref,
+                issue.ref,
+                {"origin": "restored", "issue_key": issue.key},
+            )
+        )
         log.info("link taken up again from what syncd wrote", ticket=ticket.key, issue=issue.key)
         return 1
 
@@ -729,16 +816,24 @@ class Engine:
         there (its key made from times the store forgot, such as a stage's
         start folded into the handoff's note) is done too."""
         for ref, markers in seen.items():
-            written = {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} \
-                if self._catching_up else set()
+            written = (
+                {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} if self._catching_up else set()
+            )
             for row in self.store.open_actions(ticket_group(ref)):
                 if row.op != TICKET_UPDATE or row.connector != ref.connector or row.target != ref.id:
                     continue
                 note = row.payload.get("note")
                 if note and ((row.payload.get("marker") or row.key) in markers or _plain(note) in written):
                     self.store.mark_done(row.id, {"found_marker": True})
-                    self.store.add_event(Event("delivered", "found already written (by an earlier run)", ref,
-                                               None, {"action": row.id, "op": row.op, "key": row.key}))
+                    self.store.add_event(
+                        Event(
+                            "delivered",
+                            "found already written (by an earlier run)",
+                            ref,
+                            None,
+                            {"action": row.id, "op": row.op, "key": row.key},
+                        )
+                    )
                 elif row.state == "sending" and row.attempts == 0:
                     self.store.known_unsent(row.id)
 
@@ -759,13 +854,21 @@ class Engine:
             if isinstance(issue, Issue) and any(a.marker == action.key for a in issue.attachments):
                 row = next((r for r in self.store.open_actions(action.group) if r.key == action.key), None)
                 if row is not None and self.store.mark_done(row.id, {"found_marker": True}):
-                    self.store.add_event(Event("delivered", "found already written (by an earlier run)", None,
-                                               ref, {"action": row.id, "op": row.op, "key": row.key}))
+                    self.store.add_event(
+                        Event(
+                            "delivered",
+                            "found already written (by an earlier run)",
+                            None,
+                            ref,
+                            {"action": row.id, "op": row.op, "key": row.key},
+                        )
+                    )
             return
         if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
-        repeats = (action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP)
-                   or (action.op == TICKET_UPDATE and bool(action.payload.get("note"))))
+        repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP) or (
+            action.op == TICKET_UPDATE and bool(action.payload.get("note"))
+        )
         if repeats:
             self.store.check_before_send(action.key)
 

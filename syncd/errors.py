@@ -76,8 +76,15 @@ class TransientError(ApiError):
     for the marker before sending it again.
     """
 
-    def __init__(self, connector: str, message: str, *, status: int | None = None,
-                 maybe_applied: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        connector: str,
+        message: str,
+        *,
+        status: int | None = None,
+        maybe_applied: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(connector, message, status=status)
         self.maybe_applied = maybe_applied
         self.retry_after = retry_after
@@ -92,8 +99,7 @@ class RateLimited(TransientError):
     service's display name ("GitHub").
     """
 
-    def __init__(self, connector: str, message: str, *, until: datetime, service: str,
-                 status: int | None = None):
+    def __init__(self, connector: str, message: str, *, until: datetime, service: str, status: int | None = None):
         super().__init__(connector, message, status=status, maybe_applied=False)
         self.until = until
         self.service = service
@@ -119,8 +125,7 @@ class PayloadError(ApiError):
     quarantine that record and go on.
     """
 
-    def __init__(self, connector: str, message: str, *, record_id: str | None = None,
-                 payload: object = None):
+    def __init__(self, connector: str, message: str, *, record_id: str | None = None, payload: object = None):
         super().__init__(connector, message)
         self.record_id = record_id
         self.payload = payload

@@ -36,18 +36,49 @@ import structlog
 
 from mappings import promises as pr
 from mappings.handoff_config import Mappings, Route
-from mappings.handoff_plan import (DemandTicket, demand_body, plan_demand, plan_escalation, plan_followup_ticket,
-                                   plan_missing, plan_owner_gap, plan_promise_broken, plan_promise_due, promise_event)
+from mappings.handoff_plan import (
+    DemandTicket,
+    demand_body,
+    plan_demand,
+    plan_escalation,
+    plan_followup_ticket,
+    plan_missing,
+    plan_owner_gap,
+    plan_promise_broken,
+    plan_promise_due,
+    promise_event,
+)
 from mappings.planner import Plan, ticket_group
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, observe, plan_stage, reopened_at,
-                                 told_customer_at)
+from mappings.stage_plan import (
+    StageDisplay,
+    follow_up_stage,
+    issue_view,
+    observe,
+    plan_stage,
+    reopened_at,
+    told_customer_at,
+)
 from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gaps
 from syncd.errors import Gone, NotFound, SyncdError
 from syncd.page import PageWork, Ports
-from syncd.records import (Action, Comment, Event, Issue, Link, Promise, PromiseChange, PromiseState, Ref, Stage, Ticket,
-                           format_time, idempotency_key, parse_time, utc)
+from syncd.records import (
+    Action,
+    Comment,
+    Event,
+    Issue,
+    Link,
+    Promise,
+    PromiseChange,
+    PromiseState,
+    Ref,
+    Stage,
+    Ticket,
+    format_time,
+    idempotency_key,
+    parse_time,
+    utc,
+)
 from syncd.writes import ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE, TicketUpdate
-
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -74,8 +105,13 @@ class FollowUps:
 
     # -- one page ----------------------------------------------------------------------------------
 
-    def update(self, work: PageWork, tickets: Sequence[Ref], previous: dict[Ref, Ticket | Issue] | None = None,
-               comments: dict[Ref, list[Comment]] | None = None) -> int:
+    def update(
+        self,
+        work: PageWork,
+        tickets: Sequence[Ref],
+        previous: dict[Ref, Ticket | Issue] | None = None,
+        comments: dict[Ref, list[Comment]] | None = None,
+    ) -> int:
         """Recompute the follow-up of tickets whose inputs changed, in the page's ``work``.
 
         ``previous`` and ``comments`` come with a helpdesk page (the snapshots
@@ -92,14 +128,20 @@ class FollowUps:
             if not isinstance(ticket, Ticket):
                 continue
             prev = (previous or {}).get(ref)
-            queued += self._one(work, ticket, prev if isinstance(prev, Ticket) else None,
-                                None if comments is None else comments.get(ref, []), writes.get(ref))
+            queued += self._one(
+                work,
+                ticket,
+                prev if isinstance(prev, Ticket) else None,
+                None if comments is None else comments.get(ref, []),
+                writes.get(ref),
+            )
             demand.update((row.issue, None) for row in self.store.links_for_ticket(ref))
         queued += self.update_demand(work, list(demand))
         return queued
 
-    def _one(self, work: PageWork, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None,
-             host: Action | None) -> int:
+    def _one(
+        self, work: PageWork, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, host: Action | None
+    ) -> int:
         ref = ticket.ref
         meta = self.store.get_meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
@@ -108,9 +150,11 @@ class FollowUps:
         views = self._issue_views(ref, route)
         cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
         stored = self.store.stage_history(ref)
-        result = follow_up_stage(observe(ticket, route, views, now=self.now, told_at=told, reopened=reopened,
-                                         notes=notes),
-                                 route, [] if cleared else stored)
+        result = follow_up_stage(
+            observe(ticket, route, views, now=self.now, told_at=told, reopened=reopened, notes=notes),
+            route,
+            [] if cleared else stored,
+        )
         if meta.get("followup_ticket"):
             result = StageResult(None, result.history, False)  # followed up by a new ticket: this one is done
         extra: list[Plan] = []
@@ -119,8 +163,15 @@ class FollowUps:
             self._agent_promises(ticket, prev, route)
         if route is not None:
             extra += self._escalate_or_note(ticket, route, result, views, notes, meta, fields)
-            extra += self._promises(ticket, prev, route, result, told, meta,
-                                    first_seen=comments is not None and prev is None and work.first_sync)
+            extra += self._promises(
+                ticket,
+                prev,
+                route,
+                result,
+                told,
+                meta,
+                first_seen=comments is not None and prev is None and work.first_sync,
+            )
             extra += self._owner_gaps(ticket, route, result.stage, views, meta)
         stage_plan = Plan()
         if result.changed:
@@ -128,8 +179,9 @@ class FollowUps:
             self.store.put_stage(ref, history)
             if cleared:
                 self.store.set_meta(ref, stage_cleared=None)
-            stage_plan = plan_stage(ticket, dataclasses.replace(result, history=tuple(StageSpan(*h) for h in history)),
-                                    self.display)
+            stage_plan = plan_stage(
+                ticket, dataclasses.replace(result, history=tuple(StageSpan(*h) for h in history)), self.display
+            )
         elif result.stage is None and stored and not cleared:
             stage_plan = self._clear_stage(ticket, stored)
         if result.stage is Stage.NEW and any(a.op == ISSUE_CREATE for p in extra for a in p.actions):
@@ -138,8 +190,15 @@ class FollowUps:
             stage_plan.actions = []
         return self._write(work, ticket, host, stage_plan, extra, fields)
 
-    def _write(self, work: PageWork, ticket: Ticket, host: Action | None, stage_plan: Plan, extra: list[Plan],
-               fields: dict[str, object]) -> int:
+    def _write(
+        self,
+        work: PageWork,
+        ticket: Ticket,
+        host: Action | None,
+        stage_plan: Plan,
+        extra: list[Plan],
+        fields: dict[str, object],
+    ) -> int:
         """Fold everything for this ticket into as few writes as possible, then commit."""
         merged = Plan(events=list(stage_plan.events))
         ticket_writes: list[tuple[str, TicketUpdate]] = []
@@ -168,8 +227,11 @@ class FollowUps:
         if replaces:
             combined = dataclasses.replace(combined, replaces_resolution=True)
         host_write = TicketUpdate.from_payload(host.payload).merge(combined, keep_marker=True) if host else None
-        if host is not None and host_write is not None and self.store.replace_payload(host.key,
-                                                                                      host_write.settled().payload()):
+        if (
+            host is not None
+            and host_write is not None
+            and self.store.replace_payload(host.key, host_write.settled().payload())
+        ):
             for event in merged.events:
                 if event.kind == "stage":
                     event.detail["written_with"] = host.key
@@ -177,8 +239,11 @@ class FollowUps:
         if ticket_writes:
             keys = [k for k, _ in ticket_writes] + ([stage_plan.actions[0].key] if stage_plan.actions else [])
             key = idempotency_key("handoff", ticket.ref, *keys)
-            merged.actions.append(dataclasses.replace(combined.settled(), marker=None).action(
-                key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
+            merged.actions.append(
+                dataclasses.replace(combined.settled(), marker=None).action(
+                    key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)
+                )
+            )
         else:
             merged.actions += stage_plan.actions
         return work.commit(merged)
@@ -189,8 +254,13 @@ class FollowUps:
         self.store.set_meta(ticket.ref, stage_cleared=format_time(self.now))
         for promise in self.store.promises_for_ticket(ticket.ref, active=True):
             self._put_promise(pr.on_cancel(promise, self.now, "no longer a follow-up"), ticket.key)
-        event = Event("stage", f"{ticket.key}: no longer a follow-up (was {Stage(last[0]).label})", ticket.ref,
-                      None, {"stage": None, "from": Stage(last[0]).value})
+        event = Event(
+            "stage",
+            f"{ticket.key}: no longer a follow-up (was {Stage(last[0]).label})",
+            ticket.ref,
+            None,
+            {"stage": None, "from": Stage(last[0]).value},
+        )
         write = self.display.write(None, idempotency_key("stage", "none", format_time(utc(last[1]))))
         plan = Plan(events=[event])
         if write:
@@ -203,15 +273,19 @@ class FollowUps:
     def _remember_notes(self, ticket: Ticket, meta: dict, comments: list[Comment]) -> list[str]:
         notes = list(meta.get("agent_notes") or [])
         requester = ticket.requester.id if ticket.requester else None
-        fresh = [c.body[:AGENT_NOTE_CHARS] for c in comments
-                 if not c.public and not c.markers and c.author_id is not None and c.author_id != requester]
+        fresh = [
+            c.body[:AGENT_NOTE_CHARS]
+            for c in comments
+            if not c.public and not c.markers and c.author_id is not None and c.author_id != requester
+        ]
         if fresh:
             notes = (notes + fresh)[-AGENT_NOTES_KEPT:]
             self.store.set_meta(ticket.ref, agent_notes=notes)
         return notes
 
-    def _told_and_reopened(self, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None,
-                           meta: dict) -> tuple[datetime | None, datetime | None]:
+    def _told_and_reopened(
+        self, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, meta: dict
+    ) -> tuple[datetime | None, datetime | None]:
         known = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
         told = told_customer_at(ticket, prev, comments or (), known) if comments is not None else known
         known_reopen = parse_time(meta["reopened_at"]) if meta.get("reopened_at") else None
@@ -242,18 +316,36 @@ class FollowUps:
 
     # -- escalation and the needs-context note -------------------------------------------------------
 
-    def _escalate_or_note(self, ticket: Ticket, route: Route, result: StageResult, views: list[IssueView],
-                          notes: list[str], meta: dict, fields: dict[str, object]) -> list[Plan]:
+    def _escalate_or_note(
+        self,
+        ticket: Ticket,
+        route: Route,
+        result: StageResult,
+        views: list[IssueView],
+        notes: list[str],
+        meta: dict,
+        fields: dict[str, object],
+    ) -> list[Plan]:
         plans: list[Plan] = []
         missing_field = self.mappings.missing_field
         flagged = route.is_flagged(ticket)
         if result.stage is Stage.NEEDS_CONTEXT:
             verdict = route.acceptance(ticket, notes)
-            note = plan_missing(ticket, route, verdict.missing, meta.get("missing_noted") or [],
-                                missing_field=missing_field, shown=meta.get("missing_shown"),
-                                note_format=self.ports.settings.note_format)
-            self.store.set_meta(ticket.ref, missing=list(verdict.missing), missing_noted=list(note.noted),
-                                missing_shown=note.field_value)
+            note = plan_missing(
+                ticket,
+                route,
+                verdict.missing,
+                meta.get("missing_noted") or [],
+                missing_field=missing_field,
+                shown=meta.get("missing_shown"),
+                note_format=self.ports.settings.note_format,
+            )
+            self.store.set_meta(
+                ticket.ref,
+                missing=list(verdict.missing),
+                missing_noted=list(note.noted),
+                missing_shown=note.field_value,
+            )
             plans.append(note.plan)
             return plans
         if meta.get("missing") or meta.get("missing_shown"):
@@ -270,9 +362,16 @@ class FollowUps:
             return plans  # already planned for this handoff: flagging again creates nothing
         promises = self._rule_promises(ticket, route, ())
         count = 1
-        plan = plan_escalation(ticket, route, note=notes[-1] if notes else None, promises=promises,
-                               customer_count=count, epoch=epoch, helpdesk_name=self.ports.settings.helpdesk_name,
-                               body_format=self.ports.trackers[route.tracker].text_format)
+        plan = plan_escalation(
+            ticket,
+            route,
+            note=notes[-1] if notes else None,
+            promises=promises,
+            customer_count=count,
+            epoch=epoch,
+            helpdesk_name=self.ports.settings.helpdesk_name,
+            body_format=self.ports.trackers[route.tracker].text_format,
+        )
         self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
         return plans
@@ -287,8 +386,9 @@ class FollowUps:
         existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
         epoch = self.store.get_meta(ticket.ref).get("reopened_at") or ""
         made = []
-        for promise in pr.escalation_promises(rule, ticket.ref, issues, self.now, owner=ticket.assignee_id,
-                                              epoch=epoch):
+        for promise in pr.escalation_promises(
+            rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch
+        ):
             if promise.id in existing:
                 made.append(existing[promise.id])
                 continue
@@ -316,8 +416,16 @@ class FollowUps:
             if promise.id not in existing:
                 self._put_promise(promise, ticket.key)
 
-    def _promises(self, ticket: Ticket, prev: Ticket | None, route: Route, result: StageResult,
-                  told: datetime | None, meta: dict, first_seen: bool = False) -> list[Plan]:
+    def _promises(
+        self,
+        ticket: Ticket,
+        prev: Ticket | None,
+        route: Route,
+        result: StageResult,
+        told: datetime | None,
+        meta: dict,
+        first_seen: bool = False,
+    ) -> list[Plan]:
         plans: list[Plan] = []
         issue_refs = tuple(row.issue for row in self.store.links_for_ticket(ticket.ref))
         if result.changed and result.stage in (Stage.ASSIGNED, Stage.WAITING) and issue_refs and not first_seen:
@@ -335,8 +443,11 @@ class FollowUps:
             if issue_refs and set(new.issues) != set(issue_refs):
                 new = dataclasses.replace(new, issues=issue_refs)
             if result.stage is Stage.RESOLVED and result.changed:
-                respond_by = route.promises.due(result.since, route.promises.respond_within) if (
-                    route.promises and result.since) else None
+                respond_by = (
+                    route.promises.due(result.since, route.promises.respond_within)
+                    if (route.promises and result.since)
+                    else None
+                )
                 moved = pr.on_issue_resolved(new, result.since or self.now, respond_by=respond_by)
                 if moved.state is PromiseState.DUE and new.state is not PromiseState.DUE:
                     due_now.append(moved)
@@ -353,13 +464,21 @@ class FollowUps:
             note = plan_promise_due(ticket, issues, due_now, route, self.ports.settings.note_format)
             if ticket.can_update:
                 key = idempotency_key("promise_due", ticket.ref, *sorted(p.id for p in due_now))
-                write = TicketUpdate(note=note, status="open", replaces_resolution=True,
-                                     status_from=tuple(self.ports.settings.reopen_statuses))
-                plans.append(Plan(actions=[write.action(key, ticket.ref.connector, ticket.ref.id,
-                                                        ticket_group(ticket.ref))]))
+                write = TicketUpdate(
+                    note=note,
+                    status="open",
+                    replaces_resolution=True,
+                    status_from=tuple(self.ports.settings.reopen_statuses),
+                )
+                plans.append(
+                    Plan(actions=[write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))])
+                )
             elif ticket.status == "closed" and self.ports.helpdesk is not None:
-                plans.append(plan_followup_ticket(ticket, issues, note, route, result.since or self.now,
-                                                  self.ports.settings.note_format))
+                plans.append(
+                    plan_followup_ticket(
+                        ticket, issues, note, route, result.since or self.now, self.ports.settings.note_format
+                    )
+                )
         return plans
 
     def _put_promise(self, promise: Promise, ticket_key: str) -> None:
@@ -388,9 +507,15 @@ class FollowUps:
                 self._put_promise(broken, key)
                 if isinstance(ticket, Ticket):
                     route = self.mappings.route_for(ticket)
-                    queued += work.commit(plan_promise_broken(
-                        ticket, broken, route, tag=self.mappings.broken_tag or BROKEN_TAG,
-                        note_format=self.ports.settings.note_format))
+                    queued += work.commit(
+                        plan_promise_broken(
+                            ticket,
+                            broken,
+                            route,
+                            tag=self.mappings.broken_tag or BROKEN_TAG,
+                            note_format=self.ports.settings.note_format,
+                        )
+                    )
             queued += self.update_demand(work, list(demand))  # the oldest open promise may have changed
             if self._last_sweep is None or now - self._last_sweep >= OWNER_SWEEP_EVERY:
                 self._last_sweep = now
@@ -399,13 +524,20 @@ class FollowUps:
 
     # -- owner gaps -----------------------------------------------------------------------------------
 
-    def _owner_gaps(self, ticket: Ticket, route: Route, stage: Stage | None, views: list[IssueView],
-                    meta: dict) -> list[Plan]:
+    def _owner_gaps(
+        self, ticket: Ticket, route: Route, stage: Stage | None, views: list[IssueView], meta: dict
+    ) -> list[Plan]:
         rule = route.promises
-        gaps = owner_gaps(stage, ticket.ref, ticket.assignee_id, views, now=self.now,
-                          ticket_unassigned_since=ticket.created_at,
-                          triage_sla=rule.triage_sla if rule else None,
-                          calendar=rule.calendar if rule else pr.ALWAYS)
+        gaps = owner_gaps(
+            stage,
+            ticket.ref,
+            ticket.assignee_id,
+            views,
+            now=self.now,
+            ticket_unassigned_since=ticket.created_at,
+            triage_sla=rule.triage_sla if rule else None,
+            calendar=rule.calendar if rule else pr.ALWAYS,
+        )
         noted = set(meta.get("owner_gaps") or [])
         fresh = [g for g in gaps if g.key not in noted]
         if not fresh or stage is None:
@@ -418,10 +550,18 @@ class FollowUps:
             if gap.kind == "issue" and not isinstance(issue, Issue):
                 continue
             tracker = self.ports.trackers.get(gap.ref.connector) if gap.kind == "issue" else None
-            plans.append(plan_owner_gap(ticket, gap, stage, route, issue,
-                                        triage_sla=str(rule.triage_sla) if rule and rule.triage_sla else "none",
-                                        note_format=self.ports.settings.note_format,
-                                        issue_format=tracker.text_format if tracker else "plain"))
+            plans.append(
+                plan_owner_gap(
+                    ticket,
+                    gap,
+                    stage,
+                    route,
+                    issue,
+                    triage_sla=str(rule.triage_sla) if rule and rule.triage_sla else "none",
+                    note_format=self.ports.settings.note_format,
+                    issue_format=tracker.text_format if tracker else "plain",
+                )
+            )
         return plans
 
     def _sweep_owner_gaps(self, work: PageWork) -> int:
@@ -488,8 +628,15 @@ class FollowUps:
             demand.append(DemandTicket(ticket, severity, rank))
             if route is not None and route.promises is not None:
                 calendar = route.promises.calendar
-        return demand_body(issue, demand, self.store.promises_for_issue(issue.ref), private=not issue.public,
-                           templates=templates, calendar=calendar, fmt=tracker.text_format)
+        return demand_body(
+            issue,
+            demand,
+            self.store.promises_for_issue(issue.ref),
+            private=not issue.public,
+            templates=templates,
+            calendar=calendar,
+            fmt=tracker.text_format,
+        )
 
     # -- after delivery: what a create made --------------------------------------------------------------
 
@@ -507,11 +654,9 @@ class FollowUps:
                     self._link_followup_ticket(row, str(new_id))
                 finished += 1
             except (NotFound, Gone) as exc:  # deleted (or hidden) as soon as it was made
-                log.error("created record not readable; its link is left for a person", action=row.id,
-                          error=str(exc))
+                log.error("created record not readable; its link is left for a person", action=row.id, error=str(exc))
                 with self.store.transaction():
-                    self.store.set_action_result(row.id, {**(row.result or {}), "linked": False,
-                                                          "error": str(exc)})
+                    self.store.set_action_result(row.id, {**(row.result or {}), "linked": False, "error": str(exc)})
             except SyncdError as exc:  # passing: try again after the next delivery
                 log.warning("could not read the created record yet", action=row.id, error=str(exc))
         return finished
@@ -527,8 +672,15 @@ class FollowUps:
             self.store.set_action_result(row.id, {**(row.result or {}), "linked": True})
             if not isinstance(ticket, Ticket):
                 return
-            self.store.add_event(Event("escalated", f"{ticket.key}: {issue.key} created in {row.connector} "
-                                       f"({row.target})", ticket.ref, issue.ref, {"issue_key": issue.key}))
+            self.store.add_event(
+                Event(
+                    "escalated",
+                    f"{ticket.key}: {issue.key} created in {row.connector} ({row.target})",
+                    ticket.ref,
+                    issue.ref,
+                    {"issue_key": issue.key},
+                )
+            )
             work.link(ticket, issue, "escalation")
             self.update(work, [ticket.ref])  # the link's ticket write takes the stage in
 
@@ -543,14 +695,22 @@ class FollowUps:
             self.store.set_meta(source_ref, followup_ticket=new.ref.id)
             self.store.set_meta(new.ref, followup_of=source_ref.id)
             key = source.key if isinstance(source, Ticket) else str(source_ref)
-            self.store.add_event(Event("followup_ticket", f"{key}: follow-up ticket {new.key} opened", source_ref,
-                                       None, {"ticket": new.ref.id}))
+            self.store.add_event(
+                Event(
+                    "followup_ticket",
+                    f"{key}: follow-up ticket {new.key} opened",
+                    source_ref,
+                    None,
+                    {"ticket": new.ref.id},
+                )
+            )
             issues = self.store.get_snapshots([r.issue for r in self.store.links_for_ticket(source_ref)])
             for issue in issues.values():
                 if isinstance(issue, Issue):
                     self.store.add_link(Link(new.ref, issue.ref, "followup"))
             for promise in self.store.promises_for_ticket(source_ref, active=True):
                 change = PromiseChange(promise.state, self.now, f"moved to follow-up ticket {new.key}")
-                self._put_promise(dataclasses.replace(promise, ticket=new.ref,
-                                                      history=promise.history + (change,)), new.key)
+                self._put_promise(
+                    dataclasses.replace(promise, ticket=new.ref, history=promise.history + (change,)), new.key
+                )
             self.update(work, [source_ref, new.ref])

@@ -40,8 +40,17 @@ import structlog
 import tenacity
 
 from syncd import __version__
-from syncd.errors import (ApiError, AuthError, Conflict, Gone, NotFound, PayloadError, RateLimited, TransientError,
-                          until_text)
+from syncd.errors import (
+    ApiError,
+    AuthError,
+    Conflict,
+    Gone,
+    NotFound,
+    PayloadError,
+    RateLimited,
+    TransientError,
+    until_text,
+)
 
 log = structlog.get_logger("syncd.http")
 
@@ -97,8 +106,9 @@ class HttpStats:
 class _Retry(Exception):
     """Internal: a response or failure worth another attempt."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, maybe_applied: bool = False):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, maybe_applied: bool = False
+    ):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -211,8 +221,7 @@ class HttpClient:
         expected = frozenset(expect)
 
         def attempt() -> requests.Response:
-            return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint,
-                                 allow_redirects)
+            return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint, allow_redirects)
 
         self._check_blocked(endpoint)
 
@@ -247,15 +256,22 @@ class HttpClient:
                 return response.json()
             except ValueError:
                 if not idempotent:
-                    raise TransientError(self.connector, f"{endpoint}: response body is not JSON",
-                                         maybe_applied=True) from None
+                    raise TransientError(
+                        self.connector, f"{endpoint}: response body is not JSON", maybe_applied=True
+                    ) from None
                 self.stats.retries += 1
-                log.warning("response body is not JSON", connector=self.connector,
-                            endpoint=endpoint, status=response.status_code, attempt=attempt)
+                log.warning(
+                    "response body is not JSON",
+                    connector=self.connector,
+                    endpoint=endpoint,
+                    status=response.status_code,
+                    attempt=attempt,
+                )
                 if attempt < self.max_attempts:
                     self._sleep(self._backoff_delay(attempt))
-        raise TransientError(self.connector, f"{endpoint}: response body is not JSON "
-                             f"after {self.max_attempts} attempts")
+        raise TransientError(
+            self.connector, f"{endpoint}: response body is not JSON after {self.max_attempts} attempts"
+        )
 
     # -- internals ----------------------------------------------------------
 
@@ -269,8 +285,13 @@ class HttpClient:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.stats.retries += 1
-            log.info("retrying", connector=self.connector, attempt=state.attempt_number,
-                     reason=str(exc), wait=round(state.next_action.sleep, 2) if state.next_action else None)
+            log.info(
+                "retrying",
+                connector=self.connector,
+                attempt=state.attempt_number,
+                reason=str(exc),
+                wait=round(state.next_action.sleep, 2) if state.next_action else None,
+            )
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retry),
@@ -286,15 +307,21 @@ class HttpClient:
         base = self.backoff * (2 ** (attempt - 1))
         return min(self.max_wait, base + random.uniform(0, base / 2))
 
-    def _attempt(self, method, url, params, json, headers, idempotent, expected, endpoint,
-                 allow_redirects: bool = True) -> requests.Response:
+    def _attempt(
+        self, method, url, params, json, headers, idempotent, expected, endpoint, allow_redirects: bool = True
+    ) -> requests.Response:
         self._throttle(mutating=method not in SAFE_METHODS)
         self.stats.requests += 1
         self.stats.by_endpoint[endpoint] += 1
         try:
             response = self.session.request(
-                method, url, params=params, json=json, headers=headers,
-                timeout=self.timeout, allow_redirects=allow_redirects,
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=allow_redirects,
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise _Retry(f"connect timeout ({type(exc).__name__})") from None
@@ -303,19 +330,22 @@ class HttpClient:
             # sending might have.
             sent = not _is_connect_failure(exc)
             if sent and not idempotent:
-                raise TransientError(self.connector, f"{endpoint}: connection lost after sending",
-                                     maybe_applied=True) from None
+                raise TransientError(
+                    self.connector, f"{endpoint}: connection lost after sending", maybe_applied=True
+                ) from None
             raise _Retry(f"connection error ({type(exc).__name__})", maybe_applied=sent) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             # The answer was cut short: the request arrived and may have acted.
             if not idempotent:
-                raise TransientError(self.connector, f"{endpoint}: response cut short after sending",
-                                     maybe_applied=True) from None
+                raise TransientError(
+                    self.connector, f"{endpoint}: response cut short after sending", maybe_applied=True
+                ) from None
             raise _Retry("response cut short", maybe_applied=True) from None
         except requests.exceptions.Timeout:
             if not idempotent:
-                raise TransientError(self.connector, f"{endpoint}: read timeout after sending",
-                                     maybe_applied=True) from None
+                raise TransientError(
+                    self.connector, f"{endpoint}: read timeout after sending", maybe_applied=True
+                ) from None
             raise _Retry("read timeout", maybe_applied=True) from None
         finally:
             if method not in SAFE_METHODS:
@@ -334,8 +364,13 @@ class HttpClient:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
         if status in RETRY_STATUSES:
             if not idempotent:
-                raise TransientError(self.connector, f"{endpoint}: HTTP {status}", status=status,
-                                     maybe_applied=status != 503, retry_after=retry_after)
+                raise TransientError(
+                    self.connector,
+                    f"{endpoint}: HTTP {status}",
+                    status=status,
+                    maybe_applied=status != 503,
+                    retry_after=retry_after,
+                )
             raise _Retry(f"HTTP {status}", status=status, retry_after=retry_after)
         message = f"{endpoint}: HTTP {status} {_error_summary(response)}"
         if status in (401, 403):
@@ -379,9 +414,13 @@ class HttpClient:
         assert self.blocked_until is not None
         until = datetime.fromtimestamp(self.blocked_until, timezone.utc)
         now = datetime.fromtimestamp(self._wall(), timezone.utc)
-        return RateLimited(self.connector, f"{what}: {self.service}'s rate limit; nothing is sent to "
-                                           f"{self.service} before {until_text(until, now)}",
-                           until=until, service=self.service, status=status)
+        return RateLimited(
+            self.connector,
+            f"{what}: {self.service}'s rate limit; nothing is sent to {self.service} before {until_text(until, now)}",
+            until=until,
+            service=self.service,
+            status=status,
+        )
 
     def _check_blocked(self, endpoint: str) -> None:
         if self.blocked_until is None:
@@ -447,9 +486,20 @@ class HttpClient:
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     text = repr(exc)
-    return any(s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish",
-                                    "NameResolutionError", "Max retries exceeded with url") ) and \
-        "RemoteDisconnected" not in text and "ProtocolError" not in text
+    return (
+        any(
+            s in text
+            for s in (
+                "NewConnectionError",
+                "Connection refused",
+                "Failed to establish",
+                "NameResolutionError",
+                "Max retries exceeded with url",
+            )
+        )
+        and "RemoteDisconnected" not in text
+        and "ProtocolError" not in text
+    )
 
 
 def _error_summary(response: requests.Response) -> str:
@@ -469,6 +519,7 @@ def _error_summary(response: requests.Response) -> str:
 def expect_dict(connector: str, value: Any, what: str, *, record_id: str | None = None) -> dict:
     """Return ``value`` if it is a JSON object, else raise PayloadError naming ``what``."""
     if not isinstance(value, dict):
-        raise PayloadError(connector, f"{what}: expected an object, got {type(value).__name__}",
-                           record_id=record_id, payload=value)
+        raise PayloadError(
+            connector, f"{what}: expected an object, got {type(value).__name__}", record_id=record_id, payload=value
+        )
     return value

@@ -50,8 +50,9 @@ def credential_shaped(value: str) -> bool:
 # word, then the value, redacted only when it is credential-shaped).
 CREDENTIAL_RE = re.compile(rf"\b(Basic|Bearer|Token)(\s+)({_VALUE}+)", re.IGNORECASE)
 # "Authorization: lin_api_…" (Linear sends its key without a scheme).
-AUTHORIZATION_RE = re.compile(rf"\b(Authori[sz]ation[\"']?\s*[:=]\s*[\"']?)(?!Basic\b|Bearer\b|Token\b)({_VALUE}+)",
-                              re.IGNORECASE)
+AUTHORIZATION_RE = re.compile(
+    rf"\b(Authori[sz]ation[\"']?\s*[:=]\s*[\"']?)(?!Basic\b|Bearer\b|Token\b)({_VALUE}+)", re.IGNORECASE
+)
 # key=value pairs in URLs, JSON and messages: "?access_token=abc&x=1", '"password": "x"',
 # "password: hunter22". After "=", ":" without a space, or in quotes, the value is
 # syntax and always redacted; after ": " in prose only a credential-shaped one.
@@ -113,10 +114,12 @@ def redact_text(text: str) -> str:
             text = text.replace(secret, REDACTED)
     text = PREFIXED_RE.sub(REDACTED, text)
     text = URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)
-    text = CREDENTIAL_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if credential_shaped(m.group(3))
-                             else m.group(0), text)
-    text = AUTHORIZATION_RE.sub(lambda m: f"{m.group(1)}{REDACTED}" if credential_shaped(m.group(2))
-                                else m.group(0), text)
+    text = CREDENTIAL_RE.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if credential_shaped(m.group(3)) else m.group(0), text
+    )
+    text = AUTHORIZATION_RE.sub(
+        lambda m: f"{m.group(1)}{REDACTED}" if credential_shaped(m.group(2)) else m.group(0), text
+    )
     return KEY_VALUE_RE.sub(_key_value, text)
 
 

@@ -63,8 +63,15 @@ class PageWork:
     methods join whatever transaction the caller holds (the store's
     transactions nest)."""
 
-    def __init__(self, store: Store, settings: PlanSettings, helpdesk: str | None, *, first_sync: bool = False,
-                 on_queued: Callable[[Action], None] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        settings: PlanSettings,
+        helpdesk: str | None,
+        *,
+        first_sync: bool = False,
+        on_queued: Callable[[Action], None] | None = None,
+    ):
         self.store = store
         self.settings = settings
         self.helpdesk = helpdesk  # the helpdesk connector's name: its ticket writes are kept by ticket
@@ -117,8 +124,15 @@ class PageWork:
         epoch = format_time(ended[-1].ended_at) if ended and ended[-1].ended_at else ""
         others = self.store.get_snapshots([r.issue for r in rows if r.active])
         ticket_count = len(self.store.links_for_issue(issue.ref)) + 1
-        plan = plan_link(Link(ticket.ref, issue.ref, origin), ticket, issue, list(others.values()),
-                         self.settings, ticket_count=ticket_count, epoch=epoch or "")
+        plan = plan_link(
+            Link(ticket.ref, issue.ref, origin),
+            ticket,
+            issue,
+            list(others.values()),
+            self.settings,
+            ticket_count=ticket_count,
+            epoch=epoch or "",
+        )
         n = self.commit(plan)
         if report is not None:
             report.actions += n
@@ -128,8 +142,15 @@ class PageWork:
         """Records the page could not read are kept apart, with why; returns how many."""
         for item in rejected:
             self.store.quarantine(connector, item.record_id, item.reason, item.payload)
-            self.store.add_event(Event("quarantined", f"{connector} record {item.record_id}: {item.reason}",
-                                       None, None, {"connector": connector, "record_id": item.record_id}))
+            self.store.add_event(
+                Event(
+                    "quarantined",
+                    f"{connector} record {item.record_id}: {item.reason}",
+                    None,
+                    None,
+                    {"connector": connector, "record_id": item.record_id},
+                )
+            )
             log.warning("record quarantined", connector=connector, record_id=item.record_id, reason=item.reason)
         return len(rejected)
 
@@ -144,9 +165,15 @@ class PageWork:
         for row in self.store.list_quarantine():
             if row.connector == connector and row.record_id in wanted:
                 self.store.resolve_quarantine(row.id)
-                self.store.add_event(Event("released", f"{connector} record {row.record_id} read well again; "
-                                           "out of quarantine", None, None,
-                                           {"connector": connector, "record_id": row.record_id}))
+                self.store.add_event(
+                    Event(
+                        "released",
+                        f"{connector} record {row.record_id} read well again; out of quarantine",
+                        None,
+                        None,
+                        {"connector": connector, "record_id": row.record_id},
+                    )
+                )
                 log.info("record out of quarantine", connector=connector, record_id=row.record_id)
 
     def set_cursor(self, connector: str, cursor: str | None) -> None:

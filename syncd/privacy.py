@@ -32,9 +32,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mappings.privacy_plan import (ISSUE_WRITES, PRIVACY_KEPT, created_drafts, plan_kept_notes,
-                                   plan_make_opaque, private_form, written_comments)
 from mappings.planner import Plan
+from mappings.privacy_plan import (
+    ISSUE_WRITES,
+    PRIVACY_KEPT,
+    created_drafts,
+    plan_kept_notes,
+    plan_make_opaque,
+    private_form,
+    written_comments,
+)
 from syncd.page import PageWork, Ports
 from syncd.records import Event, Issue, Ref, Ticket, format_time
 from syncd.store import Store
@@ -116,11 +123,19 @@ class Privacy:
         for issue in issues.values():
             if not issue.public:  # every later write there is composed for a public place
                 self.store.put_snapshot(dataclasses.replace(issue, public=True))
-        plan.events.append(Event("privacy", f"{place} in {tracker} is now public: rewriting what syncd wrote "
-                                 f"on {len(plan.actions)} issue(s) without customer details", None, None,
-                                 {"tracker": tracker, "place": place, "issues": len(plan.actions)}))
-        log.warning("place turned public; rewriting syncd's texts there", tracker=tracker, place=place,
-                    issues=len(plan.actions))
+        plan.events.append(
+            Event(
+                "privacy",
+                f"{place} in {tracker} is now public: rewriting what syncd wrote "
+                f"on {len(plan.actions)} issue(s) without customer details",
+                None,
+                None,
+                {"tracker": tracker, "place": place, "issues": len(plan.actions)},
+            )
+        )
+        log.warning(
+            "place turned public; rewriting syncd's texts there", tracker=tracker, place=place, issues=len(plan.actions)
+        )
         return work.commit(plan)
 
     def _drop_private_writes(self, issue: Ref) -> None:
@@ -128,8 +143,15 @@ class Privacy:
         for row in self.store.unfinished_for(issue.connector, issue.id):
             if row.op == ISSUE_UPSERT and row.payload.get("customer_data"):
                 self.store.drop_action(row.id)
-                self.store.add_event(Event("dropped", "a queued write naming a customer was dropped: the place "
-                                           "is now public", None, issue, {"action": row.id, "op": row.op}))
+                self.store.add_event(
+                    Event(
+                        "dropped",
+                        "a queued write naming a customer was dropped: the place is now public",
+                        None,
+                        issue,
+                        {"action": row.id, "op": row.op},
+                    )
+                )
 
     def _opaque_demand(self, issue: Issue) -> str | None:
         """The demand comment's opaque text, when syncd wrote one on the issue."""
@@ -160,9 +182,18 @@ class Privacy:
                 issue = self.store.get_snapshot(issue_ref)
                 key = issue.key if isinstance(issue, Issue) else str(row.payload.get("issue_key") or row.target)
                 template = self.ports.settings.templates.get("privacy_kept", PRIVACY_KEPT)
-                actions = plan_kept_notes(key, tickets, kept, row.key, note_format=self.ports.settings.note_format,
-                                          template=template)
-                events = [Event("privacy_kept", f"{key}: {k.get('what')} could not be made private (edited since "
-                                "syncd wrote it)", None, issue_ref, dict(k)) for k in kept]
+                actions = plan_kept_notes(
+                    key, tickets, kept, row.key, note_format=self.ports.settings.note_format, template=template
+                )
+                events = [
+                    Event(
+                        "privacy_kept",
+                        f"{key}: {k.get('what')} could not be made private (edited since syncd wrote it)",
+                        None,
+                        issue_ref,
+                        dict(k),
+                    )
+                    for k in kept
+                ]
                 queued += work.commit(Plan(actions=actions, events=events))
         return queued

@@ -89,8 +89,11 @@ class Parking:
         self.seconds[exc.connector] += seconds
         self._block_http(exc.connector, exc.until)
         self._save()
-        log.info(f"waiting for {exc.service}'s rate limit until {until_text(exc.until, now)}",
-                 connector=exc.connector, until=format_time(exc.until))
+        log.info(
+            f"waiting for {exc.service}'s rate limit until {until_text(exc.until, now)}",
+            connector=exc.connector,
+            until=format_time(exc.until),
+        )
         for listener in self.listeners:
             listener(wait, seconds, current is None)
 
@@ -104,8 +107,9 @@ class Parking:
         if self.store.readonly:
             return
         try:
-            self.store.set_rate_limits({name: {"until": format_time(w.until), "service": w.service}
-                                        for name, w in self.waits.items()})
+            self.store.set_rate_limits(
+                {name: {"until": format_time(w.until), "service": w.service} for name, w in self.waits.items()}
+            )
         except SyncdError as exc:
             log.warning("could not record the rate-limit wait in the store", error=str(exc))
 

@@ -59,8 +59,10 @@ def parse_since(text: str, now: datetime, calendar: BusinessCalendar = ALWAYS) -
     except ValueError:
         at = None
     if at is None:
-        raise ValueError(f"--since: not a date or a span (got {text!r}); write YYYY-MM-DD, "
-                         "YYYY-MM-DDTHH:MM or a span such as \"7 days\"")
+        raise ValueError(
+            f"--since: not a date or a span (got {text!r}); write YYYY-MM-DD, "
+            'YYYY-MM-DDTHH:MM or a span such as "7 days"'
+        )
     return (at if at.tzinfo else at.replace(tzinfo=calendar.tz)).astimezone(timezone.utc)
 
 
@@ -71,8 +73,9 @@ def _mark(meta: Mapping[str, object]) -> tuple[Stage, datetime] | None:
     return Stage(stored[0]), parse_time(str(stored[1]))
 
 
-def gather(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *,
-           now: datetime) -> list[FollowUpRecord]:
+def gather(
+    store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *, now: datetime
+) -> list[FollowUpRecord]:
     """One FollowUpRecord per ticket with a stage history.
 
     ``tracker_kinds`` maps tracker connector names to their kinds (linear,
@@ -103,24 +106,53 @@ def gather(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *
         current = not meta.get("stage_cleared") and not meta.get("followup_ticket")
         stage = spans[-1].stage if spans and current else None
         # A ticket without an agent is dated from its creation, as the engine dates the gap it notes.
-        gaps = owner_gaps(stage, ref, ticket.assignee_id if ticket else None, views, now=now,
-                          ticket_unassigned_since=ticket.created_at if ticket else None,
-                          triage_sla=rule.triage_sla if rule else None,
-                          calendar=rule.calendar if rule else ALWAYS)
+        gaps = owner_gaps(
+            stage,
+            ref,
+            ticket.assignee_id if ticket else None,
+            views,
+            now=now,
+            ticket_unassigned_since=ticket.created_at if ticket else None,
+            triage_sla=rule.triage_sla if rule else None,
+            calendar=rule.calendar if rule else ALWAYS,
+        )
         missing = meta.get("missing") or ()
-        out.append(FollowUpRecord(ref, ticket.key if ticket else str(ref), route.name if route else None, spans,
-                                  tuple(gaps), tuple(str(m) for m in missing), current=current,
-                                  issue_keys=tuple((i, snapshots[i].key) for i in links.get(ref, ())
-                                                   if isinstance(snapshots.get(i), Issue))))
+        out.append(
+            FollowUpRecord(
+                ref,
+                ticket.key if ticket else str(ref),
+                route.name if route else None,
+                spans,
+                tuple(gaps),
+                tuple(str(m) for m in missing),
+                current=current,
+                issue_keys=tuple(
+                    (i, snapshots[i].key) for i in links.get(ref, ()) if isinstance(snapshots.get(i), Issue)
+                ),
+            )
+        )
     return out
 
 
-def review(store: Store, mappings: Mappings, tracker_kinds: Mapping[str, str], *, now: datetime,
-           since: datetime | None = None, route: str | None = None) -> Review:
+def review(
+    store: Store,
+    mappings: Mappings,
+    tracker_kinds: Mapping[str, str],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    route: str | None = None,
+) -> Review:
     """The review at ``now`` from what the store holds (see :func:`mappings.review.build_review`)."""
     check_route(mappings, route)
-    return build_review(gather(store, mappings, tracker_kinds, now=now), store.list_promises(), now=now,
-                        since=since, route=route, rules=promise_rules(mappings))
+    return build_review(
+        gather(store, mappings, tracker_kinds, now=now),
+        store.list_promises(),
+        now=now,
+        since=since,
+        route=route,
+        rules=promise_rules(mappings),
+    )
 
 
 __all__ = ["check_route", "gather", "parse_since", "promise_rules", "review"]

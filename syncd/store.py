@@ -46,8 +46,21 @@ import sqlite_utils
 
 from syncd.errors import StoreError, StoreFull, StoreLocked, StoreUnusable
 from syncd.logs import redact_text
-from syncd.records import (Action, Event, Issue, Link, Promise, PromiseState, Ref, Stage, Ticket, from_dict,
-                           parse_time, to_dict, utc)
+from syncd.records import (
+    Action,
+    Event,
+    Issue,
+    Link,
+    Promise,
+    PromiseState,
+    Ref,
+    Stage,
+    Ticket,
+    from_dict,
+    parse_time,
+    to_dict,
+    utc,
+)
 
 Clock = Callable[[], datetime]
 
@@ -147,10 +160,13 @@ class EventRow:
     detail: dict[str, Any]
 
 
-_LINK_COLUMNS = ("ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at, "
-                 "active, ended_at, ended_reason")
-_OUTBOX_COLUMNS = ("id, key, connector, target, op, payload, grp, state, attempts, next_attempt_at, "
-                   "last_error, created_at, done_at, result, maybe_applied")
+_LINK_COLUMNS = (
+    "ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at, active, ended_at, ended_reason"
+)
+_OUTBOX_COLUMNS = (
+    "id, key, connector, target, op, payload, grp, state, attempts, next_attempt_at, "
+    "last_error, created_at, done_at, result, maybe_applied"
+)
 _QUARANTINE_COLUMNS = "id, connector, record_id, reason, payload, count, first_at, last_at, resolved_at"
 _EVENT_COLUMNS = "id, at, kind, summary, ticket_connector, ticket_id, issue_connector, issue_id, detail"
 
@@ -160,23 +176,37 @@ def _prefixed(alias: str, columns: str) -> str:
 
 
 def _link_row(r: tuple) -> LinkRow:
-    return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], parse_time(r[5]), bool(r[6]),
-                   parse_time(r[7]), r[8])
+    return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], parse_time(r[5]), bool(r[6]), parse_time(r[7]), r[8])
 
 
 def _outbox_row(r: tuple) -> OutboxRow:
-    return OutboxRow(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6], r[7], r[8], parse_time(r[9]),
-                     r[10], parse_time(r[11]), parse_time(r[12]), _loads(r[13]), bool(r[14]))
+    return OutboxRow(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        _loads(r[5]),
+        r[6],
+        r[7],
+        r[8],
+        parse_time(r[9]),
+        r[10],
+        parse_time(r[11]),
+        parse_time(r[12]),
+        _loads(r[13]),
+        bool(r[14]),
+    )
 
 
 def _quarantine_row(r: tuple) -> QuarantineRow:
-    return QuarantineRow(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], parse_time(r[6]),
-                         parse_time(r[7]), parse_time(r[8]))
+    return QuarantineRow(
+        r[0], r[1], r[2], r[3], _loads(r[4]), r[5], parse_time(r[6]), parse_time(r[7]), parse_time(r[8])
+    )
 
 
 def _event_row(r: tuple) -> EventRow:
-    return EventRow(r[0], parse_time(r[1]), r[2], r[3], _ref(r[4], r[5]), _ref(r[6], r[7]),
-                    _loads(r[8]))
+    return EventRow(r[0], parse_time(r[1]), r[2], r[3], _ref(r[4], r[5]), _ref(r[6], r[7]), _loads(r[8]))
 
 
 # --- schema -------------------------------------------------------------------
@@ -398,8 +428,9 @@ class Store:
     engine writes): calls are serialised by an internal lock.
     """
 
-    def __init__(self, path: str | os.PathLike, *, clock: Clock = _utcnow, readonly: bool = False,
-                 shared: bool = False):
+    def __init__(
+        self, path: str | os.PathLike, *, clock: Clock = _utcnow, readonly: bool = False, shared: bool = False
+    ):
         self.path = Path(path)
         self.readonly = readonly
         self._clock = clock
@@ -408,8 +439,10 @@ class Store:
         self._lock_fd: int | None = None
         self._db: sqlite_utils.Database | None = None
         if self.path.is_dir():
-            raise StoreUnusable(f"{self.path} is a directory, not a store file; set store.path to a file "
-                                f"(for example {self.path / 'syncd.db'})")
+            raise StoreUnusable(
+                f"{self.path} is a directory, not a store file; set store.path to a file "
+                f"(for example {self.path / 'syncd.db'})"
+            )
         try:
             if readonly:
                 self._open_readonly()
@@ -425,29 +458,32 @@ class Store:
 
     def _acquire_lock(self) -> None:
         if not self.path.parent.is_dir():
-            raise StoreUnusable(f"{self.path}: directory {self.path.parent} does not exist; "
-                             "create it or point the store path elsewhere")
+            raise StoreUnusable(
+                f"{self.path}: directory {self.path.parent} does not exist; create it or point the store path elsewhere"
+            )
         lock_path = Path(f"{self.path}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
-            raise StoreUnusable(f"{lock_path}: cannot open the lock file ({exc.strerror}); "
-                                "check that syncd's user may write the directory") from None
+            raise StoreUnusable(
+                f"{lock_path}: cannot open the lock file ({exc.strerror}); "
+                "check that syncd's user may write the directory"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise StoreLocked(f"{self.path} is in use by another syncd process (pid {holder}); "
-                              "stop it first") from None
+            raise StoreLocked(f"{self.path} is in use by another syncd process (pid {holder}); stop it first") from None
         os.fchmod(fd, FILE_MODE)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._lock_fd = fd
 
     def _connect(self, target: str, uri: bool) -> None:
-        conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_SECONDS)
+        conn = sqlite3.connect(
+            target, uri=uri, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
+        )
         # Plugins could change the connection behind our back: none are wanted here.
         self._db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
 
@@ -466,11 +502,13 @@ class Store:
         try:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc}); "
-                                                          "point the store path at another file") from None
+            raise self._store_error(exc) or StoreUnusable(
+                f"{self.path} is not a syncd store ({exc}); point the store path at another file"
+            ) from None
         if mode.lower() != "wal":
-            raise StoreError(f"{self.path}: cannot use the WAL journal (got {mode!r}); "
-                             "put the store on a local file system")
+            raise StoreError(
+                f"{self.path}: cannot use the WAL journal (got {mode!r}); put the store on a local file system"
+            )
         self._x(f"PRAGMA synchronous={SYNCHRONOUS}")
         self.check()
         self._migrate()
@@ -480,8 +518,7 @@ class Store:
 
     def _open_readonly(self) -> None:
         if not self.path.exists():
-            raise StoreError(f"{self.path} does not exist: no store yet; "
-                             "run `syncd once` or `syncd run` to create it")
+            raise StoreError(f"{self.path} does not exist: no store yet; run `syncd once` or `syncd run` to create it")
         self._connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True)
         self.check()
         try:
@@ -490,8 +527,10 @@ class Store:
             raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc})") from None
         self._check_not_newer(version)
         if version < SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}, older than this syncd "
-                             f"({SCHEMA_VERSION}); run `syncd once` to migrate it first")
+            raise StoreError(
+                f"{self.path} has schema version {version}, older than this syncd "
+                f"({SCHEMA_VERSION}); run `syncd once` to migrate it first"
+            )
 
     def _read_version(self) -> int:
         if not self._q("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"):
@@ -512,45 +551,62 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise self._store_error(exc) or StoreUnusable(self._damaged(str(exc))) from None
         # Rows read like "*** in database main ***\nPage 123: btreeInitPage() returns error code 11".
-        problems = [line.strip() for r in rows if r[0] != "ok" for line in str(r[0]).splitlines()
-                    if line.strip() and not line.startswith("***")]
+        problems = [
+            line.strip()
+            for r in rows
+            if r[0] != "ok"
+            for line in str(r[0]).splitlines()
+            if line.strip() and not line.startswith("***")
+        ]
         if problems:
             raise StoreUnusable(self._damaged("; ".join(problems[:2])))
 
     def _damaged(self, detail: str) -> str:
         p = self.path
-        return (f"{p} is damaged ({detail}); restore your last backup: stop syncd, move {p.name} and its "
-                f"-wal and -shm files aside, copy the backup to {p} (README: Backup and restore)")
+        return (
+            f"{p} is damaged ({detail}); restore your last backup: stop syncd, move {p.name} and its "
+            f"-wal and -shm files aside, copy the backup to {p} (README: Backup and restore)"
+        )
 
     def _os_error(self, exc: OSError, what: str) -> StoreError:
         if exc.errno == errno.ENOSPC:
             return StoreFull(f"{self.path}: {what}: the disk is full; free space on it and start again")
-        return StoreUnusable(f"{self.path}: {what} ({exc.strerror}); check that syncd's user may write "
-                             f"{self.path} and its directory {self.path.parent}")
+        return StoreUnusable(
+            f"{self.path}: {what} ({exc.strerror}); check that syncd's user may write "
+            f"{self.path} and its directory {self.path.parent}"
+        )
 
     def _store_error(self, exc: sqlite3.Error) -> StoreError | None:
         """The one-line StoreError for an SQLite error the operator must act on (None: a bug)."""
         name = getattr(exc, "sqlite_errorname", "") or ""
         p = self.path
         if name.startswith("SQLITE_FULL"):
-            return StoreFull(f"{p}: the disk is full; the change in hand was rolled back and nothing is "
-                             f"lost; free space on the disk holding {p.parent}")
+            return StoreFull(
+                f"{p}: the disk is full; the change in hand was rolled back and nothing is "
+                f"lost; free space on the disk holding {p.parent}"
+            )
         if name.startswith("SQLITE_CORRUPT"):
             return StoreUnusable(self._damaged(str(exc)))
         if name.startswith("SQLITE_NOTADB"):
             return StoreUnusable(f"{p} is not a syncd store ({exc}); point the store path at another file")
         if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-            return StoreUnusable(f"{p}: cannot use the store ({exc}); check that syncd's user may read and "
-                                 f"write {p} and its directory {p.parent}")
+            return StoreUnusable(
+                f"{p}: cannot use the store ({exc}); check that syncd's user may read and "
+                f"write {p} and its directory {p.parent}"
+            )
         if name.startswith("SQLITE_IOERR"):
-            return StoreUnusable(f"{p}: the disk failed a read or write ({exc}); check the disk, then "
-                                 "`syncd check`; if the store is damaged, restore your last backup")
+            return StoreUnusable(
+                f"{p}: the disk failed a read or write ({exc}); check the disk, then "
+                "`syncd check`; if the store is damaged, restore your last backup"
+            )
         return None
 
     def _check_not_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}, newer than this syncd "
-                             f"understands ({SCHEMA_VERSION}); upgrade syncd to use it")
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this syncd "
+                f"understands ({SCHEMA_VERSION}); upgrade syncd to use it"
+            )
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -560,9 +616,11 @@ class Store:
                 for statement in _split_sql(MIGRATIONS[step]):
                     self._x(statement)
             if version < SCHEMA_VERSION:
-                self._x("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                 [str(SCHEMA_VERSION)])
+                self._x(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [str(SCHEMA_VERSION)],
+                )
 
     @property
     def schema_version(self) -> int:
@@ -671,16 +729,18 @@ class Store:
 
     @_writes
     def set_cursor(self, connector: str, value: str | None) -> None:
-        self._x("INSERT INTO cursors (connector, value, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (connector) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at", [connector, value, self._now()])
+        self._x(
+            "INSERT INTO cursors (connector, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (connector) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            [connector, value, self._now()],
+        )
 
     # --- snapshots ----------------------------------------------------------
 
     @_reads
     def get_snapshot(self, ref: Ref) -> Ticket | Issue | None:
-        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND id = ?",
-                       [ref.connector, ref.id])
+        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND id = ?", [ref.connector, ref.id])
         return from_dict(json.loads(rows[0][0])) if rows else None
 
     @_reads
@@ -690,7 +750,8 @@ class Store:
             "SELECT s.connector, s.id, s.data FROM json_each(?) AS j "
             "JOIN snapshots AS s ON s.connector = json_extract(j.value, '$[0]') "
             "AND s.id = json_extract(j.value, '$[1]')",
-            [_refs_json(refs)])
+            [_refs_json(refs)],
+        )
         return {Ref(c, i): from_dict(json.loads(data)) for c, i, data in rows}
 
     @_writes
@@ -712,38 +773,49 @@ class Store:
             "kind = excluded.kind, key = excluded.key, updated_at = excluded.updated_at, "
             "seen_at = excluded.seen_at, data = excluded.data "
             "WHERE excluded.updated_at >= snapshots.updated_at",
-            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at),
-             self._now(), _json(record)])
+            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), self._now(), _json(record)],
+        )
         return cur.rowcount == 1
 
     @_reads
     def issues_without_native(self, connector: str) -> list[Issue]:
         """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`)."""
-        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
-                       "AND json_extract(data, '$.native') IS NULL", [connector])
+        rows = self._q(
+            "SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
+            "AND json_extract(data, '$.native') IS NULL",
+            [connector],
+        )
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_writes
     def set_native(self, issue: Issue) -> None:
         """Record an issue snapshot's state words in place (its times unchanged)."""
-        self._x("UPDATE snapshots SET data = ? WHERE connector = ? AND id = ?",
-                [_json(issue), issue.ref.connector, issue.ref.id])
+        self._x(
+            "UPDATE snapshots SET data = ? WHERE connector = ? AND id = ?",
+            [_json(issue), issue.ref.connector, issue.ref.id],
+        )
 
     @_reads
     def find_issue_by_key(self, connector: str, key: str) -> Issue | None:
         """The issue known as ``key`` (ENG-12). Keys move with issues, so when two
         snapshots claim one key (one not re-polled since its move) the newest wins."""
         # INDEXED BY: before ANALYZE has run, SQLite would rather scan the primary key.
-        rows = self._q("SELECT data FROM snapshots INDEXED BY snapshots_by_key "
-                       "WHERE connector = ? AND key = ? AND kind = 'issue' "
-                       "ORDER BY updated_at DESC, seen_at DESC LIMIT 1", [connector, key])
+        rows = self._q(
+            "SELECT data FROM snapshots INDEXED BY snapshots_by_key "
+            "WHERE connector = ? AND key = ? AND kind = 'issue' "
+            "ORDER BY updated_at DESC, seen_at DESC LIMIT 1",
+            [connector, key],
+        )
         return from_dict(json.loads(rows[0][0])) if rows else None
 
     @_writes
     def set_daemon_status(self, status: dict[str, Any]) -> None:
         """What the running daemon last saw of each connector, for ``syncd status``."""
-        self._x("INSERT INTO meta (key, value) VALUES ('daemon_status', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [_json(status)])
+        self._x(
+            "INSERT INTO meta (key, value) VALUES ('daemon_status', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [_json(status)],
+        )
 
     @_reads
     def daemon_status(self) -> dict[str, Any]:
@@ -754,8 +826,11 @@ class Store:
     def set_rate_limits(self, waits: dict[str, dict[str, Any]]) -> None:
         """Connectors waiting out a service's rate limit ({name: {"until", "service"}}):
         kept here so that the next ``syncd once`` (or a restart) sends nothing before then."""
-        self._x("INSERT INTO meta (key, value) VALUES ('rate_limits', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [_json(waits)])
+        self._x(
+            "INSERT INTO meta (key, value) VALUES ('rate_limits', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [_json(waits)],
+        )
 
     @_reads
     def rate_limits(self) -> dict[str, dict[str, Any]]:
@@ -768,17 +843,17 @@ class Store:
         """Due again at ``until`` (a rate limit's end), not counted as a failed
         attempt: ``refund`` takes back the attempt :meth:`mark_sending` counted.
         ``uncertain`` keeps it 'sending' (its marker is looked for first)."""
-        cur = self._x("UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-                      "attempts = max(0, attempts - ?) WHERE id = ? AND state IN ('pending', 'sending')",
-                      ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until),
-                       int(refund), id])
+        cur = self._x(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
+            "attempts = max(0, attempts - ?) WHERE id = ? AND state IN ('pending', 'sending')",
+            ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until), int(refund), id],
+        )
         return cur.rowcount == 1
 
     @_reads
     def get_meta(self, ref: Ref) -> dict[str, Any]:
         """Engine bookkeeping for a record (last_comment_id, last_state...); {} if none."""
-        rows = self._q("SELECT data FROM record_meta WHERE connector = ? AND id = ?",
-                       [ref.connector, ref.id])
+        rows = self._q("SELECT data FROM record_meta WHERE connector = ? AND id = ?", [ref.connector, ref.id])
         return json.loads(rows[0][0]) if rows else {}
 
     @_writes
@@ -791,10 +866,12 @@ class Store:
                 merged.pop(name, None)
             else:
                 merged[name] = to_dict(value)
-        self._x("INSERT INTO record_meta (connector, id, data, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (connector, id) DO UPDATE SET data = excluded.data, "
-                "updated_at = excluded.updated_at",
-                [ref.connector, ref.id, _json(merged), self._now()])
+        self._x(
+            "INSERT INTO record_meta (connector, id, data, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (connector, id) DO UPDATE SET data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            [ref.connector, ref.id, _json(merged), self._now()],
+        )
         return merged
 
     # --- privacy: places that turned public --------------------------------------
@@ -806,7 +883,7 @@ class Store:
     def place_visibility(self, connector: str) -> dict[str, bool]:
         """Place (lower-case) → public, as syncd last acted on it."""
         rows = self._q("SELECT id, data FROM record_meta WHERE connector = ? AND id LIKE 'place:%'", [connector])
-        return {ident[len("place:"):]: bool(json.loads(data).get("public")) for ident, data in rows}
+        return {ident[len("place:") :]: bool(json.loads(data).get("public")) for ident, data in rows}
 
     @_writes
     def set_place_visibility(self, connector: str, place: str, public: bool) -> None:
@@ -815,8 +892,11 @@ class Store:
     @_reads
     def issues_in_place(self, connector: str, place: str) -> list[Issue]:
         """Issue snapshots of ``connector`` whose team (repository) is ``place``, any case."""
-        rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
-                       "AND lower(json_extract(data, '$.team')) = ?", [connector, place.lower()])
+        rows = self._q(
+            "SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
+            "AND lower(json_extract(data, '$.team')) = ?",
+            [connector, place.lower()],
+        )
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
@@ -834,15 +914,21 @@ class Store:
     @_reads
     def done_writes_unnoted(self, op: str) -> list[OutboxRow]:
         """Delivered actions of ``op`` whose result the engine has not acted on yet (no ``noted``), oldest first."""
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op = ? "
-                       "AND json_extract(result, '$.noted') IS NULL ORDER BY id", [op])
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op = ? "
+            "AND json_extract(result, '$.noted') IS NULL ORDER BY id",
+            [op],
+        )
         return [_outbox_row(r) for r in rows]
 
     @_reads
     def unfinished_for(self, connector: str, target: str) -> list[OutboxRow]:
         """Actions to ``target`` not delivered yet (pending, sending or dead), oldest first."""
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE connector = ? AND target = ? "
-                       "AND state IN ('pending', 'sending', 'dead') ORDER BY id", [connector, target])
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE connector = ? AND target = ? "
+            "AND state IN ('pending', 'sending', 'dead') ORDER BY id",
+            [connector, target],
+        )
         return [_outbox_row(r) for r in rows]
 
     # --- links --------------------------------------------------------------
@@ -857,31 +943,38 @@ class Store:
             "ON CONFLICT (ticket_connector, ticket_id, issue_connector, issue_id) DO UPDATE SET "
             "origin = excluded.origin, created_at = excluded.created_at, active = 1, "
             "ended_at = NULL, ended_reason = NULL WHERE links.active = 0",
-            [*keys, link.origin, self._now()])
+            [*keys, link.origin, self._now()],
+        )
         return cur.rowcount == 1
 
     @_writes
     def end_link(self, ticket: Ref, issue: Ref, reason: str) -> bool:
-        cur = self._x("UPDATE links SET active = 0, ended_at = ?, ended_reason = ? "
-                      "WHERE ticket_connector = ? AND ticket_id = ? AND issue_connector = ? "
-                      "AND issue_id = ? AND active = 1",
-                      [self._now(), reason, ticket.connector, ticket.id, issue.connector, issue.id])
+        cur = self._x(
+            "UPDATE links SET active = 0, ended_at = ?, ended_reason = ? "
+            "WHERE ticket_connector = ? AND ticket_id = ? AND issue_connector = ? "
+            "AND issue_id = ? AND active = 1",
+            [self._now(), reason, ticket.connector, ticket.id, issue.connector, issue.id],
+        )
         return cur.rowcount == 1
 
     @_reads
     def links_for_ticket(self, ref: Ref, active: bool = True) -> list[LinkRow]:
         """Links of a ticket: only active ones, or all (``active=False``)."""
-        rows = self._q(f"SELECT {_LINK_COLUMNS} FROM links WHERE ticket_connector = ? "
-                       f"AND ticket_id = ?{' AND active = 1' if active else ''} ORDER BY id",
-                       [ref.connector, ref.id])
+        rows = self._q(
+            f"SELECT {_LINK_COLUMNS} FROM links WHERE ticket_connector = ? "
+            f"AND ticket_id = ?{' AND active = 1' if active else ''} ORDER BY id",
+            [ref.connector, ref.id],
+        )
         return [_link_row(r) for r in rows]
 
     @_reads
     def links_for_issue(self, ref: Ref, active: bool = True) -> list[LinkRow]:
         """Links of an issue: only active ones, or all (``active=False``)."""
-        rows = self._q(f"SELECT {_LINK_COLUMNS} FROM links WHERE issue_connector = ? "
-                       f"AND issue_id = ?{' AND active = 1' if active else ''} ORDER BY id",
-                       [ref.connector, ref.id])
+        rows = self._q(
+            f"SELECT {_LINK_COLUMNS} FROM links WHERE issue_connector = ? "
+            f"AND issue_id = ?{' AND active = 1' if active else ''} ORDER BY id",
+            [ref.connector, ref.id],
+        )
         return [_link_row(r) for r in rows]
 
     @_reads
@@ -894,7 +987,8 @@ class Store:
             "ON l.issue_connector = json_extract(j.value, '$[0]') "
             "AND l.issue_id = json_extract(j.value, '$[1]')"
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(out)])
+            [_refs_json(out)],
+        )
         for r in rows:
             link = _link_row(r)
             out[link.issue].append(link)
@@ -921,15 +1015,16 @@ class Store:
             "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
             "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
-            [action.key, action.connector, action.target, action.op, _json(action.payload),
-             action.group, now, now])
+            [action.key, action.connector, action.target, action.op, _json(action.payload), action.group, now, now],
+        )
         return cur.rowcount == 1
 
     @_writes
     def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:
         """Change what a queued action will write, while it is still pending and unsent."""
-        cur = self._x("UPDATE outbox SET payload = ? WHERE key = ? AND state = 'pending' AND attempts = 0",
-                      [_json(payload), key])
+        cur = self._x(
+            "UPDATE outbox SET payload = ? WHERE key = ? AND state = 'pending' AND attempts = 0", [_json(payload), key]
+        )
         return cur.rowcount == 1
 
     @_reads
@@ -943,7 +1038,9 @@ class Store:
             "  WHERE state IN ('pending', 'sending', 'dead') GROUP BY grp"
             ") AS heads ON o.id = heads.first_id "
             "WHERE o.state IN ('pending', 'sending') AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?", [self._now(), limit])
+            "ORDER BY o.id LIMIT ?",
+            [self._now(), limit],
+        )
         return [_outbox_row(r) for r in rows]
 
     @_writes
@@ -951,20 +1048,26 @@ class Store:
         """Note an attempt before the request goes out. Call it outside a
         transaction (or commit right after): after a crash, state 'sending'
         tells delivery the write may have landed and to look for its marker."""
-        cur = self._x("UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                      "WHERE id = ? AND state IN ('pending', 'sending')", [id])
+        cur = self._x(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
+            "WHERE id = ? AND state IN ('pending', 'sending')",
+            [id],
+        )
         return cur.rowcount == 1
 
     @_writes
     def mark_done(self, id: int, result: dict | None = None) -> bool:
-        cur = self._x("UPDATE outbox SET state = 'done', done_at = ?, result = ? "
-                      "WHERE id = ? AND state IN ('pending', 'sending')",
-                      [self._now(), None if result is None else _json(result), id])
+        cur = self._x(
+            "UPDATE outbox SET state = 'done', done_at = ?, result = ? "
+            "WHERE id = ? AND state IN ('pending', 'sending')",
+            [self._now(), None if result is None else _json(result), id],
+        )
         return cur.rowcount == 1
 
     @_writes
-    def mark_failed(self, id: int, error: str, *, retry_at: datetime | None,
-                    dead: bool = False, uncertain: bool = False) -> bool:
+    def mark_failed(
+        self, id: int, error: str, *, retry_at: datetime | None, dead: bool = False, uncertain: bool = False
+    ) -> bool:
         """Due again at ``retry_at`` (now when None), or 'dead' when retrying
         cannot help; ``error`` is kept either way.
 
@@ -980,10 +1083,12 @@ class Store:
         else:
             state = "sending" if uncertain else "pending"
         when = _ts(retry_at) if retry_at is not None and not dead else self._now()
-        cur = self._x("UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, "
-                      "next_attempt_at = CASE WHEN ? THEN next_attempt_at ELSE ? END "
-                      "WHERE id = ? AND state IN ('pending', 'sending')",
-                      [state, error, int(uncertain), int(dead), when, id])
+        cur = self._x(
+            "UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, "
+            "next_attempt_at = CASE WHEN ? THEN next_attempt_at ELSE ? END "
+            "WHERE id = ? AND state IN ('pending', 'sending')",
+            [state, error, int(uncertain), int(dead), when, id],
+        )
         return cur.rowcount == 1
 
     @_reads
@@ -1001,8 +1106,9 @@ class Store:
     @_reads
     def unfinished_count(self, connector: str) -> int:
         """Writes to ``connector`` not yet done (pending, sending or dead)."""
-        return self._q("SELECT count(*) FROM outbox WHERE connector = ? AND state IN ('pending', 'sending', 'dead')",
-                       [connector])[0][0]
+        return self._q(
+            "SELECT count(*) FROM outbox WHERE connector = ? AND state IN ('pending', 'sending', 'dead')", [connector]
+        )[0][0]
 
     @_reads
     def list_outbox(self, state: str | None = None, limit: int = 100) -> list[OutboxRow]:
@@ -1011,8 +1117,7 @@ class Store:
         else:
             if state not in OUTBOX_STATES:
                 raise ValueError(f"unknown outbox state {state!r}; use one of {', '.join(OUTBOX_STATES)}")
-            rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?",
-                           [state, limit])
+            rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?", [state, limit])
         return [_outbox_row(r) for r in rows]
 
     @_writes
@@ -1020,26 +1125,33 @@ class Store:
         """A dead (or backing-off) action becomes due now: 'pending', or
         'sending' when its last failure may have landed, so that delivery checks
         for the marker first. False for an action in any other state."""
-        cur = self._x("UPDATE outbox SET next_attempt_at = ?, "
-                      "state = CASE WHEN maybe_applied OR state = 'sending' THEN 'sending' "
-                      "ELSE 'pending' END "
-                      "WHERE id = ? AND state IN ('dead', 'pending', 'sending')", [self._now(), id])
+        cur = self._x(
+            "UPDATE outbox SET next_attempt_at = ?, "
+            "state = CASE WHEN maybe_applied OR state = 'sending' THEN 'sending' "
+            "ELSE 'pending' END "
+            "WHERE id = ? AND state IN ('dead', 'pending', 'sending')",
+            [self._now(), id],
+        )
         return cur.rowcount == 1
 
     @_writes
     def drop_action(self, id: int) -> bool:
         """Give up on an unfinished action; it no longer holds its group back."""
-        cur = self._x("UPDATE outbox SET state = 'dropped', done_at = ? "
-                      "WHERE id = ? AND state IN ('pending', 'sending', 'dead')", [self._now(), id])
+        cur = self._x(
+            "UPDATE outbox SET state = 'dropped', done_at = ? WHERE id = ? AND state IN ('pending', 'sending', 'dead')",
+            [self._now(), id],
+        )
         return cur.rowcount == 1
 
     @_writes
     def drop_group(self, grp: str, reason: str) -> int:
         """Drop every unfinished action of a group (all writes to an issue that is
         gone), keeping ``reason`` as its last error. Returns how many."""
-        cur = self._x("UPDATE outbox SET state = 'dropped', done_at = ?, last_error = ? "
-                      "WHERE grp = ? AND state IN ('pending', 'sending', 'dead')",
-                      [self._now(), reason[:_MAX_ERROR_CHARS], grp])
+        cur = self._x(
+            "UPDATE outbox SET state = 'dropped', done_at = ?, last_error = ? "
+            "WHERE grp = ? AND state IN ('pending', 'sending', 'dead')",
+            [self._now(), reason[:_MAX_ERROR_CHARS], grp],
+        )
         return cur.rowcount
 
     # --- issues gone from their tracker ---------------------------------------
@@ -1047,30 +1159,36 @@ class Store:
     @_writes
     def mark_issue_gone(self, ref: Ref, key: str, reason: str) -> bool:
         """Tombstone an issue the tracker says is deleted or not visible; False if it already was."""
-        cur = self._x("INSERT INTO gone_issues (issue_connector, issue_id, key, reason, gone_at) "
-                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (issue_connector, issue_id) DO NOTHING",
-                      [ref.connector, ref.id, key, reason[:_MAX_ERROR_CHARS], self._now()])
+        cur = self._x(
+            "INSERT INTO gone_issues (issue_connector, issue_id, key, reason, gone_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (issue_connector, issue_id) DO NOTHING",
+            [ref.connector, ref.id, key, reason[:_MAX_ERROR_CHARS], self._now()],
+        )
         return cur.rowcount == 1
 
     @_writes
     def clear_issue_gone(self, ref: Ref) -> bool:
         """The issue is visible again (a poll or a read returned it)."""
-        cur = self._x("DELETE FROM gone_issues WHERE issue_connector = ? AND issue_id = ?",
-                      [ref.connector, ref.id])
+        cur = self._x("DELETE FROM gone_issues WHERE issue_connector = ? AND issue_id = ?", [ref.connector, ref.id])
         return cur.rowcount == 1
 
     @_reads
     def gone_issue(self, ref: Ref) -> dict[str, str] | None:
         """The tombstone of an issue ({key, reason, gone_at}), or None."""
-        rows = self._q("SELECT key, reason, gone_at FROM gone_issues WHERE issue_connector = ? AND issue_id = ?",
-                       [ref.connector, ref.id])
+        rows = self._q(
+            "SELECT key, reason, gone_at FROM gone_issues WHERE issue_connector = ? AND issue_id = ?",
+            [ref.connector, ref.id],
+        )
         return {"key": rows[0][0], "reason": rows[0][1], "gone_at": rows[0][2]} if rows else None
 
     @_reads
     def gone_ids(self, connector: str, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are tombstoned, in one query."""
-        rows = self._q("SELECT g.issue_id FROM json_each(?) AS j JOIN gone_issues AS g "
-                       "ON g.issue_connector = ? AND g.issue_id = j.value", [_json(list(ids)), connector])
+        rows = self._q(
+            "SELECT g.issue_id FROM json_each(?) AS j JOIN gone_issues AS g "
+            "ON g.issue_connector = ? AND g.issue_id = j.value",
+            [_json(list(ids)), connector],
+        )
         return {r[0] for r in rows}
 
     @_reads
@@ -1083,7 +1201,8 @@ class Store:
             "LEFT JOIN record_meta AS m ON m.connector = l.issue_connector AND m.id = l.issue_id "
             "WHERE l.issue_connector = ? AND l.active = 1 GROUP BY l.issue_id "
             "ORDER BY coalesce(json_extract(m.data, '$.presence_at'), '') ASC, l.issue_id LIMIT ?",
-            [connector, limit])
+            [connector, limit],
+        )
         return [(r[0], r[1]) for r in rows]
 
     # --- a lost or restored store: writes found already made -------------------
@@ -1097,22 +1216,23 @@ class Store:
     def open_actions(self, group: str) -> list[OutboxRow]:
         """The group's actions not yet delivered (pending or sending), oldest first."""
         # The same condition as the partial index outbox_unfinished, so that it serves this query.
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE grp = ? AND state IN ('pending', 'sending', 'dead') "
-                       "ORDER BY id", [group])
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE grp = ? AND state IN ('pending', 'sending', 'dead') "
+            "ORDER BY id",
+            [group],
+        )
         return [row for row in map(_outbox_row, rows) if row.state != "dead"]
 
     @_writes
     def check_before_send(self, key: str) -> bool:
         """A queued, never-sent action may have been made by an earlier run: delivery looks for its marker first."""
-        cur = self._x("UPDATE outbox SET state = 'sending' WHERE key = ? AND state = 'pending' AND attempts = 0",
-                      [key])
+        cur = self._x("UPDATE outbox SET state = 'sending' WHERE key = ? AND state = 'pending' AND attempts = 0", [key])
         return cur.rowcount == 1
 
     @_writes
     def known_unsent(self, id: int) -> bool:
         """An action :meth:`check_before_send` flagged is known not to be in the service: send it as usual."""
-        cur = self._x("UPDATE outbox SET state = 'pending' WHERE id = ? AND state = 'sending' AND attempts = 0",
-                      [id])
+        cur = self._x("UPDATE outbox SET state = 'pending' WHERE id = ? AND state = 'sending' AND attempts = 0", [id])
         return cur.rowcount == 1
 
     def _note_copy(self) -> None:
@@ -1127,10 +1247,15 @@ class Store:
             return
         with self.transaction():
             if rows:
-                self._x("INSERT INTO meta (key, value) VALUES ('catching_up', '[]') "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            self._x("INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [identity])
+                self._x(
+                    "INSERT INTO meta (key, value) VALUES ('catching_up', '[]') "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                )
+            self._x(
+                "INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [identity],
+            )
 
     @_reads
     def catching_up(self, connector: str) -> bool:
@@ -1163,8 +1288,11 @@ class Store:
         if not value:
             self._x("DELETE FROM meta WHERE key = 'shown_unlinked'")
             return
-        self._x("INSERT INTO meta (key, value) VALUES ('shown_unlinked', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [_json(value)])
+        self._x(
+            "INSERT INTO meta (key, value) VALUES ('shown_unlinked', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [_json(value)],
+        )
 
     # Creates (an escalation's issue, a follow-up ticket) are finished by the
     # engine after delivery: it links what was created, then marks the result.
@@ -1174,8 +1302,11 @@ class Store:
     def unfinished_creates(self) -> list[OutboxRow]:
         """Delivered creates whose new record the engine has not linked yet, oldest first."""
         marks = ", ".join("?" for _ in self.CREATE_OPS)
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op IN ({marks}) "
-                       "AND json_extract(result, '$.linked') IS NULL ORDER BY id", list(self.CREATE_OPS))
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'done' AND op IN ({marks}) "
+            "AND json_extract(result, '$.linked') IS NULL ORDER BY id",
+            list(self.CREATE_OPS),
+        )
         return [_outbox_row(r) for r in rows]
 
     @_writes
@@ -1204,7 +1335,8 @@ class Store:
             "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (connector, record_id) DO UPDATE SET "
             "reason = excluded.reason, payload = excluded.payload, count = quarantine.count + 1, "
             "last_at = excluded.last_at, resolved_at = NULL RETURNING id",
-            [connector, record_id, reason, json.dumps(payload, default=str), now, now])
+            [connector, record_id, reason, json.dumps(payload, default=str), now, now],
+        )
         return cur.fetchone()[0]
 
     @_reads
@@ -1215,14 +1347,15 @@ class Store:
 
     @_writes
     def resolve_quarantine(self, id: int) -> bool:
-        cur = self._x("UPDATE quarantine SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
-                      [self._now(), id])
+        cur = self._x("UPDATE quarantine SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL", [self._now(), id])
         return cur.rowcount == 1
 
     @_reads
     def quarantined_ids(self, connector: str) -> set[str]:
-        rows = self._q("SELECT record_id FROM quarantine WHERE connector = ? "
-                       "AND record_id IS NOT NULL AND resolved_at IS NULL", [connector])
+        rows = self._q(
+            "SELECT record_id FROM quarantine WHERE connector = ? AND record_id IS NOT NULL AND resolved_at IS NULL",
+            [connector],
+        )
         return {r[0] for r in rows}
 
     # --- follow-up stages ----------------------------------------------------
@@ -1234,17 +1367,20 @@ class Store:
         if not spans:
             raise ValueError("a stage history needs at least one entry")
         stage, since = spans[-1]
-        self._x("INSERT INTO stages (ticket_connector, ticket_id, stage, since, history, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_connector, ticket_id) DO UPDATE SET "
-                "stage = excluded.stage, since = excluded.since, history = excluded.history, "
-                "updated_at = excluded.updated_at",
-                [ticket.connector, ticket.id, stage, since, _json(spans), self._now()])
+        self._x(
+            "INSERT INTO stages (ticket_connector, ticket_id, stage, since, history, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_connector, ticket_id) DO UPDATE SET "
+            "stage = excluded.stage, since = excluded.since, history = excluded.history, "
+            "updated_at = excluded.updated_at",
+            [ticket.connector, ticket.id, stage, since, _json(spans), self._now()],
+        )
 
     @_reads
     def stage_history(self, ticket: Ref) -> list[tuple[Stage, datetime]]:
         """Every stage the ticket's follow-up has been in, with when it began; [] if none."""
-        rows = self._q("SELECT history FROM stages WHERE ticket_connector = ? AND ticket_id = ?",
-                       [ticket.connector, ticket.id])
+        rows = self._q(
+            "SELECT history FROM stages WHERE ticket_connector = ? AND ticket_id = ?", [ticket.connector, ticket.id]
+        )
         if not rows:
             return []
         return [(Stage(stage), parse_time(since)) for stage, since in json.loads(rows[0][0])]
@@ -1252,10 +1388,11 @@ class Store:
     @_reads
     def all_stage_histories(self) -> dict[Ref, list[tuple[Stage, datetime]]]:
         """Every ticket's stage history (as :meth:`stage_history`), for the review report."""
-        rows = self._q("SELECT ticket_connector, ticket_id, history FROM stages "
-                       "ORDER BY ticket_connector, ticket_id")
-        return {Ref(c, i): [(Stage(stage), parse_time(since)) for stage, since in json.loads(history)]
-                for c, i, history in rows}
+        rows = self._q("SELECT ticket_connector, ticket_id, history FROM stages ORDER BY ticket_connector, ticket_id")
+        return {
+            Ref(c, i): [(Stage(stage), parse_time(since)) for stage, since in json.loads(history)]
+            for c, i, history in rows
+        }
 
     # --- promises -----------------------------------------------------------
 
@@ -1275,15 +1412,26 @@ class Store:
             "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
             "updated_at = excluded.updated_at, data = excluded.data "
             "WHERE promises.data IS NOT excluded.data",
-            [promise.id, promise.ticket.connector, promise.ticket.id, PromiseState(promise.state).value,
-             _ts(promise.due_at) if promise.due_at else None, promise.trigger, promise.origin,
-             _ts(promise.created_at), self._now(), data])
+            [
+                promise.id,
+                promise.ticket.connector,
+                promise.ticket.id,
+                PromiseState(promise.state).value,
+                _ts(promise.due_at) if promise.due_at else None,
+                promise.trigger,
+                promise.origin,
+                _ts(promise.created_at),
+                self._now(),
+                data,
+            ],
+        )
         if cur.rowcount != 1:
             return False
         self._x("DELETE FROM promise_issues WHERE promise_id = ?", [promise.id])
         self._xmany(
             "INSERT OR IGNORE INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?)",
-            [(ref.connector, ref.id, promise.id) for ref in promise.issues])
+            [(ref.connector, ref.id, promise.id) for ref in promise.issues],
+        )
         return True
 
     @_reads
@@ -1301,35 +1449,45 @@ class Store:
         if not prefix:
             raise ValueError("a promise id prefix must not be empty (see: syncd promise list)")
         # A range on the primary key: no LIKE, so '%' or '_' in the prefix mean themselves.
-        rows = self._q("SELECT data FROM promises WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
-                       [prefix, prefix + "\U0010ffff"])
+        rows = self._q(
+            "SELECT data FROM promises WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", [prefix, prefix + "\U0010ffff"]
+        )
         if len(rows) > 1:
-            raise ValueError(f"promise id prefix {prefix!r} matches more than one promise; "
-                             "give more of the id (see: syncd promise list)")
+            raise ValueError(
+                f"promise id prefix {prefix!r} matches more than one promise; "
+                "give more of the id (see: syncd promise list)"
+            )
         return from_dict(json.loads(rows[0][0])) if rows else None
 
     @_reads
     def promises_for_ticket(self, ticket: Ref, *, active: bool = False) -> list[Promise]:
         """A ticket's promises, oldest first; ``active``: only open or due ones."""
         where = " AND state IN ('open', 'due')" if active else ""
-        rows = self._q("SELECT data FROM promises WHERE ticket_connector = ? AND ticket_id = ?"
-                       f"{where} ORDER BY created_at, id", [ticket.connector, ticket.id])
+        rows = self._q(
+            f"SELECT data FROM promises WHERE ticket_connector = ? AND ticket_id = ?{where} ORDER BY created_at, id",
+            [ticket.connector, ticket.id],
+        )
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
     def promises_past_due(self, now: datetime) -> list[Promise]:
         """Open or due promises whose deadline is at or before ``now``, earliest deadline first."""
-        rows = self._q("SELECT data FROM promises WHERE state IN ('open', 'due') AND due_at IS NOT NULL "
-                       "AND due_at <= ? ORDER BY due_at, id", [_ts(now)])
+        rows = self._q(
+            "SELECT data FROM promises WHERE state IN ('open', 'due') AND due_at IS NOT NULL "
+            "AND due_at <= ? ORDER BY due_at, id",
+            [_ts(now)],
+        )
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
     def promises_for_issue(self, issue: Ref, *, active: bool = True) -> list[Promise]:
         """Promises that name ``issue`` among their issues, oldest first; ``active``: open or due only."""
         where = " AND p.state IN ('open', 'due')" if active else ""
-        rows = self._q("SELECT p.data FROM promise_issues AS pi JOIN promises AS p ON p.id = pi.promise_id "
-                       f"WHERE pi.issue_connector = ? AND pi.issue_id = ?{where} ORDER BY p.created_at, p.id",
-                       [issue.connector, issue.id])
+        rows = self._q(
+            "SELECT p.data FROM promise_issues AS pi JOIN promises AS p ON p.id = pi.promise_id "
+            f"WHERE pi.issue_connector = ? AND pi.issue_id = ?{where} ORDER BY p.created_at, p.id",
+            [issue.connector, issue.id],
+        )
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
@@ -1357,8 +1515,17 @@ class Store:
         cur = self._x(
             "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
             "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [self._now(), event.kind, event.summary, t and t.connector, t and t.id,
-             i and i.connector, i and i.id, _json(event.detail)])
+            [
+                self._now(),
+                event.kind,
+                event.summary,
+                t and t.connector,
+                t and t.id,
+                i and i.connector,
+                i and i.id,
+                _json(event.detail),
+            ],
+        )
         return cur.lastrowid
 
     @_reads
@@ -1370,13 +1537,14 @@ class Store:
             f"UNION SELECT {_prefixed('e', _EVENT_COLUMNS)} FROM links AS l JOIN events AS e "
             "ON e.issue_connector = l.issue_connector AND e.issue_id = l.issue_id "
             "WHERE l.ticket_connector = ? AND l.ticket_id = ? AND e.ticket_id IS NULL "
-            "ORDER BY id", [ticket.connector, ticket.id, ticket.connector, ticket.id])
+            "ORDER BY id",
+            [ticket.connector, ticket.id, ticket.connector, ticket.id],
+        )
         return [_event_row(r) for r in rows]
 
     @_reads
     def events_since(self, event_id: int, limit: int = 1000) -> list[EventRow]:
-        rows = self._q(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                       [event_id, limit])
+        rows = self._q(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", [event_id, limit])
         return [_event_row(r) for r in rows]
 
     @_reads
@@ -1394,16 +1562,19 @@ class Store:
             "path": str(self.path),
             "schema_version": self._read_version(),
             "file_size": size,
-            "links": {"active": self.count_links(active=True),
-                      "ended": self._q("SELECT count(*) FROM links WHERE active = 0")[0][0]},
+            "links": {
+                "active": self.count_links(active=True),
+                "ended": self._q("SELECT count(*) FROM links WHERE active = 0")[0][0],
+            },
             "snapshots": dict(self._q("SELECT connector, count(*) FROM snapshots GROUP BY connector")),
             "outbox": self.outbox_counts(),
             "oldest_pending_seconds": None if age is None else age.total_seconds(),
             "quarantine_open": self._q("SELECT count(*) FROM quarantine WHERE resolved_at IS NULL")[0][0],
             "promises": dict(self._q("SELECT state, count(*) FROM promises GROUP BY state ORDER BY state")),
-            "cursors": {c: {"value": v, "updated_at": parse_time(u)}
-                        for c, v, u in self._q("SELECT connector, value, updated_at FROM cursors "
-                                               "ORDER BY connector")},
+            "cursors": {
+                c: {"value": v, "updated_at": parse_time(u)}
+                for c, v, u in self._q("SELECT connector, value, updated_at FROM cursors ORDER BY connector")
+            },
             "last_event_id": self.last_event_id(),
         }
 
@@ -1456,8 +1627,9 @@ def backup(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock
         except sqlite3.Error as exc:
             name = getattr(exc, "sqlite_errorname", "") or ""
             if name.startswith("SQLITE_FULL"):
-                raise StoreFull(f"{target}: the disk is full; no backup was written; free space or "
-                                "write the backup elsewhere") from None
+                raise StoreFull(
+                    f"{target}: the disk is full; no backup was written; free space or write the backup elsewhere"
+                ) from None
             raise StoreUnusable(f"{target}: the backup failed ({exc}); nothing was written") from None
         except OSError as exc:
             raise store._os_error(exc, f"cannot write the backup {target}") from None
@@ -1474,8 +1646,10 @@ def _verify_backup(path: Path, target: Path, version: int) -> BackupInfo:
     finally:
         conn.close()
     if problems or row is None or int(row[0]) != version:
-        raise StoreUnusable(f"{target}: the copy did not check out ({'; '.join(map(str, problems)) or 'schema'}); "
-                            "nothing was written; try again")
+        raise StoreUnusable(
+            f"{target}: the copy did not check out ({'; '.join(map(str, problems)) or 'schema'}); "
+            "nothing was written; try again"
+        )
     return BackupInfo(target, version, links, path.stat().st_size)
 
 

@@ -55,8 +55,9 @@ class Write:
     # Dropped unsent, with the rest of its issue's queue, when the issue is gone.
     drops_when_gone: ClassVar[bool] = False
 
-    def __init_subclass__(cls, *, op: str, role: Role, target_kind: TargetKind, drops_when_gone: bool = False,
-                          **kw: Any) -> None:
+    def __init_subclass__(
+        cls, *, op: str, role: Role, target_kind: TargetKind, drops_when_gone: bool = False, **kw: Any
+    ) -> None:
         super().__init_subclass__(**kw)
         cls.op, cls.role, cls.target_kind, cls.drops_when_gone = op, role, target_kind, drops_when_gone
 
@@ -125,8 +126,16 @@ class TicketUpdate(Write, op="ticket.update", role="helpdesk", target_kind="tick
         )
 
     def __bool__(self) -> bool:
-        return bool(self.note or self.add_tags or self.remove_tags or self.fields or self.status
-                    or self.status_from or self.marker or self.replaces_resolution)
+        return bool(
+            self.note
+            or self.add_tags
+            or self.remove_tags
+            or self.fields
+            or self.status
+            or self.status_from
+            or self.marker
+            or self.replaces_resolution
+        )
 
     def settled(self) -> "TicketUpdate":
         """This write as the connector reads it: the planning hint removed."""
@@ -194,13 +203,23 @@ class FollowUpTicket(Write, op="ticket.followup", role="helpdesk", target_kind="
     tags: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, Any]:
-        return {"subject": self.subject, "note": self.note, "requester_id": self.requester_id,
-                "assignee_id": self.assignee_id, "tags": list(self.tags)}
+        return {
+            "subject": self.subject,
+            "note": self.note,
+            "requester_id": self.requester_id,
+            "assignee_id": self.assignee_id,
+            "tags": list(self.tags),
+        }
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> "FollowUpTicket":
-        return cls(payload["subject"], payload["note"], payload.get("requester_id"), payload.get("assignee_id"),
-                   tuple(payload.get("tags") or ()))
+        return cls(
+            payload["subject"],
+            payload["note"],
+            payload.get("requester_id"),
+            payload.get("assignee_id"),
+            tuple(payload.get("tags") or ()),
+        )
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"follow-up ticket opened: {self.subject}"
@@ -287,15 +306,26 @@ class CreateIssue(Write, op="issue.create", role="tracker", target_kind="team"):
         return IssueDraft(text.title, text.body, self.labels, self.priority)
 
     def payload(self) -> dict[str, Any]:
-        return {"team": self.team, "private": self.private.payload(), "public": self.public.payload(),
-                "labels": list(self.labels), "priority": self.priority, "ticket": self.ticket}
+        return {
+            "team": self.team,
+            "private": self.private.payload(),
+            "public": self.public.payload(),
+            "labels": list(self.labels),
+            "priority": self.priority,
+            "ticket": self.ticket,
+        }
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> "CreateIssue":
         ticket = payload.get("ticket")
-        return cls(str(payload.get("team") or ""), DraftText.from_payload(payload["private"]),
-                   DraftText.from_payload(payload["public"]), tuple(payload.get("labels") or ()),
-                   payload.get("priority"), str(ticket) if ticket is not None else None)
+        return cls(
+            str(payload.get("team") or ""),
+            DraftText.from_payload(payload["private"]),
+            DraftText.from_payload(payload["public"]),
+            tuple(payload.get("labels") or ()),
+            payload.get("priority"),
+            str(ticket) if ticket is not None else None,
+        )
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"issue created in {target}: {self.public.title}"
@@ -330,26 +360,45 @@ class MakeOpaque(Write, op="issue.make_opaque", role="tracker", target_kind="iss
     created: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"place": self.place, "issue_key": self.issue_key, "slots": dict(self.slots),
-                "created": dict(self.created) if self.created else None}
+        return {
+            "place": self.place,
+            "issue_key": self.issue_key,
+            "slots": dict(self.slots),
+            "created": dict(self.created) if self.created else None,
+        }
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> "MakeOpaque":
         created = payload.get("created")
-        return cls(str(payload.get("place") or ""), str(payload.get("issue_key") or ""),
-                   dict(payload.get("slots") or {}), dict(created) if created else None)
+        return cls(
+            str(payload.get("place") or ""),
+            str(payload.get("issue_key") or ""),
+            dict(payload.get("slots") or {}),
+            dict(created) if created else None,
+        )
 
-    def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain",
-                 result: Any = None) -> str:
+    def describe(
+        self, target: str, *, text_format: str = "plain", attachment_format: str = "plain", result: Any = None
+    ) -> str:
         """``result``: the connector's OpaqueResult (what was rewritten, what was kept)."""
         done = ", ".join(result.rewritten) if result and result.rewritten else "nothing left to rewrite"
-        kept = f"; left as edited by someone else: {', '.join(k.what for k in result.kept)}" if (
-            result and result.kept) else ""
+        kept = (
+            f"; left as edited by someone else: {', '.join(k.what for k in result.kept)}"
+            if (result and result.kept)
+            else ""
+        )
         return f"made private for a public place ({self.place}): {done}{kept}"
 
 
-KINDS: tuple[type[Write], ...] = (TicketUpdate, FollowUpTicket, IssueComment, AttachTicket, CreateIssue,
-                                  UpsertComment, MakeOpaque)
+KINDS: tuple[type[Write], ...] = (
+    TicketUpdate,
+    FollowUpTicket,
+    IssueComment,
+    AttachTicket,
+    CreateIssue,
+    UpsertComment,
+    MakeOpaque,
+)
 BY_OP: dict[str, type[Write]] = {kind.op: kind for kind in KINDS}
 
 # The op strings, as the store and the history name them.

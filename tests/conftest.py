@@ -20,8 +20,10 @@ FIXTURES = SHARED / "fixtures"
 def require_shared(path: Path) -> Path:
     """Return ``path`` under ../shared, or skip the test naming what is missing."""
     if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared (API specs and recorded fixtures) sits beside "
-                    "the repository in CI; clone it there to run this test")
+        pytest.skip(
+            f"{path} is absent: ../shared (API specs and recorded fixtures) sits beside "
+            "the repository in CI; clone it there to run this test"
+        )
     return path
 
 
@@ -86,10 +88,15 @@ def _record_handler(watch: LeakWatch):
                 watch.add(f"log record {record.name} (unrenderable: {exc!r})", repr(record.__dict__))
 
     handler = Recorder(level=logging.NOTSET)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=logs._shared_processors(),
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.JSONRenderer(default=str)]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=logs._shared_processors(),
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(default=str),
+            ],
+        )
+    )
     return handler
 
 
@@ -146,8 +153,11 @@ def _log_into_the_watch(request, _leak_watch):
 
 def _leak_check_last(items):
     """The leak check sees the whole session only if it runs last."""
-    last = [item for item in items if item.nodeid.startswith("tests/test_no_secrets.py::")
-            and item.name.startswith("test_nothing_the_suite_saw")]
+    last = [
+        item
+        for item in items
+        if item.nodeid.startswith("tests/test_no_secrets.py::") and item.name.startswith("test_nothing_the_suite_saw")
+    ]
     items[:] = [item for item in items if item not in last] + last
 
 
@@ -237,8 +247,12 @@ TIME_SENSITIVE = {
 
 
 def pytest_addoption(parser):
-    parser.addoption("--clocks", choices=("one", "sample", "matrix"), default="one",
-                     help="the machine clocks the time-sensitive tests run under (tests/conftest.py)")
+    parser.addoption(
+        "--clocks",
+        choices=("one", "sample", "matrix"),
+        default="one",
+        help="the machine clocks the time-sensitive tests run under (tests/conftest.py)",
+    )
 
 
 def _time_class(definition) -> str | None:
@@ -276,8 +290,12 @@ def pytest_generate_tests(metafunc):
     if kind is None or "clock_point" not in metafunc.fixturenames:
         return
     points = clock_instants(metafunc.config.getoption("--clocks"), kind)
-    metafunc.parametrize("clock_point", [(i, instant) for i, (_, instant) in enumerate(points)],
-                         ids=[name for name, _ in points], indirect=True)
+    metafunc.parametrize(
+        "clock_point",
+        [(i, instant) for i, (_, instant) in enumerate(points)],
+        ids=[name for name, _ in points],
+        indirect=True,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -333,5 +351,6 @@ def pytest_configure(config):
     except (ZoneInfoNotFoundError, ValueError):
         raise pytest.UsageError(f"TZ={name}: no such time zone on this machine (install tzdata)")
     if timedelta(seconds=time.localtime().tm_gmtoff) != expected:
-        raise pytest.UsageError(f"TZ={name} is not in effect (local offset {time.strftime('%z')}, "
-                                f"expected {expected}): install tzdata")
+        raise pytest.UsageError(
+            f"TZ={name} is not in effect (local offset {time.strftime('%z')}, expected {expected}): install tzdata"
+        )

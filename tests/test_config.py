@@ -131,8 +131,7 @@ def test_absolute_store_path_is_kept(tmp_path):
 
 
 def test_environment_overrides_the_file(tmp_path):
-    env = {**SECRETS, "SYNCD_DAEMON__POLL_INTERVAL": "45", "SYNCD_LOG__LEVEL": "debug",
-           "SYNCD_STORE__PATH": "other.db"}
+    env = {**SECRETS, "SYNCD_DAEMON__POLL_INTERVAL": "45", "SYNCD_LOG__LEVEL": "debug", "SYNCD_STORE__PATH": "other.db"}
     settings = load_config(write(tmp_path), env=env, registry=REGISTRY)
     assert settings.daemon.poll_interval == 45
     assert settings.log.level == "debug"
@@ -140,9 +139,12 @@ def test_environment_overrides_the_file(tmp_path):
 
 
 def test_environment_nests_into_connectors(tmp_path):
-    env = {**SECRETS, "SYNCD_CONNECTORS__DESK__PAGE_SIZE": "7",
-           "SYNCD_CONNECTORS__DESK__URL": "http://127.0.0.1:8080",
-           "SYNCD_CONNECTORS__TRACKER__TEAMS": '["ENG", "APP"]'}
+    env = {
+        **SECRETS,
+        "SYNCD_CONNECTORS__DESK__PAGE_SIZE": "7",
+        "SYNCD_CONNECTORS__DESK__URL": "http://127.0.0.1:8080",
+        "SYNCD_CONNECTORS__TRACKER__TEAMS": '["ENG", "APP"]',
+    }
     settings = load_config(write(tmp_path), env=env, registry=REGISTRY)
     desk = settings.connectors["desk"]
     assert desk.page_size == 7 and desk.url == "http://127.0.0.1:8080"
@@ -152,9 +154,12 @@ def test_environment_nests_into_connectors(tmp_path):
 
 def test_lists_in_the_environment_may_be_comma_separated(tmp_path):
     text = VALID + '\n[connectors.tracker2]\nkind = "testtracker"\nurl = "https://t2.example.com"\n'
-    env = {**SECRETS, "SYNCD_SYNC__TRACKERS": "tracker, tracker2",
-           "SYNCD_CONNECTORS__TRACKER2__API_KEY": "second-tracker-key",
-           "SYNCD_CONNECTORS__TRACKER__TEAMS": "ENG,APP"}
+    env = {
+        **SECRETS,
+        "SYNCD_SYNC__TRACKERS": "tracker, tracker2",
+        "SYNCD_CONNECTORS__TRACKER2__API_KEY": "second-tracker-key",
+        "SYNCD_CONNECTORS__TRACKER__TEAMS": "ENG,APP",
+    }
     settings = load_config(write(tmp_path, text), env=env, registry=REGISTRY)
     assert settings.sync.trackers == ["tracker", "tracker2"]
     assert settings.connectors["tracker"].teams == ["ENG", "APP"]
@@ -162,9 +167,12 @@ def test_lists_in_the_environment_may_be_comma_separated(tmp_path):
 
 def test_a_connector_can_come_from_the_environment_alone(tmp_path):
     text = VALID.replace('trackers = ["tracker"]', 'trackers = ["tracker", "extra"]')
-    env = {**SECRETS, "SYNCD_CONNECTORS__EXTRA__KIND": "testtracker",
-           "SYNCD_CONNECTORS__EXTRA__URL": "https://extra.example.com",
-           "SYNCD_CONNECTORS__EXTRA__API_KEY": "extra-tracker-key"}
+    env = {
+        **SECRETS,
+        "SYNCD_CONNECTORS__EXTRA__KIND": "testtracker",
+        "SYNCD_CONNECTORS__EXTRA__URL": "https://extra.example.com",
+        "SYNCD_CONNECTORS__EXTRA__API_KEY": "extra-tracker-key",
+    }
     settings = load_config(write(tmp_path, text), env=env, registry=REGISTRY)
     assert settings.connectors["extra"].url == "https://extra.example.com"
 
@@ -263,7 +271,8 @@ def test_missing_file_names_what_was_tried(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(missing, env={}, registry=REGISTRY)
     assert caught.value.problems == [
-        f"{missing}: config file not found (tried {missing}); check the path given with --config"]
+        f"{missing}: config file not found (tried {missing}); check the path given with --config"
+    ]
 
 
 def test_missing_file_from_syncd_config(tmp_path):
@@ -271,7 +280,8 @@ def test_missing_file_from_syncd_config(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(env={"SYNCD_CONFIG": str(missing)}, registry=REGISTRY)
     assert caught.value.problems == [
-        f"{missing}: config file not found (tried {missing}); fix SYNCD_CONFIG or pass --config PATH"]
+        f"{missing}: config file not found (tried {missing}); fix SYNCD_CONFIG or pass --config PATH"
+    ]
 
 
 def test_missing_default_file(tmp_path, monkeypatch):
@@ -280,25 +290,29 @@ def test_missing_default_file(tmp_path, monkeypatch):
         load_config(env={}, registry=REGISTRY)
     assert caught.value.problems == [
         f"syncd.toml: config file not found (tried {tmp_path / 'syncd.toml'}); pass --config PATH, "
-        f"set SYNCD_CONFIG, or copy config.example.toml to syncd.toml in {tmp_path}"]
+        f"set SYNCD_CONFIG, or copy config.example.toml to syncd.toml in {tmp_path}"
+    ]
 
 
 def test_directory_given_as_config(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, env={}, registry=REGISTRY)
     assert caught.value.problems == [
-        f"{tmp_path}: is a directory, not a config file; point to the .toml file inside it"]
+        f"{tmp_path}: is a directory, not a config file; point to the .toml file inside it"
+    ]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="file permissions do not stop root (or are not POSIX here)")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="file permissions do not stop root (or are not POSIX here)"
+)
 def test_unreadable_file(tmp_path):
     path = write(tmp_path)
     path.chmod(0)
     with pytest.raises(ConfigError) as caught:
         load_config(path, env=SECRETS, registry=REGISTRY)
     assert caught.value.problems == [
-        f"{path}: cannot read the config file (Permission denied); make it readable by the user running syncd"]
+        f"{path}: cannot read the config file (Permission denied); make it readable by the user running syncd"
+    ]
 
 
 def test_registered_plugin_that_fails_to_import(tmp_path):
@@ -314,7 +328,8 @@ def test_registered_plugin_that_fails_to_import(tmp_path):
     path = tmp_path / "syncd.toml"
     assert caught.value.problems == [
         f'{path}: connectors.tracker.kind: connector kind "broken" is installed but cannot be loaded '
-        "(ImportError: No module named 'syncd_broken'); reinstall syncd or the plugin"]
+        "(ImportError: No module named 'syncd_broken'); reinstall syncd or the plugin"
+    ]
 
 
 def test_problems_from_file_and_environment_are_sorted_by_key(tmp_path):
@@ -328,8 +343,10 @@ def test_problems_from_file_and_environment_are_sorted_by_key(tmp_path):
 
 # --- the real connectors, through the installed entry points -----------------------------
 
-REAL_SECRETS = {"SYNCD_CONNECTORS__ZENDESK__TOKEN": "zendesk-token-from-env",
-                "SYNCD_CONNECTORS__LINEAR__API_KEY": "linear-key-from-env"}
+REAL_SECRETS = {
+    "SYNCD_CONNECTORS__ZENDESK__TOKEN": "zendesk-token-from-env",
+    "SYNCD_CONNECTORS__LINEAR__API_KEY": "linear-key-from-env",
+}
 
 
 def _real_kinds_or_skip():
@@ -367,13 +384,15 @@ def test_example_config_documents_every_key():
 def test_real_connector_refuses_a_token_in_the_file(tmp_path):
     _real_kinds_or_skip()
     text = EXAMPLE.read_text(encoding="utf-8").replace(
-        'email = "syncd@example.com"', 'email = "syncd@example.com"\ntoken = "zendesk-token-in-file"')
+        'email = "syncd@example.com"', 'email = "syncd@example.com"\ntoken = "zendesk-token-in-file"'
+    )
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={"SYNCD_CONNECTORS__LINEAR__API_KEY": "linear-key-from-env"})
     assert caught.value.problems == [
         f"{path}: connectors.zendesk.token: a secret written in the config file; put secrets in the "
-        "environment (SYNCD_CONNECTORS__ZENDESK__TOKEN) or token_file"]
+        "environment (SYNCD_CONNECTORS__ZENDESK__TOKEN) or token_file"
+    ]
     assert "zendesk-token-in-file" not in str(caught.value)
 
 
@@ -392,8 +411,7 @@ def test_cli_exits_2_on_a_bad_config(tmp_path):
 # --- the real command line on bad files -------------------------------------------------------
 
 REAL_CASES = [p for p in BAD_CASES if _header(p)["registry"] == ["real"]]
-CORE_CASES = [BADCONFIG / f"{name}.toml" for name in ("duplicate_key", "syntax_error", "not_utf8",
-                                                     "duplicate_table")]
+CORE_CASES = [BADCONFIG / f"{name}.toml" for name in ("duplicate_key", "syntax_error", "not_utf8", "duplicate_table")]
 
 
 def _cli_env(env: dict[str, str]) -> dict[str, str | None]:
@@ -427,8 +445,13 @@ def test_syncd_once_in_a_subprocess_exits_2_with_one_line_per_problem():
     path = BADCONFIG / "real_jira_keys.toml"
     header, env, _ = _load_case(path)
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("SYNCD_")}
-    done = subprocess.run([sys.executable, "-m", "syncd", "--config", str(path), "once"], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "syncd", "--config", str(path), "once"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     expected = [line.replace("{file}", str(path)) for line in header["expect"]]
     assert done.stderr.splitlines() == [f"syncd: {line}" for line in expected]

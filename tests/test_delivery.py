@@ -13,12 +13,12 @@ import pytest
 
 from connectors.base import ConnectorConfig, Helpdesk, Tracker, WriteResult
 from mappings.planner import issue_group, ticket_group
-from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, TICKET_UPDATE, TicketUpdate
 from syncd.delivery import Deliverer
 from syncd.errors import AuthError, ConfigError, Conflict, Gone, PayloadError, TransientError
 from syncd.http import HttpClient
 from syncd.records import Action, Ref, Ticket
 from syncd.store import Store
+from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, TICKET_UPDATE, TicketUpdate
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -137,10 +137,23 @@ class ScriptedTracker(Scripted, Tracker):
 
 
 def escalation(store: Store, team: str, key: str) -> int:
-    store.enqueue(Action(key, "linear", team, ISSUE_CREATE, {
-        "team": team, "ticket": "7", "labels": [], "priority": None,
-        "private": {"title": "Export fails for Northwind", "body": "Northwind, enterprise"},
-        "public": {"title": "Customer report T-1", "body": "T-1"}}, f"escalate:{team}"))
+    store.enqueue(
+        Action(
+            key,
+            "linear",
+            team,
+            ISSUE_CREATE,
+            {
+                "team": team,
+                "ticket": "7",
+                "labels": [],
+                "priority": None,
+                "private": {"title": "Export fails for Northwind", "body": "Northwind, enterprise"},
+                "public": {"title": "Customer report T-1", "body": "T-1"},
+            },
+            f"escalate:{team}",
+        )
+    )
     return next(r.id for r in store.list_outbox() if r.key == key)
 
 
@@ -149,15 +162,22 @@ def env(tmp_path):
     clock = Clock()
     store = Store(tmp_path / "syncd.db", clock=clock)
     helpdesk, tracker = ScriptedHelpdesk(), ScriptedTracker()
-    deliverer = Deliverer(store, {"zendesk": helpdesk, "linear": tracker}, max_attempts=3,
-                          backoff_base=30.0, backoff_max=600.0, clock=clock)
+    deliverer = Deliverer(
+        store,
+        {"zendesk": helpdesk, "linear": tracker},
+        max_attempts=3,
+        backoff_base=30.0,
+        backoff_max=600.0,
+        clock=clock,
+    )
     yield store, helpdesk, tracker, deliverer, clock
     store.close()
 
 
 def note(store: Store, ticket: str, key: str, text: str = "a note") -> int:
-    store.enqueue(Action(key, "zendesk", ticket, TICKET_UPDATE, {"note": f"{text} {key}"},
-                         ticket_group(Ref("zendesk", ticket))))
+    store.enqueue(
+        Action(key, "zendesk", ticket, TICKET_UPDATE, {"note": f"{text} {key}"}, ticket_group(Ref("zendesk", ticket)))
+    )
     return next(r.id for r in store.list_outbox() if r.key == key)
 
 
@@ -181,8 +201,10 @@ def test_an_action_that_keeps_failing_goes_to_dead_letter_with_its_last_error(en
 
 def test_backoff_grows_and_honours_retry_after(env):
     store, helpdesk, _, deliverer, clock = env
-    helpdesk.outcomes["1"] = [TransientError("zendesk", "HTTP 503", status=503, retry_after=900.0),
-                              TransientError("zendesk", "HTTP 500", status=500)]
+    helpdesk.outcomes["1"] = [
+        TransientError("zendesk", "HTTP 503", status=503, retry_after=900.0),
+        TransientError("zendesk", "HTTP 500", status=500),
+    ]
     action = note(store, "1", "k1")
     deliverer.run()
     assert store.get_action(action).next_attempt_at == T0 + timedelta(seconds=900)  # Retry-After beats 30 s
@@ -224,10 +246,14 @@ def test_dropping_a_dead_action_lets_the_ones_behind_it_go(env):
     assert state(store, first) == "dropped" and state(store, second) == "done"
 
 
-@pytest.mark.parametrize("failure", [
-    TransientError("zendesk", "read timeout after sending", maybe_applied=True),
-    PayloadError("zendesk", "update: the response has no 'ticket'"),
-], ids=["timeout", "unreadable answer"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TransientError("zendesk", "read timeout after sending", maybe_applied=True),
+        PayloadError("zendesk", "update: the response has no 'ticket'"),
+    ],
+    ids=["timeout", "unreadable answer"],
+)
 def test_a_write_that_may_have_landed_is_looked_for_before_it_is_sent_again(env, failure):
     store, helpdesk, _, deliverer, clock = env
     helpdesk.outcomes["1"] = [(failure, True)]  # the service applied it, then the answer was lost
@@ -274,8 +300,16 @@ def test_refused_credentials_pause_that_connector_only(env):
 def test_equal_updates_to_many_tickets_go_out_as_one_bulk_write(env):
     store, helpdesk, _, deliverer, _ = env
     for ticket in ("1", "2", "3"):
-        store.enqueue(Action(f"k{ticket}", "zendesk", ticket, TICKET_UPDATE,
-                             {"note": "ENG-1 moved", "marker": "m1"}, ticket_group(Ref("zendesk", ticket))))
+        store.enqueue(
+            Action(
+                f"k{ticket}",
+                "zendesk",
+                ticket,
+                TICKET_UPDATE,
+                {"note": "ENG-1 moved", "marker": "m1"},
+                ticket_group(Ref("zendesk", ticket)),
+            )
+        )
     report = deliverer.run()
     assert helpdesk.bulk_calls == [["1", "2", "3"]] and report.done == 3 and report.requests_saved == 2
 
@@ -283,8 +317,12 @@ def test_equal_updates_to_many_tickets_go_out_as_one_bulk_write(env):
 def test_a_stop_request_ends_delivery_between_actions(env):
     store, helpdesk, _, _, clock = env
     calls = []
-    deliverer = Deliverer(store, {"zendesk": helpdesk}, clock=clock,
-                          stop_requested=lambda: len(helpdesk.sent) >= 1 and not calls.append(1))
+    deliverer = Deliverer(
+        store,
+        {"zendesk": helpdesk},
+        clock=clock,
+        stop_requested=lambda: len(helpdesk.sent) >= 1 and not calls.append(1),
+    )
     for ticket in ("1", "2", "3"):
         note(store, ticket, f"k{ticket}", text=f"different {ticket}")
     deliverer.run()
@@ -322,8 +360,9 @@ def test_a_tag_removal_trusts_the_snapshot_only_once_a_poll_has_seen_syncds_own_
     store.put_snapshot(Ticket(ref, "#5", "u", "s", "open", T0, tags=("syncd_stage_new",)))
 
     def swap(key: str, old: str, new: str) -> None:
-        store.enqueue(Action(key, "zendesk", "5", TICKET_UPDATE, {"add_tags": [new], "remove_tags": [old]},
-                             ticket_group(ref)))
+        store.enqueue(
+            Action(key, "zendesk", "5", TICKET_UPDATE, {"add_tags": [new], "remove_tags": [old]}, ticket_group(ref))
+        )
         deliverer.run()
 
     swap("s1", "syncd_stage_new", "syncd_stage_assigned")
@@ -338,8 +377,9 @@ def test_a_tag_removal_trusts_the_snapshot_only_once_a_poll_has_seen_syncds_own_
 
 def test_a_write_naming_a_field_the_helpdesk_cannot_take_goes_to_dead_letter_with_the_reason(env):
     store, helpdesk, _, deliverer, _ = env
-    helpdesk.outcomes["9"] = [ConfigError(["connector zendesk: custom field id 'stage' is not a number; use the "
-                                           "field's numeric id"])]
+    helpdesk.outcomes["9"] = [
+        ConfigError(["connector zendesk: custom field id 'stage' is not a number; use the field's numeric id"])
+    ]
     action = note(store, "9", "bad-field")
     report = deliverer.run()  # the cycle goes on
     assert report.dead == 1 and state(store, action) == "dead"
@@ -347,8 +387,9 @@ def test_a_write_naming_a_field_the_helpdesk_cannot_take_goes_to_dead_letter_wit
 
 
 def comment(store: Store, issue: str, key: str) -> int:
-    store.enqueue(Action(key, "linear", issue, ISSUE_COMMENT, {"body": f"comment {key}"},
-                         issue_group(Ref("linear", issue))))
+    store.enqueue(
+        Action(key, "linear", issue, ISSUE_COMMENT, {"body": f"comment {key}"}, issue_group(Ref("linear", issue)))
+    )
     return next(r.id for r in store.list_outbox() if r.key == key)
 
 

@@ -20,8 +20,8 @@ from connectors.base import find_markers
 from mappings import escaping
 from mappings.escaping import MAX_VALUE_LENGTH, WORD_JOINER, escape, escape_url, escape_values, shown
 from mappings.planner import LinkedTicket, PlanSettings, plan_issue_update, plan_link
-from syncd.writes import ISSUE_ATTACH, TICKET_UPDATE
 from syncd.records import Issue, Link, Organization, Ref, StateCategory, Ticket
+from syncd.writes import ISSUE_ATTACH, TICKET_UPDATE
 from tests.fuzz.mutate import EXAMPLES
 
 FAKE_MARKER = "syncd:0123456789abcdef0123"
@@ -69,7 +69,7 @@ def normalised(value: str) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]", "", text).strip()
     if len(text) > MAX_VALUE_LENGTH:
-        text = text[:MAX_VALUE_LENGTH - 1].rstrip() + escaping.ELLIPSIS
+        text = text[: MAX_VALUE_LENGTH - 1].rstrip() + escaping.ELLIPSIS
     return text
 
 
@@ -157,9 +157,45 @@ def test_unknown_format_is_refused():
 # -- properties -------------------------------------------------------------------------------------
 
 # Text biased towards what matters here: markup, markers, mentions, URLs, controls.
-_PIECES = st.sampled_from(["syncd", ":", "0123456789abcdef0123", "@", "channel", "<", ">", "!", "[", "]", "(",
-                           ")", "`", "*", "_", "#", "1", ". ", "- ", "http", "https", "://", "www", ".",
-                           "mailto", "javascript", "\n", "\r", "\t", "\u202e", "\x00", "\\", "&", "```", " "])
+_PIECES = st.sampled_from(
+    [
+        "syncd",
+        ":",
+        "0123456789abcdef0123",
+        "@",
+        "channel",
+        "<",
+        ">",
+        "!",
+        "[",
+        "]",
+        "(",
+        ")",
+        "`",
+        "*",
+        "_",
+        "#",
+        "1",
+        ". ",
+        "- ",
+        "http",
+        "https",
+        "://",
+        "www",
+        ".",
+        "mailto",
+        "javascript",
+        "\n",
+        "\r",
+        "\t",
+        "\u202e",
+        "\x00",
+        "\\",
+        "&",
+        "```",
+        " ",
+    ]
+)
 TEXT = st.one_of(st.text(), st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=30).map("".join))
 
 
@@ -191,6 +227,7 @@ def test_property_escaping_twice_stays_inert(value):
 
 def adf_text(doc: dict) -> str:
     """What Jira shows of a document: its text nodes (hard breaks as newlines, blocks as lines)."""
+
     def walk(node: dict) -> str:
         if node["type"] == "text":
             return node["text"]
@@ -198,6 +235,7 @@ def adf_text(doc: dict) -> str:
             return "\n"
         sep = "" if node["type"] == "paragraph" else "\n"
         return sep.join(walk(child) for child in node.get("content", []))
+
     return walk(doc)
 
 
@@ -217,14 +255,30 @@ NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
 def hostile_ticket(subject: str) -> Ticket:
-    return Ticket(Ref("zendesk", "7"), "#7", "https://acme.zendesk.com/agent/tickets/7", subject, "open", NOW,
-                  organization=Organization("1", "Evil <b>Org</b> @everyone"))
+    return Ticket(
+        Ref("zendesk", "7"),
+        "#7",
+        "https://acme.zendesk.com/agent/tickets/7",
+        subject,
+        "open",
+        NOW,
+        organization=Organization("1", "Evil <b>Org</b> @everyone"),
+    )
 
 
-def hostile_issue(title: str, connector: str = "linear", state: StateCategory = StateCategory.UNSTARTED,
-                  name: str = "Todo") -> Issue:
-    return Issue(Ref(connector, "u1"), "ENG-1", "https://linear.app/acme/issue/ENG-1", title, state, name, NOW,
-                 assignee="@channel")
+def hostile_issue(
+    title: str, connector: str = "linear", state: StateCategory = StateCategory.UNSTARTED, name: str = "Todo"
+) -> Issue:
+    return Issue(
+        Ref(connector, "u1"),
+        "ENG-1",
+        "https://linear.app/acme/issue/ENG-1",
+        title,
+        state,
+        name,
+        NOW,
+        assignee="@channel",
+    )
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -285,8 +339,9 @@ def test_hostile_subject_and_title_arrive_inert_through_the_sandbox(tmp_path):
             # Plain text: markup stays literal, but no mention, link or marker survives.
             assert "@here" not in body and "https://evil.example" not in body
             assert escape(title) in body
-            attachment = next(a for a in pg.linear.issue(identifier)["attachments"]
-                              if a["url"] == pg.zendesk.agent_url(ticket["id"]))
+            attachment = next(
+                a for a in pg.linear.issue(identifier)["attachments"] if a["url"] == pg.zendesk.agent_url(ticket["id"])
+            )
             assert_no_live_constructs(attachment["title"])
             assert "<img" in attachment["title"]  # plain text there: shown as written, not rendered
             assert_no_live_constructs(attachment["subtitle"])
@@ -305,9 +360,17 @@ def test_hostile_subject_and_title_arrive_inert_through_the_sandbox(tmp_path):
 PUNCTUATION = "\\`*_#();,.-:<>&[]!|~{}+=\"'$%^?/@"
 SEEN_TEXT = st.one_of(
     TEXT,
-    st.lists(st.one_of(st.sampled_from(list(PUNCTUATION) + ["\n", " ", "1", "a", "ENG-3", "06:23", "- ", "1. ",
-                                                             "```", "**", "&amp;", "<!--", "-->", "#1017"]),
-                       st.text(max_size=4)), max_size=40).map("".join))
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                list(PUNCTUATION)
+                + ["\n", " ", "1", "a", "ENG-3", "06:23", "- ", "1. ", "```", "**", "&amp;", "<!--", "-->", "#1017"]
+            ),
+            st.text(max_size=4),
+        ),
+        max_size=40,
+    ).map("".join),
+)
 # A value alone, at the start of a line, in the middle of one, and in a list item.
 CONTEXTS = ("{v}", "Escalated from {v}: done", "Customer: {v}\n\n{v}\n- {v}")
 
@@ -355,10 +418,17 @@ def test_property_what_a_person_sees_is_what_was_meant(value, fmt, context):
 
 @pytest.mark.parametrize("fmt", escaping.FORMATS)
 def test_the_punctuation_of_the_issue_reads_as_written(fmt):
-    for meant in ("Zendesk #1017", "audit log (November); expected 120 rows, got 80.", "06:23", "ENG-3",
-                  "C:\\exports\\*.csv", "a `b` **c** _d_ [e](https://f.example) <g> & ~h~ | i !"):
+    for meant in (
+        "Zendesk #1017",
+        "audit log (November); expected 120 rows, got 80.",
+        "06:23",
+        "ENG-3",
+        "C:\\exports\\*.csv",
+        "a `b` **c** _d_ [e](https://f.example) <g> & ~h~ | i !",
+    ):
         assert seen(escape(meant, fmt), fmt) == meant.replace("https://", f"https:{WORD_JOINER}//").replace(
-            WORD_JOINER, "")
+            WORD_JOINER, ""
+        )
         assert shown(escape(meant, fmt), fmt).replace(WORD_JOINER, "") == meant
 
 
@@ -373,9 +443,11 @@ def test_property_shown_undoes_the_escapes(value, fmt):
 
 def test_html_comment_markers_stay_invisible_in_rendered_markdown():
     """The markers GitHub and Linear comments carry: a renderer shows none of them."""
-    body = ("Support demand: 2 ticket(s)\n\n<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n"
-            "- [Zendesk \\#7\\: x](https://acme.zendesk.com/agent/tickets/7) <!-- syncd:t=0123456789ab -->\n"
-            "<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n<!-- syncd:0123456789abcdef0123 -->\n")
+    body = (
+        "Support demand: 2 ticket(s)\n\n<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n"
+        "- [Zendesk \\#7\\: x](https://acme.zendesk.com/agent/tickets/7) <!-- syncd:t=0123456789ab -->\n"
+        "<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n<!-- syncd:0123456789abcdef0123 -->\n"
+    )
     text = markdown_seen(body)
     assert "syncd" not in text and "<!--" not in text and "-->" not in text
     assert "Zendesk #7: x" in text

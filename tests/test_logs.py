@@ -80,8 +80,9 @@ def test_stdlib_logging_goes_through_the_same_pipeline(out):
     assert record["logger"] == "some.library" and record["level"] == "warning"
 
 
-@pytest.mark.parametrize("key", ["token", "api_key", "password", "client_secret", "Authorization",
-                                 "cookie", "oauth_token", "X-Api-Key"])
+@pytest.mark.parametrize(
+    "key", ["token", "api_key", "password", "client_secret", "Authorization", "cookie", "oauth_token", "X-Api-Key"]
+)
 def test_secret_keys_are_redacted(out, key):
     structlog.get_logger().info("request", **{key: "s3nsitive-value"})
     [record] = records(out)
@@ -95,11 +96,14 @@ def test_secret_file_paths_stay_readable(out):
 
 
 def test_nested_structures_are_redacted(out):
-    structlog.get_logger().info("sent", request={
-        "headers": {"Authorization": "Basic YWdlbnQ6cGFzcw==", "Accept": "application/json"},
-        "params": [{"access_token": "nested-token-value"}],
-        "auth": ("agent@example.com/token", SecretStr("tuple-secret")),
-    })
+    structlog.get_logger().info(
+        "sent",
+        request={
+            "headers": {"Authorization": "Basic YWdlbnQ6cGFzcw==", "Accept": "application/json"},
+            "params": [{"access_token": "nested-token-value"}],
+            "auth": ("agent@example.com/token", SecretStr("tuple-secret")),
+        },
+    )
     [record] = records(out)
     request = record["request"]
     assert request["headers"] == {"Authorization": "***", "Accept": "application/json"}
@@ -116,13 +120,16 @@ def test_secretstr_values_under_any_key(out):
     assert "plain-key-but-secret" not in out.getvalue()
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Authorization: Bearer abc.def-123", "Authorization: Bearer ***"),
-    ("sent Basic YWdlbnQ6cGFzcw== to host", "sent Basic *** to host"),
-    ("GET /api?access_token=abc123&page=2", "GET /api?access_token=***&page=2"),
-    ("password: hunter22 then", "password: *** then"),
-    ("nothing to hide here", "nothing to hide here"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Authorization: Bearer abc.def-123", "Authorization: Bearer ***"),
+        ("sent Basic YWdlbnQ6cGFzcw== to host", "sent Basic *** to host"),
+        ("GET /api?access_token=abc123&page=2", "GET /api?access_token=***&page=2"),
+        ("password: hunter22 then", "password: *** then"),
+        ("nothing to hide here", "nothing to hide here"),
+    ],
+)
 def test_credentials_inside_strings(out, text, expected):
     structlog.get_logger().info(text)
     assert records(out)[0]["event"] == expected
@@ -209,19 +216,22 @@ def test_ordinary_prose_stays_readable(out, text):
     assert logs.redact_text(text) == text
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "Authorization: Bearer ***"),
-    ("sent Authorization: token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "sent Authorization: token ***"),
-    ("cloned with ghp_16C7e42F292c6912E7710c838347Ae178B4a today", "cloned with *** today"),
-    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop in a message", "*** in a message"),
-    ("Authorization: lin_api_8f3k2m9q4w7e1r5t6y0u2i3o", "Authorization: ***"),
-    ("header Basic ZW1haWxAZXhhbXBsZS5jb20vdG9rZW46czNjcmV0 refused", "header Basic *** refused"),
-    ("GET https://x.test/api?page=2&api_key=plainword&b=1", "GET https://x.test/api?page=2&api_key=***&b=1"),
-    ('answer {"access_token":"abc","token_type":"bearer"}', 'answer {"access_token":"***","token_type":"***"}'),
-    ("proxy https://agent:hunter2@proxy.test:8080/ refused", "proxy https://agent:***@proxy.test:8080/ refused"),
-    ("password: Tr0ub4dor3x was rejected", "password: *** was rejected"),
-    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk", "jwt ***"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "Authorization: Bearer ***"),
+        ("sent Authorization: token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "sent Authorization: token ***"),
+        ("cloned with ghp_16C7e42F292c6912E7710c838347Ae178B4a today", "cloned with *** today"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop in a message", "*** in a message"),
+        ("Authorization: lin_api_8f3k2m9q4w7e1r5t6y0u2i3o", "Authorization: ***"),
+        ("header Basic ZW1haWxAZXhhbXBsZS5jb20vdG9rZW46czNjcmV0 refused", "header Basic *** refused"),
+        ("GET https://x.test/api?page=2&api_key=plainword&b=1", "GET https://x.test/api?page=2&api_key=***&b=1"),
+        ('answer {"access_token":"abc","token_type":"bearer"}', 'answer {"access_token":"***","token_type":"***"}'),
+        ("proxy https://agent:hunter2@proxy.test:8080/ refused", "proxy https://agent:***@proxy.test:8080/ refused"),
+        ("password: Tr0ub4dor3x was rejected", "password: *** was rejected"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk", "jwt ***"),
+    ],
+)
 def test_credential_shapes_are_redacted(out, text, expected):
     structlog.get_logger().warning("request failed", error=text)
     assert records(out)[0]["error"] == expected
@@ -235,8 +245,19 @@ def test_configured_secret_values_are_redacted_even_when_they_look_like_words(ou
     assert "correcthorsebatterystaple" not in out.getvalue()
 
 
-@pytest.mark.parametrize("word,shaped", [("cannot", False), ("access", False), ("re-check", True),
-                                         ("abc.def-123", True), ("YWdlbnQ6cGFzcw==", True), ("McDonalds", True),
-                                         ("hunter22", True), ("password", False), ("s3c", False)])
+@pytest.mark.parametrize(
+    "word,shaped",
+    [
+        ("cannot", False),
+        ("access", False),
+        ("re-check", True),
+        ("abc.def-123", True),
+        ("YWdlbnQ6cGFzcw==", True),
+        ("McDonalds", True),
+        ("hunter22", True),
+        ("password", False),
+        ("s3c", False),
+    ],
+)
 def test_credential_shape(word, shaped):
     assert logs.credential_shaped(word) is shaped

@@ -32,10 +32,20 @@ def known_secrets() -> set[str]:
     from tests.test_config import BADCONFIG, REAL_SECRETS, SECRETS, _header
 
     values = {
-        zd_fake.SANDBOX_TOKEN, zd_fake.SANDBOX_OAUTH_TOKEN, linear_fake.SANDBOX_API_KEY,
-        linear_fake.SANDBOX_OAUTH_TOKEN, jira_fake.SANDBOX_TOKEN, jira_fake.SANDBOX_OAUTH_TOKEN,
-        gh_fake.SANDBOX_GITHUB_TOKEN, test_github.TOKEN, test_jira.TOKEN, test_linear.KEY, "t0ken-value",
-        *FUZZ_SECRETS, *SECRETS.values(), *REAL_SECRETS.values(),
+        zd_fake.SANDBOX_TOKEN,
+        zd_fake.SANDBOX_OAUTH_TOKEN,
+        linear_fake.SANDBOX_API_KEY,
+        linear_fake.SANDBOX_OAUTH_TOKEN,
+        jira_fake.SANDBOX_TOKEN,
+        jira_fake.SANDBOX_OAUTH_TOKEN,
+        gh_fake.SANDBOX_GITHUB_TOKEN,
+        test_github.TOKEN,
+        test_jira.TOKEN,
+        test_linear.KEY,
+        "t0ken-value",
+        *FUZZ_SECRETS,
+        *SECRETS.values(),
+        *REAL_SECRETS.values(),
     }
     # What an Authorization header would carry for the sandbox's Basic logins.
     values.add(base64.b64encode(f"{zd_fake.SANDBOX_EMAIL}/token:{zd_fake.SANDBOX_TOKEN}".encode()).decode())

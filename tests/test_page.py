@@ -18,13 +18,27 @@ SETTINGS = PlanSettings(helpdesk="zendesk", status_field="9001")
 
 
 def ticket(n: int = 1) -> Ticket:
-    return Ticket(ref=Ref("zendesk", str(n)), key=f"#{n}", url=f"https://acme.zendesk.com/agent/tickets/{n}",
-                  subject=f"Export fails {n}", status="open", updated_at=T0, organization=Organization("o1", "Globex"))
+    return Ticket(
+        ref=Ref("zendesk", str(n)),
+        key=f"#{n}",
+        url=f"https://acme.zendesk.com/agent/tickets/{n}",
+        subject=f"Export fails {n}",
+        status="open",
+        updated_at=T0,
+        organization=Organization("o1", "Globex"),
+    )
 
 
 def issue(key: str = "ENG-1", uid: str = "u1") -> Issue:
-    return Issue(ref=Ref("linear", uid), key=key, url=f"https://linear.app/acme/issue/{key}", title="CSV export",
-                 state=StateCategory.UNSTARTED, state_name="Todo", updated_at=T0)
+    return Issue(
+        ref=Ref("linear", uid),
+        key=key,
+        url=f"https://linear.app/acme/issue/{key}",
+        title="CSV export",
+        state=StateCategory.UNSTARTED,
+        state_name="Todo",
+        updated_at=T0,
+    )
 
 
 @pytest.fixture

@@ -8,18 +8,24 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mappings.links import (compile_patterns, issue_ticket_ids, noted_refs, refs_in_text, syncd_attached_ticket_ids,
-                            ticket_candidates)
+from mappings.links import (
+    compile_patterns,
+    issue_ticket_ids,
+    noted_refs,
+    refs_in_text,
+    syncd_attached_ticket_ids,
+    ticket_candidates,
+)
 from mappings.planner import (
-    attach_key,
-    link_key,
     LinkedTicket,
     PlanSettings,
+    attach_key,
+    link_key,
     opaque_ref,
-    plan_issue_update,
-    plan_link,
     plan_gone_ref,
     plan_issue_gone,
+    plan_issue_update,
+    plan_link,
     plan_out_of_reach,
     plan_unlink,
     status_field_value,
@@ -30,20 +36,37 @@ from syncd.writes import ISSUE_ATTACH, TICKET_UPDATE
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 SETTINGS = PlanSettings(helpdesk="zendesk", status_field="9001")
-PATTERNS = compile_patterns({
-    "linear": [r"https://linear\.app/[\w-]+/issue/(?P<ref>[A-Z][A-Z0-9]*-\d+)", r"\b(?P<ref>(?:ENG|APP)-\d+)\b"],
-})
+PATTERNS = compile_patterns(
+    {
+        "linear": [r"https://linear\.app/[\w-]+/issue/(?P<ref>[A-Z][A-Z0-9]*-\d+)", r"\b(?P<ref>(?:ENG|APP)-\d+)\b"],
+    }
+)
 
 
 def ticket(n=1, status="open", **kw) -> Ticket:
-    return Ticket(ref=Ref("zendesk", str(n)), key=f"#{n}", url=f"https://acme.zendesk.com/agent/tickets/{n}",
-                  subject=f"Export fails {n}", status=status, updated_at=T0,
-                  organization=Organization("o1", "Globex"), **kw)
+    return Ticket(
+        ref=Ref("zendesk", str(n)),
+        key=f"#{n}",
+        url=f"https://acme.zendesk.com/agent/tickets/{n}",
+        subject=f"Export fails {n}",
+        status=status,
+        updated_at=T0,
+        organization=Organization("o1", "Globex"),
+        **kw,
+    )
 
 
 def issue(key="ENG-1", state=StateCategory.UNSTARTED, name="Todo", uid="u1", at=T0, **kw) -> Issue:
-    return Issue(ref=Ref("linear", uid), key=key, url=f"https://linear.app/acme/issue/{key}", title="CSV export",
-                 state=state, state_name=name, updated_at=at, **kw)
+    return Issue(
+        ref=Ref("linear", uid),
+        key=key,
+        url=f"https://linear.app/acme/issue/{key}",
+        title="CSV export",
+        state=state,
+        state_name=name,
+        updated_at=at,
+        **kw,
+    )
 
 
 def comment(body, cid="c1", markers=()) -> Comment:
@@ -78,21 +101,32 @@ def test_new_tags_and_link_field_are_scanned_but_old_ones_not():
 
 def test_attachments_a_person_added_link_but_syncd_ones_do_not():
     pattern = re.compile(r"https://acme\.zendesk\.com/agent/tickets/(?P<id>\d+)")
-    i = issue(attachments=(Attachment("https://acme.zendesk.com/agent/tickets/7", "t"),
-                           Attachment("https://acme.zendesk.com/agent/tickets/8", "t", marker="k" * 20),
-                           Attachment("https://example.com/doc", "doc")))
+    i = issue(
+        attachments=(
+            Attachment("https://acme.zendesk.com/agent/tickets/7", "t"),
+            Attachment("https://acme.zendesk.com/agent/tickets/8", "t", marker="k" * 20),
+            Attachment("https://example.com/doc", "doc"),
+        )
+    )
     assert issue_ticket_ids(i, None, pattern) == ["7"]
     assert issue_ticket_ids(i, i, pattern) == []  # already seen
 
 
 def test_what_syncd_showed_and_noted_is_found_for_a_lost_store_but_a_persons_text_is_not():
     pattern = re.compile(r"https://acme\.zendesk\.com/agent/tickets/(?P<id>\d+)")
-    i = issue(attachments=(Attachment("https://acme.zendesk.com/agent/tickets/7", "t"),
-                           Attachment("https://acme.zendesk.com/agent/tickets/8", "t", marker="k" * 20),
-                           Attachment("https://example.com/doc", "doc", marker="m" * 20)))
+    i = issue(
+        attachments=(
+            Attachment("https://acme.zendesk.com/agent/tickets/7", "t"),
+            Attachment("https://acme.zendesk.com/agent/tickets/8", "t", marker="k" * 20),
+            Attachment("https://example.com/doc", "doc", marker="m" * 20),
+        )
+    )
     assert syncd_attached_ticket_ids(i, pattern) == [("8", "k" * 20)]
-    notes = [comment("Waiting on ENG-4"), comment("Linked to ENG-5: CSV export", markers=("a" * 20,)),
-             comment("ENG-5 moved to Done; see APP-2", markers=("b" * 20,))]
+    notes = [
+        comment("Waiting on ENG-4"),
+        comment("Linked to ENG-5: CSV export", markers=("a" * 20,)),
+        comment("ENG-5 moved to Done; see APP-2", markers=("b" * 20,)),
+    ]
     assert noted_refs(notes, PATTERNS) == [("linear", "ENG-5"), ("linear", "APP-2")]
 
 
@@ -153,15 +187,20 @@ def test_state_change_notes_every_linked_ticket_with_one_shared_marker():
 
 def test_no_change_no_actions():
     i = issue()
-    assert not plan_issue_update(replace(i, updated_at=T0 + timedelta(1)), i, [LinkedTicket(ticket(), (i,))],
-                                 SETTINGS).actions
+    assert not plan_issue_update(
+        replace(i, updated_at=T0 + timedelta(1)), i, [LinkedTicket(ticket(), (i,))], SETTINGS
+    ).actions
 
 
 def test_completion_reopens_solved_ticket_and_asks_for_follow_up():
     prev = issue(state=StateCategory.STARTED, name="In Progress")
     done = issue(state=StateCategory.COMPLETED, name="Done", at=T0 + timedelta(hours=1))
-    plan = plan_issue_update(done, prev, [LinkedTicket(ticket(1, status="solved"), (done,)),
-                                          LinkedTicket(ticket(2, status="open"), (done,))], SETTINGS)
+    plan = plan_issue_update(
+        done,
+        prev,
+        [LinkedTicket(ticket(1, status="solved"), (done,)), LinkedTicket(ticket(2, status="open"), (done,))],
+        SETTINGS,
+    )
     solved, still_open = (a.payload for a in plan.actions)
     # The reopen is conditional on the status when the write lands, whatever the snapshot said.
     assert solved["status"] == "open" and solved["status_from"] == ["solved", "pending"]
@@ -171,8 +210,15 @@ def test_completion_reopens_solved_ticket_and_asks_for_follow_up():
 
 
 def test_ticket_linked_to_several_trackers_resolves_only_when_all_are_closed():
-    jira = Issue(Ref("jira", "10001"), "PROJ-7", "https://x.atlassian.net/browse/PROJ-7", "Bug",
-                 StateCategory.STARTED, "In Progress", T0)
+    jira = Issue(
+        Ref("jira", "10001"),
+        "PROJ-7",
+        "https://x.atlassian.net/browse/PROJ-7",
+        "Bug",
+        StateCategory.STARTED,
+        "In Progress",
+        T0,
+    )
     prev = issue(state=StateCategory.STARTED, name="In Progress")
     done = issue(state=StateCategory.COMPLETED, name="Done", at=T0 + timedelta(hours=1))
     plan = plan_issue_update(done, prev, [LinkedTicket(ticket(status="solved"), (done, jira))], SETTINGS)
@@ -204,8 +250,10 @@ def test_unlink_removes_tag_only_when_nothing_is_left():
 
 
 def test_status_field_lists_issues_in_key_order():
-    assert status_field_value([issue(key="ENG-2", uid="b"), issue(key="APP-1", uid="a", assignee="Li")]) == \
-        "APP-1: Todo (Li); ENG-2: Todo"
+    assert (
+        status_field_value([issue(key="ENG-2", uid="b"), issue(key="APP-1", uid="a", assignee="Li")])
+        == "APP-1: Todo (Li); ENG-2: Todo"
+    )
 
 
 def test_template_with_a_missing_placeholder_is_an_error():
@@ -234,8 +282,10 @@ def test_a_gone_issue_ends_the_link_with_its_own_note_and_drops_the_tag_when_not
 def test_a_ticket_naming_a_gone_issue_gets_one_note_keyed_by_what_it_named():
     plan = plan_gone_ref(ticket(), "linear", "ENG-9", "ENG-9", SETTINGS)
     (action,) = plan.actions
-    assert action.payload == {"note": "ENG-9 is deleted, or not visible to syncd's account, so this ticket was not "
-                                      "linked to it. If the work still matters, link the issue that replaced it."}
+    assert action.payload == {
+        "note": "ENG-9 is deleted, or not visible to syncd's account, so this ticket was not "
+        "linked to it. If the work still matters, link the issue that replaced it."
+    }
     assert not plan.links
     assert plan_gone_ref(ticket(), "linear", "ENG-9", "ENG-9", SETTINGS).actions[0].key == action.key
     assert plan_gone_ref(ticket(2), "linear", "ENG-9", "ENG-9", SETTINGS).actions[0].key != action.key

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mappings.privacy_plan import (opaque_group, plan_kept_notes, plan_make_opaque, private_form,
-                                   written_comments)
+from mappings.privacy_plan import opaque_group, plan_kept_notes, plan_make_opaque, private_form, written_comments
 from syncd.records import Issue, Ref, StateCategory
 from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, TICKET_UPDATE
 
@@ -18,8 +17,16 @@ class Row:
 
 
 def issue() -> Issue:
-    return Issue(Ref("github", "907"), "acme/billing#7", "https://github.com/acme/billing/issues/7", "t",
-                 StateCategory.UNSTARTED, "Open", datetime(2026, 11, 23, tzinfo=timezone.utc), team="acme/billing")
+    return Issue(
+        Ref("github", "907"),
+        "acme/billing#7",
+        "https://github.com/acme/billing/issues/7",
+        "t",
+        StateCategory.UNSTARTED,
+        "Open",
+        datetime(2026, 11, 23, tzinfo=timezone.utc),
+        team="acme/billing",
+    )
 
 
 def test_one_rewrite_per_issue_place_and_moment_in_a_queue_of_its_own():
@@ -32,29 +39,45 @@ def test_one_rewrite_per_issue_place_and_moment_in_a_queue_of_its_own():
 
 
 def test_written_comments_keeps_the_last_write_of_each_comment():
-    rows = [Row(ISSUE_ATTACH, {"id": "11", "updated_at": "08:00"}), Row(ISSUE_UPSERT, {"id": "12", "updated_at": "08:01"}),
-            Row(ISSUE_ATTACH, {"id": "11", "updated_at": "08:05"}), Row(ISSUE_COMMENT, {"id": "13"}),
-            Row(ISSUE_OPAQUE, {"comments": {"12": "09:00"}})]
+    rows = [
+        Row(ISSUE_ATTACH, {"id": "11", "updated_at": "08:00"}),
+        Row(ISSUE_UPSERT, {"id": "12", "updated_at": "08:01"}),
+        Row(ISSUE_ATTACH, {"id": "11", "updated_at": "08:05"}),
+        Row(ISSUE_COMMENT, {"id": "13"}),
+        Row(ISSUE_OPAQUE, {"comments": {"12": "09:00"}}),
+    ]
     assert written_comments(rows) == {"11": "08:05", "12": "09:00"}
 
 
 def test_private_form_tells_writes_that_may_have_named_a_customer():
     assert private_form(ISSUE_UPSERT, {"customer_data": True}, None)
     assert not private_form(ISSUE_UPSERT, {"customer_data": False}, None)
-    assert private_form(ISSUE_ATTACH, {"public": False}, None) and not private_form(ISSUE_ATTACH, {"public": True}, None)
-    assert private_form(ISSUE_CREATE, {}, {"draft": "private"}) and not private_form(ISSUE_CREATE, {}, {"draft": "public"})
+    assert private_form(ISSUE_ATTACH, {"public": False}, None) and not private_form(
+        ISSUE_ATTACH, {"public": True}, None
+    )
+    assert private_form(ISSUE_CREATE, {}, {"draft": "private"}) and not private_form(
+        ISSUE_CREATE, {}, {"draft": "public"}
+    )
     assert private_form(ISSUE_CREATE, {}, {})  # written before the draft was recorded: may have
     assert not private_form(ISSUE_COMMENT, {}, None)
 
 
 def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
-    kept = [{"what": "the demand comment", "url": "https://github.com/acme/billing/issues/7#issuecomment-12",
-             "edited_by": None, "edited_at": "2026-11-23T08:40:00Z"}]
+    kept = [
+        {
+            "what": "the demand comment",
+            "url": "https://github.com/acme/billing/issues/7#issuecomment-12",
+            "edited_by": None,
+            "edited_at": "2026-11-23T08:40:00Z",
+        }
+    ]
     t1, t2 = Ref("zendesk", "21"), Ref("zendesk", "22")
     notes = plan_kept_notes("acme/billing#7", [t1, t2, t1], kept, "k" * 20)
     assert [(n.target, n.op) for n in notes] == [("21", TICKET_UPDATE), ("22", TICKET_UPDATE)]
     note = notes[0].payload["note"]
     assert "acme/billing#7" in note and "the demand comment" in note and "issuecomment-12" in note
-    assert "someone other than syncd" in note and "on 2026-11-23 at 08:40 UTC" in note and "\\" not in note  # plain text: no escapes a person would read
+    assert (
+        "someone other than syncd" in note and "on 2026-11-23 at 08:40 UTC" in note and "\\" not in note
+    )  # plain text: no escapes a person would read
     assert notes[0].key != notes[1].key
     assert plan_kept_notes("acme/billing#7", [t1], [], "k" * 20) == []

@@ -27,8 +27,9 @@ class Conn:
 
 def client(name="jira", service="Jira", **kwargs) -> tuple[HttpClient, list[float]]:
     sleeps: list[float] = []
-    return HttpClient(name, URL, service=service, sleep=sleeps.append, wall_clock=lambda: NOW,
-                      backoff=0.01, **kwargs), sleeps
+    return HttpClient(
+        name, URL, service=service, sleep=sleeps.append, wall_clock=lambda: NOW, backoff=0.01, **kwargs
+    ), sleeps
 
 
 def test_until_text_is_utc_rounded_up_to_the_minute_with_the_date_when_not_today():
@@ -65,12 +66,19 @@ def test_a_retry_after_within_max_wait_is_slept_as_before():
 @responses.activate
 def test_linear_ratelimited_in_the_body_parks_until_the_requests_reset():
     reset_ms = int((NOW + 1800) * 1000)
-    responses.add(responses.POST, f"{URL}/graphql", status=400,
-                  json={"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]},
-                  headers={"X-RateLimit-Requests-Remaining": "0", "X-RateLimit-Requests-Reset": str(reset_ms)})
-    http, sleeps = client("linear", "Linear", rate_rule=RateRule(matches=linear_rate_limited),
-                          rate_headers=RateHeaders(remaining="X-RateLimit-Requests-Remaining",
-                                                   reset="X-RateLimit-Requests-Reset"))
+    responses.add(
+        responses.POST,
+        f"{URL}/graphql",
+        status=400,
+        json={"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]},
+        headers={"X-RateLimit-Requests-Remaining": "0", "X-RateLimit-Requests-Reset": str(reset_ms)},
+    )
+    http, sleeps = client(
+        "linear",
+        "Linear",
+        rate_rule=RateRule(matches=linear_rate_limited),
+        rate_headers=RateHeaders(remaining="X-RateLimit-Requests-Remaining", reset="X-RateLimit-Requests-Reset"),
+    )
     with pytest.raises(RateLimited) as err:
         http.request_json("POST", "/graphql", json={"query": "{ viewer { id } }"}, expect=(400,))
     assert err.value.until.timestamp() == NOW + 1800 and sleeps == []

@@ -10,8 +10,16 @@ T0 = datetime(2024, 6, 3, 9, 0, tzinfo=timezone.utc)
 
 
 def test_an_issue_keeps_its_trackers_own_state_words():
-    issue = Issue(Ref("gh", "1"), "acme/web#1", "u", "t", StateCategory.CANCELED, "Closed (not planned)", T0,
-                  native={"state": "closed", "reason": "not_planned"})
+    issue = Issue(
+        Ref("gh", "1"),
+        "acme/web#1",
+        "u",
+        "t",
+        StateCategory.CANCELED,
+        "Closed (not planned)",
+        T0,
+        native={"state": "closed", "reason": "not_planned"},
+    )
     assert from_dict(to_dict(issue)) == issue
 
 

@@ -21,10 +21,12 @@ def at(day: int, hour: int = 9, minute: int = 0) -> datetime:
 
 
 FAST = PromiseRule("fast", triage_sla=Duration(4, "hours"), stale_after=Duration(2, "days"))
-MAPPINGS = Mappings(routes=(
-    Route("mobile", "linear", "APP", tags=("mobile",), promises=FAST),
-    Route("product", "linear", "ENG"),  # catch-all, no promise rule: default stale age, no triage SLA
-))
+MAPPINGS = Mappings(
+    routes=(
+        Route("mobile", "linear", "APP", tags=("mobile",), promises=FAST),
+        Route("product", "linear", "ENG"),  # catch-all, no promise rule: default stale age, no triage SLA
+    )
+)
 KINDS = {"linear": "linear"}
 
 
@@ -33,13 +35,30 @@ def zd(n: int) -> Ref:
 
 
 def ticket(n: int, *, tags=(), assignee: str | None = None, created: datetime = at(1)) -> Ticket:
-    return Ticket(zd(n), f"#{n}", f"https://z/{n}", f"ticket {n}", "open", at(1), created_at=created,
-                  tags=tuple(tags), assignee_id=assignee)
+    return Ticket(
+        zd(n),
+        f"#{n}",
+        f"https://z/{n}",
+        f"ticket {n}",
+        "open",
+        at(1),
+        created_at=created,
+        tags=tuple(tags),
+        assignee_id=assignee,
+    )
 
 
 def issue(ident: str, state: StateCategory, *, assignee: str | None = None, updated: datetime = at(19)) -> Issue:
-    return Issue(Ref("linear", ident), f"ENG-{ident}", f"https://l/{ident}", ident, state, state.value, updated,
-                 assignee=assignee)
+    return Issue(
+        Ref("linear", ident),
+        f"ENG-{ident}",
+        f"https://l/{ident}",
+        ident,
+        state,
+        state.value,
+        updated,
+        assignee=assignee,
+    )
 
 
 @pytest.fixture
@@ -62,8 +81,17 @@ def fill(s: Store) -> None:
     s.set_meta(zd(2), missing=["organisation", "steps to reproduce"])
     # 3 (product): two handoffs (48 h, then 21 h after a reopen that was rework).
     s.put_snapshot(ticket(3, assignee="a3"))
-    s.put_stage(zd(3), [(Stage.NEW, at(1)), (Stage.ASSIGNED, at(3)), (Stage.RESOLVED, at(5)),
-                        (Stage.FOLLOW_UP, at(6)), (Stage.NEW, at(12, 12)), (Stage.ASSIGNED, at(13))])
+    s.put_stage(
+        zd(3),
+        [
+            (Stage.NEW, at(1)),
+            (Stage.ASSIGNED, at(3)),
+            (Stage.RESOLVED, at(5)),
+            (Stage.FOLLOW_UP, at(6)),
+            (Stage.NEW, at(12, 12)),
+            (Stage.ASSIGNED, at(13)),
+        ],
+    )
     s.put_snapshot(issue("i2", StateCategory.UNSTARTED, updated=at(19)))
     s.add_link(Link(zd(3), Ref("linear", "i2"), "comment"))
     # ... also linked to an issue of a tracker no longer configured, and once to an issue since unlinked.
@@ -85,8 +113,9 @@ def fill(s: Store) -> None:
     s.put_stage(zd(6), [(Stage.NEW, at(17, 9)), (Stage.NEEDS_CONTEXT, at(17, 10))])
     s.set_meta(zd(6), stage_cleared=format_time(at(17, 15)), missing=["severity"])
     # Promises: due on 1, broken on 3 on the 15th, open on 2.
-    due = on_issue_resolved(new_promise(zd(1), "news when it ships", at(10), origin="rule",
-                                        trigger=ISSUE_RESOLVED), at(19))
+    due = on_issue_resolved(
+        new_promise(zd(1), "news when it ships", at(10), origin="rule", trigger=ISSUE_RESOLVED), at(19)
+    )
     broken = on_clock(new_promise(zd(3), "an update", at(13), origin="cli", due_at=at(15)), at(16))
     s.put_promise(due)
     s.put_promise(broken)
@@ -100,8 +129,14 @@ def by_ticket(store):
 def test_every_ticket_with_a_stage_history_is_gathered_with_its_route(store):
     records = by_ticket(store)
     assert set(records) == {"#1", "#2", "#3", "#5", "#6", "zendesk:4"}
-    assert {k: r.route for k, r in records.items()} == {"#1": "mobile", "#2": "mobile", "#3": "product",
-                                                         "#5": "mobile", "#6": "product", "zendesk:4": None}
+    assert {k: r.route for k, r in records.items()} == {
+        "#1": "mobile",
+        "#2": "mobile",
+        "#3": "product",
+        "#5": "mobile",
+        "#6": "product",
+        "zendesk:4": None,
+    }
     assert [k for k, r in records.items() if not r.current] == ["#6"]
     assert records["#3"].stage is Stage.ASSIGNED and len(records["#3"].history) == 6
     assert records["#2"].missing == ("organisation", "steps to reproduce")
@@ -128,7 +163,9 @@ def test_the_review_figures_per_route(store):
     mobile = review(store, MAPPINGS, KINDS, now=NOW, route="mobile")
     assert sorted(f.ticket for f in mobile.stale) == ["#1", "#2"]  # stale_after 2 days
     assert sorted((f.ticket, f.detail) for f in mobile.owner_gaps) == [
-        ("#1", "no assignee on ENG-i1"), ("#2", "no agent on the ticket")]
+        ("#1", "no assignee on ENG-i1"),
+        ("#2", "no agent on the ticket"),
+    ]
     assert [(f.ticket, f.detail) for f in mobile.blocked] == [("#2", "missing: organisation; steps to reproduce")]
     assert [f.ticket for f in mobile.promises_due] == ["#1"]
     assert mobile.promises_broken == []
@@ -188,16 +225,19 @@ def test_an_empty_store_gives_an_empty_review(tmp_path):
 BERLIN = BusinessCalendar("Europe/Berlin")
 
 
-@pytest.mark.parametrize("text, calendar, expected", [
-    ("7 days", ALWAYS, NOW - timedelta(days=7)),
-    ("12 hours", ALWAYS, NOW - timedelta(hours=12)),
-    ("2026-03-01", ALWAYS, at(1, 0)),
-    ("2026-03-01", BERLIN, datetime(2026, 2, 28, 23, 0, tzinfo=timezone.utc)),  # midnight in Berlin (CET)
-    ("2026-03-01T10:30", BERLIN, at(1, 9, 30)),
-    ("2026-03-01T10:30+00:00", BERLIN, at(1, 10, 30)),
-    # "N days" keeps the local time across a DST change (Berlin moves to CEST on 29 March).
-    ("3 days", BERLIN, datetime(2026, 3, 30, 10, 0, tzinfo=timezone.utc) - timedelta(days=3) + timedelta(hours=1)),
-])
+@pytest.mark.parametrize(
+    "text, calendar, expected",
+    [
+        ("7 days", ALWAYS, NOW - timedelta(days=7)),
+        ("12 hours", ALWAYS, NOW - timedelta(hours=12)),
+        ("2026-03-01", ALWAYS, at(1, 0)),
+        ("2026-03-01", BERLIN, datetime(2026, 2, 28, 23, 0, tzinfo=timezone.utc)),  # midnight in Berlin (CET)
+        ("2026-03-01T10:30", BERLIN, at(1, 9, 30)),
+        ("2026-03-01T10:30+00:00", BERLIN, at(1, 10, 30)),
+        # "N days" keeps the local time across a DST change (Berlin moves to CEST on 29 March).
+        ("3 days", BERLIN, datetime(2026, 3, 30, 10, 0, tzinfo=timezone.utc) - timedelta(days=3) + timedelta(hours=1)),
+    ],
+)
 def test_parse_since(text, calendar, expected):
     now = NOW if "days" not in text or calendar is ALWAYS else datetime(2026, 3, 30, 10, 0, tzinfo=timezone.utc)
     assert parse_since(text, now, calendar) == expected

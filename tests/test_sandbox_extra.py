@@ -27,8 +27,14 @@ WITHOUT_GRAPHQL = textwrap.dedent("""
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("SYNCD_")}
-    return subprocess.run([sys.executable, "-c", WITHOUT_GRAPHQL + textwrap.dedent(code), *args], cwd=ROOT,
-                          env=clean, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_GRAPHQL + textwrap.dedent(code), *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_daemon_and_every_connector_import_without_graphql_core():
@@ -53,12 +59,16 @@ def test_the_daemon_and_every_connector_import_without_graphql_core():
 
 def test_demo_and_sandbox_without_the_extra_say_in_one_line_what_to_install():
     for command in ("demo", "sandbox"):
-        done = _run("""
+        done = _run(
+            """
             import sys
             from syncd.cli import main
             main(sys.argv[1:])
-        """, command)
+        """,
+            command,
+        )
         assert done.returncode == 1, done.stderr
         assert done.stderr.splitlines() == [
-            "syncd: the sandbox needs the 'sandbox' extra (graphql-core): pip install 'syncd[sandbox]'"]
+            "syncd: the sandbox needs the 'sandbox' extra (graphql-core): pip install 'syncd[sandbox]'"
+        ]
         assert done.stdout == ""

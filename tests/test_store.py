@@ -68,25 +68,45 @@ def mode_of(path) -> int:
 
 
 def issue(ident: str, key: str, at: datetime = T0, **kw) -> Issue:
-    return Issue(ref=Ref("linear", ident), key=key, url=f"https://linear.app/x/issue/{key}",
-                 title=kw.pop("title", "Export fails"), state=kw.pop("state", StateCategory.STARTED),
-                 state_name=kw.pop("state_name", "In Progress"), updated_at=at, **kw)
+    return Issue(
+        ref=Ref("linear", ident),
+        key=key,
+        url=f"https://linear.app/x/issue/{key}",
+        title=kw.pop("title", "Export fails"),
+        state=kw.pop("state", StateCategory.STARTED),
+        state_name=kw.pop("state_name", "In Progress"),
+        updated_at=at,
+        **kw,
+    )
 
 
 def ticket(ident: str, at: datetime = T0, **kw) -> Ticket:
-    return Ticket(ref=Ref("zendesk", ident), key=f"#{ident}", url=f"https://acme.zendesk.com/agent/tickets/{ident}",
-                  subject=kw.pop("subject", "Cannot export"), status=kw.pop("status", "open"),
-                  updated_at=at, **kw)
+    return Ticket(
+        ref=Ref("zendesk", ident),
+        key=f"#{ident}",
+        url=f"https://acme.zendesk.com/agent/tickets/{ident}",
+        subject=kw.pop("subject", "Cannot export"),
+        status=kw.pop("status", "open"),
+        updated_at=at,
+        **kw,
+    )
 
 
 def action(key: str, group: str = "zendesk:1", op: str = "add_note") -> Action:
-    return Action(key=key, connector="zendesk", target=group.split(":")[-1], op=op,
-                  payload={"body": f"note {key}"}, group=group)
+    return Action(
+        key=key, connector="zendesk", target=group.split(":")[-1], op=op, payload={"body": f"note {key}"}, group=group
+    )
 
 
 def run_python(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 # --- schema and migrations ------------------------------------------------------
@@ -120,7 +140,9 @@ def test_migrations_are_applied_in_order_from_the_stored_version(db_path, monkey
 def test_a_failing_migration_leaves_the_store_as_it_was(db_path, monkeypatch):
     with Store(db_path):
         pass
-    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + ("CREATE TABLE t (a); SELECT nope FROM t",))
+    monkeypatch.setattr(
+        store_module, "MIGRATIONS", store_module.MIGRATIONS + ("CREATE TABLE t (a); SELECT nope FROM t",)
+    )
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(sqlite3.OperationalError):
         Store(db_path)
@@ -181,8 +203,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_readers_work_alongsid
         daemon.set_cursor("zendesk", "c1")
         with pytest.raises(StoreLocked) as info:
             Store(db_path)
-        assert str(info.value) == (f"{db_path} is in use by another syncd process "
-                                   f"(pid {os.getpid()}); stop it first")
+        assert str(info.value) == (f"{db_path} is in use by another syncd process (pid {os.getpid()}); stop it first")
         with Store(db_path, readonly=True) as reader:
             assert reader.get_cursor("zendesk") == "c1"
             daemon.set_cursor("zendesk", "c2")
@@ -197,7 +218,8 @@ def test_the_lock_names_another_process_and_dies_with_it(db_path):
     holder = run_python(
         "import sys; from syncd.store import Store\n"
         "s = Store(sys.argv[1]); print('ready', flush=True); sys.stdin.readline()",
-        str(db_path))
+        str(db_path),
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLocked, match=rf"\(pid {holder.pid}\); stop it first"):
@@ -296,24 +318,37 @@ def test_cursor_set_reset_and_its_time(store, clock):
 
 def test_snapshots_round_trip_exactly(store):
     full_ticket = Ticket(
-        ref=Ref("zendesk", "35436"), key="#35436", url="https://acme.zendesk.com/agent/tickets/35436",
-        subject="Export to CSV fails — ünïcode", status="pending",
+        ref=Ref("zendesk", "35436"),
+        key="#35436",
+        url="https://acme.zendesk.com/agent/tickets/35436",
+        subject="Export to CSV fails — ünïcode",
+        status="pending",
         updated_at=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc),
         created_at=datetime(2024, 4, 30, 9, 0, tzinfo=timezone(timedelta(hours=2))),
         priority="high",
         requester=Customer("20978392", "Jane Doe", "jane@example.com", "57542"),
         organization=Organization("57542", "Acme", tier="enterprise"),
-        assignee_id="235323", group_id="98738", tags=("product", "escalated"),
+        assignee_id="235323",
+        group_id="98738",
+        tags=("product", "escalated"),
         fields={"27642": "sev2", "360001": ["a", "b"], "360002": {"nested": [1, None, True]}, "1": None},
         description="Steps:\n1. click export\n",
     )
     full_issue = Issue(
-        ref=Ref("linear", "3f1c0f0e-8a5c-4f7b-9a5e-1b2c3d4e5f60"), key="ENG-12",
-        url="https://linear.app/acme/issue/ENG-12", title="CSV export crashes",
-        state=StateCategory.CANCELED, state_name="Won't fix", updated_at=T0, assignee="u1",
-        team="ENG", resolution="duplicate",
-        attachments=(Attachment("https://acme.zendesk.com/agent/tickets/35436", "Ticket #35436", "0123456789abcdef0123"),
-                     Attachment("https://example.com")),
+        ref=Ref("linear", "3f1c0f0e-8a5c-4f7b-9a5e-1b2c3d4e5f60"),
+        key="ENG-12",
+        url="https://linear.app/acme/issue/ENG-12",
+        title="CSV export crashes",
+        state=StateCategory.CANCELED,
+        state_name="Won't fix",
+        updated_at=T0,
+        assignee="u1",
+        team="ENG",
+        resolution="duplicate",
+        attachments=(
+            Attachment("https://acme.zendesk.com/agent/tickets/35436", "Ticket #35436", "0123456789abcdef0123"),
+            Attachment("https://example.com"),
+        ),
         public=True,
     )
     bare_ticket = ticket("7")
@@ -321,7 +356,9 @@ def test_snapshots_round_trip_exactly(store):
         assert store.put_snapshot(record) is True
         assert store.get_snapshot(record.ref) == record
     assert store.get_snapshots([full_ticket.ref, full_issue.ref, Ref("zendesk", "404")]) == {
-        full_ticket.ref: full_ticket, full_issue.ref: full_issue}
+        full_ticket.ref: full_ticket,
+        full_issue.ref: full_issue,
+    }
     assert store.get_snapshot(Ref("zendesk", "404")) is None
 
 
@@ -362,8 +399,11 @@ def test_meta_merges_and_can_exist_before_a_snapshot(store):
     assert store.get_meta(ref) == {}
     store.set_meta(ref, last_state="started", echo_updated_at=T0)
     store.set_meta(ref, last_comment_id="c9")
-    assert store.get_meta(ref) == {"last_state": "started", "echo_updated_at": "2024-05-01T12:00:00Z",
-                                   "last_comment_id": "c9"}
+    assert store.get_meta(ref) == {
+        "last_state": "started",
+        "echo_updated_at": "2024-05-01T12:00:00Z",
+        "last_comment_id": "c9",
+    }
     store.set_meta(ref, last_state=StateCategory.COMPLETED, echo_updated_at=None)
     assert store.get_meta(ref) == {"last_state": "completed", "last_comment_id": "c9"}
     assert store.get_snapshot(ref) is None
@@ -378,18 +418,20 @@ def test_links_are_many_to_many_and_can_end_and_come_back(store, clock):
     assert store.add_link(Link(t1, i2, "field")) is True
     assert store.add_link(Link(t2, i1, "tag")) is True
     assert store.add_link(Link(t1, i1, "tag")) is False
-    assert [(l.issue, l.origin) for l in store.links_for_ticket(t1)] == [(i1, "comment"), (i2, "field")]
-    assert [l.ticket for l in store.links_for_issue(i1)] == [t1, t2]
+    assert [(link.issue, link.origin) for link in store.links_for_ticket(t1)] == [(i1, "comment"), (i2, "field")]
+    assert [link.ticket for link in store.links_for_issue(i1)] == [t1, t2]
     assert store.count_links() == 3
 
     clock.advance(hours=1)
     assert store.end_link(t1, i1, "unlinked in Linear") is True
     assert store.end_link(t1, i1, "again") is False
     assert store.end_link(t2, i2, "never linked") is False
-    assert [l.issue for l in store.links_for_ticket(t1)] == [i2]
-    ended = [l for l in store.links_for_ticket(t1, active=False) if not l.active]
-    assert [(l.issue, l.ended_at, l.ended_reason) for l in ended] == [(i1, T0 + timedelta(hours=1), "unlinked in Linear")]
-    assert [l.ticket for l in store.links_for_issue(i1)] == [t2]
+    assert [link.issue for link in store.links_for_ticket(t1)] == [i2]
+    ended = [link for link in store.links_for_ticket(t1, active=False) if not link.active]
+    assert [(link.issue, link.ended_at, link.ended_reason) for link in ended] == [
+        (i1, T0 + timedelta(hours=1), "unlinked in Linear")
+    ]
+    assert [link.ticket for link in store.links_for_issue(i1)] == [t2]
     assert store.count_links() == 2 and store.count_links(active=False) == 3
     assert len(store.all_links()) == 2 and len(store.all_links(active=False)) == 3
 
@@ -397,7 +439,13 @@ def test_links_are_many_to_many_and_can_end_and_come_back(store, clock):
     assert store.add_link(Link(t1, i1, "cli")) is True
     back = store.links_for_ticket(t1)[0]
     assert (back.issue, back.origin, back.active, back.ended_at, back.ended_reason, back.created_at) == (
-        i1, "cli", True, None, None, T0 + timedelta(hours=2))
+        i1,
+        "cli",
+        True,
+        None,
+        None,
+        T0 + timedelta(hours=2),
+    )
     assert store.stats()["links"] == {"active": 3, "ended": 0}
 
 
@@ -413,7 +461,13 @@ def test_enqueue_is_idempotent_by_key(store):
     assert store.enqueue(action("k1")) is False  # delivered keys are never planned again
     [row] = store.list_outbox()
     assert (row.key, row.state, row.attempts, row.result, row.payload, row.group) == (
-        "k1", "done", 1, {"comment_id": 5}, {"body": "note k1"}, "zendesk:1")
+        "k1",
+        "done",
+        1,
+        {"comment_id": 5},
+        {"body": "note k1"},
+        "zendesk:1",
+    )
     assert row.done_at == T0 and row.created_at == T0
 
 
@@ -527,7 +581,8 @@ def test_a_sending_action_survives_a_crash(db_path):
         "s.enqueue(Action('k2', 'zendesk', '1', 'add_note', {'body': 'then'}, 'zendesk:1'))\n"
         "s.mark_sending(s.due_actions()[0].id)\n"
         "os._exit(9)\n",
-        str(db_path))
+        str(db_path),
+    )
     _, err = crashing.communicate()
     assert crashing.returncode == 9, err
     with Store(db_path) as s:
@@ -549,7 +604,12 @@ def test_quarantine_upserts_by_record(store, clock):
     assert len({first, other, anon1, anon2}) == 4
     [row] = [r for r in store.list_quarantine() if r.id == first]
     assert (row.count, row.reason, row.payload, row.first_at, row.last_at) == (
-        2, "missing status", {"id": 42, "v": 2}, T0, T0 + timedelta(minutes=1))
+        2,
+        "missing status",
+        {"id": 42, "v": 2},
+        T0,
+        T0 + timedelta(minutes=1),
+    )
     assert store.quarantined_ids("zendesk") == {"42"}
     assert store.stats()["quarantine_open"] == 4
 
@@ -614,8 +674,8 @@ def test_bulk_lookups_are_one_query_for_2000_refs(store):
     assert len(statements) == 2
     assert snapshots == {r.ref: r for r in issues}
     assert set(links) == {r.ref for r in issues}
-    assert [l.ticket for l in links[issues[0].ref]] == [tickets[1].ref]
-    assert [l.ticket for l in links[issues[2].ref]] == [tickets[2].ref, tickets[3].ref]
+    assert [link.ticket for link in links[issues[0].ref]] == [tickets[1].ref]
+    assert [link.ticket for link in links[issues[2].ref]] == [tickets[2].ref, tickets[3].ref]
     assert links[issues[1].ref] == []
     assert len(store.links_for_issues([issues[0].ref], active=False)[issues[0].ref]) == 2
     assert store.get_snapshots([]) == {} and store.links_for_issues([]) == {}
@@ -636,9 +696,11 @@ def test_stats_for_syncd_status(store, db_path):
 
 # --- stored time order -------------------------------------------------------------
 
-aware = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 1, 1),
-                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-7)),
-                                                timezone(timedelta(hours=5, minutes=30))]))
+aware = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(9998, 1, 1),
+    timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=30))]),
+)
 
 
 @given(aware, aware)
@@ -662,8 +724,11 @@ def test_tombstones_and_the_order_of_existence_checks(db_path, clock):
 
         assert s.mark_issue_gone(Ref("jira", "10002"), "ENG-2", "deleted")
         assert not s.mark_issue_gone(Ref("jira", "10002"), "ENG-2", "again")  # the first tombstone stays
-        assert s.gone_issue(Ref("jira", "10002")) == {"key": "ENG-2", "reason": "deleted",
-                                                      "gone_at": "2024-05-01T12:00:00.000000Z"}
+        assert s.gone_issue(Ref("jira", "10002")) == {
+            "key": "ENG-2",
+            "reason": "deleted",
+            "gone_at": "2024-05-01T12:00:00.000000Z",
+        }
         assert s.gone_ids("jira", ["10001", "10002"]) == {"10002"}
         assert s.clear_issue_gone(Ref("jira", "10002")) and s.gone_issue(Ref("jira", "10002")) is None
 

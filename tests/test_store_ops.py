@@ -30,10 +30,13 @@ def test_a_dead_letter_keeps_its_words_and_loses_its_secrets(tmp_path):
         store.enqueue(_action("a1"))
         [row] = store.due_actions()
         store.mark_sending(row.id)
-        prose = ("github: repository acme/web (route team) does not exist or this token cannot see it; "
-                 "check the route's team and give the token access to the repository's issues")
-        store.mark_failed(row.id, f"{prose} (sent Authorization: Bearer dead-letter-s3cret-value)",
-                          retry_at=None, dead=True)
+        prose = (
+            "github: repository acme/web (route team) does not exist or this token cannot see it; "
+            "check the route's team and give the token access to the repository's issues"
+        )
+        store.mark_failed(
+            row.id, f"{prose} (sent Authorization: Bearer dead-letter-s3cret-value)", retry_at=None, dead=True
+        )
         assert store.get_action(row.id).last_error == f"{prose} (sent Authorization: Bearer ***)"
 
 
@@ -43,8 +46,11 @@ def test_a_dead_letter_keeps_its_words_and_loses_its_secrets(tmp_path):
 def _links(store: Store, n: int, start: int = 0) -> None:
     with store.transaction():
         for i in range(start, start + n):
-            store._x("INSERT INTO links (ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at) "
-                     "VALUES ('zendesk', ?, 'linear', ?, 'field', '2026-01-01T00:00:00.000000Z')", [str(i), f"i{i}"])
+            store._x(
+                "INSERT INTO links (ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at) "
+                "VALUES ('zendesk', ?, 'linear', ?, 'field', '2026-01-01T00:00:00.000000Z')",
+                [str(i), f"i{i}"],
+            )
 
 
 def truncate_as_after_a_crash(path: Path) -> None:
@@ -53,8 +59,10 @@ def truncate_as_after_a_crash(path: Path) -> None:
     with Store(path) as store:
         _links(store, 3000)
         store._x("PRAGMA wal_checkpoint(TRUNCATE)")
-        _links_one = "INSERT INTO links (ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at) " \
-                     "VALUES ('zendesk', 'new', 'linear', 'new', 'cli', '2026-01-01T00:00:00.000000Z')"
+        _links_one = (
+            "INSERT INTO links (ticket_connector, ticket_id, issue_connector, issue_id, origin, created_at) "
+            "VALUES ('zendesk', 'new', 'linear', 'new', 'cli', '2026-01-01T00:00:00.000000Z')"
+        )
         with store.transaction():
             store._x(_links_one)
         # Copied while still open: the -wal is kept, as after a SIGKILL.
@@ -132,8 +140,11 @@ def test_a_full_disk_rolls_back_the_whole_transaction_and_says_so(tmp_path):
     with Store(tmp_path / "syncd.db") as store:
         _links(store, 10)
         fill(store)
-        with pytest.raises(StoreFull, match=r"the disk is full; the change in hand was rolled back and nothing is "
-                                            r"lost; free space"):
+        with pytest.raises(
+            StoreFull,
+            match=r"the disk is full; the change in hand was rolled back and nothing is "
+            r"lost; free space",
+        ):
             _links(store, 2000, start=10)
         assert store.count_links() == 10  # none of the 2000: the page's transaction is all or nothing
         unfill(store)

@@ -11,8 +11,16 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
 
 def issue(ident: str, team: str) -> Issue:
-    return Issue(Ref("github", ident), f"{team}#{ident}", f"https://github.com/{team}/issues/{ident}", "t",
-                 StateCategory.UNSTARTED, "Open", T0, team=team)
+    return Issue(
+        Ref("github", ident),
+        f"{team}#{ident}",
+        f"https://github.com/{team}/issues/{ident}",
+        "t",
+        StateCategory.UNSTARTED,
+        "Open",
+        T0,
+        team=team,
+    )
 
 
 def test_place_visibility_is_kept_per_tracker_and_place_any_case(tmp_path):
@@ -31,8 +39,11 @@ def test_issues_in_place_and_delivered_writes(tmp_path):
         for record in (issue("1", "Acme/Billing"), issue("2", "acme/web")):
             store.put_snapshot(record)
         assert [i.ref.id for i in store.issues_in_place("github", "acme/billing")] == ["1"]
-        for key, target, op in (("a" * 20, "1", "issue.attach"), ("b" * 20, "1", "issue.comment"),
-                                ("c" * 20, "2", "issue.attach")):
+        for key, target, op in (
+            ("a" * 20, "1", "issue.attach"),
+            ("b" * 20, "1", "issue.comment"),
+            ("c" * 20, "2", "issue.attach"),
+        ):
             store.enqueue(Action(key, "github", target, op, {}, f"issue:{target}"))
         rows = {r.key: r for r in store.list_outbox()}
         store.mark_done(rows["a" * 20].id, {"id": "11"})

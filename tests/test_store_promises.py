@@ -21,8 +21,15 @@ ISSUE = Ref("linear", "uuid-1")
 ISSUE2 = Ref("linear", "uuid-2")
 
 
-def promise(what: str = "an update", *, ticket: Ref = TICKET, at: datetime = T0, due: datetime | None = None,
-            trigger: str | None = None, issues=(ISSUE,)) -> Promise:
+def promise(
+    what: str = "an update",
+    *,
+    ticket: Ref = TICKET,
+    at: datetime = T0,
+    due: datetime | None = None,
+    trigger: str | None = None,
+    issues=(ISSUE,),
+) -> Promise:
     if due is None and trigger is None:
         due = at + timedelta(days=2)
     return new_promise(ticket, what, at, origin="cli", issues=issues, due_at=due, trigger=trigger)

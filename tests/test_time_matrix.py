@@ -54,9 +54,11 @@ def test_the_matrix_covers_a_week_of_hours_and_edges_that_straddle_their_change(
     assert changes("Europe/Berlin", "berlin-dst-end-before", "berlin-dst-end-after")
     assert changes("America/New_York", "new-york-dst-end-before", "new-york-dst-end-after")
     assert changes("America/New_York", "new-york-dst-start-before", "new-york-dst-start-after")
-    for before, after, zone in [("before-midnight-utc", "after-midnight-utc", "UTC"),
-                                ("before-midnight-berlin", "after-midnight-berlin", "Europe/Berlin"),
-                                ("year-end", "new-year", "UTC")]:
+    for before, after, zone in [
+        ("before-midnight-utc", "after-midnight-utc", "UTC"),
+        ("before-midnight-berlin", "after-midnight-berlin", "Europe/Berlin"),
+        ("year-end", "new-year", "UTC"),
+    ]:
         tz = ZoneInfo(zone)
         assert EDGES[after].astimezone(tz).date() == EDGES[before].astimezone(tz).date() + timedelta(days=1)
     assert EDGES["month-end"].month != (EDGES["month-end"] + timedelta(minutes=1)).month
@@ -68,10 +70,19 @@ def test_the_jql_window_reaches_back_past_the_cursor_at_every_instant(base_insta
     """Both readings of the bound (a repeated hour has two) are at or before the cursor less the
     overlap, and the window reaches back at most an hour and a minute more than that."""
     overlap = timedelta(minutes=2)
-    connector = JiraConnector("jira", JiraConfig(url="https://acme.atlassian.net", email="bot@acme.test",
-                                                  api_token=SecretStr(TOKEN), projects=["ENG"],
-                                                  time_zone=zone, overlap_minutes=2),
-                              sleep=lambda s: None, clock=lambda: base_instant)
+    connector = JiraConnector(
+        "jira",
+        JiraConfig(
+            url="https://acme.atlassian.net",
+            email="bot@acme.test",
+            api_token=SecretStr(TOKEN),
+            projects=["ENG"],
+            time_zone=zone,
+            overlap_minutes=2,
+        ),
+        sleep=lambda s: None,
+        clock=lambda: base_instant,
+    )
     tz = ZoneInfo(zone)
     wall = datetime.strptime(connector.jql_lower_bound(base_instant, tz), "%Y/%m/%d %H:%M")
     readings = [wall.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)]
@@ -92,10 +103,19 @@ def test_every_change_to_a_jira_issue_is_read_around_each_instant(base_instant, 
     fake = JiraFake(user_time_zone=zone, clock=lambda: now[0])
     with Sandbox([fake]):
         issue = fake.create_issue("ENG", "walks through the instant")
-        connector = JiraConnector("jira", JiraConfig(url=fake.base_url, email=fake.email,
-                                                      api_token=SecretStr(fake.api_token), projects=["ENG"],
-                                                      backfill_days=1, time_zone=zone),
-                                  sleep=lambda s: None, clock=lambda: now[0])
+        connector = JiraConnector(
+            "jira",
+            JiraConfig(
+                url=fake.base_url,
+                email=fake.email,
+                api_token=SecretStr(fake.api_token),
+                projects=["ENG"],
+                backfill_days=1,
+                time_zone=zone,
+            ),
+            sleep=lambda s: None,
+            clock=lambda: now[0],
+        )
         cursor, missed = None, []
         for step in range(36):
             status = None

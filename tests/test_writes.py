@@ -7,18 +7,42 @@ import json
 import pytest
 
 from mappings.escaping import escape
-from syncd.writes import (BY_OP, KINDS, AttachTicket, CreateIssue, DraftText, FollowUpTicket, IssueComment,
-                          MakeOpaque, TicketUpdate, UpsertComment, read)
+from syncd.writes import (
+    BY_OP,
+    KINDS,
+    AttachTicket,
+    CreateIssue,
+    DraftText,
+    FollowUpTicket,
+    IssueComment,
+    MakeOpaque,
+    TicketUpdate,
+    UpsertComment,
+    read,
+)
 
 EXAMPLES = [
-    TicketUpdate(note="Linked to ENG-1", add_tags=("syncd_linked",), remove_tags=("old",), fields={"800": "ENG-1"},
-                 status="open", status_from=("pending", "solved"), marker="m1"),
+    TicketUpdate(
+        note="Linked to ENG-1",
+        add_tags=("syncd_linked",),
+        remove_tags=("old",),
+        fields={"800": "ENG-1"},
+        status="open",
+        status_from=("pending", "solved"),
+        marker="m1",
+    ),
     TicketUpdate(note="just a note"),
     FollowUpTicket("Follow-up: login", "Tell them", "42", None, ("syncd_followup",)),
     IssueComment("a comment"),
     AttachTicket("https://help/1", "Zendesk #1", "open", public=True),
-    CreateIssue("ENG", DraftText("private title", "private body"), DraftText("T-1 sev1", "public body"),
-                ("support",), "sev1", "7"),
+    CreateIssue(
+        "ENG",
+        DraftText("private title", "private body"),
+        DraftText("T-1 sev1", "public body"),
+        ("support",),
+        "sev1",
+        "7",
+    ),
     UpsertComment("demand", "3 customers wait", customer_data=True),
     MakeOpaque("ENG", "ENG-9", {"demand": "opaque"}, {"key": "k", "private": None, "public": None}),
 ]
@@ -37,8 +61,15 @@ def test_a_write_survives_the_stored_payload_json(write):
 
 
 def test_payloads_keep_the_keys_existing_stores_hold():
-    assert set(EXAMPLES[0].payload()) == {"note", "add_tags", "remove_tags", "fields", "status", "status_from",
-                                          "marker"}
+    assert set(EXAMPLES[0].payload()) == {
+        "note",
+        "add_tags",
+        "remove_tags",
+        "fields",
+        "status",
+        "status_from",
+        "marker",
+    }
     assert EXAMPLES[1].payload() == {"note": "just a note"}  # empty parts left out
     assert set(EXAMPLES[5].payload()) == {"team", "private", "public", "labels", "priority", "ticket"}
     assert EXAMPLES[5].payload()["public"] == {"title": "T-1 sev1", "body": "public body"}
@@ -60,10 +91,12 @@ def test_an_action_carries_the_op_and_the_payload():
 
 
 def test_merge_puts_notes_as_paragraphs_merges_tags_and_fields_and_keeps_the_first_status():
-    first = TicketUpdate(note="Linked", add_tags=("a",), fields={"1": "x"}, status="open", status_from=("pending",),
-                         marker="m1")
-    more = TicketUpdate(note="Stage", add_tags=("b",), remove_tags=("a", "c"), fields={"2": "y"}, status="pending",
-                        marker="m2")
+    first = TicketUpdate(
+        note="Linked", add_tags=("a",), fields={"1": "x"}, status="open", status_from=("pending",), marker="m1"
+    )
+    more = TicketUpdate(
+        note="Stage", add_tags=("b",), remove_tags=("a", "c"), fields={"2": "y"}, status="pending", marker="m2"
+    )
     merged = first.merge(more)
     assert merged.note == "Linked\n\nStage"
     assert merged.add_tags == ("a", "b") and merged.remove_tags == ("c",)  # a tag added is not also removed
@@ -83,8 +116,12 @@ def test_a_promise_note_replaces_the_resolution_note_it_repeats():
 
 
 def test_with_stage_sets_the_field_and_swaps_the_tag_but_keeps_the_write_s_own_parts():
-    stage = TicketUpdate(add_tags=("fu_assigned",), remove_tags=("fu_new", "fu_assigned", "fu_waiting"),
-                         fields={"900": "assigned"}, marker="stage-m")
+    stage = TicketUpdate(
+        add_tags=("fu_assigned",),
+        remove_tags=("fu_new", "fu_assigned", "fu_waiting"),
+        fields={"900": "assigned"},
+        marker="stage-m",
+    )
     write = TicketUpdate(note="n", fields={"800": "ENG-1"}, marker="m")
     shown = write.with_stage(stage)
     assert shown.note == "n" and shown.marker == "m"
@@ -101,7 +138,8 @@ def test_describe_shows_the_text_as_the_place_shows_it_without_escapes():
     note = escape("ENG-1 *moved* to [Done]", "markdown") + "\nsecond line"
     assert escape("*moved*", "markdown") != "*moved*"  # the escape is real
     line = TicketUpdate(note=note, add_tags=("t",), fields={"1": "ENG-1: Done"}, status="open").describe(
-        "1", text_format="markdown")
+        "1", text_format="markdown"
+    )
     assert line == "internal note: ENG-1 *moved* to [Done] | tags +t | status field: ENG-1: Done | status → open"
     assert IssueComment(escape("a_b_c", "markdown")).describe("I1", text_format="markdown") == "comment: a_b_c"
     attach = AttachTicket("u", escape("Zendesk 1: *urgent*", "markdown"), "s")

@@ -87,18 +87,26 @@ def build(n_links: int) -> Sandbox:
     status = zendesk.add_ticket_field("Linked issue status", "text")
     stage = zendesk.add_ticket_field("Follow-up stage", "text")
     orgs = [zendesk.add_organization(f"Customer {i:03d}") for i in range(50)]
-    people = [zendesk.add_user(f"Person {i}", f"p{i}@c{i % 50}.example", organization_id=orgs[i % 50]["id"])
-              for i in range(200)]
+    people = [
+        zendesk.add_user(f"Person {i}", f"p{i}@c{i % 50}.example", organization_id=orgs[i % 50]["id"])
+        for i in range(200)
+    ]
     linear.add_team("ENG", "Engineering")
     n_issues = max(10, n_links // TICKETS_PER_ISSUE)
-    issues = [linear.issue(linear.create_issue("ENG", f"Defect {i}", state="Todo"))["identifier"]
-              for i in range(n_issues)]
+    issues = [
+        linear.issue(linear.create_issue("ENG", f"Defect {i}", state="Todo"))["identifier"] for i in range(n_issues)
+    ]
     tickets = []
     for i in range(n_links):
         person = people[i % len(people)]
-        t = zendesk.create_ticket(f"Problem report {i}", "It does not work as expected.",
-                                  requester_id=person["id"], organization_id=person["organization_id"],
-                                  status="open", custom_fields={linked["id"]: issues[i % n_issues]})
+        t = zendesk.create_ticket(
+            f"Problem report {i}",
+            "It does not work as expected.",
+            requester_id=person["id"],
+            organization_id=person["organization_id"],
+            status="open",
+            custom_fields={linked["id"]: issues[i % n_issues]},
+        )
         tickets.append(t["id"])
     # GitHub and Jira issues date from an hour ago: the feeds' overlap windows
     # (minutes) would otherwise re-read every one of them in the idle cycle.
@@ -106,15 +114,21 @@ def build(n_links: int) -> Sandbox:
     github = GitHubFake(rate_limit=10_000_000, clock=lambda: an_hour_ago.timestamp())
     repos = [github.create_repo(name, private=private) for name, private in GITHUB_REPOSITORIES]
     n_other = max(10, n_links // TICKETS_PER_OTHER_ISSUE)
-    github_issues = [github.create_issue(repos[i % len(repos)], f"Defect {i}", assignee="dev").id
-                     for i in range(n_other)]
+    github_issues = [
+        github.create_issue(repos[i % len(repos)], f"Defect {i}", assignee="dev").id for i in range(n_other)
+    ]
     github._clock = time.time  # the present from here on
     jira = JiraFake(projects=dict(JIRA_PROJECTS))
-    jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago).id
-                   for i in range(n_other)]
+    jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago).id for i in range(n_other)]
     sandbox = Sandbox([zendesk, linear, github, jira])
-    sandbox.seed = BenchSeed(linked["id"], status["id"], tickets, issues,  # type: ignore[attr-defined]
-                             github_issues, jira_issues)
+    sandbox.seed = BenchSeed(
+        linked["id"],
+        status["id"],
+        tickets,
+        issues,  # type: ignore[attr-defined]
+        github_issues,
+        jira_issues,
+    )
     sandbox.stage_field = stage["id"]  # type: ignore[attr-defined]
     return sandbox
 
@@ -127,8 +141,9 @@ def link_other_trackers(pg: Playground) -> int:
         with app.store.transaction():
             for i, ticket in enumerate(seed.tickets):
                 ref = Ref("zendesk", str(ticket))
-                app.store.add_link(Link(ref, Ref("github", str(seed.github_issues[i % len(seed.github_issues)])),
-                                        "bench"))
+                app.store.add_link(
+                    Link(ref, Ref("github", str(seed.github_issues[i % len(seed.github_issues)])), "bench")
+                )
                 app.store.add_link(Link(ref, Ref("jira", seed.jira_issues[i % len(seed.jira_issues)]), "bench"))
     finally:
         app.close()
@@ -138,8 +153,9 @@ def link_other_trackers(pg: Playground) -> int:
 def run_once(pg: Playground) -> tuple[float, float, int]:
     """Run ``syncd once`` as a child; (seconds, max RSS MiB, exit code)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "once"], env=pg.cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "once"], env=pg.cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -175,9 +191,11 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"syncd-bench-{n_links}-"))
     t = time.perf_counter()
     sandbox = build(n_links)
-    say(f"\n== {n_links} links per tracker (Linear: {len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
+    say(
+        f"\n== {n_links} links per tracker (Linear: {len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
         f"each; GitHub and Jira: {len(sandbox.seed.github_issues)} issues each, {TICKETS_PER_OTHER_ISSUE} tickets "
-        f"each); sandbox built in {time.perf_counter() - t:.1f}s")
+        f"each); sandbox built in {time.perf_counter() - t:.1f}s"
+    )
     result: dict = {"links": n_links, "handoff": handoff}
     if handoff:
         say("              with the handoff on (stages, promises, owner gaps, demand comments)")
@@ -188,8 +206,10 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             seconds, rss, code = run_once(pg)
             first = pg.sandbox.counts()
             result["first_sync"] = {"seconds": seconds, "requests": pg.sandbox.total_requests(), "rss": rss}
-            say(f"first sync:   {pg.sandbox.total_requests():>6} requests in {seconds:6.1f}s, max RSS {rss:.0f} MiB"
-                f" (exit {code})")
+            say(
+                f"first sync:   {pg.sandbox.total_requests():>6} requests in {seconds:6.1f}s, max RSS {rss:.0f} MiB"
+                f" (exit {code})"
+            )
             for name, counts in first.items():
                 say("              " + name + ": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
@@ -204,8 +224,10 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             result["idle"] = pg.sandbox.counts()
             result["idle_github_statuses"] = list(github_statuses)
             say(f"idle cycle:   {per_feed(pg.sandbox.counts())} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
-            say(f"              GitHub answers: {', '.join(str(s) for s in github_statuses) or 'none'} "
-                f"(one per repository; a 304 costs no rate limit)")
+            say(
+                f"              GitHub answers: {', '.join(str(s) for s in github_statuses) or 'none'} "
+                f"(one per repository; a 304 costs no rate limit)"
+            )
 
             seed = sandbox.seed
             moved = seed.issues[: max(1, len(seed.issues) // 100)]
@@ -223,9 +245,12 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             seconds, rss, code = run_once(pg)
             busy = pg.sandbox.counts()
             result["busy"] = busy
-            say(f"busy cycle:   issues changed: {len(moved)} Linear (1 %), {len(closed)} GitHub, "
-                f"{len(started)} Jira ({len(moved) * TICKETS_PER_ISSUE + (len(closed) + len(started)) * TICKETS_PER_OTHER_ISSUE}"
-                f" linked tickets): {per_feed(busy)} ({seconds:.2f}s, max RSS {rss:.0f} MiB)")
+            linked_busy = len(moved) * TICKETS_PER_ISSUE + (len(closed) + len(started)) * TICKETS_PER_OTHER_ISSUE
+            say(
+                f"busy cycle:   issues changed: {len(moved)} Linear (1 %), {len(closed)} GitHub, "
+                f"{len(started)} Jira ({linked_busy}"
+                f" linked tickets): {per_feed(busy)} ({seconds:.2f}s, max RSS {rss:.0f} MiB)"
+            )
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
 
             throughput(pg, say, result)
@@ -255,19 +280,24 @@ def throughput(pg: Playground, say, result: dict) -> None:
     finally:
         app.close()
     result["throughput"] = {"tickets_per_s": ticket_rate, "issues_per_s": issue_rate}
-    say(f"throughput:   {ticket_rate:.0f} ticket changes/s (each reads its new comments), "
-        f"{issue_rate:.0f} issue changes/s ({planned} writes planned)")
+    say(
+        f"throughput:   {ticket_rate:.0f} ticket changes/s (each reads its new comments), "
+        f"{issue_rate:.0f} issue changes/s ({planned} writes planned)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated link counts (default: 1000,10000)")
-    parser.add_argument("--handoff", action="store_true",
-                        help="turn the handoff on (a [stages] mapping set) to measure what it adds")
+    parser.add_argument(
+        "--handoff", action="store_true", help="turn the handoff on (a [stages] mapping set) to measure what it adds"
+    )
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         bench(size, handoff=args.handoff)
     return 0

@@ -52,8 +52,10 @@ def measure(n: int, budget: int) -> None:
                 while True:
                     # One run per presence_interval; a pass ends when every linked issue
                     # of a tracker has been checked since it began.
-                    pending = {t: [i for i, _ in app.store.presence_due(t, 10 * n)
-                                   if _checked_before(app, Ref(t, i), start)] for t in ids}
+                    pending = {
+                        t: [i for i, _ in app.store.presence_due(t, 10 * n) if _checked_before(app, Ref(t, i), start)]
+                        for t in ids
+                    }
                     if not any(pending.values()):
                         break
                     got = app.engine.check_presence(budget)
@@ -66,8 +68,10 @@ def measure(n: int, budget: int) -> None:
                 for t in ids:
                     print(f"  {t:7} {spent[t]:5} requests in {runs[t]} run(s)")
                 ended = sum(1 for r in app.store.all_links(active=False) if not r.active)
-                print(f"  links ended so far: {ended}; GitHub primary rate limit spent: "
-                      f"{remaining - pg.github.rate_remaining}; {elapsed:.1f} s")
+                print(
+                    f"  links ended so far: {ended}; GitHub primary rate limit spent: "
+                    f"{remaining - pg.github.rate_remaining}; {elapsed:.1f} s"
+                )
         finally:
             app.close()
 

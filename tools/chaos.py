@@ -119,8 +119,9 @@ def generate(seed: int, *, changes: int, batch_size: int, tickets: int, issues: 
                     ticket = n_tickets
                 else:
                     ticket = rng.randrange(n_tickets)
-                    if ticket in affected or (issue not in ticket_links[ticket]
-                                               and len(ticket_links[ticket]) >= MAX_LINKS_PER_TICKET):
+                    if ticket in affected or (
+                        issue not in ticket_links[ticket] and len(ticket_links[ticket]) >= MAX_LINKS_PER_TICKET
+                    ):
                         continue
                 if kind == "new_ticket":
                     n_tickets += 1
@@ -133,8 +134,12 @@ def generate(seed: int, *, changes: int, batch_size: int, tickets: int, issues: 
             elif kind in ("move", "assign"):
                 issue = rng.randrange(issues)
                 linked = links[issue]
-                if (issue in changed_issues or issue in newly_linked_issues or linked & affected
-                        or linked & newly_linked_tickets):
+                if (
+                    issue in changed_issues
+                    or issue in newly_linked_issues
+                    or linked & affected
+                    or linked & newly_linked_tickets
+                ):
                     continue
                 if kind == "move":
                     target = rng.choice([s for s in STATES if s != state[issue]])
@@ -165,8 +170,12 @@ class World:
         self.pg = pg
         org = pg.zendesk.add_organization("Chaos Industries", plan="enterprise")
         self.customer = pg.zendesk.add_user("Casey Chaos", "casey@chaos.example", organization_id=org["id"])
-        self.tickets = [pg.zendesk.create_ticket(f"chaos ticket {n}", f"Something odd number {n}.",
-                                                 requester_id=self.customer["id"])["id"] for n in range(tickets)]
+        self.tickets = [
+            pg.zendesk.create_ticket(
+                f"chaos ticket {n}", f"Something odd number {n}.", requester_id=self.customer["id"]
+            )["id"]
+            for n in range(tickets)
+        ]
         self.issues = [pg.linear.create_issue("ENG", f"chaos issue {n}")["id"] for n in range(issues)]
         self.keys = [pg.linear.issue(i)["identifier"] for i in self.issues]
         self.engineers = {u["name"]: u["id"] for u in pg.linear.users.values()}
@@ -176,28 +185,44 @@ class World:
         if c.kind == "key_note":
             pg.agent_note(self.tickets[c.ticket], f"Customer hit {self.keys[c.issue]} again (#{serial}).")
         elif c.kind == "note":
-            pg.agent_note(self.tickets[c.ticket], f"Asked the customer for a HAR file (#{serial}).",
-                          public=c.value == "public")
+            pg.agent_note(
+                self.tickets[c.ticket], f"Asked the customer for a HAR file (#{serial}).", public=c.value == "public"
+            )
         elif c.kind == "status":
             pg.agent_set_status(self.tickets[c.ticket], c.value)
         elif c.kind == "new_ticket":
             session = pg.agent_session()
-            body = {"ticket": {"subject": f"chaos ticket {c.ticket}", "requester_id": self.customer["id"],
-                               "comment": {"body": f"Filed for the customer; looks like {self.keys[c.issue]}."}}}
+            body = {
+                "ticket": {
+                    "subject": f"chaos ticket {c.ticket}",
+                    "requester_id": self.customer["id"],
+                    "comment": {"body": f"Filed for the customer; looks like {self.keys[c.issue]}."},
+                }
+            }
             response = session.post(f"{pg.sandbox.url('zendesk')}/api/v2/tickets", json=body, timeout=10)
             response.raise_for_status()
             self.tickets.append(response.json()["ticket"]["id"])
         elif c.kind == "move":
             pg.engineer_move(self.keys[c.issue], c.value)
         elif c.kind == "assign":
-            pg.graphql("mutation A($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input)"
-                       " { success } }",
-                       {"id": self.issues[c.issue], "input": {"assigneeId": self.engineers.get(c.value)}})
+            pg.graphql(
+                "mutation A($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input)"
+                " { success } }",
+                {"id": self.issues[c.issue], "input": {"assigneeId": self.engineers.get(c.value)}},
+            )
         elif c.kind == "attach":
             ticket = self.tickets[c.ticket]
-            pg.graphql("mutation T($input: AttachmentCreateInput!) { attachmentCreate(input: $input) { success } }",
-                       {"input": {"issueId": self.issues[c.issue], "url": pg.zendesk.agent_url(ticket),
-                                  "title": f"Zendesk #{ticket}"}}, engineer="Sam Okafor")
+            pg.graphql(
+                "mutation T($input: AttachmentCreateInput!) { attachmentCreate(input: $input) { success } }",
+                {
+                    "input": {
+                        "issueId": self.issues[c.issue],
+                        "url": pg.zendesk.agent_url(ticket),
+                        "title": f"Zendesk #{ticket}",
+                    }
+                },
+                engineer="Sam Okafor",
+            )
         else:
             raise ValueError(f"unknown change kind {c.kind!r}")
 
@@ -267,13 +292,23 @@ class Comparison:
 
 
 def compare(expected: Outcome, found: Outcome, stream_problems: list | None = None) -> Comparison:
-    missing = list((expected.notes - found.notes).elements()) + list((expected.attachments - found.attachments).elements())
-    extra = list((found.notes - expected.notes).elements()) + list((found.attachments - expected.attachments).elements())
-    state = [(t, expected.tags.get(t), found.tags.get(t)) for t in expected.tags if expected.tags[t] != found.tags.get(t)]
-    state += [(t, expected.fields.get(t), found.fields.get(t)) for t in expected.fields
-              if expected.fields[t] != found.fields.get(t)]
-    return Comparison(expected.writes, found.writes, missing, extra, found.marker_repeats, state,
-                      list(stream_problems or []))
+    missing = list((expected.notes - found.notes).elements()) + list(
+        (expected.attachments - found.attachments).elements()
+    )
+    extra = list((found.notes - expected.notes).elements()) + list(
+        (found.attachments - expected.attachments).elements()
+    )
+    state = [
+        (t, expected.tags.get(t), found.tags.get(t)) for t in expected.tags if expected.tags[t] != found.tags.get(t)
+    ]
+    state += [
+        (t, expected.fields.get(t), found.fields.get(t))
+        for t in expected.fields
+        if expected.fields[t] != found.fields.get(t)
+    ]
+    return Comparison(
+        expected.writes, found.writes, missing, extra, found.marker_repeats, state, list(stream_problems or [])
+    )
 
 
 def check_stream_links(stream: Stream, world: World, outcome: Outcome) -> list[str]:
@@ -281,8 +316,7 @@ def check_stream_links(stream: Stream, world: World, outcome: Outcome) -> list[s
     problems = []
     for ticket, issue in sorted(stream.links):
         tid, key = world.tickets[ticket], world.keys[issue]
-        notes = sum(n for (t, text), n in outcome.notes.items()
-                    if t == tid and text.startswith(f"Linked to {key}:"))
+        notes = sum(n for (t, text), n in outcome.notes.items() if t == tid and text.startswith(f"Linked to {key}:"))
         url = f"ZENDESK/agent/tickets/{tid}"
         shown = outcome.attachments.get((key, url), 0)
         if notes != 1 or shown != 1:
@@ -313,8 +347,9 @@ class SettledRun:
     dead: int
 
 
-def settled_run(workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: int = 1,
-                fault_rate: float = 0.0) -> SettledRun:
+def settled_run(
+    workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: int = 1, fault_rate: float = 0.0
+) -> SettledRun:
     """Play the stream with one uninterrupted in-process syncd, catching up after each batch.
 
     With ``fault_rate``, every endpoint of both fakes answers that share of
@@ -342,6 +377,7 @@ def settled_run(workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: 
         clock = _VirtualClock()
         cycles = 0
         with pg.app(clock=clock) as app:
+
             def settle() -> None:
                 nonlocal cycles
                 for service in services:
@@ -363,12 +399,20 @@ def settled_run(workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: 
             quarantined = len(app.store.list_quarantine())
             dead = app.store.outbox_counts()["dead"]
         outcome = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None)
-        return SettledRun(outcome, check_stream_links(stream, world, outcome), requests,
-                          sum(r.fired for rs in rules.values() for r in rs), cycles, quarantined, dead)
+        return SettledRun(
+            outcome,
+            check_stream_links(stream, world, outcome),
+            requests,
+            sum(r.fired for rs in rules.values() for r in rs),
+            cycles,
+            quarantined,
+            dead,
+        )
 
 
-def reference_run(workdir: Path, stream: Stream, *, rng_seed: int = 7,
-                  job_polls: int = 1) -> tuple[Outcome, list[str], int]:
+def reference_run(
+    workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: int = 1
+) -> tuple[Outcome, list[str], int]:
     """Play the stream with one uninterrupted in-process syncd; returns (outcome, stream problems, requests)."""
     run = settled_run(workdir, stream, rng_seed=rng_seed, job_polls=job_polls)
     return run.outcome, run.stream_problems, run.requests
@@ -421,8 +465,10 @@ class DaemonUnderFire:
         self._killed: subprocess.Popen | None = None  # the process the last SIGKILL went to
         self._requests = 0  # requests syncd sent since the last (re)start
         self._feeds = collections.Counter()  # feed requests since the last (re)start or mark
-        self._zendesk_auth = "Basic " + base64.b64encode(
-            f"{SANDBOX_EMAIL}/token:{pg.env['SYNCD_CONNECTORS__ZENDESK__TOKEN']}".encode()).decode()
+        self._zendesk_auth = (
+            "Basic "
+            + base64.b64encode(f"{SANDBOX_EMAIL}/token:{pg.env['SYNCD_CONNECTORS__ZENDESK__TOKEN']}".encode()).decode()
+        )
         self._linear_auth = pg.env["SYNCD_CONNECTORS__LINEAR__API_KEY"]
         pg.zendesk.listeners.append(self._listener)
         pg.linear.listeners.append(self._listener)
@@ -452,8 +498,9 @@ class DaemonUnderFire:
         with self.lock:
             self._requests = 0
             self._feeds.clear()
-            self.proc = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=self.env,
-                                         stdout=self.log, stderr=self.log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "syncd", "run"], env=self.env, stdout=self.log, stderr=self.log
+            )
 
     def plan_kills(self, count: int, window: int) -> None:
         """SIGKILL ``count`` times, each at a random one of the next ``window`` requests syncd sends."""
@@ -561,17 +608,30 @@ class ChaosResult:
 
     def summary(self) -> str:
         c = self.comparison
-        return (f"seed={self.seed} changes={self.changes} batches={self.batches} kills={self.kills} "
-                f"sigterms={self.terms} sighups={self.hups} writes expected={c.expected} found={c.found} "
-                f"duplicates={c.duplicates + len(c.extra)} missing={len(c.missing)} "
-                f"state mismatches={len(c.state_mismatches)} stream-check problems={len(c.stream_problems)} "
-                f"crashes={len(self.crashes)} requests reference={self.reference_requests} "
-                f"chaos={self.chaos_requests}")
+        return (
+            f"seed={self.seed} changes={self.changes} batches={self.batches} kills={self.kills} "
+            f"sigterms={self.terms} sighups={self.hups} writes expected={c.expected} found={c.found} "
+            f"duplicates={c.duplicates + len(c.extra)} missing={len(c.missing)} "
+            f"state mismatches={len(c.state_mismatches)} stream-check problems={len(c.stream_problems)} "
+            f"crashes={len(self.crashes)} requests reference={self.reference_requests} "
+            f"chaos={self.chaos_requests}"
+        )
 
 
-def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size: int = 30,
-              tickets: int = 40, issues: int = 12, rng_seed: int = 7, settle_timeout: float = 90.0,
-              job_polls: int = 1, say: Callable[[str], None] = print) -> ChaosResult:
+def chaos_run(
+    workdir: Path,
+    *,
+    seed: int,
+    changes: int,
+    kills: int,
+    batch_size: int = 30,
+    tickets: int = 40,
+    issues: int = 12,
+    rng_seed: int = 7,
+    settle_timeout: float = 90.0,
+    job_polls: int = 1,
+    say: Callable[[str], None] = print,
+) -> ChaosResult:
     """Generate the stream, play it uninterrupted for reference, then under fire; compare.
 
     ``job_polls``: how often the Zendesk fake answers "working" for a bulk
@@ -579,10 +639,13 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
     """
     workdir = Path(workdir)
     stream = generate(seed, changes=changes, batch_size=batch_size, tickets=tickets, issues=issues)
-    say(f"chaos: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
-        f"{kills} kills planned (replay with --seed {seed})")
-    expected, reference_problems, reference_requests = reference_run(workdir / "reference", stream,
-                                                                     rng_seed=rng_seed, job_polls=job_polls)
+    say(
+        f"chaos: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
+        f"{kills} kills planned (replay with --seed {seed})"
+    )
+    expected, reference_problems, reference_requests = reference_run(
+        workdir / "reference", stream, rng_seed=rng_seed, job_polls=job_polls
+    )
     say(f"chaos: reference run wrote {expected.writes} notes and attachments")
 
     rng = random.Random(seed ^ 0x5EED)
@@ -593,9 +656,15 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
     with _playground(workdir / "chaos", rng_seed) as pg:
         pg.zendesk.job_polls = job_polls
         world = World(pg, stream.tickets, stream.issues)
-        env = {**pg.cli_env(), "SYNCD_DAEMON__POLL_INTERVAL": "0.1", "SYNCD_DAEMON__JITTER": "0",
-               "SYNCD_DAEMON__HEALTH_ADDRESS": "", "SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "10",
-               "SYNCD_LOG__LEVEL": "warning", "SYNCD_LOG__FORMAT": "json"}
+        env = {
+            **pg.cli_env(),
+            "SYNCD_DAEMON__POLL_INTERVAL": "0.1",
+            "SYNCD_DAEMON__JITTER": "0",
+            "SYNCD_DAEMON__HEALTH_ADDRESS": "",
+            "SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "10",
+            "SYNCD_LOG__LEVEL": "warning",
+            "SYNCD_LOG__FORMAT": "json",
+        }
         daemon = DaemonUnderFire(pg, rng, workdir / "chaos-daemon.log", env)
         daemon.start()
         try:
@@ -604,8 +673,11 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
             for number, batch in enumerate(stream.batches):
                 # A reload and a clean stop early on, then now and then.
                 forced = {1: "hup", 2: "term"}.get(number)
-                signal_at = ({rng.randrange(len(batch)): forced or rng.choice(("hup", "term"))}
-                             if forced or rng.random() < 0.15 else {})
+                signal_at = (
+                    {rng.randrange(len(batch)): forced or rng.choice(("hup", "term"))}
+                    if forced or rng.random() < 0.15
+                    else {}
+                )
                 # Most kills land while the batch is being applied, some while syncd catches up.
                 daemon.plan_kills(per_batch[number], window=max(4, len(batch)))
                 for position, change in enumerate(batch):
@@ -629,8 +701,9 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
         finally:
             daemon.stop()
         for _ in range(2):  # the clean final runs the issue asks for
-            done = subprocess.run([sys.executable, "-m", "syncd", "once"], env=env, capture_output=True,
-                                  text=True, timeout=300)
+            done = subprocess.run(
+                [sys.executable, "-m", "syncd", "once"], env=env, capture_output=True, text=True, timeout=300
+            )
             if done.returncode != 0:
                 daemon.crashes.append(f"final syncd once: status {done.returncode}: {done.stderr.strip()[-300:]}")
         found = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None)
@@ -638,10 +711,19 @@ def chaos_run(workdir: Path, *, seed: int, changes: int, kills: int, batch_size:
         stream_problems += [f"reference run: {p}" for p in reference_problems]
         log_text = (workdir / "chaos-daemon.log").read_text()
         if "Traceback" in log_text:
-            daemon.crashes.append("a traceback in the daemon's log: " + log_text[log_text.index("Traceback"):][:400])
-        result = ChaosResult(seed, stream.changes, len(stream.batches), daemon.kills, daemon.terms, daemon.hups,
-                             compare(expected, found, stream_problems), daemon.crashes,
-                             reference_requests, pg.sandbox.total_requests())
+            daemon.crashes.append("a traceback in the daemon's log: " + log_text[log_text.index("Traceback") :][:400])
+        result = ChaosResult(
+            seed,
+            stream.changes,
+            len(stream.batches),
+            daemon.kills,
+            daemon.terms,
+            daemon.hups,
+            compare(expected, found, stream_problems),
+            daemon.crashes,
+            reference_requests,
+            pg.sandbox.total_requests(),
+        )
     say("chaos: " + result.summary())
     return result
 
@@ -683,9 +765,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issues", type=int, default=40)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a new random seed)")
     parser.add_argument("--workdir", default=None, help="keep the playgrounds and the daemon log here")
-    parser.add_argument("--fault-rate", type=float, default=None, metavar="RATE",
-                        help="instead of kills: play the stream in-process with this share of requests "
-                             "faulted (0.1 = 10%%) and compare with a clean run")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="instead of kills: play the stream in-process with this share of requests "
+        "faulted (0.1 = 10%%) and compare with a clean run",
+    )
     args = parser.parse_args(argv)
     _quiet()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -694,8 +781,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.fault_rate is not None:
             return faults_main(workdir, seed, args)
         started = time.monotonic()
-        result = chaos_run(workdir, seed=seed, changes=args.changes, kills=args.kills, batch_size=args.batch,
-                           tickets=args.tickets, issues=args.issues)
+        result = chaos_run(
+            workdir,
+            seed=seed,
+            changes=args.changes,
+            kills=args.kills,
+            batch_size=args.batch,
+            tickets=args.tickets,
+            issues=args.issues,
+        )
         print(f"chaos: {'PASS' if result.ok else 'FAIL'} in {time.monotonic() - started:.0f}s; seed {seed}")
         _print_problems(result)
     return 0 if result.ok else 1
@@ -712,25 +806,34 @@ def _quiet() -> None:
 
 def faults_main(workdir: Path, seed: int, args: argparse.Namespace) -> int:
     stream = generate(seed, changes=args.changes, batch_size=args.batch, tickets=args.tickets, issues=args.issues)
-    print(f"faults: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
-          f"fault rate {args.fault_rate:.0%} (replay with --seed {seed})")
+    print(
+        f"faults: seed {seed}: {stream.changes} changes in {len(stream.batches)} batches, "
+        f"fault rate {args.fault_rate:.0%} (replay with --seed {seed})"
+    )
     clean = settled_run(workdir / "clean", stream, job_polls=0)
     faulty = settled_run(workdir / "faulty", stream, job_polls=0, fault_rate=args.fault_rate)
     c = compare(clean.outcome, faulty.outcome, faulty.stream_problems + clean.stream_problems)
     ratio = faulty.requests / clean.requests
     ok = c.ok and not faulty.quarantine_open and not faulty.dead
-    print(f"faults: {faulty.faults} faults injected in {faulty.requests} requests "
-          f"({faulty.faults / faulty.requests:.1%}); clean run {clean.requests} requests; ratio {ratio:.2f}; "
-          f"writes expected {c.expected}, found {c.found}, missing {len(c.missing)}, extra {len(c.extra)}, "
-          f"state mismatches {len(c.state_mismatches)}; quarantined {faulty.quarantine_open}, "
-          f"dead letters {faulty.dead}; {'PASS' if ok else 'FAIL'}")
+    print(
+        f"faults: {faulty.faults} faults injected in {faulty.requests} requests "
+        f"({faulty.faults / faulty.requests:.1%}); clean run {clean.requests} requests; ratio {ratio:.2f}; "
+        f"writes expected {c.expected}, found {c.found}, missing {len(c.missing)}, extra {len(c.extra)}, "
+        f"state mismatches {len(c.state_mismatches)}; quarantined {faulty.quarantine_open}, "
+        f"dead letters {faulty.dead}; {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 
 def _print_problems(result: ChaosResult, limit: int = 10) -> None:
     c = result.comparison
-    for title, items in (("missing", c.missing), ("extra", c.extra), ("state", c.state_mismatches),
-                         ("stream check", c.stream_problems), ("crash", result.crashes)):
+    for title, items in (
+        ("missing", c.missing),
+        ("extra", c.extra),
+        ("state", c.state_mismatches),
+        ("stream check", c.stream_problems),
+        ("crash", result.crashes),
+    ):
         for item in items[:limit]:
             print(f"  {title}: {item}")
 

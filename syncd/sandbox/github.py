@@ -108,8 +108,14 @@ class FakeIssue:
 class GitHubFake(FakeService):
     name = "github"
 
-    def __init__(self, *, seed: int = 0, tokens: dict[str, str] | None = None,
-                 clock: Callable[[], float] = time.time, rate_limit: int = RATE_LIMIT):
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        tokens: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        rate_limit: int = RATE_LIMIT,
+    ):
         super().__init__(seed=seed)
         self.tokens = dict(tokens or {SANDBOX_GITHUB_TOKEN: SANDBOX_GITHUB_LOGIN})
         self._clock = clock
@@ -181,9 +187,17 @@ class GitHubFake(FakeService):
         with self.lock:
             return sorted((i for i in self.issues.values() if i.repo is r), key=lambda i: i.number)
 
-    def create_issue(self, repo: str | FakeRepo, title: str, body: str = "", *, user: str = "octocat",
-                     assignee: str | None = None, labels: tuple[str, ...] = (),
-                     pull_request: bool = False) -> FakeIssue:
+    def create_issue(
+        self,
+        repo: str | FakeRepo,
+        title: str,
+        body: str = "",
+        *,
+        user: str = "octocat",
+        assignee: str | None = None,
+        labels: tuple[str, ...] = (),
+        pull_request: bool = False,
+    ) -> FakeIssue:
         """A new issue; its labels join the repository's (existing spellings win, case aside)."""
         r = self._repo_obj(repo)
         with self.lock:
@@ -193,9 +207,19 @@ class GitHubFake(FakeService):
                 name = r.labels.setdefault(name.lower(), name)
                 if name not in names:
                     names.append(name)
-            issue = FakeIssue(self._new_id(), r, r.next_number, title, body, user, now, now,
-                              assignees=[assignee] if assignee else [], labels=names,
-                              pull_request=pull_request)
+            issue = FakeIssue(
+                self._new_id(),
+                r,
+                r.next_number,
+                title,
+                body,
+                user,
+                now,
+                now,
+                assignees=[assignee] if assignee else [],
+                labels=names,
+                pull_request=pull_request,
+            )
             r.next_number += 1
             self.issues[issue.id] = issue
         return issue
@@ -311,9 +335,13 @@ class GitHubFake(FakeService):
         uid = int(hashlib.sha256(login.encode()).hexdigest()[:6], 16)
         api = self._api()
         return {
-            "login": login, "id": uid, "node_id": node_id("U", uid),
-            "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4", "gravatar_id": "",
-            "url": f"{api}/users/{login}", "html_url": f"{self.base_url}/{login}",
+            "login": login,
+            "id": uid,
+            "node_id": node_id("U", uid),
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
+            "gravatar_id": "",
+            "url": f"{api}/users/{login}",
+            "html_url": f"{self.base_url}/{login}",
             "type": "Bot" if login.endswith("-bot") or login.endswith("[bot]") else "User",
             "site_admin": False,
         }
@@ -321,12 +349,22 @@ class GitHubFake(FakeService):
     def repo_json(self, r: FakeRepo) -> dict:
         api = self._api()
         return {
-            "id": r.id, "node_id": node_id("R", r.id), "name": r.name, "full_name": r.full_name,
-            "private": r.visibility != "public", "visibility": r.visibility,
-            "owner": self.user_json(r.owner), "html_url": f"{self.base_url}/{r.full_name}",
-            "url": f"{api}/repos/{r.full_name}", "issues_url": f"{api}/repos/{r.full_name}/issues{{/number}}",
-            "has_issues": r.has_issues, "archived": False, "disabled": False,
-            "created_at": iso(r.created), "updated_at": iso(r.updated), "pushed_at": iso(r.updated),
+            "id": r.id,
+            "node_id": node_id("R", r.id),
+            "name": r.name,
+            "full_name": r.full_name,
+            "private": r.visibility != "public",
+            "visibility": r.visibility,
+            "owner": self.user_json(r.owner),
+            "html_url": f"{self.base_url}/{r.full_name}",
+            "url": f"{api}/repos/{r.full_name}",
+            "issues_url": f"{api}/repos/{r.full_name}/issues{{/number}}",
+            "has_issues": r.has_issues,
+            "archived": False,
+            "disabled": False,
+            "created_at": iso(r.created),
+            "updated_at": iso(r.updated),
+            "pushed_at": iso(r.updated),
             "open_issues_count": sum(1 for i in self.issues.values() if i.repo is r and i.state == "open"),
             "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
         }
@@ -338,8 +376,12 @@ class GitHubFake(FakeService):
     def exam_config(self) -> dict[str, Any]:
         if self.EXAM_REPOSITORY not in self.repos:
             self.create_repo(self.EXAM_REPOSITORY, private=True)
-        return {"token": next(iter(sorted(self.tokens))), "repositories": [self.EXAM_REPOSITORY],
-                "mutation_interval": 0, "backfill_days": 1}
+        return {
+            "token": next(iter(sorted(self.tokens))),
+            "repositories": [self.EXAM_REPOSITORY],
+            "mutation_interval": 0,
+            "backfill_days": 1,
+        }
 
     def exam_bad_credentials(self) -> dict[str, Any]:
         return {"token": "not-a-sandbox-token"}
@@ -360,20 +402,41 @@ class GitHubFake(FakeService):
         kind = "pull" if i.pull_request else "issues"
         assignees = [self.user_json(a) for a in i.assignees]
         out = {
-            "url": url, "repository_url": f"{api}/repos/{full}",
-            "labels_url": f"{url}/labels{{/name}}", "comments_url": f"{url}/comments",
-            "events_url": f"{url}/events", "html_url": f"{self.base_url}/{full}/{kind}/{i.number}",
-            "id": i.id, "node_id": node_id("I", i.id), "number": i.number, "title": i.title,
+            "url": url,
+            "repository_url": f"{api}/repos/{full}",
+            "labels_url": f"{url}/labels{{/name}}",
+            "comments_url": f"{url}/comments",
+            "events_url": f"{url}/events",
+            "html_url": f"{self.base_url}/{full}/{kind}/{i.number}",
+            "id": i.id,
+            "node_id": node_id("I", i.id),
+            "number": i.number,
+            "title": i.title,
             "user": self.user_json(i.user),
-            "labels": [{"id": int(hashlib.sha256(name.encode()).hexdigest()[:7], 16), "name": name, "color": "ededed", "default": False,
-                        "url": f"{api}/repos/{full}/labels/{name}"} for name in i.labels],
-            "state": i.state, "locked": False,
-            "assignee": assignees[0] if assignees else None, "assignees": assignees,
-            "milestone": None, "comments": len(i.comment_ids),
-            "created_at": iso(i.created), "updated_at": iso(i.updated),
+            "labels": [
+                {
+                    "id": int(hashlib.sha256(name.encode()).hexdigest()[:7], 16),
+                    "name": name,
+                    "color": "ededed",
+                    "default": False,
+                    "url": f"{api}/repos/{full}/labels/{name}",
+                }
+                for name in i.labels
+            ],
+            "state": i.state,
+            "locked": False,
+            "assignee": assignees[0] if assignees else None,
+            "assignees": assignees,
+            "milestone": None,
+            "comments": len(i.comment_ids),
+            "created_at": iso(i.created),
+            "updated_at": iso(i.updated),
             "closed_at": iso(i.closed) if i.closed else None,
-            "author_association": "MEMBER", "active_lock_reason": None, "body": i.body or None,
-            "timeline_url": f"{url}/timeline", "performed_via_github_app": None,
+            "author_association": "MEMBER",
+            "active_lock_reason": None,
+            "body": i.body or None,
+            "timeline_url": f"{url}/timeline",
+            "performed_via_github_app": None,
             "state_reason": i.state_reason,
         }
         if i.pull_request:
@@ -390,13 +453,17 @@ class GitHubFake(FakeService):
         i = self.issues[c.issue_id]
         api, full = self._api(), i.repo.full_name
         return {
-            "id": c.id, "node_id": node_id("IC", c.id),
+            "id": c.id,
+            "node_id": node_id("IC", c.id),
             "url": f"{api}/repos/{full}/issues/comments/{c.id}",
             "html_url": f"{self.base_url}/{full}/issues/{i.number}#issuecomment-{c.id}",
-            "body": c.body, "user": self.user_json(c.user),
-            "created_at": iso(c.created), "updated_at": iso(c.updated),
+            "body": c.body,
+            "user": self.user_json(c.user),
+            "created_at": iso(c.created),
+            "updated_at": iso(c.updated),
             "issue_url": f"{api}/repos/{full}/issues/{i.number}",
-            "author_association": "MEMBER", "performed_via_github_app": None,
+            "author_association": "MEMBER",
+            "performed_via_github_app": None,
         }
 
     # -- plumbing -----------------------------------------------------------------
@@ -435,9 +502,11 @@ class GitHubFake(FakeService):
         if self.secondary_pending > 0:
             self.secondary_pending -= 1
             wait = self.secondary_retry_after
-            raise gh_error(403, "You have exceeded a secondary rate limit. Please wait a few minutes "
-                                "before you try again.",
-                           headers={"retry-after": str(wait)} if wait is not None else None)
+            raise gh_error(
+                403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                headers={"retry-after": str(wait)} if wait is not None else None,
+            )
         if self.rate_remaining <= 0:
             raise gh_error(403, "API rate limit exceeded for user.")
         self.rate_remaining -= 1
@@ -480,8 +549,11 @@ class GitHubFake(FakeService):
             moved = self.issues[self.moved[key]]
             suffix = request.path.split(f"/issues/{number}", 1)[1]
             location = f"{self._api()}/repositories/{moved.repo.id}/issues/{moved.number}{suffix}"
-            raise HttpFault(301, {"message": "Moved Permanently", "url": location,
-                                  "documentation_url": DOCS}, {"Location": location})
+            raise HttpFault(
+                301,
+                {"message": "Moved Permanently", "url": location, "documentation_url": DOCS},
+                {"Location": location},
+            )
         raise gh_error(404, "Not Found")
 
     def _body(self, request: FakeRequest) -> dict:
@@ -506,8 +578,11 @@ class GitHubFake(FakeService):
         state = request.arg("state", "open")
         sort = request.arg("sort", "created")
         direction = request.arg("direction", "desc")
-        if state not in ("open", "closed", "all") or sort not in ("created", "updated", "comments") \
-                or direction not in ("asc", "desc"):
+        if (
+            state not in ("open", "closed", "all")
+            or sort not in ("created", "updated", "comments")
+            or direction not in ("asc", "desc")
+        ):
             raise gh_error(422, "Validation Failed")
         try:
             per_page = min(100, max(1, int(request.arg("per_page", "30"))))
@@ -522,15 +597,22 @@ class GitHubFake(FakeService):
                 since_ts = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
             except ValueError:
                 raise gh_error(422, "Validation Failed") from None
-        items = [i for i in self.issues.values() if i.repo is repo
-                 and (state == "all" or i.state == state)
-                 and (creator is None or i.user.lower() == creator.lower())
-                 and (since_ts is None or i.updated >= since_ts)]
-        keys = {"created": lambda i: (i.created, i.id), "updated": lambda i: (i.updated, i.id),
-                "comments": lambda i: (len(i.comment_ids), i.id)}
+        items = [
+            i
+            for i in self.issues.values()
+            if i.repo is repo
+            and (state == "all" or i.state == state)
+            and (creator is None or i.user.lower() == creator.lower())
+            and (since_ts is None or i.updated >= since_ts)
+        ]
+        keys = {
+            "created": lambda i: (i.created, i.id),
+            "updated": lambda i: (i.updated, i.id),
+            "comments": lambda i: (len(i.comment_ids), i.id),
+        }
         items.sort(key=keys[sort], reverse=direction == "desc")
         last = max(1, -(-len(items) // per_page))
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         headers = {}
         links = self._links(repo, request, page, last)
         if links:
@@ -561,7 +643,7 @@ class GitHubFake(FakeService):
             raise gh_error(422, "Validation Failed") from None
         names = sorted(repo.labels.values(), key=str.lower)
         last = max(1, -(-len(names) // per_page))
-        chunk = names[(page - 1) * per_page: page * per_page]
+        chunk = names[(page - 1) * per_page : page * per_page]
         headers = {}
         links = self._links(repo, request, page, last, "labels")
         if links:
@@ -570,8 +652,15 @@ class GitHubFake(FakeService):
 
     def label_json(self, repo: FakeRepo, name: str) -> dict:
         ident = int(hashlib.sha256(f"{repo.id}/{name}".encode()).hexdigest()[:7], 16)
-        return {"id": ident, "node_id": node_id("LA", ident), "url": f"{self._api()}/repos/{repo.full_name}/labels/{name}",
-                "name": name, "description": None, "color": "ededed", "default": False}
+        return {
+            "id": ident,
+            "node_id": node_id("LA", ident),
+            "url": f"{self._api()}/repos/{repo.full_name}/labels/{name}",
+            "name": name,
+            "description": None,
+            "color": "ededed",
+            "default": False,
+        }
 
     def _create_issue(self, request: FakeRequest, login: str) -> FakeResponse:
         repo = self._find_repo(request)
@@ -580,18 +669,22 @@ class GitHubFake(FakeService):
         if isinstance(title, int) and not isinstance(title, bool):
             title = str(title)
         labels = body.get("labels", [])
-        if (not isinstance(title, str) or not title.strip() or len(title) > 256
-                or not isinstance(body.get("body", ""), (str, type(None)))
-                or not isinstance(labels, list)
-                or not all(isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("name"), str)
-                           for x in labels)
-                or not isinstance(body.get("assignees", []), list)):
+        if (
+            not isinstance(title, str)
+            or not title.strip()
+            or len(title) > 256
+            or not isinstance(body.get("body", ""), (str, type(None)))
+            or not isinstance(labels, list)
+            or not all(isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("name"), str) for x in labels)
+            or not isinstance(body.get("assignees", []), list)
+        ):
             raise gh_error(422, "Validation Failed")
         if not repo.has_issues:
             raise gh_error(410, "Issues are disabled for this repo")
         names = tuple(x if isinstance(x, str) else x["name"] for x in labels)
-        issue = self.create_issue(repo, title, body.get("body") or "", user=login,
-                                  assignee=(body.get("assignees") or [None])[0], labels=names)
+        issue = self.create_issue(
+            repo, title, body.get("body") or "", user=login, assignee=(body.get("assignees") or [None])[0], labels=names
+        )
         return FakeResponse(201, self.issue_json(issue))
 
     def _get_issue(self, request: FakeRequest, login: str) -> FakeResponse:
@@ -630,12 +723,13 @@ class GitHubFake(FakeService):
             raise gh_error(422, "Validation Failed") from None
         comments = [self.comments_by_id[c] for c in issue.comment_ids]
         last = max(1, -(-len(comments) // per_page))
-        chunk = comments[(page - 1) * per_page: page * per_page]
+        chunk = comments[(page - 1) * per_page : page * per_page]
         headers = {}
         if page < last:
             base = {k: v[0] for k, v in request.query.items() if k != "page"}
-            nxt = (f"{self._api()}/repositories/{issue.repo.id}/issues/{issue.number}/comments?"
-                   + urlencode({**base, "page": page + 1}))
+            nxt = f"{self._api()}/repositories/{issue.repo.id}/issues/{issue.number}/comments?" + urlencode(
+                {**base, "page": page + 1}
+            )
             headers["Link"] = f'<{nxt}>; rel="next"'
         return FakeResponse(200, [self.comment_json(c) for c in chunk], headers)
 
@@ -655,8 +749,11 @@ class GitHubFake(FakeService):
         issue = self.issues[comment.issue_id]
         if issue.repo is not repo:
             location = f"{self._api()}/repos/{issue.repo.full_name}/issues/comments/{comment.id}"
-            raise HttpFault(301, {"message": "Moved Permanently", "url": location, "documentation_url": DOCS},
-                            {"Location": location})
+            raise HttpFault(
+                301,
+                {"message": "Moved Permanently", "url": location, "documentation_url": DOCS},
+                {"Location": location},
+            )
         return comment
 
     def _get_comment(self, request: FakeRequest, login: str) -> FakeResponse:
@@ -675,12 +772,18 @@ class GitHubFake(FakeService):
                 found = None
                 for c in self.comments_by_id.values():
                     if node_id("IC", c.id) == ident:
-                        found = {"id": ident, "editor": self.user_json(c.editor) if c.editor else None,
-                                 "lastEditedAt": iso(c.updated) if c.editor else None}
+                        found = {
+                            "id": ident,
+                            "editor": self.user_json(c.editor) if c.editor else None,
+                            "lastEditedAt": iso(c.updated) if c.editor else None,
+                        }
                 for i in self.issues.values():
                     if node_id("I", i.id) == ident:
-                        found = {"id": ident, "editor": self.user_json(i.editor) if i.editor else None,
-                                 "lastEditedAt": iso(i.edited) if i.edited else None}
+                        found = {
+                            "id": ident,
+                            "editor": self.user_json(i.editor) if i.editor else None,
+                            "lastEditedAt": iso(i.edited) if i.edited else None,
+                        }
                 nodes.append(found)
         return FakeResponse(200, {"data": {"nodes": nodes}})
 
@@ -696,4 +799,12 @@ class GitHubFake(FakeService):
         return FakeResponse(200, self.comment_json(comment))
 
 
-__all__ = ["SANDBOX_GITHUB_LOGIN", "SANDBOX_GITHUB_TOKEN", "GitHubFake", "FakeRepo", "FakeIssue", "FakeComment", "gh_error"]
+__all__ = [
+    "SANDBOX_GITHUB_LOGIN",
+    "SANDBOX_GITHUB_TOKEN",
+    "GitHubFake",
+    "FakeRepo",
+    "FakeIssue",
+    "FakeComment",
+    "gh_error",
+]

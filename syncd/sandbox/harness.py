@@ -28,16 +28,24 @@ AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zend
 
 
 class Playground:
-    def __init__(self, workdir: Path, *, seed_data: bool = True, clock: Callable[[], datetime] | None = None,
-                 rng_seed: int = 7, extra_config: str = "", sandbox: Sandbox | None = None,
-                 trackers: tuple[str, ...] = TRACKERS, tracker_options: dict[str, str] | None = None,
-                 mappings: str | Path | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        seed_data: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        rng_seed: int = 7,
+        extra_config: str = "",
+        sandbox: Sandbox | None = None,
+        trackers: tuple[str, ...] = TRACKERS,
+        tracker_options: dict[str, str] | None = None,
+        mappings: str | Path | None = None,
+    ):
         """``tracker_options``: extra TOML lines per tracker table (e.g. ``{"github": "visibility_ttl = 0"}``).
         ``mappings``: a mapping directory for ``sync.mappings`` (default: none, the built-in behaviour)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed,
-                                                trackers=trackers)
+        self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed, trackers=trackers)
         self.sandbox.start()
         self.zendesk = self.sandbox["zendesk"]
         self.linear = self.sandbox.services.get("linear")
@@ -57,8 +65,10 @@ class Playground:
     def config_text(self, extra: str = "") -> str:
         fields = ""
         if self.seed is not None:
-            fields = (f"link_field_id = {self.seed.linked_issue_field_id}\n"
-                      f"status_field_id = {self.seed.linked_issue_status_field_id}\n")
+            fields = (
+                f"link_field_id = {self.seed.linked_issue_field_id}\n"
+                f"status_field_id = {self.seed.linked_issue_status_field_id}\n"
+            )
         return f"""\
 [store]
 path = "{self.store_path.name}"
@@ -77,7 +87,7 @@ trackers = [{", ".join(f'"{t}"' for t in self.trackers)}]
 {self._mappings_line()}
 [connectors.zendesk]
 kind = "zendesk"
-url = "{self.sandbox.url('zendesk')}"
+url = "{self.sandbox.url("zendesk")}"
 email = "{SANDBOX_EMAIL}"
 max_wait = 2
 {fields}
@@ -143,8 +153,9 @@ max_wait = 2
         return self._put_ticket(ticket_id, {"status": status}, agent)
 
     def _put_ticket(self, ticket_id: int, ticket: dict, agent: str) -> dict:
-        response = self.agent_session(agent).put(f"{self.sandbox.url('zendesk')}/api/v2/tickets/{ticket_id}",
-                                                 json={"ticket": ticket}, timeout=10)
+        response = self.agent_session(agent).put(
+            f"{self.sandbox.url('zendesk')}/api/v2/tickets/{ticket_id}", json={"ticket": ticket}, timeout=10
+        )
         response.raise_for_status()
         return response.json()["ticket"]
 
@@ -157,9 +168,12 @@ max_wait = 2
         return self._engineer_keys[engineer]
 
     def graphql(self, query: str, variables: dict, *, engineer: str = "Ada Novak") -> dict:
-        response = requests.post(f"{self.sandbox.url('linear')}/graphql", timeout=10,
-                                 json={"query": query, "variables": variables},
-                                 headers={"Authorization": self.engineer_key(engineer)})
+        response = requests.post(
+            f"{self.sandbox.url('linear')}/graphql",
+            timeout=10,
+            json={"query": query, "variables": variables},
+            headers={"Authorization": self.engineer_key(engineer)},
+        )
         body = response.json()
         if body.get("errors"):
             raise RuntimeError(f"Linear sandbox refused: {body['errors']}")
@@ -168,12 +182,15 @@ max_wait = 2
     def engineer_move(self, identifier: str, state_name: str, *, engineer: str = "Ada Novak") -> dict:
         """An engineer moves an issue to another workflow state in Linear."""
         issue = self.linear.issue(identifier)
-        state_id = self.linear.state_id(issue["team"]["key"] if isinstance(issue.get("team"), dict)
-                                        else issue["teamKey"], state_name)
+        state_id = self.linear.state_id(
+            issue["team"]["key"] if isinstance(issue.get("team"), dict) else issue["teamKey"], state_name
+        )
         data = self.graphql(
             "mutation Move($id: String!, $input: IssueUpdateInput!) {"
             " issueUpdate(id: $id, input: $input) { success issue { identifier state { name } } } }",
-            {"id": issue["id"], "input": {"stateId": state_id}}, engineer=engineer)
+            {"id": issue["id"], "input": {"stateId": state_id}},
+            engineer=engineer,
+        )
         return data["issueUpdate"]["issue"]
 
     # -- GitHub people --------------------------------------------------------------------
@@ -193,8 +210,11 @@ max_wait = 2
         if key.isdigit():
             return self.github.issues[int(key)]
         repo, number = key.split("#")
-        return next(i for i in self.github.issues.values()
-                    if i.repo.full_name.lower() == repo.lower() and i.number == int(number))
+        return next(
+            i
+            for i in self.github.issues.values()
+            if i.repo.full_name.lower() == repo.lower() and i.number == int(number)
+        )
 
     def github_close(self, key: str, reason: str = "completed", *, login: str = "ada-novak") -> dict:
         """An engineer closes an issue (``completed`` or ``not_planned``) through the REST API."""
@@ -208,10 +228,12 @@ max_wait = 2
 
     def _github_patch(self, key: str, body: dict, login: str) -> dict:
         issue = self.github_issue(key)
-        response = requests.patch(f"{self.sandbox.url('github')}/repos/{issue.repo.full_name}/issues/{issue.number}",
-                                  json=body, timeout=10,
-                                  headers={"Authorization": f"Bearer {self.github_token(login)}",
-                                           "Accept": "application/vnd.github+json"})
+        response = requests.patch(
+            f"{self.sandbox.url('github')}/repos/{issue.repo.full_name}/issues/{issue.number}",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.github_token(login)}", "Accept": "application/vnd.github+json"},
+        )
         response.raise_for_status()
         return response.json()
 

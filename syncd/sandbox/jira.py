@@ -65,8 +65,7 @@ def jira_error(status: int, *messages: str, errors: dict[str, str] | None = None
 
 def plain_adf(text: str) -> dict:
     """A one-paragraph-per-line ADF document (the fake's own, for seeded text)."""
-    content = [{"type": "paragraph", "content": [{"type": "text", "text": line}]}
-               for line in text.split("\n") if line]
+    content = [{"type": "paragraph", "content": [{"type": "text", "text": line}]} for line in text.split("\n") if line]
     return {"type": "doc", "version": 1, "content": content}
 
 
@@ -121,7 +120,9 @@ class JqlQuery:
     order_by: str = "updated"
 
 
-_TOKEN_RE = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|!=|=|>|<)|(?P<punct>[(),])|(?P<word>[A-Za-z0-9_\-/.:]+))')
+_TOKEN_RE = re.compile(
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|!=|=|>|<)|(?P<punct>[(),])|(?P<word>[A-Za-z0-9_\-/.:]+))'
+)
 
 
 def parse_jql(jql: str, tz: ZoneInfo, known_projects: set[str]) -> JqlQuery:
@@ -206,8 +207,10 @@ def _tokenize(jql: str) -> list[str]:
             break
         m = _TOKEN_RE.match(jql, pos)
         if not m or m.end() == pos:
-            raise JqlError(f"Error in the JQL Query: the character '{jql[pos:].strip()[:1]}' is a reserved "
-                           f"JQL character (at position {pos}).")
+            raise JqlError(
+                f"Error in the JQL Query: the character '{jql[pos:].strip()[:1]}' is a reserved "
+                f"JQL character (at position {pos})."
+            )
         tokens.append(m.group(m.lastgroup).strip())
         pos = m.end()
     return tokens
@@ -225,8 +228,10 @@ def _jql_time(text: str, tz: ZoneInfo) -> datetime:
             return datetime.strptime(text, fmt).replace(tzinfo=tz)
         except ValueError:
             continue
-    raise JqlError(f"Date value '{text}' for field 'updated' is invalid. Valid formats include: "
-                   "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd'.")
+    raise JqlError(
+        f"Date value '{text}' for field 'updated' is invalid. Valid formats include: "
+        "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd'."
+    )
 
 
 class JiraFake(FakeService):
@@ -234,11 +239,20 @@ class JiraFake(FakeService):
 
     name = "jira"
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None, seed: int = 0,
-                 email: str = SANDBOX_EMAIL, api_token: str = SANDBOX_TOKEN,
-                 user_time_zone: str = "UTC", projects: dict[str, str] | None = None,
-                 statuses: dict[str, tuple[str, str, int, str]] | None = None,
-                 budget: int | None = None, budget_window: float = 60.0, search_lag: float = 0.0):
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
+        email: str = SANDBOX_EMAIL,
+        api_token: str = SANDBOX_TOKEN,
+        user_time_zone: str = "UTC",
+        projects: dict[str, str] | None = None,
+        statuses: dict[str, tuple[str, str, int, str]] | None = None,
+        budget: int | None = None,
+        budget_window: float = 60.0,
+        search_lag: float = 0.0,
+    ):
         """``budget``: requests allowed per ``budget_window`` seconds (None: no limit);
         ``clock`` gives the time of every change and of the budget window;
         ``search_lag``: seconds before a new issue shows in JQL search."""
@@ -291,15 +305,27 @@ class JiraFake(FakeService):
 
     def add_user(self, name: str, email: str | None = None) -> FakeUser:
         with self.lock:
-            user = FakeUser(f"5b10a2844c20165700ede{len(self.users):03d}", name,
-                            email or f"{name.lower().replace(' ', '.')}@example.com")
+            user = FakeUser(
+                f"5b10a2844c20165700ede{len(self.users):03d}",
+                name,
+                email or f"{name.lower().replace(' ', '.')}@example.com",
+            )
             self.users[name] = user
             return user
 
-    def create_issue(self, project: str, summary: str, *, description: str | None = None,
-                     status: str = "To Do", assignee: str | None = None, issuetype: str = "Bug",
-                     at: datetime | None = None, labels: list[str] | None = None,
-                     properties: dict[str, Any] | None = None) -> FakeIssue:
+    def create_issue(
+        self,
+        project: str,
+        summary: str,
+        *,
+        description: str | None = None,
+        status: str = "To Do",
+        assignee: str | None = None,
+        issuetype: str = "Bug",
+        at: datetime | None = None,
+        labels: list[str] | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> FakeIssue:
         with self.lock:
             if project not in self.projects:
                 raise KeyError(f"no project {project!r} in the Jira sandbox")
@@ -308,8 +334,17 @@ class JiraFake(FakeService):
             ident = str(self._next_id)
             self._next_id += 1
             key = self._new_key(project)
-            issue = FakeIssue(ident, key, project, summary, status, when, when, issuetype,
-                              plain_adf(description) if description else None)
+            issue = FakeIssue(
+                ident,
+                key,
+                project,
+                summary,
+                status,
+                when,
+                when,
+                issuetype,
+                plain_adf(description) if description else None,
+            )
             if assignee:
                 issue.assignee = self.users.get(assignee) or self.add_user(assignee)
             issue.labels = list(labels or [])
@@ -318,8 +353,9 @@ class JiraFake(FakeService):
             self.keys[key] = ident
             return issue
 
-    def transition(self, issue: str | FakeIssue, status: str, *, resolution: str | None = None,
-                   at: datetime | None = None) -> FakeIssue:
+    def transition(
+        self, issue: str | FakeIssue, status: str, *, resolution: str | None = None, at: datetime | None = None
+    ) -> FakeIssue:
         with self.lock:
             found = self._resolve(issue)
             self._check_status(status)
@@ -350,8 +386,15 @@ class JiraFake(FakeService):
             found.updated = self._stamp(at)
             return found
 
-    def comment(self, issue: str | FakeIssue, text: str | dict, *, author: str | None = None,
-                properties: list[dict] | None = None, at: datetime | None = None) -> dict:
+    def comment(
+        self,
+        issue: str | FakeIssue,
+        text: str | dict,
+        *,
+        author: str | None = None,
+        properties: list[dict] | None = None,
+        at: datetime | None = None,
+    ) -> dict:
         with self.lock:
             found = self._resolve(issue)
             user = (self.users.get(author) or self.add_user(author)) if author else self.me
@@ -380,8 +423,11 @@ class JiraFake(FakeService):
     def issues_with_property(self, key: str, value_key: str) -> list[FakeIssue]:
         """Issues whose property ``key`` holds ``{"key": value_key}`` (syncd's marker)."""
         with self.lock:
-            return [i for i in self.issues.values()
-                    if isinstance(i.properties.get(key), dict) and i.properties[key].get("key") == value_key]
+            return [
+                i
+                for i in self.issues.values()
+                if isinstance(i.properties.get(key), dict) and i.properties[key].get("key") == value_key
+            ]
 
     # -- helpers ------------------------------------------------------------------
 
@@ -412,11 +458,19 @@ class JiraFake(FakeService):
         except KeyError:
             raise jira_error(404, "Issue does not exist or you do not have permission to see it.") from None
 
-    def _store_comment(self, issue: FakeIssue, body: dict, user: FakeUser, properties: list[dict],
-                       at: datetime | None) -> dict:
+    def _store_comment(
+        self, issue: FakeIssue, body: dict, user: FakeUser, properties: list[dict], at: datetime | None
+    ) -> dict:
         when = self._stamp(at)
-        comment = {"id": str(self._next_comment), "body": body, "author": user, "created": when,
-                   "updated": when, "properties": [dict(p) for p in properties], "issue": issue.id}
+        comment = {
+            "id": str(self._next_comment),
+            "body": body,
+            "author": user,
+            "created": when,
+            "updated": when,
+            "properties": [dict(p) for p in properties],
+            "issue": issue.id,
+        }
         self._next_comment += 1
         issue.comments.append(comment)
         issue.updated = when
@@ -432,8 +486,12 @@ class JiraFake(FakeService):
     # -- the connector exam (connectors/testing.py) --------------------------------------
 
     def exam_config(self) -> dict[str, Any]:
-        return {"email": self.email, "api_token": self.api_token, "projects": [next(iter(self.projects))],
-                "backfill_days": 1}
+        return {
+            "email": self.email,
+            "api_token": self.api_token,
+            "projects": [next(iter(self.projects))],
+            "backfill_days": 1,
+        }
 
     def exam_bad_credentials(self) -> dict[str, Any]:
         return {"api_token": "not-a-sandbox-token"}
@@ -454,34 +512,67 @@ class JiraFake(FakeService):
         every = {
             "summary": issue.summary,
             "status": {
-                "self": f"{base}{API}/status/{status_id}", "description": "", "iconUrl": f"{base}/",
-                "name": issue.status, "id": status_id,
-                "statusCategory": {"self": f"{base}{API}/statuscategory/{cat_id}", "id": cat_id,
-                                   "key": cat_key, "colorName": "blue-gray", "name": cat_name},
+                "self": f"{base}{API}/status/{status_id}",
+                "description": "",
+                "iconUrl": f"{base}/",
+                "name": issue.status,
+                "id": status_id,
+                "statusCategory": {
+                    "self": f"{base}{API}/statuscategory/{cat_id}",
+                    "id": cat_id,
+                    "key": cat_key,
+                    "colorName": "blue-gray",
+                    "name": cat_name,
+                },
             },
             "assignee": issue.assignee.json(base, tz) if issue.assignee else None,
             "updated": self.time(issue.updated),
             "created": self.time(issue.created),
-            "resolution": ({"self": f"{base}{API}/resolution/{RESOLUTIONS.get(issue.resolution, '1')}",
-                            "id": RESOLUTIONS.get(issue.resolution, "1"), "description": "",
-                            "name": issue.resolution} if issue.resolution else None),
-            "project": {"self": f"{base}{API}/project/{self.projects[issue.project]}",
-                        "id": self.projects[issue.project], "key": issue.project,
-                        "name": self.project_names[issue.project], "projectTypeKey": "software",
-                        "simplified": False},
-            "issuetype": {"self": f"{base}{API}/issuetype/10004", "id": "10004", "name": issue.issuetype,
-                          "subtask": False, "hierarchyLevel": 0},
+            "resolution": (
+                {
+                    "self": f"{base}{API}/resolution/{RESOLUTIONS.get(issue.resolution, '1')}",
+                    "id": RESOLUTIONS.get(issue.resolution, "1"),
+                    "description": "",
+                    "name": issue.resolution,
+                }
+                if issue.resolution
+                else None
+            ),
+            "project": {
+                "self": f"{base}{API}/project/{self.projects[issue.project]}",
+                "id": self.projects[issue.project],
+                "key": issue.project,
+                "name": self.project_names[issue.project],
+                "projectTypeKey": "software",
+                "simplified": False,
+            },
+            "issuetype": {
+                "self": f"{base}{API}/issuetype/10004",
+                "id": "10004",
+                "name": issue.issuetype,
+                "subtask": False,
+                "hierarchyLevel": 0,
+            },
             "description": issue.description,
             "labels": list(issue.labels),
-            "priority": {"self": f"{base}{API}/priority/{PRIORITIES[issue.priority]}", "iconUrl": f"{base}/",
-                         "name": issue.priority, "id": PRIORITIES[issue.priority]},
+            "priority": {
+                "self": f"{base}{API}/priority/{PRIORITIES[issue.priority]}",
+                "iconUrl": f"{base}/",
+                "name": issue.priority,
+                "id": PRIORITIES[issue.priority],
+            },
         }
         if fields is None or "*all" in fields or "*navigable" in fields:
             chosen = every
         else:
             chosen = {name: every[name] for name in fields if name in every}
-        out = {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
-               "id": issue.id, "self": f"{base}{API}/issue/{issue.id}", "key": issue.key, "fields": chosen}
+        out = {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": issue.id,
+            "self": f"{base}{API}/issue/{issue.id}",
+            "key": issue.key,
+            "fields": chosen,
+        }
         if properties:
             out["properties"] = {k: issue.properties[k] for k in properties if k in issue.properties}
         return out
@@ -489,10 +580,16 @@ class JiraFake(FakeService):
     def comment_json(self, issue: FakeIssue, comment: dict, with_properties: bool) -> dict:
         base = self.base_url
         user = comment["author"].json(base, self.user_time_zone)
-        out = {"self": f"{base}{API}/issue/{issue.id}/comment/{comment['id']}", "id": comment["id"],
-               "author": user, "body": comment["body"], "updateAuthor": user,
-               "created": self.time(comment["created"]), "updated": self.time(comment["updated"]),
-               "jsdPublic": True}
+        out = {
+            "self": f"{base}{API}/issue/{issue.id}/comment/{comment['id']}",
+            "id": comment["id"],
+            "author": user,
+            "body": comment["body"],
+            "updateAuthor": user,
+            "created": self.time(comment["created"]),
+            "updated": self.time(comment["updated"]),
+            "jsdPublic": True,
+        }
         if with_properties:
             out["properties"] = [dict(p) for p in comment["properties"]]
         return out
@@ -513,12 +610,12 @@ class JiraFake(FakeService):
         if self._window_used >= self.budget:
             wait = max(1, int(reset - now + 0.999))
             fault = jira_error(429, "Rate limit exceeded.")
-            fault.response.headers.update({"Retry-After": str(wait), "X-RateLimit-Limit": str(self.budget),
-                                           "X-RateLimit-Remaining": "0"})
+            fault.response.headers.update(
+                {"Retry-After": str(wait), "X-RateLimit-Limit": str(self.budget), "X-RateLimit-Remaining": "0"}
+            )
             raise fault
         self._window_used += 1
-        return {"X-RateLimit-Limit": str(self.budget),
-                "X-RateLimit-Remaining": str(self.budget - self._window_used)}
+        return {"X-RateLimit-Limit": str(self.budget), "X-RateLimit-Remaining": str(self.budget - self._window_used)}
 
     def _authorised(self, header: str) -> bool:
         scheme, _, value = header.strip().partition(" ")
@@ -533,8 +630,7 @@ class JiraFake(FakeService):
         return user == self.email and password == self.api_token
 
     def _withdrawn_search(self, request: FakeRequest) -> FakeResponse:
-        raise jira_error(410, "The requested API has been removed. Please migrate to the "
-                              "/rest/api/3/search/jql API.")
+        raise jira_error(410, "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API.")
 
     def _myself(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
@@ -561,8 +657,9 @@ class JiraFake(FakeService):
             raise jira_error(400, "'maxResults' must be a non-negative integer.")
         max_results = min(max_results, MAX_RESULTS)
         properties = body.get("properties")
-        if properties is not None and (not isinstance(properties, list) or len(properties) > 5
-                                       or not all(isinstance(p, str) for p in properties)):
+        if properties is not None and (
+            not isinstance(properties, list) or len(properties) > 5 or not all(isinstance(p, str) for p in properties)
+        ):
             raise jira_error(400, "'properties' must be a list of at most 5 property keys.")
         after = self._read_token(body.get("nextPageToken"), jql)
         sort_key = self._created_key if query.order_by == "created" else self._sort_key
@@ -571,8 +668,10 @@ class JiraFake(FakeService):
         if after is not None:
             matches = [i for i in matches if (sort_key(i) < after if query.order_desc else sort_key(i) > after)]
         page = matches[:max_results]
-        result: dict[str, Any] = {"issues": [self.shaped(self.issue_json(i, fields, properties)) for i in page],
-                                  "isLast": len(page) == len(matches)}
+        result: dict[str, Any] = {
+            "issues": [self.shaped(self.issue_json(i, fields, properties)) for i in page],
+            "isLast": len(page) == len(matches),
+        }
         if len(page) < len(matches):
             result["nextPageToken"] = self._make_token(sort_key(page[-1]), jql)
         return FakeResponse(200, result, headers)
@@ -667,11 +766,14 @@ class JiraFake(FakeService):
         if order not in ("created", "-created", "+created"):
             raise jira_error(400, f"Invalid orderBy value: {order}.")
         expand = {e.strip() for e in (request.arg("expand") or "").split(",")}
-        comments = sorted(issue.comments, key=lambda c: (c["created"], int(c["id"])),
-                          reverse=order == "-created")
-        page = comments[start:start + max_results]
-        body = {"startAt": start, "maxResults": max_results, "total": len(comments),
-                "comments": [self.comment_json(issue, c, "properties" in expand) for c in page]}
+        comments = sorted(issue.comments, key=lambda c: (c["created"], int(c["id"])), reverse=order == "-created")
+        page = comments[start : start + max_results]
+        body = {
+            "startAt": start,
+            "maxResults": max_results,
+            "total": len(comments),
+            "comments": [self.comment_json(issue, c, "properties" in expand) for c in page],
+        }
         return FakeResponse(200, body, headers)
 
     def _add_comment(self, request: FakeRequest) -> FakeResponse:
@@ -726,8 +828,7 @@ class JiraFake(FakeService):
             errors["project"] = "valid project is required"
         hidden = self.hidden_create_fields.get(key, set())
         for name in fields:
-            if name in hidden or name not in ("project", "summary", "issuetype", "description", "labels",
-                                              "priority"):
+            if name in hidden or name not in ("project", "summary", "issuetype", "description", "labels", "priority"):
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
         summary = fields.get("summary")
         if not isinstance(summary, str) or not summary.strip():
@@ -757,18 +858,21 @@ class JiraFake(FakeService):
             if name not in PRIORITIES:
                 errors["priority"] = f"Priority name '{name}' is not valid"
         properties = body.get("properties") or []
-        if not isinstance(properties, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str)
-                                                       and "value" in p for p in properties):
+        if not isinstance(properties, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p for p in properties
+        ):
             errors["properties"] = "Each property needs a key and a value."
         if errors:
             raise jira_error(400, errors=errors)
-        issue = self.create_issue(key, summary, issuetype=type_name, labels=labels,
-                                  properties={p["key"]: p["value"] for p in properties})
+        issue = self.create_issue(
+            key, summary, issuetype=type_name, labels=labels, properties={p["key"]: p["value"] for p in properties}
+        )
         issue.description = description
         if priority is not None:
             issue.priority = priority["name"]
-        return FakeResponse(201, {"id": issue.id, "key": issue.key, "self": f"{self.base_url}{API}/issue/{issue.id}"},
-                            headers)
+        return FakeResponse(
+            201, {"id": issue.id, "key": issue.key, "self": f"{self.base_url}{API}/issue/{issue.id}"}, headers
+        )
 
     def _list_remotelinks(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
@@ -816,8 +920,12 @@ class JiraFake(FakeService):
 
 
 def _is_doc(doc: Any) -> bool:
-    return (isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1
-            and isinstance(doc.get("content"), list))
+    return (
+        isinstance(doc, dict)
+        and doc.get("type") == "doc"
+        and doc.get("version") == 1
+        and isinstance(doc.get("content"), list)
+    )
 
 
 def _comment_body(request: FakeRequest) -> tuple[dict, list[dict] | None]:
@@ -827,8 +935,10 @@ def _comment_body(request: FakeRequest) -> tuple[dict, list[dict] | None]:
     if not _is_doc(doc):
         raise jira_error(400, errors={"comment": "Comment body is not valid!"})
     properties = body.get("properties")
-    if properties is not None and (not isinstance(properties, list) or not all(
-            isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p for p in properties)):
+    if properties is not None and (
+        not isinstance(properties, list)
+        or not all(isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p for p in properties)
+    ):
         raise jira_error(400, errors={"properties": "Each property needs a key and a value."})
     return doc, properties
 

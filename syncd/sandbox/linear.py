@@ -29,12 +29,12 @@ from importlib import resources
 from typing import Any, Callable
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
-    DocumentNode,
     OperationDefinitionNode,
     build_ast_schema,
     execute,
@@ -77,8 +77,10 @@ def iso_ms(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-_DURATION = re.compile(r"^(?P<sign>[-+]?)P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-                       r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
+_DURATION = re.compile(
+    r"^(?P<sign>[-+]?)P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+)
 
 
 def parse_date(value: str, now: datetime) -> datetime:
@@ -86,8 +88,13 @@ def parse_date(value: str, now: datetime) -> datetime:
     text = str(value).strip()
     m = _DURATION.match(text)
     if m and text not in ("P", "-P"):
-        delta = timedelta(weeks=int(m["w"] or 0), days=int(m["d"] or 0), hours=int(m["h"] or 0),
-                          minutes=int(m["m"] or 0), seconds=int(m["s"] or 0))
+        delta = timedelta(
+            weeks=int(m["w"] or 0),
+            days=int(m["d"] or 0),
+            hours=int(m["h"] or 0),
+            minutes=int(m["m"] or 0),
+            seconds=int(m["s"] or 0),
+        )
         return now - delta if m["sign"] == "-" else now + delta
     if re.fullmatch(r"\d{4}", text):
         text = f"{text}-01-01"
@@ -101,17 +108,23 @@ def parse_date(value: str, now: datetime) -> datetime:
 class LinearError(GraphQLError):
     """A GraphQL error shaped the way Linear reports them."""
 
-    def __init__(self, message: str, code: str, type_: str, *, user_message: str | None = None,
-                 status: int = 400):
-        super().__init__(message, extensions={
-            "type": type_, "code": code, "statusCode": status, "userError": True,
-            "userPresentableMessage": user_message or message,
-        })
+    def __init__(self, message: str, code: str, type_: str, *, user_message: str | None = None, status: int = 400):
+        super().__init__(
+            message,
+            extensions={
+                "type": type_,
+                "code": code,
+                "statusCode": status,
+                "userError": True,
+                "userPresentableMessage": user_message or message,
+            },
+        )
 
 
 def not_found(kind: str) -> LinearError:
-    return LinearError(f"Entity not found: {kind}", "INPUT_ERROR", "invalid input",
-                       user_message=f"Could not find referenced {kind}.")
+    return LinearError(
+        f"Entity not found: {kind}", "INPUT_ERROR", "invalid input", user_message=f"Could not find referenced {kind}."
+    )
 
 
 def invalid(message: str) -> LinearError:
@@ -139,8 +152,14 @@ def _compare(cmp: dict[str, Any], value: Any, convert: Callable[[Any], Any] = la
             continue
         if op in ("eq", "neq", "gt", "gte", "lt", "lte"):
             other = convert(arg)
-            ok = {"eq": value == other, "neq": value != other, "gt": value > other,
-                  "gte": value >= other, "lt": value < other, "lte": value <= other}[op]
+            ok = {
+                "eq": value == other,
+                "neq": value != other,
+                "gt": value > other,
+                "gte": value >= other,
+                "lt": value < other,
+                "lte": value <= other,
+            }[op]
         else:
             text, arg_text = str(value), str(arg)
             ok = {
@@ -162,10 +181,18 @@ class LinearFake(FakeService):
 
     name = "linear"
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None, seed: int = 0,
-                 org_name: str = "Sandbox", url_key: str = "sandbox", web_url: str = "https://linear.app",
-                 requests_per_hour: int | None = None, complexity_per_hour: int | None = None,
-                 api_key: str = SANDBOX_API_KEY):
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
+        org_name: str = "Sandbox",
+        url_key: str = "sandbox",
+        web_url: str = "https://linear.app",
+        requests_per_hour: int | None = None,
+        complexity_per_hour: int | None = None,
+        api_key: str = SANDBOX_API_KEY,
+    ):
         super().__init__(seed=seed)
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self.web_url = web_url.rstrip("/")
@@ -211,8 +238,16 @@ class LinearFake(FakeService):
     def add_user(self, name: str, email: str, *, admin: bool = False, display_name: str | None = None) -> dict:
         with self.lock:
             now = self._now()
-            user = {"id": self._uuid(), "name": name, "displayName": display_name or name.split()[0].lower(),
-                    "email": email, "active": True, "admin": admin, "createdAt": now, "updatedAt": now}
+            user = {
+                "id": self._uuid(),
+                "name": name,
+                "displayName": display_name or name.split()[0].lower(),
+                "email": email,
+                "active": True,
+                "admin": admin,
+                "createdAt": now,
+                "updatedAt": now,
+            }
             self.users[user["id"]] = user
             return user
 
@@ -222,45 +257,83 @@ class LinearFake(FakeService):
 
     def add_team(self, key: str, name: str, *, states: list[tuple[str, str]] | None = None) -> dict:
         """A team with workflow states given as (name, type); Linear's usual set by default."""
-        states = states or [("Triage", "triage"), ("Backlog", "backlog"), ("Todo", "unstarted"),
-                            ("In Progress", "started"), ("In Review", "started"), ("Done", "completed"),
-                            ("Canceled", "canceled")]
-        colors = {"triage": "#FC7840", "backlog": "#bec2c8", "unstarted": "#e2e2e2", "started": "#f2c94c",
-                  "completed": "#5e6ad2", "canceled": "#95a2b3"}
+        states = states or [
+            ("Triage", "triage"),
+            ("Backlog", "backlog"),
+            ("Todo", "unstarted"),
+            ("In Progress", "started"),
+            ("In Review", "started"),
+            ("Done", "completed"),
+            ("Canceled", "canceled"),
+        ]
+        colors = {
+            "triage": "#FC7840",
+            "backlog": "#bec2c8",
+            "unstarted": "#e2e2e2",
+            "started": "#f2c94c",
+            "completed": "#5e6ad2",
+            "canceled": "#95a2b3",
+        }
         with self.lock:
             now = self._now()
-            team = {"id": self._uuid(), "key": key, "name": name, "createdAt": now, "updatedAt": now,
-                    "_next_number": 1}
+            team = {"id": self._uuid(), "key": key, "name": name, "createdAt": now, "updatedAt": now, "_next_number": 1}
             self.teams[team["id"]] = team
             for position, (state_name, state_type) in enumerate(states):
                 if state_type not in STATE_TYPES:
                     raise ValueError(f"state {state_name!r}: type must be one of {', '.join(STATE_TYPES)}")
-                state = {"id": self._uuid(), "name": state_name, "type": state_type, "color": colors[state_type],
-                         "position": float(position), "description": None, "teamId": team["id"],
-                         "createdAt": now, "updatedAt": now}
+                state = {
+                    "id": self._uuid(),
+                    "name": state_name,
+                    "type": state_type,
+                    "color": colors[state_type],
+                    "position": float(position),
+                    "description": None,
+                    "teamId": team["id"],
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
                 self.states[state["id"]] = state
             return team
 
     def add_label(self, name: str, color: str = "#bec2c8", *, team: dict | str | None = None) -> dict:
         """A workspace label, or one of ``team``'s own labels."""
         with self.lock:
-            label = {"id": self._uuid(), "name": name, "color": color,
-                     "teamId": self._team(team)["id"] if team else None}
+            label = {
+                "id": self._uuid(),
+                "name": name,
+                "color": color,
+                "teamId": self._team(team)["id"] if team else None,
+            }
             self.labels[label["id"]] = label
             return label
 
-    def create_issue(self, team: dict | str, title: str, *, description: str | None = None,
-                     state: str | None = None, assignee: dict | str | None = None, priority: int = 0,
-                     labels: list[str] = (), creator: dict | str | None = None) -> dict:
+    def create_issue(
+        self,
+        team: dict | str,
+        title: str,
+        *,
+        description: str | None = None,
+        state: str | None = None,
+        assignee: dict | str | None = None,
+        priority: int = 0,
+        labels: list[str] = (),
+        creator: dict | str | None = None,
+    ) -> dict:
         """Create an issue as a person would; returns the stored issue."""
         with self.lock:
             team_obj = self._team(team)
             state_obj = self._state_named(team_obj, state) if state else self._default_state(team_obj)
             creator_obj = self._user(creator) if creator else None
-            issue = self._new_issue(team_obj, title, description, state_obj,
-                                    self._user(assignee)["id"] if assignee else None, priority,
-                                    [self._label(name)["id"] for name in labels],
-                                    creator_obj["id"] if creator_obj else None)
+            issue = self._new_issue(
+                team_obj,
+                title,
+                description,
+                state_obj,
+                self._user(assignee)["id"] if assignee else None,
+                priority,
+                [self._label(name)["id"] for name in labels],
+                creator_obj["id"] if creator_obj else None,
+            )
             return issue
 
     def move_to_state(self, issue: dict | str, state_name: str) -> dict:
@@ -305,8 +378,9 @@ class LinearFake(FakeService):
             author = self._user(user) if user else self.api_user
             return self._new_comment(obj, body, author["id"])
 
-    def add_attachment(self, issue: dict | str, url: str, title: str, *, subtitle: str | None = None,
-                       user: dict | str | None = None) -> dict:
+    def add_attachment(
+        self, issue: dict | str, url: str, title: str, *, subtitle: str | None = None, user: dict | str | None = None
+    ) -> dict:
         """A person attaching a link (e.g. a ticket URL) to an issue."""
         with self.lock:
             obj = self._issue(issue)
@@ -330,14 +404,16 @@ class LinearFake(FakeService):
         with self.lock:
             obj = self._issue(ref)
             state = self.states[obj["stateId"]]
-            return {**{k: v for k, v in obj.items() if not k.startswith("_")},
-                    "identifier": self._identifier(obj), "url": self._issue_url(obj),
-                    "state": {k: state[k] for k in ("id", "name", "type")},
-                    "team": {k: self.teams[obj["teamId"]][k] for k in ("id", "key", "name")},
-                    "assignee": copy.deepcopy(self.users.get(obj["assigneeId"])) if obj["assigneeId"] else None,
-                    "comments": [copy.deepcopy(c) for c in self.comments.values() if c["issueId"] == obj["id"]],
-                    "attachments": [copy.deepcopy(a) for a in self.attachments.values()
-                                    if a["issueId"] == obj["id"]]}
+            return {
+                **{k: v for k, v in obj.items() if not k.startswith("_")},
+                "identifier": self._identifier(obj),
+                "url": self._issue_url(obj),
+                "state": {k: state[k] for k in ("id", "name", "type")},
+                "team": {k: self.teams[obj["teamId"]][k] for k in ("id", "key", "name")},
+                "assignee": copy.deepcopy(self.users.get(obj["assigneeId"])) if obj["assigneeId"] else None,
+                "comments": [copy.deepcopy(c) for c in self.comments.values() if c["issueId"] == obj["id"]],
+                "attachments": [copy.deepcopy(a) for a in self.attachments.values() if a["issueId"] == obj["id"]],
+            }
 
     def state_id(self, team: dict | str, name: str) -> str:
         with self.lock:
@@ -392,8 +468,9 @@ class LinearFake(FakeService):
         raise not_found("WorkflowState")
 
     def _default_state(self, team: dict) -> dict:
-        team_states = sorted((s for s in self.states.values() if s["teamId"] == team["id"]),
-                             key=lambda s: s["position"])
+        team_states = sorted(
+            (s for s in self.states.values() if s["teamId"] == team["id"]), key=lambda s: s["position"]
+        )
         for wanted in ("backlog", "unstarted", "triage"):
             for state in team_states:
                 if state["type"] == wanted:
@@ -409,17 +486,39 @@ class LinearFake(FakeService):
 
     # -- writes ---------------------------------------------------------------------
 
-    def _new_issue(self, team: dict, title: str, description: str | None, state: dict,
-                   assignee_id: str | None, priority: int, label_ids: list[str], creator_id: str | None,
-                   issue_id: str | None = None) -> dict:
+    def _new_issue(
+        self,
+        team: dict,
+        title: str,
+        description: str | None,
+        state: dict,
+        assignee_id: str | None,
+        priority: int,
+        label_ids: list[str],
+        creator_id: str | None,
+        issue_id: str | None = None,
+    ) -> dict:
         now = self._now()
         number = team["_next_number"]
         team["_next_number"] += 1
-        issue = {"id": issue_id or self._uuid(), "number": number, "teamId": team["id"], "title": title,
-                 "description": description, "priority": priority, "stateId": state["id"],
-                 "assigneeId": assignee_id, "creatorId": creator_id, "labelIds": list(label_ids),
-                 "createdAt": now, "updatedAt": now, "startedAt": None, "completedAt": None,
-                 "canceledAt": None, "archivedAt": None}
+        issue = {
+            "id": issue_id or self._uuid(),
+            "number": number,
+            "teamId": team["id"],
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "stateId": state["id"],
+            "assigneeId": assignee_id,
+            "creatorId": creator_id,
+            "labelIds": list(label_ids),
+            "createdAt": now,
+            "updatedAt": now,
+            "startedAt": None,
+            "completedAt": None,
+            "canceledAt": None,
+            "archivedAt": None,
+        }
         self._stamp_state(issue, state, now)
         self.issues[issue["id"]] = issue
         self.identifiers[self._identifier(issue)] = issue["id"]
@@ -466,8 +565,15 @@ class LinearFake(FakeService):
 
     def _new_comment(self, issue: dict, body: str, user_id: str | None, comment_id: str | None = None) -> dict:
         now = self._now()
-        comment = {"id": comment_id or self._uuid(), "body": body, "issueId": issue["id"], "userId": user_id,
-                   "createdAt": now, "updatedAt": now, "editedAt": None}
+        comment = {
+            "id": comment_id or self._uuid(),
+            "body": body,
+            "issueId": issue["id"],
+            "userId": user_id,
+            "createdAt": now,
+            "updatedAt": now,
+            "editedAt": None,
+        }
         self.comments[comment["id"]] = comment
         issue["updatedAt"] = now
         return comment
@@ -478,9 +584,17 @@ class LinearFake(FakeService):
         comment["body"] = body
         comment["updatedAt"] = comment["editedAt"] = now
 
-    def _upsert_attachment(self, issue: dict, url: str, title: str | None, subtitle: str | None,
-                           metadata: dict | None, group_by_source: bool | None, creator_id: str | None,
-                           attachment_id: str | None = None) -> dict:
+    def _upsert_attachment(
+        self,
+        issue: dict,
+        url: str,
+        title: str | None,
+        subtitle: str | None,
+        metadata: dict | None,
+        group_by_source: bool | None,
+        creator_id: str | None,
+        attachment_id: str | None = None,
+    ) -> dict:
         """Create, or update the attachment with the same URL on the same issue (Linear's rule)."""
         now = self._now()
         for existing in self.attachments.values():
@@ -496,10 +610,19 @@ class LinearFake(FakeService):
                 existing["updatedAt"] = now
                 issue["updatedAt"] = now
                 return existing
-        attachment = {"id": attachment_id or self._uuid(), "issueId": issue["id"], "url": url,
-                      "title": title or url, "subtitle": subtitle, "metadata": dict(metadata or {}),
-                      "groupBySource": bool(group_by_source), "sourceType": None, "creatorId": creator_id,
-                      "createdAt": now, "updatedAt": now}
+        attachment = {
+            "id": attachment_id or self._uuid(),
+            "issueId": issue["id"],
+            "url": url,
+            "title": title or url,
+            "subtitle": subtitle,
+            "metadata": dict(metadata or {}),
+            "groupBySource": bool(group_by_source),
+            "sourceType": None,
+            "creatorId": creator_id,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self.attachments[attachment["id"]] = attachment
         issue["updatedAt"] = now
         return attachment
@@ -557,9 +680,9 @@ class LinearFake(FakeService):
             self._window_start = now
             self._window_requests = 0
             self._window_complexity = 0
-        over = ((self.requests_per_hour is not None and self._window_requests >= self.requests_per_hour)
-                or (self.complexity_per_hour is not None
-                    and self._window_complexity + complexity > self.complexity_per_hour))
+        over = (self.requests_per_hour is not None and self._window_requests >= self.requests_per_hour) or (
+            self.complexity_per_hour is not None and self._window_complexity + complexity > self.complexity_per_hour
+        )
         if not over:
             self._window_requests += 1
             self._window_complexity += complexity
@@ -574,9 +697,13 @@ class LinearFake(FakeService):
             self._window_start = self.clock()
         user_id = self._authenticate(request)
         if user_id is None:
-            error = LinearError("Authentication required, not authenticated", "AUTHENTICATION_ERROR",
-                                "authentication error", status=401,
-                                user_message="You need to authenticate to access this operation.")
+            error = LinearError(
+                "Authentication required, not authenticated",
+                "AUTHENTICATION_ERROR",
+                "authentication error",
+                status=401,
+                user_message="You need to authenticate to access this operation.",
+            )
             return FakeResponse(400, self._errors(error), self._rate_headers(0))
         try:
             payload = json.loads(request.body or b"")
@@ -594,22 +721,32 @@ class LinearFake(FakeService):
         problems = validate(self.schema, document)
         if problems:
             for problem in problems:
-                problem.extensions = {"type": "graphql error", "code": "GRAPHQL_VALIDATION_FAILED",
-                                      "userError": True}
+                problem.extensions = {"type": "graphql error", "code": "GRAPHQL_VALIDATION_FAILED", "userError": True}
             return FakeResponse(400, self._errors(*problems), self._rate_headers(0))
-        complexity = estimate_complexity(document, payload.get("operationName"),
-                                         variables if isinstance(variables, dict) else {})
+        complexity = estimate_complexity(
+            document, payload.get("operationName"), variables if isinstance(variables, dict) else {}
+        )
         if not self._spend(complexity):
-            error = LinearError("Rate limit exceeded", "RATELIMITED", "ratelimited",
-                                user_message="Too many requests: wait before trying again.")
+            error = LinearError(
+                "Rate limit exceeded",
+                "RATELIMITED",
+                "ratelimited",
+                user_message="Too many requests: wait before trying again.",
+            )
             headers = self._rate_headers(complexity)
-            headers["Retry-After"] = str(max(1, math.ceil(
-                (self._window_start + WINDOW - self.clock()).total_seconds())))
+            headers["Retry-After"] = str(
+                max(1, math.ceil((self._window_start + WINDOW - self.clock()).total_seconds()))
+            )
             return FakeResponse(400, self._errors(error), headers)
         self._actor = user_id
         try:
-            result = execute(self.schema, document, root_value=self, variable_values=variables,
-                             operation_name=payload.get("operationName"))
+            result = execute(
+                self.schema,
+                document,
+                root_value=self,
+                variable_values=variables,
+                operation_name=payload.get("operationName"),
+            )
         finally:
             self._actor = None
         body: dict[str, Any] = {"data": self._shaped_tree(result.data) if self.malformed else result.data}
@@ -657,40 +794,56 @@ class LinearFake(FakeService):
         resolvers: dict[tuple[str, str], Callable[..., Any]] = {
             ("Query", "issue"): lambda root, info, id: self._issue(id),
             ("Query", "issues"): lambda root, info, **a: self._connection(
-                self._filtered(self.issues.values(), a.get("filter"), self._issue_filter), a,
-                archived=lambda i: i["archivedAt"] is not None),
+                self._filtered(self.issues.values(), a.get("filter"), self._issue_filter),
+                a,
+                archived=lambda i: i["archivedAt"] is not None,
+            ),
             ("Query", "viewer"): lambda root, info: self.users[self._actor],
             ("Query", "organization"): lambda root, info: self.organization,
             ("Query", "user"): lambda root, info, id: self._user(id),
             ("Query", "users"): lambda root, info, **a: self._connection(
-                self._filtered(self.users.values(), a.get("filter"), self._user_filter), a),
+                self._filtered(self.users.values(), a.get("filter"), self._user_filter), a
+            ),
             ("Query", "team"): lambda root, info, id: self._team(id),
             ("Query", "teams"): lambda root, info, **a: self._connection(
-                self._filtered(self.teams.values(), a.get("filter"), self._team_filter), a),
+                self._filtered(self.teams.values(), a.get("filter"), self._team_filter), a
+            ),
             ("Query", "workflowStates"): lambda root, info, **a: self._connection(
-                self._filtered(self.states.values(), a.get("filter"), self._state_filter), a),
+                self._filtered(self.states.values(), a.get("filter"), self._state_filter), a
+            ),
             ("Query", "comments"): lambda root, info, **a: self._connection(
-                self._filtered(self.comments.values(), a.get("filter"), self._comment_filter), a),
+                self._filtered(self.comments.values(), a.get("filter"), self._comment_filter), a
+            ),
             ("Query", "comment"): self._q_comment,
             ("Query", "issueLabels"): lambda root, info, **a: self._connection(
-                self._filtered(self.labels.values(), a.get("filter"), self._label_filter), a),
+                self._filtered(self.labels.values(), a.get("filter"), self._label_filter), a
+            ),
             ("Query", "attachmentsForURL"): lambda root, info, url, **a: self._connection(
-                [x for x in self.attachments.values() if x["url"] == url], a),
+                [x for x in self.attachments.values() if x["url"] == url], a
+            ),
             ("Mutation", "commentCreate"): self._m_comment_create,
             ("Mutation", "commentUpdate"): self._m_comment_update,
             ("Mutation", "attachmentCreate"): self._m_attachment_create,
             ("Mutation", "attachmentLinkURL"): self._m_attachment_link_url,
             ("Mutation", "issueCreate"): self._m_issue_create,
             ("Mutation", "issueUpdate"): self._m_issue_update,
-            ("User", "url"): lambda u, info: f"{self.web_url}/{self.organization['urlKey']}/profiles/"
-                                             f"{u['displayName']}",
+            ("User", "url"): lambda u, info: (
+                f"{self.web_url}/{self.organization['urlKey']}/profiles/{u['displayName']}"
+            ),
             ("User", "organization"): lambda u, info: self.organization,
-            ("Team", "states"): lambda t, info, **a: self._connection(self._filtered(
-                [s for s in self.states.values() if s["teamId"] == t["id"]], a.get("filter"),
-                self._state_filter), a),
-            ("Team", "issues"): lambda t, info, **a: self._connection(self._filtered(
-                [i for i in self.issues.values() if i["teamId"] == t["id"]], a.get("filter"),
-                self._issue_filter), a, archived=lambda i: i["archivedAt"] is not None),
+            ("Team", "states"): lambda t, info, **a: self._connection(
+                self._filtered(
+                    [s for s in self.states.values() if s["teamId"] == t["id"]], a.get("filter"), self._state_filter
+                ),
+                a,
+            ),
+            ("Team", "issues"): lambda t, info, **a: self._connection(
+                self._filtered(
+                    [i for i in self.issues.values() if i["teamId"] == t["id"]], a.get("filter"), self._issue_filter
+                ),
+                a,
+                archived=lambda i: i["archivedAt"] is not None,
+            ),
             ("WorkflowState", "team"): lambda s, info: self.teams[s["teamId"]],
             ("Issue", "identifier"): lambda i, info: self._identifier(i),
             ("Issue", "url"): lambda i, info: self._issue_url(i),
@@ -699,17 +852,27 @@ class LinearFake(FakeService):
             ("Issue", "team"): lambda i, info: self.teams[i["teamId"]],
             ("Issue", "assignee"): lambda i, info: self.users.get(i["assigneeId"]) if i["assigneeId"] else None,
             ("Issue", "creator"): lambda i, info: self.users.get(i["creatorId"]) if i["creatorId"] else None,
-            ("Issue", "labels"): lambda i, info, **a: self._connection(self._filtered(
-                [self.labels[x] for x in i["labelIds"]], a.get("filter"), self._label_filter), a),
-            ("Issue", "comments"): lambda i, info, **a: self._connection(self._filtered(
-                [c for c in self.comments.values() if c["issueId"] == i["id"]], a.get("filter"),
-                self._comment_filter), a),
-            ("Issue", "attachments"): lambda i, info, **a: self._connection(self._filtered(
-                [x for x in self.attachments.values() if x["issueId"] == i["id"]], a.get("filter"),
-                self._attachment_filter), a),
+            ("Issue", "labels"): lambda i, info, **a: self._connection(
+                self._filtered([self.labels[x] for x in i["labelIds"]], a.get("filter"), self._label_filter), a
+            ),
+            ("Issue", "comments"): lambda i, info, **a: self._connection(
+                self._filtered(
+                    [c for c in self.comments.values() if c["issueId"] == i["id"]],
+                    a.get("filter"),
+                    self._comment_filter,
+                ),
+                a,
+            ),
+            ("Issue", "attachments"): lambda i, info, **a: self._connection(
+                self._filtered(
+                    [x for x in self.attachments.values() if x["issueId"] == i["id"]],
+                    a.get("filter"),
+                    self._attachment_filter,
+                ),
+                a,
+            ),
             ("IssueLabel", "team"): lambda x, info: self.teams.get(x["teamId"]) if x.get("teamId") else None,
-            ("Comment", "url"): lambda c, info: f"{self._issue_url(self.issues[c['issueId']])}#comment-"
-                                                f"{c['id'][:8]}",
+            ("Comment", "url"): lambda c, info: f"{self._issue_url(self.issues[c['issueId']])}#comment-{c['id'][:8]}",
             ("Comment", "issue"): lambda c, info: self.issues.get(c["issueId"]),
             ("Comment", "user"): lambda c, info: self.users.get(c["userId"]) if c["userId"] else None,
             ("Attachment", "issue"): lambda x, info: self.issues[x["issueId"]],
@@ -746,15 +909,23 @@ class LinearFake(FakeService):
 
     def _m_attachment_create(self, root: Any, info: Any, input: dict) -> dict:
         issue = self._issue(input["issueId"])
-        attachment = self._upsert_attachment(issue, input["url"], input["title"], input.get("subtitle"),
-                                             input.get("metadata"), input.get("groupBySource"), self._actor,
-                                             input.get("id"))
+        attachment = self._upsert_attachment(
+            issue,
+            input["url"],
+            input["title"],
+            input.get("subtitle"),
+            input.get("metadata"),
+            input.get("groupBySource"),
+            self._actor,
+            input.get("id"),
+        )
         if input.get("commentBody"):
             self._new_comment(issue, input["commentBody"], self._actor)
         return {"success": True, "lastSyncId": float(self._sync()), "attachment": attachment}
 
-    def _m_attachment_link_url(self, root: Any, info: Any, issueId: str, url: str, title: str | None = None,
-                               id: str | None = None, **_: Any) -> dict:
+    def _m_attachment_link_url(
+        self, root: Any, info: Any, issueId: str, url: str, title: str | None = None, id: str | None = None, **_: Any
+    ) -> dict:
         issue = self._issue(issueId)
         attachment = self._upsert_attachment(issue, url, title, None, None, None, self._actor, id)
         return {"success": True, "lastSyncId": float(self._sync()), "attachment": attachment}
@@ -787,8 +958,17 @@ class LinearFake(FakeService):
             if label.get("teamId") not in (None, team["id"]):
                 raise invalid(f"Label {label['name']} belongs to another team.")
             label_ids.append(label_id)
-        issue = self._new_issue(team, input.get("title") or "", input.get("description"), state, assignee,
-                                input.get("priority") or 0, label_ids, self._actor, issue_id)
+        issue = self._new_issue(
+            team,
+            input.get("title") or "",
+            input.get("description"),
+            state,
+            assignee,
+            input.get("priority") or 0,
+            label_ids,
+            self._actor,
+            issue_id,
+        )
         return {"success": True, "lastSyncId": float(self._sync()), "issue": issue}
 
     def _m_issue_update(self, root: Any, info: Any, id: str, input: dict) -> dict:
@@ -802,9 +982,15 @@ class LinearFake(FakeService):
         items = list(items)
         return [x for x in items if match(x, flt)] if flt else items
 
-    def _match(self, entity: dict | None, flt: dict | None, scalars: dict[str, Callable[[dict], Any]],
-               relations: dict[str, tuple[Callable[[dict], dict | None], Callable]],
-               dates: frozenset[str] = frozenset(), recurse: Callable | None = None) -> bool:
+    def _match(
+        self,
+        entity: dict | None,
+        flt: dict | None,
+        scalars: dict[str, Callable[[dict], Any]],
+        relations: dict[str, tuple[Callable[[dict], dict | None], Callable]],
+        dates: frozenset[str] = frozenset(),
+        recurse: Callable | None = None,
+    ) -> bool:
         if not flt:
             return True
         if entity is None:
@@ -844,53 +1030,89 @@ class LinearFake(FakeService):
         return True
 
     def _issue_filter(self, issue: dict | None, flt: dict | None) -> bool:
-        field = lambda k: (lambda i: i[k])  # noqa: E731
-        return self._match(issue, flt, {
-            "id": field("id"), "createdAt": field("createdAt"), "updatedAt": field("updatedAt"),
-            "completedAt": field("completedAt"), "canceledAt": field("canceledAt"),
-            "number": field("number"), "title": field("title"), "priority": field("priority"),
-        }, {
-            "team": (lambda i: self.teams[i["teamId"]], self._team_filter),
-            "state": (lambda i: self.states[i["stateId"]], self._state_filter),
-            "assignee": (lambda i: self.users.get(i["assigneeId"]) if i["assigneeId"] else None,
-                         self._user_filter),
-        }, frozenset({"createdAt", "updatedAt", "completedAt", "canceledAt"}), self._issue_filter)
+        field = lambda k: lambda i: i[k]  # noqa: E731
+        return self._match(
+            issue,
+            flt,
+            {
+                "id": field("id"),
+                "createdAt": field("createdAt"),
+                "updatedAt": field("updatedAt"),
+                "completedAt": field("completedAt"),
+                "canceledAt": field("canceledAt"),
+                "number": field("number"),
+                "title": field("title"),
+                "priority": field("priority"),
+            },
+            {
+                "team": (lambda i: self.teams[i["teamId"]], self._team_filter),
+                "state": (lambda i: self.states[i["stateId"]], self._state_filter),
+                "assignee": (lambda i: self.users.get(i["assigneeId"]) if i["assigneeId"] else None, self._user_filter),
+            },
+            frozenset({"createdAt", "updatedAt", "completedAt", "canceledAt"}),
+            self._issue_filter,
+        )
 
     def _team_filter(self, team: dict | None, flt: dict | None) -> bool:
-        return self._match(team, flt, {k: (lambda t, k=k: t[k]) for k in ("id", "key", "name")}, {},
-                           recurse=self._team_filter)
+        return self._match(
+            team, flt, {k: (lambda t, k=k: t[k]) for k in ("id", "key", "name")}, {}, recurse=self._team_filter
+        )
 
     def _state_filter(self, state: dict | None, flt: dict | None) -> bool:
-        return self._match(state, flt, {k: (lambda s, k=k: s[k]) for k in ("id", "name", "type")},
-                           {"team": (lambda s: self.teams[s["teamId"]], self._team_filter)},
-                           recurse=self._state_filter)
+        return self._match(
+            state,
+            flt,
+            {k: (lambda s, k=k: s[k]) for k in ("id", "name", "type")},
+            {"team": (lambda s: self.teams[s["teamId"]], self._team_filter)},
+            recurse=self._state_filter,
+        )
 
     def _user_filter(self, user: dict | None, flt: dict | None) -> bool:
-        return self._match(user, flt, {k: (lambda u, k=k: u[k]) for k in ("id", "email", "name", "displayName")},
-                           {}, recurse=self._user_filter)
+        return self._match(
+            user,
+            flt,
+            {k: (lambda u, k=k: u[k]) for k in ("id", "email", "name", "displayName")},
+            {},
+            recurse=self._user_filter,
+        )
 
     def _label_filter(self, label: dict | None, flt: dict | None) -> bool:
-        return self._match(label, flt, {k: (lambda x, k=k: x[k]) for k in ("id", "name")},
-                           {"team": (lambda x: self.teams.get(x["teamId"]) if x.get("teamId") else None,
-                                     self._team_filter)},
-                           recurse=self._label_filter)
+        return self._match(
+            label,
+            flt,
+            {k: (lambda x, k=k: x[k]) for k in ("id", "name")},
+            {"team": (lambda x: self.teams.get(x["teamId"]) if x.get("teamId") else None, self._team_filter)},
+            recurse=self._label_filter,
+        )
 
     def _comment_filter(self, comment: dict | None, flt: dict | None) -> bool:
-        return self._match(comment, flt, {k: (lambda c, k=k: c[k]) for k in ("id", "body", "createdAt", "updatedAt")},
-                           {"issue": (lambda c: self.issues.get(c["issueId"]), self._issue_filter),
-                            "user": (lambda c: self.users.get(c["userId"]) if c["userId"] else None,
-                                     self._user_filter)},
-                           frozenset({"createdAt", "updatedAt"}), self._comment_filter)
+        return self._match(
+            comment,
+            flt,
+            {k: (lambda c, k=k: c[k]) for k in ("id", "body", "createdAt", "updatedAt")},
+            {
+                "issue": (lambda c: self.issues.get(c["issueId"]), self._issue_filter),
+                "user": (lambda c: self.users.get(c["userId"]) if c["userId"] else None, self._user_filter),
+            },
+            frozenset({"createdAt", "updatedAt"}),
+            self._comment_filter,
+        )
 
     def _attachment_filter(self, attachment: dict | None, flt: dict | None) -> bool:
-        return self._match(attachment, flt,
-                           {k: (lambda x, k=k: x[k]) for k in ("id", "url", "title", "createdAt", "updatedAt")},
-                           {}, frozenset({"createdAt", "updatedAt"}), self._attachment_filter)
+        return self._match(
+            attachment,
+            flt,
+            {k: (lambda x, k=k: x[k]) for k in ("id", "url", "title", "createdAt", "updatedAt")},
+            {},
+            frozenset({"createdAt", "updatedAt"}),
+            self._attachment_filter,
+        )
 
     # pagination
 
-    def _connection(self, items: list[dict], args: dict[str, Any],
-                    archived: Callable[[dict], bool] | None = None) -> dict:
+    def _connection(
+        self, items: list[dict], args: dict[str, Any], archived: Callable[[dict], bool] | None = None
+    ) -> dict:
         """A Relay connection over ``items`` with Linear's ordering and opaque keyset cursors."""
         if archived and not args.get("includeArchived"):
             items = [x for x in items if not archived(x)]
@@ -940,10 +1162,16 @@ class LinearFake(FakeService):
             has_previous = has_previous or len(ordered_slice) > last
             ordered_slice = ordered_slice[-last:] if last else []
         edges = [{"cursor": encode_cursor(key(x)), "node": x} for x in ordered_slice]
-        return {"nodes": ordered_slice, "edges": edges, "pageInfo": {
-            "hasNextPage": has_next, "hasPreviousPage": has_previous,
-            "startCursor": edges[0]["cursor"] if edges else None,
-            "endCursor": edges[-1]["cursor"] if edges else None}}
+        return {
+            "nodes": ordered_slice,
+            "edges": edges,
+            "pageInfo": {
+                "hasNextPage": has_next,
+                "hasPreviousPage": has_previous,
+                "startCursor": edges[0]["cursor"] if edges else None,
+                "endCursor": edges[-1]["cursor"] if edges else None,
+            },
+        }
 
 
 def encode_cursor(key: tuple) -> str:
@@ -968,8 +1196,10 @@ def estimate_complexity(document: Any, operation_name: str | None, variables: di
     """Roughly Linear's scoring: 0.1 per scalar, 1 per object, connections times their page size."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    op = next((o for o in operations if operation_name and o.name and o.name.value == operation_name),
-              operations[0] if operations else None)
+    op = next(
+        (o for o in operations if operation_name and o.name and o.name.value == operation_name),
+        operations[0] if operations else None,
+    )
     if op is None:
         return 0
 
@@ -990,8 +1220,10 @@ def estimate_complexity(document: Any, operation_name: str | None, variables: di
                     continue
                 inner = cost(sel.selection_set, seen)
                 size = arg_value(sel, "first") or arg_value(sel, "last")
-                is_connection = any(isinstance(s, FieldNode) and s.name.value in ("nodes", "edges")
-                                    for s in sel.selection_set.selections)
+                is_connection = any(
+                    isinstance(s, FieldNode) and s.name.value in ("nodes", "edges")
+                    for s in sel.selection_set.selections
+                )
                 if is_connection:
                     total += 1 + inner * (size if isinstance(size, int) else DEFAULT_PAGE)
                 else:

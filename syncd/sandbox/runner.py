@@ -28,8 +28,13 @@ TRACKERS = ("linear", "github", "jira")
 LINEAR_TEAMS = ("ENG", "APP")
 
 
-def build_sandbox(*, seed_data: bool = True, clock: Callable[[], datetime] | None = None,
-                  rng_seed: int = 7, trackers: tuple[str, ...] | list[str] = TRACKERS) -> Sandbox:
+def build_sandbox(
+    *,
+    seed_data: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    rng_seed: int = 7,
+    trackers: tuple[str, ...] | list[str] = TRACKERS,
+) -> Sandbox:
     """The Zendesk fake and the named tracker fakes in a (not yet started) Sandbox.
 
     Linear is always there (the seeded tickets name Linear issues); GitHub
@@ -50,8 +55,11 @@ def build_sandbox(*, seed_data: bool = True, clock: Callable[[], datetime] | Non
         jira = JiraFake(clock=clock, seed=rng_seed, projects=dict(JIRA_PROJECTS))
         services.append(jira)
     sandbox = Sandbox(services)
-    sandbox.seed = (seed(zendesk, linear, rng_seed=rng_seed, github=github, jira=jira)  # type: ignore[attr-defined]
-                    if seed_data else None)
+    sandbox.seed = (
+        seed(zendesk, linear, rng_seed=rng_seed, github=github, jira=jira)  # type: ignore[attr-defined]
+        if seed_data
+        else None
+    )
     return sandbox
 
 
@@ -122,8 +130,10 @@ def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
         out.append(f"Jira fake:    {sandbox.url('jira')}/rest/api/3  (Basic auth '{JIRA_EMAIL}' : '{JIRA_TOKEN}')")
     out.append("These credentials are fixed sandbox values; real services do not accept them.")
     if result is not None:
-        out.append(f"Seeded {len(result.tickets)} tickets, {len(result.issues)} Linear issues "
-                   f"(teams {', '.join(result.teams)}).")
+        out.append(
+            f"Seeded {len(result.tickets)} tickets, {len(result.issues)} Linear issues "
+            f"(teams {', '.join(result.teams)})."
+        )
         if result.github_issues:
             repos = ", ".join(f"{r} ({v})" for r, v in result.repositories.items())
             out.append(f"       {len(result.github_issues)} GitHub issues in {repos}.")
@@ -133,9 +143,15 @@ def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
     return "\n".join(out)
 
 
-def serve(host: str = "127.0.0.1", ports: dict[str, int] | None = None, seed_data: bool = True, *,
-          out: TextIO = sys.stdout, stop: threading.Event | None = None,
-          trackers: tuple[str, ...] = TRACKERS) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
+    seed_data: bool = True,
+    *,
+    out: TextIO = sys.stdout,
+    stop: threading.Event | None = None,
+    trackers: tuple[str, ...] = TRACKERS,
+) -> None:
     """Start the sandbox and block until Ctrl-C, SIGTERM or ``stop`` is set.
 
     ``ports`` maps a fake's name to its port (0: any free one); a fake not
@@ -149,8 +165,10 @@ def serve(host: str = "127.0.0.1", ports: dict[str, int] | None = None, seed_dat
     except OSError as exc:
         sandbox.stop()
         wanted = ", ".join(f"{name} {ports[name]}" for name in sandbox.services)
-        raise SystemExit(f"sandbox: cannot listen on {host} ({wanted}): {exc.strerror}; "
-                         "choose other ports (--zendesk-port, --linear-port, --github-port, --jira-port)") from None
+        raise SystemExit(
+            f"sandbox: cannot listen on {host} ({wanted}): {exc.strerror}; "
+            "choose other ports (--zendesk-port, --linear-port, --github-port, --jira-port)"
+        ) from None
     stop = stop or threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -146,8 +146,16 @@ class FakeService:
 
     # -- faults ----------------------------------------------------------------
 
-    def inject(self, kind: str, endpoint: str = ".*", *, rate: float = 1.0, count: int | None = None,
-               retry_after: float = 1.0, delay: float = 2.0) -> FaultRule:
+    def inject(
+        self,
+        kind: str,
+        endpoint: str = ".*",
+        *,
+        rate: float = 1.0,
+        count: int | None = None,
+        retry_after: float = 1.0,
+        delay: float = 2.0,
+    ) -> FaultRule:
         rule = FaultRule(kind, endpoint, rate, count, retry_after, delay)
         with self.lock:
             self.faults.append(rule)
@@ -319,8 +327,9 @@ class Sandbox:
             port = server.server_address[1]
             service.base_url = f"http://{self.host}:{port}"
             # A short poll interval keeps stop() quick (shutdown waits for the next poll).
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"sandbox-{name}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{name}", daemon=True
+            )
             thread.start()
             self._servers.append((server, thread))
         return self

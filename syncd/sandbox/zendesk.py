@@ -62,8 +62,14 @@ def parse_iso(text: str) -> datetime | None:
 
 
 def record_invalid(field: str, message: str) -> HttpFault:
-    return HttpFault(422, {"error": "RecordInvalid", "description": "Record validation errors",
-                           "details": {field: [{"description": message, "error": "InvalidValue"}]}})
+    return HttpFault(
+        422,
+        {
+            "error": "RecordInvalid",
+            "description": "Record validation errors",
+            "details": {field: [{"description": message, "error": "InvalidValue"}]},
+        },
+    )
 
 
 def bad_request(message: str) -> HttpFault:
@@ -83,19 +89,34 @@ class ZendeskFake(FakeService):
 
     name = "zendesk"
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None, seed: int = 0,
-                 exclude_recent: bool = False, limit_per_minute: int | None = None,
-                 export_limit_per_minute: int | None = None, job_polls: int = 1,
-                 email: str = SANDBOX_EMAIL, token: str = SANDBOX_TOKEN):
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
+        exclude_recent: bool = False,
+        limit_per_minute: int | None = None,
+        export_limit_per_minute: int | None = None,
+        job_polls: int = 1,
+        email: str = SANDBOX_EMAIL,
+        token: str = SANDBOX_TOKEN,
+    ):
         super().__init__(seed=seed)
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self.exclude_recent = exclude_recent  # the real export leaves out the last minute's changes
         self.limit_per_minute = limit_per_minute  # None: report headers, never refuse
         self.export_limit_per_minute = export_limit_per_minute
         self.job_polls = job_polls  # polls answered "working" before a job reports "completed"
-        self._ids = {"user": 6130900000000, "organization": 6130800000000, "group": 6130700000000,
-                     "ticket": 0, "comment": 28800000000000, "audit": 28900000000000,
-                     "field": 36000000000, "event": 29000000000000}
+        self._ids = {
+            "user": 6130900000000,
+            "organization": 6130800000000,
+            "group": 6130700000000,
+            "ticket": 0,
+            "comment": 28800000000000,
+            "audit": 28900000000000,
+            "field": 36000000000,
+            "event": 29000000000000,
+        }
         self.users: dict[int, dict] = {}
         self.organizations: dict[int, dict] = {}
         self.groups: dict[int, dict] = {}
@@ -110,9 +131,15 @@ class ZendeskFake(FakeService):
         self._minute: int | None = None
         self._used: dict[str, int] = {}
         self._actor: int | None = None
-        for title, kind in (("Subject", "subject"), ("Description", "description"), ("Status", "status"),
-                            ("Type", "tickettype"), ("Priority", "priority"), ("Group", "group"),
-                            ("Assignee", "assignee")):
+        for title, kind in (
+            ("Subject", "subject"),
+            ("Description", "description"),
+            ("Status", "status"),
+            ("Type", "tickettype"),
+            ("Priority", "priority"),
+            ("Group", "group"),
+            ("Assignee", "assignee"),
+        ):
             self._add_field(title, kind, system=True)
         self.api_user = self.add_user("syncd (API)", email, role="admin")
         self.oauth_tokens[SANDBOX_OAUTH_TOKEN] = self.api_user["id"]
@@ -157,15 +184,28 @@ class ZendeskFake(FakeService):
 
     # -- people acting in the UI (not HTTP) -----------------------------------------
 
-    def add_organization(self, name: str, *, plan: str | None = None, domain_names: list[str] = (),
-                         tags: list[str] = (), notes: str = "") -> dict:
+    def add_organization(
+        self, name: str, *, plan: str | None = None, domain_names: list[str] = (), tags: list[str] = (), notes: str = ""
+    ) -> dict:
         with self.lock:
             now = self._now()
             org_id = self._id("organization")
-            org = {"id": org_id, "url": "", "name": name, "domain_names": list(domain_names), "details": "",
-                   "notes": notes, "group_id": None, "shared_tickets": False, "shared_comments": False,
-                   "external_id": None, "tags": list(tags), "organization_fields": {"plan": plan},
-                   "created_at": now, "updated_at": now}
+            org = {
+                "id": org_id,
+                "url": "",
+                "name": name,
+                "domain_names": list(domain_names),
+                "details": "",
+                "notes": notes,
+                "group_id": None,
+                "shared_tickets": False,
+                "shared_comments": False,
+                "external_id": None,
+                "tags": list(tags),
+                "organization_fields": {"plan": plan},
+                "created_at": now,
+                "updated_at": now,
+            }
             self.organizations[org_id] = org
             return org
 
@@ -175,10 +215,23 @@ class ZendeskFake(FakeService):
         with self.lock:
             now = self._now()
             user_id = self._id("user")
-            user = {"id": user_id, "url": "", "name": name, "email": email, "role": role,
-                    "organization_id": organization_id, "active": True, "verified": True, "suspended": False,
-                    "time_zone": "UTC", "locale": "en-US", "tags": [], "user_fields": {},
-                    "created_at": now, "updated_at": now}
+            user = {
+                "id": user_id,
+                "url": "",
+                "name": name,
+                "email": email,
+                "role": role,
+                "organization_id": organization_id,
+                "active": True,
+                "verified": True,
+                "suspended": False,
+                "time_zone": "UTC",
+                "locale": "en-US",
+                "tags": [],
+                "user_fields": {},
+                "created_at": now,
+                "updated_at": now,
+            }
             self.users[user_id] = user
             return user
 
@@ -197,44 +250,93 @@ class ZendeskFake(FakeService):
         with self.lock:
             self.oauth_tokens[token] = user_id
 
-    def add_ticket_field(self, title: str, kind: str = "text", *, options: list[tuple[str, str]] = (),
-                         description: str = "") -> dict:
+    def add_ticket_field(
+        self, title: str, kind: str = "text", *, options: list[tuple[str, str]] = (), description: str = ""
+    ) -> dict:
         """A custom ticket field (``kind``: text, textarea, tagger, integer, checkbox, date...)."""
         with self.lock:
             return self._add_field(title, kind, system=False, options=options, description=description)
 
-    def _add_field(self, title: str, kind: str, *, system: bool, options: list[tuple[str, str]] = (),
-                   description: str = "") -> dict:
+    def _add_field(
+        self, title: str, kind: str, *, system: bool, options: list[tuple[str, str]] = (), description: str = ""
+    ) -> dict:
         now = self._now()
         field_id = self._id("field")
-        field = {"id": field_id, "url": "", "type": kind, "title": title, "raw_title": title,
-                 "description": description, "raw_description": description, "position": len(self.ticket_fields),
-                 "active": True, "required": False, "collapsed_for_agents": False, "regexp_for_validation": None,
-                 "title_in_portal": title, "raw_title_in_portal": title, "visible_in_portal": False,
-                 "editable_in_portal": False, "required_in_portal": False, "tag": None, "removable": not system,
-                 "agent_description": None, "created_at": now, "updated_at": now}
+        field = {
+            "id": field_id,
+            "url": "",
+            "type": kind,
+            "title": title,
+            "raw_title": title,
+            "description": description,
+            "raw_description": description,
+            "position": len(self.ticket_fields),
+            "active": True,
+            "required": False,
+            "collapsed_for_agents": False,
+            "regexp_for_validation": None,
+            "title_in_portal": title,
+            "raw_title_in_portal": title,
+            "visible_in_portal": False,
+            "editable_in_portal": False,
+            "required_in_portal": False,
+            "tag": None,
+            "removable": not system,
+            "agent_description": None,
+            "created_at": now,
+            "updated_at": now,
+        }
         if options:
-            field["custom_field_options"] = [{"id": self._id("field"), "name": name, "raw_name": name,
-                                              "value": value, "default": False} for name, value in options]
+            field["custom_field_options"] = [
+                {"id": self._id("field"), "name": name, "raw_name": name, "value": value, "default": False}
+                for name, value in options
+            ]
         self.ticket_fields[field_id] = field
         return field
 
-    def create_ticket(self, subject: str, description: str, *, requester_id: int, status: str = "new",
-                      priority: str | None = None, tags: list[str] = (), custom_fields: dict[int, Any] | None = None,
-                      assignee_id: int | None = None, group_id: int | None = None,
-                      organization_id: int | None = None, type: str | None = None, via: str = "web") -> dict:
+    def create_ticket(
+        self,
+        subject: str,
+        description: str,
+        *,
+        requester_id: int,
+        status: str = "new",
+        priority: str | None = None,
+        tags: list[str] = (),
+        custom_fields: dict[int, Any] | None = None,
+        assignee_id: int | None = None,
+        group_id: int | None = None,
+        organization_id: int | None = None,
+        type: str | None = None,
+        via: str = "web",
+    ) -> dict:
         """A customer (or agent on their behalf) opens a ticket; returns the stored ticket."""
-        data = {"subject": subject, "comment": {"body": description, "public": True, "author_id": requester_id},
-                "requester_id": requester_id, "status": status, "priority": priority, "tags": list(tags),
-                "custom_fields": [{"id": k, "value": v} for k, v in (custom_fields or {}).items()],
-                "assignee_id": assignee_id, "group_id": group_id, "organization_id": organization_id,
-                "type": type}
+        data = {
+            "subject": subject,
+            "comment": {"body": description, "public": True, "author_id": requester_id},
+            "requester_id": requester_id,
+            "status": status,
+            "priority": priority,
+            "tags": list(tags),
+            "custom_fields": [{"id": k, "value": v} for k, v in (custom_fields or {}).items()],
+            "assignee_id": assignee_id,
+            "group_id": group_id,
+            "organization_id": organization_id,
+            "type": type,
+        }
         with self.lock:
             ticket, _ = self._create(data, actor_id=requester_id, via=via)
             return ticket
 
-    def add_comment(self, ticket_id: int, body: str, *, public: bool = True, author_id: int | None = None,
-                    html_body: str | None = None) -> dict:
+    def add_comment(
+        self,
+        ticket_id: int,
+        body: str,
+        *,
+        public: bool = True,
+        author_id: int | None = None,
+        html_body: str | None = None,
+    ) -> dict:
         """Someone replies in the UI. A customer's reply reopens a pending/solved ticket."""
         with self.lock:
             ticket = self._ticket(ticket_id)
@@ -367,34 +469,65 @@ class ZendeskFake(FakeService):
         requester_id = data.get("requester_id") or actor_id
         self._validate_user(requester_id, "requester_id", agent=False)
         external_id = data.get("external_id")
-        if external_id is not None and (not isinstance(external_id, str) or len(external_id) > 255
-                                        or not external_id.isascii()):
+        if external_id is not None and (
+            not isinstance(external_id, str) or len(external_id) > 255 or not external_id.isascii()
+        ):
             raise record_invalid("external_id", "External id: must be ASCII text of at most 255 characters")
         org_id = data.get("organization_id") or self.users[requester_id]["organization_id"]
         now = self._now()
         ticket_id = self._id("ticket")
         ticket = {
-            "id": ticket_id, "url": "", "external_id": external_id,
+            "id": ticket_id,
+            "url": "",
+            "external_id": external_id,
             "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
-            "created_at": now, "updated_at": now, "type": None, "subject": data.get("subject") or "",
-            "raw_subject": data.get("subject") or "", "description": "", "priority": None, "status": "new",
-            "recipient": None, "requester_id": requester_id, "submitter_id": actor_id, "assignee_id": None,
-            "organization_id": org_id, "group_id": None, "collaborator_ids": [], "follower_ids": [],
-            "email_cc_ids": [], "forum_topic_id": None, "problem_id": None, "has_incidents": False,
-            "is_public": bool(comment.get("public", True)), "due_at": None, "tags": [],
-            "custom_fields": [{"id": f["id"], "value": None} for f in self.ticket_fields.values()
-                              if f["removable"]],
-            "satisfaction_rating": None, "sharing_agreement_ids": [], "followup_ids": [], "ticket_form_id": None,
-            "brand_id": None, "allow_channelback": False, "allow_attachments": True,
+            "created_at": now,
+            "updated_at": now,
+            "type": None,
+            "subject": data.get("subject") or "",
+            "raw_subject": data.get("subject") or "",
+            "description": "",
+            "priority": None,
+            "status": "new",
+            "recipient": None,
+            "requester_id": requester_id,
+            "submitter_id": actor_id,
+            "assignee_id": None,
+            "organization_id": org_id,
+            "group_id": None,
+            "collaborator_ids": [],
+            "follower_ids": [],
+            "email_cc_ids": [],
+            "forum_topic_id": None,
+            "problem_id": None,
+            "has_incidents": False,
+            "is_public": bool(comment.get("public", True)),
+            "due_at": None,
+            "tags": [],
+            "custom_fields": [{"id": f["id"], "value": None} for f in self.ticket_fields.values() if f["removable"]],
+            "satisfaction_rating": None,
+            "sharing_agreement_ids": [],
+            "followup_ids": [],
+            "ticket_form_id": None,
+            "brand_id": None,
+            "allow_channelback": False,
+            "allow_attachments": True,
             "from_messaging_channel": False,
         }
-        changes = {k: v for k, v in data.items()
-                   if k in ("status", "priority", "tags", "custom_fields", "assignee_id", "group_id", "type",
-                            "comment", "metadata") and v is not None}
+        changes = {
+            k: v
+            for k, v in data.items()
+            if k
+            in ("status", "priority", "tags", "custom_fields", "assignee_id", "group_id", "type", "comment", "metadata")
+            and v is not None
+        }
         source = self._followup_source(data.get("via_followup_source_id"))
         if source is not None:
-            ticket["via"]["source"] = {"from": {"ticket_id": source["id"], "subject": source["subject"]},
-                                       "to": {}, "rel": "follow_up"}
+            ticket["via"]["source"] = {
+                "from": {"ticket_id": source["id"], "subject": source["subject"]},
+                "to": {},
+                "rel": "follow_up",
+            }
             changes.setdefault("tags", list(source["tags"]))  # inherited unless the request gives tags
         self.tickets[ticket_id] = ticket
         self.comments[ticket_id] = []
@@ -426,16 +559,28 @@ class ZendeskFake(FakeService):
             raise bad_request("ticket must be an object")
         if ticket["status"] == "closed" and not creating:
             # Zendesk's own words and code for any write to a closed ticket.
-            raise HttpFault(422, {"error": "RecordInvalid", "description": "Record validation errors",
-                                  "details": {"status": [{"description": "Status: closed prevents ticket update",
-                                                          "error": "ClosedTicket"}]}})
+            raise HttpFault(
+                422,
+                {
+                    "error": "RecordInvalid",
+                    "description": "Record validation errors",
+                    "details": {
+                        "status": [{"description": "Status: closed prevents ticket update", "error": "ClosedTicket"}]
+                    },
+                },
+            )
         stamp = changes.get("updated_stamp")
         if changes.get("safe_update") in (True, "true") and stamp is not None:
             if parse_iso(stamp) != parse_iso(ticket["updated_at"]):
-                raise HttpFault(409, {"error": "UpdateConflict",
-                                      "description": "Safe Update prevented the update due to outdated "
-                                                     "ticket data. Please fetch the latest ticket data "
-                                                     "and try again."})
+                raise HttpFault(
+                    409,
+                    {
+                        "error": "UpdateConflict",
+                        "description": "Safe Update prevented the update due to outdated "
+                        "ticket data. Please fetch the latest ticket data "
+                        "and try again.",
+                    },
+                )
         status = changes.get("status")
         if status is not None and status not in STATUSES:
             raise record_invalid("status", f"Status: {status} is not valid")
@@ -455,8 +600,15 @@ class ZendeskFake(FakeService):
 
         def change(field: str, value: Any) -> None:
             if ticket.get(field) != value:
-                events.append({"id": self._id("event"), "type": "Change", "field_name": field,
-                               "value": copy.deepcopy(value), "previous_value": copy.deepcopy(ticket.get(field))})
+                events.append(
+                    {
+                        "id": self._id("event"),
+                        "type": "Change",
+                        "field_name": field,
+                        "value": copy.deepcopy(value),
+                        "previous_value": copy.deepcopy(ticket.get(field)),
+                    }
+                )
                 ticket[field] = value
 
         audit_id = self._id("audit")
@@ -501,13 +653,19 @@ class ZendeskFake(FakeService):
                 by_id[field_id]["value"] = item.get("value")
             change("custom_fields", fields)
         self._bump(ticket)
-        return {"id": audit_id, "ticket_id": ticket["id"], "created_at": ticket["updated_at"],
-                "author_id": actor_id, "metadata": {"system": {"client": "syncd-sandbox"},
-                                                    "custom": copy.deepcopy(changes.get("metadata") or {})},
-                "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}}, "events": events}
+        return {
+            "id": audit_id,
+            "ticket_id": ticket["id"],
+            "created_at": ticket["updated_at"],
+            "author_id": actor_id,
+            "metadata": {"system": {"client": "syncd-sandbox"}, "custom": copy.deepcopy(changes.get("metadata") or {})},
+            "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
+            "events": events,
+        }
 
-    def _add_comment(self, ticket: dict, comment: dict, author_id: int, audit_id: int, via: str,
-                     metadata: dict | None) -> dict:
+    def _add_comment(
+        self, ticket: dict, comment: dict, author_id: int, audit_id: int, via: str, metadata: dict | None
+    ) -> dict:
         body = comment.get("body")
         html_body = comment.get("html_body")
         if body is None:
@@ -515,12 +673,20 @@ class ZendeskFake(FakeService):
         if html_body is None:
             paragraphs = "".join(f'<p dir="auto">{html.escape(p)}</p>' for p in str(body).split("\n\n"))
             html_body = f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
-        saved = {"id": self._id("comment"), "type": "Comment", "author_id": author_id, "body": str(body),
-                 "html_body": html_body, "plain_body": str(body), "public": bool(comment.get("public", True)),
-                 "attachments": [], "audit_id": audit_id,
-                 "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
-                 "created_at": self._now(),
-                 "metadata": {"system": {"client": "syncd-sandbox"}, "custom": copy.deepcopy(metadata or {})}}
+        saved = {
+            "id": self._id("comment"),
+            "type": "Comment",
+            "author_id": author_id,
+            "body": str(body),
+            "html_body": html_body,
+            "plain_body": str(body),
+            "public": bool(comment.get("public", True)),
+            "attachments": [],
+            "audit_id": audit_id,
+            "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": self._now(),
+            "metadata": {"system": {"client": "syncd-sandbox"}, "custom": copy.deepcopy(metadata or {})},
+        }
         self.comments[ticket["id"]].append(saved)
         return saved
 
@@ -563,18 +729,28 @@ class ZendeskFake(FakeService):
             if budget is not None and self._used.get(bucket, 0) >= budget:
                 headers = self._rate_headers(limit, retry_after)
                 headers["Retry-After"] = retry_after
-                return headers, FakeResponse(429, {"error": "APIRateLimitExceeded",
-                                                   "description": "Number of allowed API requests per minute "
-                                                                  "exceeded"}, headers)
+                return headers, FakeResponse(
+                    429,
+                    {
+                        "error": "APIRateLimitExceeded",
+                        "description": "Number of allowed API requests per minute exceeded",
+                    },
+                    headers,
+                )
         for bucket, _ in buckets:
             self._used[bucket] = self._used.get(bucket, 0) + 1
         return self._rate_headers(limit, retry_after), None
 
     def _rate_headers(self, limit: int, reset: str) -> dict[str, str]:
         remaining = str(max(0, limit - self._used.get("account", 0)))
-        return {"x-rate-limit": str(limit), "x-rate-limit-remaining": remaining,
-                "ratelimit-limit": str(limit), "ratelimit-remaining": remaining, "ratelimit-reset": reset,
-                "x-zendesk-api-version": "v2"}
+        return {
+            "x-rate-limit": str(limit),
+            "x-rate-limit-remaining": remaining,
+            "ratelimit-limit": str(limit),
+            "ratelimit-remaining": remaining,
+            "ratelimit-reset": reset,
+            "x-zendesk-api-version": "v2",
+        }
 
     def dispatch(self, request: FakeRequest) -> tuple[str, FakeResponse]:
         with self.lock:
@@ -601,7 +777,7 @@ class ZendeskFake(FakeService):
     def _ticket_body(self, request: FakeRequest) -> dict:
         body = self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("ticket"), dict):
-            raise bad_request("Expected a JSON body of the form {\"ticket\": {...}}")
+            raise bad_request('Expected a JSON body of the form {"ticket": {...}}')
         return body["ticket"]
 
     # -- handlers -----------------------------------------------------------------
@@ -623,8 +799,14 @@ class ZendeskFake(FakeService):
 
     def _h_export(self, request: FakeRequest) -> FakeResponse:
         if self.users[self._actor]["role"] != "admin":
-            raise HttpFault(403, {"error": "Forbidden", "description": "You do not have access to this page. "
-                                  "Please contact the account owner of this help desk for further help."})
+            raise HttpFault(
+                403,
+                {
+                    "error": "Forbidden",
+                    "description": "You do not have access to this page. "
+                    "Please contact the account owner of this help desk for further help.",
+                },
+            )
         per_page = _int(request.arg("per_page") or EXPORT_PAGE_MAX)
         if per_page is None or per_page < 1:
             raise bad_request("per_page must be a positive integer")
@@ -673,9 +855,14 @@ class ZendeskFake(FakeService):
             item = self._ticket_json(t)
             item["generated_timestamp"] = int(parse_iso(t["updated_at"]).timestamp())
             tickets.append(self.shaped(item))
-        body = {"tickets": tickets, "after_url": link(after), "after_cursor": after,
-                "before_url": link(before) if before else None, "before_cursor": before,
-                "end_of_stream": not more}
+        body = {
+            "tickets": tickets,
+            "after_url": link(after),
+            "after_cursor": after,
+            "before_url": link(before) if before else None,
+            "before_cursor": before,
+            "end_of_stream": not more,
+        }
         body.update(self._sideloads(request, page))
         return FakeResponse(200, body)
 
@@ -692,27 +879,44 @@ class ZendeskFake(FakeService):
         external_id = request.arg("external_id")
         if external_id is not None:
             found = [t for t in found if t["external_id"] == external_id]
-        chunk = found[(page - 1) * per_page: page * per_page]
+        chunk = found[(page - 1) * per_page : page * per_page]
         query = {"external_id": external_id} if external_id is not None else {}
 
         def link(n: int) -> str:
             return self._url("/api/v2/tickets.json?" + urlencode({**query, "page": n, "per_page": per_page}))
 
-        return FakeResponse(200, {"tickets": [self._ticket_json(t) for t in chunk],
-                                  "next_page": link(page + 1) if page * per_page < len(found) else None,
-                                  "previous_page": link(page - 1) if page > 1 else None,
-                                  "count": len(found), **self._sideloads(request, chunk)})
+        return FakeResponse(
+            200,
+            {
+                "tickets": [self._ticket_json(t) for t in chunk],
+                "next_page": link(page + 1) if page * per_page < len(found) else None,
+                "previous_page": link(page - 1) if page > 1 else None,
+                "count": len(found),
+                **self._sideloads(request, chunk),
+            },
+        )
 
     def _h_show_many(self, request: FakeRequest) -> FakeResponse:
         ids = _id_list(request.arg("ids"))
         found = [self.tickets[i] for i in ids if i in self.tickets]
-        return FakeResponse(200, {"tickets": [self._ticket_json(t) for t in found], "next_page": None,
-                                  "previous_page": None, "count": len(found), **self._sideloads(request, found)})
+        return FakeResponse(
+            200,
+            {
+                "tickets": [self._ticket_json(t) for t in found],
+                "next_page": None,
+                "previous_page": None,
+                "count": len(found),
+                **self._sideloads(request, found),
+            },
+        )
 
     def _h_create(self, request: FakeRequest) -> FakeResponse:
         ticket, audit = self._create(self._ticket_body(request), actor_id=self._actor, via="api")
-        return FakeResponse(201, {"ticket": self._ticket_json(ticket), "audit": audit},
-                            {"Location": self._url(f"/api/v2/tickets/{ticket['id']}.json")})
+        return FakeResponse(
+            201,
+            {"ticket": self._ticket_json(ticket), "audit": audit},
+            {"Location": self._url(f"/api/v2/tickets/{ticket['id']}.json")},
+        )
 
     def _h_update(self, request: FakeRequest) -> FakeResponse:
         ticket = self._ticket(request.params["id"])
@@ -725,44 +929,73 @@ class ZendeskFake(FakeService):
             raise bad_request("Expected a JSON object body")
         if request.arg("ids") is not None:
             if not isinstance(body.get("ticket"), dict):
-                raise bad_request("With ids=, the body must be {\"ticket\": {...}}")
+                raise bad_request('With ids=, the body must be {"ticket": {...}}')
             items = [(i, body["ticket"]) for i in _id_list(request.arg("ids"))]
         elif isinstance(body.get("tickets"), list):
             items = [(t.get("id") if isinstance(t, dict) else None, t) for t in body["tickets"]]
         else:
-            raise bad_request("Give ids= with {\"ticket\": {...}}, or {\"tickets\": [{\"id\": ...}, ...]}")
+            raise bad_request('Give ids= with {"ticket": {...}}, or {"tickets": [{"id": ...}, ...]}')
         if not items or len(items) > 100:
             raise bad_request("Update many accepts between 1 and 100 tickets")
         results = []
         for index, (ticket_id, changes) in enumerate(items):
             try:
                 ticket = self._ticket(ticket_id)
-                self._update(ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor,
-                             via="api")
-                results.append({"index": index, "id": ticket["id"], "action": "update", "status": "Updated",
-                                "success": True})
+                self._update(ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor, via="api")
+                results.append(
+                    {"index": index, "id": ticket["id"], "action": "update", "status": "Updated", "success": True}
+                )
             except HttpFault as fault:
                 error = fault.response.body or {}
                 details = error.get("description", "")
                 if isinstance(error.get("details"), dict):
                     details = "; ".join(d["description"] for ds in error["details"].values() for d in ds)
-                results.append({"index": index, "id": ticket_id, "action": "update", "success": False,
-                                "status": "Failed", "error": error.get("error", "Error"), "details": details})
+                results.append(
+                    {
+                        "index": index,
+                        "id": ticket_id,
+                        "action": "update",
+                        "success": False,
+                        "status": "Failed",
+                        "error": error.get("error", "Error"),
+                        "details": details,
+                    }
+                )
         job_id = "V3-" + f"{self.rng.getrandbits(128):032x}"
-        self.jobs[job_id] = {"id": job_id, "job_type": "bulk_update", "total": len(items),
-                             "results": results, "polls_left": self.job_polls, "finished_at": self._now()}
+        self.jobs[job_id] = {
+            "id": job_id,
+            "job_type": "bulk_update",
+            "total": len(items),
+            "results": results,
+            "polls_left": self.job_polls,
+            "finished_at": self._now(),
+        }
         return FakeResponse(200, {"job_status": self._job_json(job_id, done=False)})
 
     def _job_json(self, job_id: str, *, done: bool) -> dict:
         job = self.jobs[job_id]
         url = self._url(f"/api/v2/job_statuses/{job_id}.json")
         if not done:
-            return {"id": job_id, "url": url, "job_type": job["job_type"], "total": job["total"],
-                    "progress": None, "status": "queued", "message": None, "results": None}
-        return {"id": job_id, "url": url, "job_type": job["job_type"], "total": job["total"],
-                "progress": job["total"], "status": "completed",
-                "message": f"Completed at {job['finished_at'].replace('T', ' ').replace('Z', ' +0000')}",
-                "results": copy.deepcopy(job["results"])}
+            return {
+                "id": job_id,
+                "url": url,
+                "job_type": job["job_type"],
+                "total": job["total"],
+                "progress": None,
+                "status": "queued",
+                "message": None,
+                "results": None,
+            }
+        return {
+            "id": job_id,
+            "url": url,
+            "job_type": job["job_type"],
+            "total": job["total"],
+            "progress": job["total"],
+            "status": "completed",
+            "message": f"Completed at {job['finished_at'].replace('T', ' ').replace('Z', ' +0000')}",
+            "results": copy.deepcopy(job["results"]),
+        }
 
     def _h_job(self, request: FakeRequest) -> FakeResponse:
         job_id = request.params["id"]
@@ -787,13 +1020,15 @@ class ZendeskFake(FakeService):
         cursor_mode = any(k.startswith("page[") for k in request.query)
         if not cursor_mode:
             page = _int(request.arg("page") or 1) or 1
-            per_page = min(max(1, _int(request.arg("per_page") or COMMENTS_PAGE_MAX) or COMMENTS_PAGE_MAX),
-                           COMMENTS_PAGE_MAX)
-            chunk = comments[(page - 1) * per_page: page * per_page]
+            per_page = min(
+                max(1, _int(request.arg("per_page") or COMMENTS_PAGE_MAX) or COMMENTS_PAGE_MAX), COMMENTS_PAGE_MAX
+            )
+            chunk = comments[(page - 1) * per_page : page * per_page]
             nxt = self._url(f"{path}?page={page + 1}&per_page={per_page}") if page * per_page < len(comments) else None
             prev = self._url(f"{path}?page={page - 1}&per_page={per_page}") if page > 1 else None
-            return FakeResponse(200, {"comments": copy.deepcopy(chunk), "next_page": nxt, "previous_page": prev,
-                                      "count": len(comments)})
+            return FakeResponse(
+                200, {"comments": copy.deepcopy(chunk), "next_page": nxt, "previous_page": prev, "count": len(comments)}
+            )
         size = _int(request.arg("page[size]") or COMMENTS_PAGE_MAX)
         if size is None or size < 1:
             raise bad_request("page[size] must be a positive integer")
@@ -803,12 +1038,12 @@ class ZendeskFake(FakeService):
         if request.arg("page[after]"):
             anchor = _decode_comment_cursor(request.arg("page[after]"))
             start = next((i for i, cid in enumerate(ids) if (cid < anchor if descending else cid > anchor)), len(ids))
-            chunk = comments[start:start + size]
+            chunk = comments[start : start + size]
             has_more = start + size < end
         elif request.arg("page[before]"):
             anchor = _decode_comment_cursor(request.arg("page[before]"))
             end = next((i for i, cid in enumerate(ids) if (cid <= anchor if descending else cid >= anchor)), len(ids))
-            chunk = comments[max(0, end - size):end]
+            chunk = comments[max(0, end - size) : end]
             has_more = end - size > 0
         else:
             chunk = comments[:size]
@@ -824,15 +1059,22 @@ class ZendeskFake(FakeService):
                 params["sort"] = request.arg("sort")
             return self._url(f"{path}?{urlencode(params)}")
 
-        return FakeResponse(200, {"comments": copy.deepcopy(chunk),
-                                  "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
-                                  "links": {"next": link("page[after]", after) if has_more else None,
-                                            "prev": link("page[before]", before)}})
+        return FakeResponse(
+            200,
+            {
+                "comments": copy.deepcopy(chunk),
+                "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
+                "links": {
+                    "next": link("page[after]", after) if has_more else None,
+                    "prev": link("page[before]", before),
+                },
+            },
+        )
 
     def _tags_body(self, request: FakeRequest) -> dict:
         body = self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
-            raise bad_request("Expected a JSON body of the form {\"tags\": [...]}")
+            raise bad_request('Expected a JSON body of the form {"tags": [...]}')
         return body
 
     def _tags_change(self, request: FakeRequest, key: str) -> FakeResponse:
@@ -864,8 +1106,9 @@ class ZendeskFake(FakeService):
         fields = []
         for field in self.ticket_fields.values():
             fields.append({**copy.deepcopy(field), "url": self._url(f"/api/v2/ticket_fields/{field['id']}.json")})
-        return FakeResponse(200, {"ticket_fields": fields, "next_page": None, "previous_page": None,
-                                  "count": len(fields)})
+        return FakeResponse(
+            200, {"ticket_fields": fields, "next_page": None, "previous_page": None, "count": len(fields)}
+        )
 
 
 # --- small helpers ----------------------------------------------------------------

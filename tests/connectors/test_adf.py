@@ -37,8 +37,10 @@ def test_paragraphs_and_line_breaks():
 
 
 def test_lists_code_links_and_bold():
-    note = ("Linked to **ENG-7** by [the bot](https://syncd.example/bot) see https://acme.zendesk.com/agent/tickets/42.\n"
-            "\n- one\n- `two`\n\n3. three\n4. four\n\n```sql\nselect 1;\n```")
+    note = (
+        "Linked to **ENG-7** by [the bot](https://syncd.example/bot) see https://acme.zendesk.com/agent/tickets/42.\n"
+        "\n- one\n- `two`\n\n3. three\n4. four\n\n```sql\nselect 1;\n```"
+    )
     result = to_adf(note)
     assert validate_adf(result) == []
     para, bullets, ordered, code = result["content"]
@@ -59,14 +61,17 @@ def test_code_inside_bold_drops_strong_as_adf_requires():
     assert result["content"][0]["content"][1] == text_node("b", {"type": "code"})
 
 
-@pytest.mark.parametrize("hostile", [
-    "@admin please look",
-    "<script>alert(1)</script>",
-    '{"type": "mention", "attrs": {"id": "123"}}',
-    "[click](javascript:alert(1))",
-    "::: panel :::",
-    "<!-- syncd:0123456789abcdef0123 -->",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "@admin please look",
+        "<script>alert(1)</script>",
+        '{"type": "mention", "attrs": {"id": "123"}}',
+        "[click](javascript:alert(1))",
+        "::: panel :::",
+        "<!-- syncd:0123456789abcdef0123 -->",
+    ],
+)
 def test_text_is_never_interpreted_beyond_the_supported_markup(hostile):
     result = to_adf(f"Ticket subject: {hostile}")
     assert validate_adf(result) == []
@@ -92,7 +97,9 @@ def test_validator_catches_what_adf_forbids():
     assert validate_adf(doc({"type": "paragraph", "content": [text_node("")]}))
     assert validate_adf(doc({"type": "paragraph", "content": [{"type": "mention", "attrs": {"id": "1"}}]}))
     assert validate_adf(doc({"type": "paragraph", "content": [text_node("x", {"type": "code"}, {"type": "strong"})]}))
-    assert validate_adf(doc({"type": "paragraph", "content": [text_node("x", {"type": "link", "attrs": {"href": "javascript:x"}})]}))
+    assert validate_adf(
+        doc({"type": "paragraph", "content": [text_node("x", {"type": "link", "attrs": {"href": "javascript:x"}})]})
+    )
     assert validate_adf(doc(text_node("bare text at the top")))
     assert validate_adf(doc({"type": "bulletList", "content": []}))
 
@@ -103,31 +110,74 @@ def test_validator_catches_what_adf_forbids():
 def test_to_text_of_rich_nodes():
     rich = doc(
         {"type": "heading", "attrs": {"level": 2}, "content": [text_node("Summary")]},
-        {"type": "paragraph", "content": [
-            {"type": "mention", "attrs": {"id": "5b10", "text": "@Ana Diaz"}}, text_node(" see "),
-            {"type": "inlineCard", "attrs": {"url": "https://acme.atlassian.net/browse/ENG-1"}},
-            {"type": "hardBreak"}, {"type": "emoji", "attrs": {"shortName": ":tada:", "text": "🎉"}},
-            {"type": "date", "attrs": {"timestamp": "1763726400000"}},
-            text_node(" docs", {"type": "link", "attrs": {"href": "https://d.example"}}),
-        ]},
-        {"type": "bulletList", "content": [
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [text_node("a")]},
-                                             {"type": "bulletList", "content": [{"type": "listItem", "content": [
-                                                 {"type": "paragraph", "content": [text_node("nested")]}]}]}]}]},
-        {"type": "orderedList", "attrs": {"order": 5}, "content": [
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [text_node("five")]}]}]},
+        {
+            "type": "paragraph",
+            "content": [
+                {"type": "mention", "attrs": {"id": "5b10", "text": "@Ana Diaz"}},
+                text_node(" see "),
+                {"type": "inlineCard", "attrs": {"url": "https://acme.atlassian.net/browse/ENG-1"}},
+                {"type": "hardBreak"},
+                {"type": "emoji", "attrs": {"shortName": ":tada:", "text": "🎉"}},
+                {"type": "date", "attrs": {"timestamp": "1763726400000"}},
+                text_node(" docs", {"type": "link", "attrs": {"href": "https://d.example"}}),
+            ],
+        },
+        {
+            "type": "bulletList",
+            "content": [
+                {
+                    "type": "listItem",
+                    "content": [
+                        {"type": "paragraph", "content": [text_node("a")]},
+                        {
+                            "type": "bulletList",
+                            "content": [
+                                {
+                                    "type": "listItem",
+                                    "content": [{"type": "paragraph", "content": [text_node("nested")]}],
+                                }
+                            ],
+                        },
+                    ],
+                }
+            ],
+        },
+        {
+            "type": "orderedList",
+            "attrs": {"order": 5},
+            "content": [{"type": "listItem", "content": [{"type": "paragraph", "content": [text_node("five")]}]}],
+        },
         {"type": "codeBlock", "content": [text_node("x = 1")]},
-        {"type": "table", "content": [
-            {"type": "tableRow", "content": [{"type": "tableHeader", "content": [{"type": "paragraph", "content": [text_node("k")]}]},
-                                             {"type": "tableHeader", "content": [{"type": "paragraph", "content": [text_node("v")]}]}]},
-            {"type": "tableRow", "content": [{"type": "tableCell", "content": [{"type": "paragraph", "content": [text_node("os")]}]},
-                                             {"type": "tableCell", "content": [{"type": "paragraph", "content": [text_node("linux")]}]}]}]},
-        {"type": "panel", "attrs": {"panelType": "info"}, "content": [{"type": "paragraph", "content": [text_node("inside")]}]},
+        {
+            "type": "table",
+            "content": [
+                {
+                    "type": "tableRow",
+                    "content": [
+                        {"type": "tableHeader", "content": [{"type": "paragraph", "content": [text_node("k")]}]},
+                        {"type": "tableHeader", "content": [{"type": "paragraph", "content": [text_node("v")]}]},
+                    ],
+                },
+                {
+                    "type": "tableRow",
+                    "content": [
+                        {"type": "tableCell", "content": [{"type": "paragraph", "content": [text_node("os")]}]},
+                        {"type": "tableCell", "content": [{"type": "paragraph", "content": [text_node("linux")]}]},
+                    ],
+                },
+            ],
+        },
+        {
+            "type": "panel",
+            "attrs": {"panelType": "info"},
+            "content": [{"type": "paragraph", "content": [text_node("inside")]}],
+        },
         {"type": "someFutureNode", "content": [{"type": "paragraph", "content": [text_node("kept")]}]},
     )
     assert to_text(rich) == (
         "Summary\n\n@Ana Diaz see https://acme.atlassian.net/browse/ENG-1\n🎉2025-11-21 docs (https://d.example)\n\n"
-        "- a\n  - nested\n\n5. five\n\n```\nx = 1\n```\n\nk | v\nos | linux\n\ninside\n\nkept")
+        "- a\n  - nested\n\n5. five\n\n```\nx = 1\n```\n\nk | v\nos | linux\n\ninside\n\nkept"
+    )
 
 
 def test_to_text_of_real_comments_and_descriptions(fixtures_dir):
@@ -140,10 +190,22 @@ def test_to_text_of_real_comments_and_descriptions(fixtures_dir):
     assert to_text(cli["fields"]["description"]) == "Test description"
 
 
-@pytest.mark.parametrize("junk", [None, 3, "plain", [], {}, {"type": 5}, {"content": "x"},
-                                  {"type": "text", "text": None, "marks": "x"},
-                                  {"type": "orderedList", "attrs": {"order": "z"}, "content": [1, None]},
-                                  {"type": "mention", "attrs": []}, {"type": "date", "attrs": {"timestamp": "x"}}])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        None,
+        3,
+        "plain",
+        [],
+        {},
+        {"type": 5},
+        {"content": "x"},
+        {"type": "text", "text": None, "marks": "x"},
+        {"type": "orderedList", "attrs": {"order": "z"}, "content": [1, None]},
+        {"type": "mention", "attrs": []},
+        {"type": "date", "attrs": {"timestamp": "x"}},
+    ],
+)
 def test_to_text_tolerates_malformed_input(junk):
     assert isinstance(to_text(junk), str)
 
@@ -157,8 +219,11 @@ def test_to_text_survives_very_deep_nesting():
 
 # --- properties ------------------------------------------------------------------
 
-WORD = st.builds(lambda head, tail: head + tail, st.sampled_from("abcdefghijKLMNOPQRSTxyz"),
-                 st.text(alphabet="abcxyzXYZ0123", max_size=6))
+WORD = st.builds(
+    lambda head, tail: head + tail,
+    st.sampled_from("abcdefghijKLMNOPQRSTxyz"),
+    st.text(alphabet="abcxyzXYZ0123", max_size=6),
+)
 WORDS = st.lists(WORD, min_size=1, max_size=5)
 
 
@@ -199,7 +264,8 @@ def block(draw) -> tuple[str, list[str]]:
 
 
 NOTES = st.lists(block(), min_size=1, max_size=5).map(
-    lambda blocks: ("\n\n".join(t for t, _ in blocks), [w for _, ws in blocks for w in ws]))
+    lambda blocks: ("\n\n".join(t for t, _ in blocks), [w for _, ws in blocks for w in ws])
+)
 
 
 def _is_subsequence(needle: list[str], haystack: list[str]) -> bool:
@@ -227,12 +293,37 @@ def test_to_adf_is_valid_and_loses_no_words_for_any_text(text):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10)
-    | st.sampled_from(["doc", "paragraph", "text", "mention", "bulletList", "orderedList", "listItem",
-                       "table", "tableRow", "codeBlock", "hardBreak", "inlineCard", "date", "attrs"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["type", "content", "text", "attrs", "marks", "href", "order", "url", "timestamp", "x"]),
-        children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=10)
+    | st.sampled_from(
+        [
+            "doc",
+            "paragraph",
+            "text",
+            "mention",
+            "bulletList",
+            "orderedList",
+            "listItem",
+            "table",
+            "tableRow",
+            "codeBlock",
+            "hardBreak",
+            "inlineCard",
+            "date",
+            "attrs",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "content", "text", "attrs", "marks", "href", "order", "url", "timestamp", "x"]),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=40,
 )
 
@@ -260,7 +351,10 @@ def _mutations(node, rng_values):
 def test_to_text_never_raises_on_mutated_real_adf(fixtures_dir):
     comments = json.loads((fixtures_dir / "jira/airbyte-source-jira/issue_comments.json").read_text())["comments"]
     issue = json.loads((fixtures_dir / "jira/airbyte-source-jira/issues.json").read_text())["issues"][0]
-    originals = [c["body"] for c in comments] + [issue["fields"]["description"], to_adf("a **b** [c](https://d.e)\n- f")]
+    originals = [c["body"] for c in comments] + [
+        issue["fields"]["description"],
+        to_adf("a **b** [c](https://d.e)\n- f"),
+    ]
     replacements = [None, 0, -1, "", "x", [], {}, [None], {"type": "mention"}, True, 1e308]
     count = 0
     for original in originals:

@@ -29,8 +29,9 @@ def test_every_kind_has_a_fake_and_tests_of_its_own(kind):
     fake = load_fake(cls)
     assert issubclass(fake, FakeService), f"{cls.fake} is not a FakeService"
     assert fake.exam_config is not FakeService.exam_config, f"{cls.fake} does not answer the exam"
-    assert (HERE / f"test_{kind}.py").is_file() or (HERE / kind).is_dir(), \
+    assert (HERE / f"test_{kind}.py").is_file() or (HERE / kind).is_dir(), (
         f"no tests/connectors/test_{kind}.py nor tests/connectors/{kind}/ for the {kind} connector"
+    )
 
 
 def test_the_meta_test_sees_a_kind_without_a_fake():

@@ -48,16 +48,18 @@ def replay(fixtures_dir: Path, name: str) -> list[dict]:
     lines = (fixtures_dir / "github" / "pygithub-replaydata" / f"{name}.txt").read_text().split("\n")
     out = []
     for start in range(0, len(lines) - 9, 11):
-        block = lines[start:start + 10]
-        out.append({
-            "method": block[1],
-            "path": block[4],
-            "request_headers": ast.literal_eval(block[5]),
-            "request_body": None if block[6] == "None" else block[6],
-            "status": int(block[7]),
-            "headers": dict(ast.literal_eval(block[8])),
-            "body": block[9],
-        })
+        block = lines[start : start + 10]
+        out.append(
+            {
+                "method": block[1],
+                "path": block[4],
+                "request_headers": ast.literal_eval(block[5]),
+                "request_body": None if block[6] == "None" else block[6],
+                "status": int(block[7]),
+                "headers": dict(ast.literal_eval(block[8])),
+                "body": block[9],
+            }
+        )
     return out
 
 
@@ -95,31 +97,48 @@ class Clock:
 
 def make(repos=("acme/web",), *, sleeps=None, clock=None, **extra) -> GitHubConnector:
     config = GitHubConfig(kind="github", token=TOKEN, repositories=list(repos), **extra)
-    return GitHubConnector("gh", config, sleep=sleeps if sleeps is not None else Sleeps(),
-                           clock=(clock or Clock()).datetime)
+    return GitHubConnector(
+        "gh", config, sleep=sleeps if sleeps is not None else Sleeps(), clock=(clock or Clock()).datetime
+    )
 
 
 def repo_body(full_name: str, public: bool) -> dict:
-    return {"id": 1, "full_name": full_name, "private": not public,
-            "visibility": "public" if public else "private"}
+    return {"id": 1, "full_name": full_name, "private": not public, "visibility": "public" if public else "private"}
 
 
 def add_repo(full_name: str, public: bool, etag: str = '"repo-etag"') -> None:
-    responses.add(responses.GET, f"{API}/repos/{full_name}", json=repo_body(full_name, public),
-                  headers={"ETag": etag})
+    responses.add(responses.GET, f"{API}/repos/{full_name}", json=repo_body(full_name, public), headers={"ETag": etag})
 
 
-def issue_body(number: int, repo: str = "acme/web", *, updated: str = "2024-05-01T10:00:00Z",
-               state: str = "open", reason: str | None = None, assignee: str | None = None,
-               ident: int | None = None) -> dict:
+def issue_body(
+    number: int,
+    repo: str = "acme/web",
+    *,
+    updated: str = "2024-05-01T10:00:00Z",
+    state: str = "open",
+    reason: str | None = None,
+    assignee: str | None = None,
+    ident: int | None = None,
+) -> dict:
     return {
-        "id": ident or 9000 + number, "node_id": "I_x", "number": number, "title": f"Issue {number}",
-        "url": f"{API}/repos/{repo}/issues/{number}", "repository_url": f"{API}/repos/{repo}",
-        "html_url": f"https://github.com/{repo}/issues/{number}", "state": state, "state_reason": reason,
+        "id": ident or 9000 + number,
+        "node_id": "I_x",
+        "number": number,
+        "title": f"Issue {number}",
+        "url": f"{API}/repos/{repo}/issues/{number}",
+        "repository_url": f"{API}/repos/{repo}",
+        "html_url": f"https://github.com/{repo}/issues/{number}",
+        "state": state,
+        "state_reason": reason,
         "assignee": {"login": assignee} if assignee else None,
         "assignees": [{"login": assignee}] if assignee else [],
-        "created_at": "2024-04-01T00:00:00Z", "updated_at": updated, "closed_at": None,
-        "labels": [], "comments": 0, "user": {"login": "someone"}, "body": "text",
+        "created_at": "2024-04-01T00:00:00Z",
+        "updated_at": updated,
+        "closed_at": None,
+        "labels": [],
+        "comments": 0,
+        "user": {"login": "someone"},
+        "body": "text",
     }
 
 
@@ -146,8 +165,7 @@ def test_config_rejects_bad_repository_lists(repos):
 def test_token_file_is_read_and_an_empty_one_is_a_clear_error(tmp_path):
     (tmp_path / "tok").write_text("\n")
     with pytest.raises(ConfigError) as err:
-        GitHubConnector("gh", GitHubConfig(kind="github", token_file=str(tmp_path / "tok"),
-                                           repositories=["a/b"]))
+        GitHubConnector("gh", GitHubConfig(kind="github", token_file=str(tmp_path / "tok"), repositories=["a/b"]))
     assert "SYNCD_CONNECTORS__GH__TOKEN" in str(err.value)
     (tmp_path / "tok").write_text("secret-from-file\n")
     c = GitHubConnector("gh", GitHubConfig(kind="github", token_file=str(tmp_path / "tok"), repositories=["a/b"]))
@@ -160,8 +178,9 @@ def test_token_file_is_read_and_an_empty_one_is_a_clear_error(tmp_path):
 @responses.activate
 def test_check_reports_login_and_visibility_with_github_headers(fixtures_dir):
     user = replay(fixtures_dir, "Exceptions.testUnknownObject")[0]
-    responses.add(responses.GET, f"{API}/user", body=user["body"], status=200,
-                  headers=response_headers(user["headers"]))
+    responses.add(
+        responses.GET, f"{API}/user", body=user["body"], status=200, headers=response_headers(user["headers"])
+    )
     add_repo("acme/web", public=False)
     add_repo("acme/sdk", public=True)
     c = make(["acme/web", "acme/sdk"])
@@ -196,26 +215,32 @@ def test_check_names_a_missing_repository(fixtures_dir):
 # -- normalisation ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state,reason,assignee,category,name", [
-    ("open", None, None, StateCategory.UNSTARTED, "Open"),
-    ("open", None, "dev", StateCategory.STARTED, "Open"),
-    ("open", "reopened", None, StateCategory.UNSTARTED, "Open (reopened)"),
-    ("closed", "completed", "dev", StateCategory.COMPLETED, "Closed (completed)"),
-    ("closed", None, None, StateCategory.COMPLETED, "Closed"),
-    ("closed", "not_planned", None, StateCategory.CANCELED, "Closed (not planned)"),
-    ("closed", "duplicate", None, StateCategory.CANCELED, "Closed (duplicate)"),
-])
+@pytest.mark.parametrize(
+    "state,reason,assignee,category,name",
+    [
+        ("open", None, None, StateCategory.UNSTARTED, "Open"),
+        ("open", None, "dev", StateCategory.STARTED, "Open"),
+        ("open", "reopened", None, StateCategory.UNSTARTED, "Open (reopened)"),
+        ("closed", "completed", "dev", StateCategory.COMPLETED, "Closed (completed)"),
+        ("closed", None, None, StateCategory.COMPLETED, "Closed"),
+        ("closed", "not_planned", None, StateCategory.CANCELED, "Closed (not planned)"),
+        ("closed", "duplicate", None, StateCategory.CANCELED, "Closed (duplicate)"),
+    ],
+)
 def test_state_mapping(state, reason, assignee, category, name):
     assert state_of(issue_body(1, state=state, reason=reason, assignee=assignee)) == (category, name)
 
 
-@pytest.mark.parametrize("item, expected", [
-    ({"state": "closed", "state_reason": "not_planned"}, {"state": "closed", "reason": "not_planned"}),
-    ({"state": "closed", "state_reason": "duplicate"}, {"state": "closed", "reason": "duplicate"}),
-    ({"state": "closed", "state_reason": "completed"}, {"state": "closed", "reason": "completed"}),
-    ({"state": "open", "state_reason": "reopened"}, {"state": "open", "reason": "reopened"}),
-    ({"state": "open", "state_reason": None}, {"state": "open", "reason": None}),
-])
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ({"state": "closed", "state_reason": "not_planned"}, {"state": "closed", "reason": "not_planned"}),
+        ({"state": "closed", "state_reason": "duplicate"}, {"state": "closed", "reason": "duplicate"}),
+        ({"state": "closed", "state_reason": "completed"}, {"state": "closed", "reason": "completed"}),
+        ({"state": "open", "state_reason": "reopened"}, {"state": "open", "reason": "reopened"}),
+        ({"state": "open", "state_reason": None}, {"state": "open", "reason": None}),
+    ],
+)
 def test_github_state_reason_is_recovered_from_what_the_connector_records(item, expected):
     assert native_of(item) == expected
 
@@ -227,10 +252,13 @@ def test_the_issue_carries_githubs_own_state_words():
 
 
 @responses.activate
-@pytest.mark.parametrize("recording,category,state_name,resolution", [
-    ("Issue.testEditWithStateReasonNotPlanned", StateCategory.CANCELED, "Closed (not planned)", "not_planned"),
-    ("Issue.testEditWithStateReasonReopened", StateCategory.STARTED, "Open (reopened)", "reopened"),
-])
+@pytest.mark.parametrize(
+    "recording,category,state_name,resolution",
+    [
+        ("Issue.testEditWithStateReasonNotPlanned", StateCategory.CANCELED, "Closed (not planned)", "not_planned"),
+        ("Issue.testEditWithStateReasonReopened", StateCategory.STARTED, "Open (reopened)", "reopened"),
+    ],
+)
 def test_get_issue_normalises_recorded_payloads(fixtures_dir, recording, category, state_name, resolution):
     recorded = replay(fixtures_dir, recording)[0]
     responses.add(responses.GET, f"{API}/repos/PyGithub/PyGithub/issues/28", body=recorded["body"])
@@ -260,8 +288,12 @@ def test_get_issue_by_url_and_by_known_id():
 @responses.activate
 def test_an_unseen_id_is_resolved_through_the_engines_key_lookup():
     add_repo("acme/web", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/7/comments", status=201,
-                  json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/7/comments",
+        status=201,
+        json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"},
+    )
     c = make(mutation_interval=0)
     c.key_lookup = {"9007": "acme/web#7"}.get
     assert c.add_comment("9007", "hello", KEY_A).id == "1"
@@ -273,8 +305,10 @@ def test_link_patterns_find_urls_and_short_refs_of_configured_repos():
     import re
 
     c = make(["acme/web"])
-    text = ("see https://github.com/acme/web/issues/12 and acme/web#34, not other/repo#5 "
-            "nor https://github.com/acme/web/pull/3")
+    text = (
+        "see https://github.com/acme/web/issues/12 and acme/web#34, not other/repo#5 "
+        "nor https://github.com/acme/web/pull/3"
+    )
     found = [c.normalise_ref(m["ref"]) for p in c.link_patterns() for m in re.finditer(p, text)]
     assert sorted(found) == ["acme/web#12", "acme/web#34"]
     ghe = make(["acme/web"], url="https://git.example.com/api/v3")
@@ -295,8 +329,13 @@ def test_poll_follows_link_pages_from_a_real_recording(fixtures_dir):
         if i:  # later pages: exactly the URL of the recorded Link header
             params = {k: v[0] for k, v in parse_qs(urlsplit(interaction["path"]).query).items()}
             matchers = [responses.matchers.query_param_matcher(params)]
-        responses.add(responses.GET, url, json=interaction["response"], match=matchers,
-                      headers=response_headers(interaction["headers"]))
+        responses.add(
+            responses.GET,
+            url,
+            json=interaction["response"],
+            match=matchers,
+            headers=response_headers(interaction["headers"]),
+        )
     c = make([repo])
     pages = list(c.poll(None))
     assert [len(p.records) for p in pages] == [3, 3, 3, 3, 1]
@@ -307,8 +346,13 @@ def test_poll_follows_link_pages_from_a_real_recording(fixtures_dir):
     assert first.url == "https://github.com/octokit-fixture-org/paginate-issues/issues/13"
     assert first.public is True and first.state is StateCategory.UNSTARTED
     feed = [call for call in responses.calls if "/issues" in call.request.url]
-    assert query(feed[0]) == {"state": ["all"], "since": ["2023-10-15T22:13:20Z"], "sort": ["updated"],
-                              "direction": ["asc"], "per_page": ["100"]}
+    assert query(feed[0]) == {
+        "state": ["all"],
+        "since": ["2023-10-15T22:13:20Z"],
+        "sort": ["updated"],
+        "direction": ["asc"],
+        "per_page": ["100"],
+    }
     # Mid-read cursors hold the next page; the last one moves since to the high-water mark - overlap.
     middle = json.loads(pages[1].cursor)["repos"][repo]
     assert middle["next"].endswith("/repositories/1000/issues?per_page=3&page=3")
@@ -323,11 +367,24 @@ def test_an_interrupted_read_resumes_at_the_stored_next_page(fixtures_dir):
     repo = "octokit-fixture-org/paginate-issues"
     add_repo(repo, public=True)
     last = recorded[-1]
-    responses.add(responses.GET, f"{API}/repositories/1000/issues", json=last["response"],
-                  headers=response_headers(last["headers"]))
-    cursor = json.dumps({"v": 1, "repos": {repo: {
-        "since": "2017-10-01T00:00:00Z", "next": f"{API}/repositories/1000/issues?per_page=3&page=5",
-        "hwm": "2017-10-10T16:00:00Z"}}})
+    responses.add(
+        responses.GET,
+        f"{API}/repositories/1000/issues",
+        json=last["response"],
+        headers=response_headers(last["headers"]),
+    )
+    cursor = json.dumps(
+        {
+            "v": 1,
+            "repos": {
+                repo: {
+                    "since": "2017-10-01T00:00:00Z",
+                    "next": f"{API}/repositories/1000/issues?per_page=3&page=5",
+                    "hwm": "2017-10-10T16:00:00Z",
+                }
+            },
+        }
+    )
     pages = list(make([repo]).poll(cursor))
     assert [r.key for p in pages for r in p.records] == [f"{repo}#1"]
     feed = [c for c in responses.calls if "/issues" in c.request.url]
@@ -342,8 +399,12 @@ def test_idle_poll_is_a_conditional_request_answered_304(fixtures_dir):
     etag = setup["headers"]["etag"]
     add_repo("acme/web", public=False)
     responses.add(responses.GET, f"{API}/repos/acme/web/issues", json=[], headers={"ETag": etag})
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues", status=not_modified["status"],
-                  headers=response_headers(not_modified["headers"]))
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues",
+        status=not_modified["status"],
+        headers=response_headers(not_modified["headers"]),
+    )
     c = make()
     (page,) = list(c.poll(None))
     assert page.records == [] and page.done
@@ -362,8 +423,12 @@ def test_a_page_spanning_seconds_continues_by_since_not_by_page_number():
     add_repo("acme/web", public=False)
     first = [issue_body(1, updated="2024-05-01T10:00:00Z"), issue_body(2, updated="2024-05-01T10:00:09Z")]
     second = [issue_body(2, updated="2024-05-01T10:00:09Z"), issue_body(3, updated="2024-05-01T10:00:20Z")]
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues", json=first,
-                  headers={"Link": f'<{API}/repositories/1/issues?page=2>; rel="next"'})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues",
+        json=first,
+        headers={"Link": f'<{API}/repositories/1/issues?page=2>; rel="next"'},
+    )
     responses.add(responses.GET, f"{API}/repos/acme/web/issues", json=second)
     pages = list(make().poll(json.dumps({"v": 1, "repos": {"acme/web": {"since": "2024-05-01T00:00:00Z"}}})))
     keys = [r.key for p in pages for r in p.records]
@@ -375,8 +440,11 @@ def test_a_page_spanning_seconds_continues_by_since_not_by_page_number():
 
 @responses.activate
 def test_pull_requests_are_skipped_unless_configured(fixtures_dir):
-    recorded = next(r for r in replay(fixtures_dir, "AuthenticatedUser.testGetIssuesWithAllArguments")
-                    if r["path"].startswith("/issues?sort=comments"))
+    recorded = next(
+        r
+        for r in replay(fixtures_dir, "AuthenticatedUser.testGetIssuesWithAllArguments")
+        if r["path"].startswith("/issues?sort=comments")
+    )
     add_repo("acme/web", public=False)
     responses.add(responses.GET, f"{API}/repos/acme/web/issues", body=recorded["body"])
     items = json.loads(recorded["body"])
@@ -409,10 +477,12 @@ def test_unreadable_cursor_is_a_clear_error():
 def test_visibility_is_cached_for_its_ttl_then_revalidated_with_its_etag(fixtures_dir):
     setup = replay(fixtures_dir, "ConditionalRequestUpdate.setUp")[0]
     not_modified = replay(fixtures_dir, "ConditionalRequestUpdate.testDidNotUpdate")[0]
-    responses.add(responses.GET, f"{API}/repos/akfish/PyGithub", body=setup["body"],
-                  headers=response_headers(setup["headers"]))
-    responses.add(responses.GET, f"{API}/repos/akfish/PyGithub", status=304,
-                  headers=response_headers(not_modified["headers"]))
+    responses.add(
+        responses.GET, f"{API}/repos/akfish/PyGithub", body=setup["body"], headers=response_headers(setup["headers"])
+    )
+    responses.add(
+        responses.GET, f"{API}/repos/akfish/PyGithub", status=304, headers=response_headers(not_modified["headers"])
+    )
     clock = Clock()
     c = make(["akfish/PyGithub"], clock=clock, visibility_ttl=600)
     assert c.is_public("akfish/PyGithub") is True  # a 2013 payload: "private": false only
@@ -445,8 +515,13 @@ def test_a_repository_turning_public_is_noticed_after_the_ttl():
 @responses.activate
 def test_transferred_issue_is_followed_to_its_new_key():
     moved_to = f"{API}/repositories/42/issues/3"
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/7", status=301,
-                  json={"message": "Moved Permanently", "url": moved_to}, headers={"Location": moved_to})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/7",
+        status=301,
+        json={"message": "Moved Permanently", "url": moved_to},
+        headers={"Location": moved_to},
+    )
     responses.add(responses.GET, moved_to, json=issue_body(3, repo="acme/sdk", ident=9007))
     add_repo("acme/sdk", public=False)
     issue = make(["acme/web", "acme/sdk"]).get_issue("acme/web#7")
@@ -457,18 +532,29 @@ def test_transferred_issue_is_followed_to_its_new_key():
 def test_a_comment_on_a_transferred_issue_goes_to_its_new_place_once():
     moved_to = f"{API}/repositories/42/issues/3"
     add_repo("acme/web", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/7/comments", status=301,
-                  json={"message": "Moved Permanently"}, headers={"Location": moved_to + "/comments"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/7/comments",
+        status=301,
+        json={"message": "Moved Permanently"},
+        headers={"Location": moved_to + "/comments"},
+    )
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/7", status=301, headers={"Location": moved_to})
     responses.add(responses.GET, moved_to, json=issue_body(3, repo="acme/sdk", ident=9007))
     add_repo("acme/sdk", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/sdk/issues/3/comments", status=201,
-                  json={"id": 555, "body": "x", "updated_at": "2024-05-01T10:00:00Z"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/sdk/issues/3/comments",
+        status=201,
+        json={"id": 555, "body": "x", "updated_at": "2024-05-01T10:00:00Z"},
+    )
     result = make(["acme/web", "acme/sdk"]).add_comment("acme/web#7", "Shipped in 2.1", KEY_A)
     assert result.id == "555"
     posts = [c for c in responses.calls if c.request.method == "POST"]
     assert [urlsplit(c.request.url).path for c in posts] == [
-        "/repos/acme/web/issues/7/comments", "/repos/acme/sdk/issues/3/comments"]
+        "/repos/acme/web/issues/7/comments",
+        "/repos/acme/sdk/issues/3/comments",
+    ]
     assert json.loads(posts[1].request.body)["body"].endswith(f"<!-- syncd:{KEY_A} -->\n")
     # requests never turned the redirected POST into a GET of the comments list
     assert not any(c.request.method == "GET" and c.request.url.endswith("/comments") for c in responses.calls)
@@ -476,8 +562,9 @@ def test_a_comment_on_a_transferred_issue_goes_to_its_new_place_once():
 
 @responses.activate
 def test_deleted_and_missing_issues_raise_once_without_retrying():
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/8", status=410,
-                  json={"message": "This issue was deleted"})
+    responses.add(
+        responses.GET, f"{API}/repos/acme/web/issues/8", status=410, json={"message": "This issue was deleted"}
+    )
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/9", status=404, json={"message": "Not Found"})
     responses.add(responses.GET, f"{API}/repos/other/place/issues/9", status=404, json={"message": "Not Found"})
     c = make()
@@ -497,8 +584,13 @@ def test_deleted_and_missing_issues_raise_once_without_retrying():
 def test_primary_rate_limit_403_waits_and_retries(fixtures_dir):
     ok, limited = replay(fixtures_dir, "SpecificExceptions.testRateLimitExceeded")[:2]
     add_repo("acme/web", public=False)
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=limited["status"], body=limited["body"],
-                  headers={**response_headers(limited["headers"]), "x-ratelimit-reset": str(1_700_000_030)})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1",
+        status=limited["status"],
+        body=limited["body"],
+        headers={**response_headers(limited["headers"]), "x-ratelimit-reset": str(1_700_000_030)},
+    )
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1))
     clock = Clock()
     sleeps = Sleeps(clock)
@@ -510,19 +602,31 @@ def test_primary_rate_limit_403_waits_and_retries(fixtures_dir):
 @responses.activate
 def test_secondary_rate_limit_honours_retry_after():
     add_repo("acme/web", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/1/comments", status=403,
-                  json={"message": "You have exceeded a secondary rate limit."}, headers={"retry-after": "60"})
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/1/comments", status=201,
-                  json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/1/comments",
+        status=403,
+        json={"message": "You have exceeded a secondary rate limit."},
+        headers={"retry-after": "60"},
+    )
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/1/comments",
+        status=201,
+        json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"},
+    )
     sleeps = Sleeps()
     make(sleeps=sleeps, mutation_interval=0).add_comment("acme/web#1", "hello", KEY_A)
     assert sleeps == [60.0]
 
 
-SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
-                        "If you reach out to GitHub Support for help, please include the request ID ABCD:1234.",
-             "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
-                                  "#about-secondary-rate-limits", "status": "403"}
+SECONDARY = {
+    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID ABCD:1234.",
+    "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+    "#about-secondary-rate-limits",
+    "status": "403",
+}
 BUDGET_LEFT = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990", "x-ratelimit-reset": "1700003000"}
 
 
@@ -541,8 +645,13 @@ def test_secondary_rate_limit_without_retry_after_is_not_a_credentials_problem()
 @responses.activate
 def test_a_403_that_is_not_a_rate_limit_is_still_refused_credentials():
     add_repo("acme/web", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/1/comments", status=403, headers=BUDGET_LEFT,
-                  json={"message": "Resource not accessible by personal access token"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/1/comments",
+        status=403,
+        headers=BUDGET_LEFT,
+        json={"message": "Resource not accessible by personal access token"},
+    )
     with pytest.raises(AuthError):
         make(mutation_interval=0).add_comment("acme/web#1", "hello", KEY_A)
 
@@ -591,8 +700,13 @@ def test_primary_limit_with_a_reset_beyond_max_wait_parks_until_the_reset(fixtur
     add_repo("acme/web", public=False)
     clock = Clock()
     reset = int(clock.now) + 3000
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=limited["status"], body=limited["body"],
-                  headers={**response_headers(limited["headers"]), "x-ratelimit-reset": str(reset)})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1",
+        status=limited["status"],
+        body=limited["body"],
+        headers={**response_headers(limited["headers"]), "x-ratelimit-reset": str(reset)},
+    )
     sleeps = Sleeps(clock)
     c = make(sleeps=sleeps, clock=clock)
     with pytest.raises(RateLimited) as err:
@@ -618,8 +732,13 @@ def test_a_spent_budget_with_a_far_reset_holds_nothing_up_in_place_and_the_refus
     reset = int(clock.now) + 1800
     spent = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", json=issue_body(1), headers=spent)
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1", status=403, headers=spent,
-                  json={"message": "API rate limit exceeded for user ID 1."})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1",
+        status=403,
+        headers=spent,
+        json={"message": "API rate limit exceeded for user ID 1."},
+    )
     sleeps = Sleeps(clock)
     c = make(sleeps=sleeps, clock=clock)
     c.is_public("acme/web")  # known: the issue read is the last request the budget allowed
@@ -637,8 +756,12 @@ def test_a_spent_budget_with_a_far_reset_holds_nothing_up_in_place_and_the_refus
 @responses.activate
 def test_mutations_are_spaced_by_the_mutation_interval():
     add_repo("acme/web", public=False)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/1/comments", status=201,
-                  json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/1/comments",
+        status=201,
+        json={"id": 1, "updated_at": "2024-05-01T10:00:00Z"},
+    )
     sleeps = Sleeps()
     c = make(sleeps=sleeps, mutation_interval=1.0)
     c.add_comment("acme/web#1", "one", KEY_A)
@@ -680,8 +803,12 @@ def test_customer_data_is_refused_in_a_public_repository_before_anything_is_sent
 def test_attach_ticket_in_a_public_repository_writes_only_an_opaque_reference():
     add_repo("acme/sdk", public=True)
     responses.add(responses.GET, f"{API}/repos/acme/sdk/issues/1/comments", json=[])
-    responses.add(responses.POST, f"{API}/repos/acme/sdk/issues/1/comments", status=201,
-                  json={"id": 77, "updated_at": "2024-05-01T10:00:00Z"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/sdk/issues/1/comments",
+        status=201,
+        json={"id": 77, "updated_at": "2024-05-01T10:00:00Z"},
+    )
     url = "https://acme.zendesk.com/agent/tickets/123"
     make(["acme/sdk"]).attach_ticket("acme/sdk#1", url, "Jane Doe cannot log in", "Acme Corp · jane@x.io", KEY_A)
     body = json.loads(responses.calls[-1].request.body)["body"]
@@ -694,17 +821,25 @@ def test_attach_ticket_in_a_public_repository_writes_only_an_opaque_reference():
 @responses.activate
 def test_attach_ticket_in_a_private_repository_edits_the_one_context_comment():
     add_repo("acme/web", public=False)
-    existing = ("Context from support\n\n<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n"
-                "- [Old ticket](https://acme.zendesk.com/agent/tickets/1) <!-- syncd:t="
-                f"{ticket_hash('https://acme.zendesk.com/agent/tickets/1')} -->\n<!-- /syncd:tickets -->\n\n"
-                f"<!-- syncd:context -->\n<!-- syncd:{KEY_A} -->\n")
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1/comments",
-                  json=[{"id": 5, "body": "a person's comment", "user": {"login": "dev"}},
-                        {"id": 6, "body": existing, "user": {"login": "syncd-bot"},
-                         "issue_url": f"{API}/repos/acme/web/issues/1"}])
-    responses.add(responses.PATCH, f"{API}/repos/acme/web/issues/comments/6",
-                  json={"id": 6, "updated_at": "2024-05-01T10:00:00Z",
-                        "issue_url": f"{API}/repos/acme/web/issues/1"})
+    existing = (
+        "Context from support\n\n<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n"
+        "- [Old ticket](https://acme.zendesk.com/agent/tickets/1) <!-- syncd:t="
+        f"{ticket_hash('https://acme.zendesk.com/agent/tickets/1')} -->\n<!-- /syncd:tickets -->\n\n"
+        f"<!-- syncd:context -->\n<!-- syncd:{KEY_A} -->\n"
+    )
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1/comments",
+        json=[
+            {"id": 5, "body": "a person's comment", "user": {"login": "dev"}},
+            {"id": 6, "body": existing, "user": {"login": "syncd-bot"}, "issue_url": f"{API}/repos/acme/web/issues/1"},
+        ],
+    )
+    responses.add(
+        responses.PATCH,
+        f"{API}/repos/acme/web/issues/comments/6",
+        json={"id": 6, "updated_at": "2024-05-01T10:00:00Z", "issue_url": f"{API}/repos/acme/web/issues/1"},
+    )
     make().attach_ticket("acme/web#1", "https://acme.zendesk.com/agent/tickets/2", "Login fails", "Acme", KEY_B)
     body = json.loads(responses.calls[-1].request.body)["body"]
     assert body.startswith("Context from support\n")
@@ -718,10 +853,17 @@ def test_attach_ticket_in_a_private_repository_edits_the_one_context_comment():
 @responses.activate
 def test_find_marker_reads_the_comments_through_their_pages():
     add_repo("acme/web", public=False)
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1/comments", json=[{"id": 1, "body": "hi"}],
-                  headers={"Link": f'<{API}/repositories/1/issues/1/comments?page=2>; rel="next"'})
-    responses.add(responses.GET, f"{API}/repositories/1/issues/1/comments",
-                  json=[{"id": 2, "body": f"done\n<!-- syncd:{KEY_A} -->"}])
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1/comments",
+        json=[{"id": 1, "body": "hi"}],
+        headers={"Link": f'<{API}/repositories/1/issues/1/comments?page=2>; rel="next"'},
+    )
+    responses.add(
+        responses.GET,
+        f"{API}/repositories/1/issues/1/comments",
+        json=[{"id": 2, "body": f"done\n<!-- syncd:{KEY_A} -->"}],
+    )
     c = make()
     assert c.find_marker("acme/web#1", KEY_A) is True
     assert c.find_marker("acme/web#1", KEY_B) is False
@@ -732,8 +874,12 @@ def test_customer_data_does_not_follow_an_issue_moved_into_a_public_repository()
     moved_to = f"{API}/repositories/42/issues/3"
     add_repo("acme/web", public=False)
     add_repo("acme/sdk", public=True)
-    responses.add(responses.POST, f"{API}/repos/acme/web/issues/7/comments", status=301,
-                  headers={"Location": moved_to + "/comments"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/acme/web/issues/7/comments",
+        status=301,
+        headers={"Location": moved_to + "/comments"},
+    )
     responses.add(responses.GET, f"{API}/repos/acme/web/issues/7", status=301, headers={"Location": moved_to})
     responses.add(responses.GET, moved_to, json=issue_body(3, repo="acme/sdk", ident=9007))
     c = make(["acme/web", "acme/sdk"], mutation_interval=0)
@@ -741,14 +887,17 @@ def test_customer_data_does_not_follow_an_issue_moved_into_a_public_repository()
         c.add_comment("acme/web#7", "Acme Corp is waiting", KEY_A, customer_data=True)
     assert "acme/sdk" in str(err.value)
     assert [urlsplit(x.request.url).path for x in responses.calls if x.request.method == "POST"] == [
-        "/repos/acme/web/issues/7/comments"]
+        "/repos/acme/web/issues/7/comments"
+    ]
 
 
 @responses.activate
 def test_a_comment_without_a_creation_time_is_dated_by_the_apps_clock_not_the_machines():
     """The fallback for a missing created_at is the connector's clock (issue 9: no machine time)."""
-    responses.get(f"{API}/repos/acme/web/issues/7/comments?per_page=100",
-                  json=[{"id": 1, "body": "hello", "user": {"login": "dev"}, "created_at": None}])
+    responses.get(
+        f"{API}/repos/acme/web/issues/7/comments?per_page=100",
+        json=[{"id": 1, "body": "hello", "user": {"login": "dev"}, "created_at": None}],
+    )
     clock = Clock(1_700_000_000.0)
     [comment] = make(clock=clock).comments("acme/web#7")
     assert comment.created_at == clock.datetime()

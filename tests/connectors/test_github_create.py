@@ -13,9 +13,9 @@ import requests
 import responses
 
 from connectors.base import marker_token
-from syncd.writes import IssueDraft
 from connectors.github import LABEL_RECHECK, PublicRepositoryRefused
 from syncd.errors import AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
+from syncd.writes import IssueDraft
 from tests.connectors.test_github import API, Clock, add_repo, issue_body, make, octokit, replay
 
 KEY = "e" * 20
@@ -44,17 +44,27 @@ def mock_create(fixtures_dir, repo: str = REPO, *, public: bool = False) -> dict
 
 
 def posts(path_end: str = "/issues") -> list[dict]:
-    return [json.loads(c.request.body) for c in responses.calls
-            if c.request.method == "POST" and urlsplit(c.request.url).path.endswith(path_end)]
+    return [
+        json.loads(c.request.body)
+        for c in responses.calls
+        if c.request.method == "POST" and urlsplit(c.request.url).path.endswith(path_end)
+    ]
 
 
 def paths(method: str | None = None) -> list[str]:
-    return [f"{c.request.method} {urlsplit(c.request.url).path}" for c in responses.calls
-            if method is None or c.request.method == method]
+    return [
+        f"{c.request.method} {urlsplit(c.request.url).path}"
+        for c in responses.calls
+        if method is None or c.request.method == method
+    ]
 
 
-DRAFT = IssueDraft(title="Export times out  for large\naccounts", body="## What happens\n\nThe export stops.",
-                   labels=("bug", "Enhancement", "customer-escalation"), priority="sev1")
+DRAFT = IssueDraft(
+    title="Export times out  for large\naccounts",
+    body="## What happens\n\nThe export stops.",
+    labels=("bug", "Enhancement", "customer-escalation"),
+    priority="sev1",
+)
 
 
 # -- create_issue ------------------------------------------------------------------
@@ -104,7 +114,8 @@ def test_a_label_missing_from_the_cache_is_looked_up_again_after_a_while(fixture
     c.create_issue(REPO, DRAFT, KEY)
     assert paths("GET").count(f"GET /repos/{REPO}/labels") == 2
     assert [p["labels"] for p in posts()] == [["bug", "enhancement"]] * 2 + [
-        ["bug", "enhancement", "Customer-Escalation"]]
+        ["bug", "enhancement", "Customer-Escalation"]
+    ]
 
 
 @responses.activate
@@ -120,8 +131,12 @@ def test_no_label_existing_never_fails_the_create(fixtures_dir):
 @responses.activate
 def test_labels_are_read_through_their_pages(fixtures_dir):
     mock_create(fixtures_dir)
-    responses.replace(responses.GET, f"{API}/repos/{REPO}/labels", json=[{"name": "bug"}],
-                      headers={"Link": f'<{API}/repositories/5/labels?per_page=100&page=2>; rel="next"'})
+    responses.replace(
+        responses.GET,
+        f"{API}/repos/{REPO}/labels",
+        json=[{"name": "bug"}],
+        headers={"Link": f'<{API}/repositories/5/labels?per_page=100&page=2>; rel="next"'},
+    )
     responses.add(responses.GET, f"{API}/repositories/5/labels", json=[{"name": "customer-escalation"}])
     make([REPO], mutation_interval=0).create_issue(REPO, DRAFT, KEY)
     assert posts()[0]["labels"] == ["bug", "customer-escalation"]
@@ -134,7 +149,8 @@ def test_an_old_recorded_create_answer_is_read_too(fixtures_dir):
     add_repo("PyGithub/PyGithub", public=True)
     responses.add(responses.POST, f"{API}{recorded['path']}", status=recorded["status"], body=recorded["body"])
     result = make(["PyGithub/PyGithub"], mutation_interval=0).create_issue(
-        "PyGithub/PyGithub", IssueDraft(title="Issue created by PyGithub", body="Ticket `a1b2c3`"), KEY)
+        "PyGithub/PyGithub", IssueDraft(title="Issue created by PyGithub", body="Ticket `a1b2c3`"), KEY
+    )
     assert result.id == str(json.loads(recorded["body"])["id"])
     assert paths() == ["GET /repos/PyGithub/PyGithub", "POST /repos/PyGithub/PyGithub/issues"]  # no labels asked
 
@@ -143,8 +159,10 @@ def test_an_old_recorded_create_answer_is_read_too(fixtures_dir):
 def test_a_public_repository_refuses_a_draft_with_personal_data_before_sending(fixtures_dir):
     mock_create(fixtures_dir, public=True)
     c = make([REPO], mutation_interval=0)
-    for draft in (IssueDraft(title="Login fails", body="Reported by jane.doe@customer.example"),
-                  IssueDraft(title="jane.doe@customer.example cannot log in", body="x")):
+    for draft in (
+        IssueDraft(title="Login fails", body="Reported by jane.doe@customer.example"),
+        IssueDraft(title="jane.doe@customer.example cannot log in", body="x"),
+    ):
         with pytest.raises(PublicRepositoryRefused) as err:
             c.create_issue(REPO, draft, KEY)
         assert REPO in str(err.value) and "jane" not in str(err.value)
@@ -159,8 +177,9 @@ def test_visibility_is_checked_again_before_each_create(fixtures_dir):
     mock_create(fixtures_dir)
     c = make([REPO], mutation_interval=0)
     assert c.is_private(REPO) is True
-    responses.replace(responses.GET, f"{API}/repos/{REPO}",
-                      json={"private": False, "visibility": "public"}, headers={"ETag": '"2"'})
+    responses.replace(
+        responses.GET, f"{API}/repos/{REPO}", json={"private": False, "visibility": "public"}, headers={"ETag": '"2"'}
+    )
     with pytest.raises(PublicRepositoryRefused):
         c.create_issue(REPO, IssueDraft(title="t", body="from jane@x.example"), KEY)
     assert c.is_private(REPO) is False
@@ -181,17 +200,25 @@ def test_an_unknown_repository_is_named_with_what_to_do():
 
 
 @responses.activate
-@pytest.mark.parametrize("status,body,error,words", [
-    (410, {"message": "Issues are disabled for this repo"}, Gone, "issues turned off"),
-    (403, {"message": "Resource not accessible by personal access token"}, AuthError, "write access"),
-    (404, {"message": "Not Found"}, NotFound, "does not exist"),
-    (422, {"message": "Validation Failed"}, Conflict, "Validation Failed"),
-    (301, {"message": "Moved Permanently"}, NotFound, "has moved"),
-])
+@pytest.mark.parametrize(
+    "status,body,error,words",
+    [
+        (410, {"message": "Issues are disabled for this repo"}, Gone, "issues turned off"),
+        (403, {"message": "Resource not accessible by personal access token"}, AuthError, "write access"),
+        (404, {"message": "Not Found"}, NotFound, "does not exist"),
+        (422, {"message": "Validation Failed"}, Conflict, "Validation Failed"),
+        (301, {"message": "Moved Permanently"}, NotFound, "has moved"),
+    ],
+)
 def test_refusals_of_the_create_map_to_syncd_errors(fixtures_dir, status, body, error, words):
     add_repo(REPO, public=False)
-    responses.add(responses.POST, f"{API}/repos/{REPO}/issues", status=status, json=body,
-                  headers={"Location": f"{API}/repositories/9/issues"} if status == 301 else {})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/{REPO}/issues",
+        status=status,
+        json=body,
+        headers={"Location": f"{API}/repositories/9/issues"} if status == 301 else {},
+    )
     with pytest.raises(error) as err:
         make([REPO], mutation_interval=0).create_issue(REPO, IssueDraft(title="t", body="b"), KEY)
     assert words in str(err.value) and REPO in str(err.value)
@@ -243,8 +270,16 @@ def listing(*bodies: str, repo: str = REPO) -> list[dict]:
 def test_find_created_lists_syncds_newest_issues_and_matches_the_hidden_marker():
     responses.add(responses.GET, f"{API}/user", json={"login": "syncd-bot"})
     pr = listing(f"<!-- {marker_token(KEY)} -->")[0] | {"pull_request": {"html_url": "https://github.com/x/pull/1"}}
-    responses.add(responses.GET, f"{API}/repos/{REPO}/issues", json=[pr] + listing(
-        f"quoting syncd:{KEY} in prose", f"x\n\n<!-- {marker_token(OTHER)} -->\n", f"y\n\n<!-- {marker_token(KEY)} -->\n"))
+    responses.add(
+        responses.GET,
+        f"{API}/repos/{REPO}/issues",
+        json=[pr]
+        + listing(
+            f"quoting syncd:{KEY} in prose",
+            f"x\n\n<!-- {marker_token(OTHER)} -->\n",
+            f"y\n\n<!-- {marker_token(KEY)} -->\n",
+        ),
+    )
     c = make([REPO])
     found = c.find_created(REPO, KEY)
     assert found == str(issue_body(98)["id"])  # the third: only a hidden marker in an issue counts
@@ -252,7 +287,12 @@ def test_find_created_lists_syncds_newest_issues_and_matches_the_hidden_marker()
     assert c.find_created(REPO, "0" * 20) is None
     feed = [x for x in responses.calls if urlsplit(x.request.url).path.endswith("/issues")]
     assert parse_qs(urlsplit(feed[0].request.url).query) == {
-        "creator": ["syncd-bot"], "state": ["all"], "sort": ["created"], "direction": ["desc"], "per_page": ["100"]}
+        "creator": ["syncd-bot"],
+        "state": ["all"],
+        "sort": ["created"],
+        "direction": ["desc"],
+        "per_page": ["100"],
+    }
     assert paths("GET").count("GET /user") == 1  # the login is asked once per process
     assert "search" not in " ".join(paths())
 
@@ -283,8 +323,9 @@ def test_a_lost_create_answer_is_found_and_not_created_again(fixtures_dir):
     """Crash-style: the POST arrives, its answer is lost; the retry path looks first."""
     add_repo(REPO, public=False)
     responses.add(responses.GET, f"{API}/repos/{REPO}/labels", json=recorded_labels(fixtures_dir))
-    responses.add(responses.POST, f"{API}/repos/{REPO}/issues",
-                  body=requests.exceptions.ChunkedEncodingError("connection broken"))
+    responses.add(
+        responses.POST, f"{API}/repos/{REPO}/issues", body=requests.exceptions.ChunkedEncodingError("connection broken")
+    )
     c = make([REPO], mutation_interval=0)
     with pytest.raises(TransientError) as err:
         c.create_issue(REPO, DRAFT, KEY)
@@ -318,11 +359,24 @@ def test_is_private_is_the_cached_opposite_of_is_public():
 def test_an_equal_text_under_a_new_key_is_not_written_again():
     add_repo("acme/web", public=False)
     text = f"**Demand**: 3 tickets\n\n<!-- syncd:demand -->\n<!-- {marker_token(KEY)} -->\n"
-    responses.add(responses.GET, f"{API}/repos/acme/web/issues/1/comments",
-                  json=[{"id": 8, "body": text, "user": {"login": "syncd-bot"},
-                         "issue_url": f"{API}/repos/acme/web/issues/1", "updated_at": "2024-05-01T10:00:00Z"}])
-    responses.add(responses.PATCH, f"{API}/repos/acme/web/issues/comments/8",
-                  json={"id": 8, "issue_url": f"{API}/repos/acme/web/issues/1", "updated_at": "2024-05-02T10:00:00Z"})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/acme/web/issues/1/comments",
+        json=[
+            {
+                "id": 8,
+                "body": text,
+                "user": {"login": "syncd-bot"},
+                "issue_url": f"{API}/repos/acme/web/issues/1",
+                "updated_at": "2024-05-01T10:00:00Z",
+            }
+        ],
+    )
+    responses.add(
+        responses.PATCH,
+        f"{API}/repos/acme/web/issues/comments/8",
+        json={"id": 8, "issue_url": f"{API}/repos/acme/web/issues/1", "updated_at": "2024-05-02T10:00:00Z"},
+    )
     c = make(mutation_interval=0)
     result = c.upsert_comment("acme/web#1", "**Demand**: 3 tickets", OTHER, "demand")
     assert result.id == "8" and result.updated_at.day == 1

@@ -25,8 +25,9 @@ KEY = "0123456789abcdef0123"
 
 
 def make(**overrides) -> JiraConnector:
-    options = dict(url=URL, email="bot@acme.test", api_token=SecretStr(TOKEN), projects=["ENG"],
-                   time_zone="Europe/Paris")
+    options = dict(
+        url=URL, email="bot@acme.test", api_token=SecretStr(TOKEN), projects=["ENG"], time_zone="Europe/Paris"
+    )
     options.update(overrides)
     return JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None, clock=lambda: NOW)
 
@@ -40,8 +41,16 @@ def airbyte_issue(fixtures_dir) -> dict:
     return load(fixtures_dir, "airbyte-source-jira/issues.json")["issues"][0]
 
 
-def issue_like(template: dict, ident: str, key: str, updated: str, *, category: str = "new",
-               status: str = "To Do", resolution: str | None = None) -> dict:
+def issue_like(
+    template: dict,
+    ident: str,
+    key: str,
+    updated: str,
+    *,
+    category: str = "new",
+    status: str = "To Do",
+    resolution: str | None = None,
+) -> dict:
     """A real v3 issue object (the airbyte recording) with a few fields changed."""
     issue = copy.deepcopy(template)
     issue["id"], issue["key"] = ident, key
@@ -103,8 +112,9 @@ def test_check_uses_myself_with_basic_auth(fixtures_dir):
 
 @responses.activate
 def test_refused_credentials_name_the_problem_without_the_secret():
-    responses.get(f"{URL}/rest/api/3/myself", status=401,
-                  json={"errorMessages": ["You are not authenticated."], "errors": {}})
+    responses.get(
+        f"{URL}/rest/api/3/myself", status=401, json={"errorMessages": ["You are not authenticated."], "errors": {}}
+    )
     with pytest.raises(AuthError) as err:
         make().check()
     assert "401" in str(err.value) and TOKEN not in str(err.value)
@@ -125,35 +135,56 @@ def test_normalises_a_real_v3_issue(airbyte_issue):
     assert issue.updated_at == datetime(2022, 12, 8, 10, 22, 18, 889000, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("category, resolution, state", [
-    ("indeterminate", None, StateCategory.STARTED),
-    ("done", "Done", StateCategory.COMPLETED),
-    ("done", "Won't Do", StateCategory.CANCELED),
-    ("done", "Duplicate", StateCategory.CANCELED),
-])
+@pytest.mark.parametrize(
+    "category, resolution, state",
+    [
+        ("indeterminate", None, StateCategory.STARTED),
+        ("done", "Done", StateCategory.COMPLETED),
+        ("done", "Won't Do", StateCategory.CANCELED),
+        ("done", "Duplicate", StateCategory.CANCELED),
+    ],
+)
 def test_state_comes_from_the_status_category_and_resolution(airbyte_issue, category, resolution, state):
-    raw = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category=category,
-                     status="Whatever the workflow says", resolution=resolution)
+    raw = issue_like(
+        airbyte_issue,
+        "1",
+        "ENG-1",
+        "2026-11-21T12:00:00.000+0000",
+        category=category,
+        status="Whatever the workflow says",
+        resolution=resolution,
+    )
     issue = make().normalise(raw)
     assert issue.state is state and issue.state_name == "Whatever the workflow says"
     assert issue.resolution == resolution
 
 
-@pytest.mark.parametrize("category, resolution, status", [
-    ("indeterminate", None, "In Progress"),
-    ("done", "Won't Do", "Won't do"),
-])
+@pytest.mark.parametrize(
+    "category, resolution, status",
+    [
+        ("indeterminate", None, "In Progress"),
+        ("done", "Won't Do", "Won't do"),
+    ],
+)
 def test_jira_category_from_the_record(airbyte_issue, category, resolution, status):
-    raw = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category=category,
-                     status=status, resolution=resolution)
+    raw = issue_like(
+        airbyte_issue,
+        "1",
+        "ENG-1",
+        "2026-11-21T12:00:00.000+0000",
+        category=category,
+        status=status,
+        resolution=resolution,
+    )
     issue = make().normalise(raw)
     assert issue.native == {"category": category, "status": status}
     assert JiraConnector.state_rule_model.conditions() == tuple(issue.native)
 
 
 def test_configurable_cancel_resolutions(airbyte_issue):
-    raw = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category="done",
-                     resolution="Obsolete")
+    raw = issue_like(
+        airbyte_issue, "1", "ENG-1", "2026-11-21T12:00:00.000+0000", category="done", resolution="Obsolete"
+    )
     assert make().normalise(raw).state is StateCategory.COMPLETED
     assert make(cancel_resolutions=["Obsolete"]).normalise(raw).state is StateCategory.CANCELED
 
@@ -169,8 +200,10 @@ def test_trimmed_recordings_are_rejected_with_a_reason(fixtures_dir):
 
 def test_link_patterns_find_configured_projects_only():
     patterns = [re.compile(p) for p in make(projects=["ENG", "OPS"]).link_patterns()]
-    text = (f"see {URL}/browse/ENG-12 and OPS-3, not XENG-4, not ENG-0, not ENG-5a, "
-            f"not HR-2, not https://other.atlassian.net/browse/HR-9")
+    text = (
+        f"see {URL}/browse/ENG-12 and OPS-3, not XENG-4, not ENG-0, not ENG-5a, "
+        f"not HR-2, not https://other.atlassian.net/browse/HR-9"
+    )
     found = [m.group("ref") for p in patterns for m in p.finditer(text)]
     assert sorted(set(found)) == ["ENG-12", "OPS-3"]
 
@@ -217,8 +250,12 @@ def test_paging_the_recordings_with_ids_and_categories(fixtures_dir):
     pages = list(make(projects=["TEST"]).poll(None))
     records = [r for p in pages for r in p.records]
     assert [r.key for r in records] == ["TEST-1", "TEST-2", "TEST-3", "TEST-4"]
-    assert [r.state for r in records] == [StateCategory.UNSTARTED, StateCategory.STARTED,
-                                          StateCategory.COMPLETED, StateCategory.STARTED]
+    assert [r.state for r in records] == [
+        StateCategory.UNSTARTED,
+        StateCategory.STARTED,
+        StateCategory.COMPLETED,
+        StateCategory.STARTED,
+    ]
     assert records[2].assignee == "Person A"
     assert records[0].updated_at == datetime(2020, 12, 3, 13, 5, 20, 974000, tzinfo=timezone.utc)
 
@@ -228,8 +265,9 @@ def test_overlap_is_reread_and_deduplicated_by_id_and_updated(airbyte_issue):
     a = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T13:05:10.000+0100")
     b = issue_like(airbyte_issue, "2", "ENG-2", "2026-11-21T12:05:40.123+0000")
     c = issue_like(airbyte_issue, "3", "ENG-3", "2026-11-21T12:05:50.000+0000")
-    b_again = issue_like(airbyte_issue, "2", "ENG-2", "2026-11-21T12:09:00.000+0000", category="done",
-                         resolution="Done")
+    b_again = issue_like(
+        airbyte_issue, "2", "ENG-2", "2026-11-21T12:09:00.000+0000", category="done", resolution="Done"
+    )
     connector = make()
     responses.post(SEARCH, json=search_reply([a, b]))
     first = list(connector.poll(None))
@@ -282,6 +320,7 @@ def test_lower_bound_steps_back_over_a_repeated_hour():
     # 00:31 UTC on 2026-10-25 is 02:31 CEST, the first of two 02:31s in Paris.
     since = datetime(2026, 10, 25, 0, 31, 30, tzinfo=timezone.utc)
     from zoneinfo import ZoneInfo
+
     bound = connector.jql_lower_bound(since, ZoneInfo("Europe/Paris"))
     later_reading = datetime.strptime(bound, "%Y/%m/%d %H:%M").replace(tzinfo=ZoneInfo("Europe/Paris"), fold=1)
     assert later_reading.astimezone(timezone.utc) <= since - timedelta(minutes=1)
@@ -300,7 +339,8 @@ def test_an_interrupted_poll_resumes_from_its_page_token(airbyte_issue):
     pages = list(make().poll(first.cursor))
     assert sent(responses.calls[0])["nextPageToken"] == "page-2"
     assert sent(responses.calls[0])["jql"] == json.loads(first.cursor)["from"].join(
-        ['project in ("ENG") AND updated >= "', '" ORDER BY updated ASC'])
+        ['project in ("ENG") AND updated >= "', '" ORDER BY updated ASC']
+    )
     assert [r.key for r in pages[0].records] == ["ENG-2"]
 
 
@@ -308,10 +348,18 @@ def test_an_interrupted_poll_resumes_from_its_page_token(airbyte_issue):
 def test_an_expired_page_token_falls_back_to_the_cursor(airbyte_issue):
     a = issue_like(airbyte_issue, "1", "ENG-1", "2026-11-21T12:05:10.000+0000")
     b = issue_like(airbyte_issue, "2", "ENG-2", "2026-11-21T12:06:10.000+0000")
-    cursor = json.dumps({"since": "2026-11-21T12:05:10+00:00", "seen": [["1", "2026-11-21T12:05:10+00:00"]],
-                         "tz": "Europe/Paris", "from": "2026/10/01 00:00", "token": "stale"})
-    responses.post(SEARCH, status=400, json={"errorMessages": ["The provided next page token is invalid."],
-                                             "errors": {}})
+    cursor = json.dumps(
+        {
+            "since": "2026-11-21T12:05:10+00:00",
+            "seen": [["1", "2026-11-21T12:05:10+00:00"]],
+            "tz": "Europe/Paris",
+            "from": "2026/10/01 00:00",
+            "token": "stale",
+        }
+    )
+    responses.post(
+        SEARCH, status=400, json={"errorMessages": ["The provided next page token is invalid."], "errors": {}}
+    )
     responses.post(SEARCH, json=search_reply([a, b]))
     pages = list(make().poll(cursor))
     assert [sent(c).get("nextPageToken") for c in responses.calls] == ["stale", None]
@@ -332,8 +380,7 @@ def test_rate_limits_are_obeyed(airbyte_issue):
     connector = JiraConnector("jira", make().config, sleep=slept.append, clock=lambda: NOW)
     responses.post(SEARCH, status=429, headers={"Retry-After": "7", "X-RateLimit-Remaining": "0"}, json={})
     responses.post(SEARCH, status=503, json={})
-    responses.post(SEARCH, json=search_reply([]), headers={"X-RateLimit-Limit": "100",
-                                                           "X-RateLimit-Remaining": "99"})
+    responses.post(SEARCH, json=search_reply([]), headers={"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99"})
     pages = list(connector.poll(None))
     assert pages[0].done and len(responses.calls) == 3
     assert slept[0] == 7.0 and len(slept) == 2
@@ -355,8 +402,11 @@ def test_get_issue_by_an_old_key_follows_the_move(airbyte_issue):
 
 @responses.activate
 def test_get_issue_not_found_and_refs_that_are_not_issues():
-    responses.get(f"{URL}/rest/api/3/issue/ENG-404", status=404,
-                  json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]})
+    responses.get(
+        f"{URL}/rest/api/3/issue/ENG-404",
+        status=404,
+        json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]},
+    )
     # Jira's answer for a deleted issue (and for one hidden from the account): Gone.
     with pytest.raises(Gone, match="deleted, or no longer visible"):
         make().get_issue("ENG-404")
@@ -369,8 +419,11 @@ def test_get_issue_not_found_and_refs_that_are_not_issues():
 def test_a_404_that_is_not_jiras_issue_answer_is_not_a_deletion():
     # A proxy's page or a wrong base URL must not end every link.
     responses.get(f"{URL}/rest/api/3/issue/ENG-5", status=404, body="<html>Not Found</html>")
-    responses.post(f"{URL}/rest/api/3/issue/ENG-5/comment", status=404,
-                   json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]})
+    responses.post(
+        f"{URL}/rest/api/3/issue/ENG-5/comment",
+        status=404,
+        json={"errorMessages": ["Issue does not exist or you do not have permission to see it."]},
+    )
     with pytest.raises(NotFound) as caught:
         make().get_issue("ENG-5")
     assert not isinstance(caught.value, Gone)
@@ -383,10 +436,21 @@ def test_presence_reads_100_ids_a_request_and_calls_absent_ones_gone():
     def answer(request):
         ids = json.loads(request.body)["issueIdsOrKeys"]
         present = [i for i in ids if int(i) % 7]  # every seventh id is deleted
-        issues = [{"id": i, "key": f"ENG-{i}", "fields": {
-            "summary": "x", "updated": "2026-11-21T12:00:00.000+0000", "resolution": None, "assignee": None,
-            "status": {"name": "To Do", "statusCategory": {"key": "new"}},
-            "project": {"key": "OPS" if i == "10001" else "ENG"}}} for i in present]
+        issues = [
+            {
+                "id": i,
+                "key": f"ENG-{i}",
+                "fields": {
+                    "summary": "x",
+                    "updated": "2026-11-21T12:00:00.000+0000",
+                    "resolution": None,
+                    "assignee": None,
+                    "status": {"name": "To Do", "statusCategory": {"key": "new"}},
+                    "project": {"key": "OPS" if i == "10001" else "ENG"},
+                },
+            }
+            for i in present
+        ]
         errors = [{"id": "10002", "errorMessage": "try again"}] if "10002" in ids else []
         return 200, {}, json.dumps({"issues": [x for x in issues if x["id"] != "10002"], "issueErrors": errors})
 
@@ -426,9 +490,12 @@ def test_attach_ticket_posts_a_remote_link_keyed_by_the_ticket_url(fixtures_dir)
     bodies = [sent(c) for c in responses.calls]
     assert bodies[0]["globalId"] == bodies[1]["globalId"] == f"syncd:ticket={ticket}"
     assert bodies[0]["application"] == {"type": "syncd", "name": "syncd"}
-    assert bodies[0]["object"] == {"url": ticket, "title": "#42 Login fails", "summary": "Acme · urgent",
-                                   "icon": {"title": "Helpdesk ticket",
-                                            "url16x16": "https://acme.zendesk.com/favicon.ico"}}
+    assert bodies[0]["object"] == {
+        "url": ticket,
+        "title": "#42 Login fails",
+        "summary": "Acme · urgent",
+        "icon": {"title": "Helpdesk ticket", "url16x16": "https://acme.zendesk.com/favicon.ico"},
+    }
     assert first.id == "10000"
 
 
@@ -448,8 +515,12 @@ def test_find_marker_reads_comment_properties_in_one_request(fixtures_dir):
     assert connector.find_marker("10627", KEY) is True
     assert connector.find_marker("10627", "f" * 20) is False
     assert len(responses.calls) == 2
-    assert responses.calls[0].request.params == {"expand": "properties", "orderBy": "-created",
-                                                 "startAt": "0", "maxResults": "100"}
+    assert responses.calls[0].request.params == {
+        "expand": "properties",
+        "orderBy": "-created",
+        "startAt": "0",
+        "maxResults": "100",
+    }
 
 
 @responses.activate

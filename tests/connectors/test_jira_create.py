@@ -14,22 +14,27 @@ import responses
 from pydantic import SecretStr, ValidationError
 
 from connectors.adf import validate_adf
-from syncd.writes import IssueDraft
 from connectors.jira import FIND_PROBE_MISSES, JiraConfig, JiraConnector, jira_labels
 from syncd.errors import ApiError, NotFound, PayloadError, TransientError
+from syncd.writes import IssueDraft
 
 URL = "https://acme.atlassian.net"
 API = f"{URL}/rest/api/3"
 KEY = "0123456789abcdef0123"
 OTHER = "fedcba9876543210fedc"
 ME = "5fc9e78d2730d800760becc4"  # the author of Airbyte's recorded comments
-DRAFT = IssueDraft(title="Login fails for Acme\non SSO", body="Escalated from **#42**\n\n- severity: sev1",
-                   labels=("support escalation", "  sso ", "support escalation", ""), priority="sev1")
+DRAFT = IssueDraft(
+    title="Login fails for Acme\non SSO",
+    body="Escalated from **#42**\n\n- severity: sev1",
+    labels=("support escalation", "  sso ", "support escalation", ""),
+    priority="sev1",
+)
 
 
 def make(**overrides) -> JiraConnector:
-    options = dict(url=URL, email="bot@acme.test", api_token=SecretStr("secret-token"), projects=["ENG"],
-                   time_zone="UTC")
+    options = dict(
+        url=URL, email="bot@acme.test", api_token=SecretStr("secret-token"), projects=["ENG"], time_zone="UTC"
+    )
     options.update(overrides)
     return JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None)
 
@@ -83,8 +88,11 @@ def test_create_is_one_post_carrying_the_marker_as_an_issue_property(created, is
     assert fields["labels"] == ["support-escalation", "sso"]
     assert fields["priority"] == {"name": "Highest"}
     assert validate_adf(fields["description"]) == []
-    assert fields["description"]["content"][0]["content"][1] == {"type": "text", "text": "#42",
-                                                               "marks": [{"type": "strong"}]}
+    assert fields["description"]["content"][0]["content"][1] == {
+        "type": "text",
+        "text": "#42",
+        "marks": [{"type": "strong"}],
+    }
     assert KEY not in json.dumps(fields)  # the marker is hidden, not in the text
     assert result.id == "10057"
     assert result.updated_at == datetime(2022, 12, 8, 10, 22, 18, 889000, tzinfo=timezone.utc)  # its fields.updated
@@ -96,7 +104,8 @@ def test_issue_type_is_configurable_per_project_and_unmapped_severity_sets_no_pr
     responses.post(f"{API}/issue", json=created, status=201)
     responses.get(f"{API}/issue/10057", json=issue)
     make(projects=["ENG", "OPS"], issue_type="Task", issue_types={"OPS": "Incident"}).create_issue(
-        "OPS", IssueDraft("x", "y", priority="sev4"), KEY)
+        "OPS", IssueDraft("x", "y", priority="sev4"), KEY
+    )
     fields = sent(responses.calls[0])["fields"]
     assert fields["issuetype"] == {"name": "Incident"} and "priority" not in fields and "labels" not in fields
 
@@ -110,9 +119,17 @@ def test_issue_types_config_is_checked():
 
 @responses.activate
 def test_a_field_missing_from_the_create_screen_is_dropped_not_fatal(created, issue):
-    responses.post(f"{API}/issue", status=400, json={"errorMessages": [], "errors": {
-        "labels": "Field 'labels' cannot be set. It is not on the appropriate screen, or unknown.",
-        "priority": "Field 'priority' cannot be set. It is not on the appropriate screen, or unknown."}})
+    responses.post(
+        f"{API}/issue",
+        status=400,
+        json={
+            "errorMessages": [],
+            "errors": {
+                "labels": "Field 'labels' cannot be set. It is not on the appropriate screen, or unknown.",
+                "priority": "Field 'priority' cannot be set. It is not on the appropriate screen, or unknown.",
+            },
+        },
+    )
     responses.post(f"{API}/issue", json=created, status=201)
     responses.get(f"{API}/issue/10057", json=issue)
     result = make(priorities={"sev1": "High"}).create_issue("ENG", DRAFT, KEY)
@@ -125,8 +142,17 @@ def test_a_field_missing_from_the_create_screen_is_dropped_not_fatal(created, is
 
 @responses.activate
 def test_a_refused_required_field_fails_at_once_even_beside_an_optional_one():
-    responses.post(f"{API}/issue", status=400, json={"errorMessages": [], "errors": {
-        "labels": "Field 'labels' cannot be set.", "summary": "You must specify a summary of the issue."}})
+    responses.post(
+        f"{API}/issue",
+        status=400,
+        json={
+            "errorMessages": [],
+            "errors": {
+                "labels": "Field 'labels' cannot be set.",
+                "summary": "You must specify a summary of the issue.",
+            },
+        },
+    )
     with pytest.raises(ApiError, match="summary: You must specify a summary"):
         make().create_issue("ENG", DRAFT, KEY)
     assert len(responses.calls) == 1
@@ -134,12 +160,17 @@ def test_a_refused_required_field_fails_at_once_even_beside_an_optional_one():
 
 @responses.activate
 def test_unknown_project_and_issue_type_say_what_to_change():
-    responses.post(f"{API}/issue", status=400, json={"errorMessages": [], "errors": {
-        "project": "valid project is required"}})
+    responses.post(
+        f"{API}/issue", status=400, json={"errorMessages": [], "errors": {"project": "valid project is required"}}
+    )
     with pytest.raises(NotFound, match="project 'PLAT' cannot take new issues.*route's team"):
         make().create_issue("PLAT", DRAFT, KEY)
-    responses.replace(responses.POST, f"{API}/issue", status=400, json={"errorMessages": [], "errors": {
-        "issuetype": "Specify a valid issue type"}})
+    responses.replace(
+        responses.POST,
+        f"{API}/issue",
+        status=400,
+        json={"errorMessages": [], "errors": {"issuetype": "Specify a valid issue type"}},
+    )
     with pytest.raises(ApiError, match=r"no issue type 'Bug'.*connectors\.jira\.issue_type "):
         make().create_issue("ENG", DRAFT, KEY)
     with pytest.raises(ApiError, match=r"connectors\.jira\.issue_types\.ENG"):
@@ -176,7 +207,11 @@ def test_a_failed_timestamp_read_does_not_fail_the_create(created):
 
 def test_labels_are_sanitised_for_jira():
     assert jira_labels(("needs triage", "a\tb  c", "x" * 300, "ok", "ok", " ")) == [
-        "needs-triage", "a-b-c", "x" * 255, "ok"]
+        "needs-triage",
+        "a-b-c",
+        "x" * 255,
+        "ok",
+    ]
 
 
 # --- find_created ------------------------------------------------------------------------------
@@ -185,8 +220,9 @@ def test_labels_are_sanitised_for_jira():
 @responses.activate
 def test_find_created_finds_the_marker_in_search_with_one_request(issue):
     found = with_marker(issue, "10060", "ENG-7", KEY)
-    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10061", "ENG-8", OTHER), found],
-                                              "isLast": True})
+    responses.post(
+        f"{API}/search/jql", json={"issues": [with_marker(issue, "10061", "ENG-8", OTHER), found], "isLast": True}
+    )
     assert make().find_created("ENG", KEY) == "10060"
     assert len(responses.calls) == 1
     body = sent(responses.calls[0])
@@ -196,9 +232,13 @@ def test_find_created_finds_the_marker_in_search_with_one_request(issue):
 
 @responses.activate
 def test_find_created_reads_past_search_by_key_for_issues_not_indexed_yet(issue):
-    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10061", "ENG-8", None),
-                                                         with_marker(issue, "10050", "ENG-5", None)],
-                                              "isLast": True})
+    responses.post(
+        f"{API}/search/jql",
+        json={
+            "issues": [with_marker(issue, "10061", "ENG-8", None), with_marker(issue, "10050", "ENG-5", None)],
+            "isLast": True,
+        },
+    )
     responses.get(f"{API}/issue/ENG-9", json=with_marker(issue, "10062", "ENG-9", OTHER))
     responses.get(f"{API}/issue/ENG-10", status=404, json={"errorMessages": ["Issue does not exist"]})
     responses.get(f"{API}/issue/ENG-11", json=with_marker(issue, "10064", "ENG-11", KEY))
@@ -210,8 +250,7 @@ def test_find_created_reads_past_search_by_key_for_issues_not_indexed_yet(issue)
 
 @responses.activate
 def test_find_created_gives_up_after_missing_keys_in_a_row(issue):
-    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10061", "ENG-8", None)],
-                                              "isLast": True})
+    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10061", "ENG-8", None)], "isLast": True})
     for n in range(9, 9 + FIND_PROBE_MISSES):
         responses.get(f"{API}/issue/ENG-{n}", status=404, json={"errorMessages": ["Issue does not exist"]})
     assert make().find_created("ENG", KEY) is None
@@ -221,18 +260,22 @@ def test_find_created_gives_up_after_missing_keys_in_a_row(issue):
 @responses.activate
 def test_find_created_pages_search_and_counts_only_this_projects_keys(issue):
     moved_in = with_marker(issue, "10090", "OPS-40", None)  # another project's key: no number for ENG
-    responses.post(f"{API}/search/jql", json={"issues": [moved_in, with_marker(issue, "10003", "ENG-3", None)],
-                                              "nextPageToken": "p2", "isLast": False})
-    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10001", "ENG-1", KEY)],
-                                              "isLast": True})
+    responses.post(
+        f"{API}/search/jql",
+        json={"issues": [moved_in, with_marker(issue, "10003", "ENG-3", None)], "nextPageToken": "p2", "isLast": False},
+    )
+    responses.post(f"{API}/search/jql", json={"issues": [with_marker(issue, "10001", "ENG-1", KEY)], "isLast": True})
     assert make().find_created("ENG", KEY) == "10001"
     assert sent(responses.calls[1])["nextPageToken"] == "p2"
 
 
 @responses.activate
 def test_find_created_in_an_unknown_project_is_not_found():
-    responses.post(f"{API}/search/jql", status=400, json={
-        "errorMessages": ["The value 'PLAT' does not exist for the field 'project'."], "errors": {}})
+    responses.post(
+        f"{API}/search/jql",
+        status=400,
+        json={"errorMessages": ["The value 'PLAT' does not exist for the field 'project'."], "errors": {}},
+    )
     with pytest.raises(NotFound, match="project 'PLAT' is not on this Jira site"):
         make().find_created("PLAT", KEY)
 
@@ -303,10 +346,14 @@ def test_a_person_editing_the_text_gets_it_put_back(comments):
     responses.post(f"{API}/issue/10627/comment", json=comments[0], status=201)
     connector.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand")
     value = sent(responses.calls[-1])["properties"][0]["value"]
-    edited = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
-        {"type": "text", "text": "Demand: 300 tickets"}]}]}
-    responses.get(f"{API}/issue/10627/comment/10755", json=slot_comment(comments[0], "demand", KEY, edited,
-                                                                       value["digest"]))
+    edited = {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Demand: 300 tickets"}]}],
+    }
+    responses.get(
+        f"{API}/issue/10627/comment/10755", json=slot_comment(comments[0], "demand", KEY, edited, value["digest"])
+    )
     responses.put(f"{API}/issue/10627/comment/10755", json=comments[0])
     connector.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand")
     assert responses.calls[-1].request.method == "PUT"
@@ -334,13 +381,18 @@ def test_a_remembered_comment_that_is_gone_is_looked_for_again(comments):
     responses.get(f"{API}/issue/10627/comment", json=thread())
     responses.post(f"{API}/issue/10627/comment", json=comments[0], status=201)
     connector.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand")
-    responses.get(f"{API}/issue/10627/comment/10755", status=404,
-                  json={"errorMessages": ["Can not find a comment for the id: 10755."]})
+    responses.get(
+        f"{API}/issue/10627/comment/10755",
+        status=404,
+        json={"errorMessages": ["Can not find a comment for the id: 10755."]},
+    )
     connector.upsert_comment("10627", "Demand: 4 tickets", KEY, "demand")
     methods = [(c.request.method, c.request.path_url.split("?")[0]) for c in responses.calls]
-    assert methods[-3:] == [("GET", "/rest/api/3/issue/10627/comment/10755"),
-                            ("GET", "/rest/api/3/issue/10627/comment"),
-                            ("POST", "/rest/api/3/issue/10627/comment")]
+    assert methods[-3:] == [
+        ("GET", "/rest/api/3/issue/10627/comment/10755"),
+        ("GET", "/rest/api/3/issue/10627/comment"),
+        ("POST", "/rest/api/3/issue/10627/comment"),
+    ]
 
 
 def test_jira_is_private_so_customer_data_may_go_there():

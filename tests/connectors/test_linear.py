@@ -89,7 +89,12 @@ def issues_page(nodes: list, end: str | None = None) -> dict:
 def make(clock: Clock | None = None, **config) -> LinearConnector:
     clock = clock or Clock()
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], "page_size": 2, **config}
-    return LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc))
+    return LinearConnector(
+        "lin",
+        LinearConfig(**settings),
+        sleep=clock.sleep,
+        clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc),
+    )
 
 
 @pytest.fixture
@@ -126,8 +131,10 @@ def test_recorded_bugwarrior_response(fixtures_dir, api):
     # the rejected nodes still move the high-water mark: they are not re-read forever
     assert json.loads(page.cursor)["since"] == "2025-07-25T17:03:04.239Z"
 
-    completed = [dict(n, id=f"uuid-{i}", state=dict(n["state"], type=t))
-                 for i, (n, t) in enumerate(zip(nodes, ["completed", "unstarted"]))]
+    completed = [
+        dict(n, id=f"uuid-{i}", state=dict(n["state"], type=t))
+        for i, (n, t) in enumerate(zip(nodes, ["completed", "unstarted"]))
+    ]
     api.data("SyncdIssues", issues_page(completed))
     (page,) = list(make().poll(None))
     assert page.rejected == []
@@ -142,16 +149,20 @@ def test_recorded_bugwarrior_response(fixtures_dir, api):
 
 def test_pagination_keeps_high_water_mark_until_last_page(api):
     clock = Clock()
-    api.data("SyncdIssues", issues_page([node(3, "2025-06-03T00:00:00.000Z"),
-                                         node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
+    api.data(
+        "SyncdIssues", issues_page([node(3, "2025-06-03T00:00:00.000Z"), node(2, "2025-06-02T00:00:00.000Z")], end="c1")
+    )
     api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
     pages = list(make(clock).poll(None))
 
     assert [len(p.records) for p in pages] == [2, 1] and [p.done for p in pages] == [False, True]
     first, second = api.variables("SyncdIssues")
     since = iso(datetime.fromtimestamp(NOW, timezone.utc) - timedelta(days=30))
-    assert first == {"filter": {"updatedAt": {"gt": since}, "team": {"key": {"in": ["ENG"]}}},
-                     "first": 2, "after": None}
+    assert first == {
+        "filter": {"updatedAt": {"gt": since}, "team": {"key": {"in": ["ENG"]}}},
+        "first": 2,
+        "after": None,
+    }
     assert second["after"] == "c1" and second["filter"] == first["filter"]
     assert json.loads(pages[0].cursor) == {"since": since, "after": "c1", "hwm": "2025-06-03T00:00:00.000Z"}
     # Quiet for longer than the overlap before this poll: the window closes on the hwm.
@@ -216,12 +227,17 @@ def test_unreadable_cursor_names_connector():
 
 
 def test_bad_nodes_are_rejected_and_the_rest_kept(api):
-    api.data("SyncdIssues", issues_page([
-        node(1, "2025-06-01T00:00:00.000Z", state="frozen"),
-        node(2, "not a time"),
-        "junk",
-        node(3, "2025-06-01T00:00:00.000Z"),
-    ]))
+    api.data(
+        "SyncdIssues",
+        issues_page(
+            [
+                node(1, "2025-06-01T00:00:00.000Z", state="frozen"),
+                node(2, "not a time"),
+                "junk",
+                node(3, "2025-06-01T00:00:00.000Z"),
+            ]
+        ),
+    )
     (page,) = list(make().poll(None))
     assert [i.key for i in page.records] == ["ENG-3"]
     reasons = {r.record_id: r.reason for r in page.rejected}
@@ -238,12 +254,13 @@ def test_the_issue_carries_linears_own_state_words(api):
 
 
 def test_attachments_and_markers_normalise(api):
-    attachments = {"nodes": [
-        {"url": "https://acme.zendesk.com/agent/tickets/7", "title": "Ticket #7", "metadata": {"syncd": MARK}},
-        {"url": "https://example.com/doc", "title": "Spec", "metadata": {}},
-    ]}
-    api.data("SyncdIssue", {"issue": node(9, "2025-06-01T00:00:00.000Z", attachments=attachments,
-                                          assignee=None)})
+    attachments = {
+        "nodes": [
+            {"url": "https://acme.zendesk.com/agent/tickets/7", "title": "Ticket #7", "metadata": {"syncd": MARK}},
+            {"url": "https://example.com/doc", "title": "Spec", "metadata": {}},
+        ]
+    }
+    api.data("SyncdIssue", {"issue": node(9, "2025-06-01T00:00:00.000Z", attachments=attachments, assignee=None)})
     issue = make().get_issue("ENG-9")
     assert [a.marker for a in issue.attachments] == [MARK, None]
     assert issue.assignee is None and issue.team == "ENG" and issue.public is False
@@ -257,12 +274,17 @@ def test_attachments_and_markers_normalise(api):
 def test_ratelimited_error_waits_for_reset_then_retries(api, status):
     clock = Clock()
     reset_ms = int((NOW + 42) * 1000)
-    api.reply("SyncdIssues", {"errors": [{"message": "Rate limit exceeded",
-                                          "extensions": {"code": "RATELIMITED"}}]},
-              status=status, headers={"X-RateLimit-Requests-Remaining": "0",
-                                      "X-RateLimit-Requests-Reset": str(reset_ms)})
-    api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]),
-             headers={"X-RateLimit-Requests-Remaining": "1499"})
+    api.reply(
+        "SyncdIssues",
+        {"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]},
+        status=status,
+        headers={"X-RateLimit-Requests-Remaining": "0", "X-RateLimit-Requests-Reset": str(reset_ms)},
+    )
+    api.data(
+        "SyncdIssues",
+        issues_page([node(1, "2025-06-01T00:00:00.000Z")]),
+        headers={"X-RateLimit-Requests-Remaining": "1499"},
+    )
     conn = make(clock)
     (page,) = list(conn.poll(None))
     assert len(page.records) == 1
@@ -272,8 +294,12 @@ def test_ratelimited_error_waits_for_reset_then_retries(api, status):
 
 def test_ratelimited_mutation_is_retried_too(api):
     """A rate-limited write was refused, not applied: sending it again is safe."""
-    api.reply("SyncdCommentCreate", {"errors": [{"message": "slow down", "extensions": {"code": "RATELIMITED"}}]},
-              status=400, headers={"Retry-After": "3"})
+    api.reply(
+        "SyncdCommentCreate",
+        {"errors": [{"message": "slow down", "extensions": {"code": "RATELIMITED"}}]},
+        status=400,
+        headers={"Retry-After": "3"},
+    )
     api.data("SyncdCommentCreate", {"commentCreate": {"success": True, "comment": {"id": "c1", "updatedAt": None}}})
     clock = Clock()
     assert make(clock).add_comment("ENG-1", "hi", MARK).id == "c1"
@@ -301,8 +327,9 @@ def test_5xx_on_a_mutation_is_not_resent(api):
 
 def test_ratelimit_that_never_lifts_gives_up(api):
     for _ in range(5):
-        api.reply("SyncdViewer", {"errors": [{"message": "limited", "extensions": {"code": "RATELIMITED"}}]},
-                  status=400)
+        api.reply(
+            "SyncdViewer", {"errors": [{"message": "limited", "extensions": {"code": "RATELIMITED"}}]}, status=400
+        )
     with pytest.raises(TransientError, match="rate limited"):
         make().check()
     assert len(api.sent) == 5
@@ -310,8 +337,18 @@ def test_ratelimit_that_never_lifts_gives_up(api):
 
 @pytest.mark.parametrize("status", [200, 400])
 def test_authentication_error_in_body_is_auth_error(api, status):
-    api.reply("SyncdViewer", {"errors": [{"message": "Authentication required, not authenticated",
-                                          "extensions": {"code": "AUTHENTICATION_ERROR"}}]}, status=status)
+    api.reply(
+        "SyncdViewer",
+        {
+            "errors": [
+                {
+                    "message": "Authentication required, not authenticated",
+                    "extensions": {"code": "AUTHENTICATION_ERROR"},
+                }
+            ]
+        },
+        status=status,
+    )
     with pytest.raises(AuthError) as info:
         make().check()
     assert KEY not in str(info.value) and "AUTHENTICATION_ERROR" in str(info.value)
@@ -325,17 +362,23 @@ def test_http_401_is_auth_error(api):
 
 
 def test_other_errors_on_http_200_raise(api):
-    api.reply("SyncdIssue", {"data": None, "errors": [{"message": "Argument Validation Error",
-                                                       "extensions": {"code": "INVALID_INPUT"}}]})
+    api.reply(
+        "SyncdIssue",
+        {"data": None, "errors": [{"message": "Argument Validation Error", "extensions": {"code": "INVALID_INPUT"}}]},
+    )
     with pytest.raises(ApiError, match="SyncdIssue: INVALID_INPUT: Argument Validation Error"):
         make().get_issue("ENG-1")
 
 
 def test_entity_not_found_for_an_issue_is_gone(api):
-    api.reply("SyncdIssue", {"data": None, "errors": [{"message": "Entity not found: Issue",
-                                                       "extensions": {"code": "INVALID_INPUT"}}]})
-    api.reply("SyncdCommentCreate", {"data": None, "errors": [{"message": "Entity not found: Issue",
-                                                               "extensions": {"code": "INVALID_INPUT"}}]})
+    api.reply(
+        "SyncdIssue",
+        {"data": None, "errors": [{"message": "Entity not found: Issue", "extensions": {"code": "INVALID_INPUT"}}]},
+    )
+    api.reply(
+        "SyncdCommentCreate",
+        {"data": None, "errors": [{"message": "Entity not found: Issue", "extensions": {"code": "INVALID_INPUT"}}]},
+    )
     with pytest.raises(Gone, match="not visible"):
         make().get_issue("ENG-404")
     with pytest.raises(Gone):
@@ -343,8 +386,10 @@ def test_entity_not_found_for_an_issue_is_gone(api):
 
 
 def test_entity_not_found_for_something_else_stays_not_found(api):
-    api.reply("SyncdSlotComment", {"data": None, "errors": [{"message": "Entity not found: Comment",
-                                                             "extensions": {"code": "INVALID_INPUT"}}]})
+    api.reply(
+        "SyncdSlotComment",
+        {"data": None, "errors": [{"message": "Entity not found: Comment", "extensions": {"code": "INVALID_INPUT"}}]},
+    )
     with pytest.raises(NotFound) as caught:
         make()._graphql("SyncdSlotComment", "query SyncdSlotComment { x }")
     assert not isinstance(caught.value, Gone)
@@ -360,10 +405,13 @@ def test_presence_batches_ids_and_tells_found_trashed_and_absent(api):
     when = "2026-11-21T12:00:00.000Z"
     nodes = {n: node(n, when, team="ENG" if n < 50 else "OPS", trashed=n == 3) for n in range(60)}
     ids = [nodes[n]["id"] for n in range(60)]
-    api.data("SyncdPresence", {"issues": {"nodes": [nodes[n] for n in range(50) if n != 7],
-                                          "pageInfo": {"hasNextPage": False}}})
-    api.data("SyncdPresence", {"issues": {"nodes": [nodes[n] for n in range(50, 60)],
-                                          "pageInfo": {"hasNextPage": False}}})
+    api.data(
+        "SyncdPresence",
+        {"issues": {"nodes": [nodes[n] for n in range(50) if n != 7], "pageInfo": {"hasNextPage": False}}},
+    )
+    api.data(
+        "SyncdPresence", {"issues": {"nodes": [nodes[n] for n in range(50, 60)], "pageInfo": {"hasNextPage": False}}}
+    )
     connector = make(teams=["ENG"])
     found = connector.presence(ids, {})
     assert found.requests == 2
@@ -375,13 +423,16 @@ def test_presence_batches_ids_and_tells_found_trashed_and_absent(api):
     assert connector.follows(found.found[ids[1]]) and not connector.follows(found.found[ids[55]])
 
 
-@pytest.mark.parametrize("body", [
-    {"data": {"issues": []}},
-    {"data": {"issues": {"nodes": {}, "pageInfo": {"hasNextPage": False}}}},
-    {"data": {"issues": {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": None}}}},
-    {"data": None},
-    {"something": "else"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {"issues": []}},
+        {"data": {"issues": {"nodes": {}, "pageInfo": {"hasNextPage": False}}}},
+        {"data": {"issues": {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": None}}}},
+        {"data": None},
+        {"something": "else"},
+    ],
+)
 def test_wrong_shape_is_payload_error(api, body):
     api.reply("SyncdIssues", body)
     with pytest.raises(PayloadError):
@@ -397,9 +448,11 @@ def refs(conn: LinearConnector, text: str) -> list[str]:
 
 def test_link_patterns_find_urls_and_configured_identifiers():
     conn = make(teams=["ENG", "APP"], workspace="acme")
-    text = ("See https://linear.app/acme/issue/ENG-12/crash-on-save and APP-3, "
-            "not OPS-4, not https://linear.app/other/issue/ENG-99, not ISO-8601 or 2024-05-01, "
-            "not XENG-5 or eng-6.")
+    text = (
+        "See https://linear.app/acme/issue/ENG-12/crash-on-save and APP-3, "
+        "not OPS-4, not https://linear.app/other/issue/ENG-99, not ISO-8601 or 2024-05-01, "
+        "not XENG-5 or eng-6."
+    )
     assert sorted(set(refs(conn, text))) == ["APP-3", "ENG-12"]
 
 
@@ -413,8 +466,10 @@ def test_any_workspace_and_no_bare_identifiers_without_teams():
 
 
 def test_add_comment_carries_hidden_marker(api):
-    api.data("SyncdCommentCreate", {"commentCreate": {"success": True, "comment": {
-        "id": "comment-1", "updatedAt": "2025-06-01T00:00:00.000Z"}}})
+    api.data(
+        "SyncdCommentCreate",
+        {"commentCreate": {"success": True, "comment": {"id": "comment-1", "updatedAt": "2025-06-01T00:00:00.000Z"}}},
+    )
     result = make().add_comment("issue-uuid", "Ticket #7 is waiting.", MARK)
     assert result.id == "comment-1" and result.updated_at == parse_time("2025-06-01T00:00:00Z")
     (sent,) = api.variables("SyncdCommentCreate")
@@ -426,12 +481,18 @@ def test_add_comment_carries_hidden_marker(api):
 
 def test_attach_ticket_puts_key_in_metadata(api):
     api.data("SyncdAttachmentCreate", {"attachmentCreate": {"success": True, "attachment": {"id": "att-1"}}})
-    result = make().attach_ticket("issue-uuid", "https://acme.zendesk.com/agent/tickets/7", "Ticket #7",
-                                  "3 customers", MARK)
+    result = make().attach_ticket(
+        "issue-uuid", "https://acme.zendesk.com/agent/tickets/7", "Ticket #7", "3 customers", MARK
+    )
     assert result.id == "att-1"
     (sent,) = api.variables("SyncdAttachmentCreate")
-    assert sent["input"] == {"issueId": "issue-uuid", "url": "https://acme.zendesk.com/agent/tickets/7",
-                             "title": "Ticket #7", "subtitle": "3 customers", "metadata": {"syncd": MARK}}
+    assert sent["input"] == {
+        "issueId": "issue-uuid",
+        "url": "https://acme.zendesk.com/agent/tickets/7",
+        "title": "Ticket #7",
+        "subtitle": "3 customers",
+        "metadata": {"syncd": MARK},
+    }
 
 
 def test_write_without_success_is_api_error(api):
@@ -441,8 +502,7 @@ def test_write_without_success_is_api_error(api):
 
 
 def _marker_issue(comments: list[dict], attachments: list[dict]) -> dict:
-    return {"issue": {"id": "issue-uuid", "comments": {"nodes": comments},
-                      "attachments": {"nodes": attachments}}}
+    return {"issue": {"id": "issue-uuid", "comments": {"nodes": comments}, "attachments": {"nodes": attachments}}}
 
 
 def test_find_marker_in_comments_with_one_query(api):
@@ -459,8 +519,10 @@ def test_find_marker_in_attachment_metadata(api):
 
 def test_find_marker_absent(api):
     other = "f" * 20
-    api.data("SyncdFindMarker", _marker_issue([{"id": "c", "body": f"<!-- syncd:{other} -->"}],
-                                              [{"url": "u", "metadata": {"syncd": other}}]))
+    api.data(
+        "SyncdFindMarker",
+        _marker_issue([{"id": "c", "body": f"<!-- syncd:{other} -->"}], [{"url": "u", "metadata": {"syncd": other}}]),
+    )
     assert make().find_marker("issue-uuid", MARK) is False
 
 

@@ -10,20 +10,25 @@ import pytest
 import structlog
 
 from connectors.base import find_markers, marker_token
-from syncd.writes import IssueDraft
 from connectors.linear import LABEL_MISS_TTL, created_issue_id, linear_priority
 from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time
+from syncd.writes import IssueDraft
 from tests.connectors.test_linear import MARK, Clock, api, make, rsps  # noqa: F401 (fixtures)
 
 TEAM_ID = "team-eng-uuid"
 OTHER = "fedcba9876543210fedc"
-DRAFT = IssueDraft(title="Export fails for Acme", body="**Customer:** Acme\n\nSteps: ...",
-                   labels=("bug", "Customer", "missing"), priority="sev1")
+DRAFT = IssueDraft(
+    title="Export fails for Acme",
+    body="**Customer:** Acme\n\nSteps: ...",
+    labels=("bug", "Customer", "missing"),
+    priority="sev1",
+)
 
 
-def lookup(team: dict | None = None, labels: list[dict] | None = None, *, with_team: bool = True,
-           with_labels: bool = True) -> dict:
+def lookup(
+    team: dict | None = None, labels: list[dict] | None = None, *, with_team: bool = True, with_labels: bool = True
+) -> dict:
     out: dict = {}
     if with_team:
         out["teams"] = {"nodes": [team] if team else []}
@@ -37,8 +42,12 @@ def label(name: str, ident: str, team: str | None = None) -> dict:
 
 
 def created(key: str = MARK, updated: str = "2025-06-01T10:00:00.000Z") -> dict:
-    return {"issueCreate": {"success": True, "issue": {"id": created_issue_id(key), "identifier": "ENG-7",
-                                                       "updatedAt": updated}}}
+    return {
+        "issueCreate": {
+            "success": True,
+            "issue": {"id": created_issue_id(key), "identifier": "ENG-7", "updatedAt": updated},
+        }
+    }
 
 
 def ops(api) -> list[str]:
@@ -55,9 +64,22 @@ def test_created_issue_id_is_a_stable_uuid4_per_key():
     assert parsed.version == 4 and str(parsed) == one
 
 
-@pytest.mark.parametrize("word, want", [("sev1", 1), ("SEV2", 2), ("sev3", 3), ("sev4", 4), ("urgent", 1),
-                                        ("high", 2), ("normal", 3), ("low", 4), ("sev5", None), (None, None),
-                                        ("", None)])
+@pytest.mark.parametrize(
+    "word, want",
+    [
+        ("sev1", 1),
+        ("SEV2", 2),
+        ("sev3", 3),
+        ("sev4", 4),
+        ("urgent", 1),
+        ("high", 2),
+        ("normal", 3),
+        ("low", 4),
+        ("sev5", None),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_priority_words_map_to_linear_numbers(word, want):
     assert linear_priority(word) == want
 
@@ -66,8 +88,10 @@ def test_priority_words_map_to_linear_numbers(word, want):
 
 
 def test_create_is_one_lookup_then_one_create_with_the_keyed_id(api):
-    api.data("SyncdCreateLookup", lookup({"id": TEAM_ID, "key": "ENG"},
-                                         [label("Bug", "lab-bug", "ENG"), label("customer", "lab-cust")]))
+    api.data(
+        "SyncdCreateLookup",
+        lookup({"id": TEAM_ID, "key": "ENG"}, [label("Bug", "lab-bug", "ENG"), label("customer", "lab-cust")]),
+    )
     api.data("SyncdIssueCreate", created())
     conn = make()
     with structlog.testing.capture_logs() as logs:
@@ -77,9 +101,12 @@ def test_create_is_one_lookup_then_one_create_with_the_keyed_id(api):
     assert ops(api) == ["SyncdCreateLookup", "SyncdIssueCreate"]
     (looked,) = api.variables("SyncdCreateLookup")
     assert looked["teamKey"] == "ENG" and looked["withTeam"] is True and looked["withLabels"] is True
-    assert looked["labels"] == {"and": [
-        {"or": [{"name": {"eqIgnoreCase": n}} for n in ("bug", "Customer", "missing")]},
-        {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": "ENG"}}}]}]}
+    assert looked["labels"] == {
+        "and": [
+            {"or": [{"name": {"eqIgnoreCase": n}} for n in ("bug", "Customer", "missing")]},
+            {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": "ENG"}}}]},
+        ]
+    }
     (sent,) = api.variables("SyncdIssueCreate")
     issue = sent["input"]
     assert issue["id"] == created_issue_id(MARK) and issue["teamId"] == TEAM_ID
@@ -135,8 +162,13 @@ def test_a_missing_label_is_looked_up_again_after_a_while(api):
 
 
 def test_the_teams_own_label_wins_and_another_teams_is_not_used(api):
-    api.data("SyncdCreateLookup", lookup({"id": TEAM_ID, "key": "ENG"}, [
-        label("bug", "ws-bug"), label("Bug", "eng-bug", "ENG"), label("ops", "app-ops", "APP")]))
+    api.data(
+        "SyncdCreateLookup",
+        lookup(
+            {"id": TEAM_ID, "key": "ENG"},
+            [label("bug", "ws-bug"), label("Bug", "eng-bug", "ENG"), label("ops", "app-ops", "APP")],
+        ),
+    )
     api.data("SyncdIssueCreate", created())
     make().create_issue("ENG", IssueDraft("A", "a", labels=("bug", "ops")), MARK)
     assert api.variables("SyncdIssueCreate")[0]["input"]["labelIds"] == ["eng-bug"]
@@ -253,8 +285,14 @@ def slot_scan(comments: list[dict], viewer: str = ME) -> dict:
     return {"viewer": {"id": viewer}, "issue": {"id": ISSUE_UUID, "comments": {"nodes": comments}}}
 
 
-def comment(ident: str, body: str, *, user: str = ME, created_at: str = "2025-06-01T00:00:00.000Z",
-            updated: str = "2025-06-01T00:00:00.000Z") -> dict:
+def comment(
+    ident: str,
+    body: str,
+    *,
+    user: str = ME,
+    created_at: str = "2025-06-01T00:00:00.000Z",
+    updated: str = "2025-06-01T00:00:00.000Z",
+) -> dict:
     return {"id": ident, "body": body, "createdAt": created_at, "updatedAt": updated, "user": {"id": user}}
 
 
@@ -278,9 +316,17 @@ def test_upsert_creates_then_edits_in_place_then_leaves_equal_text_alone(api):
     assert made["input"] == {"issueId": ISSUE_UUID, "body": slot_text("2 tickets, 2 organisations", MARK)}
 
     # Next time: the remembered comment is read (no scan) and edited with commentUpdate.
-    api.data("SyncdSlotComment", {"comment": {"id": "c-1", "body": slot_text("2 tickets, 2 organisations", MARK),
-                                              "updatedAt": "2025-06-02T00:00:00.000Z",
-                                              "issue": {"id": ISSUE_UUID}}})
+    api.data(
+        "SyncdSlotComment",
+        {
+            "comment": {
+                "id": "c-1",
+                "body": slot_text("2 tickets, 2 organisations", MARK),
+                "updatedAt": "2025-06-02T00:00:00.000Z",
+                "issue": {"id": ISSUE_UUID},
+            }
+        },
+    )
     api.data("SyncdCommentUpdate", wrote("c-1", "commentUpdate", "2025-06-03T00:00:00.000Z"))
     second = conn.upsert_comment("ENG-7", "3 tickets, 2 organisations", OTHER, "demand")
     assert second.id == "c-1" and second.updated_at == parse_time("2025-06-03T00:00:00Z")
@@ -288,13 +334,26 @@ def test_upsert_creates_then_edits_in_place_then_leaves_equal_text_alone(api):
     assert edit == {"id": "c-1", "input": {"body": slot_text("3 tickets, 2 organisations", OTHER)}}
 
     # The same write again: read, equal, nothing sent.
-    api.data("SyncdSlotComment", {"comment": {"id": "c-1", "body": slot_text("3 tickets, 2 organisations", OTHER),
-                                              "updatedAt": "2025-06-03T00:00:00.000Z",
-                                              "issue": {"id": ISSUE_UUID}}})
+    api.data(
+        "SyncdSlotComment",
+        {
+            "comment": {
+                "id": "c-1",
+                "body": slot_text("3 tickets, 2 organisations", OTHER),
+                "updatedAt": "2025-06-03T00:00:00.000Z",
+                "issue": {"id": ISSUE_UUID},
+            }
+        },
+    )
     third = conn.upsert_comment("ENG-7", "3 tickets, 2 organisations", OTHER, "demand")
     assert third.id == "c-1" and third.updated_at == parse_time("2025-06-03T00:00:00Z")
-    assert ops(api) == ["SyncdFindSlot", "SyncdCommentCreate", "SyncdSlotComment", "SyncdCommentUpdate",
-                        "SyncdSlotComment"]
+    assert ops(api) == [
+        "SyncdFindSlot",
+        "SyncdCommentCreate",
+        "SyncdSlotComment",
+        "SyncdCommentUpdate",
+        "SyncdSlotComment",
+    ]
 
 
 def test_the_latest_key_is_carried_so_find_marker_sees_it(api):
@@ -307,21 +366,29 @@ def test_the_latest_key_is_carried_so_find_marker_sees_it(api):
 
 def test_same_words_under_a_new_key_are_not_rewritten(api):
     """Only the key marker would change: no edit (a re-send after a crash lands here too)."""
-    api.data("SyncdFindSlot", slot_scan([comment("c-9", slot_text("same", MARK),
-                                                 updated="2025-06-05T00:00:00.000Z")]))
+    api.data("SyncdFindSlot", slot_scan([comment("c-9", slot_text("same", MARK), updated="2025-06-05T00:00:00.000Z")]))
     result = make().upsert_comment(ISSUE_UUID, "same", OTHER, "demand")
     assert result.id == "c-9" and result.updated_at == parse_time("2025-06-05T00:00:00Z")
     assert ops(api) == ["SyncdFindSlot"]
 
 
 def test_scan_keeps_only_syncds_own_comment_and_the_oldest(api):
-    api.data("SyncdFindSlot", slot_scan([
-        comment("someone", slot_text("copied by a person", MARK), user="user-ada",
-                created_at="2025-01-01T00:00:00.000Z"),
-        comment("newer", slot_text("dup", MARK), created_at="2025-06-02T00:00:00.000Z"),
-        comment("older", slot_text("first", MARK), created_at="2025-06-01T00:00:00.000Z"),
-        comment("other-slot", slot_text("x", MARK, slot="demand2")),
-    ]))
+    api.data(
+        "SyncdFindSlot",
+        slot_scan(
+            [
+                comment(
+                    "someone",
+                    slot_text("copied by a person", MARK),
+                    user="user-ada",
+                    created_at="2025-01-01T00:00:00.000Z",
+                ),
+                comment("newer", slot_text("dup", MARK), created_at="2025-06-02T00:00:00.000Z"),
+                comment("older", slot_text("first", MARK), created_at="2025-06-01T00:00:00.000Z"),
+                comment("other-slot", slot_text("x", MARK, slot="demand2")),
+            ]
+        ),
+    )
     api.data("SyncdCommentUpdate", wrote("older", "commentUpdate"))
     make().upsert_comment(ISSUE_UUID, "now", MARK, "demand")
     assert api.variables("SyncdCommentUpdate")[0]["id"] == "older"
@@ -334,13 +401,27 @@ def test_a_person_copying_the_marker_does_not_capture_the_slot(api):
     assert "SyncdCommentUpdate" not in ops(api)
 
 
-@pytest.mark.parametrize("reply", [
-    {"data": {"comment": {"id": "c-1", "body": "marker edited away", "updatedAt": None,
-                          "issue": {"id": ISSUE_UUID}}}},
-    {"data": {"comment": {"id": "c-1", "body": slot_text("moved", MARK), "updatedAt": None,
-                          "issue": {"id": "another-issue"}}}},
-    {"data": None, "errors": [{"message": "Entity not found: Comment", "extensions": {"code": "INVALID_INPUT"}}]},
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {
+            "data": {
+                "comment": {"id": "c-1", "body": "marker edited away", "updatedAt": None, "issue": {"id": ISSUE_UUID}}
+            }
+        },
+        {
+            "data": {
+                "comment": {
+                    "id": "c-1",
+                    "body": slot_text("moved", MARK),
+                    "updatedAt": None,
+                    "issue": {"id": "another-issue"},
+                }
+            }
+        },
+        {"data": None, "errors": [{"message": "Entity not found: Comment", "extensions": {"code": "INVALID_INPUT"}}]},
+    ],
+)
 def test_a_remembered_comment_that_no_longer_holds_the_slot_means_a_scan(api, reply):
     conn = make()
     api.data("SyncdFindSlot", slot_scan([]))
@@ -362,12 +443,16 @@ def test_slots_are_kept_apart(api):
     api.data("SyncdCommentCreate", wrote("c-context"))
     conn.upsert_comment(ISSUE_UUID, "context", OTHER, "context")
     assert [v["comments"]["body"]["contains"] for v in api.variables("SyncdFindSlot")] == [
-        "<!-- syncd:demand -->", "<!-- syncd:context -->"]
+        "<!-- syncd:demand -->",
+        "<!-- syncd:context -->",
+    ]
 
 
 def test_unknown_issue_is_gone(api):
-    api.reply("SyncdFindSlot", {"data": None, "errors": [{"message": "Entity not found: Issue",
-                                                          "extensions": {"code": "INVALID_INPUT"}}]})
+    api.reply(
+        "SyncdFindSlot",
+        {"data": None, "errors": [{"message": "Entity not found: Issue", "extensions": {"code": "INVALID_INPUT"}}]},
+    )
     with pytest.raises(Gone):
         make().upsert_comment("ENG-404", "x", MARK, "demand")
 

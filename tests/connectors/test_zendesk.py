@@ -13,10 +13,10 @@ import responses
 from pydantic import ValidationError
 
 from connectors.base import WriteResult, marker_token
-from syncd.writes import TicketUpdate
 from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError
 from syncd.records import Ref, idempotency_key
+from syncd.writes import TicketUpdate
 from tests.conftest import FIXTURES, require_shared
 
 BASE = "https://acme.zendesk.com"
@@ -37,8 +37,9 @@ def body_of(name: str, index: int) -> dict:
 def make(sleeps: list[float] | None = None, **overrides) -> ZendeskConnector:
     settings = {"kind": "zendesk", "url": BASE, "email": "ops@acme.test", "token": "t0ken-value", **overrides}
     sink = sleeps if sleeps is not None else []
-    connector = ZendeskConnector("zd", ZendeskConfig(**settings), sleep=sink.append,
-                                 clock=lambda: datetime.fromtimestamp(NOW, timezone.utc))
+    connector = ZendeskConnector(
+        "zd", ZendeskConfig(**settings), sleep=sink.append, clock=lambda: datetime.fromtimestamp(NOW, timezone.utc)
+    )
     return connector
 
 
@@ -95,8 +96,9 @@ def test_config_page_size_is_capped():
 
 @responses.activate
 def test_check_reports_admin_and_sends_basic_auth():
-    responses.get(BASE + "/api/v2/users/me", json={"user": {"id": 5, "name": "Ops", "email": "ops@acme.test",
-                                                            "role": "admin"}})
+    responses.get(
+        BASE + "/api/v2/users/me", json={"user": {"id": 5, "name": "Ops", "email": "ops@acme.test", "role": "admin"}}
+    )
     assert make().check() == "Ops <ops@acme.test> (admin)"
     assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
 
@@ -109,8 +111,7 @@ def test_check_warns_agent_that_export_needs_admin():
 
 @responses.activate
 def test_check_anonymous_user_means_credentials_refused():
-    responses.get(BASE + "/api/v2/users/me", json={"user": {"id": None, "name": "Anonymous user",
-                                                            "role": "end-user"}})
+    responses.get(BASE + "/api/v2/users/me", json={"user": {"id": None, "name": "Anonymous user", "role": "end-user"}})
     with pytest.raises(AuthError, match="anonymous"):
         make().check()
 
@@ -160,10 +161,17 @@ def test_poll_maps_sideloaded_users_organizations_and_custom_fields():
     body = body_of("TicketsIncrementalTest.test_get_values", 1)
     raw = next(t for t in body["tickets"] if t["organization_id"] and t["status"] != "deleted")
     raw["custom_fields"] = [{"id": 360001, "value": "ENG-12"}, {"id": 360002, "value": None}]
-    body["users"] = [{"id": raw["requester_id"], "name": "Ada", "email": "ada@customer.test",
-                      "organization_id": raw["organization_id"]}]
-    body["organizations"] = [{"id": raw["organization_id"], "name": "Customer Ltd",
-                              "organization_fields": {"plan": "enterprise"}}]
+    body["users"] = [
+        {
+            "id": raw["requester_id"],
+            "name": "Ada",
+            "email": "ada@customer.test",
+            "organization_id": raw["organization_id"],
+        }
+    ]
+    body["organizations"] = [
+        {"id": raw["organization_id"], "name": "Customer Ltd", "organization_fields": {"plan": "enterprise"}}
+    ]
     responses.get(export_url(), json=body)
     ticket = next(t for t in next(make().poll(None)).records if t.ref.id == str(raw["id"]))
     assert ticket.requester.name == "Ada" and ticket.requester.email == "ada@customer.test"
@@ -174,8 +182,9 @@ def test_poll_maps_sideloaded_users_organizations_and_custom_fields():
 
 @responses.activate
 def test_poll_follows_recorded_cursor_pages_and_resumes_from_the_stored_cursor():
-    pages_recorded = [i for i in recorded("TicketsIncrementalTest.test_pagination")
-                      if "cursor.json?cursor=" in i["uri"]][:3]
+    pages_recorded = [
+        i for i in recorded("TicketsIncrementalTest.test_pagination") if "cursor.json?cursor=" in i["uri"]
+    ][:3]
     bodies = [copy.deepcopy(i["response_body"]) for i in pages_recorded]
     bodies[-1]["end_of_stream"] = True
     for body in bodies:
@@ -195,7 +204,10 @@ def test_poll_follows_recorded_cursor_pages_and_resumes_from_the_stored_cursor()
 
 @responses.activate
 def test_resume_after_a_crash_asks_for_the_page_after_the_committed_one():
-    bodies = [body_of("TicketsIncrementalTest.test_get_values", 3), body_of("TicketsIncrementalTest.test_get_values", 1)]
+    bodies = [
+        body_of("TicketsIncrementalTest.test_get_values", 3),
+        body_of("TicketsIncrementalTest.test_get_values", 1),
+    ]
     for body in bodies:
         responses.get(export_url(), json=body)
     committed = next(make(page_size=1).poll(None)).cursor  # the engine stores this, then crashes
@@ -257,15 +269,21 @@ def test_get_ticket_from_recorded_show_ticket():
 
 @responses.activate
 def test_recorded_404_is_not_found():
-    responses.get(BASE + "/api/v2/tickets/1337", status=404,
-                  json=body_of("legacy-2017__TestTicketApiExceptions.test_throws_record_not_found", 0))
+    responses.get(
+        BASE + "/api/v2/tickets/1337",
+        status=404,
+        json=body_of("legacy-2017__TestTicketApiExceptions.test_throws_record_not_found", 0),
+    )
     with pytest.raises(NotFound, match="RecordNotFound"):
         make().get_ticket("1337")
 
 
 def _comments_page(comments: list[dict], after: str | None) -> dict:
-    return {"comments": comments, "meta": {"has_more": after is not None, "after_cursor": after},
-            "links": {"next": "https://elsewhere.zendesk.com/api/v2/ignored" if after else None}}
+    return {
+        "comments": comments,
+        "meta": {"has_more": after is not None, "after_cursor": after},
+        "links": {"next": "https://elsewhere.zendesk.com/api/v2/ignored" if after else None},
+    }
 
 
 def _recorded_comment(cid: int, body: str, public: bool = True) -> dict:
@@ -276,8 +294,10 @@ def _recorded_comment(cid: int, body: str, public: bool = True) -> dict:
 
 @responses.activate
 def test_comments_from_recorded_payload():
-    responses.get(BASE + "/api/v2/tickets/4634/comments",
-                  json=body_of("legacy-2017__TestTicketAPIMethods.test_show_ticket_comments", 0))
+    responses.get(
+        BASE + "/api/v2/tickets/4634/comments",
+        json=body_of("legacy-2017__TestTicketAPIMethods.test_show_ticket_comments", 0),
+    )
     [comment] = make().comments("4634")
     assert comment.id == "288845689548" and comment.body == "I am comment" and comment.public
     assert comment.author_id == "21311632247"
@@ -325,8 +345,9 @@ def test_update_with_note_and_field_is_one_put_and_returns_updated_at():
 
 @responses.activate
 def test_recorded_404_on_update_is_not_found():
-    interaction = recorded("TestTicketCreateUpdateDelete.test_single_update_raises_recordnotfoundexception"
-                           "-recordnotfound-update")[0]
+    interaction = recorded(
+        "TestTicketCreateUpdateDelete.test_single_update_raises_recordnotfoundexception-recordnotfound-update"
+    )[0]
     responses.put(BASE + "/api/v2/tickets/9223372036854775807", status=404, json=interaction["response_body"])
     with pytest.raises(NotFound):
         make().update_ticket("9223372036854775807", TicketUpdate(note="x"), KEY)
@@ -341,14 +362,20 @@ def _current(status: str, tags: list[str], updated_at: str = "2024-01-01T00:00:0
 @responses.activate
 def test_conditional_status_and_tags_use_a_safe_read_modify_write():
     responses.get(BASE + "/api/v2/tickets/4632", json=_current("pending", ["vip", "syncd_waiting"]))
-    responses.put(BASE + "/api/v2/tickets/4632", json=_current("open", ["vip", "syncd_resolved"],
-                                                               "2024-01-01T00:05:00Z"))
-    update = TicketUpdate(status="open", status_from=("pending", "hold"), add_tags=("syncd_resolved",),
-                          remove_tags=("syncd_waiting",))
+    responses.put(
+        BASE + "/api/v2/tickets/4632", json=_current("open", ["vip", "syncd_resolved"], "2024-01-01T00:05:00Z")
+    )
+    update = TicketUpdate(
+        status="open", status_from=("pending", "hold"), add_tags=("syncd_resolved",), remove_tags=("syncd_waiting",)
+    )
     result = make().update_ticket("4632", update, KEY)
     sent = json.loads(responses.calls[1].request.body)["ticket"]
-    assert sent == {"status": "open", "tags": ["vip", "syncd_resolved"], "safe_update": True,
-                    "updated_stamp": "2024-01-01T00:00:00Z"}
+    assert sent == {
+        "status": "open",
+        "tags": ["vip", "syncd_resolved"],
+        "safe_update": True,
+        "updated_stamp": "2024-01-01T00:00:00Z",
+    }
     assert result.updated_at == datetime(2024, 1, 1, 0, 5, tzinfo=timezone.utc)
 
 
@@ -389,8 +416,11 @@ def test_closed_ticket_is_a_conflict():
 
 @responses.activate
 def test_422_on_a_plain_update_is_a_conflict_naming_the_ticket():
-    responses.put(BASE + "/api/v2/tickets/4632", status=422,
-                  json={"error": "RecordInvalid", "description": "Status: closed prevents ticket update"})
+    responses.put(
+        BASE + "/api/v2/tickets/4632",
+        status=422,
+        json={"error": "RecordInvalid", "description": "Status: closed prevents ticket update"},
+    )
     with pytest.raises(Conflict, match="ticket 4632"):
         make().update_ticket("4632", TicketUpdate(note="x"), KEY)
 
@@ -401,16 +431,18 @@ def test_marker_written_by_a_note_is_found_again():
     make().update_ticket("7", TicketUpdate(note="Linked to ENG-12"), KEY)
     written = json.loads(responses.calls[0].request.body)["ticket"]["comment"]["body"]
 
-    responses.get(BASE + "/api/v2/tickets/7/comments",
-                  json=_comments_page([_recorded_comment(3, written, public=False)], "MORE"))
+    responses.get(
+        BASE + "/api/v2/tickets/7/comments", json=_comments_page([_recorded_comment(3, written, public=False)], "MORE")
+    )
     responses.get(BASE + "/api/v2/tickets/7/comments", json=_comments_page([_recorded_comment(2, "older")], None))
     connector = make()
     assert connector.find_marker("7", KEY) is True
     assert len(responses.calls) == 2  # the write, then one page: stopped at the first hit
 
     responses.reset()
-    responses.get(BASE + "/api/v2/tickets/7/comments",
-                  json=_comments_page([_recorded_comment(3, written, public=False)], "MORE"))
+    responses.get(
+        BASE + "/api/v2/tickets/7/comments", json=_comments_page([_recorded_comment(3, written, public=False)], "MORE")
+    )
     responses.get(BASE + "/api/v2/tickets/7/comments", json=_comments_page([_recorded_comment(2, "older")], None))
     assert connector.find_marker("7", idempotency_key("other")) is False
     assert len(responses.calls) == 2  # an absent marker reads every page
@@ -440,8 +472,9 @@ def test_bulk_update_uses_update_many_per_100_and_polls_the_job():
     responses.get(f"{BASE}/api/v2/job_statuses/{job_id}", json=completed)
     sleeps: list[float] = []
 
-    update = TicketUpdate(note="ENG-12 shipped", add_tags=("shipped",), remove_tags=("waiting",),
-                          fields={"360001": "Done"}, status="open")
+    update = TicketUpdate(
+        note="ENG-12 shipped", add_tags=("shipped",), remove_tags=("waiting",), fields={"360001": "Done"}, status="open"
+    )
     results = make(sleeps).update_tickets(ids, update, KEY)
 
     puts = [c for c in responses.calls if c.request.method == "PUT"]

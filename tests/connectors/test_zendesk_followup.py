@@ -11,9 +11,9 @@ import requests
 import responses
 
 from connectors.base import marker_token
-from syncd.writes import FollowUpTicket
 from syncd.errors import AuthError, Conflict, NotFound, PayloadError, TransientError
 from syncd.records import idempotency_key
+from syncd.writes import FollowUpTicket
 from tests.connectors.test_zendesk import BASE, body_of, make, path, query
 
 KEY = idempotency_key("link", "follow-up")
@@ -26,8 +26,11 @@ def created_answer(source: int | None = 4632) -> dict:
     """The recorded 201 of Create Ticket (ticket 4014), shown as a follow-up of ``source``."""
     body = body_of(CREATED, 0)
     if source is not None:
-        body["ticket"]["via"]["source"] = {"from": {"ticket_id": source, "subject": "Printer"}, "to": {},
-                                           "rel": "follow_up"}
+        body["ticket"]["via"]["source"] = {
+            "from": {"ticket_id": source, "subject": "Printer"},
+            "to": {},
+            "rel": "follow_up",
+        }
     return body
 
 
@@ -36,8 +39,17 @@ def sent(call) -> dict:
 
 
 def closed_source(requester: int = 1500, status: str = "closed") -> dict:
-    return {"ticket": {"id": 4632, "status": status, "requester_id": requester, "subject": "Printer",
-                       "tags": ["vip"], "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-05T00:00:00Z"}}
+    return {
+        "ticket": {
+            "id": 4632,
+            "status": status,
+            "requester_id": requester,
+            "subject": "Printer",
+            "tags": ["vip"],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-05T00:00:00Z",
+        }
+    }
 
 
 def listed(*tickets: dict) -> dict:
@@ -56,10 +68,14 @@ def ticket_with(tid: int, external_id: str | None, source: int | None) -> dict:
 
 @responses.activate
 def test_create_is_one_post_with_the_source_private_note_and_external_id_marker():
-    responses.post(TICKETS, status=201, json=created_answer(),
-                   headers={"Location": BASE + "/api/v2/tickets/4014.json"})
-    followup = FollowUpTicket(subject="Your export fix shipped", note="Tell Hannah ENG-12 is live.",
-                              requester_id="1500", assignee_id="77", tags=("syncd_followup", "vip", "vip"))
+    responses.post(TICKETS, status=201, json=created_answer(), headers={"Location": BASE + "/api/v2/tickets/4014.json"})
+    followup = FollowUpTicket(
+        subject="Your export fix shipped",
+        note="Tell Hannah ENG-12 is live.",
+        requester_id="1500",
+        assignee_id="77",
+        tags=("syncd_followup", "vip", "vip"),
+    )
     result = make().create_followup("4632", followup, KEY)
     assert [(c.request.method, path(c)) for c in responses.calls] == [("POST", "/api/v2/tickets")]
     ticket = sent(responses.calls[0])
@@ -89,7 +105,9 @@ def test_without_a_requester_the_source_is_read_once_for_it():
     responses.post(TICKETS, status=201, json=created_answer())
     result = make().create_followup("4632", FollowUpTicket("s", "n"), KEY)
     assert [(c.request.method, path(c)) for c in responses.calls] == [
-        ("GET", "/api/v2/tickets/4632"), ("POST", "/api/v2/tickets")]
+        ("GET", "/api/v2/tickets/4632"),
+        ("POST", "/api/v2/tickets"),
+    ]
     assert sent(responses.calls[1])["requester_id"] == 1500
     assert result.id == "4014"
 
@@ -122,9 +140,15 @@ def test_a_missing_source_is_not_found_naming_it():
 
 @responses.activate
 def test_a_refused_create_is_a_one_line_conflict_naming_the_source():
-    responses.post(TICKETS, status=422, json={
-        "error": "RecordInvalid", "description": "Record validation errors",
-        "details": {"assignee_id": [{"description": "Assignee is not an agent", "error": "InvalidValue"}]}})
+    responses.post(
+        TICKETS,
+        status=422,
+        json={
+            "error": "RecordInvalid",
+            "description": "Record validation errors",
+            "details": {"assignee_id": [{"description": "Assignee is not an agent", "error": "InvalidValue"}]},
+        },
+    )
     with pytest.raises(Conflict) as info:
         make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500", assignee_id="9"), KEY)
     message = str(info.value)
@@ -175,10 +199,13 @@ def test_an_answer_naming_no_ticket_at_all_sends_delivery_to_the_marker():
 
 
 @responses.activate
-@pytest.mark.parametrize("followup, what", [
-    (FollowUpTicket("s", "n", requester_id="hannah@x"), "requester_id 'hannah@x'"),
-    (FollowUpTicket("s", "n", assignee_id="priya"), "assignee_id 'priya'"),
-])
+@pytest.mark.parametrize(
+    "followup, what",
+    [
+        (FollowUpTicket("s", "n", requester_id="hannah@x"), "requester_id 'hannah@x'"),
+        (FollowUpTicket("s", "n", assignee_id="priya"), "assignee_id 'priya'"),
+    ],
+)
 def test_user_ids_that_are_not_zendesk_ids_are_refused_before_any_request(followup, what):
     with pytest.raises(Conflict, match=f"ticket 4632: the follow-up's {what} is not a Zendesk user id"):
         make().create_followup("4632", followup, KEY)
@@ -199,16 +226,22 @@ def test_find_lists_tickets_by_the_external_id_marker():
 @responses.activate
 def test_find_ignores_other_external_ids_and_other_sources():
     other = idempotency_key("another", "write")
-    responses.get(TICKETS, json=listed(ticket_with(4001, marker_token(other), 4632),
-                                       ticket_with(4002, marker_token(KEY), 9999),
-                                       ticket_with(4003, marker_token(KEY).upper(), 4632)))
+    responses.get(
+        TICKETS,
+        json=listed(
+            ticket_with(4001, marker_token(other), 4632),
+            ticket_with(4002, marker_token(KEY), 9999),
+            ticket_with(4003, marker_token(KEY).upper(), 4632),
+        ),
+    )
     assert make().find_followup("4632", KEY) is None
 
 
 @responses.activate
 def test_find_accepts_a_match_whose_answer_does_not_show_the_source_and_prefers_the_oldest():
-    responses.get(TICKETS, json=listed(ticket_with(4020, marker_token(KEY), None),
-                                       ticket_with(4014, marker_token(KEY), 4632)))
+    responses.get(
+        TICKETS, json=listed(ticket_with(4020, marker_token(KEY), None), ticket_with(4014, marker_token(KEY), 4632))
+    )
     assert make().find_followup("4632", KEY) == "4014"
 
 

@@ -6,9 +6,18 @@ from tests.connectors.test_zendesk import make
 
 
 def raw(**extra) -> dict:
-    return {"id": 7, "status": "open", "subject": "s", "updated_at": "2026-11-23T09:00:00Z",
-            "created_at": "2026-11-20T09:00:00Z", "requester_id": 1, "assignee_id": 2, "tags": [],
-            "custom_fields": [], **extra}
+    return {
+        "id": 7,
+        "status": "open",
+        "subject": "s",
+        "updated_at": "2026-11-23T09:00:00Z",
+        "created_at": "2026-11-20T09:00:00Z",
+        "requester_id": 1,
+        "assignee_id": 2,
+        "tags": [],
+        "custom_fields": [],
+        **extra,
+    }
 
 
 def test_the_assignee_is_named_from_the_sideloaded_users_and_the_form_is_kept():

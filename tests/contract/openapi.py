@@ -128,7 +128,8 @@ class Contract:
             raise AssertionError(
                 f"{self.name}: {label}: query parameter(s) {', '.join(unknown)} are not in the "
                 f"description of {method} {template} (declared: {', '.join(sorted(declared)) or 'none'}); "
-                "add them to allow_query only if the service's documentation describes them")
+                "add them to allow_query only if the service's documentation describes them"
+            )
 
         # Allow-listed parameters are not in the description: leave them out
         # so the validator does not see them at all.
@@ -151,8 +152,9 @@ class Contract:
         method_missing = None
         for start in range(1, len(segments)):
             candidate = "/" + "/".join(segments[start:])
-            if start > 1 and not any(_template_regex(t).match(candidate) and not t.startswith("/{")
-                                     for t in self.templates):
+            if start > 1 and not any(
+                _template_regex(t).match(candidate) and not t.startswith("/{") for t in self.templates
+            ):
                 continue
             try:
                 found = finder.find(method.lower(), _ORIGIN + candidate)
@@ -163,8 +165,9 @@ class Contract:
                 continue
             return candidate, found.path.parts[-1], found
         if method_missing:
-            raise AssertionError(f"{self.name}: {label}: the description has {method_missing} "
-                                 f"but no {method} operation on it")
+            raise AssertionError(
+                f"{self.name}: {label}: the description has {method_missing} but no {method} operation on it"
+            )
         raise AssertionError(f"{self.name}: {label}: no such path in the description")
 
     @staticmethod
@@ -225,8 +228,13 @@ def _build(path: str, allow_query: str, forbid_paths: str, patches: str) -> Cont
     )
 
 
-def load_contract(spec: str | Path, *, allow_query: AllowQuery | None = None,
-                  forbid_paths: Iterable[str] = (), patches: Mapping[str, Any] | None = None) -> Contract:
+def load_contract(
+    spec: str | Path,
+    *,
+    allow_query: AllowQuery | None = None,
+    forbid_paths: Iterable[str] = (),
+    patches: Mapping[str, Any] | None = None,
+) -> Contract:
     """A :class:`Contract` for the description at ``spec``, built once per session.
 
     ``allow_query``: {(METHOD, path template): {names}} the docs describe but
@@ -234,8 +242,9 @@ def load_contract(spec: str | Path, *, allow_query: AllowQuery | None = None,
     that must not be used. ``patches``: {JSON pointer: value} corrections.
     """
     allow = sorted(([m.upper(), t], sorted(names)) for (m, t), names in (allow_query or {}).items())
-    return _build(str(Path(spec).resolve()), json.dumps(allow), json.dumps(sorted(forbid_paths)),
-                  _freeze(dict(patches or {})))
+    return _build(
+        str(Path(spec).resolve()), json.dumps(allow), json.dumps(sorted(forbid_paths)), _freeze(dict(patches or {}))
+    )
 
 
 def contract_fixture(relative: str, **options: Any):

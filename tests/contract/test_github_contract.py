@@ -44,25 +44,41 @@ def connector(base: str, repo: str) -> GitHubConnector:
 
 
 def issue(number: int, repo: str, base: str = API) -> dict:
-    return {"id": 100 + number, "number": number, "title": "t", "state": "open", "state_reason": None,
-            "html_url": f"https://github.com/{repo}/issues/{number}", "repository_url": f"{base}/repos/{repo}",
-            "updated_at": "2024-05-01T10:00:00Z", "assignee": None, "assignees": []}
+    return {
+        "id": 100 + number,
+        "number": number,
+        "title": "t",
+        "state": "open",
+        "state_reason": None,
+        "html_url": f"https://github.com/{repo}/issues/{number}",
+        "repository_url": f"{base}/repos/{repo}",
+        "updated_at": "2024-05-01T10:00:00Z",
+        "assignee": None,
+        "assignees": [],
+    }
 
 
 @pytest.mark.parametrize("base", [API, GHE])
 @responses.activate
 def test_poll_requests_conform(github_contract, fixtures_dir, base):
-    recorded = json.loads((fixtures_dir / "github" / "octokit-fixtures" /
-                           "paginate-issues.normalized-fixture.json").read_text())
+    recorded = json.loads(
+        (fixtures_dir / "github" / "octokit-fixtures" / "paginate-issues.normalized-fixture.json").read_text()
+    )
     repo = "octokit-fixture-org/paginate-issues"
-    responses.add(responses.GET, f"{base}/repos/{repo}", json={"private": False, "visibility": "public"},
-                  headers={"ETag": '"r1"'})
+    responses.add(
+        responses.GET, f"{base}/repos/{repo}", json={"private": False, "visibility": "public"}, headers={"ETag": '"r1"'}
+    )
     for i, interaction in enumerate(recorded):
         path, _, query = interaction["path"].partition("?")
         link = interaction["headers"]["link"].replace(API, base)
         match = [responses.matchers.query_string_matcher(query)] if i else []
-        responses.add(responses.GET, f"{base}{path}", json=interaction["response"], match=match,
-                      headers={"Link": link, "ETag": interaction["headers"]["etag"]})
+        responses.add(
+            responses.GET,
+            f"{base}{path}",
+            json=interaction["response"],
+            match=match,
+            headers={"Link": link, "ETag": interaction["headers"]["etag"]},
+        )
     c = connector(base, repo)
     pages = list(c.poll(None))
     assert sum(len(p.records) for p in pages) == 13
@@ -77,21 +93,35 @@ def test_poll_requests_conform(github_contract, fixtures_dir, base):
 def test_check_reads_and_writes_conform(github_contract):
     repo = "acme/web"
     responses.add(responses.GET, f"{API}/user", json={"login": "syncd-bot"})
-    responses.add(responses.GET, f"{API}/repos/{repo}", json={"private": True, "visibility": "private"},
-                  headers={"ETag": '"r1"'})
+    responses.add(
+        responses.GET, f"{API}/repos/{repo}", json={"private": True, "visibility": "private"}, headers={"ETag": '"r1"'}
+    )
     moved = f"{API}/repositories/5/issues/9"
     responses.add(responses.GET, f"{API}/repos/{repo}/issues/3", status=301, headers={"Location": moved})
     responses.add(responses.GET, moved, json=issue(9, repo))
     responses.add(responses.GET, f"{API}/repos/{repo}/issues/9", json=issue(9, repo))
     responses.add(responses.GET, f"{API}/repos/{repo}/issues/9/comments", json=[])
-    responses.add(responses.POST, f"{API}/repos/{repo}/issues/9/comments", status=201,
-                  json={"id": 70, "body": "x", "updated_at": "2024-05-01T10:00:00Z",
-                        "issue_url": f"{API}/repos/{repo}/issues/9"})
-    responses.add(responses.GET, f"{API}/repos/{repo}/issues/comments/70",
-                  json={"id": 70, "body": "<!-- syncd:context -->", "user": {"login": "syncd-bot"},
-                        "issue_url": f"{API}/repos/{repo}/issues/9"})
-    responses.add(responses.PATCH, f"{API}/repos/{repo}/issues/comments/70",
-                  json={"id": 70, "updated_at": "2024-05-01T10:00:01Z", "issue_url": f"{API}/repos/{repo}/issues/9"})
+    responses.add(
+        responses.POST,
+        f"{API}/repos/{repo}/issues/9/comments",
+        status=201,
+        json={"id": 70, "body": "x", "updated_at": "2024-05-01T10:00:00Z", "issue_url": f"{API}/repos/{repo}/issues/9"},
+    )
+    responses.add(
+        responses.GET,
+        f"{API}/repos/{repo}/issues/comments/70",
+        json={
+            "id": 70,
+            "body": "<!-- syncd:context -->",
+            "user": {"login": "syncd-bot"},
+            "issue_url": f"{API}/repos/{repo}/issues/9",
+        },
+    )
+    responses.add(
+        responses.PATCH,
+        f"{API}/repos/{repo}/issues/comments/70",
+        json={"id": 70, "updated_at": "2024-05-01T10:00:01Z", "issue_url": f"{API}/repos/{repo}/issues/9"},
+    )
 
     c = connector(API, repo)
     c.check()
@@ -108,11 +138,14 @@ def test_check_reads_and_writes_conform(github_contract):
     assert responses.calls[-2].request.headers["If-None-Match"] == '"e4"'
 
     seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
-    assert {"GET /user", "GET /repos/{owner}/{repo}/issues/{issue_number}",
-            "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
-            "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
-            "GET /repos/{owner}/{repo}/issues/comments/{comment_id}",
-            "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}"} <= set(seen)
+    assert {
+        "GET /user",
+        "GET /repos/{owner}/{repo}/issues/{issue_number}",
+        "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        "GET /repos/{owner}/{repo}/issues/comments/{comment_id}",
+        "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
+    } <= set(seen)
 
 
 def test_the_contract_catches_a_wrong_request(github_contract):
@@ -136,31 +169,48 @@ def test_handoff_requests_conform(github_contract, fixtures_dir, base):
     repo = "octokit-fixture-org/labels"
     recorded = json.loads((fixtures_dir / "github" / "octokit-fixtures" / "labels.normalized-fixture.json").read_text())
     labels = next(i["response"] for i in recorded if i["method"] == "get" and i["path"].endswith("/labels"))
-    responses.add(responses.GET, f"{base}/repos/{repo}", json={"private": True, "visibility": "private"},
-                  headers={"ETag": '"r1"'})
-    responses.add(responses.GET, f"{base}/repos/{repo}/labels", json=labels[:2],
-                  headers={"Link": f'<{base}/repositories/7/labels?per_page=100&page=2>; rel="next"'})
+    responses.add(
+        responses.GET, f"{base}/repos/{repo}", json={"private": True, "visibility": "private"}, headers={"ETag": '"r1"'}
+    )
+    responses.add(
+        responses.GET,
+        f"{base}/repos/{repo}/labels",
+        json=labels[:2],
+        headers={"Link": f'<{base}/repositories/7/labels?per_page=100&page=2>; rel="next"'},
+    )
     responses.add(responses.GET, f"{base}/repositories/7/labels", json=labels[2:])
     created = issue(4, repo, base) | {"body": f"x\n\n<!-- syncd:{KEY} -->\n"}
     responses.add(responses.POST, f"{base}/repos/{repo}/issues", status=201, json=created)
     responses.add(responses.GET, f"{base}/user", json={"login": "syncd-bot"})
     responses.add(responses.GET, f"{base}/repos/{repo}/issues", json=[created])
     responses.add(responses.GET, f"{base}/repos/{repo}/issues/4/comments", json=[])
-    responses.add(responses.POST, f"{base}/repos/{repo}/issues/4/comments", status=201,
-                  json={"id": 71, "updated_at": "2024-05-01T10:00:00Z", "issue_url": f"{base}/repos/{repo}/issues/4"})
+    responses.add(
+        responses.POST,
+        f"{base}/repos/{repo}/issues/4/comments",
+        status=201,
+        json={"id": 71, "updated_at": "2024-05-01T10:00:00Z", "issue_url": f"{base}/repos/{repo}/issues/4"},
+    )
 
     c = connector(base, repo)
     result = c.create_issue(repo, IssueDraft("Export fails", "x", ("bug", "wontfix", "missing")), KEY)
     assert c.find_created(repo, KEY) == result.id
     c.upsert_comment(result.id, "**Demand**: 2 tickets", "d" * 20, "demand")
 
-    posted = json.loads(next(x for x in responses.calls if x.request.url.endswith("/issues")
-                             and x.request.method == "POST").request.body)
+    posted = json.loads(
+        next(
+            x for x in responses.calls if x.request.url.endswith("/issues") and x.request.method == "POST"
+        ).request.body
+    )
     assert posted["labels"] == ["bug", "wontfix"]
     seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
-    assert {"GET /repos/{owner}/{repo}", "GET /repos/{owner}/{repo}/labels", "POST /repos/{owner}/{repo}/issues",
-            "GET /user", "GET /repos/{owner}/{repo}/issues",
-            "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"} <= set(seen)
+    assert {
+        "GET /repos/{owner}/{repo}",
+        "GET /repos/{owner}/{repo}/labels",
+        "POST /repos/{owner}/{repo}/issues",
+        "GET /user",
+        "GET /repos/{owner}/{repo}/issues",
+        "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+    } <= set(seen)
 
 
 def test_the_contract_catches_a_wrong_create(github_contract):
@@ -168,8 +218,9 @@ def test_the_contract_catches_a_wrong_create(github_contract):
     import requests
 
     for body in ({"body": "no title"}, {"title": "t", "labels": "bug"}):
-        bad = requests.Request("POST", f"{API}/repos/acme/web/issues", json=body,
-                               headers={"Authorization": "Bearer x"}).prepare()
+        bad = requests.Request(
+            "POST", f"{API}/repos/acme/web/issues", json=body, headers={"Authorization": "Bearer x"}
+        ).prepare()
         with pytest.raises(AssertionError):
             assert_calls_conform([bad], github_contract)
 
@@ -189,8 +240,9 @@ def test_the_sandbox_secondary_limit_answer_conforms(github_contract):
     path = f"/repos/acme/web/issues/{issue.number}/comments"
     with Sandbox([fake]):
         fake.secondary_limit(count=1, retry_after=None)
-        answer = requests.post(fake.base_url + path, json={"body": "x"}, timeout=5,
-                               headers={"Authorization": f"Bearer {token}"})
+        answer = requests.post(
+            fake.base_url + path, json={"body": "x"}, timeout=5, headers={"Authorization": f"Bearer {token}"}
+        )
     assert answer.status_code == 403 and "retry-after" not in answer.headers
     assert int(answer.headers["x-ratelimit-remaining"]) > 0
     assert "secondary rate limit" in answer.json()["message"]
@@ -209,24 +261,46 @@ def test_opaque_rewrite_requests_conform(github_contract):
     url = f"{API}/repos/{repo}/issues/7"
     private = {"title": "Export fails for Northwind", "body": "Customer: Northwind"}
     public = {"title": "Customer report T-1", "body": "Escalated from support (T-1)"}
-    context = ("<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n- [Export](https://x.zendesk.com/agent/"
-               "tickets/1) <!-- syncd:t=0123456789ab -->\n<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n")
+    context = (
+        "<!-- syncd:tickets -->\n**Linked support tickets: 1**\n\n- [Export](https://x.zendesk.com/agent/"
+        "tickets/1) <!-- syncd:t=0123456789ab -->\n<!-- /syncd:tickets -->\n\n<!-- syncd:context -->\n"
+    )
     stamp = "2024-05-01T10:00:00Z"
     responses.add(responses.GET, f"{API}/user", json={"login": "syncd-bot"})
-    responses.add(responses.GET, f"{url}/comments",
-                  json=[{"id": 71, "body": context, "user": {"login": "syncd-bot"}, "created_at": stamp,
-                         "updated_at": stamp, "issue_url": url}])
-    responses.add(responses.GET, url, json=issue(7, repo) | {"title": private["title"],
-                                                             "body": f"{private['body']}\n\n<!-- syncd:{KEY} -->\n"})
-    responses.add(responses.PATCH, f"{API}/repos/{repo}/issues/comments/71",
-                  json={"id": 71, "updated_at": stamp, "issue_url": url})
+    responses.add(
+        responses.GET,
+        f"{url}/comments",
+        json=[
+            {
+                "id": 71,
+                "body": context,
+                "user": {"login": "syncd-bot"},
+                "created_at": stamp,
+                "updated_at": stamp,
+                "issue_url": url,
+            }
+        ],
+    )
+    responses.add(
+        responses.GET,
+        url,
+        json=issue(7, repo) | {"title": private["title"], "body": f"{private['body']}\n\n<!-- syncd:{KEY} -->\n"},
+    )
+    responses.add(
+        responses.PATCH,
+        f"{API}/repos/{repo}/issues/comments/71",
+        json={"id": 71, "updated_at": stamp, "issue_url": url},
+    )
     responses.add(responses.PATCH, url, json=issue(7, repo))
 
-    result = connector(API, repo).make_opaque(f"{repo}#7", OpaqueRewrite({}, {}, {"key": KEY, "private": private,
-                                                                                 "public": public}), "e" * 20)
+    result = connector(API, repo).make_opaque(
+        f"{repo}#7", OpaqueRewrite({}, {}, {"key": KEY, "private": private, "public": public}), "e" * 20
+    )
     assert len(result.rewritten) == 3
     seen = assert_calls_conform(recorded_requests(responses.calls), github_contract)
-    assert {"GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
-            "GET /repos/{owner}/{repo}/issues/{issue_number}",
-            "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
-            "PATCH /repos/{owner}/{repo}/issues/{issue_number}"} <= set(seen)
+    assert {
+        "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        "GET /repos/{owner}/{repo}/issues/{issue_number}",
+        "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
+        "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
+    } <= set(seen)

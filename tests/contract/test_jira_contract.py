@@ -20,10 +20,17 @@ pytestmark = pytest.mark.contract
 BASE = "https://acme.atlassian.net"
 KEY = idempotency_key("contract", "jira")
 ISSUE = {
-    "id": "10627", "key": "ENG-1",
-    "fields": {"summary": "Login fails", "updated": "2026-11-21T12:00:00.000+0000",
-               "status": {"name": "To Do", "statusCategory": {"key": "new"}}, "resolution": None,
-               "assignee": None, "project": {"key": "ENG"}, "issuetype": {"name": "Bug"}},
+    "id": "10627",
+    "key": "ENG-1",
+    "fields": {
+        "summary": "Login fails",
+        "updated": "2026-11-21T12:00:00.000+0000",
+        "status": {"name": "To Do", "statusCategory": {"key": "new"}},
+        "resolution": None,
+        "assignee": None,
+        "project": {"key": "ENG"},
+        "issuetype": {"name": "Bug"},
+    },
 }
 
 jira_contract = contract_fixture(
@@ -40,8 +47,9 @@ jira_contract = contract_fixture(
 
 
 def connector(**overrides) -> JiraConnector:
-    options = dict(url=BASE, email="bot@acme.test", api_token=SecretStr("contract-token"),
-                   projects=["ENG", "OPS"], page_size=50)
+    options = dict(
+        url=BASE, email="bot@acme.test", api_token=SecretStr("contract-token"), projects=["ENG", "OPS"], page_size=50
+    )
     options.update(overrides)
     return JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None)
 
@@ -49,14 +57,17 @@ def connector(**overrides) -> JiraConnector:
 @responses.activate
 def test_every_request_conforms(jira_contract):
     responses.get(f"{BASE}/rest/api/3/myself", json={"accountId": "1", "timeZone": "Europe/Paris"})
-    responses.post(f"{BASE}/rest/api/3/search/jql",
-                   json={"issues": [ISSUE], "nextPageToken": "next", "isLast": False})
+    responses.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [ISSUE], "nextPageToken": "next", "isLast": False})
     responses.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [], "isLast": True})
     responses.get(f"{BASE}/rest/api/3/issue/ENG-1", json=ISSUE)
-    responses.post(f"{BASE}/rest/api/3/issue/10627/comment", status=201,
-                   json={"id": "1", "created": "2026-11-21T12:00:00.000+0000"})
-    responses.get(f"{BASE}/rest/api/3/issue/10627/comment",
-                  json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []})
+    responses.post(
+        f"{BASE}/rest/api/3/issue/10627/comment",
+        status=201,
+        json={"id": "1", "created": "2026-11-21T12:00:00.000+0000"},
+    )
+    responses.get(
+        f"{BASE}/rest/api/3/issue/10627/comment", json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []}
+    )
     responses.post(f"{BASE}/rest/api/3/issue/10627/remotelink", status=201, json={"id": 1})
     responses.post(f"{BASE}/rest/api/3/issue/bulkfetch", json={"issues": [ISSUE], "issueErrors": []})
 
@@ -64,8 +75,9 @@ def test_every_request_conforms(jira_contract):
     jira.check()
     pages = list(jira.poll(None))
     jira.get_issue("ENG-1")
-    jira.add_comment("10627", "Linked **#42**:\n\n- [ticket](https://acme.zendesk.com/agent/tickets/42)\n"
-                              "```\ntrace\n```", KEY)
+    jira.add_comment(
+        "10627", "Linked **#42**:\n\n- [ticket](https://acme.zendesk.com/agent/tickets/42)\n```\ntrace\n```", KEY
+    )
     jira.find_marker("10627", KEY)
     jira.attach_ticket("10627", "https://acme.zendesk.com/agent/tickets/42", "#42 Login fails", "Acme", KEY)
     presence = jira.presence(["10627", "10628"], {})
@@ -100,19 +112,20 @@ def test_oauth_requests_conform_too(jira_contract):
 
 def test_the_contract_refuses_the_withdrawn_search_and_bad_bodies(jira_contract):
     auth = ("bot@acme.test", "contract-token")
-    withdrawn = requests.Request("POST", f"{BASE}/rest/api/3/search", auth=auth,
-                                 json={"jql": "project = ENG", "startAt": 0})
+    withdrawn = requests.Request(
+        "POST", f"{BASE}/rest/api/3/search", auth=auth, json={"jql": "project = ENG", "startAt": 0}
+    )
     with pytest.raises(AssertionError, match="must not use"):
         jira_contract.validate(withdrawn)
-    wrong_body = requests.Request("POST", f"{BASE}/rest/api/3/search/jql", auth=auth,
-                                  json={"jql": "project = ENG", "startAt": 0})  # startAt is the old paging
+    wrong_body = requests.Request(
+        "POST", f"{BASE}/rest/api/3/search/jql", auth=auth, json={"jql": "project = ENG", "startAt": 0}
+    )  # startAt is the old paging
     with pytest.raises(AssertionError, match="does not conform"):
         jira_contract.validate(wrong_body)
     no_auth = requests.Request("GET", f"{BASE}/rest/api/3/myself")
     with pytest.raises(AssertionError, match="does not conform"):
         jira_contract.validate(no_auth)
-    unknown_query = requests.Request("GET", f"{BASE}/rest/api/3/issue/ENG-1/comment", auth=auth,
-                                     params={"cursor": "x"})
+    unknown_query = requests.Request("GET", f"{BASE}/rest/api/3/issue/ENG-1/comment", auth=auth, params={"cursor": "x"})
     with pytest.raises(AssertionError, match="cursor"):
         jira_contract.validate(unknown_query)
 
@@ -123,7 +136,8 @@ def test_the_comment_body_is_what_the_description_shows(jira_contract):
 
     spec = json.loads((jira_contract_path()).read_text())
     example = spec["paths"]["/rest/api/3/issue/{issueIdOrKey}/comment"]["post"]["requestBody"]["content"][
-        "application/json"]["example"]["body"]
+        "application/json"
+    ]["example"]["body"]
     assert adf.validate_adf(example) == []
     text = adf.to_text(example)
     assert adf.to_adf(text) == example
@@ -131,6 +145,7 @@ def test_the_comment_body_is_what_the_description_shows(jira_contract):
 
 def jira_contract_path():
     from tests.conftest import SPECS, require_shared
+
     return require_shared(SPECS / "jira/swagger-v3.v3.json")
 
 
@@ -139,8 +154,11 @@ def test_handoff_requests_conform(jira_contract):
     """create_issue (with a retry without a field the screen lacks), find_created and upsert_comment."""
     from syncd.writes import IssueDraft
 
-    responses.post(f"{BASE}/rest/api/3/issue", status=400, json={
-        "errorMessages": [], "errors": {"priority": "Field 'priority' cannot be set."}})
+    responses.post(
+        f"{BASE}/rest/api/3/issue",
+        status=400,
+        json={"errorMessages": [], "errors": {"priority": "Field 'priority' cannot be set."}},
+    )
     responses.post(f"{BASE}/rest/api/3/issue", status=201, json={"id": "10627", "key": "ENG-1", "self": BASE})
     responses.get(f"{BASE}/rest/api/3/issue/10627", json=ISSUE)
     responses.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [dict(ISSUE, properties={})], "isLast": True})
@@ -148,18 +166,27 @@ def test_handoff_requests_conform(jira_contract):
     responses.get(f"{BASE}/rest/api/3/issue/ENG-3", status=404, json={"errorMessages": ["no"], "errors": {}})
     responses.get(f"{BASE}/rest/api/3/issue/ENG-4", status=404, json={"errorMessages": ["no"], "errors": {}})
     responses.get(f"{BASE}/rest/api/3/myself", json={"accountId": "1", "timeZone": "UTC"})
-    comment = {"id": "5", "author": {"accountId": "1"}, "created": "2026-11-21T12:00:00.000+0000",
-               "body": {"type": "doc", "version": 1, "content": []},
-               "properties": [{"key": "syncd", "value": {"key": KEY, "slot": "demand"}}]}
-    responses.get(f"{BASE}/rest/api/3/issue/10627/comment",
-                  json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []})
+    comment = {
+        "id": "5",
+        "author": {"accountId": "1"},
+        "created": "2026-11-21T12:00:00.000+0000",
+        "body": {"type": "doc", "version": 1, "content": []},
+        "properties": [{"key": "syncd", "value": {"key": KEY, "slot": "demand"}}],
+    }
+    responses.get(
+        f"{BASE}/rest/api/3/issue/10627/comment", json={"startAt": 0, "maxResults": 100, "total": 0, "comments": []}
+    )
     responses.post(f"{BASE}/rest/api/3/issue/10627/comment", status=201, json=comment)
     responses.get(f"{BASE}/rest/api/3/issue/10627/comment/5", json=comment)
     responses.put(f"{BASE}/rest/api/3/issue/10627/comment/5", json=comment)
 
     jira = connector(time_zone="UTC", priorities={"sev1": "Highest"})
-    draft = IssueDraft("Login fails", "From **#42**:\n\n- [ticket](https://acme.zendesk.com/agent/tickets/42)",
-                       ("support escalation",), "sev1")
+    draft = IssueDraft(
+        "Login fails",
+        "From **#42**:\n\n- [ticket](https://acme.zendesk.com/agent/tickets/42)",
+        ("support escalation",),
+        "sev1",
+    )
     assert jira.create_issue("ENG", draft, KEY).id == "10627"
     assert jira.find_created("ENG", KEY) is None
     jira.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand")

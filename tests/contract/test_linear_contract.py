@@ -17,8 +17,8 @@ from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse,
 from graphql.execution.values import get_variable_values
 
 from connectors import linear_queries
-from syncd.writes import IssueDraft
 from connectors.linear import LinearConfig, LinearConnector, created_issue_id
+from syncd.writes import IssueDraft
 from tests.conftest import SPECS, require_shared
 from tests.connectors.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
 
@@ -37,7 +37,12 @@ def tour(**config) -> list[dict]:
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], **config}
     with responses.RequestsMock() as rsps:
         api = FakeLinear(rsps)
-        conn = LinearConnector("lin", LinearConfig(**settings), sleep=clock.sleep, clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc))
+        conn = LinearConnector(
+            "lin",
+            LinearConfig(**settings),
+            sleep=clock.sleep,
+            clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc),
+        )
         api.data("SyncdViewer", {"viewer": {"id": "u", "name": "Bot", "email": "bot@acme.com"}})
         conn.check()
         api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
@@ -56,12 +61,27 @@ def tour(**config) -> list[dict]:
         conn.presence(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"], {})
         # escalation: a created issue (team and label lookup, create), the crash check,
         # and a comment kept in place (scan and create, then remembered and edited)
-        api.data("SyncdCreateLookup", {"teams": {"nodes": [{"id": "t", "key": "ENG"}]},
-                                       "issueLabels": {"nodes": [{"id": "l", "name": "bug", "team": None}]}})
-        api.data("SyncdIssueCreate", {"issueCreate": {"success": True, "issue": {
-            "id": created_issue_id(MARK), "identifier": "ENG-2", "updatedAt": "2025-06-01T00:00:00.000Z"}}})
-        conn.create_issue("ENG", IssueDraft("Export fails", "Steps...", labels=("bug", "nope"), priority="sev2"),
-                          MARK)
+        api.data(
+            "SyncdCreateLookup",
+            {
+                "teams": {"nodes": [{"id": "t", "key": "ENG"}]},
+                "issueLabels": {"nodes": [{"id": "l", "name": "bug", "team": None}]},
+            },
+        )
+        api.data(
+            "SyncdIssueCreate",
+            {
+                "issueCreate": {
+                    "success": True,
+                    "issue": {
+                        "id": created_issue_id(MARK),
+                        "identifier": "ENG-2",
+                        "updatedAt": "2025-06-01T00:00:00.000Z",
+                    },
+                }
+            },
+        )
+        conn.create_issue("ENG", IssueDraft("Export fails", "Steps...", labels=("bug", "nope"), priority="sev2"), MARK)
         api.data("SyncdFindCreated", {"issue": {"id": created_issue_id(MARK), "updatedAt": None}})
         conn.find_created("ENG", MARK)
         api.data("SyncdFindSlot", {"viewer": {"id": "u"}, "issue": {"id": "i", "comments": {"nodes": []}}})
@@ -78,8 +98,7 @@ def declared_operations() -> set[str]:
     names = set()
     for name, value in vars(linear_queries).items():
         if name.isupper() and isinstance(value, str):
-            names.update(d.name.value for d in parse(value).definitions
-                         if isinstance(d, OperationDefinitionNode))
+            names.update(d.name.value for d in parse(value).definitions if isinstance(d, OperationDefinitionNode))
     return names
 
 
@@ -114,8 +133,11 @@ def test_authorization_header_shapes():
 
 
 def test_a_wrong_document_fails_validation(linear_schema):
-    wrong_field = {"query": "query SyncdIssues { issues(first: 1) { nodes { id identifer } } }",
-                   "operationName": "SyncdIssues", "variables": {}}
+    wrong_field = {
+        "query": "query SyncdIssues { issues(first: 1) { nodes { id identifer } } }",
+        "operationName": "SyncdIssues",
+        "variables": {},
+    }
     assert any("identifer" in p for p in problems(linear_schema, wrong_field))
 
 

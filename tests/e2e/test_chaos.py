@@ -39,15 +39,21 @@ def test_the_stream_is_reproducible_and_shaped_so_observation_order_does_not_mat
 
 
 def outcome(notes=(), attachments=(), repeats=0):
-    return Outcome(collections.Counter(notes), collections.Counter(attachments), {1: ("syncd_linked",)},
-                   {1: "ENG-1: Done"}, repeats)
+    return Outcome(
+        collections.Counter(notes),
+        collections.Counter(attachments),
+        {1: ("syncd_linked",)},
+        {1: "ENG-1: Done"},
+        repeats,
+    )
 
 
 def test_the_comparison_counts_missing_extra_and_repeated_writes():
     expected = outcome([(1, "Linked to ENG-1"), (1, "ENG-1 moved")], [("ENG-1", "ZENDESK/agent/tickets/1")])
     assert compare(expected, expected).ok
-    doubled = outcome([(1, "Linked to ENG-1"), (1, "Linked to ENG-1"), (1, "ENG-1 moved")],
-                      [("ENG-1", "ZENDESK/agent/tickets/1")])
+    doubled = outcome(
+        [(1, "Linked to ENG-1"), (1, "Linked to ENG-1"), (1, "ENG-1 moved")], [("ENG-1", "ZENDESK/agent/tickets/1")]
+    )
     result = compare(expected, doubled)
     assert not result.ok and result.extra == [(1, "Linked to ENG-1")] and not result.missing
     lost = outcome([(1, "Linked to ENG-1")], [])
@@ -62,8 +68,7 @@ def test_the_comparison_counts_missing_extra_and_repeated_writes():
 def test_killed_again_and_again_while_people_work_nothing_is_lost_or_duplicated(tmp_path):
     seed = int(os.environ.get("SYNCD_CHAOS_SEED") or random.SystemRandom().randrange(1, 2**31))
     print(f"chaos seed {seed} (replay: SYNCD_CHAOS_SEED={seed})")
-    result = chaos_run(tmp_path, seed=seed, changes=300, kills=10, batch_size=30, tickets=40, issues=12,
-                       job_polls=0)
+    result = chaos_run(tmp_path, seed=seed, changes=300, kills=10, batch_size=30, tickets=40, issues=12, job_polls=0)
     c = result.comparison
     replay = f"seed {seed}; replay with SYNCD_CHAOS_SEED={seed}: {result.summary()}"
     assert result.kills >= 10 and result.hups >= 1 and result.terms >= 2, replay  # SIGHUP reloads lose nothing

@@ -46,11 +46,13 @@ def test_check_offline_does_not_touch_the_services(pg):
 
 
 def test_bad_configuration_is_exit_2_with_one_line_per_problem(pg):
-    pg.config_path.write_text(pg.config_path.read_text().replace("poll_interval = 1", "poll_interval = \"often\""))
+    pg.config_path.write_text(pg.config_path.read_text().replace("poll_interval = 1", 'poll_interval = "often"'))
     result = invoke(pg, "once")
     assert result.exit_code == 2
-    assert result.output == (f"syncd: {pg.config_path}: daemon.poll_interval: must be a valid number, "
-                             f"unable to parse string as a number (got \"often\")\n")
+    assert result.output == (
+        f"syncd: {pg.config_path}: daemon.poll_interval: must be a valid number, "
+        f'unable to parse string as a number (got "often")\n'
+    )
 
 
 def test_missing_config_file_says_where_it_looked(pg, tmp_path):
@@ -75,6 +77,18 @@ def test_inspection_before_any_run_says_what_to_do(pg):
 
 def test_help_lists_every_command():
     result = CliRunner().invoke(main, ["--help"])
-    for command in ("run", "once", "check", "demo", "sandbox", "link", "unlink", "links", "history", "status",
-                    "outbox", "quarantine"):
+    for command in (
+        "run",
+        "once",
+        "check",
+        "demo",
+        "sandbox",
+        "link",
+        "unlink",
+        "links",
+        "history",
+        "status",
+        "outbox",
+        "quarantine",
+    ):
         assert f"  {command}" in result.output

@@ -21,8 +21,13 @@ pytestmark = pytest.mark.e2e
 
 
 def run_once(pg: Playground, on_start=None) -> subprocess.CompletedProcess | int:
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "once"], env=pg.cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "once"],
+        env=pg.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if on_start:
         on_start(proc)
     out, err = proc.communicate(timeout=120)
@@ -47,8 +52,11 @@ def test_killed_after_a_ticket_note_was_sent_does_not_send_it_again(tmp_path):
         ticket, key = pg.seed.tickets["search"], pg.seed.identifiers["search"]
         pg.agent_note(ticket, f"engineering has this as {key}")
         target = f"/api/v2/tickets/{ticket}"
-        start, holder = kill_on(pg, "zendesk", lambda endpoint, request: request.method == "PUT"
-                                and request.path == target and b"syncd:" in request.body)
+        start, holder = kill_on(
+            pg,
+            "zendesk",
+            lambda endpoint, request: request.method == "PUT" and request.path == target and b"syncd:" in request.body,
+        )
         code, out, err = run_once(pg, start)
         assert holder.get("done"), "the write was never sent"
         assert code == -signal.SIGKILL
@@ -68,8 +76,11 @@ def test_killed_after_a_linear_attachment_was_sent_does_not_duplicate_it(tmp_pat
     with Playground(tmp_path) as pg:
         ticket, key = pg.seed.tickets["vat"], pg.seed.identifiers["csv"]
         pg.agent_note(ticket, f"same as {key}")
-        start, holder = kill_on(pg, "linear", lambda endpoint, request: "AttachmentCreate" in endpoint
-                                and str(ticket).encode() in request.body)
+        start, holder = kill_on(
+            pg,
+            "linear",
+            lambda endpoint, request: "AttachmentCreate" in endpoint and str(ticket).encode() in request.body,
+        )
         code, _, _ = run_once(pg, start)
         assert holder.get("done") and code == -signal.SIGKILL
         for _ in range(2):
@@ -95,8 +106,11 @@ def test_killed_at_the_first_write_of_a_busy_first_run_delivers_everything_once(
             links = app.store.all_links()
             assert len(links) == 9
             for link in links:
-                notes = [c for c in pg.zendesk.ticket_comments(int(link.ticket.id))
-                         if find_markers(c["body"]) and c["body"].startswith("Linked to")]
+                notes = [
+                    c
+                    for c in pg.zendesk.ticket_comments(int(link.ticket.id))
+                    if find_markers(c["body"]) and c["body"].startswith("Linked to")
+                ]
                 assert len(notes) == 1, (link, [n["body"] for n in notes])
             assert app.store.outbox_counts().get("pending", 0) == 0
         finally:

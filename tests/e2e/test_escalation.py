@@ -31,8 +31,9 @@ def clock():
 @pytest.fixture
 def pg(tmp_path, clock):
     sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
-                    mappings=copy_examples(tmp_path)) as playground:
+    with Playground(
+        tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=copy_examples(tmp_path)
+    ) as playground:
         playground.stage_field_id = playground.seed.stage_field_id
         playground.missing_field_id = playground.seed.missing_field_id
         yield playground
@@ -58,9 +59,16 @@ def new_ticket(pg, subject: str, description: str, *, severity: str | None = Non
     customer = next(u for u in zendesk.users.values() if u.get("organization_id") and u["role"] == "end-user")
     agent = next(u for u in zendesk.users.values() if u["name"] == "Priya Raman")
     fields = {pg.seed.severity_field_id: severity} if severity else {}
-    ticket = zendesk.create_ticket(subject, description, requester_id=customer["id"], status="open",
-                                   tags=list(tags), custom_fields=fields, assignee_id=agent["id"],
-                                   organization_id=customer["organization_id"])
+    ticket = zendesk.create_ticket(
+        subject,
+        description,
+        requester_id=customer["id"],
+        status="open",
+        tags=list(tags),
+        custom_fields=fields,
+        assignee_id=agent["id"],
+        organization_id=customer["organization_id"],
+    )
     return ticket["id"]
 
 
@@ -68,8 +76,9 @@ def handed_over(pg, app, clock) -> int:
     """A new ticket about the CSV export, linked by the agent to the seeded issue: the handoff makes promises.
 
     (Tickets found already linked on the first sync were handed over before syncd watched: no promises.)"""
-    ticket = new_ticket(pg, "Monthly export times out", "The full-month CSV export fails after 30 seconds.",
-                        severity="sev3")
+    ticket = new_ticket(
+        pg, "Monthly export times out", "The full-month CSV export fails after 30 seconds.", severity="sev3"
+    )
     pg.agent_note(ticket, f"Known problem: {pg.seed.identifiers['csv']}")
     cycle(app, clock)
     return ticket
@@ -107,8 +116,9 @@ def test_incomplete_escalation_needs_context_then_one_issue_is_created(pg, app, 
     assert created_issues(pg, subject) == []
 
     # The agent adds steps and expected behaviour in an internal note: the field shrinks, no new note.
-    pg.agent_note(ticket, "Steps: plan a route with 21 stops, open it in the driver app.\n"
-                          "Expected: all 21 stops are shown.")
+    pg.agent_note(
+        ticket, "Steps: plan a route with 21 stops, open it in the driver app.\nExpected: all 21 stops are shown."
+    )
     cycle(app, clock)
     assert len(notes_with(pg, ticket, "please add")) == 1
     left = pg.zendesk.field_value(ticket, pg.missing_field_id)
@@ -132,8 +142,7 @@ def test_incomplete_escalation_needs_context_then_one_issue_is_created(pg, app, 
     rejected = [e for e in app.store.history(ref) if e.kind == "handoff_rejected"]
     assert len(rejected) == 1
     promises = app.store.promises_for_ticket(ref)
-    assert sorted(p.what for p in promises) == ["an update within 2 business days",
-                                                "news when the linked work ships"]
+    assert sorted(p.what for p in promises) == ["an update within 2 business days", "news when the linked work ships"]
     assert all(p.issues == (Ref("linear", issue["id"]),) for p in promises)
 
     # Flagging again creates nothing; a second ticket about the same problem links by key, no new issue.
@@ -141,8 +150,9 @@ def test_incomplete_escalation_needs_context_then_one_issue_is_created(pg, app, 
     cycle(app, clock)
     pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"])
     cycle(app, clock)
-    other = new_ticket(pg, "Last stop missing on long routes", "Same as the other ticket.", severity="sev3",
-                       tags=["escalated"])
+    other = new_ticket(
+        pg, "Last stop missing on long routes", "Same as the other ticket.", severity="sev3", tags=["escalated"]
+    )
     pg.agent_note(other, f"Known problem, tracked as {pg.linear.issue(issue['id'])['identifier']}.")
     cycle(app, clock)
     cycle(app, clock)

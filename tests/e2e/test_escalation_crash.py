@@ -24,8 +24,14 @@ from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 from syncd.store import Store
 from tests.e2e.test_crash import kill_on, run_once
-from tests.e2e.test_escalation_trackers import (JIRA_PROJECT, PRIVATE_REPO, STAGE_PREFIX, TRACKERS,
-                                                complete_ticket, linked_notes, tracker_mappings)
+from tests.e2e.test_escalation_trackers import (
+    PRIVATE_REPO,
+    STAGE_PREFIX,
+    TRACKERS,
+    complete_ticket,
+    linked_notes,
+    tracker_mappings,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +41,13 @@ DEADLINE = 20.0  # seconds a daemon gets to do what the test waits for
 @contextmanager
 def daemon(pg: Playground, on_start=None):
     """``syncd run`` against the playground; stopped with SIGTERM (or found dead) on the way out."""
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=pg.cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run"],
+        env=pg.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if on_start:
         on_start(proc)
     try:
@@ -116,8 +127,9 @@ def test_killed_after_the_create_landed_finds_the_issue_instead_of_creating_anot
     before = set(issues_of(pg))
     ticket = complete_ticket(pg, subject, tag=tag)
 
-    start, holder = kill_on(pg, tracker, lambda endpoint, request: is_create(endpoint, request)
-                            and subject.encode() in request.body)
+    start, holder = kill_on(
+        pg, tracker, lambda endpoint, request: is_create(endpoint, request) and subject.encode() in request.body
+    )
     with daemon(pg, start) as proc:
         wait_for(proc, lambda: holder.get("done"), "the create request")
         proc.wait(timeout=DEADLINE)
@@ -128,8 +140,11 @@ def test_killed_after_the_create_landed_finds_the_issue_instead_of_creating_anot
 
     with daemon(pg) as proc:
         wait_for(proc, lambda: linked_notes(pg, ticket), "the ticket's Linked note")
-        wait_for(proc, lambda: pg.zendesk.field_value(ticket, pg.seed.stage_field_id) == "assigned",
-                 "the ticket to show Assigned")
+        wait_for(
+            proc,
+            lambda: pg.zendesk.field_value(ticket, pg.seed.stage_field_id) == "assigned",
+            "the ticket to show Assigned",
+        )
         wait_for(proc, lambda: outbox_drained(pg), "the outbox to drain")
         stop(proc)
 
@@ -141,8 +156,11 @@ def test_killed_after_the_create_landed_finds_the_issue_instead_of_creating_anot
     try:
         links = app.store.links_for_ticket(Ref("zendesk", str(ticket)))
         assert [(r.issue.connector, r.issue.id, r.origin) for r in links] == [(tracker, issue_id, "escalation")]
-        delivered = [e for e in app.store.history(Ref("zendesk", str(ticket))) if e.kind == "delivered"
-                     and e.detail.get("op") == "issue.create"]
+        delivered = [
+            e
+            for e in app.store.history(Ref("zendesk", str(ticket)))
+            if e.kind == "delivered" and e.detail.get("op") == "issue.create"
+        ]
         assert [e.summary for e in delivered] == ["found already written (after an interruption)"]
     finally:
         app.close()
@@ -154,22 +172,31 @@ def _followup_of(ticket: int):
             return False
         body = json.loads(request.body or b"{}")
         return (body.get("ticket") or {}).get("via_followup_source_id") == ticket
+
     return is_create
 
 
 def followups_of(pg: Playground, ticket: int) -> list[dict]:
-    return [t for t in pg.zendesk.tickets.values()
-            if ((t.get("via") or {}).get("source") or {}).get("from", {}).get("ticket_id") == ticket]
+    return [
+        t
+        for t in pg.zendesk.tickets.values()
+        if ((t.get("via") or {}).get("source") or {}).get("from", {}).get("ticket_id") == ticket
+    ]
 
 
 def test_killed_after_the_followup_ticket_landed_finds_it_instead_of_opening_another(pg):
     """A closed ticket's linked work ships: the follow-up ticket is opened once across a SIGKILL."""
     zendesk = pg.zendesk
     requester = pg.seed.customers["hannah@northwind.example"]
-    ticket = zendesk.create_ticket("Monthly export times out", "The full-month CSV export fails after 30 s.",
-                                   requester_id=requester, status="open", assignee_id=pg.seed.agents["Priya Raman"],
-                                   organization_id=zendesk.users[requester]["organization_id"],
-                                   custom_fields={pg.seed.severity_field_id: "sev3"})["id"]
+    ticket = zendesk.create_ticket(
+        "Monthly export times out",
+        "The full-month CSV export fails after 30 s.",
+        requester_id=requester,
+        status="open",
+        assignee_id=pg.seed.agents["Priya Raman"],
+        organization_id=zendesk.users[requester]["organization_id"],
+        custom_fields={pg.seed.severity_field_id: "sev3"},
+    )["id"]
     pg.agent_note(ticket, f"Known problem: {pg.seed.identifiers['csv']}")
     code, _, err = run_once(pg)  # the handoff: linked, promises made
     assert code == 0, err
@@ -207,10 +234,12 @@ def test_killed_after_the_followup_ticket_landed_finds_it_instead_of_opening_ano
     try:
         assert app.store.promises_for_ticket(new_ref)  # the promises moved over
         assert [r.issue for r in app.store.links_for_ticket(new_ref)] == [
-            r.issue for r in app.store.links_for_ticket(source)]
+            r.issue for r in app.store.links_for_ticket(source)
+        ]
         assert app.store.get_meta(source).get("followup_ticket") == str(followup["id"])
-        delivered = [e for e in app.store.history(source) if e.kind == "delivered"
-                     and e.detail.get("op") == "ticket.followup"]
+        delivered = [
+            e for e in app.store.history(source) if e.kind == "delivered" and e.detail.get("op") == "ticket.followup"
+        ]
         assert [e.summary for e in delivered] == ["found already written (after an interruption)"]
     finally:
         app.close()

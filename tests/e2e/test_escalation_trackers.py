@@ -32,7 +32,6 @@ STAGE_PREFIX = "syncd_stage_"
 CATCH_ALL = "# Everything else goes to Engineering"
 
 
-
 def route(name: str, tracker: str, team: str, states: str, label: str) -> str:
     """A route to another tracker, chosen by the tag ``name`` the agent puts on the ticket."""
     return f"""\
@@ -52,9 +51,11 @@ tags = ["{name}"]
 """
 
 
-TRACKER_ROUTES = (route("sdk", "github", PUBLIC_REPO, "github", "bug")
-                  + route("billing", "github", PRIVATE_REPO, "github", "bug")
-                  + route("platform", "jira", JIRA_PROJECT, "jira", "customer report"))
+TRACKER_ROUTES = (
+    route("sdk", "github", PUBLIC_REPO, "github", "bug")
+    + route("billing", "github", PRIVATE_REPO, "github", "bug")
+    + route("platform", "jira", JIRA_PROJECT, "jira", "customer report")
+)
 
 
 def tracker_mappings(tmp_path: Path) -> Path:
@@ -75,8 +76,9 @@ def clock():
 @pytest.fixture
 def pg(tmp_path, clock):
     sandbox = build_sandbox(clock=clock, trackers=TRACKERS)
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=TRACKERS,
-                    mappings=tracker_mappings(tmp_path)) as playground:
+    with Playground(
+        tmp_path / "work", sandbox=sandbox, trackers=TRACKERS, mappings=tracker_mappings(tmp_path)
+    ) as playground:
         yield playground
 
 
@@ -100,11 +102,15 @@ def complete_ticket(pg, subject: str, *, tag: str, customer: str = "hannah@north
     agent = pg.seed.agents["Priya Raman"]
     requester = pg.seed.customers[customer]
     ticket = zendesk.create_ticket(
-        subject, "Steps: open the shipment list and tap Export. Expected: the file downloads. "
-                 "Every dispatcher is affected.",
-        requester_id=requester, status="open", tags=[tag], assignee_id=agent,
+        subject,
+        "Steps: open the shipment list and tap Export. Expected: the file downloads. Every dispatcher is affected.",
+        requester_id=requester,
+        status="open",
+        tags=[tag],
+        assignee_id=agent,
         organization_id=zendesk.users[requester]["organization_id"],
-        custom_fields={pg.seed.severity_field_id: "sev2"})["id"]
+        custom_fields={pg.seed.severity_field_id: "sev2"},
+    )["id"]
     pg.agent_note(ticket, "Context for product: their night shift cannot export; workaround is the web app.")
     pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"])
     return ticket
@@ -116,8 +122,11 @@ def stage_shown(pg, ticket: int) -> tuple[str | None, list[str]]:
 
 
 def linked_notes(pg, ticket: int) -> list[str]:
-    return [c["body"] for c in pg.zendesk.ticket_comments(ticket)
-            if not c["public"] and find_markers(c["body"]) and c["body"].startswith("Linked to")]
+    return [
+        c["body"]
+        for c in pg.zendesk.ticket_comments(ticket)
+        if not c["public"] and find_markers(c["body"]) and c["body"].startswith("Linked to")
+    ]
 
 
 def github_issues_in(pg, repo: str) -> list:
@@ -134,10 +143,16 @@ def customer_details(pg, ticket: int) -> dict[str, str]:
     t = pg.zendesk.ticket(ticket)
     requester = pg.zendesk.users[t["requester_id"]]
     org = pg.zendesk.organizations[requester["organization_id"]]
-    return {"organisation": org["name"], "requester": requester["name"], "e-mail": requester["email"],
-            "e-mail domain": requester["email"].split("@")[1], "subject": t["subject"],
-            "helpdesk URL": pg.zendesk.agent_url(ticket), "helpdesk host": pg.sandbox.url("zendesk"),
-            "internal note": "night shift cannot export"}
+    return {
+        "organisation": org["name"],
+        "requester": requester["name"],
+        "e-mail": requester["email"],
+        "e-mail domain": requester["email"].split("@")[1],
+        "subject": t["subject"],
+        "helpdesk URL": pg.zendesk.agent_url(ticket),
+        "helpdesk host": pg.sandbox.url("zendesk"),
+        "internal note": "night shift cannot export",
+    }
 
 
 # -- GitHub -----------------------------------------------------------------------------------------
@@ -153,7 +168,8 @@ def test_escalation_to_a_public_repository_writes_only_an_opaque_reference(pg, a
     assert [i.repo.full_name for i in created] == [PUBLIC_REPO]  # one issue, in the routed repository
     [issue] = created
     assert [(r.issue.connector, r.issue.id, r.origin) for r in app.store.links_for_ticket(ref)] == [
-        ("github", str(issue.id), "escalation")]
+        ("github", str(issue.id), "escalation")
+    ]
     assert stage_shown(pg, ticket) == ("assigned", [STAGE_PREFIX + "assigned"])
     assert [s for s, _ in app.store.stage_history(ref)][-1] is Stage.ASSIGNED
     key = f"{PUBLIC_REPO}#{issue.number}"
@@ -220,7 +236,8 @@ def test_escalation_to_jira_creates_one_issue_with_a_hidden_marker_and_a_remote_
     assert "Northwind Logistics" in description and "night shift cannot export" in description
     assert issue.labels == ["customer-report"]  # sanitised: Jira labels have no spaces
     assert [(r.issue.connector, r.issue.id, r.origin) for r in app.store.links_for_ticket(ref)] == [
-        ("jira", issue.id, "escalation")]
+        ("jira", issue.id, "escalation")
+    ]
     [link] = issue.remotelinks
     assert link["object"]["url"] == pg.zendesk.agent_url(ticket)
     assert stage_shown(pg, ticket) == ("assigned", [STAGE_PREFIX + "assigned"])
@@ -237,16 +254,21 @@ def test_escalation_to_jira_creates_one_issue_with_a_hidden_marker_and_a_remote_
     assert stage_shown(pg, ticket)[0] == "resolved"
     due = [p for p in app.store.promises_for_ticket(ref) if p.state is PromiseState.DUE]
     assert sorted(p.what for p in due) == ["an update within 2 business days", "news when the linked work ships"]
-    notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket)
-             if not c["public"] and "We promised the customer" in c["body"]]
+    notes = [
+        c["body"]
+        for c in pg.zendesk.ticket_comments(ticket)
+        if not c["public"] and "We promised the customer" in c["body"]
+    ]
     assert len(notes) == 1 and issue.key in notes[0]
 
 
 # -- text in the format of the place it goes ----------------------------------------------------------
 
 PUNCTUATED_SUBJECT = "Audit log (November); expected 120 rows, got 80. Export #1017: `csv` *all* [x] <b> & ~ | ! _"
-PUNCTUATED_NOTE = ("Context: audit log (November); expected 120 rows, got 80. Ops saw it at 06:23 (batch-3)! "
-                   "[urgent] *now* _please_ ~x~ | y <tag> & z")
+PUNCTUATED_NOTE = (
+    "Context: audit log (November); expected 120 rows, got 80. Ops saw it at 06:23 (batch-3)! "
+    "[urgent] *now* _please_ ~x~ | y <tag> & z"
+)
 
 
 def adf_text(node) -> str:
@@ -332,6 +354,7 @@ def test_escalation_to_github_reads_as_written_and_history_shows_no_escapes(pg, 
 def test_an_escalated_jira_issue_deleted_at_once_is_left_for_a_person_not_read_again_forever(pg, app, clock):
     """Jira answers 404 (Gone) for the issue the escalation just created: syncd records
     that it could not link it, once, instead of reading it again every cycle."""
+
     def delete_on_create(endpoint, request, response):
         if request.method == "POST" and request.path == "/rest/api/3/issue" and response.status == 201:
             pg.jira.delete_issue(response.body["key"])

@@ -19,11 +19,11 @@ import structlog
 
 from connectors.base import find_markers
 from syncd.app import build_app
-from tools.chaos import compare, generate, settled_run
 from syncd.daemon import Daemon
 from syncd.http import HttpClient
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN
+from tools.chaos import compare, generate, settled_run
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +31,13 @@ EXPORT = "incremental/tickets/cursor"
 
 
 def syncd(pg: Playground, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "syncd", *args], env={**pg.cli_env(), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args],
+        env={**pg.cli_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def syncd_notes(pg: Playground, ticket: int) -> list[str]:
@@ -52,9 +57,11 @@ def test_ten_percent_faults_converge_to_the_clean_state_with_at_most_1_3_times_t
     faulty = settled_run(tmp_path / "faulty", stream, job_polls=0, fault_rate=0.10)
     result = compare(clean.outcome, faulty.outcome, faulty.stream_problems + clean.stream_problems)
     ratio = faulty.requests / clean.requests
-    print(f"faults: {faulty.faults} injected in {faulty.requests} requests; clean run {clean.requests} "
-          f"requests; ratio {ratio:.2f}; writes expected {result.expected}, found {result.found}, "
-          f"missing {len(result.missing)}, extra {len(result.extra)}")
+    print(
+        f"faults: {faulty.faults} injected in {faulty.requests} requests; clean run {clean.requests} "
+        f"requests; ratio {ratio:.2f}; writes expected {result.expected}, found {result.found}, "
+        f"missing {len(result.missing)}, extra {len(result.extra)}"
+    )
     assert faulty.faults >= 0.07 * faulty.requests  # the faults really were about one in ten
     assert result.ok, (result.missing[:3], result.extra[:3], result.state_mismatches[:3], result.stream_problems[:3])
     assert result.expected == result.found > 100
@@ -146,8 +153,9 @@ class Monotonic:
 def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_when_fixed(tmp_path):
     with playground(tmp_path) as pg:
         clock = Monotonic()
-        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock,
-                        sleep=lambda _: None, auth_retry=300)
+        daemon = Daemon(
+            pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock, sleep=lambda _: None, auth_retry=300
+        )
         try:
             daemon.step()
             ticket, key = pg.seed.tickets["vat"], pg.seed.identifiers["csv"]
@@ -165,7 +173,9 @@ def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_wh
                 assert pg.linear.total_requests() == linear_requests  # no retry storm
             refused = [e for e in logs if "credentials refused" in e["event"]]
             assert [e["event"] for e in refused if e.get("connector") == "linear"] == [
-                "credentials refused; polling paused", "credentials refused; delivery to this connector paused"]
+                "credentials refused; polling paused",
+                "credentials refused; delivery to this connector paused",
+            ]
             # The helpdesk went on: the ticket got its note although Linear refuses us.
             assert len(syncd_notes(pg, ticket)) == 1
             health = daemon.health.as_dict()
@@ -185,8 +195,13 @@ def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_wh
             assert pg.zendesk.agent_url(ticket) in [a["url"] for a in pg.linear.issue(key)["attachments"]]
             assert daemon.health.as_dict()["status"] == "ok"
             status = json.loads(syncd(pg, "status", "--json").stdout)
-            assert status["connectors"]["linear"] == {"ok": True, "error": None, "polling_paused": False,
-                                                      "delivery_paused": None, "rate_limited_until": None}
+            assert status["connectors"]["linear"] == {
+                "ok": True,
+                "error": None,
+                "polling_paused": False,
+                "delivery_paused": None,
+                "rate_limited_until": None,
+            }
         finally:
             daemon.app.close()
 
@@ -195,8 +210,9 @@ def test_a_tracker_that_is_down_does_not_stop_the_helpdesk(tmp_path):
     vt = VirtualTime()
     with playground(tmp_path, clock=vt) as pg:  # the fakes and syncd on one clock
         clock = Monotonic()
-        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=vt), clock=clock,
-                        sleep=lambda _: None)
+        daemon = Daemon(
+            pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=vt), clock=clock, sleep=lambda _: None
+        )
         try:
             daemon.step()
             pg.linear.inject("503")
@@ -242,8 +258,11 @@ def test_dead_letter_retry_and_drop_through_the_command_line(tmp_path):
 
         pg.engineer_move(key, "Done")  # a later write to the same ticket waits behind the dead one
         syncd(pg, "once", env=env)  # (other tickets on that issue still meet the 500s)
-        waiting = [ln for ln in syncd(pg, "outbox", "list", "--state", "pending", env=env).stdout.splitlines()
-                   if f"zendesk:{ticket}" in ln]
+        waiting = [
+            ln
+            for ln in syncd(pg, "outbox", "list", "--state", "pending", env=env).stdout.splitlines()
+            if f"zendesk:{ticket}" in ln
+        ]
         assert len(waiting) == 1
         status = json.loads(syncd(pg, "status", "--json", env=env).stdout)
         assert status["outbox"]["dead"] == 1 and status["outbox"]["pending"] >= 1
@@ -261,8 +280,11 @@ def test_dead_letter_retry_and_drop_through_the_command_line(tmp_path):
         pg.agent_note(other, f"see {other_key}")
         rule = pg.zendesk.inject("500", r"PUT /api/v2/tickets/\{id\}$")
         syncd(pg, "once", env=env)
-        first = next(int(ln.split()[0]) for ln in syncd(pg, "outbox", "list", env=env).stdout.splitlines()
-                     if f"zendesk:{other}" in ln)
+        first = next(
+            int(ln.split()[0])
+            for ln in syncd(pg, "outbox", "list", env=env).stdout.splitlines()
+            if f"zendesk:{other}" in ln
+        )
         syncd(pg, "outbox", "retry", str(first), env=env)
         syncd(pg, "once", env=env)
         pg.zendesk.faults.remove(rule)
@@ -286,10 +308,15 @@ def test_dead_letter_retry_and_drop_through_the_command_line(tmp_path):
 def test_sigterm_during_a_slow_step_exits_0_within_shutdown_timeout(tmp_path):
     with playground(tmp_path) as pg:
         pg.zendesk.inject("latency", EXPORT, delay=60)
-        env = {**pg.cli_env(), "SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "1", "SYNCD_DAEMON__HEALTH_ADDRESS": "",
-               "SYNCD_LOG__LEVEL": "info"}
-        proc = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        env = {
+            **pg.cli_env(),
+            "SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "1",
+            "SYNCD_DAEMON__HEALTH_ADDRESS": "",
+            "SYNCD_LOG__LEVEL": "info",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.monotonic() + 30
             while not any(EXPORT in e for e in pg.zendesk.counts) and time.monotonic() < deadline:
@@ -344,8 +371,9 @@ def test_budget_headers_slow_syncd_down_before_the_service_refuses(tmp_path):
     with playground(tmp_path, clock=vt) as pg:
         pg.env["SYNCD_CONNECTORS__ZENDESK__MAX_WAIT"] = "120"
         refused = []
-        pg.zendesk.listeners.append(lambda endpoint, request, response: refused.append(endpoint)
-                                    if response.status == 429 else None)
+        pg.zendesk.listeners.append(
+            lambda endpoint, request, response: refused.append(endpoint) if response.status == 429 else None
+        )
         pg.zendesk.limit_per_minute = 12
         with pg.app(sleep=vt.sleep) as app:
             report = app.engine.cycle()
@@ -363,9 +391,15 @@ def test_requests_per_minute_is_honoured(tmp_path):
     with playground(tmp_path, clock=vt) as pg:
         sent: list[datetime] = []
         pg.zendesk.listeners.append(lambda endpoint, request, response: sent.append(vt.now))
-        client = HttpClient("zendesk", pg.sandbox.url("zendesk"), auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN),
-                            requests_per_minute=10, sleep=vt.sleep, clock=vt.monotonic,
-                            wall_clock=vt.monotonic)
+        client = HttpClient(
+            "zendesk",
+            pg.sandbox.url("zendesk"),
+            auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN),
+            requests_per_minute=10,
+            sleep=vt.sleep,
+            clock=vt.monotonic,
+            wall_clock=vt.monotonic,
+        )
         try:
             for _ in range(35):
                 client.request_json("GET", "/api/v2/users/me")

@@ -205,8 +205,13 @@ def test_killed_after_the_gone_note_was_sent_does_not_send_it_twice(tmp_path):
         pg.jira.delete_issue(key)
         pg.agent_note(saml, f"same as {key}")
         target = f"/api/v2/tickets/{gdpr}"
-        start, holder = kill_on(pg, "zendesk", lambda endpoint, request: request.method == "PUT"
-                                and request.path == target and b"no longer visible" in request.body)
+        start, holder = kill_on(
+            pg,
+            "zendesk",
+            lambda endpoint, request: (
+                request.method == "PUT" and request.path == target and b"no longer visible" in request.body
+            ),
+        )
         code, _, _ = run_once(pg, start)
         assert holder.get("done"), "the note was never sent"
         assert code == -signal.SIGKILL

@@ -157,8 +157,7 @@ def test_syncd_link_and_unlink_commands(pg, app):
 
 
 def test_bad_ticket_argument_is_a_usage_error(pg, app):
-    result = CliRunner().invoke(main, ["link", "abc", "ENG-1"],
-                                env={**pg.env, "SYNCD_CONFIG": str(pg.config_path)})
+    result = CliRunner().invoke(main, ["link", "abc", "ENG-1"], env={**pg.env, "SYNCD_CONFIG": str(pg.config_path)})
     assert result.exit_code == 2 and "not a ticket id" in result.output
 
 

@@ -65,8 +65,7 @@ def listed_links(pg: Playground) -> set[tuple[str, str]]:
 
 
 def set_linked_issue_field(pg: Playground, ticket_id: int, value: str) -> None:
-    pg._put_ticket(ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]},
-                   "Priya Raman")
+    pg._put_ticket(ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]}, "Priya Raman")
 
 
 def jira_key(pg: Playground, n: int) -> str:
@@ -184,9 +183,9 @@ def test_the_handoff_repeats_no_note_after_the_store_is_lost(tmp_path):
 
     clock = MondayClock()
     sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
-                    mappings=copy_examples(tmp_path)) as pg:
+    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=copy_examples(tmp_path)) as pg:
         app = pg.app(clock=clock)
+
         def cycle(n: int = 1) -> None:
             for _ in range(n):
                 clock.advance()
@@ -194,10 +193,14 @@ def test_the_handoff_repeats_no_note_after_the_store_is_lost(tmp_path):
 
         try:
             cycle()
-            ticket = new_ticket(pg, "Route planner drops the last stop", "More than 20 stops: the last is missing.",
-                                severity="sev2")
-            pg.agent_note(ticket, "Steps: plan a route with 21 stops.\nExpected: all 21 stops are shown.\n"
-                                  "Impact: every dispatcher is affected.")
+            ticket = new_ticket(
+                pg, "Route planner drops the last stop", "More than 20 stops: the last is missing.", severity="sev2"
+            )
+            pg.agent_note(
+                ticket,
+                "Steps: plan a route with 21 stops.\nExpected: all 21 stops are shown.\n"
+                "Impact: every dispatcher is affected.",
+            )
             pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"])
             cycle(2)
             other = new_ticket(pg, "Monthly export times out", "The CSV export fails.", severity="sev3")

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from prometheus_client import generate_latest
@@ -29,8 +28,15 @@ from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.runner import build_sandbox
 from tests.e2e.handoff_support import MondayClock
-from tests.e2e.test_escalation_trackers import (PRIVATE_REPO, TRACKERS, complete_ticket, customer_details, cycle,
-                                                rendered, tracker_mappings)
+from tests.e2e.test_escalation_trackers import (
+    PRIVATE_REPO,
+    TRACKERS,
+    complete_ticket,
+    customer_details,
+    cycle,
+    rendered,
+    tracker_mappings,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +52,13 @@ def clock():
 def pg(tmp_path, clock):
     sandbox = build_sandbox(clock=clock, trackers=TRACKERS)
     # The repository's visibility is read on every poll (the default is once an hour, and before every write).
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=TRACKERS, mappings=tracker_mappings(tmp_path),
-                    tracker_options={"github": "visibility_ttl = 0"}) as playground:
+    with Playground(
+        tmp_path / "work",
+        sandbox=sandbox,
+        trackers=TRACKERS,
+        mappings=tracker_mappings(tmp_path),
+        tracker_options={"github": "visibility_ttl = 0"},
+    ) as playground:
         yield playground
 
 
@@ -88,9 +99,11 @@ def syncd_comments(pg, issue, slot: str) -> list:
 
 
 def kept_notes(pg, ticket: int) -> list[str]:
-    return [c["body"] for c in pg.zendesk.ticket_comments(ticket)
-            if not c["public"] and find_markers(c["body"])
-            and "is now publicly visible" in c["body"]]
+    return [
+        c["body"]
+        for c in pg.zendesk.ticket_comments(ticket)
+        if not c["public"] and find_markers(c["body"]) and "is now publicly visible" in c["body"]
+    ]
 
 
 def test_every_text_syncd_wrote_is_made_opaque_in_the_cycle_that_reads_the_repository_public(pg, app, clock):
@@ -187,8 +200,13 @@ def test_a_crash_in_the_middle_of_the_rewrite_leaves_no_customer_name_and_no_dup
     script.write_text(CHILD)
     env = {**pg.cli_env(), "PYTHONPATH": os.getcwd()}
     clock.advance()
-    done = subprocess.run([sys.executable, str(script), str(pg.config_path), clock().isoformat()], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(pg.config_path), clock().isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert leaks(pg, ticket, issue)  # killed half-way: something still names the customer
 
@@ -204,4 +222,3 @@ def test_a_crash_in_the_middle_of_the_rewrite_leaves_no_customer_name_and_no_dup
         assert kept_notes(pg, ticket) == []  # syncd's own rewrite is not taken for a person's edit
     finally:
         again.close()
-

@@ -55,8 +55,9 @@ def syncd_notes(pg: Playground, ticket: int) -> list[str]:
 
 
 def syncd(pg: Playground, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "syncd", *args], env=pg.cli_env(), capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args], env=pg.cli_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 # A fixed instant (not the hour the suite runs at): 13:15 UTC, so that a reset 50 minutes on reads 14:05.
@@ -77,8 +78,7 @@ def step(daemon: Daemon, mono: Monotonic, vt: VirtualTime, seconds: float) -> No
 def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(tmp_path, vt):
     mono = Monotonic()
     with Playground(tmp_path, trackers=("linear", "github"), clock=vt) as pg:
-        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=vt.sleep, clock=vt), clock=mono,
-                        sleep=lambda _: None)
+        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=vt.sleep, clock=vt), clock=mono, sleep=lambda _: None)
         try:
             daemon.step()  # the first sync
             reset = int(vt.now.timestamp()) + 3000  # 14:05 UTC: far beyond max_wait
@@ -104,7 +104,8 @@ def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(t
 
             waits = [e for e in logs if e["event"].startswith("waiting for")]
             assert [(e["event"], e["log_level"], e["connector"]) for e in waits] == [
-                ("waiting for GitHub's rate limit until 14:05 UTC", "info", "github")]
+                ("waiting for GitHub's rate limit until 14:05 UTC", "info", "github")
+            ]
             until = format_time(datetime.fromtimestamp(reset, timezone.utc))
             health = daemon.health.as_dict()
             assert health["status"] == "ok"  # the service's flow control, not a failure
@@ -113,11 +114,15 @@ def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(t
             published = daemon.app.store.daemon_status()["connectors"]
             assert published["github"]["rate_limited_until"] == until
             assert {n: format_time(w.until) for n, w in waits_in_store(daemon.app.store, vt.now).items()} == {
-                "github": until}
+                "github": until
+            }
             metrics = generate_latest(daemon.metrics.registry).decode()
             assert 'syncd_rate_limit_waits_total{connector="github"} 1.0' in metrics
-            parked = [ln for ln in metrics.splitlines()
-                      if ln.startswith('syncd_rate_limit_parked_seconds_total{connector="github"}')]
+            parked = [
+                ln
+                for ln in metrics.splitlines()
+                if ln.startswith('syncd_rate_limit_parked_seconds_total{connector="github"}')
+            ]
             assert parked and float(parked[0].split()[-1]) == pytest.approx(2995.0)
 
             # The reset passes: GitHub is polled again and the waiting write goes out, once.
@@ -179,7 +184,8 @@ def test_once_finishes_the_others_names_the_parked_connector_and_the_next_run_le
 
         status = json.loads(syncd(pg, "status", "--json").stdout)
         assert status["connectors"]["github"]["rate_limited_until"] == format_time(
-            datetime.fromtimestamp(reset, timezone.utc))
+            datetime.fromtimestamp(reset, timezone.utc)
+        )
         [shown] = [ln for ln in syncd(pg, "status").stdout.splitlines() if ln.startswith("github: waiting")]
         assert shown.startswith("github: waiting for GitHub's rate limit until ") and f"{expected} UTC" in shown
 

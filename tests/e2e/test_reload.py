@@ -55,12 +55,15 @@ def edit(pg: Playground, old: str, new: str) -> None:
     pg.config_path.write_text(text.replace(old, new, 1))
 
 
-@pytest.mark.parametrize("change,named", [
-    (('path = "syncd.db"', 'path = "elsewhere.db"'), "store.path ("),
-    (('health_address = ""', 'health_address = "127.0.0.1:9"'), "daemon.health_address (off -> 127.0.0.1:9)"),
-    (('level = "warning"', 'level = "debug"'), "log.level (warning -> debug)"),
-    (("LINEAR_URL", "http://127.0.0.1:9/another-workspace"), "connectors.linear.url ("),
-])
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        (('path = "syncd.db"', 'path = "elsewhere.db"'), "store.path ("),
+        (('health_address = ""', 'health_address = "127.0.0.1:9"'), "daemon.health_address (off -> 127.0.0.1:9)"),
+        (('level = "warning"', 'level = "debug"'), "log.level (warning -> debug)"),
+        (("LINEAR_URL", "http://127.0.0.1:9/another-workspace"), "connectors.linear.url ("),
+    ],
+)
 def test_a_reload_refuses_what_it_cannot_switch_and_keeps_running_on_the_old_configuration(tmp_path, change, named):
     with Playground(tmp_path, trackers=("linear",)) as pg:
         if change[0] == "LINEAR_URL":
@@ -74,7 +77,9 @@ def test_a_reload_refuses_what_it_cannot_switch_and_keeps_running_on_the_old_con
 
             refused = [e for e in logs if e["event"].startswith("reload refused")]
             assert len(refused) == 1 and named in refused[0]["changes"]
-            assert refused[0]["event"] == "reload refused: these changes need a restart; keeping the running configuration"
+            assert (
+                refused[0]["event"] == "reload refused: these changes need a restart; keeping the running configuration"
+            )
             assert daemon.app is running and not (tmp_path / "elsewhere.db").exists()
             health = daemon.health.as_dict()
             assert health["status"] == "ok"
@@ -107,8 +112,11 @@ def test_a_reload_applies_a_new_interval_and_a_new_connector(tmp_path):
             assert [e["event"] for e in logs if e["log_level"] == "error"] == []
             assert set(daemon.health.connectors) == {"zendesk", "linear", "github"}
             assert daemon.app.settings.daemon.poll_interval == 5
-            assert daemon.health.as_dict()["last_reload"] == {"at": daemon.health.as_dict()["last_reload"]["at"],
-                                                              "outcome": "applied", "reason": None}
+            assert daemon.health.as_dict()["last_reload"] == {
+                "at": daemon.health.as_dict()["last_reload"]["at"],
+                "outcome": "applied",
+                "reason": None,
+            }
             assert metric(daemon, 'syncd_reloads_total{outcome="applied"} 1.0')
             assert metric(daemon, 'syncd_reloads_total{outcome="refused"} 0.0')
             assert metric(daemon, "syncd_last_reload_refused 0.0")
@@ -133,9 +141,12 @@ def test_healthz_and_metrics_show_a_refused_reload(tmp_path):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                 metrics = response.read().decode()
             assert status == 200 and health["last_reload"]["outcome"] == "refused"
-            assert health["last_reload"]["reason"] == (f"needs a restart: daemon.health_address (127.0.0.1:{port} "
-                                                       f"-> 127.0.0.1:{port + 1})")
-            assert 'syncd_reloads_total{outcome="refused"} 1.0' in metrics and "syncd_last_reload_refused 1.0" in metrics
+            assert health["last_reload"]["reason"] == (
+                f"needs a restart: daemon.health_address (127.0.0.1:{port} -> 127.0.0.1:{port + 1})"
+            )
+            assert (
+                'syncd_reloads_total{outcome="refused"} 1.0' in metrics and "syncd_last_reload_refused 1.0" in metrics
+            )
         finally:
             daemon.stop_health_server()
             daemon.app.close()
@@ -162,8 +173,16 @@ def test_a_connector_is_removed_live_only_when_no_write_to_it_waits(tmp_path):
         daemon, _ = start(pg)
         try:
             store = daemon.app.store
-            store.enqueue(Action(key="waiting-write", connector="github", target="1", op="issue_comment",
-                                 payload={"body": "b"}, group="github:1"))
+            store.enqueue(
+                Action(
+                    key="waiting-write",
+                    connector="github",
+                    target="1",
+                    op="issue_comment",
+                    payload={"body": "b"},
+                    group="github:1",
+                )
+            )
             text = pg.config_path.read_text()
             github_table = "[connectors.github]" + text.split("[connectors.github]", 1)[1].split("\n\n", 1)[0] + "\n"
             pg.config_path.write_text(text.replace(github_table, "").replace('"linear", "github"', '"linear"'))
@@ -172,7 +191,8 @@ def test_a_connector_is_removed_live_only_when_no_write_to_it_waits(tmp_path):
             unfinished = store.unfinished_count("github")
             reload(daemon)
             assert daemon.health.as_dict()["last_reload"]["reason"] == (
-                f"needs a restart: connectors.github removed while {unfinished} write(s) to it wait in the outbox")
+                f"needs a restart: connectors.github removed while {unfinished} write(s) to it wait in the outbox"
+            )
             assert "github" in daemon.app.connectors
 
             [row] = [r for r in store.list_outbox("pending") if r.key == "waiting-write"]

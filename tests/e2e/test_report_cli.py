@@ -95,8 +95,7 @@ def env(tmp_path, monkeypatch):
 
 def one_line_error(result, code: int = 2) -> str:
     assert result.exit_code == code, result.output
-    assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("syncd: "), \
-        result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("syncd: "), result.output
     return result.stderr
 
 
@@ -145,8 +144,9 @@ def test_business_time_needs_a_route_with_a_calendar(env):
 
 
 def test_promise_add_when_resolved_and_an_explicit_route(env):
-    result = env.invoke("promise", "add", "1", "news when it ships", "--when-resolved", "--due", "2026-03-27",
-                        "--route", "product")
+    result = env.invoke(
+        "promise", "add", "1", "news when it ships", "--when-resolved", "--due", "2026-03-27", "--route", "product"
+    )
     assert result.exit_code == 0, result.output
     with env.store(readonly=True) as s:
         made = s.list_promises(ticket=Ref("zendesk", "1"), state="open")[-1]
@@ -162,18 +162,28 @@ def test_promise_add_works_while_the_daemon_holds_the_store(env):
         assert len(daemon.promises_for_ticket(Ref("zendesk", "2"), active=True)) == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["1", "x"], "say when the customer hears: --due YYYY-MM-DD[THH:MM], --within \"2 business days\" "
-                 "or --when-resolved"),
-    (["1", "x", "--due", "2026-03-24", "--within", "2 days"], "--due and --within both give a deadline"),
-    (["1", "x", "--due", "next friday"], "--due: not a date (got 'next friday'); write YYYY-MM-DD or "
-                                         "YYYY-MM-DDTHH:MM (local time in Europe/Berlin)"),
-    (["1", "x", "--due", "2026-03-19"], "--due: 2026-03-19 17:00 Europe/Berlin has already passed"),
-    (["1", "x", "--within", "soon"], "--within: not a duration (got \"soon\")"),
-    (["1", " ", "--when-resolved"], "WHAT must not be empty"),
-    (["1", "x", "--when-resolved", "--route", "web"], "--route: unknown route 'web'; known routes: mobile, product"),
-    (["abc", "x", "--when-resolved"], "not a ticket id: 'abc'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["1", "x"],
+            'say when the customer hears: --due YYYY-MM-DD[THH:MM], --within "2 business days" or --when-resolved',
+        ),
+        (["1", "x", "--due", "2026-03-24", "--within", "2 days"], "--due and --within both give a deadline"),
+        (
+            ["1", "x", "--due", "next friday"],
+            "--due: not a date (got 'next friday'); write YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time in Europe/Berlin)",
+        ),
+        (["1", "x", "--due", "2026-03-19"], "--due: 2026-03-19 17:00 Europe/Berlin has already passed"),
+        (["1", "x", "--within", "soon"], '--within: not a duration (got "soon")'),
+        (["1", " ", "--when-resolved"], "WHAT must not be empty"),
+        (
+            ["1", "x", "--when-resolved", "--route", "web"],
+            "--route: unknown route 'web'; known routes: mobile, product",
+        ),
+        (["abc", "x", "--when-resolved"], "not a ticket id: 'abc'"),
+    ],
+)
 def test_promise_add_bad_arguments_are_one_line_and_exit_2(env, args, message):
     assert message in one_line_error(env.invoke("promise", "add", *args))
     with env.store(readonly=True) as s:
@@ -233,8 +243,13 @@ def test_report_json_figures(env):
     data = report_json(env)
     s = data["summary"]
     assert (s["stale"], s["owner_gaps"], s["blocked"], s["promises_due"], s["promises_broken"]) == (3, 3, 1, 1, 1)
-    assert (s["handoffs"], s["limbo_median_hours"], s["limbo_p90_hours"], s["rejected"], s["rework"]) == \
-        (3, 21.0, 48.0, 2, 1)
+    assert (s["handoffs"], s["limbo_median_hours"], s["limbo_p90_hours"], s["rejected"], s["rework"]) == (
+        3,
+        21.0,
+        48.0,
+        2,
+        1,
+    )
     assert data["now"] == "2026-03-20T12:00:00Z" and data["since"] is None
 
 
@@ -263,8 +278,16 @@ def test_report_table_and_csv_to_a_file(env):
     result = env.invoke("report", "--output", str(out))  # the format follows the suffix
     assert result.exit_code == 0 and result.output == f"report written to {out}\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert {r["kind"] for r in rows} >= {"stale", "owner_gap", "blocked", "promise_due", "promise_broken",
-                                         "limbo", "rejected", "rework"}
+    assert {r["kind"] for r in rows} >= {
+        "stale",
+        "owner_gap",
+        "blocked",
+        "promise_due",
+        "promise_broken",
+        "limbo",
+        "rejected",
+        "rework",
+    }
     # Not on a terminal and no --format: JSON, for the next program in the pipe.
     assert json.loads(env.invoke("report").output)["summary"]["rework"] == 1
 
@@ -274,11 +297,14 @@ def test_report_reads_while_the_daemon_holds_the_store(env):
         assert report_json(env)["summary"]["promises_due"] == 1
 
 
-@pytest.mark.parametrize("args, message, code", [
-    (["--route", "web"], "--route: unknown route 'web'; known routes: mobile, product", 2),
-    (["--format", "xml"], "--format: unknown format 'xml'; write table, json or csv", 2),
-    (["--since", "last week"], "--since: not a date or a span (got 'last week')", 2),
-])
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (["--route", "web"], "--route: unknown route 'web'; known routes: mobile, product", 2),
+        (["--format", "xml"], "--format: unknown format 'xml'; write table, json or csv", 2),
+        (["--since", "last week"], "--since: not a date or a span (got 'last week')", 2),
+    ],
+)
 def test_report_bad_arguments(env, args, message, code):
     assert message in one_line_error(env.invoke("report", *args), code)
 

@@ -4,7 +4,7 @@ as people act in the sandbox, and the helpdesk shows each stage in a field and o
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -34,12 +34,14 @@ class Clock:
 def mappings_dir(tmp_path, field_id: int):
     directory = tmp_path / "mappings"
     directory.mkdir()
-    (directory / "routes.toml").write_text(textwrap.dedent("""
+    (directory / "routes.toml").write_text(
+        textwrap.dedent("""
         [routes.product]
         tracker = "linear"
         team = "ENG"
         escalate = { tag = "escalated" }
-        """))
+        """)
+    )
     (directory / "stages.toml").write_text(f'[stages]\nfield = {field_id}\ntag_prefix = "{PREFIX}"\n')
     return directory
 
@@ -56,8 +58,9 @@ def pg(tmp_path, clock):
 
     sandbox = build_sandbox(clock=clock, trackers=("linear",))
     field = sandbox["zendesk"].add_ticket_field("Follow-up stage", "text")
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",),
-                    mappings=mappings_dir(tmp_path, field["id"])) as playground:
+    with Playground(
+        tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=mappings_dir(tmp_path, field["id"])
+    ) as playground:
         playground.stage_field_id = field["id"]
         yield playground
 
@@ -68,7 +71,7 @@ def shown(pg: Playground, ticket: int) -> tuple[str | None, list[str]]:
 
 
 def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
-    ticket, key = pg.seed.tickets["vat"], pg.seed.identifiers["search"]
+    ticket = pg.seed.tickets["vat"]
     ref = Ref("zendesk", str(ticket))
     app = pg.app(clock=clock)
     try:
@@ -91,8 +94,9 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
             return len(ticket_writes()) - queued, puts
 
         def ticket_writes():
-            return [r for r in app.store.list_outbox(limit=10_000) if r.target == str(ticket)
-                    and r.op == "ticket.update"]
+            return [
+                r for r in app.store.list_outbox(limit=10_000) if r.target == str(ticket) and r.op == "ticket.update"
+            ]
 
         def created() -> str:
             [row] = app.store.links_for_ticket(ref)
@@ -104,8 +108,10 @@ def test_one_ticket_walks_every_stage_with_one_write_per_change(pg, clock):
             (lambda: pg.agent_set_tags(ticket, [*pg.zendesk.ticket(ticket)["tags"], "escalated"]), Stage.ASSIGNED),
             (lambda: pg.engineer_move(created(), "In Progress"), Stage.WAITING),
             (lambda: pg.engineer_move(created(), "Done"), Stage.RESOLVED),
-            (lambda: pg.agent_note(ticket, "Fixed in today's release, sorry for the trouble.", public=True),
-             Stage.FOLLOW_UP),
+            (
+                lambda: pg.agent_note(ticket, "Fixed in today's release, sorry for the trouble.", public=True),
+                Stage.FOLLOW_UP,
+            ),
         ]
         for act, stage in steps:
             # One write per change: the link and state notes carry the stage (the resolution's
@@ -203,8 +209,7 @@ def test_sighup_with_a_bad_mapping_file_keeps_the_running_mappings(pg, clock):
     from syncd.app import build_app
     from syncd.daemon import Daemon
 
-    daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=clock),
-                    sleep=lambda _: None)
+    daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None, clock=clock), sleep=lambda _: None)
     try:
         daemon.step()
         running = daemon.app

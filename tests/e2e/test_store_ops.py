@@ -42,8 +42,14 @@ def one_line(result, code: int = 2) -> str:
 def test_a_truncated_store_is_exit_2_with_one_line_for_every_command(tmp_path):
     with Playground(tmp_path, trackers=("linear",)) as pg:
         truncate_as_after_a_crash(pg.store_path)
-        for command in (["status"], ["check", "--offline"], ["links"], ["once"], ["report", "--format", "json"],
-                        ["history", "1"]):
+        for command in (
+            ["status"],
+            ["check", "--offline"],
+            ["links"],
+            ["once"],
+            ["report", "--format", "json"],
+            ["history", "1"],
+        ):
             err = one_line(invoke(pg, *command))
             assert f"{pg.store_path} is damaged (" in err and "restore your last backup" in err, command
 
@@ -76,8 +82,7 @@ def markers_per_ticket(pg: Playground) -> Counter:
 def test_a_full_disk_while_running_loses_nothing_and_writes_nothing_twice(tmp_path):
     with Playground(tmp_path, trackers=("linear",)) as pg:
         clock = Monotonic()
-        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock,
-                        sleep=lambda _: None)
+        daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock, sleep=lambda _: None)
         try:
             store = daemon.app.store
             fill(store)
@@ -98,7 +103,8 @@ def test_a_full_disk_while_running_loses_nothing_and_writes_nothing_twice(tmp_pa
             with structlog.testing.capture_logs() as logs:
                 daemon.step()  # no poll due; delivery meets the full disk
             assert [e["event"] for e in logs if "disk is full" in e["event"]] == [
-                "the store's disk is full; delivery resumes at the next step"]
+                "the store's disk is full; delivery resumes at the next step"
+            ]
 
             unfill(store)
             clock.now += 3600
@@ -144,8 +150,11 @@ def test_store_backup_while_the_daemon_holds_the_store_then_restore(tmp_path):
         err = one_line(invoke(pg, "store", "backup", str(backup)))
         assert err == f"syncd: {backup} exists; give another name, or --force to replace it\n"
         assert invoke(pg, "store", "backup", str(backup), "--force").exit_code == 0
-        for bad, says in ((pg.store_path, "is the store itself"), (tmp_path / "nope" / "b.db", "does not exist"),
-                          (tmp_path / "backups", "is a directory")):
+        for bad, says in (
+            (pg.store_path, "is the store itself"),
+            (tmp_path / "nope" / "b.db", "does not exist"),
+            (tmp_path / "backups", "is a directory"),
+        ):
             assert says in one_line(invoke(pg, "store", "backup", str(bad))), bad
 
         # Restore as the README says: move the store and its companions aside, copy the backup in.

@@ -53,8 +53,15 @@ def customer_details(pg: Playground, ticket_id: int) -> list[str]:
     ticket = pg.zendesk.ticket(ticket_id)
     requester = pg.zendesk.users[ticket["requester_id"]]
     org = pg.zendesk.organizations[requester["organization_id"]]
-    return [ticket["subject"], ticket["description"][:40], requester["name"], requester["email"],
-            requester["email"].split("@")[1], org["name"], pg.zendesk.agent_url(ticket_id)]
+    return [
+        ticket["subject"],
+        ticket["description"][:40],
+        requester["name"],
+        requester["email"],
+        requester["email"].split("@")[1],
+        org["name"],
+        pg.zendesk.agent_url(ticket_id),
+    ]
 
 
 def assert_no_customer_data(pg: Playground, short: str, ticket_ids: list[int]) -> None:
@@ -192,7 +199,8 @@ def test_deleted_issue_ends_its_links_with_a_note_and_no_error_loop(pg, app):
         assert report.delivery.done == 0
     assert {t: len(syncd_notes(pg, t)) for t in (two_fa, invite)} == notes
     assert "github" not in pg.sandbox.counts() or set(pg.sandbox.counts()["github"]) <= {
-        "GET /repos/{owner}/{repo}/issues"}
+        "GET /repos/{owner}/{repo}/issues"
+    }
 
 
 # -- Jira -----------------------------------------------------------------------------------------
@@ -298,8 +306,9 @@ def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path)
     with Playground(tmp_path) as pg:
         ticket, key = pg.seed.tickets["vat"], pg.seed.github_keys["vat"]
         pg.agent_note(ticket, f"billing bug {key}")
-        start, holder = kill_on(pg, "github", lambda endpoint, request: request.method == "POST"
-                                and endpoint.endswith("/comments"))
+        start, holder = kill_on(
+            pg, "github", lambda endpoint, request: request.method == "POST" and endpoint.endswith("/comments")
+        )
         code, _, _ = run_once(pg, start)
         assert holder.get("done"), "the comment was never sent"
         assert code == -signal.SIGKILL
@@ -373,8 +382,10 @@ def test_issues_stored_before_their_state_words_were_kept_get_them_once_from_the
     pg.jira_move(next(iter(pg.seed.jira_keys.values())), "Done")
     app.engine.cycle()
     store = app.store
-    issues = {name: [i for i in store.get_snapshots([r for r in _issue_refs(store, name)]).values()]
-              for name in ("linear", "github", "jira")}
+    issues = {
+        name: [i for i in store.get_snapshots([r for r in _issue_refs(store, name)]).values()]
+        for name in ("linear", "github", "jira")
+    }
     assert all(issues.values())
     assert {i.native.get("reason") for i in issues["github"]} >= {"completed", "not_planned", None}
     with store.transaction():

@@ -19,25 +19,54 @@ from hypothesis import strategies as st
 
 # The suite default; `make fuzz` raises it (see docs/reliability.md).
 EXAMPLES = int(os.environ.get("SYNCD_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 ODD_STRINGS = [
-    "", " ", "\x00", "null", "true", "0", "-1", "1e400", "NaN",
-    "x" * 100_000, "𝔘" * 20_000, "\u202e" * 500, "\ud800", "syncd:0123456789abcdef0123",
-    "<script>alert(1)</script>", "@channel", "\n" * 1000,
-    "2024-13-45T99:99:99Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-    "0001-01-01T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01", "2024-02-30T00:00:00Z",
-    "2026-11-21T12:00:00.000+0000", "+002024-01-01T00:00:00Z",
+    "",
+    " ",
+    "\x00",
+    "null",
+    "true",
+    "0",
+    "-1",
+    "1e400",
+    "NaN",
+    "x" * 100_000,
+    "𝔘" * 20_000,
+    "\u202e" * 500,
+    "\ud800",
+    "syncd:0123456789abcdef0123",
+    "<script>alert(1)</script>",
+    "@channel",
+    "\n" * 1000,
+    "2024-13-45T99:99:99Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00Z",
+    "2024-01-01T00:00:00",
+    "2024-01-01",
+    "2024-02-30T00:00:00Z",
+    "2026-11-21T12:00:00.000+0000",
+    "+002024-01-01T00:00:00Z",
 ]
 ODD_NUMBERS = [0, -1, 1, 2**31, 2**63, -(2**63), 10**30, 1.5, -0.0, float("inf"), float("-inf"), float("nan")]
 
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.sampled_from(ODD_NUMBERS), st.integers(), st.floats(),
-    st.sampled_from(ODD_STRINGS), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(ODD_NUMBERS),
+    st.integers(),
+    st.floats(),
+    st.sampled_from(ODD_STRINGS),
+    st.text(max_size=40),
 )
-JUNK = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=10)
+JUNK = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=10,
+)
 
 
 def paths(value: Any, prefix: tuple = ()) -> list[tuple]:

@@ -37,24 +37,42 @@ def fixture(*parts: str):
 
 
 def zendesk() -> ZendeskConnector:
-    return ZendeskConnector("zd", ZendeskConfig(kind="zendesk", url="https://acme.zendesk.com",
-                                                email="bot@acme.test", token=FUZZ_SECRETS[0]), sleep=lambda s: None)
+    return ZendeskConnector(
+        "zd",
+        ZendeskConfig(kind="zendesk", url="https://acme.zendesk.com", email="bot@acme.test", token=FUZZ_SECRETS[0]),
+        sleep=lambda s: None,
+    )
 
 
 def linear() -> LinearConnector:
-    return LinearConnector("lin", LinearConfig(kind="linear", url="https://api.linear.app", api_key=FUZZ_SECRETS[1],
-                                               teams=["ENG"]), sleep=lambda s: None)
+    return LinearConnector(
+        "lin",
+        LinearConfig(kind="linear", url="https://api.linear.app", api_key=FUZZ_SECRETS[1], teams=["ENG"]),
+        sleep=lambda s: None,
+    )
 
 
 def github() -> GitHubConnector:
-    return GitHubConnector("gh", GitHubConfig(kind="github", token=FUZZ_SECRETS[2], repositories=["octokit-fixture-org/paginate-issues"]),
-                           sleep=lambda s: None)
+    return GitHubConnector(
+        "gh",
+        GitHubConfig(kind="github", token=FUZZ_SECRETS[2], repositories=["octokit-fixture-org/paginate-issues"]),
+        sleep=lambda s: None,
+    )
 
 
 def jira() -> JiraConnector:
-    return JiraConnector("jira", JiraConfig(kind="jira", url="https://acme.atlassian.net", email="bot@acme.test",
-                                            api_token=FUZZ_SECRETS[3], projects=["ENG"], time_zone="UTC"),
-                         sleep=lambda s: None)
+    return JiraConnector(
+        "jira",
+        JiraConfig(
+            kind="jira",
+            url="https://acme.atlassian.net",
+            email="bot@acme.test",
+            api_token=FUZZ_SECRETS[3],
+            projects=["ENG"],
+            time_zone="UTC",
+        ),
+        sleep=lambda s: None,
+    )
 
 
 def assert_storable(record: object) -> None:
@@ -97,8 +115,11 @@ def zendesk_seed():
     users = fixture("zendesk", "decoded", "UsersIncrementalTest.test_get_values.decoded.json")[0]["response_body"]
     ticket = next(t for t in body["tickets"] if t.get("organization_id") and t.get("requester_id"))
     # Only the keys a ticket's requester is read from, so the mutations land there.
-    user = {k: copy.deepcopy(v) for k, v in users["users"][0].items()
-            if k in ("id", "name", "email", "organization_id", "role", "url")}
+    user = {
+        k: copy.deepcopy(v)
+        for k, v in users["users"][0].items()
+        if k in ("id", "name", "email", "organization_id", "role", "url")
+    }
     user["id"] = ticket["requester_id"]
     # The recordings sideload no organisation: one in the documented shape, for this ticket.
     org = {"id": ticket["organization_id"], "name": "Fjord Analytics", "organization_fields": {"plan": "enterprise"}}
@@ -115,11 +136,22 @@ def zendesk_comment_seed():
 def linear_seed():
     node = fixture("linear", "bugwarrior_issues_query.json")["response"]["data"]["issues"]["nodes"][0]
     # bugwarrior's query asks for less than syncd's: add what syncd's query reads.
-    return {**node, "id": "2f6b1c4e-6a44-4a0e-9d0b-6f3f2a1c9e10",
-            "state": {**node["state"], "type": "completed"}, "assignee": {**node["assignee"], "name": "Dustin"},
-            "team": {**node["team"], "key": "DUS"},
-            "attachments": {"nodes": [{"url": "https://acme.zendesk.com/agent/tickets/7", "title": "#7",
-                                       "metadata": {"syncd": "0123456789abcdef0123"}}]}}
+    return {
+        **node,
+        "id": "2f6b1c4e-6a44-4a0e-9d0b-6f3f2a1c9e10",
+        "state": {**node["state"], "type": "completed"},
+        "assignee": {**node["assignee"], "name": "Dustin"},
+        "team": {**node["team"], "key": "DUS"},
+        "attachments": {
+            "nodes": [
+                {
+                    "url": "https://acme.zendesk.com/agent/tickets/7",
+                    "title": "#7",
+                    "metadata": {"syncd": "0123456789abcdef0123"},
+                }
+            ]
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +167,10 @@ def jira_seed():
 
     issue = fixture("jira", "airbyte-source-jira", "issues.json")["issues"][0]
     # syncd asks /search/jql for ISSUE_FIELDS only: that is what a real answer holds.
-    return {**{k: issue[k] for k in ("id", "key", "self")},
-            "fields": {k: v for k, v in issue["fields"].items() if k in ISSUE_FIELDS}}
+    return {
+        **{k: issue[k] for k in ("id", "key", "self")},
+        "fields": {k: v for k, v in issue["fields"].items() if k in ISSUE_FIELDS},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +207,10 @@ def test_zendesk_ticket_users_and_orgs(zendesk_seed, data):
 
     raw = data.draw(payloads(zendesk_seed["ticket"]), label="ticket")
     users = data.draw(st.one_of(st.just(zendesk_seed["users"]), mutated(zendesk_seed["users"]), JUNK), label="users")
-    orgs = data.draw(st.one_of(st.just(zendesk_seed["organizations"]), mutated(zendesk_seed["organizations"]), JUNK),
-                     label="organizations")
+    orgs = data.draw(
+        st.one_of(st.just(zendesk_seed["organizations"]), mutated(zendesk_seed["organizations"]), JUNK),
+        label="organizations",
+    )
     try:
         ticket = zendesk()._ticket(raw, _index(users), _index(orgs))
     except PayloadError as exc:
@@ -245,14 +281,24 @@ def test_adf_to_text_never_raises(adf_seed, data):
 
 # -- timestamps at the edges, in every normaliser's time field ----------------------------------------
 
-EDGE_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z",
-              "2024-13-45T99:99:99Z", "2024-02-30T00:00:00Z", "+002024-01-01T00:00:00Z", "", "2024-01-01",
-              "2024-01-01T00:00:00", "\ud800"]
+EDGE_TIMES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00Z",
+    "2024-13-45T99:99:99Z",
+    "2024-02-30T00:00:00Z",
+    "+002024-01-01T00:00:00Z",
+    "",
+    "2024-01-01",
+    "2024-01-01T00:00:00",
+    "\ud800",
+]
 
 
 @pytest.mark.parametrize("when", EDGE_TIMES)
-def test_edge_timestamps_are_read_or_refused_never_crash(when, zendesk_seed, zendesk_comment_seed, linear_seed,
-                                                        github_seed, jira_seed):
+def test_edge_timestamps_are_read_or_refused_never_crash(
+    when, zendesk_seed, zendesk_comment_seed, linear_seed, github_seed, jira_seed
+):
     from connectors.zendesk import _index
 
     zd = zendesk()

@@ -25,10 +25,21 @@ def ticket(**kw) -> Ticket:
 
 def test_each_rule_kind():
     empty = evaluate(CRITERIA, ticket(fields={"10": "sev4", "11": "  "}))
-    assert empty.missing == ("organisation", "priority", "severity", "product area", "platform tag",
-                             "steps to reproduce")
-    full = ticket(organization=Organization("1", "Acme"), priority="high", fields={"10": "sev2", "11": ["web"]},
-                  tags=("android",), description="Hello\n  Steps: tap upload")
+    assert empty.missing == (
+        "organisation",
+        "priority",
+        "severity",
+        "product area",
+        "platform tag",
+        "steps to reproduce",
+    )
+    full = ticket(
+        organization=Organization("1", "Acme"),
+        priority="high",
+        fields={"10": "sev2", "11": ["web"]},
+        tags=("android",),
+        description="Hello\n  Steps: tap upload",
+    )
     assert evaluate(CRITERIA, full).met
 
 
@@ -41,6 +52,5 @@ def test_text_may_come_from_the_agents_notes():
 def test_missing_note_lists_exactly_what_is_missing():
     result = evaluate(CRITERIA[:3], ticket(priority="low"))
     template = Template("needs_context", "Flagged for {route}; please add:\n{missing}\nThanks.")
-    note = missing_note(result, template,
-                        {"ticket_key": "#1", "route": "product", "missing_count": 2})
+    note = missing_note(result, template, {"ticket_key": "#1", "route": "product", "missing_count": 2})
     assert "- organisation\n- severity\n" in note and "priority" not in note

@@ -11,8 +11,9 @@ from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, w
 UTC = timezone.utc
 WEEKDAYS = frozenset(range(5))
 NEW_YORK = BusinessCalendar("America/New_York", WEEKDAYS, 9 * 60, 17 * 60)
-BERLIN = BusinessCalendar("Europe/Berlin", WEEKDAYS, 9 * 60, 17 * 60,
-                          frozenset({date(2024, 12, 25), date(2024, 12, 26)}))
+BERLIN = BusinessCalendar(
+    "Europe/Berlin", WEEKDAYS, 9 * 60, 17 * 60, frozenset({date(2024, 12, 25), date(2024, 12, 26)})
+)
 
 
 def d(text: str) -> Duration:
@@ -36,8 +37,9 @@ def test_business_day_inside_hours_ends_at_the_same_local_time_across_dst():
 
 def test_wednesday_morning_plus_two_business_days_is_friday_same_time():
     wednesday = datetime(2024, 6, 12, 8, 30, tzinfo=UTC)  # 10:30 in Berlin (CEST)
-    assert BERLIN.local(BERLIN.add(wednesday, d("2 business days"))).replace(tzinfo=None) == \
-        datetime(2024, 6, 14, 10, 30)
+    assert BERLIN.local(BERLIN.add(wednesday, d("2 business days"))).replace(tzinfo=None) == datetime(
+        2024, 6, 14, 10, 30
+    )
 
 
 def test_business_hours_skip_the_night_and_the_weekend():
@@ -84,12 +86,15 @@ def test_end_of_day_and_is_open():
     assert not BERLIN.is_open(datetime(2024, 12, 25, 10, 0, tzinfo=UTC))  # holiday
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2 business days", Duration(2, "days", True)),
-    ("1 business hour", Duration(1, "hours", True)),
-    ("30 minutes", Duration(30, "minutes")),
-    ("7 Days", Duration(7, "days")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2 business days", Duration(2, "days", True)),
+        ("1 business hour", Duration(1, "hours", True)),
+        ("30 minutes", Duration(30, "minutes")),
+        ("7 Days", Duration(7, "days")),
+    ],
+)
 def test_duration_parse(text, expected):
     assert Duration.parse(text) == expected
 

@@ -47,8 +47,10 @@ def test_check_reports_a_bad_mapping_with_file_line_and_key(tmp_path):
     (rules / "routes.toml").write_text('[routes.main]\ntracker = "jira"\nteam = "ENG"\n')
     result = check(tmp_path)
     assert result.exit_code == 2
-    assert (f'syncd: {rules}/routes.toml:2: routes.main.tracker: no tracker named "jira" in syncd.toml '
-            "(sync.trackers: linear); name one of them or add it to sync.trackers\n") in result.output
+    assert (
+        f'syncd: {rules}/routes.toml:2: routes.main.tracker: no tracker named "jira" in syncd.toml '
+        "(sync.trackers: linear); name one of them or add it to sync.trackers\n"
+    ) in result.output
 
 
 def test_check_without_a_mapping_directory_uses_the_defaults(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from datetime import datetime, timezone
 
 import pytest
@@ -11,18 +10,29 @@ import pytest
 from mappings.acceptance import Criterion
 from mappings.calendar import BusinessCalendar, Duration
 from mappings.handoff_config import Route
-from mappings.handoff_plan import (DemandTicket, demand_body, plan_demand, plan_escalation, plan_followup_ticket,
-                                   plan_missing, plan_owner_gap, plan_promise_broken, plan_promise_due, show_time)
+from mappings.handoff_plan import (
+    DemandTicket,
+    demand_body,
+    plan_demand,
+    plan_escalation,
+    plan_followup_ticket,
+    plan_missing,
+    plan_owner_gap,
+    plan_promise_broken,
+    plan_promise_due,
+    show_time,
+)
 from mappings.planner import opaque_ref
 from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
 from mappings.stages import OwnerGap
-from syncd.records import (Customer, Issue, Organization, PromiseState, Ref, Stage, StateCategory, Ticket)
+from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
 from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, TICKET_UPDATE
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # Monday 10:00 in Berlin
 BERLIN = BusinessCalendar("Europe/Berlin")
-RULE = PromiseRule("standard", calendar=BERLIN, update_within=Duration(2, "days", True),
-                   respond_within=Duration(1, "days", True))
+RULE = PromiseRule(
+    "standard", calendar=BERLIN, update_within=Duration(2, "days", True), respond_within=Duration(1, "days", True)
+)
 
 
 def rendered(markdown: str) -> str:
@@ -31,25 +41,48 @@ def rendered(markdown: str) -> str:
 
 
 def ticket(**kw) -> Ticket:
-    base = dict(ref=Ref("zendesk", "7"), key="#7", url="https://acme.zendesk.com/agent/tickets/7",
-                subject="Export *fails* <b>", status="open", updated_at=AT,
-                requester=Customer("u1", "Hannah Berg", "hannah@example.com"),
-                organization=Organization("o1", "Northwind", "enterprise"), assignee_id="a1",
-                fields={"sev": "sev2"}, tags=("escalated",))
+    base = dict(
+        ref=Ref("zendesk", "7"),
+        key="#7",
+        url="https://acme.zendesk.com/agent/tickets/7",
+        subject="Export *fails* <b>",
+        status="open",
+        updated_at=AT,
+        requester=Customer("u1", "Hannah Berg", "hannah@example.com"),
+        organization=Organization("o1", "Northwind", "enterprise"),
+        assignee_id="a1",
+        fields={"sev": "sev2"},
+        tags=("escalated",),
+    )
     base.update(kw)
     return Ticket(**base)
 
 
 def issue(**kw) -> Issue:
-    base = dict(ref=Ref("linear", "uuid-1"), key="ENG-9", url="https://linear.app/x/issue/ENG-9", title="Export fails",
-                state=StateCategory.COMPLETED, state_name="Done", updated_at=AT, team="ENG")
+    base = dict(
+        ref=Ref("linear", "uuid-1"),
+        key="ENG-9",
+        url="https://linear.app/x/issue/ENG-9",
+        title="Export fails",
+        state=StateCategory.COMPLETED,
+        state_name="Done",
+        updated_at=AT,
+        team="ENG",
+    )
     base.update(kw)
     return Issue(**base)
 
 
-ROUTE = Route("product", "linear", "ENG", escalate_tag="escalated", promises=RULE, severity_field="sev",
-              severity_order=("sev1", "sev2", "sev3"),
-              criteria=(Criterion("steps to reproduce", text=None, tags=("has-steps",)),))
+ROUTE = Route(
+    "product",
+    "linear",
+    "ENG",
+    escalate_tag="escalated",
+    promises=RULE,
+    severity_field="sev",
+    severity_order=("sev1", "sev2", "sev3"),
+    criteria=(Criterion("steps to reproduce", text=None, tags=("has-steps",)),),
+)
 
 
 def test_the_missing_note_is_written_once_and_again_only_for_something_new():
@@ -68,12 +101,14 @@ def test_the_missing_note_is_written_once_and_again_only_for_something_new():
     same = plan_missing(ticket(), ROUTE, ["impact"], fewer.noted, missing_field="99", shown=fewer.field_value)
     assert same.plan.actions == []  # nothing changed: nothing written
 
-    regressed = plan_missing(ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99",
-                             shown=fewer.field_value)
+    regressed = plan_missing(
+        ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99", shown=fewer.field_value
+    )
     assert "- impact\n- severity" in regressed.plan.actions[0].payload["note"]
     # Replanning the same input plans the same key (the outbox refuses it).
-    again = plan_missing(ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99",
-                         shown=fewer.field_value)
+    again = plan_missing(
+        ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99", shown=fewer.field_value
+    )
     assert again.plan.actions[0].key == regressed.plan.actions[0].key
 
 
@@ -91,14 +126,14 @@ def test_escalation_to_a_private_tracker_carries_the_handoff_record():
     assert action.payload["private"]["title"] == "Export *fails* <b>"  # a title is plain text
     again = plan_escalation(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
     assert again.actions[0].key == action.key  # flagging again: the same key, created once
-    rework = plan_escalation(ticket(), ROUTE, note=None, promises=[], customer_count=1,
-                             epoch="2026-12-01T10:00:00Z")
+    rework = plan_escalation(ticket(), ROUTE, note=None, promises=[], customer_count=1, epoch="2026-12-01T10:00:00Z")
     assert rework.actions[0].key != action.key
 
 
 def test_escalation_to_a_public_tracker_names_no_customer():
-    plan = plan_escalation(ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[],
-                           customer_count=3)
+    plan = plan_escalation(
+        ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[], customer_count=3
+    )
     payload = plan.actions[0].payload["public"]  # the draft delivery sends where the team is public
     text = payload["title"] + payload["body"]
     for secret in ("Northwind", "Hannah", "hannah@example.com", "Export", "acme.zendesk.com"):
@@ -108,8 +143,9 @@ def test_escalation_to_a_public_tracker_names_no_customer():
 
 
 def test_promise_due_note_names_the_promise_and_the_deadline_in_the_team_time_zone():
-    promise = new_promise(Ref("zendesk", "7"), "news when the linked work ships", AT, origin="rule",
-                          trigger="issue_resolved")
+    promise = new_promise(
+        Ref("zendesk", "7"), "news when the linked work ships", AT, origin="rule", trigger="issue_resolved"
+    )
     due = on_issue_resolved(promise, AT, respond_by=BERLIN.add(AT, Duration(1, "days", True)))
     note = plan_promise_due(ticket(), [issue()], [due], ROUTE)
     assert "ENG-9 is Done" in note and "news when the linked work ships" in note
@@ -125,8 +161,7 @@ def test_a_closed_ticket_is_followed_up_by_a_new_ticket_with_the_same_requester(
 
 
 def test_a_broken_promise_is_a_note_and_a_tag_but_nothing_on_a_closed_ticket():
-    promise = new_promise(Ref("zendesk", "7"), "an update within 2 business days", AT, origin="rule",
-                          due_at=AT)
+    promise = new_promise(Ref("zendesk", "7"), "an update within 2 business days", AT, origin="rule", due_at=AT)
     plan = plan_promise_broken(ticket(), promise, ROUTE, tag="broken")
     [action] = plan.actions
     assert action.payload["add_tags"] == ["broken"] and "Mon 23 Nov 2026 10:00 CET" in action.payload["note"]
@@ -141,16 +176,22 @@ def test_owner_gaps_are_noted_on_the_side_that_lacks_an_owner():
     gap = OwnerGap("issue", Ref("linear", "uuid-1"), AT)
     plan = plan_owner_gap(ticket(), gap, Stage.ASSIGNED, ROUTE, issue(assignee=None), triage_sla="4 business hours")
     [action] = plan.actions
-    assert action.op == ISSUE_COMMENT and action.target == "uuid-1" and "ENG-9 has had no assignee" in rendered(action.payload["body"])
+    assert (
+        action.op == ISSUE_COMMENT
+        and action.target == "uuid-1"
+        and "ENG-9 has had no assignee" in rendered(action.payload["body"])
+    )
     assert "Northwind" not in action.payload["body"]
 
 
 def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_private():
     from mappings.handoff_config import builtin_templates
 
-    tickets = [DemandTicket(ticket(), "sev2", 1),
-               DemandTicket(ticket(ref=Ref("zendesk", "8"), organization=Organization("o2", "Acme", None)), "sev1", 0),
-               DemandTicket(ticket(ref=Ref("zendesk", "9")), None, None)]
+    tickets = [
+        DemandTicket(ticket(), "sev2", 1),
+        DemandTicket(ticket(ref=Ref("zendesk", "8"), organization=Organization("o2", "Acme", None)), "sev1", 0),
+        DemandTicket(ticket(ref=Ref("zendesk", "9")), None, None),
+    ]
     promise = new_promise(Ref("zendesk", "7"), "an update within 2 business days", AT, origin="rule", due_at=AT)
     private = demand_body(issue(), tickets, [promise], private=True, templates=builtin_templates(), calendar=BERLIN)
     assert "3 ticket(s) from 2 organisation(s)" in private and "highest severity sev1" in private
@@ -165,9 +206,12 @@ def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_
     assert plan_demand(issue(), private, 1, private=True).key == first.key
 
 
-@pytest.mark.parametrize("at, shown", [
-    (datetime(2026, 7, 1, 15, 0, tzinfo=timezone.utc), "Wed 01 Jul 2026 17:00 CEST"),
-    (datetime(2026, 1, 1, 15, 0, tzinfo=timezone.utc), "Thu 01 Jan 2026 16:00 CET"),
-])
+@pytest.mark.parametrize(
+    "at, shown",
+    [
+        (datetime(2026, 7, 1, 15, 0, tzinfo=timezone.utc), "Wed 01 Jul 2026 17:00 CEST"),
+        (datetime(2026, 1, 1, 15, 0, tzinfo=timezone.utc), "Thu 01 Jan 2026 16:00 CET"),
+    ],
+)
 def test_times_are_shown_in_the_team_time_zone(at, shown):
     assert show_time(at, BERLIN) == shown

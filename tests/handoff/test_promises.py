@@ -7,18 +7,36 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mappings.calendar import BusinessCalendar, Duration
-from mappings.promises import (ISSUE_RESOLVED, PromiseRule, escalation_promises, new_promise, on_cancel, on_clock,
-                               on_issue_resolved, on_public_reply, on_solved, promise_from_field, promises_from_tags)
+from mappings.promises import (
+    ISSUE_RESOLVED,
+    PromiseRule,
+    escalation_promises,
+    new_promise,
+    on_cancel,
+    on_clock,
+    on_issue_resolved,
+    on_public_reply,
+    on_solved,
+    promise_from_field,
+    promises_from_tags,
+)
 from syncd.records import PromiseState, Ref, Ticket, from_dict, to_dict
 
 UTC = timezone.utc
 TICKET = Ref("zendesk", "42")
 ISSUE = Ref("linear", "a")
-CAL = BusinessCalendar("America/New_York", frozenset(range(5)), 9 * 60, 17 * 60,
-                       frozenset({datetime(2024, 7, 4).date()}))
-RULE = PromiseRule("standard", CAL, update_within=Duration(2, "days", True), when_resolved=True,
-                   respond_within=Duration(1, "days", True), follow_up_field="99",
-                   follow_up_tags={"follow_up_tomorrow": Duration(1, "days", True)})
+CAL = BusinessCalendar(
+    "America/New_York", frozenset(range(5)), 9 * 60, 17 * 60, frozenset({datetime(2024, 7, 4).date()})
+)
+RULE = PromiseRule(
+    "standard",
+    CAL,
+    update_within=Duration(2, "days", True),
+    when_resolved=True,
+    respond_within=Duration(1, "days", True),
+    follow_up_field="99",
+    follow_up_tags={"follow_up_tomorrow": Duration(1, "days", True)},
+)
 FRIDAY_EVENING = datetime(2024, 3, 8, 23, 0, tzinfo=UTC)  # 18:00 EST, DST starts Sunday
 
 

@@ -27,17 +27,26 @@ def h(n: float) -> datetime:
 
 
 def fu(n: int, route: str, *spans: tuple[Stage, float], gaps=(), missing=()) -> FollowUpRecord:
-    return FollowUpRecord(Ref("zendesk", str(n)), f"#{n}", route,
-                          tuple(StageSpan(stage, h(at)) for stage, at in spans), tuple(gaps), tuple(missing))
+    return FollowUpRecord(
+        Ref("zendesk", str(n)),
+        f"#{n}",
+        route,
+        tuple(StageSpan(stage, h(at)) for stage, at in spans),
+        tuple(gaps),
+        tuple(missing),
+    )
 
 
-@pytest.mark.parametrize("hours, med, p90", [
-    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 5.5, 9),
-    ([4], 4, 4),
-    ([1, 2, 3, 4, 5, 6], 3.5, 6),
-    ([10, 1, 7], 7, 10),
-    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100], 6, 10),
-])
+@pytest.mark.parametrize(
+    "hours, med, p90",
+    [
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 5.5, 9),
+        ([4], 4, 4),
+        ([1, 2, 3, 4, 5, 6], 3.5, 6),
+        ([10, 1, 7], 7, 10),
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100], 6, 10),
+    ],
+)
 def test_median_and_nearest_rank_p90(hours, med, p90):
     values = [timedelta(hours=x) for x in hours]
     assert median(values) == timedelta(hours=med)
@@ -55,16 +64,25 @@ def followups():
         # limbo 10h; followed up then reworked at h(100)
         fu(2, "product", (S.NEW, 0), (S.ASSIGNED, 10), (S.RESOLVED, 50), (S.FOLLOW_UP, 60), (S.NEW, 100)),
         # still blocked since h(400): rejected, an owner gap
-        fu(3, "mobile", (S.NEW, 399), (S.NEEDS_CONTEXT, 400), missing=("severity", "steps to reproduce"),
-           gaps=[OwnerGap("ticket", Ref("zendesk", "3"), h(399))]),
+        fu(
+            3,
+            "mobile",
+            (S.NEW, 399),
+            (S.NEEDS_CONTEXT, 400),
+            missing=("severity", "steps to reproduce"),
+            gaps=[OwnerGap("ticket", Ref("zendesk", "3"), h(399))],
+        ),
         # limbo 4h, reached assigned late; done and followed up
         fu(4, "mobile", (S.NEW, 300), (S.WAITING, 304), (S.RESOLVED, 350), (S.FOLLOW_UP, 351)),
     ]
 
 
 def promises():
-    due = on_issue_resolved(new_promise(Ref("zendesk", "2"), "news when it ships", h(10), origin="rule",
-                                        trigger="issue_resolved"), h(50), respond_by=NOW + timedelta(days=1))
+    due = on_issue_resolved(
+        new_promise(Ref("zendesk", "2"), "news when it ships", h(10), origin="rule", trigger="issue_resolved"),
+        h(50),
+        respond_by=NOW + timedelta(days=1),
+    )
     broken = on_clock(new_promise(Ref("zendesk", "1"), "an update", h(2), origin="rule", due_at=h(200)), NOW)
     old_broken = on_clock(new_promise(Ref("zendesk", "3"), "an update", h(0), origin="rule", due_at=h(20)), NOW)
     return [due, broken, old_broken]
@@ -110,8 +128,16 @@ def test_json_csv_and_table_show_the_same_findings():
     assert data["summary"]["rework"] == 1 and data["summary"]["rejected"] == 2
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert len(rows) == len(data["findings"]) == len(report.findings())
-    assert {r["kind"] for r in rows} == {"stale", "owner_gap", "blocked", "promise_due", "promise_broken", "limbo",
-                                        "rejected", "rework"}
+    assert {r["kind"] for r in rows} == {
+        "stale",
+        "owner_gap",
+        "blocked",
+        "promise_due",
+        "promise_broken",
+        "limbo",
+        "rejected",
+        "rework",
+    }
     limbo = sorted(float(r["age_hours"]) for r in rows if r["kind"] == "limbo")
     assert limbo == [2.0, 4.0, 10.0]
     table = to_table(report)

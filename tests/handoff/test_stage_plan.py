@@ -6,22 +6,42 @@ from datetime import datetime, timedelta, timezone
 
 from mappings import acceptance as acc
 from mappings.handoff_config import Route
-from syncd.writes import TICKET_UPDATE, TicketUpdate
-from mappings.stage_plan import (StageDisplay, follow_up_stage, issue_view, observe, plan_stage,
-                                 reopened_at, told_customer_at)
+from mappings.stage_plan import (
+    StageDisplay,
+    follow_up_stage,
+    issue_view,
+    observe,
+    plan_stage,
+    reopened_at,
+    told_customer_at,
+)
 from mappings.stages import StageSpan
 from syncd.records import Comment, Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
+from syncd.writes import TICKET_UPDATE, TicketUpdate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 DISPLAY = StageDisplay(field="900", tag_prefix="syncd_stage_")
-ROUTE = Route(name="all", tracker="linear", team="ENG", escalate_tag="escalated",
-              criteria=(acc.Criterion(label="the customer's organisation", organization=True),))
+ROUTE = Route(
+    name="all",
+    tracker="linear",
+    team="ENG",
+    escalate_tag="escalated",
+    criteria=(acc.Criterion(label="the customer's organisation", organization=True),),
+)
 
 
 def ticket(**kw) -> Ticket:
-    base = dict(ref=Ref("zendesk", "1"), key="#1", url="u", subject="s", status="open", updated_at=T0,
-                requester=Customer("c1", "Cara"), tags=("escalated",),
-                organization=Organization("o1", "Fjord"))
+    base = dict(
+        ref=Ref("zendesk", "1"),
+        key="#1",
+        url="u",
+        subject="s",
+        status="open",
+        updated_at=T0,
+        requester=Customer("c1", "Cara"),
+        tags=("escalated",),
+        organization=Organization("o1", "Fjord"),
+    )
     return Ticket(**{**base, **kw})
 
 
@@ -104,10 +124,14 @@ def test_the_key_follows_ticket_stage_and_since():
     history = [StageSpan(Stage.NEW, T0 - timedelta(hours=1))]
     a = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0), DISPLAY).actions[0]
     again = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0), DISPLAY).actions[0]
-    later = plan_stage(ticket(), stage_of(ticket(), [issue()], history=history, now=T0 + timedelta(1)),
-                       DISPLAY).actions[0]
-    other = plan_stage(ticket(ref=Ref("zendesk", "2")), stage_of(ticket(ref=Ref("zendesk", "2")), [issue()],
-                       history=history, now=T0), DISPLAY).actions[0]
+    later = plan_stage(
+        ticket(), stage_of(ticket(), [issue()], history=history, now=T0 + timedelta(1)), DISPLAY
+    ).actions[0]
+    other = plan_stage(
+        ticket(ref=Ref("zendesk", "2")),
+        stage_of(ticket(ref=Ref("zendesk", "2")), [issue()], history=history, now=T0),
+        DISPLAY,
+    ).actions[0]
     assert a.key == again.key
     assert len({a.key, later.key, other.key}) == 3
 
@@ -136,8 +160,12 @@ def test_tickets_entering_the_same_stage_together_share_a_marker_for_one_bulk_wr
 
 
 def test_merge_folds_the_stage_into_another_ticket_write():
-    link_write = {"note": "Linked to ENG-1", "add_tags": ["syncd_linked"], "fields": {"800": "ENG-1: Triage"},
-                  "marker": "m"}
+    link_write = {
+        "note": "Linked to ENG-1",
+        "add_tags": ["syncd_linked"],
+        "fields": {"800": "ENG-1: Triage"},
+        "marker": "m",
+    }
     stage = plan_stage(ticket(), stage_of(ticket(), [issue()]), DISPLAY).actions[0].payload
     merged = merge_stage(link_write, stage)
     assert merged["note"] == "Linked to ENG-1" and merged["marker"] == "m"

@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from mappings.calendar import BusinessCalendar, Duration
-from mappings.stages import (IssueView, Observation, StateMap, StageSpan, StateRule,
-                             compute_stage, decision_age, owner_gaps, rework_count)
+from mappings.stages import (
+    IssueView,
+    Observation,
+    StageSpan,
+    StateMap,
+    StateRule,
+    compute_stage,
+    decision_age,
+    owner_gaps,
+    rework_count,
+)
 from mappings.templates import Template
 from syncd.records import Issue, Ref, Stage, StateCategory
 
@@ -44,18 +53,36 @@ def test_flagged_ticket_walks_every_stage():
     observe(Observation(now=h(0), flagged=True))  # not judged yet
     observe(Observation(now=h(1), flagged=True, criteria_met=False))
     observe(Observation(now=h(2), flagged=True, criteria_met=True))  # issue being created
-    observe(Observation(now=h(3), flagged=True, criteria_met=True,
-                        issues=(IssueView(A, Stage.ASSIGNED, h(3)),)))
-    observe(Observation(now=h(5), flagged=True, criteria_met=True,
-                        issues=(IssueView(A, Stage.WAITING, h(4)),)))
-    observe(Observation(now=h(9), flagged=True, criteria_met=True,
-                        issues=(IssueView(A, Stage.RESOLVED, h(8)),)))
-    final = observe(Observation(now=h(11), flagged=True, criteria_met=True,
-                                issues=(IssueView(A, Stage.RESOLVED, h(8)),), told_customer_at=h(10)))
-    assert seen == [Stage.NEW, Stage.NEEDS_CONTEXT, Stage.NEW, Stage.ASSIGNED,
-                    Stage.WAITING, Stage.RESOLVED, Stage.FOLLOW_UP]
-    assert [s.stage for s in final.history] == [Stage.NEW, Stage.NEEDS_CONTEXT, Stage.NEW, Stage.ASSIGNED,
-                                                Stage.WAITING, Stage.RESOLVED, Stage.FOLLOW_UP]
+    observe(Observation(now=h(3), flagged=True, criteria_met=True, issues=(IssueView(A, Stage.ASSIGNED, h(3)),)))
+    observe(Observation(now=h(5), flagged=True, criteria_met=True, issues=(IssueView(A, Stage.WAITING, h(4)),)))
+    observe(Observation(now=h(9), flagged=True, criteria_met=True, issues=(IssueView(A, Stage.RESOLVED, h(8)),)))
+    final = observe(
+        Observation(
+            now=h(11),
+            flagged=True,
+            criteria_met=True,
+            issues=(IssueView(A, Stage.RESOLVED, h(8)),),
+            told_customer_at=h(10),
+        )
+    )
+    assert seen == [
+        Stage.NEW,
+        Stage.NEEDS_CONTEXT,
+        Stage.NEW,
+        Stage.ASSIGNED,
+        Stage.WAITING,
+        Stage.RESOLVED,
+        Stage.FOLLOW_UP,
+    ]
+    assert [s.stage for s in final.history] == [
+        Stage.NEW,
+        Stage.NEEDS_CONTEXT,
+        Stage.NEW,
+        Stage.ASSIGNED,
+        Stage.WAITING,
+        Stage.RESOLVED,
+        Stage.FOLLOW_UP,
+    ]
     # Each stage begins when what caused it happened, not when syncd noticed.
     assert final.history[4].since == h(4)
     assert final.history[5].since == h(8)
@@ -95,32 +122,49 @@ def test_criteria_do_not_apply_once_an_issue_is_linked():
 
 def _followed_up():
     issues = (IssueView(A, Stage.RESOLVED, h(8)),)
-    history = (StageSpan(Stage.NEW, h(0)), StageSpan(Stage.ASSIGNED, h(1)), StageSpan(Stage.RESOLVED, h(8)),
-               StageSpan(Stage.FOLLOW_UP, h(10)))
+    history = (
+        StageSpan(Stage.NEW, h(0)),
+        StageSpan(Stage.ASSIGNED, h(1)),
+        StageSpan(Stage.RESOLVED, h(8)),
+        StageSpan(Stage.FOLLOW_UP, h(10)),
+    )
     return issues, history
 
 
 def test_customer_reopen_within_the_window_is_rework_and_old_resolutions_do_not_count():
     issues, history = _followed_up()
-    result = step(Observation(now=h(30), flagged=True, criteria_met=True, issues=issues,
-                              told_customer_at=h(10), reopened_at=h(29)), history)
+    result = step(
+        Observation(
+            now=h(30), flagged=True, criteria_met=True, issues=issues, told_customer_at=h(10), reopened_at=h(29)
+        ),
+        history,
+    )
     assert result.stage is Stage.NEW and result.changed and result.rework_at == h(29)
     assert rework_count(result.history) == 1
     # Next cycle, nothing new: still New, not a second rework, not Resolved again.
-    again = step(Observation(now=h(31), flagged=True, criteria_met=True, issues=issues,
-                             told_customer_at=h(10), reopened_at=h(29)), result.history)
+    again = step(
+        Observation(
+            now=h(31), flagged=True, criteria_met=True, issues=issues, told_customer_at=h(10), reopened_at=h(29)
+        ),
+        result.history,
+    )
     assert again.stage is Stage.NEW and not again.changed
     # New work is linked and resolves: Resolved again, then Follow-up.
     issues2 = issues + (IssueView(B, Stage.RESOLVED, h(40)),)
-    later = step(Observation(now=h(41), flagged=True, criteria_met=True, issues=issues2,
-                             told_customer_at=h(10), reopened_at=h(29)), again.history)
+    later = step(
+        Observation(
+            now=h(41), flagged=True, criteria_met=True, issues=issues2, told_customer_at=h(10), reopened_at=h(29)
+        ),
+        again.history,
+    )
     assert later.stage is Stage.RESOLVED and later.since == h(40)
 
 
 def test_customer_reopen_after_the_window_is_not_rework():
     issues, history = _followed_up()
-    result = step(Observation(now=h(300), issues=issues, told_customer_at=h(10), reopened_at=h(10 + 7 * 24 + 1)),
-                  history)
+    result = step(
+        Observation(now=h(300), issues=issues, told_customer_at=h(10), reopened_at=h(10 + 7 * 24 + 1)), history
+    )
     assert result.stage is Stage.FOLLOW_UP and not result.changed and result.rework_at is None
 
 
@@ -151,8 +195,10 @@ def test_unassigned_issue_is_a_gap_after_the_triage_sla_in_business_hours():
     assert owner_gaps(Stage.ASSIGNED, TICKET, "agent", [issue], now=monday_10, **kwargs) == []
     gaps = owner_gaps(Stage.ASSIGNED, TICKET, "agent", [issue], now=monday_1201, **kwargs)
     assert [(g.kind, g.ref) for g in gaps] == [("issue", A)]
-    assert gaps[0].key == owner_gaps(Stage.ASSIGNED, TICKET, "agent", [issue], now=monday_1201 + timedelta(hours=1),
-                                     **kwargs)[0].key
+    assert (
+        gaps[0].key
+        == owner_gaps(Stage.ASSIGNED, TICKET, "agent", [issue], now=monday_1201 + timedelta(hours=1), **kwargs)[0].key
+    )
 
 
 def test_assigned_or_resolved_issues_are_no_gap():
@@ -171,18 +217,33 @@ def test_decision_age():
 
 
 def issue(category: StateCategory, name: str, *, assignee=None) -> Issue:
-    return Issue(A, "ENG-1", "https://x/ENG-1", "t", category, name, T0, assignee=assignee,
-                 native={"type": category.value, "name": name})
+    return Issue(
+        A,
+        "ENG-1",
+        "https://x/ENG-1",
+        "t",
+        category,
+        name,
+        T0,
+        assignee=assignee,
+        native={"type": category.value, "name": name},
+    )
 
 
 def test_state_map_first_matching_rule_wins_and_shows_its_value():
-    smap = StateMap("linear", "linear", (
-        StateRule((("name", "In Review"),), Stage.WAITING, Template("show", "Fix in review ({owner})")),
-        StateRule((("type", "started"),), Stage.WAITING, Template("show", "In progress: {state_name}")),
-        StateRule((("type", "triage"),), Stage.ASSIGNED, Template("show", "Waiting for triage")),
-    ))
-    assert smap.issue_stage(issue(StateCategory.STARTED, "in review", assignee="lena")) == \
-        (Stage.WAITING, "Fix in review (lena)")
+    smap = StateMap(
+        "linear",
+        "linear",
+        (
+            StateRule((("name", "In Review"),), Stage.WAITING, Template("show", "Fix in review ({owner})")),
+            StateRule((("type", "started"),), Stage.WAITING, Template("show", "In progress: {state_name}")),
+            StateRule((("type", "triage"),), Stage.ASSIGNED, Template("show", "Waiting for triage")),
+        ),
+    )
+    assert smap.issue_stage(issue(StateCategory.STARTED, "in review", assignee="lena")) == (
+        Stage.WAITING,
+        "Fix in review (lena)",
+    )
     assert smap.issue_stage(issue(StateCategory.STARTED, "Doing")) == (Stage.WAITING, "In progress: Doing")
     # No rule: the category's default, showing the tracker's name.
     assert smap.issue_stage(issue(StateCategory.CANCELED, "Canceled")) == (Stage.RESOLVED, "Canceled")

@@ -29,8 +29,18 @@ def get(sb: Sandbox, path: str = ME, **kwargs) -> requests.Response:
 
 
 def test_the_fault_kinds_are_the_ones_tested_here():
-    assert set(FAULT_KINDS) == {"429", "500", "502", "503", "timeout", "reset", "truncate", "non_json",
-                                "wrong_shape", "latency"}
+    assert set(FAULT_KINDS) == {
+        "429",
+        "500",
+        "502",
+        "503",
+        "timeout",
+        "reset",
+        "truncate",
+        "non_json",
+        "wrong_shape",
+        "latency",
+    }
 
 
 def test_429_carries_retry_after(sandbox):
@@ -53,8 +63,9 @@ def test_timeout_applies_the_write_then_leaves_the_client_waiting(sandbox):
     tid = zd.create_ticket("s", "d", requester_id=zd.customer["id"])["id"]
     zd.inject("timeout", r"PUT /api/v2/tickets/\{id\}$", count=1, delay=0.5)
     with pytest.raises((requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
-        requests.put(f"{zd.base_url}/api/v2/tickets/{tid}", auth=AUTH, timeout=0.2,
-                     json={"ticket": {"status": "pending"}})
+        requests.put(
+            f"{zd.base_url}/api/v2/tickets/{tid}", auth=AUTH, timeout=0.2, json={"ticket": {"status": "pending"}}
+        )
     assert zd.ticket(tid)["status"] == "pending"  # the write landed: a retry must check first
 
 
@@ -113,12 +124,17 @@ def test_faults_can_target_one_graphql_operation(sandbox):
     linear.inject("429", "POST /graphql SyncdComment$", count=1)
 
     def post(query: str) -> requests.Response:
-        return requests.post(sandbox.url("linear") + "/graphql", json={"query": query},
-                             headers={"Authorization": SANDBOX_API_KEY}, timeout=5)
+        return requests.post(
+            sandbox.url("linear") + "/graphql",
+            json={"query": query},
+            headers={"Authorization": SANDBOX_API_KEY},
+            timeout=5,
+        )
 
     assert post("query SyncdIssues { issues { nodes { id } } }").status_code == 200
-    assert post('mutation SyncdComment { commentCreate(input: {issueId: "x", body: "b"}) '
-                "{ success } }").status_code == 429
+    assert (
+        post('mutation SyncdComment { commentCreate(input: {issueId: "x", body: "b"}) { success } }').status_code == 429
+    )
     assert linear.counts["POST /graphql SyncdComment"] == 1
 
 

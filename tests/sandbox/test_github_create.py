@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from connectors.base import marker_token
-from syncd.writes import IssueDraft
 from connectors.github import GitHubConfig, GitHubConnector, PublicRepositoryRefused
 from syncd.errors import Gone, TransientError
 from syncd.sandbox.github import GitHubFake
 from syncd.sandbox.server import Sandbox
+from syncd.writes import IssueDraft
 
 TOKEN = "sandbox-github-token"
 KEYS = [f"{n:x}" * 20 for n in range(1, 10)]
@@ -30,15 +30,22 @@ def fake():
 
 
 def send(fake, method, path, body=None, token=TOKEN, **kwargs):
-    return requests.request(method, fake.base_url + path, json=body, timeout=5,
-                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+    return requests.request(
+        method, fake.base_url + path, json=body, timeout=5, headers={"Authorization": f"Bearer {token}"}, **kwargs
+    )
 
 
 def connector(fake, repos=("acme/web", "acme/sdk"), **extra) -> GitHubConnector:
     extra.setdefault("sleep", lambda s: None)
     sleep = extra.pop("sleep")
-    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=list(repos),
-                          mutation_interval=extra.pop("mutation_interval", 0), **extra)
+    config = GitHubConfig(
+        kind="github",
+        url=fake.base_url,
+        token=TOKEN,
+        repositories=list(repos),
+        mutation_interval=extra.pop("mutation_interval", 0),
+        **extra,
+    )
     return GitHubConnector("gh", config, sleep=sleep)
 
 
@@ -46,8 +53,14 @@ def connector(fake, repos=("acme/web", "acme/sdk"), **extra) -> GitHubConnector:
 
 
 def test_create_issue_validates_and_creates_unknown_labels_like_github(fake):
-    for bad in ({}, {"title": ""}, {"title": "t", "labels": "bug"}, {"title": "t", "body": 5},
-                {"title": "x" * 257}, {"title": "t", "labels": [3]}):
+    for bad in (
+        {},
+        {"title": ""},
+        {"title": "t", "labels": "bug"},
+        {"title": "t", "body": 5},
+        {"title": "x" * 257},
+        {"title": "t", "labels": [3]},
+    ):
         assert send(fake, "POST", "/repos/acme/web/issues", bad).status_code == 422, bad
     assert send(fake, "POST", "/repos/acme/nope/issues", {"title": "t"}).status_code == 404
     assert send(fake, "POST", "/repos/acme/web/issues", {"title": "t"}, token="wrong").status_code == 401
@@ -78,8 +91,12 @@ def test_labels_are_listed_in_pages_with_a_link_header(fake):
 def test_the_issue_list_filters_by_creator(fake):
     fake.create_issue("acme/web", "by a person", user="dev")
     mine = fake.create_issue("acme/web", "by syncd", user="syncd-bot")
-    listed = send(fake, "GET", "/repos/acme/web/issues",
-                  params={"creator": "syncd-bot", "state": "all", "sort": "created", "direction": "desc"}).json()
+    listed = send(
+        fake,
+        "GET",
+        "/repos/acme/web/issues",
+        params={"creator": "syncd-bot", "state": "all", "sort": "created", "direction": "desc"},
+    ).json()
     assert [i["number"] for i in listed] == [mine.number]
     assert len(send(fake, "GET", "/repos/acme/web/issues").json()) == 2
 
@@ -156,9 +173,11 @@ def test_the_demand_comment_is_kept_in_place_beside_the_context_comment(fake):
     fake.reset_counts()
     c.upsert_comment(created.id, "**Demand**: 2 tickets, 2 organisations", KEYS[3], "demand")
     # The remembered comment is read by id (no scan of the issue's comments) and edited.
-    assert fake.counts == {"GET /repos/{owner}/{repo}/issues/comments/{comment_id}": 1,
-                           "GET /repos/{owner}/{repo}": 1,
-                           "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}": 1}
+    assert fake.counts == {
+        "GET /repos/{owner}/{repo}/issues/comments/{comment_id}": 1,
+        "GET /repos/{owner}/{repo}": 1,
+        "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}": 1,
+    }
     issue = fake.issues_in("acme/web")[0]
     demand, context = fake.comments_of(issue)
     assert demand.body.startswith("**Demand**: 2 tickets") and marker_token(KEYS[3]) in demand.body

@@ -33,13 +33,20 @@ def get(fake, path, token=TOKEN, **kwargs):
 
 
 def send(fake, method, path, body, token=TOKEN):
-    return requests.request(method, fake.base_url + path, json=body, timeout=5,
-                            headers={"Authorization": f"Bearer {token}"}, allow_redirects=False)
+    return requests.request(
+        method,
+        fake.base_url + path,
+        json=body,
+        timeout=5,
+        headers={"Authorization": f"Bearer {token}"},
+        allow_redirects=False,
+    )
 
 
 def connector(fake, repos=("acme/web", "acme/sdk"), **extra) -> GitHubConnector:
-    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=list(repos),
-                          mutation_interval=0, **extra)
+    config = GitHubConfig(
+        kind="github", url=fake.base_url, token=TOKEN, repositories=list(repos), mutation_interval=0, **extra
+    )
     return GitHubConnector("gh", config, sleep=lambda s: None)
 
 
@@ -61,8 +68,9 @@ def test_issue_list_pages_with_a_real_link_header_and_filters(fake):
     for n in range(5):
         fake.create_issue("acme/web", f"bug {n}")
     fake.close(fake.create_issue("acme/web", "done"), "not_planned")
-    first = get(fake, "/repos/acme/web/issues", params={"state": "all", "per_page": 2, "sort": "created",
-                                                        "direction": "asc"})
+    first = get(
+        fake, "/repos/acme/web/issues", params={"state": "all", "per_page": 2, "sort": "created", "direction": "asc"}
+    )
     assert [i["number"] for i in first.json()] == [1, 2]
     repo_id = fake.repos["acme/web"].id
     assert f"/repositories/{repo_id}/issues?" in first.links["next"]["url"]
@@ -86,9 +94,26 @@ def test_issue_json_has_the_real_shape(fake):
     issue = fake.create_issue("acme/web", "crash", "steps", assignee="dev", labels=("bug",))
     pr = fake.create_issue("acme/web", "fix", pull_request=True)
     body = get(fake, f"/repos/acme/web/issues/{issue.number}").json()
-    for key in ("id", "node_id", "number", "html_url", "url", "repository_url", "state", "state_reason",
-                "title", "body", "user", "assignee", "assignees", "labels", "comments", "created_at",
-                "updated_at", "closed_at"):
+    for key in (
+        "id",
+        "node_id",
+        "number",
+        "html_url",
+        "url",
+        "repository_url",
+        "state",
+        "state_reason",
+        "title",
+        "body",
+        "user",
+        "assignee",
+        "assignees",
+        "labels",
+        "comments",
+        "created_at",
+        "updated_at",
+        "closed_at",
+    ):
         assert key in body
     assert body["assignee"]["login"] == "dev" and body["labels"][0]["name"] == "bug"
     assert "pull_request" not in body
@@ -265,8 +290,7 @@ def test_secondary_limit_is_waited_out_by_the_connector(fake):
 def test_secondary_limit_without_retry_after_is_waited_out_not_taken_for_refused_credentials(fake):
     issue = fake.create_issue("acme/web", "bug")
     waits = []
-    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"],
-                          mutation_interval=0)
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"], mutation_interval=0)
     c = GitHubConnector("gh", config, sleep=waits.append)
     fake.secondary_limit(count=2, retry_after=None)
     c.add_comment(f"acme/web#{issue.number}", "hello", "d" * 20)

@@ -8,12 +8,12 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from syncd.writes import IssueDraft
 from connectors.jira import JiraConfig, JiraConnector
 from syncd.errors import ApiError, AuthError, Gone, TransientError
 from syncd.records import StateCategory
 from syncd.sandbox.jira import SANDBOX_OAUTH_TOKEN, JiraFake
 from syncd.sandbox.server import Sandbox
+from syncd.writes import IssueDraft
 
 START = datetime(2026, 11, 21, 17, 0, 10, tzinfo=timezone.utc)  # 12:00:10 in New York
 KEY = "0123456789abcdef0123"
@@ -51,15 +51,21 @@ def fake(clock):
 
 
 def connect(fake: JiraFake, clock: Clock, **overrides) -> JiraConnector:
-    options = dict(url=fake.base_url, email=fake.email, api_token=SecretStr(fake.api_token),
-                   projects=["ENG", "OPS"], backfill_days=1)
+    options = dict(
+        url=fake.base_url,
+        email=fake.email,
+        api_token=SecretStr(fake.api_token),
+        projects=["ENG", "OPS"],
+        backfill_days=1,
+    )
     options.update(overrides)
     return JiraConnector("jira", JiraConfig(**options), sleep=clock.sleep, clock=clock)
 
 
 def api(fake: JiraFake, method: str, path: str, *, auth=True, **kwargs) -> requests.Response:
-    return requests.request(method, fake.base_url + path, auth=(fake.email, fake.api_token) if auth else None,
-                            timeout=5, **kwargs)
+    return requests.request(
+        method, fake.base_url + path, auth=(fake.email, fake.api_token) if auth else None, timeout=5, **kwargs
+    )
 
 
 def drain(connector: JiraConnector, cursor: str | None) -> tuple[list, str]:
@@ -75,8 +81,9 @@ def drain(connector: JiraConnector, cursor: str | None) -> tuple[list, str]:
 
 
 def test_oauth_bearer_tokens_are_accepted(fake):
-    good = requests.get(fake.base_url + "/rest/api/3/myself", timeout=5,
-                        headers={"Authorization": f"Bearer {SANDBOX_OAUTH_TOKEN}"})
+    good = requests.get(
+        fake.base_url + "/rest/api/3/myself", timeout=5, headers={"Authorization": f"Bearer {SANDBOX_OAUTH_TOKEN}"}
+    )
     bad = requests.get(fake.base_url + "/rest/api/3/myself", timeout=5, headers={"Authorization": "Bearer nope"})
     assert (good.status_code, bad.status_code) == (200, 401)
 
@@ -96,14 +103,17 @@ def test_the_withdrawn_search_answers_410(fake, method):
     assert "/rest/api/3/search/jql" in response.json()["errorMessages"][0]
 
 
-@pytest.mark.parametrize("jql, message", [
-    ("assignee = currentUser()", "Field 'assignee' does not exist"),
-    ('project in (ENG, NOPE) ORDER BY updated ASC', "The value 'NOPE' does not exist for the field 'project'"),
-    ('project = ENG AND updated >= "21/11/2026"', "Date value '21/11/2026' for field 'updated' is invalid"),
-    ('project = ENG OR project = OPS', "expecting 'AND' or 'ORDER BY'"),
-    ('project = ENG ORDER BY priority DESC', "orders by 'updated' or 'created' only"),
-    ("ORDER BY updated", "Unbounded JQL"),
-])
+@pytest.mark.parametrize(
+    "jql, message",
+    [
+        ("assignee = currentUser()", "Field 'assignee' does not exist"),
+        ("project in (ENG, NOPE) ORDER BY updated ASC", "The value 'NOPE' does not exist for the field 'project'"),
+        ('project = ENG AND updated >= "21/11/2026"', "Date value '21/11/2026' for field 'updated' is invalid"),
+        ("project = ENG OR project = OPS", "expecting 'AND' or 'ORDER BY'"),
+        ("project = ENG ORDER BY priority DESC", "orders by 'updated' or 'created' only"),
+        ("ORDER BY updated", "Unbounded JQL"),
+    ],
+)
 def test_jql_outside_the_subset_is_refused_like_jira(fake, jql, message):
     response = api(fake, "POST", "/rest/api/3/search/jql", json={"jql": jql})
     assert response.status_code == 400
@@ -144,9 +154,11 @@ def test_updated_is_sent_with_milliseconds_and_the_users_offset(fake, clock):
 
 def test_jql_dates_are_read_in_the_users_time_zone(fake):
     fake.create_issue("ENG", "at 12:00:10 New York", at=START)
+
     def count(bound: str) -> int:
         jql = f'project = ENG AND updated >= "{bound}"'
         return len(api(fake, "POST", "/rest/api/3/search/jql", json={"jql": jql}).json()["issues"])
+
     assert count("2026/11/21 12:00") == 1
     assert count("2026/11/21 12:01") == 0
     assert count("2026/11/21 17:00") == 0  # the UTC wall time would be five hours late
@@ -163,8 +175,12 @@ def test_an_old_key_still_resolves_after_a_move(fake):
 def test_comments_keep_their_properties(fake):
     issue = fake.create_issue("ENG", "x")
     doc = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hi"}]}]}
-    created = api(fake, "POST", f"/rest/api/3/issue/{issue.id}/comment",
-                  json={"body": doc, "properties": [{"key": "syncd", "value": {"key": KEY}}]})
+    created = api(
+        fake,
+        "POST",
+        f"/rest/api/3/issue/{issue.id}/comment",
+        json={"body": doc, "properties": [{"key": "syncd", "value": {"key": KEY}}]},
+    )
     assert created.status_code == 201 and created.json()["body"] == doc
     plain = api(fake, "GET", f"/rest/api/3/issue/{issue.key}/comment").json()
     assert "properties" not in plain["comments"][0]
@@ -212,8 +228,10 @@ def test_a_change_in_the_cursors_minute_is_neither_missed_nor_repeated(fake, clo
     fake.transition(a, "Done", at=START + timedelta(seconds=45))
     fake.transition(b, "Done", resolution="Won't Do", at=START + timedelta(seconds=50))
     records, cursor = drain(connect(fake, clock), cursor)
-    assert [(r.key, r.state) for r in records] == [("ENG-1", StateCategory.COMPLETED),
-                                                   ("ENG-2", StateCategory.CANCELED)]
+    assert [(r.key, r.state) for r in records] == [
+        ("ENG-1", StateCategory.COMPLETED),
+        ("ENG-2", StateCategory.CANCELED),
+    ]
     assert drain(connect(fake, clock), cursor)[0] == []
 
 
@@ -269,8 +287,11 @@ def test_injected_faults_and_refusals_surface_as_errors(fake, clock):
     assert drain(connect(fake, clock, time_zone="UTC"), None)[0] == []
     assert fake.counts["POST /rest/api/3/search/jql"] == 3
     with pytest.raises(AuthError):
-        JiraConnector("jira", JiraConfig(url=fake.base_url, email=fake.email, api_token=SecretStr("wrong"),
-                                         projects=["ENG"]), sleep=clock.sleep).check()
+        JiraConnector(
+            "jira",
+            JiraConfig(url=fake.base_url, email=fake.email, api_token=SecretStr("wrong"), projects=["ENG"]),
+            sleep=clock.sleep,
+        ).check()
     with pytest.raises(ApiError, match="does not exist for the field 'project'"):
         drain(connect(fake, clock, time_zone="UTC", projects=["NOPE"]), None)
     with pytest.raises(Gone):
@@ -293,8 +314,12 @@ def test_an_issue_updated_while_paging_shifts_nothing(fake, clock):
 
 
 def create_body(project: str = "ENG", **fields) -> dict:
-    body = {"project": {"key": project}, "summary": "Login fails", "issuetype": {"name": "Bug"},
-            "description": {"type": "doc", "version": 1, "content": []}}
+    body = {
+        "project": {"key": project},
+        "summary": "Login fails",
+        "issuetype": {"name": "Bug"},
+        "description": {"type": "doc", "version": 1, "content": []},
+    }
     body.update(fields)
     return {"fields": body, "properties": [{"key": "syncd", "value": {"key": KEY}}]}
 
@@ -304,18 +329,29 @@ def test_post_issue_creates_with_properties_and_refuses_like_jira(fake):
     assert created.status_code == 201 and set(created.json()) == {"id", "key", "self"}
     issue = fake.get(created.json()["id"])
     assert (issue.key, issue.labels, issue.priority, issue.properties) == (
-        "ENG-1", ["a-b"], "High", {"syncd": {"key": KEY}})
+        "ENG-1",
+        ["a-b"],
+        "High",
+        {"syncd": {"key": KEY}},
+    )
     read = api(fake, "GET", f"/rest/api/3/issue/{issue.key}", params={"properties": "syncd", "fields": "labels"})
     assert read.json()["properties"] == {"syncd": {"key": KEY}} and read.json()["fields"] == {"labels": ["a-b"]}
     assert "properties" not in api(fake, "GET", f"/rest/api/3/issue/{issue.key}").json()
     fake.hide_create_field("OPS", "labels")
-    refused = api(fake, "POST", "/rest/api/3/issue", json=create_body(
-        "OPS", summary="", labels=["has space"], issuetype={"name": "Nope"}, priority={"name": "Urgent"}))
+    refused = api(
+        fake,
+        "POST",
+        "/rest/api/3/issue",
+        json=create_body(
+            "OPS", summary="", labels=["has space"], issuetype={"name": "Nope"}, priority={"name": "Urgent"}
+        ),
+    )
     assert refused.status_code == 400
     assert set(refused.json()["errors"]) == {"summary", "labels", "issuetype", "priority"}
     assert "not on the appropriate screen" in refused.json()["errors"]["labels"]
     assert api(fake, "POST", "/rest/api/3/issue", json=create_body("NOPE")).json()["errors"] == {
-        "project": "valid project is required"}
+        "project": "valid project is required"
+    }
     assert api(fake, "POST", "/rest/api/3/issue", json=create_body(labels=["a b"])).json()["errors"]["labels"]
     assert len(fake.issues) == 1
 
@@ -339,10 +375,17 @@ def test_comments_are_read_one_by_one_and_edited_by_their_author_only(fake):
     path = f"/rest/api/3/issue/{issue.key}/comment"
     one = api(fake, "GET", f"{path}/{ours['id']}", params={"expand": "properties"}).json()
     assert one["properties"][0]["value"]["slot"] == "demand"
-    new_body = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
-        {"type": "text", "text": "edited"}]}]}
-    edited = api(fake, "PUT", f"{path}/{ours['id']}", json={
-        "body": new_body, "properties": [{"key": "syncd", "value": {"key": "f" * 20, "slot": "demand"}}]})
+    new_body = {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "edited"}]}],
+    }
+    edited = api(
+        fake,
+        "PUT",
+        f"{path}/{ours['id']}",
+        json={"body": new_body, "properties": [{"key": "syncd", "value": {"key": "f" * 20, "slot": "demand"}}]},
+    )
     assert edited.status_code == 200 and ours["body"] == new_body
     assert ours["properties"] == [{"key": "syncd", "value": {"key": "f" * 20, "slot": "demand"}}]
     assert api(fake, "PUT", f"{path}/{theirs['id']}", json={"body": new_body}).status_code == 403
@@ -408,11 +451,16 @@ def test_a_deleted_issue_answers_jiras_404_and_is_left_out_of_a_bulk_fetch(fake,
     answer = api(fake, "GET", f"/rest/api/3/issue/{gone.key}")
     assert answer.status_code == 404
     assert answer.json()["errorMessages"] == ["Issue does not exist or you do not have permission to see it."]
-    body = api(fake, "POST", "/rest/api/3/issue/bulkfetch",
-               json={"issueIdsOrKeys": [kept.id, gone.id], "fields": ["summary"]}).json()
+    body = api(
+        fake, "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": [kept.id, gone.id], "fields": ["summary"]}
+    ).json()
     assert [i["id"] for i in body["issues"]] == [kept.id] and body["issueErrors"] == []
-    assert api(fake, "POST", "/rest/api/3/issue/bulkfetch",
-               json={"issueIdsOrKeys": [str(n) for n in range(101)]}).status_code == 400
+    assert (
+        api(
+            fake, "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": [str(n) for n in range(101)]}
+        ).status_code
+        == 400
+    )
     connector = connect(fake, clock)
     with pytest.raises(Gone):
         connector.add_comment(gone.id, "hello", "k" * 20)

@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from connectors.base import find_markers
-from syncd.writes import IssueDraft
 from connectors.linear import LinearConfig, LinearConnector, created_issue_id
 from syncd.errors import NotFound, TransientError
 from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
 from syncd.sandbox.server import Sandbox
+from syncd.writes import IssueDraft
 
 KEY = "0123456789abcdef0123"
 KEY2 = "fedcba9876543210fedc"
@@ -34,15 +34,26 @@ def fake(clock):
 @pytest.fixture
 def gql(fake):
     def call(query: str, variables: dict | None = None, *, user_key: str = SANDBOX_API_KEY) -> dict:
-        response = requests.post(fake.base_url + "/graphql", json={"query": query, "variables": variables or {}},
-                                 headers={"Authorization": user_key}, timeout=5)
+        response = requests.post(
+            fake.base_url + "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": user_key},
+            timeout=5,
+        )
         return response.json()
+
     return call
 
 
 def connector(fake: LinearFake, **config) -> LinearConnector:
-    settings = {"kind": "linear", "url": fake.base_url, "api_key": SANDBOX_API_KEY, "max_attempts": 3,
-                "teams": ["ENG"], **config}
+    settings = {
+        "kind": "linear",
+        "url": fake.base_url,
+        "api_key": SANDBOX_API_KEY,
+        "max_attempts": 3,
+        "teams": ["ENG"],
+        **config,
+    }
     return LinearConnector("linear", LinearConfig(**settings), sleep=lambda s: None)
 
 
@@ -72,16 +83,21 @@ def test_issue_create_refuses_unknown_labels_and_another_teams_label(fake, gql):
     assert unknown["errors"][0]["message"] == "Entity not found: IssueLabel"
     foreign = gql(CREATE, {"input": {"teamId": fake.eng["id"], "title": "A", "labelIds": [fake.app_ux["id"]]}})
     assert "another team" in foreign["errors"][0]["message"]
-    ok = gql(CREATE, {"input": {"teamId": fake.eng["id"], "title": "A",
-                                "labelIds": [fake.bug["id"], fake.eng_ux["id"]]}})
+    ok = gql(
+        CREATE, {"input": {"teamId": fake.eng["id"], "title": "A", "labelIds": [fake.bug["id"], fake.eng_ux["id"]]}}
+    )
     assert ok["data"]["issueCreate"]["success"] is True
     assert len(fake.issues) == 1 and len(fake.labels) == 3  # nothing made up on the way
 
 
 def test_issue_labels_filter_by_name_ignoring_case_and_by_team_or_workspace(fake, gql):
     query = "query($f: IssueLabelFilter!) { issueLabels(filter: $f) { nodes { id name team { key } } } }"
-    flt = {"and": [{"or": [{"name": {"eqIgnoreCase": "BUG"}}, {"name": {"eqIgnoreCase": "UX"}}]},
-                   {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": "ENG"}}}]}]}
+    flt = {
+        "and": [
+            {"or": [{"name": {"eqIgnoreCase": "BUG"}}, {"name": {"eqIgnoreCase": "UX"}}]},
+            {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": "ENG"}}}]},
+        ]
+    }
     nodes = gql(query, {"f": flt})["data"]["issueLabels"]["nodes"]
     assert sorted((n["name"], (n["team"] or {}).get("key")) for n in nodes) == [("Bug", None), ("ux", "ENG")]
 
@@ -90,13 +106,15 @@ def test_comment_by_id_and_edited_by_its_author_only(fake, gql, clock):
     issue = fake.create_issue("ENG", "A")
     mine = fake.add_comment(issue, "first")
     theirs = fake.add_comment(issue, "theirs", user=fake.ada)
-    read = gql('query($id: String!) { comment(id: $id) { id body issue { id } } }', {"id": mine["id"]})
+    read = gql("query($id: String!) { comment(id: $id) { id body issue { id } } }", {"id": mine["id"]})
     assert read["data"]["comment"] == {"id": mine["id"], "body": "first", "issue": {"id": issue["id"]}}
     missing = gql('{ comment(id: "nope") { id } }')
     assert missing["errors"][0]["message"] == "Entity not found: Comment"
     clock.advance(60)
-    update = ("mutation($id: String!, $input: CommentUpdateInput!) { commentUpdate(id: $id, input: $input) "
-              "{ success comment { id body updatedAt editedAt } } }")
+    update = (
+        "mutation($id: String!, $input: CommentUpdateInput!) { commentUpdate(id: $id, input: $input) "
+        "{ success comment { id body updatedAt editedAt } } }"
+    )
     edited = gql(update, {"id": mine["id"], "input": {"body": "second"}})["data"]["commentUpdate"]
     assert edited["success"] is True and edited["comment"]["body"] == "second"
     assert edited["comment"]["editedAt"] == edited["comment"]["updatedAt"] == "2026-11-21T12:01:00.000Z"
@@ -118,8 +136,12 @@ def test_create_issue_end_to_end(fake):
     assert stored["priority"] == 2 and find_markers(stored["description"]) == (KEY,)
     assert conn.get_issue(result.id).key == "ENG-1"
     assert conn.find_created("ENG", KEY) == result.id and conn.find_created("ENG", KEY2) is None
-    assert fake.counts == {"POST /graphql SyncdCreateLookup": 1, "POST /graphql SyncdIssueCreate": 1,
-                           "POST /graphql SyncdIssue": 1, "POST /graphql SyncdFindCreated": 2}
+    assert fake.counts == {
+        "POST /graphql SyncdCreateLookup": 1,
+        "POST /graphql SyncdIssueCreate": 1,
+        "POST /graphql SyncdIssue": 1,
+        "POST /graphql SyncdFindCreated": 2,
+    }
     conn.create_issue("ENG", IssueDraft("Second", "b", labels=("bug",)), KEY2)
     assert fake.counts["POST /graphql SyncdCreateLookup"] == 1  # cached for the process
     assert fake.counts["POST /graphql SyncdIssueCreate"] == 2
@@ -166,8 +188,7 @@ def test_upsert_comment_end_to_end(fake):
     issue = fake.create_issue("ENG", "Export fails")
     fake.add_comment(issue, "Looking into it <!-- syncd:demand -->", user=fake.ada)  # a person, not syncd
     conn = connector(fake)
-    first = conn.upsert_comment("ENG-1",
-                                "2 tickets from 2 organisations", KEY, "demand")
+    first = conn.upsert_comment("ENG-1", "2 tickets from 2 organisations", KEY, "demand")
     ours = [c for c in fake.issue(issue["id"])["comments"] if c["userId"] == fake.api_user["id"]]
     assert [c["id"] for c in ours] == [first.id]
     assert conn.find_marker(issue["id"], KEY) is True
@@ -176,8 +197,11 @@ def test_upsert_comment_end_to_end(fake):
     second = conn.upsert_comment("ENG-1", "3 tickets from 2 organisations", KEY2, "demand")
     assert second.id == first.id
     assert fake.comments[first.id]["body"].startswith("3 tickets") and conn.find_marker(issue["id"], KEY2)
-    assert fake.counts == {"POST /graphql SyncdSlotComment": 1, "POST /graphql SyncdCommentUpdate": 1,
-                           "POST /graphql SyncdFindMarker": 1}
+    assert fake.counts == {
+        "POST /graphql SyncdSlotComment": 1,
+        "POST /graphql SyncdCommentUpdate": 1,
+        "POST /graphql SyncdFindMarker": 1,
+    }
 
     fake.reset_counts()
     conn.upsert_comment("ENG-1", "3 tickets from 2 organisations", KEY2, "demand")

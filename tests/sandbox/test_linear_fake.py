@@ -35,12 +35,14 @@ def fake(clock):
 
 @pytest.fixture
 def gql(fake):
-    def call(query: str, variables: dict | None = None, *, operation: str | None = None,
-             auth: str = SANDBOX_API_KEY) -> requests.Response:
+    def call(
+        query: str, variables: dict | None = None, *, operation: str | None = None, auth: str = SANDBOX_API_KEY
+    ) -> requests.Response:
         body = {"query": query, "variables": variables or {}}
         if operation:
             body["operationName"] = operation
         return requests.post(fake.base_url + "/graphql", json=body, headers={"Authorization": auth}, timeout=5)
+
     return call
 
 
@@ -76,8 +78,17 @@ def test_issues_feed_filters_orders_and_pages(fake, gql, clock):
     since = issues[0]["updatedAt"]
     titles, cursor = [], None
     while True:
-        page = data(gql(ISSUES, {"filter": {"updatedAt": {"gt": since}, "team": {"key": {"eq": "ENG"}}},
-                                 "first": 2, "after": cursor, "orderBy": "updatedAt"}))["issues"]
+        page = data(
+            gql(
+                ISSUES,
+                {
+                    "filter": {"updatedAt": {"gt": since}, "team": {"key": {"eq": "ENG"}}},
+                    "first": 2,
+                    "after": cursor,
+                    "orderBy": "updatedAt",
+                },
+            )
+        )["issues"]
         titles += [n["title"] for n in page["nodes"]]
         if not page["pageInfo"]["hasNextPage"]:
             break
@@ -100,8 +111,12 @@ def test_an_issue_updated_while_paging_is_neither_lost_nor_repeated_on_later_pag
     first = data(gql(ISSUES, {"first": 2, "sort": [{"updatedAt": {"order": "Ascending"}}]}))["issues"]
     clock.advance(5)
     fake.move_to_state("ENG-1", "In Progress")  # already read; moves to the end of the order
-    rest = data(gql(ISSUES, {"first": 10, "after": first["pageInfo"]["endCursor"],
-                             "sort": [{"updatedAt": {"order": "Ascending"}}]}))["issues"]
+    rest = data(
+        gql(
+            ISSUES,
+            {"first": 10, "after": first["pageInfo"]["endCursor"], "sort": [{"updatedAt": {"order": "Ascending"}}]},
+        )
+    )["issues"]
     assert [n["identifier"] for n in rest["nodes"]] == ["ENG-3", "ENG-4", "ENG-1"]
 
 
@@ -113,8 +128,19 @@ def test_filters_on_state_type_assignee_and_or(fake, gql, clock):
     assert [n["id"] for n in done] == [a["id"]]
     unassigned = data(gql(ISSUES, {"filter": {"assignee": {"null": True}}}))["issues"]["nodes"]
     assert {n["id"] for n in unassigned} == {a["id"], c["id"]}
-    either = data(gql(ISSUES, {"filter": {"or": [{"assignee": {"email": {"eq": "ada@product.example"}}},
-                                                 {"title": {"containsIgnoreCase": "issue 2"}}]}}))
+    either = data(
+        gql(
+            ISSUES,
+            {
+                "filter": {
+                    "or": [
+                        {"assignee": {"email": {"eq": "ada@product.example"}}},
+                        {"title": {"containsIgnoreCase": "issue 2"}},
+                    ]
+                }
+            },
+        )
+    )
     assert {n["id"] for n in either["issues"]["nodes"]} == {b["id"], c["id"]}
     recent = data(gql(ISSUES, {"filter": {"createdAt": {"gt": "-PT1H"}}}))  # durations work too
     assert len(recent["issues"]["nodes"]) == 3
@@ -131,12 +157,22 @@ def test_issue_by_identifier_and_by_old_identifier_after_a_team_move(fake, gql, 
 
 
 def test_viewer_teams_and_workflow_states(fake, gql):
-    got = data(gql("{ viewer { email admin organization { urlKey } } teams { nodes { key states(first: 10) "
-                   "{ nodes { name type } } } } }"))
+    got = data(
+        gql(
+            "{ viewer { email admin organization { urlKey } } teams { nodes { key states(first: 10) "
+            "{ nodes { name type } } } } }"
+        )
+    )
     assert got["viewer"] == {"email": "syncd-bot@sandbox.example", "admin": True, "organization": {"urlKey": "sandbox"}}
     eng = next(t for t in got["teams"]["nodes"] if t["key"] == "ENG")
-    assert {s["type"] for s in eng["states"]["nodes"]} == {"triage", "backlog", "unstarted", "started",
-                                                            "completed", "canceled"}
+    assert {s["type"] for s in eng["states"]["nodes"]} == {
+        "triage",
+        "backlog",
+        "unstarted",
+        "started",
+        "completed",
+        "canceled",
+    }
     done = data(gql('{ workflowStates(filter: {name: {eq: "Done"}, team: {key: {eq: "APP"}}}) { nodes { type } } }'))
     assert done["workflowStates"]["nodes"] == [{"type": "completed"}]
 
@@ -147,9 +183,13 @@ def test_viewer_teams_and_workflow_states(fake, gql):
 def test_comment_create_is_written_as_the_viewer_and_bumps_the_issue(fake, gql, clock):
     issue = make_issues(fake, clock, 1)[0]
     clock.advance(30)
-    got = data(gql('mutation SyncdComment($input: CommentCreateInput!) { commentCreate(input: $input) '
-                   '{ success lastSyncId comment { id body user { email } issue { identifier updatedAt } } } }',
-                   {"input": {"issueId": "ENG-1", "body": "Customer Northwind asks too <!-- syncd:abc -->"}}))
+    got = data(
+        gql(
+            "mutation SyncdComment($input: CommentCreateInput!) { commentCreate(input: $input) "
+            "{ success lastSyncId comment { id body user { email } issue { identifier updatedAt } } } }",
+            {"input": {"issueId": "ENG-1", "body": "Customer Northwind asks too <!-- syncd:abc -->"}},
+        )
+    )
     payload = got["commentCreate"]
     assert payload["success"] is True and payload["lastSyncId"] > 0
     assert payload["comment"]["user"]["email"] == "syncd-bot@sandbox.example"
@@ -161,19 +201,35 @@ def test_comment_create_is_written_as_the_viewer_and_bumps_the_issue(fake, gql, 
 
 def test_issue_create_and_update_state_assignee_and_team(fake, gql, clock):
     team = fake.teams[next(iter(fake.teams))]
-    created = data(gql('mutation { issueCreate(input: {teamId: "%s", title: "New", priority: 2}) '
-                       '{ success issue { id identifier priorityLabel state { type } creator { email } } } }'
-                       % team["id"]))["issueCreate"]["issue"]
+    created = data(
+        gql(
+            'mutation { issueCreate(input: {teamId: "%s", title: "New", priority: 2}) '
+            "{ success issue { id identifier priorityLabel state { type } creator { email } } } }" % team["id"]
+        )
+    )["issueCreate"]["issue"]
     assert created["identifier"] == "ENG-1" and created["priorityLabel"] == "High"
     done_id = fake.state_id("ENG", "Done")
-    updated = data(gql('mutation($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) '
-                       '{ issue { state { name } completedAt assignee { email } } } }',
-                       {"id": created["id"], "input": {"stateId": done_id, "assigneeId": fake.ada["id"]}}))
+    updated = data(
+        gql(
+            "mutation($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) "
+            "{ issue { state { name } completedAt assignee { email } } } }",
+            {"id": created["id"], "input": {"stateId": done_id, "assigneeId": fake.ada["id"]}},
+        )
+    )
     issue = updated["issueUpdate"]["issue"]
-    assert issue["state"]["name"] == "Done" and issue["completedAt"] and issue["assignee"]["email"] == "ada@product.example"
+    assert (
+        issue["state"]["name"] == "Done"
+        and issue["completedAt"]
+        and issue["assignee"]["email"] == "ada@product.example"
+    )
     app = next(t for t in fake.teams.values() if t["key"] == "APP")
-    moved = data(gql('mutation($id: String!) { issueUpdate(id: $id, input: {teamId: "%s"}) '
-                     '{ issue { id identifier state { name team { key } } } } }' % app["id"], {"id": "ENG-1"}))
+    moved = data(
+        gql(
+            'mutation($id: String!) { issueUpdate(id: $id, input: {teamId: "%s"}) '
+            "{ issue { id identifier state { name team { key } } } } }" % app["id"],
+            {"id": "ENG-1"},
+        )
+    )
     assert moved["issueUpdate"]["issue"]["identifier"] == "APP-1"
     assert moved["issueUpdate"]["issue"]["state"] == {"name": "Done", "team": {"key": "APP"}}
 
@@ -186,18 +242,24 @@ def test_attachment_create_is_idempotent_per_issue_and_url(fake, gql, clock):
     first, second = make_issues(fake, clock, 2)
     url = "https://sandbox.zendesk.com/agent/tickets/7"
     one = data(gql(ATTACH, {"input": {"issueId": "ENG-1", "url": url, "title": "Ticket #7", "metadata": {"n": 1}}}))
-    again = data(gql(ATTACH, {"input": {"issueId": first["id"], "url": url, "title": "Ticket #7 (2 customers)",
-                                         "subtitle": "Open"}}))
+    again = data(
+        gql(
+            ATTACH,
+            {"input": {"issueId": first["id"], "url": url, "title": "Ticket #7 (2 customers)", "subtitle": "Open"}},
+        )
+    )
     a, b = one["attachmentCreate"]["attachment"], again["attachmentCreate"]["attachment"]
     assert a["id"] == b["id"] and b["title"] == "Ticket #7 (2 customers)" and b["subtitle"] == "Open"
     assert b["metadata"] == {"n": 1}
     other = data(gql(ATTACH, {"input": {"issueId": "ENG-2", "url": url, "title": "Ticket #7"}}))
     assert other["attachmentCreate"]["attachment"]["id"] != a["id"]
-    found = data(gql('query($url: String!) { attachmentsForURL(url: $url) { nodes { issue { identifier } } } }',
-                     {"url": url}))
+    found = data(
+        gql("query($url: String!) { attachmentsForURL(url: $url) { nodes { issue { identifier } } } }", {"url": url})
+    )
     assert sorted(n["issue"]["identifier"] for n in found["attachmentsForURL"]["nodes"]) == ["ENG-1", "ENG-2"]
-    linked = data(gql('mutation { attachmentLinkURL(issueId: "ENG-1", url: "%s", title: "T") '
-                      '{ attachment { id title } } }' % url))
+    linked = data(
+        gql('mutation { attachmentLinkURL(issueId: "ENG-1", url: "%s", title: "T") { attachment { id title } } }' % url)
+    )
     assert linked["attachmentLinkURL"]["attachment"] == {"id": a["id"], "title": "T"}
     assert len(fake.issue(first["id"])["attachments"]) == 1
 
@@ -348,8 +410,15 @@ def test_serve_prints_urls_credentials_and_a_config_then_stops():
         assert SANDBOX_API_KEY in text and "SYNCD_CONNECTORS__ZENDESK__TOKEN" in text
         urls = [line.split('"')[1] for line in text.splitlines() if line.startswith("url = ")]
         assert len(urls) == 4 and all(u.startswith("http://127.0.0.1:") for u in urls)
-        assert requests.post(urls[1] + "/graphql", json={"query": "{ viewer { id } }"},
-                             headers={"Authorization": SANDBOX_API_KEY}, timeout=5).status_code == 200
+        assert (
+            requests.post(
+                urls[1] + "/graphql",
+                json={"query": "{ viewer { id } }"},
+                headers={"Authorization": SANDBOX_API_KEY},
+                timeout=5,
+            ).status_code
+            == 200
+        )
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -369,6 +438,5 @@ def test_a_deleted_issue_goes_to_the_trash_then_is_not_found_once_purged(fake, g
     # Lists leave the trash out unless archived issues are asked for (as Linear does).
     listed = data(gql(ISSUES, {"filter": {"id": {"in": [i["id"] for i in (kept, trashed, purged)]}}}))
     assert [n["id"] for n in listed["issues"]["nodes"]] == [kept["id"]]
-    presence = data(gql(q.PRESENCE, {"filter": {"id": {"in": [kept["id"], trashed["id"], purged["id"]]}},
-                                     "first": 3}))
+    presence = data(gql(q.PRESENCE, {"filter": {"id": {"in": [kept["id"], trashed["id"], purged["id"]]}}, "first": 3}))
     assert {n["id"]: n["trashed"] for n in presence["issues"]["nodes"]} == {kept["id"]: None, trashed["id"]: True}

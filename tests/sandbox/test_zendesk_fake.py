@@ -163,8 +163,12 @@ def test_export_can_leave_out_the_last_minute_like_zendesk(clock):
 
 
 def test_export_is_for_admins_only_and_checks_its_parameters(fake, api):
-    r = requests.get(fake.base_url + "/api/v2/incremental/tickets/cursor", params={"start_time": 0},
-                     auth=("priya@support.example/token", SANDBOX_TOKEN), timeout=5)
+    r = requests.get(
+        fake.base_url + "/api/v2/incremental/tickets/cursor",
+        params={"start_time": 0},
+        auth=("priya@support.example/token", SANDBOX_TOKEN),
+        timeout=5,
+    )
     assert r.status_code == 403
     assert api("GET", "/api/v2/incremental/tickets/cursor").status_code == 400
     assert api("GET", "/api/v2/incremental/tickets/cursor", params={"cursor": "!!"}).status_code == 400
@@ -174,8 +178,18 @@ def test_export_is_for_admins_only_and_checks_its_parameters(fake, api):
 
 
 def test_create_ticket_answers_201_with_the_description_as_first_comment(fake, api):
-    r = api("POST", "/api/v2/tickets", json={"ticket": {"subject": "Broken", "comment": {"body": "It broke"},
-                                                        "requester_id": fake.customer["id"], "priority": "high"}})
+    r = api(
+        "POST",
+        "/api/v2/tickets",
+        json={
+            "ticket": {
+                "subject": "Broken",
+                "comment": {"body": "It broke"},
+                "requester_id": fake.customer["id"],
+                "priority": "high",
+            }
+        },
+    )
     assert r.status_code == 201
     ticket = r.json()["ticket"]
     assert ticket["status"] == "new" and ticket["description"] == "It broke"
@@ -188,9 +202,19 @@ def test_update_adds_the_comment_as_the_api_user_and_bumps_updated_at(fake, api,
     [tid] = make_tickets(fake, clock, 1)
     before = fake.ticket(tid)["updated_at"]
     clock.advance(5)
-    r = api("PUT", f"/api/v2/tickets/{tid}.json", json={"ticket": {
-        "comment": {"body": "Linked to ENG-1", "public": False}, "status": "pending", "priority": "high",
-        "assignee_id": fake.agent["id"], "metadata": {"syncd": "k1"}}})
+    r = api(
+        "PUT",
+        f"/api/v2/tickets/{tid}.json",
+        json={
+            "ticket": {
+                "comment": {"body": "Linked to ENG-1", "public": False},
+                "status": "pending",
+                "priority": "high",
+                "assignee_id": fake.agent["id"],
+                "metadata": {"syncd": "k1"},
+            }
+        },
+    )
     assert r.status_code == 200
     ticket = r.json()["ticket"]
     assert ticket["updated_at"] == "2026-11-21T12:00:15Z" != before
@@ -214,8 +238,15 @@ def test_tags_replace_while_additional_and_remove_tags_edit(fake, api, clock):
 def test_custom_fields_are_set_by_id_and_listed_in_ticket_fields(fake, api, clock):
     field = fake.add_ticket_field("Linked issue status")
     [tid] = make_tickets(fake, clock, 1)
-    r = api("PUT", f"/api/v2/tickets/{tid}", json={"ticket": {"custom_fields": [
-        {"id": field["id"], "value": "In Progress"}, {"id": 12345, "value": "ignored"}]}})
+    r = api(
+        "PUT",
+        f"/api/v2/tickets/{tid}",
+        json={
+            "ticket": {
+                "custom_fields": [{"id": field["id"], "value": "In Progress"}, {"id": 12345, "value": "ignored"}]
+            }
+        },
+    )
     assert {"id": field["id"], "value": "In Progress"} in r.json()["ticket"]["custom_fields"]
     assert fake.field_value(tid, field["id"]) == "In Progress"
     fields = api("GET", "/api/v2/ticket_fields").json()["ticket_fields"]
@@ -247,7 +278,9 @@ def test_safe_update_with_a_stale_stamp_is_a_409(fake, api, clock):
 def test_invalid_values_missing_tickets_and_bad_json_are_refused(fake, api, clock):
     [tid] = make_tickets(fake, clock, 1)
     assert api("PUT", f"/api/v2/tickets/{tid}", json={"ticket": {"status": "done"}}).status_code == 422
-    assert api("PUT", f"/api/v2/tickets/{tid}", json={"ticket": {"assignee_id": fake.customer["id"]}}).status_code == 422
+    assert (
+        api("PUT", f"/api/v2/tickets/{tid}", json={"ticket": {"assignee_id": fake.customer["id"]}}).status_code == 422
+    )
     missing = api("GET", "/api/v2/tickets/424242")
     assert missing.status_code == 404 and missing.json() == {"error": "RecordNotFound", "description": "Not found"}
     bad = api("PUT", f"/api/v2/tickets/{tid}", data=b"{not json", headers={"Content-Type": "application/json"})
@@ -268,8 +301,12 @@ def test_show_ticket_and_show_many_sideload(fake, api, clock):
 def test_update_many_returns_a_job_that_reports_per_ticket_results(fake, api, clock):
     ids = make_tickets(fake, clock, 3)
     fake.set_status(ids[2], "closed")
-    r = api("PUT", "/api/v2/tickets/update_many.json", params={"ids": f"{ids[0]},{ids[1]},{ids[2]},999"},
-            json={"ticket": {"comment": {"body": "Fixed in 4.13", "public": False}, "additional_tags": ["shipped"]}})
+    r = api(
+        "PUT",
+        "/api/v2/tickets/update_many.json",
+        params={"ids": f"{ids[0]},{ids[1]},{ids[2]},999"},
+        json={"ticket": {"comment": {"body": "Fixed in 4.13", "public": False}, "additional_tags": ["shipped"]}},
+    )
     assert r.status_code == 200
     job = r.json()["job_status"]
     assert job["status"] == "queued" and job["total"] == 4
@@ -311,8 +348,11 @@ def test_comments_page_with_cursors_and_links(fake, api, clock):
     assert bodies == ["Body 0", "reply 0", "reply 1", "reply 2", "reply 3"] and pages == 3
     newest = api("GET", f"/api/v2/tickets/{tid}/comments", params={"page[size]": 2, "sort": "-created_at"}).json()
     assert [c["body"] for c in newest["comments"]] == ["reply 3", "reply 2"]
-    after = api("GET", f"/api/v2/tickets/{tid}/comments",
-                params={"page[size]": 2, "sort": "-created_at", "page[after]": newest["meta"]["after_cursor"]}).json()
+    after = api(
+        "GET",
+        f"/api/v2/tickets/{tid}/comments",
+        params={"page[size]": 2, "sort": "-created_at", "page[after]": newest["meta"]["after_cursor"]},
+    ).json()
     assert [c["body"] for c in after["comments"]] == ["reply 1", "reply 0"]
     offset = api("GET", f"/api/v2/tickets/{tid}/comments").json()
     assert offset["count"] == 5 and offset["next_page"] is None

@@ -8,12 +8,12 @@ import pytest
 import requests
 
 from connectors.base import marker_token
-from syncd.writes import FollowUpTicket
 from connectors.zendesk import ZendeskConfig, ZendeskConnector
 from syncd.errors import Conflict, TransientError
 from syncd.records import idempotency_key
 from syncd.sandbox.server import Sandbox
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+from syncd.writes import FollowUpTicket
 
 KEY = idempotency_key("link", "resolved", "follow-up")
 
@@ -24,8 +24,9 @@ def fake(clock):
     org = zd.add_organization("Northwind", plan="enterprise")
     zd.customer = zd.add_user("Hannah", "hannah@northwind.example", organization_id=org["id"])
     zd.agent = zd.add_user("Priya", "priya@support.example", role="agent")
-    zd.source = zd.create_ticket("Export fails", "The CSV export times out", requester_id=zd.customer["id"],
-                                 tags=["vip", "export"])["id"]
+    zd.source = zd.create_ticket(
+        "Export fails", "The CSV export times out", requester_id=zd.customer["id"], tags=["vip", "export"]
+    )["id"]
     with Sandbox([zd]):
         yield zd
 
@@ -44,21 +45,29 @@ def api(fake):
 
 @pytest.fixture
 def connector(fake):
-    config = ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN,
-                           max_attempts=2)
+    config = ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN, max_attempts=2)
     zd = ZendeskConnector("zd", config, sleep=lambda _s: None)
     yield zd
     zd.close()
 
 
 def followup_body(source: int, **extra) -> dict:
-    return {"ticket": {"via_followup_source_id": source, "subject": "Your export is fixed",
-                       "comment": {"body": "Tell Hannah the fix shipped", "public": False}, **extra}}
+    return {
+        "ticket": {
+            "via_followup_source_id": source,
+            "subject": "Your export is fixed",
+            "comment": {"body": "Tell Hannah the fix shipped", "public": False},
+            **extra,
+        }
+    }
 
 
 def followups_of(fake: ZendeskFake, source: int) -> list[dict]:
-    return [t for t in (fake.ticket(i) for i in list(fake.tickets))
-            if t["via"]["source"].get("rel") == "follow_up" and t["via"]["source"]["from"]["ticket_id"] == source]
+    return [
+        t
+        for t in (fake.ticket(i) for i in list(fake.tickets))
+        if t["via"]["source"].get("rel") == "follow_up" and t["via"]["source"]["from"]["ticket_id"] == source
+    ]
 
 
 # -- the fake over HTTP -------------------------------------------------------------
@@ -68,14 +77,17 @@ def test_close_ticket_closes_by_rule_and_every_write_is_then_refused_like_zendes
     clock.advance(10)
     closed = fake.close_ticket(fake.source)
     assert closed["status"] == "closed"
-    refusal = {"error": "RecordInvalid", "description": "Record validation errors",
-               "details": {"status": [{"description": "Status: closed prevents ticket update",
-                                       "error": "ClosedTicket"}]}}
+    refusal = {
+        "error": "RecordInvalid",
+        "description": "Record validation errors",
+        "details": {"status": [{"description": "Status: closed prevents ticket update", "error": "ClosedTicket"}]},
+    }
     r = api("PUT", f"/api/v2/tickets/{fake.source}", json={"ticket": {"comment": {"body": "x", "public": False}}})
     assert (r.status_code, r.json()) == (422, refusal)
     assert api("PUT", f"/api/v2/tickets/{fake.source}/tags", json={"tags": ["x"]}).status_code == 422
-    job = api("PUT", "/api/v2/tickets/update_many", params={"ids": str(fake.source)},
-              json={"ticket": {"status": "open"}}).json()["job_status"]
+    job = api(
+        "PUT", "/api/v2/tickets/update_many", params={"ids": str(fake.source)}, json={"ticket": {"status": "open"}}
+    ).json()["job_status"]
     result = api("GET", f"/api/v2/job_statuses/{job['id']}").json()["job_status"]
     while result["status"] != "completed":
         result = api("GET", f"/api/v2/job_statuses/{job['id']}").json()["job_status"]
@@ -88,16 +100,27 @@ def test_close_ticket_closes_by_rule_and_every_write_is_then_refused_like_zendes
 def test_a_followup_of_a_closed_ticket_answers_201_in_zendesks_wire_format(fake, api, clock):
     fake.close_ticket(fake.source)
     clock.advance(30)
-    r = api("POST", "/api/v2/tickets", json=followup_body(fake.source, requester_id=fake.customer["id"],
-                                                          assignee_id=fake.agent["id"], external_id="syncd:abc"))
+    r = api(
+        "POST",
+        "/api/v2/tickets",
+        json=followup_body(
+            fake.source, requester_id=fake.customer["id"], assignee_id=fake.agent["id"], external_id="syncd:abc"
+        ),
+    )
     assert r.status_code == 201
     ticket = r.json()["ticket"]
     assert r.headers["Location"].endswith(f"/api/v2/tickets/{ticket['id']}.json")
-    assert ticket["via"] == {"channel": "api", "source": {
-        "from": {"ticket_id": fake.source, "subject": "Export fails"}, "to": {}, "rel": "follow_up"}}
+    assert ticket["via"] == {
+        "channel": "api",
+        "source": {"from": {"ticket_id": fake.source, "subject": "Export fails"}, "to": {}, "rel": "follow_up"},
+    }
     assert "via_followup_source_id" not in ticket  # write-only, as in recorded answers
-    assert (ticket["external_id"], ticket["requester_id"], ticket["assignee_id"], ticket["status"]) == \
-        ("syncd:abc", fake.customer["id"], fake.agent["id"], "open")
+    assert (ticket["external_id"], ticket["requester_id"], ticket["assignee_id"], ticket["status"]) == (
+        "syncd:abc",
+        fake.customer["id"],
+        fake.agent["id"],
+        "open",
+    )
     assert ticket["organization_id"] == fake.customer["organization_id"]
     assert ticket["tags"] == ["vip", "export"]  # inherited from the closed ticket
     assert ticket["is_public"] is False and ticket["description"] == "Tell Hannah the fix shipped"
@@ -123,13 +146,16 @@ def test_the_source_id_has_no_effect_unless_that_ticket_is_closed(fake, api):
     assert unknown.status_code == 201 and unknown.json()["ticket"]["via"]["source"]["rel"] is None
 
 
-@pytest.mark.parametrize("extra, field", [
-    (lambda zd: {"via_followup_source_id": "first"}, "via_followup_source_id"),
-    (lambda zd: {"external_id": 12}, "external_id"),
-    (lambda zd: {"external_id": "x" * 256}, "external_id"),
-    (lambda zd: {"requester_id": 42}, "requester_id"),
-    (lambda zd: {"assignee_id": zd.customer["id"]}, "assignee_id"),  # an end user, not an agent
-])
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        (lambda zd: {"via_followup_source_id": "first"}, "via_followup_source_id"),
+        (lambda zd: {"external_id": 12}, "external_id"),
+        (lambda zd: {"external_id": "x" * 256}, "external_id"),
+        (lambda zd: {"requester_id": 42}, "requester_id"),
+        (lambda zd: {"assignee_id": zd.customer["id"]}, "assignee_id"),  # an end user, not an agent
+    ],
+)
 def test_bad_followup_values_are_refused_with_zendesks_422_and_nothing_is_created(fake, api, extra, field):
     fake.close_ticket(fake.source)
     before = len(fake.tickets)
@@ -142,8 +168,10 @@ def test_bad_followup_values_are_refused_with_zendesks_422_and_nothing_is_create
 
 def test_list_tickets_by_external_id_is_exact_and_may_list_several(fake, api):
     fake.close_ticket(fake.source)
-    ids = [api("POST", "/api/v2/tickets", json=followup_body(fake.source, external_id=e)).json()["ticket"]["id"]
-           for e in ("syncd:aa", "syncd:aa", "syncd:aab")]
+    ids = [
+        api("POST", "/api/v2/tickets", json=followup_body(fake.source, external_id=e)).json()["ticket"]["id"]
+        for e in ("syncd:aa", "syncd:aa", "syncd:aab")
+    ]
     r = api("GET", "/api/v2/tickets", params={"external_id": "syncd:aa"})
     assert r.status_code == 200
     body = r.json()
@@ -172,8 +200,11 @@ def test_a_followup_reaches_the_export_like_any_change(fake, api, clock):
 def test_connector_creates_a_followup_with_one_read_and_one_write_and_finds_it(fake, connector):
     fake.close_ticket(fake.source)
     fake.reset_counts()
-    result = connector.create_followup(str(fake.source), FollowUpTicket(
-        "Your export is fixed", "Tell Hannah ENG-12 shipped", assignee_id=str(fake.agent["id"])), KEY)
+    result = connector.create_followup(
+        str(fake.source),
+        FollowUpTicket("Your export is fixed", "Tell Hannah ENG-12 shipped", assignee_id=str(fake.agent["id"])),
+        KEY,
+    )
     assert dict(fake.counts) == {"GET /api/v2/tickets/{id}": 1, "POST /api/v2/tickets": 1}
     new = fake.ticket(int(result.id))
     assert new["requester_id"] == fake.customer["id"] and new["external_id"] == marker_token(KEY)
@@ -191,8 +222,9 @@ def test_connector_refuses_a_source_that_is_not_closed_and_creates_nothing(fake,
     assert len(fake.tickets) == 1 and fake.counts["POST /api/v2/tickets"] == 0
 
 
-def deliver_followup(connector: ZendeskConnector, source: str, followup: FollowUpTicket, key: str,
-                     *, after_crash: bool) -> str:
+def deliver_followup(
+    connector: ZendeskConnector, source: str, followup: FollowUpTicket, key: str, *, after_crash: bool
+) -> str:
     """What delivery does with a follow-up action: one left ``sending`` (a
     crash, or an answer that may have been lost) is looked for before it is
     sent again."""
