@@ -59,7 +59,23 @@ class _Feed:
                        [e for e in chunk if isinstance(e, Rejected)])
 
 
-class MemoryHelpdesk(Helpdesk):
+class _InMemory:
+    """What both doubles share: no HTTP session is used, the feed is a list."""
+
+    name: str
+    feed: _Feed
+
+    def make_http(self) -> HttpClient:
+        return HttpClient(self.name, self.config.url, **self.http_options())  # type: ignore[attr-defined]
+
+    def check(self) -> str:
+        return f"syncd@{self.name}.invalid"
+
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        return self.feed.pages(cursor)
+
+
+class MemoryHelpdesk(_InMemory, Helpdesk):
     kind = "memory-helpdesk"
     config_model = ConnectorConfig
     display_name = "Desk"
@@ -71,15 +87,6 @@ class MemoryHelpdesk(Helpdesk):
         self.feed = _Feed()
         self.writes: list[tuple[str, TicketUpdate, str]] = []  # (ticket id, update, key) as received
         self._comment_ids = 0
-
-    def make_http(self) -> HttpClient:
-        return HttpClient(self.name, self.config.url, **self.http_options())  # never used: nothing is sent
-
-    def check(self) -> str:
-        return "syncd@desk.invalid"
-
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        return self.feed.pages(cursor)
 
     # -- what the test does to the service ---------------------------------------------------
 
@@ -140,7 +147,7 @@ class MemoryHelpdesk(Helpdesk):
         return any(key in c.markers for c in self.notes.get(ticket_id, []))
 
 
-class MemoryTracker(Tracker):
+class MemoryTracker(_InMemory, Tracker):
     kind = "memory-tracker"
     config_model = ConnectorConfig
     display_name = "Tracker"
@@ -154,15 +161,6 @@ class MemoryTracker(Tracker):
         self.read_failures: dict[str, Exception] = {}  # key or id -> what reading it raises (once)
         self.feed = _Feed()
         self.writes: list[tuple[str, str, str]] = []  # (op, issue id, key)
-
-    def make_http(self) -> HttpClient:
-        return HttpClient(self.name, self.config.url, **self.http_options())  # never used: nothing is sent
-
-    def check(self) -> str:
-        return "syncd@tracker.invalid"
-
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        return self.feed.pages(cursor)
 
     # -- what the test does to the service ---------------------------------------------------
 
