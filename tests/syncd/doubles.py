@@ -13,8 +13,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from connectors.base import (ConnectorConfig, Helpdesk, Page, Rejected, Tracker, WriteResult, find_markers,
-                             marker_token)
+from connectors.base import ConnectorConfig, Helpdesk, Page, Rejected, Tracker, WriteResult, find_markers, marker_token
 from syncd.errors import Gone, NotFound
 from syncd.http import HttpClient
 from syncd.records import Attachment, Comment, Issue, Ref, StateCategory, Ticket
@@ -53,10 +52,14 @@ class _Feed:
         for n, at in enumerate(range(start, len(self.entries), self.page_size)):
             if n in self.failures:
                 raise self.failures.pop(n)
-            chunk = self.entries[at:at + self.page_size]
+            chunk = self.entries[at : at + self.page_size]
             end = at + len(chunk)
-            yield Page([e for e in chunk if not isinstance(e, Rejected)], str(end), end >= len(self.entries),
-                       [e for e in chunk if isinstance(e, Rejected)])
+            yield Page(
+                [e for e in chunk if not isinstance(e, Rejected)],
+                str(end),
+                end >= len(self.entries),
+                [e for e in chunk if isinstance(e, Rejected)],
+            )
 
 
 class _InMemory:
@@ -94,8 +97,16 @@ class MemoryHelpdesk(_InMemory, Helpdesk):
         """A person creates or changes a ticket: a new version in the feed."""
         old = self.tickets.get(ticket_id)
         if old is None:
-            ticket = Ticket(ref=Ref(self.name, ticket_id), key=f"#{ticket_id}", url=self.ticket_url(ticket_id),
-                            subject=subject, status="open", created_at=self.clock(), **kw, updated_at=self.clock())
+            ticket = Ticket(
+                ref=Ref(self.name, ticket_id),
+                key=f"#{ticket_id}",
+                url=self.ticket_url(ticket_id),
+                subject=subject,
+                status="open",
+                created_at=self.clock(),
+                **kw,
+                updated_at=self.clock(),
+            )
         else:
             ticket = dataclasses.replace(old, **kw, updated_at=self.clock())
         self.tickets[ticket_id] = ticket
@@ -130,8 +141,9 @@ class MemoryHelpdesk(_InMemory, Helpdesk):
     def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
         return [c for c in self.notes.get(ticket_id, []) if after is None or int(c.id) > int(after)]
 
-    def update_ticket(self, ticket_id: str, update: TicketUpdate, key: str,
-                      current: Ticket | None = None) -> WriteResult:
+    def update_ticket(
+        self, ticket_id: str, update: TicketUpdate, key: str, current: Ticket | None = None
+    ) -> WriteResult:
         ticket = self.get_ticket(ticket_id)
         self.writes.append((ticket_id, update, key))
         if update.note:
@@ -164,15 +176,23 @@ class MemoryTracker(_InMemory, Tracker):
 
     # -- what the test does to the service ---------------------------------------------------
 
-    def put(self, n: int, state: StateCategory = StateCategory.UNSTARTED, state_name: str = "Todo", **kw: Any
-            ) -> Issue:
+    def put(self, n: int, state: StateCategory = StateCategory.UNSTARTED, state_name: str = "Todo", **kw: Any) -> Issue:
         """A person creates or changes issue ``<prefix>-<n>`` (stable id ``id<n>``)."""
         ident = f"id{n}"
         old = self.issues.get(ident)
         if old is None:
             key = f"{self.prefix}-{n}"
-            issue = Issue(ref=Ref(self.name, ident), key=key, url=f"https://tracker.invalid/{key}", title=f"Issue {n}",
-                          state=state, state_name=state_name, team=self.prefix, **kw, updated_at=self.clock())
+            issue = Issue(
+                ref=Ref(self.name, ident),
+                key=key,
+                url=f"https://tracker.invalid/{key}",
+                title=f"Issue {n}",
+                state=state,
+                state_name=state_name,
+                team=self.prefix,
+                **kw,
+                updated_at=self.clock(),
+            )
         else:
             issue = dataclasses.replace(old, state=state, state_name=state_name, **kw, updated_at=self.clock())
         self.issues[ident] = issue
@@ -208,8 +228,15 @@ class MemoryTracker(_InMemory, Tracker):
         self.writes.append(("comment", issue_id, key))
         text = f"{body}\n\n[{marker_token(key)}]"
         self.issue_comments.setdefault(issue_id, []).append(
-            Comment(str(len(self.issue_comments.get(issue_id, [])) + 1), text, True, "syncd", self.clock(),
-                    find_markers(text)))
+            Comment(
+                str(len(self.issue_comments.get(issue_id, [])) + 1),
+                text,
+                True,
+                "syncd",
+                self.clock(),
+                find_markers(text),
+            )
+        )
         return self._changed(issue)
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
@@ -219,8 +246,9 @@ class MemoryTracker(_InMemory, Tracker):
             return WriteResult(updated_at=issue.updated_at)
         return self._changed(issue, attachments=(*issue.attachments, Attachment(url, title, key)))
 
-    def upsert_comment(self, issue_id: str, body: str, key: str, slot: str, *,
-                       customer_data: bool = False) -> WriteResult:
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+    ) -> WriteResult:
         issue = self._find(issue_id)
         self.writes.append(("upsert:" + slot, issue_id, key))
         text = f"{body}\n\n[{marker_token(key)}] [slot:{slot}]"
@@ -232,4 +260,5 @@ class MemoryTracker(_InMemory, Tracker):
     def find_marker(self, issue_id: str, key: str) -> bool:
         issue = self.issues.get(issue_id)
         return any(key in c.markers for c in self.issue_comments.get(issue_id, [])) or bool(
-            issue and any(a.marker == key for a in issue.attachments))
+            issue and any(a.marker == key for a in issue.attachments)
+        )

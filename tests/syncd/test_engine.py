@@ -69,8 +69,10 @@ def test_a_ticket_naming_an_issue_is_linked_and_its_writes_are_planned_with_the_
     def spy(connector, value):
         # The page's link and writes are in the open transaction, not yet committed; the cursor joins them.
         at_cursor["open"] = (len(world.store.links_for_ticket(Ref("desk", "1"))), len(world.actions()))
-        at_cursor["committed"] = (world.committed("SELECT COUNT(*) FROM links")[0][0],
-                                  world.committed("SELECT COUNT(*) FROM outbox")[0][0])
+        at_cursor["committed"] = (
+            world.committed("SELECT COUNT(*) FROM links")[0][0],
+            world.committed("SELECT COUNT(*) FROM outbox")[0][0],
+        )
         set_cursor(connector, value)
 
     world.store.set_cursor = spy

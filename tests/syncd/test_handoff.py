@@ -26,8 +26,10 @@ from .doubles import Clock, MemoryHelpdesk, MemoryTracker
 
 MAPPINGS = load_mappings(EXAMPLES, kinds=tracker_kinds())  # the example set an admin starts from
 SEVERITY = "36000000010"  # the examples' severity field (an acceptance criterion)
-COMPLETE = ("The export cannot finish. Steps to reproduce: 1. open Reports 2. export CSV. "
-            "Expected: a file. Impact: every user of the account is blocked.")
+COMPLETE = (
+    "The export cannot finish. Steps to reproduce: 1. open Reports 2. export CSV. "
+    "Expected: a file. Impact: every user of the account is blocked."
+)
 
 
 class Handoff:
@@ -36,19 +38,32 @@ class Handoff:
         self.store = Store(tmp_path / "syncd.db", clock=self.clock)
         self.settings = PlanSettings(helpdesk="desk", helpdesk_name="Desk")
         self.tracker = MemoryTracker("linear", clock=self.clock)
-        ports = Ports(self.store, self.clock, {"linear": self.tracker}, MemoryHelpdesk(clock=self.clock),
-                      self.settings, self.work)
+        ports = Ports(
+            self.store, self.clock, {"linear": self.tracker}, MemoryHelpdesk(clock=self.clock), self.settings, self.work
+        )
         self.followups = FollowUps(ports, MAPPINGS)
 
     def work(self) -> PageWork:
         return PageWork(self.store, self.settings, "desk")
 
     def ticket(self, n: int = 1, *, complete: bool, **kw) -> Ticket:
-        extra = dict(organization=Organization("o1", "Globex"), fields={SEVERITY: "sev2"},
-                     description=COMPLETE) if complete else {}
-        return Ticket(ref=Ref("desk", str(n)), key=f"#{n}", url=f"https://desk.invalid/tickets/{n}",
-                      subject="CSV export fails", status="open", updated_at=self.clock(), created_at=self.clock(),
-                      requester=Customer("c1", "Cara"), tags=("escalated",), **{**extra, **kw})
+        extra = (
+            dict(organization=Organization("o1", "Globex"), fields={SEVERITY: "sev2"}, description=COMPLETE)
+            if complete
+            else {}
+        )
+        return Ticket(
+            ref=Ref("desk", str(n)),
+            key=f"#{n}",
+            url=f"https://desk.invalid/tickets/{n}",
+            subject="CSV export fails",
+            status="open",
+            updated_at=self.clock(),
+            created_at=self.clock(),
+            requester=Customer("c1", "Cara"),
+            tags=("escalated",),
+            **{**extra, **kw},
+        )
 
     def page(self, ticket: Ticket, comments: list[Comment] | None = None, *, link: Issue | None = None) -> int:
         """A helpdesk page with this ticket (and, with ``link``, the link it makes); returns the writes queued."""
@@ -58,8 +73,9 @@ class Handoff:
             if link is not None:
                 self.store.put_snapshot(link)
                 work.link(ticket, link, "comment")
-            return self.followups.update(work, [ticket.ref], {ticket.ref: previous} if previous else {},
-                                         {ticket.ref: comments or []})
+            return self.followups.update(
+                work, [ticket.ref], {ticket.ref: previous} if previous else {}, {ticket.ref: comments or []}
+            )
 
     def issue_page(self, issue: Issue) -> int:
         """A tracker page moving ``issue``: the handoff of its linked tickets (no comments, no previous)."""
@@ -69,8 +85,11 @@ class Handoff:
             return self.followups.update(work, tickets)
 
     def notes(self, text: str) -> list[str]:
-        return [a.payload["note"] for a in self.store.list_outbox(limit=1000)
-                if a.op == TICKET_UPDATE and text in (a.payload.get("note") or "")]
+        return [
+            a.payload["note"]
+            for a in self.store.list_outbox(limit=1000)
+            if a.op == TICKET_UPDATE and text in (a.payload.get("note") or "")
+        ]
 
     def linked(self) -> tuple[Ticket, Issue]:
         """A complete flagged ticket handed over by a link to ENG-1, made while syncd watched."""
@@ -111,6 +130,7 @@ def test_a_complete_flagged_ticket_plans_one_issue_creation(handoff):
 
 def test_a_resolved_linked_issue_makes_the_promise_due_with_one_note(handoff):
     ticket, issue = handoff.linked()
+
     def news() -> PromiseState:
         [promise] = [p for p in handoff.store.promises_for_ticket(ticket.ref) if p.trigger == "issue_resolved"]
         return promise.state
