@@ -17,8 +17,8 @@ from typing import Iterable, Mapping, Sequence
 
 from mappings.calendar import ALWAYS, BusinessCalendar
 from mappings.escaping import escape, escape_values
-from mappings.handoff_config import Route
 from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
+from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
 from syncd.writes import (

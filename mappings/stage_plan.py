@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from mappings.handoff_config import Mappings, Route
 from mappings.planner import Plan, ticket_group
+from mappings.routes import Mappings, Route
 from mappings.stages import IssueView, Observation, StageResult, compute_stage, default_state_map
 from syncd.records import Comment, Event, Issue, Stage, Ticket, idempotency_key, utc
 from syncd.writes import TicketUpdate

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any, Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
-from mappings.handoff_config import Mappings, TrackerKind, load_mappings
+from mappings.files import TrackerKind, load_mappings
 from mappings.planner import PlanSettings
+from mappings.routes import Mappings
 from syncd.config import Settings
 from syncd.engine import Engine
 from syncd.errors import ConfigError

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mappings.escaping import shown
-from mappings.handoff_config import EXAMPLES
+from mappings.files import EXAMPLES
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 

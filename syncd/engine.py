@@ -19,7 +19,6 @@ from typing import Callable, Iterable
 import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
-from mappings.handoff_config import Mappings
 from mappings.links import (
     Candidate,
     compile_patterns,
@@ -42,6 +41,7 @@ from mappings.planner import (
     plan_unlink,
     ticket_group,
 )
+from mappings.routes import Mappings
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.handoff import FollowUps

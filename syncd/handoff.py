@@ -35,7 +35,6 @@ from typing import Iterable, Sequence
 import structlog
 
 from mappings import promises as pr
-from mappings.handoff_config import Mappings, Route
 from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
@@ -49,6 +48,7 @@ from mappings.handoff_plan import (
     promise_event,
 )
 from mappings.planner import Plan, ticket_group
+from mappings.routes import Mappings, Route
 from mappings.stage_plan import (
     StageDisplay,
     follow_up_stage,

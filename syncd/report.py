@@ -14,9 +14,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Mapping
 
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration
-from mappings.handoff_config import Mappings
 from mappings.promises import PromiseRule
 from mappings.review import FollowUpRecord, Review, build_review
+from mappings.routes import Mappings
 from mappings.stage_plan import issue_view
 from mappings.stages import IssueView, StageSpan, owner_gaps
 from syncd.records import Issue, Ref, Stage, Ticket, parse_time, utc

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration
-from mappings.handoff_config import Mappings, Route
 from mappings.promises import ISSUE_RESOLVED, PromiseRule, new_promise, on_clock, on_issue_resolved
+from mappings.routes import Mappings, Route
 from syncd.records import Issue, Link, Ref, Stage, StateCategory, Ticket, format_time
 from syncd.report import gather, parse_since, review
 from syncd.store import Store

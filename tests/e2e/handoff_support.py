@@ -6,7 +6,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mappings.handoff_config import EXAMPLES
+from mappings.files import EXAMPLES
 
 
 class MondayClock:

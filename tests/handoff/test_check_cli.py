@@ -6,7 +6,7 @@ import shutil
 
 from click.testing import CliRunner
 
-from mappings.handoff_config import EXAMPLES
+from mappings.files import EXAMPLES
 from syncd.cli import main
 
 CONFIG = """

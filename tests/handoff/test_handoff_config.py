@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mappings import handoff_config
-from mappings.handoff_config import EXAMPLES
+from mappings import files as mapping_files
+from mappings.files import EXAMPLES
 from mappings.tomllines import key_lines
 from syncd.app import tracker_kinds
 from syncd.errors import ConfigError
@@ -21,11 +21,11 @@ KINDS = tracker_kinds()  # what the installed trackers accept, as the app hands 
 
 
 def load_mappings(directory, **kw):
-    return handoff_config.load_mappings(directory, kinds=KINDS, **kw)
+    return mapping_files.load_mappings(directory, kinds=KINDS, **kw)
 
 
 def check_mappings(directory, **kw):
-    return handoff_config.check_mappings(directory, kinds=KINDS, **kw)
+    return mapping_files.check_mappings(directory, kinds=KINDS, **kw)
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:
@@ -58,7 +58,7 @@ def test_example_set_loads_against_the_example_config_and_the_sandbox_trackers()
 
 def test_the_example_set_is_a_folder_of_its_own_and_the_mapping_code_holds_no_mapping_file():
     """An admin copies mappings/examples/ whole; the package directory beside it is Python only."""
-    assert EXAMPLES == Path(handoff_config.__file__).resolve().parent / "examples"
+    assert EXAMPLES == Path(mapping_files.__file__).resolve().parent / "examples"
     assert sorted(p.suffix for p in EXAMPLES.iterdir() if p.is_file()) == [".toml"] * 6
     assert not list(EXAMPLES.parent.glob("*.toml"))
 

@@ -9,7 +9,6 @@ import pytest
 
 from mappings.acceptance import Criterion
 from mappings.calendar import BusinessCalendar, Duration
-from mappings.handoff_config import Route
 from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
@@ -24,6 +23,7 @@ from mappings.handoff_plan import (
 )
 from mappings.planner import opaque_ref
 from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
+from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
 from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, TICKET_UPDATE
@@ -185,7 +185,7 @@ def test_owner_gaps_are_noted_on_the_side_that_lacks_an_owner():
 
 
 def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_private():
-    from mappings.handoff_config import builtin_templates
+    from mappings.routes import builtin_templates
 
     tickets = [
         DemandTicket(ticket(), "sev2", 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from mappings import acceptance as acc
-from mappings.handoff_config import Route
+from mappings.routes import Route
 from mappings.stage_plan import (
     StageDisplay,
     follow_up_stage,

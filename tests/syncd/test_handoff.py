@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 
-from mappings.handoff_config import EXAMPLES, load_mappings
+from mappings.files import EXAMPLES, load_mappings
 from mappings.planner import PlanSettings
 from syncd.app import tracker_kinds
 from syncd.handoff import FollowUps
