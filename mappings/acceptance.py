@@ -1,54 +1,83 @@
 """Handoff acceptance criteria: is the ticket ready to go to product?
 
 Each criterion is one declarative rule with a human label; the labels of the
-rules that fail are exactly what the "missing" note lists. Rules:
+rules that fail are exactly what the "missing" note lists. One class per rule,
+told apart by ``kind``:
 
-* ``organization``: the ticket's organisation is known;
-* ``priority``: the ticket has a priority;
-* ``field``: a custom field is set (optionally to one of ``values``);
-* ``tags``: the ticket carries one of these tags;
-* ``text``: a pattern (case-insensitive, ``^``/``$`` per line) matches the
-  description or one of the agent's notes given.
+* :class:`OrganizationKnown` (``organization = true``): the ticket's organisation is known;
+* :class:`PrioritySet` (``priority = true``): the ticket has a priority;
+* :class:`FieldSet` (``field``): a custom field is set (optionally to one of ``values``);
+* :class:`HasTag` (``tags``): the ticket carries one of these tags;
+* :class:`TextMatches` (``text``): a pattern (case-insensitive, ``^``/``$`` per
+  line) matches the description or one of the agent's notes given.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 from mappings.templates import Template
 from syncd.records import Ticket
 
 
 @dataclass(frozen=True)
-class Criterion:
-    label: str  # what the agent reads in the "missing" note: "steps to reproduce"
-    organization: bool = False
-    priority: bool = False
-    field: str | None = None
-    values: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    text: re.Pattern[str] | None = None
+class OrganizationKnown:
+    label: str  # what the agent reads in the "missing" note: "the customer's organisation"
+    kind: Literal["organization"] = "organization"
 
     def met(self, ticket: Ticket, notes: Sequence[str] = ()) -> bool:
-        if self.organization:
-            return ticket.organization is not None
-        if self.priority:
-            return bool(ticket.priority)
-        if self.field is not None:
-            value = ticket.fields.get(self.field)
-            if not _is_set(value):
-                return False
-            if not self.values:
-                return True
-            held = value if isinstance(value, (list, tuple)) else [value]
-            return any(str(v) in self.values for v in held)
-        if self.tags:
-            return bool(set(self.tags) & set(ticket.tags))
-        if self.text is not None:
-            return any(self.text.search(t or "") for t in (ticket.description, *notes))
-        raise ValueError(f"criterion {self.label!r} has no rule")
+        return ticket.organization is not None
+
+
+@dataclass(frozen=True)
+class PrioritySet:
+    label: str
+    kind: Literal["priority"] = "priority"
+
+    def met(self, ticket: Ticket, notes: Sequence[str] = ()) -> bool:
+        return bool(ticket.priority)
+
+
+@dataclass(frozen=True)
+class FieldSet:
+    label: str
+    field: str  # the custom field's id
+    values: tuple[str, ...] = ()  # empty: any value will do
+    kind: Literal["field"] = "field"
+
+    def met(self, ticket: Ticket, notes: Sequence[str] = ()) -> bool:
+        value = ticket.fields.get(self.field)
+        if not _is_set(value):
+            return False
+        if not self.values:
+            return True
+        held = value if isinstance(value, (list, tuple)) else [value]
+        return any(str(v) in self.values for v in held)
+
+
+@dataclass(frozen=True)
+class HasTag:
+    label: str
+    tags: tuple[str, ...]  # any one of them
+    kind: Literal["tags"] = "tags"
+
+    def met(self, ticket: Ticket, notes: Sequence[str] = ()) -> bool:
+        return bool(set(self.tags) & set(ticket.tags))
+
+
+@dataclass(frozen=True)
+class TextMatches:
+    label: str
+    text: re.Pattern[str]  # from compile_text
+    kind: Literal["text"] = "text"
+
+    def met(self, ticket: Ticket, notes: Sequence[str] = ()) -> bool:
+        return any(self.text.search(t or "") for t in (ticket.description, *notes))
+
+
+Criterion = OrganizationKnown | PrioritySet | FieldSet | HasTag | TextMatches
 
 
 def compile_text(pattern: str) -> re.Pattern[str]:

@@ -36,14 +36,16 @@ import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
+from typing import Annotated, Any, Literal, Mapping, Sequence, Union, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -225,7 +227,50 @@ class TrackerKind:
     team_pattern: tuple[str, str] | None = None
 
 
-class CriterionModel(_Model):
+class _CriterionModel(_Model):
+    label: Name
+
+
+class OrganizationKnownModel(_CriterionModel):
+    organization: Literal[True]
+
+    def build(self) -> acc.OrganizationKnown:
+        return acc.OrganizationKnown(self.label)
+
+
+class PrioritySetModel(_CriterionModel):
+    priority: Literal[True]
+
+    def build(self) -> acc.PrioritySet:
+        return acc.PrioritySet(self.label)
+
+
+class FieldSetModel(_CriterionModel):
+    field: Id
+    values: Values = []
+
+    def build(self) -> acc.FieldSet:
+        return acc.FieldSet(self.label, self.field, tuple(self.values))
+
+
+class HasTagModel(_CriterionModel):
+    tags: Annotated[list[str], BeforeValidator(_listed), Field(min_length=1)]
+
+    def build(self) -> acc.HasTag:
+        return acc.HasTag(self.label, tuple(self.tags))
+
+
+class TextMatchesModel(_CriterionModel):
+    text: Annotated[str, AfterValidator(_regex)]
+
+    def build(self) -> acc.TextMatches:
+        return acc.TextMatches(self.label, acc.compile_text(self.text))
+
+
+class _NoRuleModel(_Model):
+    """A criterion with no rule, or more than one, or values without field: every
+    key is known here, so a misspelt one gets its suggestion, then which rules were found."""
+
     label: Name
     organization: Literal[True] | None = None
     priority: Literal[True] | None = None
@@ -235,16 +280,49 @@ class CriterionModel(_Model):
     text: Annotated[str, AfterValidator(_regex)] | None = None
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "CriterionModel":
-        given = [k for k in ("organization", "priority", "field", "tags", "text") if getattr(self, k)]
+    def _one_rule(self) -> "_NoRuleModel":
+        given = [k for k in CRITERION_MODELS if k in self.model_fields_set]
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
             raise ValueError(
                 f"give exactly one rule: organization = true, priority = true, field, tags or text ({found})"
             )
-        if self.values and self.field is None:
-            raise ValueError("values applies to field only; remove it or check a field")
-        return self
+        raise ValueError("values applies to field only; remove it or check a field")
+
+
+# A criterion's kind (its one rule key) -> the model of that kind.
+CRITERION_MODELS: dict[str, type[_CriterionModel]] = {
+    "organization": OrganizationKnownModel,
+    "priority": PrioritySetModel,
+    "field": FieldSetModel,
+    "tags": HasTagModel,
+    "text": TextMatchesModel,
+}
+_NO_RULE = "no rule"
+_CRITERION_TAGS: dict[str, type[_Model]] = {**CRITERION_MODELS, _NO_RULE: _NoRuleModel}
+
+
+def _criterion_kind(data: Any) -> str | None:
+    """The discriminator: the one rule key a criterion table has (None: not a table)."""
+    if not isinstance(data, dict):
+        return None
+    given = [k for k in CRITERION_MODELS if k in data]
+    if len(given) != 1 or ("values" in data and given != ["field"]):
+        return _NO_RULE
+    return given[0]
+
+
+CriterionModel = Annotated[
+    Union[
+        Annotated[OrganizationKnownModel, Tag("organization")],
+        Annotated[PrioritySetModel, Tag("priority")],
+        Annotated[FieldSetModel, Tag("field")],
+        Annotated[HasTagModel, Tag("tags")],
+        Annotated[TextMatchesModel, Tag("text")],
+        Annotated[_NoRuleModel, Tag(_NO_RULE)],
+    ],
+    Discriminator(_criterion_kind, custom_error_type="model_type", custom_error_context={"class_name": "criterion"}),
+]
 
 
 class AcceptanceModel(_Model):
@@ -461,7 +539,7 @@ def _validate(model: type[BaseModel], source: _Source, data: Any, path: tuple[An
         return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            loc = path + tuple(error["loc"])
+            loc = path + tuple(p for i, p in enumerate(error["loc"]) if not _is_kind(error["loc"], i))
             problems.add(source, loc, _message(error, model))
         return None
 
@@ -487,8 +565,13 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
 
 def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
     current: Any = model
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
+            continue
+        if _is_kind(loc, i):  # the criterion's kind picks its model
+            current = _CRITERION_TAGS.get(part)
+            if current is None:
+                return None
             continue
         field_info = current.model_fields.get(part) if isinstance(part, str) else None
         if field_info is None:
@@ -498,6 +581,11 @@ def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | N
             return None
         current = nested[0]
     return current
+
+
+def _is_kind(loc: Sequence[Any], i: int) -> bool:
+    """``loc[i]`` is the discriminator tag pydantic puts after ``criteria[n]``, not a key of the file."""
+    return i >= 2 and loc[i - 2] == "criteria" and isinstance(loc[i - 1], int)
 
 
 def _flatten(annotation: Any) -> list[Any]:
@@ -528,7 +616,7 @@ def _build(
     promises = _promise_rules(models["promises"], entries["calendars"], calendars, problems)
     states = _state_maps(models["states"], kinds, problems)
     templates = _template_sets(entries["templates"], problems)
-    criteria = {name: tuple(_criterion(c) for c in m.criteria) for name, (_, m) in models["acceptance"].items()}
+    criteria = {name: tuple(c.build() for c in m.criteria) for name, (_, m) in models["acceptance"].items()}
 
     links = LinksModel()
     if None in entries["links"]:
@@ -824,18 +912,6 @@ def _template_problems(
             )
             bad = True
     return None if bad else Template(name, text)
-
-
-def _criterion(model: CriterionModel) -> acc.Criterion:
-    return acc.Criterion(
-        label=model.label,
-        organization=bool(model.organization),
-        priority=bool(model.priority),
-        field=model.field,
-        values=tuple(model.values),
-        tags=tuple(model.tags),
-        text=acc.compile_text(model.text) if model.text else None,
-    )
 
 
 def _dotted(path: Sequence[Any]) -> str:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from mappings.acceptance import Criterion, compile_text, evaluate, missing_note
+from mappings.acceptance import (
+    FieldSet,
+    HasTag,
+    OrganizationKnown,
+    PrioritySet,
+    TextMatches,
+    compile_text,
+    evaluate,
+    missing_note,
+)
 from mappings.templates import Template
 from syncd.records import Organization, Ref, Ticket
 
 T0 = datetime(2024, 6, 3, tzinfo=timezone.utc)
 CRITERIA = (
-    Criterion("organisation", organization=True),
-    Criterion("priority", priority=True),
-    Criterion("severity", field="10", values=("sev1", "sev2")),
-    Criterion("product area", field="11"),
-    Criterion("platform tag", tags=("ios", "android")),
-    Criterion("steps to reproduce", text=compile_text(r"^\s*steps\b")),
+    OrganizationKnown("organisation"),
+    PrioritySet("priority"),
+    FieldSet("severity", field="10", values=("sev1", "sev2")),
+    FieldSet("product area", field="11"),
+    HasTag("platform tag", tags=("ios", "android")),
+    TextMatches("steps to reproduce", text=compile_text(r"^\s*steps\b")),
 )
 
 
@@ -44,7 +53,7 @@ def test_each_rule_kind():
 
 
 def test_text_may_come_from_the_agents_notes():
-    criteria = (Criterion("steps to reproduce", text=compile_text(r"^\s*steps\b")),)
+    criteria = (TextMatches("steps to reproduce", text=compile_text(r"^\s*steps\b")),)
     assert not evaluate(criteria, ticket(description="broken")).met
     assert evaluate(criteria, ticket(description="broken"), notes=["STEPS: open it"]).met
 

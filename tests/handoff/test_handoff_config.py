@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mappings import files as mapping_files
+from mappings.acceptance import FieldSet
 from mappings.files import EXAMPLES
 from mappings.tomllines import key_lines
 from syncd.app import tracker_kinds
@@ -71,7 +72,7 @@ def test_example_set_ids_are_the_sandbox_seeds():
     route = load_mappings(EXAMPLES).route("mobile")
     assert route.severity_field == str(seed.severity_field_id)
     assert route.escalate_tag == seed.escalation_tag
-    assert any(c.field == str(seed.severity_field_id) for c in route.criteria)
+    assert any(isinstance(c, FieldSet) and c.field == str(seed.severity_field_id) for c in route.criteria)
 
 
 def test_example_routes_and_acceptance_on_a_sandbox_like_ticket():

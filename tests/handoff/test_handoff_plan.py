@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mappings.acceptance import Criterion
+from mappings.acceptance import HasTag
 from mappings.calendar import BusinessCalendar, Duration
 from mappings.handoff_plan import (
     DemandTicket,
@@ -81,7 +81,7 @@ ROUTE = Route(
     promises=RULE,
     severity_field="sev",
     severity_order=("sev1", "sev2", "sev3"),
-    criteria=(Criterion("steps to reproduce", text=None, tags=("has-steps",)),),
+    criteria=(HasTag("steps to reproduce", tags=("has-steps",)),),
 )
 
 

@@ -26,7 +26,7 @@ ROUTE = Route(
     tracker="linear",
     team="ENG",
     escalate_tag="escalated",
-    criteria=(acc.Criterion(label="the customer's organisation", organization=True),),
+    criteria=(acc.OrganizationKnown(label="the customer's organisation"),),
 )
 
 
