@@ -34,8 +34,8 @@ from mappings.stages import ACTIVE, OwnerGap, StageSpan
 from syncd.records import Promise, PromiseState, Ref, Stage, format_time, utc
 
 DEFAULT_STALE = Duration(7, "days")
-_HANDED_OVER = (Stage.ASSIGNED, Stage.WAITING, Stage.RESOLVED, Stage.FOLLOW_UP)
-_BEFORE_HANDOVER = (Stage.NEW, Stage.NEEDS_CONTEXT)
+_HANDED_OFF = (Stage.ASSIGNED, Stage.WAITING, Stage.RESOLVED, Stage.FOLLOW_UP)
+_BEFORE_HANDOFF = (Stage.NEW, Stage.NEEDS_CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -219,9 +219,9 @@ def _history_findings(fu: FollowUpRecord, report: Review, in_period) -> None:
     previous: Stage | None = None
     for span in fu.history:
         stage = span.stage
-        if stage in _BEFORE_HANDOVER and (previous is None or previous is Stage.FOLLOW_UP):
+        if stage in _BEFORE_HANDOFF and (previous is None or previous is Stage.FOLLOW_UP):
             started = span.since
-        if stage in _HANDED_OVER and started is not None:
+        if stage in _HANDED_OFF and started is not None:
             if in_period(span.since):
                 report.limbo.append(
                     Finding(

@@ -75,7 +75,9 @@ TEMPLATE_VALUES: dict[str, frozenset[str]] = {
     }.items()
 }
 
-HANDOFF_TEMPLATES: dict[str, Template] = {
+# The builtin templates of a follow-up's own work (the handoff, promises, owner gaps, demand),
+# beside the link and state notes of mappings.templates.DEFAULTS.
+FOLLOW_UP_TEMPLATES: dict[str, Template] = {
     t.name: t
     for t in (
         Template(
@@ -140,7 +142,7 @@ def template_values(name: str) -> frozenset[str] | None:
 
 
 def builtin_templates() -> dict[str, Template]:
-    return {**DEFAULTS, **HANDOFF_TEMPLATES}
+    return {**DEFAULTS, **FOLLOW_UP_TEMPLATES}
 
 
 # -- what the engine uses ------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ def field_holds(value: Any, accepted: Sequence[str]) -> bool:
 
 
 __all__ = [
-    "HANDOFF_TEMPLATES",
+    "FOLLOW_UP_TEMPLATES",
     "Mappings",
     "Route",
     "TEMPLATE_VALUES",
