@@ -152,7 +152,7 @@ def builtin_templates() -> dict[str, Template]:
 class Route:
     name: str
     tracker: str  # a tracker connector's name in syncd.toml
-    team: str  # Linear team key, GitHub owner/repo, Jira project key
+    team: str  # where on that tracker issues go; its form is the connector's (TrackerKind.team_pattern)
     tags: tuple[str, ...] = ()  # match: any of these tags
     groups: tuple[str, ...] = ()
     forms: tuple[str, ...] = ()
