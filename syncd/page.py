@@ -188,6 +188,6 @@ class Ports:
     store: Store
     clock: Callable[[], datetime]
     trackers: Mapping[str, Tracker]
-    helpdesk: Helpdesk | None
+    helpdesk: Helpdesk
     settings: PlanSettings
     work: Callable[[], PageWork]  # a new PageWork (enter it to open its transaction)
