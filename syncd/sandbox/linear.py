@@ -34,6 +34,7 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -892,7 +893,9 @@ class LinearFake(FakeService):
             ("Attachment", "creator"): lambda x, info: self.users.get(x["creatorId"]) if x["creatorId"] else None,
         }
         for (type_name, field_name), fn in resolvers.items():
-            types[type_name].fields[field_name].resolve = fn  # type: ignore[attr-defined]
+            owner = types[type_name]
+            assert isinstance(owner, GraphQLObjectType), type_name  # resolvers are set on object types only
+            owner.fields[field_name].resolve = fn
 
     # mutations
 
