@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz bench chaos sandbox clean
+.PHONY: demo test lint types fuzz bench chaos sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: $(STAMP)
 TEST_ZONES ?= Pacific/Kiritimati America/St_Johns UTC
 ZONE_RUNS := $(VENV)/zone-runs
 
-test: $(STAMP) lint
+test: $(STAMP) lint types
 	@rm -rf $(ZONE_RUNS) && mkdir -p $(ZONE_RUNS); \
 	( for tz in $(TEST_ZONES); do \
 	    log=$(ZONE_RUNS)/$$(echo $$tz | tr / -); \
@@ -44,6 +44,10 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check syncd connectors mappings tools tests
 	$(BIN)/ruff format --check syncd connectors mappings tools tests
+
+# Static types (mypy; settings and the checked packages in pyproject.toml).
+types: $(STAMP)
+	$(BIN)/mypy
 
 # Property tests at 2000 examples each instead of the suite's 150 (a few minutes).
 fuzz: $(STAMP)

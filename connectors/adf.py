@@ -103,7 +103,10 @@ def to_adf(text: str) -> dict:
                 flush_list()
                 list_kind = kind
                 list_start = int(ordered.group(1)) if ordered else 1
-            list_items.append(bullet.group(1) if bullet else ordered.group(2))
+            if bullet:
+                list_items.append(bullet.group(1))
+            elif ordered:
+                list_items.append(ordered.group(2))
         else:
             flush_list()
             paragraph.append(line.rstrip())
@@ -229,11 +232,11 @@ def _check_node(node: dict, path: str, problems: list[str], *, in_code: bool) ->
         if len(set(names)) != len(names):
             problems.append(f"{path}: repeated mark")
         if "code" in names and set(names) - {"code", "link"}:
-            problems.append(f"{path}: code mark combined with {sorted(set(names) - {'code', 'link'})}")
+            problems.append(f"{path}: code mark combined with {sorted(set(names) - {'code', 'link'}, key=str)}")
         return
     if kind == "hardBreak":
         return
-    allowed = _CHILDREN.get(kind)
+    allowed = _CHILDREN.get(kind) if isinstance(kind, str) else None
     if allowed is None:
         problems.append(f"{path}: node type {kind!r} not allowed")
         return

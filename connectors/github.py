@@ -473,7 +473,7 @@ class GitHubConnector(Tracker):
             first = url is None
             if first:
                 url = self._feed_path(repo, entry["since"])
-            emitted: set[tuple[str, str]] = set()
+            emitted: set[tuple[str | None, str]] = set()
             while url is not None:
                 headers = {"If-None-Match": entry["etag"]} if first and entry.get("etag") else None
                 response, items = self._get(url, "GET /repos/{o}/{r}/issues", headers=headers)
@@ -502,9 +502,9 @@ class GitHubConnector(Tracker):
     def _finish(self, entry: dict) -> None:
         """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies."""
         entry.pop("next", None)
-        hwm = entry.pop("hwm", None)
-        if hwm:
-            new_since = format_time(parse_time(hwm) - OVERLAP)
+        hwm = parse_time(entry.pop("hwm", None))
+        if hwm is not None:
+            new_since = format_time(hwm - OVERLAP)
             if new_since > entry["since"]:
                 entry["since"] = new_since
                 entry.pop("etag", None)  # it was for the old since
@@ -514,8 +514,9 @@ class GitHubConnector(Tracker):
         if link is None:
             return None
         if len(times) >= 2:
-            oldest, newest = min(times), max(times)
-            floor = format_time(parse_time(newest) - timedelta(seconds=1))
+            oldest, newest = min(times), parse_time(max(times))
+            assert newest is not None  # times holds only non-empty stamps (_normalise_page)
+            floor = format_time(newest - timedelta(seconds=1))
             if oldest < floor:
                 return self._feed_path(repo, floor)
         return link
@@ -524,7 +525,7 @@ class GitHubConnector(Tracker):
         query = urlencode({"state": "all", "since": since, "sort": "updated", "direction": "asc", "per_page": PER_PAGE})
         return f"repos/{repo}/issues?{query}"
 
-    def _normalise_page(self, items: list, public: bool, emitted: set[tuple[str, str]]):
+    def _normalise_page(self, items: list, public: bool, emitted: set[tuple[str | None, str]]):
         records: list[Issue] = []
         rejected: list[Rejected] = []
         times: list[str] = []

@@ -48,7 +48,7 @@ from connectors.base import (
     utc_now,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
-from syncd.http import HttpClient, RateHeaders, RateRule
+from syncd.http import HttpClient, RateHeaders, RateRule, object_or_empty
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
 from syncd.writes import IssueDraft
 
@@ -429,16 +429,16 @@ class LinearConnector(Tracker):
         updated = _node_time(node)
         if updated is None:
             missing.append("updatedAt")
-        state = node.get("state") if isinstance(node.get("state"), dict) else {}
+        state = object_or_empty(node.get("state"))
         try:
             category = StateCategory(state.get("type"))
         except ValueError:
             category = None
             missing.append(f"state.type (got {state.get('type')!r})" if state.get("type") else "state.type")
-        if missing:
+        if missing or category is None or updated is None:  # either None is in missing
             raise _Reject("missing or invalid " + ", ".join(missing))
-        assignee = node.get("assignee") if isinstance(node.get("assignee"), dict) else {}
-        team = node.get("team") if isinstance(node.get("team"), dict) else {}
+        assignee = object_or_empty(node.get("assignee"))
+        team = object_or_empty(node.get("team"))
         state_name = _str(state.get("name")) or category.value
         return Issue(
             ref=Ref(self.name, node["id"]),
@@ -525,7 +525,7 @@ class LinearConnector(Tracker):
         """
         for attempt in (1, 2):
             team_id, label_ids, cached = self._create_lookup(team, draft.labels)
-            issue = {
+            issue: dict[str, Any] = {
                 "id": created_issue_id(key),
                 "teamId": team_id,
                 "title": draft.title,
@@ -696,6 +696,7 @@ class LinearConnector(Tracker):
                 idempotent=True,
             )
             result = self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
+        assert result.id is not None  # _write_result refuses an answer without an id
         self._slot_comments[(issue_id, slot)] = (result.id, issue_uuid)
         return result
 
@@ -776,7 +777,7 @@ def _attachments(node: dict) -> tuple[Attachment, ...]:
     for a in nodes if isinstance(nodes, list) else ():
         if not isinstance(a, dict) or not isinstance(a.get("url"), str):
             continue
-        metadata = a.get("metadata") if isinstance(a.get("metadata"), dict) else {}
+        metadata = object_or_empty(a.get("metadata"))
         marker = metadata.get("syncd") if isinstance(metadata.get("syncd"), str) else None
         if marker is None:
             found = find_markers(f"{_str(a.get('title')) or ''} {a['url']}")

@@ -46,7 +46,7 @@ from connectors.base import (
     read_secret,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
-from syncd.http import HttpClient, RateHeaders, expect_dict
+from syncd.http import HttpClient, RateHeaders, expect_dict, object_or_empty
 from syncd.records import Comment, Customer, Organization, Ref, Ticket, format_time, parse_time
 from syncd.writes import FollowUpTicket, TicketUpdate
 
@@ -283,7 +283,7 @@ class ZendeskConnector(Helpdesk):
                 comment = self._comment(raw, ticket_id)
                 if comment is not None:
                     yield comment
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            meta = object_or_empty(body.get("meta"))
             after = meta.get("after_cursor")
             if not meta.get("has_more") or not after:
                 return
@@ -734,9 +734,9 @@ def _followup_source(raw: dict) -> str | None:
     echoed = raw.get("via_followup_source_id")
     if _is_id(echoed) and echoed is not None:
         return str(echoed)
-    via = raw.get("via") if isinstance(raw.get("via"), dict) else {}
-    source = via.get("source") if isinstance(via.get("source"), dict) else {}
-    origin = source.get("from") if isinstance(source.get("from"), dict) else {}
+    via = object_or_empty(raw.get("via"))
+    source = object_or_empty(via.get("source"))
+    origin = object_or_empty(source.get("from"))
     if source.get("rel") == "follow_up" and _is_id(origin.get("ticket_id")) and origin.get("ticket_id") is not None:
         return str(origin["ticket_id"])
     return None
@@ -810,6 +810,6 @@ def _organization(org_id: Any, orgs: dict[int, dict]) -> Organization | None:
         return None
     org = orgs.get(org_id, {})
     # Plan or tier lives in a custom organisation field; "plan" and "tier" are the keys looked for.
-    custom = org.get("organization_fields") if isinstance(org.get("organization_fields"), dict) else {}
+    custom = object_or_empty(org.get("organization_fields"))
     tier = next((v for v in (custom.get("plan"), custom.get("tier")) if isinstance(v, str) and v), None)
     return Organization(id=str(org_id), name=_text(org.get("name")), tier=tier)

@@ -50,6 +50,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from mappings import acceptance as acc
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, weekday, zone
@@ -544,7 +545,7 @@ def _validate(model: type[BaseModel], source: _Source, data: Any, path: tuple[An
         return None
 
 
-def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
+def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
     kind, loc = error["type"], error["loc"]
     key = str(loc[-1]) if loc else ""
     parent = _model_at(model, loc[:-1])
@@ -608,6 +609,7 @@ def _build(
     for section, model in ENTRY_MODELS.items():
         models[section] = {}
         for name, (source, data) in entries[section].items():
+            assert name is not None  # only the single sections ([links], [stages]) hold the None key
             valid = _validate(model, source, data, (section, name), problems)
             if valid is not None:
                 models[section][name] = (source, valid)

@@ -20,6 +20,7 @@ from mappings.escaping import escape, escape_values
 from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
 from mappings.routes import Route
 from mappings.stages import OwnerGap
+from mappings.templates import Template
 from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
 from syncd.writes import (
     NOTE_SEPARATOR,
@@ -367,7 +368,7 @@ def demand_body(
     promises: Sequence[Promise],
     *,
     private: bool,
-    templates: Mapping[str, object],
+    templates: Mapping[str, Template],
     calendar: BusinessCalendar = ALWAYS,
     fmt: str = "markdown",
 ) -> str:
@@ -376,8 +377,8 @@ def demand_body(
     Customer names appear only where the tracker is private.
     """
     orgs = {dt.ticket.organization.id: dt.ticket.organization for dt in tickets if dt.ticket.organization}
-    ranked = [dt for dt in tickets if dt.severity_rank is not None]
-    highest = min(ranked, key=lambda dt: dt.severity_rank).severity if ranked else None  # type: ignore[arg-type]
+    ranked = [(dt.severity_rank, dt) for dt in tickets if dt.severity_rank is not None]
+    highest = min(ranked, key=lambda pair: pair[0])[1].severity if ranked else None
     active = sorted(
         (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
     )
@@ -399,10 +400,9 @@ def demand_body(
         names = sorted({(o.name, o.tier or "") for o in orgs.values()})
         customers = "\n".join(f"- {name}" + (f" ({tier})" if tier else "") for name, tier in names)
         return templates["demand"].render(
-            escape_values({**values, "customers": ""}, fmt)  # type: ignore[union-attr]
-            | {"customers": _escape_lines(customers, fmt)}
+            escape_values({**values, "customers": ""}, fmt) | {"customers": _escape_lines(customers, fmt)}
         )
-    return templates["demand_public"].render(escape_values(values, fmt))  # type: ignore[union-attr]
+    return templates["demand_public"].render(escape_values(values, fmt))
 
 
 def _escape_lines(text: str, fmt: str) -> str:

@@ -184,9 +184,9 @@ def promises_from_tags(
 # -- transitions ---------------------------------------------------------------------------------
 
 
-def _move(promise: Promise, state: PromiseState, at: datetime, reason: str, **changes: object) -> Promise:
+def _move(promise: Promise, state: PromiseState, at: datetime, reason: str) -> Promise:
     change = PromiseChange(state, utc(at), reason)
-    return dataclasses.replace(promise, state=state, history=promise.history + (change,), **changes)
+    return dataclasses.replace(promise, state=state, history=promise.history + (change,))
 
 
 def on_clock(promise: Promise, now: datetime) -> Promise:
@@ -208,7 +208,7 @@ def on_issue_resolved(promise: Promise, at: datetime, *, respond_by: datetime | 
     due_at = promise.due_at
     if respond_by is not None:
         due_at = min(due_at, utc(respond_by)) if due_at else utc(respond_by)
-    return _move(promise, PromiseState.DUE, at, "linked work resolved", due_at=due_at)
+    return dataclasses.replace(_move(promise, PromiseState.DUE, at, "linked work resolved"), due_at=due_at)
 
 
 def on_public_reply(promise: Promise, at: datetime) -> Promise:

@@ -190,12 +190,12 @@ def build_review(
         _history_findings(fu, report, in_period)
 
     for promise in promises:
-        fu = by_ticket.get(promise.ticket)
-        if fu is None and route is not None:
+        linked = by_ticket.get(promise.ticket)
+        if linked is None and route is not None:
             continue
-        key = fu.key if fu else str(promise.ticket)
-        stage = fu.stage if fu else None
-        route_name = fu.route if fu else None
+        key = linked.key if linked else str(promise.ticket)
+        stage = linked.stage if linked else None
+        route_name = linked.route if linked else None
         if promise.state is PromiseState.DUE:
             due = changed_at(promise, PromiseState.DUE) or promise.created_at
             detail = promise.what + (f"; tell the customer by {format_time(promise.due_at)}" if promise.due_at else "")

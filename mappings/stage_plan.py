@@ -60,7 +60,7 @@ class StageDisplay:
             add = (wanted,) if wanted else ()
             # Every other stage's tag goes, not only the previous one: exactly
             # one stage tag remains even if a person added another by hand.
-            remove = tuple(t for s in Stage if (t := self.tag(s)) != wanted)
+            remove = tuple(t for s in Stage if (t := self.tag(s)) is not None and t != wanted)
         if not (fields or add or remove):
             return TicketUpdate()
         return TicketUpdate(add_tags=add, remove_tags=remove, fields=fields, marker=marker)
@@ -146,10 +146,9 @@ def observe(
 
 def follow_up_stage(obs: Observation, route: Route | None, history: Sequence[tuple[Stage, datetime]]) -> StageResult:
     rule = route.promises if route else None
-    kwargs = {}
     if rule is not None:
-        kwargs = {"follow_up_window": rule.follow_up_window, "calendar": rule.calendar}
-    return compute_stage(obs, history, **kwargs)
+        return compute_stage(obs, history, follow_up_window=rule.follow_up_window, calendar=rule.calendar)
+    return compute_stage(obs, history)
 
 
 # -- the plan ----------------------------------------------------------------------------------

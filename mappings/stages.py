@@ -79,21 +79,21 @@ class StageResult:
 
 def compute_stage(
     obs: Observation,
-    history: Sequence[StageSpan] = (),
+    history: Sequence[tuple[Stage, datetime]] = (),  # StageSpan or plain pairs
     *,
     follow_up_window: Duration | None = None,
     calendar: BusinessCalendar = ALWAYS,
 ) -> StageResult:
     """The follow-up's stage now, and its history with any transition appended."""
-    history = tuple(StageSpan(Stage(s), utc(t)) for s, t in history)
-    rework_at = _rework(obs, history, follow_up_window, calendar)
+    spans = tuple(StageSpan(Stage(s), utc(t)) for s, t in history)
+    rework_at = _rework(obs, spans, follow_up_window, calendar)
     stage, since = _stage(obs, rework_at)
     if stage is None:
-        return StageResult(None, history, False, None)
-    if history and history[-1].stage is stage:
-        return StageResult(stage, history, False, rework_at)
-    since = max(since, history[-1].since) if history else since
-    return StageResult(stage, history + (StageSpan(stage, since),), True, rework_at)
+        return StageResult(None, spans, False, None)
+    if spans and spans[-1].stage is stage:
+        return StageResult(stage, spans, False, rework_at)
+    since = max(since, spans[-1].since) if spans else since
+    return StageResult(stage, spans + (StageSpan(stage, since),), True, rework_at)
 
 
 def _rework(

@@ -112,19 +112,21 @@ def build_app(
     try:
         connectors = build_connectors(settings, sleep=sleep, clock=clock)
         helpdesk = connectors[settings.sync.helpdesk]
-        trackers = {name: connectors[name] for name in settings.sync.trackers}
+        chosen = {name: connectors[name] for name in settings.sync.trackers}
         if not isinstance(helpdesk, Helpdesk):
             raise ConfigError([f"sync.helpdesk: {settings.sync.helpdesk!r} is not a helpdesk connector"])
-        for name, tracker in trackers.items():
+        trackers: dict[str, Tracker] = {}
+        for name, tracker in chosen.items():
             if not isinstance(tracker, Tracker):
                 raise ConfigError([f"sync.trackers: {name!r} is not a tracker connector"])
+            trackers[name] = tracker
         if not readonly:
-            fill_native(store, trackers)  # type: ignore[arg-type]
+            fill_native(store, trackers)
         engine = Engine(
             store,
             helpdesk,
             trackers,
-            plan_settings(settings, helpdesk, trackers),  # type: ignore[arg-type]
+            plan_settings(settings, helpdesk, trackers),
             max_attempts=settings.daemon.max_attempts,
             backoff_max=settings.daemon.backoff_max,
             clock=clock,

@@ -41,7 +41,7 @@ class Context:
         return build_app(self.settings(), readonly=readonly)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     click.echo(f"syncd: {message}", err=True)
     sys.exit(code)
 
@@ -126,8 +126,8 @@ def run(obj: Context) -> None:
     obj.settings()
     daemon = Daemon(lambda: load_config(obj.config_path), build_app)
     daemon.install_signals()
-    for signum in held:
-        signal.raise_signal(signum)
+    for number in held:
+        signal.raise_signal(number)
     sys.exit(daemon.run())
 
 
@@ -500,7 +500,7 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
     processed like any other. One that still cannot be read stays, with the
     new reason.
     """
-    from connectors.base import Helpdesk
+    from connectors.base import Helpdesk, Tracker
     from syncd.errors import Gone, NotFound, PayloadError
 
     app, _ = _open_for_write(obj)
@@ -515,7 +515,8 @@ def quarantine_retry(obj: Context, quarantine_id: int) -> None:
                 if isinstance(connector, Helpdesk):
                     connector.get_ticket(row.record_id)
                 else:
-                    connector.get_issue(row.record_id)  # type: ignore[attr-defined]
+                    assert isinstance(connector, Tracker)
+                    connector.get_issue(row.record_id)
             except PayloadError as exc:
                 app.store.quarantine(row.connector, row.record_id, str(exc), exc.payload)
                 fail(f"quarantine {quarantine_id}: {label} still cannot be read: {exc}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -41,6 +42,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from connectors.base import ConnectorConfig, connector_class, load_registry
 from syncd.errors import ConfigError, unknown_key_message
+from syncd.http import object_or_empty
 from syncd.logs import redact_value, register_secret
 
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -101,14 +103,19 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+# Canonical ticket statuses (connectors.base.TICKET_STATUSES) but "closed", which is final.
+ReopenStatus = Literal["new", "open", "pending", "hold", "solved"]
+
+
+def _default_reopen_statuses() -> list[ReopenStatus]:
+    return ["solved", "pending"]
+
+
 class SyncSettings(_Section):
     helpdesk: str = "zendesk"
     trackers: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     linked_tag: str = "syncd_linked"
-    # Canonical ticket statuses (connectors.base.TICKET_STATUSES) but "closed", which is final.
-    reopen_statuses: list[Literal["new", "open", "pending", "hold", "solved"]] = Field(
-        default_factory=lambda: ["solved", "pending"]
-    )
+    reopen_statuses: list[ReopenStatus] = Field(default_factory=_default_reopen_statuses)
     mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
 
     @field_validator("trackers")
@@ -404,7 +411,7 @@ def _load_connectors(
     if not isinstance(tables, dict):
         report.line(("connectors",), "must be tables: write [connectors.<name>] with kind = ... under it")
         return {}
-    file_tables = file_data.get("connectors") if isinstance(file_data.get("connectors"), dict) else {}
+    file_tables = object_or_empty(file_data.get("connectors"))
     env_tables = env_data.get("connectors") or {}
     loaded: dict[str, ConnectorConfig] = {}
     for name, table in sorted(tables.items()):
@@ -430,8 +437,8 @@ def _load_connectors(
         model = _connector_model(name, table.get("kind"), registry, report)
         if model is None:
             continue
-        file_table = file_tables.get(name) if isinstance(file_tables.get(name), dict) else {}
-        env_table = env_tables.get(name) if isinstance(env_tables.get(name), dict) else {}
+        file_table = object_or_empty(file_tables.get(name))
+        env_table = object_or_empty(env_tables.get(name))
         data = dict(table)
         for key, value in env_table.items():
             field = model.model_fields.get(key)
@@ -528,7 +535,7 @@ def _check_sync(
     except ValidationError:
         return  # already reported
     defined = sorted(tables) if isinstance(tables, dict) else []
-    wanted = [(("sync", "helpdesk"), settings.helpdesk, "helpdesk")]
+    wanted: list[tuple[tuple[str | int, ...], str, str]] = [(("sync", "helpdesk"), settings.helpdesk, "helpdesk")]
     wanted += [(("sync", "trackers", i), name, "tracker") for i, name in enumerate(settings.trackers)]
     for loc, name, role in wanted:
         if name not in defined:
@@ -592,9 +599,7 @@ class _Report:
                 continue
             self.line(loc, self._message(error, model, tuple(error["loc"]), loc))
 
-    def _message(
-        self, error: dict[str, Any], model: type[BaseModel], rel: tuple[Any, ...], loc: tuple[Any, ...]
-    ) -> str:
+    def _message(self, error: ErrorDetails, model: type[BaseModel], rel: tuple[Any, ...], loc: tuple[Any, ...]) -> str:
         kind, key = error["type"], str(rel[-1]) if rel else ""
         parent = _model_at(model, rel[:-1])
         field = parent.model_fields.get(key) if parent else None

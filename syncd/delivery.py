@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import structlog
 
@@ -250,7 +250,7 @@ class Deliverer:
     def _create_issue(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Tracker) and isinstance(write, CreateIssue)
         # Which draft goes is decided now, by the tracker: the team may have turned public.
-        which = "private" if connector.is_private(row.target) else "public"
+        which: Literal["private", "public"] = "private" if connector.is_private(row.target) else "public"
         self._drafts[row.id] = which
         return connector.create_issue(row.target, write.draft(which), marker)
 

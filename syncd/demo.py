@@ -23,11 +23,17 @@ from mappings.escaping import shown
 from mappings.files import EXAMPLES
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
+from syncd.sandbox.seed import SeedResult
 
 
 class Story:
     def __init__(self, pg: Playground, out: TextIO, clock: DemoClock | None = None):
+        if pg.seed is None:
+            raise ValueError("the demo plays on a seeded sandbox")
         self.pg = pg
+        self.seed: SeedResult = pg.seed
+        self.jira = pg.jira_fake()
+        self.handoff: dict[str, int] = {}  # the handoff chapter's tickets, once played
         self.out = out
         self.clock = clock or DemoClock()
         self.app = pg.app(clock=self.clock)
@@ -109,7 +115,7 @@ def run_demo(*, keep: bool = False, out: TextIO = sys.stdout) -> int:
 
 
 def play(story: Story) -> None:
-    pg, seed = story.pg, story.pg.seed
+    pg, seed = story.pg, story.seed
     tickets, keys = seed.tickets, seed.identifiers
     story.say(
         "syncd demo — fake services on loopback: "
@@ -168,7 +174,7 @@ def play(story: Story) -> None:
     story.say(f"   The context comment syncd keeps on {sdk_key} (public: no customer, only a reference and a count):")
     for body in pg.github_comment_bodies("totp"):
         say_rendered(story, body, story.app.engine.trackers["github"].text_format)
-    for link in pg.jira.get(gdpr_key).remotelinks:
+    for link in story.jira.get(gdpr_key).remotelinks:
         story.say(
             f"   The remote link on {gdpr_key}: {link['object']['title']} "
             f"({link['object'].get('summary', '')}) → {link['object']['url']}"
@@ -213,7 +219,7 @@ def play(story: Story) -> None:
 
 def play_handoff(story: Story) -> dict[str, int]:
     """One ticket through every stage: New, Needs context, Assigned, Waiting, Resolved, Follow-up."""
-    pg, seed = story.pg, story.pg.seed
+    pg, seed = story.pg, story.seed
     zendesk = pg.zendesk
     hannah = seed.customers["hannah@northwind.example"]
     jonas = seed.customers["jonas@acmehealth.example"]
@@ -285,7 +291,7 @@ def play_handoff(story: Story) -> dict[str, int]:
 
 def play_promises(story: Story, handoff: dict[str, int]) -> None:
     """The clock breaks a promise nobody kept; a closed ticket gets a follow-up ticket."""
-    pg, seed = story.pg, story.pg.seed
+    pg, seed = story.pg, story.seed
     csv = seed.tickets["csv"]
     story.step("Tomás", f"solves #{csv}; Zendesk's automation closes it (closed tickets cannot be reopened)")
     pg.agent_set_status(csv, "solved", agent="Tomás Ortega")
@@ -319,7 +325,7 @@ def show_report(story: Story) -> None:
 
 
 def show_handoff_fields(story: Story, ticket: int) -> None:
-    seed, zendesk = story.pg.seed, story.pg.zendesk
+    seed, zendesk = story.seed, story.pg.zendesk
     stage = zendesk.field_value(ticket, seed.stage_field_id) or "—"
     missing = zendesk.field_value(ticket, seed.missing_field_id) or ""
     tags = [t for t in zendesk.ticket(ticket)["tags"] if t.startswith("syncd_stage_")]
@@ -357,11 +363,11 @@ def show_timeline(story: Story) -> None:
 
 def show_final_state(story: Story) -> None:
     pg, store = story.pg, story.app.store
-    seed = pg.seed
+    seed = story.seed
     field_id = seed.linked_issue_status_field_id
     story.say("\nFinal state of the tickets in the story")
     story.say("-" * 78)
-    shown = [*getattr(story, "handoff", {}).values(), *(seed.tickets[k] for k in ("search", "saml", "2fa", "gdpr"))]
+    shown = [*story.handoff.values(), *(seed.tickets[k] for k in ("search", "saml", "2fa", "gdpr"))]
     for ticket_id in shown:
         ticket = pg.zendesk.ticket(ticket_id)
         story.say(f"#{ticket['id']} {ticket['subject']}")
@@ -390,9 +396,9 @@ def show_final_state(story: Story) -> None:
     )
     story.say(f"   syncd comments: {len(pg.github_comment_bodies('totp'))} (one, edited in place)")
     for short in ("gdpr", "saml"):
-        issue = pg.jira.get(seed.jira_keys[short])
-        story.say(f"{issue.key} {issue.summary} — {issue.status}")
-        for link in issue.remotelinks:
+        jira_issue = story.jira.get(seed.jira_keys[short])
+        story.say(f"{jira_issue.key} {jira_issue.summary} — {jira_issue.status}")
+        for link in jira_issue.remotelinks:
             story.say(f"   remote link: {link['object']['title']} → {link['object']['url']}")
     counts = pg.sandbox.counts()
     total = sum(sum(c.values()) for c in counts.values())

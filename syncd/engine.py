@@ -256,6 +256,7 @@ class Engine:
         if isinstance(connector, Helpdesk):
             self._ticket_page(connector, page, report)
         else:
+            assert isinstance(connector, Tracker)
             self._issue_page(connector, page, report)
 
     def _retry_quarantined(self, connector: Connector, report: PollReport) -> None:
@@ -272,11 +273,13 @@ class Engine:
         for row in rows:
             if self.stop_requested():
                 return
+            record: Ticket | Issue
             try:
                 if isinstance(connector, Helpdesk):
                     record = connector.get_ticket(row.record_id)
                 else:
-                    record = connector.get_issue(row.record_id)  # type: ignore[union-attr]
+                    assert isinstance(connector, Tracker)
+                    record = connector.get_issue(row.record_id)
                 # The cursor stays where it is: this page is one record, not a feed position.
                 page = Page(records=[record], cursor=self.store.get_cursor(connector.name), done=True)
                 self._page(connector, page, report)

@@ -307,7 +307,8 @@ class FollowUps:
             if not isinstance(issue, Issue) or tracker is None:
                 continue
             stored = self.store.get_meta(ref).get("stage_mark")
-            mark = (Stage(stored[0]), parse_time(stored[1])) if stored else None
+            since = parse_time(stored[1]) if stored else None
+            mark = (Stage(stored[0]), since) if stored and since is not None else None
             view, new_mark = issue_view(issue, tracker.kind, route, mark)
             if new_mark != mark:
                 self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
@@ -357,7 +358,8 @@ class FollowUps:
             return plans
         if route.tracker not in self.ports.trackers:
             return plans
-        epoch = format_time(parse_time(meta["reopened_at"])) if meta.get("reopened_at") else ""
+        reopen_time = parse_time(meta.get("reopened_at"))
+        epoch = format_time(reopen_time) if reopen_time is not None else ""
         if meta.get("escalation", {}).get("epoch", None) == epoch:
             return plans  # already planned for this handoff: flagging again creates nothing
         promises = self._rule_promises(ticket, route, ())
@@ -473,7 +475,7 @@ class FollowUps:
                 plans.append(
                     Plan(actions=[write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))])
                 )
-            elif ticket.status == "closed" and self.ports.helpdesk is not None:
+            elif ticket.status == "closed":
                 plans.append(
                     plan_followup_ticket(
                         ticket, issues, note, route, result.since or self.now, self.ports.settings.note_format

@@ -523,3 +523,8 @@ def expect_dict(connector: str, value: Any, what: str, *, record_id: str | None 
             connector, f"{what}: expected an object, got {type(value).__name__}", record_id=record_id, payload=value
         )
     return value
+
+
+def object_or_empty(value: Any) -> dict:
+    """``value`` if it is a JSON object, else an empty one: for the optional nested objects of an answer."""
+    return value if isinstance(value, dict) else {}

@@ -24,6 +24,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import structlog
@@ -86,11 +87,13 @@ class PageWork:
         self._transaction.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> bool | None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
         transaction, self._transaction = self._transaction, None
         self.writes = {}
         assert transaction is not None, "PageWork left without being entered"
-        return transaction.__exit__(*exc)  # type: ignore[arg-type]
+        return transaction.__exit__(kind, exc, tb)
 
     def commit(self, plan: Plan) -> int:
         """Write a plan's links, ended links, actions and events; returns the actions queued (new keys)."""
@@ -188,6 +191,6 @@ class Ports:
     store: Store
     clock: Callable[[], datetime]
     trackers: Mapping[str, Tracker]
-    helpdesk: Helpdesk | None
+    helpdesk: Helpdesk
     settings: PlanSettings
     work: Callable[[], PageWork]  # a new PageWork (enter it to open its transaction)

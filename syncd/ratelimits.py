@@ -12,7 +12,7 @@ or a restart sends nothing before the end either.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -45,7 +45,7 @@ class Parking:
         self.clock = clock
         self.waits: dict[str, Wait] = {}
         self.begun: Counter[str] = Counter()  # waits begun per connector
-        self.seconds: Counter[str] = Counter()  # seconds of those waits
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # seconds of those waits
         # Told of each wait begun or lengthened: (wait, seconds added, begun).
         self.listeners: list[Callable[[Wait, float, bool], None]] = []
         now = clock()

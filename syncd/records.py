@@ -13,7 +13,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 
 class StateCategory(str, enum.Enum):
@@ -255,6 +255,12 @@ def parse_time(text: str | None) -> datetime | None:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
+@overload
+def format_time(dt: datetime) -> str: ...
+@overload
+def format_time(dt: None) -> None: ...
+@overload
+def format_time(dt: datetime | None) -> str | None: ...
 def format_time(dt: datetime | None) -> str | None:
     if dt is None:
         return None

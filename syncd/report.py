@@ -70,7 +70,8 @@ def _mark(meta: Mapping[str, object]) -> tuple[Stage, datetime] | None:
     stored = meta.get("stage_mark")
     if not isinstance(stored, (list, tuple)) or len(stored) != 2:
         return None
-    return Stage(stored[0]), parse_time(str(stored[1]))
+    stage, since = Stage(stored[0]), parse_time(str(stored[1]))
+    return (stage, since) if since is not None else None
 
 
 def gather(

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 import sqlite_utils
@@ -175,8 +175,16 @@ def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
+def _stamp(text: str) -> datetime:
+    """A time from a NOT NULL column (parse_time answers None only for an empty one)."""
+    value = parse_time(text)
+    if value is None:
+        raise StoreUnusable(f"an empty time where one is required: {text!r}")
+    return value
+
+
 def _link_row(r: tuple) -> LinkRow:
-    return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], parse_time(r[5]), bool(r[6]), parse_time(r[7]), r[8])
+    return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], _stamp(r[5]), bool(r[6]), parse_time(r[7]), r[8])
 
 
 def _outbox_row(r: tuple) -> OutboxRow:
@@ -190,9 +198,9 @@ def _outbox_row(r: tuple) -> OutboxRow:
         r[6],
         r[7],
         r[8],
-        parse_time(r[9]),
+        _stamp(r[9]),
         r[10],
-        parse_time(r[11]),
+        _stamp(r[11]),
         parse_time(r[12]),
         _loads(r[13]),
         bool(r[14]),
@@ -200,13 +208,11 @@ def _outbox_row(r: tuple) -> OutboxRow:
 
 
 def _quarantine_row(r: tuple) -> QuarantineRow:
-    return QuarantineRow(
-        r[0], r[1], r[2], r[3], _loads(r[4]), r[5], parse_time(r[6]), parse_time(r[7]), parse_time(r[8])
-    )
+    return QuarantineRow(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], _stamp(r[6]), _stamp(r[7]), parse_time(r[8]))
 
 
 def _event_row(r: tuple) -> EventRow:
-    return EventRow(r[0], parse_time(r[1]), r[2], r[3], _ref(r[4], r[5]), _ref(r[6], r[7]), _loads(r[8]))
+    return EventRow(r[0], _stamp(r[1]), r[2], r[3], _ref(r[4], r[5]), _ref(r[6], r[7]), _loads(r[8]))
 
 
 # --- schema -------------------------------------------------------------------
@@ -500,7 +506,7 @@ class Store:
             raise self._os_error(exc, "cannot make the store private (mode 0600)") from None
         self._connect(str(self.path), uri=False)
         try:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise self._store_error(exc) or StoreUnusable(
                 f"{self.path} is not a syncd store ({exc}); point the store path at another file"
@@ -671,7 +677,7 @@ class Store:
         except sqlite3.Error as exc:
             raise self._store_error(exc) or exc from None
 
-    def _xmany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+    def _xmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         try:
             return self._conn.executemany(sql, rows)
         except sqlite3.Error as exc:
@@ -1321,7 +1327,7 @@ class Store:
         row = self._q("SELECT min(created_at) FROM outbox WHERE state IN ('pending', 'sending')")[0]
         if row[0] is None:
             return None
-        return max(self._clock() - parse_time(row[0]), timedelta(0))
+        return max(self._clock() - _stamp(row[0]), timedelta(0))
 
     # --- quarantine ---------------------------------------------------------
 
@@ -1383,15 +1389,14 @@ class Store:
         )
         if not rows:
             return []
-        return [(Stage(stage), parse_time(since)) for stage, since in json.loads(rows[0][0])]
+        return [(Stage(stage), _stamp(since)) for stage, since in json.loads(rows[0][0])]
 
     @_reads
     def all_stage_histories(self) -> dict[Ref, list[tuple[Stage, datetime]]]:
         """Every ticket's stage history (as :meth:`stage_history`), for the review report."""
         rows = self._q("SELECT ticket_connector, ticket_id, history FROM stages ORDER BY ticket_connector, ticket_id")
         return {
-            Ref(c, i): [(Stage(stage), parse_time(since)) for stage, since in json.loads(history)]
-            for c, i, history in rows
+            Ref(c, i): [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)] for c, i, history in rows
         }
 
     # --- promises -----------------------------------------------------------
@@ -1526,6 +1531,7 @@ class Store:
                 _json(event.detail),
             ],
         )
+        assert cur.lastrowid is not None  # set by the INSERT
         return cur.lastrowid
 
     @_reads

@@ -528,9 +528,9 @@ class GitHubFake(FakeService):
                 if str(repo.id) == p["repo_id"]:
                     return repo
         else:
-            repo = self.repos.get(f"{p['owner']}/{p['repo']}".lower())
-            if repo is not None:
-                return repo
+            named = self.repos.get(f"{p['owner']}/{p['repo']}".lower())
+            if named is not None:
+                return named
         raise gh_error(404, "Not Found")
 
     def _find_issue(self, request: FakeRequest) -> FakeIssue:

@@ -16,15 +16,27 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import requests
 
+from syncd.sandbox.github import GitHubFake
+from syncd.sandbox.jira import JiraFake
+from syncd.sandbox.linear import LinearFake
 from syncd.sandbox.runner import TRACKERS, build_sandbox, secrets_env, tracker_config, trackers_of
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN
+from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zendesk"
+
+_F = TypeVar("_F")
+
+
+def _present(fake: _F | None, name: str) -> _F:
+    """A fake the playground needs here; LookupError if its sandbox has none."""
+    if fake is None:
+        raise LookupError(f"this sandbox has no {name} fake")
+    return fake
 
 
 class Playground:
@@ -47,12 +59,12 @@ class Playground:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sandbox = sandbox or build_sandbox(seed_data=seed_data, clock=clock, rng_seed=rng_seed, trackers=trackers)
         self.sandbox.start()
-        self.zendesk = self.sandbox["zendesk"]
-        self.linear = self.sandbox.services.get("linear")
-        self.github = self.sandbox.services.get("github")
-        self.jira = self.sandbox.services.get("jira")
+        self.zendesk = _present(self.sandbox.fake("zendesk", ZendeskFake), "zendesk")
+        self.linear = _present(self.sandbox.fake("linear", LinearFake), "linear")  # build_sandbox always has it
+        self.github = self.sandbox.fake("github", GitHubFake)
+        self.jira = self.sandbox.fake("jira", JiraFake)
         self.trackers = trackers_of(self.sandbox)
-        self.seed = getattr(self.sandbox, "seed", None)
+        self.seed = self.sandbox.seed
         self.config_path = self.workdir / "syncd.toml"
         self.store_path = self.workdir / "syncd.db"
         self.tracker_options = dict(tracker_options or {})
@@ -199,20 +211,20 @@ max_wait = 2
         """A personal token for ``login`` on the GitHub fake."""
         if login not in self._github_tokens:
             token = "ghp_" + "".join(c for c in login.lower() if c.isalnum()).ljust(36, "0")
-            self.github.tokens[token] = login
+            _present(self.github, "github").tokens[token] = login
             self._github_tokens[login] = token
         return self._github_tokens[login]
 
     def github_issue(self, key: str):
         """The fake's issue for a short seed key, an ``owner/repo#n`` key or an id."""
         if self.seed is not None and key in self.seed.github_issues:
-            return self.github.issues[int(self.seed.github_issues[key])]
+            return _present(self.github, "github").issues[int(self.seed.github_issues[key])]
         if key.isdigit():
-            return self.github.issues[int(key)]
+            return _present(self.github, "github").issues[int(key)]
         repo, number = key.split("#")
         return next(
             i
-            for i in self.github.issues.values()
+            for i in _present(self.github, "github").issues.values()
             if i.repo.full_name.lower() == repo.lower() and i.number == int(number)
         )
 
@@ -239,16 +251,20 @@ max_wait = 2
 
     def github_comment_bodies(self, key: str) -> list[str]:
         """Every comment body stored on the issue (what anyone reading it would see)."""
-        return [c.body for c in self.github.comments_of(self.github_issue(key))]
+        return [c.body for c in _present(self.github, "github").comments_of(self.github_issue(key))]
 
     # -- Jira people (the fake's workflow, as a person clicking in Jira) ------------------
 
     def jira_move(self, key: str, status: str, *, resolution: str | None = None):
         """An engineer moves a Jira issue (short seed key or PLAT-n) to ``status``."""
-        return self.jira.transition(self._jira_key(key), status, resolution=resolution)
+        return _present(self.jira, "jira").transition(self._jira_key(key), status, resolution=resolution)
 
     def jira_move_project(self, key: str, project: str):
-        return self.jira.move_project(self._jira_key(key), project)
+        return _present(self.jira, "jira").move_project(self._jira_key(key), project)
+
+    def jira_fake(self) -> JiraFake:
+        """The Jira fake; LookupError if this sandbox has none."""
+        return _present(self.jira, "jira")
 
     def _jira_key(self, key: str) -> str:
         if self.seed is not None and key in self.seed.jira_keys:

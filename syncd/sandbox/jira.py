@@ -35,7 +35,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 from zoneinfo import ZoneInfo
 
 from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService, HttpFault
@@ -143,7 +143,7 @@ def parse_jql(jql: str, tz: ZoneInfo, known_projects: set[str]) -> JqlQuery:
     def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
 
-    while peek() is not None and peek().lower() != "order":
+    while (head := peek()) is not None and head.lower() != "order":
         name = take().lower()
         if name == "project":
             op = take().lower()
@@ -180,7 +180,7 @@ def parse_jql(jql: str, tz: ZoneInfo, known_projects: set[str]) -> JqlQuery:
         nxt = peek()
         if nxt is not None and nxt.lower() == "and":
             take()
-            if peek() is None or peek().lower() == "order":
+            if (after := peek()) is None or after.lower() == "order":
                 raise JqlError("Error in the JQL Query: expecting a clause after 'AND'.")
         elif nxt is not None and nxt.lower() != "order":
             raise JqlError(f"Error in the JQL Query: expecting 'AND' or 'ORDER BY' but got '{nxt}'.")
@@ -211,6 +211,7 @@ def _tokenize(jql: str) -> list[str]:
                 f"Error in the JQL Query: the character '{jql[pos:].strip()[:1]}' is a reserved "
                 f"JQL character (at position {pos})."
             )
+        assert m.lastgroup is not None  # every alternative of _TOKEN_RE is a named group
         tokens.append(m.group(m.lastgroup).strip())
         pos = m.end()
     return tokens
@@ -639,7 +640,7 @@ class JiraFake(FakeService):
     def _search_jql(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
         body = _json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("jql"), str):
+        if not isinstance(body.get("jql"), str):
             raise jira_error(400, "Unbounded JQL queries are not allowed here. Please add a search restriction.")
         jql = body["jql"]
         tz = ZoneInfo(self.user_time_zone)
@@ -727,7 +728,7 @@ class JiraFake(FakeService):
         errors; ``issueErrors`` is for issues Jira could not read this time."""
         headers = self._guard(request)
         body = _json_body(request)
-        wanted = body.get("issueIdsOrKeys") if isinstance(body, dict) else None
+        wanted = body.get("issueIdsOrKeys")
         if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
             raise jira_error(400, "issueIdsOrKeys must be a list of issue ids or keys.")
         if len(wanted) > 100:
@@ -816,7 +817,7 @@ class JiraFake(FakeService):
         """``POST /issue``: every field checked the way Jira refuses it, all at once."""
         headers = self._guard(request)
         body = _json_body(request)
-        fields = body.get("fields") if isinstance(body, dict) else None
+        fields = body.get("fields")
         if not isinstance(fields, dict):
             raise jira_error(400, "Issue must have fields set.")
         errors: dict[str, str] = {}
@@ -826,7 +827,7 @@ class JiraFake(FakeService):
             key = next((k for k, v in self.projects.items() if v == project["id"]), None)
         if key not in self.projects:
             errors["project"] = "valid project is required"
-        hidden = self.hidden_create_fields.get(key, set())
+        hidden = self.hidden_create_fields.get(key, set()) if key is not None else set()
         for name in fields:
             if name in hidden or name not in ("project", "summary", "issuetype", "description", "labels", "priority"):
                 errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
@@ -864,6 +865,8 @@ class JiraFake(FakeService):
             errors["properties"] = "Each property needs a key and a value."
         if errors:
             raise jira_error(400, errors=errors)
+        # No errors: the project, summary and issue type are the strings checked above.
+        assert isinstance(key, str) and isinstance(summary, str) and isinstance(type_name, str)
         issue = self.create_issue(
             key, summary, issuetype=type_name, labels=labels, properties={p["key"]: p["value"] for p in properties}
         )
@@ -890,7 +893,7 @@ class JiraFake(FakeService):
         headers = self._guard(request)
         issue = self._lookup(request)
         body = _json_body(request)
-        obj = body.get("object") if isinstance(body, dict) else None
+        obj = body.get("object")
         if not isinstance(obj, dict):
             raise jira_error(400, errors={"object": "'object' is required."})
         for name in ("url", "title"):
@@ -919,7 +922,7 @@ class JiraFake(FakeService):
         return {**{k: v for k, v in link.items() if k != "id"}, **self._ids(issue, link)}
 
 
-def _is_doc(doc: Any) -> bool:
+def _is_doc(doc: Any) -> TypeGuard[dict]:
     return (
         isinstance(doc, dict)
         and doc.get("type") == "doc"
@@ -931,7 +934,7 @@ def _is_doc(doc: Any) -> bool:
 def _comment_body(request: FakeRequest) -> tuple[dict, list[dict] | None]:
     """A comment write's ADF body and properties, or Jira's 400."""
     body = _json_body(request)
-    doc = body.get("body") if isinstance(body, dict) else None
+    doc = body.get("body")
     if not _is_doc(doc):
         raise jira_error(400, errors={"comment": "Comment body is not valid!"})
     properties = body.get("properties")
@@ -943,9 +946,10 @@ def _comment_body(request: FakeRequest) -> tuple[dict, list[dict] | None]:
     return doc, properties
 
 
-def _json_body(request: FakeRequest) -> object:
-    """The request's JSON body, or Jira's 400 when it is not JSON."""
+def _json_body(request: FakeRequest) -> dict:
+    """The request's JSON object (empty when the body is another JSON value), or Jira's 400 when it is not JSON."""
     try:
-        return request.json()
+        body = request.json()
     except ValueError:
         raise jira_error(400, "The request body is not valid JSON.") from None
+    return body if isinstance(body, dict) else {}

@@ -26,18 +26,20 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any, Callable
+from operator import itemgetter
+from typing import Any, Callable, Sequence
 
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     build_ast_schema,
-    execute,
+    execute_sync,
     parse,
     validate,
 )
@@ -238,7 +240,7 @@ class LinearFake(FakeService):
     def add_user(self, name: str, email: str, *, admin: bool = False, display_name: str | None = None) -> dict:
         with self.lock:
             now = self._now()
-            user = {
+            user: dict[str, Any] = {
                 "id": self._uuid(),
                 "name": name,
                 "displayName": display_name or name.split()[0].lower(),
@@ -276,12 +278,19 @@ class LinearFake(FakeService):
         }
         with self.lock:
             now = self._now()
-            team = {"id": self._uuid(), "key": key, "name": name, "createdAt": now, "updatedAt": now, "_next_number": 1}
+            team: dict[str, Any] = {
+                "id": self._uuid(),
+                "key": key,
+                "name": name,
+                "createdAt": now,
+                "updatedAt": now,
+                "_next_number": 1,
+            }
             self.teams[team["id"]] = team
             for position, (state_name, state_type) in enumerate(states):
                 if state_type not in STATE_TYPES:
                     raise ValueError(f"state {state_name!r}: type must be one of {', '.join(STATE_TYPES)}")
-                state = {
+                state: dict[str, Any] = {
                     "id": self._uuid(),
                     "name": state_name,
                     "type": state_type,
@@ -298,7 +307,7 @@ class LinearFake(FakeService):
     def add_label(self, name: str, color: str = "#bec2c8", *, team: dict | str | None = None) -> dict:
         """A workspace label, or one of ``team``'s own labels."""
         with self.lock:
-            label = {
+            label: dict[str, Any] = {
                 "id": self._uuid(),
                 "name": name,
                 "color": color,
@@ -316,7 +325,7 @@ class LinearFake(FakeService):
         state: str | None = None,
         assignee: dict | str | None = None,
         priority: int = 0,
-        labels: list[str] = (),
+        labels: Sequence[str] = (),
         creator: dict | str | None = None,
     ) -> dict:
         """Create an issue as a person would; returns the stored issue."""
@@ -659,7 +668,12 @@ class LinearFake(FakeService):
             return self.oauth_tokens.get(value[7:].strip())
         return self.api_keys.get(value)
 
+    def _viewer(self) -> dict:
+        assert self._actor is not None  # set while a request executes
+        return self.users[self._actor]
+
     def _rate_headers(self, complexity: int) -> dict[str, str]:
+        assert self._window_start is not None  # _graphql opens the window before anything is answered
         reset_ms = int((self._window_start + WINDOW).timestamp() * 1000)
         req_limit = self.requests_per_hour or REQUESTS_PER_HOUR
         cx_limit = self.complexity_per_hour or COMPLEXITY_PER_HOUR
@@ -740,7 +754,7 @@ class LinearFake(FakeService):
             return FakeResponse(400, self._errors(error), headers)
         self._actor = user_id
         try:
-            result = execute(
+            result = execute_sync(
                 self.schema,
                 document,
                 root_value=self,
@@ -798,7 +812,7 @@ class LinearFake(FakeService):
                 a,
                 archived=lambda i: i["archivedAt"] is not None,
             ),
-            ("Query", "viewer"): lambda root, info: self.users[self._actor],
+            ("Query", "viewer"): lambda root, info: self._viewer(),
             ("Query", "organization"): lambda root, info: self.organization,
             ("Query", "user"): lambda root, info, id: self._user(id),
             ("Query", "users"): lambda root, info, **a: self._connection(
@@ -879,7 +893,9 @@ class LinearFake(FakeService):
             ("Attachment", "creator"): lambda x, info: self.users.get(x["creatorId"]) if x["creatorId"] else None,
         }
         for (type_name, field_name), fn in resolvers.items():
-            types[type_name].fields[field_name].resolve = fn  # type: ignore[attr-defined]
+            owner = types[type_name]
+            assert isinstance(owner, GraphQLObjectType), type_name  # resolvers are set on object types only
+            owner.fields[field_name].resolve = fn
 
     # mutations
 
@@ -989,7 +1005,7 @@ class LinearFake(FakeService):
         scalars: dict[str, Callable[[dict], Any]],
         relations: dict[str, tuple[Callable[[dict], dict | None], Callable]],
         dates: frozenset[str] = frozenset(),
-        recurse: Callable | None = None,
+        recurse: Callable[[dict | None, dict | None], bool] | None = None,
     ) -> bool:
         if not flt:
             return True
@@ -1002,9 +1018,11 @@ class LinearFake(FakeService):
                 if cond:
                     return False
             elif key == "and":
+                assert recurse is not None  # every filter passes itself
                 if not all(recurse(entity, sub) for sub in cond):
                     return False
             elif key == "or":
+                assert recurse is not None  # every filter passes itself
                 if not any(recurse(entity, sub) for sub in cond):
                     return False
             elif key in relations:
@@ -1054,15 +1072,13 @@ class LinearFake(FakeService):
         )
 
     def _team_filter(self, team: dict | None, flt: dict | None) -> bool:
-        return self._match(
-            team, flt, {k: (lambda t, k=k: t[k]) for k in ("id", "key", "name")}, {}, recurse=self._team_filter
-        )
+        return self._match(team, flt, {k: itemgetter(k) for k in ("id", "key", "name")}, {}, recurse=self._team_filter)
 
     def _state_filter(self, state: dict | None, flt: dict | None) -> bool:
         return self._match(
             state,
             flt,
-            {k: (lambda s, k=k: s[k]) for k in ("id", "name", "type")},
+            {k: itemgetter(k) for k in ("id", "name", "type")},
             {"team": (lambda s: self.teams[s["teamId"]], self._team_filter)},
             recurse=self._state_filter,
         )
@@ -1071,7 +1087,7 @@ class LinearFake(FakeService):
         return self._match(
             user,
             flt,
-            {k: (lambda u, k=k: u[k]) for k in ("id", "email", "name", "displayName")},
+            {k: itemgetter(k) for k in ("id", "email", "name", "displayName")},
             {},
             recurse=self._user_filter,
         )
@@ -1080,7 +1096,7 @@ class LinearFake(FakeService):
         return self._match(
             label,
             flt,
-            {k: (lambda x, k=k: x[k]) for k in ("id", "name")},
+            {k: itemgetter(k) for k in ("id", "name")},
             {"team": (lambda x: self.teams.get(x["teamId"]) if x.get("teamId") else None, self._team_filter)},
             recurse=self._label_filter,
         )
@@ -1089,7 +1105,7 @@ class LinearFake(FakeService):
         return self._match(
             comment,
             flt,
-            {k: (lambda c, k=k: c[k]) for k in ("id", "body", "createdAt", "updatedAt")},
+            {k: itemgetter(k) for k in ("id", "body", "createdAt", "updatedAt")},
             {
                 "issue": (lambda c: self.issues.get(c["issueId"]), self._issue_filter),
                 "user": (lambda c: self.users.get(c["userId"]) if c["userId"] else None, self._user_filter),
@@ -1102,7 +1118,7 @@ class LinearFake(FakeService):
         return self._match(
             attachment,
             flt,
-            {k: (lambda x, k=k: x[k]) for k in ("id", "url", "title", "createdAt", "updatedAt")},
+            {k: itemgetter(k) for k in ("id", "url", "title", "createdAt", "updatedAt")},
             {},
             frozenset({"createdAt", "updatedAt"}),
             self._attachment_filter,
@@ -1120,9 +1136,9 @@ class LinearFake(FakeService):
         if args.get("orderBy"):
             field = args["orderBy"]
         for sort in args.get("sort") or []:
-            for key, spec in sort.items():
+            for sort_field, spec in sort.items():
                 if spec is not None:
-                    field = key
+                    field = sort_field
                     descending = (spec.get("order") or "Descending") == "Descending"
                     break
             break

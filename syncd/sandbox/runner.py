@@ -20,7 +20,7 @@ from syncd.sandbox.jira import SANDBOX_TOKEN as JIRA_TOKEN
 from syncd.sandbox.jira import JiraFake
 from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
 from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS, SeedResult, seed
-from syncd.sandbox.server import Sandbox
+from syncd.sandbox.server import FakeService, Sandbox
 from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 DEFAULT_PORTS = {"zendesk": 8801, "linear": 8802, "github": 8803, "jira": 8804}
@@ -46,20 +46,21 @@ def build_sandbox(
         raise ValueError(f"trackers={tuple(trackers)!r}: choose from {', '.join(TRACKERS)} (linear included)")
     zendesk = ZendeskFake(clock=clock, seed=rng_seed)
     linear = LinearFake(clock=clock, seed=rng_seed)
-    services: list = [zendesk, linear]
-    github = jira = None
+    services: list[FakeService] = [zendesk, linear]
+    github: GitHubFake | None = None
+    jira: JiraFake | None = None
     if "github" in trackers:
-        github = GitHubFake(seed=rng_seed, **({"clock": lambda: clock().timestamp()} if clock else {}))
+        if clock is not None:
+            app_clock = clock
+            github = GitHubFake(seed=rng_seed, clock=lambda: app_clock().timestamp())
+        else:
+            github = GitHubFake(seed=rng_seed)
         services.append(github)
     if "jira" in trackers:
         jira = JiraFake(clock=clock, seed=rng_seed, projects=dict(JIRA_PROJECTS))
         services.append(jira)
     sandbox = Sandbox(services)
-    sandbox.seed = (
-        seed(zendesk, linear, rng_seed=rng_seed, github=github, jira=jira)  # type: ignore[attr-defined]
-        if seed_data
-        else None
-    )
+    sandbox.seed = seed(zendesk, linear, rng_seed=rng_seed, github=github, jira=jira) if seed_data else None
     return sandbox
 
 

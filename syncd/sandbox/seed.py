@@ -687,7 +687,7 @@ def seed(
         result.identifiers[key] = linear.issue(issue["id"])["identifier"]
 
     agents = list(result.agents.values())
-    for key, local, subject, description, status, priority, tags, sev, product, issue_key in TICKETS:
+    for key, local, subject, description, status, ticket_priority, tags, sev, product, issue_key in TICKETS:
         requester = next(uid for email, uid in result.customers.items() if email.split("@")[0] == local)
         fields: dict[int, Any] = {}
         if sev:
@@ -699,7 +699,7 @@ def seed(
                 subject,
                 description,
                 requester_id=requester,
-                priority=priority,
+                priority=ticket_priority,
                 custom_fields=fields,
                 tags=[t for t in tags if t != "escalated"],
             )

@@ -18,8 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from syncd.sandbox.seed import SeedResult
 
 FAULT_KINDS = ("429", "500", "502", "503", "timeout", "reset", "truncate", "non_json", "wrong_shape", "latency")
 
@@ -33,6 +36,12 @@ class FakeRequest:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from the route pattern
 
+    @overload
+    def arg(self, name: str) -> str | None: ...
+    @overload
+    def arg(self, name: str, default: str) -> str: ...
+    @overload
+    def arg(self, name: str, default: str | None) -> str | None: ...
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
@@ -312,12 +321,16 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+_Fake = TypeVar("_Fake", bound=FakeService)
+
+
 class Sandbox:
     """Serves fake services on loopback ports, each in its own thread."""
 
     def __init__(self, services: list[FakeService], host: str = "127.0.0.1"):
         self.services = {s.name: s for s in services}
         self.host = host
+        self.seed: SeedResult | None = None  # set by runner.build_sandbox
         self._servers: list[tuple[_Server, threading.Thread]] = []
 
     def start(self, ports: dict[str, int] | None = None) -> "Sandbox":
@@ -349,6 +362,13 @@ class Sandbox:
 
     def __getitem__(self, name: str) -> FakeService:
         return self.services[name]
+
+    def fake(self, name: str, kind: type[_Fake]) -> _Fake | None:
+        """The fake called ``name`` as the class it is (None if the sandbox has none)."""
+        service = self.services.get(name)
+        if service is not None and not isinstance(service, kind):
+            raise TypeError(f"sandbox service {name!r} is a {type(service).__name__}, not a {kind.__name__}")
+        return service
 
     def url(self, name: str) -> str:
         return self.services[name].base_url

@@ -25,7 +25,7 @@ import json
 import math
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import urlencode
 
 from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService, HttpFault
@@ -59,6 +59,13 @@ def parse_iso(text: str) -> datetime | None:
     except ValueError:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _stored_time(text: str) -> datetime:
+    """A time the fake wrote itself, so always well formed."""
+    dt = parse_iso(text)
+    assert dt is not None, text
+    return dt
 
 
 def record_invalid(field: str, message: str) -> HttpFault:
@@ -185,7 +192,13 @@ class ZendeskFake(FakeService):
     # -- people acting in the UI (not HTTP) -----------------------------------------
 
     def add_organization(
-        self, name: str, *, plan: str | None = None, domain_names: list[str] = (), tags: list[str] = (), notes: str = ""
+        self,
+        name: str,
+        *,
+        plan: str | None = None,
+        domain_names: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        notes: str = "",
     ) -> dict:
         with self.lock:
             now = self._now()
@@ -238,7 +251,7 @@ class ZendeskFake(FakeService):
     def add_group(self, name: str) -> dict:
         with self.lock:
             now = self._now()
-            group = {"id": self._id("group"), "name": name, "created_at": now, "updated_at": now}
+            group: dict[str, Any] = {"id": self._id("group"), "name": name, "created_at": now, "updated_at": now}
             self.groups[group["id"]] = group
             return group
 
@@ -251,14 +264,14 @@ class ZendeskFake(FakeService):
             self.oauth_tokens[token] = user_id
 
     def add_ticket_field(
-        self, title: str, kind: str = "text", *, options: list[tuple[str, str]] = (), description: str = ""
+        self, title: str, kind: str = "text", *, options: Sequence[tuple[str, str]] = (), description: str = ""
     ) -> dict:
         """A custom ticket field (``kind``: text, textarea, tagger, integer, checkbox, date...)."""
         with self.lock:
             return self._add_field(title, kind, system=False, options=options, description=description)
 
     def _add_field(
-        self, title: str, kind: str, *, system: bool, options: list[tuple[str, str]] = (), description: str = ""
+        self, title: str, kind: str, *, system: bool, options: Sequence[tuple[str, str]] = (), description: str = ""
     ) -> dict:
         now = self._now()
         field_id = self._id("field")
@@ -302,7 +315,7 @@ class ZendeskFake(FakeService):
         requester_id: int,
         status: str = "new",
         priority: str | None = None,
-        tags: list[str] = (),
+        tags: Sequence[str] = (),
         custom_fields: dict[int, Any] | None = None,
         assignee_id: int | None = None,
         group_id: int | None = None,
@@ -548,9 +561,10 @@ class ZendeskFake(FakeService):
         for a closed ticket only; for any other (or none) it has no effect."""
         if value is None:
             return None
-        if isinstance(value, bool) or _int(value) is None:
+        number = _int(value)
+        if isinstance(value, bool) or number is None:
             raise record_invalid("via_followup_source_id", f"via_followup_source_id {value!r} is not a ticket id")
-        source = self.tickets.get(_int(value))
+        source = self.tickets.get(number)
         return source if source is not None and source["status"] == "closed" else None
 
     def _update(self, ticket: dict, changes: dict, *, actor_id: int, via: str, creating: bool = False) -> dict:
@@ -645,7 +659,7 @@ class ZendeskFake(FakeService):
                     continue
                 field_id = item.get("id")
                 if field_id not in by_id:
-                    known = self.ticket_fields.get(field_id)
+                    known = self.ticket_fields.get(field_id) if field_id is not None else None
                     if known is None or not known["removable"]:
                         continue  # unknown ids are ignored, as Zendesk does
                     by_id[field_id] = {"id": field_id, "value": None}
@@ -673,7 +687,7 @@ class ZendeskFake(FakeService):
         if html_body is None:
             paragraphs = "".join(f'<p dir="auto">{html.escape(p)}</p>' for p in str(body).split("\n\n"))
             html_body = f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
-        saved = {
+        saved: dict[str, Any] = {
             "id": self._id("comment"),
             "type": "Comment",
             "author_id": author_id,
@@ -782,23 +796,30 @@ class ZendeskFake(FakeService):
 
     # -- handlers -----------------------------------------------------------------
 
+    def _actor_id(self) -> int:
+        """The user the request in hand authenticated as (dispatch sets it before any handler runs)."""
+        assert self._actor is not None
+        return self._actor
+
     def _h_me(self, request: FakeRequest) -> FakeResponse:
-        return FakeResponse(200, {"user": self._user_json(self.users[self._actor])})
+        return FakeResponse(200, {"user": self._user_json(self.users[self._actor_id()])})
 
     def _h_user(self, request: FakeRequest) -> FakeResponse:
-        user = self.users.get(_int(request.params["id"]))
+        number = _int(request.params["id"])
+        user = self.users.get(number) if number is not None else None
         if user is None:
             raise HttpFault(404, NOT_FOUND)
         return FakeResponse(200, {"user": self._user_json(user)})
 
     def _h_organization(self, request: FakeRequest) -> FakeResponse:
-        org = self.organizations.get(_int(request.params["id"]))
+        number = _int(request.params["id"])
+        org = self.organizations.get(number) if number is not None else None
         if org is None:
             raise HttpFault(404, NOT_FOUND)
         return FakeResponse(200, {"organization": self._org_json(org)})
 
     def _h_export(self, request: FakeRequest) -> FakeResponse:
-        if self.users[self._actor]["role"] != "admin":
+        if self.users[self._actor_id()]["role"] != "admin":
             raise HttpFault(
                 403,
                 {
@@ -824,13 +845,13 @@ class ZendeskFake(FakeService):
             if self.exclude_recent and start_ts > (now - RECENT_WINDOW).timestamp():
                 raise bad_request("Too recent start_time. Use a start_time at least one minute in the past")
             position = 0
-            candidates = [t for t in ordered if parse_iso(t["updated_at"]).timestamp() >= start_ts]
+            candidates = [t for t in ordered if _stored_time(t["updated_at"]).timestamp() >= start_ts]
         else:
             raise bad_request("A start_time or cursor parameter is required")
         page: list[dict] = []
         blocked = False
         for ticket in candidates:
-            if self.exclude_recent and parse_iso(ticket["updated_at"]) > now - RECENT_WINDOW:
+            if self.exclude_recent and _stored_time(ticket["updated_at"]) > now - RECENT_WINDOW:
                 blocked = True  # later changes wait for the next poll; nothing after it may be skipped
                 break
             if len(page) == per_page:
@@ -839,21 +860,22 @@ class ZendeskFake(FakeService):
         more = not blocked and len(candidates) > len(page)
         if page:
             last = page[-1]
-            after = _encode_export_cursor(parse_iso(last["updated_at"]), self._seq[last["id"]])
+            after = _encode_export_cursor(_stored_time(last["updated_at"]), self._seq[last["id"]])
         elif cursor:
             after = cursor
         else:
             end = self._seq[candidates[0]["id"]] - 1 if candidates else self._next_seq
-            after = _encode_export_cursor(datetime.fromtimestamp(_int(start), timezone.utc), end)
+            assert start_ts is not None  # no cursor: read from start_time above
+            after = _encode_export_cursor(datetime.fromtimestamp(start_ts, timezone.utc), end)
         before = None
         if cursor and page:
-            before = _encode_export_cursor(parse_iso(page[0]["updated_at"]), self._seq[page[0]["id"]] - 1)
+            before = _encode_export_cursor(_stored_time(page[0]["updated_at"]), self._seq[page[0]["id"]] - 1)
         extra = {k: v for k, v in (("per_page", request.arg("per_page")), ("include", request.arg("include"))) if v}
         link = lambda c: self._url("/api/v2/incremental/tickets/cursor.json?" + urlencode({"cursor": c, **extra}))  # noqa: E731
         tickets = []
         for t in page:
             item = self._ticket_json(t)
-            item["generated_timestamp"] = int(parse_iso(t["updated_at"]).timestamp())
+            item["generated_timestamp"] = int(_stored_time(t["updated_at"]).timestamp())
             tickets.append(self.shaped(item))
         body = {
             "tickets": tickets,
@@ -911,7 +933,7 @@ class ZendeskFake(FakeService):
         )
 
     def _h_create(self, request: FakeRequest) -> FakeResponse:
-        ticket, audit = self._create(self._ticket_body(request), actor_id=self._actor, via="api")
+        ticket, audit = self._create(self._ticket_body(request), actor_id=self._actor_id(), via="api")
         return FakeResponse(
             201,
             {"ticket": self._ticket_json(ticket), "audit": audit},
@@ -920,7 +942,7 @@ class ZendeskFake(FakeService):
 
     def _h_update(self, request: FakeRequest) -> FakeResponse:
         ticket = self._ticket(request.params["id"])
-        audit = self._update(ticket, self._ticket_body(request), actor_id=self._actor, via="api")
+        audit = self._update(ticket, self._ticket_body(request), actor_id=self._actor_id(), via="api")
         return FakeResponse(200, {"ticket": self._ticket_json(ticket), "audit": audit})
 
     def _h_update_many(self, request: FakeRequest) -> FakeResponse:
@@ -930,7 +952,7 @@ class ZendeskFake(FakeService):
         if request.arg("ids") is not None:
             if not isinstance(body.get("ticket"), dict):
                 raise bad_request('With ids=, the body must be {"ticket": {...}}')
-            items = [(i, body["ticket"]) for i in _id_list(request.arg("ids"))]
+            items: list[tuple[Any, Any]] = [(i, body["ticket"]) for i in _id_list(request.arg("ids"))]
         elif isinstance(body.get("tickets"), list):
             items = [(t.get("id") if isinstance(t, dict) else None, t) for t in body["tickets"]]
         else:
@@ -941,7 +963,9 @@ class ZendeskFake(FakeService):
         for index, (ticket_id, changes) in enumerate(items):
             try:
                 ticket = self._ticket(ticket_id)
-                self._update(ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor, via="api")
+                self._update(
+                    ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor_id(), via="api"
+                )
                 results.append(
                     {"index": index, "id": ticket["id"], "action": "update", "status": "Updated", "success": True}
                 )
@@ -1035,13 +1059,13 @@ class ZendeskFake(FakeService):
         size = min(size, COMMENTS_PAGE_MAX)
         ids = [c["id"] for c in comments]
         start, end = 0, len(comments)
-        if request.arg("page[after]"):
-            anchor = _decode_comment_cursor(request.arg("page[after]"))
+        if page_after := request.arg("page[after]"):
+            anchor = _decode_comment_cursor(page_after)
             start = next((i for i, cid in enumerate(ids) if (cid < anchor if descending else cid > anchor)), len(ids))
             chunk = comments[start : start + size]
             has_more = start + size < end
-        elif request.arg("page[before]"):
-            anchor = _decode_comment_cursor(request.arg("page[before]"))
+        elif page_before := request.arg("page[before]"):
+            anchor = _decode_comment_cursor(page_before)
             end = next((i for i, cid in enumerate(ids) if (cid <= anchor if descending else cid >= anchor)), len(ids))
             chunk = comments[max(0, end - size) : end]
             has_more = end - size > 0
@@ -1055,8 +1079,8 @@ class ZendeskFake(FakeService):
             if not value:
                 return None
             params = {key: value, "page[size]": str(size)}
-            if request.arg("sort"):
-                params["sort"] = request.arg("sort")
+            if sort := request.arg("sort"):
+                params["sort"] = sort
             return self._url(f"{path}?{urlencode(params)}")
 
         return FakeResponse(
@@ -1084,7 +1108,7 @@ class ZendeskFake(FakeService):
         for k in ("safe_update", "updated_stamp"):
             if k in body:
                 changes[k] = body[k]
-        self._update(ticket, changes, actor_id=self._actor, via="api")
+        self._update(ticket, changes, actor_id=self._actor_id(), via="api")
         return FakeResponse(200, {"tags": list(ticket["tags"])})
 
     def _h_tags_get(self, request: FakeRequest) -> FakeResponse:
