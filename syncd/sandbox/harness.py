@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import requests
 
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN
 from syncd.sandbox.runner import TRACKERS, build_sandbox, secrets_env, tracker_config, trackers_of
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN
 
 AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zendesk"
 

@@ -14,14 +14,14 @@ import threading
 from datetime import datetime
 from typing import Callable, TextIO
 
-from syncd.sandbox.github import SANDBOX_GITHUB_TOKEN, GitHubFake
-from syncd.sandbox.jira import SANDBOX_EMAIL as JIRA_EMAIL
-from syncd.sandbox.jira import SANDBOX_TOKEN as JIRA_TOKEN
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
+from connectors.github.fake import SANDBOX_GITHUB_TOKEN, GitHubFake
+from connectors.jira.fake import SANDBOX_EMAIL as JIRA_EMAIL
+from connectors.jira.fake import SANDBOX_TOKEN as JIRA_TOKEN
+from connectors.jira.fake import JiraFake
+from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS, SeedResult, seed
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 DEFAULT_PORTS = {"zendesk": 8801, "linear": 8802, "github": 8803, "jira": 8804}
 TRACKERS = ("linear", "github", "jira")

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from syncd.sandbox.github import SANDBOX_GITHUB_TOKEN, GitHubFake
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+from connectors.github.fake import SANDBOX_GITHUB_TOKEN, GitHubFake
+from connectors.jira.fake import JiraFake
+from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.adf import to_adf, to_text, validate_adf
+from connectors.jira.adf import to_adf, to_text, validate_adf
 
 
 def text_node(text: str, *marks: dict) -> dict:

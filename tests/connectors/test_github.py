@@ -18,7 +18,7 @@ import pytest
 import responses
 from pydantic import ValidationError
 
-from connectors.github import (
+from connectors.github.connector import (
     GitHubConfig,
     GitHubConnector,
     PublicRepositoryRefused,

@@ -13,7 +13,7 @@ import requests
 import responses
 
 from connectors.base import marker_token
-from connectors.github import LABEL_RECHECK, PublicRepositoryRefused
+from connectors.github.connector import LABEL_RECHECK, PublicRepositoryRefused
 from syncd.errors import AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
 from syncd.writes import IssueDraft
 from tests.connectors.test_github import API, Clock, add_repo, issue_body, make, octokit, replay

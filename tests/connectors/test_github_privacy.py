@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import responses
 
 from connectors.base import OpaqueRewrite, marker_token
-from connectors.github import GitHubConfig, GitHubConnector, ticket_hash
+from connectors.github.connector import GitHubConfig, GitHubConnector, ticket_hash
 
 API = "https://api.github.com"
 REPO = "acme/billing"
@@ -228,7 +228,7 @@ def test_who_edited_is_left_unsaid_when_graphql_cannot_be_asked():
 
 
 def test_graphql_endpoint_for_github_and_enterprise():
-    from connectors.github import graphql_url
+    from connectors.github.connector import graphql_url
 
     assert graphql_url("https://api.github.com") == "https://api.github.com/graphql"
     assert graphql_url("https://git.example.com/api/v3") == "https://git.example.com/api/graphql"

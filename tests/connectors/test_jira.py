@@ -12,8 +12,8 @@ import pytest
 import responses
 from pydantic import SecretStr, ValidationError
 
-from connectors.adf import validate_adf
-from connectors.jira import ISSUE_FIELDS, JiraConfig, JiraConnector, ticket_global_id
+from connectors.jira.adf import validate_adf
+from connectors.jira.connector import ISSUE_FIELDS, JiraConfig, JiraConnector, ticket_global_id
 from syncd.errors import AuthError, ConfigError, Gone, NotFound, PayloadError
 from syncd.records import StateCategory
 

@@ -13,8 +13,8 @@ import pytest
 import responses
 from pydantic import SecretStr, ValidationError
 
-from connectors.adf import validate_adf
-from connectors.jira import FIND_PROBE_MISSES, JiraConfig, JiraConnector, jira_labels
+from connectors.jira.adf import validate_adf
+from connectors.jira.connector import FIND_PROBE_MISSES, JiraConfig, JiraConnector, jira_labels
 from syncd.errors import ApiError, NotFound, PayloadError, TransientError
 from syncd.writes import IssueDraft
 

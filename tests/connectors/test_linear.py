@@ -15,7 +15,7 @@ import pytest
 import responses
 
 from connectors.base import find_markers, marker_token
-from connectors.linear import FeedCursor, LinearConfig, LinearConnector, iso
+from connectors.linear.connector import FeedCursor, LinearConfig, LinearConnector, iso
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.records import StateCategory, parse_time
 

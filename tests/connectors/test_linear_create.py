@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from connectors.base import find_markers, marker_token
-from connectors.linear import LABEL_MISS_TTL, created_issue_id, linear_priority
+from connectors.linear.connector import LABEL_MISS_TTL, created_issue_id, linear_priority
 from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time
 from syncd.writes import IssueDraft

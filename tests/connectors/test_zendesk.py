@@ -13,7 +13,7 @@ import responses
 from pydantic import ValidationError
 
 from connectors.base import WriteResult, marker_token
-from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
+from connectors.zendesk.connector import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError
 from syncd.records import Ref, idempotency_key
 from syncd.writes import TicketUpdate

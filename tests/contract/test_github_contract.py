@@ -16,7 +16,7 @@ import re
 import pytest
 import responses
 
-from connectors.github import GitHubConfig, GitHubConnector
+from connectors.github.connector import GitHubConfig, GitHubConnector
 from tests.contract.openapi import assert_calls_conform, contract_fixture, recorded_requests
 
 API = "https://api.github.com"
@@ -230,7 +230,7 @@ def test_the_sandbox_secondary_limit_answer_conforms(github_contract):
     import requests
     from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-    from syncd.sandbox.github import GitHubFake
+    from connectors.github.fake import GitHubFake
     from syncd.sandbox.server import Sandbox
 
     fake = GitHubFake()

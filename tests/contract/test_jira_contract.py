@@ -11,7 +11,7 @@ import requests
 import responses
 from pydantic import SecretStr
 
-from connectors.jira import JiraConfig, JiraConnector
+from connectors.jira.connector import JiraConfig, JiraConnector
 from syncd.records import idempotency_key
 from tests.contract.openapi import assert_calls_conform, contract_fixture
 
@@ -132,7 +132,7 @@ def test_the_contract_refuses_the_withdrawn_search_and_bad_bodies(jira_contract)
 
 def test_the_comment_body_is_what_the_description_shows(jira_contract):
     """The description's own example comment body is ADF of the same shape syncd sends."""
-    import connectors.adf as adf
+    import connectors.jira.adf as adf
 
     spec = json.loads((jira_contract_path()).read_text())
     example = spec["paths"]["/rest/api/3/issue/{issueIdOrKey}/comment"]["post"]["requestBody"]["content"][

@@ -16,8 +16,8 @@ import responses
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
-from connectors import linear_queries
-from connectors.linear import LinearConfig, LinearConnector, created_issue_id
+from connectors.linear import queries as linear_queries
+from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
 from syncd.writes import IssueDraft
 from tests.conftest import SPECS, require_shared
 from tests.connectors.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node

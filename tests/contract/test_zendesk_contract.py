@@ -10,7 +10,7 @@ import requests
 import responses
 
 from connectors.base import marker_token
-from connectors.zendesk import EXPORT_PATH, ZendeskConfig, ZendeskConnector
+from connectors.zendesk.connector import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from syncd.writes import FollowUpTicket, TicketUpdate
 from tests.contract.openapi import assert_calls_conform, contract_fixture

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from connectors.base import marker_token
-from connectors.github import GitHubConfig, GitHubConnector, PublicRepositoryRefused
+from connectors.github.connector import GitHubConfig, GitHubConnector, PublicRepositoryRefused
+from connectors.github.fake import GitHubFake
 from syncd.errors import Gone, TransientError
-from syncd.sandbox.github import GitHubFake
 from syncd.sandbox.server import Sandbox
 from syncd.writes import IssueDraft
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import requests
 
-from connectors.github import GitHubConfig, GitHubConnector, PublicRepositoryRefused
+from connectors.github.connector import GitHubConfig, GitHubConnector, PublicRepositoryRefused
+from connectors.github.fake import GitHubFake
 from syncd.errors import Gone
 from syncd.records import StateCategory
-from syncd.sandbox.github import GitHubFake
 from syncd.sandbox.server import Sandbox
 
 TOKEN = "sandbox-github-token"

@@ -8,10 +8,10 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from connectors.jira import JiraConfig, JiraConnector
+from connectors.jira.connector import JiraConfig, JiraConnector
+from connectors.jira.fake import SANDBOX_OAUTH_TOKEN, JiraFake
 from syncd.errors import ApiError, AuthError, Gone, TransientError
 from syncd.records import StateCategory
-from syncd.sandbox.jira import SANDBOX_OAUTH_TOKEN, JiraFake
 from syncd.sandbox.server import Sandbox
 from syncd.writes import IssueDraft
 

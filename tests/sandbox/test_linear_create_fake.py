@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from connectors.base import find_markers
-from connectors.linear import LinearConfig, LinearConnector, created_issue_id
+from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
+from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
 from syncd.errors import NotFound, TransientError
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
 from syncd.sandbox.server import Sandbox
 from syncd.writes import IssueDraft
 

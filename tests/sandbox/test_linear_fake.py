@@ -17,7 +17,7 @@ from graphql import (
     build_schema,
 )
 
-from syncd.sandbox.linear import SANDBOX_API_KEY, SANDBOX_OAUTH_TOKEN, LinearFake, load_schema
+from connectors.linear.fake import SANDBOX_API_KEY, SANDBOX_OAUTH_TOKEN, LinearFake, load_schema
 from syncd.sandbox.runner import build_sandbox, serve
 from syncd.sandbox.server import Sandbox
 from tests.sandbox.conftest import Clock
@@ -426,7 +426,7 @@ def test_serve_prints_urls_credentials_and_a_config_then_stops():
 
 
 def test_a_deleted_issue_goes_to_the_trash_then_is_not_found_once_purged(fake, gql, clock):
-    from connectors import linear_queries as q
+    from connectors.linear import queries as q
 
     kept, trashed, purged = make_issues(fake, clock, 3)
     fake.delete_issue(trashed["id"])

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_OAUTH_TOKEN, SANDBOX_TOKEN, ZendeskFake
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_OAUTH_TOKEN, SANDBOX_TOKEN, ZendeskFake
 from tests.sandbox.conftest import Clock
 
 

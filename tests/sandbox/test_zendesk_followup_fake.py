@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from connectors.base import marker_token
-from connectors.zendesk import ZendeskConfig, ZendeskConnector
+from connectors.zendesk.connector import ZendeskConfig, ZendeskConnector
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 from syncd.errors import Conflict, TransientError
 from syncd.records import idempotency_key
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 from syncd.writes import FollowUpTicket
 
 KEY = idempotency_key("link", "resolved", "follow-up")

@@ -327,7 +327,7 @@ class GitHubRule(StateRule):
 class GitHubConnector(Tracker):
     kind = "github"
     display_name = "GitHub"
-    fake = "syncd.sandbox.github:GitHubFake"
+    fake = "connectors.github.fake:GitHubFake"
     state_rule_model = GitHubRule
     team_pattern = (r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$", 'a repository "owner/name"')
     needs_key_lookup = True  # reads an issue by owner/repo#number: the engine sets key_lookup

@@ -18,7 +18,7 @@ has had time to show in search, so a burst of changes (a bulk edit of
 thousands of issues) is not re-read by every later poll while nothing newer
 happens.
 
-Writes: comments are ADF (see :mod:`connectors.adf`) and carry the marker as
+Writes: comments are ADF (see :mod:`connectors.jira.adf`) and carry the marker as
 a comment property ``syncd = {"key": KEY}`` (invisible to people); a ticket
 is shown as a remote link whose ``globalId`` comes from the ticket URL, so
 posting it again updates the same link instead of adding one.
@@ -56,7 +56,6 @@ import requests
 import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.adf import to_adf, to_text
 from connectors.base import (
     ConnectorConfig,
     Page,
@@ -69,6 +68,7 @@ from connectors.base import (
     read_secret,
     utc_now,
 )
+from connectors.jira.adf import to_adf, to_text
 from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
 from syncd.records import Issue, Ref, StateCategory
@@ -196,7 +196,7 @@ class JiraRule(StateRule):
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
     display_name: ClassVar[str] = "Jira"
-    fake: ClassVar[str | None] = "syncd.sandbox.jira:JiraFake"
+    fake: ClassVar[str | None] = "connectors.jira.fake:JiraFake"
     state_rule_model: ClassVar[type[StateRule]] = JiraRule
     team_pattern: ClassVar[tuple[str, str]] = (r"^[A-Z][A-Z0-9_]{1,9}$", 'a Jira project key such as "PLAT"')
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig

@@ -1,7 +1,7 @@
 """A fake of Linear's GraphQL API for the demo, end-to-end tests and benchmarks.
 
 ``POST /graphql`` executes real GraphQL documents (graphql-core) against
-``linear_schema.graphql``, a subset of Linear's official schema with the same
+``schema.graphql``, a subset of Linear's official schema with the same
 names and types, so a document the fake accepts is one Linear accepts too.
 Semantics follow Linear's documentation: ``orderBy`` lists newest first,
 ``sort: [{updatedAt: {order: Ascending}}]`` oldest first, opaque cursors, a
@@ -60,7 +60,7 @@ _sdl_cache: DocumentNode | None = None
 
 
 def schema_text() -> str:
-    return resources.files("syncd.sandbox").joinpath("linear_schema.graphql").read_text()
+    return resources.files("connectors.linear").joinpath("schema.graphql").read_text()
 
 
 def load_schema() -> GraphQLSchema:

@@ -123,7 +123,7 @@ def _check_readable(key: str, path: str | None) -> None:
 class ZendeskConnector(Helpdesk):
     kind = "zendesk"
     display_name = "Zendesk"
-    fake = "syncd.sandbox.zendesk:ZendeskFake"
+    fake = "connectors.zendesk.fake:ZendeskFake"
     config_model = ZendeskConfig
     # Zendesk's own statuses are the helpdesk contract's canonical words
     # (connectors.base.TICKET_STATUSES): they pass through unchanged.

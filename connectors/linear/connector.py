@@ -32,7 +32,6 @@ import requests
 import structlog
 from pydantic import Field, SecretStr, model_validator
 
-from connectors import linear_queries as q
 from connectors.base import (
     ConnectorConfig,
     Page,
@@ -47,6 +46,7 @@ from connectors.base import (
     read_secret,
     utc_now,
 )
+from connectors.linear import queries as q
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
@@ -205,7 +205,7 @@ class LinearRule(StateRule):
 class LinearConnector(Tracker):
     kind = "linear"
     display_name = "Linear"
-    fake = "syncd.sandbox.linear:LinearFake"
+    fake = "connectors.linear.fake:LinearFake"
     state_rule_model = LinearRule
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"
