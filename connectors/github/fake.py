@@ -41,6 +41,11 @@ DOCS = "https://docs.github.com/rest"
 RATE_LIMIT = 5000
 SANDBOX_GITHUB_TOKEN = "sandbox-github-token"
 SANDBOX_GITHUB_LOGIN = "syncd-bot"
+GITHUB_REPOSITORIES = [
+    # owner/name, private: the repositories the sandbox seeds and syncd is configured for
+    ("sandbox/mobile-sdk", False),  # the customers' SDK: public, anyone can read it
+    ("sandbox/billing", True),
+]
 
 
 def gh_error(status: int, message: str, doc: str = DOCS, headers: dict[str, str] | None = None) -> HttpFault:
@@ -107,6 +112,23 @@ class FakeIssue:
 
 class GitHubFake(FakeService):
     name = "github"
+    default_port = 8803
+    secrets = {"token": SANDBOX_GITHUB_TOKEN}
+
+    @classmethod
+    def for_sandbox(cls, *, clock: Callable[[], datetime] | None = None, seed: int = 0) -> GitHubFake:
+        return cls(seed=seed, **({"clock": lambda: clock().timestamp()} if clock else {}))
+
+    def connector_config(self) -> list[str]:
+        return ["repositories = [" + ", ".join(f'"{r}"' for r, _ in GITHUB_REPOSITORIES) + "]"]
+
+    def playground_config(self) -> list[str]:
+        # The fake enforces no secondary limit unless asked to: no need to
+        # space mutating requests by GitHub's one second.
+        return ["mutation_interval = 0"]
+
+    def describe(self, url: str) -> str:
+        return f"{url}  (Authorization: Bearer {SANDBOX_GITHUB_TOKEN})"
 
     def __init__(
         self,

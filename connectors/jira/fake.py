@@ -45,6 +45,7 @@ MAX_RESULTS = 100  # Jira's cap per page when fields are asked for
 SANDBOX_EMAIL = "syncd@example.com"
 SANDBOX_TOKEN = "sandbox-jira-token"
 SANDBOX_OAUTH_TOKEN = "sandbox-jira-oauth-token"
+JIRA_PROJECTS = [("PLAT", "Platform"), ("INFRA", "Infrastructure")]  # seeded; syncd is configured for them
 
 # Workflow: status name -> (id, category key, category id, category name).
 DEFAULT_STATUSES = {
@@ -238,6 +239,18 @@ class JiraFake(FakeService):
     """A Jira Cloud site with a few projects, one workflow and real v3 shapes."""
 
     name = "jira"
+    default_port = 8804
+    secrets = {"api_token": SANDBOX_TOKEN}
+
+    @classmethod
+    def for_sandbox(cls, *, clock: Callable[[], datetime] | None = None, seed: int = 0) -> JiraFake:
+        return cls(clock=clock, seed=seed, projects=dict(JIRA_PROJECTS))
+
+    def connector_config(self) -> list[str]:
+        return [f'email = "{SANDBOX_EMAIL}"', "projects = [" + ", ".join(f'"{k}"' for k, _ in JIRA_PROJECTS) + "]"]
+
+    def describe(self, url: str) -> str:
+        return f"{url}/rest/api/3  (Basic auth '{SANDBOX_EMAIL}' : '{SANDBOX_TOKEN}')"
 
     def __init__(
         self,

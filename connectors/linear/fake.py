@@ -48,6 +48,7 @@ from syncd.sandbox.server import FakeRequest, FakeResponse, FakeService
 
 SANDBOX_API_KEY = "lin_api_sandbox0000000000000000000000000000"  # only the sandbox accepts it
 SANDBOX_OAUTH_TOKEN = "lin_oauth_sandbox000000000000000000000000"
+SANDBOX_TEAMS = ("ENG", "APP")  # the teams the sandbox seeds and syncd is configured for
 DEFAULT_PAGE = 50
 REQUESTS_PER_HOUR = 5000
 COMPLEXITY_PER_HOUR = 250_000
@@ -180,6 +181,17 @@ class LinearFake(FakeService):
     """In-memory Linear workspace served over GraphQL."""
 
     name = "linear"
+    default_port = 8802
+    secrets = {"api_key": SANDBOX_API_KEY}
+
+    def connector_config(self) -> list[str]:
+        return ["teams = [" + ", ".join(f'"{t}"' for t in SANDBOX_TEAMS) + "]"]
+
+    def playground_config(self) -> list[str]:
+        return ['workspace = "sandbox"']
+
+    def describe(self, url: str) -> str:
+        return f"{url}/graphql  (Authorization: {SANDBOX_API_KEY})"
 
     def __init__(
         self,

@@ -88,6 +88,14 @@ class ZendeskFake(FakeService):
     """In-memory Zendesk account served over HTTP."""
 
     name = "zendesk"
+    default_port = 8801
+    secrets = {"token": SANDBOX_TOKEN}
+
+    def connector_config(self) -> list[str]:
+        return [f'email = "{SANDBOX_EMAIL}"']
+
+    def describe(self, url: str) -> str:
+        return f"{url}  (Basic auth '{SANDBOX_EMAIL}/token' : '{SANDBOX_TOKEN}')"
 
     def __init__(
         self,
