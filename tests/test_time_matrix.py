@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from connectors.jira.connector import JiraConfig, JiraConnector
 from tests.conftest import DEFAULT_INSTANT, EDGES, HOURS_OF_A_WEEK, MACHINE_SKEW, clock_instants
-from tests.connectors.test_jira import TOKEN
+from tests.connectors.jira.test_jira import TOKEN
 
 UTC = timezone.utc
 

@@ -32,6 +32,7 @@ import requests
 import structlog
 from pydantic import Field, SecretStr, model_validator
 
+import connectors.linear.queries as q
 from connectors.base import (
     ConnectorConfig,
     Page,
@@ -46,7 +47,6 @@ from connectors.base import (
     read_secret,
     utc_now,
 )
-from connectors.linear import queries as q
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time

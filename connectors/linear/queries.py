@@ -3,7 +3,7 @@
 Every operation is named (the name is how requests are counted and how the
 sandbox routes them) and selects only what syncd reads: Linear prices a
 query by its complexity, and a connection multiplies its selection by
-``first``. ``tests/contract/test_linear_contract.py`` validates each of
+``first``. ``tests/connectors/linear/test_linear_contract.py`` validates each of
 these against Linear's published schema.
 """
 

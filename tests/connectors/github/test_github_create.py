@@ -16,7 +16,7 @@ from connectors.base import marker_token
 from connectors.github.connector import LABEL_RECHECK, PublicRepositoryRefused
 from syncd.errors import AuthError, Conflict, Gone, NotFound, PayloadError, TransientError
 from syncd.writes import IssueDraft
-from tests.connectors.test_github import API, Clock, add_repo, issue_body, make, octokit, replay
+from tests.connectors.github.test_github import API, Clock, add_repo, issue_body, make, octokit, replay
 
 KEY = "e" * 20
 OTHER = "f" * 20

@@ -10,7 +10,7 @@ import requests
 
 from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_OAUTH_TOKEN, SANDBOX_TOKEN, ZendeskFake
 from syncd.sandbox.server import Sandbox
-from tests.sandbox.conftest import Clock
+from tests.connectors.conftest import Clock
 
 
 @pytest.fixture

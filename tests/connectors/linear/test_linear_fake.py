@@ -20,7 +20,7 @@ from graphql import (
 from connectors.linear.fake import SANDBOX_API_KEY, SANDBOX_OAUTH_TOKEN, LinearFake, load_schema
 from syncd.sandbox.runner import build_sandbox, serve
 from syncd.sandbox.server import Sandbox
-from tests.sandbox.conftest import Clock
+from tests.connectors.conftest import Clock
 
 
 @pytest.fixture

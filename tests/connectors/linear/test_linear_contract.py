@@ -20,7 +20,7 @@ from connectors.linear import queries as linear_queries
 from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
 from syncd.writes import IssueDraft
 from tests.conftest import SPECS, require_shared
-from tests.connectors.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
+from tests.connectors.linear.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
 
 pytestmark = pytest.mark.contract
 

@@ -14,7 +14,7 @@ from connectors.base import marker_token
 from syncd.errors import AuthError, Conflict, NotFound, PayloadError, TransientError
 from syncd.records import idempotency_key
 from syncd.writes import FollowUpTicket
-from tests.connectors.test_zendesk import BASE, body_of, make, path, query
+from tests.connectors.zendesk.test_zendesk import BASE, body_of, make, path, query
 
 KEY = idempotency_key("link", "follow-up")
 CREATED = "TestTicketCreateUpdateDelete.test_single_object_creation-create-single"

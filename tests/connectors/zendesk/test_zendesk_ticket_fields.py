@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.connectors.test_zendesk import make
+from tests.connectors.zendesk.test_zendesk import make
 
 
 def raw(**extra) -> dict:

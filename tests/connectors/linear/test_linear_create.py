@@ -14,7 +14,7 @@ from connectors.linear.connector import LABEL_MISS_TTL, created_issue_id, linear
 from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time
 from syncd.writes import IssueDraft
-from tests.connectors.test_linear import MARK, Clock, api, make, rsps  # noqa: F401 (fixtures)
+from tests.connectors.linear.test_linear import MARK, Clock, api, make, rsps  # noqa: F401 (fixtures)
 
 TEAM_ID = "team-eng-uuid"
 OTHER = "fedcba9876543210fedc"
