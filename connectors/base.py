@@ -396,7 +396,7 @@ class Helpdesk(Connector):
 class Tracker(Connector):
     role: ClassVar[Role] = "tracker"
     # How comments and descriptions written here are read: "markdown" or "adf"
-    # (Markdown-escaped text that connectors.adf.to_adf turns into a document).
+    # (Markdown-escaped text that connectors.jira.adf.to_adf turns into a document).
     text_format: ClassVar[str] = "markdown"
     # How the ticket title given to attach_ticket is shown: "plain" (an
     # attachment or remote link title) or "markdown" (inside a comment).

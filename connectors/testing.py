@@ -1,7 +1,7 @@
 """The conformance exam every connector takes, against its own fake.
 
 Each registered connector class names its fake (``Connector.fake``, an import
-path such as ``"syncd.sandbox.linear:LinearFake"``). :class:`Exam` serves that
+path such as ``"connectors.linear.fake:LinearFake"``). :class:`Exam` serves that
 fake on a loopback port (:class:`syncd.sandbox.server.Sandbox`) and builds the
 connector against it from the fake's ``exam_*`` answers; each check in
 :data:`CHECKS` then holds the connector to the contract of

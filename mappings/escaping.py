@@ -23,7 +23,7 @@ Four target formats, each connector declares its own (``text_format``,
     (CommonMark allows escaping any of them, and a renderer removes the
     backslash), and ``#123`` references are defused.
 ``adf``
-    Text that :func:`connectors.adf.to_adf` turns into a Jira document.
+    Text that :func:`connectors.jira.adf.to_adf` turns into a Jira document.
     ``plain``, then the same backslash escapes as ``markdown``:
     ``to_adf`` reads them as CommonMark does, so the ADF text nodes hold
     the characters themselves and Jira shows no backslash.
@@ -72,7 +72,7 @@ _WWW_RE = re.compile(r"(?i)\b(www)(\.)")
 _MD_PUNCT_RE = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%^,;?/])")
 _MD_ISSUE_REF_RE = re.compile(r"#(?=\d)")
 
-# A backslash escape as CommonMark (and connectors.adf.to_adf) reads it.
+# A backslash escape as CommonMark (and connectors.jira.adf.to_adf) reads it.
 _UNESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 _TAG_RE = re.compile(r"<[^>]*>")

@@ -245,23 +245,33 @@ def demo(keep: bool) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--zendesk-port", default=8801, show_default=True, type=int)
-@click.option("--linear-port", default=8802, show_default=True, type=int)
-@click.option("--github-port", default=8803, show_default=True, type=int)
-@click.option("--jira-port", default=8804, show_default=True, type=int)
+@click.option(
+    "--port",
+    "ports",
+    metavar="KIND=PORT",
+    multiple=True,
+    help="Serve the fake of connector KIND on PORT (0: any free one); repeatable. "
+    "Default: each fake's own port, shown when the sandbox starts.",
+)
 @click.option("--empty", is_flag=True, help="Start without seed data.")
 @guarded
-def sandbox(host: str, zendesk_port: int, linear_port: int, github_port: int, jira_port: int, empty: bool) -> None:
-    """Serve the fake services on their own for manual play (Ctrl-C stops)."""
+def sandbox(host: str, ports: tuple[str, ...], empty: bool) -> None:
+    """Serve the fake services on their own for manual play (Ctrl-C stops).
+
+    The fakes are those of the installed connectors (each connector names its fake)."""
     try:
-        from syncd.sandbox.runner import serve
+        from syncd.sandbox.runner import DEFAULT_PORTS, serve
     except ModuleNotFoundError as exc:
         _sandbox_missing(exc)
-    serve(
-        host=host,
-        ports={"zendesk": zendesk_port, "linear": linear_port, "github": github_port, "jira": jira_port},
-        seed_data=not empty,
-    )
+    chosen: dict[str, int] = {}
+    for item in ports:
+        kind, _, port = item.partition("=")
+        if kind not in DEFAULT_PORTS or not port.isdigit():
+            raise click.BadParameter(
+                f"{item!r}: write KIND=PORT with KIND one of {', '.join(DEFAULT_PORTS)}", param_hint="--port"
+            )
+        chosen[kind] = int(port)
+    serve(host=host, ports=chosen, seed_data=not empty)
 
 
 # -- links --------------------------------------------------------------------------------------

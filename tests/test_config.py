@@ -367,8 +367,8 @@ def test_example_config_loads_with_secrets_from_the_environment():
 
 def test_example_config_documents_every_key():
     _real_kinds_or_skip()
-    from connectors.linear import LinearConfig
-    from connectors.zendesk import ZendeskConfig
+    from connectors.linear.connector import LinearConfig
+    from connectors.zendesk.connector import ZendeskConfig
 
     text = EXAMPLE.read_text(encoding="utf-8")
     settings = load_config(EXAMPLE, env=REAL_SECRETS)

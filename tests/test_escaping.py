@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from connectors.adf import to_adf, validate_adf
 from connectors.base import find_markers
+from connectors.jira.adf import to_adf, validate_adf
 from mappings import escaping
 from mappings.escaping import MAX_VALUE_LENGTH, WORD_JOINER, escape, escape_url, escape_values, shown
 from mappings.planner import LinkedTicket, PlanSettings, plan_issue_update, plan_link
@@ -353,7 +353,7 @@ def test_hostile_subject_and_title_arrive_inert_through_the_sandbox(tmp_path):
 #
 # Each format is read through what shows it to a person: plain text as it
 # is, Markdown through a CommonMark renderer (markdown-it-py, with GitHub's
-# strikethrough and tables), ADF through connectors.adf.to_adf to the text
+# strikethrough and tables), ADF through connectors.jira.adf.to_adf to the text
 # nodes Jira displays. What is seen must be what was meant: the text itself,
 # not one backslash more, wherever the value lands in a line.
 

@@ -23,11 +23,13 @@ MIN_LENGTH = 6  # shorter test values ("x", "k") are words, not secrets
 
 
 def known_secrets() -> set[str]:
-    from syncd.sandbox import github as gh_fake
-    from syncd.sandbox import jira as jira_fake
-    from syncd.sandbox import linear as linear_fake
-    from syncd.sandbox import zendesk as zd_fake
-    from tests.connectors import test_github, test_jira, test_linear
+    from connectors.github import fake as gh_fake
+    from connectors.jira import fake as jira_fake
+    from connectors.linear import fake as linear_fake
+    from connectors.zendesk import fake as zd_fake
+    from tests.connectors.github import test_github
+    from tests.connectors.jira import test_jira
+    from tests.connectors.linear import test_linear
     from tests.fuzz.test_normalisers import FUZZ_SECRETS
     from tests.test_config import BADCONFIG, REAL_SECRETS, SECRETS, _header
 

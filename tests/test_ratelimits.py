@@ -8,7 +8,7 @@ import pytest
 import responses
 import structlog
 
-from connectors.linear import is_rate_limited as linear_rate_limited
+from connectors.linear.connector import is_rate_limited as linear_rate_limited
 from syncd.errors import RateLimited, until_text
 from syncd.http import HttpClient, RateHeaders, RateRule
 from syncd.ratelimits import Parking, waits_in_store

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import SecretStr
 
-from connectors.jira import JiraConfig, JiraConnector
+from connectors.jira.connector import JiraConfig, JiraConnector
 from tests.conftest import DEFAULT_INSTANT, EDGES, HOURS_OF_A_WEEK, MACHINE_SKEW, clock_instants
-from tests.connectors.test_jira import TOKEN
+from tests.connectors.jira.test_jira import TOKEN
 
 UTC = timezone.utc
 
@@ -96,7 +96,7 @@ def test_every_change_to_a_jira_issue_is_read_around_each_instant(base_instant, 
     """The Jira fake (JQL in the user's zone) and the connector on one clock that walks from six
     minutes before the instant to six after it, a poll every 20 seconds and a change every minute:
     each change is read by the next poll, whatever DST or the date does in between."""
-    from syncd.sandbox.jira import JiraFake
+    from connectors.jira.fake import JiraFake
     from syncd.sandbox.server import Sandbox
 
     now = [base_instant - timedelta(minutes=6)]

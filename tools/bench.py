@@ -36,15 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from connectors.github.fake import GitHubFake
+from connectors.jira.fake import JiraFake
+from connectors.linear.fake import LinearFake
+from connectors.zendesk.fake import ZendeskFake
 from syncd.logs import configure_logging
 from syncd.records import Link, Ref
-from syncd.sandbox.github import GitHubFake
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import LinearFake
 from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import ZendeskFake
 
 TICKETS_PER_ISSUE = 10
 # GitHub and Jira: the tickets of one Linear issue share one GitHub and one

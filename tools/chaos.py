@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Callable
 
 from connectors.base import MARKER_RE, find_markers
+from connectors.zendesk.fake import SANDBOX_EMAIL
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.zendesk import SANDBOX_EMAIL
 
 STATES = ("Triage", "Backlog", "Todo", "In Progress", "In Review", "Done", "Canceled")
 TICKET_STATUSES = ("open", "pending", "hold", "solved")

@@ -20,12 +20,12 @@ from typing import Any, Callable, TypeVar
 
 import requests
 
-from syncd.sandbox.github import GitHubFake
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import LinearFake
-from syncd.sandbox.runner import TRACKERS, build_sandbox, secrets_env, tracker_config, trackers_of
+from connectors.github.fake import GitHubFake
+from connectors.jira.fake import JiraFake
+from connectors.linear.fake import LinearFake
+from connectors.zendesk.fake import SANDBOX_TOKEN, ZendeskFake
+from syncd.sandbox.runner import HELPDESK, TRACKERS, build_sandbox, connector_table, secrets_env, trackers_of
 from syncd.sandbox.server import Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 AGENT_TOKEN_NOTE = "agents authenticate with the account's API token, as in Zendesk"
 
@@ -94,13 +94,10 @@ health_address = ""
 level = "warning"
 
 [sync]
-helpdesk = "zendesk"
+helpdesk = "{HELPDESK}"
 trackers = [{", ".join(f'"{t}"' for t in self.trackers)}]
 {self._mappings_line()}
-[connectors.zendesk]
-kind = "zendesk"
-url = "{self.sandbox.url("zendesk")}"
-email = "{SANDBOX_EMAIL}"
+{chr(10).join(connector_table(self.sandbox, HELPDESK))}
 max_wait = 2
 {fields}
 {self._trackers_text()}
@@ -111,18 +108,11 @@ max_wait = 2
             return ""
         return f"mappings = {json.dumps(str(self.mappings))}\n"
 
-    # Per-tracker settings for the sandbox beyond runner.tracker_config.
-    _SANDBOX_OPTIONS = {
-        "linear": ['workspace = "sandbox"'],
-        # The fake enforces no secondary limit unless asked to: no need to
-        # space mutating requests by GitHub's one second.
-        "github": ["mutation_interval = 0"],
-    }
-
     def _trackers_text(self) -> str:
         tables = []
         for name in self.trackers:
-            lines = tracker_config(self.sandbox, name) + self._SANDBOX_OPTIONS.get(name, []) + ["max_wait = 2"]
+            fake = self.sandbox[name]
+            lines = connector_table(self.sandbox, name) + fake.playground_config() + ["max_wait = 2"]
             if self.tracker_options.get(name):
                 lines.append(self.tracker_options[name])
             tables.append("\n".join(lines) + "\n")

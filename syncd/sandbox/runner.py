@@ -14,18 +14,31 @@ import threading
 from datetime import datetime
 from typing import Callable, TextIO
 
-from syncd.sandbox.github import SANDBOX_GITHUB_TOKEN, GitHubFake
-from syncd.sandbox.jira import SANDBOX_EMAIL as JIRA_EMAIL
-from syncd.sandbox.jira import SANDBOX_TOKEN as JIRA_TOKEN
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
-from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS, SeedResult, seed
+from connectors.base import connector_class, load_registry
+from connectors.testing import load_fake
+from syncd.sandbox.seed import NEEDS, SeedResult, seed_fakes
 from syncd.sandbox.server import FakeService, Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
-DEFAULT_PORTS = {"zendesk": 8801, "linear": 8802, "github": 8803, "jira": 8804}
-TRACKERS = ("linear", "github", "jira")
-LINEAR_TEAMS = ("ENG", "APP")
+
+def _registered() -> dict[str, tuple[type[FakeService], str, str]]:
+    """kind -> (fake class, role, display name) for each registered connector with a fake, by default port."""
+    registry = load_registry()
+    found = {}
+    for kind in registry:
+        cls = connector_class(kind, registry)
+        if cls.fake:
+            fake = load_fake(cls)
+            if not (isinstance(fake, type) and issubclass(fake, FakeService)):
+                raise TypeError(f"{cls.__name__}.fake names {cls.fake!r}, which is not a sandbox FakeService")
+            found[kind] = (fake, cls.role, cls.display_name or kind)
+    return dict(sorted(found.items(), key=lambda item: item[1][0].default_port))
+
+
+REGISTERED = _registered()
+FAKES = {kind: fake for kind, (fake, _, _) in REGISTERED.items()}
+DEFAULT_PORTS = {kind: fake.default_port for kind, fake in FAKES.items()}
+HELPDESK = next(kind for kind, (_, role, _) in REGISTERED.items() if role == "helpdesk")
+TRACKERS = tuple(kind for kind, (_, role, _) in REGISTERED.items() if role == "tracker")
 
 
 def build_sandbox(
@@ -35,32 +48,22 @@ def build_sandbox(
     rng_seed: int = 7,
     trackers: tuple[str, ...] | list[str] = TRACKERS,
 ) -> Sandbox:
-    """The Zendesk fake and the named tracker fakes in a (not yet started) Sandbox.
+    """The helpdesk fake and the named tracker fakes in a (not yet started) Sandbox.
 
-    Linear is always there (the seeded tickets name Linear issues); GitHub
-    and Jira are added when ``trackers`` names them. ``sandbox.seed`` holds
+    The fakes the seed data needs (seed.NEEDS) are always there; other
+    trackers are added when ``trackers`` names them. ``sandbox.seed`` holds
     the SeedResult, or None with ``seed_data=False``.
     """
     unknown = [t for t in trackers if t not in TRACKERS]
-    if unknown or "linear" not in trackers:
-        raise ValueError(f"trackers={tuple(trackers)!r}: choose from {', '.join(TRACKERS)} (linear included)")
-    zendesk = ZendeskFake(clock=clock, seed=rng_seed)
-    linear = LinearFake(clock=clock, seed=rng_seed)
-    services: list[FakeService] = [zendesk, linear]
-    github: GitHubFake | None = None
-    jira: JiraFake | None = None
-    if "github" in trackers:
-        if clock is not None:
-            app_clock = clock
-            github = GitHubFake(seed=rng_seed, clock=lambda: app_clock().timestamp())
-        else:
-            github = GitHubFake(seed=rng_seed)
-        services.append(github)
-    if "jira" in trackers:
-        jira = JiraFake(clock=clock, seed=rng_seed, projects=dict(JIRA_PROJECTS))
-        services.append(jira)
-    sandbox = Sandbox(services)
-    sandbox.seed = seed(zendesk, linear, rng_seed=rng_seed, github=github, jira=jira) if seed_data else None
+    needed = [t for t in NEEDS if t in TRACKERS]
+    if unknown or not set(needed) <= set(trackers):
+        raise ValueError(
+            f"trackers={tuple(trackers)!r}: choose from {', '.join(TRACKERS)} ({', '.join(needed)} included)"
+        )
+    kinds = [HELPDESK, *(t for t in TRACKERS if t in trackers)]
+    fakes = {kind: FAKES[kind].for_sandbox(clock=clock, seed=rng_seed) for kind in kinds}
+    sandbox = Sandbox(list(fakes.values()))
+    sandbox.seed = seed_fakes(fakes, rng_seed=rng_seed) if seed_data else None
     return sandbox
 
 
@@ -69,31 +72,19 @@ def trackers_of(sandbox: Sandbox) -> list[str]:
     return [name for name in TRACKERS if name in sandbox.services]
 
 
-def tracker_config(sandbox: Sandbox, name: str) -> list[str]:
-    """The ``[connectors.NAME]`` table for one tracker fake (no secrets)."""
+def connector_table(sandbox: Sandbox, name: str) -> list[str]:
+    """The ``[connectors.NAME]`` table for one fake (no secrets)."""
     lines = [f"[connectors.{name}]", f'kind = "{name}"', f'url = "{sandbox.url(name)}"']
-    if name == "linear":
-        lines.append("teams = [" + ", ".join(f'"{t}"' for t in LINEAR_TEAMS) + "]")
-    elif name == "github":
-        lines.append("repositories = [" + ", ".join(f'"{r}"' for r, _ in GITHUB_REPOSITORIES) + "]")
-    elif name == "jira":
-        lines.append(f'email = "{JIRA_EMAIL}"')
-        lines.append("projects = [" + ", ".join(f'"{k}"' for k, _ in JIRA_PROJECTS) + "]")
-    return lines
-
-
-# The environment variable and value for each fake's secret.
-SECRETS = {
-    "zendesk": ("SYNCD_CONNECTORS__ZENDESK__TOKEN", SANDBOX_TOKEN),
-    "linear": ("SYNCD_CONNECTORS__LINEAR__API_KEY", SANDBOX_API_KEY),
-    "github": ("SYNCD_CONNECTORS__GITHUB__TOKEN", SANDBOX_GITHUB_TOKEN),
-    "jira": ("SYNCD_CONNECTORS__JIRA__API_TOKEN", JIRA_TOKEN),
-}
+    return lines + sandbox[name].connector_config()
 
 
 def secrets_env(sandbox: Sandbox) -> dict[str, str]:
     """Environment that gives syncd the sandbox's (fixed, fake) credentials."""
-    return dict(SECRETS[name] for name in ("zendesk", *trackers_of(sandbox)))
+    return {
+        f"SYNCD_CONNECTORS__{name.upper()}__{field.upper()}": value
+        for name in (HELPDESK, *trackers_of(sandbox))
+        for field, value in sandbox[name].secrets.items()
+    }
 
 
 def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
@@ -101,19 +92,16 @@ def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
     trackers = trackers_of(sandbox)
     lines = [
         "[sync]",
-        'helpdesk = "zendesk"',
+        f'helpdesk = "{HELPDESK}"',
         "trackers = [" + ", ".join(f'"{t}"' for t in trackers) + "]",
         "",
-        "[connectors.zendesk]",
-        'kind = "zendesk"',
-        f'url = "{sandbox.url("zendesk")}"',
-        f'email = "{SANDBOX_EMAIL}"',
+        *connector_table(sandbox, HELPDESK),
     ]
     if result is not None:
         lines.append(f"link_field_id = {result.linked_issue_field_id}")
         lines.append(f"status_field_id = {result.linked_issue_status_field_id}")
     for name in trackers:
-        lines += ["", *tracker_config(sandbox, name)]
+        lines += ["", *connector_table(sandbox, name)]
     lines += ["", "# and in the environment:"]
     lines += [f"#   export {var}={value}" for var, value in secrets_env(sandbox).items()]
     return "\n".join(lines)
@@ -122,24 +110,12 @@ def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
 def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
     """What a person needs to point a client at the running sandbox."""
     out = [
-        f"Zendesk fake: {sandbox.url('zendesk')}  (Basic auth '{SANDBOX_EMAIL}/token' : '{SANDBOX_TOKEN}')",
-        f"Linear fake:  {sandbox.url('linear')}/graphql  (Authorization: {SANDBOX_API_KEY})",
+        f"{REGISTERED[name][2] + ' fake:':<14}{sandbox[name].describe(sandbox.url(name))}"
+        for name in (HELPDESK, *trackers_of(sandbox))
     ]
-    if "github" in sandbox.services:
-        out.append(f"GitHub fake:  {sandbox.url('github')}  (Authorization: Bearer {SANDBOX_GITHUB_TOKEN})")
-    if "jira" in sandbox.services:
-        out.append(f"Jira fake:    {sandbox.url('jira')}/rest/api/3  (Basic auth '{JIRA_EMAIL}' : '{JIRA_TOKEN}')")
     out.append("These credentials are fixed sandbox values; real services do not accept them.")
     if result is not None:
-        out.append(
-            f"Seeded {len(result.tickets)} tickets, {len(result.issues)} Linear issues "
-            f"(teams {', '.join(result.teams)})."
-        )
-        if result.github_issues:
-            repos = ", ".join(f"{r} ({v})" for r, v in result.repositories.items())
-            out.append(f"       {len(result.github_issues)} GitHub issues in {repos}.")
-        if result.jira_issues:
-            out.append(f"       {len(result.jira_issues)} Jira issues in projects {', '.join(result.jira_projects)}.")
+        out += result.summary()
     out += ["", "syncd.toml:", "", config_snippet(sandbox, result)]
     return "\n".join(out)
 
@@ -167,8 +143,7 @@ def serve(
         sandbox.stop()
         wanted = ", ".join(f"{name} {ports[name]}" for name in sandbox.services)
         raise SystemExit(
-            f"sandbox: cannot listen on {host} ({wanted}): {exc.strerror}; "
-            "choose other ports (--zendesk-port, --linear-port, --github-port, --jira-port)"
+            f"sandbox: cannot listen on {host} ({wanted}): {exc.strerror}; choose other ports (--port KIND=PORT)"
         ) from None
     stop = stop or threading.Event()
     previous = None

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from syncd.sandbox.github import SANDBOX_GITHUB_TOKEN, GitHubFake
-from syncd.sandbox.jira import JiraFake
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+from connectors.github.fake import GITHUB_REPOSITORIES, SANDBOX_GITHUB_TOKEN, GitHubFake
+from connectors.jira.fake import JIRA_PROJECTS, JiraFake
+from connectors.linear.fake import SANDBOX_API_KEY, SANDBOX_TEAMS, LinearFake
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 
 @dataclass
@@ -68,6 +68,16 @@ class SeedResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> list[str]:
+        """What was seeded, for ``syncd sandbox``."""
+        out = [f"Seeded {len(self.tickets)} tickets, {len(self.issues)} Linear issues (teams {', '.join(self.teams)})."]
+        if self.github_issues:
+            repos = ", ".join(f"{r} ({v})" for r, v in self.repositories.items())
+            out.append(f"       {len(self.github_issues)} GitHub issues in {repos}.")
+        if self.jira_issues:
+            out.append(f"       {len(self.jira_issues)} Jira issues in projects {', '.join(self.jira_projects)}.")
+        return out
 
 
 ORGANIZATIONS = [
@@ -441,11 +451,6 @@ TICKETS = [
     ),
 ]
 
-GITHUB_REPOSITORIES = [
-    # owner/name, private
-    ("sandbox/mobile-sdk", False),  # the customers' SDK: public, anyone can read it
-    ("sandbox/billing", True),
-]
 
 GITHUB_ISSUES = [
     # key, repository, title, body, assignee login, labels, closed as (None: open)
@@ -513,8 +518,6 @@ GITHUB_ISSUES = [
         "not_planned",
     ),
 ]
-
-JIRA_PROJECTS = [("PLAT", "Platform"), ("INFRA", "Infrastructure")]
 
 JIRA_ISSUES = [
     # key, project, summary, status, assignee, resolution (for done), description
@@ -584,6 +587,17 @@ def _at(fake: Any, when: datetime) -> Iterator[None]:
         yield
     finally:
         fake.clock = clock
+
+
+# The fakes the seed data needs in every sandbox (the seeded tickets name Linear issues).
+NEEDS = ("zendesk", "linear")
+
+
+def seed_fakes(fakes: dict[str, Any], *, rng_seed: int = 7) -> SeedResult:
+    """:func:`seed` on a sandbox's fakes, by kind."""
+    return seed(
+        fakes["zendesk"], fakes["linear"], rng_seed=rng_seed, github=fakes.get("github"), jira=fakes.get("jira")
+    )
 
 
 def seed(
@@ -660,7 +674,7 @@ def seed(
         tier1 = zendesk.add_group("Support")
         zendesk.add_group("Escalations")
 
-        for key, name in (("ENG", "Engineering"), ("APP", "Apps")):
+        for key, name in zip(SANDBOX_TEAMS, ("Engineering", "Apps")):
             result.teams[key] = linear.add_team(key, name)["id"]
         for name, local in ENGINEERS:
             result.engineers[name] = linear.add_user(name, f"{local}@product.sandbox.example")["id"]

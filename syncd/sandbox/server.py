@@ -17,8 +17,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, overload
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -112,6 +113,29 @@ class FakeService:
     """Base for a fake API. Subclasses register routes in ``__init__``."""
 
     name = "service"
+    # What the sandbox (syncd.sandbox.runner) needs to serve this fake and point
+    # syncd's connector at it: the port ``syncd sandbox`` listens on unless told
+    # otherwise, and the connector's secret fields with the fixed values the fake
+    # accepts (given to syncd in the environment).
+    default_port: ClassVar[int] = 0
+    secrets: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def for_sandbox(cls, *, clock: Callable[[], datetime] | None = None, seed: int = 0) -> FakeService:
+        """The fake as the sandbox serves it; ``clock`` gives datetimes (to back-date seeded history)."""
+        return cls(clock=clock, seed=seed)  # type: ignore[call-arg]
+
+    def connector_config(self) -> list[str]:
+        """The connector table's TOML lines for this fake beyond kind and url (no secrets)."""
+        return []
+
+    def playground_config(self) -> list[str]:
+        """Further lines the playground (demo, tests) adds, e.g. to skip politeness delays."""
+        return []
+
+    def describe(self, url: str) -> str:
+        """Where a person sends requests and how they authenticate, for ``syncd sandbox``."""
+        return url
 
     def __init__(self, *, seed: int = 0):
         self.routes: list[Route] = []

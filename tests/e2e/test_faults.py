@@ -18,11 +18,11 @@ import pytest
 import structlog
 
 from connectors.base import find_markers
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN
 from syncd.app import build_app
 from syncd.daemon import Daemon
 from syncd.http import HttpClient
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN
 from tools.chaos import compare, generate, settled_run
 
 pytestmark = pytest.mark.e2e

@@ -169,7 +169,7 @@ CHILD = textwrap.dedent("""
     from datetime import datetime
     from syncd.app import build_app
     from syncd.config import load_config
-    from connectors.github import GitHubConnector
+    from connectors.github.connector import GitHubConnector
 
     settings = load_config(sys.argv[1], env=dict(os.environ))
     now = datetime.fromisoformat(sys.argv[2])  # the test's clock, not the machine's

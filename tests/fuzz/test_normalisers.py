@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors import linear as linear_mod
-from connectors.adf import to_text
-from connectors.github import GitHubConfig, GitHubConnector
-from connectors.jira import JiraConfig, JiraConnector
-from connectors.linear import LinearConfig, LinearConnector
-from connectors.zendesk import ZendeskConfig, ZendeskConnector
+from connectors.github.connector import GitHubConfig, GitHubConnector
+from connectors.jira.adf import to_text
+from connectors.jira.connector import JiraConfig, JiraConnector
+from connectors.linear import connector as linear_mod
+from connectors.linear.connector import LinearConfig, LinearConnector
+from connectors.zendesk.connector import ZendeskConfig, ZendeskConnector
 from syncd.errors import PayloadError
 from syncd.records import Comment, Issue, StateCategory, Ticket, to_dict
 from tests.conftest import FIXTURES, require_shared
@@ -163,7 +163,7 @@ def github_seed():
 
 @pytest.fixture(scope="module")
 def jira_seed():
-    from connectors.jira import ISSUE_FIELDS
+    from connectors.jira.connector import ISSUE_FIELDS
 
     issue = fixture("jira", "airbyte-source-jira", "issues.json")["issues"][0]
     # syncd asks /search/jql for ISSUE_FIELDS only: that is what a real answer holds.
@@ -183,7 +183,7 @@ def adf_seed():
 
 def test_seeds_normalise(zendesk_seed, zendesk_comment_seed, linear_seed, github_seed, jira_seed, adf_seed):
     zd = zendesk()
-    from connectors.zendesk import _index
+    from connectors.zendesk.connector import _index
 
     ticket = zd._ticket(zendesk_seed["ticket"], _index(zendesk_seed["users"]), _index(zendesk_seed["organizations"]))
     assert_ticket(ticket)
@@ -203,7 +203,7 @@ def test_seeds_normalise(zendesk_seed, zendesk_comment_seed, linear_seed, github
 @FUZZ
 @given(data=st.data())
 def test_zendesk_ticket_users_and_orgs(zendesk_seed, data):
-    from connectors.zendesk import _index
+    from connectors.zendesk.connector import _index
 
     raw = data.draw(payloads(zendesk_seed["ticket"]), label="ticket")
     users = data.draw(st.one_of(st.just(zendesk_seed["users"]), mutated(zendesk_seed["users"]), JUNK), label="users")
@@ -299,7 +299,7 @@ EDGE_TIMES = [
 def test_edge_timestamps_are_read_or_refused_never_crash(
     when, zendesk_seed, zendesk_comment_seed, linear_seed, github_seed, jira_seed
 ):
-    from connectors.zendesk import _index
+    from connectors.zendesk.connector import _index
 
     zd = zendesk()
     for key in ("updated_at", "created_at"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 
+from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 from syncd.http import HttpClient
-from syncd.sandbox.linear import SANDBOX_API_KEY, LinearFake
 from syncd.sandbox.server import FAULT_KINDS, Sandbox
-from syncd.sandbox.zendesk import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 
 AUTH = (f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN)
 ME = "/api/v2/users/me"

@@ -1,0 +1,786 @@
+"""Linear (GraphQL) as a tracker.
+
+The feed reads ``issues`` filtered on ``updatedAt``. Linear's documented
+orders are createdAt (default) and updatedAt, most recent first; the
+``sort: [IssueSortInput!]`` argument that could ask for ascending order is
+marked [INTERNAL] in the schema, so syncd does not rely on it. With newest
+first, the high-water mark can only become the next ``since`` once the last
+page is read; until then the stored cursor keeps the old ``since`` and the
+page cursor (``after``), so a crash mid-pagination resumes where it stopped.
+
+Linear reports most failures as an ``errors`` array on HTTP 200 or 400;
+every response is checked. ``RATELIMITED`` is retried by the one retry layer
+in :mod:`syncd.http` (through its :class:`~syncd.http.RateRule`).
+
+Escalation creates issues with an id derived from the write's key (Linear
+takes a client-chosen UUID), so the issue can be read back by that id after
+a crash, and keeps one comment per slot current with ``commentUpdate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Literal
+
+import requests
+import structlog
+from pydantic import Field, SecretStr, model_validator
+
+import connectors.linear.queries as q
+from connectors.base import (
+    ConnectorConfig,
+    Page,
+    Presence,
+    Rejected,
+    StateName,
+    StateRule,
+    Tracker,
+    WriteResult,
+    find_markers,
+    marker_token,
+    read_secret,
+    utc_now,
+)
+from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
+from syncd.http import HttpClient, RateHeaders, RateRule, object_or_empty
+from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
+from syncd.writes import IssueDraft
+
+AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
+NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})
+TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"})
+RATELIMITED = "RATELIMITED"
+# Operations on one issue named by the caller: "Entity not found: Issue" there means
+# the issue is deleted (purged from the trash) or not visible to syncd's account.
+ISSUE_OPERATIONS = frozenset(
+    {"SyncdIssue", "SyncdFindMarker", "SyncdCommentCreate", "SyncdAttachmentCreate", "SyncdFindSlot"}
+)
+# Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
+# prices a query by its complexity, which grows with ``first``.
+PRESENCE_BATCH = 50
+
+log = structlog.get_logger("syncd.connectors.linear")
+
+# Linear's priorities: 1 urgent, 2 high, 3 medium, 4 low (0 is "no priority").
+PRIORITIES = {"sev1": 1, "urgent": 1, "sev2": 2, "high": 2, "sev3": 3, "normal": 3, "medium": 3, "sev4": 4, "low": 4}
+SLOT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")  # the same slot names as the GitHub connector
+LABEL_MISS_TTL = 600.0  # seconds before a label name that was not found is looked up again
+
+
+def created_issue_id(key: str) -> str:
+    """The id syncd gives the issue it creates for ``key``: a UUID v4 derived from the key.
+
+    Linear accepts a client-chosen id on ``issueCreate`` ("The identifier in
+    UUID v4 format"), so the key alone says where the issue is, and a second
+    create with the same key is refused instead of making a duplicate."""
+    digest = hashlib.sha256(f"syncd/linear/issue/{key}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def linear_priority(word: str | None) -> int | None:
+    """The ticket's severity word as Linear's priority number; None leaves it unset."""
+    return PRIORITIES.get(word.strip().lower()) if isinstance(word, str) else None
+
+
+KEY_MARKER_RE = re.compile(r"<!-- syncd:[0-9a-f]{20} -->")
+
+
+def slot_marker(slot: str) -> str:
+    return f"<!-- syncd:{slot} -->"
+
+
+class LinearConfig(ConnectorConfig):
+    kind: Literal["linear"]
+    url: str = Field("https://api.linear.app", description="API base; GraphQL is served at {url}/graphql.")
+    api_key: SecretStr | None = Field(None, description="Personal API key (sent as it is in Authorization).")
+    api_key_file: str | None = Field(None, description="A file holding the personal API key.")
+    oauth_token: SecretStr | None = Field(None, description="OAuth access token (sent as Bearer).")
+    teams: list[str] = Field(
+        default_factory=list,
+        description="Team keys to follow (ENG); empty follows every team. "
+        "Also how bare identifiers (ENG-123) are recognised in ticket text.",
+    )
+    workspace: str | None = Field(
+        None, description="URL slug of the workspace (linear.app/<workspace>/issue/...); None accepts any workspace."
+    )
+    page_size: int = Field(50, ge=1, le=250)
+    backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
+    overlap_seconds: float = Field(5, ge=0, description="How far each poll re-reads before the last high-water mark.")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> "LinearConfig":
+        if self.api_key is None and self.api_key_file is None and self.oauth_token is None:
+            raise ValueError(
+                "no credentials: set api_key (environment variable SYNCD_CONNECTORS__<NAME>__API_KEY), "
+                "api_key_file, or oauth_token"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _team_keys(self) -> "LinearConfig":
+        bad = [t for t in self.teams if not re.fullmatch(r"[A-Za-z0-9_]+", t)]
+        if bad:
+            raise ValueError(f"teams: {', '.join(map(repr, bad))} is not a team key (letters and digits, e.g. ENG)")
+        return self
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+    """What the feed stores: where the window starts, and mid-pagination the page cursor and high-water mark."""
+
+    since: datetime
+    after: str | None = None
+    hwm: datetime | None = None
+
+    def dump(self) -> str:
+        out: dict[str, Any] = {"since": iso(self.since)}
+        if self.after is not None:
+            out["after"] = self.after
+        if self.hwm is not None:
+            out["hwm"] = iso(self.hwm)
+        return json.dumps(out, sort_keys=True)
+
+    @classmethod
+    def load(cls, text: str, connector: str) -> "FeedCursor":
+        try:
+            data = json.loads(text)
+            since = parse_time(data["since"])
+            if since is None:
+                raise ValueError("empty since")
+            return cls(since, data.get("after"), parse_time(data.get("hwm")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(
+                [
+                    f"connector {connector}: stored cursor {text[:80]!r} is unreadable "
+                    "(want JSON with since/after/hwm); reset this connector's cursor to read "
+                    "again from the backfill window"
+                ]
+            ) from None
+
+
+def iso(dt: datetime) -> str:
+    """UTC ISO-8601 with milliseconds, as Linear writes its own timestamps."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Reject(Exception):
+    """Internal: a node that cannot become an Issue."""
+
+
+def graphql_errors(body: Any) -> list[dict]:
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return [e for e in body["errors"] if isinstance(e, dict)]
+    return []
+
+
+def error_code(error: dict) -> str | None:
+    ext = error.get("extensions")
+    return ext.get("code") if isinstance(ext, dict) else None
+
+
+def is_rate_limited(response: requests.Response) -> bool:
+    """Whether a Linear response is a RATELIMITED GraphQL error (whatever its HTTP status)."""
+    if response.status_code not in (200, 400, 429):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return any(error_code(e) == RATELIMITED for e in graphql_errors(body))
+
+
+class LinearRule(StateRule):
+    """A ``[states.<name>]`` rule for Linear: the workflow state's type and name."""
+
+    type: Literal["triage", "backlog", "unstarted", "started", "completed", "canceled"] | None = None
+    name: StateName | None = None
+
+
+class LinearConnector(Tracker):
+    kind = "linear"
+    display_name = "Linear"
+    fake = "connectors.linear.fake:LinearFake"
+    state_rule_model = LinearRule
+    team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
+    text_format = "markdown"
+    presence_batch = PRESENCE_BATCH
+    config_model = LinearConfig
+    config: LinearConfig
+
+    def __init__(
+        self,
+        name: str,
+        config: LinearConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        # Per-process caches of what creating issues and keeping comments need.
+        self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
+        self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
+        self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
+        super().__init__(name, config, sleep=sleep, clock=clock)
+
+    # -- session ----------------------------------------------------------------
+
+    def make_http(self) -> HttpClient:
+        c = self.config
+        try:
+            api_key = read_secret(c.api_key, c.api_key_file)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}.api_key_file: cannot read {c.api_key_file!r} "
+                    f"({exc.strerror}); check the path and its permissions"
+                ]
+            ) from None
+        if c.oauth_token is not None:
+            authorization = f"Bearer {c.oauth_token.get_secret_value()}"
+        elif api_key is not None and api_key.get_secret_value():
+            authorization = api_key.get_secret_value()
+        else:
+            where = f"api_key_file {c.api_key_file!r}" if c.api_key is None else "api_key"
+            raise ConfigError(
+                [
+                    f"connectors.{self.name}: the Linear API key in {where} is empty; "
+                    "set it to a personal API key from Linear's settings"
+                ]
+            )
+        return HttpClient(
+            self.name,
+            c.url,
+            headers={"Authorization": authorization, "Content-Type": "application/json"},
+            rate_headers=RateHeaders(
+                remaining="X-RateLimit-Requests-Remaining",
+                reset="X-RateLimit-Requests-Reset",
+                limit="X-RateLimit-Requests-Limit",
+            ),
+            rate_rule=RateRule(matches=is_rate_limited),
+            **self.http_options(),
+        )
+
+    def _graphql(
+        self,
+        operation: str,
+        document: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        mutation: bool = False,
+        idempotent: bool | None = None,
+    ) -> dict:
+        """Send one named operation; return its ``data`` or raise what its ``errors`` say.
+
+        ``idempotent`` overrides the default (queries only) for a mutation
+        that is safe to send twice: an update to a fixed text, or a create
+        with an id syncd chose (a second one is refused, not applied)."""
+        body = self.http.request_json(
+            "POST",
+            "graphql",
+            json={"query": document, "variables": variables or {}, "operationName": operation},
+            idempotent=(not mutation) if idempotent is None else idempotent,
+            expect=(400,),
+            endpoint=f"POST /graphql {operation}",
+        )
+        errors = graphql_errors(body)
+        if errors:
+            self._raise_for(operation, errors, mutation=mutation)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise PayloadError(self.name, f"{operation}: response has no data object", payload=body)
+        return body["data"]
+
+    def _raise_for(self, operation: str, errors: list[dict], *, mutation: bool) -> None:
+        first = errors[0]
+        code = error_code(first) or ""
+        message = str(first.get("message") or "").replace("\n", " ")[:200]
+        text = f"{operation}: {code or 'error'}: {message}"
+        codes = {error_code(e) for e in errors}
+        if codes & AUTH_CODES:
+            raise AuthError(self.name, text + " (check the API key or OAuth token and its scopes)")
+        if codes & NOT_FOUND_CODES or message.lower().startswith("entity not found"):
+            if operation in ISSUE_OPERATIONS and message.lower().startswith("entity not found: issue"):
+                raise Gone(self.name, text + " (deleted, or not visible to this account)")
+            raise NotFound(self.name, text)
+        if RATELIMITED in codes:
+            raise TransientError(self.name, text, maybe_applied=False)
+        if codes & TRANSIENT_CODES:
+            raise TransientError(self.name, text, maybe_applied=mutation)
+        raise ApiError(self.name, text)
+
+    # -- reads --------------------------------------------------------------------
+
+    def check(self) -> str:
+        data = self._graphql("SyncdViewer", q.VIEWER)
+        viewer = data.get("viewer")
+        if not isinstance(viewer, dict):
+            raise PayloadError(self.name, "SyncdViewer: no viewer in the response", payload=data)
+        return f"{viewer.get('name') or viewer.get('id')} <{viewer.get('email') or 'no email'}>"
+
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        if cursor:
+            state = FeedCursor.load(cursor, self.name)
+        else:
+            start = self.clock()
+            state = FeedCursor(start - timedelta(days=self.config.backfill_days))
+        since, after, hwm = state.since, state.after, state.hwm
+        polled_at = self.clock()
+        seen: set[tuple[str, str]] = set()
+        while True:
+            variables = {"filter": self._feed_filter(since), "first": self.config.page_size, "after": after}
+            data = self._graphql("SyncdIssues", q.ISSUES, variables)
+            nodes, has_next, end_cursor = self._connection(data)
+            records: list[Issue] = []
+            rejected: list[Rejected] = []
+            for node in nodes:
+                updated = _node_time(node)
+                if updated is not None and (hwm is None or updated > hwm):
+                    hwm = updated
+                ident = node.get("id") if isinstance(node, dict) else None
+                if ident and updated is not None:
+                    if (ident, iso(updated)) in seen:
+                        continue
+                    seen.add((ident, iso(updated)))
+                try:
+                    records.append(self.normalise(node))
+                except _Reject as exc:
+                    rejected.append(Rejected(_node_label(node), str(exc), node))
+            if has_next:
+                after = end_cursor
+                yield Page(records, FeedCursor(since, after, hwm).dump(), done=False, rejected=rejected)
+                continue
+            # The overlap re-reads what changed just before this poll, in case
+            # the feed showed it late; once a poll is quiet for longer than the
+            # overlap, the window closes on the high-water mark, so an idle feed
+            # does not re-read a burst of old changes forever.
+            overlap = timedelta(seconds=self.config.overlap_seconds)
+            next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
+            yield Page(records, FeedCursor(next_since).dump(), done=True, rejected=rejected)
+            return
+
+    def _feed_filter(self, since: datetime) -> dict[str, Any]:
+        flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
+        if self.config.teams:
+            flt["team"] = {"key": {"in": list(self.config.teams)}}
+        return flt
+
+    def _connection(self, data: dict) -> tuple[list, bool, str | None]:
+        conn = data.get("issues")
+        if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
+            raise PayloadError(self.name, "SyncdIssues: expected issues.nodes to be a list", payload=data)
+        info = conn.get("pageInfo")
+        if not isinstance(info, dict) or not isinstance(info.get("hasNextPage"), bool):
+            raise PayloadError(self.name, "SyncdIssues: expected issues.pageInfo.hasNextPage", payload=data)
+        end_cursor = info.get("endCursor")
+        if info["hasNextPage"] and not isinstance(end_cursor, str):
+            raise PayloadError(self.name, "SyncdIssues: hasNextPage without an endCursor", payload=data)
+        return conn["nodes"], info["hasNextPage"], end_cursor
+
+    def get_issue(self, ref: str) -> Issue:
+        data = self._graphql("SyncdIssue", q.ISSUE, {"id": ref})
+        node = data.get("issue")
+        if node is None:
+            raise Gone(self.name, f"SyncdIssue: no issue {ref} (deleted, or not visible to this account)")
+        if isinstance(node, dict) and node.get("trashed") is True:
+            raise Gone(self.name, f"SyncdIssue: {node.get('identifier') or ref} is in Linear's trash (deleted)")
+        try:
+            return self.normalise(node)
+        except _Reject as exc:
+            raise PayloadError(self.name, f"SyncdIssue: issue {ref}: {exc}", record_id=ref, payload=node) from None
+
+    def presence(self, issue_ids: list[str], validators: dict[str, str]) -> Presence:
+        """``issues(filter: {id: {in: [...]}}, includeArchived: true)``, 50 ids a request.
+        Absent (purged, or not visible) or in the trash: gone."""
+        out = Presence()
+        for start in range(0, len(issue_ids), PRESENCE_BATCH):
+            chunk = issue_ids[start : start + PRESENCE_BATCH]
+            data = self._graphql("SyncdPresence", q.PRESENCE, {"filter": {"id": {"in": chunk}}, "first": len(chunk)})
+            out.requests += 1
+            nodes, _, _ = self._connection(data)
+            trashed: set[str] = set()
+            for node in nodes:
+                if isinstance(node, dict) and node.get("trashed") is True and isinstance(node.get("id"), str):
+                    trashed.add(node["id"])
+                    continue
+                try:
+                    issue = self.normalise(node)
+                except _Reject:
+                    continue
+                out.found[issue.ref.id] = issue
+            for ident in chunk:
+                if ident in trashed:
+                    out.gone[ident] = "in Linear's trash (deleted)"
+                elif ident not in out.found and not any(isinstance(n, dict) and n.get("id") == ident for n in nodes):
+                    out.gone[ident] = "Linear no longer returns it (deleted, or not visible to this account)"
+        return out
+
+    def follows(self, issue: Issue) -> bool:
+        return not self.config.teams or issue.team in self.config.teams
+
+    def normalise(self, node: Any) -> Issue:
+        """One ``Issue`` node → :class:`Issue`; raises _Reject naming every field that is missing."""
+        if not isinstance(node, dict):
+            raise _Reject(f"issue node is {type(node).__name__}, not an object")
+        missing = [k for k in ("id", "identifier", "url") if not isinstance(node.get(k), str) or not node[k]]
+        updated = _node_time(node)
+        if updated is None:
+            missing.append("updatedAt")
+        state = object_or_empty(node.get("state"))
+        try:
+            category = StateCategory(state.get("type"))
+        except ValueError:
+            category = None
+            missing.append(f"state.type (got {state.get('type')!r})" if state.get("type") else "state.type")
+        if missing or category is None or updated is None:  # either None is in missing
+            raise _Reject("missing or invalid " + ", ".join(missing))
+        assignee = object_or_empty(node.get("assignee"))
+        team = object_or_empty(node.get("team"))
+        state_name = _str(state.get("name")) or category.value
+        return Issue(
+            ref=Ref(self.name, node["id"]),
+            key=node["identifier"],
+            url=node["url"],
+            title=_str(node.get("title")) or "",
+            state=category,
+            state_name=state_name,
+            native={"type": category.value, "name": state_name},
+            updated_at=updated,
+            assignee=_str(assignee.get("name")) or _str(assignee.get("displayName")) or _str(assignee.get("email")),
+            team=_str(team.get("key")),
+            attachments=_attachments(node),
+            public=False,
+        )
+
+    # -- links ----------------------------------------------------------------------
+
+    def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
+        return {"type": issue.state.value, "name": issue.state_name}
+
+    def link_patterns(self) -> list[str]:
+        workspace = re.escape(self.config.workspace) if self.config.workspace else r"[\w-]+"
+        patterns = [rf"https?://linear\.app/{workspace}/issue/(?P<ref>[A-Za-z0-9_]+-\d+)(?![\w-])(?:/[\w%.~-]*)?"]
+        if self.config.teams:
+            keys = "|".join(re.escape(t) for t in self.config.teams)
+            patterns.append(rf"(?<![\w/-])(?P<ref>(?:{keys})-\d+)(?![\w-])")
+        return patterns
+
+    # -- writes ---------------------------------------------------------------------
+
+    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+        text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->"
+        data = self._graphql(
+            "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_id, "body": text}}, mutation=True
+        )
+        return self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
+
+    def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:
+        attachment = {"issueId": issue_id, "url": url, "title": title, "subtitle": subtitle, "metadata": {"syncd": key}}
+        data = self._graphql("SyncdAttachmentCreate", q.ATTACHMENT_CREATE, {"input": attachment}, mutation=True)
+        return self._write_result("SyncdAttachmentCreate", data.get("attachmentCreate"), "attachment")
+
+    def _write_result(self, operation: str, payload: Any, field: str) -> WriteResult:
+        if not isinstance(payload, dict) or payload.get("success") is not True:
+            raise ApiError(self.name, f"{operation}: Linear did not report success")
+        obj = payload.get(field)
+        if not isinstance(obj, dict) or not obj.get("id"):
+            raise PayloadError(self.name, f"{operation}: response has no {field}.id", payload=payload)
+        return WriteResult(updated_at=parse_time(obj.get("updatedAt")), id=obj["id"])
+
+    def find_marker(self, issue_id: str, key: str) -> bool:
+        token = marker_token(key)
+        data = self._graphql(
+            "SyncdFindMarker", q.FIND_MARKER, {"id": issue_id, "comments": {"body": {"contains": token}}}
+        )
+        issue = data.get("issue")
+        if not isinstance(issue, dict):
+            raise Gone(self.name, f"SyncdFindMarker: no issue {issue_id} (deleted, or not visible to this account)")
+        comments = (issue.get("comments") or {}).get("nodes") or []
+        if any(key in find_markers(c.get("body")) for c in comments if isinstance(c, dict)):
+            return True
+        attachments = (issue.get("attachments") or {}).get("nodes") or []
+        return any(
+            isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
+            for a in attachments
+        )
+
+    # -- escalation: issues syncd creates, comments kept in place -----------------------
+
+    def is_private(self, team: str) -> bool:
+        """A Linear workspace is seen only by its members, whatever the team."""
+        return True
+
+    def create_issue(self, team: str, draft: IssueDraft, key: str) -> WriteResult:
+        """One ``issueCreate`` with the id :func:`created_issue_id` derives from ``key``.
+
+        The team id and label ids come from :meth:`_create_lookup`, cached for
+        the process. Labels that do not exist in the team or the workspace
+        are skipped (and logged), never created. The description ends with
+        the hidden ``<!-- syncd:KEY -->`` marker. Because the id is fixed, the
+        create may be retried on a lost answer: a second create is refused,
+        and a refused create whose issue exists is answered with that issue.
+        """
+        for attempt in (1, 2):
+            team_id, label_ids, cached = self._create_lookup(team, draft.labels)
+            issue: dict[str, Any] = {
+                "id": created_issue_id(key),
+                "teamId": team_id,
+                "title": draft.title,
+                "description": f"{draft.body.rstrip()}\n\n<!-- {marker_token(key)} -->",
+            }
+            if label_ids:
+                issue["labelIds"] = label_ids
+            priority = linear_priority(draft.priority)
+            if priority is not None:
+                issue["priority"] = priority
+            try:
+                data = self._graphql(
+                    "SyncdIssueCreate", q.ISSUE_CREATE, {"input": issue}, mutation=True, idempotent=True
+                )
+            except (AuthError, TransientError):
+                raise
+            except NotFound:
+                # A cached team or label may have gone since: forget them and look again, once.
+                if attempt == 1 and cached:
+                    self._forget_team(team)
+                    continue
+                raise
+            except ApiError:
+                landed = self._find_created_result(issue["id"])
+                if landed is not None:
+                    return landed
+                raise
+            return self._write_result("SyncdIssueCreate", data.get("issueCreate"), "issue")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def find_created(self, team: str, key: str) -> str | None:
+        """The id of the issue created for ``key``, read by that id with ``issue(id:)``.
+
+        This is a read of the issue itself, which Linear answers from its
+        primary store as soon as the create returned; a search (by title or
+        by the marker in the description) goes through an index that can lag
+        behind a create, and would miss an issue made a moment before a
+        crash. The issue is found wherever it lives now, even if it moved to
+        another team since."""
+        found = self._find_created_result(created_issue_id(key))
+        return found.id if found is not None else None
+
+    def _find_created_result(self, issue_id: str) -> WriteResult | None:
+        try:
+            data = self._graphql("SyncdFindCreated", q.FIND_CREATED, {"id": issue_id})
+        except NotFound:
+            return None
+        node = data.get("issue")
+        if node is None:
+            return None
+        if not isinstance(node, dict) or node.get("id") != issue_id:
+            raise PayloadError(self.name, f"SyncdFindCreated: issue {issue_id} answered without its id", payload=data)
+        return WriteResult(updated_at=parse_time(node.get("updatedAt")), id=issue_id)
+
+    def _create_lookup(self, team: str, labels: tuple[str, ...]) -> tuple[str, list[str], bool]:
+        """(team id, label ids, whether everything came from the cache): one request at most."""
+        team_key = team.strip().upper()
+        names = list(dict.fromkeys(n.strip() for n in labels if n and n.strip()))
+        now = self.clock().timestamp()
+        wanted = [n for n in names if not self._label_fresh((team_key, n.lower()), now)]
+        need_team = team_key not in self._team_ids
+        if need_team or wanted:
+            label_filter = (
+                {
+                    "and": [
+                        {"or": [{"name": {"eqIgnoreCase": n}} for n in wanted]},
+                        {"or": [{"team": {"null": True}}, {"team": {"key": {"eq": team_key}}}]},
+                    ]
+                }
+                if wanted
+                else {}
+            )
+            data = self._graphql(
+                "SyncdCreateLookup",
+                q.CREATE_LOOKUP,
+                {"teamKey": team_key, "withTeam": need_team, "labels": label_filter, "withLabels": bool(wanted)},
+            )
+            if need_team:
+                self._team_ids[team_key] = self._team_from(data, team_key)
+            if wanted:
+                self._remember_labels(data, team_key, wanted, now)
+        ids = []
+        for name in names:
+            label_id, _ = self._labels[(team_key, name.lower())]
+            if label_id is None:
+                log.info("label not in the team or workspace, skipped", connector=self.name, team=team_key, label=name)
+            elif label_id not in ids:
+                ids.append(label_id)
+        return self._team_ids[team_key], ids, not (need_team or wanted)
+
+    def _label_fresh(self, key: tuple[str, str], now: float) -> bool:
+        cached = self._labels.get(key)
+        if cached is None:
+            return False
+        label_id, at = cached
+        return label_id is not None or now - at < LABEL_MISS_TTL
+
+    def _team_from(self, data: dict, team_key: str) -> str:
+        conn = data.get("teams")
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list):
+            raise PayloadError(self.name, "SyncdCreateLookup: expected teams.nodes to be a list", payload=data)
+        for t in nodes:
+            if isinstance(t, dict) and isinstance(t.get("id"), str) and str(t.get("key", "")).upper() == team_key:
+                return t["id"]
+        raise NotFound(
+            self.name,
+            f"no Linear team with key {team_key!r} (a route's team in the mapping files): "
+            "use a team key shown in Linear's team settings that this API key can see",
+        )
+
+    def _remember_labels(self, data: dict, team_key: str, wanted: list[str], now: float) -> None:
+        conn = data.get("issueLabels")
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list):
+            raise PayloadError(self.name, "SyncdCreateLookup: expected issueLabels.nodes to be a list", payload=data)
+        found: dict[str, tuple[int, str]] = {}  # name -> (rank, id): the team's own label before a workspace one
+        for label in nodes:
+            if not isinstance(label, dict) or not isinstance(label.get("id"), str):
+                continue
+            name = str(label.get("name") or "").lower()
+            owner = label.get("team") if isinstance(label.get("team"), dict) else None
+            rank = 0 if owner and str(owner.get("key", "")).upper() == team_key else 1 if owner is None else 2
+            if rank < 2 and (name not in found or rank < found[name][0]):
+                found[name] = (rank, label["id"])
+        for name in wanted:
+            hit = found.get(name.lower())
+            self._labels[(team_key, name.lower())] = (hit[1] if hit else None, now)
+
+    def _forget_team(self, team: str) -> None:
+        team_key = team.strip().upper()
+        self._team_ids.pop(team_key, None)
+        for cached in [k for k in self._labels if k[0] == team_key]:
+            del self._labels[cached]
+
+    def upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+    ) -> WriteResult:
+        """Keep ONE syncd comment per (issue, ``slot``), edited in place with ``commentUpdate``.
+
+        The comment ends with ``<!-- syncd:SLOT -->`` and ``<!-- syncd:KEY -->``
+        of the latest write. It is found by the slot marker among comments
+        written by syncd's own user (a scan, once per process), then by the
+        id remembered from the scan, checked to still hold the marker on
+        the same issue. Text equal to what is there (but for the key marker)
+        is not written again, so the same demand planned twice costs no edit.
+        ``customer_data`` needs no refusal: Linear is private (:meth:`is_private`).
+        """
+        if not SLOT_RE.match(slot):
+            raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
+        text = f"{body.strip()}\n\n{slot_marker(slot)}\n<!-- {marker_token(key)} -->"
+        existing, issue_uuid = self._find_slot_comment(issue_id, slot)
+        if existing is None:
+            data = self._graphql(
+                "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_uuid, "body": text}}, mutation=True
+            )
+            result = self._write_result("SyncdCommentCreate", data.get("commentCreate"), "comment")
+        elif _without_key(existing.get("body")) == _without_key(text):
+            # Same words: no edit just to swap the key marker. A re-send after a
+            # crash (find_marker said no) lands here too and is rightly a no-op.
+            return WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
+        else:
+            data = self._graphql(
+                "SyncdCommentUpdate",
+                q.COMMENT_UPDATE,
+                {"id": existing["id"], "input": {"body": text}},
+                mutation=True,
+                idempotent=True,
+            )
+            result = self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
+        assert result.id is not None  # _write_result refuses an answer without an id
+        self._slot_comments[(issue_id, slot)] = (result.id, issue_uuid)
+        return result
+
+    def _find_slot_comment(self, issue_id: str, slot: str) -> tuple[dict | None, str]:
+        """(the slot's comment or None, the issue's id): the remembered comment if it holds, else a scan."""
+        marker = slot_marker(slot)
+        remembered = self._slot_comments.get((issue_id, slot))
+        if remembered is not None:
+            comment_id, issue_uuid = remembered
+            try:
+                comment = self._graphql("SyncdSlotComment", q.SLOT_COMMENT, {"id": comment_id}).get("comment")
+            except NotFound:
+                comment = None
+            if (
+                isinstance(comment, dict)
+                and comment.get("id") == comment_id
+                and marker in (_str(comment.get("body")) or "")
+                and (comment.get("issue") or {}).get("id") == issue_uuid
+            ):
+                return comment, issue_uuid
+            del self._slot_comments[(issue_id, slot)]
+        data = self._graphql(
+            "SyncdFindSlot", q.FIND_SLOT, {"issue": issue_id, "comments": {"body": {"contains": marker}}}
+        )
+        issue = data.get("issue")
+        if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):
+            raise Gone(self.name, f"SyncdFindSlot: no issue {issue_id} (deleted, or not visible to this account)")
+        viewer = (data.get("viewer") or {}).get("id")
+        comments = (issue.get("comments") or {}).get("nodes") or []
+        mine = [
+            c
+            for c in comments
+            if isinstance(c, dict)
+            and isinstance(c.get("id"), str)
+            and marker in (_str(c.get("body")) or "")
+            and (c.get("user") or {}).get("id") == viewer
+        ]
+        mine.sort(key=lambda c: str(c.get("createdAt") or ""))
+        return (mine[0] if mine else None), issue["id"]
+
+
+def _without_key(text: Any) -> str:
+    """A comment's text without its key marker: what a reader sees, and what syncd compares."""
+    return KEY_MARKER_RE.sub("", text if isinstance(text, str) else "").strip()
+
+
+def _node_time(node: Any) -> datetime | None:
+    if not isinstance(node, dict) or not isinstance(node.get("updatedAt"), str):
+        return None
+    try:
+        parsed = parse_time(node["updatedAt"])
+        if parsed is not None:
+            iso(parsed)  # in range once made UTC
+        return parsed
+    except (ValueError, OverflowError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    """A string field of a payload, or None when it is anything else."""
+    return value if isinstance(value, str) else None
+
+
+def _node_label(node: Any) -> str | None:
+    """The best name for a rejected node: its id, else its identifier or URL."""
+    if not isinstance(node, dict):
+        return None
+    for k in ("id", "identifier", "url"):
+        if isinstance(node.get(k), str) and node[k]:
+            return node[k]
+    return None
+
+
+def _attachments(node: dict) -> tuple[Attachment, ...]:
+    conn = node.get("attachments")
+    nodes = conn.get("nodes") if isinstance(conn, dict) else None
+    out = []
+    for a in nodes if isinstance(nodes, list) else ():
+        if not isinstance(a, dict) or not isinstance(a.get("url"), str):
+            continue
+        metadata = object_or_empty(a.get("metadata"))
+        marker = metadata.get("syncd") if isinstance(metadata.get("syncd"), str) else None
+        if marker is None:
+            found = find_markers(f"{_str(a.get('title')) or ''} {a['url']}")
+            marker = found[0] if found else None
+        out.append(Attachment(a["url"], _str(a.get("title")) or "", marker))
+    return tuple(out)

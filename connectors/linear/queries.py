@@ -1,0 +1,157 @@
+"""The GraphQL documents the Linear connector sends.
+
+Every operation is named (the name is how requests are counted and how the
+sandbox routes them) and selects only what syncd reads: Linear prices a
+query by its complexity, and a connection multiplies its selection by
+``first``. ``tests/connectors/linear/test_linear_contract.py`` validates each of
+these against Linear's published schema.
+"""
+
+from __future__ import annotations
+
+# What syncd reads of an issue, shared by the feed and the single-issue read.
+ISSUE_FIELDS = """
+fragment SyncdIssueFields on Issue {
+  id
+  identifier
+  url
+  title
+  updatedAt
+  state { name type }
+  assignee { name displayName email }
+  team { key }
+  attachments(first: 25) { nodes { url title metadata } }
+}
+"""
+
+VIEWER = """
+query SyncdViewer {
+  viewer { id name email }
+}
+"""
+
+# Most recently updated first (orderBy: updatedAt): the feed keeps its
+# high-water mark until the last page (see LinearConnector.poll).
+ISSUES = (
+    """
+query SyncdIssues($filter: IssueFilter!, $first: Int!, $after: String) {
+  issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
+    nodes { ...SyncdIssueFields }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+    + ISSUE_FIELDS
+)
+
+ISSUE = (
+    """
+query SyncdIssue($id: String!) {
+  issue(id: $id) { ...SyncdIssueFields trashed }
+}
+"""
+    + ISSUE_FIELDS
+)
+
+# The existence check of linked issues: up to PRESENCE_BATCH ids a request.
+# Archived issues (Linear archives closed ones after a while) still exist;
+# a deleted one is in the trash (trashed) until Linear purges it, then absent.
+PRESENCE = (
+    """
+query SyncdPresence($filter: IssueFilter!, $first: Int!) {
+  issues(filter: $filter, first: $first, includeArchived: true) {
+    nodes { ...SyncdIssueFields trashed }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+    + ISSUE_FIELDS
+)
+
+COMMENT_CREATE = """
+mutation SyncdCommentCreate($input: CommentCreateInput!) {
+  commentCreate(input: $input) {
+    success
+    comment { id updatedAt }
+  }
+}
+"""
+
+ATTACHMENT_CREATE = """
+mutation SyncdAttachmentCreate($input: AttachmentCreateInput!) {
+  attachmentCreate(input: $input) {
+    success
+    attachment { id updatedAt }
+  }
+}
+"""
+
+# One request: comments whose body holds the marker (filtered server-side,
+# so the issue's comment count does not matter) and the attachments' metadata.
+FIND_MARKER = """
+query SyncdFindMarker($id: String!, $comments: CommentFilter!) {
+  issue(id: $id) {
+    id
+    comments(filter: $comments, first: 1) { nodes { id body } }
+    attachments(first: 50) { nodes { url metadata } }
+  }
+}
+"""
+
+# --- escalation: creating issues and comments kept in place --------------------------
+
+# What an issue create needs once per process: the team's id and the ids of
+# the draft's labels (team or workspace labels, names matched ignoring case).
+# Each half is skipped with @include when its answer is already cached.
+CREATE_LOOKUP = """
+query SyncdCreateLookup($teamKey: String!, $withTeam: Boolean!, $labels: IssueLabelFilter!,
+                        $withLabels: Boolean!) {
+  teams(filter: {key: {eq: $teamKey}}, first: 1) @include(if: $withTeam) { nodes { id key } }
+  issueLabels(filter: $labels, first: 100) @include(if: $withLabels) { nodes { id name team { key } } }
+}
+"""
+
+ISSUE_CREATE = """
+mutation SyncdIssueCreate($input: IssueCreateInput!) {
+  issueCreate(input: $input) {
+    success
+    issue { id identifier updatedAt }
+  }
+}
+"""
+
+# The issue by the id syncd chose for it: a read of the primary record,
+# consistent as soon as the create returned (no search index in between).
+FIND_CREATED = """
+query SyncdFindCreated($id: String!) {
+  issue(id: $id) { id updatedAt }
+}
+"""
+
+# The remembered slot comment, read again to check it still holds its marker.
+SLOT_COMMENT = """
+query SyncdSlotComment($id: String!) {
+  comment(id: $id) { id body updatedAt issue { id } }
+}
+"""
+
+# The scan for a slot comment: the issue's comments holding the slot marker
+# (filtered server-side) and who syncd is, to keep only its own comments.
+FIND_SLOT = """
+query SyncdFindSlot($issue: String!, $comments: CommentFilter!) {
+  viewer { id }
+  issue(id: $issue) {
+    id
+    comments(filter: $comments, first: 10) { nodes { id body updatedAt createdAt user { id } } }
+  }
+}
+"""
+
+COMMENT_UPDATE = """
+mutation SyncdCommentUpdate($id: String!, $input: CommentUpdateInput!) {
+  commentUpdate(id: $id, input: $input) {
+    success
+    comment { id updatedAt }
+  }
+}
+"""

@@ -1,0 +1,815 @@
+"""Zendesk Support as a helpdesk: incremental ticket feed, comments, write-back.
+
+Requests follow the official description's paths (no ``.json`` suffix).
+Choices worth knowing:
+
+- The feed is the cursor-based incremental ticket export with users and
+  organisations sideloaded, so a page of changes costs one request. The
+  stored cursor is JSON, ``{"start_time": unix}`` before the first page
+  and ``{"cursor": after_cursor}`` after, so a first run and a resume are
+  told apart.
+- Comment pages are requested by cursor (``page[after]``) on our own base
+  URL rather than by following ``links.next``, which names whatever host
+  Zendesk thinks it is (recordings show another subdomain there).
+- A single-ticket write is one PUT, except when it must know the ticket as
+  it stands: a conditional status (``status_from``) or a tag change. Then it
+  reads the ticket first and writes with ``safe_update``/``updated_stamp``,
+  so the tag list it sends cannot clobber a concurrent change (Zendesk
+  answers 409 and the read-modify-write is retried). Update Ticket has no
+  add/remove-tags property in the description; ``additional_tags`` and
+  ``remove_tags`` are documented for Update Many only, which is what the
+  bulk write uses.
+- A follow-up of a closed ticket (which Zendesk will not reopen or update)
+  is a new ticket created with ``via_followup_source_id``; its marker is its
+  ``external_id``, found again with List Tickets' ``external_id`` filter
+  (see :meth:`ZendeskConnector.find_followup` for why that is reliable).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator, Literal
+from urllib.parse import urlsplit
+
+import structlog
+from pydantic import Field, SecretStr, model_validator
+
+from connectors.base import (
+    ConnectorConfig,
+    Helpdesk,
+    Page,
+    Rejected,
+    WriteResult,
+    find_markers,
+    marker_token,
+    read_secret,
+)
+from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
+from syncd.http import HttpClient, RateHeaders, expect_dict, object_or_empty
+from syncd.records import Comment, Customer, Organization, Ref, Ticket, format_time, parse_time
+from syncd.writes import FollowUpTicket, TicketUpdate
+
+log = structlog.get_logger("syncd.connectors.zendesk")
+
+EXPORT_PATH = "/api/v2/incremental/tickets/cursor"
+TICKETS_PATH = "/api/v2/tickets"
+COMMENTS_PAGE_SIZE = 100  # the most List Comments returns per page
+BULK_LIMIT = 100  # Update Many takes up to 100 ids
+JOB_POLL_LIMIT = 60
+MAX_SAFE_UPDATE_TRIES = 3
+
+
+class ZendeskConfig(ConnectorConfig):
+    """Settings for one Zendesk Support account."""
+
+    kind: Literal["zendesk"] = "zendesk"
+    url: str = Field(description="The account's base URL, e.g. https://acme.zendesk.com (API paths are under /api/v2).")
+    email: str | None = Field(None, description="Agent or admin address, for API token authentication.")
+    token: SecretStr | None = Field(None, description="API token (with email).")
+    token_file: str | None = Field(None, description="File holding the API token.")
+    oauth_token: SecretStr | None = Field(None, description="OAuth access token (instead of email and token).")
+    oauth_token_file: str | None = Field(None, description="File holding the OAuth access token.")
+    status_field_id: int | None = Field(
+        None, description="Custom ticket field syncd writes the linked issue status to."
+    )
+    link_field_id: int | None = Field(
+        None, description="Custom ticket field where agents may paste an issue key or URL."
+    )
+    backfill_days: int = Field(30, ge=0, le=3650, description="How far back the first poll starts.")
+    page_size: int = Field(1000, ge=1, le=1000, description="Tickets per export page.")
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> "ZendeskConfig":
+        for key in ("token_file", "oauth_token_file"):
+            _check_readable(key, getattr(self, key))
+        has_oauth = self.oauth_token is not None or self.oauth_token_file is not None
+        has_token = self.token is not None or self.token_file is not None
+        if has_oauth:
+            return self
+        if has_token and not self.email:
+            raise ValueError("token is set but email is not: set email to the address the API token belongs to")
+        if not has_token:
+            raise ValueError(
+                "no credentials: set email and token (env SYNCD_CONNECTORS__<NAME>__TOKEN) "
+                "or token_file, or oauth_token / oauth_token_file"
+            )
+        return self
+
+    def auth(self) -> tuple[Any, dict[str, str]]:
+        """(requests auth, extra headers); OAuth wins when both are given."""
+        oauth = read_secret(self.oauth_token, self.oauth_token_file)
+        if oauth is not None:
+            return None, {"Authorization": f"Bearer {oauth.get_secret_value()}"}
+        token = read_secret(self.token, self.token_file)
+        assert token is not None and self.email  # guaranteed by the validator
+        return (f"{self.email}/token", token.get_secret_value()), {}
+
+
+def _check_readable(key: str, path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            content = fh.read().strip()
+    except OSError as exc:
+        raise ValueError(
+            f"{key} {path!r} cannot be read ({exc.strerror or exc}): check the path and that syncd's user may read it"
+        ) from None
+    if not content:
+        raise ValueError(f"{key} {path!r} is empty: put the secret in it")
+
+
+class ZendeskConnector(Helpdesk):
+    kind = "zendesk"
+    display_name = "Zendesk"
+    fake = "connectors.zendesk.fake:ZendeskFake"
+    config_model = ZendeskConfig
+    # Zendesk's own statuses are the helpdesk contract's canonical words
+    # (connectors.base.TICKET_STATUSES): they pass through unchanged.
+    status_field = "status_field_id"
+    config: ZendeskConfig
+    # Notes are sent as comment.body, which Zendesk shows as written (it makes
+    # the HTML itself): plain text, so nothing in them is escaped.
+    text_format = "plain"
+
+    def make_http(self) -> HttpClient:
+        auth, headers = self.config.auth()
+        return HttpClient(
+            self.name,
+            self.config.url,
+            auth=auth,
+            headers={"Accept": "application/json", **headers},
+            # x-rate-limit(-remaining) is on every response; ratelimit-reset
+            # (seconds from now) on most. A 429 carries Retry-After.
+            rate_headers=RateHeaders(
+                remaining="x-rate-limit-remaining", limit="x-rate-limit", reset="ratelimit-reset", reset_is_delta=True
+            ),
+            **self.http_options(),
+        )
+
+    # -- identity -------------------------------------------------------------
+
+    def check(self) -> str:
+        body = self._get("/api/v2/users/me", endpoint="GET /api/v2/users/me")
+        user = body.get("user")
+        if not isinstance(user, dict) or user.get("id") is None:
+            raise AuthError(
+                self.name,
+                "Zendesk answered as an anonymous user: the credentials were not "
+                "accepted; check email and token (API token access must be enabled in the "
+                "Admin Center) or oauth_token",
+            )
+        role = user.get("role") or "unknown role"
+        who = f"{user.get('name') or '?'} <{user.get('email') or '?'}> ({role})"
+        if role == "end-user":
+            raise AuthError(self.name, f"{who} is an end user: syncd needs an agent or admin account")
+        if role != "admin":
+            who += "; warning: the incremental ticket export needs an admin, polling will be refused"
+        return who
+
+    def ticket_url(self, ticket_id: str) -> str:
+        return f"{self.config.url}/agent/tickets/{ticket_id}"
+
+    def ticket_url_pattern(self) -> str:
+        parts = urlsplit(self.config.url)
+        base = re.escape(parts.netloc + parts.path.rstrip("/"))
+        return rf"https?://{base}/agent/tickets/(?P<id>\d+)"
+
+    def link_fields(self) -> tuple[str, ...]:
+        return (str(self.config.link_field_id),) if self.config.link_field_id is not None else ()
+
+    # -- the feed ---------------------------------------------------------------
+
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        position = self._parse_cursor(cursor)
+        stored = cursor
+        while True:
+            params: dict[str, Any] = {**position, "per_page": self.config.page_size, "include": "users,organizations"}
+            body = self._get(EXPORT_PATH, params=params, endpoint=f"GET {EXPORT_PATH}")
+            raw_tickets = body.get("tickets")
+            if not isinstance(raw_tickets, list):
+                raise PayloadError(
+                    self.name,
+                    "incremental export: the response has no 'tickets' list "
+                    f"(keys: {', '.join(sorted(body)) or 'none'})",
+                    payload=body,
+                )
+            users, orgs = _index(body.get("users")), _index(body.get("organizations"))
+            records, rejected = [], []
+            for raw in raw_tickets:
+                if isinstance(raw, dict) and raw.get("status") == "deleted":
+                    continue
+                try:
+                    records.append(self._ticket(raw, users, orgs))
+                except PayloadError as exc:
+                    rejected.append(Rejected(exc.record_id, str(exc), raw))
+            after = body.get("after_cursor")
+            stuck = after == position.get("cursor")  # never loop on a cursor that does not move
+            if isinstance(after, str) and after:
+                stored = json.dumps({"cursor": after})
+                position = {"cursor": after}
+            elif stored is None:
+                stored = json.dumps(position)
+            done = body.get("end_of_stream") is True or not after or stuck
+            yield Page(records=records, cursor=stored, done=done, rejected=rejected)
+            if done:
+                return
+
+    def _parse_cursor(self, cursor: str | None) -> dict[str, Any]:
+        if cursor is None:
+            now = self.clock().timestamp()
+            # The export refuses a start time within the last minute.
+            return {"start_time": int(min(now - self.config.backfill_days * 86400, now - 60))}
+        try:
+            value = json.loads(cursor)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and len(value) == 1:
+            if isinstance(value.get("cursor"), str) and value["cursor"]:
+                return {"cursor": value["cursor"]}
+            if isinstance(value.get("start_time"), int):
+                return {"start_time": value["start_time"]}
+        raise ConfigError(
+            [
+                f"connector {self.name}: stored cursor {cursor[:60]!r} is not a Zendesk export "
+                "cursor; reset this connector's cursor to poll from backfill_days"
+            ]
+        )
+
+    # -- reads ----------------------------------------------------------------
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        path = f"/api/v2/tickets/{_numeric(ticket_id)}"
+        body = self._get(path, params={"include": "users,organizations"}, endpoint="GET /api/v2/tickets/{ticket_id}")
+        if body.get("ticket") is None:
+            raise PayloadError(
+                self.name, f"ticket {ticket_id}: the response has no 'ticket'", record_id=str(ticket_id), payload=body
+            )
+        return self._ticket(body["ticket"], _index(body.get("users")), _index(body.get("organizations")))
+
+    def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
+        if after is None:
+            return list(self._iter_comments(ticket_id, newest_first=False))
+        floor = int(_numeric(after))
+        newer = []
+        for comment in self._iter_comments(ticket_id, newest_first=True):
+            if int(comment.id) <= floor:
+                break
+            newer.append(comment)
+        newer.reverse()
+        return newer
+
+    def find_marker(self, ticket_id: str, key: str) -> bool:
+        return any(key in c.markers for c in self._iter_comments(ticket_id, newest_first=True))
+
+    def _iter_comments(self, ticket_id: str, *, newest_first: bool) -> Iterator[Comment]:
+        """Comments page by page; callers stop early and save the rest."""
+        path = f"/api/v2/tickets/{_numeric(ticket_id)}/comments"
+        params: dict[str, Any] = {"page[size]": COMMENTS_PAGE_SIZE}
+        if newest_first:
+            params["sort"] = "-created_at"
+        while True:
+            body = self._get(path, params=params, endpoint="GET /api/v2/tickets/{ticket_id}/comments")
+            raw_comments = body.get("comments")
+            if not isinstance(raw_comments, list):
+                raise PayloadError(
+                    self.name,
+                    f"ticket {ticket_id} comments: the response has no 'comments' list",
+                    record_id=str(ticket_id),
+                    payload=body,
+                )
+            for raw in raw_comments:
+                comment = self._comment(raw, ticket_id)
+                if comment is not None:
+                    yield comment
+            meta = object_or_empty(body.get("meta"))
+            after = meta.get("after_cursor")
+            if not meta.get("has_more") or not after:
+                return
+            params = {**params, "page[after]": after}
+
+    # -- writes ---------------------------------------------------------------
+
+    def update_ticket(
+        self, ticket_id: str, update: TicketUpdate, key: str, current: Ticket | None = None
+    ) -> WriteResult:
+        """One PUT. Tag changes and a conditional status need the ticket's
+        current tags, status and ``updated_at``: taken from ``current`` (the
+        engine's snapshot) when given, else read first; either way the write is
+        a ``safe_update``, so a stale guess is refused (409) and read again."""
+        tid = _numeric(ticket_id)
+        must_read = bool(update.status and update.status_from) or bool(update.add_tags or update.remove_tags)
+        for attempt in range(1, MAX_SAFE_UPDATE_TRIES + 1):
+            if must_read and attempt == 1 and current is not None:
+                if current.status == "closed":
+                    raise Conflict(
+                        self.name,
+                        f"ticket {tid} is closed and cannot be updated; a follow-up needs a new ticket",
+                        status=422,
+                    )
+                known: dict | None = {
+                    "status": current.status,
+                    "tags": list(current.tags),
+                    "updated_at": format_time(current.updated_at),
+                }
+            else:
+                known = self._read_for_update(tid) if must_read else None
+            current_json = known
+            ticket = self._write_body(update, key, current_json)
+            if current_json is not None:
+                if not ticket:  # nothing left to change
+                    return WriteResult(updated_at=parse_time(current_json.get("updated_at")), id=tid)
+                ticket["safe_update"] = True
+                ticket["updated_stamp"] = current_json.get("updated_at")
+            try:
+                body = self.http.request_json(
+                    "PUT", f"/api/v2/tickets/{tid}", json={"ticket": ticket}, endpoint="PUT /api/v2/tickets/{ticket_id}"
+                )
+            except Conflict as exc:
+                if exc.status == 409 and current_json is not None and attempt < MAX_SAFE_UPDATE_TRIES:
+                    log.info(
+                        "ticket changed while writing, reading it again",
+                        connector=self.name,
+                        ticket=tid,
+                        attempt=attempt,
+                    )
+                    continue
+                raise self._refused(tid, exc) from None
+            return self._write_result(tid, body)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def update_tickets(
+        self, ticket_ids: list[str], update: TicketUpdate, key: str
+    ) -> dict[str, WriteResult | Exception]:
+        """One Update Many per 100 tickets, then its job status until done.
+
+        A conditional status needs each ticket's current status, which a bulk
+        update cannot check: such updates go one ticket at a time.
+        """
+        if update.status and update.status_from:
+            return super().update_tickets(ticket_ids, update, key)
+        results: dict[str, WriteResult | Exception] = {}
+        ids = [_numeric(t) for t in ticket_ids]
+        ticket = self._write_body(update, key, None)
+        if update.add_tags:
+            ticket["additional_tags"] = list(update.add_tags)
+        if update.remove_tags:
+            ticket["remove_tags"] = list(update.remove_tags)
+        for start in range(0, len(ids), BULK_LIMIT):
+            chunk = ids[start : start + BULK_LIMIT]
+            try:
+                body = self.http.request_json(
+                    "PUT",
+                    "/api/v2/tickets/update_many",
+                    params={"ids": ",".join(chunk)},
+                    json={"ticket": ticket},
+                    endpoint="PUT /api/v2/tickets/update_many",
+                )
+                results.update(self._await_job(body, chunk))
+            except ApiError as exc:
+                results.update({tid: exc for tid in chunk})
+        return results
+
+    def _read_for_update(self, tid: str) -> dict:
+        body = self._get(f"/api/v2/tickets/{tid}", endpoint="GET /api/v2/tickets/{ticket_id}")
+        current = expect_dict(self.name, body.get("ticket"), f"ticket {tid}", record_id=tid)
+        if current.get("status") == "closed":
+            raise Conflict(
+                self.name, f"ticket {tid} is closed and cannot be updated; a follow-up needs a new ticket", status=422
+            )
+        return current
+
+    def _write_body(self, update: TicketUpdate, key: str, current: dict | None) -> dict[str, Any]:
+        """The ``ticket`` object of an update; tags only when ``current`` is known."""
+        ticket: dict[str, Any] = {}
+        if update.note:
+            ticket["comment"] = {"body": f"{update.note}\n\n[{marker_token(key)}]", "public": False}
+        if update.fields:
+            ticket["custom_fields"] = [
+                {"id": self._field_id(fid), "value": value} for fid, value in update.fields.items()
+            ]
+        if update.status:
+            if not update.status_from:
+                ticket["status"] = update.status
+            elif (
+                current is not None
+                and current.get("status") in update.status_from
+                and current.get("status") != update.status
+            ):
+                ticket["status"] = update.status
+        if current is not None and (update.add_tags or update.remove_tags):
+            tags = [t for t in current.get("tags") or [] if isinstance(t, str)]
+            wanted = [t for t in tags if t not in update.remove_tags]
+            wanted += [t for t in dict.fromkeys(update.add_tags) if t not in wanted and t not in update.remove_tags]
+            if wanted != tags:
+                ticket["tags"] = wanted
+        return ticket
+
+    def _field_id(self, fid: str) -> int:
+        try:
+            return int(fid)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                [
+                    f"connector {self.name}: custom field id {fid!r} is not a number; use the "
+                    "field's numeric id (GET /api/v2/ticket_fields lists them)"
+                ]
+            ) from None
+
+    def _write_result(self, tid: str, body: Any) -> WriteResult:
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        if not isinstance(ticket, dict):
+            # The write landed; without updated_at the engine falls back on the marker.
+            log.warning("update answered without the ticket", connector=self.name, ticket=tid)
+            return WriteResult(id=tid)
+        try:
+            return WriteResult(updated_at=parse_time(ticket.get("updated_at")), id=tid)
+        except ValueError:
+            return WriteResult(id=tid)
+
+    def _refused(self, tid: str, exc: Conflict) -> Conflict:
+        if exc.status == 422:
+            return Conflict(
+                self.name,
+                f"ticket {tid}: Zendesk refused the update ({exc}); a closed ticket "
+                "cannot be updated, a follow-up needs a new ticket",
+                status=422,
+            )
+        return exc
+
+    def _await_job(self, body: Any, chunk: list[str]) -> dict[str, WriteResult | Exception]:
+        job = expect_dict(
+            self.name, (body or {}).get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
+        )
+        job_id = job.get("id")
+        if not job_id:
+            raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
+        wait = 1.0
+        for _ in range(JOB_POLL_LIMIT):
+            status = job.get("status")
+            if status == "completed":
+                return self._job_results(job, chunk)
+            if status == "failed":
+                reason = job.get("message") or "job failed"
+                return {tid: ApiError(self.name, f"ticket {tid}: bulk update failed: {reason}") for tid in chunk}
+            self._sleep(wait)
+            wait = min(wait * 2, 10.0)
+            answer = self._get(f"/api/v2/job_statuses/{job_id}", endpoint="GET /api/v2/job_statuses/{job_status_id}")
+            job = expect_dict(self.name, answer.get("job_status"), f"job status {job_id}")
+        raise TransientError(
+            self.name,
+            f"update_many job {job_id} still {job.get('status')!r} after {JOB_POLL_LIMIT} checks",
+            maybe_applied=True,
+        )
+
+    def _job_results(self, job: dict, chunk: list[str]) -> dict[str, WriteResult | Exception]:
+        out: dict[str, WriteResult | Exception] = {}
+        results = job.get("results")
+        for item in results if isinstance(results, list) else []:
+            if not isinstance(item, dict) or item.get("id") is None:
+                continue
+            tid = str(item["id"])
+            if item.get("success") is False or item.get("error"):
+                out[tid] = self._job_error(tid, item)
+            else:
+                out[tid] = WriteResult(id=tid)
+        for tid in chunk:
+            out.setdefault(tid, ApiError(self.name, f"ticket {tid}: the bulk update job reported no result"))
+        return out
+
+    def _job_error(self, tid: str, item: dict) -> ApiError:
+        error = str(item.get("error") or "failed")
+        message = f"ticket {tid}: bulk update failed: {error}"
+        if item.get("details"):
+            message += f" ({str(item['details'])[:200]})"
+        if error in ("TicketNotFound", "RecordNotFound"):
+            return NotFound(self.name, message, status=404)
+        if error in ("PermissionDenied", "Forbidden"):
+            return AuthError(self.name, message, status=403)
+        return Conflict(self.name, message, status=422)
+
+    # -- follow-ups -------------------------------------------------------------
+
+    def create_followup(self, source_id: str, followup: FollowUpTicket, key: str) -> WriteResult:
+        """One ``POST /api/v2/tickets`` with ``via_followup_source_id``.
+
+        The requester is ``followup.requester_id``, or the source ticket's
+        (one GET, which also checks that the source is closed: Zendesk
+        ignores ``via_followup_source_id`` on any other ticket, and an open
+        ticket should be updated, not followed up). The note is the first
+        comment, private, with the marker in its text like every note; the
+        marker is also the ticket's ``external_id``, which is what
+        :meth:`find_followup` looks up. Tags, when given, replace the ones
+        Zendesk would otherwise copy from the source ticket.
+        """
+        source = _numeric(source_id)
+        assignee = self._user_id(source, "assignee_id", followup.assignee_id)
+        requester = followup.requester_id
+        if requester is None:
+            requester = self._followup_requester(source)
+        ticket: dict[str, Any] = {
+            "via_followup_source_id": int(source),
+            "subject": followup.subject,
+            "requester_id": self._user_id(source, "requester_id", requester),
+            "comment": {"body": f"{followup.note}\n\n[{marker_token(key)}]", "public": False},
+            "external_id": marker_token(key),
+        }
+        if assignee is not None:
+            ticket["assignee_id"] = assignee
+        if followup.tags:
+            ticket["tags"] = list(dict.fromkeys(followup.tags))
+        try:
+            response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket}, endpoint=f"POST {TICKETS_PATH}")
+        except Conflict as exc:
+            raise Conflict(
+                self.name,
+                f"ticket {source}: Zendesk refused the follow-up ticket "
+                f"({_detail(self.name, exc)}); check that the requester and assignee still "
+                "exist and that the assignee is an agent",
+                status=exc.status,
+            ) from None
+        except ApiError as exc:
+            raise _about(self.name, f"ticket {source}: creating its follow-up ticket", exc) from None
+        return self._created(source, response)
+
+    def find_followup(self, source_id: str, key: str) -> str | None:
+        """The follow-up created with ``key``: ``GET /api/v2/tickets?external_id=<marker>``.
+
+        Reliable straight after the write, unlike the Search API: List
+        Tickets filters the tickets themselves, while search reads an index
+        that trails new tickets by minutes (a crash just after the POST would
+        find nothing there and the follow-up would be created twice). Only
+        archived tickets are left out, which a new ticket never is. External
+        ids need not be unique, so a ticket counts only when its
+        ``external_id`` is our marker and, where the answer names the source
+        (``via.source`` with ``rel: follow_up``), that source is
+        ``source_id``. Only syncd writes this marker, so one page is enough.
+        """
+        source = _numeric(source_id)
+        token = marker_token(key)
+        body = self._get(TICKETS_PATH, params={"external_id": token}, endpoint=f"GET {TICKETS_PATH}")
+        raw_tickets = body.get("tickets")
+        if not isinstance(raw_tickets, list):
+            raise PayloadError(
+                self.name,
+                f"ticket {source}: looking for its follow-up, the answer has no 'tickets' list",
+                record_id=source,
+                payload=body,
+            )
+        found = [
+            raw["id"]
+            for raw in raw_tickets
+            if isinstance(raw, dict)
+            and raw.get("external_id") == token
+            and isinstance(raw.get("id"), int)
+            and not isinstance(raw.get("id"), bool)
+            and _followup_source(raw) in (None, source)
+        ]
+        return str(min(found)) if found else None
+
+    def _user_id(self, source: str, what: str, value: str | None) -> int | None:
+        """A user id for the follow-up; one that is not a Zendesk id cannot be sent, ever."""
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not text.isdigit():
+            raise Conflict(
+                self.name,
+                f"ticket {source}: the follow-up's {what} {value!r} is not a Zendesk user id (digits expected)",
+            )
+        return int(text)
+
+    def _followup_requester(self, source: str) -> str:
+        body = self._get(f"/api/v2/tickets/{source}", endpoint="GET /api/v2/tickets/{ticket_id}")
+        ticket = expect_dict(self.name, body.get("ticket"), f"ticket {source}", record_id=source)
+        status = ticket.get("status")
+        if status != "closed":
+            raise Conflict(
+                self.name,
+                f"ticket {source} is {status!r}, not closed: Zendesk makes follow-up "
+                "tickets of closed tickets only; update the ticket itself",
+            )
+        requester = ticket.get("requester_id")
+        if requester is None or not _is_id(requester):
+            raise PayloadError(
+                self.name,
+                f"ticket {source} has no requester_id ({requester!r}); give the follow-up a requester",
+                record_id=source,
+                payload=ticket,
+            )
+        return str(requester)
+
+    def _created(self, source: str, response: Any) -> WriteResult:
+        """The new ticket's id from the 201 body, else from its Location header."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        ticket = ticket if isinstance(ticket, dict) else {}
+        tid = ticket.get("id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            match = re.search(r"/tickets/(\d+)(?:\.json)?/?$", response.headers.get("Location") or "")
+            if match is None:
+                raise TransientError(
+                    self.name,
+                    f"ticket {source}: the follow-up ticket was created but the "
+                    "answer names no ticket; it will be found by its marker",
+                    maybe_applied=True,
+                )
+            tid = int(match.group(1))
+        origin = _followup_source(ticket)
+        if isinstance(ticket.get("via"), dict) and origin != source:  # Zendesk ignored the source
+            log.warning(
+                "the new ticket is not linked as a follow-up",
+                connector=self.name,
+                ticket=str(tid),
+                source=source,
+                shown_source=origin,
+            )
+        try:
+            updated_at = parse_time(ticket.get("updated_at"))
+        except (TypeError, ValueError, AttributeError):
+            updated_at = None
+        return WriteResult(updated_at=updated_at, id=str(tid))
+
+    # -- normalisation --------------------------------------------------------
+
+    def _ticket(self, raw: Any, users: dict[int, dict], orgs: dict[int, dict]) -> Ticket:
+        if not isinstance(raw, dict):
+            raise PayloadError(self.name, f"ticket: expected an object, got {type(raw).__name__}", payload=raw)
+        tid = raw.get("id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            raise PayloadError(self.name, f"ticket without a numeric id ({tid!r})", payload=raw)
+        rid = str(tid)
+
+        def bad(what: str) -> PayloadError:
+            return PayloadError(self.name, f"ticket {rid}: {what}", record_id=rid, payload=raw)
+
+        status = raw.get("status")
+        if not isinstance(status, str) or not status:
+            raise bad(f"status is {status!r}, expected a string")
+        try:
+            updated_at = parse_time(raw.get("updated_at"))
+            created_at = parse_time(raw.get("created_at"))
+            format_time(updated_at), format_time(created_at)  # in range once made UTC
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            raise bad("updated_at/created_at is not an ISO time") from None
+        if updated_at is None:
+            raise bad("updated_at is missing")
+        tags = raw.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise bad("tags is not a list of strings")
+        for key in ("requester_id", "organization_id", "assignee_id", "group_id", "ticket_form_id"):
+            if not _is_id(raw.get(key)):
+                raise bad(f"{key} is {type(raw.get(key)).__name__}, expected a numeric id or null")
+        fields: dict[str, Any] = {}
+        custom = raw.get("custom_fields") or []
+        if not isinstance(custom, list):
+            raise bad("custom_fields is not a list")
+        for item in custom:
+            if not isinstance(item, dict) or item.get("id") is None:
+                raise bad("a custom field has no id")
+            fields[str(item["id"])] = item.get("value")
+        return Ticket(
+            ref=Ref(self.name, rid),
+            key=f"#{rid}",
+            url=self.ticket_url(rid),
+            subject=_text(raw.get("subject") or raw.get("raw_subject")),
+            status=status,
+            updated_at=updated_at,
+            created_at=created_at,
+            priority=raw.get("priority") if isinstance(raw.get("priority"), str) else None,
+            requester=_customer(raw.get("requester_id"), users),
+            organization=_organization(raw.get("organization_id"), orgs),
+            assignee_id=_str_id(raw.get("assignee_id")),
+            assignee_name=_user_name(raw.get("assignee_id"), users),
+            group_id=_str_id(raw.get("group_id")),
+            tags=tuple(tags),
+            fields=fields,
+            description=_text(raw.get("description")),
+            form_id=_str_id(raw.get("ticket_form_id")),
+        )
+
+    def _comment(self, raw: Any, ticket_id: str) -> Comment | None:
+        try:
+            cid = raw["id"]
+            body = raw.get("body") or raw.get("plain_body") or ""
+            created = parse_time(raw.get("created_at"))
+            if not isinstance(cid, int) or created is None or not isinstance(body, str):
+                raise ValueError("id, body or created_at")
+            format_time(created)  # in range once made UTC
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            log.warning("skipping a malformed comment", connector=self.name, ticket=str(ticket_id))
+            return None
+        return Comment(
+            id=str(cid),
+            body=body,
+            public=raw.get("public") is not False,
+            author_id=_str_id(raw.get("author_id")),
+            created_at=created,
+            markers=find_markers(body),
+        )
+
+    def _get(self, path: str, *, params: dict[str, Any] | None = None, endpoint: str) -> dict:
+        body = self.http.request_json("GET", path, params=params, endpoint=endpoint)
+        return expect_dict(self.name, body, endpoint)
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _numeric(value: Any) -> str:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ValueError(f"not a Zendesk id (digits expected): {value!r}")
+    return text
+
+
+def _followup_source(raw: dict) -> str | None:
+    """The source ticket a follow-up names: ``via.source.from.ticket_id`` with
+    ``rel: follow_up`` (the via object reference), or ``via_followup_source_id``
+    where an answer echoes it; None when the answer shows neither."""
+    echoed = raw.get("via_followup_source_id")
+    if _is_id(echoed) and echoed is not None:
+        return str(echoed)
+    via = object_or_empty(raw.get("via"))
+    source = object_or_empty(via.get("source"))
+    origin = object_or_empty(source.get("from"))
+    if source.get("rel") == "follow_up" and _is_id(origin.get("ticket_id")) and origin.get("ticket_id") is not None:
+        return str(origin["ticket_id"])
+    return None
+
+
+def _detail(connector: str, exc: ApiError) -> str:
+    """An error's message without the connector name in front."""
+    return str(exc).removeprefix(f"{connector}: ")
+
+
+def _about(connector: str, what: str, exc: ApiError) -> ApiError:
+    """The same error, its message prefixed with what was being done."""
+    message = f"{what}: {_detail(connector, exc)}"
+    if isinstance(exc, TransientError):
+        return TransientError(
+            connector, message, status=exc.status, maybe_applied=exc.maybe_applied, retry_after=exc.retry_after
+        )
+    if isinstance(exc, PayloadError):
+        return PayloadError(connector, message, record_id=exc.record_id, payload=exc.payload)
+    return type(exc)(connector, message, status=exc.status)
+
+
+def _index(items: Any) -> dict[int, dict]:
+    if not isinstance(items, list):
+        return {}
+    return {
+        item["id"]: item
+        for item in items
+        if isinstance(item, dict) and item.get("id") is not None and _is_id(item["id"])
+    }
+
+
+def _is_id(value: Any) -> bool:
+    """None, or what Zendesk uses as an id (an integer; a string of digits from some proxies)."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+
+
+def _str_id(value: Any) -> str | None:
+    return None if value is None or isinstance(value, bool) else str(value)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _customer(user_id: Any, users: dict[int, dict]) -> Customer | None:
+    if user_id is None:
+        return None
+    user = users.get(user_id, {})
+    return Customer(
+        id=str(user_id),
+        name=_text(user.get("name")),
+        email=user.get("email") if isinstance(user.get("email"), str) else None,
+        organization_id=_str_id(user.get("organization_id")),
+    )
+
+
+def _user_name(user_id: Any, users: dict[int, dict]) -> str | None:
+    """A sideloaded user's name (the assignee's, for the handoff record), if the answer had it."""
+    user = users.get(user_id) if isinstance(user_id, int) else None
+    name = user.get("name") if isinstance(user, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def _organization(org_id: Any, orgs: dict[int, dict]) -> Organization | None:
+    if org_id is None:
+        return None
+    org = orgs.get(org_id, {})
+    # Plan or tier lives in a custom organisation field; "plan" and "tier" are the keys looked for.
+    custom = object_or_empty(org.get("organization_fields"))
+    tier = next((v for v in (custom.get("plan"), custom.get("tier")) if isinstance(v, str) and v), None)
+    return Organization(id=str(org_id), name=_text(org.get("name")), tier=tier)

@@ -1,0 +1,336 @@
+"""The GitHub fake over real HTTP on 127.0.0.1, and the connector driven against it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from connectors.github.connector import GitHubConfig, GitHubConnector, PublicRepositoryRefused
+from connectors.github.fake import GitHubFake
+from syncd.errors import Gone
+from syncd.records import StateCategory
+from syncd.sandbox.server import Sandbox
+
+TOKEN = "sandbox-github-token"
+
+
+@pytest.fixture
+def fake():
+    service = GitHubFake()
+    service.create_repo("acme/web", private=True)
+    service.create_repo("acme/sdk")
+    with Sandbox([service]):
+        yield service
+
+
+def get(fake, path, token=TOKEN, **kwargs):
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.get(fake.base_url + path, headers=headers, timeout=5, **kwargs)
+
+
+def send(fake, method, path, body, token=TOKEN):
+    return requests.request(
+        method,
+        fake.base_url + path,
+        json=body,
+        timeout=5,
+        headers={"Authorization": f"Bearer {token}"},
+        allow_redirects=False,
+    )
+
+
+def connector(fake, repos=("acme/web", "acme/sdk"), **extra) -> GitHubConnector:
+    config = GitHubConfig(
+        kind="github", url=fake.base_url, token=TOKEN, repositories=list(repos), mutation_interval=0, **extra
+    )
+    return GitHubConnector("gh", config, sleep=lambda s: None)
+
+
+def test_bearer_auth_is_required(fake):
+    assert get(fake, "/user", token=None).status_code == 401
+    assert get(fake, "/user", token="wrong").json()["message"] == "Bad credentials"
+    me = get(fake, "/user")
+    assert me.status_code == 200 and me.json()["login"] == "syncd-bot"
+
+
+def test_repository_visibility_can_change(fake):
+    assert get(fake, "/repos/acme/web").json()["private"] is True
+    fake.set_visibility("acme/web", "public")
+    body = get(fake, "/repos/acme/web").json()
+    assert (body["private"], body["visibility"]) == (False, "public")
+
+
+def test_issue_list_pages_with_a_real_link_header_and_filters(fake):
+    for n in range(5):
+        fake.create_issue("acme/web", f"bug {n}")
+    fake.close(fake.create_issue("acme/web", "done"), "not_planned")
+    first = get(
+        fake, "/repos/acme/web/issues", params={"state": "all", "per_page": 2, "sort": "created", "direction": "asc"}
+    )
+    assert [i["number"] for i in first.json()] == [1, 2]
+    repo_id = fake.repos["acme/web"].id
+    assert f"/repositories/{repo_id}/issues?" in first.links["next"]["url"]
+    assert "page=3" in first.links["last"]["url"]
+    numbers = [i["number"] for i in first.json()]
+    url = first.links["next"]["url"]
+    while url:
+        page = requests.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        numbers += [i["number"] for i in page.json()]
+        url = page.links.get("next", {}).get("url")
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    open_only = get(fake, "/repos/acme/web/issues").json()  # default: open, newest first
+    assert [i["number"] for i in open_only] == [5, 4, 3, 2, 1]
+    closed = get(fake, "/repos/acme/web/issues", params={"state": "closed"}).json()
+    assert [(i["state"], i["state_reason"]) for i in closed] == [("closed", "not_planned")]
+    future = get(fake, "/repos/acme/web/issues", params={"since": "2999-01-01T00:00:00Z"}).json()
+    assert future == []
+
+
+def test_issue_json_has_the_real_shape(fake):
+    issue = fake.create_issue("acme/web", "crash", "steps", assignee="dev", labels=("bug",))
+    pr = fake.create_issue("acme/web", "fix", pull_request=True)
+    body = get(fake, f"/repos/acme/web/issues/{issue.number}").json()
+    for key in (
+        "id",
+        "node_id",
+        "number",
+        "html_url",
+        "url",
+        "repository_url",
+        "state",
+        "state_reason",
+        "title",
+        "body",
+        "user",
+        "assignee",
+        "assignees",
+        "labels",
+        "comments",
+        "created_at",
+        "updated_at",
+        "closed_at",
+    ):
+        assert key in body
+    assert body["assignee"]["login"] == "dev" and body["labels"][0]["name"] == "bug"
+    assert "pull_request" not in body
+    assert get(fake, f"/repos/acme/web/issues/{pr.number}").json()["pull_request"]["html_url"].endswith("/pull/2")
+
+
+def test_etag_304_does_not_spend_the_rate_limit(fake):
+    fake.create_issue("acme/web", "one")
+    first = get(fake, "/repos/acme/web/issues")
+    remaining = int(first.headers["x-ratelimit-remaining"])
+    again = get(fake, "/repos/acme/web/issues", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert int(again.headers["x-ratelimit-remaining"]) == remaining
+    fake.create_issue("acme/web", "two")
+    changed = get(fake, "/repos/acme/web/issues", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200
+    assert int(changed.headers["x-ratelimit-remaining"]) == remaining - 1
+    assert int(changed.headers["x-ratelimit-reset"]) > 1_600_000_000
+
+
+def test_comments_create_list_and_edit(fake):
+    issue = fake.create_issue("acme/web", "crash")
+    created = send(fake, "POST", f"/repos/acme/web/issues/{issue.number}/comments", {"body": "hello"})
+    assert created.status_code == 201
+    cid = created.json()["id"]
+    edited = send(fake, "PATCH", f"/repos/acme/web/issues/comments/{cid}", {"body": "edited"})
+    assert edited.status_code == 200 and edited.json()["body"] == "edited"
+    listed = get(fake, f"/repos/acme/web/issues/{issue.number}/comments").json()
+    assert [c["body"] for c in listed] == ["edited"]
+    theirs = fake.comment(issue, "a person", user="dev")
+    assert send(fake, "PATCH", f"/repos/acme/web/issues/comments/{theirs.id}", {"body": "x"}).status_code == 403
+    assert send(fake, "POST", f"/repos/acme/web/issues/{issue.number}/comments", {}).status_code == 422
+
+
+def test_transferred_issue_answers_301_and_deleted_410(fake):
+    issue = fake.create_issue("acme/web", "moving")
+    old_number = issue.number
+    fake.transfer(issue, "acme/sdk")
+    moved = get(fake, f"/repos/acme/web/issues/{old_number}", allow_redirects=False)
+    assert moved.status_code == 301
+    followed = get(fake, f"/repos/acme/web/issues/{old_number}")
+    assert followed.json()["id"] == issue.id
+    assert followed.json()["repository_url"].endswith("/repos/acme/sdk")
+    fake.delete(issue)
+    assert get(fake, f"/repos/acme/sdk/issues/{issue.number}").status_code == 410
+
+
+def test_secondary_rate_limit_on_demand(fake):
+    fake.secondary_limit(count=1, retry_after=7)
+    limited = get(fake, "/user")
+    assert limited.status_code == 403 and limited.headers["retry-after"] == "7"
+    assert get(fake, "/user").status_code == 200
+
+
+def test_secondary_rate_limit_without_retry_after_leaves_the_budget(fake):
+    fake.secondary_limit(count=1, retry_after=None)
+    limited = get(fake, "/user")
+    assert limited.status_code == 403 and "retry-after" not in limited.headers
+    assert int(limited.headers["x-ratelimit-remaining"]) > 0
+    assert "secondary rate limit" in limited.json()["message"]
+
+
+def test_primary_rate_limit_answers_403_with_remaining_zero(fake):
+    fake.rate_remaining = 1
+    assert get(fake, "/user").status_code == 200
+    spent = get(fake, "/user")
+    assert spent.status_code == 403 and spent.headers["x-ratelimit-remaining"] == "0"
+
+
+# -- the connector against the fake ---------------------------------------------------------
+
+
+def test_first_sync_costs_its_pages_and_an_idle_cycle_is_free(fake):
+    for n in range(250):
+        fake.create_issue("acme/web", f"bug {n}")
+    fake.create_issue("acme/sdk", "public one", assignee="dev")
+    fake.create_issue("acme/sdk", "a PR", pull_request=True)
+    c = connector(fake)
+    fake.reset_counts()
+    cursor = None
+    records = []
+    for page in c.poll(None):
+        records += page.records
+        cursor = page.cursor
+    assert len({r.ref.id for r in records}) == 251
+    sdk = next(r for r in records if r.team == "acme/sdk")
+    assert sdk.public is True and sdk.state is StateCategory.STARTED
+    assert fake.total_requests() == 2 + 3 + 1  # visibility x2, 3 pages of web, 1 of sdk
+    for _ in range(2):  # one settling read (the window moved), then free 304s
+        for page in c.poll(cursor):
+            cursor = page.cursor
+    fake.reset_counts()
+    remaining = fake.rate_remaining
+    pages = list(c.poll(cursor))
+    assert [p.records for p in pages] == [[]]
+    assert fake.counts == {"GET /repos/{owner}/{repo}/issues": 2}
+    assert fake.rate_remaining == remaining  # 304s are free
+
+
+def test_changes_are_seen_and_a_repository_turning_public_is_noticed(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    c = connector(fake, repos=("acme/web",), visibility_ttl=0)
+    cursor = None
+    for page in c.poll(None):
+        cursor = page.cursor
+    fake.close(issue, "completed")
+    fake.set_visibility("acme/web", "public")
+    changed = [r for page in c.poll(cursor) for r in page.records]
+    assert [(r.state, r.public) for r in changed] == [(StateCategory.COMPLETED, True)]
+
+
+def test_context_comment_is_scrubbed_when_the_repository_turns_public(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    c = connector(fake, repos=("acme/web",))
+    key = f"acme/web#{issue.number}"
+    c.attach_ticket(key, "https://acme.zendesk.com/agent/tickets/1", "Jane Doe locked out", "Acme Corp", "1" * 20)
+    c.attach_ticket(key, "https://acme.zendesk.com/agent/tickets/2", "Bob: crash", "Beta Inc", "2" * 20)
+    (comment,) = fake.comments_of(issue)
+    assert "Jane Doe locked out" in comment.body and "Linked support tickets: 2" in comment.body
+    fake.set_visibility("acme/web", "public")
+    c.attach_ticket(key, "https://acme.zendesk.com/agent/tickets/3", "Carol", "Gamma", "3" * 20)
+    (comment,) = fake.comments_of(issue)
+    for text in ("Jane", "Acme", "Bob", "Beta", "Carol", "Gamma", "zendesk"):
+        assert text not in comment.body
+    assert "Linked support tickets: 3" in comment.body
+    with pytest.raises(PublicRepositoryRefused):
+        c.add_comment(key, "Jane Doe from Acme", "4" * 20, customer_data=True)
+    assert len(fake.comments_of(issue)) == 1
+
+
+def test_upsert_keeps_one_comment_and_markers_are_found(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    c = connector(fake, repos=("acme/web",))
+    c.check()  # learns its own login, so only its comments are taken for the slot
+    key = f"acme/web#{issue.number}"
+    fake.comment(issue, "a person quoting <!-- syncd:context -->", user="dev")
+    c.upsert_comment(key, "First context", "5" * 20)
+    c.upsert_comment(key, "Second context", "6" * 20)
+    ours = [x for x in fake.comments_of(issue) if x.user == "syncd-bot"]
+    assert len(ours) == 1 and ours[0].body.startswith("Second context")
+    assert c.find_marker(key, "6" * 20) and not c.find_marker(key, "5" * 20)
+    fake.reset_counts()
+    c.upsert_comment(key, "Second context", "6" * 20)  # unchanged: no write
+    assert not any(e.startswith(("POST", "PATCH")) for e in fake.counts)
+
+
+def test_transfer_and_delete_through_the_connector(fake):
+    issue = fake.create_issue("acme/web", "moving")
+    c = connector(fake)
+    old_key = f"acme/web#{issue.number}"
+    fake.transfer(issue, "acme/sdk")
+    moved = c.get_issue(old_key)
+    assert (moved.ref.id, moved.key, moved.public) == (str(issue.id), f"acme/sdk#{issue.number}", True)
+    c.add_comment(old_key, "shipped", "7" * 20)
+    assert c.find_marker(moved.key, "7" * 20)
+    assert c.get_issue(str(issue.id)).key == moved.key  # the id is known from the read
+    fake.delete(issue)
+    fake.reset_counts()
+    with pytest.raises(Gone):
+        c.get_issue(moved.key)
+    assert fake.total_requests() == 1
+
+
+def test_secondary_limit_is_waited_out_by_the_connector(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    waits = []
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"])
+    c = GitHubConnector("gh", config, sleep=waits.append)
+    fake.secondary_limit(count=1, retry_after=42)
+    assert c.get_issue(f"acme/web#{issue.number}").title == "bug"
+    assert 42.0 in waits
+
+
+def test_secondary_limit_without_retry_after_is_waited_out_not_taken_for_refused_credentials(fake):
+    issue = fake.create_issue("acme/web", "bug")
+    waits = []
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"], mutation_interval=0)
+    c = GitHubConnector("gh", config, sleep=waits.append)
+    fake.secondary_limit(count=2, retry_after=None)
+    c.add_comment(f"acme/web#{issue.number}", "hello", "d" * 20)
+    assert waits == [60.0, 120.0]  # at least a minute, then longer
+    assert [cm.body for cm in fake.comments_of(issue)][-1].startswith("hello")
+
+
+def test_cursor_is_json_and_drops_repositories_no_longer_configured(fake):
+    fake.create_issue("acme/web", "bug")
+    c = connector(fake)
+    cursor = None
+    for page in c.poll(None):
+        cursor = page.cursor
+    assert set(json.loads(cursor)["repos"]) == {"acme/web", "acme/sdk"}
+    only_web = connector(fake, repos=("acme/web",))
+    for page in only_web.poll(cursor):
+        cursor = page.cursor
+    assert set(json.loads(cursor)["repos"]) == {"acme/web"}
+
+
+def test_fifty_tickets_attach_in_one_edit(fake):
+    issue = fake.create_issue("acme/web", "popular bug")
+    c = connector(fake, repos=("acme/web",))
+    key = f"acme/web#{issue.number}"
+    tickets = [(f"https://acme.zendesk.com/agent/tickets/{n}", f"Ticket {n}", "") for n in range(50)]
+    fake.reset_counts()
+    c.attach_tickets(key, tickets, "8" * 20)
+    (comment,) = fake.comments_of(issue)
+    assert "Linked support tickets: 50" in comment.body and "[Ticket 49]" in comment.body
+    assert fake.total_requests() == 3  # find the comment, visibility (304 or 200), one write
+
+
+def test_a_person_editing_a_comment_is_named_by_graphql_and_rest_keeps_the_author(fake):
+    issue = fake.create_issue("acme/web", "Export fails")
+    mine = send(fake, "POST", "/repos/acme/web/issues/1/comments", {"body": "syncd's text"}).json()
+    fake.edit_comment(mine["id"], "a person's text", user="ada-novak")
+    [listed] = get(fake, "/repos/acme/web/issues/1/comments").json()
+    assert (listed["body"], listed["user"]["login"]) == ("a person's text", "syncd-bot")  # REST: the author stays
+    query = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on IssueComment { id editor { login } lastEditedAt } } }"
+    answer = send(fake, "POST", "/graphql", {"query": query, "variables": {"ids": [mine["node_id"], "nope"]}}).json()
+    assert answer["data"]["nodes"][0]["editor"]["login"] == "ada-novak"
+    assert answer["data"]["nodes"][1] is None
+    assert issue.comment_ids == [mine["id"]]
