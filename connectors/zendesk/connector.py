@@ -215,7 +215,7 @@ class ZendeskConnector(Helpdesk):
                     Finding(
                         "error",
                         use.where,
-                        f"{title} is a {kind} field; syncd writes free text to it ({use.purpose}): "
+                        f"{title} is of type {kind}; syncd writes free text to it ({use.purpose}): "
                         "use a text or multi-line text field",
                     )
                 )
@@ -224,7 +224,7 @@ class ZendeskConnector(Helpdesk):
                     Finding(
                         "warning",
                         use.where,
-                        f"{title} is a {kind} field; syncd reads free text there ({use.purpose}): a text field fits",
+                        f"{title} is of type {kind}; syncd reads free text there ({use.purpose}): a text field fits",
                     )
                 )
         return findings

@@ -79,7 +79,7 @@ def test_a_zendesk_field_that_does_not_exist_or_is_not_text(pg):
     ) in errors
     stage = next(e for e in errors if "stages.field" in e)
     assert stage.startswith(f"error: {pg.mappings / 'stages.toml'}:")
-    assert f'field {pg.seed.severity_field_id} "Severity" is a tagger field; syncd writes free text' in stage
+    assert f'field {pg.seed.severity_field_id} "Severity" is of type tagger; syncd writes free text' in stage
 
 
 def test_a_linear_team_that_does_not_exist_and_a_route_to_a_team_not_followed(tmp_path):
