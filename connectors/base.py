@@ -486,6 +486,11 @@ class Tracker(Connector):
         Asks nothing of the service; it may grow as the connector learns (the
         engine reads it again before each helpdesk page)."""
 
+    def learn_keys(self) -> None:
+        """Read from the service what :meth:`link_patterns` needs and the configuration
+        does not say, once per process (a tracker following every team lists them).
+        The engine calls it before reading tickets; the default needs nothing."""
+
     def key_prefixes(self) -> tuple[str, ...]:
         """The prefixes of the bare keys this tracker recognises in text (``ENG`` for
         ``ENG-1``): `syncd check` looks for a key another tracker's patterns claim too."""

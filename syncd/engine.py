@@ -450,16 +450,28 @@ class Engine:
 
     # -- helpdesk pages -----------------------------------------------------------
 
-    def _refresh_patterns(self) -> None:
+    def _refresh_patterns(self, *, learn: bool = False) -> None:
         """The trackers' link patterns, compiled again when one changed (a tracker that
-        follows every team recognises the keys of the teams it has seen)."""
+        follows every team recognises the keys of the teams it has listed or seen).
+        ``learn``: first let each tracker read what its patterns need (once per process);
+        one that cannot is said, and its configured patterns still apply."""
+        if learn:
+            for name, tracker in self.trackers.items():
+                try:
+                    tracker.learn_keys()
+                except SyncdError as exc:
+                    log.warning(
+                        "could not list the tracker's teams; their bare keys are recognised once it answers",
+                        connector=name,
+                        error=str(exc),
+                    )
         source = {name: tuple(t.link_patterns()) for name, t in self.trackers.items()}
         if source != self._pattern_source:
             self._pattern_source = source
             self.patterns = compile_patterns(source)
 
     def _ticket_page(self, helpdesk: Helpdesk, page: Page, report: PollReport) -> None:
-        self._refresh_patterns()
+        self._refresh_patterns(learn=True)
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
         todo: list[tuple[Ticket, list[Comment], list[Candidate]]] = []

@@ -383,9 +383,14 @@ class LinearConnector(Tracker):
                 )
         return findings
 
-    def poll(self, cursor: str | None) -> Iterator[Page]:
+    def learn_keys(self) -> None:
+        """With teams = [] (every team): list the workspace's teams once, so that their
+        bare keys are recognised before any ticket is read."""
         if not self.config.teams and not self._teams_listed:
-            self.list_teams()  # the bare keys to recognise before any ticket is read
+            self.list_teams()
+
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        self.learn_keys()
         if cursor:
             state = FeedCursor.load(cursor, self.name)
         else:
