@@ -165,7 +165,12 @@ def once(obj: Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--offline", is_flag=True, help="Validate the files only; do not contact the services.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Validate the files only (with secret files others can read, keys two trackers claim); "
+    "do not contact the services.",
+)
 @click.pass_obj
 @guarded
 def check(obj: Context, offline: bool) -> None:
