@@ -238,6 +238,57 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# --- what `syncd check` finds -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `syncd check` found: ``level`` error (check fails), warning or note.
+
+    ``where`` names what the admin edits: a config key (``connectors.linear.teams``)
+    or a mapping file and entry (``rules/routes.toml: routes.bugs``)."""
+
+    level: Literal["error", "warning", "note"]
+    where: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FieldUse:
+    """A helpdesk custom field syncd is configured to use.
+
+    ``writes``: syncd writes free text there (it must be a text field);
+    ``text``: syncd reads free text there (a text field fits best); neither:
+    syncd compares its value. ``where`` names the config key or mapping entry."""
+
+    where: str
+    field_id: str
+    purpose: str  # how the admin knows it: "where syncd shows the linked issues' status"
+    writes: bool = False
+    text: bool = False
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """A route of the mapping files that sends tickets to this tracker's ``team``.
+
+    ``creates``: the route escalates, so syncd creates issues there."""
+
+    where: str
+    route: str
+    team: str
+    creates: bool = False
+
+
+@dataclass(frozen=True)
+class CheckTargets:
+    """What the configuration and the mapping files ask of one connector, for
+    :meth:`Connector.check_objects`."""
+
+    fields: tuple[FieldUse, ...] = ()
+    routes: tuple[RouteTarget, ...] = ()
+
+
 # --- the protocol -------------------------------------------------------------
 
 
@@ -295,6 +346,13 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def check(self) -> str:
         """Try the credentials; return who we are ("agent@acme.com"), raise AuthError."""
+
+    def check_objects(self, targets: CheckTargets) -> list[Finding]:
+        """Check, against the service, the objects the configuration and the
+        mapping files name (fields and their types, teams, projects, issue types,
+        repositories). Called by `syncd check` after :meth:`check` succeeded;
+        a connector with nothing to check answers nothing."""
+        return []
 
     @abc.abstractmethod
     def poll(self, cursor: str | None) -> Iterator[Page]:
@@ -423,7 +481,20 @@ class Tracker(Connector):
 
     @abc.abstractmethod
     def link_patterns(self) -> list[str]:
-        """Regexes with a named group ``ref`` that find this tracker's issues in text."""
+        """Regexes with a named group ``ref`` that find this tracker's issues in text.
+
+        Asks nothing of the service; it may grow as the connector learns (the
+        engine reads it again before each helpdesk page)."""
+
+    def learn_keys(self) -> None:
+        """Read from the service what :meth:`link_patterns` needs and the configuration
+        does not say, once per process (a tracker following every team lists them).
+        The engine calls it before reading tickets; the default needs nothing."""
+
+    def key_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of the bare keys this tracker recognises in text (``ENG`` for
+        ``ENG-1``): `syncd check` looks for a key another tracker's patterns claim too."""
+        return ()
 
     def normalise_ref(self, text: str) -> str:
         """The issue key (the form ``Issue.key`` and the store hold) of a ``ref`` the

@@ -12,6 +12,7 @@ connector against it from the fake's ``exam_*`` answers; each check in
 - a write's marker is found again by ``find_marker`` (helpdesk: the internal
   note of ``update_ticket``; tracker: ``add_comment``), and ``attach_ticket``
   is found again or harmless to send twice (idempotent per ticket URL);
+- ``check_objects`` (syncd check) finds no error in the exam configuration;
 - refused credentials raise ``AuthError``; a ticket or issue that does not
   exist raises ``NotFound`` (a tracker may say ``Gone``), and so does one
   deleted, where the fake can delete;
@@ -37,7 +38,9 @@ from collections import Counter
 from typing import Any, Callable
 
 from connectors.base import (
+    CheckTargets,
     Connector,
+    Finding,
     Helpdesk,
     Page,
     Tracker,
@@ -212,8 +215,20 @@ def check_malformed_record_is_rejected(exam: Exam) -> None:
     assert all(r.reason for r in rejected), "a rejection says why"
 
 
+def check_objects_as_configured(exam: Exam) -> None:
+    """What the exam configuration names exists in the fake: ``check_objects`` (syncd check)
+    answers a list of findings, none of them an error, and the fake answers its requests."""
+    connector = exam.connector()
+    connector.check()
+    found = connector.check_objects(CheckTargets())
+    assert isinstance(found, list) and all(isinstance(f, Finding) for f in found), f"check_objects answered {found!r}"
+    errors = [f for f in found if f.level == "error"]
+    assert not errors, f"check_objects found errors in the exam configuration: {errors}"
+
+
 CHECKS: tuple[Callable[[Exam], None], ...] = (
     check_credentials,
+    check_objects_as_configured,
     check_poll_and_resume,
     check_marker_found_again,
     check_missing_and_deleted,

@@ -444,7 +444,18 @@ def load_mappings(
     mappings = _build(entries, trackers, kinds or {}, problems)
     if problems.items:
         raise ConfigError(problems.lines())
-    return dataclasses.replace(mappings, files=tuple(Path(s.label) for s in sources))
+    return dataclasses.replace(mappings, files=tuple(Path(s.label) for s in sources), origins=_origins(entries))
+
+
+def _origins(entries: dict[str, dict[str | None, _Entry]]) -> dict[str, str]:
+    """Each entry's dotted name -> ``file:line`` where it is written."""
+    out = {}
+    for section, named in entries.items():
+        for name, (source, _) in named.items():
+            path = (section,) if name is None else (section, name)
+            line = line_of(source.lines, path)
+            out[_dotted(path)] = f"{source.label}:{line}" if line else source.label
+    return out
 
 
 def _read(path: Path, problems: _Problems) -> _Source | None:

@@ -78,6 +78,23 @@ def ticket_candidates(
     return out
 
 
+def unmatched_link_fields(
+    ticket: Ticket,
+    previous: Ticket | None,
+    patterns: Mapping[str, list[re.Pattern[str]]],
+    link_fields: Iterable[str] = (),
+) -> list[tuple[str, str]]:
+    """(field id, value) of each link field whose new value names no issue any
+    tracker recognises: what an agent meant as a link and syncd cannot follow."""
+    out = []
+    for field_id in link_fields:
+        value = ticket.fields.get(field_id)
+        old = previous.fields.get(field_id) if previous else None
+        if value and value != old and not refs_in_text(str(value), patterns):
+            out.append((field_id, str(value)))
+    return out
+
+
 def issue_ticket_ids(issue: Issue, previous: Issue | None, ticket_pattern: re.Pattern[str]) -> list[str]:
     """Ticket ids shown on an issue by attachments a person added (not syncd)."""
     old = {a.url for a in previous.attachments} if previous else set()

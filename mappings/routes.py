@@ -218,6 +218,7 @@ class Mappings:
     missing_field: str | None = None  # helpdesk text field kept current with what a flagged ticket lacks
     broken_tag: str = "syncd_promise_broken"  # added to a ticket whose promise was broken
     files: tuple[Path, ...] = ()
+    origins: Mapping[str, str] = field(default_factory=dict)  # "routes.bugs" -> "rules/routes.toml:3"
 
     @property
     def shows_stages(self) -> bool:

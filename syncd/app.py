@@ -78,7 +78,15 @@ def tracker_kinds(registry: dict[str, Any] | None = None) -> dict[str, TrackerKi
 def handoff_mappings(settings: Settings) -> Mappings:
     """The mapping files of ``sync.mappings``, checked against the configured trackers (ConfigError if bad)."""
     trackers = {name: settings.connectors[name].kind for name in settings.sync.trackers if name in settings.connectors}
-    return load_mappings(settings.mappings_path, trackers=trackers, kinds=tracker_kinds())
+    path = settings.mappings_path
+    if "mappings" in settings.sync.model_fields_set and not path.exists():
+        raise ConfigError(
+            [
+                f"sync.mappings: {path} does not exist; create it (mappings/examples/ is a start) "
+                "or remove sync.mappings to run with the built-in defaults"
+            ]
+        )
+    return load_mappings(path, trackers=trackers, kinds=tracker_kinds())
 
 
 def fill_native(store: Store, trackers: dict[str, Tracker]) -> int:

@@ -165,31 +165,80 @@ def once(obj: Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--offline", is_flag=True, help="Validate the files only; do not contact the services.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Validate the files only (with secret files others can read, keys two trackers claim); "
+    "do not contact the services.",
+)
 @click.pass_obj
 @guarded
 def check(obj: Context, offline: bool) -> None:
-    """Validate the configuration and the store, then try each connector's credentials."""
+    """Validate the configuration and the store, then try each connector against its service.
+
+    \b
+    Online, each connector tries its credentials, then the objects the
+    configuration and the mapping files name: custom fields and their types,
+    team and project keys, issue types, repositories, and routes to places the
+    connector does not follow. A service that cannot be reached is said at once,
+    in one line, without retrying. Findings are one line each, naming the config
+    key or the mapping file; an error exits 1.
+    """
+    from connectors.base import Tracker
     from syncd.app import build_connectors
+    from syncd.checks import check_targets, overlapping_keys, secret_file_findings
 
     settings = obj.settings()
     click.echo(f"configuration {settings.source or '(environment only)'}: ok")
-    _check_mappings(settings)
+    mappings = _check_mappings(settings)
     _check_store(settings)
-    if offline:
-        return
+    findings = secret_file_findings(settings)
+    connectors = build_connectors(settings)
     failed = 0
-    for name, connector in build_connectors(settings).items():
-        try:
-            who = connector.check()
-        except SyncdError as exc:
-            failed += 1
-            click.echo(f"  {name} ({connector.kind}): FAILED: {exc}")
-        else:
-            click.echo(f"  {name} ({connector.kind}): ok, {who}")
-        finally:
+    try:
+        if not offline:
+            targets = check_targets(settings, mappings, connectors)
+            for name, connector in connectors.items():
+                failed += _check_connector(name, connector, targets[name])
+        trackers = {
+            name: c for name, c in connectors.items() if isinstance(c, Tracker) and name in settings.sync.trackers
+        }
+        findings += overlapping_keys(trackers)
+    finally:
+        for connector in connectors.values():
             connector.close()
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    for finding in findings:
+        _echo_finding(finding)
+    errors = failed + sum(f.level == "error" for f in findings)
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+def _check_connector(name: str, connector: Any, targets: Any) -> int:
+    """Credentials, then objects; one line each. Returns how many errors it found."""
+    connector.http.answer_fast()  # one attempt, short timeouts: an unreachable URL is said at once
+    label = f"  {name} ({connector.kind})"
+    try:
+        who = connector.check()
+    except SyncdError as exc:
+        click.echo(f"{label}: FAILED: {_without_prefix(str(exc), name)}")
+        return 1
+    click.echo(f"{label}: ok, {who}")
+    try:
+        found = connector.check_objects(targets)
+    except SyncdError as exc:
+        click.echo(f"    error: connectors.{name}: could not check its objects: {_without_prefix(str(exc), name)}")
+        return 1
+    for finding in found:
+        _echo_finding(finding, indent="    ")
+    return sum(f.level == "error" for f in found)
+
+
+def _echo_finding(finding: Any, indent: str = "  ") -> None:
+    click.echo(f"{indent}{finding.level}: {finding.where}: {finding.message}")
+
+
+def _without_prefix(text: str, name: str) -> str:
+    return text.removeprefix(f"{name}: ")
 
 
 def _check_store(settings: Any) -> None:
@@ -210,7 +259,7 @@ def _check_store(settings: Any) -> None:
         click.echo(f"store {path}: {exc}")
 
 
-def _check_mappings(settings: Any) -> None:
+def _check_mappings(settings: Any) -> Any:
     """Validate the mapping directory; its problems exit 2 through ``guarded``."""
     from syncd.app import handoff_mappings
 
@@ -219,8 +268,13 @@ def _check_mappings(settings: Any) -> None:
         click.echo(
             f"mappings {settings.mappings_path}: ok, {len(mappings.files)} file(s), {len(mappings.routes)} route(s)"
         )
+    elif settings.mappings_path.is_dir():
+        click.echo(f"mappings {settings.mappings_path}: no mapping files in it, built-in defaults apply")
     else:
-        click.echo(f"mappings {settings.mappings_path}: no mapping files, built-in defaults apply")
+        click.echo(
+            f"mappings: sync.mappings is not set and {settings.mappings_path} does not exist; built-in defaults apply"
+        )
+    return mappings
 
 
 def _sandbox_missing(exc: ModuleNotFoundError) -> NoReturn:

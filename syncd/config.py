@@ -458,6 +458,12 @@ def _load_connectors(
                     f"environment ({_env_name(loc + (key,))}){alternative}",
                 )
         before = len(report.problems)
+        for key in secrets:
+            if data.get(key) is not None and data.get(f"{key}_file") is not None:
+                report.line(
+                    loc + (key,),
+                    f"given twice, here and as {key}_file: syncd would not know which one is meant; keep one of them",
+                )
         _check_secret_files(loc, data, model, base_dir, report)
         file_problems = len(report.problems) > before
         try:

@@ -26,6 +26,7 @@ from mappings.links import (
     noted_refs,
     syncd_attached_ticket_ids,
     ticket_candidates,
+    unmatched_link_fields,
 )
 from mappings.planner import (
     GONE_REASON,
@@ -137,7 +138,9 @@ class Engine:
         self.trackers = trackers
         self.settings = settings
         self.clock = clock
-        self.patterns = compile_patterns({name: t.link_patterns() for name, t in trackers.items()})
+        self._pattern_source: dict[str, tuple[str, ...]] = {}
+        self.patterns: dict[str, list[re.Pattern[str]]] = {}
+        self._refresh_patterns()
         self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
         self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
         for name, tracker in trackers.items():
@@ -447,7 +450,28 @@ class Engine:
 
     # -- helpdesk pages -----------------------------------------------------------
 
+    def _refresh_patterns(self, *, learn: bool = False) -> None:
+        """The trackers' link patterns, compiled again when one changed (a tracker that
+        follows every team recognises the keys of the teams it has listed or seen).
+        ``learn``: first let each tracker read what its patterns need (once per process);
+        one that cannot is said, and its configured patterns still apply."""
+        if learn:
+            for name, tracker in self.trackers.items():
+                try:
+                    tracker.learn_keys()
+                except SyncdError as exc:
+                    log.warning(
+                        "could not list the tracker's teams; their bare keys are recognised once it answers",
+                        connector=name,
+                        error=str(exc),
+                    )
+        source = {name: tuple(t.link_patterns()) for name, t in self.trackers.items()}
+        if source != self._pattern_source:
+            self._pattern_source = source
+            self.patterns = compile_patterns(source)
+
     def _ticket_page(self, helpdesk: Helpdesk, page: Page, report: PollReport) -> None:
+        self._refresh_patterns(learn=True)
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
         todo: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
@@ -471,6 +495,14 @@ class Engine:
                 page.rejected.append(_rejected(ticket.ref.id, exc))
                 continue
             candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
+            for field_id, value in unmatched_link_fields(ticket, prev, self.patterns, helpdesk.link_fields()):
+                log.warning(
+                    "the ticket's link field names no issue of a followed tracker; nothing was linked",
+                    ticket=ticket.key,
+                    field=field_id,
+                    value=value[:200],
+                    trackers=", ".join(sorted(self.trackers)),
+                )
             todo.append((ticket, comments, candidates))
             seen[ticket.ref] = {m for c in comments for m in c.markers}
             noted[ticket.ref] = self._noted_links(ticket, comments)

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import structlog
@@ -186,6 +186,16 @@ class HttpClient:
 
     # -- public -------------------------------------------------------------
 
+    def answer_fast(self, timeout: float = 5.0) -> None:
+        """Switch this session to one attempt per request and short timeouts (at
+        most ``timeout`` seconds to connect, twice that to read): for `syncd check`,
+        which reports an unreachable service at once, in one line, with no retry
+        in between. Rate limits are not slept on (a limit longer than none parks)."""
+        connect, read = self.timeout
+        self.timeout = (min(connect, timeout), min(read, 2 * timeout))
+        self.max_attempts = 1
+        self.max_wait = 0.0
+
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
@@ -228,9 +238,10 @@ class HttpClient:
         try:
             return self._retrying(attempt)
         except _Retry as exc:
+            tries = f"still failing after {self.max_attempts} attempts" if self.max_attempts > 1 else "failed"
             raise TransientError(
                 self.connector,
-                f"{endpoint} still failing after {self.max_attempts} attempts: {exc}",
+                f"{endpoint} {tries}: {exc}",
                 status=exc.status,
                 maybe_applied=exc.maybe_applied,
                 retry_after=exc.retry_after,
@@ -323,8 +334,8 @@ class HttpClient:
                 timeout=self.timeout,
                 allow_redirects=allow_redirects,
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise _Retry(f"connect timeout ({type(exc).__name__})") from None
+        except requests.exceptions.ConnectTimeout:
+            raise _Retry(f"cannot connect to {_host_port(url)} (no answer within {self.timeout[0]:g}s)") from None
         except requests.exceptions.ConnectionError as exc:
             # A refused connection never reached the service; a reset after
             # sending might have.
@@ -333,7 +344,9 @@ class HttpClient:
                 raise TransientError(
                     self.connector, f"{endpoint}: connection lost after sending", maybe_applied=True
                 ) from None
-            raise _Retry(f"connection error ({type(exc).__name__})", maybe_applied=sent) from None
+            if sent:
+                raise _Retry(f"connection error ({type(exc).__name__})", maybe_applied=True) from None
+            raise _Retry(f"cannot connect to {_host_port(url)} ({connect_failure_reason(exc)})") from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             # The answer was cut short: the request arrived and may have acted.
             if not idempotent:
@@ -485,6 +498,8 @@ class HttpClient:
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return True  # the TLS handshake comes before the request
     text = repr(exc)
     return (
         any(
@@ -500,6 +515,39 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
         and "RemoteDisconnected" not in text
         and "ProtocolError" not in text
     )
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of a URL, the port spelled out even where the scheme implies it."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_failure_reason(exc: BaseException) -> str:
+    """Why a connection could not be made, in the operator's words (refused, no such
+    host, TLS spoken to a plain port...), from what requests and urllib3 raised."""
+    text = repr(exc)
+    if isinstance(exc, requests.exceptions.SSLError) or "SSLError" in text:
+        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text or "record layer" in text:
+            return "TLS handshake failed: the port answers plain HTTP; use http:// or the service's TLS port"
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return "TLS certificate not trusted (CERTIFICATE_VERIFY_FAILED); check the URL's host"
+        return "TLS handshake failed"
+    if "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text:
+        return "name not found: no such host in DNS; check the URL's host"
+    if "Temporary failure in name resolution" in text:
+        return "name not found: DNS did not answer; check the host and the machine's DNS"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return "connection refused: nothing listens on that port"
+    if "Network is unreachable" in text or "No route to host" in text:
+        return "network unreachable"
+    return f"connection failed ({type(exc).__name__})"
 
 
 def _error_summary(response: requests.Response) -> str:

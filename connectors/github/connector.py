@@ -73,7 +73,9 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
+    CheckTargets,
     ConnectorConfig,
+    Finding,
     KeptText,
     OpaqueResult,
     OpaqueRewrite,
@@ -413,6 +415,37 @@ class GitHubConnector(Tracker):
                 ) from None
             seen.append(f"{repo} {'public' if public else 'private'}")
         return f"{self._login} ({', '.join(seen)})"
+
+    def check_objects(self, targets: CheckTargets) -> list[Finding]:
+        """Every route's repository exists and is one this connector follows (the
+        followed ones were read by :meth:`check`)."""
+        key = f"connectors.{self.name}.repositories"
+        findings = []
+        for route in targets.routes:
+            if route.team.lower() in self._repos:
+                continue
+            try:
+                self.is_public(route.team, max_age=0)
+            except NotFound:
+                findings.append(
+                    Finding(
+                        "error",
+                        route.where,
+                        f"repository {route.team} does not exist on GitHub or this token cannot see it; "
+                        "check the name and the token's access",
+                    )
+                )
+                continue
+            findings.append(
+                Finding(
+                    "error",
+                    route.where,
+                    f"repository {route.team} is not followed by connector {self.name} "
+                    f"({key} = {json.dumps(list(self.config.repositories))}): the issues of this route are "
+                    f"never synced back; add it to {key} or route to a followed repository",
+                )
+            )
+        return findings
 
     # -- visibility -------------------------------------------------------------
 

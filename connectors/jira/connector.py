@@ -57,10 +57,13 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
+    CheckTargets,
     ConnectorConfig,
+    Finding,
     Page,
     Presence,
     Rejected,
+    RouteTarget,
     StateName,
     StateRule,
     Tracker,
@@ -82,6 +85,7 @@ ISSUE_FIELDS = ("summary", "status", "assignee", "updated", "resolution", "proje
 JQL_TIME_FORMAT = "%Y/%m/%d %H:%M"
 PROPERTY_KEY = "syncd"
 COMMENT_PAGE = 100
+CREATEMETA_PAGE = 200  # the most createmeta returns per page
 # How long after a change syncd trusts that search shows it (index lag and
 # clock skew between syncd and the site, with room to spare).
 SETTLED = timedelta(minutes=5)
@@ -177,8 +181,6 @@ class JiraConfig(ConnectorConfig):
             if self.api_token is not None or self.api_token_file is not None:
                 raise ValueError("set either oauth_token or api_token/api_token_file, not both")
             return self
-        if self.api_token is not None and self.api_token_file is not None:
-            raise ValueError("set api_token or api_token_file, not both")
         if self.api_token is None and self.api_token_file is None:
             raise ValueError("credentials missing: set email and api_token_file (or api_token), or oauth_token")
         if not self.email:
@@ -263,6 +265,90 @@ class JiraConnector(Tracker):
             self._account_id = me["accountId"]
         who = me.get("emailAddress") or me.get("displayName") or me.get("accountId")
         return str(who or "unknown user")
+
+    def check_objects(self, targets: CheckTargets) -> list[Finding]:
+        """The followed projects and every route's project exist and this account can
+        browse them; a route's project is one the connector follows; where a route
+        creates issues, the issue type syncd asks for is one the project offers."""
+        key = f"connectors.{self.name}"
+        follows = list(self.config.projects)
+        named = list(dict.fromkeys([*follows, *(r.team for r in targets.routes if _PROJECT_KEY_RE.match(r.team))]))
+        exists = {project: self._project_exists(project) for project in named}
+        findings = []
+        for project in follows:
+            if not exists[project]:
+                findings.append(Finding("error", f"{key}.projects", _no_project(project, self.config.url)))
+        for project in self.config.issue_types:
+            if project not in follows:
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"{key}.issue_types.{project}",
+                        f"project {project} is not in {key}.projects: this issue type is never used",
+                    )
+                )
+        creating: dict[str, RouteTarget] = {}
+        for route in targets.routes:
+            if not exists.get(route.team, False):
+                findings.append(Finding("error", route.where, _no_project(route.team, self.config.url)))
+            elif route.team not in follows:
+                findings.append(
+                    Finding(
+                        "error",
+                        route.where,
+                        f"project {route.team} is not followed by connector {self.name} "
+                        f"({key}.projects = {json.dumps(follows)}): the issues of this route are never synced "
+                        f"back; add {route.team} to {key}.projects or route to a followed project",
+                    )
+                )
+            elif route.creates:
+                creating.setdefault(route.team, route)
+        for project, route in creating.items():
+            offered = self._creatable_types(project)
+            chosen = self.config.issue_types.get(project, self.config.issue_type)
+            if chosen not in offered:
+                where = f"{key}.issue_types.{project}" if project in self.config.issue_types else f"{key}.issue_type"
+                findings.append(
+                    Finding(
+                        "error",
+                        where,
+                        f"project {project} (routes.{route.route} creates issues there) has no issue type "
+                        f"{chosen!r} this account can create (it offers: {', '.join(offered) or 'none'}); "
+                        "name one of those",
+                    )
+                )
+        return findings
+
+    def _project_exists(self, project: str) -> bool:
+        """GET /project/{key}: False when Jira answers 404 (no such project, or not browsable)."""
+        response = self.http.request(
+            "GET", f"{API}/project/{project}", expect=(404,), endpoint=f"GET {API}/project/{{projectIdOrKey}}"
+        )
+        return response.status_code != 404
+
+    def _creatable_types(self, project: str) -> list[str]:
+        """The issue types this account can create in ``project`` (createmeta, every page)."""
+        names: list[str] = []
+        start = 0
+        while True:
+            body = expect_dict(
+                self.name,
+                self.http.request_json(
+                    "GET",
+                    f"{API}/issue/createmeta/{project}/issuetypes",
+                    params={"startAt": start, "maxResults": CREATEMETA_PAGE},
+                    endpoint=f"GET {API}/issue/createmeta/{{projectIdOrKey}}/issuetypes",
+                ),
+                f"GET /issue/createmeta/{project}/issuetypes",
+            )
+            types = body.get("issueTypes")
+            if not isinstance(types, list):
+                raise PayloadError(self.name, f"createmeta of {project}: no issueTypes list", payload=body)
+            names += [t["name"] for t in types if isinstance(t, dict) and isinstance(t.get("name"), str)]
+            start += len(types)
+            total = body.get("total")
+            if not types or not isinstance(total, int) or start >= total:
+                return names
 
     def user_time_zone(self) -> ZoneInfo:
         """The zone JQL dates are read in: configured, or the user's from /myself."""
@@ -535,6 +621,9 @@ class JiraConnector(Tracker):
             StateCategory.CANCELED: "done",
         }.get(issue.state, "new")
         return {"category": category, "status": issue.state_name}
+
+    def key_prefixes(self) -> tuple[str, ...]:
+        return tuple(self.config.projects)
 
     def link_patterns(self) -> list[str]:
         keys = "|".join(re.escape(p) for p in self.config.projects)
@@ -921,6 +1010,13 @@ def _holds_slot(comment: Any, slot: str, account_id: str | None) -> bool:
 def _comment_result(comment: dict) -> WriteResult:
     when = _parse_instant(comment.get("updated")) or _parse_instant(comment.get("created"))
     return WriteResult(updated_at=when, id=str(comment["id"]) if comment.get("id") is not None else None)
+
+
+def _no_project(project: str, url: str) -> str:
+    return (
+        f"no Jira project {project} at {url} that this account can browse; "
+        "check the key (Jira > Projects) and the account's Browse projects permission"
+    )
 
 
 def _project_key(team: str, connector: str) -> str:

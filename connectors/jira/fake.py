@@ -300,6 +300,8 @@ class JiraFake(FakeService):
             self.route(method, f"{API}/search", self._withdrawn_search)
         self.route("POST", f"{API}/search/jql", self._search_jql)
         self.route("GET", f"{API}/myself", self._myself)
+        self.route("GET", f"{API}/project/{{projectIdOrKey}}", self._get_project)
+        self.route("GET", f"{API}/issue/createmeta/{{projectIdOrKey}}/issuetypes", self._createmeta_issue_types)
         self.route("POST", f"{API}/issue", self._create_issue)
         self.route("POST", f"{API}/issue/bulkfetch", self._bulk_fetch)
         self.route("GET", f"{API}/issue/{{issueIdOrKey}}", self._get_issue)
@@ -649,6 +651,62 @@ class JiraFake(FakeService):
     def _myself(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)
         return FakeResponse(200, self.me.json(self.base_url, self.user_time_zone), headers)
+
+    def _project_of(self, request: FakeRequest) -> str:
+        """The key of the project the path names (by key or id); 404 as Jira answers."""
+        wanted = request.params["projectIdOrKey"]
+        key = wanted if wanted in self.projects else next((k for k, v in self.projects.items() if v == wanted), None)
+        if key is None:
+            raise jira_error(404, f"No project could be found with key '{wanted}'.")
+        return key
+
+    def _issue_type_json(self, name: str, position: int) -> dict:
+        type_id = str(10001 + position)
+        return {
+            "self": f"{self.base_url}{API}/issuetype/{type_id}",
+            "id": type_id,
+            "name": name,
+            "description": f"A {name.lower()}.",
+            "iconUrl": f"{self.base_url}/images/icons/issuetypes/{name.lower()}.svg",
+            "subtask": False,
+            "hierarchyLevel": 1 if name == "Epic" else 0,
+        }
+
+    def _get_project(self, request: FakeRequest) -> FakeResponse:
+        """Get Project: the project with its issue types (no expand needed)."""
+        headers = self._guard(request)
+        key = self._project_of(request)
+        project_id = self.projects[key]
+        types = self.issue_types.get(key, ISSUE_TYPES)
+        body = {
+            "self": f"{self.base_url}{API}/project/{project_id}",
+            "id": project_id,
+            "key": key,
+            "name": self.project_names[key],
+            "projectTypeKey": "software",
+            "simplified": False,
+            "style": "classic",
+            "isPrivate": False,
+            "issueTypes": [self._issue_type_json(name, i) for i, name in enumerate(types)],
+        }
+        return FakeResponse(200, body, headers)
+
+    def _createmeta_issue_types(self, request: FakeRequest) -> FakeResponse:
+        """Get create metadata issue types for a project, a page at a time (startAt, maxResults)."""
+        headers = self._guard(request)
+        key = self._project_of(request)
+        try:
+            start = int(request.arg("startAt", "0"))
+            size = int(request.arg("maxResults", "50"))
+        except ValueError:
+            raise jira_error(400, "startAt and maxResults must be integers.") from None
+        if size > 200:
+            raise jira_error(400, "Parameter 'maxResults' must not exceed the limit '200'")
+        types = [self._issue_type_json(name, i) for i, name in enumerate(self.issue_types.get(key, ISSUE_TYPES))]
+        page = types[start : start + size]
+        return FakeResponse(
+            200, {"issueTypes": page, "maxResults": size, "startAt": start, "total": len(types)}, headers
+        )
 
     def _search_jql(self, request: FakeRequest) -> FakeResponse:
         headers = self._guard(request)

@@ -34,7 +34,9 @@ from pydantic import Field, SecretStr, model_validator
 
 import connectors.linear.queries as q
 from connectors.base import (
+    CheckTargets,
     ConnectorConfig,
+    Finding,
     Page,
     Presence,
     Rejected,
@@ -64,6 +66,7 @@ ISSUE_OPERATIONS = frozenset(
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
 # prices a query by its complexity, which grows with ``first``.
 PRESENCE_BATCH = 50
+TEAMS_PAGE = 100
 
 log = structlog.get_logger("syncd.connectors.linear")
 
@@ -225,6 +228,10 @@ class LinearConnector(Tracker):
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
         self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
         self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
+        # With teams = [] (every team): the team keys seen, from the team list read
+        # once per process (first poll or check) and from every issue the feed shows.
+        self._seen_teams: set[str] = set()
+        self._teams_listed = False
         super().__init__(name, config, sleep=sleep, clock=clock)
 
     # -- session ----------------------------------------------------------------
@@ -321,7 +328,69 @@ class LinearConnector(Tracker):
             raise PayloadError(self.name, "SyncdViewer: no viewer in the response", payload=data)
         return f"{viewer.get('name') or viewer.get('id')} <{viewer.get('email') or 'no email'}>"
 
+    def list_teams(self) -> dict[str, str]:
+        """Every team the API key can see: key -> name (a page of 100 per request)."""
+        teams: dict[str, str] = {}
+        after: str | None = None
+        while True:
+            data = self._graphql("SyncdTeams", q.TEAMS, {"first": TEAMS_PAGE, "after": after})
+            conn = data.get("teams")
+            nodes = conn.get("nodes") if isinstance(conn, dict) else None
+            if not isinstance(nodes, list):
+                raise PayloadError(self.name, "SyncdTeams: expected teams.nodes to be a list", payload=data)
+            for node in nodes:
+                if isinstance(node, dict) and isinstance(node.get("key"), str):
+                    teams[node["key"]] = _str(node.get("name")) or node["key"]
+            page = object_or_empty(conn.get("pageInfo")) if isinstance(conn, dict) else {}
+            after = page.get("endCursor") if page.get("hasNextPage") else None
+            if not after:
+                break
+        self._seen_teams.update(teams)
+        self._teams_listed = True
+        return teams
+
+    def check_objects(self, targets: CheckTargets) -> list[Finding]:
+        """The configured team keys and every route's team exist in the workspace,
+        and every route's team is one this connector follows."""
+        teams = self.list_teams()
+        known = ", ".join(sorted(teams)) or "none"
+        key = f"connectors.{self.name}.teams"
+        findings = []
+        for team in self.config.teams:
+            if team not in teams:
+                findings.append(Finding("error", key, _no_team(team, teams, known)))
+        if not self.config.teams:
+            findings.append(
+                Finding(
+                    "note",
+                    key,
+                    f"empty: every team is followed; bare keys of the {len(teams)} team(s) this API key sees "
+                    f"({known}) and of teams the feed shows later are recognised in tickets",
+                )
+            )
+        for route in targets.routes:
+            if route.team not in teams:
+                findings.append(Finding("error", route.where, _no_team(route.team, teams, known)))
+            elif self.config.teams and route.team not in self.config.teams:
+                findings.append(
+                    Finding(
+                        "error",
+                        route.where,
+                        f"team {route.team} is not followed by connector {self.name} "
+                        f"({key} = {json.dumps(list(self.config.teams))}): the issues of this route are never "
+                        f"synced back; add {route.team} to {key} or route to a followed team",
+                    )
+                )
+        return findings
+
+    def learn_keys(self) -> None:
+        """With teams = [] (every team): list the workspace's teams once, so that their
+        bare keys are recognised before any ticket is read."""
+        if not self.config.teams and not self._teams_listed:
+            self.list_teams()
+
     def poll(self, cursor: str | None) -> Iterator[Page]:
+        self.learn_keys()
         if cursor:
             state = FeedCursor.load(cursor, self.name)
         else:
@@ -439,6 +508,8 @@ class LinearConnector(Tracker):
             raise _Reject("missing or invalid " + ", ".join(missing))
         assignee = object_or_empty(node.get("assignee"))
         team = object_or_empty(node.get("team"))
+        if isinstance(team.get("key"), str) and team["key"]:
+            self._seen_teams.add(team["key"])
         state_name = _str(state.get("name")) or category.value
         return Issue(
             ref=Ref(self.name, node["id"]),
@@ -463,10 +534,15 @@ class LinearConnector(Tracker):
     def link_patterns(self) -> list[str]:
         workspace = re.escape(self.config.workspace) if self.config.workspace else r"[\w-]+"
         patterns = [rf"https?://linear\.app/{workspace}/issue/(?P<ref>[A-Za-z0-9_]+-\d+)(?![\w-])(?:/[\w%.~-]*)?"]
-        if self.config.teams:
-            keys = "|".join(re.escape(t) for t in self.config.teams)
+        prefixes = self.key_prefixes()
+        if prefixes:
+            keys = "|".join(re.escape(t) for t in prefixes)
             patterns.append(rf"(?<![\w/-])(?P<ref>(?:{keys})-\d+)(?![\w-])")
         return patterns
+
+    def key_prefixes(self) -> tuple[str, ...]:
+        """The configured teams; with none (every team), those listed or seen so far."""
+        return tuple(self.config.teams) or tuple(sorted(self._seen_teams))
 
     # -- writes ---------------------------------------------------------------------
 
@@ -736,6 +812,13 @@ class LinearConnector(Tracker):
         ]
         mine.sort(key=lambda c: str(c.get("createdAt") or ""))
         return (mine[0] if mine else None), issue["id"]
+
+
+def _no_team(team: str, teams: dict[str, str], known: str) -> str:
+    same = next((k for k in teams if k.lower() == team.lower()), None)
+    if same:
+        return f"team {team!r} is written {same!r} in Linear (keys are matched as written); write {same}"
+    return f"no Linear team with key {team!r} that this API key can see (teams: {known}); use one of those"
 
 
 def _without_key(text: Any) -> str:

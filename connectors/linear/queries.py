@@ -103,6 +103,17 @@ query SyncdFindMarker($id: String!, $comments: CommentFilter!) {
 # What an issue create needs once per process: the team's id and the ids of
 # the draft's labels (team or workspace labels, names matched ignoring case).
 # Each half is skipped with @include when its answer is already cached.
+# Every team the API key can see (``syncd check``, and the bare keys recognised
+# when the connector follows every team).
+TEAMS = """
+query SyncdTeams($first: Int!, $after: String) {
+  teams(first: $first, after: $after) {
+    nodes { id key name }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
 CREATE_LOOKUP = """
 query SyncdCreateLookup($teamKey: String!, $withTeam: Boolean!, $labels: IssueLabelFilter!,
                         $withLabels: Boolean!) {

@@ -36,7 +36,10 @@ import structlog
 from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
+    CheckTargets,
     ConnectorConfig,
+    FieldUse,
+    Finding,
     Helpdesk,
     Page,
     Rejected,
@@ -53,6 +56,10 @@ from syncd.writes import FollowUpTicket, TicketUpdate
 log = structlog.get_logger("syncd.connectors.zendesk")
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor"
+FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
+TEXT_FIELD_TYPES = frozenset({"text", "textarea"})
+STATUS_PURPOSE = "where syncd shows the linked issues' status"
+LINK_PURPOSE = "where agents paste an issue key or URL"
 TICKETS_PATH = "/api/v2/tickets"
 COMMENTS_PAGE_SIZE = 100  # the most List Comments returns per page
 BULK_LIMIT = 100  # Update Many takes up to 100 ids
@@ -167,6 +174,60 @@ class ZendeskConnector(Helpdesk):
         if role != "admin":
             who += "; warning: the incremental ticket export needs an admin, polling will be refused"
         return who
+
+    def check_objects(self, targets: CheckTargets) -> list[Finding]:
+        """Every custom field syncd reads or writes exists, is active, and (where
+        syncd writes free text) is a text field: one List Ticket Fields request."""
+        uses = list(targets.fields)
+        key = f"connectors.{self.name}"
+        if self.config.status_field_id is not None:
+            uses.insert(0, FieldUse(f"{key}.status_field_id", str(self.config.status_field_id), STATUS_PURPOSE, True))
+        if self.config.link_field_id is not None:
+            uses.insert(0, FieldUse(f"{key}.link_field_id", str(self.config.link_field_id), LINK_PURPOSE, text=True))
+        if not uses:
+            return []
+        body = self._get(FIELDS_PATH, endpoint=f"GET {FIELDS_PATH}")
+        listed = body.get("ticket_fields")
+        if not isinstance(listed, list):
+            raise PayloadError(self.name, "ticket fields: the answer has no 'ticket_fields' list", payload=body)
+        fields = {str(f.get("id")): f for f in listed if isinstance(f, dict)}
+        findings = []
+        for use in uses:
+            found = fields.get(use.field_id)
+            if found is None:
+                findings.append(
+                    Finding(
+                        "error",
+                        use.where,
+                        f"Zendesk has no ticket field {use.field_id} ({use.purpose}); use the id of a field "
+                        "listed in Admin Center > Objects and rules > Tickets > Fields",
+                    )
+                )
+                continue
+            title = f'field {use.field_id} "{found.get("title") or "?"}"'
+            kind = str(found.get("type") or "?")
+            if found.get("active") is False:
+                findings.append(
+                    Finding("error", use.where, f"{title} is inactive: agents do not see it; activate it in Zendesk")
+                )
+            elif use.writes and kind not in TEXT_FIELD_TYPES:
+                findings.append(
+                    Finding(
+                        "error",
+                        use.where,
+                        f"{title} is of type {kind}; syncd writes free text to it ({use.purpose}): "
+                        "use a text or multi-line text field",
+                    )
+                )
+            elif use.text and kind not in TEXT_FIELD_TYPES:
+                findings.append(
+                    Finding(
+                        "warning",
+                        use.where,
+                        f"{title} is of type {kind}; syncd reads free text there ({use.purpose}): a text field fits",
+                    )
+                )
+        return findings
 
     def ticket_url(self, ticket_id: str) -> str:
         return f"{self.config.url}/agent/tickets/{ticket_id}"

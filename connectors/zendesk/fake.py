@@ -303,7 +303,6 @@ class ZendeskFake(FakeService):
             "required_in_portal": False,
             "tag": None,
             "removable": not system,
-            "agent_description": None,
             "created_at": now,
             "updated_at": now,
         }

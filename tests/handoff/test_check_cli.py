@@ -53,7 +53,28 @@ def test_check_reports_a_bad_mapping_with_file_line_and_key(tmp_path):
     ) in result.output
 
 
-def test_check_without_a_mapping_directory_uses_the_defaults(tmp_path):
+def test_a_mapping_directory_named_but_missing_is_an_error(tmp_path):
+    result = check(tmp_path)
+    assert result.exit_code == 2
+    assert (
+        f"syncd: sync.mappings: {tmp_path / 'rules'} does not exist; create it (mappings/examples/ is a start) "
+        "or remove sync.mappings to run with the built-in defaults\n"
+    ) in result.output
+    assert "built-in defaults apply" not in result.output
+
+
+def test_without_sync_mappings_the_built_in_defaults_apply(tmp_path):
+    config = tmp_path / "syncd.toml"
+    config.write_text(CONFIG.replace('mappings = "rules"\n', ""))
+    result = CliRunner().invoke(main, ["--config", str(config), "check", "--offline"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert f"sync.mappings is not set and {tmp_path / 'mappings'} does not exist; built-in defaults apply" in (
+        result.output
+    )
+
+
+def test_an_empty_mapping_directory_says_so(tmp_path):
+    (tmp_path / "rules").mkdir()
     result = check(tmp_path)
     assert result.exit_code == 0, result.output
-    assert "built-in defaults apply" in result.output
+    assert f"mappings {tmp_path / 'rules'}: no mapping files in it, built-in defaults apply" in result.output

@@ -90,6 +90,10 @@ class MemoryHelpdesk(_InMemory, Helpdesk):
         self.feed = _Feed()
         self.writes: list[tuple[str, TicketUpdate, str]] = []  # (ticket id, update, key) as received
         self._comment_ids = 0
+        self.link_field_ids: tuple[str, ...] = ()  # custom fields whose value may name an issue
+
+    def link_fields(self) -> tuple[str, ...]:
+        return self.link_field_ids
 
     # -- what the test does to the service ---------------------------------------------------
 

@@ -218,3 +218,59 @@ def test_an_issue_gone_from_its_tracker_ends_its_links_with_one_note_each(world)
         gone_notes = [u for t, u, _ in world.desk.writes if t == ticket and u.note and "deleted" in u.note]
         assert len(gone_notes) == 1, world.desk.writes
     assert world.tracker.writes == []  # nothing reached the deleted issue
+
+
+class LearningTracker(MemoryTracker):
+    """A tracker that follows every team: its bare keys are known once it has asked its service."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.learned = False
+        self.failure: Exception | None = None
+
+    def learn_keys(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.learned = True
+
+    def link_patterns(self) -> list[str]:
+        return super().link_patterns() if self.learned else []
+
+
+def test_bare_keys_a_tracker_learns_from_its_service_are_recognised_before_it_is_polled(tmp_path):
+    world = World(tmp_path)
+    world.tracker = LearningTracker(clock=world.clock)
+    world.engine = Engine(world.store, world.desk, {"tracker": world.tracker}, world.settings, clock=world.clock)
+    world.tracker.put(1)
+    world.ticket_naming("1", "Same as ENG-1")
+    report = world.engine.poll("desk")  # the helpdesk first: the tracker has not been polled
+    assert report.error is None and world.linked_issues("1") == [ISSUE_1]
+    world.store.close()
+
+
+def test_a_tracker_that_cannot_learn_its_keys_is_said_and_the_helpdesk_poll_goes_on(tmp_path):
+    from structlog.testing import capture_logs
+
+    world = World(tmp_path)
+    world.tracker = LearningTracker(clock=world.clock)
+    world.tracker.failure = TransientError("tracker", "POST /graphql failed: cannot connect")
+    world.engine = Engine(world.store, world.desk, {"tracker": world.tracker}, world.settings, clock=world.clock)
+    world.tracker.put(1)
+    world.ticket_naming("1", "Same as ENG-1")
+    with capture_logs() as logs:
+        report = world.engine.poll("desk")
+    assert report.error is None and world.linked_issues("1") == []
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["connector"] == "tracker" and "cannot connect" in warning["error"]
+    world.store.close()
+
+
+def test_a_link_field_value_no_tracker_recognises_is_logged_with_the_value(world):
+    from structlog.testing import capture_logs
+
+    world.desk.link_field_ids = ("100",)
+    world.desk.put("1", fields={"100": "XYZ-9"})
+    with capture_logs() as logs:
+        world.engine.poll("desk")
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert (warning["ticket"], warning["field"], warning["value"]) == ("#1", "100", "XYZ-9")

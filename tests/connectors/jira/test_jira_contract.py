@@ -206,3 +206,56 @@ def test_handoff_requests_conform(jira_contract):
         "GET /rest/api/3/issue/{issueIdOrKey}/comment/{id}",
         "PUT /rest/api/3/issue/{issueIdOrKey}/comment/{id}",
     ]
+
+
+@responses.activate
+def test_check_objects_requests_conform(jira_contract):
+    """syncd check: Get Project per project, and the create metadata's issue types where a route creates."""
+    from connectors.base import CheckTargets, RouteTarget
+
+    responses.get(f"{BASE}/rest/api/3/project/ENG", json={"id": "10000", "key": "ENG", "name": "Engineering"})
+    responses.get(f"{BASE}/rest/api/3/project/OPS", status=404, json={"errorMessages": ["No project"], "errors": {}})
+    responses.get(
+        f"{BASE}/rest/api/3/issue/createmeta/ENG/issuetypes",
+        json={"issueTypes": [{"id": "1", "name": "Bug"}], "startAt": 0, "maxResults": 200, "total": 1},
+    )
+    found = connector().check_objects(CheckTargets(routes=(RouteTarget("r", "bugs", "ENG", creates=True),)))
+    assert [f.where for f in found] == ["connectors.jira.projects"]
+    assert assert_calls_conform(responses.calls, jira_contract) == [
+        "GET /rest/api/3/project/{projectIdOrKey}",
+        "GET /rest/api/3/project/{projectIdOrKey}",
+        "GET /rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
+    ]
+
+
+def test_the_fakes_project_and_createmeta_answers_conform(jira_contract):
+    """What the sandbox answers to those requests is what Jira's description allows."""
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.jira.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, JiraFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = JiraFake(projects={"ENG": "Engineering"})
+    fake.set_issue_types("ENG", ("Bug", "Task", "Epic"))
+    answers = {}
+    with Sandbox([fake]):
+        for path in (
+            "/rest/api/3/project/ENG",
+            "/rest/api/3/issue/createmeta/ENG/issuetypes?startAt=1&maxResults=200",
+            "/rest/api/3/project/NOPE",
+        ):
+            answer = requests.get(fake.base_url + path, auth=(SANDBOX_EMAIL, SANDBOX_TOKEN), timeout=5)
+            request = answer.request.copy()
+            request.url = "http://contract.invalid" + path
+            jira_contract.validate(request)
+            if answer.status_code == 200:
+                jira_contract.openapi.validate_response(
+                    RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer)
+                )
+            answers[path.split("?")[0]] = answer
+    project = answers["/rest/api/3/project/ENG"].json()
+    assert project["key"] == "ENG" and [t["name"] for t in project["issueTypes"]] == ["Bug", "Task", "Epic"]
+    page = answers["/rest/api/3/issue/createmeta/ENG/issuetypes"].json()
+    assert [t["name"] for t in page["issueTypes"]] == ["Task", "Epic"] and page["total"] == 3
+    missing = answers["/rest/api/3/project/NOPE"]
+    assert missing.status_code == 404 and missing.json()["errorMessages"]

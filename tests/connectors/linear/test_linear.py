@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import responses
 
-from connectors.base import find_markers, marker_token
+from connectors.base import CheckTargets, RouteTarget, find_markers, marker_token
 from connectors.linear.connector import FeedCursor, LinearConfig, LinearConnector, iso
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.records import StateCategory, parse_time
@@ -215,7 +215,13 @@ def test_idle_poll_costs_one_request_and_keeps_since(api):
     assert conn.http.stats.by_endpoint == {"POST /graphql SyncdIssues": 1}
 
 
+def teams_page(*keys: str, end: str | None = None) -> dict:
+    nodes = [{"id": f"team-{k}", "key": k, "name": k.title()} for k in keys]
+    return {"teams": {"nodes": nodes, "pageInfo": {"hasNextPage": end is not None, "endCursor": end}}}
+
+
 def test_no_team_filter_when_following_every_team(api):
+    api.data("SyncdTeams", teams_page("ENG"))
     api.data("SyncdIssues", issues_page([]))
     list(make(teams=[]).poll(None))
     assert "team" not in api.variables("SyncdIssues")[0]["filter"]
@@ -460,6 +466,61 @@ def test_any_workspace_and_no_bare_identifiers_without_teams():
     conn = make(teams=[])
     text = "https://linear.app/other/issue/OPS-4/slug and ENG-12 and ISO-8601"
     assert refs(conn, text) == ["OPS-4"]
+
+
+def test_following_every_team_recognises_the_keys_of_the_teams_listed_and_seen(api):
+    """teams = []: the first poll lists the workspace's teams (every page), and a team
+    first seen in the feed afterwards is recognised too; the list is read once."""
+    conn = make(teams=[])
+    api.data("SyncdTeams", teams_page("ENG", end="t1"))
+    api.data("SyncdTeams", teams_page("OPS"))
+    api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z", team="APP")]))
+    list(conn.poll(None))
+    api.data("SyncdIssues", issues_page([]))
+    list(conn.poll(None))
+    assert [v["after"] for v in api.variables("SyncdTeams")] == [None, "t1"]
+    assert conn.key_prefixes() == ("APP", "ENG", "OPS")
+    assert refs(conn, "ENG-12, OPS-3 and APP-1, not XYZ-2") == ["ENG-12", "OPS-3", "APP-1"]
+
+
+def test_configured_teams_are_the_key_prefixes_and_no_team_list_is_read(api):
+    conn = make(teams=["ENG"])
+    api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z", team="APP")]))
+    list(conn.poll(None))
+    assert api.variables("SyncdTeams") == [] and conn.key_prefixes() == ("ENG",)
+    assert refs(conn, "APP-1 and ENG-2") == ["ENG-2"]
+
+
+# --- check: the objects named ----------------------------------------------------------
+
+
+def route(team: str, name: str = "bugs", creates: bool = False) -> RouteTarget:
+    return RouteTarget(f"rules/routes.toml:1: routes.{name}.team", name, team, creates)
+
+
+def test_check_objects_finds_unknown_and_unfollowed_teams(api):
+    api.data("SyncdTeams", teams_page("ENG", "APP", "OPS"))
+    conn = make(teams=["ENG", "eng2", "app"])
+    found = conn.check_objects(CheckTargets(routes=(route("ENG"), route("OPS", "ops"), route("NOPE", "nope"))))
+    assert [(f.level, f.where) for f in found] == [
+        ("error", "connectors.lin.teams"),
+        ("error", "connectors.lin.teams"),
+        ("error", "rules/routes.toml:1: routes.ops.team"),
+        ("error", "rules/routes.toml:1: routes.nope.team"),
+    ]
+    assert "no Linear team with key 'eng2'" in found[0].message and "(teams: APP, ENG, OPS)" in found[0].message
+    assert "written 'APP' in Linear" in found[1].message
+    assert "team OPS is not followed by connector lin" in found[2].message
+    assert "no Linear team with key 'NOPE'" in found[3].message
+
+
+def test_check_objects_with_every_team_notes_the_keys_it_recognises(api):
+    api.data("SyncdTeams", teams_page("ENG", "APP"))
+    conn = make(teams=[])
+    (note,) = conn.check_objects(CheckTargets(routes=(route("APP"),)))
+    assert note.level == "note" and note.where == "connectors.lin.teams"
+    assert "bare keys of the 2 team(s) this API key sees (APP, ENG)" in note.message
+    assert refs(conn, "see APP-4") == ["APP-4"]
 
 
 # --- writes --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import responses
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
+from connectors.base import CheckTargets
 from connectors.linear import queries as linear_queries
 from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
 from syncd.writes import IssueDraft
@@ -45,6 +46,16 @@ def tour(**config) -> list[dict]:
         )
         api.data("SyncdViewer", {"viewer": {"id": "u", "name": "Bot", "email": "bot@acme.com"}})
         conn.check()
+        api.data(
+            "SyncdTeams",
+            {
+                "teams": {
+                    "nodes": [{"id": "t", "key": "ENG", "name": "Engineering"}],
+                    "pageInfo": {"hasNextPage": False, "endCursor": None},
+                }
+            },
+        )
+        conn.check_objects(CheckTargets())
         api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
         api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
         list(conn.poll(None))

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from connectors.base import marker_token
+from connectors.base import CheckTargets, marker_token
 from connectors.zendesk.connector import EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from syncd.writes import FollowUpTicket, TicketUpdate
@@ -278,3 +278,39 @@ def test_validator_matches_on_path_alone_and_honours_forbidden_paths(zendesk_con
     strict = load_contract(SPECS / "zendesk/oas.yaml", forbid_paths={"/api/v2/search"})
     with pytest.raises(AssertionError, match="must not use"):
         strict.validate(_prepared("GET", BASE + "/api/v2/search?query=x"))
+
+
+def test_check_objects_request_and_the_fakes_answer_conform(zendesk_contract):
+    """syncd check reads List Ticket Fields once; the sandbox answers in Zendesk's described shape."""
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = ZendeskFake()
+    linked = fake.add_ticket_field("Linked issue", "text")
+    severity = fake.add_ticket_field("Severity", "tagger", options=[("Sev 1", "sev1")])
+    with Sandbox([fake]):
+        zd = ZendeskConnector(
+            "zd",
+            ZendeskConfig(
+                kind="zendesk",
+                url=fake.base_url,
+                email=SANDBOX_EMAIL,
+                token=SANDBOX_TOKEN,
+                link_field_id=linked["id"],
+                status_field_id=severity["id"],
+            ),
+            sleep=lambda _s: None,
+        )
+        calls: list[requests.PreparedRequest] = []
+        zd.http.session.hooks["response"].append(lambda r, *args, **kwargs: calls.append(r.request))
+        found = zd.check_objects(CheckTargets())
+        answer = requests.get(
+            fake.base_url + "/api/v2/ticket_fields", auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN), timeout=5
+        )
+    assert [f.where for f in found] == ["connectors.zd.status_field_id"]  # a tagger field holds no free text
+    assert assert_calls_conform(calls, zendesk_contract) == ["GET /api/v2/ticket_fields"]
+    request = answer.request.copy()
+    request.url = "http://contract.invalid/api/v2/ticket_fields"
+    zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
