@@ -559,12 +559,11 @@ class IntercomConnector(Helpdesk):
         message = {"open": "open", "new": "open", "pending": "open", "solved": "close"}.get(status)
         if message is None:
             raise Conflict(self.name, f"conversation {ticket_id}: cannot set status {status!r}")
+        body: dict[str, Any] = {"message_type": message, "admin_id": self.admin_id()}
+        if message == "close":
+            body["type"] = "admin"
         self._write(
-            "POST",
-            f"/conversations/{number}/parts",
-            {"message_type": message, "type": "admin", "admin_id": self.admin_id()},
-            "POST /conversations/{conversation_id}/parts",
-            ticket_id,
+            "POST", f"/conversations/{number}/parts", body, "POST /conversations/{conversation_id}/parts", ticket_id
         )
 
     def _tag_id(self, name: str) -> str:

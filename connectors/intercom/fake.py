@@ -512,7 +512,6 @@ class IntercomFake(FakeService):
             "created_at": now,
             "updated_at": now,
             "notified_at": now,
-            "assigned_to": None,
             "author": author,
             "attachments": [],
             "external_id": None,
@@ -636,7 +635,6 @@ class IntercomFake(FakeService):
             "priority": record["priority"],
             "admin_assignee_id": int(assignee) if assignee else None,
             "team_assignee_id": int(record["team_assignee_id"]) if record["team_assignee_id"] else None,
-            "company": self._company_of(record),
             "tags": {"type": "tag.list", "tags": [copy.deepcopy(self.tags[t]) for t in record["tag_ids"]]},
             "source": copy.deepcopy(record["source"]),
             "contacts": {
@@ -654,6 +652,9 @@ class IntercomFake(FakeService):
             "statistics": {"type": "conversation_statistics", "count_conversation_parts": len(record["parts"])},
             "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
         }
+        company = self._company_of(record)
+        if company is not None:
+            out["company"] = company
         if full:
             out["conversation_parts"] = {
                 "type": "conversation_part.list",
