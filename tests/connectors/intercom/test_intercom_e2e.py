@@ -1,0 +1,179 @@
+"""The handoff end to end with Intercom as the helpdesk: the Intercom and Linear fakes over
+real HTTP, a real store, the engine's cycles, the configuration an admin writes.
+
+The sandbox's built-in seed is still Zendesk's story; this world is built from the
+fakes' own seed methods (``IntercomFake.seed_handoff_world``), nothing in syncd's
+engine or mapping layer knows it is Intercom."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors.base import find_markers
+from connectors.intercom.fake import IntercomFake, text_of
+from connectors.linear.fake import SANDBOX_TEAMS, LinearFake
+from syncd.app import build_app
+from syncd.config import load_config
+from syncd.records import Ref
+from syncd.sandbox.server import Sandbox
+from tests.e2e.handoff_support import MondayClock
+
+pytestmark = pytest.mark.e2e
+
+STATUS, STAGE, LINK = "Linked issue status", "Follow-up stage", "Linked issue"
+
+
+class World:
+    """Intercom and Linear fakes, seeded, served, and a syncd.toml pointing at them."""
+
+    def __init__(self, tmp_path: Path, clock: MondayClock):
+        self.clock = clock
+        self.intercom = IntercomFake(clock=clock, seed=7)
+        self.linear = LinearFake(clock=clock, seed=7)
+        for key, name in zip(SANDBOX_TEAMS, ("Engineering", "Apps")):
+            self.linear.add_team(key, name)
+        self.ada = self.linear.add_user("Ada Novak", "ada@product.sandbox.example")
+        team = SANDBOX_TEAMS[0]
+        self.issues = {
+            "sso": self.linear.create_issue(team, "SSO redirect loop", assignee=self.ada["id"]),
+            "csv": self.linear.create_issue(team, "CSV export drops rows"),
+        }
+        self.keys = {short: self.linear.issue(issue["id"])["identifier"] for short, issue in self.issues.items()}
+        self.seed = self.intercom.seed_handoff_world(self.keys)
+        self.sandbox = Sandbox([self.intercom, self.linear]).start()
+        mappings = tmp_path / "mappings"
+        mappings.mkdir()
+        (mappings / "stages.toml").write_text(f'[stages]\nfield = "{STAGE}"\ntag_prefix = "syncd_stage_"\n')
+        self.config = tmp_path / "syncd.toml"
+        linear_lines = "\n".join([*self.linear.connector_config(), *self.linear.playground_config()])
+        self.config.write_text(
+            f"""\
+[store]
+path = "syncd.db"
+
+[daemon]
+poll_interval = 1
+jitter = 0
+health_address = ""
+
+[log]
+level = "warning"
+
+[sync]
+helpdesk = "intercom"
+trackers = ["linear"]
+mappings = {json.dumps(str(mappings))}
+
+[connectors.intercom]
+kind = "intercom"
+url = "{self.intercom.base_url}"
+{chr(10).join(self.intercom.connector_config())}
+status_attribute = "{STATUS}"
+stage_attribute = "{STAGE}"
+link_attribute = "{LINK}"
+max_wait = 2
+
+[connectors.linear]
+kind = "linear"
+url = "{self.linear.base_url}"
+{linear_lines}
+max_wait = 2
+"""
+        )
+        self.env = {
+            f"SYNCD_CONNECTORS__{name.upper()}__{field.upper()}": value
+            for name, fake in (("intercom", self.intercom), ("linear", self.linear))
+            for field, value in fake.secrets.items()
+        }
+
+    def app(self):
+        return build_app(load_config(self.config, env=self.env), sleep=lambda s: None, clock=self.clock)
+
+    def syncd_notes(self, ticket: str) -> list[str]:
+        return [text_of(p["body"]) for p in self.intercom.notes(ticket) if find_markers(p["body"])]
+
+    def close(self) -> None:
+        self.sandbox.stop()
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path, MondayClock())
+    yield w
+    w.close()
+
+
+def test_the_handoff_runs_unchanged_with_intercom_as_the_helpdesk(world):
+    tickets = world.seed["tickets"]
+    app = world.app()
+    try:
+        assert app.engine.cycle().ok  # first sync: each ticket names an issue in its description
+        for short, ticket in tickets.items():
+            key = world.keys[short]
+            (note,) = world.syncd_notes(ticket)
+            assert f"Linked to {key}" in note
+            assert "syncd_linked" in world.intercom.tag_names(ticket)
+            assert world.intercom.attribute(ticket, STATUS).startswith(f"{key}: ")
+            assert world.intercom.attribute(ticket, STAGE)  # the stage is shown in place, in its attribute
+            attachments = world.linear.issue(key)["attachments"]
+            assert [a["url"] for a in attachments] == [world.intercom.inbox_url(ticket)]
+            links = app.store.links_for_ticket(Ref("intercom", ticket))
+            assert [r.issue.id for r in links] == [world.issues[short]["id"]]
+
+        # The next cycle reads the echo of syncd's own writes (a changed ticket is read once);
+        # after it, an idle cycle costs one search request to Intercom.
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        world.clock.advance(minutes=1)
+        world.intercom.reset_counts()
+        assert app.engine.cycle().ok
+        assert dict(world.intercom.counts) == {"POST /tickets/search": 1}
+
+        # The engineer finishes; the ticket, waiting on the customer, is reopened with a note.
+        ticket, key = tickets["sso"], world.keys["sso"]
+        world.intercom.set_state(ticket, "waiting_on_customer")
+        world.clock.advance(minutes=1)
+        world.linear.move_to_state(key, "Done")
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        record = world.intercom.record(ticket)
+        state = world.intercom.ticket_states[record["ticket"]["state_id"]]["category"]
+        assert record["open"] and state == "in_progress"
+        assert world.intercom.attribute(ticket, STATUS) == f"{key}: Done (Ada Novak)"
+        assert "follow up with the customer" in world.syncd_notes(ticket)[-1]
+
+        # A note an agent writes links a further issue; the echo of syncd's own writes adds nothing.
+        other = world.keys["csv"]
+        world.intercom.admin_note(ticket, f"<p>Also {other}</p>", admin_id=world.seed["agents"]["Priya Raman"])
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        assert any(f"Linked to {other}" in n for n in world.syncd_notes(ticket))
+        notes = len(world.syncd_notes(ticket))
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        assert len(world.syncd_notes(ticket)) == notes
+    finally:
+        app.close()
+
+
+def test_a_note_whose_answer_was_lost_is_found_by_its_marker_and_not_sent_twice(world):
+    """The note lands but its answer never comes back (the connection drops): the next
+    cycle finds the note's marker on the ticket and sends nothing again."""
+    ticket = world.seed["tickets"]["sso"]
+    lost = world.intercom.inject("timeout", r"POST /tickets/\{id\}/reply", count=1, delay=0.05)
+    app = world.app()
+    try:
+        app.engine.cycle()
+        assert lost.fired == 1
+        assert len(world.syncd_notes(ticket)) + len(world.syncd_notes(world.seed["tickets"]["csv"])) == 2
+        for _ in range(2):
+            world.clock.advance(minutes=1)
+            assert app.engine.cycle().ok
+    finally:
+        app.close()
+    for short, ticket in world.seed["tickets"].items():
+        notes = world.syncd_notes(ticket)
+        assert len(notes) == 1 and f"Linked to {world.keys[short]}" in notes[0]
