@@ -173,9 +173,19 @@ class _Feed:
 
     since: int
     seen: dict[str, str] = field(default_factory=dict)
+    checked: int | None = None  # when the last complete poll of this feed began (the app's clock)
+
+    def bound(self, overlap: int) -> int:
+        """The ``updated_at >`` bound of the next search.
+
+        A change not yet visible to the last complete search was made less than
+        ``overlap`` seconds before it (search trails writes by less than that), so
+        the search re-reads from ``overlap`` before the later of ``since`` and
+        that search's start: a burst of changes is read at most once more."""
+        return max(0, max(self.since, self.checked or self.since) - overlap)
 
     def dump(self) -> dict[str, Any]:
-        return {"since": self.since, "seen": self.seen}
+        return {"since": self.since, "seen": self.seen, "checked": self.checked}
 
 
 class IntercomConnector(Helpdesk):
@@ -310,6 +320,8 @@ class IntercomConnector(Helpdesk):
     def _poll_feed(self, kind: str, feeds: dict[str, _Feed]) -> Iterator[tuple[Page, bool]]:
         feed = feeds[kind]
         start = feed.since
+        began = int(self.clock().timestamp())
+        bound = feed.bound(self.config.overlap_seconds)
         delivered: dict[str, tuple[int, str]] = {}  # id -> (updated_at, fingerprint), this poll
         newest = start
         starting_after: str | None = None
@@ -318,7 +330,7 @@ class IntercomConnector(Helpdesk):
             pagination: dict[str, Any] = {"per_page": self.config.page_size}
             if starting_after:
                 pagination["starting_after"] = starting_after
-            query = {"field": "updated_at", "operator": ">", "value": max(0, start - self.config.overlap_seconds)}
+            query = {"field": "updated_at", "operator": ">", "value": bound}
             body = self.http.request_json(
                 "POST", path, json={"query": query, "pagination": pagination}, idempotent=True, endpoint=f"POST {path}"
             )
@@ -354,9 +366,9 @@ class IntercomConnector(Helpdesk):
                 yield Page(records=records, cursor=None, done=False, rejected=rejected), False
                 starting_after = nxt
                 continue
-            keep_from = newest - self.config.overlap_seconds
             merged = {**feed.seen, **{i: f for i, (_, f) in delivered.items()}}
-            feed.since = newest
+            feed.since, feed.checked = newest, began
+            keep_from = feed.bound(self.config.overlap_seconds)
             feed.seen = {
                 i: f for i, f in merged.items() if (delivered.get(i, (None,))[0] or _fingerprint_time(f)) >= keep_from
             }
@@ -370,7 +382,11 @@ class IntercomConnector(Helpdesk):
         try:
             value = json.loads(cursor)
             feeds = {
-                kind: _Feed(int(value[kind]["since"]), {str(k): str(v) for k, v in value[kind]["seen"].items()})
+                kind: _Feed(
+                    int(value[kind]["since"]),
+                    {str(k): str(v) for k, v in value[kind]["seen"].items()},
+                    int(value[kind]["checked"]) if value[kind].get("checked") is not None else None,
+                )
                 for kind in ("tickets", "conversations")
             }
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -273,7 +273,8 @@ def test_the_feed_overlaps_and_an_idle_poll_is_one_request():
     responses.calls.reset()  # type: ignore[no-untyped-call]
     again = list(make(overlap_seconds=60).poll(cursor))  # a new process: nothing in memory
     assert [r for p in again for r in p.records] == [] and len(responses.calls) == 1
-    assert sent(responses.calls[0])["query"]["value"] == T0 - 5 - 60
+    # from the overlap before the last search's start (the clock stands still here)
+    assert sent(responses.calls[0])["query"]["value"] == T0 - 60
 
 
 @responses.activate
