@@ -347,6 +347,11 @@ class IntercomFake(FakeService):
             record["ticket"]["attributes"][name] = value
             self._touch(record)
 
+    def add_tag(self, conversation_id: str, name: str) -> None:
+        """An agent tags a ticket or conversation in the inbox (the tag is made when new)."""
+        with self.lock:
+            self._apply_tag(self._record(conversation_id), self.tag_named(name)["id"], None)
+
     def tag_named(self, name: str) -> dict:
         with self.lock:
             found = next((t for t in self.tags.values() if t["name"] == name), None)

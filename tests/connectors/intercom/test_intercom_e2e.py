@@ -19,17 +19,19 @@ from syncd.app import build_app
 from syncd.config import load_config
 from syncd.records import Ref
 from syncd.sandbox.server import Sandbox
-from tests.e2e.handoff_support import MondayClock
+from tests.e2e.handoff_support import MondayClock, copy_examples
 
 pytestmark = pytest.mark.e2e
 
 STATUS, STAGE, LINK = "Linked issue status", "Follow-up stage", "Linked issue"
+SEVERITY, MISSING = "Severity", "Handoff: still missing"
+EXAMPLE_FIELDS = {"36000000010": SEVERITY, "36000000024": STAGE, "36000000025": MISSING}
 
 
 class World:
     """Intercom and Linear fakes, seeded, served, and a syncd.toml pointing at them."""
 
-    def __init__(self, tmp_path: Path, clock: MondayClock):
+    def __init__(self, tmp_path: Path, clock: MondayClock, *, examples: bool = False):
         self.clock = clock
         self.intercom = IntercomFake(clock=clock, seed=7)
         self.linear = LinearFake(clock=clock, seed=7)
@@ -44,9 +46,23 @@ class World:
         self.keys = {short: self.linear.issue(issue["id"])["identifier"] for short, issue in self.issues.items()}
         self.seed = self.intercom.seed_handoff_world(self.keys)
         self.sandbox = Sandbox([self.intercom, self.linear]).start()
-        mappings = tmp_path / "mappings"
-        mappings.mkdir()
-        (mappings / "stages.toml").write_text(f'[stages]\nfield = "{STAGE}"\ntag_prefix = "syncd_stage_"\n')
+        if examples:
+            # The shipped example set, its sandbox field ids replaced by attribute names, as an
+            # Intercom admin adapts it; the ticket type gets those attributes.
+            mappings = copy_examples(tmp_path)
+            for path in mappings.glob("*.toml"):
+                text = path.read_text(encoding="utf-8")
+                for field_id, name in EXAMPLE_FIELDS.items():
+                    text = text.replace(f'"{field_id}"', json.dumps(name)).replace(
+                        f"= {field_id}", f"= {json.dumps(name)}"
+                    )
+                path.write_text(text, encoding="utf-8")
+            for name in (SEVERITY, MISSING):
+                self.intercom.add_ticket_attribute(self.intercom.default_type["id"], name)
+        else:
+            mappings = tmp_path / "mappings"
+            mappings.mkdir()
+            (mappings / "stages.toml").write_text(f'[stages]\nfield = "{STAGE}"\ntag_prefix = "syncd_stage_"\n')
         self.config = tmp_path / "syncd.toml"
         linear_lines = "\n".join([*self.linear.connector_config(), *self.linear.playground_config()])
         self.config.write_text(
@@ -177,3 +193,88 @@ def test_a_note_whose_answer_was_lost_is_found_by_its_marker_and_not_sent_twice(
     for short, ticket in world.seed["tickets"].items():
         notes = world.syncd_notes(ticket)
         assert len(notes) == 1 and f"Linked to {world.keys[short]}" in notes[0]
+
+
+@pytest.fixture
+def handoff(tmp_path):
+    w = World(tmp_path, MondayClock(), examples=True)
+    yield w
+    w.close()
+
+
+def cycle(world: World, app) -> None:
+    world.clock.advance(minutes=1)
+    report = app.engine.cycle()
+    assert report.ok, report.summary()
+
+
+def test_escalation_needs_context_then_one_issue_with_promises_and_demand(handoff):
+    world = handoff
+    app = world.app()
+    try:
+        cycle(world, app)  # the first sync of the seeded desk
+        hannah = world.seed["contacts"]["hannah@northwind.example"]
+        priya = world.seed["agents"]["Priya Raman"]
+        subject = "Route planner drops the last stop"
+        ticket = world.intercom.create_ticket(
+            subject,
+            "<p>When a route has more than 20 stops the last one is missing.</p>",
+            contact_id=hannah,
+            state="in_progress",
+            admin_assignee_id=priya,
+        )["id"]
+        ref = Ref("intercom", ticket)
+        cycle(world, app)
+        assert app.store.stage_history(ref) == []
+
+        # Flagged without severity, steps, expected behaviour or impact: Needs context, one note.
+        world.intercom.add_tag(ticket, "escalated")
+        cycle(world, app)
+        assert world.intercom.attribute(ticket, STAGE) == "needs_context"
+        assert "syncd_stage_needs_context" in world.intercom.tag_names(ticket)
+        [note] = [n for n in world.syncd_notes(ticket) if "please add" in n]
+        for label in ("severity (the Severity field)", "steps to reproduce", "expected behaviour", "customer impact"):
+            assert label in note
+        assert "the customer's organisation" not in note  # the contact's company is known
+        missing = world.intercom.attribute(ticket, MISSING)
+        assert missing.count("- ") == 4 and "&#" not in missing  # plain words in an attribute
+
+        # The agent completes it: severity in its attribute, the rest in a note. One issue, linked.
+        world.intercom.set_attribute(ticket, SEVERITY, "sev2")
+        world.intercom.admin_note(
+            ticket,
+            "<p>Steps: plan a route with 21 stops.</p><p>Expected: all 21 stops are shown.</p>"
+            "<p>Impact: every dispatcher at Northwind is affected.</p>",
+            admin_id=priya,
+        )
+        cycle(world, app)
+        [issue] = [i for i in world.linear.issues.values() if i["title"] == subject]
+        assert world.intercom.attribute(ticket, STAGE) == "assigned"
+        assert world.intercom.attribute(ticket, MISSING) in ("", None)
+        body = issue["description"]
+        assert world.intercom.inbox_url(ticket) in body and "Northwind" in body and "sev2" in body
+        assert "every dispatcher at Northwind" in body
+        links = app.store.links_for_ticket(ref)
+        assert [(r.issue.id, r.origin) for r in links] == [(issue["id"], "escalation")]
+        promises = app.store.promises_for_ticket(ref)
+        assert sorted(p.what for p in promises) == [
+            "an update within 2 business days",
+            "news when the linked work ships",
+        ]
+
+        # A second ticket about the same problem links by key: demand on the issue, two tickets.
+        key = world.linear.issue(issue["id"])["identifier"]
+        other = world.intercom.create_ticket(
+            "Last stop missing",
+            f"<p>Same as {key}</p>",
+            contact_id=hannah,
+            state="in_progress",
+            admin_assignee_id=priya,
+        )["id"]
+        cycle(world, app)
+        cycle(world, app)
+        assert [r.issue.id for r in app.store.links_for_ticket(Ref("intercom", other))] == [issue["id"]]
+        demand = [c for c in world.linear.issue(issue["id"])["comments"] if "Support demand" in c["body"]]
+        assert len(demand) == 1 and "2 ticket(s)" in demand[0]["body"]
+    finally:
+        app.close()
