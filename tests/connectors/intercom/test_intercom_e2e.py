@@ -278,3 +278,28 @@ def test_escalation_needs_context_then_one_issue_with_promises_and_demand(handof
         assert len(demand) == 1 and "2 ticket(s)" in demand[0]["body"]
     finally:
         app.close()
+
+
+def check(world: World, **env: str):
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+
+    environment = {**world.env, "SYNCD_CONFIG": str(world.config), **env}
+    return CliRunner().invoke(main, ["check"], env=environment)
+
+
+def test_syncd_check_checks_the_named_attributes(world):
+    result = check(world)
+    assert result.exit_code == 0, result.output
+    assert "intercom (intercom): ok, syncd (API)" in result.output
+
+    text = world.config.read_text(encoding="utf-8").replace(f'stage_attribute = "{STAGE}"', 'stage_attribute = "Stage"')
+    world.config.write_text(text, encoding="utf-8")
+    result = check(world)
+    assert result.exit_code == 1
+    assert (
+        "intercom (intercom): FAILED: connector intercom: stage_attribute 'Stage' is not an attribute "
+        "of any ticket type" in result.output
+    )
+    assert "linear (linear): ok" in result.output
