@@ -326,6 +326,9 @@ class IntercomConnector(Helpdesk):
         newest = start
         starting_after: str | None = None
         path = f"/{kind}/search"
+        # A ticket is a conversation too; where the conversation search answers with one, it is
+        # left to the tickets feed (read just before, over the same window).
+        tickets = set(feeds["tickets"].seen) if kind == "conversations" else set()
         while True:
             pagination: dict[str, Any] = {"per_page": self.config.page_size}
             if starting_after:
@@ -345,6 +348,8 @@ class IntercomConnector(Helpdesk):
             records, rejected = [], []
             for raw in raw_records:
                 rid = self._raw_id(kind, raw)
+                if rid is not None and rid.removeprefix(CONVERSATION_PREFIX) in tickets:
+                    continue
                 fingerprint = _fingerprint(raw)
                 updated = _unix(raw.get("updated_at")) if isinstance(raw, dict) else None
                 if rid is not None and fingerprint is not None:

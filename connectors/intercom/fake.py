@@ -76,6 +76,11 @@ class IntercomFake(FakeService):
     def connector_config(self) -> list[str]:
         return [f'workspace_id = "{self.workspace_id}"', f'app_url = "{self.app_url()}"']
 
+    def playground_config(self) -> list[str]:
+        """The attributes the seed made, named for the connector (after seed_handoff_world)."""
+        keys = {"status": "status_attribute", "stage": "stage_attribute", "link": "link_attribute"}
+        return [f"{keys[k]} = {json.dumps(v)}" for k, v in self.seeded_attributes.items()]
+
     def describe(self, url: str) -> str:
         return f"{url}  (Authorization: Bearer {SANDBOX_TOKEN}; Intercom-Version: 2.15)"
 
@@ -102,6 +107,7 @@ class IntercomFake(FakeService):
         self.ticket_states: dict[str, dict] = {}
         self.ticket_types: dict[str, dict] = {}
         self.conversations: dict[str, dict] = {}  # tickets too: a ticket is a conversation with "ticket" set
+        self.seeded_attributes: dict[str, str] = {}  # "status"/"stage"/"link" -> attribute name (seed_handoff_world)
         self._window: int | None = None
         self._used = 0
         self._actor: str | None = None
@@ -413,6 +419,7 @@ class IntercomFake(FakeService):
                 "stage": self.add_ticket_attribute(type_id, "Follow-up stage")["name"],
                 "link": self.add_ticket_attribute(type_id, "Linked issue")["name"],
             }
+            self.seeded_attributes = dict(attributes)
             northwind = self.add_company("Northwind Logistics", plan="enterprise")
             bluebird = self.add_company("Bluebird Studio", plan="starter")
             hannah = self.add_contact("Hannah Lindqvist", "hannah@northwind.example", company_id=northwind["id"])

@@ -447,3 +447,16 @@ def test_a_spent_budget_parks_the_connector_until_the_reset():
         list(connector.poll(None))
     assert caught.value.until == datetime.fromtimestamp(T0 + 600, timezone.utc)
     assert connector.http.rate.limit == 1666 and connector.http.rate.remaining == 0
+
+
+@responses.activate
+def test_a_ticket_the_conversation_search_also_answers_is_followed_as_the_ticket():
+    responses.post(f"{API}/tickets/search", json=search_body(ticket("101")))
+    responses.post(
+        f"{API}/conversations/search",
+        json={"type": "conversation.list", "conversations": [conversation("101")], "pages": {"type": "pages"}},
+    )
+    responses.get(f"{API}/conversations/101", json=conversation("101"))
+    responses.get(f"{API}/contacts/ct1", json=contact())
+    records = [r for p in make(conversations=True).poll(None) for r in p.records]
+    assert [r.ref.id for r in records] == ["101"]

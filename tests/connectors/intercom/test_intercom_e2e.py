@@ -86,10 +86,7 @@ mappings = {json.dumps(str(mappings))}
 [connectors.intercom]
 kind = "intercom"
 url = "{self.intercom.base_url}"
-{chr(10).join(self.intercom.connector_config())}
-status_attribute = "{STATUS}"
-stage_attribute = "{STAGE}"
-link_attribute = "{LINK}"
+{chr(10).join(self.intercom.connector_config() + self.intercom.playground_config())}
 max_wait = 2
 
 [connectors.linear]
