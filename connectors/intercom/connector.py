@@ -334,6 +334,7 @@ class IntercomConnector(Helpdesk):
             if starting_after:
                 pagination["starting_after"] = starting_after
             query = {"field": "updated_at", "operator": ">", "value": bound}
+            self._parts.clear()  # what the last page read was for that page's records only
             body = self.http.request_json(
                 "POST", path, json={"query": query, "pagination": pagination}, idempotent=True, endpoint=f"POST {path}"
             )
@@ -425,10 +426,10 @@ class IntercomConnector(Helpdesk):
     def get_ticket(self, ticket_id: str) -> Ticket:
         kind, number = self._split(ticket_id)
         if kind == "conversations":
-            return self._conversation_ticket(self._conversation(ticket_id))
+            return self._conversation_ticket(self._conversation(ticket_id, keep=False))
         raw = self._get(f"/tickets/{number}", "GET /tickets/{ticket_id}", record_id=ticket_id)
         _validate(self.name, "tickets", ticket_id, raw)
-        return self._ticket(raw, self._conversation(ticket_id))
+        return self._ticket(raw, self._conversation(ticket_id, keep=False))
 
     def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
         cached = self._parts.pop(ticket_id, None)
@@ -450,8 +451,6 @@ class IntercomConnector(Helpdesk):
         raw = self._get(f"/conversations/{number}", "GET /conversations/{conversation_id}", record_id=ticket_id)
         if keep:
             self._parts[ticket_id] = (_unix(raw.get("updated_at")) or 0, self._comments(raw))
-            while len(self._parts) > 2 * PAGE_MAX:  # only the latest page's are ever asked for
-                self._parts.pop(next(iter(self._parts)))
         return raw
 
     def _comments(self, conversation: dict) -> list[Comment]:
