@@ -361,6 +361,9 @@ class IntercomConnector(Helpdesk):
                 except PayloadError as exc:
                     rejected.append(Rejected(exc.record_id or rid, str(exc), raw))
                     continue
+                except NotFound:
+                    log.info("deleted since the search answered, skipped", connector=self.name, record=rid)
+                    continue
                 if rid is not None and fingerprint is not None and updated is not None:
                     delivered[rid] = (updated, fingerprint)
                     newest = max(newest, updated)

@@ -460,3 +460,15 @@ def test_a_ticket_the_conversation_search_also_answers_is_followed_as_the_ticket
     responses.get(f"{API}/contacts/ct1", json=contact())
     records = [r for p in make(conversations=True).poll(None) for r in p.records]
     assert [r.ref.id for r in records] == ["101"]
+
+
+@responses.activate
+def test_a_ticket_deleted_between_the_search_and_its_read_is_skipped():
+    responses.post(f"{API}/tickets/search", json=search_body(ticket("101"), ticket("102")))
+    responses.get(
+        f"{API}/conversations/101", status=404, json={"type": "error.list", "errors": [{"code": "not_found"}]}
+    )
+    responses.get(f"{API}/conversations/102", json=conversation("102"))
+    responses.get(f"{API}/contacts/ct1", json=contact())
+    page = list(make().poll(None))[-1]
+    assert [r.ref.id for r in page.records] == ["102"] and page.rejected == []
