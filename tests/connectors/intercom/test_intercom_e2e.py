@@ -276,14 +276,24 @@ def test_escalation_needs_context_then_one_issue_with_promises_and_demand(handof
     finally:
         app.close()
 
+    # The review reads the store: the escalated ticket's rejection is in it, by its Intercom key.
+    result = run_cli(world, "report", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "#" + world.intercom.record(ticket)["ticket"]["ticket_id"] in json.dumps(report)
 
-def check(world: World, **env: str):
+
+def run_cli(world: World, *args: str, **env: str):
     from click.testing import CliRunner
 
     from syncd.cli import main
 
     environment = {**world.env, "SYNCD_CONFIG": str(world.config), **env}
-    return CliRunner().invoke(main, ["check"], env=environment)
+    return CliRunner().invoke(main, list(args), env=environment)
+
+
+def check(world: World, **env: str):
+    return run_cli(world, "check", **env)
 
 
 def test_syncd_check_checks_the_named_attributes(world):
