@@ -333,6 +333,12 @@ class IntercomFake(FakeService):
             record = self._record(conversation_id)
             return copy.deepcopy(self._add_part(record, "note", body_html, self._author(admin_id)))
 
+    def admin_reply(self, conversation_id: str, body_html: str, *, admin_id: str) -> dict:
+        """An agent replies to the customer in the inbox (a public part)."""
+        with self.lock:
+            record = self._record(conversation_id)
+            return copy.deepcopy(self._add_part(record, "comment", body_html, self._author(admin_id)))
+
     def set_state(self, conversation_id: str, category: str, *, admin_id: str | None = None) -> dict:
         """An agent moves a ticket to a state of ``category`` (resolved closes it, like the inbox)."""
         with self.lock:

@@ -8,6 +8,7 @@ engine or mapping layer knows it is Intercom."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from connectors.intercom.fake import IntercomFake, text_of
 from connectors.linear.fake import SANDBOX_TEAMS, LinearFake
 from syncd.app import build_app
 from syncd.config import load_config
-from syncd.records import Ref
+from syncd.records import PromiseState, Ref
 from syncd.sandbox.server import Sandbox
 from tests.e2e.handoff_support import MondayClock, copy_examples
 
@@ -310,3 +311,72 @@ def test_syncd_check_checks_the_named_attributes(world):
         "of any ticket type" in result.output
     )
     assert "linear (linear): ok" in result.output
+
+
+def handed_over(world: World, app) -> str:
+    """A new ticket about the CSV export, linked by the agent in a note: the handoff makes promises."""
+    priya = world.seed["agents"]["Priya Raman"]
+    ticket = world.intercom.create_ticket(
+        "Monthly export times out",
+        "<p>The full-month CSV export fails after 30 seconds.</p>",
+        contact_id=world.seed["contacts"]["hannah@northwind.example"],
+        attributes={SEVERITY: "sev3"},
+        state="in_progress",
+        admin_assignee_id=priya,
+    )["id"]
+    world.intercom.admin_note(ticket, f"<p>Known problem: {world.keys['csv']}</p>", admin_id=priya)
+    cycle(world, app)
+    return ticket
+
+
+def test_a_promise_falls_due_when_the_work_ships_and_is_kept_by_a_public_reply(handoff):
+    world = handoff
+    app = world.app()
+    try:
+        cycle(world, app)
+        ticket = handed_over(world, app)
+        ref = Ref("intercom", ticket)
+        assert {p.state for p in app.store.promises_for_ticket(ref)} == {PromiseState.OPEN}
+        world.intercom.set_state(ticket, "waiting_on_customer")
+        cycle(world, app)
+
+        world.linear.move_to_state(world.keys["csv"], "Done")
+        cycle(world, app)
+        assert world.intercom.attribute(ticket, STAGE) == "resolved"
+        due = [p for p in app.store.promises_for_ticket(ref) if p.state is PromiseState.DUE]
+        assert sorted(p.what for p in due) == ["an update within 2 business days", "news when the linked work ships"]
+        [note] = [n for n in world.syncd_notes(ticket) if "We promised the customer" in n]
+        assert "news when the linked work ships" in note
+        record = world.intercom.record(ticket)
+        assert record["open"] and world.intercom.ticket_states[record["ticket"]["state_id"]]["category"] == (
+            "in_progress"
+        )
+
+        world.intercom.admin_reply(
+            ticket, "<p>Good news: the export fix is live.</p>", admin_id=world.seed["agents"]["Priya Raman"]
+        )
+        cycle(world, app)
+        assert {p.state for p in app.store.promises_for_ticket(ref)} == {PromiseState.KEPT}
+        assert world.intercom.attribute(ticket, STAGE) == "follow_up"
+    finally:
+        app.close()
+
+
+def test_a_promise_broken_by_the_clock_adds_a_note_and_a_tag_once(handoff):
+    world = handoff
+    app = world.app()
+    try:
+        cycle(world, app)
+        ticket = handed_over(world, app)
+        ref = Ref("intercom", ticket)
+        [update] = [p for p in app.store.promises_for_ticket(ref) if p.due_at is not None]
+        world.clock.now = update.due_at + timedelta(minutes=1)  # the clock jumps past the deadline
+        cycle(world, app)
+        assert app.store.get_promise(update.id).state is PromiseState.BROKEN
+        assert "syncd_promise_broken" in world.intercom.tag_names(ticket)
+        overdue = [n for n in world.syncd_notes(ticket) if "Overdue: the customer was promised" in n]
+        assert len(overdue) == 1
+        cycle(world, app)
+        assert len([n for n in world.syncd_notes(ticket) if "Overdue" in n]) == 1
+    finally:
+        app.close()
