@@ -20,11 +20,13 @@ Requests follow Intercom's own OpenAPI description, version 2.15 (sent as
   a state that refuses every update. A conversation is open, hold while
   snoozed, solved when closed.
 - **The feed** is ``POST /tickets/search`` (and ``/conversations/search``)
-  on ``updated_at > since - overlap``, 150 a page. The description declares
-  no sort order, so ``since`` moves only when the last page is read; until
-  then the stored cursor keeps the old ``since`` and what it delivered.
-  Times are whole seconds: each feed remembers the records it delivered
-  inside the overlap, by a fingerprint (updated_at, state, part count), and
+  on ``updated_at >`` an overlap (``overlap_seconds``) before the later of
+  the newest change delivered and the start of the last complete poll
+  (search trails writes), 150 a page. The description declares no sort
+  order, so ``since`` moves only when the last page is read; until then the
+  stored cursor keeps the old ``since`` and what it delivered. Times are
+  whole seconds: each feed remembers the records it delivered inside the
+  overlap, by a fingerprint (updated_at, state, open, part count), and
   leaves them out when they come back unchanged, so an idle poll costs one
   search request per feed and nothing more.
 - **Tags and notes.** The 2.15 ticket object has no tags; a ticket is a
