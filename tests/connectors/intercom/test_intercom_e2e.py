@@ -380,3 +380,25 @@ def test_a_promise_broken_by_the_clock_adds_a_note_and_a_tag_once(handoff):
         assert len([n for n in world.syncd_notes(ticket) if "Overdue" in n]) == 1
     finally:
         app.close()
+
+
+def test_an_issue_key_an_agent_puts_in_the_link_attribute_links_the_ticket(world):
+    app = world.app()
+    try:
+        assert app.engine.cycle().ok
+        ticket = world.intercom.create_ticket(
+            "Export question",
+            "<p>How do I export everything?</p>",
+            contact_id=world.seed["contacts"]["chloe@bluebird.example"],
+            state="in_progress",
+        )["id"]
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        assert app.store.links_for_ticket(Ref("intercom", ticket)) == []
+        world.intercom.set_attribute(ticket, LINK, world.keys["csv"])
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        links = app.store.links_for_ticket(Ref("intercom", ticket))
+        assert [(r.issue.id, r.origin) for r in links] == [(world.issues["csv"]["id"], "field")]
+    finally:
+        app.close()
