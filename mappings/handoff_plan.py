@@ -104,7 +104,8 @@ def plan_missing(
         )
     field_value = None
     if missing_field:
-        field_value = missing_list_escaped(missing, note_format) if missing else ""
+        # A field shows its value as written, whatever the notes' format: escaped as plain text.
+        field_value = missing_list_escaped(missing, "plain") if missing else ""
         if field_value != (shown or ""):
             write = replace(write, fields={missing_field: field_value})
     if write:

@@ -112,6 +112,25 @@ def test_the_missing_note_is_written_once_and_again_only_for_something_new():
     assert again.plan.actions[0].key == regressed.plan.actions[0].key
 
 
+def test_with_html_notes_the_missing_field_still_shows_plain_words():
+    """An HTML helpdesk: the note escapes the labels for HTML, the field (shown as written) does not,
+    so the shown value compares equal on the next plan and nothing is rewritten."""
+    first = plan_missing(ticket(), ROUTE, ["customer's steps"], [], missing_field="99", note_format="html")
+    [action] = first.plan.actions
+    assert "customer&#x27;s steps" in action.payload["note"]
+    assert action.payload["fields"] == {"99": "- customer's steps"}
+    again = plan_missing(
+        ticket(),
+        ROUTE,
+        ["customer's steps"],
+        first.noted,
+        missing_field="99",
+        shown="- customer's steps",
+        note_format="html",
+    )
+    assert again.plan.actions == []
+
+
 def test_escalation_to_a_private_tracker_carries_the_handoff_record():
     promises = escalation_promises(RULE, Ref("zendesk", "7"), (), AT)
     plan = plan_escalation(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
