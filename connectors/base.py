@@ -425,6 +425,15 @@ class Tracker(Connector):
     def link_patterns(self) -> list[str]:
         """Regexes with a named group ``ref`` that find this tracker's issues in text."""
 
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The prefixes of this tracker's issue keys of the form PREFIX-123 (a team or
+        project key, upper case), from its configuration. Where two trackers' prefixes
+        can meet (a Jira project and a Linear team both ENG), a key alone does not say
+        which issue is meant, and notes name the tracker ("ENG-89 in Jira").
+        None: any prefix (every team followed, or the tracker does not say);
+        empty: its keys have another form (GitHub's owner/repo#12)."""
+        return None
+
     def normalise_ref(self, text: str) -> str:
         """The issue key (the form ``Issue.key`` and the store hold) of a ``ref`` the
         link patterns matched; a tracker whose URLs name an issue in another form

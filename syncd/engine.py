@@ -138,6 +138,11 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self.patterns = compile_patterns({name: t.link_patterns() for name, t in trackers.items()})
+        # What tickets are scanned for: the patterns of the trackers [links] names (default all)
+        # and the helpdesk's link field with the [links] fields.
+        files = mappings or Mappings()
+        self.ticket_patterns = files.linking(self.patterns)
+        self.link_fields = files.scanned_fields(helpdesk.link_fields())
         self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
         self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
         for name, tracker in trackers.items():
@@ -470,7 +475,7 @@ class Engine:
             except PayloadError as exc:
                 page.rejected.append(_rejected(ticket.ref.id, exc))
                 continue
-            candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
+            candidates = ticket_candidates(ticket, prev, comments, self.ticket_patterns, self.link_fields)
             todo.append((ticket, comments, candidates))
             seen[ticket.ref] = {m for c in comments for m in c.markers}
             noted[ticket.ref] = self._noted_links(ticket, comments)

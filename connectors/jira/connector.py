@@ -536,6 +536,10 @@ class JiraConnector(Tracker):
         }.get(issue.state, "new")
         return {"category": category, "status": issue.state_name}
 
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The followed project keys."""
+        return frozenset(p.upper() for p in self.config.projects)
+
     def link_patterns(self) -> list[str]:
         keys = "|".join(re.escape(p) for p in self.config.projects)
         issue_key = rf"(?:{keys})-[1-9][0-9]*"

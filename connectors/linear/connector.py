@@ -460,6 +460,10 @@ class LinearConnector(Tracker):
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         return {"type": issue.state.value, "name": issue.state_name}
 
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The followed team keys; None when every team is followed (``teams = []``)."""
+        return frozenset(t.upper() for t in self.config.teams) or None
+
     def link_patterns(self) -> list[str]:
         workspace = re.escape(self.config.workspace) if self.config.workspace else r"[\w-]+"
         patterns = [rf"https?://linear\.app/{workspace}/issue/(?P<ref>[A-Za-z0-9_]+-\d+)(?![\w-])(?:/[\w%.~-]*)?"]
