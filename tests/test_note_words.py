@@ -144,3 +144,15 @@ def test_the_routes_templates_write_the_link_note():
     done = issue()
     plan = plan_link(Link(ticket().ref, done.ref, "comment"), ticket(), done, [done], settings)
     assert plan.actions[0].payload["note"] == "Now linked: ENG-6"
+
+
+def test_the_promise_due_note_names_the_tracker_too():
+    from mappings.handoff_plan import plan_promise_due
+    from mappings.promises import new_promise
+
+    settings = PlanSettings(helpdesk="desk", qualified={"jr": "Jira"})
+    done = issue("jr", "ENG-89")
+    promise = new_promise(ticket().ref, "an update", AT, origin="cli", due_at=AT)
+    route = Route("product", "jr", "ENG")
+    note = plan_promise_due(ticket(), [done], [promise], route, key_of=settings.issue_key)
+    assert note.startswith("ENG-89 in Jira is Done:\n- ENG-89 in Jira: Done")
