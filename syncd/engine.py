@@ -647,8 +647,20 @@ class Engine:
     ) -> tuple[Ticket, Issue, bool]:
         """Link a ticket to an issue by hand (``syncd link``). Returns (ticket, issue, created)."""
         tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
-        ticket = self.helpdesk.get_ticket(ticket_id)
-        issue = tracker_conn.get_issue(issue_ref)
+        try:
+            ticket = self.helpdesk.get_ticket(ticket_id)
+        except (NotFound, Gone):
+            raise SyncdError(
+                f"ticket {ticket_id} was not found in {self.helpdesk.label}: check the number "
+                "(or syncd's account cannot see it)"
+            ) from None
+        try:
+            issue = tracker_conn.get_issue(issue_ref)
+        except (NotFound, Gone):
+            raise SyncdError(
+                f"{issue_ref} was not found in {tracker_conn.label}: check the key "
+                "(or it was deleted, or syncd's account cannot see it)"
+            ) from None
         with self._work() as work:
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
@@ -671,7 +683,12 @@ class Engine:
             Ref(tracker_name, issue_ref)
         )
         if issue is None:
-            issue = tracker_conn.get_issue(issue_ref)
+            try:
+                issue = tracker_conn.get_issue(issue_ref)
+            except (NotFound, Gone):
+                raise SyncdError(
+                    f"{issue_ref} was not found in {tracker_conn.label}, and syncd has never seen it: check the key"
+                ) from None
         ticket = self.store.get_snapshot(ticket_ref) or self.helpdesk.get_ticket(ticket_id)
         with self._work() as work:
             rows = self.store.links_for_ticket(ticket_ref)
