@@ -14,7 +14,7 @@ from mappings.planner import (
     status_field_value,
 )
 from mappings.routes import Mappings, Route, builtin_templates
-from mappings.stages import StateMap, StateRule
+from mappings.stages import StageSpan, StateMap, StateRule
 from mappings.templates import Template
 from syncd.records import Issue, Link, Ref, Stage, StateCategory, Ticket
 
@@ -156,3 +156,22 @@ def test_the_promise_due_note_names_the_tracker_too():
     route = Route("product", "jr", "ENG")
     note = plan_promise_due(ticket(), [done], [promise], route, key_of=settings.issue_key)
     assert note.startswith("ENG-89 in Jira is Done:\n- ENG-89 in Jira: Done")
+
+
+def test_the_review_gives_times_in_one_format_and_a_due_promise_in_its_routes_zone():
+    from mappings.calendar import BusinessCalendar
+    from mappings.promises import PromiseRule, new_promise, on_issue_resolved
+    from mappings.review import FollowUpRecord, build_review, stamp, to_table
+
+    berlin = BusinessCalendar("Europe/Berlin")
+    assert stamp(AT) == "2026-05-04 09:00 UTC" and stamp(AT, berlin) == "2026-05-04 11:00 Europe/Berlin"
+    spans = (StageSpan(Stage.NEW, AT), StageSpan(Stage.ASSIGNED, AT.replace(hour=13)))
+    record = FollowUpRecord(ticket().ref, "#4", "mobile", spans)
+    promise = new_promise(ticket().ref, "an update", AT, origin="cli", due_at=AT.replace(hour=15))
+    due = on_issue_resolved(promise, AT.replace(hour=14))
+    review = build_review([record], [due], now=AT.replace(hour=16), rules={"mobile": PromiseRule("std", berlin)})
+    (finding,) = review.promises_due
+    assert finding.detail == "an update; tell the customer by 2026-05-04 17:00 Europe/Berlin"
+    table = to_table(review)
+    assert "flagged 2026-05-04 09:00 UTC, handed over 2026-05-04 13:00 UTC" in table
+    assert "T09:00" not in table and "syncd review at 2026-05-04 16:00 UTC" in table
