@@ -410,7 +410,8 @@ def _table(headers: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[str]
 @click.pass_obj
 @guarded
 def history(obj: Context, ticket: str, as_json: bool) -> None:
-    """The story of TICKET: links, issue moves, writes, in order."""
+    """The story of TICKET: links, issue moves, writes, in order (times in UTC)."""
+    from mappings.review import stamp
     from syncd.records import Ref
 
     with obj.app(readonly=True) as app:
@@ -424,7 +425,7 @@ def history(obj: Context, ticket: str, as_json: bool) -> None:
         if not rows:
             click.echo(f"nothing recorded for ticket {ref.id} yet")
         for r in rows:
-            click.echo(f"{str(r.at)[:19]}  {r.kind:<12} {r.summary}")
+            click.echo(f"{stamp(r.at)}  {r.kind:<12} {r.summary}")
 
 
 @main.command()

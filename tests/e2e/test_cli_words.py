@@ -53,6 +53,7 @@ def test_history_of_a_ticket_syncd_never_read_exits_1(pg):
     assert known.exit_code == 0 and known.output == "nothing recorded for ticket 4 yet\n"
     linked = invoke(pg, "history", "1")
     assert linked.exit_code == 0 and "linked to ENG-1" in linked.output
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC  linked ", linked.output)  # the one time format
 
 
 def test_links_is_a_table_with_subjects_and_an_issue_filter(pg):
