@@ -107,3 +107,25 @@ def test_a_github_issue_assigned_says_who_took_it_not_a_move_to_the_same_state(p
     assert len(new) == 1, new
     assert "moved from" not in new[0]
     assert new[0].startswith(f"{key} (Open) is now with ") and "(was: unassigned)" in new[0]
+
+
+def test_notes_name_the_tracker_when_two_trackers_could_share_a_key(pg):
+    """Linear following every team (teams = []) could have a PLAT-3 too: Jira's is named."""
+    text = pg.config_path.read_text()
+    assert text.count('teams = ["ENG", "APP"]') == 1
+    pg.config_path.write_text(text.replace('teams = ["ENG", "APP"]', "teams = []"))
+    ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    pg.agent_note(ticket, f"Platform tracks this as {key}.")
+    assert invoke(pg, "once").exit_code == 0
+    notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
+    assert any(n.startswith(f"Linked to {key} in Jira: ") for n in notes), notes
+    status = pg.zendesk.field_value(ticket, pg.seed.linked_issue_status_field_id)
+    assert status.startswith(f"{key} in Jira: "), status
+
+
+def test_with_keys_no_other_tracker_could_have_the_note_says_the_key_alone(pg):
+    ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    pg.agent_note(ticket, f"Platform tracks this as {key}.")
+    assert invoke(pg, "once").exit_code == 0
+    notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
+    assert any(n.startswith(f"Linked to {key}: ") for n in notes), notes
