@@ -852,6 +852,7 @@ def promise_add(
     click.echo(
         f"promise {made.id[:10]} {summary.split(': ', 1)[1]}"
         + (f", {len(issues)} linked issue(s)" if issues else ", no linked issue yet")
+        + (f", owner {owner or snapshot.assignee_name or made.owner}" if made.owner else ", no owner")
     )
 
 

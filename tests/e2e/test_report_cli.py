@@ -226,6 +226,7 @@ def test_promise_owners_are_shown_by_name(env):
         s.put_snapshot(replace(s.get_snapshot(Ref("zendesk", "1")), assignee_name="Ada Novak"))
     added = env.invoke("promise", "add", "1", "a call back", "--due", "2026-03-24")
     assert added.exit_code == 0, added.output
+    assert added.output.rstrip().endswith(", owner Ada Novak")
     (line,) = [ln for ln in env.invoke("promise", "list").output.splitlines() if "a call back" in ln]
     assert line.endswith("by 2026-03-24 17:00 Europe/Berlin  Ada Novak") and " a1" not in line
     data = json.loads(env.invoke("promise", "list", "--json", "--ticket", "1").output)
