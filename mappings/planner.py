@@ -269,11 +269,12 @@ def plan_issue_update(
     # The state's name did not change (GitHub: someone was assigned, which starts the work): say what did.
     only_owner = moved and previous.state_name == issue.state_name
     if moved:
-        what = (
-            f"{issue.key} ({issue.state_name}) is now with {issue.assignee or 'nobody'}"
-            if only_owner
-            else f"{issue.key} moved from {previous.state_name} to {issue.state_name}"
-        )
+        if not only_owner:
+            what = f"{issue.key} moved from {previous.state_name} to {issue.state_name}"
+        elif previous.assignee != issue.assignee:
+            what = f"{issue.key} ({issue.state_name}) is now with {issue.assignee or 'nobody'}"
+        else:
+            what = f"{issue.key} ({issue.state_name}) is now {issue.state.value}"
         plan.events.append(
             Event(
                 "issue_state",
