@@ -491,10 +491,14 @@ class Tracker(Connector):
         does not say, once per process (a tracker following every team lists them).
         The engine calls it before reading tickets; the default needs nothing."""
 
-    def key_prefixes(self) -> tuple[str, ...]:
-        """The prefixes of the bare keys this tracker recognises in text (``ENG`` for
-        ``ENG-1``): `syncd check` looks for a key another tracker's patterns claim too."""
-        return ()
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The prefixes of this tracker's issue keys of the form PREFIX-123 (a team or
+        project key, upper case), from its configuration. Where two trackers' prefixes
+        can meet (a Jira project and a Linear team both ENG), a key alone does not say
+        which issue is meant, and notes name the tracker ("ENG-89 in Jira").
+        None: any prefix (every team followed, or the tracker does not say);
+        empty: its keys have another form (GitHub's owner/repo#12)."""
+        return None
 
     def normalise_ref(self, text: str) -> str:
         """The issue key (the form ``Issue.key`` and the store hold) of a ``ref`` the

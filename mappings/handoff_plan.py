@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from mappings.calendar import ALWAYS, BusinessCalendar
 from mappings.escaping import escape, escape_values
@@ -212,19 +212,30 @@ def _title_values(ticket: Ticket, severity: str | None, route: Route, helpdesk_n
 # -- promises --------------------------------------------------------------------------------------------------
 
 
+def _own_key(issue: Issue) -> str:
+    return issue.key
+
+
 def plan_promise_due(
-    ticket: Ticket, issues: Sequence[Issue], due: Sequence[Promise], route: Route, note_format: str = "plain"
+    ticket: Ticket,
+    issues: Sequence[Issue],
+    due: Sequence[Promise],
+    route: Route,
+    note_format: str = "plain",
+    key_of: Callable[[Issue], str] = _own_key,
 ) -> str:
-    """The note telling the agent what to tell the customer, and by when."""
+    """The note telling the agent what to tell the customer, and by when.
+
+    ``key_of``: an issue's key as notes name it (with its tracker where keys could clash)."""
     calendar = route.promises.calendar if route.promises else ALWAYS
     last = max(issues, key=lambda i: i.updated_at) if issues else None
     summary = "\n".join(
-        f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+        f"- {escape(key_of(i), note_format)}: {escape(i.state_name, note_format)}"
         for i in sorted(issues, key=lambda i: i.key)
     )
     values = escape_values(
         {
-            "issue_key": last.key if last else "",
+            "issue_key": key_of(last) if last else "",
             "issue_title": last.title if last else "",
             "issue_url": last.url if last else "",
             "state_name": last.state_name if last else "",
@@ -239,15 +250,21 @@ def plan_promise_due(
 
 
 def plan_followup_ticket(
-    ticket: Ticket, issues: Sequence[Issue], note: str, route: Route, since: datetime, note_format: str = "plain"
+    ticket: Ticket,
+    issues: Sequence[Issue],
+    note: str,
+    route: Route,
+    since: datetime,
+    note_format: str = "plain",
+    key_of: Callable[[Issue], str] = _own_key,
 ) -> Plan:
     """The ticket is closed and cannot be reopened: a new ticket follows it up."""
     last = max(issues, key=lambda i: i.updated_at) if issues else None
     summary = "\n".join(
-        f"- {escape(i.key, note_format)}: {escape(i.state_name, note_format)}"
+        f"- {escape(key_of(i), note_format)}: {escape(i.state_name, note_format)}"
         for i in sorted(issues, key=lambda i: i.key)
     )
-    values = escape_values({"ticket_key": ticket.key, "issue_key": last.key if last else ""}, note_format)
+    values = escape_values({"ticket_key": ticket.key, "issue_key": key_of(last) if last else ""}, note_format)
     values["summary"] = summary
     first = route.templates["follow_up_ticket"].render(values)
     subject = f"Follow-up: {ticket.subject}"[:250]

@@ -95,6 +95,22 @@ def unmatched_link_fields(
     return out
 
 
+def shared_key_trackers(prefixes: Mapping[str, frozenset[str] | None]) -> frozenset[str]:
+    """The trackers whose keys another tracker could have too (ENG-89 in a Jira project
+    and in a Linear team), from each tracker's key prefixes (None: any prefix; empty:
+    no key of the PREFIX-123 form). Notes name the tracker of these issues."""
+    out: set[str] = set()
+    names = sorted(prefixes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            pa, pb = prefixes[a], prefixes[b]
+            if pa == frozenset() or pb == frozenset():
+                continue
+            if pa is None or pb is None or pa & pb:
+                out |= {a, b}
+    return frozenset(out)
+
+
 def issue_ticket_ids(issue: Issue, previous: Issue | None, ticket_pattern: re.Pattern[str]) -> list[str]:
     """Ticket ids shown on an issue by attachments a person added (not syncd)."""
     old = {a.url for a in previous.attachments} if previous else set()

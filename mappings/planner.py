@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from mappings.escaping import escape, escape_values
+from mappings.routes import Mappings
 from mappings.templates import DEFAULTS, Template
 from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time, idempotency_key
 from syncd.writes import AttachTicket, TicketUpdate
@@ -37,6 +38,40 @@ class PlanSettings:
     note_format: str = "plain"  # how the helpdesk reads notes (see mappings.escaping)
     # Tracker connector name -> format of the ticket title shown on its issues; default plain.
     attachment_formats: Mapping[str, str] = field(default_factory=dict)
+    # The admin's mapping files: a ticket's route chooses the templates of its notes and the
+    # state map whose ``show`` text agents read in the status field. None: the built-in texts.
+    mappings: Mappings | None = None
+    tracker_kinds: Mapping[str, str] = field(default_factory=dict)  # tracker connector name -> kind
+    # Trackers whose issue keys could be another tracker's too (both follow an ENG project or
+    # team, see mappings.links.shared_key_trackers) -> their display name: notes about their
+    # issues say "ENG-89 in Jira", so that agents can tell it from a Linear ENG-89.
+    qualified: Mapping[str, str] = field(default_factory=dict)
+
+    def templates_for(self, ticket: Ticket) -> Mapping[str, Template]:
+        """The note templates for ``ticket``: its route's (built-in, [templates.default],
+        then the route's own set), else the built-ins under [templates.default]."""
+        if self.mappings is None:
+            return self.templates
+        route = self.mappings.route_for(ticket)
+        if route is not None:
+            return route.templates
+        return {**self.templates, **self.mappings.templates.get("default", {})}
+
+    def issue_key(self, issue: Issue) -> str:
+        """An issue's key as notes name it: with its tracker where another could share the key."""
+        name = self.qualified.get(issue.ref.connector)
+        return f"{issue.key} in {name}" if name else issue.key
+
+    def shown_state(self, ticket: Ticket, issue: Issue) -> str | None:
+        """The ``show`` text of the rule of the ticket's route's state map that ``issue``
+        matches (the admin's words for the state), None where no rule applies."""
+        if self.mappings is None:
+            return None
+        route = self.mappings.route_for(ticket)
+        state_map = route.states if route is not None else None
+        if state_map is None or state_map.kind != self.tracker_kinds.get(issue.ref.connector):
+            return None
+        return state_map.shown(issue, escape)
 
 
 @dataclass
@@ -70,18 +105,32 @@ def opaque_ref(ticket: Ref) -> str:
     return "T-" + hashlib.sha256(str(ticket).encode()).hexdigest()[:10]
 
 
-def status_field_value(issues: Iterable[Issue]) -> str:
-    """What agents read in the ticket's status field: one entry per linked issue."""
+def status_field_value(
+    issues: Iterable[Issue], shown: Mapping[Ref, str] | None = None, keys: Mapping[Ref, str] | None = None
+) -> str:
+    """What agents read in the ticket's status field: one entry per linked issue.
+
+    ``shown``: the admin's ``show`` text for an issue (its state map rule), used
+    as written after the key ("ENG-6: Fixed: Done"), or alone where it names
+    the key itself; without one, the tracker's state name and the owner.
+    ``keys``: the key as notes name it (with the tracker, where keys could clash)."""
+    shown = shown or {}
+    keys = keys or {}
     parts = []
     for issue in sorted(issues, key=lambda i: i.key):
+        key = escape(keys.get(issue.ref, issue.key))
+        text = shown.get(issue.ref)
+        if text is not None:
+            parts.append(text if issue.key in text else f"{key}: {text}")
+            continue
         owner = f" ({escape(issue.assignee)})" if issue.assignee else ""
-        parts.append(f"{escape(issue.key)}: {escape(issue.state_name)}{owner}")
+        parts.append(f"{key}: {escape(issue.state_name)}{owner}")
     return "; ".join(parts)
 
 
-def _issue_values(issue: Issue) -> dict[str, object]:
+def _issue_values(issue: Issue, settings: PlanSettings | None = None) -> dict[str, object]:
     return {
-        "issue_key": issue.key,
+        "issue_key": settings.issue_key(issue) if settings else issue.key,
         "issue_title": issue.title,
         "issue_url": issue.url,
         "state_name": issue.state_name,
@@ -89,10 +138,18 @@ def _issue_values(issue: Issue) -> dict[str, object]:
     }
 
 
-def _fields(settings: PlanSettings, issues: Iterable[Issue]) -> dict[str, str]:
+def _fields(settings: PlanSettings, issues: Iterable[Issue], ticket: Ticket | None = None) -> dict[str, str]:
     if not settings.status_field:
         return {}
-    return {settings.status_field: status_field_value(issues)}
+    issues = list(issues)
+    shown: dict[Ref, str] = {}
+    if ticket is not None:
+        for issue in issues:
+            text = settings.shown_state(ticket, issue)
+            if text is not None:
+                shown[issue.ref] = text
+    keys = {i.ref: settings.issue_key(i) for i in issues}
+    return {settings.status_field: status_field_value(issues, shown, keys)}
 
 
 def link_key(ticket: Ref, issue: Ref, epoch: str = "") -> str:
@@ -121,12 +178,12 @@ def plan_link(
     ``epoch`` tells a re-link after an unlink apart from the first link (the
     time the earlier link ended), so that its note is written again.
     """
-    t = settings.templates
+    t = settings.templates_for(ticket)
     issues = {i.ref: i for i in linked_issues}
     issues[issue.ref] = issue
     key = link_key(link.ticket, link.issue, epoch)
-    note = t["linked"].render(escape_values(_issue_values(issue), settings.note_format))
-    write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=_fields(settings, issues.values()))
+    note = t["linked"].render(escape_values(_issue_values(issue, settings), settings.note_format))
+    write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=_fields(settings, issues.values(), ticket))
     actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
     actions.append(_attach_action(ticket, issue, settings, ticket_count))
     event = Event(
@@ -140,7 +197,7 @@ def plan_link(
 
 
 def _attach_action(ticket: Ticket, issue: Issue, settings: PlanSettings, ticket_count: int) -> Action:
-    t = settings.templates
+    t = settings.templates_for(ticket)
     fmt = settings.attachment_formats.get(issue.ref.connector, "plain")
     if issue.public:
         values = escape_values({"ticket_count": ticket_count}, fmt)
@@ -209,32 +266,49 @@ def plan_issue_update(
         issue.key,
         format_time(issue.updated_at),
     )
+    # The state's name did not change (GitHub: someone was assigned, which starts the work): say what did.
+    only_owner = moved and previous.state_name == issue.state_name
     if moved:
+        if not only_owner:
+            what = f"{issue.key} moved from {previous.state_name} to {issue.state_name}"
+        elif previous.assignee != issue.assignee:
+            what = f"{issue.key} ({issue.state_name}) is now with {issue.assignee or 'nobody'}"
+        else:
+            what = f"{issue.key} ({issue.state_name}) is now {issue.state.value}"
         plan.events.append(
             Event(
                 "issue_state",
-                f"{issue.key} moved from {previous.state_name} to {issue.state_name}",
+                what,
                 None,
                 issue.ref,
                 {"from": previous.state_name, "to": issue.state_name, "category": issue.state.value},
             )
         )
     marker = idempotency_key(*transition)
-    t = settings.templates
     fmt = settings.note_format
 
     def line(i: Issue) -> str:
-        return f"- {escape(i.key, fmt)}: {escape(i.state_name, fmt)}"
+        return f"- {escape(settings.issue_key(i), fmt)}: {escape(i.state_name, fmt)}"
 
     for linked in tickets:
         ticket = linked.ticket
+        t = settings.templates_for(ticket)
         others = [i for i in linked.issues if i.ref != issue.ref]
         all_issues = others + [issue]
-        write = TicketUpdate(fields=_fields(settings, all_issues), marker=marker)
+        fields = _fields(settings, all_issues, ticket)
+        write = TicketUpdate(fields=fields, marker=marker)
         kind = "field"
         if moved:
-            values = escape_values(_issue_values(issue) | {"old_state": previous.state_name}, fmt)
-            if issue.state.is_closed and all(i.state.is_closed for i in others):
+            values = escape_values(
+                _issue_values(issue, settings)
+                | {"old_state": previous.state_name, "old_owner": previous.assignee or "unassigned"},
+                fmt,
+            )
+            if only_owner and issue.state.is_closed == previous.state.is_closed:
+                if previous.assignee != issue.assignee:
+                    write = replace(write, note=t["owner_changed"].render(values))
+                    kind = "owner_changed"
+            elif issue.state.is_closed and all(i.state.is_closed for i in others):
                 summary = "\n".join(line(i) for i in sorted(all_issues, key=lambda i: i.key))
                 write = replace(write, note=t["resolved"].render(values | {"summary": summary}))
                 if settings.reopen_statuses:
@@ -275,13 +349,18 @@ def plan_unlink(
     reason: str,
     *,
     epoch: str = "",
+    template_name: str = "unlinked",
 ) -> Plan:
     """An ended link: say so on the ticket, and drop the tag when nothing is left."""
     remaining = list(remaining)
-    values = {"issue_key": issue.key if issue else link.issue.id, "issue_title": issue.title if issue else ""}
+    values = {
+        "issue_key": settings.issue_key(issue) if issue else link.issue.id,
+        "issue_title": issue.title if issue else "",
+    }
+    template = settings.templates_for(ticket)[template_name]
     write = TicketUpdate(
-        note=settings.templates["unlinked"].render(escape_values(values, settings.note_format)),
-        fields={settings.status_field: status_field_value(remaining)} if settings.status_field else {},
+        note=template.render(escape_values(values, settings.note_format)),
+        fields=_fields(settings, remaining, ticket),
         remove_tags=() if remaining else (settings.linked_tag,),
     )
     key = idempotency_key("unlink", link.ticket, link.issue, reason, epoch)
@@ -312,15 +391,17 @@ def plan_issue_gone(
 ) -> Plan:
     """The tracker says a linked issue is gone: end the link with the ``issue_gone``
     note, and update the tag and status field as for an unlink."""
-    t = settings.templates
-    gone_settings = replace(settings, templates={**t, "unlinked": t["issue_gone"]})
-    return plan_unlink(link, ticket, issue, remaining, gone_settings, GONE_REASON, epoch=epoch)
+    return plan_unlink(link, ticket, issue, remaining, settings, GONE_REASON, epoch=epoch, template_name="issue_gone")
 
 
 def plan_gone_ref(ticket: Ticket, tracker: str, ref: str, key: str, settings: PlanSettings) -> Plan:
     """A ticket names an issue the tracker says is gone (``ref`` as found, ``key`` as
     shown): one note saying so, never a link. Planned once per (ticket, issue named)."""
-    note = settings.templates["issue_gone_ref"].render(escape_values({"issue_key": key}, settings.note_format))
+    name = settings.qualified.get(tracker)
+    key = f"{key} in {name}" if name else key
+    note = settings.templates_for(ticket)["issue_gone_ref"].render(
+        escape_values({"issue_key": key}, settings.note_format)
+    )
     action_key = idempotency_key("gone_ref", ticket.ref, tracker, ref)
     action = TicketUpdate(note=note).action(action_key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
     event = Event(
@@ -337,9 +418,11 @@ def plan_out_of_reach(issue: Issue, tickets: Iterable[Ticket], settings: PlanSet
     """A linked issue moved to a project, team or repository syncd does not follow:
     tell each linked ticket once (per place it moved to). The links stay."""
     plan = Plan()
-    values = escape_values(_issue_values(issue) | {"place": issue.team or "another place"}, settings.note_format)
-    note = settings.templates["issue_out_of_reach"].render(values)
+    values = escape_values(
+        _issue_values(issue, settings) | {"place": issue.team or "another place"}, settings.note_format
+    )
     for ticket in tickets:
+        note = settings.templates_for(ticket)["issue_out_of_reach"].render(values)
         key = idempotency_key("out_of_reach", ticket.ref, issue.ref, issue.team or "")
         plan.actions.append(
             TicketUpdate(note=note).action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))

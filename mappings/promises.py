@@ -181,6 +181,12 @@ def promises_from_tags(
     return out
 
 
+def owner_names(tickets: Iterable[Ticket]) -> dict[str, str]:
+    """Agent id -> name, from the tickets whose helpdesk answer named their assignee: a
+    promise's owner is the ticket's assignee id, and people read names."""
+    return {t.assignee_id: t.assignee_name for t in tickets if t.assignee_id and t.assignee_name}
+
+
 # -- transitions ---------------------------------------------------------------------------------
 
 

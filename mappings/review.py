@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence
 
-from mappings.calendar import ALWAYS, Duration
+from mappings.calendar import ALWAYS, BusinessCalendar, Duration
 from mappings.promises import PromiseRule, changed_at
 from mappings.stages import ACTIVE, OwnerGap, StageSpan
 from syncd.records import Promise, PromiseState, Ref, Stage, format_time, utc
@@ -101,6 +101,14 @@ class Review:
             + self.rejected
             + self.rework
         )
+
+
+def stamp(at: datetime | None, calendar: BusinessCalendar = ALWAYS) -> str:
+    """A time as people read it in the report and on the command line, in one format:
+    ``2026-03-24 17:00 Europe/Berlin`` (the calendar's zone; UTC without one)."""
+    if at is None:
+        return "—"
+    return f"{calendar.local(utc(at)):%Y-%m-%d %H:%M} {calendar.time_zone}"
 
 
 # -- statistics --------------------------------------------------------------------------------------
@@ -198,7 +206,9 @@ def build_review(
         route_name = linked.route if linked else None
         if promise.state is PromiseState.DUE:
             due = changed_at(promise, PromiseState.DUE) or promise.created_at
-            detail = promise.what + (f"; tell the customer by {format_time(promise.due_at)}" if promise.due_at else "")
+            rule = rules.get(route_name or "")
+            zone = rule.calendar if rule else ALWAYS
+            detail = promise.what + (f"; tell the customer by {stamp(promise.due_at, zone)}" if promise.due_at else "")
             report.promises_due.append(Finding("promise_due", key, route_name, stage, due, now - due, detail))
         elif promise.state is PromiseState.BROKEN:
             broken = changed_at(promise, PromiseState.BROKEN) or now
@@ -231,7 +241,7 @@ def _history_findings(fu: FollowUpRecord, report: Review, in_period) -> None:
                         stage,
                         started,
                         span.since - started,
-                        f"flagged {format_time(started)}, handed over {format_time(span.since)}",
+                        f"flagged {stamp(started)}, handed over {stamp(span.since)}",
                     )
                 )
             started = None
@@ -331,10 +341,8 @@ _SECTIONS = (
 
 def to_table(report: Review) -> str:
     """A terminal table: the figures first, then each list."""
-    scope = f"since {format_time(report.since)}" if report.since else "all time"
-    lines = [
-        f"syncd review at {format_time(report.now)} ({scope}" + (f", route {report.route})" if report.route else ")")
-    ]
+    scope = f"since {stamp(report.since)}" if report.since else "all time"
+    lines = [f"syncd review at {stamp(report.now)} ({scope}" + (f", route {report.route})" if report.route else ")")]
     active = ", ".join(f"{Stage(k).label} {v}" for k, v in sorted(report.active.items())) or "none"
     figures = [
         ("follow-ups by stage", active),
@@ -361,7 +369,7 @@ def to_table(report: Review) -> str:
                 f.ticket,
                 f.route or "—",
                 f.stage.label if f.stage else "—",
-                format_time(f.since) or "",
+                stamp(f.since),
                 _age(f.age),
                 f.detail,
             )

@@ -36,6 +36,7 @@ TEMPLATE_VALUES: dict[str, frozenset[str]] = {
     for name, values in {
         "linked": _ISSUE,
         "state_changed": _ISSUE + ("old_state",),
+        "owner_changed": _ISSUE + ("old_owner",),
         "closed_waiting": _ISSUE + ("old_state", "waiting"),
         "resolved": _ISSUE + ("old_state", "summary"),
         "unlinked": ("issue_key", "issue_title"),
@@ -230,6 +231,16 @@ class Mappings:
 
     def route(self, name: str) -> Route | None:
         return next((r for r in self.routes if r.name == name), None)
+
+    def linking(self, patterns: Mapping[str, Any]) -> dict[str, Any]:
+        """The trackers' link patterns that apply to tickets ([links] trackers; default all)."""
+        if self.link_trackers is None:
+            return dict(patterns)
+        return {name: p for name, p in patterns.items() if name in self.link_trackers}
+
+    def scanned_fields(self, connector_fields: Sequence[str]) -> tuple[str, ...]:
+        """The ticket fields scanned for issue keys: the helpdesk connector's, then [links] fields."""
+        return tuple(dict.fromkeys((*connector_fields, *self.link_fields)))
 
     def default_templates(self) -> dict[str, Template]:
         return {**builtin_templates(), **self.templates.get("default", {})}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration
 from mappings.templates import Template
@@ -244,13 +244,29 @@ class StateMap:
     kind: str
     rules: tuple[StateRule, ...] = ()
 
+    def rule_for(self, issue: Issue) -> StateRule | None:
+        """The first rule ``issue`` matches, if any."""
+        return next((rule for rule in self.rules if rule.matches(issue.native)), None)
+
     def issue_stage(self, issue: Issue) -> tuple[Stage, str]:
         """The stage the issue stands for, and the value agents see for it."""
-        values = {"state_name": issue.state_name, "issue_key": issue.key, "owner": issue.assignee or "unassigned"}
-        for rule in self.rules:
-            if rule.matches(issue.native):
-                return rule.stage, rule.show.render(values)
+        rule = self.rule_for(issue)
+        if rule is not None:
+            return rule.stage, rule.show.render(show_values(issue))
         return DEFAULT_STAGE[issue.state], issue.state_name
+
+    def shown(self, issue: Issue, escape: Callable[[str], str] = str) -> str | None:
+        """The ``show`` text of the rule ``issue`` matches (its values passed through
+        ``escape`` for where the text goes), None where no rule matches."""
+        rule = self.rule_for(issue)
+        if rule is None:
+            return None
+        return rule.show.render({k: escape(v) for k, v in show_values(issue).items()})
+
+
+def show_values(issue: Issue, key: str | None = None) -> dict[str, str]:
+    """What a state rule's ``show`` may name."""
+    return {"state_name": issue.state_name, "issue_key": key or issue.key, "owner": issue.assignee or "unassigned"}
 
 
 def default_state_map(kind: str) -> StateMap:

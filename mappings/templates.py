@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Template] = {
             "{issue_key} moved from {old_state} to {state_name} (owner: {owner}).\n{issue_url}",
         ),
         Template(
+            "owner_changed",
+            "{issue_key} ({state_name}) is now with {owner} (was: {old_owner}).\n{issue_url}",
+        ),
+        Template(
             "closed_waiting",
             "{issue_key} is {state_name}. Still waiting on:\n{waiting}\n{issue_url}",
         ),

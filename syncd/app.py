@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
 from mappings.files import TrackerKind, load_mappings
+from mappings.links import shared_key_trackers
 from mappings.planner import PlanSettings
 from mappings.routes import Mappings
 from syncd.config import Settings
@@ -46,7 +47,14 @@ def build_connectors(
     return out
 
 
-def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tracker] | None = None) -> PlanSettings:
+def plan_settings(
+    settings: Settings,
+    helpdesk: Helpdesk,
+    trackers: dict[str, Tracker] | None = None,
+    mappings: Mappings | None = None,
+) -> PlanSettings:
+    trackers = trackers or {}
+    shared = shared_key_trackers({name: t.key_prefixes() for name, t in trackers.items()})
     return PlanSettings(
         helpdesk=helpdesk.name,
         helpdesk_name=helpdesk.label,
@@ -54,7 +62,10 @@ def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tr
         status_field=helpdesk.status_field_id(),
         reopen_statuses=tuple(settings.sync.reopen_statuses),
         note_format=helpdesk.text_format,
-        attachment_formats={name: t.attachment_format for name, t in (trackers or {}).items()},
+        attachment_formats={name: t.attachment_format for name, t in trackers.items()},
+        mappings=mappings,
+        tracker_kinds={name: t.kind for name, t in trackers.items()},
+        qualified={name: trackers[name].label for name in shared},
     )
 
 
@@ -134,7 +145,7 @@ def build_app(
             store,
             helpdesk,
             trackers,
-            plan_settings(settings, helpdesk, trackers),
+            plan_settings(settings, helpdesk, trackers, mappings),
             max_attempts=settings.daemon.max_attempts,
             backoff_max=settings.daemon.backoff_max,
             clock=clock,

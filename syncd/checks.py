@@ -75,7 +75,7 @@ def overlapping_keys(trackers: Mapping[str, Tracker]) -> list[Finding]:
     findings = []
     reported: set[tuple[str, frozenset[str]]] = set()
     for name, tracker in trackers.items():
-        for prefix in tracker.key_prefixes():
+        for prefix in sorted(tracker.key_prefixes() or ()):  # None: any prefix, none to sample
             sample = f"{prefix}-1"
             for other, patterns in compiled.items():
                 if other == name or not any(p.search(sample) for p in patterns):

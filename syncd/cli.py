@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Sequence
 
 import click
 
@@ -383,12 +383,14 @@ def unlink(obj: Context, ticket: str, issue: str, tracker: str | None) -> None:
 
 @main.command("links")
 @click.option("--ticket", help="Only this ticket's links.")
+@click.option("--issue", metavar="KEY", help="Only the links to this issue (its key, e.g. ENG-12, or its id).")
 @click.option("--all", "show_all", is_flag=True, help="Include ended links.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @guarded
-def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -> None:
-    """List links: ticket, issue (key and state), origin, since."""
+def links_cmd(obj: Context, ticket: str | None, issue: str | None, show_all: bool, as_json: bool) -> None:
+    """List links: ticket and its subject, issue and its state, how it was linked, since when (UTC)."""
+    from mappings.review import stamp
     from syncd.records import Ref
 
     with obj.app(readonly=True) as app:
@@ -398,32 +400,62 @@ def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -
         else:
             rows = store.all_links(active=not show_all)
         snaps = store.get_snapshots([r.issue for r in rows] + [r.ticket for r in rows])
-        out = []
+        shown = []
         for r in rows:
             i, t = snaps.get(r.issue), snaps.get(r.ticket)
-            out.append(
-                {
-                    "ticket": t.key if t else r.ticket.id,
-                    "ticket_status": t.status if t else None,
-                    "issue": i.key if i else r.issue.id,
-                    "issue_state": i.state_name if i else None,
-                    "tracker": r.issue.connector,
-                    "origin": r.origin,
-                    "since": str(r.created_at),
-                    "active": r.active,
-                }
+            key = i.key if i else r.issue.id
+            if issue and issue.strip().casefold() not in (key.casefold(), r.issue.id.casefold()):
+                continue
+            shown.append(
+                (
+                    r,
+                    {
+                        "ticket": t.key if t else r.ticket.id,
+                        "subject": t.subject if t else None,
+                        "ticket_status": t.status if t else None,
+                        "issue": key,
+                        "issue_state": i.state_name if i else None,
+                        "tracker": r.issue.connector,
+                        "origin": r.origin,
+                        "since": str(r.created_at),
+                        "active": r.active,
+                    },
+                )
             )
+        out = [row for _, row in shown]
         if as_json:
             click.echo(json.dumps(out, indent=2))
             return
         if not out:
-            click.echo("no links")
-        for row in out:
-            ended = "" if row["active"] else "  (ended)"
-            click.echo(
-                f"{row['ticket']:>8}  {row['issue']:<12} {row['issue_state'] or '?':<14} "
-                f"{row['origin']:<10} {row['since']}{ended}"
+            click.echo("no links" + (f" to {issue}" if issue else "") + (f" for ticket {ticket}" if ticket else ""))
+            return
+        table = [
+            (
+                row["ticket"],
+                _cut(row["subject"] or "?", 40),
+                row["issue"],
+                row["issue_state"] or "?",
+                ORIGIN_WORDS.get(row["origin"], row["origin"]),
+                stamp(r.created_at) + ("" if row["active"] else "  (ended)"),
             )
+            for r, row in shown
+        ]
+        for line in _table(("TICKET", "SUBJECT", "ISSUE", "STATE", "LINKED VIA", "SINCE"), table):
+            click.echo(line)
+
+
+ORIGIN_WORDS = {"cli": "syncd link"}  # how a link was made, where its stored word is not plain
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _table(headers: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Aligned columns under a header line."""
+    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
+    return ["  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in (headers, *rows)]
 
 
 @main.command()
@@ -432,18 +464,22 @@ def links_cmd(obj: Context, ticket: str | None, show_all: bool, as_json: bool) -
 @click.pass_obj
 @guarded
 def history(obj: Context, ticket: str, as_json: bool) -> None:
-    """The story of TICKET: links, issue moves, writes, in order."""
+    """The story of TICKET: links, issue moves, writes, in order (times in UTC)."""
+    from mappings.review import stamp
     from syncd.records import Ref
 
     with obj.app(readonly=True) as app:
-        rows = app.store.history(Ref(app.engine.helpdesk.name, _ticket_id(ticket)))
+        ref = Ref(app.engine.helpdesk.name, _ticket_id(ticket))
+        rows = app.store.history(ref)
+        if not rows and app.store.get_snapshot(ref) is None:
+            fail(f"ticket {ref.id} is not known to syncd: it has never read it (check the number; see `syncd links`)")
         if as_json:
             click.echo(json.dumps([{"at": str(r.at), "kind": r.kind, "summary": r.summary} for r in rows], indent=2))
             return
         if not rows:
-            click.echo(f"nothing recorded for ticket {ticket}")
+            click.echo(f"nothing recorded for ticket {ref.id} yet")
         for r in rows:
-            click.echo(f"{str(r.at)[:19]}  {r.kind:<12} {r.summary}")
+            click.echo(f"{stamp(r.at)}  {r.kind:<12} {r.summary}")
 
 
 @main.command()
@@ -503,10 +539,69 @@ def outbox_list(obj: Context, state: str | None) -> None:
         if not rows:
             click.echo("outbox empty")
         for r in rows:
+            error = r.last_error or ""
+            if len(error) > 80:
+                error = error[:79].rstrip() + f"… (syncd outbox show {r.id})"
             click.echo(
-                f"{r.id:>6} {r.state:<8} {r.op:<14} {r.connector}:{r.target:<10} attempts={r.attempts} "
-                f"{(r.last_error or '')[:80]}"
+                f"{r.id:>6} {r.state:<8} {r.op:<14} {r.connector}:{r.target:<10} attempts={r.attempts} {error}".rstrip()
             )
+
+
+@outbox.command("show")
+@click.argument("action_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def outbox_show(obj: Context, action_id: int, as_json: bool) -> None:
+    """Everything about one action: what it writes where, its attempts and its whole last error."""
+    from mappings.review import stamp
+    from syncd.records import format_time
+
+    with obj.app(readonly=True) as app:
+        row = app.store.get_action(action_id)
+    if row is None:
+        fail(f"no action with id {action_id} (see: syncd outbox list)", EXIT_USAGE)
+    if as_json:
+        data = {
+            "id": row.id,
+            "state": row.state,
+            "op": row.op,
+            "connector": row.connector,
+            "target": row.target,
+            "key": row.key,
+            "attempts": row.attempts,
+            "maybe_applied": row.maybe_applied,
+            "created_at": format_time(row.created_at),
+            "next_attempt_at": format_time(row.next_attempt_at),
+            "done_at": format_time(row.done_at),
+            "last_error": row.last_error,
+            "payload": row.payload,
+            "result": row.result,
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    lines = [
+        ("action", f"{row.id} ({row.state})"),
+        ("write", f"{row.op} to {row.connector}:{row.target}"),
+        ("key", row.key),
+        ("created", stamp(row.created_at)),
+        ("attempts", str(row.attempts)),
+    ]
+    if row.state in ("pending", "sending"):
+        lines.append(("next attempt", stamp(row.next_attempt_at)))
+    if row.done_at is not None:
+        lines.append(("finished", stamp(row.done_at)))
+    if row.maybe_applied:
+        lines.append(("may have landed", "yes: the next attempt looks for its marker first"))
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        click.echo(f"{name.ljust(width)}  {value}")
+    click.echo("last error:" + ("" if row.last_error else " none"))
+    for line in (row.last_error or "").splitlines():
+        click.echo(f"  {line}")
+    click.echo("what it writes:")
+    for line in json.dumps(row.payload, indent=2, ensure_ascii=False).splitlines():
+        click.echo(f"  {line}")
 
 
 @outbox.command("retry")
@@ -811,10 +906,11 @@ def promise_add(
     click.echo(
         f"promise {made.id[:10]} {summary.split(': ', 1)[1]}"
         + (f", {len(issues)} linked issue(s)" if issues else ", no linked issue yet")
+        + (f", owner {owner or snapshot.assignee_name or made.owner}" if made.owner else ", no owner")
     )
 
 
-def _promise_dict(p: Any, key: str | None) -> dict[str, Any]:
+def _promise_dict(p: Any, key: str | None, names: dict[str, str]) -> dict[str, Any]:
     from syncd.records import format_time
 
     return {
@@ -825,6 +921,7 @@ def _promise_dict(p: Any, key: str | None) -> dict[str, Any]:
         "due_at": format_time(p.due_at),
         "trigger": p.trigger,
         "owner": p.owner,
+        "owner_name": names.get(p.owner, p.owner) if p.owner else None,
         "origin": p.origin,
         "rule": p.rule,
         "issues": [str(i) for i in p.issues],
@@ -840,31 +937,43 @@ def _promise_dict(p: Any, key: str | None) -> dict[str, Any]:
 @click.pass_obj
 @guarded
 def promise_list(obj: Context, ticket: str | None, state: str | None, as_json: bool) -> None:
-    """List promises, oldest first."""
-    from syncd.records import PromiseState, Ref, format_time
+    """List promises, oldest first: deadlines in the time zone of the ticket's route, owners by name."""
+    from mappings.promises import owner_names
+    from mappings.review import stamp
+    from syncd.app import handoff_mappings
+    from syncd.records import PromiseState, Ref, Ticket
 
     states = [s.value for s in PromiseState]
     if state is not None and state not in states:
         _usage(f"--state: unknown state {state!r}; write one of {', '.join(states)}")
     settings = obj.settings()
+    mappings = handoff_mappings(settings)
     ref = Ref(settings.sync.helpdesk, _ticket_id(ticket)) if ticket else None
     with _existing_store(settings, readonly=True) as store:
         rows = store.list_promises(state=state, ticket=ref)
         snaps = store.get_snapshots({p.ticket for p in rows})
+    tickets = {r: t for r, t in snaps.items() if isinstance(t, Ticket)}
     keys = {r: getattr(snaps.get(r), "key", None) for r in {p.ticket for p in rows}}
+    names = owner_names(tickets.values())
+    calendars = {r: _calendar(mappings.route_for(t)) for r, t in tickets.items()}
     if as_json:
-        click.echo(json.dumps([_promise_dict(p, keys[p.ticket]) for p in rows], indent=2))
+        click.echo(json.dumps([_promise_dict(p, keys[p.ticket], names) for p in rows], indent=2))
         return
     if not rows:
         click.echo("no promises")
+        return
+    table = []
     for p in rows:
+        calendar = calendars.get(p.ticket) or _calendar(None)
         when = " and ".join(
-            filter(None, [f"by {format_time(p.due_at)}" if p.due_at else None, "when resolved" if p.trigger else None])
+            filter(
+                None, [f"by {stamp(p.due_at, calendar)}" if p.due_at else None, "when resolved" if p.trigger else None]
+            )
         )
-        click.echo(
-            f"{p.id[:10]}  {p.state.value:<9} {keys[p.ticket] or p.ticket.id:>8}  {p.what}  ({when})"
-            + (f"  owner {p.owner}" if p.owner else "")
-        )
+        owner = names.get(p.owner, p.owner) if p.owner else "—"
+        table.append((p.id[:10], p.state.value, keys[p.ticket] or p.ticket.id, p.what, when, owner))
+    for line in _table(("ID", "STATE", "TICKET", "PROMISED", "WHEN", "OWNER"), table):
+        click.echo(line)
 
 
 @promise.command("cancel")

@@ -138,8 +138,12 @@ class Engine:
         self.trackers = trackers
         self.settings = settings
         self.clock = clock
+        # What tickets are scanned for: the patterns of the trackers [links] names (default all)
+        # and the helpdesk's link field with the [links] fields.
+        self._files = mappings or Mappings()
         self._pattern_source: dict[str, tuple[str, ...]] = {}
         self.patterns: dict[str, list[re.Pattern[str]]] = {}
+        self.ticket_patterns: dict[str, list[re.Pattern[str]]] = {}
         self._refresh_patterns()
         self.ticket_pattern = re.compile(helpdesk.ticket_url_pattern())
         self.connectors: dict[str, Connector] = {helpdesk.name: helpdesk, **trackers}
@@ -469,9 +473,11 @@ class Engine:
         if source != self._pattern_source:
             self._pattern_source = source
             self.patterns = compile_patterns(source)
+            self.ticket_patterns = self._files.linking(self.patterns)
 
     def _ticket_page(self, helpdesk: Helpdesk, page: Page, report: PollReport) -> None:
         self._refresh_patterns(learn=True)
+        link_fields = self._files.scanned_fields(helpdesk.link_fields())
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
         todo: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
@@ -494,8 +500,8 @@ class Engine:
             except PayloadError as exc:
                 page.rejected.append(_rejected(ticket.ref.id, exc))
                 continue
-            candidates = ticket_candidates(ticket, prev, comments, self.patterns, helpdesk.link_fields())
-            for field_id, value in unmatched_link_fields(ticket, prev, self.patterns, helpdesk.link_fields()):
+            candidates = ticket_candidates(ticket, prev, comments, self.ticket_patterns, link_fields)
+            for field_id, value in unmatched_link_fields(ticket, prev, self.ticket_patterns, link_fields):
                 log.warning(
                     "the ticket's link field names no issue of a followed tracker; nothing was linked",
                     ticket=ticket.key,
@@ -674,8 +680,20 @@ class Engine:
     ) -> tuple[Ticket, Issue, bool]:
         """Link a ticket to an issue by hand (``syncd link``). Returns (ticket, issue, created)."""
         tracker_name, tracker_conn = self._tracker_for(issue_ref, tracker)
-        ticket = self.helpdesk.get_ticket(ticket_id)
-        issue = tracker_conn.get_issue(issue_ref)
+        try:
+            ticket = self.helpdesk.get_ticket(ticket_id)
+        except (NotFound, Gone):
+            raise SyncdError(
+                f"ticket {ticket_id} was not found in {self.helpdesk.label}: check the number "
+                "(or syncd's account cannot see it)"
+            ) from None
+        try:
+            issue = tracker_conn.get_issue(issue_ref)
+        except (NotFound, Gone):
+            raise SyncdError(
+                f"{issue_ref} was not found in {tracker_conn.label}: check the key "
+                "(or it was deleted, or syncd's account cannot see it)"
+            ) from None
         with self._work() as work:
             self.store.put_snapshot(ticket)
             self.store.put_snapshot(issue)
@@ -698,7 +716,12 @@ class Engine:
             Ref(tracker_name, issue_ref)
         )
         if issue is None:
-            issue = tracker_conn.get_issue(issue_ref)
+            try:
+                issue = tracker_conn.get_issue(issue_ref)
+            except (NotFound, Gone):
+                raise SyncdError(
+                    f"{issue_ref} was not found in {tracker_conn.label}, and syncd has never seen it: check the key"
+                ) from None
         ticket = self.store.get_snapshot(ticket_ref) or self.helpdesk.get_ticket(ticket_id)
         with self._work() as work:
             rows = self.store.links_for_ticket(ticket_ref)

@@ -463,7 +463,8 @@ class FollowUps:
             self._put_promise(promise, ticket.key)
         if due_now:
             issues = [i for i in self.store.get_snapshots(issue_refs).values() if isinstance(i, Issue)]
-            note = plan_promise_due(ticket, issues, due_now, route, self.ports.settings.note_format)
+            settings = self.ports.settings
+            note = plan_promise_due(ticket, issues, due_now, route, settings.note_format, settings.issue_key)
             if ticket.can_update:
                 key = idempotency_key("promise_due", ticket.ref, *sorted(p.id for p in due_now))
                 write = TicketUpdate(
@@ -478,7 +479,13 @@ class FollowUps:
             elif ticket.status == "closed":
                 plans.append(
                     plan_followup_ticket(
-                        ticket, issues, note, route, result.since or self.now, self.ports.settings.note_format
+                        ticket,
+                        issues,
+                        note,
+                        route,
+                        result.since or self.now,
+                        self.ports.settings.note_format,
+                        self.ports.settings.issue_key,
                     )
                 )
         return plans

@@ -662,6 +662,10 @@ class GitHubConnector(Tracker):
             reason = "not_planned"
         return {"state": "closed" if issue.state.is_closed else "open", "reason": reason}
 
+    def key_prefixes(self) -> frozenset[str] | None:
+        """None of the PREFIX-123 form: GitHub keys are owner/repo#12."""
+        return frozenset()
+
     def link_patterns(self) -> list[str]:
         host = re.escape(re.sub(r"^https?://", "", web_root(self.config.url)))
         repos = "|".join(re.escape(r) for r in self.config.repositories)

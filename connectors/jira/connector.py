@@ -622,8 +622,9 @@ class JiraConnector(Tracker):
         }.get(issue.state, "new")
         return {"category": category, "status": issue.state_name}
 
-    def key_prefixes(self) -> tuple[str, ...]:
-        return tuple(self.config.projects)
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The followed project keys."""
+        return frozenset(p.upper() for p in self.config.projects)
 
     def link_patterns(self) -> list[str]:
         keys = "|".join(re.escape(p) for p in self.config.projects)

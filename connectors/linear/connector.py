@@ -531,18 +531,19 @@ class LinearConnector(Tracker):
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         return {"type": issue.state.value, "name": issue.state_name}
 
+    def key_prefixes(self) -> frozenset[str] | None:
+        """The followed team keys; None when every team is followed (``teams = []``)."""
+        return frozenset(t.upper() for t in self.config.teams) or None
+
     def link_patterns(self) -> list[str]:
         workspace = re.escape(self.config.workspace) if self.config.workspace else r"[\w-]+"
         patterns = [rf"https?://linear\.app/{workspace}/issue/(?P<ref>[A-Za-z0-9_]+-\d+)(?![\w-])(?:/[\w%.~-]*)?"]
-        prefixes = self.key_prefixes()
-        if prefixes:
-            keys = "|".join(re.escape(t) for t in prefixes)
+        # The configured teams; with none (every team), those listed or seen so far.
+        teams = self.config.teams or sorted(self._seen_teams)
+        if teams:
+            keys = "|".join(re.escape(t) for t in teams)
             patterns.append(rf"(?<![\w/-])(?P<ref>(?:{keys})-\d+)(?![\w-])")
         return patterns
-
-    def key_prefixes(self) -> tuple[str, ...]:
-        """The configured teams; with none (every team), those listed or seen so far."""
-        return tuple(self.config.teams) or tuple(sorted(self._seen_teams))
 
     # -- writes ---------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ def test_syncd_link_and_unlink_commands(pg, app):
     assert again.exit_code == 0 and "already linked" in again.output
 
     listed = runner.invoke(main, ["links", "--ticket", str(ticket)], env=env)
-    assert key in listed.output and "cli" in listed.output
+    assert key in listed.output and "syncd link" in listed.output  # how it was linked, in words
     history = runner.invoke(main, ["history", str(ticket)], env=env)
     assert "linked" in history.output and "delivered" in history.output
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -206,7 +208,10 @@ def test_promise_list_filters_and_json(env):
     result = env.invoke("promise", "list")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert len(lines) == 3 and "broken" in lines[1] and "#3" in lines[1]
+    assert lines[0].split() == ["ID", "STATE", "TICKET", "PROMISED", "WHEN", "OWNER"]
+    assert len(lines) == 4 and "broken" in lines[2] and "#3" in lines[2]
+    # Deadlines in the time zone of the ticket's route (#2 is mobile: Berlin; #3 product: UTC).
+    assert "by 2026-03-25 10:00 Europe/Berlin" in lines[3] and "by 2026-03-15 09:00 UTC" in lines[2]
     data = json.loads(env.invoke("promise", "list", "--json", "--state", "open").output)
     assert [(p["ticket"], p["what"], p["due_at"]) for p in data] == [("#2", "an update", "2026-03-25T09:00:00Z")]
     data = json.loads(env.invoke("promise", "list", "--json", "--ticket", "#1").output)
@@ -214,6 +219,18 @@ def test_promise_list_filters_and_json(env):
     assert env.invoke("promise", "list", "--ticket", "99").output == "no promises\n"
     err = one_line_error(env.invoke("promise", "list", "--state", "late"))
     assert "--state: unknown state 'late'; write one of open, due, kept, broken, cancelled" in err
+
+
+def test_promise_owners_are_shown_by_name(env):
+    with env.store() as s:
+        s.put_snapshot(replace(s.get_snapshot(Ref("zendesk", "1")), assignee_name="Ada Novak"))
+    added = env.invoke("promise", "add", "1", "a call back", "--due", "2026-03-24")
+    assert added.exit_code == 0, added.output
+    assert added.output.rstrip().endswith(", owner Ada Novak")
+    (line,) = [ln for ln in env.invoke("promise", "list").output.splitlines() if "a call back" in ln]
+    assert line.endswith("by 2026-03-24 17:00 Europe/Berlin  Ada Novak") and " a1" not in line
+    data = json.loads(env.invoke("promise", "list", "--json", "--ticket", "1").output)
+    assert {(p["owner"], p["owner_name"]) for p in data if p["what"] == "a call back"} == {("a1", "Ada Novak")}
 
 
 def test_promise_cancel_by_prefix(env):
@@ -272,7 +289,10 @@ def test_report_per_route_and_since(env):
 def test_report_table_and_csv_to_a_file(env):
     table = env.invoke("report", "--format", "table")
     assert table.exit_code == 0, table.output
-    assert table.output.startswith("syncd review at 2026-03-20T12:00:00Z (all time)")
+    assert table.output.startswith("syncd review at 2026-03-20 12:00 UTC (all time)")
+    # One format for every time in the table: no ISO stamps beside it.
+    assert not re.search(r"\d{4}-\d\d-\d\dT", table.output)
+    assert "flagged 2026-03-10 09:00 UTC, handed over 2026-03-10 13:00 UTC" in table.output
     assert "Owner gaps:" in table.output and "no assignee on ENG-i1" in table.output
     out = env.dir / "review.csv"
     result = env.invoke("report", "--output", str(out))  # the format follows the suffix

@@ -274,3 +274,33 @@ def test_a_link_field_value_no_tracker_recognises_is_logged_with_the_value(world
         world.engine.poll("desk")
     (warning,) = [e for e in logs if e["log_level"] == "warning"]
     assert (warning["ticket"], warning["field"], warning["value"]) == ("#1", "100", "XYZ-9")
+
+
+# -- the mapping files' [links] ---------------------------------------------------------------------
+
+
+def test_links_fields_and_trackers_of_the_mapping_files_decide_what_tickets_are_scanned_for(world, tmp_path):
+    from mappings.routes import Mappings
+
+    world.tracker.put(1)
+    world.tracker.put(2)
+    world.desk.put("1", fields={"777": "ENG-1"})  # a field only the mapping files name
+    world.clock.advance()
+    scanning = Mappings(link_fields=("777",))
+    with Store(tmp_path / "fields.db", clock=world.clock) as store:
+        engine = Engine(
+            store, world.desk, {"tracker": world.tracker}, world.settings, clock=world.clock, mappings=scanning
+        )
+        engine.poll("desk")
+        assert [r.issue for r in store.links_for_ticket(Ref("desk", "1"))] == [ISSUE_1]
+    world.engine.poll("desk")  # without [links] fields: the field is not read
+    assert world.linked_issues("1") == []
+
+    world.ticket_naming("2", "see ENG-2")
+    other_only = Mappings(link_trackers=("elsewhere",))
+    with Store(tmp_path / "trackers.db", clock=world.clock) as store:
+        engine = Engine(
+            store, world.desk, {"tracker": world.tracker}, world.settings, clock=world.clock, mappings=other_only
+        )
+        engine.poll("desk")
+        assert store.links_for_ticket(Ref("desk", "2")) == []  # this tracker's keys are not looked for

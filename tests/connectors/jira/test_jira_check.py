@@ -69,4 +69,4 @@ def test_a_missing_project_an_unfollowed_route_and_an_issue_type_not_offered():
 
 
 def test_the_key_prefixes_are_the_followed_projects():
-    assert make(projects=["ENG", "OPS"]).key_prefixes() == ("ENG", "OPS")
+    assert make(projects=["ENG", "OPS"]).key_prefixes() == frozenset({"ENG", "OPS"})
