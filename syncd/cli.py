@@ -104,7 +104,10 @@ def main(ctx: click.Context, config: str | None, log_level: str | None, log_form
 @click.pass_obj
 @guarded
 def run(obj: Context) -> None:
-    """Run as a service: poll on intervals, deliver, serve /healthz and /metrics.
+    """Run as a service: poll on intervals, deliver, serve /healthz, /metrics and a status page.
+
+    The status page (/ on daemon.health_address) answers this machine only.
+    A health address that cannot be used (a port already taken) exits 2.
 
     SIGTERM or SIGINT finish the step in hand and exit 0; SIGHUP reloads the
     configuration (a bad new one, or one changing what needs a restart such as
