@@ -76,9 +76,12 @@ def gather(store: Store, settings: Any, now: datetime, live: Mapping[str, Any] |
         cursor = cursors.get(name) or {}
         wait = waits.get(name)
         config = settings.connectors.get(name)
-        error = view.get("error")
-        if not view and failed_at is not None and (success is None or failed_at > success):
-            error = seen.get("last_error")  # no daemon view: the last poll (of `syncd once`) failed
+        if live is None and (success or failed_at):
+            # From the store: the last poll noted (by the daemon or by `syncd once`) says.
+            failing = failed_at is not None and (success is None or failed_at > success)
+            error = seen.get("last_error") if failing else None
+        else:
+            error = view.get("error")
         connectors[name] = {
             "kind": config.kind if config is not None else None,
             "role": "helpdesk" if name == settings.sync.helpdesk else "tracker",
@@ -233,6 +236,8 @@ def render_text(status: Mapping[str, Any], now: datetime) -> str:
     out.append(f"store {status['store']['path']} (schema {status['store']['schema_version']})")
     if daemon.get("pid"):
         out.append(f"daemon: pid {daemon['pid']}, last seen {time_text(daemon.get('published_at'))}")
+    else:
+        out.append("daemon: has not run on this store (what follows is from `syncd once`)")
     out.append("")
     rows = []
     for name, c in status["connectors"].items():
