@@ -290,6 +290,19 @@ def test_the_status_page_is_refused_off_loopback_and_healthz_is_not(tmp_path):
             daemon.app.close()
 
 
+def test_a_health_address_this_machine_does_not_have_is_one_line_and_exit_2(tmp_path):
+    with Playground(tmp_path, trackers=("linear",)) as pg:
+        env = {**pg.cli_env(), "SYNCD_DAEMON__HEALTH_ADDRESS": "192.0.2.1:9187"}  # TEST-NET-1: nobody's
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd", "run"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2
+        assert done.stderr == (
+            "syncd: daemon.health_address: cannot listen on 192.0.2.1:9187: this machine has no such address; "
+            "use 127.0.0.1, 0.0.0.0 or one of its own addresses\n"
+        )
+
+
 def test_a_health_port_already_taken_is_one_line_and_exit_2(tmp_path):
     with Playground(tmp_path, trackers=("linear",)) as pg, socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
