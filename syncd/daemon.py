@@ -402,9 +402,9 @@ class Daemon:
         for state_name, count in self.health.outbox.items():
             self.metrics.outbox.labels(state_name).set(count)
         for name, connector in self.app.connectors.items():
-            # The client's count restarts with a reload's new connectors: count on from there.
-            sent, seen = connector.http.stats.requests, self._requests_seen.get(name, 0)
-            self.metrics.requests.labels(name).inc(sent - seen if sent >= seen else sent)
+            # Counted on from what the client had counted at the last step (0 after a reload).
+            sent = connector.http.stats.requests
+            self.metrics.requests.labels(name).inc(max(0, sent - self._requests_seen.get(name, 0)))
             self._requests_seen[name] = sent
         try:
             self.metrics.quarantine.set(self.app.store.stats()["quarantine_open"])
@@ -533,6 +533,7 @@ class Daemon:
             self._reloaded("refused", f"failed to start: {exc}")
         else:
             self._reloaded("applied")
+        self._requests_seen = {}  # the new connectors count their requests from 0
         for name in self.app.connectors:
             self.health.connectors.setdefault(name, ConnectorState())
         for name in list(self.health.connectors):
@@ -609,6 +610,9 @@ class Daemon:
             page = render_html(gather(app.store, app.settings, now, live=self.view()), now)
         except SyncdError as exc:  # the store closed by a reload in hand, say: the next refresh shows it
             return f"status unavailable for a moment: {exc}\n".encode(), 503, "text/plain; charset=utf-8"
+        except Exception as exc:  # a reload swapping what the page reads: logged, the daemon goes on
+            log.warning("the status page could not be made", error=repr(exc))
+            return b"status unavailable for a moment; refresh\n", 503, "text/plain; charset=utf-8"
         return page.encode("utf-8"), 200, "text/html; charset=utf-8"
 
     def stop_health_server(self) -> None:

@@ -320,3 +320,27 @@ def test_a_health_port_already_taken_is_one_line_and_exit_2(tmp_path):
         )
         # Nothing was polled: the store lock is free for the next start.
         assert pg.zendesk.total_requests() == 0
+
+
+def test_an_ipv6_loopback_health_address_serves_the_page(tmp_path):
+    from syncd.app import build_app
+    from syncd.config import DaemonSettings
+    from syncd.daemon import Daemon
+
+    if not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    with Playground(tmp_path, trackers=("linear",)) as pg:
+        settings = pg.settings().model_copy(update={"daemon": DaemonSettings(health_address=f"[::1]:{port}")})
+        daemon = Daemon(lambda: settings, lambda s: build_app(s, sleep=lambda _: None))
+        daemon.start_health_server()
+        try:
+            daemon.step()
+            status, body = get(f"http://[::1]:{port}/")
+            assert status == 200 and "<h2>Connectors</h2>" in body
+            assert get(f"http://[::1]:{port}/healthz")[0] == 200
+        finally:
+            daemon.stop_health_server()
+            daemon.app.close()
