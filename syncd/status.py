@@ -47,6 +47,15 @@ WRITE_WORDS = {
     "issue.make_opaque": "privacy rewrite",
 }
 
+# What each kind of event in the history is, in words (others: the kind with spaces).
+EVENT_WORDS = {
+    "followup_ticket": "follow-up ticket",
+    "privacy": "made opaque (public place)",
+    "privacy_kept": "left as edited (public place)",
+    "issue_gone": "issue gone",
+    "dead_letter": "dead letter",
+}
+
 
 def _age(at: datetime | None, now: datetime) -> float | None:
     return None if at is None else round(max(0.0, (now - at).total_seconds()), 1)
@@ -127,7 +136,7 @@ def gather(store: Store, settings: Any, now: datetime, live: Mapping[str, Any] |
     history = [
         {
             "at": format_time(event.at),
-            "what": event.kind.replace("_", " "),
+            "what": EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
             "summary": event.summary,
             "ticket": named(event.ticket),
             "issue": named(event.issue),
