@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.sandbox.harness import Playground
+from syncd.store import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -78,6 +79,8 @@ class Page(HTMLParser):
         self.refresh: str | None = None
         self.scripts = 0
         self.texts: dict[str, str] = {}
+        self.title = ""
+        self._in_title = False
         self._table: str | None = None
         self._cell: list[str] | None = None
         self._id: str | None = None
@@ -96,11 +99,15 @@ class Page(HTMLParser):
             self.refresh = a.get("content")
         elif tag == "script":
             self.scripts += 1
+        elif tag == "title":
+            self._in_title = True
         if a.get("id"):
             self._id = a["id"]
             self.texts[self._id] = ""
 
     def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
         if tag in ("td", "th") and self._cell is not None and self._table is not None:
             self.tables[self._table][-1].append("".join(self._cell).strip())
             self._cell = None
@@ -110,6 +117,8 @@ class Page(HTMLParser):
             self._id = None
 
     def handle_data(self, data):
+        if self._in_title:
+            self.title += data
         if self._cell is not None:
             self._cell.append(data)
         if self._id is not None:
@@ -200,6 +209,11 @@ def test_the_status_page_in_a_browser_shows_a_dead_letter_the_test_caused(runnin
     assert all(row[2] == "ok" and row[3].endswith("ago)") for row in connectors.values())
     assert page.tables.get("dead-letters") is None  # "none"
 
+    # A record set aside whose reason is markup and script: the browser shows it as text and runs nothing.
+    hostile = "<script>document.title='owned'</script><img src=x onerror=\"document.title='owned'\"> & \"q\""
+    with Store(pg.store_path, shared=True) as store:
+        store.quarantine("linear", None, hostile, {})  # no record id: not read again, it stays
+
     # Every write to a ticket now fails with a 500, and one attempt is all the daemon makes:
     # an engineer moves a linked issue, and the note it gives the ticket is a dead letter.
     links = subprocess.run(
@@ -213,6 +227,8 @@ def test_the_status_page_in_a_browser_shows_a_dead_letter_the_test_caused(runnin
 
     page = Page(render(chromium, base + "/"))
     assert page.texts["overall"] == "needs attention"
+    assert page.title == "syncd status" and page.scripts == 0
+    assert [r[4] for r in page.tables["quarantine"][1:]] == [hostile]
     header, *dead = page.tables["dead-letters"]
     assert header == ["Id", "Write", "To", "Attempts", "Error"]
     [row] = [r for r in dead if r[2] == f"zendesk {ticket}"]
