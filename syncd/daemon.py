@@ -20,6 +20,10 @@ delivered to it, one info log line, the others go on (see
 :mod:`syncd.ratelimits`); /healthz, /metrics and ``syncd status`` show it.
 Each connector's state is written to the store, so ``syncd status`` shows
 it next to the outbox backlog.
+
+The health address serves /healthz, /metrics and, at /, a status page (the
+facts of :mod:`syncd.status`, refreshing itself) to loopback clients only:
+it has no login. An address that cannot be bound stops the start (exit 2).
 """
 
 from __future__ import annotations
