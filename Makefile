@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types fuzz bench chaos sandbox clean
+.PHONY: demo test lint types browser fuzz bench chaos sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: $(STAMP)
 TEST_ZONES ?= Pacific/Kiritimati America/St_Johns UTC
 ZONE_RUNS := $(VENV)/zone-runs
 
-test: $(STAMP) lint types
+test: $(STAMP) lint types browser
 	@rm -rf $(ZONE_RUNS) && mkdir -p $(ZONE_RUNS); \
 	( for tz in $(TEST_ZONES); do \
 	    log=$(ZONE_RUNS)/$$(echo $$tz | tr / -); \
@@ -39,6 +39,22 @@ test: $(STAMP) lint types
 	done; \
 	echo "All clocks, the machine's zone: $$(tail -n 1 $(ZONE_RUNS)/main.log)"; \
 	exit $$status
+
+# Debian's chromium for the status page's browser test (tests/e2e/test_status_page.py),
+# installed where it is missing and we are root. Without a browser that test fails and
+# says how to get one (SYNCD_SKIP_BROWSER=1 skips it, saying so).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -z "$$SYNCD_CHROMIUM" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the status page's browser test"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	      || echo "could not install chromium: the browser test will fail and say so"; \
+	  else \
+	    echo "no chromium, and not root with apt-get: the browser test will fail; install chromium first"; \
+	  fi; \
+	fi
 
 # Lint and format check (ruff; settings in pyproject.toml). `ruff format .` mends the format.
 lint: $(STAMP)

@@ -104,7 +104,10 @@ def main(ctx: click.Context, config: str | None, log_level: str | None, log_form
 @click.pass_obj
 @guarded
 def run(obj: Context) -> None:
-    """Run as a service: poll on intervals, deliver, serve /healthz and /metrics.
+    """Run as a service: poll on intervals, deliver, serve /healthz, /metrics and a status page.
+
+    The status page (/ on daemon.health_address) answers this machine only.
+    A health address that cannot be used (a port already taken) exits 2.
 
     SIGTERM or SIGINT finish the step in hand and exit 0; SIGHUP reloads the
     configuration (a bad new one, or one changing what needs a restart such as
@@ -145,6 +148,9 @@ def once(obj: Context, as_json: bool) -> None:
     """
     with obj.app() as app:
         report = app.engine.cycle()
+        for poll in report.polls:  # for `syncd status`: last success, last error
+            if poll.error or poll.rate_limited_until is None:
+                app.store.note_poll(poll.connector, report.now or app.engine.clock(), poll.error)
         if as_json:
             click.echo(
                 json.dumps(
@@ -483,35 +489,31 @@ def history(obj: Context, ticket: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
 @click.pass_obj
 @guarded
 def status(obj: Context, as_json: bool) -> None:
-    """The store at a glance: links, outbox backlog, quarantine, cursors, and
-    each connector as the daemon last saw it (rate_limited_until: parked for
-    its service's rate limit until then, UTC)."""
-    from syncd.errors import until_text
-    from syncd.ratelimits import waits_in_store
-    from syncd.records import format_time
+    """syncd's state at a glance; works while the daemon runs.
 
-    with obj.app(readonly=True) as app:
-        stats = app.store.stats()
-        # As the daemon last saw each connector (a paused one says why).
-        stats["connectors"] = app.store.daemon_status().get("connectors", {})
-        now = app.engine.clock()
-        waits = waits_in_store(app.store, now)  # written by the daemon or by `syncd once`
-        for name, view in stats["connectors"].items():
-            if isinstance(view, dict):
-                view["rate_limited_until"] = None
-        for name, wait in waits.items():
-            stats["connectors"].setdefault(name, {})["rate_limited_until"] = format_time(wait.until)
-        if as_json:
-            click.echo(json.dumps(stats, indent=2, default=str))
-            return
-        for key, value in stats.items():
-            click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
-        for name, wait in waits.items():
-            click.echo(f"{name}: waiting for {wait.service}'s rate limit until {until_text(wait.until, now)}")
+    \b
+    Per connector: its state, last success (its last poll that went through),
+    lag (how long the oldest write waiting for it has waited), cursor age
+    (since its feed last brought something new) and last error. Then links,
+    the outbox backlog, dead letters, quarantine, promises past due and
+    broken, and the daemon's last reload. Times in UTC. The daemon serves the
+    same as a page at http://<daemon.health_address>/ (loopback only).
+    """
+    from syncd.status import gather, render_text
+    from syncd.store import Store
+
+    settings = obj.settings()
+    with Store(settings.store_path, readonly=True, clock=_now) as store:
+        now = _now()
+        facts = gather(store, settings, now)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+    else:
+        click.echo(render_text(facts, now), nl=False)
 
 
 # -- outbox and quarantine -------------------------------------------------------------------------

@@ -20,14 +20,20 @@ delivered to it, one info log line, the others go on (see
 :mod:`syncd.ratelimits`); /healthz, /metrics and ``syncd status`` show it.
 Each connector's state is written to the store, so ``syncd status`` shows
 it next to the outbox backlog.
+
+The health address serves /healthz, /metrics and, at /, a status page (the
+facts of :mod:`syncd.status`, refreshing itself) to loopback clients only:
+it has no login. An address that cannot be bound stops the start (exit 2).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -37,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from syncd.app import App, handoff_mappings
@@ -45,11 +51,14 @@ from syncd.config import Settings
 from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
 from syncd.ratelimits import Wait
 from syncd.records import format_time
+from syncd.status import gather, loopback, render_html
 
 log = structlog.get_logger("syncd.daemon")
 
 AUTH_RETRY_SECONDS = 300.0
-# Where the daemon keeps its view of each connector in the store (record_meta).
+# The daemon's view in the store is rewritten when it changes, and at least this often
+# (``syncd status`` shows when the daemon last wrote it).
+PUBLISH_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -105,6 +114,19 @@ class Health:
         }
 
 
+def _bind_reason(exc: OSError) -> str:
+    """Why the health address could not be bound, and what to do, in words."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (another syncd, or another program); stop it or choose another port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); choose a port above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "this machine has no such address; use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name does not resolve ({exc.strerror}); use an IP address"
+    return exc.strerror or str(exc)
+
+
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts else None
 
@@ -125,8 +147,23 @@ class Metrics:
             "Texts in a place that turned public left as they were: someone edited them after syncd wrote them",
             registry=self.registry,
         )
-        self.requests = Gauge(
+        self.requests = Counter(
             "syncd_http_requests", "HTTP requests sent per connector", ["connector"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "syncd_last_success_timestamp_seconds",
+            "When each connector's last poll went through (Unix time)",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.cycle_seconds = Histogram(
+            "syncd_cycle_duration_seconds",
+            "How long a step took: the polls that were due, then delivery",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.quarantine = Gauge(
+            "syncd_quarantine_records", "Records set aside because they could not be read", registry=self.registry
         )
         self.rate_limit_waits = Counter(
             "syncd_rate_limit_waits",
@@ -216,6 +253,8 @@ class Daemon:
         self._watchdog: threading.Timer | None = None
         self._delivery_paused_at: dict[str, float] = {}
         self._published: dict | None = None
+        self._published_at = 0.0
+        self._requests_seen: dict[str, int] = {}
         self.health = Health()
         self.metrics = Metrics()
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
@@ -275,7 +314,11 @@ class Daemon:
         return float(config.poll_interval or self.app.settings.daemon.poll_interval)
 
     def run(self) -> int:
-        self.start_health_server()
+        try:
+            self.start_health_server()
+        except BaseException:
+            self.app.close()
+            raise
         log.info("syncd running", connectors=list(self.app.connectors), store=str(self.app.settings.store_path))
         try:
             while True:
@@ -303,6 +346,13 @@ class Daemon:
 
     def step(self) -> None:
         """Poll every connector that is due, then deliver the outbox."""
+        started = self.clock()
+        try:
+            self._step()
+        finally:
+            self.metrics.cycle_seconds.observe(max(0.0, self.clock() - started))
+
+    def _step(self) -> None:
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
         for name, state in self.health.connectors.items():
@@ -322,6 +372,7 @@ class Daemon:
                 state.last_error = report.error
                 state.paused_auth = report.auth_failed
                 self.metrics.polls.labels(name, "error").inc()
+                self._note_poll(name, report.error)
             elif report.rate_limited_until is not None:
                 state.last_error = None  # the service's flow control, not a failure
                 self.metrics.polls.labels(name, "rate_limited").inc()
@@ -329,6 +380,8 @@ class Daemon:
                 state.last_error = None
                 state.last_ok = time.time()
                 self.metrics.polls.labels(name, "ok").inc()
+                self.metrics.last_success.labels(name).set(self.app.engine.clock().timestamp())
+                self._note_poll(name, None)
             interval = self.auth_retry if state.paused_auth else self.interval(name)
             state.next_poll = self.clock() + interval * (1 + random.uniform(-jitter, jitter))
             self._parked(name, state, self.clock())
@@ -353,9 +406,22 @@ class Daemon:
         for state_name, count in self.health.outbox.items():
             self.metrics.outbox.labels(state_name).set(count)
         for name, connector in self.app.connectors.items():
-            self.metrics.requests.labels(name).set(connector.http.stats.requests)
+            # Counted on from what the client had counted at the last step (0 after a reload).
+            sent = connector.http.stats.requests
+            self.metrics.requests.labels(name).inc(max(0, sent - self._requests_seen.get(name, 0)))
+            self._requests_seen[name] = sent
+        try:
+            self.metrics.quarantine.set(self.app.store.stats()["quarantine_open"])
+        except SyncdError as exc:
+            log.warning("could not read the quarantine's size", error=str(exc))
         self.health.cycles += 1
         self._publish()
+
+    def _note_poll(self, name: str, error: str | None) -> None:
+        try:
+            self.app.store.note_poll(name, self.app.engine.clock(), error)
+        except SyncdError as exc:
+            log.warning("could not record the poll in the store", connector=name, error=str(exc))
 
     def _check_presence(self) -> None:
         """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""
@@ -391,27 +457,41 @@ class Daemon:
             if name not in paused:
                 self._delivery_paused_at.pop(name)
 
-    def _publish(self) -> None:
-        """Keep each connector's state in the store for ``syncd status`` (written when it changes)."""
+    def view(self) -> dict:
+        """The daemon's own view for ``syncd status`` and the status page (see :func:`syncd.status.gather`)."""
         paused_delivery = self.app.engine.deliverer.paused
-        view = {
-            name: {
-                "ok": not s.last_error and name not in paused_delivery,
-                "error": s.last_error,
-                "polling_paused": s.paused_auth,
-                "delivery_paused": paused_delivery.get(name),
-                "rate_limited_until": format_time(s.rate_limited_until),
-            }
-            for name, s in self.health.connectors.items()
+        reload = self.health.last_reload
+        return {
+            "connectors": {
+                name: {
+                    "ok": not s.last_error and name not in paused_delivery,
+                    "error": s.last_error,
+                    "polling_paused": s.paused_auth,
+                    "delivery_paused": paused_delivery.get(name),
+                    "rate_limited_until": format_time(s.rate_limited_until),
+                }
+                for name, s in self.health.connectors.items()
+            },
+            "pid": os.getpid(),
+            "cycles": self.health.cycles,
+            "last_reload": None
+            if reload is None
+            else {"at": _iso(reload.at), "outcome": reload.outcome, "reason": reload.reason},
         }
-        if view == self._published:
+
+    def _publish(self) -> None:
+        """Keep the daemon's view in the store for ``syncd status``: written when it changes
+        (the count of cycles aside), and every PUBLISH_EVERY_SECONDS."""
+        view = self.view()
+        same = {**view, "cycles": None} == {**(self._published or {}), "cycles": None}
+        if same and self.clock() - self._published_at < PUBLISH_EVERY_SECONDS:
             return
         try:
-            self.app.store.set_daemon_status({"connectors": view, "pid": os.getpid()})
+            self.app.store.set_daemon_status({**view, "at": format_time(self.app.engine.clock())})
         except SyncdError as exc:
             log.warning("could not record connector status in the store", error=str(exc))
             return
-        self._published = view
+        self._published, self._published_at = view, self.clock()
 
     def _credentials_back(self, name: str, state: ConnectorState) -> bool:
         try:
@@ -457,6 +537,7 @@ class Daemon:
             self._reloaded("refused", f"failed to start: {exc}")
         else:
             self._reloaded("applied")
+        self._requests_seen = {}  # the new connectors count their requests from 0
         for name in self.app.connectors:
             self.health.connectors.setdefault(name, ConnectorState())
         for name in list(self.health.connectors):
@@ -486,7 +567,10 @@ class Daemon:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.startswith("/healthz"):
+                path = self.path.split("?", 1)[0]
+                if path in ("/", "/status"):
+                    body, status, ctype = daemon.status_page(self.client_address[0])
+                elif self.path.startswith("/healthz"):
                     body = json.dumps(daemon.health.as_dict()).encode()
                     status = 200 if daemon.health.as_dict()["status"] == "ok" else 503
                     ctype = "application/json"
@@ -500,13 +584,40 @@ class Daemon:
                 self.end_headers()
                 self.wfile.write(body)
 
+        host = host.strip("[]") or "127.0.0.1"
+        server = ThreadingHTTPServer
+        if ":" in host:
+
+            class Server6(ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+
+            server = Server6
         try:
-            self._http = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+            self._http = server((host, int(port)), Handler)
         except OSError as exc:
-            log.error("health endpoint not started", address=address, error=str(exc))
-            return
+            raise ConfigError([f"daemon.health_address: cannot listen on {address}: {_bind_reason(exc)}"]) from None
         threading.Thread(target=self._http.serve_forever, name="syncd-health", daemon=True).start()
-        log.info("health endpoint listening", address=f"http://{address}/healthz")
+        log.info("health endpoint listening", address=f"http://{address}/healthz", status_page=f"http://{address}/")
+
+    def status_page(self, peer: str) -> tuple[bytes, int, str]:
+        """The status page for a client at ``peer``: served to loopback only (it has no login)."""
+        if not loopback(peer):
+            return (
+                b"syncd's status page is served to this machine only (it has no login); reach it through an SSH "
+                b"tunnel, or a reverse proxy on this machine that asks for one. /healthz and /metrics answer here.\n",
+                403,
+                "text/plain; charset=utf-8",
+            )
+        app = self.app
+        try:
+            now = app.engine.clock()
+            page = render_html(gather(app.store, app.settings, now, live=self.view()), now)
+        except SyncdError as exc:  # the store closed by a reload in hand, say: the next refresh shows it
+            return f"status unavailable for a moment: {exc}\n".encode(), 503, "text/plain; charset=utf-8"
+        except Exception as exc:  # a reload swapping what the page reads: logged, the daemon goes on
+            log.warning("the status page could not be made", error=repr(exc))
+            return b"status unavailable for a moment; refresh\n", 503, "text/plain; charset=utf-8"
+        return page.encode("utf-8"), 200, "text/html; charset=utf-8"
 
     def stop_health_server(self) -> None:
         if self._http:

@@ -736,9 +736,12 @@ class Store:
     @_writes
     def set_cursor(self, connector: str, value: str | None) -> None:
         self._x(
+            # updated_at is when the feed's position last moved (``syncd status``: cursor age);
+            # a poll that brings nothing new leaves it.
             "INSERT INTO cursors (connector, value, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (connector) DO UPDATE SET value = excluded.value, "
-            "updated_at = excluded.updated_at",
+            "updated_at = CASE WHEN cursors.value IS excluded.value THEN cursors.updated_at "
+            "ELSE excluded.updated_at END",
             [connector, value, self._now()],
         )
 
@@ -827,6 +830,41 @@ class Store:
     def daemon_status(self) -> dict[str, Any]:
         rows = self._q("SELECT value FROM meta WHERE key = 'daemon_status'")
         return _loads(rows[0][0]) if rows else {}
+
+    @_writes
+    def note_poll(self, connector: str, at: datetime, error: str | None = None) -> None:
+        """A poll of ``connector`` ended at ``at``: a success (no ``error``) or a failure saying why.
+        Kept per connector (last success, last error and when) for ``syncd status``."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'polls'")
+        polls = _loads(rows[0][0]) if rows else {}
+        seen = polls.setdefault(connector, {})
+        if error is None:
+            seen["last_success"] = _ts(at)
+        else:
+            seen["last_error"], seen["last_error_at"] = redact_text(error)[:_MAX_ERROR_CHARS], _ts(at)
+        self._x(
+            "INSERT INTO meta (key, value) VALUES ('polls', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [_json(polls)],
+        )
+
+    @_reads
+    def polls(self) -> dict[str, dict[str, Any]]:
+        """Per connector: ``last_success``, ``last_error`` and ``last_error_at`` (datetimes), as noted."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'polls'")
+        saved = _loads(rows[0][0]) if rows else {}
+        return {
+            name: {k: (parse_time(v) if k.endswith(("_success", "_at")) else v) for k, v in seen.items()}
+            for name, seen in (saved.items() if isinstance(saved, dict) else [])
+        }
+
+    @_reads
+    def waiting_by_connector(self) -> dict[str, tuple[int, datetime]]:
+        """Writes not yet delivered (pending or sending) per connector: how many, and when the oldest was planned."""
+        rows = self._q(
+            "SELECT connector, count(*), min(created_at) FROM outbox WHERE state IN ('pending', 'sending') "
+            "GROUP BY connector"
+        )
+        return {c: (n, _stamp(oldest)) for c, n, oldest in rows}
 
     @_writes
     def set_rate_limits(self, waits: dict[str, dict[str, Any]]) -> None:

@@ -195,13 +195,14 @@ def test_refused_credentials_pause_one_connector_with_one_log_line_and_resume_wh
             assert pg.zendesk.agent_url(ticket) in [a["url"] for a in pg.linear.issue(key)["attachments"]]
             assert daemon.health.as_dict()["status"] == "ok"
             status = json.loads(syncd(pg, "status", "--json").stdout)
-            assert status["connectors"]["linear"] == {
+            linear = status["connectors"]["linear"]
+            assert {k: linear[k] for k in ("ok", "error", "polling_paused", "delivery_paused")} == {
                 "ok": True,
                 "error": None,
                 "polling_paused": False,
                 "delivery_paused": None,
-                "rate_limited_until": None,
             }
+            assert linear["rate_limited_until"] is None and "not authenticated" in linear["last_error"]
         finally:
             daemon.app.close()
 
