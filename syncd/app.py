@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
@@ -55,6 +56,7 @@ def plan_settings(settings: Settings, helpdesk: Helpdesk, trackers: dict[str, Tr
         reopen_statuses=tuple(settings.sync.reopen_statuses),
         note_format=helpdesk.text_format,
         attachment_formats={name: t.attachment_format for name, t in (trackers or {}).items()},
+        existing_links=settings.sync.existing_links,
     )
 
 
@@ -104,11 +106,13 @@ def build_app(
     shared: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] = utc_now,
+    store_path: Path | None = None,
 ) -> App:
+    """``store_path``: another store file than the configured one (``syncd once --dry-run`` plans in a copy)."""
     # Read-only commands (status, history...) inspect the store; only the
     # ones that run the engine need the mapping files to be good.
     mappings = None if readonly else handoff_mappings(settings)
-    store = Store(settings.store_path, readonly=readonly, shared=shared, clock=clock)
+    store = Store(store_path or settings.store_path, readonly=readonly, shared=shared, clock=clock)
     try:
         connectors = build_connectors(settings, sleep=sleep, clock=clock)
         helpdesk = connectors[settings.sync.helpdesk]

@@ -45,6 +45,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.privacy import written_for
+from syncd.progress import Progress
 from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
@@ -95,6 +96,7 @@ class Deliverer:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         stop_requested: Callable[[], bool] = lambda: False,
         parking: Parking | None = None,
+        progress: Callable[[], Progress | None] = lambda: None,
     ):
         self.store = store
         self.stop_requested = stop_requested
@@ -107,9 +109,14 @@ class Deliverer:
         # Connectors waiting out a rate limit: nothing is sent to them before its end.
         self.parking = parking if parking is not None else Parking(store, connectors, clock)
         self._drafts: dict[int, str] = {}  # create action id -> which draft went ("private"/"public")
+        self.progress = progress  # the run's progress, if someone watches it
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
+        progress = self.progress()
+        if progress is not None:
+            counts = self.store.outbox_counts()
+            progress.delivering(counts["pending"] + counts["sending"])
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
             due = [
@@ -172,6 +179,7 @@ class Deliverer:
                 self.store.mark_done(row.id, {"found_marker": True, **found})
                 self._event(row, "delivered", "found already written (after an interruption)")
                 report.already += 1
+                self._sent(delivered=1)
                 return
             self.store.mark_sending(row.id)
             sent = True
@@ -358,6 +366,7 @@ class Deliverer:
                 )
             self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))
         report.done += 1
+        self._sent(delivered=1)
 
     def _done_opaque(self, row: OutboxRow, result: OpaqueResult, report: DeliveryReport) -> None:
         """A rewrite for a place that turned public: what it rewrote, and what it had to leave."""
@@ -371,6 +380,7 @@ class Deliverer:
             )
             self._event(row, "delivered", _describe(row, result=result))
         report.done += 1
+        self._sent(delivered=1)
         report.privacy_rewritten += len(result.rewritten)
         report.privacy_kept += len(kept)
         if kept:
@@ -413,6 +423,12 @@ class Deliverer:
                 retry_at=format_time(retry_at),
             )
         report.errors.append(error)
+        self._sent(failed=1)
+
+    def _sent(self, delivered: int = 0, failed: int = 0) -> None:
+        progress = self.progress()
+        if progress is not None:
+            progress.sent(delivered, failed)
 
     def _retry_at(self, attempts: int, retry_after: float | None = None) -> datetime:
         delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
@@ -487,6 +503,11 @@ ROUTES: dict[type[Write], Route] = {
 def _read(row: OutboxRow) -> Write | None:
     """The row's write; None for an op this version does not know."""
     return read(row.op, row.payload) if row.op in BY_OP else None
+
+
+def describe_write(row: OutboxRow, connector: Connector | None = None) -> str:
+    """What an outbox row writes, as a person reads it (``syncd once --dry-run``, the history)."""
+    return _describe(row, connector)
 
 
 def _describe(row: OutboxRow, connector: Connector | None = None, result: OpaqueResult | None = None) -> str:

@@ -1665,3 +1665,29 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def scratch_copy(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock = _utcnow) -> int:
+    """A throwaway copy of the store at ``source`` for planning without keeping
+    anything (``syncd once --dry-run``); returns the highest outbox id it holds
+    (0 with no store yet: ``target`` is then left for a fresh store).
+
+    The copy is taken as :func:`backup` takes one (safe while the daemon
+    runs), and is told it is the file it is: a copy is otherwise marked as
+    possibly behind the services, which would plan differently from the real
+    store."""
+    source, target = Path(source), Path(target)
+    if not source.exists():
+        return 0
+    backup(source, target, clock=clock)
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [str(os.stat(target).st_ino)],
+        )
+        row = conn.execute("SELECT max(id) FROM outbox").fetchone()
+    finally:
+        conn.close()
+    return int(row[0] or 0)
