@@ -42,7 +42,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from syncd.app import App, handoff_mappings
 from syncd.config import Settings
+from syncd.delivery import DeliveryReport
 from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
+from syncd.page import PollReport
 from syncd.ratelimits import Wait
 from syncd.records import format_time
 
@@ -221,6 +223,7 @@ class Daemon:
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
         self._http: ThreadingHTTPServer | None = None
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
+        self._waits_begun = 0  # rate-limit waits begun in the step in hand (for its log line)
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
@@ -231,6 +234,7 @@ class Daemon:
 
     def _on_rate_limit(self, wait: Wait, seconds: float, begun: bool) -> None:
         if begun:
+            self._waits_begun += 1
             self.metrics.rate_limit_waits.labels(wait.connector).inc()
         self.metrics.rate_limit_seconds.labels(wait.connector).inc(seconds)
 
@@ -305,6 +309,8 @@ class Daemon:
         """Poll every connector that is due, then deliver the outbox."""
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
+        self._waits_begun = 0
+        polled: list[PollReport] = []
         for name, state in self.health.connectors.items():
             if self.stopping():
                 return
@@ -316,6 +322,7 @@ class Daemon:
                 state.next_poll = now + self.auth_retry
                 continue
             report = self.app.engine.poll(name)
+            polled.append(report)
             state.polls += 1
             self.metrics.records.labels(name).inc(report.records)
             if report.error:
@@ -356,6 +363,29 @@ class Daemon:
             self.metrics.requests.labels(name).set(connector.http.stats.requests)
         self.health.cycles += 1
         self._publish()
+        self._log_cycle(polled, delivery)
+
+    def _log_cycle(self, polled: list[PollReport], delivery: DeliveryReport) -> None:
+        """One info line per cycle: what changed, what was delivered or failed, who waits for a rate limit."""
+        parked = {
+            name: format_time(s.rate_limited_until)
+            for name, s in self.health.connectors.items()
+            if s.rate_limited_until
+        }
+        log.info(
+            "cycle",
+            polled=[r.connector for r in polled],
+            changed=sum(r.changed for r in polled),
+            links=sum(r.links for r in polled),
+            planned=sum(r.actions for r in polled),
+            delivered=delivery.done + delivery.already,
+            failed=delivery.failed + delivery.dead,
+            dead=delivery.dead,
+            poll_errors=sum(1 for r in polled if r.error),
+            rate_limit_waits=self._waits_begun,
+            waiting_for_rate_limit=parked,
+            pending=self.health.outbox.get("pending", 0) + self.health.outbox.get("sending", 0),
+        )
 
     def _check_presence(self) -> None:
         """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""

@@ -77,6 +77,7 @@ class Progress:
         self.to_deliver: int | None = None  # writes due when delivery began, and planned since
         self.wait: tuple[str, datetime] | None = None  # (service, until) of the wait in hand
         self.shown_any = False
+        self.finished = False
 
     # -- what the run tells -------------------------------------------------------------------
 
@@ -157,8 +158,9 @@ class Progress:
         if self.wait is not None:
             service, until = self.wait
             parts.append(f"waiting for {service}'s rate limit until {until_text(until, self.wall())}")
-        eta = self.eta()
-        if eta is not None:
+        # A wait's end says more than the pace; a finished run has nothing left.
+        eta = self.eta() if self.wait is None and not self.finished else None
+        if eta is not None and eta >= 1:
             parts.append(f"about {duration_text(eta)} left")
         return " · ".join(parts)
 
@@ -173,8 +175,12 @@ class Progress:
         self.output(self.line())
 
     def finish(self) -> None:
-        """The run is over: a live line is ended (the summary follows on its own line)."""
+        """The run is over: on a terminal the line shows where it ended and is closed
+        (the summary follows on its own line); off a terminal nothing more is said."""
+        self.done_feeds.update(self.feeds)  # what was read is all there was
+        self.finished = True
         if self.live and self.shown_any:
+            self.output(self.line())
             self.output("")
 
 
@@ -190,16 +196,14 @@ def duration_text(seconds: float) -> str:
 
 
 class TerminalLine:
-    """Writes progress lines to a terminal stream, each over the last (``\\r``, cleared to the end)."""
+    """Writes progress lines to a terminal stream, each over the last (``\\r``, cleared to the end);
+    an empty line ends the last one."""
 
     def __init__(self, stream):
         self.stream = stream
 
     def __call__(self, text: str) -> None:
-        if text:
-            self.stream.write("\r\x1b[K" + text)
-        else:
-            self.stream.write("\r\x1b[K")
+        self.stream.write("\r\x1b[K" + text if text else "\n")
         self.stream.flush()
 
 
