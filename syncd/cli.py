@@ -554,12 +554,60 @@ def outbox_list(obj: Context, state: str | None) -> None:
 @click.pass_obj
 @guarded
 def outbox_retry(obj: Context, action_id: int) -> None:
-    """Send a dead action again at the next delivery."""
-    app, _ = _open_for_write(obj)
+    """Send a dead action again at the next delivery.
+
+    An escalation's issue create is not sent again as it was: its handoff is
+    planned again against the current mapping files, as `syncd escalate`
+    does, so a fixed route takes effect."""
+    from syncd.writes import ISSUE_CREATE
+
+    app, deliver = _open_for_write(obj)
     with app:
+        row = app.store.get_action(action_id)
+        if row is not None and row.op == ISSUE_CREATE and row.state in ("dead", "pending"):
+            click.echo(f"action {action_id} creates the issue of ticket {row.payload.get('ticket')}'s handoff:")
+            _escalate(app, str(row.payload.get("ticket")), deliver)
+            return
         if not app.store.retry_action(action_id):
             fail(f"no dead action with id {action_id} (see: syncd outbox list --state dead)", EXIT_USAGE)
         click.echo(f"action {action_id} will be retried")
+
+
+@main.command()
+@click.argument("ticket")
+@click.pass_obj
+@guarded
+def escalate(obj: Context, ticket: str) -> None:
+    """Hand TICKET over to product again, against the current mapping files.
+
+    For a follow-up whose issue the tracker refused to create (a bad route, a
+    missing permission: the agent got a note saying so): after the route is
+    fixed, this drops the refused create and plans a new one to wherever the
+    route sends it now. Refused, changing nothing, when the ticket has no
+    route, is not flagged, is already linked or is not complete.
+    """
+    app, deliver = _open_for_write(obj)
+    with app:
+        _escalate(app, _ticket_id(ticket), deliver)
+
+
+def _escalate(app: Any, ticket_id: str, deliver: bool) -> None:
+    outcome = app.engine.escalate(ticket_id)
+    before = sorted(set(outcome.earlier_places))
+    was = f" (instead of {', '.join(before)})" if before and before != [outcome.place] else ""
+    click.echo(
+        f"ticket {ticket_id}: handoff planned again by route {outcome.route!r}: "
+        f"the issue is created in {outcome.tracker} {outcome.place}{was}"
+    )
+    if deliver:
+        report = app.engine.deliver()
+        click.echo(
+            f"delivered {report.done} write(s)" + (f", {report.failed + report.dead} failed" if report.errors else "")
+        )
+        if report.errors:
+            sys.exit(EXIT_FAILED)
+    else:
+        click.echo("the running daemon will deliver the writes")
 
 
 @outbox.command("drop")

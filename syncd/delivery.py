@@ -67,6 +67,11 @@ log = structlog.get_logger("syncd.delivery")
 
 BULK_MIN = 2  # fewer tickets than this go one by one
 
+# Why a tracker refused an escalation's create for good (kept in the action's result).
+NO_SUCH_PLACE = "no_such_place"  # no such team, project or repository, or not visible to syncd's account
+PERMISSION = "permission"  # the account works but may not create issues there
+REFUSED = "refused"  # any other refusal that sending again would not change
+
 
 @dataclass
 class DeliveryReport:
@@ -188,6 +193,12 @@ class Deliverer:
             self._wait(row, exc, report, sent=sent)
             return
         except AuthError as exc:
+            if isinstance(write, CreateIssue) and self._credentials_work(connector):
+                # The account works, but may not create issues where the route sends them.
+                self._refused(
+                    row, f"{exc} (the account's credentials work: it may not create there)", report, PERMISSION
+                )
+                return
             # Due again as soon as the credentials work (the pause holds it till then).
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
@@ -195,13 +206,18 @@ class Deliverer:
         except Gone as exc:
             if write.drops_when_gone:
                 self._drop_gone(row, str(exc), report)
+            elif isinstance(write, CreateIssue):
+                self._refused(row, str(exc), report, REFUSED)  # e.g. issues turned off in the repository
             else:
                 self._fail(row, str(exc), report, dead=True)
             return
         except (Conflict, NotFound, Unsupported, ConfigError) as exc:
             # ConfigError: the write names something the service cannot take (a mapping's
             # field id that is not one): refused for good, kept in the dead letter with why.
-            self._fail(row, str(exc), report, dead=True)
+            if isinstance(write, CreateIssue):
+                self._refused(row, str(exc), report, NO_SUCH_PLACE if isinstance(exc, NotFound) else REFUSED)
+            else:
+                self._fail(row, str(exc), report, dead=True)
             return
         except PayloadError as exc:
             # The answer could not be read: the write may have landed.
@@ -211,7 +227,11 @@ class Deliverer:
             self._fail(row, str(exc), report, uncertain=exc.maybe_applied, retry_after=exc.retry_after)
             return
         except ApiError as exc:
-            self._fail(row, str(exc), report)
+            if isinstance(write, CreateIssue):
+                # Not transient (those are TransientError): sending the same create again gets the same answer.
+                self._refused(row, str(exc), report, REFUSED)
+            else:
+                self._fail(row, str(exc), report)
             return
         self._done(row, result, report)
 
@@ -429,6 +449,20 @@ class Deliverer:
         progress = self.progress()
         if progress is not None:
             progress.sent(delivered, failed)
+
+    def _refused(self, row: OutboxRow, error: str, report: DeliveryReport, why: str) -> None:
+        """An escalation's create refused for good: dead at once, with why in words the
+        handoff turns into a note for the agent (see FollowUps.tell_failed_handoffs)."""
+        self._fail(row, error, report, dead=True)
+        self.store.set_action_result(row.id, {"refused": why})
+
+    def _credentials_work(self, connector: Connector) -> bool:
+        """Whether the connector's credentials are accepted (one cheap check)."""
+        try:
+            connector.check()
+        except SyncdError:
+            return False
+        return True
 
     def _retry_at(self, attempts: int, retry_after: float | None = None) -> datetime:
         delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))

@@ -44,7 +44,7 @@ from mappings.planner import (
 from mappings.routes import Mappings
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
-from syncd.handoff import FollowUps
+from syncd.handoff import EscalatedAgain, FollowUps
 from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.progress import Progress
@@ -355,6 +355,8 @@ class Engine:
                 break
             if self.followups is not None and self.followups.finish_created():
                 again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+            if self.followups is not None and self.followups.tell_failed_handoffs():
+                again = True  # a tracker refused an escalation's create: the agent's note goes now
             if self.privacy.learn():
                 again = True  # a write found its place turned public: rewrite what syncd wrote there now
             if not again:
@@ -686,6 +688,15 @@ class Engine:
             finally:
                 self._unsure = False
         return ticket, issue, created
+
+    def escalate(self, ticket_id: str) -> EscalatedAgain:
+        """``syncd escalate``: hand the ticket over again, against the current mappings
+        (see :meth:`FollowUps.escalate_again`). Reads the ticket from the helpdesk first."""
+        if self.followups is None:
+            raise SyncdError(
+                "the handoff is not set up: the mapping files have no [stages] table, so syncd escalates nothing"
+            )
+        return self.followups.escalate_again(self.helpdesk.get_ticket(ticket_id))
 
     def unlink(
         self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand"

@@ -1315,6 +1315,23 @@ class Store:
         )
         return [_outbox_row(r) for r in rows]
 
+    @_reads
+    def refused_creates(self) -> list[OutboxRow]:
+        """Escalations' creates the tracker refused for good (dead with a ``refused`` reason)
+        whose ticket has not been told yet, oldest first."""
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead' AND op = 'issue.create' "
+            "AND json_extract(result, '$.refused') IS NOT NULL AND json_extract(result, '$.told') IS NULL "
+            "ORDER BY id",
+        )
+        return [_outbox_row(r) for r in rows]
+
+    @_reads
+    def group_actions(self, group: str) -> list[OutboxRow]:
+        """Every action of a group, whatever its state, oldest first."""
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE grp = ? ORDER BY id", [group])
+        return [_outbox_row(r) for r in rows]
+
     @_writes
     def set_action_result(self, id: int, result: dict[str, Any]) -> bool:
         """Record what became of a delivered action (e.g. ``linked``) beside what the service said."""
