@@ -176,8 +176,15 @@ def _concerns(row: OutboxRow, helpdesk: str) -> Ref:
 
 
 def _what(row: OutboxRow, connectors: dict[str, Connector]) -> str:
-    text = describe_write(row, connectors.get(row.connector))
+    text = " | ".join(_short(part) for part in describe_write(row, connectors.get(row.connector)).split(" | "))
     kind = BY_OP[row.op].target_kind if row.op in BY_OP else None
     if kind == "team":
         return f"{text} ({row.connector})"
     return text
+
+
+def _short(part: str) -> str:
+    """A long list of tags removed (every other stage's tag) said as a count: the rest is what matters."""
+    if part.startswith("tags -") and part.count(",") >= 3:
+        return f"tags -{part.count(',') + 1} others (where present)"
+    return part

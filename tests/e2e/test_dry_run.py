@@ -161,3 +161,23 @@ def test_a_bad_choice_is_one_line_naming_the_key(pg):
     assert result.output == (
         "syncd: environment SYNCD_SYNC__EXISTING_LINKS: must be 'announce' or 'adopt' (got \"shout\")\n"
     )
+
+
+def test_a_dry_run_works_while_the_daemon_holds_the_store(pg):
+    from syncd.store import Store
+
+    assert invoke(pg, "once").exit_code == 0
+    pg.agent_note(pg.seed.tickets["vat"], f"Same as {pg.seed.identifiers['csv']}")
+    with Store(pg.store_path):  # the lock a running daemon holds
+        result = invoke(pg, "once", "--dry-run", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["writes"] >= 1
+        assert invoke(pg, "once").exit_code == 1  # a real run is refused, as before
+
+
+def test_once_help_documents_the_dry_run_and_each_exit_status():
+    text = CliRunner().invoke(main, ["once", "--help"]).output
+    assert "--dry-run" in text and "--progress / --no-progress" in text
+    for line in ("0  everything planned was delivered", "1  something failed", "3  nothing failed"):
+        assert line in text
+    assert "escalate" in CliRunner().invoke(main, ["--help"]).output
