@@ -558,13 +558,15 @@ def outbox_retry(obj: Context, action_id: int) -> None:
 
     An escalation's issue create is not sent again as it was: its handoff is
     planned again against the current mapping files, as `syncd escalate`
-    does, so a fixed route takes effect."""
+    does, so a fixed route takes effect (unless the create may have landed
+    before it failed: then it is retried as it is, looked for first)."""
     from syncd.writes import ISSUE_CREATE
 
     app, deliver = _open_for_write(obj)
     with app:
         row = app.store.get_action(action_id)
-        if row is not None and row.op == ISSUE_CREATE and row.state in ("dead", "pending"):
+        # A create that may have landed is retried as it is: delivery looks for its marker first.
+        if row is not None and row.op == ISSUE_CREATE and row.state in ("dead", "pending") and not row.maybe_applied:
             click.echo(f"action {action_id} creates the issue of ticket {row.payload.get('ticket')}'s handoff:")
             _escalate(app, str(row.payload.get("ticket")), deliver)
             return

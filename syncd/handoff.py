@@ -723,6 +723,12 @@ class FollowUps:
                 f"ticket {ticket.key}: its issue's create may have reached {route.tracker} (it was interrupted); "
                 "run `syncd once` first, which looks for it"
             )
+        uncertain = [r for r in earlier if r.state == "dead" and r.maybe_applied]
+        if uncertain:
+            raise SyncdError(
+                f"ticket {ticket.key}: its issue's create (action {uncertain[-1].id}) may have reached "
+                f"{route.tracker} before it failed; `syncd outbox retry {uncertain[-1].id}` looks for it first"
+            )
         if any(r.state == "done" and (r.result or {}).get("linked") is None for r in earlier):
             raise SyncdError(f"ticket {ticket.key}: its issue was created; the next cycle links it")
         with self.ports.work() as work:

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from syncd.cli import main
+from syncd.errors import SyncdError
 from syncd.records import Ref, Stage
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.runner import build_sandbox
@@ -178,3 +179,30 @@ def test_escalate_refuses_what_there_is_nothing_to_hand_over_and_changes_nothing
     assert result.exit_code == 1 and "is not flagged for product" in result.output
     status = json.loads(runner.invoke(main, ["status", "--json"], env=pg.cli_env()).output)
     assert status["outbox"]["pending"] == 0
+
+
+def test_a_create_that_may_have_landed_is_retried_as_it_is_never_planned_again(pg, clock):
+    """A create whose connection broke after sending may have made the issue: planning it again
+    (a new key, a new issue) could make it twice, so escalate refuses and retry looks for it first."""
+    set_team(pg.mappings_dir, "ENG")
+    pg.env["SYNCD_DAEMON__MAX_ATTEMPTS"] = "1"
+    with pg.app(clock=clock) as app:
+        assert app.engine.cycle().ok
+        ticket = complete_escalation(pg)
+        rule = pg.linear.inject("reset", r"POST /graphql SyncdIssueCreate")
+        cycle(app, clock)
+        [dead] = app.store.list_outbox("dead")
+        assert dead.op == "issue.create" and dead.maybe_applied
+        assert failure_notes(pg, ticket) == []  # not a refusal: nothing to tell the agent
+        with pytest.raises(SyncdError, match=f"`syncd outbox retry {dead.id}` looks for it first"):
+            app.engine.escalate(str(ticket))
+        pg.linear.faults.remove(rule)
+    result = CliRunner().invoke(main, ["outbox", "retry", str(dead.id)], env=pg.cli_env())
+    assert result.exit_code == 0 and result.output == f"action {dead.id} will be retried\n"
+    with pg.app(clock=clock) as app:
+        # The command ran on the real clock, this test on the sandbox's Monday: due now on the test's clock too.
+        assert app.store.get_action(dead.id).state == "sending"  # marked to be looked for first
+        app.store.retry_action(dead.id)
+        cycle(app, clock)
+        assert app.store.get_action(dead.id).state == "done"  # the same create, looked for, then sent
+    assert len(created(pg)) == 1
