@@ -145,12 +145,13 @@ def run(obj: Context) -> None:
 @click.option(
     "--progress/--no-progress",
     "show_progress",
-    default=None,
-    help="Show progress on stderr (default: on a terminal a live line; elsewhere a line every 30 s).",
+    default=True,
+    show_default=True,
+    help="Progress on stderr: on a terminal one live line; elsewhere a line every 30 s.",
 )
 @click.pass_obj
 @guarded
-def once(obj: Context, as_json: bool, dry_run: bool, show_progress: bool | None) -> None:
+def once(obj: Context, as_json: bool, dry_run: bool, show_progress: bool) -> None:
     """Run one cycle (poll every connector, then deliver) and exit: for cron.
 
     \b
@@ -217,14 +218,14 @@ def _once_exit(report: Any) -> int:
     return EXIT_OK
 
 
-def _watch(app: Any, show: bool | None, *, stream: Any = None) -> Any:
+def _watch(app: Any, show: bool = True, *, stream: Any = None) -> Any:
     """Progress of the run on stderr (None when not wanted): live on a terminal, else a line now and then."""
     from syncd.progress import PlainLines, Progress, TerminalLine
 
+    if not show:
+        return None
     stream = stream or sys.stderr
     live = stream.isatty()
-    if show is False:
-        return None
     progress = Progress(TerminalLine(stream) if live else PlainLines(stream), live=live, wall=app.engine.clock)
     app.engine.progress = progress
     app.engine.parking.listeners.append(lambda wait, seconds, begun: progress.waiting(wait.service, until=wait.until))
@@ -234,7 +235,7 @@ def _watch(app: Any, show: bool | None, *, stream: Any = None) -> Any:
     return progress
 
 
-def _once_dry_run(obj: Context, as_json: bool, show_progress: bool | None) -> None:
+def _once_dry_run(obj: Context, as_json: bool, show_progress: bool) -> None:
     from syncd.app import build_app
     from syncd.dryrun import dry_run
 

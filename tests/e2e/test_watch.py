@@ -62,7 +62,7 @@ def test_a_first_sync_on_a_terminal_shows_reading_planning_and_delivering(tmp_pa
     with Playground(tmp_path, clock=vt) as pg:
         terminal = Terminal()
         with pg.app(clock=vt, sleep=vt.sleep) as app:
-            progress = _watch(app, None, stream=terminal)
+            progress = _watch(app, stream=terminal)
             report = app.engine.cycle()
             progress.finish()
         assert report.ok and report.pending == 0
@@ -83,7 +83,7 @@ def test_a_rate_limit_wait_is_shown_with_its_end(tmp_path, vt):
             # Zendesk answers the note's write with a wait far longer than max_wait: parked.
             pg.zendesk.inject("429", r"PUT /api/v2/tickets/\{id\}$", count=1, retry_after=600)
             terminal = Terminal()
-            progress = _watch(app, None, stream=terminal)
+            progress = _watch(app, stream=terminal)
             vt.sleep(5)
             report = app.engine.cycle()
             progress.finish()
