@@ -224,6 +224,7 @@ class Daemon:
         self._http: ThreadingHTTPServer | None = None
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
         self._waits_begun = 0  # rate-limit waits begun in the step in hand (for its log line)
+        self._slept = 0.0  # seconds slept in place for rate limits in the step in hand
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
@@ -231,6 +232,12 @@ class Daemon:
     def _wire(self) -> None:
         self.app.engine.stop_requested = self.stopping
         self.app.engine.parking.listeners.append(self._on_rate_limit)
+        for connector in self.app.connectors.values():
+            connector.http.wait_listeners.append(self._on_slept)
+
+    def _on_slept(self, seconds: float) -> None:
+        """A rate-limit wait slept in place (shorter than max_wait), for the cycle's log line."""
+        self._slept += seconds
 
     def _on_rate_limit(self, wait: Wait, seconds: float, begun: bool) -> None:
         if begun:
@@ -309,7 +316,7 @@ class Daemon:
         """Poll every connector that is due, then deliver the outbox."""
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
-        self._waits_begun = 0
+        self._waits_begun, self._slept = 0, 0.0
         polled: list[PollReport] = []
         for name, state in self.health.connectors.items():
             if self.stopping():
@@ -383,6 +390,7 @@ class Daemon:
             dead=delivery.dead,
             poll_errors=sum(1 for r in polled if r.error),
             rate_limit_waits=self._waits_begun,
+            rate_limit_slept_seconds=round(self._slept, 1),
             waiting_for_rate_limit=parked,
             pending=self.health.outbox.get("pending", 0) + self.health.outbox.get("sending", 0),
         )

@@ -124,6 +124,13 @@ def test_the_daemon_logs_one_line_per_cycle_with_what_changed_was_delivered_fail
             assert failing["pending"] >= 1
             pg.zendesk.faults.remove(rule)
 
+            # A wait short enough to sleep in place (Retry-After 2 s, max_wait 2 s): counted in seconds.
+            pg.agent_note(pg.seed.tickets["android"], f"see {pg.seed.identifiers['csv']}")
+            pg.zendesk.inject("429", r"PUT /api/v2/tickets/\{id\}$", count=1, retry_after=2)
+            slept = step(120)  # the failed write's retry is due too
+            assert slept["rate_limit_slept_seconds"] == 2.0 and slept["rate_limit_waits"] == 0
+            assert slept["failed"] == 0 and slept["delivered"] >= 2
+
             reset = int(vt.now.timestamp()) + 3000
             pg.github.rate_remaining, pg.github.rate_reset = 0, reset
             pg.agent_note(pg.seed.tickets["slack"], f"see {pg.seed.github_keys['vat']}")
