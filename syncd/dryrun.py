@@ -100,10 +100,11 @@ class DryRun:
                 lines.append(f"  {s.key}" + (f"  {s.title}" if s.title else ""))
                 for w in s.writes:
                     lines.append(f"    - {w.what}" + ("  (waiting from an earlier run)" if w.earlier else ""))
-        total = f"would write {self.new} time(s)"
+        total = f"would write {self.new} time(s)" if self.new else "nothing new to write"
         tickets = sum(1 for s in self.subjects if s.kind == "ticket" and any(not w.earlier for w in s.writes))
         issues = sum(1 for s in self.subjects if s.kind == "issue" and any(not w.earlier for w in s.writes))
-        total += f" to {tickets} ticket(s) and {issues} issue(s)"
+        if self.new:
+            total += f" to {tickets} ticket(s) and {issues} issue(s)"
         if self.earlier:
             total += f"; {self.earlier} write(s) from earlier runs wait in the outbox too"
         lines.append(total)

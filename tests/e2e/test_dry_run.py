@@ -114,6 +114,9 @@ def test_dry_run_after_a_change_leaves_the_store_file_as_it_was(pg):
     real = invoke(pg, "once", "--json")
     assert real.exit_code == 0 and json.loads(real.output)["delivery"]["done"] == planned["writes"]
     assert any(n.startswith(f"Linked to {key}") for n in syncd_notes(pg, ticket))
+    invoke(pg, "once")  # reads the echoes of its own writes
+    quiet = invoke(pg, "once", "--dry-run")
+    assert quiet.exit_code == 0 and quiet.output.splitlines()[-1] == "nothing new to write"
 
 
 def first_sync(pg: Playground, choice: str | None) -> dict:
