@@ -131,6 +131,7 @@ def plan_escalation(
     epoch: str = "",
     helpdesk_name: str = "Helpdesk",
     body_format: str = "markdown",
+    attempt: int = 0,
 ) -> Plan:
     """Create the issue in the route's tracker with the handoff record.
 
@@ -143,7 +144,9 @@ def plan_escalation(
     The key is per (ticket, escalation epoch): flagging again, or the same
     change seen twice, plans the same key, which the outbox refuses, so the
     issue is created once. ``epoch`` changes only when the follow-up starts
-    over (rework), which is a new handoff.
+    over (rework), which is a new handoff. ``attempt`` counts the times the
+    handoff was planned again by hand after the tracker refused it (``syncd
+    escalate``): each is a new create, with a key of its own.
 
     ``body_format`` is the tracker's ``text_format``: the description is
     escaped for it (Markdown for Linear and GitHub, ``"adf"`` for Jira).
@@ -181,7 +184,7 @@ def plan_escalation(
     values["opaque_ref"] = opaque_ref(ticket.ref)
     title_values = {"opaque_ref": opaque_ref(ticket.ref), "severity": severity or "not set", "route": route.name}
     public = DraftText(t["handoff_title_public"].render(title_values), t["handoff_body_public"].render(values))
-    key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch)
+    key = idempotency_key("escalate", ticket.ref, route.tracker, route.team, epoch, *([attempt] if attempt else []))
     write = CreateIssue(route.team, private, public, tuple(route.labels), severity, ticket.ref.id)
     action = write.action(key, route.tracker, route.team, f"escalate:{ticket.ref}")
     event = Event(
@@ -192,6 +195,52 @@ def plan_escalation(
         {"route": route.name, "key": key},
     )
     return Plan(actions=[action], events=[event])
+
+
+# Why the tracker refused the create, in the words the agent's note uses (see syncd.delivery).
+REFUSAL_WORDS = {
+    "no_such_place": "there is no such team, project or repository, or syncd's account cannot see it",
+    "permission": "syncd's account is not allowed to create issues there",
+    "refused": "it did not accept the new issue",
+}
+
+
+def plan_handoff_failed(
+    ticket: Ticket,
+    *,
+    route: str,
+    tracker: str,
+    place: str,
+    why: str,
+    template: Template,
+    shown: TicketUpdate,
+    key: str,
+    note_format: str = "plain",
+) -> Plan:
+    """The tracker refused to create the handoff's issue for good: the agent gets an
+    internal note saying so in plain words, and the stage field and tag show it
+    (``shown``, the stage display's write), in one ticket write keyed ``key``."""
+    values = escape_values(
+        {
+            "ticket_key": ticket.key,
+            "route": route,
+            "tracker": tracker,
+            "place": place,
+            "reason": REFUSAL_WORDS.get(why, REFUSAL_WORDS["refused"]),
+        },
+        note_format,
+    )
+    write = replace(shown, note=template.render(values), marker=None)
+    event = Event(
+        "handoff_failed",
+        f"{ticket.key}: the handoff failed: {tracker} refused to create the issue in {place} "
+        f"({REFUSAL_WORDS.get(why, REFUSAL_WORDS['refused'])})",
+        ticket.ref,
+        None,
+        {"route": route, "tracker": tracker, "place": place, "why": why},
+    )
+    action = write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))
+    return Plan(actions=[action] if ticket.can_update else [], events=[event])
 
 
 def _title_values(ticket: Ticket, severity: str | None, route: Route, helpdesk_name: str) -> dict[str, object]:

@@ -38,6 +38,9 @@ class PlanSettings:
     note_format: str = "plain"  # how the helpdesk reads notes (see mappings.escaping)
     # Tracker connector name -> format of the ticket title shown on its issues; default plain.
     attachment_formats: Mapping[str, str] = field(default_factory=dict)
+    # Links found on the first sync, made before syncd watched: "announce" (a note on the
+    # ticket, the ticket shown on the issue) or "adopt" (tag and status field only).
+    existing_links: str = "announce"
     # The admin's mapping files: a ticket's route chooses the templates of its notes and the
     # state map whose ``show`` text agents read in the status field. None: the built-in texts.
     mappings: Mappings | None = None
@@ -171,27 +174,36 @@ def plan_link(
     *,
     ticket_count: int = 1,
     epoch: str = "",
+    quiet: bool = False,
 ) -> Plan:
     """A new link: a note and tag on the ticket, the ticket shown on the issue.
 
     ``linked_issues`` are all issues the ticket is linked to, this one included.
     ``epoch`` tells a re-link after an unlink apart from the first link (the
     time the earlier link ended), so that its note is written again.
+    ``quiet`` adopts a link that existed before syncd watched: the ticket
+    gets the tag and status field only (no note) and the issue is not
+    written to.
     """
     t = settings.templates_for(ticket)
     issues = {i.ref: i for i in linked_issues}
     issues[issue.ref] = issue
     key = link_key(link.ticket, link.issue, epoch)
-    note = t["linked"].render(escape_values(_issue_values(issue, settings), settings.note_format))
-    write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=_fields(settings, issues.values(), ticket))
-    actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
-    actions.append(_attach_action(ticket, issue, settings, ticket_count))
+    fields = _fields(settings, issues.values(), ticket)
+    if quiet:
+        write = TicketUpdate(add_tags=(settings.linked_tag,), fields=fields)
+        actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
+    else:
+        note = t["linked"].render(escape_values(_issue_values(issue, settings), settings.note_format))
+        write = TicketUpdate(note=note, add_tags=(settings.linked_tag,), fields=fields)
+        actions = [write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref))]
+        actions.append(_attach_action(ticket, issue, settings, ticket_count))
     event = Event(
         "linked",
-        f"{ticket.key} linked to {issue.key} ({link.origin})",
+        f"{ticket.key} linked to {issue.key} ({link.origin}" + (", adopted quietly)" if quiet else ")"),
         ticket.ref,
         issue.ref,
-        {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name},
+        {"origin": link.origin, "issue_key": issue.key, "state": issue.state_name, "adopted": quiet},
     )
     return Plan(links=[link], actions=actions, events=[event])
 

@@ -66,6 +66,8 @@ TEMPLATE_VALUES: dict[str, frozenset[str]] = {
         # On a public tracker nothing that identifies a customer is given.
         "handoff_title_public": ("opaque_ref", "severity", "route"),
         "handoff_body_public": ("opaque_ref", "severity", "customer_count", "promise", "route"),
+        # The tracker refused to create the handoff's issue: the agent is told.
+        "handoff_failed": ("ticket_key", "route", "tracker", "place", "reason"),
         "promise_due": _ISSUE + ("summary", "promise", "due"),
         "promise_broken": ("ticket_key", "promise", "due"),
         "owner_gap_ticket": ("ticket_key", "stage"),
@@ -99,6 +101,12 @@ FOLLOW_UP_TEMPLATES: dict[str, Template] = {
             "handoff_body_public",
             "Escalated from support ({opaque_ref}) · Severity: {severity} · "
             "Customers asking: {customer_count}\nPromised: {promise}",
+        ),
+        Template(
+            "handoff_failed",
+            "This ticket could not be handed over to product: {tracker} refused to create the issue "
+            "in {place} ({reason}). Nothing reached product yet. An admin needs to fix the handoff "
+            "route ({route}); the handoff is then made again.",
         ),
         Template(
             "promise_due",

@@ -35,6 +35,10 @@ STAGE_WORDS = {
 }
 
 
+# What the stage field and tag show while an escalation's create stands refused (the stage is New).
+HANDOFF_FAILED = "handoff_failed"
+
+
 @dataclass(frozen=True)
 class StageDisplay:
     """Where agents see the stage: a custom field's value and/or one tag ``<prefix><stage>``."""
@@ -46,21 +50,25 @@ class StageDisplay:
     def of(cls, mappings: Mappings) -> "StageDisplay":
         return cls(mappings.stage_field, mappings.stage_tag_prefix)
 
-    def tag(self, stage: Stage) -> str | None:
-        return f"{self.tag_prefix}{stage.value}" if self.tag_prefix else None
+    def tag(self, stage: Stage | str) -> str | None:
+        value = stage.value if isinstance(stage, Stage) else stage
+        return f"{self.tag_prefix}{value}" if self.tag_prefix else None
 
-    def write(self, stage: Stage | None, marker: str | None = None) -> TicketUpdate:
+    def write(self, stage: Stage | None, marker: str | None = None, *, failed: bool = False) -> TicketUpdate:
         """The ticket write that shows ``stage`` (None: the ticket is no longer a follow-up);
-        empty when the stage is shown nowhere."""
-        fields = {self.field: stage.value if stage else ""} if self.field else {}
+        empty when the stage is shown nowhere. ``failed``: the handoff of a New follow-up
+        was refused by the tracker; the field and tag show ``handoff_failed`` instead."""
+        value = HANDOFF_FAILED if failed else (stage.value if stage else "")
+        fields = {self.field: value} if self.field else {}
         add: tuple[str, ...] = ()
         remove: tuple[str, ...] = ()
         if self.tag_prefix:
-            wanted = self.tag(stage) if stage else None
+            wanted = self.tag(value) if value else None
             add = (wanted,) if wanted else ()
             # Every other stage's tag goes, not only the previous one: exactly
             # one stage tag remains even if a person added another by hand.
-            remove = tuple(t for s in Stage if (t := self.tag(s)) is not None and t != wanted)
+            shown = [s.value for s in Stage] + [HANDOFF_FAILED]
+            remove = tuple(t for v in shown if (t := self.tag(v)) is not None and t != wanted)
         if not (fields or add or remove):
             return TicketUpdate()
         return TicketUpdate(add_tags=add, remove_tags=remove, fields=fields, marker=marker)

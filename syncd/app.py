@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
@@ -66,6 +67,7 @@ def plan_settings(
         mappings=mappings,
         tracker_kinds={name: t.kind for name, t in trackers.items()},
         qualified={name: trackers[name].label for name in shared},
+        existing_links=settings.sync.existing_links,
     )
 
 
@@ -123,11 +125,13 @@ def build_app(
     shared: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] = utc_now,
+    store_path: Path | None = None,
 ) -> App:
+    """``store_path``: another store file than the configured one (``syncd once --dry-run`` plans in a copy)."""
     # Read-only commands (status, history...) inspect the store; only the
     # ones that run the engine need the mapping files to be good.
     mappings = None if readonly else handoff_mappings(settings)
-    store = Store(settings.store_path, readonly=readonly, shared=shared, clock=clock)
+    store = Store(store_path or settings.store_path, readonly=readonly, shared=shared, clock=clock)
     try:
         connectors = build_connectors(settings, sleep=sleep, clock=clock)
         helpdesk = connectors[settings.sync.helpdesk]

@@ -1,7 +1,8 @@
 """The ``syncd`` command.
 
 Exit codes: 0 ok, 1 failed (a service refused, a cycle had errors), 2 bad
-usage or configuration. Every error a user can cause is one line on stderr.
+usage or configuration, 3 (``syncd once``) writes still pending. Every error
+a user can cause is one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from syncd import __version__
 from syncd.errors import ConfigError, StoreLocked, StoreUnusable, SyncdError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PENDING = 3  # syncd once: nothing failed, writes still wait (a rate limit, a retry)
 
 
 class Context:
@@ -91,7 +93,8 @@ def main(ctx: click.Context, config: str | None, log_level: str | None, log_form
     """syncd links helpdesk tickets to tracker issues and keeps both sides current.
 
     \b
-    Exit status: 0 ok, 1 failed, 2 bad usage or configuration.
+    Exit status: 0 ok, 1 failed, 2 bad usage or configuration,
+    3 writes still pending after `syncd once` (see: syncd once --help).
     Secrets come from the environment: SYNCD_CONNECTORS__<NAME>__<KEY>.
     """
     ctx.obj = Context(config, log_level, log_format)
@@ -136,21 +139,53 @@ def run(obj: Context) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the cycle report as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan the cycle and print what it would write, per ticket and issue with totals; "
+    "send nothing to the services and keep nothing in the store (the services are read).",
+)
+@click.option(
+    "--progress/--no-progress",
+    "show_progress",
+    default=True,
+    show_default=True,
+    help="Progress on stderr: on a terminal one live line; elsewhere a line every 30 s.",
+)
 @click.pass_obj
 @guarded
-def once(obj: Context, as_json: bool) -> None:
+def once(obj: Context, as_json: bool, dry_run: bool, show_progress: bool) -> None:
     """Run one cycle (poll every connector, then deliver) and exit: for cron.
+
+    \b
+    Exit status:
+      0  everything planned was delivered
+      1  something failed: a poll, a write (retried later), or writes wait
+         in the dead letter (see: syncd outbox list --state dead)
+      2  bad usage or configuration
+      3  nothing failed, but writes are still pending: a service's rate
+         limit (the summary says until when) or a retry not due yet; run
+         again later
+    With --dry-run: 0, or 1 when a poll failed.
 
     A connector whose service asks for a longer wait than its max_wait (a rate
     limit) is not waited for: the others finish, the summary names it and when
-    its limit ends, and the exit status stays 0 (nothing failed; runs before
-    that time send nothing to it).
+    its limit ends (runs before that time send nothing to it).
     """
+    if dry_run:
+        _once_dry_run(obj, as_json, show_progress)
+        return
     with obj.app() as app:
-        report = app.engine.cycle()
+        progress = _watch(app, show_progress)
+        try:
+            report = app.engine.cycle()
+        finally:
+            if progress is not None:
+                progress.finish()
         for poll in report.polls:  # for `syncd status`: last success, last error
             if poll.error or poll.rate_limited_until is None:
                 app.store.note_poll(poll.connector, report.now or app.engine.clock(), poll.error)
+        code = _once_exit(report)
         if as_json:
             click.echo(
                 json.dumps(
@@ -160,14 +195,74 @@ def once(obj: Context, as_json: bool) -> None:
                         "rate_limited": {
                             name: {"service": w.service, "until": w.until} for name, w in report.rate_limited.items()
                         },
+                        "pending": report.pending,
+                        "dead": report.dead,
                         "ok": report.ok,
+                        "exit": code,
                     },
                     default=str,
                 )
             )
         else:
             click.echo(report.summary())
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+            if code == EXIT_PENDING:
+                click.echo(
+                    f"{report.pending} write(s) not delivered yet; they go at the next run "
+                    "(see: syncd outbox list --state pending)"
+                )
+            elif report.dead:
+                click.echo(f"{report.dead} write(s) in the dead letter (see: syncd outbox list --state dead)")
+    sys.exit(code)
+
+
+def _once_exit(report: Any) -> int:
+    """``syncd once``'s exit status from its cycle (see its --help)."""
+    if not report.ok or report.dead:
+        return EXIT_FAILED
+    if report.pending:
+        return EXIT_PENDING
+    return EXIT_OK
+
+
+def _watch(app: Any, show: bool = True, *, stream: Any = None) -> Any:
+    """Progress of the run on stderr (None when not wanted): live on a terminal, else a line now and then."""
+    from syncd.progress import PlainLines, Progress, TerminalLine
+
+    if not show:
+        return None
+    stream = stream or sys.stderr
+    live = stream.isatty()
+    progress = Progress(TerminalLine(stream) if live else PlainLines(stream), live=live, wall=app.engine.clock)
+    app.engine.progress = progress
+    app.engine.parking.listeners.append(lambda wait, seconds, begun: progress.waiting(wait.service, until=wait.until))
+    for connector in app.connectors.values():
+        service = connector.http.service
+        connector.http.wait_listeners.append(lambda seconds, service=service: progress.waiting(service, seconds))
+    return progress
+
+
+def _once_dry_run(obj: Context, as_json: bool, show_progress: bool) -> None:
+    from syncd.app import build_app
+    from syncd.dryrun import dry_run
+
+    settings = obj.settings()
+    holder: dict[str, Any] = {}
+
+    def build(path: Path) -> Any:
+        app = build_app(settings, store_path=path)
+        holder["progress"] = _watch(app, show_progress)
+        return app
+
+    try:
+        result = dry_run(build, settings.store_path)
+    finally:
+        if holder.get("progress") is not None:
+            holder["progress"].finish()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        click.echo(result.text())
+    sys.exit(EXIT_OK if result.cycle.ok else EXIT_FAILED)
 
 
 @main.command()
@@ -611,12 +706,62 @@ def outbox_show(obj: Context, action_id: int, as_json: bool) -> None:
 @click.pass_obj
 @guarded
 def outbox_retry(obj: Context, action_id: int) -> None:
-    """Send a dead action again at the next delivery."""
-    app, _ = _open_for_write(obj)
+    """Send a dead action again at the next delivery.
+
+    An escalation's issue create is not sent again as it was: its handoff is
+    planned again against the current mapping files, as `syncd escalate`
+    does, so a fixed route takes effect (unless the create may have landed
+    before it failed: then it is retried as it is, looked for first)."""
+    from syncd.writes import ISSUE_CREATE
+
+    app, deliver = _open_for_write(obj)
     with app:
+        row = app.store.get_action(action_id)
+        # A create that may have landed is retried as it is: delivery looks for its marker first.
+        if row is not None and row.op == ISSUE_CREATE and row.state in ("dead", "pending") and not row.maybe_applied:
+            click.echo(f"action {action_id} creates the issue of ticket {row.payload.get('ticket')}'s handoff:")
+            _escalate(app, str(row.payload.get("ticket")), deliver)
+            return
         if not app.store.retry_action(action_id):
             fail(f"no dead action with id {action_id} (see: syncd outbox list --state dead)", EXIT_USAGE)
         click.echo(f"action {action_id} will be retried")
+
+
+@main.command()
+@click.argument("ticket")
+@click.pass_obj
+@guarded
+def escalate(obj: Context, ticket: str) -> None:
+    """Hand TICKET over to product again, against the current mapping files.
+
+    For a follow-up whose issue the tracker refused to create (a bad route, a
+    missing permission: the agent got a note saying so): after the route is
+    fixed, this drops the refused create and plans a new one to wherever the
+    route sends it now. Refused, changing nothing, when the ticket has no
+    route, is not flagged, is already linked or is not complete.
+    """
+    app, deliver = _open_for_write(obj)
+    with app:
+        _escalate(app, _ticket_id(ticket), deliver)
+
+
+def _escalate(app: Any, ticket_id: str, deliver: bool) -> None:
+    outcome = app.engine.escalate(ticket_id)
+    before = sorted(set(outcome.earlier_places))
+    was = f" (instead of {', '.join(before)})" if before and before != [outcome.place] else ""
+    click.echo(
+        f"ticket {ticket_id}: handoff planned again by route {outcome.route!r}: "
+        f"the issue is created in {outcome.tracker} {outcome.place}{was}"
+    )
+    if deliver:
+        report = app.engine.deliver()
+        click.echo(
+            f"delivered {report.done} write(s)" + (f", {report.failed + report.dead} failed" if report.errors else "")
+        )
+        if report.errors:
+            sys.exit(EXIT_FAILED)
+    else:
+        click.echo("the running daemon will deliver the writes")
 
 
 @outbox.command("drop")

@@ -117,6 +117,8 @@ class SyncSettings(_Section):
     linked_tag: str = "syncd_linked"
     reopen_statuses: list[ReopenStatus] = Field(default_factory=_default_reopen_statuses)
     mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
+    # Links the first sync finds (made before syncd watched): a note per ticket, or adopted quietly.
+    existing_links: Literal["announce", "adopt"] = "announce"
 
     @field_validator("trackers")
     @classmethod

@@ -48,7 +48,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from syncd.app import App, handoff_mappings
 from syncd.config import Settings
+from syncd.delivery import DeliveryReport
 from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
+from syncd.page import PollReport
 from syncd.ratelimits import Wait
 from syncd.records import format_time
 from syncd.status import gather, loopback, render_html
@@ -260,6 +262,8 @@ class Daemon:
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
         self._http: ThreadingHTTPServer | None = None
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
+        self._waits_begun = 0  # rate-limit waits begun in the step in hand (for its log line)
+        self._slept = 0.0  # seconds slept in place for rate limits in the step in hand
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
@@ -267,9 +271,16 @@ class Daemon:
     def _wire(self) -> None:
         self.app.engine.stop_requested = self.stopping
         self.app.engine.parking.listeners.append(self._on_rate_limit)
+        for connector in self.app.connectors.values():
+            connector.http.wait_listeners.append(self._on_slept)
+
+    def _on_slept(self, seconds: float) -> None:
+        """A rate-limit wait slept in place (shorter than max_wait), for the cycle's log line."""
+        self._slept += seconds
 
     def _on_rate_limit(self, wait: Wait, seconds: float, begun: bool) -> None:
         if begun:
+            self._waits_begun += 1
             self.metrics.rate_limit_waits.labels(wait.connector).inc()
         self.metrics.rate_limit_seconds.labels(wait.connector).inc(seconds)
 
@@ -355,6 +366,8 @@ class Daemon:
     def _step(self) -> None:
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
+        self._waits_begun, self._slept = 0, 0.0
+        polled: list[PollReport] = []
         for name, state in self.health.connectors.items():
             if self.stopping():
                 return
@@ -366,6 +379,7 @@ class Daemon:
                 state.next_poll = now + self.auth_retry
                 continue
             report = self.app.engine.poll(name)
+            polled.append(report)
             state.polls += 1
             self.metrics.records.labels(name).inc(report.records)
             if report.error:
@@ -416,6 +430,30 @@ class Daemon:
             log.warning("could not read the quarantine's size", error=str(exc))
         self.health.cycles += 1
         self._publish()
+        self._log_cycle(polled, delivery)
+
+    def _log_cycle(self, polled: list[PollReport], delivery: DeliveryReport) -> None:
+        """One info line per cycle: what changed, what was delivered or failed, who waits for a rate limit."""
+        parked = {
+            name: format_time(s.rate_limited_until)
+            for name, s in self.health.connectors.items()
+            if s.rate_limited_until
+        }
+        log.info(
+            "cycle",
+            polled=[r.connector for r in polled],
+            changed=sum(r.changed for r in polled),
+            links=sum(r.links for r in polled),
+            planned=sum(r.actions for r in polled),
+            delivered=delivery.done + delivery.already,
+            failed=delivery.failed + delivery.dead,
+            dead=delivery.dead,
+            poll_errors=sum(1 for r in polled if r.error),
+            rate_limit_waits=self._waits_begun,
+            rate_limit_slept_seconds=round(self._slept, 1),
+            waiting_for_rate_limit=parked,
+            pending=self.health.outbox.get("pending", 0) + self.health.outbox.get("sending", 0),
+        )
 
     def _note_poll(self, name: str, error: str | None) -> None:
         try:

@@ -45,6 +45,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.privacy import written_for
+from syncd.progress import Progress
 from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
@@ -65,6 +66,11 @@ from syncd.writes import (
 log = structlog.get_logger("syncd.delivery")
 
 BULK_MIN = 2  # fewer tickets than this go one by one
+
+# Why a tracker refused an escalation's create for good (kept in the action's result).
+NO_SUCH_PLACE = "no_such_place"  # no such team, project or repository, or not visible to syncd's account
+PERMISSION = "permission"  # the account works but may not create issues there
+REFUSED = "refused"  # any other refusal that sending again would not change
 
 
 @dataclass
@@ -95,6 +101,7 @@ class Deliverer:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         stop_requested: Callable[[], bool] = lambda: False,
         parking: Parking | None = None,
+        progress: Callable[[], Progress | None] = lambda: None,
     ):
         self.store = store
         self.stop_requested = stop_requested
@@ -107,9 +114,14 @@ class Deliverer:
         # Connectors waiting out a rate limit: nothing is sent to them before its end.
         self.parking = parking if parking is not None else Parking(store, connectors, clock)
         self._drafts: dict[int, str] = {}  # create action id -> which draft went ("private"/"public")
+        self.progress = progress  # the run's progress, if someone watches it
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
+        progress = self.progress()
+        if progress is not None:
+            counts = self.store.outbox_counts()
+            progress.delivering(counts["pending"] + counts["sending"])
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
             due = [
@@ -172,6 +184,7 @@ class Deliverer:
                 self.store.mark_done(row.id, {"found_marker": True, **found})
                 self._event(row, "delivered", "found already written (after an interruption)")
                 report.already += 1
+                self._sent(delivered=1)
                 return
             self.store.mark_sending(row.id)
             sent = True
@@ -180,6 +193,12 @@ class Deliverer:
             self._wait(row, exc, report, sent=sent)
             return
         except AuthError as exc:
+            if isinstance(write, CreateIssue) and self._credentials_work(connector):
+                # The account works, but may not create issues where the route sends them.
+                self._refused(
+                    row, f"{exc} (the account's credentials work: it may not create there)", report, PERMISSION
+                )
+                return
             # Due again as soon as the credentials work (the pause holds it till then).
             self._pause(row.connector, str(exc), report)
             self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
@@ -187,13 +206,18 @@ class Deliverer:
         except Gone as exc:
             if write.drops_when_gone:
                 self._drop_gone(row, str(exc), report)
+            elif isinstance(write, CreateIssue):
+                self._refused(row, str(exc), report, REFUSED)  # e.g. issues turned off in the repository
             else:
                 self._fail(row, str(exc), report, dead=True)
             return
         except (Conflict, NotFound, Unsupported, ConfigError) as exc:
             # ConfigError: the write names something the service cannot take (a mapping's
             # field id that is not one): refused for good, kept in the dead letter with why.
-            self._fail(row, str(exc), report, dead=True)
+            if isinstance(write, CreateIssue):
+                self._refused(row, str(exc), report, NO_SUCH_PLACE if isinstance(exc, NotFound) else REFUSED)
+            else:
+                self._fail(row, str(exc), report, dead=True)
             return
         except PayloadError as exc:
             # The answer could not be read: the write may have landed.
@@ -203,7 +227,11 @@ class Deliverer:
             self._fail(row, str(exc), report, uncertain=exc.maybe_applied, retry_after=exc.retry_after)
             return
         except ApiError as exc:
-            self._fail(row, str(exc), report)
+            if isinstance(write, CreateIssue):
+                # Not transient (those are TransientError): sending the same create again gets the same answer.
+                self._refused(row, str(exc), report, REFUSED)
+            else:
+                self._fail(row, str(exc), report)
             return
         self._done(row, result, report)
 
@@ -358,6 +386,7 @@ class Deliverer:
                 )
             self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))
         report.done += 1
+        self._sent(delivered=1)
 
     def _done_opaque(self, row: OutboxRow, result: OpaqueResult, report: DeliveryReport) -> None:
         """A rewrite for a place that turned public: what it rewrote, and what it had to leave."""
@@ -371,6 +400,7 @@ class Deliverer:
             )
             self._event(row, "delivered", _describe(row, result=result))
         report.done += 1
+        self._sent(delivered=1)
         report.privacy_rewritten += len(result.rewritten)
         report.privacy_kept += len(kept)
         if kept:
@@ -413,6 +443,26 @@ class Deliverer:
                 retry_at=format_time(retry_at),
             )
         report.errors.append(error)
+        self._sent(failed=1)
+
+    def _sent(self, delivered: int = 0, failed: int = 0) -> None:
+        progress = self.progress()
+        if progress is not None:
+            progress.sent(delivered, failed)
+
+    def _refused(self, row: OutboxRow, error: str, report: DeliveryReport, why: str) -> None:
+        """An escalation's create refused for good: dead at once, with why in words the
+        handoff turns into a note for the agent (see FollowUps.tell_failed_handoffs)."""
+        self._fail(row, error, report, dead=True)
+        self.store.set_action_result(row.id, {"refused": why})
+
+    def _credentials_work(self, connector: Connector) -> bool:
+        """Whether the connector's credentials are accepted (one cheap check)."""
+        try:
+            connector.check()
+        except SyncdError:
+            return False
+        return True
 
     def _retry_at(self, attempts: int, retry_after: float | None = None) -> datetime:
         delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
@@ -487,6 +537,11 @@ ROUTES: dict[type[Write], Route] = {
 def _read(row: OutboxRow) -> Write | None:
     """The row's write; None for an op this version does not know."""
     return read(row.op, row.payload) if row.op in BY_OP else None
+
+
+def describe_write(row: OutboxRow, connector: Connector | None = None) -> str:
+    """What an outbox row writes, as a person reads it (``syncd once --dry-run``, the history)."""
+    return _describe(row, connector)
 
 
 def _describe(row: OutboxRow, connector: Connector | None = None, result: OpaqueResult | None = None) -> str:

@@ -45,9 +45,10 @@ from mappings.planner import (
 from mappings.routes import Mappings
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
-from syncd.handoff import FollowUps
+from syncd.handoff import EscalatedAgain, FollowUps
 from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
+from syncd.progress import Progress
 from syncd.ratelimits import Parking, Wait
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
@@ -90,10 +91,22 @@ class CycleReport:
     # nothing is sent to them before the end; the next run goes on from there).
     rate_limited: dict[str, Wait] = field(default_factory=dict)
     now: datetime | None = None
+    # The outbox by state when the cycle ended (what is left to deliver).
+    outbox: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not any(p.error for p in self.polls) and not (self.delivery and self.delivery.errors)
+
+    @property
+    def pending(self) -> int:
+        """Writes not delivered when the cycle ended (waiting for a rate limit, a retry, or planned only)."""
+        return self.outbox.get("pending", 0) + self.outbox.get("sending", 0)
+
+    @property
+    def dead(self) -> int:
+        """Writes in the dead letter: not sent until retried or dropped by hand."""
+        return self.outbox.get("dead", 0)
 
     def summary(self) -> str:
         parts = [
@@ -102,6 +115,9 @@ class CycleReport:
         ]
         if self.delivery:
             parts.append(f"delivered {self.delivery.done}, failed {self.delivery.failed}, dead {self.delivery.dead}")
+        if self.outbox:
+            dead = f", {self.dead} in the dead letter" if self.dead else ""
+            parts.append(f"{self.pending} write(s) pending{dead}")
         for name, wait in self.rate_limited.items():
             parts.append(
                 f"{name}: waiting for {wait.service}'s rate limit until "
@@ -155,6 +171,8 @@ class Engine:
         # Set by the daemon on SIGTERM: polls stop after the page in hand is
         # committed and delivery after the action in hand is recorded.
         self.stop_requested: Callable[[], bool] = lambda: False
+        # Told what a long run does, page by page and write by write (``syncd once`` on a first sync).
+        self.progress: Progress | None = None
         # Connectors waiting out a rate limit (see syncd.ratelimits): not polled, not written to.
         self.parking = Parking(store, self.connectors, clock)
         self.deliverer = Deliverer(
@@ -165,6 +183,7 @@ class Engine:
             clock=clock,
             stop_requested=lambda: self.stop_requested(),
             parking=self.parking,
+            progress=lambda: self.progress,
         )
         # What the handoff and the privacy work use: the engine's ports, not the engine.
         ports = Ports(store, clock, trackers, helpdesk, settings, self._work)
@@ -191,20 +210,24 @@ class Engine:
 
     # -- the cycle --------------------------------------------------------------
 
-    def cycle(self, names: Iterable[str] | None = None) -> CycleReport:
+    def cycle(self, names: Iterable[str] | None = None, *, deliver: bool = True) -> CycleReport:
         """Poll the named connectors (default: all, trackers first), then deliver.
 
         Trackers go first so that an issue a ticket names is usually known
         already (no read to resolve it) and new links show its latest state.
+        ``deliver=False`` plans only: the writes stay in the outbox (``syncd
+        once --dry-run`` runs so against a copy of the store).
         """
         report = CycleReport()
         for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
         if self.followups is not None and not self.stop_requested():
             self.followups.tick()
-        report.delivery = self.deliver()
+        if deliver:
+            report.delivery = self.deliver()
         report.rate_limited = self.parking.all()
         report.now = self.clock()
+        report.outbox = self.store.outbox_counts()
         return report
 
     def poll(self, name: str) -> PollReport:
@@ -233,11 +256,18 @@ class Engine:
             for page in connector.poll(self.store.get_cursor(name)):
                 report.pages += 1
                 report.records += len(page.records)
+                planned = report.actions
                 self._page(connector, page, report)
+                if self.progress is not None:
+                    self.progress.page(
+                        name, len(page.records), report.actions - planned, [r.updated_at for r in page.records]
+                    )
                 if self.stop_requested() and not page.done:
                     log.info("stopping the poll after a committed page", connector=name)
                     break
             else:
+                if self.progress is not None:
+                    self.progress.feed_done(name)
                 if isinstance(connector, Helpdesk):
                     report.links += self._restore_shown()
                 if self._catching_up and not self.first_sync:
@@ -332,6 +362,8 @@ class Engine:
                 break
             if self.followups is not None and self.followups.finish_created():
                 again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
+            if self.followups is not None and self.followups.tell_failed_handoffs():
+                again = True  # a tracker refused an escalation's create: the agent's note goes now
             if self.privacy.learn():
                 again = True  # a write found its place turned public: rewrite what syncd wrote there now
             if not again:
@@ -706,6 +738,15 @@ class Engine:
             finally:
                 self._unsure = False
         return ticket, issue, created
+
+    def escalate(self, ticket_id: str) -> EscalatedAgain:
+        """``syncd escalate``: hand the ticket over again, against the current mappings
+        (see :meth:`FollowUps.escalate_again`). Reads the ticket from the helpdesk first."""
+        if self.followups is None:
+            raise SyncdError(
+                "the handoff is not set up: the mapping files have no [stages] table, so syncd escalates nothing"
+            )
+        return self.followups.escalate_again(self.helpdesk.get_ticket(ticket_id))
 
     def unlink(
         self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand"

@@ -41,6 +41,7 @@ from mappings.handoff_plan import (
     plan_demand,
     plan_escalation,
     plan_followup_ticket,
+    plan_handoff_failed,
     plan_missing,
     plan_owner_gap,
     plan_promise_broken,
@@ -86,6 +87,17 @@ AGENT_NOTES_KEPT = 5  # the agent's latest internal notes remembered per ticket
 AGENT_NOTE_CHARS = 4000
 OWNER_SWEEP_EVERY = timedelta(minutes=5)  # issues that outlive the triage SLA without a change
 BROKEN_TAG = "syncd_promise_broken"
+
+
+@dataclasses.dataclass(frozen=True)
+class EscalatedAgain:
+    """What ``syncd escalate`` planned: the route and where its issue is now created."""
+
+    route: str
+    tracker: str
+    place: str
+    dropped: int  # earlier creates given up (refused, or not sent yet)
+    earlier_places: list[str]
 
 
 class FollowUps:
@@ -373,6 +385,7 @@ class FollowUps:
             epoch=epoch,
             helpdesk_name=self.ports.settings.helpdesk_name,
             body_format=self.ports.trackers[route.tracker].text_format,
+            attempt=int(meta.get("escalation_tries") or 0),
         )
         self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
@@ -646,6 +659,114 @@ class FollowUps:
             calendar=calendar,
             fmt=tracker.text_format,
         )
+
+    # -- a handoff the tracker refused --------------------------------------------------------------------
+
+    def tell_failed_handoffs(self) -> int:
+        """Escalations whose create the tracker refused for good (a bad route, a missing
+        permission; see syncd.delivery): the agent gets an internal note saying so and the
+        stage field and tag show ``handoff_failed``. Once per refused create; returns the
+        notes planned."""
+        told = 0
+        for row in self.store.refused_creates():
+            ticket_ref = Ref(self.ports.helpdesk.name, str(row.payload.get("ticket")))
+            ticket = self.store.get_snapshot(ticket_ref)
+            with self.ports.work() as work:
+                self.store.set_action_result(row.id, {**(row.result or {}), "told": True})
+                if not isinstance(ticket, Ticket):
+                    continue
+                if (self.store.get_meta(ticket_ref).get("escalation") or {}).get("key") != row.key:
+                    continue  # planned again since: the newer create is the one that counts
+                route = self.mappings.route_for(ticket)
+                tracker = self.ports.trackers.get(row.connector)
+                templates = route.templates if route is not None else self.mappings.default_templates()
+                plan = plan_handoff_failed(
+                    ticket,
+                    route=route.name if route is not None else "none",
+                    tracker=tracker.label if tracker is not None else row.connector,
+                    place=row.target,
+                    why=str((row.result or {}).get("refused")),
+                    template=templates["handoff_failed"],
+                    shown=self.display.write(Stage.NEW, failed=True),
+                    key=idempotency_key("handoff_failed", ticket.ref, row.key),
+                    note_format=self.ports.settings.note_format,
+                )
+                self.store.set_meta(ticket_ref, handoff_failed=row.key)
+                told += work.commit(plan)
+                log.warning(
+                    "handoff failed: the tracker refused to create the issue; the agent is told",
+                    ticket=ticket.key,
+                    tracker=row.connector,
+                    place=row.target,
+                    action=row.id,
+                    error=row.last_error,
+                )
+        return told
+
+    def escalate_again(self, ticket: Ticket) -> EscalatedAgain:
+        """``syncd escalate``: plan the handoff of ``ticket`` (just read from the helpdesk)
+        again, against the mappings as they are now.
+
+        For a ticket whose earlier create the tracker refused (or that waits, unsent): the
+        earlier create is dropped and a new one planned, with a key of its own, to wherever
+        the route sends it now. Refused (SyncdError, nothing changed) when there is nothing
+        to hand over: no route, not flagged, already linked, not complete, or a create that
+        may have landed (in flight, or made and not linked yet)."""
+        ref = ticket.ref
+        route = self.mappings.route_for(ticket)
+        if route is None:
+            raise SyncdError(f"ticket {ticket.key}: no route of the mapping files takes it; nothing to hand over")
+        if not route.is_flagged(ticket):
+            raise SyncdError(f"ticket {ticket.key} is not flagged for product (route {route.name!r}); flag it first")
+        linked = self.store.links_for_ticket(ref)
+        if linked:
+            issues = self.store.get_snapshots([r.issue for r in linked])
+            keys = ", ".join(getattr(issues.get(r.issue), "key", r.issue.id) for r in linked)
+            raise SyncdError(f"ticket {ticket.key} is already handed over: linked to {keys}")
+        group = f"escalate:{ref}"
+        earlier = self.store.group_actions(group)
+        if any(r.state == "sending" for r in earlier):
+            raise SyncdError(
+                f"ticket {ticket.key}: its issue's create may have reached {route.tracker} (it was interrupted); "
+                "run `syncd once` first, which looks for it"
+            )
+        uncertain = [r for r in earlier if r.state == "dead" and r.maybe_applied]
+        if uncertain:
+            raise SyncdError(
+                f"ticket {ticket.key}: its issue's create (action {uncertain[-1].id}) may have reached "
+                f"{route.tracker} before it failed; `syncd outbox retry {uncertain[-1].id}` looks for it first"
+            )
+        if any(r.state == "done" and (r.result or {}).get("linked") is None for r in earlier):
+            raise SyncdError(f"ticket {ticket.key}: its issue was created; the next cycle links it")
+        with self.ports.work() as work:
+            dropped = self.store.drop_group(group, "not sent: the handoff was planned again (syncd escalate)")
+            meta = self.store.get_meta(ref)
+            tries = int(meta.get("escalation_tries") or 0) + 1
+            self.store.set_meta(ref, escalation=None, escalation_tries=tries)
+            self.store.put_snapshot(ticket)
+            self.update(work, [ref])
+            planned = self.store.get_meta(ref).get("escalation")
+            if not planned:
+                missing = self.store.get_meta(ref).get("missing")
+                why = f"it is not complete (missing: {', '.join(missing)})" if missing else "it is not a new follow-up"
+                raise SyncdError(f"ticket {ticket.key} cannot be handed over now: {why}")  # rolls back
+            if meta.get("handoff_failed"):
+                self.store.set_meta(ref, handoff_failed=None)
+                write = self.display.write(Stage.NEW)
+                if write and ticket.can_update:
+                    key = idempotency_key("handoff_again", ref, tries)
+                    work.commit(Plan(actions=[write.action(key, ref.connector, ref.id, ticket_group(ref))]))
+            self.store.add_event(
+                Event(
+                    "escalating",
+                    f"{ticket.key}: handoff planned again by hand, to {route.tracker} {route.team} "
+                    f"(route {route.name}); {dropped} earlier create(s) not sent",
+                    ref,
+                    None,
+                    {"route": route.name, "key": planned["key"], "dropped": dropped},
+                )
+            )
+        return EscalatedAgain(route.name, route.tracker, route.team, dropped, [r.target for r in earlier])
 
     # -- after delivery: what a create made --------------------------------------------------------------
 

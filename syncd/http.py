@@ -183,6 +183,8 @@ class HttpClient:
         self._lock = threading.Lock()
         self._last_mutation: float | None = None
         self._window: collections.deque[float] = collections.deque()
+        # Told of each wait for the service's rate limit slept in place (seconds): progress shows it.
+        self.wait_listeners: list[Callable[[float], None]] = []
 
     # -- public -------------------------------------------------------------
 
@@ -296,6 +298,8 @@ class HttpClient:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.stats.retries += 1
+            if isinstance(exc, _Retry) and exc.retry_after is not None and state.next_action:
+                self._tell_wait(state.next_action.sleep)
             log.info(
                 "retrying",
                 connector=self.connector,
@@ -489,9 +493,14 @@ class HttpClient:
             if delay > 0:
                 self.stats.throttled_seconds += delay
                 log.debug("throttling", connector=self.connector, seconds=round(delay, 2))
+                self._tell_wait(delay)
                 self._sleep(delay)
             if self.requests_per_minute:
                 self._window.append(self._clock())
+
+    def _tell_wait(self, seconds: float) -> None:
+        for listener in self.wait_listeners:
+            listener(seconds)
 
     def close(self) -> None:
         self.session.close()

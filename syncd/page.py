@@ -37,6 +37,9 @@ from syncd.writes import TICKET_UPDATE
 
 log = structlog.get_logger("syncd.engine")
 
+# Origins of links syncd or a person makes now: never "existing" links, whatever the sync.
+MADE_BY_SYNCD_OR_HAND = ("cli", "escalation", "followup", "restored")
+
 
 @dataclass
 class PollReport:
@@ -135,11 +138,18 @@ class PageWork:
             self.settings,
             ticket_count=ticket_count,
             epoch=epoch or "",
+            quiet=self.adopts(origin),
         )
         n = self.commit(plan)
         if report is not None:
             report.actions += n
         return 1
+
+    def adopts(self, origin: str) -> bool:
+        """Whether a link found now is one that existed before syncd watched (read in a
+        feed's first sync, not made by hand or by an escalation) and the settings adopt
+        those quietly."""
+        return self.settings.existing_links == "adopt" and self.first_sync and origin not in MADE_BY_SYNCD_OR_HAND
 
     def quarantine(self, connector: str, rejected: Sequence[Rejected]) -> int:
         """Records the page could not read are kept apart, with why; returns how many."""

@@ -1353,6 +1353,23 @@ class Store:
         )
         return [_outbox_row(r) for r in rows]
 
+    @_reads
+    def refused_creates(self) -> list[OutboxRow]:
+        """Escalations' creates the tracker refused for good (dead with a ``refused`` reason)
+        whose ticket has not been told yet, oldest first."""
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'dead' AND op = 'issue.create' "
+            "AND json_extract(result, '$.refused') IS NOT NULL AND json_extract(result, '$.told') IS NULL "
+            "ORDER BY id",
+        )
+        return [_outbox_row(r) for r in rows]
+
+    @_reads
+    def group_actions(self, group: str) -> list[OutboxRow]:
+        """Every action of a group, whatever its state, oldest first."""
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE grp = ? ORDER BY id", [group])
+        return [_outbox_row(r) for r in rows]
+
     @_writes
     def set_action_result(self, id: int, result: dict[str, Any]) -> bool:
         """Record what became of a delivered action (e.g. ``linked``) beside what the service said."""
@@ -1703,3 +1720,29 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def scratch_copy(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock = _utcnow) -> int:
+    """A throwaway copy of the store at ``source`` for planning without keeping
+    anything (``syncd once --dry-run``); returns the highest outbox id it holds
+    (0 with no store yet: ``target`` is then left for a fresh store).
+
+    The copy is taken as :func:`backup` takes one (safe while the daemon
+    runs), and is told it is the file it is: a copy is otherwise marked as
+    possibly behind the services, which would plan differently from the real
+    store."""
+    source, target = Path(source), Path(target)
+    if not source.exists():
+        return 0
+    backup(source, target, clock=clock)
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('file_identity', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [str(os.stat(target).st_ino)],
+        )
+        row = conn.execute("SELECT max(id) FROM outbox").fetchone()
+    finally:
+        conn.close()
+    return int(row[0] or 0)

@@ -14,7 +14,7 @@ import pytest
 from connectors.base import ConnectorConfig, Helpdesk, Tracker, WriteResult
 from mappings.planner import issue_group, ticket_group
 from syncd.delivery import Deliverer
-from syncd.errors import AuthError, ConfigError, Conflict, Gone, PayloadError, TransientError
+from syncd.errors import ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient
 from syncd.records import Action, Ref, Ticket
 from syncd.store import Store
@@ -429,3 +429,55 @@ def test_a_write_an_earlier_store_may_have_made_is_looked_for_before_its_first_s
     assert report.already == 2 and helpdesk.marker_checks == 2 and tracker.marker_checks == 1
     assert store.get_action(create).result["id"] == "new-ENG"  # found, linked by the engine as if created
     assert state(store, made) == state(store, fresh) == "done"
+
+
+class Refusing(ScriptedTracker):
+    """A tracker whose credentials work (or not) while it refuses creates."""
+
+    def __init__(self, credentials_work: bool) -> None:
+        super().__init__()
+        self.credentials_work = credentials_work
+        self.checks = 0
+
+    def check(self) -> str:
+        self.checks += 1
+        if not self.credentials_work:
+            raise AuthError("linear", "HTTP 401", status=401)
+        return "scripted"
+
+
+@pytest.mark.parametrize(
+    "error, why",
+    [
+        (NotFound("linear", "no Linear team with key 'NOPE'"), "no_such_place"),
+        (Conflict("linear", "HTTP 422 Validation Failed", status=422), "refused"),
+        (ApiError("linear", "HTTP 400 project is required", status=400), "refused"),
+        (Gone("linear", "HTTP 410 Issues are disabled for this repo", status=410), "refused"),
+        (AuthError("linear", "HTTP 403 Resource not accessible", status=403), "permission"),
+    ],
+)
+def test_a_create_refused_for_good_goes_to_the_dead_letter_at_once_with_why(tmp_path, error, why):
+    clock = Clock()
+    with Store(tmp_path / "syncd.db", clock=clock) as store:
+        tracker = Refusing(credentials_work=True)
+        deliverer = Deliverer(store, {"zendesk": ScriptedHelpdesk(), "linear": tracker}, max_attempts=8, clock=clock)
+        tracker.outcomes["NOPE"] = [error]
+        action = escalation(store, "NOPE", "e1")
+        report = deliverer.run()
+        row = store.get_action(action)
+        assert row.state == "dead" and row.attempts == 1 and report.dead == 1  # not tried 8 times
+        assert row.result == {"refused": why}
+        assert deliverer.paused == {}  # the account works: nothing else is held up
+        assert [r.id for r in store.refused_creates()] == [action]
+
+
+def test_a_refused_create_with_refused_credentials_pauses_the_connector_instead(tmp_path):
+    clock = Clock()
+    with Store(tmp_path / "syncd.db", clock=clock) as store:
+        tracker = Refusing(credentials_work=False)
+        deliverer = Deliverer(store, {"zendesk": ScriptedHelpdesk(), "linear": tracker}, clock=clock)
+        tracker.outcomes["ENG"] = [AuthError("linear", "HTTP 401", status=401)]
+        action = escalation(store, "ENG", "e1")
+        deliverer.run()
+        assert state(store, action) == "pending" and "linear" in deliverer.paused
+        assert store.refused_creates() == []

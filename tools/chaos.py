@@ -704,7 +704,8 @@ def chaos_run(
             done = subprocess.run(
                 [sys.executable, "-m", "syncd", "once"], env=env, capture_output=True, text=True, timeout=300
             )
-            if done.returncode != 0:
+            # 3: nothing failed, writes still wait (a backoff from the faults): not a crash.
+            if done.returncode not in (0, 3):
                 daemon.crashes.append(f"final syncd once: status {done.returncode}: {done.stderr.strip()[-300:]}")
         found = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None)
         stream_problems = check_stream_links(stream, world, found)

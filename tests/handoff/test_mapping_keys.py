@@ -44,6 +44,7 @@ from mappings.handoff_plan import (
     demand_body,
     plan_escalation,
     plan_followup_ticket,
+    plan_handoff_failed,
     plan_missing,
     plan_owner_gap,
     plan_promise_broken,
@@ -75,6 +76,7 @@ from mappings.templates import DEFAULTS
 from syncd.app import tracker_kinds
 from syncd.errors import ConfigError
 from syncd.records import Customer, Issue, Link, Organization, Promise, Ref, Stage, StateCategory, Ticket
+from syncd.writes import TicketUpdate
 
 NOW = datetime(2026, 4, 2, 10, 0, tzinfo=timezone.utc)  # Thursday noon in Berlin, before Easter
 TRACKERS = {"linear": "linear", "linear-b": "linear", "github": "github", "jira": "jira"}
@@ -486,6 +488,16 @@ def outcome(m: Mappings) -> dict[str, object]:
         rule = route.promises
         promises = escalation_promises(rule, t.ref, [i.ref for i in linked], NOW, owner=t.assignee_id) if rule else []
         o["escalation"] = plan_escalation(t, route, note="a note", promises=promises, customer_count=2).actions
+        o["handoff_failed"] = plan_handoff_failed(
+            t,
+            route=route.name,
+            tracker="the tracker",
+            place="APP",
+            why="refused",
+            template=route.templates["handoff_failed"],
+            shown=TicketUpdate(),
+            key="k",
+        ).actions
         o["missing"] = plan_missing(t, route, ["steps", "impact"], [], missing_field=m.missing_field).plan.actions
         o["stage_write"] = [
             plan_stage(t, compute_stage(Observation(NOW, flagged=True), []), display).actions,

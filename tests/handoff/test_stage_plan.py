@@ -114,7 +114,10 @@ def test_a_stage_change_plans_one_event_and_one_write_that_swaps_the_tag():
     assert action.op == TICKET_UPDATE and action.target == "1"
     assert action.payload["fields"] == {"900": "assigned"}
     assert action.payload["add_tags"] == ["syncd_stage_assigned"]
-    assert set(action.payload["remove_tags"]) == {f"syncd_stage_{s.value}" for s in Stage} - {"syncd_stage_assigned"}
+    # Every other stage's tag goes, and the one a refused handoff shows.
+    assert set(action.payload["remove_tags"]) == {f"syncd_stage_{s.value}" for s in Stage} - {
+        "syncd_stage_assigned"
+    } | {"syncd_stage_handoff_failed"}
     (event,) = plan.events
     assert event.kind == "stage" and event.detail["from"] == "new" and event.detail["stage"] == "assigned"
     assert "New → Assigned" in event.summary
@@ -196,3 +199,10 @@ def test_a_reopen_after_follow_up_is_rework_back_to_new():
 def merge_stage(payload: dict, stage: dict) -> dict:
     """The stage folded into a ticket write, payload in and payload out."""
     return TicketUpdate.from_payload(payload).with_stage(TicketUpdate.from_payload(stage)).payload()
+
+
+def test_a_refused_handoff_is_shown_in_the_field_and_tag_and_the_next_stage_clears_it():
+    failed = DISPLAY.write(Stage.NEW, failed=True)
+    assert failed.fields == {"900": "handoff_failed"} and failed.add_tags == ("syncd_stage_handoff_failed",)
+    assert "syncd_stage_new" in failed.remove_tags and "syncd_stage_handoff_failed" not in failed.remove_tags
+    assert "syncd_stage_handoff_failed" in DISPLAY.write(Stage.NEW).remove_tags
