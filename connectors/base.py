@@ -313,7 +313,7 @@ class Connector(abc.ABC):
 #   hold     waiting for someone else (a third party, another team)
 #   solved   answered; the customer may still reply, which reopens it
 #   closed   final: it can no longer be updated or reopened (a follow-up
-#            ticket continues it, see Helpdesk.create_followup)
+#            ticket continues it, see Helpdesk.create_follow_up)
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
 
@@ -378,17 +378,17 @@ class Helpdesk(Connector):
         """Custom field ids whose value may name a linked issue."""
         return ()
 
-    def create_followup(self, source_id: str, followup: "FollowUpTicket", key: str) -> WriteResult:
+    def create_follow_up(self, source_id: str, follow_up: "FollowUpTicket", key: str) -> WriteResult:
         """Open a new ticket that follows up ``source_id`` (which is closed and cannot be reopened).
 
         The new ticket references the source (Zendesk: ``via_followup_source_id``),
-        has the same requester, and its first comment is ``followup.note`` as an
+        has the same requester, and its first comment is ``follow_up.note`` as an
         internal note, so the agent replies from it. It carries the marker of
-        ``key`` where :meth:`find_followup` can find it. ``WriteResult.id`` is
+        ``key`` where :meth:`find_follow_up` can find it. ``WriteResult.id`` is
         the new ticket's id."""
         raise Unsupported(self.name, "create follow-up tickets")
 
-    def find_followup(self, source_id: str, key: str) -> str | None:
+    def find_follow_up(self, source_id: str, key: str) -> str | None:
         """The id of the follow-up ticket created with ``key``, if one was (after a crash)."""
         raise Unsupported(self.name, "create follow-up tickets")
 

@@ -120,7 +120,7 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 # -- escalation ----------------------------------------------------------------------------------------------
 
 
-def plan_escalation(
+def plan_handoff(
     ticket: Ticket,
     route: Route,
     *,
@@ -237,7 +237,7 @@ def plan_promise_due(
     return route.templates["promise_due"].render(values)
 
 
-def plan_followup_ticket(
+def plan_follow_up_ticket(
     ticket: Ticket, issues: Sequence[Issue], note: str, route: Route, since: datetime, note_format: str = "plain"
 ) -> Plan:
     """The ticket is closed and cannot be reopened: a new ticket follows it up."""

@@ -220,9 +220,9 @@ class Deliverer:
         created = connector.find_created(row.target, marker)
         return {"id": created} if created else None
 
-    def _found_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+    def _found_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
         assert isinstance(connector, Helpdesk)
-        created = connector.find_followup(row.target, marker)
+        created = connector.find_follow_up(row.target, marker)
         return {"id": created} if created else None
 
     def _never_found(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
@@ -267,9 +267,9 @@ class Deliverer:
         )
         return connector.make_opaque(row.target, rewrite, marker)
 
-    def _create_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+    def _create_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)
-        return connector.create_followup(row.target, write, marker)
+        return connector.create_follow_up(row.target, write, marker)
 
     # -- writes to an issue that is gone ------------------------------------------------
 
@@ -475,7 +475,7 @@ def _tracker_seeing_visibility(connector: Connector) -> bool:
 # One row per kind of write: adding a kind is a dataclass in syncd/writes.py, a row here and the connector method.
 ROUTES: dict[type[Write], Route] = {
     TicketUpdate: Route(Deliverer._update_ticket, Deliverer._found_marker, _helpdesk),
-    FollowUpTicket: Route(Deliverer._create_followup, Deliverer._found_followup, _helpdesk),
+    FollowUpTicket: Route(Deliverer._create_follow_up, Deliverer._found_follow_up, _helpdesk),
     IssueComment: Route(Deliverer._add_comment, Deliverer._found_marker, _tracker),
     AttachTicket: Route(Deliverer._attach_ticket, Deliverer._found_marker, _tracker),
     CreateIssue: Route(Deliverer._create_issue, Deliverer._found_created_issue, _tracker),

@@ -44,13 +44,13 @@ from mappings.planner import (
 from mappings.routes import Mappings
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
-from syncd.handoff import FollowUps
+from syncd.handoff import Handoff
 from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.ratelimits import Parking, Wait
 from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE
+from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOW_UP, TICKET_UPDATE
 
 log = structlog.get_logger("syncd.engine")
 
@@ -161,9 +161,9 @@ class Engine:
         )
         # What the handoff and the privacy work use: the engine's ports, not the engine.
         ports = Ports(store, clock, trackers, helpdesk, settings, self._work)
-        self.followups = FollowUps(ports, self.mappings) if self.mappings is not None else None
+        self.handoff = Handoff(ports, self.mappings) if self.mappings is not None else None
         # Places (GitHub repositories) that turned public: what syncd wrote there is rewritten.
-        self.privacy = Privacy(ports, self.followups)
+        self.privacy = Privacy(ports, self.handoff)
 
     def _work(self) -> PageWork:
         """A new page transaction's work (enter it to open the transaction)."""
@@ -193,8 +193,8 @@ class Engine:
         report = CycleReport()
         for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
-        if self.followups is not None and not self.stop_requested():
-            self.followups.tick()
+        if self.handoff is not None and not self.stop_requested():
+            self.handoff.tick()
         report.delivery = self.deliver()
         report.rate_limited = self.parking.all()
         report.now = self.clock()
@@ -323,7 +323,7 @@ class Engine:
                 again = True
             if self.stop_requested():
                 break
-            if self.followups is not None and self.followups.finish_created():
+            if self.handoff is not None and self.handoff.finish_created():
                 again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
             if self.privacy.learn():
                 again = True  # a write found its place turned public: rewrite what syncd wrote there now
@@ -630,10 +630,10 @@ class Engine:
         comments: dict[Ref, list[Comment]] | None = None,
     ) -> int:
         """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work."""
-        if self.followups is None or not tickets:
+        if self.handoff is None or not tickets:
             work.take_writes()
             return 0
-        return self.followups.update(work, tickets, previous, comments)
+        return self.handoff.update(work, tickets, previous, comments)
 
     # -- links ---------------------------------------------------------------------------
 
@@ -869,7 +869,7 @@ class Engine:
             return
         if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
-        repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP) or (
+        repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOW_UP) or (
             action.op == TICKET_UPDATE and bool(action.payload.get("note"))
         )
         if repeats:

@@ -39,8 +39,8 @@ from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
     plan_demand,
-    plan_escalation,
-    plan_followup_ticket,
+    plan_follow_up_ticket,
+    plan_handoff,
     plan_missing,
     plan_owner_gap,
     plan_promise_broken,
@@ -78,7 +78,7 @@ from syncd.records import (
     parse_time,
     utc,
 )
-from syncd.writes import ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE, TicketUpdate
+from syncd.writes import ISSUE_CREATE, TICKET_FOLLOW_UP, TICKET_UPDATE, TicketUpdate
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -88,7 +88,7 @@ OWNER_SWEEP_EVERY = timedelta(minutes=5)  # issues that outlive the triage SLA w
 BROKEN_TAG = "syncd_promise_broken"
 
 
-class FollowUps:
+class Handoff:
     """The handoff of every follow-up: through the engine's ports (store, connectors, clock, settings)
     and the mappings; what it plans goes into the open page's work."""
 
@@ -364,7 +364,7 @@ class FollowUps:
             return plans  # already planned for this handoff: flagging again creates nothing
         promises = self._rule_promises(ticket, route, ())
         count = 1
-        plan = plan_escalation(
+        plan = plan_handoff(
             ticket,
             route,
             note=notes[-1] if notes else None,
@@ -388,9 +388,7 @@ class FollowUps:
         existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
         epoch = self.store.get_meta(ticket.ref).get("reopened_at") or ""
         made = []
-        for promise in pr.escalation_promises(
-            rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch
-        ):
+        for promise in pr.handoff_promises(rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch):
             if promise.id in existing:
                 made.append(existing[promise.id])
                 continue
@@ -477,7 +475,7 @@ class FollowUps:
                 )
             elif ticket.status == "closed":
                 plans.append(
-                    plan_followup_ticket(
+                    plan_follow_up_ticket(
                         ticket, issues, note, route, result.since or self.now, self.ports.settings.note_format
                     )
                 )
@@ -652,8 +650,8 @@ class FollowUps:
             try:
                 if row.op == ISSUE_CREATE:
                     self._link_created_issue(row, str(new_id))
-                elif row.op == TICKET_FOLLOWUP:
-                    self._link_followup_ticket(row, str(new_id))
+                elif row.op == TICKET_FOLLOW_UP:
+                    self._link_follow_up_ticket(row, str(new_id))
                 finished += 1
             except (NotFound, Gone) as exc:  # deleted (or hidden) as soon as it was made
                 log.error("created record not readable; its link is left for a person", action=row.id, error=str(exc))
@@ -686,7 +684,7 @@ class FollowUps:
             work.link(ticket, issue, "escalation")
             self.update(work, [ticket.ref])  # the link's ticket write takes the stage in
 
-    def _link_followup_ticket(self, row, ticket_id: str) -> None:
+    def _link_follow_up_ticket(self, row, ticket_id: str) -> None:
         helpdesk = self.ports.helpdesk
         new = helpdesk.get_ticket(ticket_id)
         source_ref = Ref(row.connector, row.target)

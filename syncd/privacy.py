@@ -48,7 +48,7 @@ from syncd.store import Store
 from syncd.writes import ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT
 
 if TYPE_CHECKING:
-    from syncd.handoff import FollowUps
+    from syncd.handoff import Handoff
 
 log = structlog.get_logger("syncd.privacy")
 
@@ -61,10 +61,10 @@ def written_for(store: Store, connector: str, issue_id: str) -> dict[str, str]:
 class Privacy:
     """Places turned public: through the engine's ports, with the handoff for the demand comment's text."""
 
-    def __init__(self, ports: Ports, followups: FollowUps | None):
+    def __init__(self, ports: Ports, handoff: Handoff | None):
         self.ports = ports
         self.store = ports.store
-        self.followups = followups
+        self.handoff = handoff
 
     def learn(self, only: str | None = None) -> int:
         """Act on every place a tracker (``only`` that one) now reports public that syncd had not acted on.
@@ -155,11 +155,11 @@ class Privacy:
 
     def _opaque_demand(self, issue: Issue) -> str | None:
         """The demand comment's opaque text, when syncd wrote one on the issue."""
-        followups = self.followups
+        handoff = self.handoff
         meta = self.store.get_meta(issue.ref)
-        if followups is None or not meta.get("demand_body"):
+        if handoff is None or not meta.get("demand_body"):
             return None
-        body = followups.demand_text(dataclasses.replace(issue, public=True))
+        body = handoff.demand_text(dataclasses.replace(issue, public=True))
         if body is None:
             return None
         # What the demand comment now says: the next update writes only when it changes.

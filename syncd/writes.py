@@ -403,7 +403,7 @@ BY_OP: dict[str, type[Write]] = {kind.op: kind for kind in KINDS}
 
 # The op strings, as the store and the history name them.
 TICKET_UPDATE = TicketUpdate.op
-TICKET_FOLLOWUP = FollowUpTicket.op
+TICKET_FOLLOW_UP = FollowUpTicket.op
 ISSUE_COMMENT = IssueComment.op
 ISSUE_ATTACH = AttachTicket.op
 ISSUE_CREATE = CreateIssue.op

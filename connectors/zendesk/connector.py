@@ -22,7 +22,7 @@ Choices worth knowing:
 - A follow-up of a closed ticket (which Zendesk will not reopen or update)
   is a new ticket created with ``via_followup_source_id``; its marker is its
   ``external_id``, found again with List Tickets' ``external_id`` filter
-  (see :meth:`ZendeskConnector.find_followup` for why that is reliable).
+  (see :meth:`ZendeskConnector.find_follow_up` for why that is reliable).
 """
 
 from __future__ import annotations
@@ -491,34 +491,34 @@ class ZendeskConnector(Helpdesk):
 
     # -- follow-ups -------------------------------------------------------------
 
-    def create_followup(self, source_id: str, followup: FollowUpTicket, key: str) -> WriteResult:
+    def create_follow_up(self, source_id: str, follow_up: FollowUpTicket, key: str) -> WriteResult:
         """One ``POST /api/v2/tickets`` with ``via_followup_source_id``.
 
-        The requester is ``followup.requester_id``, or the source ticket's
+        The requester is ``follow_up.requester_id``, or the source ticket's
         (one GET, which also checks that the source is closed: Zendesk
         ignores ``via_followup_source_id`` on any other ticket, and an open
         ticket should be updated, not followed up). The note is the first
         comment, private, with the marker in its text like every note; the
         marker is also the ticket's ``external_id``, which is what
-        :meth:`find_followup` looks up. Tags, when given, replace the ones
+        :meth:`find_follow_up` looks up. Tags, when given, replace the ones
         Zendesk would otherwise copy from the source ticket.
         """
         source = _numeric(source_id)
-        assignee = self._user_id(source, "assignee_id", followup.assignee_id)
-        requester = followup.requester_id
+        assignee = self._user_id(source, "assignee_id", follow_up.assignee_id)
+        requester = follow_up.requester_id
         if requester is None:
-            requester = self._followup_requester(source)
+            requester = self._follow_up_requester(source)
         ticket: dict[str, Any] = {
             "via_followup_source_id": int(source),
-            "subject": followup.subject,
+            "subject": follow_up.subject,
             "requester_id": self._user_id(source, "requester_id", requester),
-            "comment": {"body": f"{followup.note}\n\n[{marker_token(key)}]", "public": False},
+            "comment": {"body": f"{follow_up.note}\n\n[{marker_token(key)}]", "public": False},
             "external_id": marker_token(key),
         }
         if assignee is not None:
             ticket["assignee_id"] = assignee
-        if followup.tags:
-            ticket["tags"] = list(dict.fromkeys(followup.tags))
+        if follow_up.tags:
+            ticket["tags"] = list(dict.fromkeys(follow_up.tags))
         try:
             response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket}, endpoint=f"POST {TICKETS_PATH}")
         except Conflict as exc:
@@ -533,7 +533,7 @@ class ZendeskConnector(Helpdesk):
             raise _about(self.name, f"ticket {source}: creating its follow-up ticket", exc) from None
         return self._created(source, response)
 
-    def find_followup(self, source_id: str, key: str) -> str | None:
+    def find_follow_up(self, source_id: str, key: str) -> str | None:
         """The follow-up created with ``key``: ``GET /api/v2/tickets?external_id=<marker>``.
 
         Reliable straight after the write, unlike the Search API: List
@@ -564,7 +564,7 @@ class ZendeskConnector(Helpdesk):
             and raw.get("external_id") == token
             and isinstance(raw.get("id"), int)
             and not isinstance(raw.get("id"), bool)
-            and _followup_source(raw) in (None, source)
+            and _follow_up_source(raw) in (None, source)
         ]
         return str(min(found)) if found else None
 
@@ -580,7 +580,7 @@ class ZendeskConnector(Helpdesk):
             )
         return int(text)
 
-    def _followup_requester(self, source: str) -> str:
+    def _follow_up_requester(self, source: str) -> str:
         body = self._get(f"/api/v2/tickets/{source}", endpoint="GET /api/v2/tickets/{ticket_id}")
         ticket = expect_dict(self.name, body.get("ticket"), f"ticket {source}", record_id=source)
         status = ticket.get("status")
@@ -619,7 +619,7 @@ class ZendeskConnector(Helpdesk):
                     maybe_applied=True,
                 )
             tid = int(match.group(1))
-        origin = _followup_source(ticket)
+        origin = _follow_up_source(ticket)
         if isinstance(ticket.get("via"), dict) and origin != source:  # Zendesk ignored the source
             log.warning(
                 "the new ticket is not linked as a follow-up",
@@ -727,7 +727,7 @@ def _numeric(value: Any) -> str:
     return text
 
 
-def _followup_source(raw: dict) -> str | None:
+def _follow_up_source(raw: dict) -> str | None:
     """The source ticket a follow-up names: ``via.source.from.ticket_id`` with
     ``rel: follow_up`` (the via object reference), or ``via_followup_source_id``
     where an answer echoes it; None when the answer shows neither."""

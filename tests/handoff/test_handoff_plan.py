@@ -13,8 +13,8 @@ from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
     plan_demand,
-    plan_escalation,
-    plan_followup_ticket,
+    plan_follow_up_ticket,
+    plan_handoff,
     plan_missing,
     plan_owner_gap,
     plan_promise_broken,
@@ -22,11 +22,11 @@ from mappings.handoff_plan import (
     show_time,
 )
 from mappings.planner import opaque_ref
-from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
+from mappings.promises import PromiseRule, handoff_promises, new_promise, on_issue_resolved
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
-from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, TICKET_UPDATE
+from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOW_UP, TICKET_UPDATE
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # Monday 10:00 in Berlin
 BERLIN = BusinessCalendar("Europe/Berlin")
@@ -113,8 +113,8 @@ def test_the_missing_note_is_written_once_and_again_only_for_something_new():
 
 
 def test_escalation_to_a_private_tracker_carries_the_handoff_record():
-    promises = escalation_promises(RULE, Ref("zendesk", "7"), (), AT)
-    plan = plan_escalation(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
+    promises = handoff_promises(RULE, Ref("zendesk", "7"), (), AT)
+    plan = plan_handoff(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
     [action] = plan.actions
     assert action.op == ISSUE_CREATE and action.connector == "linear" and action.target == "ENG"
     body = action.payload["private"]["body"]
@@ -124,16 +124,14 @@ def test_escalation_to_a_private_tracker_carries_the_handoff_record():
     assert "Northwind (enterprise)" in shown and "sev2" in shown and "Steps: 1. open 2. export" in shown
     assert "an update within 2 business days (by Wed 25 Nov 2026 10:00 CET)" in shown
     assert action.payload["private"]["title"] == "Export *fails* <b>"  # a title is plain text
-    again = plan_escalation(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
+    again = plan_handoff(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
     assert again.actions[0].key == action.key  # flagging again: the same key, created once
-    rework = plan_escalation(ticket(), ROUTE, note=None, promises=[], customer_count=1, epoch="2026-12-01T10:00:00Z")
+    rework = plan_handoff(ticket(), ROUTE, note=None, promises=[], customer_count=1, epoch="2026-12-01T10:00:00Z")
     assert rework.actions[0].key != action.key
 
 
 def test_escalation_to_a_public_tracker_names_no_customer():
-    plan = plan_escalation(
-        ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[], customer_count=3
-    )
+    plan = plan_handoff(ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[], customer_count=3)
     payload = plan.actions[0].payload["public"]  # the draft delivery sends where the team is public
     text = payload["title"] + payload["body"]
     for secret in ("Northwind", "Hannah", "hannah@example.com", "Export", "acme.zendesk.com"):
@@ -153,11 +151,11 @@ def test_promise_due_note_names_the_promise_and_the_deadline_in_the_team_time_zo
 
 
 def test_a_closed_ticket_is_followed_up_by_a_new_ticket_with_the_same_requester():
-    plan = plan_followup_ticket(ticket(status="closed"), [issue()], "tell them", ROUTE, AT)
+    plan = plan_follow_up_ticket(ticket(status="closed"), [issue()], "tell them", ROUTE, AT)
     [action] = plan.actions
-    assert action.op == TICKET_FOLLOWUP and action.target == "7"
+    assert action.op == TICKET_FOLLOW_UP and action.target == "7"
     assert action.payload["requester_id"] == "u1" and action.payload["note"].endswith("tell them")
-    assert plan_followup_ticket(ticket(status="closed"), [issue()], "other", ROUTE, AT).actions[0].key == action.key
+    assert plan_follow_up_ticket(ticket(status="closed"), [issue()], "other", ROUTE, AT).actions[0].key == action.key
 
 
 def test_a_broken_promise_is_a_note_and_a_tag_but_nothing_on_a_closed_ticket():
