@@ -21,9 +21,10 @@ from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from mappings.templates import Template
-from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
+from syncd.records import Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
 from syncd.writes import (
     NOTE_SEPARATOR,
+    Action,
     CreateIssue,
     DraftText,
     FollowUpTicket,

@@ -22,8 +22,17 @@ from typing import Any, Iterable, Mapping, Sequence
 from mappings.escaping import escape, escape_values
 from mappings.planner import ticket_group
 from mappings.templates import Template
-from syncd.records import Action, Issue, Ref, idempotency_key, parse_time, utc
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, MakeOpaque, TicketUpdate
+from syncd.records import Issue, Ref, idempotency_key, parse_time, utc
+from syncd.writes import (
+    ISSUE_ATTACH,
+    ISSUE_COMMENT,
+    ISSUE_CREATE,
+    ISSUE_OPAQUE,
+    ISSUE_UPSERT,
+    Action,
+    MakeOpaque,
+    TicketUpdate,
+)
 
 # Writes that leave syncd's text on an issue (a rewrite is one too: it records what it wrote).
 ISSUE_WRITES = (ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_UPSERT, ISSUE_OPAQUE)

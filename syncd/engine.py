@@ -48,9 +48,17 @@ from syncd.handoff import Handoff
 from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.ratelimits import Parking, Wait
-from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOW_UP, TICKET_UPDATE
+from syncd.writes import (
+    ISSUE_ATTACH,
+    ISSUE_COMMENT,
+    ISSUE_CREATE,
+    TICKET_FOLLOW_UP,
+    TICKET_UPDATE,
+    Action,
+    TicketUpdate,
+)
 
 log = structlog.get_logger("syncd.engine")
 
@@ -870,7 +878,7 @@ class Engine:
         if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
         repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOW_UP) or (
-            action.op == TICKET_UPDATE and bool(action.payload.get("note"))
+            isinstance(action.write, TicketUpdate) and bool(action.write.note)
         )
         if repeats:
             self.store.check_before_send(action.key)

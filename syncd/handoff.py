@@ -62,7 +62,6 @@ from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gap
 from syncd.errors import Gone, NotFound, SyncdError
 from syncd.page import PageWork, Ports
 from syncd.records import (
-    Action,
     Comment,
     Event,
     Issue,
@@ -78,7 +77,7 @@ from syncd.records import (
     parse_time,
     utc,
 )
-from syncd.writes import ISSUE_CREATE, TICKET_FOLLOW_UP, TICKET_UPDATE, TicketUpdate
+from syncd.writes import ISSUE_CREATE, TICKET_FOLLOW_UP, Action, TicketUpdate
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -206,11 +205,11 @@ class Handoff:
             merged.events += plan.events
             merged.links += plan.links
             for action in plan.actions:
-                if action.op == TICKET_UPDATE and action.target == ticket.ref.id:
-                    ticket_writes.append((action.key, TicketUpdate.from_payload(action.payload)))
+                if isinstance(action.write, TicketUpdate) and action.target == ticket.ref.id:
+                    ticket_writes.append((action.key, action.write))
                 else:
                     merged.actions.append(action)
-        stage_write = TicketUpdate.from_payload(stage_plan.actions[0].payload) if stage_plan.actions else None
+        stage_write = _ticket_update(stage_plan.actions[0]) if stage_plan.actions else None
         if fields:
             ticket_writes.append(("fields", TicketUpdate(fields=fields)))
         if not ticket_writes and stage_write is None:
@@ -226,7 +225,7 @@ class Handoff:
             combined = combined.with_stage(stage_write) if combined else stage_write
         if replaces:
             combined = dataclasses.replace(combined, replaces_resolution=True)
-        host_write = TicketUpdate.from_payload(host.payload).merge(combined, keep_marker=True) if host else None
+        host_write = _ticket_update(host).merge(combined, keep_marker=True) if host else None
         if (
             host is not None
             and host_write is not None
@@ -714,3 +713,10 @@ class Handoff:
                     dataclasses.replace(promise, ticket=new.ref, history=promise.history + (change,)), new.key
                 )
             self.update(work, [source_ref, new.ref])
+
+
+def _ticket_update(action: Action) -> TicketUpdate:
+    """The ticket write a stage plan or the page queued (they queue nothing else for a ticket)."""
+    if not isinstance(action.write, TicketUpdate):
+        raise TypeError(f"{action.key}: expected a ticket update, got {action.op}")
+    return action.write

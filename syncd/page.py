@@ -31,9 +31,9 @@ import structlog
 
 from connectors.base import Helpdesk, Rejected, Tracker
 from mappings.planner import Plan, PlanSettings, plan_link
-from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import TICKET_UPDATE
+from syncd.writes import TICKET_UPDATE, Action
 
 log = structlog.get_logger("syncd.engine")
 

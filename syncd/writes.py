@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Mapping
 
 from mappings.escaping import shown
-from syncd.records import Action
 
 NOTE_SEPARATOR = "\n\n"  # between the paragraphs of one internal note
 
@@ -71,9 +70,33 @@ class Write:
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return self.op
 
-    def action(self, key: str, connector: str, target: str, group: str) -> Action:
+    def action(self, key: str, connector: str, target: str, group: str) -> "Action":
         """This write, queued for ``connector``'s ``target``."""
-        return Action(key, connector, target, self.op, self.payload(), group)
+        return Action(key, connector, target, self, group)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write planned for the outbox.
+
+    ``key`` is deterministic from (link, transition): planning the same input
+    twice yields the same key, which the store uses to refuse duplicates and
+    the connector writes as a marker so delivery can check before re-sending.
+    ``group`` orders actions: actions of one group are delivered in order.
+    The store keeps ``write`` as its op string and payload dict
+    (:meth:`Write.payload`); nothing else sees the dict.
+    """
+
+    key: str
+    connector: str
+    target: str  # the service id of the ticket or issue written to
+    write: Write
+    group: str
+
+    @property
+    def op(self) -> str:
+        """The kind of write, as the store and the history name it."""
+        return self.write.op
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def test_one_rewrite_per_issue_place_and_moment_in_a_queue_of_its_own():
     later = plan_make_opaque(issue(), "acme/billing", "2026-12-01T09:00:00Z")
     assert a.key == again.key != later.key  # a place turning public a second time is a new rewrite
     assert (a.op, a.target, a.group) == (ISSUE_OPAQUE, "907", opaque_group(Ref("github", "907")))
-    assert a.payload["slots"] == {"demand": "counts"} and a.payload["created"] is None
+    assert a.write.payload()["slots"] == {"demand": "counts"} and a.write.payload()["created"] is None
 
 
 def test_written_comments_keeps_the_last_write_of_each_comment():
@@ -74,7 +74,7 @@ def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
     t1, t2 = Ref("zendesk", "21"), Ref("zendesk", "22")
     notes = plan_kept_notes("acme/billing#7", [t1, t2, t1], kept, "k" * 20)
     assert [(n.target, n.op) for n in notes] == [("21", TICKET_UPDATE), ("22", TICKET_UPDATE)]
-    note = notes[0].payload["note"]
+    note = notes[0].write.payload()["note"]
     assert "acme/billing#7" in note and "the demand comment" in note and "issuecomment-12" in note
     assert (
         "someone other than syncd" in note and "on 2026-11-23 at 08:40 UTC" in note and "\\" not in note

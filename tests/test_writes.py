@@ -87,7 +87,7 @@ def test_the_planning_hint_rides_in_the_planned_payload_and_is_settled_away():
 
 def test_an_action_carries_the_op_and_the_payload():
     action = IssueComment("hi").action("k", "linear", "I1", "issue:linear:I1")
-    assert (action.op, action.payload, action.target) == ("issue.comment", {"body": "hi"}, "I1")
+    assert (action.op, action.write.payload(), action.target) == ("issue.comment", {"body": "hi"}, "I1")
 
 
 def test_merge_puts_notes_as_paragraphs_merges_tags_and_fields_and_keeps_the_first_status():
