@@ -51,13 +51,10 @@ from syncd.ratelimits import Parking, Wait
 from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
 from syncd.writes import (
-    ISSUE_ATTACH,
-    ISSUE_COMMENT,
-    ISSUE_CREATE,
-    TICKET_FOLLOW_UP,
-    TICKET_UPDATE,
     Action,
+    AttachTicket,
     TicketUpdate,
+    stored,
 )
 
 log = structlog.get_logger("syncd.engine")
@@ -831,10 +828,11 @@ class Engine:
                 {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} if self._catching_up else set()
             )
             for row in self.store.open_actions(ticket_group(ref)):
-                if row.op != TICKET_UPDATE or row.connector != ref.connector or row.target != ref.id:
+                write = stored(row)
+                if not isinstance(write, TicketUpdate) or row.connector != ref.connector or row.target != ref.id:
                     continue
-                note = row.payload.get("note")
-                if note and ((row.payload.get("marker") or row.key) in markers or _plain(note) in written):
+                note = write.note
+                if note and (write.marker_for(row.key) in markers or _plain(note) in written):
                     self.store.mark_done(row.id, {"found_marker": True})
                     self.store.add_event(
                         Event(
@@ -860,7 +858,7 @@ class Engine:
         (settled with the page).
         Attachments and in-place comments need neither: the trackers keep one per ticket."""
         ref = Ref(action.connector, action.target)
-        if action.op == ISSUE_ATTACH:
+        if isinstance(action.write, AttachTicket):
             issue = self.store.get_snapshot(ref)
             if isinstance(issue, Issue) and any(a.marker == action.key for a in issue.attachments):
                 row = next((r for r in self.store.open_actions(action.group) if r.key == action.key), None)
@@ -877,10 +875,7 @@ class Engine:
             return
         if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
-        repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOW_UP) or (
-            isinstance(action.write, TicketUpdate) and bool(action.write.note)
-        )
-        if repeats:
+        if action.write.repeats():
             self.store.check_before_send(action.key)
 
 

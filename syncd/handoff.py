@@ -77,7 +77,7 @@ from syncd.records import (
     parse_time,
     utc,
 )
-from syncd.writes import ISSUE_CREATE, TICKET_FOLLOW_UP, Action, TicketUpdate
+from syncd.writes import Action, CreateIssue, FollowUpTicket, TicketUpdate, stored
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -183,7 +183,7 @@ class Handoff:
             )
         elif result.stage is None and stored and not cleared:
             stage_plan = self._clear_stage(ticket, stored)
-        if result.stage is Stage.NEW and any(a.op == ISSUE_CREATE for p in extra for a in p.actions):
+        if result.stage is Stage.NEW and any(isinstance(a.write, CreateIssue) for p in extra for a in p.actions):
             # The issue is being created and its link follows in this cycle, moving the stage on:
             # New stays in the history but is not written on its own.
             stage_plan.actions = []
@@ -647,9 +647,10 @@ class Handoff:
             if not new_id:
                 continue
             try:
-                if row.op == ISSUE_CREATE:
-                    self._link_created_issue(row, str(new_id))
-                elif row.op == TICKET_FOLLOW_UP:
+                write = stored(row)
+                if isinstance(write, CreateIssue):
+                    self._link_created_issue(row, write, str(new_id))
+                elif isinstance(write, FollowUpTicket):
                     self._link_follow_up_ticket(row, str(new_id))
                 finished += 1
             except (NotFound, Gone) as exc:  # deleted (or hidden) as soon as it was made
@@ -660,11 +661,11 @@ class Handoff:
                 log.warning("could not read the created record yet", action=row.id, error=str(exc))
         return finished
 
-    def _link_created_issue(self, row, issue_id: str) -> None:
+    def _link_created_issue(self, row, write: CreateIssue, issue_id: str) -> None:
         tracker = self.ports.trackers[row.connector]
         # By key where the create told it: GitHub cannot read an issue by id alone after a restart.
         issue = tracker.get_issue((row.result or {}).get("key") or issue_id)
-        ticket_ref = Ref(self.ports.helpdesk.name, str(row.payload["ticket"]))
+        ticket_ref = Ref(self.ports.helpdesk.name, str(write.ticket))
         ticket = self.store.get_snapshot(ticket_ref)
         with self.ports.work() as work:
             self.store.put_snapshot(issue)

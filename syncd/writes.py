@@ -25,7 +25,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, Protocol
 
 from mappings.escaping import shown
 
@@ -69,6 +69,22 @@ class Write:
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return self.op
+
+    def repeats(self) -> bool:
+        """Sent twice, it would show twice (a note, a comment, a new issue or ticket).
+
+        Such a write, planned while the store may be behind the services, has
+        its marker looked for before its first send. Writes kept in place (an
+        attachment, a slot's comment, a rewrite) never show twice."""
+        return False
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        """Whether this write, delivered with ``result``, may have named a customer."""
+        return False
+
+    def marker_for(self, key: str) -> str:
+        """The marker written with this write when its action's key is ``key``."""
+        return key
 
     def action(self, key: str, connector: str, target: str, group: str) -> "Action":
         """This write, queued for ``connector``'s ``target``."""
@@ -147,6 +163,12 @@ class TicketUpdate(Write, op="ticket.update", role="helpdesk", target_kind="tick
             marker=payload.get("marker"),
             replaces_resolution=bool(payload.get("replaces_resolution")),
         )
+
+    def repeats(self) -> bool:
+        return bool(self.note)  # tags, fields and a status written twice are the same
+
+    def marker_for(self, key: str) -> str:
+        return self.marker or key
 
     def __bool__(self) -> bool:
         return bool(
@@ -247,6 +269,9 @@ class FollowUpTicket(Write, op="ticket.followup", role="helpdesk", target_kind="
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"follow-up ticket opened: {self.subject}"
 
+    def repeats(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue", drops_when_gone=True):
@@ -263,6 +288,9 @@ class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return "comment: " + _first_line(self.body, text_format)[:80]
+
+    def repeats(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -283,6 +311,9 @@ class AttachTicket(Write, op="issue.attach", role="tracker", target_kind="issue"
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"attachment: {_first_line(self.title, attachment_format)}"
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        return not self.public
 
 
 @dataclass(frozen=True)
@@ -353,6 +384,17 @@ class CreateIssue(Write, op="issue.create", role="tracker", target_kind="team"):
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"issue created in {target}: {self.public.title}"
 
+    def repeats(self) -> bool:
+        return True
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        """Which draft went is in the delivered result (decided by the place's visibility then)."""
+        return (result or {}).get("draft", "private") == "private"
+
+    def drafts(self, key: str) -> dict[str, Any]:
+        """What :meth:`Tracker.make_opaque` needs about the issue this created: the marker and both drafts."""
+        return {"key": key, "private": self.private.payload(), "public": self.public.payload()}
+
 
 @dataclass(frozen=True)
 class UpsertComment(Write, op="issue.upsert_comment", role="tracker", target_kind="issue", drops_when_gone=True):
@@ -371,6 +413,9 @@ class UpsertComment(Write, op="issue.upsert_comment", role="tracker", target_kin
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"{self.slot} comment kept current: " + _first_line(self.body, text_format)[:80]
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        return self.customer_data
 
 
 @dataclass(frozen=True)
@@ -437,3 +482,24 @@ ISSUE_OPAQUE = MakeOpaque.op
 def read(op: str, payload: Mapping[str, Any]) -> Write:
     """The write a stored action holds (KeyError: an op this version does not know)."""
     return BY_OP[op].from_payload(payload)
+
+
+def kind_of(op: str) -> type[Write] | None:
+    """The kind of write an op string names; None for one this version does not know."""
+    return BY_OP.get(op)
+
+
+class Stored(Protocol):
+    """An outbox row as the store reads it back: the op string and payload dict of a write."""
+
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+def stored(row: Stored) -> Write | None:
+    """The write an outbox row holds; None for an op this version does not know."""
+    kind = BY_OP.get(row.op)
+    return kind.from_payload(row.payload) if kind is not None else None

@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mappings.privacy_plan import opaque_group, plan_kept_notes, plan_make_opaque, private_form, written_comments
+from mappings.privacy_plan import opaque_group, plan_kept_notes, plan_make_opaque, written_comments
 from syncd.records import Issue, Ref, StateCategory
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, TICKET_UPDATE
+from syncd.writes import (
+    ISSUE_ATTACH,
+    ISSUE_COMMENT,
+    ISSUE_OPAQUE,
+    ISSUE_UPSERT,
+    TICKET_UPDATE,
+    AttachTicket,
+    CreateIssue,
+    DraftText,
+    IssueComment,
+    UpsertComment,
+)
 
 
 @dataclass
@@ -50,16 +61,14 @@ def test_written_comments_keeps_the_last_write_of_each_comment():
 
 
 def test_private_form_tells_writes_that_may_have_named_a_customer():
-    assert private_form(ISSUE_UPSERT, {"customer_data": True}, None)
-    assert not private_form(ISSUE_UPSERT, {"customer_data": False}, None)
-    assert private_form(ISSUE_ATTACH, {"public": False}, None) and not private_form(
-        ISSUE_ATTACH, {"public": True}, None
-    )
-    assert private_form(ISSUE_CREATE, {}, {"draft": "private"}) and not private_form(
-        ISSUE_CREATE, {}, {"draft": "public"}
-    )
-    assert private_form(ISSUE_CREATE, {}, {})  # written before the draft was recorded: may have
-    assert not private_form(ISSUE_COMMENT, {}, None)
+    assert UpsertComment("demand", "Northwind asks", customer_data=True).private_form(None)
+    assert not UpsertComment("demand", "2 customers ask", customer_data=False).private_form(None)
+    attach = AttachTicket("u", "t", "s")
+    assert attach.private_form(None) and not AttachTicket("u", "t", "s", public=True).private_form(None)
+    create = CreateIssue("ENG", DraftText("Northwind", "b"), DraftText("T-1", "b"))
+    assert create.private_form({"draft": "private"}) and not create.private_form({"draft": "public"})
+    assert create.private_form({})  # written before the draft was recorded: may have
+    assert not IssueComment("hi").private_form(None)
 
 
 def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
