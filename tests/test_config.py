@@ -266,6 +266,11 @@ def test_bad_config_is_reported_line_by_line(path):
             assert secret not in problem
 
 
+def test_without_sync_helpdesk_the_one_helpdesk_connector_is_the_helpdesk(tmp_path):
+    settings = load_config(write(tmp_path, VALID.replace('helpdesk = "desk"\n', "")), env=SECRETS, registry=REGISTRY)
+    assert settings.sync.helpdesk == "desk"
+
+
 def test_missing_file_names_what_was_tried(tmp_path):
     missing = tmp_path / "nope.toml"
     with pytest.raises(ConfigError) as caught:
