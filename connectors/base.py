@@ -115,6 +115,30 @@ def read_secret(value: SecretStr | None, path: str | None) -> SecretStr | None:
         return SecretStr(fh.read().strip())
 
 
+def load_secret(connector: str, key: str, value: SecretStr | None, path: str | None) -> SecretStr | None:
+    """The secret ``key`` of the connector named ``connector``: given directly
+    (from the environment) or in the file ``<key>_file``, read when the session
+    is made. ConfigError, one line naming the key, when the file cannot be read."""
+    try:
+        return read_secret(value, path)
+    except OSError as exc:
+        raise ConfigError(
+            [
+                f"connectors.{connector}.{key}_file: cannot read {path!r} "
+                f"({exc.strerror or exc}); check the path and its permissions"
+            ]
+        ) from None
+
+
+def require_secret(connector: str, key: str, value: SecretStr | None, path: str | None, fix: str) -> SecretStr:
+    """:func:`load_secret`, and a ConfigError saying ``fix`` when the secret is absent or empty."""
+    secret = load_secret(connector, key, value, path)
+    if secret is None or not secret.get_secret_value():
+        where = f"{key}_file: {path!r} is empty" if value is None and path else f"{key}: not set or empty"
+        raise ConfigError([f"connectors.{connector}.{where}; {fix}"])
+    return secret
+
+
 # --- state rules -------------------------------------------------------------
 
 StateName = Annotated[str, Field(min_length=1)]

@@ -42,8 +42,9 @@ from connectors.base import (
     Rejected,
     WriteResult,
     find_markers,
+    load_secret,
     marker_token,
-    read_secret,
+    require_secret,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict, object_or_empty
@@ -96,12 +97,12 @@ class ZendeskConfig(ConnectorConfig):
             )
         return self
 
-    def auth(self) -> tuple[Any, dict[str, str]]:
-        """(requests auth, extra headers); OAuth wins when both are given."""
-        oauth = read_secret(self.oauth_token, self.oauth_token_file)
+    def auth(self, connector: str = "zendesk") -> tuple[Any, dict[str, str]]:
+        """(requests auth, extra headers) for the connector named ``connector``; OAuth wins when both are given."""
+        oauth = load_secret(connector, "oauth_token", self.oauth_token, self.oauth_token_file)
         if oauth is not None:
             return None, {"Authorization": f"Bearer {oauth.get_secret_value()}"}
-        token = read_secret(self.token, self.token_file)
+        token = require_secret(connector, "token", self.token, self.token_file, "put the API token in it")
         assert token is not None and self.email  # guaranteed by the validator
         return (f"{self.email}/token", token.get_secret_value()), {}
 
@@ -134,7 +135,7 @@ class ZendeskConnector(Helpdesk):
     text_format = "plain"
 
     def make_http(self) -> HttpClient:
-        auth, headers = self.config.auth()
+        auth, headers = self.config.auth(self.name)
         return HttpClient(
             self.name,
             self.config.url,
