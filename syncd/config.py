@@ -115,7 +115,8 @@ class SyncSettings(_Section):
     # The connector (a [connectors.<name>] table) whose role is helpdesk; left
     # out, the one connector whose kind is a helpdesk (see _only_helpdesk).
     helpdesk: str = ""
-    trackers: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
+    # Tracker connectors to link tickets to; left out, every connector whose kind is a tracker.
+    trackers: list[str] = Field(default_factory=list, min_length=1)
     linked_tag: str = "syncd_linked"
     reopen_statuses: list[ReopenStatus] = Field(default_factory=_default_reopen_statuses)
     mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
@@ -323,12 +324,13 @@ def load_config(
     finally:
         _ACTIVE_SOURCES.reset(token)
 
-    helpdesk = _check_sync(merged.get("sync"), connectors, merged.get("connectors"), registry, report)
+    helpdesk, trackers = _check_sync(merged.get("sync"), connectors, merged.get("connectors"), registry, report)
     if report.problems:
         raise ConfigError(report.lines())
     assert settings is not None
-    if helpdesk != settings.sync.helpdesk:
-        settings = settings.model_copy(update={"sync": settings.sync.model_copy(update={"helpdesk": helpdesk})})
+    if (helpdesk, trackers) != (settings.sync.helpdesk, settings.sync.trackers):
+        sync = settings.sync.model_copy(update={"helpdesk": helpdesk, "trackers": trackers})
+        settings = settings.model_copy(update={"sync": sync})
     settings._source = file.resolve()
     return settings
 
@@ -538,11 +540,16 @@ def _role(config: ConnectorConfig, registry: Mapping[str, Any]) -> str | None:
         return None  # its kind is reported with its table
 
 
+def _of_role(role: str, loaded: dict[str, ConnectorConfig], registry: Mapping[str, Any]) -> list[str]:
+    """The loaded connectors whose kind has ``role``, by name."""
+    return sorted(name for name, config in loaded.items() if _role(config, registry) == role)
+
+
 def _only_helpdesk(
     loaded: dict[str, ConnectorConfig], defined: list[str], registry: Mapping[str, Any], report: "_Report"
 ) -> str:
     """sync.helpdesk left out: the one defined connector whose kind is a helpdesk."""
-    helpdesks = sorted(name for name, config in loaded.items() if _role(config, registry) == "helpdesk")
+    helpdesks = _of_role("helpdesk", loaded, registry)
     if len(helpdesks) == 1:
         return helpdesks[0]
     if helpdesks:
@@ -560,16 +567,33 @@ def _only_helpdesk(
     return ""
 
 
+def _all_trackers(
+    loaded: dict[str, ConnectorConfig], defined: list[str], registry: Mapping[str, Any], report: "_Report"
+) -> list[str]:
+    """sync.trackers left out: every defined connector whose kind is a tracker."""
+    trackers = _of_role("tracker", loaded, registry)
+    if not trackers and loaded and set(defined) <= set(loaded):
+        report.line(
+            ("sync", "trackers"),
+            f"not set, and no connector is a tracker (defined: {', '.join(sorted(loaded))}); "
+            "add a [connectors.<name>] table whose kind is a tracker",
+        )
+    return trackers
+
+
 def _check_sync(
     sync: Any, loaded: dict[str, ConnectorConfig], tables: Any, registry: Mapping[str, Any], report: "_Report"
-) -> str:
-    """sync.helpdesk and sync.trackers must name defined connectors of the right role; returns the helpdesk."""
+) -> tuple[str, list[str]]:
+    """sync.helpdesk and sync.trackers must name defined connectors of the right role.
+
+    Returns them, each filled in from the defined connectors when left out."""
     try:
         settings = SyncSettings.model_validate(sync if isinstance(sync, dict) else {})
     except ValidationError:
-        return ""  # already reported
+        return "", []  # already reported
     defined = sorted(tables) if isinstance(tables, dict) else []
     helpdesk = settings.helpdesk or _only_helpdesk(loaded, defined, registry, report)
+    trackers = settings.trackers or _all_trackers(loaded, defined, registry, report)
     wanted: list[tuple[tuple[str | int, ...], str, str]] = []
     if settings.helpdesk:
         wanted.append((("sync", "helpdesk"), settings.helpdesk, "helpdesk"))
@@ -587,7 +611,7 @@ def _check_sync(
         actual = _role(loaded[name], registry)
         if actual is not None and actual != role:
             report.line(loc, f'connector "{name}" is a {actual}, not a {role}; name a {role} connector here')
-    return helpdesk
+    return helpdesk, trackers
 
 
 # --- problem lines ------------------------------------------------------------------

@@ -271,6 +271,16 @@ def test_without_sync_helpdesk_the_one_helpdesk_connector_is_the_helpdesk(tmp_pa
     assert settings.sync.helpdesk == "desk"
 
 
+def test_without_sync_trackers_every_tracker_connector_is_synced(tmp_path):
+    text = (
+        VALID.replace('trackers = ["tracker"]\n', "")
+        + '\n[connectors.another]\nkind = "testtracker"\nurl = "https://t2.example"\n'
+    )
+    env = {**SECRETS, "SYNCD_CONNECTORS__ANOTHER__API_KEY": "another-key"}
+    settings = load_config(write(tmp_path, text), env=env, registry=REGISTRY)
+    assert settings.sync.trackers == ["another", "tracker"]  # by name
+
+
 def test_missing_file_names_what_was_tried(tmp_path):
     missing = tmp_path / "nope.toml"
     with pytest.raises(ConfigError) as caught:
