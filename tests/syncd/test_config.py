@@ -26,9 +26,9 @@ from syncd import logs
 from syncd.config import Settings, load_config
 from syncd.errors import ConfigError, SyncdError
 
-HERE = Path(__file__).resolve().parent
-BADCONFIG = HERE / "badconfig"
-EXAMPLE = HERE.parent / "config.example.toml"
+TESTS = Path(__file__).resolve().parents[1]
+BADCONFIG = TESTS / "badconfig"
+EXAMPLE = TESTS.parent / "config.example.toml"
 
 
 class DeskConfig(ConnectorConfig):

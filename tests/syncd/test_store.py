@@ -31,7 +31,7 @@ from syncd.store import SCHEMA_VERSION, Store
 from syncd.writes import Action, AttachTicket, IssueComment, TicketUpdate
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Clock:
