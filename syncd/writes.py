@@ -1,8 +1,8 @@
 """The outbox's writes, typed: one frozen dataclass per kind of write.
 
 A planner builds one of these, :meth:`Write.action` queues it as an outbox
-:class:`~syncd.records.Action`, and delivery reads it back with :func:`read`
-and sends it through the connector's method for its kind (the table in
+:class:`Action` (which carries it typed), and delivery reads it back from the
+store's row with :func:`stored` and sends it through the connector's method for its kind (the table in
 ``syncd/delivery.py``). Connectors take some of them as they are
 (:class:`TicketUpdate`, :class:`FollowUpTicket`) or a part of them
 (:class:`IssueDraft`, from a :class:`CreateIssue`).

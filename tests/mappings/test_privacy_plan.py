@@ -13,11 +13,6 @@ from syncd.writes import (
     ISSUE_OPAQUE,
     ISSUE_UPSERT,
     TICKET_UPDATE,
-    AttachTicket,
-    CreateIssue,
-    DraftText,
-    IssueComment,
-    UpsertComment,
 )
 
 
@@ -58,17 +53,6 @@ def test_written_comments_keeps_the_last_write_of_each_comment():
         Row(ISSUE_OPAQUE, {"comments": {"12": "09:00"}}),
     ]
     assert written_comments(rows) == {"11": "08:05", "12": "09:00"}
-
-
-def test_private_form_tells_writes_that_may_have_named_a_customer():
-    assert UpsertComment("demand", "Northwind asks", customer_data=True).private_form(None)
-    assert not UpsertComment("demand", "2 customers ask", customer_data=False).private_form(None)
-    attach = AttachTicket("u", "t", "s")
-    assert attach.private_form(None) and not AttachTicket("u", "t", "s", public=True).private_form(None)
-    create = CreateIssue("ENG", DraftText("Northwind", "b"), DraftText("T-1", "b"))
-    assert create.private_form({"draft": "private"}) and not create.private_form({"draft": "public"})
-    assert create.private_form({})  # written before the draft was recorded: may have
-    assert not IssueComment("hi").private_form(None)
 
 
 def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():

@@ -98,6 +98,17 @@ def test_writes_that_would_show_twice_are_checked_before_their_first_send():
     assert not TicketUpdate(add_tags=("a",), fields={"1": "x"}).repeats()  # the same tags and fields twice: no harm
 
 
+def test_private_form_tells_writes_that_may_have_named_a_customer():
+    assert UpsertComment("demand", "Northwind asks", customer_data=True).private_form(None)
+    assert not UpsertComment("demand", "2 customers ask", customer_data=False).private_form(None)
+    attach = AttachTicket("u", "t", "s")
+    assert attach.private_form(None) and not AttachTicket("u", "t", "s", public=True).private_form(None)
+    create = CreateIssue("ENG", DraftText("Northwind", "b"), DraftText("T-1", "b"))
+    assert create.private_form({"draft": "private"}) and not create.private_form({"draft": "public"})
+    assert create.private_form({})  # written before the draft was recorded: may have
+    assert not IssueComment("hi").private_form(None)
+
+
 def test_a_ticket_update_is_found_by_its_shared_marker_others_by_their_key():
     assert TicketUpdate(note="n", marker="bulk-1").marker_for("k1") == "bulk-1"
     assert TicketUpdate(note="n").marker_for("k1") == "k1"

@@ -266,7 +266,7 @@ def test_find_with_nothing_listed_is_none_and_a_wrong_shape_is_a_payload_error()
 
 
 @responses.activate
-def test_lost_answer_then_find_followup_finds_it_and_nothing_is_created_twice():
+def test_lost_answer_then_find_follow_up_finds_it_and_nothing_is_created_twice():
     """Delivery's way after a crash or a lost answer: look before sending again."""
     created: list[dict] = []
 
