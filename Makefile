@@ -67,7 +67,7 @@ types: $(STAMP)
 
 # Property tests at 2000 examples each instead of the suite's 150 (a few minutes).
 fuzz: $(STAMP)
-	SYNCD_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/fuzz tests/test_escaping.py
+	SYNCD_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/fuzz tests/mappings/test_escaping.py
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench

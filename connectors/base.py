@@ -115,6 +115,30 @@ def read_secret(value: SecretStr | None, path: str | None) -> SecretStr | None:
         return SecretStr(fh.read().strip())
 
 
+def load_secret(connector: str, key: str, value: SecretStr | None, path: str | None) -> SecretStr | None:
+    """The secret ``key`` of the connector named ``connector``: given directly
+    (from the environment) or in the file ``<key>_file``, read when the session
+    is made. ConfigError, one line naming the key, when the file cannot be read."""
+    try:
+        return read_secret(value, path)
+    except OSError as exc:
+        raise ConfigError(
+            [
+                f"connectors.{connector}.{key}_file: cannot read {path!r} "
+                f"({exc.strerror or exc}); check the path and its permissions"
+            ]
+        ) from None
+
+
+def require_secret(connector: str, key: str, value: SecretStr | None, path: str | None, fix: str) -> SecretStr:
+    """:func:`load_secret`, and a ConfigError saying ``fix`` when the secret is absent or empty."""
+    secret = load_secret(connector, key, value, path)
+    if secret is None or not secret.get_secret_value():
+        where = f"{key}_file: {path!r} is empty" if value is None and path else f"{key}: not set or empty"
+        raise ConfigError([f"connectors.{connector}.{where}; {fix}"])
+    return secret
+
+
 # --- state rules -------------------------------------------------------------
 
 StateName = Annotated[str, Field(min_length=1)]
@@ -371,7 +395,7 @@ class Connector(abc.ABC):
 #   hold     waiting for someone else (a third party, another team)
 #   solved   answered; the customer may still reply, which reopens it
 #   closed   final: it can no longer be updated or reopened (a follow-up
-#            ticket continues it, see Helpdesk.create_followup)
+#            ticket continues it, see Helpdesk.create_follow_up)
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
 
@@ -436,17 +460,17 @@ class Helpdesk(Connector):
         """Custom field ids whose value may name a linked issue."""
         return ()
 
-    def create_followup(self, source_id: str, followup: "FollowUpTicket", key: str) -> WriteResult:
+    def create_follow_up(self, source_id: str, follow_up: "FollowUpTicket", key: str) -> WriteResult:
         """Open a new ticket that follows up ``source_id`` (which is closed and cannot be reopened).
 
         The new ticket references the source (Zendesk: ``via_followup_source_id``),
-        has the same requester, and its first comment is ``followup.note`` as an
+        has the same requester, and its first comment is ``follow_up.note`` as an
         internal note, so the agent replies from it. It carries the marker of
-        ``key`` where :meth:`find_followup` can find it. ``WriteResult.id`` is
+        ``key`` where :meth:`find_follow_up` can find it. ``WriteResult.id`` is
         the new ticket's id."""
         raise Unsupported(self.name, "create follow-up tickets")
 
-    def find_followup(self, source_id: str, key: str) -> str | None:
+    def find_follow_up(self, source_id: str, key: str) -> str | None:
         """The id of the follow-up ticket created with ``key``, if one was (after a crash)."""
         raise Unsupported(self.name, "create follow-up tickets")
 

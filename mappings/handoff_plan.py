@@ -21,9 +21,10 @@ from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from mappings.templates import Template
-from syncd.records import Action, Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
+from syncd.records import Event, Issue, Promise, PromiseState, Stage, Ticket, idempotency_key, utc
 from syncd.writes import (
     NOTE_SEPARATOR,
+    Action,
     CreateIssue,
     DraftText,
     FollowUpTicket,
@@ -121,7 +122,7 @@ def missing_list_escaped(missing: Sequence[str], fmt: str) -> str:
 # -- escalation ----------------------------------------------------------------------------------------------
 
 
-def plan_escalation(
+def plan_handoff(
     ticket: Ticket,
     route: Route,
     *,
@@ -298,7 +299,7 @@ def plan_promise_due(
     return route.templates["promise_due"].render(values)
 
 
-def plan_followup_ticket(
+def plan_follow_up_ticket(
     ticket: Ticket,
     issues: Sequence[Issue],
     note: str,

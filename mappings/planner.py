@@ -23,8 +23,8 @@ from typing import Iterable, Mapping
 from mappings.escaping import escape, escape_values
 from mappings.routes import Mappings
 from mappings.templates import DEFAULTS, Template
-from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time, idempotency_key
-from syncd.writes import AttachTicket, TicketUpdate
+from syncd.records import Event, Issue, Link, Ref, Ticket, format_time, idempotency_key
+from syncd.writes import Action, AttachTicket, TicketUpdate
 
 
 @dataclass(frozen=True)

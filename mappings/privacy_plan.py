@@ -22,8 +22,17 @@ from typing import Any, Iterable, Mapping, Sequence
 from mappings.escaping import escape, escape_values
 from mappings.planner import ticket_group
 from mappings.templates import Template
-from syncd.records import Action, Issue, Ref, idempotency_key, parse_time, utc
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, MakeOpaque, TicketUpdate
+from syncd.records import Issue, Ref, idempotency_key, parse_time, utc
+from syncd.writes import (
+    ISSUE_ATTACH,
+    ISSUE_COMMENT,
+    ISSUE_OPAQUE,
+    ISSUE_UPSERT,
+    Action,
+    MakeOpaque,
+    TicketUpdate,
+    kind_of,
+)
 
 # Writes that leave syncd's text on an issue (a rewrite is one too: it records what it wrote).
 ISSUE_WRITES = (ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_UPSERT, ISSUE_OPAQUE)
@@ -33,18 +42,6 @@ def opaque_group(issue: Ref) -> str:
     """Rewrites go in a queue of their own: a write refused for naming a customer
     (dead, holding the issue's queue) must not hold back the rewrite."""
     return f"privacy:{issue}"
-
-
-def private_form(op: str, payload: Mapping[str, Any], result: Mapping[str, Any] | None) -> bool:
-    """Whether a delivered write may have named a customer (used when syncd had no
-    visibility on record for the place: only such writes are worth a rewrite)."""
-    if op == ISSUE_UPSERT:
-        return bool(payload.get("customer_data"))
-    if op == ISSUE_ATTACH:
-        return not payload.get("public")
-    if op == ISSUE_CREATE:
-        return (result or {}).get("draft", "private") == "private"
-    return False
 
 
 def plan_make_opaque(
@@ -61,11 +58,6 @@ def plan_make_opaque(
     return write.action(key, issue.ref.connector, issue.ref.id, opaque_group(issue.ref))
 
 
-def created_drafts(key: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """What :meth:`Tracker.make_opaque` needs about an issue syncd created: the marker and both drafts."""
-    return {"key": key, "private": payload.get("private"), "public": payload.get("public")}
-
-
 def written_comments(rows: Iterable[Any]) -> dict[str, str]:
     """Comment id → the ``updated_at`` the tracker answered to syncd's LAST write of it.
 
@@ -74,7 +66,7 @@ def written_comments(rows: Iterable[Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for row in rows:
         result = row.result or {}
-        if row.op == ISSUE_OPAQUE:
+        if kind_of(row.op) is MakeOpaque:
             out.update({str(k): str(v) for k, v in (result.get("comments") or {}).items()})
         elif result.get("id") and result.get("updated_at"):
             out[str(result["id"])] = str(result["updated_at"])

@@ -87,7 +87,7 @@ def new_promise(
 # -- made by rules and by the agent -------------------------------------------------------------
 
 
-def escalation_promises(
+def handoff_promises(
     rule: PromiseRule, ticket: Ref, issues: Iterable[Ref], at: datetime, *, owner: str | None = None, epoch: str = ""
 ) -> list[Promise]:
     """What an escalation promises under ``rule``: an update by a deadline, news when it ships.

@@ -712,15 +712,21 @@ def outbox_retry(obj: Context, action_id: int) -> None:
     planned again against the current mapping files, as `syncd escalate`
     does, so a fixed route takes effect (unless the create may have landed
     before it failed: then it is retried as it is, looked for first)."""
-    from syncd.writes import ISSUE_CREATE
+    from syncd.writes import CreateIssue, stored
 
     app, deliver = _open_for_write(obj)
     with app:
         row = app.store.get_action(action_id)
         # A create that may have landed is retried as it is: delivery looks for its marker first.
-        if row is not None and row.op == ISSUE_CREATE and row.state in ("dead", "pending") and not row.maybe_applied:
-            click.echo(f"action {action_id} creates the issue of ticket {row.payload.get('ticket')}'s handoff:")
-            _escalate(app, str(row.payload.get("ticket")), deliver)
+        write = stored(row) if row is not None else None
+        if (
+            row is not None
+            and isinstance(write, CreateIssue)
+            and row.state in ("dead", "pending")
+            and not row.maybe_applied
+        ):
+            click.echo(f"action {action_id} creates the issue of ticket {write.ticket}'s handoff:")
+            _escalate(app, str(write.ticket), deliver)
             return
         if not app.store.retry_action(action_id):
             fail(f"no dead action with id {action_id} (see: syncd outbox list --state dead)", EXIT_USAGE)

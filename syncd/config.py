@@ -112,8 +112,11 @@ def _default_reopen_statuses() -> list[ReopenStatus]:
 
 
 class SyncSettings(_Section):
-    helpdesk: str = "zendesk"
-    trackers: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
+    # The connector (a [connectors.<name>] table) whose role is helpdesk; left
+    # out, the one connector whose kind is a helpdesk (see _only_helpdesk).
+    helpdesk: str = ""
+    # Tracker connectors to link tickets to; left out, every connector whose kind is a tracker.
+    trackers: list[str] = Field(default_factory=list, min_length=1)
     linked_tag: str = "syncd_linked"
     reopen_statuses: list[ReopenStatus] = Field(default_factory=_default_reopen_statuses)
     mappings: str = "mappings"  # beside the config file: the admin's copy of mappings/examples/
@@ -323,10 +326,13 @@ def load_config(
     finally:
         _ACTIVE_SOURCES.reset(token)
 
-    _check_sync(merged.get("sync"), connectors, merged.get("connectors"), registry, report)
+    helpdesk, trackers = _check_sync(merged.get("sync"), connectors, merged.get("connectors"), registry, report)
     if report.problems:
         raise ConfigError(report.lines())
     assert settings is not None
+    if (helpdesk, trackers) != (settings.sync.helpdesk, settings.sync.trackers):
+        sync = settings.sync.model_copy(update={"helpdesk": helpdesk, "trackers": trackers})
+        settings = settings.model_copy(update={"sync": sync})
     settings._source = file.resolve()
     return settings
 
@@ -534,16 +540,71 @@ def _check_secret_files(
                 report.line(loc + (key,), f"{path} is not UTF-8 text; it should hold only the secret")
 
 
+def _role(config: ConnectorConfig, registry: Mapping[str, Any]) -> str | None:
+    """The role (helpdesk, tracker) of a loaded connector's kind, from the connector registry."""
+    try:
+        return connector_class(config.kind, dict(registry)).role
+    except Exception:
+        return None  # its kind is reported with its table
+
+
+def _of_role(role: str, loaded: dict[str, ConnectorConfig], registry: Mapping[str, Any]) -> list[str]:
+    """The loaded connectors whose kind has ``role``, by name."""
+    return sorted(name for name, config in loaded.items() if _role(config, registry) == role)
+
+
+def _only_helpdesk(
+    loaded: dict[str, ConnectorConfig], defined: list[str], registry: Mapping[str, Any], report: "_Report"
+) -> str:
+    """sync.helpdesk left out: the one defined connector whose kind is a helpdesk."""
+    helpdesks = _of_role("helpdesk", loaded, registry)
+    if len(helpdesks) == 1:
+        return helpdesks[0]
+    if helpdesks:
+        report.line(
+            ("sync", "helpdesk"),
+            f"not set, and {len(helpdesks)} connectors are helpdesks ({', '.join(helpdesks)}); "
+            f'name the one to sync, e.g. helpdesk = "{helpdesks[0]}"',
+        )
+    elif loaded and set(defined) <= set(loaded):  # (a table that failed is reported on its own)
+        report.line(
+            ("sync", "helpdesk"),
+            f"not set, and no connector is a helpdesk (defined: {', '.join(sorted(loaded))}); "
+            "add a [connectors.<name>] table whose kind is a helpdesk",
+        )
+    return ""
+
+
+def _all_trackers(
+    loaded: dict[str, ConnectorConfig], defined: list[str], registry: Mapping[str, Any], report: "_Report"
+) -> list[str]:
+    """sync.trackers left out: every defined connector whose kind is a tracker."""
+    trackers = _of_role("tracker", loaded, registry)
+    if not trackers and loaded and set(defined) <= set(loaded):
+        report.line(
+            ("sync", "trackers"),
+            f"not set, and no connector is a tracker (defined: {', '.join(sorted(loaded))}); "
+            "add a [connectors.<name>] table whose kind is a tracker",
+        )
+    return trackers
+
+
 def _check_sync(
     sync: Any, loaded: dict[str, ConnectorConfig], tables: Any, registry: Mapping[str, Any], report: "_Report"
-) -> None:
-    """sync.helpdesk and sync.trackers must name defined connectors of the right role."""
+) -> tuple[str, list[str]]:
+    """sync.helpdesk and sync.trackers must name defined connectors of the right role.
+
+    Returns them, each filled in from the defined connectors when left out."""
     try:
         settings = SyncSettings.model_validate(sync if isinstance(sync, dict) else {})
     except ValidationError:
-        return  # already reported
+        return "", []  # already reported
     defined = sorted(tables) if isinstance(tables, dict) else []
-    wanted: list[tuple[tuple[str | int, ...], str, str]] = [(("sync", "helpdesk"), settings.helpdesk, "helpdesk")]
+    helpdesk = settings.helpdesk or _only_helpdesk(loaded, defined, registry, report)
+    trackers = settings.trackers or _all_trackers(loaded, defined, registry, report)
+    wanted: list[tuple[tuple[str | int, ...], str, str]] = []
+    if settings.helpdesk:
+        wanted.append((("sync", "helpdesk"), settings.helpdesk, "helpdesk"))
     wanted += [(("sync", "trackers", i), name, "tracker") for i, name in enumerate(settings.trackers)]
     for loc, name, role in wanted:
         if name not in defined:
@@ -555,12 +616,10 @@ def _check_sync(
             continue
         if name not in loaded:
             continue  # its table has problems of its own
-        try:
-            actual = connector_class(loaded[name].kind, dict(registry)).role
-        except Exception:
-            continue
-        if actual != role:
+        actual = _role(loaded[name], registry)
+        if actual is not None and actual != role:
             report.line(loc, f'connector "{name}" is a {actual}, not a {role}; name a {role} connector here')
+    return helpdesk, trackers
 
 
 # --- problem lines ------------------------------------------------------------------

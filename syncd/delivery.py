@@ -50,8 +50,6 @@ from syncd.ratelimits import Parking
 from syncd.records import Event, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
 from syncd.writes import (
-    BY_OP,
-    TICKET_UPDATE,
     AttachTicket,
     CreateIssue,
     FollowUpTicket,
@@ -60,7 +58,7 @@ from syncd.writes import (
     TicketUpdate,
     UpsertComment,
     Write,
-    read,
+    stored,
 )
 
 log = structlog.get_logger("syncd.delivery")
@@ -152,13 +150,15 @@ class Deliverer:
         groups: dict[str, list[OutboxRow]] = {}
         for row in due:
             connector = self.connectors.get(row.connector)
+            write = stored(row)
             bulkable = (
-                row.op == TICKET_UPDATE
+                isinstance(write, TicketUpdate)
+                and bool(write.marker)
                 and row.state == "pending"
                 and isinstance(connector, Helpdesk)
-                and "marker" in row.payload
             )
-            key = f"bulk:{row.connector}:{json.dumps(row.payload, sort_keys=True)}" if bulkable else f"one:{row.id}"
+            same = json.dumps(write.payload(), sort_keys=True) if write is not None else ""
+            key = f"bulk:{row.connector}:{same}" if bulkable else f"one:{row.id}"
             groups.setdefault(key, []).append(row)
         return [rows[i : i + 100] for rows in groups.values() for i in range(0, len(rows), 100)]
 
@@ -169,12 +169,12 @@ class Deliverer:
         if connector is None:
             self._fail(row, f"no connector named {row.connector!r} is configured", report, dead=True)
             return
-        write = _read(row)
+        write = stored(row)
         route = ROUTES.get(type(write)) if write is not None else None
         if write is None or route is None or not route.accepts(connector):
             self._fail(row, f"outbox action {row.id}: {row.connector} cannot do {row.op!r}", report, dead=True)
             return
-        marker = row.payload.get("marker") or row.key
+        marker = write.marker_for(row.key)
         if self._to_gone_issue(row, write, report):
             return
         sent = False
@@ -248,9 +248,9 @@ class Deliverer:
         created = connector.find_created(row.target, marker)
         return {"id": created} if created else None
 
-    def _found_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
+    def _found_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
         assert isinstance(connector, Helpdesk)
-        created = connector.find_followup(row.target, marker)
+        created = connector.find_follow_up(row.target, marker)
         return {"id": created} if created else None
 
     def _never_found(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> dict | None:
@@ -295,9 +295,9 @@ class Deliverer:
         )
         return connector.make_opaque(row.target, rewrite, marker)
 
-    def _create_followup(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+    def _create_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)
-        return connector.create_followup(row.target, write, marker)
+        return connector.create_follow_up(row.target, write, marker)
 
     # -- writes to an issue that is gone ------------------------------------------------
 
@@ -329,13 +329,15 @@ class Deliverer:
     def _deliver_bulk(self, rows: list[OutboxRow], report: DeliveryReport) -> None:
         helpdesk = self.connectors[rows[0].connector]
         assert isinstance(helpdesk, Helpdesk)
-        marker = rows[0].payload["marker"]
+        write = stored(rows[0])
+        assert isinstance(write, TicketUpdate) and write.marker, "only marked ticket updates are sent in bulk"
+        marker = write.marker
         with self.store.transaction():
             for row in rows:
                 self.store.mark_sending(row.id)
         by_target = {row.target: row for row in rows}
         try:
-            results = helpdesk.update_tickets(list(by_target), TicketUpdate.from_payload(rows[0].payload), marker)
+            results = helpdesk.update_tickets(list(by_target), write, marker)
         except RateLimited as exc:
             for row in rows:
                 self._wait(row, exc, report, sent=True)
@@ -375,10 +377,11 @@ class Deliverer:
             if row.id in self._drafts:
                 done["draft"] = self._drafts.pop(row.id)
             self.store.mark_done(row.id, done)
-            if row.op == TICKET_UPDATE and result.updated_at is not None:
+            write = stored(row)
+            if isinstance(write, TicketUpdate) and result.updated_at is not None:
                 # The next poll will see this write; it is ours, not news. Until it
                 # does, the stored snapshot does not hold the tags written here.
-                tags = bool(row.payload.get("add_tags") or row.payload.get("remove_tags"))
+                tags = bool(write.add_tags or write.remove_tags)
                 self.store.set_meta(
                     Ref(row.connector, row.target),
                     echo_updated_at=format_time(result.updated_at),
@@ -452,7 +455,7 @@ class Deliverer:
 
     def _refused(self, row: OutboxRow, error: str, report: DeliveryReport, why: str) -> None:
         """An escalation's create refused for good: dead at once, with why in words the
-        handoff turns into a note for the agent (see FollowUps.tell_failed_handoffs)."""
+        handoff turns into a note for the agent (see Handoff.tell_failed_handoffs)."""
         self._fail(row, error, report, dead=True)
         self.store.set_action_result(row.id, {"refused": why})
 
@@ -490,13 +493,15 @@ class Deliverer:
     def _event(self, row: OutboxRow, kind: str, summary: str) -> None:
         ticket = issue = None
         ref = Ref(row.connector, row.target)
-        target_kind = BY_OP[row.op].target_kind if row.op in BY_OP else "issue"
+        write = stored(row)
+        target_kind = write.target_kind if write is not None else "issue"
         if target_kind == "ticket":
             ticket = ref
         elif target_kind == "team":
             # The target is a team; the event belongs to the escalated ticket.
             helpdesk = next((c.name for c in self.connectors.values() if isinstance(c, Helpdesk)), None)
-            ticket = Ref(helpdesk, str(row.payload.get("ticket"))) if helpdesk else None
+            escalated = write.ticket if isinstance(write, CreateIssue) else None
+            ticket = Ref(helpdesk, str(escalated)) if helpdesk else None
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
@@ -525,18 +530,13 @@ def _tracker_seeing_visibility(connector: Connector) -> bool:
 # One row per kind of write: adding a kind is a dataclass in syncd/writes.py, a row here and the connector method.
 ROUTES: dict[type[Write], Route] = {
     TicketUpdate: Route(Deliverer._update_ticket, Deliverer._found_marker, _helpdesk),
-    FollowUpTicket: Route(Deliverer._create_followup, Deliverer._found_followup, _helpdesk),
+    FollowUpTicket: Route(Deliverer._create_follow_up, Deliverer._found_follow_up, _helpdesk),
     IssueComment: Route(Deliverer._add_comment, Deliverer._found_marker, _tracker),
     AttachTicket: Route(Deliverer._attach_ticket, Deliverer._found_marker, _tracker),
     CreateIssue: Route(Deliverer._create_issue, Deliverer._found_created_issue, _tracker),
     UpsertComment: Route(Deliverer._upsert_comment, Deliverer._found_marker, _tracker),
     MakeOpaque: Route(Deliverer._make_opaque, Deliverer._never_found, _tracker_seeing_visibility),
 }
-
-
-def _read(row: OutboxRow) -> Write | None:
-    """The row's write; None for an op this version does not know."""
-    return read(row.op, row.payload) if row.op in BY_OP else None
 
 
 def describe_write(row: OutboxRow, connector: Connector | None = None) -> str:
@@ -547,7 +547,7 @@ def describe_write(row: OutboxRow, connector: Connector | None = None) -> str:
 def _describe(row: OutboxRow, connector: Connector | None = None, result: OpaqueResult | None = None) -> str:
     """One history line for a delivered write, as a person reads it: the text
     as the place it went shows it (no Markdown escapes, no hidden markers)."""
-    write = _read(row)
+    write = stored(row)
     if write is None:
         return row.op
     if isinstance(write, MakeOpaque):

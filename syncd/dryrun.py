@@ -25,7 +25,7 @@ from syncd.delivery import describe_write
 from syncd.engine import CycleReport
 from syncd.records import Ref, Ticket
 from syncd.store import OutboxRow, Store, scratch_copy
-from syncd.writes import BY_OP
+from syncd.writes import CreateIssue, stored
 
 
 @dataclass
@@ -170,16 +170,15 @@ def planned(store: Store, connectors: dict[str, Connector], helpdesk: str, befor
 
 
 def _concerns(row: OutboxRow, helpdesk: str) -> Ref:
-    kind = BY_OP[row.op].target_kind if row.op in BY_OP else "issue"
-    if kind == "team":  # an issue to create: it belongs to the escalated ticket
-        return Ref(helpdesk, str(row.payload.get("ticket")))
+    write = stored(row)
+    if isinstance(write, CreateIssue):  # an issue to create: it belongs to the escalated ticket
+        return Ref(helpdesk, str(write.ticket))
     return Ref(row.connector, row.target)
 
 
 def _what(row: OutboxRow, connectors: dict[str, Connector]) -> str:
     text = " | ".join(_short(part) for part in describe_write(row, connectors.get(row.connector)).split(" | "))
-    kind = BY_OP[row.op].target_kind if row.op in BY_OP else None
-    if kind == "team":
+    if isinstance(stored(row), CreateIssue):
         return f"{text} ({row.connector})"
     return text
 

@@ -45,14 +45,19 @@ from mappings.planner import (
 from mappings.routes import Mappings
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
-from syncd.handoff import EscalatedAgain, FollowUps
+from syncd.handoff import EscalatedAgain, Handoff
 from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.progress import Progress
 from syncd.ratelimits import Parking, Wait
-from syncd.records import Action, Comment, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE
+from syncd.writes import (
+    Action,
+    AttachTicket,
+    TicketUpdate,
+    stored,
+)
 
 log = structlog.get_logger("syncd.engine")
 
@@ -187,9 +192,9 @@ class Engine:
         )
         # What the handoff and the privacy work use: the engine's ports, not the engine.
         ports = Ports(store, clock, trackers, helpdesk, settings, self._work)
-        self.followups = FollowUps(ports, self.mappings) if self.mappings is not None else None
+        self.handoff = Handoff(ports, self.mappings) if self.mappings is not None else None
         # Places (GitHub repositories) that turned public: what syncd wrote there is rewritten.
-        self.privacy = Privacy(ports, self.followups)
+        self.privacy = Privacy(ports, self.handoff)
 
     def _work(self) -> PageWork:
         """A new page transaction's work (enter it to open the transaction)."""
@@ -221,8 +226,8 @@ class Engine:
         report = CycleReport()
         for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
-        if self.followups is not None and not self.stop_requested():
-            self.followups.tick()
+        if self.handoff is not None and not self.stop_requested():
+            self.handoff.tick()
         if deliver:
             report.delivery = self.deliver()
         report.rate_limited = self.parking.all()
@@ -360,9 +365,9 @@ class Engine:
                 again = True
             if self.stop_requested():
                 break
-            if self.followups is not None and self.followups.finish_created():
+            if self.handoff is not None and self.handoff.finish_created():
                 again = True  # an escalation's issue or a follow-up ticket was created: send its link's writes
-            if self.followups is not None and self.followups.tell_failed_handoffs():
+            if self.handoff is not None and self.handoff.tell_failed_handoffs():
                 again = True  # a tracker refused an escalation's create: the agent's note goes now
             if self.privacy.learn():
                 again = True  # a write found its place turned public: rewrite what syncd wrote there now
@@ -700,10 +705,10 @@ class Engine:
         comments: dict[Ref, list[Comment]] | None = None,
     ) -> int:
         """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work."""
-        if self.followups is None or not tickets:
+        if self.handoff is None or not tickets:
             work.take_writes()
             return 0
-        return self.followups.update(work, tickets, previous, comments)
+        return self.handoff.update(work, tickets, previous, comments)
 
     # -- links ---------------------------------------------------------------------------
 
@@ -741,12 +746,12 @@ class Engine:
 
     def escalate(self, ticket_id: str) -> EscalatedAgain:
         """``syncd escalate``: hand the ticket over again, against the current mappings
-        (see :meth:`FollowUps.escalate_again`). Reads the ticket from the helpdesk first."""
-        if self.followups is None:
+        (see :meth:`Handoff.escalate_again`). Reads the ticket from the helpdesk first."""
+        if self.handoff is None:
             raise SyncdError(
                 "the handoff is not set up: the mapping files have no [stages] table, so syncd escalates nothing"
             )
-        return self.followups.escalate_again(self.helpdesk.get_ticket(ticket_id))
+        return self.handoff.escalate_again(self.helpdesk.get_ticket(ticket_id))
 
     def unlink(
         self, ticket_id: str, issue_ref: str, tracker: str | None = None, reason: str = "unlinked by hand"
@@ -919,10 +924,11 @@ class Engine:
                 {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} if self._catching_up else set()
             )
             for row in self.store.open_actions(ticket_group(ref)):
-                if row.op != TICKET_UPDATE or row.connector != ref.connector or row.target != ref.id:
+                write = stored(row)
+                if not isinstance(write, TicketUpdate) or row.connector != ref.connector or row.target != ref.id:
                     continue
-                note = row.payload.get("note")
-                if note and ((row.payload.get("marker") or row.key) in markers or _plain(note) in written):
+                note = write.note
+                if note and (write.marker_for(row.key) in markers or _plain(note) in written):
                     self.store.mark_done(row.id, {"found_marker": True})
                     self.store.add_event(
                         Event(
@@ -948,7 +954,7 @@ class Engine:
         (settled with the page).
         Attachments and in-place comments need neither: the trackers keep one per ticket."""
         ref = Ref(action.connector, action.target)
-        if action.op == ISSUE_ATTACH:
+        if isinstance(action.write, AttachTicket):
             issue = self.store.get_snapshot(ref)
             if isinstance(issue, Issue) and any(a.marker == action.key for a in issue.attachments):
                 row = next((r for r in self.store.open_actions(action.group) if r.key == action.key), None)
@@ -965,10 +971,7 @@ class Engine:
             return
         if not (self._catching_up or self._unsure) or ref in self._seen_markers:
             return
-        repeats = action.op in (ISSUE_COMMENT, ISSUE_CREATE, TICKET_FOLLOWUP) or (
-            action.op == TICKET_UPDATE and bool(action.payload.get("note"))
-        )
-        if repeats:
+        if action.write.repeats():
             self.store.check_before_send(action.key)
 
 

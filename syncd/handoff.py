@@ -39,8 +39,8 @@ from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
     plan_demand,
-    plan_escalation,
-    plan_followup_ticket,
+    plan_follow_up_ticket,
+    plan_handoff,
     plan_handoff_failed,
     plan_missing,
     plan_owner_gap,
@@ -63,7 +63,6 @@ from mappings.stages import ACTIVE, IssueView, StageResult, StageSpan, owner_gap
 from syncd.errors import Gone, NotFound, SyncdError
 from syncd.page import PageWork, Ports
 from syncd.records import (
-    Action,
     Comment,
     Event,
     Issue,
@@ -79,7 +78,7 @@ from syncd.records import (
     parse_time,
     utc,
 )
-from syncd.writes import ISSUE_CREATE, TICKET_FOLLOWUP, TICKET_UPDATE, TicketUpdate
+from syncd.writes import Action, CreateIssue, FollowUpTicket, TicketUpdate, stored
 
 log = structlog.get_logger("syncd.handoff")
 
@@ -100,7 +99,7 @@ class EscalatedAgain:
     earlier_places: list[str]
 
 
-class FollowUps:
+class Handoff:
     """The handoff of every follow-up: through the engine's ports (store, connectors, clock, settings)
     and the mappings; what it plans goes into the open page's work."""
 
@@ -196,7 +195,7 @@ class FollowUps:
             )
         elif result.stage is None and stored and not cleared:
             stage_plan = self._clear_stage(ticket, stored)
-        if result.stage is Stage.NEW and any(a.op == ISSUE_CREATE for p in extra for a in p.actions):
+        if result.stage is Stage.NEW and any(isinstance(a.write, CreateIssue) for p in extra for a in p.actions):
             # The issue is being created and its link follows in this cycle, moving the stage on:
             # New stays in the history but is not written on its own.
             stage_plan.actions = []
@@ -218,11 +217,11 @@ class FollowUps:
             merged.events += plan.events
             merged.links += plan.links
             for action in plan.actions:
-                if action.op == TICKET_UPDATE and action.target == ticket.ref.id:
-                    ticket_writes.append((action.key, TicketUpdate.from_payload(action.payload)))
+                if isinstance(action.write, TicketUpdate) and action.target == ticket.ref.id:
+                    ticket_writes.append((action.key, action.write))
                 else:
                     merged.actions.append(action)
-        stage_write = TicketUpdate.from_payload(stage_plan.actions[0].payload) if stage_plan.actions else None
+        stage_write = _ticket_update(stage_plan.actions[0]) if stage_plan.actions else None
         if fields:
             ticket_writes.append(("fields", TicketUpdate(fields=fields)))
         if not ticket_writes and stage_write is None:
@@ -238,7 +237,7 @@ class FollowUps:
             combined = combined.with_stage(stage_write) if combined else stage_write
         if replaces:
             combined = dataclasses.replace(combined, replaces_resolution=True)
-        host_write = TicketUpdate.from_payload(host.payload).merge(combined, keep_marker=True) if host else None
+        host_write = _ticket_update(host).merge(combined, keep_marker=True) if host else None
         if (
             host is not None
             and host_write is not None
@@ -376,7 +375,7 @@ class FollowUps:
             return plans  # already planned for this handoff: flagging again creates nothing
         promises = self._rule_promises(ticket, route, ())
         count = 1
-        plan = plan_escalation(
+        plan = plan_handoff(
             ticket,
             route,
             note=notes[-1] if notes else None,
@@ -401,9 +400,7 @@ class FollowUps:
         existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
         epoch = self.store.get_meta(ticket.ref).get("reopened_at") or ""
         made = []
-        for promise in pr.escalation_promises(
-            rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch
-        ):
+        for promise in pr.handoff_promises(rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch):
             if promise.id in existing:
                 made.append(existing[promise.id])
                 continue
@@ -491,7 +488,7 @@ class FollowUps:
                 )
             elif ticket.status == "closed":
                 plans.append(
-                    plan_followup_ticket(
+                    plan_follow_up_ticket(
                         ticket,
                         issues,
                         note,
@@ -778,10 +775,11 @@ class FollowUps:
             if not new_id:
                 continue
             try:
-                if row.op == ISSUE_CREATE:
-                    self._link_created_issue(row, str(new_id))
-                elif row.op == TICKET_FOLLOWUP:
-                    self._link_followup_ticket(row, str(new_id))
+                write = stored(row)
+                if isinstance(write, CreateIssue):
+                    self._link_created_issue(row, write, str(new_id))
+                elif isinstance(write, FollowUpTicket):
+                    self._link_follow_up_ticket(row, str(new_id))
                 finished += 1
             except (NotFound, Gone) as exc:  # deleted (or hidden) as soon as it was made
                 log.error("created record not readable; its link is left for a person", action=row.id, error=str(exc))
@@ -791,11 +789,11 @@ class FollowUps:
                 log.warning("could not read the created record yet", action=row.id, error=str(exc))
         return finished
 
-    def _link_created_issue(self, row, issue_id: str) -> None:
+    def _link_created_issue(self, row, write: CreateIssue, issue_id: str) -> None:
         tracker = self.ports.trackers[row.connector]
         # By key where the create told it: GitHub cannot read an issue by id alone after a restart.
         issue = tracker.get_issue((row.result or {}).get("key") or issue_id)
-        ticket_ref = Ref(self.ports.helpdesk.name, str(row.payload["ticket"]))
+        ticket_ref = Ref(self.ports.helpdesk.name, str(write.ticket))
         ticket = self.store.get_snapshot(ticket_ref)
         with self.ports.work() as work:
             self.store.put_snapshot(issue)
@@ -814,7 +812,7 @@ class FollowUps:
             work.link(ticket, issue, "escalation")
             self.update(work, [ticket.ref])  # the link's ticket write takes the stage in
 
-    def _link_followup_ticket(self, row, ticket_id: str) -> None:
+    def _link_follow_up_ticket(self, row, ticket_id: str) -> None:
         helpdesk = self.ports.helpdesk
         new = helpdesk.get_ticket(ticket_id)
         source_ref = Ref(row.connector, row.target)
@@ -844,3 +842,10 @@ class FollowUps:
                     dataclasses.replace(promise, ticket=new.ref, history=promise.history + (change,)), new.key
                 )
             self.update(work, [source_ref, new.ref])
+
+
+def _ticket_update(action: Action) -> TicketUpdate:
+    """The ticket write a stage plan or the page queued (they queue nothing else for a ticket)."""
+    if not isinstance(action.write, TicketUpdate):
+        raise TypeError(f"{action.key}: expected a ticket update, got {action.op}")
+    return action.write

@@ -31,9 +31,9 @@ import structlog
 
 from connectors.base import Helpdesk, Rejected, Tracker
 from mappings.planner import Plan, PlanSettings, plan_link
-from syncd.records import Action, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Event, Issue, Link, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import TICKET_UPDATE
+from syncd.writes import Action, TicketUpdate
 
 log = structlog.get_logger("syncd.engine")
 
@@ -108,7 +108,7 @@ class PageWork:
         for action in plan.actions:
             if self.store.enqueue(action):
                 queued += 1
-                if action.op == TICKET_UPDATE and action.connector == self.helpdesk:
+                if isinstance(action.write, TicketUpdate) and action.connector == self.helpdesk:
                     self.writes[Ref(action.connector, action.target)] = action
                 if self._on_queued is not None:
                     self._on_queued(action)

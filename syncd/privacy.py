@@ -36,19 +36,17 @@ from mappings.planner import Plan
 from mappings.privacy_plan import (
     ISSUE_WRITES,
     PRIVACY_KEPT,
-    created_drafts,
     plan_kept_notes,
     plan_make_opaque,
-    private_form,
     written_comments,
 )
 from syncd.page import PageWork, Ports
 from syncd.records import Event, Issue, Ref, Ticket, format_time
 from syncd.store import Store
-from syncd.writes import ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT
+from syncd.writes import CreateIssue, MakeOpaque, UpsertComment, stored
 
 if TYPE_CHECKING:
-    from syncd.handoff import FollowUps
+    from syncd.handoff import Handoff
 
 log = structlog.get_logger("syncd.privacy")
 
@@ -61,10 +59,10 @@ def written_for(store: Store, connector: str, issue_id: str) -> dict[str, str]:
 class Privacy:
     """Places turned public: through the engine's ports, with the handoff for the demand comment's text."""
 
-    def __init__(self, ports: Ports, followups: FollowUps | None):
+    def __init__(self, ports: Ports, handoff: Handoff | None):
         self.ports = ports
         self.store = ports.store
-        self.followups = followups
+        self.handoff = handoff
 
     def learn(self, only: str | None = None) -> int:
         """Act on every place a tracker (``only`` that one) now reports public that syncd had not acted on.
@@ -96,14 +94,16 @@ class Privacy:
         issues = {i.ref.id: i for i in self.store.issues_in_place(tracker, place)}
         wrote: dict[str, bool] = {}  # issue id -> a write that may have named a customer
         for row in self.store.done_writes(tracker, ISSUE_WRITES):
-            if row.target in issues and row.op != ISSUE_OPAQUE:
-                wrote[row.target] = wrote.get(row.target, False) or private_form(row.op, row.payload, row.result)
+            write = stored(row)
+            if row.target in issues and write is not None and not isinstance(write, MakeOpaque):
+                wrote[row.target] = wrote.get(row.target, False) or write.private_form(row.result)
         created: dict[str, dict] = {}
-        for row in self.store.done_writes(tracker, (ISSUE_CREATE,)):
+        for row in self.store.done_writes(tracker, (CreateIssue.op,)):
             new_id = str((row.result or {}).get("id") or "")
-            if row.target.lower() == place and new_id:
-                created[new_id] = created_drafts(row.payload.get("marker") or row.key, row.payload)
-                wrote[new_id] = wrote.get(new_id, False) or private_form(row.op, row.payload, row.result)
+            write = stored(row)
+            if row.target.lower() == place and new_id and isinstance(write, CreateIssue):
+                created[new_id] = write.drafts(row.key)
+                wrote[new_id] = wrote.get(new_id, False) or write.private_form(row.result)
         # With no visibility on record (syncd upgraded, or the place first read now) only writes
         # that may have named a customer are worth reading the issue again.
         targets = [i for i, private in wrote.items() if private or not first]
@@ -141,7 +141,8 @@ class Privacy:
     def _drop_private_writes(self, issue: Ref) -> None:
         """Queued writes to the issue that name a customer: dropped (the rewrite carries the opaque text)."""
         for row in self.store.unfinished_for(issue.connector, issue.id):
-            if row.op == ISSUE_UPSERT and row.payload.get("customer_data"):
+            write = stored(row)
+            if isinstance(write, UpsertComment) and write.customer_data:
                 self.store.drop_action(row.id)
                 self.store.add_event(
                     Event(
@@ -155,11 +156,11 @@ class Privacy:
 
     def _opaque_demand(self, issue: Issue) -> str | None:
         """The demand comment's opaque text, when syncd wrote one on the issue."""
-        followups = self.followups
+        handoff = self.handoff
         meta = self.store.get_meta(issue.ref)
-        if followups is None or not meta.get("demand_body"):
+        if handoff is None or not meta.get("demand_body"):
             return None
-        body = followups.demand_text(dataclasses.replace(issue, public=True))
+        body = handoff.demand_text(dataclasses.replace(issue, public=True))
         if body is None:
             return None
         # What the demand comment now says: the next update writes only when it changes.
@@ -169,7 +170,7 @@ class Privacy:
     def finish(self) -> int:
         """One internal note per linked ticket for rewrites that left edited texts alone; returns notes queued."""
         queued = 0
-        for row in self.store.done_writes_unnoted(ISSUE_OPAQUE):
+        for row in self.store.done_writes_unnoted(MakeOpaque.op):
             kept = (row.result or {}).get("kept") or []
             with self.ports.work() as work:
                 self.store.set_action_result(row.id, {**(row.result or {}), "noted": True})
@@ -180,7 +181,9 @@ class Privacy:
                 snapshots = self.store.get_snapshots(tickets)
                 tickets = [t for t in tickets if isinstance(snapshots.get(t), Ticket) and snapshots[t].can_update]
                 issue = self.store.get_snapshot(issue_ref)
-                key = issue.key if isinstance(issue, Issue) else str(row.payload.get("issue_key") or row.target)
+                rewrite = stored(row)
+                written_key = rewrite.issue_key if isinstance(rewrite, MakeOpaque) else ""
+                key = issue.key if isinstance(issue, Issue) else (written_key or row.target)
                 template = self.ports.settings.templates.get("privacy_kept", PRIVACY_KEPT)
                 actions = plan_kept_notes(
                     key, tickets, kept, row.key, note_format=self.ports.settings.note_format, template=template

@@ -149,24 +149,6 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Action:
-    """One write planned for the outbox.
-
-    ``key`` is deterministic from (link, transition): planning the same input
-    twice yields the same key, which the store uses to refuse duplicates and
-    the connector writes as a marker so delivery can check before re-sending.
-    ``group`` orders actions: actions of one group are delivered in order.
-    """
-
-    key: str
-    connector: str
-    target: str  # the service id of the ticket or issue written to
-    op: str  # one of syncd.writes.BY_OP: the kind of write ``payload`` holds
-    payload: dict[str, Any]
-    group: str
-
-
-@dataclass(frozen=True)
 class Event:
     """One line of a follow-up's history (``syncd history TICKET``)."""
 

@@ -47,7 +47,6 @@ import sqlite_utils
 from syncd.errors import StoreError, StoreFull, StoreLocked, StoreUnusable
 from syncd.logs import redact_text
 from syncd.records import (
-    Action,
     Event,
     Issue,
     Link,
@@ -61,6 +60,7 @@ from syncd.records import (
     to_dict,
     utc,
 )
+from syncd.writes import Action
 
 Clock = Callable[[], datetime]
 
@@ -1055,11 +1055,12 @@ class Store:
         """Queue a write; False if an action with that idempotency key exists
         (whatever its state: a key is planned once, ever)."""
         now = self._now()
+        payload = _json(action.write.payload())  # the store boundary: the typed write becomes its dict
         cur = self._x(
             "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
             "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
-            [action.key, action.connector, action.target, action.op, _json(action.payload), action.group, now, now],
+            [action.key, action.connector, action.target, action.op, payload, action.group, now, now],
         )
         return cur.rowcount == 1
 

@@ -1,8 +1,8 @@
 """The outbox's writes, typed: one frozen dataclass per kind of write.
 
 A planner builds one of these, :meth:`Write.action` queues it as an outbox
-:class:`~syncd.records.Action`, and delivery reads it back with :func:`read`
-and sends it through the connector's method for its kind (the table in
+:class:`Action` (which carries it typed), and delivery reads it back from the
+store's row with :func:`stored` and sends it through the connector's method for its kind (the table in
 ``syncd/delivery.py``). Connectors take some of them as they are
 (:class:`TicketUpdate`, :class:`FollowUpTicket`) or a part of them
 (:class:`IssueDraft`, from a :class:`CreateIssue`).
@@ -25,10 +25,9 @@ Choices worth knowing:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, Protocol
 
 from mappings.escaping import shown
-from syncd.records import Action
 
 NOTE_SEPARATOR = "\n\n"  # between the paragraphs of one internal note
 
@@ -71,9 +70,49 @@ class Write:
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return self.op
 
-    def action(self, key: str, connector: str, target: str, group: str) -> Action:
+    def repeats(self) -> bool:
+        """Sent twice, it would show twice (a note, a comment, a new issue or ticket).
+
+        Such a write, planned while the store may be behind the services, has
+        its marker looked for before its first send. Writes kept in place (an
+        attachment, a slot's comment, a rewrite) never show twice."""
+        return False
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        """Whether this write, delivered with ``result``, may have named a customer."""
+        return False
+
+    def marker_for(self, key: str) -> str:
+        """The marker written with this write when its action's key is ``key``."""
+        return key
+
+    def action(self, key: str, connector: str, target: str, group: str) -> "Action":
         """This write, queued for ``connector``'s ``target``."""
-        return Action(key, connector, target, self.op, self.payload(), group)
+        return Action(key, connector, target, self, group)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write planned for the outbox.
+
+    ``key`` is deterministic from (link, transition): planning the same input
+    twice yields the same key, which the store uses to refuse duplicates and
+    the connector writes as a marker so delivery can check before re-sending.
+    ``group`` orders actions: actions of one group are delivered in order.
+    The store keeps ``write`` as its op string and payload dict
+    (:meth:`Write.payload`); nothing else sees the dict.
+    """
+
+    key: str
+    connector: str
+    target: str  # the service id of the ticket or issue written to
+    write: Write
+    group: str
+
+    @property
+    def op(self) -> str:
+        """The kind of write, as the store and the history name it."""
+        return self.write.op
 
 
 @dataclass(frozen=True)
@@ -124,6 +163,12 @@ class TicketUpdate(Write, op="ticket.update", role="helpdesk", target_kind="tick
             marker=payload.get("marker"),
             replaces_resolution=bool(payload.get("replaces_resolution")),
         )
+
+    def repeats(self) -> bool:
+        return bool(self.note)  # tags, fields and a status written twice are the same
+
+    def marker_for(self, key: str) -> str:
+        return self.marker or key
 
     def __bool__(self) -> bool:
         return bool(
@@ -224,6 +269,9 @@ class FollowUpTicket(Write, op="ticket.followup", role="helpdesk", target_kind="
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"follow-up ticket opened: {self.subject}"
 
+    def repeats(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue", drops_when_gone=True):
@@ -240,6 +288,9 @@ class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return "comment: " + _first_line(self.body, text_format)[:80]
+
+    def repeats(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -260,6 +311,9 @@ class AttachTicket(Write, op="issue.attach", role="tracker", target_kind="issue"
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"attachment: {_first_line(self.title, attachment_format)}"
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        return not self.public
 
 
 @dataclass(frozen=True)
@@ -330,6 +384,17 @@ class CreateIssue(Write, op="issue.create", role="tracker", target_kind="team"):
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"issue created in {target}: {self.public.title}"
 
+    def repeats(self) -> bool:
+        return True
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        """Which draft went is in the delivered result (decided by the place's visibility then)."""
+        return (result or {}).get("draft", "private") == "private"
+
+    def drafts(self, key: str) -> dict[str, Any]:
+        """What :meth:`Tracker.make_opaque` needs about the issue this created: the marker and both drafts."""
+        return {"key": key, "private": self.private.payload(), "public": self.public.payload()}
+
 
 @dataclass(frozen=True)
 class UpsertComment(Write, op="issue.upsert_comment", role="tracker", target_kind="issue", drops_when_gone=True):
@@ -348,6 +413,9 @@ class UpsertComment(Write, op="issue.upsert_comment", role="tracker", target_kin
 
     def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
         return f"{self.slot} comment kept current: " + _first_line(self.body, text_format)[:80]
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        return self.customer_data
 
 
 @dataclass(frozen=True)
@@ -403,7 +471,7 @@ BY_OP: dict[str, type[Write]] = {kind.op: kind for kind in KINDS}
 
 # The op strings, as the store and the history name them.
 TICKET_UPDATE = TicketUpdate.op
-TICKET_FOLLOWUP = FollowUpTicket.op
+TICKET_FOLLOW_UP = FollowUpTicket.op
 ISSUE_COMMENT = IssueComment.op
 ISSUE_ATTACH = AttachTicket.op
 ISSUE_CREATE = CreateIssue.op
@@ -414,3 +482,24 @@ ISSUE_OPAQUE = MakeOpaque.op
 def read(op: str, payload: Mapping[str, Any]) -> Write:
     """The write a stored action holds (KeyError: an op this version does not know)."""
     return BY_OP[op].from_payload(payload)
+
+
+def kind_of(op: str) -> type[Write] | None:
+    """The kind of write an op string names; None for one this version does not know."""
+    return BY_OP.get(op)
+
+
+class Stored(Protocol):
+    """An outbox row as the store reads it back: the op string and payload dict of a write."""
+
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+def stored(row: Stored) -> Write | None:
+    """The write an outbox row holds; None for an op this version does not know."""
+    kind = BY_OP.get(row.op)
+    return kind.from_payload(row.payload) if kind is not None else None

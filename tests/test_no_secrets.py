@@ -31,7 +31,7 @@ def known_secrets() -> set[str]:
     from tests.connectors.jira import test_jira
     from tests.connectors.linear import test_linear
     from tests.fuzz.test_normalisers import FUZZ_SECRETS
-    from tests.test_config import BADCONFIG, REAL_SECRETS, SECRETS, _header
+    from tests.syncd.test_config import BADCONFIG, REAL_SECRETS, SECRETS, _header
 
     values = {
         zd_fake.SANDBOX_TOKEN,

@@ -35,15 +35,16 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from connectors.github.fake import GitHubFake
 from connectors.jira.fake import JiraFake
-from connectors.linear.fake import LinearFake
-from connectors.zendesk.fake import ZendeskFake
+from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
+from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
 from syncd.logs import configure_logging
 from syncd.records import Link, Ref
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS
+from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS, SeedResult
 from syncd.sandbox.server import Sandbox
 
 TICKETS_PER_ISSUE = 10
@@ -54,12 +55,15 @@ TICKETS_PER_OTHER_ISSUE = TICKETS_PER_ISSUE
 
 @dataclass
 class BenchSeed:
-    linked_issue_field_id: int
-    linked_issue_status_field_id: int
+    """What the bench's sandbox holds, for its cycles (the Playground's config reads sandbox.seed)."""
+
     tickets: list[int]
     issues: list[str]  # identifiers
     github_issues: list[int]  # ids
     jira_issues: list[str]  # ids
+    stage_field: int
+    github: GitHubFake
+    jira: JiraFake
 
 
 HANDOFF_MAPPINGS = {
@@ -78,7 +82,7 @@ def handoff_mappings(workdir: Path, stage_field: int) -> Path:
     return directory
 
 
-def build(n_links: int) -> Sandbox:
+def build(n_links: int) -> tuple[Sandbox, BenchSeed]:
     # Budgets far above any plan's, so that the figures count requests rather
     # than the rate limiter's waits (which syncd obeys: see docs/benchmarks.md).
     zendesk = ZendeskFake(limit_per_minute=1_000_000)
@@ -121,21 +125,23 @@ def build(n_links: int) -> Sandbox:
     jira = JiraFake(projects=dict(JIRA_PROJECTS))
     jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago).id for i in range(n_other)]
     sandbox = Sandbox([zendesk, linear, github, jira])
-    sandbox.seed = BenchSeed(
-        linked["id"],
-        status["id"],
-        tickets,
-        issues,  # type: ignore[attr-defined]
-        github_issues,
-        jira_issues,
+    # What the Playground's config needs: the sandbox's credentials and the two linked-issue fields.
+    sandbox.seed = SeedResult(
+        zendesk_email=SANDBOX_EMAIL,
+        zendesk_token=SANDBOX_TOKEN,
+        linear_api_key=SANDBOX_API_KEY,
+        linked_issue_field_id=linked["id"],
+        linked_issue_status_field_id=status["id"],
+        severity_field_id=0,  # the bench's tickets have no severity, product area or escalation tag
+        product_area_field_id=0,
+        escalation_tag="",
+        stage_field_id=stage["id"],
     )
-    sandbox.stage_field = stage["id"]  # type: ignore[attr-defined]
-    return sandbox
+    return sandbox, BenchSeed(tickets, issues, github_issues, jira_issues, stage["id"], github, jira)
 
 
-def link_other_trackers(pg: Playground) -> int:
+def link_other_trackers(pg: Playground, seed: BenchSeed) -> int:
     """Each ticket also linked to a GitHub and a Jira issue, written straight into the store."""
-    seed = pg.sandbox.seed
     app = pg.app()
     try:
         with app.store.transaction():
@@ -190,16 +196,16 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
 
     workdir = Path(tempfile.mkdtemp(prefix=f"syncd-bench-{n_links}-"))
     t = time.perf_counter()
-    sandbox = build(n_links)
+    sandbox, seed = build(n_links)
     say(
-        f"\n== {n_links} links per tracker (Linear: {len(sandbox.seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
-        f"each; GitHub and Jira: {len(sandbox.seed.github_issues)} issues each, {TICKETS_PER_OTHER_ISSUE} tickets "
+        f"\n== {n_links} links per tracker (Linear: {len(seed.issues)} issues, {TICKETS_PER_ISSUE} tickets "
+        f"each; GitHub and Jira: {len(seed.github_issues)} issues each, {TICKETS_PER_OTHER_ISSUE} tickets "
         f"each); sandbox built in {time.perf_counter() - t:.1f}s"
     )
     result: dict = {"links": n_links, "handoff": handoff}
     if handoff:
         say("              with the handoff on (stages, promises, owner gaps, demand comments)")
-    mappings = handoff_mappings(workdir, sandbox.stage_field) if handoff else None  # type: ignore[attr-defined]
+    mappings = handoff_mappings(workdir, seed.stage_field) if handoff else None
     try:
         with Playground(workdir, sandbox=sandbox, mappings=mappings) as pg:
             pg.sandbox.reset_counts()
@@ -213,7 +219,7 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             for name, counts in first.items():
                 say("              " + name + ": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-            say(f"              + {link_other_trackers(pg)} GitHub and Jira links written into the store")
+            say(f"              + {link_other_trackers(pg, seed)} GitHub and Jira links written into the store")
 
             run_once(pg)  # sees the echoes of its own writes
             time.sleep(6)  # past the Linear feed's 5 s overlap, as between real cycles
@@ -229,18 +235,17 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
                 f"(one per repository; a 304 costs no rate limit)"
             )
 
-            seed = sandbox.seed
             moved = seed.issues[: max(1, len(seed.issues) // 100)]
             for key in moved:
                 pg.linear.move_to_state(key, "In Progress")
             # Fewer on GitHub and Jira: each changed issue is one bulk ticket
             # update, whose job status Zendesk makes us wait for (seconds each).
             closed = seed.github_issues[: max(1, len(moved) // 10)]
-            for ident in closed:
-                pg.github.close(ident, "completed")
+            for number in closed:
+                seed.github.close(number, "completed")
             started = seed.jira_issues[: max(1, len(moved) // 10)]
-            for ident in started:
-                pg.jira.transition(ident, "In Progress")
+            for jira_id in started:
+                seed.jira.transition(jira_id, "In Progress")
             pg.sandbox.reset_counts()
             seconds, rss, code = run_once(pg)
             busy = pg.sandbox.counts()
@@ -253,15 +258,14 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             )
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
 
-            throughput(pg, say, result)
+            throughput(pg, seed, say, result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
-def throughput(pg: Playground, say, result: dict) -> None:
+def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict) -> None:
     """Changes per second through poll → record → map → plan → commit (no delivery)."""
-    seed = pg.sandbox.seed
     n = min(1000, len(seed.tickets))
     for ticket_id in seed.tickets[:n]:
         pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)

@@ -23,13 +23,16 @@ from syncd.sandbox.seed import GITHUB_REPOSITORIES
 
 def measure(n: int, budget: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, Playground(Path(tmp), seed_data=False) as pg:
+        github, jira = pg.github, pg.jira
+        if github is None or jira is None:
+            raise SystemExit("bench_presence: the sandbox has no GitHub or no Jira fake")
         for name, private in GITHUB_REPOSITORIES:
-            pg.github.create_repo(name, private=private)
+            github.create_repo(name, private=private)
         team = pg.linear.add_team("ENG", "Engineering")
         ids = {
-            "jira": [pg.jira.create_issue("PLAT", f"Issue {i}").id for i in range(n)],
+            "jira": [jira.create_issue("PLAT", f"Issue {i}").id for i in range(n)],
             "linear": [pg.linear.create_issue(team, f"Issue {i}")["id"] for i in range(n)],
-            "github": [str(pg.github.create_issue("sandbox/billing", f"Issue {i}").id) for i in range(n)],
+            "github": [str(github.create_issue("sandbox/billing", f"Issue {i}").id) for i in range(n)],
         }
         app = pg.app()
         try:
@@ -39,14 +42,14 @@ def measure(n: int, budget: int) -> None:
                     for i, ident in enumerate(idents):
                         app.store.add_link(Link(Ref("zendesk", str(100000 + i)), Ref(tracker, ident), "field"))
             for i in range(0, n, 100):
-                pg.jira.delete_issue(pg.jira.issues[ids["jira"][i]].key)
+                jira.delete_issue(jira.issues[ids["jira"][i]].key)
                 pg.linear.delete_issue(ids["linear"][i])
-                pg.github.delete(pg.github.issues[int(ids["github"][i])])
+                github.delete(github.issues[int(ids["github"][i])])
             for label in ("first pass (1 % deleted)", "second pass (nothing changed)"):
                 spent = {name: 0 for name in ids}
                 runs = {name: 0 for name in ids}
                 pg.sandbox.reset_counts()
-                remaining = pg.github.rate_remaining
+                remaining = github.rate_remaining
                 start = app.engine.clock()
                 started = time.perf_counter()
                 while True:
@@ -70,7 +73,7 @@ def measure(n: int, budget: int) -> None:
                 ended = sum(1 for r in app.store.all_links(active=False) if not r.active)
                 print(
                     f"  links ended so far: {ended}; GitHub primary rate limit spent: "
-                    f"{remaining - pg.github.rate_remaining}; {elapsed:.1f} s"
+                    f"{remaining - github.rate_remaining}; {elapsed:.1f} s"
                 )
         finally:
             app.close()

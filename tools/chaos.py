@@ -76,6 +76,20 @@ class Change:
     value: str | None = None
 
 
+def _at(index: int | None) -> int:
+    """A change's ticket or issue index, which its kind always sets."""
+    if index is None:
+        raise ValueError("this kind of change names no ticket or issue")
+    return index
+
+
+def _text(value: str | None) -> str:
+    """A change's value, which its kind always sets."""
+    if value is None:
+        raise ValueError("this kind of change carries no value")
+    return value
+
+
 @dataclass
 class Stream:
     seed: int
@@ -183,40 +197,42 @@ class World:
     def apply(self, change: Change, serial: int) -> None:
         pg, c = self.pg, change
         if c.kind == "key_note":
-            pg.agent_note(self.tickets[c.ticket], f"Customer hit {self.keys[c.issue]} again (#{serial}).")
+            pg.agent_note(self.tickets[_at(c.ticket)], f"Customer hit {self.keys[_at(c.issue)]} again (#{serial}).")
         elif c.kind == "note":
             pg.agent_note(
-                self.tickets[c.ticket], f"Asked the customer for a HAR file (#{serial}).", public=c.value == "public"
+                self.tickets[_at(c.ticket)],
+                f"Asked the customer for a HAR file (#{serial}).",
+                public=c.value == "public",
             )
         elif c.kind == "status":
-            pg.agent_set_status(self.tickets[c.ticket], c.value)
+            pg.agent_set_status(self.tickets[_at(c.ticket)], _text(c.value))
         elif c.kind == "new_ticket":
             session = pg.agent_session()
             body = {
                 "ticket": {
                     "subject": f"chaos ticket {c.ticket}",
                     "requester_id": self.customer["id"],
-                    "comment": {"body": f"Filed for the customer; looks like {self.keys[c.issue]}."},
+                    "comment": {"body": f"Filed for the customer; looks like {self.keys[_at(c.issue)]}."},
                 }
             }
             response = session.post(f"{pg.sandbox.url('zendesk')}/api/v2/tickets", json=body, timeout=10)
             response.raise_for_status()
             self.tickets.append(response.json()["ticket"]["id"])
         elif c.kind == "move":
-            pg.engineer_move(self.keys[c.issue], c.value)
+            pg.engineer_move(self.keys[_at(c.issue)], _text(c.value))
         elif c.kind == "assign":
             pg.graphql(
                 "mutation A($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input)"
                 " { success } }",
-                {"id": self.issues[c.issue], "input": {"assigneeId": self.engineers.get(c.value)}},
+                {"id": self.issues[_at(c.issue)], "input": {"assigneeId": self.engineers.get(c.value)}},
             )
         elif c.kind == "attach":
-            ticket = self.tickets[c.ticket]
+            ticket = self.tickets[_at(c.ticket)]
             pg.graphql(
                 "mutation T($input: AttachmentCreateInput!) { attachmentCreate(input: $input) { success } }",
                 {
                     "input": {
-                        "issueId": self.issues[c.issue],
+                        "issueId": self.issues[_at(c.issue)],
                         "url": pg.zendesk.agent_url(ticket),
                         "title": f"Zendesk #{ticket}",
                     }
@@ -298,7 +314,7 @@ def compare(expected: Outcome, found: Outcome, stream_problems: list | None = No
     extra = list((found.notes - expected.notes).elements()) + list(
         (found.attachments - expected.attachments).elements()
     )
-    state = [
+    state: list[tuple[int, object, object]] = [
         (t, expected.tags.get(t), found.tags.get(t)) for t in expected.tags if expected.tags[t] != found.tags.get(t)
     ]
     state += [
@@ -464,7 +480,7 @@ class DaemonUnderFire:
         self._kill_at: int | None = None  # kill when the request count reaches this
         self._killed: subprocess.Popen | None = None  # the process the last SIGKILL went to
         self._requests = 0  # requests syncd sent since the last (re)start
-        self._feeds = collections.Counter()  # feed requests since the last (re)start or mark
+        self._feeds: collections.Counter[str] = collections.Counter()  # feed requests since the last (re)start or mark
         self._zendesk_auth = (
             "Basic "
             + base64.b64encode(f"{SANDBOX_EMAIL}/token:{pg.env['SYNCD_CONNECTORS__ZENDESK__TOKEN']}".encode()).decode()

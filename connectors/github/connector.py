@@ -87,7 +87,7 @@ from connectors.base import (
     WriteResult,
     find_markers,
     marker_token,
-    read_secret,
+    require_secret,
     utc_now,
 )
 from syncd.errors import (
@@ -363,23 +363,13 @@ class GitHubConnector(Tracker):
 
     def make_http(self) -> HttpClient:
         c = self.config
-        try:
-            token = read_secret(c.token, c.token_file)
-        except OSError as exc:
-            raise ConfigError(
-                [
-                    f"connectors.{self.name}.token_file: cannot read {c.token_file!r} "
-                    f"({exc.strerror}); check the path and its permissions"
-                ]
-            ) from None
-        if token is None or not token.get_secret_value():
-            where = f"token_file {c.token_file!r}" if c.token is None else "token"
-            raise ConfigError(
-                [
-                    f"connectors.{self.name}: the GitHub token in {where} is empty; "
-                    f"set SYNCD_CONNECTORS__{self.name.upper()}__TOKEN to a token with issues access"
-                ]
-            )
+        token = require_secret(
+            self.name,
+            "token",
+            c.token,
+            c.token_file,
+            f"set SYNCD_CONNECTORS__{self.name.upper()}__TOKEN to a GitHub token with issues access",
+        )
         return HttpClient(
             self.name,
             c.url,

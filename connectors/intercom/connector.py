@@ -45,7 +45,7 @@ Requests follow Intercom's own OpenAPI description, version 2.15 (sent as
 - **Follow-ups.** Zendesk makes a follow-up ticket when a closed ticket
   refuses updates. An Intercom ticket can always be reopened, so what
   stands in for it is the same ticket, reopened, with the follow-up's note
-  (see :meth:`IntercomConnector.create_followup`).
+  (see :meth:`IntercomConnector.create_follow_up`).
 """
 
 from __future__ import annotations
@@ -652,18 +652,18 @@ class IntercomConnector(Helpdesk):
 
     # -- follow-ups -----------------------------------------------------------------
 
-    def create_followup(self, source_id: str, followup: FollowUpTicket, key: str) -> WriteResult:
+    def create_follow_up(self, source_id: str, follow_up: FollowUpTicket, key: str) -> WriteResult:
         """What stands in for Zendesk's follow-up ticket: the same ticket, reopened.
 
         Intercom reopens any ticket or conversation it has (``open: true``),
         so no new ticket is made: the source is reopened (its state set to
         in progress), given the follow-up's tags, and its note added with
-        the marker, which :meth:`find_followup` looks for. The answer's id
+        the marker, which :meth:`find_follow_up` looks for. The answer's id
         is the source's own."""
-        update = TicketUpdate(note=followup.note, add_tags=followup.tags, status="open")
+        update = TicketUpdate(note=follow_up.note, add_tags=follow_up.tags, status="open")
         return self.update_ticket(source_id, update, key)
 
-    def find_followup(self, source_id: str, key: str) -> str | None:
+    def find_follow_up(self, source_id: str, key: str) -> str | None:
         return source_id if self.find_marker(source_id, key) else None
 
     # -- normalisation ----------------------------------------------------------------

@@ -68,7 +68,7 @@ from connectors.base import (
     StateRule,
     Tracker,
     WriteResult,
-    read_secret,
+    require_secret,
     utc_now,
 )
 from connectors.jira.adf import to_adf, to_text
@@ -229,22 +229,7 @@ class JiraConnector(Tracker):
         if c.oauth_token is not None:
             headers["Authorization"] = f"Bearer {c.oauth_token.get_secret_value()}"
         else:
-            try:
-                token = read_secret(c.api_token, c.api_token_file)
-            except OSError as exc:
-                raise ConfigError(
-                    [
-                        f"connectors.{self.name}.api_token_file: cannot read {c.api_token_file} "
-                        f"({exc.strerror or exc}); check the path and its permissions"
-                    ]
-                ) from None
-            if token is None or not token.get_secret_value():
-                raise ConfigError(
-                    [
-                        f"connectors.{self.name}.api_token_file: {c.api_token_file} is empty; "
-                        "put the Jira API token in it"
-                    ]
-                )
+            token = require_secret(self.name, "api_token", c.api_token, c.api_token_file, "give it the Jira API token")
             auth = requests.auth.HTTPBasicAuth(c.email or "", token.get_secret_value())
         return HttpClient(
             self.name,

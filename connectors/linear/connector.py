@@ -46,7 +46,7 @@ from connectors.base import (
     WriteResult,
     find_markers,
     marker_token,
-    read_secret,
+    require_secret,
     utc_now,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
@@ -238,27 +238,17 @@ class LinearConnector(Tracker):
 
     def make_http(self) -> HttpClient:
         c = self.config
-        try:
-            api_key = read_secret(c.api_key, c.api_key_file)
-        except OSError as exc:
-            raise ConfigError(
-                [
-                    f"connectors.{self.name}.api_key_file: cannot read {c.api_key_file!r} "
-                    f"({exc.strerror}); check the path and its permissions"
-                ]
-            ) from None
         if c.oauth_token is not None:
             authorization = f"Bearer {c.oauth_token.get_secret_value()}"
-        elif api_key is not None and api_key.get_secret_value():
-            authorization = api_key.get_secret_value()
         else:
-            where = f"api_key_file {c.api_key_file!r}" if c.api_key is None else "api_key"
-            raise ConfigError(
-                [
-                    f"connectors.{self.name}: the Linear API key in {where} is empty; "
-                    "set it to a personal API key from Linear's settings"
-                ]
+            api_key = require_secret(
+                self.name,
+                "api_key",
+                c.api_key,
+                c.api_key_file,
+                "give it a personal API key from Linear's settings",
             )
+            authorization = api_key.get_secret_value()
         return HttpClient(
             self.name,
             c.url,

@@ -22,7 +22,7 @@ Choices worth knowing:
 - A follow-up of a closed ticket (which Zendesk will not reopen or update)
   is a new ticket created with ``via_followup_source_id``; its marker is its
   ``external_id``, found again with List Tickets' ``external_id`` filter
-  (see :meth:`ZendeskConnector.find_followup` for why that is reliable).
+  (see :meth:`ZendeskConnector.find_follow_up` for why that is reliable).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from connectors.base import (
     Rejected,
     WriteResult,
     find_markers,
+    load_secret,
     marker_token,
-    read_secret,
+    require_secret,
 )
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict, object_or_empty
@@ -103,12 +104,12 @@ class ZendeskConfig(ConnectorConfig):
             )
         return self
 
-    def auth(self) -> tuple[Any, dict[str, str]]:
-        """(requests auth, extra headers); OAuth wins when both are given."""
-        oauth = read_secret(self.oauth_token, self.oauth_token_file)
+    def auth(self, connector: str = "zendesk") -> tuple[Any, dict[str, str]]:
+        """(requests auth, extra headers) for the connector named ``connector``; OAuth wins when both are given."""
+        oauth = load_secret(connector, "oauth_token", self.oauth_token, self.oauth_token_file)
         if oauth is not None:
             return None, {"Authorization": f"Bearer {oauth.get_secret_value()}"}
-        token = read_secret(self.token, self.token_file)
+        token = require_secret(connector, "token", self.token, self.token_file, "put the API token in it")
         assert token is not None and self.email  # guaranteed by the validator
         return (f"{self.email}/token", token.get_secret_value()), {}
 
@@ -141,7 +142,7 @@ class ZendeskConnector(Helpdesk):
     text_format = "plain"
 
     def make_http(self) -> HttpClient:
-        auth, headers = self.config.auth()
+        auth, headers = self.config.auth(self.name)
         return HttpClient(
             self.name,
             self.config.url,
@@ -552,34 +553,34 @@ class ZendeskConnector(Helpdesk):
 
     # -- follow-ups -------------------------------------------------------------
 
-    def create_followup(self, source_id: str, followup: FollowUpTicket, key: str) -> WriteResult:
+    def create_follow_up(self, source_id: str, follow_up: FollowUpTicket, key: str) -> WriteResult:
         """One ``POST /api/v2/tickets`` with ``via_followup_source_id``.
 
-        The requester is ``followup.requester_id``, or the source ticket's
+        The requester is ``follow_up.requester_id``, or the source ticket's
         (one GET, which also checks that the source is closed: Zendesk
         ignores ``via_followup_source_id`` on any other ticket, and an open
         ticket should be updated, not followed up). The note is the first
         comment, private, with the marker in its text like every note; the
         marker is also the ticket's ``external_id``, which is what
-        :meth:`find_followup` looks up. Tags, when given, replace the ones
+        :meth:`find_follow_up` looks up. Tags, when given, replace the ones
         Zendesk would otherwise copy from the source ticket.
         """
         source = _numeric(source_id)
-        assignee = self._user_id(source, "assignee_id", followup.assignee_id)
-        requester = followup.requester_id
+        assignee = self._user_id(source, "assignee_id", follow_up.assignee_id)
+        requester = follow_up.requester_id
         if requester is None:
-            requester = self._followup_requester(source)
+            requester = self._follow_up_requester(source)
         ticket: dict[str, Any] = {
             "via_followup_source_id": int(source),
-            "subject": followup.subject,
+            "subject": follow_up.subject,
             "requester_id": self._user_id(source, "requester_id", requester),
-            "comment": {"body": f"{followup.note}\n\n[{marker_token(key)}]", "public": False},
+            "comment": {"body": f"{follow_up.note}\n\n[{marker_token(key)}]", "public": False},
             "external_id": marker_token(key),
         }
         if assignee is not None:
             ticket["assignee_id"] = assignee
-        if followup.tags:
-            ticket["tags"] = list(dict.fromkeys(followup.tags))
+        if follow_up.tags:
+            ticket["tags"] = list(dict.fromkeys(follow_up.tags))
         try:
             response = self.http.request("POST", TICKETS_PATH, json={"ticket": ticket}, endpoint=f"POST {TICKETS_PATH}")
         except Conflict as exc:
@@ -594,7 +595,7 @@ class ZendeskConnector(Helpdesk):
             raise _about(self.name, f"ticket {source}: creating its follow-up ticket", exc) from None
         return self._created(source, response)
 
-    def find_followup(self, source_id: str, key: str) -> str | None:
+    def find_follow_up(self, source_id: str, key: str) -> str | None:
         """The follow-up created with ``key``: ``GET /api/v2/tickets?external_id=<marker>``.
 
         Reliable straight after the write, unlike the Search API: List
@@ -625,7 +626,7 @@ class ZendeskConnector(Helpdesk):
             and raw.get("external_id") == token
             and isinstance(raw.get("id"), int)
             and not isinstance(raw.get("id"), bool)
-            and _followup_source(raw) in (None, source)
+            and _follow_up_source(raw) in (None, source)
         ]
         return str(min(found)) if found else None
 
@@ -641,7 +642,7 @@ class ZendeskConnector(Helpdesk):
             )
         return int(text)
 
-    def _followup_requester(self, source: str) -> str:
+    def _follow_up_requester(self, source: str) -> str:
         body = self._get(f"/api/v2/tickets/{source}", endpoint="GET /api/v2/tickets/{ticket_id}")
         ticket = expect_dict(self.name, body.get("ticket"), f"ticket {source}", record_id=source)
         status = ticket.get("status")
@@ -680,7 +681,7 @@ class ZendeskConnector(Helpdesk):
                     maybe_applied=True,
                 )
             tid = int(match.group(1))
-        origin = _followup_source(ticket)
+        origin = _follow_up_source(ticket)
         if isinstance(ticket.get("via"), dict) and origin != source:  # Zendesk ignored the source
             log.warning(
                 "the new ticket is not linked as a follow-up",
@@ -788,7 +789,7 @@ def _numeric(value: Any) -> str:
     return text
 
 
-def _followup_source(raw: dict) -> str | None:
+def _follow_up_source(raw: dict) -> str | None:
     """The source ticket a follow-up names: ``via.source.from.ticket_id`` with
     ``rel: follow_up`` (the via object reference), or ``via_followup_source_id``
     where an answer echoes it; None when the answer shows neither."""

@@ -541,7 +541,7 @@ class ZendeskFake(FakeService):
             in ("status", "priority", "tags", "custom_fields", "assignee_id", "group_id", "type", "comment", "metadata")
             and v is not None
         }
-        source = self._followup_source(data.get("via_followup_source_id"))
+        source = self._follow_up_source(data.get("via_followup_source_id"))
         if source is not None:
             ticket["via"]["source"] = {
                 "from": {"ticket_id": source["id"], "subject": source["subject"]},
@@ -563,7 +563,7 @@ class ZendeskFake(FakeService):
         ticket["description"] = self.comments[ticket_id][0]["plain_body"]
         return ticket, audit
 
-    def _followup_source(self, value: Any) -> dict | None:
+    def _follow_up_source(self, value: Any) -> dict | None:
         """The ticket a new one follows up. Zendesk honours ``via_followup_source_id``
         for a closed ticket only; for any other (or none) it has no effect."""
         if value is None:

@@ -5,7 +5,7 @@ answering, so the issue exists but the outbox still says 'sending'. The
 restarted daemon must find the issue by its marker (``find_created``) instead
 of creating a second one, link the ticket to it and write one "Linked" note.
 The same for the follow-up ticket opened for a closed ticket
-(``find_followup``). Real processes, real time: the test waits on the
+(``find_follow_up``). Real processes, real time: the test waits on the
 daemon with a deadline, never on a fixed sleep.
 """
 

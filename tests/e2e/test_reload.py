@@ -167,7 +167,7 @@ def test_an_invalid_configuration_on_reload_is_counted_as_refused(tmp_path):
 
 
 def test_a_connector_is_removed_live_only_when_no_write_to_it_waits(tmp_path):
-    from syncd.records import Action
+    from syncd.writes import Action, IssueComment
 
     with Playground(tmp_path, trackers=("linear", "github")) as pg:
         daemon, _ = start(pg)
@@ -178,8 +178,7 @@ def test_a_connector_is_removed_live_only_when_no_write_to_it_waits(tmp_path):
                     key="waiting-write",
                     connector="github",
                     target="1",
-                    op="issue_comment",
-                    payload={"body": "b"},
+                    write=IssueComment("b"),
                     group="github:1",
                 )
             )

@@ -1,6 +1,6 @@
 """``syncd promise`` and ``syncd report`` through click's runner, against a config and store in tmp_path.
 
-The store is filled directly (as tests/test_report.py does): these commands
+The store is filled directly (as tests/syncd/test_report.py does): these commands
 read and write the store only, so no sandbox is needed. The clock is
 ``syncd.cli._now``, set per test.
 """
@@ -21,7 +21,7 @@ from syncd import cli
 from syncd.cli import main
 from syncd.records import PromiseState, Ref
 from syncd.store import Store
-from tests.test_report import NOW, fill
+from tests.syncd.test_report import NOW, fill
 
 pytestmark = pytest.mark.e2e
 

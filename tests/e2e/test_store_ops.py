@@ -14,7 +14,7 @@ from syncd.app import build_app
 from syncd.cli import main
 from syncd.daemon import Daemon
 from syncd.sandbox.harness import Playground
-from tests.test_store_ops import fill, truncate_as_after_a_crash, unfill
+from tests.syncd.test_store_ops import fill, truncate_as_after_a_crash, unfill
 
 pytestmark = pytest.mark.e2e
 

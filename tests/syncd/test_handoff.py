@@ -1,8 +1,8 @@
-"""The handoff (FollowUps), built from its ports and the shipped example mappings: no engine, no sandbox.
+"""The handoff (Handoff), built from its ports and the shipped example mappings: no engine, no sandbox.
 
 Each test opens a :class:`~syncd.page.PageWork` on a real store, as the
 engine does for a page, stores the ticket's snapshot, and hands the ticket to
-``FollowUps.update``; the clock is the test's. The tracker is named
+``Handoff.update``; the clock is the test's. The tracker is named
 ``linear`` because the example routes send follow-ups to the tracker
 connector of that name; its kind is the in-memory double's.
 """
@@ -16,7 +16,7 @@ import pytest
 from mappings.files import EXAMPLES, load_mappings
 from mappings.planner import PlanSettings
 from syncd.app import tracker_kinds
-from syncd.handoff import FollowUps
+from syncd.handoff import Handoff
 from syncd.page import PageWork, Ports
 from syncd.records import Comment, Customer, Issue, Organization, PromiseState, Ref, StateCategory, Ticket
 from syncd.store import Store
@@ -32,7 +32,7 @@ COMPLETE = (
 )
 
 
-class Handoff:
+class HandoffRig:
     def __init__(self, tmp_path):
         self.clock = Clock()
         self.store = Store(tmp_path / "syncd.db", clock=self.clock)
@@ -41,7 +41,7 @@ class Handoff:
         ports = Ports(
             self.store, self.clock, {"linear": self.tracker}, MemoryHelpdesk(clock=self.clock), self.settings, self.work
         )
-        self.followups = FollowUps(ports, MAPPINGS)
+        self.handoff = Handoff(ports, MAPPINGS)
 
     def work(self) -> PageWork:
         return PageWork(self.store, self.settings, "desk")
@@ -73,7 +73,7 @@ class Handoff:
             if link is not None:
                 self.store.put_snapshot(link)
                 work.link(ticket, link, "comment")
-            return self.followups.update(
+            return self.handoff.update(
                 work, [ticket.ref], {ticket.ref: previous} if previous else {}, {ticket.ref: comments or []}
             )
 
@@ -82,7 +82,7 @@ class Handoff:
         with self.work() as work:
             self.store.put_snapshot(issue)
             tickets = [row.ticket for row in self.store.links_for_issue(issue.ref)]
-            return self.followups.update(work, tickets)
+            return self.handoff.update(work, tickets)
 
     def notes(self, text: str) -> list[str]:
         return [
@@ -101,7 +101,7 @@ class Handoff:
 
 @pytest.fixture
 def handoff(tmp_path):
-    h = Handoff(tmp_path)
+    h = HandoffRig(tmp_path)
     yield h
     h.store.close()
 
@@ -154,12 +154,12 @@ def test_the_clock_past_a_deadline_breaks_the_promise_once(handoff):
     assert promise.due_at > handoff.clock()
 
     handoff.clock.now = promise.due_at
-    handoff.followups.tick()
+    handoff.handoff.tick()
     assert handoff.store.get_promise(promise.id).state is PromiseState.OPEN  # due now, not yet past
     handoff.clock.advance(minutes=1)
-    handoff.followups.tick()
+    handoff.handoff.tick()
     handoff.clock.advance(minutes=10)
-    handoff.followups.tick()
+    handoff.handoff.tick()
 
     assert handoff.store.get_promise(promise.id).state is PromiseState.BROKEN
     [note] = handoff.notes("Overdue: the customer was promised")

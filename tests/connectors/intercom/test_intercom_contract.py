@@ -149,8 +149,8 @@ def test_the_handoff_s_requests_and_the_fake_s_answers_conform(world, intercom_c
         KEY,
     )
     connector.update_ticket(f"c{convo}", TicketUpdate(status="open", remove_tags=("syncd_linked",)), KEY)
-    connector.create_followup(ticket, FollowUpTicket("Follow-up", "We fixed it"), "f" * 20)
-    assert connector.find_followup(ticket, "f" * 20) == ticket
+    connector.create_follow_up(ticket, FollowUpTicket("Follow-up", "We fixed it"), "f" * 20)
+    assert connector.find_follow_up(ticket, "f" * 20) == ticket
     with pytest.raises(NotFound):
         connector.get_ticket(fake.exam_missing())
     list(connector.poll(pages[-1].cursor))

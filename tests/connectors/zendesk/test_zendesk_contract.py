@@ -200,9 +200,9 @@ def test_followup_create_and_lookup_conform(zendesk_contract):
     )
     responses.get(BASE + "/api/v2/tickets", json={"tickets": [created], "next_page": None, "count": 1})
     zd = connector()
-    zd.create_followup("5", FollowUpTicket("Follow-up", "Tell them", assignee_id="3", tags=("a",)), KEY)
-    zd.create_followup("5", FollowUpTicket("Follow-up", "Tell them", requester_id="7"), KEY)
-    assert zd.find_followup("5", KEY) == "9"
+    zd.create_follow_up("5", FollowUpTicket("Follow-up", "Tell them", assignee_id="3", tags=("a",)), KEY)
+    zd.create_follow_up("5", FollowUpTicket("Follow-up", "Tell them", requester_id="7"), KEY)
+    assert zd.find_follow_up("5", KEY) == "9"
     seen = assert_calls_conform(responses.calls, zendesk_contract)
     assert seen == [
         "GET /api/v2/tickets/{ticket_id}",

@@ -13,8 +13,8 @@ from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
     plan_demand,
-    plan_escalation,
-    plan_followup_ticket,
+    plan_follow_up_ticket,
+    plan_handoff,
     plan_missing,
     plan_owner_gap,
     plan_promise_broken,
@@ -22,11 +22,11 @@ from mappings.handoff_plan import (
     show_time,
 )
 from mappings.planner import opaque_ref
-from mappings.promises import PromiseRule, escalation_promises, new_promise, on_issue_resolved
+from mappings.promises import PromiseRule, handoff_promises, new_promise, on_issue_resolved
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
-from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOWUP, TICKET_UPDATE
+from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, ISSUE_UPSERT, TICKET_FOLLOW_UP, TICKET_UPDATE
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # Monday 10:00 in Berlin
 BERLIN = BusinessCalendar("Europe/Berlin")
@@ -88,14 +88,16 @@ ROUTE = Route(
 def test_the_missing_note_is_written_once_and_again_only_for_something_new():
     first = plan_missing(ticket(), ROUTE, ["steps", "impact"], [], missing_field="99", shown=None)
     [action] = first.plan.actions
-    assert action.op == TICKET_UPDATE and "- steps\n- impact" in action.payload["note"]
-    assert action.payload["fields"] == {"99": "- steps\n- impact"}
+    assert action.op == TICKET_UPDATE and "- steps\n- impact" in action.write.payload()["note"]
+    assert action.write.payload()["fields"] == {"99": "- steps\n- impact"}
     assert first.noted == ("steps", "impact")
     assert [e.kind for e in first.plan.events] == ["handoff_rejected"]
 
     fewer = plan_missing(ticket(), ROUTE, ["impact"], first.noted, missing_field="99", shown=first.field_value)
     [action] = fewer.plan.actions
-    assert "note" not in action.payload and action.payload["fields"] == {"99": "- impact"}  # in place only
+    assert "note" not in action.write.payload() and action.write.payload()["fields"] == {
+        "99": "- impact"
+    }  # in place only
     assert fewer.plan.events == []
 
     same = plan_missing(ticket(), ROUTE, ["impact"], fewer.noted, missing_field="99", shown=fewer.field_value)
@@ -104,7 +106,7 @@ def test_the_missing_note_is_written_once_and_again_only_for_something_new():
     regressed = plan_missing(
         ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99", shown=fewer.field_value
     )
-    assert "- impact\n- severity" in regressed.plan.actions[0].payload["note"]
+    assert "- impact\n- severity" in regressed.plan.actions[0].write.payload()["note"]
     # Replanning the same input plans the same key (the outbox refuses it).
     again = plan_missing(
         ticket(), ROUTE, ["impact", "severity"], fewer.noted, missing_field="99", shown=fewer.field_value
@@ -117,8 +119,8 @@ def test_with_html_notes_the_missing_field_still_shows_plain_words():
     so the shown value compares equal on the next plan and nothing is rewritten."""
     first = plan_missing(ticket(), ROUTE, ["customer's steps"], [], missing_field="99", note_format="html")
     [action] = first.plan.actions
-    assert "customer&#x27;s steps" in action.payload["note"]
-    assert action.payload["fields"] == {"99": "- customer's steps"}
+    assert "customer&#x27;s steps" in action.write.payload()["note"]
+    assert action.write.payload()["fields"] == {"99": "- customer's steps"}
     again = plan_missing(
         ticket(),
         ROUTE,
@@ -132,28 +134,26 @@ def test_with_html_notes_the_missing_field_still_shows_plain_words():
 
 
 def test_escalation_to_a_private_tracker_carries_the_handoff_record():
-    promises = escalation_promises(RULE, Ref("zendesk", "7"), (), AT)
-    plan = plan_escalation(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
+    promises = handoff_promises(RULE, Ref("zendesk", "7"), (), AT)
+    plan = plan_handoff(ticket(), ROUTE, note="Steps: 1. open 2. export", promises=promises, customer_count=1)
     [action] = plan.actions
     assert action.op == ISSUE_CREATE and action.connector == "linear" and action.target == "ENG"
-    body = action.payload["private"]["body"]
+    body = action.write.payload()["private"]["body"]
     assert "https://acme.zendesk.com/agent/tickets/7" in body  # the URL stays a link
     assert "1\\. open" in body  # the agent's note is inert Markdown: no list is started
     shown = rendered(body)
     assert "Northwind (enterprise)" in shown and "sev2" in shown and "Steps: 1. open 2. export" in shown
     assert "an update within 2 business days (by Wed 25 Nov 2026 10:00 CET)" in shown
-    assert action.payload["private"]["title"] == "Export *fails* <b>"  # a title is plain text
-    again = plan_escalation(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
+    assert action.write.payload()["private"]["title"] == "Export *fails* <b>"  # a title is plain text
+    again = plan_handoff(ticket(tags=("escalated", "other")), ROUTE, note=None, promises=[], customer_count=1)
     assert again.actions[0].key == action.key  # flagging again: the same key, created once
-    rework = plan_escalation(ticket(), ROUTE, note=None, promises=[], customer_count=1, epoch="2026-12-01T10:00:00Z")
+    rework = plan_handoff(ticket(), ROUTE, note=None, promises=[], customer_count=1, epoch="2026-12-01T10:00:00Z")
     assert rework.actions[0].key != action.key
 
 
 def test_escalation_to_a_public_tracker_names_no_customer():
-    plan = plan_escalation(
-        ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[], customer_count=3
-    )
-    payload = plan.actions[0].payload["public"]  # the draft delivery sends where the team is public
+    plan = plan_handoff(ticket(), ROUTE, note="Hannah at Northwind, hannah@example.com", promises=[], customer_count=3)
+    payload = plan.actions[0].write.payload()["public"]  # the draft delivery sends where the team is public
     text = payload["title"] + payload["body"]
     for secret in ("Northwind", "Hannah", "hannah@example.com", "Export", "acme.zendesk.com"):
         assert secret not in text
@@ -172,18 +172,21 @@ def test_promise_due_note_names_the_promise_and_the_deadline_in_the_team_time_zo
 
 
 def test_a_closed_ticket_is_followed_up_by_a_new_ticket_with_the_same_requester():
-    plan = plan_followup_ticket(ticket(status="closed"), [issue()], "tell them", ROUTE, AT)
+    plan = plan_follow_up_ticket(ticket(status="closed"), [issue()], "tell them", ROUTE, AT)
     [action] = plan.actions
-    assert action.op == TICKET_FOLLOWUP and action.target == "7"
-    assert action.payload["requester_id"] == "u1" and action.payload["note"].endswith("tell them")
-    assert plan_followup_ticket(ticket(status="closed"), [issue()], "other", ROUTE, AT).actions[0].key == action.key
+    assert action.op == TICKET_FOLLOW_UP and action.target == "7"
+    assert action.write.payload()["requester_id"] == "u1" and action.write.payload()["note"].endswith("tell them")
+    assert plan_follow_up_ticket(ticket(status="closed"), [issue()], "other", ROUTE, AT).actions[0].key == action.key
 
 
 def test_a_broken_promise_is_a_note_and_a_tag_but_nothing_on_a_closed_ticket():
     promise = new_promise(Ref("zendesk", "7"), "an update within 2 business days", AT, origin="rule", due_at=AT)
     plan = plan_promise_broken(ticket(), promise, ROUTE, tag="broken")
     [action] = plan.actions
-    assert action.payload["add_tags"] == ["broken"] and "Mon 23 Nov 2026 10:00 CET" in action.payload["note"]
+    assert (
+        action.write.payload()["add_tags"] == ["broken"]
+        and "Mon 23 Nov 2026 10:00 CET" in action.write.payload()["note"]
+    )
     closed = plan_promise_broken(ticket(status="closed"), promise, ROUTE, tag="broken")
     assert closed.actions == [] and [e.kind for e in closed.events] == ["promise_broken"]
 
@@ -191,16 +194,16 @@ def test_a_broken_promise_is_a_note_and_a_tag_but_nothing_on_a_closed_ticket():
 def test_owner_gaps_are_noted_on_the_side_that_lacks_an_owner():
     gap = OwnerGap("ticket", Ref("zendesk", "7"), AT)
     [action] = plan_owner_gap(ticket(), gap, Stage.WAITING, ROUTE, None, triage_sla="4 business hours").actions
-    assert action.op == TICKET_UPDATE and action.key == gap.key and "Waiting" in action.payload["note"]
+    assert action.op == TICKET_UPDATE and action.key == gap.key and "Waiting" in action.write.payload()["note"]
     gap = OwnerGap("issue", Ref("linear", "uuid-1"), AT)
     plan = plan_owner_gap(ticket(), gap, Stage.ASSIGNED, ROUTE, issue(assignee=None), triage_sla="4 business hours")
     [action] = plan.actions
     assert (
         action.op == ISSUE_COMMENT
         and action.target == "uuid-1"
-        and "ENG-9 has had no assignee" in rendered(action.payload["body"])
+        and "ENG-9 has had no assignee" in rendered(action.write.payload()["body"])
     )
-    assert "Northwind" not in action.payload["body"]
+    assert "Northwind" not in action.write.payload()["body"]
 
 
 def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_private():
@@ -219,7 +222,7 @@ def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_
     assert "Northwind" not in public and "Acme" not in public and "3 ticket(s)" in public
 
     first = plan_demand(issue(), private, 1, private=True)
-    assert first.op == ISSUE_UPSERT and first.payload["slot"] == "demand"
+    assert first.op == ISSUE_UPSERT and first.write.payload()["slot"] == "demand"
     # The same text at a later version is a new write (it may have changed in between).
     assert plan_demand(issue(), private, 2, private=True).key != first.key
     assert plan_demand(issue(), private, 1, private=True).key == first.key

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from syncd.records import Action, Issue, Ref, StateCategory
+from syncd.records import Issue, Ref, StateCategory
 from syncd.store import Store
+from syncd.writes import Action, AttachTicket, IssueComment
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
@@ -39,12 +40,12 @@ def test_issues_in_place_and_delivered_writes(tmp_path):
         for record in (issue("1", "Acme/Billing"), issue("2", "acme/web")):
             store.put_snapshot(record)
         assert [i.ref.id for i in store.issues_in_place("github", "acme/billing")] == ["1"]
-        for key, target, op in (
-            ("a" * 20, "1", "issue.attach"),
-            ("b" * 20, "1", "issue.comment"),
-            ("c" * 20, "2", "issue.attach"),
+        for key, target, write in (
+            ("a" * 20, "1", AttachTicket("u", "t", "s")),
+            ("b" * 20, "1", IssueComment("c")),
+            ("c" * 20, "2", AttachTicket("u", "t", "s")),
         ):
-            store.enqueue(Action(key, "github", target, op, {}, f"issue:{target}"))
+            store.enqueue(Action(key, "github", target, write, f"issue:{target}"))
         rows = {r.key: r for r in store.list_outbox()}
         store.mark_done(rows["a" * 20].id, {"id": "11"})
         store.mark_done(rows["c" * 20].id, {"id": "12"})

@@ -16,9 +16,15 @@ from mappings.planner import issue_group, ticket_group
 from syncd.delivery import Deliverer
 from syncd.errors import ApiError, AuthError, ConfigError, Conflict, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient
-from syncd.records import Action, Ref, Ticket
+from syncd.records import Ref, Ticket
 from syncd.store import Store
-from syncd.writes import ISSUE_COMMENT, ISSUE_CREATE, TICKET_UPDATE, TicketUpdate
+from syncd.writes import (
+    Action,
+    CreateIssue,
+    DraftText,
+    IssueComment,
+    TicketUpdate,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -142,15 +148,12 @@ def escalation(store: Store, team: str, key: str) -> int:
             key,
             "linear",
             team,
-            ISSUE_CREATE,
-            {
-                "team": team,
-                "ticket": "7",
-                "labels": [],
-                "priority": None,
-                "private": {"title": "Export fails for Northwind", "body": "Northwind, enterprise"},
-                "public": {"title": "Customer report T-1", "body": "T-1"},
-            },
+            CreateIssue(
+                team,
+                DraftText("Export fails for Northwind", "Northwind, enterprise"),
+                DraftText("Customer report T-1", "T-1"),
+                ticket="7",
+            ),
             f"escalate:{team}",
         )
     )
@@ -176,7 +179,7 @@ def env(tmp_path):
 
 def note(store: Store, ticket: str, key: str, text: str = "a note") -> int:
     store.enqueue(
-        Action(key, "zendesk", ticket, TICKET_UPDATE, {"note": f"{text} {key}"}, ticket_group(Ref("zendesk", ticket)))
+        Action(key, "zendesk", ticket, TicketUpdate(note=f"{text} {key}"), ticket_group(Ref("zendesk", ticket)))
     )
     return next(r.id for r in store.list_outbox() if r.key == key)
 
@@ -282,7 +285,7 @@ def test_refused_credentials_pause_that_connector_only(env):
     helpdesk.outcomes["1"] = [AuthError("zendesk", "HTTP 401", status=401)]
     a = note(store, "1", "k1")
     b = note(store, "2", "k2")
-    store.enqueue(Action("k3", "linear", "I1", ISSUE_COMMENT, {"body": "hi"}, issue_group(Ref("linear", "I1"))))
+    store.enqueue(Action("k3", "linear", "I1", IssueComment("hi"), issue_group(Ref("linear", "I1"))))
     report = deliverer.run()
     assert deliverer.paused == {"zendesk": "zendesk: HTTP 401"}
     assert len(helpdesk.sent) == 1  # no storm: ticket 2 was not tried with the same credentials
@@ -305,8 +308,7 @@ def test_equal_updates_to_many_tickets_go_out_as_one_bulk_write(env):
                 f"k{ticket}",
                 "zendesk",
                 ticket,
-                TICKET_UPDATE,
-                {"note": "ENG-1 moved", "marker": "m1"},
+                TicketUpdate(note="ENG-1 moved", marker="m1"),
                 ticket_group(Ref("zendesk", ticket)),
             )
         )
@@ -360,9 +362,7 @@ def test_a_tag_removal_trusts_the_snapshot_only_once_a_poll_has_seen_syncds_own_
     store.put_snapshot(Ticket(ref, "#5", "u", "s", "open", T0, tags=("syncd_stage_new",)))
 
     def swap(key: str, old: str, new: str) -> None:
-        store.enqueue(
-            Action(key, "zendesk", "5", TICKET_UPDATE, {"add_tags": [new], "remove_tags": [old]}, ticket_group(ref))
-        )
+        store.enqueue(Action(key, "zendesk", "5", TicketUpdate(add_tags=(new,), remove_tags=(old,)), ticket_group(ref)))
         deliverer.run()
 
     swap("s1", "syncd_stage_new", "syncd_stage_assigned")
@@ -387,9 +387,7 @@ def test_a_write_naming_a_field_the_helpdesk_cannot_take_goes_to_dead_letter_wit
 
 
 def comment(store: Store, issue: str, key: str) -> int:
-    store.enqueue(
-        Action(key, "linear", issue, ISSUE_COMMENT, {"body": f"comment {key}"}, issue_group(Ref("linear", issue)))
-    )
+    store.enqueue(Action(key, "linear", issue, IssueComment(f"comment {key}"), issue_group(Ref("linear", issue))))
     return next(r.id for r in store.list_outbox() if r.key == key)
 
 

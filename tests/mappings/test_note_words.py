@@ -56,7 +56,7 @@ SETTINGS = PlanSettings(
 
 
 def field(plan) -> str:
-    return plan.actions[0].payload["fields"]["9"]
+    return plan.actions[0].write.payload()["fields"]["9"]
 
 
 def test_the_status_field_shows_the_state_maps_show_text():
@@ -93,7 +93,7 @@ def test_an_owner_change_alone_is_said_as_such():
     before = issue("gh", "o/r#5", state=StateCategory.UNSTARTED, state_name="Open (reopened)", assignee=None)
     after = issue("gh", "o/r#5", state=StateCategory.STARTED, state_name="Open (reopened)", assignee="Ada")
     plan = plan_issue_update(after, before, [LinkedTicket(ticket(), (after,))], PlanSettings(helpdesk="desk"))
-    note = plan.actions[0].payload["note"]
+    note = plan.actions[0].write.payload()["note"]
     assert "moved from" not in note
     assert note.startswith("o/r#5 (Open (reopened)) is now with Ada (was: unassigned).")
     assert plan.events[0].summary == "o/r#5 (Open (reopened)) is now with Ada"
@@ -110,7 +110,7 @@ def test_a_real_state_change_still_says_from_and_to():
     before = issue(state=StateCategory.STARTED, state_name="In Progress")
     after = issue(state=StateCategory.STARTED, state_name="In Review")
     plan = plan_issue_update(after, before, [LinkedTicket(ticket(), (after,))], PlanSettings(helpdesk="desk"))
-    assert plan.actions[0].payload["note"].startswith("ENG-6 moved from In Progress to In Review")
+    assert plan.actions[0].write.payload()["note"].startswith("ENG-6 moved from In Progress to In Review")
 
 
 def test_trackers_that_could_share_a_key():
@@ -127,9 +127,9 @@ def test_a_note_names_the_tracker_where_keys_could_be_shared():
     before = issue("jr", "ENG-89", state=StateCategory.STARTED, state_name="In Progress")
     waiting = issue("lin", "ENG-90", state=StateCategory.STARTED, state_name="Doing")
     plan = plan_issue_update(done, before, [LinkedTicket(ticket(), (done, waiting))], settings)
-    note = plan.actions[0].payload["note"]
+    note = plan.actions[0].write.payload()["note"]
     assert note.startswith("ENG-89 in Jira is Done. Still waiting on:\n- ENG-90 in Linear: Doing")
-    gone = plan_gone_ref(ticket(), "jr", "ENG-91", "ENG-91", settings).actions[0].payload["note"]
+    gone = plan_gone_ref(ticket(), "jr", "ENG-91", "ENG-91", settings).actions[0].write.payload()["note"]
     assert gone.startswith("ENG-91 in Jira is deleted")
 
 
@@ -143,7 +143,7 @@ def test_the_routes_templates_write_the_link_note():
     settings = PlanSettings(helpdesk="desk", mappings=Mappings(routes=(custom,)))
     done = issue()
     plan = plan_link(Link(ticket().ref, done.ref, "comment"), ticket(), done, [done], settings)
-    assert plan.actions[0].payload["note"] == "Now linked: ENG-6"
+    assert plan.actions[0].write.payload()["note"] == "Now linked: ENG-6"
 
 
 def test_the_promise_due_note_names_the_tracker_too():

@@ -13,9 +13,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from syncd.records import Action, Event, Ref
+from syncd.records import Event, Ref
 from syncd.sandbox.harness import Playground
 from syncd.status import age_text, gather, loopback, render_html, render_text
+from syncd.writes import Action, TicketUpdate
 
 HOSTILE = "<script>alert('x')</script> & \"quoted\" <b>bold</b>\nsecond line"
 
@@ -53,7 +54,7 @@ def facts(tmp_path):
         store.note_poll("linear", now - timedelta(seconds=5), HOSTILE)
         store.quarantine("linear", "issue-9", HOSTILE, {"raw": 1})
         ticket = pg.seed.tickets["vat"]
-        store.enqueue(Action("status-test", "zendesk", str(ticket), "ticket.update", {}, f"zendesk:{ticket}"))
+        store.enqueue(Action("status-test", "zendesk", str(ticket), TicketUpdate(), f"zendesk:{ticket}"))
         [action] = [r for r in store.list_outbox("pending") if r.key == "status-test"]
         store.mark_failed(action.id, HOSTILE, retry_at=None, dead=True)
         store.add_event(Event("dead_letter", HOSTILE, Ref("zendesk", str(ticket)), None, {}))

@@ -287,8 +287,8 @@ def test_planner_notes_and_attachments_carry_no_live_constructs(value):
     for connector in ("linear", "github"):
         ticket, issue = hostile_ticket(value), hostile_issue(value, connector)
         plan = plan_link(Link(ticket.ref, issue.ref, "comment"), ticket, issue, [], settings_)
-        note = next(a for a in plan.actions if a.op == TICKET_UPDATE).payload
-        attach = next(a for a in plan.actions if a.op == ISSUE_ATTACH).payload
+        note = next(a for a in plan.actions if a.op == TICKET_UPDATE).write.payload()
+        attach = next(a for a in plan.actions if a.op == ISSUE_ATTACH).write.payload()
         assert find_markers(note["note"]) == ()
         assert "@channel" not in note["note"] and "@channel" not in note["fields"]["9"]
         for line in note["note"].splitlines():
@@ -306,7 +306,7 @@ def test_resolved_note_summary_lines_are_escaped():
     before = hostile_issue("t", state=StateCategory.STARTED, name="In Progress")
     after = hostile_issue("t", state=StateCategory.COMPLETED, name=f"Done {FAKE_MARKER} @here")
     plan = plan_issue_update(after, before, [LinkedTicket(ticket, (after,))], settings_)
-    note = plan.actions[0].payload["note"]
+    note = plan.actions[0].write.payload()["note"]
     assert find_markers(note) == () and "@here" not in note
     assert f"- ENG-1: Done syncd{WORD_JOINER}:0123456789abcdef0123 @{WORD_JOINER}here" in note
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mappings.privacy_plan import opaque_group, plan_kept_notes, plan_make_opaque, private_form, written_comments
+from mappings.privacy_plan import opaque_group, plan_kept_notes, plan_make_opaque, written_comments
 from syncd.records import Issue, Ref, StateCategory
-from syncd.writes import ISSUE_ATTACH, ISSUE_COMMENT, ISSUE_CREATE, ISSUE_OPAQUE, ISSUE_UPSERT, TICKET_UPDATE
+from syncd.writes import (
+    ISSUE_ATTACH,
+    ISSUE_COMMENT,
+    ISSUE_OPAQUE,
+    ISSUE_UPSERT,
+    TICKET_UPDATE,
+)
 
 
 @dataclass
@@ -35,7 +41,7 @@ def test_one_rewrite_per_issue_place_and_moment_in_a_queue_of_its_own():
     later = plan_make_opaque(issue(), "acme/billing", "2026-12-01T09:00:00Z")
     assert a.key == again.key != later.key  # a place turning public a second time is a new rewrite
     assert (a.op, a.target, a.group) == (ISSUE_OPAQUE, "907", opaque_group(Ref("github", "907")))
-    assert a.payload["slots"] == {"demand": "counts"} and a.payload["created"] is None
+    assert a.write.payload()["slots"] == {"demand": "counts"} and a.write.payload()["created"] is None
 
 
 def test_written_comments_keeps_the_last_write_of_each_comment():
@@ -47,19 +53,6 @@ def test_written_comments_keeps_the_last_write_of_each_comment():
         Row(ISSUE_OPAQUE, {"comments": {"12": "09:00"}}),
     ]
     assert written_comments(rows) == {"11": "08:05", "12": "09:00"}
-
-
-def test_private_form_tells_writes_that_may_have_named_a_customer():
-    assert private_form(ISSUE_UPSERT, {"customer_data": True}, None)
-    assert not private_form(ISSUE_UPSERT, {"customer_data": False}, None)
-    assert private_form(ISSUE_ATTACH, {"public": False}, None) and not private_form(
-        ISSUE_ATTACH, {"public": True}, None
-    )
-    assert private_form(ISSUE_CREATE, {}, {"draft": "private"}) and not private_form(
-        ISSUE_CREATE, {}, {"draft": "public"}
-    )
-    assert private_form(ISSUE_CREATE, {}, {})  # written before the draft was recorded: may have
-    assert not private_form(ISSUE_COMMENT, {}, None)
 
 
 def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
@@ -74,7 +67,7 @@ def test_kept_notes_one_per_ticket_plain_text_naming_what_and_where():
     t1, t2 = Ref("zendesk", "21"), Ref("zendesk", "22")
     notes = plan_kept_notes("acme/billing#7", [t1, t2, t1], kept, "k" * 20)
     assert [(n.target, n.op) for n in notes] == [("21", TICKET_UPDATE), ("22", TICKET_UPDATE)]
-    note = notes[0].payload["note"]
+    note = notes[0].write.payload()["note"]
     assert "acme/billing#7" in note and "the demand comment" in note and "issuecomment-12" in note
     assert (
         "someone other than syncd" in note and "on 2026-11-23 at 08:40 UTC" in note and "\\" not in note

@@ -13,12 +13,12 @@ import pytest
 
 from syncd import logs
 from syncd.errors import StoreFull, StoreUnusable
-from syncd.records import Action
 from syncd.store import SCHEMA_VERSION, Store
+from syncd.writes import Action, TicketUpdate
 
 
 def _action(key: str) -> Action:
-    return Action(key=key, connector="zendesk", target="1", op="ticket_update", payload={"note": "n"}, group="t:1")
+    return Action(key=key, connector="zendesk", target="1", write=TicketUpdate(note="n"), group="t:1")
 
 
 # -- dead letters: readable and without secrets ----------------------------------------------------

@@ -10,7 +10,7 @@ from mappings.calendar import BusinessCalendar, Duration
 from mappings.promises import (
     ISSUE_RESOLVED,
     PromiseRule,
-    escalation_promises,
+    handoff_promises,
     new_promise,
     on_cancel,
     on_clock,
@@ -45,18 +45,18 @@ def ticket(**kw) -> Ticket:
 
 
 def test_escalation_promises_an_update_by_tuesday_close_and_news_when_it_ships():
-    update, news = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING, owner="7")
+    update, news = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING, owner="7")
     assert update.due_at == datetime(2024, 3, 12, 21, 0, tzinfo=UTC)  # Tue 17:00 EDT
     assert update.trigger is None and update.what == "an update within 2 business days"
     assert news.trigger == ISSUE_RESOLVED and news.due_at is None
     assert {p.state for p in (update, news)} == {PromiseState.OPEN}
     assert update.id != news.id
     # Deterministic: the same escalation makes the same promises.
-    assert escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING, owner="7")[0].id == update.id
+    assert handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING, owner="7")[0].id == update.id
 
 
 def test_update_promise_kept_by_a_public_reply_before_the_deadline():
-    update, _ = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    update, _ = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     kept = on_public_reply(update, datetime(2024, 3, 11, 14, 0, tzinfo=UTC))
     assert kept.state is PromiseState.KEPT
     assert [c.state for c in kept.history] == [PromiseState.OPEN, PromiseState.KEPT]
@@ -64,7 +64,7 @@ def test_update_promise_kept_by_a_public_reply_before_the_deadline():
 
 
 def test_update_promise_broken_by_the_clock_at_its_deadline():
-    update, _ = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    update, _ = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     assert on_clock(update, update.due_at) is update  # at the deadline: still in time
     broken = on_clock(update, update.due_at + timedelta(seconds=1))
     assert broken.state is PromiseState.BROKEN
@@ -72,13 +72,13 @@ def test_update_promise_broken_by_the_clock_at_its_deadline():
 
 
 def test_a_reply_observed_after_the_deadline_cannot_keep_a_broken_promise():
-    update, _ = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    update, _ = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     late = on_public_reply(update, update.due_at + timedelta(hours=1))
     assert late.state is PromiseState.BROKEN
 
 
 def test_ship_promise_falls_due_on_resolution_and_is_kept_by_the_reply_after_it():
-    _, news = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    _, news = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     early = on_public_reply(news, datetime(2024, 3, 11, 14, 0, tzinfo=UTC))
     assert early is news  # an update before it ships does not keep "news when it ships"
     resolved_at = datetime(2024, 3, 14, 20, 0, tzinfo=UTC)  # Thursday 16:00 EDT
@@ -91,7 +91,7 @@ def test_ship_promise_falls_due_on_resolution_and_is_kept_by_the_reply_after_it(
 
 
 def test_due_promise_broken_when_nobody_tells_the_customer():
-    _, news = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    _, news = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     resolved_at = datetime(2024, 7, 3, 20, 0, tzinfo=UTC)  # Wed 16:00 EDT; the 4th is a holiday
     due = on_issue_resolved(news, resolved_at, respond_by=RULE.due(resolved_at, RULE.respond_within))
     assert CAL.local(due.due_at).replace(tzinfo=None) == datetime(2024, 7, 5, 16, 0)
@@ -100,14 +100,14 @@ def test_due_promise_broken_when_nobody_tells_the_customer():
 
 
 def test_resolution_keeps_an_earlier_deadline():
-    update, _ = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    update, _ = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     at = datetime(2024, 3, 12, 13, 0, tzinfo=UTC)
     due = on_issue_resolved(update, at, respond_by=at + timedelta(days=3))
     assert due.state is PromiseState.DUE and due.due_at == update.due_at
 
 
 def test_cancel_is_final_and_only_from_open_or_due():
-    update, _ = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    update, _ = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     cancelled = on_cancel(update, FRIDAY_EVENING + timedelta(hours=1), "ticket unlinked")
     assert cancelled.state is PromiseState.CANCELLED
     assert on_public_reply(cancelled, FRIDAY_EVENING + timedelta(hours=2)) is cancelled
@@ -136,6 +136,6 @@ def test_manual_promise_needs_a_due_date_or_trigger():
 
 
 def test_promise_round_trips_through_the_snapshot_form():
-    _, news = escalation_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
+    _, news = handoff_promises(RULE, TICKET, [ISSUE], FRIDAY_EVENING)
     due = on_issue_resolved(news, FRIDAY_EVENING + timedelta(days=3), respond_by=FRIDAY_EVENING + timedelta(days=4))
     assert from_dict(to_dict(due)) == due

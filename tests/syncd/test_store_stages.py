@@ -39,10 +39,10 @@ def test_a_version_1_store_gains_the_stages_table(tmp_path):
 
 
 def test_replace_payload_changes_only_an_unsent_pending_action(tmp_path):
-    from syncd.records import Action
+    from syncd.writes import Action, TicketUpdate
 
     with Store(tmp_path / "s.db") as store:
-        store.enqueue(Action("k1", "zendesk", "7", "ticket.update", {"note": "a"}, "g"))
+        store.enqueue(Action("k1", "zendesk", "7", TicketUpdate(note="a"), "g"))
         assert store.replace_payload("k1", {"note": "a", "add_tags": ["x"]})
         (row,) = store.list_outbox()
         assert row.payload == {"note": "a", "add_tags": ["x"]}

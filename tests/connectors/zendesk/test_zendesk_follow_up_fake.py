@@ -200,7 +200,7 @@ def test_a_followup_reaches_the_export_like_any_change(fake, api, clock):
 def test_connector_creates_a_followup_with_one_read_and_one_write_and_finds_it(fake, connector):
     fake.close_ticket(fake.source)
     fake.reset_counts()
-    result = connector.create_followup(
+    result = connector.create_follow_up(
         str(fake.source),
         FollowUpTicket("Your export is fixed", "Tell Hannah ENG-12 shipped", assignee_id=str(fake.agent["id"])),
         KEY,
@@ -211,14 +211,14 @@ def test_connector_creates_a_followup_with_one_read_and_one_write_and_finds_it(f
     [note] = fake.ticket_comments(int(result.id))
     assert note["public"] is False and note["body"].startswith("Tell Hannah ENG-12 shipped")
     assert new["updated_at"] == result.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert connector.find_followup(str(fake.source), KEY) == result.id
+    assert connector.find_follow_up(str(fake.source), KEY) == result.id
     assert connector.find_marker(result.id, KEY)  # the note carries the marker as every note does
-    assert connector.find_followup(str(fake.source), idempotency_key("another")) is None
+    assert connector.find_follow_up(str(fake.source), idempotency_key("another")) is None
 
 
 def test_connector_refuses_a_source_that_is_not_closed_and_creates_nothing(fake, connector):
     with pytest.raises(Conflict, match=f"ticket {fake.source} is 'new', not closed"):
-        connector.create_followup(str(fake.source), FollowUpTicket("s", "n"), KEY)
+        connector.create_follow_up(str(fake.source), FollowUpTicket("s", "n"), KEY)
     assert len(fake.tickets) == 1 and fake.counts["POST /api/v2/tickets"] == 0
 
 
@@ -229,11 +229,11 @@ def deliver_followup(
     crash, or an answer that may have been lost) is looked for before it is
     sent again."""
     if after_crash:
-        found = connector.find_followup(source, key)
+        found = connector.find_follow_up(source, key)
         if found is not None:
             return found
     try:
-        result = connector.create_followup(source, followup, key)
+        result = connector.create_follow_up(source, followup, key)
     except TransientError as exc:
         if not exc.maybe_applied:
             raise
@@ -247,7 +247,7 @@ def test_lost_answer_the_followup_is_found_and_not_created_twice(fake, connector
     fake.inject("truncate", r"^POST /api/v2/tickets$", count=1)  # the ticket is made, the answer cut short
     followup = FollowUpTicket("Your export is fixed", "Tell Hannah", requester_id=str(fake.customer["id"]))
     with pytest.raises(TransientError) as info:
-        connector.create_followup(str(fake.source), followup, KEY)
+        connector.create_follow_up(str(fake.source), followup, KEY)
     assert info.value.maybe_applied is True
     [made] = followups_of(fake, fake.source)
     found = deliver_followup(connector, str(fake.source), followup, KEY, after_crash=True)

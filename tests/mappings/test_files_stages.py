@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncd.errors import ConfigError
-from tests.handoff.test_handoff_config import load_mappings, write
+from tests.mappings.test_files import load_mappings, write
 
 ROUTE = """
 [routes.all]

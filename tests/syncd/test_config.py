@@ -26,9 +26,9 @@ from syncd import logs
 from syncd.config import Settings, load_config
 from syncd.errors import ConfigError, SyncdError
 
-HERE = Path(__file__).resolve().parent
-BADCONFIG = HERE / "badconfig"
-EXAMPLE = HERE.parent / "config.example.toml"
+TESTS = Path(__file__).resolve().parents[1]
+BADCONFIG = TESTS / "badconfig"
+EXAMPLE = TESTS.parent / "config.example.toml"
 
 
 class DeskConfig(ConnectorConfig):
@@ -264,6 +264,21 @@ def test_bad_config_is_reported_line_by_line(path):
         assert "\n" not in problem
         for secret in [*header["secret"], *SECRETS.values()]:
             assert secret not in problem
+
+
+def test_without_sync_helpdesk_the_one_helpdesk_connector_is_the_helpdesk(tmp_path):
+    settings = load_config(write(tmp_path, VALID.replace('helpdesk = "desk"\n', "")), env=SECRETS, registry=REGISTRY)
+    assert settings.sync.helpdesk == "desk"
+
+
+def test_without_sync_trackers_every_tracker_connector_is_synced(tmp_path):
+    text = (
+        VALID.replace('trackers = ["tracker"]\n', "")
+        + '\n[connectors.another]\nkind = "testtracker"\nurl = "https://t2.example"\n'
+    )
+    env = {**SECRETS, "SYNCD_CONNECTORS__ANOTHER__API_KEY": "another-key"}
+    settings = load_config(write(tmp_path, text), env=env, registry=REGISTRY)
+    assert settings.sync.trackers == ["another", "tracker"]  # by name
 
 
 def test_missing_file_names_what_was_tried(tmp_path):

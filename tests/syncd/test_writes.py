@@ -18,7 +18,9 @@ from syncd.writes import (
     MakeOpaque,
     TicketUpdate,
     UpsertComment,
+    kind_of,
     read,
+    stored,
 )
 
 EXAMPLES = [
@@ -87,7 +89,45 @@ def test_the_planning_hint_rides_in_the_planned_payload_and_is_settled_away():
 
 def test_an_action_carries_the_op_and_the_payload():
     action = IssueComment("hi").action("k", "linear", "I1", "issue:linear:I1")
-    assert (action.op, action.payload, action.target) == ("issue.comment", {"body": "hi"}, "I1")
+    assert (action.op, action.write.payload(), action.target) == ("issue.comment", {"body": "hi"}, "I1")
+
+
+def test_writes_that_would_show_twice_are_checked_before_their_first_send():
+    shows_twice = [w for w in EXAMPLES if w.repeats()]
+    assert {type(w) for w in shows_twice} == {TicketUpdate, FollowUpTicket, IssueComment, CreateIssue}
+    assert not TicketUpdate(add_tags=("a",), fields={"1": "x"}).repeats()  # the same tags and fields twice: no harm
+
+
+def test_private_form_tells_writes_that_may_have_named_a_customer():
+    assert UpsertComment("demand", "Northwind asks", customer_data=True).private_form(None)
+    assert not UpsertComment("demand", "2 customers ask", customer_data=False).private_form(None)
+    attach = AttachTicket("u", "t", "s")
+    assert attach.private_form(None) and not AttachTicket("u", "t", "s", public=True).private_form(None)
+    create = CreateIssue("ENG", DraftText("Northwind", "b"), DraftText("T-1", "b"))
+    assert create.private_form({"draft": "private"}) and not create.private_form({"draft": "public"})
+    assert create.private_form({})  # written before the draft was recorded: may have
+    assert not IssueComment("hi").private_form(None)
+
+
+def test_a_ticket_update_is_found_by_its_shared_marker_others_by_their_key():
+    assert TicketUpdate(note="n", marker="bulk-1").marker_for("k1") == "bulk-1"
+    assert TicketUpdate(note="n").marker_for("k1") == "k1"
+    assert IssueComment("hi").marker_for("k1") == "k1"
+
+
+@pytest.mark.parametrize("write", EXAMPLES, ids=lambda w: type(w).__name__)
+def test_a_stored_row_reads_back_as_its_write_and_an_unknown_op_as_none(write):
+    class Row:
+        op = write.op
+        payload = json.loads(json.dumps(write.payload()))
+
+    assert stored(Row()) == write
+    assert kind_of(write.op) is type(write)
+
+    class Unknown:
+        op, payload = "ticket.telepathy", {}
+
+    assert stored(Unknown()) is None and kind_of("ticket.telepathy") is None
 
 
 def test_merge_puts_notes_as_paragraphs_merges_tags_and_fields_and_keeps_the_first_status():

@@ -1,4 +1,4 @@
-"""Zendesk follow-up tickets for closed tickets (create_followup / find_followup),
+"""Zendesk follow-up tickets for closed tickets (create_follow_up / find_follow_up),
 with HTTP mocked by ``responses`` and the recorded Create Ticket answer from
 ../shared/fixtures."""
 
@@ -63,7 +63,7 @@ def ticket_with(tid: int, external_id: str | None, source: int | None) -> dict:
     return {"id": tid, "external_id": external_id, "via": via, "status": "new"}
 
 
-# -- create_followup --------------------------------------------------------------
+# -- create_follow_up --------------------------------------------------------------
 
 
 @responses.activate
@@ -76,7 +76,7 @@ def test_create_is_one_post_with_the_source_private_note_and_external_id_marker(
         assignee_id="77",
         tags=("syncd_followup", "vip", "vip"),
     )
-    result = make().create_followup("4632", followup, KEY)
+    result = make().create_follow_up("4632", followup, KEY)
     assert [(c.request.method, path(c)) for c in responses.calls] == [("POST", "/api/v2/tickets")]
     ticket = sent(responses.calls[0])
     assert ticket == {
@@ -95,7 +95,7 @@ def test_create_is_one_post_with_the_source_private_note_and_external_id_marker(
 @responses.activate
 def test_without_tags_the_request_leaves_zendesks_inherited_tags_alone():
     responses.post(TICKETS, status=201, json=created_answer())
-    make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+    make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert "tags" not in sent(responses.calls[0]) and "assignee_id" not in sent(responses.calls[0])
 
 
@@ -103,7 +103,7 @@ def test_without_tags_the_request_leaves_zendesks_inherited_tags_alone():
 def test_without_a_requester_the_source_is_read_once_for_it():
     responses.get(TICKETS + "/4632", json=closed_source(requester=1500))
     responses.post(TICKETS, status=201, json=created_answer())
-    result = make().create_followup("4632", FollowUpTicket("s", "n"), KEY)
+    result = make().create_follow_up("4632", FollowUpTicket("s", "n"), KEY)
     assert [(c.request.method, path(c)) for c in responses.calls] == [
         ("GET", "/api/v2/tickets/4632"),
         ("POST", "/api/v2/tickets"),
@@ -116,7 +116,7 @@ def test_without_a_requester_the_source_is_read_once_for_it():
 def test_a_source_that_is_not_closed_is_refused_without_a_post():
     responses.get(TICKETS + "/4632", json=closed_source(status="solved"))
     with pytest.raises(Conflict, match="ticket 4632 is 'solved', not closed") as info:
-        make().create_followup("4632", FollowUpTicket("s", "n"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n"), KEY)
     assert "\n" not in str(info.value)
     assert len(responses.calls) == 1
 
@@ -125,7 +125,7 @@ def test_a_source_that_is_not_closed_is_refused_without_a_post():
 def test_a_source_without_requester_is_a_payload_error_naming_it():
     responses.get(TICKETS + "/4632", json=closed_source(requester=None))
     with pytest.raises(PayloadError, match="ticket 4632 has no requester_id") as info:
-        make().create_followup("4632", FollowUpTicket("s", "n"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n"), KEY)
     assert info.value.record_id == "4632"
     assert len(responses.calls) == 1
 
@@ -134,7 +134,7 @@ def test_a_source_without_requester_is_a_payload_error_naming_it():
 def test_a_missing_source_is_not_found_naming_it():
     responses.get(TICKETS + "/4632", status=404, json=body_of(NOT_FOUND, 0))
     with pytest.raises(NotFound, match="RecordNotFound"):
-        make().create_followup("4632", FollowUpTicket("s", "n"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n"), KEY)
     assert len(responses.calls) == 1
 
 
@@ -150,7 +150,7 @@ def test_a_refused_create_is_a_one_line_conflict_naming_the_source():
         },
     )
     with pytest.raises(Conflict) as info:
-        make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500", assignee_id="9"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500", assignee_id="9"), KEY)
     message = str(info.value)
     assert message.startswith("zd: ticket 4632: Zendesk refused the follow-up ticket (")
     assert "RecordInvalid" in message and "assignee" in message and "\n" not in message
@@ -161,7 +161,7 @@ def test_a_refused_create_is_a_one_line_conflict_naming_the_source():
 def test_auth_refusal_keeps_its_kind_and_names_the_source_without_the_secret():
     responses.post(TICKETS, status=403, json={"error": "Forbidden", "description": "You do not have access"})
     with pytest.raises(AuthError, match="ticket 4632: creating its follow-up ticket") as info:
-        make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert "t0ken-value" not in str(info.value)
 
 
@@ -169,7 +169,7 @@ def test_auth_refusal_keeps_its_kind_and_names_the_source_without_the_secret():
 def test_a_5xx_is_not_resent_and_says_the_ticket_may_exist():
     responses.post(TICKETS, status=502, json={"error": "bad gateway"})
     with pytest.raises(TransientError, match="ticket 4632") as info:
-        make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert info.value.maybe_applied is True
     assert len(responses.calls) == 1
 
@@ -179,14 +179,14 @@ def test_a_429_is_waited_out_and_sent_again_since_nothing_was_created():
     responses.post(TICKETS, status=429, headers={"Retry-After": "3"}, json={"error": "APIRateLimitExceeded"})
     responses.post(TICKETS, status=201, json=created_answer())
     sleeps: list[float] = []
-    assert make(sleeps).create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY).id == "4014"
+    assert make(sleeps).create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY).id == "4014"
     assert sleeps == [3.0] and len(responses.calls) == 2
 
 
 @responses.activate
 def test_an_answer_without_the_ticket_falls_back_on_the_location_header():
     responses.post(TICKETS, status=201, json={}, headers={"Location": BASE + "/api/v2/tickets/5120.json"})
-    result = make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+    result = make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert result.id == "5120" and result.updated_at is None
 
 
@@ -194,7 +194,7 @@ def test_an_answer_without_the_ticket_falls_back_on_the_location_header():
 def test_an_answer_naming_no_ticket_at_all_sends_delivery_to_the_marker():
     responses.post(TICKETS, status=201, body="")
     with pytest.raises(TransientError, match="found by its marker") as info:
-        make().create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+        make().create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert info.value.maybe_applied is True
 
 
@@ -208,17 +208,17 @@ def test_an_answer_naming_no_ticket_at_all_sends_delivery_to_the_marker():
 )
 def test_user_ids_that_are_not_zendesk_ids_are_refused_before_any_request(followup, what):
     with pytest.raises(Conflict, match=f"ticket 4632: the follow-up's {what} is not a Zendesk user id"):
-        make().create_followup("4632", followup, KEY)
+        make().create_follow_up("4632", followup, KEY)
     assert len(responses.calls) == 0
 
 
-# -- find_followup ----------------------------------------------------------------
+# -- find_follow_up ----------------------------------------------------------------
 
 
 @responses.activate
 def test_find_lists_tickets_by_the_external_id_marker():
     responses.get(TICKETS, json=listed(ticket_with(4014, marker_token(KEY), 4632)))
-    assert make().find_followup("4632", KEY) == "4014"
+    assert make().find_follow_up("4632", KEY) == "4014"
     assert path(responses.calls[0]) == "/api/v2/tickets"
     assert query(responses.calls[0]) == {"external_id": [marker_token(KEY)]}
 
@@ -234,7 +234,7 @@ def test_find_ignores_other_external_ids_and_other_sources():
             ticket_with(4003, marker_token(KEY).upper(), 4632),
         ),
     )
-    assert make().find_followup("4632", KEY) is None
+    assert make().find_follow_up("4632", KEY) is None
 
 
 @responses.activate
@@ -242,31 +242,31 @@ def test_find_accepts_a_match_whose_answer_does_not_show_the_source_and_prefers_
     responses.get(
         TICKETS, json=listed(ticket_with(4020, marker_token(KEY), None), ticket_with(4014, marker_token(KEY), 4632))
     )
-    assert make().find_followup("4632", KEY) == "4014"
+    assert make().find_follow_up("4632", KEY) == "4014"
 
 
 @responses.activate
 def test_find_reads_an_echoed_via_followup_source_id_too():
     echoed = {"id": 4014, "external_id": marker_token(KEY), "via_followup_source_id": 9999}
     responses.get(TICKETS, json=listed(echoed))
-    assert make().find_followup("4632", KEY) is None
-    assert make().find_followup("9999", KEY) == "4014"
+    assert make().find_follow_up("4632", KEY) is None
+    assert make().find_follow_up("9999", KEY) == "4014"
 
 
 @responses.activate
 def test_find_with_nothing_listed_is_none_and_a_wrong_shape_is_a_payload_error():
     responses.get(TICKETS, json=listed())
-    assert make().find_followup("4632", KEY) is None
+    assert make().find_follow_up("4632", KEY) is None
     responses.replace(responses.GET, TICKETS, json={"ticket": {}})
     with pytest.raises(PayloadError, match="ticket 4632"):
-        make().find_followup("4632", KEY)
+        make().find_follow_up("4632", KEY)
 
 
 # -- the answer is lost -------------------------------------------------------------
 
 
 @responses.activate
-def test_lost_answer_then_find_followup_finds_it_and_nothing_is_created_twice():
+def test_lost_answer_then_find_follow_up_finds_it_and_nothing_is_created_twice():
     """Delivery's way after a crash or a lost answer: look before sending again."""
     created: list[dict] = []
 
@@ -278,8 +278,8 @@ def test_lost_answer_then_find_followup_finds_it_and_nothing_is_created_twice():
     responses.add_callback(responses.GET, TICKETS, callback=lambda _r: (200, {}, json.dumps(listed(*created))))
     zd = make()
     with pytest.raises(TransientError) as info:
-        zd.create_followup("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
+        zd.create_follow_up("4632", FollowUpTicket("s", "n", requester_id="1500"), KEY)
     assert info.value.maybe_applied is True
-    assert zd.find_followup("4632", KEY) == "4014"
+    assert zd.find_follow_up("4632", KEY) == "4014"
     assert [c.request.method for c in responses.calls] == ["POST", "GET"]
     assert len(created) == 1

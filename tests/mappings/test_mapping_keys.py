@@ -42,8 +42,8 @@ from mappings.files import (
 from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
-    plan_escalation,
-    plan_followup_ticket,
+    plan_follow_up_ticket,
+    plan_handoff,
     plan_handoff_failed,
     plan_missing,
     plan_owner_gap,
@@ -62,7 +62,7 @@ from mappings.planner import (
     plan_unlink,
 )
 from mappings.promises import (
-    escalation_promises,
+    handoff_promises,
     new_promise,
     on_issue_resolved,
     promise_from_field,
@@ -486,8 +486,8 @@ def outcome(m: Mappings) -> dict[str, object]:
         o["acceptance"] = route.acceptance(t).missing
         o["severity"] = route.severity(t)
         rule = route.promises
-        promises = escalation_promises(rule, t.ref, [i.ref for i in linked], NOW, owner=t.assignee_id) if rule else []
-        o["escalation"] = plan_escalation(t, route, note="a note", promises=promises, customer_count=2).actions
+        promises = handoff_promises(rule, t.ref, [i.ref for i in linked], NOW, owner=t.assignee_id) if rule else []
+        o["escalation"] = plan_handoff(t, route, note="a note", promises=promises, customer_count=2).actions
         o["handoff_failed"] = plan_handoff_failed(
             t,
             route=route.name,
@@ -521,7 +521,7 @@ def outcome(m: Mappings) -> dict[str, object]:
             for gap in (gap_ticket, gap_issue)
         ]
         o["promise_due"] = plan_promise_due(t, linked, promises or [made_promise(t)], route)
-        o["followup_ticket"] = plan_followup_ticket(t, linked, "note", route, NOW).actions
+        o["followup_ticket"] = plan_follow_up_ticket(t, linked, "note", route, NOW).actions
         o["broken"] = plan_promise_broken(t, made_promise(t), route, tag=m.broken_tag).actions
         if rule is None:
             continue

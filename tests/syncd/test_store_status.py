@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from syncd.records import Action
 from syncd.store import Store
+from syncd.writes import Action, TicketUpdate
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -67,7 +67,7 @@ def test_a_poll_error_is_kept_without_its_secret(store):
 
 def test_writes_waiting_per_connector_with_the_oldest(store, clock):
     def plan(key: str, connector: str) -> None:
-        store.enqueue(Action(key, connector, "1", "ticket.update", {}, f"{connector}:1"))
+        store.enqueue(Action(key, connector, "1", TicketUpdate(), f"{connector}:1"))
 
     plan("a", "zendesk")
     clock.now += timedelta(minutes=2)

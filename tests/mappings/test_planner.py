@@ -147,11 +147,15 @@ def test_new_link_plans_note_tag_field_and_attachment():
     assert plan.links == [Link(t.ref, i.ref, "comment")]
     note, attach = plan.actions
     assert note.op == TICKET_UPDATE and note.target == "1"
-    assert "ENG-1" in note.payload["note"] and "Ada" in note.payload["note"] and i.url in note.payload["note"]
-    assert note.payload["add_tags"] == ["syncd_linked"]
-    assert note.payload["fields"] == {"9001": "ENG-1: Todo (Ada)"}
+    assert (
+        "ENG-1" in note.write.payload()["note"]
+        and "Ada" in note.write.payload()["note"]
+        and i.url in note.write.payload()["note"]
+    )
+    assert note.write.payload()["add_tags"] == ["syncd_linked"]
+    assert note.write.payload()["fields"] == {"9001": "ENG-1: Todo (Ada)"}
     assert attach.op == ISSUE_ATTACH and attach.connector == "linear" and attach.target == "u1"
-    assert attach.payload["url"] == t.url and "Globex" in attach.payload["subtitle"]
+    assert attach.write.payload()["url"] == t.url and "Globex" in attach.write.payload()["subtitle"]
 
 
 def test_planning_twice_gives_the_same_keys():
@@ -166,8 +170,8 @@ def test_planning_twice_gives_the_same_keys():
 def test_public_tracker_gets_no_customer_data():
     t, i = ticket(), issue(public=True)
     attach = plan_link(Link(t.ref, i.ref, "cli"), t, i, [], SETTINGS).actions[1]
-    text = attach.payload["title"] + attach.payload["subtitle"]
-    assert "Globex" not in text and "Export fails" not in text and t.url == attach.payload["url"]
+    text = attach.write.payload()["title"] + attach.write.payload()["subtitle"]
+    assert "Globex" not in text and "Export fails" not in text and t.url == attach.write.payload()["url"]
     assert opaque_ref(t.ref) in text
 
 
@@ -178,7 +182,7 @@ def test_state_change_notes_every_linked_ticket_with_one_shared_marker():
     plan = plan_issue_update(cur, prev, linked, SETTINGS)
     assert [a.target for a in plan.actions] == ["1", "2", "3"]
     assert len({a.key for a in plan.actions}) == 3
-    payloads = [a.payload for a in plan.actions]
+    payloads = [a.write.payload() for a in plan.actions]
     assert all(p == payloads[0] for p in payloads)  # bulk-able
     assert "moved from Todo to In Progress" in payloads[0]["note"]
     assert payloads[0]["fields"] == {"9001": "ENG-1: In Progress (Ada)"}
@@ -201,7 +205,7 @@ def test_completion_reopens_solved_ticket_and_asks_for_follow_up():
         [LinkedTicket(ticket(1, status="solved"), (done,)), LinkedTicket(ticket(2, status="open"), (done,))],
         SETTINGS,
     )
-    solved, still_open = (a.payload for a in plan.actions)
+    solved, still_open = (a.write.payload() for a in plan.actions)
     # The reopen is conditional on the status when the write lands, whatever the snapshot said.
     assert solved["status"] == "open" and solved["status_from"] == ["solved", "pending"]
     assert still_open["status_from"] == ["solved", "pending"]
@@ -223,12 +227,14 @@ def test_ticket_linked_to_several_trackers_resolves_only_when_all_are_closed():
     done = issue(state=StateCategory.COMPLETED, name="Done", at=T0 + timedelta(hours=1))
     plan = plan_issue_update(done, prev, [LinkedTicket(ticket(status="solved"), (done, jira))], SETTINGS)
     (action,) = plan.actions
-    assert "status" not in action.payload  # PROJ-7 is still open: no reopen yet
-    assert "Still waiting on" in action.payload["note"] and "PROJ-7: In Progress" in action.payload["note"]
+    assert "status" not in action.write.payload()  # PROJ-7 is still open: no reopen yet
+    assert (
+        "Still waiting on" in action.write.payload()["note"] and "PROJ-7: In Progress" in action.write.payload()["note"]
+    )
     jira_done = replace(jira, state=StateCategory.CANCELED, state_name="Won't Do", updated_at=T0 + timedelta(hours=2))
     plan2 = plan_issue_update(jira_done, jira, [LinkedTicket(ticket(status="solved"), (done, jira_done))], SETTINGS)
-    note = plan2.actions[0].payload["note"]
-    assert plan2.actions[0].payload["status"] == "open"
+    note = plan2.actions[0].write.payload()["note"]
+    assert plan2.actions[0].write.payload()["status"] == "open"
     assert "ENG-1: Done" in note and "PROJ-7: Won't Do" in note
 
 
@@ -237,16 +243,18 @@ def test_key_change_updates_the_field_without_a_note():
     moved = issue(key="APP-4", at=T0 + timedelta(minutes=1))
     plan = plan_issue_update(moved, prev, [LinkedTicket(ticket(), (moved,))], SETTINGS)
     (action,) = plan.actions
-    assert "note" not in action.payload and action.payload["fields"] == {"9001": "APP-4: Todo"}
+    assert "note" not in action.write.payload() and action.write.payload()["fields"] == {"9001": "APP-4: Todo"}
     assert plan.events[0].kind == "issue_moved"
 
 
 def test_unlink_removes_tag_only_when_nothing_is_left():
     t, i, other = ticket(), issue(), issue(key="APP-2", uid="u2")
     last = plan_unlink(Link(t.ref, i.ref, "cli"), t, i, [], SETTINGS, "by hand").actions[0]
-    assert last.payload["remove_tags"] == ["syncd_linked"]
+    assert last.write.payload()["remove_tags"] == ["syncd_linked"]
     not_last = plan_unlink(Link(t.ref, i.ref, "cli"), t, i, [other], SETTINGS, "by hand").actions[0]
-    assert "remove_tags" not in not_last.payload and not_last.payload["fields"] == {"9001": "APP-2: Todo"}
+    assert "remove_tags" not in not_last.write.payload() and not_last.write.payload()["fields"] == {
+        "9001": "APP-2: Todo"
+    }
 
 
 def test_status_field_lists_issues_in_key_order():
@@ -271,18 +279,24 @@ def test_a_gone_issue_ends_the_link_with_its_own_note_and_drops_the_tag_when_not
     link = Link(Ref("zendesk", "1"), gone.ref, "comment")
     plan = plan_issue_gone(link, ticket(), gone, [], SETTINGS, epoch="e1")
     (action,) = plan.actions
-    assert "ENG-1 (CSV export) was deleted, or is no longer visible to syncd's account" in action.payload["note"]
-    assert action.payload["remove_tags"] == ["syncd_linked"] and action.payload["fields"] == {"9001": ""}
+    assert (
+        "ENG-1 (CSV export) was deleted, or is no longer visible to syncd's account" in action.write.payload()["note"]
+    )
+    assert action.write.payload()["remove_tags"] == ["syncd_linked"] and action.write.payload()["fields"] == {
+        "9001": ""
+    }
     assert plan.ended == [(link, "issue deleted or no longer visible")]
     assert plan_issue_gone(link, ticket(), gone, [], SETTINGS, epoch="e1").actions[0].key == action.key
     kept = plan_issue_gone(link, ticket(), gone, [other], SETTINGS, epoch="e1").actions[0]
-    assert "remove_tags" not in kept.payload and kept.payload["fields"] == {"9001": "ENG-2: In Progress"}
+    assert "remove_tags" not in kept.write.payload() and kept.write.payload()["fields"] == {
+        "9001": "ENG-2: In Progress"
+    }
 
 
 def test_a_ticket_naming_a_gone_issue_gets_one_note_keyed_by_what_it_named():
     plan = plan_gone_ref(ticket(), "linear", "ENG-9", "ENG-9", SETTINGS)
     (action,) = plan.actions
-    assert action.payload == {
+    assert action.write.payload() == {
         "note": "ENG-9 is deleted, or not visible to syncd's account, so this ticket was not "
         "linked to it. If the work still matters, link the issue that replaced it."
     }
@@ -295,7 +309,7 @@ def test_an_issue_out_of_reach_tells_each_ticket_once_per_place():
     moved = issue("OLD-3", team="OLD")
     plan = plan_out_of_reach(moved, [ticket(1), ticket(2)], SETTINGS)
     assert [a.target for a in plan.actions] == ["1", "2"]
-    assert "OLD-3 (CSV export) moved to OLD, which syncd does not follow" in plan.actions[0].payload["note"]
+    assert "OLD-3 (CSV export) moved to OLD, which syncd does not follow" in plan.actions[0].write.payload()["note"]
     assert not plan.ended and not plan.links
     again = plan_out_of_reach(replace(moved, team="ARCHIVE"), [ticket(1)], SETTINGS)
     assert again.actions[0].key != plan.actions[0].key

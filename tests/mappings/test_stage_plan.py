@@ -112,12 +112,11 @@ def test_a_stage_change_plans_one_event_and_one_write_that_swaps_the_tag():
     plan = plan_stage(ticket(), result, DISPLAY)
     (action,) = plan.actions
     assert action.op == TICKET_UPDATE and action.target == "1"
-    assert action.payload["fields"] == {"900": "assigned"}
-    assert action.payload["add_tags"] == ["syncd_stage_assigned"]
-    # Every other stage's tag goes, and the one a refused handoff shows.
-    assert set(action.payload["remove_tags"]) == {f"syncd_stage_{s.value}" for s in Stage} - {
+    assert action.write.payload()["fields"] == {"900": "assigned"}
+    assert action.write.payload()["add_tags"] == ["syncd_stage_assigned"]
+    assert set(action.write.payload()["remove_tags"]) == {f"syncd_stage_{s.value}" for s in Stage} - {
         "syncd_stage_assigned"
-    } | {"syncd_stage_handoff_failed"}
+    } | {"syncd_stage_handoff_failed"}  # and the one a refused handoff shows
     (event,) = plan.events
     assert event.kind == "stage" and event.detail["from"] == "new" and event.detail["stage"] == "assigned"
     assert "New → Assigned" in event.summary
@@ -147,9 +146,9 @@ def test_no_change_plans_nothing():
 
 def test_display_by_field_only_or_tag_only():
     result = stage_of(ticket())
-    field_only = plan_stage(ticket(), result, StageDisplay(field="900")).actions[0].payload
+    field_only = plan_stage(ticket(), result, StageDisplay(field="900")).actions[0].write.payload()
     assert field_only["fields"] == {"900": "new"} and set(field_only) == {"fields", "marker"}
-    tag_only = plan_stage(ticket(), result, StageDisplay(tag_prefix="fu_")).actions[0].payload
+    tag_only = plan_stage(ticket(), result, StageDisplay(tag_prefix="fu_")).actions[0].write.payload()
     assert tag_only["add_tags"] == ["fu_new"] and "fields" not in tag_only and "fu_new" not in tag_only["remove_tags"]
 
 
@@ -159,7 +158,7 @@ def test_tickets_entering_the_same_stage_together_share_a_marker_for_one_bulk_wr
     one = plan_stage(ticket(), stage_of(ticket(), [done], history=history), DISPLAY).actions[0]
     t2 = ticket(ref=Ref("zendesk", "2"), key="#2")
     two = plan_stage(t2, stage_of(t2, [done], history=history), DISPLAY).actions[0]
-    assert one.key != two.key and one.payload == two.payload  # equal payloads: delivery bulks them
+    assert one.key != two.key and one.write.payload() == two.write.payload()  # equal payloads: delivery bulks them
 
 
 def test_merge_folds_the_stage_into_another_ticket_write():
@@ -169,7 +168,7 @@ def test_merge_folds_the_stage_into_another_ticket_write():
         "fields": {"800": "ENG-1: Triage"},
         "marker": "m",
     }
-    stage = plan_stage(ticket(), stage_of(ticket(), [issue()]), DISPLAY).actions[0].payload
+    stage = plan_stage(ticket(), stage_of(ticket(), [issue()]), DISPLAY).actions[0].write.payload()
     merged = merge_stage(link_write, stage)
     assert merged["note"] == "Linked to ENG-1" and merged["marker"] == "m"
     assert merged["fields"] == {"800": "ENG-1: Triage", "900": "assigned"}
@@ -192,7 +191,7 @@ def test_a_reopen_after_follow_up_is_rework_back_to_new():
     again = stage_of(reopened, [done], told=t1, history=follow_up.history, reopened=t3)
     assert again.stage is Stage.NEW and again.changed and again.rework_at == t3
     plan = plan_stage(reopened, again, DISPLAY)
-    assert plan.actions[0].payload["add_tags"] == ["syncd_stage_new"]
+    assert plan.actions[0].write.payload()["add_tags"] == ["syncd_stage_new"]
     assert "Follow-up → New" in plan.events[0].summary
 
 

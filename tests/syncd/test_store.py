@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from syncd import store as store_module
 from syncd.errors import StoreError, StoreLocked
 from syncd.records import (
-    Action,
     Attachment,
     Customer,
     Event,
@@ -29,9 +28,10 @@ from syncd.records import (
     Ticket,
 )
 from syncd.store import SCHEMA_VERSION, Store
+from syncd.writes import Action, AttachTicket, IssueComment, TicketUpdate
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Clock:
@@ -92,9 +92,9 @@ def ticket(ident: str, at: datetime = T0, **kw) -> Ticket:
     )
 
 
-def action(key: str, group: str = "zendesk:1", op: str = "add_note") -> Action:
+def action(key: str, group: str = "zendesk:1") -> Action:
     return Action(
-        key=key, connector="zendesk", target=group.split(":")[-1], op=op, payload={"body": f"note {key}"}, group=group
+        key=key, connector="zendesk", target=group.split(":")[-1], write=IssueComment(f"note {key}"), group=group
     )
 
 
@@ -575,10 +575,10 @@ def test_a_sending_action_survives_a_crash(db_path):
     crashing = run_python(
         "import os, sys\n"
         "from syncd.store import Store\n"
-        "from syncd.records import Action\n"
+        "from syncd.writes import Action, TicketUpdate\n"
         "s = Store(sys.argv[1])\n"
-        "s.enqueue(Action('k1', 'zendesk', '1', 'add_note', {'body': 'hi'}, 'zendesk:1'))\n"
-        "s.enqueue(Action('k2', 'zendesk', '1', 'add_note', {'body': 'then'}, 'zendesk:1'))\n"
+        "s.enqueue(Action('k1', 'zendesk', '1', TicketUpdate(note='hi'), 'zendesk:1'))\n"
+        "s.enqueue(Action('k2', 'zendesk', '1', TicketUpdate(note='then'), 'zendesk:1'))\n"
         "s.mark_sending(s.due_actions()[0].id)\n"
         "os._exit(9)\n",
         str(db_path),
@@ -732,9 +732,9 @@ def test_tombstones_and_the_order_of_existence_checks(db_path, clock):
         assert s.gone_ids("jira", ["10001", "10002"]) == {"10002"}
         assert s.clear_issue_gone(Ref("jira", "10002")) and s.gone_issue(Ref("jira", "10002")) is None
 
-        s.enqueue(Action("k1", "jira", "10001", "issue.comment", {"body": "a"}, "issue:jira:10001"))
-        s.enqueue(Action("k2", "jira", "10001", "issue.attach", {"url": "u"}, "issue:jira:10001"))
-        s.enqueue(Action("k3", "zendesk", "1", "ticket.update", {"note": "n"}, "ticket:zendesk:1"))
+        s.enqueue(Action("k1", "jira", "10001", IssueComment("a"), "issue:jira:10001"))
+        s.enqueue(Action("k2", "jira", "10001", AttachTicket("u", "t", "s"), "issue:jira:10001"))
+        s.enqueue(Action("k3", "zendesk", "1", TicketUpdate(note="n"), "ticket:zendesk:1"))
         assert s.drop_group("issue:jira:10001", "the issue is gone") == 2
         assert s.outbox_counts()["dropped"] == 2 and s.outbox_counts()["pending"] == 1
         assert {r.last_error for r in s.list_outbox("dropped")} == {"the issue is gone"}
