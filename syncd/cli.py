@@ -233,14 +233,24 @@ def _sandbox_missing(exc: ModuleNotFoundError) -> NoReturn:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's state directory and print where it is.")
+@click.option(
+    "--helpdesk",
+    metavar="KIND",
+    default=None,
+    help="Play the story with this helpdesk's fake. Default: the first registered helpdesk that offers the story.",
+)
 @guarded
-def demo(keep: bool) -> None:
+def demo(keep: bool, helpdesk: str | None) -> None:
     """Play a handoff story against the built-in sandbox and show what syncd did."""
     try:
-        from syncd.demo import run_demo
+        from syncd.demo import run_demo, story_helpdesk
     except ModuleNotFoundError as exc:
         _sandbox_missing(exc)
-    sys.exit(run_demo(keep=keep))
+    try:
+        kind = story_helpdesk(helpdesk)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    sys.exit(run_demo(keep=keep, helpdesk=kind))
 
 
 @main.command()

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from connectors.github.fake import GitHubFake
-from connectors.jira.fake import JiraFake
+from connectors.github.fake import GITHUB_REPOSITORIES, GitHubFake
+from connectors.jira.fake import JIRA_PROJECTS, JiraFake
 from connectors.linear.fake import LinearFake
 from connectors.zendesk.fake import ZendeskFake
+from connectors.zendesk.seed import ZendeskWorld
 from syncd.logs import configure_logging
 from syncd.records import Link, Ref
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS
 from syncd.sandbox.server import Sandbox
 
 TICKETS_PER_ISSUE = 10
@@ -130,6 +130,8 @@ def build(n_links: int) -> Sandbox:
         jira_issues,
     )
     sandbox.stage_field = stage["id"]  # type: ignore[attr-defined]
+    # The helpdesk's part names the seeded fields in the connector's table.
+    sandbox.worlds = {"zendesk": ZendeskWorld(zendesk, "zendesk")}
     return sandbox
 
 

@@ -205,14 +205,14 @@ class World:
         elif c.kind == "move":
             pg.engineer_move(self.keys[c.issue], c.value)
         elif c.kind == "assign":
-            pg.graphql(
+            pg.world("linear").graphql(
                 "mutation A($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input)"
                 " { success } }",
                 {"id": self.issues[c.issue], "input": {"assigneeId": self.engineers.get(c.value)}},
             )
         elif c.kind == "attach":
             ticket = self.tickets[c.ticket]
-            pg.graphql(
+            pg.world("linear").graphql(
                 "mutation T($input: AttachmentCreateInput!) { attachmentCreate(input: $input) { success } }",
                 {
                     "input": {

@@ -65,11 +65,13 @@ def listed_links(pg: Playground) -> set[tuple[str, str]]:
 
 
 def set_linked_issue_field(pg: Playground, ticket_id: int, value: str) -> None:
-    pg._put_ticket(ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]}, "Priya Raman")
+    pg.desk._put_ticket(
+        ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]}, "Priya Raman"
+    )
 
 
 def jira_key(pg: Playground, n: int) -> str:
-    return list(pg.seed.jira_keys.values())[n]
+    return list(pg.seed.keys("jira").values())[n]
 
 
 def first_part(pg: Playground) -> None:
@@ -91,9 +93,9 @@ def second_part(pg: Playground) -> None:
     """Later: issues move (notes on the linked tickets), and more links by key and by hand."""
     s = pg.seed
     pg.engineer_move(s.identifiers["csv"], "In Progress")
-    pg.github_close("totp")
-    pg.jira_move(jira_key(pg, 0), "In Progress")
-    pg.jira_move(jira_key(pg, 1), "Done", resolution="Done")
+    pg.world("github").close("totp")
+    pg.world("jira").move(jira_key(pg, 0), "In Progress")
+    pg.world("jira").move(jira_key(pg, 1), "Done", resolution="Done")
     pg.agent_note(s.tickets["search"], f"Known: {s.identifiers['search']}")
     syncd(pg, "once")
     syncd(pg, "link", str(s.tickets["reset"]), s.github_keys["push"])
