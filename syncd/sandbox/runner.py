@@ -53,7 +53,7 @@ def _offers_story(kind: str) -> bool:
 STORY_HELPDESKS = tuple(kind for kind in HELPDESKS if _offers_story(kind))
 HELPDESK = (STORY_HELPDESKS or HELPDESKS)[0]
 # The trackers the seeded tickets already name: in every sandbox.
-NEEDS = tuple(kind for kind in TRACKERS if getattr(world_class(FAKES[kind]), "linked_from_seed", False))
+NEEDS = tuple(kind for kind in TRACKERS if (world := world_class(FAKES[kind])) is not None and world.linked_from_seed)
 
 
 def build_sandbox(
