@@ -13,18 +13,23 @@ from syncd.sandbox.world import STORY_TICKETS, HelpdeskWorld, TrackerWorld, worl
 AT = datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)  # the seed's present, not the machine's
 
 
-def test_every_registered_fake_names_its_part_of_the_world_in_its_role():
+def test_a_fake_names_its_part_of_the_world_in_its_role():
+    """A fake may be served unseeded (no ``world``); the one it names plays its connector's role."""
     registry = load_registry()
+    named = 0
     for kind, fake in FAKES.items():
         world = world_class(fake)
-        assert world is not None, f"{fake.__name__} names no part of the world"
+        if world is None:
+            continue
+        named += 1
         role = connector_class(kind, registry).role
         assert issubclass(world, HelpdeskWorld if role == "helpdesk" else TrackerWorld), kind
+    assert named >= 2 and STORY_HELPDESKS
 
 
 def test_the_story_roles_are_played_once_and_the_linked_tracker_is_always_served():
-    roles = [world_class(FAKES[kind]).story_role for kind in TRACKERS]  # type: ignore[union-attr]
-    played = [r for r in roles if r]
+    worlds = [w for kind in TRACKERS if (w := world_class(FAKES[kind])) is not None]
+    played = [w.story_role for w in worlds if issubclass(w, TrackerWorld) and w.story_role]
     assert sorted(played) == sorted(set(played)) and "linked" in played
     assert len(NEEDS) == 1 and world_class(FAKES[NEEDS[0]]).story_role == "linked"  # type: ignore[union-attr]
     assert HELPDESK in STORY_HELPDESKS and set(STORY_HELPDESKS) <= set(HELPDESKS)
