@@ -79,12 +79,12 @@ def first_part(pg: Playground) -> None:
     s = pg.seed
     syncd(pg, "once")
     pg.agent_note(s.tickets["csv"], f"Engineering tracks this as {s.identifiers['csv']}")
-    pg.agent_note(s.tickets["2fa"], f"Same SDK bug as {s.github_keys['totp']}")
+    pg.agent_note(s.tickets["2fa"], f"Same SDK bug as {s.keys('github')['totp']}")
     pg.agent_note(s.tickets["retention"], f"Platform has it: {jira_key(pg, 0)}")
     set_linked_issue_field(pg, s.tickets["api-429"], jira_key(pg, 2))
     syncd(pg, "once")
     syncd(pg, "link", str(s.tickets["invite"]), s.identifiers["safari"])
-    syncd(pg, "link", str(s.tickets["gdpr"]), s.github_keys["offline"])
+    syncd(pg, "link", str(s.tickets["gdpr"]), s.keys("github")["offline"])
     syncd(pg, "link", str(s.tickets["slack"]), jira_key(pg, 1))
     syncd(pg, "once")
 
@@ -98,7 +98,7 @@ def second_part(pg: Playground) -> None:
     pg.world("jira").move(jira_key(pg, 1), "Done", resolution="Done")
     pg.agent_note(s.tickets["search"], f"Known: {s.identifiers['search']}")
     syncd(pg, "once")
-    syncd(pg, "link", str(s.tickets["reset"]), s.github_keys["push"])
+    syncd(pg, "link", str(s.tickets["reset"]), s.keys("github")["push"])
     syncd(pg, "link", str(s.tickets["duplicate-email"]), jira_key(pg, 3))
     syncd(pg, "once")
 
