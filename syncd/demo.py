@@ -126,8 +126,8 @@ class Story:
             parts.append(f"{delivery.failed} to try again")
         if delivery and delivery.dead:
             parts.append(f"gave up on {delivery.dead}")
-        for name, wait in report.rate_limited.items():
-            parts.append(f"{self.name(name)} asked to wait; nothing sent there until it allows")
+        for name in report.rate_limited:
+            parts.append(f"{self.name(name)} asked syncd to wait; nothing sent there until it allows")
         return "; ".join(parts + problems)
 
     def run_cli(self, *args: str) -> None:
