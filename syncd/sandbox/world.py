@@ -113,7 +113,8 @@ class HelpdeskWorld(ServiceWorld):
         raise NotImplementedError
 
     def agent_set_status(self, ticket_id: Any, status: str, *, agent: str = "Priya Raman") -> dict:
-        """An agent sets a ticket's status (in the helpdesk's own words: solved, pending)."""
+        """An agent sets a ticket's status, given as a canonical status (connectors.base.TICKET_STATUSES:
+        "pending", "solved"); the part says it in its helpdesk's own words."""
         raise NotImplementedError
 
     def agent_set_field(self, ticket_id: Any, field_id: Any, value: str, *, agent: str = "Priya Raman") -> None:
