@@ -155,13 +155,18 @@ class Story:
 
 
 class DemoClock:
-    """Real time, plus however far the story has jumped ahead ("two business days later")."""
+    """The story's time: from ``start`` (default: now) as real time passes, plus however far the
+    story has jumped ahead ("three business days pass")."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: datetime | None = None) -> None:
         self.offset = timedelta(0)
+        self.start = start
+        self.began = time.monotonic()
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        if self.start is None:
+            return datetime.now(timezone.utc) + self.offset
+        return self.start + timedelta(seconds=time.monotonic() - self.began) + self.offset
 
     def jump(self, delta: timedelta) -> None:
         self.offset += delta
@@ -187,10 +192,13 @@ def story_helpdesk(kind: str | None) -> str:
     return kind
 
 
-def run_demo(*, keep: bool = False, out: TextIO = sys.stdout, helpdesk: str | None = None) -> int:
+def run_demo(
+    *, keep: bool = False, out: TextIO = sys.stdout, helpdesk: str | None = None, start: datetime | None = None
+) -> int:
+    """Play the story; ``start``: the story's first moment (default: now)."""
     kind = story_helpdesk(helpdesk)
     workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
-    clock = DemoClock()
+    clock = DemoClock(start)
     try:
         with Playground(workdir, clock=clock, mappings=example_mappings(workdir), helpdesk=kind) as pg:
             story = Story(pg, out, clock)

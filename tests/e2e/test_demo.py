@@ -11,8 +11,11 @@ an idle cycle reports nothing new, and the cycle lines speak plainly.
 from __future__ import annotations
 
 import io
+import os
 import re
-from datetime import datetime, timedelta
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -21,12 +24,16 @@ from syncd.cli import main
 from syncd.demo import offset_text, run_demo, story_helpdesk
 
 ISSUE_KEY = r"(?:[A-Z]+-\d+|[\w.-]+/[\w.-]+#\d+)"
+# The story's first moment (a Tuesday evening in Berlin), not the machine's: the
+# story's clock runs from here. Only the ``syncd link`` command run beside the
+# story writes the machine's time, which the timeline places at the story's moment.
+START = datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def text() -> str:
     out = io.StringIO()
-    assert run_demo(out=out) == 0
+    assert run_demo(out=out, start=START) == 0
     return out.getvalue()
 
 
@@ -151,3 +158,12 @@ def test_demo_refuses_an_unknown_helpdesk_in_one_line():
     assert result.exit_code == 2
     assert "--helpdesk nosuch: no such helpdesk; choose from zendesk" in result.output
     assert "Traceback" not in result.output
+
+
+def test_make_demo_prints_the_story_and_no_log_lines():
+    """``syncd demo`` (what ``make demo`` runs): the story on stdout, nothing on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    done = subprocess.run([sys.executable, "-m", "syncd", "demo"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "idle cycle: nothing new" in done.stdout and "Final state of the issues" in done.stdout
