@@ -328,11 +328,12 @@ def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path)
 def test_demo_tells_the_github_and_jira_story_and_exits_0():
     import io
     import re
+    from datetime import datetime, timezone
 
     from syncd.demo import run_demo
 
     out = io.StringIO()
-    assert run_demo(out=out) == 0
+    assert run_demo(out=out, start=datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)) == 0  # the story's clock
     text = out.getvalue()
     comment = text.split("The context comment syncd keeps on")[1].split("the remote link:")[0]
     assert "Linked support tickets: 1" in comment and re.search(r"Support ticket `[0-9a-f]{12}`", comment)
