@@ -33,6 +33,7 @@ from syncd.records import Issue, Ref, Stage, StateCategory, idempotency_key, utc
 
 ISSUE_STAGES = (Stage.ASSIGNED, Stage.WAITING, Stage.RESOLVED)  # what a state map may yield
 ACTIVE = (Stage.NEW, Stage.NEEDS_CONTEXT, Stage.ASSIGNED, Stage.WAITING, Stage.RESOLVED)
+BEFORE_HANDOFF = (Stage.NEW, Stage.NEEDS_CONTEXT)  # flagged, not yet handed over to product
 
 
 class StageSpan(NamedTuple):
@@ -92,7 +93,13 @@ def compute_stage(
         return StageResult(None, spans, False, None)
     if spans and spans[-1].stage is stage:
         return StageResult(stage, spans, False, rework_at)
-    since = max(since, spans[-1].since) if spans else since
+    if spans and since < spans[-1].since:
+        # The issue's time predates the ticket's stage: it says nothing of when
+        # this ticket moved. Handed over from before the handoff, it moved when
+        # syncd saw its link (the issue may have been worked on for weeks);
+        # else no earlier than its previous stage began.
+        handed_over = spans[-1].stage in BEFORE_HANDOFF and stage not in BEFORE_HANDOFF
+        since = max(utc(obs.now), spans[-1].since) if handed_over else spans[-1].since
     return StageResult(stage, spans + (StageSpan(stage, since),), True, rework_at)
 
 

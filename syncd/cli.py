@@ -388,14 +388,29 @@ def _sandbox_missing(exc: ModuleNotFoundError) -> NoReturn:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's state directory and print where it is.")
+@click.option(
+    "--helpdesk",
+    metavar="KIND",
+    default=None,
+    help="Play the story with this helpdesk's fake. Default: the first registered helpdesk that offers the story.",
+)
+@click.pass_obj
 @guarded
-def demo(keep: bool) -> None:
+def demo(ctx: Context, keep: bool, helpdesk: str | None) -> None:
     """Play a handoff story against the built-in sandbox and show what syncd did."""
     try:
-        from syncd.demo import run_demo
+        from syncd.demo import run_demo, story_helpdesk
     except ModuleNotFoundError as exc:
         _sandbox_missing(exc)
-    sys.exit(run_demo(keep=keep))
+    try:
+        kind = story_helpdesk(helpdesk)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    from syncd.logs import configure_logging
+
+    # The story is the output: syncd's own log lines only for what went wrong (--log-level to see more).
+    configure_logging(ctx.log_level or "warning", ctx.log_format or "auto")
+    sys.exit(run_demo(keep=keep, helpdesk=kind))
 
 
 @main.command()

@@ -12,7 +12,7 @@ A crash before the commit replays the page; after it, the actions wait.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -86,6 +86,15 @@ def seen_already(previous: Ticket | Issue | None, record: Ticket | Issue) -> boo
     if previous.updated_at > record.updated_at:
         return True
     return isinstance(record, Issue) and previous == record
+
+
+def only_echo(previous: Issue, issue: Issue) -> bool:
+    """Whether nothing but syncd's own writes moved the issue (its time, its own links): not news."""
+
+    def by_people(i: Issue) -> Issue:
+        return replace(i, updated_at=previous.updated_at, attachments=tuple(a for a in i.attachments if not a.marker))
+
+    return by_people(issue) == by_people(previous)
 
 
 @dataclass
@@ -527,6 +536,8 @@ class Engine:
                 continue
             report.changed += 1
             meta = self.store.get_meta(ticket.ref)
+            if meta.get("echo_updated_at") == format_time(ticket.updated_at):
+                report.echoes += 1  # syncd's own write coming back (still read: see below)
             if meta.get("tags_unseen"):
                 unseen.add(ticket.ref)
             # Comments are read even when the change looks like the echo of
@@ -624,6 +635,7 @@ class Engine:
                 continue
             changed.append((issue, prev))
         report.changed += len(changed)
+        report.echoes += sum(1 for issue, prev in changed if prev is not None and only_echo(prev, issue))
         # Tickets a person attached to an issue (read before the transaction).
         attached: dict[Ref, list[Ticket]] = {}
         for issue, prev in changed:

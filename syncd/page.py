@@ -47,6 +47,8 @@ class PollReport:
     pages: int = 0
     records: int = 0
     changed: int = 0
+    # Of ``changed``: records whose only news was syncd's own write coming back.
+    echoes: int = 0
     actions: int = 0
     links: int = 0
     quarantined: int = 0

@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ("engine", "handoff", "app", "delivery", "writes", "page")  # writes/page: once they exist
 POLICY = sorted((ROOT / "mappings").glob("*.py"))
 ENGINE = [p for p in (ROOT / "syncd" / f"{name}.py" for name in CORE) if p.exists()]
-# The command line and the sandbox take their services from the connector registry (each
-# connector names its fake). The seed data (seed.py) and the playground's people (harness.py)
-# still name services.
+# The command line, the sandbox and the demo take their services from the connector registry
+# (each connector names its fake, each fake its part of the seeded world, connectors/<kind>/seed.py).
 SANDBOX = [
     ROOT / "syncd" / "cli.py",
-    *(ROOT / "syncd" / "sandbox" / f"{name}.py" for name in ("__init__", "runner", "server")),
+    ROOT / "syncd" / "demo.py",
+    *sorted((ROOT / "syncd" / "sandbox").glob("*.py")),
 ]
 
 
@@ -70,6 +70,11 @@ def named_services(path: Path, words: re.Pattern[str]) -> list[str]:
 def test_the_registered_services_are_known():
     words = service_words()
     assert words.search("zendesk") and words.search("GitHub")
+
+
+def test_the_sandbox_and_the_demo_are_checked():
+    names = {str(p.relative_to(ROOT)) for p in SANDBOX}
+    assert {"syncd/demo.py", "syncd/sandbox/seed.py", "syncd/sandbox/harness.py", "syncd/sandbox/world.py"} <= names
 
 
 @pytest.mark.parametrize("path", POLICY + ENGINE + SANDBOX, ids=lambda p: str(p.relative_to(ROOT)))

@@ -37,14 +37,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from connectors.github.fake import GitHubFake
-from connectors.jira.fake import JiraFake
-from connectors.linear.fake import SANDBOX_API_KEY, LinearFake
-from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+from connectors.github.fake import GITHUB_REPOSITORIES, GitHubFake
+from connectors.jira.fake import JIRA_PROJECTS, JiraFake
+from connectors.linear.fake import LinearFake
+from connectors.zendesk.fake import ZendeskFake
+from connectors.zendesk.seed import ZendeskWorld
 from syncd.logs import configure_logging
 from syncd.records import Link, Ref
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.seed import GITHUB_REPOSITORIES, JIRA_PROJECTS, SeedResult
+from syncd.sandbox.seed import SeedResult
 from syncd.sandbox.server import Sandbox
 
 TICKETS_PER_ISSUE = 10
@@ -125,18 +126,13 @@ def build(n_links: int) -> tuple[Sandbox, BenchSeed]:
     jira = JiraFake(projects=dict(JIRA_PROJECTS))
     jira_issues = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago).id for i in range(n_other)]
     sandbox = Sandbox([zendesk, linear, github, jira])
-    # What the Playground's config needs: the sandbox's credentials and the two linked-issue fields.
+    # What the Playground's config needs: the helpdesk's two linked-issue fields, named by its part of the world.
     sandbox.seed = SeedResult(
-        zendesk_email=SANDBOX_EMAIL,
-        zendesk_token=SANDBOX_TOKEN,
-        linear_api_key=SANDBOX_API_KEY,
         linked_issue_field_id=linked["id"],
         linked_issue_status_field_id=status["id"],
-        severity_field_id=0,  # the bench's tickets have no severity, product area or escalation tag
-        product_area_field_id=0,
-        escalation_tag="",
         stage_field_id=stage["id"],
     )
+    sandbox.worlds = {"zendesk": ZendeskWorld(zendesk, "zendesk")}
     return sandbox, BenchSeed(tickets, issues, github_issues, jira_issues, stage["id"], github, jira)
 
 

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from connectors.github.fake import GITHUB_REPOSITORIES
 from syncd.logs import configure_logging
 from syncd.records import Link, Ref, parse_time
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.seed import GITHUB_REPOSITORIES
 
 
 def measure(n: int, budget: int) -> None:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Callable
 
 from connectors.base import MARKER_RE, find_markers
+from connectors.linear.seed import LinearWorld
 from connectors.zendesk.fake import SANDBOX_EMAIL
 from syncd.sandbox.harness import Playground
 
@@ -177,6 +178,13 @@ def generate(seed: int, *, changes: int, batch_size: int, tickets: int, issues: 
 # --- the world and the people acting in it ------------------------------------------------------
 
 
+def _linear(pg: Playground) -> LinearWorld:
+    """The Linear part of the playground's world (the chaos run's tracker)."""
+    world = pg.world("linear")
+    assert isinstance(world, LinearWorld)
+    return world
+
+
 class World:
     """The population in one playground, and the people changing it through the public APIs."""
 
@@ -221,14 +229,14 @@ class World:
         elif c.kind == "move":
             pg.engineer_move(self.keys[_at(c.issue)], _text(c.value))
         elif c.kind == "assign":
-            pg.graphql(
+            _linear(pg).graphql(
                 "mutation A($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input)"
                 " { success } }",
                 {"id": self.issues[_at(c.issue)], "input": {"assigneeId": self.engineers.get(c.value)}},
             )
         elif c.kind == "attach":
             ticket = self.tickets[_at(c.ticket)]
-            pg.graphql(
+            _linear(pg).graphql(
                 "mutation T($input: AttachmentCreateInput!) { attachmentCreate(input: $input) { success } }",
                 {
                     "input": {

@@ -113,6 +113,7 @@ class FakeIssue:
 class GitHubFake(FakeService):
     name = "github"
     default_port = 8803
+    world = "connectors.github.seed:GitHubWorld"
     secrets = {"token": SANDBOX_GITHUB_TOKEN}
 
     @classmethod

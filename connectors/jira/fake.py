@@ -241,6 +241,7 @@ class JiraFake(FakeService):
 
     name = "jira"
     default_port = 8804
+    world = "connectors.jira.seed:JiraWorld"
     secrets = {"api_token": SANDBOX_TOKEN}
 
     @classmethod

@@ -184,6 +184,7 @@ class LinearFake(FakeService):
 
     name = "linear"
     default_port = 8802
+    world = "connectors.linear.seed:LinearWorld"
     secrets = {"api_key": SANDBOX_API_KEY}
 
     def connector_config(self) -> list[str]:

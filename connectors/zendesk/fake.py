@@ -96,6 +96,7 @@ class ZendeskFake(FakeService):
 
     name = "zendesk"
     default_port = 8801
+    world = "connectors.zendesk.seed:ZendeskWorld"
     secrets = {"token": SANDBOX_TOKEN}
 
     def connector_config(self) -> list[str]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, TextIO
 
 from connectors.base import connector_class, load_registry
 from connectors.testing import load_fake
-from syncd.sandbox.seed import NEEDS, SeedResult, seed_fakes
+from syncd.sandbox.seed import SeedResult, seed_fakes
 from syncd.sandbox.server import FakeService, Sandbox
+from syncd.sandbox.world import HelpdeskWorld, ServiceWorld, load_world, world_class
 
 
 def _registered() -> dict[str, tuple[type[FakeService], str, str]]:
@@ -37,8 +38,22 @@ def _registered() -> dict[str, tuple[type[FakeService], str, str]]:
 REGISTERED = _registered()
 FAKES = {kind: fake for kind, (fake, _, _) in REGISTERED.items()}
 DEFAULT_PORTS = {kind: fake.default_port for kind, fake in FAKES.items()}
-HELPDESK = next(kind for kind, (_, role, _) in REGISTERED.items() if role == "helpdesk")
+HELPDESKS = tuple(kind for kind, (_, role, _) in REGISTERED.items() if role == "helpdesk")
 TRACKERS = tuple(kind for kind, (_, role, _) in REGISTERED.items() if role == "tracker")
+NAMES = {kind: name for kind, (_, _, name) in REGISTERED.items()}
+
+
+def _offers_story(kind: str) -> bool:
+    world = world_class(FAKES[kind])
+    return world is not None and issubclass(world, HelpdeskWorld) and world.offers_story
+
+
+# The helpdesk the sandbox serves unless told otherwise: the first whose part of
+# the world offers the demo's story (the others may be chosen with --helpdesk).
+STORY_HELPDESKS = tuple(kind for kind in HELPDESKS if _offers_story(kind))
+HELPDESK = (STORY_HELPDESKS or HELPDESKS)[0]
+# The trackers the seeded tickets already name: in every sandbox.
+NEEDS = tuple(kind for kind in TRACKERS if (world := world_class(FAKES[kind])) is not None and world.linked_from_seed)
 
 
 def build_sandbox(
@@ -47,24 +62,42 @@ def build_sandbox(
     clock: Callable[[], datetime] | None = None,
     rng_seed: int = 7,
     trackers: tuple[str, ...] | list[str] = TRACKERS,
+    helpdesk: str = HELPDESK,
 ) -> Sandbox:
     """The helpdesk fake and the named tracker fakes in a (not yet started) Sandbox.
 
-    The fakes the seed data needs (seed.NEEDS) are always there; other
+    The trackers the seed data needs (NEEDS) are always there; other
     trackers are added when ``trackers`` names them. ``sandbox.seed`` holds
-    the SeedResult, or None with ``seed_data=False``.
+    the SeedResult, or None with ``seed_data=False``; ``sandbox.worlds`` each
+    fake's part of the world (syncd.sandbox.world), by kind.
     """
     unknown = [t for t in trackers if t not in TRACKERS]
-    needed = [t for t in NEEDS if t in TRACKERS]
-    if unknown or not set(needed) <= set(trackers):
+    if unknown or not set(NEEDS) <= set(trackers):
         raise ValueError(
-            f"trackers={tuple(trackers)!r}: choose from {', '.join(TRACKERS)} ({', '.join(needed)} included)"
+            f"trackers={tuple(trackers)!r}: choose from {', '.join(TRACKERS)} ({', '.join(NEEDS)} included)"
         )
-    kinds = [HELPDESK, *(t for t in TRACKERS if t in trackers)]
+    if helpdesk not in HELPDESKS:
+        raise ValueError(f"helpdesk={helpdesk!r}: choose from {', '.join(HELPDESKS)}")
+    kinds = [helpdesk, *(t for t in TRACKERS if t in trackers)]
     fakes = {kind: FAKES[kind].for_sandbox(clock=clock, seed=rng_seed) for kind in kinds}
     sandbox = Sandbox(list(fakes.values()))
-    sandbox.seed = seed_fakes(fakes, rng_seed=rng_seed) if seed_data else None
+    worlds: dict[str, ServiceWorld] = {}
+    for kind, fake in fakes.items():
+        world = load_world(fake, kind)
+        if world is not None:
+            worlds[kind] = world
+    sandbox.worlds = worlds
+    if seed_data:
+        now = (clock or (lambda: datetime.now(timezone.utc)))()
+        sandbox.seed = seed_fakes(fakes, worlds, registered_trackers=TRACKERS, now=now, rng_seed=rng_seed)
+        for world in worlds.values():
+            world.result = sandbox.seed
     return sandbox
+
+
+def helpdesk_of(sandbox: Sandbox) -> str:
+    """The helpdesk fake a sandbox serves."""
+    return next(name for name in HELPDESKS if name in sandbox.services)
 
 
 def trackers_of(sandbox: Sandbox) -> list[str]:
@@ -72,17 +105,21 @@ def trackers_of(sandbox: Sandbox) -> list[str]:
     return [name for name in TRACKERS if name in sandbox.services]
 
 
-def connector_table(sandbox: Sandbox, name: str) -> list[str]:
-    """The ``[connectors.NAME]`` table for one fake (no secrets)."""
+def connector_table(sandbox: Sandbox, name: str, result: SeedResult | None = None) -> list[str]:
+    """The ``[connectors.NAME]`` table for one fake (no secrets); with ``result``, what names its seeded objects."""
     lines = [f"[connectors.{name}]", f'kind = "{name}"', f'url = "{sandbox.url(name)}"']
-    return lines + sandbox[name].connector_config()
+    lines += sandbox[name].connector_config()
+    world = sandbox.worlds.get(name)
+    if result is not None and world is not None:
+        lines += world.config_lines(result)
+    return lines
 
 
 def secrets_env(sandbox: Sandbox) -> dict[str, str]:
     """Environment that gives syncd the sandbox's (fixed, fake) credentials."""
     return {
         f"SYNCD_CONNECTORS__{name.upper()}__{field.upper()}": value
-        for name in (HELPDESK, *trackers_of(sandbox))
+        for name in (helpdesk_of(sandbox), *trackers_of(sandbox))
         for field, value in sandbox[name].secrets.items()
     }
 
@@ -90,18 +127,16 @@ def secrets_env(sandbox: Sandbox) -> dict[str, str]:
 def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
     """A syncd.toml fragment pointing syncd at a running sandbox (secrets go in the environment)."""
     trackers = trackers_of(sandbox)
+    helpdesk = helpdesk_of(sandbox)
     lines = [
         "[sync]",
-        f'helpdesk = "{HELPDESK}"',
+        f'helpdesk = "{helpdesk}"',
         "trackers = [" + ", ".join(f'"{t}"' for t in trackers) + "]",
         "",
-        *connector_table(sandbox, HELPDESK),
+        *connector_table(sandbox, helpdesk, result),
     ]
-    if result is not None:
-        lines.append(f"link_field_id = {result.linked_issue_field_id}")
-        lines.append(f"status_field_id = {result.linked_issue_status_field_id}")
     for name in trackers:
-        lines += ["", *connector_table(sandbox, name)]
+        lines += ["", *connector_table(sandbox, name, result)]
     lines += ["", "# and in the environment:"]
     lines += [f"#   export {var}={value}" for var, value in secrets_env(sandbox).items()]
     return "\n".join(lines)
@@ -110,12 +145,12 @@ def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
 def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
     """What a person needs to point a client at the running sandbox."""
     out = [
-        f"{REGISTERED[name][2] + ' fake:':<14}{sandbox[name].describe(sandbox.url(name))}"
-        for name in (HELPDESK, *trackers_of(sandbox))
+        f"{NAMES[name] + ' fake:':<14}{sandbox[name].describe(sandbox.url(name))}"
+        for name in (helpdesk_of(sandbox), *trackers_of(sandbox))
     ]
     out.append("These credentials are fixed sandbox values; real services do not accept them.")
     if result is not None:
-        out += result.summary()
+        out += result.summary(NAMES)
     out += ["", "syncd.toml:", "", config_snippet(sandbox, result)]
     return "\n".join(out)
 

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
     from syncd.sandbox.seed import SeedResult
+    from syncd.sandbox.world import ServiceWorld
 
 FAULT_KINDS = ("429", "500", "502", "503", "timeout", "reset", "truncate", "non_json", "wrong_shape", "latency")
 
@@ -119,6 +120,10 @@ class FakeService:
     # accepts (given to syncd in the environment).
     default_port: ClassVar[int] = 0
     secrets: ClassVar[dict[str, str]] = {}
+    # Its part of the sandbox world (seed data, the people's acts, the demo's
+    # view), as an import path "package.module:Class" naming a
+    # syncd.sandbox.world.ServiceWorld; empty: the fake is served unseeded.
+    world: ClassVar[str] = ""
 
     @classmethod
     def for_sandbox(cls, *, clock: Callable[[], datetime] | None = None, seed: int = 0) -> FakeService:
@@ -355,6 +360,7 @@ class Sandbox:
         self.services = {s.name: s for s in services}
         self.host = host
         self.seed: SeedResult | None = None  # set by runner.build_sandbox
+        self.worlds: dict[str, ServiceWorld] = {}  # each fake's part of the world, by name (runner.build_sandbox)
         self._servers: list[tuple[_Server, threading.Thread]] = []
 
     def start(self, ports: dict[str, int] | None = None) -> "Sandbox":

@@ -184,7 +184,7 @@ def test_following_every_linear_team_recognises_bare_keys_and_check_says_which(p
 def test_a_link_field_value_that_names_no_issue_is_logged_not_ignored(pg):
     assert invoke(pg, "once").exit_code == 0
     ticket = pg.seed.tickets["csv"]
-    pg._put_ticket(ticket, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": "XYZ-42"}]}, "Priya Raman")
+    pg.desk.agent_set_field(ticket, pg.seed.linked_issue_field_id, "XYZ-42")
     result = invoke(pg, "--log-level", "warning", "--log-format", "json", "once")
     assert result.exit_code == 0, result.output
     warnings = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]

@@ -97,11 +97,11 @@ def test_outbox_show_prints_the_whole_error(pg):
 
 
 def test_a_github_issue_assigned_says_who_took_it_not_a_move_to_the_same_state(pg):
-    ticket, key = pg.seed.tickets["reset"], pg.seed.github_keys["push"]
+    ticket, key = pg.seed.tickets["reset"], pg.seed.keys("github")["push"]
     pg.agent_note(ticket, f"Same as {key}")
     assert invoke(pg, "once").exit_code == 0
     before = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
-    pg.github_assign(key, "ada-novak")
+    pg.world("github").assign(key, "ada-novak")
     assert invoke(pg, "once").exit_code == 0
     new = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])][len(before) :]
     assert len(new) == 1, new
@@ -114,7 +114,7 @@ def test_notes_name_the_tracker_when_two_trackers_could_share_a_key(pg):
     text = pg.config_path.read_text()
     assert text.count('teams = ["ENG", "APP"]') == 1
     pg.config_path.write_text(text.replace('teams = ["ENG", "APP"]', "teams = []"))
-    ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    ticket, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
     pg.agent_note(ticket, f"Platform tracks this as {key}.")
     assert invoke(pg, "once").exit_code == 0
     notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]
@@ -124,7 +124,7 @@ def test_notes_name_the_tracker_when_two_trackers_could_share_a_key(pg):
 
 
 def test_with_keys_no_other_tracker_could_have_the_note_says_the_key_alone(pg):
-    ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    ticket, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
     pg.agent_note(ticket, f"Platform tracks this as {key}.")
     assert invoke(pg, "once").exit_code == 0
     notes = [c["body"] for c in pg.zendesk.ticket_comments(ticket) if find_markers(c["body"])]

@@ -177,7 +177,7 @@ def test_escalation_to_a_public_repository_writes_only_an_opaque_reference(pg, a
 
     cycle(app, clock)  # the demand comment and the context comment settle; nothing is created again
     assert [i.id for i in pg.github.issues.values() if i.id not in before] == [issue.id]
-    comments = pg.github_comment_bodies(str(issue.id))
+    comments = pg.world("github").comment_bodies(str(issue.id))
     assert any("Support demand: 1 ticket(s) from 1 organisation(s)" in c for c in comments), comments
     assert any("Linked support tickets: 1" in c for c in comments), comments
     everything = rendered("\n".join([issue.title, issue.body, *comments]))
@@ -211,7 +211,7 @@ def test_escalation_to_a_private_repository_carries_the_whole_handoff_record(pg,
     cycle(app, clock)
     assert [i.id for i in pg.github.issues.values() if i.id not in before] == [issue.id]
     assert len(linked_notes(pg, ticket)) == 1
-    comments = pg.github_comment_bodies(str(issue.id))
+    comments = pg.world("github").comment_bodies(str(issue.id))
     demand = [c for c in comments if "Support demand" in c]
     assert len(demand) == 1 and "Northwind Logistics" in demand[0]  # private: customers named
 
@@ -249,7 +249,7 @@ def test_escalation_to_jira_creates_one_issue_with_a_hidden_marker_and_a_remote_
 
     # Product finishes the work: the promise falls due and the agent is told.
     assert {p.state for p in app.store.promises_for_ticket(ref)} == {PromiseState.OPEN}
-    pg.jira_move(issue.key, "Done")
+    pg.world("jira").move(issue.key, "Done")
     cycle(app, clock)
     assert stage_shown(pg, ticket)[0] == "resolved"
     due = [p for p in app.store.promises_for_ticket(ref) if p.state is PromiseState.DUE]
@@ -343,7 +343,7 @@ def test_escalation_to_github_reads_as_written_and_history_shows_no_escapes(pg, 
     seen = markdown_seen(issue.body)
     assert f"Zendesk #{ticket}" in seen and PUNCTUATED_NOTE in seen, seen
     assert "syncd:" not in seen  # the hidden marker stays hidden
-    comments = "\n".join(markdown_seen(c) for c in pg.github_comment_bodies(str(issue.id)))
+    comments = "\n".join(markdown_seen(c) for c in pg.world("github").comment_bodies(str(issue.id)))
     assert "Support demand" in comments and f"Zendesk #{ticket}: {PUNCTUATED_SUBJECT}" in comments, comments
     assert "syncd:" not in comments and "<!--" not in comments
     history = history_output(pg, app, ticket)

@@ -55,10 +55,10 @@ def tags(pg: Playground, ticket_id: int) -> list[str]:
 
 def test_a_deleted_jira_issue_ends_every_link_once_and_is_never_linked_again(pg, app):
     gdpr, saml, sso = pg.seed.tickets["gdpr"], pg.seed.tickets["saml"], pg.seed.tickets["invite"]
-    key = pg.seed.jira_keys["gdpr"]
+    key = pg.seed.keys("jira")["gdpr"]
     pg.agent_note(gdpr, f"Platform tracks this as {key}.")
     app.engine.cycle()
-    assert [r.issue.id for r in links_of(app, gdpr)] == [pg.seed.jira_issues["gdpr"]]
+    assert [r.issue.id for r in links_of(app, gdpr)] == [pg.seed.issue_ids("jira")["gdpr"]]
     assert "syncd_linked" in tags(pg, gdpr)
 
     pg.jira.delete_issue(key)
@@ -70,7 +70,7 @@ def test_a_deleted_jira_issue_ends_every_link_once_and_is_never_linked_again(pg,
         assert links_of(app, ticket) == []
         assert sum(GONE in n for n in notes(pg, ticket)) == 1
         assert "syncd_linked" not in tags(pg, ticket)
-    assert app.store.gone_issue(Ref("jira", pg.seed.jira_issues["gdpr"]))["key"] == key
+    assert app.store.gone_issue(Ref("jira", pg.seed.issue_ids("jira")["gdpr"]))["key"] == key
     assert app.store.outbox_counts()["dead"] == 0  # dropped with a reason, not dead-lettered
 
     # A third ticket names the key: the stored snapshot must not link it.
@@ -105,14 +105,14 @@ def test_the_periodic_check_finds_deletions_syncd_never_writes_to(pg, app):
     (batched: one Jira and one Linear request for all their links) ends the links."""
     search, gdpr, push = pg.seed.tickets["search"], pg.seed.tickets["gdpr"], pg.seed.tickets["2fa"]
     pg.agent_note(search, f"engineering has this as {pg.seed.identifiers['search']}")
-    pg.agent_note(gdpr, f"Platform tracks this as {pg.seed.jira_keys['gdpr']}")
-    pg.agent_note(push, f"see {pg.seed.github_keys['push']}")
+    pg.agent_note(gdpr, f"Platform tracks this as {pg.seed.keys('jira')['gdpr']}")
+    pg.agent_note(push, f"see {pg.seed.keys('github')['push']}")
     app.engine.cycle()
     assert all(links_of(app, t) for t in (search, gdpr, push))
 
     pg.linear.delete_issue(pg.seed.identifiers["search"])  # into Linear's trash
-    pg.jira.delete_issue(pg.seed.jira_keys["gdpr"])
-    pg.github.delete(pg.github_issue("push"))
+    pg.jira.delete_issue(pg.seed.keys("jira")["gdpr"])
+    pg.github.delete(pg.world("github").issue("push"))
     report = app.engine.cycle()  # polls see nothing of it: no write goes to these issues
     assert all(links_of(app, t) for t in (search, gdpr, push)), report.summary()
 
@@ -145,7 +145,7 @@ def test_the_daemon_runs_the_check_within_its_interval(pg):
     clock = Monotonic()
     daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock, sleep=lambda _: None)
     try:
-        ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+        ticket, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
         daemon.step()
         pg.agent_note(ticket, f"Platform tracks this as {key}")
         clock.now += 2
@@ -167,12 +167,12 @@ def test_the_daemon_runs_the_check_within_its_interval(pg):
 @pytest.mark.parametrize("tracker", ["github", "jira", "linear"])
 def test_an_issue_moved_out_of_reach_tells_the_ticket_once_and_the_link_stays(pg, app, tracker):
     if tracker == "github":
-        ticket, key = pg.seed.tickets["2fa"], pg.seed.github_keys["totp"]
+        ticket, key = pg.seed.tickets["2fa"], pg.seed.keys("github")["totp"]
         pg.github.create_repo("sandbox/archive", private=True)  # not in `repositories`
-        move = lambda: pg.github.transfer(pg.github_issue("totp"), "sandbox/archive")  # noqa: E731
+        move = lambda: pg.github.transfer(pg.world("github").issue("totp"), "sandbox/archive")  # noqa: E731
         place = "sandbox/archive"
     elif tracker == "jira":
-        ticket, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+        ticket, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
         pg.jira.add_project("LEGACY", "Legacy")  # not in `projects`
         move = lambda: pg.jira.move_project(key, "LEGACY")  # noqa: E731
         place = "LEGACY"
@@ -198,7 +198,7 @@ def test_an_issue_moved_out_of_reach_tells_the_ticket_once_and_the_link_stays(pg
 def test_killed_after_the_gone_note_was_sent_does_not_send_it_twice(tmp_path):
     with Playground(tmp_path) as pg:
         gdpr, saml = pg.seed.tickets["gdpr"], pg.seed.tickets["saml"]
-        key = pg.seed.jira_keys["gdpr"]
+        key = pg.seed.keys("jira")["gdpr"]
         pg.agent_note(gdpr, f"Platform tracks this as {key}.")
         code, _, err = run_once(pg)
         assert code == 0, err
@@ -226,8 +226,8 @@ def test_killed_after_the_gone_note_was_sent_does_not_send_it_twice(tmp_path):
 def test_the_check_reads_in_batches_within_its_budget_and_takes_the_least_recently_checked_first(tmp_path):
     """150 Jira issues are 2 bulk fetches; GitHub's 5 are 5 conditional GETs, at most
     ``budget`` a run, the least recently checked first; unchanged ones answer 304 for free."""
+    from connectors.github.fake import GITHUB_REPOSITORIES
     from syncd.records import Link
-    from syncd.sandbox.seed import GITHUB_REPOSITORIES
 
     with Playground(tmp_path, seed_data=False) as pg:
         for name, private in GITHUB_REPOSITORIES:
@@ -266,8 +266,8 @@ def test_the_check_reads_in_batches_within_its_budget_and_takes_the_least_recent
 def test_the_check_sends_nothing_to_a_tracker_waiting_for_its_rate_limit_and_parks_one_that_meets_it(tmp_path):
     """GitHub's budget is spent with its reset an hour away: the first check meets the refusal and
     parks GitHub; the next check sends it nothing and still checks Jira."""
+    from connectors.github.fake import GITHUB_REPOSITORIES
     from syncd.records import Link
-    from syncd.sandbox.seed import GITHUB_REPOSITORIES
 
     with Playground(tmp_path, seed_data=False) as pg:
         for name, private in GITHUB_REPOSITORIES:

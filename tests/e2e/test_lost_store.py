@@ -65,11 +65,13 @@ def listed_links(pg: Playground) -> set[tuple[str, str]]:
 
 
 def set_linked_issue_field(pg: Playground, ticket_id: int, value: str) -> None:
-    pg._put_ticket(ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]}, "Priya Raman")
+    pg.desk._put_ticket(
+        ticket_id, {"custom_fields": [{"id": pg.seed.linked_issue_field_id, "value": value}]}, "Priya Raman"
+    )
 
 
 def jira_key(pg: Playground, n: int) -> str:
-    return list(pg.seed.jira_keys.values())[n]
+    return list(pg.seed.keys("jira").values())[n]
 
 
 def first_part(pg: Playground) -> None:
@@ -77,12 +79,12 @@ def first_part(pg: Playground) -> None:
     s = pg.seed
     syncd(pg, "once")
     pg.agent_note(s.tickets["csv"], f"Engineering tracks this as {s.identifiers['csv']}")
-    pg.agent_note(s.tickets["2fa"], f"Same SDK bug as {s.github_keys['totp']}")
+    pg.agent_note(s.tickets["2fa"], f"Same SDK bug as {s.keys('github')['totp']}")
     pg.agent_note(s.tickets["retention"], f"Platform has it: {jira_key(pg, 0)}")
     set_linked_issue_field(pg, s.tickets["api-429"], jira_key(pg, 2))
     syncd(pg, "once")
     syncd(pg, "link", str(s.tickets["invite"]), s.identifiers["safari"])
-    syncd(pg, "link", str(s.tickets["gdpr"]), s.github_keys["offline"])
+    syncd(pg, "link", str(s.tickets["gdpr"]), s.keys("github")["offline"])
     syncd(pg, "link", str(s.tickets["slack"]), jira_key(pg, 1))
     syncd(pg, "once")
 
@@ -91,12 +93,12 @@ def second_part(pg: Playground) -> None:
     """Later: issues move (notes on the linked tickets), and more links by key and by hand."""
     s = pg.seed
     pg.engineer_move(s.identifiers["csv"], "In Progress")
-    pg.github_close("totp")
-    pg.jira_move(jira_key(pg, 0), "In Progress")
-    pg.jira_move(jira_key(pg, 1), "Done", resolution="Done")
+    pg.world("github").close("totp")
+    pg.world("jira").move(jira_key(pg, 0), "In Progress")
+    pg.world("jira").move(jira_key(pg, 1), "Done", resolution="Done")
     pg.agent_note(s.tickets["search"], f"Known: {s.identifiers['search']}")
     syncd(pg, "once")
-    syncd(pg, "link", str(s.tickets["reset"]), s.github_keys["push"])
+    syncd(pg, "link", str(s.tickets["reset"]), s.keys("github")["push"])
     syncd(pg, "link", str(s.tickets["duplicate-email"]), jira_key(pg, 3))
     syncd(pg, "once")
 

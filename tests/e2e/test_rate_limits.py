@@ -91,7 +91,7 @@ def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(t
 
                 # Meanwhile an agent names a GitHub issue on a ticket: Zendesk is polled and
                 # written to; GitHub gets nothing, for 49 minutes of polls.
-                ticket, key = pg.seed.tickets["vat"], pg.seed.github_keys["vat"]
+                ticket, key = pg.seed.tickets["vat"], pg.seed.keys("github")["vat"]
                 pg.agent_note(ticket, f"Billing has this as {key}")
                 zendesk_before = pg.zendesk.total_requests()
                 for _ in range(49):
@@ -100,7 +100,7 @@ def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(t
                 assert pg.github.total_requests() == refused, "a request went to GitHub before its reset"
                 assert pg.zendesk.total_requests() > zendesk_before + 40  # polled every minute
                 assert len(syncd_notes(pg, ticket)) == 1
-                assert pg.github_comment_bodies("vat") == []
+                assert pg.world("github").comment_bodies("vat") == []
 
             waits = [e for e in logs if e["event"].startswith("waiting for")]
             assert [(e["event"], e["log_level"], e["connector"]) for e in waits] == [
@@ -129,7 +129,7 @@ def test_github_parked_until_the_reset_gets_no_request_while_zendesk_is_polled(t
             step(daemon, mono, vt, reset - vt.now.timestamp())
             step(daemon, mono, vt, 60)
             assert daemon.health.as_dict()["connectors"]["github"]["rate_limited_until"] is None
-            assert len(pg.github_comment_bodies("vat")) == 1
+            assert len(pg.world("github").comment_bodies("vat")) == 1
             assert daemon.app.store.outbox_counts()["dead"] == 0
         finally:
             daemon.app.close()
@@ -140,7 +140,7 @@ def test_a_write_that_meets_a_secondary_limit_waits_and_is_not_counted_as_an_att
         pg.env["SYNCD_DAEMON__MAX_ATTEMPTS"] = "1"  # one failed attempt would be the dead letter
         with pg.app(sleep=vt.sleep, clock=vt) as app:
             app.engine.cycle()
-            ticket, key = pg.seed.tickets["vat"], pg.seed.github_keys["vat"]
+            ticket, key = pg.seed.tickets["vat"], pg.seed.keys("github")["vat"]
             pg.agent_note(ticket, f"Billing has this as {key}")
             app.engine.poll("github")
             app.engine.poll("zendesk")
@@ -161,7 +161,7 @@ def test_a_write_that_meets_a_secondary_limit_waits_and_is_not_counted_as_an_att
             vt.sleep(1)
             report = app.engine.cycle()
             assert report.ok, report.summary()
-            assert len(pg.github_comment_bodies("vat")) == 1
+            assert len(pg.world("github").comment_bodies("vat")) == 1
             assert app.store.outbox_counts()["dead"] == 0
 
 
@@ -171,7 +171,7 @@ def test_once_finishes_the_others_names_the_parked_connector_and_the_next_run_le
         now = datetime.now(timezone.utc)
         reset = int(now.timestamp()) + 3000
         pg.github.rate_remaining, pg.github.rate_reset = 0, reset
-        ticket, key = pg.seed.tickets["vat"], pg.seed.github_keys["vat"]
+        ticket, key = pg.seed.tickets["vat"], pg.seed.keys("github")["vat"]
         pg.agent_note(ticket, f"Billing has this as {key}")
 
         first = syncd(pg, "once")

@@ -44,7 +44,7 @@ def status_field(pg: Playground, ticket_id: int):
 
 
 def github_url(pg: Playground, short: str) -> str:
-    issue = pg.github_issue(short)
+    issue = pg.world("github").issue(short)
     return f"{pg.sandbox.url('github')}/{issue.repo.full_name}/issues/{issue.number}"
 
 
@@ -65,7 +65,7 @@ def customer_details(pg: Playground, ticket_id: int) -> list[str]:
 
 
 def assert_no_customer_data(pg: Playground, short: str, ticket_ids: list[int]) -> None:
-    bodies = "\n".join(pg.github_comment_bodies(short))
+    bodies = "\n".join(pg.world("github").comment_bodies(short))
     for ticket_id in ticket_ids:
         for detail in customer_details(pg, ticket_id):
             assert detail.lower() not in bodies.lower(), (detail, bodies)
@@ -81,7 +81,7 @@ def links_of(app, ticket_id: int) -> list:
 def test_linear_only_sandbox_is_still_possible(tmp_path):
     sandbox = build_sandbox(trackers=("linear",))
     assert sorted(sandbox.services) == ["linear", "zendesk"]
-    assert sandbox.seed.github_issues == {} and sandbox.seed.jira_issues == {}
+    assert sandbox.seed.issue_ids("github") == {} and sandbox.seed.issue_ids("jira") == {}
     with Playground(tmp_path, sandbox=sandbox) as pg:
         text = pg.config_path.read_text()
         assert 'trackers = ["linear"]' in text and "[connectors.github]" not in text
@@ -90,9 +90,9 @@ def test_linear_only_sandbox_is_still_possible(tmp_path):
 
 def test_seeded_trackers_have_public_and_private_repositories_and_a_plat_project():
     seed = build_sandbox().seed
-    assert seed.repositories == {"sandbox/mobile-sdk": "public", "sandbox/billing": "private"}
-    assert {k.split("#")[0] for k in seed.github_keys.values()} == set(seed.repositories)
-    assert all(k.startswith(("PLAT-", "INFRA-")) for k in seed.jira_keys.values())
+    assert seed.trackers["github"].places == {"sandbox/mobile-sdk": "public", "sandbox/billing": "private"}
+    assert {k.split("#")[0] for k in seed.keys("github").values()} == set(seed.trackers["github"].places)
+    assert all(k.startswith(("PLAT-", "INFRA-")) for k in seed.keys("jira").values())
     assert seed.to_dict() == build_sandbox().seed.to_dict()  # deterministic
 
 
@@ -101,19 +101,19 @@ def test_seeded_trackers_have_public_and_private_repositories_and_a_plat_project
 
 def test_github_link_by_url_in_a_public_repository_writes_only_an_opaque_reference(pg, app):
     two_fa, invite = pg.seed.tickets["2fa"], pg.seed.tickets["invite"]
-    key = pg.seed.github_keys["totp"]
+    key = pg.seed.keys("github")["totp"]
     pg.agent_note(two_fa, f"Mobile team tracks it: {github_url(pg, 'totp')}")
     pg.agent_note(invite, f"Probably the same SDK bug as {key}")
     report = app.engine.cycle()
     assert report.ok, report.summary()
 
     for ticket in (two_fa, invite):
-        assert [r.issue.id for r in links_of(app, ticket)] == [pg.seed.github_issues["totp"]]
+        assert [r.issue.id for r in links_of(app, ticket)] == [pg.seed.issue_ids("github")["totp"]]
         assert f"Linked to {key}" in syncd_notes(pg, ticket)[0]["body"]
         assert status_field(pg, ticket) == f"{key}: Open (ada-novak)"
     assert [r.origin for r in links_of(app, two_fa)] == ["comment"]
 
-    bodies = pg.github_comment_bodies("totp")
+    bodies = pg.world("github").comment_bodies("totp")
     assert len(bodies) == 1  # one context comment, edited in place
     assert "Linked support tickets: 2" in bodies[0]
     assert_no_customer_data(pg, "totp", [two_fa, invite])
@@ -121,10 +121,10 @@ def test_github_link_by_url_in_a_public_repository_writes_only_an_opaque_referen
 
 def test_private_repository_shows_the_ticket_until_it_turns_public(pg, app):
     vat, slack = pg.seed.tickets["vat"], pg.seed.tickets["slack"]
-    key = pg.seed.github_keys["vat"]
+    key = pg.seed.keys("github")["vat"]
     pg.agent_note(vat, f"Billing has this as {key}")
     app.engine.cycle()
-    (body,) = pg.github_comment_bodies("vat")
+    (body,) = pg.world("github").comment_bodies("vat")
     assert "Invoice PDF shows the wrong VAT rate" in body and "Fjord Analytics" in body
 
     pg.github.set_visibility("sandbox/billing", "public")
@@ -132,7 +132,7 @@ def test_private_repository_shows_the_ticket_until_it_turns_public(pg, app):
     report = app.engine.cycle()
     assert report.ok, report.summary()
     assert len(links_of(app, slack)) == 1
-    (body,) = pg.github_comment_bodies("vat")
+    (body,) = pg.world("github").comment_bodies("vat")
     assert "Linked support tickets: 2" in body
     # The next write leaks nothing, and rewrites what was written while private.
     assert_no_customer_data(pg, "vat", [vat, slack])
@@ -140,31 +140,31 @@ def test_private_repository_shows_the_ticket_until_it_turns_public(pg, app):
 
 def test_github_close_as_completed_or_not_planned_tells_the_tickets(pg, app):
     vat, two_fa = pg.seed.tickets["vat"], pg.seed.tickets["2fa"]
-    pg.agent_note(vat, f"see {pg.seed.github_keys['vat']}")
-    pg.agent_note(two_fa, f"see {pg.seed.github_keys['totp']}")
+    pg.agent_note(vat, f"see {pg.seed.keys('github')['vat']}")
+    pg.agent_note(two_fa, f"see {pg.seed.keys('github')['totp']}")
     app.engine.cycle()
     pg.agent_set_status(vat, "pending")
 
-    pg.github_close("vat", "completed")
-    pg.github_close("totp", "not_planned")
+    pg.world("github").close("vat", "completed")
+    pg.world("github").close("totp", "not_planned")
     report = app.engine.cycle()
     assert report.ok, report.summary()
     assert "is Closed (completed)" in syncd_notes(pg, vat)[-1]["body"]
     assert "follow up with the customer" in syncd_notes(pg, vat)[-1]["body"]
     assert pg.zendesk.ticket(vat)["status"] == "open"  # reopened from pending
     assert "is Closed (not planned)" in syncd_notes(pg, two_fa)[-1]["body"]
-    assert status_field(pg, two_fa) == f"{pg.seed.github_keys['totp']}: Closed (not planned) (ada-novak)"
+    assert status_field(pg, two_fa) == f"{pg.seed.keys('github')['totp']}: Closed (not planned) (ada-novak)"
 
 
 def test_transferred_issue_keeps_its_link_and_the_ticket_shows_the_new_key(pg, app):
     two_fa, invite = pg.seed.tickets["2fa"], pg.seed.tickets["invite"]
-    old_key = pg.seed.github_keys["totp"]
+    old_key = pg.seed.keys("github")["totp"]
     pg.agent_note(two_fa, f"see {old_key}")
     app.engine.cycle()
-    issue = pg.github.transfer(pg.github_issue("totp"), "sandbox/billing")
+    issue = pg.github.transfer(pg.world("github").issue("totp"), "sandbox/billing")
     new_key = f"sandbox/billing#{issue.number}"
     app.engine.cycle()
-    assert [r.issue.id for r in links_of(app, two_fa)] == [pg.seed.github_issues["totp"]]
+    assert [r.issue.id for r in links_of(app, two_fa)] == [pg.seed.issue_ids("github")["totp"]]
     assert status_field(pg, two_fa).startswith(f"{new_key}: ")
     assert any(e.kind == "issue_moved" for e in app.store.history(Ref("zendesk", str(two_fa))))
 
@@ -172,18 +172,18 @@ def test_transferred_issue_keeps_its_link_and_the_ticket_shows_the_new_key(pg, a
     pg.agent_note(invite, f"same as {old_key}")
     report = app.engine.cycle()
     assert report.ok, report.summary()
-    assert [r.issue.id for r in links_of(app, invite)] == [pg.seed.github_issues["totp"]]
-    pg.github_close(new_key)
+    assert [r.issue.id for r in links_of(app, invite)] == [pg.seed.issue_ids("github")["totp"]]
+    pg.world("github").close(new_key)
     app.engine.cycle()
     assert f"{new_key} is Closed (completed)" in syncd_notes(pg, two_fa)[-1]["body"]
 
 
 def test_deleted_issue_ends_its_links_with_a_note_and_no_error_loop(pg, app):
     two_fa, invite = pg.seed.tickets["2fa"], pg.seed.tickets["invite"]
-    key = pg.seed.github_keys["push"]
+    key = pg.seed.keys("github")["push"]
     pg.agent_note(two_fa, f"see {key}")
     app.engine.cycle()
-    pg.github.delete(pg.github_issue("push"))
+    pg.github.delete(pg.world("github").issue("push"))
     # The next write to the issue meets its 410.
     pg.agent_note(invite, f"same as {key}")
     app.engine.cycle()
@@ -207,7 +207,7 @@ def test_deleted_issue_ends_its_links_with_a_note_and_no_error_loop(pg, app):
 
 
 def test_jira_link_by_key_puts_a_remote_link_on_the_issue(pg, app):
-    gdpr, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    gdpr, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
     pg.agent_note(gdpr, f"Platform tracks this as {key}.")
     report = app.engine.cycle()
     assert report.ok, report.summary()
@@ -221,17 +221,17 @@ def test_jira_link_by_key_puts_a_remote_link_on_the_issue(pg, app):
 
 
 def test_jira_browse_url_link_follows_status_categories_and_reopens_when_done(pg, app):
-    saml, key = pg.seed.tickets["saml"], pg.seed.jira_keys["saml"]
+    saml, key = pg.seed.tickets["saml"], pg.seed.keys("jira")["saml"]
     pg.agent_note(saml, f"{pg.sandbox.url('jira')}/browse/{key}")
     app.engine.cycle()
-    assert [r.issue.id for r in links_of(app, saml)] == [pg.seed.jira_issues["saml"]]
+    assert [r.issue.id for r in links_of(app, saml)] == [pg.seed.issue_ids("jira")["saml"]]
 
-    pg.jira_move("saml", "In Progress")
+    pg.world("jira").move("saml", "In Progress")
     app.engine.cycle()
     assert f"{key} moved from To Do to In Progress" in syncd_notes(pg, saml)[-1]["body"]
 
     pg.agent_set_status(saml, "pending")
-    pg.jira_move("saml", "Done")
+    pg.world("jira").move("saml", "Done")
     app.engine.cycle()
     assert "follow up with the customer" in syncd_notes(pg, saml)[-1]["body"]
     assert pg.zendesk.ticket(saml)["status"] == "open"
@@ -239,22 +239,22 @@ def test_jira_browse_url_link_follows_status_categories_and_reopens_when_done(pg
 
 
 def test_jira_issue_moved_to_another_project_is_followed(pg, app):
-    gdpr, key = pg.seed.tickets["gdpr"], pg.seed.jira_keys["gdpr"]
+    gdpr, key = pg.seed.tickets["gdpr"], pg.seed.keys("jira")["gdpr"]
     pg.agent_note(gdpr, f"see {key}")
     app.engine.cycle()
-    moved = pg.jira_move_project("gdpr", "INFRA")
+    moved = pg.world("jira").move_project("gdpr", "INFRA")
     app.engine.cycle()
     assert moved.key.startswith("INFRA-")
-    assert [r.issue.id for r in links_of(app, gdpr)] == [pg.seed.jira_issues["gdpr"]]
+    assert [r.issue.id for r in links_of(app, gdpr)] == [pg.seed.issue_ids("jira")["gdpr"]]
     assert status_field(pg, gdpr).startswith(f"{moved.key}: ")
-    pg.jira_move(moved.key, "Done")
+    pg.world("jira").move(moved.key, "Done")
     app.engine.cycle()
     assert f"{moved.key} is Done" in syncd_notes(pg, gdpr)[-1]["body"]
 
 
 def test_ticket_linked_to_linear_and_jira_is_resolved_only_when_both_are_closed(pg, app):
     ticket = pg.seed.tickets["search"]
-    linear_key, jira_key = pg.seed.identifiers["search"], pg.seed.jira_keys["digest"]
+    linear_key, jira_key = pg.seed.identifiers["search"], pg.seed.keys("jira")["digest"]
     pg.agent_note(ticket, f"Needs {linear_key} and {jira_key}")
     app.engine.cycle()
     assert len(links_of(app, ticket)) == 2
@@ -266,7 +266,7 @@ def test_ticket_linked_to_linear_and_jira_is_resolved_only_when_both_are_closed(
     assert "Still waiting on" in note and jira_key in note
     assert pg.zendesk.ticket(ticket)["status"] == "pending"
 
-    pg.jira_move("digest", "Done", resolution="Won't Do")
+    pg.world("jira").move("digest", "Done", resolution="Won't Do")
     app.engine.cycle()
     note = syncd_notes(pg, ticket)[-1]["body"]
     assert "Every linked issue is now closed" in note and linear_key in note and jira_key in note
@@ -277,11 +277,11 @@ def test_ticket_linked_to_linear_and_jira_is_resolved_only_when_both_are_closed(
 
 
 def test_idle_cycles_cost_one_request_per_feed_and_github_answers_304(pg, app):
-    pg.agent_note(pg.seed.tickets["2fa"], f"see {pg.seed.github_keys['totp']}")
-    pg.agent_note(pg.seed.tickets["vat"], f"see {pg.seed.github_keys['vat']}")
-    pg.agent_note(pg.seed.tickets["gdpr"], f"see {pg.seed.jira_keys['gdpr']}")
-    pg.jira_move("saml", "In Progress")
-    pg.github_close("proration")
+    pg.agent_note(pg.seed.tickets["2fa"], f"see {pg.seed.keys('github')['totp']}")
+    pg.agent_note(pg.seed.tickets["vat"], f"see {pg.seed.keys('github')['vat']}")
+    pg.agent_note(pg.seed.tickets["gdpr"], f"see {pg.seed.keys('jira')['gdpr']}")
+    pg.world("jira").move("saml", "In Progress")
+    pg.world("github").close("proration")
     for _ in range(3):  # the link, then the echoes of syncd's own writes, then overlap windows
         app.engine.cycle()
     statuses = []
@@ -295,8 +295,8 @@ def test_idle_cycles_cost_one_request_per_feed_and_github_answers_304(pg, app):
     assert counts["linear"] == {"POST /graphql SyncdIssues": 3}
     assert counts["jira"] == {"POST /rest/api/3/search/jql": 3}
     # One conditional request per repository, each a 304 (free against the rate limit).
-    assert counts["github"] == {"GET /repos/{owner}/{repo}/issues": 3 * len(pg.seed.repositories)}
-    assert statuses == [304] * (3 * len(pg.seed.repositories))
+    assert counts["github"] == {"GET /repos/{owner}/{repo}/issues": 3 * len(pg.seed.trackers["github"].places)}
+    assert statuses == [304] * (3 * len(pg.seed.trackers["github"].places))
 
 
 # -- crash ----------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_idle_cycles_cost_one_request_per_feed_and_github_answers_304(pg, app):
 
 def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path):
     with Playground(tmp_path) as pg:
-        ticket, key = pg.seed.tickets["vat"], pg.seed.github_keys["vat"]
+        ticket, key = pg.seed.tickets["vat"], pg.seed.keys("github")["vat"]
         pg.agent_note(ticket, f"billing bug {key}")
         start, holder = kill_on(
             pg, "github", lambda endpoint, request: request.method == "POST" and endpoint.endswith("/comments")
@@ -312,11 +312,11 @@ def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path)
         code, _, _ = run_once(pg, start)
         assert holder.get("done"), "the comment was never sent"
         assert code == -signal.SIGKILL
-        assert len(pg.github_comment_bodies("vat")) == 1  # it landed before the kill
+        assert len(pg.world("github").comment_bodies("vat")) == 1  # it landed before the kill
         for _ in range(2):
             code, _, err = run_once(pg)
             assert code == 0, err
-        bodies = pg.github_comment_bodies("vat")
+        bodies = pg.world("github").comment_bodies("vat")
         assert len(bodies) == 1, bodies
         assert "Linked support tickets: 1" in bodies[0]
         assert len([n for n in syncd_notes(pg, ticket) if n["body"].startswith("Linked to")]) == 1
@@ -328,22 +328,23 @@ def test_killed_after_a_github_comment_was_sent_does_not_post_it_again(tmp_path)
 def test_demo_tells_the_github_and_jira_story_and_exits_0():
     import io
     import re
+    from datetime import datetime, timezone
 
     from syncd.demo import run_demo
 
     out = io.StringIO()
-    assert run_demo(out=out) == 0
+    assert run_demo(out=out, start=datetime(2026, 12, 1, 21, 50, tzinfo=timezone.utc)) == 0  # the story's clock
     text = out.getvalue()
-    comment = text.split("The context comment syncd keeps on")[1].split("The remote link on")[0]
+    comment = text.split("The context comment syncd keeps on")[1].split("the remote link:")[0]
     assert "Linked support tickets: 1" in comment and re.search(r"Support ticket `[0-9a-f]{12}`", comment)
     assert "Two-factor" not in comment and "jonas" not in comment.lower() and "Acme" not in comment
-    assert re.search(r"The remote link on PLAT-\d+: Zendesk .*GDPR", text)
+    assert re.search(r"On PLAT-\d+, the remote link: Zendesk .*GDPR", text)
     saml = text.split("#10 SAML certificate rotation")[-1].split("\n#")[0]
     # The resolution's note is the promise-due note of the example mappings (it lists every issue).
     assert "Still waiting on:" in saml and "PLAT-2 is Done." in saml and "- ENG-1: Done" in saml
     assert "status: open" in saml
     idle = text.split("idle cycle:")[1].splitlines()[0]
-    assert "delivered 0" in idle
+    assert "nothing to write" in idle
     # People read the story, the timeline and the report as plain text: no Markdown escape shows.
     assert "\\" not in text, [line for line in text.splitlines() if "\\" in line]
 
@@ -377,9 +378,9 @@ def test_issues_stored_before_their_state_words_were_kept_get_them_once_from_the
     (the words each connector's normalise gives), so the admin's state rules still hold."""
     from syncd.app import fill_native
 
-    pg.github_close("vat", "completed")
-    pg.github_close("totp", "not_planned")
-    pg.jira_move(next(iter(pg.seed.jira_keys.values())), "Done")
+    pg.world("github").close("vat", "completed")
+    pg.world("github").close("totp", "not_planned")
+    pg.world("jira").move(next(iter(pg.seed.keys("jira").values())), "Done")
     app.engine.cycle()
     store = app.store
     issues = {

@@ -133,7 +133,7 @@ def test_the_daemon_logs_one_line_per_cycle_with_what_changed_was_delivered_fail
 
             reset = int(vt.now.timestamp()) + 3000
             pg.github.rate_remaining, pg.github.rate_reset = 0, reset
-            pg.agent_note(pg.seed.tickets["slack"], f"see {pg.seed.github_keys['vat']}")
+            pg.agent_note(pg.seed.tickets["slack"], f"see {pg.seed.keys('github')['vat']}")
             waiting = step(60)
             assert waiting["rate_limit_waits"] == 1 and list(waiting["waiting_for_rate_limit"]) == ["github"]
         finally:

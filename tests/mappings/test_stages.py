@@ -248,3 +248,22 @@ def test_state_map_first_matching_rule_wins_and_shows_its_value():
     # No rule: the category's default, showing the tracker's name.
     assert smap.issue_stage(issue(StateCategory.CANCELED, "Canceled")) == (Stage.RESOLVED, "Canceled")
     assert smap.issue_stage(issue(StateCategory.BACKLOG, "Backlog")) == (Stage.ASSIGNED, "Backlog")
+
+
+def test_a_handoff_is_dated_when_syncd_sees_it_not_when_the_issue_began_weeks_before():
+    """A flagged ticket linked at h(5) to an issue in progress since long before: the
+    handoff (and the Waiting that follows) begins at h(5), not at the flag (h(0))."""
+    waiting_long = (IssueView(A, Stage.WAITING, h(-500)),)
+    flagged = step(Observation(now=h(0), flagged=True, criteria_met=False, issues=()))
+    assert flagged.stage is Stage.NEEDS_CONTEXT
+    linked = step(Observation(now=h(5), flagged=True, criteria_met=False, issues=waiting_long), flagged.history)
+    assert linked.stage is Stage.WAITING and linked.since == h(5)
+    # Seen first with its issue already (the first run): the issue's own time stands.
+    first = step(Observation(now=h(5), flagged=True, criteria_met=True, issues=waiting_long))
+    assert first.stage is Stage.WAITING and first.since == h(-500)
+    # Assigned → Waiting on an issue started before the ticket was assigned: no earlier than Assigned.
+    assigned = step(
+        Observation(now=h(1), flagged=True, criteria_met=True, issues=(IssueView(A, Stage.ASSIGNED, h(-600)),))
+    )
+    moved = step(Observation(now=h(9), flagged=True, criteria_met=True, issues=waiting_long), assigned.history)
+    assert moved.stage is Stage.WAITING and moved.since == assigned.since

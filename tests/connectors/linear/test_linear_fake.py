@@ -373,7 +373,7 @@ def test_seed_is_realistic_and_deterministic():
     assert titles["Linked issue status"] == result.linked_issue_status_field_id
     assert zd.field_value(result.tickets["sso"], result.linked_issue_field_id) == result.identifiers["sso"]
     assert sorted(t["key"] for t in lin.teams.values()) == ["APP", "ENG"]
-    assert len(lin.issues) == 10 and len(result.engineers) == 4
+    assert len(lin.issues) == 10 and len(result.trackers["linear"].people) == 4
     types = {lin.issue(i)["state"]["type"] for i in result.issues.values()}
     assert {"triage", "backlog", "unstarted", "started", "completed", "canceled"} == types
     times = sorted(t["updated_at"] for t in zd.tickets.values())
