@@ -163,13 +163,15 @@ def serve(
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
     trackers: tuple[str, ...] = TRACKERS,
+    helpdesk: str = HELPDESK,
 ) -> None:
     """Start the sandbox and block until Ctrl-C, SIGTERM or ``stop`` is set.
 
     ``ports`` maps a fake's name to its port (0: any free one); a fake not
-    named gets its default port from DEFAULT_PORTS.
+    named gets its default port from DEFAULT_PORTS. ``helpdesk``: the
+    helpdesk fake to serve (one of HELPDESKS).
     """
-    sandbox = build_sandbox(seed_data=seed_data, trackers=trackers)
+    sandbox = build_sandbox(seed_data=seed_data, trackers=trackers, helpdesk=helpdesk)
     ports = {**DEFAULT_PORTS, **(ports or {})}
     sandbox.host = host
     try:
