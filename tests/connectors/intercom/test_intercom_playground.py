@@ -25,7 +25,7 @@ from syncd.sandbox.runner import build_sandbox
 from syncd.sandbox.seed import customer_email
 from tests.e2e.handoff_support import MondayClock, copy_examples
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.time_sensitive]  # the machine's clock at the edges (tests/conftest.py)
 
 
 @pytest.fixture
