@@ -144,10 +144,9 @@ def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
 
 def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
     """What a person needs to point a client at the running sandbox."""
-    out = [
-        f"{NAMES[name] + ' fake:':<14}{sandbox[name].describe(sandbox.url(name))}"
-        for name in (helpdesk_of(sandbox), *trackers_of(sandbox))
-    ]
+    served = (helpdesk_of(sandbox), *trackers_of(sandbox))
+    width = max(len(NAMES[name]) for name in served) + len(" fake: ")
+    out = [f"{NAMES[name] + ' fake:':<{width}}{sandbox[name].describe(sandbox.url(name))}" for name in served]
     out.append("These credentials are fixed sandbox values; real services do not accept them.")
     if result is not None:
         out += result.summary(NAMES)
