@@ -173,15 +173,14 @@ class IntercomWorld(HelpdeskWorld):
     def agent_set_status(self, ticket_id: Any, status: str, *, agent: str = "Priya Raman") -> dict:
         category = WRITE_STATES[status]
         state = next(s["id"] for s in self.fake.ticket_states.values() if s["category"] == category)
-        return self._call(
-            "PUT", f"/tickets/{ticket_id}", {"ticket_state_id": state, "admin_id": self._admin(agent)}, agent
-        )
+        body = {"ticket_state_id": state, "admin_id": int(self._admin(agent))}  # an integer in PUT /tickets/{id}
+        return self._call("PUT", f"/tickets/{ticket_id}", body, agent)
 
     def agent_set_field(self, ticket_id: Any, field_id: Any, value: str, *, agent: str = "Priya Raman") -> None:
         self._call(
             "PUT",
             f"/tickets/{ticket_id}",
-            {"ticket_attributes": {field_id: value}, "admin_id": self._admin(agent)},
+            {"ticket_attributes": {field_id: value}, "admin_id": int(self._admin(agent))},
             agent,
         )
 
