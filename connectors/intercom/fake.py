@@ -294,10 +294,14 @@ class IntercomFake(FakeService):
         admin_assignee_id: str | None = None,
         tags: Sequence[str] = (),
         created_at: int | None = None,
+        priority: bool = False,
     ) -> dict:
-        """A customer opens a ticket; returns the stored conversation (with its ``ticket``)."""
+        """A customer opens a ticket; returns the stored conversation (with its ``ticket``; ``priority``:
+        marked as a priority in the inbox)."""
         with self.lock:
             record = self._new_conversation(contact_id, description, title=title, created_at=created_at)
+            if priority:
+                record["priority"] = "priority"
             type_id = type_id or self.default_type["id"]
             record["ticket"] = {
                 "ticket_id": self._id("ticket_number"),

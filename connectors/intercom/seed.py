@@ -94,9 +94,8 @@ class IntercomWorld(HelpdeskWorld):
                     contact_id=result.customers[customer_email(local)],
                     attributes=attributes,
                     tags=[t for t in tags if t != ESCALATION_TAG],
+                    priority=priority in ("high", "urgent"),  # Intercom marks a priority, no levels
                 )
-                if priority in ("high", "urgent"):
-                    intercom.conversations[ticket["id"]]["priority"] = "priority"
             result.tickets[key] = ticket["id"]
             if status == "new":
                 continue
