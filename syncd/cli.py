@@ -424,15 +424,24 @@ def demo(ctx: Context, keep: bool, helpdesk: str | None) -> None:
     "Default: each fake's own port, shown when the sandbox starts.",
 )
 @click.option("--empty", is_flag=True, help="Start without seed data.")
+@click.option(
+    "--helpdesk",
+    metavar="KIND",
+    default=None,
+    help="Serve this helpdesk's fake. Default: the first registered helpdesk that offers the demo's story.",
+)
 @guarded
-def sandbox(host: str, ports: tuple[str, ...], empty: bool) -> None:
+def sandbox(host: str, ports: tuple[str, ...], empty: bool, helpdesk: str | None) -> None:
     """Serve the fake services on their own for manual play (Ctrl-C stops).
 
-    The fakes are those of the installed connectors (each connector names its fake)."""
+    The fakes are those of the installed connectors (each connector names its fake):
+    one helpdesk (--helpdesk) and every tracker."""
     try:
-        from syncd.sandbox.runner import DEFAULT_PORTS, serve
+        from syncd.sandbox.runner import DEFAULT_PORTS, HELPDESK, HELPDESKS, serve
     except ModuleNotFoundError as exc:
         _sandbox_missing(exc)
+    if helpdesk is not None and helpdesk not in HELPDESKS:
+        raise click.BadParameter(f"{helpdesk!r}: choose from {', '.join(HELPDESKS)}", param_hint="--helpdesk")
     chosen: dict[str, int] = {}
     for item in ports:
         kind, _, port = item.partition("=")
@@ -441,7 +450,7 @@ def sandbox(host: str, ports: tuple[str, ...], empty: bool) -> None:
                 f"{item!r}: write KIND=PORT with KIND one of {', '.join(DEFAULT_PORTS)}", param_hint="--port"
             )
         chosen[kind] = int(port)
-    serve(host=host, ports=chosen, seed_data=not empty)
+    serve(host=host, ports=chosen, seed_data=not empty, helpdesk=helpdesk or HELPDESK)
 
 
 # -- links --------------------------------------------------------------------------------------

@@ -13,12 +13,15 @@ and the final state of every ticket and issue the story named, are printed.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import tomllib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -179,6 +182,39 @@ def example_mappings(workdir: Path) -> Path:
     return target
 
 
+def fit_example_fields(directory: Path, seed: SeedResult) -> dict[str, Any]:
+    """Make the copied examples name the seeded helpdesk's fields, as its admin would.
+
+    The examples name the sandbox's custom fields (the stage, what is still
+    missing, the severity) by the ids one helpdesk gives them; another names
+    them otherwise (by name, say). Each reference the examples make to one of
+    these fields is rewritten to the seeded helpdesk's own; the answer is what
+    was replaced by what (empty when the examples already fit)."""
+    found: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        stages = data.get("stages") or {}
+        if "field" in stages:
+            found[str(stages["field"])] = seed.stage_field_id
+        if "missing_field" in stages:
+            found[str(stages["missing_field"])] = seed.missing_field_id
+        for route in (data.get("routes") or {}).values():
+            severity = route.get("severity") if isinstance(route, dict) else None
+            if isinstance(severity, dict) and "field" in severity:
+                found[str(severity["field"])] = seed.severity_field_id
+    replaced = {old: new for old, new in found.items() if str(new) != old and new not in (0, "")}
+    if not replaced:
+        return {}
+    for path in sorted(directory.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        for old, new in replaced.items():
+            value = json.dumps(new)
+            text = text.replace(f'"{old}"', value)
+            text = re.sub(rf"(=\s*){re.escape(old)}\b", lambda m: m.group(1) + value, text)
+        path.write_text(text, encoding="utf-8")
+    return replaced
+
+
 def story_helpdesk(kind: str | None) -> str:
     """The helpdesk to play the story with: ``kind``, or the first registered one that offers it."""
     if kind is None:
@@ -201,6 +237,8 @@ def run_demo(
     clock = DemoClock(start)
     try:
         with Playground(workdir, clock=clock, mappings=example_mappings(workdir), helpdesk=kind) as pg:
+            if pg.seed is not None:  # (the story refuses an unseeded sandbox)
+                fit_example_fields(workdir / "mappings", pg.seed)
             story = Story(pg, out, clock)
             try:
                 play(story)
@@ -399,17 +437,20 @@ def play_handoff(story: Story) -> dict[str, int]:
 
 
 def play_promises(story: Story, handoff: dict[str, int]) -> None:
-    """The clock breaks a promise nobody kept; a closed ticket gets a follow-up ticket."""
+    """The clock breaks a promise nobody kept; a closed ticket gets a follow-up ticket (or, where the
+    helpdesk reopens closed tickets, is followed up itself)."""
     seed, desk, linked = story.seed, story.desk, story.linked
     csv = seed.tickets["csv"]
     csv_name = story.ticket(csv)
-    story.step(
-        "Tomás",
-        f"solves {csv_name}; {story.helpdesk_name}'s automation closes it (closed tickets cannot be reopened)",
-    )
+    if desk.closes_for_good:
+        closes = f"{story.helpdesk_name}'s automation closes it (closed tickets cannot be reopened)"
+    else:
+        closes = f"{story.helpdesk_name} closes it (a closed ticket there reopens on request)"
+    story.step("Tomás", f"solves {csv_name}; {closes}")
     desk.agent_set_status(csv, "solved", agent="Tomás Ortega")
     desk.automation_closes(csv)
-    story.closed.append(csv)
+    if desk.closes_for_good:
+        story.closed.append(csv)
     story.cycle()
     csv_issue = story.issue(linked, "csv")
     story.step("Ravi (engineer)", f"ships {csv_issue}, the issue {csv_name} waited on")
@@ -418,8 +459,13 @@ def play_promises(story: Story, handoff: dict[str, int]) -> None:
     follow_ups = desk.follow_ups()
     for follow_up in follow_ups:
         story.say(f"   follow-up ticket {story.ticket(follow_up.id)}: {follow_up.subject}")
-    if not follow_ups:
+    if not follow_ups and desk.closes_for_good:
         story.say(f"   no follow-up ticket for {csv_name}: syncd opens one only for a promise that comes due")
+    elif not follow_ups:
+        story.say(
+            f"   no follow-up ticket for {csv_name}: {story.helpdesk_name} reopens a closed ticket, "
+            f"so syncd follows up on {csv_name} itself (now {desk.view(csv).status})"
+        )
 
     other = story.ticket(handoff["other"])
     story.step("time", f"three business days pass; nobody has replied on {other}")

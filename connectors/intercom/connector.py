@@ -534,12 +534,17 @@ class IntercomConnector(Helpdesk):
             if status:
                 self._conversation_state(ticket_id, status)
         tags_known = set(current.tags) if current is not None else None
+        removing = [t for t in dict.fromkeys(update.remove_tags) if t not in update.add_tags]
+        if tags_known is None and len(removing) > 1:
+            # Tags are removed one request each, and a tag the ticket does not carry costs one
+            # too: one read of the ticket's tags (its conversation) is cheaper than several.
+            tags_known = set(_tags(self._conversation(ticket_id, keep=False)))
         for tag in dict.fromkeys(update.add_tags):
             if tags_known is not None and tag in tags_known:
                 continue
             self._tag(ticket_id, tag)
-        for tag in dict.fromkeys(update.remove_tags):
-            if tag in update.add_tags or (tags_known is not None and tag not in tags_known):
+        for tag in removing:
+            if tags_known is not None and tag not in tags_known:
                 continue
             self._untag(ticket_id, tag)
         if update.note:

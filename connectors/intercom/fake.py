@@ -71,6 +71,7 @@ class IntercomFake(FakeService):
 
     name = "intercom"
     default_port = 8805
+    world = "connectors.intercom.seed:IntercomWorld"
     secrets = {"token": SANDBOX_TOKEN}
 
     def connector_config(self) -> list[str]:
@@ -253,9 +254,10 @@ class IntercomFake(FakeService):
             return ticket_type
 
     def add_ticket_attribute(
-        self, type_id: str, name: str, data_type: str = "string", *, default: bool = False
+        self, type_id: str, name: str, data_type: str = "string", *, default: bool = False, multiline: bool = False
     ) -> dict:
-        """An attribute of a ticket type (``data_type``: string, list, integer, decimal, boolean, datetime, files)."""
+        """An attribute of a ticket type (``data_type``: string, list, integer, decimal, boolean, datetime, files;
+        ``multiline``: a text attribute shown as a text area)."""
         with self.lock:
             now = self._now()
             attribute = {
@@ -265,7 +267,7 @@ class IntercomFake(FakeService):
                 "name": name,
                 "description": "",
                 "data_type": data_type,
-                "input_options": {},
+                "input_options": {"multiline": True} if multiline else {},
                 "order": len(self.ticket_types[type_id]["attributes"]),
                 "required_to_create": name == TITLE,
                 "required_to_create_for_contacts": False,
@@ -292,10 +294,14 @@ class IntercomFake(FakeService):
         admin_assignee_id: str | None = None,
         tags: Sequence[str] = (),
         created_at: int | None = None,
+        priority: bool = False,
     ) -> dict:
-        """A customer opens a ticket; returns the stored conversation (with its ``ticket``)."""
+        """A customer opens a ticket; returns the stored conversation (with its ``ticket``; ``priority``:
+        marked as a priority in the inbox)."""
         with self.lock:
             record = self._new_conversation(contact_id, description, title=title, created_at=created_at)
+            if priority:
+                record["priority"] = "priority"
             type_id = type_id or self.default_type["id"]
             record["ticket"] = {
                 "ticket_id": self._id("ticket_number"),
@@ -351,6 +357,15 @@ class IntercomFake(FakeService):
             record = self._record(conversation_id)
             record["admin_assignee_id"] = admin_id
             self._add_part(record, "assignment", None, self._author(admin_id))
+
+    def snooze(self, conversation_id: str, until: int, *, admin_id: str) -> None:
+        """An agent snoozes a ticket or conversation until a Unix time (the inbox's "snooze")."""
+        with self.lock:
+            record = self._record(conversation_id)
+            record["snoozed_until"] = until
+            if record.get("ticket") is None:
+                record["state"] = "snoozed"
+            self._add_part(record, "snoozed", None, self._author(admin_id))
 
     def set_attribute(self, conversation_id: str, name: str, value: Any) -> None:
         """An agent fills a ticket attribute in the inbox."""

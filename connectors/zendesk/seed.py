@@ -1,9 +1,10 @@
 """Zendesk's part of the sandbox world: the support desk's tickets, the agents' acts, the tickets as agents see them.
 
-About twenty tickets in varied states, some already flagged for product and a
-few already naming an issue of the tracker the seed links first in the
-"Linked issue" field, so the demo has handoffs in every stage to show. The
-custom fields are the ones the example mappings use.
+The story's tickets (:data:`syncd.sandbox.seed.TICKETS`: about twenty in
+varied states, some already flagged for product and a few already naming an
+issue of the tracker the seed links first) as Zendesk tickets, the issue in
+the "Linked issue" field, so the demo has handoffs in every stage to show.
+The custom fields are the ones the example mappings use.
 """
 
 from __future__ import annotations
@@ -16,274 +17,18 @@ import requests
 from connectors.zendesk.fake import SANDBOX_TOKEN, ZendeskFake
 from syncd.sandbox.seed import (
     AGENTS,
+    AREAS,
     CUSTOMERS,
     ESCALATION_TAG,
     ORGANIZATIONS,
+    SEVERITIES,
+    TICKETS,
     SeedResult,
     World,
     agent_email,
     customer_email,
 )
 from syncd.sandbox.world import HelpdeskWorld, TicketView, back_dated
-
-TICKETS = [
-    # key, customer email local part, subject, description, status, priority, tags, severity, area, linked issue key
-    (
-        "sso",
-        "hannah",
-        "SSO login loops back to the sign-in page",
-        "Since this morning about half of our dispatchers cannot log in. After Okta they land on the sign-in "
-        "page again, forever. Steps: open the app, click 'Sign in with SSO', authenticate in Okta. Expected: "
-        "the dashboard. Happens in Chrome and Edge.",
-        "open",
-        "high",
-        ["sso", "escalated"],
-        "sev2",
-        "auth",
-        "sso",
-    ),
-    (
-        "csv",
-        "a.karimi",
-        "CSV export times out for large reports",
-        "Exporting the monthly claims report (about 60,000 rows) fails with 'Gateway timeout' after 30 "
-        "seconds. Smaller date ranges work. We need the full month for our auditors by Friday.",
-        "open",
-        "normal",
-        ["export", "escalated"],
-        "sev3",
-        "reporting",
-        "csv",
-    ),
-    (
-        "webhook",
-        "ingrid",
-        "Webhook deliveries keep retrying after our endpoint was removed",
-        "We deleted our old receiver and it now answers 410, but your side keeps retrying every few minutes "
-        "and our logs are full of it. Expected: you stop after a 410.",
-        "pending",
-        "normal",
-        ["webhooks", "escalated"],
-        "sev4",
-        "integrations",
-        "webhook",
-    ),
-    (
-        "vat",
-        "pedro",
-        "Invoice PDF shows the wrong VAT rate for Norway",
-        "Our October invoice lists 20% VAT; Norway is 25%. Our finance team cannot book it as it is.",
-        "open",
-        "normal",
-        ["billing"],
-        None,
-        "billing",
-        None,
-    ),
-    (
-        "android",
-        "chloe",
-        "App crashes when I upload photos on my new phone",
-        "The app closes as soon as I pick a photo to attach. Pixel 8, Android 14, app version 5.3.1. It "
-        "worked on my old phone.",
-        "open",
-        "urgent",
-        ["mobile", "escalated"],
-        "sev2",
-        "mobile",
-        "android",
-    ),
-    (
-        "reset",
-        "jonas",
-        "Password reset email never arrives",
-        "I requested a reset three times and got nothing, not even in spam.",
-        "solved",
-        "normal",
-        ["email"],
-        None,
-        "auth",
-        None,
-    ),
-    (
-        "safari",
-        "marcus.webb",
-        "Dashboard charts are blank in Safari",
-        "All charts on the overview page are empty in Safari 17 on macOS Sonoma; Chrome is fine.",
-        "open",
-        "normal",
-        ["dashboard", "escalated"],
-        "sev3",
-        "web",
-        "safari",
-    ),
-    (
-        "patch500",
-        "hannah",
-        "API returns 500 when updating a shipment with empty notes",
-        'PATCH /v2/shipments/{id} with {"notes": ""} returns HTTP 500. Expected 200 and notes cleared. '
-        "Our integration sends this every time a dispatcher clears the field.",
-        "open",
-        "high",
-        ["api", "escalated"],
-        "sev2",
-        "api",
-        "patch500",
-    ),
-    (
-        "archive",
-        "kenji",
-        "Can we archive many projects at once?",
-        "We have 300 finished projects. Archiving them one by one takes forever; a bulk action would help.",
-        "hold",
-        "low",
-        ["feature-request"],
-        None,
-        "web",
-        None,
-    ),
-    (
-        "saml",
-        "marcus.webb",
-        "SAML certificate rotation broke login for our subsidiary",
-        "We rotated the signing certificate for northwind-eu and now nobody there can log in.",
-        "new",
-        "urgent",
-        ["sso", "escalated"],
-        None,
-        None,
-        None,
-    ),
-    (
-        "duplicate-email",
-        "jonas",
-        "Scheduled report emails arrive twice",
-        "Every Monday the weekly summary arrives twice, a minute apart.",
-        "pending",
-        "low",
-        ["reports"],
-        None,
-        "reporting",
-        None,
-    ),
-    (
-        "tz",
-        "pedro",
-        "Audit log export shows the wrong time zone",
-        "Times in the audit log CSV are two hours off; our account is set to Europe/Oslo.",
-        "open",
-        "normal",
-        ["export", "escalated"],
-        "sev3",
-        "reporting",
-        "tz",
-    ),
-    (
-        "invite",
-        "chloe",
-        "Cannot invite users whose email contains a plus sign",
-        "Inviting chloe+design@bluebird.example says 'invalid email'.",
-        "new",
-        "normal",
-        ["users"],
-        None,
-        "web",
-        None,
-    ),
-    (
-        "slack",
-        "a.karimi",
-        "Slack notifications stopped after we renamed our workspace",
-        "Since we renamed the Slack workspace no notifications arrive. Reconnecting did not help.",
-        "open",
-        "normal",
-        ["integrations"],
-        None,
-        "integrations",
-        None,
-    ),
-    (
-        "search",
-        "ingrid",
-        "Search does not find documents uploaded in the last hour",
-        "New uploads only show up in search after 30 to 60 minutes. Steps: upload a PDF, search its title. "
-        "Expected: found within a minute.",
-        "open",
-        "high",
-        ["search", "escalated"],
-        "sev3",
-        "search",
-        None,
-    ),
-    (
-        "retention",
-        "marcus.webb",
-        "Data retention setting is not saved",
-        "Setting retention to 24 months and saving shows success, but the page shows 12 months again.",
-        "solved",
-        "normal",
-        ["settings"],
-        None,
-        "web",
-        None,
-    ),
-    (
-        "api-429",
-        "pedro",
-        "Rate limit errors from the public API during our nightly sync",
-        "Our nightly import gets HTTP 429 after about 600 requests.",
-        "open",
-        "high",
-        ["api"],
-        "sev3",
-        "api",
-        "ratelimit",
-    ),
-    (
-        "darkmode",
-        "kenji",
-        "Dark mode text unreadable in PDF preview",
-        "Grey on dark grey in the preview pane.",
-        "closed",
-        "low",
-        ["ui"],
-        None,
-        "web",
-        None,
-    ),
-    (
-        "2fa",
-        "jonas",
-        "Two-factor codes rejected after changing phones",
-        "I moved my authenticator to a new phone and now every code is rejected.",
-        "open",
-        "high",
-        ["2fa"],
-        None,
-        "auth",
-        None,
-    ),
-    (
-        "gdpr",
-        "hannah",
-        "GDPR data export is missing attachments",
-        "The export we requested for a former employee contains the records but none of the uploaded files.",
-        "pending",
-        "normal",
-        ["compliance", "escalated"],
-        None,
-        None,
-        None,
-    ),
-]
-
-SEVERITIES = [
-    ("Sev 1 - outage", "sev1"),
-    ("Sev 2 - major", "sev2"),
-    ("Sev 3 - minor", "sev3"),
-    ("Sev 4 - cosmetic", "sev4"),
-]
-AREAS = ("auth", "reporting", "integrations", "billing", "mobile", "web", "api", "search")
 
 
 class ZendeskWorld(HelpdeskWorld):

@@ -144,10 +144,9 @@ def config_snippet(sandbox: Sandbox, result: SeedResult | None) -> str:
 
 def describe(sandbox: Sandbox, result: SeedResult | None) -> str:
     """What a person needs to point a client at the running sandbox."""
-    out = [
-        f"{NAMES[name] + ' fake:':<14}{sandbox[name].describe(sandbox.url(name))}"
-        for name in (helpdesk_of(sandbox), *trackers_of(sandbox))
-    ]
+    served = (helpdesk_of(sandbox), *trackers_of(sandbox))
+    width = max(len(NAMES[name]) for name in served) + len(" fake: ")
+    out = [f"{NAMES[name] + ' fake:':<{width}}{sandbox[name].describe(sandbox.url(name))}" for name in served]
     out.append("These credentials are fixed sandbox values; real services do not accept them.")
     if result is not None:
         out += result.summary(NAMES)
@@ -163,13 +162,15 @@ def serve(
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
     trackers: tuple[str, ...] = TRACKERS,
+    helpdesk: str = HELPDESK,
 ) -> None:
     """Start the sandbox and block until Ctrl-C, SIGTERM or ``stop`` is set.
 
     ``ports`` maps a fake's name to its port (0: any free one); a fake not
-    named gets its default port from DEFAULT_PORTS.
+    named gets its default port from DEFAULT_PORTS. ``helpdesk``: the
+    helpdesk fake to serve (one of HELPDESKS).
     """
-    sandbox = build_sandbox(seed_data=seed_data, trackers=trackers)
+    sandbox = build_sandbox(seed_data=seed_data, trackers=trackers, helpdesk=helpdesk)
     ports = {**DEFAULT_PORTS, **(ports or {})}
     sandbox.host = host
     try:

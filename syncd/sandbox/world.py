@@ -100,6 +100,10 @@ class HelpdeskWorld(ServiceWorld):
 
     role = "helpdesk"
     offers_story: ClassVar[bool] = False
+    # Whether the helpdesk's automation closes a solved ticket for good (it then
+    # takes no update, and syncd opens a follow-up ticket); False: a closed
+    # ticket reopens on request.
+    closes_for_good: ClassVar[bool] = True
 
     def agent_session(self, agent: str = "Priya Raman") -> requests.Session:
         raise NotImplementedError
@@ -125,7 +129,7 @@ class HelpdeskWorld(ServiceWorld):
         raise NotImplementedError
 
     def automation_closes(self, ticket_id: Any) -> None:
-        """The helpdesk's own automation closes a solved ticket for good."""
+        """The helpdesk's own automation closes a solved ticket (for good when ``closes_for_good``)."""
         raise NotImplementedError
 
     def field(self, ticket_id: Any, field_id: Any) -> str | None:

@@ -79,3 +79,63 @@ def test_the_seed_names_its_objects_in_the_helpdesk_connector_table(tmp_path):
     assert sandbox.seed is not None
     for line in desk.config_lines(sandbox.seed):
         assert line in text
+
+
+@pytest.mark.parametrize("helpdesk", HELPDESKS)
+def test_syncd_sandbox_serves_the_chosen_helpdesk_and_names_its_seed_in_the_snippet(helpdesk):
+    import io
+    import threading
+
+    from syncd.sandbox.runner import DEFAULT_PORTS, serve
+
+    out, stop = io.StringIO(), threading.Event()
+    stop.set()  # serve, describe, stop at once
+    serve(ports={kind: 0 for kind in DEFAULT_PORTS}, out=out, stop=stop, helpdesk=helpdesk)
+    text = out.getvalue()
+    assert f'helpdesk = "{helpdesk}"' in text and f"[connectors.{helpdesk}]" in text
+    others = [h for h in HELPDESKS if h != helpdesk]
+    assert not any(f"[connectors.{other}]" in text for other in others)
+    if helpdesk in STORY_HELPDESKS:
+        assert "Seeded 20 tickets." in text
+
+
+def test_syncd_sandbox_refuses_an_unknown_helpdesk_in_one_line():
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+
+    result = CliRunner().invoke(main, ["sandbox", "--helpdesk", "nosuch"])
+    assert result.exit_code == 2
+    assert f"'nosuch': choose from {', '.join(HELPDESKS)}" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("helpdesk", STORY_HELPDESKS)
+def test_the_trackers_records_do_not_depend_on_the_helpdesk(helpdesk):
+    """Every helpdesk's part draws from the shared random source as the others do."""
+    first = build_sandbox(clock=lambda: AT, helpdesk=STORY_HELPDESKS[0])
+    other = build_sandbox(clock=lambda: AT, helpdesk=helpdesk)
+    assert first.seed is not None and other.seed is not None
+    for kind in TRACKERS:
+        assert first.seed.keys(kind) == other.seed.keys(kind)
+    assert set(first.seed.tickets) == set(other.seed.tickets)
+
+
+@pytest.mark.parametrize("helpdesk", STORY_HELPDESKS)
+def test_the_demo_fits_the_example_mappings_to_the_seeded_fields(helpdesk, tmp_path):
+    from mappings.files import EXAMPLES
+    from syncd.demo import example_mappings, fit_example_fields
+
+    seed = build_sandbox(clock=lambda: AT, helpdesk=helpdesk, trackers=NEEDS).seed
+    assert seed is not None
+    directory = example_mappings(tmp_path)
+    replaced = fit_example_fields(directory, seed)
+    stages = (directory / "stages.toml").read_text(encoding="utf-8")
+    for field_id in (seed.stage_field_id, seed.missing_field_id):
+        assert repr(field_id).replace("'", '"') in stages or f"= {field_id}\n" in stages
+    routes = (directory / "routes.toml").read_text(encoding="utf-8")
+    assert f'severity = {{ field = "{seed.severity_field_id}"' in routes
+    if not replaced:  # the examples already name this helpdesk's fields
+        assert stages == (EXAMPLES / "stages.toml").read_text(encoding="utf-8")
+    for old in replaced:  # the acceptance criterion on the severity field too
+        assert not any(old in path.read_text(encoding="utf-8") for path in directory.glob("*.toml")), old

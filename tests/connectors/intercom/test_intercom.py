@@ -408,9 +408,31 @@ def test_removing_a_tag_that_is_not_there_is_done():
         status=404,
         json={"type": "error.list", "errors": [{"code": "tag_not_found", "message": "Tag not found"}]},
     )
-    make().update_ticket("101", TicketUpdate(remove_tags=("old", "never-made")), KEY)
+    connector = make()
+    connector.update_ticket("101", TicketUpdate(remove_tags=("old",)), KEY)
+    assert [c.request.method for c in responses.calls] == ["GET", "GET", "DELETE"]  # tags, me, the removal
     # A tag the workspace list does not name is looked up once more (it may be new), then skipped.
-    assert [c.request.method for c in responses.calls] == ["GET", "GET", "DELETE", "GET"]
+    connector.update_ticket("101", TicketUpdate(remove_tags=("never-made",)), KEY)
+    assert [c.request.url.removeprefix(API) for c in responses.calls[3:]] == ["/tags"]
+
+
+@responses.activate
+def test_several_tags_to_remove_are_removed_only_where_the_ticket_carries_them():
+    """Without the ticket as last read, one read of its tags spares a request per tag it does not carry."""
+    responses.get(f"{API}/conversations/101", json=conversation(tags=("vip", "syncd_stage_waiting")))
+    responses.get(f"{API}/me", json={"type": "admin", "id": "900"})
+    responses.get(
+        f"{API}/tags", json={"type": "list", "data": [{"type": "tag", "id": "5", "name": "syncd_stage_waiting"}]}
+    )
+    responses.delete(f"{API}/tickets/101/tags/5", json={"type": "tag", "id": "5", "name": "syncd_stage_waiting"})
+    stages = tuple(f"syncd_stage_{s}" for s in ("new", "needs_context", "assigned", "waiting", "follow_up"))
+    make().update_ticket("101", TicketUpdate(remove_tags=stages), KEY)
+    assert [f"{c.request.method} {c.request.url.removeprefix(API)}" for c in responses.calls] == [
+        "GET /conversations/101",
+        "GET /tags",
+        "GET /me",
+        "DELETE /tickets/101/tags/5",
+    ]
 
 
 @responses.activate

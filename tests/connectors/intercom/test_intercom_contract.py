@@ -199,3 +199,48 @@ def test_a_request_outside_the_description_is_caught(intercom_contract):
     )
     with pytest.raises(AssertionError, match="does not conform"):
         intercom_contract.validate(bad)
+
+
+def test_the_story_world_s_exchanges_conform_syncd_s_and_the_agents(tmp_path, intercom_contract, monkeypatch):
+    """The sandbox's story world with Intercom (IntercomWorld: snoozed and resolved tickets, companies
+    with plans, a multi-line attribute): syncd's first sync and its writes, and the agents' own
+    requests through the API (a note, tags, a state, an attribute), all as the description says."""
+    from connectors.intercom.seed import IntercomWorld
+    from syncd.sandbox.harness import Playground
+    from syncd.sandbox.seed import customer_email
+
+    agents: list[requests.Response] = []
+    session = IntercomWorld.agent_session
+
+    def recorded(self, agent: str = "Priya Raman") -> requests.Session:
+        s = session(self, agent)
+        s.hooks["response"].append(lambda response, *a, **k: agents.append(response))
+        return s
+
+    monkeypatch.setattr(IntercomWorld, "agent_session", recorded)
+    with Playground(tmp_path, helpdesk="intercom", trackers=("linear",)) as pg:
+        app = pg.app()
+        try:
+            recorder = Recorder(app.engine.helpdesk)  # type: ignore[arg-type]
+            assert app.engine.cycle().ok
+            ticket = pg.desk.customer_opens(
+                "Export is slow",
+                "The export takes ten minutes.",
+                customer=customer_email("hannah"),
+                agent="Priya Raman",
+                organization="Northwind Logistics",
+            )
+            pg.desk.agent_set_tags(ticket, ["escalated", "export"])
+            pg.desk.agent_set_tags(ticket, ["escalated"])
+            pg.desk.agent_note(ticket, "Steps: export a month.\nExpected: a minute.", public=False)
+            pg.desk.agent_note(ticket, "We are on it.", public=True)
+            pg.desk.agent_set_field(ticket, pg.seed.severity_field_id, "sev3")
+            pg.desk.agent_set_status(ticket, "pending")
+            assert app.engine.cycle().ok
+        finally:
+            app.close()
+    seen = conform(recorder.responses, intercom_contract)
+    assert {"POST /tickets/search", "GET /conversations/{conversation_id}", "PUT /tickets/{ticket_id}"} <= set(seen)
+    theirs = conform(agents, intercom_contract)
+    for expected in ("POST /tags", "POST /tickets/{ticket_id}/tags", "POST /tickets/{ticket_id}/reply"):
+        assert expected in theirs, expected

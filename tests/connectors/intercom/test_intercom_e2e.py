@@ -1,9 +1,10 @@
 """The handoff end to end with Intercom as the helpdesk: the Intercom and Linear fakes over
 real HTTP, a real store, the engine's cycles, the configuration an admin writes.
 
-The sandbox's built-in seed is still Zendesk's story; this world is built from the
-fakes' own seed methods (``IntercomFake.seed_handoff_world``), nothing in syncd's
-engine or mapping layer knows it is Intercom."""
+This world is a small one built from the fakes' own seed methods
+(``IntercomFake.seed_handoff_world``: two tickets, two issues); the story's
+world with Intercom (IntercomWorld) is in test_intercom_playground.py. Nothing
+in syncd's engine or mapping layer knows it is Intercom."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from connectors.intercom.fake import IntercomFake, text_of
 from connectors.linear.fake import SANDBOX_TEAMS, LinearFake
 from syncd.app import build_app
 from syncd.config import load_config
+from syncd.demo import fit_example_fields
 from syncd.records import PromiseState, Ref
+from syncd.sandbox.seed import SeedResult
 from syncd.sandbox.server import Sandbox
 from tests.e2e.handoff_support import MondayClock, copy_examples
 
@@ -26,7 +29,6 @@ pytestmark = pytest.mark.e2e
 
 STATUS, STAGE, LINK = "Linked issue status", "Follow-up stage", "Linked issue"
 SEVERITY, MISSING = "Severity", "Handoff: still missing"
-EXAMPLE_FIELDS = {"36000000010": SEVERITY, "36000000024": STAGE, "36000000025": MISSING}
 
 
 class World:
@@ -51,13 +53,8 @@ class World:
             # The shipped example set, its sandbox field ids replaced by attribute names, as an
             # Intercom admin adapts it; the ticket type gets those attributes.
             mappings = copy_examples(tmp_path)
-            for path in mappings.glob("*.toml"):
-                text = path.read_text(encoding="utf-8")
-                for field_id, name in EXAMPLE_FIELDS.items():
-                    text = text.replace(f'"{field_id}"', json.dumps(name)).replace(
-                        f"= {field_id}", f"= {json.dumps(name)}"
-                    )
-                path.write_text(text, encoding="utf-8")
+            fields = SeedResult(severity_field_id=SEVERITY, stage_field_id=STAGE, missing_field_id=MISSING)
+            assert fit_example_fields(mappings, fields)
             for name in (SEVERITY, MISSING):
                 self.intercom.add_ticket_attribute(self.intercom.default_type["id"], name)
         else:
