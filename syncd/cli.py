@@ -195,14 +195,15 @@ def check(obj: Context, offline: bool) -> None:
 def _check_store(settings: Any) -> None:
     """SQLite's quick check of the store, read-only (works while the daemon runs); damage exits 2."""
     from syncd.errors import StoreError, StoreUnusable
-    from syncd.store import Store
+    from syncd.store import open_store
 
     path = settings.store_path
-    if not path.exists() and not path.is_symlink():
+    if not settings.store.url and not path.exists() and not path.is_symlink():
         click.echo(f"store: none yet; the first run creates {path}")
         return
     try:
-        with Store(path, readonly=True) as store:
+        with open_store(settings, readonly=True) as store:
+            path = store.location
             click.echo(f"store {path}: ok, schema {store.schema_version}, {store.count_links()} active link(s)")
     except StoreUnusable:
         raise
@@ -560,6 +561,11 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
     from syncd.store import backup
 
     settings = obj.settings()
+    if settings.store.url:
+        _usage(
+            "store.url is a PostgreSQL database: back it up with PostgreSQL's own tools "
+            "(pg_dump, or your provider's backups; see docs/scaling.md)"
+        )
     source = settings.store_path
     if not source.exists():
         _usage(f"{source} does not exist: no store to back up yet")
@@ -597,11 +603,11 @@ def _usage(message: str) -> None:
 def _existing_store(settings: Any, *, readonly: bool = False, shared: bool = False):
     """The store, for a command that needs what syncd has already seen (never creates one)."""
     from syncd.errors import StoreError
-    from syncd.store import Store
+    from syncd.store import open_store
 
-    if not settings.store_path.exists():
+    if not settings.store.url and not settings.store_path.exists():
         raise StoreError(f"{settings.store_path} does not exist: no store yet; run `syncd once` first")
-    return Store(settings.store_path, readonly=readonly, shared=shared, clock=lambda: _now())
+    return open_store(settings, readonly=readonly, shared=shared, clock=lambda: _now())
 
 
 def _tracker_kinds(settings: Any) -> dict[str, str]:

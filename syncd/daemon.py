@@ -173,6 +173,8 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
     changes = []
     if new.store_path != old.store_path:
         changes.append(f"store.path ({old.store_path} -> {new.store_path})")
+    if (new.store.url, new.store.schema_name) != (old.store.url, old.store.schema_name):
+        changes.append("store.url (the database the replicas share)")
     if new.daemon.health_address != old.daemon.health_address:
         changes.append(
             f"daemon.health_address ({old.daemon.health_address or 'off'} -> {new.daemon.health_address or 'off'})"
