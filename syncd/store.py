@@ -1820,8 +1820,10 @@ class PostgresStore(Store):
         if password is not None:
             kwargs["password"] = password
         try:
-            if schema and not readonly:
-                with psycopg.connect(url, **{k: v for k, v in kwargs.items() if k != "options"}) as conn:
+            # One connection first: a wrong URL or password, or a server that is down, is told at once
+            # (the pool would retry until its timeout).
+            with psycopg.connect(url, connect_timeout=int(BUSY_TIMEOUT_SECONDS), **kwargs) as conn:
+                if schema and not readonly:
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             self._pool = psycopg_pool.ConnectionPool(
                 url,
