@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -223,12 +225,22 @@ class Daemon:
         self._sleep = sleep or (lambda s: self.stop_event.wait(s))
         self._http: ThreadingHTTPServer | None = None
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
+        # Replicas: on a PostgreSQL store any number of daemons run; each feed is polled by the one
+        # holding its lease (docs/scaling.md). On SQLite the store's lock allows one daemon: no leases.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.leasing = self.app.store.backend == "postgresql"
+        self.held: set[str] = set()  # feeds whose lease this replica holds
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
 
     def _wire(self) -> None:
         self.app.engine.stop_requested = self.stopping
+        store = self.app.store
+        if self.leasing:
+            # Replicas sharing a PostgreSQL store: outbox claims last as long as a feed's lease.
+            store.replica = self.replica
+            store.claim_seconds = self.app.settings.store.lease_seconds
         self.app.engine.parking.listeners.append(self._on_rate_limit)
 
     def _on_rate_limit(self, wait: Wait, seconds: float, begun: bool) -> None:
@@ -295,16 +307,25 @@ class Daemon:
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self.stop_health_server()
+            if self.leasing:
+                try:
+                    self.app.store.release_leases(self.replica)  # the others take over at once
+                except SyncdError as exc:
+                    log.warning("could not hand the feeds back; they pass on at their expiry", error=str(exc))
             self.app.close()
         log.info("syncd stopped")
         return 0
 
     def _time_to_next(self) -> float:
         now = self.clock()
-        return min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
+        wait = min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
+        # A replica wakes often enough to renew its leases well before they lapse.
+        return min(wait, self._lease_seconds() / 4) if self.leasing else wait
 
     def step(self) -> None:
         """Poll every connector that is due, then deliver the outbox."""
+        if self.leasing:
+            self._renew()
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
         for name, state in self.health.connectors.items():
@@ -317,7 +338,14 @@ class Daemon:
             if state.paused_auth and not self._credentials_back(name, state):
                 state.next_poll = now + self.auth_retry
                 continue
-            report = self.app.engine.poll(name)
+            if self.leasing and not self._lease(name):
+                # Another replica polls it; look again soon, to take over within the lease's expiry.
+                state.next_poll = now + min(self.interval(name), self._lease_seconds() / 4)
+                continue
+            try:
+                report = self._poll(name)
+            finally:
+                self.app.store.fence = None
             state.polls += 1
             self.metrics.records.labels(name).inc(report.records)
             if report.error:
@@ -358,6 +386,34 @@ class Daemon:
             self.metrics.requests.labels(name).set(connector.http.stats.requests)
         self.health.cycles += 1
         self._publish()
+
+    def _lease_seconds(self) -> float:
+        return self.app.settings.store.lease_seconds
+
+    def _lease(self, name: str) -> bool:
+        """Take or renew the lease on ``name``'s feed; False while another replica holds it."""
+        feed = f"poll:{name}"
+        try:
+            held = self.app.store.acquire_lease(feed, self.replica, self._lease_seconds())
+        except SyncdError as exc:
+            log.warning("could not take the feed's lease; not polling it now", connector=name, error=str(exc))
+            held = False
+        if held and feed not in self.held:
+            log.info("polling this feed now (lease taken)", connector=name, replica=self.replica)
+        elif not held and feed in self.held:
+            log.info("another replica polls this feed now", connector=name, replica=self.replica)
+        (self.held.add if held else self.held.discard)(feed)
+        return held
+
+    def _renew(self) -> None:
+        """Renew every lease this replica holds (each step, so none lapses between polls)."""
+        for feed in sorted(self.held):
+            self._lease(feed.removeprefix("poll:"))
+
+    def _poll(self, name: str):
+        if self.leasing:
+            self.app.store.fence = (f"poll:{name}", self.replica)
+        return self.app.engine.poll(name)
 
     def _check_presence(self) -> None:
         """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""
@@ -409,7 +465,7 @@ class Daemon:
         if view == self._published:
             return
         try:
-            self.app.store.set_daemon_status({"connectors": view, "pid": os.getpid()})
+            self.app.store.set_daemon_status({"connectors": view, "pid": os.getpid(), "replica": self.replica})
         except SyncdError as exc:
             log.warning("could not record connector status in the store", error=str(exc))
             return

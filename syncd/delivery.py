@@ -173,7 +173,8 @@ class Deliverer:
                 self._event(row, "delivered", "found already written (after an interruption)")
                 report.already += 1
                 return
-            self.store.mark_sending(row.id)
+            if not self.store.mark_sending(row.id):
+                return  # another replica holds it now (its claim lapsed here): that one sends it
             sent = True
             result = route.send(self, connector, row, write, marker)
         except RateLimited as exc:
@@ -303,8 +304,10 @@ class Deliverer:
         assert isinstance(helpdesk, Helpdesk)
         marker = rows[0].payload["marker"]
         with self.store.transaction():
-            for row in rows:
-                self.store.mark_sending(row.id)
+            # Rows another replica took over (their claim lapsed here) are left to it.
+            rows = [row for row in rows if self.store.mark_sending(row.id)]
+        if not rows:
+            return
         by_target = {row.target: row for row in rows}
         try:
             results = helpdesk.update_tickets(list(by_target), TicketUpdate.from_payload(rows[0].payload), marker)

@@ -372,8 +372,36 @@ CREATE TABLE gone_issues (
 CREATE INDEX gone_issues_by_key ON gone_issues (issue_connector, key);
 """
 
+# Replicas sharing one (PostgreSQL) store: which replica polls which feed (a
+# lease with an expiry, renewed every cycle), every holding ever (the history
+# that shows no two replicas held one feed at once), and which replica is
+# sending an outbox action (a claim with an expiry). See docs/scaling.md.
+_V5_REPLICAS = """
+CREATE TABLE leases (
+    feed TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE lease_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    feed TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    ended_at TEXT,
+    end_reason TEXT
+);
+CREATE INDEX lease_history_by_feed ON lease_history (feed, started_at);
+
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+"""
+
 # Ordered: MIGRATIONS[n] takes the schema from version n to n + 1. Append only.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4_GONE_ISSUES)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4_GONE_ISSUES, _V5_REPLICAS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -421,6 +449,10 @@ def _reads(method):
     return wrapper
 
 
+class LeaseLost(StoreError):
+    """A replica's lease on a feed lapsed before it committed: the change in hand is rolled back."""
+
+
 class Store:
     """The syncd state store: SQLite (a file path) or PostgreSQL (a ``postgresql://`` URL).
 
@@ -452,6 +484,17 @@ class Store:
         self._clock = clock
         self._mutex = threading.RLock()
         self._depth = 0
+        # Replicas sharing the store (see due_actions and the leases): who this
+        # process is, and how long its claim on an outbox action lasts.
+        self.replica: str | None = None
+        self.claim_seconds = 60.0
+        # (feed, holder) while a replica polls a feed: every transaction first checks, and locks,
+        # the lease; one that lapsed commits nothing (LeaseLost) and the new holder replays the page.
+        self.fence: tuple[str, str] | None = None
+
+    # Row locks that other transactions pass by; SQLite has one writer at a time and needs none.
+    _skip_locked = ""
+    _for_update = ""
 
     # --- what each backend provides -------------------------------------------
 
@@ -582,6 +625,11 @@ class Store:
             self._begin()
             self._depth = 1
             try:
+                if self.fence is not None and not self.holds_lease(*self.fence):
+                    raise LeaseLost(
+                        f"{self.fence[0]}: this replica's lease lapsed and another may hold it now; "
+                        "the page is left to it"
+                    )
                 yield self
             except BaseException:
                 self._depth = 0
@@ -720,6 +768,7 @@ class Store:
         ``uncertain`` keeps it 'sending' (its marker is looked for first)."""
         cur = self._x(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
+            "claimed_by = NULL, claimed_until = NULL, "
             "attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END "
             "WHERE id = ? AND state IN ('pending', 'sending')",
             ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until), int(refund), int(refund), id],
@@ -903,38 +952,66 @@ class Store:
         )
         return cur.rowcount == 1
 
-    @_reads
     def due_actions(self, limit: int = 100) -> list[OutboxRow]:
         """Actions to deliver now, oldest first: the first unfinished action of
         each group, when it is pending or sending and its time has come. A dead
-        action holds its group until it is retried or dropped."""
-        rows = self._q(
+        action holds its group until it is retried or dropped.
+
+        With :attr:`replica` set (replicas sharing a PostgreSQL store), the
+        heads are also *claimed* for this replica for :attr:`claim_seconds`:
+        taken with ``FOR UPDATE SKIP LOCKED`` (replicas claiming at the same
+        moment pass each other by), and a head another replica holds keeps its
+        whole group waiting, so the writes to one ticket or issue stay in order.
+        A replica that dies leaves its claims to expire; the action is then
+        'sending', so the next replica looks for its marker before it sends."""
+        query = (
             f"SELECT {_prefixed('o', _OUTBOX_COLUMNS)} FROM outbox AS o JOIN ("
             "  SELECT min(id) AS first_id FROM outbox"
             "  WHERE state IN ('pending', 'sending', 'dead') GROUP BY grp"
             ") AS heads ON o.id = heads.first_id "
             "WHERE o.state IN ('pending', 'sending') AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?",
-            [self._now(), limit],
         )
+        if self.replica is None:
+            with self._mutex:
+                rows = self._q(query + "ORDER BY o.id LIMIT ?", [self._now(), limit])
+            return [_outbox_row(r) for r in rows]
+        with self.transaction():
+            now = self._now()
+            rows = self._q(
+                query + "AND (o.claimed_until IS NULL OR o.claimed_until <= ? OR o.claimed_by = ?) "
+                f"ORDER BY o.id LIMIT ?{self._skip_locked}",
+                [now, now, self.replica, limit],
+            )
+            until = _ts(self._clock() + timedelta(seconds=self.claim_seconds))
+            self._xmany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(self.replica, until, r[0]) for r in rows],
+            )
         return [_outbox_row(r) for r in rows]
+
+    def _claimed(self) -> tuple[str, list[Any]]:
+        """The condition that this replica still holds an action's claim (nothing without replicas)."""
+        if self.replica is None:
+            return "", []
+        return " AND claimed_by = ? AND claimed_until > ?", [self.replica, self._now()]
 
     @_writes
     def mark_sending(self, id: int) -> bool:
         """Note an attempt before the request goes out. Call it outside a
         transaction (or commit right after): after a crash, state 'sending'
         tells delivery the write may have landed and to look for its marker."""
+        claimed, params = self._claimed()
         cur = self._x(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-            "WHERE id = ? AND state IN ('pending', 'sending')",
-            [id],
+            f"WHERE id = ? AND state IN ('pending', 'sending'){claimed}",
+            [id, *params],
         )
         return cur.rowcount == 1
 
     @_writes
     def mark_done(self, id: int, result: dict | None = None) -> bool:
         cur = self._x(
-            "UPDATE outbox SET state = 'done', done_at = ?, result = ? "
+            "UPDATE outbox SET state = 'done', done_at = ?, result = ?, claimed_by = NULL, claimed_until = NULL "
             "WHERE id = ? AND state IN ('pending', 'sending')",
             [self._now(), None if result is None else _json(result), id],
         )
@@ -960,7 +1037,7 @@ class Store:
             state = "sending" if uncertain else "pending"
         when = _ts(retry_at) if retry_at is not None and not dead else self._now()
         cur = self._x(
-            "UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, "
+            "UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, claimed_by = NULL, claimed_until = NULL, "
             "next_attempt_at = CASE WHEN ? = 1 THEN next_attempt_at ELSE ? END "
             "WHERE id = ? AND state IN ('pending', 'sending')",
             [state, error, int(uncertain), int(dead), when, id],
@@ -1428,6 +1505,86 @@ class Store:
     def last_event_id(self) -> int:
         return self._q("SELECT coalesce(max(id), 0) FROM events")[0][0]
 
+    # --- replicas: who polls which feed ----------------------------------------
+    # A lease per feed, held by one replica at a time until it expires; the
+    # holder renews it every cycle. Times are the stores' clocks (keep the
+    # replicas' clocks in step with NTP; a skew eats into the expiry).
+
+    @_writes
+    def acquire_lease(self, feed: str, holder: str, seconds: float) -> bool:
+        """Take or renew ``feed`` for ``holder`` for ``seconds``; False while another replica holds it.
+
+        An expired lease is taken over: the previous holding ends in the
+        history at its expiry, which is never after the new one starts."""
+        now = self._now()
+        until = _ts(self._clock() + timedelta(seconds=seconds))
+        rows = self._q(f"SELECT holder, expires_at FROM leases WHERE feed = ?{self._for_update}", [feed])
+        if rows and rows[0][0] == holder and rows[0][1] > now:
+            self._x("UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ?", [now, until, feed])
+            self._x(
+                "UPDATE lease_history SET renewed_at = ? WHERE feed = ? AND holder = ? AND ended_at IS NULL",
+                [now, feed, holder],
+            )
+            return True
+        if rows and rows[0][1] > now:
+            return False
+        if rows:
+            # The previous holding (this holder's own, if it let it lapse) ended at its expiry.
+            self._x(
+                "UPDATE lease_history SET ended_at = ?, end_reason = 'expired' WHERE feed = ? AND ended_at IS NULL",
+                [rows[0][1], feed],
+            )
+        self._x(
+            "INSERT INTO leases (feed, holder, acquired_at, renewed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (feed) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, "
+            "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
+            [feed, holder, now, now, until],
+        )
+        self._x(
+            "INSERT INTO lease_history (feed, holder, started_at, renewed_at) VALUES (?, ?, ?, ?)",
+            [feed, holder, now, now],
+        )
+        return True
+
+    def holds_lease(self, feed: str, holder: str) -> bool:
+        """Whether ``holder`` still holds ``feed`` (inside a transaction, the lease row stays locked
+        until it commits: a replica taking the feed over waits for that commit)."""
+        with self._mutex:
+            rows = self._q(f"SELECT holder, expires_at FROM leases WHERE feed = ?{self._for_update}", [feed])
+            return bool(rows) and rows[0][0] == holder and rows[0][1] > self._now()
+
+    @_writes
+    def release_leases(self, holder: str) -> int:
+        """A replica stopping cleanly hands its feeds back at once (no wait for the expiry)."""
+        now = self._now()
+        self._x(
+            "UPDATE lease_history SET ended_at = ?, end_reason = 'released' WHERE holder = ? AND ended_at IS NULL",
+            [now, holder],
+        )
+        return self._x("DELETE FROM leases WHERE holder = ?", [holder]).rowcount
+
+    @_reads
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """feed -> {holder, acquired_at, expires_at, live}: which replica holds what, for ``syncd status``."""
+        now = self._now()
+        rows = self._q("SELECT feed, holder, acquired_at, expires_at FROM leases ORDER BY feed")
+        return {
+            feed: {"holder": holder, "acquired_at": parse_time(got), "expires_at": parse_time(ends), "live": ends > now}
+            for feed, holder, got, ends in rows
+        }
+
+    @_reads
+    def lease_history(self, feed: str | None = None) -> list[dict[str, Any]]:
+        """Every holding of a feed (or all feeds), oldest first: feed, holder, started_at, renewed_at, ended_at."""
+        where, params = (" WHERE feed = ?", [feed]) if feed is not None else ("", [])
+        rows = self._q(
+            f"SELECT feed, holder, started_at, renewed_at, ended_at, end_reason FROM lease_history{where} "
+            "ORDER BY feed, started_at, id",
+            params,
+        )
+        keys = ("feed", "holder", "started_at", "renewed_at", "ended_at", "end_reason")
+        return [dict(zip(keys, r)) for r in rows]
+
     # --- status -------------------------------------------------------------
 
     @_reads
@@ -1453,6 +1610,8 @@ class Store:
                 for c, v, u in self._q("SELECT connector, value, updated_at FROM cursors ORDER BY connector")
             },
             "last_event_id": self.last_event_id(),
+            # Replicas sharing the store: which holds which feed (empty for one daemon on SQLite).
+            "leases": self.leases(),
         }
 
 
@@ -1781,6 +1940,8 @@ class PostgresStore(Store):
     """
 
     backend = "postgresql"
+    _skip_locked = " FOR UPDATE OF o SKIP LOCKED"
+    _for_update = " FOR UPDATE"
 
     def __init__(
         self,

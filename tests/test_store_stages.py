@@ -27,8 +27,11 @@ def test_a_version_1_store_gains_the_stages_table(tmp_path):
     with Store(path):
         pass
     conn = sqlite3.connect(path)
-    for table in ("promise_issues", "promises", "stages", "gone_issues"):  # what migrations 2 and later add
+    # What migrations 2 and later add.
+    for table in ("promise_issues", "promises", "stages", "gone_issues", "leases", "lease_history"):
         conn.execute(f"DROP TABLE {table}")
+    for column in ("claimed_by", "claimed_until"):
+        conn.execute(f"ALTER TABLE outbox DROP COLUMN {column}")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
