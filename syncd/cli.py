@@ -7,6 +7,7 @@ usage or configuration. Every error a user can cause is one line on stderr.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -584,6 +585,50 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
         f"backed up {source} to {info.path} (schema {info.schema_version}, {info.links} active link(s), "
         f"{info.size} bytes)"
     )
+
+
+@store_group.command("migrate")
+@click.option("--to", "url", required=True, help="The PostgreSQL database: postgresql://USER@HOST:PORT/DB (no password).")
+@click.option("--schema", default=None, help="Put the tables in this schema (default: store.schema, else the user's).")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The SQLite store to copy (default: store.path).",
+)
+@click.pass_obj
+@guarded
+def store_migrate(obj: Context, url: str, schema: str | None, source: Path | None) -> None:
+    """Copy the SQLite store into an empty PostgreSQL database, checked.
+
+    Stop syncd first (the copy takes the store's lock). Every table is copied
+    in one transaction; before it commits, each table's row count is compared
+    and a random sample of rows is read back and compared field by field. The
+    password comes from SYNCD_STORE__PASSWORD or store.password_file. Then set
+    store.url (and store.schema) in the config and start syncd (docs/scaling.md).
+    """
+    from syncd.store import PostgresStore, SQLiteStore, copy_store, is_postgres_url
+
+    settings = obj.settings()
+    if not is_postgres_url(url):
+        _usage(f"--to {url!r}: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE")
+    if re.search(r"://[^/@]*:[^/@]*@", url):
+        _usage("--to: leave the password out of the URL; set SYNCD_STORE__PASSWORD or store.password_file")
+    path = (source or settings.store_path).expanduser().absolute()
+    if not path.exists():
+        _usage(f"{path} does not exist: no SQLite store to copy")
+    password = settings.store.read_password()
+    with SQLiteStore(path) as sqlite, PostgresStore(
+        url, password=password, schema=schema or settings.store.schema_name, pool_size=2
+    ) as target:
+        report = copy_store(sqlite, target)
+        where = target.location
+    total = sum(report.counts.values())
+    click.echo(f"copied {path} to {where}: {total} rows in {len(report.counts)} tables, counts equal")
+    for table, count in report.counts.items():
+        click.echo(f"  {table}: {count}")
+    click.echo(f"{report.sampled} sampled rows read back equal. Now set store.url = \"{url}\" and start syncd.")
 
 
 # -- promises and the review ------------------------------------------------------------------

@@ -80,3 +80,52 @@ def test_no_server_at_all_fails_with_every_reason(monkeypatch):
     assert (
         "SYNCD_TEST_PG_URL=postgresql://nobody@127.0.0.1:1/none" in message and "pgserver is not installed" in message
     )
+
+
+# -- moving an SQLite store over: syncd store migrate --------------------------------------------
+
+
+def test_store_migrate_copies_everything_and_the_daemon_goes_on_there_without_a_second_write(tmp_path, pg_store_target):
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+    from syncd.records import Event
+    from syncd.sandbox.harness import Playground
+    from syncd.store import COPIED_TABLES, Store
+    from tools.chaos import observe
+
+    url, schema = pg_store_target
+    with Playground(tmp_path / "w", trackers=("linear",)) as pg:
+        with pg.app() as app:  # a store with links, delivered writes, events, snapshots
+            app.engine.cycle()
+            key = pg.seed.identifiers["csv"]
+            pg.agent_note(pg.seed.tickets["vat"], f"customer hit {key}")
+            app.engine.cycle()
+            app.engine.cycle()
+        before = observe(pg, pg.seed.linked_issue_status_field_id)
+        env = {**pg.env, "SYNCD_CONFIG": str(pg.config_path)}
+        run = CliRunner().invoke(main, ["store", "migrate", "--to", url, "--schema", schema], env=env)
+        assert run.exit_code == 0, run.output
+        assert "counts equal" in run.output and "sampled rows read back equal" in run.output
+
+        with Store(pg.store_path, readonly=True) as old, Store(url, schema=schema, readonly=True) as new:
+            for table in COPIED_TABLES:
+                where = " WHERE key NOT IN ('schema_version', 'file_identity')" if table == "meta" else ""
+                assert old._q(f"SELECT count(*) FROM {table}{where}") == new._q(f"SELECT count(*) FROM {table}{where}")
+            assert old.all_links(active=False) == new.all_links(active=False) != []
+            assert old.list_outbox(limit=10_000) == new.list_outbox(limit=10_000) != []
+            ticket = new.all_links()[0].ticket
+            assert old.history(ticket) == new.history(ticket) != []
+            assert old.stats()["cursors"] == new.stats()["cursors"]
+
+        # A second copy into the same schema is refused: nothing is overwritten.
+        again = CliRunner().invoke(main, ["store", "migrate", "--to", url, "--schema", schema], env=env)
+        assert again.exit_code != 0 and "already holds syncd data" in again.output
+
+        # The daemon moves over: two cycles on PostgreSQL write nothing again, and new ids follow the copied ones.
+        pg.env.update({"SYNCD_STORE__URL": url, "SYNCD_STORE__SCHEMA": schema})
+        with pg.app() as app:
+            app.engine.cycle()
+            app.engine.cycle()
+            assert app.store.add_event(Event("moved", "moved")) > 1
+        assert observe(pg, pg.seed.linked_issue_status_field_id) == before
