@@ -588,7 +588,7 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
 
 
 @store_group.command("migrate")
-@click.option("--to", "url", required=True, help="The PostgreSQL database: postgresql://USER@HOST:PORT/DB (no password).")
+@click.option("--to", "url", required=True, help="PostgreSQL database: postgresql://USER@HOST:PORT/DB (no password)")
 @click.option("--schema", default=None, help="Put the tables in this schema (default: store.schema, else the user's).")
 @click.option(
     "--from",
