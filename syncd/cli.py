@@ -619,16 +619,17 @@ def store_migrate(obj: Context, url: str, schema: str | None, source: Path | Non
     if not path.exists():
         _usage(f"{path} does not exist: no SQLite store to copy")
     password = settings.store.read_password()
-    with SQLiteStore(path) as sqlite, PostgresStore(
-        url, password=password, schema=schema or settings.store.schema_name, pool_size=2
-    ) as target:
+    with (
+        SQLiteStore(path) as sqlite,
+        PostgresStore(url, password=password, schema=schema or settings.store.schema_name, pool_size=2) as target,
+    ):
         report = copy_store(sqlite, target)
         where = target.location
     total = sum(report.counts.values())
     click.echo(f"copied {path} to {where}: {total} rows in {len(report.counts)} tables, counts equal")
     for table, count in report.counts.items():
         click.echo(f"  {table}: {count}")
-    click.echo(f"{report.sampled} sampled rows read back equal. Now set store.url = \"{url}\" and start syncd.")
+    click.echo(f'{report.sampled} sampled rows read back equal. Now set store.url = "{url}" and start syncd.')
 
 
 # -- promises and the review ------------------------------------------------------------------
