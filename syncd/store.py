@@ -1532,17 +1532,28 @@ class Store:
         if rows and rows[0][1] > now:
             return False
         if rows:
+            # Taken over (the row is locked: no other replica is doing the same now).
+            taken = self._x(
+                "UPDATE leases SET holder = ?, acquired_at = ?, renewed_at = ?, expires_at = ? "
+                "WHERE feed = ? AND holder = ? AND expires_at = ?",
+                [holder, now, now, until, feed, rows[0][0], rows[0][1]],
+            )
+            if taken.rowcount != 1:
+                return False
             # The previous holding (this holder's own, if it let it lapse) ended at its expiry.
             self._x(
                 "UPDATE lease_history SET ended_at = ?, end_reason = 'expired' WHERE feed = ? AND ended_at IS NULL",
                 [rows[0][1], feed],
             )
-        self._x(
-            "INSERT INTO leases (feed, holder, acquired_at, renewed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (feed) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, "
-            "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
-            [feed, holder, now, now, until],
-        )
+        else:
+            # A first holder: with no row to lock, two replicas may get here at once; one insert wins.
+            first = self._x(
+                "INSERT INTO leases (feed, holder, acquired_at, renewed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (feed) DO NOTHING",
+                [feed, holder, now, now, until],
+            )
+            if first.rowcount != 1:
+                return False
         self._x(
             "INSERT INTO lease_history (feed, holder, started_at, renewed_at) VALUES (?, ?, ?, ?)",
             [feed, holder, now, now],
