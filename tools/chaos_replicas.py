@@ -379,6 +379,94 @@ def replica_chaos_run(
     return result
 
 
+def throughput(
+    workdir: Path,
+    url: str,
+    *,
+    replicas: int,
+    changes: int = 300,
+    latency: float = 0.05,
+    seed: int = 4242,
+    lease_seconds: float = 5.0,
+    timeout: float = 600.0,
+) -> dict[str, float]:
+    """Writes a second that ``replicas`` daemons deliver for a backlog of ``changes``.
+
+    The people make every change first (no syncd running); then the replicas
+    start on one fresh schema and the clock runs until every change's writes
+    are in the services and nothing waits in the outbox. Each request syncd
+    sends is answered after ``latency`` seconds, as a real service would.
+    """
+    from syncd.sandbox.server import FaultRule
+    from syncd.store import Store
+
+    stream = generate(seed, changes=changes, batch_size=changes, tickets=max(20, changes // 3), issues=12)
+    schema = "bench_" + secrets.token_hex(4)
+    with _playground(Path(workdir), 7) as pg:
+        pg.zendesk.job_polls = 0
+        world = World(pg, stream.tickets, stream.issues)
+        env = {
+            **pg.cli_env(),
+            "SYNCD_STORE__URL": url,
+            "SYNCD_STORE__SCHEMA": schema,
+            "SYNCD_STORE__LEASE_SECONDS": str(lease_seconds),
+            "SYNCD_STORE__POOL_SIZE": "2",
+            "SYNCD_DAEMON__POLL_INTERVAL": "0.2",
+            "SYNCD_DAEMON__JITTER": "0",
+            "SYNCD_DAEMON__HEALTH_ADDRESS": "",
+            "SYNCD_LOG__LEVEL": "error",
+        }
+        # The store exists before the clock starts (the replicas would otherwise race to create it).
+        with Store(url, schema=schema, pool_size=1):
+            pass
+        fire = ReplicasUnderFire(pg, replicas, random.Random(seed), Path(workdir) / "bench.log", env)
+        world_serial = 0
+        for batch in stream.batches:
+            for change in batch:
+                world_serial += 1
+                world.apply(change, world_serial)
+        for service in (pg.zendesk, pg.linear):
+            with service.lock:
+                service.faults[:] = [FaultRule("latency", ".*", 1.0, None, 0.0, latency)]
+        started = time.monotonic()
+        fire.start_all()
+        try:
+            idle_since = None
+            while time.monotonic() - started < timeout:
+                time.sleep(0.2)
+                fire.reap()
+                try:
+                    with Store(url, schema=schema, readonly=True, pool_size=1) as store:
+                        counts = store.outbox_counts()
+                        polled = all(store.get_cursor(n) for n in ("zendesk", "linear"))
+                except Exception:
+                    continue
+                busy = counts["pending"] or counts["sending"] or not polled
+                if busy or counts["done"] == 0:
+                    idle_since = None
+                    continue
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 3.0:  # three quiet seconds: the backlog is through
+                    break
+            else:
+                raise RuntimeError(f"{replicas} replica(s) did not finish within {timeout:.0f}s")
+            elapsed = idle_since - started
+        finally:
+            for service in (pg.zendesk, pg.linear):
+                with service.lock:
+                    service.faults[:] = []
+            fire.stop()
+        writes = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None).writes
+    try:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    except Exception:
+        pass
+    return {"replicas": replicas, "writes": writes, "seconds": elapsed, "writes_per_second": writes / elapsed}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.chaos_replicas", description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicas", type=int, default=3)
