@@ -1999,7 +1999,10 @@ class PostgresStore(Store):
             # (the pool would retry until its timeout).
             with psycopg.connect(url, connect_timeout=int(BUSY_TIMEOUT_SECONDS), **kwargs) as conn:
                 if schema and not readonly:
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    try:
+                        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    except psycopg.errors.UniqueViolation:
+                        pass  # another replica starting at the same moment created it
             self._pool = psycopg_pool.ConnectionPool(
                 url,
                 kwargs=kwargs,
