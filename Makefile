@@ -64,7 +64,7 @@ chaos: $(STAMP)
 # Three replicas on one PostgreSQL store, 60 SIGKILLs, 10 % faults (docs/scaling.md). Uses
 # $$SYNCD_TEST_PG_URL, else 127.0.0.1:5432, else an embedded PostgreSQL (pgserver).
 chaos-replicas: $(STAMP)
-	$(BIN)/python -m tools.chaos_replicas --replicas 3 --changes 600 --kills 60 --fault-rate 0.1
+	$(BIN)/python -m tools.chaos_replicas --replicas 3 --changes 600 --kills 60 --fault-rate 0.1 --lease-seconds 5
 
 sandbox: $(STAMP)
 	$(BIN)/syncd sandbox

@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=600)
     parser.add_argument("--kills", type=int, default=60)
     parser.add_argument("--fault-rate", type=float, default=0.1)
-    parser.add_argument("--lease-seconds", type=float, default=2.0)
+    parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument("--tickets", type=int, default=60)
     parser.add_argument("--issues", type=int, default=16)

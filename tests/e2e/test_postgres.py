@@ -7,6 +7,7 @@ failing, and what landed in the services must be the same writes.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,10 @@ def test_store_migrate_copies_everything_and_the_daemon_goes_on_there_without_a_
             app.engine.cycle()
             assert app.store.add_event(Event("moved", "moved")) > 1
         assert observe(pg, pg.seed.linked_issue_status_field_id) == before
+
+        # syncd status reads the PostgreSQL store, and says who holds which feed (no replica runs now).
+        env = {**pg.env, "SYNCD_CONFIG": str(pg.config_path)}
+        status = CliRunner().invoke(main, ["status", "--json"], env=env)
+        assert status.exit_code == 0, status.output
+        shown = json.loads(status.output)
+        assert shown["backend"] == "postgresql" and shown["leases"] == {} and shown["links"]["active"] >= 1
