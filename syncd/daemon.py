@@ -411,9 +411,28 @@ class Daemon:
             self._lease(feed.removeprefix("poll:"))
 
     def _poll(self, name: str):
-        if self.leasing:
-            self.app.store.fence = (f"poll:{name}", self.replica, self._lease_seconds())
-        return self.app.engine.poll(name)
+        if not self.leasing:
+            return self.app.engine.poll(name)
+        feed, seconds = f"poll:{name}", self._lease_seconds()
+        self.app.store.fence = (feed, self.replica, seconds)
+        # A page slower than the lease (many records, a slow service) must not lose the feed
+        # half-way: the lease is renewed every lease/4 while the poll runs.
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(seconds / 4):
+                try:
+                    self.app.store.renew_lease(feed, self.replica, seconds)
+                except SyncdError as exc:
+                    log.warning("could not renew the feed's lease", connector=name, error=str(exc))
+
+        beat = threading.Thread(target=heartbeat, name=f"lease-{name}", daemon=True)
+        beat.start()
+        try:
+            return self.app.engine.poll(name)
+        finally:
+            done.set()
+            beat.join()
 
     def _check_presence(self) -> None:
         """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""

@@ -1523,7 +1523,9 @@ class Store:
         now = self._now()
         until = _ts(self._clock() + timedelta(seconds=seconds))
         rows = self._q(f"SELECT holder, expires_at FROM leases WHERE feed = ?{self._for_update}", [feed])
-        if rows and rows[0][0] == holder and rows[0][1] > now:
+        # Still this holder's, even past its expiry: no one took it over (a take-over changes
+        # the holder under the row's lock), so nothing was committed for the feed in between.
+        if rows and rows[0][0] == holder:
             self._x("UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ?", [now, until, feed])
             self._x(
                 "UPDATE lease_history SET renewed_at = ? WHERE feed = ? AND holder = ? AND ended_at IS NULL",
@@ -1562,14 +1564,17 @@ class Store:
         return True
 
     def renew_lease(self, feed: str, holder: str, seconds: float) -> bool:
-        """Extend ``holder``'s unexpired lease on ``feed``; False if it lapsed or is another's.
+        """Extend ``holder``'s lease on ``feed``; False if another replica has taken it over.
+
+        A lease past its expiry that no one took over is still the holder's (a take-over
+        changes the holder): nothing was committed for the feed since, so it is renewed.
         Inside a transaction the lease row stays locked until the commit: a replica taking
-        the feed over waits for it, then reads what it committed."""
+        the feed over waits for it, finds the lease renewed, and leaves the feed alone."""
         with self.transaction():
             now = self._now()
             renewed = self._x(
-                "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ? AND holder = ? AND expires_at > ?",
-                [now, _ts(self._clock() + timedelta(seconds=seconds)), feed, holder, now],
+                "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ? AND holder = ?",
+                [now, _ts(self._clock() + timedelta(seconds=seconds)), feed, holder],
             )
             if renewed.rowcount != 1:
                 return False

@@ -107,3 +107,14 @@ def test_a_replica_whose_lease_lapsed_commits_nothing_and_one_that_holds_it_rene
     assert b.get_cursor("zendesk") == "page-1"  # the page is b's to read again
     history = b.lease_history("poll:zendesk")
     assert history[0]["ended_at"] <= history[1]["started_at"]
+
+
+def test_a_lease_past_its_expiry_that_no_one_took_stays_with_its_holder(two, clock):
+    a, b = two
+    assert a.acquire_lease("poll:zendesk", "replica-a", 30)
+    a.fence = ("poll:zendesk", "replica-a", 30)
+    clock.advance(seconds=45)  # one slow page, longer than the lease; no other replica looked
+    a.set_cursor("zendesk", "slow-page")  # still a's: committed, and renewed
+    assert not b.acquire_lease("poll:zendesk", "replica-b", 30)
+    assert a.acquire_lease("poll:zendesk", "replica-a", 30)  # one holding, not a new one
+    assert [h["holder"] for h in a.lease_history("poll:zendesk")] == ["replica-a"]
