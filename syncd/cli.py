@@ -145,6 +145,11 @@ def once(obj: Context, as_json: bool) -> None:
     that time send nothing to it).
     """
     with obj.app() as app:
+        held = {feed: lease["holder"] for feed, lease in app.store.leases().items() if lease["live"]}
+        if held:
+            # Replicas share this (PostgreSQL) store: a cycle beside them would poll their feeds too.
+            holders = ", ".join(sorted(set(held.values())))
+            fail(f"syncd run replicas are using this store ({holders}); they do this work: stop them first")
         report = app.engine.cycle()
         if as_json:
             click.echo(

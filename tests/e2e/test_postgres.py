@@ -137,3 +137,10 @@ def test_store_migrate_copies_everything_and_the_daemon_goes_on_there_without_a_
         assert status.exit_code == 0, status.output
         shown = json.loads(status.output)
         assert shown["backend"] == "postgresql" and shown["leases"] == {} and shown["links"]["active"] >= 1
+
+        # With a replica holding a feed, `syncd once` refuses to poll beside it.
+        with Store(url, schema=schema) as store:
+            assert store.acquire_lease("poll:zendesk", "other-host:4242:beef", 60)
+        refused = CliRunner().invoke(main, ["once"], env=env)
+        assert refused.exit_code == 1 and "other-host:4242:beef" in refused.output
+        assert "replicas are using this store" in refused.output
