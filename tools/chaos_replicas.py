@@ -447,28 +447,39 @@ def throughput(
         for service in (pg.zendesk, pg.linear):
             with service.lock:
                 service.faults[:] = [FaultRule("latency", ".*", 1.0, None, 0.0, latency)]
+        status_field = pg.seed.linked_issue_status_field_id if pg.seed else None
+        before = observe(pg, status_field).writes  # the seed's own
         started = time.monotonic()
         fire.start_all()
         try:
-            # Done when the services have had the same writes for three seconds and nothing waits.
-            last, quiet_since, idle_since = -1, None, None
+            # Done when, with the services' writes unchanged, each feed has committed two more
+            # polls (the later of them began after the last write) and nothing waits.
+            last, quiet_since, idle_since = -1, started, None
+            first: dict[str, Any] = {}
+            seen: dict[str, set] = {"zendesk": set(), "linear": set()}
             while time.monotonic() - started < timeout:
                 time.sleep(0.25)
                 fire.reap()
-                writes_now = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None).writes
+                writes_now = observe(pg, status_field).writes - before
                 if writes_now != last:
                     last, quiet_since = writes_now, time.monotonic()
+                    first, seen = {}, {f: set() for f in seen}
                     continue
                 try:
                     with Store(url, schema=schema, readonly=True, pool_size=1) as store:
                         counts = store.outbox_counts()
+                        cursors = store.stats()["cursors"]
                 except Exception:
                     continue
-                if counts["pending"] or counts["sending"] or not writes_now:
-                    continue
-                if quiet_since is not None and time.monotonic() - quiet_since > 3.0:
-                    idle_since = quiet_since
-                    break
+                for feed in seen:
+                    stamp = cursors.get(feed, {}).get("updated_at")
+                    first.setdefault(feed, stamp)
+                    if stamp is not None and stamp != first[feed]:
+                        seen[feed].add(stamp)
+                if writes_now and not counts["pending"] and not counts["sending"]:
+                    if all(len(v) >= 2 for v in seen.values()):
+                        idle_since = quiet_since
+                        break
             else:
                 raise RuntimeError(f"{replicas} replica(s) did not finish within {timeout:.0f}s")
             assert idle_since is not None
@@ -478,7 +489,7 @@ def throughput(
                 with service.lock:
                     service.faults[:] = []
             fire.stop()
-        writes = observe(pg, pg.seed.linked_issue_status_field_id if pg.seed else None).writes
+        writes = observe(pg, status_field).writes - before
     try:
         import psycopg
 
