@@ -408,13 +408,16 @@ def throughput(
     seed: int = 4242,
     lease_seconds: float = 5.0,
     timeout: float = 600.0,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Writes a second that ``replicas`` daemons deliver for a backlog of ``changes``.
 
-    The people make every change first (no syncd running); then the replicas
-    start on one fresh schema and the clock runs until every change's writes
-    are in the services and nothing waits in the outbox. Each request syncd
-    sends is answered after ``latency`` seconds, as a real service would.
+    The replicas first make their first sync of the sandbox and stop; the
+    people then make every change (no syncd running); the replicas start
+    again and the clock runs until the last write has landed (the services'
+    writes unchanged while each feed commits two more polls, nothing waiting).
+    Each request syncd sends is answered after ``latency`` seconds, as a real
+    service would. In-process, one uninterrupted syncd makes the same writes
+    (236 for the default stream).
     """
     from syncd.sandbox.server import FaultRule
     from syncd.store import Store
@@ -424,6 +427,7 @@ def throughput(
     with _playground(Path(workdir), 7) as pg:
         pg.zendesk.job_polls = 0
         world = World(pg, stream.tickets, stream.issues)
+        status_field = pg.seed.linked_issue_status_field_id if pg.seed else None
         env = {
             **pg.cli_env(),
             "SYNCD_STORE__URL": url,
@@ -438,23 +442,10 @@ def throughput(
         # The store exists before the clock starts (the replicas would otherwise race to create it).
         with Store(url, schema=schema, pool_size=1):
             pass
-        fire = ReplicasUnderFire(pg, replicas, random.Random(seed), Path(workdir) / "bench.log", env)
-        world_serial = 0
-        for batch in stream.batches:
-            for change in batch:
-                world_serial += 1
-                world.apply(change, world_serial)
-        for service in (pg.zendesk, pg.linear):
-            with service.lock:
-                service.faults[:] = [FaultRule("latency", ".*", 1.0, None, 0.0, latency)]
-        status_field = pg.seed.linked_issue_status_field_id if pg.seed else None
-        before = observe(pg, status_field).writes  # the seed's own
-        started = time.monotonic()
-        fire.start_all()
-        try:
-            # Done when, with the services' writes unchanged, each feed has committed two more
-            # polls (the later of them began after the last write) and nothing waits.
-            last, quiet_since, idle_since = -1, started, None
+
+        def run_until_done(fire: ReplicasUnderFire, before: int, started: float) -> tuple[float, dict[str, int]]:
+            """(when the last write landed, the outbox then)."""
+            last, quiet_since = -1, started
             first: dict[str, Any] = {}
             seen: dict[str, set] = {"zendesk": set(), "linear": set()}
             while time.monotonic() - started < timeout:
@@ -476,14 +467,33 @@ def throughput(
                     first.setdefault(feed, stamp)
                     if stamp is not None and stamp != first[feed]:
                         seen[feed].add(stamp)
-                if writes_now and not counts["pending"] and not counts["sending"]:
-                    if all(len(v) >= 2 for v in seen.values()):
-                        idle_since = quiet_since
-                        break
-            else:
-                raise RuntimeError(f"{replicas} replica(s) did not finish within {timeout:.0f}s")
-            assert idle_since is not None
-            elapsed = idle_since - started
+                if not counts["pending"] and not counts["sending"] and all(len(v) >= 2 for v in seen.values()):
+                    return quiet_since, counts
+            raise RuntimeError(f"{replicas} replica(s) did not finish within {timeout:.0f}s")
+
+        log = Path(workdir) / "bench.log"
+        first_sync = ReplicasUnderFire(pg, replicas, random.Random(seed), log, env)
+        first_sync.start_all()
+        try:
+            run_until_done(first_sync, observe(pg, status_field).writes, time.monotonic())
+        finally:
+            first_sync.stop()
+        for service in (pg.zendesk, pg.linear):
+            service.listeners.remove(first_sync._listener)
+        serial = 0
+        for batch in stream.batches:
+            for change in batch:
+                serial += 1
+                world.apply(change, serial)
+        before = observe(pg, status_field).writes
+        for service in (pg.zendesk, pg.linear):
+            with service.lock:
+                service.faults[:] = [FaultRule("latency", ".*", 1.0, None, 0.0, latency)]
+        fire = ReplicasUnderFire(pg, replicas, random.Random(seed), log, env)
+        started = time.monotonic()
+        fire.start_all()
+        try:
+            done_at, counts = run_until_done(fire, before, started)
         finally:
             for service in (pg.zendesk, pg.linear):
                 with service.lock:
@@ -497,7 +507,14 @@ def throughput(
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     except Exception:
         pass
-    return {"replicas": replicas, "writes": writes, "seconds": elapsed, "writes_per_second": writes / elapsed}
+    elapsed = done_at - started
+    return {
+        "replicas": replicas,
+        "writes": writes,
+        "seconds": elapsed,
+        "writes_per_second": writes / elapsed,
+        "outbox": counts,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
