@@ -1,11 +1,19 @@
-"""The state store: one SQLite file holding everything syncd must not forget.
+"""The state store: everything syncd must not forget, in SQLite or PostgreSQL.
 
 Cursors, snapshots, links, follow-up stages, promises, the outbox, quarantine
-and the event history live in one file so that a page of changes is committed in ONE transaction (see
+and the event history live in one database so that a page of changes is committed in ONE transaction (see
 DESIGN.md, "commit"): a crash before it replays the page, a crash after it
 finds the planned actions waiting in the outbox.
 
-Choices worth knowing:
+:class:`Store` is the contract and holds every query; :class:`SQLiteStore`
+(one file, one daemon: the default) and :class:`PostgresStore` (a database
+that several ``syncd run`` replicas share, see docs/scaling.md) provide the
+connection, the transactions and what is particular to each. The queries are
+written once, in SQL both understand where that is cheap; the rest is
+translated for PostgreSQL in :func:`_pg_sql`, and the one migration history
+in :func:`_pg_ddl`.
+
+Choices worth knowing (SQLite):
 
 - WAL journal, so that ``syncd links``/``history``/``status`` can read while
   the daemon writes (``Store(path, readonly=True)`` takes no lock).
