@@ -416,8 +416,7 @@ def throughput(
     again and the clock runs until the last write has landed (the services'
     writes unchanged while each feed commits two more polls, nothing waiting).
     Each request syncd sends is answered after ``latency`` seconds, as a real
-    service would. In-process, one uninterrupted syncd makes the same writes
-    (236 for the default stream).
+    service would. Every replica count must end with the same writes (it is printed).
     """
     from syncd.sandbox.server import FaultRule
     from syncd.store import Store
