@@ -21,7 +21,7 @@ def test_three_replicas_killed_at_random_lose_nothing_repeat_nothing_and_never_s
     seed = int(os.environ.get("SYNCD_CHAOS_SEED") or random.SystemRandom().randrange(1, 2**31))
     print(f"replicas chaos seed {seed} (SYNCD_CHAOS_SEED={seed} replays it)")
     result = replica_chaos_run(
-        tmp_path, url, seed=seed, changes=60, kills=10, batch_size=20, tickets=20, issues=8, lease_seconds=2.0
+        tmp_path, url, seed=seed, changes=60, kills=10, batch_size=20, tickets=20, issues=8, lease_seconds=5.0
     )
     c = result.comparison
     assert c.ok, (c.missing[:3], c.extra[:3], c.state_mismatches[:3], c.stream_problems[:3])
