@@ -618,7 +618,7 @@ def store_migrate(obj: Context, url: str, schema: str | None, source: Path | Non
     settings = obj.settings()
     if not is_postgres_url(url):
         _usage(f"--to {url!r}: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE")
-    if re.search(r"://[^/@]*:[^/@]*@", url):
+    if re.search(r"://[^/@:]*:[^/@]+@", url):
         _usage("--to: leave the password out of the URL; set SYNCD_STORE__PASSWORD or store.password_file")
     path = (source or settings.store_path).expanduser().absolute()
     if not path.exists():

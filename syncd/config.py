@@ -79,7 +79,7 @@ class StoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _no_password_in_url(cls, value: str | None) -> str | None:
-        if value is not None and re.search(r"://[^/@]*:[^/@]*@", value):
+        if value is not None and re.search(r"://[^/@:]*:[^/@]+@", value):
             raise ValueError(
                 "the URL holds a password: remove it and set SYNCD_STORE__PASSWORD or store.password_file instead"
             )

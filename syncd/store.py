@@ -1918,7 +1918,7 @@ def is_postgres_url(location: object) -> bool:
 
 def redact_url(url: str) -> str:
     """A connection URL without its password, for messages and ``syncd status``."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]*):[^@/]+@", r"\1:***@", url)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -53,7 +53,8 @@ def _embedded() -> tuple[str | None, str]:
     except ImportError:
         return None, "pgserver is not installed (pip install -e '.[test]')"
     try:
-        server = pgserver.get_server(EMBEDDED_DIR, cleanup_mode=None)
+        # "stop": the server stops when the last process using it exits.
+        server = pgserver.get_server(EMBEDDED_DIR, cleanup_mode="stop")
         url = server.get_uri()
     except Exception as exc:
         return None, f"pgserver could not start a server in {EMBEDDED_DIR}: {exc}"

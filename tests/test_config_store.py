@@ -63,3 +63,12 @@ def test_an_unreachable_server_is_one_line():
 def test_urls_are_shown_without_their_password():
     assert redact_url("postgresql://syncd:s3cret@db:5432/x") == "postgresql://syncd:***@db:5432/x"
     assert redact_url("postgresql://syncd@db/x") == "postgresql://syncd@db/x"
+    # An empty password (the embedded test server's URL) is not a secret, and not refused.
+    local = "postgresql://postgres:@/postgres?host=/tmp/pg"
+    assert redact_url(local) == local
+
+
+def test_a_url_with_an_empty_password_is_accepted(tmp_path):
+    text = PG.replace("postgresql://syncd@db.internal:5432/syncd", "postgresql://postgres:@/postgres?host=/tmp/pg")
+    settings = load_config(write(tmp_path, text), env=SECRETS, registry=REGISTRY)
+    assert settings.store_location == "postgresql://postgres:@/postgres?host=/tmp/pg"

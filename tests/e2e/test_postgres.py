@@ -70,6 +70,7 @@ def test_without_a_reachable_server_the_tests_start_an_embedded_one(tmp_path):
 
 def test_no_server_at_all_fails_with_every_reason(monkeypatch):
     """Never a silent skip: with nothing reachable and no embedded server, the test fails saying why."""
+    monkeypatch.delenv("SYNCD_TEST_PG", raising=False)
     monkeypatch.setenv("SYNCD_TEST_PG_URL", "postgresql://nobody@127.0.0.1:1/none")
     monkeypatch.setattr(postgres, "LOCAL_URLS", ("postgresql://nobody@127.0.0.1:1/none",))
     monkeypatch.setattr(postgres, "_embedded", lambda: (None, "pgserver is not installed"))
