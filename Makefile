@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types browser fuzz bench chaos sandbox clean
+.PHONY: demo test lint types browser fuzz bench chaos chaos-replicas sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tools.chaos --changes 2000 --kills 60
 	$(BIN)/python -m tools.chaos --fault-rate 0.1 --changes 1000 --batch 40 --tickets 120 --issues 30
+
+# Three replicas on one PostgreSQL store, 60 SIGKILLs, 10 % faults (docs/scaling.md). Uses
+# $$SYNCD_TEST_PG_URL, else 127.0.0.1:5432, else an embedded PostgreSQL (pgserver).
+chaos-replicas: $(STAMP)
+	$(BIN)/python -m tools.chaos_replicas --replicas 3 --changes 600 --kills 60 --fault-rate 0.1 --lease-seconds 5
 
 sandbox: $(STAMP)
 	$(BIN)/syncd sandbox

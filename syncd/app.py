@@ -16,7 +16,7 @@ from mappings.routes import Mappings
 from syncd.config import Settings
 from syncd.engine import Engine
 from syncd.errors import ConfigError
-from syncd.store import Store
+from syncd.store import Store, open_store
 
 
 @dataclass
@@ -131,7 +131,11 @@ def build_app(
     # Read-only commands (status, history...) inspect the store; only the
     # ones that run the engine need the mapping files to be good.
     mappings = None if readonly else handoff_mappings(settings)
-    store = Store(store_path or settings.store_path, readonly=readonly, shared=shared, clock=clock)
+    store = (
+        Store(store_path, readonly=readonly, shared=shared, clock=clock)
+        if store_path is not None
+        else open_store(settings, readonly=readonly, shared=shared, clock=clock)
+    )
     try:
         connectors = build_connectors(settings, sleep=sleep, clock=clock)
         helpdesk = connectors[settings.sync.helpdesk]

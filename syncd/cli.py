@@ -8,6 +8,7 @@ a user can cause is one line on stderr.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
@@ -176,6 +177,11 @@ def once(obj: Context, as_json: bool, dry_run: bool, show_progress: bool) -> Non
         _once_dry_run(obj, as_json, show_progress)
         return
     with obj.app() as app:
+        held = {feed: lease["holder"] for feed, lease in app.store.leases().items() if lease["live"]}
+        if held:
+            # Replicas share this (PostgreSQL) store: a cycle beside them would poll their feeds too.
+            holders = ", ".join(sorted(set(held.values())))
+            fail(f"syncd run replicas are using this store ({holders}); they do this work: stop them first")
         progress = _watch(app, show_progress)
         try:
             report = app.engine.cycle()
@@ -253,8 +259,16 @@ def _once_dry_run(obj: Context, as_json: bool, show_progress: bool) -> None:
         holder["progress"] = _watch(app, show_progress)
         return app
 
+    def copy(path: Path) -> int:
+        from syncd.store import open_store, scratch_copy, scratch_copy_of
+
+        if not settings.store.url:
+            return scratch_copy(settings.store_path, path)
+        with open_store(settings, readonly=True) as source:  # PostgreSQL: its rows into a scratch SQLite file
+            return scratch_copy_of(source, path)
+
     try:
-        result = dry_run(build, settings.store_path)
+        result = dry_run(build, copy)
     finally:
         if holder.get("progress") is not None:
             holder["progress"].finish()
@@ -345,14 +359,15 @@ def _without_prefix(text: str, name: str) -> str:
 def _check_store(settings: Any) -> None:
     """SQLite's quick check of the store, read-only (works while the daemon runs); damage exits 2."""
     from syncd.errors import StoreError, StoreUnusable
-    from syncd.store import Store
+    from syncd.store import open_store
 
     path = settings.store_path
-    if not path.exists() and not path.is_symlink():
+    if not settings.store.url and not path.exists() and not path.is_symlink():
         click.echo(f"store: none yet; the first run creates {path}")
         return
     try:
-        with Store(path, readonly=True) as store:
+        with open_store(settings, readonly=True) as store:
+            path = store.location
             click.echo(f"store {path}: ok, schema {store.schema_version}, {store.count_links()} active link(s)")
     except StoreUnusable:
         raise
@@ -623,10 +638,10 @@ def status(obj: Context, as_json: bool) -> None:
     same as a page at http://<daemon.health_address>/ (loopback only).
     """
     from syncd.status import gather, render_text
-    from syncd.store import Store
+    from syncd.store import open_store
 
     settings = obj.settings()
-    with Store(settings.store_path, readonly=True, clock=_now) as store:
+    with open_store(settings, readonly=True, clock=_now) as store:
         now = _now()
         facts = gather(store, settings, now)
     if as_json:
@@ -886,6 +901,11 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
     from syncd.store import backup
 
     settings = obj.settings()
+    if settings.store.url:
+        _usage(
+            "store.url is a PostgreSQL database: back it up with PostgreSQL's own tools "
+            "(pg_dump, or your provider's backups; see docs/scaling.md)"
+        )
     source = settings.store_path
     if not source.exists():
         _usage(f"{source} does not exist: no store to back up yet")
@@ -906,6 +926,51 @@ def store_backup(obj: Context, file: Path, force: bool) -> None:
     )
 
 
+@store_group.command("migrate")
+@click.option("--to", "url", required=True, help="PostgreSQL database: postgresql://USER@HOST:PORT/DB (no password)")
+@click.option("--schema", default=None, help="Put the tables in this schema (default: store.schema, else the user's).")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The SQLite store to copy (default: store.path).",
+)
+@click.pass_obj
+@guarded
+def store_migrate(obj: Context, url: str, schema: str | None, source: Path | None) -> None:
+    """Copy the SQLite store into an empty PostgreSQL database, checked.
+
+    Stop syncd first (the copy takes the store's lock). Every table is copied
+    in one transaction; before it commits, each table's row count is compared
+    and a random sample of rows is read back and compared field by field. The
+    password comes from SYNCD_STORE__PASSWORD or store.password_file. Then set
+    store.url (and store.schema) in the config and start syncd (docs/scaling.md).
+    """
+    from syncd.store import PostgresStore, SQLiteStore, copy_store, is_postgres_url
+
+    settings = obj.settings()
+    if not is_postgres_url(url):
+        _usage(f"--to {url!r}: give a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE")
+    if re.search(r"://[^/@:]*:[^/@]+@", url):
+        _usage("--to: leave the password out of the URL; set SYNCD_STORE__PASSWORD or store.password_file")
+    path = (source or settings.store_path).expanduser().absolute()
+    if not path.exists():
+        _usage(f"{path} does not exist: no SQLite store to copy")
+    password = settings.store.read_password()
+    with (
+        SQLiteStore(path) as sqlite,
+        PostgresStore(url, password=password, schema=schema or settings.store.schema_name, pool_size=2) as target,
+    ):
+        report = copy_store(sqlite, target)
+        where = target.location
+    total = sum(report.counts.values())
+    click.echo(f"copied {path} to {where}: {total} rows in {len(report.counts)} tables, counts equal")
+    for table, count in report.counts.items():
+        click.echo(f"  {table}: {count}")
+    click.echo(f'{report.sampled} sampled rows read back equal. Now set store.url = "{url}" and start syncd.')
+
+
 # -- promises and the review ------------------------------------------------------------------
 
 
@@ -923,11 +988,11 @@ def _usage(message: str) -> None:
 def _existing_store(settings: Any, *, readonly: bool = False, shared: bool = False):
     """The store, for a command that needs what syncd has already seen (never creates one)."""
     from syncd.errors import StoreError
-    from syncd.store import Store
+    from syncd.store import open_store
 
-    if not settings.store_path.exists():
+    if not settings.store.url and not settings.store_path.exists():
         raise StoreError(f"{settings.store_path} does not exist: no store yet; run `syncd once` first")
-    return Store(settings.store_path, readonly=readonly, shared=shared, clock=lambda: _now())
+    return open_store(settings, readonly=readonly, shared=shared, clock=lambda: _now())
 
 
 def _tracker_kinds(settings: Any) -> dict[str, str]:

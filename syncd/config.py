@@ -61,7 +61,37 @@ class _Section(BaseModel):
 
 
 class StoreSettings(_Section):
+    """Where syncd keeps its state: an SQLite file (``path``, the default) or a
+    PostgreSQL database (``url``), which several ``syncd run`` replicas can share.
+    The password goes apart from the URL, like the connectors' secrets: from the
+    environment (``SYNCD_STORE__PASSWORD``) or a file (``password_file``)."""
+
     path: str = Field("syncd.db", min_length=1)
+    url: str | None = Field(None, pattern=r"^postgres(ql)?://")
+    password: SecretStr | None = None
+    password_file: str | None = None
+    schema_name: str | None = Field(None, alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    pool_size: int = Field(4, ge=1, le=100)
+    # A replica's hold on a feed lasts this long unless renewed (every cycle):
+    # a replica that dies is replaced after at most this many seconds.
+    lease_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"://[^/@:]*:[^/@]+@", value):
+            raise ValueError(
+                "the URL holds a password: remove it and set SYNCD_STORE__PASSWORD or store.password_file instead"
+            )
+        return value
+
+    def read_password(self) -> str | None:
+        secret = self.password
+        if secret is None and self.password_file is not None:
+            with open(self.password_file, encoding="utf-8") as fh:
+                secret = SecretStr(fh.read().strip())
+        register_secret(secret)
+        return None if secret is None else secret.get_secret_value()
 
 
 class DaemonSettings(_Section):
@@ -279,6 +309,18 @@ class Settings(BaseSettings):
         return (self.base_dir / self.store.path).resolve()
 
     @property
+    def store_location(self) -> str | Path:
+        """The PostgreSQL URL when ``store.url`` is set, the SQLite file otherwise."""
+        return self.store.url if self.store.url else self.store_path
+
+    def store_options(self) -> dict[str, Any]:
+        """What :class:`syncd.store.Store` needs beside the location (password, schema, pool)."""
+        if not self.store.url:
+            return {}
+        store = self.store
+        return {"password": store.read_password(), "schema": store.schema_name, "pool_size": store.pool_size}
+
+    @property
     def mappings_path(self) -> Path:
         return (self.base_dir / self.sync.mappings).resolve()
 
@@ -286,7 +328,9 @@ class Settings(BaseSettings):
         """Everything, with secrets shown as "***" (for `syncd check`)."""
         return {
             "source": str(self._source) if self._source else None,
-            "store": {"path": str(self.store_path)},
+            "store": {"url": self.store.url, "schema": self.store.schema_name}
+            if self.store.url
+            else {"path": str(self.store_path)},
             "daemon": self.daemon.model_dump(),
             "log": self.log.model_dump(),
             "sync": {**self.sync.model_dump(), "mappings": str(self.mappings_path)},
@@ -315,6 +359,13 @@ def load_config(
     registry = load_registry() if registry is None else registry
 
     connectors = _load_connectors(merged, file_data, env_data, registry, base_dir, report)
+    store_table = file_data.get("store")
+    if isinstance(store_table, dict) and "password" in store_table:
+        report.line(
+            ("store", "password"),
+            "a secret written in the config file; put it in the environment (SYNCD_STORE__PASSWORD) "
+            "or in a file named by store.password_file",
+        )
 
     token = _ACTIVE_SOURCES.set((env_source, toml_source))
     settings: Settings | None = None

@@ -32,6 +32,7 @@ import errno
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import sys
@@ -212,6 +213,8 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
     changes = []
     if new.store_path != old.store_path:
         changes.append(f"store.path ({old.store_path} -> {new.store_path})")
+    if (new.store.url, new.store.schema_name) != (old.store.url, old.store.schema_name):
+        changes.append("store.url (the database the replicas share)")
     if new.daemon.health_address != old.daemon.health_address:
         changes.append(
             f"daemon.health_address ({old.daemon.health_address or 'off'} -> {new.daemon.health_address or 'off'})"
@@ -264,12 +267,22 @@ class Daemon:
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
         self._waits_begun = 0  # rate-limit waits begun in the step in hand (for its log line)
         self._slept = 0.0  # seconds slept in place for rate limits in the step in hand
+        # Replicas: on a PostgreSQL store any number of daemons run; each feed is polled by the one
+        # holding its lease (docs/scaling.md). On SQLite the store's lock allows one daemon: no leases.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.leasing = self.app.store.backend == "postgresql"
+        self.held: set[str] = set()  # feeds whose lease this replica holds
         for name in self.app.connectors:
             self.health.connectors[name] = ConnectorState()
         self._wire()
 
     def _wire(self) -> None:
         self.app.engine.stop_requested = self.stopping
+        store = self.app.store
+        if self.leasing:
+            # Replicas sharing a PostgreSQL store: outbox claims last as long as a feed's lease.
+            store.replica = self.replica
+            store.claim_seconds = self.app.settings.store.lease_seconds
         self.app.engine.parking.listeners.append(self._on_rate_limit)
         for connector in self.app.connectors.values():
             connector.http.wait_listeners.append(self._on_slept)
@@ -347,13 +360,20 @@ class Daemon:
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self.stop_health_server()
+            if self.leasing:
+                try:
+                    self.app.store.release_leases(self.replica)  # the others take over at once
+                except SyncdError as exc:
+                    log.warning("could not hand the feeds back; they pass on at their expiry", error=str(exc))
             self.app.close()
         log.info("syncd stopped")
         return 0
 
     def _time_to_next(self) -> float:
         now = self.clock()
-        return min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
+        wait = min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
+        # A replica wakes often enough to renew its leases well before they lapse.
+        return min(wait, self._lease_seconds() / 4) if self.leasing else wait
 
     def step(self) -> None:
         """Poll every connector that is due, then deliver the outbox."""
@@ -364,6 +384,8 @@ class Daemon:
             self.metrics.cycle_seconds.observe(max(0.0, self.clock() - started))
 
     def _step(self) -> None:
+        if self.leasing:
+            self._renew()
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
         self._waits_begun, self._slept = 0, 0.0
@@ -378,7 +400,14 @@ class Daemon:
             if state.paused_auth and not self._credentials_back(name, state):
                 state.next_poll = now + self.auth_retry
                 continue
-            report = self.app.engine.poll(name)
+            if self.leasing and not self._lease(name):
+                # Another replica polls it; look again soon, to take over within the lease's expiry.
+                state.next_poll = now + min(self.interval(name), self._lease_seconds() / 4)
+                continue
+            try:
+                report = self._poll(name)
+            finally:
+                self.app.store.fence = None
             polled.append(report)
             state.polls += 1
             self.metrics.records.labels(name).inc(report.records)
@@ -461,6 +490,53 @@ class Daemon:
         except SyncdError as exc:
             log.warning("could not record the poll in the store", connector=name, error=str(exc))
 
+    def _lease_seconds(self) -> float:
+        return self.app.settings.store.lease_seconds
+
+    def _lease(self, name: str) -> bool:
+        """Take or renew the lease on ``name``'s feed; False while another replica holds it."""
+        feed = f"poll:{name}"
+        try:
+            held = self.app.store.acquire_lease(feed, self.replica, self._lease_seconds())
+        except SyncdError as exc:
+            log.warning("could not take the feed's lease; not polling it now", connector=name, error=str(exc))
+            held = False
+        if held and feed not in self.held:
+            log.info("polling this feed now (lease taken)", connector=name, replica=self.replica)
+        elif not held and feed in self.held:
+            log.info("another replica polls this feed now", connector=name, replica=self.replica)
+        (self.held.add if held else self.held.discard)(feed)
+        return held
+
+    def _renew(self) -> None:
+        """Renew every lease this replica holds (each step, so none lapses between polls)."""
+        for feed in sorted(self.held):
+            self._lease(feed.removeprefix("poll:"))
+
+    def _poll(self, name: str):
+        if not self.leasing:
+            return self.app.engine.poll(name)
+        feed, seconds = f"poll:{name}", self._lease_seconds()
+        self.app.store.fence = (feed, self.replica, seconds)
+        # A page slower than the lease (many records, a slow service) must not lose the feed
+        # half-way: the lease is renewed every lease/4 while the poll runs.
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(seconds / 4):
+                try:
+                    self.app.store.renew_lease(feed, self.replica, seconds)
+                except SyncdError as exc:
+                    log.warning("could not renew the feed's lease", connector=name, error=str(exc))
+
+        beat = threading.Thread(target=heartbeat, name=f"lease-{name}", daemon=True)
+        beat.start()
+        try:
+            return self.app.engine.poll(name)
+        finally:
+            done.set()
+            beat.join()
+
     def _check_presence(self) -> None:
         """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""
         daemon = self.app.settings.daemon
@@ -525,7 +601,9 @@ class Daemon:
         if same and self.clock() - self._published_at < PUBLISH_EVERY_SECONDS:
             return
         try:
-            self.app.store.set_daemon_status({**view, "at": format_time(self.app.engine.clock())})
+            self.app.store.set_daemon_status(
+                {**view, "at": format_time(self.app.engine.clock()), "replica": self.replica}
+            )
         except SyncdError as exc:
             log.warning("could not record connector status in the store", error=str(exc))
             return

@@ -186,7 +186,8 @@ class Deliverer:
                 report.already += 1
                 self._sent(delivered=1)
                 return
-            self.store.mark_sending(row.id)
+            if not self.store.mark_sending(row.id):
+                return  # another replica holds it now (its claim lapsed here): that one sends it
             sent = True
             result = route.send(self, connector, row, write, marker)
         except RateLimited as exc:
@@ -333,8 +334,10 @@ class Deliverer:
         assert isinstance(write, TicketUpdate) and write.marker, "only marked ticket updates are sent in bulk"
         marker = write.marker
         with self.store.transaction():
-            for row in rows:
-                self.store.mark_sending(row.id)
+            # Rows another replica took over (their claim lapsed here) are left to it.
+            rows = [row for row in rows if self.store.mark_sending(row.id)]
+        if not rows:
+            return
         by_target = {row.target: row for row in rows}
         try:
             results = helpdesk.update_tickets(list(by_target), write, marker)

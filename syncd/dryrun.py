@@ -24,7 +24,7 @@ from connectors.base import Connector
 from syncd.delivery import describe_write
 from syncd.engine import CycleReport
 from syncd.records import Ref, Ticket
-from syncd.store import OutboxRow, Store, scratch_copy
+from syncd.store import OutboxRow, Store
 from syncd.writes import CreateIssue, stored
 
 
@@ -135,11 +135,13 @@ def _subject_dict(s: Subject) -> dict[str, Any]:
     }
 
 
-def dry_run(build: Callable[[Path], Any], store_path: Path) -> DryRun:
-    """Plan one cycle in a scratch copy of ``store_path``; ``build(path)`` makes the app on that path."""
+def dry_run(build: Callable[[Path], Any], copy: Callable[[Path], int]) -> DryRun:
+    """Plan one cycle in a scratch copy of the store: ``copy(path)`` makes it (an SQLite file at
+    ``path``; see :func:`scratch_copy`) and returns its highest outbox id; ``build(path)`` makes
+    the app on that copy."""
     with tempfile.TemporaryDirectory(prefix="syncd-dry-run-") as scratch:
         path = Path(scratch) / "dry-run.db"
-        before = scratch_copy(store_path, path)
+        before = copy(path)
         with build(path) as app:
             report = app.engine.cycle(deliver=False)
             subjects = planned(app.store, app.connectors, app.engine.helpdesk.name, before)

@@ -147,6 +147,17 @@ def gather(store: Store, settings: Any, now: datetime, live: Mapping[str, Any] |
     return {
         "generated_at": format_time(now),
         "store": {"path": stats["path"], "schema_version": stats["schema_version"], "file_size": stats["file_size"]},
+        "backend": stats.get("backend", "sqlite"),
+        # Replicas sharing a PostgreSQL store: which holds which feed (empty for one daemon on SQLite).
+        "leases": {
+            feed: {
+                "holder": lease["holder"],
+                "acquired_at": format_time(lease["acquired_at"]),
+                "expires_at": format_time(lease["expires_at"]),
+                "live": bool(lease["live"]),
+            }
+            for feed, lease in (stats.get("leases") or {}).items()
+        },
         "daemon": {
             "pid": published.get("pid"),
             "published_at": published.get("at"),
@@ -294,6 +305,19 @@ def render_text(status: Mapping[str, Any], now: datetime) -> str:
     out += [f"{k.ljust(width)}  {v}" for k, v in facts]
     for d in status["dead_letters"]:
         out.append(f"  dead {d['id']}: {d['write']}, {d['to']}: {_one_line(d['error'], 80)}")
+    if status["leases"]:
+        out.append("")
+        out += _table(
+            ["feed", "polled by replica", "until"],
+            [
+                [
+                    feed.removeprefix("poll:"),
+                    lease["holder"],
+                    time_text(lease["expires_at"]) if lease["live"] else "lapsed",
+                ]
+                for feed, lease in status["leases"].items()
+            ],
+        )
     waits = [(n, c) for n, c in status["connectors"].items() if c["rate_limited_until"]]
     if waits:
         out.append("")
@@ -397,6 +421,14 @@ def render_html(status: Mapping[str, Any], now: datetime, refresh: int = REFRESH
         [_e(time_text(h["at"])), _e(h["what"]), _e(h["ticket"]), _e(h["issue"]), _e(h["summary"])]
         for h in status["history"]
     ]
+    replicas = [
+        [
+            _e(feed.removeprefix("poll:")),
+            _e(lease["holder"]),
+            _e(time_text(lease["expires_at"]) if lease["live"] else "lapsed"),
+        ]
+        for feed, lease in status["leases"].items()
+    ]
     healthy = (
         all(c["ok"] for c in status["connectors"].values())
         and not box.get("dead")
@@ -422,6 +454,14 @@ def render_html(status: Mapping[str, Any], now: datetime, refresh: int = REFRESH
         ),
         "<h2>At a glance</h2>",
         _html_table([], [[_e(k), _e(v)] for k, v in facts], "facts", ""),
+        *(
+            [
+                "<h2>Replicas</h2>",
+                _html_table(["Feed", "Polled by replica", "Until"], replicas, "replicas", "none"),
+            ]
+            if replicas
+            else []
+        ),
         "<h2>Dead letters</h2>",
         _html_table(["Id", "Write", "To", "Attempts", "Error"], dead, "dead-letters", "none"),
         "<h2>Quarantine</h2>",

@@ -1,11 +1,19 @@
-"""The state store: one SQLite file holding everything syncd must not forget.
+"""The state store: everything syncd must not forget, in SQLite or PostgreSQL.
 
 Cursors, snapshots, links, follow-up stages, promises, the outbox, quarantine
-and the event history live in one file so that a page of changes is committed in ONE transaction (see
+and the event history live in one database so that a page of changes is committed in ONE transaction (see
 DESIGN.md, "commit"): a crash before it replays the page, a crash after it
 finds the planned actions waiting in the outbox.
 
-Choices worth knowing:
+:class:`Store` is the contract and holds every query; :class:`SQLiteStore`
+(one file, one daemon: the default) and :class:`PostgresStore` (a database
+that several ``syncd run`` replicas share, see docs/scaling.md) provide the
+connection, the transactions and what is particular to each. The queries are
+written once, in SQL both understand where that is cheap; the rest is
+translated for PostgreSQL in :func:`_pg_sql`, and the one migration history
+in :func:`_pg_ddl`.
+
+Choices worth knowing (SQLite):
 
 - WAL journal, so that ``syncd links``/``history``/``status`` can read while
   the daemon writes (``Store(path, readonly=True)`` takes no lock).
@@ -32,6 +40,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -39,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Self, Sequence, cast
 from urllib.parse import quote
 
 import sqlite_utils
@@ -371,8 +380,36 @@ CREATE TABLE gone_issues (
 CREATE INDEX gone_issues_by_key ON gone_issues (issue_connector, key);
 """
 
+# Replicas sharing one (PostgreSQL) store: which replica polls which feed (a
+# lease with an expiry, renewed every cycle), every holding ever (the history
+# that shows no two replicas held one feed at once), and which replica is
+# sending an outbox action (a claim with an expiry). See docs/scaling.md.
+_V5_REPLICAS = """
+CREATE TABLE leases (
+    feed TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE lease_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    feed TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    ended_at TEXT,
+    end_reason TEXT
+);
+CREATE INDEX lease_history_by_feed ON lease_history (feed, started_at);
+
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+"""
+
 # Ordered: MIGRATIONS[n] takes the schema from version n to n + 1. Append only.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4_GONE_ISSUES)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4_GONE_ISSUES, _V5_REPLICAS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -420,206 +457,133 @@ def _reads(method):
     return wrapper
 
 
+class LeaseLost(StoreError):
+    """A replica's lease on a feed lapsed before it committed: the change in hand is rolled back."""
+
+
 class Store:
-    """The syncd state store at ``path``.
+    """The syncd state store: SQLite (a file path) or PostgreSQL (a ``postgresql://`` URL).
+
+    ``Store(location, ...)`` opens the right one: :class:`SQLiteStore` for a
+    path, :class:`PostgresStore` for a URL. Both keep one contract: the same
+    methods, the same schema (one migration history, see :data:`MIGRATIONS`),
+    and the same transactions (:meth:`transaction`: a page, its outbox rows and
+    its cursor commit together or not at all).
 
     Open for writing (the daemon, ``syncd once``, repair commands) it migrates
-    the schema and holds the lock until :meth:`close`. ``readonly=True`` is for
-    inspection while the daemon runs: no lock, no migration, no writes.
-    ``shared=True`` writes without taking the daemon lock: for short repair
-    commands (``syncd link`` while the daemon runs), which leave delivery to
-    the daemon; SQLite serialises the writers.
+    the schema. ``readonly=True`` is for inspection while the daemon runs: no
+    lock, no migration, no writes. ``shared=True`` writes without taking the
+    daemon lock (SQLite only; a PostgreSQL store is always shared by its replicas).
 
     One Store may be shared by threads (a metrics endpoint reading while the
     engine writes): calls are serialised by an internal lock.
     """
 
-    def __init__(
-        self, path: str | os.PathLike, *, clock: Clock = _utcnow, readonly: bool = False, shared: bool = False
-    ):
-        self.path = Path(path)
+    backend = "?"
+
+    def __new__(cls, location: "str | os.PathLike", *args: Any, **kwargs: Any) -> Self:
+        if cls is Store:
+            chosen: type[Store] = PostgresStore if is_postgres_url(location) else SQLiteStore
+            return cast(Self, super().__new__(chosen))
+        return super().__new__(cls)
+
+    def __init__(self, location: "str | os.PathLike", *, clock: Clock = _utcnow, readonly: bool = False, **_: Any):
         self.readonly = readonly
         self._clock = clock
         self._mutex = threading.RLock()
         self._depth = 0
-        self._lock_fd: int | None = None
-        self._db: sqlite_utils.Database | None = None
-        if self.path.is_dir():
-            raise StoreUnusable(
-                f"{self.path} is a directory, not a store file; set store.path to a file "
-                f"(for example {self.path / 'syncd.db'})"
-            )
-        try:
-            if readonly:
-                self._open_readonly()
-            else:
-                if not shared:
-                    self._acquire_lock()
-                self._open_writable()
-        except BaseException:
-            self.close()
-            raise
+        # Replicas sharing the store (see due_actions and the leases): who this
+        # process is, and how long its claim on an outbox action lasts.
+        self.replica: str | None = None
+        self.claim_seconds = 60.0
+        # (feed, holder, seconds) while a replica polls a feed: every transaction first renews,
+        # and so locks, the lease; one that lapsed commits nothing (LeaseLost) and the new holder
+        # replays the page. A long poll (a first sync) keeps its lease page by page.
+        self.fence: tuple[str, str, float] | None = None
 
-    # --- opening and closing ------------------------------------------------
+    # Row locks that other transactions pass by; SQLite has one writer at a time and needs none.
+    _skip_locked = ""
+    _for_update = ""
 
-    def _acquire_lock(self) -> None:
-        if not self.path.parent.is_dir():
-            raise StoreUnusable(
-                f"{self.path}: directory {self.path.parent} does not exist; create it or point the store path elsewhere"
-            )
-        lock_path = Path(f"{self.path}.lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except OSError as exc:
-            raise StoreUnusable(
-                f"{lock_path}: cannot open the lock file ({exc.strerror}); "
-                "check that syncd's user may write the directory"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise StoreLocked(f"{self.path} is in use by another syncd process (pid {holder}); stop it first") from None
-        os.fchmod(fd, FILE_MODE)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._lock_fd = fd
+    # --- what each backend provides -------------------------------------------
 
-    def _connect(self, target: str, uri: bool) -> None:
-        conn = sqlite3.connect(
-            target, uri=uri, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
-        )
-        # Plugins could change the connection behind our back: none are wanted here.
-        self._db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a path, or a URL without its password)."""
+        raise NotImplementedError
 
-    def _open_writable(self) -> None:
-        if not self.path.exists():
-            # Created 0600 before SQLite sees it; SQLite gives -wal and -shm the same mode.
-            try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
-            except OSError as exc:
-                raise self._os_error(exc, "cannot create the store") from None
-        try:
-            _tighten(self.path)
-        except OSError as exc:
-            raise self._os_error(exc, "cannot make the store private (mode 0600)") from None
-        self._connect(str(self.path), uri=False)
-        try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise self._store_error(exc) or StoreUnusable(
-                f"{self.path} is not a syncd store ({exc}); point the store path at another file"
-            ) from None
-        if mode.lower() != "wal":
-            raise StoreError(
-                f"{self.path}: cannot use the WAL journal (got {mode!r}); put the store on a local file system"
-            )
-        self._x(f"PRAGMA synchronous={SYNCHRONOUS}")
-        self.check()
-        self._migrate()
-        self._note_copy()
-        for companion in _companions(self.path):
-            _tighten(companion)
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one statement; a cursor-like result (``rowcount``, ``fetchall``, ``fetchone``)."""
+        raise NotImplementedError
 
-    def _open_readonly(self) -> None:
-        if not self.path.exists():
-            raise StoreError(f"{self.path} does not exist: no store yet; run `syncd once` or `syncd run` to create it")
-        self._connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True)
-        self.check()
-        try:
-            version = self._read_version()
-        except sqlite3.DatabaseError as exc:
-            raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc})") from None
-        self._check_not_newer(version)
-        if version < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, older than this syncd "
-                f"({SCHEMA_VERSION}); run `syncd once` to migrate it first"
-            )
+    def _run_many(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        """Roll back the open transaction, quietly if the database already did."""
+        raise NotImplementedError
+
+    def _has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _migration_sql(self, script: str) -> list[str]:
+        return _split_sql(script)
+
+    def _identity(self) -> str:
+        """What tells this store from a restored copy of it (see :meth:`_note_copy`)."""
+        raise NotImplementedError
+
+    def _size(self) -> int:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """The backend's damage check: StoreUnusable naming the damage and how to restore."""
+
+    def _sync_ids(self, table: str) -> None:
+        """After rows were copied in with their ids, new rows get ids after them."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared ----------------------------------------------------------------
 
     def _read_version(self) -> int:
-        if not self._q("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"):
+        if not self._has_table("meta"):
             return 0
         rows = self._q("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(rows[0][0]) if rows else 0
 
-    # --- damage, full disks and unusable files --------------------------------
-
-    def check(self) -> None:
-        """SQLite's quick check of the whole file: StoreUnusable naming the damage and how to restore.
-
-        It reads every page once but skips the index-content cross-checks of
-        ``integrity_check`` (see docs/reliability.md for its cost on a large store).
-        """
-        try:
-            rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._store_error(exc) or StoreUnusable(self._damaged(str(exc))) from None
-        # Rows read like "*** in database main ***\nPage 123: btreeInitPage() returns error code 11".
-        problems = [
-            line.strip()
-            for r in rows
-            if r[0] != "ok"
-            for line in str(r[0]).splitlines()
-            if line.strip() and not line.startswith("***")
-        ]
-        if problems:
-            raise StoreUnusable(self._damaged("; ".join(problems[:2])))
-
-    def _damaged(self, detail: str) -> str:
-        p = self.path
-        return (
-            f"{p} is damaged ({detail}); restore your last backup: stop syncd, move {p.name} and its "
-            f"-wal and -shm files aside, copy the backup to {p} (README: Backup and restore)"
-        )
-
-    def _os_error(self, exc: OSError, what: str) -> StoreError:
-        if exc.errno == errno.ENOSPC:
-            return StoreFull(f"{self.path}: {what}: the disk is full; free space on it and start again")
-        return StoreUnusable(
-            f"{self.path}: {what} ({exc.strerror}); check that syncd's user may write "
-            f"{self.path} and its directory {self.path.parent}"
-        )
-
-    def _store_error(self, exc: sqlite3.Error) -> StoreError | None:
-        """The one-line StoreError for an SQLite error the operator must act on (None: a bug)."""
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        p = self.path
-        if name.startswith("SQLITE_FULL"):
-            return StoreFull(
-                f"{p}: the disk is full; the change in hand was rolled back and nothing is "
-                f"lost; free space on the disk holding {p.parent}"
-            )
-        if name.startswith("SQLITE_CORRUPT"):
-            return StoreUnusable(self._damaged(str(exc)))
-        if name.startswith("SQLITE_NOTADB"):
-            return StoreUnusable(f"{p} is not a syncd store ({exc}); point the store path at another file")
-        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-            return StoreUnusable(
-                f"{p}: cannot use the store ({exc}); check that syncd's user may read and "
-                f"write {p} and its directory {p.parent}"
-            )
-        if name.startswith("SQLITE_IOERR"):
-            return StoreUnusable(
-                f"{p}: the disk failed a read or write ({exc}); check the disk, then "
-                "`syncd check`; if the store is damaged, restore your last backup"
-            )
-        return None
-
     def _check_not_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {version}, newer than this syncd "
+                f"{self.location} has schema version {version}, newer than this syncd "
                 f"understands ({SCHEMA_VERSION}); upgrade syncd to use it"
             )
 
+    def _check_current(self, version: int) -> None:
+        self._check_not_newer(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.location} has schema version {version}, older than this syncd "
+                f"({SCHEMA_VERSION}); run `syncd once` to migrate it first"
+            )
+
+    def _lock_schema(self) -> None:
+        """Hold off other processes migrating the same store (inside the migration's transaction)."""
+
     def _migrate(self) -> None:
         with self.transaction():
+            self._lock_schema()
             version = self._read_version()
             self._check_not_newer(version)
             for step in range(version, SCHEMA_VERSION):
-                for statement in _split_sql(MIGRATIONS[step]):
+                for statement in self._migration_sql(MIGRATIONS[step]):
                     self._x(statement)
             if version < SCHEMA_VERSION:
                 self._x(
@@ -633,68 +597,36 @@ class Store:
         with self._mutex:
             return self._read_version()
 
-    def close(self) -> None:
-        """Close the database and release the lock. Safe to call twice."""
-        with self._mutex:
-            if self._db is not None:
-                if not self.readonly and not self._db.conn.in_transaction:
-                    # Keeps the planner's statistics fresh, as SQLite advises on close.
-                    try:
-                        self._db.conn.execute("PRAGMA optimize")
-                    except sqlite3.Error:
-                        pass  # not a database, or a full disk: closing matters more
-                self._db.conn.close()
-                self._db = None
-            if self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-                self._lock_fd = None
-
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError(f"{self.path}: the store is closed")
-        return self._db.conn
-
     def _now(self) -> str:
         return _ts(self._clock())
 
     def _q(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        try:
-            return self._conn.execute(sql, tuple(params)).fetchall()
-        except sqlite3.Error as exc:
-            raise self._store_error(exc) or exc from None
+        return list(self._run(sql, tuple(params)).fetchall())
 
-    def _x(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        try:
-            return self._conn.execute(sql, tuple(params))
-        except sqlite3.Error as exc:
-            raise self._store_error(exc) or exc from None
+    def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        return self._run(sql, tuple(params))
 
-    def _xmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
-        try:
-            return self._conn.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise self._store_error(exc) or exc from None
+    def _xmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._run_many(sql, [tuple(r) for r in rows])
 
     # --- transactions -------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator["Store"]:
-        """``BEGIN IMMEDIATE … COMMIT``; rolled back if the block raises.
+        """``BEGIN … COMMIT``; rolled back if the block raises.
 
         A nested call joins the outer transaction: nothing is committed until
         the outermost block ends.
         """
         with self._mutex:
             if self.readonly:
-                raise StoreError(f"{self.path} is open read-only; writing needs the daemon's store")
+                raise StoreError(f"{self.location} is open read-only; writing needs the daemon's store")
             if self._depth:
                 self._depth += 1
                 try:
@@ -702,29 +634,26 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            conn = self._conn
-            self._x("BEGIN IMMEDIATE")
+            self._begin()
             self._depth = 1
             try:
+                if self.fence is not None and not self.renew_lease(*self.fence):
+                    raise LeaseLost(
+                        f"{self.fence[0]}: this replica's lease lapsed and another may hold it now; "
+                        "the page is left to it"
+                    )
                 yield self
             except BaseException:
                 self._depth = 0
-                self._rollback(conn)
+                self._abort()
                 raise
             self._depth = 0
             try:
-                self._x("COMMIT")
+                self._commit()
             except BaseException:
                 # A full disk at COMMIT: nothing of the block is kept; it is done again later.
-                self._rollback(conn)
+                self._abort()
                 raise
-
-    def _rollback(self, conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite rolled it back itself (as after SQLITE_FULL or an I/O error)
 
     # --- cursors ------------------------------------------------------------
 
@@ -834,28 +763,32 @@ class Store:
     @_writes
     def note_poll(self, connector: str, at: datetime, error: str | None = None) -> None:
         """A poll of ``connector`` ended at ``at``: a success (no ``error``) or a failure saying why.
-        Kept per connector (last success, last error and when) for ``syncd status``."""
-        rows = self._q("SELECT value FROM meta WHERE key = 'polls'")
-        polls = _loads(rows[0][0]) if rows else {}
-        seen = polls.setdefault(connector, {})
+        Kept per connector (last success, last error and when) for ``syncd status``, in a row of
+        its own: replicas polling other feeds never write over it."""
+        key = f"polls:{connector}"
+        rows = self._q("SELECT value FROM meta WHERE key = ?", [key])
+        seen = _loads(rows[0][0]) if rows else {}
+        seen = seen if isinstance(seen, dict) else {}
         if error is None:
             seen["last_success"] = _ts(at)
         else:
             seen["last_error"], seen["last_error_at"] = redact_text(error)[:_MAX_ERROR_CHARS], _ts(at)
         self._x(
-            "INSERT INTO meta (key, value) VALUES ('polls', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [_json(polls)],
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, _json(seen)],
         )
 
     @_reads
     def polls(self) -> dict[str, dict[str, Any]]:
         """Per connector: ``last_success``, ``last_error`` and ``last_error_at`` (datetimes), as noted."""
-        rows = self._q("SELECT value FROM meta WHERE key = 'polls'")
-        saved = _loads(rows[0][0]) if rows else {}
-        return {
-            name: {k: (parse_time(v) if k.endswith(("_success", "_at")) else v) for k, v in seen.items()}
-            for name, seen in (saved.items() if isinstance(saved, dict) else [])
-        }
+        out: dict[str, dict[str, Any]] = {}
+        for key, value in self._q("SELECT key, value FROM meta WHERE key LIKE 'polls:%'"):
+            seen = _loads(value)
+            if isinstance(seen, dict):
+                out[key.removeprefix("polls:")] = {
+                    k: (parse_time(v) if k.endswith(("_success", "_at")) else v) for k, v in seen.items()
+                }
+        return out
 
     @_reads
     def waiting_by_connector(self) -> dict[str, tuple[int, datetime]]:
@@ -889,8 +822,10 @@ class Store:
         ``uncertain`` keeps it 'sending' (its marker is looked for first)."""
         cur = self._x(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "attempts = max(0, attempts - ?) WHERE id = ? AND state IN ('pending', 'sending')",
-            ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until), int(refund), id],
+            "claimed_by = NULL, claimed_until = NULL, "
+            "attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END "
+            "WHERE id = ? AND state IN ('pending', 'sending')",
+            ["sending" if uncertain else "pending", error[:_MAX_ERROR_CHARS], _ts(until), int(refund), int(refund), id],
         )
         return cur.rowcount == 1
 
@@ -1072,38 +1007,66 @@ class Store:
         )
         return cur.rowcount == 1
 
-    @_reads
     def due_actions(self, limit: int = 100) -> list[OutboxRow]:
         """Actions to deliver now, oldest first: the first unfinished action of
         each group, when it is pending or sending and its time has come. A dead
-        action holds its group until it is retried or dropped."""
-        rows = self._q(
+        action holds its group until it is retried or dropped.
+
+        With :attr:`replica` set (replicas sharing a PostgreSQL store), the
+        heads are also *claimed* for this replica for :attr:`claim_seconds`:
+        taken with ``FOR UPDATE SKIP LOCKED`` (replicas claiming at the same
+        moment pass each other by), and a head another replica holds keeps its
+        whole group waiting, so the writes to one ticket or issue stay in order.
+        A replica that dies leaves its claims to expire; the action is then
+        'sending', so the next replica looks for its marker before it sends."""
+        query = (
             f"SELECT {_prefixed('o', _OUTBOX_COLUMNS)} FROM outbox AS o JOIN ("
             "  SELECT min(id) AS first_id FROM outbox"
             "  WHERE state IN ('pending', 'sending', 'dead') GROUP BY grp"
             ") AS heads ON o.id = heads.first_id "
             "WHERE o.state IN ('pending', 'sending') AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?",
-            [self._now(), limit],
         )
+        if self.replica is None:
+            with self._mutex:
+                rows = self._q(query + "ORDER BY o.id LIMIT ?", [self._now(), limit])
+            return [_outbox_row(r) for r in rows]
+        with self.transaction():
+            now = self._now()
+            rows = self._q(
+                query + "AND (o.claimed_until IS NULL OR o.claimed_until <= ? OR o.claimed_by = ?) "
+                f"ORDER BY o.id LIMIT ?{self._skip_locked}",
+                [now, now, self.replica, limit],
+            )
+            until = _ts(self._clock() + timedelta(seconds=self.claim_seconds))
+            self._xmany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(self.replica, until, r[0]) for r in rows],
+            )
         return [_outbox_row(r) for r in rows]
+
+    def _claimed(self) -> tuple[str, list[Any]]:
+        """The condition that this replica still holds an action's claim (nothing without replicas)."""
+        if self.replica is None:
+            return "", []
+        return " AND claimed_by = ? AND claimed_until > ?", [self.replica, self._now()]
 
     @_writes
     def mark_sending(self, id: int) -> bool:
         """Note an attempt before the request goes out. Call it outside a
         transaction (or commit right after): after a crash, state 'sending'
         tells delivery the write may have landed and to look for its marker."""
+        claimed, params = self._claimed()
         cur = self._x(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-            "WHERE id = ? AND state IN ('pending', 'sending')",
-            [id],
+            f"WHERE id = ? AND state IN ('pending', 'sending'){claimed}",
+            [id, *params],
         )
         return cur.rowcount == 1
 
     @_writes
     def mark_done(self, id: int, result: dict | None = None) -> bool:
         cur = self._x(
-            "UPDATE outbox SET state = 'done', done_at = ?, result = ? "
+            "UPDATE outbox SET state = 'done', done_at = ?, result = ?, claimed_by = NULL, claimed_until = NULL "
             "WHERE id = ? AND state IN ('pending', 'sending')",
             [self._now(), None if result is None else _json(result), id],
         )
@@ -1129,8 +1092,8 @@ class Store:
             state = "sending" if uncertain else "pending"
         when = _ts(retry_at) if retry_at is not None and not dead else self._now()
         cur = self._x(
-            "UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, "
-            "next_attempt_at = CASE WHEN ? THEN next_attempt_at ELSE ? END "
+            "UPDATE outbox SET state = ?, last_error = ?, maybe_applied = ?, claimed_by = NULL, claimed_until = NULL, "
+            "next_attempt_at = CASE WHEN ? = 1 THEN next_attempt_at ELSE ? END "
             "WHERE id = ? AND state IN ('pending', 'sending')",
             [state, error, int(uncertain), int(dead), when, id],
         )
@@ -1172,7 +1135,7 @@ class Store:
         for the marker first. False for an action in any other state."""
         cur = self._x(
             "UPDATE outbox SET next_attempt_at = ?, "
-            "state = CASE WHEN maybe_applied OR state = 'sending' THEN 'sending' "
+            "state = CASE WHEN maybe_applied = 1 OR state = 'sending' THEN 'sending' "
             "ELSE 'pending' END "
             "WHERE id = ? AND state IN ('dead', 'pending', 'sending')",
             [self._now(), id],
@@ -1231,8 +1194,8 @@ class Store:
         """Which of ``ids`` are tombstoned, in one query."""
         rows = self._q(
             "SELECT g.issue_id FROM json_each(?) AS j JOIN gone_issues AS g "
-            "ON g.issue_connector = ? AND g.issue_id = j.value",
-            [_json(list(ids)), connector],
+            "ON g.issue_connector = ? AND g.issue_id = json_extract(j.value, '$[0]')",
+            [json.dumps([[i] for i in ids]), connector],
         )
         return {r[0] for r in rows}
 
@@ -1242,10 +1205,11 @@ class Store:
         existence first (never checked: first), with the validator (ETag) kept
         from their last check: up to ``limit`` (issue id, validator) pairs."""
         rows = self._q(
-            "SELECT l.issue_id, json_extract(m.data, '$.presence_etag') FROM links AS l "
+            "SELECT DISTINCT l.issue_id, json_extract(m.data, '$.presence_etag'), "
+            "coalesce(json_extract(m.data, '$.presence_at'), '') AS checked FROM links AS l "
             "LEFT JOIN record_meta AS m ON m.connector = l.issue_connector AND m.id = l.issue_id "
-            "WHERE l.issue_connector = ? AND l.active = 1 GROUP BY l.issue_id "
-            "ORDER BY coalesce(json_extract(m.data, '$.presence_at'), '') ASC, l.issue_id LIMIT ?",
+            "WHERE l.issue_connector = ? AND l.active = 1 "
+            "ORDER BY checked ASC, l.issue_id LIMIT ?",
             [connector, limit],
         )
         return [(r[0], r[1]) for r in rows]
@@ -1286,7 +1250,7 @@ class Store:
         catching up until the engine has read every feed to its end once
         (see :meth:`catching_up`). The file's inode tells them apart; a store
         from before this check has none recorded and is not marked."""
-        identity = str(os.stat(self.path).st_ino)
+        identity = self._identity()
         rows = self._q("SELECT value FROM meta WHERE key = 'file_identity'")
         if rows and rows[0][0] == identity:
             return
@@ -1490,7 +1454,8 @@ class Store:
             return False
         self._x("DELETE FROM promise_issues WHERE promise_id = ?", [promise.id])
         self._xmany(
-            "INSERT OR IGNORE INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?)",
+            "INSERT INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [(ref.connector, ref.id, promise.id) for ref in promise.issues],
         )
         return True
@@ -1575,7 +1540,7 @@ class Store:
         t, i = event.ticket, event.issue
         cur = self._x(
             "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
-            "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 self._now(),
                 event.kind,
@@ -1587,8 +1552,7 @@ class Store:
                 _json(event.detail),
             ],
         )
-        assert cur.lastrowid is not None  # set by the INSERT
-        return cur.lastrowid
+        return cur.fetchone()[0]
 
     @_reads
     def history(self, ticket: Ref) -> list[EventRow]:
@@ -1613,17 +1577,131 @@ class Store:
     def last_event_id(self) -> int:
         return self._q("SELECT coalesce(max(id), 0) FROM events")[0][0]
 
+    # --- replicas: who polls which feed ----------------------------------------
+    # A lease per feed, held by one replica at a time until it expires; the
+    # holder renews it every cycle. Times are the stores' clocks (keep the
+    # replicas' clocks in step with NTP; a skew eats into the expiry).
+
+    @_writes
+    def acquire_lease(self, feed: str, holder: str, seconds: float) -> bool:
+        """Take or renew ``feed`` for ``holder`` for ``seconds``; False while another replica holds it.
+
+        An expired lease is taken over: the previous holding ends in the
+        history at its expiry, which is never after the new one starts."""
+        now = self._now()
+        until = _ts(self._clock() + timedelta(seconds=seconds))
+        rows = self._q(f"SELECT holder, expires_at FROM leases WHERE feed = ?{self._for_update}", [feed])
+        # Still this holder's, even past its expiry: no one took it over (a take-over changes
+        # the holder under the row's lock), so nothing was committed for the feed in between.
+        if rows and rows[0][0] == holder:
+            self._x("UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ?", [now, until, feed])
+            self._x(
+                "UPDATE lease_history SET renewed_at = ? WHERE feed = ? AND holder = ? AND ended_at IS NULL",
+                [now, feed, holder],
+            )
+            return True
+        if rows and rows[0][1] > now:
+            return False
+        if rows:
+            # Taken over (the row is locked: no other replica is doing the same now).
+            taken = self._x(
+                "UPDATE leases SET holder = ?, acquired_at = ?, renewed_at = ?, expires_at = ? "
+                "WHERE feed = ? AND holder = ? AND expires_at = ?",
+                [holder, now, now, until, feed, rows[0][0], rows[0][1]],
+            )
+            if taken.rowcount != 1:
+                return False
+            # The previous holding (this holder's own, if it let it lapse) ended at its expiry.
+            self._x(
+                "UPDATE lease_history SET ended_at = ?, end_reason = 'expired' WHERE feed = ? AND ended_at IS NULL",
+                [rows[0][1], feed],
+            )
+        else:
+            # A first holder: with no row to lock, two replicas may get here at once; one insert wins.
+            first = self._x(
+                "INSERT INTO leases (feed, holder, acquired_at, renewed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (feed) DO NOTHING",
+                [feed, holder, now, now, until],
+            )
+            if first.rowcount != 1:
+                return False
+        self._x(
+            "INSERT INTO lease_history (feed, holder, started_at, renewed_at) VALUES (?, ?, ?, ?)",
+            [feed, holder, now, now],
+        )
+        return True
+
+    def renew_lease(self, feed: str, holder: str, seconds: float) -> bool:
+        """Extend ``holder``'s lease on ``feed``; False if another replica has taken it over.
+
+        A lease past its expiry that no one took over is still the holder's (a take-over
+        changes the holder): nothing was committed for the feed since, so it is renewed.
+        Inside a transaction the lease row stays locked until the commit: a replica taking
+        the feed over waits for it, finds the lease renewed, and leaves the feed alone."""
+        with self.transaction():
+            now = self._now()
+            renewed = self._x(
+                "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE feed = ? AND holder = ?",
+                [now, _ts(self._clock() + timedelta(seconds=seconds)), feed, holder],
+            )
+            if renewed.rowcount != 1:
+                return False
+            self._x(
+                "UPDATE lease_history SET renewed_at = ? WHERE feed = ? AND holder = ? AND ended_at IS NULL",
+                [now, feed, holder],
+            )
+            return True
+
+    def holds_lease(self, feed: str, holder: str) -> bool:
+        """Whether ``holder`` still holds ``feed`` (inside a transaction, the lease row stays locked
+        until it commits: a replica taking the feed over waits for that commit)."""
+        with self._mutex:
+            rows = self._q(f"SELECT holder, expires_at FROM leases WHERE feed = ?{self._for_update}", [feed])
+            return bool(rows) and rows[0][0] == holder and rows[0][1] > self._now()
+
+    @_writes
+    def release_leases(self, holder: str) -> int:
+        """A replica stopping cleanly hands its feeds back at once (no wait for the expiry)."""
+        now = self._now()
+        self._x(
+            "UPDATE lease_history SET ended_at = ?, end_reason = 'released' WHERE holder = ? AND ended_at IS NULL",
+            [now, holder],
+        )
+        return self._x("DELETE FROM leases WHERE holder = ?", [holder]).rowcount
+
+    @_reads
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """feed -> {holder, acquired_at, expires_at, live}: which replica holds what, for ``syncd status``."""
+        now = self._now()
+        rows = self._q("SELECT feed, holder, acquired_at, expires_at FROM leases ORDER BY feed")
+        return {
+            feed: {"holder": holder, "acquired_at": parse_time(got), "expires_at": parse_time(ends), "live": ends > now}
+            for feed, holder, got, ends in rows
+        }
+
+    @_reads
+    def lease_history(self, feed: str | None = None) -> list[dict[str, Any]]:
+        """Every holding of a feed (or all feeds), oldest first: feed, holder, started_at, renewed_at, ended_at."""
+        where, params = (" WHERE feed = ?", [feed]) if feed is not None else ("", [])
+        rows = self._q(
+            f"SELECT feed, holder, started_at, renewed_at, ended_at, end_reason FROM lease_history{where} "
+            "ORDER BY feed, started_at, id",
+            params,
+        )
+        keys = ("feed", "holder", "started_at", "renewed_at", "ended_at", "end_reason")
+        return [dict(zip(keys, r)) for r in rows]
+
     # --- status -------------------------------------------------------------
 
     @_reads
     def stats(self) -> dict[str, Any]:
         """What ``syncd status`` shows."""
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         age = self.oldest_pending_age()
         return {
-            "path": str(self.path),
+            "path": self.location,
+            "backend": self.backend,
             "schema_version": self._read_version(),
-            "file_size": size,
+            "file_size": self._size(),
             "links": {
                 "active": self.count_links(active=True),
                 "ended": self._q("SELECT count(*) FROM links WHERE active = 0")[0][0],
@@ -1638,7 +1716,631 @@ class Store:
                 for c, v, u in self._q("SELECT connector, value, updated_at FROM cursors ORDER BY connector")
             },
             "last_event_id": self.last_event_id(),
+            # Replicas sharing the store: which holds which feed (empty for one daemon on SQLite).
+            "leases": self.leases(),
         }
+
+
+class SQLiteStore(Store):
+    """The store in one SQLite file at ``path`` (the embedded default).
+
+    Open for writing it also holds the daemon lock until :meth:`close`. ``readonly=True`` is for
+    inspection while the daemon runs: no lock, no migration, no writes.
+    ``shared=True`` writes without taking the daemon lock: for short repair
+    commands (``syncd link`` while the daemon runs), which leave delivery to
+    the daemon; SQLite serialises the writers.
+
+    One Store may be shared by threads (a metrics endpoint reading while the
+    engine writes): calls are serialised by an internal lock.
+    """
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        clock: Clock = _utcnow,
+        readonly: bool = False,
+        shared: bool = False,
+        **_: Any,
+    ):
+        super().__init__(path, clock=clock, readonly=readonly)
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._db: sqlite_utils.Database | None = None
+        if self.path.is_dir():
+            raise StoreUnusable(
+                f"{self.path} is a directory, not a store file; set store.path to a file "
+                f"(for example {self.path / 'syncd.db'})"
+            )
+        try:
+            if readonly:
+                self._open_readonly()
+            else:
+                if not shared:
+                    self._acquire_lock()
+                self._open_writable()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- opening and closing ------------------------------------------------
+
+    def _acquire_lock(self) -> None:
+        if not self.path.parent.is_dir():
+            raise StoreUnusable(
+                f"{self.path}: directory {self.path.parent} does not exist; create it or point the store path elsewhere"
+            )
+        lock_path = Path(f"{self.path}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise StoreUnusable(
+                f"{lock_path}: cannot open the lock file ({exc.strerror}); "
+                "check that syncd's user may write the directory"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreLocked(f"{self.path} is in use by another syncd process (pid {holder}); stop it first") from None
+        os.fchmod(fd, FILE_MODE)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._lock_fd = fd
+
+    def _connect(self, target: str, uri: bool) -> None:
+        conn = sqlite3.connect(
+            target, uri=uri, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
+        )
+        # Plugins could change the connection behind our back: none are wanted here.
+        self._db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+
+    def _open_writable(self) -> None:
+        if not self.path.exists():
+            # Created 0600 before SQLite sees it; SQLite gives -wal and -shm the same mode.
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+            except OSError as exc:
+                raise self._os_error(exc, "cannot create the store") from None
+        try:
+            _tighten(self.path)
+        except OSError as exc:
+            raise self._os_error(exc, "cannot make the store private (mode 0600)") from None
+        self._connect(str(self.path), uri=False)
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) or StoreUnusable(
+                f"{self.path} is not a syncd store ({exc}); point the store path at another file"
+            ) from None
+        if mode.lower() != "wal":
+            raise StoreError(
+                f"{self.path}: cannot use the WAL journal (got {mode!r}); put the store on a local file system"
+            )
+        self._x(f"PRAGMA synchronous={SYNCHRONOUS}")
+        self.check()
+        self._migrate()
+        self._note_copy()
+        for companion in _companions(self.path):
+            _tighten(companion)
+
+    def _open_readonly(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"{self.path} does not exist: no store yet; run `syncd once` or `syncd run` to create it")
+        self._connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True)
+        self.check()
+        try:
+            version = self._read_version()
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) or StoreUnusable(f"{self.path} is not a syncd store ({exc})") from None
+        self._check_current(version)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._q("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]))
+
+    def _identity(self) -> str:
+        # The file's inode: a copy or a restored backup is another file.
+        return str(os.stat(self.path).st_ino)
+
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    # --- damage, full disks and unusable files --------------------------------
+
+    def check(self) -> None:
+        """SQLite's quick check of the whole file: StoreUnusable naming the damage and how to restore.
+
+        It reads every page once but skips the index-content cross-checks of
+        ``integrity_check`` (see docs/reliability.md for its cost on a large store).
+        """
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._store_error(exc) or StoreUnusable(self._damaged(str(exc))) from None
+        # Rows read like "*** in database main ***\nPage 123: btreeInitPage() returns error code 11".
+        problems = [
+            line.strip()
+            for r in rows
+            if r[0] != "ok"
+            for line in str(r[0]).splitlines()
+            if line.strip() and not line.startswith("***")
+        ]
+        if problems:
+            raise StoreUnusable(self._damaged("; ".join(problems[:2])))
+
+    def _damaged(self, detail: str) -> str:
+        p = self.path
+        return (
+            f"{p} is damaged ({detail}); restore your last backup: stop syncd, move {p.name} and its "
+            f"-wal and -shm files aside, copy the backup to {p} (README: Backup and restore)"
+        )
+
+    def _os_error(self, exc: OSError, what: str) -> StoreError:
+        if exc.errno == errno.ENOSPC:
+            return StoreFull(f"{self.path}: {what}: the disk is full; free space on it and start again")
+        return StoreUnusable(
+            f"{self.path}: {what} ({exc.strerror}); check that syncd's user may write "
+            f"{self.path} and its directory {self.path.parent}"
+        )
+
+    def _store_error(self, exc: sqlite3.Error) -> StoreError | None:
+        """The one-line StoreError for an SQLite error the operator must act on (None: a bug)."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        p = self.path
+        if name.startswith("SQLITE_FULL"):
+            return StoreFull(
+                f"{p}: the disk is full; the change in hand was rolled back and nothing is "
+                f"lost; free space on the disk holding {p.parent}"
+            )
+        if name.startswith("SQLITE_CORRUPT"):
+            return StoreUnusable(self._damaged(str(exc)))
+        if name.startswith("SQLITE_NOTADB"):
+            return StoreUnusable(f"{p} is not a syncd store ({exc}); point the store path at another file")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+            return StoreUnusable(
+                f"{p}: cannot use the store ({exc}); check that syncd's user may read and "
+                f"write {p} and its directory {p.parent}"
+            )
+        if name.startswith("SQLITE_IOERR"):
+            return StoreUnusable(
+                f"{p}: the disk failed a read or write ({exc}); check the disk, then "
+                "`syncd check`; if the store is damaged, restore your last backup"
+            )
+        return None
+
+    def close(self) -> None:
+        """Close the database and release the lock. Safe to call twice."""
+        with self._mutex:
+            if self._db is not None:
+                if not self.readonly and not self._db.conn.in_transaction:
+                    # Keeps the planner's statistics fresh, as SQLite advises on close.
+                    try:
+                        self._db.conn.execute("PRAGMA optimize")
+                    except sqlite3.Error:
+                        pass  # not a database, or a full disk: closing matters more
+                self._db.conn.close()
+                self._db = None
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._db.conn
+
+    def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) or exc from None
+
+    def _run_many(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) or exc from None
+
+    def _begin(self) -> None:
+        self._x("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._x("COMMIT")
+
+    def _abort(self) -> None:
+        if self._db is not None:
+            self._rollback(self._db.conn)
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled it back itself (as after SQLITE_FULL or an I/O error)
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether a store location names a PostgreSQL database rather than a file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def redact_url(url: str) -> str:
+    """A connection URL without its password, for messages and ``syncd status``."""
+    return re.sub(r"(://[^:/@]*):[^@/]+@", r"\1:***@", url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pg_sql(sql: str, with_params: bool) -> str:
+    """An SQL text of the shared queries, written for SQLite, in PostgreSQL's dialect.
+
+    The queries keep to what both understand; what differs is spelled here once:
+    placeholders, JSON arrays as tables, JSON fields, and SQLite's index hints.
+    """
+    if with_params:
+        sql = sql.replace("%", "%%")
+    sql = re.sub(r"json_each\(\?\) AS (\w+)", r"jsonb_array_elements(?::jsonb) AS \1(value)", sql)
+    sql = re.sub(r"json_extract\(([\w.]+), '\$\.(\w+)'\)", r"((\1)::jsonb ->> '\2')", sql)
+    sql = re.sub(r"json_extract\(([\w.]+), '\$\[(\d+)\]'\)", r"((\1)::jsonb ->> \2)", sql)
+    sql = re.sub(r"INDEXED BY \w+ ", "", sql)
+    sql = sql.replace(" IS NOT excluded.", " IS DISTINCT FROM excluded.")
+    sql = sql.replace(" IS excluded.", " IS NOT DISTINCT FROM excluded.")
+    return sql.replace("?", "%s") if with_params else sql
+
+
+def _pg_ddl(script: str) -> list[str]:
+    """A migration, written once for both stores, as PostgreSQL runs it.
+
+    Text compares byte by byte (``COLLATE "C"``) as in SQLite, whatever the
+    database's locale: timestamps, ids and prefixes sort the same on both.
+    """
+    out = []
+    for statement in _split_sql(script):
+        statement = statement.replace(" WITHOUT ROWID", "")
+        statement = re.sub(
+            r"\bid INTEGER PRIMARY KEY( AUTOINCREMENT)?",
+            "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            statement,
+        )
+        statement = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
+        out.append(statement)
+    return out
+
+
+class _Result:
+    """A statement's rows and row count, read before its connection goes back to the pool."""
+
+    def __init__(self, rowcount: int, rows: list[tuple]):
+        self.rowcount = rowcount
+        self._rows = rows
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+
+class PostgresStore(Store):
+    """The store in a PostgreSQL database, shared by any number of ``syncd run`` replicas.
+
+    Connections come from a pool (psycopg_pool); a transaction keeps one
+    connection from its BEGIN to its COMMIT, other calls borrow one per
+    statement. ``schema`` puts the tables in that schema (created if needed)
+    instead of the connection's default search path. ``password`` is given
+    apart from the URL, from the environment or a file (see the ``[store]``
+    section).
+
+    There is no daemon lock: replicas share the database, and the feeds and
+    outbox rows are shared out by leases and row locks (see docs/scaling.md).
+    """
+
+    backend = "postgresql"
+    _skip_locked = " FOR UPDATE OF o SKIP LOCKED"
+    _for_update = " FOR UPDATE"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = _utcnow,
+        readonly: bool = False,
+        password: str | None = None,
+        schema: str | None = None,
+        pool_size: int = 4,
+        **_: Any,
+    ):
+        super().__init__(url, clock=clock, readonly=readonly)
+        self.url = url
+        self.schema = schema
+        self._tx: Any = None
+        self._pool: Any = None
+        try:
+            import psycopg
+            import psycopg_pool
+        except ImportError:
+            raise StoreUnusable(
+                f"{self.location}: PostgreSQL needs psycopg; install syncd with its postgresql extra "
+                "(pip install 'syncd[postgresql]')"
+            ) from None
+        self._psycopg = psycopg
+        options = []
+        if schema:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+                raise StoreUnusable(f"store.schema {schema!r}: use lower-case letters, digits and _ only")
+            options.append(f"-c search_path={schema}")
+        if readonly:
+            options.append("-c default_transaction_read_only=on")
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if options:
+            kwargs["options"] = " ".join(options)
+        if password is not None:
+            kwargs["password"] = password
+        try:
+            # One connection first: a wrong URL or password, or a server that is down, is told at once
+            # (the pool would retry until its timeout).
+            with psycopg.connect(url, connect_timeout=int(BUSY_TIMEOUT_SECONDS), **kwargs) as conn:
+                if schema and not readonly:
+                    try:
+                        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    except psycopg.errors.UniqueViolation:
+                        pass  # another replica starting at the same moment created it
+            self._pool = psycopg_pool.ConnectionPool(
+                url,
+                kwargs=kwargs,
+                min_size=1,
+                max_size=max(1, pool_size),
+                open=False,
+                check=psycopg_pool.ConnectionPool.check_connection,
+                name="syncd-store",
+            )
+            self._pool.open(wait=True, timeout=BUSY_TIMEOUT_SECONDS)
+            if readonly:
+                self._check_current(self._read_version())
+            else:
+                self._migrate()
+                self._note_copy()
+        except psycopg.Error as exc:
+            self.close()
+            raise self._store_error(exc) from None
+        except psycopg_pool.PoolTimeout as exc:
+            self.close()
+            raise StoreUnusable(
+                f"{self.location}: cannot reach PostgreSQL ({exc}); check store.url, that the server runs "
+                "and that syncd's user may log in"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        where = redact_url(self.url)
+        return f"{where} (schema {self.schema})" if self.schema else where
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        errors = self._psycopg.errors
+        if isinstance(exc, errors.DiskFull):
+            return StoreFull(
+                f"{self.location}: the database server's disk is full; the change in hand was rolled back "
+                "and nothing is lost; free space on it"
+            )
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return StoreUnusable(f"{self.location}: syncd's database user may not do this ({exc}); grant it")
+        if isinstance(exc, self._psycopg.OperationalError):
+            return StoreUnusable(
+                f"{self.location}: cannot use PostgreSQL ({str(exc).strip().splitlines()[0]}); check store.url, "
+                "the password and that the server runs"
+            )
+        return StoreError(f"{self.location}: {str(exc).strip().splitlines()[0]}")
+
+    def _call(self, conn: Any, sql: str, params: Sequence[Any] | None, many: bool = False) -> _Result:
+        psycopg = self._psycopg
+        try:
+            with conn.cursor() as cur:
+                if many:
+                    cur.executemany(_pg_sql(sql, True), params)
+                    return _Result(cur.rowcount, [])
+                if params:
+                    cur.execute(_pg_sql(sql, True), params)
+                else:
+                    cur.execute(_pg_sql(sql, False))
+                rows = cur.fetchall() if cur.description is not None else []
+                return _Result(cur.rowcount, rows)
+        except (psycopg.OperationalError, psycopg.errors.DiskFull) as exc:
+            raise self._store_error(exc) from None
+
+    def _run(self, sql: str, params: Sequence[Any]) -> _Result:
+        if self._pool is None:
+            raise StoreError(f"{self.location}: the store is closed")
+        if self._tx is not None:
+            return self._call(self._tx, sql, params)
+        with self._pool.connection() as conn:
+            return self._call(conn, sql, params)
+
+    def _run_many(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self._tx is not None:
+            self._call(self._tx, sql, rows, many=True)
+            return
+        with self.transaction():
+            self._call(self._tx, sql, rows, many=True)
+
+    def _begin(self) -> None:
+        if self._pool is None:
+            raise StoreError(f"{self.location}: the store is closed")
+        conn = self._pool.getconn()
+        try:
+            self._call(conn, "BEGIN", None)
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
+        self._tx = conn
+
+    def _commit(self) -> None:
+        conn, self._tx = self._tx, None
+        try:
+            self._call(conn, "COMMIT", None)
+        finally:
+            self._pool.putconn(conn)
+
+    def _abort(self) -> None:
+        conn, self._tx = self._tx, None
+        if conn is None:
+            return
+        try:
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+        except self._psycopg.Error:
+            pass  # the connection is gone: the server rolled the transaction back
+        finally:
+            self._pool.putconn(conn)
+
+    def _lock_schema(self) -> None:
+        # Replicas starting together: one migrates, the others wait and find it done.
+        self._x("SELECT pg_advisory_xact_lock(?)", [_ADVISORY_MIGRATE])
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._q("SELECT to_regclass(?) IS NOT NULL", [name])[0][0])
+
+    def _sync_ids(self, table: str) -> None:
+        self._q(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}")
+
+    def _migration_sql(self, script: str) -> list[str]:
+        return _pg_ddl(script)
+
+    def _identity(self) -> str:
+        # A database restored from a dump is a new database, with a new oid.
+        return str(self._q("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0])
+
+    def _size(self) -> int:
+        rows = self._q(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+        )
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._tx is not None:
+                self._abort()
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+
+# pg_advisory_xact_lock key of a migration: any fixed number, the same in every syncd.
+_ADVISORY_MIGRATE = 0x73796E6364  # "syncd"
+
+
+def open_store(settings: Any, **kwargs: Any) -> Store:
+    """The store the settings name (``store.url`` or ``store.path``), opened with ``kwargs``."""
+    return Store(settings.store_location, **settings.store_options(), **kwargs)
+
+
+# --- moving a store to PostgreSQL ----------------------------------------------
+
+# Every table the migrations create, in an order that keeps references whole
+# (promise_issues after promises). Leases are not copied: no replica holds
+# anything in a store that is being moved.
+COPIED_TABLES = (
+    "meta",
+    "cursors",
+    "snapshots",
+    "record_meta",
+    "links",
+    "outbox",
+    "quarantine",
+    "events",
+    "stages",
+    "promises",
+    "promise_issues",
+    "gone_issues",
+)
+# Meta rows that belong to one store file, not to what it knows.
+_LOCAL_META = ("schema_version", "file_identity")
+_COPY_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    counts: dict[str, int]  # table -> rows copied (equal in both stores)
+    sampled: int  # rows read back from the target and compared field by field
+
+
+def copy_store(source: SQLiteStore, target: Store, *, sample: int = 200, seed: int = 0) -> CopyReport:
+    """Copy every row of an SQLite store into an empty store (PostgreSQL), in one transaction.
+
+    Checked before it commits: the row count of every table is the same on
+    both sides, and up to ``sample`` rows per table, drawn at random, read
+    back equal column by column. Anything amiss rolls the whole copy back.
+    StoreError when the target already holds data.
+    """
+    import random
+
+    if source.schema_version != target.schema_version:
+        raise StoreError(
+            f"{source.location} has schema {source.schema_version}, {target.location} "
+            f"{target.schema_version}: open the source with this syncd once (syncd once) to migrate it first"
+        )
+    rng = random.Random(seed)
+    counts: dict[str, int] = {}
+    sampled = 0
+    with target.transaction():
+        for table in COPIED_TABLES:
+            local = " WHERE key NOT IN ('schema_version', 'file_identity')" if table == "meta" else ""
+            if target._q(f"SELECT count(*) FROM {table}{local}")[0][0]:
+                raise StoreError(
+                    f"{target.location} already holds syncd data (table {table}); "
+                    "migrate into an empty database or schema"
+                )
+            columns = [r[1] for r in source._q(f"PRAGMA table_info({table})")]
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            rows = source._q(f"SELECT {names} FROM {table}{local}")
+            for start in range(0, len(rows), _COPY_BATCH):
+                target._xmany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[start : start + _COPY_BATCH])
+            counts[table] = len(rows)
+            if "id" in columns and table not in ("snapshots", "record_meta", "promises"):
+                target._sync_ids(table)
+            # The check: the same number of rows, and a random sample equal field by field.
+            found = target._q(f"SELECT count(*) FROM {table}{local}")[0][0]
+            if found != len(rows):
+                raise StoreError(f"{table}: {len(rows)} rows in the source, {found} copied; nothing was kept")
+            key = _copy_key(table, columns)
+            for row in rng.sample(rows, min(sample, len(rows))):
+                where = " AND ".join(f"{c} = ?" for c in key)
+                back = target._q(f"SELECT {names} FROM {table} WHERE {where}", [row[columns.index(c)] for c in key])
+                if [tuple(b) for b in back] != [tuple(row)]:
+                    raise StoreError(f"{table}: a copied row reads back different ({key}); nothing was kept")
+                sampled += 1
+    return CopyReport(counts, sampled)
+
+
+def _copy_key(table: str, columns: list[str]) -> list[str]:
+    keys = {
+        "meta": ["key"],
+        "cursors": ["connector"],
+        "snapshots": ["connector", "id"],
+        "record_meta": ["connector", "id"],
+        "stages": ["ticket_connector", "ticket_id"],
+        "promise_issues": ["issue_connector", "issue_id", "promise_id"],
+        "gone_issues": ["issue_connector", "issue_id"],
+    }
+    return keys.get(table, ["id"])
 
 
 # --- backup -----------------------------------------------------------------
@@ -1664,7 +2366,7 @@ def backup(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock
     """
     target = Path(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with Store(source, readonly=True, clock=clock) as store:
+    with SQLiteStore(source, readonly=True, clock=clock) as store:
         version = store.schema_version
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -1721,6 +2423,29 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def scratch_copy_of(source: Store, target: str | os.PathLike, *, clock: Clock = _utcnow) -> int:
+    """:func:`scratch_copy` of a store that is not an SQLite file (PostgreSQL): every row of
+    ``source`` read in one transaction into a new SQLite file at ``target``, for a dry run
+    (nothing is checked or kept: the copy is thrown away). Returns the highest outbox id."""
+    with SQLiteStore(target, clock=clock) as copy:
+        if copy.schema_version != source.schema_version:
+            raise StoreError(
+                f"{source.location} has schema {source.schema_version}, this syncd {copy.schema_version}: "
+                "run syncd once (or syncd run) on it first to migrate it"
+            )
+        with source.transaction(), copy.transaction():
+            for table in COPIED_TABLES:
+                local = " WHERE key NOT IN ('schema_version', 'file_identity')" if table == "meta" else ""
+                columns = [r[1] for r in copy._q(f"PRAGMA table_info({table})")]
+                names, marks = ", ".join(columns), ", ".join("?" for _ in columns)
+                if local:
+                    copy._x(f"DELETE FROM {table}{local}")
+                rows = source._q(f"SELECT {names} FROM {table}{local}")
+                for start in range(0, len(rows), _COPY_BATCH):
+                    copy._xmany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[start : start + _COPY_BATCH])
+        return int(copy._q("SELECT max(id) FROM outbox")[0][0] or 0)
 
 
 def scratch_copy(source: str | os.PathLike, target: str | os.PathLike, *, clock: Clock = _utcnow) -> int:

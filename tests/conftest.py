@@ -354,3 +354,35 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"TZ={name} is not in effect (local offset {time.strftime('%z')}, expected {expected}): install tzdata"
         )
+
+
+# --- PostgreSQL: a server found or started for the store tests (tests/postgres.py) ----------------
+
+
+@pytest.fixture
+def pg_store_target():
+    """(url, schema) of a fresh, empty schema on the tests' PostgreSQL server, dropped afterwards."""
+    from tests import postgres
+
+    url = postgres.server_url()
+    schema = postgres.new_schema_name()
+    yield url, schema
+    postgres.drop_schema(url, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request) -> str:
+    """Runs a store test once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def store_opener(store_backend, tmp_path, request):
+    """Opens the store of this test (the same one each call) on the backend of ``store_backend``."""
+    from syncd.store import Store
+
+    if store_backend == "sqlite":
+        path = tmp_path / "syncd.db"
+        return lambda **kw: Store(path, **kw)
+    url, schema = request.getfixturevalue("pg_store_target")
+    return lambda **kw: Store(url, schema=schema, **kw)

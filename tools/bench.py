@@ -292,6 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--handoff", action="store_true", help="turn the handoff on (a [stages] mapping set) to measure what it adds"
     )
+    parser.add_argument(
+        "--replicas",
+        default="1,2,3",
+        help="replica counts for the PostgreSQL throughput figures (default: 1,2,3; '' skips them)",
+    )
+    parser.add_argument("--replica-changes", type=int, default=300, help="the backlog each replica count delivers")
+    parser.add_argument(
+        "--replica-latency", type=float, default=0.05, help="seconds each request waits for its answer (default 0.05)"
+    )
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
     print(
@@ -300,7 +309,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         bench(size, handoff=args.handoff)
+    counts = [int(n) for n in args.replicas.split(",") if n.strip()]
+    if counts:
+        bench_replicas(counts, args.replica_changes, args.replica_latency)
     return 0
+
+
+def bench_replicas(counts: list[int], changes: int, latency: float = 0.05) -> None:
+    """Throughput of 1, 2, 3 `syncd run` replicas sharing one PostgreSQL store (docs/scaling.md).
+
+    A backlog of ``changes`` is made first; the replicas then deliver it with
+    every request answered after ``latency`` seconds (as a service would), and
+    the writes a second until the last write landed are reported.
+    """
+    from tests.postgres import find_server
+    from tools.chaos_replicas import throughput
+
+    url, how, tried = find_server()
+    if url is None:
+        print("replicas: skipped, no PostgreSQL server: " + "; ".join(tried))
+        return
+    print(f"replicas on PostgreSQL ({how}), a backlog of {changes} changes, {latency * 1000:.0f} ms per request:")
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="syncd-bench-replicas-") as tmp:
+            got = throughput(Path(tmp), url, replicas=n, changes=changes, latency=latency)
+        print(
+            f"  {n} replica(s): {got['writes']} writes in {got['seconds']:.1f} s, "
+            f"{got['writes_per_second']:.1f} writes/s"
+        )
 
 
 if __name__ == "__main__":

@@ -372,10 +372,17 @@ class SettledRun:
 
 
 def settled_run(
-    workdir: Path, stream: Stream, *, rng_seed: int = 7, job_polls: int = 1, fault_rate: float = 0.0
+    workdir: Path,
+    stream: Stream,
+    *,
+    rng_seed: int = 7,
+    job_polls: int = 1,
+    fault_rate: float = 0.0,
+    store_env: dict[str, str] | None = None,
 ) -> SettledRun:
     """Play the stream with one uninterrupted in-process syncd, catching up after each batch.
 
+    ``store_env`` adds store settings to the environment (a PostgreSQL store).
     With ``fault_rate``, every endpoint of both fakes answers that share of
     syncd's requests with a fault, the kinds in :data:`FAULTS` equally likely
     (the people's own changes go through unharmed). A virtual clock moves an
@@ -385,6 +392,7 @@ def settled_run(
     from syncd.sandbox.server import FaultRule
 
     with _playground(workdir, rng_seed) as pg:
+        pg.env.update(store_env or {})  # SYNCD_STORE__URL...: the same run on PostgreSQL
         pg.zendesk.job_polls = job_polls
         world = World(pg, stream.tickets, stream.issues)
         services = (pg.zendesk, pg.linear)

@@ -58,8 +58,9 @@ def db_path(tmp_path):
 
 
 @pytest.fixture
-def store(db_path, clock):
-    with Store(db_path, clock=clock) as s:
+def store(store_opener, clock):
+    """The store of a test, once on SQLite and once on PostgreSQL."""
+    with store_opener(clock=clock) as s:
         yield s
 
 
@@ -112,55 +113,54 @@ def run_python(code: str, *args: str) -> subprocess.Popen:
 # --- schema and migrations ------------------------------------------------------
 
 
-def test_new_store_is_migrated_and_reopens_with_its_data(db_path, clock):
-    with Store(db_path, clock=clock) as s:
+def test_new_store_is_migrated_and_reopens_with_its_data(store_opener, clock):
+    with store_opener(clock=clock) as s:
         assert s.schema_version == SCHEMA_VERSION
         s.set_cursor("zendesk", "c1")
-    with Store(db_path, clock=clock) as s:
+    with store_opener(clock=clock) as s:
         assert s.schema_version == SCHEMA_VERSION
         assert s.get_cursor("zendesk") == "c1"
-    tables = {r[0] for r in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"meta", "cursors", "snapshots", "record_meta", "links", "outbox", "quarantine", "events"} <= tables
+        for table in ("meta", "cursors", "snapshots", "record_meta", "links", "outbox", "quarantine", "events"):
+            assert s._has_table(table), table
 
 
-def test_migrations_are_applied_in_order_from_the_stored_version(db_path, monkeypatch):
-    with Store(db_path) as s:
+def test_migrations_are_applied_in_order_from_the_stored_version(store_opener, monkeypatch):
+    with store_opener() as s:
         s.set_cursor("zendesk", "kept")
     v2 = "CREATE TABLE widgets (id INTEGER PRIMARY KEY, due_at TEXT)"
     v3 = "ALTER TABLE widgets ADD COLUMN kept_at TEXT"
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + (v2, v3))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
-    with Store(db_path) as s:
+    with store_opener() as s:
         assert s.schema_version == SCHEMA_VERSION + 2
         assert s.get_cursor("zendesk") == "kept"
-        columns = [r[1] for r in s._conn.execute("PRAGMA table_info(widgets)")]
-    assert columns == ["id", "due_at", "kept_at"]
+        with s.transaction():
+            s._x("INSERT INTO widgets (due_at, kept_at) VALUES (?, ?)", ["d", "k"])
+        assert s._q("SELECT id, due_at, kept_at FROM widgets") == [(1, "d", "k")]
 
 
-def test_a_failing_migration_leaves_the_store_as_it_was(db_path, monkeypatch):
-    with Store(db_path):
+def test_a_failing_migration_leaves_the_store_as_it_was(store_opener, monkeypatch):
+    with store_opener():
         pass
     monkeypatch.setattr(
-        store_module, "MIGRATIONS", store_module.MIGRATIONS + ("CREATE TABLE t (a); SELECT nope FROM t",)
+        store_module, "MIGRATIONS", store_module.MIGRATIONS + ("CREATE TABLE t (a TEXT); SELECT nope FROM t",)
     )
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(sqlite3.OperationalError):
-        Store(db_path)
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name='t'").fetchone() == (0,)
+    with pytest.raises(Exception, match="nope"):
+        store_opener()
+    monkeypatch.undo()
+    with store_opener() as s:
+        assert s._q("SELECT value FROM meta WHERE key='schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert not s._has_table("t")
 
 
-def test_a_store_from_a_newer_syncd_is_refused(db_path):
-    with Store(db_path):
-        pass
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
+def test_a_store_from_a_newer_syncd_is_refused(store_opener):
+    with store_opener() as s:
+        with s.transaction():
+            s._x("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     for readonly in (False, True):
         with pytest.raises(StoreError, match=rf"schema version 99, newer .*\({SCHEMA_VERSION}\); upgrade syncd"):
-            Store(db_path, readonly=readonly)
+            store_opener(readonly=readonly)
 
 
 def test_a_file_that_is_not_a_store_is_refused(db_path):
@@ -276,8 +276,8 @@ def test_a_failed_transaction_writes_nothing(store, db_path):
     assert store.list_quarantine(include_resolved=True) == []
 
 
-def test_nested_transactions_join_the_outer_one(store, db_path):
-    with Store(db_path, readonly=True) as reader:
+def test_nested_transactions_join_the_outer_one(store, store_opener):
+    with store_opener(readonly=True) as reader:
         with pytest.raises(RuntimeError):
             with store.transaction():
                 with store.transaction():
@@ -666,10 +666,16 @@ def test_bulk_lookups_are_one_query_for_2000_refs(store):
     wanted = [r.ref for r in issues] + [Ref("linear", "never-seen")]
 
     statements: list[str] = []
-    store._conn.set_trace_callback(statements.append)
+    run = store._run
+
+    def counted(sql, params):
+        statements.append(sql)
+        return run(sql, params)
+
+    store._run = counted  # every statement of either backend goes through _run
     snapshots = store.get_snapshots(wanted)
     links = store.links_for_issues(r.ref for r in issues)
-    store._conn.set_trace_callback(None)
+    del store._run
 
     assert len(statements) == 2
     assert snapshots == {r.ref: r for r in issues}
@@ -681,7 +687,7 @@ def test_bulk_lookups_are_one_query_for_2000_refs(store):
     assert store.get_snapshots([]) == {} and store.links_for_issues([]) == {}
 
 
-def test_stats_for_syncd_status(store, db_path):
+def test_stats_for_syncd_status(store, db_path, store_backend):
     store.put_snapshot(ticket("1"))
     store.put_snapshot(issue("a", "ENG-1"))
     store.put_snapshot(issue("b", "ENG-2"))
@@ -690,8 +696,12 @@ def test_stats_for_syncd_status(store, db_path):
     assert stats["schema_version"] == SCHEMA_VERSION
     assert stats["snapshots"] == {"linear": 2, "zendesk": 1}
     assert stats["outbox"]["pending"] == 1 and stats["oldest_pending_seconds"] == 0.0
-    assert stats["file_size"] >= os.path.getsize(db_path) > 0
-    assert stats["path"] == str(db_path)
+    if store_backend == "sqlite":
+        assert stats["file_size"] >= os.path.getsize(db_path) > 0
+        assert stats["path"] == str(db_path)
+    else:
+        assert stats["file_size"] > 0  # the tables of its schema, on the server
+        assert stats["path"].startswith("postgresql://") and stats["backend"] == "postgresql"
 
 
 # --- stored time order -------------------------------------------------------------

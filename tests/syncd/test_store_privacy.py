@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from syncd.records import Issue, Ref, StateCategory
-from syncd.store import Store
 from syncd.writes import Action, AttachTicket, IssueComment
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -24,8 +23,8 @@ def issue(ident: str, team: str) -> Issue:
     )
 
 
-def test_place_visibility_is_kept_per_tracker_and_place_any_case(tmp_path):
-    with Store(tmp_path / "s.db", clock=lambda: T0) as store:
+def test_place_visibility_is_kept_per_tracker_and_place_any_case(store_opener):
+    with store_opener(clock=lambda: T0) as store:
         assert store.place_visibility("github") == {}
         store.set_place_visibility("github", "Acme/Billing", False)
         store.set_place_visibility("github", "acme/web", True)
@@ -35,8 +34,8 @@ def test_place_visibility_is_kept_per_tracker_and_place_any_case(tmp_path):
         assert store.get_meta(Ref("github", "907")) == {}  # issue bookkeeping is apart
 
 
-def test_issues_in_place_and_delivered_writes(tmp_path):
-    with Store(tmp_path / "s.db", clock=lambda: T0) as store:
+def test_issues_in_place_and_delivered_writes(store_opener):
+    with store_opener(clock=lambda: T0) as store:
         for record in (issue("1", "Acme/Billing"), issue("2", "acme/web")):
             store.put_snapshot(record)
         assert [i.ref.id for i in store.issues_in_place("github", "acme/billing")] == ["1"]

@@ -36,8 +36,8 @@ def promise(
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db", clock=lambda: T0) as s:
+def store(store_opener):
+    with store_opener(clock=lambda: T0) as s:
         yield s
 
 

@@ -12,8 +12,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 TICKET = Ref("zendesk", "7")
 
 
-def test_stage_history_round_trips_and_is_replaced_as_a_whole(tmp_path):
-    with Store(tmp_path / "s.db") as store:
+def test_stage_history_round_trips_and_is_replaced_as_a_whole(store_opener):
+    with store_opener() as store:
         assert store.stage_history(TICKET) == []
         store.put_stage(TICKET, [(Stage.NEW, T0)])
         history = [(Stage.NEW, T0), (Stage.ASSIGNED, T0 + timedelta(hours=1))]
@@ -27,8 +27,11 @@ def test_a_version_1_store_gains_the_stages_table(tmp_path):
     with Store(path):
         pass
     conn = sqlite3.connect(path)
-    for table in ("promise_issues", "promises", "stages", "gone_issues"):  # what migrations 2 and later add
+    # What migrations 2 and later add.
+    for table in ("promise_issues", "promises", "stages", "gone_issues", "leases", "lease_history"):
         conn.execute(f"DROP TABLE {table}")
+    for column in ("claimed_by", "claimed_until"):
+        conn.execute(f"ALTER TABLE outbox DROP COLUMN {column}")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -38,10 +41,10 @@ def test_a_version_1_store_gains_the_stages_table(tmp_path):
         assert store.stage_history(TICKET) == [(Stage.WAITING, T0)]
 
 
-def test_replace_payload_changes_only_an_unsent_pending_action(tmp_path):
+def test_replace_payload_changes_only_an_unsent_pending_action(store_opener):
     from syncd.writes import Action, TicketUpdate
 
-    with Store(tmp_path / "s.db") as store:
+    with store_opener() as store:
         store.enqueue(Action("k1", "zendesk", "7", TicketUpdate(note="a"), "g"))
         assert store.replace_payload("k1", {"note": "a", "add_tags": ["x"]})
         (row,) = store.list_outbox()
