@@ -7,7 +7,12 @@ delivery then asks the service whether the write's marker is already there
 before sending it again.
 
 Ticket updates with equal payloads (one issue moved; many tickets wait on it)
-go out as one bulk request where the helpdesk has one.
+go out as one bulk request where the helpdesk has one. Comments and
+attachments for a tracker that takes several writes a request
+(``Tracker.write_batch``: Linear's aliased mutations) go out together, up
+to that many, one write per issue (the head of each issue's queue); after a
+crash in the middle of a batch, the markers of all its writes are looked for
+together (``Tracker.landed_batch``) and only those not found are sent again.
 
 Failures: a write to an issue the tracker says is gone (deleted, or not
 visible to syncd's account) is dropped with that reason, with every other
@@ -31,7 +36,16 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, OpaqueResult, OpaqueRewrite, Tracker, Unsupported, WriteResult
+from connectors.base import (
+    BatchedWrite,
+    Connector,
+    Helpdesk,
+    OpaqueResult,
+    OpaqueRewrite,
+    Tracker,
+    Unsupported,
+    WriteResult,
+)
 from syncd.errors import (
     ApiError,
     AuthError,
@@ -113,6 +127,8 @@ class Deliverer:
         self.parking = parking if parking is not None else Parking(store, connectors, clock)
         self._drafts: dict[int, str] = {}  # create action id -> which draft went ("private"/"public")
         self.progress = progress  # the run's progress, if someone watches it
+        # Writes of a batch that another write's refusal left unanswered, due again at once.
+        self._requeued = 0
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
@@ -129,7 +145,15 @@ class Deliverer:
             ]
             if not due:
                 break
-            progressed = report.done + report.already
+            progressed = report.done + report.already + report.dropped + self._requeued
+            batched, due = tracker_batches(due, self.connectors, self._followers)
+            held: set[str] = set()  # groups a failure in an earlier batch of this round holds back
+            for rows in batched:
+                if self.stop_requested():
+                    return report
+                if rows[0].connector in self.paused or self.parking.until(rows[0].connector) is not None:
+                    continue
+                self._deliver_tracker_batch([r for r in rows if r.group not in held], report, held)
             for batch in self._batches(due):
                 if self.stop_requested():
                     return report
@@ -139,7 +163,7 @@ class Deliverer:
                     self._deliver_bulk(batch, report)
                 else:
                     self._deliver_one(batch[0], report)
-            if report.done + report.already == progressed:
+            if report.done + report.already + report.dropped + self._requeued == progressed:
                 break  # nothing finished this round: the rest waits for backoff
         return report
 
@@ -364,6 +388,92 @@ class Deliverer:
             else:
                 self._fail(row, str(result or "no result for this ticket"), report, uncertain=True)
 
+    # -- many comments and attachments in one tracker request -------------------------------
+
+    def _followers(self, head: OutboxRow) -> list[OutboxRow]:
+        """The pending writes due behind ``head`` in its group, in order, up to the first that is not."""
+        now = self.clock()
+        out: list[OutboxRow] = []
+        for row in self.store.open_actions(head.group):
+            if row.id <= head.id:
+                continue
+            if row.state != "pending" or row.next_attempt_at > now or row.connector != head.connector:
+                break
+            out.append(row)
+        return out
+
+    def _deliver_tracker_batch(self, rows: list[OutboxRow], report: DeliveryReport, held: set[str]) -> None:
+        """Send a batch (writes of one group in their order); a group whose write did
+        not go through is added to ``held`` so that its later writes wait."""
+        if not rows:
+            return
+        tracker = self.connectors[rows[0].connector]
+        assert isinstance(tracker, Tracker)
+        live: list[tuple[OutboxRow, BatchedWrite]] = []
+        for row in rows:
+            write = stored(row)
+            assert isinstance(write, (IssueComment, AttachTicket)), "only comments and attachments are batched"
+            if not self._to_gone_issue(row, write, report):
+                live.append((row, BatchedWrite(row.target, write.marker_for(row.key), write)))
+        interrupted = [(row, w) for row, w in live if row.state == "sending"]
+        if interrupted:
+            try:
+                landed = tracker.landed_batch([w for _, w in interrupted])
+            except SyncdError as exc:
+                held.update(row.group for row, _ in live)
+                self._batch_failed([row for row, _ in live], exc, report, sent=False)
+                return
+            found = {row.id for (row, _), hit in zip(interrupted, landed) if hit}
+            for row, _ in interrupted:
+                if row.id in found:
+                    self.store.mark_done(row.id, {"found_marker": True})
+                    self._event(row, "delivered", "found already written (after an interruption)")
+                    report.already += 1
+                    self._sent(delivered=1)
+            live = [(row, w) for row, w in live if row.id not in found]
+        if not live:
+            return
+        with self.store.transaction():
+            for row, _ in live:
+                self.store.mark_sending(row.id)
+        try:
+            results = tracker.send_batch([w for _, w in live])
+        except SyncdError as exc:
+            held.update(row.group for row, _ in live)
+            self._batch_failed([row for row, _ in live], exc, report, sent=True)
+            return
+        report.requests_saved += len(live) - 1
+        for (row, _), result in zip(live, results):
+            if isinstance(result, WriteResult):
+                self._done(row, result, report)
+                continue
+            held.add(row.group)  # the group's later writes wait for this one
+            if isinstance(result, Gone):
+                self._drop_gone(row, str(result), report)
+            elif isinstance(result, TransientError) and result.maybe_applied:
+                # Not run, or its answer lost: looked for by its marker in the next round, no attempt spent.
+                self.store.mark_waiting(row.id, str(result), until=self.clock(), refund=True, uncertain=True)
+                self._requeued += 1
+            elif isinstance(result, (Conflict, NotFound, Unsupported, ConfigError)):
+                self._fail(row, str(result), report, dead=True)
+            else:
+                self._fail(row, str(result), report, uncertain=isinstance(result, PayloadError))
+
+    def _batch_failed(self, rows: list[OutboxRow], exc: SyncdError, report: DeliveryReport, *, sent: bool) -> None:
+        """A batch's request failed as a whole: each write is handled as a single one would be."""
+        if isinstance(exc, RateLimited):
+            for row in rows:
+                self._wait(row, exc, report, sent=sent)
+        elif isinstance(exc, AuthError):
+            self._pause(rows[0].connector, str(exc), report)
+            for row in rows:
+                uncertain = row.state == "sending" or sent
+                self.store.mark_failed(row.id, str(exc), retry_at=self.clock(), uncertain=uncertain)
+        else:
+            maybe = isinstance(exc, PayloadError) or (isinstance(exc, TransientError) and exc.maybe_applied)
+            for row in rows:
+                self._fail(row, str(exc), report, uncertain=row.state == "sending" or (sent and maybe))
+
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _done(self, row: OutboxRow, result: WriteResult | OpaqueResult, report: DeliveryReport) -> None:
@@ -505,6 +615,52 @@ class Deliverer:
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
+
+
+def tracker_batches(
+    due: list[OutboxRow],
+    connectors: dict[str, Connector],
+    followers: Callable[[OutboxRow], list[OutboxRow]] = lambda head: [],
+) -> tuple[list[list[OutboxRow]], list[OutboxRow]]:
+    """(batches, the rest): the comments and attachments due for each tracker that
+    takes several a request (``Tracker.write_batch``), in batches of at most that
+    many; a lone one, and every other write, stays in the rest. ``due`` holds the
+    head of each group; ``followers`` gives the writes due behind a head, which
+    join it in order (the tracker runs a batch's writes in order) while they are
+    comments and attachments too."""
+
+    def batchable(row: OutboxRow) -> bool:
+        connector = connectors.get(row.connector)
+        return (
+            isinstance(connector, Tracker)
+            and connector.write_batch > 1
+            and isinstance(stored(row), (IssueComment, AttachTicket))
+        )
+
+    by_tracker: dict[str, list[OutboxRow]] = {}
+    rest: list[OutboxRow] = []
+    for row in due:
+        if batchable(row):
+            queue = by_tracker.setdefault(row.connector, [])
+            queue.append(row)
+            for follower in followers(row):
+                if not batchable(follower):
+                    break
+                queue.append(follower)
+        else:
+            rest.append(row)
+    batches: list[list[OutboxRow]] = []
+    for name, rows in by_tracker.items():
+        tracker = connectors[name]
+        assert isinstance(tracker, Tracker)
+        size = tracker.write_batch
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            if len(chunk) > 1:
+                batches.append(chunk)
+            else:
+                rest.extend(chunk)
+    return batches, rest
 
 
 class Route(NamedTuple):
