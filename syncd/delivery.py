@@ -49,6 +49,7 @@ from connectors.base import (
 from syncd.errors import (
     ApiError,
     AuthError,
+    BudgetSpent,
     ConfigError,
     Conflict,
     Gone,
@@ -129,6 +130,9 @@ class Deliverer:
         self.progress = progress  # the run's progress, if someone watches it
         # Writes of a batch that another write's refusal left unanswered, due again at once.
         self._requeued = 0
+        # Connectors whose write budget (GitHub's content limits) is spent, until when: their
+        # writes wait, their reads and polls go on (no parking).
+        self.budget_spent: dict[str, datetime] = {}
 
     def run(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
@@ -136,12 +140,15 @@ class Deliverer:
         if progress is not None:
             counts = self.store.outbox_counts()
             progress.delivering(counts["pending"] + counts["sending"])
+            self._tell_paced(progress)
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
             due = [
                 a
                 for a in self.store.due_actions(limit)
-                if a.connector not in self.paused and self.parking.until(a.connector) is None
+                if a.connector not in self.paused
+                and self.parking.until(a.connector) is None
+                and not self._budget_spent(a.connector)
             ]
             if not due:
                 break
@@ -153,11 +160,15 @@ class Deliverer:
                     return report
                 if rows[0].connector in self.paused or self.parking.until(rows[0].connector) is not None:
                     continue
+                if self._budget_spent(rows[0].connector):
+                    continue
                 self._deliver_tracker_batch([r for r in rows if r.group not in held], report, held)
             for batch in self._batches(due):
                 if self.stop_requested():
                     return report
                 if batch[0].connector in self.paused or self.parking.until(batch[0].connector) is not None:
+                    continue
+                if self._budget_spent(batch[0].connector):
                     continue
                 if len(batch) >= BULK_MIN:
                     self._deliver_bulk(batch, report)
@@ -583,11 +594,44 @@ class Deliverer:
             delay = max(delay, retry_after)
         return self.clock() + timedelta(seconds=delay)
 
+    def _budget_spent(self, connector: str) -> bool:
+        until = self.budget_spent.get(connector)
+        if until is not None and self.clock() >= until:
+            del self.budget_spent[connector]
+            return False
+        return until is not None
+
+    def _tell_paced(self, progress: Progress) -> None:
+        """The writes due to each service syncd paces by its limits, and when they will be done."""
+        for name, connector in self.connectors.items():
+            if connector.http.write_budget is None:
+                continue
+            due = self.store.unfinished_count(name)
+            done_by = connector.http.writes_done_by(due)
+            spent = self.budget_spent.get(name)
+            if done_by is not None:
+                progress.paced(connector.label, due, max(done_by, spent) if spent else done_by)
+
     def _wait(self, row: OutboxRow, exc: RateLimited, report: DeliveryReport, *, sent: bool) -> None:
         """The service's rate limit held the write back: due again at its end, and
         not counted as a failed attempt. A write that was sent stays 'sending'
         (an operation of several requests may have made part of it): its marker
-        is looked for first."""
+        is looked for first. A spent write budget (BudgetSpent) sent nothing and
+        parks nothing: the connector's writes wait till its end, its polls go on."""
+        if isinstance(exc, BudgetSpent):
+            self.budget_spent[row.connector] = max(exc.until, self.budget_spent.get(row.connector, exc.until))
+            self.store.mark_waiting(row.id, str(exc), until=exc.until, refund=True, uncertain=row.state == "sending")
+            report.waiting += 1
+            progress = self.progress()
+            if progress is not None:
+                progress.waiting(exc.service, until=exc.until)
+                self._tell_paced(progress)
+            log.info(
+                f"{exc.service} allows no more comments for now; its writes wait",
+                connector=row.connector,
+                until=format_time(exc.until),
+            )
+            return
         self.parking.park(exc)
         self.store.mark_waiting(
             row.id, str(exc), until=exc.until, refund=sent, uncertain=sent or row.state == "sending"

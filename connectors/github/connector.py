@@ -101,7 +101,7 @@ from syncd.errors import (
     SyncdError,
     TransientError,
 )
-from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
+from syncd.http import HttpClient, RateHeaders, RateRule, WriteBudget, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 from syncd.writes import IssueDraft
 
@@ -150,6 +150,15 @@ def is_rate_limited(response: requests.Response) -> bool:
     return isinstance(message, str) and any(word in message.lower() for word in RATE_LIMIT_WORDS)
 
 
+# What GitHub counts as content creation (its secondary limits: 80 a minute, 500 an hour):
+# a new comment or a new issue. Edits (PATCH) and reads are not counted.
+CONTENT_ENDPOINTS = frozenset({"POST /repos/{o}/{r}/issues/{n}/comments", "POST /repos/{o}/{r}/issues"})
+
+
+def creates_content(method: str, endpoint: str) -> bool:
+    return endpoint in CONTENT_ENDPOINTS
+
+
 RATE_RULE = RateRule(
     matches=is_rate_limited, unhinted_wait=SECONDARY_FIRST_WAIT, unhinted_longest=SECONDARY_LONGEST_WAIT
 )
@@ -164,6 +173,12 @@ class GitHubConfig(ConnectorConfig):
     include_pull_requests: bool = Field(False, description="Treat pull requests as issues too.")
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
+    comments_per_minute: int = Field(
+        80, ge=1, description="Comments and issues syncd creates a minute at most (GitHub's secondary limit: 80)."
+    )
+    comments_per_hour: int = Field(
+        500, ge=1, description="Comments and issues syncd creates an hour at most (GitHub's secondary limit: 500)."
+    )
     visibility_ttl: float = Field(
         3600,
         ge=0,
@@ -383,6 +398,9 @@ class GitHubConnector(Tracker):
             ),
             mutation_interval=c.mutation_interval,
             rate_rule=RATE_RULE,
+            write_budget=WriteBudget(
+                ((c.comments_per_minute, 60.0), (c.comments_per_hour, 3600.0)), creates_content, "comments"
+            ),
             **self.http_options(),
         )
 
