@@ -573,6 +573,15 @@ class Tracker(Connector):
         another one failed is answered with a TransientError(maybe_applied=True)."""
         raise Unsupported(self.name, "send several writes in one request")
 
+    # True where showing several tickets on one issue is one write (GitHub: the
+    # issue's one context comment lists them): attach_tickets then takes them all.
+    attaches_many: ClassVar[bool] = False
+
+    def attach_tickets(self, issue_id: str, tickets: list[tuple[str, str, str]], key: str) -> WriteResult:
+        """:meth:`attach_ticket` for several (url, title, subtitle) on one issue in one
+        write, carrying ``marker_token(key)`` (the last write's key)."""
+        raise Unsupported(self.name, "show several tickets on an issue in one write")
+
     def landed_batch(self, writes: list[BatchedWrite]) -> list[bool]:
         """Whether each interrupted write landed (its marker is there), in as few
         requests as the tracker allows; the default asks :meth:`find_marker` for each."""

@@ -420,6 +420,9 @@ class Deliverer:
             return
         tracker = self.connectors[rows[0].connector]
         assert isinstance(tracker, Tracker)
+        if tracker.write_batch <= 1 and tracker.attaches_many:
+            self._deliver_attachments(tracker, rows, report, held)
+            return
         live: list[tuple[OutboxRow, BatchedWrite]] = []
         for row in rows:
             write = stored(row)
@@ -470,6 +473,54 @@ class Deliverer:
             else:
                 self._fail(row, str(result), report, uncertain=isinstance(result, PayloadError))
 
+    def _deliver_attachments(
+        self, tracker: Tracker, rows: list[OutboxRow], report: DeliveryReport, held: set[str]
+    ) -> None:
+        """Several tickets shown on one issue in one write (rows of one group, in order):
+        an interrupted one is looked for first, as alone; the rest go together, marked
+        with the last one's key."""
+        head = stored(rows[0])
+        if head is not None and self._to_gone_issue(rows[0], head, report):
+            return  # the whole group is dropped
+        live: list[tuple[OutboxRow, AttachTicket]] = []
+        for row in rows:
+            write = stored(row)
+            assert isinstance(write, AttachTicket)
+            if row.state == "sending":
+                try:
+                    landed = tracker.find_marker(row.target, write.marker_for(row.key))
+                except SyncdError as exc:
+                    held.add(row.group)
+                    self._batch_failed([r for r in rows if r.id >= row.id], exc, report, sent=False)
+                    return
+                if landed:
+                    self.store.mark_done(row.id, {"found_marker": True})
+                    self._event(row, "delivered", "found already written (after an interruption)")
+                    report.already += 1
+                    self._sent(delivered=1)
+                    continue
+            live.append((row, write))
+        if not live:
+            return
+        last_row, last = live[-1]
+        with self.store.transaction():
+            for row, _ in live:
+                self.store.mark_sending(row.id)
+        try:
+            result = tracker.attach_tickets(
+                last_row.target, [(w.url, w.title, w.subtitle) for _, w in live], last.marker_for(last_row.key)
+            )
+        except Gone as exc:
+            self._drop_gone(last_row, str(exc), report)
+            return
+        except SyncdError as exc:
+            held.add(last_row.group)
+            self._batch_failed([row for row, _ in live], exc, report, sent=True)
+            return
+        report.requests_saved += len(live) - 1
+        for row, _ in live:
+            self._done(row, result, report)
+
     def _batch_failed(self, rows: list[OutboxRow], exc: SyncdError, report: DeliveryReport, *, sent: bool) -> None:
         """A batch's request failed as a whole: each write is handled as a single one would be."""
         if isinstance(exc, RateLimited):
@@ -480,6 +531,12 @@ class Deliverer:
             for row in rows:
                 uncertain = row.state == "sending" or sent
                 self.store.mark_failed(row.id, str(exc), retry_at=self.clock(), uncertain=uncertain)
+        elif isinstance(exc, Gone):
+            for row in rows:
+                self._drop_gone(row, str(exc), report)
+        elif isinstance(exc, (Conflict, NotFound, Unsupported, ConfigError)):
+            for row in rows:
+                self._fail(row, str(exc), report, dead=True)
         else:
             maybe = isinstance(exc, PayloadError) or (isinstance(exc, TransientError) and exc.maybe_applied)
             for row in rows:
@@ -681,10 +738,26 @@ def tracker_batches(
             and isinstance(stored(row), (IssueComment, AttachTicket))
         )
 
+    def one_write(row: OutboxRow) -> bool:
+        connector = connectors.get(row.connector)
+        return isinstance(connector, Tracker) and connector.attaches_many and isinstance(stored(row), AttachTicket)
+
     by_tracker: dict[str, list[OutboxRow]] = {}
     rest: list[OutboxRow] = []
+    batches: list[list[OutboxRow]] = []
     for row in due:
-        if batchable(row):
+        if one_write(row):
+            # The tickets shown on one issue, in one write: the head and the attachments behind it.
+            same = [row]
+            for follower in followers(row):
+                if not one_write(follower) or follower.target != row.target:
+                    break
+                same.append(follower)
+            if len(same) > 1:
+                batches.append(same)
+            else:
+                rest.append(row)
+        elif batchable(row):
             queue = by_tracker.setdefault(row.connector, [])
             queue.append(row)
             for follower in followers(row):
@@ -693,7 +766,6 @@ def tracker_batches(
                 queue.append(follower)
         else:
             rest.append(row)
-    batches: list[list[OutboxRow]] = []
     for name, rows in by_tracker.items():
         tracker = connectors[name]
         assert isinstance(tracker, Tracker)

@@ -135,3 +135,48 @@ def test_lone_writes_and_other_kinds_are_left_to_the_single_path(env):
     store.enqueue(Action("d" * 20, "zendesk", "5", TicketUpdate(note="hi"), "ticket:zendesk:5"))
     batches, rest = tracker_batches(store.due_actions(), deliverer.connectors)
     assert batches == [] and len(rest) == 2
+
+
+class ContextCommentTracker(ScriptedTracker):
+    """Shows tickets on an issue in one comment (GitHub's context comment): several in one write."""
+
+    attaches_many = True
+
+    def __init__(self) -> None:
+        super().__init__("github")
+        self.many: list[tuple[str, list[str], str]] = []  # (issue, ticket urls, marker)
+
+    def attach_tickets(self, issue_id, tickets, key):
+        self.many.append((issue_id, [url for url, _, _ in tickets], key))
+        return self._write(issue_id, key)
+
+
+def test_the_tickets_of_one_issue_are_shown_in_one_write_where_the_tracker_can(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "syncd.db", clock=clock)
+    tracker = ContextCommentTracker()
+    deliverer = Deliverer(store, {"zendesk": ScriptedHelpdesk(), "github": tracker}, clock=clock)
+
+    def attach_gh(issue: str, n: int) -> None:
+        write = AttachTicket(f"https://desk.example/tickets/{n}", f"Ticket #{n}", "")
+        store.enqueue(Action(f"{n:020x}", "github", issue, write, issue_group(Ref("github", issue))))
+
+    try:
+        for n in range(3):
+            attach_gh("o/r#1", n)
+        attach_gh("o/r#2", 3)
+        report = deliverer.run()
+        assert report.done == 4 and report.requests_saved == 2
+        urls = [f"https://desk.example/tickets/{n}" for n in range(3)]
+        assert tracker.many == [("o/r#1", urls, f"{2:020x}")]  # marked with the last write's key
+        assert tracker.sent == [("o/r#1", f"{2:020x}"), ("o/r#2", f"{3:020x}")]  # o/r#2's alone
+        # after a crash: the interrupted ones are looked for by their markers first
+        for n in range(4, 6):
+            attach_gh("o/r#1", n)
+        for row in store.list_outbox("pending"):
+            store.mark_sending(row.id)
+        tracker.landed.add(("o/r#1", f"{4:020x}"))
+        report = deliverer.run()
+        assert report.already == 1 and report.done == 1 and tracker.marker_checks == 2
+    finally:
+        store.close()
