@@ -79,6 +79,9 @@ from syncd.writes import (
 log = structlog.get_logger("syncd.delivery")
 
 BULK_MIN = 2  # fewer tickets than this go one by one
+# The store's bookkeeping record (connector, this id) that keeps when a paced service's
+# budgeted writes went: {"sent": [epoch seconds, ...]}, the longest window's worth.
+BUDGET_RECORD = "~write-budget"
 
 # Why a tracker refused an escalation's create for good (kept in the action's result).
 NO_SUCH_PLACE = "no_such_place"  # no such team, project or repository, or not visible to syncd's account
@@ -133,8 +136,48 @@ class Deliverer:
         # Connectors whose write budget (GitHub's content limits) is spent, until when: their
         # writes wait, their reads and polls go on (no parking).
         self.budget_spent: dict[str, datetime] = {}
+        self._budgets_loaded = False
 
     def run(self, limit: int = 500) -> DeliveryReport:
+        self._load_budgets()
+        try:
+            return self._run(limit)
+        finally:
+            self._save_budgets()
+
+    def _load_budgets(self) -> None:
+        """The writes a paced service's budget counted in earlier runs (a new ``syncd
+        once`` must not start its windows afresh), from the store, once per process."""
+        if self._budgets_loaded:
+            return
+        self._budgets_loaded = True
+        for name, connector in self.connectors.items():
+            if connector.http.write_budget is None:
+                continue
+            try:
+                saved = self.store.get_meta(Ref(name, BUDGET_RECORD)).get("sent") or []
+            except SyncdError:
+                continue
+            times = sorted({float(t) for t in saved if isinstance(t, (int, float))} | set(connector.http.budget_sent))
+            connector.http.budget_sent.clear()
+            connector.http.budget_sent.extend(times)
+
+    def _save_budgets(self) -> None:
+        if self.store.readonly:
+            return
+        for name, connector in self.connectors.items():
+            http = connector.http
+            if http.write_budget is None:
+                continue
+            longest = max((seconds for _, seconds in http.write_budget.windows), default=0.0)
+            now = self.clock().timestamp()
+            recent = [round(t, 3) for t in http.budget_sent if t > now - longest]
+            try:
+                self.store.set_meta(Ref(name, BUDGET_RECORD), sent=recent)
+            except SyncdError as exc:
+                log.warning("could not record the paced writes in the store", connector=name, error=str(exc))
+
+    def _run(self, limit: int) -> DeliveryReport:
         report = DeliveryReport()
         progress = self.progress()
         if progress is not None:

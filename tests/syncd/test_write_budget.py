@@ -130,3 +130,30 @@ def test_delivery_holds_a_spent_budgets_writes_without_parking_the_connector(tmp
         assert report.done == 3
     finally:
         store.close()
+
+
+def test_the_counted_writes_outlive_the_process_so_a_new_run_does_not_start_the_windows_afresh(tmp_path):
+    from syncd.delivery import Deliverer
+    from syncd.store import Store
+    from tests.syncd.test_delivery import Clock, ScriptedHelpdesk, ScriptedTracker
+
+    class Paced(ScriptedTracker):
+        def make_http(self) -> HttpClient:
+            return HttpClient(
+                self.name, "http://127.0.0.1:9", write_budget=GITHUB, wall_clock=lambda: clock().timestamp()
+            )
+
+    clock = Clock()
+    store = Store(tmp_path / "syncd.db", clock=clock)
+    try:
+        first = Paced("github")
+        now = clock().timestamp()
+        first.http.budget_sent.extend(now - 4000 + i for i in range(3))  # more than an hour ago: forgotten
+        first.http.budget_sent.extend(now - 30 + i * 0.1 for i in range(80))  # the last minute's 80
+        Deliverer(store, {"zendesk": ScriptedHelpdesk(), "github": first}, clock=clock).run()
+        again = Paced("github")  # a new process
+        Deliverer(store, {"zendesk": ScriptedHelpdesk(), "github": again}, clock=clock).run()
+        assert len(again.http.budget_sent) == 80
+        assert again.http.writes_done_by(1) == datetime.fromtimestamp(now + 30, timezone.utc)
+    finally:
+        store.close()
