@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
 from syncd.records import Comment, Issue, Ticket
-from syncd.writes import FollowUpTicket, IssueDraft, TicketUpdate
+from syncd.writes import AttachTicket, FollowUpTicket, IssueComment, IssueDraft, TicketUpdate
 
 Role = Literal["helpdesk", "tracker"]
 
@@ -222,6 +222,16 @@ class Presence:
     gone: dict[str, str] = field(default_factory=dict)
     validators: dict[str, str] = field(default_factory=dict)  # id -> ETag to send next time
     requests: int = 0
+
+
+@dataclass(frozen=True)
+class BatchedWrite:
+    """One write of a batch (:meth:`Tracker.send_batch`): a comment or the ticket
+    shown on an issue, carrying ``marker_token(key)`` as the single write would."""
+
+    issue_id: str
+    key: str
+    write: IssueComment | AttachTicket
 
 
 @dataclass(frozen=True)
@@ -549,6 +559,33 @@ class Tracker(Connector):
 
     @abc.abstractmethod
     def find_marker(self, issue_id: str, key: str) -> bool: ...
+
+    # How many comments and attachments one request can carry (0: one write a
+    # request, the tracker has no batch write). A tracker that sets it implements
+    # send_batch and, where it can, landed_batch in one request.
+    write_batch: ClassVar[int] = 0
+
+    def send_batch(self, writes: list[BatchedWrite]) -> list[WriteResult | Exception]:
+        """Send up to :attr:`write_batch` writes in one request; one result per write, in
+        order: its WriteResult, or the error that refused it (Gone, NotFound, ...). An
+        error that concerns the whole request (the answer was lost, credentials,
+        rate limit) is raised instead. A write the service did not get to because
+        another one failed is answered with a TransientError(maybe_applied=True)."""
+        raise Unsupported(self.name, "send several writes in one request")
+
+    # True where showing several tickets on one issue is one write (GitHub: the
+    # issue's one context comment lists them): attach_tickets then takes them all.
+    attaches_many: ClassVar[bool] = False
+
+    def attach_tickets(self, issue_id: str, tickets: list[tuple[str, str, str]], key: str) -> WriteResult:
+        """:meth:`attach_ticket` for several (url, title, subtitle) on one issue in one
+        write, carrying ``marker_token(key)`` (the last write's key)."""
+        raise Unsupported(self.name, "show several tickets on an issue in one write")
+
+    def landed_batch(self, writes: list[BatchedWrite]) -> list[bool]:
+        """Whether each interrupted write landed (its marker is there), in as few
+        requests as the tracker allows; the default asks :meth:`find_marker` for each."""
+        return [self.find_marker(w.issue_id, w.key) for w in writes]
 
     # How many issues one existence-check request reads (0: this tracker cannot check).
     presence_batch: ClassVar[int] = 0

@@ -7,7 +7,12 @@ delivery then asks the service whether the write's marker is already there
 before sending it again.
 
 Ticket updates with equal payloads (one issue moved; many tickets wait on it)
-go out as one bulk request where the helpdesk has one.
+go out as one bulk request where the helpdesk has one. Comments and
+attachments for a tracker that takes several writes a request
+(``Tracker.write_batch``: Linear's aliased mutations) go out together, up
+to that many, one write per issue (the head of each issue's queue); after a
+crash in the middle of a batch, the markers of all its writes are looked for
+together (``Tracker.landed_batch``) and only those not found are sent again.
 
 Failures: a write to an issue the tracker says is gone (deleted, or not
 visible to syncd's account) is dropped with that reason, with every other
@@ -31,10 +36,20 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, OpaqueResult, OpaqueRewrite, Tracker, Unsupported, WriteResult
+from connectors.base import (
+    BatchedWrite,
+    Connector,
+    Helpdesk,
+    OpaqueResult,
+    OpaqueRewrite,
+    Tracker,
+    Unsupported,
+    WriteResult,
+)
 from syncd.errors import (
     ApiError,
     AuthError,
+    BudgetSpent,
     ConfigError,
     Conflict,
     Gone,
@@ -64,6 +79,9 @@ from syncd.writes import (
 log = structlog.get_logger("syncd.delivery")
 
 BULK_MIN = 2  # fewer tickets than this go one by one
+# The store's bookkeeping record (connector, this id) that keeps when a paced service's
+# budgeted writes went: {"sent": [epoch seconds, ...]}, the longest window's worth.
+BUDGET_RECORD = "~write-budget"
 
 # Why a tracker refused an escalation's create for good (kept in the action's result).
 NO_SUCH_PLACE = "no_such_place"  # no such team, project or repository, or not visible to syncd's account
@@ -113,33 +131,93 @@ class Deliverer:
         self.parking = parking if parking is not None else Parking(store, connectors, clock)
         self._drafts: dict[int, str] = {}  # create action id -> which draft went ("private"/"public")
         self.progress = progress  # the run's progress, if someone watches it
+        # Writes of a batch that another write's refusal left unanswered, due again at once.
+        self._requeued = 0
+        # Connectors whose write budget (GitHub's content limits) is spent, until when: their
+        # writes wait, their reads and polls go on (no parking).
+        self.budget_spent: dict[str, datetime] = {}
+        self._budgets_loaded = False
 
     def run(self, limit: int = 500) -> DeliveryReport:
+        self._load_budgets()
+        try:
+            return self._run(limit)
+        finally:
+            self._save_budgets()
+
+    def _load_budgets(self) -> None:
+        """The writes a paced service's budget counted in earlier runs (a new ``syncd
+        once`` must not start its windows afresh), from the store, once per process."""
+        if self._budgets_loaded:
+            return
+        self._budgets_loaded = True
+        for name, connector in self.connectors.items():
+            if connector.http.write_budget is None:
+                continue
+            try:
+                saved = self.store.get_meta(Ref(name, BUDGET_RECORD)).get("sent") or []
+            except SyncdError:
+                continue
+            times = sorted({float(t) for t in saved if isinstance(t, (int, float))} | set(connector.http.budget_sent))
+            connector.http.budget_sent.clear()
+            connector.http.budget_sent.extend(times)
+
+    def _save_budgets(self) -> None:
+        if self.store.readonly:
+            return
+        for name, connector in self.connectors.items():
+            http = connector.http
+            if http.write_budget is None:
+                continue
+            longest = max((seconds for _, seconds in http.write_budget.windows), default=0.0)
+            now = self.clock().timestamp()
+            recent = [round(t, 3) for t in http.budget_sent if t > now - longest]
+            try:
+                self.store.set_meta(Ref(name, BUDGET_RECORD), sent=recent)
+            except SyncdError as exc:
+                log.warning("could not record the paced writes in the store", connector=name, error=str(exc))
+
+    def _run(self, limit: int) -> DeliveryReport:
         report = DeliveryReport()
         progress = self.progress()
         if progress is not None:
             counts = self.store.outbox_counts()
             progress.delivering(counts["pending"] + counts["sending"])
+            self._tell_paced(progress)
         # Each round takes the head of every group; repeat while heads finish.
         for _ in range(50):
             due = [
                 a
                 for a in self.store.due_actions(limit)
-                if a.connector not in self.paused and self.parking.until(a.connector) is None
+                if a.connector not in self.paused
+                and self.parking.until(a.connector) is None
+                and not self._budget_spent(a.connector)
             ]
             if not due:
                 break
-            progressed = report.done + report.already
+            progressed = report.done + report.already + report.dropped + self._requeued
+            batched, due = tracker_batches(due, self.connectors, self._followers)
+            held: set[str] = set()  # groups a failure in an earlier batch of this round holds back
+            for rows in batched:
+                if self.stop_requested():
+                    return report
+                if rows[0].connector in self.paused or self.parking.until(rows[0].connector) is not None:
+                    continue
+                if self._budget_spent(rows[0].connector):
+                    continue
+                self._deliver_tracker_batch([r for r in rows if r.group not in held], report, held)
             for batch in self._batches(due):
                 if self.stop_requested():
                     return report
                 if batch[0].connector in self.paused or self.parking.until(batch[0].connector) is not None:
                     continue
+                if self._budget_spent(batch[0].connector):
+                    continue
                 if len(batch) >= BULK_MIN:
                     self._deliver_bulk(batch, report)
                 else:
                     self._deliver_one(batch[0], report)
-            if report.done + report.already == progressed:
+            if report.done + report.already + report.dropped + self._requeued == progressed:
                 break  # nothing finished this round: the rest waits for backoff
         return report
 
@@ -367,6 +445,149 @@ class Deliverer:
             else:
                 self._fail(row, str(result or "no result for this ticket"), report, uncertain=True)
 
+    # -- many comments and attachments in one tracker request -------------------------------
+
+    def _followers(self, head: OutboxRow) -> list[OutboxRow]:
+        """The pending writes due behind ``head`` in its group, in order, up to the first that is not."""
+        now = self.clock()
+        out: list[OutboxRow] = []
+        for row in self.store.open_actions(head.group):
+            if row.id <= head.id:
+                continue
+            if row.state != "pending" or row.next_attempt_at > now or row.connector != head.connector:
+                break
+            out.append(row)
+        return out
+
+    def _deliver_tracker_batch(self, rows: list[OutboxRow], report: DeliveryReport, held: set[str]) -> None:
+        """Send a batch (writes of one group in their order); a group whose write did
+        not go through is added to ``held`` so that its later writes wait."""
+        if not rows:
+            return
+        tracker = self.connectors[rows[0].connector]
+        assert isinstance(tracker, Tracker)
+        if tracker.write_batch <= 1 and tracker.attaches_many:
+            self._deliver_attachments(tracker, rows, report, held)
+            return
+        live: list[tuple[OutboxRow, BatchedWrite]] = []
+        for row in rows:
+            write = stored(row)
+            assert isinstance(write, (IssueComment, AttachTicket)), "only comments and attachments are batched"
+            if not self._to_gone_issue(row, write, report):
+                live.append((row, BatchedWrite(row.target, write.marker_for(row.key), write)))
+        interrupted = [(row, w) for row, w in live if row.state == "sending"]
+        if interrupted:
+            try:
+                landed = tracker.landed_batch([w for _, w in interrupted])
+            except SyncdError as exc:
+                held.update(row.group for row, _ in live)
+                self._batch_failed([row for row, _ in live], exc, report, sent=False)
+                return
+            found = {row.id for (row, _), hit in zip(interrupted, landed) if hit}
+            for row, _ in interrupted:
+                if row.id in found:
+                    self.store.mark_done(row.id, {"found_marker": True})
+                    self._event(row, "delivered", "found already written (after an interruption)")
+                    report.already += 1
+                    self._sent(delivered=1)
+            live = [(row, w) for row, w in live if row.id not in found]
+        if not live:
+            return
+        with self.store.transaction():
+            for row, _ in live:
+                self.store.mark_sending(row.id)
+        try:
+            results = tracker.send_batch([w for _, w in live])
+        except SyncdError as exc:
+            held.update(row.group for row, _ in live)
+            self._batch_failed([row for row, _ in live], exc, report, sent=True)
+            return
+        report.requests_saved += len(live) - 1
+        for (row, _), result in zip(live, results):
+            if isinstance(result, WriteResult):
+                self._done(row, result, report)
+                continue
+            held.add(row.group)  # the group's later writes wait for this one
+            if isinstance(result, Gone):
+                self._drop_gone(row, str(result), report)
+            elif isinstance(result, TransientError) and result.maybe_applied:
+                # Not run, or its answer lost: looked for by its marker in the next round, no attempt spent.
+                self.store.mark_waiting(row.id, str(result), until=self.clock(), refund=True, uncertain=True)
+                self._requeued += 1
+            elif isinstance(result, (Conflict, NotFound, Unsupported, ConfigError)):
+                self._fail(row, str(result), report, dead=True)
+            else:
+                self._fail(row, str(result), report, uncertain=isinstance(result, PayloadError))
+
+    def _deliver_attachments(
+        self, tracker: Tracker, rows: list[OutboxRow], report: DeliveryReport, held: set[str]
+    ) -> None:
+        """Several tickets shown on one issue in one write (rows of one group, in order):
+        an interrupted one is looked for first, as alone; the rest go together, marked
+        with the last one's key."""
+        head = stored(rows[0])
+        if head is not None and self._to_gone_issue(rows[0], head, report):
+            return  # the whole group is dropped
+        live: list[tuple[OutboxRow, AttachTicket]] = []
+        for row in rows:
+            write = stored(row)
+            assert isinstance(write, AttachTicket)
+            if row.state == "sending":
+                try:
+                    landed = tracker.find_marker(row.target, write.marker_for(row.key))
+                except SyncdError as exc:
+                    held.add(row.group)
+                    self._batch_failed([r for r in rows if r.id >= row.id], exc, report, sent=False)
+                    return
+                if landed:
+                    self.store.mark_done(row.id, {"found_marker": True})
+                    self._event(row, "delivered", "found already written (after an interruption)")
+                    report.already += 1
+                    self._sent(delivered=1)
+                    continue
+            live.append((row, write))
+        if not live:
+            return
+        last_row, last = live[-1]
+        with self.store.transaction():
+            for row, _ in live:
+                self.store.mark_sending(row.id)
+        try:
+            result = tracker.attach_tickets(
+                last_row.target, [(w.url, w.title, w.subtitle) for _, w in live], last.marker_for(last_row.key)
+            )
+        except Gone as exc:
+            self._drop_gone(last_row, str(exc), report)
+            return
+        except SyncdError as exc:
+            held.add(last_row.group)
+            self._batch_failed([row for row, _ in live], exc, report, sent=True)
+            return
+        report.requests_saved += len(live) - 1
+        for row, _ in live:
+            self._done(row, result, report)
+
+    def _batch_failed(self, rows: list[OutboxRow], exc: SyncdError, report: DeliveryReport, *, sent: bool) -> None:
+        """A batch's request failed as a whole: each write is handled as a single one would be."""
+        if isinstance(exc, RateLimited):
+            for row in rows:
+                self._wait(row, exc, report, sent=sent)
+        elif isinstance(exc, AuthError):
+            self._pause(rows[0].connector, str(exc), report)
+            for row in rows:
+                uncertain = row.state == "sending" or sent
+                self.store.mark_failed(row.id, str(exc), retry_at=self.clock(), uncertain=uncertain)
+        elif isinstance(exc, Gone):
+            for row in rows:
+                self._drop_gone(row, str(exc), report)
+        elif isinstance(exc, (Conflict, NotFound, Unsupported, ConfigError)):
+            for row in rows:
+                self._fail(row, str(exc), report, dead=True)
+        else:
+            maybe = isinstance(exc, PayloadError) or (isinstance(exc, TransientError) and exc.maybe_applied)
+            for row in rows:
+                self._fail(row, str(exc), report, uncertain=row.state == "sending" or (sent and maybe))
+
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _done(self, row: OutboxRow, result: WriteResult | OpaqueResult, report: DeliveryReport) -> None:
@@ -476,11 +697,44 @@ class Deliverer:
             delay = max(delay, retry_after)
         return self.clock() + timedelta(seconds=delay)
 
+    def _budget_spent(self, connector: str) -> bool:
+        until = self.budget_spent.get(connector)
+        if until is not None and self.clock() >= until:
+            del self.budget_spent[connector]
+            return False
+        return until is not None
+
+    def _tell_paced(self, progress: Progress) -> None:
+        """The writes due to each service syncd paces by its limits, and when they will be done."""
+        for name, connector in self.connectors.items():
+            if connector.http.write_budget is None:
+                continue
+            due = self.store.unfinished_count(name)
+            done_by = connector.http.writes_done_by(due)
+            spent = self.budget_spent.get(name)
+            if done_by is not None:
+                progress.paced(connector.label, due, max(done_by, spent) if spent else done_by)
+
     def _wait(self, row: OutboxRow, exc: RateLimited, report: DeliveryReport, *, sent: bool) -> None:
         """The service's rate limit held the write back: due again at its end, and
         not counted as a failed attempt. A write that was sent stays 'sending'
         (an operation of several requests may have made part of it): its marker
-        is looked for first."""
+        is looked for first. A spent write budget (BudgetSpent) sent nothing and
+        parks nothing: the connector's writes wait till its end, its polls go on."""
+        if isinstance(exc, BudgetSpent):
+            self.budget_spent[row.connector] = max(exc.until, self.budget_spent.get(row.connector, exc.until))
+            self.store.mark_waiting(row.id, str(exc), until=exc.until, refund=True, uncertain=row.state == "sending")
+            report.waiting += 1
+            progress = self.progress()
+            if progress is not None:
+                progress.waiting(exc.service, until=exc.until)
+                self._tell_paced(progress)
+            log.info(
+                f"{exc.service} allows no more comments for now; its writes wait",
+                connector=row.connector,
+                until=format_time(exc.until),
+            )
+            return
         self.parking.park(exc)
         self.store.mark_waiting(
             row.id, str(exc), until=exc.until, refund=sent, uncertain=sent or row.state == "sending"
@@ -508,6 +762,67 @@ class Deliverer:
         else:
             issue = ref
         self.store.add_event(Event(kind, summary, ticket, issue, {"action": row.id, "op": row.op, "key": row.key}))
+
+
+def tracker_batches(
+    due: list[OutboxRow],
+    connectors: dict[str, Connector],
+    followers: Callable[[OutboxRow], list[OutboxRow]] = lambda head: [],
+) -> tuple[list[list[OutboxRow]], list[OutboxRow]]:
+    """(batches, the rest): the comments and attachments due for each tracker that
+    takes several a request (``Tracker.write_batch``), in batches of at most that
+    many; a lone one, and every other write, stays in the rest. ``due`` holds the
+    head of each group; ``followers`` gives the writes due behind a head, which
+    join it in order (the tracker runs a batch's writes in order) while they are
+    comments and attachments too."""
+
+    def batchable(row: OutboxRow) -> bool:
+        connector = connectors.get(row.connector)
+        return (
+            isinstance(connector, Tracker)
+            and connector.write_batch > 1
+            and isinstance(stored(row), (IssueComment, AttachTicket))
+        )
+
+    def one_write(row: OutboxRow) -> bool:
+        connector = connectors.get(row.connector)
+        return isinstance(connector, Tracker) and connector.attaches_many and isinstance(stored(row), AttachTicket)
+
+    by_tracker: dict[str, list[OutboxRow]] = {}
+    rest: list[OutboxRow] = []
+    batches: list[list[OutboxRow]] = []
+    for row in due:
+        if one_write(row):
+            # The tickets shown on one issue, in one write: the head and the attachments behind it.
+            same = [row]
+            for follower in followers(row):
+                if not one_write(follower) or follower.target != row.target:
+                    break
+                same.append(follower)
+            if len(same) > 1:
+                batches.append(same)
+            else:
+                rest.append(row)
+        elif batchable(row):
+            queue = by_tracker.setdefault(row.connector, [])
+            queue.append(row)
+            for follower in followers(row):
+                if not batchable(follower):
+                    break
+                queue.append(follower)
+        else:
+            rest.append(row)
+    for name, rows in by_tracker.items():
+        tracker = connectors[name]
+        assert isinstance(tracker, Tracker)
+        size = tracker.write_batch
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            if len(chunk) > 1:
+                batches.append(chunk)
+            else:
+                rest.extend(chunk)
+    return batches, rest
 
 
 class Route(NamedTuple):

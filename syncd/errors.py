@@ -105,6 +105,13 @@ class RateLimited(TransientError):
         self.service = service
 
 
+class BudgetSpent(RateLimited):
+    """A budget of writes syncd plans by (GitHub's content-creation limits) is spent
+    until ``until``: this write was not sent. Unlike :class:`RateLimited` the
+    service refused nothing, and reads and other writes go on: only writes of
+    the same kind wait (the connector is not parked)."""
+
+
 def until_text(until: datetime, now: datetime) -> str:
     """When a wait ends, for people: "14:05 UTC" (with the date when it is not
     ``now``'s day). Always UTC, rounded up to the minute (nothing is sent before

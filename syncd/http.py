@@ -16,6 +16,14 @@ here and the request sent again; a longer one raises
 :class:`~syncd.errors.RateLimited` carrying the instant, and no request goes
 to that service before it (the caller parks the connector meanwhile).
 
+Budgets planned by. A :class:`WriteBudget` (GitHub's content-creation limits:
+80 a minute and 500 an hour) is counted here, before sending: a request it
+covers waits in place for its slot when that is within ``max_wait``, and
+otherwise is not sent and raises :class:`~syncd.errors.BudgetSpent` naming
+when the next slot frees, without being refused and without holding back
+reads. :meth:`HttpClient.writes_done_by` tells when n such writes will have
+gone, for the progress estimate.
+
 Writes are retried only where the service cannot have applied them (429,
 a connection that never opened); anything else raises
 :class:`~syncd.errors.TransientError` with ``maybe_applied`` so that the
@@ -43,6 +51,7 @@ from syncd import __version__
 from syncd.errors import (
     ApiError,
     AuthError,
+    BudgetSpent,
     Conflict,
     Gone,
     NotFound,
@@ -86,6 +95,36 @@ class RateRule:
 
     def limited(self, response: requests.Response) -> bool:
         return response.status_code in self.statuses or (self.matches is not None and self.matches(response))
+
+
+@dataclass(frozen=True)
+class WriteBudget:
+    """Limits a service sets on one kind of write, which syncd plans by instead of
+    waiting to be refused: ``windows`` are (requests, seconds) pairs that must all
+    hold ((80, 60), (500, 3600) for GitHub's content creation), ``covers`` says
+    which requests count (method, endpoint name)."""
+
+    windows: tuple[tuple[int, float], ...]
+    covers: Callable[[str, str], bool]
+    what: str = "writes"  # how people call them: "comments"
+
+    def next_slot(self, sent: "collections.deque[float]", now: float) -> float:
+        """The earliest instant (epoch seconds) at which one more such write may go."""
+        at = now
+        for count, seconds in self.windows:
+            if len(sent) >= count:
+                at = max(at, sent[-count] + seconds)
+        return at
+
+    def done_by(self, writes: int, sent: "collections.deque[float]", now: float) -> float:
+        """When ``writes`` more will have gone, each at its earliest slot (epoch seconds)."""
+        longest = max((seconds for _, seconds in self.windows), default=0.0)
+        times = collections.deque(t for t in sent if t > now - longest)
+        at = now
+        for _ in range(writes):
+            at = self.next_slot(times, at)
+            times.append(at)
+        return at
 
 
 @dataclass
@@ -154,6 +193,7 @@ class HttpClient:
         wall_clock: Callable[[], float] = time.time,
         rate_rule: RateRule = RateRule(),
         service: str | None = None,
+        write_budget: WriteBudget | None = None,
     ):
         self.connector = connector
         self.base_url = base_url.rstrip("/") + "/"
@@ -185,6 +225,9 @@ class HttpClient:
         self._window: collections.deque[float] = collections.deque()
         # Told of each wait for the service's rate limit slept in place (seconds): progress shows it.
         self.wait_listeners: list[Callable[[float], None]] = []
+        self.write_budget = write_budget
+        # When each write the budget covers went (wall clock, epoch seconds), the last hour's worth.
+        self.budget_sent: collections.deque[float] = collections.deque()
 
     # -- public -------------------------------------------------------------
 
@@ -236,6 +279,9 @@ class HttpClient:
             return self._attempt(method, url, params, json, headers, idempotent, expected, endpoint, allow_redirects)
 
         self._check_blocked(endpoint)
+        budgeted = self.write_budget is not None and self.write_budget.covers(method, endpoint)
+        if budgeted:
+            self._wait_for_budget(endpoint)
 
         try:
             return self._retrying(attempt)
@@ -317,6 +363,41 @@ class HttpClient:
             reraise=True,
         )
         return retrying(fn)
+
+    def writes_done_by(self, writes: int) -> datetime | None:
+        """When ``writes`` more writes of the budget's kind will have gone, planned by its
+        windows (None: this service has no such budget)."""
+        if self.write_budget is None:
+            return None
+        at = self.write_budget.done_by(writes, self.budget_sent, self._wall())
+        return datetime.fromtimestamp(at, timezone.utc)
+
+    def _wait_for_budget(self, endpoint: str) -> None:
+        """Take a slot of the write budget: wait for it in place, or raise BudgetSpent."""
+        budget = self.write_budget
+        assert budget is not None
+        with self._lock:
+            now = self._wall()
+            longest = max((seconds for _, seconds in budget.windows), default=0.0)
+            while self.budget_sent and self.budget_sent[0] <= now - longest:
+                self.budget_sent.popleft()
+            wait = budget.next_slot(self.budget_sent, now) - now
+            if wait > self.max_wait:
+                until = datetime.fromtimestamp(now + wait, timezone.utc)
+                raise BudgetSpent(
+                    self.connector,
+                    f"{endpoint}: not sent: {self.service} allows no more {budget.what} before "
+                    f"{until_text(until, datetime.fromtimestamp(now, timezone.utc))}",
+                    until=until,
+                    service=self.service,
+                )
+            if wait > 0:
+                self.stats.throttled_seconds += wait
+                log.debug("pacing writes by the service's limits", connector=self.connector, seconds=round(wait, 2))
+                self._tell_wait(wait)
+                self._sleep(wait)
+            # Counted when it goes: a write that fails after leaving still used its slot.
+            self.budget_sent.append(max(now + max(wait, 0.0), self._wall()))
 
     def _backoff_delay(self, attempt: int) -> float:
         base = self.backoff * (2 ** (attempt - 1))

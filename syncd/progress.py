@@ -14,6 +14,10 @@ it keeps the counts and, when due, hands a line to its output:
 The total of records is an estimate: a feed is read oldest change first, so
 how far its latest record's time has come between where the feed started
 and now tells the share read. The writes' total is the outbox's (exact).
+Writes to a service whose limits syncd plans by (GitHub: 80 comments a
+minute, 500 an hour) are shown with when those limits let them be done:
+``GitHub: 620 writes due, done by about 15:40 UTC``; the estimate left is
+never shorter than that.
 Clocks are injected: ``monotonic`` paces the lines and measures the rate,
 ``wall`` is the time the feeds' records are compared with.
 """
@@ -76,6 +80,8 @@ class Progress:
         self.failed = 0
         self.to_deliver: int | None = None  # writes due when delivery began, and planned since
         self.wait: tuple[str, datetime] | None = None  # (service, until) of the wait in hand
+        # service -> (writes due, when its write budget lets them be done)
+        self.paced_writes: dict[str, tuple[int, datetime]] = {}
         self.shown_any = False
         self.finished = False
 
@@ -106,6 +112,14 @@ class Progress:
         self.delivered += delivered
         self.failed += failed
         self.wait = None
+        self.tick()
+
+    def paced(self, service: str, writes: int, done_by: datetime) -> None:
+        """``writes`` are due to ``service``, whose limits syncd plans by: done at ``done_by``."""
+        if writes > 0:
+            self.paced_writes[service] = (writes, done_by)
+        else:
+            self.paced_writes.pop(service, None)
         self.tick()
 
     def waiting(self, service: str, seconds: float | None = None, until: datetime | None = None) -> None:
@@ -145,7 +159,9 @@ class Progress:
             return None
         writes = max(self.to_deliver or 0, self.planned)
         left = max(0, records - self.read) + max(0, writes - self.delivered - self.failed)
-        return left / (work_done / elapsed)
+        paced = max((done_by for _, done_by in self.paced_writes.values()), default=None)
+        at_least = (paced - self.wall()).total_seconds() if paced is not None else 0.0
+        return max(left / (work_done / elapsed), at_least)
 
     def line(self) -> str:
         records = self.estimated_records()
@@ -155,6 +171,9 @@ class Progress:
             total = max(self.to_deliver, self.planned)
             failed = f" ({self.failed} failed)" if self.failed else ""
             parts.append(f"delivered {self.delivered:,} of {total:,}{failed}")
+        for service, (writes, done_by) in sorted(self.paced_writes.items()):
+            if done_by > self.wall():
+                parts.append(f"{service}: {writes:,} writes due, done by about {until_text(done_by, self.wall())}")
         if self.wait is not None:
             service, until = self.wait
             parts.append(f"waiting for {service}'s rate limit until {until_text(until, self.wall())}")

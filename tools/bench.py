@@ -19,6 +19,13 @@ through the API would triple the first sync's time and measure nothing the
 Linear links do not; their issues are real, read by the first sync's feeds,
 and the idle and busy cycles run against them.
 
+``--mix`` measures instead the first sync of tickets that name, in turn, a
+Linear, a GitHub and a Jira issue (a third each, 10 tickets per issue), all
+links made through the APIs: GitHub issues named half by their key
+(``owner/repo#12`` in the field) and half by a pasted URL
+(``…/owner/repo/issues/12`` in a comment); the requests per tracker, and the
+cycle after it.
+
 Figures are printed; nothing is asserted. ``--sizes`` picks other sizes.
 """
 
@@ -136,6 +143,97 @@ def build(n_links: int) -> tuple[Sandbox, BenchSeed]:
     return sandbox, BenchSeed(tickets, issues, github_issues, jira_issues, stage["id"], github, jira)
 
 
+@dataclass
+class MixSeed:
+    """The tickets of ``--mix``, and the comments that paste GitHub URLs once the sandbox runs."""
+
+    tickets: dict[str, list[int]]  # tracker -> tickets naming one of its issues
+    pasted: list[tuple[int, str, int]]  # (ticket, owner/repo, number): a URL to paste in a comment
+
+
+def build_mix(n_tickets: int) -> tuple[Sandbox, MixSeed]:
+    zendesk = ZendeskFake(limit_per_minute=1_000_000)
+    linear = LinearFake(requests_per_hour=10_000_000, complexity_per_hour=10_000_000_000)
+    linked = zendesk.add_ticket_field("Linked issue", "text")
+    status = zendesk.add_ticket_field("Linked issue status", "text")
+    person = zendesk.add_user("Person", "p@c.example", organization_id=zendesk.add_organization("Customer")["id"])
+    linear.add_team("ENG", "Engineering")
+    per_tracker = max(1, n_tickets // 3)
+    n_issues = max(1, per_tracker // TICKETS_PER_ISSUE)
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    github = GitHubFake(rate_limit=10_000_000, clock=lambda: an_hour_ago.timestamp())
+    repos = [github.create_repo(name, private=True) for name, _ in GITHUB_REPOSITORIES]
+    gh = [github.create_issue(repos[i % len(repos)], f"Defect {i}", assignee="dev") for i in range(n_issues)]
+    github._clock = time.time
+    jira = JiraFake(projects=dict(JIRA_PROJECTS))
+    ji = [jira.create_issue(JIRA_PROJECTS[0][0], f"Defect {i}", at=an_hour_ago) for i in range(n_issues)]
+    lin = [linear.issue(linear.create_issue("ENG", f"Defect {i}", state="Todo"))["identifier"] for i in range(n_issues)]
+    seed = MixSeed({"linear": [], "github": [], "jira": []}, [])
+    for i in range(3 * per_tracker):
+        tracker, n = ("linear", "github", "jira")[i % 3], (i // 3) % n_issues
+        pasted = tracker == "github" and (i // 3) % 2 == 1
+        value = {"linear": lin[n], "github": f"{gh[n].repo.full_name}#{gh[n].number}", "jira": ji[n].key}[tracker]
+        fields = {} if pasted else {linked["id"]: value}
+        t = zendesk.create_ticket(
+            f"Problem report {i}", "It does not work.", requester_id=person["id"], status="open", custom_fields=fields
+        )
+        seed.tickets[tracker].append(t["id"])
+        if pasted:
+            seed.pasted.append((t["id"], gh[n].repo.full_name, gh[n].number))
+    sandbox = Sandbox([zendesk, linear, github, jira])
+    sandbox.seed = SeedResult(linked_issue_field_id=linked["id"], linked_issue_status_field_id=status["id"])
+    sandbox.worlds = {"zendesk": ZendeskWorld(zendesk, "zendesk")}
+    return sandbox, seed
+
+
+def bench_mix(n_tickets: int, out=sys.stdout) -> dict:
+    """The first sync of tickets naming Linear, GitHub and Jira issues, a third each, links made through the APIs."""
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"syncd-bench-mix-{n_tickets}-"))
+    sandbox, seed = build_mix(n_tickets)
+    say(
+        f"\n== mix: {sum(len(t) for t in seed.tickets.values())} tickets, a third each naming a Linear, GitHub "
+        f"and Jira issue ({TICKETS_PER_ISSUE} tickets per issue; GitHub half by key, half by a pasted URL)"
+    )
+    result: dict = {"tickets": n_tickets}
+    try:
+        with Playground(workdir, sandbox=sandbox) as pg:
+            unpaced(pg)
+            web = pg.sandbox["github"].base_url
+            for ticket, repo, number in seed.pasted:
+                pg.zendesk.add_comment(ticket, f"Same as {web}/{repo}/issues/{number}", public=False)
+            pg.sandbox.reset_counts()
+            seconds, rss, code = run_once(pg)
+            first = pg.sandbox.counts()
+            result["first_sync"] = first
+            say(f"first sync:   {pg.sandbox.total_requests():>6} requests in {seconds:6.1f}s (exit {code})")
+            for name, counts in first.items():
+                say(
+                    f"              {name}: {sum(counts.values())}: "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                )
+            app = pg.app()
+            try:
+                linked = {t: 0 for t in seed.tickets}
+                for link in app.store.all_links():
+                    linked[link.issue.connector] = linked.get(link.issue.connector, 0) + 1
+            finally:
+                app.close()
+            say("              links made: " + ", ".join(f"{k} {v}" for k, v in linked.items()))
+            pg.sandbox.reset_counts()
+            seconds, rss, code = run_once(pg)
+            result["next_cycle"] = pg.sandbox.counts()
+            say(f"next cycle:   {pg.sandbox.total_requests():>6} requests in {seconds:6.1f}s (exit {code})")
+            for name, counts in pg.sandbox.counts().items():
+                say("              " + name + ": " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
 def link_other_trackers(pg: Playground, seed: BenchSeed) -> int:
     """Each ticket also linked to a GitHub and a Jira issue, written straight into the store."""
     app = pg.app()
@@ -150,6 +248,13 @@ def link_other_trackers(pg: Playground, seed: BenchSeed) -> int:
     finally:
         app.close()
     return 2 * len(seed.tickets)
+
+
+def unpaced(pg: Playground) -> None:
+    """GitHub's content limits (80 comments a minute, 500 an hour) set far above, like
+    the fakes' budgets, so that the figures count requests, not the pacing's waits."""
+    pg.env["SYNCD_CONNECTORS__GITHUB__COMMENTS_PER_MINUTE"] = "1000000"
+    pg.env["SYNCD_CONNECTORS__GITHUB__COMMENTS_PER_HOUR"] = "1000000"
 
 
 def run_once(pg: Playground) -> tuple[float, float, int]:
@@ -204,6 +309,7 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
     mappings = handoff_mappings(workdir, seed.stage_field) if handoff else None
     try:
         with Playground(workdir, sandbox=sandbox, mappings=mappings) as pg:
+            unpaced(pg)
             pg.sandbox.reset_counts()
             seconds, rss, code = run_once(pg)
             first = pg.sandbox.counts()
@@ -301,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replica-latency", type=float, default=0.05, help="seconds each request waits for its answer (default 0.05)"
     )
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="first sync of tickets naming Linear, GitHub and Jira issues (a third each), links made through the APIs",
+    )
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
     print(
@@ -308,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.system()} {platform.release()}"
     )
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
-        bench(size, handoff=args.handoff)
+        if args.mix:
+            bench_mix(size)
+        else:
+            bench(size, handoff=args.handoff)
     counts = [int(n) for n in args.replicas.split(",") if n.strip()]
     if counts:
         bench_replicas(counts, args.replica_changes, args.replica_latency)

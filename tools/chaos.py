@@ -62,6 +62,7 @@ MAX_LINKS_PER_TICKET = 3
 WEIGHTS = {"key_note": 22, "attach": 10, "new_ticket": 5, "move": 25, "assign": 6, "note": 16, "status": 16}
 ZENDESK_FEED = "incremental/tickets/cursor"
 LINEAR_FEED = "SyncdIssues"
+BATCH_WRITES = "SyncdWrites"  # several Linear writes in one request
 
 
 # --- the change stream (pure) -------------------------------------------------------------
@@ -487,6 +488,7 @@ class DaemonUnderFire:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
         self.kills = 0
+        self.batch_kills = 0  # kills right after a batch of tracker writes was applied
         self.terms = 0
         self.hups = 0
         self.restarts = 0
@@ -517,8 +519,12 @@ class DaemonUnderFire:
                 self._feeds["zendesk"] += 1
             elif endpoint.endswith(" " + LINEAR_FEED):
                 self._feeds["linear"] += 1
-            if self._kill_at is not None and self._requests >= self._kill_at and self.proc is not None:
+            # An armed kill lands on a batch of tracker writes (several writes in one
+            # request) as soon as one comes: the crash in the middle of a batch.
+            batch = endpoint.endswith(" " + BATCH_WRITES)
+            if self._kill_at is not None and (self._requests >= self._kill_at or batch) and self.proc is not None:
                 # The request has been applied; syncd never hears the answer.
+                self.batch_kills += batch
                 self._kill_at = None
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self._killed = self.proc
@@ -630,6 +636,7 @@ class ChaosResult:
     terms: int
     hups: int
     comparison: Comparison
+    batch_kills: int = 0
     crashes: list[str] = field(default_factory=list)
     reference_requests: int = 0
     chaos_requests: int = 0
@@ -642,6 +649,7 @@ class ChaosResult:
         c = self.comparison
         return (
             f"seed={self.seed} changes={self.changes} batches={self.batches} kills={self.kills} "
+            f"(after a batch of writes: {self.batch_kills}) "
             f"sigterms={self.terms} sighups={self.hups} writes expected={c.expected} found={c.found} "
             f"duplicates={c.duplicates + len(c.extra)} missing={len(c.missing)} "
             f"state mismatches={len(c.state_mismatches)} stream-check problems={len(c.stream_problems)} "
@@ -753,6 +761,7 @@ def chaos_run(
             daemon.terms,
             daemon.hups,
             compare(expected, found, stream_problems),
+            daemon.batch_kills,
             daemon.crashes,
             reference_requests,
             pg.sandbox.total_requests(),

@@ -38,8 +38,8 @@ not_planned or duplicate → CANCELED.
 
 Public repositories. What syncd writes to a public repository is readable by
 anyone. :meth:`GitHubConnector.is_public` says which repositories are (cached
-for ``visibility_ttl`` seconds, re-validated with a conditional request before
-any write that may carry customer data). Writes flagged ``customer_data=True``
+for ``visibility_ttl`` seconds on polls and ``write_visibility_ttl`` seconds for
+writes, re-validated with a conditional request). Writes flagged ``customer_data=True``
 — and any body holding an e-mail address — are refused there with
 :class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
 only an opaque reference and counts there. :meth:`~GitHubConnector.visibility`
@@ -101,7 +101,7 @@ from syncd.errors import (
     SyncdError,
     TransientError,
 )
-from syncd.http import HttpClient, RateHeaders, RateRule, expect_dict
+from syncd.http import HttpClient, RateHeaders, RateRule, WriteBudget, expect_dict
 from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
 from syncd.writes import IssueDraft
 
@@ -150,6 +150,15 @@ def is_rate_limited(response: requests.Response) -> bool:
     return isinstance(message, str) and any(word in message.lower() for word in RATE_LIMIT_WORDS)
 
 
+# What GitHub counts as content creation (its secondary limits: 80 a minute, 500 an hour):
+# a new comment or a new issue. Edits (PATCH) and reads are not counted.
+CONTENT_ENDPOINTS = frozenset({"POST /repos/{o}/{r}/issues/{n}/comments", "POST /repos/{o}/{r}/issues"})
+
+
+def creates_content(method: str, endpoint: str) -> bool:
+    return endpoint in CONTENT_ENDPOINTS
+
+
 RATE_RULE = RateRule(
     matches=is_rate_limited, unhinted_wait=SECONDARY_FIRST_WAIT, unhinted_longest=SECONDARY_LONGEST_WAIT
 )
@@ -164,6 +173,19 @@ class GitHubConfig(ConnectorConfig):
     include_pull_requests: bool = Field(False, description="Treat pull requests as issues too.")
     backfill_days: int = Field(30, ge=0, description="How far back the first poll reads.")
     mutation_interval: float = Field(1.0, ge=0, description="Seconds between mutating requests (GitHub asks ≥ 1).")
+    comments_per_minute: int = Field(
+        80, ge=1, description="Comments and issues syncd creates a minute at most (GitHub's secondary limit: 80)."
+    )
+    comments_per_hour: int = Field(
+        500, ge=1, description="Comments and issues syncd creates an hour at most (GitHub's secondary limit: 500)."
+    )
+    write_visibility_ttl: float = Field(
+        60,
+        ge=0,
+        description="Seconds a repository's visibility, read for a write, is trusted for the "
+        "next writes there (0: read before every write). A repository turned public in "
+        "that time gets syncd's texts rewritten when it is noticed (docs/privacy.md).",
+    )
     visibility_ttl: float = Field(
         3600,
         ge=0,
@@ -336,6 +358,7 @@ class GitHubConnector(Tracker):
     text_format = "markdown"
     attachment_format = "markdown"  # the ticket's title goes into the context comment
     reports_visibility = True
+    attaches_many = True
     config_model = GitHubConfig
     config: GitHubConfig
 
@@ -352,6 +375,9 @@ class GitHubConnector(Tracker):
         self._visibility: dict[str, _Visibility] = {}
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
         self._slot_comments: dict[tuple[str, str], int] = {}  # (issue key, slot) -> comment id
+        # Issues (key, lower case) the feed read with no comment at all: syncd's own comment
+        # is not there, so writing it needs no scan of the issue's comments first.
+        self._no_comments: set[str] = set()
         self._labels: dict[str, _Labels] = {}  # lower-case repository -> its labels
         self._login: str | None = None
         # Set by the engine: the key it last stored for an issue id (a snapshot
@@ -383,6 +409,9 @@ class GitHubConnector(Tracker):
             ),
             mutation_interval=c.mutation_interval,
             rate_rule=RATE_RULE,
+            write_budget=WriteBudget(
+                ((c.comments_per_minute, 60.0), (c.comments_per_hour, 3600.0)), creates_content, "comments"
+            ),
             **self.http_options(),
         )
 
@@ -621,6 +650,10 @@ class GitHubConnector(Tracker):
         location = IssueLocation(owner, name, number)
         ident = str(ident)
         self._known[ident] = location
+        if item.get("comments") == 0:
+            self._no_comments.add(location.key.lower())
+        else:
+            self._no_comments.discard(location.key.lower())
         if public is None:
             public = self.is_public(repo)
         category, state_name = state_of(item)
@@ -665,11 +698,17 @@ class GitHubConnector(Tracker):
         ]
 
     def normalise_ref(self, text: str) -> str:
-        """``owner/repo/issues/n`` or an issue URL → ``owner/repo#n`` (other forms unchanged)."""
+        """``owner/repo/issues/n`` or an issue URL → ``owner/repo#n`` (other forms unchanged),
+        with a followed repository spelled as configured (GitHub's names ignore case), so
+        the store finds the issue whichever way a person typed or pasted it."""
         m = re.search(r"([A-Za-z0-9-]+)/([A-Za-z0-9._-]+)/issues/(\d+)/?$", text)
-        if m:
-            return f"{m.group(1)}/{m.group(2)}#{m.group(3)}"
-        return text
+        key = f"{m.group(1)}/{m.group(2)}#{m.group(3)}" if m else text
+        k = KEY_RE.match(key)
+        if k:
+            spelled = {r.lower(): r for r in self.config.repositories}.get(f"{k['owner']}/{k['repo']}".lower())
+            if spelled is not None:
+                return f"{spelled}#{k['number']}"
+        return key
 
     def _locate(self, ref: str) -> IssueLocation:
         ref = self.normalise_ref(ref.strip())
@@ -1109,8 +1148,8 @@ class GitHubConnector(Tracker):
         """Each repository's visibility as last read (lower-case owner/name → public); asks nothing.
 
         Read by :meth:`is_public`: on every poll once ``visibility_ttl`` has
-        passed, and before every write (a conditional request, free when
-        unchanged). The engine compares it with what it last acted on."""
+        passed, and before a write once ``write_visibility_ttl`` has (a
+        conditional request, free when unchanged). The engine compares it with what it last acted on."""
         return {name: v.public for name, v in self._visibility.items()}
 
     def make_opaque(self, issue_id: str, rewrite: OpaqueRewrite, key: str) -> OpaqueResult:
@@ -1305,6 +1344,8 @@ class GitHubConnector(Tracker):
             if response.status_code != 404:
                 if isinstance(raw, dict) and marker in (raw.get("body") or ""):
                     return raw
+        if cached is None and location.key.lower() in self._no_comments:
+            return None  # the feed read this issue with no comment at all
         for raw in self._raw_comments(location):
             author = (raw.get("user") or {}).get("login")
             if marker in (raw.get("body") or "") and (self._login is None or author == self._login):
@@ -1318,8 +1359,10 @@ class GitHubConnector(Tracker):
         return IssueLocation(m.group(1), m.group(2), int(m.group(3))) if m else None
 
     def _public_for_write(self, location: IssueLocation) -> bool:
-        """Visibility re-validated for a write (a conditional request: free when unchanged)."""
-        return self.is_public(location.full_name, max_age=0)
+        """Visibility for a write: read again (a conditional request, free when unchanged)
+        once ``write_visibility_ttl`` seconds have passed since the last read of that
+        repository, so a burst of writes there reads it once, not once per write."""
+        return self.is_public(location.full_name, max_age=self.config.write_visibility_ttl)
 
     def _refusal(self, location: IssueLocation) -> PublicRepositoryRefused:
         return PublicRepositoryRefused(
@@ -1351,6 +1394,7 @@ class GitHubConnector(Tracker):
         ``sensitive``: the text may name a customer, so it must not follow the
         issue into a public repository.
         """
+        self._no_comments.discard(location.key.lower())  # from now on, it may hold one
         response = self.http.request(
             method, path, json=body, allow_redirects=False, expect=(301, 302, 307, 308), endpoint=endpoint
         )

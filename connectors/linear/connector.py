@@ -34,6 +34,7 @@ from pydantic import Field, SecretStr, model_validator
 
 import connectors.linear.queries as q
 from connectors.base import (
+    BatchedWrite,
     CheckTargets,
     ConnectorConfig,
     Finding,
@@ -49,10 +50,19 @@ from connectors.base import (
     require_secret,
     utc_now,
 )
-from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
+from syncd.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Gone,
+    NotFound,
+    PayloadError,
+    SyncdError,
+    TransientError,
+)
 from syncd.http import HttpClient, RateHeaders, RateRule, object_or_empty
 from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
-from syncd.writes import IssueDraft
+from syncd.writes import AttachTicket, IssueDraft
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})
@@ -61,11 +71,30 @@ RATELIMITED = "RATELIMITED"
 # Operations on one issue named by the caller: "Entity not found: Issue" there means
 # the issue is deleted (purged from the trash) or not visible to syncd's account.
 ISSUE_OPERATIONS = frozenset(
-    {"SyncdIssue", "SyncdFindMarker", "SyncdCommentCreate", "SyncdAttachmentCreate", "SyncdFindSlot"}
+    {
+        "SyncdIssue",
+        "SyncdFindMarker",
+        "SyncdCommentCreate",
+        "SyncdAttachmentCreate",
+        "SyncdFindSlot",
+        "SyncdWrites",
+        "SyncdFindMarkers",
+    }
 )
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
 # prices a query by its complexity, which grows with ``first``.
 PRESENCE_BATCH = 50
+# Comments and attachments per request, as aliased mutations in one document
+# (docs/benchmarks.md, "Linear: fifty writes a request"). Linear refuses a
+# single query above 10,000 complexity points and budgets 250,000 points and
+# 5,000 requests an hour per API key. Fifty aliased attachmentCreate or
+# commentCreate cost about 115 points; the look-up of fifty interrupted writes'
+# markers (q.find_markers: each issue's marker comment and 50 attachments)
+# about 3,200, the larger of the two and a third of the cap, so a batch is
+# always looked for again in one request. Larger batches would save few
+# requests (20 for 1,000 links instead of 10) and lose more when one write
+# is refused: the writes after it in the same document are not run.
+WRITE_BATCH = 50
 TEAMS_PAGE = 100
 
 log = structlog.get_logger("syncd.connectors.linear")
@@ -213,6 +242,7 @@ class LinearConnector(Tracker):
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
+    write_batch = WRITE_BATCH
     config_model = LinearConfig
     config: LinearConfig
 
@@ -537,8 +567,22 @@ class LinearConnector(Tracker):
 
     # -- writes ---------------------------------------------------------------------
 
+    @staticmethod
+    def _comment_text(body: str, key: str) -> str:
+        return f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->"
+
+    @staticmethod
+    def _attachment_input(issue_id: str, write: AttachTicket, key: str) -> dict[str, Any]:
+        return {
+            "issueId": issue_id,
+            "url": write.url,
+            "title": write.title,
+            "subtitle": write.subtitle,
+            "metadata": {"syncd": key},
+        }
+
     def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
-        text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->"
+        text = self._comment_text(body, key)
         data = self._graphql(
             "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_id, "body": text}}, mutation=True
         )
@@ -548,6 +592,110 @@ class LinearConnector(Tracker):
         attachment = {"issueId": issue_id, "url": url, "title": title, "subtitle": subtitle, "metadata": {"syncd": key}}
         data = self._graphql("SyncdAttachmentCreate", q.ATTACHMENT_CREATE, {"input": attachment}, mutation=True)
         return self._write_result("SyncdAttachmentCreate", data.get("attachmentCreate"), "attachment")
+
+    def send_batch(self, writes: list[BatchedWrite]) -> list[WriteResult | Exception]:
+        """Up to :data:`WRITE_BATCH` comments and attachments as aliased mutations in one document.
+
+        Linear runs a document's mutations in order; one that fails (a deleted
+        issue) makes the whole ``data`` null and the ones after it are not run:
+        the failed one gets its error, the others (landed or not, the answer does
+        not say) a TransientError(maybe_applied), so that their markers are
+        looked for before they are sent again."""
+        if not writes:
+            return []
+        if len(writes) > WRITE_BATCH:
+            raise ValueError(f"at most {WRITE_BATCH} writes a batch, not {len(writes)}")
+        inputs: list[tuple[str, dict[str, Any]]] = []
+        for w in writes:
+            if isinstance(w.write, AttachTicket):
+                inputs.append(("attachment", self._attachment_input(w.issue_id, w.write, w.key)))
+            else:
+                inputs.append(("comment", {"issueId": w.issue_id, "body": self._comment_text(w.write.body, w.key)}))
+        document = q.batch_writes([kind for kind, _ in inputs])
+        variables = {f"i{n}": value for n, (_, value) in enumerate(inputs)}
+        body = self.http.request_json(
+            "POST",
+            "graphql",
+            json={"query": document, "variables": variables, "operationName": "SyncdWrites"},
+            idempotent=False,
+            expect=(400,),
+            endpoint="POST /graphql SyncdWrites",
+        )
+        errors = graphql_errors(body)
+        by_alias: dict[str, list[dict]] = {}
+        for error in errors:
+            path = error.get("path")
+            alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
+            by_alias.setdefault(alias, []).append(error)
+        if "" in by_alias:  # about the whole request: credentials, rate limit, a malformed document
+            self._raise_for("SyncdWrites", by_alias[""], mutation=True)
+        data = body.get("data") if isinstance(body, dict) else None
+        results: list[WriteResult | Exception] = []
+        for n, (kind, _) in enumerate(inputs):
+            alias = f"w{n}"
+            if alias in by_alias:
+                try:
+                    self._raise_for("SyncdWrites", by_alias[alias], mutation=True)
+                except SyncdError as exc:
+                    results.append(exc)
+                continue
+            payload = data.get(alias) if isinstance(data, dict) else None
+            if payload is None:
+                why = "SyncdWrites: no answer for this write (another write of its batch was refused)"
+                results.append(TransientError(self.name, why, maybe_applied=True))
+                continue
+            try:
+                results.append(self._write_result("SyncdWrites", payload, kind))
+            except SyncdError as exc:
+                results.append(exc)
+        return results
+
+    def landed_batch(self, writes: list[BatchedWrite]) -> list[bool]:
+        """Which interrupted writes landed: every issue's marker comment and attachments
+        in one aliased query. An issue that is gone answers False (sending finds why);
+        as ``issue`` is non-null, it nulls the whole answer, so the query is asked
+        again without it."""
+        found = [False] * len(writes)
+        for start in range(0, len(writes), WRITE_BATCH):
+            ask = list(range(start, min(start + WRITE_BATCH, len(writes))))
+            while ask:
+                data, failed = self._find_markers([writes[n] for n in ask])
+                if not failed:
+                    for i, n in enumerate(ask):
+                        issue = data.get(f"m{i}")
+                        found[n] = isinstance(issue, dict) and _holds_marker(issue, writes[n].key)
+                    break
+                ask = [n for i, n in enumerate(ask) if i not in failed]
+        return found
+
+    def _find_markers(self, writes: list[BatchedWrite]) -> tuple[dict, set[int]]:
+        """One SyncdFindMarkers request: (its data, the positions whose issue could not be read)."""
+        variables: dict[str, Any] = {}
+        for n, w in enumerate(writes):
+            variables[f"id{n}"] = w.issue_id
+            variables[f"c{n}"] = {"body": {"contains": marker_token(w.key)}}
+        body = self.http.request_json(
+            "POST",
+            "graphql",
+            json={"query": q.find_markers(len(writes)), "variables": variables, "operationName": "SyncdFindMarkers"},
+            expect=(400,),
+            endpoint="POST /graphql SyncdFindMarkers",
+        )
+        failed: set[int] = set()
+        whole: list[dict] = []
+        for error in graphql_errors(body):
+            path = error.get("path")
+            alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
+            if alias.startswith("m") and alias[1:].isdigit() and int(alias[1:]) < len(writes):
+                failed.add(int(alias[1:]))
+            else:
+                whole.append(error)
+        if whole:
+            self._raise_for("SyncdFindMarkers", whole, mutation=False)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not failed and not isinstance(data, dict):
+            raise PayloadError(self.name, "SyncdFindMarkers: response has no data object", payload=body)
+        return (data if isinstance(data, dict) else {}), failed
 
     def _write_result(self, operation: str, payload: Any, field: str) -> WriteResult:
         if not isinstance(payload, dict) or payload.get("success") is not True:
@@ -565,14 +713,7 @@ class LinearConnector(Tracker):
         issue = data.get("issue")
         if not isinstance(issue, dict):
             raise Gone(self.name, f"SyncdFindMarker: no issue {issue_id} (deleted, or not visible to this account)")
-        comments = (issue.get("comments") or {}).get("nodes") or []
-        if any(key in find_markers(c.get("body")) for c in comments if isinstance(c, dict)):
-            return True
-        attachments = (issue.get("attachments") or {}).get("nodes") or []
-        return any(
-            isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
-            for a in attachments
-        )
+        return _holds_marker(issue, key)
 
     # -- escalation: issues syncd creates, comments kept in place -----------------------
 
@@ -803,6 +944,18 @@ class LinearConnector(Tracker):
         ]
         mine.sort(key=lambda c: str(c.get("createdAt") or ""))
         return (mine[0] if mine else None), issue["id"]
+
+
+def _holds_marker(issue: dict, key: str) -> bool:
+    """Whether an issue read by q.FIND_MARKER's selection holds the marker of ``key``."""
+    comments = (issue.get("comments") or {}).get("nodes") or []
+    if any(key in find_markers(c.get("body")) for c in comments if isinstance(c, dict)):
+        return True
+    attachments = (issue.get("attachments") or {}).get("nodes") or []
+    return any(
+        isinstance(a, dict) and isinstance(a.get("metadata"), dict) and a["metadata"].get("syncd") == key
+        for a in attachments
+    )
 
 
 def _no_team(team: str, teams: dict[str, str], known: str) -> str:

@@ -9,8 +9,10 @@ default page of 50, ``issue(id:)`` taking a UUID or an identifier (also one
 from before a team move), ``issueCreate`` taking a client-chosen UUID once and
 only existing labels of the team or workspace, ``commentUpdate`` by the
 comment's author only, ``attachmentCreate`` idempotent per (issue, url),
-errors as an ``errors`` array with ``extensions.code``, and rate-limit headers
-on every response.
+errors as an ``errors`` array with ``extensions.code``, a document above
+10,000 complexity points refused, several aliased mutations in one document
+run in order (one that fails nulls ``data`` and stops the rest, as the
+mutations' payloads are non-null), and rate-limit headers on every response.
 
 The helper methods (``create_issue``, ``move_to_state``, ...) act like people
 in Linear's UI; they never go through HTTP and are not counted.
@@ -54,6 +56,7 @@ SANDBOX_TEAMS = ("ENG", "APP")  # the teams the sandbox seeds and syncd is confi
 DEFAULT_PAGE = 50
 REQUESTS_PER_HOUR = 5000
 COMPLEXITY_PER_HOUR = 250_000
+MAX_QUERY_COMPLEXITY = 10_000  # Linear refuses a single document that costs more
 WINDOW = timedelta(hours=1)
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled")
@@ -753,6 +756,14 @@ class LinearFake(FakeService):
         complexity = estimate_complexity(
             document, payload.get("operationName"), variables if isinstance(variables, dict) else {}
         )
+        if complexity > MAX_QUERY_COMPLEXITY:
+            error = LinearError(
+                f"Query too complex: {complexity} points, at most {MAX_QUERY_COMPLEXITY}",
+                "GRAPHQL_VALIDATION_FAILED",
+                "graphql error",
+                user_message="The query is too complex: ask for fewer records at once.",
+            )
+            return FakeResponse(400, self._errors(error), self._rate_headers(0))
         if not self._spend(complexity):
             error = LinearError(
                 "Rate limit exceeded",

@@ -166,3 +166,33 @@ mutation SyncdCommentUpdate($id: String!, $input: CommentUpdateInput!) {
   }
 }
 """
+
+# -- several writes in one document ----------------------------------------------------
+
+_WRITE_FIELDS = {
+    "attachment": ("AttachmentCreateInput", "attachmentCreate", "attachment"),
+    "comment": ("CommentCreateInput", "commentCreate", "comment"),
+}
+
+
+def batch_writes(kinds: list[str]) -> str:
+    """``mutation SyncdWrites``: one aliased ``attachmentCreate`` or ``commentCreate``
+    per kind ("attachment", "comment"), aliases w0, w1, ... and inputs $i0, $i1, ..."""
+    params = ", ".join(f"$i{n}: {_WRITE_FIELDS[k][0]}!" for n, k in enumerate(kinds))
+    fields = "\n".join(
+        f"  w{n}: {_WRITE_FIELDS[k][1]}(input: $i{n}) {{ success {_WRITE_FIELDS[k][2]} {{ id updatedAt }} }}"
+        for n, k in enumerate(kinds)
+    )
+    return f"mutation SyncdWrites({params}) {{\n{fields}\n}}\n"
+
+
+def find_markers(count: int) -> str:
+    """``query SyncdFindMarkers``: FIND_MARKER's selection for ``count`` issues at
+    once, aliases m0, m1, ... with $id0, $c0, ..."""
+    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
+    fields = "\n".join(
+        f"  m{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 1) {{ nodes {{ id body }} }}"
+        f" attachments(first: 50) {{ nodes {{ url metadata }} }} }}"
+        for n in range(count)
+    )
+    return f"query SyncdFindMarkers({params}) {{\n{fields}\n}}\n"

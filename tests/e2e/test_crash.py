@@ -79,7 +79,11 @@ def test_killed_after_a_linear_attachment_was_sent_does_not_duplicate_it(tmp_pat
         start, holder = kill_on(
             pg,
             "linear",
-            lambda endpoint, request: "AttachmentCreate" in endpoint and str(ticket).encode() in request.body,
+            # alone or in a batch of several writes (SyncdWrites)
+            lambda endpoint, request: (
+                ("AttachmentCreate" in endpoint or "SyncdWrites" in endpoint)
+                and pg.zendesk.agent_url(ticket).encode() + b'"' in request.body
+            ),
         )
         code, _, _ = run_once(pg, start)
         assert holder.get("done") and code == -signal.SIGKILL
@@ -113,5 +117,40 @@ def test_killed_at_the_first_write_of_a_busy_first_run_delivers_everything_once(
                 ]
                 assert len(notes) == 1, (link, [n["body"] for n in notes])
             assert app.store.outbox_counts().get("pending", 0) == 0
+        finally:
+            app.close()
+
+
+def test_killed_after_a_batch_of_linear_writes_was_sent_finds_them_all_and_sends_none_again(tmp_path):
+    """Several attachments go out in one document; the process dies once Linear applied
+    it. The next run looks for the batch's markers in one request and sends none again."""
+    with Playground(tmp_path) as pg:
+        start, holder = kill_on(pg, "linear", lambda endpoint, request: endpoint == "POST /graphql SyncdWrites")
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done"), "no batch of Linear writes was sent"
+        assert code == -signal.SIGKILL
+        attached = {
+            key: [a["url"] for a in pg.linear.issue(key)["attachments"]] for key in pg.seed.identifiers.values()
+        }
+        batch = sum(len(urls) for urls in attached.values())
+        assert batch >= 2  # a batch landed before the kill
+
+        pg.sandbox.reset_counts()
+        code, _, err = run_once(pg)
+        assert code == 0, err
+        linear = pg.sandbox.counts()["linear"]
+        assert linear.get("POST /graphql SyncdFindMarkers") == 1, linear
+        code, _, err = run_once(pg)
+        assert code == 0, err
+        for key in pg.seed.identifiers.values():
+            urls = [a["url"] for a in pg.linear.issue(key)["attachments"]]
+            assert len(urls) == len(set(urls)), (key, urls)
+            assert set(attached[key]) <= set(urls)
+        app = pg.app()
+        try:
+            counts = app.store.outbox_counts()
+            assert counts["pending"] == counts["sending"] == counts["dead"] == 0, counts
+            found = [a for a in app.store.list_outbox("done", limit=1000) if (a.result or {}).get("found_marker")]
+            assert len(found) == batch
         finally:
             app.close()

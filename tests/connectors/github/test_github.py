@@ -315,6 +315,13 @@ def test_link_patterns_find_urls_and_short_refs_of_configured_repos():
     assert any(re.search(p, "https://git.example.com/acme/web/issues/9") for p in ghe.link_patterns())
 
 
+def test_every_form_of_an_issues_key_and_url_normalises_to_the_stored_key():
+    c = make(["Acme/Web"])
+    for text in ("Acme/Web#12", "acme/web#12", "acme/web/issues/12", "https://github.com/ACME/web/issues/12/"):
+        assert c.normalise_ref(text) == "Acme/Web#12", text
+    assert c.normalise_ref("other/repo/issues/5") == "other/repo#5"  # not followed: as written
+
+
 # -- the feed ---------------------------------------------------------------------
 
 

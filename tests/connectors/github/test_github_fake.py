@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ from connectors.github.fake import GitHubFake
 from syncd.errors import Gone
 from syncd.records import StateCategory
 from syncd.sandbox.server import Sandbox
+from tests.connectors.conftest import Clock
 
 TOKEN = "sandbox-github-token"
 
@@ -227,7 +229,7 @@ def test_changes_are_seen_and_a_repository_turning_public_is_noticed(fake):
 
 def test_context_comment_is_scrubbed_when_the_repository_turns_public(fake):
     issue = fake.create_issue("acme/web", "bug")
-    c = connector(fake, repos=("acme/web",))
+    c = connector(fake, repos=("acme/web",), write_visibility_ttl=0)  # read before every write
     key = f"acme/web#{issue.number}"
     c.attach_ticket(key, "https://acme.zendesk.com/agent/tickets/1", "Jane Doe locked out", "Acme Corp", "1" * 20)
     c.attach_ticket(key, "https://acme.zendesk.com/agent/tickets/2", "Bob: crash", "Beta Inc", "2" * 20)
@@ -242,6 +244,22 @@ def test_context_comment_is_scrubbed_when_the_repository_turns_public(fake):
     with pytest.raises(PublicRepositoryRefused):
         c.add_comment(key, "Jane Doe from Acme", "4" * 20, customer_data=True)
     assert len(fake.comments_of(issue)) == 1
+
+
+def test_a_burst_of_writes_reads_the_repositorys_visibility_once_per_write_visibility_ttl(fake):
+    issues = [fake.create_issue("acme/web", f"bug {n}") for n in range(3)]
+    clock = Clock(datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc))
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"], mutation_interval=0)
+    c = GitHubConnector("gh", config, sleep=lambda s: None, clock=clock)
+    fake.reset_counts()
+    for n, issue in enumerate(issues):
+        c.add_comment(f"acme/web#{issue.number}", "hello", f"{n:020x}")
+    assert fake.counts["GET /repos/{owner}/{repo}"] == 1
+    fake.set_visibility("acme/web", "public")
+    clock.advance(61)  # the next write after the minute reads it again, and refuses
+    with pytest.raises(PublicRepositoryRefused):
+        c.add_comment(f"acme/web#{issues[0].number}", "Jane Doe from Acme", "9" * 20, customer_data=True)
+    assert fake.counts["GET /repos/{owner}/{repo}"] == 2
 
 
 def test_upsert_keeps_one_comment_and_markers_are_found(fake):
@@ -334,3 +352,18 @@ def test_a_person_editing_a_comment_is_named_by_graphql_and_rest_keeps_the_autho
     assert answer["data"]["nodes"][0]["editor"]["login"] == "ada-novak"
     assert answer["data"]["nodes"][1] is None
     assert issue.comment_ids == [mine["id"]]
+
+
+def test_an_issue_the_feed_read_with_no_comment_gets_syncds_comment_without_a_scan(fake):
+    bare, talked = fake.create_issue("acme/web", "bare"), fake.create_issue("acme/web", "talked")
+    fake.comment(talked, "a person's comment")
+    c = connector(fake, repos=("acme/web",))
+    for _ in c.poll(None):
+        pass
+    fake.reset_counts()
+    c.attach_ticket(f"acme/web#{bare.number}", "https://acme.zendesk.com/agent/tickets/1", "One", "", "1" * 20)
+    assert "GET /repos/{owner}/{repo}/issues/{number}/comments" not in fake.counts
+    c.attach_ticket(f"acme/web#{talked.number}", "https://acme.zendesk.com/agent/tickets/2", "Two", "", "2" * 20)
+    assert fake.counts["GET /repos/{owner}/{repo}/issues/{number}/comments"] == 1  # it may hold syncd's
+    (comment,) = fake.comments_of(bare)
+    assert "Linked support tickets: 1" in comment.body

@@ -16,10 +16,10 @@ import responses
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
-from connectors.base import CheckTargets
+from connectors.base import BatchedWrite, CheckTargets
 from connectors.linear import queries as linear_queries
 from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
-from syncd.writes import IssueDraft
+from syncd.writes import AttachTicket, IssueComment, IssueDraft
 from tests.conftest import SPECS, require_shared
 from tests.connectors.linear.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
 
@@ -67,6 +67,22 @@ def tour(**config) -> list[dict]:
         conn.attach_ticket("ENG-1", "https://acme.zendesk.com/agent/tickets/7", "Ticket #7", "1 customer", MARK)
         api.data("SyncdFindMarker", {"issue": {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}})
         conn.find_marker("ENG-1", MARK)
+        # several writes in one document, and their markers looked for together
+        batch = [
+            BatchedWrite("ENG-1", MARK, AttachTicket("https://acme.zendesk.com/agent/tickets/8", "Ticket #8", "")),
+            BatchedWrite("ENG-2", MARK, IssueComment("hello")),
+        ]
+        api.data(
+            "SyncdWrites",
+            {
+                "w0": {"success": True, "attachment": {"id": "a2"}},
+                "w1": {"success": True, "comment": {"id": "c2"}},
+            },
+        )
+        conn.send_batch(batch)
+        nothing = {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}
+        api.data("SyncdFindMarkers", {"m0": nothing, "m1": nothing})
+        conn.landed_batch(batch)
         # the periodic existence check of linked issues
         api.data("SyncdPresence", issues_page([{**node(1, "2025-06-01T00:00:00.000Z"), "trashed": False}]))
         conn.presence(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"], {})
@@ -105,9 +121,11 @@ def tour(**config) -> list[dict]:
 
 
 def declared_operations() -> set[str]:
-    """Names of the operations in linear_queries' documents (its upper-case constants)."""
+    """Names of the operations in linear_queries' documents (its upper-case constants, and
+    the documents it builds for a batch)."""
     names = set()
-    for name, value in vars(linear_queries).items():
+    built = [linear_queries.batch_writes(["attachment", "comment"]), linear_queries.find_markers(2)]
+    for name, value in [*vars(linear_queries).items(), *(("BUILT", b) for b in built)]:
         if name.isupper() and isinstance(value, str):
             names.update(d.name.value for d in parse(value).definitions if isinstance(d, OperationDefinitionNode))
     return names
