@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
-from syncd.records import Comment, Issue, Ticket
+from syncd.records import Comment, Issue, IssueRemark, Ticket
 from syncd.writes import FollowUpTicket, IssueDraft, TicketUpdate
 
 Role = Literal["helpdesk", "tracker"]
@@ -195,6 +195,8 @@ class Page:
     cursor: str | None
     done: bool
     rejected: list[Rejected] = field(default_factory=list)
+    # Comments on issues read with this page (a tracker with ``comment_feed``, when asked to read them).
+    remarks: list[IssueRemark] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -495,6 +497,12 @@ class Tracker(Connector):
     # syncd last saw an issue id under (None when it never saw it).
     needs_key_lookup: ClassVar[bool] = False
     key_lookup: Callable[[str], str | None] | None = None
+    # True where the tracker's feed can also bring the comments made or edited
+    # since its cursor (``Page.remarks``), incrementally: the engine sets
+    # ``read_comments`` when a route's conversation rule asks for them; off,
+    # the feed costs what it did before.
+    comment_feed: ClassVar[bool] = False
+    read_comments: bool = False
 
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         """The state words of an issue stored before ``Issue.native`` existed,

@@ -55,6 +55,8 @@ from syncd.writes import (
     FollowUpTicket,
     IssueComment,
     MakeOpaque,
+    MirrorComment,
+    MirrorNote,
     TicketUpdate,
     UpsertComment,
     Write,
@@ -294,6 +296,14 @@ class Deliverer:
             dict(write.created) if write.created else None,
         )
         return connector.make_opaque(row.target, rewrite, marker)
+
+    def _mirror_note(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Helpdesk) and isinstance(write, MirrorNote)
+        return connector.update_ticket(row.target, write.update(), marker)
+
+    def _mirror_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, MirrorComment)
+        return connector.add_comment(row.target, write.body, marker)
 
     def _create_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)
@@ -536,6 +546,8 @@ ROUTES: dict[type[Write], Route] = {
     CreateIssue: Route(Deliverer._create_issue, Deliverer._found_created_issue, _tracker),
     UpsertComment: Route(Deliverer._upsert_comment, Deliverer._found_marker, _tracker),
     MakeOpaque: Route(Deliverer._make_opaque, Deliverer._never_found, _tracker_seeing_visibility),
+    MirrorNote: Route(Deliverer._mirror_note, Deliverer._found_marker, _helpdesk),
+    MirrorComment: Route(Deliverer._mirror_comment, Deliverer._found_marker, _tracker),
 }
 
 
