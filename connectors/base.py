@@ -462,6 +462,10 @@ class Helpdesk(Connector):
         """Custom field ids whose value may name a linked issue."""
         return ()
 
+    def agent_name(self, user_id: str) -> str | None:
+        """The name an agent (a comment's author) goes by, read where the comment did not say (None: unknown)."""
+        return None
+
     def create_follow_up(self, source_id: str, follow_up: "FollowUpTicket", key: str) -> WriteResult:
         """Open a new ticket that follows up ``source_id`` (which is closed and cannot be reopened).
 
@@ -503,6 +507,10 @@ class Tracker(Connector):
     # the feed costs what it did before.
     comment_feed: ClassVar[bool] = False
     read_comments: bool = False
+
+    def own_accounts(self) -> tuple[str, ...]:
+        """The ids and names of the accounts syncd writes here with (their comments are never mirrored)."""
+        return ()
 
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         """The state words of an issue stored before ``Issue.native`` existed,

@@ -29,8 +29,8 @@ from typing import Sequence
 
 from mappings.conversation import DIRECTIONS, OFF, ConversationRule
 from mappings.escaping import escape, escape_url
-from mappings.planner import issue_group, opaque_ref, ticket_group
-from syncd.records import Comment, Issue, IssueRemark, Ref, Ticket, idempotency_key
+from mappings.planner import Plan, issue_group, opaque_ref, ticket_group
+from syncd.records import Comment, Event, Issue, IssueRemark, Ref, Ticket, idempotency_key
 from syncd.writes import Action, MirrorComment, MirrorNote
 
 
@@ -62,8 +62,12 @@ class MirrorTarget:
 
 @dataclass
 class RemarkPlan:
-    actions: list[Action]
+    plan: Plan
     mark: Mirrored | None  # what to remember of the comment now (None: unchanged)
+
+    @property
+    def actions(self) -> list[Action]:
+        return self.plan.actions
 
 
 def digest(text: str) -> str:
@@ -132,17 +136,17 @@ def plan_remark(
     now = digest(remark.body)
     if previous is None:
         if remark.deleted:
-            return RemarkPlan([], None)
+            return RemarkPlan(Plan(), None)
         kind, text = "new", remark.body
     elif previous.deleted:
-        return RemarkPlan([], None)
+        return RemarkPlan(Plan(), None)
     elif remark.deleted:
         kind, text = "deleted", ""
     elif previous.digest != now:
         kind, text = now, remark.body
     else:
-        return RemarkPlan([], None)
-    actions: list[Action] = []
+        return RemarkPlan(Plan(), None)
+    plan = Plan()
     for target in targets:
         rule, ticket = target.rule, target.ticket
         if remark_skipped(remark, rule, own) is not None or not ticket.can_update:
@@ -157,15 +161,25 @@ def plan_remark(
             more = f"\n(more on {escape(issue.key, fmt)})" if cut else ""
             head = f"{escape(name, fmt)} {what} {escape(issue.key, fmt)}:"
             note = f"{head}\n{_inert(words, fmt)}{more}\n{escape_url(url, fmt)}"
-        key = idempotency_key("mirror", remark.issue, remark.id, ticket.ref, kind)
-        write = MirrorNote(note, source=str(remark.issue), comment=remark.id, issue_key=issue.key, author=name)
-        actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
-    if not actions and previous is None:
-        return RemarkPlan([], None)
+        key = idempotency_key("mirror", issue.ref, remark.id, ticket.ref, kind)
+        write = MirrorNote(note, source=str(issue.ref), comment=remark.id, issue_key=issue.key, author=name)
+        plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
+        what = {"new": "comment", "deleted": "deleted comment"}.get(kind, "edited comment")
+        plan.events.append(
+            Event(
+                "conversation",
+                f"{name}'s {what} on {issue.key} mirrored to {ticket.key} (source: {url})",
+                ticket.ref,
+                issue.ref,
+                {"source": url, "comment": remark.id, "direction": "to_ticket", "key": key},
+            )
+        )
+    if not plan.actions and previous is None:
+        return RemarkPlan(Plan(), None)
     if kind == "deleted":
         assert previous is not None
-        return RemarkPlan(actions, Mirrored(previous.digest, deleted=True))
-    return RemarkPlan(actions, Mirrored(now))
+        return RemarkPlan(plan, Mirrored(previous.digest, deleted=True))
+    return RemarkPlan(plan, Mirrored(now))
 
 
 # -- an agent's note to the issues ----------------------------------------------------------
@@ -231,12 +245,12 @@ def plan_agent_note(
     agent: str,
     helpdesk_name: str = "the helpdesk",
     note_format: str = "plain",
-) -> list[Action]:
+) -> Plan:
     """An agent's internal note as a comment on each linked issue; held (a note saying why) where it cannot go."""
     words = selected_words(note, ticket, rule)
     if words is None or note.created_at < since:
-        return []
-    actions: list[Action] = []
+        return Plan()
+    plan = Plan()
     held: list[tuple[Issue, list[str]]] = []
     for side in issues:
         issue, fmt = side.issue, side.text_format
@@ -256,7 +270,17 @@ def plan_agent_note(
             )
         key = idempotency_key("mirror-note", ticket.ref, note.id, issue.ref)
         write = MirrorComment(body, public=issue.public, ticket=ticket.ref.id, comment=note.id, author=agent)
-        actions.append(write.action(key, issue.ref.connector, issue.ref.id, issue_group(issue.ref)))
+        plan.actions.append(write.action(key, issue.ref.connector, issue.ref.id, issue_group(issue.ref)))
+        form = "its opaque form" if issue.public else "in full"
+        plan.events.append(
+            Event(
+                "conversation",
+                f"{agent}'s note on {ticket.key} mirrored to {issue.key}, {form} (source: note {note.id})",
+                ticket.ref,
+                issue.ref,
+                {"source": f"{ticket.url}#note-{note.id}", "comment": note.id, "direction": "to_issue", "key": key},
+            )
+        )
     for issue, problems in held:
         selector = rule.prefix or "the same words"
         text = HELD_NOTE.format(
@@ -266,13 +290,22 @@ def plan_agent_note(
         )
         key = idempotency_key("mirror-held", ticket.ref, note.id, issue.ref)
         held_note = MirrorNote(text, source=str(issue.ref), comment=note.id, issue_key=issue.key, held=True)
-        actions.append(held_note.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
-    return actions
+        plan.actions.append(held_note.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
+        plan.events.append(
+            Event(
+                "conversation",
+                f"{agent}'s note on {ticket.key} held, not copied to {issue.key}: it contains {' and '.join(problems)}",
+                ticket.ref,
+                issue.ref,
+                {"source": f"{ticket.url}#note-{note.id}", "comment": note.id, "direction": "held", "key": key},
+            )
+        )
+    return plan
 
 
-def remark_ref(remark: IssueRemark) -> Ref:
+def remark_ref(tracker: str, remark: IssueRemark) -> Ref:
     """Where the store keeps what was mirrored of a tracker comment (its bookkeeping)."""
-    return Ref(remark.issue.connector, f"comment:{remark.id}")
+    return Ref(tracker, f"comment:{remark.id}")
 
 
 __all__ = [

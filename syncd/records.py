@@ -93,10 +93,11 @@ class IssueRemark:
     it (Jira's visibility); ``bot`` that the tracker marks its author as an app."""
 
     id: str
-    issue: Ref
+    issue_key: str  # the issue's key as the feed names it (the engine finds the issue by it)
     body: str
     created_at: datetime
     updated_at: datetime
+    issue_id: str | None = None  # the issue's stable id, where the feed gives it
     author_id: str | None = None
     author_name: str | None = None
     url: str = ""

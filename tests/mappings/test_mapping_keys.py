@@ -582,8 +582,8 @@ def conversation(t: Ticket, rule: ConversationRule, linked: list[Issue]) -> list
     """What crosses between the ticket and its first issue: engineers' and a bot's comments, agents' notes."""
     first = linked[0]
     remarks = [
-        IssueRemark("c1", first.ref, "Fixed in 4.2.\n\n" + "More detail. " * 20, NOW, NOW, "e1", "Ravi Patel"),
-        IssueRemark("c2", first.ref, "build passed", NOW, NOW, "b1", "ci-bot"),
+        IssueRemark("c1", first.key, "Fixed in 4.2.\n\n" + "More detail. " * 20, NOW, NOW, "e1", "Ravi Patel"),
+        IssueRemark("c2", first.key, "build passed", NOW, NOW, "b1", "ci-bot"),
     ]
     target = [MirrorTarget(t, rule, NOW - timedelta(days=1))]
     out: list[object] = [plan_remark(r, first, None, target).actions for r in remarks]
@@ -593,7 +593,7 @@ def conversation(t: Ticket, rule: ConversationRule, linked: list[Issue]) -> list
         Comment("n3", "a plain internal note", False, "a1", NOW),
     ]
     sides = [IssueSide(i) for i in linked]
-    out += [plan_agent_note(n, t, rule, NOW - timedelta(days=1), sides, "Ada Novak") for n in notes]
+    out += [plan_agent_note(n, t, rule, NOW - timedelta(days=1), sides, "Ada Novak").actions for n in notes]
     return out
 
 
