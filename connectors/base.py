@@ -197,6 +197,9 @@ class Page:
     rejected: list[Rejected] = field(default_factory=list)
     # Comments on issues read with this page (a tracker with ``comment_feed``, when asked to read them).
     remarks: list[IssueRemark] = field(default_factory=list)
+    # Issue id -> the ids of ALL its comments, where the page lists them completely: a comment
+    # syncd mirrored that is not among them was deleted.
+    comment_sets: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Sequence
 
@@ -40,15 +40,31 @@ class Mirrored:
 
     digest: str
     deleted: bool = False
+    author: str = ""  # who wrote it, and where it was: what a deletion's note says
+    url: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"digest": self.digest, "deleted": self.deleted}
+        return {"digest": self.digest, "deleted": self.deleted, "author": self.author, "url": self.url}
 
     @classmethod
     def from_dict(cls, data: object) -> "Mirrored | None":
         if not isinstance(data, dict) or not isinstance(data.get("digest"), str):
             return None
-        return cls(data["digest"], bool(data.get("deleted")))
+        return cls(data["digest"], bool(data.get("deleted")), str(data.get("author") or ""), str(data.get("url") or ""))
+
+    def gone(self, comment_id: str, issue: Issue, now: datetime) -> IssueRemark:
+        """The comment as a deletion: the tracker no longer lists it."""
+        return IssueRemark(
+            comment_id,
+            issue.key,
+            "",
+            now,
+            now,
+            issue.ref.id,
+            author_name=self.author or None,
+            url=self.url,
+            deleted=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -178,8 +194,8 @@ def plan_remark(
         return RemarkPlan(Plan(), None)
     if kind == "deleted":
         assert previous is not None
-        return RemarkPlan(plan, Mirrored(previous.digest, deleted=True))
-    return RemarkPlan(plan, Mirrored(now))
+        return RemarkPlan(plan, replace(previous, deleted=True))
+    return RemarkPlan(plan, Mirrored(now, author=name, url=url))
 
 
 # -- an agent's note to the issues ----------------------------------------------------------
@@ -303,9 +319,9 @@ def plan_agent_note(
     return plan
 
 
-def remark_ref(tracker: str, remark: IssueRemark) -> Ref:
+def remark_ref(tracker: str, comment_id: str) -> Ref:
     """Where the store keeps what was mirrored of a tracker comment (its bookkeeping)."""
-    return Ref(tracker, f"comment:{remark.id}")
+    return Ref(tracker, f"comment:{comment_id}")
 
 
 __all__ = [

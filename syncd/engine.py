@@ -680,7 +680,7 @@ class Engine:
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += work.commit(plan)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
-            report.actions += self._mirror_remarks(work, tracker, page.remarks)
+            report.actions += self._mirror_remarks(work, tracker, page.remarks + self._deleted_remarks(tracker, page))
             report.actions += self._stages(work, list(affected))
             report.quarantined += work.quarantine(tracker.name, page.rejected)
             work.release(tracker.name, [i.ref.id for i, _ in changed])
@@ -766,13 +766,29 @@ class Engine:
                     targets.append(MirrorTarget(ticket, route.conversation, self._rule_since(route)))
             if not targets:
                 continue
-            ref = remark_ref(tracker.name, remark)
+            ref = remark_ref(tracker.name, remark.id)
             previous = Mirrored.from_dict(self.store.get_meta(ref).get("mirrored"))
             planned = plan_remark(remark, found, previous, targets, tracker.own_accounts(), self.settings.note_format)
             queued += work.commit(planned.plan)
             if planned.mark is not None:
                 self.store.set_meta(ref, mirrored=planned.mark.to_dict())
+                ids = self.store.get_meta(found.ref).get("mirrored_comments") or []
+                if remark.id not in ids and not planned.mark.deleted:
+                    self.store.set_meta(found.ref, mirrored_comments=[*ids, remark.id])
         return queued
+
+    def _deleted_remarks(self, tracker: Tracker, page: Page) -> list[IssueRemark]:
+        """Comments syncd mirrored that the page's complete comment lists no longer hold: deleted."""
+        out = []
+        for issue_id, ids in page.comment_sets.items():
+            issue = self.store.get_snapshot(Ref(tracker.name, issue_id))
+            if not isinstance(issue, Issue):
+                continue
+            for comment_id in self.store.get_meta(issue.ref).get("mirrored_comments") or []:
+                mark = Mirrored.from_dict(self.store.get_meta(remark_ref(tracker.name, comment_id)).get("mirrored"))
+                if comment_id not in ids and mark is not None and not mark.deleted:
+                    out.append(mark.gone(comment_id, issue, self.clock()))
+        return out
 
     def _agent_names(self, pages: list[tuple[Ticket, list[Comment]]]) -> dict[str, str]:
         """The names of the agents whose notes a rule selects (read before the page's transaction)."""
@@ -783,7 +799,8 @@ class Engine:
                 continue
             for comment in comments:
                 author = comment.author_id
-                if author is None or author in names or selected_words(comment, ticket, route.conversation) is None:
+                anyone = replace(route.conversation, agents=())  # the rule's agents may be named: read the name first
+                if author is None or author in names or selected_words(comment, ticket, anyone) is None:
                     continue
                 name = comment.author_name or (ticket.assignee_name if author == ticket.assignee_id else None)
                 if name is None:
@@ -812,6 +829,8 @@ class Engine:
         queued = 0
         for comment in comments:
             agent = agents.get(comment.author_id or "", "An agent")
+            if comment.author_name is None and comment.author_id in agents:
+                comment = replace(comment, author_name=agent)
             plan = plan_agent_note(
                 comment,
                 ticket,

@@ -376,12 +376,13 @@ class JiraConnector(Tracker):
             records: list[Issue] = []
             rejected: list[Rejected] = []
             remarks: list[IssueRemark] = []
+            comment_sets: dict[str, frozenset[str]] = {}
             for raw in issues:
                 pair = _pair(raw)
                 if pair is not None and (pair in seen or pair in delivered):
                     continue
                 if self.read_comments:
-                    remarks += self._remarks(raw)
+                    remarks += self._remarks(raw, comment_sets)
                 if pair is not None:
                     # Delivered or quarantined: either way, handled once.
                     delivered.add(pair)
@@ -402,7 +403,14 @@ class JiraConnector(Tracker):
             }
             if not done:
                 next_state.update({"from": jql_from, "token": token})
-            yield Page(records, json.dumps(next_state, sort_keys=True), done, rejected, remarks=remarks)
+            yield Page(
+                records,
+                json.dumps(next_state, sort_keys=True),
+                done,
+                rejected,
+                remarks=remarks,
+                comment_sets=comment_sets,
+            )
             if done:
                 return
 
@@ -432,7 +440,7 @@ class JiraConnector(Tracker):
         projects = ", ".join(f'"{p}"' for p in self.config.projects)
         return f'project in ({projects}) AND updated >= "{lower_bound}" ORDER BY updated ASC'
 
-    def _remarks(self, raw: Any) -> list[IssueRemark]:
+    def _remarks(self, raw: Any, comment_sets: dict[str, frozenset[str]]) -> list[IssueRemark]:
         """The comments of an issue the search returned (its ``comment`` field), for the conversation mirror.
 
         Restricted ones (``visibility``: a group or a role) are marked private; an app's
@@ -441,8 +449,11 @@ class JiraConnector(Tracker):
         fields = raw.get("fields") if isinstance(raw, dict) else None
         block = fields.get("comment") if isinstance(fields, dict) else None
         listed = block.get("comments") if isinstance(block, dict) else None
-        if not isinstance(listed, list):
+        if not isinstance(block, dict) or not isinstance(listed, list):
             return []
+        if block.get("total") == len(listed) and isinstance(raw, dict) and raw.get("id") is not None:
+            # Every comment is listed: one syncd mirrored and no longer here was deleted.
+            comment_sets[str(raw["id"])] = frozenset(str(c.get("id")) for c in listed if isinstance(c, dict))
         out = []
         for comment in listed:
             try:

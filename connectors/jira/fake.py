@@ -424,6 +424,13 @@ class JiraFake(FakeService):
                 comment["visibility"] = dict(visibility)
             return comment
 
+    def delete_comment_as_person(self, comment_id: str) -> None:
+        """A person deletes a comment: it is gone from every list; its issue's updated moves."""
+        with self.lock:
+            issue = next(i for i in self.issues.values() if any(c["id"] == comment_id for c in i.comments))
+            issue.comments = [c for c in issue.comments if c["id"] != comment_id]
+            issue.updated = self._stamp(None)
+
     def edit_comment_as_person(self, issue: str | FakeIssue, comment_id: str, text: str) -> dict:
         """A person edits their comment in the web UI: the body and both stamps change."""
         with self.lock:

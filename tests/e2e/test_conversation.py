@@ -10,6 +10,8 @@ cycles; a crash between a send and its commit writes nothing twice.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -197,3 +199,66 @@ def test_killed_between_sending_a_mirrored_note_and_recording_it_writes_it_once(
         code, _, err = run_once(pg)
         assert code == 0, err
     assert len([b for b in gh.comment_bodies("vat") if "retried twice" in b]) == 1
+
+    # `syncd history` tells each mirrored comment with its source.
+    shown = subprocess.run(
+        [sys.executable, "-m", "syncd", "history", str(two_fa)], env=pg.cli_env(), capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if " conversation " in line]
+    assert any("ada-novak's comment on" in line and "#issuecomment-" in line for line in lines), shown.stdout
+    assert any("Priya Raman's note on" in line and "in full" in line for line in lines), shown.stdout
+
+
+JIRA_RULES = """
+[routes.platform]
+tracker = "jira"
+team = "PLAT"
+
+[routes.platform.conversation]
+direction = "both"
+prefix = "#eng"
+"""
+
+
+def test_jira_comments_cross_restricted_ones_do_not_and_a_deletion_is_noted(tmp_path):
+    from connectors.jira.adf import to_text
+
+    folder = tmp_path / "jira-mappings"
+    folder.mkdir()
+    (folder / "routes.toml").write_text(textwrap.dedent(JIRA_RULES).lstrip())
+    with Playground(tmp_path / "pg", mappings=folder) as pg:
+        jira = pg.tracker("jira")
+        ticket, key = pg.seed.tickets["2fa"], pg.seed.keys("jira")["gdpr"]
+        app = pg.app()
+        try:
+            app.engine.cycle()
+            pg.agent_note(ticket, f"Platform tracks it as {key}")
+            assert app.engine.cycle().ok
+            first = jira.comment("gdpr", "Root cause: the export never walks the object store", by="Lena Fischer")
+            jira.comment(
+                "gdpr", "Only for the team: their bucket is 40 TB", by="Lena Fischer", restricted_to="Developers"
+            )
+            assert app.engine.cycle().ok
+            notes = mirrored(pg, ticket)
+            crossed = [n for n in notes if "Root cause" in n]
+            assert len(crossed) == 1 and crossed[0].startswith(f"Lena Fischer on {key}:")
+            assert not any("40 TB" in n for n in notes)
+
+            jira.delete_comment(first)
+            assert app.engine.cycle().ok
+            deleted = [n for n in mirrored(pg, ticket) if "deleted their comment" in n]
+            assert len(deleted) == 1 and deleted[0].startswith(f"Lena Fischer deleted their comment on {key}")
+
+            pg.agent_note(ticket, "#eng The customer exports 3 times a day")
+            assert app.engine.cycle().ok
+            issue = pg.jira.get(pg.seed.issue_ids("jira")["gdpr"])
+            texts = [to_text(c["body"]) for c in issue.comments]
+            assert len([t for t in texts if "exports 3 times a day" in t]) == 1
+
+            counts = (len(pg.zendesk.ticket_comments(ticket)), len(issue.comments))
+            for _ in range(5):
+                assert app.engine.cycle().ok
+            assert counts == (len(pg.zendesk.ticket_comments(ticket)), len(pg.jira.get(issue.id).comments))
+        finally:
+            app.close()

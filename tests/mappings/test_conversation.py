@@ -168,7 +168,7 @@ def test_an_engineers_comment_reaches_each_linked_ticket_once_with_its_link():
     note_text = plan.actions[0].write.note
     assert note_text.startswith("Ana Engineer on ENG-8:\n")
     assert "re-run with --chunked" in note_text and note_text.endswith("https://trk.example/ENG-8#c9")
-    assert plan.mark == Mirrored(digest(remark().body))
+    assert plan.mark == Mirrored(digest(remark().body), author="Ana Engineer", url="https://trk.example/ENG-8#c9")
     # Planned again (a replayed page): the same keys; seen already: nothing.
     assert [a.key for a in plan_remark(remark(), issue(), None, targets(ticket("1"), ticket("2"))).actions] == [
         a.key for a in plan.actions
@@ -287,3 +287,15 @@ def test_a_tag_selects_every_internal_note_while_the_ticket_carries_it():
     assert not plan_agent_note(note("Safari only"), ticket(), rule, ON, sides, "Sam")
     actions = plan_agent_note(note("Safari only"), ticket(tags=("to_eng",)), rule, ON, sides, "Sam").actions
     assert len(actions) == 1 and "Safari only" in actions[0].write.body
+
+
+def test_a_comment_no_longer_listed_is_noted_as_deleted_with_what_was_remembered():
+    first = plan_remark(remark(), issue(), None, targets(ticket()))
+    assert first.mark is not None
+    gone = first.mark.gone("c9", issue(), T0)
+    assert gone.deleted and gone.author_name == "Ana Engineer" and gone.issue_id == "i1"
+    plan = plan_remark(gone, issue(), first.mark, targets(ticket()))
+    assert [a.write.note for a in plan.actions] == [
+        "Ana Engineer deleted their comment on ENG-8: https://trk.example/ENG-8#c9"
+    ]
+    assert Mirrored.from_dict(plan.mark.to_dict() if plan.mark else None) == plan.mark

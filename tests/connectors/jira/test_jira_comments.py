@@ -70,6 +70,20 @@ def test_comments_ride_in_the_search_and_are_told_apart(fake, clock):
     assert "Fixed in 4.3" in [r.body for r in remarks if r.id == fixed.id]
 
 
+def test_a_complete_comment_list_is_told_so_that_deletions_can_be_seen(fake, clock):
+    issue = fake.create_issue("ENG", "Export fails")
+    conn = connect(fake, clock)
+    conn.read_comments = True
+    _, cursor = remarks_of(conn, None)
+    clock.advance(minutes=2)
+    kept = fake.comment(issue, "kept", author="Ada Novak")
+    fake.comment(issue, "another", author="Ada Novak")
+    clock.advance(minutes=2)
+    pages = list(conn.poll(cursor))
+    sets = {k: v for p in pages for k, v in p.comment_sets.items()}
+    assert sets == {issue.id: frozenset({kept["id"], str(int(kept["id"]) + 1)})}
+
+
 def test_off_the_search_asks_for_no_comments(fake, clock):
     fake.create_issue("ENG", "Export fails")
     conn = connect(fake, clock)
