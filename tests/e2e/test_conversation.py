@@ -134,6 +134,19 @@ def test_the_conversation_crosses_both_ways_once(pg):
             {k: len(gh.comment_bodies(k)) for k in ("vat", "totp")},
         )
 
+        # An idle cycle: the comment feed is one more conditional request per repository, a free 304.
+        for name in pg.sandbox.services:
+            pg.sandbox[name].reset_counts()
+        remaining = pg.github.rate_remaining
+        assert app.engine.cycle().ok
+        repositories = len(pg.seed.trackers["github"].places)
+        assert dict(pg.github.counts) == {
+            "GET /repos/{owner}/{repo}/issues": repositories,
+            "GET /repos/{owner}/{repo}/issues/comments": repositories,
+        }
+        assert pg.github.rate_remaining == remaining  # both answered 304: free
+        assert sum(pg.zendesk.counts.values()) == 1
+
         # The history tells each mirrored comment with its source.
         events = [e for e in app.store.history(Ref("zendesk", str(two_fa))) if e.kind == "conversation"]
         assert any("ada-novak's comment on" in e.summary and f"#issuecomment-{cid}" in e.summary for e in events)
