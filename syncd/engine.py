@@ -242,7 +242,6 @@ class Engine:
         once --dry-run`` runs so against a copy of the store).
         """
         report = CycleReport()
-        self._conversation_switches()
         for name in names or [*self.trackers, self.helpdesk.name]:
             report.polls.append(self.poll(name))
         if self.handoff is not None and not self.stop_requested():
@@ -265,6 +264,7 @@ class Engine:
         report.rate_limited_until = self.parking.until(name)
         if report.rate_limited_until is not None:
             return report  # nothing is sent to it before its rate limit ends
+        self._conversation_switches()  # the daemon polls feed by feed: each poll sees the rules as they are
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
         self._seen_markers = {}

@@ -275,3 +275,14 @@ def test_jira_comments_cross_restricted_ones_do_not_and_a_deletion_is_noted(tmp_
             assert counts == (len(pg.zendesk.ticket_comments(ticket)), len(pg.jira.get(issue.id).comments))
         finally:
             app.close()
+
+
+def test_the_daemon_polling_feed_by_feed_reads_comments_only_where_a_rule_mirrors(pg):
+    app = pg.app()
+    try:
+        app.engine.poll("github")  # as `syncd run` does, one feed at a time
+        assert app.engine.trackers["github"].read_comments
+        assert not app.engine.trackers["linear"].read_comments  # no route to it mirrors comments
+        assert not app.engine.trackers["jira"].read_comments
+    finally:
+        app.close()
