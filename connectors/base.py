@@ -559,8 +559,11 @@ class Tracker(Connector):
         condition fields of :attr:`state_rule_model`."""
 
     @abc.abstractmethod
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
-        """Comment on the issue; the body carries ``marker_token(key)``."""
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """Comment on the issue; the body carries ``marker_token(key)``.
+
+        ``customer_data=True``: the body names a customer (an agent's mirrored note in full);
+        a tracker whose places can be public refuses it there (a ``Conflict``)."""
 
     @abc.abstractmethod
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:

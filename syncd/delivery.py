@@ -303,7 +303,8 @@ class Deliverer:
 
     def _mirror_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Tracker) and isinstance(write, MirrorComment)
-        return connector.add_comment(row.target, write.body, marker)
+        # Composed in full for a private place: refused if the place turned public since (never sent there).
+        return connector.add_comment(row.target, write.body, marker, customer_data=not write.public)
 
     def _create_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)

@@ -679,7 +679,8 @@ class JiraConnector(Tracker):
 
     # -- writes -------------------------------------------------------------------
 
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """``customer_data``: the body names a customer; a team or project here is never public."""
         payload = {"body": to_adf(body), "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]}
         with self._issue_gone(issue_id):
             result = self.http.request_json(

@@ -623,7 +623,8 @@ class LinearConnector(Tracker):
 
     # -- writes ---------------------------------------------------------------------
 
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """``customer_data``: the body names a customer; a team or project here is never public."""
         text = f"{body.rstrip()}\n\n<!-- {marker_token(key)} -->"
         data = self._graphql(
             "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_id, "body": text}}, mutation=True

@@ -286,3 +286,21 @@ def test_the_daemon_polling_feed_by_feed_reads_comments_only_where_a_rule_mirror
         assert not app.engine.trackers["jira"].read_comments
     finally:
         app.close()
+
+
+def test_a_note_planned_in_full_for_a_private_repository_that_turns_public_is_never_sent(pg):
+    gh = pg.tracker("github")
+    two_fa = pg.seed.tickets["2fa"]
+    app = pg.app()
+    try:
+        app.engine.cycle()
+        link(pg, app, two_fa, "vat")
+        pg.agent_note(two_fa, "#eng Reproduced on the customer's staging tenant")
+        app.engine.cycle(deliver=False)  # planned in full: the repository is private
+        pg.github.set_visibility("sandbox/billing", "public")
+        app.engine.deliver()
+        app.engine.cycle()
+        assert not [b for b in gh.comment_bodies("vat") if "staging tenant" in b]
+        assert app.store.outbox_counts().get("pending", 0) == 0
+    finally:
+        app.close()
