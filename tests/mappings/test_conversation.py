@@ -299,3 +299,15 @@ def test_a_comment_no_longer_listed_is_noted_as_deleted_with_what_was_remembered
         "Ana Engineer deleted their comment on ENG-8: https://trk.example/ENG-8#c9"
     ]
     assert Mirrored.from_dict(plan.mark.to_dict() if plan.mark else None) == plan.mark
+
+
+def test_syncd_check_reports_a_bad_rule_in_one_line(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "routes.toml").write_text(ROUTE + '\n[routes.main.conversation]\ndirection = "to_issue"\n')
+    assert mapping_files.check_mappings(d, trackers=TRACKERS, kinds=tracker_kinds()) == [
+        f"{d}/routes.toml:5: routes.main.conversation: an agent's notes go to the issues only when selected: "
+        'give prefix = "#eng" or tag = "..." or set direction = "to_ticket"'
+    ]
+    (d / "routes.toml").write_text(ROUTE + '\n[routes.main.conversation]\ndirection = "both"\nprefix = "#eng"\n')
+    assert mapping_files.check_mappings(d, trackers=TRACKERS, kinds=tracker_kinds()) == []
