@@ -74,6 +74,10 @@ log = structlog.get_logger("syncd.engine")
 # answer may have been a passing fault); after that it waits until it changes.
 QUARANTINE_RETRIES = 3
 
+# Where the store keeps when each route's conversation rule was switched on (record_meta):
+# not a connector name (those are lower-case letters, digits and _), so never one's record.
+RULES = "conversation-rules"
+
 # Delivery runs per cycle that act on what the previous run found (see Engine.deliver).
 DELIVERY_ROUNDS = 3
 
@@ -727,7 +731,7 @@ class Engine:
         mirrored) or off, and ask the trackers a rule mirrors from to read their comments."""
         with self.store.transaction():
             for route in self._files.routes:
-                ref = Ref("conversation", route.name)
+                ref = Ref(RULES, route.name)
                 on = route.conversation.direction != "none"
                 since = self.store.get_meta(ref).get("since")
                 if on and since is None:
@@ -740,7 +744,7 @@ class Engine:
             tracker.read_comments = tracker.comment_feed and self._files.mirrors_to_tickets(name)
 
     def _rule_since(self, route: Route) -> datetime:
-        since = self.store.get_meta(Ref("conversation", route.name)).get("since")
+        since = self.store.get_meta(Ref(RULES, route.name)).get("since")
         return _parse(since) if isinstance(since, str) else self.clock()
 
     def _mirror_remarks(self, work: PageWork, tracker: Tracker, remarks: list[IssueRemark]) -> int:
