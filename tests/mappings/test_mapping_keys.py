@@ -125,6 +125,16 @@ APPS_TEMPLATES = (
 )
 BASE_EDITS = [("routes.toml", CATCH_ALL, EXTRA_ROUTES + CATCH_ALL)]
 CONVERSATION = '[routes.product.conversation]\ndirection = "both"\nprefix = "#eng"\nignore = ["ci-bot"]\n'
+# The example shows the rule commented out (off by default); the cases switch it on.
+CONVERSATION_OFF = "".join("# " + line + "\n" for line in CONVERSATION.splitlines())
+CONVERSATION_ON = [("routes.toml", CONVERSATION_OFF, CONVERSATION)]
+
+
+def conversation_case(key: str, text: str, replacement: str) -> Case:
+    """The rule switched on before and after, one key of it changed after."""
+    return Case(
+        key, [("routes.toml", CONVERSATION_OFF, CONVERSATION.replace(text, replacement))], before=CONVERSATION_ON
+    )
 
 
 @dataclass(frozen=True)
@@ -193,14 +203,14 @@ CASES = [
     Case("routes.severity.field", [("mobile", SEVERITY_LINE, SEVERITY_LINE.replace(SEVERITY, "36000000099"))]),
     Case("routes.severity.order", [("mobile", '["sev1", "sev2", "sev3", "sev4"]', '["sev4", "sev3", "sev2", "sev1"]')]),
     Case("routes.labels", [("mobile", 'labels = ["Bug", "Customer"]', 'labels = ["Customer"]')]),
-    Case("routes.conversation", [("routes.toml", CONVERSATION, "")]),
-    Case("routes.conversation.direction", [("routes.toml", 'direction = "both"', 'direction = "to_issue"')]),
-    Case("routes.conversation.prefix", [("routes.toml", 'prefix = "#eng"', 'prefix = "#dev"')]),
-    Case("routes.conversation.tag", [("routes.toml", 'prefix = "#eng"', 'prefix = "#eng"\ntag = "escalated"')]),
-    Case("routes.conversation.agents", [("routes.toml", 'prefix = "#eng"', 'prefix = "#eng"\nagents = ["a9"]')]),
-    Case("routes.conversation.engineers", [("routes.toml", 'prefix = "#eng"', 'prefix = "#eng"\nengineers = ["x"]')]),
-    Case("routes.conversation.ignore", [("routes.toml", 'ignore = ["ci-bot"]', "ignore = []")]),
-    Case("routes.conversation.max_length", [("routes.toml", 'prefix = "#eng"', 'prefix = "#eng"\nmax_length = 80')]),
+    Case("routes.conversation", CONVERSATION_ON),
+    conversation_case("routes.conversation.direction", 'direction = "both"', 'direction = "to_issue"'),
+    conversation_case("routes.conversation.prefix", 'prefix = "#eng"', 'prefix = "#dev"'),
+    conversation_case("routes.conversation.tag", 'prefix = "#eng"', 'prefix = "#eng"\ntag = "escalated"'),
+    conversation_case("routes.conversation.agents", 'prefix = "#eng"', 'prefix = "#eng"\nagents = ["a9"]'),
+    conversation_case("routes.conversation.engineers", 'prefix = "#eng"', 'prefix = "#eng"\nengineers = ["x"]'),
+    conversation_case("routes.conversation.ignore", 'ignore = ["ci-bot"]', "ignore = []"),
+    conversation_case("routes.conversation.max_length", 'prefix = "#eng"', 'prefix = "#eng"\nmax_length = 80'),
     Case("links.trackers", [insert_after("routes.toml", "[links]\n", 'trackers = ["linear"]\n')]),
     Case("links.fields", [("routes.toml", "fields = []", 'fields = ["36000000030"]')]),
     # -- stages.toml
