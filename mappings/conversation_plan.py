@@ -319,6 +319,20 @@ def plan_agent_note(
     return plan
 
 
+REFUSED_NOTE = (
+    "This note was not copied to {issue_key}: it became readable by anyone before syncd sent it, "
+    "and the note as written names this ticket and you. Write it again and only your words will be copied."
+)
+
+
+def plan_refused(ticket: Ref, comment: MirrorComment, issue_key: str, note_format: str = "plain") -> Action:
+    """The agent told that their note, composed for a private place, was refused there: the place turned public."""
+    text = REFUSED_NOTE.format(issue_key=escape(issue_key, note_format))
+    key = idempotency_key("mirror-refused", ticket, comment.comment, issue_key)
+    write = MirrorNote(text, source=issue_key, comment=comment.comment, issue_key=issue_key, held=True)
+    return write.action(key, ticket.connector, ticket.id, ticket_group(ticket))
+
+
 def remark_ref(tracker: str, comment_id: str) -> Ref:
     """Where the store keeps what was mirrored of a tracker comment (its bookkeeping)."""
     return Ref(tracker, f"comment:{comment_id}")
@@ -333,6 +347,7 @@ __all__ = [
     "OFF",
     "RemarkPlan",
     "plan_agent_note",
+    "plan_refused",
     "plan_remark",
     "privacy_problems",
     "remark_ref",

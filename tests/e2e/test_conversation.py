@@ -301,6 +301,8 @@ def test_a_note_planned_in_full_for_a_private_repository_that_turns_public_is_ne
         app.engine.deliver()
         app.engine.cycle()
         assert not [b for b in gh.comment_bodies("vat") if "staging tenant" in b]
+        told = [n for n in mirrored(pg, two_fa) if "was not copied to" in n]
+        assert len(told) == 1 and gh.key("vat") in told[0] and "readable by anyone" in told[0]
         assert app.store.outbox_counts().get("pending", 0) == 0
     finally:
         app.close()

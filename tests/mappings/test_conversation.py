@@ -311,3 +311,13 @@ def test_syncd_check_reports_a_bad_rule_in_one_line(tmp_path):
     ]
     (d / "routes.toml").write_text(ROUTE + '\n[routes.main.conversation]\ndirection = "both"\nprefix = "#eng"\n')
     assert mapping_files.check_mappings(d, trackers=TRACKERS, kinds=tracker_kinds()) == []
+
+
+def test_a_refused_note_tells_the_agent_once():
+    from mappings.conversation_plan import plan_refused
+
+    comment = MirrorComment("Sam on #1: words", False, "1", "n1", "Sam")
+    action = plan_refused(Ref("desk", "1"), comment, "acme/sdk#3")
+    assert action.target == "1" and isinstance(action.write, MirrorNote) and action.write.held
+    assert action.write.note.startswith("This note was not copied to acme/sdk#3: it became readable by anyone")
+    assert plan_refused(Ref("desk", "1"), comment, "acme/sdk#3").key == action.key
