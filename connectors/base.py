@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from syncd.errors import ConfigError, SyncdError
 from syncd.http import HttpClient
-from syncd.records import Comment, Issue, Ticket
+from syncd.records import Comment, Issue, IssueRemark, Ticket
 from syncd.writes import AttachTicket, FollowUpTicket, IssueComment, IssueDraft, TicketUpdate
 
 Role = Literal["helpdesk", "tracker"]
@@ -195,6 +195,11 @@ class Page:
     cursor: str | None
     done: bool
     rejected: list[Rejected] = field(default_factory=list)
+    # Comments on issues read with this page (a tracker with ``comment_feed``, when asked to read them).
+    remarks: list[IssueRemark] = field(default_factory=list)
+    # Issue id -> the ids of ALL its comments, where the page lists them completely: a comment
+    # syncd mirrored that is not among them was deleted.
+    comment_sets: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -470,6 +475,10 @@ class Helpdesk(Connector):
         """Custom field ids whose value may name a linked issue."""
         return ()
 
+    def agent_name(self, user_id: str) -> str | None:
+        """The name an agent (a comment's author) goes by, read where the comment did not say (None: unknown)."""
+        return None
+
     def create_follow_up(self, source_id: str, follow_up: "FollowUpTicket", key: str) -> WriteResult:
         """Open a new ticket that follows up ``source_id`` (which is closed and cannot be reopened).
 
@@ -505,6 +514,16 @@ class Tracker(Connector):
     # syncd last saw an issue id under (None when it never saw it).
     needs_key_lookup: ClassVar[bool] = False
     key_lookup: Callable[[str], str | None] | None = None
+    # True where the tracker's feed can also bring the comments made or edited
+    # since its cursor (``Page.remarks``), incrementally: the engine sets
+    # ``read_comments`` when a route's conversation rule asks for them; off,
+    # the feed costs what it did before.
+    comment_feed: ClassVar[bool] = False
+    read_comments: bool = False
+
+    def own_accounts(self) -> tuple[str, ...]:
+        """The ids and names of the accounts syncd writes here with (their comments are never mirrored)."""
+        return ()
 
     def native_of_stored(self, issue: Issue) -> dict[str, str | None]:
         """The state words of an issue stored before ``Issue.native`` existed,
@@ -550,8 +569,11 @@ class Tracker(Connector):
         condition fields of :attr:`state_rule_model`."""
 
     @abc.abstractmethod
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
-        """Comment on the issue; the body carries ``marker_token(key)``."""
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """Comment on the issue; the body carries ``marker_token(key)``.
+
+        ``customer_data=True``: the body names a customer (an agent's mirrored note in full);
+        a tracker whose places can be public refuses it there (a ``Conflict``)."""
 
     @abc.abstractmethod
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:

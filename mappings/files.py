@@ -54,6 +54,7 @@ from pydantic_core import ErrorDetails
 
 from mappings import acceptance as acc
 from mappings.calendar import ALWAYS, BusinessCalendar, Duration, parse_hours, weekday, zone
+from mappings.conversation import DEFAULT_MAX_LENGTH, OFF, ConversationRule
 from mappings.promises import PromiseRule
 from mappings.routes import (
     TEMPLATE_VALUES,
@@ -151,6 +152,48 @@ class SeverityModel(_Model):
     order: list[str] = Field(default=[], description="most severe first")
 
 
+def _prefix(value: str) -> str:
+    if not value.strip() or value != value.strip() or len(value) > 40:
+        raise ValueError('a few characters an agent types first, without spaces around them, e.g. "#eng"')
+    return value
+
+
+class ConversationModel(_Model):
+    direction: Literal["none", "to_ticket", "to_issue", "both"] = "none"
+    prefix: Annotated[str, AfterValidator(_prefix)] | None = None
+    tag: Annotated[str, AfterValidator(lambda v: _tag(v))] | None = None
+    agents: Ids = []
+    engineers: Ids = []
+    ignore: Ids = []
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=80, le=60000)
+
+    @model_validator(mode="after")
+    def _selects(self) -> "ConversationModel":
+        to_issue = self.direction in ("to_issue", "both")
+        if to_issue and not (self.prefix or self.tag):
+            raise ValueError(
+                'an agent\'s notes go to the issues only when selected: give prefix = "#eng" or tag = "..." '
+                'or set direction = "to_ticket"'
+            )
+        if not to_issue and (self.prefix or self.tag):
+            raise ValueError(
+                "prefix and tag select agents' notes for the issues, and direction does not send any there; "
+                'set direction = "to_issue" or "both", or remove them'
+            )
+        return self
+
+    def build(self) -> ConversationRule:
+        return ConversationRule(
+            self.direction,
+            self.prefix,
+            self.tag,
+            tuple(self.agents),
+            tuple(self.engineers),
+            tuple(self.ignore),
+            self.max_length,
+        )
+
+
 class RouteModel(_Model):
     tracker: Name
     team: Name
@@ -162,6 +205,7 @@ class RouteModel(_Model):
     promises: Name | None = None
     severity: SeverityModel | None = None
     labels: list[Annotated[str, AfterValidator(_label)]] = []  # put on issues an escalation creates
+    conversation: ConversationModel | None = None  # comments crossing over (off by default)
 
 
 class LinksModel(_Model):
@@ -706,6 +750,7 @@ def _build(
             severity_field=route.severity.field if route.severity else None,
             severity_order=tuple(route.severity.order) if route.severity else (),
             labels=tuple(route.labels),
+            conversation=route.conversation.build() if route.conversation else OFF,
         )
         if built.catch_all and catch_all is None:
             catch_all = name

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from mappings import acceptance as acc
 from mappings.calendar import BusinessCalendar
+from mappings.conversation import OFF, ConversationRule
 from mappings.promises import PromiseRule
 from mappings.stages import StateMap, default_state_map
 from mappings.templates import DEFAULTS, Template
@@ -176,6 +177,7 @@ class Route:
     severity_field: str | None = None
     severity_order: tuple[str, ...] = ()  # most severe first
     labels: tuple[str, ...] = ()  # labels for the issues an escalation creates (existing ones only)
+    conversation: ConversationRule = OFF  # which comments cross between tickets and issues (off by default)
 
     @property
     def catch_all(self) -> bool:
@@ -249,6 +251,10 @@ class Mappings:
     def scanned_fields(self, connector_fields: Sequence[str]) -> tuple[str, ...]:
         """The ticket fields scanned for issue keys: the helpdesk connector's, then [links] fields."""
         return tuple(dict.fromkeys((*connector_fields, *self.link_fields)))
+
+    def mirrors_to_tickets(self, tracker: str) -> bool:
+        """Whether any route to ``tracker`` mirrors its issues' comments to tickets."""
+        return any(r.tracker == tracker and r.conversation.to_ticket for r in self.routes)
 
     def default_templates(self) -> dict[str, Template]:
         return {**builtin_templates(), **self.templates.get("default", {})}

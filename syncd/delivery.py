@@ -46,6 +46,7 @@ from connectors.base import (
     Unsupported,
     WriteResult,
 )
+from mappings.conversation_plan import plan_refused
 from syncd.errors import (
     ApiError,
     AuthError,
@@ -62,7 +63,7 @@ from syncd.errors import (
 from syncd.privacy import written_for
 from syncd.progress import Progress
 from syncd.ratelimits import Parking
-from syncd.records import Event, Ref, Ticket, format_time
+from syncd.records import Event, Issue, Ref, Ticket, format_time
 from syncd.store import OutboxRow, Store
 from syncd.writes import (
     AttachTicket,
@@ -70,6 +71,8 @@ from syncd.writes import (
     FollowUpTicket,
     IssueComment,
     MakeOpaque,
+    MirrorComment,
+    MirrorNote,
     TicketUpdate,
     UpsertComment,
     Write,
@@ -293,6 +296,8 @@ class Deliverer:
         except (Conflict, NotFound, Unsupported, ConfigError) as exc:
             # ConfigError: the write names something the service cannot take (a mapping's
             # field id that is not one): refused for good, kept in the dead letter with why.
+            if isinstance(write, MirrorComment) and isinstance(exc, Conflict):
+                self._tell_refused(row, write)  # an agent's note refused where the place turned public
             if isinstance(write, CreateIssue):
                 self._refused(row, str(exc), report, NO_SUCH_PLACE if isinstance(exc, NotFound) else REFUSED)
             else:
@@ -373,6 +378,25 @@ class Deliverer:
             dict(write.created) if write.created else None,
         )
         return connector.make_opaque(row.target, rewrite, marker)
+
+    def _mirror_note(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Helpdesk) and isinstance(write, MirrorNote)
+        return connector.update_ticket(row.target, write.update(), marker)
+
+    def _mirror_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
+        assert isinstance(connector, Tracker) and isinstance(write, MirrorComment)
+        # Composed in full for a private place: refused if the place turned public since (never sent there).
+        return connector.add_comment(row.target, write.body, marker, customer_data=not write.public)
+
+    def _tell_refused(self, row: OutboxRow, write: MirrorComment) -> None:
+        """The agent whose mirrored note the tracker refused is told, on the ticket (sent in a later run)."""
+        helpdesk = next((c for c in self.connectors.values() if isinstance(c, Helpdesk)), None)
+        if helpdesk is None or not write.ticket:
+            return
+        issue = self.store.get_snapshot(Ref(row.connector, row.target))
+        key = issue.key if isinstance(issue, Issue) else row.target
+        with self.store.transaction():
+            self.store.enqueue(plan_refused(Ref(helpdesk.name, write.ticket), write, key, helpdesk.text_format))
 
     def _create_follow_up(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Helpdesk) and isinstance(write, FollowUpTicket)
@@ -854,6 +878,8 @@ ROUTES: dict[type[Write], Route] = {
     CreateIssue: Route(Deliverer._create_issue, Deliverer._found_created_issue, _tracker),
     UpsertComment: Route(Deliverer._upsert_comment, Deliverer._found_marker, _tracker),
     MakeOpaque: Route(Deliverer._make_opaque, Deliverer._never_found, _tracker_seeing_visibility),
+    MirrorNote: Route(Deliverer._mirror_note, Deliverer._found_marker, _helpdesk),
+    MirrorComment: Route(Deliverer._mirror_comment, Deliverer._found_marker, _tracker),
 }
 
 

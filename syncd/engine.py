@@ -19,6 +19,15 @@ from typing import Callable, Iterable
 import structlog
 
 from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
+from mappings.conversation_plan import (
+    IssueSide,
+    Mirrored,
+    MirrorTarget,
+    plan_agent_note,
+    plan_remark,
+    remark_ref,
+    selected_words,
+)
 from mappings.links import (
     Candidate,
     compile_patterns,
@@ -42,7 +51,7 @@ from mappings.planner import (
     plan_unlink,
     ticket_group,
 )
-from mappings.routes import Mappings
+from mappings.routes import Mappings, Route
 from syncd.delivery import Deliverer, DeliveryReport
 from syncd.errors import AuthError, Gone, NotFound, PayloadError, RateLimited, SyncdError, until_text
 from syncd.handoff import EscalatedAgain, Handoff
@@ -50,7 +59,7 @@ from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.progress import Progress
 from syncd.ratelimits import Parking, Wait
-from syncd.records import Comment, Event, Issue, Link, Ref, Ticket, format_time
+from syncd.records import Comment, Event, Issue, IssueRemark, Link, Ref, Ticket, format_time
 from syncd.store import Store
 from syncd.writes import (
     Action,
@@ -64,6 +73,10 @@ log = structlog.get_logger("syncd.engine")
 # A quarantined record is read again by id on this many later polls (a bad
 # answer may have been a passing fault); after that it waits until it changes.
 QUARANTINE_RETRIES = 3
+
+# Where the store keeps when each route's conversation rule was switched on (record_meta):
+# not a connector name (those are lower-case letters, digits and _), so never one's record.
+RULES = "conversation-rules"
 
 # Delivery runs per cycle that act on what the previous run found (see Engine.deliver).
 DELIVERY_ROUNDS = 3
@@ -255,6 +268,7 @@ class Engine:
         report.rate_limited_until = self.parking.until(name)
         if report.rate_limited_until is not None:
             return report  # nothing is sent to it before its rate limit ends
+        self._conversation_switches()  # the daemon polls feed by feed: each poll sees the rules as they are
         # The first sync reads what happened before syncd watched: the handoff makes no promises for it.
         self.first_sync = self.store.get_cursor(name) is None
         self._seen_markers = {}
@@ -564,6 +578,7 @@ class Engine:
             {(c.tracker, c.ref) for _, _, cs in todo for c in cs} | {pair for pairs in noted.values() for pair in pairs}
         )
 
+        agents = self._agent_names([(t, cs) for t, cs, _ in todo])
         self._seen_markers = seen
         with self._work() as work:
             for ticket, comments, candidates in todo:
@@ -584,6 +599,7 @@ class Engine:
                         continue
                     report.links += work.link(ticket, issue, candidate.origin, report)
                 report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
+                report.actions += self._mirror_notes(work, ticket, comments, agents)
             report.actions += self._stages(work, [t.ref for t, _, _ in todo], previous, {t.ref: c for t, c, _ in todo})
             self._settle_found(seen, {t.ref: c for t, c, _ in todo})
             report.quarantined += work.quarantine(helpdesk.name, page.rejected)
@@ -668,6 +684,7 @@ class Engine:
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += work.commit(plan)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
+            report.actions += self._mirror_remarks(work, tracker, page.remarks + self._deleted_remarks(tracker, page))
             report.actions += self._stages(work, list(affected))
             report.quarantined += work.quarantine(tracker.name, page.rejected)
             work.release(tracker.name, [i.ref.id for i, _ in changed])
@@ -706,6 +723,130 @@ class Engine:
             issues = self.store.get_snapshots(issue_refs)
             out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
         return out
+
+    # -- the conversation: comments crossing between tickets and issues ---------------------------
+
+    def _conversation_switches(self) -> None:
+        """Note when each route's conversation rule was switched on (nothing made before it is
+        mirrored) or off, and ask the trackers a rule mirrors from to read their comments."""
+        with self.store.transaction():
+            for route in self._files.routes:
+                ref = Ref(RULES, route.name)
+                on = route.conversation.direction != "none"
+                since = self.store.get_meta(ref).get("since")
+                if on and since is None:
+                    # Whole seconds: some services stamp comments so, and one made this second counts.
+                    self.store.set_meta(ref, since=self.clock().replace(microsecond=0))
+                    log.info("conversation rule switched on; earlier comments are not copied", route=route.name)
+                elif not on and since is not None:
+                    self.store.set_meta(ref, since=None)
+        for name, tracker in self.trackers.items():
+            tracker.read_comments = tracker.comment_feed and self._files.mirrors_to_tickets(name)
+
+    def _rule_since(self, route: Route) -> datetime:
+        since = self.store.get_meta(Ref(RULES, route.name)).get("since")
+        return _parse(since) if isinstance(since, str) else self.clock()
+
+    def _mirror_remarks(self, work: PageWork, tracker: Tracker, remarks: list[IssueRemark]) -> int:
+        """Comments a tracker's feed read, as notes on the linked tickets whose route mirrors them.
+
+        In the page's work."""
+        queued = 0
+        for remark in remarks:
+            found = (
+                self.store.get_snapshot(Ref(tracker.name, remark.issue_id))
+                if remark.issue_id
+                else self.store.find_issue_by_key(tracker.name, tracker.normalise_ref(remark.issue_key))
+            )
+            if not isinstance(found, Issue):
+                continue  # an issue syncd does not know links nothing
+            rows = self.store.links_for_issue(found.ref)
+            tickets = self.store.get_snapshots([row.ticket for row in rows])
+            targets = []
+            for row in rows:
+                ticket = tickets.get(row.ticket)
+                route = self._files.route_for(ticket) if isinstance(ticket, Ticket) else None
+                if isinstance(ticket, Ticket) and route is not None and route.tracker == tracker.name:
+                    targets.append(MirrorTarget(ticket, route.conversation, self._rule_since(route)))
+            if not targets:
+                continue
+            ref = remark_ref(tracker.name, remark.id)
+            previous = Mirrored.from_dict(self.store.get_meta(ref).get("mirrored"))
+            planned = plan_remark(remark, found, previous, targets, tracker.own_accounts(), self.settings.note_format)
+            queued += work.commit(planned.plan)
+            if planned.mark is not None:
+                self.store.set_meta(ref, mirrored=planned.mark.to_dict())
+                ids = self.store.get_meta(found.ref).get("mirrored_comments") or []
+                if remark.id not in ids and not planned.mark.deleted:
+                    self.store.set_meta(found.ref, mirrored_comments=[*ids, remark.id])
+        return queued
+
+    def _deleted_remarks(self, tracker: Tracker, page: Page) -> list[IssueRemark]:
+        """Comments syncd mirrored that the page's complete comment lists no longer hold: deleted."""
+        out = []
+        for issue_id, ids in page.comment_sets.items():
+            issue = self.store.get_snapshot(Ref(tracker.name, issue_id))
+            if not isinstance(issue, Issue):
+                continue
+            for comment_id in self.store.get_meta(issue.ref).get("mirrored_comments") or []:
+                mark = Mirrored.from_dict(self.store.get_meta(remark_ref(tracker.name, comment_id)).get("mirrored"))
+                if comment_id not in ids and mark is not None and not mark.deleted:
+                    out.append(mark.gone(comment_id, issue, self.clock()))
+        return out
+
+    def _agent_names(self, pages: list[tuple[Ticket, list[Comment]]]) -> dict[str, str]:
+        """The names of the agents whose notes a rule selects (read before the page's transaction)."""
+        names: dict[str, str] = {}
+        for ticket, comments in pages:
+            route = self._files.route_for(ticket)
+            if route is None or not route.conversation.to_issue:
+                continue
+            for comment in comments:
+                author = comment.author_id
+                anyone = replace(route.conversation, agents=())  # the rule's agents may be named: read the name first
+                if author is None or author in names or selected_words(comment, ticket, anyone) is None:
+                    continue
+                name = comment.author_name or (ticket.assignee_name if author == ticket.assignee_id else None)
+                if name is None:
+                    try:
+                        name = self.helpdesk.agent_name(author)
+                    except (NotFound, Gone, PayloadError):
+                        name = None
+                names[author] = name or "An agent"
+        return names
+
+    def _mirror_notes(self, work: PageWork, ticket: Ticket, comments: list[Comment], agents: dict[str, str]) -> int:
+        """An agent's internal notes the ticket's route selects, as comments on its linked issues.
+
+        In the page's work."""
+        route = self._files.route_for(ticket)
+        if route is None or not route.conversation.to_issue or not comments:
+            return 0
+        refs = [row.issue for row in self.store.links_for_ticket(ticket.ref) if row.issue.connector == route.tracker]
+        snapshots = self.store.get_snapshots(refs)
+        tracker = self.trackers.get(route.tracker)
+        fmt = tracker.text_format if tracker is not None else "markdown"
+        sides = [IssueSide(i, fmt) for r in refs if isinstance(i := snapshots.get(r), Issue)]
+        if not sides:
+            return 0
+        since = self._rule_since(route)
+        queued = 0
+        for comment in comments:
+            agent = agents.get(comment.author_id or "", "An agent")
+            if comment.author_name is None and comment.author_id in agents:
+                comment = replace(comment, author_name=agent)
+            plan = plan_agent_note(
+                comment,
+                ticket,
+                route.conversation,
+                since,
+                sides,
+                agent,
+                self.settings.helpdesk_name,
+                self.settings.note_format,
+            )
+            queued += work.commit(plan)
+        return queued
 
     # -- the handoff --------------------------------------------------------------------------
 
@@ -1005,6 +1146,10 @@ def _merge(report: DeliveryReport, more: DeliveryReport) -> None:
 def _unmarked(text: str) -> str:
     """A note's text without syncd's marker tokens (as ``[syncd:KEY]`` or bare)."""
     return re.sub(r"\[?syncd:[0-9a-f]{20}\]?", "", text)
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _plain(text: str) -> str:

@@ -81,6 +81,31 @@ class Comment:
     created_at: datetime
     # Idempotency keys of syncd markers found in this comment (echo detection).
     markers: tuple[str, ...] = ()
+    author_name: str | None = None  # where the service's answer names the author
+
+
+@dataclass(frozen=True)
+class IssueRemark:
+    """A comment on a tracker issue, as a comment feed reads it (the conversation mirror).
+
+    ``updated_at`` later than ``created_at`` means edited; ``deleted`` that the
+    tracker reports it gone; ``private`` that the tracker restricts who may read
+    it (Jira's visibility); ``bot`` that the tracker marks its author as an app."""
+
+    id: str
+    issue_key: str  # the issue's key as the feed names it (the engine finds the issue by it)
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    issue_id: str | None = None  # the issue's stable id, where the feed gives it
+    author_id: str | None = None
+    author_name: str | None = None
+    url: str = ""
+    deleted: bool = False
+    private: bool = False
+    bot: bool = False
+    # Idempotency keys of syncd markers found in this comment (syncd's own: never mirrored back).
+    markers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -255,6 +280,7 @@ _RECORD_TYPES: dict[str, type] = {
     "Ticket": Ticket,
     "Issue": Issue,
     "Comment": Comment,
+    "IssueRemark": IssueRemark,
     "Customer": Customer,
     "Organization": Organization,
     "Attachment": Attachment,

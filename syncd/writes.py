@@ -294,6 +294,93 @@ class IssueComment(Write, op="issue.comment", role="tracker", target_kind="issue
 
 
 @dataclass(frozen=True)
+class MirrorNote(Write, op="ticket.mirror_note", role="helpdesk", target_kind="ticket"):
+    """The conversation mirror on a ticket: an internal note carrying a tracker comment
+    (or its edit or deletion), or telling the agent a note of theirs was held.
+
+    Its own kind, never folded into the handoff's ticket writes: one comment, one note."""
+
+    note: str
+    source: str  # the issue (or, held, the place) as a reference: "linear:<uuid>"
+    comment: str  # the mirrored comment's id
+    issue_key: str = ""
+    author: str = ""
+    held: bool = False  # an agent's note that could not go to a public place
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "note": self.note,
+            "source": self.source,
+            "comment": self.comment,
+            "issue_key": self.issue_key,
+            "author": self.author,
+            "held": self.held,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "MirrorNote":
+        return cls(
+            str(payload["note"]),
+            str(payload.get("source") or ""),
+            str(payload.get("comment") or ""),
+            str(payload.get("issue_key") or ""),
+            str(payload.get("author") or ""),
+            bool(payload.get("held")),
+        )
+
+    def update(self) -> TicketUpdate:
+        """The ticket write the helpdesk connector makes of it."""
+        return TicketUpdate(note=self.note)
+
+    def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
+        if self.held:
+            return f"held an agent's note (not copied to {self.issue_key}): " + _first_line(self.note, text_format)[:80]
+        return f"mirrored {self.author}'s comment on {self.issue_key}: " + _first_line(self.note, text_format)[:80]
+
+    def repeats(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class MirrorComment(Write, op="issue.mirror_comment", role="tracker", target_kind="issue", drops_when_gone=True):
+    """The conversation mirror on an issue: an agent's internal note as a comment."""
+
+    body: str
+    public: bool = False  # composed for a public place (the opaque reference and the words only)
+    ticket: str = ""  # the ticket's id
+    comment: str = ""  # the agent's note's id
+    author: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "body": self.body,
+            "public": self.public,
+            "ticket": self.ticket,
+            "comment": self.comment,
+            "author": self.author,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "MirrorComment":
+        return cls(
+            str(payload["body"]),
+            bool(payload.get("public")),
+            str(payload.get("ticket") or ""),
+            str(payload.get("comment") or ""),
+            str(payload.get("author") or ""),
+        )
+
+    def describe(self, target: str, *, text_format: str = "plain", attachment_format: str = "plain") -> str:
+        return f"mirrored {self.author}'s note from ticket {self.ticket}: " + _first_line(self.body, text_format)[:80]
+
+    def repeats(self) -> bool:
+        return True
+
+    def private_form(self, result: Mapping[str, Any] | None) -> bool:
+        return not self.public  # names the ticket and the agent: dropped unsent if the place turns public
+
+
+@dataclass(frozen=True)
 class AttachTicket(Write, op="issue.attach", role="tracker", target_kind="issue", drops_when_gone=True):
     """The ticket shown on the issue (an attachment, a link or a comment, as the tracker has)."""
 
@@ -466,6 +553,8 @@ KINDS: tuple[type[Write], ...] = (
     CreateIssue,
     UpsertComment,
     MakeOpaque,
+    MirrorNote,
+    MirrorComment,
 )
 BY_OP: dict[str, type[Write]] = {kind.op: kind for kind in KINDS}
 
@@ -477,6 +566,8 @@ ISSUE_ATTACH = AttachTicket.op
 ISSUE_CREATE = CreateIssue.op
 ISSUE_UPSERT = UpsertComment.op
 ISSUE_OPAQUE = MakeOpaque.op
+TICKET_MIRROR = MirrorNote.op
+ISSUE_MIRROR = MirrorComment.op
 
 
 def read(op: str, payload: Mapping[str, Any]) -> Write:

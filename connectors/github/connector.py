@@ -102,7 +102,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.http import HttpClient, RateHeaders, RateRule, WriteBudget, expect_dict
-from syncd.records import Comment, Issue, Ref, StateCategory, format_time, parse_time
+from syncd.records import Comment, Issue, IssueRemark, Ref, StateCategory, format_time, parse_time
 from syncd.writes import IssueDraft
 
 log = structlog.get_logger("syncd.connectors.github")
@@ -278,6 +278,11 @@ def ticket_hash(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
+def _without_markers(body: str) -> str:
+    """A comment's text without syncd's hidden markers (what a person reads)."""
+    return re.sub(r"<!--\s*syncd:[^>]*-->", "", body).strip()
+
+
 def next_link(response: requests.Response) -> str | None:
     return (response.links.get("next") or {}).get("url")
 
@@ -359,6 +364,7 @@ class GitHubConnector(Tracker):
     attachment_format = "markdown"  # the ticket's title goes into the context comment
     reports_visibility = True
     attaches_many = True
+    comment_feed = True  # GET /repos/{o}/{r}/issues/comments?since=: one conditional request per repository
     config_model = GitHubConfig
     config: GitHubConfig
 
@@ -550,6 +556,87 @@ class GitHubConnector(Tracker):
                     entry["next"] = url
                 first = False
                 yield Page(records, self._dump_cursor(state), done=False, rejected=rejected)
+            if self.read_comments:
+                yield from self._comment_pages(repo, entry, state)
+
+    # -- the comment feed (the conversation mirror) ---------------------------------------
+
+    def _comment_pages(self, repo: str, entry: dict, state: dict[str, dict]) -> Iterator[Page]:
+        """The repository's comments made or edited since the last read, oldest change first.
+
+        ``GET /repos/{o}/{r}/issues/comments?since=&sort=updated&direction=asc``, with the
+        last ETag: an idle read is a 304. The first read starts now (earlier comments are
+        not replayed). GitHub's list does not show deleted comments."""
+        if not entry.get("c_since"):
+            entry["c_since"] = format_time((self.clock() - OVERLAP).replace(microsecond=0))
+        url = entry.get("c_next")
+        first = url is None
+        if first:
+            query = urlencode({"since": entry["c_since"], "sort": "updated", "direction": "asc", "per_page": PER_PAGE})
+            url = f"repos/{repo}/issues/comments?{query}"
+        while url is not None:
+            headers = {"If-None-Match": entry["c_etag"]} if first and entry.get("c_etag") else None
+            response, items = self._get(url, "GET /repos/{o}/{r}/issues/comments", headers=headers)
+            if response.status_code == 304:
+                return
+            if not isinstance(items, list):
+                raise PayloadError(
+                    self.name,
+                    f"GET /repos/{repo}/issues/comments: expected a list, got {type(items).__name__}",
+                    payload=items,
+                )
+            if first:
+                entry["c_etag"] = response.headers.get("ETag")
+            remarks, times = self._remarks(repo, items)
+            if times:
+                entry["c_hwm"] = max(times + ([entry["c_hwm"]] if entry.get("c_hwm") else []))
+            url = next_link(response)
+            if url is None:
+                entry.pop("c_next", None)
+                hwm = parse_time(entry.pop("c_hwm", None))
+                if hwm is not None:
+                    new_since = format_time(hwm - OVERLAP)
+                    if new_since > entry["c_since"]:
+                        entry["c_since"] = new_since
+                        entry.pop("c_etag", None)  # it was for the old since
+            else:
+                entry["c_next"] = url
+            first = False
+            yield Page([], self._dump_cursor(state), done=False, remarks=remarks)
+
+    def _remarks(self, repo: str, items: list) -> tuple[list[IssueRemark], list[str]]:
+        remarks: list[IssueRemark] = []
+        times: list[str] = []
+        for item in items:
+            try:
+                created = parse_time(item["created_at"])
+                updated = parse_time(item["updated_at"])
+                number = str(item["issue_url"]).rstrip("/").rsplit("/", 1)[-1]
+                if created is None or updated is None or not number.isdigit():
+                    raise ValueError("created_at, updated_at or issue_url")
+                user = item.get("user") or {}
+                body = str(item.get("body") or "")
+                times.append(format_time(updated))
+                remarks.append(
+                    IssueRemark(
+                        id=str(item["id"]),
+                        issue_key=f"{repo}#{number}",
+                        body=_without_markers(body),
+                        created_at=created,
+                        updated_at=updated,
+                        author_id=str(user.get("id")) if user.get("id") is not None else None,
+                        author_name=str(user.get("login") or "") or None,
+                        url=str(item.get("html_url") or ""),
+                        bot=user.get("type") == "Bot" or item.get("performed_via_github_app") is not None,
+                        markers=find_markers(body),
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+                log.warning("skipping a malformed comment in the comment feed", connector=self.name, repo=repo)
+        return remarks, times
+
+    def own_accounts(self) -> tuple[str, ...]:
+        return (self._login,) if self._login else ()
 
     def _finish(self, entry: dict) -> None:
         """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies."""

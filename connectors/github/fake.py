@@ -165,6 +165,8 @@ class GitHubFake(FakeService):
             ("GET", "/repos/{owner}/{repo}/issues", self._list_issues),
             ("GET", "/repositories/{repo_id}/issues", self._list_issues),
             ("POST", "/repos/{owner}/{repo}/issues", self._create_issue),
+            ("GET", "/repos/{owner}/{repo}/issues/comments", self._list_repo_comments),
+            ("GET", "/repositories/{repo_id}/issues/comments", self._list_repo_comments),
             ("GET", "/repos/{owner}/{repo}/issues/{number}", self._get_issue),
             ("GET", "/repositories/{repo_id}/issues/{number}", self._get_issue),
             ("PATCH", "/repos/{owner}/{repo}/issues/{number}", self._update_issue),
@@ -368,6 +370,15 @@ class GitHubFake(FakeService):
             "gravatar_id": "",
             "url": f"{api}/users/{login}",
             "html_url": f"{self.base_url}/{login}",
+            "followers_url": f"{api}/users/{login}/followers",
+            "following_url": f"{api}/users/{login}/following{{/other_user}}",
+            "gists_url": f"{api}/users/{login}/gists{{/gist_id}}",
+            "starred_url": f"{api}/users/{login}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/users/{login}/subscriptions",
+            "organizations_url": f"{api}/users/{login}/orgs",
+            "repos_url": f"{api}/users/{login}/repos",
+            "events_url": f"{api}/users/{login}/events{{/privacy}}",
+            "received_events_url": f"{api}/users/{login}/received_events",
             "type": "Bot" if login.endswith("-bot") or login.endswith("[bot]") else "User",
             "site_admin": False,
         }
@@ -757,6 +768,40 @@ class GitHubFake(FakeService):
                 {**base, "page": page + 1}
             )
             headers["Link"] = f'<{nxt}>; rel="next"'
+        return FakeResponse(200, [self.comment_json(c) for c in chunk], headers)
+
+    def _list_repo_comments(self, request: FakeRequest, login: str) -> FakeResponse:
+        """The repository's issue comments: by id, or with ``sort`` by created or updated; ``since``
+        keeps those updated at or after it."""
+        repo = self._find_repo(request)
+        sort = request.arg("sort")
+        direction = request.arg("direction", "asc")
+        if sort not in (None, "created", "updated") or direction not in ("asc", "desc"):
+            raise gh_error(422, "Validation Failed")
+        try:
+            per_page = min(100, max(1, int(request.arg("per_page", "30"))))
+            page = max(1, int(request.arg("page", "1")))
+            since = request.arg("since")
+            since_ts = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() if since else None
+        except ValueError:
+            raise gh_error(422, "Validation Failed") from None
+        with self.lock:
+            comments = [
+                c
+                for c in self.comments_by_id.values()
+                if self.issues[c.issue_id].repo is repo and (since_ts is None or c.updated >= since_ts)
+            ]
+        if sort is None:
+            comments.sort(key=lambda c: c.id)
+        else:
+            field = "created" if sort == "created" else "updated"
+            comments.sort(key=lambda c: (getattr(c, field), c.id), reverse=direction == "desc")
+        last = max(1, -(-len(comments) // per_page))
+        chunk = comments[(page - 1) * per_page : page * per_page]
+        headers = {}
+        links = self._links(repo, request, page, last, "issues/comments")
+        if links:
+            headers["Link"] = links
         return FakeResponse(200, [self.comment_json(c) for c in chunk], headers)
 
     def _create_comment(self, request: FakeRequest, login: str) -> FakeResponse:

@@ -173,6 +173,29 @@ class GitHubWorld(TrackerWorld):
     def take(self, key: str, *, by: str) -> None:
         self.assign(key, login_of(by), login=login_of(by))
 
+    def comment(self, key: str, body: str, *, by: str = "Ada Novak") -> str:
+        """A comment through the REST API, by a person (their name) or a bot (its login, "ci-bot")."""
+        issue = self.issue(key)
+        response = requests.post(
+            f"{self.url}/repos/{issue.repo.full_name}/issues/{issue.number}/comments",
+            json={"body": body},
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.token(login_of(by))}", "Accept": "application/vnd.github+json"},
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def edit_comment(self, comment_id: str, body: str, *, by: str = "Ada Novak") -> None:
+        comment = self.fake.comments_by_id[int(comment_id)]
+        repo = self.fake.issues[comment.issue_id].repo.full_name
+        response = requests.patch(
+            f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
+            json={"body": body},
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.token(login_of(by))}", "Accept": "application/vnd.github+json"},
+        )
+        response.raise_for_status()
+
     def _patch(self, key: str, body: dict, login: str) -> dict:
         issue = self.issue(key)
         response = requests.patch(

@@ -497,6 +497,7 @@ class IntercomConnector(Helpdesk):
             author_id=_str_id(author.get("id")),
             created_at=datetime.fromtimestamp(created, timezone.utc),
             markers=find_markers(body),
+            author_name=str(author.get("name") or "") or None,
         )
 
     # -- writes ------------------------------------------------------------------------

@@ -74,7 +74,7 @@ from connectors.base import (
 from connectors.jira.adf import to_adf, to_text
 from syncd.errors import ApiError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.http import HttpClient, RateHeaders, expect_dict
-from syncd.records import Issue, Ref, StateCategory
+from syncd.records import Issue, IssueRemark, Ref, StateCategory
 from syncd.writes import IssueDraft
 
 log = structlog.get_logger("syncd.connectors.jira")
@@ -204,6 +204,8 @@ class JiraConnector(Tracker):
     config_model: ClassVar[type[ConnectorConfig]] = JiraConfig
     text_format: ClassVar[str] = "adf"
     presence_batch: ClassVar[int] = PRESENCE_BATCH
+    # The issues' comments ride in the search the feed makes already (fields=comment): no extra request.
+    comment_feed: ClassVar[bool] = True
     config: JiraConfig
 
     def __init__(
@@ -373,10 +375,14 @@ class JiraConnector(Tracker):
                 raise PayloadError(self.name, "POST /search/jql: 'issues' is not a list", payload=body)
             records: list[Issue] = []
             rejected: list[Rejected] = []
+            remarks: list[IssueRemark] = []
+            comment_sets: dict[str, frozenset[str]] = {}
             for raw in issues:
                 pair = _pair(raw)
                 if pair is not None and (pair in seen or pair in delivered):
                     continue
+                if self.read_comments:
+                    remarks += self._remarks(raw, comment_sets)
                 if pair is not None:
                     # Delivered or quarantined: either way, handled once.
                     delivered.add(pair)
@@ -397,7 +403,14 @@ class JiraConnector(Tracker):
             }
             if not done:
                 next_state.update({"from": jql_from, "token": token})
-            yield Page(records, json.dumps(next_state, sort_keys=True), done, rejected)
+            yield Page(
+                records,
+                json.dumps(next_state, sort_keys=True),
+                done,
+                rejected,
+                remarks=remarks,
+                comment_sets=comment_sets,
+            )
             if done:
                 return
 
@@ -427,10 +440,55 @@ class JiraConnector(Tracker):
         projects = ", ".join(f'"{p}"' for p in self.config.projects)
         return f'project in ({projects}) AND updated >= "{lower_bound}" ORDER BY updated ASC'
 
+    def _remarks(self, raw: Any, comment_sets: dict[str, frozenset[str]]) -> list[IssueRemark]:
+        """The comments of an issue the search returned (its ``comment`` field), for the conversation mirror.
+
+        Restricted ones (``visibility``: a group or a role) are marked private; an app's
+        (``accountType`` "app") a bot's. syncd's own carry their marker as a comment
+        property, which the search does not return: they are known by syncd's account."""
+        fields = raw.get("fields") if isinstance(raw, dict) else None
+        block = fields.get("comment") if isinstance(fields, dict) else None
+        listed = block.get("comments") if isinstance(block, dict) else None
+        if not isinstance(block, dict) or not isinstance(listed, list):
+            return []
+        if block.get("total") == len(listed) and isinstance(raw, dict) and raw.get("id") is not None:
+            # Every comment is listed: one syncd mirrored and no longer here was deleted.
+            comment_sets[str(raw["id"])] = frozenset(str(c.get("id")) for c in listed if isinstance(c, dict))
+        out = []
+        for comment in listed:
+            try:
+                created, updated = _parse_instant(comment["created"]), _parse_instant(comment["updated"])
+                if created is None or updated is None:
+                    raise ValueError("created or updated")
+                author = comment.get("author") if isinstance(comment.get("author"), dict) else {}
+                out.append(
+                    IssueRemark(
+                        id=str(comment["id"]),
+                        issue_key=str(raw.get("key") or ""),
+                        issue_id=str(raw["id"]),
+                        body=to_text(comment.get("body")),
+                        created_at=created,
+                        updated_at=updated,
+                        author_id=str(author.get("accountId") or "") or None,
+                        author_name=str(author.get("displayName") or "") or None,
+                        url=f"{self.config.url}/browse/{raw.get('key') or raw['id']}?focusedCommentId={comment['id']}",
+                        private=bool(comment.get("visibility")),
+                        bot=author.get("accountType") == "app",
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("skipping a malformed comment in the search's comment field", connector=self.name)
+        return out
+
+    def own_accounts(self) -> tuple[str, ...]:
+        return (self._account_id,) if self._account_id else ()
+
     def _search(self, jql_from: str, token: str | None) -> dict:
+        if self.read_comments and self._account_id is None:
+            self._own_account()  # syncd's own comments are known by its account (GET /myself, once)
         payload: dict[str, Any] = {
             "jql": self.jql(jql_from),
-            "fields": list(ISSUE_FIELDS),
+            "fields": list(ISSUE_FIELDS) + (["comment"] if self.read_comments else []),
             "maxResults": self.config.page_size,
         }
         if token:
@@ -621,7 +679,8 @@ class JiraConnector(Tracker):
 
     # -- writes -------------------------------------------------------------------
 
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """``customer_data``: the body names a customer; a team or project here is never public."""
         payload = {"body": to_adf(body), "properties": [{"key": PROPERTY_KEY, "value": {"key": key}}]}
         with self._issue_gone(issue_id):
             result = self.http.request_json(

@@ -75,6 +75,7 @@ class FakeUser:
     account_id: str
     display_name: str
     email: str
+    account_type: str = "atlassian"  # "app" for an integration's account (a bot)
 
     def json(self, base: str, tz: str) -> dict:
         return {
@@ -84,7 +85,7 @@ class FakeUser:
             "displayName": self.display_name,
             "active": True,
             "timeZone": tz,
-            "accountType": "atlassian",
+            "accountType": self.account_type,
         }
 
 
@@ -411,12 +412,34 @@ class JiraFake(FakeService):
         author: str | None = None,
         properties: list[dict] | None = None,
         at: datetime | None = None,
+        visibility: dict | None = None,
     ) -> dict:
+        """A person's comment; ``visibility`` ({"type": "role", "value": "Developers"}) restricts who reads it."""
         with self.lock:
             found = self._resolve(issue)
             user = (self.users.get(author) or self.add_user(author)) if author else self.me
             body = text if isinstance(text, dict) else plain_adf(text)
-            return self._store_comment(found, body, user, properties or [], at)
+            comment = self._store_comment(found, body, user, properties or [], at)
+            if visibility:
+                comment["visibility"] = dict(visibility)
+            return comment
+
+    def delete_comment_as_person(self, comment_id: str) -> None:
+        """A person deletes a comment: it is gone from every list; its issue's updated moves."""
+        with self.lock:
+            issue = next(i for i in self.issues.values() if any(c["id"] == comment_id for c in i.comments))
+            issue.comments = [c for c in issue.comments if c["id"] != comment_id]
+            issue.updated = self._stamp(None)
+
+    def edit_comment_as_person(self, issue: str | FakeIssue, comment_id: str, text: str) -> dict:
+        """A person edits their comment in the web UI: the body and both stamps change."""
+        with self.lock:
+            found = self._resolve(issue)
+            comment = next(c for c in found.comments if c["id"] == comment_id)
+            comment["body"] = plain_adf(text)
+            comment["updated"] = self._stamp(None)
+            found.updated = comment["updated"]
+            return comment
 
     def get(self, issue: str) -> FakeIssue:
         with self.lock:
@@ -572,6 +595,16 @@ class JiraFake(FakeService):
             },
             "description": issue.description,
             "labels": list(issue.labels),
+            # The search's comment field: the issue's comments, oldest first, as the comment API shows them.
+            "comment": {
+                "self": f"{base}{API}/issue/{issue.id}/comment",
+                "comments": [
+                    self.comment_json(issue, c, False) for c in sorted(issue.comments, key=lambda c: int(c["id"]))
+                ],
+                "maxResults": len(issue.comments),
+                "total": len(issue.comments),
+                "startAt": 0,
+            },
             "priority": {
                 "self": f"{base}{API}/priority/{PRIORITIES[issue.priority]}",
                 "iconUrl": f"{base}/",
@@ -607,6 +640,8 @@ class JiraFake(FakeService):
             "updated": self.time(comment["updated"]),
             "jsdPublic": True,
         }
+        if comment.get("visibility"):
+            out["visibility"] = dict(comment["visibility"])
         if with_properties:
             out["properties"] = [dict(p) for p in comment["properties"]]
         return out

@@ -118,6 +118,18 @@ class JiraWorld(TrackerWorld):
         self.fake.assign(self._id(key), by)
         self.fake.transition(self._id(key), "In Progress")
 
+    def comment(self, key: str, body: str, *, by: str = "Ada Novak", restricted_to: str | None = None) -> str:
+        """A comment as a person writes it in Jira; ``restricted_to`` a role that alone may read it."""
+        visibility = {"type": "role", "value": restricted_to} if restricted_to else None
+        return str(self.fake.comment(self._id(key), body, author=by, visibility=visibility)["id"])
+
+    def edit_comment(self, comment_id: str, body: str, *, by: str = "Ada Novak") -> None:
+        issue = next(i for i in self.fake.issues.values() if any(c["id"] == comment_id for c in i.comments))
+        self.fake.edit_comment_as_person(issue, comment_id, body)
+
+    def delete_comment(self, comment_id: str) -> None:
+        self.fake.delete_comment_as_person(comment_id)
+
     # -- what engineers see -------------------------------------------------------------------
 
     def view(self, key: str) -> IssueView:

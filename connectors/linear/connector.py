@@ -19,6 +19,7 @@ a crash, and keeps one comment per slot current with ``commentUpdate``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -61,7 +62,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.http import HttpClient, RateHeaders, RateRule, object_or_empty
-from syncd.records import Attachment, Issue, Ref, StateCategory, parse_time
+from syncd.records import Attachment, Issue, IssueRemark, Ref, StateCategory, parse_time
 from syncd.writes import AttachTicket, IssueDraft
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
@@ -169,13 +170,19 @@ class FeedCursor:
     since: datetime
     after: str | None = None
     hwm: datetime | None = None
+    # The comment feed's window, page cursor and high-water mark (only while comments are read).
+    c_since: datetime | None = None
+    c_after: str | None = None
+    c_hwm: datetime | None = None
 
     def dump(self) -> str:
         out: dict[str, Any] = {"since": iso(self.since)}
-        if self.after is not None:
-            out["after"] = self.after
-        if self.hwm is not None:
-            out["hwm"] = iso(self.hwm)
+        for name in ("after", "c_after"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        for name in ("hwm", "c_since", "c_hwm"):
+            if getattr(self, name) is not None:
+                out[name] = iso(getattr(self, name))
         return json.dumps(out, sort_keys=True)
 
     @classmethod
@@ -185,7 +192,14 @@ class FeedCursor:
             since = parse_time(data["since"])
             if since is None:
                 raise ValueError("empty since")
-            return cls(since, data.get("after"), parse_time(data.get("hwm")))
+            return cls(
+                since,
+                data.get("after"),
+                parse_time(data.get("hwm")),
+                parse_time(data.get("c_since")),
+                data.get("c_after"),
+                parse_time(data.get("c_hwm")),
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(
                 [
@@ -243,6 +257,7 @@ class LinearConnector(Tracker):
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
     write_batch = WRITE_BATCH
+    comment_feed = True  # SyncdComments after the issue feed: one request when idle
     config_model = LinearConfig
     config: LinearConfig
 
@@ -440,7 +455,8 @@ class LinearConnector(Tracker):
                     rejected.append(Rejected(_node_label(node), str(exc), node))
             if has_next:
                 after = end_cursor
-                yield Page(records, FeedCursor(since, after, hwm).dump(), done=False, rejected=rejected)
+                mid = dataclasses.replace(state, since=since, after=after, hwm=hwm)
+                yield Page(records, mid.dump(), done=False, rejected=rejected)
                 continue
             # The overlap re-reads what changed just before this poll, in case
             # the feed showed it late; once a poll is quiet for longer than the
@@ -448,8 +464,78 @@ class LinearConnector(Tracker):
             # does not re-read a burst of old changes forever.
             overlap = timedelta(seconds=self.config.overlap_seconds)
             next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
-            yield Page(records, FeedCursor(next_since).dump(), done=True, rejected=rejected)
+            final = dataclasses.replace(state, since=next_since, after=None, hwm=None)
+            if not self.read_comments:
+                yield Page(records, final.dump(), done=True, rejected=rejected)
+                return
+            yield Page(records, final.dump(), done=False, rejected=rejected)
+            yield from self._comment_pages(final)
             return
+
+    # -- the comment feed (the conversation mirror) ---------------------------------------
+
+    def _comment_pages(self, state: FeedCursor) -> Iterator[Page]:
+        """``comments(filter: {updatedAt: {gt: since}})``, oldest change first: one request when idle.
+
+        The first read starts now (earlier comments are not replayed); the window
+        closes on the newest change read, with the feed's overlap."""
+        overlap = timedelta(seconds=self.config.overlap_seconds)
+        polled_at = self.clock()
+        since = state.c_since or (polled_at - overlap)
+        after, hwm = state.c_after, state.c_hwm
+        while True:
+            flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
+            if self.config.teams:
+                flt["issue"] = {"team": {"key": {"in": list(self.config.teams)}}}
+            data = self._graphql(
+                "SyncdComments", q.COMMENTS, {"filter": flt, "first": self.config.page_size, "after": after}
+            )
+            conn = data.get("comments")
+            if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
+                raise PayloadError(self.name, "SyncdComments: expected comments.nodes to be a list", payload=data)
+            info = object_or_empty(conn.get("pageInfo"))
+            remarks = []
+            for node in conn["nodes"]:
+                remark = self._remark(node)
+                if remark is None:
+                    continue
+                if hwm is None or remark.updated_at > hwm:
+                    hwm = remark.updated_at
+                remarks.append(remark)
+            if info.get("hasNextPage") is True and isinstance(info.get("endCursor"), str):
+                after = info["endCursor"]
+                mid = dataclasses.replace(state, c_since=since, c_after=after, c_hwm=hwm)
+                yield Page([], mid.dump(), done=False, remarks=remarks)
+                continue
+            next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
+            final = dataclasses.replace(state, c_since=next_since, c_after=None, c_hwm=None)
+            yield Page([], final.dump(), done=True, remarks=remarks)
+            return
+
+    def _remark(self, node: Any) -> IssueRemark | None:
+        try:
+            issue = node["issue"]
+            created, updated = parse_time(node["createdAt"]), parse_time(node["updatedAt"])
+            if not isinstance(issue, dict) or created is None or updated is None:
+                return None  # a comment on a project or a document: not an issue's
+            user = node.get("user")
+            body = str(node.get("body") or "")
+            return IssueRemark(
+                id=str(node["id"]),
+                issue_key=str(issue.get("identifier") or ""),
+                issue_id=str(issue["id"]),
+                body=KEY_MARKER_RE.sub("", body).strip(),
+                created_at=created,
+                updated_at=updated,
+                author_id=str(user["id"]) if isinstance(user, dict) and user.get("id") else None,
+                author_name=(str(user.get("name") or "") or None) if isinstance(user, dict) else None,
+                url=str(node.get("url") or ""),
+                bot=not isinstance(user, dict),  # written by an integration, not a person
+                markers=find_markers(body),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            log.warning("skipping a malformed comment in the comment feed", connector=self.name)
+            return None
 
     def _feed_filter(self, since: datetime) -> dict[str, Any]:
         flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
@@ -581,7 +667,8 @@ class LinearConnector(Tracker):
             "metadata": {"syncd": key},
         }
 
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
+        """``customer_data``: the body names a customer; a team or project here is never public."""
         text = self._comment_text(body, key)
         data = self._graphql(
             "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_id, "body": text}}, mutation=True

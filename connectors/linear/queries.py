@@ -44,6 +44,18 @@ query SyncdIssues($filter: IssueFilter!, $first: Int!, $after: String) {
     + ISSUE_FIELDS
 )
 
+# The conversation mirror's comment feed: comments made or edited since the window,
+# oldest change first (an edit does not move its issue's updatedAt, so the issue feed
+# alone would miss it). A comment whose user is null was written by an integration.
+COMMENTS = """
+query SyncdComments($filter: CommentFilter!, $first: Int!, $after: String) {
+  comments(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
+    nodes { id body url createdAt updatedAt issue { id identifier url } user { id name } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
 ISSUE = (
     """
 query SyncdIssue($id: String!) {

@@ -27,6 +27,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Iterator, Literal
@@ -324,6 +325,18 @@ class ZendeskConnector(Helpdesk):
 
     def find_marker(self, ticket_id: str, key: str) -> bool:
         return any(key in c.markers for c in self._iter_comments(ticket_id, newest_first=True))
+
+    @functools.cached_property
+    def _agent_names(self) -> dict[str, str | None]:
+        return {}
+
+    def agent_name(self, user_id: str) -> str | None:
+        """``GET /api/v2/users/{user_id}``, once per agent per process (a mirrored note names its author)."""
+        if user_id not in self._agent_names:
+            body = self._get(f"/api/v2/users/{_numeric(user_id)}", endpoint="GET /api/v2/users/{user_id}")
+            user = object_or_empty(body.get("user"))
+            self._agent_names[user_id] = str(user.get("name") or "") or None
+        return self._agent_names[user_id]
 
     def _iter_comments(self, ticket_id: str, *, newest_first: bool) -> Iterator[Comment]:
         """Comments page by page; callers stop early and save the rest."""

@@ -165,6 +165,14 @@ class TrackerWorld(ServiceWorld):
         """An engineer assigns the issue to themself and starts it."""
         raise NotImplementedError
 
+    def comment(self, key: str, body: str, *, by: str = "Ada Novak") -> str:
+        """Someone comments on the issue (a person, or a bot by its account name); returns the comment's id."""
+        raise NotImplementedError
+
+    def edit_comment(self, comment_id: str, body: str, *, by: str = "Ada Novak") -> None:
+        """Someone edits a comment."""
+        raise NotImplementedError
+
     def key(self, short: str) -> str:
         """The issue key for a seed's short key (any other key as it is)."""
         if self.result is not None and short in self.result.keys(self.kind):

@@ -25,10 +25,13 @@ from pathlib import Path
 import pytest
 
 from mappings.calendar import ALWAYS
+from mappings.conversation import ConversationRule
+from mappings.conversation_plan import IssueSide, MirrorTarget, plan_agent_note, plan_remark
 from mappings.files import (
     CRITERION_MODELS,
     EXAMPLES,
     CalendarModel,
+    ConversationModel,
     EscalateModel,
     LinksModel,
     MatchModel,
@@ -75,7 +78,19 @@ from mappings.stages import IssueView, Observation, OwnerGap, StageSpan, compute
 from mappings.templates import DEFAULTS
 from syncd.app import tracker_kinds
 from syncd.errors import ConfigError
-from syncd.records import Customer, Issue, Link, Organization, Promise, Ref, Stage, StateCategory, Ticket
+from syncd.records import (
+    Comment,
+    Customer,
+    Issue,
+    IssueRemark,
+    Link,
+    Organization,
+    Promise,
+    Ref,
+    Stage,
+    StateCategory,
+    Ticket,
+)
 from syncd.writes import TicketUpdate
 
 NOW = datetime(2026, 4, 2, 10, 0, tzinfo=timezone.utc)  # Thursday noon in Berlin, before Easter
@@ -109,6 +124,17 @@ APPS_TEMPLATES = (
     '[templates.apps]\nlinked = "Apps: {issue_key}"\n\n[templates.default]\n',
 )
 BASE_EDITS = [("routes.toml", CATCH_ALL, EXTRA_ROUTES + CATCH_ALL)]
+CONVERSATION = '[routes.product.conversation]\ndirection = "both"\nprefix = "#eng"\nignore = ["ci-bot"]\n'
+# The example shows the rule commented out (off by default); the cases switch it on.
+CONVERSATION_OFF = "".join("# " + line + "\n" for line in CONVERSATION.splitlines())
+CONVERSATION_ON = [("routes.toml", CONVERSATION_OFF, CONVERSATION)]
+
+
+def conversation_case(key: str, text: str, replacement: str) -> Case:
+    """The rule switched on before and after, one key of it changed after."""
+    return Case(
+        key, [("routes.toml", CONVERSATION_OFF, CONVERSATION.replace(text, replacement))], before=CONVERSATION_ON
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,14 @@ CASES = [
     Case("routes.severity.field", [("mobile", SEVERITY_LINE, SEVERITY_LINE.replace(SEVERITY, "36000000099"))]),
     Case("routes.severity.order", [("mobile", '["sev1", "sev2", "sev3", "sev4"]', '["sev4", "sev3", "sev2", "sev1"]')]),
     Case("routes.labels", [("mobile", 'labels = ["Bug", "Customer"]', 'labels = ["Customer"]')]),
+    Case("routes.conversation", CONVERSATION_ON),
+    conversation_case("routes.conversation.direction", 'direction = "both"', 'direction = "to_issue"'),
+    conversation_case("routes.conversation.prefix", 'prefix = "#eng"', 'prefix = "#dev"'),
+    conversation_case("routes.conversation.tag", 'prefix = "#eng"', 'prefix = "#eng"\ntag = "escalated"'),
+    conversation_case("routes.conversation.agents", 'prefix = "#eng"', 'prefix = "#eng"\nagents = ["a9"]'),
+    conversation_case("routes.conversation.engineers", 'prefix = "#eng"', 'prefix = "#eng"\nengineers = ["x"]'),
+    conversation_case("routes.conversation.ignore", 'ignore = ["ci-bot"]', "ignore = []"),
+    conversation_case("routes.conversation.max_length", 'prefix = "#eng"', 'prefix = "#eng"\nmax_length = 80'),
     Case("links.trackers", [insert_after("routes.toml", "[links]\n", 'trackers = ["linear"]\n')]),
     Case("links.fields", [("routes.toml", "fields = []", 'fields = ["36000000030"]')]),
     # -- stages.toml
@@ -322,6 +356,7 @@ def documented_keys() -> set[str]:
     keys |= {f"routes.match.{k}" for k in MatchModel.model_fields}
     keys |= {f"routes.escalate.{k}" for k in EscalateModel.model_fields}
     keys |= {f"routes.severity.{k}" for k in SeverityModel.model_fields}
+    keys |= {f"routes.conversation.{k}" for k in ConversationModel.model_fields}
     keys |= {f"links.{k}" for k in LinksModel.model_fields}
     keys |= {f"stages.{k}" for k in StagesModel.model_fields}
     keys |= {f"states.{k}" for k in StateMapModel.model_fields}
@@ -482,6 +517,7 @@ def outcome(m: Mappings) -> dict[str, object]:
             continue
         kinds = [TRACKERS[i.ref.connector] for i in linked]
         o["issue_stage"] = [issue_view(i, k, route, None)[0].stage for i, k in zip(linked, kinds)]
+        o["conversation"] = conversation(t, route.conversation, linked)
         o["flagged"] = route.is_flagged(t)
         o["acceptance"] = route.acceptance(t).missing
         o["severity"] = route.severity(t)
@@ -549,6 +585,25 @@ def outcome(m: Mappings) -> dict[str, object]:
         record = FollowUpRecord(t.ref, t.key, route.name, (StageSpan(Stage.WAITING, NOW - timedelta(days=20)),))
         review = build_review([record], [], now=NOW, rules={route.name: rule})
         o["stale"] = [(f.ticket, f.detail) for f in review.stale]
+    return out
+
+
+def conversation(t: Ticket, rule: ConversationRule, linked: list[Issue]) -> list[object]:
+    """What crosses between the ticket and its first issue: engineers' and a bot's comments, agents' notes."""
+    first = linked[0]
+    remarks = [
+        IssueRemark("c1", first.key, "Fixed in 4.2.\n\n" + "More detail. " * 20, NOW, NOW, "e1", "Ravi Patel"),
+        IssueRemark("c2", first.key, "build passed", NOW, NOW, "b1", "ci-bot"),
+    ]
+    target = [MirrorTarget(t, rule, NOW - timedelta(days=1))]
+    out: list[object] = [plan_remark(r, first, None, target).actions for r in remarks]
+    notes = [
+        Comment("n1", "#eng only on Safari", False, "a1", NOW),
+        Comment("n2", "#dev only on Firefox", False, "a1", NOW),
+        Comment("n3", "a plain internal note", False, "a1", NOW),
+    ]
+    sides = [IssueSide(i) for i in linked]
+    out += [plan_agent_note(n, t, rule, NOW - timedelta(days=1), sides, "Ada Novak").actions for n in notes]
     return out
 
 

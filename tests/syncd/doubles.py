@@ -227,7 +227,7 @@ class MemoryTracker(_InMemory, Tracker):
     def get_issue(self, ref: str) -> Issue:
         return self._find(ref)
 
-    def add_comment(self, issue_id: str, body: str, key: str) -> WriteResult:
+    def add_comment(self, issue_id: str, body: str, key: str, *, customer_data: bool = False) -> WriteResult:
         issue = self._find(issue_id)
         self.writes.append(("comment", issue_id, key))
         text = f"{body}\n\n[{marker_token(key)}]"

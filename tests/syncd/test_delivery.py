@@ -123,7 +123,7 @@ class ScriptedTracker(Scripted, Tracker):
     def get_issue(self, ref):
         raise NotImplementedError
 
-    def add_comment(self, issue_id, body, key):
+    def add_comment(self, issue_id, body, key, *, customer_data=False):
         return self._write(issue_id, key)
 
     def attach_ticket(self, issue_id, url, title, subtitle, key):

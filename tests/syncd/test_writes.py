@@ -16,6 +16,8 @@ from syncd.writes import (
     FollowUpTicket,
     IssueComment,
     MakeOpaque,
+    MirrorComment,
+    MirrorNote,
     TicketUpdate,
     UpsertComment,
     kind_of,
@@ -47,7 +49,21 @@ EXAMPLES = [
     ),
     UpsertComment("demand", "3 customers wait", customer_data=True),
     MakeOpaque("ENG", "ENG-9", {"demand": "opaque"}, {"key": "k", "private": None, "public": None}),
+    MirrorNote("Ada on ENG-8:\nfixed", "linear:u1", "c9", "ENG-8", "Ada"),
+    MirrorComment("From support (T-1):\n\nonly on Safari", True, "42", "n1", "Priya"),
 ]
+
+
+def test_mirrored_writes_say_what_crossed_and_which_may_name_a_customer():
+    note, comment = EXAMPLES[8], EXAMPLES[9]
+    assert isinstance(note, MirrorNote) and isinstance(comment, MirrorComment)
+    assert note.describe("1") == "mirrored Ada's comment on ENG-8: Ada on ENG-8:"
+    assert note.update() == TicketUpdate(note="Ada on ENG-8:\nfixed")
+    held = MirrorNote("not copied", "github:2", "n1", "acme/sdk#3", held=True)
+    assert held.describe("1").startswith("held an agent's note (not copied to acme/sdk#3)")
+    assert note.repeats() and comment.repeats()
+    assert not comment.private_form(None)  # composed for a public place
+    assert MirrorComment("Priya on #42", False).private_form(None)
 
 
 def test_every_kind_has_an_example_and_a_unique_op():
@@ -94,7 +110,14 @@ def test_an_action_carries_the_op_and_the_payload():
 
 def test_writes_that_would_show_twice_are_checked_before_their_first_send():
     shows_twice = [w for w in EXAMPLES if w.repeats()]
-    assert {type(w) for w in shows_twice} == {TicketUpdate, FollowUpTicket, IssueComment, CreateIssue}
+    assert {type(w) for w in shows_twice} == {
+        TicketUpdate,
+        FollowUpTicket,
+        IssueComment,
+        CreateIssue,
+        MirrorNote,
+        MirrorComment,
+    }
     assert not TicketUpdate(add_tags=("a",), fields={"1": "x"}).repeats()  # the same tags and fields twice: no harm
 
 

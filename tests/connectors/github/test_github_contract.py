@@ -304,3 +304,62 @@ def test_opaque_rewrite_requests_conform(github_contract):
         "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
         "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
     } <= set(seen)
+
+
+@responses.activate
+def test_comment_feed_requests_conform(github_contract):
+    """The conversation mirror's read: the repository's comment list, its next page, the idle 304."""
+    repo = "acme/web"
+    responses.add(
+        responses.GET, f"{API}/repos/{repo}", json={"private": True, "visibility": "private"}, headers={"ETag": '"r"'}
+    )
+    responses.add(responses.GET, f"{API}/repos/{repo}/issues", json=[], headers={"ETag": '"i"'})
+    comment = {
+        "id": 5,
+        "issue_url": f"{API}/repos/{repo}/issues/9",
+        "body": "fixed",
+        "user": {"login": "ada", "id": 1, "type": "User"},
+        "created_at": "2024-05-01T10:00:00Z",
+        "updated_at": "2024-05-01T10:00:00Z",
+    }
+    responses.add(
+        responses.GET,
+        f"{API}/repos/{repo}/issues/comments",
+        json=[comment],
+        headers={"ETag": '"c"', "Link": f'<{API}/repositories/7/issues/comments?per_page=100&page=2>; rel="next"'},
+    )
+    responses.add(responses.GET, f"{API}/repositories/7/issues/comments", json=[{**comment, "id": 6}])
+    c = connector(API, repo)
+    c.read_comments = True
+    pages = list(c.poll(None))
+    assert [r.id for p in pages for r in p.remarks] == ["5", "6"]
+    seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
+    assert "GET /repos/{owner}/{repo}/issues/comments" in seen
+
+
+def test_the_fakes_repository_comment_list_conforms(github_contract):
+    """What the sandbox answers to the comment feed's request is what GitHub's description allows."""
+    import requests
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.github.fake import SANDBOX_GITHUB_TOKEN, GitHubFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = GitHubFake()
+    fake.create_repo("acme/web", private=True)
+    issue = fake.create_issue("acme/web", "crash")
+    fake.comment(issue, "fixed in 4.2", user="ada")
+    fake.comment(issue, "build passed", user="ci-bot")
+    with Sandbox([fake]):
+        path = "/repos/acme/web/issues/comments?since=2000-01-01T00%3A00%3A00Z&sort=updated&direction=asc&per_page=100"
+        answer = requests.get(
+            fake.base_url + path, headers={"Authorization": f"Bearer {SANDBOX_GITHUB_TOKEN}"}, timeout=5
+        )
+    request = answer.request.copy()
+    request.url = "http://contract.invalid" + path
+    github_contract.validate(request)
+    github_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+    assert [(c["body"], c["user"]["type"]) for c in answer.json()] == [
+        ("fixed in 4.2", "User"),
+        ("build passed", "Bot"),
+    ]

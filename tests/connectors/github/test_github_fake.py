@@ -367,3 +367,44 @@ def test_an_issue_the_feed_read_with_no_comment_gets_syncds_comment_without_a_sc
     assert fake.counts["GET /repos/{owner}/{repo}/issues/{number}/comments"] == 1  # it may hold syncd's
     (comment,) = fake.comments_of(bare)
     assert "Linked support tickets: 1" in comment.body
+
+
+def test_the_repository_comment_list_filters_sorts_and_pages(fake):
+    issue = fake.create_issue("acme/web", "crash")
+    other = fake.create_issue("acme/sdk", "elsewhere")
+    comments = [fake.comment(issue, f"c{n}", user="dev") for n in range(3)]
+    fake.comment(other, "not this repository", user="dev")
+    listed = get(fake, "/repos/acme/web/issues/comments", params={"per_page": 2, "sort": "updated"})
+    assert [c["body"] for c in listed.json()] == ["c0", "c1"]
+    assert listed.json()[0]["issue_url"].endswith(f"/repos/acme/web/issues/{issue.number}")
+    nxt = listed.links["next"]["url"]
+    assert "/repositories/" in nxt and "/issues/comments?" in nxt
+    assert [c["body"] for c in get(fake, nxt.replace(fake.base_url, "")).json()] == ["c2"]
+    since = get(fake, "/repos/acme/web/issues/comments", params={"since": "2999-01-01T00:00:00Z"})
+    assert since.json() == []
+    assert get(fake, "/repos/acme/web/issues/comments", params={"sort": "size"}).status_code == 422
+    etag = get(fake, "/repos/acme/web/issues/comments").headers["ETag"]
+    idle = get(fake, "/repos/acme/web/issues/comments", headers={"If-None-Match": etag})
+    assert idle.status_code == 304
+    fake.edit_comment(comments[0], "c0 edited", user="dev")
+    assert get(fake, "/repos/acme/web/issues/comments", headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_an_idle_comment_feed_is_one_free_request_per_repository(fake):
+    issue = fake.create_issue("acme/web", "crash")
+    c = connector(fake, repos=("acme/web",))
+    c.read_comments = True
+    cursor = None
+    for _ in range(3):  # the first read, the settling read, then idle
+        for page in c.poll(cursor):
+            cursor = page.cursor
+    fake.comment(issue, "a new finding", user="dev")
+    remarks = [r for p in c.poll(cursor) for r in p.remarks]
+    assert [r.body for r in remarks] == ["a new finding"]
+    cursor = [p.cursor for p in c.poll(cursor)][-1]  # the window moved: one settling read
+    fake.reset_counts()
+    remaining = fake.rate_remaining
+    pages = list(c.poll(cursor))
+    assert [p.remarks for p in pages] == [[]]
+    assert fake.counts == {"GET /repos/{owner}/{repo}/issues": 1, "GET /repos/{owner}/{repo}/issues/comments": 1}
+    assert fake.rate_remaining == remaining

@@ -399,3 +399,44 @@ def test_an_issue_key_an_agent_puts_in_the_link_attribute_links_the_ticket(world
         assert [(r.issue.id, r.origin) for r in links] == [(world.issues["csv"]["id"], "field")]
     finally:
         app.close()
+
+
+def test_the_conversation_crosses_with_intercom_as_the_helpdesk(world, tmp_path):
+    """The conversation mirror through the Helpdesk contract alone: Intercom notes and Linear comments."""
+    (tmp_path / "mappings" / "routes.toml").write_text(
+        '[routes.all]\ntracker = "linear"\nteam = "ENG"\n\n'
+        '[routes.all.conversation]\ndirection = "both"\nprefix = "#eng"\n'
+    )
+    ticket, key = world.seed["tickets"]["sso"], world.keys["sso"]
+    app = world.app()
+    try:
+        assert app.engine.cycle().ok  # first sync: linked, and the rule is switched on now
+        world.clock.advance(minutes=1)
+        comment = world.linear.add_comment(world.issues["sso"], "Fixed in 4.2, re-run with --chunked", user=world.ada)
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        mirrored = [n for n in world.syncd_notes(ticket) if "Fixed in 4" in n]
+        assert len(mirrored) == 1 and mirrored[0].startswith(f"Ada Novak on {key}:")
+
+        world.linear.edit_comment(comment["id"], "Fixed in 4.3")
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        assert [n for n in world.syncd_notes(ticket) if "Fixed in 4" in n][1].startswith(
+            f"Ada Novak edited their comment on {key}:"
+        )
+
+        world.intercom.admin_note(ticket, "<p>#eng Only on Safari 17</p>", admin_id=world.seed["agents"]["Priya Raman"])
+        world.clock.advance(minutes=1)
+        assert app.engine.cycle().ok
+        bodies = [c["body"] for c in world.linear.comments.values() if c["issueId"] == world.issues["sso"]["id"]]
+        crossed = [b for b in bodies if "Only on Safari 17" in b]
+        assert len(crossed) == 1 and "Priya Raman on Intercom ticket" in crossed[0]
+
+        counts = (len(world.intercom.notes(ticket)), len(bodies))
+        for _ in range(5):
+            world.clock.advance(minutes=1)
+            assert app.engine.cycle().ok
+        bodies = [c["body"] for c in world.linear.comments.values() if c["issueId"] == world.issues["sso"]["id"]]
+        assert (len(world.intercom.notes(ticket)), len(bodies)) == counts
+    finally:
+        app.close()

@@ -259,3 +259,41 @@ def test_the_fakes_project_and_createmeta_answers_conform(jira_contract):
     assert [t["name"] for t in page["issueTypes"]] == ["Task", "Epic"] and page["total"] == 3
     missing = answers["/rest/api/3/project/NOPE"]
     assert missing.status_code == 404 and missing.json()["errorMessages"]
+
+
+def test_the_search_with_comments_and_the_fakes_answer_conform(jira_contract):
+    """The conversation mirror's read: fields=comment in the feed's search; the fake's answer
+    (comments with a restricted one) is what Jira's description allows, and the connector reads it."""
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.jira.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, JiraFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = JiraFake(projects={"ENG": "Engineering"})
+    issue = fake.create_issue("ENG", "Export fails")
+    fake.comment(issue, "Fixed in 4.2", author="Ada Novak")
+    fake.comment(issue, "Team only", author="Ada Novak", visibility={"type": "role", "value": "Developers"})
+    with Sandbox([fake]):
+        body = {"jql": "project in (ENG) ORDER BY updated ASC", "fields": ["summary", "updated", "comment"]}
+        answer = requests.post(
+            fake.base_url + "/rest/api/3/search/jql", json=body, auth=(SANDBOX_EMAIL, SANDBOX_TOKEN), timeout=5
+        )
+        request = answer.request.copy()
+        request.url = "http://contract.invalid/rest/api/3/search/jql"
+        jira_contract.validate(request)
+        jira_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+        block = answer.json()["issues"][0]["fields"]["comment"]
+        assert block["total"] == 2 and block["comments"][1]["visibility"] == {"type": "role", "value": "Developers"}
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(f"{BASE}/rest/api/3/myself", json={"accountId": "1", "timeZone": "UTC"})
+            raw = answer.json()["issues"][0]
+            raw["fields"].update(ISSUE["fields"])
+            rsps.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [raw], "isLast": True})
+            jira = connector()
+            jira.read_comments = True
+            remarks = [r for page in jira.poll(None) for r in page.remarks]
+            assert [(r.body, r.private) for r in remarks] == [("Fixed in 4.2", False), ("Team only", True)]
+            search = next(c for c in rsps.calls if c.request.url.endswith("/search/jql"))
+            assert "comment" in json.loads(search.request.body)["fields"]
+            assert_calls_conform(rsps.calls, jira_contract)

@@ -58,7 +58,30 @@ def tour(**config) -> list[dict]:
         conn.check_objects(CheckTargets())
         api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
         api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
-        list(conn.poll(None))
+        # the conversation mirror's comment feed, read after the issues when a rule asks
+        api.data(
+            "SyncdComments",
+            {
+                "comments": {
+                    "nodes": [
+                        {
+                            "id": "c9",
+                            "body": "fixed in 4.2",
+                            "url": "https://linear.app/acme/issue/ENG-1#comment-c9",
+                            "createdAt": "2025-06-01T00:00:00.000Z",
+                            "updatedAt": "2025-06-01T00:00:00.000Z",
+                            "issue": {"id": "i", "identifier": "ENG-1", "url": "https://linear.app/acme/issue/ENG-1"},
+                            "user": {"id": "u7", "name": "Ada"},
+                        }
+                    ],
+                    "pageInfo": {"hasNextPage": False, "endCursor": None},
+                }
+            },
+        )
+        conn.read_comments = True
+        remarks = [r for page in conn.poll(None) for r in page.remarks]
+        assert [(r.id, r.issue_key, r.author_name) for r in remarks] == [("c9", "ENG-1", "Ada")]
+        conn.read_comments = False
         api.data("SyncdIssue", {"issue": node(1, "2025-06-01T00:00:00.000Z")})
         conn.get_issue("ENG-1")
         api.data("SyncdCommentCreate", {"commentCreate": {"success": True, "comment": {"id": "c"}}})

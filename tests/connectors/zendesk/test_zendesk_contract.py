@@ -314,3 +314,13 @@ def test_check_objects_request_and_the_fakes_answer_conform(zendesk_contract):
     request = answer.request.copy()
     request.url = "http://contract.invalid/api/v2/ticket_fields"
     zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+@responses.activate
+def test_an_agents_name_is_read_once_and_the_request_conforms(zendesk_contract):
+    """The conversation mirror names the agent whose note crosses: Show User, once per agent."""
+    responses.get(f"{BASE}/api/v2/users/7", json={"user": {"id": 7, "name": "Priya Raman", "role": "agent"}})
+    zd = connector()
+    assert zd.agent_name("7") == "Priya Raman"
+    assert zd.agent_name("7") == "Priya Raman"
+    assert assert_calls_conform(responses.calls, zendesk_contract) == ["GET /api/v2/users/{user_id}"]
