@@ -697,13 +697,14 @@ class Engine:
     def _linked_tickets(self, ticket_refs: list[Ref]) -> list[LinkedTicket]:
         """Each ticket with the current snapshots of every issue it is linked to."""
         tickets = self.store.get_snapshots(ticket_refs)
+        links = self.store.links_for_tickets(ticket_refs)
+        issues = self.store.get_snapshots({row.issue: None for rows in links.values() for row in rows})
         out = []
         for ref in ticket_refs:
             ticket = tickets.get(ref)
             if ticket is None:
                 continue
-            issue_refs = [row.issue for row in self.store.links_for_ticket(ref)]
-            issues = self.store.get_snapshots(issue_refs)
+            issue_refs = [row.issue for row in links[ref]]
             out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
         return out
 

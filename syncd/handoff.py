@@ -78,6 +78,7 @@ from syncd.records import (
     parse_time,
     utc,
 )
+from syncd.store import LinkRow
 from syncd.writes import Action, CreateIssue, FollowUpTicket, TicketUpdate, stored
 
 log = structlog.get_logger("syncd.handoff")
@@ -132,6 +133,8 @@ class Handoff:
         """
         writes = work.take_writes()
         snapshots = self.store.get_snapshots(tickets)
+        # The page's links, read once for the stages.
+        links = self.store.links_for_tickets(snapshots)
         queued = 0
         demand: dict[Ref, None] = {}
         for ref in dict.fromkeys(tickets):
@@ -145,20 +148,30 @@ class Handoff:
                 prev if isinstance(prev, Ticket) else None,
                 None if comments is None else comments.get(ref, []),
                 writes.get(ref),
+                links[ref],
             )
-            demand.update((row.issue, None) for row in self.store.links_for_ticket(ref))
+        # The issues of these tickets, as linked now (read again: a plan of the loop may have linked one).
+        handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
+        for rows in self.store.links_for_tickets(handed).values():
+            demand.update((row.issue, None) for row in rows)
         queued += self.update_demand(work, list(demand))
         return queued
 
     def _one(
-        self, work: PageWork, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, host: Action | None
+        self,
+        work: PageWork,
+        ticket: Ticket,
+        prev: Ticket | None,
+        comments: list[Comment] | None,
+        host: Action | None,
+        links: list[LinkRow],
     ) -> int:
         ref = ticket.ref
         meta = self.store.get_meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
         told, reopened = self._told_and_reopened(ticket, prev, comments, meta)
         route = self.mappings.route_for(ticket)
-        views = self._issue_views(ref, route)
+        views = self._issue_views(ref, route, links)
         cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
         stored = self.store.stage_history(ref)
         result = follow_up_stage(
@@ -307,9 +320,11 @@ class Handoff:
             self.store.set_meta(ticket.ref, reopened_at=reopened)
         return told, reopened
 
-    def _issue_views(self, ticket: Ref, route: Route | None) -> list[IssueView]:
-        """The ticket's linked issues as the stage sees them; remembers when each entered its stage."""
-        refs = [row.issue for row in self.store.links_for_ticket(ticket)]
+    def _issue_views(self, ticket: Ref, route: Route | None, links: list[LinkRow] | None = None) -> list[IssueView]:
+        """The ticket's linked issues as the stage sees them (``links``: its active links, when
+        the caller read them already); remembers when each entered its stage."""
+        rows = self.store.links_for_ticket(ticket) if links is None else links
+        refs = [row.issue for row in rows]
         issues = self.store.get_snapshots(refs)
         views = []
         for ref in refs:

@@ -92,6 +92,13 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@functools.lru_cache(maxsize=2048)
+def _snapshot(data: str) -> Ticket | Issue:
+    """A stored snapshot's record, decoded once per distinct text (records are frozen:
+    planning reads the same issue for each of its linked tickets, and decoding dominates)."""
+    return from_dict(json.loads(data))
+
+
 def _ref(connector: str | None, ident: str | None) -> Ref | None:
     return None if connector is None or ident is None else Ref(connector, ident)
 
@@ -175,8 +182,10 @@ def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
+@functools.lru_cache(maxsize=4096)
 def _stamp(text: str) -> datetime:
-    """A time from a NOT NULL column (parse_time answers None only for an empty one)."""
+    """A time from a NOT NULL column (parse_time answers None only for an empty one).
+    Cached: the rows of one page repeat the same times."""
     value = parse_time(text)
     if value is None:
         raise StoreUnusable(f"an empty time where one is required: {text!r}")
@@ -750,7 +759,7 @@ class Store:
     @_reads
     def get_snapshot(self, ref: Ref) -> Ticket | Issue | None:
         rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND id = ?", [ref.connector, ref.id])
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return _snapshot(rows[0][0]) if rows else None
 
     @_reads
     def get_snapshots(self, refs: Iterable[Ref]) -> dict[Ref, Ticket | Issue]:
@@ -761,7 +770,7 @@ class Store:
             "AND s.id = json_extract(j.value, '$[1]')",
             [_refs_json(refs)],
         )
-        return {Ref(c, i): from_dict(json.loads(data)) for c, i, data in rows}
+        return {Ref(c, i): _snapshot(data) for c, i, data in rows}
 
     @_writes
     def put_snapshot(self, record: Ticket | Issue) -> bool:
@@ -1036,6 +1045,22 @@ class Store:
         for r in rows:
             link = _link_row(r)
             out[link.issue].append(link)
+        return out
+
+    @_reads
+    def links_for_tickets(self, refs: Iterable[Ref], active: bool = True) -> dict[Ref, list[LinkRow]]:
+        """Links of many tickets in one query; every ref asked for is a key."""
+        out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
+        rows = self._q(
+            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
+            "ON l.ticket_connector = json_extract(j.value, '$[0]') "
+            "AND l.ticket_id = json_extract(j.value, '$[1]')"
+            f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
+            [_refs_json(out)],
+        )
+        for r in rows:
+            link = _link_row(r)
+            out[link.ticket].append(link)
         return out
 
     @_reads

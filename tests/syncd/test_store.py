@@ -681,6 +681,36 @@ def test_bulk_lookups_are_one_query_for_2000_refs(store):
     assert store.get_snapshots([]) == {} and store.links_for_issues([]) == {}
 
 
+def test_links_of_many_tickets_are_one_query(store):
+    issues = [issue(f"u{i}", f"ENG-{i}") for i in range(3)]
+    tickets = [ticket(str(i)) for i in range(1500)]
+    with store.transaction():
+        for n, rec in enumerate(tickets):
+            store.add_link(Link(rec.ref, issues[n % 3].ref, "comment"))
+            if n % 2 == 0:
+                store.add_link(Link(rec.ref, issues[(n + 1) % 3].ref, "tag"))
+        store.end_link(tickets[0].ref, issues[0].ref, "gone")
+    wanted = [t.ref for t in tickets] + [Ref("zendesk", "never-seen")]
+
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    links = store.links_for_tickets(wanted)
+    store._conn.set_trace_callback(None)
+
+    assert len(statements) == 1
+    assert list(links) == wanted  # every ref asked for, in the order asked
+    assert [row.issue for row in links[tickets[0].ref]] == [issues[1].ref]
+    assert [row.issue for row in links[tickets[1].ref]] == [issues[1].ref]
+    assert [row.issue for row in links[tickets[2].ref]] == [issues[2].ref, issues[0].ref]
+    assert links[Ref("zendesk", "never-seen")] == []
+    assert [row.issue for row in store.links_for_tickets([tickets[0].ref], active=False)[tickets[0].ref]] == [
+        issues[0].ref,
+        issues[1].ref,
+    ]
+    assert all(links[t.ref] == store.links_for_ticket(t.ref) for t in tickets[:50])
+    assert store.links_for_tickets([]) == {}
+
+
 def test_stats_for_syncd_status(store, db_path):
     store.put_snapshot(ticket("1"))
     store.put_snapshot(issue("a", "ENG-1"))
