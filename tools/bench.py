@@ -315,12 +315,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--handoff", action="store_true", help="turn the handoff on (a [stages] mapping set) to measure what it adds"
     )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="only time a change in the tracker to its note on the ticket, with and without webhook doorbells",
+    )
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+    if args.latency:
+        from tools.bench_latency import latency
+
+        latency(lambda text: print(text, flush=True))
+        return 0
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         bench(size, handoff=args.handoff)
     return 0

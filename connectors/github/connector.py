@@ -84,6 +84,7 @@ from connectors.base import (
     Rejected,
     StateRule,
     Tracker,
+    WebhookSignature,
     WriteResult,
     find_markers,
     marker_token,
@@ -329,6 +330,8 @@ class GitHubRule(StateRule):
 class GitHubConnector(Tracker):
     kind = "github"
     display_name = "GitHub"
+    # GitHub signs each webhook with its secret: "sha256=" and the hex HMAC-SHA256 of the body (no time).
+    webhook = WebhookSignature("X-Hub-Signature-256", prefix="sha256=")
     fake = "connectors.github.fake:GitHubFake"
     state_rule_model = GitHubRule
     team_pattern = (r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$", 'a repository "owner/name"')
