@@ -909,6 +909,20 @@ class Store:
         rows = self._q("SELECT data FROM record_meta WHERE connector = ? AND id = ?", [ref.connector, ref.id])
         return json.loads(rows[0][0]) if rows else {}
 
+    @_reads
+    def get_metas(self, refs: Iterable[Ref]) -> dict[Ref, dict[str, Any]]:
+        """:meth:`get_meta` of many records in one query; every ref asked for is a key ({} if none)."""
+        out: dict[Ref, dict[str, Any]] = {ref: {} for ref in refs}
+        rows = self._q(
+            "SELECT m.connector, m.id, m.data FROM json_each(?) AS j "
+            "JOIN record_meta AS m ON m.connector = json_extract(j.value, '$[0]') "
+            "AND m.id = json_extract(j.value, '$[1]')",
+            [_refs_json(out)],
+        )
+        for connector, ident, data in rows:
+            out[Ref(connector, ident)] = json.loads(data)
+        return out
+
     @_writes
     def set_meta(self, ref: Ref, **values: Any) -> dict[str, Any]:
         """Merge ``values`` into the record's bookkeeping; a value of None removes

@@ -711,6 +711,22 @@ def test_links_of_many_tickets_are_one_query(store):
     assert store.links_for_tickets([]) == {}
 
 
+def test_bookkeeping_of_many_records_is_one_query(store):
+    refs = [Ref("zendesk", str(i)) for i in range(1200)]
+    with store.transaction():
+        for n, ref in enumerate(refs):
+            if n % 3 == 0:
+                store.set_meta(ref, last_comment_id=str(n), tags_unseen=True)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    metas = store.get_metas(refs + [Ref("linear", "0")])
+    store._conn.set_trace_callback(None)
+    assert len(statements) == 1
+    assert all(metas[ref] == store.get_meta(ref) for ref in refs)
+    assert metas[refs[3]] == {"last_comment_id": "3", "tags_unseen": True} and metas[refs[4]] == {}
+    assert metas[Ref("linear", "0")] == {} and store.get_metas([]) == {}
+
+
 def test_stats_for_syncd_status(store, db_path):
     store.put_snapshot(ticket("1"))
     store.put_snapshot(issue("a", "ENG-1"))
