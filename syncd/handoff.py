@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import structlog
 
@@ -85,6 +85,8 @@ log = structlog.get_logger("syncd.handoff")
 
 AGENT_NOTES_KEPT = 5  # the agent's latest internal notes remembered per ticket
 AGENT_NOTE_CHARS = 4000
+# Follow-ups the owner-gap sweep reads from the store at a time.
+SWEEP_PAGE = 500
 OWNER_SWEEP_EVERY = timedelta(minutes=5)  # issues that outlive the triage SLA without a change
 BROKEN_TAG = "syncd_promise_broken"
 
@@ -598,10 +600,20 @@ class Handoff:
             )
         return plans
 
+    def _active_histories(self) -> Iterator[tuple[Ref, list[tuple[Stage, datetime]]]]:
+        """The stage histories of active follow-ups, read a page at a time (never all at once)."""
+        after: Ref | None = None
+        while True:
+            page = self.store.stage_histories_page(after, SWEEP_PAGE, [s.value for s in ACTIVE])
+            yield from page
+            if len(page) < SWEEP_PAGE:
+                return
+            after = page[-1][0]
+
     def _sweep_owner_gaps(self, work: PageWork) -> int:
         """Active follow-ups whose issue went unassigned past the triage SLA with nothing changing."""
         queued = 0
-        for ref, history in self.store.all_stage_histories().items():
+        for ref, history in self._active_histories():
             if not history or Stage(history[-1][0]) not in ACTIVE:
                 continue
             ticket = self.store.get_snapshot(ref)

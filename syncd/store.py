@@ -1487,6 +1487,25 @@ class Store:
         return [(Stage(stage), _stamp(since)) for stage, since in json.loads(rows[0][0])]
 
     @_reads
+    def stage_histories_page(
+        self, after: Ref | None, limit: int, stages: Iterable[str]
+    ) -> list[tuple[Ref, list[tuple[Stage, datetime]]]]:
+        """Up to ``limit`` tickets whose current stage is one of ``stages``, with their
+        histories, in ticket order after ``after`` (None: from the first): a sweep pages
+        through them instead of holding every history at once."""
+        start = (after.connector, after.id) if after is not None else ("", "")
+        rows = self._q(
+            "SELECT ticket_connector, ticket_id, history FROM stages "
+            "WHERE (ticket_connector, ticket_id) > (?, ?) AND stage IN (SELECT value FROM json_each(?)) "
+            "ORDER BY ticket_connector, ticket_id LIMIT ?",
+            [*start, json.dumps(list(stages)), limit],
+        )
+        return [
+            (Ref(c, i), [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)])
+            for c, i, history in rows
+        ]
+
+    @_reads
     def all_stage_histories(self) -> dict[Ref, list[tuple[Stage, datetime]]]:
         """Every ticket's stage history (as :meth:`stage_history`), for the review report."""
         rows = self._q("SELECT ticket_connector, ticket_id, history FROM stages ORDER BY ticket_connector, ticket_id")
