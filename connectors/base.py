@@ -23,6 +23,8 @@ for methods or reads class names):
 - ``Tracker.team_pattern``: what a route's ``team`` must look like;
 - ``Tracker.attachment_format``, ``presence_batch``, ``reports_visibility``:
   see the class;
+- ``webhook``: how the service signs the webhooks it sends (a
+  :class:`WebhookSignature`), for the daemon's webhook doorbells;
 - ``fake``: where the connector's fake service lives, as an import path
   string ``"package.module:Class"`` (the product never imports it); the
   conformance suite in :mod:`connectors.testing` runs the connector against it.

@@ -92,10 +92,11 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=1024)
 def _snapshot(data: str) -> Ticket | Issue:
     """A stored snapshot's record, decoded once per distinct text (records are frozen:
-    planning reads the same issue for each of its linked tickets, and decoding dominates)."""
+    planning reads the same issue for each of its linked tickets, and decoding dominates).
+    1,024 records: a page's working set, a few MiB whatever the store's size."""
     return from_dict(json.loads(data))
 
 
