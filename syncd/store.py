@@ -968,15 +968,28 @@ class Store:
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
-    def done_writes(self, connector: str, ops: Iterable[str], target: str | None = None) -> list[OutboxRow]:
-        """Delivered actions of ``connector`` with one of ``ops`` (to ``target`` when given), oldest first."""
+    def issue_ids_in_place(self, connector: str, place: str) -> set[str]:
+        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves."""
+        rows = self._q(
+            "SELECT id FROM snapshots WHERE connector = ? AND kind = 'issue' "
+            "AND lower(json_extract(data, '$.team')) = ?",
+            [connector, place.lower()],
+        )
+        return {r[0] for r in rows}
+
+    @_reads
+    def done_writes(
+        self, connector: str, ops: Iterable[str], target: str | None = None, *, after: int = 0, limit: int = -1
+    ) -> list[OutboxRow]:
+        """Delivered actions of ``connector`` with one of ``ops`` (to ``target`` when given), oldest first;
+        a page of them with ``after`` (the last id of the previous page) and ``limit`` (-1: no limit)."""
         ops = list(ops)
         marks = ", ".join("?" for _ in ops)
-        where, params = f"connector = ? AND state = 'done' AND op IN ({marks})", [connector, *ops]
+        where, params = f"connector = ? AND state = 'done' AND op IN ({marks}) AND id > ?", [connector, *ops, after]
         if target is not None:
             where += " AND target = ?"
             params.append(target)
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id", params)
+        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id LIMIT ?", [*params, limit])
         return [_outbox_row(r) for r in rows]
 
     @_reads
