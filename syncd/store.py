@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 from urllib.parse import quote
 
 import sqlite_utils
@@ -113,8 +113,9 @@ def _refs_json(refs: Iterable[Ref]) -> str:
 # --- rows handed to callers ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LinkRow:
+class LinkRow(NamedTuple):
+    """A stored link (a named tuple: pages of them are built on every planning pass)."""
+
     ticket: Ref
     issue: Ref
     origin: str
