@@ -19,7 +19,15 @@ through the API would triple the first sync's time and measure nothing the
 Linear links do not; their issues are real, read by the first sync's feeds,
 and the idle and busy cycles run against them.
 
-Figures are printed; nothing is asserted. ``--sizes`` picks other sizes.
+- the planning rate: the same in-process polls less their connectors' time
+  in HTTP requests (what syncd itself costs per change).
+
+Figures are printed; nothing is asserted. ``--sizes`` picks other sizes
+(``--sizes 100000`` runs the issue-13 size: allow an hour or more on a
+shared 2-core machine, most of it the first sync's requests); ``--handoff``
+turns the handoff on; ``--latency`` times instead a change in the tracker
+to its note on the ticket, with and without webhook doorbells
+(tools/bench_latency.py).
 """
 
 from __future__ import annotations
