@@ -354,8 +354,8 @@ class Daemon:
             rung, self._rung = self._rung, set()
         for name in rung:
             state = self.health.connectors.get(name)
-            if state is None or state.next_poll <= now:
-                continue
+            if state is None or state.next_poll <= now or state.paused_auth or state.rate_limited_until is not None:
+                continue  # due anyway, or waiting for its credentials or a rate limit: a webhook changes nothing
             if state.rung_at is not None and now - state.rung_at < MIN_GAP:
                 state.next_poll = min(state.next_poll, state.rung_at + MIN_GAP)
                 continue
