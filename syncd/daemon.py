@@ -210,7 +210,7 @@ class Metrics:
 def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) -> list[str]:
     """What a reload from ``old`` to ``new`` cannot switch in the running daemon, one phrase each.
 
-    The store and the health endpoint's socket are opened once, at start; a
+    The store and the health endpoint's and webhook listener's sockets are opened once, at start; a
     connector's kind or URL is the account its cursor and stored records belong
     to; the helpdesk is the side every link hangs on; logging is set up at
     start. A connector may be added (its first sync begins) or removed when no
@@ -224,6 +224,10 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
     if new.daemon.health_address != old.daemon.health_address:
         changes.append(
             f"daemon.health_address ({old.daemon.health_address or 'off'} -> {new.daemon.health_address or 'off'})"
+        )
+    if new.daemon.webhook_address != old.daemon.webhook_address:
+        changes.append(
+            f"daemon.webhook_address ({old.daemon.webhook_address or 'off'} -> {new.daemon.webhook_address or 'off'})"
         )
     if new.sync.helpdesk != old.sync.helpdesk:
         changes.append(f"sync.helpdesk ({old.sync.helpdesk} -> {new.sync.helpdesk})")
