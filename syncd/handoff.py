@@ -112,6 +112,9 @@ class Handoff:
         self.mappings = mappings
         self.display = StageDisplay.of(mappings)
         self._last_sweep: datetime | None = None
+        # While update() runs: the page's issues and their stage marks (see _issue_views).
+        self._page_issues: dict[Ref, Ticket | Issue] = {}
+        self._page_marks: dict[Ref, list | None] = {}
 
     @property
     def now(self) -> datetime:
@@ -135,8 +138,11 @@ class Handoff:
         """
         writes = work.take_writes()
         snapshots = self.store.get_snapshots(tickets)
-        # The page's links, read once for the stages.
+        # The page's links, and their issues with the issues' bookkeeping, read once for the stages.
         links = self.store.links_for_tickets(snapshots)
+        issue_refs = list(dict.fromkeys(row.issue for rows in links.values() for row in rows))
+        self._page_issues = self.store.get_snapshots(issue_refs)
+        self._page_marks = {ref: meta.get("stage_mark") for ref, meta in self.store.get_metas(issue_refs).items()}
         queued = 0
         demand: dict[Ref, None] = {}
         for ref in dict.fromkeys(tickets):
@@ -156,6 +162,7 @@ class Handoff:
         handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
         for rows in self.store.links_for_tickets(handed).values():
             demand.update((row.issue, None) for row in rows)
+        self._page_issues, self._page_marks = {}, {}
         queued += self.update_demand(work, list(demand))
         return queued
 
@@ -327,19 +334,24 @@ class Handoff:
         the caller read them already); remembers when each entered its stage."""
         rows = self.store.links_for_ticket(ticket) if links is None else links
         refs = [row.issue for row in rows]
-        issues = self.store.get_snapshots(refs)
+        # Within a page (update) the issues and their marks were read once for all its tickets.
+        paged = links is not None and all(ref in self._page_marks for ref in refs)
+        issues = self._page_issues if paged else self.store.get_snapshots(refs)
         views = []
         for ref in refs:
             issue = issues.get(ref)
             tracker = self.ports.trackers.get(ref.connector)
             if not isinstance(issue, Issue) or tracker is None:
                 continue
-            stored = self.store.get_meta(ref).get("stage_mark")
+            stored = self._page_marks[ref] if paged else self.store.get_meta(ref).get("stage_mark")
             since = parse_time(stored[1]) if stored else None
             mark = (Stage(stored[0]), since) if stored and since is not None else None
             view, new_mark = issue_view(issue, tracker.kind, route, mark)
             if new_mark != mark:
-                self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
+                value = [new_mark[0].value, format_time(new_mark[1])]
+                self.store.set_meta(ref, stage_mark=value)
+                if paged:
+                    self._page_marks[ref] = value  # the page's next ticket on this issue sees it
             views.append(view)
         return views
 
