@@ -143,3 +143,16 @@ def test_unsigned_wrongly_signed_or_stale_webhooks_get_401_are_counted_and_poll_
     daemon.step()
     assert daemon.health.connectors["linear"].polls == base  # no poll
     assert requests.post(f"http://127.0.0.1:{port}/webhooks/zendesk", data=b"{}", timeout=5).status_code == 404
+
+
+def test_a_ring_for_a_connector_waiting_for_its_credentials_changes_nothing(doorbell):
+    pg, daemon, vt, mono, port = doorbell
+    pg.linear.send_webhooks(None)
+    daemon.step()
+    state = daemon.health.connectors["linear"]
+    state.paused_auth = True  # as after a refused credential: checked again at its own slow pace
+    due, polls = state.next_poll, state.polls
+    mono.now += MIN_GAP
+    daemon.ring("linear")
+    daemon.step()
+    assert (state.next_poll, state.polls) == (due, polls)
