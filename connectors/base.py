@@ -23,6 +23,8 @@ for methods or reads class names):
 - ``Tracker.team_pattern``: what a route's ``team`` must look like;
 - ``Tracker.attachment_format``, ``presence_batch``, ``reports_visibility``:
   see the class;
+- ``webhook``: how the service signs the webhooks it sends (a
+  :class:`WebhookSignature`), for the daemon's webhook doorbells;
 - ``fake``: where the connector's fake service lives, as an import path
   string ``"package.module:Class"`` (the product never imports it); the
   conformance suite in :mod:`connectors.testing` runs the connector against it.
@@ -31,12 +33,15 @@ for methods or reads class names):
 from __future__ import annotations
 
 import abc
+import base64
+import hmac
+import json
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import entry_points
-from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -96,6 +101,12 @@ class ConnectorConfig(BaseModel):
     )
     requests_per_minute: float | None = Field(None, gt=0, description="A request budget of our own.")
     poll_interval: float | None = Field(None, gt=0, description="Seconds between polls; overrides [daemon].")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="The secret the service signs its webhooks with; with daemon.webhook_address, "
+        "a signed webhook makes syncd poll this connector at once (docs/webhooks.md).",
+    )
+    webhook_secret_file: str | None = Field(None, description="A file holding webhook_secret.")
 
     @field_validator("url")
     @classmethod
@@ -328,6 +339,89 @@ class CheckTargets:
     routes: tuple[RouteTarget, ...] = ()
 
 
+# --- webhooks -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookSignature:
+    """How a service signs the webhooks it sends: an HMAC of the raw body with the
+    webhook's secret, in one header. A connector declares its service's as
+    :attr:`Connector.webhook`; syncd's webhook listener (``daemon.webhook_address``)
+    checks each delivery with it, and the sandbox's fakes sign with it.
+
+    - ``header``: where the signature is; ``prefix``: what precedes the digest there
+      (``"sha256="``); ``digest``: ``"sha256"`` or ``"sha1"``; ``encoding``: ``"hex"``
+      or ``"base64"``.
+    - ``timestamp_header``: a header holding the time of sending, signed in front of
+      the body (its text, then the body's bytes); ISO 8601 or Unix seconds.
+    - ``timestamp_field``: a top-level field of the JSON body holding the time of
+      sending in Unix milliseconds (signed with the body).
+    - ``max_age``: seconds a delivery's time may be away from the clock (either way)
+      before it is refused as stale; only where the service sends a time.
+    """
+
+    header: str
+    digest: Literal["sha256", "sha1"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    timestamp_field: str | None = None
+    max_age: float = 300.0
+
+    def _mac(self, secret: bytes, body: bytes, stamp: str | None) -> str:
+        message = (stamp or "").encode() + body
+        raw = hmac.new(secret, message, self.digest).digest()
+        return self.prefix + (raw.hex() if self.encoding == "hex" else base64.b64encode(raw).decode())
+
+    def refusal(self, headers: Mapping[str, str], body: bytes, secret: bytes, now: datetime) -> str | None:
+        """Why a delivery is refused ("unsigned", "bad_signature", "stale"), or None: it is genuine and fresh.
+        ``headers`` with lower-case names."""
+        given = headers.get(self.header.lower())
+        stamp = headers.get(self.timestamp_header.lower()) if self.timestamp_header else None
+        if not given or (self.timestamp_header and not stamp):
+            return "unsigned"
+        if not hmac.compare_digest(given.strip().encode(), self._mac(secret, body, stamp).encode()):
+            return "bad_signature"
+        sent: datetime | None = None
+        if stamp is not None:
+            sent = _webhook_time(stamp)
+        elif self.timestamp_field:
+            try:
+                value = json.loads(body).get(self.timestamp_field)
+                sent = datetime.fromtimestamp(float(value) / 1000, timezone.utc)
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                sent = None
+        if (self.timestamp_header or self.timestamp_field) and (
+            sent is None or abs((now - sent).total_seconds()) > self.max_age
+        ):
+            return "stale"
+        return None
+
+    def sign(self, payload: dict[str, Any], secret: bytes, now: datetime) -> tuple[bytes, dict[str, str]]:
+        """A delivery as the service would send it (for the sandbox's fakes): body and headers."""
+        if self.timestamp_field:
+            payload = {**payload, self.timestamp_field: int(now.timestamp() * 1000)}
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        stamp = None
+        if self.timestamp_header:
+            stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers[self.timestamp_header] = stamp
+        headers[self.header] = self._mac(secret, body, stamp)
+        return body, headers
+
+
+def _webhook_time(text: str) -> datetime | None:
+    text = text.strip()
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), timezone.utc)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 # --- the protocol -------------------------------------------------------------
 
 
@@ -343,6 +437,9 @@ class Connector(abc.ABC):
     # that takes the connector exam): named, not imported, so the daemon never loads
     # it. None: no fake, which the conformance meta-test refuses.
     fake: ClassVar[str | None] = None
+    # How the service signs its webhooks (None: it sends none syncd takes). A delivery
+    # that passes rings the doorbell: the feed is polled now (see syncd.doorbell).
+    webhook: ClassVar[WebhookSignature | None] = None
 
     def __init__(
         self,

@@ -28,7 +28,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -98,6 +107,8 @@ class DaemonSettings(_Section):
     poll_interval: float = Field(60.0, gt=0)
     jitter: float = Field(0.1, ge=0, le=1)
     health_address: str = "127.0.0.1:9187"
+    # Off by default: "host:port" where signed webhooks make syncd poll a feed at once (docs/webhooks.md).
+    webhook_address: str = ""
     shutdown_timeout: float = Field(30.0, gt=0)
     max_attempts: int = Field(8, ge=1)
     backoff_max: float = Field(3600.0, gt=0)
@@ -107,9 +118,9 @@ class DaemonSettings(_Section):
     presence_interval: float = Field(3600.0, gt=0)
     presence_budget: int = Field(200, ge=0)
 
-    @field_validator("health_address")
+    @field_validator("health_address", "webhook_address")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str, info: ValidationInfo) -> str:
         if value == "":
             return value
         host, sep, port = value.rpartition(":")
@@ -123,7 +134,8 @@ class DaemonSettings(_Section):
             or any(c.isspace() for c in host)
         ):
             raise ValueError(
-                'must be "host:port" such as "127.0.0.1:9187" (or "[::1]:9187"), or "" to disable the health endpoint'
+                'must be "host:port" such as "127.0.0.1:9187" (or "[::1]:9187"), or "" to '
+                + ("disable the health endpoint" if info.field_name == "health_address" else "turn the listener off")
             )
         return value
 

@@ -50,6 +50,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from syncd.app import App, handoff_mappings
 from syncd.config import Settings
 from syncd.delivery import DeliveryReport
+from syncd.doorbell import MIN_GAP, Doorbell, Listener
 from syncd.errors import AuthError, ConfigError, StoreFull, SyncdError
 from syncd.page import PollReport
 from syncd.ratelimits import Wait
@@ -72,6 +73,7 @@ class ConnectorState:
     paused_auth: bool = False
     polls: int = 0
     rate_limited_until: datetime | None = None  # parked for a rate limit until then (the app's clock)
+    rung_at: float | None = None  # when a webhook last brought its poll forward (the daemon's clock)
 
 
 @dataclass
@@ -194,6 +196,13 @@ class Metrics:
             "1 when the last reload was refused and the running configuration kept (see /healthz for why), else 0",
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "syncd_webhooks",
+            "Webhooks received per connector by result: rang (polled at once), unsigned, bad_signature, "
+            "stale (all three refused with 401, nothing polled), unknown (no connector takes them there)",
+            ["connector", "result"],
+            registry=self.registry,
+        )
         self.last_reload_time = Gauge(
             "syncd_last_reload_timestamp_seconds", "When the last reload was asked for", registry=self.registry
         )
@@ -202,7 +211,7 @@ class Metrics:
 def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) -> list[str]:
     """What a reload from ``old`` to ``new`` cannot switch in the running daemon, one phrase each.
 
-    The store and the health endpoint's socket are opened once, at start; a
+    The store and the health endpoint's and webhook listener's sockets are opened once, at start; a
     connector's kind or URL is the account its cursor and stored records belong
     to; the helpdesk is the side every link hangs on; logging is set up at
     start. A connector may be added (its first sync begins) or removed when no
@@ -218,6 +227,10 @@ def unswitchable(old: Settings, new: Settings, waiting: Callable[[str], int]) ->
     if new.daemon.health_address != old.daemon.health_address:
         changes.append(
             f"daemon.health_address ({old.daemon.health_address or 'off'} -> {new.daemon.health_address or 'off'})"
+        )
+    if new.daemon.webhook_address != old.daemon.webhook_address:
+        changes.append(
+            f"daemon.webhook_address ({old.daemon.webhook_address or 'off'} -> {new.daemon.webhook_address or 'off'})"
         )
     if new.sync.helpdesk != old.sync.helpdesk:
         changes.append(f"sync.helpdesk ({old.sync.helpdesk} -> {new.sync.helpdesk})")
@@ -262,8 +275,14 @@ class Daemon:
         self._requests_seen: dict[str, int] = {}
         self.health = Health()
         self.metrics = Metrics()
-        self._sleep = sleep or (lambda s: self.stop_event.wait(s))
+        # Woken by a stop, a reload or a webhook's ring (the ring brings a poll forward).
+        self._wake = threading.Event()
+        self._rung: set[str] = set()
+        self._rung_lock = threading.Lock()
+        self._sleep = sleep or (lambda s: self._wake.wait(s))
         self._http: ThreadingHTTPServer | None = None
+        self._listener: Listener | None = None
+        self._doorbell: Doorbell | None = None
         self.next_presence = 0.0  # the first step checks linked issues; then every presence_interval
         self._waits_begun = 0  # rate-limit waits begun in the step in hand (for its log line)
         self._slept = 0.0  # seconds slept in place for rate limits in the step in hand
@@ -312,6 +331,7 @@ class Daemon:
         timeout = self.app.settings.daemon.shutdown_timeout
         log.info("stopping after the step in hand", signal=signal.Signals(signum).name, shutdown_timeout=timeout)
         self.stop_event.set()
+        self._wake.set()
         if self._watchdog is None:
             self._watchdog = threading.Timer(timeout, self._overdue, args=(timeout,))
             self._watchdog.daemon = True
@@ -329,7 +349,8 @@ class Daemon:
 
     def _on_hup(self, signum: int, frame: object) -> None:
         self.reload_requested = True
-        self.stop_event.set()  # wake the sleep; the loop clears it again
+        self.stop_event.set()  # the loop clears it again
+        self._wake.set()
 
     # -- loop --------------------------------------------------------------------------------
 
@@ -337,10 +358,33 @@ class Daemon:
         config = self.app.connectors[name].config
         return float(config.poll_interval or self.app.settings.daemon.poll_interval)
 
+    def ring(self, name: str) -> None:
+        """A genuine webhook of ``name``'s service: poll its feed at the next step, now
+        (see :mod:`syncd.doorbell`). Called from the listener's thread."""
+        with self._rung_lock:
+            self._rung.add(name)
+        self._wake.set()
+
+    def _take_rings(self, now: float) -> None:
+        """Bring forward the polls webhooks rang for (at most one per doorbell.MIN_GAP seconds a feed)."""
+        with self._rung_lock:
+            rung, self._rung = self._rung, set()
+        for name in rung:
+            state = self.health.connectors.get(name)
+            if state is None or state.next_poll <= now or state.paused_auth or state.rate_limited_until is not None:
+                continue  # due anyway, or waiting for its credentials or a rate limit: a webhook changes nothing
+            if state.rung_at is not None and now - state.rung_at < MIN_GAP:
+                state.next_poll = min(state.next_poll, state.rung_at + MIN_GAP)
+                continue
+            state.rung_at = now
+            state.next_poll = now
+
     def run(self) -> int:
         try:
             self.start_health_server()
+            self.start_webhook_listener()
         except BaseException:
+            self.stop_health_server()
             self.app.close()
             raise
         log.info("syncd running", connectors=list(self.app.connectors), store=str(self.app.settings.store_path))
@@ -354,11 +398,13 @@ class Daemon:
                     break
                 self.step()
                 self._sleep(max(0.05, self._time_to_next()))
+                self._wake.clear()  # a stop or reload is seen at the loop's top; a ring in the next step
                 if self.stop_event.is_set() and self.reload_requested:
                     self.stop_event.clear()
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
+            self.stop_webhook_listener()
             self.stop_health_server()
             if self.leasing:
                 try:
@@ -371,6 +417,9 @@ class Daemon:
 
     def _time_to_next(self) -> float:
         now = self.clock()
+        with self._rung_lock:
+            if self._rung:
+                return 0.0
         wait = min((s.next_poll for s in self.health.connectors.values()), default=now + 60) - now
         # A replica wakes often enough to renew its leases well before they lapse.
         return min(wait, self._lease_seconds() / 4) if self.leasing else wait
@@ -388,6 +437,7 @@ class Daemon:
             self._renew()
         now = self.clock()
         jitter = self.app.settings.daemon.jitter
+        self._take_rings(now)
         self._waits_begun, self._slept = 0, 0.0
         polled: list[PollReport] = []
         for name, state in self.health.connectors.items():
@@ -661,6 +711,12 @@ class Daemon:
                 del self.health.connectors[name]
         self._wire()
         self._published = None
+        if self._listener is not None:
+            try:
+                self._doorbell = self._make_doorbell()
+            except ConfigError as exc:
+                log.error("webhook secrets unreadable after the reload; webhooks refused until fixed", error=str(exc))
+                self._doorbell = None
         log.info("configuration reloaded", connectors=list(self.app.connectors))
 
     def _reloaded(self, outcome: str, reason: str | None = None) -> None:
@@ -668,6 +724,32 @@ class Daemon:
         self.metrics.reloads.labels(outcome).inc()
         self.metrics.last_reload_refused.set(1 if outcome == "refused" else 0)
         self.metrics.last_reload_time.set(self.health.last_reload.at)
+
+    # -- webhook listener (syncd.doorbell) ----------------------------------------------------------
+
+    def _make_doorbell(self) -> Doorbell:
+        return Doorbell.for_connectors(
+            self.app.connectors,
+            self.app.engine.clock,
+            self.ring,
+            lambda name, result: self.metrics.webhooks.labels(name, result).inc(),
+        )
+
+    def start_webhook_listener(self) -> None:
+        """Listen on daemon.webhook_address when it is set (off by default)."""
+        address = self.app.settings.daemon.webhook_address
+        if not address:
+            return
+        self._doorbell = self._make_doorbell()
+        if not self._doorbell.schemes:
+            log.warning("daemon.webhook_address is set but no connector has a webhook_secret: every webhook is refused")
+        self._listener = Listener(address, lambda: self._doorbell)
+        self._listener.start()
+
+    def stop_webhook_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
 
     # -- health endpoint --------------------------------------------------------------------------
 

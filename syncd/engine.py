@@ -60,7 +60,7 @@ from syncd.privacy import Privacy
 from syncd.progress import Progress
 from syncd.ratelimits import Parking, Wait
 from syncd.records import Comment, Event, Issue, IssueRemark, Link, Ref, Ticket, format_time
-from syncd.store import Store
+from syncd.store import LinkRow, Store
 from syncd.writes import (
     Action,
     AttachTicket,
@@ -540,6 +540,8 @@ class Engine:
         link_fields = self._files.scanned_fields(helpdesk.link_fields())
         tickets: list[Ticket] = page.records
         previous = self.store.get_snapshots([t.ref for t in tickets])
+        known_links = self.store.links_for_tickets([t.ref for t in tickets], active=False)
+        metas = self.store.get_metas([t.ref for t in tickets])
         todo: list[tuple[Ticket, list[Comment], list[Candidate]]] = []
         unseen: set[Ref] = set()
         seen: dict[Ref, set[str]] = {}
@@ -549,7 +551,7 @@ class Engine:
             if seen_already(prev, ticket):
                 continue
             report.changed += 1
-            meta = self.store.get_meta(ticket.ref)
+            meta = metas[ticket.ref]
             if meta.get("echo_updated_at") == format_time(ticket.updated_at):
                 report.echoes += 1  # syncd's own write coming back (still read: see below)
             if meta.get("tags_unseen"):
@@ -573,7 +575,7 @@ class Engine:
                 )
             todo.append((ticket, comments, candidates))
             seen[ticket.ref] = {m for c in comments for m in c.markers}
-            noted[ticket.ref] = self._noted_links(ticket, comments)
+            noted[ticket.ref] = self._noted_links(ticket, comments, known_links[ticket.ref])
         issues, gone = self._resolve_issue_refs(
             {(c.tracker, c.ref) for _, _, cs in todo for c in cs} | {pair for pairs in noted.values() for pair in pairs}
         )
@@ -714,13 +716,14 @@ class Engine:
     def _linked_tickets(self, ticket_refs: list[Ref]) -> list[LinkedTicket]:
         """Each ticket with the current snapshots of every issue it is linked to."""
         tickets = self.store.get_snapshots(ticket_refs)
+        links = self.store.links_for_tickets(ticket_refs)
+        issues = self.store.get_snapshots({row.issue: None for rows in links.values() for row in rows})
         out = []
         for ref in ticket_refs:
             ticket = tickets.get(ref)
             if ticket is None:
                 continue
-            issue_refs = [row.issue for row in self.store.links_for_ticket(ref)]
-            issues = self.store.get_snapshots(issue_refs)
+            issue_refs = [row.issue for row in links[ref]]
             out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
         return out
 
@@ -958,16 +961,21 @@ class Engine:
     # links that only syncd's own notes and attachments still show (links
     # made by hand) are taken up again, without a new note.
 
-    def _noted_links(self, ticket: Ticket, comments: list[Comment]) -> list[tuple[str, str]]:
-        """Issues named in syncd's own notes on a ticket that no link of the store explains.
+    def _noted_links(
+        self, ticket: Ticket, comments: list[Comment], rows: list[LinkRow] | None = None
+    ) -> list[tuple[str, str]]:
+        """Issues named in syncd's own notes on a ticket that no link of the store explains
+        (``rows``: the ticket's links, ended ones too, when the caller read them already).
 
         Only read when the ticket carries syncd's linked tag: a ticket syncd
         never linked, or whose links all ended, has nothing to take up."""
         if self.settings.linked_tag not in ticket.tags:
             return []
         refs = noted_refs(comments, self.patterns)
-        if refs and self.store.links_for_ticket(ticket.ref, active=False):
-            known = {r.issue for r in self.store.links_for_ticket(ticket.ref, active=False)}
+        if refs and rows is None:
+            rows = self.store.links_for_ticket(ticket.ref, active=False)
+        if refs and rows:
+            known = {r.issue for r in rows}
             snapshots = self.store.get_snapshots(known)
             keys = {(r.connector, snapshots[r].key) for r in known if r in snapshots}
             refs = [(name, ref) for name, ref in refs if (name, self.trackers[name].normalise_ref(ref)) not in keys]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import structlog
 
@@ -78,12 +78,15 @@ from syncd.records import (
     parse_time,
     utc,
 )
+from syncd.store import LinkRow
 from syncd.writes import Action, CreateIssue, FollowUpTicket, TicketUpdate, stored
 
 log = structlog.get_logger("syncd.handoff")
 
 AGENT_NOTES_KEPT = 5  # the agent's latest internal notes remembered per ticket
 AGENT_NOTE_CHARS = 4000
+# Follow-ups the owner-gap sweep reads from the store at a time.
+SWEEP_PAGE = 500
 OWNER_SWEEP_EVERY = timedelta(minutes=5)  # issues that outlive the triage SLA without a change
 BROKEN_TAG = "syncd_promise_broken"
 
@@ -109,6 +112,9 @@ class Handoff:
         self.mappings = mappings
         self.display = StageDisplay.of(mappings)
         self._last_sweep: datetime | None = None
+        # While update() runs: the page's issues and their stage marks (see _issue_views).
+        self._page_issues: dict[Ref, Ticket | Issue] = {}
+        self._page_marks: dict[Ref, list | None] = {}
 
     @property
     def now(self) -> datetime:
@@ -132,6 +138,11 @@ class Handoff:
         """
         writes = work.take_writes()
         snapshots = self.store.get_snapshots(tickets)
+        # The page's links, and their issues with the issues' bookkeeping, read once for the stages.
+        links = self.store.links_for_tickets(snapshots)
+        issue_refs = list(dict.fromkeys(row.issue for rows in links.values() for row in rows))
+        self._page_issues = self.store.get_snapshots(issue_refs)
+        self._page_marks = {ref: meta.get("stage_mark") for ref, meta in self.store.get_metas(issue_refs).items()}
         queued = 0
         demand: dict[Ref, None] = {}
         for ref in dict.fromkeys(tickets):
@@ -145,20 +156,31 @@ class Handoff:
                 prev if isinstance(prev, Ticket) else None,
                 None if comments is None else comments.get(ref, []),
                 writes.get(ref),
+                links[ref],
             )
-            demand.update((row.issue, None) for row in self.store.links_for_ticket(ref))
+        # The issues of these tickets, as linked now (read again: a plan of the loop may have linked one).
+        handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
+        for rows in self.store.links_for_tickets(handed).values():
+            demand.update((row.issue, None) for row in rows)
+        self._page_issues, self._page_marks = {}, {}
         queued += self.update_demand(work, list(demand))
         return queued
 
     def _one(
-        self, work: PageWork, ticket: Ticket, prev: Ticket | None, comments: list[Comment] | None, host: Action | None
+        self,
+        work: PageWork,
+        ticket: Ticket,
+        prev: Ticket | None,
+        comments: list[Comment] | None,
+        host: Action | None,
+        links: list[LinkRow],
     ) -> int:
         ref = ticket.ref
         meta = self.store.get_meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
         told, reopened = self._told_and_reopened(ticket, prev, comments, meta)
         route = self.mappings.route_for(ticket)
-        views = self._issue_views(ref, route)
+        views = self._issue_views(ref, route, links)
         cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
         stored = self.store.stage_history(ref)
         result = follow_up_stage(
@@ -307,22 +329,29 @@ class Handoff:
             self.store.set_meta(ticket.ref, reopened_at=reopened)
         return told, reopened
 
-    def _issue_views(self, ticket: Ref, route: Route | None) -> list[IssueView]:
-        """The ticket's linked issues as the stage sees them; remembers when each entered its stage."""
-        refs = [row.issue for row in self.store.links_for_ticket(ticket)]
-        issues = self.store.get_snapshots(refs)
+    def _issue_views(self, ticket: Ref, route: Route | None, links: list[LinkRow] | None = None) -> list[IssueView]:
+        """The ticket's linked issues as the stage sees them (``links``: its active links, when
+        the caller read them already); remembers when each entered its stage."""
+        rows = self.store.links_for_ticket(ticket) if links is None else links
+        refs = [row.issue for row in rows]
+        # Within a page (update) the issues and their marks were read once for all its tickets.
+        paged = links is not None and all(ref in self._page_marks for ref in refs)
+        issues = self._page_issues if paged else self.store.get_snapshots(refs)
         views = []
         for ref in refs:
             issue = issues.get(ref)
             tracker = self.ports.trackers.get(ref.connector)
             if not isinstance(issue, Issue) or tracker is None:
                 continue
-            stored = self.store.get_meta(ref).get("stage_mark")
+            stored = self._page_marks[ref] if paged else self.store.get_meta(ref).get("stage_mark")
             since = parse_time(stored[1]) if stored else None
             mark = (Stage(stored[0]), since) if stored and since is not None else None
             view, new_mark = issue_view(issue, tracker.kind, route, mark)
             if new_mark != mark:
-                self.store.set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
+                value = [new_mark[0].value, format_time(new_mark[1])]
+                self.store.set_meta(ref, stage_mark=value)
+                if paged:
+                    self._page_marks[ref] = value  # the page's next ticket on this issue sees it
             views.append(view)
         return views
 
@@ -583,10 +612,20 @@ class Handoff:
             )
         return plans
 
+    def _active_histories(self) -> Iterator[tuple[Ref, list[tuple[Stage, datetime]]]]:
+        """The stage histories of active follow-ups, read a page at a time (never all at once)."""
+        after: Ref | None = None
+        while True:
+            page = self.store.stage_histories_page(after, SWEEP_PAGE, [s.value for s in ACTIVE])
+            yield from page
+            if len(page) < SWEEP_PAGE:
+                return
+            after = page[-1][0]
+
     def _sweep_owner_gaps(self, work: PageWork) -> int:
         """Active follow-ups whose issue went unassigned past the triage SLA with nothing changing."""
         queued = 0
-        for ref, history in self.store.all_stage_histories().items():
+        for ref, history in self._active_histories():
             if not history or Stage(history[-1][0]) not in ACTIVE:
                 continue
             ticket = self.store.get_snapshot(ref)

@@ -140,6 +140,9 @@ class HttpStats:
     retries: int = 0
     by_endpoint: collections.Counter = field(default_factory=collections.Counter)
     throttled_seconds: float = 0.0
+    # Wall-clock seconds spent in requests (waits and retries included): the bench
+    # tells planning time apart from HTTP time with it.
+    seconds: float = 0.0
 
 
 class _Retry(Exception):
@@ -283,6 +286,7 @@ class HttpClient:
         if budgeted:
             self._wait_for_budget(endpoint)
 
+        started = time.perf_counter()
         try:
             return self._retrying(attempt)
         except _Retry as exc:
@@ -294,6 +298,8 @@ class HttpClient:
                 maybe_applied=exc.maybe_applied,
                 retry_after=exc.retry_after,
             ) from None
+        finally:
+            self.stats.seconds += time.perf_counter() - started
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Like :meth:`request` and parse the body as JSON (None for 204/304).

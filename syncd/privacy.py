@@ -28,7 +28,7 @@ store saying "private", and the next comparison plans the same rewrites.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import structlog
 
@@ -42,13 +42,16 @@ from mappings.privacy_plan import (
 )
 from syncd.page import PageWork, Ports
 from syncd.records import Event, Issue, Ref, Ticket, format_time
-from syncd.store import Store
+from syncd.store import OutboxRow, Store
 from syncd.writes import CreateIssue, MakeOpaque, UpsertComment, stored
 
 if TYPE_CHECKING:
     from syncd.handoff import Handoff
 
 log = structlog.get_logger("syncd.privacy")
+
+# Issues or writes read from the store at a time when a place turns public.
+PAGE = 500
 
 
 def written_for(store: Store, connector: str, issue_id: str) -> dict[str, str]:
@@ -91,14 +94,15 @@ class Privacy:
     def _turned_public(self, work: PageWork, tracker: str, place: str, *, first: bool) -> int:
         """Plan the rewrites of one place. Inside the transaction that records it public."""
         epoch = format_time(self.ports.clock()) or ""
-        issues = {i.ref.id: i for i in self.store.issues_in_place(tracker, place)}
+        # Ids only, and the writes a page at a time: a place may hold most of the store's issues.
+        in_place = self.store.issue_ids_in_place(tracker, place)
         wrote: dict[str, bool] = {}  # issue id -> a write that may have named a customer
-        for row in self.store.done_writes(tracker, ISSUE_WRITES):
+        for row in self._done_writes(tracker, ISSUE_WRITES):
             write = stored(row)
-            if row.target in issues and write is not None and not isinstance(write, MakeOpaque):
+            if row.target in in_place and write is not None and not isinstance(write, MakeOpaque):
                 wrote[row.target] = wrote.get(row.target, False) or write.private_form(row.result)
         created: dict[str, dict] = {}
-        for row in self.store.done_writes(tracker, (CreateIssue.op,)):
+        for row in self._done_writes(tracker, (CreateIssue.op,)):
             new_id = str((row.result or {}).get("id") or "")
             write = stored(row)
             if row.target.lower() == place and new_id and isinstance(write, CreateIssue):
@@ -110,8 +114,9 @@ class Privacy:
         if first and not targets:
             return 0  # first read, nothing written there that named a customer
         plan = Plan()
+        issues = self.store.get_snapshots([Ref(tracker, i) for i in targets])
         for issue_id in targets:
-            issue = issues.get(issue_id) or self.store.get_snapshot(Ref(tracker, issue_id))
+            issue = issues.get(Ref(tracker, issue_id))
             if not isinstance(issue, Issue):
                 continue
             self._drop_private_writes(issue.ref)
@@ -120,9 +125,11 @@ class Privacy:
             if demand is not None:
                 slots["demand"] = demand
             plan.actions.append(plan_make_opaque(issue, place, epoch, slots=slots, created=created.get(issue_id)))
-        for issue in issues.values():
-            if not issue.public:  # every later write there is composed for a public place
-                self.store.put_snapshot(dataclasses.replace(issue, public=True))
+        ids = sorted(in_place)
+        for start in range(0, len(ids), PAGE):  # every later write there is composed for a public place
+            for issue in self.store.get_snapshots([Ref(tracker, i) for i in ids[start : start + PAGE]]).values():
+                if isinstance(issue, Issue) and not issue.public:
+                    self.store.put_snapshot(dataclasses.replace(issue, public=True))
         plan.events.append(
             Event(
                 "privacy",
@@ -137,6 +144,16 @@ class Privacy:
             "place turned public; rewriting syncd's texts there", tracker=tracker, place=place, issues=len(plan.actions)
         )
         return work.commit(plan)
+
+    def _done_writes(self, tracker: str, ops: tuple[str, ...]) -> Iterator[OutboxRow]:
+        """The tracker's delivered writes of ``ops``, oldest first, read a page at a time."""
+        after = 0
+        while True:
+            rows = self.store.done_writes(tracker, ops, after=after, limit=PAGE)
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = rows[-1].id
 
     def _drop_private_writes(self, issue: Ref) -> None:
         """Queued writes to the issue that name a customer: dropped (the rewrite carries the opaque text)."""

@@ -13,7 +13,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, overload
+from typing import Any, Callable, overload
 
 
 class StateCategory(str, enum.Enum):
@@ -290,12 +290,19 @@ _RECORD_TYPES: dict[str, type] = {
 }
 
 
+# The field names of each dataclass to_dict has met (dataclasses.fields is slow per call).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_dict(record: Any) -> Any:
     """Dataclass → JSON-able dict (datetimes as ISO strings, enums as values)."""
-    if dataclasses.is_dataclass(record):
+    names = _FIELD_NAMES.get(type(record))
+    if names is None and dataclasses.is_dataclass(record) and not isinstance(record, type):
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+    if names is not None:
         out = {"_type": type(record).__name__}
-        for f in dataclasses.fields(record):
-            out[f.name] = to_dict(getattr(record, f.name))
+        for name in names:
+            out[name] = to_dict(getattr(record, name))
         return out
     if isinstance(record, enum.Enum):
         return record.value
@@ -308,27 +315,46 @@ def to_dict(record: Any) -> Any:
     return record
 
 
+def _field_plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """Per field of a record type: its name and how a decoded JSON value becomes the field's value."""
+
+    def plan(name: str) -> Callable[[Any], Any] | None:
+        if name.endswith("_at") or name == "at":
+            return lambda v: parse_time(v) if isinstance(v, str) else v
+        if name == "state" and cls is Issue:
+            return StateCategory
+        if name == "state" and cls in (Promise, PromiseChange):
+            return PromiseState
+        return None
+
+    return tuple((f.name, plan(f.name)) for f in dataclasses.fields(cls))
+
+
+_FIELD_PLANS: dict[str, tuple[type, tuple[tuple[str, Callable[[Any], Any] | None], ...]]] = {
+    name: (cls, _field_plan(cls)) for name, cls in _RECORD_TYPES.items()
+}
+
+
 def from_dict(data: Any) -> Any:
     """Inverse of :func:`to_dict`."""
-    if isinstance(data, dict) and "_type" in data:
-        cls = _RECORD_TYPES[data["_type"]]
+    if isinstance(data, dict):
+        kind = data.get("_type")
+        if kind is None:
+            return {k: from_dict(v) for k, v in data.items()}
+        cls, fields_plan = _FIELD_PLANS[kind]
         kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
+        for name, convert in fields_plan:
+            if name not in data:
                 continue
-            value = from_dict(data[f.name])
-            if (f.name.endswith("_at") or f.name == "at") and isinstance(value, str):
-                value = parse_time(value)
-            elif f.name == "state" and cls is Issue:
-                value = StateCategory(value)
-            elif f.name == "state" and cls in (Promise, PromiseChange):
-                value = PromiseState(value)
+            value = data[name]
+            if isinstance(value, (dict, list)):
+                value = from_dict(value)
+            if convert is not None:
+                value = convert(value)
             elif isinstance(value, list):
                 value = tuple(value)
-            kwargs[f.name] = value
+            kwargs[name] = value
         return cls(**kwargs)
     if isinstance(data, list):
         return [from_dict(x) for x in data]
-    if isinstance(data, dict):
-        return {k: from_dict(v) for k, v in data.items()}
     return data

@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Self, Sequence, cast
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Self, Sequence, cast
 from urllib.parse import quote
 
 import sqlite_utils
@@ -101,6 +101,16 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@functools.lru_cache(maxsize=2048)
+def _snapshot(data: str) -> Ticket | Issue:
+    """A stored snapshot's record, decoded once per distinct text (records are frozen:
+    planning reads the same issue for each of its linked tickets, and decoding dominates).
+    2,048 records hold a page's working set (a helpdesk page of 1,000 tickets, read before
+    and after the page writes them, and their issues): about 3 KiB each in the bench, a few
+    MiB whatever the store's size."""
+    return from_dict(json.loads(data))
+
+
 def _ref(connector: str | None, ident: str | None) -> Ref | None:
     return None if connector is None or ident is None else Ref(connector, ident)
 
@@ -114,8 +124,9 @@ def _refs_json(refs: Iterable[Ref]) -> str:
 # --- rows handed to callers ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LinkRow:
+class LinkRow(NamedTuple):
+    """A stored link (a named tuple: pages of them are built on every planning pass)."""
+
     ticket: Ref
     issue: Ref
     origin: str
@@ -184,8 +195,10 @@ def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
+@functools.lru_cache(maxsize=4096)
 def _stamp(text: str) -> datetime:
-    """A time from a NOT NULL column (parse_time answers None only for an empty one)."""
+    """A time from a NOT NULL column (parse_time answers None only for an empty one).
+    Cached: the rows of one page repeat the same times."""
     value = parse_time(text)
     if value is None:
         raise StoreUnusable(f"an empty time where one is required: {text!r}")
@@ -679,7 +692,7 @@ class Store:
     @_reads
     def get_snapshot(self, ref: Ref) -> Ticket | Issue | None:
         rows = self._q("SELECT data FROM snapshots WHERE connector = ? AND id = ?", [ref.connector, ref.id])
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return _snapshot(rows[0][0]) if rows else None
 
     @_reads
     def get_snapshots(self, refs: Iterable[Ref]) -> dict[Ref, Ticket | Issue]:
@@ -690,7 +703,7 @@ class Store:
             "AND s.id = json_extract(j.value, '$[1]')",
             [_refs_json(refs)],
         )
-        return {Ref(c, i): from_dict(json.loads(data)) for c, i, data in rows}
+        return {Ref(c, i): _snapshot(data) for c, i, data in rows}
 
     @_writes
     def put_snapshot(self, record: Ticket | Issue) -> bool:
@@ -835,6 +848,20 @@ class Store:
         rows = self._q("SELECT data FROM record_meta WHERE connector = ? AND id = ?", [ref.connector, ref.id])
         return json.loads(rows[0][0]) if rows else {}
 
+    @_reads
+    def get_metas(self, refs: Iterable[Ref]) -> dict[Ref, dict[str, Any]]:
+        """:meth:`get_meta` of many records in one query; every ref asked for is a key ({} if none)."""
+        out: dict[Ref, dict[str, Any]] = {ref: {} for ref in refs}
+        rows = self._q(
+            "SELECT m.connector, m.id, m.data FROM json_each(?) AS j "
+            "JOIN record_meta AS m ON m.connector = json_extract(j.value, '$[0]') "
+            "AND m.id = json_extract(j.value, '$[1]')",
+            [_refs_json(out)],
+        )
+        for connector, ident, data in rows:
+            out[Ref(connector, ident)] = json.loads(data)
+        return out
+
     @_writes
     def set_meta(self, ref: Ref, **values: Any) -> dict[str, Any]:
         """Merge ``values`` into the record's bookkeeping; a value of None removes
@@ -879,15 +906,32 @@ class Store:
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
-    def done_writes(self, connector: str, ops: Iterable[str], target: str | None = None) -> list[OutboxRow]:
-        """Delivered actions of ``connector`` with one of ``ops`` (to ``target`` when given), oldest first."""
+    def issue_ids_in_place(self, connector: str, place: str) -> set[str]:
+        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves."""
+        rows = self._q(
+            "SELECT id FROM snapshots WHERE connector = ? AND kind = 'issue' "
+            "AND lower(json_extract(data, '$.team')) = ?",
+            [connector, place.lower()],
+        )
+        return {r[0] for r in rows}
+
+    @_reads
+    def done_writes(
+        self, connector: str, ops: Iterable[str], target: str | None = None, *, after: int = 0, limit: int = -1
+    ) -> list[OutboxRow]:
+        """Delivered actions of ``connector`` with one of ``ops`` (to ``target`` when given), oldest first;
+        a page of them with ``after`` (the last id of the previous page) and ``limit`` (-1: no limit)."""
         ops = list(ops)
         marks = ", ".join("?" for _ in ops)
-        where, params = f"connector = ? AND state = 'done' AND op IN ({marks})", [connector, *ops]
+        where, params = f"connector = ? AND state = 'done' AND op IN ({marks}) AND id > ?", [connector, *ops, after]
         if target is not None:
             where += " AND target = ?"
             params.append(target)
-        rows = self._q(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id", params)
+        page = " LIMIT ?" if limit >= 0 else ""  # -1: every one (both stores read LIMIT ? as a count)
+        rows = self._q(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} ORDER BY id{page}",
+            [*params, limit] if limit >= 0 else params,
+        )
         return [_outbox_row(r) for r in rows]
 
     @_reads
@@ -971,6 +1015,22 @@ class Store:
         for r in rows:
             link = _link_row(r)
             out[link.issue].append(link)
+        return out
+
+    @_reads
+    def links_for_tickets(self, refs: Iterable[Ref], active: bool = True) -> dict[Ref, list[LinkRow]]:
+        """Links of many tickets in one query; every ref asked for is a key."""
+        out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
+        rows = self._q(
+            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
+            "ON l.ticket_connector = json_extract(j.value, '$[0]') "
+            "AND l.ticket_id = json_extract(j.value, '$[1]')"
+            f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
+            [_refs_json(out)],
+        )
+        for r in rows:
+            link = _link_row(r)
+            out[link.ticket].append(link)
         return out
 
     @_reads
@@ -1410,6 +1470,29 @@ class Store:
         if not rows:
             return []
         return [(Stage(stage), _stamp(since)) for stage, since in json.loads(rows[0][0])]
+
+    @_reads
+    def stage_histories_page(
+        self, after: Ref | None, limit: int, stages: Iterable[str]
+    ) -> list[tuple[Ref, list[tuple[Stage, datetime]]]]:
+        """Up to ``limit`` tickets whose current stage is one of ``stages``, with their
+        histories, in ticket order after ``after`` (None: from the first): a sweep pages
+        through them instead of holding every history at once."""
+        start = (after.connector, after.id) if after is not None else ("", "")
+        wanted = list(stages)
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._q(
+            "SELECT ticket_connector, ticket_id, history FROM stages "
+            f"WHERE (ticket_connector, ticket_id) > (?, ?) AND stage IN ({marks}) "
+            "ORDER BY ticket_connector, ticket_id LIMIT ?",
+            [*start, *wanted, limit],
+        )
+        return [
+            (Ref(c, i), [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)])
+            for c, i, history in rows
+        ]
 
     @_reads
     def all_stage_histories(self) -> dict[Ref, list[tuple[Stage, datetime]]]:

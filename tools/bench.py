@@ -26,7 +26,15 @@ links made through the APIs: GitHub issues named half by their key
 (``…/owner/repo/issues/12`` in a comment); the requests per tracker, and the
 cycle after it.
 
-Figures are printed; nothing is asserted. ``--sizes`` picks other sizes.
+- the planning rate: the same in-process polls less their connectors' time
+  in HTTP requests (what syncd itself costs per change).
+
+Figures are printed; nothing is asserted. ``--sizes`` picks other sizes
+(``--sizes 100000`` runs the issue-13 size: allow an hour or more on a
+shared 2-core machine, most of it the first sync's requests); ``--handoff``
+turns the handoff on; ``--latency`` times instead a change in the tracker
+to its note on the ticket, with and without webhook doorbells
+(tools/bench_latency.py).
 """
 
 from __future__ import annotations
@@ -257,18 +265,46 @@ def unpaced(pg: Playground) -> None:
     pg.env["SYNCD_CONNECTORS__GITHUB__COMMENTS_PER_HOUR"] = "1000000"
 
 
+# ``syncd once`` as the child runs it, writing its own peak RSS (VmHWM, KiB) to a file at exit.
+# The child's ru_maxrss is not that figure on Linux: an exec keeps the high-water mark of
+# the memory it replaces, which is this process's (it holds the fakes, hundreds of MiB at
+# 100,000 links) since subprocess spawns with vfork.
+_CHILD = """
+import atexit, os, sys
+
+def _peak():
+    with open("/proc/self/status") as status:
+        line = next(ln for ln in status if ln.startswith("VmHWM:"))
+    with open(os.environ["SYNCD_BENCH_PEAK"], "w") as out:
+        out.write(line.split()[1])
+
+atexit.register(_peak)
+sys.argv = ["syncd", *sys.argv[1:]]
+from syncd.cli import main
+main()
+"""
+
+
 def run_once(pg: Playground) -> tuple[float, float, int]:
-    """Run ``syncd once`` as a child; (seconds, max RSS MiB, exit code)."""
+    """Run ``syncd once`` as a child; (seconds, peak RSS of the child in MiB, exit code)."""
+    peak_file = pg.workdir / "bench-peak-rss"
+    peak_file.unlink(missing_ok=True)
+    linux = Path("/proc/self/status").exists()
+    command = [sys.executable, "-c", _CHILD, "once"] if linux else [sys.executable, "-m", "syncd", "once"]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "once"], env=pg.cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command,
+        env={**pg.cli_env(), "SYNCD_BENCH_PEAK": str(peak_file)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         print(err, file=sys.stderr)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else usage.ru_maxrss / 1024
+    return time.perf_counter() - start, peak, proc.returncode
 
 
 FEEDS = {
@@ -366,8 +402,26 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
     return result
 
 
+def http_seconds(app) -> float:
+    """Seconds the app's connectors have spent in HTTP requests so far."""
+    return sum(connector.http.stats.seconds for connector in app.connectors.values())
+
+
+def timed_poll(app, name: str) -> tuple[int, int, float, float]:
+    """Poll one feed in process: (changes, writes planned, seconds in all, seconds of planning).
+
+    Planning is the poll's time less the time its connectors spent in HTTP
+    requests (the feed's pages, and any read a page needs): what syncd itself
+    costs per change, apart from the sandbox's loopback answers."""
+    http = http_seconds(app)
+    t = time.perf_counter()
+    report = app.engine.poll(name)
+    seconds = time.perf_counter() - t
+    return report.changed, report.actions, seconds, seconds - (http_seconds(app) - http)
+
+
 def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict) -> None:
-    """Changes per second through poll → record → map → plan → commit (no delivery)."""
+    """Changes per second through poll → record → map → plan → commit (no delivery), with and without HTTP."""
     n = min(1000, len(seed.tickets))
     for ticket_id in seed.tickets[:n]:
         pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)
@@ -376,19 +430,24 @@ def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], resu
         pg.linear.move_to_state(key, "In Review")
     app = pg.app()
     try:
-        t = time.perf_counter()
-        report = app.engine.poll("zendesk")
-        ticket_rate = report.changed / (time.perf_counter() - t)
-        t = time.perf_counter()
-        report = app.engine.poll("linear")
-        issue_rate = report.changed / (time.perf_counter() - t)
-        planned = report.actions
+        tickets, _, ticket_s, ticket_plan_s = timed_poll(app, "zendesk")
+        issues_changed, planned, issue_s, issue_plan_s = timed_poll(app, "linear")
     finally:
         app.close()
-    result["throughput"] = {"tickets_per_s": ticket_rate, "issues_per_s": issue_rate}
+    result["throughput"] = {
+        "tickets_per_s": tickets / ticket_s,
+        "issues_per_s": issues_changed / issue_s,
+        "planning_tickets_per_s": tickets / max(ticket_plan_s, 1e-9),
+        "planning_issues_per_s": issues_changed / max(issue_plan_s, 1e-9),
+    }
     say(
-        f"throughput:   {ticket_rate:.0f} ticket changes/s (each reads its new comments), "
-        f"{issue_rate:.0f} issue changes/s ({planned} writes planned)"
+        f"throughput:   {tickets / ticket_s:.0f} ticket changes/s, {issues_changed / issue_s:.0f} issue changes/s "
+        f"({planned} writes planned for {issues_changed * TICKETS_PER_ISSUE} linked tickets), poll to commit"
+    )
+    say(
+        f"planning:     {tickets / max(ticket_plan_s, 1e-9):.0f} ticket changes/s, "
+        f"{issues_changed / max(issue_plan_s, 1e-9):.0f} issue changes/s "
+        "(the same polls less their connectors' time in HTTP requests)"
     )
 
 
@@ -412,12 +471,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first sync of tickets naming Linear, GitHub and Jira issues (a third each), links made through the APIs",
     )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="only time a change in the tracker to its note on the ticket, with and without webhook doorbells",
+    )
     args = parser.parse_args(argv)
     configure_logging("warning", "console")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+    if args.latency:
+        from tools.bench_latency import latency
+
+        latency(lambda text: print(text, flush=True))
+        return 0
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         if args.mix:
             bench_mix(size)

@@ -38,8 +38,9 @@ not_planned or duplicate → CANCELED.
 
 Public repositories. What syncd writes to a public repository is readable by
 anyone. :meth:`GitHubConnector.is_public` says which repositories are (cached
-for ``visibility_ttl`` seconds on polls and ``write_visibility_ttl`` seconds for
-writes, re-validated with a conditional request). Writes flagged ``customer_data=True``
+for ``visibility_ttl`` seconds on polls; before a write, a public one for
+``write_visibility_ttl`` seconds and a private one not at all: re-validated with a
+conditional request). Writes flagged ``customer_data=True``
 — and any body holding an e-mail address — are refused there with
 :class:`PublicRepositoryRefused`; :meth:`~GitHubConnector.attach_ticket` writes
 only an opaque reference and counts there. :meth:`~GitHubConnector.visibility`
@@ -84,6 +85,7 @@ from connectors.base import (
     Rejected,
     StateRule,
     Tracker,
+    WebhookSignature,
     WriteResult,
     find_markers,
     marker_token,
@@ -182,9 +184,10 @@ class GitHubConfig(ConnectorConfig):
     write_visibility_ttl: float = Field(
         60,
         ge=0,
-        description="Seconds a repository's visibility, read for a write, is trusted for the "
-        "next writes there (0: read before every write). A repository turned public in "
-        "that time gets syncd's texts rewritten when it is noticed (docs/privacy.md).",
+        description="Seconds a public repository's visibility, read for a write, is trusted for "
+        "the next writes there (0: read before every write). A private repository is read "
+        "again before every write, so the customer never reaches one just turned public "
+        "(docs/privacy.md).",
     )
     visibility_ttl: float = Field(
         3600,
@@ -356,6 +359,8 @@ class GitHubRule(StateRule):
 class GitHubConnector(Tracker):
     kind = "github"
     display_name = "GitHub"
+    # GitHub signs each webhook with its secret: "sha256=" and the hex HMAC-SHA256 of the body (no time).
+    webhook = WebhookSignature("X-Hub-Signature-256", prefix="sha256=")
     fake = "connectors.github.fake:GitHubFake"
     state_rule_model = GitHubRule
     team_pattern = (r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$", 'a repository "owner/name"')
@@ -1235,8 +1240,9 @@ class GitHubConnector(Tracker):
         """Each repository's visibility as last read (lower-case owner/name → public); asks nothing.
 
         Read by :meth:`is_public`: on every poll once ``visibility_ttl`` has
-        passed, and before a write once ``write_visibility_ttl`` has (a
-        conditional request, free when unchanged). The engine compares it with what it last acted on."""
+        passed, and before a write (a private repository every time, a public one
+        once ``write_visibility_ttl`` has passed; a conditional request, free when
+        unchanged). The engine compares it with what it last acted on."""
         return {name: v.public for name, v in self._visibility.items()}
 
     def make_opaque(self, issue_id: str, rewrite: OpaqueRewrite, key: str) -> OpaqueResult:
@@ -1446,10 +1452,17 @@ class GitHubConnector(Tracker):
         return IssueLocation(m.group(1), m.group(2), int(m.group(3))) if m else None
 
     def _public_for_write(self, location: IssueLocation) -> bool:
-        """Visibility for a write: read again (a conditional request, free when unchanged)
-        once ``write_visibility_ttl`` seconds have passed since the last read of that
-        repository, so a burst of writes there reads it once, not once per write."""
-        return self.is_public(location.full_name, max_age=self.config.write_visibility_ttl)
+        """Visibility for a write. A repository last read as public is trusted for
+        ``write_visibility_ttl`` seconds, so a burst of writes there reads it once, not once
+        per write; one last read as private is read again before every write (a conditional
+        request, free when unchanged), since the private form names the customer and must
+        never land in a repository that has just turned public. Stale knowledge can only
+        make a write more careful, never less."""
+        cached = self._visibility.get(location.full_name.lower())
+        ttl = self.config.write_visibility_ttl
+        if cached is not None and cached.public and ttl > 0 and self.clock().timestamp() - cached.checked_at < ttl:
+            return True
+        return self.is_public(location.full_name, max_age=0)
 
     def _refusal(self, location: IssueLocation) -> PublicRepositoryRefused:
         return PublicRepositoryRefused(

@@ -112,6 +112,8 @@ class FakeIssue:
 
 class GitHubFake(FakeService):
     name = "github"
+    # Searches and batch reads sent by POST change nothing: no webhook for them.
+    reads_by_post = ("/graphql",)
     default_port = 8803
     world = "connectors.github.seed:GitHubWorld"
     secrets = {"token": SANDBOX_GITHUB_TOKEN}

@@ -67,6 +67,7 @@ from connectors.base import (
     Helpdesk,
     Page,
     Rejected,
+    WebhookSignature,
     WriteResult,
     find_markers,
     marker_token,
@@ -193,6 +194,8 @@ class _Feed:
 class IntercomConnector(Helpdesk):
     kind = "intercom"
     display_name = "Intercom"
+    # Intercom signs each webhook with the app's client secret: "sha1=" and the hex HMAC-SHA1 of the body.
+    webhook = WebhookSignature("X-Hub-Signature", digest="sha1", prefix="sha1=")
     fake = "connectors.intercom.fake:IntercomFake"
     config_model = IntercomConfig
     config: IntercomConfig

@@ -70,6 +70,8 @@ class IntercomFake(FakeService):
     """An in-memory Intercom workspace served over HTTP."""
 
     name = "intercom"
+    # Searches and batch reads sent by POST change nothing: no webhook for them.
+    reads_by_post = ("/search",)
     default_port = 8805
     world = "connectors.intercom.seed:IntercomWorld"
     secrets = {"token": SANDBOX_TOKEN}

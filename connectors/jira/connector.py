@@ -67,6 +67,7 @@ from connectors.base import (
     StateName,
     StateRule,
     Tracker,
+    WebhookSignature,
     WriteResult,
     require_secret,
     utc_now,
@@ -198,6 +199,8 @@ class JiraRule(StateRule):
 class JiraConnector(Tracker):
     kind: ClassVar[str] = "jira"
     display_name: ClassVar[str] = "Jira"
+    # A Jira admin webhook with a secret is signed WebSub style: "sha256=" and the hex HMAC-SHA256 of the body.
+    webhook = WebhookSignature("X-Hub-Signature", prefix="sha256=")
     fake: ClassVar[str | None] = "connectors.jira.fake:JiraFake"
     state_rule_model: ClassVar[type[StateRule]] = JiraRule
     team_pattern: ClassVar[tuple[str, str]] = (r"^[A-Z][A-Z0-9_]{1,9}$", 'a Jira project key such as "PLAT"')

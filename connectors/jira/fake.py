@@ -241,6 +241,8 @@ class JiraFake(FakeService):
     """A Jira Cloud site with a few projects, one workflow and real v3 shapes."""
 
     name = "jira"
+    # Searches and batch reads sent by POST change nothing: no webhook for them.
+    reads_by_post = ("/search/jql", "/bulkfetch")
     default_port = 8804
     world = "connectors.jira.seed:JiraWorld"
     secrets = {"api_token": SANDBOX_TOKEN}

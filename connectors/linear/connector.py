@@ -45,6 +45,7 @@ from connectors.base import (
     StateName,
     StateRule,
     Tracker,
+    WebhookSignature,
     WriteResult,
     find_markers,
     marker_token,
@@ -251,6 +252,9 @@ class LinearRule(StateRule):
 class LinearConnector(Tracker):
     kind = "linear"
     display_name = "Linear"
+    # Linear signs each webhook: hex HMAC-SHA256 of the body, which carries webhookTimestamp (Unix ms);
+    # Linear asks receivers to refuse a delivery more than a minute away from their clock.
+    webhook = WebhookSignature("Linear-Signature", timestamp_field="webhookTimestamp", max_age=60.0)
     fake = "connectors.linear.fake:LinearFake"
     state_rule_model = LinearRule
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')

@@ -654,6 +654,15 @@ class LinearFake(FakeService):
 
     # -- HTTP -----------------------------------------------------------------------
 
+    def is_change(self, endpoint: str, request: FakeRequest) -> bool:
+        """Only a mutation changes something (every GraphQL request is a POST)."""
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            return False
+        query = payload.get("query") if isinstance(payload, dict) else None
+        return isinstance(query, str) and query.lstrip().startswith("mutation")
+
     def endpoint_name(self, request: FakeRequest, pattern: str) -> str:
         """``POST /graphql <operationName>``, or the first root field of an unnamed operation."""
         base = super().endpoint_name(request, pattern)

@@ -44,6 +44,7 @@ from connectors.base import (
     Helpdesk,
     Page,
     Rejected,
+    WebhookSignature,
     WriteResult,
     find_markers,
     load_secret,
@@ -132,6 +133,12 @@ def _check_readable(key: str, path: str | None) -> None:
 class ZendeskConnector(Helpdesk):
     kind = "zendesk"
     display_name = "Zendesk"
+    # Zendesk signs each webhook: base64 HMAC-SHA256 of the timestamp header's text then the body.
+    webhook = WebhookSignature(
+        "X-Zendesk-Webhook-Signature",
+        encoding="base64",
+        timestamp_header="X-Zendesk-Webhook-Signature-Timestamp",
+    )
     fake = "connectors.zendesk.fake:ZendeskFake"
     config_model = ZendeskConfig
     # Zendesk's own statuses are the helpdesk contract's canonical words

@@ -16,10 +16,11 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, overload
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -110,6 +111,12 @@ class FaultRule:
 Route = tuple[str, re.Pattern[str], str, Callable[[FakeRequest], FakeResponse]]
 
 
+class WebhookSigner(Protocol):
+    """Signs a webhook the way a service does (a connector's ``webhook``, connectors.base.WebhookSignature)."""
+
+    def sign(self, payload: dict[str, Any], secret: bytes, now: datetime) -> tuple[bytes, dict[str, str]]: ...
+
+
 class FakeService:
     """Base for a fake API. Subclasses register routes in ``__init__``."""
 
@@ -124,6 +131,9 @@ class FakeService:
     # view), as an import path "package.module:Class" naming a
     # syncd.sandbox.world.ServiceWorld; empty: the fake is served unseeded.
     world: ClassVar[str] = ""
+    # Endpoints (regexes over the endpoint name) sent with a method other than GET that
+    # only read (a search by POST): they send no webhook (see send_webhooks).
+    reads_by_post: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def for_sandbox(cls, *, clock: Callable[[], datetime] | None = None, seed: int = 0) -> FakeService:
@@ -151,6 +161,48 @@ class FakeService:
         self.listeners: list[Callable[[str, FakeRequest, FakeResponse], None]] = []
         self.base_url = ""  # set by Sandbox.start
         self.malformed: set[str] = set()  # record ids sent in the wrong shape (see malform)
+        # Where the fake sends its signed webhooks (see send_webhooks): none by default.
+        self.webhook: tuple[str, bytes, WebhookSigner] | None = None
+        self._webhook_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.webhooks_sent = 0
+
+    # -- webhooks ----------------------------------------------------------------
+
+    def send_webhooks(
+        self,
+        url: str | None,
+        secret: bytes = b"",
+        signer: WebhookSigner | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """From now on, after each request that changes something, POST a webhook signed
+        the service's way (``signer``: its connector's ``webhook``) to ``url``, as the
+        service would, stamped with ``clock`` (default: the machine's); None stops.
+        Sent from a thread of its own."""
+        self.webhook = None if url is None or signer is None else (url, secret, signer)
+        self._webhook_clock = clock or (lambda: datetime.now(timezone.utc))
+
+    def is_change(self, endpoint: str, request: FakeRequest) -> bool:
+        """Whether a request that went through changed something (a webhook follows)."""
+        return request.method != "GET" and not any(re.search(p, endpoint) for p in self.reads_by_post)
+
+    def _ring(self, endpoint: str) -> None:
+        target = self.webhook
+        if target is None:
+            return
+        url, secret, signer = target
+        body, headers = signer.sign({"event": "changed", "endpoint": endpoint}, secret, self._webhook_clock())
+
+        def post() -> None:
+            try:
+                request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+                urllib.request.urlopen(request, timeout=5).close()
+            except OSError:
+                pass  # a webhook lost: syncd polls on its interval anyway
+            with self.lock:
+                self.webhooks_sent += 1
+
+        threading.Thread(target=post, name=f"{self.name}-webhook", daemon=True).start()
 
     # -- routing ---------------------------------------------------------------
 
@@ -306,6 +358,8 @@ def _make_handler(service: FakeService) -> type[BaseHTTPRequestHandler]:
             _, response = service.dispatch(request)
             for listener in list(service.listeners):
                 listener(endpoint, request, response)
+            if service.webhook is not None and response.status < 300 and service.is_change(endpoint, request):
+                service._ring(endpoint)
             if fault and fault.kind == "timeout":
                 time.sleep(fault.delay)  # the write happened; the client gives up waiting
                 return self._reset()

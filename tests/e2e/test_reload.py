@@ -60,6 +60,10 @@ def edit(pg: Playground, old: str, new: str) -> None:
     [
         (('path = "syncd.db"', 'path = "elsewhere.db"'), "store.path ("),
         (('health_address = ""', 'health_address = "127.0.0.1:9"'), "daemon.health_address (off -> 127.0.0.1:9)"),
+        (
+            ('health_address = ""', 'health_address = ""\nwebhook_address = "127.0.0.1:9"'),
+            "daemon.webhook_address (off -> 127.0.0.1:9)",
+        ),
         (('level = "warning"', 'level = "debug"'), "log.level (warning -> debug)"),
         (("LINEAR_URL", "http://127.0.0.1:9/another-workspace"), "connectors.linear.url ("),
     ],

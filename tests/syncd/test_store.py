@@ -687,6 +687,62 @@ def test_bulk_lookups_are_one_query_for_2000_refs(store):
     assert store.get_snapshots([]) == {} and store.links_for_issues([]) == {}
 
 
+def counting_queries(store, monkeypatch) -> list[str]:
+    """The SQL texts the store runs from now on (either backend)."""
+    statements: list[str] = []
+    run = store._q
+
+    def counted(sql, params=()):
+        statements.append(sql)
+        return run(sql, params)
+
+    monkeypatch.setattr(store, "_q", counted)
+    return statements
+
+
+def test_links_of_many_tickets_are_one_query(store, monkeypatch):
+    issues = [issue(f"u{i}", f"ENG-{i}") for i in range(3)]
+    tickets = [ticket(str(i)) for i in range(1500)]
+    with store.transaction():
+        for n, rec in enumerate(tickets):
+            store.add_link(Link(rec.ref, issues[n % 3].ref, "comment"))
+            if n % 2 == 0:
+                store.add_link(Link(rec.ref, issues[(n + 1) % 3].ref, "tag"))
+        store.end_link(tickets[0].ref, issues[0].ref, "gone")
+    wanted = [t.ref for t in tickets] + [Ref("zendesk", "never-seen")]
+
+    statements = counting_queries(store, monkeypatch)
+    links = store.links_for_tickets(wanted)
+    assert len(statements) == 1
+    monkeypatch.undo()
+    assert list(links) == wanted  # every ref asked for, in the order asked
+    assert [row.issue for row in links[tickets[0].ref]] == [issues[1].ref]
+    assert [row.issue for row in links[tickets[1].ref]] == [issues[1].ref]
+    assert [row.issue for row in links[tickets[2].ref]] == [issues[2].ref, issues[0].ref]
+    assert links[Ref("zendesk", "never-seen")] == []
+    assert [row.issue for row in store.links_for_tickets([tickets[0].ref], active=False)[tickets[0].ref]] == [
+        issues[0].ref,
+        issues[1].ref,
+    ]
+    assert all(links[t.ref] == store.links_for_ticket(t.ref) for t in tickets[:50])
+    assert store.links_for_tickets([]) == {}
+
+
+def test_bookkeeping_of_many_records_is_one_query(store, monkeypatch):
+    refs = [Ref("zendesk", str(i)) for i in range(1200)]
+    with store.transaction():
+        for n, ref in enumerate(refs):
+            if n % 3 == 0:
+                store.set_meta(ref, last_comment_id=str(n), tags_unseen=True)
+    statements = counting_queries(store, monkeypatch)
+    metas = store.get_metas(refs + [Ref("linear", "0")])
+    assert len(statements) == 1
+    monkeypatch.undo()
+    assert all(metas[ref] == store.get_meta(ref) for ref in refs)
+    assert metas[refs[3]] == {"last_comment_id": "3", "tags_unseen": True} and metas[refs[4]] == {}
+    assert metas[Ref("linear", "0")] == {} and store.get_metas([]) == {}
+
+
 def test_stats_for_syncd_status(store, db_path, store_backend):
     store.put_snapshot(ticket("1"))
     store.put_snapshot(issue("a", "ENG-1"))

@@ -50,6 +50,10 @@ def test_issues_in_place_and_delivered_writes(store_opener):
         store.mark_done(rows["c" * 20].id, {"id": "12"})
         assert [r.key for r in store.done_writes("github", ["issue.attach"])] == ["a" * 20, "c" * 20]
         assert [r.key for r in store.done_writes("github", ["issue.attach", "issue.comment"], target="1")] == ["a" * 20]
+        first = store.done_writes("github", ["issue.attach"], limit=1)
+        assert [r.key for r in first] == ["a" * 20]  # a page, then the next after its last id
+        assert [r.key for r in store.done_writes("github", ["issue.attach"], after=first[-1].id)] == ["c" * 20]
+        assert store.issue_ids_in_place("github", "ACME/Billing") == {"1"}
         assert [r.key for r in store.unfinished_for("github", "1")] == ["b" * 20]
         assert [r.key for r in store.done_writes_unnoted("issue.attach")] == ["a" * 20, "c" * 20]
         store.set_action_result(rows["a" * 20].id, {"id": "11", "noted": True})

@@ -53,3 +53,24 @@ def test_replace_payload_changes_only_an_unsent_pending_action(store_opener):
         assert not store.replace_payload("k1", {"note": "b"})
         assert not store.replace_payload("nope", {"note": "b"})
         assert store.list_outbox()[0].payload == {"note": "a", "add_tags": ["x"]}
+
+
+def test_histories_of_active_stages_are_read_a_page_at_a_time_in_ticket_order(tmp_path):
+    t0 = datetime(2026, 3, 4, 13, 15, tzinfo=timezone.utc)
+    with Store(tmp_path / "s.db") as store:
+        with store.transaction():
+            for n in range(25):
+                stage = Stage.RESOLVED if n % 5 == 0 else Stage.ASSIGNED
+                store.put_stage(Ref("zendesk", f"{n:03d}"), [(Stage.NEW, t0), (stage, t0 + timedelta(minutes=n))])
+        seen, after, pages = [], None, 0
+        while True:
+            page = store.stage_histories_page(after, 7, [Stage.ASSIGNED.value])
+            pages += 1
+            seen += page
+            if len(page) < 7:
+                break
+            after = page[-1][0]
+        assert [ref.id for ref, _ in seen] == [f"{n:03d}" for n in range(25) if n % 5]
+        assert pages == 3
+        assert all(history == store.stage_history(ref) for ref, history in seen)
+        assert store.stage_histories_page(None, 100, []) == []

@@ -173,8 +173,9 @@ def test_the_demand_comment_is_kept_in_place_beside_the_context_comment(fake):
     fake.reset_counts()
     c.upsert_comment(created.id, "**Demand**: 2 tickets, 2 organisations", KEYS[3], "demand")
     # The remembered comment is read by id (no scan of the issue's comments) and edited;
-    # the repository's visibility, read for the writes before, serves this one too.
+    # the repository is private, so its visibility is read again (a free 304) before the write.
     assert fake.counts == {
+        "GET /repos/{owner}/{repo}": 1,
         "GET /repos/{owner}/{repo}/issues/comments/{comment_id}": 1,
         "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}": 1,
     }

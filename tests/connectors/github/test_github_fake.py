@@ -246,7 +246,8 @@ def test_context_comment_is_scrubbed_when_the_repository_turns_public(fake):
     assert len(fake.comments_of(issue)) == 1
 
 
-def test_a_burst_of_writes_reads_the_repositorys_visibility_once_per_write_visibility_ttl(fake):
+def test_a_burst_of_writes_reads_a_public_repositorys_visibility_once_per_write_visibility_ttl(fake):
+    fake.set_visibility("acme/web", "public")
     issues = [fake.create_issue("acme/web", f"bug {n}") for n in range(3)]
     clock = Clock(datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc))
     config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"], mutation_interval=0)
@@ -255,11 +256,23 @@ def test_a_burst_of_writes_reads_the_repositorys_visibility_once_per_write_visib
     for n, issue in enumerate(issues):
         c.add_comment(f"acme/web#{issue.number}", "hello", f"{n:020x}")
     assert fake.counts["GET /repos/{owner}/{repo}"] == 1
-    fake.set_visibility("acme/web", "public")
-    clock.advance(61)  # the next write after the minute reads it again, and refuses
-    with pytest.raises(PublicRepositoryRefused):
-        c.add_comment(f"acme/web#{issues[0].number}", "Jane Doe from Acme", "9" * 20, customer_data=True)
+    clock.advance(61)  # the next write after the minute reads it again
+    c.add_comment(f"acme/web#{issues[0].number}", "hello again", "9" * 20)
     assert fake.counts["GET /repos/{owner}/{repo}"] == 2
+
+
+def test_a_private_repository_is_read_before_every_write_so_a_turn_to_public_is_never_missed(fake):
+    issues = [fake.create_issue("acme/web", f"bug {n}") for n in range(2)]
+    clock = Clock(datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc))
+    config = GitHubConfig(kind="github", url=fake.base_url, token=TOKEN, repositories=["acme/web"], mutation_interval=0)
+    c = GitHubConnector("gh", config, sleep=lambda s: None, clock=clock)
+    fake.reset_counts()
+    c.add_comment(f"acme/web#{issues[0].number}", "Jane Doe from Acme", "1" * 20, customer_data=True)
+    fake.set_visibility("acme/web", "public")  # a second later, well within write_visibility_ttl
+    with pytest.raises(PublicRepositoryRefused):
+        c.add_comment(f"acme/web#{issues[1].number}", "Jane Doe from Acme", "2" * 20, customer_data=True)
+    assert fake.counts["GET /repos/{owner}/{repo}"] == 2
+    assert fake.comments_of(issues[1]) == []
 
 
 def test_upsert_keeps_one_comment_and_markers_are_found(fake):
