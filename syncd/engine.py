@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
+from connectors.base import CommentAsk, Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.links import (
     Candidate,
     compile_patterns,
@@ -530,6 +530,8 @@ class Engine:
         unseen: set[Ref] = set()
         seen: dict[Ref, set[str]] = {}
         noted: dict[Ref, list[tuple[str, str]]] = {}
+        changed: list[tuple[Ticket, Ticket | None]] = []
+        asks: list[CommentAsk] = []
         for ticket in tickets:
             prev = previous.get(ticket.ref)
             if seen_already(prev, ticket):
@@ -540,14 +542,24 @@ class Engine:
                 report.echoes += 1  # syncd's own write coming back (still read: see below)
             if meta.get("tags_unseen"):
                 unseen.add(ticket.ref)
-            # Comments are read even when the change looks like the echo of
-            # syncd's own write: timestamps are whole seconds, and an agent's
-            # note in the same second as that write would otherwise be missed.
-            try:
-                comments = helpdesk.comments(ticket.ref.id, after=meta.get("last_comment_id"))
-            except PayloadError as exc:
-                page.rejected.append(_rejected(ticket.ref.id, exc))
+            changed.append((ticket, prev if isinstance(prev, Ticket) else None))
+            after = meta.get("last_comment_id")
+            # A comment not read yet is no older than the change last stored (comments
+            # move a ticket's time); without one read, the ticket's whole history is wanted.
+            since = prev.updated_at if after and prev is not None else ticket.created_at
+            since = min(since, ticket.updated_at) if since is not None else None
+            asks.append(CommentAsk(ticket.ref.id, after, since, ticket.updated_at))
+        # Comments are read even when the change looks like the echo of syncd's
+        # own write: timestamps are whole seconds, and an agent's note in the same
+        # second as that write would otherwise be missed. A helpdesk with a feed
+        # of comments answers for the whole page in one or a few requests.
+        read = helpdesk.page_comments(asks) if asks else {}
+        for ticket, prev in changed:
+            comments_or_error = read.get(ticket.ref.id, [])
+            if isinstance(comments_or_error, PayloadError):
+                page.rejected.append(_rejected(ticket.ref.id, comments_or_error))
                 continue
+            comments = comments_or_error
             candidates = ticket_candidates(ticket, prev, comments, self.ticket_patterns, link_fields)
             for field_id, value in unmatched_link_fields(ticket, prev, self.ticket_patterns, link_fields):
                 log.warning(

@@ -10,7 +10,7 @@ import requests
 import responses
 
 from connectors.base import CheckTargets, marker_token
-from connectors.zendesk.connector import EXPORT_PATH, ZendeskConfig, ZendeskConnector
+from connectors.zendesk.connector import EVENTS_PATH, EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from syncd.writes import FollowUpTicket, TicketUpdate
 from tests.contract.openapi import assert_calls_conform, contract_fixture
@@ -33,6 +33,8 @@ zendesk_contract = contract_fixture(
         ("GET", "/api/v2/tickets/{ticket_id}/comments"): {"page[size]", "page[after]", "sort"},
         # Ticket sideloads (Side-loading docs; zenpy's recorded traffic uses them).
         ("GET", "/api/v2/tickets/{ticket_id}"): {"include"},
+        # The comment_events sideload, described in the operation's own text ("Sideloading").
+        ("GET", EVENTS_PATH): {"include"},
     },
     patches={
         # The description declares HTTP Basic only; Zendesk also takes an
@@ -313,4 +315,48 @@ def test_check_objects_request_and_the_fakes_answer_conform(zendesk_contract):
     assert assert_calls_conform(calls, zendesk_contract) == ["GET /api/v2/ticket_fields"]
     request = answer.request.copy()
     request.url = "http://contract.invalid/api/v2/ticket_fields"
+    zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+def test_page_comments_request_and_the_fakes_events_answer_conform(zendesk_contract):
+    """The ticket events export, as the connector asks for it and as the sandbox answers it."""
+    from datetime import timedelta
+
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.base import CommentAsk
+    from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = ZendeskFake()
+    person = fake.add_user("Ann", "ann@example.com")
+    first = fake.create_ticket("Broken", "It fails", requester_id=person["id"])
+    second = fake.create_ticket("Slow", "It is slow", requester_id=person["id"])
+    fake.add_comment(first["id"], "see ENG-7", public=False, author_id=fake.api_user["id"])
+    with Sandbox([fake]):
+        zd = ZendeskConnector(
+            "zd",
+            ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN),
+            sleep=lambda _s: None,
+        )
+        calls: list[requests.PreparedRequest] = []
+        zd.http.session.hooks["response"].append(lambda r, *args, **kwargs: calls.append(r.request))
+        asks = []
+        for raw in (first, second):
+            ticket = zd.get_ticket(str(raw["id"]))
+            asks.append(CommentAsk(ticket.ref.id, None, ticket.created_at, ticket.updated_at + timedelta(seconds=1)))
+        found = zd.page_comments(asks)
+        answer = requests.get(
+            fake.base_url + EVENTS_PATH,
+            params={"start_time": 0, "include": "comment_events"},
+            auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN),
+            timeout=5,
+        )
+    assert [c.body for c in found[str(first["id"])]] == ["It fails", "see ENG-7"]  # type: ignore[union-attr]
+    assert [c.body for c in found[str(second["id"])]] == ["It is slow"]  # type: ignore[union-attr]
+    seen = assert_calls_conform(calls, zendesk_contract)
+    assert seen.count(f"GET {EVENTS_PATH}") == 1
+    assert answer.json()["ticket_events"][0]["child_events"]
+    request = answer.request.copy()
+    request.url = "http://contract.invalid" + EVENTS_PATH + "?start_time=0"
     zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
