@@ -532,14 +532,15 @@ class Engine:
         noted: dict[Ref, list[tuple[str, str]]] = {}
         changed: list[tuple[Ticket, Ticket | None]] = []
         asks: list[CommentAsk] = []
+        metas: dict[Ref, dict] = {}
+        bulk_echoes: set[Ref] = set()
         for ticket in tickets:
             prev = previous.get(ticket.ref)
             if seen_already(prev, ticket):
                 continue
             report.changed += 1
             meta = self.store.get_meta(ticket.ref)
-            if meta.get("echo_updated_at") == format_time(ticket.updated_at):
-                report.echoes += 1  # syncd's own write coming back (still read: see below)
+            metas[ticket.ref] = meta
             if meta.get("tags_unseen"):
                 unseen.add(ticket.ref)
             changed.append((ticket, prev if isinstance(prev, Ticket) else None))
@@ -560,6 +561,20 @@ class Engine:
                 page.rejected.append(_rejected(ticket.ref.id, comments_or_error))
                 continue
             comments = comments_or_error
+            meta = metas[ticket.ref]
+            # Syncd's own write coming back (still read: see above): known by the time the
+            # write answered, or, for a bulk write (whose answer has no time), by its note
+            # being all that is new on the ticket.
+            if meta.get("echo_updated_at") == format_time(ticket.updated_at):
+                report.echoes += 1
+            elif meta.get("echo_marker"):
+                bulk_echoes.add(ticket.ref)
+                if (
+                    comments
+                    and all(c.markers for c in comments)
+                    and any(meta["echo_marker"] in c.markers for c in comments)
+                ):
+                    report.echoes += 1
             candidates = ticket_candidates(ticket, prev, comments, self.ticket_patterns, link_fields)
             for field_id, value in unmatched_link_fields(ticket, prev, self.ticket_patterns, link_fields):
                 log.warning(
@@ -583,6 +598,8 @@ class Engine:
                 changes: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
                 if ticket.ref in unseen:
                     changes["tags_unseen"] = None  # read after syncd's tag write: the snapshot holds its tags
+                if ticket.ref in bulk_echoes:
+                    changes["echo_marker"] = None  # its bulk write has been seen
                 if changes:
                     self.store.set_meta(ticket.ref, **changes)
                 for candidate in candidates:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import json
 import os
 import random
 import signal
@@ -62,6 +63,19 @@ MAX_LINKS_PER_TICKET = 3
 WEIGHTS = {"key_note": 22, "attach": 10, "new_ticket": 5, "move": 25, "assign": 6, "note": 16, "status": 16}
 ZENDESK_FEED = "incremental/tickets/cursor"
 LINEAR_FEED = "SyncdIssues"
+BULK_WRITE = "/update_many"  # Zendesk's Update Many: many tickets' notes in one request
+
+
+def _bulk_size(request) -> int:
+    """How many tickets a bulk write carries (a body per ticket, or ids=)."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return 0
+    tickets = body.get("tickets") if isinstance(body, dict) else None
+    if isinstance(tickets, list):
+        return len(tickets)
+    return len([i for i in (request.arg("ids") or "").split(",") if i])
 
 
 # --- the change stream (pure) -------------------------------------------------------------
@@ -479,6 +493,7 @@ class DaemonUnderFire:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
         self.kills = 0
+        self.batch_kills = 0  # kills right after a bulk write of several tickets landed
         self.terms = 0
         self.hups = 0
         self.restarts = 0
@@ -509,12 +524,17 @@ class DaemonUnderFire:
                 self._feeds["zendesk"] += 1
             elif endpoint.endswith(" " + LINEAR_FEED):
                 self._feeds["linear"] += 1
-            if self._kill_at is not None and self._requests >= self._kill_at and self.proc is not None:
+            # A bulk write of several tickets takes the next planned kill whenever it comes
+            # first: the batch has landed, syncd never hears its job's result.
+            batch = request.method == "PUT" and endpoint.endswith(BULK_WRITE) and _bulk_size(request) >= 2
+            due = self._kill_at is not None and (self._requests >= self._kill_at or batch)
+            if due and self.proc is not None:
                 # The request has been applied; syncd never hears the answer.
                 self._kill_at = None
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self._killed = self.proc
                 self.kills += 1
+                self.batch_kills += int(batch)
 
     # -- process control -------------------------------------------------------------------
 
@@ -622,6 +642,7 @@ class ChaosResult:
     terms: int
     hups: int
     comparison: Comparison
+    batch_kills: int = 0
     crashes: list[str] = field(default_factory=list)
     reference_requests: int = 0
     chaos_requests: int = 0
@@ -634,6 +655,7 @@ class ChaosResult:
         c = self.comparison
         return (
             f"seed={self.seed} changes={self.changes} batches={self.batches} kills={self.kills} "
+            f"(after a bulk write: {self.batch_kills}) "
             f"sigterms={self.terms} sighups={self.hups} writes expected={c.expected} found={c.found} "
             f"duplicates={c.duplicates + len(c.extra)} missing={len(c.missing)} "
             f"state mismatches={len(c.state_mismatches)} stream-check problems={len(c.stream_problems)} "
@@ -745,6 +767,7 @@ def chaos_run(
             daemon.terms,
             daemon.hups,
             compare(expected, found, stream_problems),
+            daemon.batch_kills,
             daemon.crashes,
             reference_requests,
             pg.sandbox.total_requests(),

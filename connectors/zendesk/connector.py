@@ -56,6 +56,7 @@ from connectors.base import (
     Helpdesk,
     Page,
     Rejected,
+    TicketWrite,
     WriteResult,
     find_markers,
     load_secret,
@@ -82,6 +83,8 @@ TICKETS_PATH = "/api/v2/tickets"
 COMMENTS_PAGE_SIZE = 100  # the most List Comments returns per page
 BULK_LIMIT = 100  # Update Many takes up to 100 ids
 JOB_POLL_LIMIT = 60
+JOBS_PATH = "/api/v2/job_statuses/show_many"
+JOBS_PER_POLL = 100  # job ids per Show Many Job Statuses request
 MAX_SAFE_UPDATE_TRIES = 3
 
 
@@ -377,11 +380,16 @@ class ZendeskConnector(Helpdesk):
             if pages >= max(1, len(uncovered)):
                 break  # one request a ticket is cheaper from here on
             try:
-                body = self._get(
-                    EVENTS_PATH,
-                    params={"start_time": start, "include": "comment_events"},
-                    endpoint=f"GET {EVENTS_PATH}",
+                body = self._events_page(start)
+            except (PayloadError, TransientError) as exc:
+                # A bad or lost answer of the export costs this page's tickets one read
+                # each, not the poll (which would read the feeds again).
+                log.info(
+                    "the ticket events export did not answer; this page's comments are read ticket by ticket",
+                    connector=self.name,
+                    error=str(exc),
                 )
+                return super().page_comments(asks)
             except AuthError:
                 log.info(
                     "the ticket events export is refused to this account; comments are read ticket by ticket",
@@ -390,15 +398,7 @@ class ZendeskConnector(Helpdesk):
                 self._events_refused = True
                 return super().page_comments(asks)
             pages += 1
-            events = body.get("ticket_events")
-            if not isinstance(events, list):
-                raise PayloadError(
-                    self.name,
-                    "ticket events export: the response has no 'ticket_events' list "
-                    f"(keys: {', '.join(sorted(body)) or 'none'})",
-                    payload=body,
-                )
-            for event in events:
+            for event in body["ticket_events"]:
                 self._event_comments(event, wanted, seen, found)
             end = body.get("end_time")
             if body.get("end_of_stream") is True:
@@ -419,6 +419,30 @@ class ZendeskConnector(Helpdesk):
                 far.append(ask)
         out.update(super().page_comments(far))
         return out
+
+    def _events_page(self, start: int) -> dict:
+        """One page of the ticket events export from ``start``; a wrong-shaped answer is asked again once."""
+        for attempt in (1, 2):
+            try:
+                body = self._get(
+                    EVENTS_PATH,
+                    params={"start_time": start, "include": "comment_events"},
+                    endpoint=f"GET {EVENTS_PATH}",
+                )
+            except PayloadError:
+                if attempt == 2:
+                    raise
+                continue
+            if isinstance(body.get("ticket_events"), list):
+                return body
+            if attempt == 2:
+                raise PayloadError(
+                    self.name,
+                    "ticket events export: the response has no 'ticket_events' list "
+                    f"(keys: {', '.join(sorted(body)) or 'none'})",
+                    payload=body,
+                )
+        raise AssertionError("unreachable")
 
     def _event_comments(self, event: Any, wanted: set[str], seen: set[int], found: dict[str, list[Comment]]) -> None:
         """The comments one ticket event carries, for the tickets asked about (each once)."""
@@ -550,6 +574,122 @@ class ZendeskConnector(Helpdesk):
                 results.update(self._await_job(body, chunk))
             except ApiError as exc:
                 results.update({tid: exc for tid in chunk})
+        return results
+
+    def update_each(self, writes: list[TicketWrite]) -> dict[str, WriteResult | Exception]:
+        """A different update on each ticket: one Update Many with a ``tickets``
+        array per 100 tickets, every request sent before any job is polled, then
+        the jobs of all of them polled together (Show Many Job Statuses).
+
+        Each ticket's note carries its own marker. Tags go as
+        ``additional_tags``/``remove_tags``, so no ticket is read first. A
+        conditional status (which needs the ticket's current status) and a
+        second write to a ticket already in the batch go one by one. A job
+        whose end is not seen (a failed poll, or still working after
+        ``JOB_POLL_LIMIT`` checks) reports its tickets as maybe applied: their
+        markers are looked for before they are sent again."""
+        results: dict[str, WriteResult | Exception] = {}
+        bulk: list[tuple[str, dict[str, Any]]] = []
+        alone: list[TicketWrite] = []
+        for w in writes:
+            tid = _numeric(w.ticket_id)
+            if (w.update.status and w.update.status_from) or any(t == tid for t, _ in bulk):
+                alone.append(w)
+                continue
+            ticket = self._write_body(w.update, w.key, None)
+            if w.update.add_tags:
+                ticket["additional_tags"] = list(dict.fromkeys(w.update.add_tags))
+            if w.update.remove_tags:
+                ticket["remove_tags"] = list(dict.fromkeys(w.update.remove_tags))
+            bulk.append((tid, {"id": int(tid), **ticket}))
+        jobs: dict[str, tuple[list[str], dict]] = {}
+        for start in range(0, len(bulk), BULK_LIMIT):
+            chunk = bulk[start : start + BULK_LIMIT]
+            ids = [tid for tid, _ in chunk]
+            try:
+                body = self.http.request_json(
+                    "PUT",
+                    "/api/v2/tickets/update_many",
+                    json={"tickets": [ticket for _, ticket in chunk]},
+                    endpoint="PUT /api/v2/tickets/update_many",
+                )
+                job = expect_dict(
+                    self.name, body.get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
+                )
+                if not job.get("id"):
+                    raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
+                jobs[str(job["id"])] = (ids, job)
+            except ApiError as exc:
+                results.update({tid: exc for tid in ids})
+        results.update(self._await_jobs(jobs))
+        for w in alone:
+            try:
+                results[w.ticket_id] = self.update_ticket(w.ticket_id, w.update, w.key, current=w.current)
+            except Exception as exc:  # reported per ticket to the caller
+                results[w.ticket_id] = exc
+        return results
+
+    def _await_jobs(self, jobs: dict[str, tuple[list[str], dict]]) -> dict[str, WriteResult | Exception]:
+        """The results of several Update Many jobs, polled together until each ends."""
+        results: dict[str, WriteResult | Exception] = {}
+        waiting = dict(jobs)
+        wait = 1.0
+        for attempt in range(JOB_POLL_LIMIT + 1):
+            for job_id, (chunk, job) in list(waiting.items()):
+                status = job.get("status")
+                if status == "completed":
+                    results.update(self._job_results(job, chunk))
+                elif status == "failed":
+                    reason = job.get("message") or "job failed"
+                    results.update(
+                        {tid: ApiError(self.name, f"ticket {tid}: bulk update failed: {reason}") for tid in chunk}
+                    )
+                else:
+                    continue
+                del waiting[job_id]
+            if not waiting or attempt == JOB_POLL_LIMIT:
+                break
+            self._sleep(wait)
+            wait = min(wait * 2, 10.0)
+            ids = list(waiting)
+            try:
+                for start in range(0, len(ids), JOBS_PER_POLL):
+                    asked = ids[start : start + JOBS_PER_POLL]
+                    answer = self._get(JOBS_PATH, params={"ids": ",".join(asked)}, endpoint=f"GET {JOBS_PATH}")
+                    statuses = answer.get("job_statuses")
+                    if not isinstance(statuses, list):
+                        raise PayloadError(
+                            self.name, "job statuses: the answer has no 'job_statuses' list", payload=answer
+                        )
+                    for job in statuses:
+                        if isinstance(job, dict) and str(job.get("id")) in waiting:
+                            waiting[str(job["id"])] = (waiting[str(job["id"])][0], job)
+            except ApiError as exc:
+                for chunk, _ in waiting.values():
+                    results.update(
+                        {
+                            tid: TransientError(
+                                self.name,
+                                f"ticket {tid}: the bulk update's job could not be followed "
+                                f"({_detail(self.name, exc)})",
+                                maybe_applied=True,
+                            )
+                            for tid in chunk
+                        }
+                    )
+                return results
+        for job_id, (chunk, job) in waiting.items():
+            results.update(
+                {
+                    tid: TransientError(
+                        self.name,
+                        f"ticket {tid}: update_many job {job_id} still {job.get('status')!r} "
+                        f"after {JOB_POLL_LIMIT} checks",
+                        maybe_applied=True,
+                    )
+                    for tid in chunk
+                }
+            )
         return results
 
     def _read_for_update(self, tid: str) -> dict:

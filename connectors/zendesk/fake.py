@@ -1074,15 +1074,14 @@ class ZendeskFake(FakeService):
         if not items or len(items) > 100:
             raise bad_request("Update many accepts between 1 and 100 tickets")
         results = []
-        for index, (ticket_id, changes) in enumerate(items):
+        for ticket_id, changes in items:
             try:
                 ticket = self._ticket(ticket_id)
                 self._update(
                     ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor_id(), via="api"
                 )
-                results.append(
-                    {"index": index, "id": ticket["id"], "action": "update", "status": "Updated", "success": True}
-                )
+                # As recorded from Zendesk (and its UpdateResourceResult): no index on an update's result.
+                results.append({"id": ticket["id"], "action": "update", "status": "Updated", "success": True})
             except HttpFault as fault:
                 error = fault.response.body or {}
                 details = error.get("description", "")
@@ -1090,7 +1089,6 @@ class ZendeskFake(FakeService):
                     details = "; ".join(d["description"] for ds in error["details"].values() for d in ds)
                 results.append(
                     {
-                        "index": index,
                         "id": ticket_id,
                         "action": "update",
                         "success": False,

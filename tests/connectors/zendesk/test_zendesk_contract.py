@@ -4,6 +4,7 @@ description (../shared/specs/zendesk/oas.yaml)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -21,6 +22,8 @@ BASE = "https://acme.zendesk.com"
 KEY = idempotency_key("contract", "zendesk")
 
 TAGS_ARRAY = {"type": "array", "items": {"type": "string"}}
+UPDATE_INPUT = {"$ref": "#/components/schemas/TicketUpdateInput"}
+BULK_TAGS = {"type": "object", "properties": {"additional_tags": TAGS_ARRAY, "remove_tags": TAGS_ARRAY}}
 
 zendesk_contract = contract_fixture(
     "zendesk/oas.yaml",
@@ -56,27 +59,44 @@ zendesk_contract = contract_fixture(
             "required": ["id"],
             "properties": {"id": {"type": "integer"}, "value": {}},
         },
-        # Update Many has no body in the description; the docs send
-        # {"ticket": {...}} with ids in the query, and additional_tags /
-        # remove_tags ("Adding tags to tickets without overwriting existing tags").
+        # Update Many has no body in the description; its summary says it "accepts an
+        # array of up to 100 ticket objects, or a comma-separated list of up to 100
+        # ticket ids": the docs send {"ticket": {...}} with ids in the query, or
+        # {"tickets": [{"id": ..., ...}, ...]}, and additional_tags / remove_tags
+        # ("Adding tags to tickets without overwriting existing tags").
         "/paths/~1api~1v2~1tickets~1update_many/put/requestBody": {
             "required": True,
             "content": {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "required": ["ticket"],
-                        "properties": {
-                            "ticket": {
-                                "allOf": [
-                                    {"$ref": "#/components/schemas/TicketUpdateInput"},
-                                    {
-                                        "type": "object",
-                                        "properties": {"additional_tags": TAGS_ARRAY, "remove_tags": TAGS_ARRAY},
-                                    },
-                                ]
-                            }
-                        },
+                        "anyOf": [
+                            {
+                                "required": ["ticket"],
+                                "properties": {"ticket": {"allOf": [UPDATE_INPUT, BULK_TAGS]}},
+                            },
+                            {
+                                "required": ["tickets"],
+                                "properties": {
+                                    "tickets": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 100,
+                                        "items": {
+                                            "allOf": [
+                                                UPDATE_INPUT,
+                                                BULK_TAGS,
+                                                {
+                                                    "type": "object",
+                                                    "required": ["id"],
+                                                    "properties": {"id": {"type": "integer"}},
+                                                },
+                                            ]
+                                        },
+                                    }
+                                },
+                            },
+                        ],
                     }
                 }
             },
@@ -360,3 +380,53 @@ def test_page_comments_request_and_the_fakes_events_answer_conform(zendesk_contr
     request = answer.request.copy()
     request.url = "http://contract.invalid" + EVENTS_PATH + "?start_time=0"
     zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+def test_update_each_and_show_many_conform_and_the_fakes_answers_too(zendesk_contract):
+    """Update Many with a body per ticket and Show Many Job Statuses, against the sandbox."""
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.base import TicketWrite, WriteResult
+    from connectors.zendesk.connector import JOBS_PATH
+    from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = ZendeskFake(job_polls=1)
+    person = fake.add_user("Ann", "ann@example.com")
+    field = fake.add_ticket_field("Linked issue status", "text")
+    ids = [fake.create_ticket(f"T{i}", "It fails", requester_id=person["id"])["id"] for i in range(3)]
+    answers: list[requests.Response] = []
+    with Sandbox([fake]):
+        zd = ZendeskConnector(
+            "zd",
+            ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN),
+            sleep=lambda _s: None,
+        )
+        calls: list[requests.PreparedRequest] = []
+
+        def keep(r: requests.Response, *args, **kwargs) -> None:
+            calls.append(r.request)
+            answers.append(r)
+
+        zd.http.session.hooks["response"].append(keep)
+        writes = [
+            TicketWrite(
+                str(tid),
+                TicketUpdate(note=f"note {n}", add_tags=("x",), remove_tags=("y",), fields={str(field["id"]): f"v{n}"}),
+                idempotency_key("each", str(n)),
+            )
+            for n, tid in enumerate(ids)
+        ]
+        results = zd.update_each(writes)
+    assert all(isinstance(r, WriteResult) for r in results.values())
+    for n, tid in enumerate(ids):
+        assert fake.ticket_comments(tid)[-1]["body"].startswith(f"note {n}")
+        assert fake.field_value(tid, field["id"]) == f"v{n}"
+    seen = assert_calls_conform(calls, zendesk_contract)
+    assert seen == ["PUT /api/v2/tickets/update_many", f"GET {JOBS_PATH}", f"GET {JOBS_PATH}"]
+    for answer in answers:
+        request = answer.request.copy()
+        request.url = "http://contract.invalid" + (urlsplit(answer.request.url).path.split("/zendesk", 1)[-1])
+        if answer.request.method == "GET":
+            request.url += "?ids=" + parse_qs(urlsplit(answer.request.url).query)["ids"][0]
+        zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))

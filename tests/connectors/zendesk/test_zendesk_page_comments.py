@@ -211,11 +211,12 @@ def test_a_comment_without_its_own_time_takes_its_events_and_bad_ones_are_skippe
 
 
 @responses.activate
-def test_an_answer_without_events_is_a_payload_error():
+def test_an_answer_without_events_is_asked_again_once_then_the_page_is_read_ticket_by_ticket():
     responses.get(BASE + EVENTS_PATH, json={"tickets": []})
-    try:
-        make().page_comments([CommentAsk("11", None, at(10), at(10))])
-    except PayloadError as exc:
-        assert "ticket_events" in str(exc)
-    else:
-        raise AssertionError("a wrong-shaped answer must not pass as 'no comments'")
+    responses.get(BASE + EVENTS_PATH, json={"error": "busy"})
+    responses.get(BASE + "/api/v2/tickets/11/comments", json=comments_answer(comment(501, "on 11", 10)))
+    out = make().page_comments([CommentAsk("11", None, at(10), at(10))])
+    eleven = out["11"]
+    assert not isinstance(eleven, PayloadError) and [c.id for c in eleven] == ["501"]  # never "no comments"
+    paths = [urlsplit(c.request.url).path for c in responses.calls]
+    assert paths == [EVENTS_PATH, EVENTS_PATH, "/api/v2/tickets/11/comments"]
