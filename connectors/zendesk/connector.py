@@ -547,34 +547,8 @@ class ZendeskConnector(Helpdesk):
     def update_tickets(
         self, ticket_ids: list[str], update: TicketUpdate, key: str
     ) -> dict[str, WriteResult | Exception]:
-        """One Update Many per 100 tickets, then its job status until done.
-
-        A conditional status needs each ticket's current status, which a bulk
-        update cannot check: such updates go one ticket at a time.
-        """
-        if update.status and update.status_from:
-            return super().update_tickets(ticket_ids, update, key)
-        results: dict[str, WriteResult | Exception] = {}
-        ids = [_numeric(t) for t in ticket_ids]
-        ticket = self._write_body(update, key, None)
-        if update.add_tags:
-            ticket["additional_tags"] = list(update.add_tags)
-        if update.remove_tags:
-            ticket["remove_tags"] = list(update.remove_tags)
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
-            try:
-                body = self.http.request_json(
-                    "PUT",
-                    "/api/v2/tickets/update_many",
-                    params={"ids": ",".join(chunk)},
-                    json={"ticket": ticket},
-                    endpoint="PUT /api/v2/tickets/update_many",
-                )
-                results.update(self._await_job(body, chunk))
-            except ApiError as exc:
-                results.update({tid: exc for tid in chunk})
-        return results
+        """The same update on many tickets: :meth:`update_each` with one body repeated."""
+        return self.update_each([TicketWrite(t, update, key) for t in ticket_ids])
 
     def update_each(self, writes: list[TicketWrite]) -> dict[str, WriteResult | Exception]:
         """A different update on each ticket: one Update Many with a ``tickets``
@@ -758,31 +732,6 @@ class ZendeskConnector(Helpdesk):
                 status=422,
             )
         return exc
-
-    def _await_job(self, body: Any, chunk: list[str]) -> dict[str, WriteResult | Exception]:
-        job = expect_dict(
-            self.name, (body or {}).get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
-        )
-        job_id = job.get("id")
-        if not job_id:
-            raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
-        wait = 1.0
-        for _ in range(JOB_POLL_LIMIT):
-            status = job.get("status")
-            if status == "completed":
-                return self._job_results(job, chunk)
-            if status == "failed":
-                reason = job.get("message") or "job failed"
-                return {tid: ApiError(self.name, f"ticket {tid}: bulk update failed: {reason}") for tid in chunk}
-            self._sleep(wait)
-            wait = min(wait * 2, 10.0)
-            answer = self._get(f"/api/v2/job_statuses/{job_id}", endpoint="GET /api/v2/job_statuses/{job_status_id}")
-            job = expect_dict(self.name, answer.get("job_status"), f"job status {job_id}")
-        raise TransientError(
-            self.name,
-            f"update_many job {job_id} still {job.get('status')!r} after {JOB_POLL_LIMIT} checks",
-            maybe_applied=True,
-        )
 
     def _job_results(self, job: dict, chunk: list[str]) -> dict[str, WriteResult | Exception]:
         out: dict[str, WriteResult | Exception] = {}

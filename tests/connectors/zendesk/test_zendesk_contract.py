@@ -187,22 +187,24 @@ def test_single_updates_conform(zendesk_contract):
 
 
 @responses.activate
-def test_bulk_update_and_job_status_conform(zendesk_contract):
+def test_bulk_update_and_job_statuses_conform(zendesk_contract):
     responses.put(BASE + "/api/v2/tickets/update_many", json={"job_status": {"id": "J1", "status": "queued"}})
     responses.get(
-        BASE + "/api/v2/job_statuses/J1",
+        BASE + "/api/v2/job_statuses/show_many",
         json={
-            "job_status": {
-                "id": "J1",
-                "status": "completed",
-                "results": [{"id": 1, "action": "update", "status": "Updated", "success": True}],
-            }
+            "job_statuses": [
+                {
+                    "id": "J1",
+                    "status": "completed",
+                    "results": [{"id": 1, "action": "update", "status": "Updated", "success": True}],
+                }
+            ]
         },
     )
     update = TicketUpdate(note="shipped", add_tags=("x",), remove_tags=("y",), fields={"1": "v"}, status="open")
     connector().update_tickets(["1"], update, KEY)
     seen = assert_calls_conform(responses.calls, zendesk_contract)
-    assert seen == ["PUT /api/v2/tickets/update_many", "GET /api/v2/job_statuses/{job_status_id}"]
+    assert seen == ["PUT /api/v2/tickets/update_many", "GET /api/v2/job_statuses/show_many"]
 
 
 @responses.activate
