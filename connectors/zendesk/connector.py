@@ -16,9 +16,9 @@ Choices worth knowing:
   ``end_time`` is the next ``start_time``), so events are de-duplicated by
   id, and a page counts as read through the second before its
   ``end_time`` unless it ends the stream. A ticket the window does not
-  reach cheaply (created long before the others, or a stream that stops
-  moving) is read the old way, one comments read, so the cost is never
-  above the per-ticket reads it replaces.
+  reach cheaply (created long before the others, a stream that stops
+  moving, or more event pages than the reads they would save) is read the
+  old way, one comments read a ticket.
 - Comment pages are requested by cursor (``page[after]``) on our own base
   URL rather than by following ``links.next``, which names whatever host
   Zendesk thinks it is (recordings show another subdomain there).
@@ -75,6 +75,9 @@ EVENTS_PATH = "/api/v2/incremental/ticket_events"
 # A ticket whose comments start this long before the rest of its page's is read on its own
 # (a first sync of a ticket opened months ago would otherwise page through months of events).
 EVENTS_REACH = timedelta(days=2)
+# How many single comment reads one more events page is worth: the export allows 10
+# requests a minute, the account hundreds, so an events page is dearer than one read.
+EVENTS_PAGE_WORTH = 10
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
 TEXT_FIELD_TYPES = frozenset({"text", "textarea"})
 STATUS_PURPOSE = "where syncd shows the linked issues' status"
@@ -356,9 +359,9 @@ class ZendeskConnector(Helpdesk):
         The export is read from the earliest ``since`` of the tickets it
         serves, page by page, until every ticket's ``until`` is covered; a
         ticket whose ``since`` lies more than ``EVENTS_REACH`` before the
-        page's latest change, or that the events did not cover when reading
-        further would cost more than reading the rest one by one, is read
-        with :meth:`comments`. An account whose token may not read the
+        page's latest change, or that the events did not cover when one more
+        events page would cost more than ``EVENTS_PAGE_WORTH`` reads of the
+        tickets left, is read with :meth:`comments`. An account whose token may not read the
         export (agents) reads every ticket one by one from then on."""
         if not asks:
             return {}
@@ -377,8 +380,8 @@ class ZendeskConnector(Helpdesk):
             uncovered = [a for a in near if covered_through is None or a.until > covered_through]
             if not uncovered:
                 break
-            if pages >= max(1, len(uncovered)):
-                break  # one request a ticket is cheaper from here on
+            if pages and pages * EVENTS_PAGE_WORTH >= len(uncovered):
+                break  # reading ticket by ticket costs less of the budgets from here on
             try:
                 body = self._events_page(start)
             except (PayloadError, TransientError) as exc:

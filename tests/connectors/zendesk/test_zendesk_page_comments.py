@@ -121,8 +121,11 @@ def test_pages_overlap_by_a_second_and_are_read_until_every_ticket_is_covered():
         BASE + EVENTS_PATH,
         json=events_page([repeated, event(5, 12, 40, comment(505, "later on 12", 40))], unix(40), done=True),
     )
-    # Both tickets changed up to the second page's time: the first page covers neither.
-    out = make().page_comments([CommentAsk("11", None, at(10), at(40)), CommentAsk("12", None, at(20), at(40))])
+    # Eleven tickets changed up to the second page's time: the first page covers none, and
+    # one more events page is worth less than eleven reads.
+    quiet = [CommentAsk(str(t), None, at(20), at(40)) for t in range(13, 22)]
+    out = make().page_comments([CommentAsk("11", None, at(10), at(40)), CommentAsk("12", None, at(20), at(40)), *quiet])
+    assert all(out[str(t)] == [] for t in range(13, 22))
     assert [asked(c)["start_time"] for c in responses.calls] == [[str(unix(10))], [str(unix(20))]]
     eleven, twelve = out["11"], out["12"]
     assert not isinstance(eleven, PayloadError) and not isinstance(twelve, PayloadError)
@@ -162,17 +165,17 @@ def test_a_stream_that_does_not_move_leaves_the_rest_to_reads_ticket_by_ticket()
 
 
 @responses.activate
-def test_reading_further_never_costs_more_than_the_reads_it_replaces():
-    # Two tickets uncovered, and the events go on: after one page (one ticket's worth of
-    # requests left) it reads them one by one instead of paging on through the account.
+def test_reading_on_stops_when_an_events_page_is_worth_more_than_the_reads_left():
+    # 25 tickets uncovered while the events go on: a page is worth 10 reads, so a third page
+    # (30 reads' worth) is not read for 25 tickets: they are read one by one.
     for i in range(5):
         responses.get(BASE + EVENTS_PATH, json=events_page([event(100 + i, 99, 10 + i)], unix(11 + i), done=False))
-    responses.get(BASE + "/api/v2/tickets/11/comments", json=comments_answer())
-    responses.get(BASE + "/api/v2/tickets/12/comments", json=comments_answer())
-    make().page_comments([CommentAsk("11", None, at(10), at(100)), CommentAsk("12", None, at(10), at(100))])
+    for t in range(25):
+        responses.get(f"{BASE}/api/v2/tickets/{t + 1}/comments", json=comments_answer())
+    make().page_comments([CommentAsk(str(t + 1), None, at(10), at(100)) for t in range(25)])
     paths = [urlsplit(c.request.url).path for c in responses.calls]
-    assert paths.count(EVENTS_PATH) == 2
-    assert paths[2:] == ["/api/v2/tickets/11/comments", "/api/v2/tickets/12/comments"]
+    assert paths.count(EVENTS_PATH) == 3
+    assert paths[3:] == [f"/api/v2/tickets/{t + 1}/comments" for t in range(25)]
 
 
 @responses.activate
