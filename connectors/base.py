@@ -16,6 +16,9 @@ for methods or reads class names):
 - ``text_format``: how the texts written there are read (markdown, adf, plain);
 - ``Helpdesk.status_field``: the config field naming the custom ticket field
   that shows the linked issues' status;
+- ``Helpdesk.comments_by_page``, ``Helpdesk.bulk_updates``: the helpdesk reads
+  the comments of a page of changed tickets, and writes many tickets, in few
+  requests (see the class);
 - ``Tracker.needs_key_lookup``: the tracker reads an issue by its key only,
   so the engine hands it ``key_lookup``;
 - ``Tracker.state_rule_model``: the ``[states.<name>]`` rule in the tracker's
@@ -45,7 +48,7 @@ from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Mappin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, PayloadError, SyncdError
 from syncd.http import HttpClient
 from syncd.records import Comment, Issue, IssueRemark, Ticket
 from syncd.writes import AttachTicket, FollowUpTicket, IssueComment, IssueDraft, TicketUpdate
@@ -211,6 +214,35 @@ class Page:
     # Issue id -> the ids of ALL its comments, where the page lists them completely: a comment
     # syncd mirrored that is not among them was deleted.
     comment_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommentAsk:
+    """One changed ticket whose new comments a page needs (see :meth:`Helpdesk.page_comments`).
+
+    ``after``: the newest comment id already read (None: every comment).
+    ``since``: no comment to read is older than this (the ticket's change
+    last stored when ``after`` is set, else its creation). ``until``: the
+    ticket's ``updated_at`` in the page: its comments up to then at least.
+    ``since`` is None where the helpdesk did not say when the ticket was made."""
+
+    ticket_id: str
+    after: str | None
+    since: datetime | None
+    until: datetime
+
+
+@dataclass(frozen=True)
+class TicketWrite:
+    """One ticket's update in a bulk write (see :meth:`Helpdesk.update_each`).
+
+    ``key``: the marker the note carries. ``current``: the engine's last
+    snapshot of the ticket, a hint as for :meth:`Helpdesk.update_ticket`."""
+
+    ticket_id: str
+    update: TicketUpdate
+    key: str
+    current: Ticket | None = None
 
 
 @dataclass(frozen=True)
@@ -542,6 +574,24 @@ class Helpdesk(Connector):
     def comments(self, ticket_id: str, after: str | None = None) -> list[Comment]:
         """Comments newer than the comment id ``after``, oldest first."""
 
+    # True where :meth:`page_comments` reads the new comments of a whole page of
+    # changed tickets in a few requests (a feed of comments); False: one read a ticket.
+    comments_by_page: ClassVar[bool] = False
+
+    def page_comments(self, asks: list[CommentAsk]) -> dict[str, list[Comment] | PayloadError]:
+        """The new comments of each ticket asked about (ticket id -> comments newer
+        than its ``after``, oldest first), or the PayloadError its answer raised.
+
+        The default reads each ticket's comments (:meth:`comments`); a helpdesk
+        with a feed of comments overrides this and declares ``comments_by_page``."""
+        out: dict[str, list[Comment] | PayloadError] = {}
+        for ask in asks:
+            try:
+                out[ask.ticket_id] = self.comments(ask.ticket_id, after=ask.after)
+            except PayloadError as exc:  # that ticket's answer only: quarantined by the engine
+                out[ask.ticket_id] = exc
+        return out
+
     @abc.abstractmethod
     def update_ticket(
         self, ticket_id: str, update: TicketUpdate, key: str, current: Ticket | None = None
@@ -562,6 +612,24 @@ class Helpdesk(Connector):
                 results[ticket_id] = self.update_ticket(ticket_id, update, key)
             except Exception as exc:  # reported per ticket to the caller
                 results[ticket_id] = exc
+        return results
+
+    # How many tickets, each with its own update, one bulk write carries (0: none;
+    # delivery then sends equal updates through update_tickets and the others one by one).
+    bulk_updates: ClassVar[int] = 0
+
+    def update_each(self, writes: list[TicketWrite]) -> dict[str, WriteResult | Exception]:
+        """A different update on each ticket (ticket id -> result, or the error for
+        that ticket), in as few requests as the helpdesk allows: at most
+        ``bulk_updates`` tickets a request. Each note carries its own marker, so
+        a write interrupted in the middle is found again ticket by ticket. The
+        default sends them one by one."""
+        results: dict[str, WriteResult | Exception] = {}
+        for w in writes:
+            try:
+                results[w.ticket_id] = self.update_ticket(w.ticket_id, w.update, w.key, current=w.current)
+            except Exception as exc:  # reported per ticket to the caller
+                results[w.ticket_id] = exc
         return results
 
     @abc.abstractmethod

@@ -6,13 +6,20 @@ unclear whether the write landed, the action is still 'sending' next time:
 delivery then asks the service whether the write's marker is already there
 before sending it again.
 
-Ticket updates with equal payloads (one issue moved; many tickets wait on it)
-go out as one bulk request where the helpdesk has one. Comments and
-attachments for a tracker that takes several writes a request
-(``Tracker.write_batch``: Linear's aliased mutations) go out together, up
-to that many, one write per issue (the head of each issue's queue); after a
-crash in the middle of a batch, the markers of all its writes are looked for
-together (``Tracker.landed_batch``) and only those not found are sent again.
+Ticket updates go out in bulk where the helpdesk writes many tickets at once
+(``Helpdesk.bulk_updates``): every pending ticket update of a round, each
+with its own body and marker, in as few requests as the helpdesk allows
+(Zendesk: 100 tickets an Update Many, the jobs polled together). Elsewhere
+updates with equal payloads (one issue moved; many tickets wait on it) go
+through ``Helpdesk.update_tickets``. A batch is marked 'sending' before it
+goes: after a crash in the middle of it, each ticket's marker is looked
+for, as for a single write.
+Comments and attachments for a tracker that takes several writes a
+request (``Tracker.write_batch``: Linear's aliased mutations) go out
+together, up to that many, one write per issue (the head of each issue's
+queue); after a crash in the middle of a batch, the markers of all its
+writes are looked for together (``Tracker.landed_batch``) and only those not
+found are sent again.
 
 Failures: a write to an issue the tracker says is gone (deleted, or not
 visible to syncd's account) is dropped with that reason, with every other
@@ -42,6 +49,7 @@ from connectors.base import (
     Helpdesk,
     OpaqueResult,
     OpaqueRewrite,
+    TicketWrite,
     Tracker,
     Unsupported,
     WriteResult,
@@ -209,14 +217,16 @@ class Deliverer:
                 if self._budget_spent(rows[0].connector):
                     continue
                 self._deliver_tracker_batch([r for r in rows if r.group not in held], report, held)
-            for batch in self._batches(due):
+            for each, batch in self._batches(due):
                 if self.stop_requested():
                     return report
                 if batch[0].connector in self.paused or self.parking.until(batch[0].connector) is not None:
                     continue
                 if self._budget_spent(batch[0].connector):
                     continue
-                if len(batch) >= BULK_MIN:
+                if each and len(batch) >= BULK_MIN:
+                    self._deliver_each(batch, report)
+                elif len(batch) >= BULK_MIN:
                     self._deliver_bulk(batch, report)
                 else:
                     self._deliver_one(batch[0], report)
@@ -226,22 +236,31 @@ class Deliverer:
 
     # -- batching -----------------------------------------------------------------
 
-    def _batches(self, due: list[OutboxRow]) -> list[list[OutboxRow]]:
-        """Equal pending ticket updates together (≤100 a batch); everything else alone."""
+    def _batches(self, due: list[OutboxRow]) -> list[tuple[bool, list[OutboxRow]]]:
+        """(each, rows): where the helpdesk writes many tickets at once, every pending
+        ticket update of the round together (each=True: a body per ticket; the
+        connector splits them into requests); elsewhere equal pending ticket
+        updates together (≤100 a batch); everything else alone. A write that may
+        have landed ('sending') goes alone, its marker looked for first."""
         groups: dict[str, list[OutboxRow]] = {}
         for row in due:
             connector = self.connectors.get(row.connector)
             write = stored(row)
-            bulkable = (
-                isinstance(write, TicketUpdate)
-                and bool(write.marker)
-                and row.state == "pending"
-                and isinstance(connector, Helpdesk)
-            )
-            same = json.dumps(write.payload(), sort_keys=True) if write is not None else ""
-            key = f"bulk:{row.connector}:{same}" if bulkable else f"one:{row.id}"
+            pending_update = isinstance(write, TicketUpdate) and row.state == "pending"
+            if pending_update and isinstance(connector, Helpdesk) and connector.bulk_updates >= BULK_MIN:
+                key = f"each:{row.connector}"
+            elif (
+                pending_update and isinstance(connector, Helpdesk) and isinstance(write, TicketUpdate) and write.marker
+            ):
+                key = f"bulk:{row.connector}:{json.dumps(write.payload(), sort_keys=True)}"
+            else:
+                key = f"one:{row.id}"
             groups.setdefault(key, []).append(row)
-        return [rows[i : i + 100] for rows in groups.values() for i in range(0, len(rows), 100)]
+        return [
+            (key.startswith("each:"), rows[i : i + 100] if not key.startswith("each:") else rows)
+            for key, rows in groups.items()
+            for i in (range(0, len(rows), 100) if not key.startswith("each:") else [0])
+        ]
 
     # -- one action -----------------------------------------------------------------
 
@@ -429,6 +448,43 @@ class Deliverer:
 
     # -- many tickets at once ----------------------------------------------------------
 
+    def _deliver_each(self, rows: list[OutboxRow], report: DeliveryReport) -> None:
+        """Pending ticket updates, each with its own body and marker, in the helpdesk's bulk writes."""
+        helpdesk = self.connectors[rows[0].connector]
+        assert isinstance(helpdesk, Helpdesk)
+        writes = []
+        with self.store.transaction():
+            for row in rows:
+                self.store.mark_sending(row.id)
+        for row in rows:
+            write = stored(row)
+            assert isinstance(write, TicketUpdate), "only ticket updates are sent in bulk"
+            ref = Ref(row.connector, row.target)
+            snapshot = self.store.get_snapshot(ref)
+            # As for one write: a snapshot that may not hold syncd's own last tags is no hint.
+            stale = bool(write.remove_tags) and bool(self.store.get_meta(ref).get("tags_unseen"))
+            hint = snapshot if isinstance(snapshot, Ticket) and not stale else None
+            writes.append(TicketWrite(row.target, write, write.marker_for(row.key), hint))
+        try:
+            results = helpdesk.update_each(writes)
+        except RateLimited as exc:
+            for row in rows:
+                self._wait(row, exc, report, sent=True)
+            return
+        except AuthError as exc:
+            self._pause(helpdesk.name, str(exc), report)
+            for row in rows:
+                self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
+            return
+        except SyncdError as exc:
+            uncertain = isinstance(exc, TransientError) and exc.maybe_applied
+            for row in rows:
+                self._fail(row, str(exc), report, uncertain=uncertain)
+            return
+        requests = -(-len(rows) // max(1, helpdesk.bulk_updates))
+        report.requests_saved += len(rows) - requests
+        self._bulk_results({row.target: row for row in rows}, results, report)
+
     def _deliver_bulk(self, rows: list[OutboxRow], report: DeliveryReport) -> None:
         helpdesk = self.connectors[rows[0].connector]
         assert isinstance(helpdesk, Helpdesk)
@@ -458,6 +514,12 @@ class Deliverer:
                 self._fail(row, str(exc), report, uncertain=uncertain)
             return
         report.requests_saved += len(rows) - 1
+        self._bulk_results(by_target, results, report)
+
+    def _bulk_results(
+        self, by_target: dict[str, OutboxRow], results: dict[str, WriteResult | Exception], report: DeliveryReport
+    ) -> None:
+        """Each ticket's outcome of a bulk write; one without an answer may have landed."""
         for target, row in by_target.items():
             result = results.get(target)
             if isinstance(result, WriteResult):
@@ -466,6 +528,10 @@ class Deliverer:
                 self._wait(row, result, report, sent=True)
             elif isinstance(result, (Conflict, NotFound, Gone)):
                 self._fail(row, str(result), report, dead=True)
+            elif isinstance(result, TransientError):
+                # Refused before it was applied (a 5xx answer): sent again in the next batch;
+                # an answer lost after sending: its marker is looked for first.
+                self._fail(row, str(result), report, uncertain=result.maybe_applied, retry_after=result.retry_after)
             else:
                 self._fail(row, str(result or "no result for this ticket"), report, uncertain=True)
 
@@ -633,6 +699,14 @@ class Deliverer:
                 self.store.set_meta(
                     Ref(row.connector, row.target),
                     echo_updated_at=format_time(result.updated_at),
+                    **({"tags_unseen": True} if tags else {}),
+                )
+            elif isinstance(write, TicketUpdate) and write.note:
+                # A bulk write answers no time: its echo is known by its note's marker.
+                tags = bool(write.add_tags or write.remove_tags)
+                self.store.set_meta(
+                    Ref(row.connector, row.target),
+                    echo_marker=write.marker_for(row.key),
                     **({"tags_unseen": True} if tags else {}),
                 )
             self._event(row, "delivered", _describe(row, self.connectors.get(row.connector)))

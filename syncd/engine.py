@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import structlog
 
-from connectors.base import Connector, Helpdesk, Page, Presence, Rejected, Tracker
+from connectors.base import CommentAsk, Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.conversation_plan import (
     IssueSide,
     Mirrored,
@@ -546,24 +546,49 @@ class Engine:
         unseen: set[Ref] = set()
         seen: dict[Ref, set[str]] = {}
         noted: dict[Ref, list[tuple[str, str]]] = {}
+        changed: list[tuple[Ticket, Ticket | None]] = []
+        asks: list[CommentAsk] = []
+        bulk_echoes: set[Ref] = set()
         for ticket in tickets:
             prev = previous.get(ticket.ref)
             if seen_already(prev, ticket):
                 continue
             report.changed += 1
             meta = metas[ticket.ref]
-            if meta.get("echo_updated_at") == format_time(ticket.updated_at):
-                report.echoes += 1  # syncd's own write coming back (still read: see below)
             if meta.get("tags_unseen"):
                 unseen.add(ticket.ref)
-            # Comments are read even when the change looks like the echo of
-            # syncd's own write: timestamps are whole seconds, and an agent's
-            # note in the same second as that write would otherwise be missed.
-            try:
-                comments = helpdesk.comments(ticket.ref.id, after=meta.get("last_comment_id"))
-            except PayloadError as exc:
-                page.rejected.append(_rejected(ticket.ref.id, exc))
+            changed.append((ticket, prev if isinstance(prev, Ticket) else None))
+            after = meta.get("last_comment_id")
+            # A comment not read yet is no older than the change last stored (comments
+            # move a ticket's time); without one read, the ticket's whole history is wanted.
+            since = prev.updated_at if after and prev is not None else ticket.created_at
+            since = min(since, ticket.updated_at) if since is not None else None
+            asks.append(CommentAsk(ticket.ref.id, after, since, ticket.updated_at))
+        # Comments are read even when the change looks like the echo of syncd's
+        # own write: timestamps are whole seconds, and an agent's note in the same
+        # second as that write would otherwise be missed. A helpdesk with a feed
+        # of comments answers for the whole page in one or a few requests.
+        read = helpdesk.page_comments(asks) if asks else {}
+        for ticket, prev in changed:
+            comments_or_error = read.get(ticket.ref.id, [])
+            if isinstance(comments_or_error, PayloadError):
+                page.rejected.append(_rejected(ticket.ref.id, comments_or_error))
                 continue
+            comments = comments_or_error
+            meta = metas[ticket.ref]
+            # Syncd's own write coming back (still read: see above): known by the time the
+            # write answered, or, for a bulk write (whose answer has no time), by its note
+            # being all that is new on the ticket.
+            if meta.get("echo_updated_at") == format_time(ticket.updated_at):
+                report.echoes += 1
+            elif meta.get("echo_marker"):
+                bulk_echoes.add(ticket.ref)
+                if (
+                    comments
+                    and all(c.markers for c in comments)
+                    and any(meta["echo_marker"] in c.markers for c in comments)
+                ):
+                    report.echoes += 1
             candidates = ticket_candidates(ticket, prev, comments, self.ticket_patterns, link_fields)
             for field_id, value in unmatched_link_fields(ticket, prev, self.ticket_patterns, link_fields):
                 log.warning(
@@ -588,6 +613,8 @@ class Engine:
                 changes: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
                 if ticket.ref in unseen:
                     changes["tags_unseen"] = None  # read after syncd's tag write: the snapshot holds its tags
+                if ticket.ref in bulk_echoes:
+                    changes["echo_marker"] = None  # its bulk write has been seen
                 if changes:
                     self.store.set_meta(ticket.ref, **changes)
                 for candidate in candidates:

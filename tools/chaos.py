@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import json
 import os
 import random
 import signal
@@ -63,6 +64,19 @@ WEIGHTS = {"key_note": 22, "attach": 10, "new_ticket": 5, "move": 25, "assign": 
 ZENDESK_FEED = "incremental/tickets/cursor"
 LINEAR_FEED = "SyncdIssues"
 BATCH_WRITES = "SyncdWrites"  # several Linear writes in one request
+BULK_WRITE = "/update_many"  # Zendesk's Update Many: many tickets' notes in one request
+
+
+def _bulk_size(request) -> int:
+    """How many tickets a bulk write carries (a body per ticket, or ids=)."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return 0
+    tickets = body.get("tickets") if isinstance(body, dict) else None
+    if isinstance(tickets, list):
+        return len(tickets)
+    return len([i for i in (request.arg("ids") or "").split(",") if i])
 
 
 # --- the change stream (pure) -------------------------------------------------------------
@@ -488,7 +502,7 @@ class DaemonUnderFire:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
         self.kills = 0
-        self.batch_kills = 0  # kills right after a batch of tracker writes was applied
+        self.batch_kills = 0  # kills right after a batch of writes (several tracker writes, or several tickets) landed
         self.terms = 0
         self.hups = 0
         self.restarts = 0
@@ -519,16 +533,20 @@ class DaemonUnderFire:
                 self._feeds["zendesk"] += 1
             elif endpoint.endswith(" " + LINEAR_FEED):
                 self._feeds["linear"] += 1
-            # An armed kill lands on a batch of tracker writes (several writes in one
-            # request) as soon as one comes: the crash in the middle of a batch.
-            batch = endpoint.endswith(" " + BATCH_WRITES)
-            if self._kill_at is not None and (self._requests >= self._kill_at or batch) and self.proc is not None:
+            # An armed kill lands on a batch of writes as soon as one comes (several Linear
+            # writes in one document, or a Zendesk Update Many of several tickets): the batch
+            # has been applied, syncd never hears its answer.
+            batch = endpoint.endswith(" " + BATCH_WRITES) or (
+                request.method == "PUT" and endpoint.endswith(BULK_WRITE) and _bulk_size(request) >= 2
+            )
+            due = self._kill_at is not None and (self._requests >= self._kill_at or batch)
+            if due and self.proc is not None:
                 # The request has been applied; syncd never hears the answer.
-                self.batch_kills += batch
                 self._kill_at = None
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self._killed = self.proc
                 self.kills += 1
+                self.batch_kills += int(batch)
 
     # -- process control -------------------------------------------------------------------
 

@@ -8,6 +8,17 @@ Choices worth knowing:
   stored cursor is JSON, ``{"start_time": unix}`` before the first page
   and ``{"cursor": after_cursor}`` after, so a first run and a resume are
   told apart.
+- The new comments of a page of changed tickets come from the time-based
+  incremental ticket events export with ``include=comment_events``
+  (:meth:`ZendeskConnector.page_comments`): one request covers every
+  ticket of the page whose change falls in its window, instead of one
+  comments read per ticket. Its pages overlap by a second (a page's
+  ``end_time`` is the next ``start_time``), so events are de-duplicated by
+  id, and a page counts as read through the second before its
+  ``end_time`` unless it ends the stream. A ticket the window does not
+  reach cheaply (created long before the others, a stream that stops
+  moving, or more event pages than the reads they would save) is read the
+  old way, one comments read a ticket.
 - Comment pages are requested by cursor (``page[after]``) on our own base
   URL rather than by following ``links.next``, which names whatever host
   Zendesk thinks it is (recordings show another subdomain there).
@@ -30,6 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 from urllib.parse import urlsplit
 
@@ -38,12 +50,14 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     CheckTargets,
+    CommentAsk,
     ConnectorConfig,
     FieldUse,
     Finding,
     Helpdesk,
     Page,
     Rejected,
+    TicketWrite,
     WebhookSignature,
     WriteResult,
     find_markers,
@@ -59,6 +73,13 @@ from syncd.writes import FollowUpTicket, TicketUpdate
 log = structlog.get_logger("syncd.connectors.zendesk")
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor"
+EVENTS_PATH = "/api/v2/incremental/ticket_events"
+# A ticket whose comments start this long before the rest of its page's is read on its own
+# (a first sync of a ticket opened months ago would otherwise page through months of events).
+EVENTS_REACH = timedelta(days=2)
+# How many single comment reads one more events page is worth: the export allows 10
+# requests a minute, the account hundreds, so an events page is dearer than one read.
+EVENTS_PAGE_WORTH = 10
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
 TEXT_FIELD_TYPES = frozenset({"text", "textarea"})
 STATUS_PURPOSE = "where syncd shows the linked issues' status"
@@ -67,6 +88,8 @@ TICKETS_PATH = "/api/v2/tickets"
 COMMENTS_PAGE_SIZE = 100  # the most List Comments returns per page
 BULK_LIMIT = 100  # Update Many takes up to 100 ids
 JOB_POLL_LIMIT = 60
+JOBS_PATH = "/api/v2/job_statuses/show_many"
+JOBS_PER_POLL = 100  # job ids per Show Many Job Statuses request
 MAX_SAFE_UPDATE_TRIES = 3
 
 
@@ -148,6 +171,11 @@ class ZendeskConnector(Helpdesk):
     # Notes are sent as comment.body, which Zendesk shows as written (it makes
     # the HTML itself): plain text, so nothing in them is escaped.
     text_format = "plain"
+    # The ticket events export brings a page of tickets' comments (page_comments);
+    # Update Many takes a different update for each of up to 100 tickets (update_each).
+    comments_by_page = True
+    bulk_updates = BULK_LIMIT
+    _events_refused = False
 
     def make_http(self) -> HttpClient:
         auth, headers = self.config.auth(self.name)
@@ -345,6 +373,124 @@ class ZendeskConnector(Helpdesk):
             self._agent_names[user_id] = str(user.get("name") or "") or None
         return self._agent_names[user_id]
 
+    def page_comments(self, asks: list[CommentAsk]) -> dict[str, list[Comment] | PayloadError]:
+        """The new comments of a page of tickets from the ticket events export.
+
+        The export is read from the earliest ``since`` of the tickets it
+        serves, page by page, until every ticket's ``until`` is covered; a
+        ticket whose ``since`` lies more than ``EVENTS_REACH`` before the
+        page's latest change, or that the events did not cover when one more
+        events page would cost more than ``EVENTS_PAGE_WORTH`` reads of the
+        tickets left, is read with :meth:`comments`. An account whose token may not read the
+        export (agents) reads every ticket one by one from then on."""
+        if not asks:
+            return {}
+        if self._events_refused:
+            return super().page_comments(asks)
+        latest = max(a.until for a in asks)
+        near = [a for a in asks if a.since is not None and a.since >= latest - EVENTS_REACH]
+        far = [a for a in asks if a.since is None or a.since < latest - EVENTS_REACH]
+        found: dict[str, list[Comment]] = {a.ticket_id: [] for a in near}
+        wanted = set(found)
+        covered_through: datetime | None = None
+        start = int(min(a.since for a in near if a.since is not None).timestamp()) if near else None
+        seen: set[int] = set()
+        pages = 0
+        while start is not None:
+            uncovered = [a for a in near if covered_through is None or a.until > covered_through]
+            if not uncovered:
+                break
+            if pages and pages * EVENTS_PAGE_WORTH >= len(uncovered):
+                break  # reading ticket by ticket costs less of the budgets from here on
+            try:
+                body = self._events_page(start)
+            except (PayloadError, TransientError) as exc:
+                # A bad or lost answer of the export costs this page's tickets one read
+                # each, not the poll (which would read the feeds again).
+                log.info(
+                    "the ticket events export did not answer; this page's comments are read ticket by ticket",
+                    connector=self.name,
+                    error=str(exc),
+                )
+                return super().page_comments(asks)
+            except AuthError:
+                log.info(
+                    "the ticket events export is refused to this account; comments are read ticket by ticket",
+                    connector=self.name,
+                )
+                self._events_refused = True
+                return super().page_comments(asks)
+            pages += 1
+            for event in body["ticket_events"]:
+                self._event_comments(event, wanted, seen, found)
+            end = body.get("end_time")
+            if body.get("end_of_stream") is True:
+                covered_through = datetime.max.replace(tzinfo=timezone.utc)
+                break
+            if not isinstance(end, int) or isinstance(end, bool) or end <= start:
+                break  # the stream does not move: what it did not cover is read ticket by ticket
+            covered_through = datetime.fromtimestamp(end - 1, timezone.utc)
+            start = end
+        out: dict[str, list[Comment] | PayloadError] = {}
+        for ask in near:
+            if covered_through is not None and ask.until <= covered_through:
+                floor = int(_numeric(ask.after)) if ask.after else -1
+                out[ask.ticket_id] = sorted(
+                    (c for c in found[ask.ticket_id] if int(c.id) > floor), key=lambda c: int(c.id)
+                )
+            else:
+                far.append(ask)
+        out.update(super().page_comments(far))
+        return out
+
+    def _events_page(self, start: int) -> dict:
+        """One page of the ticket events export from ``start``; a wrong-shaped answer is asked again once."""
+        for attempt in (1, 2):
+            try:
+                body = self._get(
+                    EVENTS_PATH,
+                    params={"start_time": start, "include": "comment_events"},
+                    endpoint=f"GET {EVENTS_PATH}",
+                )
+            except PayloadError:
+                if attempt == 2:
+                    raise
+                continue
+            if isinstance(body.get("ticket_events"), list):
+                return body
+            if attempt == 2:
+                raise PayloadError(
+                    self.name,
+                    "ticket events export: the response has no 'ticket_events' list "
+                    f"(keys: {', '.join(sorted(body)) or 'none'})",
+                    payload=body,
+                )
+        raise AssertionError("unreachable")
+
+    def _event_comments(self, event: Any, wanted: set[str], seen: set[int], found: dict[str, list[Comment]]) -> None:
+        """The comments one ticket event carries, for the tickets asked about (each once)."""
+        if not isinstance(event, dict):
+            return
+        tid = event.get("ticket_id")
+        if not _is_id(tid) or tid is None or str(tid) not in wanted:
+            return
+        children = event.get("child_events")
+        for child in children if isinstance(children, list) else []:
+            if not isinstance(child, dict) or child.get("event_type") != "Comment":
+                continue
+            cid = child.get("id")
+            if not isinstance(cid, int) or isinstance(cid, bool) or cid in seen:
+                continue
+            if not isinstance(child.get("body"), str) and not isinstance(child.get("plain_body"), str):
+                # Not the comment itself (the export was asked without its sideload).
+                log.warning("skipping a comment event without its text", connector=self.name, ticket=str(tid))
+                continue
+            seen.add(cid)
+            raw = child if child.get("created_at") else {**child, "created_at": event.get("created_at")}
+            comment = self._comment(raw, str(tid))
+            if comment is not None:
+                found[str(tid)].append(comment)
+
     def _iter_comments(self, ticket_id: str, *, newest_first: bool) -> Iterator[Comment]:
         """Comments page by page; callers stop early and save the rest."""
         path = f"/api/v2/tickets/{_numeric(ticket_id)}/comments"
@@ -424,33 +570,123 @@ class ZendeskConnector(Helpdesk):
     def update_tickets(
         self, ticket_ids: list[str], update: TicketUpdate, key: str
     ) -> dict[str, WriteResult | Exception]:
-        """One Update Many per 100 tickets, then its job status until done.
+        """The same update on many tickets: :meth:`update_each` with one body repeated."""
+        return self.update_each([TicketWrite(t, update, key) for t in ticket_ids])
 
-        A conditional status needs each ticket's current status, which a bulk
-        update cannot check: such updates go one ticket at a time.
-        """
-        if update.status and update.status_from:
-            return super().update_tickets(ticket_ids, update, key)
+    def update_each(self, writes: list[TicketWrite]) -> dict[str, WriteResult | Exception]:
+        """A different update on each ticket: one Update Many with a ``tickets``
+        array per 100 tickets, every request sent before any job is polled, then
+        the jobs of all of them polled together (Show Many Job Statuses).
+
+        Each ticket's note carries its own marker. Tags go as
+        ``additional_tags``/``remove_tags``, so no ticket is read first. A
+        conditional status (which needs the ticket's current status) and a
+        second write to a ticket already in the batch go one by one. A job
+        whose end is not seen (a failed poll, or still working after
+        ``JOB_POLL_LIMIT`` checks) reports its tickets as maybe applied: their
+        markers are looked for before they are sent again."""
         results: dict[str, WriteResult | Exception] = {}
-        ids = [_numeric(t) for t in ticket_ids]
-        ticket = self._write_body(update, key, None)
-        if update.add_tags:
-            ticket["additional_tags"] = list(update.add_tags)
-        if update.remove_tags:
-            ticket["remove_tags"] = list(update.remove_tags)
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
+        bulk: list[tuple[str, dict[str, Any]]] = []
+        alone: list[TicketWrite] = []
+        for w in writes:
+            tid = _numeric(w.ticket_id)
+            if (w.update.status and w.update.status_from) or any(t == tid for t, _ in bulk):
+                alone.append(w)
+                continue
+            ticket = self._write_body(w.update, w.key, None)
+            if w.update.add_tags:
+                ticket["additional_tags"] = list(dict.fromkeys(w.update.add_tags))
+            if w.update.remove_tags:
+                ticket["remove_tags"] = list(dict.fromkeys(w.update.remove_tags))
+            bulk.append((tid, {"id": int(tid), **ticket}))
+        jobs: dict[str, tuple[list[str], dict]] = {}
+        for start in range(0, len(bulk), BULK_LIMIT):
+            chunk = bulk[start : start + BULK_LIMIT]
+            ids = [tid for tid, _ in chunk]
             try:
                 body = self.http.request_json(
                     "PUT",
                     "/api/v2/tickets/update_many",
-                    params={"ids": ",".join(chunk)},
-                    json={"ticket": ticket},
+                    json={"tickets": [ticket for _, ticket in chunk]},
                     endpoint="PUT /api/v2/tickets/update_many",
                 )
-                results.update(self._await_job(body, chunk))
+                job = expect_dict(
+                    self.name, body.get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
+                )
+                if not job.get("id"):
+                    raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
+                jobs[str(job["id"])] = (ids, job)
             except ApiError as exc:
-                results.update({tid: exc for tid in chunk})
+                results.update({tid: exc for tid in ids})
+        results.update(self._await_jobs(jobs))
+        for w in alone:
+            try:
+                results[w.ticket_id] = self.update_ticket(w.ticket_id, w.update, w.key, current=w.current)
+            except Exception as exc:  # reported per ticket to the caller
+                results[w.ticket_id] = exc
+        return results
+
+    def _await_jobs(self, jobs: dict[str, tuple[list[str], dict]]) -> dict[str, WriteResult | Exception]:
+        """The results of several Update Many jobs, polled together until each ends."""
+        results: dict[str, WriteResult | Exception] = {}
+        waiting = dict(jobs)
+        wait = 1.0
+        for attempt in range(JOB_POLL_LIMIT + 1):
+            for job_id, (chunk, job) in list(waiting.items()):
+                status = job.get("status")
+                if status == "completed":
+                    results.update(self._job_results(job, chunk))
+                elif status == "failed":
+                    reason = job.get("message") or "job failed"
+                    results.update(
+                        {tid: ApiError(self.name, f"ticket {tid}: bulk update failed: {reason}") for tid in chunk}
+                    )
+                else:
+                    continue
+                del waiting[job_id]
+            if not waiting or attempt == JOB_POLL_LIMIT:
+                break
+            self._sleep(wait)
+            wait = min(wait * 2, 10.0)
+            ids = list(waiting)
+            try:
+                for start in range(0, len(ids), JOBS_PER_POLL):
+                    asked = ids[start : start + JOBS_PER_POLL]
+                    answer = self._get(JOBS_PATH, params={"ids": ",".join(asked)}, endpoint=f"GET {JOBS_PATH}")
+                    statuses = answer.get("job_statuses")
+                    if not isinstance(statuses, list):
+                        raise PayloadError(
+                            self.name, "job statuses: the answer has no 'job_statuses' list", payload=answer
+                        )
+                    for job in statuses:
+                        if isinstance(job, dict) and str(job.get("id")) in waiting:
+                            waiting[str(job["id"])] = (waiting[str(job["id"])][0], job)
+            except ApiError as exc:
+                for chunk, _ in waiting.values():
+                    results.update(
+                        {
+                            tid: TransientError(
+                                self.name,
+                                f"ticket {tid}: the bulk update's job could not be followed "
+                                f"({_detail(self.name, exc)})",
+                                maybe_applied=True,
+                            )
+                            for tid in chunk
+                        }
+                    )
+                return results
+        for job_id, (chunk, job) in waiting.items():
+            results.update(
+                {
+                    tid: TransientError(
+                        self.name,
+                        f"ticket {tid}: update_many job {job_id} still {job.get('status')!r} "
+                        f"after {JOB_POLL_LIMIT} checks",
+                        maybe_applied=True,
+                    )
+                    for tid in chunk
+                }
+            )
         return results
 
     def _read_for_update(self, tid: str) -> dict:
@@ -519,31 +755,6 @@ class ZendeskConnector(Helpdesk):
                 status=422,
             )
         return exc
-
-    def _await_job(self, body: Any, chunk: list[str]) -> dict[str, WriteResult | Exception]:
-        job = expect_dict(
-            self.name, (body or {}).get("job_status") if isinstance(body, dict) else None, "update_many: job_status"
-        )
-        job_id = job.get("id")
-        if not job_id:
-            raise PayloadError(self.name, "update_many: job_status has no id", payload=body)
-        wait = 1.0
-        for _ in range(JOB_POLL_LIMIT):
-            status = job.get("status")
-            if status == "completed":
-                return self._job_results(job, chunk)
-            if status == "failed":
-                reason = job.get("message") or "job failed"
-                return {tid: ApiError(self.name, f"ticket {tid}: bulk update failed: {reason}") for tid in chunk}
-            self._sleep(wait)
-            wait = min(wait * 2, 10.0)
-            answer = self._get(f"/api/v2/job_statuses/{job_id}", endpoint="GET /api/v2/job_statuses/{job_status_id}")
-            job = expect_dict(self.name, answer.get("job_status"), f"job status {job_id}")
-        raise TransientError(
-            self.name,
-            f"update_many job {job_id} still {job.get('status')!r} after {JOB_POLL_LIMIT} checks",
-            maybe_applied=True,
-        )
 
     def _job_results(self, job: dict, chunk: list[str]) -> dict[str, WriteResult | Exception]:
         out: dict[str, WriteResult | Exception] = {}

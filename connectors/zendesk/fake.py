@@ -6,7 +6,9 @@ change, opaque ``after_cursor``, ``end_of_stream``, sideloads), ticket show,
 create and update (comments, tags, custom fields, ``safe_update``), follow-up
 tickets of closed tickets (``via_followup_source_id``), listing by
 ``external_id``, bulk
-``update_many`` with job statuses, comment listing with cursor pagination,
+``update_many`` (one change for many ids, or a change per ticket) with job
+statuses shown one or many at a time, the time-based incremental ticket
+events export (``comment_events`` sideload), comment listing with cursor pagination,
 tags, ticket fields, Zendesk's error bodies and rate-limit headers. Paths are
 served with or without the ``.json`` suffix.
 
@@ -19,6 +21,7 @@ counted.
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import html
 import json
@@ -40,6 +43,7 @@ PRIORITIES = ("urgent", "high", "normal", "low")
 ROLES = ("end-user", "agent", "admin")
 DEFAULT_LIMIT_PER_MINUTE = 700  # what the headers report when no budget is set
 EXPORT_PAGE_MAX = 1000
+EVENTS_PAGE_MAX = 1000  # the time-based exports' page
 COMMENTS_PAGE_MAX = 100
 LIST_PAGE_MAX = 100
 RECENT_WINDOW = timedelta(seconds=60)
@@ -140,6 +144,9 @@ class ZendeskFake(FakeService):
         self.comments: dict[int, list[dict]] = {}
         self.ticket_fields: dict[int, dict] = {}
         self.jobs: dict[str, dict] = {}
+        # Every ticket update, in order, for the ticket events export: (unix second, event).
+        self.ticket_events: list[tuple[int, dict]] = []
+        self.events_page_size = EVENTS_PAGE_MAX
         self._seq: dict[int, int] = {}  # ticket id -> position of its latest change in the export
         self._next_seq = 0
         self.api_tokens: set[str] = {token}
@@ -167,6 +174,8 @@ class ZendeskFake(FakeService):
         r("GET", "/api/v2/users/{id}", self._h_user)
         r("GET", "/api/v2/organizations/{id}", self._h_organization)
         r("GET", "/api/v2/incremental/tickets/cursor", self._h_export)
+        r("GET", "/api/v2/incremental/ticket_events", self._h_ticket_events)
+        r("GET", "/api/v2/job_statuses/show_many", self._h_jobs)
         r("GET", "/api/v2/tickets/show_many", self._h_show_many)
         r("PUT", "/api/v2/tickets/update_many", self._h_update_many)
         r("GET", "/api/v2/tickets/{id}", self._h_show)
@@ -675,6 +684,7 @@ class ZendeskFake(FakeService):
                 by_id[field_id]["value"] = item.get("value")
             change("custom_fields", fields)
         self._bump(ticket)
+        self._record_event(ticket, audit_id, actor_id, via, events, creating)
         return {
             "id": audit_id,
             "ticket_id": ticket["id"],
@@ -684,6 +694,46 @@ class ZendeskFake(FakeService):
             "via": {"channel": via, "source": {"from": {}, "to": {}, "rel": None}},
             "events": events,
         }
+
+    def _record_event(
+        self, ticket: dict, audit_id: int, actor_id: int, via: str, events: list[dict], creating: bool
+    ) -> None:
+        """The update as the ticket events export lists it: one event, its changes and
+        comments as child events (field changes named by field, as Zendesk does)."""
+        children = []
+        for event in events:
+            if event["type"] == "Comment":
+                comment = {k: v for k, v in event.items() if k != "type"}
+                children.append({**comment, "via_reference_id": None, "event_type": "Comment"})
+            else:
+                child = {
+                    "id": event["id"],
+                    "via": via,
+                    "via_reference_id": None,
+                    event["field_name"]: copy.deepcopy(event["value"]),
+                    "event_type": "Create" if creating else "Change",
+                }
+                if not creating:
+                    child["previous_value"] = copy.deepcopy(event["previous_value"])
+                children.append(child)
+        when = _stored_time(ticket["updated_at"])
+        self.ticket_events.append(
+            (
+                int(when.timestamp()),
+                {
+                    "id": audit_id,
+                    "ticket_id": ticket["id"],
+                    "timestamp": int(when.timestamp()),
+                    "created_at": ticket["updated_at"],
+                    "updater_id": actor_id,
+                    "via": via,
+                    "system": {"client": "syncd-sandbox"},
+                    "event_type": "Audit",
+                    "child_events": children,
+                    "merged_ticket_ids": [],
+                },
+            )
+        )
 
     def _add_comment(
         self, ticket: dict, comment: dict, author_id: int, audit_id: int, via: str, metadata: dict | None
@@ -746,6 +796,8 @@ class ZendeskFake(FakeService):
         buckets = [("account", self.limit_per_minute)]
         if request.path == "/api/v2/incremental/tickets/cursor":
             buckets.append(("export", self.export_limit_per_minute))
+        elif request.path == "/api/v2/incremental/ticket_events":
+            buckets.append(("events", self.export_limit_per_minute))  # each export has its own 10 a minute
         limit = self.limit_per_minute or DEFAULT_LIMIT_PER_MINUTE
         for bucket, budget in buckets:
             if budget is not None and self._used.get(bucket, 0) >= budget:
@@ -896,6 +948,60 @@ class ZendeskFake(FakeService):
         body.update(self._sideloads(request, page))
         return FakeResponse(200, body)
 
+    def _h_ticket_events(self, request: FakeRequest) -> FakeResponse:
+        """The time-based ticket events export: events at or after ``start_time``, oldest
+        first, up to a page; ``end_time`` is the last one's second and the next page
+        starts there (so it repeats that second: clients de-duplicate by id).
+        Without the ``comment_events`` sideload a comment shows only as
+        ``comment_present``/``comment_public``."""
+        if self.users[self._actor_id()]["role"] != "admin":
+            raise HttpFault(
+                403,
+                {
+                    "error": "Forbidden",
+                    "description": "You do not have access to this page. "
+                    "Please contact the account owner of this help desk for further help.",
+                },
+            )
+        start = _int(request.arg("start_time"))
+        if start is None or start < 0:
+            raise bad_request("start_time must be a Unix epoch time in seconds")
+        now = self.clock()
+        if self.exclude_recent and start > (now - RECENT_WINDOW).timestamp():
+            raise bad_request("Too recent start_time. Use a start_time at least one minute in the past")
+        comments = "comment_events" in {x.strip() for x in (request.arg("include") or "").split(",")}
+        cutoff = (now - RECENT_WINDOW).timestamp() if self.exclude_recent else math.inf
+        first = bisect.bisect_left(self.ticket_events, start, key=lambda item: item[0])
+        page: list[dict] = []
+        more = False
+        for ts, event in self.ticket_events[first:]:
+            if ts > cutoff:
+                break
+            if len(page) == self.events_page_size:
+                more = True
+                break
+            page.append(copy.deepcopy(event))
+        if not comments:
+            for event in page:
+                event["child_events"] = [
+                    {"id": c["id"], "comment_present": True, "comment_public": c["public"], "event_type": "Change"}
+                    if c["event_type"] == "Comment"
+                    else c
+                    for c in event["child_events"]
+                ]
+        end = page[-1]["timestamp"] if page else start
+        query = {"start_time": end, **({"include": request.arg("include")} if request.arg("include") else {})}
+        return FakeResponse(
+            200,
+            {
+                "ticket_events": page,
+                "next_page": self._url("/api/v2/incremental/ticket_events.json?" + urlencode(query)),
+                "count": len(page),
+                "end_time": end,
+                "end_of_stream": not more,
+            },
+        )
+
     def _h_show(self, request: FakeRequest) -> FakeResponse:
         ticket = self._ticket(request.params["id"])
         return FakeResponse(200, {"ticket": self._ticket_json(ticket), **self._sideloads(request, [ticket])})
@@ -968,15 +1074,14 @@ class ZendeskFake(FakeService):
         if not items or len(items) > 100:
             raise bad_request("Update many accepts between 1 and 100 tickets")
         results = []
-        for index, (ticket_id, changes) in enumerate(items):
+        for ticket_id, changes in items:
             try:
                 ticket = self._ticket(ticket_id)
                 self._update(
                     ticket, {k: v for k, v in changes.items() if k != "id"}, actor_id=self._actor_id(), via="api"
                 )
-                results.append(
-                    {"index": index, "id": ticket["id"], "action": "update", "status": "Updated", "success": True}
-                )
+                # As recorded from Zendesk (and its UpdateResourceResult): no index on an update's result.
+                results.append({"id": ticket["id"], "action": "update", "status": "Updated", "success": True})
             except HttpFault as fault:
                 error = fault.response.body or {}
                 details = error.get("description", "")
@@ -984,7 +1089,6 @@ class ZendeskFake(FakeService):
                     details = "; ".join(d["description"] for ds in error["details"].values() for d in ds)
                 results.append(
                     {
-                        "index": index,
                         "id": ticket_id,
                         "action": "update",
                         "success": False,
@@ -1040,6 +1144,27 @@ class ZendeskFake(FakeService):
             working.update(status="working", progress=0)
             return FakeResponse(200, {"job_status": working})
         return FakeResponse(200, {"job_status": self._job_json(job_id, done=True)})
+
+    def _h_jobs(self, request: FakeRequest) -> FakeResponse:
+        """Show Many Job Statuses: each asked job as Show Job Status would answer it
+        (each poll counts for every job in it); unknown ids are left out."""
+        text = request.arg("ids") or ""
+        ids = [i.strip() for i in text.split(",") if i.strip()]
+        if not ids:
+            raise bad_request("ids must be a comma-separated list of job status ids")
+        statuses = []
+        for job_id in ids:
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            if job["polls_left"] > 0:
+                job["polls_left"] -= 1
+                working = self._job_json(job_id, done=False)
+                working.update(status="working", progress=0)
+                statuses.append(working)
+            else:
+                statuses.append(self._job_json(job_id, done=True))
+        return FakeResponse(200, {"job_statuses": statuses})
 
     def _h_comments(self, request: FakeRequest) -> FakeResponse:
         ticket = self._ticket(request.params["id"])

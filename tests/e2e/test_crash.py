@@ -7,6 +7,7 @@ run must find the write's marker and not send it again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,11 @@ def kill_on(pg: Playground, service: str, predicate):
     return lambda proc: holder.__setitem__("proc", proc), holder
 
 
+def bulk_ids(request) -> list[int]:
+    """The tickets an Update Many with a body per ticket writes."""
+    return [t.get("id") for t in json.loads(request.body or b"{}").get("tickets") or []]
+
+
 def test_killed_after_a_ticket_note_was_sent_does_not_send_it_again(tmp_path):
     with Playground(tmp_path) as pg:
         ticket, key = pg.seed.tickets["search"], pg.seed.identifiers["search"]
@@ -55,7 +61,11 @@ def test_killed_after_a_ticket_note_was_sent_does_not_send_it_again(tmp_path):
         start, holder = kill_on(
             pg,
             "zendesk",
-            lambda endpoint, request: request.method == "PUT" and request.path == target and b"syncd:" in request.body,
+            lambda endpoint, request: (
+                request.method == "PUT"
+                and b"syncd:" in request.body
+                and (request.path == target or (request.path.endswith("/update_many") and ticket in bulk_ids(request)))
+            ),
         )
         code, out, err = run_once(pg, start)
         assert holder.get("done"), "the write was never sent"
@@ -152,5 +162,55 @@ def test_killed_after_a_batch_of_linear_writes_was_sent_finds_them_all_and_sends
             assert counts["pending"] == counts["sending"] == counts["dead"] == 0, counts
             found = [a for a in app.store.list_outbox("done", limit=1000) if (a.result or {}).get("found_marker")]
             assert len(found) == batch
+        finally:
+            app.close()
+
+
+def test_killed_in_the_middle_of_a_batch_of_notes_sends_none_of_them_twice(tmp_path):
+    """Update Many landed (every ticket of the batch has its note), then the process
+    died before the job's answer: each ticket's marker is found, nothing is sent again,
+    and the batch's tickets not written yet still get their notes."""
+    with Playground(tmp_path) as pg:
+        for name in ("slack", "vat", "search"):
+            pg.agent_note(pg.seed.tickets[name], f"see {pg.seed.identifiers['webhook']}")
+        batches: list[list[int]] = []
+        pg.sandbox["zendesk"].listeners.append(
+            lambda endpoint, request, response: (
+                batches.append(bulk_ids(request))
+                if request.method == "PUT" and request.path.endswith("/update_many")
+                else None
+            )
+        )
+        start, holder = kill_on(
+            pg,
+            "zendesk",
+            lambda endpoint, request: request.method == "PUT" and len(bulk_ids(request)) >= 2,
+        )
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done") and code == -signal.SIGKILL, "no batch of notes was sent"
+        landed = batches[-1]
+        assert len(landed) >= 2
+        for tid in landed:  # the batch landed before the kill: one note each, a marker each
+            notes = [c for c in pg.zendesk.ticket_comments(tid) if find_markers(c["body"])]
+            assert len(notes) == 1
+
+        for _ in range(2):
+            code, _, err = run_once(pg)
+            assert code == 0, err
+        app = pg.app()
+        try:
+            links = app.store.all_links()
+            assert {int(link.ticket.id) for link in links} >= set(landed)
+            for link in links:
+                notes = [
+                    c
+                    for c in pg.zendesk.ticket_comments(int(link.ticket.id))
+                    if find_markers(c["body"]) and c["body"].startswith("Linked to")
+                ]
+                assert len(notes) == 1, (link, [n["body"] for n in notes])
+                markers = [m for c in notes for m in find_markers(c["body"])]
+                assert len(set(markers)) == len(markers)
+            assert app.store.outbox_counts().get("pending", 0) == 0
+            assert app.store.outbox_counts().get("sending", 0) == 0
         finally:
             app.close()

@@ -458,7 +458,7 @@ def _job(job_id: str, status: str, results=None) -> dict:
 
 
 @responses.activate
-def test_bulk_update_uses_update_many_per_100_and_polls_the_job():
+def test_bulk_update_uses_update_many_per_100_and_polls_the_jobs_together():
     ids = [str(i) for i in range(1, 151)]
     queued = body_of("TestTicketCreateUpdateDelete.test_multiple_update_single_object-update-many", 3)
     completed = body_of("TestTicketCreateUpdateDelete.test_multiple_update_single_object-update-many", 4)
@@ -468,8 +468,10 @@ def test_bulk_update_uses_update_many_per_100_and_polls_the_job():
     done = [{"action": "update", "status": "Updated", "success": True, "id": int(i)} for i in ids[:100]]
     done[5] = {"action": "update", "success": False, "id": 6, "error": "TicketNotFound", "details": "gone"}
     completed["job_status"]["results"] = done
-    responses.get(f"{BASE}/api/v2/job_statuses/{job_id}", json=_job(job_id, "working"))
-    responses.get(f"{BASE}/api/v2/job_statuses/{job_id}", json=completed)
+    responses.get(
+        f"{BASE}/api/v2/job_statuses/show_many", json={"job_statuses": [_job(job_id, "working")["job_status"]]}
+    )
+    responses.get(f"{BASE}/api/v2/job_statuses/show_many", json={"job_statuses": [completed["job_status"]]})
     sleeps: list[float] = []
 
     update = TicketUpdate(
@@ -478,9 +480,9 @@ def test_bulk_update_uses_update_many_per_100_and_polls_the_job():
     results = make(sleeps).update_tickets(ids, update, KEY)
 
     puts = [c for c in responses.calls if c.request.method == "PUT"]
-    assert [len(query(c)["ids"][0].split(",")) for c in puts] == [100, 50]
-    sent = json.loads(puts[0].request.body)["ticket"]
-    assert sent["additional_tags"] == ["shipped"] and sent["remove_tags"] == ["waiting"]
+    assert [len(json.loads(c.request.body)["tickets"]) for c in puts] == [100, 50]
+    sent = json.loads(puts[0].request.body)["tickets"][0]
+    assert sent["id"] == 1 and sent["additional_tags"] == ["shipped"] and sent["remove_tags"] == ["waiting"]
     assert sent["status"] == "open" and marker_token(KEY) in sent["comment"]["body"]
     assert "tags" not in sent
     assert isinstance(results["1"], WriteResult) and results["1"].id == "1"
@@ -489,6 +491,7 @@ def test_bulk_update_uses_update_many_per_100_and_polls_the_job():
     assert all(isinstance(results[i], ApiError) for i in ids[100:])
     assert sleeps == [1.0, 2.0]
     assert len(responses.calls) == 4
+    assert query(responses.calls[2])["ids"] == [job_id]
 
 
 @responses.activate

@@ -4,13 +4,14 @@ description (../shared/specs/zendesk/oas.yaml)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import responses
 
 from connectors.base import CheckTargets, marker_token
-from connectors.zendesk.connector import EXPORT_PATH, ZendeskConfig, ZendeskConnector
+from connectors.zendesk.connector import EVENTS_PATH, EXPORT_PATH, ZendeskConfig, ZendeskConnector
 from syncd.records import idempotency_key
 from syncd.writes import FollowUpTicket, TicketUpdate
 from tests.contract.openapi import assert_calls_conform, contract_fixture
@@ -21,6 +22,8 @@ BASE = "https://acme.zendesk.com"
 KEY = idempotency_key("contract", "zendesk")
 
 TAGS_ARRAY = {"type": "array", "items": {"type": "string"}}
+UPDATE_INPUT = {"$ref": "#/components/schemas/TicketUpdateInput"}
+BULK_TAGS = {"type": "object", "properties": {"additional_tags": TAGS_ARRAY, "remove_tags": TAGS_ARRAY}}
 
 zendesk_contract = contract_fixture(
     "zendesk/oas.yaml",
@@ -33,6 +36,8 @@ zendesk_contract = contract_fixture(
         ("GET", "/api/v2/tickets/{ticket_id}/comments"): {"page[size]", "page[after]", "sort"},
         # Ticket sideloads (Side-loading docs; zenpy's recorded traffic uses them).
         ("GET", "/api/v2/tickets/{ticket_id}"): {"include"},
+        # The comment_events sideload, described in the operation's own text ("Sideloading").
+        ("GET", EVENTS_PATH): {"include"},
     },
     patches={
         # The description declares HTTP Basic only; Zendesk also takes an
@@ -54,27 +59,44 @@ zendesk_contract = contract_fixture(
             "required": ["id"],
             "properties": {"id": {"type": "integer"}, "value": {}},
         },
-        # Update Many has no body in the description; the docs send
-        # {"ticket": {...}} with ids in the query, and additional_tags /
-        # remove_tags ("Adding tags to tickets without overwriting existing tags").
+        # Update Many has no body in the description; its summary says it "accepts an
+        # array of up to 100 ticket objects, or a comma-separated list of up to 100
+        # ticket ids": the docs send {"ticket": {...}} with ids in the query, or
+        # {"tickets": [{"id": ..., ...}, ...]}, and additional_tags / remove_tags
+        # ("Adding tags to tickets without overwriting existing tags").
         "/paths/~1api~1v2~1tickets~1update_many/put/requestBody": {
             "required": True,
             "content": {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "required": ["ticket"],
-                        "properties": {
-                            "ticket": {
-                                "allOf": [
-                                    {"$ref": "#/components/schemas/TicketUpdateInput"},
-                                    {
-                                        "type": "object",
-                                        "properties": {"additional_tags": TAGS_ARRAY, "remove_tags": TAGS_ARRAY},
-                                    },
-                                ]
-                            }
-                        },
+                        "anyOf": [
+                            {
+                                "required": ["ticket"],
+                                "properties": {"ticket": {"allOf": [UPDATE_INPUT, BULK_TAGS]}},
+                            },
+                            {
+                                "required": ["tickets"],
+                                "properties": {
+                                    "tickets": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 100,
+                                        "items": {
+                                            "allOf": [
+                                                UPDATE_INPUT,
+                                                BULK_TAGS,
+                                                {
+                                                    "type": "object",
+                                                    "required": ["id"],
+                                                    "properties": {"id": {"type": "integer"}},
+                                                },
+                                            ]
+                                        },
+                                    }
+                                },
+                            },
+                        ],
                     }
                 }
             },
@@ -165,22 +187,24 @@ def test_single_updates_conform(zendesk_contract):
 
 
 @responses.activate
-def test_bulk_update_and_job_status_conform(zendesk_contract):
+def test_bulk_update_and_job_statuses_conform(zendesk_contract):
     responses.put(BASE + "/api/v2/tickets/update_many", json={"job_status": {"id": "J1", "status": "queued"}})
     responses.get(
-        BASE + "/api/v2/job_statuses/J1",
+        BASE + "/api/v2/job_statuses/show_many",
         json={
-            "job_status": {
-                "id": "J1",
-                "status": "completed",
-                "results": [{"id": 1, "action": "update", "status": "Updated", "success": True}],
-            }
+            "job_statuses": [
+                {
+                    "id": "J1",
+                    "status": "completed",
+                    "results": [{"id": 1, "action": "update", "status": "Updated", "success": True}],
+                }
+            ]
         },
     )
     update = TicketUpdate(note="shipped", add_tags=("x",), remove_tags=("y",), fields={"1": "v"}, status="open")
     connector().update_tickets(["1"], update, KEY)
     seen = assert_calls_conform(responses.calls, zendesk_contract)
-    assert seen == ["PUT /api/v2/tickets/update_many", "GET /api/v2/job_statuses/{job_status_id}"]
+    assert seen == ["PUT /api/v2/tickets/update_many", "GET /api/v2/job_statuses/show_many"]
 
 
 @responses.activate
@@ -324,3 +348,97 @@ def test_an_agents_name_is_read_once_and_the_request_conforms(zendesk_contract):
     assert zd.agent_name("7") == "Priya Raman"
     assert zd.agent_name("7") == "Priya Raman"
     assert assert_calls_conform(responses.calls, zendesk_contract) == ["GET /api/v2/users/{user_id}"]
+
+
+def test_page_comments_request_and_the_fakes_events_answer_conform(zendesk_contract):
+    """The ticket events export, as the connector asks for it and as the sandbox answers it."""
+    from datetime import timedelta
+
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.base import CommentAsk
+    from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = ZendeskFake()
+    person = fake.add_user("Ann", "ann@example.com")
+    first = fake.create_ticket("Broken", "It fails", requester_id=person["id"])
+    second = fake.create_ticket("Slow", "It is slow", requester_id=person["id"])
+    fake.add_comment(first["id"], "see ENG-7", public=False, author_id=fake.api_user["id"])
+    with Sandbox([fake]):
+        zd = ZendeskConnector(
+            "zd",
+            ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN),
+            sleep=lambda _s: None,
+        )
+        calls: list[requests.PreparedRequest] = []
+        zd.http.session.hooks["response"].append(lambda r, *args, **kwargs: calls.append(r.request))
+        asks = []
+        for raw in (first, second):
+            ticket = zd.get_ticket(str(raw["id"]))
+            asks.append(CommentAsk(ticket.ref.id, None, ticket.created_at, ticket.updated_at + timedelta(seconds=1)))
+        found = zd.page_comments(asks)
+        answer = requests.get(
+            fake.base_url + EVENTS_PATH,
+            params={"start_time": 0, "include": "comment_events"},
+            auth=(f"{SANDBOX_EMAIL}/token", SANDBOX_TOKEN),
+            timeout=5,
+        )
+    assert [c.body for c in found[str(first["id"])]] == ["It fails", "see ENG-7"]  # type: ignore[union-attr]
+    assert [c.body for c in found[str(second["id"])]] == ["It is slow"]  # type: ignore[union-attr]
+    seen = assert_calls_conform(calls, zendesk_contract)
+    assert seen.count(f"GET {EVENTS_PATH}") == 1
+    assert answer.json()["ticket_events"][0]["child_events"]
+    request = answer.request.copy()
+    request.url = "http://contract.invalid" + EVENTS_PATH + "?start_time=0"
+    zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+def test_update_each_and_show_many_conform_and_the_fakes_answers_too(zendesk_contract):
+    """Update Many with a body per ticket and Show Many Job Statuses, against the sandbox."""
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+    from connectors.base import TicketWrite, WriteResult
+    from connectors.zendesk.connector import JOBS_PATH
+    from connectors.zendesk.fake import SANDBOX_EMAIL, SANDBOX_TOKEN, ZendeskFake
+    from syncd.sandbox.server import Sandbox
+
+    fake = ZendeskFake(job_polls=1)
+    person = fake.add_user("Ann", "ann@example.com")
+    field = fake.add_ticket_field("Linked issue status", "text")
+    ids = [fake.create_ticket(f"T{i}", "It fails", requester_id=person["id"])["id"] for i in range(3)]
+    answers: list[requests.Response] = []
+    with Sandbox([fake]):
+        zd = ZendeskConnector(
+            "zd",
+            ZendeskConfig(kind="zendesk", url=fake.base_url, email=SANDBOX_EMAIL, token=SANDBOX_TOKEN),
+            sleep=lambda _s: None,
+        )
+        calls: list[requests.PreparedRequest] = []
+
+        def keep(r: requests.Response, *args, **kwargs) -> None:
+            calls.append(r.request)
+            answers.append(r)
+
+        zd.http.session.hooks["response"].append(keep)
+        writes = [
+            TicketWrite(
+                str(tid),
+                TicketUpdate(note=f"note {n}", add_tags=("x",), remove_tags=("y",), fields={str(field["id"]): f"v{n}"}),
+                idempotency_key("each", str(n)),
+            )
+            for n, tid in enumerate(ids)
+        ]
+        results = zd.update_each(writes)
+    assert all(isinstance(r, WriteResult) for r in results.values())
+    for n, tid in enumerate(ids):
+        assert fake.ticket_comments(tid)[-1]["body"].startswith(f"note {n}")
+        assert fake.field_value(tid, field["id"]) == f"v{n}"
+    seen = assert_calls_conform(calls, zendesk_contract)
+    assert seen == ["PUT /api/v2/tickets/update_many", f"GET {JOBS_PATH}", f"GET {JOBS_PATH}"]
+    for answer in answers:
+        request = answer.request.copy()
+        request.url = "http://contract.invalid" + (urlsplit(answer.request.url).path.split("/zendesk", 1)[-1])
+        if answer.request.method == "GET":
+            request.url += "?ids=" + parse_qs(urlsplit(answer.request.url).query)["ids"][0]
+        zendesk_contract.openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))

@@ -386,3 +386,77 @@ def test_basic_auth_header_built_by_hand_matches_zendesks_scheme(fake):
     token = base64.b64encode(f"{SANDBOX_EMAIL}/token:{SANDBOX_TOKEN}".encode()).decode()
     r = requests.get(fake.base_url + "/api/v2/users/me", headers={"Authorization": f"Basic {token}"}, timeout=5)
     assert r.status_code == 200
+
+
+# -- ticket events, a change per ticket, jobs polled together ---------------------------
+
+
+def test_ticket_events_list_every_update_with_its_comments_when_sideloaded(fake, api, clock):
+    ids = make_tickets(fake, clock, 2)
+    clock.advance(5)
+    fake.add_comment(ids[0], "Still broken", public=True)
+    fake.set_status(ids[1], "pending")
+    body = api("GET", "/api/v2/incremental/ticket_events.json", params={"start_time": 0, "include": "comment_events"})
+    assert body.status_code == 200
+    events = body.json()["ticket_events"]
+    assert [e["ticket_id"] for e in events] == [ids[0], ids[1], ids[0], ids[1]]  # in time order
+    assert all(e["event_type"] == "Audit" for e in events)
+    comments = [c for e in events for c in e["child_events"] if c["event_type"] == "Comment"]
+    assert [c["body"] for c in comments] == ["Body 0", "Body 1", "Still broken"]
+    change = next(c for c in events[3]["child_events"] if c["event_type"] == "Change")
+    assert (change["status"], change["previous_value"]) == ("pending", "new")
+    assert body.json()["end_of_stream"] is True and body.json()["end_time"] == events[-1]["timestamp"]
+
+    bare = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": 0}).json()["ticket_events"]
+    flags = [c for e in bare for c in e["child_events"] if "comment_present" in c]
+    assert len(flags) == 3 and not any("body" in c for c in flags)  # without the sideload: flags only
+
+    later = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": events[2]["timestamp"]})
+    assert [e["id"] for e in later.json()["ticket_events"]] == [events[2]["id"], events[3]["id"]]
+
+    clock.advance(5)
+    made = fake.create_ticket("Urgent", "Down", requester_id=fake.customer["id"], priority="high")
+    newest = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": 0}).json()["ticket_events"][-1]
+    assert newest["ticket_id"] == made["id"]
+    assert {"priority": "high", "event_type": "Create"}.items() <= newest["child_events"][1].items()
+
+
+def test_ticket_events_page_by_time_and_are_for_admins(fake, api, clock):
+    make_tickets(fake, clock, 5)
+    fake.events_page_size = 2
+    first = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": 0}).json()
+    assert first["count"] == 2 and first["end_of_stream"] is False
+    assert f"start_time={first['end_time']}" in first["next_page"]
+    again = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": first["end_time"]}).json()
+    assert again["ticket_events"][0]["id"] == first["ticket_events"][-1]["id"]  # the last second repeats
+    agent = requests.get(
+        fake.base_url + "/api/v2/incremental/ticket_events",
+        params={"start_time": 0},
+        auth=("priya@support.example/token", SANDBOX_TOKEN),
+        timeout=5,
+    )
+    assert agent.status_code == 403
+    assert api("GET", "/api/v2/incremental/ticket_events").status_code == 400
+
+
+def test_update_many_with_a_change_per_ticket_and_jobs_shown_together(fake, api, clock):
+    ids = make_tickets(fake, clock, 2)
+    jobs = []
+    for tid, text in zip(ids, ("first note", "second note")):
+        r = api(
+            "PUT",
+            "/api/v2/tickets/update_many",
+            json={"tickets": [{"id": tid, "comment": {"body": text, "public": False}, "additional_tags": ["x"]}]},
+        )
+        jobs.append(r.json()["job_status"]["id"])
+    both = ",".join(jobs)
+    working = api("GET", "/api/v2/job_statuses/show_many", params={"ids": both + ",unknown"}).json()
+    assert [j["status"] for j in working["job_statuses"]] == ["working", "working"]  # the unknown one left out
+    done = api("GET", "/api/v2/job_statuses/show_many.json", params={"ids": both}).json()["job_statuses"]
+    assert [j["status"] for j in done] == ["completed", "completed"]
+    assert [j["results"][0] for j in done] == [
+        {"id": ids[0], "action": "update", "status": "Updated", "success": True},
+        {"id": ids[1], "action": "update", "status": "Updated", "success": True},
+    ]
+    assert [fake.ticket_comments(t)[-1]["body"] for t in ids] == ["first note", "second note"]
+    assert api("GET", "/api/v2/job_statuses/show_many").status_code == 400
