@@ -56,6 +56,26 @@ query SyncdComments($filter: CommentFilter!, $first: Int!, $after: String) {
 }
 """
 
+# The idle cycle of a feed that reads comments too: the issue feed's first page and
+# the comment feed's first page as two root fields of ONE document (one request).
+# Whichever has more pages is followed with SyncdIssues or SyncdComments alone.
+FEED = (
+    """
+query SyncdFeed($filter: IssueFilter!, $first: Int!, $after: String,
+                $cFilter: CommentFilter!, $cFirst: Int!, $cAfter: String) {
+  issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
+    nodes { ...SyncdIssueFields }
+    pageInfo { hasNextPage endCursor }
+  }
+  comments(filter: $cFilter, first: $cFirst, after: $cAfter, orderBy: updatedAt) {
+    nodes { id body url createdAt updatedAt issue { id identifier url } user { id name } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+    + ISSUE_FIELDS
+)
+
 ISSUE = (
     """
 query SyncdIssue($id: String!) {

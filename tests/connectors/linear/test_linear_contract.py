@@ -56,9 +56,16 @@ def tour(**config) -> list[dict]:
             },
         )
         conn.check_objects(CheckTargets())
-        api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
+        # the conversation mirror's comment feed, read with the issues in one document
+        # when a rule asks, and followed alone while it has more pages
+        api.data(
+            "SyncdFeed",
+            {
+                **issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"),
+                "comments": {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": "k1"}},
+            },
+        )
         api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
-        # the conversation mirror's comment feed, read after the issues when a rule asks
         api.data(
             "SyncdComments",
             {
