@@ -37,6 +37,7 @@ import connectors.linear.queries as q
 from connectors.base import (
     BatchedWrite,
     CheckTargets,
+    CommentPresence,
     ConnectorConfig,
     Finding,
     Page,
@@ -86,6 +87,8 @@ ISSUE_OPERATIONS = frozenset(
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
 # prices a query by its complexity, which grows with ``first``.
 PRESENCE_BATCH = 50
+# Comment ids per existence-check request of mirrored comments (a few fields each).
+COMMENT_PRESENCE_BATCH = 100
 # Comments and attachments per request, as aliased mutations in one document
 # (docs/benchmarks.md, "Linear: fifty writes a request"). Linear refuses a
 # single query above 10,000 complexity points and budgets 250,000 points and
@@ -260,6 +263,7 @@ class LinearConnector(Tracker):
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
+    comment_presence_batch = COMMENT_PRESENCE_BATCH  # the comment feed does not list deleted comments
     write_batch = WRITE_BATCH
     comment_feed = True  # SyncdFeed: the issue and comment feeds in one request when idle
     config_model = LinearConfig
@@ -623,6 +627,30 @@ class LinearConnector(Tracker):
                     out.gone[ident] = "in Linear's trash (deleted)"
                 elif ident not in out.found and not any(isinstance(n, dict) and n.get("id") == ident for n in nodes):
                     out.gone[ident] = "Linear no longer returns it (deleted, or not visible to this account)"
+        return out
+
+    def comments_present(self, comments: dict[str, str], validators: dict[str, str]) -> CommentPresence:
+        """``comments(filter: {id: {in: [...]}}, includeArchived: true)``, up to 50 ids a request.
+        Missing, or archived while its issue is not (Linear archives an issue's comments
+        with it): deleted."""
+        out = CommentPresence()
+        ids = list(comments)
+        for start in range(0, len(ids), COMMENT_PRESENCE_BATCH):
+            chunk = ids[start : start + COMMENT_PRESENCE_BATCH]
+            data = self._graphql(
+                "SyncdCommentsPresent", q.COMMENTS_PRESENT, {"filter": {"id": {"in": chunk}}, "first": len(chunk)}
+            )
+            out.requests += 1
+            conn = data.get("comments")
+            if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
+                raise PayloadError(self.name, "SyncdCommentsPresent: expected comments.nodes", payload=data)
+            for node in conn["nodes"]:
+                if not isinstance(node, dict) or node.get("id") not in chunk:
+                    continue
+                issue = node.get("issue")
+                alone = node.get("archivedAt") and not (isinstance(issue, dict) and issue.get("archivedAt"))
+                (out.gone if alone else out.present).add(node["id"])
+            out.gone.update(i for i in chunk if i not in out.present)
         return out
 
     def follows(self, issue: Issue) -> bool:

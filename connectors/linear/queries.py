@@ -100,6 +100,17 @@ query SyncdPresence($filter: IssueFilter!, $first: Int!) {
     + ISSUE_FIELDS
 )
 
+# The existence check of the comments syncd mirrored (the comment feed does not list
+# deleted ones): up to COMMENT_PRESENCE_BATCH ids a request. A comment missing is
+# deleted; one archived on its own (its issue not archived) was deleted too.
+COMMENTS_PRESENT = """
+query SyncdCommentsPresent($filter: CommentFilter!, $first: Int!) {
+  comments(filter: $filter, first: $first, includeArchived: true) {
+    nodes { id archivedAt issue { id archivedAt } }
+  }
+}
+"""
+
 COMMENT_CREATE = """
 mutation SyncdCommentCreate($input: CommentCreateInput!) {
   commentCreate(input: $input) {

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from connectors.base import find_markers
+from syncd.app import build_app
+from syncd.daemon import Daemon
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 from tests.e2e.test_crash import kill_on, run_once
@@ -306,3 +308,83 @@ def test_a_note_planned_in_full_for_a_private_repository_that_turns_public_is_ne
         assert app.store.outbox_counts().get("pending", 0) == 0
     finally:
         app.close()
+
+
+def test_a_deleted_github_comment_is_noted_once_after_the_existence_check(pg):
+    gh = pg.tracker("github")
+    two_fa, invite = pg.seed.tickets["2fa"], pg.seed.tickets["invite"]
+    app = pg.app()
+    try:
+        app.engine.cycle()
+        link(pg, app, two_fa, "vat")
+        link(pg, app, invite, "vat")
+        cid = gh.comment("vat", "Fixed in 4.2", by="Ada Novak")
+        app.engine.cycle()
+        app.engine.cycle()
+        before = {t: len(mirrored(pg, t)) for t in (two_fa, invite)}
+        assert all("Fixed in 4.2" in mirrored(pg, t)[-1] for t in (two_fa, invite))
+
+        # Still there: one conditional request, nothing said; the next one is answered 304.
+        pg.sandbox.reset_counts()
+        assert app.engine.check_comments(budget=10) == {"github": 1}
+        assert app.engine.check_comments(budget=10) == {"github": 1}
+        assert pg.sandbox.counts()["github"] == {"GET /repos/{owner}/{repo}/issues/comments/{comment_id}": 2}
+        app.engine.deliver()
+        assert {t: len(mirrored(pg, t)) for t in (two_fa, invite)} == before
+
+        # The engineer deletes it: the comment feed does not show it, the existence check does.
+        gh.delete_comment(cid)
+        app.engine.cycle()
+        assert {t: len(mirrored(pg, t)) for t in (two_fa, invite)} == before
+        for _ in range(3):
+            app.engine.check_comments(budget=10)
+            app.engine.cycle()
+        key = gh.key("vat")
+        for ticket in (two_fa, invite):
+            notes = mirrored(pg, ticket)[before[ticket] :]
+            assert len(notes) == 1, notes
+            assert notes[0].startswith(f"ada-novak deleted their comment on {key}: ")
+            assert f"#issuecomment-{cid}" in notes[0]
+        # Known deleted, it is not asked about again.
+        assert app.engine.check_comments(budget=10) == {"github": 0}
+    finally:
+        app.close()
+
+
+def test_the_daemon_checks_mirrored_comments_on_its_presence_interval(pg):
+    class Monotonic:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    gh = pg.tracker("github")
+    two_fa = pg.seed.tickets["2fa"]
+    clock = Monotonic()
+    daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock, sleep=lambda _: None)
+    try:
+        daemon.step()
+        pg.agent_note(two_fa, f"Engineering tracks it: {github_url(pg, 'vat')}")
+        clock.now += 2
+        daemon.step()
+        cid = gh.comment("vat", "Fixed in 4.2", by="Ada Novak")
+        for _ in range(2):
+            clock.now += 60
+            daemon.step()
+        before = len(mirrored(pg, two_fa))
+        assert "Fixed in 4.2" in mirrored(pg, two_fa)[-1]
+        gh.delete_comment(cid)
+        interval = daemon.app.settings.daemon.presence_interval
+        clock.now += interval / 2
+        daemon.step()
+        clock.now += 60
+        daemon.step()
+        assert len(mirrored(pg, two_fa)) == before  # not yet due
+        clock.now += interval / 2 + 1
+        daemon.step()
+        clock.now += 60
+        daemon.step()
+        notes = mirrored(pg, two_fa)[before:]
+        assert len(notes) == 1 and "deleted their comment" in notes[0], notes
+    finally:
+        daemon.app.close()

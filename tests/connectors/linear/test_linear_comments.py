@@ -122,3 +122,28 @@ def test_off_the_feed_costs_what_it_did(fake, clock):
     fake.reset_counts()
     drain(conn, cursor)
     assert fake.counts == {"POST /graphql SyncdIssues": 1}
+
+
+def test_comments_present_in_one_request_a_deleted_one_is_gone(fake, clock):
+    issue = fake.create_issue("ENG", "Export fails")
+    kept = fake.add_comment(issue, "Fixed in 4.2", user=fake.ada)
+    deleted = fake.add_comment(issue, "Wrong issue, sorry", user=fake.ada)
+    conn = connector(fake, clock)
+    ids = {kept["id"]: issue["id"], deleted["id"]: issue["id"]}
+    fake.reset_counts()
+    first = conn.comments_present(ids, {})
+    assert (first.present, first.gone, first.requests) == (set(ids), set(), 1)
+    fake.delete_comment(deleted["id"])
+    second = conn.comments_present(ids, {})
+    assert (second.present, second.gone) == ({kept["id"]}, {deleted["id"]})
+    assert fake.counts == {"POST /graphql SyncdCommentsPresent": 2}
+
+
+def test_comments_present_batches_by_a_hundred(fake, clock):
+    issue = fake.create_issue("ENG", "Export fails")
+    ids = {fake.add_comment(issue, f"note {n}", user=fake.ada)["id"]: issue["id"] for n in range(120)}
+    conn = connector(fake, clock)
+    fake.reset_counts()
+    answer = conn.comments_present(ids, {})
+    assert answer.present == set(ids) and answer.requests == 2
+    assert fake.counts == {"POST /graphql SyncdCommentsPresent": 2}

@@ -116,6 +116,9 @@ def tour(**config) -> list[dict]:
         # the periodic existence check of linked issues
         api.data("SyncdPresence", issues_page([{**node(1, "2025-06-01T00:00:00.000Z"), "trashed": False}]))
         conn.presence(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"], {})
+        # the periodic existence check of mirrored comments
+        api.data("SyncdCommentsPresent", {"comments": {"nodes": [{"id": "c9", "archivedAt": None, "issue": None}]}})
+        conn.comments_present({"c9": "i", "c10": "i"}, {})
         # escalation: a created issue (team and label lookup, create), the crash check,
         # and a comment kept in place (scan and create, then remembered and edited)
         api.data(
