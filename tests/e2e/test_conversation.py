@@ -4,7 +4,10 @@ An engineer's comment on a linked issue reaches each linked ticket once as an
 internal note, its edit is noted, a bot's comment is not mirrored; an agent's
 ``#eng`` note reaches a private issue in full and a public one without the
 customer (or is held, and the agent told why); nothing echoes back over 20
-cycles; a crash between a send and its commit writes nothing twice.
+cycles; a crash between a send and its commit writes nothing twice. A
+deleted GitHub or Linear comment (their feeds do not list deletions) is
+noted once after the existence check of mirrored comments; Linear's idle
+cycle with comments read is one request.
 """
 
 from __future__ import annotations
@@ -388,3 +391,46 @@ def test_the_daemon_checks_mirrored_comments_on_its_presence_interval(pg):
         assert len(notes) == 1 and "deleted their comment" in notes[0], notes
     finally:
         daemon.app.close()
+
+
+LINEAR_RULES = """
+[routes.product]
+tracker = "linear"
+team = "ENG"
+
+[routes.product.conversation]
+direction = "to_ticket"
+"""
+
+
+def test_linear_comments_come_in_the_feed_request_and_a_deletion_is_noted_once(tmp_path):
+    folder = tmp_path / "linear-mappings"
+    folder.mkdir()
+    (folder / "routes.toml").write_text(textwrap.dedent(LINEAR_RULES).lstrip())
+    with Playground(tmp_path / "pg", mappings=folder) as pg:
+        lin = pg.tracker("linear")
+        ticket, key = pg.seed.tickets["2fa"], pg.seed.keys("linear")["search"]
+        app = pg.app()
+        try:
+            app.engine.cycle()
+            pg.agent_note(ticket, f"Engineering tracks it as {key}")
+            assert app.engine.cycle().ok
+            pg.sandbox.reset_counts()
+            assert app.engine.cycle().ok
+            assert pg.sandbox.counts().get("linear") == {"POST /graphql SyncdFeed": 1}  # idle: one request
+
+            cid = lin.comment("search", "The indexer runs a second worker from 4.2", by="Ada Novak")
+            assert app.engine.cycle().ok
+            crossed = [n for n in mirrored(pg, ticket) if "second worker" in n]
+            assert len(crossed) == 1 and crossed[0].startswith(f"Ada Novak on {key}:")
+
+            lin.delete_comment(cid)
+            for _ in range(3):
+                assert app.engine.cycle().ok
+                app.engine.check_comments(budget=10)
+            app.engine.deliver()
+            deleted = [n for n in mirrored(pg, ticket) if "deleted their comment" in n]
+            assert len(deleted) == 1 and deleted[0].startswith(f"Ada Novak deleted their comment on {key}")
+            assert app.engine.check_comments(budget=10) == {"linear": 0}
+        finally:
+            app.close()
