@@ -24,8 +24,8 @@ for methods or reads class names):
 - ``Tracker.state_rule_model``: the ``[states.<name>]`` rule in the tracker's
   own state words (the keys of ``Issue.native``);
 - ``Tracker.team_pattern``: what a route's ``team`` must look like;
-- ``Tracker.attachment_format``, ``presence_batch``, ``reports_visibility``:
-  see the class;
+- ``Tracker.attachment_format``, ``presence_batch``, ``comment_presence_batch``,
+  ``reports_visibility``: see the class;
 - ``webhook``: how the service signs the webhooks it sends (a
   :class:`WebhookSignature`), for the daemon's webhook doorbells;
 - ``fake``: where the connector's fake service lives, as an import path
@@ -269,6 +269,20 @@ class Presence:
     unchanged: set[str] = field(default_factory=set)
     gone: dict[str, str] = field(default_factory=dict)
     validators: dict[str, str] = field(default_factory=dict)  # id -> ETag to send next time
+    requests: int = 0
+
+
+@dataclass
+class CommentPresence:
+    """What one existence check of mirrored comments found (see :meth:`Tracker.comments_present`).
+
+    ``present``: the comments that still exist (read now, or the stored
+    validator still matches); ``gone``: the ones the tracker says are deleted.
+    An id in neither was not answered this time (checked again later)."""
+
+    present: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
+    validators: dict[str, str] = field(default_factory=dict)  # comment id -> ETag to send next time
     requests: int = 0
 
 
@@ -782,6 +796,17 @@ class Tracker(Connector):
         service allows (at most ``presence_batch`` ids per call). ``validators``
         are the ETags of earlier checks, where the tracker has them."""
         raise Unsupported(self.name, "check that linked issues still exist")
+
+    # How many comments one existence-check request reads (0: this tracker cannot check,
+    # or does not need to: its comment feed lists deleted comments by their absence).
+    comment_presence_batch: ClassVar[int] = 0
+
+    def comments_present(self, comments: dict[str, str], validators: dict[str, str]) -> CommentPresence:
+        """Whether each comment syncd mirrored still exists (``comments``: comment id ->
+        its issue's stable id), at most ``comment_presence_batch`` per call, in as few
+        requests as the service allows. ``validators`` are the ETags of earlier checks.
+        For trackers whose comment feed does not show deletions."""
+        raise Unsupported(self.name, "check that mirrored comments still exist")
 
     def follows(self, issue: Issue) -> bool:
         """Whether ``issue`` is in a place this connector follows (its project, team or

@@ -113,8 +113,9 @@ class DaemonSettings(_Section):
     max_attempts: int = Field(8, ge=1)
     backoff_max: float = Field(3600.0, gt=0)
     # The existence check of linked issues (deleted, hidden or moved out of reach
-    # when syncd no longer writes to them): every presence_interval seconds, at
-    # most presence_budget requests per tracker (docs/reliability.md has the figures).
+    # when syncd no longer writes to them), and of the mirrored comments whose feed
+    # does not show deletions: every presence_interval seconds, at most
+    # presence_budget requests per tracker each (docs/reliability.md has the figures).
     presence_interval: float = Field(3600.0, gt=0)
     presence_budget: int = Field(200, ge=0)
 

@@ -588,7 +588,9 @@ class Daemon:
             beat.join()
 
     def _check_presence(self) -> None:
-        """Check that linked issues still exist, every ``daemon.presence_interval`` seconds."""
+        """Check that linked issues still exist, and the tracker comments syncd mirrored
+        where the comment feed does not show deletions, every ``daemon.presence_interval``
+        seconds (each with at most ``daemon.presence_budget`` requests per tracker)."""
         daemon = self.app.settings.daemon
         now = self.clock()
         if daemon.presence_budget <= 0 or now < self.next_presence:
@@ -597,6 +599,9 @@ class Daemon:
         spent = self.app.engine.check_presence(daemon.presence_budget)
         if any(spent.values()):
             log.info("checked that linked issues still exist", requests=spent)
+        spent = self.app.engine.check_comments(daemon.presence_budget)
+        if any(spent.values()):
+            log.info("checked that mirrored comments still exist", requests=spent)
 
     def _parked(self, name: str, state: ConnectorState, now: float) -> bool:
         """Whether the connector waits for a rate limit; if so its next poll is at the end."""

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import structlog
 
-from connectors.base import CommentAsk, Connector, Helpdesk, Page, Presence, Rejected, Tracker
+from connectors.base import CommentAsk, CommentPresence, Connector, Helpdesk, Page, Presence, Rejected, Tracker
 from mappings.conversation_plan import (
     IssueSide,
     Mirrored,
@@ -511,6 +511,68 @@ class Engine:
             elif self.store.get_meta(issue.ref).get("out_of_reach"):
                 with self.store.transaction():
                     self.store.set_meta(issue.ref, out_of_reach=None)
+
+    def check_comments(self, budget: int) -> dict[str, int]:
+        """The periodic existence check of the tracker comments syncd mirrored, for the
+        trackers whose comment feed does not list deleted comments (``comment_presence_batch``)
+        and that read comments now (a rule mirrors them): the comments checked least
+        recently, in the tracker's batches, with at most ``budget`` requests per tracker.
+        A deleted one is noted on the linked tickets, as a deletion the feed shows is.
+        Returns the requests spent per tracker."""
+        spent: dict[str, int] = {}
+        for name, tracker in self.trackers.items():
+            batch = tracker.comment_presence_batch
+            if batch <= 0 or not tracker.read_comments or self.stop_requested():
+                continue
+            if self.parking.until(name) is not None:
+                continue  # a tracker waiting for its rate limit is checked at the next run after the wait
+            spent[name] = 0
+            due = self.store.comments_due(name, budget * batch)
+            for start in range(0, len(due), batch):
+                if spent[name] >= budget or self.stop_requested():
+                    break
+                chunk = due[start : start + batch]
+                try:
+                    answer = tracker.comments_present({c: i for c, i, _ in chunk}, {c: e for c, _, e in chunk if e})
+                except RateLimited as exc:
+                    self.parking.park(exc)
+                    spent[name] += 1
+                    break
+                except SyncdError as exc:
+                    log.warning(
+                        "existence check of mirrored comments failed; tried again next time",
+                        connector=name,
+                        error=str(exc),
+                    )
+                    spent[name] += 1
+                    break
+                spent[name] += answer.requests
+                self._comments_answer(tracker, chunk, answer)
+        return spent
+
+    def _comments_answer(
+        self, tracker: Tracker, asked: list[tuple[str, str, str | None]], answer: CommentPresence
+    ) -> None:
+        now = self.clock()
+        issues = self.store.get_snapshots([Ref(tracker.name, issue_id) for _, issue_id, _ in asked])
+        gone = []
+        for comment_id, issue_id, _ in asked:
+            issue = issues.get(Ref(tracker.name, issue_id))
+            if comment_id not in answer.gone or not isinstance(issue, Issue):
+                continue
+            mark = Mirrored.from_dict(self.store.get_meta(remark_ref(tracker.name, comment_id)).get("mirrored"))
+            if mark is not None and not mark.deleted:
+                gone.append(mark.gone(comment_id, issue, now))
+        with self._work() as work:
+            for comment_id, _, _ in asked:
+                if comment_id in answer.present or comment_id in answer.gone:
+                    # A 304 keeps the ETag it matched; a fresh read brings its own.
+                    etag = {"present_etag": answer.validators[comment_id]} if comment_id in answer.validators else {}
+                    self.store.set_meta(remark_ref(tracker.name, comment_id), present_at=now, **etag)
+            if gone:
+                self._mirror_remarks(work, tracker, gone)
+        if gone:
+            log.info("mirrored comments deleted; tickets told", connector=tracker.name, comments=len(gone))
 
     # -- helpdesk pages -----------------------------------------------------------
 

@@ -1274,6 +1274,25 @@ class Store:
         )
         return [(r[0], r[1]) for r in rows]
 
+    @_reads
+    def comments_due(self, connector: str, limit: int) -> list[tuple[str, str, str | None]]:
+        """The tracker comments syncd mirrored (an issue's ``mirrored_comments``) on issues
+        of ``connector`` with an active link, not yet known deleted, least recently
+        checked for existence first: up to ``limit`` (comment id, issue id, validator)."""
+        rows = self._q(
+            "SELECT j.value, m.id, json_extract(c.data, '$.present_etag'), "
+            "coalesce(json_extract(c.data, '$.present_at'), '') AS checked "
+            "FROM record_meta AS m, json_each(m.data, '$.mirrored_comments') AS j "
+            "LEFT JOIN record_meta AS c ON c.connector = m.connector AND c.id = 'comment:' || j.value "
+            "WHERE m.connector = ? AND json_type(m.data, '$.mirrored_comments') = 'array' "
+            "AND coalesce(json_extract(c.data, '$.mirrored.deleted'), 0) = 0 "
+            "AND EXISTS (SELECT 1 FROM links AS l WHERE l.issue_connector = m.connector "
+            "AND l.issue_id = m.id AND l.active = 1) "
+            "ORDER BY checked ASC, j.value LIMIT ?",
+            [connector, limit],
+        )
+        return [(str(r[0]), r[1], r[2]) for r in rows]
+
     # --- a lost or restored store: writes found already made -------------------
     # A store rebuilt from nothing, or restored from an older copy, plans
     # again writes that earlier runs made. The engine settles them against

@@ -75,6 +75,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import (
     CheckTargets,
+    CommentPresence,
     ConnectorConfig,
     Finding,
     KeptText,
@@ -892,6 +893,39 @@ class GitHubConnector(Tracker):
             out.found[ident] = issue
             if response.headers.get("ETag"):
                 out.validators[ident] = response.headers["ETag"]
+        return out
+
+    # The comment feed (``since``) does not list deleted comments: the comments syncd
+    # mirrored are checked by id, one conditional GET each (a 304 is free).
+    comment_presence_batch = 1
+
+    def comments_present(self, comments: dict[str, str], validators: dict[str, str]) -> CommentPresence:
+        """``GET /repos/{o}/{r}/issues/comments/{id}`` with ``If-None-Match`` per comment:
+        200 or 304 present, 404 or 410 in a followed repository deleted."""
+        out = CommentPresence()
+        for comment_id, issue_id in comments.items():
+            try:
+                location = self._locate(issue_id)
+            except NotFound:
+                continue  # the issue was never seen under a key: nothing to ask GitHub
+            if location.full_name.lower() not in self._repos:
+                continue  # outside the followed repositories a 404 does not say "deleted"
+            etag = validators.get(comment_id)
+            out.requests += 1
+            response, body = self._get(
+                f"repos/{location.full_name}/issues/comments/{comment_id}",
+                "GET /repos/{o}/{r}/issues/comments/{id}",
+                headers={"If-None-Match": etag} if etag else None,
+                expect=(404, 410),
+            )
+            if response.status_code in (404, 410):
+                out.gone.add(comment_id)
+                continue
+            if response.status_code != 304 and not isinstance(body, dict):
+                continue  # unreadable now: checked again later
+            out.present.add(comment_id)
+            if response.headers.get("ETag"):
+                out.validators[comment_id] = response.headers["ETag"]
         return out
 
     def follows(self, issue: Issue) -> bool:

@@ -290,6 +290,15 @@ class GitHubFake(FakeService):
             c.body, c.updated, c.editor = body, self.now(), user
         return c
 
+    def delete_comment(self, comment: int | FakeComment) -> None:
+        """A person deletes a comment in the web UI: gone for good (its address answers 404),
+        and no longer in any comment list; the issue's ``updated_at`` stays."""
+        c = comment if isinstance(comment, FakeComment) else self.comments_by_id[comment]
+        with self.lock:
+            del self.comments_by_id[c.id]
+            if c.issue_id in self.issues:
+                self.issues[c.issue_id].comment_ids.remove(c.id)
+
     def edit_issue_body(self, issue: int | FakeIssue, body: str, *, user: str = "octocat") -> FakeIssue:
         """A person edits the issue's description in the web UI."""
         i = self._issue_obj(issue)

@@ -196,6 +196,9 @@ class GitHubWorld(TrackerWorld):
         )
         response.raise_for_status()
 
+    def delete_comment(self, comment_id: str) -> None:
+        self.fake.delete_comment(int(comment_id))
+
     def _patch(self, key: str, body: dict, login: str) -> dict:
         issue = self.issue(key)
         response = requests.patch(

@@ -37,6 +37,7 @@ import connectors.linear.queries as q
 from connectors.base import (
     BatchedWrite,
     CheckTargets,
+    CommentPresence,
     ConnectorConfig,
     Finding,
     Page,
@@ -86,6 +87,8 @@ ISSUE_OPERATIONS = frozenset(
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
 # prices a query by its complexity, which grows with ``first``.
 PRESENCE_BATCH = 50
+# Comment ids per existence-check request of mirrored comments (a few fields each).
+COMMENT_PRESENCE_BATCH = 100
 # Comments and attachments per request, as aliased mutations in one document
 # (docs/benchmarks.md, "Linear: fifty writes a request"). Linear refuses a
 # single query above 10,000 complexity points and budgets 250,000 points and
@@ -260,8 +263,9 @@ class LinearConnector(Tracker):
     team_pattern = (r"^[A-Za-z0-9]{1,10}$", 'a Linear team key such as "ENG"')
     text_format = "markdown"
     presence_batch = PRESENCE_BATCH
+    comment_presence_batch = COMMENT_PRESENCE_BATCH  # the comment feed does not list deleted comments
     write_batch = WRITE_BATCH
-    comment_feed = True  # SyncdComments after the issue feed: one request when idle
+    comment_feed = True  # SyncdFeed: the issue and comment feeds in one request when idle
     config_model = LinearConfig
     config: LinearConfig
 
@@ -429,92 +433,120 @@ class LinearConnector(Tracker):
             self.list_teams()
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
+        """The issue feed, and with ``read_comments`` the comment feed.
+
+        Reading comments, a poll's first request is ``SyncdFeed``: the first page of
+        both feeds as two root fields of one document, so an idle cycle is one
+        request. Whichever feed has more pages is then followed alone
+        (``SyncdIssues``, then ``SyncdComments``)."""
         self.learn_keys()
         if cursor:
             state = FeedCursor.load(cursor, self.name)
         else:
             start = self.clock()
             state = FeedCursor(start - timedelta(days=self.config.backfill_days))
-        since, after, hwm = state.since, state.after, state.hwm
         polled_at = self.clock()
         seen: set[tuple[str, str]] = set()
-        while True:
-            variables = {"filter": self._feed_filter(since), "first": self.config.page_size, "after": after}
+        # A stored cursor with only the comment feed mid-pagination: the issue feed closed already.
+        issues_more = not (self.read_comments and state.after is None and state.c_after is not None)
+        comments_more = self.read_comments
+        if self.read_comments and state.after is None and state.c_after is None:
+            c_since = state.c_since or (polled_at - self._overlap)
+            variables = {
+                "filter": self._feed_filter(state.since),
+                "first": self.config.page_size,
+                "after": None,
+                "cFilter": self._comment_filter(c_since),
+                "cFirst": self.config.page_size,
+                "cAfter": None,
+            }
+            data = self._graphql("SyncdFeed", q.FEED, variables)
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            remarks, state, comments_more = self._comment_page(state, data, polled_at, "SyncdFeed")
+            done = not issues_more and not comments_more
+            yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
+        while issues_more:
+            variables = {"filter": self._feed_filter(state.since), "first": self.config.page_size, "after": state.after}
             data = self._graphql("SyncdIssues", q.ISSUES, variables)
-            nodes, has_next, end_cursor = self._connection(data)
-            records: list[Issue] = []
-            rejected: list[Rejected] = []
-            for node in nodes:
-                updated = _node_time(node)
-                if updated is not None and (hwm is None or updated > hwm):
-                    hwm = updated
-                ident = node.get("id") if isinstance(node, dict) else None
-                if ident and updated is not None:
-                    if (ident, iso(updated)) in seen:
-                        continue
-                    seen.add((ident, iso(updated)))
-                try:
-                    records.append(self.normalise(node))
-                except _Reject as exc:
-                    rejected.append(Rejected(_node_label(node), str(exc), node))
-            if has_next:
-                after = end_cursor
-                mid = dataclasses.replace(state, since=since, after=after, hwm=hwm)
-                yield Page(records, mid.dump(), done=False, rejected=rejected)
-                continue
-            # The overlap re-reads what changed just before this poll, in case
-            # the feed showed it late; once a poll is quiet for longer than the
-            # overlap, the window closes on the high-water mark, so an idle feed
-            # does not re-read a burst of old changes forever.
-            overlap = timedelta(seconds=self.config.overlap_seconds)
-            next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
-            final = dataclasses.replace(state, since=next_since, after=None, hwm=None)
-            if not self.read_comments:
-                yield Page(records, final.dump(), done=True, rejected=rejected)
-                return
-            yield Page(records, final.dump(), done=False, rejected=rejected)
-            yield from self._comment_pages(final)
-            return
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            done = not issues_more and not comments_more
+            yield Page(records, state.dump(), done=done, rejected=rejected)
+        while comments_more:
+            c_since = state.c_since or (polled_at - self._overlap)
+            flt = self._comment_filter(c_since)
+            variables = {"filter": flt, "first": self.config.page_size, "after": state.c_after}
+            data = self._graphql("SyncdComments", q.COMMENTS, variables)
+            remarks, state, comments_more = self._comment_page(state, data, polled_at, "SyncdComments")
+            yield Page([], state.dump(), done=not comments_more, remarks=remarks)
+
+    @property
+    def _overlap(self) -> timedelta:
+        return timedelta(seconds=self.config.overlap_seconds)
+
+    def _issue_page(
+        self, state: FeedCursor, data: dict, seen: set[tuple[str, str]], polled_at: datetime
+    ) -> tuple[list[Issue], list[Rejected], FeedCursor, bool]:
+        """One page of the issue feed: its issues, the cursor after it, and whether more pages follow."""
+        nodes, has_next, end_cursor = self._connection(data)
+        hwm = state.hwm
+        records: list[Issue] = []
+        rejected: list[Rejected] = []
+        for node in nodes:
+            updated = _node_time(node)
+            if updated is not None and (hwm is None or updated > hwm):
+                hwm = updated
+            ident = node.get("id") if isinstance(node, dict) else None
+            if ident and updated is not None:
+                if (ident, iso(updated)) in seen:
+                    continue
+                seen.add((ident, iso(updated)))
+            try:
+                records.append(self.normalise(node))
+            except _Reject as exc:
+                rejected.append(Rejected(_node_label(node), str(exc), node))
+        if has_next:
+            return records, rejected, dataclasses.replace(state, after=end_cursor, hwm=hwm), True
+        # The overlap re-reads what changed just before this poll, in case
+        # the feed showed it late; once a poll is quiet for longer than the
+        # overlap, the window closes on the high-water mark, so an idle feed
+        # does not re-read a burst of old changes forever.
+        since = state.since
+        next_since = max(since, min(hwm, polled_at - self._overlap)) if hwm is not None else since
+        return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None), False
 
     # -- the comment feed (the conversation mirror) ---------------------------------------
 
-    def _comment_pages(self, state: FeedCursor) -> Iterator[Page]:
-        """``comments(filter: {updatedAt: {gt: since}})``, oldest change first: one request when idle.
+    def _comment_filter(self, since: datetime) -> dict[str, Any]:
+        flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
+        if self.config.teams:
+            flt["issue"] = {"team": {"key": {"in": list(self.config.teams)}}}
+        return flt
+
+    def _comment_page(
+        self, state: FeedCursor, data: dict, polled_at: datetime, operation: str
+    ) -> tuple[list[IssueRemark], FeedCursor, bool]:
+        """One page of ``comments(filter: {updatedAt: {gt: since}})``, oldest change first.
 
         The first read starts now (earlier comments are not replayed); the window
         closes on the newest change read, with the feed's overlap."""
-        overlap = timedelta(seconds=self.config.overlap_seconds)
-        polled_at = self.clock()
-        since = state.c_since or (polled_at - overlap)
-        after, hwm = state.c_after, state.c_hwm
-        while True:
-            flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
-            if self.config.teams:
-                flt["issue"] = {"team": {"key": {"in": list(self.config.teams)}}}
-            data = self._graphql(
-                "SyncdComments", q.COMMENTS, {"filter": flt, "first": self.config.page_size, "after": after}
-            )
-            conn = data.get("comments")
-            if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
-                raise PayloadError(self.name, "SyncdComments: expected comments.nodes to be a list", payload=data)
-            info = object_or_empty(conn.get("pageInfo"))
-            remarks = []
-            for node in conn["nodes"]:
-                remark = self._remark(node)
-                if remark is None:
-                    continue
-                if hwm is None or remark.updated_at > hwm:
-                    hwm = remark.updated_at
-                remarks.append(remark)
-            if info.get("hasNextPage") is True and isinstance(info.get("endCursor"), str):
-                after = info["endCursor"]
-                mid = dataclasses.replace(state, c_since=since, c_after=after, c_hwm=hwm)
-                yield Page([], mid.dump(), done=False, remarks=remarks)
+        since = state.c_since or (polled_at - self._overlap)
+        hwm = state.c_hwm
+        conn = data.get("comments")
+        if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
+            raise PayloadError(self.name, f"{operation}: expected comments.nodes to be a list", payload=data)
+        info = object_or_empty(conn.get("pageInfo"))
+        remarks = []
+        for node in conn["nodes"]:
+            remark = self._remark(node)
+            if remark is None:
                 continue
-            next_since = max(since, min(hwm, polled_at - overlap)) if hwm is not None else since
-            final = dataclasses.replace(state, c_since=next_since, c_after=None, c_hwm=None)
-            yield Page([], final.dump(), done=True, remarks=remarks)
-            return
+            if hwm is None or remark.updated_at > hwm:
+                hwm = remark.updated_at
+            remarks.append(remark)
+        if info.get("hasNextPage") is True and isinstance(info.get("endCursor"), str):
+            return remarks, dataclasses.replace(state, c_since=since, c_after=info["endCursor"], c_hwm=hwm), True
+        next_since = max(since, min(hwm, polled_at - self._overlap)) if hwm is not None else since
+        return remarks, dataclasses.replace(state, c_since=next_since, c_after=None, c_hwm=None), False
 
     def _remark(self, node: Any) -> IssueRemark | None:
         try:
@@ -595,6 +627,30 @@ class LinearConnector(Tracker):
                     out.gone[ident] = "in Linear's trash (deleted)"
                 elif ident not in out.found and not any(isinstance(n, dict) and n.get("id") == ident for n in nodes):
                     out.gone[ident] = "Linear no longer returns it (deleted, or not visible to this account)"
+        return out
+
+    def comments_present(self, comments: dict[str, str], validators: dict[str, str]) -> CommentPresence:
+        """``comments(filter: {id: {in: [...]}}, includeArchived: true)``, up to 50 ids a request.
+        Missing, or archived while its issue is not (Linear archives an issue's comments
+        with it): deleted."""
+        out = CommentPresence()
+        ids = list(comments)
+        for start in range(0, len(ids), COMMENT_PRESENCE_BATCH):
+            chunk = ids[start : start + COMMENT_PRESENCE_BATCH]
+            data = self._graphql(
+                "SyncdCommentsPresent", q.COMMENTS_PRESENT, {"filter": {"id": {"in": chunk}}, "first": len(chunk)}
+            )
+            out.requests += 1
+            conn = data.get("comments")
+            if not isinstance(conn, dict) or not isinstance(conn.get("nodes"), list):
+                raise PayloadError(self.name, "SyncdCommentsPresent: expected comments.nodes", payload=data)
+            for node in conn["nodes"]:
+                if not isinstance(node, dict) or node.get("id") not in chunk:
+                    continue
+                issue = node.get("issue")
+                alone = node.get("archivedAt") and not (isinstance(issue, dict) and issue.get("archivedAt"))
+                (out.gone if alone else out.present).add(node["id"])
+            out.gone.update(i for i in chunk if i not in out.present)
         return out
 
     def follows(self, issue: Issue) -> bool:

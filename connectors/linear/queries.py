@@ -56,6 +56,26 @@ query SyncdComments($filter: CommentFilter!, $first: Int!, $after: String) {
 }
 """
 
+# The idle cycle of a feed that reads comments too: the issue feed's first page and
+# the comment feed's first page as two root fields of ONE document (one request).
+# Whichever has more pages is followed with SyncdIssues or SyncdComments alone.
+FEED = (
+    """
+query SyncdFeed($filter: IssueFilter!, $first: Int!, $after: String,
+                $cFilter: CommentFilter!, $cFirst: Int!, $cAfter: String) {
+  issues(filter: $filter, first: $first, after: $after, orderBy: updatedAt) {
+    nodes { ...SyncdIssueFields }
+    pageInfo { hasNextPage endCursor }
+  }
+  comments(filter: $cFilter, first: $cFirst, after: $cAfter, orderBy: updatedAt) {
+    nodes { id body url createdAt updatedAt issue { id identifier url } user { id name } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+    + ISSUE_FIELDS
+)
+
 ISSUE = (
     """
 query SyncdIssue($id: String!) {
@@ -79,6 +99,17 @@ query SyncdPresence($filter: IssueFilter!, $first: Int!) {
 """
     + ISSUE_FIELDS
 )
+
+# The existence check of the comments syncd mirrored (the comment feed does not list
+# deleted ones): up to COMMENT_PRESENCE_BATCH ids a request. A comment missing is
+# deleted; one archived on its own (its issue not archived) was deleted too.
+COMMENTS_PRESENT = """
+query SyncdCommentsPresent($filter: CommentFilter!, $first: Int!) {
+  comments(filter: $filter, first: $first, includeArchived: true) {
+    nodes { id archivedAt issue { id archivedAt } }
+  }
+}
+"""
 
 COMMENT_CREATE = """
 mutation SyncdCommentCreate($input: CommentCreateInput!) {

@@ -199,6 +199,19 @@ class LinearWorld(TrackerWorld):
         state_id = self.fake.state_id(issue["team"]["key"], "In Progress")
         self._update(key, {"assigneeId": user["id"], "stateId": state_id}, by)
 
+    def comment(self, key: str, body: str, *, by: str = "Ada Novak") -> str:
+        """An engineer comments through the GraphQL API (``commentCreate``); returns the comment's id."""
+        issue = self.fake.issue(self.key(key))
+        data = self.graphql(
+            "mutation Comment($input: CommentCreateInput!) { commentCreate(input: $input) { comment { id } } }",
+            {"input": {"issueId": issue["id"], "body": body}},
+            engineer=by,
+        )
+        return str(data["commentCreate"]["comment"]["id"])
+
+    def delete_comment(self, comment_id: str) -> None:
+        self.fake.delete_comment(comment_id)
+
     # -- what engineers see -------------------------------------------------------------------
 
     def view(self, key: str) -> IssueView:

@@ -173,6 +173,10 @@ class TrackerWorld(ServiceWorld):
         """Someone edits a comment."""
         raise NotImplementedError
 
+    def delete_comment(self, comment_id: str) -> None:
+        """Someone deletes a comment."""
+        raise NotImplementedError
+
     def key(self, short: str) -> str:
         """The issue key for a seed's short key (any other key as it is)."""
         if self.result is not None and short in self.result.keys(self.kind):

@@ -4,7 +4,10 @@ An engineer's comment on a linked issue reaches each linked ticket once as an
 internal note, its edit is noted, a bot's comment is not mirrored; an agent's
 ``#eng`` note reaches a private issue in full and a public one without the
 customer (or is held, and the agent told why); nothing echoes back over 20
-cycles; a crash between a send and its commit writes nothing twice.
+cycles; a crash between a send and its commit writes nothing twice. A
+deleted GitHub or Linear comment (their feeds do not list deletions) is
+noted once after the existence check of mirrored comments; Linear's idle
+cycle with comments read is one request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from connectors.base import find_markers
+from syncd.app import build_app
+from syncd.daemon import Daemon
 from syncd.records import Ref
 from syncd.sandbox.harness import Playground
 from tests.e2e.test_crash import kill_on, run_once
@@ -306,3 +311,126 @@ def test_a_note_planned_in_full_for_a_private_repository_that_turns_public_is_ne
         assert app.store.outbox_counts().get("pending", 0) == 0
     finally:
         app.close()
+
+
+def test_a_deleted_github_comment_is_noted_once_after_the_existence_check(pg):
+    gh = pg.tracker("github")
+    two_fa, invite = pg.seed.tickets["2fa"], pg.seed.tickets["invite"]
+    app = pg.app()
+    try:
+        app.engine.cycle()
+        link(pg, app, two_fa, "vat")
+        link(pg, app, invite, "vat")
+        cid = gh.comment("vat", "Fixed in 4.2", by="Ada Novak")
+        app.engine.cycle()
+        app.engine.cycle()
+        before = {t: len(mirrored(pg, t)) for t in (two_fa, invite)}
+        assert all("Fixed in 4.2" in mirrored(pg, t)[-1] for t in (two_fa, invite))
+
+        # Still there: one conditional request, nothing said; the next one is answered 304.
+        pg.sandbox.reset_counts()
+        assert app.engine.check_comments(budget=10) == {"github": 1}
+        assert app.engine.check_comments(budget=10) == {"github": 1}
+        assert pg.sandbox.counts()["github"] == {"GET /repos/{owner}/{repo}/issues/comments/{comment_id}": 2}
+        app.engine.deliver()
+        assert {t: len(mirrored(pg, t)) for t in (two_fa, invite)} == before
+
+        # The engineer deletes it: the comment feed does not show it, the existence check does.
+        gh.delete_comment(cid)
+        app.engine.cycle()
+        assert {t: len(mirrored(pg, t)) for t in (two_fa, invite)} == before
+        for _ in range(3):
+            app.engine.check_comments(budget=10)
+            app.engine.cycle()
+        key = gh.key("vat")
+        for ticket in (two_fa, invite):
+            notes = mirrored(pg, ticket)[before[ticket] :]
+            assert len(notes) == 1, notes
+            assert notes[0].startswith(f"ada-novak deleted their comment on {key}: ")
+            assert f"#issuecomment-{cid}" in notes[0]
+        # Known deleted, it is not asked about again.
+        assert app.engine.check_comments(budget=10) == {"github": 0}
+    finally:
+        app.close()
+
+
+def test_the_daemon_checks_mirrored_comments_on_its_presence_interval(pg):
+    class Monotonic:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    gh = pg.tracker("github")
+    two_fa = pg.seed.tickets["2fa"]
+    clock = Monotonic()
+    daemon = Daemon(pg.settings, lambda s: build_app(s, sleep=lambda _: None), clock=clock, sleep=lambda _: None)
+    try:
+        daemon.step()
+        pg.agent_note(two_fa, f"Engineering tracks it: {github_url(pg, 'vat')}")
+        clock.now += 2
+        daemon.step()
+        cid = gh.comment("vat", "Fixed in 4.2", by="Ada Novak")
+        for _ in range(2):
+            clock.now += 60
+            daemon.step()
+        before = len(mirrored(pg, two_fa))
+        assert "Fixed in 4.2" in mirrored(pg, two_fa)[-1]
+        gh.delete_comment(cid)
+        interval = daemon.app.settings.daemon.presence_interval
+        clock.now += interval / 2
+        daemon.step()
+        clock.now += 60
+        daemon.step()
+        assert len(mirrored(pg, two_fa)) == before  # not yet due
+        clock.now += interval / 2 + 1
+        daemon.step()
+        clock.now += 60
+        daemon.step()
+        notes = mirrored(pg, two_fa)[before:]
+        assert len(notes) == 1 and "deleted their comment" in notes[0], notes
+    finally:
+        daemon.app.close()
+
+
+LINEAR_RULES = """
+[routes.product]
+tracker = "linear"
+team = "ENG"
+
+[routes.product.conversation]
+direction = "to_ticket"
+"""
+
+
+def test_linear_comments_come_in_the_feed_request_and_a_deletion_is_noted_once(tmp_path):
+    folder = tmp_path / "linear-mappings"
+    folder.mkdir()
+    (folder / "routes.toml").write_text(textwrap.dedent(LINEAR_RULES).lstrip())
+    with Playground(tmp_path / "pg", mappings=folder) as pg:
+        lin = pg.tracker("linear")
+        ticket, key = pg.seed.tickets["2fa"], pg.seed.keys("linear")["search"]
+        app = pg.app()
+        try:
+            app.engine.cycle()
+            pg.agent_note(ticket, f"Engineering tracks it as {key}")
+            assert app.engine.cycle().ok
+            pg.sandbox.reset_counts()
+            assert app.engine.cycle().ok
+            assert pg.sandbox.counts().get("linear") == {"POST /graphql SyncdFeed": 1}  # idle: one request
+
+            cid = lin.comment("search", "The indexer runs a second worker from 4.2", by="Ada Novak")
+            assert app.engine.cycle().ok
+            crossed = [n for n in mirrored(pg, ticket) if "second worker" in n]
+            assert len(crossed) == 1 and crossed[0].startswith(f"Ada Novak on {key}:")
+
+            lin.delete_comment(cid)
+            for _ in range(3):
+                assert app.engine.cycle().ok
+                app.engine.check_comments(budget=10)
+            app.engine.deliver()
+            deleted = [n for n in mirrored(pg, ticket) if "deleted their comment" in n]
+            assert len(deleted) == 1 and deleted[0].startswith(f"Ada Novak deleted their comment on {key}")
+            assert app.engine.check_comments(budget=10) == {"linear": 0}
+        finally:
+            app.close()

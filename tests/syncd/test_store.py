@@ -776,6 +776,27 @@ def test_stored_timestamps_sort_as_times_do(a, b):
     assert (ta < tb) == (a < b) and (ta == tb) == (a == b)
 
 
+def test_the_order_of_existence_checks_of_mirrored_comments(db_path, clock):
+    with Store(db_path, clock=clock) as s:
+        s.add_link(Link(Ref("zendesk", "1"), Ref("github", "9001"), "comment"))
+        s.add_link(Link(Ref("zendesk", "2"), Ref("github", "9002"), "comment"))
+        s.set_meta(Ref("github", "9001"), mirrored_comments=["51", "52"])
+        s.set_meta(Ref("github", "9002"), mirrored_comments=["53"])
+        s.set_meta(Ref("github", "9003"), mirrored_comments=["54"])  # no link: not checked
+        s.set_meta(Ref("linear", "x"), mirrored_comments=["55"])
+        for cid in ("51", "52", "53", "54"):
+            s.set_meta(Ref("github", f"comment:{cid}"), mirrored={"digest": "d", "deleted": False})
+        assert s.comments_due("github", 10) == [("51", "9001", None), ("52", "9001", None), ("53", "9002", None)]
+        s.set_meta(Ref("github", "comment:51"), present_at=T0, present_etag='"e1"')
+        s.set_meta(Ref("github", "comment:53"), present_at=T0 - timedelta(hours=1))
+        assert s.comments_due("github", 10) == [("52", "9001", None), ("53", "9002", None), ("51", "9001", '"e1"')]
+        assert s.comments_due("github", 1) == [("52", "9001", None)]
+        s.set_meta(Ref("github", "comment:52"), mirrored={"digest": "d", "deleted": True})  # noted already
+        assert [c for c, _, _ in s.comments_due("github", 10)] == ["53", "51"]
+        s.end_link(Ref("zendesk", "2"), Ref("github", "9002"), "ended")
+        assert [c for c, _, _ in s.comments_due("github", 10)] == ["51"]
+
+
 def test_tombstones_and_the_order_of_existence_checks(db_path, clock):
     with Store(db_path, clock=clock) as s:
         for n in (1, 2, 3):

@@ -363,3 +363,39 @@ def test_the_fakes_repository_comment_list_conforms(github_contract):
         ("fixed in 4.2", "User"),
         ("build passed", "Bot"),
     ]
+
+
+@responses.activate
+def test_comment_existence_check_requests_conform(github_contract):
+    """The check of mirrored comments: a conditional GET of each by id; 304 present, 404 deleted."""
+    repo = "acme/web"
+    responses.add(
+        responses.GET, f"{API}/repos/{repo}", json={"private": True, "visibility": "private"}, headers={"ETag": '"r"'}
+    )
+    responses.add(responses.GET, f"{API}/repos/{repo}/issues/9", json=issue(9, repo))
+    base = {
+        "issue_url": f"{API}/repos/{repo}/issues/9",
+        "body": "fixed",
+        "user": {"login": "ada", "id": 1, "type": "User"},
+        "created_at": "2024-05-01T10:00:00Z",
+        "updated_at": "2024-05-01T10:00:00Z",
+    }
+    responses.add(
+        responses.GET, f"{API}/repos/{repo}/issues/comments/5", json={**base, "id": 5}, headers={"ETag": '"c5"'}
+    )
+    responses.add(responses.GET, f"{API}/repos/{repo}/issues/comments/6", status=304, headers={"ETag": '"c6"'})
+    responses.add(
+        responses.GET,
+        f"{API}/repos/{repo}/issues/comments/7",
+        status=404,
+        json={"message": "Not Found", "documentation_url": "https://docs.github.com/rest"},
+    )
+    c = connector(API, repo)
+    issue_id = c.get_issue(f"{repo}#9").ref.id
+    answer = c.comments_present({"5": issue_id, "6": issue_id, "7": issue_id}, {"6": '"c6"'})
+    assert (answer.present, answer.gone, answer.requests) == ({"5", "6"}, {"7"}, 3)
+    assert answer.validators == {"5": '"c5"', "6": '"c6"'}
+    conditional = [c.request.headers.get("If-None-Match") for c in responses.calls if "/comments/" in c.request.url]
+    assert conditional == [None, '"c6"', None]
+    seen = assert_calls_conform(readdressed(responses.calls, repo), github_contract)
+    assert "GET /repos/{owner}/{repo}/issues/comments/{comment_id}" in seen

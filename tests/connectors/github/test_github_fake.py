@@ -421,3 +421,28 @@ def test_an_idle_comment_feed_is_one_free_request_per_repository(fake):
     assert [p.remarks for p in pages] == [[]]
     assert fake.counts == {"GET /repos/{owner}/{repo}/issues": 1, "GET /repos/{owner}/{repo}/issues/comments": 1}
     assert fake.rate_remaining == remaining
+
+
+def test_comments_present_conditional_reads_and_a_deleted_comment(fake):
+    issue = fake.create_issue("acme/web", "crash")
+    kept, deleted = fake.comment(issue, "kept"), fake.comment(issue, "to be deleted")
+    c = connector(fake)
+    c.get_issue(f"acme/web#{issue.number}")  # the issue's id is known from a read, as after a poll
+    ids = {str(kept.id): str(issue.id), str(deleted.id): str(issue.id)}
+    first = c.comments_present(ids, {})
+    assert first.present == set(ids) and first.gone == set() and first.requests == 2
+    assert set(first.validators) == set(ids)
+    fake.delete_comment(deleted)
+    before = fake.rate_remaining
+    second = c.comments_present(ids, first.validators)
+    assert second.present == {str(kept.id)} and second.gone == {str(deleted.id)} and second.requests == 2
+    assert fake.rate_remaining == before - 1  # the unchanged one answered 304, free
+    assert get(fake, f"/repos/acme/web/issues/{issue.number}/comments").json()[0]["id"] == kept.id
+
+
+def test_comments_present_asks_nothing_outside_the_followed_repositories(fake):
+    issue = fake.create_issue("acme/sdk", "crash")
+    comment = fake.comment(issue, "hello")
+    c = connector(fake, repos=("acme/web",))
+    answer = c.comments_present({str(comment.id): f"acme/sdk#{issue.number}"}, {})
+    assert (answer.present, answer.gone, answer.requests) == (set(), set(), 0)

@@ -614,3 +614,27 @@ def test_api_key_file_is_read(tmp_path, api):
 def test_missing_api_key_file_is_a_one_line_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"connectors\.lin\.api_key_file: cannot read"):
         LinearConnector("lin", LinearConfig(kind="linear", api_key_file=str(tmp_path / "nope")))
+
+
+@responses.activate
+def test_comments_present_an_archived_comment_is_deleted_unless_its_issue_is_archived():
+    api = FakeLinear(responses)
+    api.data(
+        "SyncdCommentsPresent",
+        {
+            "comments": {
+                "nodes": [
+                    {"id": "c1", "archivedAt": None, "issue": {"id": "i1", "archivedAt": None}},
+                    {"id": "c2", "archivedAt": "2025-06-01T00:00:00.000Z", "issue": {"id": "i1", "archivedAt": None}},
+                    {
+                        "id": "c3",
+                        "archivedAt": "2025-06-01T00:00:00.000Z",
+                        "issue": {"id": "i2", "archivedAt": "2025-06-01T00:00:00.000Z"},
+                    },
+                ]
+            }
+        },
+    )
+    answer = make().comments_present({"c1": "i1", "c2": "i1", "c3": "i2", "c4": "i2"}, {})
+    assert (answer.present, answer.gone, answer.requests) == ({"c1", "c3"}, {"c2", "c4"}, 1)
+    assert api.variables("SyncdCommentsPresent")[0]["filter"] == {"id": {"in": ["c1", "c2", "c3", "c4"]}}

@@ -56,9 +56,16 @@ def tour(**config) -> list[dict]:
             },
         )
         conn.check_objects(CheckTargets())
-        api.data("SyncdIssues", issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"))
+        # the conversation mirror's comment feed, read with the issues in one document
+        # when a rule asks, and followed alone while it has more pages
+        api.data(
+            "SyncdFeed",
+            {
+                **issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"),
+                "comments": {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": "k1"}},
+            },
+        )
         api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
-        # the conversation mirror's comment feed, read after the issues when a rule asks
         api.data(
             "SyncdComments",
             {
@@ -109,6 +116,9 @@ def tour(**config) -> list[dict]:
         # the periodic existence check of linked issues
         api.data("SyncdPresence", issues_page([{**node(1, "2025-06-01T00:00:00.000Z"), "trashed": False}]))
         conn.presence(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"], {})
+        # the periodic existence check of mirrored comments
+        api.data("SyncdCommentsPresent", {"comments": {"nodes": [{"id": "c9", "archivedAt": None, "issue": None}]}})
+        conn.comments_present({"c9": "i", "c10": "i"}, {})
         # escalation: a created issue (team and label lookup, create), the crash check,
         # and a comment kept in place (scan and create, then remembered and edited)
         api.data(
