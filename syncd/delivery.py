@@ -452,10 +452,10 @@ class Deliverer:
         """Pending ticket updates, each with its own body and marker, in the helpdesk's bulk writes."""
         helpdesk = self.connectors[rows[0].connector]
         assert isinstance(helpdesk, Helpdesk)
+        rows = self._claim(rows)
+        if not rows:
+            return
         writes = []
-        with self.store.transaction():
-            for row in rows:
-                self.store.mark_sending(row.id)
         for row in rows:
             write = stored(row)
             assert isinstance(write, TicketUpdate), "only ticket updates are sent in bulk"
@@ -465,21 +465,8 @@ class Deliverer:
             stale = bool(write.remove_tags) and bool(self.store.get_meta(ref).get("tags_unseen"))
             hint = snapshot if isinstance(snapshot, Ticket) and not stale else None
             writes.append(TicketWrite(row.target, write, write.marker_for(row.key), hint))
-        try:
-            results = helpdesk.update_each(writes)
-        except RateLimited as exc:
-            for row in rows:
-                self._wait(row, exc, report, sent=True)
-            return
-        except AuthError as exc:
-            self._pause(helpdesk.name, str(exc), report)
-            for row in rows:
-                self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
-            return
-        except SyncdError as exc:
-            uncertain = isinstance(exc, TransientError) and exc.maybe_applied
-            for row in rows:
-                self._fail(row, str(exc), report, uncertain=uncertain)
+        results = self._send_many(helpdesk, rows, lambda: helpdesk.update_each(writes), report)
+        if results is None:
             return
         requests = -(-len(rows) // max(1, helpdesk.bulk_updates))
         report.requests_saved += len(rows) - requests
@@ -491,30 +478,48 @@ class Deliverer:
         write = stored(rows[0])
         assert isinstance(write, TicketUpdate) and write.marker, "only marked ticket updates are sent in bulk"
         marker = write.marker
-        with self.store.transaction():
-            # Rows another replica took over (their claim lapsed here) are left to it.
-            rows = [row for row in rows if self.store.mark_sending(row.id)]
+        rows = self._claim(rows)
         if not rows:
             return
         by_target = {row.target: row for row in rows}
+        results = self._send_many(
+            helpdesk, rows, lambda: helpdesk.update_tickets(list(by_target), write, marker), report
+        )
+        if results is None:
+            return
+        report.requests_saved += len(rows) - 1
+        self._bulk_results(by_target, results, report)
+
+    def _claim(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Mark a batch 'sending' (committed) before it goes; rows another replica took
+        over (their claim lapsed here) are left to it."""
+        with self.store.transaction():
+            return [row for row in rows if self.store.mark_sending(row.id)]
+
+    def _send_many(
+        self,
+        helpdesk: Helpdesk,
+        rows: list[OutboxRow],
+        send: Callable[[], dict[str, WriteResult | Exception]],
+        report: DeliveryReport,
+    ) -> dict[str, WriteResult | Exception] | None:
+        """One bulk send for ``rows``; None when the whole batch failed (each row recorded as
+        for a single write: waiting out a rate limit, paused on refused credentials, or failed,
+        its marker looked for first where the batch may have landed)."""
         try:
-            results = helpdesk.update_tickets(list(by_target), write, marker)
+            return send()
         except RateLimited as exc:
             for row in rows:
                 self._wait(row, exc, report, sent=True)
-            return
         except AuthError as exc:
             self._pause(helpdesk.name, str(exc), report)
             for row in rows:
                 self.store.mark_failed(row.id, str(exc), retry_at=self.clock())
-            return
         except SyncdError as exc:
             uncertain = isinstance(exc, TransientError) and exc.maybe_applied
             for row in rows:
                 self._fail(row, str(exc), report, uncertain=uncertain)
-            return
-        report.requests_saved += len(rows) - 1
-        self._bulk_results(by_target, results, report)
+        return None
 
     def _bulk_results(
         self, by_target: dict[str, OutboxRow], results: dict[str, WriteResult | Exception], report: DeliveryReport
