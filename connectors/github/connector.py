@@ -539,18 +539,11 @@ class GitHubConnector(Tracker):
                 url = self._feed_path(repo, entry["since"])
             emitted: set[tuple[str | None, str]] = set()
             while url is not None:
-                headers = {"If-None-Match": entry["etag"]} if first and entry.get("etag") else None
-                response, items = self._get(url, "GET /repos/{o}/{r}/issues", headers=headers)
-                if response.status_code == 304:
+                endpoint = "GET /repos/{o}/{r}/issues"
+                listed = self._list_page(url, endpoint, f"/repos/{repo}/issues", entry, "etag", first)
+                if listed is None:
                     break
-                if not isinstance(items, list):
-                    raise PayloadError(
-                        self.name,
-                        f"GET /repos/{repo}/issues: expected a list, got {type(items).__name__}",
-                        payload=items,
-                    )
-                if first:
-                    entry["etag"] = response.headers.get("ETag")
+                response, items = listed
                 records, rejected, times = self._normalise_page(items, public, emitted)
                 if times:
                     hwm = max(times + ([entry["hwm"]] if entry.get("hwm") else []))
@@ -581,18 +574,12 @@ class GitHubConnector(Tracker):
             query = urlencode({"since": entry["c_since"], "sort": "updated", "direction": "asc", "per_page": PER_PAGE})
             url = f"repos/{repo}/issues/comments?{query}"
         while url is not None:
-            headers = {"If-None-Match": entry["c_etag"]} if first and entry.get("c_etag") else None
-            response, items = self._get(url, "GET /repos/{o}/{r}/issues/comments", headers=headers)
-            if response.status_code == 304:
+            listed = self._list_page(
+                url, "GET /repos/{o}/{r}/issues/comments", f"/repos/{repo}/issues/comments", entry, "c_etag", first
+            )
+            if listed is None:
                 return
-            if not isinstance(items, list):
-                raise PayloadError(
-                    self.name,
-                    f"GET /repos/{repo}/issues/comments: expected a list, got {type(items).__name__}",
-                    payload=items,
-                )
-            if first:
-                entry["c_etag"] = response.headers.get("ETag")
+            response, items = listed
             remarks, times = self._remarks(repo, items)
             if times:
                 entry["c_hwm"] = max(times + ([entry["c_hwm"]] if entry.get("c_hwm") else []))
@@ -609,6 +596,21 @@ class GitHubConnector(Tracker):
                 entry["c_next"] = url
             first = False
             yield Page([], self._dump_cursor(state), done=False, remarks=remarks)
+
+    def _list_page(
+        self, url: str, endpoint: str, path: str, entry: dict, etag_key: str, first: bool
+    ) -> tuple[requests.Response, list] | None:
+        """One page of a repository list feed; None when the first page is unchanged (a 304
+        against the ETag kept in ``entry[etag_key]``, which a first page's answer renews)."""
+        headers = {"If-None-Match": entry[etag_key]} if first and entry.get(etag_key) else None
+        response, items = self._get(url, endpoint, headers=headers)
+        if response.status_code == 304:
+            return None
+        if not isinstance(items, list):
+            raise PayloadError(self.name, f"GET {path}: expected a list, got {type(items).__name__}", payload=items)
+        if first:
+            entry[etag_key] = response.headers.get("ETag")
+        return response, items
 
     def _remarks(self, repo: str, items: list) -> tuple[list[IssueRemark], list[str]]:
         remarks: list[IssueRemark] = []
