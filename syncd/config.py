@@ -76,18 +76,30 @@ class StoreSettings(_Section):
     environment (``SYNCD_STORE__PASSWORD``) or a file (``password_file``)."""
 
     path: str = Field("syncd.db", min_length=1)
-    url: str | None = Field(None, pattern=r"^postgres(ql)?://")
+    url: str | None = None
     password: SecretStr | None = None
     password_file: str | None = None
-    schema_name: str | None = Field(None, alias="schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    schema_name: str | None = Field(None, alias="schema")
     pool_size: int = Field(4, ge=1, le=100)
     # A replica's hold on a feed lasts this long unless renewed (every cycle):
     # a replica that dies is replaced after at most this many seconds.
     lease_seconds: float = Field(60.0, gt=0)
 
+    @field_validator("schema_name")
+    @classmethod
+    def _plain_schema_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z_][a-z0-9_]*$", value):
+            raise ValueError('must be a plain lower-case name such as "syncd" (letters, digits, _)')
+        return value
+
     @field_validator("url")
     @classmethod
     def _no_password_in_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^postgres(ql)?://", value):
+            raise ValueError(
+                'must be a PostgreSQL URL such as "postgresql://syncd@db.example.com:5432/syncd" '
+                "(leave it out to keep the store in the SQLite file store.path)"
+            )
         if value is not None and re.search(r"://[^/@:]*:[^/@]+@", value):
             raise ValueError(
                 "the URL holds a password: remove it and set SYNCD_STORE__PASSWORD or store.password_file instead"
