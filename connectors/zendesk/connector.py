@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterator, Literal
 from urllib.parse import urlsplit
 
@@ -80,6 +80,9 @@ EVENTS_REACH = timedelta(days=2)
 # How many single comment reads one more events page is worth: the export allows 10
 # requests a minute, the account hundreds, so an events page is dearer than one read.
 EVENTS_PAGE_WORTH = 10
+# The most comments a poll's events window keeps for tickets no page has asked about yet;
+# beyond it the oldest events page's comments are let go (see _EventsWindow).
+EVENTS_HELD_MAX = 10_000
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
 TEXT_FIELD_TYPES = frozenset({"text", "textarea"})
 STATUS_PURPOSE = "where syncd shows the linked issues' status"
@@ -176,6 +179,7 @@ class ZendeskConnector(Helpdesk):
     comments_by_page = True
     bulk_updates = BULK_LIMIT
     _events_refused = False
+    _window: "_EventsWindow | None" = None  # the events window of the poll under way
 
     def make_http(self) -> HttpClient:
         auth, headers = self.config.auth(self.name)
@@ -280,6 +284,16 @@ class ZendeskConnector(Helpdesk):
     # -- the feed ---------------------------------------------------------------
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
+        # The pages of one poll share one window of the ticket events export (page_comments);
+        # it ends with the poll, so nothing it read is trusted by another poll.
+        window = self._window = _EventsWindow()
+        try:
+            yield from self._pages(cursor)
+        finally:
+            if self._window is window:
+                self._window = None
+
+    def _pages(self, cursor: str | None) -> Iterator[Page]:
         position = self._parse_cursor(cursor)
         stored = cursor
         while True:
@@ -376,35 +390,70 @@ class ZendeskConnector(Helpdesk):
     def page_comments(self, asks: list[CommentAsk]) -> dict[str, list[Comment] | PayloadError]:
         """The new comments of a page of tickets from the ticket events export.
 
-        The export is read from the earliest ``since`` of the tickets it
-        serves, page by page, until every ticket's ``until`` is covered; a
-        ticket whose ``since`` lies more than ``EVENTS_REACH`` before the
-        page's latest change, or that the events did not cover when one more
-        events page would cost more than ``EVENTS_PAGE_WORTH`` reads of the
-        tickets left, is read with :meth:`comments`. An account whose token may not read the
-        export (agents) reads every ticket one by one from then on."""
+        During a poll every page shares one events window (:class:`_EventsWindow`):
+        the export is read forward once, from the earliest ``since`` of the
+        first page that needs it, and each page takes the comments already
+        read, reading on only past what the window covers. Outside a poll
+        (a quarantined ticket read again) a window serves one call.
+
+        A ticket is read with :meth:`comments` instead when its ``since`` lies
+        more than ``EVENTS_REACH`` before the page's latest change (unless the
+        window already reaches back to it); when the window does not reach it
+        and one more events page would cost more than ``EVENTS_PAGE_WORTH``
+        reads of the tickets left; when a second the ticket's comments may fall
+        in could not be read whole (a full page of events in one second); and
+        when a comment of it the window read was let go (memory) and the ask's
+        ``after`` does not show it read. An account whose token may not read
+        the export (agents) reads every ticket one by one from then on."""
         if not asks:
             return {}
         if self._events_refused:
             return super().page_comments(asks)
-        latest = max(a.until for a in asks)
-        near = [a for a in asks if a.since is not None and a.since >= latest - EVENTS_REACH]
-        far = [a for a in asks if a.since is None or a.since < latest - EVENTS_REACH]
-        found: dict[str, list[Comment]] = {a.ticket_id: [] for a in near}
-        wanted = set(found)
-        covered_through: datetime | None = None
-        start = int(min(a.since for a in near if a.since is not None).timestamp()) if near else None
-        seen: set[int] = set()
+        window = self._window if self._window is not None else _EventsWindow()
+        reach = _second(max(a.until for a in asks) - EVENTS_REACH)
+        if window.floor is not None:
+            reach = min(reach, window.floor)  # where the window already reaches costs nothing more
+        since = {a.ticket_id: _second(a.since) for a in asks if a.since is not None}
+        near = [a for a in asks if since.get(a.ticket_id, -1) >= reach]
+        far = [a for a in asks if since.get(a.ticket_id, -1) < reach]
+        opened = window.floor
+        if near and opened is not None:
+            early = [a for a in near if since[a.ticket_id] < opened]
+            if len(early) > EVENTS_PAGE_WORTH:
+                # Cheaper to read the stream again from the earliest of them than them one by one.
+                window = _EventsWindow()
+                if self._window is not None:
+                    self._window = window
+            elif early:
+                near = [a for a in near if since[a.ticket_id] >= opened]
+                far.extend(early)
+        if not near:
+            return super().page_comments(far)
+        if window.floor is None:
+            window.open(min(since[a.ticket_id] for a in near))
+        start_of_window = window.floor
+        assert start_of_window is not None  # opened above
+        found = window.take({a.ticket_id for a in near})
+        ended = False  # this call saw the end of the stream: every ticket of the page is covered
         pages = 0
-        while start is not None:
-            uncovered = [a for a in near if covered_through is None or a.until > covered_through]
+        while not ended and not window.stopped:
+            uncovered = [a for a in near if _second(a.until) > window.covered]
             if not uncovered:
                 break
             if pages and pages * EVENTS_PAGE_WORTH >= len(uncovered):
                 break  # reading ticket by ticket costs less of the budgets from here on
+            start = window.next_start
             try:
                 body = self._events_page(start)
-            except (PayloadError, TransientError) as exc:
+            except AuthError:
+                log.info(
+                    "the ticket events export is refused to this account; comments are read ticket by ticket",
+                    connector=self.name,
+                )
+                self._events_refused = True
+                self._window = None
+                return super().page_comments(asks)
+            except ApiError as exc:
                 # A bad or lost answer of the export costs this page's tickets one read
                 # each, not the poll (which would read the feeds again).
                 log.info(
@@ -412,34 +461,45 @@ class ZendeskConnector(Helpdesk):
                     connector=self.name,
                     error=str(exc),
                 )
-                return super().page_comments(asks)
-            except AuthError:
-                log.info(
-                    "the ticket events export is refused to this account; comments are read ticket by ticket",
-                    connector=self.name,
-                )
-                self._events_refused = True
+                window.let_go(found)
                 return super().page_comments(asks)
             pages += 1
+            window.new_page()
             for event in body["ticket_events"]:
-                self._event_comments(event, wanted, seen, found)
-            end = body.get("end_time")
+                self._event_comments(event, window, found)
+            given = body.get("end_time")
+            end = given if isinstance(given, int) and not isinstance(given, bool) and given >= start else None
             if body.get("end_of_stream") is True:
-                covered_through = datetime.max.replace(tzinfo=timezone.utc)
-                break
-            if not isinstance(end, int) or isinstance(end, bool) or end <= start:
-                break  # the stream does not move: what it did not cover is read ticket by ticket
-            covered_through = datetime.fromtimestamp(end - 1, timezone.utc)
-            start = end
+                ended = True
+                if end is not None:
+                    # The last second may still gain events where the export does not leave
+                    # out the last minute: a later page reads from it again.
+                    window.advance(end, end - 1)
+                else:
+                    window.stopped = True
+            elif end is None:
+                window.stopped = True  # the stream does not say where it goes on
+            elif end == start:
+                # A full page of one second: the next page would start there again. The rest
+                # of that second is never read; a ticket whose comments may lie in it is read
+                # on its own, and the stream goes on after it.
+                window.holes.append(start)
+                window.advance(start + 1, start)
+            else:
+                window.advance(end, end - 1)
+            window.trim(EVENTS_HELD_MAX)
         out: dict[str, list[Comment] | PayloadError] = {}
         for ask in near:
-            if covered_through is not None and ask.until <= covered_through:
-                floor = int(_numeric(ask.after)) if ask.after else -1
-                out[ask.ticket_id] = sorted(
-                    (c for c in found[ask.ticket_id] if int(c.id) > floor), key=lambda c: int(c.id)
-                )
+            first, until = since[ask.ticket_id], _second(ask.until)
+            floor = int(_numeric(ask.after)) if ask.after else -1
+            reached = ended or until <= window.covered
+            whole = not any(first <= hole <= until for hole in window.holes)
+            kept = window.dropped.get(ask.ticket_id, -1) <= floor
+            if first >= start_of_window and reached and whole and kept:
+                out[ask.ticket_id] = sorted((c for c in found[ask.ticket_id] if int(c.id) > floor), key=_comment_id)
             else:
                 far.append(ask)
+        window.let_go(found)
         out.update(super().page_comments(far))
         return out
 
@@ -467,29 +527,39 @@ class ZendeskConnector(Helpdesk):
                 )
         raise AssertionError("unreachable")
 
-    def _event_comments(self, event: Any, wanted: set[str], seen: set[int], found: dict[str, list[Comment]]) -> None:
-        """The comments one ticket event carries, for the tickets asked about (each once)."""
+    def _event_comments(self, event: Any, window: "_EventsWindow", found: dict[str, list[Comment]]) -> None:
+        """The comments one ticket event carries (each once): to ``found`` for the
+        tickets asked about now, else held by the window for a later page."""
         if not isinstance(event, dict):
             return
         tid = event.get("ticket_id")
-        if not _is_id(tid) or tid is None or str(tid) not in wanted:
+        if not _is_id(tid) or tid is None:
             return
+        ticket_id = str(tid)
+        second = event.get("timestamp")
+        if not isinstance(second, int) or isinstance(second, bool):
+            when = parse_time(event.get("created_at")) if isinstance(event.get("created_at"), str) else None
+            second = _second(when) if when is not None else window.next_start
         children = event.get("child_events")
         for child in children if isinstance(children, list) else []:
             if not isinstance(child, dict) or child.get("event_type") != "Comment":
                 continue
             cid = child.get("id")
-            if not isinstance(cid, int) or isinstance(cid, bool) or cid in seen:
+            if not isinstance(cid, int) or isinstance(cid, bool) or cid in window.recent:
                 continue
             if not isinstance(child.get("body"), str) and not isinstance(child.get("plain_body"), str):
                 # Not the comment itself (the export was asked without its sideload).
-                log.warning("skipping a comment event without its text", connector=self.name, ticket=str(tid))
+                log.warning("skipping a comment event without its text", connector=self.name, ticket=ticket_id)
                 continue
-            seen.add(cid)
+            window.recent[cid] = second
             raw = child if child.get("created_at") else {**child, "created_at": event.get("created_at")}
-            comment = self._comment(raw, str(tid))
-            if comment is not None:
-                found[str(tid)].append(comment)
+            comment = self._comment(raw, ticket_id)
+            if comment is None:
+                continue
+            if ticket_id in found:
+                found[ticket_id].append(comment)
+            else:
+                window.hold(ticket_id, comment)
 
     def _iter_comments(self, ticket_id: str, *, newest_first: bool) -> Iterator[Comment]:
         """Comments page by page; callers stop early and save the rest."""
@@ -1011,6 +1081,79 @@ class ZendeskConnector(Helpdesk):
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+class _EventsWindow:
+    """What one poll has read of the ticket events export, shared by its pages.
+
+    Every comment with an event at or after ``floor`` and through ``covered``
+    (unix seconds) has been read, except in the seconds listed in ``holes``
+    (a full page of events in one second, whose rest the export cannot page
+    to). Comments of tickets no page has asked about yet are kept by events
+    page (``held``), at most ``EVENTS_HELD_MAX`` of them: past that the
+    oldest page's are let go. A comment let go, or handed to a page, is
+    remembered only as its ticket's highest id (``dropped``): a later ask for
+    that ticket is answered from the window only when its ``after`` shows
+    that comment read, which it does once the page that got it committed.
+    ``recent`` holds the ids read in the seconds the next page repeats."""
+
+    def __init__(self) -> None:
+        self.floor: int | None = None
+        self.next_start = 0
+        self.covered = -1
+        self.holes: list[int] = []
+        self.stopped = False
+        self.held: list[dict[str, list[Comment]]] = []
+        self.held_count = 0
+        self.dropped: dict[str, int] = {}
+        self.recent: dict[int, int] = {}
+
+    def open(self, start: int) -> None:
+        self.floor, self.next_start, self.covered = start, start, start - 1
+
+    def advance(self, next_start: int, covered: int) -> None:
+        self.next_start = next_start
+        self.covered = max(self.covered, covered)
+        self.recent = {cid: second for cid, second in self.recent.items() if second >= next_start}
+
+    def new_page(self) -> None:
+        self.held.append({})
+
+    def hold(self, ticket_id: str, comment: Comment) -> None:
+        self.held[-1].setdefault(ticket_id, []).append(comment)
+        self.held_count += 1
+
+    def take(self, tickets: set[str]) -> dict[str, list[Comment]]:
+        """The comments held for ``tickets`` (oldest page first), no longer held."""
+        found: dict[str, list[Comment]] = {t: [] for t in tickets}
+        for group in self.held:
+            for ticket_id in tickets & group.keys():
+                comments = group.pop(ticket_id)
+                found[ticket_id].extend(comments)
+                self.held_count -= len(comments)
+        self.held = [group for group in self.held if group]
+        return found
+
+    def let_go(self, found: dict[str, list[Comment]]) -> None:
+        for ticket_id, comments in found.items():
+            if comments:
+                top = max(int(c.id) for c in comments)
+                self.dropped[ticket_id] = max(self.dropped.get(ticket_id, -1), top)
+
+    def trim(self, most: int) -> None:
+        while self.held_count > most and self.held:
+            group = self.held.pop(0)
+            self.held_count -= sum(len(comments) for comments in group.values())
+            self.let_go(group)
+
+
+def _second(when: datetime) -> int:
+    """A time as the export's start_time counts it (whole unix seconds)."""
+    return int(when.timestamp())
+
+
+def _comment_id(comment: Comment) -> int:
+    return int(comment.id)
 
 
 def _numeric(value: Any) -> str:
