@@ -12,13 +12,22 @@ Choices worth knowing:
   incremental ticket events export with ``include=comment_events``
   (:meth:`ZendeskConnector.page_comments`): one request covers every
   ticket of the page whose change falls in its window, instead of one
-  comments read per ticket. Its pages overlap by a second (a page's
-  ``end_time`` is the next ``start_time``), so events are de-duplicated by
-  id, and a page counts as read through the second before its
-  ``end_time`` unless it ends the stream. A ticket the window does not
-  reach cheaply (created long before the others, a stream that stops
-  moving, or more event pages than the reads they would save) is read the
-  old way, one comments read a ticket.
+  comments read per ticket. The pages of one poll share one window of that
+  stream: it is read forward once, from the earliest change the first page
+  needs, each page takes the comments already read and the window reads on
+  only past what it covers; it ends with the poll. Comments of tickets no
+  page asked about yet are kept up to ``EVENTS_HELD_MAX``, then the oldest
+  are let go (a later ticket whose ``after`` shows them read still needs no
+  read of its own). The export's pages overlap by a second (a page's
+  ``end_time`` is the next ``start_time``), so comments are de-duplicated by
+  id, and the window counts as read through the second before the last
+  ``end_time`` (a later page reads that second again). A ticket the window
+  does not reach cheaply (its last stored change more than ``EVENTS_REACH``
+  before the others, a stream that stops moving, a second holding a full
+  page of events, or more events pages than the reads they would save) is
+  read the old way, one comments read a ticket. No start later than the
+  ticket's last stored change is safe: see docs/benchmarks.md, "Zendesk:
+  where the floor is".
 - Comment pages are requested by cursor (``page[after]``) on our own base
   URL rather than by following ``links.next``, which names whatever host
   Zendesk thinks it is (recordings show another subdomain there).
@@ -74,6 +83,7 @@ log = structlog.get_logger("syncd.connectors.zendesk")
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor"
 EVENTS_PATH = "/api/v2/incremental/ticket_events"
+EXPORT_LEAVES_OUT = 60  # seconds: both exports leave out the changes of the last minute
 # A ticket whose comments start this long before the rest of its page's is read on its own
 # (a first sync of a ticket opened months ago would otherwise page through months of events).
 EVENTS_REACH = timedelta(days=2)
@@ -472,9 +482,11 @@ class ZendeskConnector(Helpdesk):
             if body.get("end_of_stream") is True:
                 ended = True
                 if end is not None:
-                    # The last second may still gain events where the export does not leave
-                    # out the last minute: a later page reads from it again.
-                    window.advance(end, end - 1)
+                    # The export leaves out the last minute, so a second older than that is
+                    # whole; a later one may still gain events (as it may where the export
+                    # shows everything, like the sandbox's by default): a later page reads it again.
+                    whole = end <= _second(self.clock()) - EXPORT_LEAVES_OUT
+                    window.advance(end, end if whole else end - 1)
                 else:
                     window.stopped = True
             elif end is None:

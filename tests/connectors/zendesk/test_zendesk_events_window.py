@@ -195,6 +195,27 @@ def test_the_last_second_read_is_read_again_for_a_later_page(fake, clock):
     assert fake.counts[COMMENTS] == 0
 
 
+def test_a_second_older_than_the_exports_last_minute_is_not_read_again(fake, clock):
+    """Where the stream ended more than a minute before the read (the real export leaves
+    that minute out), its last second is whole: a later page whose tickets changed in it
+    sends no events request."""
+    ids = make_tickets(fake, clock, 11)
+    clock.advance(120)
+    engine = Engine(connector(fake, clock))
+    engine.poll()
+    note_each(fake, clock, ids[:10], "note on")
+    fake.add_comment(ids[10], f"note on {ids[10]}", public=False, author_id=fake.api_user["id"])  # same second
+    clock.advance(120)
+    engine.read.clear()
+    seen: list[int] = []
+    engine.between_pages = [lambda: seen.append(fake.counts[EVENTS])]
+    fake.reset_counts()
+    engine.poll()
+    assert [len(asks) for asks in engine.asks[-2:]] == [10, 1]
+    assert all(bodies(engine, t) == [f"note on {t}"] for t in ids)
+    assert fake.counts[EVENTS] == seen[0]  # none for the second page
+
+
 def test_the_window_ends_with_its_poll(fake, clock):
     ids = make_tickets(fake, clock, 3)
     zd = connector(fake, clock)
