@@ -84,6 +84,7 @@ from connectors.base import (
     Page,
     Presence,
     Rejected,
+    SlotRecord,
     StateRule,
     Tracker,
     WebhookSignature,
@@ -1193,7 +1194,14 @@ class GitHubConnector(Tracker):
 
     @_issue_path
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str = CONTEXT_SLOT,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
 

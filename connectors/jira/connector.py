@@ -64,6 +64,7 @@ from connectors.base import (
     Presence,
     Rejected,
     RouteTarget,
+    SlotRecord,
     StateName,
     StateRule,
     Tracker,
@@ -929,7 +930,14 @@ class JiraConnector(Tracker):
         return expect_dict(self.name, raw, f"GET /issue/{issue_key}", record_id=issue_key)
 
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         with self._issue_gone(issue_id):
             return self._upsert_comment(issue_id, body, key, slot)
