@@ -518,10 +518,7 @@ class LinearConnector(Tracker):
         nodes = conn.get("nodes") if isinstance(conn, dict) else None
         if not isinstance(nodes, list):
             return  # not read: nothing is known
-        mine = sorted(
-            (c for c in nodes if isinstance(c, dict) and isinstance(c.get("id"), str)),
-            key=lambda c: str(c.get("createdAt") or ""),
-        )
+        mine = [c for c in nodes if isinstance(c, dict) and isinstance(c.get("id"), str)]
         ident = node["id"]
         if not mine and (ident, slot) in self._slot_comments:
             # syncd wrote it in this process after that read began: its own answer is the later word
