@@ -17,9 +17,13 @@ for, as for a single write.
 Comments and attachments for a tracker that takes several writes a
 request (``Tracker.write_batch``: Linear's aliased mutations) go out
 together, up to that many, one write per issue (the head of each issue's
-queue); after a crash in the middle of a batch, the markers of all its
-writes are looked for together (``Tracker.landed_batch``) and only those not
-found are sent again.
+queue), and slot comments with them where ``Tracker.batches_slots``; after a
+crash in the middle of a batch, the markers of all its writes are looked for
+together (``Tracker.landed_batch``) and only those not found are sent again.
+A slot comment's write is told what the store knows of the comment
+(:class:`~connectors.base.SlotRecord`, kept in the issue's bookkeeping under
+``slot_comments``: noted before the request goes, its id once delivered), so
+that the tracker reads nothing the store answers.
 
 Failures: a write to an issue the tracker says is gone (deleted, or not
 visible to syncd's account) is dropped with that reason, with every other
