@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from syncd.errors import ConfigError, PayloadError, SyncdError
 from syncd.http import HttpClient
 from syncd.records import Comment, Issue, IssueRemark, Ticket
-from syncd.writes import AttachTicket, FollowUpTicket, IssueComment, IssueDraft, TicketUpdate
+from syncd.writes import AttachTicket, FollowUpTicket, IssueComment, IssueDraft, TicketUpdate, UpsertComment
 
 Role = Literal["helpdesk", "tracker"]
 
@@ -287,13 +287,32 @@ class CommentPresence:
 
 
 @dataclass(frozen=True)
+class SlotRecord:
+    """What the store knows of syncd's comment of a slot on an issue, told to
+    :meth:`Tracker.upsert_comment` so that it reads nothing the store answers.
+
+    ``written``: a write of this slot to this issue was sent before (delivered,
+    or it may have landed); False means the store holds none, which proves no
+    comment only together with a feed that read the issue and saw none (the
+    store may be new, or lost). ``comment_id``: the comment the last delivered
+    write answered with, None when not known (found by its marker after a
+    crash, or never written)."""
+
+    written: bool = False
+    comment_id: str | None = None
+
+
+@dataclass(frozen=True)
 class BatchedWrite:
-    """One write of a batch (:meth:`Tracker.send_batch`): a comment or the ticket
-    shown on an issue, carrying ``marker_token(key)`` as the single write would."""
+    """One write of a batch (:meth:`Tracker.send_batch`): a comment, the ticket
+    shown on an issue or (where :attr:`Tracker.batches_slots`) a slot's comment,
+    carrying ``marker_token(key)`` as the single write would. ``slot``: for a
+    slot's comment, what the store knows of it."""
 
     issue_id: str
     key: str
-    write: IssueComment | AttachTicket
+    write: IssueComment | AttachTicket | UpsertComment
+    slot: SlotRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -699,6 +718,11 @@ class Tracker(Connector):
     # the feed costs what it did before.
     comment_feed: ClassVar[bool] = False
     read_comments: bool = False
+    # The slots of the comments syncd keeps in place (the handoff's demand comment),
+    # set by the engine; a tracker whose feed can tell whether each issue it reads
+    # holds syncd's comment of these slots reads that with the issue, so that
+    # upsert_comment needs no look before writing.
+    kept_slots: tuple[str, ...] = ()
 
     def own_accounts(self) -> tuple[str, ...]:
         """The ids and names of the accounts syncd writes here with (their comments are never mirrored)."""
@@ -765,6 +789,8 @@ class Tracker(Connector):
     # request, the tracker has no batch write). A tracker that sets it implements
     # send_batch and, where it can, landed_batch in one request.
     write_batch: ClassVar[int] = 0
+    # True where send_batch also takes slot comments (UpsertComment, created or edited in place).
+    batches_slots: ClassVar[bool] = False
 
     def send_batch(self, writes: list[BatchedWrite]) -> list[WriteResult | Exception]:
         """Send up to :attr:`write_batch` writes in one request; one result per write, in
@@ -831,7 +857,14 @@ class Tracker(Connector):
         raise Unsupported(self.name, "create issues")
 
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
 
@@ -840,7 +873,8 @@ class Tracker(Connector):
         when its text changes. It also carries ``marker_token(key)`` of the
         latest write so :meth:`find_marker` can tell that write landed.
         ``customer_data=True`` says the body names a customer: refused where
-        :meth:`is_private` is False."""
+        :meth:`is_private` is False. ``known``: what the store knows of the
+        comment (None: nothing asked of the store)."""
         raise Unsupported(self.name, "edit a comment in place")
 
     # A tracker whose places (repositories) can turn public says so: it reports

@@ -17,9 +17,13 @@ for, as for a single write.
 Comments and attachments for a tracker that takes several writes a
 request (``Tracker.write_batch``: Linear's aliased mutations) go out
 together, up to that many, one write per issue (the head of each issue's
-queue); after a crash in the middle of a batch, the markers of all its
-writes are looked for together (``Tracker.landed_batch``) and only those not
-found are sent again.
+queue), and slot comments with them where ``Tracker.batches_slots``; after a
+crash in the middle of a batch, the markers of all its writes are looked for
+together (``Tracker.landed_batch``) and only those not found are sent again.
+A slot comment's write is told what the store knows of the comment
+(:class:`~connectors.base.SlotRecord`, kept in the issue's bookkeeping under
+``slot_comments``: noted before the request goes, its id once delivered), so
+that the tracker reads nothing the store answers.
 
 Failures: a write to an issue the tracker says is gone (deleted, or not
 visible to syncd's account) is dropped with that reason, with every other
@@ -49,6 +53,7 @@ from connectors.base import (
     Helpdesk,
     OpaqueResult,
     OpaqueRewrite,
+    SlotRecord,
     TicketWrite,
     Tracker,
     Unsupported,
@@ -90,6 +95,9 @@ from syncd.writes import (
 log = structlog.get_logger("syncd.delivery")
 
 BULK_MIN = 2  # fewer tickets than this go one by one
+# The issue's bookkeeping key that says which slot comments syncd wrote there:
+# {slot: the comment's id, or None while not known (sent, answer not heard)}.
+SLOT_META = "slot_comments"
 # The store's bookkeeping record (connector, this id) that keeps when a paced service's
 # budgeted writes went: {"sent": [epoch seconds, ...]}, the longest window's worth.
 BUDGET_RECORD = "~write-budget"
@@ -387,7 +395,32 @@ class Deliverer:
 
     def _upsert_comment(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> WriteResult:
         assert isinstance(connector, Tracker) and isinstance(write, UpsertComment)
-        return connector.upsert_comment(row.target, write.body, marker, write.slot, customer_data=write.customer_data)
+        known = self._slot_record(row, write)
+        self._slot_sending([(row, write)])
+        return connector.upsert_comment(
+            row.target, write.body, marker, write.slot, customer_data=write.customer_data, known=known
+        )
+
+    def _slot_record(self, row: OutboxRow, write: UpsertComment) -> SlotRecord:
+        """What the store knows of syncd's comment of the write's slot on the issue."""
+        slots = self.store.get_meta(Ref(row.connector, row.target)).get(SLOT_META)
+        if not isinstance(slots, dict) or write.slot not in slots:
+            return SlotRecord(written=False)
+        comment = slots[write.slot]
+        return SlotRecord(written=True, comment_id=comment if isinstance(comment, str) and comment else None)
+
+    def _slot_sending(self, writes: list[tuple[OutboxRow, UpsertComment]]) -> None:
+        """Note, before the request goes, that a write of each slot is sent (committed): from
+        then on the store no longer vouches that the issue holds no comment of syncd's there.
+        A comment id already known is kept (an edit keeps the comment)."""
+        with self.store.transaction():
+            for row, write in writes:
+                ref = Ref(row.connector, row.target)
+                slots = self.store.get_meta(ref).get(SLOT_META)
+                slots = dict(slots) if isinstance(slots, dict) else {}
+                if write.slot not in slots:
+                    slots[write.slot] = ""
+                    self.store.set_meta(ref, **{SLOT_META: slots})
 
     def _make_opaque(self, connector: Connector, row: OutboxRow, write: Write, marker: str) -> OpaqueResult:
         assert isinstance(connector, Tracker) and isinstance(write, MakeOpaque)
@@ -567,9 +600,10 @@ class Deliverer:
         live: list[tuple[OutboxRow, BatchedWrite]] = []
         for row in rows:
             write = stored(row)
-            assert isinstance(write, (IssueComment, AttachTicket)), "only comments and attachments are batched"
+            assert isinstance(write, (IssueComment, AttachTicket, UpsertComment)), "not a write that is batched"
             if not self._to_gone_issue(row, write, report):
-                live.append((row, BatchedWrite(row.target, write.marker_for(row.key), write)))
+                slot = self._slot_record(row, write) if isinstance(write, UpsertComment) else None
+                live.append((row, BatchedWrite(row.target, write.marker_for(row.key), write, slot)))
         interrupted = [(row, w) for row, w in live if row.state == "sending"]
         if interrupted:
             try:
@@ -591,6 +625,7 @@ class Deliverer:
         with self.store.transaction():
             for row, _ in live:
                 self.store.mark_sending(row.id)
+            self._slot_sending([(row, w.write) for row, w in live if isinstance(w.write, UpsertComment)])
         try:
             results = tracker.send_batch([w for _, w in live])
         except SyncdError as exc:
@@ -697,6 +732,13 @@ class Deliverer:
                 done["draft"] = self._drafts.pop(row.id)
             self.store.mark_done(row.id, done)
             write = stored(row)
+            if isinstance(write, UpsertComment) and result.id:
+                ref = Ref(row.connector, row.target)
+                slots = self.store.get_meta(ref).get(SLOT_META)
+                slots = dict(slots) if isinstance(slots, dict) else {}
+                if slots.get(write.slot) != result.id:
+                    slots[write.slot] = result.id
+                    self.store.set_meta(ref, **{SLOT_META: slots})
             if isinstance(write, TicketUpdate) and result.updated_at is not None:
                 # The next poll will see this write; it is ours, not news. Until it
                 # does, the stored snapshot does not hold the tags written here.
@@ -872,20 +914,21 @@ def tracker_batches(
     connectors: dict[str, Connector],
     followers: Callable[[OutboxRow], list[OutboxRow]] = lambda head: [],
 ) -> tuple[list[list[OutboxRow]], list[OutboxRow]]:
-    """(batches, the rest): the comments and attachments due for each tracker that
-    takes several a request (``Tracker.write_batch``), in batches of at most that
-    many; a lone one, and every other write, stays in the rest. ``due`` holds the
-    head of each group; ``followers`` gives the writes due behind a head, which
-    join it in order (the tracker runs a batch's writes in order) while they are
-    comments and attachments too."""
+    """(batches, the rest): the comments and attachments (and slot comments, where
+    ``Tracker.batches_slots``) due for each tracker that takes several a request
+    (``Tracker.write_batch``), in batches of at most that many; a lone one, and
+    every other write, stays in the rest. ``due`` holds the head of each group;
+    ``followers`` gives the writes due behind a head, which join it in order (the
+    tracker runs a batch's writes in order) while they can be batched too."""
 
     def batchable(row: OutboxRow) -> bool:
         connector = connectors.get(row.connector)
-        return (
-            isinstance(connector, Tracker)
-            and connector.write_batch > 1
-            and isinstance(stored(row), (IssueComment, AttachTicket))
-        )
+        if not isinstance(connector, Tracker) or connector.write_batch <= 1:
+            return False
+        kinds: tuple[type[Write], ...] = (IssueComment, AttachTicket)
+        if connector.batches_slots:
+            kinds = (*kinds, UpsertComment)
+        return isinstance(stored(row), kinds)
 
     def one_write(row: OutboxRow) -> bool:
         connector = connectors.get(row.connector)

@@ -36,6 +36,7 @@ import structlog
 
 from mappings import promises as pr
 from mappings.handoff_plan import (
+    DEMAND_SLOT,
     DemandTicket,
     demand_body,
     plan_demand,
@@ -115,6 +116,10 @@ class Handoff:
         # While update() runs: the page's issues and their stage marks (see _issue_views).
         self._page_issues: dict[Ref, Ticket | Issue] = {}
         self._page_marks: dict[Ref, list | None] = {}
+        # The demand comment is kept in place: a tracker's feed that can say whether each
+        # issue holds syncd's comment of that slot reads it (its write then needs no look).
+        for tracker in ports.trackers.values():
+            tracker.kept_slots = (DEMAND_SLOT,)
 
     @property
     def now(self) -> datetime:

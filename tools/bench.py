@@ -372,6 +372,9 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             after = result["after_first"] = pg.sandbox.counts()
             say(f"cycle after:  {per_feed(after)} ({seconds:.2f}s; the echoes of the first sync's writes)")
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(after.get("zendesk", {}).items())))
+            for name in ("linear", "github", "jira"):  # the trackers' own writes (the demand comment, handoff on)
+                if after.get(name):
+                    say(f"              {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(after[name].items())))
             time.sleep(6)  # past the Linear feed's 5 s overlap, as between real cycles
             run_once(pg)  # settle: the overlap windows re-read the last changes once
             pg.sandbox.reset_counts()

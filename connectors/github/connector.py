@@ -84,6 +84,7 @@ from connectors.base import (
     Page,
     Presence,
     Rejected,
+    SlotRecord,
     StateRule,
     Tracker,
     WebhookSignature,
@@ -1193,7 +1194,14 @@ class GitHubConnector(Tracker):
 
     @_issue_path
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str = CONTEXT_SLOT, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str = CONTEXT_SLOT,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place.
 
@@ -1205,9 +1213,10 @@ class GitHubConnector(Tracker):
         :meth:`find_marker` can tell that write landed. In the context slot
         the list of linked tickets kept by :meth:`attach_ticket` is preserved.
         A text equal to the comment's but for the key marker is not written
-        again. The comment's id is remembered, so the next call reads that
-        one comment (checking it still holds the slot marker) instead of
-        scanning the issue. ``customer_data`` as for :meth:`add_comment`.
+        again. The comment's id is remembered (or named by the store,
+        ``known.comment_id``), so the next call reads that one comment
+        (checking it still holds the slot marker) instead of scanning the
+        issue. ``customer_data`` as for :meth:`add_comment`.
         """
         if not SLOT_RE.match(slot):
             raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
@@ -1221,6 +1230,10 @@ class GitHubConnector(Tracker):
         location = self._locate(issue_id)
         if customer_data and self._public_for_write(location):
             raise self._refusal(location)  # before reading anything
+        if known is not None and known.comment_id and known.comment_id.isdigit():
+            # The comment the store says syncd's last delivered write answered with: read
+            # by its id (checked to hold the slot), not looked for among the issue's comments.
+            self._slot_comments.setdefault((location.key, slot), int(known.comment_id))
         return self._upsert(location, slot, compose, lambda public: customer_data)
 
     def attach_ticket(self, issue_id: str, url: str, title: str, subtitle: str, key: str) -> WriteResult:

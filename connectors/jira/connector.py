@@ -64,6 +64,7 @@ from connectors.base import (
     Presence,
     Rejected,
     RouteTarget,
+    SlotRecord,
     StateName,
     StateRule,
     Tracker,
@@ -929,12 +930,21 @@ class JiraConnector(Tracker):
         return expect_dict(self.name, raw, f"GET /issue/{issue_key}", record_id=issue_key)
 
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         with self._issue_gone(issue_id):
-            return self._upsert_comment(issue_id, body, key, slot)
+            return self._upsert_comment(issue_id, body, key, slot, known)
 
-    def _upsert_comment(self, issue_id: str, body: str, key: str, slot: str) -> WriteResult:
+    def _upsert_comment(
+        self, issue_id: str, body: str, key: str, slot: str, known: SlotRecord | None = None
+    ) -> WriteResult:
         """Keep syncd's one comment for ``slot`` on the issue current.
 
         The comment carries the property ``syncd = {"key", "slot",
@@ -944,7 +954,11 @@ class JiraConnector(Tracker):
         match (Jira may reshape ADF it stores, so the text is compared, and a
         person's edit of the text is put right). Only comments by syncd's
         own account hold a slot. The comment's id is remembered, and checked
-        with one read next time instead of a scan of the thread.
+        with one read next time instead of a scan of the thread. Where the
+        store names the comment its last delivered write answered with
+        (``known.comment_id``) and this process remembers none, that comment
+        is edited with no read first (a 404: someone deleted it, so the
+        thread is scanned and the comment made again).
 
         A write with nothing to change sends nothing, so the property keeps
         the earlier key: after a crash, delivery then finds no marker of the
@@ -955,11 +969,32 @@ class JiraConnector(Tracker):
         path = _path(issue_id, self.name)
         doc = to_adf(body)
         digest = hashlib.sha256(body.encode()).hexdigest()[:32]
-        found = self._slot_comment(path, slot)
         payload = {
             "body": doc,
             "properties": [{"key": PROPERTY_KEY, "value": {"key": key, "slot": slot, "digest": digest}}],
         }
+        stored = known.comment_id if known is not None else None
+        if stored and (path, slot) not in self._slot_comments:
+            response = self.http.request(
+                "PUT",
+                f"{API}/issue/{path}/comment/{stored}",
+                json=payload,
+                idempotent=True,
+                expect=(404,),
+                endpoint=f"PUT {API}/issue/{{issueIdOrKey}}/comment/{{id}}",
+            )
+            if response.status_code != 404:
+                try:
+                    raw = response.json()
+                except ValueError:
+                    raise PayloadError(
+                        self.name, "comment write: response body is not JSON", record_id=issue_id
+                    ) from None
+                written = _comment_result(expect_dict(self.name, raw, "comment write", record_id=issue_id))
+                if written.id:
+                    self._slot_comments[(path, slot)] = written.id
+                return written
+        found = self._slot_comment(path, slot)
         if found is None:
             result = self.http.request_json(
                 "POST",

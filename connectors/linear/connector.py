@@ -43,6 +43,7 @@ from connectors.base import (
     Page,
     Presence,
     Rejected,
+    SlotRecord,
     StateName,
     StateRule,
     Tracker,
@@ -65,7 +66,7 @@ from syncd.errors import (
 )
 from syncd.http import HttpClient, RateHeaders, RateRule, object_or_empty
 from syncd.records import Attachment, Issue, IssueRemark, Ref, StateCategory, parse_time
-from syncd.writes import AttachTicket, IssueDraft
+from syncd.writes import AttachTicket, IssueDraft, UpsertComment
 
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "FORBIDDEN", "UNAUTHENTICATED"})
 NOT_FOUND_CODES = frozenset({"ENTITY_NOT_FOUND", "NOT_FOUND"})
@@ -82,6 +83,8 @@ ISSUE_OPERATIONS = frozenset(
         "SyncdFindSlot",
         "SyncdWrites",
         "SyncdFindMarkers",
+        "SyncdFindSlots",
+        "SyncdCommentUpdate",
     }
 )
 # Ids per existence-check request (issues(filter: {id: {in: [...]}})); Linear
@@ -101,6 +104,9 @@ COMMENT_PRESENCE_BATCH = 100
 # is refused: the writes after it in the same document are not run.
 WRITE_BATCH = 50
 TEAMS_PAGE = 100
+# Issues whose kept slot comment (or its absence) the feed told, remembered per process;
+# past this many the oldest are forgotten (their next slot write looks first, as before).
+FEED_SLOTS_MAX = 20_000
 
 log = structlog.get_logger("syncd.connectors.linear")
 
@@ -265,6 +271,7 @@ class LinearConnector(Tracker):
     presence_batch = PRESENCE_BATCH
     comment_presence_batch = COMMENT_PRESENCE_BATCH  # the comment feed does not list deleted comments
     write_batch = WRITE_BATCH
+    batches_slots = True  # a slot comment's create or edit rides in SyncdWrites too
     comment_feed = True  # SyncdFeed: the issue and comment feeds in one request when idle
     config_model = LinearConfig
     config: LinearConfig
@@ -281,6 +288,8 @@ class LinearConnector(Tracker):
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
         self._labels: dict[tuple[str, str], tuple[str | None, float]] = {}  # (team, name) -> (id, looked up at)
         self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
+        # What the feed read of the kept slot's comment: issue id -> syncd's comment there, or None (none).
+        self._feed_slots: dict[str, str | None] = {}
         # With teams = [] (every team): the team keys seen, from the team list read
         # once per process (first poll or check) and from every issue the feed shows.
         self._seen_teams: set[str] = set()
@@ -459,6 +468,7 @@ class LinearConnector(Tracker):
                 "cFilter": self._comment_filter(c_since),
                 "cFirst": self.config.page_size,
                 "cAfter": None,
+                **self._slot_variables(),
             }
             data = self._graphql("SyncdFeed", q.FEED, variables)
             records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
@@ -466,7 +476,12 @@ class LinearConnector(Tracker):
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
         while issues_more:
-            variables = {"filter": self._feed_filter(state.since), "first": self.config.page_size, "after": state.after}
+            variables = {
+                "filter": self._feed_filter(state.since),
+                "first": self.config.page_size,
+                "after": state.after,
+                **self._slot_variables(),
+            }
             data = self._graphql("SyncdIssues", q.ISSUES, variables)
             records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
             done = not issues_more and not comments_more
@@ -483,6 +498,37 @@ class LinearConnector(Tracker):
     def _overlap(self) -> timedelta:
         return timedelta(seconds=self.config.overlap_seconds)
 
+    @property
+    def _feed_slot(self) -> str | None:
+        """The slot whose comment the feed reads with each issue: the first kept slot (the demand comment)."""
+        return self.kept_slots[0] if self.kept_slots and SLOT_RE.match(self.kept_slots[0]) else None
+
+    def _slot_variables(self) -> dict[str, Any]:
+        slot = self._feed_slot
+        if slot is None:
+            return {}  # withSlots defaults to false: the feed as it was
+        return {"withSlots": True, "slots": _own_slot_filter(slot)}
+
+    def _note_feed_slot(self, node: Any) -> None:
+        """Remember what the feed read of an issue's kept slot comment: its id, or that there is none."""
+        slot = self._feed_slot
+        if slot is None or not isinstance(node, dict) or not isinstance(node.get("id"), str):
+            return
+        conn = node.get("slots")
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list):
+            return  # not read: nothing is known
+        mine = [c for c in nodes if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        ident = node["id"]
+        if not mine and (ident, slot) in self._slot_comments:
+            # syncd wrote it in this process after that read began: its own answer is the later word
+            # (and if someone deleted it since, the edit finds that out and looks again).
+            return
+        self._feed_slots.pop(ident, None)
+        self._feed_slots[ident] = mine[0]["id"] if mine else None
+        while len(self._feed_slots) > FEED_SLOTS_MAX:
+            del self._feed_slots[next(iter(self._feed_slots))]
+
     def _issue_page(
         self, state: FeedCursor, data: dict, seen: set[tuple[str, str]], polled_at: datetime
     ) -> tuple[list[Issue], list[Rejected], FeedCursor, bool]:
@@ -495,6 +541,7 @@ class LinearConnector(Tracker):
             updated = _node_time(node)
             if updated is not None and (hwm is None or updated > hwm):
                 hwm = updated
+            self._note_feed_slot(node)
             ident = node.get("id") if isinstance(node, dict) else None
             if ident and updated is not None:
                 if (ident, iso(updated)) in seen:
@@ -741,25 +788,84 @@ class LinearConnector(Tracker):
         return self._write_result("SyncdAttachmentCreate", data.get("attachmentCreate"), "attachment")
 
     def send_batch(self, writes: list[BatchedWrite]) -> list[WriteResult | Exception]:
-        """Up to :data:`WRITE_BATCH` comments and attachments as aliased mutations in one document.
+        """Up to :data:`WRITE_BATCH` comments, attachments and slot comments as aliased
+        mutations in one document.
 
+        A slot comment (:class:`UpsertComment`) is a ``commentCreate`` or a
+        ``commentUpdate`` as :meth:`_slot_plan` says, without a look; those that
+        nothing vouches for are looked for first, all in one SyncdFindSlots.
         Linear runs a document's mutations in order; one that fails (a deleted
         issue) makes the whole ``data`` null and the ones after it are not run:
         the failed one gets its error, the others (landed or not, the answer does
         not say) a TransientError(maybe_applied), so that their markers are
-        looked for before they are sent again."""
+        looked for before they are sent again. An edit refused because its
+        comment is gone (someone deleted it) is made again alone: looked for,
+        and created."""
         if not writes:
             return []
         if len(writes) > WRITE_BATCH:
             raise ValueError(f"at most {WRITE_BATCH} writes a batch, not {len(writes)}")
+        results: list[WriteResult | Exception | None] = [None] * len(writes)
+        plans: dict[int, tuple[str, str | None]] = {}
+        for n, w in enumerate(writes):
+            if isinstance(w.write, UpsertComment):
+                if not SLOT_RE.match(w.write.slot):
+                    results[n] = ValueError(f"slot {w.write.slot!r}: use lowercase letters, digits, - and _")
+                    continue
+                plans[n] = self._slot_plan(w.issue_id, w.write.slot, w.slot)
+        look = [n for n, (how, _) in plans.items() if how == "look"]
+        if look:
+            for n, found in zip(look, self._find_slots([writes[n] for n in look])):
+                if isinstance(found, Exception):
+                    results[n] = found
+                    del plans[n]
+                else:
+                    plans[n] = ("update", found) if found else ("create", None)
+        sent: list[int] = []
         inputs: list[tuple[str, dict[str, Any]]] = []
-        for w in writes:
+        for n, w in enumerate(writes):
+            if results[n] is not None:
+                continue
+            sent.append(n)
             if isinstance(w.write, AttachTicket):
                 inputs.append(("attachment", self._attachment_input(w.issue_id, w.write, w.key)))
+            elif isinstance(w.write, UpsertComment):
+                how, comment_id = plans[n]
+                text = self._slot_text(w.write.body, w.key, w.write.slot)
+                if how == "update":
+                    inputs.append(("update", {"id": comment_id, "input": {"body": text}}))
+                else:
+                    inputs.append(("comment", {"issueId": w.issue_id, "body": text}))
             else:
                 inputs.append(("comment", {"issueId": w.issue_id, "body": self._comment_text(w.write.body, w.key)}))
+        for n, result in zip(sent, self._send_writes(inputs)):
+            w = writes[n]
+            if isinstance(w.write, UpsertComment) and isinstance(result, WriteResult):
+                result = self._slot_written(w.issue_id, w.write.slot, result)
+            elif isinstance(w.write, UpsertComment) and isinstance(result, NotFound) and plans[n][0] == "update":
+                comment_id = plans[n][1]
+                assert comment_id is not None
+                self._forget_slot(w.issue_id, w.write.slot, comment_id)
+                try:
+                    result = self.upsert_comment(w.issue_id, w.write.body, w.key, w.write.slot)
+                except SyncdError as exc:
+                    result = exc
+            results[n] = result
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    def _send_writes(self, inputs: list[tuple[str, dict[str, Any]]]) -> list[WriteResult | Exception]:
+        """One SyncdWrites document of ``inputs`` (kind, input); one result per input, in order."""
+        if not inputs:
+            return []
         document = q.batch_writes([kind for kind, _ in inputs])
-        variables = {f"i{n}": value for n, (_, value) in enumerate(inputs)}
+        variables: dict[str, Any] = {}
+        for n, (kind, value) in enumerate(inputs):
+            if kind == "update":
+                variables[f"c{n}"] = value["id"]
+                variables[f"i{n}"] = value["input"]
+            else:
+                variables[f"i{n}"] = value
         body = self.http.request_json(
             "POST",
             "graphql",
@@ -792,7 +898,8 @@ class LinearConnector(Tracker):
                 results.append(TransientError(self.name, why, maybe_applied=True))
                 continue
             try:
-                results.append(self._write_result("SyncdWrites", payload, kind))
+                field = "attachment" if kind == "attachment" else "comment"
+                results.append(self._write_result("SyncdWrites", payload, field))
             except SyncdError as exc:
                 results.append(exc)
         return results
@@ -1017,22 +1124,41 @@ class LinearConnector(Tracker):
             del self._labels[cached]
 
     def upsert_comment(
-        self, issue_id: str, body: str, key: str, slot: str, *, customer_data: bool = False
+        self,
+        issue_id: str,
+        body: str,
+        key: str,
+        slot: str,
+        *,
+        customer_data: bool = False,
+        known: SlotRecord | None = None,
     ) -> WriteResult:
         """Keep ONE syncd comment per (issue, ``slot``), edited in place with ``commentUpdate``.
 
         The comment ends with ``<!-- syncd:SLOT -->`` and ``<!-- syncd:KEY -->``
-        of the latest write. It is found by the slot marker among comments
-        written by syncd's own user (a scan, once per process), then by the
-        id remembered from the scan, checked to still hold the marker on
-        the same issue. Text equal to what is there (but for the key marker)
-        is not written again, so the same demand planned twice costs no edit.
-        ``customer_data`` needs no refusal: Linear is private (:meth:`is_private`).
+        of the latest write. Where it is, or that there is none, comes without a
+        look when something vouches for it (:meth:`_slot_plan`): the comment
+        syncd wrote in this process, the one the store says the last delivered
+        write answered with, or the feed's read of the issue (which, for the
+        kept slot, says whether syncd's comment is there) together with a store
+        that holds no earlier write of the slot. Otherwise it is looked for by
+        the slot marker among comments written by syncd's own user, and text
+        equal to what is there (but for the key marker) is not written again.
+        An edit of a comment that is gone (deleted by someone) looks again and
+        creates it. ``customer_data`` needs no refusal: Linear is private
+        (:meth:`is_private`).
         """
         if not SLOT_RE.match(slot):
             raise ValueError(f"slot {slot!r}: use lowercase letters, digits, - and _")
-        text = f"{body.strip()}\n\n{slot_marker(slot)}\n<!-- {marker_token(key)} -->"
-        existing, issue_uuid = self._find_slot_comment(issue_id, slot)
+        text = self._slot_text(body, key, slot)
+        how, comment_id = self._slot_plan(issue_id, slot, known)
+        if how == "update":
+            assert comment_id is not None
+            try:
+                return self._slot_written(issue_id, slot, self._update_comment(comment_id, text))
+            except NotFound:
+                self._forget_slot(issue_id, slot, comment_id)
+        existing, issue_uuid = self._find_slot_comment(issue_id, slot) if how != "create" else (None, issue_id)
         if existing is None:
             data = self._graphql(
                 "SyncdCommentCreate", q.COMMENT_CREATE, {"input": {"issueId": issue_uuid, "body": text}}, mutation=True
@@ -1041,38 +1167,66 @@ class LinearConnector(Tracker):
         elif _without_key(existing.get("body")) == _without_key(text):
             # Same words: no edit just to swap the key marker. A re-send after a
             # crash (find_marker said no) lands here too and is rightly a no-op.
-            return WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
+            result = WriteResult(updated_at=parse_time(existing.get("updatedAt")), id=existing["id"])
         else:
-            data = self._graphql(
-                "SyncdCommentUpdate",
-                q.COMMENT_UPDATE,
-                {"id": existing["id"], "input": {"body": text}},
-                mutation=True,
-                idempotent=True,
-            )
-            result = self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
+            result = self._update_comment(existing["id"], text)
+        return self._slot_written(issue_id, slot, result)
+
+    @staticmethod
+    def _slot_text(body: str, key: str, slot: str) -> str:
+        return f"{body.strip()}\n\n{slot_marker(slot)}\n<!-- {marker_token(key)} -->"
+
+    def _update_comment(self, comment_id: str, text: str) -> WriteResult:
+        data = self._graphql(
+            "SyncdCommentUpdate",
+            q.COMMENT_UPDATE,
+            {"id": comment_id, "input": {"body": text}},
+            mutation=True,
+            idempotent=True,
+        )
+        return self._write_result("SyncdCommentUpdate", data.get("commentUpdate"), "comment")
+
+    def _slot_plan(
+        self, issue_id: str, slot: str, known: SlotRecord | None
+    ) -> tuple[Literal["create", "update", "look"], str | None]:
+        """How to write the slot's comment with no look: ("update", its id), ("create", None),
+        or ("look", None) when nothing vouches for where it is.
+
+        A create needs two words: the feed read the issue (in this process) and
+        saw no comment of syncd's in the slot, and the store holds no earlier
+        write of the slot to the issue (``known.written`` False). The feed alone
+        is not enough: another replica may have written it since that read (the
+        store then says so); the store alone is not enough: it may be new, or
+        lost, while the comment is there."""
+        own = self._slot_comments.get((issue_id, slot))
+        if own is not None:
+            return "update", own[0]
+        if slot == self._feed_slot and issue_id in self._feed_slots:
+            seen = self._feed_slots[issue_id]
+            if seen is not None:
+                return "update", seen
+            if known is not None and not known.written:
+                return "create", None
+        if known is not None and known.comment_id:
+            return "update", known.comment_id
+        return "look", None
+
+    def _slot_written(self, issue_id: str, slot: str, result: WriteResult) -> WriteResult:
         assert result.id is not None  # _write_result refuses an answer without an id
-        self._slot_comments[(issue_id, slot)] = (result.id, issue_uuid)
+        self._slot_comments[(issue_id, slot)] = (result.id, issue_id)
+        if slot == self._feed_slot and issue_id in self._feed_slots:
+            self._feed_slots[issue_id] = result.id
         return result
 
+    def _forget_slot(self, issue_id: str, slot: str, comment_id: str) -> None:
+        """The comment ``comment_id`` is gone: nothing remembered vouches for it any more."""
+        self._slot_comments.pop((issue_id, slot), None)
+        if self._feed_slots.get(issue_id) == comment_id:
+            del self._feed_slots[issue_id]
+
     def _find_slot_comment(self, issue_id: str, slot: str) -> tuple[dict | None, str]:
-        """(the slot's comment or None, the issue's id): the remembered comment if it holds, else a scan."""
+        """(the slot's comment or None, the issue's id): a look among the issue's comments."""
         marker = slot_marker(slot)
-        remembered = self._slot_comments.get((issue_id, slot))
-        if remembered is not None:
-            comment_id, issue_uuid = remembered
-            try:
-                comment = self._graphql("SyncdSlotComment", q.SLOT_COMMENT, {"id": comment_id}).get("comment")
-            except NotFound:
-                comment = None
-            if (
-                isinstance(comment, dict)
-                and comment.get("id") == comment_id
-                and marker in (_str(comment.get("body")) or "")
-                and (comment.get("issue") or {}).get("id") == issue_uuid
-            ):
-                return comment, issue_uuid
-            del self._slot_comments[(issue_id, slot)]
         data = self._graphql(
             "SyncdFindSlot", q.FIND_SLOT, {"issue": issue_id, "comments": {"body": {"contains": marker}}}
         )
@@ -1091,6 +1245,69 @@ class LinearConnector(Tracker):
         ]
         mine.sort(key=lambda c: str(c.get("createdAt") or ""))
         return (mine[0] if mine else None), issue["id"]
+
+    def _find_slots(self, writes: list[BatchedWrite]) -> list[str | None | Exception]:
+        """The look of :meth:`_find_slot_comment` for several slot writes in one request
+        (SyncdFindSlots): each one's comment id, None (no comment), or the error that
+        refused its issue (Gone). An issue that fails nulls the whole answer (``issue``
+        is non-null), so the query is asked again without it."""
+        out: list[str | None | Exception] = [None] * len(writes)
+        ask = list(range(len(writes)))
+        while ask:
+            variables: dict[str, Any] = {}
+            for i, n in enumerate(ask):
+                w = writes[n]
+                assert isinstance(w.write, UpsertComment)
+                variables[f"id{i}"] = w.issue_id
+                variables[f"c{i}"] = _own_slot_filter(w.write.slot)
+            body = self.http.request_json(
+                "POST",
+                "graphql",
+                json={"query": q.find_slots(len(ask)), "variables": variables, "operationName": "SyncdFindSlots"},
+                expect=(400,),
+                endpoint="POST /graphql SyncdFindSlots",
+            )
+            failed: dict[int, list[dict]] = {}
+            whole: list[dict] = []
+            for error in graphql_errors(body):
+                path = error.get("path")
+                alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
+                if alias.startswith("s") and alias[1:].isdigit() and int(alias[1:]) < len(ask):
+                    failed.setdefault(int(alias[1:]), []).append(error)
+                else:
+                    whole.append(error)
+            if whole:
+                self._raise_for("SyncdFindSlots", whole, mutation=False)
+            if failed:
+                for i, errors in failed.items():
+                    try:
+                        self._raise_for("SyncdFindSlots", errors, mutation=False)
+                    except SyncdError as exc:
+                        out[ask[i]] = exc
+                ask = [n for i, n in enumerate(ask) if i not in failed]
+                continue
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, dict):
+                raise PayloadError(self.name, "SyncdFindSlots: response has no data object", payload=body)
+            for i, n in enumerate(ask):
+                issue = data.get(f"s{i}")
+                if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):
+                    why = f"SyncdFindSlots: no issue {writes[n].issue_id} (deleted, or not visible to this account)"
+                    out[n] = Gone(self.name, why)
+                    continue
+                nodes = (issue.get("comments") or {}).get("nodes") or []
+                mine = sorted(
+                    (c for c in nodes if isinstance(c, dict) and isinstance(c.get("id"), str)),
+                    key=lambda c: str(c.get("createdAt") or ""),
+                )
+                out[n] = mine[0]["id"] if mine else None
+            break
+        return out
+
+
+def _own_slot_filter(slot: str) -> dict[str, Any]:
+    """The comments syncd's own user wrote that hold ``slot``'s marker (filtered by Linear)."""
+    return {"body": {"contains": slot_marker(slot)}, "user": {"isMe": {"eq": True}}}
 
 
 def _holds_marker(issue: dict, key: str) -> bool:

@@ -1120,10 +1120,14 @@ class LinearFake(FakeService):
         return self._match(
             user,
             flt,
-            {k: itemgetter(k) for k in ("id", "email", "name", "displayName")},
+            {**{k: itemgetter(k) for k in ("id", "email", "name", "displayName")}, "isMe": self._is_me},
             {},
             recurse=self._user_filter,
         )
+
+    def _is_me(self, user: dict) -> bool:
+        """``isMe``: the user is the one the request authenticated as."""
+        return user["id"] == self._actor
 
     def _label_filter(self, label: dict | None, flt: dict | None) -> bool:
         return self._match(

@@ -214,3 +214,62 @@ def test_killed_in_the_middle_of_a_batch_of_notes_sends_none_of_them_twice(tmp_p
             assert app.store.outbox_counts().get("sending", 0) == 0
         finally:
             app.close()
+
+
+def test_killed_after_a_batch_with_demand_comments_was_sent_makes_none_twice(tmp_path):
+    """With the handoff on, the demand comments are created in the batched SyncdWrites
+    (no look first: the feed saw none). The process dies once Linear applied a batch
+    holding such creates; the next run finds them by their markers and the issues
+    keep one demand comment each, also when the demand changes afterwards."""
+    from tests.e2e.handoff_support import copy_examples
+
+    slot = "<!-- syncd:demand -->"
+
+    def demand_creates(endpoint, request) -> bool:
+        body = (request.body or b"").decode() if isinstance(request.body, bytes) else str(request.body or "")
+        return endpoint == "POST /graphql SyncdWrites" and "commentCreate" in body and slot in body
+
+    def demand_comments(pg: Playground) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for c in pg.linear.comments.values():
+            if slot in c["body"] and c["userId"] == pg.linear.api_user["id"]:
+                out.setdefault(c["issueId"], []).append(c["id"])
+        return out
+
+    with Playground(tmp_path / "work", trackers=("linear",), mappings=copy_examples(tmp_path)) as pg:
+        start, holder = kill_on(pg, "linear", demand_creates)
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done"), "no batch with a demand comment's create was sent"
+        assert code == -signal.SIGKILL
+        landed = demand_comments(pg)
+        assert landed and all(len(ids) == 1 for ids in landed.values())
+
+        pg.sandbox.reset_counts()
+        code, _, err = run_once(pg)
+        assert code == 0, err
+        linear = pg.sandbox.counts()["linear"]
+        assert linear.get("POST /graphql SyncdFindMarkers", 0) >= 1, linear  # the interrupted batch, looked for
+        after = demand_comments(pg)
+        assert all(len(ids) == 1 for ids in after.values()), after
+        assert {i: ids for i, ids in after.items() if i in landed} == landed
+
+        # The demand of a landed one changes: the same comment is edited (the store knows it was
+        # written, not its id: looked for once), never a second one made.
+        issue_id = sorted(landed)[0]
+        identifier = pg.linear.issue(issue_id)["identifier"]
+        customer = next(iter(pg.seed.customers.values()))
+        pg.zendesk.create_ticket("Same here", f"We see {identifier} too.", requester_id=customer, status="open")
+        for _ in range(2):
+            code, _, err = run_once(pg)
+            assert code == 0, err
+        final = demand_comments(pg)
+        assert all(len(ids) == 1 for ids in final.values()), final
+        assert final[issue_id] == landed[issue_id]
+        app = pg.app()
+        try:
+            found = [a for a in app.store.list_outbox("done", limit=5000) if (a.result or {}).get("found_marker")]
+            assert any(a.op == "issue.upsert_comment" for a in found), "no demand comment was found by its marker"
+            counts = app.store.outbox_counts()
+            assert counts["sending"] == counts["dead"] == 0, counts
+        finally:
+            app.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import BatchedWrite, WriteResult
+from connectors.base import BatchedWrite, SlotRecord, WriteResult
 from mappings.planner import issue_group
 from syncd.delivery import Deliverer, tracker_batches
 from syncd.errors import Gone, TransientError
 from syncd.records import Ref
 from syncd.store import Store
-from syncd.writes import Action, AttachTicket, IssueComment, TicketUpdate
+from syncd.writes import Action, AttachTicket, IssueComment, TicketUpdate, UpsertComment
 from tests.syncd.test_delivery import T0, Clock, ScriptedHelpdesk, ScriptedTracker
 
 
@@ -180,3 +180,89 @@ def test_the_tickets_of_one_issue_are_shown_in_one_write_where_the_tracker_can(t
         assert report.already == 1 and report.done == 1 and tracker.marker_checks == 2
     finally:
         store.close()
+
+
+# -- slot comments (the demand comment): what the store knows of them ----------------------------
+
+
+class SlotTracker(BatchingTracker):
+    """Takes slot comments in its batches (and alone) and keeps what the store told it of each,
+    with the store's bookkeeping of the issue as it stood while the request went."""
+
+    batches_slots = True
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.told: list[tuple[str, SlotRecord | None, dict]] = []
+        self.comments: dict[str, str] = {}  # issue -> the comment id it made there
+
+    def _tell(self, issue: str, known: SlotRecord | None) -> WriteResult:
+        self.told.append((issue, known, dict(self.store.get_meta(Ref(self.name, issue)))))
+        comment = self.comments.setdefault(issue, f"c-{issue}")
+        return WriteResult(updated_at=T0, id=comment)
+
+    def send_batch(self, writes: list[BatchedWrite]) -> list[WriteResult | Exception]:
+        if not all(isinstance(w.write, UpsertComment) for w in writes):
+            return super().send_batch(writes)
+        self.batches.append([w.issue_id for w in writes])
+        out: list[WriteResult | Exception] = []
+        for w in writes:
+            self.landed.add((w.issue_id, w.key))
+            out.append(self._tell(w.issue_id, w.slot))
+        if self.lose:
+            self.lose = False
+            raise TransientError(self.name, "read timeout after sending", maybe_applied=True)
+        return out
+
+    def upsert_comment(self, issue_id, body, key, slot, *, customer_data=False, known=None):
+        self.landed.add((issue_id, key))
+        return self._tell(issue_id, known)
+
+
+def demand(store: Store, issue: str, version: int) -> None:
+    write = UpsertComment("demand", f"{version} tickets")
+    key = f"{version:04x}{int(issue.removeprefix('I-')):016x}"
+    store.enqueue(Action(key, "linear", issue, write, issue_group(Ref("linear", issue))))
+
+
+@pytest.fixture
+def slots(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "syncd.db", clock=clock)
+    tracker = SlotTracker(store)
+    deliverer = Deliverer(store, {"zendesk": ScriptedHelpdesk(), "linear": tracker}, max_attempts=3, clock=clock)
+    yield store, tracker, deliverer
+    store.close()
+
+
+def test_slot_comments_are_batched_and_told_what_the_store_knows(slots):
+    store, tracker, deliverer = slots
+    for issue in ("I-1", "I-2"):
+        demand(store, issue, 1)
+    assert deliverer.run().done == 2
+    assert tracker.batches == [["I-1", "I-2"]] and tracker.sent == []
+    # The first write: the store held none; it noted the write before the request went.
+    assert [(i, k) for i, k, _ in tracker.told] == [("I-1", SlotRecord(False)), ("I-2", SlotRecord(False))]
+    assert all(meta["slot_comments"] == {"demand": ""} for _, _, meta in tracker.told)
+    assert store.get_meta(Ref("linear", "I-1"))["slot_comments"] == {"demand": "c-I-1"}
+    # The next one: the comment's id, from the store (a lone write goes the single way).
+    demand(store, "I-1", 2)
+    assert deliverer.run().done == 1
+    assert tracker.told[-1][:2] == ("I-1", SlotRecord(True, "c-I-1"))
+
+
+def test_a_slot_write_whose_answer_was_lost_is_found_by_marker_and_the_store_no_longer_vouches(slots):
+    store, tracker, deliverer = slots
+    for issue in ("I-1", "I-2"):
+        demand(store, issue, 1)
+    tracker.lose = True
+    assert deliverer.run().failed == 2
+    deliverer.clock.advance(3600)  # type: ignore[attr-defined]
+    report = deliverer.run()
+    assert report.already == 2 and len(tracker.batches) == 1  # found by their markers, not sent again
+    # Written, but which comment is not known: the tracker must look, not create.
+    assert store.get_meta(Ref("linear", "I-1"))["slot_comments"] == {"demand": ""}
+    demand(store, "I-1", 2)
+    deliverer.run()
+    assert tracker.told[-1][:2] == ("I-1", SlotRecord(True, None))

@@ -291,6 +291,22 @@ def test_upsert_keeps_one_comment_and_markers_are_found(fake):
     assert not any(e.startswith(("POST", "PATCH")) for e in fake.counts)
 
 
+def test_the_comment_the_store_names_is_read_by_id_not_looked_for(fake):
+    from connectors.base import SlotRecord
+
+    issue = fake.create_issue("acme/sdk", "bug")
+    key = f"acme/sdk#{issue.number}"
+    for n in range(3):
+        fake.comment(issue, f"people talking {n}", user="dev")
+    first = connector(fake).upsert_comment(key, "2 tickets", "5" * 20, "demand")
+    fresh = connector(fake)  # a new process: the store's word is all it has
+    fake.reset_counts()
+    again = fresh.upsert_comment(key, "3 tickets", "6" * 20, "demand", known=SlotRecord(True, first.id))
+    assert again.id == first.id
+    assert "GET /repos/{owner}/{repo}/issues/{number}/comments" not in fake.counts  # no scan
+    assert fake.counts["GET /repos/{owner}/{repo}/issues/comments/{comment_id}"] == 1
+
+
 def test_transfer_and_delete_through_the_connector(fake):
     issue = fake.create_issue("acme/web", "moving")
     c = connector(fake)

@@ -13,6 +13,7 @@ import pytest
 import responses
 from pydantic import SecretStr, ValidationError
 
+from connectors.base import SlotRecord
 from connectors.jira.adf import validate_adf
 from connectors.jira.connector import FIND_PROBE_MISSES, JiraConfig, JiraConnector, jira_labels
 from syncd.errors import ApiError, NotFound, PayloadError, TransientError
@@ -397,3 +398,32 @@ def test_a_remembered_comment_that_is_gone_is_looked_for_again(comments):
 
 def test_jira_is_private_so_customer_data_may_go_there():
     assert make().is_private("ENG") is True
+
+
+@responses.activate
+def test_the_comment_the_store_names_is_edited_with_no_read(comments):
+    """A new process: the store says which comment syncd's last delivered write answered with."""
+    responses.put(f"{API}/issue/10627/comment/10755", json=comments[0])
+    result = make().upsert_comment("10627", "Demand: 4 tickets", KEY, "demand", known=SlotRecord(True, "10755"))
+    assert result.id == "10755"
+    assert [(c.request.method, c.request.path_url) for c in responses.calls] == [
+        ("PUT", "/rest/api/3/issue/10627/comment/10755")
+    ]
+    assert sent(responses.calls[-1])["properties"][0]["value"]["slot"] == "demand"
+
+
+@responses.activate
+def test_the_comment_the_store_names_deleted_since_is_made_again(comments):
+    myself()
+    missing = {"errorMessages": ["Can not find a comment for the id: 10755."]}
+    responses.put(f"{API}/issue/10627/comment/10755", status=404, json=missing)
+    responses.get(f"{API}/issue/10627/comment", json=thread())
+    responses.post(f"{API}/issue/10627/comment", json=comments[1], status=201)
+    result = make().upsert_comment("10627", "Demand: 4 tickets", KEY, "demand", known=SlotRecord(True, "10755"))
+    assert result.id == comments[1]["id"]
+    methods = [(c.request.method, c.request.path_url.split("?")[0]) for c in responses.calls]
+    assert [m for m in methods if "myself" not in m[1]] == [
+        ("PUT", "/rest/api/3/issue/10627/comment/10755"),
+        ("GET", "/rest/api/3/issue/10627/comment"),
+        ("POST", "/rest/api/3/issue/10627/comment"),
+    ]

@@ -16,10 +16,10 @@ import responses
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
-from connectors.base import BatchedWrite, CheckTargets
+from connectors.base import BatchedWrite, CheckTargets, SlotRecord
 from connectors.linear import queries as linear_queries
 from connectors.linear.connector import LinearConfig, LinearConnector, created_issue_id
-from syncd.writes import AttachTicket, IssueComment, IssueDraft
+from syncd.writes import AttachTicket, IssueComment, IssueDraft, UpsertComment
 from tests.conftest import SPECS, require_shared
 from tests.connectors.linear.test_linear import KEY, MARK, URL, Clock, FakeLinear, issues_page, node
 
@@ -61,11 +61,12 @@ def tour(**config) -> list[dict]:
         api.data(
             "SyncdFeed",
             {
-                **issues_page([node(2, "2025-06-02T00:00:00.000Z")], end="c1"),
+                **issues_page([node(2, "2025-06-02T00:00:00.000Z", slots={"nodes": []})], end="c1"),
                 "comments": {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": "k1"}},
             },
         )
-        api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z")]))
+        slot = {"id": "c8", "createdAt": "2025-06-01T00:00:00.000Z"}
+        api.data("SyncdIssues", issues_page([node(1, "2025-06-01T00:00:00.000Z", slots={"nodes": [slot]})]))
         api.data(
             "SyncdComments",
             {
@@ -86,6 +87,7 @@ def tour(**config) -> list[dict]:
             },
         )
         conn.read_comments = True
+        conn.kept_slots = ("demand",)  # the handoff's demand comment: the feed reads syncd's own, by slot
         remarks = [r for page in conn.poll(None) for r in page.remarks]
         assert [(r.id, r.issue_key, r.author_name) for r in remarks] == [("c9", "ENG-1", "Ada")]
         conn.read_comments = False
@@ -98,20 +100,32 @@ def tour(**config) -> list[dict]:
         api.data("SyncdFindMarker", {"issue": {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}})
         conn.find_marker("ENG-1", MARK)
         # several writes in one document, and their markers looked for together
+        # and slot comments: one the feed saw none of (created), one it saw (edited),
+        # one nothing vouches for (looked for in SyncdFindSlots, then edited)
         batch = [
             BatchedWrite("ENG-1", MARK, AttachTicket("https://acme.zendesk.com/agent/tickets/8", "Ticket #8", "")),
             BatchedWrite("ENG-2", MARK, IssueComment("hello")),
+            BatchedWrite(node(2, "")["id"], MARK, UpsertComment("demand", "2 tickets"), SlotRecord(False)),
+            BatchedWrite(node(1, "")["id"], MARK, UpsertComment("demand", "3 tickets"), SlotRecord(False)),
+            BatchedWrite("ENG-3", MARK, UpsertComment("demand", "4 tickets"), SlotRecord(True)),
         ]
+        api.data("SyncdFindSlots", {"s0": {"id": "i3", "comments": {"nodes": [{"id": "c7", "createdAt": None}]}}})
         api.data(
             "SyncdWrites",
             {
                 "w0": {"success": True, "attachment": {"id": "a2"}},
                 "w1": {"success": True, "comment": {"id": "c2"}},
+                "w2": {"success": True, "comment": {"id": "c3"}},
+                "w3": {"success": True, "comment": {"id": "c8"}},
+                "w4": {"success": True, "comment": {"id": "c7"}},
             },
         )
-        conn.send_batch(batch)
+        assert [r.id for r in conn.send_batch(batch)] == ["a2", "c2", "c3", "c8", "c7"]
+        writes = api.sent[-1]["payload"]
+        assert "w2: commentCreate" in writes["query"] and "w3: commentUpdate" in writes["query"]
+        assert (writes["variables"]["c3"], writes["variables"]["c4"]) == ("c8", "c7")
         nothing = {"id": "i", "comments": {"nodes": []}, "attachments": {"nodes": []}}
-        api.data("SyncdFindMarkers", {"m0": nothing, "m1": nothing})
+        api.data("SyncdFindMarkers", {f"m{n}": nothing for n in range(len(batch))})
         conn.landed_batch(batch)
         # the periodic existence check of linked issues
         api.data("SyncdPresence", issues_page([{**node(1, "2025-06-01T00:00:00.000Z"), "trashed": False}]))
@@ -147,7 +161,6 @@ def tour(**config) -> list[dict]:
         api.data("SyncdFindSlot", {"viewer": {"id": "u"}, "issue": {"id": "i", "comments": {"nodes": []}}})
         api.data("SyncdCommentCreate", {"commentCreate": {"success": True, "comment": {"id": "c"}}})
         conn.upsert_comment("ENG-1", "2 tickets", MARK, "demand")
-        api.data("SyncdSlotComment", {"comment": {"id": "c", "body": "1 <!-- syncd:demand -->", "issue": {"id": "i"}}})
         api.data("SyncdCommentUpdate", {"commentUpdate": {"success": True, "comment": {"id": "c"}}})
         conn.upsert_comment("ENG-1", "3 tickets", MARK, "demand")
     return api.sent
@@ -157,7 +170,11 @@ def declared_operations() -> set[str]:
     """Names of the operations in linear_queries' documents (its upper-case constants, and
     the documents it builds for a batch)."""
     names = set()
-    built = [linear_queries.batch_writes(["attachment", "comment"]), linear_queries.find_markers(2)]
+    built = [
+        linear_queries.batch_writes(["attachment", "comment", "update"]),
+        linear_queries.find_markers(2),
+        linear_queries.find_slots(2),
+    ]
     for name, value in [*vars(linear_queries).items(), *(("BUILT", b) for b in built)]:
         if name.isupper() and isinstance(value, str):
             names.update(d.name.value for d in parse(value).definitions if isinstance(d, OperationDefinitionNode))

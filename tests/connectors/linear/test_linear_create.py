@@ -9,7 +9,7 @@ import uuid
 import pytest
 import structlog
 
-from connectors.base import find_markers, marker_token
+from connectors.base import SlotRecord, find_markers, marker_token
 from connectors.linear.connector import LABEL_MISS_TTL, created_issue_id, linear_priority
 from syncd.errors import ApiError, AuthError, Gone, NotFound, TransientError
 from syncd.records import parse_time
@@ -304,7 +304,7 @@ def slot_text(body: str, key: str, slot: str = "demand") -> str:
     return f"{body}\n\n<!-- syncd:{slot} -->\n<!-- {marker_token(key)} -->"
 
 
-def test_upsert_creates_then_edits_in_place_then_leaves_equal_text_alone(api):
+def test_upsert_creates_then_edits_in_place_without_reading_it_again(api):
     conn = make()
     api.data("SyncdFindSlot", slot_scan([]))
     api.data("SyncdCommentCreate", wrote("c-1"))
@@ -315,45 +315,29 @@ def test_upsert_creates_then_edits_in_place_then_leaves_equal_text_alone(api):
     (made,) = api.variables("SyncdCommentCreate")
     assert made["input"] == {"issueId": ISSUE_UUID, "body": slot_text("2 tickets, 2 organisations", MARK)}
 
-    # Next time: the remembered comment is read (no scan) and edited with commentUpdate.
-    api.data(
-        "SyncdSlotComment",
-        {
-            "comment": {
-                "id": "c-1",
-                "body": slot_text("2 tickets, 2 organisations", MARK),
-                "updatedAt": "2025-06-02T00:00:00.000Z",
-                "issue": {"id": ISSUE_UUID},
-            }
-        },
-    )
+    # Next time: the comment this process wrote is edited with commentUpdate, nothing read first.
     api.data("SyncdCommentUpdate", wrote("c-1", "commentUpdate", "2025-06-03T00:00:00.000Z"))
     second = conn.upsert_comment("ENG-7", "3 tickets, 2 organisations", OTHER, "demand")
     assert second.id == "c-1" and second.updated_at == parse_time("2025-06-03T00:00:00Z")
     (edit,) = api.variables("SyncdCommentUpdate")
     assert edit == {"id": "c-1", "input": {"body": slot_text("3 tickets, 2 organisations", OTHER)}}
+    assert ops(api) == ["SyncdFindSlot", "SyncdCommentCreate", "SyncdCommentUpdate"]
 
-    # The same write again: read, equal, nothing sent.
-    api.data(
-        "SyncdSlotComment",
-        {
-            "comment": {
-                "id": "c-1",
-                "body": slot_text("3 tickets, 2 organisations", OTHER),
-                "updatedAt": "2025-06-03T00:00:00.000Z",
-                "issue": {"id": ISSUE_UUID},
-            }
-        },
-    )
-    third = conn.upsert_comment("ENG-7", "3 tickets, 2 organisations", OTHER, "demand")
-    assert third.id == "c-1" and third.updated_at == parse_time("2025-06-03T00:00:00Z")
-    assert ops(api) == [
-        "SyncdFindSlot",
-        "SyncdCommentCreate",
-        "SyncdSlotComment",
-        "SyncdCommentUpdate",
-        "SyncdSlotComment",
-    ]
+
+def test_the_comment_the_store_names_is_edited_without_a_look(api):
+    api.data("SyncdCommentUpdate", wrote("c-5", "commentUpdate"))
+    result = make().upsert_comment(ISSUE_UUID, "4 tickets", OTHER, "demand", known=SlotRecord(True, "c-5"))
+    assert result.id == "c-5" and ops(api) == ["SyncdCommentUpdate"]
+    assert api.variables("SyncdCommentUpdate")[0]["id"] == "c-5"
+
+
+@pytest.mark.parametrize("known", [None, SlotRecord(False), SlotRecord(True)])
+def test_without_the_feeds_word_the_store_alone_does_not_vouch_for_no_comment(api, known):
+    """A new or lost store holds no write of the slot, yet the comment may be there: looked for first."""
+    api.data("SyncdFindSlot", slot_scan([comment("c-old", slot_text("old", MARK))]))
+    api.data("SyncdCommentUpdate", wrote("c-old", "commentUpdate"))
+    assert make().upsert_comment(ISSUE_UUID, "new", OTHER, "demand", known=known).id == "c-old"
+    assert ops(api) == ["SyncdFindSlot", "SyncdCommentUpdate"]
 
 
 def test_the_latest_key_is_carried_so_find_marker_sees_it(api):
@@ -401,37 +385,20 @@ def test_a_person_copying_the_marker_does_not_capture_the_slot(api):
     assert "SyncdCommentUpdate" not in ops(api)
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        {
-            "data": {
-                "comment": {"id": "c-1", "body": "marker edited away", "updatedAt": None, "issue": {"id": ISSUE_UUID}}
-            }
-        },
-        {
-            "data": {
-                "comment": {
-                    "id": "c-1",
-                    "body": slot_text("moved", MARK),
-                    "updatedAt": None,
-                    "issue": {"id": "another-issue"},
-                }
-            }
-        },
-        {"data": None, "errors": [{"message": "Entity not found: Comment", "extensions": {"code": "INVALID_INPUT"}}]},
-    ],
-)
-def test_a_remembered_comment_that_no_longer_holds_the_slot_means_a_scan(api, reply):
+def test_an_edit_of_a_comment_someone_deleted_looks_again_and_creates_it(api):
     conn = make()
     api.data("SyncdFindSlot", slot_scan([]))
     api.data("SyncdCommentCreate", wrote("c-1"))
     conn.upsert_comment(ISSUE_UUID, "one", MARK, "demand")
-    api.reply("SyncdSlotComment", reply)
+    gone = {"data": None, "errors": [{"message": "Entity not found: Comment", "extensions": {"code": "INVALID_INPUT"}}]}
+    api.reply("SyncdCommentUpdate", gone)
     api.data("SyncdFindSlot", slot_scan([]))
     api.data("SyncdCommentCreate", wrote("c-2"))
     assert conn.upsert_comment(ISSUE_UUID, "two", OTHER, "demand").id == "c-2"
-    assert ops(api)[2:] == ["SyncdSlotComment", "SyncdFindSlot", "SyncdCommentCreate"]
+    assert ops(api)[2:] == ["SyncdCommentUpdate", "SyncdFindSlot", "SyncdCommentCreate"]
+    # The store's word for the deleted one is not taken again either, once it failed in this process.
+    api.data("SyncdCommentUpdate", wrote("c-2", "commentUpdate"))
+    assert conn.upsert_comment(ISSUE_UUID, "three", MARK, "demand", known=SlotRecord(True, "c-1")).id == "c-2"
 
 
 def test_slots_are_kept_apart(api):

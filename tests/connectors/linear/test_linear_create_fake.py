@@ -197,15 +197,7 @@ def test_upsert_comment_end_to_end(fake):
     second = conn.upsert_comment("ENG-1", "3 tickets from 2 organisations", KEY2, "demand")
     assert second.id == first.id
     assert fake.comments[first.id]["body"].startswith("3 tickets") and conn.find_marker(issue["id"], KEY2)
-    assert fake.counts == {
-        "POST /graphql SyncdSlotComment": 1,
-        "POST /graphql SyncdCommentUpdate": 1,
-        "POST /graphql SyncdFindMarker": 1,
-    }
-
-    fake.reset_counts()
-    conn.upsert_comment("ENG-1", "3 tickets from 2 organisations", KEY2, "demand")
-    assert fake.counts == {"POST /graphql SyncdSlotComment": 1}  # equal: nothing written
+    assert fake.counts == {"POST /graphql SyncdCommentUpdate": 1, "POST /graphql SyncdFindMarker": 1}
 
     # A new process finds the same comment by its marker; a deleted one is made again.
     fresh = connector(fake)
@@ -214,3 +206,29 @@ def test_upsert_comment_end_to_end(fake):
     remade = fresh.upsert_comment("ENG-1", "5 tickets", KEY2, "demand")
     assert remade.id != first.id and fake.comments[remade.id]["body"].startswith("5 tickets")
     assert len([c for c in fake.comments.values() if c["userId"] == fake.api_user["id"]]) == 1
+
+
+def test_the_feed_tells_syncds_own_demand_comment_and_the_batch_writes_it_without_a_look(fake):
+    """The sandbox answers the feed's slot selection with syncd's own comments only (a
+    person copying the marker does not count), and the batch then creates or edits."""
+    from connectors.base import BatchedWrite, SlotRecord
+    from syncd.writes import UpsertComment
+
+    copied = fake.create_issue("ENG", "Export fails")
+    fake.add_comment(copied, "me too <!-- syncd:demand -->", user=fake.ada)
+    kept = fake.create_issue("ENG", "Import fails")
+    ours = fake.add_comment(kept, "1 ticket\n\n<!-- syncd:demand -->")
+    conn = connector(fake)
+    conn.kept_slots = ("demand",)
+    list(conn.poll(None))
+    fake.reset_counts()
+    writes = [
+        BatchedWrite(copied["id"], KEY, UpsertComment("demand", "2 tickets"), SlotRecord(written=False)),
+        BatchedWrite(kept["id"], KEY2, UpsertComment("demand", "3 tickets"), SlotRecord(written=False)),
+    ]
+    made, edited = conn.send_batch(writes)
+    assert fake.counts == {"POST /graphql SyncdWrites": 1}
+    assert edited.id == ours["id"] and fake.comments[ours["id"]]["body"].startswith("3 tickets")
+    mine = [c for c in fake.issue(copied["id"])["comments"] if c["userId"] == fake.api_user["id"]]
+    assert [c["id"] for c in mine] == [made.id] and mine[0]["body"].startswith("2 tickets")
+    assert conn.landed_batch(writes) == [True, True]
