@@ -356,7 +356,11 @@ class Handoff:
         if replaces:
             combined = dataclasses.replace(combined, replaces_resolution=True)
         host_write = _ticket_update(host).merge(combined, keep_marker=True) if host else None
-        if host is not None and host_write is not None and self._replace_payload(host.key, host_write.settled().payload()):
+        if (
+            host is not None
+            and host_write is not None
+            and self._replace_payload(host.key, host_write.settled().payload())
+        ):
             for event in merged.events:
                 if event.kind == "stage":
                     event.detail["written_with"] = host.key

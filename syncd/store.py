@@ -728,7 +728,6 @@ class Store:
         )
         return cur.rowcount == 1
 
-
     @_writes
     def put_snapshots(self, records: Sequence[Ticket | Issue]) -> None:
         """:meth:`put_snapshot` of many records in one statement (``executemany``); a stored
@@ -911,7 +910,6 @@ class Store:
     # The visibility syncd last acted on per place (a GitHub repository), kept
     # in record_meta under the id "place:<lower-case name>" (issue ids never
     # take that form), so no schema change is needed.
-
 
     @_writes
     def put_metas(self, metas: Mapping[Ref, dict[str, Any]]) -> None:
@@ -1153,7 +1151,6 @@ class Store:
             return "", []
         return " AND claimed_by = ? AND claimed_until > ?", [self.replica, self._now()]
 
-
     @_reads
     def unsent_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` are actions :meth:`replace_payload` would change now (pending, never sent)."""
@@ -1175,6 +1172,7 @@ class Store:
             "UPDATE outbox SET payload = ? WHERE key = ? AND state = 'pending' AND attempts = 0",
             [(_json(payload), key) for key, payload in payloads.items()],
         )
+
     @_writes
     def mark_sending(self, id: int) -> bool:
         """Note an attempt before the request goes out. Call it outside a
@@ -1376,7 +1374,6 @@ class Store:
         )
         return [row for row in map(_outbox_row, rows) if row.state != "dead"]
 
-
     @_reads
     def open_actions_of_groups(self, groups: Iterable[str]) -> dict[str, list[OutboxRow]]:
         """:meth:`open_actions` of many groups in one query; every group asked for is a key."""
@@ -1573,7 +1570,6 @@ class Store:
             return []
         return [(Stage(stage), _stamp(since)) for stage, since in json.loads(rows[0][0])]
 
-
     @_reads
     def stage_histories(self, tickets: Iterable[Ref]) -> dict[Ref, list[tuple[Stage, datetime]]]:
         """:meth:`stage_history` of many tickets in one query; every ticket asked for is a key."""
@@ -1681,7 +1677,6 @@ class Store:
         )
         return True
 
-
     @_writes
     def put_promises(self, promises: Sequence[Promise]) -> None:
         """:meth:`put_promise` of many promises: one statement for the promises and two for
@@ -1756,7 +1751,6 @@ class Store:
             [ticket.connector, ticket.id],
         )
         return [from_dict(json.loads(r[0])) for r in rows]
-
 
     @_reads
     def promises_for_tickets(self, tickets: Iterable[Ref]) -> dict[Ref, list[Promise]]:
