@@ -784,31 +784,45 @@ class Handoff:
     def update_demand(self, work: PageWork, issues: Sequence[Ref]) -> int:
         """Keep each issue's demand comment current: written only when its text changes."""
         queued = 0
-        for ref in issues:
-            issue = self.store.get_snapshot(ref)
-            if not isinstance(issue, Issue):
-                continue
+        # The issues, their tickets, promises and bookkeeping: read once for all of them.
+        snapshots = self.store.get_snapshots(issues)
+        found = [issue for ref in dict.fromkeys(issues) if isinstance(issue := snapshots.get(ref), Issue)]
+        links = self.store.links_for_issues([issue.ref for issue in found])
+        tickets = self.store.get_snapshots({row.ticket: None for rows in links.values() for row in rows})
+        promises = self.store.promises_for_issues([issue.ref for issue in found])
+        metas = self.store.get_metas([issue.ref for issue in found])
+        written: dict[Ref, dict] = {}
+        for issue in found:
+            ref = issue.ref
             # The snapshot says whether the issue is public (syncd.privacy marks it so the
             # moment its place turns public); the connector checks again on write.
             private = not issue.public
-            body = self.demand_text(issue)
+            linked = [t for row in links[ref] if isinstance(t := tickets.get(row.ticket), Ticket)]
+            body = self.demand_text(issue, linked, promises[ref])
             if body is None:
                 continue
-            meta = self.store.get_meta(ref)
+            meta = metas[ref]
             if meta.get("demand_body") == body:
                 continue
             version = int(meta.get("demand_version") or 0) + 1
-            self.store.set_meta(ref, demand_body=body, demand_version=version)
+            written[ref] = {**meta, "demand_body": body, "demand_version": version}
             queued += work.commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
+        self.store.put_metas(written)
         return queued
 
-    def demand_text(self, issue: Issue) -> str | None:
-        """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket."""
+    def demand_text(
+        self, issue: Issue, linked: list[Ticket] | None = None, promises: list[Promise] | None = None
+    ) -> str | None:
+        """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket.
+
+        ``linked`` and ``promises``: its linked tickets and active promises, when the caller read them."""
         tracker = self.ports.trackers.get(issue.ref.connector)
         if tracker is None:
             return None
-        rows = self.store.links_for_issue(issue.ref)
-        tickets = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+        if linked is None:
+            rows = self.store.links_for_issue(issue.ref)
+            linked = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+        tickets = linked
         if not tickets:
             return None
         demand = []
@@ -824,7 +838,7 @@ class Handoff:
         return demand_body(
             issue,
             demand,
-            self.store.promises_for_issue(issue.ref),
+            self.store.promises_for_issue(issue.ref) if promises is None else promises,
             private=not issue.public,
             templates=templates,
             calendar=calendar,

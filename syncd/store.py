@@ -1101,6 +1101,39 @@ class Store:
         return cur.rowcount == 1
 
     @_writes
+    def enqueue_many(self, actions: Sequence[Action]) -> list[bool]:
+        """:meth:`enqueue` of many writes, in order: which of them were queued (a key already
+        known, or given twice, is not). One query for the known keys and one statement for
+        the new rows (``executemany``), in the caller's transaction or one of its own."""
+        if not actions:
+            return []
+        keys = list(dict.fromkeys(action.key for action in actions))
+        known = {
+            r[0]
+            for r in self._q(
+                "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]')",
+                [json.dumps([[key] for key in keys])],
+            )
+        }
+        now = self._now()
+        new: list[bool] = []
+        rows = []
+        for action in actions:
+            fresh = action.key not in known
+            new.append(fresh)
+            if fresh:
+                known.add(action.key)
+                payload = _json(action.write.payload())
+                rows.append((action.key, action.connector, action.target, action.op, payload, action.group, now, now))
+        self._xmany(
+            "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
+            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            rows,
+        )
+        return new
+
+    @_writes
     def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:
         """Change what a queued action will write, while it is still pending and unsent."""
         cur = self._x(
@@ -1789,6 +1822,24 @@ class Store:
             [issue.connector, issue.id],
         )
         return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def promises_for_issues(self, issues: Iterable[Ref], *, active: bool = True) -> dict[Ref, list[Promise]]:
+        """:meth:`promises_for_issue` of many issues in one query; every issue asked for is a key."""
+        out: dict[Ref, list[Promise]] = {ref: [] for ref in issues}
+        if not out:
+            return out
+        where = " WHERE p.state IN ('open', 'due')" if active else ""
+        rows = self._q(
+            "SELECT pi.issue_connector, pi.issue_id, p.data FROM json_each(?) AS j "
+            "JOIN promise_issues AS pi ON pi.issue_connector = json_extract(j.value, '$[0]') "
+            "AND pi.issue_id = json_extract(j.value, '$[1]') "
+            f"JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
+            [_refs_json(out)],
+        )
+        for connector, ident, data in rows:
+            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+        return out
 
     @_reads
     def list_promises(self, state: str | None = None, ticket: Ref | None = None) -> list[Promise]:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mappings.promises import new_promise, on_issue_resolved
-from syncd.records import Issue, Ref, Stage, StateCategory, Ticket
+from syncd.records import Issue, PromiseState, Ref, Stage, StateCategory, Ticket
 from syncd.writes import Action, TicketUpdate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -131,3 +131,32 @@ def test_unsent_keys_and_replace_payloads_match_replace_payload(store):
         "k3": {"note": "k3"},
     }
     store.replace_payloads({})
+
+
+def test_enqueue_many_queues_each_key_once_as_enqueue_does(store):
+    store.enqueue(Action("k1", "zendesk", "1", TicketUpdate(note="before"), "g1"))
+    actions = [
+        Action("k1", "zendesk", "1", TicketUpdate(note="again"), "g1"),
+        Action("k2", "zendesk", "2", TicketUpdate(note="two"), "g2"),
+        Action("k3", "zendesk", "3", TicketUpdate(note="three"), "g3"),
+        Action("k2", "zendesk", "2", TicketUpdate(note="twice"), "g2"),
+    ]
+    assert store.enqueue_many(actions) == [False, True, True, False]
+    assert {r.key: r.payload["note"] for r in store.list_outbox()} == {"k1": "before", "k2": "two", "k3": "three"}
+    assert [r.key for r in store.open_actions("g2")] == ["k2"]
+    assert store.enqueue_many([]) == []
+    assert store.enqueue_many(actions[:2]) == [False, False]
+
+
+def test_promises_for_issues_match_promises_for_issue(store):
+    a1 = new_promise(A, "an update", T0, origin="cli", issues=(ISSUE,), due_at=T0 + timedelta(days=2))
+    b1 = new_promise(B, "a fix", T0 - timedelta(hours=1), origin="cli", issues=(ISSUE, ISSUE2), due_at=T0)
+    store.put_promises([a1, b1])
+    store.put_promise(on_issue_resolved(a1, T0))
+    kept = dataclasses.replace(b1, state=PromiseState.KEPT)
+    store.put_promise(kept)
+    for active in (True, False):
+        got = store.promises_for_issues([ISSUE, ISSUE2, Ref("linear", "none")], active=active)
+        assert got == {ref: store.promises_for_issue(ref, active=active) for ref in got}
+    assert store.promises_for_issues([ISSUE], active=False)[ISSUE] == [kept, store.get_promise(a1.id)]
+    assert store.promises_for_issues([]) == {}
