@@ -59,7 +59,7 @@ from syncd.page import PageWork, PollReport, Ports
 from syncd.privacy import Privacy
 from syncd.progress import Progress
 from syncd.ratelimits import Parking, Wait
-from syncd.records import Comment, Event, Issue, IssueRemark, Link, Ref, Ticket, format_time
+from syncd.records import Comment, Event, Issue, IssueRemark, Link, Ref, Ticket, format_time, to_dict
 from syncd.store import LinkRow, Store
 from syncd.writes import (
     Action,
@@ -670,15 +670,10 @@ class Engine:
         agents = self._agent_names([(t, cs) for t, cs, _ in todo])
         self._seen_markers = seen
         with self._work() as work:
+            # The page's snapshots and bookkeeping: one statement each, inside the page's transaction.
+            self.store.put_snapshots([ticket for ticket, _, _ in todo])
+            self._note_read(todo, unseen, bulk_echoes)
             for ticket, comments, candidates in todo:
-                self.store.put_snapshot(ticket)
-                changes: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
-                if ticket.ref in unseen:
-                    changes["tags_unseen"] = None  # read after syncd's tag write: the snapshot holds its tags
-                if ticket.ref in bulk_echoes:
-                    changes["echo_marker"] = None  # its bulk write has been seen
-                if changes:
-                    self.store.set_meta(ticket.ref, **changes)
                 for candidate in candidates:
                     issue = issues.get((candidate.tracker, candidate.ref))
                     if issue is None:
@@ -697,6 +692,32 @@ class Engine:
             work.release(helpdesk.name, [t.ref.id for t, _, _ in todo])
             work.set_cursor(helpdesk.name, page.cursor)
         self._seen_markers = {}
+
+    def _note_read(
+        self, todo: list[tuple[Ticket, list[Comment], list[Candidate]]], unseen: set[Ref], bulk_echoes: set[Ref]
+    ) -> None:
+        """Remember what the page read of each ticket (its last comment; a tag write or a bulk
+        write seen): the tickets' bookkeeping read and written once, merged as Store.set_meta does."""
+        changes: dict[Ref, dict[str, object]] = {}
+        for ticket, comments, _ in todo:
+            change: dict[str, object] = {"last_comment_id": comments[-1].id} if comments else {}
+            if ticket.ref in unseen:
+                change["tags_unseen"] = None  # read after syncd's tag write: the snapshot holds its tags
+            if ticket.ref in bulk_echoes:
+                change["echo_marker"] = None  # its bulk write has been seen
+            if change:
+                changes.setdefault(ticket.ref, {}).update(change)
+        if not changes:
+            return
+        metas = self.store.get_metas(changes)
+        for ref, change in changes.items():
+            merged = metas[ref]
+            for name, value in change.items():
+                if value is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = to_dict(value)
+        self.store.put_metas(metas)
 
     def _resolve_issue_refs(
         self, wanted: set[tuple[str, str]]
@@ -754,10 +775,16 @@ class Engine:
 
         self._seen_markers = {}  # no ticket's comments were read for this page
         with self._work() as work:
-            for issue, prev in changed:
-                self.store.put_snapshot(issue)
+            self.store.put_snapshots([issue for issue, _ in changed])
             self._seen_again([i for i, _ in changed])
             affected: dict[Ref, None] = {}
+            # The linked tickets of every changed issue, with their issues, read at once; when the
+            # page links a ticket (an attachment, a restored link) each issue reads its own after.
+            linked_now = (
+                None
+                if any(attached.get(i.ref) or shown[i.ref][0] for i, _ in changed)
+                else self._linked_tickets_of([row.ticket for i, p in changed if p is not None for row in links[i.ref]])
+            )
             for issue, prev in changed:
                 for ticket in attached.get(issue.ref, ()):
                     report.links += work.link(ticket, issue, "attachment", report)
@@ -771,7 +798,12 @@ class Engine:
                 if prev is None or not rows:
                     continue
                 # A closed ticket cannot be written to (the handoff opens a follow-up ticket instead).
-                linked = [lt for lt in self._linked_tickets([row.ticket for row in rows]) if lt.ticket.can_update]
+                found = (
+                    self._linked_tickets([row.ticket for row in rows])
+                    if linked_now is None
+                    else [linked_now[row.ticket] for row in rows if row.ticket in linked_now]
+                )
+                linked = [lt for lt in found if lt.ticket.can_update]
                 plan = plan_issue_update(issue, prev, linked, self.settings)
                 report.actions += work.commit(plan)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
@@ -804,16 +836,22 @@ class Engine:
 
     def _linked_tickets(self, ticket_refs: list[Ref]) -> list[LinkedTicket]:
         """Each ticket with the current snapshots of every issue it is linked to."""
+        found = self._linked_tickets_of(ticket_refs)
+        return [found[ref] for ref in ticket_refs if ref in found]
+
+    def _linked_tickets_of(self, ticket_refs: list[Ref]) -> dict[Ref, LinkedTicket]:
+        """:meth:`_linked_tickets` by ticket (tickets never seen are absent): three queries in all."""
+        ticket_refs = list(dict.fromkeys(ticket_refs))
         tickets = self.store.get_snapshots(ticket_refs)
         links = self.store.links_for_tickets(ticket_refs)
         issues = self.store.get_snapshots({row.issue: None for rows in links.values() for row in rows})
-        out = []
+        out = {}
         for ref in ticket_refs:
             ticket = tickets.get(ref)
             if ticket is None:
                 continue
             issue_refs = [row.issue for row in links[ref]]
-            out.append(LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues)))
+            out[ref] = LinkedTicket(ticket, tuple(issues[r] for r in issue_refs if r in issues))
         return out
 
     # -- the conversation: comments crossing between tickets and issues ---------------------------
@@ -1169,11 +1207,12 @@ class Engine:
         the store may be behind, a note whose very text syncd already wrote
         there (its key made from times the store forgot, such as a stage's
         start folded into the handoff's note) is done too."""
+        groups = self.store.open_actions_of_groups(ticket_group(ref) for ref in seen)
         for ref, markers in seen.items():
             written = (
                 {_plain(_unmarked(c.body)) for c in comments.get(ref, ()) if c.markers} if self._catching_up else set()
             )
-            for row in self.store.open_actions(ticket_group(ref)):
+            for row in groups[ticket_group(ref)]:
                 write = stored(row)
                 if not isinstance(write, TicketUpdate) or row.connector != ref.connector or row.target != ref.id:
                     continue

@@ -77,9 +77,10 @@ from syncd.records import (
     format_time,
     idempotency_key,
     parse_time,
+    to_dict,
     utc,
 )
-from syncd.store import LinkRow
+from syncd.store import LinkRow, Store
 from syncd.writes import Action, CreateIssue, FollowUpTicket, TicketUpdate, stored
 
 log = structlog.get_logger("syncd.handoff")
@@ -103,6 +104,94 @@ class EscalatedAgain:
     earlier_places: list[str]
 
 
+class _Book:
+    """A page's bookkeeping, read for all its tickets (and their issues) at once and
+    written back at the end of the page in one statement per kind of row: the
+    records' metas, the tickets' stage histories and their promises.
+
+    Everything the handoff reads while the page runs comes from here and sees
+    what it changed before (a meta is replaced, never changed in place: a caller
+    holding the one it read keeps it as it was). :meth:`flush` writes inside the
+    page's transaction, so the page still commits, or rolls back, as one."""
+
+    def __init__(self, store: Store, tickets: Sequence[Ref], issues: Sequence[Ref]):
+        self.store = store
+        self.metas = store.get_metas([*tickets, *issues])
+        self.stages = store.stage_histories(tickets)
+        self.promises: dict[Ref, dict[str, Promise]] = {
+            ref: {p.id: p for p in promises} for ref, promises in store.promises_for_tickets(tickets).items()
+        }
+        self.changed_metas: set[Ref] = set()
+        self.changed_stages: set[Ref] = set()
+        self.changed_promises: dict[str, Promise] = {}
+        self.unsent: set[str] = set()  # keys of the page's queued writes whose payload may still change
+        self.payloads: dict[str, dict] = {}  # ... and the new payloads of those that changed
+
+    def meta(self, ref: Ref) -> dict:
+        meta = self.metas.get(ref)
+        if meta is None:
+            meta = self.metas[ref] = self.store.get_meta(ref)
+        return meta
+
+    def set_meta(self, ref: Ref, values: dict) -> None:
+        merged = dict(self.meta(ref))  # as Store.set_meta merges, into a new dict
+        for name, value in values.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = to_dict(value)
+        self.metas[ref] = merged
+        self.changed_metas.add(ref)
+
+    def stage_history(self, ref: Ref) -> list[tuple[Stage, datetime]]:
+        history = self.stages.get(ref)
+        if history is None:
+            history = self.stages[ref] = self.store.stage_history(ref)
+        return list(history)
+
+    def put_stage(self, ref: Ref, history: Iterable[tuple]) -> None:
+        spans = [(Stage(getattr(stage, "value", stage)), utc(since)) for stage, since in history]
+        if not spans:
+            raise ValueError("a stage history needs at least one entry")
+        self.stages[ref] = spans
+        self.changed_stages.add(ref)
+
+    def promises_of(self, ref: Ref) -> dict[str, Promise]:
+        promises = self.promises.get(ref)
+        if promises is None:
+            promises = self.promises[ref] = {p.id: p for p in self.store.promises_for_ticket(ref)}
+        return promises
+
+    def promise(self, promise_id: str, ticket: Ref) -> Promise | None:
+        found = self.promises_of(ticket).get(promise_id)
+        if found is None and promise_id not in self.changed_promises:
+            found = self.store.get_promise(promise_id)  # a promise id new to this ticket (rare)
+        return found or self.changed_promises.get(promise_id)
+
+    def put_promise(self, promise: Promise) -> bool:
+        """Like Store.put_promise: True when it changed anything."""
+        before = self.promise(promise.id, promise.ticket)
+        if before == promise:
+            return False
+        if before is not None and before.ticket != promise.ticket:
+            self.promises_of(before.ticket).pop(promise.id, None)
+        self.promises_of(promise.ticket)[promise.id] = promise
+        self.changed_promises[promise.id] = promise
+        return True
+
+    def flush(self) -> None:
+        """Write what the page changed: one statement per kind of row."""
+        if self.changed_metas:
+            self.store.put_metas({ref: self.metas[ref] for ref in self.changed_metas})
+        if self.changed_stages:
+            self.store.put_stages({ref: self.stages[ref] for ref in self.changed_stages})
+        if self.changed_promises:
+            self.store.put_promises(list(self.changed_promises.values()))
+        if self.payloads:
+            self.store.replace_payloads(self.payloads)
+        self.changed_metas, self.changed_stages, self.changed_promises, self.payloads = set(), set(), {}, {}
+
+
 class Handoff:
     """The handoff of every follow-up: through the engine's ports (store, connectors, clock, settings)
     and the mappings; what it plans goes into the open page's work."""
@@ -113,9 +202,9 @@ class Handoff:
         self.mappings = mappings
         self.display = StageDisplay.of(mappings)
         self._last_sweep: datetime | None = None
-        # While update() runs: the page's issues and their stage marks (see _issue_views).
+        # While update() runs: the page's issues (see _issue_views) and its bookkeeping.
         self._page_issues: dict[Ref, Ticket | Issue] = {}
-        self._page_marks: dict[Ref, list | None] = {}
+        self._book: _Book | None = None
         # The demand comment is kept in place: a tracker's feed that can say whether each
         # issue holds syncd's comment of that slot reads it (its write then needs no look).
         for tracker in ports.trackers.values():
@@ -143,31 +232,36 @@ class Handoff:
         """
         writes = work.take_writes()
         snapshots = self.store.get_snapshots(tickets)
-        # The page's links, and their issues with the issues' bookkeeping, read once for the stages.
-        links = self.store.links_for_tickets(snapshots)
+        handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
+        # The page's links, their issues, and the bookkeeping of both, read once for the page.
+        links = self.store.links_for_tickets(handed)
         issue_refs = list(dict.fromkeys(row.issue for rows in links.values() for row in rows))
         self._page_issues = self.store.get_snapshots(issue_refs)
-        self._page_marks = {ref: meta.get("stage_mark") for ref, meta in self.store.get_metas(issue_refs).items()}
+        book = self._book = _Book(self.store, handed, issue_refs)
+        # The writes this page queued that can still take the handoff's part (not flagged to be
+        # checked before sending): known now, so that each is rewritten with the others at the end.
+        book.unsent = self.store.unsent_keys([w.key for w in writes.values()])
         queued = 0
         demand: dict[Ref, None] = {}
-        for ref in dict.fromkeys(tickets):
-            ticket = snapshots.get(ref)
-            if not isinstance(ticket, Ticket):
-                continue
-            prev = (previous or {}).get(ref)
-            queued += self._one(
-                work,
-                ticket,
-                prev if isinstance(prev, Ticket) else None,
-                None if comments is None else comments.get(ref, []),
-                writes.get(ref),
-                links[ref],
-            )
+        try:
+            for ref in handed:
+                ticket = snapshots[ref]
+                assert isinstance(ticket, Ticket)
+                prev = (previous or {}).get(ref)
+                queued += self._one(
+                    work,
+                    ticket,
+                    prev if isinstance(prev, Ticket) else None,
+                    None if comments is None else comments.get(ref, []),
+                    writes.get(ref),
+                    links[ref],
+                )
+            book.flush()
+        finally:
+            self._page_issues, self._book = {}, None
         # The issues of these tickets, as linked now (read again: a plan of the loop may have linked one).
-        handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
         for rows in self.store.links_for_tickets(handed).values():
             demand.update((row.issue, None) for row in rows)
-        self._page_issues, self._page_marks = {}, {}
         queued += self.update_demand(work, list(demand))
         return queued
 
@@ -181,13 +275,13 @@ class Handoff:
         links: list[LinkRow],
     ) -> int:
         ref = ticket.ref
-        meta = self.store.get_meta(ref)
+        meta = self._meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
         told, reopened = self._told_and_reopened(ticket, prev, comments, meta)
         route = self.mappings.route_for(ticket)
         views = self._issue_views(ref, route, links)
         cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
-        stored = self.store.stage_history(ref)
+        stored = self._stage_history(ref)
         result = follow_up_stage(
             observe(ticket, route, views, now=self.now, told_at=told, reopened=reopened, notes=notes),
             route,
@@ -197,8 +291,9 @@ class Handoff:
             result = StageResult(None, result.history, False)  # followed up by a new ticket: this one is done
         extra: list[Plan] = []
         fields: dict[str, object] = {}
+        issue_refs = tuple(row.issue for row in links)
         if route is not None and comments is not None:
-            self._agent_promises(ticket, prev, route)
+            self._agent_promises(ticket, prev, route, issue_refs)
         if route is not None:
             extra += self._escalate_or_note(ticket, route, result, views, notes, meta, fields)
             extra += self._promises(
@@ -208,15 +303,16 @@ class Handoff:
                 result,
                 told,
                 meta,
+                issue_refs,
                 first_seen=comments is not None and prev is None and work.first_sync,
             )
             extra += self._owner_gaps(ticket, route, result.stage, views, meta)
         stage_plan = Plan()
         if result.changed:
             history = list(stored) + [result.history[-1]] if cleared else list(result.history)
-            self.store.put_stage(ref, history)
+            self._put_stage(ref, history)
             if cleared:
-                self.store.set_meta(ref, stage_cleared=None)
+                self._set_meta(ref, stage_cleared=None)
             stage_plan = plan_stage(
                 ticket, dataclasses.replace(result, history=tuple(StageSpan(*h) for h in history)), self.display
             )
@@ -268,7 +364,7 @@ class Handoff:
         if (
             host is not None
             and host_write is not None
-            and self.store.replace_payload(host.key, host_write.settled().payload())
+            and self._replace_payload(host.key, host_write.settled().payload())
         ):
             for event in merged.events:
                 if event.kind == "stage":
@@ -289,8 +385,8 @@ class Handoff:
     def _clear_stage(self, ticket: Ticket, stored: list) -> Plan:
         """No longer a follow-up (unflagged, unlinked): the stage field and tag go; the history stays."""
         last = stored[-1]
-        self.store.set_meta(ticket.ref, stage_cleared=format_time(self.now))
-        for promise in self.store.promises_for_ticket(ticket.ref, active=True):
+        self._set_meta(ticket.ref, stage_cleared=format_time(self.now))
+        for promise in self._promises_for_ticket(ticket.ref, active=True):
             self._put_promise(pr.on_cancel(promise, self.now, "no longer a follow-up"), ticket.key)
         event = Event(
             "stage",
@@ -306,6 +402,42 @@ class Handoff:
             plan.actions.append(write.action(key, ticket.ref.connector, ticket.ref.id, ticket_group(ticket.ref)))
         return plan
 
+    # -- the bookkeeping: the page's (see _Book) while update() runs, else the store's -----------------
+
+    def _meta(self, ref: Ref) -> dict:
+        return self._book.meta(ref) if self._book is not None else self.store.get_meta(ref)
+
+    def _set_meta(self, ref: Ref, **values: object) -> None:
+        if self._book is not None:
+            self._book.set_meta(ref, values)
+        else:
+            self.store.set_meta(ref, **values)
+
+    def _stage_history(self, ref: Ref) -> list[tuple[Stage, datetime]]:
+        return self._book.stage_history(ref) if self._book is not None else self.store.stage_history(ref)
+
+    def _put_stage(self, ref: Ref, history: list) -> None:
+        if self._book is not None:
+            self._book.put_stage(ref, history)
+        else:
+            self.store.put_stage(ref, history)
+
+    def _promises_for_ticket(self, ref: Ref, *, active: bool = False) -> list[Promise]:
+        """The ticket's promises, oldest first (as Store.promises_for_ticket orders them)."""
+        if self._book is None:
+            return self.store.promises_for_ticket(ref, active=active)
+        promises = sorted(self._book.promises_of(ref).values(), key=lambda p: (p.created_at, p.id))
+        return [p for p in promises if not p.state.is_final] if active else promises
+
+    def _replace_payload(self, key: str, payload: dict) -> bool:
+        """Store.replace_payload; within a page, written with the page's others at its end."""
+        if self._book is None:
+            return self.store.replace_payload(key, payload)
+        if key not in self._book.unsent:
+            return False
+        self._book.payloads[key] = payload
+        return True
+
     # -- what the ticket says ------------------------------------------------------------------------
 
     def _remember_notes(self, ticket: Ticket, meta: dict, comments: list[Comment]) -> list[str]:
@@ -318,7 +450,7 @@ class Handoff:
         ]
         if fresh:
             notes = (notes + fresh)[-AGENT_NOTES_KEPT:]
-            self.store.set_meta(ticket.ref, agent_notes=notes)
+            self._set_meta(ticket.ref, agent_notes=notes)
         return notes
 
     def _told_and_reopened(
@@ -329,9 +461,9 @@ class Handoff:
         known_reopen = parse_time(meta["reopened_at"]) if meta.get("reopened_at") else None
         reopened = reopened_at(ticket, prev, known_reopen)
         if told != known:
-            self.store.set_meta(ticket.ref, told_customer_at=told)
+            self._set_meta(ticket.ref, told_customer_at=told)
         if reopened != known_reopen:
-            self.store.set_meta(ticket.ref, reopened_at=reopened)
+            self._set_meta(ticket.ref, reopened_at=reopened)
         return told, reopened
 
     def _issue_views(self, ticket: Ref, route: Route | None, links: list[LinkRow] | None = None) -> list[IssueView]:
@@ -340,7 +472,7 @@ class Handoff:
         rows = self.store.links_for_ticket(ticket) if links is None else links
         refs = [row.issue for row in rows]
         # Within a page (update) the issues and their marks were read once for all its tickets.
-        paged = links is not None and all(ref in self._page_marks for ref in refs)
+        paged = links is not None and self._book is not None
         issues = self._page_issues if paged else self.store.get_snapshots(refs)
         views = []
         for ref in refs:
@@ -348,15 +480,13 @@ class Handoff:
             tracker = self.ports.trackers.get(ref.connector)
             if not isinstance(issue, Issue) or tracker is None:
                 continue
-            stored = self._page_marks[ref] if paged else self.store.get_meta(ref).get("stage_mark")
+            stored = self._meta(ref).get("stage_mark")
             since = parse_time(stored[1]) if stored else None
             mark = (Stage(stored[0]), since) if stored and since is not None else None
             view, new_mark = issue_view(issue, tracker.kind, route, mark)
             if new_mark != mark:
-                value = [new_mark[0].value, format_time(new_mark[1])]
-                self.store.set_meta(ref, stage_mark=value)
-                if paged:
-                    self._page_marks[ref] = value  # the page's next ticket on this issue sees it
+                # Within a page, the page's next ticket on this issue sees it.
+                self._set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
             views.append(view)
         return views
 
@@ -386,7 +516,7 @@ class Handoff:
                 shown=meta.get("missing_shown"),
                 note_format=self.ports.settings.note_format,
             )
-            self.store.set_meta(
+            self._set_meta(
                 ticket.ref,
                 missing=list(verdict.missing),
                 missing_noted=list(note.noted),
@@ -398,7 +528,7 @@ class Handoff:
             # Complete now (or handed over by a link): the field shows nothing is missing.
             if missing_field and meta.get("missing_shown"):
                 fields[missing_field] = ""
-            self.store.set_meta(ticket.ref, missing=None, missing_noted=None, missing_shown=None)
+            self._set_meta(ticket.ref, missing=None, missing_noted=None, missing_shown=None)
         if not flagged or views or result.stage not in (Stage.NEW, None):
             return plans
         if route.tracker not in self.ports.trackers:
@@ -420,7 +550,7 @@ class Handoff:
             body_format=self.ports.trackers[route.tracker].text_format,
             attempt=int(meta.get("escalation_tries") or 0),
         )
-        self.store.set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
+        self._set_meta(ticket.ref, escalation={"epoch": epoch, "key": plan.actions[0].key})
         plans.append(plan)
         return plans
 
@@ -431,8 +561,8 @@ class Handoff:
         rule = route.promises
         if rule is None:
             return []
-        existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
-        epoch = self.store.get_meta(ticket.ref).get("reopened_at") or ""
+        existing = {p.id: p for p in self._promises_for_ticket(ticket.ref)}
+        epoch = self._meta(ticket.ref).get("reopened_at") or ""
         made = []
         for promise in pr.handoff_promises(rule, ticket.ref, issues, self.now, owner=ticket.assignee_id, epoch=epoch):
             if promise.id in existing:
@@ -442,13 +572,13 @@ class Handoff:
             made.append(promise)
         return made
 
-    def _agent_promises(self, ticket: Ticket, prev: Ticket | None, route: Route) -> None:
-        """A follow-up date field or tag the agent set in the helpdesk."""
+    def _agent_promises(self, ticket: Ticket, prev: Ticket | None, route: Route, issue_refs: Sequence[Ref]) -> None:
+        """A follow-up date field or tag the agent set in the helpdesk (``issue_refs``: the ticket's linked issues)."""
         rule = route.promises
         if rule is None:
             return
-        issues = [row.issue for row in self.store.links_for_ticket(ticket.ref)]
-        existing = {p.id: p for p in self.store.promises_for_ticket(ticket.ref)}
+        issues = list(issue_refs)
+        existing = {p.id: p for p in self._promises_for_ticket(ticket.ref)}
         made = []
         from_field = pr.promise_from_field(rule, ticket, issues, self.now)
         if from_field is not None:
@@ -470,10 +600,10 @@ class Handoff:
         result: StageResult,
         told: datetime | None,
         meta: dict,
+        issue_refs: tuple[Ref, ...],
         first_seen: bool = False,
     ) -> list[Plan]:
         plans: list[Plan] = []
-        issue_refs = tuple(row.issue for row in self.store.links_for_ticket(ticket.ref))
         if result.changed and result.stage in (Stage.ASSIGNED, Stage.WAITING) and issue_refs and not first_seen:
             # The handoff: a follow-up just linked. A ticket first seen already linked (the first
             # sync) was handed over before syncd watched: no deadline is invented for it.
@@ -481,7 +611,7 @@ class Handoff:
             if before in (None, Stage.NEW, Stage.NEEDS_CONTEXT):
                 self._rule_promises(ticket, route, issue_refs)
         known_told = parse_time(meta["told_customer_at"]) if meta.get("told_customer_at") else None
-        active = self.store.promises_for_ticket(ticket.ref, active=True)
+        active = self._promises_for_ticket(ticket.ref, active=True)
         changed: list[Promise] = []
         due_now: list[Promise] = []
         for promise in active:
@@ -536,8 +666,13 @@ class Handoff:
 
     def _put_promise(self, promise: Promise, ticket_key: str) -> None:
         """Store the promise; its history gets an event when its state moved (not for a new issue list)."""
-        before = self.store.get_promise(promise.id)
-        if self.store.put_promise(promise) and (before is None or len(before.history) != len(promise.history)):
+        if self._book is not None:
+            before = self._book.promise(promise.id, promise.ticket)
+            changed = self._book.put_promise(promise)
+        else:
+            before = self.store.get_promise(promise.id)
+            changed = self.store.put_promise(promise)
+        if changed and (before is None or len(before.history) != len(promise.history)):
             self.store.add_event(promise_event(promise, ticket_key))
 
     def tick(self) -> int:
@@ -595,7 +730,7 @@ class Handoff:
         fresh = [g for g in gaps if g.key not in noted]
         if not fresh or stage is None:
             return []
-        self.store.set_meta(ticket.ref, owner_gaps=sorted(noted | {g.key for g in fresh}))
+        self._set_meta(ticket.ref, owner_gaps=sorted(noted | {g.key for g in fresh}))
         issues = self.store.get_snapshots([g.ref for g in fresh if g.kind == "issue"])
         plans = []
         for gap in fresh:
@@ -654,31 +789,45 @@ class Handoff:
     def update_demand(self, work: PageWork, issues: Sequence[Ref]) -> int:
         """Keep each issue's demand comment current: written only when its text changes."""
         queued = 0
-        for ref in issues:
-            issue = self.store.get_snapshot(ref)
-            if not isinstance(issue, Issue):
-                continue
+        # The issues, their tickets, promises and bookkeeping: read once for all of them.
+        snapshots = self.store.get_snapshots(issues)
+        found = [issue for ref in dict.fromkeys(issues) if isinstance(issue := snapshots.get(ref), Issue)]
+        links = self.store.links_for_issues([issue.ref for issue in found])
+        tickets = self.store.get_snapshots({row.ticket: None for rows in links.values() for row in rows})
+        promises = self.store.promises_for_issues([issue.ref for issue in found])
+        metas = self.store.get_metas([issue.ref for issue in found])
+        written: dict[Ref, dict] = {}
+        for issue in found:
+            ref = issue.ref
             # The snapshot says whether the issue is public (syncd.privacy marks it so the
             # moment its place turns public); the connector checks again on write.
             private = not issue.public
-            body = self.demand_text(issue)
+            linked = [t for row in links[ref] if isinstance(t := tickets.get(row.ticket), Ticket)]
+            body = self.demand_text(issue, linked, promises[ref])
             if body is None:
                 continue
-            meta = self.store.get_meta(ref)
+            meta = metas[ref]
             if meta.get("demand_body") == body:
                 continue
             version = int(meta.get("demand_version") or 0) + 1
-            self.store.set_meta(ref, demand_body=body, demand_version=version)
+            written[ref] = {**meta, "demand_body": body, "demand_version": version}
             queued += work.commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
+        self.store.put_metas(written)
         return queued
 
-    def demand_text(self, issue: Issue) -> str | None:
-        """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket."""
+    def demand_text(
+        self, issue: Issue, linked: list[Ticket] | None = None, promises: list[Promise] | None = None
+    ) -> str | None:
+        """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket.
+
+        ``linked`` and ``promises``: its linked tickets and active promises, when the caller read them."""
         tracker = self.ports.trackers.get(issue.ref.connector)
         if tracker is None:
             return None
-        rows = self.store.links_for_issue(issue.ref)
-        tickets = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+        if linked is None:
+            rows = self.store.links_for_issue(issue.ref)
+            linked = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
+        tickets = linked
         if not tickets:
             return None
         demand = []
@@ -694,7 +843,7 @@ class Handoff:
         return demand_body(
             issue,
             demand,
-            self.store.promises_for_issue(issue.ref),
+            self.store.promises_for_issue(issue.ref) if promises is None else promises,
             private=not issue.public,
             templates=templates,
             calendar=calendar,

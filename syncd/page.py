@@ -107,8 +107,12 @@ class PageWork:
         for link, reason in plan.ended:
             self.store.end_link(link.ticket, link.issue, reason)
         queued = 0
-        for action in plan.actions:
-            if self.store.enqueue(action):
+        if len(plan.actions) == 1:
+            fresh = [self.store.enqueue(plan.actions[0])]
+        else:  # an issue's notes to its linked tickets: one statement for them all
+            fresh = self.store.enqueue_many(plan.actions)
+        for action, new in zip(plan.actions, fresh):
+            if new:
                 queued += 1
                 if isinstance(action.write, TicketUpdate) and action.connector == self.helpdesk:
                     self.writes[Ref(action.connector, action.target)] = action

@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Self, Sequence, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Self, Sequence, cast
 from urllib.parse import quote
 
 import sqlite_utils
@@ -728,6 +728,32 @@ class Store:
         )
         return cur.rowcount == 1
 
+    @_writes
+    def put_snapshots(self, records: Sequence[Ticket | Issue]) -> None:
+        """:meth:`put_snapshot` of many records in one statement (``executemany``); a stored
+        snapshot newer than the one given is kept, as there."""
+        rows = []
+        now = self._now()
+        for record in records:
+            if isinstance(record, Ticket):
+                kind = "ticket"
+            elif isinstance(record, Issue):
+                kind = "issue"
+            else:
+                raise TypeError(f"put_snapshots takes Tickets and Issues, not {type(record).__name__}")
+            rows.append(
+                (record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), now, _json(record))
+            )
+        if rows:
+            self._xmany(
+                "INSERT INTO snapshots (connector, id, kind, key, updated_at, seen_at, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connector, id) DO UPDATE SET "
+                "kind = excluded.kind, key = excluded.key, updated_at = excluded.updated_at, "
+                "seen_at = excluded.seen_at, data = excluded.data "
+                "WHERE excluded.updated_at >= snapshots.updated_at",
+                rows,
+            )
+
     @_reads
     def issues_without_native(self, connector: str) -> list[Issue]:
         """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`)."""
@@ -884,6 +910,21 @@ class Store:
     # The visibility syncd last acted on per place (a GitHub repository), kept
     # in record_meta under the id "place:<lower-case name>" (issue ids never
     # take that form), so no schema change is needed.
+
+    @_writes
+    def put_metas(self, metas: Mapping[Ref, dict[str, Any]]) -> None:
+        """Replace the bookkeeping of many records in one statement (``executemany``): each
+        dict as a whole, as :meth:`set_meta` leaves it after merging (a caller that read
+        them with :meth:`get_metas` in the same transaction merges itself)."""
+        now = self._now()
+        rows = [(ref.connector, ref.id, _json(data), now) for ref, data in metas.items()]
+        if rows:
+            self._xmany(
+                "INSERT INTO record_meta (connector, id, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (connector, id) DO UPDATE SET data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                rows,
+            )
 
     @_reads
     def place_visibility(self, connector: str) -> dict[str, bool]:
@@ -1060,6 +1101,39 @@ class Store:
         return cur.rowcount == 1
 
     @_writes
+    def enqueue_many(self, actions: Sequence[Action]) -> list[bool]:
+        """:meth:`enqueue` of many writes, in order: which of them were queued (a key already
+        known, or given twice, is not). One query for the known keys and one statement for
+        the new rows (``executemany``), in the caller's transaction or one of its own."""
+        if not actions:
+            return []
+        keys = list(dict.fromkeys(action.key for action in actions))
+        known = {
+            r[0]
+            for r in self._q(
+                "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]')",
+                [json.dumps([[key] for key in keys])],
+            )
+        }
+        now = self._now()
+        new: list[bool] = []
+        rows = []
+        for action in actions:
+            fresh = action.key not in known
+            new.append(fresh)
+            if fresh:
+                known.add(action.key)
+                payload = _json(action.write.payload())
+                rows.append((action.key, action.connector, action.target, action.op, payload, action.group, now, now))
+        self._xmany(
+            "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
+            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            rows,
+        )
+        return new
+
+    @_writes
     def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:
         """Change what a queued action will write, while it is still pending and unsent."""
         cur = self._x(
@@ -1109,6 +1183,28 @@ class Store:
         if self.replica is None:
             return "", []
         return " AND claimed_by = ? AND claimed_until > ?", [self.replica, self._now()]
+
+    @_reads
+    def unsent_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` are actions :meth:`replace_payload` would change now (pending, never sent)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        rows = self._q(
+            "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]') "
+            "WHERE o.state = 'pending' AND o.attempts = 0",
+            [json.dumps([[key] for key in wanted])],
+        )
+        return {r[0] for r in rows}
+
+    @_writes
+    def replace_payloads(self, payloads: Mapping[str, dict[str, Any]]) -> None:
+        """:meth:`replace_payload` of many actions in one statement (``executemany``); a caller
+        that needs to know which changed asks :meth:`unsent_keys` first, in the same transaction."""
+        self._xmany(
+            "UPDATE outbox SET payload = ? WHERE key = ? AND state = 'pending' AND attempts = 0",
+            [(_json(payload), key) for key, payload in payloads.items()],
+        )
 
     @_writes
     def mark_sending(self, id: int) -> bool:
@@ -1311,6 +1407,23 @@ class Store:
         )
         return [row for row in map(_outbox_row, rows) if row.state != "dead"]
 
+    @_reads
+    def open_actions_of_groups(self, groups: Iterable[str]) -> dict[str, list[OutboxRow]]:
+        """:meth:`open_actions` of many groups in one query; every group asked for is a key."""
+        out: dict[str, list[OutboxRow]] = {group: [] for group in groups}
+        if not out:
+            return out
+        rows = self._q(
+            f"SELECT {_prefixed('o', _OUTBOX_COLUMNS)} FROM json_each(?) AS j JOIN outbox AS o "
+            "ON o.grp = json_extract(j.value, '$[0]') AND o.state IN ('pending', 'sending', 'dead') "
+            "ORDER BY o.id",
+            [json.dumps([[group] for group in out])],
+        )
+        for row in map(_outbox_row, rows):
+            if row.state != "dead":
+                out[row.group].append(row)
+        return out
+
     @_writes
     def check_before_send(self, key: str) -> bool:
         """A queued, never-sent action may have been made by an earlier run: delivery looks for its marker first."""
@@ -1491,6 +1604,41 @@ class Store:
         return [(Stage(stage), _stamp(since)) for stage, since in json.loads(rows[0][0])]
 
     @_reads
+    def stage_histories(self, tickets: Iterable[Ref]) -> dict[Ref, list[tuple[Stage, datetime]]]:
+        """:meth:`stage_history` of many tickets in one query; every ticket asked for is a key."""
+        out: dict[Ref, list[tuple[Stage, datetime]]] = {ref: [] for ref in tickets}
+        if not out:
+            return out
+        rows = self._q(
+            "SELECT s.ticket_connector, s.ticket_id, s.history FROM json_each(?) AS j "
+            "JOIN stages AS s ON s.ticket_connector = json_extract(j.value, '$[0]') "
+            "AND s.ticket_id = json_extract(j.value, '$[1]')",
+            [_refs_json(out)],
+        )
+        for connector, ident, history in rows:
+            out[Ref(connector, ident)] = [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)]
+        return out
+
+    @_writes
+    def put_stages(self, histories: Mapping[Ref, Iterable[tuple[Any, datetime]]]) -> None:
+        """:meth:`put_stage` of many tickets in one statement (``executemany``)."""
+        now = self._now()
+        rows = []
+        for ticket, history in histories.items():
+            spans = [(str(getattr(stage, "value", stage)), _ts(since)) for stage, since in history]
+            if not spans:
+                raise ValueError(f"{ticket}: a stage history needs at least one entry")
+            rows.append((ticket.connector, ticket.id, spans[-1][0], spans[-1][1], _json(spans), now))
+        if rows:
+            self._xmany(
+                "INSERT INTO stages (ticket_connector, ticket_id, stage, since, history, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_connector, ticket_id) DO UPDATE SET "
+                "stage = excluded.stage, since = excluded.since, history = excluded.history, "
+                "updated_at = excluded.updated_at",
+                rows,
+            )
+
+    @_reads
     def stage_histories_page(
         self, after: Ref | None, limit: int, stages: Iterable[str]
     ) -> list[tuple[Ref, list[tuple[Stage, datetime]]]]:
@@ -1562,6 +1710,46 @@ class Store:
         )
         return True
 
+    @_writes
+    def put_promises(self, promises: Sequence[Promise]) -> None:
+        """:meth:`put_promise` of many promises: one statement for the promises and two for
+        their issues (``executemany``). Unlike there, nothing says which of them changed: a
+        caller that needs to know compares with what it read."""
+        now = self._now()
+        rows = [
+            (
+                p.id,
+                p.ticket.connector,
+                p.ticket.id,
+                PromiseState(p.state).value,
+                _ts(p.due_at) if p.due_at else None,
+                p.trigger,
+                p.origin,
+                _ts(p.created_at),
+                now,
+                _json(p),
+            )
+            for p in promises
+        ]
+        if not rows:
+            return
+        self._xmany(
+            "INSERT INTO promises (id, ticket_connector, ticket_id, state, due_at, trigger, origin, "
+            "created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET ticket_connector = excluded.ticket_connector, "
+            "ticket_id = excluded.ticket_id, state = excluded.state, due_at = excluded.due_at, "
+            "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
+            "updated_at = excluded.updated_at, data = excluded.data "
+            "WHERE promises.data IS NOT excluded.data",
+            rows,
+        )
+        self._xmany("DELETE FROM promise_issues WHERE promise_id = ?", [(p.id,) for p in promises])
+        self._xmany(
+            "INSERT INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(ref.connector, ref.id, p.id) for p in promises for ref in p.issues],
+        )
+
     @_reads
     def get_promise(self, id: str) -> Promise | None:
         rows = self._q("SELECT data FROM promises WHERE id = ?", [id])
@@ -1598,6 +1786,23 @@ class Store:
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
+    def promises_for_tickets(self, tickets: Iterable[Ref]) -> dict[Ref, list[Promise]]:
+        """Every promise of many tickets (any state), oldest first, in one query; every
+        ticket asked for is a key."""
+        out: dict[Ref, list[Promise]] = {ref: [] for ref in tickets}
+        if not out:
+            return out
+        rows = self._q(
+            "SELECT p.ticket_connector, p.ticket_id, p.data FROM json_each(?) AS j "
+            "JOIN promises AS p ON p.ticket_connector = json_extract(j.value, '$[0]') "
+            "AND p.ticket_id = json_extract(j.value, '$[1]') ORDER BY p.created_at, p.id",
+            [_refs_json(out)],
+        )
+        for connector, ident, data in rows:
+            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+        return out
+
+    @_reads
     def promises_past_due(self, now: datetime) -> list[Promise]:
         """Open or due promises whose deadline is at or before ``now``, earliest deadline first."""
         rows = self._q(
@@ -1617,6 +1822,24 @@ class Store:
             [issue.connector, issue.id],
         )
         return [from_dict(json.loads(r[0])) for r in rows]
+
+    @_reads
+    def promises_for_issues(self, issues: Iterable[Ref], *, active: bool = True) -> dict[Ref, list[Promise]]:
+        """:meth:`promises_for_issue` of many issues in one query; every issue asked for is a key."""
+        out: dict[Ref, list[Promise]] = {ref: [] for ref in issues}
+        if not out:
+            return out
+        where = " WHERE p.state IN ('open', 'due')" if active else ""
+        rows = self._q(
+            "SELECT pi.issue_connector, pi.issue_id, p.data FROM json_each(?) AS j "
+            "JOIN promise_issues AS pi ON pi.issue_connector = json_extract(j.value, '$[0]') "
+            "AND pi.issue_id = json_extract(j.value, '$[1]') "
+            f"JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
+            [_refs_json(out)],
+        )
+        for connector, ident, data in rows:
+            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+        return out
 
     @_reads
     def list_promises(self, state: str | None = None, ticket: Ref | None = None) -> list[Promise]:

@@ -335,7 +335,7 @@ def watch_statuses(pg: Playground, service: str) -> list[int]:
     return statuses
 
 
-def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
+def bench(n_links: int, out=sys.stdout, *, handoff: bool = False, profile: int = 0) -> dict:
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
@@ -411,7 +411,7 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False) -> dict:
             )
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
 
-            throughput(pg, seed, say, result)
+            throughput(pg, seed, say, result, profile)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
@@ -422,21 +422,76 @@ def http_seconds(app) -> float:
     return sum(connector.http.stats.seconds for connector in app.connectors.values())
 
 
-def timed_poll(app, name: str) -> tuple[int, int, float, float]:
-    """Poll one feed in process: (changes, writes planned, seconds in all, seconds of planning).
+def timed_poll(app, name: str) -> tuple[int, int, float, float, float]:
+    """Poll one feed in process: (changes, writes planned, seconds in all, seconds of planning,
+    CPU seconds of the polling thread).
 
     Planning is the poll's time less the time its connectors spent in HTTP
     requests (the feed's pages, and any read a page needs): what syncd itself
-    costs per change, apart from the sandbox's loopback answers."""
+    costs per change, apart from the sandbox's loopback answers. The CPU time
+    is this thread's (``time.thread_time``): the sandbox answers in threads of
+    its own, so it is syncd's work only (its HTTP client's parsing included),
+    and other jobs on a shared machine do not stretch it as they do the wall clock."""
     http = http_seconds(app)
+    cpu = time.thread_time()
     t = time.perf_counter()
     report = app.engine.poll(name)
     seconds = time.perf_counter() - t
-    return report.changed, report.actions, seconds, seconds - (http_seconds(app) - http)
+    cpu = time.thread_time() - cpu
+    return report.changed, report.actions, seconds, seconds - (http_seconds(app) - http), cpu
 
 
-def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict) -> None:
-    """Changes per second through poll → record → map → plan → commit (no delivery), with and without HTTP."""
+class QueryCount:
+    """Counts the statements the store runs (``executemany`` counts once), for ``--profile``."""
+
+    def __init__(self, store) -> None:
+        self.count = 0
+        self.by_statement: dict[str, int] = {}
+        run, run_many = store._run, store._run_many
+
+        def counted_run(sql, params):
+            self.count += 1
+            self.by_statement[sql[:72]] = self.by_statement.get(sql[:72], 0) + 1
+            return run(sql, params)
+
+        def counted_run_many(sql, rows):
+            self.count += 1
+            self.by_statement[sql[:72]] = self.by_statement.get(sql[:72], 0) + 1
+            return run_many(sql, rows)
+
+        store._run, store._run_many = counted_run, counted_run_many
+
+
+def profiled_poll(app, name: str, say: Callable[[str], None], top: int) -> tuple[int, int, float, float, float]:
+    """:func:`timed_poll` under cProfile: prints the store statements it ran and the top of the profile."""
+    import cProfile
+    import io
+    import pstats
+
+    queries = QueryCount(app.store)
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        got = timed_poll(app, name)
+    finally:
+        profile.disable()
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(top)
+    lines = text.getvalue().splitlines()
+    head = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    say(f"profile:      {name} poll, {got[0]} changes: {queries.count} store statements, {got[2]:.2f}s under cProfile")
+    for sql, count in sorted(queries.by_statement.items(), key=lambda kv: -kv[1])[:top]:
+        say(f"              {count:>6}  {sql}")
+    for line in lines[max(head - 1, 0) :]:
+        if line.strip():
+            say("              " + line.replace(os.getcwd() + os.sep, ""))
+    return got
+
+
+def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict, profile: int = 0) -> None:
+    """Changes per second through poll → record → map → plan → commit (no delivery), with and without HTTP.
+
+    ``profile``: run the two polls under cProfile and print that many lines of each profile."""
     n = min(1000, len(seed.tickets))
     for ticket_id in seed.tickets[:n]:
         pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)
@@ -444,9 +499,10 @@ def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], resu
     for key in issues:
         pg.linear.move_to_state(key, "In Review")
     app = pg.app()
+    poll = (lambda app, name: profiled_poll(app, name, say, profile)) if profile else timed_poll
     try:
-        tickets, _, ticket_s, ticket_plan_s = timed_poll(app, "zendesk")
-        issues_changed, planned, issue_s, issue_plan_s = timed_poll(app, "linear")
+        tickets, _, ticket_s, ticket_plan_s, ticket_cpu = poll(app, "zendesk")
+        issues_changed, planned, issue_s, issue_plan_s, issue_cpu = poll(app, "linear")
     finally:
         app.close()
     result["throughput"] = {
@@ -454,15 +510,24 @@ def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], resu
         "issues_per_s": issues_changed / issue_s,
         "planning_tickets_per_s": tickets / max(ticket_plan_s, 1e-9),
         "planning_issues_per_s": issues_changed / max(issue_plan_s, 1e-9),
+        "cpu_tickets_per_s": tickets / max(ticket_cpu, 1e-9),
+        "cpu_issues_per_s": issues_changed / max(issue_cpu, 1e-9),
     }
+    under = " (under cProfile)" if profile else ""
     say(
         f"throughput:   {tickets / ticket_s:.0f} ticket changes/s, {issues_changed / issue_s:.0f} issue changes/s "
-        f"({planned} writes planned for {issues_changed * TICKETS_PER_ISSUE} linked tickets), poll to commit"
+        f"({planned} writes planned for {issues_changed * TICKETS_PER_ISSUE} linked tickets), poll to commit{under}"
     )
     say(
         f"planning:     {tickets / max(ticket_plan_s, 1e-9):.0f} ticket changes/s, "
         f"{issues_changed / max(issue_plan_s, 1e-9):.0f} issue changes/s "
-        "(the same polls less their connectors' time in HTTP requests)"
+        f"(the same polls less their connectors' time in HTTP requests){under}"
+    )
+    say(
+        f"CPU time:     {tickets / max(ticket_cpu, 1e-9):.0f} ticket changes/s, "
+        f"{issues_changed / max(issue_cpu, 1e-9):.0f} issue changes/s "
+        f"(changes per CPU second of the polling thread, HTTP client included: {ticket_cpu:.2f}s, {issue_cpu:.2f}s)"
+        f"{under}"
     )
 
 
@@ -480,6 +545,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica-changes", type=int, default=300, help="the backlog each replica count delivers")
     parser.add_argument(
         "--replica-latency", type=float, default=0.05, help="seconds each request waits for its answer (default 0.05)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=12,
+        default=0,
+        metavar="LINES",
+        help="run the throughput polls under cProfile; print their store statements and the top LINES (default 12)",
     )
     parser.add_argument(
         "--mix",
@@ -506,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mix:
             bench_mix(size)
         else:
-            bench(size, handoff=args.handoff)
+            bench(size, handoff=args.handoff, profile=args.profile)
     counts = [int(n) for n in args.replicas.split(",") if n.strip()]
     if counts:
         bench_replicas(counts, args.replica_changes, args.replica_latency)

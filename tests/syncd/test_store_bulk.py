@@ -1,0 +1,162 @@
+"""The store's bulk reads and writes (a page's bookkeeping in one statement per kind of row):
+each gives what the one-record method gives, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mappings.promises import new_promise, on_issue_resolved
+from syncd.records import Issue, PromiseState, Ref, Stage, StateCategory, Ticket
+from syncd.writes import Action, TicketUpdate
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+A, B, C = Ref("zendesk", "1"), Ref("zendesk", "2"), Ref("zendesk", "3")
+ISSUE, ISSUE2 = Ref("linear", "u1"), Ref("linear", "u2")
+
+
+@pytest.fixture
+def store(store_opener):
+    with store_opener(clock=lambda: T0) as s:
+        yield s
+
+
+def ticket(ref: Ref, subject: str, at: datetime = T0) -> Ticket:
+    return Ticket(
+        ref=ref, key=f"#{ref.id}", url=f"https://h.example/{ref.id}", subject=subject, status="open", updated_at=at
+    )
+
+
+def issue(ref: Ref, title: str, at: datetime = T0) -> Issue:
+    return Issue(
+        ref=ref,
+        key=f"ENG-{ref.id}",
+        url=f"https://t.example/{ref.id}",
+        title=title,
+        state=StateCategory.UNSTARTED,
+        state_name="Todo",
+        updated_at=at,
+    )
+
+
+def test_stage_histories_read_many_as_stage_history_reads_one(store):
+    store.put_stages(
+        {A: [(Stage.NEW, T0)], B: [(Stage.NEW, T0), (Stage.ASSIGNED, T0 + timedelta(hours=1))]},
+    )
+    got = store.stage_histories([A, B, C])
+    assert got == {A: store.stage_history(A), B: store.stage_history(B), C: []}
+    assert got[B] == [(Stage.NEW, T0), (Stage.ASSIGNED, T0 + timedelta(hours=1))]
+    store.put_stages({A: [(Stage.NEW, T0), (Stage.WAITING, T0 + timedelta(days=1))]})  # replaced as a whole
+    assert store.stage_history(A) == [(Stage.NEW, T0), (Stage.WAITING, T0 + timedelta(days=1))]
+    assert store.stage_histories([]) == {}
+    with pytest.raises(ValueError, match="needs at least one entry"):
+        store.put_stages({C: []})
+
+
+def test_put_stages_is_found_by_the_sweep_as_put_stage_is(store):
+    store.put_stages({A: [(Stage.ASSIGNED, T0)], B: [(Stage.RESOLVED, T0)]})
+    assert [ref for ref, _ in store.stage_histories_page(None, 10, [Stage.ASSIGNED.value])] == [A]
+
+
+def test_put_metas_replaces_each_records_bookkeeping_whole(store):
+    store.set_meta(A, kept="no", other=1)
+    merged = {**store.get_meta(A), "kept": "yes"}
+    merged.pop("other")
+    store.put_metas({A: merged, ISSUE: {"stage_mark": ["assigned", "2026-03-02T09:00:00Z"]}})
+    assert store.get_metas([A, ISSUE, B]) == {
+        A: {"kept": "yes"},
+        ISSUE: {"stage_mark": ["assigned", "2026-03-02T09:00:00Z"]},
+        B: {},
+    }
+    store.put_metas({})
+
+
+def test_promises_for_tickets_and_put_promises_match_the_one_ticket_methods(store):
+    a1 = new_promise(A, "an update", T0, origin="cli", issues=(ISSUE,), due_at=T0 + timedelta(days=2))
+    a2 = new_promise(A, "a fix", T0 + timedelta(hours=1), origin="cli", issues=(ISSUE, ISSUE2), due_at=T0)
+    b1 = new_promise(B, "an update", T0, origin="cli", issues=(ISSUE2,), due_at=T0 + timedelta(days=1))
+    store.put_promises([a2, b1, a1])
+    got = store.promises_for_tickets([A, B, C])
+    assert got == {A: [a1, a2], B: [b1], C: []}
+    assert got[A] == store.promises_for_ticket(A)
+    assert store.promises_for_issue(ISSUE2) == [b1, a2]  # oldest first
+    # A changed promise replaces the stored one, and its issues with it.
+    moved = dataclasses.replace(on_issue_resolved(a2, T0 + timedelta(hours=2)), issues=(ISSUE,))
+    store.put_promises([moved, b1])
+    assert store.get_promise(a2.id) == moved
+    assert store.promises_for_issue(ISSUE2) == [b1]
+    assert [p.id for p in store.promises_for_issue(ISSUE, active=False)] == [a1.id, a2.id]
+    store.put_promises([])
+
+
+def test_put_snapshots_keeps_a_newer_stored_snapshot(store):
+    store.put_snapshot(ticket(A, "newer", T0 + timedelta(minutes=5)))
+    store.put_snapshots([ticket(A, "older"), ticket(B, "first"), issue(ISSUE, "an issue")])
+    got = store.get_snapshots([A, B, ISSUE])
+    assert got[A].subject == "newer" and got[B].subject == "first" and got[ISSUE].title == "an issue"
+    store.put_snapshots([ticket(A, "newest", T0 + timedelta(minutes=6))])
+    assert store.get_snapshot(A).subject == "newest"
+    assert store.find_issue_by_key("linear", "ENG-u1") == got[ISSUE]
+    with pytest.raises(TypeError):
+        store.put_snapshots(["not a record"])  # type: ignore[list-item]
+
+
+def test_open_actions_of_groups_match_open_actions(store):
+    store.enqueue(Action("k1", "zendesk", "1", TicketUpdate(note="a"), "g1"))
+    store.enqueue(Action("k2", "zendesk", "1", TicketUpdate(note="b"), "g1"))
+    store.enqueue(Action("k3", "zendesk", "2", TicketUpdate(note="c"), "g2"))
+    store.enqueue(Action("k4", "zendesk", "3", TicketUpdate(note="d"), "g3"))
+    done = next(r for r in store.list_outbox() if r.key == "k2")
+    store.mark_done(done.id, {})
+    got = store.open_actions_of_groups(["g1", "g2", "g3", "none"])
+    assert got == {g: store.open_actions(g) for g in ("g1", "g2", "g3", "none")}
+    assert [r.key for r in got["g1"]] == ["k1"] and got["none"] == []
+    assert store.open_actions_of_groups([]) == {}
+
+
+def test_unsent_keys_and_replace_payloads_match_replace_payload(store):
+    for key in ("k1", "k2", "k3"):
+        store.enqueue(Action(key, "zendesk", "1", TicketUpdate(note=key), "g"))
+    store.check_before_send("k2")  # to be looked for before its first send: not rewritten
+    done = next(r for r in store.list_outbox() if r.key == "k3")
+    store.mark_done(done.id, {})
+    assert store.unsent_keys(["k1", "k2", "k3", "none", "k1"]) == {"k1"}
+    assert store.unsent_keys([]) == set()
+    store.replace_payloads({"k1": {"note": "new"}, "k2": {"note": "new"}, "k3": {"note": "new"}})
+    assert {r.key: r.payload for r in store.list_outbox()} == {
+        "k1": {"note": "new"},
+        "k2": {"note": "k2"},
+        "k3": {"note": "k3"},
+    }
+    store.replace_payloads({})
+
+
+def test_enqueue_many_queues_each_key_once_as_enqueue_does(store):
+    store.enqueue(Action("k1", "zendesk", "1", TicketUpdate(note="before"), "g1"))
+    actions = [
+        Action("k1", "zendesk", "1", TicketUpdate(note="again"), "g1"),
+        Action("k2", "zendesk", "2", TicketUpdate(note="two"), "g2"),
+        Action("k3", "zendesk", "3", TicketUpdate(note="three"), "g3"),
+        Action("k2", "zendesk", "2", TicketUpdate(note="twice"), "g2"),
+    ]
+    assert store.enqueue_many(actions) == [False, True, True, False]
+    assert {r.key: r.payload["note"] for r in store.list_outbox()} == {"k1": "before", "k2": "two", "k3": "three"}
+    assert [r.key for r in store.open_actions("g2")] == ["k2"]
+    assert store.enqueue_many([]) == []
+    assert store.enqueue_many(actions[:2]) == [False, False]
+
+
+def test_promises_for_issues_match_promises_for_issue(store):
+    a1 = new_promise(A, "an update", T0, origin="cli", issues=(ISSUE,), due_at=T0 + timedelta(days=2))
+    b1 = new_promise(B, "a fix", T0 - timedelta(hours=1), origin="cli", issues=(ISSUE, ISSUE2), due_at=T0)
+    store.put_promises([a1, b1])
+    store.put_promise(on_issue_resolved(a1, T0))
+    kept = dataclasses.replace(b1, state=PromiseState.KEPT)
+    store.put_promise(kept)
+    for active in (True, False):
+        got = store.promises_for_issues([ISSUE, ISSUE2, Ref("linear", "none")], active=active)
+        assert got == {ref: store.promises_for_issue(ref, active=active) for ref in got}
+    assert store.promises_for_issues([ISSUE], active=False)[ISSUE] == [kept, store.get_promise(a1.id)]
+    assert store.promises_for_issues([]) == {}
