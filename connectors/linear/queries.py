@@ -263,7 +263,8 @@ def find_slots(count: int) -> str:
     issues at once, aliases s0, s1, ... with $id0, $c0, ...: syncd's own comments
     holding the slot marker (``user: {isMe: {eq: true}}`` in the filter), oldest first
     as the caller sorts them. For the slot writes of a batch whose comment neither
-    the store nor the feed could vouch for."""
+    the store nor the feed could vouch for. About 14 complexity points an issue
+    (700 for a batch of fifty), well under Linear's 10,000 a query."""
     params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
     fields = "\n".join(
         f"  s{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 10) {{ nodes {{ id createdAt }} }} }}"
