@@ -47,10 +47,11 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 from urllib.parse import urlsplit
 
@@ -93,6 +94,8 @@ EVENTS_PAGE_WORTH = 10
 # The most comments a poll's events window keeps for tickets no page has asked about yet;
 # beyond it the oldest events page's comments are let go (see _EventsWindow).
 EVENTS_HELD_MAX = 10_000
+# The most tickets a poll's events mark may leave out (their ids are stored with the cursor).
+MARK_PENDING_MAX = 1000
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
 TEXT_FIELD_TYPES = frozenset({"text", "textarea"})
 STATUS_PURPOSE = "where syncd shows the linked issues' status"
@@ -190,6 +193,8 @@ class ZendeskConnector(Helpdesk):
     bulk_updates = BULK_LIMIT
     _events_refused = False
     _window: "_EventsWindow | None" = None  # the events window of the poll under way
+    _mark: "_EventsMark | None" = None  # what the last poll's window read, while a poll is under way
+    _page_out: Page | None = None  # the page of the poll under way that page_comments answers
 
     def make_http(self) -> HttpClient:
         auth, headers = self.config.auth(self.name)
@@ -295,17 +300,19 @@ class ZendeskConnector(Helpdesk):
 
     def poll(self, cursor: str | None) -> Iterator[Page]:
         # The pages of one poll share one window of the ticket events export (page_comments);
-        # it ends with the poll, so nothing it read is trusted by another poll.
+        # it ends with the poll. What it read is kept in the stored cursor as a mark (see
+        # _EventsMark) that lets the next polls start later; nothing else outlives the poll.
         window = self._window = _EventsWindow()
+        self._mark = _EventsMark.parse(cursor)
         try:
             yield from self._pages(cursor)
         finally:
             if self._window is window:
-                self._window = None
+                self._window, self._mark, self._page_out = None, None, None
 
     def _pages(self, cursor: str | None) -> Iterator[Page]:
         position = self._parse_cursor(cursor)
-        stored = cursor
+        stored: dict[str, Any] | None = dict(position) if cursor is not None else None
         while True:
             params: dict[str, Any] = {**position, "per_page": self.config.page_size, "include": "users,organizations"}
             body = self._get(EXPORT_PATH, params=params, endpoint=f"GET {EXPORT_PATH}")
@@ -329,14 +336,23 @@ class ZendeskConnector(Helpdesk):
             after = body.get("after_cursor")
             stuck = after == position.get("cursor")  # never loop on a cursor that does not move
             if isinstance(after, str) and after:
-                stored = json.dumps({"cursor": after})
+                stored = {"cursor": after}
                 position = {"cursor": after}
             elif stored is None:
-                stored = json.dumps(position)
+                stored = dict(position)
             done = body.get("end_of_stream") is True or not after or stuck
-            yield Page(records=records, cursor=stored, done=done, rejected=rejected)
+            page = Page(records=records, cursor=self._cursor_text(stored), done=done, rejected=rejected)
+            self._page_out = page  # page_comments puts the window's mark in its cursor
+            yield page
             if done:
                 return
+
+    def _cursor_text(self, position: dict[str, Any]) -> str:
+        """The cursor to store: the feed's position, and what the ticket events export
+        has been read through (the window's mark, else the one the poll started with)."""
+        window = self._window
+        mark = (window.mark() if window is not None else None) or self._mark
+        return json.dumps({**position, "events": mark.to_json()} if mark is not None else position)
 
     def _parse_cursor(self, cursor: str | None) -> dict[str, Any]:
         if cursor is None:
@@ -347,6 +363,8 @@ class ZendeskConnector(Helpdesk):
             value = json.loads(cursor)
         except ValueError:
             value = None
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "events"}  # the events mark (_EventsMark)
         if isinstance(value, dict) and len(value) == 1:
             if isinstance(value.get("cursor"), str) and value["cursor"]:
                 return {"cursor": value["cursor"]}
@@ -420,6 +438,8 @@ class ZendeskConnector(Helpdesk):
         if self._events_refused:
             return super().page_comments(asks)
         window = self._window if self._window is not None else _EventsWindow()
+        if self._window is not None and self._mark is not None:
+            asks = [self._mark.later_start(a) for a in asks]
         reach = _second(max(a.until for a in asks) - EVENTS_REACH)
         if window.floor is not None:
             reach = min(reach, window.floor)  # where the window already reaches costs nothing more
@@ -472,6 +492,7 @@ class ZendeskConnector(Helpdesk):
                     error=str(exc),
                 )
                 window.let_go(found)
+                window.pending.update(found)  # not handed to the engine from the window
                 return super().page_comments(asks)
             pages += 1
             window.new_page()
@@ -513,6 +534,9 @@ class ZendeskConnector(Helpdesk):
                 far.append(ask)
         window.let_go(found)
         out.update(super().page_comments(far))
+        if self._window is window and self._page_out is not None:
+            window.pending.update(tid for tid, answer in out.items() if isinstance(answer, PayloadError))
+            self._page_out.cursor = self._cursor_text(_position(self._page_out.cursor))
         return out
 
     def _events_page(self, start: int) -> dict:
@@ -1119,6 +1143,9 @@ class _EventsWindow:
         self.held_count = 0
         self.dropped: dict[str, int] = {}
         self.recent: dict[int, int] = {}
+        # Tickets with a comment read here that no page was handed (let go for memory, or
+        # its page's answer failed): the window's mark says nothing about them.
+        self.pending: set[str] = set()
 
     def open(self, start: int) -> None:
         self.floor, self.next_start, self.covered = start, start, start - 1
@@ -1157,6 +1184,66 @@ class _EventsWindow:
             group = self.held.pop(0)
             self.held_count -= sum(len(comments) for comments in group.values())
             self.let_go(group)
+            self.pending.update(group)
+
+    def mark(self) -> "_EventsMark | None":
+        """What this window lets a later poll skip, or None (not opened, nothing read
+        whole, or too many tickets left out)."""
+        if self.floor is None:
+            return None
+        through = min([self.covered, *(hole - 1 for hole in self.holes)])
+        pending = self.pending | {ticket_id for group in self.held for ticket_id in group}
+        if through < self.floor or len(pending) > MARK_PENDING_MAX:
+            return None
+        return _EventsMark(self.floor, through, frozenset(pending))
+
+
+class _EventsMark:
+    """What a poll's events window read, kept in the stored cursor for the next polls.
+
+    Every comment made from ``start`` through ``through`` (unix seconds) was read
+    and handed to the engine with a page it committed (the mark is stored with the
+    page's cursor, in the same transaction), except the comments of the tickets in
+    ``pending``. So a ticket not pending whose unread comments begin no earlier than
+    ``start`` (an ask's ``after`` and ``since``) has none made before ``through``: its
+    next read may start there. The feed's horizon gives no such start (a ticket that
+    keeps changing within the export's left-out minute is missing from every poll
+    while its older comments wait), the events stream read whole does."""
+
+    def __init__(self, start: int, through: int, pending: frozenset[str]):
+        self.start, self.through, self.pending = start, through, pending
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from": self.start, "through": self.through, "pending": sorted(self.pending)}
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> "_EventsMark | None":
+        """The mark in a stored cursor; a cursor without one, or a wrong one, has none."""
+        try:
+            value = json.loads(cursor) if cursor else None
+        except ValueError:
+            return None
+        events = value.get("events") if isinstance(value, dict) else None
+        if not isinstance(events, dict):
+            return None
+        start, through, pending = events.get("from"), events.get("through"), events.get("pending")
+        numbers = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (start, through))
+        if not numbers or not isinstance(pending, list) or not all(isinstance(t, str) for t in pending):
+            return None
+        assert isinstance(start, int) and isinstance(through, int)
+        return cls(start, through, frozenset(pending)) if through >= start else None
+
+    def later_start(self, ask: CommentAsk) -> CommentAsk:
+        if ask.after is None or ask.since is None or ask.ticket_id in self.pending or _second(ask.since) < self.start:
+            return ask
+        since = min(max(ask.since, datetime.fromtimestamp(self.through, timezone.utc)), ask.until)
+        return dataclasses.replace(ask, since=since)
+
+
+def _position(cursor: str | None) -> dict[str, Any]:
+    """A stored cursor's feed position, without its events mark."""
+    value = json.loads(cursor) if cursor else {}
+    return {k: v for k, v in value.items() if k != "events"} if isinstance(value, dict) else {}
 
 
 def _second(when: datetime) -> int:
