@@ -189,6 +189,20 @@ def test_a_ticket_left_out_of_the_mark_is_read_from_its_stored_change(fake, cloc
     assert all(bodies(engine, t) == [f"note on {t}"] for t in ids if t != ids[3])
 
 
+def test_before_the_polls_last_page_the_window_reads_on_for_the_pages_to_come(fake, clock, monkeypatch):
+    """An events page that covers one ticket left on a page also serves the next page: the
+    reads-left rule (an events page is worth EVENTS_PAGE_WORTH reads) holds on the last page only."""
+    monkeypatch.setattr(zendesk, "EVENTS_PAGE_WORTH", 10)
+    ids = make_tickets(fake, clock, 30)
+    clock.advance(120)
+    engine = Engine(connector(fake, clock))
+    engine.poll()
+    assert all(bodies(engine, t) == [f"Body {i}"] for i, t in enumerate(ids))
+    # Each events page ends in the second of its last ticket, which the next page repeats:
+    # the last ticket of a page is covered only by the next events page.
+    assert fake.counts[EVENTS] == 4 and fake.counts[COMMENTS] == 0
+
+
 def test_a_ticket_changed_again_during_the_poll_gets_only_its_new_comment(fake, clock):
     ids = make_tickets(fake, clock, 30)
     clock.advance(120)
