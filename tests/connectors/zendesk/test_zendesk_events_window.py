@@ -374,3 +374,24 @@ def test_a_quiet_ticket_the_window_already_reaches_is_answered_from_it(fake, clo
     # The reply's ticket was made three days before its page's latest change, but the
     # poll's window already reached back to it: no read of its own.
     assert fake.counts[COMMENTS] == 0
+
+
+def test_a_later_page_of_older_tickets_reads_the_stream_again_from_their_start(fake, clock):
+    older = make_tickets(fake, clock, 10)
+    newer = make_tickets(fake, clock, 10)
+    for tid in older:  # the older tickets change last: the feed lists them on the second page
+        clock.advance(1)
+        fake.add_comment(tid, f"reply on {tid}", author_id=fake.customer["id"])
+    clock.advance(120)
+    engine = Engine(connector(fake, clock))
+    fake.reset_counts()
+    engine.poll()
+    assert [sorted(a.ticket_id for a in asks) for asks in engine.asks] == [
+        sorted(str(t) for t in newer),
+        sorted(str(t) for t in older),
+    ]
+    # The second page's tickets were made before the window's start: more of them than an
+    # events page is worth in reads, so the window starts again from the earliest.
+    assert all(bodies(engine, t) == [f"Body {i}", f"reply on {t}"] for i, t in enumerate(older))
+    assert all(bodies(engine, t) == [f"Body {i}"] for i, t in enumerate(newer))
+    assert fake.counts[COMMENTS] == 0
