@@ -18,7 +18,8 @@ Choices worth knowing:
   may lack, each page takes the comments already read and the window reads
   on only past what it covers (before the poll's last page, also for the
   pages to come); it ends with the poll. Comments of tickets no page asked
-  about yet are kept up to ``EVENTS_HELD_MAX``, then the oldest are let go
+  about yet are kept up to ``EVENTS_HELD_MAX`` (and ``EVENTS_HELD_CHARS`` of
+  text), then the oldest are let go
   (a later ticket whose ``after`` shows them read still needs no read of its
   own). The export's pages overlap by a second (a page's ``end_time`` is the
   next ``start_time``), so comments are de-duplicated by id; the window
@@ -102,6 +103,7 @@ EVENTS_PAGE_WORTH = 10
 # The most comments a poll's events window keeps for tickets no page has asked about yet;
 # beyond it the oldest events page's comments are let go (see _EventsWindow).
 EVENTS_HELD_MAX = 10_000
+EVENTS_HELD_CHARS = 8_000_000  # and at most this much of their text (a comment may be long)
 # The most tickets a poll's events mark may leave out (their ids are stored with the cursor).
 MARK_PENDING_MAX = 1000
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
@@ -532,7 +534,7 @@ class ZendeskConnector(Helpdesk):
                 window.advance(start + 1, start)
             else:
                 window.advance(end, end - 1)
-            window.trim(EVENTS_HELD_MAX)
+            window.trim(EVENTS_HELD_MAX, EVENTS_HELD_CHARS)
         out: dict[str, list[Comment] | PayloadError] = {}
         for ask in near:
             first, until = since[ask.ticket_id], _second(ask.until)
@@ -1138,8 +1140,9 @@ class _EventsWindow:
     (unix seconds) has been read, except in the seconds listed in ``holes``
     (a full page of events in one second, whose rest the export cannot page
     to). Comments of tickets no page has asked about yet are kept by events
-    page (``held``), at most ``EVENTS_HELD_MAX`` of them: past that the
-    oldest page's are let go. A comment let go, or handed to a page, is
+    page (``held``), at most ``EVENTS_HELD_MAX`` of them and
+    ``EVENTS_HELD_CHARS`` of their text: past that the oldest page's are let
+    go. A comment let go, or handed to a page, is
     remembered only as its ticket's highest id (``dropped``): a later ask for
     that ticket is answered from the window only when its ``after`` shows
     that comment read, which it does once the page that got it committed.
@@ -1153,6 +1156,7 @@ class _EventsWindow:
         self.stopped = False
         self.held: list[dict[str, list[Comment]]] = []
         self.held_count = 0
+        self.held_chars = 0
         self.dropped: dict[str, int] = {}
         self.recent: dict[int, int] = {}
         # Tickets with a comment read here that no page was handed (let go for memory, or
@@ -1173,6 +1177,7 @@ class _EventsWindow:
     def hold(self, ticket_id: str, comment: Comment) -> None:
         self.held[-1].setdefault(ticket_id, []).append(comment)
         self.held_count += 1
+        self.held_chars += len(comment.body)
 
     def take(self, tickets: set[str]) -> dict[str, list[Comment]]:
         """The comments held for ``tickets`` (oldest page first), no longer held."""
@@ -1182,6 +1187,7 @@ class _EventsWindow:
                 comments = group.pop(ticket_id)
                 found[ticket_id].extend(comments)
                 self.held_count -= len(comments)
+                self.held_chars -= sum(len(c.body) for c in comments)
         self.held = [group for group in self.held if group]
         return found
 
@@ -1191,10 +1197,11 @@ class _EventsWindow:
                 top = max(int(c.id) for c in comments)
                 self.dropped[ticket_id] = max(self.dropped.get(ticket_id, -1), top)
 
-    def trim(self, most: int) -> None:
-        while self.held_count > most and self.held:
+    def trim(self, most: int, chars: int) -> None:
+        while (self.held_count > most or self.held_chars > chars) and self.held:
             group = self.held.pop(0)
             self.held_count -= sum(len(comments) for comments in group.values())
+            self.held_chars -= sum(len(c.body) for comments in group.values() for c in comments)
             self.let_go(group)
             self.pending.update(group)
 

@@ -305,8 +305,10 @@ def test_the_window_ends_with_its_poll(fake, clock):
     assert bodies(engine, ids[0]) == ["in the second the last poll read to"]
 
 
-def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake, clock, monkeypatch):
-    monkeypatch.setattr(zendesk, "EVENTS_HELD_MAX", 5)
+@pytest.mark.parametrize("most, chars", [(5, 10**9), (10**9, 40)], ids=["comments", "text"])
+def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake, clock, monkeypatch, most, chars):
+    monkeypatch.setattr(zendesk, "EVENTS_HELD_MAX", most)
+    monkeypatch.setattr(zendesk, "EVENTS_HELD_CHARS", chars)  # "Body 12" and such: about five comments
     ids = make_tickets(fake, clock, 40)
     clock.advance(120)
     note_each(fake, clock, ids[30:], "early note on")  # the last page's tickets change later
@@ -322,7 +324,7 @@ def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake,
     engine.read.clear()
     fake.reset_counts()
     engine.poll()
-    # The window kept five comments for later pages; the ones let go were read already
+    # The window kept about five comments for later pages; the ones let go were read already
     # (each ask's ``after`` shows it), so no ticket is read on its own.
     assert all(bodies(engine, t) == [f"note on {t}"] for t in ids)
     assert fake.counts[COMMENTS] == 0
