@@ -7,27 +7,36 @@ Choices worth knowing:
   organisations sideloaded, so a page of changes costs one request. The
   stored cursor is JSON, ``{"start_time": unix}`` before the first page
   and ``{"cursor": after_cursor}`` after, so a first run and a resume are
-  told apart.
+  told apart; an ``"events"`` key beside it holds what the ticket events
+  export was read through (below).
 - The new comments of a page of changed tickets come from the time-based
   incremental ticket events export with ``include=comment_events``
   (:meth:`ZendeskConnector.page_comments`): one request covers every
   ticket of the page whose change falls in its window, instead of one
   comments read per ticket. The pages of one poll share one window of that
-  stream: it is read forward once, from the earliest change the first page
-  needs, each page takes the comments already read and the window reads on
-  only past what it covers; it ends with the poll. Comments of tickets no
-  page asked about yet are kept up to ``EVENTS_HELD_MAX``, then the oldest
-  are let go (a later ticket whose ``after`` shows them read still needs no
-  read of its own). The export's pages overlap by a second (a page's
-  ``end_time`` is the next ``start_time``), so comments are de-duplicated by
-  id, and the window counts as read through the second before the last
-  ``end_time`` (a later page reads that second again). A ticket the window
-  does not reach cheaply (its last stored change more than ``EVENTS_REACH``
-  before the others, a stream that stops moving, a second holding a full
-  page of events, or more events pages than the reads they would save) is
-  read the old way, one comments read a ticket. No start later than the
-  ticket's last stored change is safe: see docs/benchmarks.md, "Zendesk:
-  where the floor is".
+  stream: it is read forward once, from the earliest comment the first page
+  may lack, each page takes the comments already read and the window reads
+  on only past what it covers (before the poll's last page, also for the
+  pages to come); it ends with the poll. Comments of tickets no page asked
+  about yet are kept up to ``EVENTS_HELD_MAX`` (and ``EVENTS_HELD_CHARS`` of
+  text), then the oldest are let go
+  (a later ticket whose ``after`` shows them read still needs no read of its
+  own). The export's pages overlap by a second (a page's ``end_time`` is the
+  next ``start_time``), so comments are de-duplicated by id; the window
+  counts as read through the second before the last ``end_time``, or through
+  it where the stream ended more than the export's left-out minute ago.
+- What the window read whole goes into each page's stored cursor as a mark
+  (:class:`_EventsMark`): from when through when every comment was handed to
+  a committed page, and the tickets it cannot speak for. The next poll
+  starts a ticket's comments at the mark's end instead of at its last stored
+  change, so the cycle after syncd's writes reads the stream from where the
+  writes began, not from the tickets' older changes. The feed's own horizon
+  would not be a safe start (see :class:`_EventsMark`).
+- A ticket the window does not reach cheaply (its last stored change more
+  than ``EVENTS_REACH`` before the others and before the window, a stream
+  that stops moving, a second holding a full page of events, or more events
+  pages than the reads they would save) is read the old way, one comments
+  read a ticket.
 - Comment pages are requested by cursor (``page[after]``) on our own base
   URL rather than by following ``links.next``, which names whatever host
   Zendesk thinks it is (recordings show another subdomain there).
@@ -94,6 +103,7 @@ EVENTS_PAGE_WORTH = 10
 # The most comments a poll's events window keeps for tickets no page has asked about yet;
 # beyond it the oldest events page's comments are let go (see _EventsWindow).
 EVENTS_HELD_MAX = 10_000
+EVENTS_HELD_CHARS = 8_000_000  # and at most this much of their text (a comment may be long)
 # The most tickets a poll's events mark may leave out (their ids are stored with the cursor).
 MARK_PENDING_MAX = 1000
 FIELDS_PATH = "/api/v2/ticket_fields"  # unpaginated: every field in one answer
@@ -428,7 +438,8 @@ class ZendeskConnector(Helpdesk):
         more than ``EVENTS_REACH`` before the page's latest change (unless the
         window already reaches back to it); when the window does not reach it
         and one more events page would cost more than ``EVENTS_PAGE_WORTH``
-        reads of the tickets left; when a second the ticket's comments may fall
+        reads of the tickets left (on the poll's last page: before it, the
+        window reads on for the pages to come); when a second the ticket's comments may fall
         in could not be read whole (a full page of events in one second); and
         when a comment of it the window read was let go (memory) and the ask's
         ``after`` does not show it read. An account whose token may not read
@@ -464,13 +475,16 @@ class ZendeskConnector(Helpdesk):
         start_of_window = window.floor
         assert start_of_window is not None  # opened above
         found = window.take({a.ticket_id for a in near})
+        # While later pages of the poll follow, what the window reads on serves them too (the
+        # feed lists their changes later): the reads it saves are not only this page's.
+        more_to_come = self._window is window and self._page_out is not None and not self._page_out.done
         ended = False  # this call saw the end of the stream: every ticket of the page is covered
         pages = 0
         while not ended and not window.stopped:
             uncovered = [a for a in near if _second(a.until) > window.covered]
             if not uncovered:
                 break
-            if pages and pages * EVENTS_PAGE_WORTH >= len(uncovered):
+            if pages and pages * EVENTS_PAGE_WORTH >= len(uncovered) and not more_to_come:
                 break  # reading ticket by ticket costs less of the budgets from here on
             start = window.next_start
             try:
@@ -520,7 +534,7 @@ class ZendeskConnector(Helpdesk):
                 window.advance(start + 1, start)
             else:
                 window.advance(end, end - 1)
-            window.trim(EVENTS_HELD_MAX)
+            window.trim(EVENTS_HELD_MAX, EVENTS_HELD_CHARS)
         out: dict[str, list[Comment] | PayloadError] = {}
         for ask in near:
             first, until = since[ask.ticket_id], _second(ask.until)
@@ -1126,8 +1140,9 @@ class _EventsWindow:
     (unix seconds) has been read, except in the seconds listed in ``holes``
     (a full page of events in one second, whose rest the export cannot page
     to). Comments of tickets no page has asked about yet are kept by events
-    page (``held``), at most ``EVENTS_HELD_MAX`` of them: past that the
-    oldest page's are let go. A comment let go, or handed to a page, is
+    page (``held``), at most ``EVENTS_HELD_MAX`` of them and
+    ``EVENTS_HELD_CHARS`` of their text: past that the oldest page's are let
+    go. A comment let go, or handed to a page, is
     remembered only as its ticket's highest id (``dropped``): a later ask for
     that ticket is answered from the window only when its ``after`` shows
     that comment read, which it does once the page that got it committed.
@@ -1141,6 +1156,7 @@ class _EventsWindow:
         self.stopped = False
         self.held: list[dict[str, list[Comment]]] = []
         self.held_count = 0
+        self.held_chars = 0
         self.dropped: dict[str, int] = {}
         self.recent: dict[int, int] = {}
         # Tickets with a comment read here that no page was handed (let go for memory, or
@@ -1161,6 +1177,7 @@ class _EventsWindow:
     def hold(self, ticket_id: str, comment: Comment) -> None:
         self.held[-1].setdefault(ticket_id, []).append(comment)
         self.held_count += 1
+        self.held_chars += len(comment.body)
 
     def take(self, tickets: set[str]) -> dict[str, list[Comment]]:
         """The comments held for ``tickets`` (oldest page first), no longer held."""
@@ -1170,6 +1187,7 @@ class _EventsWindow:
                 comments = group.pop(ticket_id)
                 found[ticket_id].extend(comments)
                 self.held_count -= len(comments)
+                self.held_chars -= sum(len(c.body) for c in comments)
         self.held = [group for group in self.held if group]
         return found
 
@@ -1179,10 +1197,11 @@ class _EventsWindow:
                 top = max(int(c.id) for c in comments)
                 self.dropped[ticket_id] = max(self.dropped.get(ticket_id, -1), top)
 
-    def trim(self, most: int) -> None:
-        while self.held_count > most and self.held:
+    def trim(self, most: int, chars: int) -> None:
+        while (self.held_count > most or self.held_chars > chars) and self.held:
             group = self.held.pop(0)
             self.held_count -= sum(len(comments) for comments in group.values())
+            self.held_chars -= sum(len(c.body) for comments in group.values() for c in comments)
             self.let_go(group)
             self.pending.update(group)
 

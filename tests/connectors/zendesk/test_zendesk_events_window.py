@@ -189,6 +189,20 @@ def test_a_ticket_left_out_of_the_mark_is_read_from_its_stored_change(fake, cloc
     assert all(bodies(engine, t) == [f"note on {t}"] for t in ids if t != ids[3])
 
 
+def test_before_the_polls_last_page_the_window_reads_on_for_the_pages_to_come(fake, clock, monkeypatch):
+    """An events page that covers one ticket left on a page also serves the next page: the
+    reads-left rule (an events page is worth EVENTS_PAGE_WORTH reads) holds on the last page only."""
+    monkeypatch.setattr(zendesk, "EVENTS_PAGE_WORTH", 10)
+    ids = make_tickets(fake, clock, 30)
+    clock.advance(120)
+    engine = Engine(connector(fake, clock))
+    engine.poll()
+    assert all(bodies(engine, t) == [f"Body {i}"] for i, t in enumerate(ids))
+    # Each events page ends in the second of its last ticket, which the next page repeats:
+    # the last ticket of a page is covered only by the next events page.
+    assert fake.counts[EVENTS] == 4 and fake.counts[COMMENTS] == 0
+
+
 def test_a_ticket_changed_again_during_the_poll_gets_only_its_new_comment(fake, clock):
     ids = make_tickets(fake, clock, 30)
     clock.advance(120)
@@ -291,8 +305,10 @@ def test_the_window_ends_with_its_poll(fake, clock):
     assert bodies(engine, ids[0]) == ["in the second the last poll read to"]
 
 
-def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake, clock, monkeypatch):
-    monkeypatch.setattr(zendesk, "EVENTS_HELD_MAX", 5)
+@pytest.mark.parametrize("most, chars", [(5, 10**9), (10**9, 40)], ids=["comments", "text"])
+def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake, clock, monkeypatch, most, chars):
+    monkeypatch.setattr(zendesk, "EVENTS_HELD_MAX", most)
+    monkeypatch.setattr(zendesk, "EVENTS_HELD_CHARS", chars)  # "Body 12" and such: about five comments
     ids = make_tickets(fake, clock, 40)
     clock.advance(120)
     note_each(fake, clock, ids[30:], "early note on")  # the last page's tickets change later
@@ -308,7 +324,7 @@ def test_comments_let_go_for_memory_are_read_again_only_where_not_read_yet(fake,
     engine.read.clear()
     fake.reset_counts()
     engine.poll()
-    # The window kept five comments for later pages; the ones let go were read already
+    # The window kept about five comments for later pages; the ones let go were read already
     # (each ask's ``after`` shows it), so no ticket is read on its own.
     assert all(bodies(engine, t) == [f"note on {t}"] for t in ids)
     assert fake.counts[COMMENTS] == 0
@@ -359,4 +375,25 @@ def test_a_quiet_ticket_the_window_already_reaches_is_answered_from_it(fake, clo
     assert all(bodies(engine, t) == [f"Body {i}"] for i, t in enumerate(later))
     # The reply's ticket was made three days before its page's latest change, but the
     # poll's window already reached back to it: no read of its own.
+    assert fake.counts[COMMENTS] == 0
+
+
+def test_a_later_page_of_older_tickets_reads_the_stream_again_from_their_start(fake, clock):
+    older = make_tickets(fake, clock, 10)
+    newer = make_tickets(fake, clock, 10)
+    for tid in older:  # the older tickets change last: the feed lists them on the second page
+        clock.advance(1)
+        fake.add_comment(tid, f"reply on {tid}", author_id=fake.customer["id"])
+    clock.advance(120)
+    engine = Engine(connector(fake, clock))
+    fake.reset_counts()
+    engine.poll()
+    assert [sorted(a.ticket_id for a in asks) for asks in engine.asks] == [
+        sorted(str(t) for t in newer),
+        sorted(str(t) for t in older),
+    ]
+    # The second page's tickets were made before the window's start: more of them than an
+    # events page is worth in reads, so the window starts again from the earliest.
+    assert all(bodies(engine, t) == [f"Body {i}", f"reply on {t}"] for i, t in enumerate(older))
+    assert all(bodies(engine, t) == [f"Body {i}"] for i, t in enumerate(newer))
     assert fake.counts[COMMENTS] == 0

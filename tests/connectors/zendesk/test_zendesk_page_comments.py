@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import responses
 
+import connectors.zendesk.connector as zendesk
 from connectors.base import CommentAsk
 from connectors.zendesk.connector import EVENTS_PATH, ZendeskConfig, ZendeskConnector
 from syncd.errors import PayloadError
@@ -223,3 +225,46 @@ def test_an_answer_without_events_is_asked_again_once_then_the_page_is_read_tick
     assert not isinstance(eleven, PayloadError) and [c.id for c in eleven] == ["501"]  # never "no comments"
     paths = [urlsplit(c.request.url).path for c in responses.calls]
     assert paths == [EVENTS_PATH, EVENTS_PATH, "/api/v2/tickets/11/comments"]
+
+
+@responses.activate
+def test_after_a_full_page_of_one_second_the_stream_goes_on_for_tickets_clear_of_it(monkeypatch):
+    monkeypatch.setattr(zendesk, "EVENTS_PAGE_WORTH", 0)  # one ticket left is worth the next page here
+    busy = [event(2 * i, 50 + i, 10) for i in range(3)]
+    # A full page of one second (it ends where it starts): the rest of that second is never read.
+    responses.get(BASE + EVENTS_PATH, json=events_page(busy, unix(10), done=False))
+    responses.get(
+        BASE + EVENTS_PATH, json=events_page([event(9, 12, 15, comment(502, "on 12", 15))], unix(15), done=True)
+    )
+    responses.get(BASE + "/api/v2/tickets/11/comments", json=comments_answer(comment(501, "on 11", 10)))
+    out = make().page_comments([CommentAsk("11", None, at(10), at(10)), CommentAsk("12", "400", at(12), at(15))])
+    assert [asked(c).get("start_time") for c in responses.calls if urlsplit(c.request.url).path == EVENTS_PATH] == [
+        [str(unix(10))],
+        [str(unix(10) + 1)],  # the next second on
+    ]
+    eleven, twelve = out["11"], out["12"]
+    assert not isinstance(eleven, PayloadError) and [c.id for c in eleven] == ["501"]  # its second: read on its own
+    assert not isinstance(twelve, PayloadError) and [c.id for c in twelve] == ["502"]  # clear of it: from the events
+    assert [urlsplit(c.request.url).path for c in responses.calls].count("/api/v2/tickets/12/comments") == 0
+
+
+def test_a_stored_cursor_keeps_its_feed_position_beside_the_events_mark_and_a_bad_mark_is_ignored():
+    from connectors.zendesk.connector import _EventsMark
+
+    zd = make()
+    mark = {"from": 100, "through": 200, "pending": ["7"]}
+    assert zd._parse_cursor(json.dumps({"cursor": "abc", "events": mark})) == {"cursor": "abc"}
+    parsed = _EventsMark.parse(json.dumps({"cursor": "abc", "events": mark}))
+    assert parsed is not None and (parsed.start, parsed.through, parsed.pending) == (100, 200, frozenset({"7"}))
+    for bad in ({"from": 300, "through": 200, "pending": []}, {"from": "x"}, [], {"from": 1, "through": 2}):
+        assert _EventsMark.parse(json.dumps({"cursor": "abc", "events": bad})) is None
+    assert _EventsMark.parse('{"cursor": "abc"}') is None and _EventsMark.parse("not json") is None
+    # A ticket the mark speaks for starts at its end; one it leaves out, or whose comments
+    # start before it, keeps its own start.
+    since = datetime.fromtimestamp(150, timezone.utc)
+    until = datetime.fromtimestamp(400, timezone.utc)
+    assert parsed.later_start(CommentAsk("8", "1", since, until)).since == datetime.fromtimestamp(200, timezone.utc)
+    assert parsed.later_start(CommentAsk("7", "1", since, until)).since == since
+    early = datetime.fromtimestamp(50, timezone.utc)
+    assert parsed.later_start(CommentAsk("8", "1", early, until)).since == early
+    assert parsed.later_start(CommentAsk("8", None, since, until)).since == since  # nothing read yet
