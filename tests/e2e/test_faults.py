@@ -298,8 +298,15 @@ def test_dead_letter_retry_and_drop_through_the_command_line(tmp_path):
         dropped = syncd(pg, "outbox", "drop", str(first), env=env)
         assert dropped.returncode == 0 and f"action {first} dropped" in dropped.stdout
         done = syncd(pg, "once", env=env)
-        # Another ticket's write met the 500s too and backs off: delivered later, so not done yet (exit 3).
-        assert done.returncode == 3 and "1 write(s) not delivered yet" in done.stdout
+        # Another ticket's write met the 500s too and backs off (30 s of the real clock, which
+        # these command-line runs cannot move): while it waits, the run says so and exits 3; a
+        # machine slow enough to let the backoff run out delivers it and exits 0.
+        box = json.loads(syncd(pg, "status", "--json", env=env).stdout)["outbox"]
+        left = box["pending"] + box["sending"]  # a 500 may have landed: 'sending' is looked for first
+        if left:
+            assert done.returncode == 3 and f"{left} write(s) not delivered yet" in done.stdout
+        else:
+            assert done.returncode == 0 and "not delivered yet" not in done.stdout
         notes = syncd_notes(pg, other)
         assert len(notes) == 1 and "In Review" in notes[0]
 
