@@ -28,12 +28,16 @@ links made through the APIs: GitHub issues named half by their key
 cycle after it.
 
 - the planning rate: the same in-process polls less their connectors' time
-  in HTTP requests (what syncd itself costs per change).
+  in HTTP requests (what syncd itself costs per change), and beside it the
+  changes per CPU second of the polling thread (``time.thread_time``), which
+  other jobs on a shared machine do not stretch as they stretch the wall clock.
 
 Figures are printed; nothing is asserted. ``--sizes`` picks other sizes
 (``--sizes 100000`` runs the issue-13 size: allow an hour or more on a
 shared 2-core machine, most of it the first sync's requests); ``--handoff``
-turns the handoff on; ``--latency`` times instead a change in the tracker
+turns the handoff on; ``--profile`` runs the two throughput polls under
+cProfile and prints the store statements each ran and the top of each
+profile; ``--latency`` times instead a change in the tracker
 to its note on the ticket, with and without webhook doorbells
 (tools/bench_latency.py).
 """
