@@ -44,6 +44,7 @@ Pure: strings in, strings out.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from typing import Mapping
@@ -84,6 +85,16 @@ def escape(value: object, fmt: str = "plain") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown text format {fmt!r} (one of {', '.join(FORMATS)})")
     text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if len(text) <= _CACHED_CHARS:
+        return _escaped(text, fmt)  # the same title or state, once for each of an issue's tickets
+    return _escape_text(text, fmt)
+
+
+# Texts up to this long are escaped once per distinct text (a bounded cache: a few MiB at most).
+_CACHED_CHARS = 512
+
+
+def _escape_text(text: str, fmt: str) -> str:
     text = _plain(text)
     if fmt in ("markdown", "adf"):
         text = _MD_PUNCT_RE.sub(r"\\\1", text)
@@ -92,6 +103,9 @@ def escape(value: object, fmt: str = "plain") -> str:
     if fmt == "html":
         text = html.escape(text)
     return text
+
+
+_escaped = functools.lru_cache(maxsize=4096)(_escape_text)
 
 
 def shown(text: str, fmt: str = "plain") -> str:

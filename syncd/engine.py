@@ -771,7 +771,7 @@ class Engine:
             if ids:
                 attached[issue.ref] = self._resolve_tickets(ids)
         links = self.store.links_for_issues([i.ref for i, _ in changed])
-        shown = {issue.ref: self._shown_by_syncd(issue) for issue, _ in changed}
+        shown = self._shown_by_syncd([issue for issue, _ in changed])
 
         self._seen_markers = {}  # no ticket's comments were read for this page
         with self._work() as work:
@@ -1119,26 +1119,39 @@ class Engine:
                 restored += self._restore_link(ticket, issue, "the note syncd left on the ticket names it")
         return restored
 
-    def _shown_by_syncd(self, issue: Issue) -> tuple[list[Ticket], list[str]]:
-        """Tickets syncd's own attachments on the issue show, with no link in the store:
-        (those the store knows, ids of the others).
+    def _shown_by_syncd(self, issues: list[Issue]) -> dict[Ref, tuple[list[Ticket], list[str]]]:
+        """Per issue, tickets syncd's own attachments on it show, with no link in the store:
+        (those the store knows, ids of the others); two queries for all the issues.
 
         The attachment's marker must be the key syncd gives exactly that
         ticket on exactly this issue. A ticket the store does not know waits
         for the helpdesk's feed (after a lost store trackers are polled
         first, and most tickets come in the helpdesk's first pages): no read
         per ticket here."""
-        shown = [
-            tid
-            for tid, marker in syncd_attached_ticket_ids(issue, self.ticket_pattern)
-            if marker == attach_key(Ref(self.helpdesk.name, tid), issue.ref)
-        ]
-        if not shown:
-            return [], []
-        known = {r.ticket.id for r in self.store.links_for_issue(issue.ref, active=False)}
-        refs = [Ref(self.helpdesk.name, tid) for tid in shown if tid not in known]
-        tickets = self.store.get_snapshots(refs)
-        return ([t for r in refs if isinstance(t := tickets.get(r), Ticket)], [r.id for r in refs if r not in tickets])
+        shown = {
+            issue.ref: [
+                tid
+                for tid, marker in syncd_attached_ticket_ids(issue, self.ticket_pattern)
+                if marker == attach_key(Ref(self.helpdesk.name, tid), issue.ref)
+            ]
+            for issue in issues
+        }
+        marked = [ref for ref, ids in shown.items() if ids]
+        links = self.store.links_for_issues(marked, active=False) if marked else {}
+        unlinked: dict[Ref, list[Ref]] = {}
+        for ref, rows in links.items():
+            known = {r.ticket.id for r in rows}
+            unlinked[ref] = [Ref(self.helpdesk.name, tid) for tid in shown[ref] if tid not in known]
+        wanted = {r: None for refs in unlinked.values() for r in refs}
+        tickets = self.store.get_snapshots(wanted) if wanted else {}
+        out: dict[Ref, tuple[list[Ticket], list[str]]] = {}
+        for issue in issues:
+            refs = unlinked.get(issue.ref, [])
+            out[issue.ref] = (
+                [t for r in refs if isinstance(t := tickets.get(r), Ticket)],
+                [r.id for r in refs if r not in tickets],
+            )
+        return out
 
     def _defer_shown(self, later: dict[Ref, list[str]]) -> None:
         """Remember tickets shown by syncd on issues, to take up after the helpdesk's feed. Inside a transaction."""

@@ -107,7 +107,9 @@ class PageWork:
         for link, reason in plan.ended:
             self.store.end_link(link.ticket, link.issue, reason)
         queued = 0
-        if len(plan.actions) == 1:
+        if not plan.actions:
+            fresh = []
+        elif len(plan.actions) == 1:
             fresh = [self.store.enqueue(plan.actions[0])]
         else:  # an issue's notes to its linked tickets: one statement for them all
             fresh = self.store.enqueue_many(plan.actions)

@@ -294,11 +294,18 @@ _RECORD_TYPES: dict[str, type] = {
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
+# Types to_dict gives back as they are, known without asking (most values are these).
+_AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def to_dict(record: Any) -> Any:
     """Dataclass → JSON-able dict (datetimes as ISO strings, enums as values)."""
-    names = _FIELD_NAMES.get(type(record))
+    kind = type(record)
+    if kind in _AS_IS:
+        return record
+    names = _FIELD_NAMES.get(kind)
     if names is None and dataclasses.is_dataclass(record) and not isinstance(record, type):
-        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
     if names is not None:
         out = {"_type": type(record).__name__}
         for name in names:

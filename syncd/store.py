@@ -1191,8 +1191,9 @@ class Store:
         if not wanted:
             return set()
         rows = self._q(
-            "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]') "
-            "WHERE o.state = 'pending' AND o.attempts = 0",
+            # CROSS JOIN: SQLite then looks each key up, never scans the outbox's pending rows.
+            "SELECT o.key FROM json_each(?) AS j CROSS JOIN outbox AS o WHERE o.key = json_extract(j.value, '$[0]') "
+            "AND o.state = 'pending' AND o.attempts = 0",
             [json.dumps([[key] for key in wanted])],
         )
         return {r[0] for r in rows}
