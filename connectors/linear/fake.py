@@ -58,6 +58,7 @@ REQUESTS_PER_HOUR = 5000
 COMPLEXITY_PER_HOUR = 250_000
 MAX_QUERY_COMPLEXITY = 10_000  # Linear refuses a single document that costs more
 WINDOW = timedelta(hours=1)
+VALID_DOCUMENTS_KEPT = 64  # distinct query texts whose parsed, validated document is kept
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled")
 PRIORITY_LABELS = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
@@ -231,6 +232,7 @@ class LinearFake(FakeService):
         self._comments_by_issue: dict[str, dict[str, None]] = {}
         self._attachments_by_issue: dict[str, dict[str, None]] = {}
         self._attachments_by_url: dict[str, dict[str, None]] = {}
+        self._valid_documents: dict[str, DocumentNode] = {}  # query text -> its document (see _remember_valid)
         self.identifiers: dict[str, str] = {}  # every identifier an issue ever had -> id
         self.last_sync_id = 1000
         self.api_user = self.add_user("syncd", "syncd-bot@sandbox.example", admin=True)
@@ -768,16 +770,23 @@ class LinearFake(FakeService):
             error = LinearError("POST body must be JSON with a 'query' string", "BAD_USER_INPUT", "graphql error")
             return FakeResponse(400, self._errors(error), self._rate_headers(0))
         variables = payload.get("variables") or {}
-        try:
-            document = parse(payload["query"])
-        except GraphQLError as exc:
-            exc.extensions = {"type": "graphql error", "code": "GRAPHQL_PARSE_FAILED", "userError": True}
-            return FakeResponse(400, self._errors(exc), self._rate_headers(0))
-        problems = validate(self.schema, document)
-        if problems:
-            for problem in problems:
-                problem.extensions = {"type": "graphql error", "code": "GRAPHQL_VALIDATION_FAILED", "userError": True}
-            return FakeResponse(400, self._errors(*problems), self._rate_headers(0))
+        document = self._valid_documents.get(payload["query"])
+        if document is None:
+            try:
+                document = parse(payload["query"])
+            except GraphQLError as exc:
+                exc.extensions = {"type": "graphql error", "code": "GRAPHQL_PARSE_FAILED", "userError": True}
+                return FakeResponse(400, self._errors(exc), self._rate_headers(0))
+            problems = validate(self.schema, document)
+            if problems:
+                for problem in problems:
+                    problem.extensions = {
+                        "type": "graphql error",
+                        "code": "GRAPHQL_VALIDATION_FAILED",
+                        "userError": True,
+                    }
+                return FakeResponse(400, self._errors(*problems), self._rate_headers(0))
+            self._remember_valid(payload["query"], document)
         complexity = estimate_complexity(
             document, payload.get("operationName"), variables if isinstance(variables, dict) else {}
         )
@@ -817,6 +826,14 @@ class LinearFake(FakeService):
             body["errors"] = [e.formatted for e in result.errors]
         status = 400 if result.errors and result.data is None else 200
         return FakeResponse(status, body, self._rate_headers(complexity))
+
+    def _remember_valid(self, query: str, document: DocumentNode) -> None:
+        """A document that parsed and validated, kept for the next request with the same text
+        (clients send the same few documents with new variables; parsing and validating
+        them again was most of the sandbox's time in a large bench)."""
+        if len(self._valid_documents) >= VALID_DOCUMENTS_KEPT:
+            del self._valid_documents[next(iter(self._valid_documents))]
+        self._valid_documents[query] = document
 
     def _shaped_tree(self, data: Any) -> Any:
         """The GraphQL answer with every record :meth:`malform` named in the wrong shape."""
