@@ -20,14 +20,16 @@ never by time.)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 import syncd.store as store_module
+from connectors.base import Page
 from mappings.planner import PlanSettings
 from syncd.engine import Engine
 from syncd.records import Comment, Issue, Ticket
@@ -81,6 +83,25 @@ class Counted:
         self.held = max(self.held, held)
 
 
+def fresh_reads(desk: MemoryHelpdesk, tracker: MemoryTracker) -> None:
+    """Every read answers new objects, as a real connector decoding an answer does (the doubles
+    hand out the records they keep, which would hide a copy syncd kept from the count)."""
+    for double in (desk, tracker):
+        poll = double.poll
+
+        def fresh_pages(cursor: str | None, poll: Any = poll) -> Iterator[Page]:
+            for page in poll(cursor):
+                yield dataclasses.replace(page, records=[dataclasses.replace(r) for r in page.records])
+
+        double.poll = fresh_pages  # type: ignore[method-assign]
+    comments = desk.comments
+
+    def fresh_comments(ticket_id: str, after: str | None = None) -> list[Comment]:
+        return [dataclasses.replace(c) for c in comments(ticket_id, after)]
+
+    desk.comments = fresh_comments  # type: ignore[method-assign]
+
+
 def sync(tmp_path: Path, n: int) -> Counted:
     """A first sync of ``n`` tickets naming their issue in a link field, the cycle that reads
     its echoes, and an idle cycle; what they read and held at most."""
@@ -95,6 +116,7 @@ def sync(tmp_path: Path, n: int) -> Counted:
     for i in range(n):
         desk.put(str(i), subject=f"Problem report {i}", fields={"linked": issues[i % len(issues)].key})
     clock.advance()
+    fresh_reads(desk, tracker)
     store = Store(tmp_path / f"syncd-{n}.db", clock=clock)
     try:
         settings = PlanSettings(helpdesk="desk", helpdesk_name="Desk")
