@@ -58,6 +58,7 @@ REQUESTS_PER_HOUR = 5000
 COMPLEXITY_PER_HOUR = 250_000
 MAX_QUERY_COMPLEXITY = 10_000  # Linear refuses a single document that costs more
 WINDOW = timedelta(hours=1)
+VALID_DOCUMENTS_KEPT = 64  # distinct query texts whose parsed, validated document is kept
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled")
 PRIORITY_LABELS = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
@@ -226,6 +227,12 @@ class LinearFake(FakeService):
         self.issues: dict[str, dict] = {}
         self.comments: dict[str, dict] = {}
         self.attachments: dict[str, dict] = {}
+        # Indexes over the two above (as Linear's own database has): an issue's comments and
+        # attachments, and the attachments of a URL, without a scan of every one per lookup.
+        self._comments_by_issue: dict[str, dict[str, None]] = {}
+        self._attachments_by_issue: dict[str, dict[str, None]] = {}
+        self._attachments_by_url: dict[str, dict[str, None]] = {}
+        self._valid_documents: dict[str, DocumentNode] = {}  # query text -> its document (see _remember_valid)
         self.identifiers: dict[str, str] = {}  # every identifier an issue ever had -> id
         self.last_sync_id = 1000
         self.api_user = self.add_user("syncd", "syncd-bot@sandbox.example", admin=True)
@@ -389,7 +396,7 @@ class LinearFake(FakeService):
             obj = self._issue(issue)
             if purge:
                 del self.issues[obj["id"]]
-                for cid in [c for c, x in self.comments.items() if x["issueId"] == obj["id"]]:
+                for cid in self._comments_by_issue.pop(obj["id"], {}):
                     del self.comments[cid]
                 return
             now = self._now()
@@ -421,8 +428,9 @@ class LinearFake(FakeService):
 
     def delete_comment(self, comment_id: str) -> None:
         with self.lock:
-            self._comment(comment_id)
+            comment = self._comment(comment_id)
             del self.comments[comment_id]
+            self._comments_by_issue.get(comment["issueId"], {}).pop(comment_id, None)
 
     def issue(self, ref: str | dict) -> dict:
         """The issue (by id or any identifier it had) as a GraphQL-shaped dict."""
@@ -436,8 +444,8 @@ class LinearFake(FakeService):
                 "state": {k: state[k] for k in ("id", "name", "type")},
                 "team": {k: self.teams[obj["teamId"]][k] for k in ("id", "key", "name")},
                 "assignee": copy.deepcopy(self.users.get(obj["assigneeId"])) if obj["assigneeId"] else None,
-                "comments": [copy.deepcopy(c) for c in self.comments.values() if c["issueId"] == obj["id"]],
-                "attachments": [copy.deepcopy(a) for a in self.attachments.values() if a["issueId"] == obj["id"]],
+                "comments": [copy.deepcopy(c) for c in self._comments_of(obj["id"])],
+                "attachments": [copy.deepcopy(a) for a in self._attachments_of(obj["id"])],
             }
 
     def state_id(self, team: dict | str, name: str) -> str:
@@ -600,8 +608,16 @@ class LinearFake(FakeService):
             "editedAt": None,
         }
         self.comments[comment["id"]] = comment
+        self._comments_by_issue.setdefault(issue["id"], {})[comment["id"]] = None
         issue["updatedAt"] = now
         return comment
+
+    def _comments_of(self, issue_id: str) -> list[dict]:
+        """The issue's comments, oldest first (the order they were made in)."""
+        return [self.comments[c] for c in self._comments_by_issue.get(issue_id, ())]
+
+    def _attachments_of(self, issue_id: str) -> list[dict]:
+        return [self.attachments[a] for a in self._attachments_by_issue.get(issue_id, ())]
 
     def _edit_comment(self, comment: dict, body: str) -> None:
         """A new body for a comment (its issue's updatedAt is left as it was)."""
@@ -622,8 +638,8 @@ class LinearFake(FakeService):
     ) -> dict:
         """Create, or update the attachment with the same URL on the same issue (Linear's rule)."""
         now = self._now()
-        for existing in self.attachments.values():
-            if existing["issueId"] == issue["id"] and existing["url"] == url:
+        for existing in self._attachments_of(issue["id"]):
+            if existing["url"] == url:
                 if title is not None:
                     existing["title"] = title
                 if subtitle is not None:
@@ -649,6 +665,8 @@ class LinearFake(FakeService):
             "updatedAt": now,
         }
         self.attachments[attachment["id"]] = attachment
+        self._attachments_by_issue.setdefault(issue["id"], {})[attachment["id"]] = None
+        self._attachments_by_url.setdefault(url, {})[attachment["id"]] = None
         issue["updatedAt"] = now
         return attachment
 
@@ -752,16 +770,23 @@ class LinearFake(FakeService):
             error = LinearError("POST body must be JSON with a 'query' string", "BAD_USER_INPUT", "graphql error")
             return FakeResponse(400, self._errors(error), self._rate_headers(0))
         variables = payload.get("variables") or {}
-        try:
-            document = parse(payload["query"])
-        except GraphQLError as exc:
-            exc.extensions = {"type": "graphql error", "code": "GRAPHQL_PARSE_FAILED", "userError": True}
-            return FakeResponse(400, self._errors(exc), self._rate_headers(0))
-        problems = validate(self.schema, document)
-        if problems:
-            for problem in problems:
-                problem.extensions = {"type": "graphql error", "code": "GRAPHQL_VALIDATION_FAILED", "userError": True}
-            return FakeResponse(400, self._errors(*problems), self._rate_headers(0))
+        document = self._valid_documents.get(payload["query"])
+        if document is None:
+            try:
+                document = parse(payload["query"])
+            except GraphQLError as exc:
+                exc.extensions = {"type": "graphql error", "code": "GRAPHQL_PARSE_FAILED", "userError": True}
+                return FakeResponse(400, self._errors(exc), self._rate_headers(0))
+            problems = validate(self.schema, document)
+            if problems:
+                for problem in problems:
+                    problem.extensions = {
+                        "type": "graphql error",
+                        "code": "GRAPHQL_VALIDATION_FAILED",
+                        "userError": True,
+                    }
+                return FakeResponse(400, self._errors(*problems), self._rate_headers(0))
+            self._remember_valid(payload["query"], document)
         complexity = estimate_complexity(
             document, payload.get("operationName"), variables if isinstance(variables, dict) else {}
         )
@@ -801,6 +826,14 @@ class LinearFake(FakeService):
             body["errors"] = [e.formatted for e in result.errors]
         status = 400 if result.errors and result.data is None else 200
         return FakeResponse(status, body, self._rate_headers(complexity))
+
+    def _remember_valid(self, query: str, document: DocumentNode) -> None:
+        """A document that parsed and validated, kept for the next request with the same text
+        (clients send the same few documents with new variables; parsing and validating
+        them again was most of the sandbox's time in a large bench)."""
+        if len(self._valid_documents) >= VALID_DOCUMENTS_KEPT:
+            del self._valid_documents[next(iter(self._valid_documents))]
+        self._valid_documents[query] = document
 
     def _shaped_tree(self, data: Any) -> Any:
         """The GraphQL answer with every record :meth:`malform` named in the wrong shape."""
@@ -866,7 +899,7 @@ class LinearFake(FakeService):
                 self._filtered(self.labels.values(), a.get("filter"), self._label_filter), a
             ),
             ("Query", "attachmentsForURL"): lambda root, info, url, **a: self._connection(
-                [x for x in self.attachments.values() if x["url"] == url], a
+                [self.attachments[x] for x in self._attachments_by_url.get(url, ())], a
             ),
             ("Mutation", "commentCreate"): self._m_comment_create,
             ("Mutation", "commentUpdate"): self._m_comment_update,
@@ -904,7 +937,7 @@ class LinearFake(FakeService):
             ),
             ("Issue", "comments"): lambda i, info, **a: self._connection(
                 self._filtered(
-                    [c for c in self.comments.values() if c["issueId"] == i["id"]],
+                    self._comments_of(i["id"]),
                     a.get("filter"),
                     self._comment_filter,
                 ),
@@ -912,7 +945,7 @@ class LinearFake(FakeService):
             ),
             ("Issue", "attachments"): lambda i, info, **a: self._connection(
                 self._filtered(
-                    [x for x in self.attachments.values() if x["issueId"] == i["id"]],
+                    self._attachments_of(i["id"]),
                     a.get("filter"),
                     self._attachment_filter,
                 ),
