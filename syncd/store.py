@@ -97,6 +97,34 @@ def _json(value: Any) -> str:
     return json.dumps(to_dict(value), separators=(",", ":"), sort_keys=True, default=str)
 
 
+# A promise written whole; an unchanged one (same data) is left as it is.
+_PUT_PROMISE = (
+    "INSERT INTO promises (id, ticket_connector, ticket_id, state, due_at, trigger, origin, "
+    "created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET ticket_connector = excluded.ticket_connector, "
+    "ticket_id = excluded.ticket_id, state = excluded.state, due_at = excluded.due_at, "
+    "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
+    "updated_at = excluded.updated_at, data = excluded.data "
+    "WHERE promises.data IS NOT excluded.data"
+)
+
+
+def _promise_row(promise: Promise, now: str) -> tuple:
+    """The ``promises`` row of ``promise``, in :data:`_PUT_PROMISE`'s order."""
+    return (
+        promise.id,
+        promise.ticket.connector,
+        promise.ticket.id,
+        PromiseState(promise.state).value,
+        _ts(promise.due_at) if promise.due_at else None,
+        promise.trigger,
+        promise.origin,
+        _ts(promise.created_at),
+        now,
+        _json(promise),
+    )
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -1679,28 +1707,7 @@ class Store:
         True when something changed: writing back an unchanged promise (a
         replayed page) is a no-op and returns False.
         """
-        data = _json(promise)
-        cur = self._x(
-            "INSERT INTO promises (id, ticket_connector, ticket_id, state, due_at, trigger, origin, "
-            "created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET ticket_connector = excluded.ticket_connector, "
-            "ticket_id = excluded.ticket_id, state = excluded.state, due_at = excluded.due_at, "
-            "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
-            "updated_at = excluded.updated_at, data = excluded.data "
-            "WHERE promises.data IS NOT excluded.data",
-            [
-                promise.id,
-                promise.ticket.connector,
-                promise.ticket.id,
-                PromiseState(promise.state).value,
-                _ts(promise.due_at) if promise.due_at else None,
-                promise.trigger,
-                promise.origin,
-                _ts(promise.created_at),
-                self._now(),
-                data,
-            ],
-        )
+        cur = self._x(_PUT_PROMISE, _promise_row(promise, self._now()))
         if cur.rowcount != 1:
             return False
         self._x("DELETE FROM promise_issues WHERE promise_id = ?", [promise.id])
@@ -1717,33 +1724,10 @@ class Store:
         their issues (``executemany``). Unlike there, nothing says which of them changed: a
         caller that needs to know compares with what it read."""
         now = self._now()
-        rows = [
-            (
-                p.id,
-                p.ticket.connector,
-                p.ticket.id,
-                PromiseState(p.state).value,
-                _ts(p.due_at) if p.due_at else None,
-                p.trigger,
-                p.origin,
-                _ts(p.created_at),
-                now,
-                _json(p),
-            )
-            for p in promises
-        ]
+        rows = [_promise_row(p, now) for p in promises]
         if not rows:
             return
-        self._xmany(
-            "INSERT INTO promises (id, ticket_connector, ticket_id, state, due_at, trigger, origin, "
-            "created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET ticket_connector = excluded.ticket_connector, "
-            "ticket_id = excluded.ticket_id, state = excluded.state, due_at = excluded.due_at, "
-            "trigger = excluded.trigger, origin = excluded.origin, created_at = excluded.created_at, "
-            "updated_at = excluded.updated_at, data = excluded.data "
-            "WHERE promises.data IS NOT excluded.data",
-            rows,
-        )
+        self._xmany(_PUT_PROMISE, rows)
         self._xmany("DELETE FROM promise_issues WHERE promise_id = ?", [(p.id,) for p in promises])
         self._xmany(
             "INSERT INTO promise_issues (issue_connector, issue_id, promise_id) VALUES (?, ?, ?) "
