@@ -314,11 +314,13 @@ class ZendeskConnector(Helpdesk):
         # _EventsMark) that lets the next polls start later; nothing else outlives the poll.
         window = self._window = _EventsWindow()
         self._mark = _EventsMark.parse(cursor)
+        self._cleared: set[str] = set()
         try:
             yield from self._pages(cursor)
         finally:
             if self._window is window:
                 self._window, self._mark, self._page_out = None, None, None
+                self._cleared = set()
 
     def _pages(self, cursor: str | None) -> Iterator[Page]:
         position = self._parse_cursor(cursor)
@@ -359,10 +361,19 @@ class ZendeskConnector(Helpdesk):
 
     def _cursor_text(self, position: dict[str, Any]) -> str:
         """The cursor to store: the feed's position, and what the ticket events export
-        has been read through (the window's mark, else the one the poll started with)."""
-        window = self._window
-        mark = (window.mark() if window is not None else None) or self._mark
+        has been read through (:meth:`_current_mark`)."""
+        mark = self._current_mark()
         return json.dumps({**position, "events": mark.to_json()} if mark is not None else position)
+
+    def _current_mark(self) -> "_EventsMark | None":
+        """The mark the poll started with, less the tickets it left out that a page has
+        since been handed (its answer brought every comment up to the ticket's change),
+        joined with what this poll's window read (:meth:`_EventsMark.join`)."""
+        base = self._mark
+        if base is not None and base.pending & self._cleared:
+            base = _EventsMark(base.start, base.through, base.pending - self._cleared)
+        window = self._window
+        return _EventsMark.join(base, window.mark() if window is not None else None)
 
     def _parse_cursor(self, cursor: str | None) -> dict[str, Any]:
         if cursor is None:
@@ -462,9 +473,12 @@ class ZendeskConnector(Helpdesk):
             early = [a for a in near if since[a.ticket_id] < opened]
             if len(early) > EVENTS_PAGE_WORTH:
                 # Cheaper to read the stream again from the earliest of them than them one by one.
-                window = _EventsWindow()
                 if self._window is not None:
-                    self._window = window
+                    # What the window read so far stays in the poll's mark: its claims are
+                    # about pages already committed and the tickets it left out.
+                    self._mark, self._cleared = self._current_mark(), set()
+                    self._window = _EventsWindow()
+                window = self._window if self._window is not None else _EventsWindow()
             elif early:
                 near = [a for a in near if since[a.ticket_id] >= opened]
                 far.extend(early)
@@ -509,7 +523,7 @@ class ZendeskConnector(Helpdesk):
                 window.pending.update(found)  # not handed to the engine from the window
                 return super().page_comments(asks)
             pages += 1
-            window.new_page()
+            window.new_page(start)
             for event in body["ticket_events"]:
                 self._event_comments(event, window, found)
             given = body.get("end_time")
@@ -549,7 +563,14 @@ class ZendeskConnector(Helpdesk):
         window.let_go(found)
         out.update(super().page_comments(far))
         if self._window is window and self._page_out is not None:
+            window.handed({tid for tid, answer in out.items() if not isinstance(answer, PayloadError)})
             window.pending.update(tid for tid, answer in out.items() if isinstance(answer, PayloadError))
+            if self._mark is not None and self._mark.pending:
+                # A ticket the stored mark left out, handed every comment up to its change
+                # with this page, need not be left out by the mark stored with this page.
+                self._cleared.update(
+                    t for t, answer in out.items() if t in self._mark.pending and not isinstance(answer, PayloadError)
+                )
             self._page_out.cursor = self._cursor_text(_position(self._page_out.cursor))
         return out
 
@@ -1140,9 +1161,10 @@ class _EventsWindow:
     (unix seconds) has been read, except in the seconds listed in ``holes``
     (a full page of events in one second, whose rest the export cannot page
     to). Comments of tickets no page has asked about yet are kept by events
-    page (``held``), at most ``EVENTS_HELD_MAX`` of them and
-    ``EVENTS_HELD_CHARS`` of their text: past that the oldest page's are let
-    go. A comment let go, or handed to a page, is
+    page (``held``, with the second the page started at), at most
+    ``EVENTS_HELD_MAX`` of them and ``EVENTS_HELD_CHARS`` of their text: past
+    that the oldest page's are let go (``released``, their tickets kept by the
+    page's start). A comment let go, or handed to a page, is
     remembered only as its ticket's highest id (``dropped``): a later ask for
     that ticket is answered from the window only when its ``after`` shows
     that comment read, which it does once the page that got it committed.
@@ -1154,13 +1176,17 @@ class _EventsWindow:
         self.covered = -1
         self.holes: list[int] = []
         self.stopped = False
-        self.held: list[dict[str, list[Comment]]] = []
+        self.held: list[tuple[int, dict[str, list[Comment]]]] = []
         self.held_count = 0
         self.held_chars = 0
         self.dropped: dict[str, int] = {}
         self.recent: dict[int, int] = {}
-        # Tickets with a comment read here that no page was handed (let go for memory, or
-        # its page's answer failed): the window's mark says nothing about them.
+        # The tickets of the events pages whose held comments were let go for memory, by
+        # the second each page started at, oldest first: no page was handed them.
+        self.released: list[tuple[int, set[str]]] = []
+        self.released_ids: set[str] = set()
+        # Tickets with a comment read here that no page was handed because its page's
+        # answer failed: the window's mark says nothing about them.
         self.pending: set[str] = set()
 
     def open(self, start: int) -> None:
@@ -1171,24 +1197,24 @@ class _EventsWindow:
         self.covered = max(self.covered, covered)
         self.recent = {cid: second for cid, second in self.recent.items() if second >= next_start}
 
-    def new_page(self) -> None:
-        self.held.append({})
+    def new_page(self, start: int) -> None:
+        self.held.append((start, {}))
 
     def hold(self, ticket_id: str, comment: Comment) -> None:
-        self.held[-1].setdefault(ticket_id, []).append(comment)
+        self.held[-1][1].setdefault(ticket_id, []).append(comment)
         self.held_count += 1
         self.held_chars += len(comment.body)
 
     def take(self, tickets: set[str]) -> dict[str, list[Comment]]:
         """The comments held for ``tickets`` (oldest page first), no longer held."""
         found: dict[str, list[Comment]] = {t: [] for t in tickets}
-        for group in self.held:
+        for _start, group in self.held:
             for ticket_id in tickets & group.keys():
                 comments = group.pop(ticket_id)
                 found[ticket_id].extend(comments)
                 self.held_count -= len(comments)
                 self.held_chars -= sum(len(c.body) for c in comments)
-        self.held = [group for group in self.held if group]
+        self.held = [(start, group) for start, group in self.held if group]
         return found
 
     def let_go(self, found: dict[str, list[Comment]]) -> None:
@@ -1199,20 +1225,53 @@ class _EventsWindow:
 
     def trim(self, most: int, chars: int) -> None:
         while (self.held_count > most or self.held_chars > chars) and self.held:
-            group = self.held.pop(0)
+            start, group = self.held.pop(0)
             self.held_count -= sum(len(comments) for comments in group.values())
             self.held_chars -= sum(len(c.body) for comments in group.values() for c in comments)
             self.let_go(group)
-            self.pending.update(group)
+            if self.released and self.released[-1][0] == start:
+                self.released[-1][1].update(group)
+            else:
+                self.released.append((start, set(group)))
+            self.released_ids.update(group)
+
+    def handed(self, tickets: set[str]) -> None:
+        """``tickets`` were handed every comment up to their change with a page: what
+        this window let go of them, or failed to hand, is no longer left out."""
+        self.pending -= tickets
+        if self.released_ids & tickets:
+            self.released_ids -= tickets
+            for _start, group in self.released:
+                group -= tickets
+            self.released = [(start, group) for start, group in self.released if group]
 
     def mark(self) -> "_EventsMark | None":
         """What this window lets a later poll skip, or None (not opened, nothing read
-        whole, or too many tickets left out)."""
+        whole, or too many tickets left out).
+
+        Where the tickets left out would be more than ``MARK_PENDING_MAX``, the mark
+        ends a second before the events page that would make them so: the tickets
+        whose comments were read only after it need not be named (a window read far
+        back holds the comments of every ticket changed since, most of them handed
+        by earlier polls), and the span up to it still lets the next poll start later."""
         if self.floor is None:
             return None
         through = min([self.covered, *(hole - 1 for hole in self.holes)])
-        pending = self.pending | {ticket_id for group in self.held for ticket_id in group}
-        if through < self.floor or len(pending) > MARK_PENDING_MAX:
+        pending = set(self.pending)
+        if len(pending) > MARK_PENDING_MAX:
+            return None
+        by_page = [*self.released, *((start, group.keys()) for start, group in self.held)]
+        for start, tickets in by_page:
+            if start > through:
+                break
+            new = tickets - pending
+            if len(pending) + len(new) > MARK_PENDING_MAX:
+                # A page shares its first second with the page before (held there too):
+                # the mark ends before it.
+                through = start - 1
+                break
+            pending |= new
+        if through < self.floor:
             return None
         return _EventsMark(self.floor, through, frozenset(pending))
 
@@ -1251,6 +1310,25 @@ class _EventsMark:
             return None
         assert isinstance(start, int) and isinstance(through, int)
         return cls(start, through, frozenset(pending)) if through >= start else None
+
+    @classmethod
+    def join(cls, old: "_EventsMark | None", new: "_EventsMark | None") -> "_EventsMark | None":
+        """One mark for two, where their spans touch or overlap: what each says holds for
+        its own span, so together they say it for both, leaving out the tickets either
+        left out. A later window's mark alone otherwise (spans apart, or more tickets
+        left out than a mark may name), else the one there is.
+
+        Joining is what keeps the mark moving: a window opened at a ticket's older
+        change (stored by an earlier run) reads back past the stored mark; without the
+        join its shorter span would replace the longer one, and the tickets changed in
+        between would pull every later window back again."""
+        if old is None or new is None:
+            return new if new is not None else old
+        if new.start <= old.through + 1 and old.start <= new.through + 1:
+            pending = old.pending | new.pending
+            if len(pending) <= MARK_PENDING_MAX:
+                return cls(min(old.start, new.start), max(old.through, new.through), pending)
+        return new if new.through >= old.through else old
 
     def later_start(self, ask: CommentAsk) -> CommentAsk:
         if ask.after is None or ask.since is None or ask.ticket_id in self.pending or _second(ask.since) < self.start:
