@@ -1333,7 +1333,8 @@ class _EventsMark:
     def later_start(self, ask: CommentAsk) -> CommentAsk:
         if ask.after is None or ask.since is None or ask.ticket_id in self.pending or _second(ask.since) < self.start:
             return ask
-        since = min(max(ask.since, datetime.fromtimestamp(self.through, timezone.utc)), ask.until)
+        # ``through`` was read whole: the ticket's next comment is made after it.
+        since = min(max(ask.since, datetime.fromtimestamp(self.through + 1, timezone.utc)), ask.until)
         return dataclasses.replace(ask, since=since)
 
 

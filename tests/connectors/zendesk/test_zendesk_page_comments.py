@@ -259,11 +259,11 @@ def test_a_stored_cursor_keeps_its_feed_position_beside_the_events_mark_and_a_ba
     for bad in ({"from": 300, "through": 200, "pending": []}, {"from": "x"}, [], {"from": 1, "through": 2}):
         assert _EventsMark.parse(json.dumps({"cursor": "abc", "events": bad})) is None
     assert _EventsMark.parse('{"cursor": "abc"}') is None and _EventsMark.parse("not json") is None
-    # A ticket the mark speaks for starts at its end; one it leaves out, or whose comments
+    # A ticket the mark speaks for starts after its end (read whole); one it leaves out, or whose comments
     # start before it, keeps its own start.
     since = datetime.fromtimestamp(150, timezone.utc)
     until = datetime.fromtimestamp(400, timezone.utc)
-    assert parsed.later_start(CommentAsk("8", "1", since, until)).since == datetime.fromtimestamp(200, timezone.utc)
+    assert parsed.later_start(CommentAsk("8", "1", since, until)).since == datetime.fromtimestamp(201, timezone.utc)
     assert parsed.later_start(CommentAsk("7", "1", since, until)).since == since
     early = datetime.fromtimestamp(50, timezone.utc)
     assert parsed.later_start(CommentAsk("8", "1", early, until)).since == early
