@@ -1131,35 +1131,36 @@ class Store:
     @_writes
     def enqueue_many(self, actions: Sequence[Action]) -> list[bool]:
         """:meth:`enqueue` of many writes, in order: which of them were queued (a key already
-        known, or given twice, is not). One query for the known keys and one statement for
-        the new rows (``executemany``), in the caller's transaction or one of its own."""
+        known, or given twice, is not). One statement, in the caller's transaction or one of
+        its own: the rows go in in the order given (their ids keep each group's order) and
+        the keys it RETURNS are the ones it inserted, so a key another replica queued at the
+        same moment (its row not yet visible here, the insert then waiting for it and
+        refusing it) is not counted as queued."""
         if not actions:
             return []
-        keys = list(dict.fromkeys(action.key for action in actions))
-        known = {
+        firsts: dict[str, int] = {}  # key -> the index of its first action (a later one is not queued)
+        rows = []
+        for index, action in enumerate(actions):
+            if action.key in firsts:
+                continue
+            firsts[action.key] = index
+            payload = _json(action.write.payload())
+            rows.append([index, action.key, action.connector, action.target, action.op, payload, action.group])
+        now = self._now()
+        inserted = {
             r[0]
             for r in self._q(
-                "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]')",
-                [json.dumps([[key] for key in keys])],
+                # WHERE true: SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT.
+                "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
+                "next_attempt_at, created_at) SELECT json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), "
+                "json_extract(j.value, '$[3]'), json_extract(j.value, '$[4]'), json_extract(j.value, '$[5]'), "
+                "json_extract(j.value, '$[6]'), 'pending', 0, ?, ? FROM json_each(?) AS j WHERE true "
+                "ORDER BY CAST(json_extract(j.value, '$[0]') AS INTEGER) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                [now, now, json.dumps(rows)],
             )
         }
-        now = self._now()
-        new: list[bool] = []
-        rows = []
-        for action in actions:
-            fresh = action.key not in known
-            new.append(fresh)
-            if fresh:
-                known.add(action.key)
-                payload = _json(action.write.payload())
-                rows.append((action.key, action.connector, action.target, action.op, payload, action.group, now, now))
-        self._xmany(
-            "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
-            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
-            "ON CONFLICT (key) DO NOTHING",
-            rows,
-        )
-        return new
+        return [action.key in inserted and firsts[action.key] == index for index, action in enumerate(actions)]
 
     @_writes
     def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:
