@@ -783,12 +783,14 @@ class Store:
             )
 
     @_reads
-    def issues_without_native(self, connector: str) -> list[Issue]:
-        """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`)."""
+    def issues_without_native(self, connector: str, *, after: str = "", limit: int = 500) -> list[Issue]:
+        """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`),
+        a page at a time: at most ``limit`` of them, in id order, after the id ``after`` (the last id
+        of the page before)."""
         rows = self._q(
-            "SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
-            "AND json_extract(data, '$.native') IS NULL",
-            [connector],
+            "SELECT data FROM snapshots WHERE connector = ? AND id > ? AND kind = 'issue' "
+            "AND json_extract(data, '$.native') IS NULL ORDER BY id LIMIT ?",
+            [connector, after, limit],
         )
         return [from_dict(json.loads(r[0])) for r in rows]
 
@@ -975,12 +977,27 @@ class Store:
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
-    def issue_ids_in_place(self, connector: str, place: str) -> set[str]:
-        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves."""
+    def issue_ids_in_place(self, connector: str, place: str, *, after: str = "", limit: int = 500) -> list[str]:
+        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves, a page at
+        a time: at most ``limit`` of them, in id order, after the id ``after``."""
         rows = self._q(
-            "SELECT id FROM snapshots WHERE connector = ? AND kind = 'issue' "
-            "AND lower(json_extract(data, '$.team')) = ?",
-            [connector, place.lower()],
+            "SELECT id FROM snapshots WHERE connector = ? AND id > ? AND kind = 'issue' "
+            "AND lower(json_extract(data, '$.team')) = ? ORDER BY id LIMIT ?",
+            [connector, after, place.lower(), limit],
+        )
+        return [r[0] for r in rows]
+
+    @_reads
+    def which_in_place(self, connector: str, place: str, ids: Iterable[str]) -> set[str]:
+        """Which of the issues ``ids`` of ``connector`` are stored in ``place`` (any case): one lookup per id."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return set()
+        rows = self._q(
+            "SELECT s.id FROM json_each(?) AS j CROSS JOIN snapshots AS s "
+            "WHERE s.connector = ? AND s.id = json_extract(j.value, '$[0]') AND s.kind = 'issue' "
+            "AND lower(json_extract(s.data, '$.team')) = ?",
+            [json.dumps([[i] for i in wanted]), connector, place.lower()],
         )
         return {r[0] for r in rows}
 
