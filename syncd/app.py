@@ -102,19 +102,24 @@ def handoff_mappings(settings: Settings) -> Mappings:
     return load_mappings(path, trackers=trackers, kinds=tracker_kinds())
 
 
+# Issue snapshots read at a time when fill_native gives old ones their state words.
+NATIVE_PAGE = 500
+
+
 def fill_native(store: Store, trackers: dict[str, Tracker]) -> int:
     """Give issue snapshots stored before ``Issue.native`` existed their tracker's
     state words, once, so the admin's state rules hold for issues that have not
-    changed since the upgrade. Returns how many were filled."""
+    changed since the upgrade. Returns how many were filled. A page of them at a time,
+    each page in a transaction of its own: what it holds does not grow with the store."""
     filled = 0
     for name, tracker in trackers.items():
-        stale = store.issues_without_native(name)
-        if not stale:
-            continue
-        with store.transaction():
-            for issue in stale:
-                store.set_native(replace(issue, native=tracker.native_of_stored(issue)))
-        filled += len(stale)
+        after = ""
+        while stale := store.issues_without_native(name, after=after, limit=NATIVE_PAGE):
+            with store.transaction():
+                for issue in stale:
+                    store.set_native(replace(issue, native=tracker.native_of_stored(issue)))
+            filled += len(stale)
+            after = stale[-1].ref.id
     return filled
 
 

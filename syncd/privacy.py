@@ -94,42 +94,47 @@ class Privacy:
     def _turned_public(self, work: PageWork, tracker: str, place: str, *, first: bool) -> int:
         """Plan the rewrites of one place. Inside the transaction that records it public."""
         epoch = format_time(self.ports.clock()) or ""
-        # Ids only, and the writes a page at a time: a place may hold most of the store's issues.
-        in_place = self.store.issue_ids_in_place(tracker, place)
+        # The writes a page at a time, and of each page's issues only which are in the place: a place
+        # may hold most of the store's issues.
         wrote: dict[str, bool] = {}  # issue id -> a write that may have named a customer
-        for row in self._done_writes(tracker, ISSUE_WRITES):
-            write = stored(row)
-            if row.target in in_place and write is not None and not isinstance(write, MakeOpaque):
-                wrote[row.target] = wrote.get(row.target, False) or write.private_form(row.result)
+        for rows in self._done_writes(tracker, ISSUE_WRITES):
+            in_place = self.store.which_in_place(tracker, place, (row.target for row in rows))
+            for row in rows:
+                write = stored(row)
+                if row.target in in_place and write is not None and not isinstance(write, MakeOpaque):
+                    wrote[row.target] = wrote.get(row.target, False) or write.private_form(row.result)
         created: dict[str, dict] = {}
-        for row in self._done_writes(tracker, (CreateIssue.op,)):
-            new_id = str((row.result or {}).get("id") or "")
-            write = stored(row)
-            if row.target.lower() == place and new_id and isinstance(write, CreateIssue):
-                created[new_id] = write.drafts(row.key)
-                wrote[new_id] = wrote.get(new_id, False) or write.private_form(row.result)
+        for rows in self._done_writes(tracker, (CreateIssue.op,)):
+            for row in rows:
+                new_id = str((row.result or {}).get("id") or "")
+                write = stored(row)
+                if row.target.lower() == place and new_id and isinstance(write, CreateIssue):
+                    created[new_id] = write.drafts(row.key)
+                    wrote[new_id] = wrote.get(new_id, False) or write.private_form(row.result)
         # With no visibility on record (syncd upgraded, or the place first read now) only writes
         # that may have named a customer are worth reading the issue again.
         targets = [i for i, private in wrote.items() if private or not first]
         if first and not targets:
             return 0  # first read, nothing written there that named a customer
         plan = Plan()
-        issues = self.store.get_snapshots([Ref(tracker, i) for i in targets])
-        for issue_id in targets:
-            issue = issues.get(Ref(tracker, issue_id))
-            if not isinstance(issue, Issue):
-                continue
-            self._drop_private_writes(issue.ref)
-            slots = {}
-            demand = self._opaque_demand(issue)
-            if demand is not None:
-                slots["demand"] = demand
-            plan.actions.append(plan_make_opaque(issue, place, epoch, slots=slots, created=created.get(issue_id)))
-        ids = sorted(in_place)
-        for start in range(0, len(ids), PAGE):  # every later write there is composed for a public place
-            for issue in self.store.get_snapshots([Ref(tracker, i) for i in ids[start : start + PAGE]]).values():
+        for start in range(0, len(targets), PAGE):
+            issues = self.store.get_snapshots([Ref(tracker, i) for i in targets[start : start + PAGE]])
+            for issue_id in targets[start : start + PAGE]:
+                issue = issues.get(Ref(tracker, issue_id))
+                if not isinstance(issue, Issue):
+                    continue
+                self._drop_private_writes(issue.ref)
+                slots = {}
+                demand = self._opaque_demand(issue)
+                if demand is not None:
+                    slots["demand"] = demand
+                plan.actions.append(plan_make_opaque(issue, place, epoch, slots=slots, created=created.get(issue_id)))
+        after = ""  # every later write there is composed for a public place
+        while ids := self.store.issue_ids_in_place(tracker, place, after=after, limit=PAGE):
+            for issue in self.store.get_snapshots([Ref(tracker, i) for i in ids]).values():
                 if isinstance(issue, Issue) and not issue.public:
                     self.store.put_snapshot(dataclasses.replace(issue, public=True))
+            after = ids[-1]
         plan.events.append(
             Event(
                 "privacy",
@@ -145,12 +150,13 @@ class Privacy:
         )
         return work.commit(plan)
 
-    def _done_writes(self, tracker: str, ops: tuple[str, ...]) -> Iterator[OutboxRow]:
-        """The tracker's delivered writes of ``ops``, oldest first, read a page at a time."""
+    def _done_writes(self, tracker: str, ops: tuple[str, ...]) -> Iterator[list[OutboxRow]]:
+        """The tracker's delivered writes of ``ops``, oldest first, a page at a time."""
         after = 0
         while True:
             rows = self.store.done_writes(tracker, ops, after=after, limit=PAGE)
-            yield from rows
+            if rows:
+                yield rows
             if len(rows) < PAGE:
                 return
             after = rows[-1].id

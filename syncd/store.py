@@ -783,12 +783,14 @@ class Store:
             )
 
     @_reads
-    def issues_without_native(self, connector: str) -> list[Issue]:
-        """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`)."""
+    def issues_without_native(self, connector: str, *, after: str = "", limit: int = 500) -> list[Issue]:
+        """Issue snapshots stored before ``Issue.native`` existed (see :meth:`Tracker.native_of_stored`),
+        a page at a time: at most ``limit`` of them, in id order, after the id ``after`` (the last id
+        of the page before)."""
         rows = self._q(
-            "SELECT data FROM snapshots WHERE connector = ? AND kind = 'issue' "
-            "AND json_extract(data, '$.native') IS NULL",
-            [connector],
+            "SELECT data FROM snapshots WHERE connector = ? AND id > ? AND kind = 'issue' "
+            "AND json_extract(data, '$.native') IS NULL ORDER BY id LIMIT ?",
+            [connector, after, limit],
         )
         return [from_dict(json.loads(r[0])) for r in rows]
 
@@ -975,12 +977,27 @@ class Store:
         return [from_dict(json.loads(r[0])) for r in rows]
 
     @_reads
-    def issue_ids_in_place(self, connector: str, place: str) -> set[str]:
-        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves."""
+    def issue_ids_in_place(self, connector: str, place: str, *, after: str = "", limit: int = 500) -> list[str]:
+        """The ids of :meth:`issues_in_place`, without reading the snapshots themselves, a page at
+        a time: at most ``limit`` of them, in id order, after the id ``after``."""
         rows = self._q(
-            "SELECT id FROM snapshots WHERE connector = ? AND kind = 'issue' "
-            "AND lower(json_extract(data, '$.team')) = ?",
-            [connector, place.lower()],
+            "SELECT id FROM snapshots WHERE connector = ? AND id > ? AND kind = 'issue' "
+            "AND lower(json_extract(data, '$.team')) = ? ORDER BY id LIMIT ?",
+            [connector, after, place.lower(), limit],
+        )
+        return [r[0] for r in rows]
+
+    @_reads
+    def which_in_place(self, connector: str, place: str, ids: Iterable[str]) -> set[str]:
+        """Which of the issues ``ids`` of ``connector`` are stored in ``place`` (any case): one lookup per id."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return set()
+        rows = self._q(
+            "SELECT s.id FROM json_each(?) AS j CROSS JOIN snapshots AS s "
+            "WHERE s.connector = ? AND s.id = json_extract(j.value, '$[0]') AND s.kind = 'issue' "
+            "AND lower(json_extract(s.data, '$.team')) = ?",
+            [json.dumps([[i] for i in wanted]), connector, place.lower()],
         )
         return {r[0] for r in rows}
 
@@ -1131,35 +1148,36 @@ class Store:
     @_writes
     def enqueue_many(self, actions: Sequence[Action]) -> list[bool]:
         """:meth:`enqueue` of many writes, in order: which of them were queued (a key already
-        known, or given twice, is not). One query for the known keys and one statement for
-        the new rows (``executemany``), in the caller's transaction or one of its own."""
+        known, or given twice, is not). One statement, in the caller's transaction or one of
+        its own: the rows go in in the order given (their ids keep each group's order) and
+        the keys it RETURNS are the ones it inserted, so a key another replica queued at the
+        same moment (its row not yet visible here, the insert then waiting for it and
+        refusing it) is not counted as queued."""
         if not actions:
             return []
-        keys = list(dict.fromkeys(action.key for action in actions))
-        known = {
+        firsts: dict[str, int] = {}  # key -> the index of its first action (a later one is not queued)
+        rows = []
+        for index, action in enumerate(actions):
+            if action.key in firsts:
+                continue
+            firsts[action.key] = index
+            payload = _json(action.write.payload())
+            rows.append([index, action.key, action.connector, action.target, action.op, payload, action.group])
+        now = self._now()
+        inserted = {
             r[0]
             for r in self._q(
-                "SELECT o.key FROM json_each(?) AS j JOIN outbox AS o ON o.key = json_extract(j.value, '$[0]')",
-                [json.dumps([[key] for key in keys])],
+                # WHERE true: SQLite's parser needs it between an INSERT's SELECT and its ON CONFLICT.
+                "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
+                "next_attempt_at, created_at) SELECT json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), "
+                "json_extract(j.value, '$[3]'), json_extract(j.value, '$[4]'), json_extract(j.value, '$[5]'), "
+                "json_extract(j.value, '$[6]'), 'pending', 0, ?, ? FROM json_each(?) AS j WHERE true "
+                "ORDER BY CAST(json_extract(j.value, '$[0]') AS INTEGER) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                [now, now, json.dumps(rows)],
             )
         }
-        now = self._now()
-        new: list[bool] = []
-        rows = []
-        for action in actions:
-            fresh = action.key not in known
-            new.append(fresh)
-            if fresh:
-                known.add(action.key)
-                payload = _json(action.write.payload())
-                rows.append((action.key, action.connector, action.target, action.op, payload, action.group, now, now))
-        self._xmany(
-            "INSERT INTO outbox (key, connector, target, op, payload, grp, state, attempts, "
-            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
-            "ON CONFLICT (key) DO NOTHING",
-            rows,
-        )
-        return new
+        return [action.key in inserted and firsts[action.key] == index for index, action in enumerate(actions)]
 
     @_writes
     def replace_payload(self, key: str, payload: dict[str, Any]) -> bool:

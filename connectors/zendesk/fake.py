@@ -629,6 +629,9 @@ class ZendeskFake(FakeService):
 
         events: list[dict] = []
 
+        # A ticket's values are replaced, never changed in place (a new tags list, a new custom
+        # fields list with a new dict for each field that changes), so the events share them
+        # with the ticket instead of copying them: the answers copy what they hand out.
         def change(field: str, value: Any) -> None:
             if ticket.get(field) != value:
                 events.append(
@@ -636,8 +639,8 @@ class ZendeskFake(FakeService):
                         "id": self._id("event"),
                         "type": "Change",
                         "field_name": field,
-                        "value": copy.deepcopy(value),
-                        "previous_value": copy.deepcopy(ticket.get(field)),
+                        "value": value,
+                        "previous_value": ticket.get(field),
                     }
                 )
                 ticket[field] = value
@@ -648,7 +651,7 @@ class ZendeskFake(FakeService):
             author = comment.get("author_id") or actor_id
             self._validate_user(author, "author_id", agent=False)
             saved = self._add_comment(ticket, comment, author, audit_id, via, changes.get("metadata"))
-            events.append({**copy.deepcopy(saved), "type": "Comment"})
+            events.append({**saved, "type": "Comment"})  # comments are never changed in place either
         elif comment is not None and not isinstance(comment, dict):
             raise bad_request("comment must be an object")
         for key in ("subject", "type", "group_id"):
@@ -669,19 +672,19 @@ class ZendeskFake(FakeService):
         tags = [t for t in tags if t not in set(changes.get("remove_tags") or [])]
         change("tags", tags)
         if changes.get("custom_fields"):
-            fields = copy.deepcopy(ticket["custom_fields"])
-            by_id = {f["id"]: f for f in fields}
+            fields = list(ticket["custom_fields"])
+            at = {f["id"]: n for n, f in enumerate(fields)}
             for item in changes["custom_fields"]:
                 if not isinstance(item, dict):
                     continue
                 field_id = item.get("id")
-                if field_id not in by_id:
+                if field_id not in at:
                     known = self.ticket_fields.get(field_id) if field_id is not None else None
                     if known is None or not known["removable"]:
                         continue  # unknown ids are ignored, as Zendesk does
-                    by_id[field_id] = {"id": field_id, "value": None}
-                    fields.append(by_id[field_id])
-                by_id[field_id]["value"] = item.get("value")
+                    at[field_id] = len(fields)
+                    fields.append({"id": field_id, "value": None})
+                fields[at[field_id]] = {**fields[at[field_id]], "value": item.get("value")}
             change("custom_fields", fields)
         self._bump(ticket)
         self._record_event(ticket, audit_id, actor_id, via, events, creating)
@@ -710,11 +713,11 @@ class ZendeskFake(FakeService):
                     "id": event["id"],
                     "via": via,
                     "via_reference_id": None,
-                    event["field_name"]: copy.deepcopy(event["value"]),
+                    event["field_name"]: event["value"],
                     "event_type": "Create" if creating else "Change",
                 }
                 if not creating:
-                    child["previous_value"] = copy.deepcopy(event["previous_value"])
+                    child["previous_value"] = event["previous_value"]
                 children.append(child)
         when = _stored_time(ticket["updated_at"])
         self.ticket_events.append(
@@ -980,7 +983,9 @@ class ZendeskFake(FakeService):
             if len(page) == self.events_page_size:
                 more = True
                 break
-            page.append(copy.deepcopy(event))
+            # A copy of the event and its list of child events, the children themselves shared: nothing
+            # changes a stored event, or a ticket's value it holds, in place (see _update).
+            page.append({**event, "child_events": list(event["child_events"])})
         if not comments:
             for event in page:
                 event["child_events"] = [

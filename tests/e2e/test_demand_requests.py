@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.runner import build_sandbox
-from tests.e2e.handoff_support import MondayClock, copy_examples
+from tests.e2e.handoff_support import MondayClock, cycle, handoff_playground
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +32,7 @@ def clock():
 
 @pytest.fixture
 def pg(tmp_path, clock):
-    sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(
-        tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=copy_examples(tmp_path)
-    ) as playground:
+    with handoff_playground(tmp_path, clock) as playground:
         yield playground
 
 
@@ -47,12 +43,6 @@ def demand_comments(pg: Playground) -> dict[str, list[dict]]:
         if SLOT in c["body"] and c["userId"] == pg.linear.api_user["id"]:
             out.setdefault(c["issueId"], []).append(c)
     return out
-
-
-def cycle(app, clock) -> None:
-    clock.advance()
-    report = app.engine.cycle()
-    assert report.ok, report.summary()
 
 
 def new_ticket_naming(pg: Playground, identifier: str, subject: str) -> int:

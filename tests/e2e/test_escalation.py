@@ -14,9 +14,7 @@ from datetime import timedelta
 import pytest
 
 from syncd.records import PromiseState, Ref, Stage
-from syncd.sandbox.harness import Playground
-from syncd.sandbox.runner import build_sandbox
-from tests.e2e.handoff_support import MondayClock, copy_examples
+from tests.e2e.handoff_support import MondayClock, cycle, handoff_playground
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +28,7 @@ def clock():
 
 @pytest.fixture
 def pg(tmp_path, clock):
-    sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(
-        tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=copy_examples(tmp_path)
-    ) as playground:
+    with handoff_playground(tmp_path, clock) as playground:
         playground.stage_field_id = playground.seed.stage_field_id
         playground.missing_field_id = playground.seed.missing_field_id
         yield playground
@@ -45,12 +40,6 @@ def app(pg, clock):
     assert app.engine.cycle().ok  # the first sync of the seeded desk
     yield app
     app.close()
-
-
-def cycle(app, clock) -> None:
-    clock.advance()
-    report = app.engine.cycle()
-    assert report.ok, report.summary()
 
 
 def new_ticket(pg, subject: str, description: str, *, severity: str | None = None, tags=()) -> int:

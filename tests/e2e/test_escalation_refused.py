@@ -19,8 +19,7 @@ from syncd.cli import main
 from syncd.errors import SyncdError
 from syncd.records import Ref, Stage
 from syncd.sandbox.harness import Playground
-from syncd.sandbox.runner import build_sandbox
-from tests.e2e.handoff_support import MondayClock, copy_examples
+from tests.e2e.handoff_support import MondayClock, copy_examples, handoff_playground
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +45,7 @@ def clock():
 def pg(tmp_path, clock):
     mappings = copy_examples(tmp_path)
     set_team(mappings, "NOPE")  # a typo'd team key: Linear has no such team
-    sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=mappings) as playground:
+    with handoff_playground(tmp_path, clock, mappings) as playground:
         playground.mappings_dir = mappings
         yield playground
 

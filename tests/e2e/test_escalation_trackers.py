@@ -22,7 +22,7 @@ from mappings.planner import opaque_ref
 from syncd.records import PromiseState, Ref, Stage
 from syncd.sandbox.harness import Playground
 from syncd.sandbox.runner import build_sandbox
-from tests.e2e.handoff_support import MondayClock, copy_examples
+from tests.e2e.handoff_support import MondayClock, copy_examples, cycle
 
 pytestmark = pytest.mark.e2e
 
@@ -88,12 +88,6 @@ def app(pg, clock):
     assert app.engine.cycle().ok  # the first sync of the seeded desk
     yield app
     app.close()
-
-
-def cycle(app, clock) -> None:
-    clock.advance()
-    report = app.engine.cycle()
-    assert report.ok, report.summary()
 
 
 def complete_ticket(pg, subject: str, *, tag: str, customer: str = "hannah@northwind.example") -> int:

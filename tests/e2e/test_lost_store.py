@@ -179,13 +179,11 @@ def test_the_handoff_repeats_no_note_after_the_store_is_lost(tmp_path):
     tickets got their needs-context note (its key folds in when the stage began, which the
     lost store does not know), an issue resolved. After the store is lost nothing is repeated:
     no second note, no second issue."""
-    from syncd.sandbox.runner import build_sandbox
-    from tests.e2e.handoff_support import MondayClock, copy_examples
+    from tests.e2e.handoff_support import MondayClock, handoff_playground
     from tests.e2e.test_escalation import new_ticket
 
     clock = MondayClock()
-    sandbox = build_sandbox(clock=clock, trackers=("linear",))
-    with Playground(tmp_path / "work", sandbox=sandbox, trackers=("linear",), mappings=copy_examples(tmp_path)) as pg:
+    with handoff_playground(tmp_path, clock) as pg:
         app = pg.app(clock=clock)
 
         def cycle(n: int = 1) -> None:

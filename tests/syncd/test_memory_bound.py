@@ -23,17 +23,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+import syncd.app as app_module
+import syncd.privacy as privacy_module
 import syncd.store as store_module
 from connectors.base import Page
 from mappings.planner import PlanSettings
 from syncd.engine import Engine
-from syncd.records import Comment, Issue, Ticket
+from syncd.records import Comment, Issue, Ref, Ticket, to_dict
 from syncd.store import LinkRow, OutboxRow, Store
+from syncd.writes import Action, AttachTicket
 
 from .doubles import Clock, MemoryHelpdesk, MemoryTracker
 
@@ -155,3 +159,80 @@ def test_no_query_and_no_held_structure_grows_with_the_store(tmp_path, small_sna
     assert large.held <= small.held + PAGE, (
         f"syncd held {large.held} records at {3 * N} tickets against {small.held} at {N}"
     )
+
+
+class Answers:
+    """The most rows any one store query returned."""
+
+    def __init__(self, store: Store) -> None:
+        self.rows = 0
+        query = store._q
+
+        def counted_query(sql: str, params: Any = ()) -> list[tuple]:
+            rows = query(sql, params)
+            self.rows = max(self.rows, len(rows))
+            return rows
+
+        store._q = counted_query  # type: ignore[method-assign]
+
+
+def turned_public(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """A place of ``n`` issues, syncd's writes delivered on a tenth of them, turns public: the largest
+    store answer while it is acted on, and the rewrites queued."""
+    monkeypatch.setattr(privacy_module, "PAGE", PAGE)
+    clock = Clock()
+    desk, tracker = MemoryHelpdesk(clock=clock), MemoryTracker(clock=clock)
+    store = Store(tmp_path / f"public-{n}.db", clock=clock)
+    try:
+        engine = Engine(
+            store, desk, {"tracker": tracker}, PlanSettings(helpdesk="desk", helpdesk_name="Desk"), clock=clock
+        )
+        store.put_snapshots([tracker.put(i) for i in range(n)])
+        written = [f"id{i}" for i in range(0, n, TICKETS_PER_ISSUE)]
+        store.enqueue_many(
+            [Action(f"attach-{i}", "tracker", i, AttachTicket("u", "t", "s"), f"issue:{i}") for i in written]
+        )
+        for row in store.list_outbox(limit=n):
+            store.mark_done(row.id, {"id": "a" + row.target})
+        store.set_place_visibility("tracker", "ENG", False)
+        monkeypatch.setattr(tracker, "reports_visibility", True)
+        monkeypatch.setattr(tracker, "visibility", lambda: {"ENG": True})
+        answers = Answers(store)
+        queued, rows = engine.privacy.learn(), answers.rows
+        assert all(i.public for i in store.get_snapshots([Ref("tracker", f"id{i}") for i in range(n)]).values())
+        return rows, queued
+    finally:
+        store.close()
+
+
+def test_a_place_turning_public_is_read_a_page_at_a_time(tmp_path, monkeypatch):
+    small, large = turned_public(tmp_path, 3 * PAGE, monkeypatch), turned_public(tmp_path, 9 * PAGE, monkeypatch)
+    assert small[1] == 3 * PAGE // TICKETS_PER_ISSUE and large[1] == 9 * PAGE // TICKETS_PER_ISSUE  # one rewrite each
+    assert small[0] <= PAGE and large[0] <= PAGE, f"a store query returned {large[0]} rows at {9 * PAGE} issues"
+
+
+def native_filled(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """``n`` issue snapshots stored before Issue.native existed are filled in: the largest store
+    answer, and how many were filled."""
+    monkeypatch.setattr(app_module, "NATIVE_PAGE", PAGE)
+    clock = Clock()
+    tracker = MemoryTracker(clock=clock)
+    store = Store(tmp_path / f"native-{n}.db", clock=clock)
+    try:
+        store.put_snapshots([tracker.put(i) for i in range(n)])
+        with store.transaction():  # as syncd stored them before Issue.native existed
+            for i in range(n):
+                data = {k: v for k, v in to_dict(tracker.issues[f"id{i}"]).items() if k != "native"}
+                store._x("UPDATE snapshots SET data = ? WHERE id = ?", [json.dumps(data), f"id{i}"])
+        answers = Answers(store)
+        filled, rows = app_module.fill_native(store, {"tracker": tracker}), answers.rows
+        assert store.issues_without_native("tracker") == []
+        return rows, filled
+    finally:
+        store.close()
+
+
+def test_old_snapshots_get_their_state_words_a_page_at_a_time(tmp_path, monkeypatch):
+    small, large = native_filled(tmp_path, 3 * PAGE, monkeypatch), native_filled(tmp_path, 9 * PAGE, monkeypatch)
+    assert small[1] == 3 * PAGE and large[1] == 9 * PAGE
+    assert small[0] <= PAGE and large[0] <= PAGE, f"a store query returned {large[0]} rows at {9 * PAGE} issues"

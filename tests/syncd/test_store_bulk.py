@@ -148,6 +148,14 @@ def test_enqueue_many_queues_each_key_once_as_enqueue_does(store):
     assert store.enqueue_many(actions[:2]) == [False, False]
 
 
+def test_enqueue_many_inserts_in_the_order_given_so_a_group_keeps_its_order(store):
+    keys = [f"k{n}" for n in range(25, 0, -1)]  # not the keys' sort order
+    got = store.enqueue_many([Action(k, "zendesk", "1", TicketUpdate(note=k), "g1") for k in keys])
+    assert got == [True] * len(keys)
+    assert [r.key for r in store.open_actions("g1")] == keys
+    assert [r.payload["note"] for r in store.list_outbox()] == keys
+
+
 def test_promises_for_issues_match_promises_for_issue(store):
     a1 = new_promise(A, "an update", T0, origin="cli", issues=(ISSUE,), due_at=T0 + timedelta(days=2))
     b1 = new_promise(B, "a fix", T0 - timedelta(hours=1), origin="cli", issues=(ISSUE, ISSUE2), due_at=T0)

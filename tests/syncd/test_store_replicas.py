@@ -118,3 +118,33 @@ def test_a_lease_past_its_expiry_that_no_one_took_stays_with_its_holder(two, clo
     assert not b.acquire_lease("poll:zendesk", "replica-b", 30)
     assert a.acquire_lease("poll:zendesk", "replica-a", 30)  # one holding, not a new one
     assert [h["holder"] for h in a.lease_history("poll:zendesk")] == ["replica-a"]
+
+
+def _waiting_for(store) -> int:
+    """How many PostgreSQL backends wait for a lock that ``store``'s open transaction holds."""
+    return store._q("SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))")[0][0]
+
+
+def test_enqueue_many_counts_only_what_it_inserted_when_another_replica_queues_the_same_key(pg_store_target):
+    """Two replicas queue the key "both" at the same moment: the second one's insert waits for the first's
+    transaction and refuses the duplicate, and enqueue_many says so (it used to count it queued: it looked
+    for known keys first, when the first replica's row was not yet visible)."""
+    from syncd.store import Store
+
+    url, schema = pg_store_target
+    with Store(url, schema=schema) as a, Store(url, schema=schema) as b:
+        got: dict[str, list[bool]] = {}
+        with a.transaction():
+            assert a.enqueue_many([action("only-a", "zendesk:1"), action("both", "zendesk:2")]) == [True, True]
+            second = threading.Thread(
+                target=lambda: got.setdefault("b", b.enqueue_many([action("both", "zendesk:2"), action("only-b")]))
+            )
+            second.start()
+            for _ in range(1000):  # until b's insert waits on a's uncommitted row (a count, not a clock)
+                if _waiting_for(a) or not second.is_alive():
+                    break
+                second.join(0.01)
+            assert second.is_alive() and _waiting_for(a) == 1, "b's insert should be waiting for a's row"
+        second.join()
+        assert got["b"] == [False, True]
+        assert sorted(r.key for r in b.list_outbox()) == ["both", "only-a", "only-b"]

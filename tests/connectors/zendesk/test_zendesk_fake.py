@@ -460,3 +460,40 @@ def test_update_many_with_a_change_per_ticket_and_jobs_shown_together(fake, api,
     ]
     assert [fake.ticket_comments(t)[-1]["body"] for t in ids] == ["first note", "second note"]
     assert api("GET", "/api/v2/job_statuses/show_many").status_code == 400
+
+
+def test_each_change_in_the_events_keeps_its_own_values_after_later_changes(fake, api, clock):
+    """The fake's events share a ticket's values instead of copying them (a ticket's values are replaced,
+    never changed in place): a later change, over HTTP or in the UI, leaves what the export said before."""
+    version, team = fake.add_ticket_field("Version")["id"], fake.add_ticket_field("Team")["id"]
+    ticket_id = make_tickets(fake, clock, 1)[0]
+
+    def bulk(changes: dict) -> None:
+        r = api("PUT", "/api/v2/tickets/update_many", json={"tickets": [{"id": ticket_id, **changes}]})
+        assert r.status_code == 200
+
+    clock.advance(5)
+    bulk({"custom_fields": [{"id": version, "value": "1.0"}], "additional_tags": ["a"]})
+    clock.advance(5)
+    bulk({"custom_fields": [{"id": version, "value": "2.0"}], "additional_tags": ["b"], "remove_tags": ["a"]})
+    clock.advance(5)
+    fake.update_ticket(ticket_id, custom_fields={team: "core"}, tags=["c"])
+    events = api("GET", "/api/v2/incremental/ticket_events", params={"start_time": 0}).json()["ticket_events"]
+    changes = [
+        {k: v for k, v in c.items() if k in ("tags", "custom_fields", "previous_value")}
+        for e in events[1:]
+        for c in e["child_events"]
+        if c["event_type"] == "Change"
+    ]
+    first = [{"id": version, "value": "1.0"}, {"id": team, "value": None}]
+    second = [{"id": version, "value": "2.0"}, {"id": team, "value": None}]
+    third = [{"id": version, "value": "2.0"}, {"id": team, "value": "core"}]
+    assert changes == [
+        {"tags": ["a"], "previous_value": []},
+        {"custom_fields": first, "previous_value": [{"id": version, "value": None}, {"id": team, "value": None}]},
+        {"tags": ["b"], "previous_value": ["a"]},
+        {"custom_fields": second, "previous_value": first},
+        {"tags": ["c"], "previous_value": ["b"]},
+        {"custom_fields": third, "previous_value": second},
+    ]
+    assert fake.ticket(ticket_id)["custom_fields"] == third and fake.ticket(ticket_id)["tags"] == ["c"]
