@@ -382,8 +382,9 @@ class GitHubConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
         self._repos = {r.lower(): r for r in config.repositories}
         self._visibility: dict[str, _Visibility] = {}
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen

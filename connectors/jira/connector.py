@@ -219,12 +219,13 @@ class JiraConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
         self._time_zone: str | None = config.time_zone
         self._account_id: str | None = None
         # (issue, slot) -> the id of syncd's comment holding that slot.
         self._slot_comments: dict[tuple[str, str], str] = {}
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
 
     # -- session ----------------------------------------------------------------
 

@@ -283,6 +283,7 @@ class LinearConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
         # Per-process caches of what creating issues and keeping comments need.
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
@@ -294,7 +295,7 @@ class LinearConnector(Tracker):
         # once per process (first poll or check) and from every issue the feed shows.
         self._seen_teams: set[str] = set()
         self._teams_listed = False
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
 
     # -- session ----------------------------------------------------------------
 

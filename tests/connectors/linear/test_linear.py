@@ -86,7 +86,7 @@ def issues_page(nodes: list, end: str | None = None) -> dict:
     return {"issues": {"nodes": nodes, "pageInfo": {"hasNextPage": end is not None, "endCursor": end}}}
 
 
-def make(clock: Clock | None = None, **config) -> LinearConnector:
+def make(clock: Clock | None = None, *, kept_slots: tuple[str, ...] = (), **config) -> LinearConnector:
     clock = clock or Clock()
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], "page_size": 2, **config}
     return LinearConnector(
@@ -94,6 +94,7 @@ def make(clock: Clock | None = None, **config) -> LinearConnector:
         LinearConfig(**settings),
         sleep=clock.sleep,
         clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc),
+        kept_slots=kept_slots,
     )
 
 
