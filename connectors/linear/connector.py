@@ -925,31 +925,49 @@ class LinearConnector(Tracker):
 
     def _find_markers(self, writes: list[BatchedWrite]) -> tuple[dict, set[int]]:
         """One SyncdFindMarkers request: (its data, the positions whose issue could not be read)."""
+        data, failed = self._aliased_lookup(
+            "SyncdFindMarkers",
+            q.find_markers(len(writes)),
+            [w.issue_id for w in writes],
+            [{"body": {"contains": marker_token(w.key)}} for w in writes],
+            "m",
+        )
+        return data, set(failed)
+
+    def _aliased_lookup(
+        self, operation: str, document: str, issue_ids: list[str], filters: list[dict[str, Any]], alias: str
+    ) -> tuple[dict, dict[int, list[dict]]]:
+        """One aliased look-up of several issues (``q.aliased_issues``: ``$idN`` the issue,
+        ``$cN`` its comment filter, answered under ``<alias>N``): (its data, the errors of
+        each position whose issue could not be read). An error about the whole request is
+        raised; so is an answer with no data object when no position failed (a failed one
+        nulls ``data``, as ``issue`` is non-null)."""
         variables: dict[str, Any] = {}
-        for n, w in enumerate(writes):
-            variables[f"id{n}"] = w.issue_id
-            variables[f"c{n}"] = {"body": {"contains": marker_token(w.key)}}
+        for n, (issue_id, flt) in enumerate(zip(issue_ids, filters)):
+            variables[f"id{n}"] = issue_id
+            variables[f"c{n}"] = flt
         body = self.http.request_json(
             "POST",
             "graphql",
-            json={"query": q.find_markers(len(writes)), "variables": variables, "operationName": "SyncdFindMarkers"},
+            json={"query": document, "variables": variables, "operationName": operation},
             expect=(400,),
-            endpoint="POST /graphql SyncdFindMarkers",
+            endpoint=f"POST /graphql {operation}",
         )
-        failed: set[int] = set()
+        failed: dict[int, list[dict]] = {}
         whole: list[dict] = []
         for error in graphql_errors(body):
             path = error.get("path")
-            alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
-            if alias.startswith("m") and alias[1:].isdigit() and int(alias[1:]) < len(writes):
-                failed.add(int(alias[1:]))
+            name = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
+            position = name[len(alias) :]
+            if name.startswith(alias) and position.isdigit() and int(position) < len(issue_ids):
+                failed.setdefault(int(position), []).append(error)
             else:
                 whole.append(error)
         if whole:
-            self._raise_for("SyncdFindMarkers", whole, mutation=False)
+            self._raise_for(operation, whole, mutation=False)
         data = body.get("data") if isinstance(body, dict) else None
         if not failed and not isinstance(data, dict):
-            raise PayloadError(self.name, "SyncdFindMarkers: response has no data object", payload=body)
+            raise PayloadError(self.name, f"{operation}: response has no data object", payload=body)
         return (data if isinstance(data, dict) else {}), failed
 
     def _write_result(self, operation: str, payload: Any, field: str) -> WriteResult:
@@ -1255,30 +1273,14 @@ class LinearConnector(Tracker):
         out: list[str | None | Exception] = [None] * len(writes)
         ask = list(range(len(writes)))
         while ask:
-            variables: dict[str, Any] = {}
-            for i, n in enumerate(ask):
+            slots: list[dict[str, Any]] = []
+            for n in ask:
                 w = writes[n]
                 assert isinstance(w.write, UpsertComment)
-                variables[f"id{i}"] = w.issue_id
-                variables[f"c{i}"] = _own_slot_filter(w.write.slot)
-            body = self.http.request_json(
-                "POST",
-                "graphql",
-                json={"query": q.find_slots(len(ask)), "variables": variables, "operationName": "SyncdFindSlots"},
-                expect=(400,),
-                endpoint="POST /graphql SyncdFindSlots",
+                slots.append(_own_slot_filter(w.write.slot))
+            data, failed = self._aliased_lookup(
+                "SyncdFindSlots", q.find_slots(len(ask)), [writes[n].issue_id for n in ask], slots, "s"
             )
-            failed: dict[int, list[dict]] = {}
-            whole: list[dict] = []
-            for error in graphql_errors(body):
-                path = error.get("path")
-                alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
-                if alias.startswith("s") and alias[1:].isdigit() and int(alias[1:]) < len(ask):
-                    failed.setdefault(int(alias[1:]), []).append(error)
-                else:
-                    whole.append(error)
-            if whole:
-                self._raise_for("SyncdFindSlots", whole, mutation=False)
             if failed:
                 for i, errors in failed.items():
                     try:
@@ -1287,9 +1289,6 @@ class LinearConnector(Tracker):
                         out[ask[i]] = exc
                 ask = [n for i, n in enumerate(ask) if i not in failed]
                 continue
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, dict):
-                raise PayloadError(self.name, "SyncdFindSlots: response has no data object", payload=body)
             for i, n in enumerate(ask):
                 issue = data.get(f"s{i}")
                 if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):

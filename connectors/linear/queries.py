@@ -246,16 +246,25 @@ def batch_writes(kinds: list[str]) -> str:
     return f"mutation SyncdWrites({', '.join(params)}) {{\n" + "\n".join(fields) + "\n}\n"
 
 
+def aliased_issues(operation: str, alias: str, selection: str, count: int) -> str:
+    """``query <operation>``: one ``issue(id: $idN)`` per position, aliased ``<alias>N``,
+    each with ``selection``, whose ``$c`` is that position's ``$cN: CommentFilter!``."""
+    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
+    fields = "\n".join(
+        f"  {alias}{n}: issue(id: $id{n}) {{ {selection.replace('$c', f'$c{n}')} }}" for n in range(count)
+    )
+    return f"query {operation}({params}) {{\n{fields}\n}}\n"
+
+
 def find_markers(count: int) -> str:
     """``query SyncdFindMarkers``: FIND_MARKER's selection for ``count`` issues at
     once, aliases m0, m1, ... with $id0, $c0, ..."""
-    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
-    fields = "\n".join(
-        f"  m{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 1) {{ nodes {{ id body }} }}"
-        f" attachments(first: 50) {{ nodes {{ url metadata }} }} }}"
-        for n in range(count)
+    return aliased_issues(
+        "SyncdFindMarkers",
+        "m",
+        "id comments(filter: $c, first: 1) { nodes { id body } } attachments(first: 50) { nodes { url metadata } }",
+        count,
     )
-    return f"query SyncdFindMarkers({params}) {{\n{fields}\n}}\n"
 
 
 def find_slots(count: int) -> str:
@@ -265,9 +274,4 @@ def find_slots(count: int) -> str:
     as the caller sorts them. For the slot writes of a batch whose comment neither
     the store nor the feed could vouch for. About 14 complexity points an issue
     (700 for a batch of fifty), well under Linear's 10,000 a query."""
-    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
-    fields = "\n".join(
-        f"  s{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 10) {{ nodes {{ id createdAt }} }} }}"
-        for n in range(count)
-    )
-    return f"query SyncdFindSlots({params}) {{\n{fields}\n}}\n"
+    return aliased_issues("SyncdFindSlots", "s", "id comments(filter: $c, first: 10) { nodes { id createdAt } }", count)
