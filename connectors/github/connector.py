@@ -11,7 +11,10 @@ the next page is asked for by ``since`` = the last ``updated_at`` read minus one
 second instead (keyset paging, same cost); only a page whose issues all share
 one second follows the Link URL. Boundary issues are read twice and
 de-duplicated by (id, updated_at). ``since`` becomes the high-water mark minus
-``OVERLAP`` only once the last page is read.
+``OVERLAP`` only once the last page is read, and only when the read took more
+than one page: a listing that fits one page keeps its ``since``, so its ETag
+stays the next poll's validator (moving ``since`` changes the URL, and the
+first answer for a new URL is a full 200, not a free 304).
 
 The cursor is JSON: ``{"v": 1, "repos": {"owner/repo": {"since", "etag",
 "next", "hwm", "public", "vis_etag", "vis_at"}}}``.
@@ -552,7 +555,7 @@ class GitHubConnector(Tracker):
                     entry["hwm"] = hwm
                 url = self._next_url(repo, response, times)
                 if url is None:
-                    self._finish(entry)
+                    self._finish(entry, one_page=first)
                 else:
                     entry["next"] = url
                 first = False
@@ -589,7 +592,7 @@ class GitHubConnector(Tracker):
             if url is None:
                 entry.pop("c_next", None)
                 hwm = parse_time(entry.pop("c_hwm", None))
-                if hwm is not None:
+                if hwm is not None and not first:  # as _finish: one page keeps its since and ETag
                     new_since = format_time(hwm - OVERLAP)
                     if new_since > entry["c_since"]:
                         entry["c_since"] = new_since
@@ -648,11 +651,17 @@ class GitHubConnector(Tracker):
     def own_accounts(self) -> tuple[str, ...]:
         return (self._login,) if self._login else ()
 
-    def _finish(self, entry: dict) -> None:
-        """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies."""
+    def _finish(self, entry: dict, *, one_page: bool) -> None:
+        """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies.
+
+        A read that one page held (``one_page``: the first page had no next) keeps its
+        ``since``: the ETag of that page's answer is then the next poll's validator, so
+        the poll after a change is a free 304 when nothing changed again. Moving ``since``
+        would change the URL, whose first answer can only be a full 200. ``since`` moves
+        up to the high-water mark less ``OVERLAP`` once the listing needs a second page."""
         entry.pop("next", None)
         hwm = parse_time(entry.pop("hwm", None))
-        if hwm is not None:
+        if hwm is not None and not one_page:
             new_since = format_time(hwm - OVERLAP)
             if new_since > entry["since"]:
                 entry["since"] = new_since
