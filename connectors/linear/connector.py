@@ -104,6 +104,9 @@ COMMENT_PRESENCE_BATCH = 100
 # is refused: the writes after it in the same document are not run.
 WRITE_BATCH = 50
 TEAMS_PAGE = 100
+# The most (issue, updatedAt) pairs the cursor keeps to leave out of the next poll's overlap
+# (FeedCursor.seen); beyond this many the overlap is read again whole, as before.
+SEEN_MAX = 200
 # Issues whose kept slot comment (or its absence) the feed told, remembered per process;
 # past this many the oldest are forgotten (their next slot write looks first, as before).
 FEED_SLOTS_MAX = 20_000
@@ -184,9 +187,14 @@ class FeedCursor:
     c_since: datetime | None = None
     c_after: str | None = None
     c_hwm: datetime | None = None
+    # The (issue id, updatedAt) pairs already delivered inside the window's overlap: the
+    # next poll's filter leaves exactly these out, so the overlap re-reads no change twice.
+    seen: tuple[tuple[str, str], ...] = ()
 
     def dump(self) -> str:
         out: dict[str, Any] = {"since": iso(self.since)}
+        if self.seen:
+            out["seen"] = [list(pair) for pair in sorted(self.seen)]
         for name in ("after", "c_after"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
@@ -209,6 +217,7 @@ class FeedCursor:
                 parse_time(data.get("c_since")),
                 data.get("c_after"),
                 parse_time(data.get("c_hwm")),
+                tuple(_pair(p) for p in data.get("seen") or ()),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(
@@ -218,6 +227,14 @@ class FeedCursor:
                     "again from the backfill window"
                 ]
             ) from None
+
+
+def _pair(value: Any) -> tuple[str, str]:
+    """A stored (issue id, updatedAt) pair of the cursor's ``seen``."""
+    ident, stamp = value
+    if not isinstance(ident, str) or not isinstance(stamp, str) or parse_time(stamp) is None:
+        raise ValueError("seen: want [id, time] pairs")
+    return ident, stamp
 
 
 def iso(dt: datetime) -> str:
@@ -463,7 +480,7 @@ class LinearConnector(Tracker):
         if self.read_comments and state.after is None and state.c_after is None:
             c_since = state.c_since or (polled_at - self._overlap)
             variables = {
-                "filter": self._feed_filter(state.since),
+                "filter": self._feed_filter(state.since, state.seen),
                 "first": self.config.page_size,
                 "after": None,
                 "cFilter": self._comment_filter(c_since),
@@ -478,7 +495,7 @@ class LinearConnector(Tracker):
             yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
         while issues_more:
             variables = {
-                "filter": self._feed_filter(state.since),
+                "filter": self._feed_filter(state.since, state.seen),
                 "first": self.config.page_size,
                 "after": state.after,
                 **self._slot_variables(),
@@ -538,6 +555,7 @@ class LinearConnector(Tracker):
         hwm = state.hwm
         records: list[Issue] = []
         rejected: list[Rejected] = []
+        delivered = set(state.seen)
         for node in nodes:
             updated = _node_time(node)
             if updated is not None and (hwm is None or updated > hwm):
@@ -545,7 +563,7 @@ class LinearConnector(Tracker):
             self._note_feed_slot(node)
             ident = node.get("id") if isinstance(node, dict) else None
             if ident and updated is not None:
-                if (ident, iso(updated)) in seen:
+                if (ident, iso(updated)) in seen or (ident, iso(updated)) in delivered:
                     continue
                 seen.add((ident, iso(updated)))
             try:
@@ -558,9 +576,19 @@ class LinearConnector(Tracker):
         # the feed showed it late; once a poll is quiet for longer than the
         # overlap, the window closes on the high-water mark, so an idle feed
         # does not re-read a burst of old changes forever.
+        # What this poll and the ones before it delivered inside the next window is left out of
+        # the next poll's filter (pair by pair: the same issue changed again, or another issue
+        # changed at the same instant, is still read); past SEEN_MAX pairs the window is re-read
+        # whole instead, as a filter that long would cost more than the page it saves.
         since = state.since
+        for _, stamp in state.seen:  # delivered before and left out of this poll: still the latest known
+            stamped = parse_time(stamp)
+            if stamped is not None and (hwm is None or stamped > hwm):
+                hwm = stamped
         next_since = max(since, min(hwm, polled_at - self._overlap)) if hwm is not None else since
-        return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None), False
+        inside = tuple(sorted(p for p in delivered | seen if (parse_time(p[1]) or next_since) > next_since))
+        kept = inside if len(inside) <= SEEN_MAX else ()
+        return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None, seen=kept), False
 
     # -- the comment feed (the conversation mirror) ---------------------------------------
 
@@ -621,8 +649,18 @@ class LinearConnector(Tracker):
             log.warning("skipping a malformed comment in the comment feed", connector=self.name)
             return None
 
-    def _feed_filter(self, since: datetime) -> dict[str, Any]:
+    def _feed_filter(self, since: datetime, seen: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+        """``updatedAt > since``, less the (id, updatedAt) pairs of ``seen``: one clause per
+        instant, ``updatedAt != instant OR id not in (the ids delivered at that instant)``."""
         flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
+        if seen:
+            at: dict[str, list[str]] = {}
+            for ident, stamp in seen:
+                at.setdefault(stamp, []).append(ident)
+            flt["and"] = [
+                {"or": [{"updatedAt": {"neq": stamp}}, {"id": {"nin": sorted(ids)}}]}
+                for stamp, ids in sorted(at.items())
+            ]
         if self.config.teams:
             flt["team"] = {"key": {"in": list(self.config.teams)}}
         return flt
