@@ -17,7 +17,9 @@ stays the next poll's validator (moving ``since`` changes the URL, and the
 first answer for a new URL is a full 200, not a free 304).
 
 The cursor is JSON: ``{"v": 1, "repos": {"owner/repo": {"since", "etag",
-"next", "hwm", "public", "vis_etag", "vis_at"}}}``.
+"next", "hwm", "public", "vis_etag", "vis_at", "quiet"}}}``; ``quiet`` holds the
+numbers of the issues that the listing's ETag covers and that have no comment, so
+that a 304 still tells a new process which issues hold no comment of syncd's.
 
 Identity. ``Issue.ref.id`` is GitHub's numeric issue id, stable across
 transfers; ``Issue.key`` is ``owner/repo#n``. REST has no get-issue-by-id, so
@@ -291,6 +293,20 @@ def _without_markers(body: str) -> str:
     return re.sub(r"<!--\s*syncd:[^>]*-->", "", body).strip()
 
 
+def _quiet_numbers(items: list) -> list[int]:
+    """The numbers of the listed issues that have no comment at all (``comments`` 0): kept in
+    the cursor with the ETag of the listing, they vouch, when it answers 304, that syncd's
+    comment is not there (no scan before its first write)."""
+    return sorted(
+        item["number"]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("comments") == 0
+        and isinstance(item.get("number"), int)
+        and not isinstance(item.get("number"), bool)
+    )
+
+
 def next_link(response: requests.Response) -> str | None:
     return (response.links.get("next") or {}).get("url")
 
@@ -547,6 +563,9 @@ class GitHubConnector(Tracker):
                 endpoint = "GET /repos/{o}/{r}/issues"
                 listed = self._list_page(url, endpoint, f"/repos/{repo}/issues", entry, "etag", first)
                 if listed is None:
+                    # Unchanged since the answer whose ETag this was: its issues with no comment still
+                    # have none (a comment changes the listing), as if this process had read them.
+                    self._no_comments.update(f"{repo}#{n}".lower() for n in entry.get("quiet") or ())
                     break
                 response, items = listed
                 records, rejected, times = self._normalise_page(items, public, emitted)
@@ -558,6 +577,10 @@ class GitHubConnector(Tracker):
                     self._finish(entry, one_page=first)
                 else:
                     entry["next"] = url
+                if url is None and first:
+                    entry["quiet"] = _quiet_numbers(items)
+                else:
+                    entry.pop("quiet", None)
                 first = False
                 yield Page(records, self._dump_cursor(state), done=False, rejected=rejected)
             if self.read_comments:
