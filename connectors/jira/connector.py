@@ -513,8 +513,10 @@ class JiraConnector(Tracker):
         self._quiet.pop(ident, None)
         fields = raw.get("fields")
         block = fields.get("comment") if isinstance(fields, dict) else None
-        listed = block.get("comments") if isinstance(block, dict) else None
-        if not isinstance(listed, list) or block.get("total") != len(listed) or self._account_id is None:
+        if not isinstance(block, dict) or self._account_id is None:
+            return  # not read: nothing is known
+        listed = block.get("comments")
+        if not isinstance(listed, list) or block.get("total") != len(listed):
             return  # not all read: nothing is known
         for comment in listed:
             author = comment.get("author") if isinstance(comment, dict) else None
