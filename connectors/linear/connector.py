@@ -308,6 +308,9 @@ class LinearConnector(Tracker):
         self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
         # What the feed read of the kept slot's comment: issue id -> syncd's comment there, or None (none).
         self._feed_slots: dict[str, str | None] = {}
+        # The echo of syncd's batched writes: issue id -> the issue as the last write's answer
+        # read it, for the next poll of this process (see poll); at most SEEN_MAX.
+        self._echoes: dict[str, dict] = {}
         # With teams = [] (every team): the team keys seen, from the team list read
         # once per process (first poll or check) and from every issue the feed shows.
         self._seen_teams: set[str] = set()
@@ -474,6 +477,10 @@ class LinearConnector(Tracker):
             state = FeedCursor(start - timedelta(days=self.config.backfill_days))
         polled_at = self.clock()
         seen: set[tuple[str, str]] = set()
+        echoes = self._take_echoes(state)
+        if echoes:
+            stamps = tuple((ident, iso(when)) for ident, node in echoes.items() if (when := _node_time(node)))
+            state = dataclasses.replace(state, seen=tuple(sorted(set(state.seen) | set(stamps))))
         # A stored cursor with only the comment feed mid-pagination: the issue feed closed already.
         issues_more = not (self.read_comments and state.after is None and state.c_after is not None)
         comments_more = self.read_comments
@@ -489,7 +496,7 @@ class LinearConnector(Tracker):
                 **self._slot_variables(),
             }
             data = self._graphql("SyncdFeed", q.FEED, variables)
-            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
             remarks, state, comments_more = self._comment_page(state, data, polled_at, "SyncdFeed")
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
@@ -501,7 +508,7 @@ class LinearConnector(Tracker):
                 **self._slot_variables(),
             }
             data = self._graphql("SyncdIssues", q.ISSUES, variables)
-            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected)
         while comments_more:
@@ -547,10 +554,30 @@ class LinearConnector(Tracker):
         while len(self._feed_slots) > FEED_SLOTS_MAX:
             del self._feed_slots[next(iter(self._feed_slots))]
 
+    def _take_echoes(self, state: FeedCursor) -> dict[str, dict]:
+        """The issues syncd's batched writes read since the last poll, for this poll to deliver
+        instead of reading them again: only when the poll starts afresh (the filter of a poll
+        resumed mid-pagination must not change) and when they fit beside the cursor's pairs."""
+        if not self._echoes or state.after is not None or state.c_after is not None:
+            return {}
+        echoes, self._echoes = self._echoes, {}
+        if len(echoes) + len(state.seen) > SEEN_MAX:
+            return {}  # read again by the feed, as before
+        return echoes
+
     def _issue_page(
-        self, state: FeedCursor, data: dict, seen: set[tuple[str, str]], polled_at: datetime
+        self,
+        state: FeedCursor,
+        data: dict,
+        seen: set[tuple[str, str]],
+        polled_at: datetime,
+        echoes: dict[str, dict] | None = None,
     ) -> tuple[list[Issue], list[Rejected], FeedCursor, bool]:
-        """One page of the issue feed: its issues, the cursor after it, and whether more pages follow."""
+        """One page of the issue feed: its issues, the cursor after it, and whether more pages follow.
+
+        ``echoes``: the issues as syncd's writes since the last poll left them, left out of this
+        poll's filter (their (id, updatedAt) pair); after the last page each one the feed did not
+        read again (it changed since, then) is delivered as the feed would have read it."""
         nodes, has_next, end_cursor = self._connection(data)
         hwm = state.hwm
         records: list[Issue] = []
@@ -572,6 +599,14 @@ class LinearConnector(Tracker):
                 rejected.append(Rejected(_node_label(node), str(exc), node))
         if has_next:
             return records, rejected, dataclasses.replace(state, after=end_cursor, hwm=hwm), True
+        read = {ident for ident, _ in seen}
+        for ident, node in (echoes or {}).items():
+            if ident in read:
+                continue  # changed again since the write: the feed's read is the later one
+            try:
+                records.append(self.normalise(node))
+            except _Reject as exc:
+                rejected.append(Rejected(_node_label(node), str(exc), node))
         # The overlap re-reads what changed just before this poll, in case
         # the feed showed it late; once a poll is quiet for longer than the
         # overlap, the window closes on the high-water mark, so an idle feed
@@ -877,7 +912,12 @@ class LinearConnector(Tracker):
                     inputs.append(("comment", {"issueId": w.issue_id, "body": text}))
             else:
                 inputs.append(("comment", {"issueId": w.issue_id, "body": self._comment_text(w.write.body, w.key)}))
-        for n, result in zip(sent, self._send_writes(inputs)):
+        last: dict[str, int] = {}  # the last write to each issue in the document reads it back
+        for i, n in enumerate(sent):
+            last[writes[n].issue_id] = i
+        room = SEEN_MAX - len(self._echoes)
+        echo = frozenset(sorted(last.values())[:room]) if room > 0 else frozenset()
+        for n, result in zip(sent, self._send_writes(inputs, echo)):
             w = writes[n]
             if isinstance(w.write, UpsertComment) and isinstance(result, WriteResult):
                 result = self._slot_written(w.issue_id, w.write.slot, result)
@@ -893,11 +933,14 @@ class LinearConnector(Tracker):
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
-    def _send_writes(self, inputs: list[tuple[str, dict[str, Any]]]) -> list[WriteResult | Exception]:
-        """One SyncdWrites document of ``inputs`` (kind, input); one result per input, in order."""
+    def _send_writes(
+        self, inputs: list[tuple[str, dict[str, Any]]], echo: frozenset[int] = frozenset()
+    ) -> list[WriteResult | Exception]:
+        """One SyncdWrites document of ``inputs`` (kind, input); one result per input, in order.
+        The writes at the positions in ``echo`` read their issue back (kept for the next poll)."""
         if not inputs:
             return []
-        document = q.batch_writes([kind for kind, _ in inputs])
+        document = q.batch_writes([kind for kind, _ in inputs], echo)
         variables: dict[str, Any] = {}
         for n, (kind, value) in enumerate(inputs):
             if kind == "update":
@@ -941,6 +984,11 @@ class LinearConnector(Tracker):
                 results.append(self._write_result("SyncdWrites", payload, field))
             except SyncdError as exc:
                 results.append(exc)
+                continue
+            issue = object_or_empty(payload[field]).get("issue") if n in echo else None
+            if isinstance(issue, dict) and isinstance(issue.get("id"), str) and _node_time(issue) is not None:
+                self._echoes.pop(issue["id"], None)
+                self._echoes[issue["id"]] = issue
         return results
 
     def landed_batch(self, writes: list[BatchedWrite]) -> list[bool]:

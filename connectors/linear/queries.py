@@ -229,10 +229,15 @@ _WRITE_FIELDS = {
 }
 
 
-def batch_writes(kinds: list[str]) -> str:
+def batch_writes(kinds: list[str], echo: frozenset[int] = frozenset()) -> str:
     """``mutation SyncdWrites``: one aliased ``attachmentCreate``, ``commentCreate`` or
     ``commentUpdate`` per kind ("attachment", "comment", "update"), aliases w0, w1, ...
-    and inputs $i0, $i1, ...; an update also takes the comment's id as $c0, $c1, ..."""
+    and inputs $i0, $i1, ...; an update also takes the comment's id as $c0, $c1, ...
+
+    The writes at the positions in ``echo`` (the last write to each issue in the document)
+    also read their issue as it is after them (``SyncdIssueFields``, about 30 complexity
+    points an issue): the echo of syncd's writes, which the next poll then need not read
+    again (LinearConnector.poll)."""
     params = []
     fields = []
     for n, k in enumerate(kinds):
@@ -242,8 +247,10 @@ def batch_writes(kinds: list[str]) -> str:
         if k == "update":
             params.append(f"$c{n}: String!")
             args = f"id: $c{n}, {args}"
-        fields.append(f"  w{n}: {mutation}({args}) {{ success {field} {{ id updatedAt }} }}")
-    return f"mutation SyncdWrites({', '.join(params)}) {{\n" + "\n".join(fields) + "\n}\n"
+        issue = " issue { ...SyncdIssueFields }" if n in echo else ""
+        fields.append(f"  w{n}: {mutation}({args}) {{ success {field} {{ id updatedAt{issue} }} }}")
+    document = f"mutation SyncdWrites({', '.join(params)}) {{\n" + "\n".join(fields) + "\n}\n"
+    return document + ISSUE_FIELDS if echo else document
 
 
 def aliased_issues(operation: str, alias: str, selection: str, count: int) -> str:
