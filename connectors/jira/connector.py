@@ -506,30 +506,33 @@ class JiraConnector(Tracker):
 
     def _note_quiet(self, raw: Any) -> None:
         """What the search's comment field says of syncd's comments on an issue: none at all
-        (every comment listed, none by syncd's account: the issue is "quiet"), or maybe some."""
+        (every comment listed, none by syncd's account: the issue is "quiet"), or maybe some.
+        Where this process has not read who syncd is (the user's time zone came from the
+        cursor, so /myself was not asked), only an issue with no comment at all is quiet:
+        the feed asks nothing more for it."""
         if not self.kept_slots or not isinstance(raw, dict) or not str(raw.get("id") or "").isdigit():
             return
         ident = str(raw["id"])
         self._quiet.pop(ident, None)
         fields = raw.get("fields")
         block = fields.get("comment") if isinstance(fields, dict) else None
-        if not isinstance(block, dict) or self._account_id is None:
+        if not isinstance(block, dict):
             return  # not read: nothing is known
         listed = block.get("comments")
         if not isinstance(listed, list) or block.get("total") != len(listed):
             return  # not all read: nothing is known
         for comment in listed:
             author = comment.get("author") if isinstance(comment, dict) else None
-            if not isinstance(author, dict) or author.get("accountId") == self._account_id:
+            if self._account_id is None or not isinstance(author, dict) or author.get("accountId") == self._account_id:
                 return
         self._quiet[ident] = None
         while len(self._quiet) > QUIET_MAX:
             del self._quiet[next(iter(self._quiet))]
 
     def _search(self, jql_from: str, token: str | None) -> dict:
-        reads_comments = self.read_comments or bool(self.kept_slots)
-        if reads_comments and self._account_id is None:
+        if self.read_comments and self._account_id is None:
             self._own_account()  # syncd's own comments are known by its account (GET /myself, once)
+        reads_comments = self.read_comments or bool(self.kept_slots)
         payload: dict[str, Any] = {
             "jql": self.jql(jql_from),
             "fields": list(ISSUE_FIELDS) + (["comment"] if reads_comments else []),

@@ -102,6 +102,7 @@ def test_a_later_process_knows_the_quiet_issues_from_the_cursor_and_a_comment_si
     assert fake.counts["POST /rest/api/3/search/jql"] == 1
     conn.upsert_comment(bare.id, "2 tickets", KEY, "demand", known=SlotRecord(written=False))
     assert LOOK not in fake.counts
+    assert "GET /rest/api/3/myself" not in fake.counts  # the time zone came from the cursor: not asked
     conn.upsert_comment(talked.id, "2 tickets", KEY, "demand", known=SlotRecord(written=False))
     assert fake.counts.get(LOOK) == 1
 
