@@ -105,8 +105,11 @@ COMMENT_PRESENCE_BATCH = 100
 WRITE_BATCH = 50
 TEAMS_PAGE = 100
 # The most (issue, updatedAt) pairs the cursor keeps to leave out of the next poll's overlap
-# (FeedCursor.seen); beyond this many the overlap is read again whole, as before.
-SEEN_MAX = 200
+# (FeedCursor.seen), and the most issues syncd's writes read back for the next poll (the echo);
+# beyond this many the overlap is read again whole, as before. A thousand covers the echo of a
+# first sync of 10,000 links (1,000 issues): the filter then holds one clause per instant of
+# the writes (a few tens of kilobytes of variables), and the cursor the pairs.
+SEEN_MAX = 1_000
 # Issues whose kept slot comment (or its absence) the feed told, remembered per process;
 # past this many the oldest are forgotten (their next slot write looks first, as before).
 FEED_SLOTS_MAX = 20_000
