@@ -96,7 +96,8 @@ COMMENT_PRESENCE_BATCH = 100
 # (docs/benchmarks.md, "Linear: fifty writes a request"). Linear refuses a
 # single query above 10,000 complexity points and budgets 250,000 points and
 # 5,000 requests an hour per API key. Fifty aliased attachmentCreate or
-# commentCreate cost about 115 points; the look-up of fifty interrupted writes'
+# commentCreate cost about 115 points (about 2,000 when they write fifty issues, each
+# read back for the next poll: q.batch_writes); the look-up of fifty interrupted writes'
 # markers (q.find_markers: each issue's marker comment and 50 attachments)
 # about 3,200, the larger of the two and a third of the cap, so a batch is
 # always looked for again in one request. Larger batches would save few

@@ -235,8 +235,8 @@ def batch_writes(kinds: list[str], echo: frozenset[int] = frozenset()) -> str:
     and inputs $i0, $i1, ...; an update also takes the comment's id as $c0, $c1, ...
 
     The writes at the positions in ``echo`` (the last write to each issue in the document)
-    also read their issue as it is after them (``SyncdIssueFields``, about 30 complexity
-    points an issue): the echo of syncd's writes, which the next poll then need not read
+    also read their issue as it is after them (``SyncdIssueFields``, about 40 complexity
+    points an issue, what the feed spends to read it again): the echo of syncd's writes, which the next poll then need not read
     again (LinearConnector.poll)."""
     params = []
     fields = []
