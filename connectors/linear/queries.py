@@ -236,8 +236,8 @@ def batch_writes(kinds: list[str], echo: frozenset[int] = frozenset()) -> str:
 
     The writes at the positions in ``echo`` (the last write to each issue in the document)
     also read their issue as it is after them (``SyncdIssueFields``, about 40 complexity
-    points an issue, what the feed spends to read it again): the echo of syncd's writes, which the next poll then need not read
-    again (LinearConnector.poll)."""
+    points an issue, what the feed spends to read it again): the echo of syncd's writes,
+    which the next poll then need not read again (LinearConnector.poll)."""
     params = []
     fields = []
     for n, k in enumerate(kinds):
