@@ -501,6 +501,7 @@ class LinearConnector(Tracker):
             }
             data = self._graphql("SyncdFeed", q.FEED, variables)
             records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
+            echoes = {}  # delivered with the first page, whose cursor leaves their pairs out
             remarks, state, comments_more = self._comment_page(state, data, polled_at, "SyncdFeed")
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
@@ -513,6 +514,7 @@ class LinearConnector(Tracker):
             }
             data = self._graphql("SyncdIssues", q.ISSUES, variables)
             records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
+            echoes = {}
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected)
         while comments_more:
@@ -579,13 +581,24 @@ class LinearConnector(Tracker):
     ) -> tuple[list[Issue], list[Rejected], FeedCursor, bool]:
         """One page of the issue feed: its issues, the cursor after it, and whether more pages follow.
 
-        ``echoes``: the issues as syncd's writes since the last poll left them, left out of this
-        poll's filter (their (id, updatedAt) pair); after the last page each one the feed did not
-        read again (it changed since, then) is delivered as the feed would have read it."""
+        ``echoes`` (the first page only): the issues as syncd's writes since the last poll left
+        them, whose (id, updatedAt) pairs this poll's filter leaves out; each is delivered with
+        this page, whose cursor is the first to leave them out (stored together, so a poll
+        stopped after it never loses them), ahead of the page's own issues. One the page read
+        again (it changed after the write) is not: the feed's read is the later one; one a later
+        page reads again is delivered twice, the older first."""
         nodes, has_next, end_cursor = self._connection(data)
         hwm = state.hwm
         records: list[Issue] = []
         rejected: list[Rejected] = []
+        on_page = {node.get("id") for node in nodes if isinstance(node, dict)}
+        for echoed, node in (echoes or {}).items():
+            if echoed in on_page:
+                continue
+            try:
+                records.append(self.normalise(node))
+            except _Reject as exc:
+                rejected.append(Rejected(_node_label(node), str(exc), node))
         delivered = set(state.seen)
         for node in nodes:
             updated = _node_time(node)
@@ -603,14 +616,6 @@ class LinearConnector(Tracker):
                 rejected.append(Rejected(_node_label(node), str(exc), node))
         if has_next:
             return records, rejected, dataclasses.replace(state, after=end_cursor, hwm=hwm), True
-        read = {ident for ident, _ in seen}
-        for ident, node in (echoes or {}).items():
-            if ident in read:
-                continue  # changed again since the write: the feed's read is the later one
-            try:
-                records.append(self.normalise(node))
-            except _Reject as exc:
-                rejected.append(Rejected(_node_label(node), str(exc), node))
         # The overlap re-reads what changed just before this poll, in case
         # the feed showed it late; once a poll is quiet for longer than the
         # overlap, the window closes on the high-water mark, so an idle feed

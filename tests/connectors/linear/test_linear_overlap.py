@@ -116,3 +116,31 @@ def test_the_echo_is_not_delivered_when_the_feed_read_the_issue_again(fake, cloc
     clock.advance(1)
     got, _, sent = poll(conn, cursor)
     assert got == [fake.issue(issue)["identifier"]] and sent == 1  # once, as the feed read it
+
+
+def test_the_echo_rides_in_the_first_page_whose_cursor_leaves_it_out(fake, clock):
+    """A poll stopped after its first page (the cursor of that page stored) has delivered the echo
+    already: the poll that resumes from that cursor leaves the written issue out and loses nothing."""
+    conn = connector(fake, clock, page_size=1)
+    written, moved = fake.create_issue("ENG", "Export fails"), fake.create_issue("ENG", "Import fails")
+    list(conn.poll(None))
+    cursor = json.dumps({"since": fake.issue(moved)["updatedAt"]})
+    clock.advance(60)
+    fake.move_to_state(written, "In Progress")  # hidden by syncd's write below
+    clock.advance(1)
+    conn.send_batch([attach(written, 1)])
+    clock.advance(1)
+    fake.move_to_state(moved, "In Progress")
+    other = fake.create_issue("ENG", "Sync fails")
+    clock.advance(1)
+    feed = conn.poll(cursor)
+    first = next(feed)
+    del feed  # stopped: only the first page (and its cursor) was taken
+    assert not first.done
+    assert [i.key for i in first.records][0] == fake.issue(written)["identifier"]
+    assert first.records[0].state.value == "started"
+    resumed = [i.key for p in connector(fake, clock, page_size=1).poll(first.cursor) for i in p.records]
+    assert fake.issue(written)["identifier"] not in resumed
+    assert {i.key for i in first.records} | set(resumed) == {
+        fake.issue(x)["identifier"] for x in (written, moved, other)
+    }
