@@ -483,8 +483,10 @@ class LinearConnector(Tracker):
         seen: set[tuple[str, str]] = set()
         echoes = self._take_echoes(state)
         if echoes:
-            stamps = tuple((ident, iso(when)) for ident, node in echoes.items() if (when := _node_time(node)))
-            state = dataclasses.replace(state, seen=tuple(sorted(set(state.seen) | set(stamps))))
+            # An echo's pair replaces its issue's older pair (that one no longer matches anything).
+            stamps = {(ident, iso(when)) for ident, node in echoes.items() if (when := _node_time(node))}
+            older = {pair for pair in state.seen if pair[0] not in echoes}
+            state = dataclasses.replace(state, seen=tuple(sorted(older | stamps)))
         # A stored cursor with only the comment feed mid-pagination: the issue feed closed already.
         issues_more = not (self.read_comments and state.after is None and state.c_after is not None)
         comments_more = self.read_comments
@@ -567,7 +569,7 @@ class LinearConnector(Tracker):
         if not self._echoes or state.after is not None or state.c_after is not None:
             return {}
         echoes, self._echoes = self._echoes, {}
-        if len(echoes) + len(state.seen) > SEEN_MAX:
+        if len(echoes) + sum(1 for ident, _ in state.seen if ident not in echoes) > SEEN_MAX:
             return {}  # read again by the feed, as before
         return echoes
 

@@ -144,3 +144,21 @@ def test_the_echo_rides_in_the_first_page_whose_cursor_leaves_it_out(fake, clock
     assert {i.key for i in first.records} | set(resumed) == {
         fake.issue(x)["identifier"] for x in (written, moved, other)
     }
+
+
+def test_an_echo_replaces_the_pair_its_issue_had_in_the_cursor(fake, clock, monkeypatch):
+    """Issues written right after the poll that read them (a first sync): the cursor holds their
+    pairs (inside the overlap) and the writes' echoes are new pairs of the same issues; those
+    replace the old ones, so up to SEEN_MAX written issues are still left out of the next poll."""
+    import connectors.linear.connector as linear
+
+    monkeypatch.setattr(linear, "SEEN_MAX", 3)
+    conn = connector(fake, clock, page_size=2)
+    issues = [fake.create_issue("ENG", f"Defect {n}") for n in range(3)]
+    _, cursor, _ = poll(conn, None)
+    assert len(json.loads(cursor)["seen"]) == 3  # read within the overlap
+    clock.advance(1)
+    conn.send_batch([attach(issue, n) for n, issue in enumerate(issues)])
+    clock.advance(1)
+    got, _, sent = poll(conn, cursor)
+    assert sorted(got) == sorted(fake.issue(i)["identifier"] for i in issues) and sent == 1
