@@ -598,7 +598,9 @@ class LinearConnector(Tracker):
             if echoed in on_page:
                 continue
             try:
-                records.append(self.normalise(node))
+                issue = self.normalise(node)
+                if self.follows(issue):  # what the feed's team filter would have shown
+                    records.append(issue)
             except _Reject as exc:
                 rejected.append(Rejected(_node_label(node), str(exc), node))
         delivered = set(state.seen)
