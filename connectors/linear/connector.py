@@ -634,7 +634,10 @@ class LinearConnector(Tracker):
             if stamped is not None and (hwm is None or stamped > hwm):
                 hwm = stamped
         next_since = max(since, min(hwm, polled_at - self._overlap)) if hwm is not None else since
-        inside = tuple(sorted(p for p in delivered | seen if (parse_time(p[1]) or next_since) > next_since))
+        # Only a pair stamped strictly before this poll began is left out: a clock that has not
+        # moved since (a frozen clock in tests, a busy second) could stamp a later change of the
+        # same issue with the same instant, which the pair would then hide.
+        inside = tuple(sorted(p for p in delivered | seen if next_since < (parse_time(p[1]) or next_since) < polled_at))
         kept = inside if len(inside) <= SEEN_MAX else ()
         return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None, seen=kept), False
 
@@ -969,6 +972,7 @@ class LinearConnector(Tracker):
             expect=(400,),
             endpoint="POST /graphql SyncdWrites",
         )
+        answered = self.clock()
         errors = graphql_errors(body)
         by_alias: dict[str, list[dict]] = {}
         for error in errors:
@@ -999,7 +1003,10 @@ class LinearConnector(Tracker):
                 results.append(exc)
                 continue
             issue = object_or_empty(payload[field]).get("issue") if n in echo else None
-            if isinstance(issue, dict) and isinstance(issue.get("id"), str) and _node_time(issue) is not None:
+            stamp = _node_time(issue)
+            # Kept only when stamped strictly before the answer came (by this process's clock): a
+            # change of the issue after it then has a later instant (see _issue_page).
+            if isinstance(issue, dict) and isinstance(issue.get("id"), str) and stamp is not None and stamp < answered:
                 self._echoes.pop(issue["id"], None)
                 self._echoes[issue["id"]] = issue
         return results

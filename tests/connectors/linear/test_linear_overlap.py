@@ -5,6 +5,7 @@ another issue changed at the same instant as the cursor, or the same issue chang
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -23,9 +24,10 @@ def fake(clock):
         yield lin
 
 
-def connector(fake: LinearFake, clock, page_size: int = 50) -> LinearConnector:
+def connector(fake: LinearFake, clock, page_size: int = 50, *, lag: float = 0.001) -> LinearConnector:
+    """syncd reads its clock ``lag`` seconds after Linear stamps (a clock that moves; 0: frozen)."""
     config = LinearConfig(kind="linear", url=fake.base_url, api_key=SANDBOX_API_KEY, teams=["ENG"], page_size=page_size)
-    return LinearConnector("linear", config, sleep=lambda s: None, clock=clock)
+    return LinearConnector("linear", config, sleep=lambda s: None, clock=lambda: clock() + timedelta(seconds=lag))
 
 
 def poll(conn: LinearConnector, cursor: str | None) -> tuple[list[str], str, int]:
@@ -162,3 +164,21 @@ def test_an_echo_replaces_the_pair_its_issue_had_in_the_cursor(fake, clock, monk
     clock.advance(1)
     got, _, sent = poll(conn, cursor)
     assert sorted(got) == sorted(fake.issue(i)["identifier"] for i in issues) and sent == 1
+
+
+def test_with_a_clock_that_does_not_move_nothing_read_at_its_instant_is_left_out(fake, clock):
+    """A change stamped at the very instant syncd read the issue (or wrote it) could be followed by
+    another change of the same issue at that instant: such a pair is read again, never left out."""
+    conn = connector(fake, clock, lag=0)
+    issue = fake.create_issue("ENG", "Export fails")
+    _, cursor, _ = poll(conn, None)
+    assert "seen" not in json.loads(cursor)  # read at the instant it was stamped
+    fake.move_to_state(issue, "In Progress")  # the same issue, the same instant
+    got, cursor, _ = poll(conn, cursor)
+    assert got == [fake.issue(issue)["identifier"]]
+    clock.advance(60)
+    conn.send_batch([attach(issue, 1)])
+    fake.move_to_state(issue, "Done")  # at the instant of syncd's write, after it
+    pages = list(conn.poll(cursor))
+    [read] = [i for p in pages for i in p.records]
+    assert read.state.value == "completed"
