@@ -719,10 +719,23 @@ class Tracker(Connector):
     comment_feed: ClassVar[bool] = False
     read_comments: bool = False
     # The slots of the comments syncd keeps in place (the handoff's demand comment),
-    # set by the engine; a tracker whose feed can tell whether each issue it reads
-    # holds syncd's comment of these slots reads that with the issue, so that
-    # upsert_comment needs no look before writing.
+    # declared when the connector is built (``kept_slots=`` below; syncd.app.kept_slots
+    # says which, from the mapping files): a tracker whose feed can tell whether each
+    # issue it reads holds syncd's comment of these slots reads that with the issue,
+    # so that upsert_comment needs no look before writing.
     kept_slots: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        name: str,
+        config: ConnectorConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
+    ):
+        self.kept_slots = tuple(kept_slots)
+        super().__init__(name, config, sleep=sleep, clock=clock)
 
     def own_accounts(self) -> tuple[str, ...]:
         """The ids and names of the accounts syncd writes here with (their comments are never mirrored)."""

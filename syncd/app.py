@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from connectors.base import Connector, Helpdesk, Tracker, connector_class, load_registry, utc_now
 from mappings.files import TrackerKind, load_mappings
+from mappings.handoff_plan import DEMAND_SLOT
 from mappings.links import shared_key_trackers
 from mappings.planner import PlanSettings
 from mappings.routes import Mappings
@@ -39,13 +40,28 @@ class App:
 
 
 def build_connectors(
-    settings: Settings, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
+    kept_slots: tuple[str, ...] = (),
 ) -> dict[str, Connector]:
+    """The configured connectors; each tracker is told ``kept_slots``: the slots of the
+    comments syncd keeps in place on its issues (:func:`kept_slots`)."""
     out: dict[str, Connector] = {}
     for name, config in settings.connectors.items():
         cls = connector_class(config.kind)
-        out[name] = cls(name, config, sleep=sleep, clock=clock)
+        if issubclass(cls, Tracker):
+            out[name] = cls(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
+        else:
+            out[name] = cls(name, config, sleep=sleep, clock=clock)
     return out
+
+
+def kept_slots(mappings: Mappings | None) -> tuple[str, ...]:
+    """The comment slots syncd keeps in place on issues: the handoff's demand comment
+    when the mapping files turn the handoff on (the engine's rule), else none."""
+    return (DEMAND_SLOT,) if mappings is not None and mappings.shows_stages else ()
 
 
 def plan_settings(
@@ -142,7 +158,7 @@ def build_app(
         else open_store(settings, readonly=readonly, shared=shared, clock=clock)
     )
     try:
-        connectors = build_connectors(settings, sleep=sleep, clock=clock)
+        connectors = build_connectors(settings, sleep=sleep, clock=clock, kept_slots=kept_slots(mappings))
         helpdesk = connectors[settings.sync.helpdesk]
         chosen = {name: connectors[name] for name in settings.sync.trackers}
         if not isinstance(helpdesk, Helpdesk):

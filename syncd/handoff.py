@@ -36,7 +36,6 @@ import structlog
 
 from mappings import promises as pr
 from mappings.handoff_plan import (
-    DEMAND_SLOT,
     DemandTicket,
     demand_body,
     plan_demand,
@@ -205,10 +204,6 @@ class Handoff:
         # While update() runs: the page's issues (see _issue_views) and its bookkeeping.
         self._page_issues: dict[Ref, Ticket | Issue] = {}
         self._book: _Book | None = None
-        # The demand comment is kept in place: a tracker's feed that can say whether each
-        # issue holds syncd's comment of that slot reads it (its write then needs no look).
-        for tracker in ports.trackers.values():
-            tracker.kept_slots = (DEMAND_SLOT,)
 
     @property
     def now(self) -> datetime:

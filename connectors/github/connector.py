@@ -11,10 +11,15 @@ the next page is asked for by ``since`` = the last ``updated_at`` read minus one
 second instead (keyset paging, same cost); only a page whose issues all share
 one second follows the Link URL. Boundary issues are read twice and
 de-duplicated by (id, updated_at). ``since`` becomes the high-water mark minus
-``OVERLAP`` only once the last page is read.
+``OVERLAP`` only once the last page is read, and only when the read took more
+than one page: a listing that fits one page keeps its ``since``, so its ETag
+stays the next poll's validator (moving ``since`` changes the URL, and the
+first answer for a new URL is a full 200, not a free 304).
 
 The cursor is JSON: ``{"v": 1, "repos": {"owner/repo": {"since", "etag",
-"next", "hwm", "public", "vis_etag", "vis_at"}}}``.
+"next", "hwm", "public", "vis_etag", "vis_at", "quiet"}}}``; ``quiet`` holds the
+numbers of the issues that the listing's ETag covers and that have no comment, so
+that a 304 still tells a new process which issues hold no comment of syncd's.
 
 Identity. ``Issue.ref.id`` is GitHub's numeric issue id, stable across
 transfers; ``Issue.key`` is ``owner/repo#n``. REST has no get-issue-by-id, so
@@ -288,6 +293,20 @@ def _without_markers(body: str) -> str:
     return re.sub(r"<!--\s*syncd:[^>]*-->", "", body).strip()
 
 
+def _quiet_numbers(items: list) -> list[int]:
+    """The numbers of the listed issues that have no comment at all (``comments`` 0): kept in
+    the cursor with the ETag of the listing, they vouch, when it answers 304, that syncd's
+    comment is not there (no scan before its first write)."""
+    return sorted(
+        item["number"]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("comments") == 0
+        and isinstance(item.get("number"), int)
+        and not isinstance(item.get("number"), bool)
+    )
+
+
 def next_link(response: requests.Response) -> str | None:
     return (response.links.get("next") or {}).get("url")
 
@@ -382,8 +401,9 @@ class GitHubConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
         self._repos = {r.lower(): r for r in config.repositories}
         self._visibility: dict[str, _Visibility] = {}
         self._known: dict[str, IssueLocation] = {}  # stable id -> last location seen
@@ -543,6 +563,9 @@ class GitHubConnector(Tracker):
                 endpoint = "GET /repos/{o}/{r}/issues"
                 listed = self._list_page(url, endpoint, f"/repos/{repo}/issues", entry, "etag", first)
                 if listed is None:
+                    # Unchanged since the answer whose ETag this was: its issues with no comment still
+                    # have none (a comment changes the listing), as if this process had read them.
+                    self._no_comments.update(f"{repo}#{n}".lower() for n in entry.get("quiet") or ())
                     break
                 response, items = listed
                 records, rejected, times = self._normalise_page(items, public, emitted)
@@ -551,9 +574,13 @@ class GitHubConnector(Tracker):
                     entry["hwm"] = hwm
                 url = self._next_url(repo, response, times)
                 if url is None:
-                    self._finish(entry)
+                    self._finish(entry, one_page=first)
                 else:
                     entry["next"] = url
+                if url is None and first:
+                    entry["quiet"] = _quiet_numbers(items)
+                else:
+                    entry.pop("quiet", None)
                 first = False
                 yield Page(records, self._dump_cursor(state), done=False, rejected=rejected)
             if self.read_comments:
@@ -588,7 +615,7 @@ class GitHubConnector(Tracker):
             if url is None:
                 entry.pop("c_next", None)
                 hwm = parse_time(entry.pop("c_hwm", None))
-                if hwm is not None:
+                if hwm is not None and not first:  # as _finish: one page keeps its since and ETag
                     new_since = format_time(hwm - OVERLAP)
                     if new_since > entry["c_since"]:
                         entry["c_since"] = new_since
@@ -647,11 +674,17 @@ class GitHubConnector(Tracker):
     def own_accounts(self) -> tuple[str, ...]:
         return (self._login,) if self._login else ()
 
-    def _finish(self, entry: dict) -> None:
-        """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies."""
+    def _finish(self, entry: dict, *, one_page: bool) -> None:
+        """The last page of a repository's read: advance ``since``; keep the ETag only if it still applies.
+
+        A read that one page held (``one_page``: the first page had no next) keeps its
+        ``since``: the ETag of that page's answer is then the next poll's validator, so
+        the poll after a change is a free 304 when nothing changed again. Moving ``since``
+        would change the URL, whose first answer can only be a full 200. ``since`` moves
+        up to the high-water mark less ``OVERLAP`` once the listing needs a second page."""
         entry.pop("next", None)
         hwm = parse_time(entry.pop("hwm", None))
-        if hwm is not None:
+        if hwm is not None and not one_page:
             new_since = format_time(hwm - OVERLAP)
             if new_since > entry["since"]:
                 entry["since"] = new_since

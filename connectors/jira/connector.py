@@ -97,6 +97,9 @@ SETTLED = timedelta(minutes=5)
 FIND_SCAN = 300
 FIND_PROBE_MAX = 25
 FIND_PROBE_MISSES = 3
+# The most issues the cursor remembers as holding no comment of syncd's ("quiet"): the
+# most recently read are kept, an older one's first slot comment looks first, as before.
+QUIET_MAX = 2_000
 # The existence check: POST /issue/bulkfetch reads up to 100 issues by id.
 PRESENCE_BATCH = 100
 # What Jira answers (404) on an issue path for an issue that was deleted or that
@@ -219,12 +222,18 @@ class JiraConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
         self._time_zone: str | None = config.time_zone
         self._account_id: str | None = None
         # (issue, slot) -> the id of syncd's comment holding that slot.
         self._slot_comments: dict[tuple[str, str], str] = {}
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        # With kept slots (the handoff's demand comment): the issues the feed read with every
+        # comment listed and none by syncd's account, oldest first; kept in the cursor
+        # ("quiet") so that a later process knows them too. See _upsert_comment.
+        self._quiet: dict[str, None] = {}
+        self._quiet_loaded = False
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
 
     # -- session ----------------------------------------------------------------
 
@@ -357,6 +366,11 @@ class JiraConnector(Tracker):
         started = self.clock()
         if state.get("tz") and self._time_zone is None:
             self._time_zone = state["tz"]
+        if self.kept_slots and not self._quiet_loaded:
+            self._quiet_loaded = True  # from then on this process's own reads are the later word
+            for ident in state.get("quiet") or ():
+                if isinstance(ident, str) and ident.isdigit():
+                    self._quiet.setdefault(ident, None)
         tz = self.user_time_zone()
         since = _parse_instant(state.get("since")) or self.clock() - timedelta(days=self.config.backfill_days)
         seen = {(str(i), str(u)) for i, u in state.get("seen", [])}
@@ -382,6 +396,7 @@ class JiraConnector(Tracker):
             remarks: list[IssueRemark] = []
             comment_sets: dict[str, frozenset[str]] = {}
             for raw in issues:
+                self._note_quiet(raw)
                 pair = _pair(raw)
                 if pair is not None and (pair in seen or pair in delivered):
                     continue
@@ -407,6 +422,8 @@ class JiraConnector(Tracker):
             }
             if not done:
                 next_state.update({"from": jql_from, "token": token})
+            if self.kept_slots:
+                next_state["quiet"] = list(self._quiet)
             yield Page(
                 records,
                 json.dumps(next_state, sort_keys=True),
@@ -487,12 +504,38 @@ class JiraConnector(Tracker):
     def own_accounts(self) -> tuple[str, ...]:
         return (self._account_id,) if self._account_id else ()
 
+    def _note_quiet(self, raw: Any) -> None:
+        """What the search's comment field says of syncd's comments on an issue: none at all
+        (every comment listed, none by syncd's account: the issue is "quiet"), or maybe some.
+        Where this process has not read who syncd is (the user's time zone came from the
+        cursor, so /myself was not asked), only an issue with no comment at all is quiet:
+        the feed asks nothing more for it."""
+        if not self.kept_slots or not isinstance(raw, dict) or not str(raw.get("id") or "").isdigit():
+            return
+        ident = str(raw["id"])
+        self._quiet.pop(ident, None)
+        fields = raw.get("fields")
+        block = fields.get("comment") if isinstance(fields, dict) else None
+        if not isinstance(block, dict):
+            return  # not read: nothing is known
+        listed = block.get("comments")
+        if not isinstance(listed, list) or block.get("total") != len(listed):
+            return  # not all read: nothing is known
+        for comment in listed:
+            author = comment.get("author") if isinstance(comment, dict) else None
+            if self._account_id is None or not isinstance(author, dict) or author.get("accountId") == self._account_id:
+                return
+        self._quiet[ident] = None
+        while len(self._quiet) > QUIET_MAX:
+            del self._quiet[next(iter(self._quiet))]
+
     def _search(self, jql_from: str, token: str | None) -> dict:
         if self.read_comments and self._account_id is None:
             self._own_account()  # syncd's own comments are known by its account (GET /myself, once)
+        reads_comments = self.read_comments or bool(self.kept_slots)
         payload: dict[str, Any] = {
             "jql": self.jql(jql_from),
-            "fields": list(ISSUE_FIELDS) + (["comment"] if self.read_comments else []),
+            "fields": list(ISSUE_FIELDS) + (["comment"] if reads_comments else []),
             "maxResults": self.config.page_size,
         }
         if token:
@@ -974,6 +1017,29 @@ class JiraConnector(Tracker):
             "properties": [{"key": PROPERTY_KEY, "value": {"key": key, "slot": slot, "digest": digest}}],
         }
         stored = known.comment_id if known is not None else None
+        if (
+            known is not None
+            and not known.written
+            and slot in self.kept_slots
+            and (path, slot) not in self._slot_comments
+            and path in self._quiet
+        ):
+            # Two words that there is no comment to find: the feed read every comment of the
+            # issue and none was syncd's (in this process, or kept in the cursor: any comment
+            # since would have changed the issue's "updated" and so been read again), and the
+            # store holds no earlier write of the slot (one being sent, or sent by another
+            # process, says written). Created with no look.
+            result = self.http.request_json(
+                "POST",
+                f"{API}/issue/{path}/comment",
+                json=payload,
+                endpoint=f"POST {API}/issue/{{issueIdOrKey}}/comment",
+            )
+            self._quiet.pop(path, None)
+            written = _comment_result(expect_dict(self.name, result, "comment write", record_id=issue_id))
+            if written.id:
+                self._slot_comments[(path, slot)] = written.id
+            return written
         if stored and (path, slot) not in self._slot_comments:
             response = self.http.request(
                 "PUT",
@@ -995,6 +1061,7 @@ class JiraConnector(Tracker):
                     self._slot_comments[(path, slot)] = written.id
                 return written
         found = self._slot_comment(path, slot)
+        self._quiet.pop(path, None)
         if found is None:
             result = self.http.request_json(
                 "POST",

@@ -96,7 +96,8 @@ COMMENT_PRESENCE_BATCH = 100
 # (docs/benchmarks.md, "Linear: fifty writes a request"). Linear refuses a
 # single query above 10,000 complexity points and budgets 250,000 points and
 # 5,000 requests an hour per API key. Fifty aliased attachmentCreate or
-# commentCreate cost about 115 points; the look-up of fifty interrupted writes'
+# commentCreate cost about 115 points (about 2,000 when they write fifty issues, each
+# read back for the next poll: q.batch_writes); the look-up of fifty interrupted writes'
 # markers (q.find_markers: each issue's marker comment and 50 attachments)
 # about 3,200, the larger of the two and a third of the cap, so a batch is
 # always looked for again in one request. Larger batches would save few
@@ -104,6 +105,12 @@ COMMENT_PRESENCE_BATCH = 100
 # is refused: the writes after it in the same document are not run.
 WRITE_BATCH = 50
 TEAMS_PAGE = 100
+# The most (issue, updatedAt) pairs the cursor keeps to leave out of the next poll's overlap
+# (FeedCursor.seen), and the most issues syncd's writes read back for the next poll (the echo);
+# beyond this many the overlap is read again whole, as before. A thousand covers the echo of a
+# first sync of 10,000 links (1,000 issues): the filter then holds one clause per instant of
+# the writes (a few tens of kilobytes of variables), and the cursor the pairs.
+SEEN_MAX = 1_000
 # Issues whose kept slot comment (or its absence) the feed told, remembered per process;
 # past this many the oldest are forgotten (their next slot write looks first, as before).
 FEED_SLOTS_MAX = 20_000
@@ -184,9 +191,14 @@ class FeedCursor:
     c_since: datetime | None = None
     c_after: str | None = None
     c_hwm: datetime | None = None
+    # The (issue id, updatedAt) pairs already delivered inside the window's overlap: the
+    # next poll's filter leaves exactly these out, so the overlap re-reads no change twice.
+    seen: tuple[tuple[str, str], ...] = ()
 
     def dump(self) -> str:
         out: dict[str, Any] = {"since": iso(self.since)}
+        if self.seen:
+            out["seen"] = [list(pair) for pair in sorted(self.seen)]
         for name in ("after", "c_after"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
@@ -209,6 +221,7 @@ class FeedCursor:
                 parse_time(data.get("c_since")),
                 data.get("c_after"),
                 parse_time(data.get("c_hwm")),
+                tuple(_pair(p) for p in data.get("seen") or ()),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(
@@ -218,6 +231,14 @@ class FeedCursor:
                     "again from the backfill window"
                 ]
             ) from None
+
+
+def _pair(value: Any) -> tuple[str, str]:
+    """A stored (issue id, updatedAt) pair of the cursor's ``seen``."""
+    ident, stamp = value
+    if not isinstance(ident, str) or not isinstance(stamp, str) or parse_time(stamp) is None:
+        raise ValueError("seen: want [id, time] pairs")
+    return ident, stamp
 
 
 def iso(dt: datetime) -> str:
@@ -283,6 +304,7 @@ class LinearConnector(Tracker):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        kept_slots: tuple[str, ...] = (),
     ):
         # Per-process caches of what creating issues and keeping comments need.
         self._team_ids: dict[str, str] = {}  # team key (upper case) -> team id
@@ -290,11 +312,14 @@ class LinearConnector(Tracker):
         self._slot_comments: dict[tuple[str, str], tuple[str, str]] = {}  # (issue ref, slot) -> (comment, issue id)
         # What the feed read of the kept slot's comment: issue id -> syncd's comment there, or None (none).
         self._feed_slots: dict[str, str | None] = {}
+        # The echo of syncd's batched writes: issue id -> the issue as the last write's answer
+        # read it, for the next poll of this process (see poll); at most SEEN_MAX.
+        self._echoes: dict[str, dict] = {}
         # With teams = [] (every team): the team keys seen, from the team list read
         # once per process (first poll or check) and from every issue the feed shows.
         self._seen_teams: set[str] = set()
         self._teams_listed = False
-        super().__init__(name, config, sleep=sleep, clock=clock)
+        super().__init__(name, config, sleep=sleep, clock=clock, kept_slots=kept_slots)
 
     # -- session ----------------------------------------------------------------
 
@@ -456,13 +481,19 @@ class LinearConnector(Tracker):
             state = FeedCursor(start - timedelta(days=self.config.backfill_days))
         polled_at = self.clock()
         seen: set[tuple[str, str]] = set()
+        echoes = self._take_echoes(state)
+        if echoes:
+            # An echo's pair replaces its issue's older pair (that one no longer matches anything).
+            stamps = {(ident, iso(when)) for ident, node in echoes.items() if (when := _node_time(node))}
+            older = {pair for pair in state.seen if pair[0] not in echoes}
+            state = dataclasses.replace(state, seen=tuple(sorted(older | stamps)))
         # A stored cursor with only the comment feed mid-pagination: the issue feed closed already.
         issues_more = not (self.read_comments and state.after is None and state.c_after is not None)
         comments_more = self.read_comments
         if self.read_comments and state.after is None and state.c_after is None:
             c_since = state.c_since or (polled_at - self._overlap)
             variables = {
-                "filter": self._feed_filter(state.since),
+                "filter": self._feed_filter(state.since, state.seen),
                 "first": self.config.page_size,
                 "after": None,
                 "cFilter": self._comment_filter(c_since),
@@ -471,19 +502,21 @@ class LinearConnector(Tracker):
                 **self._slot_variables(),
             }
             data = self._graphql("SyncdFeed", q.FEED, variables)
-            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
+            echoes = {}  # delivered with the first page, whose cursor leaves their pairs out
             remarks, state, comments_more = self._comment_page(state, data, polled_at, "SyncdFeed")
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected, remarks=remarks)
         while issues_more:
             variables = {
-                "filter": self._feed_filter(state.since),
+                "filter": self._feed_filter(state.since, state.seen),
                 "first": self.config.page_size,
                 "after": state.after,
                 **self._slot_variables(),
             }
             data = self._graphql("SyncdIssues", q.ISSUES, variables)
-            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at)
+            records, rejected, state, issues_more = self._issue_page(state, data, seen, polled_at, echoes)
+            echoes = {}
             done = not issues_more and not comments_more
             yield Page(records, state.dump(), done=done, rejected=rejected)
         while comments_more:
@@ -529,14 +562,48 @@ class LinearConnector(Tracker):
         while len(self._feed_slots) > FEED_SLOTS_MAX:
             del self._feed_slots[next(iter(self._feed_slots))]
 
+    def _take_echoes(self, state: FeedCursor) -> dict[str, dict]:
+        """The issues syncd's batched writes read since the last poll, for this poll to deliver
+        instead of reading them again: only when the poll starts afresh (the filter of a poll
+        resumed mid-pagination must not change) and when they fit beside the cursor's pairs."""
+        if not self._echoes or state.after is not None or state.c_after is not None:
+            return {}
+        echoes, self._echoes = self._echoes, {}
+        if len(echoes) + sum(1 for ident, _ in state.seen if ident not in echoes) > SEEN_MAX:
+            return {}  # read again by the feed, as before
+        return echoes
+
     def _issue_page(
-        self, state: FeedCursor, data: dict, seen: set[tuple[str, str]], polled_at: datetime
+        self,
+        state: FeedCursor,
+        data: dict,
+        seen: set[tuple[str, str]],
+        polled_at: datetime,
+        echoes: dict[str, dict] | None = None,
     ) -> tuple[list[Issue], list[Rejected], FeedCursor, bool]:
-        """One page of the issue feed: its issues, the cursor after it, and whether more pages follow."""
+        """One page of the issue feed: its issues, the cursor after it, and whether more pages follow.
+
+        ``echoes`` (the first page only): the issues as syncd's writes since the last poll left
+        them, whose (id, updatedAt) pairs this poll's filter leaves out; each is delivered with
+        this page, whose cursor is the first to leave them out (stored together, so a poll
+        stopped after it never loses them), ahead of the page's own issues. One the page read
+        again (it changed after the write) is not: the feed's read is the later one; one a later
+        page reads again is delivered twice, the older first."""
         nodes, has_next, end_cursor = self._connection(data)
         hwm = state.hwm
         records: list[Issue] = []
         rejected: list[Rejected] = []
+        on_page = {node.get("id") for node in nodes if isinstance(node, dict)}
+        for echoed, node in (echoes or {}).items():
+            if echoed in on_page:
+                continue
+            try:
+                issue = self.normalise(node)
+                if self.follows(issue):  # what the feed's team filter would have shown
+                    records.append(issue)
+            except _Reject as exc:
+                rejected.append(Rejected(_node_label(node), str(exc), node))
+        delivered = set(state.seen)
         for node in nodes:
             updated = _node_time(node)
             if updated is not None and (hwm is None or updated > hwm):
@@ -544,7 +611,7 @@ class LinearConnector(Tracker):
             self._note_feed_slot(node)
             ident = node.get("id") if isinstance(node, dict) else None
             if ident and updated is not None:
-                if (ident, iso(updated)) in seen:
+                if (ident, iso(updated)) in seen or (ident, iso(updated)) in delivered:
                     continue
                 seen.add((ident, iso(updated)))
             try:
@@ -557,9 +624,22 @@ class LinearConnector(Tracker):
         # the feed showed it late; once a poll is quiet for longer than the
         # overlap, the window closes on the high-water mark, so an idle feed
         # does not re-read a burst of old changes forever.
+        # What this poll and the ones before it delivered inside the next window is left out of
+        # the next poll's filter (pair by pair: the same issue changed again, or another issue
+        # changed at the same instant, is still read); past SEEN_MAX pairs the window is re-read
+        # whole instead, as a filter that long would cost more than the page it saves.
         since = state.since
+        for _, stamp in state.seen:  # delivered before and left out of this poll: still the latest known
+            stamped = parse_time(stamp)
+            if stamped is not None and (hwm is None or stamped > hwm):
+                hwm = stamped
         next_since = max(since, min(hwm, polled_at - self._overlap)) if hwm is not None else since
-        return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None), False
+        # Only a pair stamped strictly before this poll began is left out: a clock that has not
+        # moved since (a frozen clock in tests, a busy second) could stamp a later change of the
+        # same issue with the same instant, which the pair would then hide.
+        inside = tuple(sorted(p for p in delivered | seen if next_since < (parse_time(p[1]) or next_since) < polled_at))
+        kept = inside if len(inside) <= SEEN_MAX else ()
+        return records, rejected, dataclasses.replace(state, since=next_since, after=None, hwm=None, seen=kept), False
 
     # -- the comment feed (the conversation mirror) ---------------------------------------
 
@@ -620,8 +700,18 @@ class LinearConnector(Tracker):
             log.warning("skipping a malformed comment in the comment feed", connector=self.name)
             return None
 
-    def _feed_filter(self, since: datetime) -> dict[str, Any]:
+    def _feed_filter(self, since: datetime, seen: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+        """``updatedAt > since``, less the (id, updatedAt) pairs of ``seen``: one clause per
+        instant, ``updatedAt != instant OR id not in (the ids delivered at that instant)``."""
         flt: dict[str, Any] = {"updatedAt": {"gt": iso(since)}}
+        if seen:
+            at: dict[str, list[str]] = {}
+            for ident, stamp in seen:
+                at.setdefault(stamp, []).append(ident)
+            flt["and"] = [
+                {"or": [{"updatedAt": {"neq": stamp}}, {"id": {"nin": sorted(ids)}}]}
+                for stamp, ids in sorted(at.items())
+            ]
         if self.config.teams:
             flt["team"] = {"key": {"in": list(self.config.teams)}}
         return flt
@@ -838,7 +928,12 @@ class LinearConnector(Tracker):
                     inputs.append(("comment", {"issueId": w.issue_id, "body": text}))
             else:
                 inputs.append(("comment", {"issueId": w.issue_id, "body": self._comment_text(w.write.body, w.key)}))
-        for n, result in zip(sent, self._send_writes(inputs)):
+        last: dict[str, int] = {}  # the last write to each issue in the document reads it back
+        for i, n in enumerate(sent):
+            last[writes[n].issue_id] = i
+        room = SEEN_MAX - len(self._echoes)
+        echo = frozenset(sorted(last.values())[:room]) if room > 0 else frozenset()
+        for n, result in zip(sent, self._send_writes(inputs, echo)):
             w = writes[n]
             if isinstance(w.write, UpsertComment) and isinstance(result, WriteResult):
                 result = self._slot_written(w.issue_id, w.write.slot, result)
@@ -854,11 +949,14 @@ class LinearConnector(Tracker):
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
-    def _send_writes(self, inputs: list[tuple[str, dict[str, Any]]]) -> list[WriteResult | Exception]:
-        """One SyncdWrites document of ``inputs`` (kind, input); one result per input, in order."""
+    def _send_writes(
+        self, inputs: list[tuple[str, dict[str, Any]]], echo: frozenset[int] = frozenset()
+    ) -> list[WriteResult | Exception]:
+        """One SyncdWrites document of ``inputs`` (kind, input); one result per input, in order.
+        The writes at the positions in ``echo`` read their issue back (kept for the next poll)."""
         if not inputs:
             return []
-        document = q.batch_writes([kind for kind, _ in inputs])
+        document = q.batch_writes([kind for kind, _ in inputs], echo)
         variables: dict[str, Any] = {}
         for n, (kind, value) in enumerate(inputs):
             if kind == "update":
@@ -874,6 +972,7 @@ class LinearConnector(Tracker):
             expect=(400,),
             endpoint="POST /graphql SyncdWrites",
         )
+        answered = self.clock()
         errors = graphql_errors(body)
         by_alias: dict[str, list[dict]] = {}
         for error in errors:
@@ -902,6 +1001,14 @@ class LinearConnector(Tracker):
                 results.append(self._write_result("SyncdWrites", payload, field))
             except SyncdError as exc:
                 results.append(exc)
+                continue
+            issue = object_or_empty(payload[field]).get("issue") if n in echo else None
+            stamp = _node_time(issue)
+            # Kept only when stamped strictly before the answer came (by this process's clock): a
+            # change of the issue after it then has a later instant (see _issue_page).
+            if isinstance(issue, dict) and isinstance(issue.get("id"), str) and stamp is not None and stamp < answered:
+                self._echoes.pop(issue["id"], None)
+                self._echoes[issue["id"]] = issue
         return results
 
     def landed_batch(self, writes: list[BatchedWrite]) -> list[bool]:
@@ -924,31 +1031,49 @@ class LinearConnector(Tracker):
 
     def _find_markers(self, writes: list[BatchedWrite]) -> tuple[dict, set[int]]:
         """One SyncdFindMarkers request: (its data, the positions whose issue could not be read)."""
+        data, failed = self._aliased_lookup(
+            "SyncdFindMarkers",
+            q.find_markers(len(writes)),
+            [w.issue_id for w in writes],
+            [{"body": {"contains": marker_token(w.key)}} for w in writes],
+            "m",
+        )
+        return data, set(failed)
+
+    def _aliased_lookup(
+        self, operation: str, document: str, issue_ids: list[str], filters: list[dict[str, Any]], alias: str
+    ) -> tuple[dict, dict[int, list[dict]]]:
+        """One aliased look-up of several issues (``q.aliased_issues``: ``$idN`` the issue,
+        ``$cN`` its comment filter, answered under ``<alias>N``): (its data, the errors of
+        each position whose issue could not be read). An error about the whole request is
+        raised; so is an answer with no data object when no position failed (a failed one
+        nulls ``data``, as ``issue`` is non-null)."""
         variables: dict[str, Any] = {}
-        for n, w in enumerate(writes):
-            variables[f"id{n}"] = w.issue_id
-            variables[f"c{n}"] = {"body": {"contains": marker_token(w.key)}}
+        for n, (issue_id, flt) in enumerate(zip(issue_ids, filters)):
+            variables[f"id{n}"] = issue_id
+            variables[f"c{n}"] = flt
         body = self.http.request_json(
             "POST",
             "graphql",
-            json={"query": q.find_markers(len(writes)), "variables": variables, "operationName": "SyncdFindMarkers"},
+            json={"query": document, "variables": variables, "operationName": operation},
             expect=(400,),
-            endpoint="POST /graphql SyncdFindMarkers",
+            endpoint=f"POST /graphql {operation}",
         )
-        failed: set[int] = set()
+        failed: dict[int, list[dict]] = {}
         whole: list[dict] = []
         for error in graphql_errors(body):
             path = error.get("path")
-            alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
-            if alias.startswith("m") and alias[1:].isdigit() and int(alias[1:]) < len(writes):
-                failed.add(int(alias[1:]))
+            name = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
+            position = name[len(alias) :]
+            if name.startswith(alias) and position.isdigit() and int(position) < len(issue_ids):
+                failed.setdefault(int(position), []).append(error)
             else:
                 whole.append(error)
         if whole:
-            self._raise_for("SyncdFindMarkers", whole, mutation=False)
+            self._raise_for(operation, whole, mutation=False)
         data = body.get("data") if isinstance(body, dict) else None
         if not failed and not isinstance(data, dict):
-            raise PayloadError(self.name, "SyncdFindMarkers: response has no data object", payload=body)
+            raise PayloadError(self.name, f"{operation}: response has no data object", payload=body)
         return (data if isinstance(data, dict) else {}), failed
 
     def _write_result(self, operation: str, payload: Any, field: str) -> WriteResult:
@@ -1254,30 +1379,14 @@ class LinearConnector(Tracker):
         out: list[str | None | Exception] = [None] * len(writes)
         ask = list(range(len(writes)))
         while ask:
-            variables: dict[str, Any] = {}
-            for i, n in enumerate(ask):
+            slots: list[dict[str, Any]] = []
+            for n in ask:
                 w = writes[n]
                 assert isinstance(w.write, UpsertComment)
-                variables[f"id{i}"] = w.issue_id
-                variables[f"c{i}"] = _own_slot_filter(w.write.slot)
-            body = self.http.request_json(
-                "POST",
-                "graphql",
-                json={"query": q.find_slots(len(ask)), "variables": variables, "operationName": "SyncdFindSlots"},
-                expect=(400,),
-                endpoint="POST /graphql SyncdFindSlots",
+                slots.append(_own_slot_filter(w.write.slot))
+            data, failed = self._aliased_lookup(
+                "SyncdFindSlots", q.find_slots(len(ask)), [writes[n].issue_id for n in ask], slots, "s"
             )
-            failed: dict[int, list[dict]] = {}
-            whole: list[dict] = []
-            for error in graphql_errors(body):
-                path = error.get("path")
-                alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else ""
-                if alias.startswith("s") and alias[1:].isdigit() and int(alias[1:]) < len(ask):
-                    failed.setdefault(int(alias[1:]), []).append(error)
-                else:
-                    whole.append(error)
-            if whole:
-                self._raise_for("SyncdFindSlots", whole, mutation=False)
             if failed:
                 for i, errors in failed.items():
                     try:
@@ -1286,9 +1395,6 @@ class LinearConnector(Tracker):
                         out[ask[i]] = exc
                 ask = [n for i, n in enumerate(ask) if i not in failed]
                 continue
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, dict):
-                raise PayloadError(self.name, "SyncdFindSlots: response has no data object", payload=body)
             for i, n in enumerate(ask):
                 issue = data.get(f"s{i}")
                 if not isinstance(issue, dict) or not isinstance(issue.get("id"), str):

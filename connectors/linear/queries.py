@@ -229,10 +229,15 @@ _WRITE_FIELDS = {
 }
 
 
-def batch_writes(kinds: list[str]) -> str:
+def batch_writes(kinds: list[str], echo: frozenset[int] = frozenset()) -> str:
     """``mutation SyncdWrites``: one aliased ``attachmentCreate``, ``commentCreate`` or
     ``commentUpdate`` per kind ("attachment", "comment", "update"), aliases w0, w1, ...
-    and inputs $i0, $i1, ...; an update also takes the comment's id as $c0, $c1, ..."""
+    and inputs $i0, $i1, ...; an update also takes the comment's id as $c0, $c1, ...
+
+    The writes at the positions in ``echo`` (the last write to each issue in the document)
+    also read their issue as it is after them (``SyncdIssueFields``, about 40 complexity
+    points an issue, what the feed spends to read it again): the echo of syncd's writes,
+    which the next poll then need not read again (LinearConnector.poll)."""
     params = []
     fields = []
     for n, k in enumerate(kinds):
@@ -242,20 +247,31 @@ def batch_writes(kinds: list[str]) -> str:
         if k == "update":
             params.append(f"$c{n}: String!")
             args = f"id: $c{n}, {args}"
-        fields.append(f"  w{n}: {mutation}({args}) {{ success {field} {{ id updatedAt }} }}")
-    return f"mutation SyncdWrites({', '.join(params)}) {{\n" + "\n".join(fields) + "\n}\n"
+        issue = " issue { ...SyncdIssueFields }" if n in echo else ""
+        fields.append(f"  w{n}: {mutation}({args}) {{ success {field} {{ id updatedAt{issue} }} }}")
+    document = f"mutation SyncdWrites({', '.join(params)}) {{\n" + "\n".join(fields) + "\n}\n"
+    return document + ISSUE_FIELDS if echo else document
+
+
+def aliased_issues(operation: str, alias: str, selection: str, count: int) -> str:
+    """``query <operation>``: one ``issue(id: $idN)`` per position, aliased ``<alias>N``,
+    each with ``selection``, whose ``$c`` is that position's ``$cN: CommentFilter!``."""
+    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
+    fields = "\n".join(
+        f"  {alias}{n}: issue(id: $id{n}) {{ {selection.replace('$c', f'$c{n}')} }}" for n in range(count)
+    )
+    return f"query {operation}({params}) {{\n{fields}\n}}\n"
 
 
 def find_markers(count: int) -> str:
     """``query SyncdFindMarkers``: FIND_MARKER's selection for ``count`` issues at
     once, aliases m0, m1, ... with $id0, $c0, ..."""
-    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
-    fields = "\n".join(
-        f"  m{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 1) {{ nodes {{ id body }} }}"
-        f" attachments(first: 50) {{ nodes {{ url metadata }} }} }}"
-        for n in range(count)
+    return aliased_issues(
+        "SyncdFindMarkers",
+        "m",
+        "id comments(filter: $c, first: 1) { nodes { id body } } attachments(first: 50) { nodes { url metadata } }",
+        count,
     )
-    return f"query SyncdFindMarkers({params}) {{\n{fields}\n}}\n"
 
 
 def find_slots(count: int) -> str:
@@ -265,9 +281,4 @@ def find_slots(count: int) -> str:
     as the caller sorts them. For the slot writes of a batch whose comment neither
     the store nor the feed could vouch for. About 14 complexity points an issue
     (700 for a batch of fifty), well under Linear's 10,000 a query."""
-    params = ", ".join(f"$id{n}: String!, $c{n}: CommentFilter!" for n in range(count))
-    fields = "\n".join(
-        f"  s{n}: issue(id: $id{n}) {{ id comments(filter: $c{n}, first: 10) {{ nodes {{ id createdAt }} }} }}"
-        for n in range(count)
-    )
-    return f"query SyncdFindSlots({params}) {{\n{fields}\n}}\n"
+    return aliased_issues("SyncdFindSlots", "s", "id comments(filter: $c, first: 10) { nodes { id createdAt } }", count)

@@ -273,3 +273,55 @@ def test_killed_after_a_batch_with_demand_comments_was_sent_makes_none_twice(tmp
             assert counts["sending"] == counts["dead"] == 0, counts
         finally:
             app.close()
+
+
+def test_killed_after_jiras_first_demand_comment_was_posted_makes_none_twice(tmp_path):
+    """Jira's first demand comment on an issue goes out with no look when the feed read every
+    comment of the issue and none was syncd's, and the store holds no write of the slot. The
+    process dies the moment Jira applied that POST, before the store heard the answer: the
+    store had noted the write as being sent, so the next run looks (finds it by its property)
+    and never posts a second one, also when the demand changes afterwards."""
+    from tests.e2e.handoff_support import copy_examples
+
+    def demand_posts(endpoint, request) -> bool:
+        if endpoint != "POST /rest/api/3/issue/{issueIdOrKey}/comment":
+            return False
+        body = json.loads(request.body or b"{}")
+        return any((p.get("value") or {}).get("slot") == "demand" for p in body.get("properties") or [])
+
+    def demand_comments(pg: Playground, issue) -> list[str]:
+        return [
+            c["id"]
+            for c in issue.comments
+            if any((p.get("value") or {}).get("slot") == "demand" for p in c["properties"])
+        ]
+
+    with Playground(tmp_path / "work", trackers=("linear", "jira"), mappings=copy_examples(tmp_path)) as pg:
+        issue = next(iter(pg.jira.issues.values()))
+        customer = next(iter(pg.seed.customers.values()))
+        pg.zendesk.create_ticket("Export fails", f"We see {issue.key} here.", requester_id=customer, status="open")
+        start, holder = kill_on(pg, "jira", demand_posts)
+        pg.sandbox.reset_counts()
+        code, _, _ = run_once(pg, start)
+        assert holder.get("done"), "no demand comment was posted to Jira"
+        assert code == -signal.SIGKILL
+        jira = pg.sandbox.counts()["jira"]
+        assert "GET /rest/api/3/issue/{issueIdOrKey}/comment" not in jira, jira  # posted with no look
+        [landed] = demand_comments(pg, issue)
+
+        pg.sandbox.reset_counts()
+        code, _, err = run_once(pg)
+        assert code == 0, err
+        assert demand_comments(pg, issue) == [landed]
+
+        pg.zendesk.create_ticket("Same here", f"{issue.key} again.", requester_id=customer, status="open")
+        for _ in range(2):
+            code, _, err = run_once(pg)
+            assert code == 0, err
+        assert demand_comments(pg, issue) == [landed]
+        app = pg.app()
+        try:
+            counts = app.store.outbox_counts()
+            assert counts["sending"] == counts["dead"] == 0, counts
+        finally:
+            app.close()

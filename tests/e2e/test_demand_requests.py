@@ -109,3 +109,19 @@ def test_demand_comment_is_created_batched_and_edited_without_a_look(pg, clock, 
         app.close()
     after = {issue: [c["id"] for c in cs] for issue, cs in demand_comments(pg).items()}
     assert after == before
+
+
+def test_the_kept_slot_is_declared_where_the_trackers_are_built(pg, clock):
+    """The handoff's demand slot reaches each tracker as a setting of its construction
+    (syncd.app.kept_slots, from the mapping files), not set on the object afterwards."""
+    from syncd.app import build_connectors, kept_slots
+
+    app = pg.app(clock=clock)
+    try:
+        assert kept_slots(app.engine.mappings) == ("demand",)
+        assert app.connectors["linear"].kept_slots == ("demand",)
+        assert app.connectors["zendesk"].__dict__.get("kept_slots") is None  # a helpdesk keeps no slot
+    finally:
+        app.close()
+    assert kept_slots(None) == ()
+    assert build_connectors(pg.settings())["linear"].kept_slots == ()

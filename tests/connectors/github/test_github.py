@@ -426,6 +426,29 @@ def test_idle_poll_is_a_conditional_request_answered_304(fixtures_dir):
 
 
 @responses.activate
+def test_the_poll_after_a_change_is_still_conditional_when_one_page_held_the_listing():
+    """A change read in one page keeps ``since`` (and so the URL): that answer's ETag is the
+    next poll's validator, and an idle poll after a change is a 304, not a full 200."""
+    add_repo("acme/web", public=False)
+    since = "2024-05-01T00:00:00Z"
+    changed = [issue_body(1, updated="2024-05-01T10:00:00Z"), issue_body(2, updated="2024-05-01T10:00:09Z")]
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues", json=changed, headers={"ETag": 'W/"2"'})
+    responses.add(responses.GET, f"{API}/repos/acme/web/issues", status=304, headers={"ETag": 'W/"2"'})
+    c = make()
+    cursor = json.dumps({"v": 1, "repos": {"acme/web": {"since": since, "etag": 'W/"1"'}}})
+    pages = list(c.poll(cursor))
+    assert [r.key for p in pages for r in p.records] == ["acme/web#1", "acme/web#2"]
+    kept = json.loads(pages[-1].cursor)["repos"]["acme/web"]
+    assert kept["since"] == since and kept["etag"] == 'W/"2"'
+    (idle,) = list(c.poll(pages[-1].cursor))
+    assert idle.records == []
+    feed = [call for call in responses.calls if "/issues" in call.request.url]
+    assert [call.request.headers.get("If-None-Match") for call in feed] == ['W/"1"', 'W/"2"']
+    assert query(feed[1])["since"] == [since]  # the same URL: the validator applies
+    assert feed[1].response.status_code == 304
+
+
+@responses.activate
 def test_a_page_spanning_seconds_continues_by_since_not_by_page_number():
     add_repo("acme/web", public=False)
     first = [issue_body(1, updated="2024-05-01T10:00:00Z"), issue_body(2, updated="2024-05-01T10:00:09Z")]

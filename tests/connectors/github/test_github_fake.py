@@ -398,6 +398,35 @@ def test_an_issue_the_feed_read_with_no_comment_gets_syncds_comment_without_a_sc
     assert "Linked support tickets: 1" in comment.body
 
 
+def test_a_new_process_whose_feed_answers_304_still_knows_which_issues_hold_no_comment(fake):
+    """The cursor keeps, with the listing's ETag, the issues that had no comment: a new process
+    whose poll is answered 304 (nothing changed) writes syncd's first comment there without a
+    scan, and one whose listing changed (a comment came) reads it again and scans."""
+    bare, talked = fake.create_issue("acme/web", "bare"), fake.create_issue("acme/web", "talked")
+    fake.comment(talked, "a person's comment")
+    cursor = [p.cursor for p in connector(fake, repos=("acme/web",)).poll(None)][-1]
+    assert json.loads(cursor)["repos"]["acme/web"]["quiet"] == [bare.number]
+
+    fake.reset_counts()
+    c = connector(fake, repos=("acme/web",))
+    (idle,) = list(c.poll(cursor))
+    assert idle.records == [] and fake.counts["GET /repos/{owner}/{repo}/issues"] == 1
+    c.attach_ticket(f"acme/web#{bare.number}", "https://acme.zendesk.com/agent/tickets/1", "One", "", "1" * 20)
+    assert "GET /repos/{owner}/{repo}/issues/{number}/comments" not in fake.counts
+    c.attach_ticket(f"acme/web#{talked.number}", "https://acme.zendesk.com/agent/tickets/2", "Two", "", "2" * 20)
+    assert fake.counts["GET /repos/{owner}/{repo}/issues/{number}/comments"] == 1  # it may hold syncd's
+
+    # bare now holds syncd's comment: the listing changed, so the old cursor vouches for nothing
+    fake.reset_counts()
+    c = connector(fake, repos=("acme/web",))
+    pages = list(c.poll(cursor))
+    assert [r.key for p in pages for r in p.records] != []
+    assert json.loads(pages[-1].cursor)["repos"]["acme/web"]["quiet"] == []
+    c.upsert_comment(f"acme/web#{bare.number}", "2 tickets", "3" * 20, "demand")
+    assert fake.counts["GET /repos/{owner}/{repo}/issues/{number}/comments"] == 1
+    assert len(fake.comments_of(bare)) == 2  # the context comment and the new demand comment
+
+
 def test_the_repository_comment_list_filters_sorts_and_pages(fake):
     issue = fake.create_issue("acme/web", "crash")
     other = fake.create_issue("acme/sdk", "elsewhere")

@@ -209,6 +209,35 @@ def test_handoff_requests_conform(jira_contract):
 
 
 @responses.activate
+def test_a_kept_slot_reads_comments_in_the_search_and_posts_the_first_one_with_no_look(jira_contract):
+    """The handoff's demand slot: the feed's search asks for fields=comment; an issue with every
+    comment listed and none of syncd's, with no earlier write in the store, is posted to at once."""
+    from connectors.base import SlotRecord
+
+    responses.get(f"{BASE}/rest/api/3/myself", json={"accountId": "1", "timeZone": "UTC"})
+    quiet = {"comments": [], "maxResults": 0, "total": 0, "startAt": 0}
+    raw = dict(ISSUE, fields=dict(ISSUE["fields"], comment=quiet))
+    responses.post(f"{BASE}/rest/api/3/search/jql", json={"issues": [raw], "isLast": True})
+    comment = {
+        "id": "5",
+        "author": {"accountId": "1"},
+        "created": "2026-11-21T12:00:00.000+0000",
+        "body": {"type": "doc", "version": 1, "content": []},
+    }
+    responses.post(f"{BASE}/rest/api/3/issue/10627/comment", status=201, json=comment)
+    options = dict(url=BASE, email="bot@acme.test", api_token=SecretStr("contract-token"), projects=["ENG"])
+    jira = JiraConnector("jira", JiraConfig(**options), sleep=lambda s: None, kept_slots=("demand",))
+    list(jira.poll(None))
+    assert jira.upsert_comment("10627", "Demand: 3 tickets", KEY, "demand", known=SlotRecord(written=False)).id == "5"
+    assert "comment" in json.loads(responses.calls[1].request.body)["fields"]
+    assert assert_calls_conform(responses.calls, jira_contract) == [
+        "GET /rest/api/3/myself",
+        "POST /rest/api/3/search/jql",
+        "POST /rest/api/3/issue/{issueIdOrKey}/comment",
+    ]
+
+
+@responses.activate
 def test_check_objects_requests_conform(jira_contract):
     """syncd check: Get Project per project, and the create metadata's issue types where a route creates."""
     from connectors.base import CheckTargets, RouteTarget

@@ -15,7 +15,7 @@ import pytest
 import responses
 
 from connectors.base import CheckTargets, RouteTarget, find_markers, marker_token
-from connectors.linear.connector import FeedCursor, LinearConfig, LinearConnector, iso
+from connectors.linear.connector import SEEN_MAX, FeedCursor, LinearConfig, LinearConnector, iso
 from syncd.errors import ApiError, AuthError, ConfigError, Gone, NotFound, PayloadError, TransientError
 from syncd.records import StateCategory, parse_time
 
@@ -86,7 +86,7 @@ def issues_page(nodes: list, end: str | None = None) -> dict:
     return {"issues": {"nodes": nodes, "pageInfo": {"hasNextPage": end is not None, "endCursor": end}}}
 
 
-def make(clock: Clock | None = None, **config) -> LinearConnector:
+def make(clock: Clock | None = None, *, kept_slots: tuple[str, ...] = (), **config) -> LinearConnector:
     clock = clock or Clock()
     settings = {"kind": "linear", "url": URL, "api_key": KEY, "teams": ["ENG"], "page_size": 2, **config}
     return LinearConnector(
@@ -94,6 +94,7 @@ def make(clock: Clock | None = None, **config) -> LinearConnector:
         LinearConfig(**settings),
         sleep=clock.sleep,
         clock=lambda: datetime.fromtimestamp(clock.time(), timezone.utc),
+        kept_slots=kept_slots,
     )
 
 
@@ -169,17 +170,39 @@ def test_pagination_keeps_high_water_mark_until_last_page(api):
     assert json.loads(pages[1].cursor) == {"since": "2025-06-03T00:00:00.000Z"}
 
 
-def test_recent_changes_are_read_again_once_then_the_window_closes(api):
+def test_recent_changes_are_left_out_of_the_overlap_pair_by_pair(api):
+    """A change a second before the poll: the next poll starts overlap_seconds before the poll
+    time, as before, but leaves out the (id, updatedAt) it delivered, so an idle poll re-reads
+    nothing; another issue changed at the same instant is still asked for."""
     clock = Clock()
     just_now = iso(datetime.fromtimestamp(NOW - 1, timezone.utc))
     api.data("SyncdIssues", issues_page([node(1, just_now)]))
     (page,) = list(make(clock).poll(None))
-    # Changed a second before the poll: the next poll starts overlap_seconds before the poll time.
-    assert json.loads(page.cursor) == {"since": iso(datetime.fromtimestamp(NOW - 5, timezone.utc))}
+    one = node(1, just_now)["id"]
+    assert json.loads(page.cursor) == {
+        "since": iso(datetime.fromtimestamp(NOW - 5, timezone.utc)),
+        "seen": [[one, just_now]],
+    }
     clock.t += 60
-    api.data("SyncdIssues", issues_page([node(1, just_now)]))
+    # Linear leaves the pair out; were it answered anyway, it is not delivered twice.
+    api.data("SyncdIssues", issues_page([node(2, just_now), node(1, just_now)]))
     (again,) = list(make(clock).poll(page.cursor))
-    assert json.loads(again.cursor) == {"since": just_now}  # quiet since: closed on the hwm
+    assert [i.key for i in again.records] == ["ENG-2"]
+    flt = api.variables("SyncdIssues")[-1]["filter"]
+    assert flt["updatedAt"] == {"gt": iso(datetime.fromtimestamp(NOW - 5, timezone.utc))}
+    assert flt["and"] == [{"or": [{"updatedAt": {"neq": just_now}}, {"id": {"nin": [one]}}]}]
+    # Quiet for longer than the overlap since: the window closes on the hwm, and nothing is left out.
+    assert json.loads(again.cursor) == {"since": just_now}
+
+
+def test_the_overlap_is_read_whole_past_seen_max(api):
+    clock = Clock()
+    stamps = [
+        iso(datetime.fromtimestamp(NOW - 1, timezone.utc) - timedelta(milliseconds=n)) for n in range(SEEN_MAX + 1)
+    ]
+    api.data("SyncdIssues", issues_page([node(n + 1, t) for n, t in enumerate(stamps)]))
+    (page,) = list(make(clock, page_size=250).poll(None))
+    assert "seen" not in json.loads(page.cursor)  # the next poll re-reads the window, as before
 
 
 def test_resume_after_crash_mid_pagination(api):

@@ -45,7 +45,7 @@ def gql(fake):
     return call
 
 
-def connector(fake: LinearFake, **config) -> LinearConnector:
+def connector(fake: LinearFake, *, kept_slots: tuple[str, ...] = (), **config) -> LinearConnector:
     settings = {
         "kind": "linear",
         "url": fake.base_url,
@@ -54,7 +54,7 @@ def connector(fake: LinearFake, **config) -> LinearConnector:
         "teams": ["ENG"],
         **config,
     }
-    return LinearConnector("linear", LinearConfig(**settings), sleep=lambda s: None)
+    return LinearConnector("linear", LinearConfig(**settings), sleep=lambda s: None, kept_slots=kept_slots)
 
 
 def issues_titled(fake: LinearFake, title: str) -> list[dict]:
@@ -218,8 +218,7 @@ def test_the_feed_tells_syncds_own_demand_comment_and_the_batch_writes_it_withou
     fake.add_comment(copied, "me too <!-- syncd:demand -->", user=fake.ada)
     kept = fake.create_issue("ENG", "Import fails")
     ours = fake.add_comment(kept, "1 ticket\n\n<!-- syncd:demand -->")
-    conn = connector(fake)
-    conn.kept_slots = ("demand",)
+    conn = connector(fake, kept_slots=("demand",))
     list(conn.poll(None))
     fake.reset_counts()
     writes = [

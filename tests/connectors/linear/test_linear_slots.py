@@ -30,8 +30,7 @@ def slot_nodes(*ids: str) -> dict:
 
 
 def polled(api, *nodes: dict) -> LinearConnector:
-    conn = make()
-    conn.kept_slots = ("demand",)
+    conn = make(kept_slots=("demand",))  # as syncd.app builds it with the handoff on
     api.data("SyncdIssues", issues_page(list(nodes)))
     list(conn.poll(None))
     return conn
