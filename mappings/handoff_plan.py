@@ -447,15 +447,13 @@ def demand_body(
     orgs = {dt.ticket.organization.id: dt.ticket.organization for dt in tickets if dt.ticket.organization}
     ranked = [(dt.severity_rank, dt) for dt in tickets if dt.severity_rank is not None]
     highest = min(ranked, key=lambda pair: pair[0])[1].severity if ranked else None
-    active = sorted(
-        (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
-    )
+    first = _oldest_open(promises)
     oldest = (
         (
-            f"{active[0].what}, made {show_time(active[0].created_at, calendar)}"
-            + (f", due {show_time(active[0].due_at, calendar)}" if active[0].due_at else "")
+            f"{first.what}, made {show_time(first.created_at, calendar)}"
+            + (f", due {show_time(first.due_at, calendar)}" if first.due_at else "")
         )
-        if active
+        if first is not None
         else "none"
     )
     values = {
@@ -473,6 +471,15 @@ def demand_body(
     return templates["demand_public"].render(escape_values(values, fmt))
 
 
+def _oldest_open(promises: Sequence[Promise]) -> Promise | None:
+    """The oldest promise still open or due (the first of equals in the order given): the one
+    the demand comment shows."""
+    active = sorted(
+        (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
+    )
+    return active[0] if active else None
+
+
 def demand_inputs(
     issue: Issue,
     tickets: Sequence[DemandTicket],
@@ -488,8 +495,8 @@ def demand_inputs(
 
     Kept in step with :func:`demand_body`, and wider where that is cheap: each ticket's
     organization, severity and rank in the order given (the order picks among equal
-    ranks), every promise given (not only the active ones), the template, the calendar
-    and the format. Deterministic across processes (no ``hash()`` of text)."""
+    ranks), the template, the calendar and the format; of the promises, the one the text
+    shows. Deterministic across processes (no ``hash()`` of text)."""
     template = templates.get("demand" if private else "demand_public")
     parts = (
         issue.ref.connector,
@@ -510,7 +517,7 @@ def demand_inputs(
             )
             for dt in tickets
         ),
-        tuple((p.id, PromiseState(p.state).value, p.what, p.created_at, p.due_at) for p in promises),
+        (first.id, first.what, first.created_at, first.due_at) if (first := _oldest_open(promises)) else None,
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import structlog
 
@@ -912,7 +912,7 @@ class Handoff:
             demand.append(DemandTicket(ticket, severity, rank))
             if route is not None and route.promises is not None:
                 calendar = route.promises.calendar
-        args = {
+        args: dict[str, Any] = {
             "private": not issue.public,
             "templates": self.mappings.default_templates(),
             "calendar": calendar,

@@ -24,7 +24,7 @@ from mappings.handoff_plan import (
     show_time,
 )
 from mappings.planner import opaque_ref
-from mappings.promises import PromiseRule, handoff_promises, new_promise, on_issue_resolved
+from mappings.promises import PromiseRule, handoff_promises, new_promise, on_cancel, on_issue_resolved
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
@@ -245,20 +245,34 @@ def test_the_demand_inputs_digest_moves_with_every_input_of_the_text_and_only_wi
     # Something the text does not read (the ticket's subject) leaves it; a new issue object too.
     assert digest(ts=[DemandTicket(ticket(subject="other words"), "sev2", 1), tickets[1]]) == same
     assert digest(i=issue()) == same
+    # A newer promise, or the same one fallen due, leaves the oldest open promise the text shows.
+    later = new_promise(
+        Ref("zendesk", "8"), "a reply", datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), origin="tag", due_at=AT
+    )
+    assert digest(ps=(promise, later)) == same and digest(ps=(on_issue_resolved(promise, AT),)) == same
     moved = [
         digest(ts=[DemandTicket(ticket(organization=Organization("o2", "Acme", None)), "sev2", 1), tickets[1]]),
         digest(ts=[DemandTicket(ticket(organization=Organization("o1", "Northwind", "gold")), "sev2", 1), tickets[1]]),
         digest(ts=[DemandTicket(ticket(), "sev1", 0), tickets[1]]),
         digest(ts=tickets[:1]),
         digest(ts=tickets[::-1]),
-        digest(ps=()),
-        digest(ps=(on_issue_resolved(promise, AT),)),
+        digest(ps=(on_cancel(promise, AT, "no longer a follow-up"),)),
+        digest(
+            ps=(
+                promise,
+                new_promise(
+                    Ref("zendesk", "8"), "a reply", datetime(2026, 11, 1, tzinfo=timezone.utc), origin="tag", due_at=AT
+                ),
+            )
+        ),
         digest(private=False),
         digest(tpl={**templates, "demand": Template("demand", "{ticket_count} asking")}),
         digest(cal=BusinessCalendar("UTC")),
         digest(fmt="html"),
     ]
     assert same not in moved and len(set(moved)) == len(moved)
+    # No promise open and none at all: the same text ("none"), the same digest.
+    assert digest(ps=()) == digest(ps=(on_cancel(promise, AT, "no longer a follow-up"),))
 
 
 def test_the_demand_inputs_digest_is_the_same_in_another_process():
