@@ -23,7 +23,14 @@ latest internal notes, for the acceptance criteria and the handoff record),
 (the needs-context note), ``escalation`` (the key of the planned issue
 creation), ``owner_gaps`` (gaps already noted), ``stage_cleared`` and
 ``followup_ticket``; per issue ``stage_mark`` and the demand comment's
-``demand_body``/``demand_version``.
+``demand_body``/``demand_version``/``demand_inputs`` (a digest of what the
+text was built from, so that it is built again only when that moved).
+
+Within a page nothing is read twice: the engine hands in the tickets it
+stored (``records``), the page's links are read once (again only when a
+plan of the page linked a ticket), each issue's stage view and each
+ticket's route are worked out once, and the demand comments use the page's
+issues, tickets and metas.
 """
 
 from __future__ import annotations
