@@ -11,7 +11,7 @@ the ``*_public`` templates are used, which are given no customer data.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -447,15 +447,13 @@ def demand_body(
     orgs = {dt.ticket.organization.id: dt.ticket.organization for dt in tickets if dt.ticket.organization}
     ranked = [(dt.severity_rank, dt) for dt in tickets if dt.severity_rank is not None]
     highest = min(ranked, key=lambda pair: pair[0])[1].severity if ranked else None
-    active = sorted(
-        (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
-    )
+    first = _oldest_open(promises)
     oldest = (
         (
-            f"{active[0].what}, made {show_time(active[0].created_at, calendar)}"
-            + (f", due {show_time(active[0].due_at, calendar)}" if active[0].due_at else "")
+            f"{first.what}, made {show_time(first.created_at, calendar)}"
+            + (f", due {show_time(first.due_at, calendar)}" if first.due_at else "")
         )
-        if active
+        if first is not None
         else "none"
     )
     values = {
@@ -471,6 +469,57 @@ def demand_body(
             escape_values({**values, "customers": ""}, fmt) | {"customers": _escape_lines(customers, fmt)}
         )
     return templates["demand_public"].render(escape_values(values, fmt))
+
+
+def _oldest_open(promises: Sequence[Promise]) -> Promise | None:
+    """The oldest promise still open or due (the first of equals in the order given): the one
+    the demand comment shows."""
+    active = sorted(
+        (p for p in promises if p.state in (PromiseState.OPEN, PromiseState.DUE)), key=lambda p: p.created_at
+    )
+    return active[0] if active else None
+
+
+def demand_inputs(
+    issue: Issue,
+    tickets: Sequence[DemandTicket],
+    promises: Sequence[Promise],
+    *,
+    private: bool,
+    templates: Mapping[str, Template],
+    calendar: BusinessCalendar = ALWAYS,
+    fmt: str = "markdown",
+) -> str:
+    """A digest of everything :func:`demand_body` reads of these same arguments: while it
+    stays the same, so does the text, which then need not be built again.
+
+    Kept in step with :func:`demand_body`, and wider where that is cheap: each ticket's
+    organization, severity and rank in the order given (the order picks among equal
+    ranks), the template, the calendar and the format; of the promises, the one the text
+    shows. Deterministic across processes (no ``hash()`` of text)."""
+    template = templates.get("demand" if private else "demand_public")
+    parts = (
+        issue.ref.connector,
+        issue.ref.id,
+        private,
+        fmt,
+        template.text if template is not None else None,
+        tuple(
+            (f.name, sorted(v) if isinstance(v, frozenset) else v)
+            for f in fields(calendar)
+            for v in (getattr(calendar, f.name),)
+        ),
+        tuple(
+            (
+                (o.id, o.name, o.tier) if (o := dt.ticket.organization) is not None else None,
+                dt.severity,
+                dt.severity_rank,
+            )
+            for dt in tickets
+        ),
+        (first.id, first.what, first.created_at, first.due_at) if (first := _oldest_open(promises)) else None,
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
 def _escape_lines(text: str, fmt: str) -> str:

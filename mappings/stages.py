@@ -23,6 +23,7 @@ The order of the rules follows the handoff table in DESIGN.md:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, NamedTuple, Sequence
@@ -200,9 +201,16 @@ def owner_gaps(
         if issue.stage is Stage.RESOLVED or issue.assignee:
             continue
         since = utc(issue.unassigned_since or issue.since)
-        if triage_sla is None or calendar.add(since, triage_sla) <= now:
+        if triage_sla is None or _triage_deadline(calendar, since, triage_sla) <= now:
             gaps.append(OwnerGap("issue", issue.ref, since))
     return gaps
+
+
+@functools.lru_cache(maxsize=1024)
+def _triage_deadline(calendar: BusinessCalendar, since: datetime, sla: Duration) -> datetime:
+    """``calendar.add(since, sla)``, worked out once for an issue whose linked tickets each ask
+    (pure: the calendar and the duration are frozen values)."""
+    return calendar.add(since, sla)
 
 
 def decision_age(

@@ -686,7 +686,13 @@ class Engine:
                     report.links += work.link(ticket, issue, candidate.origin, report)
                 report.links += self._restore_noted_links(ticket, noted[ticket.ref], issues, seen[ticket.ref])
                 report.actions += self._mirror_notes(work, ticket, comments, agents)
-            report.actions += self._stages(work, [t.ref for t, _, _ in todo], previous, {t.ref: c for t, c, _ in todo})
+            report.actions += self._stages(
+                work,
+                [t.ref for t, _, _ in todo],
+                previous,
+                {t.ref: c for t, c, _ in todo},
+                records={t.ref: t for t, _, _ in todo},
+            )
             self._settle_found(seen, {t.ref: c for t, c, _ in todo})
             report.quarantined += work.quarantine(helpdesk.name, page.rejected)
             work.release(helpdesk.name, [t.ref.id for t, _, _ in todo])
@@ -808,7 +814,9 @@ class Engine:
                 report.actions += work.commit(plan)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
             report.actions += self._mirror_remarks(work, tracker, page.remarks + self._deleted_remarks(tracker, page))
-            report.actions += self._stages(work, list(affected))
+            # The linked tickets read above are as stored (the page writes no ticket).
+            held = {ref: lt.ticket for ref, lt in (linked_now or {}).items()}
+            report.actions += self._stages(work, list(affected), records=held)
             report.quarantined += work.quarantine(tracker.name, page.rejected)
             work.release(tracker.name, [i.ref.id for i, _ in changed])
             work.set_cursor(tracker.name, page.cursor)
@@ -986,12 +994,15 @@ class Engine:
         tickets: list[Ref],
         previous: dict[Ref, Ticket | Issue] | None = None,
         comments: dict[Ref, list[Comment]] | None = None,
+        records: dict[Ref, Ticket] | None = None,
     ) -> int:
-        """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work."""
+        """The handoff of tickets whose inputs changed (see :mod:`syncd.handoff`), in the page's work.
+
+        ``records``: tickets as the page stored them, which the handoff then does not read back."""
         if self.handoff is None or not tickets:
             work.take_writes()
             return 0
-        return self.handoff.update(work, tickets, previous, comments)
+        return self.handoff.update(work, tickets, previous, comments, records)
 
     # -- links ---------------------------------------------------------------------------
 

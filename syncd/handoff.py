@@ -23,14 +23,22 @@ latest internal notes, for the acceptance criteria and the handoff record),
 (the needs-context note), ``escalation`` (the key of the planned issue
 creation), ``owner_gaps`` (gaps already noted), ``stage_cleared`` and
 ``followup_ticket``; per issue ``stage_mark`` and the demand comment's
-``demand_body``/``demand_version``.
+``demand_body``/``demand_version``/``demand_inputs`` (a digest of what the
+text was built from, so that it is built again only when that moved).
+
+Within a page nothing is read twice: the engine hands in the tickets it
+stored (``records``), the page's links are read once (again only when a
+plan of the page linked a ticket), each issue's stage view and each
+ticket's route are worked out once, and the demand comments use the page's
+issues, tickets and metas.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import structlog
 
@@ -38,6 +46,7 @@ from mappings import promises as pr
 from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
+    demand_inputs,
     plan_demand,
     plan_follow_up_ticket,
     plan_handoff,
@@ -125,6 +134,18 @@ class _Book:
         self.changed_promises: dict[str, Promise] = {}
         self.unsent: set[str] = set()  # keys of the page's queued writes whose payload may still change
         self.payloads: dict[str, dict] = {}  # ... and the new payloads of those that changed
+        # What the page computed once and reads again: each ticket's route (with the snapshot
+        # it was found for), each issue's view by (issue, route, stored mark), and whether a
+        # plan of the page linked anything (the page's links are then read again).
+        self.routes: dict[Ref, tuple[Ticket, Route | None]] = {}
+        self.views: dict[tuple[Ref, int, tuple | None], tuple[IssueView, list | None]] = {}
+        self.linked = False
+
+    def load_metas(self, refs: Iterable[Ref]) -> None:
+        """Read the metas of ``refs`` not read yet, in one statement."""
+        wanted = [ref for ref in refs if ref not in self.metas]
+        if wanted:
+            self.metas.update(self.store.get_metas(wanted))
 
     def meta(self, ref: Ref) -> dict:
         meta = self.metas.get(ref)
@@ -217,17 +238,23 @@ class Handoff:
         tickets: Sequence[Ref],
         previous: dict[Ref, Ticket | Issue] | None = None,
         comments: dict[Ref, list[Comment]] | None = None,
+        records: Mapping[Ref, Ticket] | None = None,
     ) -> int:
         """Recompute the follow-up of tickets whose inputs changed, in the page's ``work``.
 
         ``previous`` and ``comments`` come with a helpdesk page (the snapshots
         before it, the comments read with it); an issue page passes neither.
-        The ticket writes the page already queued (``work.writes``) take the
-        stage change and the handoff's notes in.
+        ``records``: tickets as the page stored them, when the caller holds them
+        (those are not read back from the store). The ticket writes the page
+        already queued (``work.writes``) take the stage change and the
+        handoff's notes in.
         """
         writes = work.take_writes()
-        snapshots = self.store.get_snapshots(tickets)
-        handed = [r for r in dict.fromkeys(tickets) if isinstance(snapshots.get(r), Ticket)]
+        refs = list(dict.fromkeys(tickets))
+        held = records or {}
+        snapshots: dict[Ref, Ticket | Issue] = self.store.get_snapshots([r for r in refs if r not in held])
+        snapshots.update((r, held[r]) for r in refs if r in held)
+        handed = [r for r in refs if isinstance(snapshots.get(r), Ticket)]
         # The page's links, their issues, and the bookkeeping of both, read once for the page.
         links = self.store.links_for_tickets(handed)
         issue_refs = list(dict.fromkeys(row.issue for rows in links.values() for row in rows))
@@ -237,7 +264,6 @@ class Handoff:
         # checked before sending): known now, so that each is rewritten with the others at the end.
         book.unsent = self.store.unsent_keys([w.key for w in writes.values()])
         queued = 0
-        demand: dict[Ref, None] = {}
         try:
             for ref in handed:
                 ticket = snapshots[ref]
@@ -251,13 +277,15 @@ class Handoff:
                     writes.get(ref),
                     links[ref],
                 )
+            book.flush()  # the demand below reads the promises the page changed
+            if book.linked:
+                # A plan of the loop linked a ticket: the issues of these tickets, as linked now.
+                links = self.store.links_for_tickets(handed)
+            demand = list(dict.fromkeys(row.issue for rows in links.values() for row in rows))
+            queued += self._page_demand(work, demand, {r: t for r, t in snapshots.items() if isinstance(t, Ticket)})
             book.flush()
         finally:
             self._page_issues, self._book = {}, None
-        # The issues of these tickets, as linked now (read again: a plan of the loop may have linked one).
-        for rows in self.store.links_for_tickets(handed).values():
-            demand.update((row.issue, None) for row in rows)
-        queued += self.update_demand(work, list(demand))
         return queued
 
     def _one(
@@ -273,7 +301,7 @@ class Handoff:
         meta = self._meta(ref)
         notes = self._remember_notes(ticket, meta, comments or [])
         told, reopened = self._told_and_reopened(ticket, prev, comments, meta)
-        route = self.mappings.route_for(ticket)
+        route = self._route_for(ticket)
         views = self._issue_views(ref, route, links)
         cleared = bool(meta.get("stage_cleared")) or bool(meta.get("followup_ticket"))
         stored = self._stage_history(ref)
@@ -339,6 +367,8 @@ class Handoff:
                     ticket_writes.append((action.key, action.write))
                 else:
                     merged.actions.append(action)
+        if merged.links and self._book is not None:
+            self._book.linked = True  # the page's links are read again before its demand comments
         stage_write = _ticket_update(stage_plan.actions[0]) if stage_plan.actions else None
         if fields:
             ticket_writes.append(("fields", TicketUpdate(fields=fields)))
@@ -476,14 +506,35 @@ class Handoff:
             if not isinstance(issue, Issue) or tracker is None:
                 continue
             stored = self._meta(ref).get("stage_mark")
-            since = parse_time(stored[1]) if stored else None
-            mark = (Stage(stored[0]), since) if stored and since is not None else None
-            view, new_mark = issue_view(issue, tracker.kind, route, mark)
-            if new_mark != mark:
+            # Within a page each of an issue's tickets asks again: the view is the same for the
+            # same issue, route and stored mark (issue_view reads nothing else), so it is made once.
+            key = (ref, id(route), tuple(stored) if stored else None)
+            known = self._book.views.get(key) if paged and self._book is not None else None
+            if known is not None:
+                view, new_stored = known
+            else:
+                since = parse_time(stored[1]) if stored else None
+                mark = (Stage(stored[0]), since) if stored and since is not None else None
+                view, new_mark = issue_view(issue, tracker.kind, route, mark)
+                new_stored = None if new_mark == mark else [new_mark[0].value, format_time(new_mark[1])]
+                if paged and self._book is not None:
+                    self._book.views[key] = (view, new_stored)
+            if new_stored is not None:
                 # Within a page, the page's next ticket on this issue sees it.
-                self._set_meta(ref, stage_mark=[new_mark[0].value, format_time(new_mark[1])])
+                self._set_meta(ref, stage_mark=new_stored)
             views.append(view)
         return views
+
+    def _route_for(self, ticket: Ticket) -> Route | None:
+        """The ticket's route; within a page found once per ticket snapshot."""
+        if self._book is None:
+            return self.mappings.route_for(ticket)
+        known = self._book.routes.get(ticket.ref)
+        if known is not None and known[0] is ticket:
+            return known[1]
+        route = self.mappings.route_for(ticket)
+        self._book.routes[ticket.ref] = (ticket, route)
+        return route
 
     # -- escalation and the needs-context note -------------------------------------------------------
 
@@ -783,32 +834,93 @@ class Handoff:
 
     def update_demand(self, work: PageWork, issues: Sequence[Ref]) -> int:
         """Keep each issue's demand comment current: written only when its text changes."""
-        queued = 0
-        # The issues, their tickets, promises and bookkeeping: read once for all of them.
         snapshots = self.store.get_snapshots(issues)
         found = [issue for ref in dict.fromkeys(issues) if isinstance(issue := snapshots.get(ref), Issue)]
-        links = self.store.links_for_issues([issue.ref for issue in found])
-        tickets = self.store.get_snapshots({row.ticket: None for rows in links.values() for row in rows})
-        promises = self.store.promises_for_issues([issue.ref for issue in found])
         metas = self.store.get_metas([issue.ref for issue in found])
-        written: dict[Ref, dict] = {}
+        queued, changed = self._demand(work, found, {}, metas)
+        self.store.put_metas({ref: {**metas[ref], **values} for ref, values in changed.items()})
+        return queued
+
+    def _page_demand(self, work: PageWork, issues: Sequence[Ref], tickets: Mapping[Ref, Ticket]) -> int:
+        """:meth:`update_demand` within :meth:`update`: the page's issues, tickets and metas are
+        not read again, and what it remembers is written with the page's other metas."""
+        book = self._book
+        assert book is not None
+        missing = [ref for ref in issues if ref not in self._page_issues]
+        if missing:  # linked by a plan of the page
+            self._page_issues.update(self.store.get_snapshots(missing))
+        found = [issue for ref in issues if isinstance(issue := self._page_issues.get(ref), Issue)]
+        book.load_metas(issue.ref for issue in found)
+        queued, changed = self._demand(work, found, tickets, {issue.ref: book.meta(issue.ref) for issue in found})
+        for ref, values in changed.items():
+            book.set_meta(ref, values)
+        return queued
+
+    def _demand(
+        self, work: PageWork, found: list[Issue], held: Mapping[Ref, Ticket], metas: Mapping[Ref, dict]
+    ) -> tuple[int, dict[Ref, dict]]:
+        """The demand comments of ``found`` (``held``: tickets the caller holds, as stored; the
+        others are read). Returns the writes queued and the meta values to remember by issue.
+
+        The text is built only when its inputs changed since it was stored (the digest of
+        :func:`~mappings.handoff_plan.demand_inputs`, remembered with a digest of the text it
+        gave: a text set by another path, e.g. syncd.privacy, is built again), and written
+        only when it differs from the stored one."""
+        queued = 0
+        # The issues' tickets and promises: read once for all of them.
+        links = self.store.links_for_issues([issue.ref for issue in found])
+        wanted = {row.ticket: None for rows in links.values() for row in rows}
+        tickets: dict[Ref, Ticket | Issue] = self.store.get_snapshots([r for r in wanted if r not in held])
+        tickets.update((r, held[r]) for r in wanted if r in held)
+        promises = self.store.promises_for_issues([issue.ref for issue in found])
+        changed: dict[Ref, dict] = {}
         for issue in found:
             ref = issue.ref
-            # The snapshot says whether the issue is public (syncd.privacy marks it so the
-            # moment its place turns public); the connector checks again on write.
-            private = not issue.public
             linked = [t for row in links[ref] if isinstance(t := tickets.get(row.ticket), Ticket)]
-            body = self.demand_text(issue, linked, promises[ref])
-            if body is None:
+            inputs = self._demand_inputs(issue, linked, promises[ref])
+            if inputs is None:
                 continue
             meta = metas[ref]
-            if meta.get("demand_body") == body:
+            stored = meta.get("demand_body")
+            if stored is not None and meta.get("demand_inputs") == _inputs_mark(inputs[0], stored):
+                continue  # built from these same inputs: the same text
+            body = demand_body(issue, inputs[1], promises[ref], **inputs[2])
+            mark = _inputs_mark(inputs[0], body)
+            if stored == body:
+                changed[ref] = {"demand_inputs": mark}
                 continue
             version = int(meta.get("demand_version") or 0) + 1
-            written[ref] = {**meta, "demand_body": body, "demand_version": version}
-            queued += work.commit(Plan(actions=[plan_demand(issue, body, version, private=private)]))
-        self.store.put_metas(written)
-        return queued
+            changed[ref] = {"demand_body": body, "demand_version": version, "demand_inputs": mark}
+            # The snapshot says whether the issue is public (syncd.privacy marks it so the
+            # moment its place turns public); the connector checks again on write.
+            queued += work.commit(Plan(actions=[plan_demand(issue, body, version, private=not issue.public)]))
+        return queued, changed
+
+    def _demand_inputs(
+        self, issue: Issue, linked: list[Ticket], promises: list[Promise]
+    ) -> tuple[str, list[DemandTicket], dict] | None:
+        """What the demand comment of ``issue`` is built from: the digest of its inputs, its
+        tickets as the text counts them and the text's other arguments; None when it has none
+        (no tracker, no linked ticket)."""
+        tracker = self.ports.trackers.get(issue.ref.connector)
+        if tracker is None or not linked:
+            return None
+        demand = []
+        calendar = pr.ALWAYS
+        for ticket in linked:
+            route = self._route_for(ticket)
+            severity = route.severity(ticket) if route else None
+            rank = route.severity_order.index(severity) if route and severity in route.severity_order else None
+            demand.append(DemandTicket(ticket, severity, rank))
+            if route is not None and route.promises is not None:
+                calendar = route.promises.calendar
+        args: dict[str, Any] = {
+            "private": not issue.public,
+            "templates": self.mappings.default_templates(),
+            "calendar": calendar,
+            "fmt": tracker.text_format,
+        }
+        return demand_inputs(issue, demand, promises, **args), demand, args
 
     def demand_text(
         self, issue: Issue, linked: list[Ticket] | None = None, promises: list[Promise] | None = None
@@ -816,34 +928,13 @@ class Handoff:
         """The demand comment's text for ``issue`` (opaque where ``issue.public``); None with no linked ticket.
 
         ``linked`` and ``promises``: its linked tickets and active promises, when the caller read them."""
-        tracker = self.ports.trackers.get(issue.ref.connector)
-        if tracker is None:
-            return None
         if linked is None:
             rows = self.store.links_for_issue(issue.ref)
             linked = [t for t in self.store.get_snapshots([r.ticket for r in rows]).values() if isinstance(t, Ticket)]
-        tickets = linked
-        if not tickets:
-            return None
-        demand = []
-        calendar = pr.ALWAYS
-        templates = self.mappings.default_templates()
-        for ticket in tickets:
-            route = self.mappings.route_for(ticket)
-            severity = route.severity(ticket) if route else None
-            rank = route.severity_order.index(severity) if route and severity in route.severity_order else None
-            demand.append(DemandTicket(ticket, severity, rank))
-            if route is not None and route.promises is not None:
-                calendar = route.promises.calendar
-        return demand_body(
-            issue,
-            demand,
-            self.store.promises_for_issue(issue.ref) if promises is None else promises,
-            private=not issue.public,
-            templates=templates,
-            calendar=calendar,
-            fmt=tracker.text_format,
-        )
+        if promises is None:
+            promises = self.store.promises_for_issue(issue.ref)
+        inputs = self._demand_inputs(issue, linked, promises)
+        return None if inputs is None else demand_body(issue, inputs[1], promises, **inputs[2])
 
     # -- a handoff the tracker refused --------------------------------------------------------------------
 
@@ -1030,6 +1121,12 @@ class Handoff:
                     dataclasses.replace(promise, ticket=new.ref, history=promise.history + (change,)), new.key
                 )
             self.update(work, [source_ref, new.ref])
+
+
+def _inputs_mark(digest: str, body: str) -> str:
+    """What a demand comment's meta remembers of how its text was built: the digest of its
+    inputs and a digest of the text they gave."""
+    return f"{digest}:{hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
 
 def _ticket_update(action: Action) -> TicketUpdate:

@@ -139,6 +139,13 @@ def _snapshot(data: str) -> Ticket | Issue:
     return from_dict(json.loads(data))
 
 
+@functools.lru_cache(maxsize=4096)
+def _promise(data: str) -> Promise:
+    """A stored promise, decoded once per distinct text (frozen, as snapshots are): a page reads
+    its tickets' promises, then its issues' (the demand comments), mostly the same ones."""
+    return from_dict(json.loads(data))
+
+
 def _ref(connector: str | None, ident: str | None) -> Ref | None:
     return None if connector is None or ident is None else Ref(connector, ident)
 
@@ -1802,7 +1809,7 @@ class Store:
             [_refs_json(out)],
         )
         for connector, ident, data in rows:
-            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+            out[Ref(connector, ident)].append(_promise(data))
         return out
 
     @_reads
@@ -1841,7 +1848,7 @@ class Store:
             [_refs_json(out)],
         )
         for connector, ident, data in rows:
-            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+            out[Ref(connector, ident)].append(_promise(data))
         return out
 
     @_reads

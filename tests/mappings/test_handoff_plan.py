@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 
@@ -12,6 +13,7 @@ from mappings.calendar import BusinessCalendar, Duration
 from mappings.handoff_plan import (
     DemandTicket,
     demand_body,
+    demand_inputs,
     plan_demand,
     plan_follow_up_ticket,
     plan_handoff,
@@ -22,7 +24,7 @@ from mappings.handoff_plan import (
     show_time,
 )
 from mappings.planner import opaque_ref
-from mappings.promises import PromiseRule, handoff_promises, new_promise, on_issue_resolved
+from mappings.promises import PromiseRule, handoff_promises, new_promise, on_cancel, on_issue_resolved
 from mappings.routes import Route
 from mappings.stages import OwnerGap
 from syncd.records import Customer, Issue, Organization, Ref, Stage, StateCategory, Ticket
@@ -226,6 +228,78 @@ def test_demand_counts_tickets_and_organisations_and_names_customers_only_where_
     # The same text at a later version is a new write (it may have changed in between).
     assert plan_demand(issue(), private, 2, private=True).key != first.key
     assert plan_demand(issue(), private, 1, private=True).key == first.key
+
+
+def test_the_demand_inputs_digest_moves_with_every_input_of_the_text_and_only_with_them():
+    from mappings.routes import builtin_templates
+    from mappings.templates import Template
+
+    templates = builtin_templates()
+    tickets = [DemandTicket(ticket(), "sev2", 1), DemandTicket(ticket(ref=Ref("zendesk", "8")), None, None)]
+    promise = new_promise(Ref("zendesk", "7"), "an update within 2 business days", AT, origin="rule", due_at=AT)
+
+    def digest(i=None, ts=tickets, ps=(promise,), private=True, tpl=templates, cal=BERLIN, fmt="markdown"):
+        return demand_inputs(i or issue(), ts, list(ps), private=private, templates=tpl, calendar=cal, fmt=fmt)
+
+    same = digest()
+    # Something the text does not read (the ticket's subject) leaves it; a new issue object too.
+    assert digest(ts=[DemandTicket(ticket(subject="other words"), "sev2", 1), tickets[1]]) == same
+    assert digest(i=issue()) == same
+    # A newer promise, or the same one fallen due, leaves the oldest open promise the text shows.
+    later = new_promise(
+        Ref("zendesk", "8"), "a reply", datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), origin="tag", due_at=AT
+    )
+    assert digest(ps=(promise, later)) == same and digest(ps=(on_issue_resolved(promise, AT),)) == same
+    moved = [
+        digest(ts=[DemandTicket(ticket(organization=Organization("o2", "Acme", None)), "sev2", 1), tickets[1]]),
+        digest(ts=[DemandTicket(ticket(organization=Organization("o1", "Northwind", "gold")), "sev2", 1), tickets[1]]),
+        digest(ts=[DemandTicket(ticket(), "sev1", 0), tickets[1]]),
+        digest(ts=tickets[:1]),
+        digest(ts=tickets[::-1]),
+        digest(ps=(on_cancel(promise, AT, "no longer a follow-up"),)),
+        digest(
+            ps=(
+                promise,
+                new_promise(
+                    Ref("zendesk", "8"), "a reply", datetime(2026, 11, 1, tzinfo=timezone.utc), origin="tag", due_at=AT
+                ),
+            )
+        ),
+        digest(private=False),
+        digest(tpl={**templates, "demand": Template("demand", "{ticket_count} asking")}),
+        digest(cal=BusinessCalendar("UTC")),
+        digest(fmt="html"),
+    ]
+    assert same not in moved and len(set(moved)) == len(moved)
+    # No promise open and none at all: the same text ("none"), the same digest.
+    assert digest(ps=()) == digest(ps=(on_cancel(promise, AT, "no longer a follow-up"),))
+
+
+def test_the_demand_inputs_digest_is_the_same_in_another_process():
+    import subprocess
+    import sys
+
+    code = (
+        "from datetime import date;"
+        "from mappings.calendar import BusinessCalendar;"
+        "from mappings.handoff_plan import demand_inputs;"
+        "from mappings.routes import builtin_templates;"
+        "from tests.mappings.test_handoff_plan import issue;"
+        "days = frozenset({date(2026, 12, 25), date(2026, 1, 1), date(2026, 5, 1)});"
+        "cal = BusinessCalendar('Europe/Berlin', frozenset({0, 1, 2}), holidays=days);"
+        "print(demand_inputs(issue(), [], [], private=True, templates=builtin_templates(), calendar=cal))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(seen) == 1 and next(iter(seen)).strip()
 
 
 @pytest.mark.parametrize(

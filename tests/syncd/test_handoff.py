@@ -20,7 +20,7 @@ from syncd.handoff import Handoff
 from syncd.page import PageWork, Ports
 from syncd.records import Comment, Customer, Issue, Organization, PromiseState, Ref, StateCategory, Ticket
 from syncd.store import Store
-from syncd.writes import ISSUE_CREATE, TICKET_UPDATE
+from syncd.writes import ISSUE_CREATE, ISSUE_UPSERT, TICKET_UPDATE
 
 from .doubles import Clock, MemoryHelpdesk, MemoryTracker
 
@@ -165,3 +165,89 @@ def test_the_clock_past_a_deadline_breaks_the_promise_once(handoff):
     [note] = handoff.notes("Overdue: the customer was promised")
     broken = [a for a in handoff.store.list_outbox(limit=1000) if MAPPINGS.broken_tag in a.payload.get("add_tags", ())]
     assert len(broken) == 1
+
+
+def test_a_demand_comment_is_built_and_queued_again_only_when_its_inputs_change(handoff, monkeypatch):
+    import syncd.handoff as module
+
+    built: list[str] = []
+    real = module.demand_body
+
+    def counted(*args, **kw):
+        built.append(args[0].key)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, "demand_body", counted)
+
+    def demand_writes() -> list:
+        return [a for a in handoff.store.list_outbox(limit=1000) if a.op == ISSUE_UPSERT]
+
+    ticket, issue = handoff.linked()
+    [first] = demand_writes()
+    assert built == ["ENG-1"] and "Globex" in first.payload["body"]
+
+    # What the text does not read changes (the ticket's subject, the issue's state): not built, not queued.
+    handoff.clock.advance()
+    ticket = dataclasses.replace(ticket, subject="CSV export still fails", updated_at=handoff.clock())
+    handoff.page(ticket)
+    handoff.clock.advance()
+    handoff.issue_page(handoff.tracker.put(1, StateCategory.STARTED, "In Progress"))
+    assert built == ["ENG-1"] and len(demand_writes()) == 1
+
+    # The customer's organisation changes: built again, and the new text queued once, at the next version.
+    handoff.clock.advance()
+    ticket = dataclasses.replace(ticket, organization=Organization("o2", "Initech"), updated_at=handoff.clock())
+    handoff.page(ticket)
+    handoff.clock.advance()
+    handoff.page(dataclasses.replace(ticket, subject="again", updated_at=handoff.clock()))
+    assert built == ["ENG-1", "ENG-1"]
+    [_, second] = demand_writes()
+    assert "Initech" in second.payload["body"] and "Globex" not in second.payload["body"]
+    assert handoff.store.get_meta(issue.ref)["demand_version"] == 2
+
+
+def test_a_demand_text_stored_by_another_path_is_built_again_and_written_only_if_it_differs(handoff, monkeypatch):
+    ticket, issue = handoff.linked()
+    meta = handoff.store.get_meta(issue.ref)
+
+    def demand_writes() -> list:
+        return [a for a in handoff.store.list_outbox(limit=1000) if a.op == ISSUE_UPSERT]
+
+    # A store from before the digest (no demand_inputs): built again, the same text, nothing queued.
+    handoff.store.set_meta(issue.ref, demand_inputs=None)
+    handoff.clock.advance()
+    ticket = dataclasses.replace(ticket, subject="one", updated_at=handoff.clock())
+    handoff.page(ticket)
+    assert len(demand_writes()) == 1
+    assert handoff.store.get_meta(issue.ref)["demand_inputs"] == meta["demand_inputs"]
+
+    # Another text set apart from the page (as syncd.privacy does): the inputs are the same, the text
+    # differs from what they give, so it is written again.
+    handoff.store.set_meta(issue.ref, demand_body="something else", demand_version=5)
+    handoff.clock.advance()
+    handoff.page(dataclasses.replace(ticket, subject="two", updated_at=handoff.clock()))
+    [_, again] = demand_writes()
+    assert again.payload["body"] == meta["demand_body"]
+    assert handoff.store.get_meta(issue.ref)["demand_version"] == 6
+
+
+def test_the_tickets_a_page_hands_over_are_not_read_back_from_the_store(handoff, monkeypatch):
+    ticket, issue = handoff.linked()
+    handoff.clock.advance()
+    ticket = dataclasses.replace(ticket, organization=Organization("o2", "Initech"), updated_at=handoff.clock())
+    asked: list = []
+    read = handoff.store.get_snapshots
+
+    def watched(refs):
+        refs = list(refs)
+        asked.extend(refs)
+        return read(refs)
+
+    monkeypatch.setattr(handoff.store, "get_snapshots", watched)
+    with handoff.work() as work:
+        previous = handoff.store.get_snapshot(ticket.ref)
+        handoff.store.put_snapshot(ticket)
+        handoff.handoff.update(work, [ticket.ref], {ticket.ref: previous}, {ticket.ref: []}, {ticket.ref: ticket})
+    assert ticket.ref not in asked and issue.ref in asked
+    [_, demand] = [a for a in handoff.store.list_outbox(limit=1000) if a.op == ISSUE_UPSERT]
+    assert "Initech" in demand.payload["body"]
