@@ -40,6 +40,7 @@ from mappings.links import (
 from mappings.planner import (
     GONE_REASON,
     LinkedTicket,
+    Plan,
     PlanSettings,
     attach_key,
     issue_group,
@@ -785,7 +786,13 @@ class Engine:
                 if any(attached.get(i.ref) or shown[i.ref][0] for i, _ in changed)
                 else self._linked_tickets_of([row.ticket for i, p in changed if p is not None for row in links[i.ref]])
             )
+            # The issues' updates are committed together (one statement per kind of row), in order:
+            # before a link of the page commits its own plan, the updates planned so far go first.
+            updates: list[Plan] = []
             for issue, prev in changed:
+                if updates and (attached.get(issue.ref) or shown[issue.ref][0]):
+                    report.actions += work.commit_many(updates)
+                    updates = []
                 for ticket in attached.get(issue.ref, ()):
                     report.links += work.link(ticket, issue, "attachment", report)
                     affected[ticket.ref] = None
@@ -804,8 +811,8 @@ class Engine:
                     else [linked_now[row.ticket] for row in rows if row.ticket in linked_now]
                 )
                 linked = [lt for lt in found if lt.ticket.can_update]
-                plan = plan_issue_update(issue, prev, linked, self.settings)
-                report.actions += work.commit(plan)
+                updates.append(plan_issue_update(issue, prev, linked, self.settings))
+            report.actions += work.commit_many(updates)
             self._defer_shown({ref: ids for ref, (_, ids) in shown.items() if ids})
             report.actions += self._mirror_remarks(work, tracker, page.remarks + self._deleted_remarks(tracker, page))
             report.actions += self._stages(work, list(affected))

@@ -44,6 +44,7 @@ import re
 import sqlite3
 import stat
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -129,14 +130,69 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-@functools.lru_cache(maxsize=2048)
-def _snapshot(data: str) -> Ticket | Issue:
-    """A stored snapshot's record, decoded once per distinct text (records are frozen:
-    planning reads the same issue for each of its linked tickets, and decoding dominates).
-    2,048 records hold a page's working set (a helpdesk page of 1,000 tickets, read before
-    and after the page writes them, and their issues): about 3 KiB each in the bench, a few
-    MiB whatever the store's size."""
+def _decode_snapshot(data: str) -> Ticket | Issue:
     return from_dict(json.loads(data))
+
+
+class _Decoded:
+    """Stored snapshots' records by their text, decoded once per distinct text (records are
+    frozen: planning reads the same issue for each of its linked tickets, and decoding
+    dominates), least recently used first out. 2,048 records hold a page's working set (a
+    helpdesk page of 1,000 tickets, read before and after the page writes them, and their
+    issues): about 3 KiB each in the bench, a few MiB whatever the store's size.
+
+    A snapshot the store writes is *primed*: its text is known to decode to the record
+    written (see :func:`_round_trips`), so reading the page's records back decodes nothing."""
+
+    __wrapped__ = staticmethod(_decode_snapshot)
+
+    def __init__(self, maxsize: int = 2048):
+        self.maxsize = maxsize
+        self._records: OrderedDict[str, Ticket | Issue] = OrderedDict()
+        self._lock = threading.Lock()  # stores of several threads (the daemon's replicas) share it
+
+    def __call__(self, data: str) -> Ticket | Issue:
+        record = self._records.get(data)
+        if record is None:
+            record = _decode_snapshot(data)
+            self._keep(data, record)
+        else:
+            try:
+                self._records.move_to_end(data)
+            except KeyError:  # another thread's store let it go meanwhile
+                pass
+        return record
+
+    def prime(self, data: str, record: Ticket | Issue) -> None:
+        """``data`` is ``_json(record)``: later reads of it give ``record`` without decoding."""
+        if _round_trips(record):
+            self._keep(data, record)
+
+    def _keep(self, data: str, record: Ticket | Issue) -> None:
+        with self._lock:
+            self._records[data] = record
+            self._records.move_to_end(data)
+            while len(self._records) > self.maxsize:
+                self._records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def cache_clear(self) -> None:
+        self._records.clear()
+
+
+def _round_trips(record: Ticket | Issue) -> bool:
+    """Whether decoding ``record``'s JSON gives back an equal record with the same times: its
+    times are UTC (a time in another zone, or none, comes back as UTC: equal, or not
+    comparable, but not the same object). Every other field is JSON's own types or a record's."""
+    if record.updated_at.tzinfo is not timezone.utc:
+        return False
+    created = record.created_at if isinstance(record, Ticket) else None
+    return created is None or created.tzinfo is timezone.utc
+
+
+_snapshot = _Decoded()
 
 
 def _ref(connector: str | None, ident: str | None) -> Ref | None:
@@ -217,6 +273,27 @@ _OUTBOX_COLUMNS = (
 )
 _QUARANTINE_COLUMNS = "id, connector, record_id, reason, payload, count, first_at, last_at, resolved_at"
 _EVENT_COLUMNS = "id, at, kind, summary, ticket_connector, ticket_id, issue_connector, issue_id, detail"
+
+
+_ADD_EVENT = (
+    "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
+    "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _event_params(event: Event, now: str) -> tuple:
+    """The ``events`` row of ``event``, in :data:`_ADD_EVENT`'s order."""
+    t, i = event.ticket, event.issue
+    return (
+        now,
+        event.kind,
+        event.summary,
+        t and t.connector,
+        t and t.id,
+        i and i.connector,
+        i and i.id,
+        _json(event.detail),
+    )
 
 
 def _prefixed(alias: str, columns: str) -> str:
@@ -746,14 +823,16 @@ class Store:
             kind = "issue"
         else:
             raise TypeError(f"put_snapshot takes a Ticket or an Issue, not {type(record).__name__}")
+        data = _json(record)
         cur = self._x(
             "INSERT INTO snapshots (connector, id, kind, key, updated_at, seen_at, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connector, id) DO UPDATE SET "
             "kind = excluded.kind, key = excluded.key, updated_at = excluded.updated_at, "
             "seen_at = excluded.seen_at, data = excluded.data "
             "WHERE excluded.updated_at >= snapshots.updated_at",
-            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), self._now(), _json(record)],
+            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), self._now(), data],
         )
+        _snapshot.prime(data, record)  # by its text: a newer snapshot kept instead is decoded when read
         return cur.rowcount == 1
 
     @_writes
@@ -761,6 +840,7 @@ class Store:
         """:meth:`put_snapshot` of many records in one statement (``executemany``); a stored
         snapshot newer than the one given is kept, as there."""
         rows = []
+        primed: list[tuple[str, Ticket | Issue]] = []
         now = self._now()
         for record in records:
             if isinstance(record, Ticket):
@@ -769,9 +849,9 @@ class Store:
                 kind = "issue"
             else:
                 raise TypeError(f"put_snapshots takes Tickets and Issues, not {type(record).__name__}")
-            rows.append(
-                (record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), now, _json(record))
-            )
+            data = _json(record)
+            rows.append((record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), now, data))
+            primed.append((data, record))
         if rows:
             self._xmany(
                 "INSERT INTO snapshots (connector, id, kind, key, updated_at, seen_at, data) "
@@ -781,6 +861,8 @@ class Store:
                 "WHERE excluded.updated_at >= snapshots.updated_at",
                 rows,
             )
+        for data, record in primed:  # the page's records are read back (the handoff): not decoded again
+            _snapshot.prime(data, record)
 
     @_reads
     def issues_without_native(self, connector: str) -> list[Issue]:
@@ -1847,22 +1929,16 @@ class Store:
 
     @_writes
     def add_event(self, event: Event) -> int:
-        t, i = event.ticket, event.issue
-        cur = self._x(
-            "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
-            "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [
-                self._now(),
-                event.kind,
-                event.summary,
-                t and t.connector,
-                t and t.id,
-                i and i.connector,
-                i and i.id,
-                _json(event.detail),
-            ],
-        )
+        cur = self._x(_ADD_EVENT + " RETURNING id", _event_params(event, self._now()))
         return cur.fetchone()[0]
+
+    @_writes
+    def add_events(self, events: Sequence[Event]) -> None:
+        """:meth:`add_event` of many events in one statement (``executemany``), in order:
+        their ids rise in the order given, as if added one by one."""
+        if events:
+            now = self._now()
+            self._xmany(_ADD_EVENT, [_event_params(event, now) for event in events])
 
     @_reads
     def history(self, ticket: Ref) -> list[EventRow]:

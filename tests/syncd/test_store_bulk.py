@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mappings.promises import new_promise, on_issue_resolved
-from syncd.records import Issue, PromiseState, Ref, Stage, StateCategory, Ticket
+from syncd.records import Event, Issue, PromiseState, Ref, Stage, StateCategory, Ticket
 from syncd.writes import Action, TicketUpdate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -160,3 +160,67 @@ def test_promises_for_issues_match_promises_for_issue(store):
         assert got == {ref: store.promises_for_issue(ref, active=active) for ref in got}
     assert store.promises_for_issues([ISSUE], active=False)[ISSUE] == [kept, store.get_promise(a1.id)]
     assert store.promises_for_issues([]) == {}
+
+
+def test_add_events_adds_what_add_event_adds_in_order(store):
+    first = store.add_event(Event("linked", "#1 linked", A, ISSUE, {"origin": "comment"}))
+    events = [
+        Event("issue_state", "ENG-u1 moved", None, ISSUE, {"from": "Todo", "to": "Done"}),
+        Event("resolved", "#2: every linked issue is closed", B, ISSUE, {"reopen": True}),
+        Event("quarantined", "a record", None, None, {}),
+    ]
+    store.add_events(events)
+    store.add_events([])
+    rows = store.events_since(0)
+    assert rows[0].id == first and [r.id for r in rows] == sorted(r.id for r in rows)
+    assert [(r.kind, r.summary, r.ticket, r.issue, r.detail) for r in rows[1:]] == [
+        (e.kind, e.summary, e.ticket, e.issue, e.detail) for e in events
+    ]
+    assert all(r.at == T0 for r in rows)
+    assert [r.kind for r in store.history(B)] == ["resolved"]
+    assert store.add_event(Event("linked", "after", A)) > rows[-1].id
+
+
+def test_snapshots_written_are_read_back_without_decoding(store, monkeypatch):
+    from syncd import store as store_module
+
+    cache = store_module._Decoded(maxsize=8)
+    monkeypatch.setattr(store_module, "_snapshot", cache)
+    decoded: list[str] = []
+    decode = store_module._decode_snapshot
+    monkeypatch.setattr(store_module, "_decode_snapshot", lambda data: decoded.append(data) or decode(data))
+    written = [ticket(A, "one"), ticket(B, "two"), issue(ISSUE, "an issue")]
+    store.put_snapshots(written)
+    store.put_snapshot(ticket(C, "three"))
+    got = store.get_snapshots([A, B, C, ISSUE])
+    assert decoded == []  # the records written, primed by their text
+    assert got == {A: written[0], B: written[1], C: ticket(C, "three"), ISSUE: written[2]}
+    assert got[A] is written[0]
+    # A newer stored snapshot kept instead of the one given is another text: read, it is decoded.
+    store.put_snapshot(ticket(A, "newer", T0 + timedelta(minutes=5)))
+    store.put_snapshots([ticket(A, "older")])
+    assert store.get_snapshot(A).subject == "newer" and decoded == []
+    cache.cache_clear()
+    assert store.get_snapshot(A).subject == "newer" and len(decoded) == 1
+    assert store.get_snapshot(A).subject == "newer" and len(decoded) == 1  # once per text
+
+
+def test_the_decoded_snapshot_cache_is_bounded_and_primes_only_records_that_round_trip():
+    from syncd import store as store_module
+    from syncd.store import _Decoded, _json
+
+    cache = _Decoded(maxsize=3)
+    records = [ticket(Ref("zendesk", str(n)), f"s{n}") for n in range(5)]
+    for record in records:
+        cache.prime(_json(record), record)
+    assert len(cache) == 3  # the least recently used went first
+    assert cache(_json(records[4])) is records[4]
+    assert cache(_json(records[0])) == records[0] and cache(_json(records[0])) is not records[0]
+    # A time in another zone (or none) would come back as UTC: such a record is decoded when read.
+    elsewhere = ticket(Ref("zendesk", "9"), "s9", T0.astimezone(timezone(timedelta(hours=2))))
+    cache.cache_clear()
+    cache.prime(_json(elsewhere), elsewhere)
+    assert len(cache) == 0
+    back = cache(_json(elsewhere))
+    assert back == elsewhere and back.updated_at.tzinfo is timezone.utc
+    assert store_module._snapshot.maxsize == 2048
