@@ -302,6 +302,16 @@ def plan_issue_update(
     def line(i: Issue) -> str:
         return f"- {escape(settings.issue_key(i), fmt)}: {escape(i.state_name, fmt)}"
 
+    # What the notes say of the issue: the same for each of its tickets, escaped once.
+    values = (
+        escape_values(
+            _issue_values(issue, settings)
+            | {"old_state": previous.state_name, "old_owner": previous.assignee or "unassigned"},
+            fmt,
+        )
+        if moved
+        else {}
+    )
     for linked in tickets:
         ticket = linked.ticket
         t = settings.templates_for(ticket)
@@ -311,11 +321,6 @@ def plan_issue_update(
         write = TicketUpdate(fields=fields, marker=marker)
         kind = "field"
         if moved:
-            values = escape_values(
-                _issue_values(issue, settings)
-                | {"old_state": previous.state_name, "old_owner": previous.assignee or "unassigned"},
-                fmt,
-            )
             if only_owner and issue.state.is_closed == previous.state.is_closed:
                 if previous.assignee != issue.assignee:
                     write = replace(write, note=t["owner_changed"].render(values))
