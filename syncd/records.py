@@ -13,7 +13,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, overload
+from typing import Any, Callable, NamedTuple, overload
 
 
 class StateCategory(str, enum.Enum):
@@ -37,9 +37,12 @@ class StateCategory(str, enum.Enum):
         return self in (StateCategory.COMPLETED, StateCategory.CANCELED)
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A stable reference to a record: the connector's name and the service's id."""
+class Ref(NamedTuple):
+    """A stable reference to a record: the connector's name and the service's id.
+
+    A named tuple, not a dataclass: a page hashes and compares tens of thousands of them
+    (the keys of every bulk read), and a tuple does both without running any Python. It
+    is stored as a record (``{"_type": "Ref", ...}``), never as a list."""
 
     connector: str
     id: str
@@ -290,8 +293,9 @@ _RECORD_TYPES: dict[str, type] = {
 }
 
 
-# The field names of each dataclass to_dict has met (dataclasses.fields is slow per call).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# The field names of each dataclass to_dict has met (dataclasses.fields is slow per call),
+# and of the records that are named tuples (known here: to_dict must not take them for lists).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {Ref: Ref._fields}
 
 
 # Types to_dict gives back as they are, known without asking (most values are these).
@@ -334,7 +338,8 @@ def _field_plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...
             return PromiseState
         return None
 
-    return tuple((f.name, plan(f.name)) for f in dataclasses.fields(cls))
+    names = cls._fields if cls is Ref else tuple(f.name for f in dataclasses.fields(cls))
+    return tuple((name, plan(name)) for name in names)
 
 
 _FIELD_PLANS: dict[str, tuple[type, tuple[tuple[str, Callable[[Any], Any] | None], ...]]] = {

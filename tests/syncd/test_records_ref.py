@@ -11,3 +11,15 @@ def test_idempotency_key_is_stable_and_short():
     assert idempotency_key("a", 1) == idempotency_key("a", 1)
     assert idempotency_key("a", 1) != idempotency_key("a", 2)
     assert len(idempotency_key("x")) == 20
+
+
+def test_ref_is_stored_as_a_record_and_logged_as_its_text():
+    from syncd.logs import redact_value
+    from syncd.records import Link, from_dict, to_dict
+
+    ref = Ref("zendesk", "42")
+    assert to_dict(ref) == {"_type": "Ref", "connector": "zendesk", "id": "42"}  # never a list
+    link = Link(ref, Ref("linear", "u1"), "comment")
+    assert from_dict(to_dict(link)) == link and type(from_dict(to_dict(link)).ticket) is Ref
+    assert redact_value(ref) == "zendesk:42" and redact_value([ref]) == ["zendesk:42"]
+    assert {ref: 1}[Ref("zendesk", "42")] == 1 and ref != Ref("zendesk", "43") and ref != Ref("jira", "42")
