@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple, overload
@@ -302,27 +303,35 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {Ref: Ref._fields}
 _AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
+# Types to_dict has met that are not records (tuples, dicts, datetimes, enums...).
+_NOT_RECORDS: set[type] = set()
+
+
 def to_dict(record: Any) -> Any:
     """Dataclass → JSON-able dict (datetimes as ISO strings, enums as values)."""
     kind = type(record)
     if kind in _AS_IS:
         return record
     names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(record) and not isinstance(record, type):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
+    if names is None and kind not in _NOT_RECORDS:
+        if dataclasses.is_dataclass(record) and not isinstance(record, type):
+            names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
+        else:
+            _NOT_RECORDS.add(kind)
     if names is not None:
-        out = {"_type": type(record).__name__}
+        out = {"_type": kind.__name__}
         for name in names:
-            out[name] = to_dict(getattr(record, name))
+            value = getattr(record, name)
+            out[name] = value if type(value) in _AS_IS else to_dict(value)
         return out
     if isinstance(record, enum.Enum):
         return record.value
     if isinstance(record, datetime):
         return format_time(record)
     if isinstance(record, (list, tuple)):
-        return [to_dict(x) for x in record]
+        return [x if type(x) in _AS_IS else to_dict(x) for x in record]
     if isinstance(record, dict):
-        return {k: to_dict(v) for k, v in record.items()}
+        return {k: v if type(v) in _AS_IS else to_dict(v) for k, v in record.items()}
     return record
 
 
@@ -370,3 +379,27 @@ def from_dict(data: Any) -> Any:
     if isinstance(data, list):
         return [from_dict(x) for x in data]
     return data
+
+
+def _record_of(data: dict[str, Any]) -> Any:
+    """``json.loads``' object hook for :func:`from_json`: a decoded object that names its record
+    type becomes that record (its values are decoded already: the hook works from the inside out)."""
+    kind = data.get("_type")
+    if kind is None:
+        return data
+    cls, fields_plan = _FIELD_PLANS[kind]
+    kwargs = {}
+    for name, convert in fields_plan:
+        if name in data:
+            value = data[name]
+            if convert is not None:
+                value = convert(value)
+            elif type(value) is list:
+                value = tuple(value)
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_json(text: str | bytes) -> Any:
+    """``from_dict(json.loads(text))`` in one pass: each record is made as its object is read."""
+    return json.loads(text, object_hook=_record_of)

@@ -65,7 +65,7 @@ from syncd.records import (
     Ref,
     Stage,
     Ticket,
-    from_dict,
+    from_json,
     parse_time,
     to_dict,
     utc,
@@ -131,7 +131,7 @@ def _loads(text: str | None) -> Any:
 
 
 def _decode_snapshot(data: str) -> Ticket | Issue:
-    return from_dict(json.loads(data))
+    return from_json(data)
 
 
 class _Decoded:
@@ -312,6 +312,21 @@ def _stamp(text: str) -> datetime:
 
 def _link_row(r: tuple) -> LinkRow:
     return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], _stamp(r[5]), bool(r[6]), parse_time(r[7]), r[8])
+
+
+def _link_rows(rows: Iterable[tuple]) -> Iterator[LinkRow]:
+    """:func:`_link_row` of a bulk read's rows, each distinct ref made once for all its rows."""
+    refs: dict[tuple, Ref] = {}
+    made = tuple.__new__  # a Ref and a LinkRow are tuples: made without a Python __new__ per row
+    for r in rows:
+        ticket_key, issue_key = r[0:2], r[2:4]
+        ticket = refs.get(ticket_key)
+        if ticket is None:
+            ticket = refs[ticket_key] = made(Ref, ticket_key)
+        issue = refs.get(issue_key)
+        if issue is None:
+            issue = refs[issue_key] = made(Ref, issue_key)
+        yield made(LinkRow, (ticket, issue, r[4], _stamp(r[5]), bool(r[6]), parse_time(r[7]) if r[7] else None, r[8]))
 
 
 def _outbox_row(r: tuple) -> OutboxRow:
@@ -610,6 +625,10 @@ class Store:
         self._clock = clock
         self._mutex = threading.RLock()
         self._depth = 0
+        # The links of tickets read in the open transaction, by ticket: all of them (read with
+        # active=False) and the active ones; a page reads them again for its handoff, and they
+        # change only by add_link and end_link, which forget them. Empty outside a transaction.
+        self._links_read: tuple[dict[Ref, list[LinkRow]], dict[Ref, list[LinkRow]]] = ({}, {})
         # Replicas sharing the store (see due_actions and the leases): who this
         # process is, and how long its claim on an outbox action lasts.
         self.replica: str | None = None
@@ -754,6 +773,7 @@ class Store:
                 return
             self._begin()
             self._depth = 1
+            self._forget_links()
             try:
                 if self.fence is not None and not self.renew_lease(*self.fence):
                     raise LeaseLost(
@@ -763,9 +783,11 @@ class Store:
                 yield self
             except BaseException:
                 self._depth = 0
+                self._forget_links()
                 self._abort()
                 raise
             self._depth = 0
+            self._forget_links()
             try:
                 self._commit()
             except BaseException:
@@ -872,7 +894,7 @@ class Store:
             "AND json_extract(data, '$.native') IS NULL",
             [connector],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_writes
     def set_native(self, issue: Issue) -> None:
@@ -893,7 +915,7 @@ class Store:
             "ORDER BY updated_at DESC, seen_at DESC LIMIT 1",
             [connector, key],
         )
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_writes
     def set_daemon_status(self, status: dict[str, Any]) -> None:
@@ -1054,7 +1076,7 @@ class Store:
             "AND lower(json_extract(data, '$.team')) = ?",
             [connector, place.lower()],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def issue_ids_in_place(self, connector: str, place: str) -> set[str]:
@@ -1107,10 +1129,15 @@ class Store:
 
     # --- links --------------------------------------------------------------
 
+    def _forget_links(self) -> None:
+        for read in self._links_read:
+            read.clear()
+
     @_writes
     def add_link(self, link: Link) -> bool:
         """Record a link. False if it is already active; an ended link comes back
         to life (with this origin and a fresh created_at) and returns True."""
+        self._forget_links()
         keys = [link.ticket.connector, link.ticket.id, link.issue.connector, link.issue.id]
         cur = self._x(
             f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, NULL, NULL) "
@@ -1123,6 +1150,7 @@ class Store:
 
     @_writes
     def end_link(self, ticket: Ref, issue: Ref, reason: str) -> bool:
+        self._forget_links()
         cur = self._x(
             "UPDATE links SET active = 0, ended_at = ?, ended_reason = ? "
             "WHERE ticket_connector = ? AND ticket_id = ? AND issue_connector = ? "
@@ -1163,31 +1191,49 @@ class Store:
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
             [_refs_json(out)],
         )
-        for r in rows:
-            link = _link_row(r)
+        for link in _link_rows(rows):
             out[link.issue].append(link)
         return out
 
     @_reads
     def links_for_tickets(self, refs: Iterable[Ref], active: bool = True) -> dict[Ref, list[LinkRow]]:
-        """Links of many tickets in one query; every ref asked for is a key."""
+        """Links of many tickets in one query; every ref asked for is a key.
+
+        In a transaction, the tickets whose links it read already (and that no link was
+        added to or ended since) are answered from that read, the others with one query."""
         out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
+        every, only_active = self._links_read
+        wanted: Iterable[Ref] = out
+        if self._depth:
+            wanted = []
+            for ref in out:
+                if ref in every:
+                    out[ref] = [row for row in every[ref] if row.active] if active else list(every[ref])
+                elif active and ref in only_active:
+                    out[ref] = list(only_active[ref])
+                else:
+                    wanted.append(ref)
+            if not wanted:
+                return out
+        read = {ref: out[ref] for ref in wanted}
         rows = self._q(
             f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
             "ON l.ticket_connector = json_extract(j.value, '$[0]') "
             "AND l.ticket_id = json_extract(j.value, '$[1]')"
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(out)],
+            [_refs_json(read)],
         )
-        for r in rows:
-            link = _link_row(r)
-            out[link.ticket].append(link)
+        for link in _link_rows(rows):
+            read[link.ticket].append(link)
+        if self._depth:
+            kept = only_active if active else every
+            kept.update((ref, list(links)) for ref, links in read.items())
         return out
 
     @_reads
     def all_links(self, active: bool = True) -> list[LinkRow]:
         where = " WHERE active = 1" if active else ""
-        return [_link_row(r) for r in self._q(f"SELECT {_LINK_COLUMNS} FROM links{where} ORDER BY id")]
+        return list(_link_rows(self._q(f"SELECT {_LINK_COLUMNS} FROM links{where} ORDER BY id")))
 
     @_reads
     def count_links(self, active: bool = True) -> int:
@@ -1820,7 +1866,7 @@ class Store:
     @_reads
     def get_promise(self, id: str) -> Promise | None:
         rows = self._q("SELECT data FROM promises WHERE id = ?", [id])
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_reads
     def find_promise(self, prefix: str) -> Promise | None:
@@ -1840,7 +1886,7 @@ class Store:
                 f"promise id prefix {prefix!r} matches more than one promise; "
                 "give more of the id (see: syncd promise list)"
             )
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_reads
     def promises_for_ticket(self, ticket: Ref, *, active: bool = False) -> list[Promise]:
@@ -1850,7 +1896,7 @@ class Store:
             f"SELECT data FROM promises WHERE ticket_connector = ? AND ticket_id = ?{where} ORDER BY created_at, id",
             [ticket.connector, ticket.id],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_tickets(self, tickets: Iterable[Ref]) -> dict[Ref, list[Promise]]:
@@ -1866,7 +1912,7 @@ class Store:
             [_refs_json(out)],
         )
         for connector, ident, data in rows:
-            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+            out[Ref(connector, ident)].append(from_json(data))
         return out
 
     @_reads
@@ -1877,7 +1923,7 @@ class Store:
             "AND due_at <= ? ORDER BY due_at, id",
             [_ts(now)],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_issue(self, issue: Ref, *, active: bool = True) -> list[Promise]:
@@ -1888,7 +1934,7 @@ class Store:
             f"WHERE pi.issue_connector = ? AND pi.issue_id = ?{where} ORDER BY p.created_at, p.id",
             [issue.connector, issue.id],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_issues(self, issues: Iterable[Ref], *, active: bool = True) -> dict[Ref, list[Promise]]:
@@ -1905,7 +1951,7 @@ class Store:
             [_refs_json(out)],
         )
         for connector, ident, data in rows:
-            out[Ref(connector, ident)].append(from_dict(json.loads(data)))
+            out[Ref(connector, ident)].append(from_json(data))
         return out
 
     @_reads
@@ -1923,7 +1969,7 @@ class Store:
             params += [ticket.connector, ticket.id]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._q(f"SELECT data FROM promises{where} ORDER BY created_at, id", params)
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     # --- events -------------------------------------------------------------
 

@@ -14,9 +14,9 @@ def test_idempotency_key_is_stable_and_short():
 
 
 def test_ref_is_stored_as_a_record_and_logged_as_its_text():
-    from syncd.logs import redact_value
     from datetime import datetime, timezone
 
+    from syncd.logs import redact_value
     from syncd.records import Promise, from_dict, to_dict
 
     ref = Ref("zendesk", "42")

@@ -224,3 +224,69 @@ def test_the_decoded_snapshot_cache_is_bounded_and_primes_only_records_that_roun
     back = cache(_json(elsewhere))
     assert back == elsewhere and back.updated_at.tzinfo is timezone.utc
     assert store_module._snapshot.maxsize == 2048
+
+
+def _link_queries(store) -> list[str]:
+    """The link reads the store runs from now on (a list that grows)."""
+    ran: list[str] = []
+    run = store._run
+
+    def counted(sql, params):
+        if "FROM json_each(?) AS j JOIN links" in sql:
+            ran.append(sql)
+        return run(sql, params)
+
+    store._run = counted
+    return ran
+
+
+def test_a_transaction_reads_a_ticket_s_links_once_until_one_is_added_or_ended(store):
+    from syncd.records import Link
+
+    store.add_link(Link(A, ISSUE, "comment"))
+    store.add_link(Link(A, ISSUE2, "comment"))
+    store.add_link(Link(B, ISSUE, "tag"))
+    store.end_link(A, ISSUE2, "unlinked by hand")
+    outside = store.links_for_tickets([A, B, C])
+    ran = _link_queries(store)
+    with store.transaction():
+        every = store.links_for_tickets([A, B, C], active=False)
+        assert [r.issue for r in every[A]] == [ISSUE, ISSUE2] and every[C] == []
+        assert len(ran) == 1
+        assert store.links_for_tickets([A, B, C]) == outside  # the active ones, from that read
+        assert store.links_for_tickets([B, A], active=False) == {B: every[B], A: every[A]}
+        assert len(ran) == 1
+        got = store.links_for_tickets([A])
+        got[A].append("not a link")  # a caller's list is its own
+        assert store.links_for_tickets([A]) == {A: outside[A]} and len(ran) == 1
+        store.add_link(Link(C, ISSUE2, "comment"))  # a link added: read again
+        assert [r.issue for r in store.links_for_tickets([C])[C]] == [ISSUE2] and len(ran) == 2
+        assert (
+            store.links_for_tickets([A, C]) == {A: outside[A], C: store.links_for_ticket(C)} and len(ran) == 3
+        )  # only A is asked for (all was forgotten)
+        store.end_link(A, ISSUE, "unlinked by hand")  # a link ended: read again
+        assert store.links_for_tickets([A]) == {A: []} and len(ran) == 4
+        # Read active only, then all: the ended ones were not read, so they are asked for.
+        assert [r.active for r in store.links_for_tickets([A], active=False)[A]] == [False, False] and len(ran) == 5
+    store.links_for_tickets([A])
+    store.links_for_tickets([A])
+    assert len(ran) == 7  # outside a transaction every read asks the store
+    with store.transaction():
+        assert (
+            store.links_for_tickets([A, B]) == {A: [], B: outside[B]} and len(ran) == 8
+        )  # a new transaction reads anew
+
+
+def test_a_rolled_back_transaction_leaves_no_links_read_behind(store):
+    from syncd.records import Link
+
+    store.add_link(Link(A, ISSUE, "comment"))
+    ran = _link_queries(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.links_for_tickets([A])
+        raise RuntimeError("the page failed")
+    with store.transaction():
+        store.end_link(A, ISSUE, "gone")  # forgets, as any change does
+    with store.transaction():
+        assert store.links_for_tickets([A]) == {A: []}
+    assert len(ran) == 2
