@@ -749,6 +749,21 @@ class Store:
     def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
         return self._run(sql, tuple(params))
 
+    def _by_refs(
+        self, columns: str, table: str, key: tuple[str, str], refs: Iterable[Ref], rest: str = ""
+    ) -> list[tuple]:
+        """The bulk readers' one shape: ``columns`` of the rows of ``table`` (``"name AS
+        alias"``) whose ``key`` columns (connector, id) are one of ``refs``, in one query
+        whatever their number: the refs are one JSON parameter (:func:`_refs_json`) joined on
+        the table's key or index. ``rest``: what follows the join (WHERE, another JOIN, ORDER BY)."""
+        alias = table.rsplit(" ", 1)[-1]
+        return self._q(
+            f"SELECT {columns} FROM json_each(?) AS j JOIN {table} "
+            f"ON {alias}.{key[0]} = json_extract(j.value, '$[0]') "
+            f"AND {alias}.{key[1]} = json_extract(j.value, '$[1]'){rest}",
+            [_refs_json(refs)],
+        )
+
     def _xmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._run_many(sql, [tuple(r) for r in rows])
 
@@ -824,12 +839,7 @@ class Store:
     @_reads
     def get_snapshots(self, refs: Iterable[Ref]) -> dict[Ref, Ticket | Issue]:
         """The stored snapshots of ``refs`` in one query; refs never seen are absent."""
-        rows = self._q(
-            "SELECT s.connector, s.id, s.data FROM json_each(?) AS j "
-            "JOIN snapshots AS s ON s.connector = json_extract(j.value, '$[0]') "
-            "AND s.id = json_extract(j.value, '$[1]')",
-            [_refs_json(refs)],
-        )
+        rows = self._by_refs("s.connector, s.id, s.data", "snapshots AS s", ("connector", "id"), refs)
         return {Ref(c, i): _snapshot(data) for c, i, data in rows}
 
     @_writes
@@ -1010,12 +1020,7 @@ class Store:
     def get_metas(self, refs: Iterable[Ref]) -> dict[Ref, dict[str, Any]]:
         """:meth:`get_meta` of many records in one query; every ref asked for is a key ({} if none)."""
         out: dict[Ref, dict[str, Any]] = {ref: {} for ref in refs}
-        rows = self._q(
-            "SELECT m.connector, m.id, m.data FROM json_each(?) AS j "
-            "JOIN record_meta AS m ON m.connector = json_extract(j.value, '$[0]') "
-            "AND m.id = json_extract(j.value, '$[1]')",
-            [_refs_json(out)],
-        )
+        rows = self._by_refs("m.connector, m.id, m.data", "record_meta AS m", ("connector", "id"), out)
         for connector, ident, data in rows:
             out[Ref(connector, ident)] = json.loads(data)
         return out
@@ -1184,12 +1189,12 @@ class Store:
         """Links of many issues in one query; every ref asked for is a key."""
         refs = list(refs)
         out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
-        rows = self._q(
-            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
-            "ON l.issue_connector = json_extract(j.value, '$[0]') "
-            "AND l.issue_id = json_extract(j.value, '$[1]')"
+        rows = self._by_refs(
+            _prefixed("l", _LINK_COLUMNS),
+            "links AS l",
+            ("issue_connector", "issue_id"),
+            out,
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(out)],
         )
         for link in _link_rows(rows):
             out[link.issue].append(link)
@@ -1216,12 +1221,12 @@ class Store:
             if not wanted:
                 return out
         read = {ref: out[ref] for ref in wanted}
-        rows = self._q(
-            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
-            "ON l.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND l.ticket_id = json_extract(j.value, '$[1]')"
+        rows = self._by_refs(
+            _prefixed("l", _LINK_COLUMNS),
+            "links AS l",
+            ("ticket_connector", "ticket_id"),
+            read,
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(read)],
         )
         for link in _link_rows(rows):
             read[link.ticket].append(link)
@@ -1766,11 +1771,8 @@ class Store:
         out: dict[Ref, list[tuple[Stage, datetime]]] = {ref: [] for ref in tickets}
         if not out:
             return out
-        rows = self._q(
-            "SELECT s.ticket_connector, s.ticket_id, s.history FROM json_each(?) AS j "
-            "JOIN stages AS s ON s.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND s.ticket_id = json_extract(j.value, '$[1]')",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "s.ticket_connector, s.ticket_id, s.history", "stages AS s", ("ticket_connector", "ticket_id"), out
         )
         for connector, ident, history in rows:
             out[Ref(connector, ident)] = [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)]
@@ -1905,11 +1907,12 @@ class Store:
         out: dict[Ref, list[Promise]] = {ref: [] for ref in tickets}
         if not out:
             return out
-        rows = self._q(
-            "SELECT p.ticket_connector, p.ticket_id, p.data FROM json_each(?) AS j "
-            "JOIN promises AS p ON p.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND p.ticket_id = json_extract(j.value, '$[1]') ORDER BY p.created_at, p.id",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "p.ticket_connector, p.ticket_id, p.data",
+            "promises AS p",
+            ("ticket_connector", "ticket_id"),
+            out,
+            " ORDER BY p.created_at, p.id",
         )
         for connector, ident, data in rows:
             out[Ref(connector, ident)].append(from_json(data))
@@ -1943,12 +1946,12 @@ class Store:
         if not out:
             return out
         where = " WHERE p.state IN ('open', 'due')" if active else ""
-        rows = self._q(
-            "SELECT pi.issue_connector, pi.issue_id, p.data FROM json_each(?) AS j "
-            "JOIN promise_issues AS pi ON pi.issue_connector = json_extract(j.value, '$[0]') "
-            "AND pi.issue_id = json_extract(j.value, '$[1]') "
-            f"JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "pi.issue_connector, pi.issue_id, p.data",
+            "promise_issues AS pi",
+            ("issue_connector", "issue_id"),
+            out,
+            f" JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
         )
         for connector, ident, data in rows:
             out[Ref(connector, ident)].append(from_json(data))
