@@ -37,7 +37,8 @@ Figures are printed; nothing is asserted. ``--sizes`` picks other sizes
 shared 2-core machine, most of it the first sync's requests); ``--handoff``
 turns the handoff on; ``--profile`` runs the two throughput polls under
 cProfile and prints the store statements each ran and the top of each
-profile; ``--latency`` times instead a change in the tracker
+profile; ``--repeat N`` runs the two throughput polls N times (new comments,
+the issues moved again) and prints the medians; ``--latency`` times instead a change in the tracker
 to its note on the ticket, with and without webhook doorbells
 (tools/bench_latency.py).
 """
