@@ -601,7 +601,8 @@ def throughput(
         result["throughput"]["median_of_rounds"] = {"rounds": len(rounds), "rates": medians}
         say(
             f"median of {len(rounds)} rounds: planning {medians[0]:.0f} ticket / {medians[1]:.0f} issue changes/s, "
-            f"CPU {medians[2]:.0f} / {medians[3]:.0f} per CPU second (the first round's profile, if any, included)"
+            f"CPU {medians[2]:.0f} / {medians[3]:.0f} per CPU second"
+            + (" (the first, profiled, round included)" if profile else "")
         )
 
 
