@@ -2,8 +2,9 @@
 
 Connectors normalise their API payloads into these records; the mapping layer
 reads them and returns decisions; the store persists them as JSON. They are
-frozen dataclasses so that a snapshot can never be mutated behind the store's
-back, and ``to_dict``/``from_dict`` give a stable JSON form for snapshots.
+frozen dataclasses (``Ref`` a named tuple) so that a snapshot can never be
+mutated behind the store's back, and ``to_dict``/``from_dict`` (``from_json``
+from the text) give a stable JSON form for snapshots.
 """
 
 from __future__ import annotations
