@@ -17,7 +17,7 @@ delivery can send them as one bulk update where the helpdesk allows it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from mappings.escaping import escape, escape_values
@@ -302,39 +302,55 @@ def plan_issue_update(
     def line(i: Issue) -> str:
         return f"- {escape(settings.issue_key(i), fmt)}: {escape(i.state_name, fmt)}"
 
+    # What the notes say of the issue: the same for each of its tickets, escaped once.
+    values = (
+        escape_values(
+            _issue_values(issue, settings)
+            | {"old_state": previous.state_name, "old_owner": previous.assignee or "unassigned"},
+            fmt,
+        )
+        if moved
+        else {}
+    )
+    # The status field of tickets with the same route and issues (an issue's tickets often share
+    # them all): worked out once. The objects are the call's own, alive until it returns.
+    shown_fields: dict[tuple[int, ...], dict[str, str]] = {}
+    routes = settings.mappings
     for linked in tickets:
         ticket = linked.ticket
         t = settings.templates_for(ticket)
         others = [i for i in linked.issues if i.ref != issue.ref]
         all_issues = others + [issue]
-        fields = _fields(settings, all_issues, ticket)
-        write = TicketUpdate(fields=fields, marker=marker)
+        same = (id(routes.route_for(ticket)) if routes is not None else 0, *map(id, all_issues))
+        known = shown_fields.get(same)
+        if known is None:
+            known = shown_fields[same] = _fields(settings, all_issues, ticket)
+        fields = dict(known)  # each write its own
+        note: str | None = None
+        status: str | None = None
+        status_from: tuple[str, ...] = ()
         kind = "field"
         if moved:
-            values = escape_values(
-                _issue_values(issue, settings)
-                | {"old_state": previous.state_name, "old_owner": previous.assignee or "unassigned"},
-                fmt,
-            )
             if only_owner and issue.state.is_closed == previous.state.is_closed:
                 if previous.assignee != issue.assignee:
-                    write = replace(write, note=t["owner_changed"].render(values))
+                    note = t["owner_changed"].render(values)
                     kind = "owner_changed"
             elif issue.state.is_closed and all(i.state.is_closed for i in others):
                 summary = "\n".join(line(i) for i in sorted(all_issues, key=lambda i: i.key))
-                write = replace(write, note=t["resolved"].render(values | {"summary": summary}))
+                note = t["resolved"].render(values | {"summary": summary})
                 if settings.reopen_statuses:
                     # Conditional on the ticket's status when the write lands, not
                     # on our snapshot of it, which may be a poll behind.
-                    write = replace(write, status="open", status_from=tuple(settings.reopen_statuses))
+                    status, status_from = "open", tuple(settings.reopen_statuses)
                 kind = "resolved"
             elif issue.state.is_closed:
                 waiting = "\n".join(line(i) for i in sorted(others, key=lambda i: i.key) if not i.state.is_closed)
-                write = replace(write, note=t["closed_waiting"].render(values | {"waiting": waiting}))
+                note = t["closed_waiting"].render(values | {"waiting": waiting})
                 kind = "closed_waiting"
             else:
-                write = replace(write, note=t["state_changed"].render(values))
+                note = t["state_changed"].render(values)
                 kind = "state_changed"
+        write = TicketUpdate(note=note, fields=fields, status=status, status_from=status_from, marker=marker)
         if not write.fields and write.note is None:
             continue
         key = idempotency_key(*transition, ticket.ref)

@@ -12,6 +12,7 @@ Routes are tried in order (files by name, then as written); the first whose
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -236,8 +237,26 @@ class Mappings:
         """Whether stage changes are written to the helpdesk at all."""
         return bool(self.stage_field or self.stage_tag_prefix)
 
+    # Each ticket's route, by the ticket object (records are frozen: a ticket's route never
+    # changes), while that object lives: a page asks it of each ticket for each of its notes,
+    # stages and issues. Holds no ticket: an entry leaves with its ticket.
+    _routes: dict[int, tuple[weakref.ref[Ticket], Route | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def route_for(self, ticket: Ticket) -> Route | None:
-        return next((r for r in self.routes if r.matches(ticket)), None)
+        """The first route whose ``match`` holds for ``ticket`` (None: no route takes it)."""
+        known = self._routes.get(id(ticket))
+        if known is not None and known[0]() is ticket:
+            return known[1]
+        route = next((r for r in self.routes if r.matches(ticket)), None)
+        ident, routes = id(ticket), self._routes
+
+        def gone(_: object) -> None:
+            routes.pop(ident, None)
+
+        routes[ident] = (weakref.ref(ticket, gone), route)
+        return route
 
     def route(self, name: str) -> Route | None:
         return next((r for r in self.routes if r.name == name), None)

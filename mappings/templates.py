@@ -7,6 +7,7 @@ loud failure), and values are inserted as text, never re-read as template.
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass
 from typing import Mapping
@@ -21,7 +22,7 @@ class Template:
     name: str
     text: str
 
-    @property
+    @functools.cached_property  # parsed once per template, not per note
     def placeholders(self) -> frozenset[str]:
         return frozenset(f for _, f, _, _ in string.Formatter().parse(self.text) if f)
 

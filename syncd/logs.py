@@ -22,6 +22,8 @@ from typing import Any, TextIO
 import structlog
 from pydantic import SecretStr
 
+from syncd.records import Ref
+
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("auto", "json", "console")
 REDACTED = "***"
@@ -131,6 +133,8 @@ def redact_value(value: Any, key: Any = None) -> Any:
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, Ref):  # a named tuple, logged as the text it reads as (zendesk:42), not as a list
+        return str(value)
     if isinstance(value, dict):
         return {k: redact_value(v, k) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

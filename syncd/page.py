@@ -124,6 +124,43 @@ class PageWork:
             self.store.add_event(event)
         return queued
 
+    def commit_many(self, plans: Sequence[Plan]) -> int:
+        """:meth:`commit` of many plans (a tracker page's issue updates), with one query for
+        their actions' known keys, one statement for the new actions and one for the events;
+        returns the actions queued. The same rows as committing plan by plan: links and ended
+        links first, actions and events each in the plans' order, a key given twice queued
+        once; the queued callback sees each new action in order, and one for a write that is
+        not a ticket update (which may write an event of its own) sees the earlier plans'
+        events written first."""
+        plans = [plan for plan in plans if plan]
+        if len(plans) <= 1:
+            return sum(self.commit(plan) for plan in plans)
+        for plan in plans:
+            for link in plan.links:
+                self.store.add_link(link)
+            for link, reason in plan.ended:
+                self.store.end_link(link.ticket, link.issue, reason)
+        actions = [action for plan in plans for action in plan.actions]
+        fresh = iter(self.store.enqueue_many(actions) if actions else [])
+        queued = 0
+        events: list[Event] = []
+        for plan in plans:
+            for action in plan.actions:
+                if not next(fresh):
+                    continue
+                queued += 1
+                ticket_write = isinstance(action.write, TicketUpdate)
+                if ticket_write and action.connector == self.helpdesk:
+                    self.writes[Ref(action.connector, action.target)] = action
+                if self._on_queued is not None:
+                    if not ticket_write and events:
+                        self.store.add_events(events)
+                        events = []
+                    self._on_queued(action)
+            events += plan.events
+        self.store.add_events(events)
+        return queued
+
     def take_writes(self) -> dict[Ref, Action]:
         """The ticket writes queued so far, handed over (to the handoff); the work keeps none."""
         writes, self.writes = self.writes, {}

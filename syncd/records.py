@@ -2,8 +2,9 @@
 
 Connectors normalise their API payloads into these records; the mapping layer
 reads them and returns decisions; the store persists them as JSON. They are
-frozen dataclasses so that a snapshot can never be mutated behind the store's
-back, and ``to_dict``/``from_dict`` give a stable JSON form for snapshots.
+frozen dataclasses (``Ref`` a named tuple) so that a snapshot can never be
+mutated behind the store's back, and ``to_dict``/``from_dict`` (``from_json``
+from the text) give a stable JSON form for snapshots.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, overload
+from typing import Any, Callable, NamedTuple, overload
 
 
 class StateCategory(str, enum.Enum):
@@ -37,9 +39,12 @@ class StateCategory(str, enum.Enum):
         return self in (StateCategory.COMPLETED, StateCategory.CANCELED)
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A stable reference to a record: the connector's name and the service's id."""
+class Ref(NamedTuple):
+    """A stable reference to a record: the connector's name and the service's id.
+
+    A named tuple, not a dataclass: a page hashes and compares tens of thousands of them
+    (the keys of every bulk read), and a tuple does both without running any Python. It
+    is stored as a record (``{"_type": "Ref", ...}``), never as a list."""
 
     connector: str
     id: str
@@ -290,12 +295,17 @@ _RECORD_TYPES: dict[str, type] = {
 }
 
 
-# The field names of each dataclass to_dict has met (dataclasses.fields is slow per call).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# The field names of each dataclass to_dict has met (dataclasses.fields is slow per call),
+# and of the records that are named tuples (known here: to_dict must not take them for lists).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {Ref: Ref._fields}
 
 
 # Types to_dict gives back as they are, known without asking (most values are these).
 _AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
+# Types to_dict has met that are not records (tuples, dicts, datetimes, enums...).
+_NOT_RECORDS: set[type] = set()
 
 
 def to_dict(record: Any) -> Any:
@@ -304,21 +314,25 @@ def to_dict(record: Any) -> Any:
     if kind in _AS_IS:
         return record
     names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(record) and not isinstance(record, type):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
+    if names is None and kind not in _NOT_RECORDS:
+        if dataclasses.is_dataclass(record) and not isinstance(record, type):
+            names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
+        else:
+            _NOT_RECORDS.add(kind)
     if names is not None:
-        out = {"_type": type(record).__name__}
+        out = {"_type": kind.__name__}
         for name in names:
-            out[name] = to_dict(getattr(record, name))
+            value = getattr(record, name)
+            out[name] = value if type(value) in _AS_IS else to_dict(value)
         return out
     if isinstance(record, enum.Enum):
         return record.value
     if isinstance(record, datetime):
         return format_time(record)
     if isinstance(record, (list, tuple)):
-        return [to_dict(x) for x in record]
+        return [x if type(x) in _AS_IS else to_dict(x) for x in record]
     if isinstance(record, dict):
-        return {k: to_dict(v) for k, v in record.items()}
+        return {k: v if type(v) in _AS_IS else to_dict(v) for k, v in record.items()}
     return record
 
 
@@ -334,7 +348,8 @@ def _field_plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...
             return PromiseState
         return None
 
-    return tuple((f.name, plan(f.name)) for f in dataclasses.fields(cls))
+    names = cls._fields if cls is Ref else tuple(f.name for f in dataclasses.fields(cls))
+    return tuple((name, plan(name)) for name in names)
 
 
 _FIELD_PLANS: dict[str, tuple[type, tuple[tuple[str, Callable[[Any], Any] | None], ...]]] = {
@@ -365,3 +380,27 @@ def from_dict(data: Any) -> Any:
     if isinstance(data, list):
         return [from_dict(x) for x in data]
     return data
+
+
+def _record_of(data: dict[str, Any]) -> Any:
+    """``json.loads``' object hook for :func:`from_json`: a decoded object that names its record
+    type becomes that record (its values are decoded already: the hook works from the inside out)."""
+    kind = data.get("_type")
+    if kind is None:
+        return data
+    cls, fields_plan = _FIELD_PLANS[kind]
+    kwargs = {}
+    for name, convert in fields_plan:
+        if name in data:
+            value = data[name]
+            if convert is not None:
+                value = convert(value)
+            elif type(value) is list:
+                value = tuple(value)
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_json(text: str | bytes) -> Any:
+    """``from_dict(json.loads(text))`` in one pass: each record is made as its object is read."""
+    return json.loads(text, object_hook=_record_of)

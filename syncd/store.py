@@ -44,6 +44,7 @@ import re
 import sqlite3
 import stat
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -64,7 +65,7 @@ from syncd.records import (
     Ref,
     Stage,
     Ticket,
-    from_dict,
+    from_json,
     parse_time,
     to_dict,
     utc,
@@ -129,21 +130,76 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-@functools.lru_cache(maxsize=2048)
-def _snapshot(data: str) -> Ticket | Issue:
-    """A stored snapshot's record, decoded once per distinct text (records are frozen:
-    planning reads the same issue for each of its linked tickets, and decoding dominates).
-    2,048 records hold a page's working set (a helpdesk page of 1,000 tickets, read before
-    and after the page writes them, and their issues): about 3 KiB each in the bench, a few
-    MiB whatever the store's size."""
-    return from_dict(json.loads(data))
+def _decode_snapshot(data: str) -> Ticket | Issue:
+    return from_json(data)
+
+
+class _Decoded:
+    """Stored snapshots' records by their text, decoded once per distinct text (records are
+    frozen: planning reads the same issue for each of its linked tickets, and decoding
+    dominates), least recently used first out. 2,048 records hold a page's working set (a
+    helpdesk page of 1,000 tickets, read before and after the page writes them, and their
+    issues): about 3 KiB each in the bench, a few MiB whatever the store's size.
+
+    A snapshot the store writes is *primed*: its text is known to decode to the record
+    written (see :func:`_round_trips`), so reading the page's records back decodes nothing."""
+
+    __wrapped__ = staticmethod(_decode_snapshot)
+
+    def __init__(self, maxsize: int = 2048):
+        self.maxsize = maxsize
+        self._records: OrderedDict[str, Ticket | Issue] = OrderedDict()
+        self._lock = threading.Lock()  # stores of several threads (the daemon's replicas) share it
+
+    def __call__(self, data: str) -> Ticket | Issue:
+        record = self._records.get(data)
+        if record is None:
+            record = _decode_snapshot(data)
+            self._keep(data, record)
+        else:
+            try:
+                self._records.move_to_end(data)
+            except KeyError:  # another thread's store let it go meanwhile
+                pass
+        return record
+
+    def prime(self, data: str, record: Ticket | Issue) -> None:
+        """``data`` is ``_json(record)``: later reads of it give ``record`` without decoding."""
+        if _round_trips(record):
+            self._keep(data, record)
+
+    def _keep(self, data: str, record: Ticket | Issue) -> None:
+        with self._lock:
+            self._records[data] = record
+            self._records.move_to_end(data)
+            while len(self._records) > self.maxsize:
+                self._records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def cache_clear(self) -> None:
+        self._records.clear()
+
+
+def _round_trips(record: Ticket | Issue) -> bool:
+    """Whether decoding ``record``'s JSON gives back an equal record with the same times: its
+    times are UTC (a time in another zone, or none, comes back as UTC: equal, or not
+    comparable, but not the same object). Every other field is JSON's own types or a record's."""
+    if record.updated_at.tzinfo is not timezone.utc:
+        return False
+    created = record.created_at if isinstance(record, Ticket) else None
+    return created is None or created.tzinfo is timezone.utc
+
+
+_snapshot = _Decoded()
 
 
 @functools.lru_cache(maxsize=4096)
 def _promise(data: str) -> Promise:
     """A stored promise, decoded once per distinct text (frozen, as snapshots are): a page reads
     its tickets' promises, then its issues' (the demand comments), mostly the same ones."""
-    return from_dict(json.loads(data))
+    return from_json(data)
 
 
 def _ref(connector: str | None, ident: str | None) -> Ref | None:
@@ -226,6 +282,27 @@ _QUARANTINE_COLUMNS = "id, connector, record_id, reason, payload, count, first_a
 _EVENT_COLUMNS = "id, at, kind, summary, ticket_connector, ticket_id, issue_connector, issue_id, detail"
 
 
+_ADD_EVENT = (
+    "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
+    "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _event_params(event: Event, now: str) -> tuple:
+    """The ``events`` row of ``event``, in :data:`_ADD_EVENT`'s order."""
+    t, i = event.ticket, event.issue
+    return (
+        now,
+        event.kind,
+        event.summary,
+        t and t.connector,
+        t and t.id,
+        i and i.connector,
+        i and i.id,
+        _json(event.detail),
+    )
+
+
 def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
@@ -242,6 +319,21 @@ def _stamp(text: str) -> datetime:
 
 def _link_row(r: tuple) -> LinkRow:
     return LinkRow(Ref(r[0], r[1]), Ref(r[2], r[3]), r[4], _stamp(r[5]), bool(r[6]), parse_time(r[7]), r[8])
+
+
+def _link_rows(rows: Iterable[tuple]) -> Iterator[LinkRow]:
+    """:func:`_link_row` of a bulk read's rows, each distinct ref made once for all its rows."""
+    refs: dict[tuple, Ref] = {}
+    made = tuple.__new__  # a Ref and a LinkRow are tuples: made without a Python __new__ per row
+    for r in rows:
+        ticket_key, issue_key = r[0:2], r[2:4]
+        ticket = refs.get(ticket_key)
+        if ticket is None:
+            ticket = refs[ticket_key] = made(Ref, ticket_key)
+        issue = refs.get(issue_key)
+        if issue is None:
+            issue = refs[issue_key] = made(Ref, issue_key)
+        yield made(LinkRow, (ticket, issue, r[4], _stamp(r[5]), bool(r[6]), parse_time(r[7]) if r[7] else None, r[8]))
 
 
 def _outbox_row(r: tuple) -> OutboxRow:
@@ -540,6 +632,10 @@ class Store:
         self._clock = clock
         self._mutex = threading.RLock()
         self._depth = 0
+        # The links of tickets read in the open transaction, by ticket: all of them (read with
+        # active=False) and the active ones; a page reads them again for its handoff, and they
+        # change only by add_link and end_link, which forget them. Empty outside a transaction.
+        self._links_read: tuple[dict[Ref, list[LinkRow]], dict[Ref, list[LinkRow]]] = ({}, {})
         # Replicas sharing the store (see due_actions and the leases): who this
         # process is, and how long its claim on an outbox action lasts.
         self.replica: str | None = None
@@ -660,6 +756,21 @@ class Store:
     def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
         return self._run(sql, tuple(params))
 
+    def _by_refs(
+        self, columns: str, table: str, key: tuple[str, str], refs: Iterable[Ref], rest: str = ""
+    ) -> list[tuple]:
+        """The bulk readers' one shape: ``columns`` of the rows of ``table`` (``"name AS
+        alias"``) whose ``key`` columns (connector, id) are one of ``refs``, in one query
+        whatever their number: the refs are one JSON parameter (:func:`_refs_json`) joined on
+        the table's key or index. ``rest``: what follows the join (WHERE, another JOIN, ORDER BY)."""
+        alias = table.rsplit(" ", 1)[-1]
+        return self._q(
+            f"SELECT {columns} FROM json_each(?) AS j JOIN {table} "
+            f"ON {alias}.{key[0]} = json_extract(j.value, '$[0]') "
+            f"AND {alias}.{key[1]} = json_extract(j.value, '$[1]'){rest}",
+            [_refs_json(refs)],
+        )
+
     def _xmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._run_many(sql, [tuple(r) for r in rows])
 
@@ -684,6 +795,7 @@ class Store:
                 return
             self._begin()
             self._depth = 1
+            self._forget_links()
             try:
                 if self.fence is not None and not self.renew_lease(*self.fence):
                     raise LeaseLost(
@@ -693,9 +805,11 @@ class Store:
                 yield self
             except BaseException:
                 self._depth = 0
+                self._forget_links()
                 self._abort()
                 raise
             self._depth = 0
+            self._forget_links()
             try:
                 self._commit()
             except BaseException:
@@ -732,12 +846,7 @@ class Store:
     @_reads
     def get_snapshots(self, refs: Iterable[Ref]) -> dict[Ref, Ticket | Issue]:
         """The stored snapshots of ``refs`` in one query; refs never seen are absent."""
-        rows = self._q(
-            "SELECT s.connector, s.id, s.data FROM json_each(?) AS j "
-            "JOIN snapshots AS s ON s.connector = json_extract(j.value, '$[0]') "
-            "AND s.id = json_extract(j.value, '$[1]')",
-            [_refs_json(refs)],
-        )
+        rows = self._by_refs("s.connector, s.id, s.data", "snapshots AS s", ("connector", "id"), refs)
         return {Ref(c, i): _snapshot(data) for c, i, data in rows}
 
     @_writes
@@ -753,14 +862,16 @@ class Store:
             kind = "issue"
         else:
             raise TypeError(f"put_snapshot takes a Ticket or an Issue, not {type(record).__name__}")
+        data = _json(record)
         cur = self._x(
             "INSERT INTO snapshots (connector, id, kind, key, updated_at, seen_at, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connector, id) DO UPDATE SET "
             "kind = excluded.kind, key = excluded.key, updated_at = excluded.updated_at, "
             "seen_at = excluded.seen_at, data = excluded.data "
             "WHERE excluded.updated_at >= snapshots.updated_at",
-            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), self._now(), _json(record)],
+            [record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), self._now(), data],
         )
+        _snapshot.prime(data, record)  # by its text: a newer snapshot kept instead is decoded when read
         return cur.rowcount == 1
 
     @_writes
@@ -768,6 +879,7 @@ class Store:
         """:meth:`put_snapshot` of many records in one statement (``executemany``); a stored
         snapshot newer than the one given is kept, as there."""
         rows = []
+        primed: list[tuple[str, Ticket | Issue]] = []
         now = self._now()
         for record in records:
             if isinstance(record, Ticket):
@@ -776,9 +888,9 @@ class Store:
                 kind = "issue"
             else:
                 raise TypeError(f"put_snapshots takes Tickets and Issues, not {type(record).__name__}")
-            rows.append(
-                (record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), now, _json(record))
-            )
+            data = _json(record)
+            rows.append((record.ref.connector, record.ref.id, kind, record.key, _ts(record.updated_at), now, data))
+            primed.append((data, record))
         if rows:
             self._xmany(
                 "INSERT INTO snapshots (connector, id, kind, key, updated_at, seen_at, data) "
@@ -788,6 +900,8 @@ class Store:
                 "WHERE excluded.updated_at >= snapshots.updated_at",
                 rows,
             )
+        for data, record in primed:  # the page's records are read back (the handoff): not decoded again
+            _snapshot.prime(data, record)
 
     @_reads
     def issues_without_native(self, connector: str, *, after: str = "", limit: int = 500) -> list[Issue]:
@@ -799,7 +913,7 @@ class Store:
             "AND json_extract(data, '$.native') IS NULL ORDER BY id LIMIT ?",
             [connector, after, limit],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_writes
     def set_native(self, issue: Issue) -> None:
@@ -820,7 +934,7 @@ class Store:
             "ORDER BY updated_at DESC, seen_at DESC LIMIT 1",
             [connector, key],
         )
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_writes
     def set_daemon_status(self, status: dict[str, Any]) -> None:
@@ -915,12 +1029,7 @@ class Store:
     def get_metas(self, refs: Iterable[Ref]) -> dict[Ref, dict[str, Any]]:
         """:meth:`get_meta` of many records in one query; every ref asked for is a key ({} if none)."""
         out: dict[Ref, dict[str, Any]] = {ref: {} for ref in refs}
-        rows = self._q(
-            "SELECT m.connector, m.id, m.data FROM json_each(?) AS j "
-            "JOIN record_meta AS m ON m.connector = json_extract(j.value, '$[0]') "
-            "AND m.id = json_extract(j.value, '$[1]')",
-            [_refs_json(out)],
-        )
+        rows = self._by_refs("m.connector, m.id, m.data", "record_meta AS m", ("connector", "id"), out)
         for connector, ident, data in rows:
             out[Ref(connector, ident)] = json.loads(data)
         return out
@@ -981,7 +1090,7 @@ class Store:
             "AND lower(json_extract(data, '$.team')) = ?",
             [connector, place.lower()],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def issue_ids_in_place(self, connector: str, place: str, *, after: str = "", limit: int = 500) -> list[str]:
@@ -1049,10 +1158,15 @@ class Store:
 
     # --- links --------------------------------------------------------------
 
+    def _forget_links(self) -> None:
+        for read in self._links_read:
+            read.clear()
+
     @_writes
     def add_link(self, link: Link) -> bool:
         """Record a link. False if it is already active; an ended link comes back
         to life (with this origin and a fresh created_at) and returns True."""
+        self._forget_links()
         keys = [link.ticket.connector, link.ticket.id, link.issue.connector, link.issue.id]
         cur = self._x(
             f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, NULL, NULL) "
@@ -1065,6 +1179,7 @@ class Store:
 
     @_writes
     def end_link(self, ticket: Ref, issue: Ref, reason: str) -> bool:
+        self._forget_links()
         cur = self._x(
             "UPDATE links SET active = 0, ended_at = ?, ended_reason = ? "
             "WHERE ticket_connector = ? AND ticket_id = ? AND issue_connector = ? "
@@ -1098,38 +1213,56 @@ class Store:
         """Links of many issues in one query; every ref asked for is a key."""
         refs = list(refs)
         out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
-        rows = self._q(
-            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
-            "ON l.issue_connector = json_extract(j.value, '$[0]') "
-            "AND l.issue_id = json_extract(j.value, '$[1]')"
+        rows = self._by_refs(
+            _prefixed("l", _LINK_COLUMNS),
+            "links AS l",
+            ("issue_connector", "issue_id"),
+            out,
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(out)],
         )
-        for r in rows:
-            link = _link_row(r)
+        for link in _link_rows(rows):
             out[link.issue].append(link)
         return out
 
     @_reads
     def links_for_tickets(self, refs: Iterable[Ref], active: bool = True) -> dict[Ref, list[LinkRow]]:
-        """Links of many tickets in one query; every ref asked for is a key."""
+        """Links of many tickets in one query; every ref asked for is a key.
+
+        In a transaction, the tickets whose links it read already (and that no link was
+        added to or ended since) are answered from that read, the others with one query."""
         out: dict[Ref, list[LinkRow]] = {ref: [] for ref in refs}
-        rows = self._q(
-            f"SELECT {_prefixed('l', _LINK_COLUMNS)} FROM json_each(?) AS j JOIN links AS l "
-            "ON l.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND l.ticket_id = json_extract(j.value, '$[1]')"
+        every, only_active = self._links_read
+        wanted: Iterable[Ref] = out
+        if self._depth:
+            wanted = []
+            for ref in out:
+                if ref in every:
+                    out[ref] = [row for row in every[ref] if row.active] if active else list(every[ref])
+                elif active and ref in only_active:
+                    out[ref] = list(only_active[ref])
+                else:
+                    wanted.append(ref)
+            if not wanted:
+                return out
+        read = {ref: out[ref] for ref in wanted}
+        rows = self._by_refs(
+            _prefixed("l", _LINK_COLUMNS),
+            "links AS l",
+            ("ticket_connector", "ticket_id"),
+            read,
             f"{' WHERE l.active = 1' if active else ''} ORDER BY l.id",
-            [_refs_json(out)],
         )
-        for r in rows:
-            link = _link_row(r)
-            out[link.ticket].append(link)
+        for link in _link_rows(rows):
+            read[link.ticket].append(link)
+        if self._depth:
+            kept = only_active if active else every
+            kept.update((ref, list(links)) for ref, links in read.items())
         return out
 
     @_reads
     def all_links(self, active: bool = True) -> list[LinkRow]:
         where = " WHERE active = 1" if active else ""
-        return [_link_row(r) for r in self._q(f"SELECT {_LINK_COLUMNS} FROM links{where} ORDER BY id")]
+        return list(_link_rows(self._q(f"SELECT {_LINK_COLUMNS} FROM links{where} ORDER BY id")))
 
     @_reads
     def count_links(self, active: bool = True) -> int:
@@ -1663,11 +1796,8 @@ class Store:
         out: dict[Ref, list[tuple[Stage, datetime]]] = {ref: [] for ref in tickets}
         if not out:
             return out
-        rows = self._q(
-            "SELECT s.ticket_connector, s.ticket_id, s.history FROM json_each(?) AS j "
-            "JOIN stages AS s ON s.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND s.ticket_id = json_extract(j.value, '$[1]')",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "s.ticket_connector, s.ticket_id, s.history", "stages AS s", ("ticket_connector", "ticket_id"), out
         )
         for connector, ident, history in rows:
             out[Ref(connector, ident)] = [(Stage(stage), _stamp(since)) for stage, since in json.loads(history)]
@@ -1763,7 +1893,7 @@ class Store:
     @_reads
     def get_promise(self, id: str) -> Promise | None:
         rows = self._q("SELECT data FROM promises WHERE id = ?", [id])
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_reads
     def find_promise(self, prefix: str) -> Promise | None:
@@ -1783,7 +1913,7 @@ class Store:
                 f"promise id prefix {prefix!r} matches more than one promise; "
                 "give more of the id (see: syncd promise list)"
             )
-        return from_dict(json.loads(rows[0][0])) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     @_reads
     def promises_for_ticket(self, ticket: Ref, *, active: bool = False) -> list[Promise]:
@@ -1793,7 +1923,7 @@ class Store:
             f"SELECT data FROM promises WHERE ticket_connector = ? AND ticket_id = ?{where} ORDER BY created_at, id",
             [ticket.connector, ticket.id],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_tickets(self, tickets: Iterable[Ref]) -> dict[Ref, list[Promise]]:
@@ -1802,11 +1932,12 @@ class Store:
         out: dict[Ref, list[Promise]] = {ref: [] for ref in tickets}
         if not out:
             return out
-        rows = self._q(
-            "SELECT p.ticket_connector, p.ticket_id, p.data FROM json_each(?) AS j "
-            "JOIN promises AS p ON p.ticket_connector = json_extract(j.value, '$[0]') "
-            "AND p.ticket_id = json_extract(j.value, '$[1]') ORDER BY p.created_at, p.id",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "p.ticket_connector, p.ticket_id, p.data",
+            "promises AS p",
+            ("ticket_connector", "ticket_id"),
+            out,
+            " ORDER BY p.created_at, p.id",
         )
         for connector, ident, data in rows:
             out[Ref(connector, ident)].append(_promise(data))
@@ -1820,7 +1951,7 @@ class Store:
             "AND due_at <= ? ORDER BY due_at, id",
             [_ts(now)],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_issue(self, issue: Ref, *, active: bool = True) -> list[Promise]:
@@ -1831,7 +1962,7 @@ class Store:
             f"WHERE pi.issue_connector = ? AND pi.issue_id = ?{where} ORDER BY p.created_at, p.id",
             [issue.connector, issue.id],
         )
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     @_reads
     def promises_for_issues(self, issues: Iterable[Ref], *, active: bool = True) -> dict[Ref, list[Promise]]:
@@ -1840,12 +1971,12 @@ class Store:
         if not out:
             return out
         where = " WHERE p.state IN ('open', 'due')" if active else ""
-        rows = self._q(
-            "SELECT pi.issue_connector, pi.issue_id, p.data FROM json_each(?) AS j "
-            "JOIN promise_issues AS pi ON pi.issue_connector = json_extract(j.value, '$[0]') "
-            "AND pi.issue_id = json_extract(j.value, '$[1]') "
-            f"JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
-            [_refs_json(out)],
+        rows = self._by_refs(
+            "pi.issue_connector, pi.issue_id, p.data",
+            "promise_issues AS pi",
+            ("issue_connector", "issue_id"),
+            out,
+            f" JOIN promises AS p ON p.id = pi.promise_id{where} ORDER BY p.created_at, p.id",
         )
         for connector, ident, data in rows:
             out[Ref(connector, ident)].append(_promise(data))
@@ -1866,28 +1997,22 @@ class Store:
             params += [ticket.connector, ticket.id]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._q(f"SELECT data FROM promises{where} ORDER BY created_at, id", params)
-        return [from_dict(json.loads(r[0])) for r in rows]
+        return [from_json(r[0]) for r in rows]
 
     # --- events -------------------------------------------------------------
 
     @_writes
     def add_event(self, event: Event) -> int:
-        t, i = event.ticket, event.issue
-        cur = self._x(
-            "INSERT INTO events (at, kind, summary, ticket_connector, ticket_id, issue_connector, "
-            "issue_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [
-                self._now(),
-                event.kind,
-                event.summary,
-                t and t.connector,
-                t and t.id,
-                i and i.connector,
-                i and i.id,
-                _json(event.detail),
-            ],
-        )
+        cur = self._x(_ADD_EVENT + " RETURNING id", _event_params(event, self._now()))
         return cur.fetchone()[0]
+
+    @_writes
+    def add_events(self, events: Sequence[Event]) -> None:
+        """:meth:`add_event` of many events in one statement (``executemany``), in order:
+        their ids rise in the order given, as if added one by one."""
+        if events:
+            now = self._now()
+            self._xmany(_ADD_EVENT, [_event_params(event, now) for event in events])
 
     @_reads
     def history(self, ticket: Ref) -> list[EventRow]:

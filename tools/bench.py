@@ -37,7 +37,8 @@ Figures are printed; nothing is asserted. ``--sizes`` picks other sizes
 shared 2-core machine, most of it the first sync's requests); ``--handoff``
 turns the handoff on; ``--profile`` runs the two throughput polls under
 cProfile and prints the store statements each ran and the top of each
-profile; ``--latency`` times instead a change in the tracker
+profile; ``--repeat N`` runs the two throughput polls N times (new comments,
+the issues moved again) and prints the medians; ``--latency`` times instead a change in the tracker
 to its note on the ticket, with and without webhook doorbells
 (tools/bench_latency.py).
 """
@@ -48,6 +49,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -364,7 +366,7 @@ def watch_statuses(pg: Playground, service: str) -> list[int]:
     return statuses
 
 
-def bench(n_links: int, out=sys.stdout, *, handoff: bool = False, profile: int = 0) -> dict:
+def bench(n_links: int, out=sys.stdout, *, handoff: bool = False, profile: int = 0, repeat: int = 1) -> dict:
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
@@ -454,7 +456,7 @@ def bench(n_links: int, out=sys.stdout, *, handoff: bool = False, profile: int =
             )
             say("              " + ", ".join(f"{k} {v}" for k, v in sorted(busy.get("zendesk", {}).items())))
 
-            throughput(pg, seed, say, result, profile)
+            throughput(pg, seed, say, result, profile, repeat)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
@@ -536,21 +538,38 @@ def profiled_poll(app, name: str, say: Callable[[str], None], top: int) -> tuple
     return got
 
 
-def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict, profile: int = 0) -> None:
+def throughput(
+    pg: Playground, seed: BenchSeed, say: Callable[[str], None], result: dict, profile: int = 0, repeat: int = 1
+) -> None:
     """Changes per second through poll → record → map → plan → commit (no delivery), with and without HTTP.
 
-    ``profile``: run the two polls under cProfile and print that many lines of each profile."""
+    ``profile``: run the two polls under cProfile and print that many lines of each profile.
+    ``repeat``: run the two polls that many times (new comments, the issues moved again each
+    time; the first as without it) and print each round's rates and their medians."""
     n = min(1000, len(seed.tickets))
-    for ticket_id in seed.tickets[:n]:
-        pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)
     issues = seed.issues[: min(500, len(seed.issues))]
-    for key in issues:
-        pg.linear.move_to_state(key, "In Review")
     app = pg.app()
     poll = (lambda app, name: profiled_poll(app, name, say, profile)) if profile else timed_poll
+    rounds: list[tuple[float, float, float, float]] = []
     try:
-        tickets, _, ticket_s, ticket_plan_s, ticket_cpu = poll(app, "zendesk")
-        issues_changed, planned, issue_s, issue_plan_s, issue_cpu = poll(app, "linear")
+        for round_ in range(max(1, repeat)):
+            for ticket_id in seed.tickets[:n]:
+                pg.zendesk.add_comment(ticket_id, "Any news on this?", public=True)
+            for key in issues:
+                pg.linear.move_to_state(key, "In Review" if round_ % 2 == 0 else "In Progress")
+            got = poll(app, "zendesk"), poll(app, "linear")
+            poll = timed_poll  # a profile covers the first round only
+            (t, _, _, t_plan, t_cpu), (i, _, _, i_plan, i_cpu) = got
+            rounds.append((t / max(t_plan, 1e-9), i / max(i_plan, 1e-9), t / max(t_cpu, 1e-9), i / max(i_cpu, 1e-9)))
+            if round_ == 0:
+                tickets, _, ticket_s, ticket_plan_s, ticket_cpu = got[0]
+                issues_changed, planned, issue_s, issue_plan_s, issue_cpu = got[1]
+            else:
+                rates = rounds[-1]
+                say(
+                    f"round {round_ + 1}:      planning {rates[0]:.0f} ticket / {rates[1]:.0f} issue changes/s, "
+                    f"CPU {rates[2]:.0f} / {rates[3]:.0f} ({t} tickets, {i} issues changed)"
+                )
     finally:
         app.close()
     result["throughput"] = {
@@ -577,6 +596,14 @@ def throughput(pg: Playground, seed: BenchSeed, say: Callable[[str], None], resu
         f"(changes per CPU second of the polling thread, HTTP client included: {ticket_cpu:.2f}s, {issue_cpu:.2f}s)"
         f"{under}"
     )
+    if len(rounds) > 1:
+        medians = [statistics.median(r[k] for r in rounds) for k in range(4)]
+        result["throughput"]["median_of_rounds"] = {"rounds": len(rounds), "rates": medians}
+        say(
+            f"median of {len(rounds)} rounds: planning {medians[0]:.0f} ticket / {medians[1]:.0f} issue changes/s, "
+            f"CPU {medians[2]:.0f} / {medians[3]:.0f} per CPU second"
+            + (" (the first, profiled, round included)" if profile else "")
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -604,6 +631,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the throughput polls under cProfile; print their store statements and the top LINES (default 12)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the throughput polls N times (new comments, the issues moved again) and print the medians",
+    )
+    parser.add_argument(
         "--mix",
         action="store_true",
         help="first sync of tickets naming Linear, GitHub and Jira issues (a third each), links made through the APIs",
@@ -628,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mix:
             bench_mix(size)
         else:
-            bench(size, handoff=args.handoff, profile=args.profile)
+            bench(size, handoff=args.handoff, profile=args.profile, repeat=args.repeat)
     counts = [int(n) for n in args.replicas.split(",") if n.strip()]
     if counts:
         bench_replicas(counts, args.replica_changes, args.replica_latency)

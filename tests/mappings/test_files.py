@@ -373,3 +373,28 @@ def test_key_lines_follow_tables_arrays_and_multiline_values():
     assert lines[("a", "list")] == 6 and ("a", "z") not in lines
     assert lines[("a", "quoted.key")] == 9 and lines[("a", "b", "c")] == 10
     assert lines[("a", "items", 1, "n")] == 14
+
+
+def test_a_ticket_s_route_is_found_once_while_the_ticket_lives():
+    from mappings.routes import Mappings, Route
+
+    asked: list[str] = []
+
+    class Counting(Route):
+        def matches(self, ticket: Ticket) -> bool:
+            asked.append(ticket.key)
+            return super().matches(ticket)
+
+    bugs, rest = Counting("bugs", "linear", "ENG", tags=("bug",)), Counting("rest", "linear", "ENG")
+    mappings = Mappings(routes=(bugs, rest))
+    one, two = ticket(tags=("bug",)), ticket(tags=())
+    assert [mappings.route_for(t).name for t in (one, two, one, two, one)] == ["bugs", "rest", "bugs", "rest", "bugs"]
+    assert len(asked) == 3  # one: bugs; two: bugs, then rest; never again while they live
+    # An equal ticket read again is another object: its route is found again (it holds no entry for it).
+    assert mappings.route_for(ticket(tags=("bug",))).name == "bugs" and len(asked) == 4
+    del one, two
+    import gc
+
+    gc.collect()
+    assert mappings._routes == {}  # no ticket is kept alive by the cache, and no entry outlives its ticket
+    assert mappings == Mappings(routes=(bugs, rest))  # the cache is no part of what the mappings are

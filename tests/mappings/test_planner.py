@@ -313,3 +313,24 @@ def test_an_issue_out_of_reach_tells_each_ticket_once_per_place():
     assert not plan.ended and not plan.links
     again = plan_out_of_reach(replace(moved, team="ARCHIVE"), [ticket(1)], SETTINGS)
     assert again.actions[0].key != plan.actions[0].key
+
+
+def test_tickets_sharing_their_issues_get_the_same_status_field_each_in_a_dict_of_its_own():
+    jira = Issue(Ref("jira", "10001"), "PROJ-7", "https://x/PROJ-7", "Bug", StateCategory.STARTED, "In Progress", T0)
+    other = Issue(Ref("jira", "10002"), "PROJ-8", "https://x/PROJ-8", "Bug", StateCategory.UNSTARTED, "To Do", T0)
+    prev = issue(state=StateCategory.UNSTARTED, name="Todo")
+    moved = issue(state=StateCategory.STARTED, name="In Progress", at=T0 + timedelta(hours=1))
+    linked = [
+        LinkedTicket(ticket(1), (moved, jira)),
+        LinkedTicket(ticket(2), (moved, jira)),
+        LinkedTicket(ticket(3), (moved, other)),
+        LinkedTicket(ticket(4), (jira, moved)),
+    ]
+    plan = plan_issue_update(moved, prev, linked, SETTINGS)
+    fields = [a.write.fields for a in plan.actions]
+    # Each as planned for that ticket alone.
+    alone = [plan_issue_update(moved, prev, [lt], SETTINGS).actions[0].write.fields for lt in linked]
+    assert fields == alone
+    assert fields[0] == fields[1] == fields[3] == {"9001": "ENG-1: In Progress; PROJ-7: In Progress"}
+    assert fields[2] == {"9001": "ENG-1: In Progress; PROJ-8: To Do"}
+    assert len({id(f) for f in fields}) == 4  # no write shares its dict with another

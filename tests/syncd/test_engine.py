@@ -304,3 +304,40 @@ def test_links_fields_and_trackers_of_the_mapping_files_decide_what_tickets_are_
         )
         engine.poll("desk")
         assert store.links_for_ticket(Ref("desk", "2")) == []  # this tracker's keys are not looked for
+
+
+def test_the_collector_is_paused_for_a_page_and_runs_as_before_after_it():
+    import gc
+
+    from syncd.engine import collector_paused, paused_pages
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with collector_paused():
+            assert not gc.isenabled()
+            with collector_paused():  # a page of another thread, or nested work
+                assert not gc.isenabled()
+            assert not gc.isenabled()  # still inside the first
+        assert gc.isenabled()
+        with pytest.raises(ValueError), collector_paused():
+            raise ValueError("a failed page")
+        assert gc.isenabled()
+        gc.disable()  # switched off by whoever runs syncd: left off
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+        gc.enable()
+
+        def feed():
+            for n in range(3):
+                assert not gc.isenabled()  # each page read with the collector paused
+                yield n
+
+        seen = []
+        for page in paused_pages(feed()):
+            assert gc.isenabled()  # and running between pages
+            seen.append(page)
+        assert seen == [0, 1, 2]
+    finally:
+        (gc.enable if was else gc.disable)()

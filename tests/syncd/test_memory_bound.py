@@ -143,8 +143,7 @@ def sync(tmp_path: Path, n: int) -> Counted:
 @pytest.fixture
 def small_snapshot_cache(monkeypatch):
     """The decoded-snapshot cache bounded at a page's size (it is 2,048 records in syncd)."""
-    decode = store_module._snapshot.__wrapped__
-    monkeypatch.setattr(store_module, "_snapshot", functools.lru_cache(maxsize=PAGE)(decode))
+    monkeypatch.setattr(store_module, "_snapshot", store_module._Decoded(maxsize=PAGE))
     stamp = store_module._stamp.__wrapped__
     monkeypatch.setattr(store_module, "_stamp", functools.lru_cache(maxsize=PAGE)(stamp))
 

@@ -113,3 +113,67 @@ def test_the_page_rolls_back_as_one(store):
     assert store.list_outbox() == [] and store.list_quarantine() == []
     assert store.links_for_ticket(Ref("zendesk", "1")) == [] and store.get_cursor("zendesk") is None
     assert w.writes == {}  # nothing queued survives the failed page
+
+
+def _plans() -> list[Plan]:
+    """Plans as a tracker page makes them, with what commit_many must keep apart: a key given
+    twice, an empty plan, a link, and a write that is not a ticket update."""
+    link = Link(Ref("zendesk", "3"), Ref("linear", "u3"), "comment")
+    return [
+        Plan(
+            actions=[note("k1", 1), note("k2", 2)], events=[Event("issue_state", "u1 moved", None, Ref("linear", "u1"))]
+        ),
+        Plan(),
+        Plan(
+            actions=[note("k3", 1, "later"), note("k2", 2, "again")],
+            events=[Event("resolved", "#1", Ref("zendesk", "1"))],
+        ),
+        Plan(
+            links=[link],
+            actions=[IssueComment("c").action("k4", "linear", "u3", "issue:linear:u3"), note("k5", 3)],
+            events=[Event("linked", "#3 linked", link.ticket), Event("issue_state", "u3 moved")],
+        ),
+    ]
+
+
+def _committed(store: Store, many: bool) -> tuple:
+    seen: list[str] = []
+
+    def on_queued(action) -> None:  # as the engine's: a write that is not a ticket update may write an event
+        seen.append(action.key)
+        if not isinstance(action.write, TicketUpdate):
+            store.add_event(Event("delivered", f"{action.key} found already"))
+
+    with work(store, on_queued=on_queued) as w:
+        queued = w.commit_many(_plans()) if many else sum(w.commit(plan) for plan in _plans())
+        writes = {ref.id: a.key for ref, a in w.take_writes().items()}
+    outbox = [(r.key, r.group, r.payload) for r in store.list_outbox()]
+    events = [(e.kind, e.summary, e.ticket, e.issue) for e in store.events_since(0)]
+    links = [(r.ticket, r.issue, r.active) for r in store.all_links()]
+    return queued, seen, writes, outbox, events, links
+
+
+def test_commit_many_writes_what_committing_plan_by_plan_writes(tmp_path):
+    with Store(tmp_path / "one.db", clock=lambda: T0) as one, Store(tmp_path / "many.db", clock=lambda: T0) as many:
+        by_plan, together = _committed(one, many=False), _committed(many, many=True)
+    assert together == by_plan
+    queued, seen, writes, outbox, events, _ = together
+    assert queued == 5 and seen == ["k1", "k2", "k3", "k4", "k5"]
+    assert writes == {"1": "k3", "2": "k2", "3": "k5"}
+    assert [key for key, _, _ in outbox] == ["k1", "k2", "k3", "k4", "k5"]
+    # The callback's event comes after the events of the plans before its write's plan, and before its own.
+    assert [kind for kind, *_ in events] == ["issue_state", "resolved", "delivered", "linked", "issue_state"]
+
+
+def test_commit_many_runs_one_statement_per_kind_of_row(store):
+    ran: list[str] = []
+    run, run_many = store._run, store._run_many
+    store._run = lambda sql, params: ran.append(" ".join(sql.split()[:3:2])) or run(sql, params)
+    store._run_many = lambda sql, rows: ran.append(" ".join(sql.split()[:3:2])) or run_many(sql, rows)
+    plans = [Plan(actions=[note(f"k{n}", n)], events=[Event("issue_state", f"{n} moved")]) for n in range(50)]
+    with work(store) as w:
+        ran.clear()
+        assert w.commit_many(plans) == 50
+        assert w.commit_many([]) == 0
+    assert sorted(ran) == ["COMMIT", "INSERT events", "INSERT outbox", "SELECT FROM"], ran
+    assert len(store.events_since(0)) == 50

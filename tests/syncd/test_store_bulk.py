@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mappings.promises import new_promise, on_issue_resolved
-from syncd.records import Issue, PromiseState, Ref, Stage, StateCategory, Ticket
+from syncd.records import Event, Issue, PromiseState, Ref, Stage, StateCategory, Ticket
 from syncd.writes import Action, TicketUpdate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -168,3 +168,133 @@ def test_promises_for_issues_match_promises_for_issue(store):
         assert got == {ref: store.promises_for_issue(ref, active=active) for ref in got}
     assert store.promises_for_issues([ISSUE], active=False)[ISSUE] == [kept, store.get_promise(a1.id)]
     assert store.promises_for_issues([]) == {}
+
+
+def test_add_events_adds_what_add_event_adds_in_order(store):
+    first = store.add_event(Event("linked", "#1 linked", A, ISSUE, {"origin": "comment"}))
+    events = [
+        Event("issue_state", "ENG-u1 moved", None, ISSUE, {"from": "Todo", "to": "Done"}),
+        Event("resolved", "#2: every linked issue is closed", B, ISSUE, {"reopen": True}),
+        Event("quarantined", "a record", None, None, {}),
+    ]
+    store.add_events(events)
+    store.add_events([])
+    rows = store.events_since(0)
+    assert rows[0].id == first and [r.id for r in rows] == sorted(r.id for r in rows)
+    assert [(r.kind, r.summary, r.ticket, r.issue, r.detail) for r in rows[1:]] == [
+        (e.kind, e.summary, e.ticket, e.issue, e.detail) for e in events
+    ]
+    assert all(r.at == T0 for r in rows)
+    assert [r.kind for r in store.history(B)] == ["resolved"]
+    assert store.add_event(Event("linked", "after", A)) > rows[-1].id
+
+
+def test_snapshots_written_are_read_back_without_decoding(store, monkeypatch):
+    from syncd import store as store_module
+
+    cache = store_module._Decoded(maxsize=8)
+    monkeypatch.setattr(store_module, "_snapshot", cache)
+    decoded: list[str] = []
+    decode = store_module._decode_snapshot
+    monkeypatch.setattr(store_module, "_decode_snapshot", lambda data: decoded.append(data) or decode(data))
+    written = [ticket(A, "one"), ticket(B, "two"), issue(ISSUE, "an issue")]
+    store.put_snapshots(written)
+    store.put_snapshot(ticket(C, "three"))
+    got = store.get_snapshots([A, B, C, ISSUE])
+    assert decoded == []  # the records written, primed by their text
+    assert got == {A: written[0], B: written[1], C: ticket(C, "three"), ISSUE: written[2]}
+    assert got[A] is written[0]
+    # A newer stored snapshot kept instead of the one given is another text: read, it is decoded.
+    store.put_snapshot(ticket(A, "newer", T0 + timedelta(minutes=5)))
+    store.put_snapshots([ticket(A, "older")])
+    assert store.get_snapshot(A).subject == "newer" and decoded == []
+    cache.cache_clear()
+    assert store.get_snapshot(A).subject == "newer" and len(decoded) == 1
+    assert store.get_snapshot(A).subject == "newer" and len(decoded) == 1  # once per text
+
+
+def test_the_decoded_snapshot_cache_is_bounded_and_primes_only_records_that_round_trip():
+    from syncd import store as store_module
+    from syncd.store import _Decoded, _json
+
+    cache = _Decoded(maxsize=3)
+    records = [ticket(Ref("zendesk", str(n)), f"s{n}") for n in range(5)]
+    for record in records:
+        cache.prime(_json(record), record)
+    assert len(cache) == 3  # the least recently used went first
+    assert cache(_json(records[4])) is records[4]
+    assert cache(_json(records[0])) == records[0] and cache(_json(records[0])) is not records[0]
+    # A time in another zone (or none) would come back as UTC: such a record is decoded when read.
+    elsewhere = ticket(Ref("zendesk", "9"), "s9", T0.astimezone(timezone(timedelta(hours=2))))
+    cache.cache_clear()
+    cache.prime(_json(elsewhere), elsewhere)
+    assert len(cache) == 0
+    back = cache(_json(elsewhere))
+    assert back == elsewhere and back.updated_at.tzinfo is timezone.utc
+    assert store_module._snapshot.maxsize == 2048
+
+
+def _link_queries(store) -> list[str]:
+    """The link reads the store runs from now on (a list that grows)."""
+    ran: list[str] = []
+    run = store._run
+
+    def counted(sql, params):
+        if "FROM json_each(?) AS j JOIN links" in sql:
+            ran.append(sql)
+        return run(sql, params)
+
+    store._run = counted
+    return ran
+
+
+def test_a_transaction_reads_a_ticket_s_links_once_until_one_is_added_or_ended(store):
+    from syncd.records import Link
+
+    store.add_link(Link(A, ISSUE, "comment"))
+    store.add_link(Link(A, ISSUE2, "comment"))
+    store.add_link(Link(B, ISSUE, "tag"))
+    store.end_link(A, ISSUE2, "unlinked by hand")
+    outside = store.links_for_tickets([A, B, C])
+    ran = _link_queries(store)
+    with store.transaction():
+        every = store.links_for_tickets([A, B, C], active=False)
+        assert [r.issue for r in every[A]] == [ISSUE, ISSUE2] and every[C] == []
+        assert len(ran) == 1
+        assert store.links_for_tickets([A, B, C]) == outside  # the active ones, from that read
+        assert store.links_for_tickets([B, A], active=False) == {B: every[B], A: every[A]}
+        assert len(ran) == 1
+        got = store.links_for_tickets([A])
+        got[A].append("not a link")  # a caller's list is its own
+        assert store.links_for_tickets([A]) == {A: outside[A]} and len(ran) == 1
+        store.add_link(Link(C, ISSUE2, "comment"))  # a link added: read again
+        assert [r.issue for r in store.links_for_tickets([C])[C]] == [ISSUE2] and len(ran) == 2
+        assert (
+            store.links_for_tickets([A, C]) == {A: outside[A], C: store.links_for_ticket(C)} and len(ran) == 3
+        )  # only A is asked for (all was forgotten)
+        store.end_link(A, ISSUE, "unlinked by hand")  # a link ended: read again
+        assert store.links_for_tickets([A]) == {A: []} and len(ran) == 4
+        # Read active only, then all: the ended ones were not read, so they are asked for.
+        assert [r.active for r in store.links_for_tickets([A], active=False)[A]] == [False, False] and len(ran) == 5
+    store.links_for_tickets([A])
+    store.links_for_tickets([A])
+    assert len(ran) == 7  # outside a transaction every read asks the store
+    with store.transaction():
+        assert (
+            store.links_for_tickets([A, B]) == {A: [], B: outside[B]} and len(ran) == 8
+        )  # a new transaction reads anew
+
+
+def test_a_rolled_back_transaction_leaves_no_links_read_behind(store):
+    from syncd.records import Link
+
+    store.add_link(Link(A, ISSUE, "comment"))
+    ran = _link_queries(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.links_for_tickets([A])
+        raise RuntimeError("the page failed")
+    with store.transaction():
+        store.end_link(A, ISSUE, "gone")  # forgets, as any change does
+    with store.transaction():
+        assert store.links_for_tickets([A]) == {A: []}
+    assert len(ran) == 2
