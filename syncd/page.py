@@ -125,8 +125,8 @@ class PageWork:
         return queued
 
     def commit_many(self, plans: Sequence[Plan]) -> int:
-        """:meth:`commit` of many plans (a tracker page's issue updates), with one query for
-        their actions' known keys, one statement for the new actions and one for the events;
+        """:meth:`commit` of many plans (a tracker page's issue updates), with one statement for
+        the new actions (:meth:`Store.enqueue_many`) and one for the events;
         returns the actions queued. The same rows as committing plan by plan: links and ended
         links first, actions and events each in the plans' order, a key given twice queued
         once; the queued callback sees each new action in order, and one for a write that is
