@@ -8,23 +8,7 @@ not return).
 
 from __future__ import annotations
 
-import pytest
-
-from connectors.jira.fake import JiraFake
-from syncd.sandbox.server import Sandbox
-from tests.connectors.jira.test_jira_fake import Clock, connect
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake(clock):
-    service = JiraFake(user_time_zone="America/New_York", clock=clock)
-    with Sandbox([service]):
-        yield service
+from tests.connectors.jira.test_jira_fake import connect
 
 
 def remarks_of(conn, cursor):

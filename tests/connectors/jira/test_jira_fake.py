@@ -38,18 +38,6 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake(clock):
-    service = JiraFake(user_time_zone="America/New_York", clock=clock)
-    with Sandbox([service]):
-        yield service
-
-
 def connect(fake: JiraFake, clock: Clock, **overrides) -> JiraConnector:
     options = dict(
         url=fake.base_url,

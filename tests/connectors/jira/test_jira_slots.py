@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from pydantic import SecretStr
 
 from connectors.base import SlotRecord
 from connectors.jira.connector import JiraConfig, JiraConnector
 from connectors.jira.fake import JiraFake
-from syncd.sandbox.server import Sandbox
 from tests.connectors.jira.test_jira_fake import Clock
 
 KEY = "0123456789abcdef0123"
 LOOK = "GET /rest/api/3/issue/{issueIdOrKey}/comment"
 POST = "POST /rest/api/3/issue/{issueIdOrKey}/comment"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake(clock):
-    service = JiraFake(user_time_zone="America/New_York", clock=clock)
-    with Sandbox([service]):
-        yield service
 
 
 def connect(fake: JiraFake, clock: Clock, kept_slots: tuple[str, ...] = ("demand",)) -> JiraConnector:
