@@ -89,6 +89,10 @@ DELIVERY_ROUNDS = 3
 _paused = 0  # pages in progress (threads) with the cyclic garbage collector paused
 _paused_lock = threading.Lock()
 _resume = False  # whether the collector was on when the first of them paused it
+# While pages of several threads overlap the collector may stay paused past any one page:
+# a page that ends with more than this many objects allocated and not freed since the last
+# collection runs one itself, so that cyclic garbage cannot grow without bound.
+PAUSED_ALLOCATIONS_MAX = 1_000_000
 
 
 @contextmanager
@@ -113,6 +117,9 @@ def collector_paused() -> Iterator[None]:
             _paused -= 1
             if _paused == 0 and _resume:
                 gc.enable()
+            collect = _paused > 0 and _resume and gc.get_count()[0] > PAUSED_ALLOCATIONS_MAX
+        if collect:
+            gc.collect()
 
 
 def paused_pages(pages: Iterable[Page]) -> Iterator[Page]:

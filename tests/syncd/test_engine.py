@@ -341,3 +341,32 @@ def test_the_collector_is_paused_for_a_page_and_runs_as_before_after_it():
         assert seen == [0, 1, 2]
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_pages_of_threads_that_overlap_still_collect_when_much_is_left_allocated(monkeypatch):
+    """Pages of several threads may keep the collector paused past each one: a page that
+    ends with more objects left allocated than PAUSED_ALLOCATIONS_MAX runs a collection."""
+    import gc
+
+    import syncd.engine as engine_module
+    from syncd.engine import collector_paused
+
+    monkeypatch.setattr(engine_module, "PAUSED_ALLOCATIONS_MAX", 1000)
+    collected: list[int] = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or real_collect(*a))
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        real_collect()
+        with collector_paused():  # another thread's page, still going
+            with collector_paused():
+                kept = [[n] for n in range(100)]  # a page that leaves little behind
+            assert collected == [] and not gc.isenabled()
+            with collector_paused():
+                kept = [[n] for n in range(5000)]  # and one that leaves much
+            assert collected == [1] and not gc.isenabled()  # collected, still paused for the other
+        assert gc.isenabled()
+        assert len(kept) == 5000
+    finally:
+        (gc.enable if was else gc.disable)()
