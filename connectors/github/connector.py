@@ -565,7 +565,9 @@ class GitHubConnector(Tracker):
                 if listed is None:
                     # Unchanged since the answer whose ETag this was: its issues with no comment still
                     # have none (a comment changes the listing), as if this process had read them.
-                    self._no_comments.update(f"{repo}#{n}".lower() for n in entry.get("quiet") or ())
+                    quiet = entry.get("quiet")  # a damaged list is read as none: those issues look first
+                    numbers = quiet if isinstance(quiet, list) else []
+                    self._no_comments.update(f"{repo}#{n}".lower() for n in numbers if type(n) is int)
                     break
                 response, items = listed
                 records, rejected, times = self._normalise_page(items, public, emitted)

@@ -368,7 +368,8 @@ class JiraConnector(Tracker):
             self._time_zone = state["tz"]
         if self.kept_slots and not self._quiet_loaded:
             self._quiet_loaded = True  # from then on this process's own reads are the later word
-            for ident in state.get("quiet") or ():
+            quiet = state.get("quiet")  # a damaged list is read as none: those issues look first
+            for ident in quiet if isinstance(quiet, list) else ():
                 if isinstance(ident, str) and ident.isdigit():
                     self._quiet.setdefault(ident, None)
         tz = self.user_time_zone()

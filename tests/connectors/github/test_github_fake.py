@@ -491,3 +491,18 @@ def test_comments_present_asks_nothing_outside_the_followed_repositories(fake):
     c = connector(fake, repos=("acme/web",))
     answer = c.comments_present({str(comment.id): f"acme/sdk#{issue.number}"}, {})
     assert (answer.present, answer.gone, answer.requests) == (set(), set(), 0)
+
+
+@pytest.mark.parametrize("damaged", [5, "12", [None, "x", 1.5], {"n": 1}])
+def test_a_damaged_quiet_list_in_the_cursor_is_read_as_none(fake, damaged):
+    """A cursor whose list of issues with no comment is damaged vouches for none: the
+    issue's first comment looks first, and the poll goes on."""
+    bare = fake.create_issue("acme/web", "bare")
+    cursor = json.loads([p.cursor for p in connector(fake, repos=("acme/web",)).poll(None)][-1])
+    cursor["repos"]["acme/web"]["quiet"] = damaged
+    fake.reset_counts()
+    c = connector(fake, repos=("acme/web",))
+    (idle,) = list(c.poll(json.dumps(cursor)))
+    assert idle.records == []
+    c.attach_ticket(f"acme/web#{bare.number}", "https://acme.zendesk.com/agent/tickets/1", "One", "", "1" * 20)
+    assert fake.counts["GET /repos/{owner}/{repo}/issues/{number}/comments"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pydantic import SecretStr
 
 from connectors.base import SlotRecord
@@ -101,3 +102,22 @@ def test_without_kept_slots_the_search_and_the_cursor_are_as_before(fake, clock)
     cursor = cursor_after(conn, None)
     assert "quiet" not in json.loads(cursor)
     assert "comment" not in searches[-1]["fields"]
+
+
+@pytest.mark.parametrize("damaged", [5, "10001", [None, 1, "x"], {"id": "10001"}])
+def test_a_damaged_quiet_list_in_the_cursor_is_read_as_none(fake, clock, damaged):
+    """A cursor whose quiet list is damaged vouches for no issue: its first demand comment
+    looks first, and the poll goes on."""
+    bare = fake.create_issue("ENG", "Export fails")
+    clock.advance(minutes=1)
+    cursor = cursor_after(connect(fake, clock), None)
+    for _ in range(2):  # past the settled window: the search no longer reads the issue
+        clock.advance(minutes=10)
+        cursor = cursor_after(connect(fake, clock), cursor)
+    state = json.loads(cursor)
+    state["quiet"] = damaged
+    conn = connect(fake, clock)
+    fake.reset_counts()
+    list(conn.poll(json.dumps(state)))
+    conn.upsert_comment(bare.id, "2 tickets", KEY, "demand", known=SlotRecord(written=False))
+    assert fake.counts.get(LOOK) == 1

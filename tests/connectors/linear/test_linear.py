@@ -661,3 +661,12 @@ def test_comments_present_an_archived_comment_is_deleted_unless_its_issue_is_arc
     answer = make().comments_present({"c1": "i1", "c2": "i1", "c3": "i2", "c4": "i2"}, {})
     assert (answer.present, answer.gone, answer.requests) == ({"c1", "c3"}, {"c2", "c4"}, 1)
     assert api.variables("SyncdCommentsPresent")[0]["filter"] == {"id": {"in": ["c1", "c2", "c3", "c4"]}}
+
+
+@pytest.mark.parametrize("damaged", [5, [["id-only"]], [[1, "2025-02-01T00:00:00Z"]], [["a", "not a time"]]])
+def test_a_damaged_seen_list_in_the_cursor_is_one_line_naming_the_cursor(damaged):
+    text = json.dumps({"since": "2025-02-01T00:00:00Z", "seen": damaged})
+    with pytest.raises(ConfigError) as caught:
+        FeedCursor.load(text, "linear")
+    (line,) = caught.value.problems
+    assert "connector linear: stored cursor" in line and "reset this connector's cursor" in line
